@@ -1,0 +1,40 @@
+# Smileloop — the two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_CUSTOMERS ?= 5000
+
+.PHONY: demo test install install-dev chromium test-sqlite test-postgres lint serve
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+
+# Debian's Chromium for the browser test (never a downloaded browser build).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+
+demo: install
+	mkdir -p var
+	$(BIN)/smileloop migrate --noinput
+	$(BIN)/smileloop demo --customers $(DEMO_CUSTOMERS)
+	$(BIN)/smileloop compilemessages --ignore=.venv >/dev/null 2>&1 || true
+	$(BIN)/smileloop runserver $(HOST):$(PORT)
+
+test: install-dev chromium
+	bash scripts/test.sh
+
+lint: install-dev
+	$(BIN)/ruff check src config tests
+	$(BIN)/lint-imports

@@ -1,0 +1,60 @@
+"""The only place that reads the environment. Strict: a bad value stops start-up with a clear message."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class EnvError(RuntimeError):
+    pass
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise EnvError(f"Environment variable {name} is required")
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise EnvError(f"Environment variable {name}={raw!r} is not a boolean (use true/false)")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def database_config(url: str) -> dict:
+    """Parse a postgres:// or sqlite:/// URL into Django's DATABASES entry."""
+    if not (url.startswith("postgres://") or url.startswith("postgresql://") or url.startswith("sqlite:")):
+        raise EnvError(f"DATABASE_URL must start with postgres:// or sqlite:/// (got {url.split(':')[0]}:)")
+    config = dj_database_url.parse(url, conn_max_age=60 if url.startswith("postgres") else 0)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        name = config["NAME"]
+        if name and name != ":memory:" and not os.path.isabs(name):
+            config["NAME"] = str(BASE_DIR / name)
+        config["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        }
+        config["CONN_MAX_AGE"] = 0
+    return config
+
+
+DEFAULT_SQLITE_URL = f"sqlite:///{BASE_DIR / 'var' / 'smileloop.sqlite3'}"

@@ -1,0 +1,15 @@
+"""Test settings: SQLite by default; TEST_DATABASE_URL switches the suite to PostgreSQL."""
+
+import os
+
+from config.env import database_config
+
+from .base import *  # noqa: F403
+
+_url = os.environ.get("TEST_DATABASE_URL")
+DATABASES = {"default": database_config(_url) if _url else database_config("sqlite:///:memory:")}
+if _url and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_smileloop")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LANGUAGE_CODE = "en"
+DEBUG = False

@@ -1,0 +1,75 @@
+"""The chain, its clinics and its staff (a login user plus a role and assigned clinics)."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.clinics.enums import Role
+from smileloop.core.models import TimeStampedModel
+
+
+class Chain(TimeStampedModel):
+    name = models.CharField(_("name"), max_length=100)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="Asia/Shanghai")
+
+    def __str__(self):
+        return self.name
+
+
+class Clinic(TimeStampedModel):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="clinics")
+    code = models.CharField(_("code"), max_length=32)
+    name = models.CharField(_("name"), max_length=100)
+    city = models.CharField(_("city"), max_length=50)
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    latitude = models.DecimalField(_("latitude"), max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
+    opening_hours = models.JSONField(
+        _("opening hours"), default=dict, blank=True,
+        help_text='Weekday → ["09:00", "18:00"], e.g. {"mon": ["09:00", "18:00"]}',
+    )
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["chain", "code"], name="clinic_unique_code")]
+
+    def __str__(self):
+        return self.name
+
+
+class Staff(TimeStampedModel):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="staff")
+    name = models.CharField(_("name"), max_length=50)
+    role = models.CharField(_("role"), max_length=32, choices=Role.choices)
+    clinics = models.ManyToManyField(Clinic, related_name="staff", blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name_plural = "staff"
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_role_display()})"
+
+
+class ApiToken(TimeStampedModel):
+    """A bearer token for a practice-management system or POS. Only the SHA-256 of the key is stored."""
+
+    staff = models.ForeignKey(Staff, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.staff})"

@@ -1,0 +1,66 @@
+"""Typed errors with stable codes. Views and the API turn them into 4xx responses."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+    value: str | None = None
+
+    def as_dict(self) -> dict:
+        data = {"field": self.field, "message": str(self.message)}
+        if self.value is not None:
+            data["value"] = self.value
+        return data
+
+
+class DomainError(Exception):
+    """Base of every business-rule error; `code` is stable and machine-readable."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = str(message)
+        if code:
+            self.code = code
+        self.field = field
+
+    def as_dict(self) -> dict:
+        data = {"code": self.code, "message": self.message}
+        if self.field:
+            data["errors"] = [{"field": self.field, "message": self.message}]
+        return data
+
+
+@dataclass
+class ValidationFailed(DomainError):
+    """Input was wrong in one or more fields; nothing was written."""
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    def __post_init__(self):
+        message = "; ".join(f"{e.field}: {e.message}" for e in self.errors) or "invalid input"
+        DomainError.__init__(self, message, code="invalid")
+        self.status = 422
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "errors": [e.as_dict() for e in self.errors]}
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class PermissionDenied(DomainError):
+    code = "forbidden"
+    status = 403

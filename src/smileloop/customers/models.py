@@ -1,0 +1,168 @@
+"""One patient pool: Customer (lead or patient), identities, households, consents, timeline, merges."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.models import TimeStampedModel
+from smileloop.customers.enums import (
+    Channel,
+    ConsentPurpose,
+    Gender,
+    IdentityKind,
+    InteractionKind,
+    Relation,
+    Stage,
+)
+
+
+class Customer(TimeStampedModel):
+    """One person. A merged record stays as a tombstone pointing at its survivor (`merged_into`)."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="customers")
+    name = models.CharField(_("name"), max_length=50)
+    mobile = models.CharField(_("mobile"), max_length=20, null=True, blank=True)  # E.164
+    mobile_tail = models.CharField(max_length=4, blank=True, default="")
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, default=Gender.UNKNOWN)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    community = models.CharField(_("community"), max_length=100, blank=True)
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    home_clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="customers", verbose_name=_("home clinic"))
+    consultant = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="customers", verbose_name=_("consultant"))
+    stage = models.CharField(_("stage"), max_length=16, choices=Stage.choices, default=Stage.LEAD)
+    notes = models.TextField(_("notes"), blank=True)
+
+    first_touch_channel = models.CharField(_("source"), max_length=32, choices=Channel.choices, blank=True)
+    first_touch_campaign = models.CharField(max_length=100, blank=True)
+    first_touch_staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_touch_at = models.DateTimeField(null=True, blank=True)
+    last_touch_channel = models.CharField(max_length=32, choices=Channel.choices, blank=True)
+    last_touch_campaign = models.CharField(max_length=100, blank=True)
+    last_touch_staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_touch_at = models.DateTimeField(null=True, blank=True)
+
+    # Maintained by the visits services (set-based updates), so lists and segments need no joins.
+    first_visit_at = models.DateTimeField(null=True, blank=True)
+    last_visit_at = models.DateTimeField(null=True, blank=True)
+    visit_count = models.PositiveIntegerField(default=0)
+    lifetime_spend_fen = models.BigIntegerField(default=0)
+
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["chain", "mobile_tail"], name="customer_mobile_tail"),
+            models.Index(fields=["chain", "name"], name="customer_name"),
+            models.Index(fields=["home_clinic", "stage"], name="customer_clinic_stage"),
+            models.Index(fields=["chain", "first_touch_channel"], name="customer_source"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "mobile"], condition=Q(mobile__isnull=False, merged_into__isnull=True),
+                                    name="customer_unique_mobile"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_merged(self) -> bool:
+        return self.merged_into_id is not None
+
+
+class CustomerSearchKey(models.Model):
+    """Pinyin keys for search: initials ('zs') and full pinyin ('zhangsan'), one row per reading."""
+
+    INITIALS = "i"
+    FULL = "p"
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="search_keys")
+    chain_id = models.BigIntegerField()
+    kind = models.CharField(max_length=1)
+    value = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["chain_id", "kind", "value"], name="search_key_lookup")]
+
+
+class Identity(TimeStampedModel):
+    """One external identity of a person; (chain, kind, external_id) is unique: one identity, one person."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(_("kind"), max_length=32, choices=IdentityKind.choices)
+    external_id = models.CharField(_("external id"), max_length=128)
+    app_id = models.CharField(max_length=64, blank=True)  # the WeChat/WeCom app the openid belongs to
+    source = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "kind", "external_id"], name="identity_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind}:{self.external_id}"
+
+
+class Household(TimeStampedModel):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    head = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="headed_households")
+
+    def __str__(self):
+        return self.name or f"Household {self.pk}"
+
+
+class HouseholdMember(TimeStampedModel):
+    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="members")
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="household_membership")
+    relation = models.CharField(_("relation"), max_length=16, choices=Relation.choices)
+
+
+class Consent(models.Model):
+    """Append-only consent history; the latest row per purpose is the current state."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=64)  # form, api, import, wechat, paper …
+    evidence = models.CharField(max_length=255, blank=True)
+    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["customer", "purpose", "-recorded_at"], name="consent_current")]
+
+
+class Interaction(models.Model):
+    """The timeline: every call, chat, SMS, visit, note, form, import and merge, with text and author."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions")
+    kind = models.CharField(max_length=16, choices=InteractionKind.choices)
+    text = models.TextField(blank=True)
+    author = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    occurred_at = models.DateTimeField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-occurred_at"], name="interaction_timeline")]
+
+
+class CustomerMerge(models.Model):
+    """Audit record of a merge: what moved from `merged` onto `survivor`, who did it and why."""
+
+    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_absorbed")
+    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_into")
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=255, blank=True)
+    moved = models.JSONField(default=dict)
+    merged_snapshot = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,196 @@
+"""Pure parsers for what real exports and forms contain: phones, dates, genders, channels, pinyin.
+
+Each raises ValueError with a message a front-desk user understands; callers attach field and row.
+"""
+
+import datetime as dt
+import re
+import unicodedata
+from itertools import product
+
+import phonenumbers
+from pypinyin import Style, lazy_pinyin, pinyin
+
+from smileloop.customers.enums import Channel, Gender
+
+_PHONE_JUNK = re.compile(r"[\s\-–—()（）.·]")
+
+
+def to_halfwidth(value: str) -> str:
+    return unicodedata.normalize("NFKC", value)
+
+
+def phone_normalize(raw, region: str = "CN") -> str:
+    """'138 0013 8000', '+86-138…', '0086138…', '１３８…', '13800138000.0' → '+8613800138000'."""
+    if raw is None:
+        raise ValueError("phone is empty")
+    text = to_halfwidth(str(raw)).strip()
+    if text.endswith(".0"):
+        text = text[:-2]
+    text = _PHONE_JUNK.sub("", text)
+    if not text:
+        raise ValueError("phone is empty")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not re.fullmatch(r"\+?\d{5,15}", text):
+        raise ValueError("is not a phone number")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a phone number")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_mask(e164: str | None) -> str:
+    """+8613800138000 → 138****8000 (national form, middle four hidden)."""
+    if not e164:
+        return ""
+    national = e164[3:] if e164.startswith("+86") else e164.lstrip("+")
+    if len(national) < 8:
+        return national[:2] + "****"
+    return f"{national[:3]}****{national[-4:]}"
+
+
+def phone_display(e164: str | None) -> str:
+    if not e164:
+        return ""
+    return e164[3:] if e164.startswith("+86") else e164
+
+
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_DATE_PATTERNS = [
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T].*)?$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+]
+
+
+def date_parse(raw) -> dt.date:
+    """1990-01-05, 1990/1/5, 1990年1月5日, 19900105, Excel serial 32878, or a date object."""
+    if isinstance(raw, dt.datetime):
+        return raw.date()
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return _excel_serial(raw)
+    text = to_halfwidth(str(raw)).strip()
+    if not text:
+        raise ValueError("date is empty")
+    for pattern in _DATE_PATTERNS:
+        match = pattern.match(text)
+        if match:
+            year, month, day = (int(g) for g in match.groups())
+            try:
+                return dt.date(year, month, day)
+            except ValueError:
+                raise ValueError("is not a real calendar date")
+    if re.fullmatch(r"\d{4,5}(\.0+)?", text):
+        return _excel_serial(float(text))
+    raise ValueError("is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)")
+
+
+def _excel_serial(value: float) -> dt.date:
+    if not 1 <= value <= 2958465 or value != int(value):
+        raise ValueError("is not a valid Excel date number")
+    return _EXCEL_EPOCH + dt.timedelta(days=int(value))
+
+
+def birthday_parse(raw, today: dt.date | None = None) -> dt.date:
+    value = date_parse(raw)
+    today = today or dt.date.today()
+    if value > today:
+        raise ValueError("is in the future")
+    if value.year < 1900:
+        raise ValueError("is before 1900")
+    return value
+
+
+_GENDERS = {
+    "男": Gender.MALE, "m": Gender.MALE, "male": Gender.MALE, "man": Gender.MALE, "1": Gender.MALE,
+    "女": Gender.FEMALE, "f": Gender.FEMALE, "female": Gender.FEMALE, "woman": Gender.FEMALE, "2": Gender.FEMALE,
+    "未知": Gender.UNKNOWN, "u": Gender.UNKNOWN, "unknown": Gender.UNKNOWN, "0": Gender.UNKNOWN, "": Gender.UNKNOWN,
+}
+
+
+def gender_parse(raw) -> str:
+    text = to_halfwidth(str(raw or "")).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text in _GENDERS:
+        return _GENDERS[text]
+    raise ValueError("is not a gender (use 男/女, M/F or male/female)")
+
+
+_CHANNEL_ALIASES = {
+    "微信": Channel.WECHAT_OA, "公众号": Channel.WECHAT_OA, "微信公众号": Channel.WECHAT_OA,
+    "企业微信": Channel.WECOM, "企微": Channel.WECOM, "抖音": Channel.DOUYIN, "百度": Channel.BAIDU,
+    "官网": Channel.WEBSITE, "网站": Channel.WEBSITE, "小程序": Channel.MINI_PROGRAM,
+    "美团": Channel.MEITUAN, "大众点评": Channel.MEITUAN, "点评": Channel.MEITUAN,
+    "电话": Channel.PHONE_CALL, "来电": Channel.PHONE_CALL, "短信": Channel.SMS,
+    "社区活动": Channel.COMMUNITY_EVENT, "社区": Channel.COMMUNITY_EVENT, "活动": Channel.COMMUNITY_EVENT,
+    "转介绍": Channel.REFERRAL, "老带新": Channel.REFERRAL, "介绍": Channel.REFERRAL,
+    "自然到店": Channel.WALK_IN, "到店": Channel.WALK_IN, "路过": Channel.WALK_IN,
+    "导入": Channel.IMPORT, "其他": Channel.OTHER, "其它": Channel.OTHER,
+}
+
+
+def channel_parse(raw) -> str:
+    """A channel code or a Chinese/English label → Channel value; unknown labels are an error."""
+    text = to_halfwidth(str(raw or "")).strip()
+    if not text:
+        raise ValueError("channel is empty")
+    lowered = text.lower().replace(" ", "_").replace("-", "_")
+    if lowered in Channel.values:
+        return lowered
+    for value, label in Channel.choices:
+        if str(label).lower() == text.lower():
+            return value
+    if text in _CHANNEL_ALIASES:
+        return _CHANNEL_ALIASES[text]
+    raise ValueError(f"is not a known channel ({', '.join(Channel.values)} or 微信/抖音/转介绍/…)")
+
+
+_MAX_VARIANTS = 8
+
+
+def pinyin_keys(name: str) -> tuple[list[str], list[str]]:
+    """Search keys for a name: (initials variants, full-pinyin variants), lower-case ASCII.
+
+    The surname takes every reading (曾 zeng/ceng, 单 shan/dan/chan, 解 xie/jie), because the
+    contextual default is wrong for surnames; the given name uses the phrase-aware default reading.
+    """
+    name = to_halfwidth(name or "").strip()
+    if not name:
+        return [], []
+    first, rest = name[0], name[1:]
+    first_readings = [r for r in pinyin(first, style=Style.NORMAL, heteronym=True)[0] if r.isascii()]
+    if not first_readings or not first_readings[0].isalpha():
+        first_readings = [first.lower()] if first.isascii() else [first]
+    rest_syllables = [s.lower() for s in lazy_pinyin(rest, errors=lambda chars: list(chars))]
+    rest_syllables = [s for s in rest_syllables if s.strip() and s.isascii() and s.isalnum()]
+    if name.isascii():
+        words = re.findall(r"[a-z0-9]+", name.lower())
+        return ["".join(w[0] for w in words)] if words else [], ["".join(words)] if words else []
+    initials, full = [], []
+    for reading in first_readings[:_MAX_VARIANTS]:
+        syllables = [reading.lower(), *rest_syllables]
+        ini = "".join(s[0] for s in syllables if s)
+        ful = "".join(syllables)
+        if ini and ini not in initials:
+            initials.append(ini)
+        if ful and ful not in full:
+            full.append(ful)
+    return initials, full
+
+
+def prefix_upper_bound(prefix: str) -> str:
+    """The smallest string greater than every string starting with `prefix` (for index range scans)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+__all__ = [
+    "phone_normalize", "phone_mask", "phone_display", "date_parse", "birthday_parse", "gender_parse",
+    "channel_parse", "pinyin_keys", "prefix_upper_bound", "to_halfwidth", "product",
+]

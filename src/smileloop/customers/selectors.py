@@ -1,0 +1,153 @@
+"""Reads over the patient pool. Every function takes the staff member's Scope first."""
+
+import re
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from smileloop.core.errors import NotFound
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity
+from smileloop.customers.normalize import phone_normalize, prefix_upper_bound, to_halfwidth
+
+
+def customer_queryset(scope: Scope) -> QuerySet[Customer]:
+    """Live (not merged) customers this scope may see: its clinics' patients, or the ones it owns."""
+    qs = Customer.objects.filter(chain_id=scope.chain_id, merged_into__isnull=True)
+    if scope.clinic_ids is not None:
+        qs = qs.filter(Q(home_clinic_id__in=scope.clinic_ids) | Q(consultant_id=scope.staff_id))
+    return qs
+
+
+def customer_get(scope: Scope, customer_id) -> Customer:
+    """Raises NotFound for ids outside the scope, so other clinics' patients are indistinguishable from none."""
+    try:
+        customer_id = int(customer_id)
+    except (TypeError, ValueError):
+        raise NotFound("Customer not found")
+    customer = (
+        customer_queryset(scope)
+        .select_related("home_clinic", "consultant", "first_touch_staff", "last_touch_staff")
+        .filter(pk=customer_id)
+        .first()
+    )
+    if customer is None:
+        raise NotFound("Customer not found")
+    return customer
+
+
+_DIGITS = re.compile(r"^\+?\d+$")
+_ASCII_WORD = re.compile(r"^[a-z]+$")
+
+
+def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str) -> QuerySet[Customer]:
+    """Search by phone (full or last 4 digits), name prefix, pinyin initials or full pinyin.
+
+    Every branch is an index range scan: no LIKE '%…%' over a million rows.
+    """
+    text = to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")
+    if not text:
+        return qs
+    if _DIGITS.match(text):
+        if len(text) == 4:
+            return qs.filter(mobile_tail=text)
+        if len(text) >= 7:
+            try:
+                return qs.filter(mobile=phone_normalize(text))
+            except ValueError:
+                pass
+        digits = text.lstrip("+")
+        prefix = "+86" + digits if not text.startswith("+") else text
+        return qs.filter(mobile__gte=prefix, mobile__lt=prefix_upper_bound(prefix))
+    lowered = text.lower()
+    if _ASCII_WORD.match(lowered):
+        kind = CustomerSearchKey.INITIALS if len(lowered) <= 4 else CustomerSearchKey.FULL
+        keys = CustomerSearchKey.objects.filter(chain_id=chain_id, value__gte=lowered,
+                                                value__lt=prefix_upper_bound(lowered))
+        if kind == CustomerSearchKey.FULL:
+            keys = keys.filter(kind=kind)
+        else:
+            keys = keys.filter(kind__in=[CustomerSearchKey.INITIALS, CustomerSearchKey.FULL])
+        return qs.filter(Exists(keys.filter(customer_id=OuterRef("pk"))))
+    return qs.filter(chain_id=chain_id, name__gte=text, name__lt=prefix_upper_bound(text))
+
+
+def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, stage: str = "",
+                  source: str = "", has_mobile: bool | None = None) -> QuerySet[Customer]:
+    qs = customer_queryset(scope)
+    qs = customer_search(qs, chain_id=scope.chain_id, q=q)
+    if clinic_id:
+        qs = qs.filter(home_clinic_id=clinic_id)
+    if stage:
+        qs = qs.filter(stage=stage)
+    if source:
+        qs = qs.filter(first_touch_channel=source)
+    if has_mobile is not None:
+        qs = qs.filter(mobile__isnull=not has_mobile)
+    return qs.select_related("home_clinic", "consultant").order_by("-id")
+
+
+def customer_match(*, chain_id: int, mobile: str | None, identities: list[tuple[str, str]] = ()) -> dict:
+    """Existing people that the given phone and identities name: {"mobile": Customer|None, "identities": {...}}."""
+    by_mobile = None
+    if mobile:
+        by_mobile = Customer.objects.filter(chain_id=chain_id, mobile=mobile, merged_into__isnull=True).first()
+        if by_mobile is None:
+            ident = Identity.objects.filter(chain_id=chain_id, kind="phone", external_id=mobile).select_related(
+                "customer").first()
+            by_mobile = ident.customer if ident else None
+    by_identity = {}
+    for kind, external_id in identities:
+        ident = Identity.objects.filter(chain_id=chain_id, kind=kind, external_id=external_id).select_related(
+            "customer").first()
+        if ident:
+            by_identity[(kind, external_id)] = ident.customer
+    return {"mobile": by_mobile, "identities": by_identity}
+
+
+def consent_current(customer: Customer) -> dict[str, Consent]:
+    """Latest consent row per purpose."""
+    current: dict[str, Consent] = {}
+    for consent in customer.consents.select_related("recorded_by").order_by("-recorded_at", "-id"):
+        current.setdefault(consent.purpose, consent)
+    return current
+
+
+@dataclass
+class MergeCandidate:
+    reason: str
+    customers: list[Customer]
+
+
+def merge_candidates_list(scope: Scope, *, limit: int = 100) -> list[MergeCandidate]:
+    """Likely duplicates: same name + birthday, same name + phone tail, or a phone identity equal to
+    another record's mobile. Grouped in SQL; only the groups are loaded."""
+    base = customer_queryset(scope)
+    candidates: list[MergeCandidate] = []
+    groups = [
+        ("same_name_birthday", ["name", "birthday"], Q(birthday__isnull=False)),
+        ("same_name_phone_tail", ["name", "mobile_tail"], ~Q(mobile_tail="")),
+    ]
+    seen: set[frozenset[int]] = set()
+    for reason, fields, cond in groups:
+        dupes = (
+            base.filter(cond).values(*fields).annotate(n=Count("id")).filter(n__gt=1).order_by(*fields)[:limit]
+        )
+        for group in dupes:
+            members = list(base.filter(**{f: group[f] for f in fields}).select_related("home_clinic").order_by("id"))
+            key = frozenset(c.id for c in members)
+            if len(members) > 1 and key not in seen:
+                seen.add(key)
+                candidates.append(MergeCandidate(reason, members))
+    phone_idents = Identity.objects.filter(chain_id=scope.chain_id, kind="phone", customer__in=base).select_related(
+        "customer")
+    other = base.filter(mobile__in=phone_idents.values("external_id"))
+    by_mobile = {c.mobile: c for c in other[:limit]}
+    for ident in phone_idents.filter(external_id__in=list(by_mobile))[:limit]:
+        twin = by_mobile.get(ident.external_id)
+        if twin and twin.id != ident.customer_id:
+            key = frozenset({twin.id, ident.customer_id})
+            if key not in seen:
+                seen.add(key)
+                candidates.append(MergeCandidate("same_identity", sorted([twin, ident.customer], key=lambda c: c.id)))
+    return candidates[:limit]

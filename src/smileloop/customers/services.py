@@ -1,0 +1,509 @@
+"""Writes to the patient pool. Every create goes through `customer_upsert`, which never makes a second person."""
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.audit import audit_record
+from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers.enums import (
+    ConsentPurpose,
+    IdentityKind,
+    InteractionKind,
+    Relation,
+    Stage,
+)
+from smileloop.customers.models import (
+    Consent,
+    Customer,
+    CustomerMerge,
+    CustomerSearchKey,
+    Household,
+    HouseholdMember,
+    Identity,
+    Interaction,
+)
+from smileloop.customers.normalize import (
+    birthday_parse,
+    channel_parse,
+    gender_parse,
+    phone_normalize,
+    pinyin_keys,
+    to_halfwidth,
+)
+
+TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
+CUSTOMER_FIELDS = [
+    "name", "mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
+    "consultant", "stage", "notes", "source", "campaign",
+]
+
+
+def clinic_resolve(*, chain_id: int, value) -> Clinic:
+    """A clinic by id, code or name within the chain."""
+    text = to_halfwidth(str(value)).strip()
+    qs = Clinic.objects.filter(chain_id=chain_id)
+    clinic = None
+    if text.isdigit():
+        clinic = qs.filter(pk=int(text)).first()
+    clinic = clinic or qs.filter(code=text).first() or qs.filter(name=text).first()
+    if clinic is None:
+        raise ValueError("is not a clinic of this chain")
+    return clinic
+
+
+def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) -> dict:
+    """Validate and normalise customer fields. Raises ValidationFailed listing every bad field.
+
+    Returns only the fields present in `data` (all required fields when not partial), as model values.
+    """
+    errors: list[FieldError] = []
+    out: dict = {}
+
+    def fail(field, message, value):
+        errors.append(FieldError(field, message, None if value is None else str(value)[:100]))
+
+    def present(key):
+        return key in data and data[key] is not None and str(data[key]).strip() != ""
+
+    if present("name"):
+        name = " ".join(to_halfwidth(str(data["name"])).split())
+        if len(name) > TEXT_LIMITS["name"]:
+            fail("name", f"is longer than {TEXT_LIMITS['name']} characters", name)
+        else:
+            out["name"] = name
+    elif not partial or "name" in data:
+        fail("name", "is required", data.get("name"))
+    if present("mobile"):
+        try:
+            out["mobile"] = phone_normalize(data["mobile"])
+        except ValueError as exc:
+            fail("mobile", str(exc), data["mobile"])
+    elif "mobile" in data:
+        out["mobile"] = None
+    if present("gender"):
+        try:
+            out["gender"] = gender_parse(data["gender"])
+        except ValueError as exc:
+            fail("gender", str(exc), data["gender"])
+    if present("birthday"):
+        try:
+            out["birthday"] = birthday_parse(data["birthday"])
+        except ValueError as exc:
+            fail("birthday", str(exc), data["birthday"])
+    elif "birthday" in data:
+        out["birthday"] = None
+    for key in ("address", "community", "notes"):
+        if key in data and data[key] is not None:
+            text = str(data[key]).strip()
+            limit = TEXT_LIMITS.get(key)
+            if limit and len(text) > limit:
+                fail(key, f"is longer than {limit} characters", text)
+            else:
+                out[key] = text
+    for key, bound in (("latitude", 90), ("longitude", 180)):
+        if present(key):
+            try:
+                value = Decimal(str(data[key])).quantize(Decimal("0.000001"))
+                if not -bound <= value <= bound:
+                    raise InvalidOperation
+                out[key] = value
+            except (InvalidOperation, ValueError):
+                fail(key, f"must be a number between -{bound} and {bound}", data[key])
+    if present("home_clinic"):
+        value = data["home_clinic"]
+        if isinstance(value, Clinic):
+            out["home_clinic"] = value
+        else:
+            try:
+                out["home_clinic"] = clinic_resolve(chain_id=chain_id, value=value)
+            except ValueError as exc:
+                fail("home_clinic", str(exc), value)
+    if present("consultant"):
+        value = data["consultant"]
+        if isinstance(value, Staff):
+            out["consultant"] = value
+        else:
+            text = str(value).strip()
+            qs = Staff.objects.filter(chain_id=chain_id)
+            staff = qs.filter(pk=int(text)).first() if text.isdigit() else None
+            staff = staff or qs.filter(user__username=text).first() or qs.filter(name=text).first()
+            if staff is None:
+                fail("consultant", "is not a staff member of this chain", value)
+            else:
+                out["consultant"] = staff
+    if present("stage"):
+        if data["stage"] in Stage.values:
+            out["stage"] = data["stage"]
+        else:
+            fail("stage", f"must be one of {', '.join(Stage.values)}", data["stage"])
+    if present("source"):
+        try:
+            out["first_touch_channel"] = channel_parse(data["source"])
+        except ValueError as exc:
+            fail("source", str(exc), data["source"])
+    if present("campaign"):
+        out["first_touch_campaign"] = str(data["campaign"]).strip()[:100]
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+def customer_search_keys_refresh(*, customers: list[Customer]) -> None:
+    """Rebuild the pinyin search keys of the given customers (bulk: one delete, one insert)."""
+    if not customers:
+        return
+    CustomerSearchKey.objects.filter(customer_id__in=[c.id for c in customers]).delete()
+    rows = []
+    for customer in customers:
+        initials, full = pinyin_keys(customer.name)
+        rows += [CustomerSearchKey(customer_id=customer.id, chain_id=customer.chain_id, kind="i", value=v[:64])
+                 for v in initials]
+        rows += [CustomerSearchKey(customer_id=customer.id, chain_id=customer.chain_id, kind="p", value=v[:64])
+                 for v in full]
+    CustomerSearchKey.objects.bulk_create(rows, batch_size=2000)
+
+
+def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
+    changed = []
+    for key, value in values.items():
+        current = getattr(customer, key)
+        if fill_only and current not in (None, "", Customer._meta.get_field(key).default) and key != "stage":
+            continue
+        if key == "stage" and fill_only:
+            continue
+        if current != value:
+            setattr(customer, key, value)
+            changed.append(key)
+    if "mobile" in changed:
+        customer.mobile_tail = (customer.mobile or "")[-4:]
+        changed.append("mobile_tail")
+    return changed
+
+
+def _identities_clean(identities) -> list[tuple[str, str, str]]:
+    errors, out = [], []
+    for i, item in enumerate(identities or []):
+        kind = str(item.get("kind", "")).strip()
+        external_id = str(item.get("external_id", "")).strip()
+        if kind not in IdentityKind.values:
+            errors.append(FieldError(f"identities[{i}].kind", f"must be one of {', '.join(IdentityKind.values)}", kind))
+        if not external_id or len(external_id) > 128:
+            errors.append(FieldError(f"identities[{i}].external_id", "must be 1–128 characters", external_id))
+        if kind == IdentityKind.PHONE and external_id:
+            try:
+                external_id = phone_normalize(external_id)
+            except ValueError as exc:
+                errors.append(FieldError(f"identities[{i}].external_id", str(exc), external_id))
+        out.append((kind, external_id, str(item.get("app_id", "") or "")[:64]))
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+@transaction.atomic
+def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | None = None,
+                    actor: Staff | None = None, source: str = "api", fill_only: bool = False,
+                    scope: Scope | None = None) -> tuple[Customer, bool]:
+    """Create or update the one person named by `data['mobile']` or any of `identities`.
+
+    Matching is by normalised phone, then by identity. If the phone and an identity name two different
+    people, nothing is written (Conflict): merge them first. `fill_only` keeps existing values (import).
+    """
+    chain_id = chain if isinstance(chain, int) else chain.id
+    idents = _identities_clean(identities)
+    values = customer_input_clean(chain_id=chain_id, data=data, partial=False)
+    match = _locked_match(chain_id=chain_id, mobile=values.get("mobile"), idents=idents)
+    if match and scope is not None and not _in_scope(scope, match):
+        # The person exists but belongs to another clinic: an upsert may not reveal or change them.
+        raise Conflict("This phone or identity belongs to a customer outside your clinics", code="out_of_scope")
+    now = timezone.now()
+    if match is None:
+        customer = Customer(chain_id=chain_id, **{k: v for k, v in values.items()})
+        customer.mobile_tail = (customer.mobile or "")[-4:]
+        if customer.first_touch_channel:
+            customer.first_touch_at = now
+            customer.last_touch_channel = customer.first_touch_channel
+            customer.last_touch_campaign = customer.first_touch_campaign
+            customer.last_touch_at = now
+        if actor and not customer.first_touch_staff_id:
+            customer.first_touch_staff = actor
+        try:
+            with transaction.atomic():
+                customer.save()
+        except IntegrityError:
+            raise Conflict("A customer with this mobile was created at the same time; retry", code="race")
+        created = True
+        customer_search_keys_refresh(customers=[customer])
+        interaction_add(customer=customer, kind=InteractionKind.IMPORT if source == "import" else InteractionKind.FORM
+                        if source == "form" else InteractionKind.SYSTEM, text=f"created ({source})", author=actor)
+    else:
+        customer = match
+        new_channel = values.pop("first_touch_channel", None)
+        new_campaign = values.pop("first_touch_campaign", None)
+        changed = _apply(customer, values, fill_only=fill_only)
+        if new_channel:
+            if not customer.first_touch_channel:
+                customer.first_touch_channel, customer.first_touch_at = new_channel, now
+                customer.first_touch_campaign = new_campaign or ""
+                changed += ["first_touch_channel", "first_touch_at", "first_touch_campaign"]
+            customer.last_touch_channel, customer.last_touch_at = new_channel, now
+            customer.last_touch_campaign = new_campaign or ""
+            changed += ["last_touch_channel", "last_touch_at", "last_touch_campaign"]
+        if changed:
+            customer.save(update_fields=[*set(changed), "updated_at"])
+            if "name" in changed:
+                customer_search_keys_refresh(customers=[customer])
+        created = False
+    for kind, external_id, app_id in idents:
+        identity_add(customer=customer, kind=kind, external_id=external_id, app_id=app_id, source=source)
+    return customer, created
+
+
+def _in_scope(scope: Scope, customer: Customer) -> bool:
+    if scope.chain_id != customer.chain_id:
+        return False
+    return scope.clinic_ids is None or customer.home_clinic_id in scope.clinic_ids or (
+        customer.consultant_id is not None and customer.consultant_id == scope.staff_id)
+
+
+def _locked_match(*, chain_id: int, mobile: str | None, idents) -> Customer | None:
+    by_mobile = None
+    if mobile:
+        by_mobile = (Customer.objects.select_for_update().filter(chain_id=chain_id, mobile=mobile,
+                                                                  merged_into__isnull=True).first())
+        if by_mobile is None:
+            ident = Identity.objects.filter(chain_id=chain_id, kind=IdentityKind.PHONE, external_id=mobile).first()
+            if ident:
+                by_mobile = Customer.objects.select_for_update().get(pk=ident.customer_id)
+    by_ident = None
+    for kind, external_id, _app in idents:
+        ident = Identity.objects.filter(chain_id=chain_id, kind=kind, external_id=external_id).first()
+        if ident is None:
+            continue
+        if by_ident is not None and by_ident.id != ident.customer_id:
+            raise Conflict(f"identity {kind}:{external_id} belongs to another customer (#{ident.customer_id}); "
+                           "merge them first", code="identity_conflict", field="identities")
+        by_ident = by_ident or Customer.objects.select_for_update().get(pk=ident.customer_id)
+    if by_mobile and by_ident and by_mobile.id != by_ident.id:
+        raise Conflict(f"mobile belongs to customer #{by_mobile.id} but an identity belongs to customer "
+                       f"#{by_ident.id}; merge them first", code="identity_conflict", field="mobile")
+    return by_mobile or by_ident
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, data: dict, actor: Staff | None = None) -> Customer:
+    """Edit fields of an existing customer; a phone already used by another person is refused."""
+    values = customer_input_clean(chain_id=customer.chain_id, data=data, partial=True)
+    if values.get("mobile") and Customer.objects.filter(
+        chain_id=customer.chain_id, mobile=values["mobile"], merged_into__isnull=True
+    ).exclude(pk=customer.pk).exists():
+        raise ValidationFailed([FieldError("mobile", "belongs to another customer; merge them instead",
+                                           values["mobile"])])
+    if "first_touch_channel" in values:
+        values["last_touch_channel"] = values["first_touch_channel"]
+    changed = _apply(customer, values, fill_only=False)
+    if changed:
+        customer.save(update_fields=[*set(changed), "updated_at"])
+        if "name" in changed:
+            customer_search_keys_refresh(customers=[customer])
+        interaction_add(customer=customer, kind=InteractionKind.FORM, author=actor,
+                        text="updated: " + ", ".join(sorted(set(changed) - {"mobile_tail"})))
+    return customer
+
+
+@transaction.atomic
+def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str = "",
+                 source: str = "") -> Identity:
+    """Attach an identity; idempotent for the same person, a Conflict if it belongs to another."""
+    [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}])
+    existing = Identity.objects.filter(chain_id=customer.chain_id, kind=kind, external_id=external_id).first()
+    if existing:
+        if existing.customer_id != customer.id:
+            raise Conflict(f"identity {kind}:{external_id} belongs to another customer; merge them first",
+                           code="identity_conflict", field="external_id")
+        return existing
+    try:
+        with transaction.atomic():
+            return Identity.objects.create(chain_id=customer.chain_id, customer=customer, kind=kind,
+                                           external_id=external_id, app_id=app_id, source=source[:64])
+    except IntegrityError:
+        raise Conflict(f"identity {kind}:{external_id} was attached concurrently; retry", code="race")
+
+
+def consent_record(*, customer: Customer, purpose: str, granted: bool, source: str, actor: Staff | None = None,
+                   evidence: str = "", at: dt.datetime | None = None) -> Consent:
+    if purpose not in ConsentPurpose.values:
+        raise ValidationFailed([FieldError("purpose", f"must be one of {', '.join(ConsentPurpose.values)}", purpose)])
+    if not source:
+        raise ValidationFailed([FieldError("source", "is required (where the consent was given)", source)])
+    return Consent.objects.create(customer=customer, purpose=purpose, granted=bool(granted), source=source[:64],
+                                  evidence=evidence[:255], recorded_by=actor, recorded_at=at or timezone.now())
+
+
+def interaction_add(*, customer: Customer, kind: str, text: str = "", author: Staff | None = None,
+                    clinic: Clinic | None = None, occurred_at: dt.datetime | None = None,
+                    data: dict | None = None) -> Interaction:
+    if kind not in InteractionKind.values:
+        raise ValidationFailed([FieldError("kind", f"must be one of {', '.join(InteractionKind.values)}", kind)])
+    return Interaction.objects.create(customer=customer, kind=kind, text=text, author=author, clinic=clinic,
+                                      occurred_at=occurred_at or timezone.now(), data=data or {})
+
+
+@transaction.atomic
+def household_member_add(*, head: Customer, member: Customer, relation: str, actor: Staff | None = None) -> HouseholdMember:
+    """Put `member` into `head`'s household (created on first use). A person belongs to one household."""
+    if relation not in Relation.values or relation == Relation.HEAD:
+        raise ValidationFailed([FieldError("relation", "must be a family relation (spouse, child, parent, …)", relation)])
+    if head.chain_id != member.chain_id or head.id == member.id:
+        raise ValidationFailed([FieldError("member", "must be another customer of the same chain", str(member.id))])
+    membership = HouseholdMember.objects.select_related("household").filter(customer=head).first()
+    if membership is None:
+        household = Household.objects.create(chain_id=head.chain_id, head=head, name=f"{head.name}家")
+        HouseholdMember.objects.create(household=household, customer=head, relation=Relation.HEAD)
+    else:
+        household = membership.household
+    existing = HouseholdMember.objects.filter(customer=member).first()
+    if existing:
+        if existing.household_id == household.id:
+            if existing.relation != relation:
+                existing.relation = relation
+                existing.save(update_fields=["relation", "updated_at"])
+            return existing
+        raise Conflict(f"{member.name} already belongs to another household", code="household_conflict",
+                       field="member")
+    hm = HouseholdMember.objects.create(household=household, customer=member, relation=relation)
+    interaction_add(customer=head, kind=InteractionKind.NOTE, author=actor,
+                    text=f"family member added: {member.name} ({relation})")
+    return hm
+
+
+def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,
+                               count_visit: bool = False) -> None:
+    """Keep the denormalised visit/spend figures current with one UPDATE (called by visits services)."""
+    updates: dict = {}
+    if spend_delta_fen:
+        updates["lifetime_spend_fen"] = F("lifetime_spend_fen") + spend_delta_fen
+    if count_visit:
+        updates["visit_count"] = F("visit_count") + 1
+    if updates:
+        Customer.objects.filter(pk=customer_id).update(**updates)
+    if visit_at is not None:
+        Customer.objects.filter(pk=customer_id, stage=Stage.LEAD).update(stage=Stage.PATIENT)
+        Customer.objects.filter(pk=customer_id).filter(
+            models.Q(first_visit_at__isnull=True) | models.Q(first_visit_at__gt=visit_at)
+        ).update(first_visit_at=visit_at)
+        Customer.objects.filter(pk=customer_id).filter(
+            models.Q(last_visit_at__isnull=True) | models.Q(last_visit_at__lt=visit_at)
+        ).update(last_visit_at=visit_at)
+
+
+def phone_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: str | None = None) -> str:
+    """Return the full phone number and write the audit row. Refused without the permission or a reason."""
+    if not scope.can("customer.phone_view"):
+        raise PermissionDenied("Your role may not see full phone numbers")
+    if not reason or not reason.strip():
+        raise ValidationFailed([FieldError("reason", "is required to reveal a phone number", reason)])
+    audit_record(actor=_user(scope), action="phone.reveal", object_type="customer", object_id=customer.id,
+                 reason=reason.strip(), ip_address=ip_address)
+    return customer.mobile or ""
+
+
+def _user(scope: Scope):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=scope.user_id).first()
+
+
+# --- merging -------------------------------------------------------------------------------------------
+
+_MERGE_HOOKS: list = []
+
+
+def merge_hook_register(func) -> None:
+    """Higher apps (ledger, membership) register a hook(survivor, merged) for rows that need more than a
+    foreign-key move (e.g. summing balances). Called inside the merge transaction before the generic move."""
+    _MERGE_HOOKS.append(func)
+
+
+_FILLABLE = ["mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
+             "consultant", "first_touch_channel", "first_touch_campaign", "first_touch_staff", "first_touch_at"]
+
+
+@transaction.atomic
+def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor: Staff | None = None,
+                   reason: str = "") -> CustomerMerge:
+    """Move everything of `merged` onto `survivor` and leave `merged` as a tombstone.
+
+    Every row in any app that points at the merged customer is re-pointed (found through the model
+    registry, so later apps are covered without touching this function).
+    """
+    if not scope.can("customer.merge"):
+        raise PermissionDenied("Your role may not merge customers")
+    if survivor.id == merged.id:
+        raise ValidationFailed([FieldError("merged", "cannot merge a customer into itself", str(merged.id))])
+    survivor = Customer.objects.select_for_update().get(pk=survivor.pk)
+    merged = Customer.objects.select_for_update().get(pk=merged.pk)
+    for c in (survivor, merged):
+        if c.merged_into_id or not _in_scope(scope, c):
+            raise NotFound("Customer not found")
+    snapshot = model_to_dict(merged, exclude=["latitude", "longitude"])
+    snapshot = {k: (str(v) if v is not None and not isinstance(v, (int, str, bool)) else v) for k, v in snapshot.items()}
+    for hook in _MERGE_HOOKS:
+        hook(survivor=survivor, merged=merged)
+    moved: dict[str, int] = {}
+    # Households: one per person. Keep the survivor's; otherwise take over the merged one's.
+    surv_hm = HouseholdMember.objects.filter(customer=survivor).first()
+    merged_hm = HouseholdMember.objects.filter(customer=merged).first()
+    if merged_hm and surv_hm:
+        merged_hm.delete()
+        moved["household_membership_dropped"] = 1
+    Household.objects.filter(head=merged).update(head=survivor)
+    for rel in Customer._meta.related_objects:
+        if rel.related_model in (CustomerMerge, CustomerSearchKey) or not (rel.one_to_many or rel.one_to_one):
+            continue
+        model, field = rel.related_model, rel.field.name
+        count = model._default_manager.filter(**{field: merged}).update(**{field: survivor})
+        if count:
+            moved[f"{model._meta.label_lower}.{field}"] = count
+    stats = Customer.objects.filter(pk=merged.pk).values("visit_count", "lifetime_spend_fen").first()
+    # Fill the survivor's blanks from the merged record before freeing the merged record's phone.
+    fill = {}
+    for name in _FILLABLE:
+        mine, theirs = getattr(survivor, name), getattr(merged, name)
+        if mine in (None, "", "U") and theirs not in (None, "", "U"):
+            fill[name] = theirs
+    merged_mobile = merged.mobile
+    CustomerSearchKey.objects.filter(customer=merged).delete()
+    Customer.objects.filter(pk=merged.pk).update(merged_into=survivor, mobile=None, mobile_tail="")
+    if merged_mobile and "mobile" not in fill and merged_mobile != survivor.mobile:
+        Identity.objects.get_or_create(chain_id=survivor.chain_id, kind=IdentityKind.PHONE, external_id=merged_mobile,
+                                       defaults={"customer": survivor, "source": "merge"})
+    for name, value in fill.items():
+        setattr(survivor, name, value)
+    survivor.mobile_tail = (survivor.mobile or "")[-4:]
+    survivor.visit_count += stats["visit_count"]
+    survivor.lifetime_spend_fen += stats["lifetime_spend_fen"]
+    if merged.first_visit_at and (not survivor.first_visit_at or merged.first_visit_at < survivor.first_visit_at):
+        survivor.first_visit_at = merged.first_visit_at
+    if merged.last_visit_at and (not survivor.last_visit_at or merged.last_visit_at > survivor.last_visit_at):
+        survivor.last_visit_at = merged.last_visit_at
+    if survivor.stage == Stage.LEAD and merged.stage != Stage.LEAD:
+        survivor.stage = merged.stage
+    if merged.notes and merged.notes not in survivor.notes:
+        survivor.notes = (survivor.notes + "\n" + merged.notes).strip()
+    survivor.save()
+    record = CustomerMerge.objects.create(survivor=survivor, merged=merged, actor=actor, reason=reason[:255],
+                                          moved=moved, merged_snapshot=snapshot)
+    interaction_add(customer=survivor, kind=InteractionKind.MERGE, author=actor,
+                    text=f"merged #{merged.id} {merged.name} into this record" + (f": {reason}" if reason else ""),
+                    data={"merged_id": merged.id, "moved": moved})
+    audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=survivor.id,
+                 reason=reason, detail={"merged_id": merged.id, "moved": moved})
+    return record

@@ -1,0 +1,144 @@
+import pytest
+
+from smileloop.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.models import AuditEvent
+from smileloop.customers.models import Customer, CustomerMerge, Identity, Interaction
+from smileloop.customers.selectors import customer_get, customer_list, merge_candidates_list
+from smileloop.customers.services import (
+    customer_merge,
+    customer_upsert,
+    household_member_add,
+    identity_add,
+    phone_reveal,
+)
+from smileloop.visits.services import order_record
+
+
+def test_upsert_by_differently_written_phone_never_makes_a_second_person(chain, clinic_a):
+    # given
+    first, created = customer_upsert(chain=chain, data={"name": "张三", "mobile": "138 0013 8000",
+                                                        "home_clinic": clinic_a.code})
+    # when
+    again, created_again = customer_upsert(chain=chain, data={"name": "张三", "mobile": "+86-138-0013-8000",
+                                                              "community": "静安花园"})
+    # then
+    assert created and not created_again
+    assert again.id == first.id
+    assert Customer.objects.count() == 1
+    again.refresh_from_db()
+    assert again.mobile == "+8613800138000" and again.mobile_tail == "8000"
+    assert again.community == "静安花园"
+
+
+def test_upsert_matches_by_identity_when_no_phone_given(chain):
+    customer, _ = customer_upsert(chain=chain, data={"name": "李四"},
+                                  identities=[{"kind": "wechat_openid", "external_id": "oABC"}])
+    same, created = customer_upsert(chain=chain, data={"name": "李四", "mobile": "13900139000"},
+                                    identities=[{"kind": "wechat_openid", "external_id": "oABC"}])
+    assert not created and same.id == customer.id
+    assert Customer.objects.get().mobile == "+8613900139000"
+
+
+def test_upsert_refuses_when_phone_and_identity_name_two_people_and_changes_nothing(chain):
+    a, _ = customer_upsert(chain=chain, data={"name": "甲", "mobile": "13800000001"})
+    b, _ = customer_upsert(chain=chain, data={"name": "乙"}, identities=[{"kind": "douyin_openid", "external_id": "d1"}])
+    with pytest.raises(Conflict):
+        customer_upsert(chain=chain, data={"name": "甲改", "mobile": "13800000001"},
+                        identities=[{"kind": "douyin_openid", "external_id": "d1"}])
+    assert Customer.objects.get(pk=a.pk).name == "甲"
+    assert Identity.objects.filter(customer=a).count() == 0
+
+
+def test_upsert_lists_every_bad_field_and_writes_nothing(chain):
+    with pytest.raises(ValidationFailed) as err:
+        customer_upsert(chain=chain, data={"name": "", "mobile": "12345", "birthday": "2990-01-01", "gender": "x"})
+    fields = {e.field for e in err.value.errors}
+    assert fields == {"name", "mobile", "birthday", "gender"}
+    assert Customer.objects.count() == 0
+
+
+def test_identity_of_another_person_is_a_conflict(chain):
+    a, _ = customer_upsert(chain=chain, data={"name": "甲"}, identities=[{"kind": "pms", "external_id": "P1"}])
+    b, _ = customer_upsert(chain=chain, data={"name": "乙", "mobile": "13800000002"})
+    with pytest.raises(Conflict):
+        identity_add(customer=b, kind="pms", external_id="P1")
+    assert identity_add(customer=a, kind="pms", external_id="P1").customer_id == a.id
+
+
+def test_search_by_pinyin_initials_full_pinyin_and_phone_tail(chain, clinic_a, admin_scope):
+    zs, _ = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000", "home_clinic": clinic_a})
+    zeng, _ = customer_upsert(chain=chain, data={"name": "曾小明", "mobile": "13900139001", "home_clinic": clinic_a})
+    shan, _ = customer_upsert(chain=chain, data={"name": "单田芳", "mobile": "13700137002", "home_clinic": clinic_a})
+    ids = lambda q: {c.id for c in customer_list(admin_scope, q=q)}  # noqa: E731
+    assert ids("zs") == {zs.id}
+    assert ids("zhangsan") == {zs.id}
+    assert ids("zxm") == ids("cxm") == {zeng.id}
+    assert ids("stf") == ids("dtf") == {shan.id}
+    assert ids("8000") == {zs.id}
+    assert ids("13900139001") == {zeng.id}
+    assert ids("张") == {zs.id}
+
+
+def test_clinic_staff_get_not_found_for_other_clinics_patients(chain, clinic_a, clinic_b, scope_a, admin_scope):
+    mine, _ = customer_upsert(chain=chain, data={"name": "甲", "home_clinic": clinic_a})
+    theirs, _ = customer_upsert(chain=chain, data={"name": "乙", "home_clinic": clinic_b})
+    assert customer_get(scope_a, mine.id).id == mine.id
+    with pytest.raises(NotFound):
+        customer_get(scope_a, theirs.id)
+    assert {c.id for c in customer_list(scope_a)} == {mine.id}
+    assert customer_get(admin_scope, theirs.id).id == theirs.id
+
+
+def test_merge_moves_everything_and_records_audit(chain, clinic_a, director_a, director_scope, catalogue):
+    # given two records of one person, each with history
+    a, _ = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000011", "home_clinic": clinic_a})
+    b, _ = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000022", "home_clinic": clinic_a,
+                                               "birthday": "1980-02-03"},
+                           identities=[{"kind": "wechat_openid", "external_id": "oW5"}])
+    kid, _ = customer_upsert(chain=chain, data={"name": "王小五", "home_clinic": clinic_a})
+    household_member_add(head=b, member=kid, relation="child")
+    order_record(customer=b, clinic=clinic_a, ordered_at=__import__("django.utils.timezone").utils.timezone.now(),
+                 lines=[{"item_code": "CL01"}], payments=[{"method": "cash", "amount_fen": 30000}])
+    # when
+    record = customer_merge(scope=director_scope, survivor=a, merged=b, actor=director_a, reason="same person")
+    # then
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert b.merged_into_id == a.id and b.mobile is None
+    assert a.birthday.isoformat() == "1980-02-03"
+    assert a.orders.count() == 1 and a.lifetime_spend_fen == 30000
+    assert Identity.objects.get(kind="wechat_openid").customer_id == a.id
+    assert Identity.objects.get(kind="phone").external_id == "+8613800000022"
+    assert a.headed_households.count() == 1
+    assert a.household_membership.relation == "head"
+    assert CustomerMerge.objects.get() == record
+    assert AuditEvent.objects.filter(action="customer.merge", object_id=str(a.id)).count() == 1
+    assert Interaction.objects.filter(customer=a, kind="merge").exists()
+    # the old phone still finds the survivor
+    again, created = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000022"})
+    assert not created and again.id == a.id
+
+
+def test_merge_is_refused_without_permission_and_changes_nothing(chain, clinic_a, scope_a):
+    a, _ = customer_upsert(chain=chain, data={"name": "甲", "home_clinic": clinic_a})
+    b, _ = customer_upsert(chain=chain, data={"name": "甲", "home_clinic": clinic_a})
+    with pytest.raises(PermissionDenied):
+        customer_merge(scope=scope_a, survivor=a, merged=b)
+    assert Customer.objects.filter(merged_into__isnull=False).count() == 0
+
+
+def test_merge_candidates_find_same_name_and_birthday(chain, clinic_a, admin_scope):
+    a, _ = customer_upsert(chain=chain, data={"name": "赵六", "birthday": "1990-01-05", "home_clinic": clinic_a})
+    b, _ = customer_upsert(chain=chain, data={"name": "赵六", "birthday": "1990/1/5", "mobile": "13800000033"})
+    customer_upsert(chain=chain, data={"name": "赵六", "birthday": "1991-01-05"})
+    groups = merge_candidates_list(admin_scope)
+    assert [(g.reason, [c.id for c in g.customers]) for g in groups] == [("same_name_birthday", [a.id, b.id])]
+
+
+def test_phone_reveal_is_audited_and_needs_a_reason(chain, clinic_a, scope_a):
+    c, _ = customer_upsert(chain=chain, data={"name": "甲", "mobile": "13800138000", "home_clinic": clinic_a})
+    with pytest.raises(ValidationFailed):
+        phone_reveal(scope=scope_a, customer=c, reason=" ")
+    assert AuditEvent.objects.count() == 0
+    assert phone_reveal(scope=scope_a, customer=c, reason="callback") == "+8613800138000"
+    assert AuditEvent.objects.get().action == "phone.reveal"

@@ -1,0 +1,63 @@
+"""Reads for a customer's visits, orders, plans and procedures. Callers pass a customer obtained
+through customers.selectors.customer_get(scope, …), so the clinic scope is already applied."""
+
+from django.db.models import F, Prefetch, QuerySet
+
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_queryset
+from smileloop.visits.enums import PlanStatus
+from smileloop.visits.models import Appointment, Order, OrderLine, Procedure, ServiceItem, TreatmentPlan
+
+
+def appointment_list_for_customer(customer: Customer, *, limit: int = 50) -> QuerySet[Appointment]:
+    return customer.appointments.select_related("clinic", "doctor", "service_item").order_by("-start_at")[:limit]
+
+
+def order_list_for_customer(customer: Customer, *, limit: int = 50):
+    lines = Prefetch("lines", queryset=OrderLine.objects.select_related("item"))
+    return customer.orders.select_related("clinic").prefetch_related(lines, "payments", "refunds").order_by(
+        "-ordered_at")[:limit]
+
+
+def plan_list_for_customer(customer: Customer):
+    return customer.treatment_plans.select_related("clinic", "doctor").prefetch_related("steps__item").order_by(
+        "-planned_at")
+
+
+def procedure_list_for_customer(customer: Customer, *, limit: int = 50):
+    return customer.procedures.select_related("clinic", "item", "doctor").order_by("-performed_on")[:limit]
+
+
+def unfinished_plan_list(scope: Scope, *, min_progress_percent: int = 0) -> QuerySet[TreatmentPlan]:
+    """Active plans (of customers in scope) at least `min_progress_percent` done — plain indexed SQL."""
+    qs = TreatmentPlan.objects.filter(status=PlanStatus.ACTIVE, customer__in=customer_queryset(scope))
+    if min_progress_percent:
+        qs = qs.alias(done_x100=F("steps_done") * 100).filter(done_x100__gte=F("steps_total") * min_progress_percent)
+    return qs
+
+
+def order_get(scope: Scope, order_id) -> Order:
+    from smileloop.core.errors import NotFound
+
+    order = Order.objects.filter(pk=order_id, customer__in=customer_queryset(scope)).first()
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+def plan_get(scope: Scope, plan_id) -> TreatmentPlan:
+    from smileloop.core.errors import NotFound
+
+    plan = TreatmentPlan.objects.filter(pk=plan_id, customer__in=customer_queryset(scope)).first()
+    if plan is None:
+        raise NotFound("Treatment plan not found")
+    return plan
+
+
+def service_item_list(scope: Scope) -> QuerySet[ServiceItem]:
+    return ServiceItem.objects.filter(chain_id=scope.chain_id, is_active=True).order_by("code")
+
+
+def procedure_list(scope: Scope) -> QuerySet[Procedure]:
+    return Procedure.objects.filter(customer__in=customer_queryset(scope))

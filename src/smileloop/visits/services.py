@@ -1,0 +1,351 @@
+"""Writes for appointments, orders, refunds, treatment plans and procedures (fed by a PMS/POS).
+
+Each write validates everything first and raises ValidationFailed listing every bad field, so a
+rejected write changes nothing. Re-sending a record with the same `external_id` updates it
+(appointments, plans) or returns the original (orders, refunds, procedures: immutable facts).
+"""
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from smileloop.clinics.models import Clinic, Staff
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.customers.models import Customer
+from smileloop.customers.services import customer_visit_stats_apply, interaction_add
+from smileloop.visits.enums import AppointmentStatus, OrderStatus, PaymentMethod, PlanStatus, StepStatus
+from smileloop.visits.models import (
+    Appointment,
+    Order,
+    OrderLine,
+    Payment,
+    PlanStep,
+    Procedure,
+    Refund,
+    RefundLine,
+    ServiceItem,
+    TreatmentPlan,
+)
+
+_VISIT_STATUSES = {AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED}
+
+
+def _aware(value: dt.datetime, field: str, errors: list) -> dt.datetime | None:
+    if value is None:
+        errors.append(FieldError(field, "is required"))
+        return None
+    if timezone.is_naive(value):
+        return timezone.make_aware(value)  # naive input means the chain's local time
+    return value
+
+
+def _items_by_code(chain_id: int, codes: list[str]) -> dict[str, ServiceItem]:
+    return {i.code: i for i in ServiceItem.objects.filter(chain_id=chain_id, code__in=set(codes))}
+
+
+def _check_clinic(customer: Customer, clinic: Clinic, errors: list) -> None:
+    if clinic.chain_id != customer.chain_id:
+        errors.append(FieldError("clinic", "is not a clinic of this chain", str(clinic.pk)))
+
+
+@transaction.atomic
+def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datetime, end_at: dt.datetime,
+                       status: str = AppointmentStatus.BOOKED, doctor: Staff | None = None,
+                       service_code: str | None = None, notes: str = "", external_id: str | None = None,
+                       actor: Staff | None = None) -> tuple[Appointment, bool]:
+    errors: list[FieldError] = []
+    _check_clinic(customer, clinic, errors)
+    start_at, end_at = _aware(start_at, "start_at", errors), _aware(end_at, "end_at", errors)
+    if start_at and end_at and end_at <= start_at:
+        errors.append(FieldError("end_at", "must be after start_at", str(end_at)))
+    if status not in AppointmentStatus.values:
+        errors.append(FieldError("status", f"must be one of {', '.join(AppointmentStatus.values)}", status))
+    item = None
+    if service_code:
+        item = _items_by_code(customer.chain_id, [service_code]).get(service_code)
+        if item is None:
+            errors.append(FieldError("service_code", "is not in the service catalogue", service_code))
+    if doctor is not None and doctor.chain_id != customer.chain_id:
+        errors.append(FieldError("doctor", "is not a staff member of this chain", str(doctor.pk)))
+    if errors:
+        raise ValidationFailed(errors)
+    appointment = None
+    if external_id:
+        appointment = Appointment.objects.select_for_update().filter(chain_id=customer.chain_id,
+                                                                     external_id=external_id).first()
+        if appointment and appointment.customer_id != customer.id:
+            raise Conflict("external_id belongs to an appointment of another customer", code="external_id_conflict",
+                           field="external_id")
+    created = appointment is None
+    was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
+    appointment = appointment or Appointment(chain_id=customer.chain_id, customer=customer, external_id=external_id)
+    appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
+    appointment.status, appointment.doctor, appointment.service_item = status, doctor, item
+    appointment.notes = notes or ""
+    appointment.save()
+    if status in _VISIT_STATUSES and not was_visit:
+        customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit=True)
+        interaction_add(customer=customer, kind="visit", clinic=clinic, author=actor, occurred_at=start_at,
+                        text=f"visit {status}" + (f": {item.name}" if item else ""))
+    return appointment, created
+
+
+def _line_values(chain_id: int, lines: list[dict], errors: list) -> list[tuple[ServiceItem, int, int, int, int, str]]:
+    if not lines:
+        errors.append(FieldError("lines", "an order needs at least one line"))
+        return []
+    items = _items_by_code(chain_id, [str(line.get("item_code", "")) for line in lines])
+    out = []
+    for i, line in enumerate(lines):
+        code = str(line.get("item_code", ""))
+        item = items.get(code)
+        if item is None:
+            errors.append(FieldError(f"lines[{i}].item_code", "is not in the service catalogue", code))
+            continue
+        qty = line.get("quantity", 1)
+        unit = line.get("unit_price_fen", item.list_price_fen)
+        discount = line.get("discount_fen", 0) or 0
+        if not isinstance(qty, int) or qty < 1:
+            errors.append(FieldError(f"lines[{i}].quantity", "must be a whole number ≥ 1", str(qty)))
+            continue
+        if not isinstance(unit, int) or unit < 0:
+            errors.append(FieldError(f"lines[{i}].unit_price_fen", "must be a whole number of fen ≥ 0", str(unit)))
+            continue
+        if not isinstance(discount, int) or discount < 0 or discount > qty * unit:
+            errors.append(FieldError(f"lines[{i}].discount_fen", "must be between 0 and the line's list total",
+                                     str(discount)))
+            continue
+        out.append((item, qty, unit, discount, qty * unit - discount, str(line.get("tooth", "") or "")[:32]))
+    return out
+
+
+@transaction.atomic
+def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime, lines: list[dict],
+                 payments: list[dict], external_id: str | None = None, cashier: Staff | None = None,
+                 notes: str = "") -> tuple[Order, bool]:
+    """Record a paid POS bill. Payments must add up to the bill exactly. Idempotent on external_id."""
+    if external_id:
+        existing = Order.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
+        if existing:
+            if existing.customer_id != customer.id:
+                raise Conflict("external_id belongs to an order of another customer", code="external_id_conflict",
+                               field="external_id")
+            return existing, False
+    errors: list[FieldError] = []
+    _check_clinic(customer, clinic, errors)
+    ordered_at = _aware(ordered_at, "ordered_at", errors)
+    values = _line_values(customer.chain_id, lines, errors)
+    total = sum(v[4] for v in values)
+    pay_total = 0
+    for i, p in enumerate(payments or []):
+        if p.get("method") not in PaymentMethod.values:
+            errors.append(FieldError(f"payments[{i}].method", f"must be one of {', '.join(PaymentMethod.values)}",
+                                     str(p.get("method"))))
+        amount = p.get("amount_fen")
+        if not isinstance(amount, int) or amount <= 0:
+            errors.append(FieldError(f"payments[{i}].amount_fen", "must be a whole number of fen > 0", str(amount)))
+        else:
+            pay_total += amount
+    if not errors and payments and pay_total != total:
+        errors.append(FieldError("payments", f"add up to {pay_total} fen but the bill is {total} fen", str(pay_total)))
+    if errors:
+        raise ValidationFailed(errors)
+    order = Order.objects.create(
+        chain_id=customer.chain_id, clinic=clinic, customer=customer, external_id=external_id,
+        ordered_at=ordered_at, list_total_fen=sum(v[1] * v[2] for v in values),
+        discount_fen=sum(v[3] for v in values), amount_fen=total, cashier=cashier, notes=notes,
+    )
+    OrderLine.objects.bulk_create([
+        OrderLine(order=order, item=item, quantity=qty, unit_price_fen=unit, discount_fen=disc, amount_fen=amount,
+                  tooth=tooth)
+        for item, qty, unit, disc, amount, tooth in values
+    ])
+    Payment.objects.bulk_create([
+        Payment(order=order, method=p["method"], amount_fen=p["amount_fen"], paid_at=ordered_at) for p in payments or []
+    ])
+    customer_visit_stats_apply(customer_id=customer.id, visit_at=ordered_at, spend_delta_fen=total)
+    return order, True
+
+
+@transaction.atomic
+def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[dict] | None = None,
+                  reason: str = "", method: str = PaymentMethod.OTHER, external_id: str | None = None,
+                  refunded_at: dt.datetime | None = None, actor: Staff | None = None) -> tuple[Refund, bool]:
+    """Refund a whole bill (no amount, no lines), an amount, or given lines. Never more than was paid."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if external_id:
+        existing = Refund.objects.filter(order=order, external_id=external_id).first()
+        if existing:
+            return existing, False
+    errors: list[FieldError] = []
+    order_lines = {line.id: line for line in order.lines.all()}
+    per_line: dict[int, int] = {}
+    if lines:
+        for i, line in enumerate(lines):
+            ol = order_lines.get(line.get("line_id"))
+            amount = line.get("amount_fen")
+            if ol is None:
+                errors.append(FieldError(f"lines[{i}].line_id", "is not a line of this order", str(line.get("line_id"))))
+            elif not isinstance(amount, int) or amount <= 0 or amount > ol.amount_fen - ol.refunded_fen - per_line.get(ol.id, 0):
+                errors.append(FieldError(f"lines[{i}].amount_fen",
+                                         f"must be between 1 and {ol.amount_fen - ol.refunded_fen} fen", str(amount)))
+            else:
+                per_line[ol.id] = per_line.get(ol.id, 0) + amount
+        amount_fen = sum(per_line.values())
+    else:
+        refundable = order.amount_fen - order.refunded_fen
+        if amount_fen is None:
+            amount_fen = refundable
+        if not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > refundable:
+            errors.append(FieldError("amount_fen", f"must be between 1 and {refundable} fen (what is left to refund)",
+                                     str(amount_fen)))
+        else:
+            # Spread over lines in order, so every line keeps refunded ≤ amount.
+            left = amount_fen
+            for ol in order_lines.values():
+                take = min(left, ol.amount_fen - ol.refunded_fen)
+                if take:
+                    per_line[ol.id] = take
+                    left -= take
+    if method not in PaymentMethod.values:
+        errors.append(FieldError("method", f"must be one of {', '.join(PaymentMethod.values)}", method))
+    if errors:
+        raise ValidationFailed(errors)
+    refund = Refund.objects.create(order=order, external_id=external_id, amount_fen=amount_fen, method=method,
+                                   reason=reason[:255], refunded_at=refunded_at or timezone.now(), actor=actor)
+    RefundLine.objects.bulk_create([RefundLine(refund=refund, order_line_id=k, amount_fen=v) for k, v in per_line.items()])
+    for line_id, amount in per_line.items():
+        OrderLine.objects.filter(pk=line_id).update(refunded_fen=F("refunded_fen") + amount)
+    order.refunded_fen += amount_fen
+    order.status = OrderStatus.REFUNDED if order.refunded_fen == order.amount_fen else OrderStatus.PARTIALLY_REFUNDED
+    order.save(update_fields=["refunded_fen", "status", "updated_at"])
+    customer_visit_stats_apply(customer_id=order.customer_id, spend_delta_fen=-amount_fen)
+    return refund, True
+
+
+@transaction.atomic
+def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[dict],
+                planned_at: dt.datetime | None = None, doctor: Staff | None = None, external_id: str | None = None,
+                status: str | None = None) -> tuple[TreatmentPlan, bool]:
+    """Create or replace a treatment plan and its steps' status. Steps: {seq, item_code, tooth, status}."""
+    errors: list[FieldError] = []
+    _check_clinic(customer, clinic, errors)
+    if not title or len(title) > 100:
+        errors.append(FieldError("title", "must be 1–100 characters", title))
+    if not steps:
+        errors.append(FieldError("steps", "a plan needs at least one step"))
+    items = _items_by_code(customer.chain_id, [str(s.get("item_code", "")) for s in steps or []])
+    seqs = set()
+    for i, step in enumerate(steps or []):
+        if str(step.get("item_code", "")) not in items:
+            errors.append(FieldError(f"steps[{i}].item_code", "is not in the service catalogue",
+                                     str(step.get("item_code", ""))))
+        seq = step.get("seq", i + 1)
+        if not isinstance(seq, int) or seq < 1 or seq in seqs:
+            errors.append(FieldError(f"steps[{i}].seq", "must be a unique whole number ≥ 1", str(seq)))
+        seqs.add(seq)
+        if step.get("status", StepStatus.PLANNED) not in StepStatus.values:
+            errors.append(FieldError(f"steps[{i}].status", f"must be one of {', '.join(StepStatus.values)}",
+                                     str(step.get("status"))))
+    if status is not None and status not in PlanStatus.values:
+        errors.append(FieldError("status", f"must be one of {', '.join(PlanStatus.values)}", status))
+    if errors:
+        raise ValidationFailed(errors)
+    plan = None
+    if external_id:
+        plan = TreatmentPlan.objects.select_for_update().filter(chain_id=customer.chain_id,
+                                                                external_id=external_id).first()
+        if plan and plan.customer_id != customer.id:
+            raise Conflict("external_id belongs to a plan of another customer", code="external_id_conflict",
+                           field="external_id")
+    created = plan is None
+    plan = plan or TreatmentPlan(chain_id=customer.chain_id, customer=customer, external_id=external_id,
+                                 planned_at=planned_at or timezone.now())
+    plan.clinic, plan.title, plan.doctor = clinic, title, doctor
+    plan.steps_total = plan.steps_done = 0
+    plan.save()
+    existing = {s.seq: s for s in plan.steps.all()}
+    now = timezone.now()
+    keep = []
+    for i, step in enumerate(steps):
+        seq = step.get("seq", i + 1)
+        obj = existing.get(seq) or PlanStep(plan=plan, seq=seq)
+        obj.item = items[str(step["item_code"])]
+        obj.tooth = str(step.get("tooth", "") or "")[:32]
+        new_status = step.get("status", StepStatus.PLANNED)
+        if new_status == StepStatus.DONE and obj.status != StepStatus.DONE:
+            obj.done_at = step.get("done_at") or now
+        elif new_status != StepStatus.DONE:
+            obj.done_at = None
+        obj.status = new_status
+        obj.save()
+        keep.append(obj.id)
+    plan.steps.exclude(id__in=keep).delete()
+    _plan_recount(plan, status)
+    return plan, created
+
+
+def _plan_recount(plan: TreatmentPlan, status: str | None = None) -> None:
+    steps = list(plan.steps.all())
+    counted = [s for s in steps if s.status != StepStatus.CANCELLED]
+    plan.steps_total = len(counted)
+    plan.steps_done = sum(1 for s in counted if s.status == StepStatus.DONE)
+    plan.estimated_fen = sum(s.item.list_price_fen for s in counted)
+    if status:
+        plan.status = status
+    elif plan.status != PlanStatus.ABANDONED:
+        plan.status = PlanStatus.COMPLETED if plan.steps_total and plan.steps_done == plan.steps_total else PlanStatus.ACTIVE
+    plan.completed_at = (plan.completed_at or timezone.now()) if plan.status == PlanStatus.COMPLETED else None
+    plan.save(update_fields=["steps_total", "steps_done", "estimated_fen", "status", "completed_at", "updated_at"])
+
+
+@transaction.atomic
+def plan_step_update(*, plan: TreatmentPlan, seq: int, status: str, done_at: dt.datetime | None = None) -> PlanStep:
+    if status not in StepStatus.values:
+        raise ValidationFailed([FieldError("status", f"must be one of {', '.join(StepStatus.values)}", status)])
+    step = plan.steps.select_for_update().filter(seq=seq).first()
+    if step is None:
+        raise ValidationFailed([FieldError("seq", "is not a step of this plan", str(seq))])
+    step.status = status
+    step.done_at = (done_at or timezone.now()) if status == StepStatus.DONE else None
+    step.save(update_fields=["status", "done_at"])
+    _plan_recount(plan)
+    return step
+
+
+@transaction.atomic
+def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, performed_on: dt.date,
+                     doctor: Staff | None = None, tooth: str = "", notes: str = "",
+                     external_id: str | None = None) -> tuple[Procedure, bool]:
+    if external_id:
+        existing = Procedure.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
+        if existing:
+            return existing, False
+    errors: list[FieldError] = []
+    _check_clinic(customer, clinic, errors)
+    item = _items_by_code(customer.chain_id, [item_code]).get(item_code)
+    if item is None:
+        errors.append(FieldError("item_code", "is not in the service catalogue", item_code))
+    if performed_on is None:
+        errors.append(FieldError("performed_on", "is required"))
+    elif performed_on > timezone.localdate() + dt.timedelta(days=1):
+        errors.append(FieldError("performed_on", "is in the future", str(performed_on)))
+    if errors:
+        raise ValidationFailed(errors)
+    proc = Procedure.objects.create(chain_id=customer.chain_id, clinic=clinic, customer=customer, item=item,
+                                    doctor=doctor, performed_on=performed_on, tooth=tooth[:32], notes=notes,
+                                    external_id=external_id)
+    return proc, True
+
+
+@transaction.atomic
+def service_item_upsert(*, chain_id: int, code: str, name: str, category: str, list_price_fen: int,
+                        is_special_price: bool = False, is_surgical: bool = False) -> ServiceItem:
+    item, _ = ServiceItem.objects.update_or_create(
+        chain_id=chain_id, code=code,
+        defaults={"name": name, "category": category, "list_price_fen": list_price_fen,
+                  "is_special_price": is_special_price, "is_surgical": is_surgical},
+    )
+    return item
