@@ -2,7 +2,7 @@
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from smileloop.core.errors import ValidationFailed, FieldError
+from smileloop.core.errors import FieldError, ValidationFailed
 
 
 def yuan_to_fen(value, *, field: str = "amount") -> int:

@@ -151,3 +151,35 @@ def merge_candidates_list(scope: Scope, *, limit: int = 100) -> list[MergeCandid
                 seen.add(key)
                 candidates.append(MergeCandidate("same_identity", sorted([twin, ident.customer], key=lambda c: c.id)))
     return candidates[:limit]
+
+
+# --- the customer 360 page: reads off a customer already obtained through customer_get(scope, …) ------------
+
+
+def identity_list_for_customer(customer: Customer) -> QuerySet[Identity]:
+    return customer.identities.order_by("kind", "id")
+
+
+def interaction_list_for_customer(customer: Customer, *, limit: int = 50):
+    return customer.interactions.select_related("author", "clinic").order_by("-occurred_at", "-id")[:limit]
+
+
+def household_for_customer(scope: Scope, customer: Customer):
+    """(household or None, members visible in `scope`, number of members hidden by the clinic boundary).
+
+    Relatives registered at clinics outside the scope are counted but neither named nor linked.
+    """
+    from smileloop.customers.models import HouseholdMember
+
+    membership = HouseholdMember.objects.select_related("household").filter(customer=customer).first()
+    if membership is None:
+        return None, [], 0
+    members = list(
+        HouseholdMember.objects.filter(household_id=membership.household_id)
+        .select_related("customer")
+        .order_by("id")
+    )
+    visible_ids = set(customer_queryset(scope).filter(id__in=[m.customer_id for m in members])
+                      .values_list("id", flat=True))
+    visible = [m for m in members if m.customer_id in visible_ids]
+    return membership.household, visible, len(members) - len(visible)

@@ -9,6 +9,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Customer
+        skip_postgeneration_save = True
 
     chain = factory.SubFactory(ChainFactory)
     name = factory.Sequence(lambda n: f"患者{n}")
