@@ -210,7 +210,7 @@ def _identities_clean(identities) -> list[tuple[str, str, str]]:
 @transaction.atomic
 def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | None = None,
                     actor: Staff | None = None, source: str = "api", fill_only: bool = False,
-                    scope: Scope | None = None) -> tuple[Customer, bool]:
+                    scope: Scope | None = None, _retry: bool = False) -> tuple[Customer, bool]:
     """Create or update the one person named by `data['mobile']` or any of `identities`.
 
     Matching is by normalised phone, then by identity. If the phone and an identity name two different
@@ -238,7 +238,12 @@ def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | 
             with transaction.atomic():
                 customer.save()
         except IntegrityError:
-            raise Conflict("A customer with this mobile was created at the same time; retry", code="race")
+            # Another request created this person between our match and our insert (the unique
+            # index waited for it to commit): treat the row as a match, never as a second person.
+            if _retry:
+                raise Conflict("A customer with this mobile was created at the same time; retry", code="race")
+            return customer_upsert(chain=chain_id, data=data, identities=identities, actor=actor, source=source,
+                                   fill_only=fill_only, scope=scope, _retry=True)
         created = True
         customer_search_keys_refresh(customers=[customer])
         interaction_add(customer=customer, kind=InteractionKind.IMPORT if source == "import" else InteractionKind.FORM

@@ -1,0 +1,81 @@
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smileloop.customers.normalize import (
+    birthday_parse,
+    channel_parse,
+    date_parse,
+    gender_parse,
+    phone_mask,
+    phone_normalize,
+    pinyin_keys,
+)
+
+FULLWIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
+mobiles = st.builds(lambda p, rest: f"1{p}{rest:08d}", st.sampled_from(["38", "39", "58", "86", "37", "88"]),
+                    st.integers(0, 99_999_999))
+
+
+@given(mobiles, st.sampled_from(["{}", "+86{}", "0086{}", "+86-{0}", "{}.0", "fw", "spaced", "dashed"]))
+def test_every_way_exports_write_a_mobile_normalises_to_the_same_e164(mobile, form):
+    if form == "fw":
+        raw = mobile.translate(FULLWIDTH)
+    elif form == "spaced":
+        raw = f"{mobile[:3]} {mobile[3:7]} {mobile[7:]}"
+    elif form == "dashed":
+        raw = f"+86 {mobile[:3]}-{mobile[3:7]}-{mobile[7:]}"
+    else:
+        raw = form.format(mobile)
+    assert phone_normalize(raw) == "+86" + mobile
+    assert phone_normalize(phone_normalize(raw)) == "+86" + mobile
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "abc", "1380013800", "+86 138 0013 8000 99", "=1+1"])
+def test_non_phones_are_rejected_with_a_message(raw):
+    with pytest.raises(ValueError):
+        phone_normalize(raw)
+
+
+def test_phone_mask_hides_the_middle_four_digits():
+    assert phone_mask("+8613800138000") == "138****8000"
+    assert phone_mask(None) == ""
+
+
+@given(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2026, 1, 1)))
+def test_every_date_spelling_parses_to_the_same_day(day):
+    spellings = [day.isoformat(), f"{day.year}/{day.month}/{day.day}", f"{day.year}年{day.month}月{day.day}日",
+                 day.strftime("%Y%m%d"), (day - dt.date(1899, 12, 30)).days]
+    assert {date_parse(s) for s in spellings} == {day}
+
+
+@pytest.mark.parametrize("raw", ["1990-02-30", "yesterday", "1990年13月1日"])
+def test_impossible_dates_are_rejected(raw):
+    with pytest.raises(ValueError):
+        date_parse(raw)
+
+
+def test_birthday_in_the_future_is_rejected():
+    with pytest.raises(ValueError, match="future"):
+        birthday_parse("2999-01-01")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("男", "M"), ("女", "F"), ("M", "M"), ("female", "F"), ("", "U")])
+def test_genders_in_chinese_and_english(raw, expected):
+    assert gender_parse(raw) == expected
+
+
+def test_channel_labels_in_chinese_map_to_codes():
+    assert channel_parse("抖音") == "douyin"
+    assert channel_parse("老带新") == "referral"
+    assert channel_parse("wechat_oa") == "wechat_oa"
+    with pytest.raises(ValueError):
+        channel_parse("火星")
+
+
+@pytest.mark.parametrize(("name", "initials"), [("张三", {"zs"}), ("曾小明", {"zxm", "cxm"}),
+                                                ("单田芳", {"stf", "dtf", "ctf"}), ("解晓东", {"xxd", "jxd"})])
+def test_polyphonic_surnames_get_every_reading(name, initials):
+    assert set(pinyin_keys(name)[0]) == initials
