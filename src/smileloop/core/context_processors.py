@@ -3,6 +3,7 @@
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
+# (URL name, label, key). A capability adds one line; entries whose URL does not resolve are skipped.
 NAV_ITEMS = [
     ("customers:list", _("Customers"), "customers"),
     ("customers:merge_candidates", _("Duplicates"), "merge"),
@@ -14,7 +15,12 @@ def navigation(request):
     items = []
     for url_name, label, key in NAV_ITEMS:
         try:
-            items.append({"url": reverse(url_name), "label": label, "key": key})
+            items.append({"url": reverse(url_name), "label": label, "key": key, "active": False})
         except NoReverseMatch:
             continue
+    # The entry with the longest URL prefix of the current path is the active one.
+    path = getattr(request, "path", "") or ""
+    matches = [item for item in items if path.startswith(item["url"])]
+    if matches:
+        max(matches, key=lambda item: len(item["url"]))["active"] = True
     return {"nav_items": items}

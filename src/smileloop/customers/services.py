@@ -512,3 +512,45 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=survivor.id,
                  reason=reason, detail={"merged_id": merged.id, "moved": moved})
     return record
+
+
+# --- ingestion (the API's upsert) ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None = None,
+                    consents: list[dict] | None = None, actor: Staff | None = None,
+                    source: str = "api") -> tuple[Customer, bool]:
+    """customer_upsert within the caller's clinics, plus consent rows; all or nothing.
+
+    A clinic-limited caller may name only its own clinics as home clinic, and a person it creates
+    without one gets its single clinic, so it can read back what it wrote.
+    """
+    if not scope.can("customer.edit"):
+        raise PermissionDenied("Your role may not create or edit customers")
+    errors: list[FieldError] = []
+    for i, consent in enumerate(consents or []):
+        if consent.get("purpose") not in ConsentPurpose.values:
+            errors.append(FieldError(f"consents[{i}].purpose", f"must be one of {', '.join(ConsentPurpose.values)}",
+                                     str(consent.get("purpose"))))
+        if not str(consent.get("source") or "").strip():
+            errors.append(FieldError(f"consents[{i}].source", "is required (where the consent was given)"))
+    if errors:
+        raise ValidationFailed(errors)
+    home = data.get("home_clinic")
+    if home is not None and str(home).strip() != "":
+        try:
+            clinic = clinic_resolve(chain_id=scope.chain_id, value=home)
+        except ValueError:
+            clinic = None  # customer_upsert reports the field
+        if clinic is not None and not scope.allows_clinic(clinic.id):
+            raise PermissionDenied(f"Clinic {home!r} is not one of your clinics", field="home_clinic")
+    customer, created = customer_upsert(chain=scope.chain_id, data=data, identities=identities, actor=actor,
+                                        source=source, scope=scope)
+    if created and customer.home_clinic_id is None and scope.clinic_ids and len(scope.clinic_ids) == 1:
+        customer.home_clinic = Clinic.objects.get(pk=next(iter(scope.clinic_ids)))
+        customer.save(update_fields=["home_clinic", "updated_at"])
+    for consent in consents or []:
+        consent_record(customer=customer, purpose=consent["purpose"], granted=bool(consent.get("granted")),
+                       source=str(consent["source"]), actor=actor, evidence=str(consent.get("evidence") or ""))
+    return customer, created

@@ -1,4 +1,17 @@
 from django.urls import path
 
+from smileloop.customers import views
+
 app_name = "customers"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.customer_list, name="list"),
+    path("new/", views.customer_create, name="create"),
+    path("duplicates/", views.merge_candidates, name="merge_candidates"),
+    path("merge/", views.customer_merge, name="merge"),
+    path("<int:customer_id>/", views.customer_detail, name="detail"),
+    path("<int:customer_id>/edit/", views.customer_edit, name="edit"),
+    path("<int:customer_id>/phone/reveal/", views.phone_reveal, name="phone_reveal"),
+    path("<int:customer_id>/consents/", views.consent_add, name="consent_add"),
+    path("<int:customer_id>/notes/", views.note_add, name="note_add"),
+    path("<int:customer_id>/family/", views.family_add, name="family_add"),
+]

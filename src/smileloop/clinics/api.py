@@ -1,0 +1,78 @@
+"""API plumbing owned by clinics: bearer-token auth, the caller's Scope, and resolving the clinics and
+staff that a request names (by id or code / username) within what the caller may touch."""
+
+import dataclasses
+
+from django.db.models import Q
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from smileloop.clinics.models import Clinic, Staff
+from smileloop.clinics.selectors import clinic_list, scope_for_staff, staff_list, token_authenticate
+from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer <token>`; sets request.staff and request.scope. None → ninja answers 401."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Staff | None:
+        staff = token_authenticate(token.strip())
+        if staff is None:
+            return None
+        request.staff = staff
+        request.scope = scope_for_staff(staff)
+        return staff
+
+
+def request_scope(request: HttpRequest) -> Scope:
+    return request.scope
+
+
+def permission_require(scope: Scope, permission: str) -> None:
+    if not scope.can(permission):
+        raise PermissionDenied(f"Your role ({scope.role or 'none'}) lacks the permission {permission!r}")
+
+
+def _chain_wide(scope: Scope) -> Scope:
+    return dataclasses.replace(scope, clinic_ids=None)
+
+
+def _by_id_or(qs, value, text_field: str):
+    text = str(value).strip()
+    cond = Q(**{text_field: text})
+    if text.isdigit():
+        cond |= Q(pk=int(text))
+    return qs.filter(cond).first()
+
+
+def clinic_for_write(*, scope: Scope, value: int | str, field: str = "clinic") -> Clinic:
+    """The clinic named by id or code, if the caller may write to it.
+
+    Unknown in the chain → ValidationFailed on `field`; a clinic of the chain outside the caller's
+    clinics → PermissionDenied (the caller knows the clinic exists: it is their own chain's).
+    """
+    clinic = _by_id_or(clinic_list(scope), value, "code")
+    if clinic is not None:
+        return clinic
+    if _by_id_or(clinic_list(_chain_wide(scope)), value, "code") is not None:
+        raise PermissionDenied(f"Clinic {value!r} is not one of your clinics; you may not write to it",
+                               field=field)
+    raise ValidationFailed([FieldError(field, "is not an active clinic of this chain (use its id or code)",
+                                       str(value))])
+
+
+def clinic_for_filter(*, scope: Scope, value: int | str, field: str = "clinic") -> Clinic:
+    """Like clinic_for_write, for read filters: the same checks, so a filter never widens the scope."""
+    return clinic_for_write(scope=scope, value=value, field=field)
+
+
+def staff_for_input(*, scope: Scope, value: int | str | None, field: str) -> Staff | None:
+    """A staff member of the caller's chain named by id or username (a doctor may work at any clinic)."""
+    if value is None or str(value).strip() == "":
+        return None
+    staff = _by_id_or(staff_list(_chain_wide(scope)), value, "user__username")
+    if staff is None:
+        raise ValidationFailed([FieldError(field, "is not an active staff member of this chain (use id or username)",
+                                           str(value))])
+    return staff

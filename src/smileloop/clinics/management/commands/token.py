@@ -1,0 +1,24 @@
+"""`smileloop token create --user USERNAME [--name NAME]`: print a new API token (shown once, stored hashed)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from smileloop.clinics.services import token_create
+from smileloop.core.errors import DomainError
+
+
+class Command(BaseCommand):
+    help = "Manage API tokens for a practice-management system or POS."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        create = actions.add_parser("create", help="Create a token for a staff login and print it.")
+        create.add_argument("--user", required=True, help="The staff member's login username.")
+        create.add_argument("--name", default="", help="What the token is for, e.g. 'POS SH01'.")
+
+    def handle(self, *args, action: str, **options):
+        if action == "create":
+            try:
+                key = token_create(username=options["user"], name=options["name"])
+            except DomainError as exc:
+                raise CommandError(exc.message)
+            self.stdout.write(key)

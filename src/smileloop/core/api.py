@@ -1,0 +1,148 @@
+"""The REST API's shared kernel: one error shape for every failure, and the NinjaAPI that renders it.
+
+Every 4xx body is `{"code": ..., "message": ..., "errors": [{"field", "message", "value"?}]}`, where
+`field` is a dotted path into the request (`body.lines[0].item_code`, `query.limit`, `path.customer_id`,
+`header.Idempotency-Key`), whether the error came from request parsing (ninja / pydantic) or from a
+service (core.errors.DomainError). Imports no domain app.
+"""
+
+from functools import partial
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
+
+from smileloop.core.errors import DomainError
+
+_SOURCES = ("body", "query", "path", "header", "cookie", "file", "form")
+
+
+class FieldErrorOut(Schema):
+    field: str
+    message: str
+    value: str | None = None
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    errors: list[FieldErrorOut] = []
+
+
+# Merge into each operation's `response=` so OpenAPI documents the error shape.
+ERROR_RESPONSES: dict[int, type[Schema]] = {s: ErrorOut for s in (400, 401, 403, 404, 409, 422)}
+
+
+def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict:
+    return {"code": code, "message": message, "errors": errors or []}
+
+
+def field_path(loc: tuple | list) -> str:
+    """('body', 'payload', 'lines', 0, 'item_code') → 'body.lines[0].item_code'."""
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "body" and isinstance(parts[1], str) and _is_param_name(parts[1]):
+        parts.pop(1)  # ninja nests the body under the view's parameter name; clients never see it
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _is_param_name(name: str) -> bool:
+    # Body schemas are always bound to a parameter called `payload` in Smileloop's routers.
+    return name == "payload"
+
+
+def qualify_field(request: HttpRequest, field: str) -> str:
+    """A service names fields as its caller passed them ('mobile', 'lines[0].amount_fen'); prefix the part
+    of the request they came from so both kinds of error read the same."""
+    if not field or field.split(".", 1)[0] in _SOURCES:
+        return field
+    head = field.split(".", 1)[0].split("[", 1)[0]
+    path_params = getattr(getattr(request, "resolver_match", None), "kwargs", None) or {}
+    if head in path_params:
+        return f"path.{field}"
+    return f"{'query' if request.method in ('GET', 'HEAD') else 'body'}.{field}"
+
+
+def domain_error_body(request: HttpRequest, exc: DomainError) -> dict:
+    data = exc.as_dict()
+    errors = []
+    for item in data.get("errors", []):
+        item = dict(item)
+        item["field"] = qualify_field(request, item.get("field", ""))
+        errors.append(item)
+    message = data.get("message", "")
+    if errors and getattr(exc, "status", 400) == 422:
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return error_body(data.get("code", "error"), message, errors)
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, tuple, set)):
+        return None
+    return str(value)[:100]
+
+
+class SmileloopAPI(NinjaAPI):
+    """NinjaAPI whose errors all use the one shape above (and keep the rejected value of each field)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_exception_handler(ValidationError, partial(_on_validation_error, api=self))
+        self.add_exception_handler(DomainError, partial(_on_domain_error, api=self))
+        self.add_exception_handler(Http404, partial(_on_404, api=self))
+        self.add_exception_handler(AuthenticationError, partial(_on_unauthenticated, api=self))
+        self.add_exception_handler(HttpError, partial(_on_http_error, api=self))
+
+    def validation_error_from_error_contexts(self, error_contexts: list[ValidationErrorContext]) -> ValidationError:
+        errors = []
+        for context in error_contexts:
+            model = context.model
+            for item in context.pydantic_validation_error.errors(include_url=False):
+                loc = (model.__ninja_param_source__,) + model.__ninja_flatten_map_reverse__.get(item["loc"], item["loc"])
+                value = None if item.get("type") == "missing" else _scalar(item.get("input"))
+                errors.append({"loc": loc, "msg": item["msg"], "type": item["type"], "value": value})
+        return ValidationError(errors)
+
+
+def _on_validation_error(request: HttpRequest, exc: ValidationError, api: NinjaAPI) -> HttpResponse:
+    errors = []
+    for item in exc.errors:
+        entry = {"field": field_path(item.get("loc", ())), "message": item.get("msg", "is invalid")}
+        if item.get("value") is not None:
+            entry["value"] = item["value"]
+        errors.append(entry)
+    message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid input"
+    return api.create_response(request, error_body("invalid", message, errors), status=422)
+
+
+def _on_domain_error(request: HttpRequest, exc: DomainError, api: NinjaAPI) -> HttpResponse:
+    return api.create_response(request, domain_error_body(request, exc), status=exc.status)
+
+
+def _on_404(request: HttpRequest, exc: Http404, api: NinjaAPI) -> HttpResponse:
+    return api.create_response(request, error_body("not_found", "Not found"), status=404)
+
+
+def _on_unauthenticated(request: HttpRequest, exc: AuthenticationError, api: NinjaAPI) -> HttpResponse:
+    body = error_body("unauthenticated", "Missing or invalid API token: send 'Authorization: Bearer <token>'")
+    response = api.create_response(request, body, status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="smileloop"'
+    return response
+
+
+def _on_http_error(request: HttpRequest, exc: HttpError, api: NinjaAPI) -> HttpResponse:
+    code = {400: "bad_request", 403: "forbidden", 405: "method_not_allowed", 429: "throttled"}.get(
+        exc.status_code, "http_error")
+    return api.create_response(request, error_body(code, str(exc)), status=exc.status_code)
+
+
+def render(schema: type[Schema], data: Any) -> dict:
+    """Validate `data` (a dict or an object) against an output schema and return plain JSON types, ready
+    to be stored (idempotency) and replayed byte for byte."""
+    return schema.model_validate(data).model_dump(mode="json")

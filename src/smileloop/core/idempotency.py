@@ -1,0 +1,142 @@
+"""Idempotency-Key handling for API writes: a retried write returns the first answer and changes nothing.
+
+Protocol (per user and key, stored in core.models.IdempotencyRecord):
+
+- The request's fingerprint is the SHA-256 of method, path, sorted query string and canonical JSON body.
+- A key seen before with the same fingerprint replays the stored status and body; with a different
+  fingerprint it is a 409 `idempotency_key_reused`.
+- A new key is *claimed* by inserting its record first, inside the transaction that then runs the write
+  and stores the response. The unique (user, key) constraint makes a concurrent duplicate wait for the
+  first transaction; when it commits, the duplicate's insert fails, its transaction (and any write it
+  did) rolls back, and it replays the stored answer. So there is never a double write.
+
+What is stored: the write's own answer: every 2xx response, and the business refusals a service raises
+(ValidationFailed 422, Conflict 409), which the same request would meet again. Not stored, so the key
+stays free for a retry: malformed requests rejected before the write runs (ninja's 422, a missing key),
+authentication (401), permission and scope refusals (403, 404: they depend on who asks and on what
+exists yet) and 409 `race` (a transient clash between concurrent writers). Records are kept until a
+clean-up job deletes old ones.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Annotated
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from ninja import Header, Status
+
+from smileloop.core.api import domain_error_body
+from smileloop.core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from smileloop.core.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+_TRANSIENT_CODES = frozenset({"race"})
+
+
+class IdempotencyKeyRequired(DomainError):
+    code = "idempotency_key_required"
+    status = 400
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class _KeyTaken(Exception):
+    """Another transaction stored a record for this key between our look-up and our claim."""
+
+
+def request_fingerprint(request: HttpRequest) -> str:
+    try:
+        body = json.dumps(json.loads(request.body or b"null"), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+    except (ValueError, UnicodeDecodeError):
+        body = request.body
+    query = "&".join(sorted(request.META.get("QUERY_STRING", "").split("&")))
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.path.encode(), query.encode(), body):
+        digest.update(part)
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _is_stored(exc: DomainError) -> bool:
+    if isinstance(exc, (NotFound, PermissionDenied, IdempotencyKeyRequired)):
+        return False
+    return 400 <= exc.status < 500 and exc.code not in _TRANSIENT_CODES
+
+
+def _key_clean(key: str | None) -> str:
+    key = (key or "").strip()
+    if not key:
+        raise IdempotencyKeyRequired(f"The {HEADER} header is required on every write (a unique string per "
+                                     "operation, e.g. a UUID; re-send it to retry safely)",
+                                     field=f"header.{HEADER}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise IdempotencyKeyRequired(f"The {HEADER} header must be at most {MAX_KEY_LENGTH} characters",
+                                     code="idempotency_key_invalid", field=f"header.{HEADER}")
+    return key
+
+
+def _replay(*, user_id: int, key: str, fingerprint: str) -> tuple[int, dict] | None:
+    record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReused(f"This {HEADER} was already used for a different request; use a new key",
+                                   field=f"header.{HEADER}")
+    return record.status_code, record.response
+
+
+def idempotent_call(*, request: HttpRequest, user_id: int, key: str | None, operation: str,
+                    run: Callable[[], tuple[int, dict]]) -> tuple[int, dict, bool]:
+    """Run `run()` (a write returning (status, JSON body)) at most once per (user, key).
+
+    Returns (status, body, replayed). Errors that are not stored propagate with nothing written.
+    """
+    key = _key_clean(key)
+    fingerprint = request_fingerprint(request)
+    stored = _replay(user_id=user_id, key=key, fingerprint=fingerprint)
+    if stored is not None:
+        return (*stored, True)
+    try:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(user_id=user_id, key=key, operation=operation[:100],
+                                                              request_hash=fingerprint, status_code=0, response={})
+            except IntegrityError:
+                raise _KeyTaken
+            try:
+                with transaction.atomic():  # a refused write leaves nothing behind, even if it wrote first
+                    status, body = run()
+            except DomainError as exc:
+                if not _is_stored(exc):
+                    raise
+                status, body = exc.status, domain_error_body(request, exc)
+            record.status_code, record.response = status, body
+            record.save(update_fields=["status_code", "response"])
+            return status, body, False
+    except _KeyTaken:
+        stored = _replay(user_id=user_id, key=key, fingerprint=fingerprint)
+        if stored is None:  # the other request failed and released the key: let the client retry
+            raise Conflict(f"A request with this {HEADER} was being processed at the same time; retry",
+                           code="race")
+        return (*stored, True)
+
+
+IdempotencyKeyHeader = Annotated[str | None, Header(
+    alias=HEADER, description="Required on every write: a unique string per operation (e.g. a UUID). A retry with "
+                              "the same key and body replays the first answer; a different body is a 409.")]
+
+
+def idempotent_response(request: HttpRequest, response: HttpResponse, *, user_id: int, key: str | None,
+                        operation: str, run: Callable[[], tuple[int, dict]]) -> Status:
+    """idempotent_call for a ninja view; a replay carries the header `Idempotent-Replayed: true`."""
+    status, body, replayed = idempotent_call(request=request, user_id=user_id, key=key, operation=operation, run=run)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return Status(status, body)

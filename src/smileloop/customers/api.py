@@ -1,0 +1,277 @@
+"""Ingestion and read API for customers (mounted at /api/customers by config/api.py).
+
+Phones are masked in every response; GET /customers/{id}?reveal_phone=true&reason=… shows the full
+number to roles with customer.phone_view and writes the audit row (customers.services.phone_reveal).
+Upsert and identity responses are always masked: they are stored for idempotent replay.
+"""
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
+from smileloop.clinics.enums import Perm
+from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.customers.enums import ConsentPurpose, IdentityKind, Stage
+from smileloop.customers.models import Customer
+from smileloop.customers.normalize import channel_parse, phone_mask
+from smileloop.customers.selectors import consent_current, customer_get, customer_list
+from smileloop.customers.services import customer_ingest, identity_add, phone_reveal
+
+router = Router(tags=["customers"])
+
+
+# --- input ---------------------------------------------------------------------------------------------
+
+class IdentityIn(Schema):
+    kind: IdentityKind
+    external_id: str = Field(min_length=1, max_length=128)
+    app_id: str = Field("", max_length=64)
+
+
+class ConsentIn(Schema):
+    purpose: ConsentPurpose
+    granted: bool
+    source: str = Field("api", min_length=1, max_length=64, description="Where the consent was given")
+    evidence: str = Field("", max_length=255)
+
+
+class CustomerUpsertIn(Schema):
+    """Matched by normalised mobile, then by identity; fields left out keep their current value."""
+
+    name: str
+    mobile: str | None = Field(None, description="Any common format: 138 0013 8000, +86…, 0086…")
+    gender: str | None = Field(None, description="M/F/U, 男/女, male/female")
+    birthday: str | None = Field(None, description="1990-01-05, 1990/1/5, 1990年1月5日 or 19900105")
+    address: str | None = None
+    community: str | None = None
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+    home_clinic: int | str | None = Field(None, description="Clinic id or code")
+    consultant: int | str | None = Field(None, description="Staff id or username")
+    stage: Stage | None = None
+    source: str | None = Field(None, description="Acquisition channel code or label (wechat_oa, 抖音, …)")
+    campaign: str | None = None
+    notes: str | None = None
+    identities: list[IdentityIn] = []
+    consents: list[ConsentIn] = []
+
+
+# --- output --------------------------------------------------------------------------------------------
+
+class ClinicRef(Schema):
+    id: int
+    code: str
+    name: str
+
+
+class StaffRef(Schema):
+    id: int
+    name: str
+
+
+class IdentityOut(Schema):
+    kind: str
+    external_id: str
+    app_id: str
+
+
+class ConsentOut(Schema):
+    purpose: str
+    granted: bool
+    source: str
+    evidence: str
+    recorded_at: dt.datetime
+
+
+class HouseholdMemberOut(Schema):
+    customer_id: int
+    relation: str
+
+
+class HouseholdOut(Schema):
+    id: int
+    name: str
+    head_id: int
+    relation: str
+    members: list[HouseholdMemberOut]
+
+
+class CustomerCounts(Schema):
+    appointments: int
+    orders: int
+    treatment_plans: int
+
+
+class CustomerListItem(Schema):
+    id: int
+    name: str
+    mobile: str = Field(description="Masked: 138****8000")
+    gender: str
+    birthday: dt.date | None
+    stage: str
+    source: str
+    home_clinic: ClinicRef | None
+    consultant: StaffRef | None
+    last_visit_at: dt.datetime | None
+    visit_count: int
+    created_at: dt.datetime
+
+
+class CustomerOut(CustomerListItem):
+    mobile_revealed: bool = Field(description="True only after an audited reveal; then mobile is E.164")
+    address: str
+    community: str
+    latitude: float | None
+    longitude: float | None
+    campaign: str
+    notes: str
+    first_visit_at: dt.datetime | None
+    lifetime_spend_fen: int
+    identities: list[IdentityOut]
+    household: HouseholdOut | None
+    consents: list[ConsentOut] = Field(description="Current state: the latest record per purpose")
+    counts: CustomerCounts
+    updated_at: dt.datetime
+
+
+class UpsertOut(Schema):
+    created: bool
+    customer: CustomerOut
+
+
+class CustomerPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[CustomerListItem]
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    return timezone.localtime(value) if value else None
+
+
+def _list_item(customer: Customer) -> dict:
+    clinic, consultant = customer.home_clinic, customer.consultant
+    return {
+        "id": customer.id, "name": customer.name, "mobile": phone_mask(customer.mobile), "gender": customer.gender,
+        "birthday": customer.birthday, "stage": customer.stage, "source": customer.first_touch_channel,
+        "home_clinic": {"id": clinic.id, "code": clinic.code, "name": clinic.name} if clinic else None,
+        "consultant": {"id": consultant.id, "name": consultant.name} if consultant else None,
+        "last_visit_at": _local(customer.last_visit_at), "visit_count": customer.visit_count,
+        "created_at": _local(customer.created_at),
+    }
+
+
+def _detail(customer: Customer, *, full_mobile: str | None = None) -> dict:
+    data = _list_item(customer)
+    membership = getattr(customer, "household_membership", None)
+    household = None
+    if membership is not None:
+        hh = membership.household
+        household = {"id": hh.id, "name": hh.name, "head_id": hh.head_id, "relation": membership.relation,
+                     "members": [{"customer_id": m.customer_id, "relation": m.relation}
+                                 for m in hh.members.order_by("id")]}
+    data.update({
+        "mobile": full_mobile if full_mobile is not None else data["mobile"],
+        "mobile_revealed": full_mobile is not None,
+        "address": customer.address, "community": customer.community,
+        "latitude": customer.latitude, "longitude": customer.longitude,
+        "campaign": customer.first_touch_campaign, "notes": customer.notes,
+        "first_visit_at": _local(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
+        "identities": [{"kind": i.kind, "external_id": i.external_id, "app_id": i.app_id}
+                       for i in customer.identities.order_by("id")],
+        "household": household,
+        "consents": [{"purpose": c.purpose, "granted": c.granted, "source": c.source, "evidence": c.evidence,
+                      "recorded_at": _local(c.recorded_at)}
+                     for purpose, c in sorted(consent_current(customer).items())],
+        "counts": {"appointments": customer.appointments.count(), "orders": customer.orders.count(),
+                   "treatment_plans": customer.treatment_plans.count()},
+        "updated_at": _local(customer.updated_at),
+    })
+    return data
+
+
+# --- endpoints -----------------------------------------------------------------------------------------
+
+@router.post("/upsert", response={200: UpsertOut, 201: UpsertOut, **ERROR_RESPONSES},
+             summary="Create or update a customer by phone or identity")
+def customer_upsert_endpoint(request: HttpRequest, payload: CustomerUpsertIn, response: HttpResponse,
+                             idempotency_key: IdempotencyKeyHeader = None):
+    """201 when a new person was created, 200 when an existing one matched (and was updated).
+    A phone or identity of a person outside your clinics is a 409 `out_of_scope`."""
+    scope = request_scope(request)
+    data = payload.model_dump(exclude={"identities", "consents"}, exclude_unset=True)
+
+    def write():
+        customer, created = customer_ingest(
+            scope=scope, data=data, identities=[i.model_dump() for i in payload.identities],
+            consents=[c.model_dump() for c in payload.consents], actor=request.staff, source="api")
+        return (201 if created else 200), render(UpsertOut, {"created": created, "customer": _detail(customer)})
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.upsert", run=write)
+
+
+@router.get("", response={200: CustomerPage, **ERROR_RESPONSES}, summary="List and search customers")
+def customer_list_endpoint(
+    request: HttpRequest,
+    q: str = Query("", description="Name, pinyin initials or full pinyin, phone, or its last 4 digits"),
+    clinic: str | None = Query(None, description="Home clinic id or code"),
+    stage: Stage | None = None,
+    source: str | None = Query(None, description="Acquisition channel"),
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    scope = request_scope(request)
+    permission_require(scope, Perm.CUSTOMER_VIEW)
+    clinic_id = clinic_for_filter(scope=scope, value=clinic).id if clinic else None
+    channel = ""
+    if source:
+        try:
+            channel = channel_parse(source)
+        except ValueError as exc:
+            raise ValidationFailed([FieldError("source", str(exc), source)])
+    qs = customer_list(scope, q=q, clinic_id=clinic_id, stage=stage or "", source=channel)
+    return {"count": qs.count(), "limit": limit, "offset": offset,
+            "items": [_list_item(c) for c in qs[offset:offset + limit]]}
+
+
+@router.get("/{int:customer_id}", response={200: CustomerOut, **ERROR_RESPONSES}, summary="One customer")
+def customer_get_endpoint(request: HttpRequest, customer_id: int, reveal_phone: bool = False,
+                          reason: str = Query("", description="Why the full phone is needed (audited)")):
+    """With `reveal_phone=true&reason=…` and the customer.phone_view permission the full phone is returned
+    and an audit-log row is written; otherwise the phone is masked."""
+    scope = request_scope(request)
+    permission_require(scope, Perm.CUSTOMER_VIEW)
+    customer = customer_get(scope, customer_id)
+    full = None
+    if reveal_phone:
+        full = phone_reveal(scope=scope, customer=customer, reason=reason, ip_address=request.META.get("REMOTE_ADDR"))
+    return _detail(customer, full_mobile=full)
+
+
+@router.post("/{int:customer_id}/identities", response={201: IdentityOut, **ERROR_RESPONSES},
+             summary="Attach an external identity")
+def identity_add_endpoint(request: HttpRequest, customer_id: int, payload: IdentityIn, response: HttpResponse,
+                          idempotency_key: IdempotencyKeyHeader = None):
+    """Idempotent for the same person (201 either way); an identity of another person is a 409."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, customer_id)
+        identity = identity_add(customer=customer, kind=payload.kind, external_id=payload.external_id,
+                                app_id=payload.app_id, source="api")
+        return 201, render(IdentityOut, identity)
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.identity_add", run=write)

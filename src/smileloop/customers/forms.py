@@ -1,0 +1,245 @@
+"""Staff-page forms. They parse and pre-validate input with translated messages; the services stay the
+authority (a ValidationFailed raised by a service is mapped back onto the form with `add_domain_errors`)."""
+
+import datetime as dt
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.clinics.enums import Role
+from smileloop.clinics.selectors import clinic_list, staff_list
+from smileloop.core.errors import NotFound, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers import selectors
+from smileloop.customers.enums import Channel, ConsentPurpose, Gender, Relation, Stage
+from smileloop.customers.models import Customer
+from smileloop.customers.normalize import phone_normalize
+
+MOBILE_INVALID = _("Enter a valid mobile number, for example 138 0013 8000.")
+
+# Services speak English sentences without a field name ("is required"); staff read them translated.
+_SERVICE_MESSAGES = {
+    "is required": _("This field is required."),
+    "is not a phone number": MOBILE_INVALID,
+    "is not a valid phone number": MOBILE_INVALID,
+    "phone is empty": MOBILE_INVALID,
+    "is in the future": _("The date cannot be in the future."),
+    "is before 1900": _("The date cannot be before 1900."),
+    "is not a real calendar date": _("Enter a real calendar date."),
+    "is not a clinic of this chain": _("Choose a clinic of this chain."),
+    "is not a staff member of this chain": _("Choose a staff member of this chain."),
+    "belongs to another customer; merge them instead": _(
+        "This mobile number belongs to another customer. Merge the two records instead."),
+    "must be a family relation (spouse, child, parent, …)": _("Choose a family relation."),
+    "must be another customer of the same chain": _("Choose another customer of this chain."),
+    "is required to reveal a phone number": _("Give a reason for revealing the phone number."),
+}
+# Service field names that the forms call differently.
+_FIELD_ALIASES = {"first_touch_channel": "source", "first_touch_campaign": "campaign"}
+
+
+class DomainErrorsMixin:
+    def add_domain_errors(self, exc: ValidationFailed) -> None:
+        """Attach each service FieldError to its form field (or to the form when there is no such field)."""
+        for error in exc.errors:
+            name = _FIELD_ALIASES.get(error.field, error.field)
+            message = _SERVICE_MESSAGES.get(str(error.message), error.message)
+            self.add_error(name if name in self.fields else None, message)
+
+
+def _blank(label):
+    return [("", label)]
+
+
+class CustomerFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=50, widget=forms.TextInput(attrs={
+        "type": "search", "autocomplete": "off", "autofocus": True,
+        "placeholder": _("Name, pinyin (zs / zhangsan), phone or last 4 digits"),
+    }))
+    clinic = forms.ModelChoiceField(label=_("Clinic"), queryset=None, required=False, empty_label=_("All clinics"))
+    stage = forms.ChoiceField(label=_("Stage"), required=False, choices=_blank(_("All stages")) + Stage.choices)
+    source = forms.ChoiceField(label=_("Source"), required=False,
+                               choices=_blank(_("All sources")) + Channel.choices)
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput)
+
+    def __init__(self, scope: Scope, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["clinic"].queryset = clinic_list(scope)
+
+    def filters(self) -> dict:
+        """The valid filters; an invalid value (a clinic outside the scope, page=abc) is simply ignored."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        clinic = data.get("clinic")
+        return {
+            "q": data.get("q") or "",
+            "clinic_id": clinic.id if clinic else None,
+            "stage": data.get("stage") or "",
+            "source": data.get("source") or "",
+            "page": data.get("page") or 1,
+        }
+
+
+class CustomerForm(DomainErrorsMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=50)
+    mobile = forms.CharField(label=_("Mobile"), max_length=32, required=False,
+                             widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}))
+    gender = forms.ChoiceField(label=_("Gender"), choices=Gender.choices, initial=Gender.UNKNOWN)
+    birthday = forms.DateField(label=_("Birthday"), required=False,
+                               widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    home_clinic = forms.ModelChoiceField(label=_("Home clinic"), queryset=None, required=False,
+                                         empty_label=_("— none —"))
+    consultant = forms.ModelChoiceField(label=_("Consultant"), queryset=None, required=False,
+                                        empty_label=_("— none —"))
+    stage = forms.ChoiceField(label=_("Stage"), choices=Stage.choices, initial=Stage.LEAD)
+    source = forms.ChoiceField(label=_("Source"), required=False, choices=_blank(_("— unknown —")) + Channel.choices)
+    campaign = forms.CharField(label=_("Campaign or content"), max_length=100, required=False)
+    community = forms.CharField(label=_("Community"), max_length=100, required=False)
+    address = forms.CharField(label=_("Address"), max_length=255, required=False)
+    notes = forms.CharField(label=_("Notes"), required=False, max_length=5000,
+                            widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, scope: Scope, *args, customer: Customer | None = None, **kwargs):
+        if customer is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": customer.name, "mobile": customer.mobile[3:] if (customer.mobile or "").startswith("+86")
+                else customer.mobile or "",
+                "gender": customer.gender, "birthday": customer.birthday, "home_clinic": customer.home_clinic_id,
+                "consultant": customer.consultant_id, "stage": customer.stage,
+                "source": customer.first_touch_channel, "campaign": customer.first_touch_campaign,
+                "community": customer.community, "address": customer.address, "notes": customer.notes,
+            }
+        super().__init__(*args, **kwargs)
+        self.scope = scope
+        self.customer = customer
+        self.fields["home_clinic"].queryset = clinic_list(scope)
+        self.fields["consultant"].queryset = staff_list(scope, roles=[Role.CONSULTANT, Role.CLINIC_DIRECTOR])
+        if not scope.is_chain_wide:
+            # A clinic's staff would lose sight of a customer without a home clinic among theirs.
+            self.fields["home_clinic"].required = True
+        if customer is not None:
+            # Attribution is recorded when a person arrives; editing it is for the admin, not this form.
+            del self.fields["source"], self.fields["campaign"]
+
+    def clean_mobile(self) -> str | None:
+        value = self.cleaned_data["mobile"].strip()
+        if not value:
+            return None
+        try:
+            return phone_normalize(value)
+        except ValueError:
+            raise forms.ValidationError(MOBILE_INVALID, code="invalid")
+
+    def clean_birthday(self) -> dt.date | None:
+        value = self.cleaned_data["birthday"]
+        if value and value > timezone.localdate():
+            raise forms.ValidationError(_("The birthday cannot be in the future."), code="future")
+        if value and value.year < 1900:
+            raise forms.ValidationError(_("The date cannot be before 1900."), code="too_old")
+        return value
+
+    def existing_customer(self) -> tuple[Customer | None, bool]:
+        """The person this form's phone already names: (customer, visible to this staff member)."""
+        mobile = self.cleaned_data.get("mobile")
+        if not mobile:
+            return None, False
+        match = selectors.customer_match(chain_id=self.scope.chain_id, mobile=mobile)["mobile"]
+        if match is None or (self.customer is not None and match.id == self.customer.id):
+            return None, False
+        try:
+            return selectors.customer_get(self.scope, match.id), True
+        except NotFound:
+            return match, False
+
+    def service_data(self) -> dict:
+        data = {key: self.cleaned_data.get(key) for key in self.fields}
+        data["mobile"] = data.get("mobile") or ("" if self.customer is not None else None)
+        return data
+
+
+class PhoneRevealForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
+        "placeholder": _("e.g. calling to confirm an appointment"), "autocomplete": "off"}))
+
+
+CONSENT_SOURCES = [
+    ("paper", _("Paper form")),
+    ("in_person", _("In person at the clinic")),
+    ("wechat", _("WeChat")),
+    ("mini_program", _("Mini program")),
+    ("phone_call", _("Phone call")),
+    ("sms", _("SMS reply")),
+    ("other", _("Other")),
+]
+CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
+
+
+class ConsentForm(DomainErrorsMixin, forms.Form):
+    purpose = forms.ChoiceField(label=_("Purpose"), choices=ConsentPurpose.choices)
+    granted = forms.TypedChoiceField(label=_("Decision"), coerce=lambda v: v == "1",
+                                     choices=[("1", _("Granted")), ("0", _("Withdrawn / refused"))])
+    source = forms.ChoiceField(label=_("Given through"), choices=CONSENT_SOURCES)
+    evidence = forms.CharField(label=_("Evidence"), max_length=255, required=False, widget=forms.TextInput(
+        attrs={"placeholder": _("e.g. signed form no. 2024-031")}))
+
+
+class NoteForm(DomainErrorsMixin, forms.Form):
+    text = forms.CharField(label=_("Note"), max_length=2000, widget=forms.Textarea(attrs={
+        "rows": 2, "placeholder": _("What happened? e.g. called, wants a cleaning next week")}))
+
+
+class FamilyMemberForm(DomainErrorsMixin, forms.Form):
+    member = forms.CharField(label=_("Family member"), max_length=32, help_text=_(
+        "Mobile number or customer number of the relative (they must already be a customer)."))
+    relation = forms.ChoiceField(label=_("Relation"),
+                                 choices=[c for c in Relation.choices if c[0] != Relation.HEAD])
+
+    def __init__(self, scope: Scope, *args, head: Customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scope = scope
+        self.head = head
+
+    def clean_member(self) -> Customer:
+        text = self.cleaned_data["member"].strip().lstrip("#")
+        found = None
+        if text.isdigit() and len(text) < 11:
+            try:
+                found = selectors.customer_get(self.scope, text)
+            except NotFound:
+                found = None
+        if found is None:
+            try:
+                mobile = phone_normalize(text)
+            except ValueError:
+                mobile = None
+            if mobile:
+                found = selectors.customer_list(self.scope, q=mobile).first()
+        if found is None:
+            raise forms.ValidationError(_("No customer with this mobile or number in your clinics."),
+                                        code="not_found")
+        if found.id == self.head.id:
+            raise forms.ValidationError(_("Choose another customer, not this one."), code="self")
+        return found
+
+
+class MergeForm(forms.Form):
+    customers = forms.CharField(widget=forms.HiddenInput)
+    survivor = forms.IntegerField(label=_("Keep this record"))
+    reason = forms.CharField(label=_("Reason"), max_length=255, widget=forms.TextInput(attrs={
+        "placeholder": _("e.g. same person, registered twice at the front desk")}))
+
+    def clean_customers(self) -> list[int]:
+        try:
+            ids = sorted({int(v) for v in self.cleaned_data["customers"].split(",") if v.strip()})
+        except ValueError:
+            raise forms.ValidationError(_("Invalid customer list."), code="invalid")
+        if len(ids) < 2:
+            raise forms.ValidationError(_("Choose at least two records."), code="too_few")
+        return ids
+
+    def clean(self):
+        data = super().clean()
+        if data.get("customers") and data.get("survivor") and data["survivor"] not in data["customers"]:
+            self.add_error("survivor", _("The record to keep must be one of the group."))
+        return data

@@ -1,0 +1,460 @@
+"""The customers API end to end through Django's URL routing: auth, scoping, masking, idempotency, errors."""
+
+import json
+from unittest import mock
+
+import pytest
+
+from smileloop.clinics.enums import Role
+from smileloop.clinics.services import token_create
+from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.core import idempotency
+from smileloop.core.models import AuditEvent, IdempotencyRecord
+from smileloop.customers.models import Consent, Customer, Identity
+from smileloop.customers.services import customer_upsert, household_member_add
+from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
+
+UPSERT = "/api/customers/upsert"
+
+
+@pytest.fixture
+def token_a(front_desk_a):
+    return token_create(username=front_desk_a.user.username)
+
+
+@pytest.fixture
+def marketing_token(marketing):
+    return token_create(username=marketing.user.username)
+
+
+def post(client, url, body, *, token, key="key-1"):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post(url, data=json.dumps(body), content_type="application/json", headers=headers)
+
+
+def get(client, url, *, token, **params):
+    return client.get(url, params, headers={"Authorization": f"Bearer {token}"})
+
+
+def zhang_san(**extra):
+    return {"name": "张三", "mobile": "138 0013 8000", "gender": "男", "birthday": "1990/1/5", **extra}
+
+
+# --- authentication -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("token", [None, "sl_not-a-real-token"])
+def test_a_request_without_a_valid_token_is_401_and_writes_nothing(client, clinic_a, token):
+    # when
+    response = post(client, UPSERT, zhang_san(), token=token)
+    # then
+    assert response.status_code == 401
+    assert response.json() == {
+        "code": "unauthenticated",
+        "message": "Missing or invalid API token: send 'Authorization: Bearer <token>'",
+        "errors": [],
+    }
+    assert response["WWW-Authenticate"] == 'Bearer realm="smileloop"'
+    assert Customer.objects.count() == 0
+
+
+def test_a_revoked_staff_login_can_no_longer_use_its_token(client, front_desk_a, token_a):
+    # given
+    front_desk_a.is_active = False
+    front_desk_a.save(update_fields=["is_active"])
+    # when
+    response = get(client, "/api/customers", token=token_a)
+    # then
+    assert response.status_code == 401
+
+
+# --- upsert -------------------------------------------------------------------------------------------
+
+def test_upsert_creates_a_customer_in_the_callers_clinic_with_a_masked_phone(client, clinic_a, token_a):
+    # when
+    response = post(client, UPSERT, zhang_san(
+        identities=[{"kind": "pms", "external_id": "P-1001"}],
+        consents=[{"purpose": "data_processing", "granted": True, "source": "pms", "evidence": "signed form"}],
+    ), token=token_a)
+    # then
+    assert response.status_code == 201
+    body = response.json()
+    customer = Customer.objects.get()
+    assert body["created"] is True
+    assert body["customer"]["id"] == customer.id
+    assert body["customer"]["mobile"] == "138****8000"
+    assert body["customer"]["mobile_revealed"] is False
+    assert body["customer"]["gender"] == "M"
+    assert body["customer"]["birthday"] == "1990-01-05"
+    assert body["customer"]["home_clinic"] == {"id": clinic_a.id, "code": "SH01", "name": "静安门诊"}
+    assert body["customer"]["identities"] == [{"kind": "pms", "external_id": "P-1001", "app_id": ""}]
+    assert [(c["purpose"], c["granted"], c["source"]) for c in body["customer"]["consents"]] == [
+        ("data_processing", True, "pms")]
+    assert customer.mobile == "+8613800138000"
+    assert customer.home_clinic_id == clinic_a.id
+
+
+def test_upsert_matches_the_same_person_by_a_differently_written_phone_and_answers_200(client, clinic_a, token_a):
+    # given
+    post(client, UPSERT, zhang_san(), token=token_a, key="first")
+    # when
+    response = post(client, UPSERT, {"name": "张三", "mobile": "+86-138-0013-8000", "community": "静安花园"},
+                    token=token_a, key="second")
+    # then
+    assert response.status_code == 200
+    assert response.json()["created"] is False
+    assert Customer.objects.count() == 1
+    customer = Customer.objects.get()
+    assert customer.community == "静安花园"
+    assert customer.birthday.isoformat() == "1990-01-05"  # fields left out keep their value
+
+
+def test_upsert_lists_every_bad_field_and_writes_nothing(client, clinic_a, token_a):
+    # when
+    response = post(client, UPSERT, {"name": "张三", "mobile": "12345", "birthday": "2990-01-01"}, token=token_a)
+    # then
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "invalid",
+        "message": "body.mobile: is not a valid phone number; body.birthday: is in the future",
+        "errors": [
+            {"field": "body.mobile", "message": "is not a valid phone number", "value": "12345"},
+            {"field": "body.birthday", "message": "is in the future", "value": "2990-01-01"},
+        ],
+    }
+    assert Customer.objects.count() == 0
+
+
+def test_a_malformed_body_is_422_with_dotted_field_paths_and_writes_nothing(client, clinic_a, token_a):
+    # when
+    response = post(client, UPSERT, {"mobile": "13800138000", "latitude": "north",
+                                     "identities": [{"kind": "qq", "external_id": "1"}]}, token=token_a)
+    # then
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["field"], e.get("value")) for e in errors] == [
+        ("body.name", None), ("body.latitude", "north"), ("body.identities[0].kind", "qq")]
+    assert Customer.objects.count() == 0
+    assert IdempotencyRecord.objects.count() == 0
+
+
+def test_unparseable_json_is_400_in_the_common_error_shape(client, token_a):
+    # when
+    response = client.post(UPSERT, data="{not json", content_type="application/json",
+                           headers={"Authorization": f"Bearer {token_a}", "Idempotency-Key": "k"})
+    # then
+    assert response.status_code == 400
+    assert response.json() == {"code": "bad_request", "message": "Cannot parse request body", "errors": []}
+
+
+def test_upsert_of_a_person_outside_the_callers_clinics_is_409_and_changes_nothing(client, chain, clinic_b, token_a):
+    # given
+    other = CustomerFactory(chain=chain, name="李四", mobile="+8613900139000", home_clinic=clinic_b)
+    # when
+    response = post(client, UPSERT, {"name": "李四改", "mobile": "13900139000"}, token=token_a)
+    # then
+    assert response.status_code == 409
+    assert response.json()["code"] == "out_of_scope"
+    other.refresh_from_db()
+    assert other.name == "李四"
+    assert Customer.objects.count() == 1
+
+
+def test_upsert_naming_a_clinic_outside_the_callers_clinics_is_403_and_writes_nothing(client, clinic_b, token_a):
+    # when
+    response = post(client, UPSERT, zhang_san(home_clinic="SH02"), token=token_a)
+    # then
+    assert response.status_code == 403
+    assert response.json() == {
+        "code": "forbidden",
+        "message": "Clinic 'SH02' is not one of your clinics",
+        "errors": [{"field": "body.home_clinic", "message": "Clinic 'SH02' is not one of your clinics"}],
+    }
+    assert Customer.objects.count() == 0
+
+
+def test_a_role_without_customer_edit_gets_403_and_its_key_stays_free(client, chain, marketing_token):
+    # when
+    response = post(client, UPSERT, zhang_san(), token=marketing_token)
+    # then
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+    assert Customer.objects.count() == 0
+    assert IdempotencyRecord.objects.count() == 0
+
+
+# --- idempotency --------------------------------------------------------------------------------------
+
+def test_a_replay_with_the_same_key_returns_the_first_response_and_writes_once(client, clinic_a, token_a):
+    # given
+    first = post(client, UPSERT, zhang_san(), token=token_a, key="abc-123")
+    # when
+    replay = post(client, UPSERT, zhang_san(), token=token_a, key="abc-123")
+    # then
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json()
+    assert replay["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Customer.objects.count() == 1
+    assert Customer.objects.get().interactions.count() == 1
+    record = IdempotencyRecord.objects.get()
+    assert (record.key, record.status_code, record.operation) == ("abc-123", 201, "customers.upsert")
+
+
+def test_the_same_key_with_a_different_body_is_409_and_changes_nothing(client, clinic_a, token_a):
+    # given
+    post(client, UPSERT, zhang_san(), token=token_a, key="abc-123")
+    # when
+    response = post(client, UPSERT, zhang_san(name="张三丰"), token=token_a, key="abc-123")
+    # then
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "idempotency_key_reused",
+        "message": "This Idempotency-Key was already used for a different request; use a new key",
+        "errors": [{"field": "header.Idempotency-Key",
+                    "message": "This Idempotency-Key was already used for a different request; use a new key"}],
+    }
+    assert list(Customer.objects.values_list("name", flat=True)) == ["张三"]
+
+
+def test_a_write_without_an_idempotency_key_is_400_and_writes_nothing(client, clinic_a, token_a):
+    # when
+    response = post(client, UPSERT, zhang_san(), token=token_a, key=None)
+    # then
+    assert response.status_code == 400
+    assert response.json()["code"] == "idempotency_key_required"
+    assert response.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    assert Customer.objects.count() == 0
+
+
+def test_the_same_key_used_by_two_staff_members_is_two_writes(client, chain, clinic_a, token_a):
+    # given
+    other = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+    other_token = token_create(username=other.user.username)
+    post(client, UPSERT, zhang_san(), token=token_a, key="shared")
+    # when
+    response = post(client, UPSERT, {"name": "王五", "mobile": "13700137000"}, token=other_token, key="shared")
+    # then
+    assert response.status_code == 201
+    assert Customer.objects.count() == 2
+
+
+def test_a_refused_write_is_replayed_as_the_same_refusal(client, clinic_a, token_a):
+    # given
+    first = post(client, UPSERT, {"name": "张三", "mobile": "12345"}, token=token_a, key="bad")
+    # when
+    replay = post(client, UPSERT, {"name": "张三", "mobile": "12345"}, token=token_a, key="bad")
+    # then
+    assert first.status_code == replay.status_code == 422
+    assert replay.json() == first.json()
+    assert Customer.objects.count() == 0
+
+
+def test_a_concurrent_duplicate_that_loses_the_race_replays_the_winners_answer(client, clinic_a, token_a):
+    # given: the winner's record was committed after the loser looked for it
+    first = post(client, UPSERT, zhang_san(), token=token_a, key="race")
+    real_replay = idempotency._replay
+    calls = []
+
+    def replay_missing_once(**kwargs):
+        calls.append(kwargs)
+        return None if len(calls) == 1 else real_replay(**kwargs)
+
+    # when
+    with mock.patch.object(idempotency, "_replay", side_effect=replay_missing_once):
+        response = post(client, UPSERT, zhang_san(), token=token_a, key="race")
+    # then
+    assert len(calls) == 2
+    assert response.status_code == 201
+    assert response.json() == first.json()
+    assert Customer.objects.count() == 1
+    assert Customer.objects.get().interactions.count() == 1
+
+
+# --- reads and scoping --------------------------------------------------------------------------------
+
+def test_clinic_a_staff_gets_404_for_a_customer_of_clinic_b(client, chain, clinic_b, token_a):
+    # given
+    other = CustomerFactory(chain=chain, home_clinic=clinic_b)
+    # when
+    response = get(client, f"/api/customers/{other.id}", token=token_a)
+    # then
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Customer not found", "errors": []}
+
+
+def test_one_customer_shows_identities_household_current_consents_and_counts(client, chain, clinic_a, token_a):
+    # given
+    head, _ = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000", "home_clinic": clinic_a},
+                              identities=[{"kind": "wechat_openid", "external_id": "oABC"}])
+    child = CustomerFactory(chain=chain, home_clinic=clinic_a, name="张小三")
+    household_member_add(head=head, member=child, relation="child")
+    post(client, UPSERT, {"name": "张三", "mobile": "13800138000", "consents": [
+        {"purpose": "marketing_sms", "granted": True, "source": "pms"}]}, token=token_a, key="c1")
+    post(client, UPSERT, {"name": "张三", "mobile": "13800138000", "consents": [
+        {"purpose": "marketing_sms", "granted": False, "source": "pms"}]}, token=token_a, key="c2")
+    # when
+    response = get(client, f"/api/customers/{head.id}", token=token_a)
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["mobile"] == "138****8000"
+    assert body["identities"] == [{"kind": "wechat_openid", "external_id": "oABC", "app_id": ""}]
+    assert body["household"]["head_id"] == head.id
+    assert body["household"]["relation"] == "head"
+    assert body["household"]["members"] == [{"customer_id": head.id, "relation": "head"},
+                                            {"customer_id": child.id, "relation": "child"}]
+    assert [(c["purpose"], c["granted"]) for c in body["consents"]] == [("marketing_sms", False)]
+    assert Consent.objects.count() == 2
+    assert body["counts"] == {"appointments": 0, "orders": 0, "treatment_plans": 0}
+
+
+def test_revealing_a_phone_with_a_reason_returns_it_and_writes_an_audit_row(client, chain, clinic_a, front_desk_a,
+                                                                              token_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, mobile="+8613800138000")
+    # when
+    response = get(client, f"/api/customers/{customer.id}", token=token_a, reveal_phone="true",
+                   reason="回访预约")
+    # then
+    assert response.status_code == 200
+    assert response.json()["mobile"] == "+8613800138000"
+    assert response.json()["mobile_revealed"] is True
+    event = AuditEvent.objects.get()
+    assert (event.actor_id, event.action, event.object_id, event.reason) == (
+        front_desk_a.user_id, "phone.reveal", str(customer.id), "回访预约")
+
+
+def test_revealing_a_phone_without_a_reason_is_422_and_not_audited(client, chain, clinic_a, token_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    # when
+    response = get(client, f"/api/customers/{customer.id}", token=token_a, reveal_phone="true")
+    # then
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "query.reason", "message": "is required to reveal a phone number",
+                                          "value": ""}]
+    assert AuditEvent.objects.count() == 0
+
+
+def test_a_role_without_phone_view_cannot_reveal_and_nothing_is_audited(client, chain, clinic_a, marketing_token):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    # when
+    response = get(client, f"/api/customers/{customer.id}", token=marketing_token, reveal_phone="true",
+                   reason="curious")
+    # then
+    assert response.status_code == 403
+    assert response.json()["message"] == "Your role may not see full phone numbers"
+    assert AuditEvent.objects.count() == 0
+
+
+def test_the_list_is_scoped_searchable_paginated_and_masked(client, chain, clinic_a, clinic_b, token_a):
+    # given
+    zs, _ = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000", "home_clinic": clinic_a})
+    for i in range(3):
+        CustomerFactory(chain=chain, home_clinic=clinic_a, name=f"王{i}")
+    CustomerFactory(chain=chain, home_clinic=clinic_b, name="张四")
+    # when
+    found = get(client, "/api/customers", token=token_a, q="zs")
+    page = get(client, "/api/customers", token=token_a, limit=2, offset=1)
+    # then
+    assert found.status_code == 200
+    assert found.json()["count"] == 1
+    assert [(c["id"], c["mobile"]) for c in found.json()["items"]] == [(zs.id, "138****8000")]
+    assert page.json()["count"] == 4
+    assert (page.json()["limit"], page.json()["offset"], len(page.json()["items"])) == (2, 1, 2)
+
+
+def test_filtering_the_list_by_another_clinic_is_403(client, clinic_b, token_a):
+    # when
+    response = get(client, "/api/customers", token=token_a, clinic="SH02")
+    # then
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["field"] == "query.clinic"
+
+
+def test_bad_list_parameters_are_422_field_by_field(client, token_a):
+    # when
+    response = get(client, "/api/customers", token=token_a, limit=1000, source="carrier-pigeon")
+    # then
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["query.limit"]
+
+
+def test_the_list_makes_the_same_four_queries_for_2_or_20_customers(client, chain, clinic_a, token_a,
+                                                                    django_assert_num_queries):
+    # given: token, scope's clinics, count, page
+    CustomerFactory.create_batch(2, chain=chain, home_clinic=clinic_a)
+    get(client, "/api/customers", token=token_a)  # stamps the token's last_used_at
+    with django_assert_num_queries(4):
+        get(client, "/api/customers", token=token_a)
+    CustomerFactory.create_batch(18, chain=chain, home_clinic=clinic_a)
+    # when / then
+    with django_assert_num_queries(4):
+        response = get(client, "/api/customers", token=token_a)
+    assert response.json()["count"] == 20
+    assert len(response.json()["items"]) == 20
+
+
+# --- identities ---------------------------------------------------------------------------------------
+
+def test_adding_an_identity_attaches_it_once(client, chain, clinic_a, token_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    url = f"/api/customers/{customer.id}/identities"
+    # when
+    first = post(client, url, {"kind": "douyin_openid", "external_id": "dy-1"}, token=token_a, key="i1")
+    again = post(client, url, {"kind": "douyin_openid", "external_id": "dy-1"}, token=token_a, key="i2")
+    # then
+    assert first.status_code == again.status_code == 201
+    assert first.json() == {"kind": "douyin_openid", "external_id": "dy-1", "app_id": ""}
+    assert Identity.objects.filter(customer=customer).count() == 1
+
+
+def test_adding_an_identity_of_another_person_is_409_and_changes_nothing(client, chain, clinic_a, token_a):
+    # given
+    owner = IdentityFactory(customer=CustomerFactory(chain=chain, home_clinic=clinic_a), kind="pms",
+                            external_id="P1").customer
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    # when
+    response = post(client, f"/api/customers/{customer.id}/identities", {"kind": "pms", "external_id": "P1"},
+                    token=token_a)
+    # then
+    assert response.status_code == 409
+    assert response.json()["code"] == "identity_conflict"
+    assert response.json()["errors"][0]["field"] == "body.external_id"
+    assert list(Identity.objects.values_list("customer_id", flat=True)) == [owner.id]
+
+
+def test_adding_an_identity_to_a_customer_of_clinic_b_is_404_and_writes_nothing(client, chain, clinic_b, token_a):
+    # given
+    other = CustomerFactory(chain=chain, home_clinic=clinic_b)
+    # when
+    response = post(client, f"/api/customers/{other.id}/identities", {"kind": "pms", "external_id": "P9"},
+                    token=token_a)
+    # then
+    assert response.status_code == 404
+    assert Identity.objects.count() == 0
+    assert IdempotencyRecord.objects.count() == 0
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------------
+
+def test_the_openapi_document_and_docs_are_served_and_list_every_route(client, db):
+    # when
+    schema = client.get("/api/openapi.json")
+    docs = client.get("/api/docs")
+    # then
+    assert schema.status_code == 200
+    assert docs.status_code == 200
+    assert set(schema.json()["paths"]) == {
+        "/api/customers/upsert", "/api/customers", "/api/customers/{customer_id}",
+        "/api/customers/{customer_id}/identities", "/api/appointments", "/api/orders",
+        "/api/orders/{order_id}/refunds", "/api/treatment-plans", "/api/treatment-plans/{plan_id}/steps/{seq}",
+        "/api/procedures",
+    }
+    upsert = schema.json()["paths"]["/api/customers/upsert"]["post"]
+    assert {p["name"] for p in upsert["parameters"]} == {"Idempotency-Key"}
+    assert set(upsert["responses"]) == {"200", "201", "400", "401", "403", "404", "409", "422"}

@@ -1,0 +1,404 @@
+"""Staff pages for the patient pool: search, the 360 page, forms, phone reveal, merge, and the clinic boundary."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from smileloop.clinics.enums import Role
+from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.core.models import AuditEvent
+from smileloop.customers.enums import ConsentPurpose, Stage
+from smileloop.customers.models import Consent, Customer, CustomerMerge, HouseholdMember, Interaction
+from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
+from smileloop.visits import services as visit_services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def zhang_san(chain, clinic_a):
+    return CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", mobile_tail="8000",
+                           home_clinic=clinic_a, stage=Stage.PATIENT, first_touch_channel="douyin")
+
+
+@pytest.fixture
+def li_si(chain, clinic_b):
+    return CustomerFactory(chain=chain, name="李四", mobile="+8613900139000", mobile_tail="9000",
+                           home_clinic=clinic_b, stage=Stage.LEAD, first_touch_channel="referral")
+
+
+def login(client, staff):
+    client.force_login(staff.user)
+    return client
+
+
+# --- list ----------------------------------------------------------------------------------------------
+
+
+def test_list_finds_a_patient_by_pinyin_initials(client, chain_admin, zhang_san, li_si):
+    # given
+    login(client, chain_admin)
+    # when
+    response = client.get(reverse("customers:list"), {"q": "zs"})
+    # then
+    assert response.status_code == 200
+    assert list(response.context["customers"]) == [zhang_san]
+    assert "138****8000" in response.text
+    assert "13800138000" not in response.text
+
+
+def test_list_finds_by_full_pinyin_and_phone_tail(client, chain_admin, zhang_san, li_si):
+    login(client, chain_admin)
+    assert list(client.get(reverse("customers:list"), {"q": "lisi"}).context["customers"]) == [li_si]
+    assert list(client.get(reverse("customers:list"), {"q": "9000"}).context["customers"]) == [li_si]
+
+
+def test_list_filters_by_clinic_stage_and_source(client, chain_admin, clinic_b, zhang_san, li_si):
+    login(client, chain_admin)
+    url = reverse("customers:list")
+    assert list(client.get(url, {"clinic": clinic_b.id}).context["customers"]) == [li_si]
+    assert list(client.get(url, {"stage": Stage.PATIENT}).context["customers"]) == [zhang_san]
+    assert list(client.get(url, {"source": "referral"}).context["customers"]) == [li_si]
+
+
+def test_clinic_staff_sees_only_their_clinics_in_list_and_filter(client, front_desk_a, clinic_b, zhang_san, li_si):
+    # given
+    login(client, front_desk_a)
+    # when
+    response = client.get(reverse("customers:list"), {"clinic": clinic_b.id})
+    # then: the foreign clinic is not a choice, so the filter is ignored and the scope still applies
+    assert list(response.context["customers"]) == [zhang_san]
+    assert "浦东门诊" not in response.text
+
+
+def test_htmx_search_returns_only_the_results_fragment(client, chain_admin, zhang_san):
+    login(client, chain_admin)
+    response = client.get(reverse("customers:list"), {"q": "zs"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="customer-results"')
+    assert "<html" not in response.text
+    assert "张三" in response.text
+
+
+def test_list_pages_without_counting(client, chain_admin, chain, clinic_a):
+    # given: 30 customers, page size 25
+    CustomerFactory.create_batch(30, chain=chain, home_clinic=clinic_a)
+    login(client, chain_admin)
+    # when
+    first = client.get(reverse("customers:list"))
+    second = client.get(reverse("customers:list"), {"page": 2})
+    # then
+    assert len(first.context["customers"]) == 25 and first.context["next_page"] == 2
+    assert len(second.context["customers"]) == 5 and second.context["next_page"] is None
+    assert second.context["previous_page"] == 1
+
+
+def test_list_page_runs_a_fixed_number_of_queries(client, front_desk_a, chain, clinic_a,
+                                                  django_assert_num_queries):
+    # given: many customers with consultants and clinics (select_related, not one query per row)
+    consultant = StaffFactory(chain=chain, role=Role.CONSULTANT, clinics=[clinic_a])
+    CustomerFactory.create_batch(20, chain=chain, home_clinic=clinic_a, consultant=consultant)
+    login(client, front_desk_a)
+    # when / then: session, user, staff, staff clinics, clinic filter choices, customers
+    with django_assert_num_queries(6):
+        response = client.get(reverse("customers:list"))
+    assert len(response.context["customers"]) == 20
+
+
+def test_anonymous_user_is_sent_to_login(client):
+    response = client.get(reverse("customers:list"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_login_without_staff_profile_is_forbidden(client, django_user_model):
+    user = django_user_model.objects.create_user(username="nobody", password="x-pass-1234")
+    client.force_login(user)
+    assert client.get(reverse("customers:list")).status_code == 403
+
+
+# --- the 360 page ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rich_customer(chain, clinic_a, catalogue, zhang_san, director_a):
+    now = timezone.now()
+    visit_services.appointment_upsert(customer=zhang_san, clinic=clinic_a, start_at=now - dt.timedelta(days=3),
+                                      end_at=now - dt.timedelta(days=3, hours=-1), status="completed",
+                                      service_code="CL01")
+    visit_services.order_record(customer=zhang_san, clinic=clinic_a, ordered_at=now - dt.timedelta(days=3),
+                                lines=[{"item_code": "CL01", "quantity": 1}],
+                                payments=[{"method": "wechat_pay", "amount_fen": 30000}])
+    visit_services.plan_record(customer=zhang_san, clinic=clinic_a, title="种植修复方案",
+                               steps=[{"seq": 1, "item_code": "EX01", "status": "done"},
+                                      {"seq": 2, "item_code": "IM01", "tooth": "36", "status": "planned"}])
+    visit_services.procedure_record(customer=zhang_san, clinic=clinic_a, item_code="EX01",
+                                    performed_on=now.date(), tooth="36")
+    IdentityFactory(customer=zhang_san, kind="wechat_openid", external_id="oOPENID-zs")
+    return zhang_san
+
+
+def test_360_page_shows_profile_orders_plans_and_masked_phone(client, director_a, rich_customer):
+    # given
+    login(client, director_a)
+    # when
+    response = client.get(reverse("customers:detail", args=[rich_customer.id]))
+    # then
+    assert response.status_code == 200
+    text = response.text
+    for expected in ("张三", "138****8000", "洁牙", "¥300.00", "种植修复方案", "50%", "oOPENID-zs",
+                     "Personal data processing", "Marketing by WeChat", "Douyin", "Reveal"):
+        assert expected in text, expected
+    assert "13800138000" not in text
+
+
+def test_360_page_hides_health_data_from_roles_without_health_permission(client, front_desk_a, rich_customer):
+    login(client, front_desk_a)
+    response = client.get(reverse("customers:detail", args=[rich_customer.id]))
+    assert response.status_code == 200
+    assert "种植修复方案" not in response.text
+    assert "洁牙" in response.text  # orders stay visible
+
+
+def test_clinic_a_staff_gets_404_for_a_clinic_b_patient(client, front_desk_a, li_si):
+    # given
+    login(client, front_desk_a)
+    # when / then
+    assert client.get(reverse("customers:detail", args=[li_si.id])).status_code == 404
+    assert client.get(reverse("customers:edit", args=[li_si.id])).status_code == 404
+    response = client.post(reverse("customers:phone_reveal", args=[li_si.id]), {"reason": "call"})
+    assert response.status_code == 404
+    assert client.post(reverse("customers:note_add", args=[li_si.id]), {"text": "x"}).status_code == 404
+    assert not AuditEvent.objects.exists()
+    assert not Interaction.objects.filter(customer=li_si, kind="note").exists()
+
+
+def test_reveal_shows_the_full_number_and_writes_an_audit_event(client, front_desk_a, zhang_san):
+    # given
+    login(client, front_desk_a)
+    # when
+    response = client.post(reverse("customers:phone_reveal", args=[zhang_san.id]), {"reason": "confirm booking"},
+                           headers={"HX-Request": "true"})
+    # then
+    assert response.status_code == 200
+    assert "13800138000" in response.text
+    assert "<html" not in response.text
+    event = AuditEvent.objects.get()
+    assert (event.action, event.object_id, event.reason, event.actor_id) == (
+        "phone.reveal", str(zhang_san.id), "confirm booking", front_desk_a.user_id)
+
+
+def test_reveal_without_a_reason_is_refused_and_not_audited(client, front_desk_a, zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:phone_reveal", args=[zhang_san.id]), {"reason": " "},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert "13800138000" not in response.text
+    assert not AuditEvent.objects.exists()
+
+
+def test_roles_without_phone_permission_get_no_button_and_403(client, chain, clinic_a, zhang_san):
+    # given
+    doctor = StaffFactory(chain=chain, role=Role.DOCTOR, clinics=[clinic_a])
+    login(client, doctor)
+    # when
+    page = client.get(reverse("customers:detail", args=[zhang_san.id]))
+    response = client.post(reverse("customers:phone_reveal", args=[zhang_san.id]), {"reason": "curious"})
+    # then
+    assert "phone/reveal" not in page.text
+    assert response.status_code == 403
+    assert not AuditEvent.objects.exists()
+
+
+def test_consent_is_recorded_and_the_fragment_shows_it(client, front_desk_a, zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:consent_add", args=[zhang_san.id]),
+                           {"purpose": ConsentPurpose.MARKETING_SMS, "granted": "1", "source": "paper",
+                            "evidence": "form 17"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    consent = Consent.objects.get(customer=zhang_san)
+    assert (consent.purpose, consent.granted, consent.source, consent.evidence) == (
+        "marketing_sms", True, "paper", "form 17")
+    assert "form 17" in response.text and 'id="consents"' in response.text
+
+
+def test_invalid_consent_writes_nothing(client, front_desk_a, zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:consent_add", args=[zhang_san.id]),
+                           {"purpose": "telepathy", "granted": "1", "source": "paper"}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert not Consent.objects.exists()
+
+
+def test_note_is_added_to_the_timeline(client, director_a, zhang_san):
+    login(client, director_a)
+    response = client.post(reverse("customers:note_add", args=[zhang_san.id]), {"text": "想下周洗牙"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "想下周洗牙" in response.text
+    note = Interaction.objects.get(customer=zhang_san, kind="note")
+    assert (note.text, note.author_id) == ("想下周洗牙", director_a.id)
+
+
+def test_family_member_is_linked_by_phone(client, front_desk_a, chain, clinic_a, zhang_san):
+    # given
+    child = CustomerFactory(chain=chain, name="张小明", mobile="+8613700137000", home_clinic=clinic_a)
+    login(client, front_desk_a)
+    # when
+    response = client.post(reverse("customers:family_add", args=[zhang_san.id]),
+                           {"member": "137 0013 7000", "relation": "child"}, headers={"HX-Request": "true"})
+    # then
+    assert response.status_code == 200
+    assert HouseholdMember.objects.get(customer=child).relation == "child"
+    assert "张小明" in response.text
+
+
+def test_family_member_outside_the_scope_is_not_found(client, front_desk_a, zhang_san, li_si):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:family_add", args=[zhang_san.id]),
+                           {"member": "13900139000", "relation": "spouse"}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert not HouseholdMember.objects.exists()
+
+
+# --- create and edit -------------------------------------------------------------------------------------
+
+
+def test_create_makes_a_customer_and_redirects_to_the_360_page(client, front_desk_a, clinic_a):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:create"), {
+        "name": "王五", "mobile": "139 1234 5678", "gender": "F", "birthday": "1990-01-05",
+        "home_clinic": clinic_a.id, "stage": "lead", "source": "douyin"})
+    customer = Customer.objects.get(name="王五")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("customers:detail", args=[customer.id])
+    assert (customer.mobile, customer.gender, customer.home_clinic_id, customer.first_touch_channel) == (
+        "+8613912345678", "F", clinic_a.id, "douyin")
+
+
+def test_create_shows_field_messages_and_writes_nothing(client, front_desk_a):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:create"), {
+        "name": "", "mobile": "12345", "gender": "M", "birthday": "2999-01-01", "stage": "lead"})
+    assert response.status_code == 422
+    errors = response.context["form"].errors
+    assert errors["name"] == ["This field is required."]
+    assert errors["mobile"] == ["Enter a valid mobile number, for example 138 0013 8000."]
+    assert errors["birthday"] == ["The birthday cannot be in the future."]
+    assert errors["home_clinic"] == ["This field is required."]
+    assert "Enter a valid mobile number" in response.text
+    assert not Customer.objects.exists()
+
+
+def test_create_with_an_existing_phone_links_to_the_person_instead_of_duplicating(client, front_desk_a, clinic_a,
+                                                                                   zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:create"), {
+        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id, "stage": "lead"})
+    assert response.status_code == 422
+    assert response.context["existing"] == zhang_san
+    assert reverse("customers:detail", args=[zhang_san.id]) in response.text
+    assert Customer.objects.count() == 1
+    zhang_san.refresh_from_db()
+    assert zhang_san.name == "张三"
+
+
+def test_create_with_a_phone_of_another_clinic_does_not_reveal_them(client, front_desk_a, clinic_a, li_si):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:create"), {
+        "name": "李四", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "stage": "lead"})
+    assert response.status_code == 422
+    assert response.context["existing"] is None
+    assert reverse("customers:detail", args=[li_si.id]) not in response.text
+    assert Customer.objects.count() == 1
+
+
+def test_edit_saves_changes(client, front_desk_a, clinic_a, zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
+        "name": "张三", "mobile": "13800138000", "gender": "M", "home_clinic": clinic_a.id, "stage": "dormant",
+        "community": "静安花园"})
+    assert response.status_code == 302
+    zhang_san.refresh_from_db()
+    assert (zhang_san.stage, zhang_san.community, zhang_san.gender) == ("dormant", "静安花园", "M")
+
+
+def test_edit_refuses_a_phone_of_another_customer(client, chain_admin, clinic_a, zhang_san, li_si):
+    login(client, chain_admin)
+    response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
+        "name": "张三", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "stage": "patient"})
+    assert response.status_code == 422
+    assert "mobile" in response.context["form"].errors
+    zhang_san.refresh_from_db()
+    assert zhang_san.mobile == "+8613800138000"
+
+
+# --- duplicates and merge --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def twins(chain, clinic_a):
+    first = CustomerFactory(chain=chain, name="赵六", mobile="+8613600136000", birthday=dt.date(1985, 3, 1),
+                            home_clinic=clinic_a)
+    second = CustomerFactory(chain=chain, name="赵六", mobile="+8615000150000", birthday=dt.date(1985, 3, 1),
+                             home_clinic=clinic_a)
+    return first, second
+
+
+def test_merge_candidates_list_groups_with_reason(client, director_a, twins):
+    login(client, director_a)
+    response = client.get(reverse("customers:merge_candidates"))
+    assert response.status_code == 200
+    assert "Same name and birthday" in response.text
+    assert response.text.count("赵六") == 2
+
+
+def test_merge_moves_everything_to_the_survivor_and_audits(client, director_a, twins):
+    # given
+    first, second = twins
+    login(client, director_a)
+    # when
+    response = client.post(reverse("customers:merge"), {
+        "customers": f"{first.id},{second.id}", "survivor": second.id, "reason": "same person"})
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == reverse("customers:detail", args=[second.id])
+    first.refresh_from_db()
+    assert first.merged_into_id == second.id
+    assert CustomerMerge.objects.get().reason == "same person"
+    assert AuditEvent.objects.filter(action="customer.merge").count() == 1
+
+
+def test_merge_needs_a_reason(client, director_a, twins):
+    first, second = twins
+    login(client, director_a)
+    response = client.post(reverse("customers:merge"), {
+        "customers": f"{first.id},{second.id}", "survivor": second.id, "reason": ""})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("customers:merge_candidates")
+    assert not CustomerMerge.objects.exists()
+
+
+def test_merge_is_forbidden_without_the_permission(client, front_desk_a, twins):
+    first, second = twins
+    login(client, front_desk_a)
+    page = client.get(reverse("customers:merge_candidates"))
+    response = client.post(reverse("customers:merge"), {
+        "customers": f"{first.id},{second.id}", "survivor": second.id, "reason": "same"})
+    assert 'name="survivor"' not in page.text
+    assert response.status_code == 403
+    first.refresh_from_db()
+    assert first.merged_into_id is None
+    assert not CustomerMerge.objects.exists()
+
+
+def test_merge_of_a_record_outside_the_scope_is_404(client, director_a, twins, li_si):
+    first, _second = twins
+    login(client, director_a)
+    response = client.post(reverse("customers:merge"), {
+        "customers": f"{first.id},{li_si.id}", "survivor": first.id, "reason": "same"})
+    assert response.status_code == 404
+    li_si.refresh_from_db()
+    assert li_si.merged_into_id is None

@@ -1,0 +1,339 @@
+"""Staff pages for the patient pool: list and search, the customer 360 page, create/edit, consents,
+notes, family, phone reveal, merge candidates and merge.
+
+Every view gets the staff member's Scope first and reads patient data only through scoped selectors;
+a customer outside the scope is a 404, indistinguishable from one that does not exist.
+"""
+
+from functools import cached_property, wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.selectors import scope_for_user
+from smileloop.core import errors
+from smileloop.core.scoping import Scope
+from smileloop.customers import selectors, services
+from smileloop.customers.enums import ConsentPurpose, InteractionKind
+from smileloop.customers.forms import (
+    CONSENT_SOURCE_LABELS,
+    ConsentForm,
+    CustomerFilterForm,
+    CustomerForm,
+    FamilyMemberForm,
+    MergeForm,
+    NoteForm,
+    PhoneRevealForm,
+)
+from smileloop.customers.models import Customer
+from smileloop.customers.sections import SECTIONS
+
+PAGE_SIZE = 25
+MERGE_REASONS = {
+    "same_name_birthday": gettext_lazy("Same name and birthday"),
+    "same_name_phone_tail": gettext_lazy("Same name and phone tail"),
+    "same_identity": gettext_lazy("One record's phone is another's identity"),
+}
+
+
+def staff_view(view):
+    """Login required; passes the Scope; domain PermissionDenied → 403 and NotFound → 404."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, scope_for_user(request.user), *args, **kwargs)
+        except errors.PermissionDenied as exc:
+            raise PermissionDenied(str(exc))
+        except errors.NotFound as exc:
+            raise Http404(str(exc))
+
+    return wrapper
+
+
+def _require(scope: Scope, permission: str) -> None:
+    if not scope.can(permission):
+        raise errors.PermissionDenied(f"missing permission {permission}")
+
+
+def _redirect(request, url: str) -> HttpResponse:
+    """A POST's redirect: HX-Redirect for htmx (a full navigation), 303 otherwise."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url, permanent=False)
+
+
+# --- list ----------------------------------------------------------------------------------------------
+
+
+@staff_view
+@require_GET
+def customer_list(request, scope: Scope):
+    form = CustomerFilterForm(scope, request.GET or None)
+    filters = form.filters()
+    page = filters.pop("page")
+    start = (page - 1) * PAGE_SIZE
+    # One extra row says whether a next page exists: no COUNT(*) over the pool on every keystroke.
+    rows = list(selectors.customer_list(scope, **filters)[start:start + PAGE_SIZE + 1])
+    context = {
+        "form": form,
+        "customers": rows[:PAGE_SIZE],
+        "page": page,
+        "next_page": page + 1 if len(rows) > PAGE_SIZE else None,
+        "previous_page": page - 1 if page > 1 else None,
+        "searching": any(filters.values()),
+        "can_edit": scope.can(Perm.CUSTOMER_EDIT),
+    }
+    template = "customers/customer_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#results"
+    return render(request, template, context)
+
+
+# --- the 360 page ----------------------------------------------------------------------------------------
+
+
+
+
+class Customer360:
+    """Lazy read model of the 360 page: a section is queried only when a template renders it, so an htmx
+    POST that returns one fragment runs only that fragment's queries."""
+
+    def __init__(self, scope: Scope, customer: Customer):
+        self.scope = scope
+        self.customer = customer
+
+    @cached_property
+    def identities(self):
+        return list(selectors.identity_list_for_customer(self.customer))
+
+    @cached_property
+    def household(self):
+        household, members, hidden = selectors.household_for_customer(self.scope, self.customer)
+        return {"household": household, "members": members, "hidden": hidden}
+
+    @cached_property
+    def timeline(self):
+        return list(selectors.interaction_list_for_customer(self.customer))
+
+    @cached_property
+    def consents(self):
+        current = selectors.consent_current(self.customer)
+        return [{"purpose": value, "label": label, "consent": current.get(value),
+                 "source_label": CONSENT_SOURCE_LABELS.get(current[value].source, current[value].source)
+                 if value in current else ""}
+                for value, label in ConsentPurpose.choices]
+
+    def __getattr__(self, name: str):
+        """Sections contributed by higher apps (visits, later membership…) through `section_register`."""
+        loader = SECTIONS.get(name)
+        if loader is None:
+            raise AttributeError(name)
+        value = loader(self.scope, self.customer)
+        self.__dict__[name] = value
+        return value
+
+    @property
+    def can_health(self) -> bool:
+        return self.scope.can(Perm.HEALTH_VIEW)
+
+
+def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = "", status: int = 200,
+                revealed_phone: str = "", **forms) -> HttpResponse:
+    context = {
+        "customer": customer,
+        "c360": Customer360(scope, customer),
+        "revealed_phone": revealed_phone,
+        "can_edit": scope.can(Perm.CUSTOMER_EDIT),
+        "can_reveal": scope.can(Perm.PHONE_VIEW) and bool(customer.mobile),
+        "can_health": scope.can(Perm.HEALTH_VIEW),
+        "can_merge": scope.can(Perm.CUSTOMER_MERGE),
+        "reveal_form": forms.get("reveal_form") or PhoneRevealForm(),
+        "consent_form": forms.get("consent_form") or ConsentForm(),
+        "note_form": forms.get("note_form") or NoteForm(),
+        "family_form": forms.get("family_form") or FamilyMemberForm(scope, head=customer),
+    }
+    template = "customers/customer_detail.html"
+    if fragment and request.htmx:
+        template += "#" + fragment
+    return render(request, template, context, status=status)
+
+
+@staff_view
+@require_GET
+def customer_detail(request, scope: Scope, customer_id: int):
+    customer = selectors.customer_get(scope, customer_id)
+    return _render_360(request, scope, customer)
+
+
+@staff_view
+@require_POST
+def phone_reveal(request, scope: Scope, customer_id: int):
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.PHONE_VIEW)
+    form = PhoneRevealForm(request.POST)
+    if not form.is_valid():
+        return _render_360(request, scope, customer, fragment="phone", status=422, reveal_form=form)
+    phone = services.phone_reveal(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
+                                  ip_address=request.META.get("REMOTE_ADDR"))
+    return _render_360(request, scope, customer, fragment="phone", revealed_phone=phone)
+
+
+@staff_view
+@require_POST
+def consent_add(request, scope: Scope, customer_id: int):
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    form = ConsentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.consent_record(customer=customer, actor=request.user.staff, **form.cleaned_data)
+        except errors.ValidationFailed as exc:
+            form.add_domain_errors(exc)
+        else:
+            if not request.htmx:
+                return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#consents")
+            return _render_360(request, scope, customer, fragment="consents")
+    return _render_360(request, scope, customer, fragment="consents", status=422, consent_form=form)
+
+
+@staff_view
+@require_POST
+def note_add(request, scope: Scope, customer_id: int):
+    customer = selectors.customer_get(scope, customer_id)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        services.interaction_add(customer=customer, kind=InteractionKind.NOTE, text=form.cleaned_data["text"],
+                                 author=request.user.staff)
+        if not request.htmx:
+            return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#timeline")
+        return _render_360(request, scope, customer, fragment="timeline")
+    return _render_360(request, scope, customer, fragment="timeline", status=422, note_form=form)
+
+
+@staff_view
+@require_POST
+def family_add(request, scope: Scope, customer_id: int):
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    form = FamilyMemberForm(scope, request.POST, head=customer)
+    if form.is_valid():
+        try:
+            services.household_member_add(head=customer, member=form.cleaned_data["member"],
+                                          relation=form.cleaned_data["relation"], actor=request.user.staff)
+        except errors.ValidationFailed as exc:
+            form.add_domain_errors(exc)
+        except errors.Conflict:
+            form.add_error("member", _("This person already belongs to another family."))
+        else:
+            if not request.htmx:
+                return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")
+            return _render_360(request, scope, customer, fragment="family")
+    return _render_360(request, scope, customer, fragment="family", status=422, family_form=form)
+
+
+# --- create and edit -------------------------------------------------------------------------------------
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def customer_create(request, scope: Scope):
+    _require(scope, Perm.CUSTOMER_EDIT)
+    form = CustomerForm(scope, request.POST or None)
+    existing, existing_visible = None, False
+    if request.method == "POST" and form.is_valid():
+        existing, existing_visible = form.existing_customer()
+        if existing is not None:
+            form.add_error("mobile", _("This mobile number already belongs to an existing customer.")
+                           if existing_visible else
+                           _("This mobile number belongs to a customer of another clinic; ask a chain "
+                             "administrator to transfer them."))
+        else:
+            try:
+                customer, _created = services.customer_upsert(chain=scope.chain_id, data=form.service_data(),
+                                                              actor=request.user.staff, source="form", scope=scope)
+            except errors.ValidationFailed as exc:
+                form.add_domain_errors(exc)
+            except errors.Conflict:
+                form.add_error("mobile", _("This mobile number already belongs to an existing customer."))
+            else:
+                messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
+                return _redirect(request, reverse("customers:detail", args=[customer.id]))
+    context = {"form": form, "existing": existing if existing_visible else None, "customer": None}
+    return render(request, "customers/customer_form.html", context,
+                  status=422 if request.method == "POST" else 200)
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def customer_edit(request, scope: Scope, customer_id: int):
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    form = CustomerForm(scope, request.POST or None, customer=customer)
+    existing = None
+    if request.method == "POST" and form.is_valid():
+        existing, visible = form.existing_customer()
+        if existing is not None:
+            form.add_error("mobile", _("This mobile number belongs to another customer. Merge the two records "
+                                       "instead."))
+            existing = existing if visible else None
+        else:
+            try:
+                services.customer_update(customer=customer, data=form.service_data(), actor=request.user.staff)
+            except errors.ValidationFailed as exc:
+                form.add_domain_errors(exc)
+            else:
+                messages.success(request, _("Changes saved."))
+                return _redirect(request, reverse("customers:detail", args=[customer.id]))
+    context = {"form": form, "existing": existing, "customer": customer}
+    return render(request, "customers/customer_form.html", context,
+                  status=422 if request.method == "POST" else 200)
+
+
+# --- duplicates ------------------------------------------------------------------------------------------
+
+
+@staff_view
+@require_GET
+def merge_candidates(request, scope: Scope):
+    groups = [
+        {"reason": MERGE_REASONS.get(c.reason, c.reason), "customers": c.customers,
+         "ids": ",".join(str(x.id) for x in c.customers)}
+        for c in selectors.merge_candidates_list(scope)
+    ]
+    return render(request, "customers/merge_candidates.html",
+                  {"groups": groups, "can_merge": scope.can(Perm.CUSTOMER_MERGE)})
+
+
+@staff_view
+@require_POST
+def customer_merge(request, scope: Scope):
+    _require(scope, Perm.CUSTOMER_MERGE)
+    form = MergeForm(request.POST)
+    if not form.is_valid():
+        for field_errors in form.errors.values():
+            for message in field_errors:
+                messages.error(request, message)
+        return _redirect(request, reverse("customers:merge_candidates"))
+    records = {pk: selectors.customer_get(scope, pk) for pk in form.cleaned_data["customers"]}
+    survivor = records.pop(form.cleaned_data["survivor"])
+    for merged in records.values():
+        services.customer_merge(scope=scope, survivor=survivor, merged=merged, actor=request.user.staff,
+                                reason=form.cleaned_data["reason"])
+        survivor.refresh_from_db()
+    count = len(records)
+    messages.success(request, ngettext("Merged %(count)s record into %(name)s.",
+                                       "Merged %(count)s records into %(name)s.", count)
+                     % {"count": count, "name": survivor.name})
+    return _redirect(request, reverse("customers:detail", args=[survivor.id]))

@@ -1,0 +1,446 @@
+"""Ingestion API for a practice-management system or POS: appointments, orders, refunds, treatment
+plans and their progress, procedures. Money is integer fen; naive times are the chain's local time
+(Asia/Shanghai). Every write needs an Idempotency-Key (core.idempotency)."""
+
+import datetime as dt
+from typing import Annotated
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Router, Schema
+from pydantic import model_validator
+
+from smileloop.clinics.api import clinic_for_write, permission_require, request_scope, staff_for_input
+from smileloop.clinics.enums import Perm
+from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.errors import PermissionDenied
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.scoping import Scope
+from smileloop.customers.selectors import customer_get
+from smileloop.visits.enums import AppointmentStatus, PaymentMethod, PlanStatus, StepStatus
+from smileloop.visits.models import Appointment, Order, Procedure, Refund, TreatmentPlan
+from smileloop.visits.selectors import order_get, plan_get
+from smileloop.visits.services import (
+    appointment_upsert,
+    order_record,
+    plan_record,
+    plan_step_update,
+    procedure_record,
+    refund_record,
+)
+
+router = Router(tags=["visits"])
+
+Fen = Annotated[int, Field(ge=0, description="Integer fen (1 yuan = 100 fen)")]
+PositiveFen = Annotated[int, Field(gt=0, description="Integer fen (1 yuan = 100 fen)")]
+ClinicRefIn = Annotated[int | str, Field(description="Clinic id or code")]
+StaffRefIn = Annotated[int | str | None, Field(description="Staff id or username")]
+
+
+# --- input ---------------------------------------------------------------------------------------------
+
+class AppointmentIn(Schema):
+    customer_id: int
+    clinic: ClinicRefIn
+    doctor: StaffRefIn = None
+    start_at: dt.datetime
+    end_at: dt.datetime
+    status: AppointmentStatus = AppointmentStatus.BOOKED
+    service_code: str | None = None
+    notes: str = ""
+    external_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="The PMS id; re-sending it updates the appointment")
+
+
+class OrderLineIn(Schema):
+    item_code: str = Field(min_length=1, max_length=32)
+    quantity: int = Field(1, ge=1)
+    unit_price_fen: Fen | None = Field(None, description="Defaults to the catalogue's list price")
+    discount_fen: Fen = 0
+    tooth: str = Field("", max_length=32)
+
+
+class PaymentIn(Schema):
+    method: PaymentMethod
+    amount_fen: PositiveFen
+
+
+class OrderIn(Schema):
+    """Payments must add up to the sum of line amounts (quantity × unit price − discount) exactly."""
+
+    customer_id: int
+    clinic: ClinicRefIn
+    ordered_at: dt.datetime
+    external_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="The POS bill number; re-sending it returns the first order")
+    lines: list[OrderLineIn] = Field(min_length=1)
+    payments: list[PaymentIn] = []
+    notes: str = ""
+
+
+class RefundLineIn(Schema):
+    line_id: int
+    amount_fen: PositiveFen
+
+
+class RefundIn(Schema):
+    """Give `amount_fen` or `lines`, or neither to refund everything not yet refunded."""
+
+    amount_fen: PositiveFen | None = None
+    lines: list[RefundLineIn] | None = None
+    reason: str = Field("", max_length=255)
+    method: PaymentMethod = PaymentMethod.OTHER
+    external_id: str | None = Field(None, min_length=1, max_length=64)
+    refunded_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _amount_or_lines(self):
+        if self.amount_fen is not None and self.lines:
+            raise ValueError("give amount_fen or lines, not both")
+        return self
+
+
+class PlanStepIn(Schema):
+    seq: int = Field(ge=1)
+    item_code: str = Field(min_length=1, max_length=32)
+    tooth: str = Field("", max_length=32)
+    status: StepStatus = StepStatus.PLANNED
+    done_at: dt.datetime | None = None
+
+
+class PlanIn(Schema):
+    customer_id: int
+    clinic: ClinicRefIn
+    title: str = Field(min_length=1, max_length=100)
+    external_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="The PMS plan id; re-sending it replaces the plan's steps")
+    doctor: StaffRefIn = None
+    steps: list[PlanStepIn] = Field(min_length=1)
+    status: PlanStatus | None = None
+    planned_at: dt.datetime | None = None
+
+
+class StepProgressIn(Schema):
+    status: StepStatus
+    done_at: dt.datetime | None = None
+
+
+class ProcedureIn(Schema):
+    customer_id: int
+    clinic: ClinicRefIn
+    item_code: str = Field(min_length=1, max_length=32)
+    performed_on: dt.date
+    doctor: StaffRefIn = None
+    tooth: str = Field("", max_length=32)
+    notes: str = ""
+    external_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+# --- output --------------------------------------------------------------------------------------------
+
+class ClinicRef(Schema):
+    id: int
+    code: str
+    name: str
+
+
+class StaffRef(Schema):
+    id: int
+    name: str
+
+
+class AppointmentOut(Schema):
+    id: int
+    customer_id: int
+    clinic: ClinicRef
+    doctor: StaffRef | None
+    service_code: str | None
+    start_at: dt.datetime
+    end_at: dt.datetime
+    status: str
+    notes: str
+    external_id: str | None
+
+
+class OrderLineOut(Schema):
+    id: int
+    item_code: str
+    item_name: str
+    quantity: int
+    unit_price_fen: int
+    discount_fen: int
+    amount_fen: int
+    refunded_fen: int
+    tooth: str
+
+
+class PaymentOut(Schema):
+    method: str
+    amount_fen: int
+
+
+class OrderOut(Schema):
+    id: int
+    customer_id: int
+    clinic: ClinicRef
+    external_id: str | None
+    ordered_at: dt.datetime
+    list_total_fen: int
+    discount_fen: int
+    amount_fen: int
+    refunded_fen: int
+    status: str
+    lines: list[OrderLineOut]
+    payments: list[PaymentOut]
+
+
+class RefundLineOut(Schema):
+    line_id: int
+    amount_fen: int
+
+
+class RefundOut(Schema):
+    id: int
+    order_id: int
+    external_id: str | None
+    amount_fen: int
+    method: str
+    reason: str
+    refunded_at: dt.datetime
+    lines: list[RefundLineOut]
+    order_refunded_fen: int
+    order_status: str
+
+
+class PlanStepOut(Schema):
+    seq: int
+    item_code: str
+    item_name: str
+    tooth: str
+    status: str
+    done_at: dt.datetime | None
+
+
+class PlanOut(Schema):
+    id: int
+    customer_id: int
+    clinic: ClinicRef
+    doctor: StaffRef | None
+    title: str
+    status: str
+    external_id: str | None
+    planned_at: dt.datetime
+    completed_at: dt.datetime | None
+    steps_total: int
+    steps_done: int
+    progress_percent: int
+    estimated_fen: int
+    steps: list[PlanStepOut]
+
+
+class ProcedureOut(Schema):
+    id: int
+    customer_id: int
+    clinic: ClinicRef
+    item_code: str
+    item_name: str
+    performed_on: dt.date
+    doctor: StaffRef | None
+    tooth: str
+    notes: str
+    external_id: str | None
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    return timezone.localtime(value) if value else None
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """Naive input is the chain's local time (the services do the same for their required times)."""
+    return timezone.make_aware(value) if value is not None and timezone.is_naive(value) else value
+
+
+def _clinic(clinic) -> dict:
+    return {"id": clinic.id, "code": clinic.code, "name": clinic.name}
+
+
+def _staff(staff) -> dict | None:
+    return {"id": staff.id, "name": staff.name} if staff else None
+
+
+def _appointment(a: Appointment) -> dict:
+    return {"id": a.id, "customer_id": a.customer_id, "clinic": _clinic(a.clinic), "doctor": _staff(a.doctor),
+            "service_code": a.service_item.code if a.service_item else None, "start_at": _local(a.start_at),
+            "end_at": _local(a.end_at), "status": a.status, "notes": a.notes, "external_id": a.external_id}
+
+
+def _order(o: Order) -> dict:
+    return {
+        "id": o.id, "customer_id": o.customer_id, "clinic": _clinic(o.clinic), "external_id": o.external_id,
+        "ordered_at": _local(o.ordered_at), "list_total_fen": o.list_total_fen, "discount_fen": o.discount_fen,
+        "amount_fen": o.amount_fen, "refunded_fen": o.refunded_fen, "status": o.status,
+        "lines": [{"id": ln.id, "item_code": ln.item.code, "item_name": ln.item.name, "quantity": ln.quantity,
+                   "unit_price_fen": ln.unit_price_fen, "discount_fen": ln.discount_fen, "amount_fen": ln.amount_fen,
+                   "refunded_fen": ln.refunded_fen, "tooth": ln.tooth}
+                  for ln in o.lines.select_related("item").order_by("id")],
+        "payments": [{"method": p.method, "amount_fen": p.amount_fen} for p in o.payments.order_by("id")],
+    }
+
+
+def _refund(r: Refund) -> dict:
+    order = r.order  # the instance refund_record updated (or, on a replay by external_id, loaded)
+    return {"id": r.id, "order_id": r.order_id, "external_id": r.external_id, "amount_fen": r.amount_fen,
+            "method": r.method, "reason": r.reason, "refunded_at": _local(r.refunded_at),
+            "lines": [{"line_id": rl.order_line_id, "amount_fen": rl.amount_fen} for rl in r.lines.order_by("id")],
+            "order_refunded_fen": order.refunded_fen, "order_status": order.status}
+
+
+def _plan(p: TreatmentPlan) -> dict:
+    return {
+        "id": p.id, "customer_id": p.customer_id, "clinic": _clinic(p.clinic), "doctor": _staff(p.doctor),
+        "title": p.title, "status": p.status, "external_id": p.external_id, "planned_at": _local(p.planned_at),
+        "completed_at": _local(p.completed_at), "steps_total": p.steps_total, "steps_done": p.steps_done,
+        "progress_percent": p.progress_percent, "estimated_fen": p.estimated_fen,
+        "steps": [{"seq": s.seq, "item_code": s.item.code, "item_name": s.item.name, "tooth": s.tooth,
+                   "status": s.status, "done_at": _local(s.done_at)}
+                  for s in p.steps.select_related("item").order_by("seq")],
+    }
+
+
+def _procedure(p: Procedure) -> dict:
+    return {"id": p.id, "customer_id": p.customer_id, "clinic": _clinic(p.clinic), "item_code": p.item.code,
+            "item_name": p.item.name, "performed_on": p.performed_on, "doctor": _staff(p.doctor),
+            "tooth": p.tooth, "notes": p.notes, "external_id": p.external_id}
+
+
+def _clinic_writable(scope: Scope, clinic_id: int, what: str) -> None:
+    if not scope.allows_clinic(clinic_id):
+        raise PermissionDenied(f"This {what} belongs to a clinic outside your clinics; you may not change it")
+
+
+# --- endpoints -----------------------------------------------------------------------------------------
+
+@router.post("/appointments", response={200: AppointmentOut, 201: AppointmentOut, **ERROR_RESPONSES},
+             summary="Create or update an appointment (upsert by external_id)")
+def appointment_upsert_endpoint(request: HttpRequest, payload: AppointmentIn, response: HttpResponse,
+                                idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.VISIT_EDIT)
+        customer = customer_get(scope, payload.customer_id)
+        appointment, created = appointment_upsert(
+            customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
+            doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"),
+            start_at=payload.start_at, end_at=payload.end_at, status=payload.status,
+            service_code=payload.service_code, notes=payload.notes, external_id=payload.external_id,
+            actor=request.staff)
+        return (201 if created else 200), render(AppointmentOut, _appointment(appointment))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="visits.appointment_upsert", run=write)
+
+
+@router.post("/orders", response={200: OrderOut, 201: OrderOut, **ERROR_RESPONSES},
+             summary="Record a POS order (bill) with its lines and payments")
+def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: HttpResponse,
+                          idempotency_key: IdempotencyKeyHeader = None):
+    """201 when recorded; 200 with the first order when its external_id was recorded before."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.VISIT_EDIT)
+        customer = customer_get(scope, payload.customer_id)
+        order, created = order_record(
+            customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
+            ordered_at=payload.ordered_at, lines=[ln.model_dump(exclude_none=True) for ln in payload.lines],
+            payments=[p.model_dump() for p in payload.payments], external_id=payload.external_id,
+            cashier=request.staff, notes=payload.notes)
+        return (201 if created else 200), render(OrderOut, _order(order))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="visits.order_record", run=write)
+
+
+@router.post("/orders/{int:order_id}/refunds", response={200: RefundOut, 201: RefundOut, **ERROR_RESPONSES},
+             summary="Record a refund of an order")
+def refund_record_endpoint(request: HttpRequest, order_id: int, payload: RefundIn, response: HttpResponse,
+                           idempotency_key: IdempotencyKeyHeader = None):
+    """Never more than what is left to refund (422). 200 with the first refund for a known external_id."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.VISIT_EDIT)
+        order = order_get(scope, order_id)
+        _clinic_writable(scope, order.clinic_id, "order")
+        refund, created = refund_record(
+            order=order, amount_fen=payload.amount_fen,
+            lines=[ln.model_dump() for ln in payload.lines] if payload.lines else None, reason=payload.reason,
+            method=payload.method, external_id=payload.external_id, refunded_at=_aware(payload.refunded_at),
+            actor=request.staff)
+        return (201 if created else 200), render(RefundOut, _refund(refund))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="visits.refund_record", run=write)
+
+
+@router.post("/treatment-plans", response={200: PlanOut, 201: PlanOut, **ERROR_RESPONSES},
+             summary="Record a treatment plan (upsert by external_id)")
+def plan_record_endpoint(request: HttpRequest, payload: PlanIn, response: HttpResponse,
+                         idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.HEALTH_VIEW)
+        customer = customer_get(scope, payload.customer_id)
+        steps = [{**s.model_dump(exclude_none=True), "done_at": _aware(s.done_at)} for s in payload.steps]
+        plan, created = plan_record(
+            customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic), title=payload.title,
+            steps=steps, planned_at=_aware(payload.planned_at),
+            doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"),
+            external_id=payload.external_id, status=payload.status)
+        return (201 if created else 200), render(PlanOut, _plan(plan))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="visits.plan_record", run=write)
+
+
+@router.post("/treatment-plans/{int:plan_id}/steps/{int:seq}", response={200: PlanOut, **ERROR_RESPONSES},
+             summary="Record progress of one plan step")
+def plan_step_update_endpoint(request: HttpRequest, plan_id: int, seq: int, payload: StepProgressIn,
+                              response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
+    """Returns the whole plan with its recounted progress."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.HEALTH_VIEW)
+        plan = plan_get(scope, plan_id)
+        _clinic_writable(scope, plan.clinic_id, "treatment plan")
+        plan_step_update(plan=plan, seq=seq, status=payload.status, done_at=_aware(payload.done_at))
+        return 200, render(PlanOut, _plan(plan))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="visits.plan_step_update", run=write)
+
+
+@router.post("/procedures", response={200: ProcedureOut, 201: ProcedureOut, **ERROR_RESPONSES},
+             summary="Record a procedure performed")
+def procedure_record_endpoint(request: HttpRequest, payload: ProcedureIn, response: HttpResponse,
+                              idempotency_key: IdempotencyKeyHeader = None):
+    """201 when recorded; 200 with the first record when its external_id was recorded before."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.VISIT_EDIT)
+        customer = customer_get(scope, payload.customer_id)
+        procedure, created = procedure_record(
+            customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
+            item_code=payload.item_code, performed_on=payload.performed_on,
+            doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"), tooth=payload.tooth,
+            notes=payload.notes, external_id=payload.external_id)
+        return (201 if created else 200), render(ProcedureOut, _procedure(procedure))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="visits.procedure_record", run=write)

@@ -1,0 +1,92 @@
+"""The staff workspace in a real browser: log in, find a patient by pinyin initials, open the 360 page.
+
+Drives Debian's Chromium (/usr/bin/chromium) through Playwright's sync API; never downloads a browser.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from smileloop.customers.enums import Stage
+from smileloop.customers.tests.factories import CustomerFactory
+
+# Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
+                                                     "(run `make chromium`)"),
+]
+
+
+@pytest.fixture
+def browser_page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+@pytest.fixture
+def patients(transactional_db, chain, clinic_a, clinic_b):
+    zhang = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", mobile_tail="8000",
+                            home_clinic=clinic_a, stage=Stage.PATIENT, first_touch_channel="douyin")
+    CustomerFactory(chain=chain, name="李四", home_clinic=clinic_a, stage=Stage.LEAD)
+    CustomerFactory(chain=chain, name="王五", home_clinic=clinic_b, stage=Stage.PATIENT)
+    CustomerFactory(chain=chain, name="曾小明", home_clinic=clinic_b, stage=Stage.DORMANT)
+    return zhang
+
+
+def test_staff_member_finds_a_patient_by_pinyin_initials_and_opens_the_360_page(live_server, browser_page,
+                                                                                 chain_admin, patients):
+    page = browser_page
+    # given: the chain admin logs in
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "chainadmin")
+    page.fill("#id_password", "pass-1234")
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/customers/")
+    assert page.locator("#customer-results tbody tr").count() == 4
+
+    # when: typing pinyin initials into the search box (htmx swaps only the results)
+    page.fill("#id_q", "zs")
+    page.wait_for_function(
+        "document.querySelectorAll('#customer-results tbody tr').length === 1")
+
+    # then: 张三 is the one result, with a masked phone
+    row = page.locator("#customer-results tbody tr")
+    assert row.locator("a.row-title").inner_text() == "张三"
+    assert "138****8000" in row.inner_text()
+    assert "q=zs" in page.url  # the search is in the address bar (hx-push-url)
+    page.screenshot(path=str(SCREENSHOT_DIR / "smileloop-customer-list.png"), full_page=True)
+
+    # when: opening the 360 page
+    row.locator("a.row-title").click()
+    page.wait_for_url(f"{live_server.url}/customers/{patients.id}/")
+
+    # then
+    assert page.locator("h1.profile-name").inner_text().startswith("张三")
+    assert page.locator("[data-testid=phone]").inner_text() == "138****8000"
+    assert "13800138000" not in page.content()
+    page.screenshot(path=str(SCREENSHOT_DIR / "smileloop-customer-360.png"), full_page=True)
+
+    # when: revealing the phone with a reason (htmx POST swaps the phone fragment)
+    page.click("details.reveal > summary")
+    page.fill("#id_reveal_reason", "confirm tomorrow's appointment")
+    page.click("details.reveal button[type=submit]")
+    page.wait_for_selector("[data-testid=phone].is-revealed")
+    assert page.locator("[data-testid=phone]").inner_text() == "13800138000"
