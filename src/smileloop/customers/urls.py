@@ -6,6 +6,7 @@ app_name = "customers"
 urlpatterns = [
     path("", views.customer_list, name="list"),
     path("new/", views.customer_create, name="create"),
+    path("export/", views.customer_export, name="export"),
     path("duplicates/", views.merge_candidates, name="merge_candidates"),
     path("merge/", views.customer_merge, name="merge"),
     path("<int:customer_id>/", views.customer_detail, name="detail"),

@@ -5,12 +5,14 @@ Every view gets the staff member's Scope first and reads patient data only throu
 a customer outside the scope is a 404, indistinguishable from one that does not exist.
 """
 
+import csv
+import io
 from functools import cached_property, wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -20,6 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import scope_for_user
 from smileloop.core import errors
+from smileloop.core.audit import audit_record
+from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
 from smileloop.customers.enums import ConsentPurpose, InteractionKind
@@ -34,6 +38,7 @@ from smileloop.customers.forms import (
     PhoneRevealForm,
 )
 from smileloop.customers.models import Customer
+from smileloop.customers.normalize import phone_display, phone_mask
 from smileloop.customers.sections import SECTIONS
 
 PAGE_SIZE = 25
@@ -94,11 +99,61 @@ def customer_list(request, scope: Scope):
         "previous_page": page - 1 if page > 1 else None,
         "searching": any(filters.values()),
         "can_edit": scope.can(Perm.CUSTOMER_EDIT),
+        "can_export": scope.can(Perm.CUSTOMER_EXPORT),
     }
     template = "customers/customer_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#results"
     return render(request, template, context)
+
+
+EXPORT_COLUMNS = ["id", "name", "mobile", "gender", "birthday", "home_clinic", "community", "stage", "source",
+                  "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_yuan"]
+
+
+@staff_view
+@require_POST
+def customer_export(request, scope: Scope):
+    """CSV of the current filter (PIPL): needs the export permission and a reason; audited with the filter.
+    Phones are exported in full only for roles that may see them, masked otherwise."""
+    _require(scope, Perm.CUSTOMER_EXPORT)
+    reason = (request.POST.get("reason") or "").strip()
+    if not reason:
+        return HttpResponse(_("A reason is required to export customers."), status=422)
+    form = CustomerFilterForm(scope, request.POST)
+    filters = form.filters()
+    filters.pop("page", None)
+    qs = selectors.customer_list(scope, **filters)
+    audit_record(actor=request.user, action="customer.export", object_type="customer", reason=reason,
+                 detail={"filters": {k: str(v) for k, v in filters.items() if v}},
+                 ip_address=request.META.get("REMOTE_ADDR"))
+    full_phone = scope.can(Perm.PHONE_VIEW)
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")  # BOM so Excel opens UTF-8 Chinese correctly
+        writer.writerow(EXPORT_COLUMNS)
+        for c in qs.iterator(chunk_size=2000):
+            writer.writerow([
+                c.id, _csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile), c.gender,
+                c.birthday or "", c.home_clinic.name if c.home_clinic else "", _csv_safe(c.community), c.stage,
+                c.first_touch_channel, c.first_visit_at or "", c.last_visit_at or "", c.visit_count,
+                fen_to_yuan(c.lifetime_spend_fen),
+            ])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="customers.csv"'
+    return response
+
+
+def _csv_safe(text: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection): a cell starting with = + - @ is prefixed with '."""
+    return "'" + text if text and text[0] in "=+-@" else text
 
 
 # --- the 360 page ----------------------------------------------------------------------------------------

@@ -402,3 +402,32 @@ def test_merge_of_a_record_outside_the_scope_is_404(client, director_a, twins, l
     assert response.status_code == 404
     li_si.refresh_from_db()
     assert li_si.merged_into_id is None
+
+
+def test_export_writes_a_csv_of_the_scope_and_an_audit_row(client, director_a, zhang_san, li_si):
+    # given a clinic director of clinic A
+    login(client, director_a)
+    # when
+    response = client.post(reverse("customers:export"), {"reason": "quarterly review", "q": ""})
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    # then only clinic A's patient is exported, with the full phone (the role may see phones)
+    lines = body.strip().splitlines()
+    assert lines[0].startswith("id,name,mobile")
+    assert len(lines) == 2 and "张三" in lines[1] and "13800138000" in lines[1]
+    event = AuditEvent.objects.get(action="customer.export")
+    assert event.reason == "quarterly review" and event.actor_id == director_a.user_id
+
+
+def test_export_needs_the_permission_and_a_reason(client, front_desk_a, director_a, zhang_san):
+    login(client, front_desk_a)
+    assert client.post(reverse("customers:export"), {"reason": "x"}).status_code == 403
+    login(client, director_a)
+    assert client.post(reverse("customers:export"), {"reason": " "}).status_code == 422
+    assert AuditEvent.objects.count() == 0
+
+
+def test_export_neutralises_spreadsheet_formulas(client, director_a, chain, clinic_a):
+    CustomerFactory(chain=chain, home_clinic=clinic_a, name="=HYPERLINK(1)", community="+1")
+    login(client, director_a)
+    body = b"".join(client.post(reverse("customers:export"), {"reason": "r"}).streaming_content).decode("utf-8-sig")
+    assert "'=HYPERLINK(1)" in body and "'+1" in body
