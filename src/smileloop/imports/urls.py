@@ -1,4 +1,10 @@
 from django.urls import path
 
+from smileloop.imports import views
+
 app_name = "imports"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.upload, name="upload"),
+    path("<uuid:batch_id>/", views.preview, name="preview"),
+    path("<uuid:batch_id>/confirm/", views.confirm, name="confirm"),
+]

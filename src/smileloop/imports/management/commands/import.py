@@ -1,0 +1,90 @@
+"""`smileloop import customers FILE` / `smileloop import orders FILE`: the command-line face of the import."""
+
+import json
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from smileloop.clinics.models import Chain, Staff
+from smileloop.core.errors import DomainError
+from smileloop.customers.services import clinic_resolve
+from smileloop.imports.services import customers_import, orders_import
+
+MAX_ERRORS_PRINTED = 50
+
+
+class Command(BaseCommand):
+    help = ("Import customers or orders from a CSV (UTF-8 or GBK) or XLSX file. A file with invalid rows "
+            "writes nothing and exits 1 unless --skip-invalid.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", choices=["customers", "orders"])
+        parser.add_argument("file")
+        parser.add_argument("--chain", type=int, help="chain id (default: the only chain)")
+        parser.add_argument("--clinic", help="clinic (id, code or name) for customer rows that name none")
+        parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                            help="map a column header to a field, e.g. --map '联系方式=mobile' (repeatable)")
+        parser.add_argument("--skip-invalid", action="store_true", help="write the valid rows, list the invalid")
+        parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+        parser.add_argument("--report", metavar="FILE.json", help="write the report as JSON")
+        parser.add_argument("--user", metavar="USERNAME", help="staff login recorded as the actor")
+
+    def handle(self, *args, **options):
+        chain = self._chain(options["chain"])
+        actor = None
+        if options["user"]:
+            actor = Staff.objects.filter(chain=chain, user__username=options["user"]).first()
+            if actor is None:
+                raise CommandError(f"No staff member with login {options['user']!r} in chain {chain.id}")
+        column_map = {}
+        for item in options["map"]:
+            column, sep, field = item.partition("=")
+            if not sep or not column.strip() or not field.strip():
+                raise CommandError(f"--map {item!r}: use COLUMN=FIELD, e.g. --map '联系方式=mobile'")
+            column_map[column.strip()] = field.strip()
+        kwargs = {"path": options["file"], "chain": chain, "actor": actor, "column_map": column_map,
+                  "skip_invalid": options["skip_invalid"], "dry_run": options["dry_run"]}
+        if options["kind"] == "customers" and options["clinic"]:
+            try:
+                kwargs["default_clinic"] = clinic_resolve(chain_id=chain.id, value=options["clinic"])
+            except ValueError as exc:
+                raise CommandError(f"--clinic {options['clinic']!r} {exc}")
+        elif options["clinic"]:
+            raise CommandError("--clinic applies to customer imports only")
+        run = customers_import if options["kind"] == "customers" else orders_import
+        bar = tqdm(unit=" rows", file=sys.stderr, disable=None, mininterval=0.5, desc=Path(options["file"]).name)
+        try:
+            report = run(**kwargs, progress=bar.update)
+        except DomainError as exc:
+            raise CommandError(exc.message)
+        finally:
+            bar.close()
+        if options["report"]:
+            Path(options["report"]).write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n",
+                                               encoding="utf-8")
+        state = "written" if report.written else ("dry run, nothing written" if options["dry_run"]
+                                                   else "nothing written")
+        extra = f", {report.duplicates} already imported" if report.duplicates else ""
+        self.stdout.write(f"{options['kind']}: {report.rows} rows, {report.created} created, {report.merged} merged, "
+                          f"{report.skipped} skipped{extra} ({state})")
+        for error in report.errors[:MAX_ERRORS_PRINTED]:
+            self.stderr.write(f"row {error['row']}, {error['column']} {error['value']!r}: {error['message']}")
+        if report.error_count > MAX_ERRORS_PRINTED:
+            self.stderr.write(f"… and {report.error_count - MAX_ERRORS_PRINTED} more (see --report)")
+        if report.error_count and not options["skip_invalid"]:
+            raise CommandError(f"{report.error_count} error(s) in {report.skipped} row(s); nothing was written "
+                               "(fix the file, or use --skip-invalid to write the valid rows)")
+
+    def _chain(self, chain_id: int | None) -> Chain:
+        if chain_id is not None:
+            chain = Chain.objects.filter(pk=chain_id).first()
+            if chain is None:
+                raise CommandError(f"Chain {chain_id} does not exist")
+            return chain
+        chains = list(Chain.objects.order_by("id")[:2])
+        if len(chains) != 1:
+            raise CommandError("Give --chain ID: " + ("there is no chain yet" if not chains
+                                                     else "there is more than one chain"))
+        return chains[0]

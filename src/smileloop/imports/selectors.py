@@ -1,0 +1,13 @@
+"""Reads for the import staff page. A batch is visible only to the staff member who uploaded it."""
+
+from smileloop.core.errors import NotFound
+from smileloop.core.scoping import Scope
+from smileloop.imports.models import ImportBatch
+
+
+def batch_get(scope: Scope, batch_id) -> ImportBatch:
+    batch = (ImportBatch.objects.select_related("default_clinic")
+             .filter(pk=batch_id, chain_id=scope.chain_id, uploaded_by_id=scope.staff_id).first())
+    if batch is None:
+        raise NotFound("Import not found")
+    return batch

@@ -1,0 +1,82 @@
+"""Helpers shared by the customer and order imports: chain/actor resolution and in-memory lookups."""
+
+import unicodedata
+
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext as _
+
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.imports.errors import ImportFileError
+from smileloop.imports.services.reading import cell_text, header_key
+
+CHUNK_ROWS = 5000  # rows per set-based round trip; bounds memory and statement sizes
+
+
+def aliases_build(headers: dict[str, list[str]]) -> dict[str, str]:
+    """{field: [header, …]} → {header_key: field}, with the field name itself as an alias."""
+    out = {}
+    for field, names in headers.items():
+        out[header_key(field)] = field
+        for name in names:
+            out[header_key(name)] = field
+    return out
+
+
+def chain_of(chain) -> Chain:
+    if isinstance(chain, Chain):
+        return chain
+    found = Chain.objects.filter(pk=chain).first()
+    if found is None:
+        raise ImportFileError(_("Chain %(chain)s does not exist") % {"chain": chain}, code="bad_chain")
+    return found
+
+
+def staff_of(actor) -> Staff | None:
+    """The import's actor may be given as a Staff member or as their login user."""
+    if actor is None or isinstance(actor, Staff):
+        return actor
+    return Staff.objects.filter(user=actor).first()
+
+
+def user_of(actor):
+    if actor is None:
+        return None
+    if isinstance(actor, Staff):
+        return actor.user
+    return actor if isinstance(actor, get_user_model()) else None
+
+
+def lookup_key(value) -> str:
+    """How clinic and staff names are compared: NFKC, trimmed, lower-case."""
+    return unicodedata.normalize("NFKC", cell_text(value)).strip().lower()
+
+
+class ClinicLookup:
+    """The chain's clinics by id, code or name, loaded once per import."""
+
+    def __init__(self, chain_id: int):
+        self._by_key: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        for clinic_id, code, name in Clinic.objects.filter(chain_id=chain_id).values_list("id", "code", "name"):
+            self._names[clinic_id] = name
+            for key in (name, code, str(clinic_id)):  # later keys win: id beats code beats name
+                self._by_key[lookup_key(key)] = clinic_id
+
+    def resolve(self, raw) -> int:
+        found = self._by_key.get(lookup_key(raw))
+        if found is None:
+            raise ValueError("is not a clinic of this chain")
+        return found
+
+    def name_of(self, clinic_id) -> str:
+        return self._names.get(clinic_id, "")
+
+
+def staff_lookup_build(chain_id: int) -> dict[str, int]:
+    """Staff of the chain by id, login name or display name (lower-cased)."""
+    out: dict[str, int] = {}
+    for staff_id, username, name in Staff.objects.filter(chain_id=chain_id).values_list("id", "user__username",
+                                                                                        "name"):
+        for key in (name, username, str(staff_id)):
+            out[lookup_key(key)] = staff_id
+    return out

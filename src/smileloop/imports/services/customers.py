@@ -1,0 +1,469 @@
+"""Import of existing patient data: one pass over the file, set-based writes per chunk.
+
+Matching (never a second person):
+- a row whose normalised phone or identity (openid, unionid, PMS id) is already in the pool merges into
+  that person: blank fields are filled, nothing is overwritten;
+- a row naming someone seen earlier in the same file merges into that row's person;
+- a row with neither phone nor identity is a new person (phone-less leads are real), except that a
+  second phone-less row with the same name and birthday as an earlier phone-less row of the same file
+  is taken as the same person. Such rows are never matched against the pool by name: two people may
+  share a name and birthday, and the merge-candidates list is where staff decide that.
+- a phone and an identity that name two different people is an invalid row (merge them first).
+
+Matching state lives in memory per file (keys → person token), so a dry run reports exactly what a
+real run would, without writing anything.
+"""
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.audit import audit_record
+from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
+from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
+from smileloop.customers.normalize import birthday_parse, channel_parse, gender_parse
+from smileloop.customers.services import TEXT_LIMITS
+from smileloop.imports.errors import ImportConflict, ImportFileError
+from smileloop.imports.services.bulk import rows_insert
+from smileloop.imports.services.common import (
+    CHUNK_ROWS,
+    ClinicLookup,
+    chain_of,
+    lookup_key,
+    staff_lookup_build,
+    staff_of,
+    user_of,
+)
+from smileloop.imports.services.headers import (
+    CONSENT_FIELDS,
+    CUSTOMER_ALIASES,
+    CUSTOMER_IMPORT_FIELDS,
+    IDENTITY_FIELDS,
+)
+from smileloop.imports.services.reading import cell_text, column_map_clean, table_open
+from smileloop.imports.services.report import PREVIEW_ROWS, ImportReport
+from smileloop.imports.services.values import PinyinCache, bool_parse, decimal_parse, name_clean, phone_parse
+
+# Model fields an import may fill on an existing person, and what counts as blank there.
+_FILLABLE_BLANK = {
+    "mobile": (None, ""), "gender": (Gender.UNKNOWN, "", None), "birthday": (None,), "address": ("",),
+    "community": ("",), "latitude": (None,), "longitude": (None,), "home_clinic_id": (None,),
+    "consultant_id": (None,), "notes": ("",), "first_touch_channel": ("",), "first_touch_campaign": ("",),
+}
+
+_FILLABLE_FIELDS = ["id", "chain_id", "name", "mobile_tail", "first_touch_at",
+                    *(a.removesuffix("_id") for a in _FILLABLE_BLANK)]
+
+
+@dataclass(slots=True)
+class _Row:
+    number: int
+    values: dict  # model attribute → value
+    mobile: str | None
+    idents: list[tuple[str, str, str]]  # (kind, external id, header)
+    consents: list[tuple[str, bool]]
+    dedupe_key: str | None = None
+
+
+_EMPTY = object()
+_MISSING = object()
+# Columns whose parsed value depends only on the cell: parsed once per distinct value.
+_MEMO_FIELDS = {"gender": "gender", "birthday": "birthday", "home_clinic": "home_clinic_id",
+                "consultant": "consultant_id", "source": "first_touch_channel"}
+
+
+@dataclass
+class _Chunk:
+    new: dict[int, dict] = field(default_factory=dict)  # token (< 0) → unsaved person's column values
+    new_rows: dict[int, int] = field(default_factory=dict)  # token → row number that created it
+    new_keys: list[str] = field(default_factory=list)
+    dirty: dict[int, set[str]] = field(default_factory=dict)  # customer id → filled fields
+    identities: list[tuple[int, str, str]] = field(default_factory=list)  # (token or id, kind, external id)
+    consents: list[tuple[int, str, bool]] = field(default_factory=list)
+
+
+def customers_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
+                     skip_invalid: bool = False, dry_run: bool = False, progress=None,
+                     default_clinic: Clinic | None = None) -> ImportReport:
+    """Import people from a CSV/XLSX file into `chain`'s pool.
+
+    All-or-nothing unless `skip_invalid`: one invalid row and nothing is written (one transaction per
+    file); with `skip_invalid` the valid rows are written one transaction per chunk. `dry_run` reads
+    and matches everything against the pool and writes nothing. Raises ImportFileError for a file
+    that cannot be read at all. `progress(n)` is called with the number of rows done since the last call.
+    """
+    chain = chain_of(chain)
+    mapping = column_map_clean(column_map, aliases=CUSTOMER_ALIASES, fields=CUSTOMER_IMPORT_FIELDS)
+    if default_clinic is not None and default_clinic.chain_id != chain.id:
+        raise ImportFileError(_("The default clinic is not a clinic of this chain"), code="bad_clinic")
+    with table_open(path) as table:
+        table.map_columns(aliases=CUSTOMER_ALIASES, fields=CUSTOMER_IMPORT_FIELDS, column_map=mapping)
+        if table.header_for("name") is None:
+            raise ImportFileError(_("%(name)s has no name column (姓名/name)") % {"name": table.name},
+                                  code="missing_column")
+        run = _CustomerImport(chain=chain, actor=actor, table=table, default_clinic=default_clinic,
+                              write=not dry_run, skip_invalid=skip_invalid)
+        try:
+            if skip_invalid and not dry_run:
+                for rows in table.chunks(CHUNK_ROWS):
+                    with transaction.atomic():
+                        run.chunk(rows)
+                    if progress:
+                        progress(len(rows))
+                with transaction.atomic():
+                    run.finish()
+            else:
+                with transaction.atomic():
+                    for rows in table.chunks(CHUNK_ROWS):
+                        run.chunk(rows)
+                        if progress:
+                            progress(len(rows))
+                    run.finish()
+                    if not run.write:
+                        transaction.set_rollback(True)
+        except IntegrityError as exc:
+            raise ImportConflict(_("The patient pool changed during the import (%(error)s); nothing more was "
+                                   "written, run it again") % {"error": exc})
+    return run.report
+
+
+class _CustomerImport:
+    def __init__(self, *, chain: Chain, actor, table, default_clinic, write: bool, skip_invalid: bool):
+        self.chain = chain
+        self.actor = staff_of(actor)
+        self.actor_id = self.actor.id if self.actor else None
+        self.table = table
+        self.default_clinic_id = default_clinic.id if default_clinic else None
+        self.write = write
+        self.skip_invalid = skip_invalid
+        self.report = ImportReport(kind="customers", columns={h: f for f, h in table.columns.values()},
+                                   ignored_columns=table.ignored)
+        self.clinics = ClinicLookup(chain.id)
+        self.staff = staff_lookup_build(chain.id)
+        self.pinyin = PinyinCache()
+        self.known: dict[str, int] = {}  # "m:+86…" / "i:kind:id" / "n:name|birthday" → customer id or token
+        self.next_token = -1
+        self.now = timezone.now()
+        self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
+        self.memo: dict[tuple[str, object], object] = {}
+        self.today = timezone.localdate()
+
+    # --- parsing ---------------------------------------------------------------------------------
+
+    def parse(self, number: int, cells: list):
+        """The row's model values, or None after recording its errors, or _EMPTY."""
+        values: dict = {}
+        errors = []
+        mobile = None
+        idents, consents = [], []
+        for index, name, header in self.columns:
+            raw = cells[index] if index < len(cells) else None
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue
+            try:
+                if name in _MEMO_FIELDS:
+                    key = (name, raw)
+                    value = self.memo.get(key, _MISSING)
+                    if value is _MISSING:
+                        value = self.memo[key] = self.parse_value(name, raw)
+                    values[_MEMO_FIELDS[name]] = value
+                elif name == "name":
+                    text = name_clean(raw)
+                    if len(text) > TEXT_LIMITS["name"]:
+                        raise ValueError(f"is longer than {TEXT_LIMITS['name']} characters")
+                    values["name"] = text
+                elif name == "mobile":
+                    mobile = values["mobile"] = phone_parse(raw)
+                elif name == "campaign":
+                    values["first_touch_campaign"] = cell_text(raw)[:100]
+                elif name in ("address", "community"):
+                    text = cell_text(raw)
+                    if len(text) > TEXT_LIMITS[name]:
+                        raise ValueError(f"is longer than {TEXT_LIMITS[name]} characters")
+                    values[name] = text
+                elif name == "notes":
+                    values["notes"] = cell_text(raw)
+                elif name in ("latitude", "longitude"):
+                    values[name] = decimal_parse(raw, bound=90 if name == "latitude" else 180)
+                elif name in IDENTITY_FIELDS:
+                    external_id = cell_text(raw)
+                    if len(external_id) > 128:
+                        raise ValueError("is longer than 128 characters")
+                    idents.append((IDENTITY_FIELDS[name], external_id, header))
+                elif name in CONSENT_FIELDS:
+                    consents.append((CONSENT_FIELDS[name], bool_parse(raw)))
+            except ValueError as exc:
+                errors.append((header, raw, str(exc)))
+        if "name" not in values:
+            if not values and not idents and not consents and not errors:
+                return _EMPTY  # only ignored columns are filled: not a row of people, not counted
+            errors.insert(0, (self.table.header_for("name"), "", "is required"))
+        if errors:
+            self.invalid(number, errors)
+            return None
+        row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents)
+        if not mobile and not idents and values.get("birthday"):
+            row.dedupe_key = f"n:{values['name']}|{values['birthday'].isoformat()}"
+        return row
+
+    def parse_value(self, name: str, raw):
+        """Parsers for columns whose values repeat (genders, dates, clinics, sources): memoised per import."""
+        if name == "gender":
+            return gender_parse(cell_text(raw))
+        if name == "birthday":
+            return birthday_parse(raw.strip() if isinstance(raw, str) else raw, today=self.today)
+        if name == "home_clinic":
+            return self.clinics.resolve(raw)
+        if name == "consultant":
+            staff_id = self.staff.get(lookup_key(raw))
+            if staff_id is None:
+                raise ValueError("is not a staff member of this chain")
+            return staff_id
+        return channel_parse(cell_text(raw))  # source
+
+    def invalid(self, number: int, errors: list[tuple[str, object, str]]) -> None:
+        for header, raw, message in errors:
+            self.report.error_add(row=number, column=header, value=cell_text(raw), message=message)
+        self.report.skipped += 1
+        self.preview_add(number, {}, "invalid")
+        if not self.skip_invalid:
+            self.write = False  # all-or-nothing: keep reading to list every error, write nothing more
+
+    def preview_add(self, number: int, values: dict, outcome: str) -> None:
+        if len(self.report.preview) < PREVIEW_ROWS:
+            shown = {k: "" if v is None else str(v) for k, v in values.items()}
+            if "home_clinic_id" in shown:
+                shown["home_clinic"] = self.clinics.name_of(values["home_clinic_id"])
+                del shown["home_clinic_id"]
+            if "consultant_id" in shown:
+                shown["consultant"] = shown.pop("consultant_id")
+            if "first_touch_channel" in shown:
+                shown["source"] = shown.pop("first_touch_channel")
+            self.report.preview.append({"row": number, "values": shown, "outcome": outcome})
+
+    # --- matching and writing --------------------------------------------------------------------
+
+    def chunk(self, raw_rows: list[tuple[int, list]]) -> None:
+        rows = []
+        for number, cells in raw_rows:
+            row = self.parse(number, cells)
+            if row is _EMPTY:
+                continue
+            self.report.rows += 1
+            if row is not None:
+                rows.append(row)
+        mobiles = {r.mobile for r in rows if r.mobile and f"m:{r.mobile}" not in self.known}
+        ident_keys = {(k, e) for r in rows for k, e, _h in r.idents if f"i:{k}:{e}" not in self.known}
+        by_mobile = dict(Customer.objects.filter(chain_id=self.chain.id, mobile__in=mobiles,
+                                                 merged_into__isnull=True).values_list("mobile", "id"))
+        pending = [(IdentityKind.PHONE, m) for m in mobiles - by_mobile.keys()]
+        by_ident: dict[tuple[str, str], int] = {}
+        lookups = ident_keys | set(pending)
+        if lookups:
+            for kind, external_id, customer_id in Identity.objects.filter(
+                chain_id=self.chain.id, kind__in={k for k, _e in lookups}, external_id__in={e for _k, e in lookups}
+            ).values_list("kind", "external_id", "customer_id"):
+                if (kind, external_id) in lookups:
+                    by_ident[(kind, external_id)] = customer_id
+        for kind, mobile in pending:
+            if (kind, mobile) in by_ident:
+                by_mobile[mobile] = by_ident[(kind, mobile)]
+        wanted = set(by_mobile.values()) | set(by_ident.values())
+        wanted |= {t for r in rows for t in self._known_tokens(r) if t > 0}
+        people = Customer.objects.only(*_FILLABLE_FIELDS).in_bulk(wanted) if wanted else {}
+        chunk = _Chunk()
+        for row in rows:
+            self.row_apply(row, chunk, by_mobile, by_ident, people)
+        if self.write:
+            self.flush(chunk, people)
+
+    def _known_tokens(self, row: _Row) -> list[int]:
+        keys = [f"i:{k}:{e}" for k, e, _h in row.idents]
+        if row.mobile:
+            keys.append(f"m:{row.mobile}")
+        if row.dedupe_key:
+            keys.append(row.dedupe_key)
+        return [self.known[k] for k in keys if k in self.known]
+
+    def row_apply(self, row: _Row, chunk: _Chunk, by_mobile, by_ident, people) -> None:
+        mobile_header = self.table.header_for("mobile")
+        matches: list[tuple[int, str, str]] = []  # (customer id or token, header, value)
+        if row.mobile:
+            target = self.known.get(f"m:{row.mobile}") or by_mobile.get(row.mobile)
+            if target:
+                matches.append((target, mobile_header, row.mobile))
+        for kind, external_id, header in row.idents:
+            target = self.known.get(f"i:{kind}:{external_id}") or by_ident.get((kind, external_id))
+            if target:
+                matches.append((target, header, external_id))
+        if row.dedupe_key and row.dedupe_key in self.known:
+            matches.append((self.known[row.dedupe_key], self.table.header_for("name"), row.values["name"]))
+        targets = {m[0] for m in matches}
+        if len(targets) > 1:
+            first, other = matches[0], next(m for m in matches if m[0] != matches[0][0])
+            self.invalid(row.number, [(other[1], other[2], _(
+                "belongs to a different person than %(column)s %(value)s; merge them first")
+                % {"column": first[1], "value": first[2]})])
+            return
+        if targets:
+            token = targets.pop()
+            self.report.merged += 1
+            self.preview_add(row.number, row.values, "merge")
+            self.fill(token, row, chunk, people)
+        else:
+            token = self.next_token
+            self.next_token -= 1
+            self.report.created += 1
+            self.preview_add(row.number, row.values, "create")
+            chunk.new[token] = self.person_new(row)
+            chunk.new_rows[token] = row.number
+        existing_idents = {(k, e) for k, e, _h in row.idents if (k, e) in by_ident}
+        for kind, external_id, _h in row.idents:
+            key = f"i:{kind}:{external_id}"
+            if key not in self.known and (kind, external_id) not in existing_idents:
+                chunk.identities.append((token, kind, external_id))
+            self.known[key] = token
+            chunk.new_keys.append(key)
+        if row.mobile:
+            key = f"m:{row.mobile}"
+            if key not in self.known and row.mobile not in by_mobile:
+                person = chunk.new.get(token) or people.get(token)
+                current = person.get("mobile") if isinstance(person, dict) else getattr(person, "mobile", None)
+                if person is not None and current != row.mobile:
+                    # Matched by identity and already has another phone: keep this one as a phone identity.
+                    chunk.identities.append((token, IdentityKind.PHONE, row.mobile))
+            self.known[key] = token
+            chunk.new_keys.append(key)
+        if row.dedupe_key:
+            self.known[row.dedupe_key] = token
+            chunk.new_keys.append(row.dedupe_key)
+        for purpose, granted in row.consents:
+            chunk.consents.append((token, purpose, granted))
+
+    def person_new(self, row: _Row) -> dict:
+        """A new person as column values (see bulk.rows_insert); model defaults fill the rest."""
+        values = row.values
+        channel = values.get("first_touch_channel") or Channel.IMPORT
+        campaign = values.get("first_touch_campaign", "")
+        person = {
+            "chain_id": self.chain.id, "name": values["name"], "mobile": row.mobile,
+            "mobile_tail": (row.mobile or "")[-4:], "gender": values.get("gender", Gender.UNKNOWN),
+            "home_clinic_id": values.get("home_clinic_id") or self.default_clinic_id, "stage": Stage.LEAD,
+            "first_touch_channel": channel, "first_touch_campaign": campaign, "first_touch_at": self.now,
+            "first_touch_staff_id": self.actor_id, "last_touch_channel": channel, "last_touch_campaign": campaign,
+            "last_touch_at": self.now, "created_at": self.now, "updated_at": self.now,
+        }
+        for attr in ("birthday", "address", "community", "latitude", "longitude", "consultant_id", "notes"):
+            if attr in values:
+                person[attr] = values[attr]
+        return person
+
+    def fill(self, token: int, row: _Row, chunk: _Chunk, people: dict) -> None:
+        """Fill the person's blank fields from the row; never overwrite what is there."""
+        if token < 0:
+            person = chunk.new.get(token)
+            if person is None:
+                return  # created in an earlier chunk of a dry run: nothing to fill in memory
+            get, put = person.get, person.__setitem__
+        else:
+            person = people.get(token)
+            if person is None:
+                return
+            get, put = partial(getattr, person), partial(setattr, person)
+        values = dict(row.values)
+        if self.default_clinic_id and "home_clinic_id" not in values:
+            values["home_clinic_id"] = self.default_clinic_id
+        changed = set()
+        for attr, value in values.items():
+            if attr not in _FILLABLE_BLANK or value in (None, ""):
+                continue
+            if attr == "mobile" and f"m:{value}" in self.known:
+                continue
+            if get(attr) in _FILLABLE_BLANK[attr]:
+                put(attr, value)
+                changed.add(attr)
+        if "mobile" in changed:
+            put("mobile_tail", values["mobile"][-4:])
+            changed.add("mobile_tail")
+        if "first_touch_channel" in changed and get("first_touch_at") is None:
+            put("first_touch_at", self.now)
+            changed.add("first_touch_at")
+        if changed and token > 0:
+            chunk.dirty.setdefault(token, set()).update(changed)
+
+    def flush(self, chunk: _Chunk, people: dict) -> None:
+        tokens = list(chunk.new)
+        ids = dict(zip(tokens, rows_insert(Customer, [chunk.new[t] for t in tokens], returning_ids=True),
+                       strict=True))
+        for key in chunk.new_keys:
+            token = self.known[key]
+            if token < 0:
+                self.known[key] = ids.get(token, token)
+
+        def real(token):
+            return ids[token] if token < 0 else token
+
+        keys = []
+        for token in tokens:
+            customer_id = ids[token]
+            initials, full = self.pinyin.keys(chunk.new[token]["name"])
+            keys += [{"customer_id": customer_id, "chain_id": self.chain.id, "kind": CustomerSearchKey.INITIALS,
+                      "value": v[:64]} for v in initials]
+            keys += [{"customer_id": customer_id, "chain_id": self.chain.id, "kind": CustomerSearchKey.FULL,
+                      "value": v[:64]} for v in full]
+        rows_insert(CustomerSearchKey, keys)
+        rows_insert(Identity, [
+            {"chain_id": self.chain.id, "customer_id": real(t), "kind": kind, "external_id": external_id,
+             "source": "import", "created_at": self.now, "updated_at": self.now}
+            for t, kind, external_id in chunk.identities
+        ])
+        text = _("imported from %(file)s") % {"file": self.table.name}
+        interactions = [
+            {"customer_id": ids[t], "kind": InteractionKind.IMPORT, "text": text, "author_id": self.actor_id,
+             "clinic_id": chunk.new[t]["home_clinic_id"], "occurred_at": self.now,
+             "data": {"file": self.table.name, "row": chunk.new_rows[t]}}
+            for t in tokens
+        ]
+        if chunk.dirty:
+            fields = sorted(set().union(*chunk.dirty.values()))
+            for customer_id in chunk.dirty:
+                people[customer_id].updated_at = self.now
+            Customer.objects.bulk_update([people[i] for i in chunk.dirty], [*fields, "updated_at"], batch_size=500)
+            interactions += [
+                {"customer_id": customer_id, "kind": InteractionKind.IMPORT, "author_id": self.actor_id,
+                 "text": _("import from %(file)s filled: %(fields)s")
+                 % {"file": self.table.name, "fields": ", ".join(sorted(filled - {"mobile_tail"}))},
+                 "occurred_at": self.now, "data": {"file": self.table.name}}
+                for customer_id, filled in chunk.dirty.items()
+            ]
+        rows_insert(Interaction, interactions)
+        if chunk.consents:
+            self.consents_write(chunk, real)
+
+    def consents_write(self, chunk: _Chunk, real) -> None:
+        """A consent from the file is recorded unless the person already has one for that purpose
+        (the latest row is the current state; an old export must not override a newer decision)."""
+        pairs = [(real(t), purpose, granted) for t, purpose, granted in chunk.consents]
+        existing = set(Consent.objects.filter(customer_id__in={p[0] for p in pairs}).values_list("customer_id",
+                                                                                                  "purpose"))
+        rows, seen = [], set()
+        for customer_id, purpose, granted in pairs:
+            if (customer_id, purpose) in existing or (customer_id, purpose) in seen:
+                continue
+            seen.add((customer_id, purpose))
+            rows.append({"customer_id": customer_id, "purpose": purpose, "granted": granted, "source": "import",
+                         "evidence": self.table.name[:255], "recorded_by_id": self.actor_id, "recorded_at": self.now})
+        rows_insert(Consent, rows)
+
+    def finish(self) -> None:
+        report = self.report
+        report.written = self.write
+        if self.write:
+            audit_record(actor=user_of(self.actor), action="import.customers", object_type="chain",
+                         object_id=self.chain.id, reason=self.table.name,
+                         detail={"file": self.table.name, "rows": report.rows, "created": report.created,
+                                 "merged": report.merged, "skipped": report.skipped})

@@ -1,0 +1,398 @@
+"""Import of POS orders: rows sharing an order number form one order with several lines.
+
+An order number already in the chain is skipped as a duplicate, so re-importing a file is harmless.
+A row that is invalid makes its whole order invalid (the order's other rows are listed too). Rows of
+one order must be adjacent-enough to fall in one chunk: the reader never splits a run of rows with
+the same order number across chunks, and an order number that reappears after its order was written
+is reported as an error rather than silently split into two bills.
+
+After writing, the customers' denormalised figures (lifetime spend, first/last visit, lead → patient)
+are updated set-based: one UPDATE per chunk (per 2,000 customers).
+"""
+
+import zoneinfo
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from smileloop.clinics.models import Staff
+from smileloop.core.audit import audit_record
+from smileloop.core.errors import ValidationFailed
+from smileloop.core.money import yuan_to_fen
+from smileloop.customers.enums import IdentityKind, Stage
+from smileloop.customers.models import Customer, Identity
+from smileloop.imports.errors import ImportConflict, ImportFileError
+from smileloop.imports.services.common import (
+    CHUNK_ROWS,
+    ClinicLookup,
+    chain_of,
+    staff_of,
+    user_of,
+)
+from smileloop.imports.services.headers import ORDER_ALIASES, ORDER_IMPORT_FIELDS
+from smileloop.imports.services.reading import cell_text, column_map_clean, table_open
+from smileloop.imports.services.report import PREVIEW_ROWS, ImportReport
+from smileloop.imports.services.values import (
+    datetime_parse,
+    payment_method_parse,
+    phone_parse,
+    quantity_parse,
+)
+from smileloop.visits.models import Order, OrderLine, Payment, ServiceItem
+
+
+@dataclass(slots=True)
+class _Line:
+    number: int
+    order_no: str
+    mobile: str | None
+    pms_id: str | None
+    clinic_id: int | None
+    ordered_at: object
+    item: ServiceItem
+    quantity: int
+    unit_fen: int
+    discount_fen: int
+    amount_fen: int
+    method: str | None
+    tooth: str
+    notes: str
+
+
+@dataclass
+class _Group:
+    order_no: str
+    lines: list[_Line] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # every row of the order, valid or not
+    invalid_rows: list[int] = field(default_factory=list)
+
+
+def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
+                  skip_invalid: bool = False, dry_run: bool = False, progress=None) -> ImportReport:
+    """Import POS bills. Same transaction rules as customers_import; idempotent on the order number."""
+    chain = chain_of(chain)
+    mapping = column_map_clean(column_map, aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS)
+    with table_open(path) as table:
+        table.map_columns(aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS, column_map=mapping)
+        missing = [label for fields, label in ((["order_no"], "订单号/order_no"), (["date"], "日期/date"),
+                                               (["item_code"], "项目编码/item_code"),
+                                               (["mobile", "pms_id"], "手机号/phone or 病历号/pms_id"))
+                   if all(table.header_for(f) is None for f in fields)]
+        if missing:
+            raise ImportFileError(_("%(name)s lacks the column(s): %(columns)s")
+                                  % {"name": table.name, "columns": ", ".join(missing)}, code="missing_column")
+        run = _OrderImport(chain=chain, actor=actor, table=table, write=not dry_run, skip_invalid=skip_invalid)
+        try:
+            if skip_invalid and not dry_run:
+                for rows in run.chunks():
+                    with transaction.atomic():
+                        run.chunk(rows)
+                    if progress:
+                        progress(len(rows))
+                with transaction.atomic():
+                    run.finish()
+            else:
+                with transaction.atomic():
+                    for rows in run.chunks():
+                        run.chunk(rows)
+                        if progress:
+                            progress(len(rows))
+                    run.finish()
+                    if not run.write:
+                        transaction.set_rollback(True)
+        except IntegrityError as exc:
+            raise ImportConflict(_("Orders changed during the import (%(error)s); run it again") % {"error": exc})
+    return run.report
+
+
+class _OrderImport:
+    def __init__(self, *, chain, actor, table, write: bool, skip_invalid: bool):
+        self.chain = chain
+        self.actor = staff_of(actor)
+        self.table = table
+        self.write = write
+        self.skip_invalid = skip_invalid
+        self.tz = zoneinfo.ZoneInfo(chain.time_zone)
+        self.report = ImportReport(kind="orders", columns={h: f for f, h in table.columns.values()},
+                                   ignored_columns=table.ignored)
+        self.clinics = ClinicLookup(chain.id)
+        self.items = {i.code: i for i in ServiceItem.objects.filter(chain_id=chain.id)}
+        self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
+        self.order_col = next(i for i, (name, _h) in table.columns.items() if name == "order_no")
+        self.done: set[str] = set()  # order numbers finished in this import
+        self.now = timezone.now()
+
+    def chunks(self):
+        """CHUNK_ROWS-sized chunks that never split a run of rows with the same order number."""
+        chunk, carry_key = [], None
+        for number, cells in self.table.rows():
+            key = cell_text(cells[self.order_col]) if self.order_col < len(cells) else ""
+            if len(chunk) >= CHUNK_ROWS and key != carry_key:
+                yield chunk
+                chunk = []
+            chunk.append((number, cells))
+            carry_key = key
+        if chunk:
+            yield chunk
+
+    def parse(self, number: int, cells: list) -> tuple[_Line | None, list, str]:
+        raw = {}
+        for index, name, header in self.columns:
+            value = cells[index] if index < len(cells) else None
+            if value is not None and not (isinstance(value, str) and not value.strip()):
+                raw[name] = (value, header)
+        errors = []
+
+        def fail(name, message):
+            value, header = raw.get(name, ("", self.table.header_for(name)))
+            errors.append((header, value, message))
+
+        def get(name, parser, default=None):
+            if name not in raw:
+                return default
+            try:
+                return parser(raw[name][0])
+            except ValueError as exc:
+                fail(name, str(exc))
+            except ValidationFailed as exc:
+                fail(name, exc.errors[0].message)
+            return default
+
+        order_no = cell_text(raw["order_no"][0]) if "order_no" in raw else ""
+        if not order_no:
+            fail("order_no", "is required")
+        elif len(order_no) > 64:
+            fail("order_no", "is longer than 64 characters")
+        mobile = get("mobile", phone_parse)
+        pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
+        if "mobile" not in raw and not pms_id:
+            fail("mobile" if self.table.header_for("mobile") else "pms_id", "is required (phone or PMS id)")
+        clinic_id = get("clinic", self.clinics.resolve)
+        ordered_at = get("date", lambda v: datetime_parse(v, tz=self.tz))
+        if "date" not in raw:
+            fail("date", "is required")
+        item = None
+        if "item_code" in raw:
+            code = cell_text(raw["item_code"][0])
+            item = self.items.get(code)
+            if item is None:
+                fail("item_code", "is not in the service catalogue")
+        else:
+            fail("item_code", "is required")
+        quantity = get("quantity", quantity_parse, 1)
+        unit = get("unit_price", lambda v: yuan_to_fen(cell_text(v), field="unit_price"))
+        discount = get("discount", lambda v: yuan_to_fen(cell_text(v), field="discount"), 0)
+        amount = get("amount", lambda v: yuan_to_fen(cell_text(v), field="amount"))
+        method = get("payment_method", payment_method_parse)
+        if errors or item is None:
+            return None, errors, order_no
+        if unit is None:
+            unit = item.list_price_fen
+        if unit < 0:
+            fail("unit_price", "must not be negative")
+        list_total = quantity * unit
+        if "discount" not in raw and amount is not None:
+            discount = list_total - amount
+        if not 0 <= discount <= list_total:
+            fail("discount" if "discount" in raw else "amount", "must be between 0 and the line's list total "
+                 f"({list_total / 100:.2f})")
+        elif amount is not None and amount != list_total - discount:
+            fail("amount", f"does not equal quantity × unit price − discount ({(list_total - discount) / 100:.2f})")
+        if errors:
+            return None, errors, order_no
+        if self.table.header_for("payment_method") is not None and method is None:
+            method = "other"
+        line = _Line(number=number, order_no=order_no, mobile=mobile, pms_id=pms_id, clinic_id=clinic_id,
+                     ordered_at=ordered_at, item=item, quantity=quantity, unit_fen=unit, discount_fen=discount,
+                     amount_fen=list_total - discount, method=method,
+                     tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
+                     notes=cell_text(raw["notes"][0]) if "notes" in raw else "")
+        return line, [], order_no
+
+    def error(self, number: int, header, value, message: str) -> None:
+        self.report.error_add(row=number, column=header or "", value=cell_text(value), message=message)
+
+    def invalid_group(self, group: _Group, errors_by_row: dict[int, list]) -> None:
+        first_bad = min(errors_by_row)
+        for number in group.numbers:
+            if number in errors_by_row:
+                for header, value, message in errors_by_row[number]:
+                    self.error(number, header, value, message)
+            else:
+                self.error(number, self.table.header_for("order_no"), group.order_no,
+                           _("order has an invalid row (row %(row)s); the whole order is skipped") % {"row": first_bad})
+            self.preview_add(number, None, "invalid")
+        self.report.skipped += len(group.numbers)
+        if not self.skip_invalid:
+            self.write = False
+
+    def preview_add(self, number: int, line: _Line | None, outcome: str) -> None:
+        if len(self.report.preview) >= PREVIEW_ROWS:
+            return
+        values = {}
+        if line is not None:
+            values = {"order_no": line.order_no, "mobile": line.mobile or "", "pms_id": line.pms_id or "",
+                      "clinic": self.clinics.name_of(line.clinic_id), "date": line.ordered_at.isoformat(),
+                      "item_code": line.item.code, "quantity": str(line.quantity),
+                      "amount": f"{line.amount_fen / 100:.2f}", "payment_method": line.method or ""}
+        self.report.preview.append({"row": number, "values": values, "outcome": outcome})
+
+    def chunk(self, raw_rows: list[tuple[int, list]]) -> None:
+        groups: dict[str, _Group] = {}
+        errors_by_row: dict[int, list] = {}
+        for number, cells in raw_rows:
+            line, errors, order_no = self.parse(number, cells)
+            self.report.rows += 1
+            group = groups.setdefault(order_no, _Group(order_no=order_no))
+            group.numbers.append(number)
+            if errors:
+                errors_by_row[number] = errors
+            else:
+                group.lines.append(line)
+        # Find customers and existing orders for the whole chunk in a few queries.
+        lines = [line for g in groups.values() for line in g.lines]
+        mobiles = {line.mobile for line in lines if line.mobile}
+        pms_ids = {line.pms_id for line in lines if line.pms_id}
+        by_mobile = dict(Customer.objects.filter(chain_id=self.chain.id, mobile__in=mobiles,
+                                                 merged_into__isnull=True).values_list("mobile", "id"))
+        by_ident = {}
+        idents = [(IdentityKind.PHONE, m) for m in mobiles - by_mobile.keys()] + [(IdentityKind.PMS, p) for p in pms_ids]
+        if idents:
+            wanted = set(idents)
+            for kind, external_id, customer_id in Identity.objects.filter(
+                chain_id=self.chain.id, kind__in={k for k, _e in idents}, external_id__in={e for _k, e in idents}
+            ).values_list("kind", "external_id", "customer_id"):
+                if (kind, external_id) in wanted:
+                    by_ident[(kind, external_id)] = customer_id
+        for mobile in mobiles - by_mobile.keys():
+            if (IdentityKind.PHONE, mobile) in by_ident:
+                by_mobile[mobile] = by_ident[(IdentityKind.PHONE, mobile)]
+        home = dict(Customer.objects.filter(id__in=set(by_mobile.values()) | set(by_ident.values()))
+                    .values_list("id", "home_clinic_id"))
+        existing = set(Order.objects.filter(chain_id=self.chain.id, external_id__in=set(groups) - {""})
+                       .values_list("external_id", flat=True))
+        to_write: list[tuple[_Group, int, int]] = []  # (group, customer id, clinic id)
+        for order_no, group in groups.items():
+            if group.order_no and group.order_no in existing and order_no not in self.done:
+                self.report.skipped += len(group.numbers)
+                self.report.duplicates += len(group.numbers)
+                for number in group.numbers:
+                    self.preview_add(number, None, "duplicate")
+                continue
+            if group.order_no and order_no in self.done:
+                for number in group.numbers:
+                    errors_by_row.setdefault(number, []).append((
+                        self.table.header_for("order_no"), order_no,
+                        _("order number appears again after other orders; keep the rows of one order together")))
+            customer_id = clinic_id = None
+            for line in group.lines:
+                errors = self.line_resolve(line, by_mobile, by_ident)
+                if errors:
+                    errors_by_row.setdefault(line.number, []).extend(errors)
+                    continue
+                cid = by_mobile.get(line.mobile) if line.mobile else by_ident.get((IdentityKind.PMS, line.pms_id))
+                if customer_id is None:
+                    customer_id = cid
+                    first = line
+                elif cid != customer_id:
+                    errors_by_row.setdefault(line.number, []).append((
+                        self.table.header_for("mobile") or self.table.header_for("pms_id"), line.mobile or line.pms_id,
+                        _("names another customer than row %(row)s of the same order") % {"row": first.number}))
+                line_clinic = line.clinic_id or home.get(cid)
+                if line_clinic is None:
+                    errors_by_row.setdefault(line.number, []).append((
+                        self.table.header_for("clinic") or "clinic", "",
+                        _("is required (the customer has no home clinic)")))
+                elif clinic_id is None:
+                    clinic_id = line_clinic
+                elif line_clinic != clinic_id:
+                    errors_by_row.setdefault(line.number, []).append((
+                        self.table.header_for("clinic"), self.clinics.name_of(line_clinic),
+                        _("differs from row %(row)s of the same order") % {"row": first.number}))
+            self.done.add(order_no)
+            if any(n in errors_by_row for n in group.numbers):
+                self.invalid_group(group, errors_by_row)
+                continue
+            self.report.created += 1
+            self.report.merged += len(group.numbers) - 1
+            for line in group.lines:
+                self.preview_add(line.number, line, "create" if line is group.lines[0] else "merge")
+            to_write.append((group, customer_id, clinic_id))
+        if self.write and to_write:
+            self.flush(to_write)
+
+    def line_resolve(self, line: _Line, by_mobile, by_ident) -> list:
+        errors = []
+        by_phone = by_mobile.get(line.mobile) if line.mobile else None
+        by_pms = by_ident.get((IdentityKind.PMS, line.pms_id)) if line.pms_id else None
+        if line.mobile and by_phone is None:
+            errors.append((self.table.header_for("mobile"), line.mobile, _("no customer with this phone")))
+        if line.pms_id and by_pms is None and not line.mobile:
+            errors.append((self.table.header_for("pms_id"), line.pms_id, _("no customer with this PMS id")))
+        if by_phone and by_pms and by_phone != by_pms:
+            errors.append((self.table.header_for("pms_id"), line.pms_id,
+                           _("belongs to another customer than the phone; merge them first")))
+        return errors
+
+    def flush(self, to_write: list[tuple[_Group, int, int]]) -> None:
+        orders = []
+        for group, customer_id, clinic_id in to_write:
+            lines = group.lines
+            orders.append(Order(
+                chain_id=self.chain.id, clinic_id=clinic_id, customer_id=customer_id, external_id=group.order_no,
+                ordered_at=lines[0].ordered_at, list_total_fen=sum(x.quantity * x.unit_fen for x in lines),
+                discount_fen=sum(x.discount_fen for x in lines), amount_fen=sum(x.amount_fen for x in lines),
+                cashier=self.actor, notes="\n".join(x.notes for x in lines if x.notes),
+                created_at=self.now, updated_at=self.now))
+        Order.objects.bulk_create(orders, batch_size=500)
+        order_lines, payments = [], []
+        stats: dict[int, list] = {}  # customer id → [spend, first, last]
+        for order, (group, customer_id, _clinic) in zip(orders, to_write, strict=True):
+            paid: dict[str, int] = {}
+            for x in group.lines:
+                order_lines.append(OrderLine(order_id=order.id, item=x.item, quantity=x.quantity,
+                                             unit_price_fen=x.unit_fen, discount_fen=x.discount_fen,
+                                             amount_fen=x.amount_fen, tooth=x.tooth))
+                if x.method and x.amount_fen:
+                    paid[x.method] = paid.get(x.method, 0) + x.amount_fen
+            payments += [Payment(order_id=order.id, method=m, amount_fen=a, paid_at=order.ordered_at)
+                         for m, a in paid.items()]
+            entry = stats.setdefault(customer_id, [0, order.ordered_at, order.ordered_at])
+            entry[0] += order.amount_fen
+            entry[1] = min(entry[1], order.ordered_at)
+            entry[2] = max(entry[2], order.ordered_at)
+        OrderLine.objects.bulk_create(order_lines, batch_size=1000)
+        Payment.objects.bulk_create(payments, batch_size=1000)
+        self.customer_stats_apply(stats)
+
+    def customer_stats_apply(self, stats: dict[int, list]) -> None:
+        """Spend, first/last visit and lead → patient for many customers in one UPDATE per 2,000."""
+        items = list(stats.items())
+        for start in range(0, len(items), 2000):
+            batch = items[start:start + 2000]
+            Customer.objects.filter(pk__in=[cid for cid, _s in batch]).update(
+                lifetime_spend_fen=F("lifetime_spend_fen") + Case(
+                    *[When(pk=cid, then=Value(s[0])) for cid, s in batch], default=Value(0),
+                    output_field=BigIntegerField()),
+                first_visit_at=Case(
+                    *[When(Q(pk=cid) & (Q(first_visit_at__isnull=True) | Q(first_visit_at__gt=s[1])), then=Value(s[1]))
+                      for cid, s in batch], default=F("first_visit_at"), output_field=DateTimeField()),
+                last_visit_at=Case(
+                    *[When(Q(pk=cid) & (Q(last_visit_at__isnull=True) | Q(last_visit_at__lt=s[2])), then=Value(s[2]))
+                      for cid, s in batch], default=F("last_visit_at"), output_field=DateTimeField()),
+                stage=Case(When(stage=Stage.LEAD, then=Value(Stage.PATIENT)), default=F("stage")),
+                updated_at=self.now,
+            )
+
+    def finish(self) -> None:
+        report = self.report
+        report.written = self.write
+        if self.write:
+            audit_record(actor=user_of(self.actor), action="import.orders", object_type="chain",
+                         object_id=self.chain.id, reason=self.table.name,
+                         detail={"file": self.table.name, "rows": report.rows, "created": report.created,
+                                 "merged": report.merged, "skipped": report.skipped,
+                                 "duplicates": report.duplicates})

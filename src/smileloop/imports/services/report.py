@@ -1,0 +1,46 @@
+"""What an import did (or would do): counts, and every invalid row with its spreadsheet row number."""
+
+from dataclasses import dataclass, field
+
+MAX_ERRORS = 100_000  # beyond this only the counts grow, so a broken million-row file stays in bounded memory
+PREVIEW_ROWS = 20
+
+
+@dataclass
+class ImportReport:
+    """Invariant: rows == created + merged + skipped.
+
+    customers: created = new people, merged = rows that went into a person already in the pool or
+    earlier in the file, skipped = invalid rows.
+    orders: created = new orders, merged = further lines of an order begun on an earlier row,
+    skipped = invalid rows, rows of an invalid order and rows of orders imported before (`duplicates`).
+    """
+
+    kind: str = "customers"
+    rows: int = 0
+    created: int = 0
+    merged: int = 0
+    skipped: int = 0
+    written: bool = False
+    errors: list[dict] = field(default_factory=list)
+    error_count: int = 0
+    duplicates: int = 0
+    columns: dict[str, str] = field(default_factory=dict)  # header as in the file → field
+    ignored_columns: list[str] = field(default_factory=list)
+    preview: list[dict] = field(default_factory=list)  # first PREVIEW_ROWS rows, normalised
+
+    def error_add(self, *, row: int, column: str, value, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append({"row": row, "column": column, "value": "" if value is None else str(value)[:200],
+                                "message": str(message)})
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "created": self.created, "merged": self.merged, "skipped": self.skipped,
+                "written": self.written, "errors": list(self.errors)}
+
+    def as_stored(self) -> dict:
+        """Everything the staff page shows: the report plus columns and preview rows."""
+        return {**self.as_dict(), "kind": self.kind, "error_count": self.error_count,
+                "duplicates": self.duplicates, "columns": self.columns, "ignored_columns": self.ignored_columns,
+                "preview": self.preview}

@@ -1,0 +1,132 @@
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from smileloop.clinics.tests.factories import ChainFactory
+from smileloop.core.models import AuditEvent
+from smileloop.customers.models import Customer
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.imports.tests.files import csv_write
+from smileloop.visits.models import Order
+
+
+def _import(*args):
+    call_command("import", *args)
+
+
+@pytest.fixture
+def bad_file(tmp_path):
+    return csv_write(tmp_path / "bad.csv", [["姓名", "手机号"], ["张三", "13800138000"], ["李四", "12"]])
+
+
+def test_the_command_imports_customers_and_writes_the_report(tmp_path, chain, capsys):
+    # given
+    path = csv_write(tmp_path / "ok.csv", [["姓名", "手机号"], ["张三", "13800138000"], ["张三", "138 0013 8000"]])
+    report = tmp_path / "report.json"
+
+    # when
+    _import("customers", str(path), "--report", str(report))
+
+    # then
+    assert json.loads(report.read_text(encoding="utf-8")) == {
+        "rows": 2, "created": 1, "merged": 1, "skipped": 0, "written": True, "errors": []}
+    assert capsys.readouterr().out == "customers: 2 rows, 1 created, 1 merged, 0 skipped (written)\n"
+    assert Customer.objects.count() == 1
+
+
+def test_invalid_rows_make_the_command_exit_1_and_write_nothing(bad_file, tmp_path, chain, capsys):
+    # given
+    report = tmp_path / "report.json"
+
+    # when
+    with pytest.raises(CommandError) as exc:
+        _import("customers", str(bad_file), "--report", str(report))
+
+    # then
+    assert exc.value.returncode == 1
+    assert str(exc.value) == ("1 error(s) in 1 row(s); nothing was written (fix the file, or use --skip-invalid "
+                              "to write the valid rows)")
+    assert json.loads(report.read_text(encoding="utf-8")) == {
+        "rows": 2, "created": 1, "merged": 0, "skipped": 1, "written": False,
+        "errors": [{"row": 3, "column": "手机号", "value": "12", "message": "is not a phone number"}]}
+    assert capsys.readouterr().err == "row 3, 手机号 '12': is not a phone number\n"
+    assert (Customer.objects.count(), AuditEvent.objects.count()) == (0, 0)
+
+
+def test_skip_invalid_writes_the_valid_rows_and_exits_0(bad_file, chain):
+    # when
+    _import("customers", str(bad_file), "--skip-invalid")
+
+    # then
+    assert list(Customer.objects.values_list("name", flat=True)) == ["张三"]
+
+
+def test_dry_run_writes_nothing(tmp_path, chain, capsys):
+    # given
+    path = csv_write(tmp_path / "ok.csv", [["姓名", "手机号"], ["张三", "13800138000"]])
+
+    # when
+    _import("customers", str(path), "--dry-run")
+
+    # then
+    assert capsys.readouterr().out == "customers: 1 rows, 1 created, 0 merged, 0 skipped (dry run, nothing written)\n"
+    assert Customer.objects.count() == 0
+
+
+def test_map_clinic_and_user_options_are_applied(tmp_path, chain, clinic_a, director_a):
+    # given
+    path = csv_write(tmp_path / "m.csv", [["客户名", "电话"], ["张三", "13800138000"]])
+
+    # when
+    _import("customers", str(path), "--map", "客户名=name", "--clinic", "SH01", "--user", "director_a",
+            "--chain", str(chain.id))
+
+    # then
+    person = Customer.objects.get()
+    assert (person.name, person.home_clinic_id, person.first_touch_staff_id) == ("张三", clinic_a.id, director_a.id)
+    assert AuditEvent.objects.get().actor_id == director_a.user_id
+
+
+def test_the_command_imports_orders(tmp_path, chain, clinic_a, catalogue):
+    # given
+    CustomerFactory(chain=chain, mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "o.csv", [["订单号", "手机号", "日期", "项目编码"],
+                                          ["A1", "13800138000", "2024-01-01", "EX01"]])
+
+    # when
+    _import("orders", str(path))
+
+    # then
+    assert list(Order.objects.values_list("external_id", "amount_fen")) == [("A1", 5000)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["customers", "/nonexistent/x.csv"], "File not found: /nonexistent/x.csv"),
+    (["customers", "{tmp}/x.xls"], "Unsupported file type “.xls”: save the sheet as .xlsx or .csv"),
+    (["customers", "{tmp}/ok.csv", "--map", "nonsense"], "--map 'nonsense': use COLUMN=FIELD, e.g. --map '联系方式=mobile'"),
+    (["customers", "{tmp}/ok.csv", "--user", "nobody"], "No staff member with login 'nobody' in chain {chain}"),
+    (["customers", "{tmp}/ok.csv", "--clinic", "火星"], "--clinic '火星' is not a clinic of this chain"),
+])
+def test_unusable_input_is_a_command_error(tmp_path, chain, args, message):
+    # given
+    csv_write(tmp_path / "ok.csv", [["姓名"], ["张三"]])
+    (tmp_path / "x.xls").write_bytes(b"\xd0\xcf")
+
+    # when
+    with pytest.raises(CommandError) as exc:
+        _import(*[a.format(tmp=tmp_path) for a in args])
+
+    # then
+    assert str(exc.value) == message.format(chain=chain.id)
+    assert Customer.objects.count() == 0
+
+
+def test_with_two_chains_the_chain_must_be_given(tmp_path, chain):
+    # given
+    ChainFactory()
+    path = csv_write(tmp_path / "ok.csv", [["姓名"], ["张三"]])
+
+    # when / then
+    with pytest.raises(CommandError, match="Give --chain ID: there is more than one chain"):
+        _import("customers", str(path))

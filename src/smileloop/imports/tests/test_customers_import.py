@@ -1,0 +1,373 @@
+import datetime as dt
+
+import pytest
+
+from smileloop.core.models import AuditEvent
+from smileloop.customers.enums import Channel, ConsentPurpose, Gender, IdentityKind, InteractionKind, Stage
+from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
+from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
+from smileloop.imports.errors import ImportFileError
+from smileloop.imports.services import customers_import
+from smileloop.imports.tests.files import csv_write, xlsx_write
+
+HEADER = ["姓名", "手机号", "性别", "出生日期", "所属门诊", "来源", "小区", "地址", "备注"]
+
+
+def _people(chain):
+    return {c.mobile or c.name: c for c in Customer.objects.filter(chain=chain)}
+
+
+def _snapshot():
+    return (Customer.objects.count(), CustomerSearchKey.objects.count(), Identity.objects.count(),
+            Interaction.objects.count(), Consent.objects.count(), AuditEvent.objects.count())
+
+
+def test_gbk_csv_with_chinese_headers_creates_people_with_normalised_values(tmp_path, chain, clinic_a, clinic_b):
+    # given a GBK file as Chinese Excel writes it, with messy phones and dates
+    path = csv_write(tmp_path / "患者.csv", [
+        HEADER,
+        ["张三", "+86 138-0013-8000", "男", "1990/1/5", "静安门诊", "抖音", "静安花园", "上海市静安区1号", "怕疼"],
+        ["李四", "0086 139 0013 9000", "女", "1985年6月15日", "SH02", "转介绍", "", "", ""],
+        ["王五", "１３７００１３７０００", "M", "19900105", "", "", "", "", ""],
+        ["赵六", "13600136000.0", "female", "1990-01-05", "", "美团", "", "", ""],
+    ], encoding="gbk")
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 4, "created": 4, "merged": 0, "skipped": 0, "written": True, "errors": []}
+    people = _people(chain)
+    assert sorted(people) == ["+8613600136000", "+8613700137000", "+8613800138000", "+8613900139000"]
+    zhang = people["+8613800138000"]
+    assert (zhang.name, zhang.gender, zhang.birthday, zhang.home_clinic_id, zhang.first_touch_channel,
+            zhang.community, zhang.address, zhang.notes, zhang.mobile_tail, zhang.stage) == (
+        "张三", Gender.MALE, dt.date(1990, 1, 5), clinic_a.id, Channel.DOUYIN, "静安花园", "上海市静安区1号", "怕疼",
+        "8000", Stage.LEAD)
+    li = people["+8613900139000"]
+    assert (li.gender, li.birthday, li.home_clinic_id, li.first_touch_channel) == (
+        Gender.FEMALE, dt.date(1985, 6, 15), clinic_b.id, Channel.REFERRAL)
+    wang = people["+8613700137000"]
+    assert (wang.gender, wang.birthday, wang.home_clinic_id, wang.first_touch_channel) == (
+        Gender.MALE, dt.date(1990, 1, 5), None, Channel.IMPORT)
+    assert people["+8613600136000"].gender == Gender.FEMALE
+    assert set(CustomerSearchKey.objects.filter(customer=zhang).values_list("kind", "value")) == {
+        ("i", "zs"), ("p", "zhangsan")}
+    assert Interaction.objects.filter(kind=InteractionKind.IMPORT).count() == 4
+    assert zhang.first_touch_at is not None
+
+
+def test_utf8_bom_csv_with_english_headers_is_read(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "leads.csv", [["Name", "Phone", "Gender", "Birthday", "Source"],
+                                              ["Li Lei", "13800138000", "male", "1990-01-05", "website"]],
+                     encoding="utf-8-sig")
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict()["created"] == 1
+    person = Customer.objects.get(chain=chain)
+    assert (person.name, person.mobile, person.gender, person.first_touch_channel) == (
+        "Li Lei", "+8613800138000", Gender.MALE, Channel.WEBSITE)
+
+
+def test_headers_match_after_trimming_and_full_width_conversion(tmp_path, chain):
+    # given headers with spaces and full-width letters
+    path = csv_write(tmp_path / "x.csv", [[" 姓名 ", "ＰＨＯＮＥ"], ["张三", "13800138000"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.columns == {"姓名": "name", "ＰＨＯＮＥ": "mobile"}
+    assert Customer.objects.get().mobile == "+8613800138000"
+
+
+def test_xlsx_with_numeric_phones_serial_dates_and_datetime_cells_is_normalised(tmp_path, chain):
+    # given phones stored as numbers (int and float) and dates as Excel serials and datetime cells
+    path = xlsx_write(tmp_path / "export.xlsx", [
+        ["姓名", "手机", "生日", "性别"],
+        ["张三", 13800138000, 32878, "男"],
+        ["李四", 13900139000.0, dt.datetime(1985, 6, 15), "F"],
+        ["王五", "137 0013 7000", "1990年1月5日", None],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 3, "created": 3, "merged": 0, "skipped": 0, "written": True, "errors": []}
+    assert {(c.mobile, c.birthday, c.gender) for c in Customer.objects.filter(chain=chain)} == {
+        ("+8613800138000", dt.date(1990, 1, 5), Gender.MALE),
+        ("+8613900139000", dt.date(1985, 6, 15), Gender.FEMALE),
+        ("+8613700137000", dt.date(1990, 1, 5), Gender.UNKNOWN),
+    }
+
+
+def test_the_same_person_twice_in_the_file_becomes_one_person(tmp_path, chain):
+    # given the same phone written two ways; the second row adds a birthday
+    path = csv_write(tmp_path / "dup.csv", [["姓名", "手机号", "出生日期"],
+                                            ["张三", "13800138000", ""],
+                                            ["张三", "+86 138 0013 8000", "1990-01-05"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert (report.rows, report.created, report.merged) == (2, 1, 1)
+    person = Customer.objects.get(chain=chain)
+    assert (person.mobile, person.birthday) == ("+8613800138000", dt.date(1990, 1, 5))
+    assert CustomerSearchKey.objects.filter(customer=person).count() == 2
+
+
+def test_a_person_already_in_the_pool_is_merged_filling_only_blank_fields(tmp_path, chain, clinic_a):
+    # given a patient with a name and gender but no birthday or community
+    existing = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", gender=Gender.FEMALE)
+    path = csv_write(tmp_path / "pool.csv", [["姓名", "手机号", "性别", "出生日期", "小区", "门诊"],
+                                             ["张叁", "138 0013 8000", "男", "1990-01-05", "静安花园", "静安门诊"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then the blanks are filled, the name and gender are kept
+    assert (report.rows, report.created, report.merged) == (1, 0, 1)
+    existing.refresh_from_db()
+    assert (existing.name, existing.gender, existing.birthday, existing.community, existing.home_clinic_id) == (
+        "张三", Gender.FEMALE, dt.date(1990, 1, 5), "静安花园", clinic_a.id)
+    assert Customer.objects.filter(chain=chain).count() == 1
+    note = Interaction.objects.get(customer=existing, kind=InteractionKind.IMPORT)
+    assert note.text == "import from pool.csv filled: birthday, community, home_clinic_id"
+
+
+def test_a_pms_id_already_in_the_pool_merges_and_adds_the_new_phone(tmp_path, chain):
+    # given a person known by PMS id, without a phone
+    existing = CustomerFactory(chain=chain, name="张三", mobile=None, mobile_tail="")
+    IdentityFactory(customer=existing, kind=IdentityKind.PMS, external_id="P-001")
+    path = csv_write(tmp_path / "pms.csv", [["姓名", "手机号", "病历号"], ["张三", "13800138000", "P-001"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert (report.created, report.merged) == (0, 1)
+    existing.refresh_from_db()
+    assert (existing.mobile, existing.mobile_tail) == ("+8613800138000", "8000")
+
+
+def test_new_identities_are_attached_to_the_new_person(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "ids.csv", [["姓名", "手机号", "openid", "病历号"],
+                                            ["张三", "13800138000", "oABC", "P-9"]])
+
+    # when
+    customers_import(path=path, chain=chain)
+
+    # then
+    person = Customer.objects.get(chain=chain)
+    assert set(Identity.objects.filter(customer=person).values_list("kind", "external_id", "source")) == {
+        (IdentityKind.WECHAT_OPENID, "oABC", "import"), (IdentityKind.PMS, "P-9", "import")}
+
+
+def test_a_phone_and_an_identity_of_two_different_people_is_an_invalid_row(tmp_path, chain):
+    # given
+    CustomerFactory(chain=chain, mobile="+8613800138000")
+    other = CustomerFactory(chain=chain, mobile="+8613900139000")
+    IdentityFactory(customer=other, kind=IdentityKind.PMS, external_id="P-1")
+    path = csv_write(tmp_path / "conflict.csv", [["姓名", "手机号", "病历号"], ["张三", "13800138000", "P-1"]])
+    before = _snapshot()
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 1, "created": 0, "merged": 0, "skipped": 1, "written": False, "errors": [
+        {"row": 2, "column": "病历号", "value": "P-1",
+         "message": "belongs to a different person than 手机号 +8613800138000; merge them first"}]}
+    assert _snapshot() == before
+
+
+def test_phoneless_leads_are_created_and_a_repeated_name_and_birthday_is_one_person(tmp_path, chain):
+    # given three phone-less rows: two alike, one with the same name but no birthday
+    path = csv_write(tmp_path / "leads.csv", [["姓名", "出生日期"], ["张三", "1990-01-05"], ["张三", "1990-01-05"],
+                                              ["张三", ""]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert (report.rows, report.created, report.merged) == (3, 2, 1)
+    assert sorted(str(c.birthday) for c in Customer.objects.filter(chain=chain)) == ["1990-01-05", "None"]
+
+
+def test_a_file_with_an_invalid_row_writes_nothing_and_lists_every_error(tmp_path, chain):
+    # given one good row and two bad ones
+    CustomerFactory(chain=chain, mobile="+8613700137000")
+    path = csv_write(tmp_path / "bad.csv", [
+        ["姓名", "手机号", "性别", "出生日期", "门诊"],
+        ["张三", "13800138000", "男", "1990-01-05", ""],
+        ["李四", "12345", "x", "1990-02-30", "火星门诊"],
+        ["", "13900139000", "", "", ""],
+        ["王五", "13700137000", "", "", ""],
+    ])
+    before = _snapshot()
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 4, "created": 1, "merged": 1, "skipped": 2, "written": False, "errors": [
+        {"row": 3, "column": "手机号", "value": "12345", "message": "is not a valid phone number"},
+        {"row": 3, "column": "性别", "value": "x", "message": "is not a gender (use 男/女, M/F or male/female)"},
+        {"row": 3, "column": "出生日期", "value": "1990-02-30", "message": "is not a real calendar date"},
+        {"row": 3, "column": "门诊", "value": "火星门诊", "message": "is not a clinic of this chain"},
+        {"row": 4, "column": "姓名", "value": "", "message": "is required"},
+    ]}
+    assert _snapshot() == before
+
+
+def test_skip_invalid_writes_the_valid_rows_and_lists_the_invalid_ones(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "bad.csv", [["姓名", "手机号"], ["张三", "13800138000"], ["李四", "110"]])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then
+    assert report.as_dict() == {"rows": 2, "created": 1, "merged": 0, "skipped": 1, "written": True, "errors": [
+        {"row": 3, "column": "手机号", "value": "110", "message": "is not a phone number"}]}
+    assert list(Customer.objects.filter(chain=chain).values_list("name", flat=True)) == ["张三"]
+
+
+def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tmp_path, chain):
+    # given
+    CustomerFactory(chain=chain, mobile="+8613800138000")
+    path = csv_write(tmp_path / "dry.csv", [["姓名", "手机号"], ["张三", "13800138000"], ["李四", "13900139000"],
+                                            ["李四", "13900139000"]])
+    before = _snapshot()
+
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=True)
+
+    # then
+    assert report.as_dict() == {"rows": 3, "created": 1, "merged": 2, "skipped": 0, "written": False, "errors": []}
+    assert [p["outcome"] for p in report.preview] == ["merge", "create", "merge"]
+    assert _snapshot() == before
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_people_repeated_across_chunks_are_still_one_person(tmp_path, chain, monkeypatch, dry_run):
+    # given chunks of two rows, and a person whose rows fall in different chunks
+    monkeypatch.setattr("smileloop.imports.services.customers.CHUNK_ROWS", 2)
+    path = csv_write(tmp_path / "chunks.csv", [["姓名", "手机号", "病历号"], ["张三", "13800138000", ""],
+                                               ["李四", "13900139000", ""], ["王五", "", "P-1"],
+                                               ["王五", "13700137000", "P-1"], ["张三", "138 0013 8000", ""],
+                                               ["王五", "13700137000", ""]])
+
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=dry_run)
+
+    # then
+    assert (report.rows, report.created, report.merged, report.skipped) == (6, 3, 3, 0)
+    expected = [] if dry_run else [("张三", "+8613800138000"), ("李四", "+8613900139000"), ("王五", "+8613700137000")]
+    assert list(Customer.objects.filter(chain=chain).order_by("id").values_list("name", "mobile")) == expected
+
+
+def test_column_map_maps_headers_the_import_does_not_know(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "map.csv", [["客户", "联系人手机", "随便"], ["张三", "13800138000", "x"]])
+
+    # when
+    report = customers_import(path=path, chain=chain, column_map={"客户": "name", "联系人手机": "phone"})
+
+    # then
+    assert (report.columns, report.ignored_columns) == ({"客户": "name", "联系人手机": "mobile"}, ["随便"])
+    assert Customer.objects.get(chain=chain).mobile == "+8613800138000"
+
+
+def test_an_unknown_field_in_the_column_map_is_an_error_before_reading(tmp_path, chain):
+    # given
+    path = tmp_path / "does-not-matter.csv"
+
+    # when / then
+    with pytest.raises(ImportFileError) as exc:
+        customers_import(path=path, chain=chain, column_map={"客户": "shoe_size"})
+    assert exc.value.code == "unknown_field"
+    assert Customer.objects.count() == 0
+
+
+@pytest.mark.parametrize("writer", [csv_write, xlsx_write])
+def test_formula_like_free_text_is_stored_as_text(tmp_path, chain, writer):
+    # given cells a spreadsheet would evaluate
+    path = writer(tmp_path / f"f.{'csv' if writer is csv_write else 'xlsx'}", [
+        ["姓名", "手机号", "备注", "地址"],
+        ["张三", "13800138000", '=HYPERLINK("http://evil.example","点我")', "=1+1"],
+    ])
+
+    # when
+    customers_import(path=path, chain=chain)
+
+    # then
+    person = Customer.objects.get(chain=chain)
+    assert (person.notes, person.address) == ('=HYPERLINK("http://evil.example","点我")', "=1+1")
+
+
+def test_a_written_import_records_one_audit_event_with_the_counts(tmp_path, chain, director_a):
+    # given
+    path = csv_write(tmp_path / "a.csv", [["姓名", "手机号"], ["张三", "13800138000"]])
+
+    # when
+    customers_import(path=path, chain=chain, actor=director_a)
+
+    # then
+    event = AuditEvent.objects.get()
+    assert (event.action, event.actor_id, event.object_type, event.object_id, event.detail) == (
+        "import.customers", director_a.user_id, "chain", str(chain.id),
+        {"file": "a.csv", "rows": 1, "created": 1, "merged": 0, "skipped": 0})
+    person = Customer.objects.get(chain=chain)
+    assert person.first_touch_staff_id == director_a.id
+
+
+def test_the_default_clinic_applies_to_rows_without_a_clinic(tmp_path, chain, clinic_a, clinic_b):
+    # given
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号", "门诊"], ["张三", "13800138000", ""],
+                                          ["李四", "13900139000", "浦东门诊"]])
+
+    # when
+    customers_import(path=path, chain=chain, default_clinic=clinic_a)
+
+    # then
+    assert dict(Customer.objects.values_list("name", "home_clinic_id")) == {"张三": clinic_a.id, "李四": clinic_b.id}
+
+
+def test_a_consent_column_records_consents_from_the_import(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号", "短信营销"], ["张三", "13800138000", "是"],
+                                          ["李四", "13900139000", "否"]])
+
+    # when
+    customers_import(path=path, chain=chain)
+
+    # then
+    assert set(Consent.objects.values_list("customer__name", "purpose", "granted", "source")) == {
+        ("张三", ConsentPurpose.MARKETING_SMS, True, "import"), ("李四", ConsentPurpose.MARKETING_SMS, False, "import")}
+
+
+@pytest.mark.parametrize(("name", "content", "code"), [
+    ("missing.csv", None, "missing_file"),
+    ("old.xls", b"\xd0\xcf\x11\xe0", "unsupported_file"),
+    ("noheader.csv", b"foo,bar\n1,2\n", "no_header"),
+    ("broken.xlsx", b"not a zip", "bad_file"),
+])
+def test_a_file_that_cannot_be_read_is_refused_with_a_clear_error(tmp_path, chain, name, content, code):
+    # given
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+
+    # when / then
+    with pytest.raises(ImportFileError) as exc:
+        customers_import(path=path, chain=chain)
+    assert exc.value.code == code
+    assert Customer.objects.count() == 0

@@ -1,0 +1,151 @@
+import datetime as dt
+import zoneinfo
+
+import pytest
+
+from smileloop.core.models import AuditEvent
+from smileloop.customers.enums import IdentityKind, Stage
+from smileloop.customers.models import Customer
+from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
+from smileloop.imports.errors import ImportFileError
+from smileloop.imports.services import orders_import
+from smileloop.imports.tests.files import csv_write, xlsx_write
+from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.models import Order, OrderLine, Payment
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+HEADER = ["订单号", "手机号", "门诊", "日期", "项目编码", "数量", "单价", "折扣", "金额", "支付方式"]
+
+
+def _snapshot():
+    return (Order.objects.count(), OrderLine.objects.count(), Payment.objects.count(), AuditEvent.objects.count(),
+            list(Customer.objects.order_by("id").values_list("lifetime_spend_fen", "stage", "first_visit_at")))
+
+
+@pytest.fixture
+def patient(chain, clinic_a):
+    return CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+
+
+def test_rows_with_the_same_order_number_form_one_order_with_lines_and_payments(tmp_path, chain, clinic_a,
+                                                                               catalogue, patient):
+    # given a two-line bill paid by two methods, and a one-line bill found by PMS id
+    other = CustomerFactory(chain=chain, name="李四", mobile=None, mobile_tail="")
+    IdentityFactory(customer=other, kind=IdentityKind.PMS, external_id="P-7")
+    path = csv_write(tmp_path / "orders.csv", [
+        [*HEADER, "病历号"],
+        ["A001", "138 0013 8000", "静安门诊", "2024-03-05 14:30", "EX01", "1", "50", "0", "50", "现金", ""],
+        ["A001", "13800138000", "静安门诊", "2024-03-05 14:30", "FI01", "2", "600", "200", "1000", "微信", ""],
+        ["A002", "", "SH01", "2024/1/9", "CL99", "", "", "", "", "支付宝", "P-7"],
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 3, "created": 2, "merged": 1, "skipped": 0, "written": True, "errors": []}
+    order = Order.objects.get(external_id="A001")
+    assert (order.customer_id, order.clinic_id, order.ordered_at, order.list_total_fen, order.discount_fen,
+            order.amount_fen) == (patient.id, clinic_a.id, dt.datetime(2024, 3, 5, 14, 30, tzinfo=SHANGHAI),
+                                  125000, 20000, 105000)
+    assert sorted(order.lines.values_list("item__code", "quantity", "unit_price_fen", "discount_fen", "amount_fen")) == [
+        ("EX01", 1, 5000, 0, 5000), ("FI01", 2, 60000, 20000, 100000)]
+    assert sorted(order.payments.values_list("method", "amount_fen")) == [
+        (PaymentMethod.CASH, 5000), (PaymentMethod.WECHAT_PAY, 100000)]
+    second = Order.objects.get(external_id="A002")
+    assert (second.customer_id, second.amount_fen) == (other.id, 990)
+    patient.refresh_from_db()
+    assert (patient.lifetime_spend_fen, patient.stage, patient.first_visit_at, patient.last_visit_at) == (
+        105000, Stage.PATIENT, order.ordered_at, order.ordered_at)
+    other.refresh_from_db()
+    assert (other.lifetime_spend_fen, other.stage) == (990, Stage.PATIENT)
+    assert AuditEvent.objects.get().action == "import.orders"
+
+
+def test_unknown_items_and_unknown_customers_make_the_file_write_nothing(tmp_path, chain, catalogue, patient):
+    # given
+    path = csv_write(tmp_path / "bad.csv", [
+        HEADER,
+        ["A001", "13800138000", "静安门诊", "2024-03-05", "EX01", "1", "50", "", "", "现金"],
+        ["A002", "13800138000", "静安门诊", "2024-03-05", "NOPE", "1", "50", "", "", "现金"],
+        ["A003", "13900139000", "静安门诊", "2024-03-05", "EX01", "1", "50", "", "", "现金"],
+    ])
+    before = _snapshot()
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 3, "created": 1, "merged": 0, "skipped": 2, "written": False, "errors": [
+        {"row": 3, "column": "项目编码", "value": "NOPE", "message": "is not in the service catalogue"},
+        {"row": 4, "column": "手机号", "value": "+8613900139000", "message": "no customer with this phone"},
+    ]}
+    assert _snapshot() == before
+
+
+def test_an_invalid_line_skips_its_whole_order_with_skip_invalid(tmp_path, chain, catalogue, patient):
+    # given order A001 has one bad line (amount does not add up)
+    path = csv_write(tmp_path / "bad.csv", [
+        HEADER,
+        ["A001", "13800138000", "静安门诊", "2024-03-05", "EX01", "1", "50", "", "", "现金"],
+        ["A001", "13800138000", "静安门诊", "2024-03-05", "FI01", "1", "600", "0", "500", "现金"],
+        ["A002", "13800138000", "静安门诊", "2024-03-06", "EX01", "1", "", "", "", "医保"],
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+
+    # then
+    assert report.as_dict() == {"rows": 3, "created": 1, "merged": 0, "skipped": 2, "written": True, "errors": [
+        {"row": 2, "column": "订单号", "value": "A001",
+         "message": "order has an invalid row (row 3); the whole order is skipped"},
+        {"row": 3, "column": "金额", "value": "500",
+         "message": "does not equal quantity × unit price − discount (600.00)"},
+    ]}
+    assert list(Order.objects.values_list("external_id", "amount_fen")) == [("A002", 5000)]
+    assert list(Payment.objects.values_list("method", flat=True)) == [PaymentMethod.INSURANCE]
+
+
+def test_re_importing_the_same_orders_skips_them_as_duplicates(tmp_path, chain, catalogue, patient):
+    # given an imported file
+    path = xlsx_write(tmp_path / "orders.xlsx", [
+        HEADER,
+        ["A001", 13800138000, "静安门诊", dt.datetime(2024, 3, 5, 9, 0), "EX01", 1, 50, 0, 50, "现金"],
+        ["A001", 13800138000, "静安门诊", dt.datetime(2024, 3, 5, 9, 0), "CL01", 1, 300, 0, 300, "现金"],
+    ])
+    orders_import(path=path, chain=chain)
+    before = _snapshot()
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict() == {"rows": 2, "created": 0, "merged": 0, "skipped": 2, "written": True, "errors": []}
+    assert report.duplicates == 2
+    assert _snapshot()[:3] == before[:3]
+    patient.refresh_from_db()
+    assert patient.lifetime_spend_fen == 35000
+
+
+def test_a_dry_run_of_orders_writes_nothing(tmp_path, chain, catalogue, patient):
+    # given
+    path = csv_write(tmp_path / "o.csv", [HEADER, ["A1", "13800138000", "", "2024-03-05", "EX01", "", "", "", "",
+                                                   ""]])
+    before = _snapshot()
+
+    # when
+    report = orders_import(path=path, chain=chain, dry_run=True)
+
+    # then
+    assert report.as_dict() == {"rows": 1, "created": 1, "merged": 0, "skipped": 0, "written": False, "errors": []}
+    assert _snapshot() == before
+
+
+def test_an_orders_file_without_an_order_number_column_is_refused(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "o.csv", [["手机号", "日期", "项目编码"], ["13800138000", "2024-01-01", "EX01"]])
+
+    # when / then
+    with pytest.raises(ImportFileError) as exc:
+        orders_import(path=path, chain=chain)
+    assert (exc.value.code, exc.value.message) == ("missing_column", "o.csv lacks the column(s): 订单号/order_no")

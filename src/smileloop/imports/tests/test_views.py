@@ -1,0 +1,131 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from smileloop.customers.models import Customer
+from smileloop.imports.enums import BatchStatus
+from smileloop.imports.models import ImportBatch
+from smileloop.imports.services.batches import batch_path
+
+CSV = "姓名,手机号,性别\n张三,13800138000,男\n李四,12345,女\n王五,13900139000,\n".encode("gbk")
+
+
+@pytest.fixture(autouse=True)
+def import_dir(settings, tmp_path):
+    settings.SMILELOOP_IMPORT_DIR = tmp_path / "imports"
+
+
+def _upload(client, content=CSV, name="患者.csv"):
+    return client.post(reverse("imports:upload"), {"kind": "customers", "file": SimpleUploadedFile(name, content)})
+
+
+def test_upload_preview_and_confirm_writes_the_valid_rows(client, director_a, clinic_a):
+    # given
+    client.force_login(director_a.user)
+
+    # when the file is uploaded
+    response = _upload(client)
+
+    # then the preview shows the invalid row and nothing is written yet
+    batch = ImportBatch.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("imports:preview", kwargs={"batch_id": batch.id})
+    assert batch_path(batch).read_bytes() == CSV
+    page = client.get(response.url).content.decode()
+    assert "<td>3</td><td>手机号</td><td>12345</td><td>is not a valid phone number</td>" in page
+    assert '<dd id="count-created">2</dd>' in page
+    assert Customer.objects.count() == 0
+
+    # when confirmed without skipping, nothing is written
+    client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}))
+    batch.refresh_from_db()
+    assert (batch.status, Customer.objects.count()) == (BatchStatus.REJECTED, 0)
+
+    # when confirmed with skip_invalid, the valid rows are written
+    response = client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}), {"skip_invalid": "on"})
+    batch.refresh_from_db()
+    assert response.status_code == 302
+    assert batch.status == BatchStatus.WRITTEN
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["张三", "王五"]
+    assert "Written." in client.get(response.url).content.decode()
+
+
+def test_confirming_twice_writes_once(client, director_a):
+    # given a written batch
+    client.force_login(director_a.user)
+    _upload(client, content="姓名,手机号\n张三,13800138000\n".encode())
+    batch = ImportBatch.objects.get()
+    client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}))
+
+    # when
+    response = client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}))
+
+    # then
+    assert response.status_code == 409
+    assert Customer.objects.count() == 1
+
+
+def test_the_confirm_fragment_is_returned_to_htmx(client, director_a):
+    # given
+    client.force_login(director_a.user)
+    _upload(client, content="姓名,手机号\n张三,13800138000\n".encode())
+    batch = ImportBatch.objects.get()
+
+    # when
+    response = client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}), HTTP_HX_REQUEST="true")
+
+    # then
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<section id="import-result">')
+    assert "Written." in page
+
+
+def test_an_unreadable_upload_is_shown_as_a_form_error(client, director_a):
+    # given
+    client.force_login(director_a.user)
+
+    # when
+    response = _upload(client, content=b"foo,bar\n1,2\n", name="x.csv")
+
+    # then
+    assert response.status_code == 400
+    assert "No recognisable header in row 1" in response.content.decode()
+    assert ImportBatch.objects.count() == 0
+
+
+def test_a_role_without_data_import_gets_403(client, front_desk_a):
+    # given
+    client.force_login(front_desk_a.user)
+
+    # when
+    responses = [client.get(reverse("imports:upload")), _upload(client)]
+
+    # then
+    assert [r.status_code for r in responses] == [403, 403]
+    assert (ImportBatch.objects.count(), Customer.objects.count()) == (0, 0)
+
+
+def test_anonymous_users_are_sent_to_login(client):
+    # when
+    response = client.get(reverse("imports:upload"))
+
+    # then
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_another_staff_members_batch_is_not_found(client, director_a, chain_admin):
+    # given a batch uploaded by the director
+    client.force_login(director_a.user)
+    _upload(client)
+    batch = ImportBatch.objects.get()
+
+    # when the chain admin asks for it
+    client.force_login(chain_admin.user)
+    responses = [client.get(reverse("imports:preview", kwargs={"batch_id": batch.id})),
+                 client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}), {"skip_invalid": "on"})]
+
+    # then
+    assert [r.status_code for r in responses] == [404, 404]
+    assert Customer.objects.count() == 0
