@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class LedgerConfig(AppConfig):
+    name = "smileloop.ledger"
+    label = "ledger"
+    verbose_name = "Ledger"
+
+    def ready(self):
+        from smileloop.customers.services import merge_hook_register
+        from smileloop.ledger.services import accounts_merge
+
+        merge_hook_register(accounts_merge)

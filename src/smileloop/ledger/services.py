@@ -1,0 +1,411 @@
+"""Posting to the ledger. `ledger_post` is the only function that writes entries.
+
+Concurrency: accounts are locked with SELECT … FOR UPDATE in id order (no deadlocks between two
+postings) on PostgreSQL; SQLite serialises writers (transactions start IMMEDIATE). Balances change
+only through single UPDATE … SET balance = balance + delta statements, and the database refuses a
+negative holder balance, so even a bug here cannot overdraw an account.
+"""
+
+import datetime as dt
+import hashlib
+from fractions import Fraction
+import json
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from smileloop.clinics.models import Staff
+from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
+from smileloop.customers.models import Customer
+from smileloop.ledger.enums import HOLDER_KINDS, SYSTEM_KINDS, AccountKind, EntryReason, expiry_account_kind, unit_of
+from smileloop.ledger.models import Account, Entry, LedgerTransaction, Lot
+
+
+class InsufficientBalance(DomainError):
+    code = "insufficient_balance"
+    status = 422
+
+
+@dataclass(frozen=True)
+class LotTerms:
+    """Terms of a new lot: when it was earned, becomes spendable and expires."""
+
+    earned_at: dt.datetime | None = None
+    available_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+
+@dataclass
+class Posting:
+    """One side of a movement. amount > 0 credits the account, < 0 debits it.
+
+    Debits of holder accounts take the exact `take` lot amounts first (lot id → amount, whether the
+    lot is available or not: expiry, merge, clawback), then the oldest-expiring available lots.
+    Credits put amounts back into `restore` lots (reversal of a debit), then create one lot with
+    `terms` — or several with `split_terms` (a transfer keeps each lot's dates).
+    """
+
+    account: Account
+    amount: int
+    terms: LotTerms = field(default_factory=LotTerms)
+    take: dict[int, int] = field(default_factory=dict)
+    restore: dict[int, int] = field(default_factory=dict)
+    split_terms: list[tuple[int, LotTerms]] = field(default_factory=list)  # credit as several lots (transfers)
+
+
+def account_for(*, chain_id: int, kind: str, customer: Customer | int | None = None, code: str | None = None) -> Account:
+    """The open account of this kind for a customer or code (created on first use), or the chain's system account."""
+    customer_id = customer if isinstance(customer, int) or customer is None else customer.id
+    if kind in SYSTEM_KINDS:
+        customer_id, code = None, None
+    lookup = {"chain_id": chain_id, "kind": kind, "customer_id": customer_id, "code": code}
+    if code is None:
+        lookup["closed_at"] = None
+    account = Account.objects.filter(**lookup).first()
+    if account:
+        return account
+    try:
+        with transaction.atomic():
+            return Account.objects.create(chain_id=chain_id, kind=kind, unit=unit_of(kind), customer_id=customer_id,
+                                          code=code)
+    except IntegrityError:
+        return Account.objects.get(**lookup)
+
+
+def system_account(*, chain_id: int, kind: str) -> Account:
+    if kind not in SYSTEM_KINDS:
+        raise ValueError(f"{kind} is not a system account kind")
+    return account_for(chain_id=chain_id, kind=kind)
+
+
+def _fingerprint(postings: list[Posting], reason: str) -> str:
+    canon = sorted((p.account.id, p.amount) for p in postings)
+    return hashlib.sha256(json.dumps([reason, canon]).encode()).hexdigest()
+
+
+def _validate(chain_id: int, postings: list[Posting]) -> None:
+    errors: list[FieldError] = []
+    if not postings:
+        errors.append(FieldError("postings", "a transaction needs at least two postings"))
+    units = set()
+    for i, p in enumerate(postings):
+        if not isinstance(p.amount, int) or isinstance(p.amount, bool) or p.amount == 0:
+            errors.append(FieldError(f"postings[{i}].amount", "must be a non-zero whole number", str(p.amount)))
+        if p.account.chain_id != chain_id:
+            errors.append(FieldError(f"postings[{i}].account", "belongs to another chain", str(p.account.id)))
+        if p.account.closed_at is not None and p.amount > 0:
+            errors.append(FieldError(f"postings[{i}].account", "is closed", str(p.account.id)))
+        units.add(p.account.unit)
+    if len(units) > 1:
+        errors.append(FieldError("postings", "mixes units; post points and money as separate transactions"))
+    if not errors and sum(p.amount for p in postings) != 0:
+        errors.append(FieldError("postings", "do not balance (the amounts must sum to zero)"))
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def available_balance(account: Account, *, at: dt.datetime | None = None) -> int:
+    """What can be spent now: lots that are available and not expired."""
+    at = at or timezone.now()
+    return _spendable_lots(account, at).aggregate(s=Sum("remaining"))["s"] or 0
+
+
+def _spendable_lots(account: Account, at: dt.datetime):
+    return Lot.objects.filter(account=account, remaining__gt=0, available_at__lte=at).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+
+
+@transaction.atomic
+def ledger_post(*, chain_id: int, key: str, reason: str, postings: list[Posting], actor: Staff | None = None,
+                source: str = "", memo: str = "", at: dt.datetime | None = None,
+                reverses: LedgerTransaction | None = None) -> LedgerTransaction:
+    """Post one balanced transaction. Idempotent on `key`: a replay returns the first transaction and
+    changes nothing; the same key with different postings is a Conflict. Raises InsufficientBalance
+    (nothing written) when a holder account lacks available funds."""
+    if reason not in EntryReason.values:
+        raise ValidationFailed([FieldError("reason", f"must be one of {', '.join(EntryReason.values)}", reason)])
+    if not key or len(key) > 200:
+        raise ValidationFailed([FieldError("key", "an idempotency key of 1–200 characters is required", key)])
+    _validate(chain_id, postings)
+    fingerprint = _fingerprint(postings, reason)
+    existing = _replay(chain_id, key, fingerprint)
+    if existing:
+        return existing
+    ids = sorted({p.account.id for p in postings})
+    locked = {a.id: a for a in Account.objects.select_for_update().filter(id__in=ids).order_by("id")}
+    existing = _replay(chain_id, key, fingerprint)  # a concurrent twin may have committed while we waited
+    if existing:
+        return existing
+    at = at or timezone.now()
+    try:
+        with transaction.atomic():
+            tx = LedgerTransaction.objects.create(chain_id=chain_id, idempotency_key=key, fingerprint=fingerprint,
+                                                  reason=reason, actor=actor, source=source[:100], memo=memo[:255],
+                                                  reverses=reverses, created_at=at)
+    except IntegrityError:
+        existing = _replay(chain_id, key, fingerprint)
+        if existing:
+            return existing
+        raise
+    entries: list[Entry] = []
+    deltas: dict[int, int] = {}
+    for p in postings:
+        account = locked[p.account.id]
+        deltas[account.id] = deltas.get(account.id, 0) + p.amount
+        if account.kind not in HOLDER_KINDS:
+            entries.append(Entry(transaction=tx, account=account, amount=p.amount))
+        elif p.amount < 0:
+            entries += _debit_lots(tx, account, -p.amount, p.take, at)
+        else:
+            entries += _credit_lots(tx, account, p, at)
+    Entry.objects.bulk_create(entries)
+    for account_id, delta in deltas.items():
+        if delta:
+            try:
+                with transaction.atomic():
+                    Account.objects.filter(pk=account_id).update(balance=F("balance") + delta)
+            except IntegrityError:
+                raise InsufficientBalance("Balance would go negative", field="amount")
+    return tx
+
+
+def _replay(chain_id: int, key: str, fingerprint: str) -> LedgerTransaction | None:
+    tx = LedgerTransaction.objects.filter(chain_id=chain_id, idempotency_key=key).first()
+    if tx is None:
+        return None
+    if tx.fingerprint != fingerprint:
+        raise Conflict(f"idempotency key {key!r} was already used for a different movement",
+                       code="idempotency_key_reused")
+    return tx
+
+
+def _debit_lots(tx, account: Account, amount: int, take: dict[int, int], at) -> list[Entry]:
+    entries = []
+    if take:
+        if sum(take.values()) > amount:
+            raise ValidationFailed([FieldError("postings", "takes more from lots than the debit")])
+        for lot_id, part in take.items():
+            updated = Lot.objects.filter(pk=lot_id, account=account, remaining__gte=part).update(
+                remaining=F("remaining") - part)
+            if not updated:
+                raise InsufficientBalance("A lot has less left than the amount to take", field="amount")
+            entries.append(Entry(transaction=tx, account=account, lot_id=lot_id, amount=-part))
+        amount -= sum(take.values())
+    if not amount:
+        return entries
+    lots = list(_spendable_lots(account, at).exclude(id__in=list(take))
+                .order_by(F("expires_at").asc(nulls_last=True), "earned_at", "id"))
+    available = sum(lot.remaining for lot in lots)
+    if available < amount:
+        raise InsufficientBalance(
+            f"Insufficient {account.get_kind_display()}: {available} available, {amount} needed", field="amount")
+    left = amount
+    for lot in lots:
+        if not left:
+            break
+        part = min(left, lot.remaining)
+        Lot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - part)
+        entries.append(Entry(transaction=tx, account=account, lot=lot, amount=-part))
+        left -= part
+    return entries
+
+
+def _credit_lots(tx, account: Account, p: Posting, at) -> list[Entry]:
+    entries, left = [], p.amount
+    for lot_id, amount in p.restore.items():
+        Lot.objects.filter(pk=lot_id, account=account).update(remaining=F("remaining") + amount)
+        entries.append(Entry(transaction=tx, account=account, lot_id=lot_id, amount=amount))
+        left -= amount
+    splits = p.split_terms or ([(left, p.terms)] if left else [])
+    for amount, terms in splits:
+        lot = Lot.objects.create(account=account, amount=amount, remaining=amount, earned_at=terms.earned_at or at,
+                                 available_at=terms.available_at or at, expires_at=terms.expires_at)
+        entries.append(Entry(transaction=tx, account=account, lot=lot, amount=amount))
+        left -= amount if p.split_terms else 0
+    if p.split_terms and left:
+        raise ValidationFailed([FieldError("postings", "split lots do not add up to the credit")])
+    return entries
+
+
+def ledger_transfer(*, from_account: Account, to_account: Account, amount: int, key: str,
+                    reason: str = EntryReason.TRANSFER, actor: Staff | None = None, source: str = "",
+                    memo: str = "") -> LedgerTransaction:
+    """Move value between two holder accounts of one kind; the moved lots keep their expiry dates."""
+    if from_account.kind != to_account.kind or from_account.kind not in HOLDER_KINDS:
+        raise ValidationFailed([FieldError("to_account", "must be a holder account of the same kind")])
+    return _transfer(from_account, to_account, amount, key, reason, actor, source, memo)
+
+
+@transaction.atomic
+def _transfer(from_account, to_account, amount, key, reason, actor, source, memo):
+    Account.objects.select_for_update().filter(id__in=sorted([from_account.id, to_account.id])).order_by("id").count()
+    existing = LedgerTransaction.objects.filter(chain_id=from_account.chain_id, idempotency_key=key).first()
+    if existing:
+        return _replay(from_account.chain_id, key, existing.fingerprint)
+    at = timezone.now()
+    lots = list(_spendable_lots(from_account, at).order_by(F("expires_at").asc(nulls_last=True), "earned_at", "id"))
+    splits, take, left = [], {}, amount
+    for lot in lots:
+        if not left:
+            break
+        part = min(left, lot.remaining)
+        splits.append((part, LotTerms(lot.earned_at, lot.available_at, lot.expires_at)))
+        take[lot.id] = part
+        left -= part
+    if left:
+        raise InsufficientBalance(f"Insufficient balance to transfer: {amount - left} available, {amount} needed",
+                                  field="amount")
+    return ledger_post(chain_id=from_account.chain_id, key=key, reason=reason, actor=actor, source=source, memo=memo,
+                       postings=[Posting(from_account, -amount, take=take),
+                                 Posting(to_account, amount, split_terms=splits)], at=at)
+
+
+@transaction.atomic
+def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fraction(1),
+                   reason: str = EntryReason.REVERSAL, actor: Staff | None = None,
+                   memo: str = "") -> LedgerTransaction | None:
+    """Reverse a transaction so that, after this call, `upto` of it (cumulative, 0 < upto ≤ 1) is undone.
+
+    Partial refunds pass the refunded share of the bill so far (e.g. 1/3, then 1): each step reverses
+    what the cumulative target adds, so rounding never drifts and a full refund undoes exactly
+    everything. Amounts round to whole units with the largest-remainder method (the reversal still
+    balances). Debited lots get their amounts back (expiry unchanged); credited lots are taken back
+    first. Returns None when the step rounds to nothing.
+    """
+    upto = Fraction(upto)
+    if not (0 < upto <= 1):
+        raise ValidationFailed([FieldError("upto", "must be a share between 0 and 1", str(upto))])
+    entries = list(original.entries.select_related("account").order_by("id"))
+    target = _round_balanced([(e.id, -e.amount * upto.numerator, upto.denominator) for e in entries])
+    already = _reversed_per_entry(original, entries)
+    if any(abs(already[e.id]) > abs(target[e.id]) for e in entries):
+        raise ValidationFailed([FieldError("upto", "is less than what was already reversed", str(upto))])
+    lots_left = dict(Lot.objects.filter(id__in=[e.lot_id for e in entries if e.lot_id]).values_list("id", "remaining"))
+    postings: list[Posting] = []
+    for e in entries:
+        amount = target[e.id] - already[e.id]
+        if amount == 0:
+            continue
+        if e.account.kind in HOLDER_KINDS and e.lot_id:
+            if amount > 0:
+                postings.append(Posting(e.account, amount, restore={e.lot_id: amount}))
+            else:
+                # Take back from the very lot this credit created, then from the holder's other lots.
+                part = min(-amount, lots_left.get(e.lot_id, 0))
+                lots_left[e.lot_id] = lots_left.get(e.lot_id, 0) - part
+                postings.append(Posting(e.account, amount, take={e.lot_id: part} if part else {}))
+        else:
+            postings.append(Posting(e.account, amount))
+    if not postings:
+        return None
+    return ledger_post(chain_id=original.chain_id, key=key, reason=reason, postings=_merge_same_account(postings),
+                       actor=actor, source=original.source, memo=memo or f"reverses #{original.id}",
+                       reverses=original)
+
+
+def _reversed_per_entry(original: LedgerTransaction, entries: list[Entry]) -> dict[int, int]:
+    """How much of each original entry earlier reversals already undid. Reversal entries point at the same
+    account and lot as the entry they undo; entries without a lot (system accounts) share per account in
+    proportion, which is exact because reversals always follow one cumulative target."""
+    done: dict[tuple, int] = {}
+    for account_id, lot_id, amount in Entry.objects.filter(transaction__reverses=original).values_list(
+            "account_id", "lot_id", "amount"):
+        done[(account_id, lot_id)] = done.get((account_id, lot_id), 0) + amount
+    out = {}
+    for e in entries:
+        k = (e.account_id, e.lot_id)
+        share = done.get(k, 0)
+        if e.lot_id is None:
+            share = max(-abs(e.amount), min(abs(e.amount), share)) if share else 0
+        out[e.id] = share if (share == 0 or (share > 0) == (e.amount < 0)) else 0
+        done[k] = done.get(k, 0) - out[e.id]
+    return out
+
+
+def _round_balanced(parts: list[tuple[int, int, int]]) -> dict[int, int]:
+    """Round each numerator/denominator toward zero, then hand the leftover units to the largest remainders,
+    so the rounded parts still sum to the exact (integer) total."""
+    floors, remainders = {}, []
+    for key, num, den in parts:
+        q = abs(num) // den
+        floors[key] = q if num >= 0 else -q
+        remainders.append((abs(num) % den, key, 1 if num >= 0 else -1))
+    total_exact = sum(num for _, num, _ in parts) // parts[0][2] if parts else 0
+    leftover = total_exact - sum(floors.values())
+    for _rem, key, sign in sorted(remainders, key=lambda r: -r[0]):
+        if leftover == 0:
+            break
+        if (leftover > 0 and sign > 0) or (leftover < 0 and sign < 0):
+            floors[key] += sign
+            leftover -= sign
+    return floors
+
+
+def _merge_same_account(postings: list[Posting]) -> list[Posting]:
+    merged: dict[tuple[int, bool], Posting] = {}
+    for p in postings:
+        k = (p.account.id, p.amount > 0)
+        if k in merged:
+            m = merged[k]
+            m.amount += p.amount
+            for lot_id, amount in p.take.items():
+                m.take[lot_id] = m.take.get(lot_id, 0) + amount
+            for lot_id, amount in p.restore.items():
+                m.restore[lot_id] = m.restore.get(lot_id, 0) + amount
+        else:
+            merged[k] = Posting(p.account, p.amount, take=dict(p.take), restore=dict(p.restore))
+    return list(merged.values())
+
+
+def lots_expire(*, chain_id: int, as_of: dt.datetime | None = None) -> int:
+    """Expire every lot past its date: one transaction per account, each lot debited against the
+    breakage (or points-expired) account. Idempotent per account and `as_of`. Returns lots expired."""
+    as_of = as_of or timezone.now()
+    rows = (Lot.objects.filter(account__chain_id=chain_id, remaining__gt=0, expires_at__lte=as_of)
+            .values_list("account_id", "id", "remaining").order_by("account_id", "id"))
+    by_account: dict[int, dict[int, int]] = {}
+    for account_id, lot_id, remaining in rows.iterator(chunk_size=5000):
+        by_account.setdefault(account_id, {})[lot_id] = remaining
+    count = 0
+    accounts = Account.objects.in_bulk(list(by_account))
+    for account_id, lots in by_account.items():
+        count += len(lots)
+        _expire_account(accounts[account_id], lots, as_of)
+    return count
+
+
+@transaction.atomic
+def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) -> None:
+    Account.objects.select_for_update().filter(pk=account.pk).count()
+    fresh = dict(Lot.objects.filter(id__in=list(lots), remaining__gt=0).values_list("id", "remaining"))
+    if not fresh:
+        return
+    total = sum(fresh.values())
+    sink = system_account(chain_id=account.chain_id, kind=expiry_account_kind(account.kind))
+    ledger_post(chain_id=account.chain_id, key=f"expire:{account.id}:{min(fresh)}:{as_of.isoformat()}",
+                reason=EntryReason.EXPIRE, source=f"expiry:{as_of.date().isoformat()}", at=as_of,
+                postings=[Posting(account, -total, take=fresh), Posting(sink, total)])
+
+
+def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
+    """Merge hook: the merged customer's balances move to the survivor's accounts, lots keeping their
+    expiry; emptied accounts are closed. Runs inside customer_merge's transaction."""
+    for account in Account.objects.filter(customer=merged, code__isnull=True, closed_at__isnull=True):
+        target = Account.objects.filter(chain_id=account.chain_id, kind=account.kind, customer=survivor,
+                                        code__isnull=True, closed_at__isnull=True).first()
+        if target is None:
+            continue  # the generic merge re-points this account to the survivor
+        if account.balance:
+            held = list(Lot.objects.filter(account=account, remaining__gt=0).order_by("id"))
+            splits = [(lot.remaining, LotTerms(lot.earned_at, lot.available_at, lot.expires_at)) for lot in held]
+            ledger_post(chain_id=account.chain_id, key=f"merge:{merged.id}:{account.id}", reason=EntryReason.MERGE,
+                        source=f"merge:{merged.id}->{survivor.id}",
+                        postings=[Posting(account, -account.balance, take={lot.id: lot.remaining for lot in held}),
+                                  Posting(target, account.balance, split_terms=splits)])
+        Account.objects.filter(pk=account.pk).update(closed_at=timezone.now())
+
+
+__all__ = ["AccountKind", "EntryReason", "InsufficientBalance", "LotTerms", "Posting", "account_for",
+           "available_balance", "ledger_post", "ledger_reverse", "ledger_transfer", "lots_expire", "system_account"]
