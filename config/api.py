@@ -4,9 +4,13 @@ Every operation needs `Authorization: Bearer <token>` (`smileloop token create -
 error uses one shape (smileloop.core.api); every write needs an Idempotency-Key (smileloop.core.idempotency).
 """
 
+from smileloop.checkout.api import router as checkout_router  # checkout (issue 3 §7)
 from smileloop.clinics.api import TokenAuth
 from smileloop.core.api import SmileloopAPI
 from smileloop.customers.api import router as customers_router
+from smileloop.giftcards.api import router as giftcards_router  # gift cards and vouchers (issue 3 §5)
+from smileloop.loyalty.api import router as loyalty_router  # loyalty app (issue 3)
+from smileloop.membership.api import router as membership_router  # membership app (issue 3)
 from smileloop.visits.api import router as visits_router
 
 api = SmileloopAPI(
@@ -19,3 +23,7 @@ api = SmileloopAPI(
 )
 api.add_router("/customers", customers_router)
 api.add_router("/", visits_router)
+api.add_router("/membership", membership_router)  # membership app (issue 3)
+api.add_router("/loyalty", loyalty_router)  # loyalty app (issue 3)
+api.add_router("/checkout", checkout_router)  # checkout (issue 3 §7)
+api.add_router("/giftcards", giftcards_router)  # gift cards and vouchers (issue 3 §5)

@@ -14,4 +14,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("customers/", include("smileloop.customers.urls")),
     path("imports/", include("smileloop.imports.urls")),
+    path("membership/", include("smileloop.membership.urls")),
+    path("loyalty/", include("smileloop.loyalty.urls")),
 ]

@@ -24,6 +24,11 @@ INSTALLED_APPS = [
     "smileloop.clinics",
     "smileloop.customers",
     "smileloop.visits",
+    "smileloop.membership",  # membership app (issue 3 §1–2)
+    "smileloop.ledger",
+    "smileloop.loyalty",  # loyalty app (issue 3 §3, §4, §6)
+    "smileloop.giftcards",  # gift cards and vouchers (issue 3 §5)
+    "smileloop.checkout",  # checkout (issue 3 §7)
     "smileloop.imports",
     "smileloop.demo",
 ]

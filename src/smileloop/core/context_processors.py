@@ -8,6 +8,8 @@ NAV_ITEMS = [
     ("customers:list", _("Customers"), "customers"),
     ("customers:merge_candidates", _("Duplicates"), "merge"),
     ("imports:upload", _("Import"), "imports"),
+    ("membership:plans", _("Membership"), "membership"),
+    ("loyalty:config", _("Loyalty"), "loyalty"),  # loyalty app (issue 3)
 ]
 
 

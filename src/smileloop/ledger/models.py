@@ -51,6 +51,8 @@ class LedgerTransaction(models.Model):
     source = models.CharField(max_length=100, blank=True)  # "order:123", "giftcard:45", …
     memo = models.CharField(max_length=255, blank=True)
     reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals")
+    # For a reversal: the cumulative share of `reverses` undone once this one is posted ("1/3", "1").
+    reversed_share = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -1,0 +1,190 @@
+"""Checkout API (mounted at /api/checkout): price (no writes), pay and refund. Token auth, the caller's scope
+(a customer outside it is a 404), Perm.VISIT_EDIT, Idempotency-Key on writes, one error shape."""
+
+from typing import Literal
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, Router, Schema
+
+from smileloop.checkout.selectors import settlement_get
+from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
+from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
+from smileloop.clinics.enums import Perm
+from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.customers.selectors import customer_get
+
+router = Router(tags=["checkout"])
+
+
+class LineIn(Schema):
+    item_code: str = Field(min_length=1, max_length=32)
+    quantity: int = Field(1, ge=1, le=99)
+
+
+class WalletIn(Schema):
+    holder_id: int | None = Field(None, description="The family wallet's holder (default: the customer)")
+    amount_fen: int | Literal["max"] = "max"
+    per_use_consent: bool = False
+
+
+class PriceIn(Schema):
+    customer_id: int
+    clinic: int | str
+    lines: list[LineIn] = Field(min_length=1, max_length=50)
+    vouchers: list[str] = []
+    gift_cards: list[str] = []
+    points: int | Literal["max"] = 0
+    wallet: WalletIn | None = None
+
+
+class PaymentIn(Schema):
+    method: str
+    amount_fen: int = Field(ge=0)
+
+
+class PayIn(PriceIn):
+    payments: list[PaymentIn] = []
+    external_id: str | None = Field(None, max_length=64)
+
+
+class RefundLineIn(Schema):
+    line_id: int
+    quantity: int | None = Field(None, ge=1)
+    amount_fen: int | None = Field(None, ge=1)
+
+
+class RefundIn(Schema):
+    lines: list[RefundLineIn] | None = None
+    reason: str = Field("", max_length=255)
+
+
+class StepOut(Schema):
+    kind: str
+    label: str
+    amount_fen: int
+
+
+class LineOut(Schema):
+    index: int
+    code: str
+    name: str
+    quantity: int
+    unit_fen: int
+    list_fen: int
+    entitlement_fen: int
+    discount_fen: int
+    net_fen: int
+    steps: list[StepOut]
+    paid: dict[str, int]
+
+
+class TenderOut(Schema):
+    kind: str
+    ref: str
+    label: str
+    amount_fen: int
+    per_line: list[int]
+    points: int
+    balance_before_fen: int | None
+    forfeited_fen: int
+
+
+class PricedOut(Schema):
+    customer_id: int
+    clinic_id: int
+    list_total_fen: int
+    total_fen: int
+    cash_fen: int
+    discount_source: str
+    lines: list[LineOut]
+    tenders: list[TenderOut]
+
+
+class SettlementOut(Schema):
+    id: int
+    order_id: int
+    total_fen: int
+    cash_fen: int
+    breakdown: PricedOut
+    movements: list[dict]
+
+
+class RefundOut(Schema):
+    id: int
+    settlement_id: int
+    amount_fen: int
+    cash_fen: int
+    breakdown: dict
+
+
+def _inputs(request: HttpRequest, payload: PriceIn) -> dict:
+    scope = request_scope(request)
+    permission_require(scope, Perm.VISIT_EDIT)
+    customer = customer_get(scope, payload.customer_id)
+    clinic = clinic_for_write(scope=scope, value=payload.clinic)
+    wallet = None
+    if payload.wallet is not None:
+        holder = customer_get(scope, payload.wallet.holder_id) if payload.wallet.holder_id else customer
+        wallet = {"holder": holder, "amount_fen": payload.wallet.amount_fen,
+                  "per_use_consent": payload.wallet.per_use_consent}
+    return {"customer": customer, "clinic": clinic, "lines": [line.model_dump() for line in payload.lines],
+            "vouchers": payload.vouchers, "gift_cards": payload.gift_cards, "points": payload.points, "wallet": wallet}
+
+
+def _settlement(settlement) -> dict:
+    return {"id": settlement.id, "order_id": settlement.order_id, "total_fen": settlement.total_fen,
+            "cash_fen": settlement.cash_fen, "breakdown": settlement.breakdown,
+            "movements": [{"role": m.role, "ref": m.ref, "transaction_id": m.transaction_id, "value_fen": m.value_fen,
+                           "points": m.points, "order_line_id": m.order_line_id}
+                          for m in settlement.movements.order_by("id")]}
+
+
+@router.post("/price", response={200: PricedOut, **ERROR_RESPONSES}, summary="Price a bill (writes nothing)")
+def price_endpoint(request: HttpRequest, payload: PriceIn):
+    return checkout_price(**_inputs(request, payload)).as_dict()
+
+
+@router.post("/pay", response={201: SettlementOut, **ERROR_RESPONSES}, summary="Pay a bill")
+def pay_endpoint(request: HttpRequest, payload: PayIn, response: HttpResponse,
+                 idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        inputs = _inputs(request, payload)
+        settlement = checkout_pay(priced=inputs, payments=[p.model_dump() for p in payload.payments],
+                                  key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff,
+                                  external_id=payload.external_id)
+        return 201, render(SettlementOut, _settlement(settlement))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="checkout.pay", run=write)
+
+
+@router.post("/settlements/{int:settlement_id}/refund", response={201: RefundOut, **ERROR_RESPONSES},
+             summary="Refund a paid bill, whole or some lines")
+def refund_endpoint(request: HttpRequest, settlement_id: int, payload: RefundIn, response: HttpResponse,
+                    idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.VISIT_EDIT)
+        settlement = settlement_get(scope, settlement_id)
+        lines = None
+        if payload.lines is not None:
+            lines = [{k: v for k, v in line.model_dump().items() if v is not None} for line in payload.lines]
+        refund = checkout_refund(settlement=settlement, lines=lines, key=f"api:{scope.user_id}:{idempotency_key}",
+                                 actor=request.staff, reason=payload.reason)
+        return 201, render(RefundOut, {"id": refund.id, "settlement_id": settlement.id, "amount_fen": refund.amount_fen,
+                                       "cash_fen": refund.cash_fen, "breakdown": refund.breakdown})
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="checkout.refund", run=write)
+
+
+@router.get("/settlements/{int:settlement_id}", response={200: SettlementOut, **ERROR_RESPONSES},
+            summary="One settlement")
+def settlement_endpoint(request: HttpRequest, settlement_id: int):
+    scope = request_scope(request)
+    permission_require(scope, Perm.CUSTOMER_VIEW)
+    return _settlement(settlement_get(scope, settlement_id))

@@ -1,0 +1,111 @@
+import json
+
+import pytest
+
+from smileloop.checkout.models import Settlement
+from smileloop.clinics.services import token_create
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.giftcards.models import GiftCard
+from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.selectors import ledger_check
+from smileloop.visits.models import Order
+
+PRICE, PAY = "/api/checkout/price", "/api/checkout/pay"
+
+
+@pytest.fixture
+def token_a(front_desk_a):
+    return token_create(username=front_desk_a.user.username)
+
+
+def post(client, url, body, *, token, key="key-1"):
+    headers = {"Authorization": f"Bearer {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
+
+
+def bill(customer, card, **extra):
+    return {"customer_id": customer.id, "clinic": "SH01", "lines": [{"item_code": "CL01"}, {"item_code": "OC01"}],
+            "gift_cards": [card.code], **extra}
+
+
+def test_price_returns_the_breakdown_and_writes_nothing(client, token_a, catalogue, alice, card):
+    count = LedgerTransaction.objects.count()
+    response = post(client, PRICE, bill(alice, card), token=token_a, key=None)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["total_fen"], data["cash_fen"]) == (26400 + 39900, 39900)
+    assert [(t["kind"], t["amount_fen"]) for t in data["tenders"]] == [("giftcard", 26400), ("cash", 39900)]
+    assert LedgerTransaction.objects.count() == count
+
+
+def test_pay_is_idempotent_on_the_header(client, token_a, catalogue, alice, card, chain):
+    body = bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}])
+    first = post(client, PAY, body, token=token_a)
+    again = post(client, PAY, body, token=token_a)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1 and Settlement.objects.count() == 1
+    assert ledger_check(chain_id=chain.id) == []
+
+
+@pytest.mark.parametrize(("codes", "status", "code"), [
+    (["AAAA-BBBB-CCCC"], 422, "wrong_code"),
+])
+def test_a_wrong_card_code_is_a_clear_4xx_and_nothing_changes(client, token_a, catalogue, alice, card, codes, status,
+                                                              code):
+    count = LedgerTransaction.objects.count()
+    response = post(client, PAY, bill(alice, card, gift_cards=codes, payments=[]), token=token_a)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert LedgerTransaction.objects.count() == count and Order.objects.count() == 0
+
+
+def test_a_card_on_excluded_items_only_is_422_excluded_item(client, token_a, catalogue, alice, card):
+    body = bill(alice, card, payments=[])
+    body["lines"] = [{"item_code": "OC01"}]
+    response = post(client, PAY, body, token=token_a)
+    assert (response.status_code, response.json()["code"]) == (422, "excluded_item")
+    assert Order.objects.count() == 0 and GiftCard.objects.get().account.balance == 60000
+
+
+def test_missing_family_wallet_consent_is_422_consent_missing(client, token_a, catalogue, alice, wallet, clinic_a):
+    relative = CustomerFactory(chain=alice.chain, name="王小明", home_clinic=clinic_a)
+    body = {"customer_id": relative.id, "clinic": "SH01", "lines": [{"item_code": "CL01"}],
+            "wallet": {"holder_id": alice.id, "amount_fen": 1000}, "payments": []}
+    response = post(client, PAY, body, token=token_a)
+    assert (response.status_code, response.json()["code"]) == (422, "consent_missing")
+    assert Order.objects.count() == 0
+
+
+def test_a_clinic_a_token_cannot_price_for_a_clinic_b_patient(client, token_a, catalogue, card, chain, clinic_b):
+    other = CustomerFactory(chain=chain, name="赵六", home_clinic=clinic_b)
+    response = post(client, PRICE, bill(other, card), token=token_a, key=None)
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+def test_refund_through_the_api_gives_the_card_back(client, token_a, catalogue, alice, card, chain):
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    response = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund", {"reason": "cancelled"},
+                    token=token_a, key="refund-1")
+    assert response.status_code == 201, response.content
+    assert response.json()["amount_fen"] == 66300
+    assert GiftCard.objects.get().account.balance == 60000
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_gift_card_lookup_shows_status_balance_and_history(client, token_a, card):
+    response = client.get(f"/api/giftcards/codes/{card.code.lower()}", headers={"Authorization": f"Bearer {token_a}"})
+    assert response.status_code == 200
+    data = response.json()
+    assert (data["status"], data["balance_fen"], data["face_value_fen"]) == ("active", 60000, 60000)
+    assert [h["what"] for h in data["history"]] == ["Issued", "Issued"]
+
+
+def test_issue_friend_card_and_register_holder_through_the_api(client, token_a, chain, giver, alice, card):
+    # the giver already has a card this year: a second is refused
+    response = post(client, "/api/giftcards/friend-cards", {"member_id": giver.id, "programme": "friend-card"},
+                    token=token_a)
+    assert (response.status_code, response.json()["code"]) == (409, "limit_reached"), response.content[:3000]
+    response = post(client, f"/api/giftcards/codes/{card.code}/holder", {"customer_id": alice.id}, token=token_a, key="h1")
+    assert response.status_code == 200 and response.json()["expires_at"] is None

@@ -1,0 +1,181 @@
+from fractions import Fraction
+
+import pytest
+
+from smileloop.checkout.errors import ConsentMissing, PaymentsMismatch
+from smileloop.checkout.models import RefundSettlement, Settlement, SettlementMovement
+from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
+from smileloop.giftcards.models import GiftCard
+from smileloop.giftcards.services import giftcards_expire, voucher_issue
+from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.services import account_for
+from smileloop.loyalty.services.points import points_redeem_quote
+from smileloop.loyalty.services.wallet import wallet_topup
+from smileloop.visits.models import Order, Payment
+
+
+def balances(chain, customer, card):
+    card_account = GiftCard.objects.get(pk=card.pk).account
+    return {kind: account_for(chain_id=chain.id, kind=kind, customer=customer).balance
+            for kind in (AccountKind.POINTS, AccountKind.WALLET_PRINCIPAL)} | {"card": card_account.balance}
+
+
+def price_everything(alice, clinic_a, card, lines):
+    return checkout_price(customer=alice, clinic=clinic_a, lines=lines, gift_cards=[card.code.lower()],
+                          points="max", wallet={"amount_fen": "max"})
+
+
+def test_price_applies_discount_card_points_wallet_in_order_with_exact_amounts(
+        chain, clinic_a, catalogue, alice, card, points, wallet, four_lines):
+    # when
+    bill = price_everything(alice, clinic_a, card, four_lines)
+    # then the discount skips the toothbrush and the special-price cleaning
+    assert [(line.code, line.discount_fen, line.net_fen) for line in bill.lines] == [
+        ("CL01", 3600, 26400), ("OC01", 0, 39900), ("CL99", 0, 990), ("FI01", 7200, 52800)]
+    assert bill.lines[0].steps[0].label == "家庭会员 88折"
+    quote_points, quote_fen = points_redeem_quote(customer=alice, bill_fen=120090)
+    assert quote_fen == 12009  # 10% of the bill after discounts
+    assert [(t.kind, t.amount_fen, t.points) for t in bill.tenders] == [
+        ("giftcard", 60000, 0), ("points", 12009, quote_points), ("wallet", 10000, 0), ("cash", 38081, 0)]
+    assert bill.tenders[0].per_line == [20000, 0, 0, 40000]
+    assert bill.tenders[0].label == f"亲友储值卡 {card.code} 600.00 → 600.00 used, 0.00 left"
+    assert bill.total_fen == sum(t.amount_fen for t in bill.tenders) == 120090
+    assert LedgerTransaction.objects.count() == 3  # nothing written: card issue, points seed, top-up
+
+
+def test_pay_records_the_order_and_every_movement_in_one_go(
+        chain, clinic_a, catalogue, alice, card, points, wallet, spend_rule, four_lines, front_desk_a):
+    # given
+    bill = price_everything(alice, clinic_a, card, four_lines)
+    # when
+    settlement = checkout_pay(priced=bill, payments=[{"method": "wechat_pay", "amount_fen": 38081}], key="pay-1",
+                              actor=front_desk_a)
+    # then
+    order = settlement.order
+    assert (order.amount_fen, order.list_total_fen, order.discount_fen) == (120090, 130890, 10800)
+    assert sorted(Payment.objects.filter(order=order).values_list("method", "amount_fen")) == [
+        ("other", 12009), ("other", 60000), ("wallet", 10000), ("wechat_pay", 38081)]
+    roles = sorted(settlement.movements.values_list("role", "value_fen"))
+    assert roles == [("earn", 0), ("giftcard", 60000), ("points", 12009), ("wallet", 10000)]
+    earned = settlement.movements.get(role="earn").points
+    # 1 point per yuan of what each line paid in money and stored value, rounded down per line
+    assert earned == sum((line.paid.get("cash", 0) + line.paid.get("wallet", 0)) // 100 for line in bill.lines) == 479
+    after = balances(chain, alice, card)
+    assert after == {AccountKind.POINTS: points - bill.tenders[1].points + earned, AccountKind.WALLET_PRINCIPAL: 0,
+                     "card": 0}
+    assert GiftCard.objects.get(pk=card.pk).status == "exhausted"
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_pay_is_idempotent_on_its_key(chain, clinic_a, catalogue, alice, card, four_lines):
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code])
+    first = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
+    again = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
+    assert again == first and Order.objects.count() == 1 and Settlement.objects.count() == 1
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_payments_that_do_not_cover_the_cash_part_change_nothing(chain, clinic_a, catalogue, alice, card, four_lines):
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code])
+    with pytest.raises(PaymentsMismatch):
+        checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": 1}], key="pay-1")
+    assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == 1
+
+
+def test_whole_refund_reverses_everything_exactly(
+        chain, clinic_a, catalogue, alice, card, points, wallet, spend_rule, four_lines):
+    # given
+    before = balances(chain, alice, card)
+    bill = price_everything(alice, clinic_a, card, four_lines)
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": 38081}], key="pay-1")
+    # when
+    refund = checkout_refund(settlement=settlement, key="refund-1", reason="treatment cancelled")
+    # then
+    assert balances(chain, alice, card) == before
+    assert sorted((t["kind"], t["amount_fen"]) for t in refund.breakdown["tenders"] if t["kind"] != "earn") == [
+        ("cash", 38081), ("giftcard", 60000), ("points", 12009), ("wallet", 10000)]
+    assert refund.amount_fen == 120090 and Order.objects.get().status == "refunded"
+    assert GiftCard.objects.get(pk=card.pk).status == "active"
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_two_partial_refunds_then_the_rest_reverse_everything_exactly(
+        chain, clinic_a, catalogue, alice, card, points, wallet, spend_rule, four_lines):
+    # given
+    before = balances(chain, alice, card)
+    bill = price_everything(alice, clinic_a, card, four_lines)
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": 38081}], key="pay-1")
+    lines = list(settlement.order.lines.order_by("id"))
+    # when
+    first = checkout_refund(settlement=settlement, lines=[{"line_id": lines[0].id, "amount_fen": 10001}], key="r1")
+    second = checkout_refund(settlement=settlement, lines=[{"line_id": lines[3].id, "quantity": 1}], key="r2")
+    rest = checkout_refund(settlement=settlement, key="r3")
+    # then every refund's tenders add up to its amount, and the three give back everything
+    for r in (first, second, rest):
+        assert sum(t["amount_fen"] for t in r.breakdown["tenders"]) == r.amount_fen
+    assert (first.amount_fen, second.amount_fen, rest.amount_fen) == (10001, 52800, 120090 - 10001 - 52800)
+    assert balances(chain, alice, card) == before
+    assert sum(m.refunded_fen for m in SettlementMovement.objects.all()) + Settlement.objects.get().cash_refunded_fen \
+        == 120090
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_refund_replay_returns_the_first_refund(chain, clinic_a, catalogue, alice, card, four_lines):
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code])
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
+    first = checkout_refund(settlement=settlement, key="r1")
+    assert checkout_refund(settlement=settlement, key="r1") == first and RefundSettlement.objects.count() == 1
+
+
+def test_family_wallet_without_the_holders_consent_is_refused_and_nothing_changes(
+        chain, clinic_a, catalogue, alice):
+    # given the holder's wallet and a relative without consent
+    relative = CustomerFactory(chain=chain, name="王小明", home_clinic=clinic_a)
+    wallet_topup(customer=alice, amount_fen=10000, method="cash", key="topup-1")
+    count = LedgerTransaction.objects.count()
+    # when / then
+    with pytest.raises(ConsentMissing):
+        checkout_price(customer=relative, clinic=clinic_a, lines=[{"item_code": "CL01"}],
+                       wallet={"holder": alice, "amount_fen": 5000})
+    assert LedgerTransaction.objects.count() == count and Order.objects.count() == 0
+
+
+def test_expired_card_is_refused_at_pay_and_nothing_changes(chain, clinic_a, catalogue, alice, card, now_plus_95):
+    giftcards_expire(as_of=now_plus_95)
+    count = LedgerTransaction.objects.count()
+    with pytest.raises(Expired):
+        checkout_pay(priced={"customer": alice, "clinic": clinic_a, "lines": [{"item_code": "CL01"}],
+                             "gift_cards": [card.code]}, payments=[], key="pay-1")
+    assert LedgerTransaction.objects.count() == count and Order.objects.count() == 0
+
+
+def test_card_on_excluded_items_only_is_refused(chain, clinic_a, catalogue, alice, card):
+    with pytest.raises(ExcludedItem):
+        checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "OC01"}, {"item_code": "CL99"}],
+                       gift_cards=[card.code])
+
+
+def test_voucher_redeemed_at_checkout_cannot_be_used_twice(chain, clinic_a, catalogue, alice, cleaning_voucher):
+    # given
+    voucher = voucher_issue(campaign=cleaning_voucher, customer=alice, key="v1")
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}], vouchers=[voucher.code])
+    assert [(t.kind, t.amount_fen) for t in bill.tenders] == [("voucher", 26400), ("cash", 0)]
+    checkout_pay(priced=bill, payments=[], key="pay-1")
+    # when / then
+    with pytest.raises(AlreadyUsed):
+        checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}], vouchers=[voucher.code])
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_refund_share_passed_to_the_ledger_is_cumulative(chain, clinic_a, catalogue, alice, card, four_lines):
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code])
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
+    checkout_refund(settlement=settlement, key="r1", lines=[{"line_id": settlement.order.lines.first().id,
+                                                               "amount_fen": 3001}])
+    movement = settlement.movements.get(role="giftcard")
+    assert Fraction(movement.refunded_fen, movement.value_fen) == Fraction(1499, 60000)
+    assert ledger_check(chain_id=chain.id) == []

@@ -1,0 +1,30 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from smileloop.demo.services import DEMO_PASSWORD, demo_create
+
+
+class Command(BaseCommand):
+    help = ("Create the demo chain (3 clinics, ~5,000 customers, 3 years of history) and one login per role; "
+            "if it exists already, only print the logins.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=5000)
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options):
+        if options["customers"] < 1:
+            raise CommandError("--customers must be ≥ 1")
+        report = demo_create(customers=options["customers"], progress=not options["no_progress"])
+        if report.created:
+            rows = report.seed.rows
+            self.stdout.write(f"Created the demo chain {report.chain.name}: {report.seed.customers:,} customers, "
+                              f"{rows['visits_order']:,} orders, {rows['visits_appointment']:,} appointments "
+                              f"in {report.seed.seconds:.0f} s.")
+        else:
+            self.stdout.write(f"The demo chain {report.chain.name} exists already; nothing changed.")
+        for username in report.skipped:
+            self.stderr.write(f"Login {username!r} exists already outside the demo chain; not created.")
+        self.stdout.write("\nOpen http://127.0.0.1:8000 and log in with (password for all: "
+                          f"{DEMO_PASSWORD}):")
+        for username, role, clinics in report.logins:
+            self.stdout.write(f"  {username:<11} {role:<22} {clinics}")

@@ -1,0 +1,48 @@
+import datetime as dt
+import io
+import json
+
+from django.core.management import call_command
+
+from smileloop.demo.selectors import STATS_KEYS
+from smileloop.demo.services import chain_seed
+
+
+def test_stats_json_prints_exactly_the_documented_counts(db):
+    # given
+    report = chain_seed(customers=80, clinics=2, years=1, seed=2, today=dt.date(2026, 11, 23))
+    out = io.StringIO()
+    # when
+    call_command("stats", "--json", stdout=out)
+    # then
+    counts = json.loads(out.getvalue())
+    assert list(counts) == list(STATS_KEYS)
+    assert counts["clinics"] == 2
+    assert counts["customers"] == 80
+    assert counts["orders"] == report.rows["visits_order"]
+    assert counts["appointments"] == report.rows["visits_appointment"]
+    assert counts["identities"] == report.rows["customers_identity"]
+    assert counts["families"] == report.rows["customers_household"]
+    assert counts["treatment_plans"] == report.rows["visits_treatmentplan"]
+    assert counts["staff"] == 5 + 2 * (1 + 2 + 2 + 2 + 2)
+
+
+def test_seed_command_reports_what_it_made(db):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("seed", "--customers", "50", "--clinics", "1", "--years", "1", "--seed", "9", "--today",
+                 "2026-11-23", "--no-progress", stdout=out)
+    # then
+    assert "50 customers" in out.getvalue()
+
+
+def test_demo_command_prints_the_url_and_logins_both_times(db):
+    # when
+    first, second = io.StringIO(), io.StringIO()
+    call_command("demo", "--customers", "60", "--no-progress", stdout=first)
+    call_command("demo", "--customers", "60", "--no-progress", stdout=second)
+    # then
+    for out in (first.getvalue(), second.getvalue()):
+        assert "http://127.0.0.1:8000" in out and "admin" in out and "frontdesk" in out
+    assert "exists already" in second.getvalue()

@@ -1,0 +1,80 @@
+import datetime as dt
+
+from django.contrib.auth import authenticate
+
+from smileloop.clinics.enums import Role
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.customers.models import Customer
+from smileloop.demo.data import SURNAMES
+from smileloop.demo.generate import mobile_for, mobile_params, search_keys
+from smileloop.demo.services import DEMO_CHAIN_NAME, DEMO_PASSWORD, chain_seed, demo_create
+from smileloop.visits.models import (
+    Order,
+)
+
+TODAY = dt.date(2026, 11, 23)
+
+
+def _fingerprint(chain: Chain):
+    customers = list(Customer.objects.filter(chain=chain).order_by("id").values_list(
+        "name", "mobile", "birthday", "gender", "community", "stage", "visit_count", "lifetime_spend_fen"))
+    orders = list(Order.objects.filter(chain=chain).order_by("id").values_list("amount_fen", "ordered_at"))
+    return customers, orders
+
+
+def test_the_same_seed_and_reference_date_give_the_same_pool_and_another_seed_does_not(db):
+    # when
+    first = chain_seed(customers=120, clinics=2, years=2, seed=3, today=TODAY)
+    again = chain_seed(customers=120, clinics=2, years=2, seed=3, today=TODAY)
+    other = chain_seed(customers=120, clinics=2, years=2, seed=4, today=TODAY)
+    # then
+    assert _fingerprint(first.chain) == _fingerprint(again.chain)
+    assert _fingerprint(first.chain)[0] != _fingerprint(other.chain)[0]
+
+
+def test_seed_aims_at_the_requested_orders_per_customer(db):
+    # when
+    report = chain_seed(customers=600, clinics=2, years=3, seed=8, today=TODAY, orders_per_customer=4)
+    # then
+    assert 3.0 <= report.rows["visits_order"] / 600 <= 5.0
+
+
+def test_demo_creates_one_login_per_role_and_a_second_call_changes_nothing(db):
+    # when
+    first = demo_create(customers=150, today=TODAY)
+    counts = (Customer.objects.count(), Order.objects.count(), Staff.objects.count())
+    second = demo_create(customers=150, today=TODAY)
+    # then
+    assert first.created and not second.created
+    assert (Customer.objects.count(), Order.objects.count(), Staff.objects.count()) == counts
+    assert Chain.objects.filter(name=DEMO_CHAIN_NAME).count() == 1
+    assert [u for u, *_ in second.logins] == ["admin", "frontdesk", "consultant", "doctor", "assistant", "director",
+                                               "memberops", "marketing"]
+    admin = authenticate(username="admin", password=DEMO_PASSWORD)
+    assert admin is not None and admin.is_superuser and admin.staff.role == Role.CHAIN_ADMIN
+    frontdesk = authenticate(username="frontdesk", password=DEMO_PASSWORD)
+    clinic_1 = Clinic.objects.filter(chain=first.chain).order_by("id").first()
+    assert list(frontdesk.staff.clinics.all()) == [clinic_1]
+    assert Staff.objects.get(user__username="director").role == Role.CLINIC_DIRECTOR
+
+
+
+
+def test_polyphonic_surnames_are_drawn_and_get_a_search_key_per_reading():
+    # given
+    surnames = {s for s, _ in SURNAMES}
+    # when
+    initials, full = search_keys("曾小明")
+    # then
+    assert {"曾", "单", "解"} <= surnames
+    assert set(initials) >= {"zxm", "cxm"} and "zengxiaoming" in full
+
+
+def test_mobile_numbers_of_a_run_never_repeat():
+    # given
+    a, b = mobile_params(42)
+    # when
+    numbers = [mobile_for(i, a=a, b=b) for i in range(200_000)]
+    # then
+    assert len(set(numbers)) == len(numbers)
+    assert len({n[-4:] for n in numbers[:5000]}) > 3000

@@ -1,0 +1,143 @@
+"""Gift-card and voucher API (mounted at /api/giftcards): look a code up, issue a friend card, register the
+holder, issue a voucher. Token auth, scope, permissions, Idempotency-Key on writes, one error shape."""
+
+import datetime as dt
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Router, Schema
+
+from smileloop.clinics.api import permission_require, request_scope
+from smileloop.clinics.enums import Perm
+from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.customers.selectors import customer_get
+from smileloop.giftcards import selectors, services
+from smileloop.giftcards.errors import WrongCode
+
+router = Router(tags=["giftcards"])
+
+
+class HistoryOut(Schema):
+    at: dt.datetime
+    what: str
+    amount_fen: int | None
+    detail: str
+
+
+class LookupOut(Schema):
+    kind: str
+    code: str
+    name: str
+    status: str
+    balance_fen: int
+    face_value_fen: int
+    issued_at: dt.datetime
+    expires_at: dt.datetime | None
+    giver_id: int | None = None
+    holder_id: int | None = None
+    excluded_categories: list[str] = []
+    exclude_special_price: bool = False
+    history: list[HistoryOut]
+
+
+class FriendCardIn(Schema):
+    member_id: int
+    programme: str = Field(min_length=1, max_length=40, description="Programme code")
+    trigger: str = Field("staff decision", max_length=100)
+
+
+class HolderIn(Schema):
+    customer_id: int
+
+
+class VoucherIn(Schema):
+    campaign: str = Field(min_length=1, max_length=40, description="Campaign code")
+    customer_id: int | None = None
+
+
+def _card(card) -> dict:
+    return {"kind": "gift_card", "code": card.code, "name": card.programme.name, "status": card.status,
+            "balance_fen": selectors.giftcard_balance(card), "face_value_fen": card.face_value_fen,
+            "issued_at": card.issued_at, "expires_at": card.expires_at, "giver_id": card.giver_id,
+            "holder_id": card.holder_id, "excluded_categories": card.excluded_categories,
+            "exclude_special_price": card.exclude_special_price,
+            "history": [vars(r) for r in selectors.giftcard_history(card)]}
+
+
+def _voucher(voucher) -> dict:
+    return {"kind": "voucher", "code": voucher.code, "name": voucher.campaign.name, "status": voucher.status,
+            "balance_fen": voucher.account.balance, "face_value_fen": voucher.value_fen, "issued_at": voucher.issued_at,
+            "expires_at": voucher.expires_at, "holder_id": voucher.customer_id,
+            "history": [vars(r) for r in selectors.voucher_history(voucher)]}
+
+
+def lookup(chain_id: int, code: str) -> dict:
+    try:
+        return _card(selectors.giftcard_get_by_code(chain_id=chain_id, code=code))
+    except WrongCode:
+        return _voucher(selectors.voucher_get_by_code(chain_id=chain_id, code=code))
+
+
+@router.get("/codes/{code}", response={200: LookupOut, **ERROR_RESPONSES}, summary="Look a gift card or voucher up by code")
+def lookup_endpoint(request: HttpRequest, code: str):
+    scope = request_scope(request)
+    permission_require(scope, Perm.CUSTOMER_VIEW)
+    return lookup(scope.chain_id, code)
+
+
+@router.post("/friend-cards", response={201: LookupOut, **ERROR_RESPONSES}, summary="Issue a friends-and-family card")
+def friend_card_endpoint(request: HttpRequest, payload: FriendCardIn, response: HttpResponse,
+                         idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        member = customer_get(scope, payload.member_id)
+        programme = selectors.programme_list(scope).filter(code=payload.programme).first()
+        if programme is None:
+            raise ValidationFailed([FieldError("programme", "is not an active programme", payload.programme)])
+        card = services.friend_card_issue(member=member, programme=programme, trigger=payload.trigger,
+                                          key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff)
+        return 201, render(LookupOut, _card(card))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="giftcards.friend_card", run=write)
+
+
+@router.post("/codes/{code}/holder", response={200: LookupOut, **ERROR_RESPONSES},
+             summary="Register the holder (keeps the card valid)")
+def holder_endpoint(request: HttpRequest, code: str, payload: HolderIn, response: HttpResponse,
+                    idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, payload.customer_id)
+        card = selectors.giftcard_get_by_code(chain_id=scope.chain_id, code=code)
+        card = services.giftcard_holder_register(card=card, customer=customer, actor=request.staff,
+                                                 as_of=timezone.now())
+        return 200, render(LookupOut, _card(card))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="giftcards.holder", run=write)
+
+
+@router.post("/vouchers", response={201: LookupOut, **ERROR_RESPONSES}, summary="Issue a voucher")
+def voucher_endpoint(request: HttpRequest, payload: VoucherIn, response: HttpResponse,
+                     idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, payload.customer_id) if payload.customer_id else None
+        campaign = selectors.campaign_list(scope).filter(code=payload.campaign).first()
+        if campaign is None:
+            raise ValidationFailed([FieldError("campaign", "is not an active campaign", payload.campaign)])
+        voucher = services.voucher_issue(campaign=campaign, customer=customer,
+                                         key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff)
+        return 201, render(LookupOut, _voucher(voucher))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="giftcards.voucher", run=write)

@@ -1,0 +1,106 @@
+"""Reads over cards and vouchers. A code is a bearer instrument valid at every clinic of the chain, so the
+look-up by code is scoped to the chain; lists about a customer take the staff Scope first."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils import timezone
+
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_queryset
+from smileloop.giftcards.codes import code_normalize
+from smileloop.giftcards.errors import WrongCode
+from smileloop.giftcards.models import GiftCard, GiftCardEvent, GiftCardProgramme, Voucher, VoucherCampaign
+from smileloop.ledger.models import Entry
+from smileloop.ledger.services import available_balance
+
+
+def giftcard_get_by_code(*, chain_id: int, code: str, for_update: bool = False) -> GiftCard:
+    normal = code_normalize(code)
+    qs = GiftCard.objects.select_related("programme", "account", "giver", "holder")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    card = qs.filter(chain_id=chain_id, code=normal).first() if normal else None
+    if card is None:
+        raise WrongCode(f"No gift card with the code {code!r}", field="code")
+    return card
+
+
+def voucher_get_by_code(*, chain_id: int, code: str, for_update: bool = False) -> Voucher:
+    normal = code_normalize(code)
+    qs = Voucher.objects.select_related("campaign__item", "account", "customer")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    voucher = qs.filter(chain_id=chain_id, code=normal).first() if normal else None
+    if voucher is None:
+        raise WrongCode(f"No voucher with the code {code!r}", field="code")
+    return voucher
+
+
+def giftcard_balance(card: GiftCard, *, at: dt.datetime | None = None) -> int:
+    """What can be spent now (lots not expired): the ledger account's available balance."""
+    return available_balance(card.account, at=at)
+
+
+def card_is_expired(card: GiftCard, at: dt.datetime) -> bool:
+    return card.expires_at is not None and card.expires_at <= at
+
+
+@dataclass
+class HistoryRow:
+    at: dt.datetime
+    what: str
+    amount_fen: int | None
+    detail: str
+
+
+def giftcard_history(card: GiftCard) -> list[HistoryRow]:
+    """The card's events and its ledger entries, oldest first (the look-up page)."""
+    rows = [HistoryRow(e.occurred_at, e.get_kind_display(), None, e.detail) for e in card.events.all()]
+    for entry in Entry.objects.filter(account=card.account).select_related("transaction").order_by("id"):
+        tx = entry.transaction
+        rows.append(HistoryRow(tx.created_at, tx.get_reason_display(), entry.amount, tx.source or tx.memo))
+    return sorted(rows, key=lambda r: (r.at, r.amount_fen is not None))
+
+
+def voucher_history(voucher: Voucher) -> list[HistoryRow]:
+    rows = []
+    for entry in Entry.objects.filter(account=voucher.account).select_related("transaction").order_by("id"):
+        tx = entry.transaction
+        rows.append(HistoryRow(tx.created_at, tx.get_reason_display(), entry.amount, tx.source or tx.memo))
+    return rows
+
+
+def programme_list(scope: Scope, *, active_only: bool = True):
+    qs = GiftCardProgramme.objects.filter(chain_id=scope.chain_id)
+    return qs.filter(is_active=True) if active_only else qs
+
+
+def campaign_list(scope: Scope, *, active_only: bool = True):
+    qs = VoucherCampaign.objects.filter(chain_id=scope.chain_id).select_related("item")
+    return qs.filter(is_active=True) if active_only else qs
+
+
+def giftcards_for_customer(scope: Scope, customer: Customer) -> dict:
+    """Cards the customer gave and holds, and their vouchers (NotFound-safe: empty outside the scope)."""
+    if not customer_queryset(scope).filter(pk=customer.pk).exists():
+        return {"given": [], "held": [], "vouchers": []}
+    cards = list(GiftCard.objects.filter(Q(giver=customer) | Q(holder=customer))
+                 .select_related("programme", "account", "giver", "holder").order_by("-issued_at", "-id")[:50])
+    now = timezone.now()
+    for card in cards:
+        card.balance_now = available_balance(card.account, at=now) if card.status == "active" else card.account.balance
+    return {"given": [c for c in cards if c.giver_id == customer.pk],
+            "held": [c for c in cards if c.holder_id == customer.pk],
+            "vouchers": list(Voucher.objects.filter(customer=customer).select_related("campaign")[:50])}
+
+
+def giftcards_section(scope: Scope, customer: Customer) -> dict:
+    """The 360 page's section loader (customers.sections)."""
+    return giftcards_for_customer(scope, customer)
+
+
+def giftcard_events(card: GiftCard):
+    return GiftCardEvent.objects.filter(card=card).order_by("occurred_at", "id")

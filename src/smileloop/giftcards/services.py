@@ -1,0 +1,357 @@
+"""Writes for gift cards and vouchers. Every value movement is a ledger posting (smileloop.ledger); these
+rows carry the terms, the people and the history.
+
+- `friend_card_issue`: at most `limit_per_period` cards per member per `limit_period_months`, idempotent on
+  `key`; credits the card's GIFT_CARD account from PROMOTION with a lot expiring at `expires_at`, and records
+  the due reminders (giver and holder, days 7/30/60/80 by default).
+- `giftcard_holder_register`: a holder who registers within the validity keeps the card valid for good: the
+  card's expiry and its lots' expiry are removed (lots are derived state; the change is recorded as an event).
+- `giftcard_spend` / `voucher_redeem` (called by checkout) debit to SALES; a voucher is single-use: the part
+  of its value a bill does not use is voided to BREAKAGE in the same transaction.
+- `giftcards_expire`: voids what is left on expired cards and vouchers through a ledger entry.
+"""
+
+import datetime as dt
+from fractions import Fraction
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from smileloop.clinics.models import Staff
+from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.customers.models import Customer
+from smileloop.giftcards.codes import code_new
+from smileloop.giftcards.enums import (
+    CardEventKind,
+    CardStatus,
+    ProgrammeKind,
+    ReminderRecipient,
+    VoucherStatus,
+    VoucherValueKind,
+)
+from smileloop.giftcards.errors import AlreadyUsed, Expired, LimitReached, NotFriendCardBenefit
+from smileloop.giftcards.models import (
+    GiftCard,
+    GiftCardEvent,
+    GiftCardProgramme,
+    GiftCardReminder,
+    Voucher,
+    VoucherCampaign,
+)
+from smileloop.ledger.enums import AccountKind, EntryReason
+from smileloop.ledger.models import LedgerTransaction, Lot
+from smileloop.ledger.services import (
+    LotTerms,
+    Posting,
+    account_for,
+    ledger_post,
+    ledger_reverse,
+    system_account,
+)
+
+FRIEND_CARD_ACTION = "issue_friend_card"
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """Same local day `months` later, clamped to the month's end."""
+    import calendar
+
+    local = timezone.localtime(moment)
+    month0 = local.month - 1 + months
+    year, month = local.year + month0 // 12, month0 % 12 + 1
+    return local.replace(year=year, month=month, day=min(local.day, calendar.monthrange(year, month)[1]))
+
+
+def _unique_code(chain_id: int) -> str:
+    for _attempt in range(10):
+        code = code_new()
+        if not (GiftCard.objects.filter(chain_id=chain_id, code=code).exists()
+                or Voucher.objects.filter(chain_id=chain_id, code=code).exists()):
+            return code
+    raise RuntimeError("could not draw a free code in 10 attempts")  # 31^12 codes: never in practice
+
+
+def _event(card: GiftCard, kind: str, at: dt.datetime, detail: str = "", data: dict | None = None,
+           actor: Staff | None = None) -> GiftCardEvent:
+    return GiftCardEvent.objects.create(card=card, kind=kind, occurred_at=at, detail=detail[:255], data=data or {},
+                                        actor=actor)
+
+
+@transaction.atomic
+def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger: str, key: str,
+                      actor: Staff | None = None, as_of: dt.datetime | None = None) -> GiftCard:
+    """Issue a card the member gives to a friend. Idempotent on `key` (a replay returns the first card).
+    Raises LimitReached (nothing written) when the member already got `limit_per_period` cards of this
+    programme within the last `limit_period_months`."""
+    existing = GiftCard.objects.filter(chain_id=member.chain_id, issue_key=key).first()
+    if existing is not None:
+        return existing
+    if programme.chain_id != member.chain_id or not programme.is_active:
+        raise ValidationFailed([FieldError("programme", "is not an active programme of this chain", str(programme.pk))])
+    at = as_of or timezone.now()
+    Customer.objects.select_for_update().filter(pk=member.pk).first()  # serialise issues for one member
+    since = add_months(at, -programme.limit_period_months)
+    given = GiftCard.objects.filter(giver=member, programme=programme, issued_at__gt=since).count()
+    if given >= programme.limit_per_period:
+        raise LimitReached(f"{member.name} already received {given} {programme.name} within "
+                           f"{programme.limit_period_months} months (limit {programme.limit_per_period})",
+                           field="member")
+    expires_at = add_months(at, programme.valid_months)
+    code = _unique_code(member.chain_id)
+    account = account_for(chain_id=member.chain_id, kind=AccountKind.GIFT_CARD, code=code)
+    try:
+        with transaction.atomic():
+            card = GiftCard.objects.create(
+                chain_id=member.chain_id, programme=programme, code=code, account=account, giver=member,
+                face_value_fen=programme.face_value_fen, excluded_categories=list(programme.excluded_categories),
+                exclude_special_price=programme.exclude_special_price, trigger=trigger[:100], issue_key=key,
+                issued_at=at, expires_at=expires_at, issued_by=actor)
+    except IntegrityError:  # a concurrent twin with the same key won
+        return GiftCard.objects.get(chain_id=member.chain_id, issue_key=key)
+    ledger_post(chain_id=member.chain_id, key=f"giftcard:{card.id}:issue", reason=EntryReason.ISSUE, actor=actor,
+                source=f"giftcard:{card.id}", memo=f"{programme.name} {code} given by customer {member.id}", at=at,
+                postings=[Posting(account, programme.face_value_fen, terms=LotTerms(earned_at=at, available_at=at,
+                                                                                    expires_at=expires_at)),
+                          Posting(system_account(chain_id=member.chain_id, kind=AccountKind.PROMOTION),
+                                  -programme.face_value_fen)])
+    account.refresh_from_db(fields=["balance"])
+    _event(card, CardEventKind.ISSUED, at, f"{programme.name} given by {member.name}: {trigger}"[:255],
+           {"trigger": trigger, "face_value_fen": programme.face_value_fen}, actor)
+    GiftCardReminder.objects.bulk_create([
+        GiftCardReminder(card=card, recipient=recipient, day=day, due_on=timezone.localdate(at) + dt.timedelta(days=day))
+        for day in sorted(set(programme.reminder_days)) for recipient in ReminderRecipient.values
+        if expires_at is None or at + dt.timedelta(days=day) < expires_at
+    ])
+    return card
+
+
+def _programme_for_benefit(membership, benefit) -> GiftCardProgramme:
+    data = benefit.action_data or {}
+    qs = GiftCardProgramme.objects.filter(chain_id=membership.chain_id, kind=ProgrammeKind.FRIEND_CARD, is_active=True)
+    if data.get("programme"):
+        programme = qs.filter(code=data["programme"]).first()
+        if programme is None:
+            raise NotFriendCardBenefit(f"benefit {benefit.name} names the programme {data['programme']!r}, which is "
+                                       "not an active friends-and-family programme", field="benefit")
+        return programme
+    amount, months = data.get("amount_fen"), data.get("valid_months")
+    if amount:
+        match = qs.filter(face_value_fen=amount, **({"valid_months": months} if months else {})).order_by("id").first()
+        if match:
+            return match
+        programme, _created = GiftCardProgramme.objects.get_or_create(
+            chain_id=membership.chain_id, code=f"friend-card-{amount}-{months or 3}",
+            defaults={"name": benefit.name[:100], "face_value_fen": amount, "valid_months": months or 3})
+        return programme
+    programme = qs.order_by("id").first()
+    if programme is None:
+        raise NotFriendCardBenefit("no friends-and-family programme is configured for this chain", field="benefit")
+    return programme
+
+
+def friend_card_issue_for_benefit(*, membership, benefit, key: str, actor: Staff | None = None,
+                                  as_of: dt.datetime | None = None) -> GiftCard:
+    """Membership's hidden benefit with action "issue_friend_card" fired (plan half done / finished): issue
+    the member's card. The programme is the one the benefit's action_data names ({"programme": code}), else
+    the active one with its amount and validity ({"amount_fen": 60000, "valid_months": 3}; created from
+    them if the chain has none yet), else the chain's first active friends-and-family programme."""
+    if benefit.action_code != FRIEND_CARD_ACTION:
+        raise NotFriendCardBenefit(f"benefit {benefit.name} does not issue a friends-and-family card", field="benefit")
+    programme = _programme_for_benefit(membership, benefit)
+    return friend_card_issue(member=membership.customer, programme=programme, key=key, actor=actor, as_of=as_of,
+                             trigger=f"benefit {benefit.name} of membership #{membership.id}")
+
+
+@transaction.atomic
+def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff | None = None,
+                             as_of: dt.datetime | None = None) -> GiftCard:
+    """The holder registered at the clinic. Within the validity the card then stays valid: its expiry and
+    its open lots' expiry are removed (recorded as an event with the old dates). Idempotent for the same
+    holder; raises Expired (nothing changed) after the expiry date."""
+    at = as_of or timezone.now()
+    card = GiftCard.objects.select_for_update().get(pk=card.pk)
+    if card.holder_registered_at is not None and card.holder_id == customer.pk:
+        return card
+    if customer.chain_id != card.chain_id:
+        raise ValidationFailed([FieldError("customer", "is not a customer of this chain", str(customer.pk))])
+    if card.holder_registered_at is not None:
+        raise AlreadyUsed(f"card {card.code} is already registered to another holder", field="code")
+    if card.status == CardStatus.EXPIRED or (card.expires_at is not None and card.expires_at <= at):
+        raise Expired(f"card {card.code} expired on {timezone.localdate(card.expires_at)}", field="code")
+    old = card.expires_at
+    lots = _lots_expiry_remove(card)
+    card.holder, card.holder_registered_at, card.expires_at = customer, at, None
+    card.save(update_fields=["holder", "holder_registered_at", "expires_at"])
+    GiftCardReminder.objects.filter(card=card, handled_at__isnull=True, cancelled_at__isnull=True).update(cancelled_at=at)
+    _event(card, CardEventKind.HOLDER_REGISTERED, at,
+           f"{customer.name} registered on {timezone.localdate(at)}: the card stays valid",
+           {"customer_id": customer.pk, "old_expires_at": old.isoformat() if old else None, "lots": lots}, actor)
+    return card
+
+
+def _lots_expiry_remove(card: GiftCard) -> list[int]:
+    """Lots are derived state of the ledger: their expiry follows the card's terms. Removing the expiry does
+    not move value (no entry); the caller records the change as a GiftCardEvent."""
+    ids = list(Lot.objects.filter(account=card.account, remaining__gt=0).values_list("id", flat=True))
+    Lot.objects.filter(id__in=ids).update(expires_at=None)
+    return ids
+
+
+def giftcard_holder_note(*, card: GiftCard, customer: Customer, at: dt.datetime, actor: Staff | None = None) -> None:
+    """The first customer who pays with a card becomes its known holder (it does not remove the expiry)."""
+    if card.holder_id is None:
+        GiftCard.objects.filter(pk=card.pk, holder__isnull=True).update(holder=customer)
+        card.holder = customer
+        _event(card, CardEventKind.HOLDER_KNOWN, at, f"first used by {customer.name}", {"customer_id": customer.pk},
+               actor)
+
+
+def giftcard_spend(*, card: GiftCard, amount_fen: int, key: str, source: str, actor: Staff | None = None,
+                   at: dt.datetime | None = None, memo: str = "") -> LedgerTransaction:
+    """Debit the card to SALES (the ledger refuses more than is available: InsufficientBalance)."""
+    at = at or timezone.now()
+    if card.status == CardStatus.EXPIRED or (card.expires_at is not None and card.expires_at <= at):
+        raise Expired(f"card {card.code} expired", field="gift_cards")
+    tx = ledger_post(chain_id=card.chain_id, key=key, reason=EntryReason.SPEND, actor=actor, source=source, memo=memo,
+                     at=at, postings=[Posting(card.account, -amount_fen),
+                                      Posting(system_account(chain_id=card.chain_id, kind=AccountKind.SALES),
+                                              amount_fen)])
+    _event(card, CardEventKind.USED, at, f"{amount_fen / 100:.2f} used ({source})", {"tx": tx.id}, actor)
+    _status_refresh(card)
+    return tx
+
+
+def giftcard_spend_reverse(*, card: GiftCard, original: LedgerTransaction, key: str, upto: Fraction,
+                           actor: Staff | None = None) -> LedgerTransaction | None:
+    """A refund gives back `upto` (cumulative share) of a spend; the lots keep their expiry."""
+    tx = ledger_reverse(original=original, key=key, upto=upto, actor=actor, reason=EntryReason.REFUND)
+    if tx is not None:
+        _event(card, CardEventKind.REFUNDED, timezone.now(), f"value returned by a refund ({original.source})",
+               {"tx": tx.id}, actor)
+        _status_refresh(card)
+    return tx
+
+
+def _status_refresh(card: GiftCard) -> None:
+    card.account.refresh_from_db(fields=["balance"])
+    if card.status == CardStatus.EXPIRED:
+        return
+    status = CardStatus.ACTIVE if card.account.balance > 0 else CardStatus.EXHAUSTED
+    if status != card.status:
+        card.status = status
+        GiftCard.objects.filter(pk=card.pk).update(status=status)
+
+
+# --- vouchers ------------------------------------------------------------------------------------------
+
+
+def voucher_value(campaign: VoucherCampaign) -> int:
+    """Face value, or for a whole-line voucher of one item that item's list price (of one of a category: the
+    campaign's face value is the most it covers)."""
+    if campaign.value_kind == VoucherValueKind.WHOLE_LINE and campaign.item_id and not campaign.face_value_fen:
+        return campaign.item.list_price_fen
+    return campaign.face_value_fen
+
+
+@transaction.atomic
+def voucher_issue(*, campaign: VoucherCampaign, customer: Customer | None = None, key: str,
+                  actor: Staff | None = None, as_of: dt.datetime | None = None) -> Voucher:
+    """Issue one single-use voucher (idempotent on `key`), its value credited from PROMOTION."""
+    existing = Voucher.objects.filter(chain_id=campaign.chain_id, issue_key=key).first()
+    if existing is not None:
+        return existing
+    if not campaign.is_active:
+        raise ValidationFailed([FieldError("campaign", "is not active", campaign.code)])
+    if customer is not None and customer.chain_id != campaign.chain_id:
+        raise ValidationFailed([FieldError("customer", "is not a customer of this chain", str(customer.pk))])
+    value = voucher_value(campaign)
+    if value <= 0:
+        raise ValidationFailed([FieldError("campaign", "has no value (set a face value)", campaign.code)])
+    at = as_of or timezone.now()
+    expires_at = at + dt.timedelta(days=campaign.valid_days)
+    code = _unique_code(campaign.chain_id)
+    account = account_for(chain_id=campaign.chain_id, kind=AccountKind.VOUCHER, code=code)
+    voucher = Voucher.objects.create(chain_id=campaign.chain_id, campaign=campaign, code=code, account=account,
+                                     customer=customer, value_fen=value, issue_key=key, issued_at=at,
+                                     expires_at=expires_at)
+    ledger_post(chain_id=campaign.chain_id, key=f"voucher:{voucher.id}:issue", reason=EntryReason.ISSUE, actor=actor,
+                source=f"voucher:{voucher.id}", memo=f"{campaign.name} {code}", at=at,
+                postings=[Posting(account, value, terms=LotTerms(earned_at=at, available_at=at, expires_at=expires_at)),
+                          Posting(system_account(chain_id=campaign.chain_id, kind=AccountKind.PROMOTION), -value)])
+    account.refresh_from_db(fields=["balance"])
+    return voucher
+
+
+def voucher_check(voucher: Voucher, at: dt.datetime) -> None:
+    if voucher.status == VoucherStatus.REDEEMED:
+        raise AlreadyUsed(f"voucher {voucher.code} was already redeemed on "
+                          f"{timezone.localdate(voucher.redeemed_at)}", field="vouchers")
+    if voucher.status == VoucherStatus.EXPIRED or voucher.expires_at <= at:
+        raise Expired(f"voucher {voucher.code} expired on {timezone.localdate(voucher.expires_at)}", field="vouchers")
+
+
+def voucher_redeem(*, voucher: Voucher, used_fen: int, key: str, source: str, actor: Staff | None = None,
+                   at: dt.datetime | None = None) -> LedgerTransaction:
+    """Redeem a single-use voucher on a bill: `used_fen` to SALES, the rest of its value voided (BREAKAGE)."""
+    at = at or timezone.now()
+    voucher = Voucher.objects.select_for_update().select_related("account").get(pk=voucher.pk)
+    voucher_check(voucher, at)
+    balance = voucher.account.balance
+    chain_id = voucher.chain_id
+    postings = [Posting(voucher.account, -balance),
+                Posting(system_account(chain_id=chain_id, kind=AccountKind.SALES), used_fen)]
+    if balance - used_fen:
+        postings.append(Posting(system_account(chain_id=chain_id, kind=AccountKind.BREAKAGE), balance - used_fen))
+    tx = ledger_post(chain_id=chain_id, key=key, reason=EntryReason.REDEEM, actor=actor, source=source, at=at,
+                     memo=f"voucher {voucher.code}", postings=postings)
+    Voucher.objects.filter(pk=voucher.pk).update(status=VoucherStatus.REDEEMED, redeemed_at=at)
+    return tx
+
+
+def voucher_redeem_reverse(*, voucher: Voucher, original: LedgerTransaction, key: str, upto: Fraction,
+                           actor: Staff | None = None) -> LedgerTransaction | None:
+    """A refund undoes `upto` (cumulative) of the redemption. Undone in full, the voucher is usable again;
+    a part given back stays on the (redeemed) voucher's account until its expiry voids it."""
+    tx = ledger_reverse(original=original, key=key, upto=upto, actor=actor, reason=EntryReason.REFUND)
+    if upto == 1:
+        Voucher.objects.filter(pk=voucher.pk).update(status=VoucherStatus.ISSUED, redeemed_at=None)
+    return tx
+
+
+# --- expiry --------------------------------------------------------------------------------------------
+
+
+def giftcards_expire(*, as_of: dt.datetime | None = None) -> int:
+    """Void what is left on cards and vouchers past their expiry: one ledger entry per card (debit its open
+    lots to BREAKAGE), then mark them expired. Idempotent. Returns the number of cards and vouchers expired."""
+    as_of = as_of or timezone.now()
+    count = 0
+    for card in GiftCard.objects.filter(expires_at__lte=as_of).exclude(status=CardStatus.EXPIRED).select_related(
+            "account").order_by("id"):
+        _void(card.chain_id, card.account, f"giftcard:{card.id}:expire", f"giftcard:{card.id}", as_of)
+        GiftCard.objects.filter(pk=card.pk).update(status=CardStatus.EXPIRED)
+        _event(card, CardEventKind.EXPIRED, as_of, f"expired on {timezone.localdate(as_of)}")
+        count += 1
+    for voucher in Voucher.objects.filter(expires_at__lte=as_of, status=VoucherStatus.ISSUED).select_related(
+            "account").order_by("id"):
+        _void(voucher.chain_id, voucher.account, f"voucher:{voucher.id}:expire", f"voucher:{voucher.id}", as_of)
+        Voucher.objects.filter(pk=voucher.pk).update(status=VoucherStatus.EXPIRED)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def _void(chain_id: int, account, key: str, source: str, as_of: dt.datetime) -> None:
+    lots = dict(Lot.objects.filter(account=account, remaining__gt=0, expires_at__lte=as_of)
+                .values_list("id", "remaining"))
+    total = sum(lots.values())
+    if not total:
+        return  # the ledger's own expiry job may have voided the lots already
+    ledger_post(chain_id=chain_id, key=key, reason=EntryReason.EXPIRE, source=source, at=as_of,
+                postings=[Posting(account, -total, take=lots),
+                          Posting(system_account(chain_id=chain_id, kind=AccountKind.BREAKAGE), total)])
+
+
+__all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_benefit", "giftcard_holder_note",
+           "giftcard_holder_register", "giftcard_spend", "giftcard_spend_reverse", "giftcards_expire", "voucher_check",
+           "voucher_issue", "voucher_redeem", "voucher_redeem_reverse", "voucher_value"]

@@ -1,0 +1,143 @@
+import datetime as dt
+
+import pytest
+
+from smileloop.giftcards.enums import CardEventKind, CardStatus, VoucherStatus
+from smileloop.giftcards.errors import AlreadyUsed, Expired, LimitReached, WrongCode
+from smileloop.giftcards.models import GiftCard, GiftCardEvent, GiftCardReminder, Voucher
+from smileloop.giftcards.selectors import giftcard_balance, giftcard_get_by_code
+from smileloop.giftcards.services import (
+    friend_card_issue,
+    friend_card_issue_for_benefit,
+    giftcard_holder_register,
+    giftcard_spend,
+    giftcards_expire,
+    voucher_issue,
+    voucher_redeem,
+)
+from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.models import LedgerTransaction, Lot
+from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.services import InsufficientBalance, system_account
+from smileloop.membership.enums import BenefitTrigger
+from smileloop.membership.tests.factories import BenefitFactory, MembershipFactory, TierFactory
+
+
+def test_friend_card_issue_credits_the_code_from_promotion_with_the_expiry(chain, member, programme, now):
+    # when
+    card = friend_card_issue(member=member, programme=programme, trigger="plan half done", key="k1", as_of=now)
+    # then
+    assert card.account.balance == 60000 and card.account.code == card.code
+    assert list(Lot.objects.filter(account=card.account).values_list("remaining", "expires_at")) == [
+        (60000, dt.datetime(2026, 6, 2, 2, 0, tzinfo=dt.UTC))]
+    assert system_account(chain_id=chain.id, kind=AccountKind.PROMOTION).balance == -60000
+    assert giftcard_get_by_code(chain_id=chain.id, code=card.code.lower().replace("-", " ")) == card
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_friend_card_issue_is_idempotent_on_its_key(member, programme, now):
+    first = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    again = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    assert again == first and GiftCard.objects.count() == 1 and LedgerTransaction.objects.count() == 1
+
+
+def test_a_second_card_within_the_period_is_refused_and_nothing_changes(chain, member, programme, now):
+    # given
+    friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    # when / then
+    with pytest.raises(LimitReached):
+        friend_card_issue(member=member, programme=programme, trigger="t", key="k2",
+                          as_of=now + dt.timedelta(days=200))
+    assert GiftCard.objects.count() == 1 and LedgerTransaction.objects.count() == 1
+    # and a year later the member gets the next one
+    friend_card_issue(member=member, programme=programme, trigger="t", key="k3", as_of=now + dt.timedelta(days=366))
+    assert GiftCard.objects.count() == 2
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_reminders_are_recorded_for_giver_and_holder_on_days_7_30_60_80(member, programme, now):
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    rows = list(GiftCardReminder.objects.filter(card=card).values_list("recipient", "day", "due_on"))
+    assert rows == [(r, d, dt.date(2026, 3, 2) + dt.timedelta(days=d)) for d in (7, 30, 60, 80)
+                    for r in ("giver", "holder")]
+
+
+def test_benefit_action_issues_the_card_from_the_programme(chain, member, programme, now):
+    # given a member whose hidden benefit issues a friend card
+    tier = TierFactory(plan__chain=chain)
+    membership = MembershipFactory(customer=member, tier=tier)
+    benefit = BenefitFactory(tier=tier, is_hidden=True, trigger=BenefitTrigger.PLAN_HALF_DONE,
+                             action_code="issue_friend_card", action_data={"amount_fen": 60000, "valid_months": 3})
+    # when
+    card = friend_card_issue_for_benefit(membership=membership, benefit=benefit, key="benefit:1", as_of=now)
+    # then
+    assert (card.programme, card.giver, card.face_value_fen) == (programme, member, 60000)
+
+
+def test_partial_use_leaves_a_balance(chain, member, programme, now):
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    giftcard_spend(card=card, amount_fen=25000, key="use1", source="order:1", at=now + dt.timedelta(days=1))
+    assert giftcard_balance(card, at=now + dt.timedelta(days=2)) == 35000
+    assert GiftCard.objects.get().status == CardStatus.ACTIVE
+    with pytest.raises(InsufficientBalance):
+        giftcard_spend(card=card, amount_fen=35001, key="use2", source="order:2", at=now + dt.timedelta(days=2))
+    assert card.account.__class__.objects.get(pk=card.account.pk).balance == 35000
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_holder_registered_in_time_keeps_the_card_valid_after_the_expiry(chain, member, friend, programme, now):
+    # given
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    # when the friend registers on day 40
+    giftcard_holder_register(card=card, customer=friend, as_of=now + dt.timedelta(days=40))
+    # then the expiry is gone and expiry voids nothing
+    card.refresh_from_db()
+    assert (card.holder, card.expires_at) == (friend, None)
+    assert list(Lot.objects.filter(account=card.account).values_list("expires_at", flat=True)) == [None]
+    assert GiftCardEvent.objects.filter(card=card, kind=CardEventKind.HOLDER_REGISTERED).count() == 1
+    assert giftcards_expire(as_of=now + dt.timedelta(days=200)) == 0
+    assert giftcard_balance(card, at=now + dt.timedelta(days=200)) == 60000
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_registering_after_the_expiry_is_refused_and_changes_nothing(member, friend, programme, now):
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    with pytest.raises(Expired):
+        giftcard_holder_register(card=card, customer=friend, as_of=now + dt.timedelta(days=95))
+    card.refresh_from_db()
+    assert (card.holder, card.holder_registered_at) == (None, None) and card.expires_at is not None
+
+
+def test_expiry_voids_the_rest_through_a_ledger_entry(chain, member, programme, now):
+    # given a card with 350 yuan left
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    giftcard_spend(card=card, amount_fen=25000, key="use1", source="order:1", at=now + dt.timedelta(days=1))
+    # when
+    expired = giftcards_expire(as_of=now + dt.timedelta(days=95))
+    # then
+    card.refresh_from_db()
+    card.account.refresh_from_db()
+    assert (expired, card.status, card.account.balance) == (1, CardStatus.EXPIRED, 0)
+    assert system_account(chain_id=chain.id, kind=AccountKind.BREAKAGE).balance == 35000
+    assert LedgerTransaction.objects.filter(reason="expire").count() == 1
+    assert giftcards_expire(as_of=now + dt.timedelta(days=96)) == 0
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_wrong_code_is_refused(chain):
+    with pytest.raises(WrongCode):
+        giftcard_get_by_code(chain_id=chain.id, code="NOPE")
+
+
+def test_voucher_is_single_use(chain, cleaning_campaign, friend, now):
+    # given a whole-line voucher for a 300 yuan cleaning
+    voucher = voucher_issue(campaign=cleaning_campaign, customer=friend, key="v1", as_of=now)
+    assert voucher.value_fen == 30000 and voucher.account.balance == 30000
+    # when
+    voucher_redeem(voucher=voucher, used_fen=30000, key="r1", source="order:1", at=now)
+    # then
+    with pytest.raises(AlreadyUsed):
+        voucher_redeem(voucher=voucher, used_fen=30000, key="r2", source="order:2", at=now)
+    assert Voucher.objects.get().status == VoucherStatus.REDEEMED
+    assert LedgerTransaction.objects.count() == 2
+    assert ledger_check(chain_id=chain.id) == []

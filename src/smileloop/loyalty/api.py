@@ -1,0 +1,422 @@
+"""Loyalty API (mounted at /api/loyalty by config/api.py): points, gift exchanges, wallet top-ups, refunds and
+family transfers, service packages and entitlements.
+
+Same conventions as customers/api.py: bearer-token auth, the caller's Scope (a customer outside it is a 404),
+an Idempotency-Key on every write (a retry replays the first answer; the service key is derived from it, so
+even a lost answer never writes twice), one error shape with field paths. Reads need customer.view, writes
+customer.edit.
+"""
+
+import datetime as dt
+from typing import Annotated
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
+from smileloop.clinics.enums import Perm
+from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_get
+from smileloop.loyalty import selectors, services
+from smileloop.loyalty.models import EntitlementUse, GiftExchange, PackagePurchase, Topup, TopupRefund
+from smileloop.visits.models import OrderLine, ServiceItem
+
+router = Router(tags=["loyalty"])
+
+Fen = Annotated[int, Field(gt=0, description="Integer fen (1 yuan = 100 fen)")]
+
+
+# --- input ---------------------------------------------------------------------------------------------------
+
+class AwardIn(Schema):
+    rule_code: str = Field(min_length=1, max_length=50, description="A fixed-points rule: referral, review, …")
+    source: str = Field("", max_length=100, description="What earned it, e.g. referral:<customer id>")
+
+
+class GiftExchangeIn(Schema):
+    gift_id: int
+    quantity: int = Field(1, ge=1, le=100)
+
+
+class TopupIn(Schema):
+    amount_fen: Fen
+    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance or other")
+    clinic: int | str | None = Field(None, description="Clinic id or code where the money was received")
+
+
+class TopupRefundIn(Schema):
+    amount_fen: Fen | None = Field(None, description="Principal to refund; default: all that is left of it")
+
+
+class TransferIn(Schema):
+    to_customer_id: int
+    amount_fen: Fen
+    per_use_consent: bool = Field(False, description="The holder consented to this transfer (recorded)")
+    consent_token: str = Field("", max_length=100)
+
+
+class PackageSellIn(Schema):
+    package_id: int
+    covered_ids: list[int] = Field(min_length=1, description="The holder and/or members of the holder's household")
+
+
+class EntitlementRedeemIn(Schema):
+    item_code: str = Field(min_length=1, max_length=32)
+    order_line_id: int | None = None
+
+
+# --- output --------------------------------------------------------------------------------------------------
+
+class LotOut(Schema):
+    id: int
+    remaining: int
+    earned_at: dt.datetime
+    available_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
+class PointsOut(Schema):
+    customer_id: int
+    balance: int
+    available: int
+    pending: int
+    expiring_within_30_days: int
+    lots: list[LotOut]
+
+
+class QuoteOut(Schema):
+    bill_fen: int
+    points: int
+    value_fen: int
+    points_per_yuan: int
+    max_share_bp: int
+
+
+class GiftExchangeOut(Schema):
+    id: int
+    gift_id: int
+    gift_name: str
+    quantity: int
+    points: int
+    stock_left: int
+    points_available: int
+
+
+class WalletOut(Schema):
+    customer_id: int
+    principal_fen: int
+    bonus_fen: int
+    total_fen: int
+
+
+class TopupOut(Schema):
+    id: int
+    customer_id: int
+    amount_fen: int
+    bonus_fen: int
+    method: str
+    refunded_fen: int
+    bonus_forfeited_fen: int
+    created_at: dt.datetime
+    wallet: WalletOut
+
+
+class TopupRefundOut(Schema):
+    id: int
+    topup_id: int
+    amount_fen: int
+    bonus_forfeited_fen: int
+    wallet: WalletOut
+
+
+class TransferOut(Schema):
+    transaction_ids: list[int]
+    from_wallet: WalletOut
+    to_wallet: WalletOut
+
+
+class EntitlementOut(Schema):
+    grant_id: int
+    purchase_id: int
+    package_name: str
+    label: str
+    category: str
+    item_code: str
+    quantity: int
+    used: int
+    remaining: int
+    max_age: int | None
+    period_end: dt.datetime
+
+
+class PurchaseOut(Schema):
+    id: int
+    package_id: int
+    package_name: str
+    holder_id: int
+    covered_ids: list[int]
+    price_fen: int
+    period_start: dt.datetime
+    period_end: dt.datetime
+
+
+class EntitlementUseOut(Schema):
+    id: int
+    grant_id: int
+    customer_id: int
+    item_code: str
+    order_line_id: int | None
+    used_at: dt.datetime
+    remaining: int
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    return timezone.localtime(value) if value else None
+
+
+def _service_key(scope: Scope, key: str | None) -> str:
+    return f"api:{scope.user_id}:{(key or '').strip()}"[:150]
+
+
+def _wallet(customer: Customer) -> dict:
+    w = selectors.wallet_balance(customer)
+    return {"customer_id": customer.id, "principal_fen": w.principal, "bonus_fen": w.bonus, "total_fen": w.total}
+
+
+def _points(customer: Customer) -> dict:
+    s = selectors.points_summary(customer)
+    return {"customer_id": customer.id, "balance": s.balance, "available": s.available, "pending": s.pending,
+            "expiring_within_30_days": s.expiring_soon,
+            "lots": [{"id": lot.id, "remaining": lot.remaining, "earned_at": _local(lot.earned_at),
+                      "available_at": _local(lot.available_at), "expires_at": _local(lot.expires_at)}
+                     for lot in s.lots]}
+
+
+def _topup(topup: Topup) -> dict:
+    return {"id": topup.id, "customer_id": topup.customer_id, "amount_fen": topup.amount_fen,
+            "bonus_fen": topup.bonus_fen, "method": topup.method, "refunded_fen": topup.refunded_fen,
+            "bonus_forfeited_fen": topup.bonus_forfeited_fen, "created_at": _local(topup.created_at),
+            "wallet": _wallet(topup.customer)}
+
+
+def _item(scope: Scope, code: str) -> ServiceItem:
+    item = ServiceItem.objects.filter(chain_id=scope.chain_id, code=code).first()
+    if item is None:
+        raise ValidationFailed([FieldError("item_code", "is not in the service catalogue", code)])
+    return item
+
+
+def _write(request, response, *, operation: str, key, permission: str, run):
+    scope = request_scope(request)
+
+    def guarded():
+        permission_require(scope, permission)
+        return run(scope)
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=key, operation=operation, run=guarded)
+
+
+def _read(request, customer_id) -> Customer:
+    scope = request_scope(request)
+    permission_require(scope, Perm.CUSTOMER_VIEW)
+    return customer_get(scope, customer_id)
+
+
+# --- points --------------------------------------------------------------------------------------------------
+
+@router.get("/customers/{int:customer_id}/points", response={200: PointsOut, **ERROR_RESPONSES},
+            summary="Points balance and lots")
+def points_get_endpoint(request: HttpRequest, customer_id: int):
+    """Balance, available now, pending, and the open lots with their expiry dates (oldest expiry first)."""
+    return _points(_read(request, customer_id))
+
+
+@router.post("/customers/{int:customer_id}/points/award", response={201: PointsOut, **ERROR_RESPONSES},
+             summary="Award a fixed-points rule")
+def points_award_endpoint(request: HttpRequest, customer_id: int, payload: AwardIn, response: HttpResponse,
+                          idempotency_key: IdempotencyKeyHeader = None):
+    """Referral, event check-in, review, profile completion: the rule's points, with its pending period and
+    validity. An unknown or inactive rule is a 422 `unknown_rule`."""
+    def run(scope):
+        customer = customer_get(scope, customer_id)
+        services.points_award(customer=customer, rule_code=payload.rule_code, key=_service_key(scope, idempotency_key),
+                              actor=request.staff, source=payload.source)
+        return 201, render(PointsOut, _points(customer))
+
+    return _write(request, response, operation="loyalty.points_award", key=idempotency_key,
+                  permission=Perm.CUSTOMER_EDIT, run=run)
+
+
+@router.get("/customers/{int:customer_id}/points/redeem-quote", response={200: QuoteOut, **ERROR_RESPONSES},
+            summary="How many points may pay part of a bill")
+def points_quote_endpoint(request: HttpRequest, customer_id: int,
+                          bill_fen: Annotated[int, Query(ge=0, description="The bill in fen")]):
+    customer = _read(request, customer_id)
+    points, fen = services.points_redeem_quote(customer=customer, bill_fen=bill_fen)
+    terms = services.points_redeem_terms(chain_id=customer.chain_id)
+    return {"bill_fen": bill_fen, "points": points, "value_fen": fen, "points_per_yuan": terms.points_per_yuan,
+            "max_share_bp": terms.max_share_bp}
+
+
+@router.post("/customers/{int:customer_id}/gift-exchanges", response={201: GiftExchangeOut, **ERROR_RESPONSES},
+             summary="Exchange points for a gift")
+def gift_exchange_endpoint(request: HttpRequest, customer_id: int, payload: GiftExchangeIn, response: HttpResponse,
+                           idempotency_key: IdempotencyKeyHeader = None):
+    """Refused with nothing changed: 422 `insufficient_points`, 409 `out_of_stock`, 404 for an unknown gift."""
+    def run(scope):
+        customer = customer_get(scope, customer_id)
+        gift = selectors.gift_get(scope, payload.gift_id)
+        exchange: GiftExchange = services.gift_exchange(customer=customer, gift=gift, quantity=payload.quantity,
+                                                        key=_service_key(scope, idempotency_key), actor=request.staff)
+        gift.refresh_from_db(fields=["stock"])
+        return 201, render(GiftExchangeOut, {
+            "id": exchange.id, "gift_id": gift.id, "gift_name": gift.name, "quantity": exchange.quantity,
+            "points": exchange.points, "stock_left": gift.stock,
+            "points_available": selectors.points_summary(customer).available})
+
+    return _write(request, response, operation="loyalty.gift_exchange", key=idempotency_key,
+                  permission=Perm.CUSTOMER_EDIT, run=run)
+
+
+# --- wallet --------------------------------------------------------------------------------------------------
+
+@router.get("/customers/{int:customer_id}/wallet", response={200: WalletOut, **ERROR_RESPONSES},
+            summary="Stored-value balance")
+def wallet_get_endpoint(request: HttpRequest, customer_id: int):
+    return _wallet(_read(request, customer_id))
+
+
+@router.post("/customers/{int:customer_id}/wallet/topups", response={201: TopupOut, **ERROR_RESPONSES},
+             summary="Top up stored value")
+def wallet_topup_endpoint(request: HttpRequest, customer_id: int, payload: TopupIn, response: HttpResponse,
+                          idempotency_key: IdempotencyKeyHeader = None):
+    """Principal plus the bonus of the best matching top-up bonus rule."""
+    def run(scope):
+        customer = customer_get(scope, customer_id)
+        clinic = clinic_for_write(scope=scope, value=payload.clinic) if payload.clinic not in (None, "") else None
+        topup = services.wallet_topup(customer=customer, amount_fen=payload.amount_fen, method=payload.method,
+                                      key=_service_key(scope, idempotency_key), actor=request.staff,
+                                      clinic=clinic or customer.home_clinic)
+        return 201, render(TopupOut, _topup(topup))
+
+    return _write(request, response, operation="loyalty.topup", key=idempotency_key, permission=Perm.CUSTOMER_EDIT,
+                  run=run)
+
+
+@router.post("/topups/{int:topup_id}/refunds", response={201: TopupRefundOut, **ERROR_RESPONSES},
+             summary="Refund a top-up's principal (the matching bonus is forfeited)")
+def wallet_topup_refund_endpoint(request: HttpRequest, topup_id: int, payload: TopupRefundIn,
+                                 response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
+    """409 `principal_spent` when the wallet no longer holds that much principal; nothing changes."""
+    def run(scope):
+        topup = selectors.topup_get(scope, topup_id)
+        refund: TopupRefund = services.wallet_topup_refund(topup=topup, amount_fen=payload.amount_fen,
+                                                           key=_service_key(scope, idempotency_key),
+                                                           actor=request.staff)
+        return 201, render(TopupRefundOut, {"id": refund.id, "topup_id": topup.id, "amount_fen": refund.amount_fen,
+                                            "bonus_forfeited_fen": refund.bonus_forfeited_fen,
+                                            "wallet": _wallet(topup.customer)})
+
+    return _write(request, response, operation="loyalty.topup_refund", key=idempotency_key,
+                  permission=Perm.CUSTOMER_EDIT, run=run)
+
+
+@router.post("/customers/{int:customer_id}/wallet/transfers", response={201: TransferOut, **ERROR_RESPONSES},
+             summary="Transfer stored value within a family card")
+def wallet_transfer_endpoint(request: HttpRequest, customer_id: int, payload: TransferIn, response: HttpResponse,
+                             idempotency_key: IdempotencyKeyHeader = None):
+    """Between a card holder and a bound family member, with the holder's wallet-share consent (422
+    `consent_missing` otherwise). Lots keep their dates."""
+    def run(scope):
+        source = customer_get(scope, customer_id)
+        target = customer_get(scope, payload.to_customer_id)
+        txs = services.wallet_transfer(from_customer=source, to_customer=target, amount_fen=payload.amount_fen,
+                                       key=_service_key(scope, idempotency_key), actor=request.staff,
+                                       per_use_consent=payload.per_use_consent, consent_token=payload.consent_token)
+        return 201, render(TransferOut, {"transaction_ids": [t.id for t in txs], "from_wallet": _wallet(source),
+                                         "to_wallet": _wallet(target)})
+
+    return _write(request, response, operation="loyalty.transfer", key=idempotency_key,
+                  permission=Perm.CUSTOMER_EDIT, run=run)
+
+
+# --- packages ------------------------------------------------------------------------------------------------
+
+def _purchase(p: PackagePurchase) -> dict:
+    return {"id": p.id, "package_id": p.package_id, "package_name": p.package.name, "holder_id": p.holder_id,
+            "covered_ids": sorted(p.covers.values_list("customer_id", flat=True)), "price_fen": p.price_fen,
+            "period_start": _local(p.period_start), "period_end": _local(p.period_end)}
+
+
+def _entitlement(e) -> dict:
+    return {"grant_id": e.grant_id, "purchase_id": e.purchase_id, "package_name": e.package_name, "label": e.label,
+            "category": e.category, "item_code": e.item_code, "quantity": e.quantity, "used": e.used,
+            "remaining": e.remaining, "max_age": e.max_age, "period_end": _local(e.period_end)}
+
+
+@router.post("/customers/{int:customer_id}/packages", response={201: PurchaseOut, **ERROR_RESPONSES},
+             summary="Sell a service package")
+def package_sell_endpoint(request: HttpRequest, customer_id: int, payload: PackageSellIn, response: HttpResponse,
+                          idempotency_key: IdempotencyKeyHeader = None):
+    """The customer is the holder; covered persons must be the holder or members of the holder's household
+    (422 per `covered[i]` otherwise)."""
+    def run(scope):
+        holder = customer_get(scope, customer_id)
+        package = selectors.package_get(scope, payload.package_id)
+        covered = [customer_get(scope, cid) for cid in payload.covered_ids]
+        purchase = services.package_sell(package=package, holder=holder, covered=covered,
+                                         key=_service_key(scope, idempotency_key), actor=request.staff)
+        return 201, render(PurchaseOut, _purchase(purchase))
+
+    return _write(request, response, operation="loyalty.package_sell", key=idempotency_key,
+                  permission=Perm.CUSTOMER_EDIT, run=run)
+
+
+@router.get("/customers/{int:customer_id}/entitlements", response={200: list[EntitlementOut], **ERROR_RESPONSES},
+            summary="Package entitlements left this period")
+def entitlements_endpoint(request: HttpRequest, customer_id: int,
+                          item_code: str = Query("", description="Only what this item may use")):
+    customer = _read(request, customer_id)
+    if item_code:
+        rows = _entitlements_for_item(request_scope(request), customer, item_code)
+    else:
+        rows = selectors.entitlements_for_customer(customer)
+    return [_entitlement(e) for e in rows]
+
+
+def _entitlements_for_item(scope: Scope, customer: Customer, item_code: str):
+    return selectors.entitlements_available(customer=customer, item=_item(scope, item_code))
+
+
+@router.post("/customers/{int:customer_id}/entitlements/redeem", response={201: EntitlementUseOut, **ERROR_RESPONSES},
+             summary="Use a package entitlement at a visit")
+def entitlement_redeem_endpoint(request: HttpRequest, customer_id: int, payload: EntitlementRedeemIn,
+                                response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
+    """409 `no_entitlement` when nothing is left this period, 422 `age_limit` / `not_covered`; nothing changes."""
+    def run(scope):
+        customer = customer_get(scope, customer_id)
+        item = _item(scope, payload.item_code)
+        line = None
+        if payload.order_line_id is not None:
+            line = OrderLine.objects.select_related("order").filter(pk=payload.order_line_id,
+                                                                    order__customer_id=customer.id).first()
+            if line is None:
+                raise ValidationFailed([FieldError("order_line_id", "is not a line of this customer's orders",
+                                                   str(payload.order_line_id))])
+        use: EntitlementUse = services.entitlement_redeem(customer=customer, item=item, order_line=line,
+                                                          key=_service_key(scope, idempotency_key),
+                                                          actor=request.staff)
+        left = next((e.remaining for e in selectors.entitlements_for_customer(customer) if e.grant_id == use.grant_id), 0)
+        return 201, render(EntitlementUseOut, {"id": use.id, "grant_id": use.grant_id, "customer_id": customer.id,
+                                               "item_code": item.code, "order_line_id": use.order_line_id,
+                                               "used_at": _local(use.used_at), "remaining": left})
+
+    return _write(request, response, operation="loyalty.entitlement_redeem", key=idempotency_key,
+                  permission=Perm.CUSTOMER_EDIT, run=run)

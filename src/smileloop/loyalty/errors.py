@@ -1,0 +1,61 @@
+"""Typed loyalty errors with stable codes. Every refused write changes nothing (services are atomic and
+check before they write; a database refusal rolls the whole transaction back)."""
+
+from smileloop.core.errors import Conflict, DomainError
+from smileloop.ledger.services import InsufficientBalance
+
+
+class LoyaltyInputError(DomainError):
+    """Input that is wrong for the current state of the programme (422, with the field named)."""
+
+    status = 422
+
+
+class InsufficientPoints(InsufficientBalance):
+    code = "insufficient_points"
+
+
+class InsufficientWallet(InsufficientBalance):
+    code = "insufficient_balance"
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+
+class RuleNotFound(LoyaltyInputError):
+    code = "unknown_rule"
+
+
+class ConsentMissing(LoyaltyInputError):
+    code = "consent_missing"
+
+
+class NotFamily(LoyaltyInputError):
+    code = "not_family"
+
+
+class PrincipalSpent(Conflict):
+    """The top-up's principal is no longer in the wallet (spent or transferred): it cannot be refunded."""
+
+    code = "principal_spent"
+
+
+class BonusSpent(Conflict):
+    code = "bonus_spent"
+
+
+class NoEntitlementLeft(Conflict):
+    code = "no_entitlement"
+
+
+class AgeLimit(LoyaltyInputError):
+    code = "age_limit"
+
+
+class NotCovered(LoyaltyInputError):
+    code = "not_covered"
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"

@@ -1,0 +1,158 @@
+"""Staff-page forms: they parse input with translated messages; the services stay the authority (their typed
+errors are mapped back onto the form with `add_domain_error`). Every write form carries a hidden idempotency
+`key` made when the form is shown, so a double click or a retried POST writes once."""
+
+import uuid
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.core.errors import DomainError, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_queryset
+from smileloop.loyalty.enums import EarnTrigger
+from smileloop.loyalty.models import (
+    EarnRule,
+    Gift,
+    Package,
+    PackageEntitlement,
+    RedeemSettings,
+    TopupBonusRule,
+)
+from smileloop.loyalty.services.wallet import TOPUP_METHODS
+from smileloop.visits.enums import PaymentMethod
+
+_FIELD_ALIASES = {"amount_fen": "amount_yuan", "rule_code": "rule", "gift_id": "gift", "package_id": "package",
+                  "points": None, "key": None}
+
+ERROR_MESSAGES = {
+    "insufficient_points": _("Not enough points available for this."),
+    "out_of_stock": _("This gift is out of stock."),
+    "unknown_rule": _("This rule is not active."),
+    "not_covered": _("Choose the holder or members of the holder's household."),
+}
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+class DomainErrorMixin:
+    def add_domain_error(self, exc: DomainError) -> None:
+        if isinstance(exc, ValidationFailed):
+            for error in exc.errors:
+                name = _FIELD_ALIASES.get(error.field.split("[")[0], error.field.split("[")[0])
+                self.add_error(name if name in self.fields else None, error.message)
+            return
+        name = _FIELD_ALIASES.get(exc.field or "", exc.field)
+        self.add_error(name if name in self.fields else None, ERROR_MESSAGES.get(exc.code, exc.message))
+
+
+class KeyedForm(DomainErrorMixin, forms.Form):
+    key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("key", new_key())
+        super().__init__(*args, **kwargs)
+
+
+def to_fen(value: Decimal) -> int:
+    return int(value * 100)
+
+
+class TopupForm(KeyedForm):
+    amount_yuan = forms.DecimalField(label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=10,
+                                     decimal_places=2)
+    method = forms.ChoiceField(label=_("Paid by"), choices=[(m, label) for m, label in PaymentMethod.choices
+                                                            if m in TOPUP_METHODS])
+
+
+class AwardForm(KeyedForm):
+    rule = forms.ModelChoiceField(label=_("Rule"), queryset=EarnRule.objects.none())
+    note = forms.CharField(label=_("Reference"), required=False, max_length=80,
+                           help_text=_("e.g. the referred patient's name or the event."))
+
+    def __init__(self, scope: Scope, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rule"].queryset = EarnRule.objects.filter(chain_id=scope.chain_id, is_active=True).exclude(
+            trigger=EarnTrigger.SPEND).order_by("name")
+
+
+class GiftExchangeForm(KeyedForm):
+    gift = forms.ModelChoiceField(label=_("Gift"), queryset=Gift.objects.none())
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=100, initial=1)
+
+    def __init__(self, scope: Scope, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["gift"].queryset = Gift.objects.filter(chain_id=scope.chain_id, is_active=True).order_by(
+            "points_price")
+        self.fields["gift"].label_from_instance = lambda g: _("%(name)s · %(points)s points · %(stock)s left") % {
+            "name": g.name, "points": g.points_price, "stock": g.stock}
+
+
+class PackageSellForm(KeyedForm):
+    package = forms.ModelChoiceField(label=_("Package"), queryset=Package.objects.none())
+    covered = forms.ModelMultipleChoiceField(label=_("Covered persons"), queryset=Customer.objects.none(),
+                                             widget=forms.CheckboxSelectMultiple,
+                                             help_text=_("The holder and members of the household."))
+
+    def __init__(self, scope: Scope, *args, holder: Customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["package"].queryset = Package.objects.filter(chain_id=scope.chain_id, is_active=True)
+        from smileloop.customers.models import HouseholdMember
+
+        household = HouseholdMember.objects.filter(customer_id=holder.pk).values("household_id")
+        ids = set(HouseholdMember.objects.filter(household_id__in=household).values_list("customer_id", flat=True))
+        self.fields["covered"].queryset = customer_queryset(scope).filter(pk__in=ids | {holder.pk}).order_by("id")
+        self.fields["covered"].initial = [holder.pk]
+
+
+# --- configuration -----------------------------------------------------------------------------------------
+
+
+class ConfigForm(DomainErrorMixin, forms.ModelForm):
+    def service_data(self) -> dict:
+        return dict(self.cleaned_data)
+
+    def _post_clean(self):
+        # The service validates the whole row (model constraints included); skip ModelForm's own instance check.
+        pass
+
+
+class EarnRuleForm(ConfigForm):
+    class Meta:
+        model = EarnRule
+        fields = ["code", "name", "trigger", "category", "special_price", "points_per_yuan", "points", "pending_days",
+                  "validity_months", "is_active"]
+
+
+class RedeemTermsForm(ConfigForm):
+    class Meta:
+        model = RedeemSettings
+        fields = ["points_per_yuan", "max_share_bp", "is_enabled"]
+
+
+class BonusRuleForm(ConfigForm):
+    class Meta:
+        model = TopupBonusRule
+        fields = ["min_topup_fen", "bonus_fen", "validity_months", "is_active"]
+
+
+class GiftForm(ConfigForm):
+    class Meta:
+        model = Gift
+        fields = ["name", "description", "points_price", "stock", "is_active"]
+
+
+class PackageForm(ConfigForm):
+    class Meta:
+        model = Package
+        fields = ["name", "description", "price_fen", "validity_months", "max_covered", "is_active"]
+
+
+class EntitlementForm(ConfigForm):
+    class Meta:
+        model = PackageEntitlement
+        fields = ["label", "category", "item_code", "quantity", "max_age"]

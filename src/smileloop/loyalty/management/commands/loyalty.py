@@ -1,0 +1,26 @@
+"""`smileloop loyalty expire`: expire point lots and stored-value bonus lots past their date (the ledger's
+lots_expire, same as `smileloop ledger expire`) and package entitlements whose period ended. Run daily."""
+
+import time
+
+from django.core.management.base import BaseCommand
+
+from smileloop.clinics.models import Chain
+from smileloop.ledger.services import lots_expire
+from smileloop.loyalty.services import entitlements_expire
+
+
+class Command(BaseCommand):
+    help = "Loyalty maintenance: `expire` (point and bonus lots past their date; entitlements past period end)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["expire"])
+        parser.add_argument("--chain", type=int, help="limit to one chain id")
+
+    def handle(self, *args, action, chain=None, **options):
+        started = time.perf_counter()
+        chains = [chain] if chain else list(Chain.objects.values_list("id", flat=True))
+        lots = sum(lots_expire(chain_id=c) for c in chains)
+        purchases = sum(entitlements_expire(chain_id=c) for c in chains)
+        self.stdout.write(f"expired {lots} lot(s) and {purchases} package period(s) in "
+                          f"{time.perf_counter() - started:.2f} s")

@@ -1,0 +1,331 @@
+"""Loyalty: points earn rules, redeem terms and the gift catalogue; wallet top-ups (principal + bonus) and
+family wallet-share uses; lifecycle service packages with per-person entitlements.
+
+Money and points live in the ledger (smileloop.ledger); these tables hold the business configuration and
+the records that link ledger transactions to what happened (a top-up, a refund, a gift exchange).
+Entitlement counts are not money: they are counted here. A grant is what a covered person received for a
+period; uses are append-only (a refund adds a reversal row); remaining = quantity − uses + reversals − expired.
+
+Database invariants: gift stock never negative; one idempotency key per chain for every record kind;
+a use is reversed at most once; an entitlement names a category or an item.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.models import TimeStampedModel
+from smileloop.customers.models import Customer
+from smileloop.ledger.models import LedgerTransaction
+from smileloop.loyalty.enums import EarnTrigger, PurchaseStatus, ShareMode, SpecialPrice, UseKind
+from smileloop.visits.enums import Category, PaymentMethod
+from smileloop.visits.models import OrderLine, ServiceItem
+
+# --- points ----------------------------------------------------------------------------------------------
+
+
+class EarnRule(TimeStampedModel):
+    """A points rule. Spend rules: `points_per_yuan` of paid spend on matching lines (the most specific
+    active rule wins: category + special-price flag > category > special-price flag > any), times the tier
+    multiplier. Fixed rules (referral, check-in, review, profile): `points` per award, found by `code`."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    code = models.SlugField(_("code"), max_length=50, help_text=_("Stable name services use, e.g. referral."))
+    name = models.CharField(_("name"), max_length=100)
+    trigger = models.CharField(_("earned by"), max_length=20, choices=EarnTrigger.choices)
+    category = models.CharField(_("category"), max_length=32, choices=Category.choices, blank=True,
+                                help_text=_("Spend rules: empty = every category."))
+    special_price = models.CharField(_("special-price items"), max_length=8, choices=SpecialPrice.choices,
+                                     default=SpecialPrice.ANY)
+    points_per_yuan = models.DecimalField(_("points per yuan"), max_digits=6, decimal_places=2, default=0,
+                                          help_text=_("Spend rules: 1 = one point per yuan paid; 0 = no points."))
+    points = models.PositiveIntegerField(_("points per award"), default=0, help_text=_("Fixed rules."))
+    pending_days = models.PositiveSmallIntegerField(_("pending days"), default=0,
+                                                    help_text=_("Points become spendable this many days later."))
+    validity_months = models.PositiveSmallIntegerField(_("validity in months"), null=True, blank=True,
+                                                       help_text=_("Points expire this long after earning; "
+                                                                   "empty = never."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["chain", "trigger", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "code"], name="loyalty_earn_rule_unique_code"),
+            models.CheckConstraint(condition=Q(points_per_yuan__gte=0), name="loyalty_earn_rule_rate_non_negative"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class RedeemSettings(TimeStampedModel):
+    """Points as a bill deduction: `points_per_yuan` points = 1 yuan, at most `max_share_bp` of a bill."""
+
+    chain = models.OneToOneField(Chain, on_delete=models.PROTECT, related_name="+")
+    points_per_yuan = models.PositiveIntegerField(_("points per yuan"), default=100)
+    max_share_bp = models.PositiveIntegerField(_("cap (basis points of a bill)"), default=1000,
+                                               help_text=_("1000 = at most 10% of a bill."))
+    is_enabled = models.BooleanField(_("redeeming enabled"), default=True)
+
+    class Meta:
+        verbose_name = _("redeem terms")
+        verbose_name_plural = _("redeem terms")
+        constraints = [
+            models.CheckConstraint(condition=Q(points_per_yuan__gte=1, max_share_bp__lte=10000),
+                                   name="loyalty_redeem_terms_valid"),
+        ]
+
+
+class Gift(TimeStampedModel):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    points_price = models.PositiveIntegerField(_("price in points"))
+    stock = models.IntegerField(_("stock"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["chain", "points_price", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(stock__gte=0), name="loyalty_gift_stock_non_negative"),
+            models.CheckConstraint(condition=Q(points_price__gte=1), name="loyalty_gift_price_positive"),
+            models.UniqueConstraint(fields=["chain", "name"], name="loyalty_gift_unique_name"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class GiftExchange(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=200)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="gift_exchanges")
+    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="exchanges")
+    quantity = models.PositiveIntegerField()
+    points = models.PositiveIntegerField()
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["chain", "key"], name="loyalty_gift_exchange_unique_key")]
+
+
+# --- wallet ----------------------------------------------------------------------------------------------
+
+
+class TopupBonusRule(TimeStampedModel):
+    """Top up at least `min_topup_fen` in one go, get `bonus_fen` (the highest threshold reached applies)."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    min_topup_fen = models.BigIntegerField(_("minimum top-up (fen)"))
+    bonus_fen = models.BigIntegerField(_("bonus (fen)"))
+    validity_months = models.PositiveSmallIntegerField(_("bonus validity in months"), null=True, blank=True,
+                                                       help_text=_("Empty = the bonus never expires."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["chain", "min_topup_fen"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "min_topup_fen"], name="loyalty_bonus_rule_unique_threshold"),
+            models.CheckConstraint(condition=Q(min_topup_fen__gt=0, bonus_fen__gte=0),
+                                   name="loyalty_bonus_rule_valid"),
+        ]
+
+    def __str__(self):
+        return f"≥{self.min_topup_fen} → {self.bonus_fen}"
+
+
+class Topup(models.Model):
+    """One top-up: principal (money received) and bonus (promotion), each its own ledger transaction."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=200)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="topups")
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices)
+    amount_fen = models.BigIntegerField()
+    bonus_fen = models.BigIntegerField(default=0)
+    bonus_rule = models.ForeignKey(TopupBonusRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    principal_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    bonus_transaction = models.OneToOneField(LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT,
+                                             related_name="+")
+    refunded_fen = models.BigIntegerField(default=0)
+    bonus_forfeited_fen = models.BigIntegerField(default=0)
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "key"], name="loyalty_topup_unique_key"),
+            models.CheckConstraint(condition=Q(amount_fen__gt=0, bonus_fen__gte=0, refunded_fen__gte=0,
+                                               refunded_fen__lte=models.F("amount_fen"),
+                                               bonus_forfeited_fen__lte=models.F("bonus_fen")),
+                                   name="loyalty_topup_amounts_valid"),
+        ]
+
+    @property
+    def refundable_fen(self) -> int:
+        return self.amount_fen - self.refunded_fen
+
+
+class TopupRefund(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=200)
+    topup = models.ForeignKey(Topup, on_delete=models.PROTECT, related_name="refunds")
+    amount_fen = models.BigIntegerField()
+    bonus_forfeited_fen = models.BigIntegerField(default=0)
+    principal_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    bonus_transaction = models.OneToOneField(LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT,
+                                             related_name="+")
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["chain", "key"], name="loyalty_topup_refund_unique_key")]
+
+
+class WalletShareUse(models.Model):
+    """A family member's spend from the holder's wallet (or a family transfer), with the consent it relied on:
+    the holder's standing consent, or a per-use consent recorded now (who recorded it, when, its token)."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    payer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    amount_fen = models.BigIntegerField()
+    mode = models.CharField(max_length=16, choices=ShareMode.choices)
+    consent_token = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=100, blank=True)  # "order:123" for a spend, "transfer" for a transfer
+    consented_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-consented_at", "-id"]
+
+
+# --- lifecycle service packages ------------------------------------------------------------------------
+
+
+class Package(TimeStampedModel):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    price_fen = models.BigIntegerField(_("price (fen)"))
+    validity_months = models.PositiveSmallIntegerField(_("period in months"), default=12)
+    max_covered = models.PositiveSmallIntegerField(_("covered persons at most"), null=True, blank=True,
+                                                   help_text=_("Empty = the whole household."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["chain", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "name"], name="loyalty_package_unique_name"),
+            models.CheckConstraint(condition=Q(price_fen__gte=0, validity_months__gte=1),
+                                   name="loyalty_package_valid"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class PackageEntitlement(models.Model):
+    """`quantity` uses per covered person per period of a service category or one item code."""
+
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="entitlements")
+    label = models.CharField(_("label"), max_length=100)
+    category = models.CharField(_("category"), max_length=32, choices=Category.choices, blank=True)
+    item_code = models.CharField(_("item code"), max_length=32, blank=True)
+    quantity = models.PositiveSmallIntegerField(_("quantity per person per period"))
+    max_age = models.PositiveSmallIntegerField(_("only under this age"), null=True, blank=True,
+                                               help_text=_("12 = children under 12 only. Empty = everyone."))
+
+    class Meta:
+        ordering = ["package", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(category="") | ~Q(item_code=""),
+                                   name="loyalty_entitlement_names_category_or_item"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="loyalty_entitlement_quantity_positive"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+
+class PackagePurchase(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=200)
+    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="purchases")
+    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="package_purchases")
+    price_fen = models.BigIntegerField()
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.ACTIVE)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-period_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "key"], name="loyalty_purchase_unique_key"),
+            models.CheckConstraint(condition=Q(period_end__gt=models.F("period_start")),
+                                   name="loyalty_purchase_period_valid"),
+        ]
+
+
+class PackageCover(models.Model):
+    purchase = models.ForeignKey(PackagePurchase, on_delete=models.CASCADE, related_name="covers")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="package_covers")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["purchase", "customer"], name="loyalty_cover_once")]
+
+
+class EntitlementGrant(models.Model):
+    """What one covered person received for the purchase's period: a snapshot of the package's entitlement
+    (editing the package later does not change what was sold). Expiry marks the unused rest."""
+
+    purchase = models.ForeignKey(PackagePurchase, on_delete=models.CASCADE, related_name="grants")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="entitlement_grants")
+    entitlement = models.ForeignKey(PackageEntitlement, null=True, on_delete=models.SET_NULL, related_name="+")
+    label = models.CharField(max_length=100)
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    item_code = models.CharField(max_length=32, blank=True)
+    quantity = models.PositiveSmallIntegerField()
+    max_age = models.PositiveSmallIntegerField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    expired_quantity = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["purchase", "id"]
+        indexes = [models.Index(fields=["customer", "expired_at"], name="loyalty_grant_customer")]
+
+
+class EntitlementUse(models.Model):
+    """Append-only: a use of one entitlement at a visit (against the order line), or its reversal."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=200)
+    grant = models.ForeignKey(EntitlementGrant, on_delete=models.PROTECT, related_name="uses")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="entitlement_uses")
+    item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
+    order_line = models.ForeignKey(OrderLine, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=10, choices=UseKind.choices, default=UseKind.USE)
+    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="reversal")
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    used_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-used_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "key"], name="loyalty_use_unique_key"),
+            models.CheckConstraint(condition=Q(kind="use", reverses__isnull=True) | Q(kind="reversal",
+                                                                                   reverses__isnull=False),
+                                   name="loyalty_use_reversal_points_back"),
+        ]

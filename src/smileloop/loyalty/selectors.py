@@ -1,0 +1,247 @@
+"""Reads over loyalty: points and wallet balances, lots, entitlements left, configuration.
+
+Functions that take a customer read off a customer the caller already obtained through a scoped selector
+(customers.selectors.customer_get); lookups by id take the Scope first and raise NotFound outside it.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from smileloop.core.errors import NotFound
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_queryset
+from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.models import Account, Entry, Lot
+from smileloop.loyalty._common import age_on
+from smileloop.loyalty.enums import PurchaseStatus, UseKind
+from smileloop.loyalty.models import (
+    EarnRule,
+    EntitlementGrant,
+    Gift,
+    Package,
+    PackagePurchase,
+    Topup,
+    TopupBonusRule,
+)
+from smileloop.membership.enums import MembershipStatus
+from smileloop.membership.selectors import own_membership
+from smileloop.visits.models import ServiceItem
+
+EXPIRING_SOON = dt.timedelta(days=30)
+
+
+def points_multiplier_for(customer: Customer, *, at: dt.datetime | None = None) -> Decimal:
+    """The points multiplier of the customer's own membership tier in force; 1 without one. (Family members
+    and friends share a holder's discount, not their multiplier.)"""
+    at = at or timezone.now()
+    own = own_membership(customer)
+    if own is None or own.status != MembershipStatus.ACTIVE or (own.expires_at is not None and own.expires_at <= at):
+        return Decimal(1)
+    return own.tier.points_multiplier
+
+
+def _account(customer: Customer, kind: str) -> Account | None:
+    return Account.objects.filter(chain_id=customer.chain_id, kind=kind, customer_id=customer.pk, code__isnull=True,
+                                  closed_at__isnull=True).first()
+
+
+@dataclass
+class PointsSummary:
+    balance: int
+    available: int
+    pending: int
+    lots: list[Lot] = field(default_factory=list)
+    expiring_soon: int = 0
+    account: Account | None = None
+
+
+def points_summary(customer: Customer, *, at: dt.datetime | None = None) -> PointsSummary:
+    """Balance (everything held), available (spendable now), pending (not yet available), open lots with their
+    dates (oldest expiry first), and what expires within 30 days. Expired-but-unprocessed lots count as
+    neither available nor pending."""
+    at = at or timezone.now()
+    account = _account(customer, AccountKind.POINTS)
+    if account is None:
+        return PointsSummary(0, 0, 0)
+    lots = list(account.lots.filter(remaining__gt=0).order_by("expires_at", "id"))
+    live = [lot for lot in lots if lot.expires_at is None or lot.expires_at > at]
+    for lot in lots:
+        lot.is_pending = lot.available_at > at
+        lot.is_expiring_soon = lot.expires_at is not None and at < lot.expires_at <= at + EXPIRING_SOON
+        lot.is_expired = lot.expires_at is not None and lot.expires_at <= at
+    return PointsSummary(
+        balance=account.balance,
+        available=sum(lot.remaining for lot in live if lot.available_at <= at),
+        pending=sum(lot.remaining for lot in live if lot.available_at > at),
+        lots=lots, expiring_soon=sum(lot.remaining for lot in lots if lot.is_expiring_soon), account=account)
+
+
+@dataclass(frozen=True)
+class WalletBalance:
+    principal: int
+    bonus: int
+
+    @property
+    def total(self) -> int:
+        return self.principal + self.bonus
+
+
+def wallet_balance(customer: Customer) -> WalletBalance:
+    """Stored value held by the customer, principal and bonus (fen)."""
+    rows = dict(Account.objects.filter(chain_id=customer.chain_id, customer_id=customer.pk, code__isnull=True,
+                                       closed_at__isnull=True,
+                                       kind__in=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
+                .values_list("kind", "balance"))
+    return WalletBalance(principal=rows.get(AccountKind.WALLET_PRINCIPAL, 0), bonus=rows.get(AccountKind.WALLET_BONUS, 0))
+
+
+def ledger_history(customer: Customer, *, limit: int = 20) -> list[Entry]:
+    """The customer's latest entries over points and wallet accounts, newest first."""
+    return list(Entry.objects.filter(account__customer_id=customer.pk, account__code__isnull=True)
+                .select_related("transaction", "account", "lot").order_by("-transaction__created_at", "-id")[:limit])
+
+
+def topups_for(customer: Customer, *, limit: int = 10) -> list[Topup]:
+    return list(Topup.objects.filter(customer_id=customer.pk).order_by("-created_at", "-id")[:limit])
+
+
+def topup_get(scope: Scope, topup_id) -> Topup:
+    try:
+        topup_id = int(topup_id)
+    except (TypeError, ValueError):
+        raise NotFound("Top-up not found")
+    topup = Topup.objects.filter(pk=topup_id, customer__in=customer_queryset(scope)).select_related("customer").first()
+    if topup is None:
+        raise NotFound("Top-up not found")
+    return topup
+
+
+def topup_total_fen(*, customer: Customer) -> int:
+    """Cumulative top-up principal net of refunds (membership's stored-value plans read it)."""
+    rows = Topup.objects.filter(customer_id=customer.pk).values_list("amount_fen", "refunded_fen")
+    return sum(amount - refunded for amount, refunded in rows)
+
+
+# --- entitlements ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntitlementBalance:
+    grant_id: int
+    purchase_id: int
+    package_name: str
+    label: str
+    category: str
+    item_code: str
+    quantity: int
+    used: int
+    remaining: int
+    max_age: int | None
+    period_start: dt.datetime
+    period_end: dt.datetime
+
+
+def _grants(customer: Customer, at: dt.datetime) -> QuerySet[EntitlementGrant]:
+    return (EntitlementGrant.objects.filter(customer_id=customer.pk, expired_at__isnull=True,
+                                            purchase__status=PurchaseStatus.ACTIVE, purchase__period_start__lte=at,
+                                            purchase__period_end__gt=at)
+            .select_related("purchase__package")
+            .annotate(n_used=Count("uses", filter=Q(uses__kind=UseKind.USE)),
+                      n_reversed=Count("uses", filter=Q(uses__kind=UseKind.REVERSAL)))
+            .order_by("purchase__period_end", "id"))
+
+
+def _balance(grant: EntitlementGrant) -> EntitlementBalance:
+    used = grant.n_used - grant.n_reversed
+    p = grant.purchase
+    return EntitlementBalance(grant.id, p.id, p.package.name, grant.label, grant.category, grant.item_code,
+                              grant.quantity, used, grant.quantity - used, grant.max_age, p.period_start, p.period_end)
+
+
+def grant_matches(grant: EntitlementGrant, item: ServiceItem) -> bool:
+    return (grant.item_code and grant.item_code == item.code) or (not grant.item_code and grant.category == item.category)
+
+
+def age_allows(grant: EntitlementGrant, customer: Customer, at: dt.datetime) -> bool:
+    if grant.max_age is None:
+        return True
+    age = age_on(customer.birthday, timezone.localdate(at))
+    return age is not None and age < grant.max_age
+
+
+def entitlements_available(*, customer: Customer, item: ServiceItem, at: dt.datetime | None = None,
+                           ) -> list[EntitlementBalance]:
+    """What is left for this person in the current period for this item (by item code or category, within the
+    age limit), earliest period end first; only balances with something left."""
+    at = at or timezone.now()
+    out = []
+    for grant in _grants(customer, at):
+        if grant_matches(grant, item) and age_allows(grant, customer, at):
+            balance = _balance(grant)
+            if balance.remaining > 0:
+                out.append(balance)
+    return out
+
+
+def entitlements_for_customer(customer: Customer, *, at: dt.datetime | None = None) -> list[EntitlementBalance]:
+    """Every entitlement of the customer's current periods, with what is used and left (the 360 page)."""
+    return [_balance(g) for g in _grants(customer, at or timezone.now())]
+
+
+def purchases_for(customer: Customer, *, limit: int = 10) -> list[PackagePurchase]:
+    """Packages the customer holds or is covered by, newest first."""
+    return list(PackagePurchase.objects.filter(Q(holder_id=customer.pk) | Q(covers__customer_id=customer.pk))
+                .distinct().select_related("package", "holder").prefetch_related("covers__customer")
+                .order_by("-period_start", "-id")[:limit])
+
+
+# --- configuration ---------------------------------------------------------------------------------------
+
+
+def earn_rule_list(scope: Scope) -> QuerySet[EarnRule]:
+    return EarnRule.objects.filter(chain_id=scope.chain_id).order_by("trigger", "category", "code")
+
+
+def earn_rule_get(scope: Scope, rule_id) -> EarnRule:
+    return _get(EarnRule.objects.filter(chain_id=scope.chain_id), rule_id, "Earn rule not found")
+
+
+def bonus_rule_list(scope: Scope) -> QuerySet[TopupBonusRule]:
+    return TopupBonusRule.objects.filter(chain_id=scope.chain_id).order_by("min_topup_fen")
+
+
+def bonus_rule_get(scope: Scope, rule_id) -> TopupBonusRule:
+    return _get(TopupBonusRule.objects.filter(chain_id=scope.chain_id), rule_id, "Bonus rule not found")
+
+
+def gift_list(scope: Scope, *, active_only: bool = False) -> QuerySet[Gift]:
+    qs = Gift.objects.filter(chain_id=scope.chain_id)
+    return (qs.filter(is_active=True) if active_only else qs).order_by("points_price", "name")
+
+
+def gift_get(scope: Scope, gift_id) -> Gift:
+    return _get(Gift.objects.filter(chain_id=scope.chain_id), gift_id, "Gift not found")
+
+
+def package_list(scope: Scope, *, active_only: bool = False) -> QuerySet[Package]:
+    qs = Package.objects.filter(chain_id=scope.chain_id).prefetch_related("entitlements")
+    return (qs.filter(is_active=True) if active_only else qs).order_by("name")
+
+
+def package_get(scope: Scope, package_id) -> Package:
+    return _get(Package.objects.filter(chain_id=scope.chain_id), package_id, "Package not found")
+
+
+def _get(qs, pk, message: str):
+    try:
+        obj = qs.filter(pk=int(pk)).first()
+    except (TypeError, ValueError):
+        obj = None
+    if obj is None:
+        raise NotFound(message)
+    return obj

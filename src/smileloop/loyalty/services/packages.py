@@ -1,0 +1,194 @@
+"""Lifecycle service packages: selling (grants per covered person for one period), redeeming an entitlement
+at a visit (against the order line), reversing a use on refund, and expiring what is unused at period end.
+
+Entitlement counts are not money, so they are counted here, not in the ledger: a grant is a snapshot of the
+package's entitlement for one person; uses are append-only and a refund adds a reversal row; remaining is
+quantity − uses + reversals. Grants are locked (SELECT … FOR UPDATE) before counting, so two front desks
+cannot both take the last cleaning.
+"""
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from smileloop.clinics.models import Staff
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.customers.models import Customer, HouseholdMember
+from smileloop.loyalty._common import add_months, age_on, key_check, now_or
+from smileloop.loyalty.enums import PurchaseStatus, UseKind
+from smileloop.loyalty.errors import (
+    AgeLimit,
+    AlreadyReversed,
+    LoyaltyInputError,
+    NoEntitlementLeft,
+    NotCovered,
+)
+from smileloop.loyalty.models import (
+    EntitlementGrant,
+    EntitlementUse,
+    Package,
+    PackageCover,
+    PackagePurchase,
+)
+from smileloop.loyalty.selectors import age_allows, grant_matches
+from smileloop.visits.models import OrderLine, ServiceItem
+
+
+def _household_ids(holder: Customer) -> set[int]:
+    membership = HouseholdMember.objects.filter(customer_id=holder.pk).first()
+    if membership is None:
+        return {holder.pk}
+    return set(HouseholdMember.objects.filter(household_id=membership.household_id)
+               .values_list("customer_id", flat=True)) | {holder.pk}
+
+
+@transaction.atomic
+def package_sell(*, package: Package, holder: Customer, covered: list[Customer], key: str,
+                 actor: Staff | None = None, at: dt.datetime | None = None) -> PackagePurchase:
+    """Sell a package to `holder` for `covered` people (the holder and/or members of the holder's household):
+    one period from `at` of the package's length, and one grant per entitlement per covered person (an
+    age-limited entitlement only for those under the age at the start; the age is checked again at each use).
+    The payment itself is the checkout's. Idempotent on `key`."""
+    key = key_check(key)
+    existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
+    if existing:
+        if existing.package_id != package.id or existing.holder_id != holder.id:
+            raise Conflict(f"idempotency key {key!r} was already used for another sale",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    errors = []
+    if package.chain_id != holder.chain_id:
+        errors.append(FieldError("package_id", "is not a package of this chain", str(package.id)))
+    elif not package.is_active:
+        errors.append(FieldError("package_id", "is not on sale (inactive)", str(package.id)))
+    people = list({c.pk: c for c in covered}.values())
+    if not people:
+        errors.append(FieldError("covered", "name at least one person the package covers"))
+    household = _household_ids(holder)
+    for i, person in enumerate(people):
+        if person.pk not in household or person.merged_into_id:
+            errors.append(FieldError(f"covered[{i}]", f"{person.name} is not the holder or a member of the holder's "
+                                     "household", str(person.pk)))
+    if package.max_covered and len(people) > package.max_covered:
+        errors.append(FieldError("covered", f"this package covers at most {package.max_covered} people",
+                                 str(len(people))))
+    entitlements = list(package.entitlements.all())
+    if not entitlements:
+        errors.append(FieldError("package_id", "has no entitlements configured", str(package.id)))
+    if errors:
+        raise ValidationFailed(errors)
+    at = now_or(at)
+    purchase = PackagePurchase.objects.create(
+        chain_id=holder.chain_id, key=key, package=package, holder=holder, price_fen=package.price_fen,
+        period_start=at, period_end=add_months(at, package.validity_months), actor=actor, created_at=at)
+    PackageCover.objects.bulk_create([PackageCover(purchase=purchase, customer=p) for p in people])
+    grants = []
+    for person in people:
+        age = age_on(person.birthday, timezone.localdate(at))
+        for e in entitlements:
+            if e.max_age is not None and (age is None or age >= e.max_age):
+                continue
+            grants.append(EntitlementGrant(purchase=purchase, customer=person, entitlement=e, label=e.label,
+                                           category=e.category, item_code=e.item_code, quantity=e.quantity,
+                                           max_age=e.max_age))
+    EntitlementGrant.objects.bulk_create(grants)
+    return purchase
+
+
+def _remaining(grant_ids: list[int]) -> dict[int, int]:
+    rows = (EntitlementGrant.objects.filter(id__in=grant_ids)
+            .annotate(n_used=Count("uses", filter=Q(uses__kind=UseKind.USE)),
+                      n_rev=Count("uses", filter=Q(uses__kind=UseKind.REVERSAL)))
+            .values_list("id", "quantity", "n_used", "n_rev"))
+    return {gid: qty - used + rev for gid, qty, used, rev in rows}
+
+
+@transaction.atomic
+def entitlement_redeem(*, customer: Customer, item: ServiceItem, order_line: OrderLine | None = None, key: str,
+                       actor: Staff | None = None, at: dt.datetime | None = None) -> EntitlementUse:
+    """Use one of the customer's entitlements for `item` (matched by item code, else category), the one whose
+    period ends first, recorded against the order line. Idempotent on `key`. Refused, changing nothing, when
+    nothing is left this period (`no_entitlement`) or the person is past the entitlement's age limit
+    (`age_limit`)."""
+    key = key_check(key)
+    existing = EntitlementUse.objects.filter(chain_id=customer.chain_id, key=key).first()
+    if existing:
+        if existing.customer_id != customer.pk or existing.item_id != item.pk or existing.kind != UseKind.USE:
+            raise Conflict(f"idempotency key {key!r} was already used for another redemption",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    if item.chain_id != customer.chain_id:
+        raise LoyaltyInputError("This item belongs to another chain", code="invalid", field="item_code")
+    if order_line is not None and order_line.order.customer_id != customer.pk:
+        raise LoyaltyInputError("This order line is not on the customer's order", code="invalid",
+                                field="order_line_id")
+    at = now_or(at)
+    grants = list(EntitlementGrant.objects.select_for_update()
+                  .filter(customer_id=customer.pk, expired_at__isnull=True, purchase__status=PurchaseStatus.ACTIVE,
+                          purchase__period_start__lte=at, purchase__period_end__gt=at)
+                  .select_related("purchase").order_by("purchase__period_end", "id"))
+    matching = [g for g in grants if grant_matches(g, item)]
+    if not matching:
+        raise NotCovered(f"{customer.name} has no package entitlement for {item.name} in the current period",
+                         field="item_code")
+    allowed = [g for g in matching if age_allows(g, customer, at)]
+    if not allowed:
+        limit = min(g.max_age for g in matching if g.max_age is not None)
+        raise AgeLimit(f"{item.name} from the package is only for people under {limit}; {customer.name} is not "
+                       "(or has no birthday recorded)", field="item_code")
+    left = _remaining([g.id for g in allowed])
+    grant = next((g for g in allowed if left[g.id] > 0), None)
+    if grant is None:
+        used = sum(g.quantity for g in allowed)
+        raise NoEntitlementLeft(f"{customer.name} has used all {used} × {allowed[0].label} of this period "
+                                f"(until {allowed[0].purchase.period_end.date().isoformat()})", field="item_code")
+    return EntitlementUse.objects.create(chain_id=customer.chain_id, key=key, grant=grant, customer=customer, item=item,
+                                         order_line=order_line, kind=UseKind.USE, actor=actor, used_at=at)
+
+
+@transaction.atomic
+def entitlement_use_reverse(*, use: EntitlementUse, key: str, actor: Staff | None = None) -> EntitlementUse:
+    """Give a use back (the visit's line was refunded): an appended reversal row. Once per use; idempotent on
+    `key`. A use reversed after its period ended gives back nothing spendable (the grant is expired)."""
+    key = key_check(key)
+    existing = EntitlementUse.objects.filter(chain_id=use.chain_id, key=key).first()
+    if existing:
+        if existing.reverses_id != use.id:
+            raise Conflict(f"idempotency key {key!r} was already used for another reversal",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    if use.kind != UseKind.USE:
+        raise LoyaltyInputError("Only a use can be reversed", code="invalid", field="use_id")
+    EntitlementGrant.objects.select_for_update().filter(pk=use.grant_id).count()
+    if EntitlementUse.objects.filter(reverses=use).exists():
+        raise AlreadyReversed("This use was already reversed", field="use_id")
+    return EntitlementUse.objects.create(chain_id=use.chain_id, key=key, grant_id=use.grant_id,
+                                         customer_id=use.customer_id, item_id=use.item_id, order_line_id=use.order_line_id,
+                                         kind=UseKind.REVERSAL, reverses=use, actor=actor, used_at=now_or(None))
+
+
+@transaction.atomic
+def entitlements_expire(*, as_of: dt.datetime | None = None, chain_id: int | None = None) -> int:
+    """Expire every purchase whose period ended by `as_of`: its grants record the unused quantity and the time
+    (two set-based UPDATEs, no Python loop over rows). Idempotent. Returns the number of purchases expired."""
+    as_of = now_or(as_of)
+    due = PackagePurchase.objects.filter(status=PurchaseStatus.ACTIVE, period_end__lte=as_of)
+    if chain_id is not None:
+        due = due.filter(chain_id=chain_id)
+    ids = list(due.values_list("id", flat=True))
+    if not ids:
+        return 0
+
+    def count(kind):
+        return Coalesce(Subquery(EntitlementUse.objects.filter(grant_id=OuterRef("pk"), kind=kind)
+                                 .values("grant_id").annotate(n=Count("id")).values("n"),
+                                 output_field=IntegerField()), Value(0))
+
+    EntitlementGrant.objects.filter(purchase_id__in=ids, expired_at__isnull=True).update(
+        expired_at=as_of, expired_quantity=Greatest(Value(0), F("quantity") - count(UseKind.USE) + count(UseKind.REVERSAL)))
+    return PackagePurchase.objects.filter(id__in=ids, status=PurchaseStatus.ACTIVE).update(
+        status=PurchaseStatus.EXPIRED, expired_at=as_of)
+

@@ -1,0 +1,236 @@
+"""Points: earning (per yuan of paid spend, fixed awards), redeeming as a bill deduction and gift exchanges.
+
+Every movement is one ledger transaction (holder account POINTS against POINTS_ISSUED / POINTS_REDEEMED),
+idempotent on its key. Rounding: each order line earns floor(paid fen × rule rate × tier multiplier / 100)
+points; a bill deduction uses whole fen only (points used = fen × points-per-yuan / 100, exact).
+"""
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from smileloop.clinics.models import Staff
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.customers.models import Customer
+from smileloop.ledger.enums import AccountKind, EntryReason
+from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.services import (
+    InsufficientBalance,
+    LotTerms,
+    Posting,
+    account_for,
+    available_balance,
+    ledger_post,
+    system_account,
+)
+from smileloop.loyalty._common import add_months, key_check, now_or
+from smileloop.loyalty.enums import EarnTrigger, SpecialPrice
+from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
+from smileloop.loyalty.models import EarnRule, Gift, GiftExchange, RedeemSettings
+from smileloop.loyalty.selectors import points_multiplier_for
+from smileloop.visits.models import Order, ServiceItem
+
+
+@dataclass(frozen=True)
+class RedeemTerms:
+    points_per_yuan: int  # 100 = 100 points are worth 1 yuan
+    max_share_bp: int  # 1000 = at most 10% of a bill
+    enabled: bool = True
+
+
+DEFAULT_TERMS = RedeemTerms(points_per_yuan=100, max_share_bp=1000)
+
+
+def lot_terms(rule: EarnRule, at: dt.datetime) -> LotTerms:
+    return LotTerms(earned_at=at, available_at=at + dt.timedelta(days=rule.pending_days),
+                    expires_at=add_months(at, rule.validity_months) if rule.validity_months else None)
+
+
+def _specificity(rule: EarnRule, item: ServiceItem) -> int | None:
+    """How well a spend rule matches an item (higher wins), or None when it does not apply."""
+    if rule.category and rule.category != item.category:
+        return None
+    if rule.special_price == SpecialPrice.SPECIAL and not item.is_special_price:
+        return None
+    if rule.special_price == SpecialPrice.REGULAR and item.is_special_price:
+        return None
+    return (2 if rule.category else 0) + (1 if rule.special_price != SpecialPrice.ANY else 0)
+
+
+def spend_rule_for(rules: list[EarnRule], item: ServiceItem) -> EarnRule | None:
+    scored = [(s, -r.id, r) for r in rules if (s := _specificity(r, item)) is not None]
+    return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else None
+
+
+@transaction.atomic
+def points_earn_for_order(*, order: Order, paid_fen_by_line: dict[int, int] | None = None,
+                          actor: Staff | None = None, at: dt.datetime | None = None) -> LedgerTransaction | None:
+    """Credit the points an order earns, once (ledger key `order:{id}:earn`; a replay returns the first
+    transaction, even if the rules changed since). Earns on what was actually paid in money or stored value
+    per line — `paid_fen_by_line` (line id → fen) when the checkout passes it, else each line's amount — never
+    on points, gift-card or voucher value. Lines with the same pending period and validity share one lot.
+    Returns None when nothing is earned."""
+    key = f"order:{order.id}:earn"
+    existing = LedgerTransaction.objects.filter(chain_id=order.chain_id, idempotency_key=key).first()
+    if existing:
+        return existing
+    at = now_or(at)
+    lines = list(order.lines.select_related("item").order_by("id"))
+    if paid_fen_by_line is not None:
+        ids = {line.id: line for line in lines}
+        errors = [FieldError(f"paid_fen_by_line[{k}]", "is not a line of this order, or not a whole number of fen "
+                             "between 0 and the line's amount", str(v))
+                  for k, v in paid_fen_by_line.items()
+                  if k not in ids or not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= ids[k].amount_fen]
+        if errors:
+            raise ValidationFailed(errors)
+    rules = list(EarnRule.objects.filter(chain_id=order.chain_id, trigger=EarnTrigger.SPEND, is_active=True))
+    multiplier = points_multiplier_for(order.customer, at=at)
+    by_terms: dict[LotTerms, int] = {}
+    for line in lines:
+        paid = paid_fen_by_line.get(line.id, 0) if paid_fen_by_line is not None else line.amount_fen
+        rule = spend_rule_for(rules, line.item)
+        if rule is None or paid <= 0:
+            continue
+        points = int((Decimal(paid) * rule.points_per_yuan * multiplier / 100).to_integral_value(ROUND_FLOOR))
+        if points > 0:
+            terms = lot_terms(rule, at)
+            by_terms[terms] = by_terms.get(terms, 0) + points
+    if not by_terms:
+        return None
+    account = account_for(chain_id=order.chain_id, kind=AccountKind.POINTS, customer=order.customer_id)
+    issued = system_account(chain_id=order.chain_id, kind=AccountKind.POINTS_ISSUED)
+    total = sum(by_terms.values())
+    postings = [Posting(account, points, terms=terms) for terms, points in by_terms.items()]
+    return ledger_post(chain_id=order.chain_id, key=key, reason=EntryReason.EARN, actor=actor, at=at,
+                       source=f"order:{order.id}", memo=f"×{multiplier.normalize()} tier multiplier",
+                       postings=[*postings, Posting(issued, -total)])
+
+
+@transaction.atomic
+def points_award(*, customer: Customer, rule_code: str, key: str, actor: Staff | None = None, source: str = "",
+                 at: dt.datetime | None = None) -> LedgerTransaction:
+    """Award a fixed-amount rule's points (referral, event check-in, review, profile completion). Idempotent on
+    `key` (ledger key `award:{key}`), so one referral or review is paid once. The tier multiplier applies to
+    spend only."""
+    key = key_check(key)
+    rule = EarnRule.objects.filter(chain_id=customer.chain_id, code=rule_code, is_active=True).exclude(
+        trigger=EarnTrigger.SPEND).first()
+    if rule is None:
+        raise RuleNotFound(f"No active fixed-points rule with the code {rule_code!r}", field="rule_code")
+    if rule.points <= 0:
+        raise LoyaltyInputError(f"The rule {rule.name} awards no points", code="invalid", field="rule_code")
+    at = now_or(at)
+    account = account_for(chain_id=customer.chain_id, kind=AccountKind.POINTS, customer=customer)
+    issued = system_account(chain_id=customer.chain_id, kind=AccountKind.POINTS_ISSUED)
+    return ledger_post(chain_id=customer.chain_id, key=f"award:{key}", reason=EntryReason.EARN, actor=actor, at=at,
+                       source=(source or f"{rule.trigger}:{rule.code}")[:100], memo=rule.name,
+                       postings=[Posting(account, rule.points, terms=lot_terms(rule, at)), Posting(issued, -rule.points)])
+
+
+def points_redeem_terms(*, chain_id: int) -> RedeemTerms:
+    """The chain's redeem terms (the DOMAIN.md defaults, 100 points = 1 yuan up to 10% of a bill, until set)."""
+    row = RedeemSettings.objects.filter(chain_id=chain_id).first()
+    if row is None:
+        return DEFAULT_TERMS
+    return RedeemTerms(points_per_yuan=row.points_per_yuan, max_share_bp=row.max_share_bp, enabled=row.is_enabled)
+
+
+def _available_points(customer: Customer) -> int:
+    account = account_for(chain_id=customer.chain_id, kind=AccountKind.POINTS, customer=customer)
+    return available_balance(account)
+
+
+def redeem_step(terms: RedeemTerms) -> tuple[int, int]:
+    """(points, fen) of the smallest whole-fen deduction: 100 points per yuan → (1 point, 1 fen); 150 points per
+    yuan → (3 points, 2 fen). A deduction is always a whole multiple of it, so points and fen stay exact."""
+    g = math.gcd(terms.points_per_yuan, 100)
+    return terms.points_per_yuan // g, 100 // g
+
+
+def points_redeem_quote(*, customer: Customer, bill_fen: int) -> tuple[int, int]:
+    """(points usable, their value in fen) on a bill: the smaller of the cap (bill × max share, rounded down to
+    the fen) and the customer's available points, rounded down to whole fen (points = fen × rate / 100)."""
+    if not isinstance(bill_fen, int) or bill_fen < 0:
+        raise ValidationFailed([FieldError("bill_fen", "must be a whole number of fen ≥ 0", str(bill_fen))])
+    terms = points_redeem_terms(chain_id=customer.chain_id)
+    if not terms.enabled:
+        return 0, 0
+    step_points, step_fen = redeem_step(terms)
+    cap_fen = bill_fen * terms.max_share_bp // 10000
+    fen = min(cap_fen, _available_points(customer) * 100 // terms.points_per_yuan)
+    fen -= fen % step_fen
+    return fen * terms.points_per_yuan // 100, fen
+
+
+@transaction.atomic
+def points_redeem(*, customer: Customer, points: int, key: str, source: str,
+                  actor: Staff | None = None) -> LedgerTransaction:
+    """Use points as a bill deduction (debit POINTS, credit POINTS_REDEEMED; oldest-expiring lots first).
+    `points` must be worth whole fen at the chain's rate (a multiple of redeem_step); the caller (checkout) applies the cap through
+    points_redeem_quote. Idempotent on `key` (ledger key `redeem:{key}`); a refund is ledger_reverse."""
+    key = key_check(key)
+    terms = points_redeem_terms(chain_id=customer.chain_id)
+    if not terms.enabled:
+        raise LoyaltyInputError("Redeeming points is switched off for this chain", code="redeem_disabled",
+                                field="points")
+    step_points, _ = redeem_step(terms)
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0 or points % step_points:
+        raise ValidationFailed([FieldError("points", f"must be a positive multiple of {step_points} (whole fen only)",
+                                           str(points))])
+    return _debit_points(customer, points, key=f"redeem:{key}", reason=EntryReason.REDEEM, source=source,
+                         actor=actor, memo=f"{points * 100 // terms.points_per_yuan} fen off a bill")
+
+
+def _debit_points(customer: Customer, points: int, *, key: str, reason: str, source: str, actor, memo: str):
+    replay = LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=key).first()
+    account = account_for(chain_id=customer.chain_id, kind=AccountKind.POINTS, customer=customer)
+    redeemed = system_account(chain_id=customer.chain_id, kind=AccountKind.POINTS_REDEEMED)
+    if replay is None:
+        available = available_balance(account)
+        if available < points:
+            raise InsufficientPoints(f"Not enough points: {available} available, {points} needed", field="points")
+    try:
+        return ledger_post(chain_id=customer.chain_id, key=key, reason=reason, actor=actor, source=source[:100],
+                           memo=memo, postings=[Posting(account, -points), Posting(redeemed, points)])
+    except InsufficientPoints:
+        raise
+    except InsufficientBalance as exc:
+        raise InsufficientPoints(exc.message, field="points")
+
+
+@transaction.atomic
+def gift_exchange(*, customer: Customer, gift: Gift, quantity: int = 1, key: str,
+                  actor: Staff | None = None) -> GiftExchange:
+    """Exchange points for gifts from the catalogue. The stock is taken with one conditional UPDATE (never
+    below zero, safe under concurrency), then the points are debited; any refusal (out of stock, not enough
+    points) rolls both back. Idempotent on `key`."""
+    key = key_check(key)
+    existing = GiftExchange.objects.filter(chain_id=customer.chain_id, key=key).first()
+    if existing:
+        if (existing.customer_id, existing.gift_id, existing.quantity) != (customer.id, gift.id, quantity):
+            raise Conflict(f"idempotency key {key!r} was already used for another exchange",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    if gift.chain_id != customer.chain_id:
+        raise LoyaltyInputError("This gift belongs to another chain", code="invalid", field="gift_id")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
+        raise ValidationFailed([FieldError("quantity", "must be a whole number from 1 to 100", str(quantity))])
+    points = gift.points_price * quantity
+    available = _available_points(customer)
+    if available < points:
+        raise InsufficientPoints(f"Not enough points for {quantity} × {gift.name}: {available} available, "
+                                 f"{points} needed", field="quantity")
+    taken = Gift.objects.filter(pk=gift.pk, is_active=True, stock__gte=quantity).update(stock=F("stock") - quantity)
+    if not taken:
+        left = Gift.objects.filter(pk=gift.pk).values_list("stock", flat=True).first() or 0
+        raise OutOfStock(f"{gift.name} is out of stock ({left} left, {quantity} asked)", field="quantity")
+    tx = _debit_points(customer, points, key=f"gift:{key}", reason=EntryReason.REDEEM, source=f"gift:{gift.id}",
+                       actor=actor, memo=f"{quantity} × {gift.name}")
+    return GiftExchange.objects.create(chain_id=customer.chain_id, key=key, customer=customer, gift=gift,
+                                       quantity=quantity, points=points, transaction=tx, actor=actor,
+                                       created_at=tx.created_at)

@@ -1,0 +1,282 @@
+"""Stored value: top-ups (principal + bonus), top-up refunds, spends (own or family-shared) and family transfers.
+
+The principal is money received (WALLET_PRINCIPAL against CASH_IN); the bonus is a promotion (WALLET_BONUS
+against PROMOTION). Spending rule (`wallet_split`): a spend takes principal and bonus in proportion to their
+available balances — principal = amount × P / (P + B) rounded to the nearest fen (halves up), bonus = the
+rest — so the two parts always add up exactly, and a later refund of the top-up finds its bonus share still
+there. A top-up refund returns principal only and forfeits the same share of the top-up's bonus.
+"""
+
+import datetime as dt
+from fractions import Fraction
+
+from django.db import transaction
+from django.db.models import F
+
+from smileloop.clinics.models import Clinic, Staff
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.customers.models import Customer
+from smileloop.ledger.enums import AccountKind, EntryReason
+from smileloop.ledger.models import Account, LedgerTransaction
+from smileloop.ledger.services import (
+    InsufficientBalance,
+    LotTerms,
+    Posting,
+    account_for,
+    available_balance,
+    ledger_post,
+    ledger_reverse,
+    ledger_transfer,
+    system_account,
+)
+from smileloop.loyalty._common import add_months, key_check, now_or
+from smileloop.loyalty.enums import ShareMode
+from smileloop.loyalty.errors import BonusSpent, ConsentMissing, InsufficientWallet, NotFamily, PrincipalSpent
+from smileloop.loyalty.models import Topup, TopupBonusRule, TopupRefund, WalletShareUse
+from smileloop.membership.enums import MembershipStatus, WalletShareMode
+from smileloop.membership.selectors import family_bindings_of, own_membership, wallet_share_allowed
+from smileloop.visits.enums import PaymentMethod
+
+TOPUP_METHODS = [m for m in PaymentMethod.values if m != PaymentMethod.WALLET]
+
+
+def _is_amount(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def wallet_split(amount: int, principal: int, bonus: int) -> tuple[int, int]:
+    """(principal part, bonus part) of a spend of `amount` from balances `principal` and `bonus`
+    (amount ≤ principal + bonus): proportional, rounded to the fen, exactly adding up to `amount`."""
+    total = principal + bonus
+    if amount <= 0 or total <= 0:
+        return 0, 0
+    p = (2 * amount * principal + total) // (2 * total)  # nearest fen, halves up
+    p = min(p, principal)
+    b = amount - p
+    if b > bonus:
+        p, b = p + (b - bonus), bonus
+    return p, b
+
+
+def topup_bonus_rule_for(*, chain_id: int, amount_fen: int) -> TopupBonusRule | None:
+    """The highest active threshold the top-up reaches (rules do not add up)."""
+    return (TopupBonusRule.objects.filter(chain_id=chain_id, is_active=True, min_topup_fen__lte=amount_fen)
+            .order_by("-min_topup_fen").first())
+
+
+@transaction.atomic
+def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, actor: Staff | None = None,
+                 clinic: Clinic | None = None, at: dt.datetime | None = None) -> Topup:
+    """Top up the customer's wallet: principal to WALLET_PRINCIPAL (from CASH_IN) and the bonus of the best
+    matching TopupBonusRule to WALLET_BONUS (from PROMOTION), both recorded on one Topup. Idempotent on `key`."""
+    key = key_check(key)
+    existing = Topup.objects.filter(chain_id=customer.chain_id, key=key).first()
+    if existing:
+        if (existing.customer_id, existing.amount_fen, existing.method) != (customer.id, amount_fen, method):
+            raise Conflict(f"idempotency key {key!r} was already used for another top-up",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    errors = []
+    if not _is_amount(amount_fen):
+        errors.append(FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen)))
+    if method not in TOPUP_METHODS:
+        errors.append(FieldError("method", f"must be one of {', '.join(TOPUP_METHODS)}", str(method)))
+    if clinic is not None and clinic.chain_id != customer.chain_id:
+        errors.append(FieldError("clinic", "is not a clinic of this chain", str(clinic.id)))
+    if errors:
+        raise ValidationFailed(errors)
+    at = now_or(at)
+    chain_id = customer.chain_id
+    rule = topup_bonus_rule_for(chain_id=chain_id, amount_fen=amount_fen)
+    bonus = rule.bonus_fen if rule else 0
+    principal_tx = ledger_post(
+        chain_id=chain_id, key=f"topup:{key}:principal", reason=EntryReason.TOPUP, actor=actor, at=at,
+        source=f"topup:{key}"[:100], memo=f"top-up via {method}",
+        postings=[Posting(account_for(chain_id=chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=customer),
+                          amount_fen, terms=LotTerms(earned_at=at, available_at=at)),
+                  Posting(system_account(chain_id=chain_id, kind=AccountKind.CASH_IN), -amount_fen)])
+    bonus_tx = None
+    if bonus:
+        expires = add_months(at, rule.validity_months) if rule.validity_months else None
+        bonus_tx = ledger_post(
+            chain_id=chain_id, key=f"topup:{key}:bonus", reason=EntryReason.TOPUP_BONUS, actor=actor, at=at,
+            source=f"topup:{key}"[:100], memo=f"bonus: top up ≥ {rule.min_topup_fen} fen, get {bonus} fen",
+            postings=[Posting(account_for(chain_id=chain_id, kind=AccountKind.WALLET_BONUS, customer=customer), bonus,
+                              terms=LotTerms(earned_at=at, available_at=at, expires_at=expires)),
+                      Posting(system_account(chain_id=chain_id, kind=AccountKind.PROMOTION), -bonus)])
+    return Topup.objects.create(chain_id=chain_id, key=key, customer=customer, clinic=clinic, method=method,
+                                amount_fen=amount_fen, bonus_fen=bonus, bonus_rule=rule,
+                                principal_transaction=principal_tx, bonus_transaction=bonus_tx, actor=actor,
+                                created_at=at)
+
+
+@transaction.atomic
+def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str,
+                        actor: Staff | None = None) -> TopupRefund:
+    """Refund (part of) a top-up's principal — all that is left of it when `amount_fen` is None — and forfeit the
+    same share of its bonus. Cumulative: after refunds totalling R of principal A, R/A of the bonus is forfeited
+    (ledger_reverse(upto=R/A), so rounding never drifts). Refused, changing nothing, when the wallet no longer
+    holds that much principal (`principal_spent`) or the bonus share was spent (`bonus_spent`)."""
+    key = key_check(key)
+    existing = TopupRefund.objects.filter(chain_id=topup.chain_id, key=key).first()
+    if existing:
+        if existing.topup_id != topup.id or (amount_fen is not None and amount_fen != existing.amount_fen):
+            raise Conflict(f"idempotency key {key!r} was already used for another refund",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    topup = Topup.objects.select_for_update().select_related("customer").get(pk=topup.pk)
+    refundable = topup.amount_fen - topup.refunded_fen
+    amount = refundable if amount_fen is None else amount_fen
+    if refundable == 0:
+        raise Conflict("This top-up was already refunded in full", code="already_refunded", field="amount_fen")
+    if not _is_amount(amount) or amount > refundable:
+        raise ValidationFailed([FieldError("amount_fen", f"must be between 1 and {refundable} fen (the principal "
+                                           "not yet refunded)", str(amount))])
+    principal = account_for(chain_id=topup.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=topup.customer_id)
+    Account.objects.select_for_update().filter(pk=principal.pk).count()
+    left = available_balance(principal)
+    if amount > left:
+        raise PrincipalSpent(f"Only {left} fen of principal is left in the wallet (the rest was spent or "
+                             f"transferred); at most {min(left, refundable)} fen can be refunded", field="amount_fen")
+    share = Fraction(topup.refunded_fen + amount, topup.amount_fen)
+    principal_tx = ledger_reverse(original=topup.principal_transaction, key=f"topup_refund:{key}:principal",
+                                  upto=share, reason=EntryReason.REFUND, actor=actor,
+                                  memo=f"refund of top-up #{topup.id}")
+    bonus_tx, forfeited = None, 0
+    if topup.bonus_transaction_id:
+        try:
+            bonus_tx = ledger_reverse(original=topup.bonus_transaction, key=f"topup_refund:{key}:bonus", upto=share,
+                                      reason=EntryReason.CLAWBACK, actor=actor,
+                                      memo=f"bonus forfeited: refund of top-up #{topup.id}")
+        except InsufficientBalance:
+            raise BonusSpent("The bonus share of this top-up was already spent or expired, so its principal cannot "
+                             "be refunded without a manual adjustment", field="amount_fen")
+        if bonus_tx is not None:
+            forfeited = -sum(e.amount for e in bonus_tx.entries.all() if e.account_id != _promotion_id(topup))
+    Topup.objects.filter(pk=topup.pk).update(refunded_fen=F("refunded_fen") + amount,
+                                             bonus_forfeited_fen=F("bonus_forfeited_fen") + forfeited)
+    return TopupRefund.objects.create(chain_id=topup.chain_id, key=key, topup=topup, amount_fen=amount,
+                                      bonus_forfeited_fen=forfeited, principal_transaction=principal_tx,
+                                      bonus_transaction=bonus_tx, actor=actor, created_at=principal_tx.created_at)
+
+
+def _promotion_id(topup: Topup) -> int:
+    return system_account(chain_id=topup.chain_id, kind=AccountKind.PROMOTION).id
+
+
+def _holder_bound(holder: Customer, member: Customer) -> bool:
+    membership = own_membership(holder)
+    if membership is None or membership.status != MembershipStatus.ACTIVE:
+        return False
+    return family_bindings_of(membership).filter(member_id=member.pk).exists()
+
+
+def _share_mode(holder: Customer, payer: Customer, *, per_use_consent: bool, consent_token: str) -> str:
+    """How this family use is consented, or ConsentMissing (code consent_missing)."""
+    if wallet_share_allowed(holder, payer) == WalletShareMode.STANDING:
+        return ShareMode.STANDING
+    if per_use_consent or consent_token:
+        if not _holder_bound(holder, payer):
+            raise ConsentMissing(f"{payer.name} is not a family member bound to {holder.name}'s card, so the wallet "
+                                 "cannot be shared", field="holder_id")
+        return ShareMode.PER_USE
+    raise ConsentMissing(f"{holder.name} has not given standing consent for {payer.name} to use the wallet: record "
+                         "the holder's consent for this use", field="per_use_consent")
+
+
+def _wallet_accounts(customer: Customer) -> tuple[Account, Account]:
+    principal = account_for(chain_id=customer.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=customer)
+    bonus = account_for(chain_id=customer.chain_id, kind=AccountKind.WALLET_BONUS, customer=customer)
+    Account.objects.select_for_update().filter(pk__in=sorted([principal.pk, bonus.pk])).order_by("pk").count()
+    return principal, bonus
+
+
+@transaction.atomic
+def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen: int, key: str, source: str,
+                 actor: Staff | None = None, per_use_consent: bool = False,
+                 consent_token: str = "") -> list[LedgerTransaction]:
+    """Pay `amount_fen` of a bill from the holder's wallet (the payer's own when holder is None), principal and
+    bonus in proportion (`wallet_split`), against SALES — one ledger transaction (ledger key
+    `wallet_spend:{key}`), returned in a list. A family member paying from the holder's wallet needs the
+    holder's standing consent, or `per_use_consent=True` / a `consent_token` for this use (recorded with the
+    actor and time); otherwise ConsentMissing and nothing changes. A refund is ledger_reverse of the
+    transaction (the proportional parts come back to the lots they came from)."""
+    key = key_check(key)
+    holder = holder or payer
+    ledger_key = f"wallet_spend:{key}"
+    replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=ledger_key).first()
+    if replay:
+        return [replay]
+    if not _is_amount(amount_fen):
+        raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])
+    mode = None
+    if holder.pk != payer.pk:
+        if holder.chain_id != payer.chain_id:
+            raise NotFamily("The wallet holder belongs to another chain", field="holder_id")
+        mode = _share_mode(holder, payer, per_use_consent=per_use_consent, consent_token=consent_token)
+    principal, bonus = _wallet_accounts(holder)
+    p_left, b_left = available_balance(principal), available_balance(bonus)
+    if amount_fen > p_left + b_left:
+        raise InsufficientWallet(f"Not enough stored value: {p_left + b_left} fen available, {amount_fen} fen "
+                                 "needed", field="amount_fen")
+    p, b = wallet_split(amount_fen, p_left, b_left)
+    postings = ([Posting(principal, -p)] if p else []) + ([Posting(bonus, -b)] if b else [])
+    postings.append(Posting(system_account(chain_id=holder.chain_id, kind=AccountKind.SALES), amount_fen))
+    tx = ledger_post(chain_id=holder.chain_id, key=ledger_key, reason=EntryReason.SPEND, actor=actor,
+                     source=source[:100], postings=postings,
+                     memo=f"principal {p} + bonus {b}" + (f"; paid by #{payer.id}" if mode else ""))
+    if mode:
+        WalletShareUse.objects.create(chain_id=holder.chain_id, holder=holder, payer=payer, transaction=tx,
+                                      amount_fen=amount_fen, mode=mode, consent_token=consent_token[:100],
+                                      source=source[:100], consented_at=tx.created_at, recorded_by=actor)
+    return [tx]
+
+
+@transaction.atomic
+def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fen: int, key: str,
+                    actor: Staff | None, per_use_consent: bool = False,
+                    consent_token: str = "") -> list[LedgerTransaction]:
+    """Move stored value between a card holder and a family member bound to the card (either way). Needs the
+    holder's wallet-share consent for that member (standing, or `per_use_consent` / `consent_token` now).
+    Principal and bonus move in proportion (`wallet_split`) through ledger_transfer, so every lot keeps its
+    dates (a bonus keeps its expiry). Idempotent on `key`."""
+    key = key_check(key)
+    keys = [f"wallet_transfer:{key}:principal", f"wallet_transfer:{key}:bonus"]
+    replay = list(LedgerTransaction.objects.filter(chain_id=from_customer.chain_id, idempotency_key__in=keys)
+                  .order_by("id"))
+    if replay:
+        return replay
+    if not _is_amount(amount_fen):
+        raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])
+    if from_customer.pk == to_customer.pk or from_customer.chain_id != to_customer.chain_id:
+        raise NotFamily("Choose another member of the same family", field="to_customer_id")
+    if _holder_bound(from_customer, to_customer):
+        holder, member = from_customer, to_customer
+    elif _holder_bound(to_customer, from_customer):
+        holder, member = to_customer, from_customer
+    else:
+        raise NotFamily(f"{from_customer.name} and {to_customer.name} are not holder and bound member of one "
+                        "family card", field="to_customer_id")
+    mode = wallet_share_allowed(holder, member)
+    if mode is None and not (per_use_consent or consent_token):
+        raise ConsentMissing(f"{holder.name} has not consented to share the wallet with {member.name}: record the "
+                             "consent for this transfer", field="per_use_consent")
+    src_principal, src_bonus = _wallet_accounts(from_customer)
+    p_left, b_left = available_balance(src_principal), available_balance(src_bonus)
+    if amount_fen > p_left + b_left:
+        raise InsufficientWallet(f"Not enough stored value: {p_left + b_left} fen available, {amount_fen} fen "
+                                 "needed", field="amount_fen")
+    p, b = wallet_split(amount_fen, p_left, b_left)
+    dst_principal, dst_bonus = _wallet_accounts(to_customer)
+    txs = []
+    for part, src, dst, k in ((p, src_principal, dst_principal, keys[0]), (b, src_bonus, dst_bonus, keys[1])):
+        if part:
+            txs.append(ledger_transfer(from_account=src, to_account=dst, amount=part, key=k, actor=actor,
+                                       source=f"wallet_transfer:{key}"[:100],
+                                       memo=f"family transfer #{from_customer.id} → #{to_customer.id}"))
+    used = ShareMode.STANDING if mode == WalletShareMode.STANDING and not (per_use_consent or consent_token) \
+        else ShareMode.PER_USE
+    WalletShareUse.objects.create(chain_id=holder.chain_id, holder=holder, payer=member, transaction=txs[0],
+                                  amount_fen=amount_fen, mode=used, consent_token=consent_token[:100],
+                                  source="transfer", consented_at=txs[0].created_at, recorded_by=actor)
+    return txs

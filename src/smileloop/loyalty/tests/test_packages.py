@@ -1,0 +1,133 @@
+import datetime as dt
+
+import pytest
+
+from smileloop.core.errors import ValidationFailed
+from smileloop.customers.services import customer_merge
+from smileloop.ledger.selectors import ledger_check
+from smileloop.loyalty._common import add_months
+from smileloop.loyalty.enums import PurchaseStatus, UseKind
+from smileloop.loyalty.errors import AgeLimit, AlreadyReversed, NoEntitlementLeft, NotCovered
+from smileloop.loyalty.models import EntitlementGrant, EntitlementUse, PackagePurchase
+from smileloop.loyalty.selectors import entitlements_available, entitlements_for_customer
+from smileloop.loyalty.services import (
+    entitlement_redeem,
+    entitlement_use_reverse,
+    entitlements_expire,
+    package_sell,
+)
+from smileloop.loyalty.tests.factories import order_with
+from smileloop.visits.tests.factories import ServiceItemFactory
+
+
+@pytest.fixture
+def fluoride(chain):
+    return ServiceItemFactory(chain=chain, code="PD01", name="儿童涂氟", category="paediatric", list_price_fen=15000)
+
+
+@pytest.fixture
+def purchase(family_package, wang, spouse, child, now):
+    return package_sell(package=family_package, holder=wang, covered=[wang, spouse, child], key="sale-1",
+                        at=now - dt.timedelta(days=30))
+
+
+def left(customer, item, at=None):
+    return [(b.label, b.remaining) for b in entitlements_available(customer=customer, item=item, at=at)]
+
+
+def test_a_sale_grants_each_covered_person_their_entitlements_and_fluoride_only_to_the_child(
+        purchase, wang, spouse, child, catalogue, fluoride, now):
+    # then
+    assert purchase.period_end == add_months(now - dt.timedelta(days=30), 12)
+    assert left(wang, catalogue["CL01"]) == [("洁牙", 2)]
+    assert left(spouse, catalogue["EX01"]) == [("口腔检查", 2)]
+    assert left(child, fluoride) == [("儿童涂氟", 4)]
+    assert left(wang, fluoride) == []
+    assert EntitlementGrant.objects.count() == 7
+
+
+def test_entitlements_are_counted_per_person_and_the_third_cleaning_is_refused(purchase, wang, spouse, catalogue):
+    # given: the holder uses both cleanings of the year
+    order = order_with(wang, [(catalogue["CL01"], 0)])
+    line = order.lines.get()
+    entitlement_redeem(customer=wang, item=catalogue["CL01"], order_line=line, key="u1")
+    entitlement_redeem(customer=wang, item=catalogue["CL99"], key="u2")
+    # when
+    with pytest.raises(NoEntitlementLeft) as exc:
+        entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u3")
+    # then
+    assert exc.value.code == "no_entitlement"
+    assert EntitlementUse.objects.count() == 2
+    assert EntitlementUse.objects.get(key="u1").order_line_id == line.id
+    assert left(wang, catalogue["CL01"]) == []
+    assert left(spouse, catalogue["CL01"]) == [("洁牙", 2)]
+
+
+def test_redeeming_is_idempotent_on_its_key(purchase, wang, catalogue):
+    first = entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u1")
+    again = entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u1")
+    assert again.id == first.id and left(wang, catalogue["CL01"]) == [("洁牙", 1)]
+
+
+def test_an_adult_cannot_use_the_childrens_fluoride(purchase, wang, child, fluoride):
+    # given: the child is 12 or older at the time of use
+    with pytest.raises(NotCovered):
+        entitlement_redeem(customer=wang, item=fluoride, key="u1")
+    later = dt.datetime(2030, 6, 2, tzinfo=dt.UTC)
+    PackagePurchase.objects.update(period_end=later + dt.timedelta(days=1))
+    # when
+    with pytest.raises(AgeLimit):
+        entitlement_redeem(customer=child, item=fluoride, key="u2", at=later)
+    # then
+    assert EntitlementUse.objects.count() == 0
+
+
+def test_a_reversed_use_is_given_back_once(purchase, wang, catalogue):
+    # given
+    use = entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u1")
+    # when
+    reversal = entitlement_use_reverse(use=use, key="refund-1")
+    # then
+    assert (reversal.kind, reversal.reverses_id) == (UseKind.REVERSAL, use.id)
+    assert left(wang, catalogue["CL01"]) == [("洁牙", 2)]
+    assert entitlement_use_reverse(use=use, key="refund-1").id == reversal.id
+    with pytest.raises(AlreadyReversed):
+        entitlement_use_reverse(use=use, key="refund-2")
+    assert EntitlementUse.objects.count() == 2
+
+
+def test_unused_entitlements_expire_at_period_end(purchase, wang, spouse, catalogue, chain):
+    # given
+    entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u1")
+    end = purchase.period_end
+    # when
+    assert entitlements_expire(as_of=end - dt.timedelta(seconds=1)) == 0
+    assert entitlements_expire(as_of=end) == 1
+    # then
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.expired_at) == (PurchaseStatus.EXPIRED, end)
+    expired = dict(EntitlementGrant.objects.filter(customer=wang).values_list("label", "expired_quantity"))
+    assert expired == {"洁牙": 1, "口腔检查": 2}
+    assert entitlements_for_customer(spouse, at=end - dt.timedelta(seconds=1)) == []
+    with pytest.raises(NotCovered):
+        entitlement_redeem(customer=spouse, item=catalogue["CL01"], key="u2", at=end - dt.timedelta(seconds=1))
+    assert entitlements_expire(as_of=end) == 0
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_package_cannot_cover_someone_outside_the_holders_household(family_package, wang, stranger_b):
+    with pytest.raises(ValidationFailed) as exc:
+        package_sell(package=family_package, holder=wang, covered=[wang, stranger_b], key="sale-1")
+    assert [e.field for e in exc.value.errors] == ["covered[1]"]
+    assert PackagePurchase.objects.count() == 0 and EntitlementGrant.objects.count() == 0
+
+
+def test_merging_two_covered_records_of_one_person_keeps_one_set_of_entitlements(purchase, wang, spouse, catalogue,
+                                                                                 admin_scope):
+    # given: the spouse was registered twice and both records are covered
+    entitlement_redeem(customer=spouse, item=catalogue["CL01"], key="u1")
+    # when
+    customer_merge(scope=admin_scope, survivor=wang, merged=spouse, reason="duplicate")
+    # then
+    assert EntitlementGrant.objects.filter(customer=wang).count() == 2
+    assert left(wang, catalogue["CL01"]) == [("洁牙", 1)]

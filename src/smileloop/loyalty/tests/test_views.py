@@ -1,0 +1,68 @@
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from smileloop.loyalty.models import Topup
+from smileloop.loyalty.services import points_award, wallet_balance, wallet_topup
+
+pytestmark = pytest.mark.urls("smileloop.loyalty.tests.urls")
+
+
+def test_the_360_page_shows_points_lots_and_wallet(client, front_desk_a, wang, rules, bonus_rules, now):
+    # given
+    points_award(customer=wang, rule_code="referral", key="r1", at=now - dt.timedelta(days=340))
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    client.force_login(front_desk_a.user)
+    # when
+    response = client.get(reverse("customers:detail", args=[wang.id]))
+    # then
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-testid="loyalty-card"' in html
+    assert 'data-testid="points-available">1000<' in html
+    assert "1000 expire within 30 days" in html
+    assert "¥5,400.00" in html
+
+
+def test_a_top_up_form_with_a_bad_amount_answers_422_and_changes_nothing(client, front_desk_a, wang):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("loyalty:topup", args=[wang.id]), {"amount_yuan": "-5", "method": "cash",
+                                                                      "key": "k1"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "field-error" in response.content.decode()
+    assert Topup.objects.count() == 0
+
+
+def test_a_top_up_form_tops_up_once_even_if_submitted_twice(client, front_desk_a, wang, bonus_rules):
+    client.force_login(front_desk_a.user)
+    data = {"amount_yuan": "10000", "method": "wechat_pay", "key": "k1"}
+    for _ in range(2):
+        response = client.post(reverse("loyalty:topup", args=[wang.id]), data, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+    assert wallet_balance(wang).total == 1_100_000 and Topup.objects.count() == 1
+
+
+def test_another_clinics_patient_is_a_404_on_the_forms(client, front_desk_a, stranger_b, bonus_rules):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("loyalty:topup", args=[stranger_b.id]),
+                           {"amount_yuan": "100", "method": "cash", "key": "k1"})
+    assert response.status_code == 404 and Topup.objects.count() == 0
+
+
+def test_the_configuration_page_is_for_config_roles_only(client, chain_admin, front_desk_a, rules, family_package):
+    client.force_login(chain_admin.user)
+    ok = client.get(reverse("loyalty:config"))
+    assert ok.status_code == 200 and "家庭口腔护理套餐" in ok.content.decode()
+    client.force_login(front_desk_a.user)
+    assert client.get(reverse("loyalty:config")).status_code == 403
+
+
+def test_a_gift_can_be_created_from_the_configuration_page(client, chain_admin, chain):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("loyalty:gift_create"), {"name": "漱口水", "points_price": "500", "stock": "-1",
+                                                            "is_active": "on"})
+    assert response.status_code == 422
+    response = client.post(reverse("loyalty:gift_create"), {"name": "漱口水", "points_price": "500", "stock": "20",
+                                                            "is_active": "on"})
+    assert response.status_code == 302

@@ -1,0 +1,311 @@
+"""Staff pages: the loyalty card on the customer 360 page (points, lots, wallet, history, packages, and htmx
+forms to top up, award points, exchange a gift and sell a package) and the configuration pages (earn rules,
+redeem terms, top-up bonus rules, gifts, packages) for roles with Perm.CONFIG.
+
+Every view gets the staff member's Scope and reads customers only through scoped selectors; a customer outside
+the scope is a 404. A mutating POST answers with the updated card fragment (htmx; 422 with the form's errors
+on refusal, nothing changed) or redirects to the 360 page.
+"""
+
+from functools import cached_property, wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.models import Chain
+from smileloop.clinics.selectors import scope_for_user
+from smileloop.core import errors
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_get
+from smileloop.loyalty import selectors, services
+from smileloop.loyalty.forms import (
+    AwardForm,
+    BonusRuleForm,
+    EarnRuleForm,
+    EntitlementForm,
+    GiftExchangeForm,
+    GiftForm,
+    PackageForm,
+    PackageSellForm,
+    RedeemTermsForm,
+    TopupForm,
+    to_fen,
+)
+from smileloop.loyalty.models import PackageEntitlement, RedeemSettings
+
+CARD_TEMPLATE = "loyalty/_loyalty_card.html"
+
+
+def staff_view(view):
+    """Login required; passes the Scope; domain PermissionDenied → 403 and NotFound → 404."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, scope_for_user(request.user), *args, **kwargs)
+        except errors.PermissionDenied as exc:
+            raise PermissionDenied(str(exc))
+        except errors.NotFound as exc:
+            raise Http404(str(exc))
+
+    return wrapper
+
+
+def _require(scope: Scope, permission: str) -> None:
+    if not scope.can(permission):
+        raise errors.PermissionDenied(f"missing permission {permission}")
+
+
+def _url(name: str, *args) -> str | None:
+    """None while the loyalty URLs are not mounted (the card then shows read-only)."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+# --- the loyalty card ------------------------------------------------------------------------------------
+
+
+class LoyaltyCard:
+    """Lazy read model of the 360 page's loyalty card: queried only when the template renders it."""
+
+    def __init__(self, scope: Scope, customer: Customer, **forms):
+        self.scope, self.customer, self.forms = scope, customer, forms
+
+    def __bool__(self) -> bool:
+        return True
+
+    @cached_property
+    def points(self):
+        return selectors.points_summary(self.customer)
+
+    @cached_property
+    def wallet(self):
+        return selectors.wallet_balance(self.customer)
+
+    @cached_property
+    def history(self):
+        return selectors.ledger_history(self.customer)
+
+    @cached_property
+    def topups(self):
+        return selectors.topups_for(self.customer, limit=5)
+
+    @cached_property
+    def entitlements(self):
+        return selectors.entitlements_for_customer(self.customer)
+
+    @cached_property
+    def purchases(self):
+        return selectors.purchases_for(self.customer, limit=5)
+
+    @property
+    def can_edit(self) -> bool:
+        return self.scope.can(Perm.CUSTOMER_EDIT)
+
+    @cached_property
+    def urls(self) -> dict:
+        return {name: _url(f"loyalty:{name}", self.customer.id) for name in ("topup", "award", "gift", "package")}
+
+    def _form(self, name: str, factory):
+        if name not in self.forms:
+            self.forms[name] = factory()
+        return self.forms[name]
+
+    @property
+    def topup_form(self):
+        return self._form("topup", TopupForm)
+
+    @property
+    def award_form(self):
+        return self._form("award", lambda: AwardForm(self.scope))
+
+    @property
+    def gift_form(self):
+        return self._form("gift", lambda: GiftExchangeForm(self.scope))
+
+    @property
+    def package_form(self):
+        return self._form("package", lambda: PackageSellForm(self.scope, holder=self.customer))
+
+
+def loyalty_card_load(scope: Scope, customer: Customer) -> LoyaltyCard:
+    """The 360 section loader (registered as `loyalty` in LoyaltyConfig.ready)."""
+    return LoyaltyCard(scope, customer)
+
+
+def _card(request, scope: Scope, customer: Customer, *, status: int = 200, **forms) -> HttpResponse:
+    if not request.htmx and status == 200:
+        return redirect(reverse("customers:detail", args=[customer.id]) + "#loyalty")
+    return render(request, CARD_TEMPLATE, {"customer": customer, "card": LoyaltyCard(scope, customer, **forms)},
+                  status=status)
+
+
+def _card_action(request, scope: Scope, customer_id: int, *, form_name: str, make_form, run):
+    """Validate the form, call `run(customer, cleaned_data)`, answer with the card (422 with errors on refusal)."""
+    customer = customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    form = make_form(customer)
+    if form.is_valid():
+        try:
+            run(customer, form.cleaned_data)
+        except errors.DomainError as exc:
+            if isinstance(exc, (errors.NotFound, errors.PermissionDenied)):
+                raise
+            form.add_domain_error(exc)
+        else:
+            return _card(request, scope, customer)
+    return _card(request, scope, customer, status=422, **{form_name: form})
+
+
+@staff_view
+@require_POST
+def topup(request, scope: Scope, customer_id: int):
+    def run(customer, data):
+        services.wallet_topup(customer=customer, amount_fen=to_fen(data["amount_yuan"]), method=data["method"],
+                              key=f"web:{data['key']}", actor=request.user.staff, clinic=customer.home_clinic)
+
+    return _card_action(request, scope, customer_id, form_name="topup", make_form=lambda c: TopupForm(request.POST),
+                        run=run)
+
+
+@staff_view
+@require_POST
+def award(request, scope: Scope, customer_id: int):
+    def run(customer, data):
+        services.points_award(customer=customer, rule_code=data["rule"].code, key=f"web:{data['key']}",
+                              actor=request.user.staff, source=(data.get("note") or "")[:80])
+
+    return _card_action(request, scope, customer_id, form_name="award",
+                        make_form=lambda c: AwardForm(scope, request.POST), run=run)
+
+
+@staff_view
+@require_POST
+def gift(request, scope: Scope, customer_id: int):
+    def run(customer, data):
+        services.gift_exchange(customer=customer, gift=data["gift"], quantity=data["quantity"],
+                               key=f"web:{data['key']}", actor=request.user.staff)
+
+    return _card_action(request, scope, customer_id, form_name="gift",
+                        make_form=lambda c: GiftExchangeForm(scope, request.POST), run=run)
+
+
+@staff_view
+@require_POST
+def package(request, scope: Scope, customer_id: int):
+    def run(customer, data):
+        services.package_sell(package=data["package"], holder=customer, covered=list(data["covered"]),
+                              key=f"web:{data['key']}", actor=request.user.staff)
+
+    return _card_action(request, scope, customer_id, form_name="package",
+                        make_form=lambda c: PackageSellForm(scope, request.POST, holder=c), run=run)
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+@staff_view
+@require_GET
+def config(request, scope: Scope):
+    _require(scope, Perm.CONFIG)
+    return render(request, "loyalty/config.html", {
+        "earn_rules": selectors.earn_rule_list(scope),
+        "terms": services.points_redeem_terms(chain_id=scope.chain_id),
+        "bonus_rules": selectors.bonus_rule_list(scope),
+        "gifts": selectors.gift_list(scope),
+        "packages": selectors.package_list(scope),
+    })
+
+
+def _config_form(request, *, form, save, title: str):
+    back = reverse("loyalty:config")
+    if request.method == "POST" and form.is_valid():
+        try:
+            save(form.service_data())
+        except errors.ValidationFailed as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, _("Saved."))
+            return redirect(back)
+    return render(request, "loyalty/config_form.html", {"form": form, "title": title, "back": back},
+                  status=422 if request.method == "POST" else 200)
+
+
+def _chain(scope: Scope) -> Chain:
+    return Chain.objects.get(pk=scope.chain_id)
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def earn_rule_edit(request, scope: Scope, rule_id: int | None = None):
+    _require(scope, Perm.CONFIG)
+    rule = selectors.earn_rule_get(scope, rule_id) if rule_id else None
+    return _config_form(request, form=EarnRuleForm(request.POST or None, instance=rule),
+                        title=rule.name if rule else _("New earn rule"),
+                        save=lambda data: services.earn_rule_save(chain=_chain(scope), rule=rule, data=data))
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def redeem_terms_edit(request, scope: Scope):
+    _require(scope, Perm.CONFIG)
+    row = RedeemSettings.objects.filter(chain_id=scope.chain_id).first()
+    return _config_form(request, form=RedeemTermsForm(request.POST or None, instance=row), title=_("Redeem terms"),
+                        save=lambda data: services.redeem_terms_save(chain=_chain(scope), data=data))
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def bonus_rule_edit(request, scope: Scope, rule_id: int | None = None):
+    _require(scope, Perm.CONFIG)
+    rule = selectors.bonus_rule_get(scope, rule_id) if rule_id else None
+    return _config_form(request, form=BonusRuleForm(request.POST or None, instance=rule),
+                        title=_("Top-up bonus rule"),
+                        save=lambda data: services.topup_bonus_rule_save(chain=_chain(scope), rule=rule, data=data))
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def gift_edit(request, scope: Scope, gift_id: int | None = None):
+    _require(scope, Perm.CONFIG)
+    gift_row = selectors.gift_get(scope, gift_id) if gift_id else None
+    return _config_form(request, form=GiftForm(request.POST or None, instance=gift_row),
+                        title=gift_row.name if gift_row else _("New gift"),
+                        save=lambda data: services.gift_save(chain=_chain(scope), gift=gift_row, data=data))
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def package_edit(request, scope: Scope, package_id: int | None = None):
+    _require(scope, Perm.CONFIG)
+    row = selectors.package_get(scope, package_id) if package_id else None
+    return _config_form(request, form=PackageForm(request.POST or None, instance=row),
+                        title=row.name if row else _("New package"),
+                        save=lambda data: services.package_save(chain=_chain(scope), package=row, data=data))
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def entitlement_edit(request, scope: Scope, package_id: int, entitlement_id: int | None = None):
+    _require(scope, Perm.CONFIG)
+    row = selectors.package_get(scope, package_id)
+    entitlement = None
+    if entitlement_id:
+        entitlement = PackageEntitlement.objects.filter(package=row, pk=entitlement_id).first()
+        if entitlement is None:
+            raise errors.NotFound("Entitlement not found")
+    return _config_form(request, form=EntitlementForm(request.POST or None, instance=entitlement),
+                        title=_("Entitlement of %(package)s") % {"package": row.name},
+                        save=lambda data: services.package_entitlement_save(package=row, entitlement=entitlement,
+                                                                            data=data))

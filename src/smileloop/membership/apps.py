@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class MembershipConfig(AppConfig):
+    name = "smileloop.membership"
+    label = "membership"
+    verbose_name = "Membership"
+
+    def ready(self):
+        from smileloop.customers.sections import section_register
+        from smileloop.customers.services import merge_hook_register
+        from smileloop.membership.services.merge import membership_merge_hook
+        from smileloop.membership.views import member_card_load
+
+        section_register("membership", member_card_load)
+        merge_hook_register(membership_merge_hook)

@@ -1,0 +1,86 @@
+"""Typed membership errors with stable codes. A refused write changes nothing (services are atomic and
+check every rule before writing)."""
+
+from smileloop.core.errors import Conflict, DomainError
+
+
+class MembershipInputError(DomainError):
+    """Wrong input for the current state of the programme (422, with the field named)."""
+
+    status = 422
+
+
+class MembershipExists(Conflict):
+    code = "membership_exists"
+
+
+class NotAMember(Conflict):
+    code = "not_a_member"
+
+
+class MembershipNotActive(Conflict):
+    code = "membership_not_active"
+
+
+class LifetimeMembership(Conflict):
+    code = "lifetime_membership"
+
+
+class PlanInactive(MembershipInputError):
+    code = "plan_inactive"
+
+
+class TierNotInPlan(MembershipInputError):
+    code = "tier_not_in_plan"
+
+
+class NotQualified(MembershipInputError):
+    code = "not_qualified"
+
+
+class NotAnUpgrade(MembershipInputError):
+    code = "not_an_upgrade"
+
+
+class NotADowngrade(MembershipInputError):
+    code = "not_a_downgrade"
+
+
+class DowngradeNotAllowed(Conflict):
+    code = "downgrade_not_allowed"
+
+
+class NoSlots(Conflict):
+    code = "no_slots"
+
+
+class ConsentMissing(MembershipInputError):
+    code = "consent_missing"
+
+
+class AlreadyBound(Conflict):
+    code = "already_bound"
+
+
+class NotBound(Conflict):
+    code = "not_bound"
+
+
+class AlreadyLinked(Conflict):
+    code = "already_linked"
+
+
+class NoConsent(Conflict):
+    code = "no_consent"
+
+
+class BenefitNotInTier(MembershipInputError):
+    code = "benefit_not_in_tier"
+
+
+class BenefitNotHidden(MembershipInputError):
+    code = "benefit_not_hidden"
+
+
+class SelfReference(MembershipInputError):
+    code = "self_reference"

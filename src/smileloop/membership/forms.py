@@ -1,0 +1,202 @@
+"""Staff-page forms: they parse input with translated messages; the services stay the authority (their typed
+errors are mapped back onto the form with `add_domain_error`)."""
+
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.core.errors import DomainError, NotFound, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers.enums import Relation
+from smileloop.customers.models import Customer
+from smileloop.customers.normalize import phone_normalize
+from smileloop.customers.selectors import customer_get, customer_list
+from smileloop.membership.enums import BenefitTrigger
+from smileloop.membership.models import Benefit, Membership, MembershipPlan, Tier
+from smileloop.visits.enums import Category
+
+CONSENT_SOURCES = [
+    ("paper", _("Paper form")),
+    ("in_person", _("In person at the clinic")),
+    ("wechat", _("WeChat")),
+    ("mini_program", _("Mini program")),
+    ("phone_call", _("Phone call")),
+    ("other", _("Other")),
+]
+
+# Service field names → form field names.
+_FIELD_ALIASES = {"member_id": "member", "tier_id": "tier", "plan_id": "plan", "fee_fen": "fee_yuan",
+                  "spend_threshold_fen": "spend_threshold_yuan", "min_spend_fen": "min_spend_yuan",
+                  "min_topup_fen": "min_topup_yuan", "benefit_id": None}
+
+# Service messages by error code, as staff read them.
+ERROR_MESSAGES = {
+    "membership_exists": _("This customer already has an active membership."),
+    "plan_inactive": _("This plan is not active."),
+    "tier_not_in_plan": _("Choose a tier of the chosen plan."),
+    "not_qualified": _("The customer has not reached this tier's threshold yet."),
+    "no_slots": _("All family slots of this card are in use. Unbind someone first."),
+    "consent_missing": _("Record the consent: an adult must consent themselves (source and evidence); for a "
+                         "minor the holder consents as guardian."),
+    "already_bound": _("This person is already bound to another family card."),
+    "not_a_member": _("This customer has no active membership."),
+    "downgrade_not_allowed": _("The current tier does not allow downgrades."),
+    "not_an_upgrade": _("Choose a tier above the current one."),
+    "not_a_downgrade": _("Choose a tier below the current one."),
+    "lifetime_membership": _("A lifetime membership never expires; there is nothing to renew."),
+    "membership_not_active": _("This membership is not active."),
+    "self_reference": _("Choose another customer, not this one."),
+}
+
+
+class DomainErrorMixin:
+    def add_domain_error(self, exc: DomainError) -> None:
+        if isinstance(exc, ValidationFailed):
+            for error in exc.errors:
+                name = _FIELD_ALIASES.get(error.field, error.field)
+                self.add_error(name if name in self.fields else None, error.message)
+            return
+        name = _FIELD_ALIASES.get(exc.field or "", exc.field)
+        self.add_error(name if name in self.fields else None, ERROR_MESSAGES.get(exc.code, exc.message))
+
+
+def yuan_field(label, *, required=False):
+    return forms.DecimalField(label=label, required=required, min_value=0, max_digits=12, decimal_places=2)
+
+
+def to_fen(value: Decimal | None) -> int | None:
+    return None if value is None else int(value * 100)
+
+
+class EnrolForm(DomainErrorMixin, forms.Form):
+    plan = forms.ModelChoiceField(label=_("Plan"), queryset=MembershipPlan.objects.none())
+    tier = forms.ModelChoiceField(label=_("Tier"), queryset=Tier.objects.none(), required=False,
+                                  empty_label=_("— automatic —"),
+                                  help_text=_("Paid plans: the lowest tier; other plans: the best tier reached."))
+    fee_yuan = yuan_field(_("Fee recorded (yuan)"))
+
+    def __init__(self, scope: Scope, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = MembershipPlan.objects.filter(chain_id=scope.chain_id, is_active=True)
+        self.fields["tier"].queryset = Tier.objects.filter(plan__chain_id=scope.chain_id,
+                                                           plan__is_active=True).select_related("plan")
+        self.fields["tier"].label_from_instance = lambda t: f"{t.plan.name} · {t.name}"
+
+
+class RenewForm(DomainErrorMixin, forms.Form):
+    fee_yuan = yuan_field(_("Fee recorded (yuan)"))
+
+
+class TierChangeForm(DomainErrorMixin, forms.Form):
+    tier = forms.ModelChoiceField(label=_("New tier"), queryset=Tier.objects.none())
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+    def __init__(self, *args, membership: Membership | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if membership is not None:
+            self.fields["tier"].queryset = Tier.objects.filter(plan_id=membership.plan_id).exclude(
+                pk=membership.tier_id).order_by("rank")
+
+
+class CancelForm(DomainErrorMixin, forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+class FamilyBindForm(DomainErrorMixin, forms.Form):
+    member = forms.CharField(label=_("Family member"), max_length=32, help_text=_(
+        "Mobile number or customer number of the relative (they must already be a customer)."))
+    relation = forms.ChoiceField(label=_("Relation"), choices=[c for c in Relation.choices if c[0] != Relation.HEAD])
+    consent_source = forms.ChoiceField(label=_("Consent given through"), choices=[("", "—")] + CONSENT_SOURCES,
+                                       required=False)
+    consent_evidence = forms.CharField(label=_("Consent evidence"), max_length=255, required=False, help_text=_(
+        "Adults consent themselves: e.g. the signed form's number. For a minor the holder consents as guardian."))
+
+    def __init__(self, scope: Scope, *args, holder: Customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scope, self.holder = scope, holder
+
+    def clean_member(self) -> Customer:
+        text = self.cleaned_data["member"].strip().lstrip("#")
+        found = None
+        if text.isdigit() and len(text) < 11:
+            try:
+                found = customer_get(self.scope, text)
+            except NotFound:
+                found = None
+        if found is None:
+            try:
+                found = customer_list(self.scope, q=phone_normalize(text)).first()
+            except ValueError:
+                found = None
+        if found is None:
+            raise forms.ValidationError(_("No customer with this mobile or number in your clinics."), code="not_found")
+        return found
+
+
+class UnbindForm(DomainErrorMixin, forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+
+class RevealForm(DomainErrorMixin, forms.Form):
+    detail = forms.CharField(label=_("Why now?"), max_length=200, required=False)
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+class _YuanModelForm(DomainErrorMixin, forms.ModelForm):
+    """Model fields in fen are edited in yuan: `<name>_yuan` form fields map to `<name>_fen` model fields."""
+
+    yuan_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.yuan_fields:
+            fen = getattr(self.instance, f"{name}_fen", None)
+            if fen is not None and not self.is_bound:
+                self.initial[f"{name}_yuan"] = Decimal(fen) / 100
+
+    def service_data(self) -> dict:
+        data = {k: v for k, v in self.cleaned_data.items() if not k.endswith("_yuan")}
+        for name in self.yuan_fields:
+            fen = to_fen(self.cleaned_data.get(f"{name}_yuan"))
+            data[f"{name}_fen"] = fen if fen is not None or name == "spend_threshold" else 0
+        return data
+
+
+class PlanForm(_YuanModelForm):
+    yuan_fields = ("fee", "spend_threshold")
+    fee_yuan = yuan_field(_("Fee (yuan)"))
+    spend_threshold_yuan = yuan_field(_("Spend threshold (yuan)"))
+
+    class Meta:
+        model = MembershipPlan
+        fields = ["name", "kind", "fee_yuan", "duration_months", "spend_threshold_yuan", "topup_bonus_rules",
+                  "auto_enrol", "is_active", "description"]
+
+
+class TierForm(_YuanModelForm):
+    yuan_fields = ("min_spend", "min_topup")
+    min_spend_yuan = yuan_field(_("Minimum cumulative spend (yuan)"))
+    min_topup_yuan = yuan_field(_("Minimum cumulative top-up (yuan)"))
+    excluded_categories = forms.MultipleChoiceField(label=_("Excluded categories"), choices=Category.choices,
+                                                    required=False, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = Tier
+        fields = ["rank", "name", "discount_bp", "excluded_categories", "exclude_special_price", "points_multiplier",
+                  "family_slots", "friend_discount_bp", "downgrade_allowed", "min_spend_yuan", "min_topup_yuan",
+                  "topup_bonus_rules"]
+
+
+class BenefitForm(DomainErrorMixin, forms.ModelForm):
+    trigger = forms.ChoiceField(label=_("Trigger"), choices=BenefitTrigger.choices, required=False)
+
+    class Meta:
+        model = Benefit
+        fields = ["position", "name", "description", "is_hidden", "trigger", "trigger_n", "action_code",
+                  "action_data"]
+
+    def service_data(self) -> dict:
+        return dict(self.cleaned_data)

@@ -1,0 +1,236 @@
+"""Reads over memberships.
+
+`membership_current` and the list/get selectors take the staff member's Scope first. The functions the
+checkout and wallet call (`member_discount_for`, `benefits_for`, `wallet_share_allowed`) read off customers
+the caller already obtained through a scoped selector (customers.selectors.customer_get), like the 360 page.
+
+Discounts never stack. A customer may have up to three member discounts: their own membership's tier
+discount, the tier discount of the holder whose family card they are bound to, and the friend discount of
+the member they named. Exactly one applies: the largest; on a tie, own beats family beats friend.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from smileloop.core.errors import NotFound
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_queryset
+from smileloop.membership.enums import DiscountSource, MembershipStatus
+from smileloop.membership.models import (
+    Benefit,
+    BenefitReveal,
+    FamilyBinding,
+    FriendLink,
+    Membership,
+    MembershipEvent,
+    MembershipPlan,
+    Tier,
+    WalletShareConsent,
+)
+
+_SOURCE_ORDER = {DiscountSource.OWN: 3, DiscountSource.FAMILY: 2, DiscountSource.FRIEND: 1}
+
+
+@dataclass(frozen=True)
+class MemberDiscount:
+    """The one member discount that applies to a customer, and why."""
+
+    source: str  # DiscountSource: own / family / friend
+    tier: Tier
+    discount_bp: int
+    excluded_categories: list[str]
+    exclude_special_price: bool
+    membership: Membership  # the membership the discount comes from (the holder's / the named member's)
+    reason: str
+
+
+@dataclass
+class CurrentMembership:
+    """What membership_current answers: the customer's own membership (may be None) and the effective
+    discount (own, family or friend) with the reason it applies."""
+
+    own: Membership | None
+    discount: MemberDiscount | None
+    binding: FamilyBinding | None = None
+    friend_link: FriendLink | None = None
+    alternatives: list[MemberDiscount] = field(default_factory=list)
+
+    @property
+    def effective_tier(self) -> Tier | None:
+        return self.discount.tier if self.discount else None
+
+
+
+
+def _in_force(m: Membership | None, at: dt.datetime) -> bool:
+    return m is not None and m.status == MembershipStatus.ACTIVE and (m.expires_at is None or m.expires_at > at)
+
+
+def own_membership(customer: Customer) -> Membership | None:
+    return (Membership.objects.select_related("plan", "tier", "customer")
+            .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
+
+
+def _candidates(customer: Customer, at: dt.datetime) -> tuple[list[MemberDiscount], FamilyBinding | None,
+                                                               FriendLink | None, Membership | None]:
+    found: list[MemberDiscount] = []
+    own = own_membership(customer)
+    if _in_force(own, at):
+        found.append(MemberDiscount(DiscountSource.OWN, own.tier, own.tier.discount_bp,
+                                    list(own.tier.excluded_categories), own.tier.exclude_special_price, own,
+                                    f"own membership {own.tier.name}"))
+    binding = (FamilyBinding.objects.select_related("holder__tier", "holder__plan", "holder__customer")
+               .filter(member_id=customer.pk, unbound_at__isnull=True).first())
+    if binding is not None and _in_force(binding.holder, at):
+        h = binding.holder
+        found.append(MemberDiscount(DiscountSource.FAMILY, h.tier, h.tier.discount_bp, list(h.tier.excluded_categories),
+                                    h.tier.exclude_special_price, h,
+                                    f"family card of {h.customer.name} (#{h.customer_id}), {h.tier.name}"))
+    link = FriendLink.objects.select_related("member").filter(friend_id=customer.pk, ended_at__isnull=True).first()
+    if link is not None:
+        named = own_membership(link.member)
+        if _in_force(named, at) and named.tier.friend_discount_bp:
+            found.append(MemberDiscount(DiscountSource.FRIEND, named.tier, named.tier.friend_discount_bp,
+                                        list(named.tier.excluded_categories), named.tier.exclude_special_price, named,
+                                        f"friend of {link.member.name} (#{link.member_id}), {named.tier.name}"))
+    return found, binding, link, own
+
+
+def _best(found: list[MemberDiscount]) -> MemberDiscount | None:
+    if not found:
+        return None
+    return max(found, key=lambda d: (d.discount_bp, _SOURCE_ORDER[d.source]))
+
+
+def member_discount_for(customer: Customer, *, at: dt.datetime | None = None) -> MemberDiscount | None:
+    """The single member discount for a customer (None if none applies): the largest of own, family and
+    friend; on a tie own > family > friend. Checkout applies it to lines outside `excluded_categories`
+    (and not special-price items when `exclude_special_price`)."""
+    found, *_ = _candidates(customer, at or timezone.now())
+    return _best(found)
+
+
+def membership_current(scope: Scope, customer: Customer, *, at: dt.datetime | None = None) -> CurrentMembership:
+    """The customer's own membership and the effective discount (own, family or friend) with its reason.
+    Raises NotFound when the customer is outside the scope."""
+    if not customer_queryset(scope).filter(pk=customer.pk).exists():
+        raise NotFound("Customer not found")
+    found, binding, link, own = _candidates(customer, at or timezone.now())
+    best = _best(found)
+    return CurrentMembership(own=own, discount=best,
+                             binding=binding if binding and binding.unbound_at is None else None,
+                             friend_link=link, alternatives=[d for d in found if d is not best])
+
+
+@dataclass(frozen=True)
+class BenefitView:
+    benefit: Benefit
+    hidden: bool
+    reveal: BenefitReveal | None
+
+
+def benefits_for(customer: Customer, *, include_unrevealed: bool = False) -> list[BenefitView]:
+    """Benefits of the customer's own active membership: visible ones always, hidden ones only once revealed
+    (staff pages pass include_unrevealed=True to offer a reveal; members never see those)."""
+    own = own_membership(customer)
+    if own is None:
+        return []
+    reveals = {r.benefit_id: r for r in BenefitReveal.objects.filter(membership=own).select_related("actor")}
+    out = []
+    for benefit in Benefit.objects.filter(tier_id=own.tier_id).order_by("position", "id"):
+        reveal = reveals.get(benefit.id)
+        if benefit.is_hidden and reveal is None and not include_unrevealed:
+            continue
+        out.append(BenefitView(benefit, benefit.is_hidden, reveal))
+    return out
+
+
+def latest_membership(customer: Customer) -> Membership | None:
+    """The customer's most recent membership, whatever its status (renewing an expired one)."""
+    return (Membership.objects.select_related("plan", "tier").filter(customer_id=customer.pk)
+            .order_by("-started_at", "-id").first())
+
+
+def revealed_benefits_history(customer: Customer) -> QuerySet[BenefitReveal]:
+    """Every reveal of any of the customer's memberships, newest first (the member's history)."""
+    return (BenefitReveal.objects.filter(membership__customer_id=customer.pk)
+            .select_related("benefit", "membership__tier", "actor").order_by("-revealed_at", "-id"))
+
+
+def wallet_share_allowed(holder: Customer, member: Customer, *, at: dt.datetime | None = None) -> str | None:
+    """The mode of the holder's consent (`standing` / `per_use`) for `member` to spend from the holder's wallet,
+    or None: no consent, the binding ended, or the holder's membership is not in force."""
+    at = at or timezone.now()
+    binding = (FamilyBinding.objects.select_related("holder")
+               .filter(holder__customer_id=holder.pk, member_id=member.pk, unbound_at__isnull=True).first())
+    if binding is None or not _in_force(binding.holder, at):
+        return None
+    consent = WalletShareConsent.objects.filter(holder_id=holder.pk, member_id=member.pk,
+                                                revoked_at__isnull=True).first()
+    return consent.mode if consent else None
+
+
+def family_bindings_of(membership: Membership, *, active_only: bool = True) -> QuerySet[FamilyBinding]:
+    qs = FamilyBinding.objects.filter(holder=membership).select_related("member", "bound_by")
+    if active_only:
+        qs = qs.filter(unbound_at__isnull=True)
+    return qs.order_by("bound_at", "id")
+
+
+def family_binding_get(scope: Scope, *, holder: Customer, member_id) -> FamilyBinding:
+    """The active binding of `member_id` to the holder's card; NotFound otherwise (or outside the scope)."""
+    try:
+        member_id = int(member_id)
+    except (TypeError, ValueError):
+        raise NotFound("Family member not found")
+    binding = (FamilyBinding.objects.select_related("holder", "member")
+               .filter(holder__customer_id=holder.pk, member_id=member_id, unbound_at__isnull=True)
+               .filter(member__in=customer_queryset(scope)).first())
+    if binding is None:
+        raise NotFound("Family member not found")
+    return binding
+
+
+def membership_events(customer: Customer, *, limit: int = 50) -> list[MembershipEvent]:
+    return list(MembershipEvent.objects.filter(membership__customer_id=customer.pk)
+                .select_related("membership__tier", "actor").order_by("-occurred_at", "-id")[:limit])
+
+
+def wallet_consents_given(customer: Customer) -> QuerySet[WalletShareConsent]:
+    return WalletShareConsent.objects.filter(holder_id=customer.pk, revoked_at__isnull=True).select_related("member")
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+def plan_list(scope: Scope, *, active_only: bool = False) -> QuerySet[MembershipPlan]:
+    qs = MembershipPlan.objects.filter(chain_id=scope.chain_id)
+    if active_only:
+        qs = qs.filter(is_active=True)
+    tiers = Tier.objects.order_by("rank").prefetch_related(Prefetch("benefits", Benefit.objects.order_by("position", "id")))
+    return qs.prefetch_related(Prefetch("tiers", tiers)).order_by("name")
+
+
+def plan_get(scope: Scope, plan_id) -> MembershipPlan:
+    try:
+        return MembershipPlan.objects.get(chain_id=scope.chain_id, pk=int(plan_id))
+    except (TypeError, ValueError, MembershipPlan.DoesNotExist):
+        raise NotFound("Plan not found")
+
+
+def tier_get(scope: Scope, tier_id) -> Tier:
+    try:
+        return Tier.objects.select_related("plan").get(plan__chain_id=scope.chain_id, pk=int(tier_id))
+    except (TypeError, ValueError, Tier.DoesNotExist):
+        raise NotFound("Tier not found")
+
+
+def benefit_get(scope: Scope, benefit_id) -> Benefit:
+    try:
+        return Benefit.objects.select_related("tier__plan").get(tier__plan__chain_id=scope.chain_id, pk=int(benefit_id))
+    except (TypeError, ValueError, Benefit.DoesNotExist):
+        raise NotFound("Benefit not found")

@@ -1,0 +1,104 @@
+"""Hidden benefits: revealed once per membership, by a trigger or by a staff decision, with date and detail."""
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from smileloop.clinics.models import Staff
+from smileloop.customers.models import Customer
+from smileloop.membership.enums import BenefitTrigger, MembershipStatus
+from smileloop.membership.errors import (
+    BenefitNotHidden,
+    BenefitNotInTier,
+    MembershipInputError,
+    MembershipNotActive,
+)
+from smileloop.membership.models import Benefit, BenefitReveal, Membership
+from smileloop.membership.services._common import day, now_or
+from smileloop.visits.enums import PlanStatus
+from smileloop.visits.models import TreatmentPlan
+
+
+@transaction.atomic
+def benefit_reveal(*, membership: Membership, benefit: Benefit, trigger: str = BenefitTrigger.STAFF_DECISION,
+                   actor: Staff | None = None, detail: str = "", as_of: dt.datetime | None = None) -> BenefitReveal:
+    """Reveal a hidden benefit of the membership's tier. Idempotent: a second reveal returns the first.
+
+    Staff may reveal any hidden benefit by decision (`trigger=staff_decision`), whatever its configured
+    trigger; the automatic triggers are checked by `benefits_reveal_due`."""
+    at = now_or(as_of)
+    if trigger not in BenefitTrigger.values or not trigger:
+        raise MembershipInputError(f"must be one of {', '.join(v for v in BenefitTrigger.values if v)}",
+                                   code="invalid", field="trigger")
+    existing = BenefitReveal.objects.filter(membership=membership, benefit=benefit).first()
+    if existing is not None:
+        return existing
+    if membership.status != MembershipStatus.ACTIVE:
+        raise MembershipNotActive(f"membership #{membership.id} is {membership.status}, not active")
+    if benefit.tier_id != membership.tier_id:
+        raise BenefitNotInTier(f"{benefit.name} is not a benefit of tier {membership.tier.name}", field="benefit_id")
+    if not benefit.is_hidden:
+        raise BenefitNotHidden(f"{benefit.name} is a visible benefit; it needs no reveal", field="benefit_id")
+    if trigger == BenefitTrigger.STAFF_DECISION and not detail.strip():
+        detail = f"staff decision{f' by {actor.name}' if actor else ''} on {day(at)}"
+    try:
+        with transaction.atomic():
+            return BenefitReveal.objects.create(membership=membership, benefit=benefit, revealed_at=at,
+                                                trigger=trigger, detail=detail.strip()[:255], actor=actor)
+    except IntegrityError:  # revealed concurrently: the first reveal stands
+        return BenefitReveal.objects.get(membership=membership, benefit=benefit)
+
+
+def _plans_since(customer: Customer, membership: Membership):
+    """Treatment plans that were still open when the membership started: a plan finished before sign-up
+    does not reveal anything (the card is handed over during treatment, not at sign-up)."""
+    return (TreatmentPlan.objects.filter(customer_id=customer.pk, steps_total__gt=0)
+            .exclude(status=PlanStatus.ABANDONED)
+            .exclude(completed_at__lt=membership.started_at).order_by("planned_at", "id"))
+
+
+def _due_detail(benefit: Benefit, customer: Customer, membership: Membership, at: dt.datetime) -> str | None:
+    trigger = benefit.trigger
+    if trigger == BenefitTrigger.PLAN_HALF_DONE:
+        plan = (_plans_since(customer, membership).annotate(done_twice=F("steps_done") * 2)
+                .filter(steps_done__gte=1, done_twice__gte=F("steps_total")).first())
+        if plan is not None:
+            return f"treatment plan {plan.title} half done ({plan.steps_done} of {plan.steps_total} steps) on {day(at)}"
+    elif trigger == BenefitTrigger.PLAN_FINISHED:
+        plan = _plans_since(customer, membership).filter(
+            Q(steps_done__gte=F("steps_total")) | Q(status=PlanStatus.COMPLETED)).first()
+        if plan is not None:
+            return f"treatment plan {plan.title} finished ({plan.steps_done} of {plan.steps_total} steps) on {day(at)}"
+    elif trigger == BenefitTrigger.BIRTHDAY_MONTH:
+        today = timezone.localdate(at)
+        if customer.birthday and customer.birthday.month == today.month:
+            return f"birthday month ({today:%Y-%m})"
+    elif trigger == BenefitTrigger.NTH_VISIT:
+        if benefit.trigger_n and customer.visit_count >= benefit.trigger_n:
+            return f"visit no. {benefit.trigger_n} reached ({customer.visit_count} visits) on {day(at)}"
+    return None
+
+
+@transaction.atomic
+def benefits_reveal_due(*, customer: Customer, as_of: dt.datetime | None = None) -> list[BenefitReveal]:
+    """Check the automatic triggers of the hidden benefits of the customer's active membership (plan half
+    done: steps_done × 2 ≥ steps_total; plan finished; birthday month; Nth visit) and record a reveal for
+    each one that fired. Staff-decision benefits are never revealed here. Returns the new reveals."""
+    at = now_or(as_of)
+    membership = (Membership.objects.select_related("tier").filter(customer_id=customer.pk, chain_id=customer.chain_id,
+                                                                    status=MembershipStatus.ACTIVE).first())
+    if membership is None:
+        return []
+    customer = Customer.objects.get(pk=customer.pk)
+    pending = (Benefit.objects.filter(tier_id=membership.tier_id, is_hidden=True)
+               .exclude(trigger__in=["", BenefitTrigger.STAFF_DECISION])
+               .exclude(reveals__membership=membership).order_by("position", "id"))
+    reveals = []
+    for benefit in pending:
+        detail = _due_detail(benefit, customer, membership, at)
+        if detail is not None:
+            reveals.append(benefit_reveal(membership=membership, benefit=benefit, trigger=benefit.trigger,
+                                          detail=detail, as_of=at))
+    return reveals

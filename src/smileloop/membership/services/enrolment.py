@@ -1,0 +1,462 @@
+"""Enrolment, renewal, tier changes, cancellation, evaluation and the expiry job.
+
+Every change of a membership is a dated MembershipEvent whose `reason` is a sentence staff can read
+("upgraded to 家庭会员: cumulative spend 30,120.00 ≥ 30,000.00 on 2026-03-02") and whose `data` keeps the
+figures. Writes lock the customer row first, so two concurrent writes for one person are serialised
+(and the partial unique index refuses a second active membership regardless).
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
+from django.utils import timezone
+
+from smileloop.clinics.models import Chain, Staff
+from smileloop.core.errors import NotFound
+from smileloop.customers.models import Customer
+from smileloop.membership.enums import EventKind, MembershipStatus, PlanKind, ReminderKind
+from smileloop.membership.errors import (
+    DowngradeNotAllowed,
+    LifetimeMembership,
+    MembershipExists,
+    MembershipInputError,
+    MembershipNotActive,
+    NotADowngrade,
+    NotAnUpgrade,
+    NotQualified,
+    PlanInactive,
+    TierNotInPlan,
+)
+from smileloop.membership.models import (
+    FamilyBinding,
+    Membership,
+    MembershipEvent,
+    MembershipPlan,
+    MembershipReminder,
+    Tier,
+)
+from smileloop.membership.services._common import add_months, day, event_add, now_or, yuan
+
+REMINDER_DAYS = (30, 7)
+
+# --- the stored-value hook: the wallet (ledger) registers a provider of cumulative top-up totals ---------
+
+_TOPUP_TOTAL_PROVIDERS: list[Callable[..., int | None]] = []
+
+
+def topup_total_provider_register(func: Callable[..., int | None]) -> None:
+    """`func(customer=...)` → cumulative top-up principal in fen (net of refunded top-ups), or None."""
+    _TOPUP_TOTAL_PROVIDERS.append(func)
+
+
+def _topup_total(customer: Customer, given: int | None) -> int | None:
+    if given is not None:
+        return given
+    for provider in _TOPUP_TOTAL_PROVIDERS:
+        value = provider(customer=customer)
+        if value is not None:
+            return value
+    return None
+
+
+# --- reads used by the writes ------------------------------------------------------------------------
+
+
+def _locked_customer(customer: Customer) -> Customer:
+    locked = Customer.objects.select_for_update().filter(pk=customer.pk, merged_into__isnull=True).first()
+    if locked is None:
+        raise NotFound("Customer not found")
+    return locked
+
+
+def _active(customer: Customer) -> Membership | None:
+    return (Membership.objects.select_related("plan", "tier")
+            .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
+
+
+def tier_threshold(tier: Tier, kind: str) -> int:
+    """The figure a customer must reach for `tier`: the tier's own minimum, never below the plan's entry."""
+    if kind == PlanKind.SPEND_BASED:
+        return max(tier.min_spend_fen, tier.plan.spend_threshold_fen or 0)
+    if kind == PlanKind.STORED_VALUE:
+        return tier.min_topup_fen
+    return 0
+
+
+def _measure_label(kind: str) -> str:
+    return "cumulative spend" if kind == PlanKind.SPEND_BASED else "cumulative top-up"
+
+
+def qualifying_tier(plan: MembershipPlan, *, figure: int) -> Tier | None:
+    """The best tier of a spend-based or stored-value plan whose threshold `figure` reaches."""
+    best = None
+    for tier in plan.tiers.select_related("plan").order_by("rank"):
+        if figure >= tier_threshold(tier, plan.kind):
+            best = tier
+    return best
+
+
+def _figure(customer: Customer, kind: str, topup_total_fen: int | None) -> int | None:
+    if kind == PlanKind.SPEND_BASED:
+        return customer.lifetime_spend_fen
+    if kind == PlanKind.STORED_VALUE:
+        return topup_total_fen
+    return None
+
+
+# --- enrolment -----------------------------------------------------------------------------------------
+
+
+def _check_plan(customer: Customer, plan: MembershipPlan, tier: Tier | None) -> None:
+    if plan.chain_id != customer.chain_id:
+        raise MembershipInputError("is not a membership plan of this chain", code="unknown_plan", field="plan_id")
+    if not plan.is_active:
+        raise PlanInactive(f"plan {plan.name} is not active; choose an active plan", field="plan_id")
+    if tier is not None and tier.plan_id != plan.id:
+        raise TierNotInPlan(f"tier {tier.name} is not a tier of plan {plan.name}", field="tier_id")
+
+
+def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.datetime, fee_fen: int,
+            actor: Staff | None, reason: str, data: dict) -> Membership:
+    expires = add_months(at, plan.duration_months) if plan.duration_months else None
+    membership = Membership.objects.create(chain_id=customer.chain_id, customer=customer, plan=plan, tier=tier,
+                                           status=MembershipStatus.ACTIVE, started_at=at, expires_at=expires,
+                                           fee_fen=fee_fen, enrolled_by=actor)
+    validity = f", valid until {day(expires)}" if expires else ", lifetime"
+    event_add(membership=membership, kind=EventKind.ENROLLED, at=at, reason=reason + validity,
+              data={**data, "plan_id": plan.id, "tier_id": tier.id,
+                    "expires_at": expires.isoformat() if expires else None}, actor=actor)
+    return membership
+
+
+def _enrol_reason(plan: MembershipPlan, tier: Tier, *, figure: int | None, fee_fen: int, at: dt.datetime) -> tuple[str, dict]:
+    if plan.kind == PlanKind.PAID:
+        return (f"enrolled in {plan.name} · {tier.name}: fee {yuan(fee_fen)} paid on {day(at)}",
+                {"fee_fen": fee_fen})
+    threshold = tier_threshold(tier, plan.kind)
+    return (f"enrolled in {tier.name}: {_measure_label(plan.kind)} {yuan(figure)} ≥ {yuan(threshold)} on {day(at)}",
+            {"figure_fen": figure, "threshold_fen": threshold, "measure": plan.kind})
+
+
+@transaction.atomic
+def membership_enrol(*, customer: Customer, plan: MembershipPlan, tier: Tier | None = None,
+                     actor: Staff | None = None, fee_fen: int | None = None, topup_total_fen: int | None = None,
+                     as_of: dt.datetime | None = None) -> Membership:
+    """Enrol `customer` in `plan`. Paid: the fee is recorded (taking the payment is checkout's job) and the
+    lowest tier is the default. Spend-based / stored-value: the customer must reach the tier's threshold
+    (cumulative paid spend net of refunds / cumulative top-up); the default is the best tier reached."""
+    at = now_or(as_of)
+    _check_plan(customer, plan, tier)
+    customer = _locked_customer(customer)
+    if _active(customer) is not None:
+        raise MembershipExists(f"{customer.name} already has an active membership; renew, upgrade or cancel it "
+                               "instead")
+    if fee_fen is not None and fee_fen < 0:
+        raise MembershipInputError("must be 0 or more", code="invalid", field="fee_fen")
+    figure = None
+    if plan.kind == PlanKind.PAID:
+        tier = tier or plan.tiers.order_by("rank").first()
+        fee = plan.fee_fen if fee_fen is None else fee_fen
+    else:
+        fee = fee_fen or 0
+        figure = _figure(customer, plan.kind, _topup_total(customer, topup_total_fen)) or 0
+        best = qualifying_tier(plan, figure=figure)
+        wanted = tier or best or plan.tiers.order_by("rank").first()
+        if wanted is None:
+            raise TierNotInPlan(f"plan {plan.name} has no tiers yet", field="plan_id")
+        if best is None or wanted.rank > best.rank:
+            raise NotQualified(f"{_measure_label(plan.kind)} {yuan(figure)} is below the {yuan(tier_threshold(wanted, plan.kind))} "
+                               f"that {wanted.name} needs", field="tier_id" if tier else "plan_id")
+        tier = wanted
+    if tier is None:
+        raise TierNotInPlan(f"plan {plan.name} has no tiers yet", field="plan_id")
+    reason, data = _enrol_reason(plan, tier, figure=figure, fee_fen=fee, at=at)
+    return _create(customer=customer, plan=plan, tier=tier, at=at, fee_fen=fee, actor=actor, reason=reason,
+                   data=data)
+
+
+@transaction.atomic
+def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_fen: int | None = None,
+                     as_of: dt.datetime | None = None) -> Membership:
+    """Extend a dated membership by its plan's duration: from its expiry if still running, else from now
+    (an expired membership comes back to life if the customer has no other active one)."""
+    at = now_or(as_of)
+    customer = _locked_customer(membership.customer)
+    membership = Membership.objects.select_for_update().select_related("plan", "tier").get(pk=membership.pk)
+    plan = membership.plan
+    if membership.status == MembershipStatus.CANCELLED:
+        raise MembershipNotActive("a cancelled membership cannot be renewed; enrol again")
+    if membership.expires_at is None or not plan.duration_months:
+        raise LifetimeMembership("this membership is lifetime and never expires; nothing to renew")
+    if membership.status == MembershipStatus.EXPIRED:
+        other = _active(customer)
+        if other is not None:
+            raise MembershipExists(f"{customer.name} already has another active membership (#{other.id})")
+    if fee_fen is not None and fee_fen < 0:
+        raise MembershipInputError("must be 0 or more", code="invalid", field="fee_fen")
+    fee = (plan.fee_fen if plan.kind == PlanKind.PAID else 0) if fee_fen is None else fee_fen
+    previous = membership.expires_at
+    base = previous if membership.status == MembershipStatus.ACTIVE and previous > at else at
+    membership.expires_at = add_months(base, plan.duration_months)
+    membership.status = MembershipStatus.ACTIVE
+    membership.ended_at = None
+    membership.fee_fen += fee
+    membership.save(update_fields=["expires_at", "status", "ended_at", "fee_fen", "updated_at"])
+    event_add(membership=membership, kind=EventKind.RENEWED, at=at, actor=actor,
+              reason=f"renewed until {day(membership.expires_at)}: fee {yuan(fee)} paid on {day(at)}",
+              data={"fee_fen": fee, "previous_expires_at": previous.isoformat(),
+                    "expires_at": membership.expires_at.isoformat()})
+    return membership
+
+
+def _tier_set(membership: Membership, tier: Tier) -> None:
+    membership.tier = tier
+    membership.save(update_fields=["tier", "updated_at"])
+
+
+def _locked_active(membership: Membership) -> Membership:
+    _locked_customer(membership.customer)
+    membership = Membership.objects.select_for_update().select_related("plan", "tier").get(pk=membership.pk)
+    if membership.status != MembershipStatus.ACTIVE:
+        raise MembershipNotActive(f"membership #{membership.id} is {membership.status}, not active")
+    return membership
+
+
+@transaction.atomic
+def membership_upgrade(*, membership: Membership, tier: Tier, actor: Staff | None = None, reason: str = "",
+                       as_of: dt.datetime | None = None) -> Membership:
+    """A staff upgrade to a better tier of the same plan."""
+    at = now_or(as_of)
+    membership = _locked_active(membership)
+    if tier.plan_id != membership.plan_id:
+        raise TierNotInPlan(f"tier {tier.name} is not a tier of plan {membership.plan.name}", field="tier_id")
+    if tier.rank <= membership.tier.rank:
+        raise NotAnUpgrade(f"{tier.name} is not above the current tier {membership.tier.name}", field="tier_id")
+    previous = membership.tier
+    _tier_set(membership, tier)
+    event_add(membership=membership, kind=EventKind.UPGRADED, at=at, actor=actor,
+              reason=f"upgraded to {tier.name}: {reason.strip() or 'staff decision'} on {day(at)}",
+              data={"from_tier_id": previous.id, "to_tier_id": tier.id})
+    return membership
+
+
+@transaction.atomic
+def membership_downgrade(*, membership: Membership, tier: Tier, actor: Staff | None = None, reason: str = "",
+                         as_of: dt.datetime | None = None) -> Membership:
+    """A staff downgrade to a lower tier; refused when the current tier does not allow downgrades."""
+    at = now_or(as_of)
+    membership = _locked_active(membership)
+    if tier.plan_id != membership.plan_id:
+        raise TierNotInPlan(f"tier {tier.name} is not a tier of plan {membership.plan.name}", field="tier_id")
+    if tier.rank >= membership.tier.rank:
+        raise NotADowngrade(f"{tier.name} is not below the current tier {membership.tier.name}", field="tier_id")
+    if not membership.tier.downgrade_allowed:
+        raise DowngradeNotAllowed(f"tier {membership.tier.name} does not allow downgrades")
+    previous = membership.tier
+    _tier_set(membership, tier)
+    event_add(membership=membership, kind=EventKind.DOWNGRADED, at=at, actor=actor,
+              reason=f"downgraded to {tier.name}: {reason.strip() or 'staff decision'} on {day(at)}",
+              data={"from_tier_id": previous.id, "to_tier_id": tier.id})
+    return membership
+
+
+def _end(membership: Membership, *, status: str, kind: str, at: dt.datetime, reason: str, data: dict,
+         actor: Staff | None, unbind_family: bool) -> MembershipEvent:
+    membership.status = status
+    membership.ended_at = at
+    membership.save(update_fields=["status", "ended_at", "updated_at"])
+    if unbind_family:
+        FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).update(
+            unbound_at=at, unbind_reason=f"holder's membership #{membership.id} ended")
+    return event_add(membership=membership, kind=kind, at=at, reason=reason, data=data, actor=actor)
+
+
+@transaction.atomic
+def membership_cancel(*, membership: Membership, reason: str, actor: Staff | None = None,
+                      as_of: dt.datetime | None = None) -> Membership:
+    """End an active membership for good; its family bindings end with it."""
+    at = now_or(as_of)
+    if not (reason or "").strip():
+        raise MembershipInputError("is required (why the membership is cancelled)", code="invalid", field="reason")
+    membership = _locked_active(membership)
+    _end(membership, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
+         reason=f"cancelled on {day(at)}: {reason.strip()}", data={}, unbind_family=True)
+    return membership
+
+
+# --- evaluation ----------------------------------------------------------------------------------------
+
+
+def _auto_plans(chain_id: int, kinds: list[str]):
+    return (MembershipPlan.objects.filter(chain_id=chain_id, is_active=True, auto_enrol=True, kind__in=kinds)
+            .order_by("id"))
+
+
+def _best_auto(customer: Customer, topup: int | None) -> tuple[Tier, int] | None:
+    kinds = [PlanKind.SPEND_BASED] + ([PlanKind.STORED_VALUE] if topup is not None else [])
+    best = None
+    for plan in _auto_plans(customer.chain_id, kinds):
+        figure = _figure(customer, plan.kind, topup)
+        tier = qualifying_tier(plan, figure=figure or 0)
+        if tier is not None and (best is None or (tier.discount_bp, tier.rank) > (best[0].discount_bp, best[0].rank)):
+            best = (tier, figure)
+    return best
+
+
+@transaction.atomic
+def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = None, actor: Staff | None = None,
+                        as_of: dt.datetime | None = None) -> list[MembershipEvent]:
+    """Re-evaluate tier status from cumulative paid spend (Customer.lifetime_spend_fen, net of refunds) and,
+    for stored-value plans, cumulative top-ups (`topup_total_fen`, else the registered provider).
+
+    - no active membership: enrol in the best auto-enrol plan tier reached;
+    - spend-based / stored-value member: upgrade to the best tier reached; downgrade (or end the membership
+      when no tier is reached) only if the current tier allows downgrades;
+    - a member of another plan who reaches an auto-enrol tier with a strictly larger discount moves to it
+      (the old membership is cancelled with a reason naming the new one).
+    Lifetime memberships are never ended by time. Returns the events written (none when nothing changed).
+    """
+    at = now_or(as_of)
+    customer = _locked_customer(customer)
+    topup = _topup_total(customer, topup_total_fen)
+    current = _active(customer)
+    events: list[MembershipEvent] = []
+    if current is None:
+        best = _best_auto(customer, topup)
+        if best is not None:
+            tier, figure = best
+            reason, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
+            membership = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor,
+                                 reason=reason, data=data)
+            events.append(membership.events.get())
+        return events
+    plan = current.plan
+    figure = _figure(customer, plan.kind, topup)
+    if figure is not None:
+        target = qualifying_tier(plan, figure=figure)
+        label = _measure_label(plan.kind)
+        if target is not None and target.rank > current.tier.rank:
+            threshold = tier_threshold(target, plan.kind)
+            previous = current.tier
+            _tier_set(current, target)
+            events.append(event_add(
+                membership=current, kind=EventKind.UPGRADED, at=at, actor=actor,
+                reason=f"upgraded to {target.name}: {label} {yuan(figure)} ≥ {yuan(threshold)} on {day(at)}",
+                data={"from_tier_id": previous.id, "to_tier_id": target.id, "figure_fen": figure,
+                      "threshold_fen": threshold, "measure": plan.kind}))
+        elif (target is None or target.rank < current.tier.rank) and current.tier.downgrade_allowed:
+            threshold = tier_threshold(current.tier, plan.kind)
+            data = {"from_tier_id": current.tier_id, "figure_fen": figure, "threshold_fen": threshold,
+                    "measure": plan.kind}
+            if target is None:
+                events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.DOWNGRADED, at=at,
+                                   reason=f"ended: {label} {yuan(figure)} < {yuan(threshold)} of {current.tier.name} "
+                                          f"on {day(at)}", data=data, actor=actor, unbind_family=True))
+                return events
+            _tier_set(current, target)
+            events.append(event_add(
+                membership=current, kind=EventKind.DOWNGRADED, at=at, actor=actor,
+                reason=f"downgraded to {target.name}: {label} {yuan(figure)} < {yuan(threshold)} on {day(at)}",
+                data={**data, "to_tier_id": target.id}))
+    best = _best_auto(customer, topup)
+    if best is not None and best[0].plan_id != current.plan_id and best[0].discount_bp > current.tier.discount_bp:
+        tier, figure = best
+        events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
+                           reason=f"cancelled on {day(at)}: replaced by {tier.plan.name} · {tier.name}",
+                           data={"replaced_by_tier_id": tier.id}, unbind_family=False))
+        reason, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
+        new = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor,
+                      reason=f"{reason} (replaces membership #{current.id})", data={**data, "replaces": current.id})
+        FamilyBinding.objects.filter(holder=current, unbound_at__isnull=True).update(holder=new)
+        events.append(new.events.get())
+    return events
+
+
+# --- scheduled and set-based jobs ------------------------------------------------------------------------
+
+
+@dataclass
+class ExpiryResult:
+    expired: int
+    reminders: int
+
+
+@transaction.atomic
+def memberships_expire(*, as_of: dt.datetime | None = None, reminder_days: tuple[int, ...] = REMINDER_DAYS
+                       ) -> ExpiryResult:
+    """The daily job: expire every dated membership whose expiry has passed (one SELECT of the rows due, one
+    UPDATE, one bulk INSERT of events), and record renewal reminders due `reminder_days` before expiry
+    (one INSERT per offset; a re-run records nothing twice). Lifetime memberships are never touched."""
+    at = now_or(as_of)
+    due = Membership.objects.select_for_update().filter(status=MembershipStatus.ACTIVE, expires_at__isnull=False,
+                                                        expires_at__lte=at)
+    rows = list(due.values_list("id", "expires_at", "tier__name"))
+    ids = [row[0] for row in rows]
+    if ids:
+        Membership.objects.filter(id__in=ids, status=MembershipStatus.ACTIVE).update(
+            status=MembershipStatus.EXPIRED, ended_at=at, updated_at=at)
+        MembershipEvent.objects.bulk_create([
+            MembershipEvent(membership_id=pk, kind=EventKind.EXPIRED, occurred_at=at,
+                            reason=f"expired on {day(at)}: {tier_name} was valid until {day(expires)} and not renewed",
+                            data={"expires_at": expires.isoformat()})
+            for pk, expires, tier_name in rows
+        ], batch_size=2000)
+    reminders = 0
+    for days in reminder_days:
+        window = Membership.objects.filter(status=MembershipStatus.ACTIVE, expires_at__gt=at,
+                                           expires_at__lte=at + dt.timedelta(days=days))
+        window = window.exclude(Exists(MembershipReminder.objects.filter(
+            membership_id=OuterRef("pk"), kind=ReminderKind.RENEWAL, days_before=days,
+            expires_at=OuterRef("expires_at"))))
+        created = MembershipReminder.objects.bulk_create([
+            MembershipReminder(membership_id=pk, kind=ReminderKind.RENEWAL, days_before=days, expires_at=expires,
+                               due_on=timezone.localdate(expires) - dt.timedelta(days=days))
+            for pk, expires in window.values_list("id", "expires_at")
+        ], batch_size=2000, ignore_conflicts=True)
+        reminders += len(created)
+    return ExpiryResult(expired=len(ids), reminders=reminders)
+
+
+@transaction.atomic
+def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, actor: Staff | None = None) -> int:
+    """Enrol every live customer of `chain` whose cumulative spend reached an auto-enrol spend-based plan's
+    threshold and who has no active membership. The qualifying customers and their best tier are chosen
+    in SQL (one SELECT per plan with a CASE over the tiers); rows are inserted in bulk. Returns the count."""
+    at = now_or(as_of)
+    expires_cache: dict[int, dt.datetime | None] = {}
+    enrolled = 0
+    active = Membership.objects.filter(customer_id=OuterRef("pk"), status=MembershipStatus.ACTIVE)
+    for plan in _auto_plans(chain.id, [PlanKind.SPEND_BASED]):
+        tiers = list(plan.tiers.select_related("plan").order_by("-rank"))
+        if not tiers:
+            continue
+        lowest = min(tier_threshold(t, plan.kind) for t in tiers)
+        tier_case = Case(*[When(lifetime_spend_fen__gte=tier_threshold(t, plan.kind), then=Value(t.id)) for t in tiers],
+                         output_field=IntegerField())
+        candidates = (Customer.objects.filter(chain_id=chain.id, merged_into__isnull=True,
+                                              lifetime_spend_fen__gte=lowest)
+                      .exclude(Exists(active)).annotate(tier_id=tier_case)
+                      .values_list("id", "lifetime_spend_fen", "tier_id").order_by("id"))
+        by_id = {t.id: t for t in tiers}
+        expires = expires_cache.setdefault(plan.id, add_months(at, plan.duration_months) if plan.duration_months else None)
+        batch = list(candidates)
+        memberships = Membership.objects.bulk_create([
+            Membership(chain_id=chain.id, customer_id=cid, plan=plan, tier_id=tid, status=MembershipStatus.ACTIVE,
+                       started_at=at, expires_at=expires, enrolled_by=actor)
+            for cid, _spend, tid in batch
+        ], batch_size=2000)
+        validity = f", valid until {day(expires)}" if expires else ", lifetime"
+        MembershipEvent.objects.bulk_create([
+            MembershipEvent(
+                membership_id=m.id, kind=EventKind.ENROLLED, occurred_at=at, actor=actor,
+                reason=(f"enrolled in {by_id[tid].name}: cumulative spend {yuan(spend)} ≥ "
+                        f"{yuan(tier_threshold(by_id[tid], plan.kind))} on {day(at)}{validity}"),
+                data={"figure_fen": spend, "threshold_fen": tier_threshold(by_id[tid], plan.kind),
+                      "measure": plan.kind, "plan_id": plan.id, "tier_id": tid, "bulk": True})
+            for m, (_cid, spend, tid) in zip(memberships, batch, strict=True)
+        ], batch_size=2000)
+        enrolled += len(batch)
+    return enrolled

@@ -1,0 +1,174 @@
+"""The family card: bindings (with recorded consent), wallet-share consents and friend links."""
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from smileloop.clinics.models import Staff
+from smileloop.customers.enums import Relation
+from smileloop.customers.models import Customer
+from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
+from smileloop.membership.errors import (
+    AlreadyBound,
+    AlreadyLinked,
+    ConsentMissing,
+    MembershipInputError,
+    NoConsent,
+    NoSlots,
+    NotAMember,
+    NotBound,
+    SelfReference,
+)
+from smileloop.membership.models import FamilyBinding, FriendLink, Membership, WalletShareConsent
+from smileloop.membership.services._common import age_on, day, now_or
+from smileloop.membership.services.enrolment import _locked_customer
+
+ADULT_AGE = 18
+
+
+def _holder_membership(holder: Customer, *, lock: bool, at: dt.datetime, field: str | None = None) -> Membership:
+    qs = Membership.objects.select_related("tier", "plan").filter(
+        customer_id=holder.pk, chain_id=holder.chain_id, status=MembershipStatus.ACTIVE)
+    if lock:
+        qs = qs.select_for_update()
+    membership = qs.first()
+    if membership is None or (membership.expires_at is not None and membership.expires_at <= at):
+        raise NotAMember(f"{holder.name} has no active membership", field=field)
+    return membership
+
+
+def _active_binding(member: Customer):
+    return FamilyBinding.objects.select_related("holder__customer", "holder__tier").filter(
+        member_id=member.pk, unbound_at__isnull=True).first()
+
+
+@transaction.atomic
+def family_bind(*, holder: Customer, member: Customer, relation: str, consent_source: str,
+                consent_evidence: str = "", actor: Staff | None = None,
+                as_of: dt.datetime | None = None) -> FamilyBinding:
+    """Bind `member` to the holder's active membership; they then share its tier discount.
+
+    Consent: an adult member (18 or older, or of unknown age) must have consented themselves — the
+    source and the evidence (e.g. the signed form's number) are required; a minor is consented by the
+    holder as guardian, which is recorded as such (source required). A customer is bound to at most one
+    active holder (a binding to an expired holder is ended first); the tier's `family_slots` caps the
+    active bindings. Refusals write nothing."""
+    at = now_or(as_of)
+    if member.pk == holder.pk:
+        raise SelfReference("a member cannot bind themselves", field="member_id")
+    if member.chain_id != holder.chain_id:
+        raise MembershipInputError("must be a customer of the same chain", code="invalid", field="member_id")
+    if relation not in Relation.values or relation == Relation.HEAD:
+        raise MembershipInputError("must be a family relation (spouse, child, parent, …)", code="invalid",
+                                   field="relation")
+    source, evidence = (consent_source or "").strip(), (consent_evidence or "").strip()
+    age = age_on(member.birthday, timezone.localdate(at))
+    adult = age is None or age >= ADULT_AGE
+    if adult and (not source or not evidence):
+        missing = "consent_source" if not source else "consent_evidence"
+        raise ConsentMissing(f"{member.name} is an adult: record their own consent (where it was given and the "
+                             "evidence, e.g. the signed form's number)", field=missing)
+    if not adult and not source:
+        raise ConsentMissing(f"{member.name} is a minor: record the holder's consent as guardian (where it was "
+                             "given)", field="consent_source")
+    _locked_customer(holder)
+    membership = _holder_membership(holder, lock=True, at=at)
+    existing = _active_binding(member)
+    if existing is not None:
+        holder_live = existing.holder.status == MembershipStatus.ACTIVE and (
+            existing.holder.expires_at is None or existing.holder.expires_at > at)
+        if holder_live:
+            raise AlreadyBound(f"{member.name} is already bound to the family card of "
+                               f"{existing.holder.customer.name} (#{existing.holder.customer_id})", field="member_id")
+        existing.unbound_at, existing.unbind_reason = at, f"holder's membership #{existing.holder_id} no longer active"
+        existing.save(update_fields=["unbound_at", "unbind_reason"])
+    used = FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).count()
+    if used >= membership.tier.family_slots:
+        raise NoSlots(f"all {membership.tier.family_slots} family slots of {membership.tier.name} are in use; "
+                      "unbind someone first", field="member_id")
+    return FamilyBinding.objects.create(
+        holder=membership, member=member, relation=relation,
+        consent_by=ConsentBy.MEMBER if adult else ConsentBy.GUARDIAN, consent_at=at, consent_source=source[:64],
+        consent_evidence=evidence[:255], bound_at=at, bound_by=actor)
+
+
+@transaction.atomic
+def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | None = None,
+                  as_of: dt.datetime | None = None) -> FamilyBinding:
+    """End a binding; any wallet-share consent between holder and member ends with it."""
+    at = now_or(as_of)
+    binding = FamilyBinding.objects.select_for_update().select_related("holder").get(pk=binding.pk)
+    if binding.unbound_at is not None:
+        raise NotBound("this family member is no longer bound", field="member_id")
+    binding.unbound_at = at
+    binding.unbind_reason = (reason or "").strip()[:255] or f"unbound by staff on {day(at)}"
+    binding.save(update_fields=["unbound_at", "unbind_reason"])
+    WalletShareConsent.objects.filter(holder_id=binding.holder.customer_id, member_id=binding.member_id,
+                                      revoked_at__isnull=True).update(revoked_at=at)
+    return binding
+
+
+def _binding_between(holder: Customer, member: Customer) -> FamilyBinding | None:
+    return FamilyBinding.objects.filter(holder__customer_id=holder.pk, holder__status=MembershipStatus.ACTIVE,
+                                        member_id=member.pk, unbound_at__isnull=True).first()
+
+
+@transaction.atomic
+def wallet_share_consent_grant(*, holder: Customer, member: Customer, mode: str, source: str, evidence: str = "",
+                               actor: Staff | None = None, as_of: dt.datetime | None = None) -> WalletShareConsent:
+    """Record the holder's consent that a bound family member may spend from the holder's wallet, for good
+    (`standing`) or each time (`per_use`: the wallet asks again at every spend). Granting the mode already
+    in force returns it; another mode replaces it (the old one is revoked)."""
+    at = now_or(as_of)
+    if mode not in WalletShareMode.values:
+        raise MembershipInputError(f"must be one of {', '.join(WalletShareMode.values)}", code="invalid", field="mode")
+    if not (source or "").strip():
+        raise ConsentMissing("is required (where the holder gave the consent)", field="source")
+    _locked_customer(holder)
+    if _binding_between(holder, member) is None:
+        raise NotBound(f"{member.name} is not a bound family member of {holder.name}", field="member_id")
+    current = WalletShareConsent.objects.filter(holder_id=holder.pk, member_id=member.pk, revoked_at__isnull=True).first()
+    if current is not None:
+        if current.mode == mode:
+            return current
+        current.revoked_at = at
+        current.save(update_fields=["revoked_at"])
+    return WalletShareConsent.objects.create(holder=holder, member=member, mode=mode, granted_at=at,
+                                             source=source.strip()[:64], evidence=(evidence or "").strip()[:255],
+                                             recorded_by=actor)
+
+
+@transaction.atomic
+def wallet_share_consent_revoke(*, holder: Customer, member: Customer, actor: Staff | None = None,
+                                as_of: dt.datetime | None = None) -> WalletShareConsent:
+    at = now_or(as_of)
+    current = (WalletShareConsent.objects.select_for_update()
+               .filter(holder_id=holder.pk, member_id=member.pk, revoked_at__isnull=True).first())
+    if current is None:
+        raise NoConsent(f"{holder.name} has given no wallet-share consent to {member.name}", field="member_id")
+    current.revoked_at = at
+    current.save(update_fields=["revoked_at"])
+    return current
+
+
+@transaction.atomic
+def friend_link(*, friend: Customer, member: Customer, source: str = "", actor: Staff | None = None,
+                as_of: dt.datetime | None = None) -> FriendLink:
+    """`friend` names `member` (who must hold an active membership of their own) and gets the member tier's
+    friend discount. Naming the same member again returns the link; a friend names one member at a time."""
+    at = now_or(as_of)
+    if friend.pk == member.pk:
+        raise SelfReference("a customer cannot name themselves", field="member_id")
+    if friend.chain_id != member.chain_id:
+        raise MembershipInputError("must be a customer of the same chain", code="invalid", field="member_id")
+    _holder_membership(member, lock=False, at=at, field="member_id")
+    _locked_customer(friend)
+    current = FriendLink.objects.select_related("member").filter(friend_id=friend.pk, ended_at__isnull=True).first()
+    if current is not None:
+        if current.member_id == member.pk:
+            return current
+        raise AlreadyLinked(f"{friend.name} already named {current.member.name} (#{current.member_id})",
+                            field="member_id")
+    return FriendLink.objects.create(friend=friend, member=member, named_at=at, source=(source or "")[:64],
+                                     recorded_by=actor)

@@ -1,0 +1,109 @@
+"""Programme configuration: plans, tiers and benefits (edited by Perm.CONFIG roles in the staff pages)."""
+
+from django.db import IntegrityError, transaction
+
+from smileloop.clinics.models import Chain
+from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.membership.enums import BenefitTrigger, PlanKind
+from smileloop.membership.models import Benefit, MembershipPlan, Tier
+from smileloop.visits.enums import Category
+
+PLAN_FIELDS = ["name", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "topup_bonus_rules",
+               "is_active", "auto_enrol", "description"]
+TIER_FIELDS = ["rank", "name", "discount_bp", "excluded_categories", "exclude_special_price", "points_multiplier",
+               "family_slots", "friend_discount_bp", "downgrade_allowed", "min_spend_fen", "min_topup_fen",
+               "topup_bonus_rules"]
+BENEFIT_FIELDS = ["position", "name", "description", "is_hidden", "trigger", "trigger_n", "action_code", "action_data"]
+
+
+def _bonus_rules_errors(rules, field: str) -> list[FieldError]:
+    if not isinstance(rules, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("min_topup_fen"), int) and isinstance(r.get("bonus_fen"), int)
+            and r["min_topup_fen"] > 0 and r["bonus_fen"] >= 0 for r in rules):
+        return [FieldError(field, 'must be a list of {"min_topup_fen": >0, "bonus_fen": ≥0}', str(rules)[:100])]
+    return []
+
+
+def _plan_errors(data: dict) -> list[FieldError]:
+    errors = []
+    kind = data.get("kind")
+    if kind not in PlanKind.values:
+        errors.append(FieldError("kind", f"must be one of {', '.join(PlanKind.values)}", str(kind)))
+    if not str(data.get("name") or "").strip():
+        errors.append(FieldError("name", "is required"))
+    if (data.get("fee_fen") or 0) < 0:
+        errors.append(FieldError("fee_fen", "must be 0 or more", str(data.get("fee_fen"))))
+    if kind == PlanKind.PAID and not data.get("duration_months"):
+        errors.append(FieldError("duration_months", "is required for a paid plan (a fee buys N months)"))
+    if kind == PlanKind.SPEND_BASED and not data.get("spend_threshold_fen"):
+        errors.append(FieldError("spend_threshold_fen", "is required for a spend-based plan"))
+    errors += _bonus_rules_errors(data.get("topup_bonus_rules") or [], "topup_bonus_rules")
+    return errors
+
+
+def _save(instance, fields: list[str], data: dict, unique_field: str, unique_message: str):
+    for name in fields:
+        if name in data:
+            setattr(instance, name, data[name])
+    try:
+        with transaction.atomic():
+            instance.save()
+    except IntegrityError:
+        raise ValidationFailed([FieldError(unique_field, unique_message, str(data.get(unique_field)))])
+    return instance
+
+
+@transaction.atomic
+def plan_save(*, chain: Chain, data: dict, plan: MembershipPlan | None = None) -> MembershipPlan:
+    merged = {name: getattr(plan, name) for name in PLAN_FIELDS} if plan else {}
+    merged.update(data)
+    errors = _plan_errors(merged)
+    if errors:
+        raise ValidationFailed(errors)
+    plan = plan or MembershipPlan(chain=chain)
+    return _save(plan, PLAN_FIELDS, merged, "name", "another plan of this chain has this name")
+
+
+@transaction.atomic
+def tier_save(*, plan: MembershipPlan, data: dict, tier: Tier | None = None) -> Tier:
+    merged = {name: getattr(tier, name) for name in TIER_FIELDS} if tier else {}
+    merged.update(data)
+    errors = []
+    if not str(merged.get("name") or "").strip():
+        errors.append(FieldError("name", "is required"))
+    for name in ("discount_bp", "friend_discount_bp"):
+        if not 0 <= int(merged.get(name) or 0) <= 10000:
+            errors.append(FieldError(name, "must be between 0 and 10000 basis points", str(merged.get(name))))
+    bad = [c for c in merged.get("excluded_categories") or [] if c not in Category.values]
+    if bad:
+        errors.append(FieldError("excluded_categories", f"unknown categories: {', '.join(map(str, bad))}"))
+    errors += _bonus_rules_errors(merged.get("topup_bonus_rules") or [], "topup_bonus_rules")
+    if errors:
+        raise ValidationFailed(errors)
+    tier = tier or Tier(plan=plan)
+    return _save(tier, TIER_FIELDS, merged, "rank", "another tier of this plan has this rank")
+
+
+@transaction.atomic
+def benefit_save(*, tier: Tier, data: dict, benefit: Benefit | None = None) -> Benefit:
+    merged = {name: getattr(benefit, name) for name in BENEFIT_FIELDS} if benefit else {}
+    merged.update(data)
+    errors = []
+    if not str(merged.get("name") or "").strip():
+        errors.append(FieldError("name", "is required"))
+    trigger = merged.get("trigger") or ""
+    if trigger not in BenefitTrigger.values:
+        errors.append(FieldError("trigger", "is not a known trigger", str(trigger)))
+    if trigger and not merged.get("is_hidden"):
+        errors.append(FieldError("trigger", "only hidden benefits have a trigger", trigger))
+    if merged.get("is_hidden") and not trigger:
+        errors.append(FieldError("trigger", "a hidden benefit needs a trigger (staff decision at least)"))
+    if trigger == BenefitTrigger.NTH_VISIT and not merged.get("trigger_n"):
+        errors.append(FieldError("trigger_n", "is required for the Nth-visit trigger"))
+    if errors:
+        raise ValidationFailed(errors)
+    merged["trigger"] = trigger
+    if trigger != BenefitTrigger.NTH_VISIT:
+        merged["trigger_n"] = None
+    benefit = benefit or Benefit(tier=tier)
+    return _save(benefit, BENEFIT_FIELDS, merged, "name", "could not be saved")

@@ -1,0 +1,137 @@
+"""Staff pages: the member card on the 360 page and its htmx forms, and the configuration pages' permission."""
+
+import pytest
+from django.urls import reverse
+
+from smileloop.membership import services
+from smileloop.membership.models import BenefitReveal, FamilyBinding, Membership, MembershipPlan
+from smileloop.membership.tests.conftest import NOW, patient
+from smileloop.membership.tests.factories import BenefitFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("smileloop.membership.tests.urls")]
+HTMX = {"HX-Request": "true"}
+
+
+def test_the_360_page_shows_the_member_card_with_tier_history_and_revealed_benefits(client, front_desk_a, wang,
+                                                                                   family_plan, family_tier,
+                                                                                   friend_card):
+    # given
+    m = services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    services.benefit_reveal(membership=m, benefit=friend_card, trigger="plan_half_done", detail="种植修复过半", as_of=NOW)
+    client.force_login(front_desk_a.user)
+    # when
+    response = client.get(reverse("customers:detail", args=[wang.id]))
+    # then
+    assert response.status_code == 200
+    card = response.text.split('data-testid="member-card"')[1].split("</section>")[0]
+    assert "家庭会员" in card and "88折 (12% off)" in card
+    assert "enrolled in 家庭会员: cumulative spend 30,120.00 ≥ 30,000.00 on 2026-03-02, lifetime" in card
+    assert "亲友储值卡 600 元" in card and "种植修复过半" in card
+
+
+def test_the_card_hides_unrevealed_benefits_behind_a_staff_reveal_button(client, front_desk_a, wang, family_plan,
+                                                                        family_tier):
+    # given
+    home = BenefitFactory(tier=family_tier, name="上门服务", is_hidden=True, trigger="staff_decision")
+    services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    client.force_login(front_desk_a.user)
+    # when
+    response = client.post(reverse("membership:reveal", args=[wang.id, home.id]), headers=HTMX)
+    # then
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="membership"')
+    assert BenefitReveal.objects.get().trigger == "staff_decision"
+
+
+def test_enrol_through_the_card_form(client, front_desk_a, wang, paid_plan, annual_tier):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("membership:enrol", args=[wang.id]), {"plan": paid_plan.id}, headers=HTMX)
+    assert response.status_code == 200
+    assert Membership.objects.get(customer=wang).fee_fen == 89_900
+
+
+def test_binding_an_adult_without_consent_answers_422_with_the_message_and_binds_nobody(client, front_desk_a, wang,
+                                                                                        spouse, family_plan,
+                                                                                        family_tier):
+    # given
+    services.membership_enrol(customer=wang, plan=family_plan)
+    client.force_login(front_desk_a.user)
+    # when
+    response = client.post(reverse("membership:bind", args=[wang.id]),
+                           {"member": str(spouse.id), "relation": "spouse", "consent_source": "paper"}, headers=HTMX)
+    # then
+    assert response.status_code == 422
+    assert "Record the consent" in response.text
+    assert FamilyBinding.objects.count() == 0
+
+
+def test_bind_and_unbind_through_the_card(client, front_desk_a, wang, spouse, family_plan, family_tier):
+    services.membership_enrol(customer=wang, plan=family_plan)
+    client.force_login(front_desk_a.user)
+    client.post(reverse("membership:bind", args=[wang.id]), {"member": str(spouse.id), "relation": "spouse",
+                "consent_source": "paper", "consent_evidence": "同意书 1"}, headers=HTMX)
+    assert FamilyBinding.objects.filter(unbound_at__isnull=True).count() == 1
+    response = client.post(reverse("membership:unbind", args=[wang.id, spouse.id]), headers=HTMX)
+    assert response.status_code == 200
+    assert FamilyBinding.objects.filter(unbound_at__isnull=True).count() == 0
+
+
+def test_card_actions_on_another_clinics_patient_are_404(client, front_desk_a, chain, clinic_b, paid_plan,
+                                                        annual_tier):
+    other = patient(chain, clinic_b, "外院")
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("membership:enrol", args=[other.id]), {"plan": paid_plan.id})
+    assert response.status_code == 404
+    assert Membership.objects.count() == 0
+
+
+def test_the_360_page_renders_the_card_with_a_bounded_number_of_queries(client, front_desk_a, wang, family_plan,
+                                                                        family_tier, django_assert_max_num_queries):
+    services.membership_enrol(customer=wang, plan=family_plan)
+    client.force_login(front_desk_a.user)
+    with django_assert_max_num_queries(60):
+        assert client.get(reverse("customers:detail", args=[wang.id])).status_code == 200
+
+
+# --- configuration pages -------------------------------------------------------------------------------
+
+
+def test_config_pages_need_the_config_permission(client, front_desk_a, paid_plan):
+    client.force_login(front_desk_a.user)
+    assert client.get(reverse("membership:plans")).status_code == 403
+    assert client.post(reverse("membership:plan_create"), {"name": "x", "kind": "paid"}).status_code == 403
+    assert MembershipPlan.objects.count() == 1
+
+
+def test_a_chain_admin_creates_a_plan_a_tier_and_a_hidden_benefit(client, chain_admin):
+    # given
+    client.force_login(chain_admin.user)
+    # when
+    response = client.post(reverse("membership:plan_create"), {
+        "name": "年度会员", "kind": "paid", "fee_yuan": "899", "duration_months": "12", "topup_bonus_rules": "[]",
+        "is_active": "on"})
+    plan = MembershipPlan.objects.get()
+    client.post(reverse("membership:tier_create", args=[plan.id]), {
+        "rank": "1", "name": "年卡", "discount_bp": "500", "excluded_categories": ["oral_care_product"],
+        "exclude_special_price": "on", "points_multiplier": "1.2", "family_slots": "1", "friend_discount_bp": "0",
+        "min_spend_yuan": "0", "min_topup_yuan": "0", "topup_bonus_rules": "[]"})
+    tier = plan.tiers.get()
+    client.post(reverse("membership:benefit_create", args=[tier.id]), {
+        "position": "1", "name": "生日礼物", "is_hidden": "on", "trigger": "birthday_month", "action_data": "{}"})
+    # then
+    assert response.status_code == 302
+    assert (plan.fee_fen, plan.duration_months) == (89_900, 12)
+    assert (tier.discount_bp, tier.excluded_categories) == (500, ["oral_care_product"])
+    assert list(tier.benefits.values_list("name", "trigger")) == [("生日礼物", "birthday_month")]
+    page = client.get(reverse("membership:plan_edit", args=[plan.id]))
+    assert page.status_code == 200 and "生日礼物" in page.text and "95折 (5% off)" in page.text
+
+
+def test_a_paid_plan_without_duration_is_refused_field_by_field(client, chain_admin):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:plan_create"), {"name": "年卡", "kind": "paid", "fee_yuan": "899",
+                                                               "topup_bonus_rules": "[]"})
+    assert response.status_code == 422
+    assert response.context["form"].errors == {
+        "duration_months": ["is required for a paid plan (a fee buys N months)"]}
+    assert MembershipPlan.objects.count() == 0
