@@ -85,11 +85,14 @@ class CustomerSearchKey(models.Model):
     FULL = "p"
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="search_keys")
     chain_id = models.BigIntegerField()
+    # Copy of the customer's home clinic, so a clinic-scoped search filters inside the index instead of
+    # visiting every chain-wide match (kept in step by the customers services).
+    home_clinic_id = models.BigIntegerField(null=True, blank=True)
     kind = models.CharField(max_length=1)
     value = models.CharField(max_length=64)
 
     class Meta:
-        indexes = [models.Index(fields=["chain_id", "kind", "value"], name="search_key_lookup")]
+        indexes = [models.Index(fields=["chain_id", "kind", "value", "home_clinic_id"], name="search_key_lookup")]
 
 
 class Identity(TimeStampedModel):

@@ -40,7 +40,8 @@ _DIGITS = re.compile(r"^\+?\d+$")
 _ASCII_WORD = re.compile(r"^[a-z]+$")
 
 
-def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str) -> QuerySet[Customer]:
+def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids=None,
+                    staff_id: int | None = None) -> QuerySet[Customer]:
     """Search by phone (full or last 4 digits), name prefix, pinyin initials or full pinyin.
 
     Every branch is an index range scan: no LIKE '%…%' over a million rows.
@@ -68,14 +69,21 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str) -> QuerySe
             keys = keys.filter(kind=kind)
         else:
             keys = keys.filter(kind__in=[CustomerSearchKey.INITIALS, CustomerSearchKey.FULL])
-        return qs.filter(Exists(keys.filter(customer_id=OuterRef("pk"))))
+        if clinic_ids is None:
+            return qs.filter(Exists(keys.filter(customer_id=OuterRef("pk"))))
+        # Clinic staff: filter on the key's copy of the home clinic inside the index; customers they own
+        # as consultant in other clinics are matched separately.
+        scoped = Exists(keys.filter(home_clinic_id__in=clinic_ids, customer_id=OuterRef("pk")))
+        if staff_id:
+            scoped = scoped | (Q(consultant_id=staff_id) & Exists(keys.filter(customer_id=OuterRef("pk"))))
+        return qs.filter(scoped)
     return qs.filter(chain_id=chain_id, name__gte=text, name__lt=prefix_upper_bound(text))
 
 
 def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, stage: str = "",
                   source: str = "", has_mobile: bool | None = None) -> QuerySet[Customer]:
     qs = customer_queryset(scope)
-    qs = customer_search(qs, chain_id=scope.chain_id, q=q)
+    qs = customer_search(qs, chain_id=scope.chain_id, q=q, clinic_ids=scope.clinic_ids, staff_id=scope.staff_id)
     if clinic_id:
         qs = qs.filter(home_clinic_id=clinic_id)
     if stage:

@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -163,11 +163,25 @@ def customer_search_keys_refresh(*, customers: list[Customer]) -> None:
     rows = []
     for customer in customers:
         initials, full = pinyin_keys(customer.name)
-        rows += [CustomerSearchKey(customer_id=customer.id, chain_id=customer.chain_id, kind="i", value=v[:64])
-                 for v in initials]
-        rows += [CustomerSearchKey(customer_id=customer.id, chain_id=customer.chain_id, kind="p", value=v[:64])
-                 for v in full]
+        rows += [CustomerSearchKey(customer_id=customer.id, chain_id=customer.chain_id, kind=kind, value=v[:64],
+                                   home_clinic_id=customer.home_clinic_id)
+                 for kind, values in (("i", initials), ("p", full)) for v in values]
     CustomerSearchKey.objects.bulk_create(rows, batch_size=2000)
+
+
+def search_keys_home_clinic_sync(*, customer_ids) -> None:
+    """Copy customers' home clinic onto their search keys (one UPDATE) after a home-clinic change."""
+    ids = list(customer_ids)
+    if ids:
+        CustomerSearchKey.objects.filter(customer_id__in=ids).update(
+            home_clinic_id=Subquery(Customer.objects.filter(pk=OuterRef("customer_id")).values("home_clinic_id")[:1]))
+
+
+def _keys_follow(customer: Customer, changed) -> None:
+    if "name" in changed:
+        customer_search_keys_refresh(customers=[customer])
+    elif "home_clinic" in changed:
+        search_keys_home_clinic_sync(customer_ids=[customer.id])
 
 
 def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
@@ -263,8 +277,7 @@ def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | 
             changed += ["last_touch_channel", "last_touch_at", "last_touch_campaign"]
         if changed:
             customer.save(update_fields=[*set(changed), "updated_at"])
-            if "name" in changed:
-                customer_search_keys_refresh(customers=[customer])
+            _keys_follow(customer, changed)
         created = False
     for kind, external_id, app_id in idents:
         identity_add(customer=customer, kind=kind, external_id=external_id, app_id=app_id, source=source)
@@ -316,8 +329,7 @@ def customer_update(*, customer: Customer, data: dict, actor: Staff | None = Non
     changed = _apply(customer, values, fill_only=False)
     if changed:
         customer.save(update_fields=[*set(changed), "updated_at"])
-        if "name" in changed:
-            customer_search_keys_refresh(customers=[customer])
+        _keys_follow(customer, changed)
         interaction_add(customer=customer, kind=InteractionKind.FORM, author=actor,
                         text="updated: " + ", ".join(sorted(set(changed) - {"mobile_tail"})))
     return customer
@@ -504,6 +516,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     if merged.notes and merged.notes not in survivor.notes:
         survivor.notes = (survivor.notes + "\n" + merged.notes).strip()
     survivor.save()
+    if "home_clinic" in fill:
+        search_keys_home_clinic_sync(customer_ids=[survivor.id])
     record = CustomerMerge.objects.create(survivor=survivor, merged=merged, actor=actor, reason=reason[:255],
                                           moved=moved, merged_snapshot=snapshot)
     interaction_add(customer=survivor, kind=InteractionKind.MERGE, author=actor,

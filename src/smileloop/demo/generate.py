@@ -61,7 +61,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "first_touch_channel", "first_touch_campaign", "first_touch_staff_id", "first_touch_at",
         "last_touch_channel", "last_touch_campaign", "last_touch_staff_id", "last_touch_at",
         "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_fen", "merged_into_id"),
-    "customers_customersearchkey": ("id", "customer_id", "chain_id", "kind", "value"),
+    "customers_customersearchkey": ("id", "customer_id", "chain_id", "home_clinic_id", "kind", "value"),
     "customers_identity": ("id", "created_at", "updated_at", "chain_id", "customer_id", "kind", "external_id",
                            "app_id", "source"),
     "customers_household": ("id", "created_at", "updated_at", "chain_id", "name", "head_id"),
@@ -720,9 +720,9 @@ class PoolGenerator:
         initials, full = search_keys(p.name)
         keys = rows["customers_customersearchkey"]
         for value in initials:
-            keys.append((self.ids.take("customers_customersearchkey"), p.id, chain_id, "i", value))
+            keys.append((self.ids.take("customers_customersearchkey"), p.id, chain_id, clinic.id, "i", value))
         for value in full:
-            keys.append((self.ids.take("customers_customersearchkey"), p.id, chain_id, "p", value))
+            keys.append((self.ids.take("customers_customersearchkey"), p.id, chain_id, clinic.id, "p", value))
         # identities
         idents = rows["customers_identity"]
         wechat = p.channel in (Channel.WECHAT_OA, Channel.WECOM, Channel.MINI_PROGRAM) or rng.random() < 0.45

@@ -142,3 +142,16 @@ def test_phone_reveal_is_audited_and_needs_a_reason(chain, clinic_a, scope_a):
     assert AuditEvent.objects.count() == 0
     assert phone_reveal(scope=scope_a, customer=c, reason="callback") == "+8613800138000"
     assert AuditEvent.objects.get().action == "phone.reveal"
+
+
+def test_clinic_scoped_pinyin_search_follows_a_home_clinic_change(chain, clinic_a, clinic_b, scope_a):
+    # given a patient of clinic A found by initials
+    c, _ = customer_upsert(chain=chain, data={"name": "张三", "home_clinic": clinic_a})
+    assert [x.id for x in customer_list(scope_a, q="zs")] == [c.id]
+    # when the patient moves to clinic B
+    from smileloop.customers.services import customer_update
+
+    customer_update(customer=c, data={"home_clinic": clinic_b.code})
+    # then clinic A staff no longer find them, and the keys carry the new clinic
+    assert list(customer_list(scope_a, q="zs")) == []
+    assert set(c.search_keys.values_list("home_clinic_id", flat=True)) == {clinic_b.id}

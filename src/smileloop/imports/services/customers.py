@@ -26,7 +26,7 @@ from smileloop.core.audit import audit_record
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import birthday_parse, channel_parse, gender_parse
-from smileloop.customers.services import TEXT_LIMITS
+from smileloop.customers.services import TEXT_LIMITS, search_keys_home_clinic_sync
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.bulk import rows_insert
 from smileloop.imports.services.common import (
@@ -411,10 +411,11 @@ class _CustomerImport:
         for token in tokens:
             customer_id = ids[token]
             initials, full = self.pinyin.keys(chunk.new[token]["name"])
+            clinic_id = chunk.new[token].get("home_clinic_id")
             keys += [{"customer_id": customer_id, "chain_id": self.chain.id, "kind": CustomerSearchKey.INITIALS,
-                      "value": v[:64]} for v in initials]
+                      "value": v[:64], "home_clinic_id": clinic_id} for v in initials]
             keys += [{"customer_id": customer_id, "chain_id": self.chain.id, "kind": CustomerSearchKey.FULL,
-                      "value": v[:64]} for v in full]
+                      "value": v[:64], "home_clinic_id": clinic_id} for v in full]
         rows_insert(CustomerSearchKey, keys)
         rows_insert(Identity, [
             {"chain_id": self.chain.id, "customer_id": real(t), "kind": kind, "external_id": external_id,
@@ -433,6 +434,8 @@ class _CustomerImport:
             for customer_id in chunk.dirty:
                 people[customer_id].updated_at = self.now
             Customer.objects.bulk_update([people[i] for i in chunk.dirty], [*fields, "updated_at"], batch_size=500)
+            if "home_clinic" in fields or "home_clinic_id" in fields:
+                search_keys_home_clinic_sync(customer_ids=list(chunk.dirty))
             interactions += [
                 {"customer_id": customer_id, "kind": InteractionKind.IMPORT, "author_id": self.actor_id,
                  "text": _("import from %(file)s filled: %(fields)s")
