@@ -116,7 +116,7 @@ def synthetic_entries(*, chain: Chain, entries: int, accounts: int = 100_000) ->
                     f"FROM generate_series(1, %s) g", [chain.id, pairs])
         cur.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))")
         cur.execute(f"INSERT INTO {e} (transaction_id, account_id, amount) "
-                    f"SELECT {tbase} + g, {lo} + (g % {len(ids)}), 10 FROM generate_series(1, %s) g", [pairs])
+                    f"SELECT {tbase} + g, {lo} + (g %% {len(ids)}), 10 FROM generate_series(1, %s) g", [pairs])
         cur.execute(f"INSERT INTO {e} (transaction_id, account_id, amount) "
                     f"SELECT {tbase} + g, %s, -10 FROM generate_series(1, %s) g", [sink.id, pairs])
         cur.execute(f"UPDATE {a} acc SET balance = s.total FROM (SELECT account_id, SUM(amount) total FROM {e} "

@@ -45,7 +45,10 @@ class Command(BaseCommand):
             "360 page time, API upsert throughput against a bare Django view.")
 
     def add_arguments(self, parser):
-        parser.add_argument("suite", choices=["foundation", "checkout"])  # checkout: issue 3 §10
+        parser.add_argument("suite", choices=["foundation", "checkout", "ledger"])  # checkout, ledger: issue 3 §10
+        parser.add_argument("--seconds", type=float, default=10.0, help="ledger: seconds per throughput run")
+        parser.add_argument("--check-entries", type=int, default=0,
+                            help="ledger: synthesise this many entries (PostgreSQL) and time `ledger check`")
         parser.add_argument("--customers", type=int, default=20_000)
         parser.add_argument("--orders-per-customer", type=float, default=10.0)
         parser.add_argument("--clinics", type=int, default=None, help="default: one per 50,000 customers, 3–20")
@@ -61,6 +64,11 @@ class Command(BaseCommand):
         parser.add_argument("--inner", action="store_true", help="(internal) run inside the benchmark database")
 
     def handle(self, *args, **o):
+        if o["suite"] == "ledger":  # the current database: use a scratch one, it writes a bench chain
+            from smileloop.ledger.bench import run as ledger_bench
+
+            ledger_bench(seconds=o["seconds"], check_entries=o["check_entries"], out=self.stdout.write)
+            return
         if o["suite"] == "checkout":  # checkout benchmark (issue 3 §10): the current database, --queries runs
             from smileloop.checkout.bench import checkout_bench
 

@@ -1,0 +1,64 @@
+"""Eight writers — the holder and three bound family members, two terminals each — spend from one
+family wallet at once on PostgreSQL. Row locks allow no double spend."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from smileloop.customers.enums import Relation
+from smileloop.customers.services import household_member_add
+from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.services import InsufficientBalance
+from smileloop.loyalty.services import wallet_balance, wallet_spend, wallet_topup
+from smileloop.membership.enums import WalletShareMode
+from smileloop.membership.services import family_bind, wallet_share_consent_grant
+
+from .conftest import patient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_eight_family_writers_never_overdraw_the_shared_wallet(chain, clinic_a, wang, family_membership):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers with row locks are exercised on PostgreSQL")
+    # given a holder with 1,000.00 yuan and three bound members with standing consent
+    members = []
+    for i, relation in enumerate([Relation.SPOUSE, Relation.CHILD, Relation.PARENT]):
+        person = patient(chain, clinic_a, f"家人{i}", birthday=dt.date(1970 + i * 20, 1, 1))
+        household_member_add(head=wang, member=person, relation=relation)
+        family_bind(holder=wang, member=person, relation=relation, consent_source="paper", consent_evidence=f"F-{i}")
+        wallet_share_consent_grant(holder=wang, member=person, mode=WalletShareMode.STANDING, source="paper")
+        members.append(person)
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="topup")
+    payers = [wang, *members] * 2
+    barrier = threading.Barrier(len(payers))
+    outcomes, errors = [], []
+
+    def writer(i, payer):
+        try:
+            barrier.wait()
+            for round_ in range(3):
+                try:
+                    wallet_spend(payer=payer, holder=wang, amount_fen=15_000, key=f"spend:{i}:{round_}",
+                                 source=f"order:{i}:{round_}")
+                    outcomes.append("ok")
+                except InsufficientBalance:
+                    outcomes.append("refused")
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(i, p)) for i, p in enumerate(payers)]
+    # when 8 writers try 24 spends of 150.00
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then exactly six fit and 100.00 is left
+    assert errors == []
+    assert outcomes.count("ok") == 6 and outcomes.count("refused") == 18
+    assert wallet_balance(wang).total == 10_000
+    assert ledger_check(chain_id=chain.id) == []
