@@ -16,4 +16,5 @@ urlpatterns = [
     path("imports/", include("smileloop.imports.urls")),
     path("membership/", include("smileloop.membership.urls")),
     path("loyalty/", include("smileloop.loyalty.urls")),
+    path("checkout/", include("smileloop.checkout.urls")),
 ]

@@ -18,3 +18,10 @@ class PaymentsMismatch(CheckoutError):
 
 class ConsentMissing(CheckoutError):
     code = "consent_missing"
+
+
+class ClawbackExceedsRefund(CheckoutError):
+    """A refund would give back less cash than the points the bill earned and the member already spent are
+    worth (refund clawback policy, checkout.services): refused, nothing changed."""
+
+    code = "clawback_exceeds_refund"

@@ -2,26 +2,65 @@
 staff that a request names (by id or code / username) within what the caller may touch."""
 
 import dataclasses
+import threading
+import time
 
 from django.db.models import Q
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from smileloop.clinics.models import Clinic, Staff
-from smileloop.clinics.selectors import clinic_list, scope_for_staff, staff_list, token_authenticate
+from smileloop.clinics.models import ApiToken, Clinic, Staff
+from smileloop.clinics.selectors import (
+    clinic_list,
+    scope_for_staff,
+    staff_list,
+    token_authenticate,
+    token_staff_check,
+    token_touch,
+)
 from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
+
+# Per process: token hash → (loaded at, staff, scope, last_used_at touched at). Revocation and deactivation
+# still take effect on the very next request (token_staff_check runs on every request, and a changed role
+# reloads); only a change of a clinic-limited staff member's clinic list waits up to _SCOPE_TTL seconds.
+_SCOPE_TTL = 30.0
+_TOUCH_EVERY = 60.0
+_scope_cache: dict[str, tuple[float, Staff, Scope, float]] = {}
+_scope_lock = threading.Lock()
 
 
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer <token>`; sets request.staff and request.scope. None → ninja answers 401."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Staff | None:
-        staff = token_authenticate(token.strip())
-        if staff is None:
+        key = token.strip()
+        if not key:
             return None
+        key_hash = ApiToken.hash_key(key)
+        live = token_staff_check(key_hash)
+        now = time.monotonic()
+        cached = _scope_cache.get(key_hash)
+        if live is None:
+            if cached is not None:
+                _scope_cache.pop(key_hash, None)
+            return None
+        if cached is not None and now - cached[0] < _SCOPE_TTL and (cached[1].id, cached[1].role) == live:
+            _, staff, scope, touched = cached
+            if now - touched > _TOUCH_EVERY:
+                token_touch(key_hash)
+                _scope_cache[key_hash] = (cached[0], staff, scope, now)
+        else:
+            staff = token_authenticate(key)  # also records last_used_at
+            if staff is None:
+                return None
+            scope = scope_for_staff(staff)
+            with _scope_lock:
+                if len(_scope_cache) > 1000:
+                    _scope_cache.clear()
+                _scope_cache[key_hash] = (now, staff, scope, now)
         request.staff = staff
-        request.scope = scope_for_staff(staff)
+        request.scope = scope
         return staff
 
 

@@ -1,5 +1,6 @@
 """Reads for clinics and staff; `scope_for_user` is where every request's Scope comes from."""
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -59,3 +60,24 @@ def token_authenticate(key: str) -> Staff | None:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.staff
+
+
+def token_staff_check(key_hash: str) -> tuple[int, str] | None:
+    """(staff id, role) of the live token with this hash (not revoked, staff active), else None.
+
+    The per-request check of the API hot path: one small SELECT on the unique key_hash index, without
+    loading the token, staff and user rows (TokenAuth keeps those per process, see clinics.api).
+    """
+    qn = connection.ops.quote_name
+    token, staff = qn(ApiToken._meta.db_table), qn(Staff._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.{qn('id')}, s.{qn('role')} FROM {token} t JOIN {staff} s ON s.{qn('id')} = t.{qn('staff_id')} "
+            f"WHERE t.{qn('key_hash')} = %s AND t.{qn('revoked_at')} IS NULL AND s.{qn('is_active')}",
+            [key_hash])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def token_touch(key_hash: str) -> None:
+    ApiToken.objects.filter(key_hash=key_hash).update(last_used_at=timezone.now())

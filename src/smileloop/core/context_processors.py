@@ -10,6 +10,7 @@ NAV_ITEMS = [
     ("imports:upload", _("Import"), "imports"),
     ("membership:plans", _("Membership"), "membership"),
     ("loyalty:config", _("Loyalty"), "loyalty"),  # loyalty app (issue 3)
+    ("checkout:codes", _("Checkout"), "checkout"),  # checkout: card/voucher look-up; bills start on the 360 page
 ]
 
 

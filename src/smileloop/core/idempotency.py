@@ -5,10 +5,11 @@ Protocol (per user and key, stored in core.models.IdempotencyRecord):
 - The request's fingerprint is the SHA-256 of method, path, sorted query string and canonical JSON body.
 - A key seen before with the same fingerprint replays the stored status and body; with a different
   fingerprint it is a 409 `idempotency_key_reused`.
-- A new key is *claimed* by inserting its record first, inside the transaction that then runs the write
-  and stores the response. The unique (user, key) constraint makes a concurrent duplicate wait for the
-  first transaction; when it commits, the duplicate's insert fails, its transaction (and any write it
-  did) rolls back, and it replays the stored answer. So there is never a double write.
+- A new key is *claimed* by inserting its record first (`INSERT … ON CONFLICT DO NOTHING RETURNING`,
+  one statement that is both the look-up and the claim), inside the transaction that then runs the
+  write and stores the response. The unique (user, key) constraint makes a concurrent duplicate wait
+  for the first transaction; when it commits, the duplicate's insert does nothing, its transaction
+  ends without a write, and it replays the stored answer. So there is never a double write.
 
 What is stored: the write's own answer: every 2xx response, and the business refusals a service raises
 (ValidationFailed 422, Conflict 409), which the same request would meet again. Not stored, so the key
@@ -23,8 +24,9 @@ import json
 from collections.abc import Callable
 from typing import Annotated
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Header, Status
 
 from smileloop.core.api import domain_error_body
@@ -46,7 +48,7 @@ class IdempotencyKeyReused(Conflict):
 
 
 class _KeyTaken(Exception):
-    """Another transaction stored a record for this key between our look-up and our claim."""
+    """A record for this key exists (stored earlier, or by a concurrent transaction that committed first)."""
 
 
 def request_fingerprint(request: HttpRequest) -> str:
@@ -91,6 +93,30 @@ def _replay(*, user_id: int, key: str, fingerprint: str) -> tuple[int, dict] | N
     return record.status_code, record.response
 
 
+def _claim(*, user_id: int, key: str, operation: str, fingerprint: str) -> int | None:
+    """Insert the key's record unless one exists; its id, or None when the key is taken. One statement
+    (PostgreSQL and SQLite ≥ 3.35 both have ON CONFLICT … DO NOTHING RETURNING); a concurrent claim of
+    the same key waits here until the other transaction ends."""
+    qn = connection.ops.quote_name
+    table = qn(IdempotencyRecord._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({qn('user_id')}, {qn('key')}, {qn('operation')}, {qn('request_hash')}, "
+            f"{qn('status_code')}, {qn('response')}, {qn('created_at')}) VALUES (%s, %s, %s, %s, 0, %s, %s) "
+            f"ON CONFLICT ({qn('user_id')}, {qn('key')}) DO NOTHING RETURNING {qn('id')}",
+            [user_id, key, operation[:100], fingerprint, "{}", timezone.now()])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _store(*, record_id: int, status: int, body: dict) -> None:
+    qn = connection.ops.quote_name
+    response = IdempotencyRecord._meta.get_field("response").get_db_prep_value(body, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {qn(IdempotencyRecord._meta.db_table)} SET {qn('status_code')} = %s, "
+                       f"{qn('response')} = %s WHERE {qn('id')} = %s", [status, response, record_id])
+
+
 def idempotent_call(*, request: HttpRequest, user_id: int, key: str | None, operation: str,
                     run: Callable[[], tuple[int, dict]]) -> tuple[int, dict, bool]:
     """Run `run()` (a write returning (status, JSON body)) at most once per (user, key).
@@ -99,16 +125,10 @@ def idempotent_call(*, request: HttpRequest, user_id: int, key: str | None, oper
     """
     key = _key_clean(key)
     fingerprint = request_fingerprint(request)
-    stored = _replay(user_id=user_id, key=key, fingerprint=fingerprint)
-    if stored is not None:
-        return (*stored, True)
     try:
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(user_id=user_id, key=key, operation=operation[:100],
-                                                              request_hash=fingerprint, status_code=0, response={})
-            except IntegrityError:
+            record_id = _claim(user_id=user_id, key=key, operation=operation, fingerprint=fingerprint)
+            if record_id is None:
                 raise _KeyTaken
             try:
                 with transaction.atomic():  # a refused write leaves nothing behind, even if it wrote first
@@ -117,8 +137,7 @@ def idempotent_call(*, request: HttpRequest, user_id: int, key: str | None, oper
                 if not _is_stored(exc):
                     raise
                 status, body = exc.status, domain_error_body(request, exc)
-            record.status_code, record.response = status, body
-            record.save(update_fields=["status_code", "response"])
+            _store(record_id=record_id, status=status, body=body)
             return status, body, False
     except _KeyTaken:
         stored = _replay(user_id=user_id, key=key, fingerprint=fingerprint)

@@ -171,15 +171,20 @@ def _list_item(customer: Customer) -> dict:
     }
 
 
-def _detail(customer: Customer, *, full_mobile: str | None = None) -> dict:
+def _detail(customer: Customer, *, full_mobile: str | None = None, created: bool = False,
+            linked: bool = True) -> dict:
+    """The full customer. `created`: the person was inserted by this very request, so no household,
+    appointment, order or plan can point at it yet (those reads are skipped, the answer is the same);
+    `linked=False` additionally says the request attached no identity or consent to it."""
     data = _list_item(customer)
-    membership = getattr(customer, "household_membership", None)
+    membership = None if created else getattr(customer, "household_membership", None)
     household = None
     if membership is not None:
         hh = membership.household
         household = {"id": hh.id, "name": hh.name, "head_id": hh.head_id, "relation": membership.relation,
                      "members": [{"customer_id": m.customer_id, "relation": m.relation}
                                  for m in hh.members.order_by("id")]}
+    reads = not (created and not linked)
     data.update({
         "mobile": full_mobile if full_mobile is not None else data["mobile"],
         "mobile_revealed": full_mobile is not None,
@@ -188,13 +193,14 @@ def _detail(customer: Customer, *, full_mobile: str | None = None) -> dict:
         "campaign": customer.first_touch_campaign, "notes": customer.notes,
         "first_visit_at": _local(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
         "identities": [{"kind": i.kind, "external_id": i.external_id, "app_id": i.app_id}
-                       for i in customer.identities.order_by("id")],
+                       for i in customer.identities.order_by("id")] if reads else [],
         "household": household,
         "consents": [{"purpose": c.purpose, "granted": c.granted, "source": c.source, "evidence": c.evidence,
                       "recorded_at": _local(c.recorded_at)}
-                     for purpose, c in sorted(consent_current(customer).items())],
-        "counts": {"appointments": customer.appointments.count(), "orders": customer.orders.count(),
-                   "treatment_plans": customer.treatment_plans.count()},
+                     for purpose, c in sorted(consent_current(customer).items())] if reads else [],
+        "counts": {"appointments": 0, "orders": 0, "treatment_plans": 0} if created else {
+            "appointments": customer.appointments.count(), "orders": customer.orders.count(),
+            "treatment_plans": customer.treatment_plans.count()},
         "updated_at": _local(customer.updated_at),
     })
     return data
@@ -215,7 +221,8 @@ def customer_upsert_endpoint(request: HttpRequest, payload: CustomerUpsertIn, re
         customer, created = customer_ingest(
             scope=scope, data=data, identities=[i.model_dump() for i in payload.identities],
             consents=[c.model_dump() for c in payload.consents], actor=request.staff, source="api")
-        return (201 if created else 200), render(UpsertOut, {"created": created, "customer": _detail(customer)})
+        detail = _detail(customer, created=created, linked=bool(payload.identities or payload.consents))
+        return (201 if created else 200), render(UpsertOut, {"created": created, "customer": detail})
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.upsert", run=write)

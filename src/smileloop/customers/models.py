@@ -92,7 +92,13 @@ class CustomerSearchKey(models.Model):
     value = models.CharField(max_length=64)
 
     class Meta:
-        indexes = [models.Index(fields=["chain_id", "kind", "value", "home_clinic_id"], name="search_key_lookup")]
+        # customer_id last: a search reads only the index (no visit to the key rows to learn whose they are).
+        # Chain-wide staff search by (chain, kind, value); clinic staff by (chain, clinic, kind, value), so
+        # a one-clinic search reads only its clinic's keys (1/20 of them at 20 clinics).
+        indexes = [models.Index(fields=["chain_id", "kind", "value", "home_clinic_id", "customer"],
+                                name="search_key_covering"),
+                   models.Index(fields=["chain_id", "home_clinic_id", "kind", "value", "customer"],
+                                name="search_key_clinic")]
 
 
 class Identity(TimeStampedModel):

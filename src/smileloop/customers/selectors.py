@@ -3,7 +3,8 @@
 import re
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
@@ -34,6 +35,15 @@ def customer_get(scope: Scope, customer_id) -> Customer:
     if customer is None:
         raise NotFound("Customer not found")
     return customer
+
+
+class _IdAnyOf(Func):
+    """`id = ANY(ARRAY(<subquery>))` (PostgreSQL): the subquery becomes an InitPlan run once, the rows
+    are fetched through the primary key."""
+
+    arg_joiner = " = ANY(ARRAY("
+    template = "(%(expressions)s)))"
+    output_field = BooleanField()
 
 
 _DIGITS = re.compile(r"^\+?\d+$")
@@ -72,11 +82,19 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
         if clinic_ids is None:
             return qs.filter(Exists(keys.filter(customer_id=OuterRef("pk"))))
         # Clinic staff: filter on the key's copy of the home clinic inside the index; customers they own
-        # as consultant in other clinics are matched separately.
-        scoped = Exists(keys.filter(home_clinic_id__in=clinic_ids, customer_id=OuterRef("pk")))
+        # as consultant in other clinics are matched too. One id list (a UNION ALL of the two), not an OR
+        # of two EXISTS, so the query is driven by the clinic's matching keys (an index-only range on
+        # search_key_clinic) instead of walking the clinic's customers newest-first and probing each
+        # (EXPLAIN at 200k customers: 10,454 rows filtered away for 20; bench p95 250 ms).
+        ids = keys.filter(home_clinic_id__in=clinic_ids).values("customer_id")
         if staff_id:
-            scoped = scoped | (Q(consultant_id=staff_id) & Exists(keys.filter(customer_id=OuterRef("pk"))))
-        return qs.filter(scoped)
+            owned = Customer.objects.filter(chain_id=chain_id, consultant_id=staff_id).values("id")
+            ids = ids.union(keys.filter(customer_id__in=owned).values("customer_id"), all=True)
+        if connection.vendor == "postgresql":
+            # PostgreSQL would still walk the primary key newest-first against a semi-join (LIMIT makes that
+            # look cheap); `id = ANY(ARRAY(subquery))` runs the key scan once and fetches rows by id.
+            return qs.filter(_IdAnyOf(F("pk"), Subquery(ids)))
+        return qs.filter(pk__in=ids)
     return qs.filter(chain_id=chain_id, name__gte=text, name__lt=prefix_upper_bound(text))
 
 
@@ -92,7 +110,18 @@ def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, st
         qs = qs.filter(first_touch_channel=source)
     if has_mobile is not None:
         qs = qs.filter(mobile__isnull=not has_mobile)
+    if scope.clinic_ids is not None and connection.vendor == "postgresql" and _is_pinyin(q):
+        # The query runs as "fetch the matching ids, walk them newest-first, stop at the page": joins on
+        # top make PostgreSQL fetch and sort every match instead (EXPLAIN at 200k customers, 2,290
+        # matches: 139 ms with the joins, 1.5 ms without), so the page's clinics and consultants come in
+        # two small follow-up queries.
+        return qs.prefetch_related("home_clinic", "consultant").order_by("-id")
     return qs.select_related("home_clinic", "consultant").order_by("-id")
+
+
+def _is_pinyin(q: str) -> bool:
+    text = to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")
+    return bool(text) and not _DIGITS.match(text) and bool(_ASCII_WORD.match(text.lower()))
 
 
 def customer_match(*, chain_id: int, mobile: str | None, identities: list[tuple[str, str]] = ()) -> dict:

@@ -3,7 +3,7 @@
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -155,18 +155,37 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
     return out
 
 
-def customer_search_keys_refresh(*, customers: list[Customer]) -> None:
-    """Rebuild the pinyin search keys of the given customers (bulk: one delete, one insert)."""
+def customer_search_keys_refresh(*, customers: list[Customer], new: bool = False) -> None:
+    """Rebuild the pinyin search keys of the given customers (bulk: one delete, one insert).
+    `new`: the customers were just inserted and have no keys yet (the delete is skipped)."""
     if not customers:
         return
-    CustomerSearchKey.objects.filter(customer_id__in=[c.id for c in customers]).delete()
+    if not new:
+        CustomerSearchKey.objects.filter(customer_id__in=[c.id for c in customers]).delete()
     rows = []
     for customer in customers:
         initials, full = pinyin_keys(customer.name)
-        rows += [CustomerSearchKey(customer_id=customer.id, chain_id=customer.chain_id, kind=kind, value=v[:64],
-                                   home_clinic_id=customer.home_clinic_id)
+        rows += [{"customer_id": customer.id, "chain_id": customer.chain_id, "kind": kind, "value": v[:64],
+                  "home_clinic_id": customer.home_clinic_id}
                  for kind, values in (("i", initials), ("p", full)) for v in values]
-    CustomerSearchKey.objects.bulk_create(rows, batch_size=2000)
+    for start in range(0, len(rows), 500):
+        _rows_insert(CustomerSearchKey, rows[start:start + 500])
+
+
+def _rows_insert(model: type[models.Model], rows: list[dict]) -> None:
+    """One multi-row INSERT of plain column values, without model instances or returned ids: the write
+    path of every new customer (search keys, timeline row) spends most of its time in the ORM otherwise.
+    Values go through each field's own get_db_prep_save, as Model.save would send them."""
+    if not rows:
+        return
+    fields = [model._meta.get_field(name) for name in rows[0]]
+    qn = connection.ops.quote_name
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [field.get_db_prep_save(row[field.name if field.name in row else field.attname], connection)
+              for row in rows for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                       f"VALUES {', '.join([one] * len(rows))}", params)
 
 
 def search_keys_home_clinic_sync(*, customer_ids) -> None:
@@ -259,9 +278,12 @@ def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | 
             return customer_upsert(chain=chain_id, data=data, identities=identities, actor=actor, source=source,
                                    fill_only=fill_only, scope=scope, _retry=True)
         created = True
-        customer_search_keys_refresh(customers=[customer])
-        interaction_add(customer=customer, kind=InteractionKind.IMPORT if source == "import" else InteractionKind.FORM
-                        if source == "form" else InteractionKind.SYSTEM, text=f"created ({source})", author=actor)
+        customer_search_keys_refresh(customers=[customer], new=True)
+        kind = (InteractionKind.IMPORT if source == "import" else InteractionKind.FORM if source == "form"
+                else InteractionKind.SYSTEM)
+        _rows_insert(Interaction, [{"customer_id": customer.id, "kind": kind, "text": f"created ({source})",
+                                    "author_id": actor.id if actor else None, "clinic_id": None,
+                                    "occurred_at": now, "data": {}}])
     else:
         customer = match
         new_channel = values.pop("first_touch_channel", None)
@@ -291,7 +313,32 @@ def _in_scope(scope: Scope, customer: Customer) -> bool:
         customer.consultant_id is not None and customer.consultant_id == scope.staff_id)
 
 
+def _match_probe(*, chain_id: int, mobile: str | None, idents) -> bool:
+    """Whether the mobile or any identity names an existing person: one small SQL statement over the
+    unique indexes, so the common case of a new person costs a single round trip (and no ORM query)."""
+    qn = connection.ops.quote_name
+    customer, identity = qn(Customer._meta.db_table), qn(Identity._meta.db_table)
+    parts, params = [], []
+    if mobile:
+        parts.append(f"SELECT 1 FROM {customer} WHERE {qn('chain_id')} = %s AND {qn('mobile')} = %s "
+                     f"AND {qn('merged_into_id')} IS NULL")
+        params += [chain_id, mobile]
+    pairs = [(IdentityKind.PHONE, mobile)] if mobile else []
+    pairs += [(kind, external_id) for kind, external_id, _app in idents]
+    for kind, external_id in pairs:
+        parts.append(f"SELECT 1 FROM {identity} WHERE {qn('chain_id')} = %s AND {qn('kind')} = %s "
+                     f"AND {qn('external_id')} = %s")
+        params += [chain_id, str(kind), external_id]
+    if not parts:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 WHERE EXISTS ({' UNION ALL '.join(parts)})", params)
+        return cursor.fetchone() is not None
+
+
 def _locked_match(*, chain_id: int, mobile: str | None, idents) -> Customer | None:
+    if not _match_probe(chain_id=chain_id, mobile=mobile, idents=idents):
+        return None  # a concurrent create of the same mobile meets the unique index (see customer_upsert)
     by_mobile = None
     if mobile:
         by_mobile = (Customer.objects.select_for_update().filter(chain_id=chain_id, mobile=mobile,

@@ -7,20 +7,20 @@ a customer outside the scope is a 404, indistinguishable from one that does not 
 
 import csv
 import io
-from functools import cached_property, wraps
+from functools import cached_property
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
-from smileloop.clinics.selectors import scope_for_user
+from smileloop.clinics.web import htmx_redirect as _redirect
+from smileloop.clinics.web import require_permission as _require
+from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
 from smileloop.core.money import fen_to_yuan
@@ -47,36 +47,6 @@ MERGE_REASONS = {
     "same_name_phone_tail": gettext_lazy("Same name and phone tail"),
     "same_identity": gettext_lazy("One record's phone is another's identity"),
 }
-
-
-def staff_view(view):
-    """Login required; passes the Scope; domain PermissionDenied → 403 and NotFound → 404."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, scope_for_user(request.user), *args, **kwargs)
-        except errors.PermissionDenied as exc:
-            raise PermissionDenied(str(exc))
-        except errors.NotFound as exc:
-            raise Http404(str(exc))
-
-    return wrapper
-
-
-def _require(scope: Scope, permission: str) -> None:
-    if not scope.can(permission):
-        raise errors.PermissionDenied(f"missing permission {permission}")
-
-
-def _redirect(request, url: str) -> HttpResponse:
-    """A POST's redirect: HX-Redirect for htmx (a full navigation), 303 otherwise."""
-    if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
-    return redirect(url, permanent=False)
 
 
 # --- list ----------------------------------------------------------------------------------------------

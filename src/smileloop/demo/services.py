@@ -15,14 +15,17 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from smileloop.checkout.services import checkout_pay, checkout_price
 from smileloop.clinics.enums import Role
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.clinics.services import staff_create
+from smileloop.customers.models import Customer
 from smileloop.demo import data
 from smileloop.demo.generate import (
     COLUMNS,
@@ -33,6 +36,22 @@ from smileloop.demo.generate import (
     community_ring,
 )
 from smileloop.demo.load import Loader, columns_check
+from smileloop.giftcards.enums import ProgrammeKind, VoucherValueKind
+from smileloop.giftcards.models import GiftCard, GiftCardProgramme, Voucher, VoucherCampaign
+from smileloop.giftcards.services import (
+    FRIEND_CARD_ACTION,
+    friend_card_issue_for_benefit,
+    giftcard_holder_register,
+    voucher_issue,
+)
+from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.models import Account
+from smileloop.loyalty.models import PackagePurchase
+from smileloop.loyalty.services import loyalty_demo_programme
+from smileloop.membership.enums import BenefitTrigger, MembershipStatus, PlanKind
+from smileloop.membership.models import Benefit, Membership, Tier
+from smileloop.membership.services import benefit_reveal, benefits_reveal_due, membership_demo_programme
+from smileloop.visits.enums import Category, PaymentMethod
 from smileloop.visits.models import ServiceItem
 
 DEMO_CHAIN_NAME = "笑齿口腔（演示）"
@@ -68,6 +87,8 @@ class DemoReport:
     logins: list[tuple[str, str, str]]  # (username, role label, clinic name)
     skipped: list[str] = field(default_factory=list)
     seed: SeedReport | None = None
+    loaded: dict[str, int] = field(default_factory=dict)  # what the programmes hold: members, wallets, …
+    programmes: dict[str, dict] = field(default_factory=dict)  # what each demo programme wrote (empty on a replay)
 
 
 def _staff_name(rng: random.Random) -> str:
@@ -130,7 +151,8 @@ def _visit_rate(*, seed: int, target: float, make, size: int) -> float:
 
     Orders grow roughly linearly with the multiplier (plans and first visits are the intercept):
     pilot runs of a separate generator and two secant steps find it to within a few per cent.
-    Deterministic: the pilots have their own seed.
+    Deterministic: the pilots have their own seed. `_Steer` corrects the pilot's sampling error
+    on the way.
     """
     def average(rate: float) -> float:
         return len(make(seed=seed ^ 0x5EED, rate=rate).chunk(size)["visits_order"]) / size
@@ -177,7 +199,9 @@ def chain_seed(*, customers: int, clinics: int = 3, years: int = 3, seed: int = 
         from tqdm import tqdm
 
         bar = tqdm(total=customers, unit="customers", file=sys.stderr, smoothing=0.05, dynamic_ncols=True)
-    chunks = _chunks(make(seed=seed, rate=rate, ids=Ids(start_ids)), customers, chunk_size)
+    generator = make(seed=seed, rate=rate, ids=Ids(start_ids))
+    chunks = _chunks(generator, customers, chunk_size,
+                     _Steer(generator=generator, target=orders_per_customer, customers=customers))
     loader.prepare()
     try:
         for n, rows in chunks:
@@ -198,20 +222,68 @@ def chain_seed(*, customers: int, clinics: int = 3, years: int = 3, seed: int = 
                       finish_seconds=ended - finishing)
 
 
-def _chunks(generator: PoolGenerator, customers: int, chunk_size: int) -> Iterator[tuple[int, dict]]:
+class _Steer:
+    """Keeps the running orders-per-customer on target over a long seed.
+
+    A 4,000-customer pilot estimates the visit rate to within a few per cent (a 1M seed came out at
+    9.53 orders per customer for a target of 10). After every chunk, the average the pilot's rate
+    really gives is re-estimated from everything generated so far (orders grow roughly as
+    rate^ELASTICITY around the target, measured), and the next chunk's rate is set so that the
+    running total heads back to target × customers, the shortfall spread over the next ~20 chunks
+    and each rate held within ±30 % of the pilot's: a gentle, stable correction. Depends only on the
+    generated rows, so a seed stays deterministic.
+    """
+
+    ELASTICITY = 0.66
+
+    def __init__(self, *, generator: PoolGenerator, target: float, customers: int):
+        self.generator, self.target, self.customers = generator, target, customers
+        self.base = generator.visit_rate
+        self.done = self.orders = 0
+        self.at_base = 0.0  # orders the chunks so far would have had at the pilot's rate
+
+    def after(self, n: int, orders: int) -> None:
+        rate = self.generator.visit_rate
+        self.done += n
+        self.orders += orders
+        if rate > 0 and self.base > 0:
+            self.at_base += orders * (self.base / rate) ** self.ELASTICITY
+        remaining = self.customers - self.done
+        if remaining <= 0 or self.at_base <= 0:
+            return
+        need = self.target + (self.target * self.done - self.orders) / max(remaining, 20 * n)
+        factor = (need / (self.at_base / self.done)) ** (1 / self.ELASTICITY)
+        self.generator.visit_rate = self.base * min(1.3, max(0.7, factor))
+
+
+def _chunks(generator: PoolGenerator, customers: int, chunk_size: int,
+            steer: _Steer | None = None) -> Iterator[tuple[int, dict]]:
     done = 0
     while done < customers:
         n = min(chunk_size, customers - done)
-        yield n, generator.chunk(n)
+        rows = generator.chunk(n)
+        if steer is not None:
+            steer.after(n, len(rows.get("visits_order", ())))
+        yield n, rows
         done += n
 
 
 def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progress: bool = False,
-                today: dt.date | None = None) -> DemoReport:
-    """The demo chain (3 clinics, 3 years) with one login per role; a second call changes nothing."""
+                today: dt.date | None = None, points_orders: int | None = None) -> DemoReport:
+    """The demo chain (3 clinics, 3 years) with one login per role, the membership and loyalty programmes of
+    DOMAIN.md §7–8 and some gift-card and voucher history; a second call changes nothing.
+
+    The programmes go in last and the friends-and-family programme is their last write: a chain without it
+    (made by an older `smileloop demo`, or interrupted) gets them loaded on the next call; every step is
+    idempotent, so a replay never doubles anything. The programmes take `today` at 10:00 as their moment;
+    points are earned on the latest `points_orders` orders (default DEMO_POINTS_ORDERS; tests pass fewer)."""
     chain = Chain.objects.filter(name=DEMO_CHAIN_NAME).order_by("id").first()
     if chain is not None:
-        return DemoReport(chain=chain, created=False, logins=_demo_logins(chain))
+        programmes = {}
+        if not GiftCardProgramme.objects.filter(chain=chain, code=DEMO_FRIEND_CARD).exists():
+            programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
+        return DemoReport(chain=chain, created=False, logins=_demo_logins(chain), programmes=programmes,
+                          loaded=_loaded_counts(chain))
     report = chain_seed(customers=customers, clinics=3, years=3, seed=DEMO_SEED, chain_name=DEMO_CHAIN_NAME,
                         today=today, progress=progress)
     chain = report.chain
@@ -226,7 +298,126 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
             staff_create(chain=chain, username=username, name=f"演示{Role(role).label}", role=role,
                          clinics=[clinics[clinic_index]] if clinic_index is not None else [],
                          password=password, is_superuser=superuser)
-    return DemoReport(chain=chain, created=True, logins=_demo_logins(chain), skipped=skipped, seed=report)
+    programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
+    return DemoReport(chain=chain, created=True, logins=_demo_logins(chain), skipped=skipped, seed=report,
+                      programmes=programmes, loaded=_loaded_counts(chain))
+
+
+DEMO_FRIEND_CARD = "friend-card"  # the friends-and-family programme's code
+DEMO_VOUCHER_CAMPAIGN = "meituan-cleaning-9-9"
+DEMO_POINTS_ORDERS = 800
+
+
+def _demo_moment(today: dt.date | None) -> dt.datetime:
+    """Now, or 10:00 in Shanghai on `today` (tests pass a fixed day; the seed's history ends the day before)."""
+    if today is None:
+        return timezone.now()
+    return dt.datetime.combine(today, dt.time(10), tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def _programmes_load(*, chain: Chain, at: dt.datetime, points_orders: int | None = None) -> dict[str, dict]:
+    """Membership, then loyalty (its earn rules multiply by the tiers), then cards and vouchers.
+
+    Points are earned order by order through the service (~25–60 ms each on SQLite), so the history covers
+    the most recent `points_orders` (DEMO_POINTS_ORDERS) orders: that keeps `make demo` under a minute."""
+    points_orders = DEMO_POINTS_ORDERS if points_orders is None else points_orders
+    return {"membership": membership_demo_programme(chain=chain, as_of=at),
+            "loyalty": loyalty_demo_programme(chain=chain, seed=DEMO_SEED, as_of=at, max_orders=points_orders),
+            "giftcards": _giftcards_demo(chain=chain, seed=DEMO_SEED, at=at)}
+
+
+@transaction.atomic
+def _giftcards_demo(*, chain: Chain, seed: int, at: dt.datetime, cards: int = 8, vouchers: int = 12) -> dict:
+    """The friends-and-family card (亲友储值卡, 600 yuan, 3 months) handed to family members whose treatment
+    plan is half done (the hidden benefit's trigger; a director's decision tops it up to `cards` cards), two
+    of them used by friends at checkout (one in part) and one whose holder registered (it stays valid); a
+    9.9-yuan Meituan cleaning voucher bought online by recent leads, three redeemed at checkout. Every write
+    carries a deterministic key; one transaction, so the programme row marks a finished load."""
+    rng = random.Random(seed ^ 0x6C0D)
+    family_tier = (Tier.objects.filter(plan__chain=chain, plan__kind=PlanKind.SPEND_BASED, family_slots__gt=0)
+                   .order_by("plan_id", "rank").first())
+    benefit = (Benefit.objects.filter(tier=family_tier, is_hidden=True, action_code=FRIEND_CARD_ACTION).first()
+               if family_tier else None)
+    issued, revealed = [], 0
+    GiftCardProgramme.objects.get_or_create(  # the benefit's card (600 yuan, 3 months) finds it by value
+        chain=chain, code=DEMO_FRIEND_CARD, defaults={
+            "name": "亲友储值卡", "kind": ProgrammeKind.FRIEND_CARD, "face_value_fen": 60_000, "valid_months": 3,
+            "excluded_categories": [Category.ORAL_CARE_PRODUCT.value], "exclude_special_price": True,
+            "reminder_days": [7, 30, 60, 80], "limit_per_period": 1, "limit_period_months": 12})
+    if benefit is not None:
+        members = list(Membership.objects.filter(chain=chain, tier=family_tier, status=MembershipStatus.ACTIVE)
+                       .select_related("customer").order_by("id")[:200])
+        for membership in members:  # the automatic trigger first: plans half done or finished since sign-up
+            if len(issued) >= cards:
+                break
+            for reveal in benefits_reveal_due(customer=membership.customer, as_of=at):
+                if reveal.benefit_id == benefit.id:
+                    revealed += 1
+                    issued.append(friend_card_issue_for_benefit(
+                        membership=membership, benefit=benefit, key=f"demo:{seed}:friendcard:{membership.id}",
+                        as_of=at))
+        given = {card.giver_id for card in issued}
+        for membership in rng.sample(members, len(members)):  # then a director's decision, if too few fired
+            if len(issued) >= cards:
+                break
+            if membership.customer_id in given:
+                continue
+            benefit_reveal(membership=membership, benefit=benefit, trigger=BenefitTrigger.STAFF_DECISION,
+                           detail="院长决定：感谢老会员转介绍", as_of=at)
+            issued.append(friend_card_issue_for_benefit(
+                membership=membership, benefit=benefit, key=f"demo:{seed}:friendcard:{membership.id}", as_of=at))
+    friends = list(Customer.objects.filter(chain=chain, merged_into__isnull=True, home_clinic__isnull=False)
+                   .exclude(memberships__status=MembershipStatus.ACTIVE).order_by("id")[:400])
+    card_uses = 0
+    for card, lines in zip(issued[:2], ([{"item_code": "FI01"}], [{"item_code": "CL01"}, {"item_code": "EX01"}]),
+                           strict=False):  # a filling (500 of the 600 yuan), a cleaning with an exam
+        friend = rng.choice(friends)
+        _checkout_demo(customer=friend, lines=lines, gift_cards=[card.code], key=f"demo:{seed}:card-use:{card.id}",
+                       at=at)
+        card_uses += 1
+    if len(issued) > 2:
+        giftcard_holder_register(card=issued[2], customer=rng.choice(friends), as_of=at)
+
+    cleaning = ServiceItem.objects.filter(chain=chain, code="CL99").first()  # 9.9元特价洁牙
+    issued_vouchers, redeemed = [], 0
+    if cleaning is not None:
+        campaign, _created = VoucherCampaign.objects.get_or_create(
+            chain=chain, code=DEMO_VOUCHER_CAMPAIGN, defaults={
+                "name": "美团 9.9 元洁牙团购券", "price_paid_fen": 990, "item": cleaning,
+                "category": cleaning.category, "value_kind": VoucherValueKind.WHOLE_LINE, "valid_days": 90})
+        leads = list(Customer.objects.filter(chain=chain, merged_into__isnull=True, home_clinic__isnull=False,
+                                             visit_count=0)
+                     .exclude(package_covers__isnull=False)  # a package's cleanings would cover the line first
+                     .order_by("-id")[:vouchers])
+        for lead in leads:
+            issued_vouchers.append(voucher_issue(campaign=campaign, customer=lead,
+                                                 key=f"demo:{seed}:voucher:{lead.id}",
+                                                 as_of=at - dt.timedelta(days=rng.randint(1, 30))))
+        for voucher in issued_vouchers[:3]:
+            _checkout_demo(customer=voucher.customer, lines=[{"item_code": cleaning.code}], vouchers=[voucher.code],
+                           key=f"demo:{seed}:voucher-use:{voucher.id}", at=at)
+            redeemed += 1
+    return {"friend_cards": len(issued), "benefits_revealed_by_trigger": revealed, "card_uses": card_uses,
+            "vouchers": len(issued_vouchers), "vouchers_redeemed": redeemed}
+
+
+def _checkout_demo(*, customer: Customer, lines: list[dict], key: str, at: dt.datetime, gift_cards=(), vouchers=()):
+    """One bill through checkout (price, then pay the cash remainder by WeChat Pay)."""
+    bill = checkout_price(customer=customer, clinic=customer.home_clinic, lines=lines, gift_cards=list(gift_cards),
+                          vouchers=list(vouchers), at=at)
+    payments = [{"method": PaymentMethod.WECHAT_PAY, "amount_fen": bill.cash_fen}] if bill.cash_fen else []
+    return checkout_pay(priced=bill, payments=payments, key=key)
+
+
+def _loaded_counts(chain: Chain) -> dict[str, int]:
+    return {
+        "members": Membership.objects.filter(chain=chain, status=MembershipStatus.ACTIVE).count(),
+        "points_accounts": Account.objects.filter(chain=chain, kind=AccountKind.POINTS).count(),
+        "wallets": Account.objects.filter(chain=chain, kind=AccountKind.WALLET_PRINCIPAL).count(),
+        "packages": PackagePurchase.objects.filter(chain=chain).count(),
+        "gift_cards": GiftCard.objects.filter(chain=chain).count(),
+        "vouchers": Voucher.objects.filter(chain=chain).count(),
+    }
 
 
 def _demo_logins(chain: Chain) -> list[tuple[str, str, str]]:

@@ -7,12 +7,10 @@ the scope is a 404. A mutating POST answers with the updated card fragment (htmx
 on refusal, nothing changed) or redirects to the 360 page.
 """
 
-from functools import cached_property, wraps
+from functools import cached_property
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
@@ -20,7 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain
-from smileloop.clinics.selectors import scope_for_user
+from smileloop.clinics.web import require_permission as _require
+from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
@@ -42,27 +41,6 @@ from smileloop.loyalty.forms import (
 from smileloop.loyalty.models import PackageEntitlement, RedeemSettings
 
 CARD_TEMPLATE = "loyalty/_loyalty_card.html"
-
-
-def staff_view(view):
-    """Login required; passes the Scope; domain PermissionDenied → 403 and NotFound → 404."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, scope_for_user(request.user), *args, **kwargs)
-        except errors.PermissionDenied as exc:
-            raise PermissionDenied(str(exc))
-        except errors.NotFound as exc:
-            raise Http404(str(exc))
-
-    return wrapper
-
-
-def _require(scope: Scope, permission: str) -> None:
-    if not scope.can(permission):
-        raise errors.PermissionDenied(f"missing permission {permission}")
 
 
 def _url(name: str, *args) -> str | None:

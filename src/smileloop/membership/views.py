@@ -5,19 +5,18 @@ Every view gets the staff member's Scope and reads customers only through scoped
 outside the scope is a 404. Mutating POSTs return the updated card fragment (htmx) or redirect.
 """
 
-from functools import cached_property, wraps
+from functools import cached_property
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
-from smileloop.clinics.selectors import scope_for_user
+from smileloop.clinics.web import require_permission as _require
+from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
@@ -39,27 +38,6 @@ from smileloop.membership.forms import (
 from smileloop.membership.models import Benefit, MembershipPlan, Tier
 
 CARD_TEMPLATE = "membership/_member_card.html"
-
-
-def staff_view(view):
-    """Login required; passes the Scope; domain PermissionDenied → 403 and NotFound → 404."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, scope_for_user(request.user), *args, **kwargs)
-        except errors.PermissionDenied as exc:
-            raise PermissionDenied(str(exc))
-        except errors.NotFound as exc:
-            raise Http404(str(exc))
-
-    return wrapper
-
-
-def _require(scope: Scope, permission: str) -> None:
-    if not scope.can(permission):
-        raise errors.PermissionDenied(f"missing permission {permission}")
 
 
 def _url(name: str, *args) -> str | None:

@@ -46,3 +46,9 @@ def test_demo_command_prints_the_url_and_logins_both_times(db):
     for out in (first.getvalue(), second.getvalue()):
         assert "http://127.0.0.1:8000" in out and "admin" in out and "frontdesk" in out
     assert "exists already" in second.getvalue()
+    for out in (first.getvalue(), second.getvalue()):  # one summary line of the programmes, the same both times
+        summary = [line for line in out.splitlines() if line.startswith("Programmes:")]
+        assert len(summary) == 1
+        assert all(w in summary[0] for w in ("members", "points accounts", "wallets", "packages", "gift cards"))
+    assert [ln for ln in first.getvalue().splitlines() if ln.startswith("Programmes:")] == [
+        ln for ln in second.getvalue().splitlines() if ln.startswith("Programmes:")]

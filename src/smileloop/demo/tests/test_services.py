@@ -41,9 +41,9 @@ def test_seed_aims_at_the_requested_orders_per_customer(db):
 
 def test_demo_creates_one_login_per_role_and_a_second_call_changes_nothing(db):
     # when
-    first = demo_create(customers=150, today=TODAY)
+    first = demo_create(customers=150, today=TODAY, points_orders=100)
     counts = (Customer.objects.count(), Order.objects.count(), Staff.objects.count())
-    second = demo_create(customers=150, today=TODAY)
+    second = demo_create(customers=150, today=TODAY, points_orders=100)
     # then
     assert first.created and not second.created
     assert (Customer.objects.count(), Order.objects.count(), Staff.objects.count()) == counts

@@ -4,8 +4,9 @@ from smileloop.demo.services import DEMO_PASSWORD, demo_create
 
 
 class Command(BaseCommand):
-    help = ("Create the demo chain (3 clinics, ~5,000 customers, 3 years of history) and one login per role; "
-            "if it exists already, only print the logins.")
+    help = ("Create the demo chain (3 clinics, ~5,000 customers, 3 years of history), one login per role, its "
+            "membership and loyalty programmes and some gift-card and voucher history; if it exists already, only "
+            "print the logins.")
 
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=5000)
@@ -20,8 +21,15 @@ class Command(BaseCommand):
             self.stdout.write(f"Created the demo chain {report.chain.name}: {report.seed.customers:,} customers, "
                               f"{rows['visits_order']:,} orders, {rows['visits_appointment']:,} appointments "
                               f"in {report.seed.seconds:.0f} s.")
+        elif report.programmes:
+            self.stdout.write(f"The demo chain {report.chain.name} exists already; loaded its membership and "
+                              "loyalty programmes.")
         else:
             self.stdout.write(f"The demo chain {report.chain.name} exists already; nothing changed.")
+        n = report.loaded
+        self.stdout.write(f"Programmes: {n['members']:,} members, {n['points_accounts']:,} points accounts, "
+                          f"{n['wallets']:,} wallets, {n['packages']:,} packages, {n['gift_cards']:,} gift cards, "
+                          f"{n['vouchers']:,} vouchers.")
         for username in report.skipped:
             self.stderr.write(f"Login {username!r} exists already outside the demo chain; not created.")
         self.stdout.write("\nOpen http://127.0.0.1:8000 and log in with (password for all: "

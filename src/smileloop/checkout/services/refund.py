@@ -1,0 +1,227 @@
+"""Refunds, proportional over the tenders, with the earned-points clawback (see the package docstring)."""
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from django.apps import apps
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from smileloop.checkout.errors import ClawbackExceedsRefund
+from smileloop.checkout.models import (
+    MovementRole,
+    RefundMovement,
+    RefundSettlement,
+    Settlement,
+    SettlementMovement,
+)
+from smileloop.checkout.pricing import (
+    allocate,
+)
+from smileloop.checkout.services.pay import _membership_evaluate, _tx_size
+from smileloop.clinics.models import Staff
+from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.giftcards import services as giftcard_services
+from smileloop.giftcards.models import GiftCard, Voucher
+from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.models import Lot
+from smileloop.ledger.services import account_for, available_balance, ledger_reverse
+from smileloop.loyalty import services as loyalty_services
+from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.models import Order
+from smileloop.visits.services import refund_record
+
+# --- refund --------------------------------------------------------------------------------------------
+
+
+def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None) -> tuple[dict, dict]:
+    """→ ({order line id: fen to refund}, {order line id: units refunded now})."""
+    order_lines = {ol.id: ol for ol in order.lines.all()}
+    amounts, units = {}, {}
+    if lines is None:
+        for ol in order_lines.values():
+            if ol.amount_fen - ol.refunded_fen:
+                amounts[ol.id] = ol.amount_fen - ol.refunded_fen
+            units[ol.id] = ol.quantity - settlement.units_refunded.get(str(ol.id), 0)
+        return amounts, units
+    errors = []
+    for i, line in enumerate(lines):
+        ol = order_lines.get(line.get("line_id"))
+        if ol is None:
+            errors.append(FieldError(f"lines[{i}].line_id", "is not a line of this bill", str(line.get("line_id"))))
+            continue
+        left = ol.amount_fen - ol.refunded_fen - amounts.get(ol.id, 0)
+        done = settlement.units_refunded.get(str(ol.id), 0) + units.get(ol.id, 0)
+        if "quantity" in line:
+            q = line["quantity"]
+            if not isinstance(q, int) or q < 1 or done + q > ol.quantity:
+                errors.append(FieldError(f"lines[{i}].quantity", f"must be between 1 and {ol.quantity - done}", str(q)))
+                continue
+            amount = left if done + q == ol.quantity else min(left, ol.amount_fen * q // ol.quantity)
+            units[ol.id] = units.get(ol.id, 0) + q
+        else:
+            amount = line.get("amount_fen")
+            if not isinstance(amount, int) or amount < 1 or amount > left:
+                errors.append(FieldError(f"lines[{i}].amount_fen", f"must be between 1 and {left} fen", str(amount)))
+                continue
+            if amount == left:
+                units[ol.id] = ol.quantity - done
+        if amount:
+            amounts[ol.id] = amounts.get(ol.id, 0) + amount
+    if errors:
+        raise ValidationFailed(errors)
+    if not amounts and not any(units.values()):
+        raise ValidationFailed([FieldError("lines", "nothing left to refund")])
+    return amounts, units
+
+
+@transaction.atomic
+def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, key: str, actor: Staff | None = None,
+                    reason: str = "") -> RefundSettlement:
+    """Refund the whole bill (lines=None) or lines ([{"line_id", "quantity"}] or [{"line_id", "amount_fen"}]),
+    giving back every tender in proportion (module docstring). Idempotent on `key`."""
+    existing = RefundSettlement.objects.filter(chain_id=settlement.chain_id, key=key).first()
+    if existing is not None:
+        return existing
+    settlement = Settlement.objects.select_for_update().select_related("order", "customer").get(pk=settlement.pk)
+    order = settlement.order
+    amounts, units = _refund_lines(settlement, order, lines)
+    total = sum(amounts.values())
+    at = timezone.now()
+    movements = list(settlement.movements.select_related("transaction").order_by("id"))
+    valued = [m for m in movements if m.value_fen > 0]
+    remaining = [m.value_fen - m.refunded_fen for m in valued] + [settlement.cash_fen - settlement.cash_refunded_fen]
+    parts = allocate(total, remaining)
+    cash = parts[-1]
+    # Plan the clawback before writing anything: a refusal must leave everything as it was.
+    share = Fraction(order.refunded_fen + total, order.amount_fen) if order.amount_fen else Fraction(0)
+    clawbacks = _clawback_plan(settlement, movements, share)
+    withheld_fen = sum(c.shortfall_fen for c in clawbacks)
+    if withheld_fen > cash:
+        points = sum(c.shortfall_points for c in clawbacks)
+        raise ClawbackExceedsRefund(
+            f"{points} of the points this bill earned were already used; they are worth {withheld_fen / 100:.2f} "
+            f"yuan, more than the {cash / 100:.2f} yuan this refund gives back in cash", field="lines")
+    refund = None
+    if total:
+        methods = [p.method for p in order.payments.all() if p.method not in (PaymentMethod.WALLET, PaymentMethod.OTHER)]
+        refund, _ = refund_record(order=order, lines=[{"line_id": k, "amount_fen": v} for k, v in amounts.items()],
+                                  reason=reason, method=methods[0] if methods else PaymentMethod.OTHER,
+                                  refunded_at=at, actor=actor)
+        order.refresh_from_db(fields=["refunded_fen", "amount_fen"])
+    rows, tenders = [], []
+    base = f"refund:{key}"
+    for m, part in zip(valued, parts[:-1], strict=True):
+        if not part:
+            continue
+        cumulative = m.refunded_fen + part
+        upto = Fraction(cumulative, m.value_fen)
+        tx = _reverse_movement(m, key=f"{base}:{m.id}", upto=upto, actor=actor)
+        SettlementMovement.objects.filter(pk=m.pk).update(refunded_fen=F("refunded_fen") + part)
+        rows.append(RefundMovement(movement=m, transaction=tx, amount_fen=part))
+        tenders.append({"kind": m.role, "ref": m.ref, "amount_fen": part,
+                        "points": _tx_size(tx) if (tx is not None and m.role == MovementRole.POINTS) else 0})
+    if cash:
+        Settlement.objects.filter(pk=settlement.pk).update(cash_refunded_fen=F("cash_refunded_fen") + cash)
+        tenders.append({"kind": "cash", "ref": "", "amount_fen": cash - withheld_fen, "points": 0})
+    for c in clawbacks:
+        tx = None
+        if c.points:
+            tx = ledger_reverse(original=c.movement.transaction, key=f"{base}:{c.movement.id}",
+                                upto=Fraction(c.clawed_before + c.points, c.movement.points), actor=actor,
+                                reason="clawback")
+            rows.append(RefundMovement(movement=c.movement, transaction=tx, amount_fen=0))
+        tenders.append({"kind": "earn", "ref": "", "amount_fen": 0, "points": -c.points,
+                        "shortfall_points": c.shortfall_points})
+        if c.shortfall_fen:
+            tenders.append({"kind": "clawback", "ref": "", "amount_fen": c.shortfall_fen, "points": c.shortfall_points,
+                            "label": f"积分已使用，抵扣退款 {c.shortfall_fen // 100}.{c.shortfall_fen % 100:02d}"})
+    reversed_uses = []
+    for line_id, n in units.items():
+        uses = [m for m in movements if m.role == MovementRole.ENTITLEMENT and m.order_line_id == line_id
+                and not m.reversed][:n]
+        for m in uses:
+            use = apps.get_model(m.entitlement_use_model).objects.get(pk=m.entitlement_use_id)
+            loyalty_services.entitlement_use_reverse(use=use, key=f"{base}:{m.id}", actor=actor)
+            SettlementMovement.objects.filter(pk=m.pk).update(reversed=True)
+            rows.append(RefundMovement(movement=m, amount_fen=0))
+            reversed_uses.append(m.id)
+    units_refunded = dict(settlement.units_refunded)
+    for line_id, n in units.items():
+        units_refunded[str(line_id)] = units_refunded.get(str(line_id), 0) + n
+    Settlement.objects.filter(pk=settlement.pk).update(units_refunded=units_refunded)
+    refund_settlement = RefundSettlement.objects.create(
+        chain_id=settlement.chain_id, key=key, settlement=settlement, refund=refund, amount_fen=total,
+        cash_fen=cash - withheld_fen,
+        reason=reason[:255], actor=actor, created_at=at,
+        breakdown={"amount_fen": total, "clawback_fen": withheld_fen, "lines": [{"line_id": k, "amount_fen": v, "units": units.get(k, 0)}
+                                                  for k, v in amounts.items()],
+                   "tenders": tenders, "entitlements_reversed": len(reversed_uses)})
+    for row in rows:
+        row.refund = refund_settlement
+    RefundMovement.objects.bulk_create(rows)
+    _membership_evaluate(settlement.customer, actor)
+    return refund_settlement
+
+
+@dataclass
+class _Clawback:
+    movement: SettlementMovement  # the EARN movement
+    clawed_before: int  # points taken back from the account by earlier refunds of this bill
+    points: int  # points to take back now (what is left on the account, at most what is due)
+    shortfall_points: int  # points due but already spent: settled in money
+    shortfall_fen: int
+
+
+def _clawback_plan(settlement: Settlement, movements: list[SettlementMovement], share: Fraction) -> list[_Clawback]:
+    """The earned-points clawback of a refund (module docstring: "Refund clawback"). After a refund the bill has
+    given back `share` of itself, so round_half_up(earned × share) points are due back in total; earlier refunds
+    settled some (taken back, or in money). What is due now is taken from the points account up to what is
+    available there; the rest (the member already spent those points) is converted at the chain's redeem rate,
+    rounded up to the fen, and withheld from the cash refund."""
+    earn = [m for m in movements if m.role == MovementRole.EARN and m.transaction_id and m.points > 0]
+    if not earn or share <= 0:
+        return []
+    settled: dict[str, int] = {"clawed": 0, "shortfall": 0}
+    for previous in settlement.refunds.all():
+        for t in previous.breakdown.get("tenders", []):
+            if t.get("kind") == "earn":
+                settled["clawed"] += -int(t.get("points", 0))
+                settled["shortfall"] += int(t.get("shortfall_points", 0))
+    customer = settlement.customer
+    account = account_for(chain_id=settlement.chain_id, kind=AccountKind.POINTS,
+                          customer=customer.merged_into_id or customer.pk)
+    # What a reversal can take: first the lots the bill's points went into (even while still pending), then the
+    # holder's other spendable lots (as ledger_reverse takes them).
+    now = timezone.now()
+    own_lots = list(Lot.objects.filter(entries__transaction_id__in=[m.transaction_id for m in earn],
+                                       entries__amount__gt=0, account=account, remaining__gt=0).distinct())
+    spendable_own = sum(lot.remaining for lot in own_lots if lot.available_at <= now
+                        and (lot.expires_at is None or lot.expires_at > now))
+    available = sum(lot.remaining for lot in own_lots) + available_balance(account, at=now) - spendable_own
+    terms = loyalty_services.points_redeem_terms(chain_id=settlement.chain_id)
+    plans = []
+    for m in earn:  # points_earn_for_order makes one earn transaction per order
+        target = (2 * m.points * share.numerator + share.denominator) // (2 * share.denominator)
+        due = max(0, target - settled["clawed"] - settled["shortfall"])
+        points = min(due, available)
+        available -= points
+        shortfall = due - points
+        fen = -(-shortfall * 100 // terms.points_per_yuan)
+        plans.append(_Clawback(m, settled["clawed"], points, shortfall, fen))
+        settled["clawed"] += points
+        settled["shortfall"] += shortfall
+    return plans
+
+
+def _reverse_movement(m: SettlementMovement, *, key: str, upto: Fraction, actor: Staff | None):
+    if m.role == MovementRole.GIFTCARD:
+        card = GiftCard.objects.select_related("account").get(chain_id=m.settlement.chain_id, code=m.ref)
+        return giftcard_services.giftcard_spend_reverse(card=card, original=m.transaction, key=key, upto=upto,
+                                                        actor=actor)
+    if m.role == MovementRole.VOUCHER:
+        voucher = Voucher.objects.get(chain_id=m.settlement.chain_id, code=m.ref)
+        return giftcard_services.voucher_redeem_reverse(voucher=voucher, original=m.transaction, key=key, upto=upto,
+                                                        actor=actor)
+    return ledger_reverse(original=m.transaction, key=key, upto=upto, actor=actor, reason="refund")

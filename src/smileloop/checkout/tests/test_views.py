@@ -1,0 +1,231 @@
+"""The checkout staff pages: bill → price fragment → pay → receipt → refund, and the code look-up."""
+
+import pytest
+from django.urls import reverse
+
+from smileloop.checkout.models import RefundSettlement, Settlement
+from smileloop.checkout.services import checkout_pay, checkout_price
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.giftcards.models import GiftCard
+from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.selectors import ledger_check
+from smileloop.membership.services import family_bind
+from smileloop.visits.models import Order
+
+
+@pytest.fixture
+def stranger_b(chain, clinic_b):
+    return CustomerFactory(chain=chain, name="赵强", home_clinic=clinic_b)
+
+
+def bill_data(customer, clinic, catalogue, **extra):
+    data = {"customer": customer.id, "clinic": clinic.id, "item": [catalogue["CL01"].id, catalogue["OC01"].id, ""],
+            "quantity": ["1", "1", "1"], "tooth": ["", "", ""], "points_mode": "none", "wallet_mode": "none",
+            "vouchers": "", "gift_cards": "", "wallet_amount": "", "key": "form-1"}
+    data.update(extra)
+    return data
+
+
+def paid_settlement(alice, clinic_a, key="pay-1"):
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}, {"item_code": "FI01"}])
+    return checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key=key)
+
+
+def test_the_bill_page_renders_for_a_customer_in_scope(client, front_desk_a, clinic_a, catalogue, alice):
+    client.force_login(front_desk_a.user)
+    response = client.get(reverse("checkout:new"), {"customer": alice.id})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "王芳" in html and "CL01 · 洁牙" in html and 'name="key"' in html
+
+
+def test_the_360_page_links_to_a_new_bill_for_cashiers(client, front_desk_a, alice):
+    client.force_login(front_desk_a.user)
+    html = client.get(reverse("customers:detail", args=[alice.id])).content.decode()
+    assert f'{reverse("checkout:new")}?customer={alice.id}' in html
+
+
+def test_the_price_fragment_shows_every_line_and_the_exact_totals(client, front_desk_a, clinic_a, catalogue, alice,
+                                                                  card):
+    # given
+    client.force_login(front_desk_a.user)
+    count = LedgerTransaction.objects.count()
+    # when
+    response = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, gift_cards=card.code),
+                           HTTP_HX_REQUEST="true")
+    # then: 洁牙 300.00 − 88折 36.00 = 264.00 (the card pays it), the toothbrush 399.00 is cash
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html and 'data-testid="breakdown"' in html
+    assert "家庭会员 88折: −¥36.00" in html and "¥663.00" in html
+    assert f"亲友储值卡 {card.code} 600.00 → 264.00 used, 336.00 left" in html
+    assert '<strong data-testid="cash">¥399.00</strong>' in html
+    assert LedgerTransaction.objects.count() == count and Order.objects.count() == 0
+
+
+def test_a_wrong_code_is_a_clear_message_and_writes_nothing(client, front_desk_a, clinic_a, catalogue, alice):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, gift_cards="NOPE-NOPE"),
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "No gift card with the code" in response.content.decode()
+    assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == 0
+
+
+def test_points_this_many_without_a_number_is_a_clear_message(client, front_desk_a, clinic_a, catalogue, alice,
+                                                                wallet):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, points_mode="number"),
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 422 and "Enter the number of points to use." in response.content.decode()
+
+
+def test_a_family_wallet_needs_the_holders_consent_for_this_use(client, front_desk_a, clinic_a, catalogue, alice,
+                                                                wallet):
+    # given alice's spouse, bound to her family card, without a standing wallet consent
+    spouse = CustomerFactory(chain=alice.chain, name="李强", home_clinic=clinic_a)
+    family_bind(holder=alice, member=spouse, relation="spouse", consent_source="paper", consent_evidence="F-1")
+    client.force_login(front_desk_a.user)
+    data = bill_data(spouse, clinic_a, catalogue, wallet_mode="family", wallet_amount="50")
+    # when priced without the consent box, then a clear refusal and nothing written
+    refused = client.post(reverse("checkout:new"), data, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 422 and "has not consented" in refused.content.decode()
+    # when the holder consents to this use, then ¥50.00 comes from her wallet
+    allowed = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on"}, HTTP_HX_REQUEST="true")
+    assert allowed.status_code == 200 and "家庭储值卡(王芳) 50.00" in allowed.content.decode()
+    assert Order.objects.count() == 0
+
+
+def test_pay_writes_once_even_if_the_form_is_submitted_twice(client, front_desk_a, clinic_a, catalogue, alice, card):
+    # given
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, gift_cards=card.code, action="pay", priced_total="66300",
+                     priced_cash="39900", pay_method=["wechat_pay", "cash"], pay_amount=["", ""],
+                     tooth=["36", "", ""])
+    # when
+    first = client.post(reverse("checkout:new"), data)
+    second = client.post(reverse("checkout:new"), data)
+    # then
+    settlement = Settlement.objects.get()
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == second["Location"] == reverse("checkout:receipt", args=[settlement.id])
+    assert (settlement.total_fen, settlement.cash_fen) == (66300, 39900)
+    assert sorted(settlement.order.payments.values_list("method", "amount_fen")) == [("other", 26400),
+                                                                                     ("wechat_pay", 39900)]
+    assert list(settlement.order.lines.order_by("id").values_list("tooth", flat=True)) == ["36", ""]
+    assert GiftCard.objects.get(pk=card.pk).account.balance == 33600
+    assert ledger_check(chain_id=alice.chain_id) == []
+
+
+def test_a_price_changed_since_the_breakdown_refuses_to_pay(client, front_desk_a, clinic_a, catalogue, alice):
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="1", priced_cash="1",
+                     pay_method=["cash"], pay_amount=[""])
+    response = client.post(reverse("checkout:new"), data)
+    assert response.status_code == 409 and "The bill changed since it was priced" in response.content.decode()
+    assert Order.objects.count() == 0 and Settlement.objects.count() == 0
+
+
+def test_payments_that_do_not_cover_the_remainder_are_refused(client, front_desk_a, clinic_a, catalogue, alice):
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="66300", priced_cash="66300",
+                     pay_method=["cash"], pay_amount=["10"])
+    response = client.post(reverse("checkout:new"), data)
+    assert response.status_code == 422 and "payments add up to 1000 fen" in response.content.decode()
+    assert Order.objects.count() == 0
+
+
+def test_the_receipt_shows_the_bill_and_a_whole_refund_gives_everything_back(
+        client, front_desk_a, clinic_a, catalogue, alice):
+    # given
+    settlement = paid_settlement(alice, clinic_a)
+    client.force_login(front_desk_a.user)
+    url = reverse("checkout:receipt", args=[settlement.id])
+    page = client.get(url)
+    assert page.status_code == 200 and "¥792.00" in page.content.decode()
+    # when
+    response = client.post(reverse("checkout:refund", args=[settlement.id]),
+                           {"scope": "all", "reason": "treatment cancelled", "key": "refund-form-1"})
+    again = client.post(reverse("checkout:refund", args=[settlement.id]),
+                        {"scope": "all", "reason": "treatment cancelled", "key": "refund-form-1"})
+    # then
+    assert response.status_code == again.status_code == 302
+    refund = RefundSettlement.objects.get()
+    assert (refund.amount_fen, refund.cash_fen, refund.reason) == (79200, 79200, "treatment cancelled")
+    assert Order.objects.get().status == "refunded"
+    assert ledger_check(chain_id=alice.chain_id) == []
+
+
+def test_a_refund_of_selected_lines_refunds_only_those(client, front_desk_a, clinic_a, catalogue, alice):
+    settlement = paid_settlement(alice, clinic_a)
+    filling = settlement.order.lines.get(item__code="FI01")
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:refund", args=[settlement.id]),
+                           {"scope": "lines", "line": [filling.id], "reason": "not done", "key": "k"})
+    assert response.status_code == 302
+    assert RefundSettlement.objects.get().amount_fen == 52800
+    filling.refresh_from_db()
+    assert filling.refunded_fen == 52800
+
+
+def test_a_refund_without_a_reason_is_refused_and_changes_nothing(client, front_desk_a, clinic_a, catalogue, alice):
+    settlement = paid_settlement(alice, clinic_a)
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:refund", args=[settlement.id]), {"scope": "all", "key": "k"})
+    assert response.status_code == 422 and RefundSettlement.objects.count() == 0
+
+
+def test_another_clinics_customer_and_settlement_are_404(client, front_desk_a, clinic_a, clinic_b, catalogue,
+                                                         stranger_b):
+    # given a settlement of a customer of clinic B
+    settlement = paid_settlement(stranger_b, clinic_b)
+    client.force_login(front_desk_a.user)
+    # when / then
+    assert client.get(reverse("checkout:new"), {"customer": stranger_b.id}).status_code == 404
+    assert client.get(reverse("checkout:receipt", args=[settlement.id])).status_code == 404
+    response = client.post(reverse("checkout:refund", args=[settlement.id]), {"scope": "all", "reason": "x",
+                                                                               "key": "k"})
+    assert response.status_code == 404 and RefundSettlement.objects.count() == 0
+
+
+def test_staff_without_the_visit_permission_cannot_bill_or_refund(client, marketing, clinic_a, catalogue, alice):
+    settlement = paid_settlement(alice, clinic_a)
+    client.force_login(marketing.user)
+    assert client.get(reverse("checkout:new"), {"customer": alice.id}).status_code == 403
+    data = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="66300", priced_cash="66300")
+    assert client.post(reverse("checkout:new"), data).status_code == 403
+    response = client.post(reverse("checkout:refund", args=[settlement.id]), {"scope": "all", "reason": "x",
+                                                                               "key": "k"})
+    assert response.status_code == 403
+    assert Settlement.objects.count() == 1 and RefundSettlement.objects.count() == 0
+
+
+def test_the_code_look_up_shows_a_cards_balance_expiry_and_history(client, front_desk_a, card):
+    client.force_login(front_desk_a.user)
+    response = client.get(reverse("checkout:codes"), {"code": card.code.lower()})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert card.code in html and "¥600.00" in html and card.expires_at.strftime("%Y") in html
+    assert "张伟" in html  # the giver
+
+
+def test_an_unknown_code_is_a_clear_message(client, front_desk_a, chain):
+    client.force_login(front_desk_a.user)
+    response = client.get(reverse("checkout:codes"), {"code": "ZZZZ-ZZZZ"})
+    assert response.status_code == 404 and "No voucher with the code" in response.content.decode()
+
+
+def test_registering_the_holder_keeps_the_card_valid(client, front_desk_a, card, alice):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:holder_register"), {"code": card.code, "customer": alice.id})
+    assert response.status_code == 302
+    card.refresh_from_db()
+    assert (card.holder_id, card.expires_at) == (alice.id, None)
+
+
+def test_registering_a_holder_outside_the_scope_changes_nothing(client, front_desk_a, card, stranger_b):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:holder_register"), {"code": card.code, "customer": stranger_b.id})
+    assert response.status_code == 422
+    card.refresh_from_db()
+    assert card.holder_id is None and card.expires_at is not None
