@@ -64,8 +64,10 @@ class RedeemSettings(TimeStampedModel):
 
     chain = models.OneToOneField(Chain, on_delete=models.PROTECT, related_name="+")
     points_per_yuan = models.PositiveIntegerField(_("points per yuan"), default=100)
-    max_share_bp = models.PositiveIntegerField(_("cap (basis points of a bill)"), default=1000,
-                                               help_text=_("1000 = at most 10% of a bill."))
+    max_share_bp = models.PositiveIntegerField(
+        _("cap (basis points of a bill)"), default=1000,
+        # xgettext:no-python-format
+        help_text=_("1000 = at most 10% of a bill."))
     is_enabled = models.BooleanField(_("redeeming enabled"), default=True)
 
     class Meta:

@@ -77,7 +77,9 @@ class Tier(TimeStampedModel):
     rank = models.PositiveSmallIntegerField(_("rank"), default=1, help_text=_("Higher is better."))
     name = models.CharField(_("name"), max_length=50)
     discount_bp = models.PositiveIntegerField(
-        _("discount (basis points off)"), default=0, help_text=_("1200 = 12% off (88折)."))
+        _("discount (basis points off)"), default=0,
+        # xgettext:no-python-format
+        help_text=_("1200 = 12% off (88折)."))
     excluded_categories = models.JSONField(_("excluded categories"), default=default_excluded_categories, blank=True)
     exclude_special_price = models.BooleanField(_("exclude special-price items"), default=True)
     points_multiplier = models.DecimalField(_("points multiplier"), max_digits=4, decimal_places=2,

@@ -141,3 +141,21 @@ def test_voucher_is_single_use(chain, cleaning_campaign, friend, now):
     assert Voucher.objects.get().status == VoucherStatus.REDEEMED
     assert LedgerTransaction.objects.count() == 2
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_the_daily_expire_command_marks_a_card_emptied_by_ledger_expiry_as_expired(chain, member, programme, now):
+    # given a card past its expiry whose lots the ledger's own expiry job already voided
+    from django.core.management import call_command
+
+    from smileloop.ledger.services import lots_expire
+
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1",
+                             as_of=now - dt.timedelta(days=120))
+    lots_expire(chain_id=chain.id)
+    # when
+    call_command("giftcards", "expire")
+    # then
+    card.refresh_from_db()
+    assert card.status == CardStatus.EXPIRED
+    assert system_account(chain_id=chain.id, kind=AccountKind.BREAKAGE).balance == programme.face_value_fen
+    assert ledger_check(chain_id=chain.id) == []

@@ -459,6 +459,7 @@ class _CustomerImport:
                       "value": v[:64], "home_clinic_id": clinic_id} for v in initials]
             keys += [{"customer_id": customer_id, "chain_id": self.chain.id, "kind": CustomerSearchKey.FULL,
                       "value": v[:64], "home_clinic_id": clinic_id} for v in full]
+        keys.sort(key=lambda k: (k["kind"], k["value"]))  # neighbouring entries of the lookup index: fewer page misses
         rows_insert(CustomerSearchKey, keys)
         rows_insert(Identity, [
             {"chain_id": self.chain.id, "customer_id": real(t), "kind": kind, "external_id": external_id,
