@@ -21,12 +21,12 @@ from smileloop.clinics.selectors import (
 from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 
-# Per process: token hash → (loaded at, staff, scope, last_used_at touched at). Revocation and deactivation
-# still take effect on the very next request (token_staff_check runs on every request, and a changed role
-# reloads); only a change of a clinic-limited staff member's clinic list waits up to _SCOPE_TTL seconds.
+# Per process: token hash → (loaded at, staff, scope, last_used_at touched at, live fingerprint). Revocation,
+# deactivation, a role change and any change of the staff member's clinics take effect on the very next
+# request: token_staff_check runs on every request and its answer must equal the cached one.
 _SCOPE_TTL = 30.0
 _TOUCH_EVERY = 60.0
-_scope_cache: dict[str, tuple[float, Staff, Scope, float]] = {}
+_scope_cache: dict[str, tuple[float, Staff, Scope, float, tuple]] = {}
 _scope_lock = threading.Lock()
 
 
@@ -45,11 +45,11 @@ class TokenAuth(HttpBearer):
             if cached is not None:
                 _scope_cache.pop(key_hash, None)
             return None
-        if cached is not None and now - cached[0] < _SCOPE_TTL and (cached[1].id, cached[1].role) == live:
-            _, staff, scope, touched = cached
+        if cached is not None and now - cached[0] < _SCOPE_TTL and cached[4] == live:
+            _, staff, scope, touched, _live = cached
             if now - touched > _TOUCH_EVERY:
                 token_touch(key_hash)
-                _scope_cache[key_hash] = (cached[0], staff, scope, now)
+                _scope_cache[key_hash] = (cached[0], staff, scope, now, live)
         else:
             staff = token_authenticate(key)  # also records last_used_at
             if staff is None:
@@ -58,7 +58,7 @@ class TokenAuth(HttpBearer):
             with _scope_lock:
                 if len(_scope_cache) > 1000:
                     _scope_cache.clear()
-                _scope_cache[key_hash] = (now, staff, scope, now)
+                _scope_cache[key_hash] = (now, staff, scope, now, live)
         request.staff = staff
         request.scope = scope
         return staff

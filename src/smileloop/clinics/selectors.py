@@ -62,21 +62,30 @@ def token_authenticate(key: str) -> Staff | None:
     return token.staff
 
 
-def token_staff_check(key_hash: str) -> tuple[int, str] | None:
-    """(staff id, role) of the live token with this hash (not revoked, staff active), else None.
+def token_staff_check(key_hash: str) -> tuple | None:
+    """(staff id, role, clinic-assignment fingerprint) of the live token with this hash (not revoked, staff
+    active), else None.
 
     The per-request check of the API hot path: one small SELECT on the unique key_hash index, without
-    loading the token, staff and user rows (TokenAuth keeps those per process, see clinics.api).
+    loading the token, staff and user rows (TokenAuth keeps those per process, see clinics.api). The
+    fingerprint is (count, max id, sum of ids) of the staff member's clinic-assignment rows: adding or
+    removing a clinic always changes it (assignment ids are never reused), so a cached Scope is dropped
+    on the very next request after the change.
     """
     qn = connection.ops.quote_name
     token, staff = qn(ApiToken._meta.db_table), qn(Staff._meta.db_table)
+    through = qn(Staff.clinics.through._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.{qn('id')}, s.{qn('role')} FROM {token} t JOIN {staff} s ON s.{qn('id')} = t.{qn('staff_id')} "
+            f"SELECT s.{qn('id')}, s.{qn('role')}, "
+            f"(SELECT COUNT(*) FROM {through} c WHERE c.{qn('staff_id')} = s.{qn('id')}), "
+            f"(SELECT COALESCE(MAX(c.{qn('id')}), 0) FROM {through} c WHERE c.{qn('staff_id')} = s.{qn('id')}), "
+            f"(SELECT COALESCE(SUM(c.{qn('id')}), 0) FROM {through} c WHERE c.{qn('staff_id')} = s.{qn('id')}) "
+            f"FROM {token} t JOIN {staff} s ON s.{qn('id')} = t.{qn('staff_id')} "
             f"WHERE t.{qn('key_hash')} = %s AND t.{qn('revoked_at')} IS NULL AND s.{qn('is_active')}",
             [key_hash])
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], (int(row[2]), int(row[3]), int(row[4]))) if row else None
 
 
 def token_touch(key_hash: str) -> None:

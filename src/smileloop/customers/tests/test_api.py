@@ -460,3 +460,17 @@ def test_the_openapi_document_and_docs_are_served_and_list_every_ingestion_route
     upsert = schema.json()["paths"]["/api/customers/upsert"]["post"]
     assert {p["name"] for p in upsert["parameters"]} == {"Idempotency-Key"}
     assert set(upsert["responses"]) == {"200", "201", "400", "401", "403", "404", "409", "422"}
+
+
+def test_a_change_of_the_staff_members_clinics_applies_to_the_very_next_api_request(
+        client, chain, clinic_a, clinic_b, front_desk_a, token_a):
+    # given a clinic-B patient that clinic-A staff cannot see (their scope is now cached)
+    other = CustomerFactory(chain=chain, home_clinic=clinic_b)
+    assert get(client, f"/api/customers/{other.id}", token=token_a).status_code == 404
+    # when clinic B is assigned, then taken away again
+    front_desk_a.clinics.add(clinic_b)
+    granted = get(client, f"/api/customers/{other.id}", token=token_a).status_code
+    front_desk_a.clinics.remove(clinic_b)
+    revoked = get(client, f"/api/customers/{other.id}", token=token_a).status_code
+    # then each change is seen at once, not after the scope cache's lifetime
+    assert (granted, revoked) == (200, 404)
