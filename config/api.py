@@ -8,9 +8,14 @@ from smileloop.checkout.api import router as checkout_router  # checkout (issue 
 from smileloop.clinics.api import TokenAuth
 from smileloop.core.api import SmileloopAPI
 from smileloop.customers.api import router as customers_router
+from smileloop.followups.api import router as followups_router
 from smileloop.giftcards.api import router as giftcards_router  # gift cards and vouchers (issue 3 §5)
+from smileloop.lifecycle.api import router as lifecycle_router
 from smileloop.loyalty.api import router as loyalty_router  # loyalty app (issue 3)
 from smileloop.membership.api import router as membership_router  # membership app (issue 3)
+from smileloop.segments.api import router as segments_router
+from smileloop.surveys.api import router as surveys_router
+from smileloop.tagging.api import router as tagging_router
 from smileloop.visits.api import router as visits_router
 
 api = SmileloopAPI(
@@ -27,3 +32,8 @@ api.add_router("/membership", membership_router)  # membership app (issue 3)
 api.add_router("/loyalty", loyalty_router)  # loyalty app (issue 3)
 api.add_router("/checkout", checkout_router)  # checkout (issue 3 §7)
 api.add_router("/giftcards", giftcards_router)  # gift cards and vouchers (issue 3 §5)
+api.add_router("/tags", tagging_router)  # issue 4 §2
+api.add_router("/segments", segments_router)  # issue 4 §3
+api.add_router("/lifecycle", lifecycle_router)  # issue 4 §4
+api.add_router("/followups", followups_router)  # issue 4 §5
+api.add_router("/surveys", surveys_router)  # issue 4 §6

@@ -17,4 +17,9 @@ urlpatterns = [
     path("membership/", include("smileloop.membership.urls")),
     path("loyalty/", include("smileloop.loyalty.urls")),
     path("checkout/", include("smileloop.checkout.urls")),
+    path("tags/", include("smileloop.tagging.urls")),
+    path("segments/", include("smileloop.segments.urls")),
+    path("lifecycle/", include("smileloop.lifecycle.urls")),
+    path("followups/", include("smileloop.followups.urls")),
+    path("surveys/", include("smileloop.surveys.urls")),
 ]

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",
+    "huey.contrib.djhuey",
     "smileloop.core",
     "smileloop.clinics",
     "smileloop.customers",
@@ -29,6 +30,11 @@ INSTALLED_APPS = [
     "smileloop.loyalty",  # loyalty app (issue 3 §3, §4, §6)
     "smileloop.giftcards",  # gift cards and vouchers (issue 3 §5)
     "smileloop.checkout",  # checkout (issue 3 §7)
+    "smileloop.tagging",  # tags (issue 4 §2)
+    "smileloop.segments",  # segments (issue 4 §3)
+    "smileloop.lifecycle",  # lifecycle stages (issue 4 §4)
+    "smileloop.followups",  # follow-up playbooks (issue 4 §5)
+    "smileloop.surveys",  # satisfaction surveys (issue 4 §6)
     "smileloop.imports",
     "smileloop.demo",
 ]
@@ -102,3 +108,13 @@ LOGGING = {
 }
 
 SMILELOOP_DEFAULT_REGION = "CN"
+
+# Background jobs (issue 4 §1): Huey with SQLite storage embedded, Redis (REDIS_URL) in production.
+# Every periodic job is listed once in config/schedules.py; `smileloop worker` runs the consumer.
+REDIS_URL = env_str("REDIS_URL", "")
+HUEY = (
+    {"huey_class": "huey.RedisHuey", "name": "smileloop", "url": REDIS_URL, "immediate": False}
+    if REDIS_URL
+    else {"huey_class": "huey.SqliteHuey", "name": "smileloop", "filename": str(BASE_DIR / "var" / "huey.sqlite3"),
+          "immediate": False}
+)

@@ -13,3 +13,5 @@ if _url and DATABASES["default"]["ENGINE"].endswith("postgresql"):
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en"
 DEBUG = False
+# Tasks run at once, in-process (Huey's immediate mode uses in-memory storage).
+HUEY = {"huey_class": "huey.MemoryHuey", "name": "smileloop-test", "immediate": True}

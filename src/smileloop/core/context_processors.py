@@ -11,6 +11,12 @@ NAV_ITEMS = [
     ("membership:plans", _("Membership"), "membership"),
     ("loyalty:config", _("Loyalty"), "loyalty"),  # loyalty app (issue 3)
     ("checkout:codes", _("Checkout"), "checkout"),  # checkout: card/voucher look-up; bills start on the 360 page
+    ("followups:inbox", _("My tasks"), "followups"),  # issue 4 §5
+    ("followups:board", _("Team board"), "followups_board"),
+    ("segments:list", _("Segments"), "segments"),  # issue 4 §3
+    ("tagging:list", _("Tags"), "tagging"),  # issue 4 §2
+    ("lifecycle:funnel", _("Funnel"), "lifecycle"),  # issue 4 §4
+    ("surveys:nps", _("Satisfaction"), "surveys"),  # issue 4 §6
 ]
 
 

@@ -1,0 +1,5 @@
+"""Follow-ups API (mounted at /api/followups)."""
+
+from ninja import Router
+
+router = Router(tags=["followups"])

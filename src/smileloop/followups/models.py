@@ -1,0 +1,1 @@
+"""Follow-up playbooks (回访): triggers, steps, tasks with assignee, due time, SLA and outcome."""

@@ -1,0 +1,1 @@
+"""Lifecycle stages derived from events (lead → … → referrer, dormant, lost) and the funnel."""

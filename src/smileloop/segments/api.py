@@ -1,0 +1,5 @@
+"""Segments API (mounted at /api/segments)."""
+
+from ninja import Router
+
+router = Router(tags=["segments"])
