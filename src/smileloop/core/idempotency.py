@@ -27,7 +27,8 @@ from typing import Annotated
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Header, Status
+from ninja import Header
+from ninja.responses import NinjaJSONEncoder
 
 from smileloop.core.api import domain_error_body
 from smileloop.core.errors import Conflict, DomainError, NotFound, PermissionDenied
@@ -153,9 +154,16 @@ IdempotencyKeyHeader = Annotated[str | None, Header(
 
 
 def idempotent_response(request: HttpRequest, response: HttpResponse, *, user_id: int, key: str | None,
-                        operation: str, run: Callable[[], tuple[int, dict]]) -> Status:
-    """idempotent_call for a ninja view; a replay carries the header `Idempotent-Replayed: true`."""
+                        operation: str, run: Callable[[], tuple[int, dict]]) -> HttpResponse:
+    """idempotent_call for a ninja view; a replay carries the header `Idempotent-Replayed: true`.
+
+    The body is already the validated, JSON-ready answer (the write rendered it through its schema to store
+    it), so it is sent as is instead of letting ninja validate it against the schema a second time."""
     status, body, replayed = idempotent_call(request=request, user_id=user_id, key=key, operation=operation, run=run)
+    out = HttpResponse(json.dumps(body, cls=NinjaJSONEncoder), status=status,
+                       content_type="application/json; charset=utf-8")
+    for header, value in response.items():
+        out[header] = value
     if replayed:
-        response["Idempotent-Replayed"] = "true"
-    return Status(status, body)
+        out["Idempotent-Replayed"] = "true"
+    return out

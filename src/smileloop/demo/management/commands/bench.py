@@ -81,7 +81,8 @@ class Command(BaseCommand):
             url = o["database_url"] or os.environ.get("DATABASE_URL") or "sqlite:///var/bench.sqlite3"
             bench_url = _bench_url(url, reuse=o["reuse"])
             self.stderr.write(f"benchmark database: {bench_url}")
-            env = {**os.environ, "DATABASE_URL": bench_url}
+            # Production settings for what is measured: DEBUG's per-query SQL log would tax every statement.
+            env = {**os.environ, "DATABASE_URL": bench_url, "DEBUG": "false"}
             run = [sys.executable, "-c", "from smileloop.cli import main; main()"]
             subprocess.run([*run, "migrate", "--noinput", "-v0"], env=env, check=True)
             inner = [*run, "bench", "foundation", "--inner", "--customers", str(o["customers"]),
