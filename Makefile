@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/smileloop migrate --noinput
 	$(BIN)/smileloop demo --customers $(DEMO_CUSTOMERS)
 	$(BIN)/smileloop compilemessages --ignore=.venv >/dev/null 2>&1 || true
-	$(BIN)/smileloop runserver $(HOST):$(PORT)
+	BIN=$(BIN) bash scripts/demo-serve.sh $(HOST):$(PORT)
 
 test: install-dev chromium
 	bash scripts/test.sh

@@ -54,6 +54,10 @@ def database_config(url: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         }
         config["CONN_MAX_AGE"] = 0
+    else:
+        # JIT off: every query here is short or index-driven, and JIT spent 0.5–1.5 s compiling plans of
+        # segment counts that run in a fraction of that (docs/benchmarks.md, retention).
+        config.setdefault("OPTIONS", {})["options"] = "-c jit=off"
     return config
 
 

@@ -44,9 +44,9 @@ def browser_page():
 @pytest.fixture
 def patients(transactional_db, chain, clinic_a, clinic_b):
     zhang = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", mobile_tail="8000",
-                            home_clinic=clinic_a, stage=Stage.PATIENT, first_touch_channel="douyin")
+                            home_clinic=clinic_a, stage=Stage.TREATED, first_touch_channel="douyin")
     CustomerFactory(chain=chain, name="李四", home_clinic=clinic_a, stage=Stage.LEAD)
-    CustomerFactory(chain=chain, name="王五", home_clinic=clinic_b, stage=Stage.PATIENT)
+    CustomerFactory(chain=chain, name="王五", home_clinic=clinic_b, stage=Stage.TREATED)
     CustomerFactory(chain=chain, name="曾小明", home_clinic=clinic_b, stage=Stage.DORMANT)
     return zhang
 

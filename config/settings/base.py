@@ -72,7 +72,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_config(env_str("DATABASE_URL", DEFAULT_SQLITE_URL))}
+# Where patients reach public pages (survey links in follow-up scripts, later the member center).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite has no INCLUDE columns: covering indexes (visits.Order) are plain indexes there, which is fine.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -110,11 +114,22 @@ LOGGING = {
 SMILELOOP_DEFAULT_REGION = "CN"
 
 # Background jobs (issue 4 §1): Huey with SQLite storage embedded, Redis (REDIS_URL) in production.
-# Every periodic job is listed once in config/schedules.py; `smileloop worker` runs the consumer.
+# Every periodic job is listed once in config/schedules.py (JOB_SCHEDULES); `smileloop worker` runs the
+# consumer, `smileloop run JOB` one job by hand. Results are not stored: jobs log their counts, and
+# nothing reads a task's return value (stored results would only pile up).
 REDIS_URL = env_str("REDIS_URL", "")
-HUEY = (
-    {"huey_class": "huey.RedisHuey", "name": "smileloop", "url": REDIS_URL, "immediate": False}
-    if REDIS_URL
-    else {"huey_class": "huey.SqliteHuey", "name": "smileloop", "filename": str(BASE_DIR / "var" / "huey.sqlite3"),
-          "immediate": False}
-)
+
+
+def huey_settings(redis_url: str, var_dir) -> dict:
+    """The HUEY block: Redis when a URL is given, else the embedded SQLite queue (one writer: one thread)."""
+    if redis_url:
+        return {"huey_class": "huey.RedisHuey", "name": "smileloop", "url": redis_url, "immediate": False,
+                "results": False, "consumer": {"workers": 2, "worker_type": "thread"}}
+    var_dir.mkdir(exist_ok=True)  # the embedded queue's file is opened when Django starts
+    return {"huey_class": "huey.SqliteHuey", "name": "smileloop", "filename": str(var_dir / "huey.sqlite3"),
+            "immediate": False, "results": False, "consumer": {"workers": 1, "worker_type": "thread"}}
+
+
+HUEY = huey_settings(REDIS_URL, BASE_DIR / "var")
+JOB_SCHEDULES = "config.schedules.JOBS"
+IDEMPOTENCY_KEEP_DAYS = 7  # see smileloop.core.tasks.idempotency_purge_job

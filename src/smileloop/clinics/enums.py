@@ -25,9 +25,19 @@ class Perm:
     VISIT_EDIT = "visit.edit"
     HEALTH_VIEW = "health.view"  # treatment plans, procedures
     CONFIG = "config.manage"
+    # Retention engine (issue 4)
+    TAG_APPLY = "tag.apply"  # tag / untag patients by hand (one or a list selection)
+    TAG_MANAGE = "tag.manage"  # edit tag groups, tags, rule and keyword definitions
+    SEGMENT_VIEW = "segment.view"  # preview segments (counts and first rows, within scope)
+    SEGMENT_MANAGE = "segment.manage"  # save and edit segments; see the generated SQL
+    TASK_WORK = "task.work"  # work one's own follow-up tasks
+    TASK_BOARD = "task.board"  # see the team board; reassign tasks within one's clinics
+    PLAYBOOK_MANAGE = "playbook.manage"  # edit follow-up playbooks
+    SURVEY_VIEW = "survey.view"  # see survey answers and NPS
 
 
-_BASE = {Perm.CUSTOMER_VIEW}
+_BASE = {Perm.CUSTOMER_VIEW, Perm.TASK_WORK, Perm.TAG_APPLY}
+_LEAD = {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TASK_BOARD, Perm.SURVEY_VIEW}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FRONT_DESK: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.VISIT_EDIT}),
     Role.CONSULTANT: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW}),
@@ -35,13 +45,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ASSISTANT: frozenset(_BASE | {Perm.HEALTH_VIEW}),
     Role.CLINIC_DIRECTOR: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.VISIT_EDIT, Perm.CUSTOMER_MERGE,
-                 Perm.IMPORT, Perm.CUSTOMER_EXPORT}
+                 Perm.IMPORT, Perm.CUSTOMER_EXPORT} | _LEAD
     ),
-    Role.MEMBER_OPS: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.CUSTOMER_MERGE, Perm.IMPORT}),
-    Role.MARKETING: frozenset(_BASE),
+    Role.MEMBER_OPS: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.SEGMENT_VIEW,
+                                        Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE}),
+    Role.MARKETING: frozenset(_BASE | {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.SURVEY_VIEW}),
     Role.CHAIN_ADMIN: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.VISIT_EDIT, Perm.CUSTOMER_MERGE,
-                 Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CONFIG}
+                 Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CONFIG, Perm.TAG_MANAGE, Perm.PLAYBOOK_MANAGE} | _LEAD
     ),
 }
 

@@ -9,10 +9,26 @@ class Gender(models.TextChoices):
 
 
 class Stage(models.TextChoices):
-    LEAD = "lead", _("Lead")  # never visited
-    PATIENT = "patient", _("Patient")  # has visited or paid
+    """Lifecycle stage. lead → … → referrer is progress (never moves back); dormant and lost are side
+    states a customer leaves on a new booking, arrival or paid order (see customer_stage_advance)."""
+
+    LEAD = "lead", _("Lead")  # known, nothing else yet
+    CONTACTED = "contacted", _("Contacted")  # a staff call, chat or SMS
+    BOOKED = "booked", _("Booked")  # an appointment
+    ARRIVED = "arrived", _("Arrived")  # came to a clinic
+    TREATED = "treated", _("Treated")  # paid for treatment
+    MEMBER = "member", _("Member")  # enrolled in a membership
+    REFERRER = "referrer", _("Referrer")  # referred someone who came
     DORMANT = "dormant", _("Dormant")  # no visit for a long time
     LOST = "lost", _("Lost")
+
+
+# Progress stages in order (rank = index); a customer's stage only moves up this list.
+STAGE_PROGRESS: tuple[str, ...] = (Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED, Stage.TREATED,
+                                   Stage.MEMBER, Stage.REFERRER)
+STAGE_SIDE: tuple[str, ...] = (Stage.DORMANT, Stage.LOST)
+# Events that bring a dormant or lost customer back (a staff contact alone does not).
+STAGE_REVIVING: tuple[str, ...] = (Stage.BOOKED, Stage.ARRIVED, Stage.TREATED, Stage.MEMBER, Stage.REFERRER)
 
 
 class Channel(models.TextChoices):

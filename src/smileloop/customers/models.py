@@ -36,6 +36,13 @@ class Customer(TimeStampedModel):
     consultant = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="customers", verbose_name=_("consultant"))
     stage = models.CharField(_("stage"), max_length=16, choices=Stage.choices, default=Stage.LEAD)
+    # Lifecycle bookkeeping, written only by customers.services.customer_stage_advance and lifecycle's
+    # set-based derive/job: the highest progress stage ever reached (where a dormant or lost customer
+    # returns to), the stage before the last change and when it changed.
+    stage_reached = models.CharField(_("highest stage reached"), max_length=16, choices=Stage.choices,
+                                     default=Stage.LEAD, db_default=Stage.LEAD)
+    stage_prev = models.CharField(max_length=16, blank=True, default="", db_default="")
+    stage_changed_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(_("notes"), blank=True)
 
     first_touch_channel = models.CharField(_("source"), max_length=32, choices=Channel.choices, blank=True)

@@ -197,26 +197,27 @@ def identity_list_for_customer(customer: Customer) -> QuerySet[Identity]:
     return customer.identities.order_by("kind", "id")
 
 
-def interaction_list_for_customer(customer: Customer, *, limit: int = 50):
-    return customer.interactions.select_related("author", "clinic").order_by("-occurred_at", "-id")[:limit]
+def interaction_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50):
+    return customer.interactions.select_related("author", "clinic").order_by(
+        "-occurred_at", "-id")[offset:offset + limit]
 
 
 def household_for_customer(scope: Scope, customer: Customer):
     """(household or None, members visible in `scope`, number of members hidden by the clinic boundary).
 
-    Relatives registered at clinics outside the scope are counted but neither named nor linked.
+    Relatives registered at clinics outside the scope are counted but neither named nor linked. One query:
+    the household's members with their household, each marked by whether `customer_queryset(scope)` holds it.
     """
     from smileloop.customers.models import HouseholdMember
 
-    membership = HouseholdMember.objects.select_related("household").filter(customer=customer).first()
-    if membership is None:
-        return None, [], 0
     members = list(
-        HouseholdMember.objects.filter(household_id=membership.household_id)
-        .select_related("customer")
+        HouseholdMember.objects.filter(
+            household_id__in=HouseholdMember.objects.filter(customer=customer).values("household_id"))
+        .select_related("household", "customer")
+        .annotate(in_scope=Exists(customer_queryset(scope).filter(pk=OuterRef("customer_id"))))
         .order_by("id")
     )
-    visible_ids = set(customer_queryset(scope).filter(id__in=[m.customer_id for m in members])
-                      .values_list("id", flat=True))
-    visible = [m for m in members if m.customer_id in visible_ids]
-    return membership.household, visible, len(members) - len(visible)
+    if not members:
+        return None, [], 0
+    visible = [m for m in members if m.in_scope]
+    return members[0].household, visible, len(members) - len(visible)

@@ -4,7 +4,8 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Cast, Concat, JSONObject
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -13,6 +14,9 @@ from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import (
+    STAGE_PROGRESS,
+    STAGE_REVIVING,
+    STAGE_SIDE,
     ConsentPurpose,
     IdentityKind,
     InteractionKind,
@@ -217,7 +221,17 @@ def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
     if "mobile" in changed:
         customer.mobile_tail = (customer.mobile or "")[-4:]
         changed.append("mobile_tail")
+    if "stage" in changed and _reached_follow(customer):
+        changed.append("stage_reached")
     return changed
+
+
+def _reached_follow(customer: Customer) -> bool:
+    """A stage set by hand (form, import) above the highest reached one raises that too."""
+    if stage_rank(customer.stage) > stage_rank(customer.stage_reached):
+        customer.stage_reached = customer.stage
+        return True
+    return False
 
 
 def _identities_clean(identities) -> list[tuple[str, str, str]]:
@@ -260,6 +274,7 @@ def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | 
     if match is None:
         customer = Customer(chain_id=chain_id, **{k: v for k, v in values.items()})
         customer.mobile_tail = (customer.mobile or "")[-4:]
+        _reached_follow(customer)
         if customer.first_touch_channel:
             customer.first_touch_at = now
             customer.last_touch_channel = customer.first_touch_channel
@@ -416,8 +431,16 @@ def interaction_add(*, customer: Customer, kind: str, text: str = "", author: St
                     data: dict | None = None) -> Interaction:
     if kind not in InteractionKind.values:
         raise ValidationFailed([FieldError("kind", f"must be one of {', '.join(InteractionKind.values)}", kind)])
-    return Interaction.objects.create(customer=customer, kind=kind, text=text, author=author, clinic=clinic,
-                                      occurred_at=occurred_at or timezone.now(), data=data or {})
+    interaction = Interaction.objects.create(customer=customer, kind=kind, text=text, author=author, clinic=clinic,
+                                             occurred_at=occurred_at or timezone.now(), data=data or {})
+    if author is not None and kind in CONTACT_KINDS:
+        customer_stage_advance(customer=customer, to=Stage.CONTACTED, cause=f"{kind} by {author.name}",
+                               at=interaction.occurred_at, actor=author)
+    return interaction
+
+
+# A staff call, chat or SMS makes a lead "contacted" (a patient's own message, with no author, does not).
+CONTACT_KINDS = (InteractionKind.CALL, InteractionKind.CHAT, InteractionKind.SMS)
 
 
 @transaction.atomic
@@ -459,13 +482,106 @@ def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None
     if updates:
         Customer.objects.filter(pk=customer_id).update(**updates)
     if visit_at is not None:
-        Customer.objects.filter(pk=customer_id, stage=Stage.LEAD).update(stage=Stage.PATIENT)
+        # The lifecycle stage is advanced by the caller (customer_stage_advance), which knows the event.
         Customer.objects.filter(pk=customer_id).filter(
             models.Q(first_visit_at__isnull=True) | models.Q(first_visit_at__gt=visit_at)
         ).update(first_visit_at=visit_at)
         Customer.objects.filter(pk=customer_id).filter(
             models.Q(last_visit_at__isnull=True) | models.Q(last_visit_at__lt=visit_at)
         ).update(last_visit_at=visit_at)
+
+
+# --- lifecycle stages ----------------------------------------------------------------------------------
+
+
+def stage_rank(stage: str) -> int:
+    """Position on the progress ladder (lead 0 … referrer 6); side states (dormant, lost) are -1."""
+    return STAGE_PROGRESS.index(stage) if stage in STAGE_PROGRESS else -1
+
+
+def stage_move_values(*, to: str, at: dt.datetime) -> tuple[list[str], dict]:
+    """The from-stages a move to `to` is allowed from and the UPDATE values that perform it, as SQL
+    expressions over the row, so one conditional UPDATE moves one customer or a million.
+
+    Progress (lead < contacted < booked < arrived < treated < member < referrer) only goes up. A dormant or
+    lost customer comes back on a booking, arrival, paid order, enrolment or referral, to the higher of the
+    event's stage and the highest stage they had reached (`stage_reached`). A staff contact alone does not
+    bring them back. `dormant` is entered from any progress stage; `lost` from any stage but lost."""
+    if to in STAGE_PROGRESS:
+        rank = STAGE_PROGRESS.index(to)
+        lower, higher = list(STAGE_PROGRESS[:rank]), list(STAGE_PROGRESS[rank + 1:])
+        allowed = lower + (list(STAGE_SIDE) if to in STAGE_REVIVING else [])
+        values = {
+            "stage": Case(When(stage_reached__in=higher, then=F("stage_reached")), default=Value(to)),
+            "stage_reached": Case(When(stage_reached__in=higher + [to], then=F("stage_reached")), default=Value(to)),
+        }
+    elif to == Stage.DORMANT:
+        allowed, values = list(STAGE_PROGRESS), {"stage": Value(to)}
+    elif to == Stage.LOST:
+        allowed, values = [*STAGE_PROGRESS, Stage.DORMANT], {"stage": Value(to)}
+    else:
+        raise ValidationFailed([FieldError("to", f"must be one of {', '.join(Stage.values)}", to)])
+    # Right-hand sides read the row before the update (SQL semantics), so stage_prev gets the old stage.
+    values.update(stage_prev=F("stage"), stage_changed_at=Value(at), updated_at=Value(at))
+    return allowed, values
+
+
+def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_expr=None, at: dt.datetime,
+                        actor_id: int | None = None) -> int:
+    """Write one timeline event (kind system) per customer in `customers` for its last stage change, in one
+    INSERT … SELECT (no rows travel through Python): text "stage <from> → <to>: <cause>", data
+    {stage_from, stage_to, cause}. `cause_expr` (an SQL expression) gives a per-customer cause instead."""
+    cause_sql = cause_expr if cause_expr is not None else Value(cause or "")
+    select = customers.order_by().annotate(
+        _customer=F("id"), _kind=Value(InteractionKind.SYSTEM),
+        _text=Concat(Value("stage "), F("stage_prev"), Value(" → "), F("stage"), Value(": "), cause_sql,
+                     output_field=models.TextField()),
+        _author=Cast(Value(actor_id), output_field=models.BigIntegerField()),
+        _clinic=Cast(Value(None), output_field=models.BigIntegerField()),
+        _at=Value(at, output_field=models.DateTimeField()),
+        _data=JSONObject(stage_from=F("stage_prev"), stage_to=F("stage"), cause=cause_sql),
+    ).values_list("_customer", "_kind", "_text", "_author", "_clinic", "_at", "_data")
+    sql, params = select.query.sql_with_params()
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(Interaction._meta.get_field(name).column)
+                        for name in ("customer", "kind", "text", "author", "clinic", "occurred_at", "data"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {qn(Interaction._meta.db_table)} ({columns}) {sql}", params)
+        return cursor.rowcount
+
+
+@transaction.atomic(savepoint=False)
+def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at: dt.datetime | None = None,
+                           actor: Staff | None = None) -> bool:
+    """Move a customer's lifecycle stage on an event (rules in `stage_move_values`). Returns whether it
+    changed; a change writes one timeline event with the cause.
+
+    Cheap on the hot paths (checkout, API): one conditional UPDATE that matches nothing when the stage does
+    not move; the timeline INSERT only on a change. Pass an id to avoid a fetch; a passed instance gets its
+    stage fields updated in memory after a change (so a later save() does not write the old stage back)."""
+    at = at or timezone.now()
+    customer_id = customer if isinstance(customer, int) else customer.pk
+    allowed, values = stage_move_values(to=to, at=at)
+    row = Customer.objects.filter(pk=customer_id, stage__in=allowed)
+    if not row.update(**values):
+        return False
+    stage_events_insert(customers=Customer.objects.filter(pk=customer_id), cause=cause[:500], at=at,
+                        actor_id=actor.pk if actor else None)
+    if isinstance(customer, Customer):
+        _stage_follow(customer, to=to, at=at)
+    return True
+
+
+def _stage_follow(customer: Customer, *, to: str, at: dt.datetime) -> None:
+    """Apply the move just written to the passed instance too (computed, not re-read: no extra query), so a
+    later save() of it does not write the old stage back."""
+    customer.stage_prev, customer.stage_changed_at = customer.stage, at
+    if to in STAGE_PROGRESS:
+        if stage_rank(to) > stage_rank(customer.stage_reached):
+            customer.stage_reached = to
+        customer.stage = customer.stage_reached
+    else:
+        customer.stage = to
 
 
 def phone_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: str | None = None) -> str:
@@ -558,8 +674,13 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         survivor.first_visit_at = merged.first_visit_at
     if merged.last_visit_at and (not survivor.last_visit_at or merged.last_visit_at > survivor.last_visit_at):
         survivor.last_visit_at = merged.last_visit_at
-    if survivor.stage == Stage.LEAD and merged.stage != Stage.LEAD:
-        survivor.stage = merged.stage
+    # Lifecycle: the survivor keeps the higher progress reached; an active record wins over a side state.
+    if stage_rank(merged.stage_reached) > stage_rank(survivor.stage_reached):
+        survivor.stage_reached = merged.stage_reached
+    if survivor.stage in STAGE_PROGRESS or merged.stage in STAGE_PROGRESS:
+        survivor.stage = survivor.stage_reached
+    elif Stage.DORMANT in (survivor.stage, merged.stage):
+        survivor.stage = Stage.DORMANT
     if merged.notes and merged.notes not in survivor.notes:
         survivor.notes = (survivor.notes + "\n" + merged.notes).strip()
     survivor.save()

@@ -7,6 +7,7 @@ a customer outside the scope is a 404, indistinguishable from one that does not 
 
 import csv
 import io
+from dataclasses import dataclass
 from functools import cached_property
 
 from django.contrib import messages
@@ -39,7 +40,7 @@ from smileloop.customers.forms import (
 )
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import phone_display, phone_mask
-from smileloop.customers.sections import SECTIONS
+from smileloop.customers.sections import PAGED_SECTIONS, SECTIONS
 
 PAGE_SIZE = 25
 MERGE_REASONS = {
@@ -128,16 +129,58 @@ def _csv_safe(text: str) -> str:
 
 # --- the 360 page ----------------------------------------------------------------------------------------
 
+HISTORY_PAGE_SIZE = 20
+# The long histories of the 360 page, shown newest first one page at a time with a "more" link: the timeline
+# here, and the sections higher apps register with `paged=True` (visits: appointments, orders, procedures).
+HISTORY_SECTIONS = ("timeline", "appointments", "orders", "procedures")
 
+
+@dataclass
+class HistoryPage:
+    """One page of a history section: `rows` (at most HISTORY_PAGE_SIZE), its 1-based `number` and whether an
+    older page exists. Iterates and tests like the list of rows, so templates read it as before."""
+
+    section: str
+    rows: list
+    number: int
+    has_next: bool
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    @property
+    def next_number(self) -> int | None:
+        return self.number + 1 if self.has_next else None
+
+    @property
+    def previous_number(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+
+def _history_page(section: str, number: int, load) -> HistoryPage:
+    """Read one page through `load(offset=…, limit=…)`: one row more than the page says whether there is more."""
+    rows = list(load(offset=(number - 1) * HISTORY_PAGE_SIZE, limit=HISTORY_PAGE_SIZE + 1))
+    return HistoryPage(section, rows[:HISTORY_PAGE_SIZE], number, len(rows) > HISTORY_PAGE_SIZE)
 
 
 class Customer360:
     """Lazy read model of the 360 page: a section is queried only when a template renders it, so an htmx
-    POST that returns one fragment runs only that fragment's queries."""
+    POST that returns one fragment runs only that fragment's queries.
 
-    def __init__(self, scope: Scope, customer: Customer):
+    Every section reads off `customer`, which the view obtained through `selectors.customer_get(scope, …)`:
+    the scope is applied once, there, and section loaders do not check it again. `pages` names the page of a
+    history section to show (default 1)."""
+
+    def __init__(self, scope: Scope, customer: Customer, *, pages: dict[str, int] | None = None):
         self.scope = scope
         self.customer = customer
+        self.pages = pages or {}
 
     @cached_property
     def identities(self):
@@ -149,8 +192,9 @@ class Customer360:
         return {"household": household, "members": members, "hidden": hidden}
 
     @cached_property
-    def timeline(self):
-        return list(selectors.interaction_list_for_customer(self.customer))
+    def timeline(self) -> HistoryPage:
+        return _history_page("timeline", self.pages.get("timeline", 1),
+                             lambda **page: selectors.interaction_list_for_customer(self.customer, **page))
 
     @cached_property
     def consents(self):
@@ -161,11 +205,16 @@ class Customer360:
                 for value, label in ConsentPurpose.choices]
 
     def __getattr__(self, name: str):
-        """Sections contributed by higher apps (visits, later membership…) through `section_register`."""
+        """Sections contributed by higher apps (visits, membership, gift cards, loyalty…) through
+        `section_register`; a paged one is read one page at a time."""
         loader = SECTIONS.get(name)
         if loader is None:
             raise AttributeError(name)
-        value = loader(self.scope, self.customer)
+        if name in PAGED_SECTIONS:
+            value = _history_page(name, self.pages.get(name, 1),
+                                  lambda **page: loader(self.scope, self.customer, **page))
+        else:
+            value = loader(self.scope, self.customer)
         self.__dict__[name] = value
         return value
 
@@ -175,10 +224,10 @@ class Customer360:
 
 
 def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = "", status: int = 200,
-                revealed_phone: str = "", **forms) -> HttpResponse:
+                revealed_phone: str = "", pages: dict[str, int] | None = None, **forms) -> HttpResponse:
     context = {
         "customer": customer,
-        "c360": Customer360(scope, customer),
+        "c360": Customer360(scope, customer, pages=pages),
         "revealed_phone": revealed_phone,
         "can_edit": scope.can(Perm.CUSTOMER_EDIT),
         "can_reveal": scope.can(Perm.PHONE_VIEW) and bool(customer.mobile),
@@ -195,11 +244,28 @@ def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = ""
     return render(request, template, context, status=status)
 
 
+def _requested_page(query) -> tuple[str, int]:
+    """`?section=orders&page=3` → ("orders", 3); anything else (unknown section, page=abc) → ("", 1)."""
+    section = query.get("section", "")
+    try:
+        number = int(query.get("page", "1"))
+    except ValueError:
+        return "", 1
+    if section not in HISTORY_SECTIONS or not 1 <= number <= 10_000:
+        return "", 1
+    return section, number
+
+
 @staff_view
 @require_GET
 def customer_detail(request, scope: Scope, customer_id: int):
+    """The 360 page. `?section=<history section>&page=N` shows page N of that history: htmx asks for the
+    named partial `<section>_page` (the rows and the next "more" link, appended in place); without JavaScript
+    the "more" link is a plain link to the whole page showing that page."""
     customer = selectors.customer_get(scope, customer_id)
-    return _render_360(request, scope, customer)
+    section, number = _requested_page(request.GET)
+    fragment = f"{section}_page" if section and request.htmx and not request.htmx.boosted else ""
+    return _render_360(request, scope, customer, fragment=fragment, pages={section: number} if section else None)
 
 
 @staff_view

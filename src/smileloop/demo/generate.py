@@ -60,7 +60,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "address", "community", "latitude", "longitude", "home_clinic_id", "consultant_id", "stage", "notes",
         "first_touch_channel", "first_touch_campaign", "first_touch_staff_id", "first_touch_at",
         "last_touch_channel", "last_touch_campaign", "last_touch_staff_id", "last_touch_at",
-        "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_fen", "merged_into_id"),
+        "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_fen", "merged_into_id", "stage_reached"),
     "customers_customersearchkey": ("id", "customer_id", "chain_id", "home_clinic_id", "kind", "value"),
     "customers_identity": ("id", "created_at", "updated_at", "chain_id", "customer_id", "kind", "external_id",
                            "app_id", "source"),
@@ -459,14 +459,14 @@ class PoolGenerator:
         for plan in plans:
             self._plan_finish(plan, rows, last_day)
 
-        if visit_count == 0:
-            stage = Stage.LEAD
-        elif last_day < now_day - DORMANT_AFTER_DAYS:
+        # A first approximation; lifecycle's demo_load re-derives every stage from the facts (stages_derive).
+        reached = Stage.LEAD if visit_count == 0 else Stage.TREATED if spend > 0 else Stage.ARRIVED
+        if visit_count and last_day < now_day - DORMANT_AFTER_DAYS:
             stage = Stage.DORMANT
         else:
-            stage = Stage.PATIENT
+            stage = reached
         self._customer_rows(p, rows, created, created_minute, stage, visit_count, spend, first_ts, last_ts,
-                            consultant if (visit_count or rng.random() < 0.5) else None, last_day)
+                            consultant if (visit_count or rng.random() < 0.5) else None, last_day, reached)
         return visit_count
 
     def _first_visit_items(self, archetype: str, p: Person) -> list[tuple[str, str]]:
@@ -695,7 +695,7 @@ class PoolGenerator:
 
     # --- the customer row and what hangs off it ----------------------------------------------------
     def _customer_rows(self, p: Person, rows, created, created_minute, stage, visit_count, spend, first_ts,
-                       last_ts, consultant, last_day) -> None:
+                       last_ts, consultant, last_day, reached) -> None:
         rng, chain_id = self.rng, self.chain_id
         clinic = p.clinic
         staff_attr = None
@@ -716,7 +716,7 @@ class PoolGenerator:
             p.id, created, updated, chain_id, p.name, p.mobile, (p.mobile or "")[-4:], p.gender, p.birthday,
             p.address, community, f"{lat:.6f}", f"{lng:.6f}", clinic.id, consultant, stage, "",
             p.channel, p.campaign, staff_attr, created, last_channel, last_campaign, last_staff, last_at,
-            first_ts, last_ts, visit_count, spend, None))
+            first_ts, last_ts, visit_count, spend, None, reached))
         initials, full = search_keys(p.name)
         keys = rows["customers_customersearchkey"]
         for value in initials:

@@ -9,6 +9,7 @@ a NOT NULL column added later fails here with a clear message instead of half-wa
 
 from django.apps import apps
 from django.db import connection
+from django.db.models.fields import NOT_PROVIDED
 
 from smileloop.demo.generate import COLUMNS, TABLE_ORDER
 
@@ -28,7 +29,7 @@ def columns_check() -> None:
         model = models[table]
         fields = {f.column: f for f in model._meta.concrete_fields}
         unknown = set(columns) - set(fields)
-        missing = [c for c, f in fields.items() if c not in columns and not f.null and f.db_default is f.NOT_PROVIDED]
+        missing = [c for c, f in fields.items() if c not in columns and not f.null and f.db_default is NOT_PROVIDED]
         if unknown or missing:
             raise SchemaMismatch(f"{table}: the seed does not match the model (unknown columns {sorted(unknown)}, "
                                  f"missing NOT NULL columns {missing}); update smileloop/demo/generate.py")

@@ -36,6 +36,9 @@ from smileloop.demo.generate import (
     community_ring,
 )
 from smileloop.demo.load import Loader, columns_check
+from smileloop.followups import demo as followups_demo
+from smileloop.followups.enums import TaskStatus
+from smileloop.followups.models import FollowupTask, Playbook
 from smileloop.giftcards.enums import ProgrammeKind, VoucherValueKind
 from smileloop.giftcards.models import GiftCard, GiftCardProgramme, Voucher, VoucherCampaign
 from smileloop.giftcards.services import (
@@ -46,11 +49,19 @@ from smileloop.giftcards.services import (
 )
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import Account
+from smileloop.lifecycle import demo as lifecycle_demo
 from smileloop.loyalty.models import PackagePurchase
 from smileloop.loyalty.services import loyalty_demo_programme
 from smileloop.membership.enums import BenefitTrigger, MembershipStatus, PlanKind
 from smileloop.membership.models import Benefit, Membership, Tier
 from smileloop.membership.services import benefit_reveal, benefits_reveal_due, membership_demo_programme
+from smileloop.segments import demo as segments_demo
+from smileloop.segments.models import Segment
+from smileloop.segments.tasks import rule_tags_job
+from smileloop.surveys import demo as surveys_demo
+from smileloop.surveys.models import Survey
+from smileloop.tagging import demo as tagging_demo
+from smileloop.tagging.models import CustomerTag
 from smileloop.visits.enums import Category, PaymentMethod
 from smileloop.visits.models import ServiceItem
 
@@ -282,6 +293,8 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
         programmes = {}
         if not GiftCardProgramme.objects.filter(chain=chain, code=DEMO_FRIEND_CARD).exists():
             programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
+        if not Playbook.objects.filter(chain=chain).exists():
+            programmes["retention"] = retention_demo_load(chain=chain, today=_demo_moment(today).date())
         return DemoReport(chain=chain, created=False, logins=_demo_logins(chain), programmes=programmes,
                           loaded=_loaded_counts(chain))
     report = chain_seed(customers=customers, clinics=3, years=3, seed=DEMO_SEED, chain_name=DEMO_CHAIN_NAME,
@@ -299,8 +312,23 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
                          clinics=[clinics[clinic_index]] if clinic_index is not None else [],
                          password=password, is_superuser=superuser)
     programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
+    programmes["retention"] = retention_demo_load(chain=chain, today=_demo_moment(today).date())
     return DemoReport(chain=chain, created=True, logins=_demo_logins(chain), skipped=skipped, seed=report,
                       programmes=programmes, loaded=_loaded_counts(chain))
+
+
+def retention_demo_load(*, chain: Chain, today: dt.date) -> dict[str, dict]:
+    """The retention engine on the demo chain (issue 4): tags (and keyword tags from the timeline), saved
+    segments, rule tags evaluated, lifecycle stages derived from the history, follow-up playbooks with a
+    realistic inbox for today (tasks due for every playbook, some history for the board), satisfaction
+    surveys with answers. Each step is idempotent; the follow-up playbooks are the marker that it ran."""
+    out = {"tagging": tagging_demo.demo_load(chain=chain, today=today),
+           "segments": segments_demo.demo_load(chain=chain, today=today)}
+    out["rule_tags"] = rule_tags_job(today=today)
+    out["lifecycle"] = lifecycle_demo.demo_load(chain=chain, today=today)
+    out["followups"] = followups_demo.demo_load(chain=chain, today=today)
+    out["surveys"] = surveys_demo.demo_load(chain=chain, today=today)
+    return out
 
 
 DEMO_FRIEND_CARD = "friend-card"  # the friends-and-family programme's code
@@ -417,6 +445,10 @@ def _loaded_counts(chain: Chain) -> dict[str, int]:
         "packages": PackagePurchase.objects.filter(chain=chain).count(),
         "gift_cards": GiftCard.objects.filter(chain=chain).count(),
         "vouchers": Voucher.objects.filter(chain=chain).count(),
+        "tagged_patients": CustomerTag.objects.filter(chain_id=chain.id).values("customer_id").distinct().count(),
+        "segments": Segment.objects.filter(chain=chain).count(),
+        "open_tasks": FollowupTask.objects.filter(chain=chain, status=TaskStatus.OPEN).count(),
+        "surveys_answered": Survey.objects.filter(chain=chain, answered_at__isnull=False).count(),
     }
 
 

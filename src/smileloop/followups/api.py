@@ -1,5 +1,149 @@
-"""Follow-ups API (mounted at /api/followups)."""
+"""Follow-ups API (mounted at /api/followups): list tasks (mine, or a clinic's), complete a task, list
+playbooks. Token auth, scope, permissions, Idempotency-Key on writes, one error shape."""
 
-from ninja import Router
+import datetime as dt
+from typing import Annotated
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from smileloop.clinics.api import permission_require, request_scope
+from smileloop.clinics.enums import Perm
+from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.customers.normalize import phone_mask
+from smileloop.followups import selectors, services
+from smileloop.followups.enums import Outcome, TaskStatus
 
 router = Router(tags=["followups"])
+
+
+class TaskOut(Schema):
+    id: int
+    playbook: str
+    playbook_name: str
+    step: int
+    channel: str
+    customer_id: int
+    customer_name: str
+    mobile: str  # masked
+    clinic_id: int | None
+    assignee_id: int | None
+    anchor_key: str
+    anchor_at: dt.datetime
+    due_at: dt.datetime
+    sla_due_at: dt.datetime
+    status: str
+    outcome: str
+    note: str
+    script: str
+    completed_at: dt.datetime | None
+    completed_by_id: int | None
+
+
+class TaskPage(Schema):
+    count: int
+    limit: int
+    offset: int
+    items: list[TaskOut]
+
+
+class CompleteIn(Schema):
+    outcome: Outcome
+    note: str = Field("", max_length=2000)
+
+
+class StepOut(Schema):
+    seq: int
+    delay_days: int
+    assignee_rule: str
+    channel: str
+    script: str
+    sla_hours: int
+
+
+class PlaybookOut(Schema):
+    id: int
+    code: str
+    name: str
+    trigger: str
+    trigger_params: dict
+    goal: str
+    is_active: bool
+    is_builtin: bool
+    steps: list[StepOut]
+
+
+def _task(task) -> dict:
+    return {
+        "id": task.pk, "playbook": task.playbook.code, "playbook_name": task.playbook.name, "step": task.step.seq,
+        "channel": task.step.channel, "customer_id": task.customer_id, "customer_name": task.customer.name,
+        "mobile": phone_mask(task.customer.mobile), "clinic_id": task.clinic_id, "assignee_id": task.assignee_id,
+        "anchor_key": task.anchor_key, "anchor_at": timezone.localtime(task.anchor_at),
+        "due_at": timezone.localtime(task.due_at), "sla_due_at": timezone.localtime(task.sla_due_at),
+        "status": task.status, "outcome": task.outcome, "note": task.note, "script": getattr(task, "script_text", ""),
+        "completed_at": timezone.localtime(task.completed_at) if task.completed_at else None,
+        "completed_by_id": task.completed_by_id,
+    }
+
+
+@router.get("/tasks", response={200: TaskPage, **ERROR_RESPONSES}, summary="List follow-up tasks")
+def task_list_endpoint(
+    request: HttpRequest,
+    mine: bool = Query(True, description="Only my tasks; false lists the tasks of my clinics (needs task.board)"),
+    clinic: int | None = Query(None, description="Clinic id (within your clinics)"),
+    status: TaskStatus | None = None,
+    due_from: Annotated[dt.datetime | None, Query(description="Due at or after (ISO 8601)")] = None,
+    due_to: Annotated[dt.datetime | None, Query(description="Due before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    scope = request_scope(request)
+    permission_require(scope, Perm.TASK_WORK)
+    if not mine:
+        permission_require(scope, Perm.TASK_BOARD)
+    qs = selectors.task_list(scope, mine=mine, clinic_id=clinic, status=status or "", due_from=due_from,
+                             due_to=due_to)
+    tasks = list(qs[offset:offset + limit])
+    selectors.scripts_fill(scope, tasks)
+    return {"count": qs.count(), "limit": limit, "offset": offset, "items": [_task(t) for t in tasks]}
+
+
+@router.get("/tasks/{int:task_id}", response={200: TaskOut, **ERROR_RESPONSES}, summary="One follow-up task")
+def task_get_endpoint(request: HttpRequest, task_id: int):
+    scope = request_scope(request)
+    permission_require(scope, Perm.TASK_WORK)
+    task = selectors.task_get(scope, task_id)
+    selectors.scripts_fill(scope, [task])
+    return _task(task)
+
+
+@router.post("/tasks/{int:task_id}/complete", response={200: TaskOut, **ERROR_RESPONSES},
+             summary="Record a task's outcome (idempotent for the same outcome)")
+def task_complete_endpoint(request: HttpRequest, task_id: int, payload: CompleteIn, response: HttpResponse,
+                           idempotency_key: IdempotencyKeyHeader = None):
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.TASK_WORK)
+        task = selectors.task_get(scope, task_id)
+        services.followup_complete(task=task, outcome=payload.outcome, note=payload.note, actor=request.staff)
+        task = selectors.task_get(scope, task_id)
+        selectors.scripts_fill(scope, [task])
+        return 200, render(TaskOut, _task(task))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="followups.complete", run=write)
+
+
+@router.get("/playbooks", response={200: list[PlaybookOut], **ERROR_RESPONSES}, summary="List playbooks")
+def playbook_list_endpoint(request: HttpRequest):
+    scope = request_scope(request)
+    permission_require(scope, Perm.TASK_WORK)
+    return [{"id": p.pk, "code": p.code, "name": p.name, "trigger": p.trigger, "trigger_params": p.trigger_params,
+             "goal": p.goal, "is_active": p.is_active, "is_builtin": p.is_builtin,
+             "steps": [{"seq": s.seq, "delay_days": s.delay_days, "assignee_rule": s.assignee_rule,
+                        "channel": s.channel, "script": s.script, "sla_hours": s.sla_hours}
+                       for s in p.steps.all() if s.is_active]}
+            for p in selectors.playbook_list(scope)]

@@ -1,1 +1,127 @@
-"""Follow-up playbooks (回访): triggers, steps, tasks with assignee, due time, SLA and outcome."""
+"""Follow-up playbooks (回访): triggers, steps, tasks with assignee, due time, SLA and outcome.
+
+Invariants enforced by the database: a playbook code is unique per chain; a live step's seq is unique in its
+playbook; a task exists at most once per (customer, playbook, step, anchor_key) — "never twice for the same
+patient, playbook and step" for one triggering event — which is what makes the daily run idempotent.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.models import TimeStampedModel
+from smileloop.customers.models import Customer
+from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, TaskStatus, Trigger
+
+
+class Playbook(TimeStampedModel):
+    """A trigger, its parameters, ordered steps and a goal that closes open tasks by itself."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    code = models.SlugField(_("code"), max_length=40)
+    name = models.CharField(_("name"), max_length=100)
+    trigger = models.CharField(_("trigger"), max_length=32, choices=Trigger.choices)
+    trigger_params = models.JSONField(
+        _("trigger parameters"), default=dict, blank=True,
+        help_text=_('e.g. {"category": "implant"}, {"days_without_appointment": 14}, '
+                    '{"months": 6, "categories": ["cleaning", "exam"]}, {"segment_id": 3}'))
+    goal = models.CharField(_("goal"), max_length=32, choices=Goal.choices, default=Goal.NONE)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_builtin = models.BooleanField(_("built in"), default=False)
+    description = models.TextField(_("description"), blank=True)
+
+    class Meta:
+        ordering = ["chain", "id"]
+        constraints = [models.UniqueConstraint(fields=["chain", "code"], name="playbook_unique_code")]
+
+    def __str__(self):
+        return self.name
+
+
+class PlaybookStep(models.Model):
+    """One contact of a playbook, `delay_days` after the trigger's anchor day (0 = the anchor day itself).
+
+    A step that already has tasks is never deleted (tasks keep their history); removing it in the editor
+    retires it (`is_active=False`) instead.
+    """
+
+    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="steps")
+    seq = models.PositiveSmallIntegerField(_("order"))
+    delay_days = models.PositiveSmallIntegerField(_("days after the anchor"), default=0)
+    assignee_rule = models.CharField(_("assignee"), max_length=24, choices=AssigneeRule.choices,
+                                     default=AssigneeRule.FRONT_DESK)
+    channel = models.CharField(_("channel"), max_length=12, choices=ContactChannel.choices,
+                               default=ContactChannel.CALL)
+    script = models.TextField(
+        _("script"), blank=True,
+        help_text=_("Variables: {name}, {doctor}, {procedure}, {days_since}, {clinic}, {date}, {survey_link}"))
+    sla_hours = models.PositiveSmallIntegerField(_("SLA (hours)"), default=24)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["playbook", "seq", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["playbook", "seq"], condition=Q(is_active=True),
+                                    name="playbook_step_unique_seq"),
+            models.CheckConstraint(condition=Q(sla_hours__gte=1), name="playbook_step_sla_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.playbook_id}#{self.seq} +{self.delay_days}d"
+
+
+class FollowupTask(models.Model):
+    """One follow-up to do: who (assignee), whom (customer), why (playbook, step, anchor), when (due, SLA).
+
+    `anchor_key` names the triggering event ("procedure:123", "lead:45", "appt:77", "plan:9@2026-11-20");
+    `context` holds the script values known when the task was made (doctor, procedure, …); the rest (name,
+    clinic, date, days_since) are read live when the script is rendered.
+    """
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="followup_tasks", db_index=False)
+    playbook = models.ForeignKey(Playbook, on_delete=models.PROTECT, related_name="tasks", db_index=False)
+    step = models.ForeignKey(PlaybookStep, on_delete=models.PROTECT, related_name="tasks")
+    anchor_key = models.CharField(max_length=64)
+    anchor_at = models.DateTimeField()
+    # The treating doctor of the triggering event (procedure, appointment, plan): the {doctor} of the script
+    # and the first choice of the doctor assignee rules, also when the task is reassigned.
+    doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               db_index=False)
+    assignee = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 db_index=False)
+    due_at = models.DateTimeField()
+    sla_due_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    context = models.JSONField(default=dict, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     db_index=False)
+    closed_reason = models.CharField(max_length=255, blank=True, default="")
+    # Plain defaults rather than auto_now: the daily run inserts rows with raw INSERT … SELECT.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "playbook", "step", "anchor_key"], name="followup_task_once"),
+        ]
+        indexes = [
+            models.Index(fields=["assignee", "status", "due_at"], name="followup_task_inbox"),
+            models.Index(fields=["clinic", "status", "due_at"], name="followup_task_board"),
+            models.Index(fields=["playbook", "status"], name="followup_task_goal"),
+        ]
+
+    def __str__(self):
+        return f"task {self.pk} {self.playbook_id}/{self.anchor_key} → {self.assignee_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == TaskStatus.OPEN

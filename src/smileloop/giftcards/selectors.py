@@ -4,7 +4,7 @@ look-up by code is scoped to the chain; lists about a customer take the staff Sc
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from smileloop.core.scoping import Scope
@@ -13,7 +13,7 @@ from smileloop.customers.selectors import customer_queryset
 from smileloop.giftcards.codes import code_normalize
 from smileloop.giftcards.errors import WrongCode
 from smileloop.giftcards.models import GiftCard, GiftCardEvent, GiftCardProgramme, Voucher, VoucherCampaign
-from smileloop.ledger.models import Entry
+from smileloop.ledger.models import Entry, Lot
 from smileloop.ledger.services import available_balance
 
 
@@ -25,6 +25,19 @@ def giftcard_get_by_code(*, chain_id: int, code: str, for_update: bool = False) 
     card = qs.filter(chain_id=chain_id, code=normal).first() if normal else None
     if card is None:
         raise WrongCode(f"No gift card with the code {code!r}", field="code")
+    return card
+
+
+def giftcard_for_payment(*, chain_id: int, code: str, at: dt.datetime) -> GiftCard:
+    """`giftcard_get_by_code` for a bill (checkout): the card with its programme and account but not the people
+    (the join of two customer rows costs more to build than the rest of the read), and `balance_now`, what it
+    can spend at `at` (`giftcard_balance`)."""
+    normal = code_normalize(code)
+    card = (GiftCard.objects.select_related("programme", "account").filter(chain_id=chain_id, code=normal).first()
+            if normal else None)
+    if card is None:
+        raise WrongCode(f"No gift card with the code {code!r}", field="code")
+    card.balance_now = available_balance(card.account, at=at)
     return card
 
 
@@ -87,19 +100,29 @@ def giftcards_for_customer(scope: Scope, customer: Customer) -> dict:
     """Cards the customer gave and holds, and their vouchers (NotFound-safe: empty outside the scope)."""
     if not customer_queryset(scope).filter(pk=customer.pk).exists():
         return {"given": [], "held": [], "vouchers": []}
+    return _cards_of(customer)
+
+
+def _cards_of(customer: Customer) -> dict:
     cards = list(GiftCard.objects.filter(Q(giver=customer) | Q(holder=customer))
                  .select_related("programme", "account", "giver", "holder").order_by("-issued_at", "-id")[:50])
     now = timezone.now()
+    # What active cards can spend now (lots available and not expired), all cards in one query.
+    active = [card.account_id for card in cards if card.status == "active"]
+    available = dict(Lot.objects.filter(account_id__in=active, remaining__gt=0, available_at__lte=now)
+                     .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+                     .values("account_id").annotate(s=Sum("remaining")).values_list("account_id", "s")) if active else {}
     for card in cards:
-        card.balance_now = available_balance(card.account, at=now) if card.status == "active" else card.account.balance
+        card.balance_now = available.get(card.account_id, 0) if card.status == "active" else card.account.balance
     return {"given": [c for c in cards if c.giver_id == customer.pk],
             "held": [c for c in cards if c.holder_id == customer.pk],
             "vouchers": list(Voucher.objects.filter(customer=customer).select_related("campaign")[:50])}
 
 
 def giftcards_section(scope: Scope, customer: Customer) -> dict:
-    """The 360 page's section loader (customers.sections)."""
-    return giftcards_for_customer(scope, customer)
+    """The 360 page's section loader (customers.sections). The page obtained `customer` through
+    customer_get(scope, …), so the scope is not checked again here."""
+    return _cards_of(customer)
 
 
 def giftcard_events(card: GiftCard):

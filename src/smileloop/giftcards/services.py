@@ -39,12 +39,14 @@ from smileloop.giftcards.models import (
     VoucherCampaign,
 )
 from smileloop.ledger.enums import AccountKind, EntryReason
-from smileloop.ledger.models import LedgerTransaction, Lot
+from smileloop.ledger.models import Account, LedgerTransaction, Lot
 from smileloop.ledger.services import (
     LotTerms,
     Posting,
+    PostRequest,
     account_for,
     ledger_post,
+    ledger_post_many,
     ledger_reverse,
     system_account,
 )
@@ -199,26 +201,54 @@ def _lots_expiry_remove(card: GiftCard) -> list[int]:
 
 def giftcard_holder_note(*, card: GiftCard, customer: Customer, at: dt.datetime, actor: Staff | None = None) -> None:
     """The first customer who pays with a card becomes its known holder (it does not remove the expiry)."""
-    if card.holder_id is None:
-        GiftCard.objects.filter(pk=card.pk, holder__isnull=True).update(holder=customer)
-        card.holder = customer
-        _event(card, CardEventKind.HOLDER_KNOWN, at, f"first used by {customer.name}", {"customer_id": customer.pk},
-               actor)
+    event = _holder_known(card, customer, at, actor)
+    if event is not None:
+        event.save()
+
+
+def _holder_known(card: GiftCard, customer: Customer, at: dt.datetime, actor: Staff | None) -> GiftCardEvent | None:
+    """Record `customer` as the card's known holder if it has none yet; the event to write, or None."""
+    if card.holder_id is not None:
+        return None
+    GiftCard.objects.filter(pk=card.pk, holder__isnull=True).update(holder=customer)
+    card.holder = customer
+    return GiftCardEvent(card=card, kind=CardEventKind.HOLDER_KNOWN, occurred_at=at,
+                         detail=f"first used by {customer.name}"[:255], data={"customer_id": customer.pk}, actor=actor)
 
 
 def giftcard_spend(*, card: GiftCard, amount_fen: int, key: str, source: str, actor: Staff | None = None,
                    at: dt.datetime | None = None, memo: str = "") -> LedgerTransaction:
     """Debit the card to SALES (the ledger refuses more than is available: InsufficientBalance)."""
     at = at or timezone.now()
+    request = giftcard_spend_request(card=card, amount_fen=amount_fen, key=key, source=source, actor=actor, at=at,
+                                     memo=memo)
+    tx = ledger_post_many([request])[0]
+    giftcard_spend_recorded(card=card, tx=tx, amount_fen=amount_fen, source=source, actor=actor, at=at)
+    return tx
+
+
+def giftcard_spend_request(*, card: GiftCard, amount_fen: int, key: str, source: str, actor: Staff | None = None,
+                           at: dt.datetime, memo: str = "", sales: Account | None = None) -> PostRequest:
+    """The ledger movement of `giftcard_spend`, checked (expiry) but not posted: checkout posts it with the
+    bill's other movements, then calls `giftcard_spend_recorded`. `sales`: the chain's SALES account when the
+    caller holds it."""
     if card.status == CardStatus.EXPIRED or (card.expires_at is not None and card.expires_at <= at):
         raise Expired(f"card {card.code} expired", field="gift_cards")
-    tx = ledger_post(chain_id=card.chain_id, key=key, reason=EntryReason.SPEND, actor=actor, source=source, memo=memo,
-                     at=at, postings=[Posting(card.account, -amount_fen),
-                                      Posting(system_account(chain_id=card.chain_id, kind=AccountKind.SALES),
-                                              amount_fen)])
-    _event(card, CardEventKind.USED, at, f"{amount_fen / 100:.2f} used ({source})", {"tx": tx.id}, actor)
-    _status_refresh(card)
-    return tx
+    sales = sales or system_account(chain_id=card.chain_id, kind=AccountKind.SALES)
+    return PostRequest(chain_id=card.chain_id, key=key, reason=EntryReason.SPEND, actor=actor, source=source,
+                       memo=memo, at=at, postings=[Posting(card.account, -amount_fen), Posting(sales, amount_fen)])
+
+
+def giftcard_spend_recorded(*, card: GiftCard, tx: LedgerTransaction, amount_fen: int, source: str,
+                            actor: Staff | None = None, at: dt.datetime, payer: Customer | None = None) -> None:
+    """After a spend was posted: the card's "used" event, and its status from the balance the posting left on
+    `card.account` (the ledger updates the account objects it was given). `payer`: the customer who paid with
+    it, noted as its holder on first use (`giftcard_holder_note`); both events are written in one INSERT."""
+    events = [_holder_known(card, payer, at, actor)] if payer is not None else []
+    events.append(GiftCardEvent(card=card, kind=CardEventKind.USED, occurred_at=at,
+                                detail=f"{amount_fen / 100:.2f} used ({source})"[:255], data={"tx": tx.id}, actor=actor))
+    GiftCardEvent.objects.bulk_create([e for e in events if e is not None])
+    _status_refresh(card, refresh=False)
 
 
 def giftcard_spend_reverse(*, card: GiftCard, original: LedgerTransaction, key: str, upto: Fraction,
@@ -232,8 +262,9 @@ def giftcard_spend_reverse(*, card: GiftCard, original: LedgerTransaction, key: 
     return tx
 
 
-def _status_refresh(card: GiftCard) -> None:
-    card.account.refresh_from_db(fields=["balance"])
+def _status_refresh(card: GiftCard, *, refresh: bool = True) -> None:
+    if refresh:
+        card.account.refresh_from_db(fields=["balance"])
     if card.status == CardStatus.EXPIRED:
         return
     status = CardStatus.ACTIVE if card.account.balance > 0 else CardStatus.EXHAUSTED
@@ -353,5 +384,6 @@ def _void(chain_id: int, account, key: str, source: str, as_of: dt.datetime) -> 
 
 
 __all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_benefit", "giftcard_holder_note",
-           "giftcard_holder_register", "giftcard_spend", "giftcard_spend_reverse", "giftcards_expire", "voucher_check",
+           "giftcard_holder_register", "giftcard_spend", "giftcard_spend_recorded", "giftcard_spend_request",
+           "giftcard_spend_reverse", "giftcards_expire", "voucher_check",
            "voucher_issue", "voucher_redeem", "voucher_redeem_reverse", "voucher_value"]

@@ -1,9 +1,17 @@
-"""Posting to the ledger. `ledger_post` is the only function that writes entries.
+"""Posting to the ledger. `ledger_post_many` is the only function that writes entries; `ledger_post` posts
+one transaction through it.
 
 Concurrency: accounts are locked with SELECT … FOR UPDATE in id order (no deadlocks between two
 postings) on PostgreSQL; SQLite serialises writers (transactions start IMMEDIATE). Balances change
-only through single UPDATE … SET balance = balance + delta statements, and the database refuses a
-negative holder balance, so even a bug here cannot overdraw an account.
+only through UPDATE … SET balance = balance + delta statements, and the database refuses a
+negative holder balance (and a negative lot), so even a bug here cannot overdraw an account.
+
+Batches: `ledger_post_many` posts the movements of one business event (the tenders and earned points of a
+bill) as separate transactions — each balanced, with its own idempotency key and fingerprint, replayed on its
+own — in one database transaction: every account locked at once (id order), one idempotency look-up, one
+INSERT of the transactions and one of the entries, one balance UPDATE. Lots are taken and credited request
+by request in the given order, exactly as consecutive `ledger_post` calls would (a later request sees what an
+earlier one took), so the result is the same as posting them one by one; all or nothing.
 """
 
 import datetime as dt
@@ -87,6 +95,47 @@ def system_account(*, chain_id: int, kind: str) -> Account:
     return account_for(chain_id=chain_id, kind=kind)
 
 
+def accounts_for(*, chain_id: int, customer: Customer | int | None = None, kinds=(), system_kinds=()
+                 ) -> dict[str, Account]:
+    """`account_for` of several kinds at once: the customer's open accounts of `kinds` and the chain's system
+    accounts of `system_kinds`, by kind, in one query (each missing one is created as account_for does)."""
+    customer_id = customer if isinstance(customer, int) or customer is None else customer.id
+    kinds = [k for k in kinds if k not in SYSTEM_KINDS] if customer_id is not None else []
+    system_kinds = list(system_kinds) + [k for k in kinds if k in SYSTEM_KINDS]
+    if not kinds and not system_kinds:
+        return {}
+    wanted = Q(customer_id=None, kind__in=system_kinds)
+    if kinds:
+        wanted |= Q(customer_id=customer_id, kind__in=kinds)
+    found = {a.kind: a for a in Account.objects.filter(wanted, chain_id=chain_id, code=None, closed_at=None)}
+    for kind in [*kinds, *system_kinds]:
+        if kind not in found:
+            found[kind] = account_for(chain_id=chain_id, kind=kind,
+                                      customer=None if kind in SYSTEM_KINDS else customer_id)
+    return found
+
+
+@dataclass
+class PostRequest:
+    """One transaction to post: the arguments of `ledger_post`. `refusal` is the InsufficientBalance subclass
+    raised (with `refusal_field`) when a holder account of this request lacks available funds, so a caller
+    batching several requests still gets its own typed error (e.g. loyalty's InsufficientPoints)."""
+
+    chain_id: int
+    key: str
+    reason: str
+    postings: list[Posting]
+    actor: Staff | None = None
+    source: str = ""
+    memo: str = ""
+    at: dt.datetime | None = None
+    reverses: LedgerTransaction | None = None
+    reversed_share: str = ""
+    refusal: type = None  # an InsufficientBalance subclass; None: InsufficientBalance
+    refusal_field: str = "amount"
+    refusal_label: str = ""  # "points" → "Not enough points: 5 available, 10 needed"
+
+
 def _fingerprint(postings: list[Posting], reason: str) -> str:
     canon = sorted((p.account.id, p.amount) for p in postings)
     return hashlib.sha256(json.dumps([reason, canon]).encode()).hexdigest()
@@ -119,6 +168,15 @@ def available_balance(account: Account, *, at: dt.datetime | None = None) -> int
     return _spendable_lots(account, at).aggregate(s=Sum("remaining"))["s"] or 0
 
 
+def available_balances(accounts: list[Account], *, at: dt.datetime | None = None) -> dict[int, int]:
+    """`available_balance` of several accounts in one query: account id → what can be spent now."""
+    at = at or timezone.now()
+    rows = (Lot.objects.filter(account_id__in=[a.id for a in accounts], remaining__gt=0, available_at__lte=at)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+            .values("account_id").annotate(s=Sum("remaining")).values_list("account_id", "s"))
+    return {a.id: 0 for a in accounts} | dict(rows)
+
+
 def _spendable_lots(account: Account, at: dt.datetime):
     return Lot.objects.filter(account=account, remaining__gt=0, available_at__lte=at).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=at))
@@ -129,23 +187,46 @@ def ledger_post(*, chain_id: int, key: str, reason: str, postings: list[Posting]
                 reverses: LedgerTransaction | None = None, reversed_share: str = "") -> LedgerTransaction:
     """Post one balanced transaction. Idempotent on `key`: a replay returns the first transaction and
     changes nothing; the same key with different postings is a Conflict. Raises InsufficientBalance
-    (nothing written) when a holder account lacks available funds."""
-    if reason not in EntryReason.values:
-        raise ValidationFailed([FieldError("reason", f"must be one of {', '.join(EntryReason.values)}", reason)])
-    if not key or len(key) > 200:
-        raise ValidationFailed([FieldError("key", "an idempotency key of 1–200 characters is required", key)])
-    _validate(chain_id, postings)
-    fingerprint = _fingerprint(postings, reason)
+    (nothing written) when a holder account lacks available funds. The accounts passed in the postings are
+    left holding their new balances."""
+    return ledger_post_many([PostRequest(chain_id=chain_id, key=key, reason=reason, postings=postings, actor=actor,
+                                         source=source, memo=memo, at=at, reverses=reverses,
+                                         reversed_share=reversed_share)])[0]
+
+
+@dataclass
+class _Checked:
+    request: PostRequest
+    fingerprint: str
+    at: dt.datetime
+
+
+def ledger_post_many(requests: list[PostRequest]) -> list[LedgerTransaction]:
+    """Post several balanced transactions, all or nothing, with the result of calling `ledger_post` for each in
+    order (see the module docstring): each is idempotent on its own key (a replay returns its first transaction;
+    the same key with other postings is a Conflict), and a holder account lacking funds raises the request's
+    `refusal` (InsufficientBalance by default) with nothing written. Returns the transactions in order."""
+    checked: list[_Checked] = []
+    seen: set[tuple[int, str]] = set()
+    for r in requests:
+        if r.reason not in EntryReason.values:
+            raise ValidationFailed([FieldError("reason", f"must be one of {', '.join(EntryReason.values)}", r.reason)])
+        if not r.key or len(r.key) > 200:
+            raise ValidationFailed([FieldError("key", "an idempotency key of 1–200 characters is required", r.key)])
+        if (r.chain_id, r.key) in seen:
+            raise ValidationFailed([FieldError("key", "is used twice in one batch", r.key)])
+        seen.add((r.chain_id, r.key))
+        _validate(r.chain_id, r.postings)
+        checked.append(_Checked(r, _fingerprint(r.postings, r.reason), r.at or timezone.now()))
+    if not checked:
+        return []
     try:
-        return _post(chain_id=chain_id, key=key, fingerprint=fingerprint, reason=reason, postings=postings,
-                     actor_id=actor.id if actor else None, source=source[:100], memo=memo[:255],
-                     at=at or timezone.now(), reverses_id=reverses.id if reverses else None,
-                     reversed_share=reversed_share)
+        return _post_many(checked)
     except IntegrityError:
-        # Either a concurrent twin with this key committed first, or the database refused a negative
+        # Either a concurrent twin with these keys committed first, or the database refused a negative
         # balance or lot: our savepoint is rolled back, so we can look again.
-        existing = _replay(chain_id, key, fingerprint)
-        if existing:
+        existing = [_replay(c.request.chain_id, c.request.key, c.fingerprint) for c in checked]
+        if all(existing):
             return existing
         raise InsufficientBalance("Balance would go negative", field="amount")
 
@@ -157,52 +238,173 @@ class _Tables:
     entry = Entry._meta.db_table
 
 
+def _placeholders(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
 @transaction.atomic
-def _post(*, chain_id, key, fingerprint, reason, postings, actor_id, source, memo, at, reverses_id, reversed_share):
-    """The hot path, in plain SQL (a ledger posting is ~8 statements; the ORM's per-query compilation
-    cost more than the database work — see docs/benchmarks.md)."""
-    ids = sorted({p.account.id for p in postings})
+def _post_many(checked: list[_Checked]) -> list[LedgerTransaction]:
+    """The hot path, in plain SQL (the ORM's per-query compilation cost more than the database work — see
+    docs/benchmarks.md): lock, idempotency look-up, transactions, lots, entries, balances."""
+    ids = sorted({p.account.id for c in checked for p in c.request.postings})
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    at_db = connection.ops.adapt_datetimefield_value(at)
+    results: list[LedgerTransaction | None] = [None] * len(checked)
     with connection.cursor() as cur:
-        cur.execute(f"SELECT id, kind FROM {_Tables.account} WHERE id IN ({', '.join(['%s'] * len(ids))}) "
+        cur.execute(f"SELECT id, kind, balance FROM {_Tables.account} WHERE id IN ({_placeholders(len(ids))}) "
                     f"ORDER BY id{lock}", ids)
-        kinds = dict(cur.fetchall())
-        if len(kinds) != len(ids):
+        locked = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+        if len(locked) != len(ids):
             raise ValidationFailed([FieldError("postings", "names an account that does not exist")])
-        cur.execute(f"SELECT id, fingerprint FROM {_Tables.tx} WHERE chain_id = %s AND idempotency_key = %s",
-                    [chain_id, key])
-        row = cur.fetchone()
-        if row:  # a twin committed while we waited for the locks, or a plain replay
-            if row[1] != fingerprint:
-                raise Conflict(f"idempotency key {key!r} was already used for a different movement",
+        existing: dict[tuple[int, str], tuple[int, str]] = {}
+        for chain_id in sorted({c.request.chain_id for c in checked}):
+            keys = [c.request.key for c in checked if c.request.chain_id == chain_id]
+            cur.execute(f"SELECT idempotency_key, id, fingerprint FROM {_Tables.tx} WHERE chain_id = %s "
+                        f"AND idempotency_key IN ({_placeholders(len(keys))})", [chain_id, *keys])
+            existing.update({(chain_id, key): (tx_id, fp) for key, tx_id, fp in cur.fetchall()})
+        fresh: list[int] = []
+        for i, c in enumerate(checked):
+            row = existing.get((c.request.chain_id, c.request.key))
+            if row is None:
+                fresh.append(i)
+            elif row[1] != c.fingerprint:
+                raise Conflict(f"idempotency key {c.request.key!r} was already used for a different movement",
                                code="idempotency_key_reused")
-            return LedgerTransaction.objects.get(pk=row[0])
+        if len(fresh) < len(checked):  # replays (a twin committed while we waited for the locks, or a plain replay)
+            found = LedgerTransaction.objects.in_bulk([row[0] for row in existing.values()])
+            for i, c in enumerate(checked):
+                row = existing.get((c.request.chain_id, c.request.key))
+                if row is not None:
+                    results[i] = found[row[0]]
+        if not fresh:
+            _balances_set(checked, locked, {})
+            return results
+        adapt = connection.ops.adapt_datetimefield_value
+        values = []
+        for i in fresh:
+            r = checked[i].request
+            values += [r.chain_id, r.key, checked[i].fingerprint, r.reason, r.actor.id if r.actor else None,
+                       r.source[:100], r.memo[:255], r.reverses.id if r.reverses else None, r.reversed_share,
+                       adapt(checked[i].at)]
         cur.execute(f"INSERT INTO {_Tables.tx} (chain_id, idempotency_key, fingerprint, reason, actor_id, source, "
-                    f"memo, reverses_id, reversed_share, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    f"RETURNING id",
-                    [chain_id, key, fingerprint, reason, actor_id, source, memo, reverses_id, reversed_share, at_db])
-        tx_id = cur.fetchone()[0]
-        entries: list[tuple[int, int | None, int]] = []  # (account, lot, amount)
+                    f"memo, reverses_id, reversed_share, created_at) VALUES "
+                    + ", ".join([f"({_placeholders(10)})"] * len(fresh)) + " RETURNING id, chain_id, idempotency_key",
+                    values)
+        tx_ids = {(chain_id, key): tx_id for tx_id, chain_id, key in cur.fetchall()}
+        entries: list[tuple[int, int, int | None, int]] = []  # (transaction, account, lot, amount)
         deltas: dict[int, int] = {}
-        for p in postings:
-            account_id = p.account.id
-            deltas[account_id] = deltas.get(account_id, 0) + p.amount
-            if kinds[account_id] not in HOLDER_KINDS:
-                entries.append((account_id, None, p.amount))
-            elif p.amount < 0:
-                entries += _debit_lots(cur, p.account, -p.amount, p.take, at_db)
-            else:
-                entries += _credit_lots(cur, account_id, p, at)
+        prefetched = _spendable_lots_prefetch(cur, [checked[i] for i in fresh], locked)
+        taken: dict[int, int] = {}  # lot → amount taken from a prefetched lot, written in one UPDATE below
+        for i in fresh:
+            c = checked[i]
+            r = c.request
+            tx_id = tx_ids[(r.chain_id, r.key)]
+            at_db = adapt(c.at)
+            refusal = r.refusal or InsufficientBalance
+            for p in r.postings:
+                account_id = p.account.id
+                deltas[account_id] = deltas.get(account_id, 0) + p.amount
+                if locked[account_id][0] not in HOLDER_KINDS:
+                    parts = [(None, p.amount)]
+                elif p.amount < 0 and account_id in prefetched:
+                    parts = _take_lots(prefetched[account_id], p.account, -p.amount, taken, refusal,
+                                       r.refusal_field, r.refusal_label)
+                elif p.amount < 0:
+                    parts = _debit_lots(cur, p.account, -p.amount, p.take, at_db, refusal, r.refusal_field,
+                                        r.refusal_label)
+                else:
+                    parts = _credit_lots(cur, account_id, p, c.at)
+                entries += [(tx_id, account_id, lot_id, amount) for lot_id, amount in parts]
+            results[i] = _transaction(tx_id, c)
+        _add_many(cur, _Tables.lot, "remaining", {lot_id: -amount for lot_id, amount in taken.items()})
         cur.execute(f"INSERT INTO {_Tables.entry} (transaction_id, account_id, lot_id, amount) VALUES "
-                    + ", ".join(["(%s, %s, %s, %s)"] * len(entries)),
-                    [v for account_id, lot_id, amount in entries for v in (tx_id, account_id, lot_id, amount)])
-        for account_id, delta in deltas.items():
-            if delta:
-                cur.execute(f"UPDATE {_Tables.account} SET balance = balance + %s WHERE id = %s", [delta, account_id])
-    tx = LedgerTransaction(id=tx_id, chain_id=chain_id, idempotency_key=key, fingerprint=fingerprint, reason=reason,
-                           actor_id=actor_id, source=source, memo=memo, reverses_id=reverses_id,
-                           reversed_share=reversed_share, created_at=at)
+                    + ", ".join(["(%s, %s, %s, %s)"] * len(entries)), [v for entry in entries for v in entry])
+        _add_many(cur, _Tables.account, "balance", {account_id: delta for account_id, delta in deltas.items() if delta})
+    _balances_set(checked, locked, deltas)
+    return results
+
+
+def _balances_set(checked: list[_Checked], locked: dict[int, tuple[str, int]], deltas: dict[int, int]) -> None:
+    """The callers' account objects now hold the balances just written (the lock read the current ones)."""
+    for c in checked:
+        for p in c.request.postings:
+            p.account.balance = locked[p.account.id][1] + deltas.get(p.account.id, 0)
+
+
+def _add_many(cur, table: str, column: str, deltas: dict[int, int]) -> None:
+    """`column = column + delta` for each row id, in one statement (the CHECK constraints still apply per row)."""
+    if len(deltas) == 1:
+        (row_id, delta), = deltas.items()
+        cur.execute(f"UPDATE {table} SET {column} = {column} + %s WHERE id = %s", [delta, row_id])
+    elif deltas:
+        cases = " ".join(["WHEN %s THEN CAST(%s AS BIGINT)"] * len(deltas))
+        cur.execute(f"UPDATE {table} SET {column} = {column} + CASE id {cases} END "
+                    f"WHERE id IN ({_placeholders(len(deltas))})",
+                    [v for item in deltas.items() for v in item] + list(deltas))
+
+
+_SPEND_ORDER = "CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, earned_at, id"  # oldest expiry first
+
+
+def _spendable_lots_prefetch(cur, fresh: list[_Checked], locked: dict) -> dict[int, list[list[int]]]:
+    """The spendable lots (oldest expiry first, as [id, remaining]) of every holder account that this batch only
+    debits from its available lots — no credit, no `take` — all at one moment: one query per moment instead of one
+    per debit. Other accounts' debits read their lots when they come (a credit earlier in the batch must be seen)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    moments: dict[int, set] = {}
+    excluded: set[int] = set()
+    for c in fresh:
+        for p in c.request.postings:
+            if locked[p.account.id][0] not in HOLDER_KINDS:
+                continue
+            if p.amount > 0 or p.take:
+                excluded.add(p.account.id)
+            else:
+                moments.setdefault(p.account.id, set()).add(adapt(c.at))
+    by_moment: dict = {}
+    for account_id, at_dbs in moments.items():
+        if account_id not in excluded and len(at_dbs) == 1:
+            by_moment.setdefault(next(iter(at_dbs)), []).append(account_id)
+    lots: dict[int, list[list[int]]] = {}
+    for at_db, account_ids in by_moment.items():
+        cur.execute(f"SELECT id, account_id, remaining FROM {_Tables.lot} "
+                    f"WHERE account_id IN ({_placeholders(len(account_ids))}) AND remaining > 0 "
+                    f"AND available_at <= %s AND (expires_at IS NULL OR expires_at > %s) "
+                    f"ORDER BY account_id, {_SPEND_ORDER}", [*account_ids, at_db, at_db])
+        for account_id in account_ids:
+            lots[account_id] = []
+        for lot_id, account_id, remaining in cur.fetchall():
+            lots[account_id].append([lot_id, remaining])
+    return lots
+
+
+def _take_lots(lots: list[list[int]], account: Account, amount: int, taken: dict[int, int], refusal, field: str,
+               label: str) -> list[tuple[int, int]]:
+    """`_debit_lots` over lots already read (`_spendable_lots_prefetch`): take the oldest-expiring first, in
+    memory; the caller writes `taken` once. Returns the (lot, −amount) parts."""
+    available = sum(remaining for _, remaining in lots)
+    if available < amount:
+        what = (f"Not enough {label}" if label else
+                f"Insufficient {AccountKind(account.kind).label if account.kind in AccountKind.values else 'balance'}")
+        raise refusal(f"{what}: {available} available, {amount} needed", field=field)
+    parts, left = [], amount
+    for lot in lots:
+        if not left:
+            break
+        part = min(left, lot[1])
+        if part:
+            lot[1] -= part
+            taken[lot[0]] = taken.get(lot[0], 0) + part
+            parts.append((lot[0], -part))
+            left -= part
+    return parts
+
+
+def _transaction(tx_id: int, c: _Checked) -> LedgerTransaction:
+    r = c.request
+    tx = LedgerTransaction(id=tx_id, chain_id=r.chain_id, idempotency_key=r.key, fingerprint=c.fingerprint,
+                           reason=r.reason, actor_id=r.actor.id if r.actor else None, source=r.source[:100],
+                           memo=r.memo[:255], reverses_id=r.reverses.id if r.reverses else None,
+                           reversed_share=r.reversed_share, created_at=c.at)
     tx._state.adding, tx._state.db = False, "default"
     return tx
 
@@ -217,8 +419,10 @@ def _replay(chain_id: int, key: str, fingerprint: str) -> LedgerTransaction | No
     return tx
 
 
-def _debit_lots(cur, account: Account, amount: int, take: dict[int, int], at_db) -> list[tuple]:
-    """Take `take` exactly, then the oldest-expiring available lots (expiry first, undated last)."""
+def _debit_lots(cur, account: Account, amount: int, take: dict[int, int], at_db, refusal=InsufficientBalance,
+                field: str = "amount", label: str = "") -> list[tuple[int, int]]:
+    """Take `take` exactly, then the oldest-expiring available lots (expiry first, undated last).
+    Returns the (lot, −amount) parts."""
     entries = []
     if take:
         if sum(take.values()) > amount:
@@ -227,38 +431,38 @@ def _debit_lots(cur, account: Account, amount: int, take: dict[int, int], at_db)
             cur.execute(f"UPDATE {_Tables.lot} SET remaining = remaining - %s "
                         f"WHERE id = %s AND account_id = %s AND remaining >= %s", [part, lot_id, account.id, part])
             if cur.rowcount != 1:
-                raise InsufficientBalance("A lot has less left than the amount to take", field="amount")
-            entries.append((account.id, lot_id, -part))
+                raise refusal("A lot has less left than the amount to take", field=field)
+            entries.append((lot_id, -part))
         amount -= sum(take.values())
     if not amount:
         return entries
     cur.execute(f"SELECT id, remaining FROM {_Tables.lot} WHERE account_id = %s AND remaining > 0 "
-                f"AND available_at <= %s AND (expires_at IS NULL OR expires_at > %s) "
-                f"ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, earned_at, id",
+                f"AND available_at <= %s AND (expires_at IS NULL OR expires_at > %s) ORDER BY {_SPEND_ORDER}",
                 [account.id, at_db, at_db])
     lots = [(lot_id, remaining) for lot_id, remaining in cur.fetchall() if lot_id not in take]
     available = sum(remaining for _, remaining in lots)
     if available < amount:
-        raise InsufficientBalance(
-            f"Insufficient {AccountKind(account.kind).label if account.kind in AccountKind.values else 'balance'}: "
-            f"{available} available, {amount} needed", field="amount")
+        what = (f"Not enough {label}" if label else
+                f"Insufficient {AccountKind(account.kind).label if account.kind in AccountKind.values else 'balance'}")
+        raise refusal(f"{what}: {available} available, {amount} needed", field=field)
     left = amount
     for lot_id, remaining in lots:
         if not left:
             break
         part = min(left, remaining)
         cur.execute(f"UPDATE {_Tables.lot} SET remaining = remaining - %s WHERE id = %s", [part, lot_id])
-        entries.append((account.id, lot_id, -part))
+        entries.append((lot_id, -part))
         left -= part
     return entries
 
 
-def _credit_lots(cur, account_id: int, p: Posting, at) -> list[tuple]:
+def _credit_lots(cur, account_id: int, p: Posting, at) -> list[tuple[int, int]]:
+    """Put amounts back into `restore` lots, then create the new lot(s). Returns the (lot, amount) parts."""
     entries, left = [], p.amount
     for lot_id, amount in p.restore.items():
         cur.execute(f"UPDATE {_Tables.lot} SET remaining = remaining + %s WHERE id = %s AND account_id = %s",
                     [amount, lot_id, account_id])
-        entries.append((account_id, lot_id, amount))
+        entries.append((lot_id, amount))
         left -= amount
     splits = p.split_terms or ([(left, p.terms)] if left else [])
     if sum(amount for amount, _ in splits) != left:
@@ -269,7 +473,7 @@ def _credit_lots(cur, account_id: int, p: Posting, at) -> list[tuple]:
                     f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                     [account_id, amount, amount, adapt(terms.earned_at or at), adapt(terms.available_at or at),
                      adapt(terms.expires_at)])
-        entries.append((account_id, cur.fetchone()[0], amount))
+        entries.append((cur.fetchone()[0], amount))
     return entries
 
 
@@ -465,5 +669,6 @@ def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
         Account.objects.filter(pk=account.pk).update(closed_at=timezone.now())
 
 
-__all__ = ["AccountKind", "EntryReason", "InsufficientBalance", "LotTerms", "Posting", "account_for",
-           "available_balance", "ledger_post", "ledger_reverse", "ledger_transfer", "lots_expire", "system_account"]
+__all__ = ["AccountKind", "EntryReason", "InsufficientBalance", "LotTerms", "PostRequest", "Posting", "account_for",
+           "accounts_for", "available_balance", "available_balances", "ledger_post", "ledger_post_many",
+           "ledger_reverse", "ledger_transfer", "lots_expire", "system_account"]

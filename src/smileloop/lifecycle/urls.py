@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from smileloop.lifecycle import views
 
 app_name = "lifecycle"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.funnel_page, name="funnel"),
+]

@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.errors import DomainError, ValidationFailed
@@ -103,9 +104,11 @@ class PackageSellForm(KeyedForm):
         self.fields["package"].queryset = Package.objects.filter(chain_id=scope.chain_id, is_active=True)
         from smileloop.customers.models import HouseholdMember
 
+        # One lazy query: the holder and the members of the holder's household, within the scope.
         household = HouseholdMember.objects.filter(customer_id=holder.pk).values("household_id")
-        ids = set(HouseholdMember.objects.filter(household_id__in=household).values_list("customer_id", flat=True))
-        self.fields["covered"].queryset = customer_queryset(scope).filter(pk__in=ids | {holder.pk}).order_by("id")
+        members = HouseholdMember.objects.filter(household_id__in=household).values("customer_id")
+        self.fields["covered"].queryset = customer_queryset(scope).filter(
+            Q(pk=holder.pk) | Q(pk__in=members)).order_by("id")
         self.fields["covered"].initial = [holder.pk]
 
 

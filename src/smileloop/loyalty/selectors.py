@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from smileloop.core.errors import NotFound
@@ -18,7 +18,7 @@ from smileloop.customers.selectors import customer_queryset
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import Account, Entry, Lot
 from smileloop.loyalty._common import age_on
-from smileloop.loyalty.enums import PurchaseStatus, UseKind
+from smileloop.loyalty.enums import EarnTrigger, PurchaseStatus, UseKind
 from smileloop.loyalty.models import (
     EarnRule,
     EntitlementGrant,
@@ -38,16 +38,47 @@ EXPIRING_SOON = dt.timedelta(days=30)
 def points_multiplier_for(customer: Customer, *, at: dt.datetime | None = None) -> Decimal:
     """The points multiplier of the customer's own membership tier in force; 1 without one. (Family members
     and friends share a holder's discount, not their multiplier.)"""
+    return points_multiplier_of(own_membership(customer), at=at)
+
+
+def points_multiplier_of(own, *, at: dt.datetime | None = None) -> Decimal:
+    """`points_multiplier_for` from the customer's own active membership (with its tier) as the caller holds
+    it (`membership.selectors.own_membership`), or None."""
     at = at or timezone.now()
-    own = own_membership(customer)
     if own is None or own.status != MembershipStatus.ACTIVE or (own.expires_at is not None and own.expires_at <= at):
         return Decimal(1)
     return own.tier.points_multiplier
 
 
+def spend_rules(*, chain_id: int) -> list[EarnRule]:
+    """The chain's active earn rules on paid spend (none: an order earns nothing)."""
+    return list(EarnRule.objects.filter(chain_id=chain_id, trigger=EarnTrigger.SPEND, is_active=True))
+
+
+def points_available(customer: Customer, *, at: dt.datetime | None = None) -> int:
+    """Points the customer can spend now (available, unexpired lots of their open points account), in one
+    query and without creating the account."""
+    at = at or timezone.now()
+    return (Lot.objects.filter(account__chain_id=customer.chain_id, account__kind=AccountKind.POINTS,
+                               account__customer_id=customer.pk, account__code__isnull=True,
+                               account__closed_at__isnull=True, remaining__gt=0, available_at__lte=at)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at)).aggregate(s=Sum("remaining"))["s"] or 0)
+
+
+_UNSET = object()
+HOLDER_KINDS = (AccountKind.POINTS, AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS)
+
+
 def _account(customer: Customer, kind: str) -> Account | None:
     return Account.objects.filter(chain_id=customer.chain_id, kind=kind, customer_id=customer.pk, code__isnull=True,
                                   closed_at__isnull=True).first()
+
+
+def holder_accounts(customer: Customer) -> dict[str, Account]:
+    """The customer's open points and wallet accounts by kind (absent until first used), in one query."""
+    return {a.kind: a for a in Account.objects.filter(chain_id=customer.chain_id, customer_id=customer.pk,
+                                                      code__isnull=True, closed_at__isnull=True,
+                                                      kind__in=HOLDER_KINDS)}
 
 
 @dataclass
@@ -60,12 +91,12 @@ class PointsSummary:
     account: Account | None = None
 
 
-def points_summary(customer: Customer, *, at: dt.datetime | None = None) -> PointsSummary:
+def points_summary(customer: Customer, *, at: dt.datetime | None = None, account=_UNSET) -> PointsSummary:
     """Balance (everything held), available (spendable now), pending (not yet available), open lots with their
     dates (oldest expiry first), and what expires within 30 days. Expired-but-unprocessed lots count as
-    neither available nor pending."""
+    neither available nor pending. `account`: the points account (or None) when the caller holds it."""
     at = at or timezone.now()
-    account = _account(customer, AccountKind.POINTS)
+    account = _account(customer, AccountKind.POINTS) if account is _UNSET else account
     if account is None:
         return PointsSummary(0, 0, 0)
     lots = list(account.lots.filter(remaining__gt=0).order_by("expires_at", "id"))
@@ -91,12 +122,16 @@ class WalletBalance:
         return self.principal + self.bonus
 
 
-def wallet_balance(customer: Customer) -> WalletBalance:
-    """Stored value held by the customer, principal and bonus (fen)."""
-    rows = dict(Account.objects.filter(chain_id=customer.chain_id, customer_id=customer.pk, code__isnull=True,
-                                       closed_at__isnull=True,
-                                       kind__in=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
-                .values_list("kind", "balance"))
+def wallet_balance(customer: Customer, *, accounts: dict[str, Account] | None = None) -> WalletBalance:
+    """Stored value held by the customer, principal and bonus (fen). `accounts`: `holder_accounts(customer)`
+    when the caller holds them."""
+    if accounts is not None:
+        rows = {kind: a.balance for kind, a in accounts.items()}
+    else:
+        rows = dict(Account.objects.filter(chain_id=customer.chain_id, customer_id=customer.pk, code__isnull=True,
+                                           closed_at__isnull=True,
+                                           kind__in=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
+                    .values_list("kind", "balance"))
     return WalletBalance(principal=rows.get(AccountKind.WALLET_PRINCIPAL, 0), bonus=rows.get(AccountKind.WALLET_BONUS, 0))
 
 

@@ -24,6 +24,7 @@ from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
+from smileloop.ledger.enums import AccountKind
 from smileloop.loyalty import selectors, services
 from smileloop.loyalty.forms import (
     AwardForm,
@@ -64,12 +65,16 @@ class LoyaltyCard:
         return True
 
     @cached_property
+    def accounts(self):
+        return selectors.holder_accounts(self.customer)
+
+    @cached_property
     def points(self):
-        return selectors.points_summary(self.customer)
+        return selectors.points_summary(self.customer, account=self.accounts.get(AccountKind.POINTS))
 
     @cached_property
     def wallet(self):
-        return selectors.wallet_balance(self.customer)
+        return selectors.wallet_balance(self.customer, accounts=self.accounts)
 
     @cached_property
     def history(self):

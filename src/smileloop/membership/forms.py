@@ -95,8 +95,9 @@ class TierChangeForm(DomainErrorMixin, forms.Form):
     def __init__(self, *args, membership: Membership | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if membership is not None:
+            # A tier's label names its plan (Tier.__str__): read the plan with it, not once per option.
             self.fields["tier"].queryset = Tier.objects.filter(plan_id=membership.plan_id).exclude(
-                pk=membership.tier_id).order_by("rank")
+                pk=membership.tier_id).select_related("plan").order_by("rank")
 
 
 class CancelForm(DomainErrorMixin, forms.Form):

@@ -12,6 +12,7 @@ the member they named. Exactly one applies: the largest; on a tie, own beats fam
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -75,22 +76,41 @@ def own_membership(customer: Customer) -> Membership | None:
             .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
 
 
+def _links_of(customer: Customer) -> tuple[int | None, int | None]:
+    """Ids of the customer's open family binding and friend link (None: none), in one small query. Most
+    customers have neither; the joined reads of a binding or link cost far more to build than this does to run
+    (checkout reads the discount twice per bill)."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT (SELECT id FROM {quote(FamilyBinding._meta.db_table)} WHERE member_id = %s "
+                    f"AND unbound_at IS NULL ORDER BY id LIMIT 1), "
+                    f"(SELECT id FROM {quote(FriendLink._meta.db_table)} WHERE friend_id = %s "
+                    f"AND ended_at IS NULL ORDER BY id LIMIT 1)", [customer.pk, customer.pk])
+        binding_id, link_id = cur.fetchone()
+    return binding_id, link_id
+
+
 def _candidates(customer: Customer, at: dt.datetime) -> tuple[list[MemberDiscount], FamilyBinding | None,
                                                                FriendLink | None, Membership | None]:
     found: list[MemberDiscount] = []
-    own = own_membership(customer)
+    own = (Membership.objects.select_related("plan", "tier")
+           .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
+    if own is not None:
+        own.customer = customer  # what own_membership() joins in: the customer we were given
     if _in_force(own, at):
         found.append(MemberDiscount(DiscountSource.OWN, own.tier, own.tier.discount_bp,
                                     list(own.tier.excluded_categories), own.tier.exclude_special_price, own,
                                     f"own membership {own.tier.name}"))
+    binding_id, link_id = _links_of(customer)
     binding = (FamilyBinding.objects.select_related("holder__tier", "holder__plan", "holder__customer")
-               .filter(member_id=customer.pk, unbound_at__isnull=True).first())
+               .filter(pk=binding_id, unbound_at__isnull=True).first()) if binding_id else None
     if binding is not None and _in_force(binding.holder, at):
         h = binding.holder
         found.append(MemberDiscount(DiscountSource.FAMILY, h.tier, h.tier.discount_bp, list(h.tier.excluded_categories),
                                     h.tier.exclude_special_price, h,
                                     f"family card of {h.customer.name} (#{h.customer_id}), {h.tier.name}"))
-    link = FriendLink.objects.select_related("member").filter(friend_id=customer.pk, ended_at__isnull=True).first()
+    link = (FriendLink.objects.select_related("member").filter(pk=link_id, ended_at__isnull=True).first()
+            if link_id else None)
     if link is not None:
         named = own_membership(link.member)
         if _in_force(named, at) and named.tier.friend_discount_bp:
@@ -114,11 +134,25 @@ def member_discount_for(customer: Customer, *, at: dt.datetime | None = None) ->
     return _best(found)
 
 
+def member_discount_and_own(customer: Customer, *, at: dt.datetime | None = None,
+                            ) -> tuple[MemberDiscount | None, Membership | None]:
+    """`member_discount_for` and the customer's own active membership (with plan and tier) from the same reads:
+    checkout prices with the first and hands the second to `membership_evaluate` instead of reading it again."""
+    found, _binding, _link, own = _candidates(customer, at or timezone.now())
+    return _best(found), own
+
+
 def membership_current(scope: Scope, customer: Customer, *, at: dt.datetime | None = None) -> CurrentMembership:
     """The customer's own membership and the effective discount (own, family or friend) with its reason.
     Raises NotFound when the customer is outside the scope."""
     if not customer_queryset(scope).filter(pk=customer.pk).exists():
         raise NotFound("Customer not found")
+    return membership_current_for(customer, at=at)
+
+
+def membership_current_for(customer: Customer, *, at: dt.datetime | None = None) -> CurrentMembership:
+    """`membership_current` for a customer the caller already obtained through a scoped selector
+    (customers.selectors.customer_get, as the 360 page does): the scope is not checked a second time."""
     found, binding, link, own = _candidates(customer, at or timezone.now())
     best = _best(found)
     return CurrentMembership(own=own, discount=best,
@@ -133,10 +167,14 @@ class BenefitView:
     reveal: BenefitReveal | None
 
 
-def benefits_for(customer: Customer, *, include_unrevealed: bool = False) -> list[BenefitView]:
+_UNSET = object()
+
+
+def benefits_for(customer: Customer, *, include_unrevealed: bool = False, own=_UNSET) -> list[BenefitView]:
     """Benefits of the customer's own active membership: visible ones always, hidden ones only once revealed
-    (staff pages pass include_unrevealed=True to offer a reveal; members never see those)."""
-    own = own_membership(customer)
+    (staff pages pass include_unrevealed=True to offer a reveal; members never see those). `own`: the
+    customer's own active membership (or None) when the caller has just read it (`own_membership`)."""
+    own = own_membership(customer) if own is _UNSET else own
     if own is None:
         return []
     reveals = {r.benefit_id: r for r in BenefitReveal.objects.filter(membership=own).select_related("actor")}

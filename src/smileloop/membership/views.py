@@ -62,7 +62,9 @@ class MemberCard:
 
     @cached_property
     def current(self):
-        return selectors.membership_current(self.scope, self.customer)
+        # The card is built for a customer obtained through customer_get(scope, …) (the 360 page, the card
+        # actions): the scope was checked there.
+        return selectors.membership_current_for(self.customer)
 
     @property
     def membership(self):
@@ -70,7 +72,7 @@ class MemberCard:
 
     @cached_property
     def benefits(self):
-        return selectors.benefits_for(self.customer, include_unrevealed=True)
+        return selectors.benefits_for(self.customer, include_unrevealed=True, own=self.membership)
 
     @cached_property
     def family(self):

@@ -5,3 +5,11 @@ class SurveysConfig(AppConfig):
     name = "smileloop.surveys"
     label = "surveys"
     verbose_name = "Satisfaction surveys"
+
+    def ready(self):
+        from smileloop.customers.sections import section_register
+        from smileloop.followups.script import context_provider_register
+        from smileloop.surveys.selectors import survey_links_for_tasks, surveys_section
+
+        section_register("surveys", surveys_section)
+        context_provider_register("survey_link", survey_links_for_tasks)

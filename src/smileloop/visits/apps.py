@@ -12,9 +12,18 @@ class VisitsConfig(AppConfig):
         from smileloop.visits import selectors
 
         def health(loader):
-            return lambda scope, customer: list(loader(customer)) if scope.can(Perm.HEALTH_VIEW) else []
+            """Health data (plans, procedures) only for roles that may see it (PIPL)."""
 
-        section_register("appointments", lambda scope, customer: list(selectors.appointment_list_for_customer(customer)))
-        section_register("orders", lambda scope, customer: list(selectors.order_list_for_customer(customer)))
+            def load(scope, customer, **page):
+                return list(loader(customer, **page)) if scope.can(Perm.HEALTH_VIEW) else []
+
+            return load
+
+        def page(loader):
+            return lambda scope, customer, **page: list(loader(customer, **page))
+
+        # Appointments, orders and procedures are long histories: the 360 page reads one page at a time.
+        section_register("appointments", page(selectors.appointment_list_for_customer), paged=True)
+        section_register("orders", page(selectors.order_list_for_customer), paged=True)
         section_register("plans", health(selectors.plan_list_for_customer))
-        section_register("procedures", health(selectors.procedure_list_for_customer))
+        section_register("procedures", health(selectors.procedure_list_for_customer), paged=True)

@@ -79,7 +79,10 @@ class Order(TimeStampedModel):
 
     class Meta:
         ordering = ["-ordered_at"]
-        indexes = [models.Index(fields=["customer", "-ordered_at"], name="order_customer"),
+        # amount/refunded ride along (PostgreSQL INCLUDE): "paid spend in the last N days" per patient — the
+        # segments' spend conditions, 10M orders — reads the index only.
+        indexes = [models.Index(fields=["customer", "-ordered_at"], name="order_customer_spend",
+                                include=["amount_fen", "refunded_fen"]),
                    models.Index(fields=["clinic", "ordered_at"], name="order_clinic_day")]
         constraints = [
             models.UniqueConstraint(fields=["chain", "external_id"], name="order_unique_external"),

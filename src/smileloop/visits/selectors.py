@@ -7,26 +7,41 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.visits.enums import PlanStatus
-from smileloop.visits.models import Appointment, Order, OrderLine, Procedure, ServiceItem, TreatmentPlan
+from smileloop.visits.models import (
+    Appointment,
+    Order,
+    OrderLine,
+    PlanStep,
+    Procedure,
+    ServiceItem,
+    TreatmentPlan,
+)
+
+# The 360 page's history sections read one page at a time (offset/limit, newest first; "-id" breaks ties so
+# pages never overlap or skip rows). Each is a fixed number of queries whatever the page holds.
 
 
-def appointment_list_for_customer(customer: Customer, *, limit: int = 50) -> QuerySet[Appointment]:
-    return customer.appointments.select_related("clinic", "doctor", "service_item").order_by("-start_at")[:limit]
+def appointment_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50) -> QuerySet[Appointment]:
+    return customer.appointments.select_related("clinic", "doctor", "service_item").order_by(
+        "-start_at", "-id")[offset:offset + limit]
 
 
-def order_list_for_customer(customer: Customer, *, limit: int = 50):
-    lines = Prefetch("lines", queryset=OrderLine.objects.select_related("item"))
+def order_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50):
+    """Orders with their lines (and items), payments and refunds: four queries for any number of orders."""
+    lines = Prefetch("lines", queryset=OrderLine.objects.select_related("item").order_by("id"))
     return customer.orders.select_related("clinic").prefetch_related(lines, "payments", "refunds").order_by(
-        "-ordered_at")[:limit]
+        "-ordered_at", "-id")[offset:offset + limit]
 
 
 def plan_list_for_customer(customer: Customer):
-    return customer.treatment_plans.select_related("clinic", "doctor").prefetch_related("steps__item").order_by(
+    steps = Prefetch("steps", queryset=PlanStep.objects.select_related("item").order_by("seq", "id"))
+    return customer.treatment_plans.select_related("clinic", "doctor").prefetch_related(steps).order_by(
         "-planned_at")
 
 
-def procedure_list_for_customer(customer: Customer, *, limit: int = 50):
-    return customer.procedures.select_related("clinic", "item", "doctor").order_by("-performed_on")[:limit]
+def procedure_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50):
+    return customer.procedures.select_related("clinic", "item", "doctor").order_by(
+        "-performed_on", "-id")[offset:offset + limit]
 
 
 def unfinished_plan_list(scope: Scope, *, min_progress_percent: int = 0) -> QuerySet[TreatmentPlan]:

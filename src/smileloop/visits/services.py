@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customer_visit_stats_apply, interaction_add
+from smileloop.customers.services import customer_stage_advance, customer_visit_stats_apply, interaction_add
 from smileloop.visits.enums import AppointmentStatus, OrderStatus, PaymentMethod, PlanStatus, StepStatus
 from smileloop.visits.models import (
     Appointment,
@@ -80,6 +81,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
                            field="external_id")
     created = appointment is None
     was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
+    was_booked = bool(appointment and appointment.status == AppointmentStatus.BOOKED)
     appointment = appointment or Appointment(chain_id=customer.chain_id, customer=customer, external_id=external_id)
     appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
     appointment.status, appointment.doctor, appointment.service_item = status, doctor, item
@@ -89,6 +91,11 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
         customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit=True)
         interaction_add(customer=customer, kind="visit", clinic=clinic, author=actor, occurred_at=start_at,
                         text=f"visit {status}" + (f": {item.name}" if item else ""))
+        customer_stage_advance(customer=customer, to=Stage.ARRIVED, actor=actor, at=start_at,
+                               cause=f"arrived at {clinic.name} on {timezone.localdate(start_at)}")
+    elif status == AppointmentStatus.BOOKED and not was_booked:
+        customer_stage_advance(customer=customer, to=Stage.BOOKED, actor=actor,
+                               cause=f"appointment booked at {clinic.name} for {timezone.localdate(start_at)}")
     return appointment, created
 
 
@@ -166,6 +173,8 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
         Payment(order=order, method=p["method"], amount_fen=p["amount_fen"], paid_at=ordered_at) for p in payments or []
     ])
     customer_visit_stats_apply(customer_id=customer.id, visit_at=ordered_at, spend_delta_fen=total)
+    customer_stage_advance(customer=customer, to=Stage.TREATED, actor=cashier, at=ordered_at,
+                           cause=f"paid order #{order.id} at {clinic.name} on {timezone.localdate(ordered_at)}")
     return order, True
 
 

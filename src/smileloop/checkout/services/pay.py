@@ -1,6 +1,7 @@
 """Paying a priced bill in one transaction (see the package docstring)."""
 
 import datetime as dt
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,9 +12,6 @@ from smileloop.checkout.models import (
     Settlement,
     SettlementMovement,
 )
-from smileloop.checkout.pricing import (
-    allocate,
-)
 from smileloop.checkout.services.price import CASH_METHODS, TENDER_METHOD, PricedBill, _facts, checkout_price
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
@@ -21,33 +19,34 @@ from smileloop.customers.models import Customer
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import LimitReached, NotFriendCardBenefit
 from smileloop.giftcards.models import GiftCard
+from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.services import PostRequest, accounts_for, ledger_post_many
+from smileloop.loyalty import selectors as loyalty_selectors
 from smileloop.loyalty import services as loyalty_services
 from smileloop.membership import services as membership_services
-from smileloop.membership.selectors import member_discount_for
+from smileloop.membership.selectors import member_discount_and_own
 from smileloop.visits.models import ServiceItem
 from smileloop.visits.services import order_record
 
 # --- pay -----------------------------------------------------------------------------------------------
 
 REUSE_SECONDS = 600
+_UNSET = object()
 
 
-def _reusable(bill: PricedBill) -> bool:
+def _reusable(bill: PricedBill):
     """Pay reuses a bill priced less than REUSE_SECONDS ago when its facts still hold (5 small reads instead of
-    a full price: the ledger writes re-check every balance). Otherwise pay re-prices and compares."""
+    a full price: the ledger writes re-check every balance). Otherwise pay re-prices and compares. Returns
+    (reusable, the customer's own active membership as read now, or _UNSET when not read)."""
     if not bill.facts or (timezone.now() - bill.at).total_seconds() > REUSE_SECONDS:
-        return False
+        return False, _UNSET
     ids = [line.item_id for line in bill.lines]
     items = ServiceItem.objects.filter(id__in=ids)
     resolved = [(i, 0) for i in items]
-    member = member_discount_for(bill.customer)
-    return _facts(resolved, member, bill.customer.chain_id if bill.facts[2] is not None else None) == bill.facts
-
-
-def _returned(result) -> list:
-    if result is None:
-        return []
-    return list(result) if isinstance(result, (list, tuple)) else [result]
+    member, own = member_discount_and_own(bill.customer)
+    terms = (loyalty_services.points_redeem_terms(chain_id=bill.customer.chain_id) if bill.facts[2] is not None
+             else None)
+    return _facts(resolved, member, terms) == bill.facts, own
 
 
 @transaction.atomic
@@ -56,7 +55,11 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     """Pay a priced bill in one transaction (see the module docstring). `priced` is a PricedBill or the
     checkout_price arguments; the bill is re-priced inside the transaction and a different result is a 409
     `price_changed`. `payments` ([{"method", "amount_fen"}]) cover the cash remainder exactly. Idempotent on
-    `key`: a replay returns the first settlement. Any refusal leaves nothing written."""
+    `key`: a replay returns the first settlement. Any refusal leaves nothing written.
+
+    The bill's ledger movements (gift cards, points, wallet, points earned) are posted together
+    (ledger_post_many: one lock of all their accounts, one INSERT of the transactions and one of the entries),
+    each still its own transaction with its own key, as the refund reverses them one by one."""
     inputs = priced.inputs if isinstance(priced, PricedBill) else dict(priced)
     customer: Customer = inputs["customer"]
     if not key or len(key) > 150:
@@ -64,11 +67,14 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     existing = Settlement.objects.filter(chain_id=customer.chain_id, key=key).first()
     if existing is not None:
         return existing
-    Customer.objects.select_for_update().filter(pk=customer.pk).first()  # one checkout per customer at a time
-    if isinstance(priced, PricedBill) and _reusable(priced):
+    # One checkout per customer at a time (the row is only locked: nothing of it is read here).
+    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk", flat=True).first()
+    reusable, own = _reusable(priced) if isinstance(priced, PricedBill) else (False, _UNSET)
+    if reusable:
         bill = priced
     else:
         bill = checkout_price(**inputs)
+        own = bill.own_membership
         if isinstance(priced, PricedBill) and priced.signature() != bill.signature():
             raise PriceChanged("Balances changed since the bill was priced: price it again", field="priced")
     _payments_check(payments, bill.cash_fen)
@@ -81,7 +87,7 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
         payments=[{"method": p["method"], "amount_fen": p["amount_fen"]} for p in payments if p["amount_fen"]]
         + [{"method": TENDER_METHOD[t.kind], "amount_fen": t.amount_fen} for t in bill.tenders
            if t.kind != "cash" and t.amount_fen > 0])
-    order_lines = list(order.lines.order_by("id"))
+    order_lines = list(order.lines.select_related("item").order_by("id"))
     settlement = Settlement.objects.create(chain_id=customer.chain_id, key=key, customer=customer, clinic=bill.clinic,
                                            order=order, total_fen=bill.total_fen, cash_fen=bill.cash_fen,
                                            breakdown=bill.as_dict(), actor=actor, created_at=at)
@@ -91,51 +97,99 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     def add(role, tx=None, **kw):
         movements.append(SettlementMovement(settlement=settlement, role=role, transaction=tx, **kw))
 
-    for t in bill.tenders:
-        if t.amount_fen <= 0 or t.kind == "cash":
-            continue
-        if t.kind == "voucher":
+    tenders = [t for t in bill.tenders if t.amount_fen > 0 and t.kind != "cash"]
+    paid = {ol.id: line.paid.get("cash", 0) + line.paid.get("wallet", 0) for line, ol in zip(bill.lines, order_lines,
+                                                                                              strict=True)}
+    # Points are earned only under the chain's spend rules: none configured, nothing to compute or post.
+    rules = loyalty_selectors.spend_rules(chain_id=customer.chain_id) if any(paid.values()) else []
+    accounts = _bill_accounts(customer, bill, tenders, earn=bool(rules))
+    # Check every movement first (expiry, consent, stored value, points terms), then post them all at once.
+    requests: list[PostRequest] = []
+    after: list = []  # per request: (movement role, movement fields, what to record once it is posted)
+    for t in tenders:
+        if t.kind == "voucher":  # single use: locks and redeems its own voucher row (rare; posted on its own)
             tx = giftcard_services.voucher_redeem(voucher=bill.vouchers[t.ref], used_fen=t.amount_fen,
                                                   key=f"{base}:voucher:{t.ref}", source=source, actor=actor, at=at)
             add(MovementRole.VOUCHER, tx, ref=t.ref, value_fen=t.amount_fen)
         elif t.kind == "giftcard":
             card = bill.cards[t.ref]
-            giftcard_services.giftcard_holder_note(card=card, customer=customer, at=at, actor=actor)
-            tx = giftcard_services.giftcard_spend(card=card, amount_fen=t.amount_fen, key=f"{base}:giftcard:{t.ref}",
-                                                  source=source, actor=actor, at=at)
-            add(MovementRole.GIFTCARD, tx, ref=t.ref, value_fen=t.amount_fen)
+            requests.append(giftcard_services.giftcard_spend_request(
+                card=card, amount_fen=t.amount_fen, key=f"{base}:giftcard:{t.ref}", source=source, actor=actor,
+                at=at, sales=accounts.get(AccountKind.SALES)))
+            # once posted: the "used" event, the status, and (first use) the card's known holder
+            after.append((MovementRole.GIFTCARD, {"ref": t.ref, "value_fen": t.amount_fen},
+                          partial(giftcard_services.giftcard_spend_recorded, card=card, amount_fen=t.amount_fen,
+                                  source=source, actor=actor, at=at, payer=customer)))
         elif t.kind == "points":
-            tx = loyalty_services.points_redeem(customer=customer, points=t.points, key=f"{base}:points",
-                                   source=source, actor=actor)
-            add(MovementRole.POINTS, tx, value_fen=t.amount_fen, points=t.points)
+            requests.append(loyalty_services.points_redeem_request(
+                customer=customer, points=t.points, key=f"{base}:points", source=source, actor=actor,
+                terms=bill.facts[2] if bill.facts else None, accounts=accounts, at=at))
+            after.append((MovementRole.POINTS, {"value_fen": t.amount_fen, "points": t.points}, None))
         elif t.kind == "wallet":
             wallet = bill.inputs["wallet"] or {}
-            txs = _returned(loyalty_services.wallet_spend(
+            spend = loyalty_services.wallet_spend_request(
                 payer=customer, holder=bill.wallet_holder, amount_fen=t.amount_fen, key=f"{base}:wallet",
-                source=source, actor=actor, per_use_consent=bool(wallet.get("per_use_consent"))))
-            parts = [t.amount_fen] if len(txs) == 1 else allocate(t.amount_fen, [_tx_size(tx) for tx in txs])
-            for tx, part in zip(txs, parts, strict=True):
-                add(MovementRole.WALLET, tx, value_fen=part)
+                source=source, actor=actor, per_use_consent=bool(wallet.get("per_use_consent")), accounts=accounts,
+                at=at)
+            requests.append(spend.request)
+            after.append((MovementRole.WALLET, {"value_fen": t.amount_fen}, lambda tx, spend=spend: spend.recorded(tx)))
+    earn = loyalty_services.points_earn_request(
+        order=order, paid_fen_by_line=paid, actor=actor, at=at, lines=order_lines, rules=rules,
+        multiplier=loyalty_selectors.points_multiplier_of(own, at=at), accounts=accounts) if rules else None
+    if earn is not None:
+        requests.append(earn)
+        after.append((MovementRole.EARN, {"points": sum(p.amount for p in earn.postings if p.amount > 0)}, None))
+    posted = ledger_post_many(requests)
+    earned = None
+    for tx, (role, fields, recorded) in zip(posted, after, strict=True):
+        if recorded is not None:
+            recorded(tx=tx)
+        if role == MovementRole.EARN:
+            earned = (tx, fields)
+        else:
+            add(role, tx, **fields)
     for line, order_line in zip(bill.lines, order_lines, strict=True):
         for unit in range(line.entitled_units):
             use = loyalty_services.entitlement_redeem(customer=customer, item=bill.items[line.item_id],
                                     order_line=order_line, key=f"{base}:ent:{line.index}:{unit}", actor=actor)
             add(MovementRole.ENTITLEMENT, None, order_line=order_line, entitlement_use_model=use._meta.label,
                 entitlement_use_id=use.pk)
-    paid = {ol.id: line.paid.get("cash", 0) + line.paid.get("wallet", 0) for line, ol in zip(bill.lines, order_lines,
-                                                                                              strict=True)}
-    earned = loyalty_services.points_earn_for_order(order=order, paid_fen_by_line=paid, actor=actor, at=at)
-    for tx in _returned(earned):
-        add(MovementRole.EARN, tx, points=_tx_size(tx))
+    if earned is not None:  # recorded last, as before batching (refunds read the movements in id order)
+        add(MovementRole.EARN, earned[0], **earned[1])
     SettlementMovement.objects.bulk_create(movements)
-    _membership_evaluate(customer, actor)
-    _benefits_reveal_and_issue(customer, actor=actor, at=at)
+    # `own` was read under the customer's lock (pricing or the reuse check): evaluation and, unless evaluation
+    # changed the membership, the hidden-benefit check read off it instead of reading it again.
+    events = membership_services.membership_evaluate(customer=customer, actor=actor, current=own)
+    _benefits_reveal_and_issue(customer, actor=actor, at=at, membership=_UNSET if events else own)
     return settlement
 
 
 def _tx_size(tx) -> int:
     """The size of a movement: the sum of its credits."""
     return sum(e.amount for e in tx.entries.all() if e.amount > 0)
+
+
+def _membership_evaluate(customer: Customer, actor: Staff | None) -> None:
+    membership_services.membership_evaluate(customer=customer, actor=actor)
+
+
+def _bill_accounts(customer: Customer, bill: PricedBill, tenders, *, earn: bool) -> dict:
+    """The customer's and the chain's ledger accounts the bill's movements use, in one query."""
+    kinds, system = set(), set()
+    for t in tenders:
+        if t.kind == "giftcard":
+            system.add(AccountKind.SALES)
+        elif t.kind == "points":
+            kinds.add(AccountKind.POINTS)
+            system.add(AccountKind.POINTS_REDEEMED)
+        elif t.kind == "wallet":
+            system.add(AccountKind.SALES)
+            if bill.wallet_holder is None or bill.wallet_holder.pk == customer.pk:
+                kinds |= {AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS}
+    if earn:
+        kinds.add(AccountKind.POINTS)
+        system.add(AccountKind.POINTS_ISSUED)
+    return accounts_for(chain_id=customer.chain_id, customer=customer, kinds=sorted(kinds), system_kinds=sorted(system))
 
 
 def _payments_check(payments: list[dict], cash_fen: int) -> None:
@@ -155,18 +209,17 @@ def _payments_check(payments: list[dict], cash_fen: int) -> None:
         raise PaymentsMismatch(f"payments add up to {total} fen but {cash_fen} fen are due", field="payments")
 
 
-def _membership_evaluate(customer: Customer, actor: Staff | None) -> None:
-    membership_services.membership_evaluate(customer=customer, actor=actor)
-
-
-def _benefits_reveal_and_issue(customer: Customer, *, actor: Staff | None, at: dt.datetime) -> list[GiftCard]:
+def _benefits_reveal_and_issue(customer: Customer, *, actor: Staff | None, at: dt.datetime,
+                               membership=_UNSET) -> list[GiftCard]:
     """After a payment: reveal the hidden benefits whose trigger fired (membership.benefits_reveal_due) and issue
     the friends-and-family card of each newly revealed `issue_friend_card` benefit. Idempotent: a reveal happens
     once per membership and the card's issue key is the reveal's id. A card the programme's period limit
     refuses (LimitReached), or a chain without a card programme (NotFriendCardBenefit), does not stop the
-    payment: the reveal stays in the member's history and staff can issue the card by hand."""
+    payment: the reveal stays in the member's history and staff can issue the card by hand. `membership`: the
+    customer's active membership when already read in this transaction (see benefits_reveal_due)."""
     cards = []
-    for reveal in membership_services.benefits_reveal_due(customer=customer, as_of=at):
+    held = {} if membership is _UNSET else {"membership": membership}
+    for reveal in membership_services.benefits_reveal_due(customer=customer, as_of=at, **held):
         if reveal.benefit.action_code != giftcard_services.FRIEND_CARD_ACTION:
             continue
         try:

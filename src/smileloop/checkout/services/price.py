@@ -31,7 +31,8 @@ from smileloop.ledger.services import InsufficientBalance, available_balance
 from smileloop.loyalty import selectors as loyalty_selectors
 from smileloop.loyalty import services as loyalty_services
 from smileloop.membership.enums import DiscountSource
-from smileloop.membership.selectors import member_discount_for, wallet_share_allowed
+from smileloop.membership.models import Membership
+from smileloop.membership.selectors import member_discount_and_own, wallet_share_allowed
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import ServiceItem
 
@@ -53,6 +54,7 @@ class PricedBill:
     wallet_holder: Customer | None = None
     discount_source: str = ""
     facts: tuple = ()  # what the amounts depend on beyond balances (see _facts); pay reuses the bill if unchanged
+    own_membership: Membership | None = None  # the customer's own active membership, read with the discount
 
     @property
     def lines(self):
@@ -175,7 +177,7 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
     units = _entitled_units(customer, resolved, at)
     line_ins = [LineIn(item.id, item.code, item.name, item.category, item.is_special_price, item.list_price_fen, qty, n)
                 for (item, qty), n in zip(resolved, units, strict=True)]
-    member = member_discount_for(customer, at=at)
+    member, own = member_discount_and_own(customer, at=at)
     discount = (DiscountIn(member.discount_bp, frozenset(member.excluded_categories), member.exclude_special_price,
                            _discount_label(member)) if member else None)
     voucher_ins, voucher_rows = [], {}
@@ -190,21 +192,22 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
                                      c.category, c.name))
     card_ins, card_rows = [], {}
     for i, code in enumerate(gift_cards):
-        card = giftcard_selectors.giftcard_get_by_code(chain_id=customer.chain_id, code=code)
+        card = giftcard_selectors.giftcard_for_payment(chain_id=customer.chain_id, code=code, at=at)
         if card.status == "expired" or giftcard_selectors.card_is_expired(card, at):
             raise Expired(f"gift card {card.code} expired on {timezone.localdate(card.expires_at)}",
                           field=f"gift_cards[{i}]")
         card_rows[card.code] = card
-        card_ins.append(CardIn(card.code, giftcard_selectors.giftcard_balance(card, at=at),
-                               frozenset(card.excluded_categories), card.exclude_special_price, card.programme.name))
+        card_ins.append(CardIn(card.code, card.balance_now, frozenset(card.excluded_categories),
+                               card.exclude_special_price, card.programme.name))
     bill_after = sum(li.unit_fen * (li.quantity - li.entitled_units) for li in line_ins)  # upper bound for the quote
-    points_in = None
+    points_in, terms = None, None
     if points:
         if points != MAX and (not isinstance(points, int) or isinstance(points, bool) or points < 0):
             raise ValidationFailed([FieldError("points", 'must be a whole number of points or "max"', str(points))])
         # the cap applies to the bill after discounts: price once without tenders to know it
         bill_after = price(lines=line_ins, discount=discount).total_fen if line_ins else 0
-        max_points, max_fen = loyalty_services.points_redeem_quote(customer=customer, bill_fen=bill_after)
+        terms = loyalty_services.points_redeem_terms(chain_id=customer.chain_id)
+        max_points, max_fen = loyalty_services.points_redeem_quote(customer=customer, bill_fen=bill_after, terms=terms)
         points_in = PointsIn(points, max_points, max_fen)
     wallet_in, holder = None, None
     if wallet:
@@ -226,11 +229,11 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
         _raise_pricing(exc)
     return PricedBill(customer=customer, clinic=clinic, at=at, inputs=inputs, priced=priced, items=items,
                       cards=card_rows, vouchers=voucher_rows, wallet_holder=holder,
-                      discount_source=member.source if member else "",
-                      facts=_facts(resolved, member, customer.chain_id if points_in is not None else None))
+                      discount_source=member.source if member else "", own_membership=own,
+                      facts=_facts(resolved, member, terms))
 
 
-def _facts(resolved: list, member, points_chain_id: int | None) -> tuple:
+def _facts(resolved: list, member, terms) -> tuple:
     """The inputs of a price that no ledger write re-checks: catalogue rows, the member discount and (when points
     are used) the redeem terms. Balances, lots, card and voucher status and expiry, wallet consent and entitlements
     are re-checked by the services pay calls, under row locks, and refuse (nothing written) if they no longer
@@ -238,5 +241,4 @@ def _facts(resolved: list, member, points_chain_id: int | None) -> tuple:
     items = tuple(sorted({(i.id, i.list_price_fen, i.category, i.is_special_price, i.is_active) for i, _q in resolved}))
     discount = ((member.source, member.membership.pk, member.tier.pk, member.discount_bp,
                  tuple(sorted(member.excluded_categories)), member.exclude_special_price) if member else None)
-    terms = loyalty_services.points_redeem_terms(chain_id=points_chain_id) if points_chain_id is not None else None
     return items, discount, terms

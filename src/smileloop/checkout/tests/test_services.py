@@ -5,6 +5,7 @@ import pytest
 from smileloop.checkout.errors import ConsentMissing, PaymentsMismatch
 from smileloop.checkout.models import RefundSettlement, Settlement, SettlementMovement
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
+from smileloop.checkout.tests.conftest import POINTS
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
 from smileloop.giftcards.models import GiftCard
@@ -13,7 +14,8 @@ from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import LedgerTransaction
 from smileloop.ledger.selectors import ledger_check
 from smileloop.ledger.services import account_for
-from smileloop.loyalty.services.points import points_redeem_quote
+from smileloop.loyalty.errors import InsufficientPoints
+from smileloop.loyalty.services.points import points_redeem, points_redeem_quote
 from smileloop.loyalty.services.wallet import wallet_topup
 from smileloop.visits.models import Order, Payment
 
@@ -179,3 +181,44 @@ def test_refund_share_passed_to_the_ledger_is_cumulative(chain, clinic_a, catalo
     movement = settlement.movements.get(role="giftcard")
     assert Fraction(movement.refunded_fen, movement.value_fen) == Fraction(1499, 60000)
     assert ledger_check(chain_id=chain.id) == []
+
+
+# --- one bill, one batch of ledger movements ------------------------------------------------------------
+
+
+def test_pay_runs_a_bounded_number_of_queries_for_a_bill_with_every_tender(
+        chain, clinic_a, catalogue, alice, card, points, wallet, spend_rule, four_lines, django_assert_max_num_queries):
+    # given a priced bill: member discount, gift card, points, wallet, points earned on what is paid
+    bill = price_everything(alice, clinic_a, card, four_lines)
+    # when: the gift card, points, wallet and earned points are posted as one batch (one lock, one INSERT of the
+    # transactions, one of the entries, one balance UPDATE) and nothing is read twice. 59 statements on this first
+    # bill of the customer (12 of them create the SALES, POINTS_REDEEMED and wallet-bonus accounts; 5 are the
+    # order's lifecycle stage and timeline row).
+    with django_assert_max_num_queries(60):
+        settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": 38081}], key="pay-1")
+    # then each movement is still its own transaction with its own key
+    keys = sorted(settlement.movements.values_list("transaction__idempotency_key", flat=True))
+    assert keys == sorted(["checkout:pay-1:giftcard:" + card.code, "redeem:checkout:pay-1:points",
+                           "wallet_spend:checkout:pay-1:wallet", f"order:{settlement.order_id}:earn"])
+    assert list(settlement.movements.values_list("role", flat=True)) == ["giftcard", "points", "wallet", "earn"]
+    # the card: its first user noted as holder, then the use, and exhausted (from the balance the batch left)
+    card = GiftCard.objects.get(pk=card.pk)
+    assert (card.holder_id, card.status) == (alice.id, "exhausted")
+    assert list(card.events.order_by("id").values_list("kind", flat=True)) == ["issued", "holder_known", "used"]
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_points_spent_elsewhere_between_price_and_pay_refuse_the_whole_bill(
+        chain, clinic_a, catalogue, alice, card, points, wallet, four_lines):
+    # given a priced bill using points, then almost all of them spent elsewhere
+    bill = price_everything(alice, clinic_a, card, four_lines)
+    points_redeem(customer=alice, points=POINTS - 10, key="elsewhere", source="gift")
+    before = balances(chain, alice, card)
+    count = LedgerTransaction.objects.count()
+    # when / then: the batch is refused with loyalty's own error, and nothing of the bill is written
+    with pytest.raises(InsufficientPoints) as exc:
+        checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": 38081}], key="pay-1")
+    assert exc.value.code == "insufficient_points" and exc.value.field == "points"
+    assert balances(chain, alice, card) == before and LedgerTransaction.objects.count() == count
+    assert Order.objects.count() == 0 and Settlement.objects.count() == 0
+    assert GiftCard.objects.get(pk=card.pk).status == "active" and ledger_check(chain_id=chain.id) == []

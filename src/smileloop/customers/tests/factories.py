@@ -15,6 +15,9 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"患者{n}")
     mobile = factory.Sequence(lambda n: f"+861380000{n:04d}")
     mobile_tail = factory.LazyAttribute(lambda o: (o.mobile or "")[-4:])
+    stage = "lead"
+    # The highest progress stage reached follows the stage (a dormant/lost customer had at least arrived).
+    stage_reached = factory.LazyAttribute(lambda o: o.stage if o.stage not in ("dormant", "lost") else "arrived")
 
     @factory.post_generation
     def search_keys(obj, create, extracted, **kwargs):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def zhang_san(chain, clinic_a):
     return CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", mobile_tail="8000",
-                           home_clinic=clinic_a, stage=Stage.PATIENT, first_touch_channel="douyin")
+                           home_clinic=clinic_a, stage=Stage.TREATED, first_touch_channel="douyin")
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_list_filters_by_clinic_stage_and_source(client, chain_admin, clinic_b, 
     login(client, chain_admin)
     url = reverse("customers:list")
     assert list(client.get(url, {"clinic": clinic_b.id}).context["customers"]) == [li_si]
-    assert list(client.get(url, {"stage": Stage.PATIENT}).context["customers"]) == [zhang_san]
+    assert list(client.get(url, {"stage": Stage.TREATED}).context["customers"]) == [zhang_san]
     assert list(client.get(url, {"source": "referral"}).context["customers"]) == [li_si]
 
 
@@ -328,7 +328,7 @@ def test_edit_saves_changes(client, front_desk_a, clinic_a, zhang_san):
 def test_edit_refuses_a_phone_of_another_customer(client, chain_admin, clinic_a, zhang_san, li_si):
     login(client, chain_admin)
     response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
-        "name": "张三", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "stage": "patient"})
+        "name": "张三", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "stage": "treated"})
     assert response.status_code == 422
     assert "mobile" in response.context["form"].errors
     zhang_san.refresh_from_db()

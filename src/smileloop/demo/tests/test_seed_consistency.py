@@ -96,7 +96,9 @@ def test_customers_denormalised_figures_match_their_orders_and_visits(seeded):
         if not v:
             assert c.stage == "lead" and c.id not in spend
         else:
-            assert c.stage == ("dormant" if c.last_visit_at < dormant_before else "patient")
+            reached = "treated" if spend.get(c.id, 0) > 0 else "arrived"
+            assert c.stage_reached == reached
+            assert c.stage == ("dormant" if c.last_visit_at < dormant_before else reached)
 
 
 def test_plans_count_their_done_steps_and_done_steps_have_procedures(seeded):
@@ -118,7 +120,7 @@ def test_plans_count_their_done_steps_and_done_steps_have_procedures(seeded):
 def test_the_pool_contains_leads_unfinished_plans_dormant_patients_and_cheap_cleanings(seeded):
     # then
     stages = Counter(Customer.objects.values_list("stage", flat=True))
-    assert stages["lead"] >= 20 and stages["patient"] >= 50 and stages["dormant"] >= 5
+    assert stages["lead"] >= 20 and stages["treated"] + stages["arrived"] >= 50 and stages["dormant"] >= 5
     assert TreatmentPlan.objects.filter(steps_done__lt=F("steps_total")).exists()
     assert TreatmentPlan.objects.filter(status__in=["active", "abandoned"]).exists()
     assert OrderLine.objects.filter(item__code="CL99", amount_fen=990).exists()

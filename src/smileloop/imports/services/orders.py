@@ -43,6 +43,10 @@ from smileloop.imports.services.values import (
 )
 from smileloop.visits.models import Order, OrderLine, Payment, ServiceItem
 
+# A paid order makes a customer "treated" (lifecycle progress only moves up; dormant/lost are left to
+# lifecycle.stages_derive, which re-derives them from the imported facts).
+_BELOW_TREATED = [Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED]
+
 
 @dataclass(slots=True)
 class _Line:
@@ -383,7 +387,9 @@ class _OrderImport:
                 last_visit_at=Case(
                     *[When(Q(pk=cid) & (Q(last_visit_at__isnull=True) | Q(last_visit_at__lt=s[2])), then=Value(s[2]))
                       for cid, s in batch], default=F("last_visit_at"), output_field=DateTimeField()),
-                stage=Case(When(stage=Stage.LEAD, then=Value(Stage.PATIENT)), default=F("stage")),
+                stage=Case(When(stage__in=_BELOW_TREATED, then=Value(Stage.TREATED)), default=F("stage")),
+                stage_reached=Case(When(stage_reached__in=_BELOW_TREATED, then=Value(Stage.TREATED)),
+                                   default=F("stage_reached")),
                 updated_at=self.now,
             )
 

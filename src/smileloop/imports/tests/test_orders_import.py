@@ -56,9 +56,9 @@ def test_rows_with_the_same_order_number_form_one_order_with_lines_and_payments(
     assert (second.customer_id, second.amount_fen) == (other.id, 990)
     patient.refresh_from_db()
     assert (patient.lifetime_spend_fen, patient.stage, patient.first_visit_at, patient.last_visit_at) == (
-        105000, Stage.PATIENT, order.ordered_at, order.ordered_at)
+        105000, Stage.TREATED, order.ordered_at, order.ordered_at)
     other.refresh_from_db()
-    assert (other.lifetime_spend_fen, other.stage) == (990, Stage.PATIENT)
+    assert (other.lifetime_spend_fen, other.stage) == (990, Stage.TREATED)
     assert AuditEvent.objects.get().action == "import.orders"
 
 

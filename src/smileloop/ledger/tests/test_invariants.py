@@ -29,9 +29,11 @@ from smileloop.ledger.services import (
     InsufficientBalance,
     LotTerms,
     Posting,
+    PostRequest,
     account_for,
     available_balance,
     ledger_post,
+    ledger_post_many,
     ledger_reverse,
     ledger_transfer,
     lots_expire,
@@ -86,6 +88,41 @@ class LedgerMachine(RuleBasedStateMachine):
         assert amount <= available
         self.spends.append((tx, 0))
         assert self.balances()[i] == before[i] - amount
+
+    @rule(i=st.integers(0, 2), spend=st.integers(1, 800), j=st.integers(0, 2), earn=st.integers(1, 500),
+          replay=st.booleans())
+    def bill(self, i, spend, j, earn, replay):
+        """A batch as checkout posts it: spend one customer's points, then credit points (to the same customer
+        or another), two transactions in one ledger_post_many — all or nothing, replayable as a whole."""
+        i, j = i % len(self.customers), j % len(self.customers)
+        before = self.balances()
+        available = available_balance(self.points(i), at=self.now)
+        key = next(_keys)
+        requests = [
+            PostRequest(chain_id=self.chain.id, key=f"bill{key}:spend", reason=EntryReason.REDEEM, at=self.now,
+                        postings=[Posting(self.points(i), -spend),
+                                  Posting(system_account(chain_id=self.chain.id, kind=AccountKind.POINTS_REDEEMED),
+                                          spend)]),
+            PostRequest(chain_id=self.chain.id, key=f"bill{key}:earn", reason=EntryReason.EARN, at=self.now,
+                        postings=[Posting(self.points(j), earn),
+                                  Posting(system_account(chain_id=self.chain.id, kind=AccountKind.POINTS_ISSUED),
+                                          -earn)])]
+        try:
+            spent, _earned = ledger_post_many(requests)
+        except InsufficientBalance:
+            assert spend > available
+            assert self.balances() == before  # the earn was not written either
+            return
+        assert spend <= available
+        self.spends.append((spent, 0))
+        expected = list(before)
+        expected[i] -= spend
+        expected[j] += earn
+        assert self.balances() == expected
+        if replay:
+            count = LedgerTransaction.objects.count()
+            assert [t.id for t in ledger_post_many(requests)] == [t.id for t in (spent, _earned)]
+            assert LedgerTransaction.objects.count() == count and self.balances() == expected
 
     @precondition(lambda self: self.spends)
     @rule(pick=st.integers(0, 1000))

@@ -14,9 +14,13 @@ from smileloop.ledger.services import (
     InsufficientBalance,
     LotTerms,
     Posting,
+    PostRequest,
     account_for,
+    accounts_for,
     available_balance,
+    available_balances,
     ledger_post,
+    ledger_post_many,
     ledger_reverse,
     ledger_transfer,
     lots_expire,
@@ -173,3 +177,94 @@ def test_database_refuses_a_negative_holder_balance(chain, alice):
     account = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=alice)
     with pytest.raises(IntegrityError), transaction.atomic():
         Account.objects.filter(pk=account.pk).update(balance=-1)
+
+
+# --- batches (ledger_post_many) --------------------------------------------------------------------------
+
+
+class NotEnoughStars(InsufficientBalance):
+    code = "not_enough_stars"
+
+
+def redeem_request(chain, customer, amount, key, **kw):
+    points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=customer)
+    redeemed = system_account(chain_id=chain.id, kind=AccountKind.POINTS_REDEEMED)
+    return PostRequest(chain_id=chain.id, key=key, reason=EntryReason.REDEEM,
+                       postings=[Posting(points, -amount), Posting(redeemed, amount)], **kw)
+
+
+def earn_request(chain, customer, amount, key):
+    points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=customer)
+    issued = system_account(chain_id=chain.id, kind=AccountKind.POINTS_ISSUED)
+    return PostRequest(chain_id=chain.id, key=key, reason=EntryReason.EARN,
+                       postings=[Posting(points, amount), Posting(issued, -amount)])
+
+
+def test_a_batch_posts_each_movement_as_its_own_transaction_in_order(chain, alice):
+    # given
+    earn(chain, alice, 100, "e1")
+    # when: spend 80, earn 50, spend 60 — the second spend needs the points the earn credited
+    first, second, third = ledger_post_many([redeem_request(chain, alice, 80, "b:1"), earn_request(chain, alice, 50, "b:2"),
+                                             redeem_request(chain, alice, 60, "b:3")])
+    # then
+    assert [t.idempotency_key for t in (first, second, third)] == ["b:1", "b:2", "b:3"]
+    assert sorted(Entry.objects.filter(transaction=third).values_list("amount", flat=True)) == [-40, -20, 60]
+    assert balance(chain, alice) == 10
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_batch_is_all_or_nothing_and_refuses_with_the_requests_own_error(chain, alice):
+    # given
+    earn(chain, alice, 100, "e1")
+    count = LedgerTransaction.objects.count()
+    # when / then: the second movement lacks funds, so the first is not written either
+    with pytest.raises(NotEnoughStars) as exc:
+        ledger_post_many([earn_request(chain, alice, 5, "b:1"),
+                          redeem_request(chain, alice, 500, "b:2", refusal=NotEnoughStars, refusal_field="stars")])
+    assert exc.value.field == "stars"
+    assert LedgerTransaction.objects.count() == count and balance(chain, alice) == 100
+    assert Lot.objects.get().remaining == 100
+
+
+def test_a_batch_replay_returns_the_first_transactions_and_changes_nothing(chain, alice):
+    earn(chain, alice, 100, "e1")
+    requests = [redeem_request(chain, alice, 30, "b:1"), earn_request(chain, alice, 5, "b:2")]
+    first = ledger_post_many(requests)
+    again = ledger_post_many([redeem_request(chain, alice, 30, "b:1"), earn_request(chain, alice, 5, "b:2")])
+    assert [t.id for t in again] == [t.id for t in first]
+    assert balance(chain, alice) == 75 and LedgerTransaction.objects.count() == 3
+    with pytest.raises(Conflict):
+        ledger_post_many([redeem_request(chain, alice, 31, "b:1")])
+
+
+def test_a_key_twice_in_one_batch_is_refused(chain, alice):
+    earn(chain, alice, 100, "e1")
+    with pytest.raises(ValidationFailed):
+        ledger_post_many([redeem_request(chain, alice, 1, "b:1"), redeem_request(chain, alice, 2, "b:1")])
+    assert LedgerTransaction.objects.count() == 1
+
+
+def test_posting_leaves_the_accounts_passed_with_their_new_balances(chain, alice):
+    # given
+    points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=alice)
+    issued = system_account(chain_id=chain.id, kind=AccountKind.POINTS_ISSUED)
+    # when
+    ledger_post(chain_id=chain.id, key="e1", reason=EntryReason.EARN, postings=[Posting(points, 70), Posting(issued, -70)])
+    # then
+    assert (points.balance, issued.balance) == (70, -70)
+    assert Account.objects.get(pk=points.pk).balance == 70
+
+
+def test_accounts_and_available_balances_of_several_kinds_come_in_one_query(chain, alice,
+                                                                              django_assert_num_queries):
+    earn(chain, alice, 100, "e1")
+    earn(chain, alice, 50, "e2", available_at=timezone.now() + dt.timedelta(days=3))
+    with django_assert_num_queries(1):
+        accounts = accounts_for(chain_id=chain.id, customer=alice, kinds=[AccountKind.POINTS],
+                                system_kinds=[AccountKind.POINTS_ISSUED])
+    assert accounts[AccountKind.POINTS].balance == 150 and accounts[AccountKind.POINTS_ISSUED].balance == -150
+    with django_assert_num_queries(1):
+        available = available_balances([accounts[AccountKind.POINTS]])
+    assert available == {accounts[AccountKind.POINTS].id: 100}
+    wallet = accounts_for(chain_id=chain.id, customer=alice, kinds=[AccountKind.WALLET_PRINCIPAL])
+    assert wallet[AccountKind.WALLET_PRINCIPAL].balance == 0  # created on first use, as account_for does

@@ -22,12 +22,16 @@ from smileloop.loyalty.services.points import (
     gift_exchange,
     points_award,
     points_earn_for_order,
+    points_earn_request,
     points_redeem,
     points_redeem_quote,
+    points_redeem_request,
     points_redeem_terms,
 )
 from smileloop.loyalty.services.wallet import (
+    WalletSpend,
     wallet_spend,
+    wallet_spend_request,
     wallet_split,
     wallet_topup,
     wallet_topup_refund,
@@ -35,7 +39,8 @@ from smileloop.loyalty.services.wallet import (
 )
 
 __all__ = [
-    "RedeemTerms", "WalletBalance", "earn_rule_save", "entitlement_redeem", "entitlement_use_reverse",
+    "RedeemTerms", "WalletBalance", "WalletSpend", "points_earn_request", "points_redeem_request",
+    "wallet_spend_request", "earn_rule_save", "entitlement_redeem", "entitlement_use_reverse",
     "entitlements_expire", "gift_exchange", "gift_save", "loyalty_demo_programme", "loyalty_merge_hook",
     "package_entitlement_save", "package_save", "package_sell", "points_award", "points_earn_for_order",
     "points_redeem", "points_redeem_quote", "points_redeem_terms", "redeem_terms_save", "topup_bonus_rule_save",

@@ -17,22 +17,25 @@ from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.customers.models import Customer
 from smileloop.ledger.enums import AccountKind, EntryReason
-from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.models import Account, LedgerTransaction
 from smileloop.ledger.services import (
     InsufficientBalance,
     LotTerms,
     Posting,
+    PostRequest,
     account_for,
+    accounts_for,
     available_balance,
     ledger_post,
+    ledger_post_many,
     system_account,
 )
 from smileloop.loyalty._common import add_months, key_check, now_or
 from smileloop.loyalty.enums import EarnTrigger, SpecialPrice
 from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
 from smileloop.loyalty.models import EarnRule, Gift, GiftExchange, RedeemSettings
-from smileloop.loyalty.selectors import points_multiplier_for
-from smileloop.visits.models import Order, ServiceItem
+from smileloop.loyalty.selectors import points_available, points_multiplier_for, spend_rules
+from smileloop.visits.models import Order, OrderLine, ServiceItem
 
 
 @dataclass(frozen=True)
@@ -68,18 +71,39 @@ def spend_rule_for(rules: list[EarnRule], item: ServiceItem) -> EarnRule | None:
 
 @transaction.atomic
 def points_earn_for_order(*, order: Order, paid_fen_by_line: dict[int, int] | None = None,
-                          actor: Staff | None = None, at: dt.datetime | None = None) -> LedgerTransaction | None:
+                          actor: Staff | None = None, at: dt.datetime | None = None,
+                          lines: list[OrderLine] | None = None, rules: list[EarnRule] | None = None,
+                          multiplier: Decimal | None = None) -> LedgerTransaction | None:
     """Credit the points an order earns, once (ledger key `order:{id}:earn`; a replay returns the first
     transaction, even if the rules changed since). Earns on what was actually paid in money or stored value
     per line — `paid_fen_by_line` (line id → fen) when the checkout passes it, else each line's amount — never
     on points, gift-card or voucher value. Lines with the same pending period and validity share one lot.
-    Returns None when nothing is earned."""
-    key = f"order:{order.id}:earn"
-    existing = LedgerTransaction.objects.filter(chain_id=order.chain_id, idempotency_key=key).first()
+    Returns None when nothing is earned. `lines`, `rules`, `multiplier`: see `points_earn_request`."""
+    existing = LedgerTransaction.objects.filter(chain_id=order.chain_id, idempotency_key=_earn_key(order)).first()
     if existing:
         return existing
+    request = points_earn_request(order=order, paid_fen_by_line=paid_fen_by_line, actor=actor, at=at, lines=lines,
+                                  rules=rules, multiplier=multiplier)
+    return ledger_post_many([request])[0] if request is not None else None
+
+
+def _earn_key(order: Order) -> str:
+    return f"order:{order.id}:earn"
+
+
+def points_earn_request(*, order: Order, paid_fen_by_line: dict[int, int] | None = None,
+                        actor: Staff | None = None, at: dt.datetime | None = None,
+                        lines: list[OrderLine] | None = None, rules: list[EarnRule] | None = None,
+                        multiplier: Decimal | None = None, accounts: dict[str, Account] | None = None,
+                        ) -> PostRequest | None:
+    """The ledger movement `points_earn_for_order` posts, without posting it: checkout posts it together with
+    the bill's other movements (ledger_post_many), and it is replayed by its key like any posting. Takes what
+    the caller already holds instead of reading it again: `lines` (the order's lines, with their items),
+    `rules` (`selectors.spend_rules`), `multiplier` (`selectors.points_multiplier_of` of the customer's own
+    membership), `accounts` (the customer's POINTS and the chain's POINTS_ISSUED, ledger `accounts_for`).
+    None when nothing is earned."""
     at = now_or(at)
-    lines = list(order.lines.select_related("item").order_by("id"))
+    lines = list(order.lines.select_related("item").order_by("id")) if lines is None else lines
     if paid_fen_by_line is not None:
         ids = {line.id: line for line in lines}
         errors = [FieldError(f"paid_fen_by_line[{k}]", "is not a line of this order, or not a whole number of fen "
@@ -88,27 +112,29 @@ def points_earn_for_order(*, order: Order, paid_fen_by_line: dict[int, int] | No
                   if k not in ids or not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= ids[k].amount_fen]
         if errors:
             raise ValidationFailed(errors)
-    rules = list(EarnRule.objects.filter(chain_id=order.chain_id, trigger=EarnTrigger.SPEND, is_active=True))
-    multiplier = points_multiplier_for(order.customer, at=at)
+    rules = spend_rules(chain_id=order.chain_id) if rules is None else rules
     by_terms: dict[LotTerms, int] = {}
     for line in lines:
         paid = paid_fen_by_line.get(line.id, 0) if paid_fen_by_line is not None else line.amount_fen
-        rule = spend_rule_for(rules, line.item)
+        rule = spend_rule_for(rules, line.item) if rules else None
         if rule is None or paid <= 0:
             continue
+        if multiplier is None:
+            multiplier = points_multiplier_for(order.customer, at=at)
         points = int((Decimal(paid) * rule.points_per_yuan * multiplier / 100).to_integral_value(ROUND_FLOOR))
         if points > 0:
             terms = lot_terms(rule, at)
             by_terms[terms] = by_terms.get(terms, 0) + points
     if not by_terms:
         return None
-    account = account_for(chain_id=order.chain_id, kind=AccountKind.POINTS, customer=order.customer_id)
-    issued = system_account(chain_id=order.chain_id, kind=AccountKind.POINTS_ISSUED)
+    if accounts is None:
+        accounts = accounts_for(chain_id=order.chain_id, customer=order.customer_id, kinds=[AccountKind.POINTS],
+                                system_kinds=[AccountKind.POINTS_ISSUED])
     total = sum(by_terms.values())
-    postings = [Posting(account, points, terms=terms) for terms, points in by_terms.items()]
-    return ledger_post(chain_id=order.chain_id, key=key, reason=EntryReason.EARN, actor=actor, at=at,
+    postings = [Posting(accounts[AccountKind.POINTS], points, terms=terms) for terms, points in by_terms.items()]
+    return PostRequest(chain_id=order.chain_id, key=_earn_key(order), reason=EntryReason.EARN, actor=actor, at=at,
                        source=f"order:{order.id}", memo=f"×{multiplier.normalize()} tier multiplier",
-                       postings=[*postings, Posting(issued, -total)])
+                       postings=[*postings, Posting(accounts[AccountKind.POINTS_ISSUED], -total)])
 
 
 @transaction.atomic
@@ -152,17 +178,18 @@ def redeem_step(terms: RedeemTerms) -> tuple[int, int]:
     return terms.points_per_yuan // g, 100 // g
 
 
-def points_redeem_quote(*, customer: Customer, bill_fen: int) -> tuple[int, int]:
+def points_redeem_quote(*, customer: Customer, bill_fen: int, terms: RedeemTerms | None = None) -> tuple[int, int]:
     """(points usable, their value in fen) on a bill: the smaller of the cap (bill × max share, rounded down to
-    the fen) and the customer's available points, rounded down to whole fen (points = fen × rate / 100)."""
+    the fen) and the customer's available points, rounded down to whole fen (points = fen × rate / 100).
+    `terms`: the chain's `points_redeem_terms` when the caller holds them."""
     if not isinstance(bill_fen, int) or bill_fen < 0:
         raise ValidationFailed([FieldError("bill_fen", "must be a whole number of fen ≥ 0", str(bill_fen))])
-    terms = points_redeem_terms(chain_id=customer.chain_id)
+    terms = terms or points_redeem_terms(chain_id=customer.chain_id)
     if not terms.enabled:
         return 0, 0
     step_points, step_fen = redeem_step(terms)
     cap_fen = bill_fen * terms.max_share_bp // 10000
-    fen = min(cap_fen, _available_points(customer) * 100 // terms.points_per_yuan)
+    fen = min(cap_fen, points_available(customer) * 100 // terms.points_per_yuan)
     fen -= fen % step_fen
     return fen * terms.points_per_yuan // 100, fen
 
@@ -173,8 +200,20 @@ def points_redeem(*, customer: Customer, points: int, key: str, source: str,
     """Use points as a bill deduction (debit POINTS, credit POINTS_REDEEMED; oldest-expiring lots first).
     `points` must be worth whole fen at the chain's rate (a multiple of redeem_step); the caller (checkout) applies the cap through
     points_redeem_quote. Idempotent on `key` (ledger key `redeem:{key}`); a refund is ledger_reverse."""
+    request = points_redeem_request(customer=customer, points=points, key=key, source=source, actor=actor)
+    return _post_points_debit(customer, points, request)
+
+
+def points_redeem_request(*, customer: Customer, points: int, key: str, source: str, actor: Staff | None = None,
+                          terms: RedeemTerms | None = None, accounts: dict[str, Account] | None = None,
+                          at: dt.datetime | None = None) -> PostRequest:
+    """The ledger movement of `points_redeem`, checked but not posted (checkout posts it with the bill's other
+    movements; the ledger refuses it under the account lock with InsufficientPoints when the points are no
+    longer there). `terms` (`points_redeem_terms`) and `accounts` (the customer's POINTS and the chain's
+    POINTS_REDEEMED, ledger `accounts_for`): what the caller already holds; read here otherwise. `at`: the moment
+    of the movement (default: when it is posted)."""
     key = key_check(key)
-    terms = points_redeem_terms(chain_id=customer.chain_id)
+    terms = terms or points_redeem_terms(chain_id=customer.chain_id)
     if not terms.enabled:
         raise LoyaltyInputError("Redeeming points is switched off for this chain", code="redeem_disabled",
                                 field="points")
@@ -182,21 +221,41 @@ def points_redeem(*, customer: Customer, points: int, key: str, source: str,
     if not isinstance(points, int) or isinstance(points, bool) or points <= 0 or points % step_points:
         raise ValidationFailed([FieldError("points", f"must be a positive multiple of {step_points} (whole fen only)",
                                            str(points))])
-    return _debit_points(customer, points, key=f"redeem:{key}", reason=EntryReason.REDEEM, source=source,
-                         actor=actor, memo=f"{points * 100 // terms.points_per_yuan} fen off a bill")
+    if accounts is None:
+        accounts = accounts_for(chain_id=customer.chain_id, customer=customer, kinds=[AccountKind.POINTS],
+                                system_kinds=[AccountKind.POINTS_REDEEMED])
+    request = _points_debit_request(customer, points, accounts, key=f"redeem:{key}", reason=EntryReason.REDEEM,
+                                    source=source, actor=actor,
+                                    memo=f"{points * 100 // terms.points_per_yuan} fen off a bill")
+    request.at = at
+    return request
+
+
+def _points_debit_request(customer: Customer, points: int, accounts: dict[str, Account], *, key: str, reason: str,
+                          source: str, actor, memo: str) -> PostRequest:
+    return PostRequest(chain_id=customer.chain_id, key=key, reason=reason, actor=actor, source=source[:100],
+                       memo=memo, postings=[Posting(accounts[AccountKind.POINTS], -points),
+                                            Posting(accounts[AccountKind.POINTS_REDEEMED], points)],
+                       refusal=InsufficientPoints, refusal_field="points", refusal_label="points")
 
 
 def _debit_points(customer: Customer, points: int, *, key: str, reason: str, source: str, actor, memo: str):
-    replay = LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=key).first()
-    account = account_for(chain_id=customer.chain_id, kind=AccountKind.POINTS, customer=customer)
-    redeemed = system_account(chain_id=customer.chain_id, kind=AccountKind.POINTS_REDEEMED)
+    accounts = accounts_for(chain_id=customer.chain_id, customer=customer, kinds=[AccountKind.POINTS],
+                            system_kinds=[AccountKind.POINTS_REDEEMED])
+    return _post_points_debit(customer, points, _points_debit_request(customer, points, accounts, key=key,
+                                                                      reason=reason, source=source, actor=actor,
+                                                                      memo=memo))
+
+
+def _post_points_debit(customer: Customer, points: int, request: PostRequest) -> LedgerTransaction:
+    """Post a points debit; a fresh one is first checked against the available points (a readable refusal)."""
+    replay = LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=request.key).first()
     if replay is None:
-        available = available_balance(account)
+        available = available_balance(request.postings[0].account)
         if available < points:
             raise InsufficientPoints(f"Not enough points: {available} available, {points} needed", field="points")
     try:
-        return ledger_post(chain_id=customer.chain_id, key=key, reason=reason, actor=actor, source=source[:100],
-                           memo=memo, postings=[Posting(account, -points), Posting(redeemed, points)])
+        return ledger_post_many([request])[0]
     except InsufficientPoints:
         raise
     except InsufficientBalance as exc:

@@ -8,6 +8,7 @@ there. A top-up refund returns principal only and forfeits the same share of the
 """
 
 import datetime as dt
+from dataclasses import dataclass
 from fractions import Fraction
 
 from django.db import transaction
@@ -22,9 +23,13 @@ from smileloop.ledger.services import (
     InsufficientBalance,
     LotTerms,
     Posting,
+    PostRequest,
     account_for,
+    accounts_for,
     available_balance,
+    available_balances,
     ledger_post,
+    ledger_post_many,
     ledger_reverse,
     ledger_transfer,
     system_account,
@@ -184,9 +189,11 @@ def _share_mode(holder: Customer, payer: Customer, *, per_use_consent: bool, con
                          "the holder's consent for this use", field="per_use_consent")
 
 
-def _wallet_accounts(customer: Customer) -> tuple[Account, Account]:
-    principal = account_for(chain_id=customer.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=customer)
-    bonus = account_for(chain_id=customer.chain_id, kind=AccountKind.WALLET_BONUS, customer=customer)
+def _wallet_accounts(customer: Customer, accounts: dict[str, Account] | None = None) -> tuple[Account, Account]:
+    if accounts is None or AccountKind.WALLET_PRINCIPAL not in accounts or AccountKind.WALLET_BONUS not in accounts:
+        accounts = accounts_for(chain_id=customer.chain_id, customer=customer,
+                                kinds=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
+    principal, bonus = accounts[AccountKind.WALLET_PRINCIPAL], accounts[AccountKind.WALLET_BONUS]
     Account.objects.select_for_update().filter(pk__in=sorted([principal.pk, bonus.pk])).order_by("pk").count()
     return principal, bonus
 
@@ -203,10 +210,47 @@ def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen:
     transaction (the proportional parts come back to the lots they came from)."""
     key = key_check(key)
     holder = holder or payer
-    ledger_key = f"wallet_spend:{key}"
-    replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=ledger_key).first()
+    replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=f"wallet_spend:{key}").first()
     if replay:
         return [replay]
+    spend = wallet_spend_request(payer=payer, holder=holder, amount_fen=amount_fen, key=key, source=source,
+                                 actor=actor, per_use_consent=per_use_consent, consent_token=consent_token)
+    tx = ledger_post_many([spend.request])[0]
+    spend.recorded(tx)
+    return [tx]
+
+
+@dataclass
+class WalletSpend:
+    """A checked wallet spend, not yet posted: post `request` (ledger_post_many), then call `recorded(tx)`."""
+
+    request: PostRequest
+    payer: Customer
+    holder: Customer
+    amount_fen: int
+    mode: str | None  # the family share mode, None for the holder's own spend
+    consent_token: str
+    source: str
+    actor: Staff | None
+
+    def recorded(self, tx: LedgerTransaction) -> None:
+        """After posting: a family member's use of the holder's wallet is recorded with its consent."""
+        if self.mode:
+            WalletShareUse.objects.create(chain_id=self.holder.chain_id, holder=self.holder, payer=self.payer,
+                                          transaction=tx, amount_fen=self.amount_fen, mode=self.mode,
+                                          consent_token=self.consent_token[:100], source=self.source[:100],
+                                          consented_at=tx.created_at, recorded_by=self.actor)
+
+
+def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amount_fen: int, key: str, source: str,
+                         actor: Staff | None = None, per_use_consent: bool = False, consent_token: str = "",
+                         accounts: dict[str, Account] | None = None, at: dt.datetime | None = None) -> WalletSpend:
+    """`wallet_spend` checked (amount, family consent, stored value available) and split into principal and
+    bonus, with the holder's wallet accounts locked, but not posted: checkout posts it with the bill's other
+    movements. `accounts`: the holder's WALLET_PRINCIPAL and WALLET_BONUS and the chain's SALES account when
+    the caller holds them (ledger `accounts_for`). `at`: the moment of the spend (default: now)."""
+    key = key_check(key)
+    holder = holder or payer
     if not _is_amount(amount_fen):
         raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])
     mode = None
@@ -214,22 +258,21 @@ def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen:
         if holder.chain_id != payer.chain_id:
             raise NotFamily("The wallet holder belongs to another chain", field="holder_id")
         mode = _share_mode(holder, payer, per_use_consent=per_use_consent, consent_token=consent_token)
-    principal, bonus = _wallet_accounts(holder)
-    p_left, b_left = available_balance(principal), available_balance(bonus)
+        accounts = None
+    principal, bonus = _wallet_accounts(holder, accounts)
+    left = available_balances([principal, bonus], at=at)
+    p_left, b_left = left[principal.id], left[bonus.id]
     if amount_fen > p_left + b_left:
         raise InsufficientWallet(f"Not enough stored value: {p_left + b_left} fen available, {amount_fen} fen "
                                  "needed", field="amount_fen")
     p, b = wallet_split(amount_fen, p_left, b_left)
     postings = ([Posting(principal, -p)] if p else []) + ([Posting(bonus, -b)] if b else [])
-    postings.append(Posting(system_account(chain_id=holder.chain_id, kind=AccountKind.SALES), amount_fen))
-    tx = ledger_post(chain_id=holder.chain_id, key=ledger_key, reason=EntryReason.SPEND, actor=actor,
-                     source=source[:100], postings=postings,
-                     memo=f"principal {p} + bonus {b}" + (f"; paid by #{payer.id}" if mode else ""))
-    if mode:
-        WalletShareUse.objects.create(chain_id=holder.chain_id, holder=holder, payer=payer, transaction=tx,
-                                      amount_fen=amount_fen, mode=mode, consent_token=consent_token[:100],
-                                      source=source[:100], consented_at=tx.created_at, recorded_by=actor)
-    return [tx]
+    sales = (accounts or {}).get(AccountKind.SALES) or system_account(chain_id=holder.chain_id, kind=AccountKind.SALES)
+    postings.append(Posting(sales, amount_fen))
+    request = PostRequest(chain_id=holder.chain_id, key=f"wallet_spend:{key}", reason=EntryReason.SPEND, actor=actor,
+                          source=source[:100], postings=postings, at=at,
+                          memo=f"principal {p} + bonus {b}" + (f"; paid by #{payer.id}" if mode else ""))
+    return WalletSpend(request, payer, holder, amount_fen, mode, consent_token, source, actor)
 
 
 @transaction.atomic

@@ -52,7 +52,7 @@ def bonus_rules(chain):
 
 
 def patient(chain, clinic, name, **kwargs):
-    return CustomerFactory(chain=chain, home_clinic=clinic, name=name, stage=Stage.PATIENT, **kwargs)
+    return CustomerFactory(chain=chain, home_clinic=clinic, name=name, stage=Stage.TREATED, **kwargs)
 
 
 @pytest.fixture

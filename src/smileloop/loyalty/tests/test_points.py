@@ -8,19 +8,23 @@ from smileloop.core.errors import ValidationFailed
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import LedgerTransaction, Lot
 from smileloop.ledger.selectors import ledger_check
-from smileloop.ledger.services import account_for, lots_expire
+from smileloop.ledger.services import account_for, accounts_for, ledger_post_many, lots_expire
 from smileloop.loyalty._common import add_months
 from smileloop.loyalty.errors import InsufficientPoints, OutOfStock, RuleNotFound
 from smileloop.loyalty.models import Gift, GiftExchange
-from smileloop.loyalty.selectors import points_summary
+from smileloop.loyalty.selectors import points_multiplier_of, points_summary, spend_rules
 from smileloop.loyalty.services import (
     gift_exchange,
     points_award,
     points_earn_for_order,
+    points_earn_request,
     points_redeem,
     points_redeem_quote,
+    points_redeem_request,
+    points_redeem_terms,
 )
 from smileloop.loyalty.tests.factories import EarnRuleFactory, GiftFactory, order_with
+from smileloop.membership.selectors import own_membership
 from smileloop.visits.enums import Category
 
 
@@ -238,3 +242,48 @@ def test_gift_stock_never_goes_negative_over_any_sequence_of_exchanges(chain, wa
     assert gift.stock + taken == 5
     assert points(wang) == start_points - 300 * taken
     assert ledger_check(chain_id=chain.id) == []
+
+
+# --- what checkout passes instead of reading it again -------------------------------------------------------
+
+
+def test_earning_from_the_lines_rules_and_multiplier_the_caller_holds_reads_none_of_them_again(
+        chain, wang, rules, catalogue, family_membership, now, django_assert_num_queries):
+    # given what checkout holds after recording the order
+    order = order_with(wang, [(catalogue["CL01"], 30000), (catalogue["EX01"], 5099), (catalogue["CL99"], 990)])
+    lines = list(order.lines.select_related("item").order_by("id"))
+    held_rules = spend_rules(chain_id=chain.id)
+    multiplier = points_multiplier_of(own_membership(wang), at=now)
+    accounts = accounts_for(chain_id=chain.id, customer=wang, kinds=[AccountKind.POINTS],
+                            system_kinds=[AccountKind.POINTS_ISSUED])
+    # when: building the movement runs no query
+    with django_assert_num_queries(0):
+        request = points_earn_request(order=order, at=now, lines=lines, rules=held_rules, multiplier=multiplier,
+                                      accounts=accounts)
+    ledger_post_many([request])
+    # then: the same points as points_earn_for_order reading everything itself (floor(300 × 1.5) + floor(50.99 × 1.5))
+    assert points(wang) == 526
+    assert points_earn_for_order(order=order, at=now).idempotency_key == f"order:{order.id}:earn"  # a replay
+    assert points(wang) == 526 and ledger_check(chain_id=chain.id) == []
+
+
+def test_an_order_under_no_spend_rule_earns_nothing_without_reading_the_membership(
+        chain, wang, catalogue, family_membership, now, django_assert_num_queries):
+    order = order_with(wang, [(catalogue["CL01"], 30000)])
+    lines = list(order.lines.select_related("item").order_by("id"))
+    with django_assert_num_queries(0):
+        assert points_earn_request(order=order, at=now, lines=lines, rules=[]) is None
+
+
+def test_a_redeem_request_is_refused_with_insufficient_points_when_posted_and_nothing_changes(
+        chain, wang, rules, terms, now):
+    # given 1,000 points, and a deduction of one more checked against the terms but not against the balance
+    points_award(customer=wang, rule_code="referral", key="r1", at=now - dt.timedelta(days=10))
+    before = points(wang)
+    request = points_redeem_request(customer=wang, points=before + 1, key="bill-1", source="order:1",
+                                    terms=points_redeem_terms(chain_id=chain.id))
+    # when / then: the ledger refuses it under the account lock, with loyalty's own error
+    with pytest.raises(InsufficientPoints) as exc:
+        ledger_post_many([request])
+    assert exc.value.field == "points" and exc.value.message.startswith("Not enough points:")
+    assert points(wang) == before and not LedgerTransaction.objects.filter(idempotency_key="redeem:bill-1").exists()

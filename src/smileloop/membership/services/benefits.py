@@ -81,20 +81,41 @@ def _due_detail(benefit: Benefit, customer: Customer, membership: Membership, at
     return None
 
 
-@transaction.atomic
-def benefits_reveal_due(*, customer: Customer, as_of: dt.datetime | None = None) -> list[BenefitReveal]:
+_UNSET = object()
+
+
+def benefits_reveal_due(*, customer: Customer, as_of: dt.datetime | None = None,
+                        membership=_UNSET) -> list[BenefitReveal]:
     """Check the automatic triggers of the hidden benefits of the customer's active membership (plan half
     done: steps_done × 2 ≥ steps_total; plan finished; birthday month; Nth visit) and record a reveal for
-    each one that fired. Staff-decision benefits are never revealed here. Returns the new reveals."""
+    each one that fired. Staff-decision benefits are never revealed here. Returns the new reveals.
+
+    `membership`: the customer's active membership (None: none) when the caller read it in this transaction
+    (checkout, after the payment's evaluation changed nothing). Work that cannot apply is skipped: no
+    membership, no query; a tier without hidden benefits left to reveal, one query."""
     at = now_or(as_of)
-    membership = (Membership.objects.select_related("tier").filter(customer_id=customer.pk, chain_id=customer.chain_id,
-                                                                    status=MembershipStatus.ACTIVE).first())
+    if membership is _UNSET:
+        membership = (Membership.objects.select_related("tier")
+                      .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE)
+                      .first())
     if membership is None:
         return []
-    customer = Customer.objects.get(pk=customer.pk)
-    pending = (Benefit.objects.filter(tier_id=membership.tier_id, is_hidden=True)
-               .exclude(trigger__in=["", BenefitTrigger.STAFF_DECISION])
-               .exclude(reveals__membership=membership).order_by("position", "id"))
+    hidden = list(Benefit.objects.filter(tier_id=membership.tier_id, is_hidden=True)
+                  .exclude(trigger__in=["", BenefitTrigger.STAFF_DECISION]).order_by("position", "id"))
+    if not hidden:  # the common case: a tier without automatically revealed benefits
+        return []
+    revealed = set(BenefitReveal.objects.filter(membership=membership, benefit__in=hidden)
+                   .values_list("benefit_id", flat=True))
+    pending = [benefit for benefit in hidden if benefit.id not in revealed]
+    if not pending:
+        return []
+    return _reveal_due(customer, membership, pending, at)
+
+
+@transaction.atomic
+def _reveal_due(customer: Customer, membership: Membership, pending: list[Benefit], at: dt.datetime
+                ) -> list[BenefitReveal]:
+    customer = Customer.objects.get(pk=customer.pk)  # fresh visit count and birthday
     reveals = []
     for benefit in pending:
         detail = _due_detail(benefit, customer, membership, at)

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import NotFound
+from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
+from smileloop.customers.services import customer_stage_advance
 from smileloop.membership.enums import EventKind, MembershipStatus, PlanKind, ReminderKind
 from smileloop.membership.errors import (
     DowngradeNotAllowed,
@@ -92,9 +94,14 @@ def _measure_label(kind: str) -> str:
 
 def qualifying_tier(plan: MembershipPlan, *, figure: int) -> Tier | None:
     """The best tier of a spend-based or stored-value plan whose threshold `figure` reaches."""
+    return _qualifying(plan.tiers.select_related("plan").order_by("rank"), plan.kind, figure)
+
+
+def _qualifying(tiers, kind: str, figure: int) -> Tier | None:
+    """`qualifying_tier` over a plan's tiers already read (by rank)."""
     best = None
-    for tier in plan.tiers.select_related("plan").order_by("rank"):
-        if figure >= tier_threshold(tier, plan.kind):
+    for tier in tiers:
+        if figure >= tier_threshold(tier, kind):
             best = tier
     return best
 
@@ -129,6 +136,7 @@ def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.date
     event_add(membership=membership, kind=EventKind.ENROLLED, at=at, reason=reason + validity,
               data={**data, "plan_id": plan.id, "tier_id": tier.id,
                     "expires_at": expires.isoformat() if expires else None}, actor=actor)
+    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=reason, at=at, actor=actor)
     return membership
 
 
@@ -295,20 +303,57 @@ def _auto_plans(chain_id: int, kinds: list[str]):
             .order_by("id"))
 
 
-def _best_auto(customer: Customer, topup: int | None) -> tuple[Tier, int] | None:
-    kinds = [PlanKind.SPEND_BASED] + ([PlanKind.STORED_VALUE] if topup is not None else [])
+class _Topup:
+    """The cumulative top-up figure of an evaluation: given, or asked of the registered provider — only when a
+    stored-value plan is involved (most chains have none: no top-up query on every payment)."""
+
+    def __init__(self, customer: Customer, given: int | None):
+        self.customer, self.given = customer, given
+        self.possible = given is not None or bool(_TOPUP_TOTAL_PROVIDERS)
+        self._value, self._read = None, False
+
+    def value(self) -> int | None:
+        if not self._read:
+            self._value, self._read = _topup_total(self.customer, self.given), True
+        return self._value
+
+
+def _plan_tiers(chain_id: int, current: Membership | None, kinds: list[str]) -> dict[int, list[Tier]]:
+    """Plan id → tiers (by rank, with their plan) of the current membership's plan and of every active
+    auto-enrol plan of `kinds`, in plan id order: what an evaluation compares, in one query."""
+    wanted = Q(plan__chain_id=chain_id, plan__is_active=True, plan__auto_enrol=True, plan__kind__in=kinds)
+    if current is not None:
+        wanted |= Q(plan_id=current.plan_id)
+    plans: dict[int, list[Tier]] = {}
+    for tier in Tier.objects.select_related("plan").filter(wanted).order_by("plan_id", "rank"):
+        plans.setdefault(tier.plan_id, []).append(tier)
+    return plans
+
+
+def _best_auto(customer: Customer, topup: _Topup, plans: dict[int, list[Tier]], kinds: list[str]
+               ) -> tuple[Tier, int] | None:
+    """The best auto-enrol tier the customer reaches: the largest discount (then rank); on a tie the plan
+    created first. Stored-value plans count only when a top-up figure exists."""
     best = None
-    for plan in _auto_plans(customer.chain_id, kinds):
-        figure = _figure(customer, plan.kind, topup)
-        tier = qualifying_tier(plan, figure=figure or 0)
+    for tiers in plans.values():
+        plan = tiers[0].plan
+        if not (plan.is_active and plan.auto_enrol and plan.kind in kinds):
+            continue
+        if plan.kind == PlanKind.STORED_VALUE and topup.value() is None:
+            continue
+        figure = _figure(customer, plan.kind, topup.value() if plan.kind == PlanKind.STORED_VALUE else None)
+        tier = _qualifying(tiers, plan.kind, figure or 0)
         if tier is not None and (best is None or (tier.discount_bp, tier.rank) > (best[0].discount_bp, best[0].rank)):
             best = (tier, figure)
     return best
 
 
+_UNSET = object()
+
+
 @transaction.atomic
 def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = None, actor: Staff | None = None,
-                        as_of: dt.datetime | None = None) -> list[MembershipEvent]:
+                        as_of: dt.datetime | None = None, current=_UNSET) -> list[MembershipEvent]:
     """Re-evaluate tier status from cumulative paid spend (Customer.lifetime_spend_fen, net of refunds) and,
     for stored-value plans, cumulative top-ups (`topup_total_fen`, else the registered provider).
 
@@ -318,14 +363,20 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
     - a member of another plan who reaches an auto-enrol tier with a strictly larger discount moves to it
       (the old membership is cancelled with a reason naming the new one).
     Lifetime memberships are never ended by time. Returns the events written (none when nothing changed).
+
+    `current`: the customer's active membership (with plan and tier; None: none) when the caller read it in
+    this transaction after locking the customer row (checkout does, to price the bill); read here otherwise.
+    The tiers compared are read in one query; the top-up figure only when a stored-value plan is involved.
     """
     at = now_or(as_of)
     customer = _locked_customer(customer)
-    topup = _topup_total(customer, topup_total_fen)
-    current = _active(customer)
+    current = _active(customer) if current is _UNSET else current
+    topup = _Topup(customer, topup_total_fen)
+    kinds = [PlanKind.SPEND_BASED] + ([PlanKind.STORED_VALUE] if topup.possible else [])
+    plans = _plan_tiers(customer.chain_id, current, kinds)
     events: list[MembershipEvent] = []
     if current is None:
-        best = _best_auto(customer, topup)
+        best = _best_auto(customer, topup, plans, kinds)
         if best is not None:
             tier, figure = best
             reason, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
@@ -334,9 +385,9 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
             events.append(membership.events.get())
         return events
     plan = current.plan
-    figure = _figure(customer, plan.kind, topup)
+    figure = _figure(customer, plan.kind, topup.value() if plan.kind == PlanKind.STORED_VALUE else None)
     if figure is not None:
-        target = qualifying_tier(plan, figure=figure)
+        target = _qualifying(plans.get(plan.id, []), plan.kind, figure)
         label = _measure_label(plan.kind)
         if target is not None and target.rank > current.tier.rank:
             threshold = tier_threshold(target, plan.kind)
@@ -361,7 +412,7 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
                 membership=current, kind=EventKind.DOWNGRADED, at=at, actor=actor,
                 reason=f"downgraded to {target.name}: {label} {yuan(figure)} < {yuan(threshold)} on {day(at)}",
                 data={**data, "to_tier_id": target.id}))
-    best = _best_auto(customer, topup)
+    best = _best_auto(customer, topup, plans, kinds)
     if best is not None and best[0].plan_id != current.plan_id and best[0].discount_bp > current.tier.discount_bp:
         tier, figure = best
         events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,

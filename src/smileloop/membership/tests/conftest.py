@@ -68,7 +68,7 @@ def gold_tier(stored_plan):
 def patient(chain, clinic, name, *, spend=0, birthday=None, visits=0, mobile=None):
     extra = {"mobile": mobile} if mobile else {}
     return CustomerFactory(chain=chain, home_clinic=clinic, name=name, lifetime_spend_fen=spend, birthday=birthday,
-                           visit_count=visits, stage=Stage.PATIENT, **extra)
+                           visit_count=visits, stage=Stage.TREATED, **extra)
 
 
 @pytest.fixture

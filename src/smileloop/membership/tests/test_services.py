@@ -242,6 +242,37 @@ def test_evaluate_moves_a_paid_member_to_the_better_lifetime_plan(wang, paid_pla
                                          f"(replaces membership #{paid.id}), lifetime")]
 
 
+def test_evaluate_with_the_membership_the_caller_holds_upgrades_alike_in_four_queries(
+        wang, family_plan, family_tier, premium_tier, stored_plan, gold_tier, django_assert_num_queries):
+    # given a member whose spend reached the premium tier, and the membership as checkout holds it
+    m = services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    wang.lifetime_spend_fen = 10_050_000
+    wang.save(update_fields=["lifetime_spend_fen"])
+    held = selectors.own_membership(wang)
+    # when: savepoint, the customer's row lock, the tiers of every plan compared, release (no top-up read: the
+    # stored-value plan is not an auto-enrol one here, and the member's plan is spend-based)
+    stored_plan.auto_enrol = False
+    stored_plan.save(update_fields=["auto_enrol"])
+    with django_assert_num_queries(4 + 2):  # + the upgrade: the tier update and its event
+        events = services.membership_evaluate(customer=wang, as_of=NOW, current=held)
+    # then
+    m.refresh_from_db()
+    assert m.tier == premium_tier
+    assert [e.reason for e in events] == ["upgraded to 家庭尊享: cumulative spend 100,500.00 ≥ 100,000.00 on 2026-03-02"]
+    held = selectors.own_membership(wang)
+    with django_assert_num_queries(4):
+        assert services.membership_evaluate(customer=wang, as_of=NOW, current=held) == []
+
+
+def test_evaluate_reads_the_top_up_only_for_a_stored_value_plan(wang, stored_plan, gold_tier, family_plan,
+                                                                 family_tier):
+    # given a stored-value member whose top-ups (given here) reach the gold tier
+    events = services.membership_evaluate(customer=wang, as_of=NOW, topup_total_fen=1_000_000)
+    # then: the better of the two auto-enrol plans is chosen, as before (family 12% beats gold 5%)
+    assert [e.reason for e in events] == [
+        "enrolled in 家庭会员: cumulative spend 30,120.00 ≥ 30,000.00 on 2026-03-02, lifetime"]
+
+
 def test_bulk_enrolment_enrols_everyone_above_the_threshold_once(chain, clinic_a, wang, spouse, family_plan,
                                                                  family_tier, premium_tier):
     # given
@@ -283,6 +314,24 @@ def test_a_hidden_benefit_is_revealed_when_the_treatment_plan_is_half_done(wang,
     assert reveal.detail == "treatment plan 种植修复 half done (2 of 4 steps) on 2026-03-02"
     assert [(v.benefit.action_code, v.reveal) for v in selectors.benefits_for(wang)] == [("issue_friend_card", reveal)]
     assert services.benefits_reveal_due(customer=wang, as_of=NOW) == []
+
+
+def test_the_reveal_check_skips_what_cannot_apply(wang, spouse, family_plan, family_tier, friend_card, paid_plan,
+                                                  annual_tier, django_assert_num_queries):
+    # given no membership: nothing to read at all
+    with django_assert_num_queries(0):
+        assert services.benefits_reveal_due(customer=wang, as_of=NOW, membership=None) == []
+    # given a member of a tier without hidden benefits: one read
+    services.membership_enrol(customer=spouse, plan=paid_plan, as_of=NOW)
+    held = selectors.own_membership(spouse)
+    with django_assert_num_queries(1):
+        assert services.benefits_reveal_due(customer=spouse, as_of=NOW, membership=held) == []
+    # given a member whose tier's hidden benefit was already revealed: two reads, no write
+    m = services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    services.benefit_reveal(membership=m, benefit=friend_card, as_of=NOW)
+    held = selectors.own_membership(wang)
+    with django_assert_num_queries(2):
+        assert services.benefits_reveal_due(customer=wang, as_of=NOW, membership=held) == []
 
 
 @pytest.mark.parametrize(("trigger", "n", "detail"), [

@@ -82,7 +82,7 @@ def test_an_appointment_is_created_then_updated_by_its_external_id(client, patie
     assert updated.json()["status"] == "completed"
     assert Appointment.objects.count() == 1
     patient_a.refresh_from_db()
-    assert (patient_a.visit_count, patient_a.stage) == (1, "patient")
+    assert (patient_a.visit_count, patient_a.stage) == (1, "arrived")
 
 
 def test_an_appointment_for_a_clinic_b_patient_is_404_and_writes_nothing(client, patient_b, token_a):

@@ -38,7 +38,7 @@ def test_order_record_stores_lines_payments_and_updates_customer_figures(patient
     assert sorted(OrderLine.objects.filter(order=order).values_list("amount_fen", flat=True)) == [27000, 79800]
     patient.refresh_from_db()
     assert patient.lifetime_spend_fen == 106800
-    assert patient.stage == "patient" and patient.first_visit_at == when == patient.last_visit_at
+    assert patient.stage == "treated" and patient.first_visit_at == when == patient.last_visit_at
 
 
 def test_order_record_with_same_external_id_returns_the_first_order(patient, clinic_a, catalogue):

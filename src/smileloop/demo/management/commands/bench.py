@@ -45,7 +45,7 @@ class Command(BaseCommand):
             "360 page time, API upsert throughput against a bare Django view.")
 
     def add_arguments(self, parser):
-        parser.add_argument("suite", choices=["foundation", "checkout", "ledger"])  # checkout, ledger: issue 3 §10
+        parser.add_argument("suite", choices=["foundation", "checkout", "ledger", "retention"])  # checkout, ledger: issue 3 §10; retention: issue 4 §8
         parser.add_argument("--seconds", type=float, default=10.0, help="ledger: seconds per throughput run")
         parser.add_argument("--check-entries", type=int, default=0,
                             help="ledger: synthesise this many entries (PostgreSQL) and time `ledger check`")
@@ -62,6 +62,10 @@ class Command(BaseCommand):
         parser.add_argument("--pages", type=int, default=100)
         parser.add_argument("--api-requests", type=int, default=500)
         parser.add_argument("--inner", action="store_true", help="(internal) run inside the benchmark database")
+        parser.add_argument("--today", default=None, help="retention: reference date YYYY-MM-DD (default today)")
+        parser.add_argument("--keyword-messages", type=int, default=200_000, help="retention: messages scanned")
+        parser.add_argument("--parts", default="segments,followups,keywords,lifecycle",
+                            help="retention: comma-separated parts to run")
 
     def handle(self, *args, **o):
         if o["suite"] == "ledger":  # the current database: use a scratch one, it writes a bench chain
@@ -73,6 +77,9 @@ class Command(BaseCommand):
             from smileloop.checkout.bench import checkout_bench
 
             checkout_bench(runs=max(o["queries"], 200), log=self.stdout.write)
+            return
+        if o["suite"] == "retention":  # issue 4 §8: the current database's largest seeded chain
+            self._retention(o)
             return
         if o["customers"] < 100:
             raise CommandError("--customers must be ≥ 100")
@@ -108,4 +115,39 @@ class Command(BaseCommand):
             vendor = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
             section_write(Path(o["output"]), f"foundation-{connection.vendor}-{o['customers']}",
                           f"{vendor}, {o['customers']:,} customers ({result.machine.get('date')})", text)
+            self.stderr.write(f"wrote the results into {o['output']}")
+
+    def _retention(self, o) -> None:
+        import datetime as dt
+
+        from django.conf import settings
+        from django.db import connection
+
+        from smileloop.demo.bench import render, section_write
+        from smileloop.demo.retention_bench import run as retention_run
+
+        settings.DEBUG = False  # production settings for what is measured (no per-query SQL log)
+        parts = tuple(p.strip() for p in o["parts"].split(",") if p.strip())
+        unknown = set(parts) - {"segments", "followups", "keywords", "lifecycle"}
+        if unknown:
+            raise CommandError(f"--parts: unknown {', '.join(sorted(unknown))}; use segments, followups, keywords, "
+                               "lifecycle")
+        try:
+            today = dt.date.fromisoformat(o["today"]) if o["today"] else None
+        except ValueError:
+            raise CommandError(f"--today must be YYYY-MM-DD, got {o['today']!r}")
+        if o["keyword_messages"] < 1000:
+            raise CommandError("--keyword-messages must be ≥ 1000")
+        try:
+            result = retention_run(today=today, repeat=5, keyword_messages=o["keyword_messages"], parts=parts,
+                                   log=lambda message: self.stderr.write(message))
+        except RuntimeError as exc:
+            raise CommandError(str(exc))
+        text = render(result)
+        self.stdout.write(text)
+        if o["output"]:
+            vendor = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
+            customers = result.scale.get("customers", 0)
+            section_write(Path(o["output"]), f"retention-{connection.vendor}-{customers}",
+                          f"Retention, {vendor}, {customers:,} customers ({result.machine.get('date')})", text)
             self.stderr.write(f"wrote the results into {o['output']}")

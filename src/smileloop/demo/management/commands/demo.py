@@ -30,6 +30,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Programmes: {n['members']:,} members, {n['points_accounts']:,} points accounts, "
                           f"{n['wallets']:,} wallets, {n['packages']:,} packages, {n['gift_cards']:,} gift cards, "
                           f"{n['vouchers']:,} vouchers.")
+        self.stdout.write(f"Retention: {n['tagged_patients']:,} tagged patients, {n['segments']:,} segments, "
+                          f"{n['open_tasks']:,} open follow-up tasks, {n['surveys_answered']:,} answered surveys.")
         for username in report.skipped:
             self.stderr.write(f"Login {username!r} exists already outside the demo chain; not created.")
         self.stdout.write("\nOpen http://127.0.0.1:8000 and log in with (password for all: "

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make demo`'s last step: the background-job worker beside the web server. The worker runs in the
+# background and is stopped when runserver stops (Ctrl-C, an error, or the shell closing).
+set -euo pipefail
+BIN="${BIN:-.venv/bin}"
+ADDR="${1:-127.0.0.1:8000}"
+mkdir -p var
+"$BIN/smileloop" worker >var/worker.log 2>&1 &
+WORKER=$!
+stop_worker() {
+    # SIGTERM: Huey stops at once (a background job ignores SIGINT here); jobs are idempotent, so one cut
+    # short simply runs again on its next schedule.
+    if kill -0 "$WORKER" 2>/dev/null; then
+        kill -TERM "$WORKER" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$WORKER" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$WORKER" 2>/dev/null || true
+    fi
+}
+trap stop_worker EXIT INT TERM
+echo "worker started (pid $WORKER, log var/worker.log)"
+"$BIN/smileloop" runserver "$ADDR"

@@ -1,0 +1,165 @@
+"""The 360 page's long histories (timeline, appointments, orders, procedures): the latest page only, a fixed
+number of queries whatever the history holds, and a "more" control that loads the next page as an htmx
+fragment (or, without JavaScript, as a plain link to the page) — within the staff member's scope."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.customers.views import HISTORY_PAGE_SIZE
+from smileloop.visits import services as visit_services
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+def with_history(chain, clinic, name: str, count: int, *, visits: bool = True):
+    """A patient with `count` orders (two lines, a payment; every fifth partly refunded) and, with `visits`,
+    as many appointments (each a timeline entry) and procedures, the newest on top: order i was placed i days
+    ago."""
+    customer = CustomerFactory(chain=chain, name=name, home_clinic=clinic)
+    now = timezone.now()
+    for i in range(count):
+        at = now - dt.timedelta(days=i, hours=1)
+        order, _ = visit_services.order_record(
+            customer=customer, clinic=clinic, ordered_at=at, external_id=f"{name}-POS-{i}",
+            lines=[{"item_code": "CL01", "quantity": 1}, {"item_code": "EX01", "quantity": 1}],
+            payments=[{"method": "wechat_pay", "amount_fen": 35000}])
+        if i % 5 == 0:
+            visit_services.refund_record(order=order, amount_fen=1000, reason="partial")
+        if not visits:
+            continue
+        visit_services.appointment_upsert(customer=customer, clinic=clinic, start_at=at, end_at=at + dt.timedelta(hours=1),
+                                          status="completed", service_code="CL01")
+        visit_services.procedure_record(customer=customer, clinic=clinic, item_code="EX01", performed_on=at.date(),
+                                        tooth=str(11 + i % 8))
+    visit_services.plan_record(customer=customer, clinic=clinic, title="种植修复方案",
+                               steps=[{"seq": 1, "item_code": "EX01", "status": "done"},
+                                      {"seq": 2, "item_code": "IM01", "tooth": "36", "status": "planned"}])
+    return customer
+
+
+def detail(customer, **query) -> str:
+    url = reverse("customers:detail", args=[customer.id])
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def test_the_360_page_runs_no_more_queries_for_60_orders_than_for_5(client, chain, clinic_a, catalogue, director_a,
+                                                                    django_assert_max_num_queries):
+    # given two patients, one with a short and one with a long history
+    short = with_history(chain, clinic_a, "短", 5)
+    long = with_history(chain, clinic_a, "长", 60)
+    client.force_login(director_a.user)
+    with CaptureQueriesContext(connection) as baseline:
+        assert client.get(detail(short)).status_code == 200
+    # when / then: no query per order, line, payment, refund, appointment, procedure or timeline row
+    with django_assert_max_num_queries(len(baseline.captured_queries)):
+        response = client.get(detail(long))
+    assert response.status_code == 200
+    c360 = response.context["c360"]
+    for section in ("orders", "appointments", "procedures", "timeline"):
+        page = getattr(c360, section)
+        assert (len(page), page.number, page.has_next) == (HISTORY_PAGE_SIZE, 1, True), section
+    assert "长-POS-0<" in response.text and f"长-POS-{HISTORY_PAGE_SIZE}<" not in response.text
+
+
+def test_the_first_page_shows_the_newest_rows_and_a_more_link(client, chain, clinic_a, catalogue, director_a):
+    # given
+    customer = with_history(chain, clinic_a, "王", HISTORY_PAGE_SIZE + 3, visits=False)
+    client.force_login(director_a.user)
+    # when
+    response = client.get(detail(customer))
+    # then
+    orders = response.context["c360"].orders
+    assert [o.external_id for o in orders] == [f"王-POS-{i}" for i in range(HISTORY_PAGE_SIZE)]
+    assert f'href="{detail(customer)}?section=orders&amp;page=2#orders"' in response.text
+    assert f'hx-get="{detail(customer)}?section=orders&amp;page=2"' in response.text
+
+
+def test_more_returns_the_next_page_of_orders_as_a_fragment(client, chain, clinic_a, catalogue, director_a):
+    # given
+    customer = with_history(chain, clinic_a, "王", HISTORY_PAGE_SIZE + 3, visits=False)
+    client.force_login(director_a.user)
+    # when
+    response = client.get(detail(customer, section="orders", page=2), headers=HTMX)
+    # then: the three oldest orders with their lines and refunds, no page around them, no further "more"
+    assert response.status_code == 200
+    assert "<html" not in response.text and 'id="timeline"' not in response.text
+    assert [o.external_id for o in response.context["c360"].orders] == [
+        f"王-POS-{i}" for i in range(HISTORY_PAGE_SIZE, HISTORY_PAGE_SIZE + 3)]
+    assert response.text.count('<article class="order">') == 3
+    assert "王-POS-20<" in response.text and "洁牙" in response.text and "−¥10.00" in response.text
+    assert "section=orders&amp;page=3" not in response.text
+
+
+@pytest.mark.parametrize(("section", "rows"), [("appointments", "<tr>"), ("procedures", "<tr>"),
+                                                ("timeline", '<li class="timeline-item')])
+def test_more_returns_the_next_rows_of_each_history_table(client, chain, clinic_a, catalogue, director_a,
+                                                          section, rows):
+    # given 45 appointments and procedures (pages of 20, 20 and 5) and a timeline at least as long
+    customer = with_history(chain, clinic_a, "王", 45)
+    total = 45 if section != "timeline" else customer.interactions.count()
+    client.force_login(director_a.user)
+    # when
+    second = client.get(detail(customer, section=section, page=2), headers=HTMX)
+    third = client.get(detail(customer, section=section, page=3), headers=HTMX)
+    # then
+    assert "<html" not in second.text and second.text.count(rows) == HISTORY_PAGE_SIZE
+    assert f"section={section}&amp;page=3" in second.text
+    page = getattr(third.context["c360"], section)
+    assert (page.number, len(page), page.has_next) == (
+        3, min(HISTORY_PAGE_SIZE, total - 2 * HISTORY_PAGE_SIZE), total > 3 * HISTORY_PAGE_SIZE)
+    assert third.text.count(rows) == len(page)
+    assert (f"section={section}&amp;page=4" in third.text) == page.has_next
+
+
+def test_more_without_javascript_is_a_plain_link_to_the_whole_page(client, chain, clinic_a, catalogue, director_a):
+    # given
+    customer = with_history(chain, clinic_a, "王", HISTORY_PAGE_SIZE + 3)
+    client.force_login(director_a.user)
+    # when
+    response = client.get(detail(customer, section="orders", page=2))
+    # then the whole page, its orders section showing the older orders and a way back
+    assert response.status_code == 200 and "<html" in response.text
+    assert [o.external_id for o in response.context["c360"].orders] == [
+        f"王-POS-{i}" for i in range(HISTORY_PAGE_SIZE, HISTORY_PAGE_SIZE + 3)]
+    assert len(response.context["c360"].appointments) == HISTORY_PAGE_SIZE  # other sections: their first page
+    assert "Back to the latest" in response.text
+
+
+@pytest.mark.parametrize("query", [{"section": "orders", "page": "abc"}, {"section": "identities", "page": 2},
+                                   {"section": "orders", "page": 0}])
+def test_an_invalid_page_request_shows_the_first_page(client, chain, clinic_a, catalogue, director_a, query):
+    customer = with_history(chain, clinic_a, "王", 2, visits=False)
+    client.force_login(director_a.user)
+    response = client.get(detail(customer, **query), headers=HTMX)
+    assert response.status_code == 200 and "<html" in response.text
+    assert response.context["c360"].orders.number == 1
+
+
+def test_more_for_a_patient_of_another_clinic_is_404(client, chain, clinic_b, catalogue, front_desk_a):
+    # given a patient of clinic B with a long history, and a front desk of clinic A
+    other = with_history(chain, clinic_b, "外院", HISTORY_PAGE_SIZE + 1, visits=False)
+    client.force_login(front_desk_a.user)
+    # when / then: the fragment and the plain link are refused like the page itself
+    for section in ("orders", "appointments", "timeline", "procedures"):
+        assert client.get(detail(other, section=section, page=2), headers=HTMX).status_code == 404
+        assert client.get(detail(other, section=section, page=2)).status_code == 404
+
+
+def test_procedures_stay_hidden_in_more_for_roles_without_health_permission(client, chain, clinic_a, catalogue,
+                                                                            front_desk_a):
+    # given
+    customer = with_history(chain, clinic_a, "王", HISTORY_PAGE_SIZE + 3)
+    client.force_login(front_desk_a.user)
+    # when
+    response = client.get(detail(customer, section="procedures", page=2), headers=HTMX)
+    # then
+    assert response.status_code == 200
+    assert len(response.context["c360"].procedures) == 0 and "<tr>" not in response.text

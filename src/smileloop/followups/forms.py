@@ -1,0 +1,118 @@
+"""Forms of the follow-up pages. They parse input; the services validate the business rules and their
+per-field errors are put back on these forms (`errors_apply`)."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.core.errors import ValidationFailed
+from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, Trigger
+from smileloop.visits.enums import Category
+
+# Which trigger parameters each trigger shows in the editor (form field name = parameter name).
+TRIGGER_PARAM_FIELDS = {
+    Trigger.PROCEDURE: ("category", "latest_only"),
+    Trigger.PLAN_UNFINISHED: ("days_without_appointment",),
+    Trigger.RECALL: ("months", "categories"),
+    Trigger.DORMANT: ("months_without_visit",),
+    Trigger.BIRTHDAY_NEXT_MONTH: ("days_before", "day_of_month"),
+    Trigger.SEGMENT: ("segment_id",),
+}
+
+
+def errors_apply(form: forms.Form, exc: ValidationFailed) -> None:
+    """Service errors onto form fields ("trigger_params.months" → field "months"); others → non-field."""
+    for error in exc.errors:
+        name = error.field.split(".")[-1]
+        form.add_error(name if name in form.fields else None, str(error.message))
+
+
+class OutcomeForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=Outcome.choices)
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class CallForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+
+class ReassignForm(forms.Form):
+    assignee = forms.ModelChoiceField(label=_("Assign to"), queryset=None)
+
+    def __init__(self, staff_qs, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = staff_qs
+
+
+class BoardFilterForm(forms.Form):
+    days = forms.TypedChoiceField(label=_("Period"), coerce=int, required=False, initial=7,
+                                  choices=[(1, _("Today")), (7, _("Last 7 days")), (30, _("Last 30 days"))])
+    clinic = forms.TypedChoiceField(label=_("Clinic"), coerce=int, required=False, empty_value=None)
+
+    def __init__(self, clinics, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["clinic"].choices = [("", _("All my clinics"))] + [(c.id, c.name) for c in clinics]
+
+
+class PlaybookForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    goal = forms.ChoiceField(label=_("Goal"), choices=Goal.choices)
+    is_active = forms.BooleanField(label=_("Active"), required=False)
+    # trigger parameters (only those of the playbook's trigger are shown and used)
+    category = forms.ChoiceField(label=_("Procedure category"), choices=Category.choices, required=False)
+    latest_only = forms.BooleanField(label=_("Only the latest procedure of the category (a new visit restarts)"),
+                                     required=False)
+    days_without_appointment = forms.CharField(label=_("Days without an appointment"), required=False)
+    months = forms.CharField(label=_("Months after the last one"), required=False)
+    categories = forms.MultipleChoiceField(label=_("Categories"), choices=Category.choices, required=False,
+                                           widget=forms.CheckboxSelectMultiple)
+    months_without_visit = forms.CharField(label=_("Months without a visit"), required=False)
+    days_before = forms.CharField(label=_("Days before the birthday"), required=False)
+    day_of_month = forms.CharField(label=_("Or: day of the month the list of next month is made"), required=False)
+    segment_id = forms.TypedChoiceField(label=_("Segment"), coerce=int, required=False, empty_value=None)
+
+    def __init__(self, trigger: str, *args, segments=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.trigger = trigger
+        self.fields["segment_id"].choices = [("", "—")] + [(s.id, s.name) for s in segments]
+
+    @property
+    def param_fields(self):
+        return [self[name] for name in TRIGGER_PARAM_FIELDS.get(self.trigger, ())]
+
+    @staticmethod
+    def initial_for(playbook) -> dict:
+        data = {"name": playbook.name, "description": playbook.description, "goal": playbook.goal,
+                "is_active": playbook.is_active}
+        data.update(playbook.trigger_params or {})
+        return data
+
+    def to_data(self) -> dict:
+        cd = self.cleaned_data
+        params = {}
+        for name in TRIGGER_PARAM_FIELDS.get(self.trigger, ()):
+            value = cd.get(name)
+            if name == "latest_only":
+                if value:
+                    params[name] = True
+            elif value not in (None, "", []):
+                params[name] = value
+        return {"name": cd["name"], "description": cd.get("description", ""), "goal": cd["goal"],
+                "is_active": cd.get("is_active", False), "trigger_params": params}
+
+
+class StepForm(forms.Form):
+    delay_days = forms.CharField(label=_("Days after the anchor"), initial=0)
+    assignee_rule = forms.ChoiceField(label=_("Assignee"), choices=AssigneeRule.choices)
+    channel = forms.ChoiceField(label=_("Channel"), choices=ContactChannel.choices)
+    sla_hours = forms.CharField(label=_("SLA (hours)"), initial=24)
+    script = forms.CharField(label=_("Script"), widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text=_("Variables: {name}, {doctor}, {procedure}, {days_since}, {clinic}, {date}, "
+                                         "{survey_link}"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Integers are checked by the service (one place for ranges and messages).
+        for name in ("delay_days", "sla_hours"):
+            self.fields[name].widget = forms.NumberInput(attrs={"min": 0 if name == "delay_days" else 1})

@@ -1,0 +1,232 @@
+"""Reads over follow-up tasks and playbooks. Every function takes the staff member's Scope first.
+
+Visibility: chain roles see the chain's tasks; clinic roles see the tasks of their clinics plus any task
+assigned to them. A task outside that is a 404, like a customer outside the scope.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.models import Chain, Staff
+from smileloop.core.errors import NotFound, PermissionDenied
+from smileloop.core.scoping import Scope
+from smileloop.customers.models import Customer
+from smileloop.followups.enums import TaskStatus
+from smileloop.followups.models import FollowupTask, Playbook
+from smileloop.followups.script import tasks_scripts_fill
+
+BOARD_PERIODS = (1, 7, 30)
+
+
+def chain_tz(chain_id: int) -> ZoneInfo:
+    tz = Chain.objects.filter(pk=chain_id).values_list("time_zone", flat=True).first()
+    return ZoneInfo(tz or "Asia/Shanghai")
+
+
+def local_today(scope: Scope) -> dt.date:
+    return timezone.localtime(timezone.now(), chain_tz(scope.chain_id)).date()
+
+
+def task_queryset(scope: Scope) -> QuerySet[FollowupTask]:
+    qs = FollowupTask.objects.filter(chain_id=scope.chain_id)
+    if scope.clinic_ids is not None:
+        qs = qs.filter(Q(clinic_id__in=scope.clinic_ids) | Q(assignee_id=scope.staff_id))
+    return qs
+
+
+def _with_related(qs: QuerySet[FollowupTask]) -> QuerySet[FollowupTask]:
+    return qs.select_related("customer", "clinic", "doctor", "assignee", "step", "playbook", "completed_by")
+
+
+def task_get(scope: Scope, task_id) -> FollowupTask:
+    try:
+        task_id = int(task_id)
+    except (TypeError, ValueError):
+        raise NotFound("Task not found")
+    task = _with_related(task_queryset(scope)).filter(pk=task_id).first()
+    if task is None:
+        raise NotFound("Task not found")
+    return task
+
+
+def scripts_fill(scope: Scope, tasks: list[FollowupTask], *, today: dt.date | None = None) -> list[FollowupTask]:
+    tz = chain_tz(scope.chain_id)
+    tasks_scripts_fill(tasks, today=today or timezone.localtime(timezone.now(), tz).date(), tz=str(tz))
+    return tasks
+
+
+def inbox_list(scope: Scope, *, today: dt.date | None = None, limit: int = 200) -> list[FollowupTask]:
+    """My open tasks due by the end of today, and any opened today (a complaint due within 24 hours shows at
+    once): overdue first (earliest due first), then the rest; scripts filled. One query (plus one per
+    registered script-context provider that applies)."""
+    tz = chain_tz(scope.chain_id)
+    today = today or timezone.localtime(timezone.now(), tz).date()
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    start = dt.datetime.combine(today, dt.time.min, tzinfo=tz)
+    qs = (_with_related(task_queryset(scope))
+          .filter(Q(due_at__lt=end) | Q(created_at__gte=start), assignee_id=scope.staff_id, status=TaskStatus.OPEN)
+          .order_by("due_at", "id"))
+    tasks = list(qs[:limit])
+    for task in tasks:
+        task.is_overdue = task.due_at < start or task.due_at < timezone.now()
+    tasks_scripts_fill(tasks, today=today, tz=str(tz))
+    return tasks
+
+
+def inbox_done_today(scope: Scope, *, today: dt.date | None = None) -> int:
+    tz = chain_tz(scope.chain_id)
+    today = today or timezone.localtime(timezone.now(), tz).date()
+    start = dt.datetime.combine(today, dt.time.min, tzinfo=tz)
+    return task_queryset(scope).filter(completed_by_id=scope.staff_id, completed_at__gte=start).count()
+
+
+def task_list(scope: Scope, *, mine: bool = False, clinic_id: int | None = None, status: str = "",
+              due_from: dt.datetime | None = None, due_to: dt.datetime | None = None,
+              customer_id: int | None = None) -> QuerySet[FollowupTask]:
+    """Tasks for lists and the API, newest due first; `clinic_id` outside the scope is refused."""
+    qs = _with_related(task_queryset(scope))
+    if mine:
+        qs = qs.filter(assignee_id=scope.staff_id)
+    elif not scope.can(Perm.TASK_BOARD):
+        # Without the board permission a staff member lists only their own tasks.
+        qs = qs.filter(assignee_id=scope.staff_id)
+    if clinic_id is not None:
+        if not scope.allows_clinic(clinic_id):
+            raise NotFound("Clinic not found")
+        qs = qs.filter(clinic_id=clinic_id)
+    if status:
+        qs = qs.filter(status=status)
+    if due_from is not None:
+        qs = qs.filter(due_at__gte=due_from)
+    if due_to is not None:
+        qs = qs.filter(due_at__lt=due_to)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    return qs.order_by("due_at", "id")
+
+
+def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> dict:
+    """The 360 section: the patient's open tasks and the latest finished ones."""
+    qs = _with_related(task_queryset(scope).filter(customer=customer))
+    open_tasks = list(qs.filter(status=TaskStatus.OPEN).order_by("due_at", "id")[:limit])
+    recent = list(qs.exclude(status=TaskStatus.OPEN).order_by("-updated_at", "-id")[:limit])
+    scripts_fill(scope, open_tasks)
+    return {"open": open_tasks, "recent": recent}
+
+
+# --- the team board ----------------------------------------------------------------------------------------
+
+@dataclass
+class BoardRow:
+    key: int | str | None
+    label: str
+    total: int = 0
+    done: int = 0
+    closed: int = 0
+    open: int = 0
+    overdue: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.closed
+
+    @property
+    def rate(self) -> int | None:
+        """Completion rate in whole percent: done or closed by goal ÷ due in the period (cancelled left out)."""
+        return round(100 * self.finished / self.total) if self.total else None
+
+
+@dataclass
+class Board:
+    days: int
+    since: dt.date
+    until: dt.date
+    totals: BoardRow
+    by_staff: list[BoardRow]
+    by_playbook: list[BoardRow]
+    clinic_id: int | None = None
+
+
+def _counts():
+    return {
+        "total": Count("id"),
+        "done": Count("id", filter=Q(status=TaskStatus.DONE)),
+        "closed": Count("id", filter=Q(status=TaskStatus.CLOSED)),
+        "open": Count("id", filter=Q(status=TaskStatus.OPEN)),
+        "overdue": Count("id", filter=Q(status=TaskStatus.OPEN, sla_due_at__lt=timezone.now())),
+    }
+
+
+def board(scope: Scope, *, days: int = 7, clinic_id: int | None = None, today: dt.date | None = None) -> Board:
+    """Completion and overdue counts of the tasks due in the last `days` days, per staff member and per
+    playbook, within the director's clinics. Three aggregate queries plus the names."""
+    if not scope.can(Perm.TASK_BOARD):
+        raise PermissionDenied("Your role may not see the team board")
+    if days not in BOARD_PERIODS:
+        days = 7
+    tz = chain_tz(scope.chain_id)
+    today = today or timezone.localtime(timezone.now(), tz).date()
+    since = today - dt.timedelta(days=days - 1)
+    qs = FollowupTask.objects.filter(chain_id=scope.chain_id).exclude(status=TaskStatus.CANCELLED).filter(
+        due_at__gte=dt.datetime.combine(since, dt.time.min, tzinfo=tz),
+        due_at__lt=dt.datetime.combine(today + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
+    if scope.clinic_ids is not None:
+        qs = qs.filter(clinic_id__in=scope.clinic_ids)
+    if clinic_id is not None:
+        if not scope.allows_clinic(clinic_id):
+            raise NotFound("Clinic not found")
+        qs = qs.filter(clinic_id=clinic_id)
+    totals = BoardRow(key=None, label="", **qs.aggregate(**_counts()))
+    staff_rows = list(qs.values("assignee_id").annotate(**_counts()).order_by("assignee_id"))
+    names = dict(Staff.objects.filter(pk__in=[r["assignee_id"] for r in staff_rows if r["assignee_id"]])
+                 .values_list("id", "name"))
+    by_staff = [BoardRow(key=r.pop("assignee_id"), label="", **r) for r in staff_rows]
+    for row in by_staff:
+        row.label = names.get(row.key, "") if row.key else ""
+    by_staff.sort(key=lambda r: (-r.overdue, -(r.total - r.finished), r.label))
+    pb_rows = list(qs.values("playbook_id").annotate(**_counts()).order_by("playbook_id"))
+    pb_names = dict(Playbook.objects.filter(pk__in=[r["playbook_id"] for r in pb_rows]).values_list("id", "name"))
+    by_playbook = [BoardRow(key=r.pop("playbook_id"), label="", **r) for r in pb_rows]
+    for row in by_playbook:
+        row.label = pb_names.get(row.key, "")
+    by_playbook.sort(key=lambda r: (-r.total, r.label))
+    return Board(days=days, since=since, until=today, totals=totals, by_staff=by_staff, by_playbook=by_playbook,
+                 clinic_id=clinic_id)
+
+
+def board_reassign_candidates(scope: Scope) -> QuerySet[Staff]:
+    """Active staff of the director's clinics (chain roles: the chain) a task can be moved to."""
+    qs = Staff.objects.filter(chain_id=scope.chain_id, is_active=True)
+    if scope.clinic_ids is not None:
+        qs = qs.filter(clinics__in=scope.clinic_ids).distinct()
+    return qs.order_by("name", "id")
+
+
+# --- playbooks ---------------------------------------------------------------------------------------------
+
+def playbook_list(scope: Scope) -> QuerySet[Playbook]:
+    return Playbook.objects.filter(chain_id=scope.chain_id).prefetch_related("steps").order_by("id")
+
+
+def playbook_get(scope: Scope, playbook_id) -> Playbook:
+    try:
+        playbook_id = int(playbook_id)
+    except (TypeError, ValueError):
+        raise NotFound("Playbook not found")
+    playbook = Playbook.objects.filter(chain_id=scope.chain_id, pk=playbook_id).first()
+    if playbook is None:
+        raise NotFound("Playbook not found")
+    return playbook
+
+
+def customer_section(scope: Scope, customer: Customer) -> dict | None:
+    """Loader of the 360 page's follow-ups section (registered in apps.py)."""
+    if not scope.can(Perm.TASK_WORK):
+        return None
+    return tasks_for_customer(scope, customer)

@@ -1,0 +1,27 @@
+"""Follow-up writes. Other apps import from here: `complaint_task_open`, `followup_complete`, …"""
+
+from smileloop.followups.script import context_provider_register
+from smileloop.followups.services.generate import followups_close_by_goal, followups_generate
+from smileloop.followups.services.playbooks import (
+    complaint_playbook,
+    playbook_activate,
+    playbook_step_remove,
+    playbook_step_save,
+    playbook_update,
+    playbooks_install_defaults,
+)
+from smileloop.followups.services.tasks import (
+    complaint_task_open,
+    followup_complete,
+    followup_reassign,
+    followups_merge_hook,
+    followups_reassign_for_departed,
+    followups_reassign_inactive,
+)
+
+__all__ = [
+    "complaint_playbook", "complaint_task_open", "followup_complete", "followup_reassign",
+    "followups_close_by_goal", "followups_generate", "followups_merge_hook", "followups_reassign_for_departed", "followups_reassign_inactive",
+    "context_provider_register", "playbook_activate", "playbook_step_remove", "playbook_step_save",
+    "playbook_update", "playbooks_install_defaults",
+]

@@ -1,0 +1,184 @@
+"""Writes on single tasks: open a complaint, complete a task, reassign (departed staff, or by a director)."""
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from smileloop.clinics.models import Clinic, Staff
+from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers.enums import InteractionKind, Stage
+from smileloop.customers.models import Customer
+from smileloop.customers.services import customer_stage_advance, interaction_add
+from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus
+from smileloop.followups.models import FollowupTask, PlaybookStep
+from smileloop.followups.services.assign import StaffDirectory
+from smileloop.followups.services.playbooks import complaint_playbook
+
+COMPLAINT_DUE = dt.timedelta(hours=24)
+NOTE_LIMIT = 2000
+CHANNEL_KIND = {
+    ContactChannel.CALL: InteractionKind.CALL, ContactChannel.WECHAT: InteractionKind.CHAT,
+    ContactChannel.WECOM: InteractionKind.CHAT, ContactChannel.SMS: InteractionKind.SMS,
+    ContactChannel.VISIT: InteractionKind.VISIT,
+}
+# Outcomes that show the patient was contacted: they move a lead to "contacted" (a booked outcome alone never
+# creates an appointment; the booking itself moves the stage further when the PMS records it).
+CONTACT_OUTCOMES = {Outcome.REACHED, Outcome.BOOKED, Outcome.DECLINED, Outcome.COMPLAINT}
+UNREACHED_OUTCOMES = {Outcome.NO_ANSWER, Outcome.WRONG_NUMBER}
+
+
+@transaction.atomic
+def complaint_task_open(*, customer: Customer, clinic: Clinic | None, note: str, anchor_key: str,
+                        due_at: dt.datetime | None = None, context: dict | None = None) -> FollowupTask:
+    """Open a complaint task for the clinic director (fallback: chain admin), due within 24 hours.
+
+    Idempotent on `anchor_key` (e.g. "survey:81"): the same key returns the task already opened, unchanged.
+    The built-in complaint playbook is used even when deactivated: a complaint is never dropped.
+    """
+    anchor_key = (anchor_key or "").strip()
+    if not anchor_key or len(anchor_key) > 64:
+        raise ValidationFailed([FieldError("anchor_key", "is required (at most 64 characters)", anchor_key)])
+    playbook = complaint_playbook(chain_id=customer.chain_id)
+    existing = FollowupTask.objects.filter(customer=customer, playbook=playbook, anchor_key=anchor_key).first()
+    if existing:
+        return existing
+    step = playbook.steps.filter(is_active=True).order_by("seq").first()
+    if step is None:  # every step removed in the editor: bring a director step back rather than lose it
+        step = PlaybookStep.objects.create(playbook=playbook, seq=1, assignee_rule=AssigneeRule.CLINIC_DIRECTOR,
+                                           channel=ContactChannel.CALL, script="{name}", sla_hours=24)
+    clinic_id = clinic.pk if clinic else customer.home_clinic_id
+    now = timezone.now()
+    directory = StaffDirectory.load(customer.chain_id)
+    task = FollowupTask(
+        chain_id=customer.chain_id, clinic_id=clinic_id, customer=customer, playbook=playbook, step=step,
+        anchor_key=anchor_key, anchor_at=now,
+        assignee_id=directory.resolve(step.assignee_rule, clinic_id=clinic_id, customer_id=customer.pk,
+                                      consultant_id=customer.consultant_id),
+        due_at=due_at or now + COMPLAINT_DUE, sla_due_at=now + dt.timedelta(hours=step.sla_hours),
+        note=(note or "")[:NOTE_LIMIT], context=dict(context or {}), created_at=now, updated_at=now)
+    try:
+        with transaction.atomic():
+            task.save(force_insert=True)
+    except IntegrityError:  # opened concurrently with the same key
+        return FollowupTask.objects.get(customer=customer, playbook=playbook, step=step, anchor_key=anchor_key)
+    return task
+
+
+@transaction.atomic
+def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor: Staff | None) -> FollowupTask:
+    """Record the outcome, write it to the timeline, move the stage; a complaint opens a complaint task.
+
+    Completing again with the same outcome returns the task unchanged (a double click, a retried request);
+    another outcome, or a task closed by its goal or cancelled, is a Conflict and changes nothing.
+    """
+    if outcome not in Outcome.values:
+        raise ValidationFailed([FieldError("outcome", f"must be one of {', '.join(Outcome.values)}", str(outcome))])
+    note = (note or "").strip()
+    if len(note) > NOTE_LIMIT:
+        raise ValidationFailed([FieldError("note", f"must be at most {NOTE_LIMIT} characters", note[:50])])
+    task = (FollowupTask.objects.select_for_update(of=("self",)).select_related("customer", "playbook", "step", "clinic")
+            .get(pk=task.pk))
+    if task.status == TaskStatus.DONE:
+        if task.outcome == outcome:
+            return task
+        raise Conflict(f"This task was already completed with the outcome {task.outcome}", code="task_completed",
+                       field="outcome")
+    if task.status != TaskStatus.OPEN:
+        raise Conflict(f"This task is {task.status} and can no longer be completed"
+                       + (f" ({task.closed_reason})" if task.closed_reason else ""), code="task_closed")
+    now = timezone.now()
+    task.status, task.outcome, task.note = TaskStatus.DONE, outcome, note
+    task.completed_at, task.completed_by, task.updated_at = now, actor, now
+    task.save(update_fields=["status", "outcome", "note", "completed_at", "completed_by", "updated_at"])
+    text = f"{task.playbook.name}: {Outcome(outcome).label}" + (f" — {note}" if note else "")
+    # An attempt that did not reach the patient is a note, not a call or chat: the timeline must not show a
+    # contact that never happened (and customers.interaction_add moves a lead to "contacted" on a staff contact).
+    kind = (InteractionKind.NOTE if outcome in UNREACHED_OUTCOMES
+            else CHANNEL_KIND.get(task.step.channel, InteractionKind.NOTE))
+    interaction_add(customer=task.customer, kind=kind,
+                    text=str(text), author=actor, clinic=task.clinic, occurred_at=now,
+                    data={"followup_task_id": task.pk, "playbook": task.playbook.code, "outcome": outcome,
+                          "channel": task.step.channel})
+    if outcome in CONTACT_OUTCOMES:
+        customer_stage_advance(customer=task.customer, to=Stage.CONTACTED, cause=f"follow-up task {task.pk}: {outcome}",
+                               at=now, actor=actor)
+    if outcome == Outcome.COMPLAINT:
+        complaint_task_open(customer=task.customer, clinic=task.clinic, note=note, anchor_key=f"task:{task.pk}",
+                            context={"source_task": task.pk})
+    return task
+
+
+@transaction.atomic
+def followups_reassign_for_departed(*, staff: Staff) -> int:
+    """Move a departed (inactive) staff member's open tasks to the next assignee of each task's rule.
+
+    Set-based: one UPDATE per assignee rule, the new assignee a SQL CASE over the chain's active staff."""
+    if staff.is_active:
+        raise ValidationFailed([FieldError("staff", "is still active: deactivate the staff member first",
+                                           str(staff.pk))])
+    directory = StaffDirectory.load(staff.chain_id, exclude={staff.pk})
+    moved = 0
+    open_tasks = FollowupTask.objects.filter(chain_id=staff.chain_id, assignee=staff, status=TaskStatus.OPEN)
+    rules = set(open_tasks.values_list("step__assignee_rule", flat=True).distinct())
+    for rule in rules:
+        # The customer's consultant is read through a subquery: an UPDATE cannot join.
+        consultant = Subquery(Customer.objects.filter(pk=OuterRef("customer_id")).values("consultant_id")[:1])
+        expr = directory.expression(rule, clinic="clinic_id", customer="customer_id", consultant=consultant,
+                                    doctor="doctor_id")
+        ids = list(open_tasks.filter(step__assignee_rule=rule).values_list("pk", flat=True))
+        for i in range(0, len(ids), 5000):
+            moved += FollowupTask.objects.filter(pk__in=ids[i:i + 5000]).update(assignee_id=expr,
+                                                                                 updated_at=timezone.now())
+    return moved
+
+
+def followups_reassign_inactive(*, chain_id: int) -> int:
+    """The daily safety net: open tasks still assigned to anyone deactivated move on (staff are deactivated
+    in the clinics app, which cannot call up into this one)."""
+    from smileloop.clinics.models import Staff
+
+    gone = Staff.objects.filter(chain_id=chain_id, is_active=False, pk__in=FollowupTask.objects.filter(
+        chain_id=chain_id, status=TaskStatus.OPEN).values("assignee_id"))
+    return sum(followups_reassign_for_departed(staff=staff) for staff in gone)
+
+
+@transaction.atomic
+def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> FollowupTask:
+    """A director moves an open task of their clinics to an active staff member of the task's clinic."""
+    from smileloop.clinics.enums import Perm
+
+    if not scope.can(Perm.TASK_BOARD):
+        raise PermissionDenied("Your role may not reassign follow-up tasks")
+    if task.chain_id != scope.chain_id or not scope.allows_clinic(task.clinic_id):
+        raise NotFound("Task not found")
+    if task.status != TaskStatus.OPEN:
+        raise Conflict(f"This task is {task.status} and can no longer be reassigned", code="task_closed")
+    ok = (assignee.chain_id == task.chain_id and assignee.is_active
+          and (task.clinic_id is None or assignee.clinics.filter(pk=task.clinic_id).exists()))
+    if not ok:
+        raise ValidationFailed([FieldError("assignee", "must be an active staff member of the task's clinic",
+                                           str(assignee.pk))])
+    FollowupTask.objects.filter(pk=task.pk).update(assignee=assignee, updated_at=timezone.now())
+    task.assignee = assignee
+    return task
+
+
+def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
+    """Before a merge moves the merged record's tasks onto the survivor: a task for an anchor the survivor
+    already has a task for (same playbook and step) would break "never twice"; it keeps its history under a
+    suffixed anchor key, and is cancelled if still open (the survivor's twin is the one to work)."""
+    from django.db.models import Exists, Value
+    from django.db.models.functions import Concat, Left
+
+    twins = FollowupTask.objects.filter(customer=survivor, playbook_id=OuterRef("playbook_id"),
+                                        step_id=OuterRef("step_id"), anchor_key=OuterRef("anchor_key"))
+    dupes = FollowupTask.objects.filter(customer=merged).filter(Exists(twins))
+    now = timezone.now()
+    suffix = f"~m{merged.pk}"
+    dupes.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason="merged duplicate",
+                                                updated_at=now)
+    FollowupTask.objects.filter(pk__in=list(dupes.values_list("pk", flat=True))).update(
+        anchor_key=Concat(Left("anchor_key", 64 - len(suffix)), Value(suffix)), updated_at=now)

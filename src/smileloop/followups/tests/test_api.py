@@ -1,0 +1,109 @@
+import datetime as dt
+import json
+
+import pytest
+from django.utils import timezone
+
+from smileloop.clinics.services import token_create
+from smileloop.customers.models import Interaction
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.followups.models import FollowupTask
+from smileloop.followups.services import complaint_task_open
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, url, body, *, token, key="key-1"):
+    headers = {"Authorization": f"Bearer {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post(url, data=json.dumps(body), content_type="application/json", headers=headers)
+
+
+def get(client, url, *, token, **params):
+    return client.get(url, params, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def tasks(chain, clinic_a, clinic_b, front_desk_a, front_desk_b, director_a, playbooks):
+    a = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a, mobile="+8613800138001")
+    b = CustomerFactory(chain=chain, name="赵敏", home_clinic=clinic_b)
+    out = {}
+    for name, customer, clinic, staff in (("a", a, clinic_a, front_desk_a), ("b", b, clinic_b, front_desk_b),
+                                          ("director", a, clinic_a, director_a)):
+        task = complaint_task_open(customer=customer, clinic=clinic, note="", anchor_key=f"api:{name}")
+        FollowupTask.objects.filter(pk=task.pk).update(assignee=staff, due_at=timezone.now() + dt.timedelta(hours=1))
+        out[name] = task
+    return out
+
+
+def test_list_my_tasks_with_the_filled_script_and_a_masked_phone(client, front_desk_a, tasks):
+    token = token_create(username=front_desk_a.user.username)
+    response = get(client, "/api/followups/tasks", token=token)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 1
+    [item] = body["items"]
+    assert item["id"] == tasks["a"].id
+    assert item["mobile"] == "138****8001"
+    assert item["script"].startswith("王芳反馈了不满意")
+    assert item["playbook"] == "complaint"
+
+
+def test_a_front_desk_cannot_list_a_clinics_tasks_nor_see_another_clinics_task(client, front_desk_a, tasks,
+                                                                                 clinic_b):
+    token = token_create(username=front_desk_a.user.username)
+    assert get(client, "/api/followups/tasks", token=token, mine="false").status_code == 403
+    assert get(client, f"/api/followups/tasks/{tasks['b'].id}", token=token).status_code == 404
+
+
+def test_a_director_lists_the_clinics_tasks_but_not_another_clinics(client, director_a, tasks, clinic_a, clinic_b):
+    token = token_create(username=director_a.user.username)
+    body = get(client, "/api/followups/tasks", token=token, mine="false").json()
+    assert sorted(i["id"] for i in body["items"]) == sorted([tasks["a"].id, tasks["director"].id])
+    response = get(client, "/api/followups/tasks", token=token, mine="false", clinic=clinic_b.id)
+    assert response.status_code == 404
+    assert get(client, "/api/followups/tasks", token=token, mine="false", status="nonsense").status_code == 422
+
+
+def test_complete_a_task_is_idempotent_on_the_key(client, front_desk_a, tasks):
+    token = token_create(username=front_desk_a.user.username)
+    url = f"/api/followups/tasks/{tasks['a'].id}/complete"
+    first = post(client, url, {"outcome": "reached", "note": "已致歉"}, token=token, key="k-1")
+    again = post(client, url, {"outcome": "reached", "note": "已致歉"}, token=token, key="k-1")
+    assert first.status_code == again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert first.json()["status"] == "done"
+    assert Interaction.objects.filter(data__followup_task_id=tasks["a"].id).count() == 1
+
+
+def test_complete_with_a_bad_outcome_is_a_field_error(client, front_desk_a, tasks):
+    token = token_create(username=front_desk_a.user.username)
+    response = post(client, f"/api/followups/tasks/{tasks['a'].id}/complete", {"outcome": "great"}, token=token)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.outcome"
+
+
+def test_completing_with_another_outcome_is_a_409(client, front_desk_a, tasks):
+    token = token_create(username=front_desk_a.user.username)
+    url = f"/api/followups/tasks/{tasks['a'].id}/complete"
+    post(client, url, {"outcome": "reached"}, token=token, key="k-1")
+    response = post(client, url, {"outcome": "declined"}, token=token, key="k-2")
+    assert response.status_code == 409
+    assert response.json()["code"] == "task_completed"
+
+
+def test_another_clinics_task_cannot_be_completed(client, front_desk_a, tasks):
+    token = token_create(username=front_desk_a.user.username)
+    response = post(client, f"/api/followups/tasks/{tasks['b'].id}/complete", {"outcome": "reached"}, token=token)
+    assert response.status_code == 404
+    tasks["b"].refresh_from_db()
+    assert tasks["b"].status == "open"
+
+
+def test_list_playbooks(client, front_desk_a, playbooks):
+    token = token_create(username=front_desk_a.user.username)
+    body = get(client, "/api/followups/playbooks", token=token).json()
+    implant = next(p for p in body if p["code"] == "postop_implant")
+    assert [s["delay_days"] for s in implant["steps"]] == [1, 3, 7, 30, 90]
+    assert implant["trigger_params"] == {"category": "implant"}

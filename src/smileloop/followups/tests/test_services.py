@@ -1,0 +1,255 @@
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smileloop.clinics.enums import Role
+from smileloop.clinics.selectors import scope_for_staff
+from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.core.errors import Conflict, NotFound, ValidationFailed
+from smileloop.customers.enums import InteractionKind, Stage
+from smileloop.customers.models import Interaction
+from smileloop.customers.services import customer_merge
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.followups.enums import AssigneeRule, Outcome, TaskStatus, Trigger
+from smileloop.followups.models import FollowupTask, PlaybookStep
+from smileloop.followups.script import script_render
+from smileloop.followups.services import (
+    followup_complete,
+    followup_reassign,
+    followups_reassign_for_departed,
+    playbook_step_remove,
+    playbook_step_save,
+    playbook_update,
+    playbooks_install_defaults,
+)
+from smileloop.followups.services.assign import StaffDirectory
+from smileloop.followups.services.generate import followups_generate
+from smileloop.followups.tests.factories import ProcedureFactory, local
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def implant_task(chain, clinic_a, playbooks, items, doctor_a, today):
+    customer = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a)
+    ProcedureFactory(customer=customer, item=items["IM01"], doctor=doctor_a, performed_on=today - dt.timedelta(days=1))
+    followups_generate(chain=chain, today=today)
+    return FollowupTask.objects.get(playbook=playbooks["postop_implant"])
+
+
+@pytest.fixture
+def lead_task(chain, clinic_a, playbooks, consultant_a, today):
+    lead = CustomerFactory(chain=chain, home_clinic=clinic_a, consultant=consultant_a,
+                           first_touch_at=local(today - dt.timedelta(days=1)))
+    followups_generate(chain=chain, today=today)
+    return FollowupTask.objects.get(customer=lead, playbook=playbooks["lead_never_came"])
+
+
+# --- completing ------------------------------------------------------------------------------------------
+
+def test_completing_writes_the_outcome_to_the_timeline_and_moves_a_lead_to_contacted(lead_task, consultant_a):
+    # when
+    task = followup_complete(task=lead_task, outcome=Outcome.REACHED, note="下周再联系", actor=consultant_a)
+    # then
+    assert (task.status, task.outcome, task.note, task.completed_by_id) == ("done", "reached", "下周再联系",
+                                                                           consultant_a.id)
+    entry = Interaction.objects.get(customer=task.customer, data__followup_task_id=task.id)
+    assert entry.kind == InteractionKind.CHAT  # the day-1 lead step is a WeCom message
+    assert entry.author_id == consultant_a.id
+    assert "下周再联系" in entry.text and "Reached" in entry.text
+    task.customer.refresh_from_db()
+    assert task.customer.stage == Stage.CONTACTED
+
+
+def test_no_answer_is_a_note_on_the_timeline_and_does_not_move_the_stage(lead_task, consultant_a):
+    followup_complete(task=lead_task, outcome=Outcome.NO_ANSWER, note="", actor=consultant_a)
+    lead_task.customer.refresh_from_db()
+    assert lead_task.customer.stage == Stage.LEAD
+    assert Interaction.objects.get(data__followup_task_id=lead_task.id).kind == InteractionKind.NOTE
+
+
+def test_completing_twice_with_the_same_outcome_changes_nothing(implant_task, doctor_a):
+    first = followup_complete(task=implant_task, outcome=Outcome.REACHED, note="恢复良好", actor=doctor_a)
+    again = followup_complete(task=implant_task, outcome=Outcome.REACHED, note="恢复良好", actor=doctor_a)
+    assert again.completed_at == first.completed_at
+    assert Interaction.objects.filter(data__followup_task_id=implant_task.id).count() == 1
+
+
+def test_completing_with_another_outcome_is_a_conflict(implant_task, doctor_a):
+    followup_complete(task=implant_task, outcome=Outcome.REACHED, note="", actor=doctor_a)
+    with pytest.raises(Conflict):
+        followup_complete(task=implant_task, outcome=Outcome.DECLINED, note="", actor=doctor_a)
+    implant_task.refresh_from_db()
+    assert implant_task.outcome == Outcome.REACHED
+
+
+def test_a_task_closed_by_its_goal_cannot_be_completed(implant_task, doctor_a):
+    FollowupTask.objects.filter(pk=implant_task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:arrival")
+    with pytest.raises(Conflict) as exc:
+        followup_complete(task=implant_task, outcome=Outcome.REACHED, note="", actor=doctor_a)
+    assert exc.value.code == "task_closed"
+    assert not Interaction.objects.filter(data__followup_task_id=implant_task.id).exists()
+
+
+def test_an_unknown_outcome_is_refused(implant_task, doctor_a):
+    with pytest.raises(ValidationFailed) as exc:
+        followup_complete(task=implant_task, outcome="happy", note="", actor=doctor_a)
+    assert exc.value.errors[0].field == "outcome"
+
+
+def test_a_complaint_outcome_opens_a_complaint_task_for_the_director(implant_task, doctor_a, director_a):
+    followup_complete(task=implant_task, outcome=Outcome.COMPLAINT, note="术后很痛，没人解释", actor=doctor_a)
+    complaint = FollowupTask.objects.get(playbook__trigger=Trigger.COMPLAINT)
+    assert (complaint.customer_id, complaint.assignee_id, complaint.anchor_key) == (
+        implant_task.customer_id, director_a.id, f"task:{implant_task.id}")
+    assert complaint.note == "术后很痛，没人解释"
+
+
+# --- assignment --------------------------------------------------------------------------------------------
+
+def test_departed_staff_tasks_move_to_the_next_assignee_of_the_rule(assistant_a, consultant_a, front_desk_a,
+                                                                     implant_task, doctor_a, lead_task):
+    # given the assistant and the consultant leave
+    assert (implant_task.assignee_id, lead_task.assignee_id) == (assistant_a.id, consultant_a.id)
+    for staff in (assistant_a, consultant_a):
+        staff.is_active = False
+        staff.save(update_fields=["is_active"])
+    # when
+    moved = followups_reassign_for_departed(staff=assistant_a) + followups_reassign_for_departed(staff=consultant_a)
+    # then: the implant call goes to the treating doctor, the lead to the front desk
+    assert moved == 2
+    implant_task.refresh_from_db()
+    lead_task.refresh_from_db()
+    assert implant_task.assignee_id == doctor_a.id
+    assert lead_task.assignee_id == front_desk_a.id
+
+
+def test_reassigning_an_active_staff_member_is_refused(implant_task, doctor_a):
+    with pytest.raises(ValidationFailed):
+        followups_reassign_for_departed(staff=doctor_a)
+
+
+def test_a_director_reassigns_within_their_clinic_only(implant_task, director_a, assistant_a, front_desk_b,
+                                                       director_scope):
+    followup_reassign(scope=director_scope, task=implant_task, assignee=assistant_a)
+    implant_task.refresh_from_db()
+    assert implant_task.assignee_id == assistant_a.id
+    with pytest.raises(ValidationFailed):
+        followup_reassign(scope=director_scope, task=implant_task, assignee=front_desk_b)
+
+
+def test_a_director_of_another_clinic_cannot_reassign(implant_task, chain, clinic_b, assistant_a):
+    other = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_b])
+    with pytest.raises(NotFound):
+        followup_reassign(scope=scope_for_staff(other), task=implant_task, assignee=assistant_a)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rule=st.sampled_from(AssigneeRule.values), customer_id=st.integers(1, 10_000),
+       with_consultant=st.booleans(), with_doctor=st.booleans())
+def test_the_sql_assignee_always_equals_the_python_one(chain, clinic_a, consultant_a, doctor_a, assistant_a,
+                                                       front_desk_a, director_a, rule, customer_id,
+                                                       with_consultant, with_doctor):
+    from django.db.models import IntegerField, Value
+
+    from smileloop.clinics.models import Clinic
+
+    directory = StaffDirectory.load(chain.id)
+    consultant = consultant_a.id if with_consultant else None
+    doctor = doctor_a.id if with_doctor else None
+    expr = directory.expression(rule, clinic=Value(clinic_a.id, output_field=IntegerField()),
+                                customer=Value(customer_id, output_field=IntegerField()),
+                                consultant=Value(consultant, output_field=IntegerField()),
+                                doctor=Value(doctor, output_field=IntegerField()))
+    in_sql = Clinic.objects.filter(pk=clinic_a.pk).annotate(a=expr).values_list("a", flat=True).get()
+    assert in_sql == directory.resolve(rule, clinic_id=clinic_a.id, customer_id=customer_id,
+                                       consultant_id=consultant, doctor_id=doctor)
+
+
+# --- merges ---------------------------------------------------------------------------------------------------
+
+def test_merging_two_records_with_the_same_task_keeps_one_open(chain, clinic_a, playbooks, front_desk_a, chain_admin,
+                                                               admin_scope, today):
+    from smileloop.followups.tests.factories import AppointmentFactory
+    from smileloop.visits.enums import AppointmentStatus
+
+    a = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    b = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    for c in (a, b):
+        AppointmentFactory(customer=c, status=AppointmentStatus.COMPLETED, start_at=local(today - dt.timedelta(days=1)))
+    followups_generate(chain=chain, today=today)
+    customer_merge(scope=admin_scope, survivor=a, merged=b, actor=chain_admin, reason="same person")
+    tasks = FollowupTask.objects.filter(customer=a, playbook=playbooks["satisfaction"])
+    assert sorted(tasks.values_list("status", flat=True)) == ["cancelled", "open"]
+
+
+# --- the editor ----------------------------------------------------------------------------------------------
+
+def test_unknown_script_variables_are_named_in_the_error(playbooks):
+    with pytest.raises(ValidationFailed) as exc:
+        playbook_step_save(playbook=playbooks["recall"], data={
+            "delay_days": 0, "assignee_rule": "front_desk", "channel": "call", "sla_hours": 24,
+            "script": "{name}您好，{nmae}，{phone}"})
+    [error] = exc.value.errors
+    assert error.field == "script"
+    assert "{nmae}" in error.message and "{phone}" in error.message and "{name}" not in error.message.split("(")[0]
+
+
+def test_step_fields_are_checked_one_by_one(playbooks):
+    with pytest.raises(ValidationFailed) as exc:
+        playbook_step_save(playbook=playbooks["recall"], data={
+            "delay_days": "-3", "assignee_rule": "boss", "channel": "pigeon", "sla_hours": "0", "script": ""})
+    assert sorted(e.field for e in exc.value.errors) == ["assignee_rule", "channel", "delay_days", "script",
+                                                         "sla_hours"]
+    assert PlaybookStep.objects.filter(playbook=playbooks["recall"]).count() == 2
+
+
+def test_trigger_parameters_are_validated(playbooks):
+    with pytest.raises(ValidationFailed) as exc:
+        playbook_update(playbook=playbooks["recall"], data={"trigger_params": {"months": "half a year",
+                                                                               "categories": ["cleaning", "spa"],
+                                                                               "colour": "red"}})
+    fields = {e.field: e.message for e in exc.value.errors}
+    assert set(fields) == {"trigger_params.months", "trigger_params.categories", "trigger_params.colour"}
+    assert "spa" in fields["trigger_params.categories"]
+    playbooks["recall"].refresh_from_db()
+    assert playbooks["recall"].trigger_params == {"months": 6, "categories": ["cleaning", "exam"]}
+
+
+def test_a_segment_playbook_needs_a_segment_of_the_chain(chain):
+    from smileloop.followups.models import Playbook
+
+    pb = Playbook.objects.create(chain=chain, code="s", name="s", trigger=Trigger.SEGMENT, trigger_params={})
+    with pytest.raises(ValidationFailed) as exc:
+        playbook_update(playbook=pb, data={"trigger_params": {"segment_id": 999}})
+    assert exc.value.errors[0].field == "trigger_params.segment_id"
+
+
+def test_removing_a_step_with_tasks_retires_it_and_cancels_its_open_tasks(implant_task):
+    step = implant_task.step
+    playbook_step_remove(step=step)
+    step.refresh_from_db()
+    implant_task.refresh_from_db()
+    assert step.is_active is False
+    assert implant_task.status == TaskStatus.CANCELLED
+
+
+def test_adding_a_step_puts_it_last(playbooks):
+    step = playbook_step_save(playbook=playbooks["no_show"], data={
+        "delay_days": 3, "assignee_rule": "consultant", "channel": "sms", "sla_hours": 48, "script": "{name}"})
+    assert step.seq == 2
+
+
+def test_installing_defaults_twice_keeps_edits(chain, playbooks):
+    playbook_update(playbook=playbooks["dormant"], data={"name": "沉睡唤醒（改）"})
+    assert playbooks_install_defaults(chain=chain)["created"] == 0
+    playbooks["dormant"].refresh_from_db()
+    assert playbooks["dormant"].name == "沉睡唤醒（改）"
+
+
+def test_script_rendering_fills_known_values_and_marks_missing_ones():
+    assert script_render("{name}您好，{doctor}医生：{survey_link}", {"name": "王芳", "doctor": "张伟"}) == \
+        "王芳您好，张伟医生：—"
+    assert script_render("a { b", {}) == "a { b"

@@ -1,0 +1,249 @@
+import datetime as dt
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from smileloop.core.models import AuditEvent
+from smileloop.customers.models import Interaction
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.followups.enums import TaskStatus
+from smileloop.followups.models import FollowupTask, PlaybookStep
+from smileloop.followups.services import complaint_task_open
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, staff, lang: str = "en"):
+    client.force_login(staff.user)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    return client
+
+
+def open_task(customer, clinic, key, *, assignee=None, due=None):
+    task = complaint_task_open(customer=customer, clinic=clinic, note="", anchor_key=key)
+    FollowupTask.objects.filter(pk=task.pk).update(
+        assignee=assignee or task.assignee, due_at=due or timezone.now() + dt.timedelta(hours=2),
+        created_at=timezone.now() - dt.timedelta(days=3))
+    task.refresh_from_db()
+    return task
+
+
+@pytest.fixture
+def tasks_ab(chain, clinic_a, clinic_b, front_desk_a, front_desk_b, playbooks):
+    """Tasks of front desk A (one overdue, one due today, one next week), one of front desk B."""
+    a1 = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a, mobile="+8613800138001")
+    a2 = CustomerFactory(chain=chain, name="李娜", home_clinic=clinic_a)
+    b1 = CustomerFactory(chain=chain, name="赵敏", home_clinic=clinic_b)
+    now = timezone.now()
+    return {
+        "overdue": open_task(a1, clinic_a, "t:1", assignee=front_desk_a, due=now - dt.timedelta(days=2)),
+        "today": open_task(a2, clinic_a, "t:2", assignee=front_desk_a, due=now + dt.timedelta(minutes=5)),
+        "later": open_task(a2, clinic_a, "t:3", assignee=front_desk_a, due=now + dt.timedelta(days=7)),
+        "b": open_task(b1, clinic_b, "t:4", assignee=front_desk_b, due=now),
+    }
+
+
+# --- inbox -------------------------------------------------------------------------------------------------
+
+def test_inbox_lists_my_tasks_overdue_first_with_the_script_filled(client, front_desk_a, tasks_ab):
+    response = login(client, front_desk_a).get(reverse("followups:inbox"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.index(f'id="task-{tasks_ab["overdue"].id}"') < html.index(f'id="task-{tasks_ab["today"].id}"')
+    assert f'id="task-{tasks_ab["later"].id}"' not in html
+    assert "王芳反馈了不满意：请在 24 小时内亲自致电了解情况并给出解决方案。" in html
+    assert "fu-overdue" in html
+    assert "138****8001" in html and "13800138001" not in html  # masked until the call
+
+
+def test_a_front_desk_of_clinic_a_never_sees_clinic_b_tasks(client, front_desk_a, tasks_ab):
+    client = login(client, front_desk_a)
+    assert "赵敏" not in client.get(reverse("followups:inbox")).content.decode()
+    assert client.get(reverse("followups:task", args=[tasks_ab["b"].id])).status_code == 404
+    response = client.post(reverse("followups:complete", args=[tasks_ab["b"].id]), {"outcome": "reached"})
+    assert response.status_code == 404
+    tasks_ab["b"].refresh_from_db()
+    assert tasks_ab["b"].status == TaskStatus.OPEN
+
+
+def test_inbox_runs_a_fixed_number_of_queries(client, chain, clinic_a, front_desk_a, tasks_ab,
+                                               django_assert_num_queries):
+    client = login(client, front_desk_a)
+    client.get(reverse("followups:inbox"))  # warm up (session, sites)
+    with django_assert_num_queries(8) as few:
+        client.get(reverse("followups:inbox"))
+    for i in range(10):
+        open_task(CustomerFactory(chain=chain, home_clinic=clinic_a), clinic_a, f"more:{i}", assignee=front_desk_a)
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("followups:inbox"))
+    assert response.content.decode().count('data-testid="task"') == 12
+
+
+def test_recording_an_outcome_with_htmx_returns_the_updated_row(client, front_desk_a, tasks_ab):
+    task = tasks_ab["today"]
+    response = login(client, front_desk_a).post(reverse("followups:complete", args=[task.id]),
+                                                 {"outcome": "booked", "note": "约了周六"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'id="task-{task.id}"' in html and "Booked" in html and "约了周六" in html
+    task.refresh_from_db()
+    assert (task.status, task.outcome, task.completed_by_id) == ("done", "booked", front_desk_a.id)
+    assert Interaction.objects.filter(data__followup_task_id=task.id).count() == 1
+
+
+def test_completing_a_closed_task_shows_a_clear_error(client, front_desk_a, tasks_ab):
+    task = tasks_ab["today"]
+    FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:appointment_booked")
+    response = login(client, front_desk_a).post(reverse("followups:complete", args=[task.id]),
+                                                 {"outcome": "reached"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "can no longer be completed" in response.content.decode()
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+def test_call_reveals_the_number_as_a_tel_link_and_audits_it(client, front_desk_a, tasks_ab):
+    task = tasks_ab["overdue"]
+    response = login(client, front_desk_a).post(reverse("followups:call", args=[task.id]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert 'href="tel:+8613800138001"' in response.content.decode()
+    event = AuditEvent.objects.get(action="phone.reveal")
+    assert event.object_id == str(task.customer_id)
+    assert f"#{task.id}" in event.reason
+
+
+def test_a_role_without_phone_access_cannot_reveal(client, chain, clinic_a, tasks_ab):
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    assistant = StaffFactory(chain=chain, role=Role.ASSISTANT, clinics=[clinic_a])
+    FollowupTask.objects.filter(pk=tasks_ab["today"].pk).update(assignee=assistant)
+    response = login(client, assistant).post(reverse("followups:call", args=[tasks_ab["today"].id]))
+    assert response.status_code == 403
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("lang, words", [("en", ["My tasks today", "Copy script", "Record outcome"]),
+                                         ("zh-hans", ["今天的任务", "复制话术", "记录结果"])])
+def test_inbox_renders_in_english_and_chinese(client, front_desk_a, tasks_ab, lang, words):
+    html = login(client, front_desk_a, lang).get(reverse("followups:inbox")).content.decode()
+    for word in words:
+        assert word in html
+
+
+# --- board -------------------------------------------------------------------------------------------------
+
+def test_board_counts_completion_and_overdue_per_staff_in_the_directors_clinics(client, director_a, front_desk_a,
+                                                                                 tasks_ab):
+    from smileloop.followups.services import followup_complete
+
+    followup_complete(task=tasks_ab["today"], outcome="reached", note="", actor=front_desk_a)
+    FollowupTask.objects.filter(pk=tasks_ab["overdue"].pk).update(sla_due_at=timezone.now() - dt.timedelta(hours=1))
+    response = login(client, director_a).get(reverse("followups:board"), {"days": 7})
+    assert response.status_code == 200
+    board = response.context["board"]
+    [row] = board.by_staff
+    assert (row.label, row.total, row.done, row.overdue, row.rate) == (front_desk_a.name, 2, 1, 1, 50)
+    assert "赵敏" not in response.content.decode()
+    assert board.totals.total == 2
+
+
+def test_board_needs_the_board_permission(client, front_desk_a, tasks_ab):
+    assert login(client, front_desk_a).get(reverse("followups:board")).status_code == 403
+
+
+@pytest.mark.parametrize("lang, word", [("en", "Follow-up team board"), ("zh-hans", "回访团队看板")])
+def test_board_renders_in_english_and_chinese(client, director_a, tasks_ab, lang, word):
+    html = login(client, director_a, lang).get(reverse("followups:board"), {"days": 30}).content.decode()
+    assert word in html
+    assert 'id="fu-board-data"' in html
+    assert "<script>" not in html  # data as json_script only, no inline code
+
+
+def test_director_reassigns_a_task_from_its_page(client, director_a, chain, clinic_a, tasks_ab):
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    colleague = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+    task = tasks_ab["today"]
+    response = login(client, director_a).post(reverse("followups:reassign", args=[task.id]),
+                                              {"assignee": colleague.id})
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert task.assignee_id == colleague.id
+
+
+# --- playbook editor ----------------------------------------------------------------------------------------
+
+def test_playbook_editor_needs_the_manage_permission(client, director_a, playbooks):
+    assert login(client, director_a).get(reverse("followups:playbooks")).status_code == 403
+
+
+@pytest.mark.parametrize("lang, word", [("en", "Follow-up playbooks"), ("zh-hans", "回访方案")])
+def test_playbook_pages_render_in_english_and_chinese(client, chain_admin, playbooks, lang, word):
+    client = login(client, chain_admin, lang)
+    assert word in client.get(reverse("followups:playbooks")).content.decode()
+    html = client.get(reverse("followups:playbook_edit", args=[playbooks["recall"].id])).content.decode()
+    assert "洁牙/检查复购提醒" in html
+
+
+def test_editor_shows_unknown_script_variables_next_to_the_field(client, chain_admin, playbooks):
+    step = playbooks["recall"].steps.get(seq=1)
+    response = login(client, chain_admin).post(
+        reverse("followups:step_edit", args=[playbooks["recall"].id, step.id]),
+        {f"s{step.id}-delay_days": "0", f"s{step.id}-assignee_rule": "front_desk", f"s{step.id}-channel": "call",
+         f"s{step.id}-sla_hours": "24", f"s{step.id}-script": "{name}您好 {coupon}"})
+    assert response.status_code == 422
+    assert "unknown variables: {coupon}" in response.content.decode()
+    step.refresh_from_db()
+    assert "{coupon}" not in step.script
+
+
+def test_editor_saves_trigger_parameters_and_steps(client, chain_admin, playbooks):
+    pb = playbooks["recall"]
+    client = login(client, chain_admin)
+    response = client.post(reverse("followups:playbook_edit", args=[pb.id]), {
+        "name": "复查提醒", "goal": "appointment_booked", "is_active": "on", "months": "12",
+        "categories": ["cleaning"]})
+    assert response.status_code == 302
+    pb.refresh_from_db()
+    assert (pb.name, pb.trigger_params) == ("复查提醒", {"months": 12, "categories": ["cleaning"]})
+    response = client.post(reverse("followups:step_add", args=[pb.id]), {
+        "new-delay_days": "30", "new-assignee_rule": "consultant", "new-channel": "sms", "new-sla_hours": "48",
+        "new-script": "{name}您好，{days_since}天没来了"})
+    assert response.status_code == 302
+    assert PlaybookStep.objects.filter(playbook=pb, is_active=True).count() == 3
+
+
+def test_editor_rejects_bad_trigger_parameters_per_field(client, chain_admin, playbooks):
+    pb = playbooks["dormant"]
+    response = login(client, chain_admin).post(reverse("followups:playbook_edit", args=[pb.id]), {
+        "name": "x", "goal": "arrival", "months_without_visit": "0"})
+    assert response.status_code == 422
+    assert response.context["form"].errors["months_without_visit"] == ["must be between 1 and 60"]
+
+
+def test_deactivating_a_playbook(client, chain_admin, playbooks):
+    pb = playbooks["no_show"]
+    login(client, chain_admin).post(reverse("followups:playbook_toggle", args=[pb.id]))
+    pb.refresh_from_db()
+    assert pb.is_active is False
+
+
+# --- the 360 section ---------------------------------------------------------------------------------------
+
+def test_a_task_opened_today_shows_in_the_inbox_even_if_due_tomorrow(client, chain, clinic_a, front_desk_a, tasks_ab):
+    task = complaint_task_open(customer=CustomerFactory(chain=chain, home_clinic=clinic_a), clinic=clinic_a, note="",
+                               anchor_key="new:1")
+    FollowupTask.objects.filter(pk=task.pk).update(assignee=front_desk_a)
+    html = login(client, front_desk_a).get(reverse("followups:inbox")).content.decode()
+    assert f'id="task-{task.id}"' in html
+    assert f'id="task-{tasks_ab["later"].id}"' not in html
+
+
+def test_customer_page_shows_the_patients_tasks(client, front_desk_a, tasks_ab):
+    task = tasks_ab["later"]
+    html = login(client, front_desk_a).get(reverse("customers:detail", args=[task.customer_id])).content.decode()
+    assert 'data-testid="followups"' in html
+    assert reverse("followups:task", args=[task.id]) in html

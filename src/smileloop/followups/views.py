@@ -1,0 +1,263 @@
+"""Staff pages: "my tasks today" (inbox), a task's page, the team board and the playbook editor.
+
+Every view gets the staff member's Scope and reads tasks only through scoped selectors; a task outside the
+scope is a 404. Mutating POSTs return the updated fragment (htmx) or redirect.
+"""
+
+from django.contrib import messages
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.selectors import clinic_list
+from smileloop.clinics.web import htmx_redirect, require_permission, staff_view
+from smileloop.core import errors
+from smileloop.core.scoping import Scope
+from smileloop.customers.services import phone_reveal
+from smileloop.followups import selectors, services
+from smileloop.followups.enums import SCRIPT_VARIABLES
+from smileloop.followups.forms import (
+    BoardFilterForm,
+    CallForm,
+    OutcomeForm,
+    PlaybookForm,
+    ReassignForm,
+    StepForm,
+    errors_apply,
+)
+from smileloop.followups.models import PlaybookStep
+
+
+def _staff(scope: Scope):
+    from smileloop.clinics.models import Staff
+
+    return Staff.objects.filter(pk=scope.staff_id).first()
+
+
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+# --- inbox and tasks ----------------------------------------------------------------------------------------
+
+@staff_view
+@require_GET
+def inbox(request, scope: Scope):
+    require_permission(scope, Perm.TASK_WORK)
+    tasks = selectors.inbox_list(scope)
+    overdue = sum(1 for t in tasks if t.is_overdue)
+    return render(request, "followups/inbox.html", {
+        "tasks": tasks, "overdue": overdue, "due_today": len(tasks) - overdue,
+        "done_today": selectors.inbox_done_today(scope), "outcome_form": OutcomeForm(),
+        "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": scope.can(Perm.TASK_BOARD),
+        "can_playbooks": scope.can(Perm.PLAYBOOK_MANAGE),
+    })
+
+
+def _row(request, scope: Scope, task, *, form=None, phone: str = "", status: int = 200, page: bool = False):
+    if not hasattr(task, "script_text"):
+        selectors.scripts_fill(scope, [task])
+    task.is_overdue = task.is_open and task.due_at < timezone.now()
+    context = {"task": task, "outcome_form": form or OutcomeForm(), "phone": phone,
+               "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": scope.can(Perm.TASK_BOARD)}
+    if page:
+        context["reassign_form"] = (ReassignForm(selectors.board_reassign_candidates(scope),
+                                                 initial={"assignee": task.assignee_id})
+                                    if scope.can(Perm.TASK_BOARD) and task.is_open else None)
+        return render(request, "followups/task_detail.html", context, status=status)
+    return render(request, "followups/_task_row.html", context, status=status)
+
+
+@staff_view
+@require_GET
+def task_detail(request, scope: Scope, task_id: int):
+    require_permission(scope, Perm.TASK_WORK)
+    task = selectors.task_get(scope, task_id)
+    return _row(request, scope, task, page=True)
+
+
+@staff_view
+@require_POST
+def task_complete(request, scope: Scope, task_id: int):
+    require_permission(scope, Perm.TASK_WORK)
+    task = selectors.task_get(scope, task_id)
+    form = OutcomeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.followup_complete(task=task, outcome=form.cleaned_data["outcome"],
+                                       note=form.cleaned_data["note"], actor=_staff(scope))
+        except errors.ValidationFailed as exc:
+            errors_apply(form, exc)
+        except errors.Conflict as exc:
+            form.add_error(None, exc.message)
+    if not request.htmx:
+        if form.errors:
+            return _row(request, scope, selectors.task_get(scope, task_id), form=form, status=422, page=True)
+        messages.success(request, _("Outcome recorded."))
+        return htmx_redirect(request, request.POST.get("next") or reverse("followups:inbox"))
+    task = selectors.task_get(scope, task_id)
+    return _row(request, scope, task, form=form, status=422 if form.errors else 200)
+
+
+@staff_view
+@require_POST
+def task_call(request, scope: Scope, task_id: int):
+    """Reveal the patient's number for this call (audited, through the customers' reveal service) and show
+    a tel: link. The task is the reason unless the caller gives another."""
+    require_permission(scope, Perm.TASK_WORK)
+    task = selectors.task_get(scope, task_id)
+    form = CallForm(request.POST)
+    reason = (form.data.get("reason") or "").strip() or f"follow-up task #{task.pk} ({task.playbook.name})"
+    phone = phone_reveal(scope=scope, customer=task.customer, reason=reason[:200], ip_address=_ip(request))
+    if not request.htmx:
+        return _row(request, scope, task, phone=phone, page=True)
+    return render(request, "followups/_task_row.html#phone", {"task": task, "phone": phone,
+                                                                 "can_reveal": True})
+
+
+@staff_view
+@require_POST
+def task_reassign(request, scope: Scope, task_id: int):
+    require_permission(scope, Perm.TASK_BOARD)
+    task = selectors.task_get(scope, task_id)
+    form = ReassignForm(selectors.board_reassign_candidates(scope), request.POST)
+    if form.is_valid():
+        try:
+            services.followup_reassign(scope=scope, task=task, assignee=form.cleaned_data["assignee"])
+            messages.success(request, _("Task reassigned."))
+            return htmx_redirect(request, reverse("followups:task", args=[task.pk]))
+        except errors.ValidationFailed as exc:
+            errors_apply(form, exc)
+        except errors.Conflict as exc:
+            form.add_error(None, exc.message)
+    context_task = selectors.task_get(scope, task_id)
+    selectors.scripts_fill(scope, [context_task])
+    return render(request, "followups/task_detail.html", {
+        "task": context_task, "outcome_form": OutcomeForm(), "reassign_form": form,
+        "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": True}, status=422)
+
+
+# --- the team board ------------------------------------------------------------------------------------------
+
+@staff_view
+@require_GET
+def board(request, scope: Scope):
+    require_permission(scope, Perm.TASK_BOARD)
+    clinics = list(clinic_list(scope))
+    form = BoardFilterForm(clinics, request.GET or None)
+    days, clinic_id = 7, None
+    if form.is_bound and form.is_valid():
+        days = form.cleaned_data.get("days") or 7
+        clinic_id = form.cleaned_data.get("clinic")
+    data = selectors.board(scope, days=days, clinic_id=clinic_id)
+    chart = {
+        "staff": [r.label or "—" for r in data.by_staff],
+        "finished": [r.finished for r in data.by_staff],
+        "open": [r.open - r.overdue for r in data.by_staff],
+        "overdue": [r.overdue for r in data.by_staff],
+        "labels": {"finished": _("Done or goal reached"), "open": _("Open"), "overdue": _("Overdue")},
+    }
+    template = "followups/board.html"
+    if request.htmx:
+        template += "#results"
+    return render(request, template, {"form": form, "board": data, "chart": chart,
+                                      "can_playbooks": scope.can(Perm.PLAYBOOK_MANAGE)})
+
+
+# --- the playbook editor ------------------------------------------------------------------------------------
+
+def _segments(scope: Scope):
+    from smileloop.segments.selectors import segment_list
+
+    if not scope.can(Perm.SEGMENT_VIEW):
+        return []
+    return list(segment_list(scope))
+
+
+@staff_view
+@require_GET
+def playbooks(request, scope: Scope):
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    return render(request, "followups/playbook_list.html", {"playbooks": selectors.playbook_list(scope)})
+
+
+def _editor(request, scope: Scope, playbook, *, form=None, step_forms=None, new_step_form=None, status=200):
+    steps = list(playbook.steps.filter(is_active=True).order_by("seq"))
+    step_forms = step_forms or {}
+    rows = [(s, step_forms.get(s.pk) or StepForm(initial={
+        "delay_days": s.delay_days, "assignee_rule": s.assignee_rule, "channel": s.channel,
+        "sla_hours": s.sla_hours, "script": s.script}, prefix=f"s{s.pk}")) for s in steps]
+    return render(request, "followups/playbook_edit.html", {
+        "playbook": playbook,
+        "form": form or PlaybookForm(playbook.trigger, initial=PlaybookForm.initial_for(playbook),
+                                     segments=_segments(scope)),
+        "steps": rows, "new_step_form": new_step_form or StepForm(prefix="new"),
+        "variables": ["{" + v + "}" for v in SCRIPT_VARIABLES],
+    }, status=status)
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def playbook_edit(request, scope: Scope, playbook_id: int):
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    playbook = selectors.playbook_get(scope, playbook_id)
+    if request.method == "GET":
+        return _editor(request, scope, playbook)
+    form = PlaybookForm(playbook.trigger, request.POST, segments=_segments(scope))
+    if form.is_valid():
+        try:
+            services.playbook_update(playbook=playbook, data=form.to_data())
+            messages.success(request, _("Playbook saved."))
+            return htmx_redirect(request, reverse("followups:playbook_edit", args=[playbook.pk]))
+        except errors.ValidationFailed as exc:
+            errors_apply(form, exc)
+    return _editor(request, scope, playbook, form=form, status=422)
+
+
+@staff_view
+@require_POST
+def playbook_toggle(request, scope: Scope, playbook_id: int):
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    playbook = selectors.playbook_get(scope, playbook_id)
+    services.playbook_activate(playbook=playbook, active=not playbook.is_active)
+    messages.success(request, _("Playbook activated.") if playbook.is_active else _("Playbook deactivated."))
+    return htmx_redirect(request, request.POST.get("next") or reverse("followups:playbooks"))
+
+
+def _step(playbook, step_id) -> PlaybookStep:
+    step = playbook.steps.filter(pk=step_id, is_active=True).first()
+    if step is None:
+        raise errors.NotFound("Step not found")
+    return step
+
+
+@staff_view
+@require_POST
+def step_save(request, scope: Scope, playbook_id: int, step_id: int | None = None):
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    playbook = selectors.playbook_get(scope, playbook_id)
+    step = _step(playbook, step_id) if step_id else None
+    form = StepForm(request.POST, prefix=f"s{step.pk}" if step else "new")
+    if form.is_valid():
+        try:
+            services.playbook_step_save(playbook=playbook, step=step, data=form.cleaned_data)
+            messages.success(request, _("Step saved."))
+            return htmx_redirect(request, reverse("followups:playbook_edit", args=[playbook.pk]))
+        except errors.ValidationFailed as exc:
+            errors_apply(form, exc)
+    if step:
+        return _editor(request, scope, playbook, step_forms={step.pk: form}, status=422)
+    return _editor(request, scope, playbook, new_step_form=form, status=422)
+
+
+@staff_view
+@require_POST
+def step_remove(request, scope: Scope, playbook_id: int, step_id: int):
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    playbook = selectors.playbook_get(scope, playbook_id)
+    services.playbook_step_remove(step=_step(playbook, step_id))
+    messages.success(request, _("Step removed."))
+    return htmx_redirect(request, reverse("followups:playbook_edit", args=[playbook.pk]))

@@ -1,0 +1,244 @@
+"""Lifecycle stages in bulk: re-derivation from the facts and the daily dormant/lost move.
+
+Stages change on events through customers.services.customer_stage_advance (one customer, on the hot
+path). This module does the same for a whole chain in a handful of set-based statements, never a Python
+loop over customers:
+
+- `stages_derive` (back-fill, imports, the demo seed, `smileloop run lifecycle.derive`): the progress
+  stage each customer's facts prove (referrer ← a registered referral fact; member ← a membership in
+  force; treated ← an order or paid spend; arrived ← a visit; booked ← any appointment; contacted ← a
+  staff call, chat or SMS; else lead), never lower than the stage already reached; then the side states.
+- `stages_side_update` (the daily job, lifecycle.tasks.stages_job): dormant after N months without a
+  visit, lost M months later; a lead who never came is lost after L days without a booking or contact.
+
+Each customer whose stage changed gets one timeline event (kind system, data {stage_from, stage_to,
+cause}) from one INSERT … SELECT. Changed rows are recognised by `stage_changed_at` = this run's time,
+and `stage_prev` keeps the stage from before the run even when two statements of the run touched the row.
+"""
+
+import calendar
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Cast, Concat, TruncDate
+from django.utils import timezone
+
+from smileloop.clinics.models import Chain
+from smileloop.core.jobs import day_start
+from smileloop.customers.enums import STAGE_PROGRESS, STAGE_SIDE, Stage
+from smileloop.customers.models import Customer, Interaction
+from smileloop.customers.services import CONTACT_KINDS, stage_events_insert
+from smileloop.lifecycle.models import LifecycleSettings
+from smileloop.membership.enums import MembershipStatus
+from smileloop.membership.models import Membership
+from smileloop.visits.enums import AppointmentStatus
+from smileloop.visits.models import Appointment, Order
+
+DERIVE_CAUSE = "re-derived from visits, orders, appointments, memberships and staff contacts"
+
+# --- the referral hook ------------------------------------------------------------------------------------
+
+_REFERRER_FACTS: list[Callable[[int], Q]] = []
+
+
+def referrer_fact_register(fact: Callable[[int], Q]) -> None:
+    """The referrals app (a later issue) registers fact(chain_id) → a Q over Customer that is true for
+    customers with a successful referral (e.g. Exists(Referral … referrer_id=OuterRef("pk") …)), so
+    stages_derive knows referrers. On the event path it calls customer_stage_advance(to="referrer")."""
+    _REFERRER_FACTS.append(fact)
+
+
+# --- settings and dates -------------------------------------------------------------------------------
+
+
+def lifecycle_settings_for(chain: Chain | int) -> LifecycleSettings:
+    """The chain's thresholds; an unsaved row with the defaults when the chain has none."""
+    chain_id = chain if isinstance(chain, int) else chain.id
+    return LifecycleSettings.objects.filter(chain_id=chain_id).first() or LifecycleSettings(chain_id=chain_id)
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    """The same day `months` earlier (the 31st becomes the month's last day)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Customers last seen before these instants (chain-local midnights) are dormant / lost."""
+
+    dormant: dt.datetime
+    lost: dt.datetime
+    lead: dt.datetime
+    settings: LifecycleSettings
+    tz: zoneinfo.ZoneInfo
+
+
+def cutoffs_for(chain: Chain, today: dt.date, cfg: LifecycleSettings | None = None) -> Cutoffs:
+    cfg = cfg or lifecycle_settings_for(chain)
+    tz_name = chain.time_zone or None
+    tz = zoneinfo.ZoneInfo(tz_name) if tz_name else timezone.get_default_timezone()
+    return Cutoffs(
+        dormant=day_start(months_before(today, cfg.dormant_after_months), tz_name),
+        lost=day_start(months_before(today, cfg.dormant_after_months + cfg.lost_after_months), tz_name),
+        lead=day_start(today - dt.timedelta(days=cfg.lead_lost_after_days), tz_name),
+        settings=cfg, tz=tz,
+    )
+
+
+# --- facts as SQL -----------------------------------------------------------------------------------------
+
+
+def _booked_since(since) -> Exists:
+    """An appointment made or taking place since `since` (a datetime, or OuterRef to a customer column)."""
+    return Exists(Appointment.objects.filter(customer_id=OuterRef("pk")).filter(
+        Q(created_at__gte=since) | Q(start_at__gte=since)))
+
+
+def _contacted_since(since) -> Exists:
+    return Exists(Interaction.objects.filter(customer_id=OuterRef("pk"), kind__in=CONTACT_KINDS,
+                                             author__isnull=False, occurred_at__gte=since))
+
+
+def _enrolled_since(since) -> Exists:
+    return Exists(Membership.objects.filter(customer_id=OuterRef("pk"), started_at__gte=since))
+
+
+def progress_facts(chain_id: int, at: dt.datetime) -> list[tuple[str, Q]]:
+    """(stage, condition) for every progress stage above lead, highest first."""
+    pk = OuterRef("pk")
+    facts: list[tuple[str, Q]] = []
+    referrer = [fact(chain_id) for fact in _REFERRER_FACTS]
+    if referrer:
+        combined = referrer[0]
+        for q in referrer[1:]:
+            combined |= q
+        facts.append((Stage.REFERRER, combined))
+    facts += [
+        (Stage.MEMBER, Q(Exists(Membership.objects.filter(customer_id=pk, status=MembershipStatus.ACTIVE).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at))))),
+        (Stage.TREATED, Q(lifetime_spend_fen__gt=0) | Q(Exists(Order.objects.filter(customer_id=pk)))),
+        (Stage.ARRIVED, Q(visit_count__gt=0) | Q(last_visit_at__isnull=False) | Q(Exists(
+            Appointment.objects.filter(customer_id=pk, status__in=[AppointmentStatus.ARRIVED,
+                                                                  AppointmentStatus.COMPLETED])))),
+        (Stage.BOOKED, Q(Exists(Appointment.objects.filter(customer_id=pk)))),
+        (Stage.CONTACTED, Q(Exists(Interaction.objects.filter(customer_id=pk, kind__in=CONTACT_KINDS,
+                                                              author__isnull=False)))),
+    ]
+    return facts
+
+
+def _side_conditions(cut: Cutoffs) -> dict[str, Q]:
+    visited = Q(last_visit_at__isnull=False)
+    return {
+        # dormant: no visit for N months, and no booking or enrolment since then either
+        "dormant": visited & Q(last_visit_at__lt=cut.dormant) & ~Q(_booked_since(cut.dormant))
+        & ~Q(_enrolled_since(cut.dormant)),
+        # lost: no visit for N + M months and no booking since
+        "lost_visited": visited & Q(last_visit_at__lt=cut.lost) & ~Q(_booked_since(cut.lost))
+        & ~Q(_enrolled_since(cut.lost)),
+        # a lead who never came: nothing from them or us for L days
+        "lost_lead": Q(last_visit_at__isnull=True, created_at__lt=cut.lead)
+        & (Q(last_touch_at__isnull=True) | Q(last_touch_at__lt=cut.lead))
+        & ~Q(_booked_since(cut.lead)) & ~Q(_contacted_since(cut.lead)) & ~Q(_enrolled_since(cut.lead)),
+    }
+
+
+def _moved(now: dt.datetime) -> dict:
+    """UPDATE values that record a stage change made by this run (keeping the pre-run stage in stage_prev
+    when an earlier statement of the same run already moved the row)."""
+    return {"stage_prev": Case(When(stage_changed_at=now, then=F("stage_prev")), default=F("stage")),
+            "stage_changed_at": Value(now), "updated_at": Value(now)}
+
+
+def _local_date(field: str, tz) -> Cast:
+    return Cast(TruncDate(field, tzinfo=tz), output_field=CharField())
+
+
+def _cause(cut: Cutoffs, default: str):
+    """The event's cause per customer, from the stage they ended in."""
+    cfg = cut.settings
+    since = _local_date("last_visit_at", cut.tz)
+    return Case(
+        When(stage=Stage.DORMANT, last_visit_at__isnull=False,
+             then=Concat(Value("no visit since "), since, Value(f" ({cfg.dormant_after_months} months)"))),
+        When(stage=Stage.LOST, last_visit_at__isnull=False,
+             then=Concat(Value("no visit since "), since,
+                         Value(f" ({cfg.dormant_after_months + cfg.lost_after_months} months)"))),
+        When(stage=Stage.LOST, then=Value(f"never came: no booking or contact for {cfg.lead_lost_after_days} days")),
+        default=Value(default), output_field=CharField())
+
+
+def _events(chain_id: int, now: dt.datetime, cut: Cutoffs, default_cause: str) -> int:
+    changed = Customer.objects.filter(chain_id=chain_id, stage_changed_at=now).exclude(stage=F("stage_prev"))
+    return stage_events_insert(customers=changed, cause_expr=_cause(cut, default_cause), at=now)
+
+
+def _side_moves(qs, cut: Cutoffs, now: dt.datetime) -> dict:
+    """Lost first (so a long-gone customer moves once, straight to lost), then dormant."""
+    cond = _side_conditions(cut)
+    lost = qs.filter(stage__in=[*STAGE_PROGRESS, Stage.DORMANT]).filter(cond["lost_visited"]).update(
+        stage=Value(Stage.LOST), **_moved(now))
+    lost += qs.filter(stage__in=STAGE_PROGRESS).filter(cond["lost_lead"]).update(stage=Value(Stage.LOST),
+                                                                                   **_moved(now))
+    dormant = qs.filter(stage__in=STAGE_PROGRESS).filter(cond["dormant"]).update(stage=Value(Stage.DORMANT),
+                                                                                  **_moved(now))
+    return {"dormant": dormant, "lost": lost}
+
+
+def _live(chain_id: int):
+    return Customer.objects.filter(chain_id=chain_id, merged_into__isnull=True)
+
+
+@transaction.atomic
+def stages_side_update(*, chain: Chain, today: dt.date, now: dt.datetime | None = None) -> dict:
+    """The daily move into the side states for one chain (idempotent: a second run finds nobody to move).
+    Never brings anyone back: that happens on their next booking, arrival or payment."""
+    now = now or timezone.now()
+    cut = cutoffs_for(chain, today)
+    counts = _side_moves(_live(chain.id), cut, now)
+    counts["events"] = _events(chain.id, now, cut, DERIVE_CAUSE)
+    return counts
+
+
+@transaction.atomic
+def stages_derive(*, chain: Chain, today: dt.date, now: dt.datetime | None = None) -> dict:
+    """Re-derive every live customer's stage of `chain` from the facts, in about a dozen statements.
+
+    Progress never goes down (the highest of the stage already reached and the facts); dormant and lost
+    follow the chain's settings as of `today`. A customer in a side state whose facts no longer put them
+    there comes back to the highest stage reached, except someone set lost by hand (no fact makes them
+    lost) with nothing new since: they stay lost. Idempotent: a second run changes nothing."""
+    now = now or timezone.now()
+    cut = cutoffs_for(chain, today)
+    live = _live(chain.id)
+    counts = {"progress": 0, "revived": 0}
+    for stage, fact in progress_facts(chain.id, now):
+        lower = list(STAGE_PROGRESS[:STAGE_PROGRESS.index(stage)])
+        moves = Q(stage__in=lower)  # active customers move with it; side states only remember it
+        counts["progress"] += live.filter(stage_reached__in=lower).filter(fact).update(
+            stage_reached=Value(stage),
+            stage=Case(When(moves, then=Value(stage)), default=F("stage")),
+            stage_prev=Case(When(moves, then=F("stage")), default=F("stage_prev")),
+            stage_changed_at=Case(When(moves, then=Value(now)), default=F("stage_changed_at")),
+            updated_at=Value(now))
+    # An active customer sits on the highest stage reached (repairs rows set by hand below it).
+    behind = Q()
+    for i, stage in enumerate(STAGE_PROGRESS):
+        behind |= Q(stage=stage, stage_reached__in=list(STAGE_PROGRESS[i + 1:]))
+    counts["progress"] += live.filter(behind).update(stage=F("stage_reached"), **_moved(now))
+    cond = _side_conditions(cut)
+    nothing_since = (Q(stage=Stage.LOST, stage_changed_at__isnull=False)
+                     & (Q(last_visit_at__isnull=True) | Q(last_visit_at__lte=F("stage_changed_at")))
+                     & ~Q(_booked_since(OuterRef("stage_changed_at"))))
+    counts["revived"] = live.filter(stage__in=STAGE_SIDE).exclude(cond["dormant"]).exclude(cond["lost_lead"]).exclude(
+        nothing_since).update(stage=F("stage_reached"), **_moved(now))
+    counts.update(_side_moves(live, cut, now))
+    counts["events"] = _events(chain.id, now, cut, DERIVE_CAUSE)
+    return counts

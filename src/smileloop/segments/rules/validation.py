@@ -1,0 +1,260 @@
+"""Validate a rule tree against the field registry, reporting every bad part by its path.
+
+Paths read like the tree: `all[2].any[0]` is the first child of the third child of the root `all` group;
+`all[1].not` is what a `not` wraps. A problem with the root itself is reported at `rule`. Messages name the
+bad part and, where it helps, what would be right ("unknown field 'spendd'; did you mean
+'spend_fen_days'?"), so the API and the builder form can show them next to the condition.
+"""
+
+import difflib
+import json
+import math
+import re
+
+from django.utils.translation import gettext as _
+
+from smileloop.core.errors import FieldError
+from smileloop.segments.rules.context import MAX_DAYS
+from smileloop.segments.rules.fields import FIELDS, LIST, NONE, OPS, PAIR, PARAMS, category_choices
+
+MAX_DEPTH = 5  # groups inside groups, root included
+MAX_NODES = 60  # groups and conditions in one rule
+MAX_VALUES = 200  # items of one list value
+MAX_TEXT = 100
+_TAG_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")
+GROUP_KEYS = ("all", "any", "not")
+
+
+def root_path(path: str) -> str:
+    return path or "rule"
+
+
+def child_path(path: str, key: str, index: int | None = None) -> str:
+    step = key if index is None else f"{key}[{index}]"
+    return f"{path}.{step}" if path else step
+
+
+def _show(value) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _suggest(word: str, options) -> str:
+    match = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return _("; did you mean '%(name)s'?") % {"name": match[0]} if match else ""
+
+
+class _Validator:
+    def __init__(self):
+        self.errors: list[FieldError] = []
+        self.nodes = 0
+        self.too_big = False
+        self.refs: list[tuple[str, str, object]] = []  # (kind, path, id or code) checked against the chain
+
+    def error(self, path: str, message: str, value=None) -> None:
+        self.errors.append(FieldError(root_path(path), message, None if value is None else _show(value)))
+
+    def node(self, node, path: str, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            if not self.too_big:
+                self.too_big = True
+                self.error("", _("the rule has too many parts (at most %(n)d groups and conditions)") % {
+                    "n": MAX_NODES})
+            return
+        if not isinstance(node, dict):
+            self.error(path, _('must be a group {"all": [...]}, {"any": [...]}, {"not": {...}} or a condition '
+                               '{"field": ..., "op": ..., "value": ...}'), node)
+            return
+        if "field" in node:
+            self.leaf(node, path)
+            return
+        if depth > MAX_DEPTH:
+            self.error(path, _("nested too deeply (at most %(n)d levels of groups)") % {"n": MAX_DEPTH})
+            return
+        keys = [k for k in GROUP_KEYS if k in node]
+        extra = [k for k in node if k not in GROUP_KEYS]
+        if len(keys) != 1 or extra:
+            if extra:
+                self.error(path, _("unknown key '%(key)s'%(hint)s") % {
+                    "key": extra[0], "hint": _suggest(extra[0], (*GROUP_KEYS, "field"))}, node)
+            else:
+                self.error(path, _("a group has exactly one of the keys all, any, not"), node)
+            return
+        key = keys[0]
+        if key == "not":
+            self.node(node["not"], child_path(path, "not"), depth + 1)
+            return
+        children = node[key]
+        if not isinstance(children, list):
+            self.error(path, _("'%(key)s' must be a list of conditions") % {"key": key}, children)
+            return
+        if not children:
+            self.error(path, _("'%(key)s' needs at least one condition") % {"key": key})
+            return
+        for index, child in enumerate(children):
+            self.node(child, child_path(path, key, index), depth + 1)
+
+    def leaf(self, leaf: dict, path: str) -> None:
+        name = leaf.get("field")
+        spec = FIELDS.get(name) if isinstance(name, str) else None
+        if spec is None:
+            self.error(path, _("unknown field '%(name)s'%(hint)s") % {
+                "name": name, "hint": _suggest(name, FIELDS)}, name)
+            return
+        allowed = {"field", "op", "value", *spec.params}
+        for key in leaf:
+            if key not in allowed:
+                self.error(path, _("unknown key '%(key)s' for field '%(field)s'%(hint)s") % {
+                    "key": key, "field": name, "hint": _suggest(key, allowed)}, key)
+        op = leaf.get("op")
+        if op not in spec.ops:
+            if op is None:
+                message = _("op is required for field '%(field)s'; use one of: %(ops)s")
+            else:
+                message = _("op '%(op)s' is not valid for field '%(field)s'; use one of: %(ops)s")
+            self.error(path, message % {"op": op, "field": name, "ops": ", ".join(spec.ops)}, op)
+        else:
+            self.value(spec, op, leaf, path)
+        for param in spec.params:
+            self.param(PARAMS[param], leaf.get(param), path, present=param in leaf)
+
+    def value(self, spec, op: str, leaf: dict, path: str) -> None:
+        shape = OPS[op][0]
+        value = leaf.get("value")
+        if shape == NONE:
+            if value is not None:
+                self.error(path, _("op '%(op)s' takes no value") % {"op": op}, value)
+            return
+        if shape == PAIR:
+            if not isinstance(value, list) or len(value) != 2:
+                self.error(path, _("op '%(op)s' needs value [low, high]") % {"op": op}, value)
+                return
+            bad = [self.check(spec, item) for item in value]
+            for index, problem in enumerate(bad):
+                if problem:
+                    self.error(path, f"value[{index}] {problem}", value[index])
+            if not any(bad) and value[0] > value[1]:
+                self.error(path, _("op '%(op)s' needs low ≤ high") % {"op": op}, value)
+            return
+        if shape == LIST:
+            if not isinstance(value, list) or not value:
+                self.error(path, _("op '%(op)s' needs a non-empty list of values") % {"op": op}, value)
+                return
+            if len(value) > MAX_VALUES:
+                self.error(path, _("at most %(n)d values") % {"n": MAX_VALUES}, len(value))
+                return
+            for index, item in enumerate(value):
+                problem = self.check(spec, item)
+                if problem:
+                    self.error(path, f"value[{index}] {problem}", item)
+                else:
+                    self.ref(spec.value_type, path, item)
+            return
+        if value is None:
+            self.error(path, _("op '%(op)s' needs a value") % {"op": op})
+            return
+        problem = self.check(spec, value)
+        if problem:
+            self.error(path, f"value {problem}", value)
+        else:
+            self.ref(spec.value_type, path, value)
+
+    def ref(self, value_type: str, path: str, value) -> None:
+        if value_type in ("clinic", "tag", "tier"):
+            self.refs.append((value_type, path, value))
+
+    def check(self, spec, value) -> str | None:
+        """None if `value` fits the field's value type, else what is wrong (after the word 'value')."""
+        kind = spec.value_type
+        if kind in ("choice", "purpose"):
+            codes = [str(code) for code, _label in spec.choices()]
+            if value in codes:
+                return None
+            return _("must be one of: %(codes)s%(hint)s") % {
+                "codes": ", ".join(codes), "hint": _suggest(value, codes) if isinstance(value, str) else ""}
+        if kind in ("int", "days", "month", "fen"):
+            low, high = int(spec.minimum or 0), int(spec.maximum)
+            if _is_int(value) and low <= value <= high:
+                return None
+            if kind == "fen":
+                return _("must be a whole number of fen (1 yuan = 100 fen), at least 0")
+            return _("must be a whole number from %(low)d to %(high)d") % {"low": low, "high": high}
+        if kind == "km":
+            if _is_number(value) and spec.minimum <= value <= spec.maximum:
+                return None
+            return _("must be a number of km from %(low)s to %(high)s") % {"low": spec.minimum, "high": spec.maximum}
+        if kind == "text":
+            if isinstance(value, str) and value.strip() and len(value) <= MAX_TEXT:
+                return None
+            return _("must be a text of 1 to %(n)d characters") % {"n": MAX_TEXT}
+        if kind == "bool":
+            return None if isinstance(value, bool) else _("must be true or false")
+        if kind in ("clinic", "tier"):
+            return None if _is_int(value) and value > 0 else _("must be a %(what)s id") % {"what": kind}
+        if kind == "tag":
+            if isinstance(value, str) and _TAG_CODE.match(value):
+                return None
+            return _("must be a tag code (lower-case letters, digits, '-' or '_')")
+        raise ValueError(kind)
+
+    def param(self, param, value, path: str, *, present: bool) -> None:
+        name = param.name
+        if param.kind == "days":
+            if not (_is_int(value) and 1 <= value <= MAX_DAYS):
+                self.error(path, _("%(name)s must be 1..%(max)d") % {"name": name, "max": MAX_DAYS},
+                           value if present else None)
+        elif param.kind == "clinic":
+            if not (_is_int(value) and value > 0):
+                self.error(path, _("%(name)s must be a clinic id") % {"name": name}, value if present else None)
+            else:
+                self.refs.append(("clinic", path, value))
+        elif param.kind == "category":
+            codes = [code for code, _label in category_choices()]
+            if value not in codes:
+                self.error(path, _("%(name)s must be one of: %(codes)s") % {"name": name, "codes": ", ".join(codes)},
+                           value if present else None)
+
+    def references(self, chain_id: int) -> None:
+        """Ids and codes must name the chain's clinics, tags and tiers: one query per kind used."""
+        from smileloop.clinics.models import Clinic
+        from smileloop.membership.models import Tier
+        from smileloop.tagging.models import Tag
+
+        wanted: dict[str, set] = {"clinic": set(), "tag": set(), "tier": set()}
+        for kind, _path, value in self.refs:
+            wanted[kind].add(value)
+        known = {
+            "clinic": set(Clinic.objects.filter(chain_id=chain_id, pk__in=wanted["clinic"]).values_list("pk", flat=True))
+            if wanted["clinic"] else set(),
+            "tag": set(Tag.objects.filter(chain_id=chain_id, code__in=wanted["tag"]).values_list("code", flat=True))
+            if wanted["tag"] else set(),
+            "tier": set(Tier.objects.filter(plan__chain_id=chain_id, pk__in=wanted["tier"]).values_list("pk", flat=True))
+            if wanted["tier"] else set(),
+        }
+        messages = {"clinic": _("unknown clinic id %(value)s"), "tag": _("unknown tag '%(value)s'"),
+                    "tier": _("unknown membership tier id %(value)s")}
+        for kind, path, value in self.refs:
+            if value not in known[kind]:
+                self.error(path, messages[kind] % {"value": value}, value)
+
+
+def validate(rule, *, chain_id: int | None = None) -> list[FieldError]:
+    """Every problem of `rule`, by path; [] if it is valid. With `chain_id`, the clinics, tags and tiers it
+    names must exist in that chain (up to three queries); without it, no query runs."""
+    validator = _Validator()
+    validator.node(rule, "", 1)
+    if not validator.errors and chain_id is not None and validator.refs:
+        validator.references(chain_id)
+    return validator.errors

@@ -1,0 +1,47 @@
+"""Periodic jobs of the segments app (scheduled in config/schedules.py by the jobs owner)."""
+
+import datetime as dt
+import logging
+
+from django.utils import timezone
+
+from smileloop.segments.rules.validation import validate
+from smileloop.segments.selectors import chain_scope, compile
+from smileloop.tagging.enums import TagKind
+from smileloop.tagging.models import Tag
+from smileloop.tagging.services import rule_tag_sync
+
+logger = logging.getLogger(__name__)
+
+
+def rule_tags_job(*, today: dt.date | None = None) -> dict:
+    """Recompute every active rule tag: compile its rule chain-wide and let tagging add the missing rows and
+    remove the ones that no longer match (two statements per tag). Idempotent: a second run on the same
+    data adds and removes nothing. A tag whose rule no longer validates is skipped and logged."""
+    today = today or timezone.localdate()
+    at = timezone.now()
+    totals = {"tags": 0, "added": 0, "removed": 0, "invalid": 0}
+    tags = list(Tag.objects.filter(kind=TagKind.RULE, is_active=True).order_by("chain_id", "id"))
+    # Rules that test other tags run after those that do not, so one run settles a rule tag built on another.
+    tags.sort(key=lambda t: (t.chain_id, _uses_tags(t.rule), t.id))
+    for tag in tags:
+        errors = validate(tag.rule) if isinstance(tag.rule, dict) else ["not a rule tree"]
+        if errors:
+            totals["invalid"] += 1
+            logger.warning("rule tag %s (%s) skipped: invalid rule: %s", tag.pk, tag.code,
+                           "; ".join(f"{e.field}: {e.message}" if hasattr(e, "field") else str(e) for e in errors))
+            continue
+        customers = compile(chain_scope(tag.chain_id), tag.rule, today=today).values("id")
+        result = rule_tag_sync(tag=tag, customer_ids=customers, at=at)
+        totals["tags"] += 1
+        totals["added"] += result["added"]
+        totals["removed"] += result["removed"]
+    return totals
+
+
+def _uses_tags(node) -> bool:
+    if isinstance(node, dict):
+        return node.get("field") == "tag" or any(_uses_tags(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_uses_tags(v) for v in node)
+    return False

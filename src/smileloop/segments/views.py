@@ -1,0 +1,237 @@
+"""Staff pages: saved segments (with lazily loaded counts) and the segment builder.
+
+The builder is a plain form: staff pick a field and htmx redraws that row with the right inputs; the
+server serialises the rows into a rule tree and validates it with the same validator as the API, so
+errors come back next to the condition they concern. Preview and "show SQL" redraw the builder.
+"""
+
+import json
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.web import htmx_redirect, require_permission, staff_view
+from smileloop.core import errors
+from smileloop.core.errors import FieldError
+from smileloop.core.scoping import Scope
+from smileloop.segments import selectors, services
+from smileloop.segments.builder import (
+    MODES,
+    Builder,
+    Condition,
+    Group,
+    builder_from_rule,
+    builder_parse,
+    condition_from_data,
+    new_key,
+)
+from smileloop.segments.forms import BuilderChoices, SegmentForm, builder_prepare
+from smileloop.segments.rules.validation import validate
+
+BUILDER = "segments/builder.html"
+
+
+@staff_view
+@require_GET
+def segment_list(request, scope: Scope):
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    return render(request, "segments/segment_list.html", {
+        "segments": selectors.segment_list(scope), "can_manage": scope.can(Perm.SEGMENT_MANAGE)})
+
+
+@staff_view
+@require_GET
+def segment_count(request, scope: Scope, segment_id: int):
+    """One row's count, loaded by htmx when the row scrolls into view (one COUNT query per segment)."""
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    segment = selectors.segment_get(scope, segment_id)
+    try:
+        count = selectors.segment_customers(scope, segment).count()
+    except errors.ValidationFailed:
+        return HttpResponse(_("invalid rule"), content_type="text/plain; charset=utf-8")
+    return render(request, "segments/segment_list.html#count", {"count": count})
+
+
+def _context(request, scope: Scope, *, builder: Builder, form: SegmentForm, segment=None, **extra) -> dict:
+    choices = BuilderChoices(scope)
+    builder_prepare(builder, choices)
+    return {
+        "builder": builder, "choices": choices, "form": form, "segment": segment, "modes": MODES,
+        "save_url": reverse("segments:edit", args=[segment.id]) if segment else reverse("segments:create"),
+        "title": segment.name if segment else _("New segment"),
+        "can_manage": scope.can(Perm.SEGMENT_MANAGE),
+        "can_tag": scope.can(Perm.TAG_MANAGE) and scope.can(Perm.SEGMENT_MANAGE),
+        "tag_groups": _tag_groups(scope) if scope.can(Perm.TAG_MANAGE) else [],
+        **extra,
+    }
+
+
+def _tag_groups(scope: Scope):
+    from smileloop.tagging.selectors import tag_group_list
+
+    return tag_group_list(scope)
+
+
+def _parsed(request, scope: Scope) -> tuple[dict, Builder]:
+    """The tree the page describes and its rows, with the validator's errors attached to the rows."""
+    tree, builder = builder_parse(request.POST)
+    builder.attach(validate(tree, chain_id=scope.chain_id))
+    return tree, builder
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def segment_create(request, scope: Scope):
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    if request.method == "GET":
+        rule = _rule_param(request)
+        return render(request, BUILDER, _context(request, scope, builder=builder_from_rule(rule), form=SegmentForm()))
+    require_permission(scope, Perm.SEGMENT_MANAGE)
+    return _save(request, scope, segment=None)
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def segment_edit(request, scope: Scope, segment_id: int):
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    segment = selectors.segment_get(scope, segment_id)
+    if request.method == "GET":
+        builder = builder_from_rule(segment.rule)
+        builder.attach(validate(segment.rule, chain_id=scope.chain_id))  # a tag or clinic may have gone since
+        form = SegmentForm(initial={"name": segment.name, "description": segment.description})
+        return render(request, BUILDER, _context(request, scope, builder=builder, form=form, segment=segment,
+                                                 rule_json=json.dumps(segment.rule, ensure_ascii=False, indent=2)))
+    require_permission(scope, Perm.SEGMENT_MANAGE)
+    return _save(request, scope, segment=segment)
+
+
+def _rule_param(request) -> dict | None:
+    try:
+        rule = json.loads(request.GET.get("rule", "") or "null")
+    except ValueError:
+        return None
+    return rule if isinstance(rule, dict) else None
+
+
+def _save(request, scope: Scope, *, segment):
+    form = SegmentForm(request.POST)
+    tree, builder = _parsed(request, scope)
+    if form.is_valid() and not builder.has_errors:
+        try:
+            if segment is None:
+                segment = services.segment_create(chain=scope.chain_id, name=form.cleaned_data["name"],
+                                                  description=form.cleaned_data["description"], rule=tree,
+                                                  actor=request.user.staff)
+            else:
+                segment = services.segment_update(segment=segment, name=form.cleaned_data["name"],
+                                                  description=form.cleaned_data["description"], rule=tree,
+                                                  actor=request.user.staff)
+        except errors.ValidationFailed as exc:
+            form.add_domain_error(exc)
+            builder.attach([FieldError(e.field.removeprefix("rule."), e.message, e.value)
+                            for e in exc.errors if e.field.startswith("rule")])
+        else:
+            messages.success(request, _("Segment saved."))
+            return htmx_redirect(request, reverse("segments:edit", args=[segment.id]))
+    return render(request, BUILDER, _context(request, scope, builder=builder, form=form, segment=segment), status=422)
+
+
+@staff_view
+@require_POST
+def segment_delete(request, scope: Scope, segment_id: int):
+    require_permission(scope, Perm.SEGMENT_MANAGE)
+    segment = selectors.segment_get(scope, segment_id)
+    services.segment_delete(segment=segment, actor=request.user.staff)
+    messages.success(request, _("Segment “%(name)s” deleted.") % {"name": segment.name})
+    return htmx_redirect(request, reverse("segments:list"))
+
+
+# --- builder fragments ---------------------------------------------------------------------------------
+
+
+@staff_view
+@require_GET
+def builder_condition(request, scope: Scope):
+    """A condition row: a new one (no key), or an existing one redrawn after its field or op changed."""
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    key = request.GET.get("key", "")
+    if key.isalnum() and len(key) <= 16:
+        cond = condition_from_data(request.GET, key)
+    else:
+        cond = Condition(key=new_key(), group=request.GET.get("group", "")[:16])
+    choices = BuilderChoices(scope)
+    cond.options = choices.for_condition(cond)
+    return render(request, f"{BUILDER}#condition", {"cond": cond, "choices": choices})
+
+
+@staff_view
+@require_GET
+def builder_group(request, scope: Scope):
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    group = Group(key=new_key())
+    group.conditions.append(Condition(key=new_key(), group=group.key))
+    return render(request, f"{BUILDER}#group", {"group": group, "choices": BuilderChoices(scope), "modes": MODES})
+
+
+@staff_view
+@require_GET
+def builder_blank(request, scope: Scope):
+    """Nothing: what a removed row or group is replaced with."""
+    return HttpResponse("")
+
+
+@staff_view
+@require_POST
+def builder_preview(request, scope: Scope):
+    require_permission(scope, Perm.SEGMENT_VIEW)
+    tree, builder = _parsed(request, scope)
+    preview = None
+    if not builder.has_errors:
+        preview = selectors.segment_preview(scope, tree, limit=20)
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), preview=preview)
+    return render(request, f"{BUILDER}#builder", context, status=422 if builder.has_errors else 200)
+
+
+@staff_view
+@require_POST
+def builder_sql(request, scope: Scope):
+    require_permission(scope, Perm.SEGMENT_MANAGE)
+    tree, builder = _parsed(request, scope)
+    sql = None if builder.has_errors else selectors.segment_sql(scope, tree, today=timezone.localdate())
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), sql=sql)
+    return render(request, f"{BUILDER}#builder", context, status=422 if builder.has_errors else 200)
+
+
+@staff_view
+@require_POST
+def builder_save_tag(request, scope: Scope):
+    """Save the tree as a rule tag (recomputed nightly by rule_tags_job)."""
+    require_permission(scope, Perm.SEGMENT_MANAGE)
+    require_permission(scope, Perm.TAG_MANAGE)
+    from smileloop.tagging.enums import TagKind
+    from smileloop.tagging.services import tag_create
+
+    tree, builder = _parsed(request, scope)
+    tag_errors: list[str] = []
+    if not builder.has_errors:
+        try:
+            tag = tag_create(chain=scope.chain_id, data={
+                "group": request.POST.get("tag-group", ""), "code": request.POST.get("tag-code", ""),
+                "name": request.POST.get("tag-name", ""), "kind": TagKind.RULE, "rule": tree})
+        except errors.ValidationFailed as exc:
+            tag_errors = [f"{e.field}: {e.message}" for e in exc.errors]
+        else:
+            messages.success(request, _("Rule tag “%(name)s” created; it is recomputed every night.") % {
+                "name": tag.name})
+            try:
+                return htmx_redirect(request, reverse("tagging:list"))
+            except NoReverseMatch:
+                return htmx_redirect(request, reverse("segments:list"))
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), tag_errors=tag_errors)
+    return render(request, f"{BUILDER}#builder", context, status=422)

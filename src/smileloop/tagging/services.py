@@ -1,0 +1,386 @@
+"""Writes over tags: the catalogue (groups and tags), tags on patients (one, in bulk, from rules), merges.
+
+Invariants: a patient carries a tag at most once (UniqueConstraint customer+tag); every row says who or what
+set it (`source`, `set_by`) and when (`set_at`); a rule sync never removes a tag staff set by hand.
+"""
+
+import datetime as dt
+import json
+import re
+
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.models import Chain, Staff
+from smileloop.core.audit import audit_record
+from smileloop.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers.enums import InteractionKind
+from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_queryset
+from smileloop.customers.services import interaction_add
+from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
+from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
+from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
+from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
+
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_SCANNABLE_KINDS = {InteractionKind.CHAT, InteractionKind.CALL, InteractionKind.SMS, InteractionKind.NOTE,
+                    InteractionKind.FORM, InteractionKind.VISIT}
+
+
+def _chain_id(chain: Chain | int) -> int:
+    return chain if isinstance(chain, int) else chain.pk
+
+
+# --- catalogue ---------------------------------------------------------------------------------------
+
+
+def _group_clean(*, chain_id: int, data: dict, group: TagGroup | None) -> dict:
+    errors: list[FieldError] = []
+    code = str(data.get("code", group.code if group else "") or "").strip().lower()
+    name = str(data.get("name", group.name if group else "") or "").strip()
+    kind = str(data.get("kind", group.kind if group else "") or "")
+    ordering = data.get("ordering", group.ordering if group else 0)
+    if not _CODE.match(code):
+        errors.append(FieldError("code", "must be 1–40 lower-case letters, digits, '-' or '_'", code))
+    elif TagGroup.objects.filter(chain_id=chain_id, code=code).exclude(pk=group.pk if group else None).exists():
+        errors.append(FieldError("code", "is already used by another tag group", code))
+    if not name or len(name) > 60:
+        errors.append(FieldError("name", "is required (at most 60 characters)", name))
+    if kind not in TagGroupKind.values:
+        errors.append(FieldError("kind", f"must be one of {', '.join(TagGroupKind.values)}", kind))
+    try:
+        ordering = int(ordering or 0)
+        if not 0 <= ordering <= 32767:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors.append(FieldError("ordering", "must be a whole number from 0 to 32767", str(ordering)))
+    if errors:
+        raise ValidationFailed(errors)
+    return {"code": code, "name": name, "kind": kind, "ordering": ordering}
+
+
+@transaction.atomic
+def tag_group_create(*, chain: Chain | int, data: dict) -> TagGroup:
+    chain_id = _chain_id(chain)
+    return TagGroup.objects.create(chain_id=chain_id, **_group_clean(chain_id=chain_id, data=data, group=None))
+
+
+@transaction.atomic
+def tag_group_update(*, group: TagGroup, data: dict) -> TagGroup:
+    clean = _group_clean(chain_id=group.chain_id, data=data, group=group)
+    for name, value in clean.items():
+        setattr(group, name, value)
+    group.save(update_fields=[*clean, "updated_at"])
+    return group
+
+
+def _keywords_clean(value) -> list[str] | None:
+    """Accept a list or a string separated by commas, '，', '、' or new lines; None when not a list of text."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[,，、;；\n]+", value)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(k, str) for k in value):
+        return None
+    seen: dict[str, None] = {}
+    for keyword in value:
+        keyword = keyword.strip()
+        if keyword:
+            seen.setdefault(keyword, None)
+    return list(seen)
+
+
+def _int_field(errors: list[FieldError], name: str, value, *, low: int, high: int, message: str) -> int:
+    try:
+        number = int(value)
+        if not low <= number <= high or isinstance(value, bool):
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        errors.append(FieldError(name, message, str(value)))
+        return low
+
+
+def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
+    """Every field checked and reported at once (the form and the API show them per field)."""
+
+    def current(name, default):
+        return data[name] if name in data else (getattr(tag, name) if tag else default)
+
+    errors: list[FieldError] = []
+    code = str(current("code", "") or "").strip().lower()
+    name = str(current("name", "") or "").strip()
+    kind = str(current("kind", TagKind.MANUAL) or "")
+    colour = str(current("colour", "#64748b") or "#64748b").strip()
+    description = str(current("description", "") or "").strip()
+    is_active = bool(current("is_active", True))
+    rule = current("rule", None)
+    group = data.get("group", tag.group if tag else None)
+    if isinstance(group, (int, str)) and not isinstance(group, bool):
+        lookup = {"pk": int(group)} if str(group).isdigit() else {"code": str(group)}
+        group = TagGroup.objects.filter(chain_id=chain_id, **lookup).first()
+    if not isinstance(group, TagGroup) or group.chain_id != chain_id:
+        errors.append(FieldError("group", "is not a tag group of this chain", str(data.get("group"))))
+        group = None
+    if not _CODE.match(code):
+        errors.append(FieldError("code", "must be 1–40 lower-case letters, digits, '-' or '_'", code))
+    elif Tag.objects.filter(chain_id=chain_id, code=code).exclude(pk=tag.pk if tag else None).exists():
+        errors.append(FieldError("code", "is already used by another tag", code))
+    if not name or len(name) > 60:
+        errors.append(FieldError("name", "is required (at most 60 characters)", name))
+    elif group and Tag.objects.filter(chain_id=chain_id, group=group, name=name).exclude(
+            pk=tag.pk if tag else None).exists():
+        errors.append(FieldError("name", "is already used by another tag in this group", name))
+    if kind not in TagKind.values:
+        errors.append(FieldError("kind", f"must be one of {', '.join(TagKind.values)}", kind))
+    if not _COLOUR.match(colour):
+        errors.append(FieldError("colour", "must be a colour like #2563eb", colour))
+    if len(description) > 255:
+        errors.append(FieldError("description", "must be at most 255 characters", description[:40]))
+    rule_unreadable = False
+    if isinstance(rule, str):
+        text = rule.strip()
+        try:
+            rule = json.loads(text) if text else None
+        except ValueError as exc:
+            errors.append(FieldError("rule", f"is not valid JSON ({exc.msg}, line {exc.lineno})", text[:80]))
+            rule, rule_unreadable = None, True
+    if rule_unreadable:
+        pass
+    elif kind == TagKind.RULE and not rule:
+        errors.append(FieldError("rule", "is required for a rule tag", None))
+    elif rule is not None and not isinstance(rule, dict):
+        errors.append(FieldError("rule", "must be a rule tree object such as {\"all\": [...]}", str(rule)[:80]))
+    keywords = _keywords_clean(current("keywords", []))
+    if keywords is None:
+        errors.append(FieldError("keywords", "must be a list of words", str(data.get("keywords"))[:80]))
+        keywords = []
+    elif kind == TagKind.KEYWORD and not keywords:
+        errors.append(FieldError("keywords", "at least one keyword is required for a keyword tag", ""))
+    elif any(len(k) > 40 for k in keywords):
+        errors.append(FieldError("keywords", "each keyword must be at most 40 characters",
+                                 next(k for k in keywords if len(k) > 40)))
+    threshold = _int_field(errors, "keyword_threshold", current("keyword_threshold", 2), low=1, high=1000,
+                           message="must be a whole number of at least 1")
+    window = _int_field(errors, "keyword_window_days", current("keyword_window_days", 30), low=1, high=3650,
+                        message="must be a whole number of days of at least 1")
+    kinds = current("keyword_kinds", ["chat", "call"])
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    if not isinstance(kinds, (list, tuple)) or not kinds or any(k not in _SCANNABLE_KINDS for k in kinds):
+        errors.append(FieldError("keyword_kinds", "must list timeline kinds among "
+                                 + ", ".join(sorted(_SCANNABLE_KINDS)), str(kinds)))
+        kinds = ["chat", "call"]
+    if errors:
+        raise ValidationFailed(errors)
+    return {"group": group, "code": code, "name": name, "kind": kind, "colour": colour, "description": description,
+            "is_active": is_active, "rule": rule if kind == TagKind.RULE else (rule or None),
+            "keywords": keywords, "keyword_threshold": threshold, "keyword_window_days": window,
+            "keyword_kinds": list(dict.fromkeys(kinds))}
+
+
+@transaction.atomic
+def tag_create(*, chain: Chain | int, data: dict) -> Tag:
+    """Create a tag. `data`: group (object, id or code), code, name, kind, colour, rule, keywords,
+    keyword_threshold, keyword_window_days, keyword_kinds, description, is_active."""
+    chain_id = _chain_id(chain)
+    return Tag.objects.create(chain_id=chain_id, **_tag_clean(chain_id=chain_id, data=data, tag=None))
+
+
+@transaction.atomic
+def tag_update(*, tag: Tag, data: dict) -> Tag:
+    """Change a tag. Changing a keyword tag's keywords applies from the next scan on (no re-scan of the past)."""
+    clean = _tag_clean(chain_id=tag.chain_id, data=data, tag=tag)
+    for name, value in clean.items():
+        setattr(tag, name, value)
+    tag.save(update_fields=[*clean, "updated_at"])
+    return tag
+
+
+# --- tags on patients ----------------------------------------------------------------------------------
+
+
+def _same_chain(*, customer: Customer, tag: Tag) -> None:
+    if customer.chain_id != tag.chain_id:
+        raise NotFound("Tag not found", field="tag")
+
+
+@transaction.atomic
+def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str = TagSource.MANUAL,
+              evidence: dict | None = None, at: dt.datetime | None = None) -> CustomerTag:
+    """Put `tag` on `customer`. Idempotent: a tag already there is returned unchanged (its first setter kept).
+
+    A hand-set tag (source manual) writes one timeline entry, so the patient's story says who tagged them;
+    automatic and bulk tagging do not (they would drown the timeline; the tag row carries who/when/why).
+    """
+    if source not in TagSource.values:
+        raise ValidationFailed([FieldError("source", f"must be one of {', '.join(TagSource.values)}", source)])
+    _same_chain(customer=customer, tag=tag)
+    if customer.merged_into_id:
+        raise NotFound("Customer not found")
+    if not tag.is_active:
+        raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
+    row, created = CustomerTag.objects.get_or_create(
+        customer=customer, tag=tag,
+        defaults={"chain_id": customer.chain_id, "source": source, "set_by": actor, "set_at": at or timezone.now(),
+                  "evidence": evidence or {}})
+    if created and source == TagSource.MANUAL:
+        interaction_add(customer=customer, kind=InteractionKind.SYSTEM, author=actor, occurred_at=row.set_at,
+                        text=_timeline_text(gettext_lazy("Tag added: %(tag)s"), tag),
+                        data={"tag": tag.code, "action": "tag.add"})
+    return row
+
+
+@transaction.atomic
+def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
+    """Take `tag` off `customer` (whatever set it). True if it was there; writes a timeline entry then."""
+    _same_chain(customer=customer, tag=tag)
+    removed, _ = CustomerTag.objects.filter(customer=customer, tag=tag).delete()
+    if removed:
+        interaction_add(customer=customer, kind=InteractionKind.SYSTEM, author=actor,
+                        text=_timeline_text(gettext_lazy("Tag removed: %(tag)s"), tag),
+                        data={"tag": tag.code, "action": "tag.remove"})
+    return bool(removed)
+
+
+def _timeline_text(message, tag: Tag) -> str:
+    """Stored in the site's language (what the staff read), like the other apps' timeline entries."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(message) % {"tag": tag.name}
+
+
+def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> list[int]:
+    """The ids, deduplicated, after checking every one is a live patient inside `scope` (else nothing happens)."""
+    if not scope.can(Perm.TAG_APPLY):
+        raise PermissionDenied("Your role may not tag patients")
+    if tag.chain_id != scope.chain_id:
+        raise NotFound("Tag not found", field="tag")
+    try:
+        ids = sorted({int(i) for i in customer_ids})
+    except (TypeError, ValueError):
+        raise ValidationFailed([FieldError("customer_ids", "must be a list of customer ids", str(customer_ids)[:80])])
+    if not ids:
+        raise ValidationFailed([FieldError("customer_ids", "select at least one customer", "")])
+    if len(ids) > 10_000:
+        raise ValidationFailed([FieldError("customer_ids", "at most 10,000 customers at a time", str(len(ids)))])
+    found: set[int] = set()
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        found.update(customer_queryset(scope).filter(pk__in=chunk).values_list("id", flat=True))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:20]) + (" …" if len(missing) > 20 else "")
+        raise ValidationFailed([FieldError("customer_ids", f"not found or outside your clinics: {shown}",
+                                           ",".join(str(i) for i in missing[:100]))])
+    return ids
+
+
+@transaction.atomic
+def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None,
+                    source: str = TagSource.MANUAL) -> int:
+    """Tag a list selection: all or nothing. Returns how many patients newly got the tag."""
+    ids = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
+    if not tag.is_active:
+        raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
+    now = timezone.now()
+    have = set()
+    for start in range(0, len(ids), 900):
+        have.update(CustomerTag.objects.filter(tag=tag, customer_id__in=ids[start:start + 900])
+                    .values_list("customer_id", flat=True))
+    rows = [CustomerTag(customer_id=i, tag=tag, chain_id=tag.chain_id, source=source, set_by=actor, set_at=now,
+                        evidence={"bulk": True}) for i in ids if i not in have]
+    CustomerTag.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    audit_record(actor=_user(scope), action="tag.bulk_apply", object_type="tag", object_id=tag.pk,
+                 detail={"tag": tag.code, "added": len(rows), "customer_ids": ids[:1000]})
+    return len(rows)
+
+
+@transaction.atomic
+def tags_bulk_remove(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None) -> int:
+    """Untag a list selection: all or nothing. Returns how many patients lost the tag."""
+    ids = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
+    removed = 0
+    for start in range(0, len(ids), 900):
+        removed += CustomerTag.objects.filter(tag=tag, customer_id__in=ids[start:start + 900]).delete()[0]
+    audit_record(actor=_user(scope), action="tag.bulk_remove", object_type="tag", object_id=tag.pk,
+                 detail={"tag": tag.code, "removed": removed, "customer_ids": ids[:1000]})
+    return removed
+
+
+def _user(scope: Scope):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=scope.user_id).first() if scope.user_id else None
+
+
+# --- rule tags -------------------------------------------------------------------------------------------
+
+
+def _json_param(value: dict) -> tuple[str, str]:
+    """A placeholder and its parameter for a JSON value in raw SQL on SQLite and PostgreSQL."""
+    if connection.vendor == "postgresql":
+        return "CAST(%s AS jsonb)", json.dumps(value)
+    return "%s", json.dumps(value)
+
+
+@transaction.atomic
+def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = None) -> dict:
+    """Make the rule-set rows of `tag` match `customer_ids` (a queryset of customer ids, e.g. a compiled
+    segment's `.values("id")`), in two statements: INSERT … SELECT of the missing ones and DELETE of rule
+    rows no longer matching. Rows set any other way (by hand, API, keyword) are never removed; a patient
+    who already carries the tag by hand is not given a second row."""
+    at = at or timezone.now()
+    live = Customer.objects.filter(pk__in=customer_ids, chain_id=tag.chain_id, merged_into__isnull=True)
+    missing = live.exclude(Exists(CustomerTag.objects.filter(tag_id=tag.pk, customer_id=OuterRef("pk")))).values("id")
+    added = 0
+    try:
+        select_sql, select_params = missing.query.sql_with_params()
+    except EmptyResultSet:  # an empty queryset (`.none()`): nothing to add
+        select_sql = None
+    if select_sql:
+        json_sql, json_value = _json_param({"rule": True, "at": at.isoformat()})
+        table = CustomerTag._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (customer_id, tag_id, chain_id, source, set_at, evidence) "
+                f"SELECT sub.id, %s, %s, %s, %s, {json_sql} FROM ({select_sql}) sub",
+                [tag.pk, tag.chain_id, TagSource.RULE, connection.ops.adapt_datetimefield_value(at), json_value,
+                 *select_params],
+            )
+            added = max(cursor.rowcount, 0)
+    removed, _ = (CustomerTag.objects.filter(tag_id=tag.pk, source=TagSource.RULE)
+                  .exclude(Exists(Customer.objects.filter(pk__in=customer_ids, pk=OuterRef("customer_id"))))
+                  .delete())
+    return {"added": added, "removed": removed}
+
+
+# --- merges ---------------------------------------------------------------------------------------------
+
+
+def tagging_merge_hook(*, survivor: Customer, merged: Customer) -> None:
+    """Before customers' generic foreign-key move: drop the merged record's tags the survivor already has
+    (the survivor's row and its setter win) and fold keyword-hit days both share into the survivor's rows,
+    so the move cannot break the unique constraints."""
+    survivor_tags = CustomerTag.objects.filter(customer=survivor).values("tag_id")
+    CustomerTag.objects.filter(customer=merged, tag_id__in=survivor_tags).delete()
+    shared = KeywordHit.objects.filter(customer=merged, tag_id=OuterRef("tag_id"), day=OuterRef("day"))
+    theirs = {(h.tag_id, h.day): h for h in KeywordHit.objects.filter(customer=merged)}
+    if theirs:
+        for hit in KeywordHit.objects.filter(customer=survivor).filter(Exists(shared)):
+            other = theirs[(hit.tag_id, hit.day)]
+            counts = dict(hit.counts)
+            for keyword, n in other.counts.items():
+                counts[keyword] = counts.get(keyword, 0) + n
+            KeywordHit.objects.filter(pk=hit.pk).update(
+                hits=F("hits") + other.hits, counts=counts,
+                interaction_ids=(hit.interaction_ids + other.interaction_ids)[:KEYWORD_IDS_KEPT])
+            other.delete()
+

@@ -1,0 +1,167 @@
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import translation
+
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.tagging.enums import TagKind, TagSource
+from smileloop.tagging.models import CustomerTag, Tag
+from smileloop.tagging.tests.factories import CustomerTagFactory, TagFactory
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def vip(interests):
+    return TagFactory(group=interests, code="vip", name="重点客户")
+
+
+@pytest.fixture
+def implant(interests):
+    return TagFactory(group=interests, code="implant", name="种植意向", kind=TagKind.KEYWORD, keywords=["种植"])
+
+
+def login(client, staff):
+    client.force_login(staff.user)
+    return client
+
+
+# --- the catalogue page ---
+
+
+def test_the_tags_page_lists_groups_with_counts_of_patients_in_the_viewers_clinics(
+        client, front_desk_a, vip, patient_a, patient_b, django_assert_max_num_queries):
+    CustomerTagFactory(customer=patient_a, tag=vip)
+    CustomerTagFactory(customer=patient_b, tag=vip)  # clinic B: not counted for clinic A's front desk
+    TagFactory.create_batch(5, group=vip.group)
+    login(client, front_desk_a)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("tagging:list"))
+    assert response.status_code == 200
+    assert '<td class="num" data-testid="count-vip">1</td>' in response.content.decode()
+    assert "New tag" not in response.content.decode()  # front desk may tag patients, not edit tags
+
+
+def test_the_tags_page_is_in_chinese_for_a_chinese_session(client, marketing, vip):
+    login(client, marketing)
+    with override_settings(LANGUAGE_CODE="zh-hans"), translation.override("zh-hans"):
+        response = client.get(reverse("tagging:list"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    html = response.content.decode()
+    assert "新建标签" in html and "患者数" in html
+
+
+def test_creating_a_keyword_tag_through_the_form_with_bad_fields_shows_each_error(client, marketing, interests):
+    login(client, marketing)
+    response = client.post(reverse("tagging:tag_create"), {
+        "group": interests.id, "name": "种植意向", "code": "implant", "kind": "keyword", "colour": "#7c3aed",
+        "keywords": "", "keyword_threshold": 2, "keyword_window_days": 30, "keyword_kinds": ["chat"]})
+    assert response.status_code == 422
+    assert "A keyword tag needs at least one keyword." in response.content.decode()
+    assert not Tag.objects.filter(code="implant").exists()
+    response = client.post(reverse("tagging:tag_create"), {
+        "group": interests.id, "name": "种植意向", "code": "implant", "kind": "keyword", "colour": "#7c3aed",
+        "keywords": "种植，种牙", "keyword_threshold": 3, "keyword_window_days": 30, "keyword_kinds": ["chat"],
+        "is_active": "on"})
+    assert response.status_code == 302
+    tag = Tag.objects.get(code="implant")
+    assert (tag.keywords, tag.keyword_threshold, tag.keyword_kinds) == (["种植", "种牙"], 3, ["chat"])
+
+
+def test_editing_a_rule_tag_with_invalid_json_is_refused(client, marketing, interests):
+    tag = TagFactory(group=interests, code="hv", name="高价值", kind=TagKind.RULE, rule={"all": []})
+    login(client, marketing)
+    response = client.post(reverse("tagging:tag_edit", args=[tag.id]), {
+        "group": interests.id, "name": "高价值", "code": "hv", "kind": "rule", "colour": "#dc2626",
+        "rule": "{all: [}", "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"})
+    assert response.status_code == 422
+    assert "This is not valid JSON" in response.content.decode()
+    tag.refresh_from_db()
+    assert tag.rule == {"all": []}
+
+
+def test_front_desk_may_not_create_tags(client, front_desk_a, interests):
+    login(client, front_desk_a)
+    assert client.get(reverse("tagging:tag_create")).status_code == 403
+
+
+def test_the_patients_of_a_tag_page_shows_only_the_viewers_patients(client, front_desk_a, vip, patient_a, patient_b):
+    CustomerTagFactory(customer=patient_a, tag=vip)
+    CustomerTagFactory(customer=patient_b, tag=vip)
+    login(client, front_desk_a)
+    html = client.get(reverse("tagging:tag_customers", args=[vip.id])).content.decode()
+    assert patient_a.name in html and patient_b.name not in html
+
+
+# --- the 360 page section ---
+
+
+def test_the_360_page_shows_the_patients_tags_grouped_with_who_set_them(client, front_desk_a, patient_a, vip,
+                                                                         implant):
+    CustomerTagFactory(customer=patient_a, tag=vip, set_by=front_desk_a)
+    CustomerTagFactory(customer=patient_a, tag=implant, source=TagSource.KEYWORD,
+                       evidence={"keywords": {"种植": 2}})
+    login(client, front_desk_a)
+    html = client.get(reverse("customers:detail", args=[patient_a.id])).content.decode()
+    assert 'data-testid="tags"' in html
+    assert "重点客户" in html and f"Staff · {front_desk_a.name}" in html
+    assert "种植×2" in html
+
+
+def test_adding_a_tag_on_the_360_page_returns_the_updated_section(client, front_desk_a, patient_a, vip):
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:customer_add", args=[patient_a.id]), {"tag": vip.id}, **HX)
+    assert response.status_code == 200
+    assert response.content.decode().lstrip().startswith("<section id=\"tags\"")
+    row = CustomerTag.objects.get(customer=patient_a, tag=vip)
+    assert (row.source, row.set_by) == (TagSource.MANUAL, front_desk_a)
+
+
+def test_removing_a_tag_on_the_360_page(client, front_desk_a, patient_a, vip):
+    CustomerTagFactory(customer=patient_a, tag=vip)
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:customer_remove", args=[patient_a.id]), {"tag": "vip"}, **HX)
+    assert response.status_code == 200 and "No tags yet." in response.content.decode()
+    assert not CustomerTag.objects.exists()
+
+
+def test_tagging_a_patient_of_another_clinic_is_404_and_changes_nothing(client, front_desk_a, patient_b, vip):
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:customer_add", args=[patient_b.id]), {"tag": vip.id}, **HX)
+    assert response.status_code == 404
+    assert not CustomerTag.objects.exists()
+
+
+# --- bulk from the customer list ---
+
+
+def test_the_customer_list_has_a_checkbox_per_row_and_loads_the_bulk_form(client, front_desk_a, patient_a, vip):
+    login(client, front_desk_a)
+    html = client.get(reverse("customers:list")).content.decode()
+    assert f'name="customer_ids" value="{patient_a.id}" form="bulk-tags"' in html
+    assert f'hx-get="{reverse("tagging:bulk")}"' in html
+    form = client.get(reverse("tagging:bulk"), **HX).content.decode()
+    assert 'id="bulk-tags"' in form and "重点客户" in form
+
+
+def test_bulk_tagging_from_the_list_tags_the_ticked_customers_and_returns_to_the_list(
+        client, front_desk_a, patient_a, chain, clinic_a, vip):
+    other = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:bulk"), {"customer_ids": [patient_a.id, other.id], "tag": vip.id,
+                                                     "action": "apply", "next": "/customers/?q=wang"})
+    assert response.status_code == 302 and response["Location"] == "/customers/?q=wang"
+    assert set(CustomerTag.objects.values_list("customer_id", flat=True)) == {patient_a.id, other.id}
+    page = client.get(response["Location"]).content.decode()
+    assert "Tag 重点客户 added to 2 customers." in page
+
+
+def test_bulk_tagging_with_a_customer_outside_the_scope_changes_nothing_and_says_which(
+        client, front_desk_a, patient_a, patient_b, vip):
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:bulk"), {"customer_ids": [patient_a.id, patient_b.id], "tag": vip.id,
+                                                     "action": "apply", "next": "https://evil.example/"},
+                           HTTP_HX_REQUEST="true")
+    assert response.status_code == 204 and response["HX-Redirect"] == "/customers/"
+    assert not CustomerTag.objects.exists()
+    page = client.get("/customers/").content.decode()
+    assert f"outside your clinics: {patient_b.id}" in page
