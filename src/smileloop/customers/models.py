@@ -71,6 +71,11 @@ class Customer(TimeStampedModel):
             models.Index(fields=["chain", "name"], name="customer_name"),
             models.Index(fields=["home_clinic", "stage"], name="customer_clinic_stage"),
             models.Index(fields=["chain", "first_touch_channel"], name="customer_source"),
+            # "no visit since <day>": the dormant playbook, recency segments and the dormant/lost job read a
+            # day's range of last visits instead of the whole chain.
+            models.Index(fields=["chain", "last_visit_at"], name="customer_last_visit"),
+            # "within N km of a clinic": the bounding box on latitude narrows to the clinic's neighbourhood.
+            models.Index(fields=["chain", "latitude", "longitude"], name="customer_geo"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["chain", "mobile"], condition=Q(mobile__isnull=False, merged_into__isnull=True),

@@ -110,6 +110,9 @@ def _insert_select(qs) -> int:
         return max(cursor.rowcount, 0)
 
 
+ANALYZE_AFTER = 10_000  # tasks created in one run
+
+
 def _step_insert(*, cand: Candidates, playbook: Playbook, step, w: Window, due_days: list[dt.date],
                  directory: StaffDirectory, exclude_reached_goals: bool = True) -> int:
     now = w.now
@@ -190,7 +193,13 @@ def followups_generate(*, chain: Chain, today: dt.date | None = None, catchup_da
                                                        exclude_reached_goals=exclude_reached_goals)
         if timings is not None:
             timings[playbook.code] = round(time.perf_counter() - started, 3)
-    return {"created": sum(created.values()), "by_playbook": dict(created), "today": w.today.isoformat()}
+    total = sum(created.values())
+    if total >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        # A first run (or a new playbook) can multiply the table; fresh statistics keep the "no later step
+        # after a declined outcome" anti-joins of the next run on the unique index instead of a nested scan.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(FollowupTask._meta.db_table)}")
+    return {"created": total, "by_playbook": dict(created), "today": w.today.isoformat()}
 
 
 @transaction.atomic

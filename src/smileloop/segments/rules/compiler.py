@@ -21,6 +21,7 @@ from smileloop.customers.selectors import customer_queryset
 from smileloop.segments.rules.context import Ctx
 from smileloop.segments.rules.fields import FIELDS
 from smileloop.segments.rules.validation import validate
+from smileloop.tagging.models import Tag
 
 
 def chain_time_zone() -> ZoneInfo:
@@ -77,6 +78,26 @@ def clinic_coordinates(chain_id: int, clinic_ids: set[int]) -> dict[int, tuple[f
     return {pk: (float(lat), float(lng)) for pk, lat, lng in rows}
 
 
+def _tag_codes(node) -> set[str]:
+    if isinstance(node, dict):
+        found = set(node.get("value") or []) if node.get("field") == "tag" else set()
+        return found.union(*(_tag_codes(v) for v in node.values() if isinstance(v, (dict, list))))
+    if isinstance(node, list):
+        return set().union(*(_tag_codes(v) for v in node))
+    return set()
+
+
+def tag_ids(chain_id: int, codes: set[str]) -> dict[str, int] | None:
+    """The ids of the tags a rule names, in one small query, so the statement carries them as constants.
+
+    With the codes looked up inside the statement PostgreSQL cannot know which tag it counts and assumes an
+    average one: at 1M customers it guessed 3,462 rows for a tag on 200,000 patients and walked them all
+    before the cheap conditions (1.5 s instead of a fraction of it)."""
+    if not codes:
+        return None
+    return dict(Tag.objects.filter(chain_id=chain_id, code__in=sorted(codes)).values_list("code", "id"))
+
+
 def compile(scope: Scope, rule: dict, *, today: dt.date | None = None, aggregates: str = "auto") -> QuerySet[Customer]:
     """The customers in `scope` (live, not merged) matching `rule` on `today`, as one lazy queryset: one SQL
     statement when evaluated.
@@ -89,5 +110,6 @@ def compile(scope: Scope, rule: dict, *, today: dt.date | None = None, aggregate
     if errors:
         raise ValidationFailed(errors)
     ctx = Ctx(chain_id=scope.chain_id, today=today or timezone.localdate(), tz=chain_time_zone(),
-              aggregates=aggregates, clinics=clinic_coordinates(scope.chain_id, _distance_clinics(rule)))
+              aggregates=aggregates, clinics=clinic_coordinates(scope.chain_id, _distance_clinics(rule)),
+              tags=tag_ids(scope.chain_id, _tag_codes(rule)))
     return customer_queryset(scope).filter(compile_q(rule, ctx))

@@ -27,6 +27,7 @@ class Ctx:
     tz: ZoneInfo
     aggregates: str = "auto"
     clinics: dict = field(default_factory=dict)  # clinic id → (latitude, longitude), for distance conditions
+    tags: dict | None = None  # tag code → id, read before the statement (None: look codes up inside it)
 
     def day_start(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)

@@ -160,7 +160,10 @@ def tags(leaf: dict, ctx: Ctx) -> Q:
     """EXISTS on CustomerTag per code (its unique (customer, tag) index answers each probe)."""
 
     def has(codes) -> Exists:
-        tag_ids = Tag.objects.filter(chain_id=ctx.chain_id, code__in=list(codes)).values("id")
+        if ctx.tags is not None:  # read by compile(): constants the planner can estimate
+            tag_ids = [ctx.tags[c] for c in codes if c in ctx.tags] or [0]  # 0: no such tag, nothing matches
+        else:
+            tag_ids = Tag.objects.filter(chain_id=ctx.chain_id, code__in=list(codes)).values("id")
         return Exists(CustomerTag.objects.filter(customer_id=OuterRef("pk"), tag_id__in=tag_ids))
 
     codes = list(dict.fromkeys(leaf["value"]))

@@ -17,6 +17,8 @@ from smileloop.segments.tests.factories import (
     ProcedureFactory,
 )
 from smileloop.segments.tests.reference import TZ
+from smileloop.tagging.models import Tag
+from smileloop.tagging.services import tag_apply
 from smileloop.tagging.tests.factories import CustomerTagFactory, InteractionFactory
 
 pytestmark = pytest.mark.django_db
@@ -207,7 +209,6 @@ def test_a_count_is_one_query_whatever_the_rule(admin_scope, people, located, ta
                                                 django_assert_num_queries):
     people("某人")
     rule = {"all": [
-        {"field": "tag", "op": "all_of", "value": ["implant", "vip"]},
         {"field": "spend_fen_days", "op": "gte", "value": 100, "days": 365},
         {"not": {"field": "spend_fen_days", "op": "between", "value": [1, 5], "days": 30}},
         {"field": "age", "op": "between", "value": [20, 60]},
@@ -220,6 +221,20 @@ def test_a_count_is_one_query_whatever_the_rule(admin_scope, people, located, ta
     ]}
     with django_assert_num_queries(1):
         assert segment_count(admin_scope, rule, today=today) == 0
+
+
+def test_tag_conditions_read_the_tag_ids_once_then_count_in_one_statement(admin_scope, people, tags, today,
+                                                                          django_assert_num_queries):
+    tagged = people("有标签")
+    for code in ("implant", "vip"):
+        tag_apply(customer=tagged, tag=Tag.objects.get(chain_id=admin_scope.chain_id, code=code), actor=None)
+    people("无标签")
+    rule = {"all": [{"field": "tag", "op": "all_of", "value": ["implant", "vip"]},
+                    {"not": {"field": "tag", "op": "any_of", "value": ["no-such-tag"]}}]}
+    with django_assert_num_queries(2):  # the tags' ids, then the count
+        assert segment_count(admin_scope, rule, today=today) == 1
+    rule = {"field": "tag", "op": "any_of", "value": ["no-such-tag"]}
+    assert segment_count(admin_scope, rule, today=today) == 0
 
 
 def test_distance_conditions_read_their_clinics_once_then_count_in_one_statement(
@@ -252,6 +267,6 @@ def test_sql_is_shown_only_to_segment_managers(admin_scope, scope_a, today):
     from smileloop.core.errors import PermissionDenied
 
     shown = segment_sql(admin_scope, {"field": "tag", "op": "any_of", "value": ["implant"]}, today=today)
-    assert "EXISTS" in shown["sql"] and "'implant'" in shown["text"]
+    assert "EXISTS" in shown["sql"] and "tagging_customertag" in shown["text"]  # tag ids resolved before
     with pytest.raises(PermissionDenied):
         segment_sql(scope_a, {"field": "stage", "op": "eq", "value": "lead"}, today=today)
