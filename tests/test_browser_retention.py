@@ -249,6 +249,8 @@ def condition_set(page, row, field: str):
 def preview(page):
     with page.expect_response(re.compile(r"/segments/builder/preview/")) as response:
         page.get_by_role("button", name="Preview").click()
+    # The response arrives before htmx swaps it in: wait until htmx has swapped and settled.
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
     page.locator("#builder").wait_for()
     return response.value
 
@@ -295,6 +297,7 @@ def test_marketing_builds_a_segment_from_conditions_previews_it_and_saves_it(
     assert preview(page).status == 422
 
     # then: a clear error sits next to that condition, not the first one, and no count is shown
+    page.locator("#top-items .seg-cond.has-error").wait_for()
     second = page.locator("#top-items .seg-cond").nth(1)
     assert "has-error" in second.get_attribute("class")
     error = second.locator(".seg-error").inner_text()
