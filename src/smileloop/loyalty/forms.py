@@ -6,7 +6,6 @@ import uuid
 from decimal import Decimal
 
 from django import forms
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.errors import DomainError, ValidationFailed
@@ -104,11 +103,13 @@ class PackageSellForm(KeyedForm):
         self.fields["package"].queryset = Package.objects.filter(chain_id=scope.chain_id, is_active=True)
         from smileloop.customers.models import HouseholdMember
 
-        # One lazy query: the holder and the members of the holder's household, within the scope.
+        # The holder and the members of the holder's household, within the scope. The member ids are read
+        # first (a tiny query): `pk = holder OR pk IN (subquery)` cannot use the primary key on PostgreSQL and
+        # scanned all 1M customers (1.4 s of every 360 page).
         household = HouseholdMember.objects.filter(customer_id=holder.pk).values("household_id")
-        members = HouseholdMember.objects.filter(household_id__in=household).values("customer_id")
+        members = list(HouseholdMember.objects.filter(household_id__in=household).values_list("customer_id", flat=True))
         self.fields["covered"].queryset = customer_queryset(scope).filter(
-            Q(pk=holder.pk) | Q(pk__in=members)).order_by("id")
+            pk__in=sorted({holder.pk, *members})).order_by("id")
         self.fields["covered"].initial = [holder.pk]
 
 
