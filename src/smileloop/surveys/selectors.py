@@ -7,8 +7,10 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
+from django.urls import reverse
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain
@@ -294,9 +296,6 @@ def survey_links_for_tasks(tasks) -> dict[int, str]:
     """{survey_link} of follow-up scripts: the public link of the survey of each task's visit (one query).
 
     Registered with followups' context providers (followups sits below surveys and cannot read them)."""
-    from django.conf import settings
-    from django.urls import reverse
-
     by_appointment: dict[int, list[int]] = {}
     for task in tasks:
         appointment_id = (task.context or {}).get("appointment_id")
