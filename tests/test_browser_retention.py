@@ -250,7 +250,11 @@ def preview(page):
     with page.expect_response(re.compile(r"/segments/builder/preview/")) as response:
         page.get_by_role("button", name="Preview").click()
     # The response arrives before htmx swaps it in: wait until htmx has swapped and settled.
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    try:
+        page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+    except Exception:
+        print("STUCK", page.evaluate("Array.from(document.querySelectorAll('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')).map(e => e.outerHTML.slice(0, 300))"))
+        raise
     page.locator("#builder").wait_for()
     return response.value
 

@@ -60,6 +60,12 @@ def scripts_fill(scope: Scope, tasks: list[FollowupTask], *, today: dt.date | No
     return tasks
 
 
+def task_overdue(task: FollowupTask, *, now: dt.datetime, day_start: dt.datetime) -> bool:
+    """Open and late: due before today, or past its SLA. A task due at 10:00 today is not late at 15:00 while its
+    SLA still runs (the board counts overdue by the SLA too)."""
+    return task.is_open and (task.due_at < day_start or task.sla_due_at < now)
+
+
 def inbox_list(scope: Scope, *, today: dt.date | None = None, limit: int = 200) -> list[FollowupTask]:
     """My open tasks due by the end of today, and any opened today (a complaint due within 24 hours shows at
     once): overdue first (earliest due first), then the rest; scripts filled. One query (plus one per
@@ -72,8 +78,9 @@ def inbox_list(scope: Scope, *, today: dt.date | None = None, limit: int = 200) 
           .filter(Q(due_at__lt=end) | Q(created_at__gte=start), assignee_id=scope.staff_id, status=TaskStatus.OPEN)
           .order_by("due_at", "id"))
     tasks = list(qs[:limit])
+    now = timezone.now()
     for task in tasks:
-        task.is_overdue = task.due_at < start or task.due_at < timezone.now()
+        task.is_overdue = task_overdue(task, now=now, day_start=start)
     tasks_scripts_fill(tasks, today=today, tz=str(tz))
     return tasks
 

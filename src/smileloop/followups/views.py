@@ -4,6 +4,8 @@ Every view gets the staff member's Scope and reads tasks only through scoped sel
 scope is a 404. Mutating POSTs return the updated fragment (htmx) or redirect.
 """
 
+import datetime as dt
+
 from django.contrib import messages
 from django.shortcuts import render
 from django.urls import reverse
@@ -60,7 +62,10 @@ def inbox(request, scope: Scope):
 def _row(request, scope: Scope, task, *, form=None, phone: str = "", status: int = 200, page: bool = False):
     if not hasattr(task, "script_text"):
         selectors.scripts_fill(scope, [task])
-    task.is_overdue = task.is_open and task.due_at < timezone.now()
+    now = timezone.now()
+    tz = selectors.chain_tz(scope.chain_id)
+    day_start = dt.datetime.combine(timezone.localtime(now, tz).date(), dt.time.min, tzinfo=tz)
+    task.is_overdue = selectors.task_overdue(task, now=now, day_start=day_start)
     context = {"task": task, "outcome_form": form or OutcomeForm(), "phone": phone,
                "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": scope.can(Perm.TASK_BOARD)}
     if page:
