@@ -7,11 +7,12 @@ Upsert and identity responses are always masked: they are stored for idempotent 
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
+from pydantic.json_schema import SkipJsonSchema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
@@ -22,7 +23,7 @@ from smileloop.customers.enums import ConsentPurpose, IdentityKind, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import channel_parse, phone_mask
 from smileloop.customers.selectors import consent_current, customer_get, customer_list
-from smileloop.customers.services import customer_ingest, identity_add, phone_reveal
+from smileloop.customers.services import customer_ingest, customer_mark_lost, identity_add, phone_reveal
 
 router = Router(tags=["customers"])
 
@@ -33,6 +34,11 @@ class IdentityIn(Schema):
     kind: IdentityKind
     external_id: str = Field(min_length=1, max_length=128)
     app_id: str = Field("", max_length=64)
+
+
+class MarkLostIn(Schema):
+    reason: str = Field(description="Why the patient is lost: moved away, chose another clinic, asked not to be "
+                                    "contacted … (required, at most 200 characters)")
 
 
 class ConsentIn(Schema):
@@ -55,7 +61,9 @@ class CustomerUpsertIn(Schema):
     longitude: Decimal | None = None
     home_clinic: int | str | None = Field(None, description="Clinic id or code")
     consultant: int | str | None = Field(None, description="Staff id or username")
-    stage: Stage | None = None
+    # Not an input: the lifecycle stage is derived from events. Read (undocumented) only so that sending it
+    # meets the service's 422 naming the field instead of being dropped silently.
+    stage: SkipJsonSchema[Any] = None
     source: str | None = Field(None, description="Acquisition channel code or label (wechat_oa, 抖音, …)")
     campaign: str | None = None
     notes: str | None = None
@@ -139,6 +147,14 @@ class CustomerOut(CustomerListItem):
     consents: list[ConsentOut] = Field(description="Current state: the latest record per purpose")
     counts: CustomerCounts
     updated_at: dt.datetime
+
+
+class StageOut(Schema):
+    id: int
+    stage: str
+    stage_reached: str = Field(description="The highest progress stage reached: where a new booking, arrival "
+                                           "or payment brings the patient back to")
+    stage_changed_at: dt.datetime | None
 
 
 class UpsertOut(Schema):
@@ -282,3 +298,24 @@ def identity_add_endpoint(request: HttpRequest, customer_id: int, payload: Ident
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.identity_add", run=write)
+
+
+@router.post("/{int:customer_id}/lost", response={200: StageOut, **ERROR_RESPONSES},
+             summary="Mark a patient lost (with a reason)")
+def customer_mark_lost_endpoint(request: HttpRequest, customer_id: int, payload: MarkLostIn, response: HttpResponse,
+                                idempotency_key: IdempotencyKeyHeader = None):
+    """The one stage staff set by hand (every other stage is derived from events): writes the timeline event
+    "marked lost by <you>: <reason>". A blank reason is a 422; a patient already lost is a 409 `already_lost`;
+    one outside your clinics is a 404."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, customer_id)
+        customer = customer_mark_lost(scope=scope, customer=customer, reason=payload.reason, actor=request.staff)
+        return 200, render(StageOut, {"id": customer.id, "stage": customer.stage,
+                                      "stage_reached": customer.stage_reached,
+                                      "stage_changed_at": _local(customer.stage_changed_at)})
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.mark_lost", run=write)

@@ -34,6 +34,7 @@ _SERVICE_MESSAGES = {
     "must be a family relation (spouse, child, parent, …)": _("Choose a family relation."),
     "must be another customer of the same chain": _("Choose another customer of this chain."),
     "is required to reveal a phone number": _("Give a reason for revealing the phone number."),
+    "is required to mark a patient lost": _("Give a reason for marking the patient lost."),
 }
 # Service field names that the forms call differently.
 _FIELD_ALIASES = {"first_touch_channel": "source", "first_touch_campaign": "campaign"}
@@ -92,7 +93,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
                                          empty_label=_("— none —"))
     consultant = forms.ModelChoiceField(label=_("Consultant"), queryset=None, required=False,
                                         empty_label=_("— none —"))
-    stage = forms.ChoiceField(label=_("Stage"), choices=Stage.choices, initial=Stage.LEAD)
+    # No stage field: the lifecycle stage is derived from events (a new person is a lead); the 360 page has the
+    # one manual decision, "mark lost" (MarkLostForm).
     source = forms.ChoiceField(label=_("Source"), required=False, choices=_blank(_("— unknown —")) + Channel.choices)
     campaign = forms.CharField(label=_("Campaign or content"), max_length=100, required=False)
     community = forms.CharField(label=_("Community"), max_length=100, required=False)
@@ -106,7 +108,7 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
                 "name": customer.name, "mobile": customer.mobile[3:] if (customer.mobile or "").startswith("+86")
                 else customer.mobile or "",
                 "gender": customer.gender, "birthday": customer.birthday, "home_clinic": customer.home_clinic_id,
-                "consultant": customer.consultant_id, "stage": customer.stage,
+                "consultant": customer.consultant_id,
                 "source": customer.first_touch_channel, "campaign": customer.first_touch_campaign,
                 "community": customer.community, "address": customer.address, "notes": customer.notes,
             }
@@ -161,6 +163,11 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
 class PhoneRevealForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
         "placeholder": _("e.g. calling to confirm an appointment"), "autocomplete": "off"}))
+
+
+class MarkLostForm(DomainErrorsMixin, forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
+        "placeholder": _("e.g. moved away, chose another clinic, asked not to be contacted"), "autocomplete": "off"}))
 
 
 CONSENT_SOURCES = [

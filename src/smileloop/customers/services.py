@@ -9,6 +9,7 @@ from django.db.models.functions import Cast, Concat, JSONObject
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
@@ -45,8 +46,12 @@ from smileloop.customers.normalize import (
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
 CUSTOMER_FIELDS = [
     "name", "mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
-    "consultant", "stage", "notes", "source", "campaign",
+    "consultant", "notes", "source", "campaign",
 ]
+# The lifecycle stage is not an input of any write path (form, API, import): services derive it from events
+# (customer_stage_advance); the one decision staff take by hand is `customer_mark_lost`.
+STAGE_NOT_SETTABLE = ("is derived from events (contact, booking, arrival, payment, membership, referral) and "
+                      "cannot be set; to mark a patient lost use POST /api/customers/{id}/lost")
 
 
 def clinic_resolve(*, chain_id: int, value) -> Clinic:
@@ -142,11 +147,8 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
                 fail("consultant", "is not a staff member of this chain", value)
             else:
                 out["consultant"] = staff
-    if present("stage"):
-        if data["stage"] in Stage.values:
-            out["stage"] = data["stage"]
-        else:
-            fail("stage", f"must be one of {', '.join(Stage.values)}", data["stage"])
+    if "stage" in data:
+        fail("stage", STAGE_NOT_SETTABLE, data["stage"])
     if present("source"):
         try:
             out["first_touch_channel"] = channel_parse(data["source"])
@@ -211,9 +213,7 @@ def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
     changed = []
     for key, value in values.items():
         current = getattr(customer, key)
-        if fill_only and current not in (None, "", Customer._meta.get_field(key).default) and key != "stage":
-            continue
-        if key == "stage" and fill_only:
+        if fill_only and current not in (None, "", Customer._meta.get_field(key).default):
             continue
         if current != value:
             setattr(customer, key, value)
@@ -221,17 +221,7 @@ def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
     if "mobile" in changed:
         customer.mobile_tail = (customer.mobile or "")[-4:]
         changed.append("mobile_tail")
-    if "stage" in changed and _reached_follow(customer):
-        changed.append("stage_reached")
     return changed
-
-
-def _reached_follow(customer: Customer) -> bool:
-    """A stage set by hand (form, import) above the highest reached one raises that too."""
-    if stage_rank(customer.stage) > stage_rank(customer.stage_reached):
-        customer.stage_reached = customer.stage
-        return True
-    return False
 
 
 def _identities_clean(identities) -> list[tuple[str, str, str]]:
@@ -274,7 +264,6 @@ def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | 
     if match is None:
         customer = Customer(chain_id=chain_id, **{k: v for k, v in values.items()})
         customer.mobile_tail = (customer.mobile or "")[-4:]
-        _reached_follow(customer)
         if customer.first_touch_channel:
             customer.first_touch_at = now
             customer.last_touch_channel = customer.first_touch_channel
@@ -582,6 +571,35 @@ def _stage_follow(customer: Customer, *, to: str, at: dt.datetime) -> None:
         customer.stage = customer.stage_reached
     else:
         customer.stage = to
+
+
+LOST_REASON_LIMIT = 200
+
+
+@transaction.atomic
+def customer_mark_lost(*, scope: Scope, customer: Customer, reason: str, actor: Staff) -> Customer:
+    """Mark a patient lost by hand (moved away, chose another clinic, asked not to be contacted …): the one
+    stage decision staff take themselves. Goes through `customer_stage_advance`, so it writes the timeline
+    event with its cause ("marked lost by <staff>: <reason>") and keeps `stage_reached` (a later booking,
+    arrival or payment brings the patient back to it; `lifecycle.stages_derive` keeps them lost until then).
+
+    Needs customer.edit and a reason; a patient outside the scope is NotFound; one already lost is a
+    Conflict `already_lost` (nothing is written). Returns the customer with its new stage."""
+    if not scope.can(Perm.CUSTOMER_EDIT):
+        raise PermissionDenied("Your role may not change customers")
+    text = " ".join(str(reason or "").split())
+    if not text:
+        raise ValidationFailed([FieldError("reason", "is required to mark a patient lost", reason)])
+    if len(text) > LOST_REASON_LIMIT:
+        raise ValidationFailed([FieldError("reason", f"is longer than {LOST_REASON_LIMIT} characters", text)])
+    locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    if locked is None or locked.merged_into_id or not _in_scope(scope, locked):
+        raise NotFound("Customer not found")
+    if locked.stage == Stage.LOST:
+        raise Conflict("This patient is already marked lost", code="already_lost")
+    customer_stage_advance(customer=locked, to=Stage.LOST, cause=f"marked lost by {actor.name}: {text}",
+                           actor=actor)
+    return locked
 
 
 def phone_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: str | None = None) -> str:

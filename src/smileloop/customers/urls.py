@@ -15,4 +15,5 @@ urlpatterns = [
     path("<int:customer_id>/consents/", views.consent_add, name="consent_add"),
     path("<int:customer_id>/notes/", views.note_add, name="note_add"),
     path("<int:customer_id>/family/", views.family_add, name="family_add"),
+    path("<int:customer_id>/lost/", views.mark_lost, name="mark_lost"),
 ]

@@ -1,5 +1,5 @@
 """Staff pages for the patient pool: list and search, the customer 360 page, create/edit, consents,
-notes, family, phone reveal, merge candidates and merge.
+notes, family, phone reveal, marking a patient lost, merge candidates and merge.
 
 Every view gets the staff member's Scope first and reads patient data only through scoped selectors;
 a customer outside the scope is a 404, indistinguishable from one that does not exist.
@@ -34,6 +34,7 @@ from smileloop.customers.forms import (
     CustomerFilterForm,
     CustomerForm,
     FamilyMemberForm,
+    MarkLostForm,
     MergeForm,
     NoteForm,
     PhoneRevealForm,
@@ -237,6 +238,7 @@ def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = ""
         "consent_form": forms.get("consent_form") or ConsentForm(),
         "note_form": forms.get("note_form") or NoteForm(),
         "family_form": forms.get("family_form") or FamilyMemberForm(scope, head=customer),
+        "lost_form": forms.get("lost_form") or MarkLostForm(),
     }
     template = "customers/customer_detail.html"
     if fragment and request.htmx:
@@ -332,6 +334,27 @@ def family_add(request, scope: Scope, customer_id: int):
                 return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")
             return _render_360(request, scope, customer, fragment="family")
     return _render_360(request, scope, customer, fragment="family", status=422, family_form=form)
+
+
+@staff_view
+@require_POST
+def mark_lost(request, scope: Scope, customer_id: int):
+    """The one stage staff set by hand (the others follow events): lost, with a reason, on the timeline."""
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    form = MarkLostForm(request.POST)
+    if form.is_valid():
+        try:
+            services.customer_mark_lost(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
+                                        actor=request.user.staff)
+        except errors.ValidationFailed as exc:
+            form.add_domain_errors(exc)
+        except errors.Conflict:
+            form.add_error(None, _("This patient is already marked lost."))
+        else:
+            messages.success(request, _("%(name)s is marked lost.") % {"name": customer.name})
+            return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#timeline")
+    return _render_360(request, scope, customer, fragment="stage", status=422, lost_form=form)
 
 
 # --- create and edit -------------------------------------------------------------------------------------

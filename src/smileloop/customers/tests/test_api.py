@@ -10,7 +10,7 @@ from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core import idempotency
 from smileloop.core.models import AuditEvent, IdempotencyRecord
-from smileloop.customers.models import Consent, Customer, Identity
+from smileloop.customers.models import Consent, Customer, Identity, Interaction
 from smileloop.customers.services import customer_upsert, household_member_add
 from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
 
@@ -182,6 +182,43 @@ def test_a_role_without_customer_edit_gets_403_and_its_key_stays_free(client, ch
     assert response.json()["code"] == "forbidden"
     assert Customer.objects.count() == 0
     assert IdempotencyRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize("stage", ["member", "lost", None])
+def test_upsert_with_a_stage_is_422_naming_the_field_and_writes_nothing(client, clinic_a, token_a, stage):
+    # when
+    response = post(client, UPSERT, zhang_san(stage=stage), token=token_a)
+    # then
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid"
+    [error] = body["errors"]
+    assert error["field"] == "body.stage"
+    assert error["message"].startswith("is derived from events")
+    assert "POST /api/customers/{id}/lost" in error["message"]
+    assert body["message"].startswith("body.stage: is derived from events")
+    assert Customer.objects.count() == 0
+
+
+def test_updating_an_existing_customer_with_a_stage_is_422_and_changes_nothing(client, chain, clinic_a, token_a):
+    # given
+    customer = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a,
+                               stage="booked", community="旧小区")
+    before = Customer.objects.filter(pk=customer.pk).values().get()
+    # when
+    response = post(client, UPSERT, zhang_san(stage="treated", community="静安花园"), token=token_a)
+    # then
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.stage"]
+    assert Customer.objects.count() == 1
+    assert Customer.objects.filter(pk=customer.pk).values().get() == before
+    assert not Interaction.objects.exists()
+
+
+def test_the_upsert_schema_no_longer_documents_a_stage(client, db):
+    schema = client.get("/api/openapi.json").json()
+    assert "stage" not in schema["components"]["schemas"]["CustomerUpsertIn"]["properties"]
+    assert "name" in schema["components"]["schemas"]["CustomerUpsertIn"]["properties"]
 
 
 # --- idempotency --------------------------------------------------------------------------------------
@@ -442,6 +479,79 @@ def test_adding_an_identity_to_a_customer_of_clinic_b_is_404_and_writes_nothing(
     assert IdempotencyRecord.objects.count() == 0
 
 
+# --- marking a patient lost ----------------------------------------------------------------------------
+
+def test_marking_a_patient_lost_returns_the_new_stage_and_writes_the_timeline_event(client, chain, clinic_a,
+                                                                                    front_desk_a, token_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, stage="treated")
+    # when
+    response = post(client, f"/api/customers/{customer.id}/lost", {"reason": "moved to Beijing"}, token=token_a)
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: body[k] for k in ("id", "stage", "stage_reached")} == {
+        "id": customer.id, "stage": "lost", "stage_reached": "treated"}
+    assert body["stage_changed_at"] is not None
+    event = Interaction.objects.get(customer=customer)
+    assert (event.author_id, event.text) == (
+        front_desk_a.id, "stage treated → lost: marked lost by 前台小王: moved to Beijing")
+
+
+def test_a_replayed_mark_lost_returns_the_first_answer_and_writes_once(client, chain, clinic_a, token_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, stage="arrived")
+    url = f"/api/customers/{customer.id}/lost"
+    first = post(client, url, {"reason": "chose another clinic"}, token=token_a, key="lost-1")
+    # when
+    replay = post(client, url, {"reason": "chose another clinic"}, token=token_a, key="lost-1")
+    # then
+    assert first.status_code == replay.status_code == 200
+    assert replay.json() == first.json()
+    assert replay["Idempotent-Replayed"] == "true"
+    assert Interaction.objects.filter(customer=customer).count() == 1
+
+
+def test_marking_an_already_lost_patient_with_a_new_key_is_409(client, chain, clinic_a, token_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, stage="arrived")
+    url = f"/api/customers/{customer.id}/lost"
+    post(client, url, {"reason": "moved"}, token=token_a, key="lost-1")
+    # when
+    response = post(client, url, {"reason": "moved again"}, token=token_a, key="lost-2")
+    # then
+    assert response.status_code == 409
+    assert response.json()["code"] == "already_lost"
+    assert Interaction.objects.filter(customer=customer).count() == 1
+
+
+def test_marking_lost_without_a_reason_is_422_and_changes_nothing(client, chain, clinic_a, token_a):
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, stage="arrived")
+    response = post(client, f"/api/customers/{customer.id}/lost", {"reason": "  "}, token=token_a)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "body.reason", "message": "is required to mark a patient lost", "value": "  "}]
+    assert Customer.objects.get(pk=customer.pk).stage == "arrived"
+    assert not Interaction.objects.exists()
+
+
+def test_marking_lost_a_patient_of_clinic_b_is_404_and_writes_nothing(client, chain, clinic_b, token_a):
+    other = CustomerFactory(chain=chain, home_clinic=clinic_b, stage="arrived")
+    response = post(client, f"/api/customers/{other.id}/lost", {"reason": "moved"}, token=token_a)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert Customer.objects.get(pk=other.pk).stage == "arrived"
+    assert not Interaction.objects.exists()
+    assert IdempotencyRecord.objects.count() == 0
+
+
+def test_a_role_without_customer_edit_cannot_mark_lost(client, chain, clinic_a, marketing_token):
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, stage="arrived")
+    response = post(client, f"/api/customers/{customer.id}/lost", {"reason": "moved"}, token=marketing_token)
+    assert response.status_code == 403
+    assert Customer.objects.get(pk=customer.pk).stage == "arrived"
+
+
 # --- OpenAPI ------------------------------------------------------------------------------------------
 
 def test_the_openapi_document_and_docs_are_served_and_list_every_ingestion_route(client, db):
@@ -453,7 +563,7 @@ def test_the_openapi_document_and_docs_are_served_and_list_every_ingestion_route
     assert docs.status_code == 200
     assert set(schema.json()["paths"]) >= {
         "/api/customers/upsert", "/api/customers", "/api/customers/{customer_id}",
-        "/api/customers/{customer_id}/identities", "/api/appointments", "/api/orders",
+        "/api/customers/{customer_id}/identities", "/api/customers/{customer_id}/lost", "/api/appointments", "/api/orders",
         "/api/orders/{order_id}/refunds", "/api/treatment-plans", "/api/treatment-plans/{plan_id}/steps/{seq}",
         "/api/procedures",
     }

@@ -1,16 +1,25 @@
 import pytest
 
+from smileloop.clinics.enums import Role
+from smileloop.clinics.selectors import scope_for_staff
+from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.models import AuditEvent
+from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, CustomerMerge, Identity, Interaction
 from smileloop.customers.selectors import customer_get, customer_list, merge_candidates_list
 from smileloop.customers.services import (
+    STAGE_NOT_SETTABLE,
+    customer_mark_lost,
     customer_merge,
+    customer_stage_advance,
+    customer_update,
     customer_upsert,
     household_member_add,
     identity_add,
     phone_reveal,
 )
+from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.visits.services import order_record
 
 
@@ -155,3 +164,118 @@ def test_clinic_scoped_pinyin_search_follows_a_home_clinic_change(chain, clinic_
     # then clinic A staff no longer find them, and the keys carry the new clinic
     assert list(customer_list(scope_a, q="zs")) == []
     assert set(c.search_keys.values_list("home_clinic_id", flat=True)) == {clinic_b.id}
+
+
+# --- the lifecycle stage is derived, not typed ----------------------------------------------------------
+
+
+def _stage_events(customer):
+    return list(Interaction.objects.filter(customer=customer, kind="system", data__has_key="stage_to")
+                .order_by("id"))
+
+
+def test_a_new_person_is_a_lead(chain, clinic_a):
+    customer, created = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13700137000"})
+    customer.refresh_from_db()
+    assert created
+    assert (customer.stage, customer.stage_reached) == (Stage.LEAD, Stage.LEAD)
+
+
+@pytest.mark.parametrize("stage", ["member", "lost", "", None])
+def test_a_stage_sent_to_upsert_is_refused_naming_the_field_and_writes_nothing(chain, stage):
+    # when
+    with pytest.raises(ValidationFailed) as err:
+        customer_upsert(chain=chain, data={"name": "王五", "mobile": "13700137000", "stage": stage})
+    # then
+    assert [(e.field, e.message) for e in err.value.errors] == [("stage", STAGE_NOT_SETTABLE)]
+    assert "POST /api/customers/{id}/lost" in str(err.value)
+    assert Customer.objects.count() == 0
+    assert Interaction.objects.count() == 0
+
+
+def test_a_stage_sent_to_an_update_is_refused_and_changes_nothing(chain, clinic_a):
+    # given
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, stage=Stage.BOOKED, community="旧小区")
+    # when
+    with pytest.raises(ValidationFailed) as err:
+        customer_update(customer=customer, data={"community": "静安花园", "stage": "treated"})
+    # then
+    assert [e.field for e in err.value.errors] == ["stage"]
+    customer.refresh_from_db()
+    assert (customer.stage, customer.stage_reached, customer.community) == ("booked", "booked", "旧小区")
+    assert not Interaction.objects.filter(customer=customer).exists()
+
+
+@pytest.fixture
+def treated(chain, clinic_a):
+    return CustomerFactory(chain=chain, home_clinic=clinic_a, name="张三", stage=Stage.TREATED)
+
+
+def test_marking_lost_writes_the_timeline_event_with_its_cause_and_keeps_the_stage_reached(
+        treated, front_desk_a, scope_a):
+    # when
+    result = customer_mark_lost(scope=scope_a, customer=treated, reason="  搬家到北京了 ", actor=front_desk_a)
+    # then
+    treated.refresh_from_db()
+    assert (treated.stage, treated.stage_reached, treated.stage_prev) == ("lost", "treated", "treated")
+    assert treated.stage_changed_at is not None
+    assert (result.id, result.stage, result.stage_reached) == (treated.id, "lost", "treated")
+    [event] = _stage_events(treated)
+    assert event.author_id == front_desk_a.id
+    assert event.text == "stage treated → lost: marked lost by 前台小王: 搬家到北京了"
+    assert event.data == {"stage_from": "treated", "stage_to": "lost", "cause": "marked lost by 前台小王: 搬家到北京了"}
+
+
+def test_a_patient_marked_lost_comes_back_to_the_stage_reached_on_a_new_booking(treated, front_desk_a, scope_a):
+    # given
+    customer_mark_lost(scope=scope_a, customer=treated, reason="选择了其他诊所", actor=front_desk_a)
+    # when
+    customer_stage_advance(customer=treated.id, to=Stage.BOOKED, cause="appointment booked")
+    # then
+    treated.refresh_from_db()
+    assert treated.stage == "treated"
+
+
+@pytest.mark.parametrize("reason", ["", "   ", None])
+def test_marking_lost_needs_a_reason_and_changes_nothing(treated, front_desk_a, scope_a, reason):
+    with pytest.raises(ValidationFailed) as err:
+        customer_mark_lost(scope=scope_a, customer=treated, reason=reason, actor=front_desk_a)
+    assert [(e.field, e.message) for e in err.value.errors] == [("reason", "is required to mark a patient lost")]
+    treated.refresh_from_db()
+    assert treated.stage == "treated"
+    assert _stage_events(treated) == []
+
+
+def test_a_reason_longer_than_200_characters_is_refused(treated, front_desk_a, scope_a):
+    with pytest.raises(ValidationFailed) as err:
+        customer_mark_lost(scope=scope_a, customer=treated, reason="搬" * 201, actor=front_desk_a)
+    assert [(e.field, e.message) for e in err.value.errors] == [("reason", "is longer than 200 characters")]
+    assert Customer.objects.get(pk=treated.pk).stage == "treated"
+
+
+def test_marking_an_already_lost_patient_is_a_conflict_and_writes_nothing(treated, front_desk_a, scope_a):
+    # given
+    customer_mark_lost(scope=scope_a, customer=treated, reason="搬家", actor=front_desk_a)
+    changed_at = Customer.objects.get(pk=treated.pk).stage_changed_at
+    # when
+    with pytest.raises(Conflict) as err:
+        customer_mark_lost(scope=scope_a, customer=treated, reason="again", actor=front_desk_a)
+    # then
+    assert err.value.code == "already_lost"
+    assert len(_stage_events(treated)) == 1
+    assert Customer.objects.get(pk=treated.pk).stage_changed_at == changed_at
+
+
+def test_marking_lost_a_patient_of_another_clinic_is_not_found(chain, clinic_b, front_desk_a, scope_a):
+    other = CustomerFactory(chain=chain, home_clinic=clinic_b, stage=Stage.ARRIVED)
+    with pytest.raises(NotFound):
+        customer_mark_lost(scope=scope_a, customer=other, reason="搬家", actor=front_desk_a)
+    assert Customer.objects.get(pk=other.pk).stage == "arrived"
+
+
+def test_marking_lost_needs_the_customer_edit_permission(chain, clinic_a, treated):
+    doctor = StaffFactory(chain=chain, role=Role.DOCTOR, clinics=[clinic_a])
+    with pytest.raises(PermissionDenied):
+        customer_mark_lost(scope=scope_for_staff(doctor), customer=treated, reason="搬家", actor=doctor)
+    assert Customer.objects.get(pk=treated.pk).stage == "treated"
+

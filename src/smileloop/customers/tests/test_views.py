@@ -263,6 +263,81 @@ def test_family_member_outside_the_scope_is_not_found(client, front_desk_a, zhan
     assert not HouseholdMember.objects.exists()
 
 
+# --- the stage on the 360 page: read-only, plus "mark as lost" -------------------------------------------
+
+
+def test_360_page_shows_the_stage_since_its_last_change_and_the_mark_lost_action(client, front_desk_a, zhang_san):
+    # given
+    Customer.objects.filter(pk=zhang_san.pk).update(
+        stage_changed_at=dt.datetime(2026, 3, 1, 20, 0, tzinfo=dt.UTC))  # 2026-03-02 04:00 in Shanghai
+    login(client, front_desk_a)
+    # when
+    response = client.get(reverse("customers:detail", args=[zhang_san.id]))
+    # then
+    stage = response.text.split('id="stage"', 1)[1].split("</details>", 1)[0]
+    assert 'data-testid="stage">Treated</span>' in stage
+    assert "since 2026-03-02" in stage
+    assert reverse("customers:mark_lost", args=[zhang_san.id]) in stage
+
+
+def test_marking_lost_from_the_360_page_writes_the_event_and_redirects(client, front_desk_a, zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:mark_lost", args=[zhang_san.id]), {"reason": "搬家到北京"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("customers:detail", args=[zhang_san.id]) + "#timeline"
+    zhang_san.refresh_from_db()
+    assert zhang_san.stage == "lost"
+    event = Interaction.objects.get(customer=zhang_san, data__has_key="stage_to")
+    assert (event.author_id, event.data["cause"]) == (front_desk_a.id, "marked lost by 前台小王: 搬家到北京")
+    page = client.get(reverse("customers:detail", args=[zhang_san.id]))
+    assert "marked lost by 前台小王: 搬家到北京" in page.text
+    assert reverse("customers:mark_lost", args=[zhang_san.id]) not in page.text  # already lost: no action
+
+
+def test_marking_lost_without_a_reason_shows_the_error_and_changes_nothing(client, front_desk_a, zhang_san):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:mark_lost", args=[zhang_san.id]), {"reason": "  "},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert response.text.lstrip().startswith('<div id="stage"')
+    assert "This field is required." in response.text
+    zhang_san.refresh_from_db()
+    assert zhang_san.stage == "treated"
+    assert not Interaction.objects.filter(customer=zhang_san).exists()
+
+
+def test_marking_an_already_lost_patient_again_is_refused(client, front_desk_a, chain, clinic_a):
+    gone = CustomerFactory(chain=chain, home_clinic=clinic_a, stage=Stage.LOST)
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:mark_lost", args=[gone.id]), {"reason": "again"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert "This patient is already marked lost." in response.text
+    assert not Interaction.objects.filter(customer=gone).exists()
+
+
+def test_marking_lost_a_patient_of_another_clinic_is_404(client, front_desk_a, li_si):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:mark_lost", args=[li_si.id]), {"reason": "搬家"})
+    assert response.status_code == 404
+    li_si.refresh_from_db()
+    assert li_si.stage == "lead"
+    assert not Interaction.objects.filter(customer=li_si).exists()
+
+
+def test_a_role_without_customer_edit_gets_no_mark_lost_action_and_403(client, chain, clinic_a, zhang_san):
+    doctor = StaffFactory(chain=chain, role=Role.DOCTOR, clinics=[clinic_a])
+    login(client, doctor)
+    page = client.get(reverse("customers:detail", args=[zhang_san.id]))
+    assert page.status_code == 200
+    assert reverse("customers:mark_lost", args=[zhang_san.id]) not in page.text
+    response = client.post(reverse("customers:mark_lost", args=[zhang_san.id]), {"reason": "搬家"})
+    assert response.status_code == 403
+    zhang_san.refresh_from_db()
+    assert zhang_san.stage == "treated"
+
+
 # --- create and edit -------------------------------------------------------------------------------------
 
 
@@ -270,18 +345,19 @@ def test_create_makes_a_customer_and_redirects_to_the_360_page(client, front_des
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
         "name": "王五", "mobile": "139 1234 5678", "gender": "F", "birthday": "1990-01-05",
-        "home_clinic": clinic_a.id, "stage": "lead", "source": "douyin"})
+        "home_clinic": clinic_a.id, "source": "douyin"})
     customer = Customer.objects.get(name="王五")
     assert response.status_code == 302
     assert response["Location"] == reverse("customers:detail", args=[customer.id])
     assert (customer.mobile, customer.gender, customer.home_clinic_id, customer.first_touch_channel) == (
         "+8613912345678", "F", clinic_a.id, "douyin")
+    assert (customer.stage, customer.stage_reached) == (Stage.LEAD, Stage.LEAD)
 
 
 def test_create_shows_field_messages_and_writes_nothing(client, front_desk_a):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "", "mobile": "12345", "gender": "M", "birthday": "2999-01-01", "stage": "lead"})
+        "name": "", "mobile": "12345", "gender": "M", "birthday": "2999-01-01"})
     assert response.status_code == 422
     errors = response.context["form"].errors
     assert errors["name"] == ["This field is required."]
@@ -296,7 +372,7 @@ def test_create_with_an_existing_phone_links_to_the_person_instead_of_duplicatin
                                                                                    zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id, "stage": "lead"})
+        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id})
     assert response.status_code == 422
     assert response.context["existing"] == zhang_san
     assert reverse("customers:detail", args=[zhang_san.id]) in response.text
@@ -308,7 +384,7 @@ def test_create_with_an_existing_phone_links_to_the_person_instead_of_duplicatin
 def test_create_with_a_phone_of_another_clinic_does_not_reveal_them(client, front_desk_a, clinic_a, li_si):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "李四", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "stage": "lead"})
+        "name": "李四", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id})
     assert response.status_code == 422
     assert response.context["existing"] is None
     assert reverse("customers:detail", args=[li_si.id]) not in response.text
@@ -318,17 +394,49 @@ def test_create_with_a_phone_of_another_clinic_does_not_reveal_them(client, fron
 def test_edit_saves_changes(client, front_desk_a, clinic_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
-        "name": "张三", "mobile": "13800138000", "gender": "M", "home_clinic": clinic_a.id, "stage": "dormant",
-        "community": "静安花园"})
+        "name": "张三", "mobile": "13800138000", "gender": "M", "home_clinic": clinic_a.id, "community": "静安花园"})
     assert response.status_code == 302
     zhang_san.refresh_from_db()
-    assert (zhang_san.stage, zhang_san.community, zhang_san.gender) == ("dormant", "静安花园", "M")
+    assert (zhang_san.stage, zhang_san.community, zhang_san.gender) == ("treated", "静安花园", "M")
+
+
+@pytest.mark.parametrize("url_name", ["customers:create", "customers:edit"])
+def test_the_customer_form_has_no_stage_field(client, front_desk_a, zhang_san, url_name):
+    login(client, front_desk_a)
+    response = client.get(reverse(url_name, args=[zhang_san.id] if url_name == "customers:edit" else []))
+    assert response.status_code == 200
+    assert "stage" not in response.context["form"].fields
+    assert 'name="stage"' not in response.text
+    assert 'data-testid="stage-note"' in response.text
+
+
+def test_a_stage_posted_to_the_edit_form_is_ignored(client, front_desk_a, clinic_a, zhang_san):
+    # given a treated patient
+    login(client, front_desk_a)
+    # when a hand-made POST still carries a stage
+    response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
+        "name": "张三", "mobile": "13800138000", "gender": "M", "home_clinic": clinic_a.id, "stage": "lost",
+        "community": "静安花园"})
+    # then the other fields are saved and the stage is not
+    assert response.status_code == 302
+    zhang_san.refresh_from_db()
+    assert (zhang_san.stage, zhang_san.stage_prev, zhang_san.community) == ("treated", "", "静安花园")
+    assert not Interaction.objects.filter(customer=zhang_san, data__has_key="stage_to").exists()
+
+
+def test_a_stage_posted_to_the_create_form_still_makes_a_lead(client, front_desk_a, clinic_a):
+    login(client, front_desk_a)
+    response = client.post(reverse("customers:create"), {
+        "name": "王五", "mobile": "13912345678", "gender": "F", "home_clinic": clinic_a.id, "stage": "member"})
+    assert response.status_code == 302
+    customer = Customer.objects.get(name="王五")
+    assert (customer.stage, customer.stage_reached) == (Stage.LEAD, Stage.LEAD)
 
 
 def test_edit_refuses_a_phone_of_another_customer(client, chain_admin, clinic_a, zhang_san, li_si):
     login(client, chain_admin)
     response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
-        "name": "张三", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "stage": "treated"})
+        "name": "张三", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id})
     assert response.status_code == 422
     assert "mobile" in response.context["form"].errors
     zhang_san.refresh_from_db()

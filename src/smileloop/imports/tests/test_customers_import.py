@@ -297,6 +297,41 @@ def test_an_unknown_field_in_the_column_map_is_an_error_before_reading(tmp_path,
     assert Customer.objects.count() == 0
 
 
+@pytest.mark.parametrize("header", ["阶段", "客户阶段", "stage", "Stage", "lifecycle stage"])
+def test_a_stage_column_is_not_imported_new_people_are_leads_and_known_ones_keep_their_stage(
+        tmp_path, chain, clinic_a, header):
+    # given a patient already treated, and a file from another system with a stage column
+    known = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a,
+                            stage=Stage.TREATED)
+    path = csv_write(tmp_path / "crm.csv", [["姓名", "手机号", header],
+                                            ["张三", "13800138000", "流失"],
+                                            ["李四", "13900139000", "member"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then the column is reported as ignored and no stage is taken from it
+    assert (report.created, report.merged, report.errors) == (1, 1, [])
+    assert report.ignored_columns == [header]
+    assert "stage" not in report.columns.values()
+    known.refresh_from_db()
+    assert (known.stage, known.stage_reached) == (Stage.TREATED, Stage.TREATED)
+    new = Customer.objects.get(mobile="+8613900139000")
+    assert (new.stage, new.stage_reached) == (Stage.LEAD, Stage.LEAD)
+
+
+def test_mapping_a_column_to_the_stage_is_an_error_before_reading(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "crm.csv", [["姓名", "阶段"], ["张三", "member"]])
+
+    # when / then: the stage is derived from events, so it is not an import field
+    with pytest.raises(ImportFileError) as exc:
+        customers_import(path=path, chain=chain, column_map={"阶段": "stage"})
+    assert exc.value.code == "unknown_field"
+    assert "“stage”" in str(exc.value)
+    assert Customer.objects.count() == 0
+
+
 @pytest.mark.parametrize("writer", [csv_write, xlsx_write])
 def test_formula_like_free_text_is_stored_as_text(tmp_path, chain, writer):
     # given cells a spreadsheet would evaluate
