@@ -91,7 +91,7 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
     if programme.chain_id != member.chain_id or not programme.is_active:
         raise ValidationFailed([FieldError("programme", "is not an active programme of this chain", str(programme.pk))])
     at = as_of or timezone.now()
-    Customer.objects.select_for_update().filter(pk=member.pk).first()  # serialise issues for one member
+    Customer.objects.select_for_update(no_key=True).filter(pk=member.pk).first()  # serialise issues for one member
     since = add_months(at, -programme.limit_period_months)
     given = GiftCard.objects.filter(giver=member, programme=programme, issued_at__gt=since).count()
     if given >= programme.limit_per_period:
@@ -325,18 +325,35 @@ def voucher_redeem(*, voucher: Voucher, used_fen: int, key: str, source: str, ac
                    at: dt.datetime | None = None) -> LedgerTransaction:
     """Redeem a single-use voucher on a bill: `used_fen` to SALES, the rest of its value voided (BREAKAGE)."""
     at = at or timezone.now()
-    voucher = Voucher.objects.select_for_update().select_related("account").get(pk=voucher.pk)
-    voucher_check(voucher, at)
-    balance = voucher.account.balance
-    chain_id = voucher.chain_id
-    postings = [Posting(voucher.account, -balance),
-                Posting(system_account(chain_id=chain_id, kind=AccountKind.SALES), used_fen)]
+    with transaction.atomic():
+        request = voucher_redeem_request(voucher=voucher, used_fen=used_fen, key=key, source=source, actor=actor, at=at)
+        tx = ledger_post_many([request])[0]
+        voucher_redeem_recorded(voucher=voucher, at=at)
+    return tx
+
+
+def voucher_redeem_request(*, voucher: Voucher, used_fen: int, key: str, source: str, actor: Staff | None = None,
+                           at: dt.datetime, sales: Account | None = None) -> PostRequest:
+    """The ledger movement of `voucher_redeem`, checked but not posted, with the voucher row locked (call inside
+    the caller's transaction). Checkout posts it in one `ledger_post_many` with the bill's other movements, so
+    every account of a bill is locked once, in id order: posting it on its own first (holding SALES) and then
+    the rest (a family wallet …) could deadlock against a family member's checkout that locks the same accounts
+    in the other order. Then call `voucher_redeem_recorded`."""
+    locked = Voucher.objects.select_for_update().select_related("account").get(pk=voucher.pk)
+    voucher_check(locked, at)
+    balance = locked.account.balance
+    chain_id = locked.chain_id
+    postings = [Posting(locked.account, -balance),
+                Posting(sales or system_account(chain_id=chain_id, kind=AccountKind.SALES), used_fen)]
     if balance - used_fen:
         postings.append(Posting(system_account(chain_id=chain_id, kind=AccountKind.BREAKAGE), balance - used_fen))
-    tx = ledger_post(chain_id=chain_id, key=key, reason=EntryReason.REDEEM, actor=actor, source=source, at=at,
-                     memo=f"voucher {voucher.code}", postings=postings)
+    return PostRequest(chain_id=chain_id, key=key, reason=EntryReason.REDEEM, actor=actor, source=source, at=at,
+                       memo=f"voucher {locked.code}", postings=postings)
+
+
+def voucher_redeem_recorded(*, voucher: Voucher, at: dt.datetime) -> None:
+    """After a redemption was posted: the voucher is used up."""
     Voucher.objects.filter(pk=voucher.pk).update(status=VoucherStatus.REDEEMED, redeemed_at=at)
-    return tx
 
 
 def voucher_redeem_reverse(*, voucher: Voucher, original: LedgerTransaction, key: str, upto: Fraction,
@@ -386,4 +403,5 @@ def _void(chain_id: int, account, key: str, source: str, as_of: dt.datetime) -> 
 __all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_benefit", "giftcard_holder_note",
            "giftcard_holder_register", "giftcard_spend", "giftcard_spend_recorded", "giftcard_spend_request",
            "giftcard_spend_reverse", "giftcards_expire", "voucher_check",
-           "voucher_issue", "voucher_redeem", "voucher_redeem_reverse", "voucher_value"]
+           "voucher_issue", "voucher_redeem", "voucher_redeem_recorded", "voucher_redeem_request",
+           "voucher_redeem_reverse", "voucher_value"]

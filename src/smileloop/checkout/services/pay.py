@@ -49,6 +49,10 @@ def _reusable(bill: PricedBill):
     return _facts(resolved, member, terms) == bill.facts, own
 
 
+def _voucher_recorded(*, tx, voucher, at) -> None:
+    giftcard_services.voucher_redeem_recorded(voucher=voucher, at=at)
+
+
 @transaction.atomic
 def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str, actor: Staff | None = None,
                  external_id: str | None = None) -> Settlement:
@@ -67,8 +71,10 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     existing = Settlement.objects.filter(chain_id=customer.chain_id, key=key).first()
     if existing is not None:
         return existing
-    # One checkout per customer at a time (the row is only locked: nothing of it is read here).
-    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk", flat=True).first()
+    # One checkout per customer at a time (the row is only locked: nothing of it is read here). FOR NO KEY
+    # UPDATE: it must not block the foreign-key checks (KEY SHARE) of a family member's bill that references
+    # this customer, or the two can deadlock at commit.
+    Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True).first()
     reusable, own = _reusable(priced) if isinstance(priced, PricedBill) else (False, _UNSET)
     if reusable:
         bill = priced
@@ -107,10 +113,13 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     requests: list[PostRequest] = []
     after: list = []  # per request: (movement role, movement fields, what to record once it is posted)
     for t in tenders:
-        if t.kind == "voucher":  # single use: locks and redeems its own voucher row (rare; posted on its own)
-            tx = giftcard_services.voucher_redeem(voucher=bill.vouchers[t.ref], used_fen=t.amount_fen,
-                                                  key=f"{base}:voucher:{t.ref}", source=source, actor=actor, at=at)
-            add(MovementRole.VOUCHER, tx, ref=t.ref, value_fen=t.amount_fen)
+        if t.kind == "voucher":  # single use: its row is locked here, its movement posted with the others
+            voucher = bill.vouchers[t.ref]
+            requests.append(giftcard_services.voucher_redeem_request(
+                voucher=voucher, used_fen=t.amount_fen, key=f"{base}:voucher:{t.ref}", source=source, actor=actor,
+                at=at, sales=accounts.get(AccountKind.SALES)))
+            after.append((MovementRole.VOUCHER, {"ref": t.ref, "value_fen": t.amount_fen},
+                          partial(_voucher_recorded, voucher=voucher, at=at)))
         elif t.kind == "giftcard":
             card = bill.cards[t.ref]
             requests.append(giftcard_services.giftcard_spend_request(
@@ -177,7 +186,7 @@ def _bill_accounts(customer: Customer, bill: PricedBill, tenders, *, earn: bool)
     """The customer's and the chain's ledger accounts the bill's movements use, in one query."""
     kinds, system = set(), set()
     for t in tenders:
-        if t.kind == "giftcard":
+        if t.kind in ("giftcard", "voucher"):
             system.add(AccountKind.SALES)
         elif t.kind == "points":
             kinds.add(AccountKind.POINTS)

@@ -271,7 +271,9 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
     postings.append(Posting(sales, amount_fen))
     request = PostRequest(chain_id=holder.chain_id, key=f"wallet_spend:{key}", reason=EntryReason.SPEND, actor=actor,
                           source=source[:100], postings=postings, at=at,
-                          memo=f"principal {p} + bonus {b}" + (f"; paid by #{payer.id}" if mode else ""))
+                          memo=f"principal {p} + bonus {b}" + (f"; paid by #{payer.id}" if mode else ""),
+                          # a concurrent spend can take the balance between the check above and the lock
+                          refusal=InsufficientWallet, refusal_field="amount_fen", refusal_label="stored value")
     return WalletSpend(request, payer, holder, amount_fen, mode, consent_token, source, actor)
 
 

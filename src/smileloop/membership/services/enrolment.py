@@ -68,7 +68,7 @@ def _topup_total(customer: Customer, given: int | None) -> int | None:
 
 
 def _locked_customer(customer: Customer) -> Customer:
-    locked = Customer.objects.select_for_update().filter(pk=customer.pk, merged_into__isnull=True).first()
+    locked = Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk, merged_into__isnull=True).first()
     if locked is None:
         raise NotFound("Customer not found")
     return locked
