@@ -236,8 +236,18 @@ def segment_patients(transactional_db, chain, clinic_a, clinic_b):
     return sleeper
 
 
+HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
+
+
+def htmx_settled(page) -> None:
+    """Wait until htmx has swapped and settled everything: content it has just added gets its listeners only
+    then, so a change made earlier would be lost (no request)."""
+    page.wait_for_function(f"!document.querySelector('{HTMX_BUSY}')")
+
+
 def condition_set(page, row, field: str):
     """Pick a row's field; htmx redraws the row (same id) with that field's operators and value input."""
+    htmx_settled(page)
     row_id = row.get_attribute("id")
     row.locator("select[name$=-field]").select_option(field)
     page.wait_for_function(
@@ -250,11 +260,7 @@ def preview(page):
     with page.expect_response(re.compile(r"/segments/builder/preview/")) as response:
         page.get_by_role("button", name="Preview").click()
     # The response arrives before htmx swaps it in: wait until htmx has swapped and settled.
-    try:
-        page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
-    except Exception:
-        print("STUCK", page.evaluate("Array.from(document.querySelectorAll('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')).map(e => e.outerHTML.slice(0, 300))"))
-        raise
+    htmx_settled(page)
     page.locator("#builder").wait_for()
     return response.value
 
