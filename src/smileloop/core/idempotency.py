@@ -10,6 +10,11 @@ Protocol (per user and key, stored in core.models.IdempotencyRecord):
   write and stores the response. The unique (user, key) constraint makes a concurrent duplicate wait
   for the first transaction; when it commits, the duplicate's insert does nothing, its transaction
   ends without a write, and it replays the stored answer. So there is never a double write.
+- A stored refusal (below) rolls the whole transaction back, the claim with it, and is then recorded
+  in a transaction of its own by a claim that carries the answer; if a concurrent duplicate claimed
+  the key in between, that claim waits for it and the refused request replays the duplicate's stored
+  answer instead. So the success path needs no savepoint, and what a client is told always equals
+  what is stored.
 
 What is stored: the write's own answer: every 2xx response, and the business refusals a service raises
 (ValidationFailed 422, Conflict 409), which the same request would meet again. Not stored, so the key
@@ -94,18 +99,21 @@ def _replay(*, user_id: int, key: str, fingerprint: str) -> tuple[int, dict] | N
     return record.status_code, record.response
 
 
-def _claim(*, user_id: int, key: str, operation: str, fingerprint: str) -> int | None:
+def _claim(*, user_id: int, key: str, operation: str, fingerprint: str, status: int = 0,
+           body: dict | None = None) -> int | None:
     """Insert the key's record unless one exists; its id, or None when the key is taken. One statement
     (PostgreSQL and SQLite ≥ 3.35 both have ON CONFLICT … DO NOTHING RETURNING); a concurrent claim of
-    the same key waits here until the other transaction ends."""
+    the same key waits here until the other transaction ends. Without `status` the record is a claim
+    whose answer _store writes later; with it, the record is complete at once."""
     qn = connection.ops.quote_name
     table = qn(IdempotencyRecord._meta.db_table)
+    response = IdempotencyRecord._meta.get_field("response").get_db_prep_value(body or {}, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({qn('user_id')}, {qn('key')}, {qn('operation')}, {qn('request_hash')}, "
-            f"{qn('status_code')}, {qn('response')}, {qn('created_at')}) VALUES (%s, %s, %s, %s, 0, %s, %s) "
+            f"{qn('status_code')}, {qn('response')}, {qn('created_at')}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
             f"ON CONFLICT ({qn('user_id')}, {qn('key')}) DO NOTHING RETURNING {qn('id')}",
-            [user_id, key, operation[:100], fingerprint, "{}", timezone.now()])
+            [user_id, key, operation[:100], fingerprint, status, response, timezone.now()])
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -127,25 +135,38 @@ def idempotent_call(*, request: HttpRequest, user_id: int, key: str | None, oper
     key = _key_clean(key)
     fingerprint = request_fingerprint(request)
     try:
+        # One transaction (a savepoint when the caller has one open) and no savepoint inside it: whatever
+        # fails in run() rolls the whole block back, claim included, so a write refused halfway through
+        # leaves nothing behind (and the services it calls need no savepoints of their own).
         with transaction.atomic():
             record_id = _claim(user_id=user_id, key=key, operation=operation, fingerprint=fingerprint)
             if record_id is None:
                 raise _KeyTaken
-            try:
-                with transaction.atomic():  # a refused write leaves nothing behind, even if it wrote first
-                    status, body = run()
-            except DomainError as exc:
-                if not _is_stored(exc):
-                    raise
-                status, body = exc.status, domain_error_body(request, exc)
+            status, body = run()
             _store(record_id=record_id, status=status, body=body)
             return status, body, False
     except _KeyTaken:
-        stored = _replay(user_id=user_id, key=key, fingerprint=fingerprint)
-        if stored is None:  # the other request failed and released the key: let the client retry
-            raise Conflict(f"A request with this {HEADER} was being processed at the same time; retry",
-                           code="race")
-        return (*stored, True)
+        return _replayed(user_id=user_id, key=key, fingerprint=fingerprint)
+    except DomainError as exc:
+        if not _is_stored(exc):
+            raise
+        refusal = exc
+    # A refusal the same request would meet again: its write (if any) and the claim are rolled back; record
+    # the answer under the key now, unless a concurrent duplicate took the key meanwhile (then replay its
+    # answer: the client is never told anything but what the key stores).
+    status, body = refusal.status, domain_error_body(request, refusal)
+    record_id = _claim(user_id=user_id, key=key, operation=operation, fingerprint=fingerprint, status=status,
+                       body=body)
+    if record_id is None:
+        return _replayed(user_id=user_id, key=key, fingerprint=fingerprint)
+    return status, body, False
+
+
+def _replayed(*, user_id: int, key: str, fingerprint: str) -> tuple[int, dict, bool]:
+    stored = _replay(user_id=user_id, key=key, fingerprint=fingerprint)
+    if stored is None:  # the other request failed and released the key: let the client retry
+        raise Conflict(f"A request with this {HEADER} was being processed at the same time; retry", code="race")
+    return (*stored, True)
 
 
 IdempotencyKeyHeader = Annotated[str | None, Header(

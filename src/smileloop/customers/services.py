@@ -1,4 +1,5 @@
-"""Writes to the patient pool. Every create goes through `customer_upsert`, which never makes a second person."""
+"""Writes to the patient pool. Every create goes through `customer_upsert` (the API's `customer_ingest` through its
+savepoint-free core `_upsert`), which never makes a second person."""
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
@@ -168,14 +169,16 @@ def customer_search_keys_refresh(*, customers: list[Customer], new: bool = False
         return
     if not new:
         CustomerSearchKey.objects.filter(customer_id__in=[c.id for c in customers]).delete()
-    rows = []
-    for customer in customers:
-        initials, full = pinyin_keys(customer.name)
-        rows += [{"customer_id": customer.id, "chain_id": customer.chain_id, "kind": kind, "value": v[:64],
-                  "home_clinic_id": customer.home_clinic_id}
-                 for kind, values in (("i", initials), ("p", full)) for v in values]
+    rows = [{"customer_id": customer.id, **row} for customer in customers for row in _search_key_rows(customer)]
     for start in range(0, len(rows), 500):
         _rows_insert(CustomerSearchKey, rows[start:start + 500])
+
+
+def _search_key_rows(customer: Customer) -> list[dict]:
+    """The customer's search-key rows, without customer_id (so they can be built before the INSERT)."""
+    initials, full = pinyin_keys(customer.name)
+    return [{"chain_id": customer.chain_id, "kind": kind, "value": v[:64], "home_clinic_id": customer.home_clinic_id}
+            for kind, values in (("i", initials), ("p", full)) for v in values]
 
 
 def _rows_insert(model: type[models.Model], rows: list[dict]) -> None:
@@ -192,6 +195,70 @@ def _rows_insert(model: type[models.Model], rows: list[dict]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
                        f"VALUES {', '.join([one] * len(rows))}", params)
+
+
+def _new_row_insert(instance: models.Model, *, unless: tuple[str, list] | None = None,
+                    children: list[tuple[type[models.Model], str, list[dict]]] = ()) -> bool:
+    """INSERT a new instance as Model.save() would (each field's pre_save, e.g. the auto_now stamps, then
+    get_db_prep_save; the pre_save/post_save signals), without the ORM's query compiler, as one
+    `INSERT … ON CONFLICT DO NOTHING RETURNING id`: True, and the instance has its id, or False and
+    nothing is written.
+
+    False when the row would break a unique constraint (a clash is an answer, not an IntegrityError that
+    would need a savepoint to recover from) or when the SQL condition `unless` = (sql, params), a query,
+    finds a row (it runs in the same statement). Any other database error is raised as usual.
+    `children` = [(model, foreign key attname, rows)]: rows inserted with the new id, only if the row was;
+    on PostgreSQL in the same statement (data-modifying CTEs), elsewhere as one more INSERT each.
+    """
+    meta = instance._meta
+    instance._prepare_related_fields_for_save(operation_name="save")
+    models.signals.pre_save.send(sender=type(instance), instance=instance, raw=False, using=connection.alias,
+                                 update_fields=None)
+    qn = connection.ops.quote_name
+    pk = qn(meta.auto_field.column)
+    fields, params = [], []
+    for f in meta.local_concrete_fields:
+        if f is meta.auto_field or f.generated:
+            continue
+        value = f.pre_save(instance, True)
+        if value is None and f.db_default is models.NOT_PROVIDED:
+            continue  # the column's default is NULL: a shorter statement (psycopg caches those of ≤ 50 params)
+        fields.append(f)
+        params.append(f.get_db_prep_save(value, connection))
+    holes = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+    if unless:
+        # INSERT … SELECT: PostgreSQL coerces the untyped parameters to the target columns as with VALUES.
+        sql += f"SELECT {holes} WHERE NOT EXISTS ({unless[0]})"
+        params += unless[1]
+    else:
+        sql += f"VALUES ({holes})"
+    sql += f" ON CONFLICT DO NOTHING RETURNING {pk}"
+    inline = bool(children) and connection.vendor == "postgresql"
+    if inline:
+        ctes = [f"new AS ({sql})"]
+        for model, fk, rows in children:
+            for row in rows:  # one single-row INSERT … SELECT each: no UNION, whose NULLs would be typed text
+                row = {name: value for name, value in row.items() if value is not None}
+                child = [model._meta.get_field(name) for name in row]
+                ctes.append(f"c{len(ctes)} AS (INSERT INTO {qn(model._meta.db_table)} "
+                            f"({qn(model._meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in child)}) "
+                            f"SELECT new.{pk}, {', '.join(['%s'] * len(child))} FROM new)")
+                params += [f.get_db_prep_save(row[name], connection) for f, name in zip(child, row, strict=True)]
+        sql = f"WITH {', '.join(ctes)} SELECT {pk} FROM new"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    setattr(instance, meta.auto_field.attname, row[0])
+    instance._state.adding, instance._state.db = False, connection.alias
+    if not inline:
+        for model, fk, rows in children:
+            _rows_insert(model, [{fk: row[0], **child} for child in rows])
+    models.signals.post_save.send(sender=type(instance), instance=instance, created=True, update_fields=None,
+                                  raw=False, using=connection.alias)
+    return True
 
 
 def search_keys_home_clinic_sync(*, customer_ids) -> None:
@@ -247,48 +314,64 @@ def _identities_clean(identities) -> list[tuple[str, str, str]]:
 @transaction.atomic
 def customer_upsert(*, chain: Chain | int, data: dict, identities: list[dict] | None = None,
                     actor: Staff | None = None, source: str = "api", fill_only: bool = False,
-                    scope: Scope | None = None, _retry: bool = False) -> tuple[Customer, bool]:
+                    scope: Scope | None = None) -> tuple[Customer, bool]:
     """Create or update the one person named by `data['mobile']` or any of `identities`.
 
     Matching is by normalised phone, then by identity. If the phone and an identity name two different
     people, nothing is written (Conflict): merge them first. `fill_only` keeps existing values (import).
+    All or nothing (its own savepoint when called inside a transaction, so a caller may carry on after
+    a refusal).
     """
-    chain_id = chain if isinstance(chain, int) else chain.id
+    return _upsert(chain_id=chain if isinstance(chain, int) else chain.id, data=data, identities=identities,
+                   actor=actor, source=source, fill_only=fill_only, scope=scope)
+
+
+def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: Staff | None, source: str,
+            fill_only: bool, scope: Scope | None, default_home_clinic_id: int | None = None,
+            _retry: bool = False) -> tuple[Customer, bool]:
+    """customer_upsert's work, inside the caller's atomic block and without a savepoint of its own: a
+    refusal raised here fails the caller's whole transaction. `default_home_clinic_id`: the home clinic of
+    a person created without one."""
     idents = _identities_clean(identities)
     values = customer_input_clean(chain_id=chain_id, data=data, partial=False)
-    match = _locked_match(chain_id=chain_id, mobile=values.get("mobile"), idents=idents)
-    if match and scope is not None and not _in_scope(scope, match):
-        # The person exists but belongs to another clinic: an upsert may not reveal or change them.
-        raise Conflict("This phone or identity belongs to a customer outside your clinics", code="out_of_scope")
+    mobile = values.get("mobile")
     now = timezone.now()
-    if match is None:
-        customer = Customer(chain_id=chain_id, **{k: v for k, v in values.items()})
-        customer.mobile_tail = (customer.mobile or "")[-4:]
-        if customer.first_touch_channel:
-            customer.first_touch_at = now
-            customer.last_touch_channel = customer.first_touch_channel
-            customer.last_touch_campaign = customer.first_touch_campaign
-            customer.last_touch_at = now
-        if actor and not customer.first_touch_staff_id:
-            customer.first_touch_staff = actor
-        try:
-            with transaction.atomic():
-                customer.save()
-        except IntegrityError:
-            # Another request created this person between our match and our insert (the unique
-            # index waited for it to commit): treat the row as a match, never as a second person.
+    customer = Customer(chain_id=chain_id, **values)
+    customer.mobile_tail = (customer.mobile or "")[-4:]
+    if customer.first_touch_channel:
+        customer.first_touch_at = now
+        customer.last_touch_channel = customer.first_touch_channel
+        customer.last_touch_campaign = customer.first_touch_campaign
+        customer.last_touch_at = now
+    if actor and not customer.first_touch_staff_id:
+        customer.first_touch_staff = actor
+    if customer.home_clinic_id is None and default_home_clinic_id is not None:
+        customer.home_clinic_id = default_home_clinic_id
+    kind = (InteractionKind.IMPORT if source == "import" else InteractionKind.FORM if source == "form"
+            else InteractionKind.SYSTEM)
+    timeline = {"kind": kind, "text": f"created ({source})", "author_id": actor.id if actor else None,
+                "clinic_id": None, "occurred_at": now, "data": {}}
+    # The common case, a new person, is one statement: the INSERT runs only if neither the mobile nor an
+    # identity names anyone yet (the match probe is its condition), and does nothing if a concurrent
+    # request inserted the same mobile first (the unique index waits for that one to commit). The search
+    # keys and the timeline row come with it.
+    if _new_row_insert(customer, unless=_match_sql(chain_id=chain_id, mobile=mobile, idents=idents),
+                       children=[(CustomerSearchKey, "customer_id", _search_key_rows(customer)),
+                                 (Interaction, "customer_id", [timeline])]):
+        created = True
+    else:
+        # Someone has this phone or identity (or just created it): update them, never make a second person.
+        match = _locked_match(chain_id=chain_id, mobile=mobile, idents=idents)
+        if match is None:
+            # They were there a moment ago but not now (merged or deleted meanwhile): try once more.
             if _retry:
                 raise Conflict("A customer with this mobile was created at the same time; retry", code="race")
-            return customer_upsert(chain=chain_id, data=data, identities=identities, actor=actor, source=source,
-                                   fill_only=fill_only, scope=scope, _retry=True)
-        created = True
-        customer_search_keys_refresh(customers=[customer], new=True)
-        kind = (InteractionKind.IMPORT if source == "import" else InteractionKind.FORM if source == "form"
-                else InteractionKind.SYSTEM)
-        _rows_insert(Interaction, [{"customer_id": customer.id, "kind": kind, "text": f"created ({source})",
-                                    "author_id": actor.id if actor else None, "clinic_id": None,
-                                    "occurred_at": now, "data": {}}])
-    else:
+            return _upsert(chain_id=chain_id, data=data, identities=identities, actor=actor, source=source,
+                           fill_only=fill_only, scope=scope, default_home_clinic_id=default_home_clinic_id,
+                           _retry=True)
+        if scope is not None and not _in_scope(scope, match):
+            # The person exists but belongs to another clinic: an upsert may not reveal or change them.
+            raise Conflict("This phone or identity belongs to a customer outside your clinics", code="out_of_scope")
         customer = match
         new_channel = values.pop("first_touch_channel", None)
         new_campaign = values.pop("first_touch_campaign", None)
@@ -317,9 +400,9 @@ def _in_scope(scope: Scope, customer: Customer) -> bool:
         customer.consultant_id is not None and customer.consultant_id == scope.staff_id)
 
 
-def _match_probe(*, chain_id: int, mobile: str | None, idents) -> bool:
-    """Whether the mobile or any identity names an existing person: one small SQL statement over the
-    unique indexes, so the common case of a new person costs a single round trip (and no ORM query)."""
+def _match_sql(*, chain_id: int, mobile: str | None, idents) -> tuple[str, list] | None:
+    """(sql, params) of a query over the unique indexes that finds a row when the mobile or any identity
+    names an existing person; None when there is nothing to match by."""
     qn = connection.ops.quote_name
     customer, identity = qn(Customer._meta.db_table), qn(Identity._meta.db_table)
     parts, params = [], []
@@ -333,16 +416,12 @@ def _match_probe(*, chain_id: int, mobile: str | None, idents) -> bool:
         parts.append(f"SELECT 1 FROM {identity} WHERE {qn('chain_id')} = %s AND {qn('kind')} = %s "
                      f"AND {qn('external_id')} = %s")
         params += [chain_id, str(kind), external_id]
-    if not parts:
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 WHERE EXISTS ({' UNION ALL '.join(parts)})", params)
-        return cursor.fetchone() is not None
+    return (" UNION ALL ".join(parts), params) if parts else None
 
 
 def _locked_match(*, chain_id: int, mobile: str | None, idents) -> Customer | None:
-    if not _match_probe(chain_id=chain_id, mobile=mobile, idents=idents):
-        return None  # a concurrent create of the same mobile meets the unique index (see customer_upsert)
+    """The one person the mobile or any identity names, locked for the update; None if nobody (any more).
+    Two different people named is a Conflict."""
     by_mobile = None
     if mobile:
         by_mobile = (Customer.objects.select_for_update().filter(chain_id=chain_id, mobile=mobile,
@@ -468,16 +547,17 @@ def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None
         updates["lifetime_spend_fen"] = F("lifetime_spend_fen") + spend_delta_fen
     if count_visit:
         updates["visit_count"] = F("visit_count") + 1
-    if updates:
-        Customer.objects.filter(pk=customer_id).update(**updates)
     if visit_at is not None:
         # The lifecycle stage is advanced by the caller (customer_stage_advance), which knows the event.
-        Customer.objects.filter(pk=customer_id).filter(
-            models.Q(first_visit_at__isnull=True) | models.Q(first_visit_at__gt=visit_at)
-        ).update(first_visit_at=visit_at)
-        Customer.objects.filter(pk=customer_id).filter(
-            models.Q(last_visit_at__isnull=True) | models.Q(last_visit_at__lt=visit_at)
-        ).update(last_visit_at=visit_at)
+        at = Value(visit_at, output_field=models.DateTimeField())
+        updates["first_visit_at"] = Case(
+            When(models.Q(first_visit_at__isnull=True) | models.Q(first_visit_at__gt=visit_at), then=at),
+            default=F("first_visit_at"))
+        updates["last_visit_at"] = Case(
+            When(models.Q(last_visit_at__isnull=True) | models.Q(last_visit_at__lt=visit_at), then=at),
+            default=F("last_visit_at"))
+    if updates:
+        Customer.objects.filter(pk=customer_id).update(**updates)
 
 
 # --- lifecycle stages ----------------------------------------------------------------------------------
@@ -592,7 +672,7 @@ def customer_mark_lost(*, scope: Scope, customer: Customer, reason: str, actor: 
         raise ValidationFailed([FieldError("reason", "is required to mark a patient lost", reason)])
     if len(text) > LOST_REASON_LIMIT:
         raise ValidationFailed([FieldError("reason", f"is longer than {LOST_REASON_LIMIT} characters", text)])
-    locked = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+    locked = Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).first()
     if locked is None or locked.merged_into_id or not _in_scope(scope, locked):
         raise NotFound("Customer not found")
     if locked.stage == Stage.LOST:
@@ -717,7 +797,7 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
 # --- ingestion (the API's upsert) ----------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None = None,
                     consents: list[dict] | None = None, actor: Staff | None = None,
                     source: str = "api") -> tuple[Customer, bool]:
@@ -725,6 +805,10 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
 
     A clinic-limited caller may name only its own clinics as home clinic, and a person it creates
     without one gets its single clinic, so it can read back what it wrote.
+
+    No savepoint of its own (the API calls it once per request, inside the idempotency transaction): when
+    called inside a transaction, a refusal fails that whole transaction, so the caller must not carry on
+    in it (Django refuses further queries there until the atomic block ends).
     """
     if not scope.can("customer.edit"):
         raise PermissionDenied("Your role may not create or edit customers")
@@ -743,13 +827,15 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
             clinic = clinic_resolve(chain_id=scope.chain_id, value=home)
         except ValueError:
             clinic = None  # customer_upsert reports the field
-        if clinic is not None and not scope.allows_clinic(clinic.id):
-            raise PermissionDenied(f"Clinic {home!r} is not one of your clinics", field="home_clinic")
-    customer, created = customer_upsert(chain=scope.chain_id, data=data, identities=identities, actor=actor,
-                                        source=source, scope=scope)
-    if created and customer.home_clinic_id is None and scope.clinic_ids and len(scope.clinic_ids) == 1:
-        customer.home_clinic = Clinic.objects.get(pk=next(iter(scope.clinic_ids)))
-        customer.save(update_fields=["home_clinic", "updated_at"])
+        if clinic is not None:
+            if not scope.allows_clinic(clinic.id):
+                raise PermissionDenied(f"Clinic {home!r} is not one of your clinics", field="home_clinic")
+            data = {**data, "home_clinic": clinic}  # resolved once
+    # A person created without a home clinic gets the caller's single clinic in the INSERT itself (so
+    # its search keys carry the clinic too, and a clinic-scoped search finds it).
+    default_home = next(iter(scope.clinic_ids)) if scope.clinic_ids and len(scope.clinic_ids) == 1 else None
+    customer, created = _upsert(chain_id=scope.chain_id, data=data, identities=identities, actor=actor,
+                                source=source, fill_only=False, scope=scope, default_home_clinic_id=default_home)
     for consent in consents or []:
         consent_record(customer=customer, purpose=consent["purpose"], granted=bool(consent.get("granted")),
                        source=str(consent["source"]), actor=actor, evidence=str(consent.get("evidence") or ""))

@@ -4,6 +4,8 @@ import json
 from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.services import token_create
@@ -93,6 +95,34 @@ def test_upsert_creates_a_customer_in_the_callers_clinic_with_a_masked_phone(cli
         ("data_processing", True, "pms")]
     assert customer.mobile == "+8613800138000"
     assert customer.home_clinic_id == clinic_a.id
+
+
+def test_a_person_created_by_one_clinics_staff_without_a_home_clinic_is_found_by_their_pinyin_search(
+        client, clinic_a, token_a):
+    # given: no home clinic sent, so the person gets the caller's single clinic
+    created = post(client, UPSERT, {"name": "张三", "mobile": "13800138000"}, token=token_a)
+    # when: the clinic-scoped search reads the clinic copied onto the search keys
+    found = get(client, "/api/customers", token=token_a, q="zs")
+    # then
+    assert created.json()["customer"]["home_clinic"]["id"] == clinic_a.id
+    assert [c["id"] for c in found.json()["items"]] == [created.json()["customer"]["id"]]
+
+
+def test_a_new_customer_upsert_is_a_fixed_handful_of_statements(client, chain, chain_admin):
+    # given: a warm-up request loads the staff member and scope and stamps the token's last use
+    token = token_create(username=chain_admin.user.username)
+    post(client, UPSERT, {"name": "李四", "mobile": "13900139000"}, token=token, key="warm")
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = post(client, UPSERT, {"name": "张三", "mobile": "13800138000"}, token=token, key="new")
+    # then: token check, idempotency claim, the customer INSERT (on PostgreSQL with its search keys and
+    # timeline row in the same statement), the stored answer; and no savepoint but the idempotency block's
+    # own (a savepoint here only because the test runs inside a transaction; in production BEGIN … COMMIT)
+    assert response.status_code == 201
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sum(s.startswith("SAVEPOINT") for s in sql) == 1, sql
+    statements = [s for s in sql if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(statements) == (4 if connection.vendor == "postgresql" else 6), statements
 
 
 def test_upsert_matches_the_same_person_by_a_differently_written_phone_and_answers_200(client, clinic_a, token_a):

@@ -1,3 +1,5 @@
+from unittest import mock
+
 import pytest
 
 from smileloop.clinics.enums import Role
@@ -5,8 +7,9 @@ from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.models import AuditEvent
+from smileloop.customers import services
 from smileloop.customers.enums import Stage
-from smileloop.customers.models import Customer, CustomerMerge, Identity, Interaction
+from smileloop.customers.models import Customer, CustomerMerge, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.selectors import customer_get, customer_list, merge_candidates_list
 from smileloop.customers.services import (
     STAGE_NOT_SETTABLE,
@@ -46,6 +49,61 @@ def test_upsert_matches_by_identity_when_no_phone_given(chain):
                                     identities=[{"kind": "wechat_openid", "external_id": "oABC"}])
     assert not created and same.id == customer.id
     assert Customer.objects.get().mobile == "+8613900139000"
+
+
+def test_a_new_person_gets_the_search_keys_and_the_timeline_row_with_it(chain, clinic_a, front_desk_a):
+    # when
+    customer, created = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000",
+                                                           "home_clinic": clinic_a}, actor=front_desk_a)
+    # then
+    assert created
+    assert set(CustomerSearchKey.objects.filter(customer=customer).values_list("kind", "value", "home_clinic_id",
+                                                                               "chain_id")) == {
+        ("i", "zs", clinic_a.id, chain.id), ("p", "zhangsan", clinic_a.id, chain.id)}
+    [event] = Interaction.objects.filter(customer=customer)
+    assert (event.kind, event.text, event.author_id, event.clinic_id, event.data) == (
+        "system", "created (api)", front_desk_a.id, None, {})
+    customer.refresh_from_db()
+    assert customer.first_touch_staff_id == front_desk_a.id and customer.created_at is not None
+
+
+def test_upsert_matches_a_person_whose_phone_identity_is_the_mobile(chain):
+    # given a person known by a phone identity only (no mobile on the record)
+    person, _ = customer_upsert(chain=chain, data={"name": "王五"},
+                                identities=[{"kind": "phone", "external_id": "13700137000"}])
+    # when
+    same, created = customer_upsert(chain=chain, data={"name": "王五", "mobile": "137 0013 7000"})
+    # then
+    assert not created and same.id == person.id
+    assert Customer.objects.count() == 1
+
+
+def test_upsert_that_meets_a_concurrent_insert_of_the_phone_updates_that_person(chain):
+    # given: the person was created after this request's match condition ran (simulated: the condition
+    # finds nothing), so the INSERT meets the unique phone index instead
+    first, _ = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000"})
+    # when
+    with mock.patch.object(services, "_match_sql", return_value=None):
+        again, created = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000",
+                                                            "community": "静安花园"})
+    # then: a match, never a second person, and no second timeline row or search keys
+    assert not created and again.id == first.id
+    assert Customer.objects.count() == 1
+    assert Customer.objects.get().community == "静安花园"
+    assert Interaction.objects.count() == 1
+    assert CustomerSearchKey.objects.filter(customer=first).count() == 2
+
+
+def test_upsert_whose_match_vanishes_twice_is_a_transient_conflict_and_writes_nothing(chain):
+    # given a person, whom the locked look-up then cannot find (merged away concurrently, simulated)
+    customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000"})
+    # when / then
+    with mock.patch.object(services, "_locked_match", return_value=None) as locked, \
+            pytest.raises(Conflict) as err:
+        customer_upsert(chain=chain, data={"name": "张三丰", "mobile": "13800138000"})
+    assert err.value.code == "race"
+    assert locked.call_count == 2
+    assert list(Customer.objects.values_list("name", flat=True)) == ["张三"]
 
 
 def test_upsert_refuses_when_phone_and_identity_name_two_people_and_changes_nothing(chain):
