@@ -72,8 +72,11 @@ class Customer(TimeStampedModel):
             models.Index(fields=["home_clinic", "stage"], name="customer_clinic_stage"),
             models.Index(fields=["chain", "first_touch_channel"], name="customer_source"),
             # "no visit since <day>": the dormant playbook, recency segments and the dormant/lost job read a
-            # day's range of last visits instead of the whole chain.
-            models.Index(fields=["chain", "last_visit_at"], name="customer_last_visit"),
+            # day's range of last visits instead of the whole chain. The included columns let "dormant and
+            # spent ≥ X" segments (lifetime spend bounds any window's spend) run as an index-only scan: at 1M
+            # customers the heap visits of ~200k dormant patients were most of its time.
+            models.Index(fields=["chain", "last_visit_at"], name="customer_last_visit",
+                         include=["id", "lifetime_spend_fen", "merged_into"]),
             # "within N km of a clinic": the bounding box on latitude narrows to the clinic's neighbourhood.
             models.Index(fields=["chain", "latitude", "longitude"], name="customer_geo"),
         ]
