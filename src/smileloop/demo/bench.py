@@ -151,11 +151,15 @@ def _bench_import(result, chain, admin, rows: int, log) -> None:
     surnames = [s for s, _ in data.SURNAMES]
     given = [g for pool in data.GIVEN_NAMES.values() for g in pool]
     channels = ["抖音", "美团", "转介绍", "微信", "自然到店", "小程序", "社区活动"]
+    # New people on every run: a --reuse run after an earlier one would otherwise re-import the same phones and
+    # measure the merge path ("0 created"). The pool grows by at least the imported rows each run, so the ranges
+    # of successive runs do not meet.
+    offset = Customer.objects.filter(chain=chain).count()
     with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
         writer.writerow(["姓名", "手机号", "性别", "出生日期", "门诊", "来源", "小区"])
         for i in range(rows):
-            mobile = mobile_for(_IMPORT_BASE + i, a=a, b=b)[3:]
+            mobile = mobile_for(_IMPORT_BASE + offset + i, a=a, b=b)[3:]
             writer.writerow([rng.choice(surnames) + rng.choice(given), mobile, rng.choice("男女"),
                              f"{rng.randint(1950, 2015)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
                              rng.choice(clinic_names), rng.choice(channels),
