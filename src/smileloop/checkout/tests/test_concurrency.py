@@ -4,12 +4,12 @@ card. Every bill locks its accounts once, in id order (vouchers included), so no
 in a cycle: no deadlock, no double spend, and the ledger reconciles."""
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from smileloop.checkout.services import checkout_pay, checkout_price
+from smileloop.core.testing import writers_run
 from smileloop.customers.enums import Relation
 from smileloop.customers.services import household_member_add
 from smileloop.customers.tests.factories import CustomerFactory
@@ -56,34 +56,23 @@ def test_family_checkouts_with_vouchers_and_cards_never_deadlock_or_overdraw(
             else:
                 means[i, r] = {"gift_cards": [friend_card_issue(member=giver, programme=programme, trigger="test",
                                                                 key=f"c-{i}-{r}").code]}
-    barrier = threading.Barrier(len(payers))
-    outcomes, errors = [], []
+    def writer(i):
+        outcomes = []
+        for r in range(ROUNDS):
+            # a cleaning (covered by the voucher or card) and a filling paid from the shared wallet
+            lines = [{"item_code": "CL01"}, {"item_code": "FI01"}]
+            try:
+                bill = checkout_price(customer=payers[i], clinic=clinic_a, lines=lines,
+                                      wallet={"holder": alice, "amount_fen": 6_000}, **means[i, r])
+                checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}],
+                             key=f"pay-{i}-{r}")
+                outcomes.append("paid")
+            except InsufficientBalance:  # at pricing or, under a race, at pay
+                outcomes.append("refused")
+        return outcomes
 
-    def writer(i, payer):
-        try:
-            barrier.wait()
-            for r in range(ROUNDS):
-                # a cleaning (covered by the voucher or card) and a filling paid from the shared wallet
-                lines = [{"item_code": "CL01"}, {"item_code": "FI01"}]
-                try:
-                    bill = checkout_price(customer=payer, clinic=clinic_a, lines=lines,
-                                          wallet={"holder": alice, "amount_fen": 6_000}, **means[i, r])
-                    checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}],
-                                 key=f"pay-{i}-{r}")
-                    outcomes.append("paid")
-                except InsufficientBalance:  # at pricing or, under a race, at pay
-                    outcomes.append("refused")
-        except Exception as exc:  # noqa: BLE001 - asserted below (a deadlock surfaces here)
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer, args=(i, p)) for i, p in enumerate(payers)]
     # when eight terminals try 24 bills, each taking 60.00 from the 500.00 wallet
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, errors = writers_run(writer, len(payers))
     # then no error (a deadlock would be one), exactly eight bills fit the wallet, 20.00 is left
     assert errors == []
     assert outcomes.count("paid") == 8 and outcomes.count("refused") == 16

@@ -1,10 +1,9 @@
 """Eight writers spend from one wallet at once on PostgreSQL: row locks allow no double spend."""
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from smileloop.core.testing import writers_run
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import LedgerTransaction
@@ -24,30 +23,19 @@ def test_eight_concurrent_spends_never_overdraw_one_wallet(chain, clinic_a):
     sales = system_account(chain_id=chain.id, kind=AccountKind.SALES)
     ledger_post(chain_id=chain.id, key="topup", reason=EntryReason.TOPUP,
                 postings=[Posting(wallet, 100000), Posting(cash, -100000)])
-    barrier = threading.Barrier(8)
-    outcomes, errors = [], []
-
     def writer(i):
-        try:
-            barrier.wait()
-            for round_ in range(3):
-                try:
-                    ledger_post(chain_id=chain.id, key=f"spend:{i}:{round_}", reason=EntryReason.SPEND,
-                                postings=[Posting(wallet, -15000), Posting(sales, 15000)])
-                    outcomes.append("ok")
-                except InsufficientBalance:
-                    outcomes.append("refused")
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        outcomes = []
+        for round_ in range(3):
+            try:
+                ledger_post(chain_id=chain.id, key=f"spend:{i}:{round_}", reason=EntryReason.SPEND,
+                            postings=[Posting(wallet, -15000), Posting(sales, 15000)])
+                outcomes.append("ok")
+            except InsufficientBalance:
+                outcomes.append("refused")
+        return outcomes
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
     # when 8 writers try 24 spends of 150.00
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, errors = writers_run(writer, 8)
     # then exactly six fit, the balance is 100.00 and the books reconcile
     assert errors == []
     assert outcomes.count("ok") == 6 and outcomes.count("refused") == 18

@@ -2,11 +2,11 @@
 family wallet at once on PostgreSQL. Row locks allow no double spend."""
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from smileloop.core.testing import writers_run
 from smileloop.customers.enums import Relation
 from smileloop.customers.services import household_member_add
 from smileloop.ledger.selectors import ledger_check
@@ -33,30 +33,19 @@ def test_eight_family_writers_never_overdraw_the_shared_wallet(chain, clinic_a, 
         members.append(person)
     wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="topup")
     payers = [wang, *members] * 2
-    barrier = threading.Barrier(len(payers))
-    outcomes, errors = [], []
+    def writer(i):
+        outcomes = []
+        for round_ in range(3):
+            try:
+                wallet_spend(payer=payers[i], holder=wang, amount_fen=15_000, key=f"spend:{i}:{round_}",
+                             source=f"order:{i}:{round_}")
+                outcomes.append("ok")
+            except InsufficientBalance:
+                outcomes.append("refused")
+        return outcomes
 
-    def writer(i, payer):
-        try:
-            barrier.wait()
-            for round_ in range(3):
-                try:
-                    wallet_spend(payer=payer, holder=wang, amount_fen=15_000, key=f"spend:{i}:{round_}",
-                                 source=f"order:{i}:{round_}")
-                    outcomes.append("ok")
-                except InsufficientBalance:
-                    outcomes.append("refused")
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer, args=(i, p)) for i, p in enumerate(payers)]
     # when 8 writers try 24 spends of 150.00
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes, errors = writers_run(writer, len(payers))
     # then exactly six fit and 100.00 is left
     assert errors == []
     assert outcomes.count("ok") == 6 and outcomes.count("refused") == 18
