@@ -1,10 +1,9 @@
 """Concurrent upserts of one person on PostgreSQL end as one person (run only on PostgreSQL)."""
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
+from smileloop.core.testing import writers_run
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_upsert
 
@@ -15,26 +14,13 @@ def test_eight_concurrent_upserts_of_one_phone_make_one_person(chain):
     if connection.vendor != "postgresql":
         pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
     # given eight writers released at once
-    barrier = threading.Barrier(8)
-    results, errors = [], []
-
     def writer(i):
-        try:
-            barrier.wait()
-            customer, created = customer_upsert(chain=chain.id, data={"name": "并发", "mobile": "13800138000",
-                                                                      "community": f"小区{i}"})
-            results.append((customer.id, created))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        customer, created = customer_upsert(chain=chain.id, data={"name": "并发", "mobile": "13800138000",
+                                                                  "community": f"小区{i}"})
+        return [(customer.id, created)]
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
     # when
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = writers_run(writer, 8)
     # then
     assert errors == []
     assert Customer.objects.count() == 1

@@ -2,16 +2,17 @@
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from django.db import connections
 
 
-def writers_run(writer: Callable[[int], list[str]], count: int) -> tuple[list[str], list[Exception]]:
+def writers_run(writer: Callable[[int], list[Any]], count: int) -> tuple[list[Any], list[Exception]]:
     """Start `count` threads at the same moment (a barrier), each calling `writer(i)` on its own database
     connection, and wait for all. Returns every outcome the writers returned (flattened) and every exception
     that escaped one (a deadlock, a lost update …), for the test to assert on."""
     barrier = threading.Barrier(count)
-    outcomes: list[str] = []
+    outcomes: list[Any] = []
     errors: list[Exception] = []
 
     def run(i: int) -> None:

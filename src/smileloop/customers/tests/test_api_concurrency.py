@@ -1,40 +1,25 @@
 """Concurrent API upserts with one Idempotency-Key on PostgreSQL: one write, every client the same answer."""
 
 import json
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from smileloop.clinics.services import token_create
 from smileloop.core.models import IdempotencyRecord
+from smileloop.core.testing import writers_run
 from smileloop.customers.models import Customer, CustomerSearchKey, Interaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _post_concurrently(token: str, body: dict, *, n: int = 6) -> list:
-    barrier = threading.Barrier(n)
-    responses, errors = [], []
+    def send(_i):
+        return [Client().post("/api/customers/upsert", data=json.dumps(body), content_type="application/json",
+                              headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "same"})]
 
-    def send():
-        try:
-            client = Client()
-            barrier.wait()
-            responses.append(client.post("/api/customers/upsert", data=json.dumps(body),
-                                         content_type="application/json",
-                                         headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "same"}))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=send) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    responses, errors = writers_run(send, n)
     assert errors == []
     return responses
 
