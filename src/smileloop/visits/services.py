@@ -99,11 +99,14 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     return appointment, created
 
 
-def _line_values(chain_id: int, lines: list[dict], errors: list) -> list[tuple[ServiceItem, int, int, int, int, str]]:
+def _line_values(chain_id: int, lines: list[dict], errors: list, items: dict[str, ServiceItem] | None = None
+                 ) -> list[tuple[ServiceItem, int, int, int, int, str]]:
     if not lines:
         errors.append(FieldError("lines", "an order needs at least one line"))
         return []
-    items = _items_by_code(chain_id, [str(line.get("item_code", "")) for line in lines])
+    codes = [str(line.get("item_code", "")) for line in lines]
+    if items is None or any(code not in items or items[code].chain_id != chain_id for code in codes):
+        items = _items_by_code(chain_id, codes)
     out = []
     for i, line in enumerate(lines):
         code = str(line.get("item_code", ""))
@@ -131,8 +134,12 @@ def _line_values(chain_id: int, lines: list[dict], errors: list) -> list[tuple[S
 @transaction.atomic
 def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime, lines: list[dict],
                  payments: list[dict], external_id: str | None = None, cashier: Staff | None = None,
-                 notes: str = "") -> tuple[Order, bool]:
-    """Record a paid POS bill. Payments must add up to the bill exactly. Idempotent on external_id."""
+                 notes: str = "", items: dict[str, ServiceItem] | None = None) -> tuple[Order, bool]:
+    """Record a paid POS bill. Payments must add up to the bill exactly. Idempotent on external_id.
+
+    `items`: the catalogue rows by code when the caller has just read them (checkout), to spare the read. A new
+    order carries `lines_written`, its OrderLine rows with ids and items, in line order (a replayed one does
+    not: read `order.lines`)."""
     if external_id:
         existing = Order.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
         if existing:
@@ -143,7 +150,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
     ordered_at = _aware(ordered_at, "ordered_at", errors)
-    values = _line_values(customer.chain_id, lines, errors)
+    values = _line_values(customer.chain_id, lines, errors, items)
     total = sum(v[4] for v in values)
     pay_total = 0
     for i, p in enumerate(payments or []):
@@ -164,7 +171,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
         ordered_at=ordered_at, list_total_fen=sum(v[1] * v[2] for v in values),
         discount_fen=sum(v[3] for v in values), amount_fen=total, cashier=cashier, notes=notes,
     )
-    OrderLine.objects.bulk_create([
+    order.lines_written = OrderLine.objects.bulk_create([
         OrderLine(order=order, item=item, quantity=qty, unit_price_fen=unit, discount_fen=disc, amount_fen=amount,
                   tooth=tooth)
         for item, qty, unit, disc, amount, tooth in values

@@ -92,8 +92,11 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
                for line in bill.lines],
         payments=[{"method": p["method"], "amount_fen": p["amount_fen"]} for p in payments if p["amount_fen"]]
         + [{"method": TENDER_METHOD[t.kind], "amount_fen": t.amount_fen} for t in bill.tenders
-           if t.kind != "cash" and t.amount_fen > 0])
-    order_lines = list(order.lines.select_related("item").order_by("id"))
+           if t.kind != "cash" and t.amount_fen > 0],
+        items={item.code: item for item in bill.items.values()})
+    order_lines = getattr(order, "lines_written", None)
+    if not order_lines or any(line.pk is None for line in order_lines):
+        order_lines = list(order.lines.select_related("item").order_by("id"))
     settlement = Settlement.objects.create(chain_id=customer.chain_id, key=key, customer=customer, clinic=bill.clinic,
                                            order=order, total_fen=bill.total_fen, cash_fen=bill.cash_fen,
                                            breakdown=bill.as_dict(), actor=actor, created_at=at)
