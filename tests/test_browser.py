@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
@@ -39,6 +40,7 @@ def browser_page():
         finally:
             context.close()
             browser.close()
+            connections.close_all()  # the ORM's connection of Playwright's context (see test_browser_retention)
 
 
 @pytest.fixture

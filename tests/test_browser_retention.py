@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from smileloop.clinics.enums import Role
@@ -71,6 +72,9 @@ def browser():
             yield browser
         finally:
             browser.close()
+            # The ORM used while Playwright's sync API is active (fixtures, assertions) gets a connection of its
+            # own context; close it here, or the test database cannot be dropped at the end of the run.
+            connections.close_all()
 
 
 @pytest.fixture
