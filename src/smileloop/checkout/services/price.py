@@ -129,9 +129,9 @@ def _age_on(birthday: dt.date | None, day: dt.date) -> int | None:
 
 def _entitled_units(customer: Customer, resolved: list[tuple[ServiceItem, int]], at: dt.datetime) -> list[int]:
     """Units of each line an entitlement pays for, from ONE read of the customer's current-period entitlements
-    (loyalty's `entitlements_for_customer`), matched here as loyalty matches them (item code, else category;
+    with units left (loyalty's `entitlements_left`), matched here as loyalty matches them (item code, else category;
     within the age limit). Grants are consumed in loyalty's order (earliest period end first) across lines."""
-    balances = [b for b in loyalty_selectors.entitlements_for_customer(customer, at=at) if b.remaining > 0]
+    balances = loyalty_selectors.entitlements_left(customer.pk, at=at)
     if not balances:
         return [0] * len(resolved)
     age = _age_on(customer.birthday, timezone.localdate(at))

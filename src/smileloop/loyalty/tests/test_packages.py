@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from smileloop.core.errors import ValidationFailed
 from smileloop.customers.services import customer_merge
@@ -9,7 +10,7 @@ from smileloop.loyalty._common import add_months
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
 from smileloop.loyalty.errors import AgeLimit, AlreadyReversed, NoEntitlementLeft, NotCovered
 from smileloop.loyalty.models import EntitlementGrant, EntitlementUse, PackagePurchase
-from smileloop.loyalty.selectors import entitlements_available, entitlements_for_customer
+from smileloop.loyalty.selectors import entitlements_available, entitlements_for_customer, entitlements_left
 from smileloop.loyalty.services import (
     entitlement_redeem,
     entitlement_use_reverse,
@@ -94,6 +95,31 @@ def test_a_reversed_use_is_given_back_once(purchase, wang, catalogue):
     with pytest.raises(AlreadyReversed):
         entitlement_use_reverse(use=use, key="refund-2")
     assert EntitlementUse.objects.count() == 2
+
+
+def test_checkouts_plain_reader_agrees_with_the_full_one_through_uses_reversals_and_period_end(
+        purchase, wang, child, spouse, catalogue):
+    def both(customer, at=None):
+        at = at or timezone.now()
+        full = [(b.grant_id, b.item_code, b.category, b.remaining, b.max_age)
+                for b in entitlements_for_customer(customer, at=at) if b.remaining > 0]
+        return full, [(e.grant_id, e.item_code, e.category, e.remaining, e.max_age)
+                      for e in entitlements_left(customer.pk, at=at)]
+
+    # given uses, a use given back and a grant used up
+    use = entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u1")
+    entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u2")
+    entitlement_use_reverse(use=use, key="r1")
+    entitlement_redeem(customer=spouse, item=catalogue["CL01"], key="u3")
+    entitlement_redeem(customer=spouse, item=catalogue["CL01"], key="u4")
+    # then both readers give the same grants, in the same order, with the same units left
+    for person in (wang, child, spouse):
+        full, plain = both(person)
+        assert plain == full and plain, person
+    assert "cleaning" not in [category for _g, _code, category, *_ in both(spouse)[1]]  # both cleanings used
+    assert ("PD01", "", 4, 12) in [tuple(e[1:]) for e in both(child)[1]]  # the child's fluoride, with its age limit
+    # and nothing once the period has ended
+    assert both(wang, purchase.period_end) == ([], [])
 
 
 def test_unused_entitlements_expire_at_period_end(purchase, wang, spouse, catalogue, chain):
