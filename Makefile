@@ -28,7 +28,7 @@ chromium:
 demo: install
 	mkdir -p var
 	$(BIN)/smileloop migrate --noinput
-	$(BIN)/smileloop demo --customers $(DEMO_CUSTOMERS)
+	$(BIN)/smileloop demo --customers $(DEMO_CUSTOMERS) --url http://$(HOST):$(PORT)
 	$(BIN)/smileloop compilemessages --ignore=.venv >/dev/null 2>&1 || true
 	BIN=$(BIN) bash scripts/demo-serve.sh $(HOST):$(PORT)
 

@@ -11,6 +11,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=5000)
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the workspace will be served")
 
     def handle(self, *args, **options):
         if options["customers"] < 1:
@@ -34,7 +35,7 @@ class Command(BaseCommand):
                           f"{n['open_tasks']:,} open follow-up tasks, {n['surveys_answered']:,} answered surveys.")
         for username in report.skipped:
             self.stderr.write(f"Login {username!r} exists already outside the demo chain; not created.")
-        self.stdout.write("\nOpen http://127.0.0.1:8000 and log in with (password for all: "
+        self.stdout.write(f"\nOpen {options['url']} and log in with (password for all: "
                           f"{DEMO_PASSWORD}):")
         for username, role, clinics in report.logins:
             self.stdout.write(f"  {username:<11} {role:<22} {clinics}")
