@@ -328,7 +328,7 @@ def voucher_redeem(*, voucher: Voucher, used_fen: int, key: str, source: str, ac
     with transaction.atomic():
         request = voucher_redeem_request(voucher=voucher, used_fen=used_fen, key=key, source=source, actor=actor, at=at)
         tx = ledger_post_many([request])[0]
-        voucher_redeem_recorded(voucher=voucher, at=at)
+        voucher_redeem_recorded(voucher=voucher, tx=tx, at=at)
     return tx
 
 
@@ -351,8 +351,8 @@ def voucher_redeem_request(*, voucher: Voucher, used_fen: int, key: str, source:
                        memo=f"voucher {locked.code}", postings=postings)
 
 
-def voucher_redeem_recorded(*, voucher: Voucher, at: dt.datetime) -> None:
-    """After a redemption was posted: the voucher is used up."""
+def voucher_redeem_recorded(*, voucher: Voucher, tx: LedgerTransaction, at: dt.datetime) -> None:
+    """After a redemption was posted (`tx`, as `giftcard_spend_recorded` takes it): the voucher is used up."""
     Voucher.objects.filter(pk=voucher.pk).update(status=VoucherStatus.REDEEMED, redeemed_at=at)
 
 

@@ -49,10 +49,6 @@ def _reusable(bill: PricedBill):
     return _facts(resolved, member, terms) == bill.facts, own
 
 
-def _voucher_recorded(*, tx, voucher, at) -> None:
-    giftcard_services.voucher_redeem_recorded(voucher=voucher, at=at)
-
-
 @transaction.atomic
 def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str, actor: Staff | None = None,
                  external_id: str | None = None) -> Settlement:
@@ -122,7 +118,7 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
                 voucher=voucher, used_fen=t.amount_fen, key=f"{base}:voucher:{t.ref}", source=source, actor=actor,
                 at=at, sales=accounts.get(AccountKind.SALES)))
             after.append((MovementRole.VOUCHER, {"ref": t.ref, "value_fen": t.amount_fen},
-                          partial(_voucher_recorded, voucher=voucher, at=at)))
+                          partial(giftcard_services.voucher_redeem_recorded, voucher=voucher, at=at)))
         elif t.kind == "giftcard":
             card = bill.cards[t.ref]
             requests.append(giftcard_services.giftcard_spend_request(
