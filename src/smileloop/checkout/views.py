@@ -28,6 +28,7 @@ from smileloop.clinics.selectors import clinic_list
 from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
+from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
 from smileloop.giftcards import selectors as giftcard_selectors
@@ -170,7 +171,7 @@ def refund(request, scope: Scope, settlement_id: int):
                                actor=getattr(request.user, "staff", None), reason=form.cleaned_data["reason"])
     except errors.DomainError as exc:
         return _receipt(request, scope, settlement, form=form, problems=_error_messages(exc), status=422)
-    messages.success(request, _("Refunded %(amount)s yuan.") % {"amount": f"{done.amount_fen / 100:.2f}"})
+    messages.success(request, _("Refunded %(amount)s yuan.") % {"amount": fen_to_yuan(done.amount_fen)})
     return redirect("checkout:receipt", settlement_id=settlement.id)
 
 

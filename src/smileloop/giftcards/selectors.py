@@ -8,6 +8,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import select_model
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.giftcards.codes import code_normalize
@@ -33,7 +34,8 @@ def giftcard_for_payment(*, chain_id: int, code: str, at: dt.datetime) -> GiftCa
     (the join of two customer rows costs more to build than the rest of the read), and `balance_now`, what it
     can spend at `at` (`giftcard_balance`)."""
     normal = code_normalize(code)
-    card = (GiftCard.objects.select_related("programme", "account").filter(chain_id=chain_id, code=normal).first()
+    card = (select_model(GiftCard, "t0.chain_id = %s AND t0.code = %s", [chain_id, normal],
+                         related=("programme", "account"), order_by="t0.issued_at DESC, t0.id DESC")
             if normal else None)
     if card is None:
         raise WrongCode(f"No gift card with the code {code!r}", field="code")

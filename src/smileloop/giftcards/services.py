@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.money import fen_to_yuan
+from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.models import Customer
 from smileloop.giftcards.codes import code_new
 from smileloop.giftcards.enums import (
@@ -210,7 +212,8 @@ def _holder_known(card: GiftCard, customer: Customer, at: dt.datetime, actor: St
     """Record `customer` as the card's known holder if it has none yet; the event to write, or None."""
     if card.holder_id is not None:
         return None
-    GiftCard.objects.filter(pk=card.pk, holder__isnull=True).update(holder=customer)
+    sql_execute(f"UPDATE {GiftCard._meta.db_table} SET holder_id = %s WHERE id = %s AND holder_id IS NULL",
+                [customer.pk, card.pk])
     card.holder = customer
     return GiftCardEvent(card=card, kind=CardEventKind.HOLDER_KNOWN, occurred_at=at,
                          detail=f"first used by {customer.name}"[:255], data={"customer_id": customer.pk}, actor=actor)
@@ -246,7 +249,7 @@ def giftcard_spend_recorded(*, card: GiftCard, tx: LedgerTransaction, amount_fen
     it, noted as its holder on first use (`giftcard_holder_note`); both events are written in one INSERT."""
     events = [_holder_known(card, payer, at, actor)] if payer is not None else []
     events.append(GiftCardEvent(card=card, kind=CardEventKind.USED, occurred_at=at,
-                                detail=f"{amount_fen / 100:.2f} used ({source})"[:255], data={"tx": tx.id}, actor=actor))
+                                detail=f"{fen_to_yuan(amount_fen)} used ({source})"[:255], data={"tx": tx.id}, actor=actor))
     GiftCardEvent.objects.bulk_create([e for e in events if e is not None])
     _status_refresh(card, refresh=False)
 
@@ -270,7 +273,7 @@ def _status_refresh(card: GiftCard, *, refresh: bool = True) -> None:
     status = CardStatus.ACTIVE if card.account.balance > 0 else CardStatus.EXHAUSTED
     if status != card.status:
         card.status = status
-        GiftCard.objects.filter(pk=card.pk).update(status=status)
+        sql_execute(f"UPDATE {GiftCard._meta.db_table} SET status = %s WHERE id = %s", [status, card.pk])
 
 
 # --- vouchers ------------------------------------------------------------------------------------------

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
+from smileloop.core.sql import db_datetime, in_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.ledger.enums import (
     HOLDER_KINDS,
@@ -78,7 +79,11 @@ def account_for(*, chain_id: int, kind: str, customer: Customer | int | None = N
     lookup = {"chain_id": chain_id, "kind": kind, "customer_id": customer_id, "code": code}
     if code is None:
         lookup["closed_at"] = None
-    account = Account.objects.filter(**lookup).first()
+    account = select_model(Account, "t0.chain_id = %s AND t0.kind = %s AND "
+                           + ("t0.customer_id IS NULL" if customer_id is None else "t0.customer_id = %s")
+                           + (" AND t0.code IS NULL AND t0.closed_at IS NULL" if code is None else " AND t0.code = %s"),
+                           [chain_id, kind, *([customer_id] if customer_id is not None else []),
+                            *([code] if code is not None else [])])
     if account:
         return account
     if customer_id is None and code is None:
@@ -116,10 +121,14 @@ def accounts_for(*, chain_id: int, customer: Customer | int | None = None, kinds
     system_kinds = list(system_kinds) + [k for k in kinds if k in SYSTEM_KINDS]
     if not kinds and not system_kinds:
         return {}
-    wanted = Q(customer_id=None, kind__in=system_kinds)
+    system_in, params = in_clause("t0.kind", system_kinds)
+    wanted = f"(t0.customer_id IS NULL AND {system_in})"
     if kinds:
-        wanted |= Q(customer_id=customer_id, kind__in=kinds)
-    found = {a.kind: a for a in Account.objects.filter(wanted, chain_id=chain_id, code=None, closed_at=None)}
+        kinds_in, kind_params = in_clause("t0.kind", kinds)
+        wanted += f" OR (t0.customer_id = %s AND {kinds_in})"
+        params += [customer_id, *kind_params]
+    found = {a.kind: a for a in select_models(
+        Account, f"t0.chain_id = %s AND t0.code IS NULL AND t0.closed_at IS NULL AND ({wanted})", [chain_id, *params])}
     for kind in [*kinds, *system_kinds]:
         if kind not in found:
             found[kind] = account_for(chain_id=chain_id, kind=kind,
@@ -176,17 +185,17 @@ def _validate(chain_id: int, postings: list[Posting]) -> None:
 
 def available_balance(account: Account, *, at: dt.datetime | None = None) -> int:
     """What can be spent now: lots that are available and not expired."""
-    at = at or timezone.now()
-    return _spendable_lots(account, at).aggregate(s=Sum("remaining"))["s"] or 0
+    return available_balances([account], at=at)[account.id]
 
 
 def available_balances(accounts: list[Account], *, at: dt.datetime | None = None) -> dict[int, int]:
     """`available_balance` of several accounts in one query: account id → what can be spent now."""
-    at = at or timezone.now()
-    rows = (Lot.objects.filter(account_id__in=[a.id for a in accounts], remaining__gt=0, available_at__lte=at)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
-            .values("account_id").annotate(s=Sum("remaining")).values_list("account_id", "s"))
-    return {a.id: 0 for a in accounts} | dict(rows)
+    at = db_datetime(at or timezone.now())
+    accounts_in, params = in_clause("account_id", [a.id for a in accounts])
+    rows = select_rows(f"SELECT account_id, SUM(remaining) FROM {Lot._meta.db_table} WHERE {accounts_in} "
+                       "AND remaining > 0 AND available_at <= %s AND (expires_at IS NULL OR expires_at > %s) "
+                       "GROUP BY account_id", [*params, at, at])
+    return {a.id: 0 for a in accounts} | {account_id: int(s) for account_id, s in rows}
 
 
 def _spendable_lots(account: Account, at: dt.datetime):

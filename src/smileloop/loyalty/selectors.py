@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import db_datetime, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.ledger.enums import AccountKind
@@ -54,17 +55,20 @@ def points_multiplier_of(own, *, at: dt.datetime | None = None) -> Decimal:
 
 def spend_rules(*, chain_id: int) -> list[EarnRule]:
     """The chain's active earn rules on paid spend (none: an order earns nothing)."""
-    return list(EarnRule.objects.filter(chain_id=chain_id, trigger=EarnTrigger.SPEND, is_active=True))
+    return select_models(EarnRule, "t0.chain_id = %s AND t0.trigger = %s AND t0.is_active", [chain_id, EarnTrigger.SPEND],
+                         tail="ORDER BY t0.trigger, t0.code")
 
 
 def points_available(customer: Customer, *, at: dt.datetime | None = None) -> int:
     """Points the customer can spend now (available, unexpired lots of their open points account), in one
     query and without creating the account."""
-    at = at or timezone.now()
-    return (Lot.objects.filter(account__chain_id=customer.chain_id, account__kind=AccountKind.POINTS,
-                               account__customer_id=customer.pk, account__code__isnull=True,
-                               account__closed_at__isnull=True, remaining__gt=0, available_at__lte=at)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at)).aggregate(s=Sum("remaining"))["s"] or 0)
+    at = db_datetime(at or timezone.now())
+    (total,), = select_rows(
+        f"SELECT SUM(l.remaining) FROM {Lot._meta.db_table} l JOIN {Account._meta.db_table} a ON a.id = l.account_id "
+        "WHERE a.chain_id = %s AND a.kind = %s AND a.customer_id = %s AND a.code IS NULL AND a.closed_at IS NULL "
+        "AND l.remaining > 0 AND l.available_at <= %s AND (l.expires_at IS NULL OR l.expires_at > %s)",
+        [customer.chain_id, AccountKind.POINTS, customer.pk, at, at])
+    return int(total or 0)
 
 
 _UNSET = object()
@@ -130,10 +134,10 @@ def wallet_balance(customer: Customer, *, accounts: dict[str, Account] | None = 
     if accounts is not None:
         rows = {kind: a.balance for kind, a in accounts.items()}
     else:
-        rows = dict(Account.objects.filter(chain_id=customer.chain_id, customer_id=customer.pk, code__isnull=True,
-                                           closed_at__isnull=True,
-                                           kind__in=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
-                    .values_list("kind", "balance"))
+        rows = dict(select_rows(
+            f"SELECT kind, balance FROM {Account._meta.db_table} WHERE chain_id = %s AND customer_id = %s "
+            "AND code IS NULL AND closed_at IS NULL AND kind IN (%s, %s)",
+            [customer.chain_id, customer.pk, AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS]))
     return WalletBalance(principal=rows.get(AccountKind.WALLET_PRINCIPAL, 0), bonus=rows.get(AccountKind.WALLET_BONUS, 0))
 
 

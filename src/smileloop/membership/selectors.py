@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import select_model
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.membership.enums import DiscountSource, MembershipStatus
@@ -93,8 +94,8 @@ def _links_of(customer: Customer) -> tuple[int | None, int | None]:
 def _candidates(customer: Customer, at: dt.datetime) -> tuple[list[MemberDiscount], FamilyBinding | None,
                                                                FriendLink | None, Membership | None]:
     found: list[MemberDiscount] = []
-    own = (Membership.objects.select_related("plan", "tier")
-           .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
+    own = select_model(Membership, "t0.customer_id = %s AND t0.chain_id = %s AND t0.status = %s",
+                       [customer.pk, customer.chain_id, MembershipStatus.ACTIVE], related=("plan", "tier"))
     if own is not None:
         own.customer = customer  # what own_membership() joins in: the customer we were given
     if _in_force(own, at):

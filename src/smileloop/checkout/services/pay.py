@@ -15,6 +15,7 @@ from smileloop.checkout.models import (
 from smileloop.checkout.services.price import CASH_METHODS, TENDER_METHOD, PricedBill, _facts, checkout_price
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.sql import in_clause, lock_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import LimitReached, NotFriendCardBenefit
@@ -41,7 +42,8 @@ def _reusable(bill: PricedBill):
     if not bill.facts or (timezone.now() - bill.at).total_seconds() > REUSE_SECONDS:
         return False, _UNSET
     ids = [line.item_id for line in bill.lines]
-    items = ServiceItem.objects.filter(id__in=ids)
+    ids_in, params = in_clause("t0.id", ids)
+    items = select_models(ServiceItem, ids_in, params)
     resolved = [(i, 0) for i in items]
     member, own = member_discount_and_own(bill.customer)
     terms = (loyalty_services.points_redeem_terms(chain_id=bill.customer.chain_id) if bill.facts[2] is not None
@@ -64,13 +66,14 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     customer: Customer = inputs["customer"]
     if not key or len(key) > 150:
         raise ValidationFailed([FieldError("key", "an idempotency key of 1–150 characters is required", key)])
-    existing = Settlement.objects.filter(chain_id=customer.chain_id, key=key).first()
-    if existing is not None:
-        return existing
     # One checkout per customer at a time (the row is only locked: nothing of it is read here). FOR NO KEY
     # UPDATE: it must not block the foreign-key checks (KEY SHARE) of a family member's bill that references
-    # this customer, or the two can deadlock at commit.
-    Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True).first()
+    # this customer, or the two can deadlock at commit. The replay check comes after the lock, so a replay
+    # racing its first run waits for it and returns its settlement.
+    select_rows(f"SELECT id FROM {Customer._meta.db_table} WHERE id = %s{lock_clause(no_key=True)}", [customer.pk])
+    existing = select_model(Settlement, "t0.chain_id = %s AND t0.key = %s", [customer.chain_id, key])
+    if existing is not None:
+        return existing
     reusable, own = _reusable(priced) if isinstance(priced, PricedBill) else (False, _UNSET)
     if reusable:
         bill = priced

@@ -4,7 +4,6 @@ and calls the pure `checkout.pricing.price`. Writes nothing."""
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from django.db.models import Q
 from django.utils import timezone
 
 from smileloop.checkout.errors import ConsentMissing
@@ -22,6 +21,7 @@ from smileloop.checkout.pricing import (
 )
 from smileloop.clinics.models import Clinic
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.sql import in_clause, select_models
 from smileloop.customers.models import Customer
 from smileloop.giftcards import selectors as giftcard_selectors
 from smileloop.giftcards import services as giftcard_services
@@ -101,7 +101,10 @@ def _raise_pricing(exc: PricingError):
 def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, int]], dict[int, ServiceItem]]:
     codes = [str(line.get("item_code", "")) for line in lines if line.get("item_code")]
     ids = [line.get("item_id") for line in lines if line.get("item_id") and not line.get("item_code")]
-    found = list(ServiceItem.objects.filter(Q(code__in=codes) | Q(id__in=ids), chain_id=chain_id, is_active=True))
+    codes_in, code_params = in_clause("t0.code", codes)
+    ids_in, id_params = in_clause("t0.id", ids)
+    found = select_models(ServiceItem, f"t0.chain_id = %s AND t0.is_active AND ({codes_in} OR {ids_in})",
+                          [chain_id, *code_params, *id_params])
     by_code, by_id = {i.code: i for i in found}, {i.id: i for i in found}
     out, errors = [], []
     if not lines:

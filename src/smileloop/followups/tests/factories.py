@@ -13,6 +13,12 @@ def local(day: dt.date, hour: int = 10, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
 
 
+def later_today() -> dt.datetime:
+    """A due time still ahead and still today in the chain's time zone, whenever the test runs ("now + 2 hours"
+    is tomorrow from 22:00 Shanghai time, 14:00 UTC, and such a task left the inbox)."""
+    return dt.datetime.combine(timezone.localdate(), dt.time(23, 59, 59), tzinfo=timezone.get_current_timezone())
+
+
 class AppointmentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Appointment

@@ -1,14 +1,13 @@
-import datetime as dt
 import json
 
 import pytest
-from django.utils import timezone
 
 from smileloop.clinics.services import token_create
 from smileloop.customers.models import Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.models import FollowupTask
 from smileloop.followups.services import complaint_task_open
+from smileloop.followups.tests.factories import later_today
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +31,7 @@ def tasks(chain, clinic_a, clinic_b, front_desk_a, front_desk_b, director_a, pla
     for name, customer, clinic, staff in (("a", a, clinic_a, front_desk_a), ("b", b, clinic_b, front_desk_b),
                                           ("director", a, clinic_a, director_a)):
         task = complaint_task_open(customer=customer, clinic=clinic, note="", anchor_key=f"api:{name}")
-        FollowupTask.objects.filter(pk=task.pk).update(assignee=staff, due_at=timezone.now() + dt.timedelta(hours=1))
+        FollowupTask.objects.filter(pk=task.pk).update(assignee=staff, due_at=later_today())
         out[name] = task
     return out
 

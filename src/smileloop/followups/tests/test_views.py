@@ -11,6 +11,7 @@ from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask, PlaybookStep
 from smileloop.followups.services import complaint_task_open
+from smileloop.followups.tests.factories import later_today
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def login(client, staff, lang: str = "en"):
 def open_task(customer, clinic, key, *, assignee=None, due=None):
     task = complaint_task_open(customer=customer, clinic=clinic, note="", anchor_key=key)
     FollowupTask.objects.filter(pk=task.pk).update(
-        assignee=assignee or task.assignee, due_at=due or timezone.now() + dt.timedelta(hours=2),
+        assignee=assignee or task.assignee, due_at=due or later_today(),
         created_at=timezone.now() - dt.timedelta(days=3))
     task.refresh_from_db()
     return task
@@ -39,7 +40,7 @@ def tasks_ab(chain, clinic_a, clinic_b, front_desk_a, front_desk_b, playbooks):
     now = timezone.now()
     return {
         "overdue": open_task(a1, clinic_a, "t:1", assignee=front_desk_a, due=now - dt.timedelta(days=2)),
-        "today": open_task(a2, clinic_a, "t:2", assignee=front_desk_a, due=now + dt.timedelta(minutes=5)),
+        "today": open_task(a2, clinic_a, "t:2", assignee=front_desk_a, due=later_today()),
         "later": open_task(a2, clinic_a, "t:3", assignee=front_desk_a, due=now + dt.timedelta(days=7)),
         "b": open_task(b1, clinic_b, "t:4", assignee=front_desk_b, due=now),
     }

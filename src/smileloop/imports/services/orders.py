@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import ValidationFailed
-from smileloop.core.money import yuan_to_fen
+from smileloop.core.money import fen_to_yuan, yuan_to_fen
 from smileloop.customers.enums import IdentityKind, Stage
 from smileloop.customers.models import Customer, Identity
 from smileloop.imports.errors import ImportConflict, ImportFileError
@@ -241,7 +241,7 @@ class _OrderImport:
             values = {"order_no": line.order_no, "mobile": line.mobile or "", "pms_id": line.pms_id or "",
                       "clinic": self.clinics.name_of(line.clinic_id), "date": line.ordered_at.isoformat(),
                       "item_code": line.item.code, "quantity": str(line.quantity),
-                      "amount": f"{line.amount_fen / 100:.2f}", "payment_method": line.method or ""}
+                      "amount": fen_to_yuan(line.amount_fen), "payment_method": line.method or ""}
         self.report.preview.append({"row": number, "values": values, "outcome": outcome})
 
     def chunk(self, raw_rows: list[tuple[int, list]]) -> None:

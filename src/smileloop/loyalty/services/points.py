@@ -15,6 +15,7 @@ from django.db.models import F
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.sql import select_model
 from smileloop.customers.models import Customer
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction
@@ -160,7 +161,7 @@ def points_award(*, customer: Customer, rule_code: str, key: str, actor: Staff |
 
 def points_redeem_terms(*, chain_id: int) -> RedeemTerms:
     """The chain's redeem terms (the DOMAIN.md defaults, 100 points = 1 yuan up to 10% of a bill, until set)."""
-    row = RedeemSettings.objects.filter(chain_id=chain_id).first()
+    row = select_model(RedeemSettings, "t0.chain_id = %s", [chain_id])
     if row is None:
         return DEFAULT_TERMS
     return RedeemTerms(points_per_yuan=row.points_per_yuan, max_share_bp=row.max_share_bp, enabled=row.is_enabled)

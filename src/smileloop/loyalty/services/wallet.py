@@ -16,6 +16,7 @@ from django.db.models import F
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.sql import lock_clause, select_rows
 from smileloop.customers.models import Customer
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction
@@ -194,7 +195,9 @@ def _wallet_accounts(customer: Customer, accounts: dict[str, Account] | None = N
         accounts = accounts_for(chain_id=customer.chain_id, customer=customer,
                                 kinds=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
     principal, bonus = accounts[AccountKind.WALLET_PRINCIPAL], accounts[AccountKind.WALLET_BONUS]
-    Account.objects.select_for_update().filter(pk__in=sorted([principal.pk, bonus.pk])).order_by("pk").count()
+    if lock_clause():  # SQLite: the write transaction already serialises
+        select_rows(f"SELECT id FROM {Account._meta.db_table} WHERE id IN (%s, %s) ORDER BY id{lock_clause()}",
+                    sorted([principal.pk, bonus.pk]))
     return principal, bonus
 
 

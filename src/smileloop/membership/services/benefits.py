@@ -7,6 +7,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
+from smileloop.core.sql import select_models
 from smileloop.customers.models import Customer
 from smileloop.membership.enums import BenefitTrigger, MembershipStatus
 from smileloop.membership.errors import (
@@ -100,8 +101,8 @@ def benefits_reveal_due(*, customer: Customer, as_of: dt.datetime | None = None,
                       .first())
     if membership is None:
         return []
-    hidden = list(Benefit.objects.filter(tier_id=membership.tier_id, is_hidden=True)
-                  .exclude(trigger__in=["", BenefitTrigger.STAFF_DECISION]).order_by("position", "id"))
+    hidden = select_models(Benefit, "t0.tier_id = %s AND t0.is_hidden AND t0.trigger NOT IN ('', %s)",
+                           [membership.tier_id, BenefitTrigger.STAFF_DECISION], tail="ORDER BY t0.position, t0.id")
     if not hidden:  # the common case: a tier without automatically revealed benefits
         return []
     revealed = set(BenefitReveal.objects.filter(membership=membership, benefit__in=hidden)

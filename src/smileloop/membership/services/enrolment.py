@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
 from django.utils import timezone
 
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import NotFound
+from smileloop.core.sql import in_clause, lock_clause, select_model, select_models
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance
@@ -68,15 +69,16 @@ def _topup_total(customer: Customer, given: int | None) -> int | None:
 
 
 def _locked_customer(customer: Customer) -> Customer:
-    locked = Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk, merged_into__isnull=True).first()
+    locked = select_model(Customer, "t0.id = %s AND t0.merged_into_id IS NULL", [customer.pk],
+                          lock=lock_clause(no_key=True))
     if locked is None:
         raise NotFound("Customer not found")
     return locked
 
 
 def _active(customer: Customer) -> Membership | None:
-    return (Membership.objects.select_related("plan", "tier")
-            .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
+    return select_model(Membership, "t0.customer_id = %s AND t0.chain_id = %s AND t0.status = %s",
+                        [customer.pk, customer.chain_id, MembershipStatus.ACTIVE], related=("plan", "tier"))
 
 
 def tier_threshold(tier: Tier, kind: str) -> int:
@@ -321,11 +323,14 @@ class _Topup:
 def _plan_tiers(chain_id: int, current: Membership | None, kinds: list[str]) -> dict[int, list[Tier]]:
     """Plan id → tiers (by rank, with their plan) of the current membership's plan and of every active
     auto-enrol plan of `kinds`, in plan id order: what an evaluation compares, in one query."""
-    wanted = Q(plan__chain_id=chain_id, plan__is_active=True, plan__auto_enrol=True, plan__kind__in=kinds)
+    kinds_in, params = in_clause("t1.kind", kinds)
+    wanted = f"(t1.chain_id = %s AND t1.is_active AND t1.auto_enrol AND {kinds_in})"
+    params = [chain_id, *params]
     if current is not None:
-        wanted |= Q(plan_id=current.plan_id)
+        wanted += " OR t0.plan_id = %s"
+        params.append(current.plan_id)
     plans: dict[int, list[Tier]] = {}
-    for tier in Tier.objects.select_related("plan").filter(wanted).order_by("plan_id", "rank"):
+    for tier in select_models(Tier, wanted, params, related=("plan",), tail="ORDER BY t0.plan_id, t0.rank"):
         plans.setdefault(tier.plan_id, []).append(tier)
     return plans
 

@@ -1,0 +1,67 @@
+"""core.sql builds the same instances as the ORM: every concrete field equal (booleans, dates, datetimes,
+decimals and JSON converted as the ORM converts them on this database), related rows cached like
+select_related, nullable joins as None."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from smileloop.core.sql import in_clause, select_model, select_models, select_rows
+from smileloop.customers.models import Customer
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.membership.models import Membership
+from smileloop.membership.tests.factories import MembershipFactory, TierFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def fields_of(obj):
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_instances_equal_the_orm_ones_field_by_field(chain, clinic_a):
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, birthday=dt.date(1990, 1, 5),
+                               latitude=Decimal("31.230416"), longitude=Decimal("121.473701"))
+    tier = TierFactory(plan__chain=chain, excluded_categories=["oral_care_product", "whitening"],
+                       points_multiplier=Decimal("1.50"), exclude_special_price=False)
+    membership = MembershipFactory(customer=customer, tier=tier, expires_at=timezone.now() + dt.timedelta(days=30))
+
+    orm = Membership.objects.select_related("plan", "tier").get(pk=membership.pk)
+    raw = select_model(Membership, "t0.id = %s", [membership.pk], related=("plan", "tier"))
+    assert fields_of(raw) == fields_of(orm)
+    assert isinstance(raw.expires_at, dt.datetime) and raw.expires_at.tzinfo is not None
+    with CaptureQueriesContext(connection) as queries:
+        assert fields_of(raw.tier) == fields_of(orm.tier)
+        assert raw.tier.excluded_categories == ["oral_care_product", "whitening"]
+        assert raw.tier.points_multiplier == Decimal("1.50") and raw.tier.exclude_special_price is False
+        assert fields_of(raw.plan) == fields_of(orm.plan)
+    assert len(queries) == 0, "related rows are cached, as select_related caches them"
+    assert not raw._state.adding and raw._state.db == "default"
+
+    person = select_model(Customer, "t0.id = %s", [customer.pk], related=("home_clinic", "consultant"))
+    assert fields_of(person) == fields_of(Customer.objects.get(pk=customer.pk))
+    assert person.birthday == dt.date(1990, 1, 5) and person.latitude == Decimal("31.230416")
+    assert person.home_clinic == clinic_a
+    with CaptureQueriesContext(connection) as queries:
+        assert person.consultant is None  # a null foreign key: joined, cached as None
+    assert len(queries) == 0
+
+
+def test_lists_order_and_in_clause(chain):
+    people = [CustomerFactory(chain=chain, name=n) for n in ("甲", "乙", "丙")]
+    where, params = in_clause("t0.id", [people[2].pk, people[0].pk])
+    found = select_models(Customer, where, params, tail="ORDER BY t0.id DESC")
+    assert [c.pk for c in found] == [people[2].pk, people[0].pk]
+    where, params = in_clause("t0.id", [])
+    assert select_models(Customer, where, params) == []
+    assert select_model(Customer, "t0.id = %s", [-1]) is None
+    assert select_rows("SELECT COUNT(*) FROM customers_customer WHERE chain_id = %s", [chain.pk]) == [(3,)]
+
+
+def test_a_field_that_is_not_a_forward_key_is_refused():
+    with pytest.raises(ValueError, match="not a forward foreign key"):
+        select_models(Customer, "1 = 1", related=("name",))
