@@ -6,6 +6,7 @@ import datetime as dt
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
+from smileloop.membership import reasons
 from smileloop.membership.models import Membership, MembershipEvent
 
 
@@ -34,10 +35,13 @@ def now_or(as_of: dt.datetime | None) -> dt.datetime:
     return as_of or timezone.now()
 
 
-def event_add(*, membership: Membership, kind: str, at: dt.datetime, reason: str, data: dict | None = None,
+def event_add(*, membership: Membership, kind: str, at: dt.datetime, msg: dict, data: dict | None = None,
               actor: Staff | None = None) -> MembershipEvent:
-    return MembershipEvent.objects.create(membership=membership, kind=kind, occurred_at=at, reason=reason[:500],
-                                          data=data or {}, actor=actor)
+    """Record an event; `msg` (membership.reasons.message) is its reason, stored as English text and as data
+    the pages render in the reader's language."""
+    return MembershipEvent.objects.create(membership=membership, kind=kind, occurred_at=at,
+                                          reason=reasons.english(msg)[:500], data={**(data or {}), "msg": msg},
+                                          actor=actor)
 
 
 def age_on(birthday: dt.date | None, on: dt.date) -> int | None:

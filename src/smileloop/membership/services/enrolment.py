@@ -20,6 +20,7 @@ from smileloop.core.sql import in_clause, lock_clause, select_model, select_mode
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance
+from smileloop.membership import reasons
 from smileloop.membership.enums import EventKind, MembershipStatus, PlanKind, ReminderKind
 from smileloop.membership.errors import (
     DowngradeNotAllowed,
@@ -129,25 +130,28 @@ def _check_plan(customer: Customer, plan: MembershipPlan, tier: Tier | None) -> 
 
 
 def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.datetime, fee_fen: int,
-            actor: Staff | None, reason: str, data: dict) -> Membership:
+            actor: Staff | None, msg: dict, data: dict) -> Membership:
     expires = add_months(at, plan.duration_months) if plan.duration_months else None
     membership = Membership.objects.create(chain_id=customer.chain_id, customer=customer, plan=plan, tier=tier,
                                            status=MembershipStatus.ACTIVE, started_at=at, expires_at=expires,
                                            fee_fen=fee_fen, enrolled_by=actor)
-    validity = f", valid until {day(expires)}" if expires else ", lifetime"
-    event_add(membership=membership, kind=EventKind.ENROLLED, at=at, reason=reason + validity,
+    cause = reasons.english(msg)
+    msg = (reasons.with_suffix(msg, "valid_until", until=day(expires)) if expires
+           else reasons.with_suffix(msg, "lifetime"))
+    event_add(membership=membership, kind=EventKind.ENROLLED, at=at, msg=msg,
               data={**data, "plan_id": plan.id, "tier_id": tier.id,
                     "expires_at": expires.isoformat() if expires else None}, actor=actor)
-    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=reason, at=at, actor=actor)
+    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=cause, at=at, actor=actor)
     return membership
 
 
-def _enrol_reason(plan: MembershipPlan, tier: Tier, *, figure: int | None, fee_fen: int, at: dt.datetime) -> tuple[str, dict]:
+def _enrol_reason(plan: MembershipPlan, tier: Tier, *, figure: int | None, fee_fen: int, at: dt.datetime) -> tuple[dict, dict]:
     if plan.kind == PlanKind.PAID:
-        return (f"enrolled in {plan.name} · {tier.name}: fee {yuan(fee_fen)} paid on {day(at)}",
+        return (reasons.message("enrolled_fee", plan=plan.name, tier=tier.name, fee=yuan(fee_fen), day=day(at)),
                 {"fee_fen": fee_fen})
     threshold = tier_threshold(tier, plan.kind)
-    return (f"enrolled in {tier.name}: {_measure_label(plan.kind)} {yuan(figure)} ≥ {yuan(threshold)} on {day(at)}",
+    return (reasons.message("enrolled_figure", tier=tier.name, measure=plan.kind, figure=yuan(figure),
+                            threshold=yuan(threshold), day=day(at)),
             {"figure_fen": figure, "threshold_fen": threshold, "measure": plan.kind})
 
 
@@ -183,9 +187,8 @@ def membership_enrol(*, customer: Customer, plan: MembershipPlan, tier: Tier | N
         tier = wanted
     if tier is None:
         raise TierNotInPlan(f"plan {plan.name} has no tiers yet", field="plan_id")
-    reason, data = _enrol_reason(plan, tier, figure=figure, fee_fen=fee, at=at)
-    return _create(customer=customer, plan=plan, tier=tier, at=at, fee_fen=fee, actor=actor, reason=reason,
-                   data=data)
+    msg, data = _enrol_reason(plan, tier, figure=figure, fee_fen=fee, at=at)
+    return _create(customer=customer, plan=plan, tier=tier, at=at, fee_fen=fee, actor=actor, msg=msg, data=data)
 
 
 @transaction.atomic
@@ -216,7 +219,7 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     membership.fee_fen += fee
     membership.save(update_fields=["expires_at", "status", "ended_at", "fee_fen", "updated_at"])
     event_add(membership=membership, kind=EventKind.RENEWED, at=at, actor=actor,
-              reason=f"renewed until {day(membership.expires_at)}: fee {yuan(fee)} paid on {day(at)}",
+              msg=reasons.message("renewed", until=day(membership.expires_at), fee=yuan(fee), day=day(at)),
               data={"fee_fen": fee, "previous_expires_at": previous.isoformat(),
                     "expires_at": membership.expires_at.isoformat()})
     return membership
@@ -248,7 +251,7 @@ def membership_upgrade(*, membership: Membership, tier: Tier, actor: Staff | Non
     previous = membership.tier
     _tier_set(membership, tier)
     event_add(membership=membership, kind=EventKind.UPGRADED, at=at, actor=actor,
-              reason=f"upgraded to {tier.name}: {reason.strip() or 'staff decision'} on {day(at)}",
+              msg=reasons.message("upgraded_by_staff", tier=tier.name, why=reason.strip(), day=day(at)),
               data={"from_tier_id": previous.id, "to_tier_id": tier.id})
     return membership
 
@@ -268,12 +271,12 @@ def membership_downgrade(*, membership: Membership, tier: Tier, actor: Staff | N
     previous = membership.tier
     _tier_set(membership, tier)
     event_add(membership=membership, kind=EventKind.DOWNGRADED, at=at, actor=actor,
-              reason=f"downgraded to {tier.name}: {reason.strip() or 'staff decision'} on {day(at)}",
+              msg=reasons.message("downgraded_by_staff", tier=tier.name, why=reason.strip(), day=day(at)),
               data={"from_tier_id": previous.id, "to_tier_id": tier.id})
     return membership
 
 
-def _end(membership: Membership, *, status: str, kind: str, at: dt.datetime, reason: str, data: dict,
+def _end(membership: Membership, *, status: str, kind: str, at: dt.datetime, msg: dict, data: dict,
          actor: Staff | None, unbind_family: bool) -> MembershipEvent:
     membership.status = status
     membership.ended_at = at
@@ -281,7 +284,7 @@ def _end(membership: Membership, *, status: str, kind: str, at: dt.datetime, rea
     if unbind_family:
         FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).update(
             unbound_at=at, unbind_reason=f"holder's membership #{membership.id} ended")
-    return event_add(membership=membership, kind=kind, at=at, reason=reason, data=data, actor=actor)
+    return event_add(membership=membership, kind=kind, at=at, msg=msg, data=data, actor=actor)
 
 
 @transaction.atomic
@@ -293,7 +296,7 @@ def membership_cancel(*, membership: Membership, reason: str, actor: Staff | Non
         raise MembershipInputError("is required (why the membership is cancelled)", code="invalid", field="reason")
     membership = _locked_active(membership)
     _end(membership, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
-         reason=f"cancelled on {day(at)}: {reason.strip()}", data={}, unbind_family=True)
+         msg=reasons.message("cancelled", day=day(at), why=reason.strip()), data={}, unbind_family=True)
     return membership
 
 
@@ -384,23 +387,23 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
         best = _best_auto(customer, topup, plans, kinds)
         if best is not None:
             tier, figure = best
-            reason, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
+            msg, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
             membership = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor,
-                                 reason=reason, data=data)
+                                 msg=msg, data=data)
             events.append(membership.events.get())
         return events
     plan = current.plan
     figure = _figure(customer, plan.kind, topup.value() if plan.kind == PlanKind.STORED_VALUE else None)
     if figure is not None:
         target = _qualifying(plans.get(plan.id, []), plan.kind, figure)
-        label = _measure_label(plan.kind)
         if target is not None and target.rank > current.tier.rank:
             threshold = tier_threshold(target, plan.kind)
             previous = current.tier
             _tier_set(current, target)
             events.append(event_add(
                 membership=current, kind=EventKind.UPGRADED, at=at, actor=actor,
-                reason=f"upgraded to {target.name}: {label} {yuan(figure)} ≥ {yuan(threshold)} on {day(at)}",
+                msg=reasons.message("upgraded_figure", tier=target.name, measure=plan.kind, figure=yuan(figure),
+                                    threshold=yuan(threshold), day=day(at)),
                 data={"from_tier_id": previous.id, "to_tier_id": target.id, "figure_fen": figure,
                       "threshold_fen": threshold, "measure": plan.kind}))
         elif (target is None or target.rank < current.tier.rank) and current.tier.downgrade_allowed:
@@ -409,23 +412,26 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
                     "measure": plan.kind}
             if target is None:
                 events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.DOWNGRADED, at=at,
-                                   reason=f"ended: {label} {yuan(figure)} < {yuan(threshold)} of {current.tier.name} "
-                                          f"on {day(at)}", data=data, actor=actor, unbind_family=True))
+                                   msg=reasons.message("ended_figure", measure=plan.kind, figure=yuan(figure),
+                                                       threshold=yuan(threshold), tier=current.tier.name, day=day(at)),
+                                   data=data, actor=actor, unbind_family=True))
                 return events
             _tier_set(current, target)
             events.append(event_add(
                 membership=current, kind=EventKind.DOWNGRADED, at=at, actor=actor,
-                reason=f"downgraded to {target.name}: {label} {yuan(figure)} < {yuan(threshold)} on {day(at)}",
+                msg=reasons.message("downgraded_figure", tier=target.name, measure=plan.kind, figure=yuan(figure),
+                                    threshold=yuan(threshold), day=day(at)),
                 data={**data, "to_tier_id": target.id}))
     best = _best_auto(customer, topup, plans, kinds)
     if best is not None and best[0].plan_id != current.plan_id and best[0].discount_bp > current.tier.discount_bp:
         tier, figure = best
         events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
-                           reason=f"cancelled on {day(at)}: replaced by {tier.plan.name} · {tier.name}",
+                           msg=reasons.message("replaced", day=day(at), plan=tier.plan.name, tier=tier.name),
                            data={"replaced_by_tier_id": tier.id}, unbind_family=False))
-        reason, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
+        msg, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
         new = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor,
-                      reason=f"{reason} (replaces membership #{current.id})", data={**data, "replaces": current.id})
+                      msg=reasons.with_suffix(msg, "replaces", replaces=current.id),
+                      data={**data, "replaces": current.id})
         FamilyBinding.objects.filter(holder=current, unbound_at__isnull=True).update(holder=new)
         events.append(new.events.get())
     return events
@@ -454,12 +460,13 @@ def memberships_expire(*, as_of: dt.datetime | None = None, reminder_days: tuple
     if ids:
         Membership.objects.filter(id__in=ids, status=MembershipStatus.ACTIVE).update(
             status=MembershipStatus.EXPIRED, ended_at=at, updated_at=at)
-        MembershipEvent.objects.bulk_create([
-            MembershipEvent(membership_id=pk, kind=EventKind.EXPIRED, occurred_at=at,
-                            reason=f"expired on {day(at)}: {tier_name} was valid until {day(expires)} and not renewed",
-                            data={"expires_at": expires.isoformat()})
-            for pk, expires, tier_name in rows
-        ], batch_size=2000)
+        events = []
+        for pk, expires, tier_name in rows:
+            msg = reasons.message("expired", day=day(at), tier=tier_name, until=day(expires))
+            events.append(MembershipEvent(membership_id=pk, kind=EventKind.EXPIRED, occurred_at=at,
+                                          reason=reasons.english(msg), data={"expires_at": expires.isoformat(),
+                                                                             "msg": msg}))
+        MembershipEvent.objects.bulk_create(events, batch_size=2000)
     reminders = 0
     for days in reminder_days:
         window = Membership.objects.filter(status=MembershipStatus.ACTIVE, expires_at__gt=at,
@@ -504,15 +511,17 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
                        started_at=at, expires_at=expires, enrolled_by=actor)
             for cid, _spend, tid in batch
         ], batch_size=2000)
-        validity = f", valid until {day(expires)}" if expires else ", lifetime"
-        MembershipEvent.objects.bulk_create([
-            MembershipEvent(
-                membership_id=m.id, kind=EventKind.ENROLLED, occurred_at=at, actor=actor,
-                reason=(f"enrolled in {by_id[tid].name}: cumulative spend {yuan(spend)} ≥ "
-                        f"{yuan(tier_threshold(by_id[tid], plan.kind))} on {day(at)}{validity}"),
-                data={"figure_fen": spend, "threshold_fen": tier_threshold(by_id[tid], plan.kind),
-                      "measure": plan.kind, "plan_id": plan.id, "tier_id": tid, "bulk": True})
-            for m, (_cid, spend, tid) in zip(memberships, batch, strict=True)
-        ], batch_size=2000)
+        events = []
+        for m, (_cid, spend, tid) in zip(memberships, batch, strict=True):
+            threshold = tier_threshold(by_id[tid], plan.kind)
+            msg = reasons.message("enrolled_figure", tier=by_id[tid].name, measure=plan.kind, figure=yuan(spend),
+                                  threshold=yuan(threshold), day=day(at))
+            msg = (reasons.with_suffix(msg, "valid_until", until=day(expires)) if expires
+                   else reasons.with_suffix(msg, "lifetime"))
+            events.append(MembershipEvent(
+                membership_id=m.id, kind=EventKind.ENROLLED, occurred_at=at, actor=actor, reason=reasons.english(msg),
+                data={"figure_fen": spend, "threshold_fen": threshold, "measure": plan.kind, "plan_id": plan.id,
+                      "tier_id": tid, "bulk": True, "msg": msg}))
+        MembershipEvent.objects.bulk_create(events, batch_size=2000)
         enrolled += len(batch)
     return enrolled

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from smileloop.customers.models import Customer
+from smileloop.membership import reasons
 from smileloop.membership.enums import EventKind, MembershipStatus
 from smileloop.membership.models import FamilyBinding, FriendLink, Membership, WalletShareConsent
 from smileloop.membership.services._common import event_add
@@ -30,7 +31,7 @@ def membership_merge_hook(*, survivor: Customer, merged: Customer) -> None:
         loser.status, loser.ended_at = MembershipStatus.CANCELLED, now
         loser.save(update_fields=["status", "ended_at", "updated_at"])
         event_add(membership=loser, kind=EventKind.CANCELLED, at=now,
-                  reason=f"merged into #{winner.id}: customer #{merged.pk} was merged into #{survivor.pk}",
+                  msg=reasons.message("merged", into=winner.id, merged=merged.pk, survivor=survivor.pk),
                   data={"merged_into_membership": winner.id, "survivor": survivor.pk, "merged": merged.pk})
         moving = FamilyBinding.objects.filter(holder=loser, unbound_at__isnull=True).exclude(member_id__in=pair)
         free = winner.tier.family_slots - FamilyBinding.objects.filter(holder=winner, unbound_at__isnull=True).count()

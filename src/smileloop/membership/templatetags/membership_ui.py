@@ -1,6 +1,7 @@
 from django import template
 from django.utils.translation import gettext as _
 
+from smileloop.membership.reasons import reason_display
 from smileloop.visits.enums import Category
 
 register = template.Library()
@@ -21,3 +22,9 @@ def zhe(discount_bp) -> str:
 def category_labels(values) -> str:
     labels = dict(Category.choices)
     return ", ".join(str(labels.get(v, v)) for v in values or []) or "—"
+
+
+@register.filter
+def event_reason(event) -> str:
+    """A membership event's reason in the active language (membership.reasons)."""
+    return reason_display(event)

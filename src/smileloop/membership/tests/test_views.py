@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from smileloop.membership import services
-from smileloop.membership.models import BenefitReveal, FamilyBinding, Membership, MembershipPlan
+from smileloop.membership.models import BenefitReveal, FamilyBinding, Membership, MembershipEvent, MembershipPlan
 from smileloop.membership.tests.conftest import NOW, patient
 from smileloop.membership.tests.factories import BenefitFactory
 
@@ -27,6 +27,24 @@ def test_the_360_page_shows_the_member_card_with_tier_history_and_revealed_benef
     assert "家庭会员" in card and "88折 (12% off)" in card
     assert "enrolled in 家庭会员: cumulative spend 30,120.00 ≥ 30,000.00 on 2026-03-02, lifetime" in card
     assert "亲友储值卡 600 元" in card and "种植修复过半" in card
+
+
+def test_event_reasons_read_in_the_staff_language_and_old_events_keep_their_text(client, front_desk_a, wang,
+                                                                               family_plan, family_tier):
+    # given: an enrolment (reason stored as English text and as a message) and an event from before messages
+    m = services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    MembershipEvent.objects.create(membership=m, kind="renewed", occurred_at=NOW, reason="renewed by hand in 2025")
+    client.force_login(front_desk_a.user)
+    # when
+    zh = client.get(reverse("customers:detail", args=[wang.id]), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    en = client.get(reverse("customers:detail", args=[wang.id]), HTTP_ACCEPT_LANGUAGE="en")
+    # then
+    card = zh.text.split('data-testid="member-card"')[1].split("</section>")[0]
+    assert "2026-03-02 加入家庭会员：累计消费 30,120.00 ≥ 30,000.00，终身有效" in card
+    assert "enrolled in" not in card
+    assert "renewed by hand in 2025" in card
+    assert "enrolled in 家庭会员: cumulative spend 30,120.00 ≥ 30,000.00 on 2026-03-02, lifetime" in en.text
+    assert m.events.get(kind="enrolled").reason.startswith("enrolled in 家庭会员: cumulative spend")  # audit text
 
 
 def test_the_card_hides_unrevealed_benefits_behind_a_staff_reveal_button(client, front_desk_a, wang, family_plan,

@@ -1,0 +1,72 @@
+"""Membership event reasons, readable in the reader's language.
+
+An event keeps its reason twice: `reason`, an English sentence fixed at write time (the audit trail and the
+API, as before), and `data["msg"]` = {"key", "args", "suffixes"}, from which the staff pages render the same
+sentence through the translation catalogue ("升级为家庭会员：累计消费 30,120.00 ≥ 30,000.00，2026-03-02"). Arguments
+are stored already formatted (yuan with two decimals, ISO dates, names as they were then), so a later rename of a
+tier does not rewrite history. Events written before `msg` existed show their stored `reason`."""
+
+from django.utils.translation import gettext, gettext_noop
+
+MESSAGES = {
+    "enrolled_fee": gettext_noop("enrolled in %(plan)s · %(tier)s: fee %(fee)s paid on %(day)s"),
+    "enrolled_figure": gettext_noop("enrolled in %(tier)s: %(measure)s %(figure)s ≥ %(threshold)s on %(day)s"),
+    "renewed": gettext_noop("renewed until %(until)s: fee %(fee)s paid on %(day)s"),
+    "upgraded_by_staff": gettext_noop("upgraded to %(tier)s: %(why)s on %(day)s"),
+    "downgraded_by_staff": gettext_noop("downgraded to %(tier)s: %(why)s on %(day)s"),
+    "cancelled": gettext_noop("cancelled on %(day)s: %(why)s"),
+    "upgraded_figure": gettext_noop("upgraded to %(tier)s: %(measure)s %(figure)s ≥ %(threshold)s on %(day)s"),
+    "downgraded_figure": gettext_noop("downgraded to %(tier)s: %(measure)s %(figure)s < %(threshold)s on %(day)s"),
+    "ended_figure": gettext_noop("ended: %(measure)s %(figure)s < %(threshold)s of %(tier)s on %(day)s"),
+    "replaced": gettext_noop("cancelled on %(day)s: replaced by %(plan)s · %(tier)s"),
+    "expired": gettext_noop("expired on %(day)s: %(tier)s was valid until %(until)s and not renewed"),
+    "merged": gettext_noop("merged into #%(into)s: customer #%(merged)s was merged into #%(survivor)s"),
+}
+SUFFIXES = {
+    "replaces": gettext_noop(" (replaces membership #%(replaces)s)"),
+    "valid_until": gettext_noop(", valid until %(until)s"),
+    "lifetime": gettext_noop(", lifetime"),
+}
+MEASURES = {"spend_based": gettext_noop("cumulative spend"), "stored_value": gettext_noop("cumulative top-up")}
+STAFF_DECISION = gettext_noop("staff decision")
+
+
+def message(key: str, **args) -> dict:
+    """A reason to store in `data["msg"]`; `args` formatted already (strings or numbers)."""
+    if key not in MESSAGES:
+        raise KeyError(f"unknown membership reason {key!r}")
+    return {"key": key, "args": args, "suffixes": []}
+
+
+def with_suffix(msg: dict, key: str, **args) -> dict:
+    if key not in SUFFIXES:
+        raise KeyError(f"unknown membership reason suffix {key!r}")
+    return {**msg, "args": {**msg["args"], **args}, "suffixes": [*msg["suffixes"], key]}
+
+
+def _render(msg: dict, translate) -> str:
+    args = dict(msg.get("args") or {})
+    if "measure" in args:
+        args["measure"] = translate(MEASURES.get(args["measure"], args["measure"]))
+    if "why" in args and not args["why"]:
+        args["why"] = translate(STAFF_DECISION)
+    text = translate(MESSAGES[msg["key"]]) % args
+    for suffix in msg.get("suffixes") or []:
+        text += translate(SUFFIXES[suffix]) % args
+    return text
+
+
+def english(msg: dict) -> str:
+    """The sentence stored in `reason` (no translation)."""
+    return _render(msg, str)
+
+
+def reason_display(event) -> str:
+    """The event's reason in the active language (its stored English sentence for events without `msg`)."""
+    msg = (event.data or {}).get("msg")
+    if not isinstance(msg, dict) or msg.get("key") not in MESSAGES:
+        return event.reason
+    try:
+        return _render(msg, gettext)
+    except (KeyError, TypeError, ValueError):  # a malformed stored message must not break the page
+        return event.reason

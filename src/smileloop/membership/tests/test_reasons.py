@@ -1,0 +1,57 @@
+"""membership.reasons: one stored message renders the English audit text and the reader's language; a stored
+message that does not fit its template falls back to the stored text instead of breaking the page."""
+
+import re
+from types import SimpleNamespace
+
+import pytest
+from django.utils import translation
+
+from smileloop.membership import reasons
+
+
+def sample_args(template: str) -> dict:
+    return {name: "measure" if name == "measure" else f"<{name}>" for name in re.findall(r"%\((\w+)\)s", template)}
+
+
+@pytest.mark.parametrize("key", sorted(reasons.MESSAGES))
+def test_every_message_renders_in_english_and_chinese(key):
+    args = sample_args(reasons.MESSAGES[key])
+    if "measure" in args:
+        args["measure"] = "spend_based"
+    msg = reasons.with_suffix(reasons.message(key, **args), "lifetime")
+    event = SimpleNamespace(reason=reasons.english(msg), data={"msg": msg})
+    assert event.reason.endswith(", lifetime") and "%(" not in event.reason
+    with translation.override("zh-hans"):
+        chinese = reasons.reason_display(event)
+    assert chinese != event.reason and chinese.endswith("，终身有效") and "%(" not in chinese
+    assert all(v in chinese for k, v in args.items() if k not in ("measure", "why"))
+    if "measure" in args:
+        assert "累计消费" in chinese
+
+
+def test_suffixes_add_their_arguments():
+    msg = reasons.with_suffix(reasons.message("enrolled_fee", plan="年卡", tier="银卡", fee="899.00", day="2026-03-02"),
+                              "valid_until", until="2027-03-02")
+    event = SimpleNamespace(reason=reasons.english(msg), data={"msg": msg})
+    assert event.reason == "enrolled in 年卡 · 银卡: fee 899.00 paid on 2026-03-02, valid until 2027-03-02"
+    with translation.override("zh-hans"):
+        assert reasons.reason_display(event) == "2026-03-02 加入年卡 · 银卡：已付会费 899.00，有效期至 2027-03-02"
+
+
+def test_an_empty_staff_reason_reads_as_a_staff_decision_in_each_language():
+    msg = reasons.message("upgraded_by_staff", tier="家庭会员", why="", day="2026-03-02")
+    event = SimpleNamespace(reason=reasons.english(msg), data={"msg": msg})
+    assert event.reason == "upgraded to 家庭会员: staff decision on 2026-03-02"
+    with translation.override("zh-hans"):
+        assert reasons.reason_display(event) == "2026-03-02 升级为家庭会员：员工决定"
+
+
+def test_unknown_keys_are_refused_at_write_and_bad_stored_messages_fall_back():
+    with pytest.raises(KeyError):
+        reasons.message("no_such_reason")
+    with pytest.raises(KeyError):
+        reasons.with_suffix(reasons.message("cancelled", day="d", why="w"), "no_such_suffix")
+    broken = SimpleNamespace(reason="stored text", data={"msg": {"key": "cancelled", "args": {"day": "d"}}})
+    assert reasons.reason_display(broken) == "stored text"
+    assert reasons.reason_display(SimpleNamespace(reason="old", data={})) == "old"
