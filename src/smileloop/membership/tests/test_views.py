@@ -4,7 +4,13 @@ import pytest
 from django.urls import reverse
 
 from smileloop.membership import services
-from smileloop.membership.models import BenefitReveal, FamilyBinding, Membership, MembershipEvent, MembershipPlan
+from smileloop.membership.models import (
+    BenefitReveal,
+    FamilyBinding,
+    Membership,
+    MembershipEvent,
+    MembershipPlan,
+)
 from smileloop.membership.tests.conftest import NOW, patient
 from smileloop.membership.tests.factories import BenefitFactory
 
