@@ -20,6 +20,15 @@ def customer_queryset(scope: Scope) -> QuerySet[Customer]:
     return qs
 
 
+def scope_covers(scope: Scope, *, chain_id: int, home_clinic_id: int | None, consultant_id: int | None) -> bool:
+    """Whether a customer with these facts is one `scope` may see or change (the rule of customer_queryset, for
+    callers that hold the facts already: imports, upserts)."""
+    if scope.chain_id != chain_id:
+        return False
+    return scope.clinic_ids is None or home_clinic_id in scope.clinic_ids or (
+        consultant_id is not None and consultant_id == scope.staff_id)
+
+
 def customer_get(scope: Scope, customer_id) -> Customer:
     """Raises NotFound for ids outside the scope, so other clinics' patients are indistinguishable from none."""
     try:

@@ -45,6 +45,7 @@ from smileloop.customers.normalize import (
     pinyin_keys,
     to_halfwidth,
 )
+from smileloop.customers.selectors import scope_covers
 
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
 CUSTOMER_FIELDS = [
@@ -396,10 +397,8 @@ def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: 
 
 
 def _in_scope(scope: Scope, customer: Customer) -> bool:
-    if scope.chain_id != customer.chain_id:
-        return False
-    return scope.clinic_ids is None or customer.home_clinic_id in scope.clinic_ids or (
-        customer.consultant_id is not None and customer.consultant_id == scope.staff_id)
+    return scope_covers(scope, chain_id=customer.chain_id, home_clinic_id=customer.home_clinic_id,
+                        consultant_id=customer.consultant_id)
 
 
 def _match_sql(*, chain_id: int, mobile: str | None, idents) -> tuple[str, list] | None:

@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.clinics.selectors import scope_for_staff
+from smileloop.core.scoping import Scope
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.services.reading import cell_text, header_key
 
@@ -80,3 +82,13 @@ def staff_lookup_build(chain_id: int) -> dict[str, int]:
         for key in (name, username, str(staff_id)):
             out[lookup_key(key)] = staff_id
     return out
+
+
+def limited_scope_of(actor) -> Scope | None:
+    """The importer's scope when their role sees only some clinics (imports then write as the API writes for
+    them); None for chain-wide roles and for the command line without --user (an operator's import)."""
+    staff = staff_of(actor)
+    if staff is None:
+        return None
+    scope = scope_for_staff(staff)
+    return None if scope.is_chain_wide else scope

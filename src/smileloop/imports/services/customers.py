@@ -10,6 +10,11 @@ Matching (never a second person):
   share a name and birthday, and the merge-candidates list is where staff decide that.
 - a phone and an identity that name two different people is an invalid row (merge them first).
 
+Scope: an importer whose role sees only some clinics (a clinic director) imports as the API upsert writes for
+them — a row naming a person of another clinic is an invalid row (`belongs to a customer outside your clinics`,
+nothing of that person is changed or shown), a clinic column must name one of their clinics, and a new person
+without one gets the importer's clinic when they have exactly one (else the row needs a clinic).
+
 Matching state lives in memory per file (keys → person token), so a dry run reports exactly what a
 real run would, without writing anything.
 """
@@ -24,9 +29,11 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
+from smileloop.core.scoping import Scope
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import birthday_parse, channel_parse, gender_parse
+from smileloop.customers.selectors import scope_covers
 from smileloop.customers.services import TEXT_LIMITS, search_keys_home_clinic_sync
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.bulk import rows_insert
@@ -34,6 +41,7 @@ from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
+    limited_scope_of,
     lookup_key,
     staff_lookup_build,
     staff_of,
@@ -101,13 +109,16 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
     mapping = column_map_clean(column_map, aliases=CUSTOMER_ALIASES, fields=CUSTOMER_IMPORT_FIELDS)
     if default_clinic is not None and default_clinic.chain_id != chain.id:
         raise ImportFileError(_("The default clinic is not a clinic of this chain"), code="bad_clinic")
+    scope = limited_scope_of(actor)
+    if default_clinic is not None and scope is not None and not scope.allows_clinic(default_clinic.id):
+        raise ImportFileError(_("The default clinic is not one of your clinics"), code="bad_clinic")
     with table_open(path) as table, _sqlite_cache():
         table.map_columns(aliases=CUSTOMER_ALIASES, fields=CUSTOMER_IMPORT_FIELDS, column_map=mapping)
         if table.header_for("name") is None:
             raise ImportFileError(_("%(name)s has no name column (姓名/name)") % {"name": table.name},
                                   code="missing_column")
         run = _CustomerImport(chain=chain, actor=actor, table=table, default_clinic=default_clinic,
-                              write=not dry_run, skip_invalid=skip_invalid)
+                              write=not dry_run, skip_invalid=skip_invalid, scope=scope)
         try:
             if skip_invalid and not dry_run:
                 for rows in table.chunks(CHUNK_ROWS):
@@ -171,8 +182,12 @@ def _select_in(sql: str, params: list, values: set, batch: int = 5000) -> list[t
 
 
 class _CustomerImport:
-    def __init__(self, *, chain: Chain, actor, table, default_clinic, write: bool, skip_invalid: bool):
+    def __init__(self, *, chain: Chain, actor, table, default_clinic, write: bool, skip_invalid: bool,
+                 scope: Scope | None = None):
         self.chain = chain
+        self.scope = scope  # None: every clinic of the chain
+        only = sorted(scope.clinic_ids) if scope is not None else []
+        self.own_clinic_id = only[0] if len(only) == 1 else None
         self.actor = staff_of(actor)
         self.actor_id = self.actor.id if self.actor else None
         self.table = table
@@ -256,7 +271,10 @@ class _CustomerImport:
         if name == "birthday":
             return birthday_parse(raw.strip() if isinstance(raw, str) else raw, today=self.today)
         if name == "home_clinic":
-            return self.clinics.resolve(raw)
+            clinic_id = self.clinics.resolve(raw)
+            if self.scope is not None and not self.scope.allows_clinic(clinic_id):
+                raise ValueError("is not one of your clinics")
+            return clinic_id
         if name == "consultant":
             staff_id = self.staff.get(lookup_key(raw))
             if staff_id is None:
@@ -352,6 +370,20 @@ class _CustomerImport:
                 "belongs to a different person than %(column)s %(value)s; merge them first")
                 % {"column": first[1], "value": first[2]})])
             return
+        if targets and self.scope is not None:
+            person = people.get(next(iter(targets)))
+            if person is not None and not scope_covers(self.scope, chain_id=self.chain.id,
+                                                       home_clinic_id=person.home_clinic_id,
+                                                       consultant_id=person.consultant_id):
+                self.invalid(row.number, [(matches[0][1], matches[0][2], _(
+                    "belongs to a customer outside your clinics; a colleague who sees every clinic can import "
+                    "this row"))])
+                return
+        if not targets and self.scope is not None and not (row.values.get("home_clinic_id") or self.default_clinic_id
+                                                           or self.own_clinic_id):
+            self.invalid(row.number, [(self.table.header_for("home_clinic") or "门诊/clinic", "", _(
+                "is required: you see only your clinics' patients, so name one of them"))])
+            return
         if targets:
             token = targets.pop()
             self.report.merged += 1
@@ -395,7 +427,8 @@ class _CustomerImport:
         person = {
             "chain_id": self.chain.id, "name": values["name"], "mobile": row.mobile,
             "mobile_tail": (row.mobile or "")[-4:], "gender": values.get("gender", Gender.UNKNOWN),
-            "home_clinic_id": values.get("home_clinic_id") or self.default_clinic_id, "stage": Stage.LEAD,
+            "home_clinic_id": values.get("home_clinic_id") or self.default_clinic_id or self.own_clinic_id,
+            "stage": Stage.LEAD,
             "first_touch_channel": channel, "first_touch_campaign": campaign, "first_touch_at": self.now,
             "first_touch_staff_id": self.actor_id, "last_touch_channel": channel, "last_touch_campaign": campaign,
             "last_touch_at": self.now, "created_at": self.now, "updated_at": self.now,

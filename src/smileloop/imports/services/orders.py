@@ -24,11 +24,13 @@ from smileloop.core.errors import ValidationFailed
 from smileloop.core.money import fen_to_yuan, yuan_to_fen
 from smileloop.customers.enums import IdentityKind, Stage
 from smileloop.customers.models import Customer, Identity
+from smileloop.customers.selectors import scope_covers
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
+    limited_scope_of,
     staff_of,
     user_of,
 )
@@ -76,7 +78,9 @@ class _Group:
 
 def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
                   skip_invalid: bool = False, dry_run: bool = False, progress=None) -> ImportReport:
-    """Import POS bills. Same transaction rules as customers_import; idempotent on the order number."""
+    """Import POS bills. Same transaction rules as customers_import; idempotent on the order number. An importer
+    whose role sees only some clinics records orders as the API does for them: at their clinics, for their
+    clinics' customers (another clinic's customer reads as unknown, as the API's 404 does)."""
     chain = chain_of(chain)
     mapping = column_map_clean(column_map, aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS)
     with table_open(path) as table:
@@ -116,6 +120,7 @@ class _OrderImport:
     def __init__(self, *, chain, actor, table, write: bool, skip_invalid: bool):
         self.chain = chain
         self.actor = staff_of(actor)
+        self.scope = limited_scope_of(actor)  # None: every clinic of the chain
         self.table = table
         self.write = write
         self.skip_invalid = skip_invalid
@@ -274,8 +279,15 @@ class _OrderImport:
         for mobile in mobiles - by_mobile.keys():
             if (IdentityKind.PHONE, mobile) in by_ident:
                 by_mobile[mobile] = by_ident[(IdentityKind.PHONE, mobile)]
-        home = dict(Customer.objects.filter(id__in=set(by_mobile.values()) | set(by_ident.values()))
-                    .values_list("id", "home_clinic_id"))
+        facts = {pk: (home_clinic_id, consultant_id) for pk, home_clinic_id, consultant_id in Customer.objects.filter(
+            id__in=set(by_mobile.values()) | set(by_ident.values())).values_list("id", "home_clinic_id", "consultant_id")}
+        if self.scope is not None:  # another clinic's customer is unknown to this importer, as to the API
+            visible = {pk for pk, (home_clinic_id, consultant_id) in facts.items()
+                       if scope_covers(self.scope, chain_id=self.chain.id, home_clinic_id=home_clinic_id,
+                                       consultant_id=consultant_id)}
+            by_mobile = {m: pk for m, pk in by_mobile.items() if pk in visible}
+            by_ident = {k: pk for k, pk in by_ident.items() if pk in visible}
+        home = {pk: home_clinic_id for pk, (home_clinic_id, _consultant) in facts.items()}
         existing = set(Order.objects.filter(chain_id=self.chain.id, external_id__in=set(groups) - {""})
                        .values_list("external_id", flat=True))
         to_write: list[tuple[_Group, int, int]] = []  # (group, customer id, clinic id)
@@ -310,6 +322,10 @@ class _OrderImport:
                     errors_by_row.setdefault(line.number, []).append((
                         self.table.header_for("clinic") or "clinic", "",
                         _("is required (the customer has no home clinic)")))
+                elif self.scope is not None and not self.scope.allows_clinic(line_clinic):
+                    errors_by_row.setdefault(line.number, []).append((
+                        self.table.header_for("clinic") or "clinic", self.clinics.name_of(line_clinic),
+                        _("is not one of your clinics")))
                 elif clinic_id is None:
                     clinic_id = line_clinic
                 elif line_clinic != clinic_id:

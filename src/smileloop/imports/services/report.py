@@ -36,11 +36,13 @@ class ImportReport:
                                 "message": str(message)})
 
     def as_dict(self) -> dict:
+        """Errors by row number (a row's own errors in the order found): a chunk finds errors of parsing before
+        errors of matching, which the reader should not have to sort out."""
         return {"rows": self.rows, "created": self.created, "merged": self.merged, "skipped": self.skipped,
-                "written": self.written, "errors": list(self.errors)}
+                "written": self.written, "errors": sorted(self.errors, key=lambda e: e["row"])}
 
     def as_stored(self) -> dict:
         """Everything the staff page shows: the report plus columns and preview rows."""
         return {**self.as_dict(), "kind": self.kind, "error_count": self.error_count,
                 "duplicates": self.duplicates, "columns": self.columns, "ignored_columns": self.ignored_columns,
-                "preview": self.preview}
+                "preview": sorted(self.preview, key=lambda p: p["row"])}

@@ -406,3 +406,49 @@ def test_a_file_that_cannot_be_read_is_refused_with_a_clear_error(tmp_path, chai
         customers_import(path=path, chain=chain)
     assert exc.value.code == code
     assert Customer.objects.count() == 0
+
+
+# --- scope: a clinic director imports as the API upsert writes for them ------------------------------------
+
+
+def test_a_clinic_director_cannot_merge_into_or_create_patients_of_another_clinic(tmp_path, chain, clinic_a,
+                                                                                  clinic_b, director_a):
+    # given a patient of clinic B with blanks an import could fill
+    other = CustomerFactory(chain=chain, name="赵敏", mobile="+8613900139000", home_clinic=clinic_b, community="")
+    path = csv_write(tmp_path / "a.csv", [
+        HEADER,
+        ["赵敏", "13900139000", "", "", "", "", "浦东花园", "", ""],    # names B's patient
+        ["钱七", "13700137000", "", "", "浦东门诊", "", "", "", ""],    # a new patient put in clinic B
+        ["孙八", "13600136000", "", "", "", "", "", "", ""],            # no clinic: the director's own
+    ])
+    before = _snapshot()
+
+    # when the director of clinic A imports it
+    report = customers_import(path=path, chain=chain, actor=director_a)
+
+    # then the file is refused row by row and nothing is written or shown of B's patient
+    assert not report.written and report.skipped == 2 and _snapshot() == before
+    assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "手机号", "belongs to a customer outside your clinics; a colleague who sees every clinic can import "
+                     "this row"),
+        (3, "所属门诊", "is not one of your clinics")]
+    assert not any("浦东花园" in str(p) for p in report.preview if p["outcome"] != "invalid")
+    other.refresh_from_db()
+    assert other.community == ""
+
+    # when the valid row is imported on its own, it lands in the director's clinic
+    only = csv_write(tmp_path / "b.csv", [HEADER, ["孙八", "13600136000", "", "", "", "", "", "", ""]])
+    assert customers_import(path=only, chain=chain, actor=director_a).created == 1
+    assert Customer.objects.get(mobile="+8613600136000").home_clinic_id == clinic_a.id
+
+
+def test_a_chain_admin_merges_across_clinics_and_a_default_clinic_must_be_in_scope(tmp_path, chain, clinic_a,
+                                                                                   clinic_b, chain_admin, director_a):
+    other = CustomerFactory(chain=chain, name="赵敏", mobile="+8613900139000", home_clinic=clinic_b, community="")
+    path = csv_write(tmp_path / "a.csv", [HEADER, ["赵敏", "13900139000", "", "", "", "", "浦东花园", "", ""]])
+    report = customers_import(path=path, chain=chain, actor=chain_admin)
+    assert (report.merged, report.errors) == (1, [])
+    other.refresh_from_db()
+    assert other.community == "浦东花园"
+    with pytest.raises(ImportFileError, match="not one of your clinics"):
+        customers_import(path=path, chain=chain, actor=director_a, default_clinic=clinic_b)

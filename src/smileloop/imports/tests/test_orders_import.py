@@ -149,3 +149,27 @@ def test_an_orders_file_without_an_order_number_column_is_refused(tmp_path, chai
     with pytest.raises(ImportFileError) as exc:
         orders_import(path=path, chain=chain)
     assert (exc.value.code, exc.value.message) == ("missing_column", "o.csv lacks the column(s): 订单号/order_no")
+
+
+def test_a_clinic_director_records_orders_only_at_their_clinics_for_their_patients(tmp_path, chain, clinic_a,
+                                                                                    clinic_b, catalogue, patient,
+                                                                                    director_a):
+    # given a patient of clinic B (unknown to the director, as the API's 404) and an order placed at clinic B
+    CustomerFactory(chain=chain, name="赵敏", mobile="+8613900139000", home_clinic=clinic_b)
+    path = csv_write(tmp_path / "orders.csv", [
+        HEADER,
+        ["B001", "13900139000", "静安门诊", "2024-03-05", "EX01", "1", "50", "0", "50", "现金"],
+        ["B002", "13800138000", "浦东门诊", "2024-03-05", "EX01", "1", "50", "0", "50", "现金"],
+        ["B003", "13800138000", "静安门诊", "2024-03-05", "EX01", "1", "50", "0", "50", "现金"],
+    ])
+    before = _snapshot()
+
+    # when
+    report = orders_import(path=path, chain=chain, actor=director_a)
+
+    # then
+    assert not report.written and _snapshot() == before
+    assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "手机号", "no customer with this phone"), (3, "门诊", "is not one of your clinics")]
+    skipped = orders_import(path=path, chain=chain, actor=director_a, skip_invalid=True)
+    assert (skipped.created, Order.objects.get().external_id) == (1, "B003")
