@@ -12,6 +12,8 @@ Overlaps: within one tag, matches are taken leftmost-longest without overlap ("ç
 
 import datetime as dt
 import json
+import logging
+import time
 import zoneinfo
 from dataclasses import dataclass
 
@@ -24,6 +26,8 @@ from smileloop.clinics.models import Chain
 from smileloop.customers.models import Customer, Interaction
 from smileloop.tagging.enums import TagKind, TagSource
 from smileloop.tagging.models import CustomerTag, KeywordHit, KeywordScanState, Tag
+
+logger = logging.getLogger(__name__)
 
 KEYWORD_IDS_KEPT = 20  # message ids kept as evidence per patient, tag and day
 _CHUNK = 1000  # patient ids per IN (â€¦) list
@@ -128,21 +132,24 @@ def scan_until(chain: Chain, today: dt.date | None) -> dt.datetime:
     return min(end, now) if today >= timezone.localdate(timezone=tz) else end
 
 
-def keyword_tags_scan(*, chain: Chain | int, until: dt.datetime | None = None, batch_size: int = 20_000) -> dict:
+def keyword_tags_scan(*, chain: Chain | int, until: dt.datetime | None = None, batch_size: int = 20_000,
+                      settle_seconds: float = 60.0) -> dict:
     """Read the chain's new chat/call messages (after the watermark, up to `until`, default now), count
     keyword hits and tag patients over the threshold. Messages dated just after `until` wait for a later run.
     Returns counts for the job log.
 
-    Known limit of any id watermark: on PostgreSQL a message whose transaction commits after a later id was
-    scanned is passed over (ids are taken at insert, visible at commit); timeline writes are short, and the
-    job runs when chats are quiet."""
+    An id watermark must not pass a message whose transaction commits after a later id was read (on PostgreSQL
+    ids are taken at insert and seen at commit): the scan's end is read with a snapshot, and the scan waits
+    (up to `settle_seconds`) until every transaction that was running then has ended, so every id up to that
+    end is committed or gone (`_settled_upper`). On SQLite writes are serialised and there is nothing to wait
+    for."""
     chain = chain if isinstance(chain, Chain) else Chain.objects.get(pk=chain)
     until = until or timezone.now()
     tz = zoneinfo.ZoneInfo(chain.time_zone or "Asia/Shanghai")
     matcher = keyword_matcher_for_chain(chain.pk)
     KeywordScanState.objects.get_or_create(chain_id=chain.pk)
     totals = {"chain": chain.pk, "messages": 0, "matched": 0, "hits": 0, "tagged": 0}
-    upper = Interaction.objects.aggregate(m=Max("id"))["m"]  # the timeline's end now (a primary-key look-up)
+    upper = _settled_upper(settle_seconds)  # the timeline's end now (a primary-key look-up), once settled
     while upper is not None:
         with transaction.atomic():
             # Under the row lock, so two runs never count the same messages.
@@ -174,6 +181,35 @@ def keyword_tags_scan(*, chain: Chain | int, until: dt.datetime | None = None, b
                 break
     totals["watermark"] = KeywordScanState.objects.get(chain_id=chain.pk).last_interaction_id
     return totals
+
+
+def _settled_upper(settle_seconds: float) -> int | None:
+    """The timeline's highest id, returned once no message at or below it can still appear.
+
+    PostgreSQL: MAX(id) and the snapshot it was read under come from one statement; the transactions that
+    snapshot saw in progress (`pg_snapshot_xip`) are the only ones that can hold an unseen id at or below it (an
+    id taken later is higher). Wait until each has committed or aborted (`pg_xact_status`). A transaction still
+    open after `settle_seconds` (an idle session holding one open) is logged and not waited for any longer, so
+    one stuck connection cannot stop tagging; the job's next run sees the messages it commits only if their ids
+    are above that run's watermark (the old limit, now confined to that case)."""
+    if connection.vendor != "postgresql":
+        return Interaction.objects.aggregate(m=Max("id"))["m"]
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(id), pg_current_snapshot()::text FROM {table}")
+        upper, snapshot = cursor.fetchone()
+        deadline = time.monotonic() + settle_seconds
+        while True:
+            cursor.execute("SELECT COUNT(*) FROM pg_snapshot_xip(%s::pg_snapshot) AS x "
+                           "WHERE pg_xact_status(x) = 'in progress' AND x IS DISTINCT FROM pg_current_xact_id_if_assigned()",
+                           [snapshot])
+            if not cursor.fetchone()[0]:
+                return upper
+            if time.monotonic() >= deadline:
+                logger.warning("keyword scan: transactions open since %s s; scanning up to id %s without them",
+                               settle_seconds, upper)
+                return upper
+            time.sleep(0.05)
 
 
 def _batch_read(*, chain_id: int, after: int, upper: int, kinds: list[str], until: dt.datetime,

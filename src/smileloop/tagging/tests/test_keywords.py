@@ -1,9 +1,14 @@
 import datetime as dt
+import threading
 
 import pytest
+from django.db import connection, connections
+from django.db import transaction as db_transaction
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.tagging.enums import TagKind, TagSource
 from smileloop.tagging.keywords import keyword_automaton_build, keyword_matches, keyword_tags_scan
 from smileloop.tagging.models import CustomerTag, KeywordHit, KeywordScanState
@@ -198,3 +203,45 @@ def test_messages_of_merged_records_and_other_chains_are_not_read(patient_a, imp
     result = keyword_tags_scan(chain=patient_a.chain, until=NOW)
     assert result["messages"] == 1 and result["hits"] == 0
     assert not KeywordHit.objects.filter(customer=stranger).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_committed_after_a_later_one_is_not_passed_over(chain, clinic_a, interests):
+    """PostgreSQL: a chat whose transaction is still open when the scan starts holds a lower id than a chat
+    committed meanwhile; the scan waits for it instead of moving its watermark past it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers: no transaction can commit a lower id later")
+    tag = TagFactory(group=interests, code="implant", name="种植意向", kind=TagKind.KEYWORD, keywords=["种植"],
+                     keyword_threshold=2, keyword_window_days=30)
+    patient = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    keyword_tags_scan(chain=chain)  # the watermark starts at the current end of the timeline
+    inserted, release, scanned = threading.Event(), threading.Event(), {}
+
+    def slow_writer():
+        try:
+            with db_transaction.atomic():
+                say(patient, "想了解种植", timezone.now())  # takes the lower id, commits last
+                inserted.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def scanner():
+        try:
+            scanned.update(keyword_tags_scan(chain=chain.pk, settle_seconds=10))
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert inserted.wait(10)
+    say(patient, "种植多少钱", timezone.now())  # a higher id, committed at once
+    scan = threading.Thread(target=scanner)
+    scan.start()
+    scan.join(0.5)
+    assert scan.is_alive(), "the scan waits for the open transaction"
+    release.set()
+    writer.join(10)
+    scan.join(10)
+    assert scanned["messages"] == 2 and scanned["tagged"] == 1
+    assert CustomerTag.objects.filter(customer=patient, tag=tag, source=TagSource.KEYWORD).exists()
