@@ -101,6 +101,7 @@ def _raise_pricing(exc: PricingError):
 def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, int]], dict[int, ServiceItem]]:
     codes = [str(line.get("item_code", "")) for line in lines if line.get("item_code")]
     ids = [line.get("item_id") for line in lines if line.get("item_id") and not line.get("item_code")]
+    ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]  # anything else is "not in the catalogue"
     codes_in, code_params = in_clause("t0.code", codes)
     ids_in, id_params = in_clause("t0.id", ids)
     found = select_models(ServiceItem, f"t0.chain_id = %s AND t0.is_active AND ({codes_in} OR {ids_in})",

@@ -6,6 +6,7 @@ from smileloop.checkout.errors import ConsentMissing, PaymentsMismatch
 from smileloop.checkout.models import RefundSettlement, Settlement, SettlementMovement
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.checkout.tests.conftest import POINTS
+from smileloop.core.errors import ValidationFailed
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
 from smileloop.giftcards.models import GiftCard
@@ -222,3 +223,17 @@ def test_points_spent_elsewhere_between_price_and_pay_refuse_the_whole_bill(
     assert balances(chain, alice, card) == before and LedgerTransaction.objects.count() == count
     assert Order.objects.count() == 0 and Settlement.objects.count() == 0
     assert GiftCard.objects.get(pk=card.pk).status == "active" and ledger_check(chain_id=chain.id) == []
+
+
+def test_lines_naming_no_catalogue_item_are_field_errors_whatever_their_type(chain, clinic_a, catalogue, alice):
+    other_chain_item = catalogue["EX01"].pk + 10_000
+    with pytest.raises(ValidationFailed) as err:
+        checkout_price(customer=alice, clinic=clinic_a, lines=[
+            {"item_id": "abc"}, {"item_id": other_chain_item}, {"item_code": "NOPE"}, {"item_code": "EX01"},
+            {"item_id": catalogue["CL01"].pk, "quantity": 0}])
+    assert [(e.field, e.message) for e in err.value.errors] == [
+        ("lines[0].item_code", "is not in the service catalogue"),
+        ("lines[1].item_code", "is not in the service catalogue"),
+        ("lines[2].item_code", "is not in the service catalogue"),
+        ("lines[4].quantity", "must be a whole number from 1 to 99")]
+    assert Order.objects.count() == 0

@@ -207,9 +207,9 @@ class _OrderImport:
             discount = list_total - amount
         if not 0 <= discount <= list_total:
             fail("discount" if "discount" in raw else "amount", "must be between 0 and the line's list total "
-                 f"({list_total / 100:.2f})")
+                 f"({fen_to_yuan(list_total)})")
         elif amount is not None and amount != list_total - discount:
-            fail("amount", f"does not equal quantity × unit price − discount ({(list_total - discount) / 100:.2f})")
+            fail("amount", f"does not equal quantity × unit price − discount ({fen_to_yuan(list_total - discount)})")
         if errors:
             return None, errors, order_no
         if self.table.header_for("payment_method") is not None and method is None:

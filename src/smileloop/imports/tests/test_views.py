@@ -129,3 +129,18 @@ def test_another_staff_members_batch_is_not_found(client, director_a, chain_admi
     # then
     assert [r.status_code for r in responses] == [404, 404]
     assert Customer.objects.count() == 0
+
+
+def test_the_preview_reads_its_errors_in_the_staff_language(client, director_a):
+    client.force_login(director_a.user)
+    long_name = "张" * 51
+    content = f"姓名,手机号,性别,来源\n{long_name},13800138000,男,\n李四,12345,女,火星\n".encode()
+    response = _upload(client, content=content)
+    zh = client.get(response.url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    en = client.get(response.url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "<td>超过 50 个字符</td>" in zh  # a message with a number, through its pattern
+    assert "<td>3</td><td>手机号</td><td>12345</td><td>不是有效的手机号码</td>" in zh
+    assert "<td>不是已知的来源渠道（" in zh and "is not" not in zh.split("<table")[-1]
+    assert "<td>is not a valid phone number</td>" in en and "<td>is longer than 50 characters</td>" in en
+    stored = ImportBatch.objects.get().report["errors"]
+    assert {e["message"] for e in stored} >= {"is not a valid phone number", "is longer than 50 characters"}

@@ -16,7 +16,6 @@ from django.db.models import F
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
-from smileloop.core.sql import lock_clause, select_rows
 from smileloop.customers.models import Customer
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction
@@ -194,11 +193,9 @@ def _wallet_accounts(customer: Customer, accounts: dict[str, Account] | None = N
     if accounts is None or AccountKind.WALLET_PRINCIPAL not in accounts or AccountKind.WALLET_BONUS not in accounts:
         accounts = accounts_for(chain_id=customer.chain_id, customer=customer,
                                 kinds=[AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS])
-    principal, bonus = accounts[AccountKind.WALLET_PRINCIPAL], accounts[AccountKind.WALLET_BONUS]
-    if lock_clause():  # SQLite: the write transaction already serialises
-        select_rows(f"SELECT id FROM {Account._meta.db_table} WHERE id IN (%s, %s) ORDER BY id{lock_clause()}",
-                    sorted([principal.pk, bonus.pk]))
-    return principal, bonus
+    # Not locked here: ledger_post_many locks every account of the bill at once, in id order (the one lock order
+    # of a bill, docs/architecture.md), and re-checks the balance under that lock.
+    return accounts[AccountKind.WALLET_PRINCIPAL], accounts[AccountKind.WALLET_BONUS]
 
 
 @transaction.atomic
@@ -249,8 +246,8 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
                          actor: Staff | None = None, per_use_consent: bool = False, consent_token: str = "",
                          accounts: dict[str, Account] | None = None, at: dt.datetime | None = None) -> WalletSpend:
     """`wallet_spend` checked (amount, family consent, stored value available) and split into principal and
-    bonus, with the holder's wallet accounts locked, but not posted: checkout posts it with the bill's other
-    movements. `accounts`: the holder's WALLET_PRINCIPAL and WALLET_BONUS and the chain's SALES account when
+    bonus, but not posted (the ledger locks the accounts and re-checks the balance when it posts): checkout
+    posts it with the bill's other movements. `accounts`: the holder's WALLET_PRINCIPAL and WALLET_BONUS and the chain's SALES account when
     the caller holds them (ledger `accounts_for`). `at`: the moment of the spend (default: now)."""
     key = key_check(key)
     holder = holder or payer
