@@ -121,3 +121,13 @@ def execute(sql: str, params: Sequence = ()) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, list(params))
         return cursor.rowcount
+
+
+def choices_from(field, model: type[models.Model], where: str, params: Sequence = (), *,
+                 related: Sequence[str] = (), tail: str = "") -> None:
+    """Give a ModelChoiceField its options from one plain read (`select_models`), labelled by the field's
+    `label_from_instance`. The ORM would compile the field's queryset on every render (1.3–1.9 ms each on the
+    360 page); the queryset stays on the field to validate what is posted, so the WHERE must say the same."""
+    rows = select_models(model, where, params, related=related, tail=tail)
+    head = [] if field.empty_label is None else [("", field.empty_label)]
+    field.choices = head + [(obj.pk, field.label_from_instance(obj)) for obj in rows]

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.errors import DomainError, ValidationFailed
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import choices_from
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.loyalty.enums import EarnTrigger
@@ -78,6 +79,8 @@ class AwardForm(KeyedForm):
         super().__init__(*args, **kwargs)
         self.fields["rule"].queryset = EarnRule.objects.filter(chain_id=scope.chain_id, is_active=True).exclude(
             trigger=EarnTrigger.SPEND).order_by("name")
+        choices_from(self.fields["rule"], EarnRule, "t0.chain_id = %s AND t0.is_active AND t0.trigger <> %s",
+                     [scope.chain_id, EarnTrigger.SPEND], tail="ORDER BY t0.name, t0.id")
 
 
 class GiftExchangeForm(KeyedForm):
@@ -87,9 +90,11 @@ class GiftExchangeForm(KeyedForm):
     def __init__(self, scope: Scope, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["gift"].queryset = Gift.objects.filter(chain_id=scope.chain_id, is_active=True).order_by(
-            "points_price")
+            "points_price", "name", "id")
         self.fields["gift"].label_from_instance = lambda g: _("%(name)s · %(points)s points · %(stock)s left") % {
             "name": g.name, "points": g.points_price, "stock": g.stock}
+        choices_from(self.fields["gift"], Gift, "t0.chain_id = %s AND t0.is_active", [scope.chain_id],
+                     tail="ORDER BY t0.points_price, t0.name, t0.id")
 
 
 class PackageSellForm(KeyedForm):
@@ -101,6 +106,8 @@ class PackageSellForm(KeyedForm):
     def __init__(self, scope: Scope, *args, holder: Customer, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["package"].queryset = Package.objects.filter(chain_id=scope.chain_id, is_active=True)
+        choices_from(self.fields["package"], Package, "t0.chain_id = %s AND t0.is_active", [scope.chain_id],
+                     tail="ORDER BY t0.name, t0.id")
         from smileloop.customers.models import HouseholdMember
 
         # The holder and the members of the holder's household, within the scope. The member ids are read

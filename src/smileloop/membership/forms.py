@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.errors import DomainError, NotFound, ValidationFailed
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import choices_from
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import phone_normalize
@@ -82,6 +83,10 @@ class EnrolForm(DomainErrorMixin, forms.Form):
         self.fields["tier"].queryset = Tier.objects.filter(plan__chain_id=scope.chain_id,
                                                            plan__is_active=True).select_related("plan")
         self.fields["tier"].label_from_instance = lambda t: f"{t.plan.name} · {t.name}"
+        choices_from(self.fields["plan"], MembershipPlan, "t0.chain_id = %s AND t0.is_active", [scope.chain_id],
+                     tail="ORDER BY t0.name, t0.id")
+        choices_from(self.fields["tier"], Tier, "t1.chain_id = %s AND t1.is_active", [scope.chain_id],
+                     related=("plan",), tail="ORDER BY t1.name, t1.id, t0.rank, t0.id")
 
 
 class RenewForm(DomainErrorMixin, forms.Form):
