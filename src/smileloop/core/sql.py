@@ -39,12 +39,12 @@ class _Shape:
         self.converters = []
         for alias, (table_model, link) in enumerate(tables):
             fields = table_model._meta.concrete_fields
-            for f in fields:
+            for n, f in enumerate(fields):
                 columns.append(f"t{alias}.{quote(f.column)}")
                 col = f.get_col(f"t{alias}")
                 found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
                 if found:
-                    self.converters.append((start + fields.index(f), found, col))
+                    self.converters.append((start + n, found, col))
             self.parts.append((table_model, [f.attname for f in fields], start, start + len(fields), link))
             start += len(fields)
         self.head = f"SELECT {', '.join(columns)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)}"
@@ -89,6 +89,7 @@ def select_model(model: type[models.Model], where: str, params: Sequence = (), *
 
 
 def select_rows(sql: str, params: Sequence = ()) -> list[tuple]:
+    """The rows of a plain SELECT (tuples, no conversion)."""
     with connection.cursor() as cursor:
         cursor.execute(sql, list(params))
         return cursor.fetchall()

@@ -577,23 +577,31 @@ def stage_move_values(*, to: str, at: dt.datetime) -> tuple[list[str], dict]:
     lost customer comes back on a booking, arrival, paid order, enrolment or referral, to the higher of the
     event's stage and the highest stage they had reached (`stage_reached`). A staff contact alone does not
     bring them back. `dormant` is entered from any progress stage; `lost` from any stage but lost."""
-    if to in STAGE_PROGRESS:
-        rank = STAGE_PROGRESS.index(to)
-        lower, higher = list(STAGE_PROGRESS[:rank]), list(STAGE_PROGRESS[rank + 1:])
-        allowed = lower + (list(STAGE_SIDE) if to in STAGE_REVIVING else [])
+    allowed, higher = _stage_rule(to)
+    if higher is not None:
         values = {
             "stage": Case(When(stage_reached__in=higher, then=F("stage_reached")), default=Value(to)),
             "stage_reached": Case(When(stage_reached__in=higher + [to], then=F("stage_reached")), default=Value(to)),
         }
-    elif to == Stage.DORMANT:
-        allowed, values = list(STAGE_PROGRESS), {"stage": Value(to)}
-    elif to == Stage.LOST:
-        allowed, values = [*STAGE_PROGRESS, Stage.DORMANT], {"stage": Value(to)}
     else:
-        raise ValidationFailed([FieldError("to", f"must be one of {', '.join(Stage.values)}", to)])
+        values = {"stage": Value(to)}
     # Right-hand sides read the row before the update (SQL semantics), so stage_prev gets the old stage.
     values.update(stage_prev=F("stage"), stage_changed_at=Value(at), updated_at=Value(at))
     return allowed, values
+
+
+def _stage_rule(to: str) -> tuple[list[str], list[str] | None]:
+    """The rule behind a move to `to` (see stage_move_values): the stages it is allowed from, and for a progress
+    stage the higher ones a returning customer keeps (`stage_reached`); None for a side state."""
+    if to in STAGE_PROGRESS:
+        rank = STAGE_PROGRESS.index(to)
+        allowed = list(STAGE_PROGRESS[:rank]) + (list(STAGE_SIDE) if to in STAGE_REVIVING else [])
+        return allowed, list(STAGE_PROGRESS[rank + 1:])
+    if to == Stage.DORMANT:
+        return list(STAGE_PROGRESS), None
+    if to == Stage.LOST:
+        return [*STAGE_PROGRESS, Stage.DORMANT], None
+    raise ValidationFailed([FieldError("to", f"must be one of {', '.join(Stage.values)}", to)])
 
 
 def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_expr=None, at: dt.datetime,
@@ -641,12 +649,12 @@ def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at:
 
 
 def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime) -> bool:
-    """`stage_move_values` for one customer as one plain UPDATE (the same rules and SQL; the ORM's compilation
-    of its CASE expressions cost more than the update on every paid bill). Whether the row moved."""
-    allowed, _values = stage_move_values(to=to, at=at)  # validates `to`; the set-based callers use the values
+    """`stage_move_values` for one customer as one plain UPDATE (the same rule, `_stage_rule`, and the same SQL;
+    the ORM's compilation of its CASE expressions cost more than the update on every paid bill). Whether the
+    row moved."""
+    allowed, higher = _stage_rule(to)
     at_db = db_datetime(at)
-    if to in STAGE_PROGRESS:
-        higher = list(STAGE_PROGRESS[STAGE_PROGRESS.index(to) + 1:])
+    if higher is not None:
         if higher:
             keep = ", ".join(["%s"] * len(higher))
             sets = (f"stage = CASE WHEN stage_reached IN ({keep}) THEN stage_reached ELSE %s END, "

@@ -40,8 +40,11 @@ def task_queryset(scope: Scope) -> QuerySet[FollowupTask]:
     return qs
 
 
+_RELATED = ("customer", "clinic", "doctor", "assignee", "step", "playbook", "completed_by")  # a task's rows shown
+
+
 def _with_related(qs: QuerySet[FollowupTask]) -> QuerySet[FollowupTask]:
-    return qs.select_related("customer", "clinic", "doctor", "assignee", "step", "playbook", "completed_by")
+    return qs.select_related(*_RELATED)
 
 
 def task_get(scope: Scope, task_id) -> FollowupTask:
@@ -116,9 +119,6 @@ def task_list(scope: Scope, *, mine: bool = False, clinic_id: int | None = None,
     if customer_id is not None:
         qs = qs.filter(customer_id=customer_id)
     return qs.order_by("due_at", "id")
-
-
-_RELATED = ("customer", "clinic", "doctor", "assignee", "step", "playbook", "completed_by")
 
 
 def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> dict:

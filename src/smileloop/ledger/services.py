@@ -79,11 +79,13 @@ def account_for(*, chain_id: int, kind: str, customer: Customer | int | None = N
     lookup = {"chain_id": chain_id, "kind": kind, "customer_id": customer_id, "code": code}
     if code is None:
         lookup["closed_at"] = None
-    account = select_model(Account, "t0.chain_id = %s AND t0.kind = %s AND "
-                           + ("t0.customer_id IS NULL" if customer_id is None else "t0.customer_id = %s")
-                           + (" AND t0.code IS NULL AND t0.closed_at IS NULL" if code is None else " AND t0.code = %s"),
-                           [chain_id, kind, *([customer_id] if customer_id is not None else []),
-                            *([code] if code is not None else [])])
+    where, params = ["t0.chain_id = %s", "t0.kind = %s"], [chain_id, kind]
+    for column, value in (("customer_id", customer_id), ("code", code)):
+        where.append(f"t0.{column} IS NULL" if value is None else f"t0.{column} = %s")
+        params += [] if value is None else [value]
+    if code is None:
+        where.append("t0.closed_at IS NULL")
+    account = select_model(Account, " AND ".join(where), params)
     if account:
         return account
     if customer_id is None and code is None:

@@ -246,17 +246,16 @@ def entitlements_left(customer_id: int, *, at: dt.datetime) -> list[EntitlementL
     (checkout prices every bill with it; the ORM version costs more to build than to run)."""
     qn = connection.ops.quote_name
     grant, purchase, use = (qn(m._meta.db_table) for m in (EntitlementGrant, PackagePurchase, EntitlementUse))
-    at_db = connection.ops.adapt_datetimefield_value(at)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT g.id, g.item_code, g.category, g.quantity - COALESCE(SUM(CASE WHEN u.kind = %s THEN 1 "
-            f"WHEN u.kind = %s THEN -1 ELSE 0 END), 0), g.max_age "
-            f"FROM {grant} g JOIN {purchase} p ON p.id = g.purchase_id LEFT JOIN {use} u ON u.grant_id = g.id "
-            f"WHERE g.customer_id = %s AND g.expired_at IS NULL AND p.status = %s AND p.period_start <= %s "
-            f"AND p.period_end > %s GROUP BY g.id, g.item_code, g.category, g.quantity, g.max_age, p.period_end "
-            f"ORDER BY p.period_end, g.id",
-            [UseKind.USE, UseKind.REVERSAL, customer_id, PurchaseStatus.ACTIVE, at_db, at_db])
-        return [EntitlementLeft(*row) for row in cursor.fetchall() if row[3] > 0]
+    at_db = db_datetime(at)
+    rows = select_rows(
+        f"SELECT g.id, g.item_code, g.category, g.quantity - COALESCE(SUM(CASE WHEN u.kind = %s THEN 1 "
+        f"WHEN u.kind = %s THEN -1 ELSE 0 END), 0), g.max_age "
+        f"FROM {grant} g JOIN {purchase} p ON p.id = g.purchase_id LEFT JOIN {use} u ON u.grant_id = g.id "
+        f"WHERE g.customer_id = %s AND g.expired_at IS NULL AND p.status = %s AND p.period_start <= %s "
+        f"AND p.period_end > %s GROUP BY g.id, g.item_code, g.category, g.quantity, g.max_age, p.period_end "
+        f"ORDER BY p.period_end, g.id",
+        [UseKind.USE, UseKind.REVERSAL, customer_id, PurchaseStatus.ACTIVE, at_db, at_db])
+    return [EntitlementLeft(*row) for row in rows if row[3] > 0]
 
 
 def entitlements_for_customer(customer: Customer, *, at: dt.datetime | None = None) -> list[EntitlementBalance]:

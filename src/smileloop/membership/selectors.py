@@ -73,8 +73,18 @@ def _in_force(m: Membership | None, at: dt.datetime) -> bool:
 
 
 def own_membership(customer: Customer) -> Membership | None:
-    return (Membership.objects.select_related("plan", "tier", "customer")
-            .filter(customer_id=customer.pk, chain_id=customer.chain_id, status=MembershipStatus.ACTIVE).first())
+    """`membership_active` with `customer` as its customer (the row the caller holds, not read again)."""
+    own = membership_active(customer)
+    if own is not None:
+        own.customer = customer
+    return own
+
+
+def membership_active(customer: Customer) -> Membership | None:
+    """The customer's active membership with its plan and tier, in one plain read (core.sql): checkout reads it
+    twice per bill (pricing, then membership evaluation)."""
+    return select_model(Membership, "t0.customer_id = %s AND t0.chain_id = %s AND t0.status = %s",
+                        [customer.pk, customer.chain_id, MembershipStatus.ACTIVE], related=("plan", "tier"))
 
 
 def _links_of(customer: Customer) -> tuple[int | None, int | None]:
@@ -94,10 +104,7 @@ def _links_of(customer: Customer) -> tuple[int | None, int | None]:
 def _candidates(customer: Customer, at: dt.datetime) -> tuple[list[MemberDiscount], FamilyBinding | None,
                                                                FriendLink | None, Membership | None]:
     found: list[MemberDiscount] = []
-    own = select_model(Membership, "t0.customer_id = %s AND t0.chain_id = %s AND t0.status = %s",
-                       [customer.pk, customer.chain_id, MembershipStatus.ACTIVE], related=("plan", "tier"))
-    if own is not None:
-        own.customer = customer  # what own_membership() joins in: the customer we were given
+    own = own_membership(customer)
     if _in_force(own, at):
         found.append(MemberDiscount(DiscountSource.OWN, own.tier, own.tier.discount_bp,
                                     list(own.tier.excluded_categories), own.tier.exclude_special_price, own,

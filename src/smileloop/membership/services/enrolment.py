@@ -42,6 +42,7 @@ from smileloop.membership.models import (
     MembershipReminder,
     Tier,
 )
+from smileloop.membership.selectors import membership_active
 from smileloop.membership.services._common import add_months, day, event_add, now_or, yuan
 
 REMINDER_DAYS = (30, 7)
@@ -75,11 +76,6 @@ def _locked_customer(customer: Customer) -> Customer:
     if locked is None:
         raise NotFound("Customer not found")
     return locked
-
-
-def _active(customer: Customer) -> Membership | None:
-    return select_model(Membership, "t0.customer_id = %s AND t0.chain_id = %s AND t0.status = %s",
-                        [customer.pk, customer.chain_id, MembershipStatus.ACTIVE], related=("plan", "tier"))
 
 
 def tier_threshold(tier: Tier, kind: str) -> int:
@@ -135,14 +131,16 @@ def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.date
     membership = Membership.objects.create(chain_id=customer.chain_id, customer=customer, plan=plan, tier=tier,
                                            status=MembershipStatus.ACTIVE, started_at=at, expires_at=expires,
                                            fee_fen=fee_fen, enrolled_by=actor)
-    cause = reasons.english(msg)
-    msg = (reasons.with_suffix(msg, "valid_until", until=day(expires)) if expires
-           else reasons.with_suffix(msg, "lifetime"))
-    event_add(membership=membership, kind=EventKind.ENROLLED, at=at, msg=msg,
+    event_add(membership=membership, kind=EventKind.ENROLLED, at=at, msg=_with_validity(msg, expires),
               data={**data, "plan_id": plan.id, "tier_id": tier.id,
                     "expires_at": expires.isoformat() if expires else None}, actor=actor)
-    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=cause, at=at, actor=actor)
+    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=reasons.english(msg), at=at, actor=actor)
     return membership
+
+
+def _with_validity(msg: dict, expires: dt.datetime | None) -> dict:
+    """An enrolment reason with how long it lasts (", valid until …" or ", lifetime")."""
+    return reasons.with_suffix(msg, "valid_until", until=day(expires)) if expires else reasons.with_suffix(msg, "lifetime")
 
 
 def _enrol_reason(plan: MembershipPlan, tier: Tier, *, figure: int | None, fee_fen: int, at: dt.datetime) -> tuple[dict, dict]:
@@ -165,7 +163,7 @@ def membership_enrol(*, customer: Customer, plan: MembershipPlan, tier: Tier | N
     at = now_or(as_of)
     _check_plan(customer, plan, tier)
     customer = _locked_customer(customer)
-    if _active(customer) is not None:
+    if membership_active(customer) is not None:
         raise MembershipExists(f"{customer.name} already has an active membership; renew, upgrade or cancel it "
                                "instead")
     if fee_fen is not None and fee_fen < 0:
@@ -205,7 +203,7 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     if membership.expires_at is None or not plan.duration_months:
         raise LifetimeMembership("this membership is lifetime and never expires; nothing to renew")
     if membership.status == MembershipStatus.EXPIRED:
-        other = _active(customer)
+        other = membership_active(customer)
         if other is not None:
             raise MembershipExists(f"{customer.name} already has another active membership (#{other.id})")
     if fee_fen is not None and fee_fen < 0:
@@ -378,7 +376,7 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
     """
     at = now_or(as_of)
     customer = _locked_customer(customer)
-    current = _active(customer) if current is _UNSET else current
+    current = membership_active(customer) if current is _UNSET else current
     topup = _Topup(customer, topup_total_fen)
     kinds = [PlanKind.SPEND_BASED] + ([PlanKind.STORED_VALUE] if topup.possible else [])
     plans = _plan_tiers(customer.chain_id, current, kinds)
@@ -516,8 +514,7 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
             threshold = tier_threshold(by_id[tid], plan.kind)
             msg = reasons.message("enrolled_figure", tier=by_id[tid].name, measure=plan.kind, figure=yuan(spend),
                                   threshold=yuan(threshold), day=day(at))
-            msg = (reasons.with_suffix(msg, "valid_until", until=day(expires)) if expires
-                   else reasons.with_suffix(msg, "lifetime"))
+            msg = _with_validity(msg, expires)
             events.append(MembershipEvent(
                 membership_id=m.id, kind=EventKind.ENROLLED, occurred_at=at, actor=actor, reason=reasons.english(msg),
                 data={"figure_fen": spend, "threshold_fen": threshold, "measure": plan.kind, "plan_id": plan.id,
