@@ -8,6 +8,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import NotFound, PermissionDenied
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import in_clause, select_models
+from smileloop.core.sql import in_clause, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask, Playbook
@@ -124,17 +125,31 @@ def task_list(scope: Scope, *, mine: bool = False, clinic_id: int | None = None,
 def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> dict:
     """The 360 section: the patient's open tasks and the latest finished ones. Plain SQL (core.sql) with the
     rules of task_queryset and the joins of _with_related: compiling the two seven-join querysets cost more than
-    the rest of the section on every 360 page."""
+    the rest of the section on every 360 page.
+
+    The ids of both lists come first from one join-free query; the eight-table join, whose planning alone took
+    6–7 ms in PostgreSQL, runs once and only for a patient who has tasks (most have none)."""
     where, params = "t0.chain_id = %s AND t0.customer_id = %s", [scope.chain_id, customer.pk]
     if scope.clinic_ids is not None:
         clinics_in, clinic_params = in_clause("t0.clinic_id", sorted(scope.clinic_ids))
         where += f" AND ({clinics_in} OR t0.assignee_id = %s)"
         params += [*clinic_params, scope.staff_id]
-    open_tasks = select_models(FollowupTask, where + " AND t0.status = %s", [*params, TaskStatus.OPEN],
-                               related=_RELATED, tail=f"ORDER BY t0.due_at, t0.id LIMIT {int(limit)}")
-    recent = select_models(FollowupTask, where + " AND t0.status <> %s", [*params, TaskStatus.OPEN],
-                           related=_RELATED, tail=f"ORDER BY t0.updated_at DESC, t0.id DESC LIMIT {int(limit)}")
-    scripts_fill(scope, open_tasks)
+    table, n = connection.ops.quote_name(FollowupTask._meta.db_table), int(limit)
+    ids = [row[0] for row in select_rows(
+        f"SELECT id FROM (SELECT t0.id FROM {table} t0 WHERE {where} AND t0.status = %s "
+        f"ORDER BY t0.due_at, t0.id LIMIT {n}) a UNION ALL "
+        f"SELECT id FROM (SELECT t0.id FROM {table} t0 WHERE {where} AND t0.status <> %s "
+        f"ORDER BY t0.updated_at DESC, t0.id DESC LIMIT {n}) b",
+        [*params, TaskStatus.OPEN, *params, TaskStatus.OPEN])]
+    if not ids:
+        return {"open": [], "recent": []}
+    ids_in, ids_params = in_clause("t0.id", ids)
+    tasks = select_models(FollowupTask, ids_in, ids_params, related=_RELATED)
+    open_tasks = sorted((t for t in tasks if t.status == TaskStatus.OPEN), key=lambda t: (t.due_at, t.id))
+    recent = sorted((t for t in tasks if t.status != TaskStatus.OPEN), key=lambda t: (t.updated_at, t.id),
+                    reverse=True)
+    if open_tasks:
+        scripts_fill(scope, open_tasks)
     return {"open": open_tasks, "recent": recent}
 
 

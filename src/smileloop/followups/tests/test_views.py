@@ -248,3 +248,31 @@ def test_customer_page_shows_the_patients_tasks(client, front_desk_a, tasks_ab):
     html = login(client, front_desk_a).get(reverse("customers:detail", args=[task.customer_id])).content.decode()
     assert 'data-testid="followups"' in html
     assert reverse("followups:task", args=[task.id]) in html
+
+
+def test_the_360_section_lists_open_tasks_by_due_date_and_finished_ones_newest_first(
+        django_assert_num_queries, chain, clinic_a, clinic_b, front_desk_a, tasks_ab):
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.followups.selectors import tasks_for_customer
+
+    customer = tasks_ab["today"].customer
+    now = timezone.now()
+    first = open_task(customer, clinic_a, "t:5", assignee=front_desk_a, due=now + dt.timedelta(days=1))
+    old_done = open_task(customer, clinic_a, "t:6", assignee=front_desk_a)
+    new_done = open_task(customer, clinic_a, "t:7", assignee=front_desk_a)
+    FollowupTask.objects.filter(pk=old_done.pk).update(status=TaskStatus.DONE, updated_at=now - dt.timedelta(days=2))
+    FollowupTask.objects.filter(pk=new_done.pk).update(status=TaskStatus.CLOSED, updated_at=now - dt.timedelta(days=1))
+    other_clinic = open_task(customer, clinic_b, "t:8")  # not theirs: another clinic, assigned to someone else
+    scope = scope_for_staff(front_desk_a)
+
+    section = tasks_for_customer(scope, customer)
+    assert [t.id for t in section["open"]] == [tasks_ab["today"].id, first.id, tasks_ab["later"].id]
+    assert [t.id for t in section["recent"]] == [new_done.id, old_done.id]
+    assert other_clinic.id not in {t.id for t in section["open"] + section["recent"]}
+    assert section["open"][0].customer.name == customer.name  # related rows come joined
+    assert all(t.script_text for t in section["open"])  # the call script is filled for open tasks
+    assert len(tasks_for_customer(scope, customer, limit=1)["open"]) == 1
+
+    nobody = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    with django_assert_num_queries(1):  # a patient without tasks: one join-free query
+        assert tasks_for_customer(scope, nobody) == {"open": [], "recent": []}
