@@ -53,6 +53,31 @@ class BenchResult:
         self.lines.append((measure, value, target))
 
 
+def machine_speed() -> dict:
+    """Two fixed yardsticks, so that runs on different machines of the same nominal size can be compared: the
+    2-core VMs of this workplace differ up to ~2.5× in single-core speed (docs/benchmarks.md). `python_ms`: a
+    5,000,000-step pure-Python loop (best of 3); `roundtrip_us`: median of 200 `SELECT 1` on the database."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    trips = []
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            started = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            trips.append(time.perf_counter() - started)
+    return {"python_ms": round(best * 1000), "roundtrip_us": round(_pct(trips, 0.5) * 1e6)}
+
+
+def speed_line(speed: dict) -> str:
+    return (f"yardsticks: 5M-step Python loop {speed['python_ms']} ms, SELECT 1 round trip "
+            f"{speed['roundtrip_us']} µs")
+
+
 def machine_info() -> dict:
     info = {"cpus": os.cpu_count(), "python": platform.python_version(), "date": dt.datetime.now(dt.UTC).date().isoformat()}
     try:
@@ -71,6 +96,7 @@ def machine_info() -> dict:
             info["database"] = f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
         else:
             info["database"] = f"SQLite {sqlite3.sqlite_version}"
+    info["speed"] = machine_speed()
     return info
 
 
@@ -284,7 +310,8 @@ def render(result: BenchResult) -> str:
     m, s = result.machine, result.scale
     lines = [
         f"Machine: {m.get('cpus')} CPUs ({m.get('cpu')}), {m.get('ram')} RAM; {m.get('database')}; "
-        f"Python {m.get('python')}; run on {m.get('date')}.",
+        f"Python {m.get('python')}; run on {m.get('date')}" + (f"; {speed_line(m['speed'])}." if m.get("speed")
+                                                               else "."),
         f"Scale: {s.get('customers', 0):,} customers, {s.get('orders', 0):,} orders, "
         f"{s.get('appointments', 0):,} appointments, {s.get('clinics', 0)} clinics.",
         "",

@@ -68,6 +68,12 @@ class Command(BaseCommand):
                             help="retention: comma-separated parts to run")
 
     def handle(self, *args, **o):
+        if o["suite"] in ("ledger", "checkout"):
+            from smileloop.demo.bench import machine_info, speed_line
+
+            m = machine_info()
+            self.stdout.write(f"machine: {m['cpus']} CPUs ({m['cpu']}), {m['database']}, Python {m['python']}, "
+                              f"{m['date']}; {speed_line(m['speed'])}")
         if o["suite"] == "ledger":  # the current database: use a scratch one, it writes a bench chain
             from smileloop.ledger.bench import run as ledger_bench
 
