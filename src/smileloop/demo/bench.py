@@ -78,6 +78,13 @@ def speed_line(speed: dict) -> str:
             f"{speed['roundtrip_us']} µs")
 
 
+def machine_line(m: dict) -> str:
+    """The machine a report was measured on, in one line (every bench suite opens with it)."""
+    speed = f"; {speed_line(m['speed'])}" if m.get("speed") else ""
+    return (f"Machine: {m.get('cpus')} CPUs ({m.get('cpu')}), {m.get('ram')} RAM; {m.get('database')}; "
+            f"Python {m.get('python')}; run on {m.get('date')}{speed}.")
+
+
 def machine_info() -> dict:
     info = {"cpus": os.cpu_count(), "python": platform.python_version(), "date": dt.datetime.now(dt.UTC).date().isoformat()}
     try:
@@ -309,9 +316,7 @@ def _bench_api(result, chain, admin, requests: int, log) -> None:
 def render(result: BenchResult) -> str:
     m, s = result.machine, result.scale
     lines = [
-        f"Machine: {m.get('cpus')} CPUs ({m.get('cpu')}), {m.get('ram')} RAM; {m.get('database')}; "
-        f"Python {m.get('python')}; run on {m.get('date')}" + (f"; {speed_line(m['speed'])}." if m.get("speed")
-                                                               else "."),
+        machine_line(m),
         f"Scale: {s.get('customers', 0):,} customers, {s.get('orders', 0):,} orders, "
         f"{s.get('appointments', 0):,} appointments, {s.get('clinics', 0)} clinics.",
         "",

@@ -69,11 +69,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         if o["suite"] in ("ledger", "checkout"):
-            from smileloop.demo.bench import machine_info, speed_line
+            from smileloop.demo.bench import machine_info, machine_line
 
-            m = machine_info()
-            self.stdout.write(f"machine: {m['cpus']} CPUs ({m['cpu']}), {m['database']}, Python {m['python']}, "
-                              f"{m['date']}; {speed_line(m['speed'])}")
+            self.stdout.write(machine_line(machine_info()))
         if o["suite"] == "ledger":  # the current database: use a scratch one, it writes a bench chain
             from smileloop.ledger.bench import run as ledger_bench
 
