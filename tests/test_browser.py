@@ -92,3 +92,27 @@ def test_staff_member_finds_a_patient_by_pinyin_initials_and_opens_the_360_page(
     page.click("details.reveal button[type=submit]")
     page.wait_for_selector("[data-testid=phone].is-revealed")
     assert page.locator("[data-testid=phone]").inner_text() == "13800138000"
+
+
+def test_a_card_form_loads_when_opened_and_tops_up_the_wallet(live_server, browser_page, chain_admin, patients):
+    page = browser_page
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "chainadmin")
+    page.fill("#id_password", "pass-1234")
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/customers/")
+    page.goto(f"{live_server.url}/customers/{patients.id}/")
+    topup = page.locator("#loyalty details[data-subform=topup]")
+    # given: the card's forms are closed and not in the page yet
+    assert page.locator("#loyalty input[name=amount_yuan]").count() == 0
+
+    # when: opening "Top up stored value" (htmx fetches the form) and submitting it
+    topup.locator("summary").click()
+    topup.locator("input[name=amount_yuan]").fill("100")
+    topup.locator("select[name=method]").select_option("cash")
+    topup.locator("button[type=submit]").click()
+
+    # then: the card is swapped for the updated one, with the stored value and the forms closed again
+    page.wait_for_function(
+        "document.querySelector('[data-testid=wallet]').textContent.trim().startsWith('¥100.00')")
+    assert page.locator("#loyalty input[name=amount_yuan]").count() == 0

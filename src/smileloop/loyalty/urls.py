@@ -17,6 +17,7 @@ urlpatterns = [
     path("packages/<int:package_id>/entitlements/new/", views.entitlement_edit, name="entitlement_create"),
     path("packages/<int:package_id>/entitlements/<int:entitlement_id>/", views.entitlement_edit,
          name="entitlement_edit"),
+    path("customers/<int:customer_id>/forms/<slug:name>/", views.card_form, name="form"),
     path("customers/<int:customer_id>/topup/", views.topup, name="topup"),
     path("customers/<int:customer_id>/award/", views.award, name="award"),
     path("customers/<int:customer_id>/gift/", views.gift, name="gift"),

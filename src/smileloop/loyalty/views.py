@@ -10,10 +10,11 @@ on refusal, nothing changed) or redirects to the 360 page.
 from functools import cached_property
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
@@ -22,6 +23,7 @@ from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
+from smileloop.core.subforms import subform_response
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
 from smileloop.ledger.enums import AccountKind
@@ -42,6 +44,9 @@ from smileloop.loyalty.forms import (
 from smileloop.loyalty.models import PackageEntitlement, RedeemSettings
 
 CARD_TEMPLATE = "loyalty/_loyalty_card.html"
+# The card's action forms (each a template partial `<name>-form`), with the title of their no-JavaScript page.
+CARD_FORMS = {"topup": gettext_lazy("Top up stored value"), "award": gettext_lazy("Award points"),
+              "gift": gettext_lazy("Exchange points for a gift"), "package": gettext_lazy("Sell a service package")}
 
 
 def _url(name: str, *args) -> str | None:
@@ -60,6 +65,8 @@ class LoyaltyCard:
 
     def __init__(self, scope: Scope, customer: Customer, **forms):
         self.scope, self.customer, self.forms = scope, customer, forms
+        # The bound forms a refused POST passed in: rendered open, in place; the others load when opened.
+        self.open = {name: True for name in forms}
 
     def __bool__(self) -> bool:
         return True
@@ -98,7 +105,11 @@ class LoyaltyCard:
 
     @cached_property
     def urls(self) -> dict:
-        return {name: _url(f"loyalty:{name}", self.customer.id) for name in ("topup", "award", "gift", "package")}
+        return {name: _url(f"loyalty:{name}", self.customer.id) for name in CARD_FORMS}
+
+    @cached_property
+    def form_urls(self) -> dict:
+        return {name: _url("loyalty:form", self.customer.id, name) for name in CARD_FORMS}
 
     def _form(self, name: str, factory):
         if name not in self.forms:
@@ -132,6 +143,20 @@ def _card(request, scope: Scope, customer: Customer, *, status: int = 200, **for
         return redirect(reverse("customers:detail", args=[customer.id]) + "#loyalty")
     return render(request, CARD_TEMPLATE, {"customer": customer, "card": LoyaltyCard(scope, customer, **forms)},
                   status=status)
+
+
+@staff_view
+@require_GET
+def card_form(request, scope: Scope, customer_id: int, name: str):
+    """One action form of the card, fetched when staff open it (core.subforms)."""
+    if name not in CARD_FORMS:
+        raise Http404(name)
+    customer = customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    return subform_response(request, partial=f"{CARD_TEMPLATE}#{name}-form",
+                            context={"customer": customer, "card": LoyaltyCard(scope, customer)},
+                            title=str(CARD_FORMS[name]),
+                            back=reverse("customers:detail", args=[customer.id]) + "#loyalty")
 
 
 def _card_action(request, scope: Scope, customer_id: int, *, form_name: str, make_form, run):

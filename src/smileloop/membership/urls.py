@@ -11,6 +11,7 @@ urlpatterns = [
     path("tiers/<int:tier_id>/", views.tier_edit, name="tier_edit"),
     path("tiers/<int:tier_id>/benefits/new/", views.benefit_create, name="benefit_create"),
     path("benefits/<int:benefit_id>/", views.benefit_edit, name="benefit_edit"),
+    path("customers/<int:customer_id>/forms/<slug:name>/", views.card_form, name="form"),
     path("customers/<int:customer_id>/enrol/", views.enrol, name="enrol"),
     path("customers/<int:customer_id>/renew/", views.renew, name="renew"),
     path("customers/<int:customer_id>/tier/", views.tier_change, name="tier"),

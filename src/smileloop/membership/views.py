@@ -8,10 +8,11 @@ outside the scope is a 404. Mutating POSTs return the updated card fragment (htm
 from functools import cached_property
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
@@ -19,6 +20,7 @@ from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
+from smileloop.core.subforms import subform_response
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
 from smileloop.membership import selectors, services
@@ -38,6 +40,9 @@ from smileloop.membership.forms import (
 from smileloop.membership.models import Benefit, MembershipPlan, Tier
 
 CARD_TEMPLATE = "membership/_member_card.html"
+# The card's action forms (each a template partial `<name>-form`), with the title of their no-JavaScript page.
+CARD_FORMS = {"enrol": gettext_lazy("Enrol"), "renew": gettext_lazy("Renew"), "tier": gettext_lazy("Change tier"),
+              "bind": gettext_lazy("Bind a family member"), "cancel": gettext_lazy("Cancel membership")}
 
 
 def _url(name: str, *args) -> str | None:
@@ -56,6 +61,8 @@ class MemberCard:
 
     def __init__(self, scope: Scope, customer: Customer, **forms):
         self.scope, self.customer, self.forms = scope, customer, forms
+        # The bound forms a refused POST passed in: rendered open, in place; the others load when opened.
+        self.open = {name: True for name in forms}
 
     def __bool__(self) -> bool:
         return True
@@ -97,6 +104,10 @@ class MemberCard:
         urls = {name: _url(f"membership:{name}", cid) for name in names}
         urls["detail"] = _url("customers:detail", cid)
         return urls
+
+    @cached_property
+    def form_urls(self) -> dict:
+        return {name: _url("membership:form", self.customer.id, name) for name in CARD_FORMS}
 
     def form(self, name: str, factory):
         if name not in self.forms:
@@ -147,6 +158,20 @@ def _card(request, scope: Scope, customer: Customer, *, status: int = 200, **for
         return redirect(reverse("customers:detail", args=[customer.id]) + "#membership")
     context = {"customer": customer, "card": MemberCard(scope, customer, **forms)}
     return render(request, CARD_TEMPLATE, context, status=status)
+
+
+@staff_view
+@require_GET
+def card_form(request, scope: Scope, customer_id: int, name: str):
+    """One action form of the card, fetched when staff open it (core.subforms)."""
+    if name not in CARD_FORMS:
+        raise Http404(name)
+    customer = customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    return subform_response(request, partial=f"{CARD_TEMPLATE}#{name}-form",
+                            context={"customer": customer, "card": MemberCard(scope, customer)},
+                            title=str(CARD_FORMS[name]),
+                            back=reverse("customers:detail", args=[customer.id]) + "#membership")
 
 
 def _card_action(request, scope, customer_id, *, form_name, form, run):

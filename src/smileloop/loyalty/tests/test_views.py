@@ -3,6 +3,8 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
+from smileloop.clinics.enums import Role
+from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.loyalty.models import Topup
 from smileloop.loyalty.services import points_award, wallet_balance, wallet_topup
 
@@ -66,3 +68,52 @@ def test_a_gift_can_be_created_from_the_configuration_page(client, chain_admin, 
     response = client.post(reverse("loyalty:gift_create"), {"name": "漱口水", "points_price": "500", "stock": "20",
                                                             "is_active": "on"})
     assert response.status_code == 302
+
+
+# --- the card's action forms, loaded when opened (core.subforms) ----------------------------------------
+
+
+def test_the_360_page_renders_the_card_forms_closed_and_fetches_one_when_opened(client, front_desk_a, wang,
+                                                                                family_package):
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("customers:detail", args=[wang.id])).content.decode()
+    card = page.split('data-testid="loyalty-card"')[1].split("</section>")[0]
+    # closed: the summaries, and where each form comes from, but none of the forms (no widgets, no choices)
+    for name in ("topup", "award", "gift", "package"):
+        assert f'hx-get="{reverse("loyalty:form", args=[wang.id, name])}"' in card
+    assert 'name="amount_yuan"' not in card and "家庭口腔护理套餐" not in card
+    # opened (htmx): the form alone, posting to its action
+    fragment = client.get(reverse("loyalty:form", args=[wang.id, "package"]), HTTP_HX_REQUEST="true")
+    html = fragment.content.decode()
+    assert fragment.status_code == 200 and "<html" not in html
+    assert f'hx-post="{reverse("loyalty:package", args=[wang.id])}"' in html
+    assert "家庭口腔护理套餐" in html and 'name="key"' in html
+
+
+def test_without_javascript_a_card_form_opens_on_a_page_of_its_own(client, front_desk_a, wang):
+    client.force_login(front_desk_a.user)
+    response = client.get(reverse("loyalty:form", args=[wang.id, "topup"]))
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" in html
+    assert 'name="amount_yuan"' in html and f'action="{reverse("loyalty:topup", args=[wang.id])}"' in html
+    assert f'href="{reverse("customers:detail", args=[wang.id])}#loyalty"' in html
+
+
+def test_a_refused_form_comes_back_open_in_place_with_its_errors(client, front_desk_a, wang):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("loyalty:topup", args=[wang.id]), {"amount_yuan": "-5", "method": "cash",
+                                                                      "key": "k1"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    opened = html.split('data-subform="topup" open>')[1].split("</details>")[0]
+    assert 'name="amount_yuan"' in opened and "field-error" in opened
+    assert 'data-subform="award" hx-get=' in html  # the others stay closed
+
+
+def test_card_forms_are_scoped_and_need_the_edit_permission(client, front_desk_a, chain, clinic_a, wang, stranger_b):
+    client.force_login(front_desk_a.user)
+    assert client.get(reverse("loyalty:form", args=[stranger_b.id, "topup"])).status_code == 404
+    assert client.get(reverse("loyalty:form", args=[wang.id, "nope"])).status_code == 404
+    assert client.post(reverse("loyalty:form", args=[wang.id, "topup"])).status_code == 405
+    assistant = StaffFactory(chain=chain, role=Role.ASSISTANT, clinics=[clinic_a], user__username="assistant_a")
+    client.force_login(assistant.user)
+    assert client.get(reverse("loyalty:form", args=[wang.id, "topup"])).status_code == 403

@@ -159,3 +159,30 @@ def test_a_paid_plan_without_duration_is_refused_field_by_field(client, chain_ad
     assert response.context["form"].errors == {
         "duration_months": ["is required for a paid plan (a fee buys N months)"]}
     assert MembershipPlan.objects.count() == 0
+
+
+def test_the_member_card_forms_load_when_opened(client, front_desk_a, wang, family_plan, family_tier, premium_tier):
+    services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("customers:detail", args=[wang.id])).text
+    card = page.split('data-testid="member-card"')[1].split("</section>")[0]
+    for name in ("tier", "bind", "cancel"):
+        assert f'hx-get="{reverse("membership:form", args=[wang.id, name])}"' in card
+    assert 'name="tier"' not in card and 'name="consent_source"' not in card
+    # opening "change tier" fetches the form with the member's other tiers to choose from
+    fragment = client.get(reverse("membership:form", args=[wang.id, "tier"]), headers=HTMX)
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert 'name="tier"' in fragment.text and f'value="{premium_tier.id}"' in fragment.text
+    assert f'hx-post="{reverse("membership:tier", args=[wang.id])}"' in fragment.text
+    # a refusal comes back with that form open in place
+    refused = client.post(reverse("membership:cancel", args=[wang.id]), {"reason": ""}, headers=HTMX)
+    assert refused.status_code == 422
+    opened = refused.text.split('data-subform="cancel" open>')[1].split("</details>")[0]
+    assert 'name="reason"' in opened and "field-error" in opened
+
+
+def test_member_card_forms_of_another_clinics_patient_are_404(client, front_desk_a, chain, clinic_b, paid_plan):
+    other = patient(chain, clinic_b, "外院")
+    client.force_login(front_desk_a.user)
+    assert client.get(reverse("membership:form", args=[other.id, "enrol"]), headers=HTMX).status_code == 404
+    assert client.get(reverse("membership:form", args=[other.id, "bogus"]), headers=HTMX).status_code == 404
