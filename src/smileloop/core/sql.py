@@ -88,6 +88,26 @@ def select_model(model: type[models.Model], where: str, params: Sequence = (), *
     return found[0] if found else None
 
 
+def children_attach(parents: Sequence[models.Model], model: type[models.Model], fk: str, *, related: Sequence[str] = (),
+                    order_by: str = "t0.id") -> None:
+    """Read the `model` rows whose foreign key `fk` points at `parents` (one plain read, `related` joined) and
+    hand each parent its own as the prefetched result of that reverse relation, as
+    `prefetch_related(<related_name>)` would: `parent.<related_name>.all()` then reads no database. The
+    prefetched value is a list (what the templates iterate), not a queryset."""
+    field = model._meta.get_field(fk)
+    cache_name = field.remote_field.cache_name
+    by_parent: dict = {parent.pk: [] for parent in parents}
+    if by_parent:
+        where, params = in_clause(f"t0.{connection.ops.quote_name(field.column)}", list(by_parent))
+        for child in select_models(model, where, params, related=related, tail=f"ORDER BY {order_by}"):
+            by_parent[getattr(child, field.attname)].append(child)
+    for parent in parents:
+        children = by_parent[parent.pk]
+        for child in children:
+            field.set_cached_value(child, parent)
+        parent.__dict__.setdefault("_prefetched_objects_cache", {})[cache_name] = children
+
+
 def select_rows(sql: str, params: Sequence = ()) -> list[tuple]:
     """The rows of a plain SELECT (tuples, no conversion)."""
     with connection.cursor() as cursor:

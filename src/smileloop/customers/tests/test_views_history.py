@@ -6,13 +6,16 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.db.models import Prefetch
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.customers.views import HISTORY_PAGE_SIZE
+from smileloop.visits import selectors
 from smileloop.visits import services as visit_services
+from smileloop.visits.models import Appointment, Order, OrderLine, Payment, Procedure, Refund
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +166,42 @@ def test_procedures_stay_hidden_in_more_for_roles_without_health_permission(clie
     # then
     assert response.status_code == 200
     assert len(response.context["c360"].procedures) == 0 and "<tr>" not in response.text
+
+
+def _fields(obj):
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_the_history_reads_build_what_the_orm_would_and_children_cost_no_query(chain, clinic_a, catalogue):
+    """The sections read through core.sql (plain SQL, ordinary instances): same rows, same order, same field
+    values and related rows as the ORM's select_related / prefetch_related, for any page."""
+    customer = with_history(chain, clinic_a, "赵", 12)
+    other = with_history(chain, clinic_a, "钱", 3)  # another patient's rows must not leak in
+    for offset, limit in ((0, 5), (5, 5), (10, 5)):
+        orders = selectors.order_list_for_customer(customer, offset=offset, limit=limit)
+        orm = list(Order.objects.filter(customer=customer).select_related("clinic")
+                   .prefetch_related(Prefetch("lines", OrderLine.objects.select_related("item").order_by("id")),
+                                     Prefetch("payments", Payment.objects.order_by("id")),
+                                     Prefetch("refunds", Refund.objects.order_by("id")))
+                   .order_by("-ordered_at", "-id")[offset:offset + limit])
+        assert [_fields(o) for o in orders] == [_fields(o) for o in orm]
+        with CaptureQueriesContext(connection) as queries:
+            for mine, theirs in zip(orders, orm, strict=True):
+                assert mine.clinic.name == theirs.clinic.name
+                assert [(_fields(line), line.item.code) for line in mine.lines.all()] == [
+                    (_fields(line), line.item.code) for line in theirs.lines.all()]
+                assert [_fields(p) for p in mine.payments.all()] == [_fields(p) for p in theirs.payments.all()]
+                assert [_fields(r) for r in mine.refunds.all()] == [_fields(r) for r in theirs.refunds.all()]
+                assert all(line.order is mine for line in mine.lines.all())
+        assert len(queries) == 0
+        for loader, model, order_by, related in (
+                (selectors.appointment_list_for_customer, Appointment, ("-start_at", "-id"),
+                 ("clinic", "doctor", "service_item")),
+                (selectors.procedure_list_for_customer, Procedure, ("-performed_on", "-id"),
+                 ("clinic", "item", "doctor"))):
+            rows = loader(customer, offset=offset, limit=limit)
+            orm_rows = list(model.objects.filter(customer=customer).select_related(*related)
+                            .order_by(*order_by)[offset:offset + limit])
+            assert [_fields(r) for r in rows] == [_fields(r) for r in orm_rows] and rows
+    assert sum(len(o.refunds.all()) for o in selectors.order_list_for_customer(customer)) == 3
+    assert {o.customer_id for o in selectors.order_list_for_customer(other)} == {other.id}
