@@ -1,7 +1,7 @@
 """Reads for a customer's visits, orders, plans and procedures. Callers pass a customer obtained
 through customers.selectors.customer_get(scope, …), so the clinic scope is already applied."""
 
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import F, QuerySet
 
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import children_attach, select_models
@@ -47,10 +47,12 @@ def order_list_for_customer(customer: Customer, *, offset: int = 0, limit: int =
     return orders
 
 
-def plan_list_for_customer(customer: Customer):
-    steps = Prefetch("steps", queryset=PlanStep.objects.select_related("item").order_by("seq", "id"))
-    return customer.treatment_plans.select_related("clinic", "doctor").prefetch_related(steps).order_by(
-        "-planned_at")
+def plan_list_for_customer(customer: Customer) -> list[TreatmentPlan]:
+    """Plans with their clinic, doctor and steps (and items): two plain reads."""
+    plans = select_models(TreatmentPlan, "t0.customer_id = %s", [customer.pk], related=["clinic", "doctor"],
+                          tail="ORDER BY t0.planned_at DESC, t0.id DESC")
+    children_attach(plans, PlanStep, "plan", related=["item"], order_by="t0.seq, t0.id")
+    return plans
 
 
 def procedure_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50) -> list[Procedure]:

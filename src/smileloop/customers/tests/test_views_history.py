@@ -11,11 +11,23 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from smileloop.customers import selectors as customer_selectors
+from smileloop.customers.models import Consent, Identity, Interaction
+from smileloop.customers.services import consent_record, identity_add
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.customers.views import HISTORY_PAGE_SIZE
 from smileloop.visits import selectors
 from smileloop.visits import services as visit_services
-from smileloop.visits.models import Appointment, Order, OrderLine, Payment, Procedure, Refund
+from smileloop.visits.models import (
+    Appointment,
+    Order,
+    OrderLine,
+    Payment,
+    PlanStep,
+    Procedure,
+    Refund,
+    TreatmentPlan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +217,31 @@ def test_the_history_reads_build_what_the_orm_would_and_children_cost_no_query(c
             assert [_fields(r) for r in rows] == [_fields(r) for r in orm_rows] and rows
     assert sum(len(o.refunds.all()) for o in selectors.order_list_for_customer(customer)) == 3
     assert {o.customer_id for o in selectors.order_list_for_customer(other)} == {other.id}
+
+
+def test_plans_timeline_identities_and_consents_read_as_the_orm_would(chain, clinic_a, catalogue, director_a):
+    customer = with_history(chain, clinic_a, "孙", 4)
+    visit_services.plan_record(customer=customer, clinic=clinic_a, title="正畸方案",
+                               steps=[{"seq": 2, "item_code": "IM01", "status": "planned"},
+                                      {"seq": 1, "item_code": "EX01", "status": "done"}])
+    identity_add(customer=customer, kind="wechat_openid", external_id="o-abc", source="test")
+    consent_record(customer=customer, purpose="marketing_sms", granted=True, source="paper_form", actor=director_a)
+    consent_record(customer=customer, purpose="marketing_sms", granted=False, source="phone", actor=None)
+
+    plans = selectors.plan_list_for_customer(customer)
+    orm = list(TreatmentPlan.objects.filter(customer=customer).select_related("clinic", "doctor").prefetch_related(
+        Prefetch("steps", PlanStep.objects.select_related("item").order_by("seq", "id"))).order_by("-planned_at", "-id"))
+    assert [_fields(p) for p in plans] == [_fields(p) for p in orm] and len(plans) == 2
+    with CaptureQueriesContext(connection) as queries:
+        assert [[(s.seq, s.item.code) for s in p.steps.all()] for p in plans] == [
+            [(s.seq, s.item.code) for s in p.steps.all()] for p in orm]
+    assert len(queries) == 0
+
+    timeline = customer_selectors.interaction_list_for_customer(customer, offset=1, limit=3)
+    assert [_fields(i) for i in timeline] == [_fields(i) for i in Interaction.objects.filter(
+        customer=customer).order_by("-occurred_at", "-id")[1:4]]
+    assert [_fields(i) for i in customer_selectors.identity_list_for_customer(customer)] == [
+        _fields(i) for i in Identity.objects.filter(customer=customer).order_by("kind", "id")]
+    current = customer_selectors.consent_current(customer)
+    latest = Consent.objects.filter(customer=customer, purpose="marketing_sms").order_by("-recorded_at", "-id").first()
+    assert _fields(current["marketing_sms"]) == _fields(latest) and current["marketing_sms"].granted is False
