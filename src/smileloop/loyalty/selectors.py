@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import db_datetime, select_models, select_rows
+from smileloop.core.sql import db_datetime, in_clause, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.ledger.enums import AccountKind
@@ -82,9 +82,10 @@ def _account(customer: Customer, kind: str) -> Account | None:
 
 def holder_accounts(customer: Customer) -> dict[str, Account]:
     """The customer's open points and wallet accounts by kind (absent until first used), in one query."""
-    return {a.kind: a for a in Account.objects.filter(chain_id=customer.chain_id, customer_id=customer.pk,
-                                                      code__isnull=True, closed_at__isnull=True,
-                                                      kind__in=HOLDER_KINDS)}
+    kinds, params = in_clause("t0.kind", [str(kind) for kind in HOLDER_KINDS])
+    return {a.kind: a for a in select_models(
+        Account, f"t0.chain_id = %s AND t0.customer_id = %s AND t0.code IS NULL AND t0.closed_at IS NULL AND {kinds}",
+        [customer.chain_id, customer.pk, *params])}
 
 
 @dataclass
@@ -105,7 +106,8 @@ def points_summary(customer: Customer, *, at: dt.datetime | None = None, account
     account = _account(customer, AccountKind.POINTS) if account is _UNSET else account
     if account is None:
         return PointsSummary(0, 0, 0)
-    lots = list(account.lots.filter(remaining__gt=0).order_by("expires_at", "id"))
+    lots = select_models(Lot, "t0.account_id = %s AND t0.remaining > 0", [account.pk],
+                         tail="ORDER BY t0.expires_at, t0.id")
     live = [lot for lot in lots if lot.expires_at is None or lot.expires_at > at]
     for lot in lots:
         lot.is_pending = lot.available_at > at
@@ -143,8 +145,9 @@ def wallet_balance(customer: Customer, *, accounts: dict[str, Account] | None = 
 
 def ledger_history(customer: Customer, *, limit: int = 20) -> list[Entry]:
     """The customer's latest entries over points and wallet accounts, newest first."""
-    return list(Entry.objects.filter(account__customer_id=customer.pk, account__code__isnull=True)
-                .select_related("transaction", "account", "lot").order_by("-transaction__created_at", "-id")[:limit])
+    return select_models(Entry, "t2.customer_id = %s AND t2.code IS NULL", [customer.pk],
+                         related=["transaction", "account", "lot"],
+                         tail=f"ORDER BY t1.created_at DESC, t0.id DESC LIMIT {int(limit)}")
 
 
 def topups_for(customer: Customer, *, limit: int = 10) -> list[Topup]:

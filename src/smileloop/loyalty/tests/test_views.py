@@ -5,6 +5,8 @@ from django.urls import reverse
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.ledger.models import Account, Entry
+from smileloop.loyalty import selectors
 from smileloop.loyalty.models import Topup
 from smileloop.loyalty.services import points_award, wallet_balance, wallet_topup
 
@@ -117,3 +119,30 @@ def test_card_forms_are_scoped_and_need_the_edit_permission(client, front_desk_a
     assistant = StaffFactory(chain=chain, role=Role.ASSISTANT, clinics=[clinic_a], user__username="assistant_a")
     client.force_login(assistant.user)
     assert client.get(reverse("loyalty:form", args=[wang.id, "topup"])).status_code == 403
+
+
+def test_the_card_reads_equal_the_orm_ones(wang, rules, bonus_rules, now):
+    """The card's accounts, lots and history are plain reads (core.sql): the same rows, fields and order as the
+    ORM queries they replace."""
+    def fields(obj):
+        return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+    points_award(customer=wang, rule_code="referral", key="r1", at=now - dt.timedelta(days=340))
+    points_award(customer=wang, rule_code="referral", key="r2", at=now - dt.timedelta(days=20))
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    accounts = selectors.holder_accounts(wang)
+    orm_accounts = Account.objects.filter(chain_id=wang.chain_id, customer_id=wang.pk, code__isnull=True,
+                                          closed_at__isnull=True, kind__in=selectors.HOLDER_KINDS)
+    assert {k: fields(a) for k, a in accounts.items()} == {a.kind: fields(a) for a in orm_accounts}
+    assert len(accounts) == 3
+    points = accounts["points"]
+    summary = selectors.points_summary(wang, account=points)
+    assert [fields(lot) for lot in summary.lots] == [
+        fields(lot) for lot in points.lots.filter(remaining__gt=0).order_by("expires_at", "id")]
+    assert len(summary.lots) == 2 and summary.available == 2000
+    history = selectors.ledger_history(wang, limit=3)
+    orm_history = list(Entry.objects.filter(account__customer_id=wang.pk, account__code__isnull=True)
+                       .select_related("transaction", "account", "lot").order_by("-transaction__created_at", "-id")[:3])
+    assert [(fields(e), fields(e.transaction), fields(e.account), e.lot and fields(e.lot)) for e in history] == [
+        (fields(e), fields(e.transaction), fields(e.account), e.lot and fields(e.lot)) for e in orm_history]
+    assert len(history) == 3
