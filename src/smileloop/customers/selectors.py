@@ -220,19 +220,21 @@ def interaction_list_for_customer(customer: Customer, *, offset: int = 0, limit:
 def household_for_customer(scope: Scope, customer: Customer):
     """(household or None, members visible in `scope`, number of members hidden by the clinic boundary).
 
-    Relatives registered at clinics outside the scope are counted but neither named nor linked. One query:
-    the household's members with their household, each marked by whether `customer_queryset(scope)` holds it.
+    Relatives registered at clinics outside the scope are counted but neither named nor linked. One plain read
+    (core.sql): the household's members with their household and customer, each then marked by whether
+    `customer_queryset(scope)` holds it (`scope_covers`, the same rule, on the row just read).
     """
     from smileloop.customers.models import HouseholdMember
 
-    members = list(
-        HouseholdMember.objects.filter(
-            household_id__in=HouseholdMember.objects.filter(customer=customer).values("household_id"))
-        .select_related("household", "customer")
-        .annotate(in_scope=Exists(customer_queryset(scope).filter(pk=OuterRef("customer_id"))))
-        .order_by("id")
-    )
+    table = connection.ops.quote_name(HouseholdMember._meta.db_table)
+    members = select_models(HouseholdMember, f"t0.household_id IN (SELECT household_id FROM {table} "
+                                             f"WHERE customer_id = %s)", [customer.pk],
+                            related=["household", "customer"], tail="ORDER BY t0.id")
     if not members:
         return None, [], 0
+    for m in members:
+        m.in_scope = m.customer.merged_into_id is None and scope_covers(
+            scope, chain_id=m.customer.chain_id, home_clinic_id=m.customer.home_clinic_id,
+            consultant_id=m.customer.consultant_id)
     visible = [m for m in members if m.in_scope]
     return members[0].household, visible, len(members) - len(visible)

@@ -11,9 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from smileloop.clinics.enums import Role
+from smileloop.clinics.selectors import scope_for_staff
+from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.customers import selectors as customer_selectors
 from smileloop.customers.models import Consent, Identity, Interaction
-from smileloop.customers.services import consent_record, identity_add
+from smileloop.customers.services import consent_record, household_member_add, identity_add
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.customers.views import HISTORY_PAGE_SIZE
 from smileloop.visits import selectors
@@ -245,3 +248,28 @@ def test_plans_timeline_identities_and_consents_read_as_the_orm_would(chain, cli
     current = customer_selectors.consent_current(customer)
     latest = Consent.objects.filter(customer=customer, purpose="marketing_sms").order_by("-recorded_at", "-id").first()
     assert _fields(current["marketing_sms"]) == _fields(latest) and current["marketing_sms"].granted is False
+
+
+def test_the_family_section_names_only_relatives_in_scope_and_counts_the_others(chain, clinic_a, clinic_b,
+                                                                               chain_admin):
+    """PIPL: a clinic's staff see the relatives they may see (their clinic's patients, or ones they own as
+    consultant); the others are counted, never named. Same rule as customer_queryset, on every member."""
+    consultant = StaffFactory(chain=chain, role=Role.CONSULTANT, clinics=[clinic_a], user__username="cons_a")
+    head = CustomerFactory(chain=chain, name="周父", home_clinic=clinic_a)
+    spouse = CustomerFactory(chain=chain, name="周母", home_clinic=clinic_b)
+    child = CustomerFactory(chain=chain, name="周子", home_clinic=clinic_b, consultant=consultant)
+    grandparent = CustomerFactory(chain=chain, name="周奶奶", home_clinic=clinic_a)
+    household_member_add(head=head, member=spouse, relation="spouse")
+    household_member_add(head=head, member=child, relation="child")
+    household_member_add(head=head, member=grandparent, relation="grandparent")
+
+    def names(scope, customer):
+        household, visible, hidden = customer_selectors.household_for_customer(scope, customer)
+        return household.head_id, sorted(m.customer.name for m in visible), hidden
+
+    assert names(scope_for_staff(consultant), child) == (head.id, ["周奶奶", "周子", "周父"], 1)
+    assert names(scope_for_staff(chain_admin), spouse) == (head.id, ["周奶奶", "周子", "周母", "周父"], 0)
+    other_clinic = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_b], user__username="fd_b")
+    assert names(scope_for_staff(other_clinic), spouse) == (head.id, ["周子", "周母"], 2)
+    assert customer_selectors.household_for_customer(scope_for_staff(chain_admin), CustomerFactory(chain=chain)) == (
+        None, [], 0)
