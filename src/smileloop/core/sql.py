@@ -24,20 +24,29 @@ class _Shape:
     def __init__(self, model: type[models.Model], related: tuple[str, ...]):
         quote = connection.ops.quote_name
         self.model = model
-        self.parts = []  # (model, attnames, start, stop, forward field that links it to the main row or None)
+        # (model, attnames, start, stop, forward field that links it to its parent row or None, parent's index)
+        self.parts = []
         columns, joins, start = [], [], 0
-        tables = [(model, None)]
-        for i, name in enumerate(related, start=1):
-            field = model._meta.get_field(name)
+        tables = [(model, None, None)]
+        aliases = {"": (0, model, False)}  # path → (alias number, model, reached through a LEFT JOIN)
+        for i, path in enumerate(related, start=1):
+            parent_path, _, name = path.rpartition("__")
+            if parent_path not in aliases:
+                raise ValueError(f"{path}: name {parent_path!r} in `related` before it")
+            parent_alias, parent_model, parent_outer = aliases[parent_path]
+            field = parent_model._meta.get_field(name)
             if not (field.many_to_one or field.one_to_one) or not field.concrete:
-                raise ValueError(f"{model.__name__}.{name} is not a forward foreign key")
+                raise ValueError(f"{parent_model.__name__}.{name} is not a forward foreign key")
             target = field.related_model
-            kind = "LEFT JOIN" if field.null else "JOIN"
+            # A nullable link, or any link below one, may find no row: LEFT JOIN keeps the main row.
+            outer = field.null or parent_outer
+            kind = "LEFT JOIN" if outer else "JOIN"
             joins.append(f"{kind} {quote(target._meta.db_table)} t{i} ON t{i}.{quote(field.target_field.column)} "
-                         f"= t0.{quote(field.column)}")
-            tables.append((target, field))
+                         f"= t{parent_alias}.{quote(field.column)}")
+            tables.append((target, field, parent_alias))
+            aliases[path] = (i, target, outer)
         self.converters = []
-        for alias, (table_model, link) in enumerate(tables):
+        for alias, (table_model, link, parent) in enumerate(tables):
             fields = table_model._meta.concrete_fields
             for n, f in enumerate(fields):
                 columns.append(f"t{alias}.{quote(f.column)}")
@@ -45,7 +54,7 @@ class _Shape:
                 found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
                 if found:
                     self.converters.append((start + n, found, col))
-            self.parts.append((table_model, [f.attname for f in fields], start, start + len(fields), link))
+            self.parts.append((table_model, [f.attname for f in fields], start, start + len(fields), link, parent))
             start += len(fields)
         self.head = f"SELECT {', '.join(columns)} FROM {quote(model._meta.db_table)} t0 {' '.join(joins)}"
 
@@ -57,20 +66,23 @@ class _Shape:
                 for converter in converters:
                     value = converter(value, col, connection)
                 row[index] = value
-        main_model, attnames, start, stop, _link = self.parts[0]
-        obj = main_model.from_db(connection.alias, attnames, row[start:stop])
-        for table_model, attnames, start, stop, link in self.parts[1:]:
+        main_model, attnames, start, stop, _link, _parent = self.parts[0]
+        built = [main_model.from_db(connection.alias, attnames, row[start:stop])]
+        for table_model, attnames, start, stop, link, parent in self.parts[1:]:
             values = row[start:stop]
             related = None if all(v is None for v in values) else table_model.from_db(connection.alias, attnames,
                                                                                        values)
-            link.set_cached_value(obj, related)
-        return obj
+            if built[parent] is not None:
+                link.set_cached_value(built[parent], related)
+            built.append(related)
+        return built[0]
 
 
 def select_models(model: type[models.Model], where: str, params: Sequence = (), *, related: Sequence[str] = (),
                   tail: str = "") -> list:
-    """Instances of `model` (with the forward foreign keys in `related` joined and cached, like select_related)
-    matching `where` (SQL over alias t0 and t1…); `tail` is appended verbatim (ORDER BY, LIMIT, FOR UPDATE)."""
+    """Instances of `model` (with the forward foreign keys in `related` joined and cached, like select_related;
+    `a__b` follows `b` from the row `a` names, which must come before it) matching `where` (SQL over alias t0
+    and t1… in the order of `related`); `tail` is appended verbatim (ORDER BY, LIMIT, FOR UPDATE)."""
     key = (model, tuple(related), connection.vendor)
     shape = _SHAPES.get(key)
     if shape is None or shape.model is not model:

@@ -6,6 +6,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import select_models
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.tagging.enums import TagKind
@@ -58,8 +59,8 @@ def customer_tags(scope: Scope, customer: Customer) -> list[CustomerTag]:
     selector; it is re-checked here so a stray id can never leak tags."""
     if customer.chain_id != scope.chain_id:
         raise NotFound("Customer not found")
-    return list(CustomerTag.objects.filter(customer=customer)
-                .select_related("tag__group", "set_by").order_by("tag__group__ordering", "tag__group_id", "tag__name"))
+    return select_models(CustomerTag, "t0.customer_id = %s", [customer.pk],
+                         related=["tag", "tag__group", "set_by"], tail="ORDER BY t2.ordering, t1.group_id, t1.name")
 
 
 @dataclass

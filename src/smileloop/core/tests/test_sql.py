@@ -15,6 +15,8 @@ from smileloop.customers.models import Customer
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.membership.models import Membership
 from smileloop.membership.tests.factories import MembershipFactory, TierFactory
+from smileloop.tagging.models import CustomerTag
+from smileloop.tagging.tests.factories import CustomerTagFactory, TagFactory, TagGroupFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +67,25 @@ def test_lists_order_and_in_clause(chain):
 def test_a_field_that_is_not_a_forward_key_is_refused():
     with pytest.raises(ValueError, match="not a forward foreign key"):
         select_models(Customer, "1 = 1", related=("name",))
+
+
+def test_a_related_path_follows_a_key_from_a_joined_row(chain, clinic_a, chain_admin):
+    """`a__b` joins b from a's row (what select_related("a__b") caches), whether a's row is there or not."""
+    group_a, group_b = TagGroupFactory(chain=chain, ordering=2), TagGroupFactory(chain=chain, ordering=1)
+    patient = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    tags = [CustomerTagFactory(customer=patient, tag=TagFactory(group=group_a, name="乙"), set_by=chain_admin),
+            CustomerTagFactory(customer=patient, tag=TagFactory(group=group_b, name="甲"), set_by=None)]
+    rows = select_models(CustomerTag, "t0.customer_id = %s", [patient.pk], related=["tag", "tag__group", "set_by"],
+                         tail="ORDER BY t2.ordering, t1.name")
+    orm = list(CustomerTag.objects.filter(customer=patient).select_related("tag__group", "set_by")
+               .order_by("tag__group__ordering", "tag__name"))
+    assert [r.pk for r in rows] == [r.pk for r in orm] == [tags[1].pk, tags[0].pk]
+    with CaptureQueriesContext(connection) as queries:
+        assert [(fields_of(r.tag), fields_of(r.tag.group), r.set_by and fields_of(r.set_by)) for r in rows] == [
+            (fields_of(r.tag), fields_of(r.tag.group), r.set_by and fields_of(r.set_by)) for r in orm]
+    assert len(queries) == 0
+    # below a nullable link (no setter here), a further link is a LEFT JOIN too, and the rows stay
+    assert len(select_models(CustomerTag, "t0.customer_id = %s", [patient.pk],
+                             related=["set_by", "set_by__user"])) == 2
+    with pytest.raises(ValueError, match="before it"):
+        select_models(CustomerTag, "1 = 1", related=["tag__group"])

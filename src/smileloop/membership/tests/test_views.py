@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from smileloop.membership import services
+from smileloop.membership import selectors, services
 from smileloop.membership.models import (
     BenefitReveal,
     FamilyBinding,
@@ -186,3 +186,22 @@ def test_member_card_forms_of_another_clinics_patient_are_404(client, front_desk
     client.force_login(front_desk_a.user)
     assert client.get(reverse("membership:form", args=[other.id, "enrol"]), headers=HTMX).status_code == 404
     assert client.get(reverse("membership:form", args=[other.id, "bogus"]), headers=HTMX).status_code == 404
+
+
+def test_the_card_history_reads_equal_the_orm_ones(wang, family_plan, family_tier, premium_tier, friend_card):
+    """Events and reveals are plain reads (core.sql) following membership → tier: the ORM's rows and order."""
+    def fields(obj):
+        return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+    m = services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    services.benefit_reveal(membership=m, benefit=friend_card, trigger="plan_half_done", detail="过半", as_of=NOW)
+    events = selectors.membership_events(wang, limit=10)
+    orm = list(MembershipEvent.objects.filter(membership__customer_id=wang.pk)
+               .select_related("membership__tier", "actor").order_by("-occurred_at", "-id")[:10])
+    assert [(fields(e), fields(e.membership), fields(e.membership.tier)) for e in events] == [
+        (fields(e), fields(e.membership), fields(e.membership.tier)) for e in orm] and events
+    reveals = selectors.revealed_benefits_history(wang)
+    orm_reveals = list(BenefitReveal.objects.filter(membership__customer_id=wang.pk)
+                       .select_related("benefit", "membership__tier", "actor").order_by("-revealed_at", "-id"))
+    assert [(fields(r), fields(r.benefit), r.membership.tier.name) for r in reveals] == [
+        (fields(r), fields(r.benefit), r.membership.tier.name) for r in orm_reveals] and len(reveals) == 1
