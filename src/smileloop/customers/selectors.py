@@ -8,7 +8,7 @@ from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, 
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import select_models
+from smileloop.core.sql import select_model, select_models
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import phone_normalize, prefix_upper_bound, to_halfwidth
 
@@ -36,13 +36,15 @@ def customer_get(scope: Scope, customer_id) -> Customer:
         customer_id = int(customer_id)
     except (TypeError, ValueError):
         raise NotFound("Customer not found")
-    customer = (
-        customer_queryset(scope)
-        .select_related("home_clinic", "consultant", "first_touch_staff", "last_touch_staff")
-        .filter(pk=customer_id)
-        .first()
-    )
-    if customer is None:
+    if not 0 < customer_id < 2**63:  # no such key (and nothing the database could compare with a bigint)
+        raise NotFound("Customer not found")
+    # Every page and API call about one patient starts here: one plain read (core.sql) of the row and the
+    # staff and clinic it names, then the scope's rule on it (scope_covers is customer_queryset's rule).
+    customer = select_model(Customer, "t0.id = %s AND t0.chain_id = %s", [customer_id, scope.chain_id],
+                            related=("home_clinic", "consultant", "first_touch_staff", "last_touch_staff"))
+    if customer is None or customer.merged_into_id is not None or not scope_covers(
+            scope, chain_id=customer.chain_id, home_clinic_id=customer.home_clinic_id,
+            consultant_id=customer.consultant_id):
         raise NotFound("Customer not found")
     return customer
 

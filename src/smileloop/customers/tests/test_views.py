@@ -7,10 +7,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from smileloop.clinics.enums import Role
+from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.models import AuditEvent
 from smileloop.customers.enums import ConsentPurpose, Stage
 from smileloop.customers.models import Consent, Customer, CustomerMerge, HouseholdMember, Interaction
+from smileloop.customers.services import customer_merge
 from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
 from smileloop.visits import services as visit_services
 
@@ -173,6 +175,18 @@ def test_clinic_a_staff_gets_404_for_a_clinic_b_patient(client, front_desk_a, li
     assert client.post(reverse("customers:note_add", args=[li_si.id]), {"text": "x"}).status_code == 404
     assert not AuditEvent.objects.exists()
     assert not Interaction.objects.filter(customer=li_si, kind="note").exists()
+
+
+def test_ids_that_name_no_patient_are_404_however_odd(client, chain, chain_admin, li_si):
+    login(client, chain_admin)
+    for customer_id in (0, 10**30, 2**63, li_si.id + 1000):
+        assert client.get(reverse("customers:detail", args=[customer_id])).status_code == 404
+    other_chain = CustomerFactory(home_clinic=None)  # a chain of its own
+    assert client.get(reverse("customers:detail", args=[other_chain.id])).status_code == 404
+    twin = CustomerFactory(chain=chain, name=li_si.name, home_clinic=li_si.home_clinic)
+    customer_merge(scope=scope_for_staff(chain_admin), survivor=li_si, merged=twin, actor=chain_admin, reason="重复")
+    assert client.get(reverse("customers:detail", args=[twin.id])).status_code == 404
+    assert client.get(reverse("customers:detail", args=[li_si.id])).status_code == 200
 
 
 def test_reveal_shows_the_full_number_and_writes_an_audit_event(client, front_desk_a, zhang_san):
