@@ -92,12 +92,15 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
         else:
             keys = keys.filter(kind__in=[CustomerSearchKey.INITIALS, CustomerSearchKey.FULL])
         if clinic_ids is None:
-            if connection.vendor == "postgresql" and len(lowered) >= 2:
+            if len(lowered) >= 2:
                 # The matching ids from the covering key index alone, then the newest by primary key: bounded
                 # by the matches (zs: 10,900 keys, 5 ms at 1M), where walking the primary key newest-first
                 # against the keys depends on how many recent people match (15 ms for zs, far more for rare
-                # initials). A single letter matches a tenth of the pool, and that walk stops at once.
-                return qs.filter(_IdAnyOf(F("pk"), Subquery(keys.values("customer_id"))))
+                # initials; on SQLite at 120k: 4–62 ms walking, 0.2–1.5 ms with `id IN (ids)`). A single
+                # letter matches a tenth of the pool, and that walk stops at once.
+                if connection.vendor == "postgresql":
+                    return qs.filter(_IdAnyOf(F("pk"), Subquery(keys.values("customer_id"))))
+                return qs.filter(pk__in=keys.values("customer_id"))
             return qs.filter(Exists(keys.filter(customer_id=OuterRef("pk"))))
         # Clinic staff: filter on the key's copy of the home clinic inside the index; customers they own
         # as consultant in other clinics are matched too. One id list (a UNION ALL of the two), not an OR
