@@ -43,6 +43,14 @@ def browser_page():
             connections.close_all()  # the ORM's connection of Playwright's context (see test_browser_retention)
 
 
+def login_as_chain_admin(page, live_server) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "chainadmin")
+    page.fill("#id_password", "pass-1234")
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/customers/")
+
+
 @pytest.fixture
 def patients(transactional_db, chain, clinic_a, clinic_b):
     zhang = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", mobile_tail="8000",
@@ -57,11 +65,7 @@ def test_staff_member_finds_a_patient_by_pinyin_initials_and_opens_the_360_page(
                                                                                  chain_admin, patients):
     page = browser_page
     # given: the chain admin logs in
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "chainadmin")
-    page.fill("#id_password", "pass-1234")
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/customers/")
+    login_as_chain_admin(page, live_server)
     assert page.locator("#customer-results tbody tr").count() == 4
 
     # when: typing pinyin initials into the search box (htmx swaps only the results)
@@ -96,11 +100,7 @@ def test_staff_member_finds_a_patient_by_pinyin_initials_and_opens_the_360_page(
 
 def test_a_card_form_loads_when_opened_and_tops_up_the_wallet(live_server, browser_page, chain_admin, patients):
     page = browser_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "chainadmin")
-    page.fill("#id_password", "pass-1234")
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/customers/")
+    login_as_chain_admin(page, live_server)
     page.goto(f"{live_server.url}/customers/{patients.id}/")
     topup = page.locator("#loyalty details[data-subform=topup]")
     # given: the card's forms are closed and not in the page yet

@@ -8,7 +8,7 @@ outside the scope is a 404. Mutating POSTs return the updated card fragment (htm
 from functools import cached_property
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
@@ -20,7 +20,7 @@ from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
-from smileloop.core.subforms import subform_response
+from smileloop.customers.cards import card_form_view
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
 from smileloop.membership import selectors, services
@@ -153,25 +153,15 @@ def member_card_load(scope: Scope, customer: Customer) -> MemberCard:
     return MemberCard(scope, customer)
 
 
+# Opening one of the card's action forms (they load when opened).
+card_form = card_form_view(forms=CARD_FORMS, template=CARD_TEMPLATE, anchor="membership", card=MemberCard)
+
+
 def _card(request, scope: Scope, customer: Customer, *, status: int = 200, **forms) -> HttpResponse:
     if not request.htmx and status == 200:
         return redirect(reverse("customers:detail", args=[customer.id]) + "#membership")
     context = {"customer": customer, "card": MemberCard(scope, customer, **forms)}
     return render(request, CARD_TEMPLATE, context, status=status)
-
-
-@staff_view
-@require_GET
-def card_form(request, scope: Scope, customer_id: int, name: str):
-    """One action form of the card, fetched when staff open it (core.subforms)."""
-    if name not in CARD_FORMS:
-        raise Http404(name)
-    customer = customer_get(scope, customer_id)
-    _require(scope, Perm.CUSTOMER_EDIT)
-    return subform_response(request, partial=f"{CARD_TEMPLATE}#{name}-form",
-                            context={"customer": customer, "card": MemberCard(scope, customer)},
-                            title=str(CARD_FORMS[name]),
-                            back=reverse("customers:detail", args=[customer.id]) + "#membership")
 
 
 def _card_action(request, scope, customer_id, *, form_name, form, run):
