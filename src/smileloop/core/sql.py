@@ -120,6 +120,11 @@ def children_attach(parents: Sequence[models.Model], model: type[models.Model], 
         parent.__dict__.setdefault("_prefetched_objects_cache", {})[cache_name] = children
 
 
+def page_clause(offset: int, limit: int) -> str:
+    """`LIMIT … OFFSET …` for a `tail` (integers written into the SQL, so they are forced to int)."""
+    return f"LIMIT {int(limit)} OFFSET {int(offset)}"
+
+
 def select_rows(sql: str, params: Sequence = ()) -> list[tuple]:
     """The rows of a plain SELECT (tuples, no conversion)."""
     with connection.cursor() as cursor:

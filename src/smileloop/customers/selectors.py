@@ -8,7 +8,7 @@ from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, 
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import select_model, select_models
+from smileloop.core.sql import page_clause, select_model, select_models
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import phone_normalize, prefix_upper_bound, to_halfwidth
 
@@ -30,6 +30,13 @@ def scope_covers(scope: Scope, *, chain_id: int, home_clinic_id: int | None, con
         consultant_id is not None and consultant_id == scope.staff_id)
 
 
+def customer_visible(scope: Scope, customer: Customer) -> bool:
+    """Whether `customer_queryset(scope)` holds this customer (live, and in the scope), on a row already read."""
+    return customer.merged_into_id is None and scope_covers(
+        scope, chain_id=customer.chain_id, home_clinic_id=customer.home_clinic_id,
+        consultant_id=customer.consultant_id)
+
+
 def customer_get(scope: Scope, customer_id) -> Customer:
     """Raises NotFound for ids outside the scope, so other clinics' patients are indistinguishable from none."""
     try:
@@ -39,12 +46,10 @@ def customer_get(scope: Scope, customer_id) -> Customer:
     if not 0 < customer_id < 2**63:  # no such key (and nothing the database could compare with a bigint)
         raise NotFound("Customer not found")
     # Every page and API call about one patient starts here: one plain read (core.sql) of the row and the
-    # staff and clinic it names, then the scope's rule on it (scope_covers is customer_queryset's rule).
+    # staff and clinic it names, then the scope's rule on it.
     customer = select_model(Customer, "t0.id = %s AND t0.chain_id = %s", [customer_id, scope.chain_id],
                             related=("home_clinic", "consultant", "first_touch_staff", "last_touch_staff"))
-    if customer is None or customer.merged_into_id is not None or not scope_covers(
-            scope, chain_id=customer.chain_id, home_clinic_id=customer.home_clinic_id,
-            consultant_id=customer.consultant_id):
+    if customer is None or not customer_visible(scope, customer):
         raise NotFound("Customer not found")
     return customer
 
@@ -68,7 +73,7 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
 
     Every branch is an index range scan: no LIKE '%…%' over a million rows.
     """
-    text = to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")
+    text = _search_text(q)
     if not text:
         return qs
     if _DIGITS.match(text):
@@ -98,9 +103,7 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
                 # against the keys depends on how many recent people match (15 ms for zs, far more for rare
                 # initials; on SQLite at 120k: 4–62 ms walking, 0.2–1.5 ms with `id IN (ids)`). A single
                 # letter matches a tenth of the pool, and that walk stops at once.
-                if connection.vendor == "postgresql":
-                    return qs.filter(_IdAnyOf(F("pk"), Subquery(keys.values("customer_id"))))
-                return qs.filter(pk__in=keys.values("customer_id"))
+                return _with_ids(qs, keys.values("customer_id"))
             return qs.filter(Exists(keys.filter(customer_id=OuterRef("pk"))))
         # Clinic staff: filter on the key's copy of the home clinic inside the index; customers they own
         # as consultant in other clinics are matched too. One id list (a UNION ALL of the two), not an OR
@@ -111,19 +114,24 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
         if staff_id:
             owned = Customer.objects.filter(chain_id=chain_id, consultant_id=staff_id).values("id")
             ids = ids.union(keys.filter(customer_id__in=owned).values("customer_id"), all=True)
-        if connection.vendor == "postgresql":
-            # PostgreSQL would still walk the primary key newest-first against a semi-join (LIMIT makes that
-            # look cheap); `id = ANY(ARRAY(subquery))` runs the key scan once and fetches rows by id.
-            return qs.filter(_IdAnyOf(F("pk"), Subquery(ids)))
-        return qs.filter(pk__in=ids)
+        return _with_ids(qs, ids)
     names = dict(chain_id=chain_id, name__gte=text, name__lt=prefix_upper_bound(text))
     if connection.vendor == "postgresql" and len(text) >= 2:
         # Two characters or more match a few thousand people at most: their ids come from the name index alone
         # (it includes the id), and the page is the newest of them by primary key. Walking the primary key
         # newest-first and filtering by name instead skipped ~200k rows for 王静 at 1M customers (87.7 ms vs
         # 1.0 ms). A lone surname (王) matches tens of thousands, and that walk finds 20 of them at once.
-        return qs.filter(_IdAnyOf(F("pk"), Subquery(Customer.objects.filter(**names).order_by().values("id"))))
+        return _with_ids(qs, Customer.objects.filter(**names).order_by().values("id"))
     return qs.filter(**names)
+
+
+def _with_ids(qs: QuerySet[Customer], ids: QuerySet) -> QuerySet[Customer]:
+    """The customers of `qs` whose id `ids` (a one-column subquery) yields. PostgreSQL would walk the primary
+    key newest-first against a semi-join (LIMIT makes that look cheap); `id = ANY(ARRAY(subquery))` runs the
+    subquery once and fetches rows by id. SQLite does the same with `id IN (subquery)`."""
+    if connection.vendor == "postgresql":
+        return qs.filter(_IdAnyOf(F("pk"), Subquery(ids)))
+    return qs.filter(pk__in=ids)
 
 
 def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, stage: str = "",
@@ -147,15 +155,20 @@ def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, st
     return qs.select_related("home_clinic", "consultant").order_by("-id")
 
 
+def _search_text(q: str) -> str:
+    """The query as customer_search reads it: half-width, without spaces and dashes."""
+    return to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")
+
+
 def _is_pinyin(q: str) -> bool:
-    text = to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")
+    text = _search_text(q)
     return bool(text) and not _DIGITS.match(text) and bool(_ASCII_WORD.match(text.lower()))
 
 
 def _searches_by_ids(q: str, *, clinic_ids) -> bool:
     """Whether customer_search answers `q` on PostgreSQL as `id = ANY(ARRAY(matching ids))` (pinyin for clinic
     staff; pinyin and names of two characters or more chain-wide)."""
-    text = to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")
+    text = _search_text(q)
     if not text or _DIGITS.match(text):
         return False
     return (_is_pinyin(text) and clinic_ids is not None) or len(text) >= 2
@@ -241,7 +254,7 @@ def identity_list_for_customer(customer: Customer) -> list[Identity]:
 
 def interaction_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50) -> list[Interaction]:
     return select_models(Interaction, "t0.customer_id = %s", [customer.pk], related=["author", "clinic"],
-                         tail=f"ORDER BY t0.occurred_at DESC, t0.id DESC LIMIT {int(limit)} OFFSET {int(offset)}")
+                         tail=f"ORDER BY t0.occurred_at DESC, t0.id DESC {page_clause(offset, limit)}")
 
 
 def household_for_customer(scope: Scope, customer: Customer):
@@ -249,7 +262,7 @@ def household_for_customer(scope: Scope, customer: Customer):
 
     Relatives registered at clinics outside the scope are counted but neither named nor linked. One plain read
     (core.sql): the household's members with their household and customer, each then marked by whether
-    `customer_queryset(scope)` holds it (`scope_covers`, the same rule, on the row just read).
+    `customer_queryset(scope)` holds it (`customer_visible`, the same rule, on the row just read).
     """
     from smileloop.customers.models import HouseholdMember
 
@@ -259,9 +272,5 @@ def household_for_customer(scope: Scope, customer: Customer):
                             related=["household", "customer"], tail="ORDER BY t0.id")
     if not members:
         return None, [], 0
-    for m in members:
-        m.in_scope = m.customer.merged_into_id is None and scope_covers(
-            scope, chain_id=m.customer.chain_id, home_clinic_id=m.customer.home_clinic_id,
-            consultant_id=m.customer.consultant_id)
-    visible = [m for m in members if m.in_scope]
+    visible = [m for m in members if customer_visible(scope, m.customer)]
     return members[0].household, visible, len(members) - len(visible)
