@@ -241,13 +241,18 @@ def _new_row_insert(instance: models.Model, *, unless: tuple[str, list] | None =
     if inline:
         ctes = [f"new AS ({sql})"]
         for model, fk, rows in children:
-            for row in rows:  # one single-row INSERT … SELECT each: no UNION, whose NULLs would be typed text
-                row = {name: value for name, value in row.items() if value is not None}
-                child = [model._meta.get_field(name) for name in row]
-                ctes.append(f"c{len(ctes)} AS (INSERT INTO {qn(model._meta.db_table)} "
-                            f"({qn(model._meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in child)}) "
-                            f"SELECT new.{pk}, {', '.join(['%s'] * len(child))} FROM new)")
-                params += [f.get_db_prep_save(row[name], connection) for f, name in zip(child, row, strict=True)]
+            if not rows:
+                continue
+            # Each child table's rows as one typed array per column, zipped by unnest: the statement's text
+            # and parameter count do not depend on how many rows there are, so psycopg's query cache (≤ 50
+            # parameters, ≤ 4 KB) keeps it parsed instead of splitting a new statement on every request.
+            child = [model._meta.get_field(name) for name in rows[0]]
+            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in child)
+            ctes.append(f"c{len(ctes)} AS (INSERT INTO {qn(model._meta.db_table)} "
+                        f"({qn(model._meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in child)}) "
+                        f"SELECT new.{pk}, t.* FROM new, unnest({arrays}) AS t)")
+            params += [[f.get_db_prep_save(row[name], connection) for row in rows]
+                       for f, name in zip(child, rows[0], strict=True)]
         sql = f"WITH {', '.join(ctes)} SELECT {pk} FROM new"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

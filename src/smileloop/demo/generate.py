@@ -3,7 +3,8 @@
 No database access here: `PoolGenerator.chunk(n)` returns rows (tuples in the column order of
 `COLUMNS`) for n customers with everything that points at them, primary keys included, so the
 loader can write parents and children without a round trip. The generator owns one
-random.Random; calling `chunk` with the same sizes in the same order reproduces the same people.
+random.Random; calling `chunk` with the same sizes in the same order reproduces the same people, and
+`chunk_at` reproduces one chunk of a run on its own (the seed's worker processes use it).
 
 Invariants the rows keep (the tests check them):
 - order.amount_fen = Σ line.amount_fen = Σ payment.amount_fen; refunds are separate rows and
@@ -217,6 +218,7 @@ class PoolGenerator:
     def __init__(self, *, seed: int, chain_id: int, clinics: list[ClinicCtx], items: dict[str, Item],
                  chain_staff: list[int], today: dt.date, years: int, ids: Ids, vendor: str,
                  visit_rate: float = 1.0):
+        self.seed = seed
         self.rng = random.Random(seed)
         self.chain_id = chain_id
         self.clinics = clinics
@@ -313,6 +315,15 @@ class PoolGenerator:
         return channel, (self.rng.choice(campaigns) if campaigns else "")
 
     # --- the chunk --------------------------------------------------------------------------------
+    def chunk_at(self, k: int, *, start: int, n: int, ids: Ids, rate: float) -> dict[str, list[tuple]]:
+        """Rows for the k-th chunk of a run: customers start … start + n − 1, keys from `ids`, drawn from a
+        random stream of the chunk's own (the run's seed for chunk 0, as `chunk` would; a string derived
+        from it for the others). So any chunk can be generated on its own, in any process and order, and
+        still come out the same."""
+        self.rng = random.Random(self.seed if k == 0 else f"{self.seed}:{k}")
+        self.index, self.ids, self.visit_rate = start, ids, rate
+        return self.chunk(n)
+
     def chunk(self, n: int) -> dict[str, list[tuple]]:
         """Rows for exactly n more customers (the last household is cut to fit)."""
         rows: dict[str, list[tuple]] = defaultdict(list)

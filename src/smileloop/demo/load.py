@@ -65,15 +65,10 @@ class Loader:
         several times faster than maintaining them row by row. Primary keys and unique
         constraints stay in place throughout.
         """
+        self.session_setup()
+        if self.vendor != "postgresql" or not self.bulk:
+            return
         with connection.cursor() as cursor:
-            if self.vendor == "sqlite":
-                cursor.execute("PRAGMA cache_size = -262144")  # 256 MB page cache for index maintenance
-                return
-            cursor.execute("SET synchronous_commit = off")
-            if not self.bulk:
-                return
-            cursor.execute("SET session_replication_role = replica")
-            cursor.execute("SET maintenance_work_mem = '512MB'")
             cursor.execute(
                 "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                 "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = ANY(%s) AND t.relkind = 'r' "
@@ -82,6 +77,17 @@ class Loader:
             self._dropped = cursor.fetchall()
             for name, _definition in self._dropped:
                 cursor.execute(f"DROP INDEX {name}")
+
+    def session_setup(self) -> None:
+        """The load's settings on the current connection (a worker process calls it on its own)."""
+        with connection.cursor() as cursor:
+            if self.vendor == "sqlite":
+                cursor.execute("PRAGMA cache_size = -262144")  # 256 MB page cache for index maintenance
+                return
+            cursor.execute("SET synchronous_commit = off")
+            if self.bulk:
+                cursor.execute("SET session_replication_role = replica")
+                cursor.execute("SET maintenance_work_mem = '512MB'")
 
     def write(self, rows: dict[str, list[tuple]]) -> None:
         """Write one chunk; call inside a transaction."""

@@ -10,15 +10,17 @@ max(id) + 1), so nothing else may insert into the same tables while it runs.
 
 import datetime as dt
 import math
+import multiprocessing as mp
+import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from smileloop.checkout.services import checkout_pay, checkout_price
@@ -89,6 +91,7 @@ class SeedReport:
     rows: dict[str, int] = field(default_factory=dict)
     visit_rate: float = 1.0
     finish_seconds: float = 0.0  # index rebuild, sequences and ANALYZE after the rows are in
+    workers: int = 1  # processes that generated and wrote the chunks
 
 
 @dataclass
@@ -157,16 +160,22 @@ def _setup(*, rng: random.Random, chain_name: str, clinics: int, customers: int)
     return chain, contexts, items, [i for ids in chain_staff.values() for i in ids]
 
 
-def _visit_rate(*, seed: int, target: float, make, size: int) -> float:
-    """The recurring-visit multiplier that gives `target` orders per customer on average.
+def _visit_rate(*, seed: int, target: float, make, size: int) -> tuple[float, dict[str, int]]:
+    """The recurring-visit multiplier that gives `target` orders per customer on average, and the rows per
+    table the last pilot made at it (the seed sizes its blocks of keys from them).
 
     Orders grow roughly linearly with the multiplier (plans and first visits are the intercept):
     pilot runs of a separate generator and two secant steps find it to within a few per cent.
     Deterministic: the pilots have their own seed. `_Steer` corrects the pilot's sampling error
     on the way.
     """
+    last: dict[str, int] = {}
+
     def average(rate: float) -> float:
-        return len(make(seed=seed ^ 0x5EED, rate=rate).chunk(size)["visits_order"]) / size
+        rows = make(seed=seed ^ 0x5EED, rate=rate).chunk(size)
+        last.clear()
+        last.update((table, len(batch)) for table, batch in rows.items())
+        return last.get("visits_order", 0) / size
 
     r1, r2 = 1.0, 2.0
     a1, a2 = average(r1), average(r2)
@@ -175,21 +184,87 @@ def _visit_rate(*, seed: int, target: float, make, size: int) -> float:
             break
         r1, a1, r2 = r2, a2, min(20.0, max(0.02, r2 + (target - a2) * (r2 - r1) / (a2 - a1)))
         a2 = average(r2)
-    return r2
+    return r2, dict(last)
+
+
+def _key_blocks(*, pilot_rows: dict[str, int], pilot_size: int, chunk_size: int) -> dict[str, int]:
+    """Primary keys reserved per chunk and table, so that every chunk knows its keys before the chunks
+    before it are generated: exactly chunk_size customers (customer ids stay dense), and for every other
+    table three times the pilot's rows per customer plus one per customer — a 5,000-customer chunk sits
+    within a few per cent of the mean, so a block never fills (`_chunk_write` checks). The other tables'
+    ids have gaps between chunks; nothing reads meaning into them."""
+    return {table: chunk_size if table == "customers_customer"
+            else math.ceil(3 * pilot_rows.get(table, 0) * chunk_size / max(1, pilot_size)) + chunk_size
+            for table in COLUMNS}
+
+
+class SeedBlockFull(RuntimeError):
+    pass
+
+
+_WORKER: dict = {}  # the generator and loader a chunk writer uses (set before the worker processes fork)
+
+
+def _chunk_write(k: int, start: int, n: int, bases: dict[str, int], blocks: dict[str, int],
+                 rate: float) -> dict[str, int]:
+    """Generate and write chunk k (in a worker process, or in this one): its rows per table."""
+    generator, loader = _WORKER["generator"], _WORKER["loader"]
+    try:
+        rows = generator.chunk_at(k, start=start, n=n, ids=Ids(bases), rate=rate)
+        full = [table for table in COLUMNS if generator.ids.next[table] - bases[table] > blocks[table]]
+        if full:
+            raise SeedBlockFull(f"chunk {k} needs more keys than reserved for {', '.join(full)}; "
+                                f"use a larger --chunk-size")
+        loader.session_setup()
+        with transaction.atomic():
+            loader.write(rows)
+    except SeedBlockFull:
+        raise
+    except Exception as exc:  # a worker's database error may not pickle: send its text
+        raise RuntimeError(f"seed chunk {k}: {exc!r}") from None
+    return {table: len(batch) for table, batch in rows.items()}
+
+
+class _Inline:
+    """The executor of a one-process seed: runs each chunk when it is submitted."""
+
+    def submit(self, fn, *args) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller through the future)
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, **_kwargs) -> None:
+        pass
+
+
+def seed_workers() -> int:
+    """Default worker processes for a PostgreSQL seed: one per core, at most four (each also keeps a
+    PostgreSQL backend about a third busy with its COPY)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def chain_seed(*, customers: int, clinics: int = 3, years: int = 3, seed: int = 1, chain_name: str | None = None,
                today: dt.date | None = None, orders_per_customer: float = 10.0, chunk_size: int = 5000,
-               progress: bool = False, bulk: bool = False) -> SeedReport:
+               progress: bool = False, bulk: bool = False, workers: int | None = None) -> SeedReport:
     """Create a synthetic chain of `clinics` clinics and `customers` customers with `years` of history.
 
     `today` is the reference date: histories end the day before it, bookings lie after it. It
     defaults to the current date in Asia/Shanghai; pass it to reproduce a seed exactly. `bulk`
     (PostgreSQL, an otherwise idle database only) rebuilds secondary indexes once at the end and
     skips foreign-key triggers during the load; see load.Loader.prepare.
+
+    Chunks are generated and written by `workers` processes (default `seed_workers()`) on PostgreSQL when
+    there is more than one chunk and no transaction is open; one process otherwise. The rows are the same
+    either way: each chunk has its own random stream and block of keys (`PoolGenerator.chunk_at`,
+    `_key_blocks`), and the visit rate of chunk k is steered by chunks 0 … k−4 only (`_Steer`).
     """
     if customers < 0 or clinics < 1 or years < 1 or chunk_size < 1:
         raise ValueError("customers must be ≥ 0, clinics, years and chunk size ≥ 1")
+    if workers is not None and workers < 1:
+        raise ValueError("workers must be ≥ 1")
     columns_check()
     today = today or timezone.localdate()
     started = time.perf_counter()
@@ -203,34 +278,68 @@ def chain_seed(*, customers: int, clinics: int = 3, years: int = 3, seed: int = 
         return PoolGenerator(seed=seed, chain_id=chain.id, clinics=contexts, items=items, chain_staff=chain_staff,
                              today=today, years=years, ids=ids or Ids(), vendor=loader.vendor, visit_rate=rate)
 
-    rate = _visit_rate(seed=seed, target=orders_per_customer, make=make, size=min(_PILOT, max(300, customers)))
+    pilot_size = min(_PILOT, max(300, customers))
+    rate, pilot_rows = _visit_rate(seed=seed, target=orders_per_customer, make=make, size=pilot_size)
+    blocks = _key_blocks(pilot_rows=pilot_rows, pilot_size=pilot_size, chunk_size=chunk_size)
     start_ids = loader.next_ids()
+    jobs = [(k, k * chunk_size, min(chunk_size, customers - k * chunk_size))
+            for k in range(math.ceil(customers / chunk_size))]
+    workers = workers or seed_workers()
+    parallel = (workers > 1 and len(jobs) > 1 and loader.vendor == "postgresql"
+                and not transaction.get_connection().in_atomic_block)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=customers, unit="customers", file=sys.stderr, smoothing=0.05, dynamic_ncols=True)
-    generator = make(seed=seed, rate=rate, ids=Ids(start_ids))
-    chunks = _chunks(generator, customers, chunk_size,
-                     _Steer(generator=generator, target=orders_per_customer, customers=customers))
+    steer = _Steer(base=rate, target=orders_per_customer, customers=customers)
+    rates: dict[int, float] = {}
+    written = dict.fromkeys(COLUMNS, 0)
     loader.prepare()
+    _WORKER.update(generator=make(seed=seed, rate=rate), loader=loader)
+    executor = _Inline()
+    if parallel:
+        connections.close_all()  # the workers fork next: none may inherit this process's connection
+        executor = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("fork"))
+    pending: dict[int, Future] = {}
+    fed = 0
+
+    def feed() -> None:
+        nonlocal fed
+        k, _start, n = jobs[fed]
+        counts = pending.pop(k).result()
+        steer.after(n, counts.get("visits_order", 0), rates[k])
+        for table, count in counts.items():
+            written[table] += count
+        fed += 1
+        if bar is not None:
+            bar.update(n)
+            bar.set_postfix(orders=f"{written['visits_order']:,}")
+
     try:
-        for n, rows in chunks:
-            with transaction.atomic():
-                loader.write(rows)
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(orders=f"{loader.written['visits_order']:,}")
+        for k, start, n in jobs:
+            while fed <= k - _Steer.LAG:
+                feed()
+            rates[k] = steer.rate
+            bases = {table: start_ids[table] + k * blocks[table] for table in COLUMNS}
+            pending[k] = executor.submit(_chunk_write, k, start, n, bases, blocks, rates[k])
+        while fed < len(jobs):
+            feed()
     finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        _WORKER.clear()
         if bar is not None:
             bar.close()
         finishing = time.perf_counter()
+        if parallel:
+            loader.session_setup()
         loader.indexes_restore()
+    loader.written = written
     loader.finish()
     ended = time.perf_counter()
     return SeedReport(chain=chain, customers=customers, seconds=ended - started,
-                      rows={t: loader.written.get(t, 0) for t in COLUMNS}, visit_rate=rate,
-                      finish_seconds=ended - finishing)
+                      rows={t: written.get(t, 0) for t in COLUMNS}, visit_rate=rate,
+                      finish_seconds=ended - finishing, workers=min(workers, len(jobs)) if parallel else 1)
 
 
 class _Steer:
@@ -239,22 +348,24 @@ class _Steer:
     A 4,000-customer pilot estimates the visit rate to within a few per cent (a 1M seed came out at
     9.53 orders per customer for a target of 10). After every chunk, the average the pilot's rate
     really gives is re-estimated from everything generated so far (orders grow roughly as
-    rate^ELASTICITY around the target, measured), and the next chunk's rate is set so that the
-    running total heads back to target × customers, the shortfall spread over the next ~20 chunks
-    and each rate held within ±30 % of the pilot's: a gentle, stable correction. Depends only on the
-    generated rows, so a seed stays deterministic.
+    rate^ELASTICITY around the target, measured), and the rate of the chunk LAG places later is set so
+    that the running total heads back to target × customers, the shortfall spread over the next ~20
+    chunks and each rate held within ±30 % of the pilot's: a gentle, stable correction. Depends only on
+    the generated rows, and chunk k's rate only on chunks 0 … k − LAG, so two chunks can be generated at
+    once and a seed stays deterministic however many processes write it.
     """
 
     ELASTICITY = 0.66
+    LAG = 4  # chunks in flight at most: up to four worker processes stay busy
 
-    def __init__(self, *, generator: PoolGenerator, target: float, customers: int):
-        self.generator, self.target, self.customers = generator, target, customers
-        self.base = generator.visit_rate
+    def __init__(self, *, base: float, target: float, customers: int):
+        self.base = self.rate = base
+        self.target, self.customers = target, customers
         self.done = self.orders = 0
         self.at_base = 0.0  # orders the chunks so far would have had at the pilot's rate
 
-    def after(self, n: int, orders: int) -> None:
-        rate = self.generator.visit_rate
+    def after(self, n: int, orders: int, rate: float) -> None:
+        """Chunk results in chunk order: n customers with `orders` orders, generated at `rate`."""
         self.done += n
         self.orders += orders
         if rate > 0 and self.base > 0:
@@ -264,19 +375,7 @@ class _Steer:
             return
         need = self.target + (self.target * self.done - self.orders) / max(remaining, 20 * n)
         factor = (need / (self.at_base / self.done)) ** (1 / self.ELASTICITY)
-        self.generator.visit_rate = self.base * min(1.3, max(0.7, factor))
-
-
-def _chunks(generator: PoolGenerator, customers: int, chunk_size: int,
-            steer: _Steer | None = None) -> Iterator[tuple[int, dict]]:
-    done = 0
-    while done < customers:
-        n = min(chunk_size, customers - done)
-        rows = generator.chunk(n)
-        if steer is not None:
-            steer.after(n, len(rows.get("visits_order", ())))
-        yield n, rows
-        done += n
+        self.rate = self.base * min(1.3, max(0.7, factor))
 
 
 def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progress: bool = False,

@@ -30,21 +30,27 @@ class Command(BaseCommand):
         parser.add_argument("--bulk", action="store_true",
                             help="PostgreSQL on an otherwise idle database: rebuild indexes once at the end and "
                                  "skip foreign-key triggers while loading (several times faster)")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="processes generating and writing chunks on PostgreSQL (default: one per core, "
+                                 "at most 4); the rows are the same for any number")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
         if o["customers"] < 0 or o["clinics"] < 1 or o["years"] < 1 or o["chunk_size"] < 1:
             raise CommandError("--customers must be ≥ 0; --clinics, --years and --chunk-size ≥ 1")
+        if o["workers"] is not None and o["workers"] < 1:
+            raise CommandError("--workers must be ≥ 1")
         if o["orders_per_customer"] <= 0:
             raise CommandError("--orders-per-customer must be > 0")
         report = chain_seed(
             customers=o["customers"], clinics=o["clinics"], years=o["years"], seed=o["seed"],
             chain_name=o["chain_name"], today=_date(o["today"]) if o["today"] else None,
             orders_per_customer=o["orders_per_customer"], chunk_size=o["chunk_size"], progress=not o["no_progress"],
-            bulk=o["bulk"],
+            bulk=o["bulk"], workers=o["workers"],
         )
         total = sum(report.rows.values())
         self.stdout.write(
             f"Seeded chain #{report.chain.id} {report.chain.name}: {report.customers:,} customers, "
             f"{report.rows['visits_order']:,} orders, {total:,} rows in {report.seconds:.1f} s "
-            f"(of which {report.finish_seconds:.1f} s indexes, sequences and statistics)")
+            f"(of which {report.finish_seconds:.1f} s indexes, sequences and statistics; "
+            f"{report.workers} {'process' if report.workers == 1 else 'processes'})")
