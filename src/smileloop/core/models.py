@@ -36,7 +36,8 @@ class AuditEvent(models.Model):
 class IdempotencyRecord(models.Model):
     """First response to a write with a given Idempotency-Key, replayed on retries."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             db_index=False)  # idempotency_unique_user_key leads with it
     key = models.CharField(max_length=255)
     operation = models.CharField(max_length=100)
     request_hash = models.CharField(max_length=64)

@@ -62,7 +62,9 @@ class Customer(TimeStampedModel):
     visit_count = models.PositiveIntegerField(default=0)
     lifetime_spend_fen = models.BigIntegerField(default=0)
 
-    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Almost always NULL: indexed only where set (customer_merged_into), so a new person writes no entry.
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    db_index=False)
 
     class Meta:
         ordering = ["-id"]
@@ -82,6 +84,7 @@ class Customer(TimeStampedModel):
                          include=["id", "lifetime_spend_fen", "merged_into"]),
             # "within N km of a clinic": the bounding box on latitude narrows to the clinic's neighbourhood.
             models.Index(fields=["chain", "latitude", "longitude"], name="customer_geo"),
+            models.Index(fields=["merged_into"], name="customer_merged_into", condition=Q(merged_into__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(fields=["chain", "mobile"], condition=Q(mobile__isnull=False, merged_into__isnull=True),
@@ -122,7 +125,8 @@ class CustomerSearchKey(models.Model):
 class Identity(TimeStampedModel):
     """One external identity of a person; (chain, kind, external_id) is unique: one identity, one person."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+",
+                              db_index=False)  # identity_unique leads with it
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(_("kind"), max_length=32, choices=IdentityKind.choices)
     external_id = models.CharField(_("external id"), max_length=128)
@@ -157,23 +161,28 @@ class HouseholdMember(TimeStampedModel):
 class Consent(models.Model):
     """Append-only consent history; the latest row per purpose is the current state."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents",
+                                 db_index=False)  # consent_current leads with it
     purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
     granted = models.BooleanField()
     source = models.CharField(max_length=64)  # form, api, import, wechat, paper …
     evidence = models.CharField(max_length=255, blank=True)
-    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    db_index=False)  # mostly NULL (the patient's own consent): consent_recorded_by
     recorded_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
-        indexes = [models.Index(fields=["customer", "purpose", "-recorded_at"], name="consent_current")]
+        indexes = [models.Index(fields=["customer", "purpose", "-recorded_at"], name="consent_current"),
+                   models.Index(fields=["recorded_by"], name="consent_recorded_by",
+                                condition=Q(recorded_by__isnull=False))]
 
 
 class Interaction(models.Model):
     """The timeline: every call, chat, SMS, visit, note, form, import and merge, with text and author."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions",
+                                 db_index=False)  # interaction_timeline leads with it
     kind = models.CharField(max_length=16, choices=InteractionKind.choices)
     text = models.TextField(blank=True)
     author = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -19,7 +19,8 @@ from smileloop.visits.enums import (
 
 
 class ServiceItem(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="service_items")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="service_items",
+                              db_index=False)  # service_item_unique_code leads with it
     code = models.CharField(_("code"), max_length=32)
     name = models.CharField(_("name"), max_length=100)
     category = models.CharField(_("category"), max_length=32, choices=Category.choices)
@@ -40,9 +41,11 @@ class ServiceItem(TimeStampedModel):
 
 
 class Appointment(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="appointments")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="appointments")
+    # chain, clinic and customer lead indexes of their own below (the unique external id, the clinic's day,
+    # the customer's history), so none has a single-column index too: one B-tree fewer to write per row.
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="appointments", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="appointments", db_index=False)
     doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="appointments")
     service_item = models.ForeignKey(ServiceItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     start_at = models.DateTimeField()
@@ -64,9 +67,10 @@ class Appointment(TimeStampedModel):
 class Order(TimeStampedModel):
     """A POS bill. `amount_fen` = sum of line amounts = sum of payments; refunds are separate records."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="orders")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    # Covered by the composite indexes below (see Appointment).
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="orders", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders", db_index=False)
     external_id = models.CharField(max_length=64, null=True, blank=True)
     ordered_at = models.DateTimeField()
     list_total_fen = models.BigIntegerField(default=0)
@@ -121,7 +125,8 @@ class Payment(models.Model):
 
 
 class Refund(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds",
+                              db_index=False)  # refund_unique_external leads with it
     external_id = models.CharField(max_length=64, null=True, blank=True)
     amount_fen = models.BigIntegerField()
     method = models.CharField(max_length=16, choices=PaymentMethod.choices, default=PaymentMethod.OTHER)
@@ -145,7 +150,8 @@ class RefundLine(models.Model):
 class TreatmentPlan(TimeStampedModel):
     """Planned steps with denormalised counts, so 'unfinished' and '50% done' are plain indexed queries."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+",
+                              db_index=False)  # plan_unique_external leads with it
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="treatment_plans")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="treatment_plans")
     doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -172,7 +178,8 @@ class TreatmentPlan(TimeStampedModel):
 
 
 class PlanStep(models.Model):
-    plan = models.ForeignKey(TreatmentPlan, on_delete=models.CASCADE, related_name="steps")
+    plan = models.ForeignKey(TreatmentPlan, on_delete=models.CASCADE, related_name="steps",
+                             db_index=False)  # plan_step_unique_seq leads with it
     seq = models.PositiveIntegerField()
     item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
     tooth = models.CharField(max_length=32, blank=True)
@@ -187,20 +194,23 @@ class PlanStep(models.Model):
 class Procedure(TimeStampedModel):
     """A treatment performed (date, item, doctor, tooth): the source for post-operative follow-ups."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    # chain and customer lead procedure_unique_external and procedure_customer.
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="procedures")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="procedures")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="procedures", db_index=False)
     item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
     doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     performed_on = models.DateField()
     tooth = models.CharField(max_length=32, blank=True)
     notes = models.TextField(blank=True)
     order_line = models.ForeignKey(OrderLine, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    plan_step = models.ForeignKey(PlanStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    plan_step = models.ForeignKey(PlanStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  db_index=False)  # mostly NULL: procedure_plan_step indexes the rest
     external_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         ordering = ["-performed_on"]
         indexes = [models.Index(fields=["customer", "-performed_on"], name="procedure_customer"),
-                   models.Index(fields=["performed_on", "item"], name="procedure_day_item")]
+                   models.Index(fields=["performed_on", "item"], name="procedure_day_item"),
+                   models.Index(fields=["plan_step"], name="procedure_plan_step", condition=Q(plan_step__isnull=False))]
         constraints = [models.UniqueConstraint(fields=["chain", "external_id"], name="procedure_unique_external")]
