@@ -33,8 +33,8 @@ class Customer(TimeStampedModel):
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     home_clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
                                     related_name="customers", verbose_name=_("home clinic"))
-    consultant = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="customers", verbose_name=_("consultant"))
+    consultant = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                                   related_name="customers", verbose_name=_("consultant"))  # customer_consultant
     stage = models.CharField(_("stage"), max_length=16, choices=Stage.choices, default=Stage.LEAD)
     # Lifecycle bookkeeping, written only by customers.services.customer_stage_advance and lifecycle's
     # set-based derive/job: the highest progress stage ever reached (where a dormant or lost customer
@@ -82,8 +82,12 @@ class Customer(TimeStampedModel):
             # customers the heap visits of ~200k dormant patients were most of its time.
             models.Index(fields=["chain", "last_visit_at"], name="customer_last_visit",
                          include=["id", "lifetime_spend_fen", "merged_into"]),
-            # "within N km of a clinic": the bounding box on latitude narrows to the clinic's neighbourhood.
-            models.Index(fields=["chain", "latitude", "longitude"], name="customer_geo"),
+            # "within N km of a clinic": the bounding box on latitude narrows to the clinic's neighbourhood. Only
+            # people with coordinates are in it (a distance condition requires them), so an imported or API-made
+            # person without any writes no entry; the same for the owning consultant, whom a lead rarely has yet.
+            models.Index(fields=["chain", "latitude", "longitude"], name="customer_geo",
+                         condition=Q(latitude__isnull=False)),
+            models.Index(fields=["consultant"], name="customer_consultant", condition=Q(consultant__isnull=False)),
             models.Index(fields=["merged_into"], name="customer_merged_into", condition=Q(merged_into__isnull=False)),
         ]
         constraints = [
