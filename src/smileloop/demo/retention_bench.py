@@ -18,7 +18,7 @@ from smileloop.followups.bench import bench_followups
 from smileloop.lifecycle.bench import lifecycle_bench
 from smileloop.segments.bench import bench_segments
 from smileloop.tagging.bench import bench_keyword
-from smileloop.visits.models import Order
+from smileloop.visits.models import Appointment, Order
 
 TARGETS = {"segment_ratio": 1.5, "segment_ms": 1000, "followups_s": 60, "keyword_msgs_per_s": 20_000}
 
@@ -32,7 +32,7 @@ def run(*, today: dt.date | None = None, repeat: int = 5, keyword_messages: int 
     result = BenchResult(machine=machine_info())
     customers = Customer.objects.filter(chain=chain, merged_into__isnull=True).count()
     result.scale = {"customers": customers, "orders": Order.objects.filter(chain=chain).count(),
-                    "appointments": 0, "clinics": chain.clinics.count()}
+                    "appointments": Appointment.objects.filter(chain=chain).count(), "clinics": chain.clinics.count()}
     result.add("database", connection.vendor + f", chain #{chain.id} {chain.name}, as of {today.isoformat()}")
 
     if "segments" in parts:
