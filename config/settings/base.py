@@ -65,7 +65,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "smileloop.core.context_processors.navigation",
+                "smileloop.clinics.context_processors.navigation",
             ],
         },
     }

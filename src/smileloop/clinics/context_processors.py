@@ -1,0 +1,55 @@
+"""Navigation shared by every staff page; later capabilities append their entries here.
+
+It lives in `clinics` because what a staff member sees depends on their role's permissions: an entry that
+would answer 403 is not shown (a test walks every entry for every role and compares with the page's answer).
+"""
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm
+
+# (URL name, label, key, permission the page requires or None). A capability adds one line; entries whose URL
+# does not resolve are skipped.
+NAV_ITEMS = [
+    ("customers:list", _("Customers"), "customers", None),
+    ("customers:merge_candidates", _("Duplicates"), "merge", None),
+    ("imports:upload", _("Import"), "imports", Perm.IMPORT),
+    ("membership:plans", _("Membership"), "membership", Perm.CONFIG),
+    ("loyalty:config", _("Loyalty"), "loyalty", Perm.CONFIG),  # loyalty app (issue 3)
+    ("checkout:codes", _("Checkout"), "checkout", None),  # card/voucher look-up; bills start on the 360 page
+    ("followups:inbox", _("My tasks"), "followups", None),  # issue 4 §5
+    ("followups:board", _("Team board"), "followups_board", Perm.TASK_BOARD),
+    ("segments:list", _("Segments"), "segments", Perm.SEGMENT_VIEW),  # issue 4 §3
+    ("tagging:list", _("Tags"), "tagging", None),  # issue 4 §2
+    ("lifecycle:funnel", _("Funnel"), "lifecycle", None),  # issue 4 §4
+    ("surveys:nps", _("Satisfaction"), "surveys", Perm.SURVEY_VIEW),  # issue 4 §6
+]
+
+
+def _permissions(request) -> frozenset[str]:
+    user = getattr(request, "user", None)
+    staff = getattr(user, "staff", None) if user is not None and user.is_authenticated else None
+    if staff is None or not staff.is_active:
+        return frozenset()
+    return ROLE_PERMISSIONS.get(staff.role, frozenset())
+
+
+def navigation(request):
+    permissions = _permissions(request)
+    if not permissions:
+        return {"nav_items": []}  # the login page, or a login without an active staff profile
+    items = []
+    for url_name, label, key, permission in NAV_ITEMS:
+        if permission is not None and permission not in permissions:
+            continue
+        try:
+            items.append({"url": reverse(url_name), "label": label, "key": key, "active": False})
+        except NoReverseMatch:
+            continue
+    # The entry with the longest URL prefix of the current path is the active one.
+    path = getattr(request, "path", "") or ""
+    matches = [item for item in items if path.startswith(item["url"])]
+    if matches:
+        max(matches, key=lambda item: len(item["url"]))["active"] = True
+    return {"nav_items": items}
