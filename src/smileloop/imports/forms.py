@@ -12,7 +12,7 @@ class UploadForm(forms.Form):
                              initial=ImportKind.CUSTOMERS)
     file = forms.FileField(label=_("File (.xlsx or .csv)"))
     default_clinic = forms.ModelChoiceField(label=_("Clinic for customers whose row names none"), queryset=None,
-                                            required=False)
+                                            required=False, empty_label=_("— none —"))
 
     def __init__(self, *args, scope: Scope, **kwargs):
         super().__init__(*args, **kwargs)

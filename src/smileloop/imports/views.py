@@ -14,6 +14,7 @@ from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
+from smileloop.imports.labels import field_label, preview_cell
 from smileloop.imports.selectors import batch_get
 from smileloop.imports.services.batches import batch_confirm, batch_upload
 
@@ -92,6 +93,9 @@ def _preview_context(batch, form, conflict=None) -> dict:
         for name in row.get("values", {}):
             if name not in fields:
                 fields.append(name)
-    rows = [{"row": r["row"], "outcome": r["outcome"], "cells": [r["values"].get(f, "") for f in fields]}
+    rows = [{"row": r["row"], "outcome": r["outcome"],
+             "cells": [preview_cell(f, r["values"].get(f, "")) for f in fields]}
             for r in report.get("preview", [])]
-    return {"batch": batch, "report": report, "fields": fields, "rows": rows, "form": form, "conflict": conflict}
+    columns = [(header, field_label(field)) for header, field in report.get("columns", {}).items()]
+    return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
+            "rows": rows, "form": form, "conflict": conflict}

@@ -77,7 +77,7 @@ def test_the_confirm_fragment_is_returned_to_htmx(client, director_a):
     # then
     page = response.content.decode()
     assert response.status_code == 200
-    assert page.lstrip().startswith('<section id="import-result">')
+    assert page.lstrip().startswith('<section id="import-result"')
     assert "Written." in page
 
 
@@ -144,3 +144,19 @@ def test_the_preview_reads_its_errors_in_the_staff_language(client, director_a):
     assert "<td>is not a valid phone number</td>" in en and "<td>is longer than 50 characters</td>" in en
     stored = ImportBatch.objects.get().report["errors"]
     assert {e["message"] for e in stored} >= {"is not a valid phone number", "is longer than 50 characters"}
+
+
+def test_the_preview_names_fields_in_the_staff_language_and_masks_phones(client, director_a, clinic_a):
+    # given
+    client.force_login(director_a.user)
+    content = "姓名,手机号,性别,来源,短信营销\n张三,13800138000,男,抖音,是\n".encode()
+
+    # when
+    response = _upload(client, content=content)
+    page = client.get(response.url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+    # then field names, choices and consents are shown as labels, and the number only masked
+    assert "<th>手机号</th><th>性别</th><th>来源渠道</th>" in page
+    assert "13800138000" not in page
+    assert "<td>138****8000</td><td>男</td><td>抖音</td>" in page
+    assert "来源 → 来源渠道" in page and "短信营销 → 短信营销" in page  # the file's header → the field's label
