@@ -120,6 +120,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         if not scope.is_chain_wide:
             # A clinic's staff would lose sight of a customer without a home clinic among theirs.
             self.fields["home_clinic"].required = True
+            if customer is None and scope.clinic_ids and len(scope.clinic_ids) == 1:
+                self.fields["home_clinic"].initial = next(iter(scope.clinic_ids))  # their only clinic
         if customer is not None:
             # Attribution is recorded when a person arrives; editing it is for the admin, not this form.
             del self.fields["source"], self.fields["campaign"]

@@ -368,6 +368,14 @@ def test_create_makes_a_customer_and_redirects_to_the_360_page(client, front_des
     assert (customer.stage, customer.stage_reached) == (Stage.LEAD, Stage.LEAD)
 
 
+def test_the_new_customer_form_preselects_the_only_clinic_of_a_clinic_member(client, front_desk_a, clinic_a,
+                                                                           chain_admin):
+    login(client, front_desk_a)
+    assert client.get(reverse("customers:create")).context["form"]["home_clinic"].value() == clinic_a.id
+    login(client, chain_admin)  # chain-wide: no guess
+    assert client.get(reverse("customers:create")).context["form"]["home_clinic"].value() is None
+
+
 def test_create_shows_field_messages_and_writes_nothing(client, front_desk_a):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
