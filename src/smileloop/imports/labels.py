@@ -24,6 +24,21 @@ FIELD_LABELS = {
     **{f"consent_{purpose.value}": purpose.label for purpose in ConsentPurpose},
 }
 
+# The order fields are shown in. The stored report cannot keep the file's order: on PostgreSQL it is jsonb,
+# which keeps an object's keys sorted by length, not as inserted.
+FIELD_ORDER = ["order_no", "date", "clinic", "name", "mobile", "pms_id", "item_code", "item_name", "quantity",
+               "unit_price", "discount", "amount", "payment_method", "tooth", "gender", "birthday", "home_clinic",
+               "source", "campaign", "first_touch_campaign", "community", "address", "notes", "consultant",
+               "wechat_openid", "wechat_unionid", "wecom_external_userid", "douyin_openid", "latitude", "longitude",
+               *(f"consent_{purpose.value}" for purpose in ConsentPurpose)]
+_RANK = {field: i for i, field in enumerate(FIELD_ORDER)}
+
+
+def field_sort_key(field: str) -> tuple[int, str]:
+    """Known fields in FIELD_ORDER, then any other by name: the same order on SQLite and PostgreSQL."""
+    return _RANK.get(field, len(_RANK)), field
+
+
 _CHOICES = {"gender": Gender, "source": Channel, "payment_method": PaymentMethod}
 
 

@@ -14,7 +14,7 @@ from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
-from smileloop.imports.labels import field_label, preview_cell
+from smileloop.imports.labels import field_label, field_sort_key, preview_cell
 from smileloop.imports.selectors import batch_get
 from smileloop.imports.services.batches import batch_confirm, batch_upload
 
@@ -93,9 +93,11 @@ def _preview_context(batch, form, conflict=None) -> dict:
         for name in row.get("values", {}):
             if name not in fields:
                 fields.append(name)
+    fields.sort(key=field_sort_key)
     rows = [{"row": r["row"], "outcome": r["outcome"],
              "cells": [preview_cell(f, r["values"].get(f, "")) for f in fields]}
             for r in report.get("preview", [])]
-    columns = [(header, field_label(field)) for header, field in report.get("columns", {}).items()]
+    columns = [(header, field_label(field)) for header, field in
+               sorted(report.get("columns", {}).items(), key=lambda item: field_sort_key(item[1]))]
     return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
             "rows": rows, "form": form, "conflict": conflict}
