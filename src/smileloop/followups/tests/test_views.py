@@ -73,7 +73,7 @@ def test_inbox_runs_a_fixed_number_of_queries(client, chain, clinic_a, front_des
                                                django_assert_num_queries):
     client = login(client, front_desk_a)
     client.get(reverse("followups:inbox"))  # warm up (session, sites)
-    with django_assert_num_queries(8) as few:
+    with django_assert_num_queries(7) as few:
         client.get(reverse("followups:inbox"))
     for i in range(10):
         open_task(CustomerFactory(chain=chain, home_clinic=clinic_a), clinic_a, f"more:{i}", assignee=front_desk_a)
