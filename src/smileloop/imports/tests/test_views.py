@@ -79,6 +79,7 @@ def test_the_confirm_fragment_is_returned_to_htmx(client, director_a):
     assert response.status_code == 200
     assert page.lstrip().startswith('<section id="import-result"')
     assert "Written." in page
+    assert f'href="{reverse("customers:list")}"' in page  # where the new people are, newest first
 
 
 def test_an_unreadable_upload_is_shown_as_a_form_error(client, director_a):
