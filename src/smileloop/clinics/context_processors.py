@@ -8,6 +8,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm
+from smileloop.clinics.selectors import active_staff_of
 
 # (URL name, label, key, permission the page requires or None). A capability adds one line; entries whose URL
 # does not resolve are skipped.
@@ -27,16 +28,10 @@ NAV_ITEMS = [
 ]
 
 
-def _permissions(request) -> frozenset[str]:
-    user = getattr(request, "user", None)
-    staff = getattr(user, "staff", None) if user is not None and user.is_authenticated else None
-    if staff is None or not staff.is_active:
-        return frozenset()
-    return ROLE_PERMISSIONS.get(staff.role, frozenset())
-
-
 def navigation(request):
-    permissions = _permissions(request)
+    # The role's permissions only: the full Scope would also read the staff member's clinics, a query per page.
+    staff = active_staff_of(getattr(request, "user", None))
+    permissions = ROLE_PERMISSIONS.get(staff.role, frozenset()) if staff is not None else frozenset()
     if not permissions:
         return {"nav_items": []}  # the login page, or a login without an active staff profile
     items = []

@@ -22,10 +22,16 @@ def scope_for_staff(staff: Staff) -> Scope:
     )
 
 
+def active_staff_of(user) -> Staff | None:
+    """The login's staff profile, or None for an anonymous user, a login without one, or an inactive one."""
+    staff = getattr(user, "staff", None) if user is not None and user.is_authenticated else None
+    return staff if staff is not None and staff.is_active else None
+
+
 def scope_for_user(user) -> Scope:
     """Raises PermissionDenied for a login without an active staff profile."""
-    staff = getattr(user, "staff", None) if user is not None and user.is_authenticated else None
-    if staff is None or not staff.is_active:
+    staff = active_staff_of(user)
+    if staff is None:
         raise PermissionDenied("This login has no active staff profile")
     return scope_for_staff(staff)
 

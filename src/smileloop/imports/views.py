@@ -93,11 +93,12 @@ def _preview_context(batch, form, conflict=None) -> dict:
         for name in row.get("values", {}):
             if name not in fields:
                 fields.append(name)
-    fields.sort(key=field_sort_key)
+    sort_key = field_sort_key(batch.kind)
+    fields.sort(key=sort_key)
     rows = [{"row": r["row"], "outcome": r["outcome"],
              "cells": [preview_cell(f, r["values"].get(f, "")) for f in fields]}
             for r in report.get("preview", [])]
     columns = [(header, field_label(field)) for header, field in
-               sorted(report.get("columns", {}).items(), key=lambda item: field_sort_key(item[1]))]
+               sorted(report.get("columns", {}).items(), key=lambda item: sort_key(item[1]))]
     return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
             "rows": rows, "form": form, "conflict": conflict}
