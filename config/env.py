@@ -57,8 +57,21 @@ def database_config(url: str) -> dict:
     else:
         # JIT off: every query here is short or index-driven, and JIT spent 0.5–1.5 s compiling plans of
         # segment counts that run in a fraction of that (docs/benchmarks.md, retention).
-        config.setdefault("OPTIONS", {})["options"] = "-c jit=off"
+        options = config.setdefault("OPTIONS", {})
+        options["options"] = "-c jit=off"
+        # Parameters bound on the server, and statements a connection runs again and again (the API's
+        # upsert, the token check, the 360 page's reads) prepared after a few uses, so PostgreSQL parses
+        # and plans them once per connection instead of on every request: planning the upsert's single
+        # statement cost more than running it (docs/benchmarks.md, 2026-12-03 late VM).
+        # DATABASE_PREPARED_STATEMENTS=false for a transaction-mode pooler that cannot keep them
+        # (PgBouncer before 1.21, or without max_prepared_statements).
+        options["server_side_binding"] = True
+        options["prepare_threshold"] = PREPARE_THRESHOLD if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
     return config
+
+
+# Uses of one statement on a connection before it is prepared (psycopg's own default).
+PREPARE_THRESHOLD = 5
 
 
 DEFAULT_SQLITE_URL = f"sqlite:///{BASE_DIR / 'var' / 'smileloop.sqlite3'}"

@@ -614,7 +614,8 @@ def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_
     """Write one timeline event (kind system) per customer in `customers` for its last stage change, in one
     INSERT … SELECT (no rows travel through Python): text "stage <from> → <to>: <cause>", data
     {stage_from, stage_to, cause}. `cause_expr` (an SQL expression) gives a per-customer cause instead."""
-    cause_sql = cause_expr if cause_expr is not None else Value(cause or "")
+    # Typed (a cast), as JSONB_BUILD_OBJECT takes "any": with server-side binding a bare parameter has no type.
+    cause_sql = cause_expr if cause_expr is not None else Cast(Value(cause or ""), output_field=models.TextField())
     select = customers.order_by().annotate(
         _customer=F("id"), _kind=Value(InteractionKind.SYSTEM),
         _text=Concat(Value("stage "), F("stage_prev"), Value(" → "), F("stage"), Value(": "), cause_sql,

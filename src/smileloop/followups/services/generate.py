@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
+    BooleanField,
     Case,
     CharField,
     DateTimeField,
@@ -73,8 +75,16 @@ def _ref(value):
 
 
 def _text(value):
-    """Constant strings typed as text, so PostgreSQL never sees an untyped literal inside JSON building."""
-    return Cast(Value(value), output_field=TextField()) if isinstance(value, str) else value
+    """Constants typed (a cast), so PostgreSQL never sees an untyped parameter inside JSON building: with
+    server-side binding, JSONB_BUILD_OBJECT's "any" arguments give a bare parameter no type."""
+    if isinstance(value, Value) and not isinstance(value.value, (str, bool, int)):
+        return value
+    constant = value.value if isinstance(value, Value) else value
+    if isinstance(constant, bool):
+        return Cast(Value(constant), output_field=BooleanField())
+    if isinstance(constant, int):
+        return Cast(Value(constant), output_field=BigIntegerField())
+    return Cast(Value(constant), output_field=TextField()) if isinstance(constant, str) else value
 
 
 def _goal_reached(goal: str, *, customer, anchor_at):

@@ -1,0 +1,50 @@
+"""DATABASE_URL → Django's DATABASES entry: PostgreSQL binds parameters on the server and prepares the
+statements a connection repeats (switchable for poolers), SQLite keeps its own options."""
+
+import pytest
+from django.db import connection
+
+from config.env import PREPARE_THRESHOLD, EnvError, database_config
+
+
+def test_postgres_binds_on_the_server_and_prepares_repeated_statements(monkeypatch):
+    monkeypatch.delenv("DATABASE_PREPARED_STATEMENTS", raising=False)
+    options = database_config("postgres://app@db:5432/smileloop")["OPTIONS"]
+    assert options["server_side_binding"] is True
+    assert options["prepare_threshold"] == PREPARE_THRESHOLD == 5
+    assert options["options"] == "-c jit=off"
+
+
+@pytest.mark.parametrize("value", ["false", "off", "0"])
+def test_prepared_statements_can_be_switched_off_for_a_pooler(monkeypatch, value):
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", value)
+    options = database_config("postgresql://app@pgbouncer:6432/smileloop")["OPTIONS"]
+    assert options["prepare_threshold"] is None  # psycopg: never prepare
+    assert options["server_side_binding"] is True
+
+
+def test_a_bad_switch_value_stops_start_up_with_its_name(monkeypatch):
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "sometimes")
+    with pytest.raises(EnvError, match="DATABASE_PREPARED_STATEMENTS='sometimes'"):
+        database_config("postgres://app@db/smileloop")
+
+
+def test_sqlite_gets_none_of_the_postgres_options():
+    options = database_config("sqlite:///var/x.sqlite3")["OPTIONS"]
+    assert "server_side_binding" not in options and "prepare_threshold" not in options
+    assert options["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.django_db
+def test_a_statement_repeated_on_a_postgres_connection_is_prepared_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    sql = "SELECT count(*) FROM core_idempotencyrecord WHERE user_id = %s AND key = %s"
+    with connection.cursor() as cursor:
+        for i in range(PREPARE_THRESHOLD + 2):
+            cursor.execute(sql, [i, f"key-{i}"])
+            assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ["%core_idempotencyrecord WHERE user_id = $1 AND key = $2%"])
+        prepared = cursor.fetchall()
+    assert len(prepared) == 1
