@@ -116,3 +116,15 @@ def test_a_card_form_loads_when_opened_and_tops_up_the_wallet(live_server, brows
     page.wait_for_function(
         "document.querySelector('[data-testid=wallet]').textContent.trim().startsWith('¥100.00')")
     assert page.locator("#loyalty input[name=amount_yuan]").count() == 0
+
+
+def test_a_chain_admins_navigation_stays_on_one_line_on_a_1280_px_laptop(live_server, browser_page, chain_admin):
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    login_as_chain_admin(page, live_server)  # English (the context's locale): the longest labels
+    tops = page.eval_on_selector_all(".mainnav-link", "links => links.map(a => Math.round(a.getBoundingClientRect().top))")
+    assert len(tops) == 12  # every entry a chain admin may open
+    assert len(set(tops)) == 1, f"the navigation wrapped: link tops {tops}"
+    chip = page.locator(".user-chip")
+    assert not page.locator(".user-text").is_visible()  # the name gave way to the nav …
+    assert chip.get_attribute("title") == "总部管理员 · Chain admin (chainadmin)"  # … and is the avatar's tooltip
