@@ -128,3 +128,17 @@ def test_a_chain_admins_navigation_stays_on_one_line_on_a_1280_px_laptop(live_se
     chip = page.locator(".user-chip")
     assert not page.locator(".user-text").is_visible()  # the name gave way to the nav …
     assert chip.get_attribute("title") == "总部管理员 · Chain admin (chainadmin)"  # … and is the avatar's tooltip
+
+
+def test_a_front_desk_with_a_short_navigation_keeps_their_name_in_the_top_bar_at_1280_px(live_server, browser_page,
+                                                                                        front_desk_a):
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "frontdesk_a")
+    page.fill("#id_password", "pass-1234")
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/customers/")
+    assert page.locator(".mainnav-link").count() < 10
+    assert page.locator(".user-text").is_visible()
+    assert page.locator(".user-name").inner_text() == "前台小王"
