@@ -16,6 +16,8 @@ order `related` names them); parameters are `%s` on both databases (Django's cur
 from collections.abc import Sequence
 
 from django.db import connection, models
+from django.db.models import Value
+from django.db.models.functions import Cast, JSONObject
 
 _SHAPES: dict[tuple, "_Shape"] = {}
 
@@ -169,3 +171,24 @@ def choices_from(field, model: type[models.Model], where: str, params: Sequence 
     rows = select_models(model, where, params, related=related, tail=tail)
     head = [] if field.empty_label is None else [("", field.empty_label)]
     field.choices = head + [(obj.pk, field.label_from_instance(obj)) for obj in rows]
+
+
+def json_object(**fields) -> JSONObject:
+    """`JSONObject` whose constant values (Python str, int, bool, or such a `Value`) are cast to their type; a
+    plain str is a constant here, not a field name as in `JSONObject`.
+    PostgreSQL's JSONB_BUILD_OBJECT takes "any", so a parameter bound on the server (config/env.py) would
+    have no type there; expressions over columns pass through unchanged."""
+    return JSONObject(**{key: _typed(value) for key, value in fields.items()})
+
+
+def _typed(value):
+    constant = value.value if isinstance(value, Value) else value
+    if isinstance(constant, bool):
+        field = models.BooleanField()
+    elif isinstance(constant, int):
+        field = models.BigIntegerField()
+    elif isinstance(constant, str):
+        field = models.TextField()
+    else:
+        return value
+    return Cast(Value(constant), output_field=field)

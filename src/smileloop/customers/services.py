@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
-from django.db.models.functions import Cast, Concat, JSONObject
+from django.db.models.functions import Cast, Concat
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -15,7 +15,7 @@ from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import db_datetime
+from smileloop.core.sql import db_datetime, json_object
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.enums import (
     STAGE_PROGRESS,
@@ -614,8 +614,7 @@ def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_
     """Write one timeline event (kind system) per customer in `customers` for its last stage change, in one
     INSERT … SELECT (no rows travel through Python): text "stage <from> → <to>: <cause>", data
     {stage_from, stage_to, cause}. `cause_expr` (an SQL expression) gives a per-customer cause instead."""
-    # Typed (a cast), as JSONB_BUILD_OBJECT takes "any": with server-side binding a bare parameter has no type.
-    cause_sql = cause_expr if cause_expr is not None else Cast(Value(cause or ""), output_field=models.TextField())
+    cause_sql = cause_expr if cause_expr is not None else Value(cause or "")
     select = customers.order_by().annotate(
         _customer=F("id"), _kind=Value(InteractionKind.SYSTEM),
         _text=Concat(Value("stage "), F("stage_prev"), Value(" → "), F("stage"), Value(": "), cause_sql,
@@ -623,7 +622,7 @@ def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_
         _author=Cast(Value(actor_id), output_field=models.BigIntegerField()),
         _clinic=Cast(Value(None), output_field=models.BigIntegerField()),
         _at=Value(at, output_field=models.DateTimeField()),
-        _data=JSONObject(stage_from=F("stage_prev"), stage_to=F("stage"), cause=cause_sql),
+        _data=json_object(stage_from=F("stage_prev"), stage_to=F("stage"), cause=cause_sql),
     ).values_list("_customer", "_kind", "_text", "_author", "_clinic", "_at", "_data")
     sql, params = select.query.sql_with_params()
     qn = connection.ops.quote_name

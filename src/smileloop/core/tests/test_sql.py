@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import F, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from smileloop.core.sql import in_clause, select_model, select_models, select_rows
+from smileloop.core.sql import in_clause, json_object, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.membership.models import Membership
@@ -89,3 +90,11 @@ def test_a_related_path_follows_a_key_from_a_joined_row(chain, clinic_a, chain_a
                              related=["set_by", "set_by__user"])) == 2
     with pytest.raises(ValueError, match="before it"):
         select_models(CustomerTag, "1 = 1", related=["tag__group"])
+
+
+def test_json_object_types_its_constants_and_keeps_column_expressions(chain):
+    customer = CustomerFactory(chain=chain, name="张三")
+    data = Customer.objects.filter(pk=customer.pk).annotate(data=json_object(
+        name=F("name"), trigger="recall", year=Value(2026), flag=True, source=Value("import"),
+    )).values_list("data", flat=True).get()
+    assert data == {"name": "张三", "trigger": "recall", "year": 2026, "flag": True, "source": "import"}

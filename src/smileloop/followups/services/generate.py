@@ -20,8 +20,6 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import (
-    BigIntegerField,
-    BooleanField,
     Case,
     CharField,
     DateTimeField,
@@ -30,14 +28,13 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
-    TextField,
     Value,
     When,
 )
-from django.db.models.functions import Cast, JSONObject
 from django.utils import timezone
 
 from smileloop.clinics.models import Chain, Clinic
+from smileloop.core.sql import json_object
 from smileloop.customers.models import Customer
 from smileloop.followups.enums import Goal, Outcome, TaskStatus, Trigger
 from smileloop.followups.models import FollowupTask, Playbook
@@ -72,19 +69,6 @@ def run_now(*, today: dt.date, tz: ZoneInfo) -> dt.datetime:
 
 def _ref(value):
     return F(value) if isinstance(value, str) else value
-
-
-def _text(value):
-    """Constants typed (a cast), so PostgreSQL never sees an untyped parameter inside JSON building: with
-    server-side binding, JSONB_BUILD_OBJECT's "any" arguments give a bare parameter no type."""
-    if isinstance(value, Value) and not isinstance(value.value, (str, bool, int)):
-        return value
-    constant = value.value if isinstance(value, Value) else value
-    if isinstance(constant, bool):
-        return Cast(Value(constant), output_field=BooleanField())
-    if isinstance(constant, int):
-        return Cast(Value(constant), output_field=BigIntegerField())
-    return Cast(Value(constant), output_field=TextField()) if isinstance(constant, str) else value
 
 
 def _goal_reached(goal: str, *, customer, anchor_at):
@@ -134,7 +118,7 @@ def _step_insert(*, cand: Candidates, playbook: Playbook, step, w: Window, due_d
         return Case(*[When(c, then=Value(v, output_field=DateTimeField())) for c, v in zip(cand.conds, values, strict=True)],
                     default=Value(None, output_field=DateTimeField()), output_field=DateTimeField())
 
-    context = {"trigger": _text(playbook.trigger), **{k: _text(v) for k, v in cand.context.items()}}
+    context = {"trigger": playbook.trigger, **cand.context}
     annotations = {
         "fu_chain_id": Value(playbook.chain_id, output_field=IntegerField()),
         "fu_clinic_id": _ref(cand.clinic),
@@ -151,7 +135,7 @@ def _step_insert(*, cand: Candidates, playbook: Playbook, step, w: Window, due_d
         "fu_status": Value(TaskStatus.OPEN.value, output_field=CharField()),
         "fu_outcome": Value("", output_field=CharField()),
         "fu_note": Value("", output_field=CharField()),
-        "fu_context": JSONObject(**context),
+        "fu_context": json_object(**context),
         "fu_closed_reason": Value("", output_field=CharField()),
         "fu_created_at": Value(now, output_field=DateTimeField()),
         "fu_updated_at": Value(now, output_field=DateTimeField()),
