@@ -2,9 +2,10 @@
 savepoint-free core `_upsert`), which never makes a second person."""
 
 import datetime as dt
+import functools
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Concat
 from django.forms.models import model_to_dict
@@ -214,20 +215,19 @@ def _new_row_insert(instance: models.Model, *, unless: tuple[str, list] | None =
     on PostgreSQL in the same statement (data-modifying CTEs), elsewhere as one more INSERT each.
     """
     meta = instance._meta
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: each `connection.` goes through a thread-local proxy
     instance._prepare_related_fields_for_save(operation_name="save")
-    models.signals.pre_save.send(sender=type(instance), instance=instance, raw=False, using=connection.alias,
+    models.signals.pre_save.send(sender=type(instance), instance=instance, raw=False, using=db.alias,
                                  update_fields=None)
-    qn = connection.ops.quote_name
+    qn = db.ops.quote_name
     pk = qn(meta.auto_field.column)
     fields, params = [], []
-    for f in meta.local_concrete_fields:
-        if f is meta.auto_field or f.generated:
-            continue
+    for f in _insert_fields(type(instance)):
         value = f.pre_save(instance, True)
         if value is None and f.db_default is models.NOT_PROVIDED:
             continue  # the column's default is NULL: a shorter statement (psycopg caches those of ≤ 50 params)
         fields.append(f)
-        params.append(f.get_db_prep_save(value, connection))
+        params.append(f.get_db_prep_save(value, db))
     holes = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
     if unless:
@@ -237,7 +237,7 @@ def _new_row_insert(instance: models.Model, *, unless: tuple[str, list] | None =
     else:
         sql += f"VALUES ({holes})"
     sql += f" ON CONFLICT DO NOTHING RETURNING {pk}"
-    inline = bool(children) and connection.vendor == "postgresql"
+    inline = bool(children) and db.vendor == "postgresql"
     if inline:
         ctes = [f"new AS ({sql})"]
         for model, fk, rows in children:
@@ -246,27 +246,43 @@ def _new_row_insert(instance: models.Model, *, unless: tuple[str, list] | None =
             # Each child table's rows as one typed array per column, zipped by unnest: the statement's text
             # and parameter count do not depend on how many rows there are, so psycopg's query cache (≤ 50
             # parameters, ≤ 4 KB) keeps it parsed instead of splitting a new statement on every request.
-            child = [model._meta.get_field(name) for name in rows[0]]
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in child)
-            ctes.append(f"c{len(ctes)} AS (INSERT INTO {qn(model._meta.db_table)} "
-                        f"({qn(model._meta.get_field(fk).column)}, {', '.join(qn(f.column) for f in child)}) "
-                        f"SELECT new.{pk}, t.* FROM new, unnest({arrays}) AS t)")
-            params += [[f.get_db_prep_save(row[name], connection) for row in rows]
-                       for f, name in zip(child, rows[0], strict=True)]
+            names = tuple(rows[0])
+            child, insert = _child_insert(model, fk, names, pk)
+            ctes.append(f"c{len(ctes)} AS ({insert})")
+            params += [[f.get_db_prep_save(row[name], db) for row in rows] for f, name in zip(child, names, strict=True)]
         sql = f"WITH {', '.join(ctes)} SELECT {pk} FROM new"
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
     setattr(instance, meta.auto_field.attname, row[0])
-    instance._state.adding, instance._state.db = False, connection.alias
+    instance._state.adding, instance._state.db = False, db.alias
     if not inline:
         for model, fk, rows in children:
             _rows_insert(model, [{fk: row[0], **child} for child in rows])
     models.signals.post_save.send(sender=type(instance), instance=instance, created=True, update_fields=None,
-                                  raw=False, using=connection.alias)
+                                  raw=False, using=db.alias)
     return True
+
+
+@functools.cache
+def _insert_fields(model: type[models.Model]) -> tuple:
+    """The columns an INSERT of a new `model` row may set (not the auto id, not generated columns)."""
+    meta = model._meta
+    return tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated)
+
+
+@functools.cache
+def _child_insert(model: type[models.Model], fk: str, names: tuple[str, ...], pk: str) -> tuple[tuple, str]:
+    """(fields, SQL) of the CTE that inserts a new row's children from one typed array per column; built once
+    per shape (the column types cost a walk through Django's type tables on every call otherwise)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    qn = db.ops.quote_name
+    child = tuple(model._meta.get_field(name) for name in names)
+    arrays = ", ".join(f"%s::{f.db_type(db)}[]" for f in child)
+    return child, (f"INSERT INTO {qn(model._meta.db_table)} ({qn(model._meta.get_field(fk).column)}, "
+                   f"{', '.join(qn(f.column) for f in child)}) SELECT new.{pk}, t.* FROM new, unnest({arrays}) AS t")
 
 
 def search_keys_home_clinic_sync(*, customer_ids) -> None:
