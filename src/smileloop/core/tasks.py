@@ -1,4 +1,5 @@
-"""Core's periodic job: forget old Idempotency-Key records (listed in config/schedules.py)."""
+"""Core's periodic jobs (listed in config/schedules.py): forget old Idempotency-Key records; refresh SQLite's
+planner statistics."""
 
 import datetime as dt
 
@@ -6,6 +7,7 @@ from django.conf import settings
 
 from smileloop.core.jobs import day_start, local_today
 from smileloop.core.models import IdempotencyRecord
+from smileloop.core.sql import statistics_refresh
 
 # Clients retry a failed write within minutes or, for a POS that was offline over a weekend, days: a key
 # is answered from its record for a week, then forgotten (a retry after that would run as a new write).
@@ -20,3 +22,9 @@ def idempotency_purge_job(*, today: dt.date | None = None, keep_days: int | None
     cutoff = day_start((today or local_today()) - dt.timedelta(days=keep))
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return {"deleted": deleted, "kept_days": keep}
+
+
+def statistics_job() -> dict:
+    """SQLite: ANALYZE (sampled), so the planner keeps choosing index lookups as the pool grows; PostgreSQL:
+    nothing (autovacuum analyzes). Idempotent."""
+    return {"analyzed": int(statistics_refresh())}

@@ -11,6 +11,7 @@ from django.apps import apps
 from django.db import connection
 from django.db.models.fields import NOT_PROVIDED
 
+from smileloop.core.sql import statistics_refresh
 from smileloop.demo.generate import COLUMNS, TABLE_ORDER
 
 
@@ -59,16 +60,26 @@ class Loader:
         """Session settings for a bulk load; with `bulk`, set the secondary indexes aside.
 
         Bulk mode is for a database nobody else is using (the benchmark's own, a fresh demo):
-        foreign-key triggers are skipped for this session (session_replication_role = replica, as
-        pg_restore --disable-triggers does; the generator guarantees the references) and the
-        non-unique indexes of the loaded tables are dropped and rebuilt once at the end, which is
-        several times faster than maintaining them row by row. Primary keys and unique
+        foreign-key checks are skipped for this session (PostgreSQL: session_replication_role = replica,
+        as pg_restore --disable-triggers does; SQLite: PRAGMA foreign_keys = OFF; the generator guarantees
+        the references) and the non-unique indexes of the loaded tables are dropped and rebuilt once at
+        the end, which is several times faster than maintaining them row by row. Primary keys and unique
         constraints stay in place throughout.
         """
         self.session_setup()
-        if self.vendor != "postgresql" or not self.bulk:
+        if not self.bulk:
             return
         with connection.cursor() as cursor:
+            if self.vendor == "sqlite":
+                # Indexes SQLite made for PRIMARY KEY / UNIQUE have no SQL; partial unique indexes stay too.
+                cursor.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND "
+                    f"instr(upper(sql), 'CREATE UNIQUE') != 1 AND tbl_name IN ({', '.join(['%s'] * len(TABLE_ORDER))})",
+                    list(TABLE_ORDER))
+                self._dropped = cursor.fetchall()
+                for name, _definition in self._dropped:
+                    cursor.execute(f'DROP INDEX "{name}"')
+                return
             cursor.execute(
                 "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                 "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = ANY(%s) AND t.relkind = 'r' "
@@ -83,6 +94,9 @@ class Loader:
         with connection.cursor() as cursor:
             if self.vendor == "sqlite":
                 cursor.execute("PRAGMA cache_size = -262144")  # 256 MB page cache for index maintenance
+                if self.bulk:
+                    # Only outside a transaction does this take effect (SQLite ignores it inside one).
+                    cursor.execute("PRAGMA foreign_keys = OFF")
                 return
             cursor.execute("SET synchronous_commit = off")
             if self.bulk:
@@ -110,10 +124,13 @@ class Loader:
             self.written[table] += len(batch)
 
     def finish(self) -> None:
-        """PostgreSQL: move each sequence past the keys we assigned, then refresh planner statistics."""
+        """Move each sequence past the keys we assigned (PostgreSQL), then refresh planner statistics."""
         if self.vendor != "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA optimize")
+            self.indexes_restore()
+            if self.bulk:
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA foreign_keys = ON")
+            statistics_refresh()
             return
         with connection.cursor() as cursor:
             self.indexes_restore()

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from huey import MemoryHuey
 
@@ -16,7 +16,7 @@ from config.settings import base
 from smileloop.core import jobs
 from smileloop.core.jobs import Job, enqueue_on_commit, huey_from_config, job_resolve, job_run, jobs_all
 from smileloop.core.models import IdempotencyRecord
-from smileloop.core.tasks import idempotency_purge_job
+from smileloop.core.tasks import idempotency_purge_job, statistics_job
 
 CALLS: list = []
 
@@ -171,6 +171,17 @@ def test_the_purge_keeps_a_week_of_idempotency_records_by_default(db):
     assert idempotency_purge_job(today=dt.date(2026, 3, 10)) == {"deleted": 1, "kept_days": 7}
     assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == ["a", "b"]
     assert idempotency_purge_job(today=dt.date(2026, 3, 10), keep_days=0)["deleted"] == 2
+
+
+def test_the_statistics_job_analyzes_sqlite_and_leaves_postgresql_to_autovacuum(db):
+    get_user_model().objects.create(username="u3")  # ANALYZE records nothing for an empty table
+    result = statistics_job()
+    assert result == {"analyzed": 1 if connection.vendor == "sqlite" else 0}
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'auth_user'")
+            assert cursor.fetchone()[0] > 0
+    assert "core.statistics" in {job.name for job in jobs_all()}
 
 
 # --- after-commit enqueueing ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import statistics_refresh
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import birthday_parse, channel_parse, gender_parse
@@ -140,6 +141,8 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
         except IntegrityError as exc:
             raise ImportConflict(_("The patient pool changed during the import (%(error)s); nothing more was "
                                    "written, run it again") % {"error": exc})
+    if run.report.written:
+        statistics_refresh()  # SQLite: a first big import would otherwise leave the planner guessing
     return run.report
 
 

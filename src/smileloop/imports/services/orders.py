@@ -22,6 +22,7 @@ from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.money import fen_to_yuan, yuan_to_fen
+from smileloop.core.sql import statistics_refresh
 from smileloop.customers.enums import IdentityKind, Stage
 from smileloop.customers.models import Customer, Identity
 from smileloop.customers.selectors import scope_covers
@@ -113,6 +114,8 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
                         transaction.set_rollback(True)
         except IntegrityError as exc:
             raise ImportConflict(_("Orders changed during the import (%(error)s); run it again") % {"error": exc})
+    if run.report.written:
+        statistics_refresh()  # SQLite: a first big import would otherwise leave the planner guessing
     return run.report
 
 

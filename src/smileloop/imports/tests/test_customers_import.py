@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from smileloop.core.models import AuditEvent
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender, IdentityKind, InteractionKind, Stage
@@ -452,3 +453,25 @@ def test_a_chain_admin_merges_across_clinics_and_a_default_clinic_must_be_in_sco
     assert other.community == "浦东花园"
     with pytest.raises(ImportFileError, match="not one of your clinics"):
         customers_import(path=path, chain=chain, actor=director_a, default_clinic=clinic_b)
+
+
+def _analyzed_tables() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        if not cursor.fetchone()[0]:
+            return set()
+        cursor.execute("SELECT DISTINCT tbl FROM sqlite_stat1")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_on_sqlite_an_import_that_wrote_leaves_the_planner_statistics_and_a_dry_run_does_not(tmp_path, chain):
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL keeps its own statistics (autovacuum)")
+    path = csv_write(tmp_path / "p.csv", [["姓名", "手机号"], ["张三", "13800138000"]])
+    # when a dry run reads the file, then the import writes it
+    customers_import(path=path, chain=chain, dry_run=True)
+    before = _analyzed_tables()
+    customers_import(path=path, chain=chain)
+    # then only the write refreshed SQLite's statistics (a first big import must not leave the planner guessing)
+    assert "customers_customer" not in before
+    assert {"customers_customer", "customers_customersearchkey"} <= _analyzed_tables()

@@ -28,11 +28,12 @@ class Command(BaseCommand):
                             help="average orders per customer, leads included (default 10)")
         parser.add_argument("--chunk-size", type=int, default=5000, help="customers generated and written per batch")
         parser.add_argument("--bulk", action="store_true",
-                            help="PostgreSQL on an otherwise idle database: rebuild indexes once at the end and "
-                                 "skip foreign-key triggers while loading (several times faster)")
+                            help="on an otherwise idle database (PostgreSQL or SQLite): rebuild indexes once at the "
+                                 "end and skip foreign-key checks while loading (several times faster)")
         parser.add_argument("--workers", type=int, default=None,
-                            help="processes generating and writing chunks on PostgreSQL (default: one per core, "
-                                 "at most 4); the rows are the same for any number")
+                            help="processes generating chunks (default: one per core, at most 4); on PostgreSQL "
+                                 "they write them too, on SQLite this process does; the rows are the same for any "
+                                 "number")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
