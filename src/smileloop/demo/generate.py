@@ -237,18 +237,23 @@ class PoolGenerator:
         else:  # SQLite stores naive UTC text, as Django does
             epoch = dt.datetime(1970, 1, 1)
         self._epoch = epoch
+        # SQLite: timestamps leave as the text Django stores ("2026-05-01 08:15:00"; it sorts as the time does),
+        # made here, in the worker processes, instead of by an adapter call per value in the one writing process
+        # (a fifth of its time).
+        self._as_text = vendor != "postgresql"
         self._day_epoch = dt.date(1970, 1, 1)
         self._days: dict[int, dt.datetime] = {}
         self._dates: dict[int, dt.date] = {}
         self._minutes = [dt.timedelta(minutes=m) for m in range(24 * 60 * 2)]
 
     # --- time helpers ---------------------------------------------------------------------------
-    def ts(self, day: int, minute: int) -> dt.datetime:
-        """A local (UTC+8) day number and minute of the day as a stored datetime."""
+    def ts(self, day: int, minute: int) -> dt.datetime | str:
+        """A local (UTC+8) day number and minute of the day as a stored datetime (SQLite: its text)."""
         base = self._days.get(day)
         if base is None:
             base = self._days[day] = self._epoch + dt.timedelta(seconds=day * DAY - TZ_OFFSET)
-        return base + self._minutes[minute]
+        value = base + self._minutes[minute]
+        return str(value) if self._as_text else value
 
     def date(self, day: int) -> dt.date:
         value = self._dates.get(day)

@@ -7,6 +7,8 @@ minutes and an hour. The column lists in generate.COLUMNS are checked against th
 a NOT NULL column added later fails here with a clear message instead of half-way through a load.
 """
 
+import os
+
 from django.apps import apps
 from django.db import connection
 from django.db.models.fields import NOT_PROVIDED
@@ -147,6 +149,8 @@ class Loader:
         if not self._dropped:
             return
         with connection.cursor() as cursor:
+            if self.vendor == "sqlite":
+                cursor.execute(f"PRAGMA threads = {min(4, os.cpu_count() or 1)}")  # helper threads sort for CREATE INDEX
             for _name, definition in self._dropped:
                 cursor.execute(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
         self._dropped = []
