@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.indexes import CoveringIndex
 from smileloop.core.models import TimeStampedModel
 from smileloop.customers.enums import (
     Channel,
@@ -80,7 +81,7 @@ class Customer(TimeStampedModel):
             # day's range of last visits instead of the whole chain. The included columns let "dormant and
             # spent ≥ X" segments (lifetime spend bounds any window's spend) run as an index-only scan: at 1M
             # customers the heap visits of ~200k dormant patients were most of its time.
-            models.Index(fields=["chain", "last_visit_at"], name="customer_last_visit",
+            CoveringIndex(fields=["chain", "last_visit_at"], name="customer_last_visit",
                          include=["id", "lifetime_spend_fen", "merged_into"]),
             # "within N km of a clinic": the bounding box on latitude narrows to the clinic's neighbourhood. Only
             # people with coordinates are in it (a distance condition requires them), so an imported or API-made

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.indexes import CoveringIndex
 from smileloop.core.models import TimeStampedModel
 from smileloop.customers.models import Customer
 from smileloop.visits.enums import (
@@ -85,7 +86,7 @@ class Order(TimeStampedModel):
         ordering = ["-ordered_at"]
         # amount/refunded ride along (PostgreSQL INCLUDE): "paid spend in the last N days" per patient — the
         # segments' spend conditions, 10M orders — reads the index only.
-        indexes = [models.Index(fields=["customer", "-ordered_at"], name="order_customer_spend",
+        indexes = [CoveringIndex(fields=["customer", "-ordered_at"], name="order_customer_spend",
                                 include=["amount_fen", "refunded_fen"]),
                    models.Index(fields=["clinic", "ordered_at"], name="order_clinic_day")]
         constraints = [

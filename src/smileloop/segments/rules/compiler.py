@@ -10,6 +10,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -111,5 +112,5 @@ def compile(scope: Scope, rule: dict, *, today: dt.date | None = None, aggregate
         raise ValidationFailed(errors)
     ctx = Ctx(chain_id=scope.chain_id, today=today or timezone.localdate(), tz=chain_time_zone(),
               aggregates=aggregates, clinics=clinic_coordinates(scope.chain_id, _distance_clinics(rule)),
-              tags=tag_ids(scope.chain_id, _tag_codes(rule)))
+              tags=tag_ids(scope.chain_id, _tag_codes(rule)), rows_in=connection.vendor == "sqlite")
     return customer_queryset(scope).filter(compile_q(rule, ctx))

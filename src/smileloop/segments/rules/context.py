@@ -28,6 +28,11 @@ class Ctx:
     aggregates: str = "auto"
     clinics: dict = field(default_factory=dict)  # clinic id → (latitude, longitude), for distance conditions
     tags: dict | None = None  # tag code → id, read before the statement (None: look codes up inside it)
+    # Positive "has such a row" conditions on selective, indexed rows (tags, plans, procedures, memberships)
+    # as `id IN (…)` instead of a correlated EXISTS: SQLite (3.40) never turns EXISTS into a join, so it
+    # walked every customer of the chain and probed per customer; with IN it reads the few rows once and
+    # fetches their customers by primary key (leaves.has_rows). PostgreSQL plans both as a semi-join.
+    rows_in: bool = False
 
     def day_start(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)

@@ -156,40 +156,49 @@ def distance_km(lat: float, lng: float, lat0: float, lng0: float) -> float:
 # --- related rows ---------------------------------------------------------------------------------------
 
 
-def tags(leaf: dict, ctx: Ctx) -> Q:
-    """EXISTS on CustomerTag per code (its unique (customer, tag) index answers each probe)."""
+def has_rows(rows, ctx: Ctx, negated: bool) -> Q:
+    """The customer has at least one of `rows` (a queryset with a customer_id, not yet correlated), or, when
+    `negated`, none. EXISTS correlated by customer, except a positive test where ctx.rows_in asks for
+    `id IN (their customer ids)` (SQLite): it reads the rows once through their own index and fetches the
+    customers by primary key. At 1M customers on SQLite: 2.7 → 0.5 s for "unfinished plan, …", 2.9 → 0.2 s
+    for "implant in 90 days, …". Only for rows with a selective index of their own (tag, plan status,
+    procedure date, membership status); a negated test stays NOT EXISTS, one index probe per candidate."""
+    if ctx.rows_in and not negated:
+        return Q(pk__in=rows.values("customer_id"))
+    q = Q(Exists(rows.filter(customer_id=OuterRef("pk"))))
+    return ~q if negated else q
 
-    def has(codes) -> Exists:
+
+def tags(leaf: dict, ctx: Ctx, negated: bool) -> Q:
+    """Per code, EXISTS on CustomerTag (its unique (customer, tag) index answers each probe) or, where
+    ctx.rows_in, IN over the (tag, customer) index."""
+
+    def has(codes, negated: bool) -> Q:
         if ctx.tags is not None:  # read by compile(): constants the planner can estimate
             tag_ids = [ctx.tags[c] for c in codes if c in ctx.tags] or [0]  # 0: no such tag, nothing matches
         else:
             tag_ids = Tag.objects.filter(chain_id=ctx.chain_id, code__in=list(codes)).values("id")
-        return Exists(CustomerTag.objects.filter(customer_id=OuterRef("pk"), tag_id__in=tag_ids))
+        return has_rows(CustomerTag.objects.filter(tag_id__in=tag_ids), ctx, negated)
 
     codes = list(dict.fromkeys(leaf["value"]))
-    if leaf["op"] == "all_of":
+    op = leaf["op"]
+    if op == "all_of":
         q = Q()
-        for code in codes:
-            q &= Q(has([code]))
+        for code in codes:  # NOT (has a AND has b) = lacks a OR lacks b
+            q = (q | has([code], True)) if negated else (q & has([code], False))
         return q
-    if leaf["op"] == "none_of":
-        return ~Q(has(codes))
-    return Q(has(codes))
+    return has(codes, negated if op == "any_of" else not negated)
 
 
-def membership(leaf: dict, ctx: Ctx) -> Q:
+def membership(leaf: dict, ctx: Ctx, negated: bool) -> Q:
     start = ctx.day_start(ctx.today)
-    active = Membership.objects.filter(customer_id=OuterRef("pk"), chain_id=ctx.chain_id,
-                                       status=MembershipStatus.ACTIVE).filter(
+    active = Membership.objects.filter(chain_id=ctx.chain_id, status=MembershipStatus.ACTIVE).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=start))
     op = leaf["op"]
-    if op == "none":
-        return ~Q(Exists(active))
-    if op == "any":
-        return Q(Exists(active))
-    if op == "in":
-        return Q(Exists(active.filter(tier_id__in=leaf["value"])))
-    return ~Q(Exists(active.filter(tier_id__in=leaf["value"])))  # not_in: no active membership in those tiers
+    if op in ("in", "not_in"):
+        active = active.filter(tier_id__in=leaf["value"])
+    # any / in: has such a membership; none / not_in: has none (not_in: no active membership in those tiers)
+    return has_rows(active, ctx, negated if op in ("any", "in") else not negated)
 
 
 def consent(leaf: dict, ctx: Ctx) -> Q:
@@ -211,22 +220,20 @@ def last_contact(leaf: dict, ctx: Ctx) -> Q:
     return ~recent if op == "older_than" else recent
 
 
-def unfinished_plan(leaf: dict, ctx: Ctx) -> Q:
-    plans = TreatmentPlan.objects.filter(customer_id=OuterRef("pk"), status=PlanStatus.ACTIVE,
-                                         steps_done__lt=F("steps_total"))
-    q = Q(Exists(plans))
-    return q if leaf["value"] else ~q
+def unfinished_plan(leaf: dict, ctx: Ctx, negated: bool) -> Q:
+    plans = TreatmentPlan.objects.filter(status=PlanStatus.ACTIVE, steps_done__lt=F("steps_total"))
+    return has_rows(plans, ctx, negated if leaf["value"] else not negated)
 
 
-def procedure(leaf: dict, ctx: Ctx) -> Q:
+def procedure(leaf: dict, ctx: Ctx, negated: bool) -> Q:
     """A procedure of the category performed exactly N days ago, N days ago within [low, high], or within
     the last N days (0 = today)."""
     op, value = leaf["op"], leaf["value"]
     low, high = (value, value) if op == "eq" else (0, value) if op == "within" else value
     rows = Procedure.objects.filter(
-        customer_id=OuterRef("pk"), item__category=leaf["category"],
+        item__category=leaf["category"],
         performed_on__gte=ctx.today - dt.timedelta(days=high), performed_on__lte=ctx.today - dt.timedelta(days=low))
-    return Q(Exists(rows))
+    return has_rows(rows, ctx, negated)
 
 
 # --- aggregates over the last N days (spend, visits) ----------------------------------------------------
