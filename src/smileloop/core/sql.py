@@ -13,7 +13,7 @@ order `related` names them); parameters are `%s` on both databases (Django's cur
 `in_clause` writes a list membership test that works on both (= ANY on PostgreSQL, IN (…) on SQLite).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.db import connection, models
 from django.db.models import Value
@@ -163,24 +163,49 @@ def execute(sql: str, params: Sequence = ()) -> int:
         return cursor.rowcount
 
 
-SQLITE_ANALYSIS_LIMIT = 1000
+# A table is analysed again once it has grown by more than this since its statistics were taken (PostgreSQL's
+# autovacuum_analyze_threshold and _scale_factor defaults).
+STALE_ROWS, STALE_FRACTION = 50, 0.1
 
 
-def statistics_refresh() -> bool:
-    """Fresh table statistics for SQLite's query planner; True when it ran (False on PostgreSQL, whose
-    autovacuum keeps its own).
+def statistics_refresh(grown: Mapping[type[models.Model], int] | None = None) -> bool:
+    """Fresh table statistics for SQLite's query planner; True when it analysed anything (always False on
+    PostgreSQL, whose autovacuum keeps its own).
 
-    SQLite has none until ANALYZE runs, and without them it takes any indexed equality to be selective: at
-    1M customers it answered a pinyin search by walking the chain's whole customer index (`chain_id = ?`)
-    instead of fetching the matching ids (p95 418 ms; 4–12 ms with statistics). `analysis_limit` samples
-    each index instead of reading it all (22–42 ms at 1.2M customers). Runs after a seed or an import and nightly
-    (config/schedules.py)."""
+    SQLite has none until ANALYZE runs, and without them it takes any indexed equality to be selective: at 1M
+    customers it answered a pinyin search by walking the chain's whole customer index (`chain_id = ?`) instead
+    of fetching the matching ids (p95 418 ms; 4–12 ms with statistics).
+
+    The analysis is complete, not sampled: with `analysis_limit` SQLite wrote ~1,001 rows per value for every
+    index led by a column of few values (`chain_id = ?` taken to match 1,001 of 1.1M customers), and a
+    front-desk pinyin search then walked the whole chain to find the clinic's consultant's patients (1.8 s).
+    Complete statistics of a 1M-customer chain take ~25 s on this VM, so every table is analysed only where
+    that is cheap or rare (the end of a seed, the nightly `core.statistics` job); a write that added rows
+    passes `grown` (model → rows added) and only a table without statistics yet, or grown by more than 50
+    rows + 10 % since, is analysed (PostgreSQL's autovacuum rule)."""
     if connection.vendor != "sqlite":
         return False
     with connection.cursor() as cursor:
-        cursor.execute(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
-        cursor.execute("ANALYZE")
-    return True
+        cursor.execute("PRAGMA analysis_limit = 0")
+        if grown is None:
+            cursor.execute("ANALYZE")
+            return True
+        analysed = _sqlite_analysed_rows(cursor)
+        stale = sorted({model._meta.db_table for model, rows in grown.items()
+                        if rows > 0 and (model._meta.db_table not in analysed
+                                         or rows > STALE_ROWS + STALE_FRACTION * analysed[model._meta.db_table])})
+        for table in stale:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return bool(stale)
+
+
+def _sqlite_analysed_rows(cursor) -> dict[str, int]:
+    """Table → its row count when last analysed (the first number of each sqlite_stat1 row)."""
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+    if cursor.fetchone() is None:
+        return {}
+    cursor.execute("SELECT tbl, MAX(CAST(stat AS INTEGER)) FROM sqlite_stat1 GROUP BY tbl")
+    return {table: rows or 0 for table, rows in cursor.fetchall()}
 
 
 def choices_from(field, model: type[models.Model], where: str, params: Sequence = (), *,

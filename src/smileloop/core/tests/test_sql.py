@@ -98,3 +98,47 @@ def test_json_object_types_its_constants_and_keeps_column_expressions(chain):
         name=F("name"), trigger="recall", year=Value(2026), flag=True, source=Value("import"),
     )).values_list("data", flat=True).get()
     assert data == {"name": "张三", "trigger": "recall", "year": 2026, "flag": True, "source": "import"}
+
+
+# --- planner statistics (SQLite) ------------------------------------------------------------------------
+
+sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL keeps its own statistics")
+
+
+def _stat(index: str) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT stat FROM sqlite_stat1 WHERE idx = %s", [index])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@sqlite_only
+def test_statistics_are_complete_not_sampled(chain, clinic_a):
+    from smileloop.core.sql import statistics_refresh
+
+    # given 2,500 customers of one chain (more than a sampled ANALYZE reads of an index)
+    Customer.objects.bulk_create(Customer(chain=chain, name="李四", home_clinic=clinic_a) for _ in range(2500))
+    # when the statistics are refreshed
+    assert statistics_refresh()
+    # then `chain_id = ?` is known to match all 2,500 (a sampled ANALYZE wrote 1,001, and SQLite then took the
+    # chain's index for selective)
+    assert _stat("customer_last_visit").split()[:2] == ["2500", "2500"]
+
+
+@sqlite_only
+def test_a_write_refreshes_the_statistics_of_a_table_without_any_or_grown_by_a_tenth(chain, clinic_a):
+    from smileloop.core.sql import statistics_refresh
+
+    Customer.objects.bulk_create(Customer(chain=chain, name="李四", home_clinic=clinic_a) for _ in range(1000))
+    # a table without statistics is analysed after any write that added rows; none added, nothing done
+    assert not statistics_refresh({Customer: 0})
+    assert statistics_refresh({Customer: 1000})
+    assert _stat("customer_last_visit").startswith("1000 ")
+    # then 120 more rows (≤ 50 + 10 % of 1,000) leave the statistics as they are ...
+    Customer.objects.bulk_create(Customer(chain=chain, name="王五", home_clinic=clinic_a) for _ in range(120))
+    assert not statistics_refresh({Customer: 120})
+    assert _stat("customer_last_visit").startswith("1000 ")
+    # ... and 31 more (151 since, > 150) bring them up to date
+    Customer.objects.bulk_create(Customer(chain=chain, name="王五", home_clinic=clinic_a) for _ in range(31))
+    assert statistics_refresh({Customer: 151})
+    assert _stat("customer_last_visit").startswith("1151 ")

@@ -142,7 +142,10 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
             raise ImportConflict(_("The patient pool changed during the import (%(error)s); nothing more was "
                                    "written, run it again") % {"error": exc})
     if run.report.written:
-        statistics_refresh()  # SQLite: a first big import would otherwise leave the planner guessing
+        # SQLite: a first big import would otherwise leave the planner guessing (the rows of the other tables
+        # grow with the people created; the timeline and consents with the rows)
+        statistics_refresh({Customer: run.report.created, CustomerSearchKey: run.report.created,
+                            Identity: run.report.created, Interaction: run.report.rows, Consent: run.report.rows})
     return run.report
 
 
