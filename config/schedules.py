@@ -56,7 +56,7 @@ JOBS: list[Job] = [
     Job("core.idempotency_purge", "smileloop.core.tasks.idempotency_purge_job", "0 4 * * *",
         "Forget Idempotency-Key records older than IDEMPOTENCY_KEEP_DAYS (7 days)."),
     Job("core.statistics", "smileloop.core.tasks.statistics_job", "30 4 * * *",
-        "SQLite only: refresh the query planner's statistics (sampled ANALYZE); PostgreSQL's autovacuum does this."),
+        "SQLite only: refresh the query planner's statistics (complete ANALYZE); PostgreSQL's autovacuum does this."),
     # --- by hand only (no schedule) ------------------------------------------------------------------
     Job("lifecycle.derive", "smileloop.lifecycle.tasks.stages_derive_job", None,
         "Re-derive every customer's lifecycle stage from the facts (after an import or a back-fill)."),
