@@ -70,11 +70,17 @@ class Customer(TimeStampedModel):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            models.Index(fields=["chain", "mobile_tail"], name="customer_mobile_tail"),
+            # Phone-tail search; and, with the name and the scope's columns, the "same name and phone tail"
+            # duplicate groups (customers.selectors.merge_candidates_list) as one ordered walk of this index that
+            # stops at the page of groups, instead of grouping the whole chain (2.4 s at 1.1M customers on SQLite).
+            CoveringIndex(fields=["chain", "mobile_tail", "name"], name="customer_mobile_tail",
+                          include=["merged_into", "home_clinic", "consultant"]),
             # Name-prefix search reads the matching ids from here alone (index-only), then the newest 20 by
             # primary key (customers.selectors.customer_search): at 1M customers a common two-character prefix
-            # no longer walks ~200k newer rows (87.7 → 1.0 ms for 王静).
-            models.Index(fields=["chain", "name"], name="customer_name", include=["id"]),
+            # no longer walks ~200k newer rows (87.7 → 1.0 ms for 王静). With the birthday the "same name and
+            # birthday" duplicate groups are an ordered walk too (2.9 s → 13 ms chain-wide at 1.1M on SQLite).
+            CoveringIndex(fields=["chain", "name", "birthday"], name="customer_name",
+                          include=["id", "merged_into", "home_clinic", "consultant"]),
             models.Index(fields=["home_clinic", "stage"], name="customer_clinic_stage"),
             models.Index(fields=["chain", "first_touch_channel"], name="customer_source"),
             # "no visit since <day>": the dormant playbook, recency segments and the dormant/lost job read a
