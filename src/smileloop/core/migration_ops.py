@@ -12,7 +12,23 @@ state changes as AlterField would and the database only loses the single-column 
 from django.db import migrations
 
 
-class FieldIndexDrop(migrations.SeparateDatabaseAndState):
+class _AppLabelled(migrations.SeparateDatabaseAndState):
+    """Remembers its app's label, which the RunPython parts need to look the model up."""
+
+    def state_forwards(self, app_label, state):
+        self.app_label = app_label
+        super().state_forwards(app_label, state)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self.app_label = app_label
+        super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        self.app_label = app_label
+        super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class FieldIndexDrop(_AppLabelled):
     """AlterField(model_name, name, field) in the state; in the database, DROP INDEX of the field's own
     single-column, non-unique index (whatever its generated name); the reverse creates it again."""
 
@@ -42,18 +58,6 @@ class FieldIndexDrop(migrations.SeparateDatabaseAndState):
         name = schema_editor._create_index_name(table, [column])
         schema_editor.execute(f"CREATE INDEX {schema_editor.quote_name(name)} ON {schema_editor.quote_name(table)} "
                               f"({schema_editor.quote_name(column)})")
-
-    def state_forwards(self, app_label, state):
-        self.app_label = app_label
-        super().state_forwards(app_label, state)
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        self.app_label = app_label
-        super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        self.app_label = app_label
-        super().database_backwards(app_label, schema_editor, from_state, to_state)
 
     def deconstruct(self):
         return self.__class__.__qualname__, [], {"model_name": self.model_name, "name": self.name,
@@ -98,7 +102,7 @@ class IndexAnalyze(migrations.RunPython):
         return f"Planner statistics for {', '.join(self.names)} (SQLite)"
 
 
-class IndexCover(migrations.SeparateDatabaseAndState):
+class IndexCover(_AppLabelled):
     """Swap a models.Index with `include` for the same core.indexes.CoveringIndex. The state swaps the
     index; the database changes only where INCLUDE is unsupported (SQLite), where the index is rebuilt with
     the included columns as trailing keys. PostgreSQL already has the right index and is not touched."""
@@ -125,18 +129,6 @@ class IndexCover(migrations.SeparateDatabaseAndState):
         from django.db import models
         path, args, kwargs = self.index.deconstruct()
         self._rebuild(apps, schema_editor, models.Index(*args, **kwargs))
-
-    def state_forwards(self, app_label, state):
-        self.app_label = app_label
-        super().state_forwards(app_label, state)
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        self.app_label = app_label
-        super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        self.app_label = app_label
-        super().database_backwards(app_label, schema_editor, from_state, to_state)
 
     def deconstruct(self):
         return self.__class__.__qualname__, [], {"model_name": self.model_name, "index": self.index}
