@@ -9,7 +9,9 @@ state changes as AlterField would and the database only loses the single-column 
 `IndexAnalyze`: after AddIndex, the new indexes' planner statistics on SQLite (dropping an index drops them).
 """
 
-from django.db import migrations
+from django.db import migrations, models
+
+from smileloop.core.sql import sqlite_analysed, sqlite_analyze
 
 
 class _AppLabelled(migrations.SeparateDatabaseAndState):
@@ -77,12 +79,8 @@ def index_statistics_refresh(schema_editor, names) -> None:
     if schema_editor.connection.vendor != "sqlite":
         return
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
-        if cursor.fetchone() is None:
-            return
-        cursor.execute("PRAGMA analysis_limit = 0")
-        for name in names:
-            cursor.execute(f"ANALYZE {schema_editor.quote_name(name)}")
+        if sqlite_analysed(cursor):
+            sqlite_analyze(cursor, names)
 
 
 class IndexAnalyze(migrations.RunPython):
@@ -126,8 +124,7 @@ class IndexCover(_AppLabelled):
         self._rebuild(apps, schema_editor, self.index)
 
     def _plain(self, apps, schema_editor):
-        from django.db import models
-        path, args, kwargs = self.index.deconstruct()
+        _path, args, kwargs = self.index.deconstruct()
         self._rebuild(apps, schema_editor, models.Index(*args, **kwargs))
 
     def deconstruct(self):

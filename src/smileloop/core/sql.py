@@ -186,26 +186,36 @@ def statistics_refresh(grown: Mapping[type[models.Model], int] | None = None) ->
     if connection.vendor != "sqlite":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("PRAGMA analysis_limit = 0")
         if grown is None:
-            cursor.execute("ANALYZE")
+            sqlite_analyze(cursor)
             return True
-        analysed = _sqlite_analysed_rows(cursor)
+        analysed = sqlite_analysed(cursor)
         stale = sorted({model._meta.db_table for model, rows in grown.items()
                         if rows > 0 and (model._meta.db_table not in analysed
                                          or rows > STALE_ROWS + STALE_FRACTION * analysed[model._meta.db_table])})
-        for table in stale:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        if stale:
+            sqlite_analyze(cursor, stale)
     return bool(stale)
 
 
-def _sqlite_analysed_rows(cursor) -> dict[str, int]:
-    """Table → its row count when last analysed (the first number of each sqlite_stat1 row)."""
+def sqlite_analysed(cursor) -> dict[str, int]:
+    """SQLite: table → its row count when last analysed (the first number of each sqlite_stat1 row); {} before
+    any ANALYZE."""
     cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
     if cursor.fetchone() is None:
         return {}
     cursor.execute("SELECT tbl, MAX(CAST(stat AS INTEGER)) FROM sqlite_stat1 GROUP BY tbl")
     return {table: rows or 0 for table, rows in cursor.fetchall()}
+
+
+def sqlite_analyze(cursor, targets: Sequence[str] = ()) -> None:
+    """SQLite: complete statistics (never sampled, see statistics_refresh) of the given tables or indexes, or
+    of everything."""
+    cursor.execute("PRAGMA analysis_limit = 0")
+    if not targets:
+        cursor.execute("ANALYZE")
+    for target in targets:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(target)}")
 
 
 def choices_from(field, model: type[models.Model], where: str, params: Sequence = (), *,

@@ -456,12 +456,10 @@ def test_a_chain_admin_merges_across_clinics_and_a_default_clinic_must_be_in_sco
 
 
 def _analyzed_tables() -> set[str]:
+    from smileloop.core.sql import sqlite_analysed
+
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
-        if not cursor.fetchone()[0]:
-            return set()
-        cursor.execute("SELECT DISTINCT tbl FROM sqlite_stat1")
-        return {row[0] for row in cursor.fetchall()}
+        return set(sqlite_analysed(cursor))
 
 
 def test_on_sqlite_an_import_that_wrote_leaves_the_planner_statistics_and_a_dry_run_does_not(tmp_path, chain):
