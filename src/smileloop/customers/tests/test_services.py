@@ -236,6 +236,28 @@ def test_merge_candidates_find_every_kind_of_likely_duplicate_in_the_scope_only(
     assert found(scope_a) == clinic_a_groups
 
 
+def test_merge_candidates_load_every_group_in_a_fixed_number_of_queries(chain, clinic_a, admin_scope,
+                                                                        django_assert_max_num_queries):
+    import datetime as dt
+
+    # given 30 same-name-and-birthday pairs, and people who share a listed name *or* a listed birthday but not both
+    bd = dt.date(1990, 1, 1)
+    pairs = []
+    for i in range(30):
+        day = bd + dt.timedelta(days=i)
+        pairs.append(tuple(CustomerFactory(chain=chain, home_clinic=clinic_a, name=f"钱{i}", birthday=day).id
+                           for _ in range(2)))
+    CustomerFactory(chain=chain, home_clinic=clinic_a, name="钱0", birthday=bd + dt.timedelta(days=1))
+    CustomerFactory(chain=chain, home_clinic=clinic_a, name="钱1", birthday=bd)
+    # when the candidates are listed
+    with django_assert_max_num_queries(6):
+        groups = merge_candidates_list(admin_scope)
+        clinics = {c.home_clinic.name for g in groups for c in g.customers}  # loaded with the read, not one query each
+    # then each pair is one group with exactly its two people: the cross-combinations of the one read are not groups
+    assert sorted(tuple(c.id for c in g.customers) for g in groups if g.reason == "same_name_birthday") == sorted(pairs)
+    assert clinics == {clinic_a.name}
+
+
 def test_on_sqlite_duplicate_groups_are_an_ordered_walk_of_an_index_not_a_sort_of_the_chain(chain, clinic_a,
                                                                                             admin_scope):
     if connection.vendor != "sqlite":
