@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -50,6 +51,28 @@ def test_the_funnel_counts_current_stage_and_reached_with_conversion_rates(admin
     assert got["referrer"] == (0, 0, Decimal("0.0"))
     assert got["dormant"] == (1, None, None)
     assert got["lost"] == (0, None, None)
+
+
+def test_on_sqlite_the_funnel_reads_one_index_alone_for_the_chain_and_for_a_clinic(admin_scope, scope_a, pool):
+    from django.db import connection
+
+    from smileloop.core.sql import statistics_refresh
+    from smileloop.customers.models import Customer
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's query plan")
+    Customer.objects.bulk_create(Customer(chain_id=admin_scope.chain_id, name=f"李{i}", home_clinic_id=None)
+                                 for i in range(2000))
+    assert statistics_refresh()
+    for scope in (admin_scope, scope_a):
+        with CaptureQueriesContext(connection) as queries:
+            funnel(scope)
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + queries[0]["sql"])
+            plan = [row[-1] for row in cursor.fetchall()]
+        # then the GROUP BY is a walk of the source index, neither a visit of every customer row (500 ms at 56k
+        # customers through the name index) nor a sort in a temporary B-tree
+        assert plan == ["SEARCH customers_customer USING COVERING INDEX customer_source (chain_id=?)"], plan
 
 
 def test_the_funnel_filters_by_clinic_source_and_creation_date(admin_scope, pool, clinic_b):
