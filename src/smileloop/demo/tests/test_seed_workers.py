@@ -91,6 +91,38 @@ def test_two_worker_processes_write_the_same_pool_as_one(django_db_blocker):
     assert fresh.id > Customer.objects.filter(chain=two.chain).exclude(pk=fresh.pk).order_by("-id")[0].id
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_postgresql_seed_outside_a_transaction_leaves_every_page_all_visible_for_index_only_scans():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's visibility map")
+    # when a seed runs as the command runs it (not inside a transaction)
+    chain_seed(customers=60, clinics=1, years=2, seed=3, today=TODAY, workers=1)
+    # then it was vacuumed, not only analysed: every heap page of the search keys and customers is all-visible,
+    # so index-only scans need not visit the rows (at 1M customers pinyin search p95 94 → 23 ms)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, relpages, relallvisible FROM pg_class WHERE relname = ANY(%s)",
+                       [["customers_customer", "customers_customersearchkey", "visits_order"]])
+        pages = {name: (total, visible) for name, total, visible in cursor.fetchall()}
+        cursor.execute("SHOW synchronous_commit")
+        commit = cursor.fetchone()[0]
+    assert len(pages) == 3 and all(total > 0 and visible == total for total, visible in pages.values()), pages
+    # and the load's session settings ended with it: what the process does next commits as the server says
+    assert commit == "on"
+
+
+def test_a_sqlite_seed_gives_the_connection_its_page_cache_back(db):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's page cache")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        before = cursor.fetchone()[0]
+        chain_seed(customers=30, clinics=1, years=2, seed=3, today=TODAY, workers=1)
+        cursor.execute("PRAGMA cache_size")
+        after = cursor.fetchone()[0]
+    # then the load's 256 MB cache was the load's only: the bench measures searches and pages with the usual one
+    assert after == before != -262144
+
+
 def test_a_chunk_that_outgrows_its_block_of_keys_stops_the_seed_with_a_clear_error(db, monkeypatch):
     # given blocks of keys far too small for a chunk's orders
     monkeypatch.setattr(services, "_key_blocks", lambda **kw: {t: 25 if t == "customers_customer" else 2
