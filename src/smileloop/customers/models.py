@@ -98,7 +98,10 @@ class Customer(TimeStampedModel):
             # person without any writes no entry; the same for the owning consultant, whom a lead rarely has yet.
             models.Index(fields=["chain", "latitude", "longitude"], name="customer_geo",
                          condition=Q(latitude__isnull=False)),
-            models.Index(fields=["consultant"], name="customer_consultant", condition=Q(consultant__isnull=False)),
+            # With the home clinic: a clinic staff member's search finds the people they own in *other* clinics
+            # from here alone (customers.selectors.customer_search).
+            CoveringIndex(fields=["consultant", "home_clinic"], name="customer_consultant", include=["id"],
+                          condition=Q(consultant__isnull=False)),
             models.Index(fields=["merged_into"], name="customer_merged_into", condition=Q(merged_into__isnull=False)),
         ]
         constraints = [

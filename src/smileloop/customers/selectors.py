@@ -112,8 +112,15 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
         # (EXPLAIN at 200k customers: 10,454 rows filtered away for 20; bench p95 250 ms).
         ids = keys.filter(home_clinic_id__in=clinic_ids).values("customer_id")
         if staff_id:
-            owned = Customer.objects.filter(chain_id=chain_id, consultant_id=staff_id).values("id")
-            ids = ids.union(keys.filter(customer_id__in=owned).values("customer_id"), all=True)
+            # The people they own outside their clinics (usually none: the clinic's keys above hold the rest),
+            # from the (consultant, home clinic) index, and then their keys by customer id. Matching the
+            # chain's keys against everyone they own probed every chain-wide match (a consultant's "zs" at
+            # 1.1M customers on PostgreSQL: 8,682 probes, 60 ms).
+            # (No chain condition here: the chain is not in that index, and the keys and the outer query
+            # already hold it.)
+            owned = (Customer.objects.filter(consultant_id=staff_id).exclude(home_clinic_id__in=clinic_ids)
+                     .order_by().values("id"))
+            ids = ids.union(_with_ids(keys, owned, column="customer_id").values("customer_id"), all=True)
         return _with_ids(qs, ids)
     names = dict(chain_id=chain_id, name__gte=text, name__lt=prefix_upper_bound(text))
     if len(text) >= 2 or connection.vendor == "sqlite":
@@ -128,13 +135,13 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
     return qs.filter(**names)
 
 
-def _with_ids(qs: QuerySet[Customer], ids: QuerySet) -> QuerySet[Customer]:
-    """The customers of `qs` whose id `ids` (a one-column subquery) yields. PostgreSQL would walk the primary
-    key newest-first against a semi-join (LIMIT makes that look cheap); `id = ANY(ARRAY(subquery))` runs the
-    subquery once and fetches rows by id. SQLite does the same with `id IN (subquery)`."""
+def _with_ids(qs: QuerySet, ids: QuerySet, *, column: str = "pk") -> QuerySet:
+    """The rows of `qs` whose `column` (default the id) `ids` (a one-column subquery) yields. PostgreSQL would
+    walk the primary key newest-first against a semi-join (LIMIT makes that look cheap); `id = ANY(ARRAY(
+    subquery))` runs the subquery once and fetches rows by id. SQLite does the same with `id IN (subquery)`."""
     if connection.vendor == "postgresql":
-        return qs.filter(_IdAnyOf(F("pk"), Subquery(ids)))
-    return qs.filter(pk__in=ids)
+        return qs.filter(_IdAnyOf(F(column), Subquery(ids)))
+    return qs.filter(**{f"{column}__in": ids})
 
 
 def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, stage: str = "",

@@ -290,6 +290,31 @@ def test_phone_reveal_is_audited_and_needs_a_reason(chain, clinic_a, scope_a):
     assert AuditEvent.objects.get().action == "phone.reveal"
 
 
+def test_a_consultant_finds_by_pinyin_the_clinics_patients_and_the_ones_they_own_elsewhere(chain, clinic_a, clinic_b):
+    # given a consultant of clinic A who owns a patient of clinic B and one without a home clinic
+    consultant = StaffFactory(chain=chain, role=Role.CONSULTANT, clinics=[clinic_a])
+    other = StaffFactory(chain=chain, role=Role.CONSULTANT, clinics=[clinic_b])
+    at_a, _ = customer_upsert(chain=chain, data={"name": "张三", "home_clinic": clinic_a})
+    owned_b, _ = customer_upsert(chain=chain, data={"name": "张森", "home_clinic": clinic_b})
+    owned_none, _ = customer_upsert(chain=chain, data={"name": "赵帅"})
+    not_mine, _ = customer_upsert(chain=chain, data={"name": "周硕", "home_clinic": clinic_b})
+    theirs, _ = customer_upsert(chain=chain, data={"name": "张帅", "home_clinic": clinic_b})
+    Customer.objects.filter(pk__in=[owned_b.pk, owned_none.pk]).update(consultant=consultant)
+    Customer.objects.filter(pk=theirs.pk).update(consultant=other)
+    scope = scope_for_staff(consultant)
+
+    def found(q):
+        return {c.id for c in customer_list(scope, q=q)}
+
+    # then initials and full pinyin find the clinic's patients and the ones they own, wherever they are registered
+    assert found("zs") == {at_a.id, owned_b.id, owned_none.id}
+    assert found("zhangsen") == {owned_b.id}
+    assert found("zhaoshuai") == {owned_none.id}
+    # and never another clinic's patients they do not own
+    assert not_mine.id not in found("zs") and theirs.id not in found("zs")
+    assert found("zhoushuo") == set()
+
+
 def test_clinic_scoped_pinyin_search_follows_a_home_clinic_change(chain, clinic_a, clinic_b, scope_a):
     # given a patient of clinic A found by initials
     c, _ = customer_upsert(chain=chain, data={"name": "张三", "home_clinic": clinic_a})
