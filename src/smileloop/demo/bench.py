@@ -158,7 +158,8 @@ def run(*, customers: int, orders_per_customer: float, clinics: int, reuse: bool
     admin = Staff.objects.filter(chain=chain, role=Role.CHAIN_ADMIN).order_by("id").first()
     front_desk = Staff.objects.filter(chain=chain, role=Role.FRONT_DESK).order_by("id").first()
     _bench_import(result, chain, admin, import_rows, log)
-    _bench_search(result, chain, admin, front_desk, rng, queries, log)
+    consultant = Staff.objects.filter(chain=chain, role=Role.CONSULTANT).order_by("id").first()
+    _bench_search(result, chain, admin, front_desk, rng, queries, log, consultant=consultant)
     _bench_page(result, chain, admin, rng, pages, log)
     _bench_api(result, chain, admin, api_requests, log)
     return result
@@ -209,7 +210,9 @@ def _bench_import(result, chain, admin, rows: int, log) -> None:
                          f"{report.merged:,} merged, {seconds:.1f} s)", "≥ 20,000 rows/s")
 
 
-def _bench_search(result, chain, admin, front_desk, rng, queries: int, log) -> None:
+def _bench_search(result, chain, admin, front_desk, rng, queries: int, log, consultant=None) -> None:
+    """Each kind of search as a chain admin, a front desk of one clinic and (when given) a consultant, whose
+    scope is one clinic plus the patients they own anywhere in the chain."""
     log("searching …")
     sample = _sample_customers(chain, queries, rng, mobile__isnull=False)
     initials = dict(CustomerSearchKey.objects.filter(customer__in=sample, kind=CustomerSearchKey.INITIALS)
@@ -220,8 +223,10 @@ def _bench_search(result, chain, admin, front_desk, rng, queries: int, log) -> N
         "pinyin initials (2–3)": [initials[c.id][: rng.choice((2, 3))] for c in sample if c.id in initials],
         "full phone": [c.mobile[3:] for c in sample],
     }
-    for label, scope in (("chain admin", scope_for_staff(admin)), ("front desk, 1 clinic",
-                                                                   scope_for_staff(front_desk))):
+    scopes = [("chain admin", scope_for_staff(admin)), ("front desk, 1 clinic", scope_for_staff(front_desk))]
+    if consultant is not None:
+        scopes.append(("consultant, 1 clinic + own patients", scope_for_staff(consultant)))
+    for label, scope in scopes:
         for kind, qs in kinds.items():
             samples = []
             for q in qs:

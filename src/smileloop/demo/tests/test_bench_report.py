@@ -37,3 +37,23 @@ def test_the_api_bench_interleaves_upserts_and_bare_inserts_and_reports_both_rat
     _bench_api(result, chain, chain_admin, 20, lambda *a: None)
     assert "error" not in result.lines[1][1]
     assert Customer.objects.filter(chain=chain, name__startswith="裸视图").count() == 40
+
+
+@pytest.mark.django_db
+def test_the_search_bench_times_every_kind_for_the_chain_a_clinic_and_a_consultant():
+    import random
+
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.models import Staff
+    from smileloop.demo.bench import _bench_search
+    from smileloop.demo.services import chain_seed
+
+    chain = chain_seed(customers=60, clinics=2, years=1, seed=5).chain
+    staff = {role: Staff.objects.filter(chain=chain, role=role).order_by("id").first()
+             for role in (Role.CHAIN_ADMIN, Role.FRONT_DESK, Role.CONSULTANT)}
+    result = BenchResult()
+    _bench_search(result, chain, staff[Role.CHAIN_ADMIN], staff[Role.FRONT_DESK], random.Random(1), 10,
+                  lambda *a: None, consultant=staff[Role.CONSULTANT])
+    labels = [measure for measure, _value, _target in result.lines]
+    assert len(labels) == 12 and labels[-1] == "search: full phone, consultant, 1 clinic + own patients"
+    assert all(re.fullmatch(r"p50 [\d.]+ ms · p95 [\d.]+ ms", value) for _m, value, _t in result.lines)
