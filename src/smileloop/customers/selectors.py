@@ -1,5 +1,7 @@
 """Reads over the patient pool. Every function takes the staff member's Scope first."""
 
+import functools
+import operator
 import re
 from dataclasses import dataclass
 
@@ -239,11 +241,13 @@ def merge_candidates_list(scope: Scope, *, limit: int = 100) -> list[MergeCandid
         )]
         if not dupes:
             continue
-        # The groups' members in one read: each column IN its groups' values (a superset, which the index
-        # answers), then kept by whole key in Python; one query per group was most of the page's time.
-        superset = base.filter(**{f"{f}__in": sorted({g[i] for g in dupes}) for i, f in enumerate(fields)})
+        # The groups' members in one read, an OR of the groups' whole keys, each with the chain so that every
+        # branch is one probe of the grouping's index (one query per group was most of the page's time; each
+        # column IN its values let SQLite read every holder of the common names in the list instead).
+        keys = functools.reduce(operator.or_, (Q(chain_id=scope.chain_id, **dict(zip(fields, g, strict=True)))
+                                               for g in dupes))
         by_key: dict[tuple, list[Customer]] = {}
-        for c in superset.select_related("home_clinic").order_by("id"):
+        for c in base.filter(keys).select_related("home_clinic").order_by("id"):
             by_key.setdefault(tuple(getattr(c, f) for f in fields), []).append(c)
         for group in dupes:
             members = by_key.get(group, [])
@@ -252,11 +256,12 @@ def merge_candidates_list(scope: Scope, *, limit: int = 100) -> list[MergeCandid
                 seen.add(key)
                 candidates.append(MergeCandidate(reason, members))
     # Driven by the chain's phone identities (few), each probing its customer and the (chain, mobile) index;
-    # starting from the scope's customers read all of them first (1.4 s at 1.1M on SQLite).
+    # starting from the scope's customers read all of them first (1.4 s at 1.1M on SQLite). In phone order, the
+    # order of the identity index: ordered by id, SQLite scanned all 1.6M identities (170 ms) to avoid a sort.
     twins = base.filter(mobile=OuterRef("external_id")).exclude(pk=OuterRef("customer_id"))
     phone_idents = list(Identity.objects.filter(chain_id=scope.chain_id, kind="phone")
                         .filter(Exists(base.filter(pk=OuterRef("customer_id"))), Exists(twins))
-                        .select_related("customer").order_by("id")[:limit])
+                        .select_related("customer").order_by("external_id")[:limit])
     by_mobile = {c.mobile: c for c in base.filter(mobile__in=[i.external_id for i in phone_idents])}
     for ident in phone_idents:
         twin = by_mobile.get(ident.external_id)

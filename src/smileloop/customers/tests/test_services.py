@@ -253,7 +253,8 @@ def test_merge_candidates_load_every_group_in_a_fixed_number_of_queries(chain, c
     with django_assert_max_num_queries(6):
         groups = merge_candidates_list(admin_scope)
         clinics = {c.home_clinic.name for g in groups for c in g.customers}  # loaded with the read, not one query each
-    # then each pair is one group with exactly its two people: the cross-combinations of the one read are not groups
+    # then each pair is one group with exactly its two people: the other combinations of listed names and birthdays
+    # are not groups
     assert sorted(tuple(c.id for c in g.customers) for g in groups if g.reason == "same_name_birthday") == sorted(pairs)
     assert clinics == {clinic_a.name}
 
