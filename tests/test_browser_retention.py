@@ -445,7 +445,9 @@ def director_data(transactional_db, chain, clinic_a, front_desk_a, director_a):
     followups_generate(chain=chain, today=today)
     from smileloop.followups.services import followup_complete
 
-    task = FollowupTask.objects.filter(assignee=front_desk_a).first()
+    # a lead's task (the row order of the generated tasks depends on the query plan): reaching them makes one
+    # customer "contacted"
+    task = FollowupTask.objects.filter(assignee=front_desk_a, customer__stage=Stage.LEAD).order_by("id").first()
     assert task is not None
     followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=front_desk_a)
     patient = CustomerFactory(chain=chain, name="张三丰", home_clinic=clinic_a, stage=Stage.TREATED)
