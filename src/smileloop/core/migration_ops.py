@@ -66,7 +66,7 @@ class FieldIndexDrop(_AppLabelled):
                                                  "field": self.field}
 
     def describe(self):
-        return f"Drop the single-column index of {self.model_name}.{self.name} (covered by a composite index)"
+        return f"Drop the single-column index of {self.model_name}.{self.name}"
 
 
 def index_statistics_refresh(schema_editor, names) -> None:

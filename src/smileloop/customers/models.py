@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.indexes import CoveringIndex
-from smileloop.core.models import TimeStampedModel
+from smileloop.core.models import HistoryModel, TimeStampedModel
 from smileloop.customers.enums import (
     Channel,
     ConsentPurpose,
@@ -140,7 +140,7 @@ class CustomerSearchKey(models.Model):
                                 name="search_key_clinic")]
 
 
-class Identity(TimeStampedModel):
+class Identity(HistoryModel):
     """One external identity of a person; (chain, kind, external_id) is unique: one identity, one person."""
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+",
@@ -161,7 +161,7 @@ class Identity(TimeStampedModel):
         return f"{self.kind}:{self.external_id}"
 
 
-class Household(TimeStampedModel):
+class Household(HistoryModel):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=100, blank=True)
     head = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="headed_households")
@@ -170,7 +170,7 @@ class Household(TimeStampedModel):
         return self.name or f"Household {self.pk}"
 
 
-class HouseholdMember(TimeStampedModel):
+class HouseholdMember(HistoryModel):
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="members")
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="household_membership")
     relation = models.CharField(_("relation"), max_length=16, choices=Relation.choices)

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.indexes import CoveringIndex
-from smileloop.core.models import TimeStampedModel
+from smileloop.core.models import HistoryModel, TimeStampedModel
 from smileloop.customers.models import Customer
 from smileloop.visits.enums import (
     AppointmentStatus,
@@ -41,7 +41,7 @@ class ServiceItem(TimeStampedModel):
         return f"{self.code} {self.name}"
 
 
-class Appointment(TimeStampedModel):
+class Appointment(HistoryModel):
     # chain, clinic and customer lead indexes of their own below (the unique external id, the clinic's day,
     # the customer's history), so none has a single-column index too: one B-tree fewer to write per row.
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
@@ -65,7 +65,7 @@ class Appointment(TimeStampedModel):
         ]
 
 
-class Order(TimeStampedModel):
+class Order(HistoryModel):
     """A POS bill. `amount_fen` = sum of line amounts = sum of payments; refunds are separate records."""
 
     # Covered by the composite indexes below (see Appointment).
@@ -148,7 +148,7 @@ class RefundLine(models.Model):
     amount_fen = models.BigIntegerField()
 
 
-class TreatmentPlan(TimeStampedModel):
+class TreatmentPlan(HistoryModel):
     """Planned steps with denormalised counts, so 'unfinished' and '50% done' are plain indexed queries."""
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+",
@@ -192,7 +192,7 @@ class PlanStep(models.Model):
         constraints = [models.UniqueConstraint(fields=["plan", "seq"], name="plan_step_unique_seq")]
 
 
-class Procedure(TimeStampedModel):
+class Procedure(HistoryModel):
     """A treatment performed (date, item, doctor, tooth): the source for post-operative follow-ups."""
 
     # chain and customer lead procedure_unique_external and procedure_customer.
