@@ -64,9 +64,10 @@ def funnel(scope: Scope, *, clinic_id: int | None = None, source: str | None = N
         qs = qs.filter(first_touch_channel=source)
     if since is not None:
         qs = qs.filter(created_at__gte=day_start(since))
-    # Grouped in the column order of the customer_source index, which holds every column used here.
+    # Grouped in the column order of the customer_source index, which holds every column used here; COUNT(*),
+    # as the id is not in that index on PostgreSQL (see customers.selectors.merge_candidates_list).
     groups = (qs.order_by().values("first_touch_channel", "stage", "stage_reached", "home_clinic_id")
-              .annotate(n=Count("id")))
+              .annotate(n=Count("*")))
     rows = [FunnelRow(g["stage"], g["stage_reached"], g["home_clinic_id"], g["first_touch_channel"], g["n"])
             for g in groups]
     current: dict[str, int] = defaultdict(int)
