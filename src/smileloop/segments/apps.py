@@ -5,3 +5,10 @@ class SegmentsConfig(AppConfig):
     name = "smileloop.segments"
     label = "segments"
     verbose_name = "Segments"
+
+    def ready(self):
+        from smileloop.segments.rules.describe import rules_describe
+        from smileloop.segments.services import rule_errors
+        from smileloop.tagging.rules import rule_support_register
+
+        rule_support_register(check=rule_errors, describe=rules_describe)

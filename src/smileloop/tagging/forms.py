@@ -26,6 +26,7 @@ SERVICE_MESSAGES = {
     "must be a colour like #2563eb": _("Enter a colour like #2563eb."),
     "is not a tag group of this chain": _("Choose a tag group."),
     "must be a rule tree object such as {\"all\": [...]}": _("The rule must be an object such as {\"all\": [...]}."),
+    "must not test the tag it sets": _("A rule may not test the tag it sets."),
 }
 
 
@@ -33,11 +34,14 @@ class DomainErrorsMixin:
     def add_domain_errors(self, exc: ValidationFailed) -> None:
         for error in exc.errors:
             message = str(error.message)
+            field = error.field
             if message.startswith("is not valid JSON"):
                 text = _("This is not valid JSON: %(detail)s") % {"detail": message.removeprefix("is not valid JSON ")}
             else:
                 text = SERVICE_MESSAGES.get(message, message)
-            self.add_error(error.field if error.field in self.fields else None, text)
+            if field.startswith("rule."):  # a part of the rule tree, by its path: "all[0]: unknown field …"
+                field, text = "rule", f"{field.removeprefix('rule.')}: {text}"
+            self.add_error(field if field in self.fields else None, text)
 
 
 class TagGroupForm(DomainErrorsMixin, forms.Form):

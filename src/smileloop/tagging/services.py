@@ -28,6 +28,7 @@ from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a s
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
 from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
+from smileloop.tagging.rules import rule_check
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -159,6 +160,10 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         errors.append(FieldError("rule", "is required for a rule tag", None))
     elif rule is not None and not isinstance(rule, dict):
         errors.append(FieldError("rule", "must be a rule tree object such as {\"all\": [...]}", str(rule)[:80]))
+    elif rule is not None:
+        # The segment rule language (fields, operators, the chain's clinics, tags and tiers): refused here with
+        # the validator's path and message, not saved to be skipped by the nightly job.
+        errors += rule_check(rule, chain_id=chain_id, code=code)
     keywords = _keywords_clean(current("keywords", []))
     if keywords is None:
         errors.append(FieldError("keywords", "must be a list of words", str(data.get("keywords"))[:80]))

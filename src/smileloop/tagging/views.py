@@ -22,6 +22,7 @@ from smileloop.customers.selectors import customer_get
 from smileloop.tagging import selectors, services
 from smileloop.tagging.enums import TagKind, TagSource
 from smileloop.tagging.forms import BulkTagForm, TagApplyForm, TagForm, TagGroupForm
+from smileloop.tagging.rules import rules_describe
 
 PAGE_SIZE = 50
 
@@ -29,15 +30,24 @@ PAGE_SIZE = 50
 @staff_view
 @require_GET
 def tag_list(request, scope: Scope):
-    """Groups with their tags and how many patients (in the viewer's clinics) carry each: 3 queries."""
+    """Groups with their tags and how many patients (in the viewer's clinics) carry each: 3 queries, and up to
+    3 more for the names of the clinics, tags and tiers that rules mention. A rule reads as words; its JSON is
+    one click away for whoever edits it."""
     groups = selectors.tag_group_list(scope)
     counts = selectors.tag_counts(scope)
+    rule_tags = []
     for group in groups:
         for tag in group.tags.all():
             tag.patients = counts.get(tag.id, 0)
-            tag.rule_json = json.dumps(tag.rule, ensure_ascii=False) if tag.rule else ""
+            if tag.kind == TagKind.RULE and tag.rule:
+                tag.rule_json = json.dumps(tag.rule, ensure_ascii=False)
+                rule_tags.append(tag)
+    for tag, text in zip(rule_tags, rules_describe([t.rule for t in rule_tags], chain_id=scope.chain_id),
+                         strict=True):
+        tag.rule_text = text
     return render(request, "tagging/tag_list.html", {
-        "groups": groups, "can_manage": scope.can(Perm.TAG_MANAGE)})
+        "groups": groups, "can_manage": scope.can(Perm.TAG_MANAGE),
+        "can_build": scope.can(Perm.SEGMENT_VIEW)})
 
 
 @staff_view

@@ -1,0 +1,91 @@
+"""A rule tag's rule is checked in the segment rule language when it is saved (service, form, API) and reads as
+words on the tag list."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from smileloop.clinics.services import token_create
+from smileloop.core.errors import ValidationFailed
+from smileloop.tagging.enums import TagKind
+from smileloop.tagging.models import Tag
+from smileloop.tagging.services import tag_create, tag_update
+from smileloop.tagging.tests.factories import TagFactory
+
+SENIOR = {"all": [{"field": "age", "op": "gte", "value": 60}]}
+TYPO = {"all": [{"field": "agee", "op": "gte", "value": 60}]}
+
+
+def _errors(exc) -> dict[str, str]:
+    return {e.field: str(e.message) for e in exc.value.errors}
+
+
+def test_a_rule_with_an_unknown_field_is_refused_by_its_path_and_nothing_is_saved(chain, interests):
+    with pytest.raises(ValidationFailed) as exc:
+        tag_create(chain=chain, data={"group": "interest", "code": "senior", "name": "老年", "kind": "rule",
+                                      "rule": TYPO})
+    errors = _errors(exc)
+    assert list(errors) == ["rule.all[0]"]
+    assert "unknown field 'agee'" in errors["rule.all[0]"] and "'age'" in errors["rule.all[0]"]
+    assert not Tag.objects.filter(code="senior").exists()
+
+
+def test_a_rule_naming_a_tag_the_chain_lacks_is_refused(chain, interests):
+    with pytest.raises(ValidationFailed) as exc:
+        tag_create(chain=chain, data={"group": "interest", "code": "loyal", "name": "忠诚", "kind": "rule",
+                                      "rule": {"all": [{"field": "tag", "op": "any_of", "value": ["nope"]}]}})
+    assert "nope" in next(iter(_errors(exc).values()))
+
+
+def test_a_rule_may_not_test_the_tag_it_sets(chain, interests):
+    TagFactory(group=interests, code="vip", name="重点客户")
+    tag = tag_create(chain=chain, data={"group": "interest", "code": "loyal", "name": "忠诚", "kind": "rule",
+                                        "rule": {"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]}})
+    with pytest.raises(ValidationFailed) as exc:
+        tag_update(tag=tag, data={"rule": {"any": [{"field": "tag", "op": "none_of", "value": ["loyal"]}]}})
+    assert _errors(exc) == {"rule": "must not test the tag it sets"}
+    tag.refresh_from_db()
+    assert tag.rule == {"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]}
+
+
+def test_a_valid_rule_is_saved_as_given(chain, interests):
+    tag = tag_create(chain=chain, data={"group": "interest", "code": "senior", "name": "老年", "kind": "rule",
+                                        "rule": json.dumps(SENIOR)})
+    assert tag.rule == SENIOR
+
+
+def test_the_tag_form_shows_the_rules_problem_on_the_rule_field(client, marketing, interests):
+    tag = TagFactory(group=interests, code="senior", name="老年", kind=TagKind.RULE, rule=SENIOR)
+    client.force_login(marketing.user)
+    response = client.post(reverse("tagging:tag_edit", args=[tag.id]), {
+        "group": interests.id, "name": "老年", "code": "senior", "kind": "rule", "colour": "#dc2626",
+        "rule": json.dumps(TYPO), "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"})
+    assert response.status_code == 422
+    assert "all[0]: unknown field" in response.context["form"].errors["rule"][0]
+    tag.refresh_from_db()
+    assert tag.rule == SENIOR
+
+
+def test_the_api_answers_422_with_the_path_in_the_rule(client, marketing, interests):
+    token = token_create(username=marketing.user.username)
+    response = client.post("/api/tags", data=json.dumps({"group": "interest", "code": "senior", "name": "老年",
+                                                          "kind": "rule", "rule": TYPO}),
+                           content_type="application/json",
+                           headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "rule-1"})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.rule.all[0]"]
+    assert not Tag.objects.filter(code="senior").exists()
+
+
+def test_the_tag_list_reads_a_rule_as_words_and_links_the_builder_only_for_who_may_use_it(
+        client, marketing, front_desk_a, interests):
+    TagFactory(group=interests, code="senior", name="老年", kind=TagKind.RULE, rule=SENIOR)
+    client.force_login(marketing.user)
+    html = client.get(reverse("tagging:list")).content.decode()
+    assert ">Age at least 60 years</span>" in html
+    assert reverse("segments:list") in html
+    client.force_login(front_desk_a.user)
+    html = client.get(reverse("tagging:list")).content.decode()
+    assert ">Age at least 60 years</span>" in html
+    assert reverse("segments:list") not in html
