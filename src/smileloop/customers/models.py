@@ -81,7 +81,10 @@ class Customer(TimeStampedModel):
             # birthday" duplicate groups are an ordered walk too (2.9 s → 13 ms chain-wide at 1.1M on SQLite).
             CoveringIndex(fields=["chain", "name", "birthday"], name="customer_name",
                           include=["id", "merged_into", "home_clinic", "consultant"]),
-            models.Index(fields=["home_clinic", "stage"], name="customer_clinic_stage"),
+            # A clinic's merge-candidate groupings (name + birthday, phone tail + name) read the clinic's entries
+            # here alone, not the whole chain's name or tail index (customers.selectors._duplicate_keys).
+            CoveringIndex(fields=["home_clinic", "stage"], name="customer_clinic_stage",
+                          include=["chain", "merged_into", "name", "birthday", "mobile_tail"]),
             # Source filters, and the lifecycle funnel: its one GROUP BY (source, stage, highest stage, clinic)
             # reads this index alone, in group order, with the scope's columns in it (chain-wide at 56k customers
             # on SQLite 500 → 30 ms; it visited every customer row through the name index).

@@ -218,58 +218,99 @@ class MergeCandidate:
     customers: list[Customer]
 
 
-def merge_candidates_list(scope: Scope, *, limit: int = 100) -> list[MergeCandidate]:
-    """Likely duplicates: same name + birthday, same name + phone tail, or a phone identity equal to
-    another record's mobile. Grouped in SQL; only the groups are loaded.
+# Strongest evidence first: a record's phone held as another record's identity is near-certain; a shared name
+# and phone tail is likely; a shared name and birthday only suggests (a chain of 1M has thousands of those, and
+# they must not crowd the other two off the page).
+MERGE_REASONS = ("same_identity", "same_name_phone_tail", "same_name_birthday")
+_GROUPINGS = {
+    "same_name_birthday": (("name", "birthday"), Q(birthday__isnull=False)),
+    "same_name_phone_tail": (("mobile_tail", "name"), ~Q(mobile_tail="")),
+}
 
-    Each grouping is in the column order of an index that holds it and the scope's columns (customer_name:
-    chain, name, birthday; customer_mobile_tail: chain, tail, name), so the database walks the index in order
-    and stops at `limit` groups: chain-wide at 1.1M customers on SQLite 13–14 ms each, where grouping the
-    whole chain took 2.4–2.9 s. COUNT(*), not COUNT(id): the tail index does not hold the id on PostgreSQL,
-    and counting ids made that walk visit every customer row (2.6 s for one clinic at 1.1M; 0.18 s now)."""
+
+def merge_candidates_list(scope: Scope, *, reason: str | None = None, limit: int = 100) -> list[MergeCandidate]:
+    """Likely duplicates, strongest evidence first (MERGE_REASONS), or those of one `reason`: a phone identity
+    equal to another record's mobile, same name + phone tail, same name + birthday. Grouped in SQL; only the
+    groups are loaded, and a kind is not queried once `limit` groups are found."""
+    if reason is not None and reason not in MERGE_REASONS:
+        raise ValueError(f"unknown merge reason {reason!r}")
     base = customer_queryset(scope)
     candidates: list[MergeCandidate] = []
-    groups = [
-        ("same_name_birthday", ["name", "birthday"], Q(birthday__isnull=False)),
-        ("same_name_phone_tail", ["mobile_tail", "name"], ~Q(mobile_tail="")),
-    ]
     seen: set[frozenset[int]] = set()
-    for reason, fields, cond in groups:
-        dupes = [tuple(g[f] for f in fields) for g in (
-            base.filter(cond).values(*fields).annotate(n=Count("*")).filter(n__gt=1).order_by(*fields)[:limit]
-        )]
-        if not dupes:
-            continue
-        # The groups' members in one read, an OR of the groups' whole keys, each with the chain so that every
-        # branch is one probe of the grouping's index (one query per group was most of the page's time; each
-        # column IN its values let SQLite read every holder of the common names in the list instead).
-        keys = functools.reduce(operator.or_, (Q(chain_id=scope.chain_id, **dict(zip(fields, g, strict=True)))
-                                               for g in dupes))
-        by_key: dict[tuple, list[Customer]] = {}
-        for c in base.filter(keys).select_related("home_clinic").order_by("id"):
-            by_key.setdefault(tuple(getattr(c, f) for f in fields), []).append(c)
-        for group in dupes:
-            members = by_key.get(group, [])
+    for kind in [reason] if reason else MERGE_REASONS:
+        room = limit - len(candidates)
+        if room <= 0:
+            break
+        found = (_identity_twins(scope, base, room) if kind == "same_identity"
+                 else _grouped(scope, base, kind, room))
+        for members in found:
             key = frozenset(c.id for c in members)
             if len(members) > 1 and key not in seen:
                 seen.add(key)
-                candidates.append(MergeCandidate(reason, members))
-    # Driven by the chain's phone identities (few), each probing its customer and the (chain, mobile) index;
-    # starting from the scope's customers read all of them first (1.4 s at 1.1M on SQLite). In phone order, the
-    # order of the identity index: ordered by id, SQLite scanned all 1.6M identities (170 ms) to avoid a sort.
+                candidates.append(MergeCandidate(kind, members))
+    return candidates[:limit]
+
+
+def _duplicate_keys(scope: Scope, base: QuerySet, fields: tuple[str, ...], cond: Q, limit: int) -> list[tuple]:
+    """The first `limit` keys (in key order) that more than one customer of the scope share.
+
+    Chain-wide: one ordered walk of the index that holds the grouping and the scope's columns (customer_name:
+    chain, name, birthday; customer_mobile_tail: chain, tail, name), stopping at `limit` groups: at 1.1M customers
+    on SQLite 13–14 ms each, where grouping the whole chain took 2.4–2.9 s. COUNT(*), not COUNT(id): the tail index
+    does not hold the id on PostgreSQL, and counting ids made the walk visit every customer row.
+    A clinic's staff: that walk would cross the whole chain to find the clinic's few groups (0.5–1.5 s at 1.1M on
+    PostgreSQL), so the clinic's people (through the index led by the home clinic) and the ones the staff member
+    owns elsewhere are read as two branches of one UNION ALL and grouped together."""
+    if scope.clinic_ids is None:
+        return [tuple(g[f] for f in fields) for g in (
+            base.filter(cond).values(*fields).annotate(n=Count("*")).filter(n__gt=1).order_by(*fields)[:limit])]
+    live = Customer.objects.filter(chain_id=scope.chain_id, merged_into__isnull=True).filter(cond)
+    live = live.order_by()  # no sort of each branch by the model's default ordering
+    rows = live.filter(home_clinic_id__in=scope.clinic_ids).values(*fields)
+    if scope.staff_id is not None:
+        rows = rows.union(live.filter(consultant_id=scope.staff_id).exclude(home_clinic_id__in=scope.clinic_ids)
+                          .values(*fields), all=True)
+    sql, params = rows.query.sql_with_params()
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(Customer._meta.get_field(f).column) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM ({sql}) u GROUP BY {columns} HAVING COUNT(*) > 1 "
+                       f"ORDER BY {columns} LIMIT %s", [*params, limit])
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _grouped(scope: Scope, base: QuerySet, kind: str, limit: int) -> list[list[Customer]]:
+    fields, cond = _GROUPINGS[kind]
+    dupes = _duplicate_keys(scope, base, fields, cond, limit)
+    if not dupes:
+        return []
+    # The groups' members in one read, an OR of the groups' whole keys, each with the chain so that every
+    # branch is one probe of the grouping's index (one query per group was most of the page's time; each
+    # column IN its values let SQLite read every holder of the common names in the list instead).
+    keys = functools.reduce(operator.or_, (Q(chain_id=scope.chain_id, **dict(zip(fields, g, strict=True)))
+                                           for g in dupes))
+    by_key: dict[tuple, list[Customer]] = {}
+    for c in base.filter(keys).select_related("home_clinic").order_by("id"):
+        by_key.setdefault(tuple(getattr(c, f) for f in fields), []).append(c)
+    return [by_key.get(group, []) for group in dupes]
+
+
+def _identity_twins(scope: Scope, base: QuerySet, limit: int) -> list[list[Customer]]:
+    """Pairs where one record's phone identity is another record's mobile. Driven by the chain's phone identities
+    (few), each probing its customer and the (chain, mobile) index; starting from the scope's customers read all
+    of them first (1.4 s at 1.1M on SQLite). In phone order, the order of the identity index: ordered by id,
+    SQLite scanned all 1.6M identities (170 ms) to avoid a sort."""
     twins = base.filter(mobile=OuterRef("external_id")).exclude(pk=OuterRef("customer_id"))
     phone_idents = list(Identity.objects.filter(chain_id=scope.chain_id, kind="phone")
                         .filter(Exists(base.filter(pk=OuterRef("customer_id"))), Exists(twins))
                         .select_related("customer").order_by("external_id")[:limit])
     by_mobile = {c.mobile: c for c in base.filter(mobile__in=[i.external_id for i in phone_idents])}
+    pairs = []
     for ident in phone_idents:
         twin = by_mobile.get(ident.external_id)
         if twin and twin.id != ident.customer_id:
-            key = frozenset({twin.id, ident.customer_id})
-            if key not in seen:
-                seen.add(key)
-                candidates.append(MergeCandidate("same_identity", sorted([twin, ident.customer], key=lambda c: c.id)))
-    return candidates[:limit]
+            pairs.append(sorted([twin, ident.customer], key=lambda c: c.id))
+    return pairs
 
 
 # --- the customer 360 page: reads off a customer already obtained through customer_get(scope, …) ------------

@@ -421,13 +421,20 @@ def customer_edit(request, scope: Scope, customer_id: int):
 @staff_view
 @require_GET
 def merge_candidates(request, scope: Scope):
+    """Likely duplicates, strongest evidence first; `?reason=` lists one kind only, so each kind can be worked
+    through even when another has hundreds of groups."""
+    reason = request.GET.get("reason") or None
+    if reason not in selectors.MERGE_REASONS:
+        reason = None
     groups = [
         {"reason": MERGE_REASONS.get(c.reason, c.reason), "customers": c.customers,
          "ids": ",".join(str(x.id) for x in c.customers)}
-        for c in selectors.merge_candidates_list(scope)
+        for c in selectors.merge_candidates_list(scope, reason=reason)
     ]
+    tabs = [{"value": "", "label": _("All"), "active": reason is None}] + [
+        {"value": value, "label": MERGE_REASONS[value], "active": reason == value} for value in selectors.MERGE_REASONS]
     return render(request, "customers/merge_candidates.html",
-                  {"groups": groups, "can_merge": scope.can(Perm.CUSTOMER_MERGE)})
+                  {"groups": groups, "tabs": tabs, "can_merge": scope.can(Perm.CUSTOMER_MERGE)})
 
 
 @staff_view

@@ -485,6 +485,18 @@ def test_merge_candidates_list_groups_with_reason(client, director_a, twins):
     assert response.text.count("赵六") == 2
 
 
+def test_the_duplicates_page_lists_one_kind_of_evidence_per_tab(client, director_a, twins):
+    login(client, director_a)
+    # the twins share a name and a birthday: listed under "all" and under their own kind …
+    for reason in ("", "same_name_birthday", "no-such-kind"):
+        response = client.get(reverse("customers:merge_candidates"), {"reason": reason})
+        assert response.status_code == 200 and response.text.count("赵六") == 2, reason
+    # … and not under another kind, whose tab is the current one
+    response = client.get(reverse("customers:merge_candidates"), {"reason": "same_identity"})
+    assert "赵六" not in response.text and "No likely duplicates found." in response.text
+    assert '<a class="btn btn-sm btn-primary" href="?reason=same_identity" aria-current="page">' in response.text
+
+
 def test_merge_moves_everything_to_the_survivor_and_audits(client, director_a, twins):
     # given
     first, second = twins
