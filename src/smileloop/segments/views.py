@@ -61,6 +61,8 @@ def segment_count(request, scope: Scope, segment_id: int):
 def _context(request, scope: Scope, *, builder: Builder, form: SegmentForm, segment=None, **extra) -> dict:
     choices = BuilderChoices(scope)
     builder_prepare(builder, choices)
+    if "rule_tag" not in extra:  # every re-render of the builder keeps the rule tag it was opened for
+        extra["rule_tag"] = _rule_tag(scope, request.POST.get("tag-id") or request.GET.get("tag"))
     return {
         "builder": builder, "choices": choices, "form": form, "segment": segment, "modes": MODES,
         "save_url": reverse("segments:edit", args=[segment.id]) if segment else reverse("segments:create"),
@@ -90,8 +92,13 @@ def _parsed(request, scope: Scope) -> tuple[dict, Builder]:
 def segment_create(request, scope: Scope):
     require_permission(scope, Perm.SEGMENT_VIEW)
     if request.method == "GET":
-        rule = _rule_param(request)
-        return render(request, BUILDER, _context(request, scope, builder=builder_from_rule(rule), form=SegmentForm()))
+        rule_tag = _rule_tag(scope, request.GET.get("tag"))
+        rule = rule_tag.rule if rule_tag is not None else _rule_param(request)
+        builder = builder_from_rule(rule)
+        if rule_tag is not None:
+            builder.attach(validate(rule, chain_id=scope.chain_id))
+        return render(request, BUILDER, _context(request, scope, builder=builder, form=SegmentForm(),
+                                                 rule_tag=rule_tag))
     require_permission(scope, Perm.SEGMENT_MANAGE)
     return _save(request, scope, segment=None)
 
@@ -109,6 +116,21 @@ def segment_edit(request, scope: Scope, segment_id: int):
                                                  rule_json=json.dumps(segment.rule, ensure_ascii=False, indent=2)))
     require_permission(scope, Perm.SEGMENT_MANAGE)
     return _save(request, scope, segment=segment)
+
+
+def _rule_tag(scope: Scope, value):
+    """The rule tag named by `?tag=` / `tag-id` (the builder opens with its rule; saving it back needs the tag and
+    segment management permissions, as creating one does), or None when there is no value or it is not a rule
+    tag; a tag of another chain is a 404."""
+    if not value:
+        return None
+    from smileloop.tagging.enums import TagKind
+    from smileloop.tagging.selectors import tag_get
+
+    if not str(value).isdigit():
+        raise errors.NotFound("No such tag", field="tag")
+    tag = tag_get(scope, value)
+    return tag if tag.kind == TagKind.RULE else None
 
 
 def _rule_param(request) -> dict | None:
@@ -215,23 +237,31 @@ def builder_save_tag(request, scope: Scope):
     require_permission(scope, Perm.SEGMENT_MANAGE)
     require_permission(scope, Perm.TAG_MANAGE)
     from smileloop.tagging.enums import TagKind
-    from smileloop.tagging.services import tag_create
+    from smileloop.tagging.services import tag_create, tag_update
 
     tree, builder = _parsed(request, scope)
+    rule_tag = _rule_tag(scope, request.POST.get("tag-id"))
     tag_errors: list[str] = []
-    if not builder.has_errors:
+    if request.POST.get("tag-id") and rule_tag is None:
+        tag_errors = [_("Only a rule tag's rule can be set from the builder.")]
+    elif not builder.has_errors:
         try:
-            tag = tag_create(chain=scope.chain_id, data={
-                "group": request.POST.get("tag-group", ""), "code": request.POST.get("tag-code", ""),
-                "name": request.POST.get("tag-name", ""), "kind": TagKind.RULE, "rule": tree})
+            if rule_tag is not None:
+                tag = tag_update(tag=rule_tag, data={"rule": tree})
+            else:
+                tag = tag_create(chain=scope.chain_id, data={
+                    "group": request.POST.get("tag-group", ""), "code": request.POST.get("tag-code", ""),
+                    "name": request.POST.get("tag-name", ""), "kind": TagKind.RULE, "rule": tree})
         except errors.ValidationFailed as exc:
             tag_errors = [f"{e.field}: {e.message}" for e in exc.errors]
         else:
-            messages.success(request, _("Rule tag “%(name)s” created; it is recomputed every night.") % {
-                "name": tag.name})
+            message = (_("Rule of tag “%(name)s” saved; it is recomputed every night.") if rule_tag is not None
+                       else _("Rule tag “%(name)s” created; it is recomputed every night."))
+            messages.success(request, message % {"name": tag.name})
             try:
                 return htmx_redirect(request, reverse("tagging:list"))
             except NoReverseMatch:
                 return htmx_redirect(request, reverse("segments:list"))
-    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), tag_errors=tag_errors)
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), tag_errors=tag_errors,
+                       rule_tag=rule_tag)
     return render(request, f"{BUILDER}#builder", context, status=422)

@@ -211,6 +211,41 @@ def test_save_as_rule_tag_creates_a_rule_tag(manager, chain, tags):
     assert tag.rule == {"all": [{"field": "lifetime_spend_fen", "op": "gte", "value": 3_000_000}]}
 
 
+def test_a_rule_tag_opens_in_the_builder_and_its_rule_is_saved_back(manager, chain, tags, clinic_a):
+    vip = tags["vip"]
+    vip.rule = {"all": [{"field": "lifetime_spend_fen", "op": "gte", "value": 3_000_000}]}
+    vip.save(update_fields=["rule"])
+    # opened from the tag list: the tag's conditions are on the page, with a button to save them back
+    html = manager.get(reverse("segments:create"), {"tag": vip.id}).content.decode()
+    assert 'data-testid="rule-tag"' in html and f'name="tag-id" value="{vip.id}"' in html
+    assert 'value="lifetime_spend_fen" selected' in html and 'value="30000"' in html
+    # a bad condition is refused and the rule stays
+    data = {"mode": "all", "c-x1-field": "age", "c-x1-op": "gte", "c-x1-value": "abc", "c-x1-group": "",
+            "tag-id": str(vip.id)}
+    response = manager.post(reverse("segments:save_tag"), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    vip.refresh_from_db()
+    assert vip.rule == {"all": [{"field": "lifetime_spend_fen", "op": "gte", "value": 3_000_000}]}
+    # a good one replaces it, and no new tag is made
+    data["c-x1-value"] = "60"
+    response = manager.post(reverse("segments:save_tag"), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 204 and response["HX-Redirect"]
+    vip.refresh_from_db()
+    assert vip.rule == {"all": [{"field": "age", "op": "gte", "value": 60}]}
+    assert Tag.objects.filter(chain=chain).count() == len(tags)
+
+
+def test_only_a_rule_tags_rule_is_set_from_the_builder(manager, chain, tags):
+    ortho = tags["ortho"]  # a manual tag
+    data = {"mode": "all", "c-x1-field": "age", "c-x1-op": "gte", "c-x1-value": "60", "c-x1-group": "",
+            "tag-id": str(ortho.id)}
+    response = manager.post(reverse("segments:save_tag"), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422 and "Only a rule tag" in response.content.decode()
+    ortho.refresh_from_db()
+    assert ortho.kind == "manual" and not ortho.rule
+    assert not Tag.objects.filter(chain=chain).exclude(pk__in=[t.pk for t in tags.values()]).exists()
+
+
 def test_delete_is_soft_and_frees_the_name(manager, chain):
     segment = SegmentFactory(chain=chain, name="临时")
     response = manager.post(reverse("segments:delete", args=[segment.id]))

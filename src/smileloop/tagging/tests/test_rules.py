@@ -80,12 +80,13 @@ def test_the_api_answers_422_with_the_path_in_the_rule(client, marketing, intere
 
 def test_the_tag_list_reads_a_rule_as_words_and_links_the_builder_only_for_who_may_use_it(
         client, marketing, front_desk_a, interests):
-    TagFactory(group=interests, code="senior", name="老年", kind=TagKind.RULE, rule=SENIOR)
+    senior = TagFactory(group=interests, code="senior", name="老年", kind=TagKind.RULE, rule=SENIOR)
+    builder = f'{reverse("segments:create")}?tag={senior.id}'
     client.force_login(marketing.user)
     html = client.get(reverse("tagging:list")).content.decode()
     assert ">Age at least 60 years</span>" in html
-    assert reverse("segments:list") in html
+    assert f'<a href="{builder}">Edit in the segment builder</a>' in html
     client.force_login(front_desk_a.user)
     html = client.get(reverse("tagging:list")).content.decode()
     assert ">Age at least 60 years</span>" in html
-    assert reverse("segments:list") not in html
+    assert builder not in html
