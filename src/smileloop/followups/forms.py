@@ -3,6 +3,7 @@ per-field errors are put back on these forms (`errors_apply`)."""
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.core.errors import ValidationFailed
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, Trigger
@@ -55,7 +56,7 @@ class BoardFilterForm(forms.Form):
 
 
 class PlaybookForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("object", "Name"), max_length=100)
     description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     goal = forms.ChoiceField(label=_("Goal"), choices=Goal.choices)
     is_active = forms.BooleanField(label=_("Active"), required=False)

@@ -5,7 +5,7 @@ from functools import cached_property
 
 from django import forms
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.scoping import Scope
@@ -14,7 +14,7 @@ from smileloop.segments.rules.fields import FIELDS, category_choices
 
 
 class SegmentForm(forms.Form):
-    name = forms.CharField(label=gettext_lazy("Name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("object", "Name"), max_length=100)
     description = forms.CharField(label=gettext_lazy("Description"), max_length=500, required=False,
                                   widget=forms.Textarea(attrs={"rows": 2}))
 

@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SurveyTag(models.TextChoices):
@@ -15,7 +16,7 @@ class SurveyTag(models.TextChoices):
 class SurveyState(models.TextChoices):
     """Derived from the timestamps (never stored): what the link shows right now."""
 
-    OPEN = "open", _("Open")
+    OPEN = "open", pgettext_lazy("survey status", "Open")
     ANSWERED = "answered", _("Answered")
     EXPIRED = "expired", _("Expired")
 

@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class TagGroupKind(models.TextChoices):
@@ -8,7 +9,7 @@ class TagGroupKind(models.TextChoices):
     BASIC = "basic", _("Basic attributes")
     INTEREST = "interest", _("Interests")
     ACTIVITY = "activity", _("Activity")
-    VALUE = "value", _("Value")
+    VALUE = "value", pgettext_lazy("tag group kind", "Value")
     PURCHASE_STAGE = "purchase_stage", _("Purchase stage")
     INTERACTION = "interaction", _("Interaction")
 

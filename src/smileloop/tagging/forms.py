@@ -5,6 +5,7 @@ import json
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.scoping import Scope
@@ -45,8 +46,8 @@ class DomainErrorsMixin:
 
 
 class TagGroupForm(DomainErrorsMixin, forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=60)
-    code = forms.SlugField(label=_("Code"), max_length=40, help_text=_("Short identifier used by the API and rules."))
+    name = forms.CharField(label=pgettext_lazy("object", "Name"), max_length=60)
+    code = forms.SlugField(label=pgettext_lazy("identifier", "Code"), max_length=40, help_text=_("Short identifier used by the API and rules."))
     kind = forms.ChoiceField(label=_("Dimension"), choices=TagGroupKind.choices)
     ordering = forms.IntegerField(label=_("Order"), min_value=0, max_value=32767, initial=0)
 
@@ -58,8 +59,8 @@ class TagGroupForm(DomainErrorsMixin, forms.Form):
 
 class TagForm(DomainErrorsMixin, forms.Form):
     group = forms.ModelChoiceField(label=_("Group"), queryset=TagGroup.objects.none())
-    name = forms.CharField(label=_("Name"), max_length=60)
-    code = forms.SlugField(label=_("Code"), max_length=40, help_text=_("Short identifier used by the API and rules."))
+    name = forms.CharField(label=pgettext_lazy("object", "Name"), max_length=60)
+    code = forms.SlugField(label=pgettext_lazy("identifier", "Code"), max_length=40, help_text=_("Short identifier used by the API and rules."))
     kind = forms.ChoiceField(label=_("How it is set"), choices=TagKind.choices)
     colour = forms.CharField(label=_("Colour"), max_length=7, initial="#64748b",
                              widget=forms.TextInput(attrs={"type": "color"}))

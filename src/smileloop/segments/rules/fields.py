@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender
 from smileloop.customers.models import Customer
@@ -37,7 +38,7 @@ OPS: dict[str, tuple[str, object]] = {
     "none_of": (LIST, _("has none of")),
     "older_than": (SINGLE, _("more than N days ago")),
     "within": (SINGLE, _("within the last N days")),
-    "never": (NONE, _("never")),
+    "never": (NONE, pgettext_lazy("segment operator", "never")),
     "is": (SINGLE, _("is")),
     "granted": (SINGLE, _("granted for")),
     "not_granted": (SINGLE, _("not granted for")),
