@@ -3,9 +3,10 @@ per-field errors are put back on these forms (`errors_apply`)."""
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import gettext_noop, pgettext_lazy
 
-from smileloop.core.errors import ValidationFailed
+from smileloop.core.errors import Conflict, ValidationFailed
+from smileloop.core.messages import message_display
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, Trigger
 from smileloop.visits.enums import Category
 
@@ -20,11 +21,31 @@ TRIGGER_PARAM_FIELDS = {
 }
 
 
+# The services' fixed messages that these forms show (translated by message_display).
+SERVICE_MESSAGES = [
+    gettext_noop("is required"),
+    gettext_noop("is required for a procedure trigger"),
+    gettext_noop("is required for a segment trigger"),
+    gettext_noop("is not a known trigger"),
+    gettext_noop("must be an object"),
+    gettext_noop("must be an active staff member of the task's clinic"),
+    gettext_noop("use either days_before or day_of_month, not both"),
+]
 def errors_apply(form: forms.Form, exc: ValidationFailed) -> None:
     """Service errors onto form fields ("trigger_params.months" → field "months"); others → non-field."""
     for error in exc.errors:
         name = error.field.split(".")[-1]
-        form.add_error(name if name in form.fields else None, str(error.message))
+        form.add_error(name if name in form.fields else None, message_display(error.message))
+
+
+def conflict_message(exc: Conflict, task) -> str:
+    """A refusal to change a closed task (followup_complete, followup_reassign), in the reader's language."""
+    if exc.code == "task_closed":
+        return _("This task is %(status)s and can no longer be changed.") % {"status": task.get_status_display()}
+    if exc.code == "task_completed":
+        return _("This task was already completed with the outcome %(outcome)s.") % {
+            "outcome": task.get_outcome_display()}
+    return message_display(exc.message)
 
 
 class OutcomeForm(forms.Form):

@@ -28,6 +28,7 @@ from smileloop.followups.forms import (
     PlaybookForm,
     ReassignForm,
     StepForm,
+    conflict_message,
     errors_apply,
 )
 from smileloop.followups.models import PlaybookStep
@@ -97,7 +98,7 @@ def task_complete(request, scope: Scope, task_id: int):
         except errors.ValidationFailed as exc:
             errors_apply(form, exc)
         except errors.Conflict as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, conflict_message(exc, task))
     if not request.htmx:
         if form.errors:
             return _row(request, scope, selectors.task_get(scope, task_id), form=form, status=422, page=True)
@@ -137,7 +138,7 @@ def task_reassign(request, scope: Scope, task_id: int):
         except errors.ValidationFailed as exc:
             errors_apply(form, exc)
         except errors.Conflict as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, conflict_message(exc, task))
     context_task = selectors.task_get(scope, task_id)
     selectors.scripts_fill(scope, [context_task])
     return render(request, "followups/task_detail.html", {

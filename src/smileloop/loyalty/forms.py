@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.errors import DomainError, ValidationFailed
@@ -97,9 +98,22 @@ class GiftExchangeForm(KeyedForm):
                      tail="ORDER BY t0.points_price, t0.name, t0.id")
 
 
+class _PeopleField(forms.ModelMultipleChoiceField):
+    """Ids beyond a bigint are refused as unknown choices before any query: Django guards single-value integer
+    lookups against overflow but not `__in`, and SQLite raised OverflowError (a 500) on them."""
+
+    def _check_values(self, value):
+        for pk in value:
+            text = str(pk).strip()
+            if text.lstrip("-").isdigit() and abs(int(text)) >= 2**63:
+                raise ValidationError(self.error_messages["invalid_pk_value"], code="invalid_pk_value",
+                                      params={"pk": pk})
+        return super()._check_values(value)
+
+
 class PackageSellForm(KeyedForm):
     package = forms.ModelChoiceField(label=_("Package"), queryset=Package.objects.none())
-    covered = forms.ModelMultipleChoiceField(label=_("Covered persons"), queryset=Customer.objects.none(),
+    covered = _PeopleField(label=_("Covered persons"), queryset=Customer.objects.none(),
                                              widget=forms.CheckboxSelectMultiple,
                                              help_text=_("The holder and members of the household."))
 

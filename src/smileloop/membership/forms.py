@@ -5,8 +5,10 @@ from decimal import Decimal
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from smileloop.core.errors import DomainError, NotFound, ValidationFailed
+from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
 from smileloop.customers.enums import Relation
@@ -56,10 +58,26 @@ class DomainErrorMixin:
         if isinstance(exc, ValidationFailed):
             for error in exc.errors:
                 name = _FIELD_ALIASES.get(error.field, error.field)
-                self.add_error(name if name in self.fields else None, error.message)
+                self.add_error(name if name in self.fields else None, message_display(error.message))
             return
         name = _FIELD_ALIASES.get(exc.field or "", exc.field)
-        self.add_error(name if name in self.fields else None, ERROR_MESSAGES.get(exc.code, exc.message))
+        self.add_error(name if name in self.fields else None, ERROR_MESSAGES.get(exc.code) or message_display(exc.message))
+
+
+# The services' fixed messages that the configuration forms show (translated by message_display).
+SERVICE_MESSAGES = [
+    gettext_noop("another plan of this chain has this name"),
+    gettext_noop("another tier of this plan has this rank"),
+    gettext_noop("could not be saved"),
+    gettext_noop("a hidden benefit needs a trigger (staff decision at least)"),
+    gettext_noop("only hidden benefits have a trigger"),
+    gettext_noop("is required (at most 64 characters)"),
+    gettext_noop("is required for a paid plan (a fee buys N months)"),
+    gettext_noop("is required for a spend-based plan"),
+    gettext_noop("is required for the Nth-visit trigger"),
+    gettext_noop("must be 0 or more"),
+    gettext_noop("must be between 0 and 10000 basis points"),
+]
 
 
 def yuan_field(label, *, required=False):

@@ -100,7 +100,7 @@ def test_completing_a_closed_task_shows_a_clear_error(client, front_desk_a, task
     response = login(client, front_desk_a).post(reverse("followups:complete", args=[task.id]),
                                                  {"outcome": "reached"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 422
-    assert "can no longer be completed" in response.content.decode()
+    assert "This task is Closed (goal reached) and can no longer be changed." in response.content.decode()
     assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
 
 

@@ -92,6 +92,19 @@ def test_the_360_page_renders_the_card_forms_closed_and_fetches_one_when_opened(
     assert "家庭口腔护理套餐" in html and 'name="key"' in html
 
 
+def test_a_covered_person_id_no_database_can_hold_is_an_invalid_choice_not_a_500(client, front_desk_a, wang,
+                                                                                    family_package):
+    from smileloop.loyalty.models import PackagePurchase
+
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("loyalty:package", args=[wang.id]), {
+        "package": family_package.id, "covered": [str(wang.id), "99999999999999999999"], "key": "k-1"},
+        HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "99999999999999999999" in response.content.decode()  # "… is not one of the available choices."
+    assert not PackagePurchase.objects.exists()
+
+
 def test_without_javascript_a_card_form_opens_on_a_page_of_its_own(client, front_desk_a, wang):
     client.force_login(front_desk_a.user)
     response = client.get(reverse("loyalty:form", args=[wang.id, "topup"]))
