@@ -6,6 +6,7 @@ theirs with `gettext_noop` so that makemessages finds them), a message that carr
 the patterns below. A message no catalogue knows is shown as it is rather than hidden."""
 
 import re
+from collections.abc import Sequence
 
 from django.utils.translation import gettext, gettext_noop
 
@@ -19,13 +20,14 @@ PATTERNS: list[tuple[re.Pattern, str]] = [
 ]
 
 
-def message_display(message) -> str:
-    """`message` in the active language when a catalogue or a pattern has it, else as it is."""
+def message_display(message, *, patterns: Sequence[tuple[re.Pattern, str]] = ()) -> str:
+    """`message` in the active language when a catalogue or a pattern (an app's own `patterns`, then these) has
+    it, else as it is."""
     message = str(message)
     translated = gettext(message)
     if translated != message:
         return translated
-    for pattern, template in PATTERNS:
+    for pattern, template in [*patterns, *PATTERNS]:
         found = pattern.match(message)
         if found:
             return gettext(template) % found.groupdict()

@@ -7,7 +7,9 @@ Messages written with gettext at the source (matching, scope) arrive translated 
 
 import re
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
+
+from smileloop.core.messages import message_display as core_message_display
 
 FIXED = [
     gettext_noop("is required"),
@@ -46,12 +48,5 @@ PATTERNS = [
 
 
 def message_display(message: str) -> str:
-    """`message` in the active language when the catalogue has it, else as it is."""
-    translated = gettext(message)
-    if translated != message:
-        return translated
-    for pattern, template in PATTERNS:
-        found = pattern.match(message)
-        if found:
-            return gettext(template) % found.groupdict()
-    return message
+    """`message` in the active language when the catalogue or a pattern has it, else as it is."""
+    return core_message_display(message, patterns=PATTERNS)
