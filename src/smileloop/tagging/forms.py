@@ -2,12 +2,14 @@
 authority (their per-field errors are mapped back with `add_domain_errors`, messages translated here)."""
 
 import json
+import re
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import gettext_noop, pgettext_lazy
 
 from smileloop.core.errors import ValidationFailed
+from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.tagging.enums import TagGroupKind, TagKind
 from smileloop.tagging.models import Tag, TagGroup
@@ -31,6 +33,10 @@ SERVICE_MESSAGES = {
 }
 
 
+_PATTERNS = [(re.compile(r"^is tested by the rules of (?P<names>.+); change those rules first$"),
+              gettext_noop("is tested by the rules of %(names)s; change those rules first"))]
+
+
 class DomainErrorsMixin:
     def add_domain_errors(self, exc: ValidationFailed) -> None:
         for error in exc.errors:
@@ -39,7 +45,7 @@ class DomainErrorsMixin:
             if message.startswith("is not valid JSON"):
                 text = _("This is not valid JSON: %(detail)s") % {"detail": message.removeprefix("is not valid JSON ")}
             else:
-                text = SERVICE_MESSAGES.get(message, message)
+                text = SERVICE_MESSAGES.get(message) or message_display(message, patterns=_PATTERNS)
             if field.startswith("rule."):  # a part of the rule tree, by its path: "all[0]: unknown field …"
                 field, text = "rule", f"{field.removeprefix('rule.')}: {text}"
             self.add_error(field if field in self.fields else None, text)

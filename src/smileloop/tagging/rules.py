@@ -18,14 +18,15 @@ def rule_support_register(*, check: Callable[..., list[FieldError]], describe: C
     _support["check"], _support["describe"] = check, describe
 
 
-def _uses_tag(node, code: str) -> bool:
+def rule_uses_tag(node, code: str) -> bool:
+    """Whether a rule tree tests the tag with this code anywhere."""
     if isinstance(node, dict):
         if node.get("field") == "tag":
             values = node.get("value")
             return code in (values if isinstance(values, list) else [values])
-        return any(_uses_tag(v, code) for v in node.values())
+        return any(rule_uses_tag(v, code) for v in node.values())
     if isinstance(node, list):
-        return any(_uses_tag(v, code) for v in node)
+        return any(rule_uses_tag(v, code) for v in node)
     return False
 
 
@@ -34,7 +35,7 @@ def rule_check(rule: dict, *, chain_id: int, code: str) -> list[FieldError]:
     flip the patients it sets."""
     check = _support.get("check")
     errors = check(rule, chain_id=chain_id) if check else []
-    if not errors and code and _uses_tag(rule, code):
+    if not errors and code and rule_uses_tag(rule, code):
         errors.append(FieldError("rule", "must not test the tag it sets", code))
     return errors
 

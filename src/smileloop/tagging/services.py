@@ -28,7 +28,7 @@ from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a s
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
 from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
-from smileloop.tagging.rules import rule_check
+from smileloop.tagging.rules import rule_check, rule_uses_tag
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -135,6 +135,14 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         errors.append(FieldError("code", "must be 1–40 lower-case letters, digits, '-' or '_'", code))
     elif Tag.objects.filter(chain_id=chain_id, code=code).exclude(pk=tag.pk if tag else None).exists():
         errors.append(FieldError("code", "is already used by another tag", code))
+    elif tag is not None and code != tag.code:
+        # Rules name tags by code: renaming one that another rule tag tests would leave that rule naming nobody
+        # (refused when saved, skipped each night from then on).
+        users = [t.name for t in Tag.objects.filter(chain_id=chain_id, kind=TagKind.RULE).exclude(pk=tag.pk)
+                 if rule_uses_tag(t.rule, tag.code)]
+        if users:
+            errors.append(FieldError("code", f"is tested by the rules of {', '.join(sorted(users))}; "
+                                             "change those rules first", code))
     if not name or len(name) > 60:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
     elif group and Tag.objects.filter(chain_id=chain_id, group=group, name=name).exclude(

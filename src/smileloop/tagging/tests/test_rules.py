@@ -90,3 +90,41 @@ def test_the_tag_list_reads_a_rule_as_words_and_links_the_builder_only_for_who_m
     html = client.get(reverse("tagging:list")).content.decode()
     assert ">Age at least 60 years</span>" in html
     assert builder not in html
+
+
+def test_a_tag_that_another_rule_tests_keeps_its_code(chain, interests):
+    vip = TagFactory(group=interests, code="vip", name="重点客户")
+    tag_create(chain=chain, data={"group": "interest", "code": "loyal", "name": "忠诚", "kind": "rule",
+                                  "rule": {"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]}})
+    with pytest.raises(ValidationFailed) as exc:
+        tag_update(tag=vip, data={"code": "vip2"})
+    assert _errors(exc) == {"code": "is tested by the rules of 忠诚; change those rules first"}
+    vip.refresh_from_db()
+    assert vip.code == "vip"
+    tag_update(tag=vip, data={"name": "重点"})  # other changes are fine
+    lonely = TagFactory(group=interests, code="lonely", name="孤单")
+    tag_update(tag=lonely, data={"code": "alone"})  # and a tag no rule tests is renamed as before
+    lonely.refresh_from_db()
+    assert lonely.code == "alone"
+
+
+def test_the_builder_opened_for_a_rule_tag_is_titled_by_it(client, marketing, interests):
+    senior = TagFactory(group=interests, code="senior", name="老年", kind=TagKind.RULE, rule=SENIOR)
+    client.force_login(marketing.user)
+    html = client.get(reverse("segments:create"), {"tag": senior.id}).content.decode()
+    assert "<h1>Rule of the tag “老年”</h1>" in html
+
+
+def test_the_tag_form_says_in_chinese_which_rules_keep_a_code(client, marketing, interests):
+    from django.utils import translation
+
+    vip = TagFactory(group=interests, code="vip", name="重点客户")
+    TagFactory(group=interests, code="loyal", name="忠诚", kind=TagKind.RULE,
+               rule={"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]})
+    client.force_login(marketing.user)
+    with translation.override("zh-hans"):
+        response = client.post(reverse("tagging:tag_edit", args=[vip.id]), {
+            "group": interests.id, "name": "重点客户", "code": "vip2", "kind": "manual", "colour": "#dc2626",
+            "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert response.context["form"].errors["code"] == ["标签 忠诚 的规则引用了此编码，请先修改这些规则"]
