@@ -63,12 +63,13 @@ def _context(request, scope: Scope, *, builder: Builder, form: SegmentForm, segm
     builder_prepare(builder, choices)
     if "rule_tag" not in extra:  # every re-render of the builder keeps the rule tag it was opened for
         extra["rule_tag"] = _rule_tag(scope, request.POST.get("tag-id") or request.GET.get("tag"))
-    if extra["rule_tag"] is not None and segment is None:
-        extra.setdefault("title", _("Rule of the tag “%(name)s”") % {"name": extra["rule_tag"].name})
+    rule_tag = extra["rule_tag"]
+    title = (segment.name if segment else _("Rule of the tag “%(name)s”") % {"name": rule_tag.name} if rule_tag
+             else _("New segment"))
     return {
         "builder": builder, "choices": choices, "form": form, "segment": segment, "modes": MODES,
         "save_url": reverse("segments:edit", args=[segment.id]) if segment else reverse("segments:create"),
-        "title": extra.pop("title", None) or (segment.name if segment else _("New segment")),
+        "title": title,
         "can_manage": scope.can(Perm.SEGMENT_MANAGE),
         "can_tag": scope.can(Perm.TAG_MANAGE) and scope.can(Perm.SEGMENT_MANAGE),
         "tag_groups": _tag_groups(scope) if scope.can(Perm.TAG_MANAGE) else [],

@@ -1,7 +1,7 @@
 """The rule of a rule tag is a segment rule tree, and the segments app (a higher layer) owns that language: it
 registers here, at start-up, how a tree is checked and put into words. Tagging asks through these two calls so
 that a tag form or API request with an unknown field is refused with the validator's message and path instead
-of being saved and then skipped by the nightly job, and the tag list reads "年龄 · 至多 · 12 岁" instead of JSON.
+of being saved and then skipped by the nightly job, and the tag list reads "年龄 至多 12 岁" instead of JSON.
 Without the segments app installed, a rule is only required to be an object and is shown as JSON."""
 
 import json

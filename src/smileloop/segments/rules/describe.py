@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from smileloop.core.money import fen_to_yuan
 from smileloop.segments.rules.fields import FIELDS, NONE, OPS, PAIR, PARAMS, FieldSpec, category_choices
+from smileloop.segments.rules.validation import reference_names
 
 _N = re.compile(r"(?<![A-Za-z])N(?![A-Za-z])")
 _M = re.compile(r"(?<![A-Za-z])M(?![A-Za-z])")
@@ -27,10 +28,10 @@ def _walk_refs(node, refs: dict[str, set]) -> None:
         if spec is not None:
             values = node.get("value")
             for value in values if isinstance(values, list) else [values]:
-                if spec.value_type in ("clinic", "tag", "tier") and value is not None:
-                    refs[spec.value_type].add(str(value))
-            if node.get("clinic") is not None:
-                refs["clinic"].add(str(node["clinic"]))
+                if spec.value_type in refs and isinstance(value, (int, str)):
+                    refs[spec.value_type].add(value)
+            if isinstance(node.get("clinic"), (int, str)):
+                refs["clinic"].add(node["clinic"])
         for child in node.values():
             _walk_refs(child, refs)
     elif isinstance(node, list):
@@ -38,30 +39,11 @@ def _walk_refs(node, refs: dict[str, set]) -> None:
             _walk_refs(child, refs)
 
 
-def _names(chain_id: int, refs: dict[str, set]) -> dict[str, dict[str, str]]:
-    """Names of the clinics, tags and tiers the rules mention (only the kinds they mention are queried)."""
-    from smileloop.clinics.models import Clinic
-    from smileloop.membership.models import Tier
-    from smileloop.tagging.models import Tag
-
-    names: dict[str, dict[str, str]] = {"clinic": {}, "tag": {}, "tier": {}}
-    ids = lambda values: [int(v) for v in values if v.isdigit()]  # noqa: E731
-    if refs["clinic"]:
-        names["clinic"] = {str(pk): name for pk, name in Clinic.objects.filter(
-            chain_id=chain_id, pk__in=ids(refs["clinic"])).values_list("pk", "name")}
-    if refs["tag"]:
-        names["tag"] = dict(Tag.objects.filter(chain_id=chain_id, code__in=refs["tag"]).values_list("code", "name"))
-    if refs["tier"]:
-        names["tier"] = {str(t.pk): f"{t.plan.name} · {t.name}" for t in Tier.objects.filter(
-            plan__chain_id=chain_id, pk__in=ids(refs["tier"])).select_related("plan")}
-    return names
-
-
 def rules_describe(rules: list, *, chain_id: int) -> list[str]:
     """Each rule tree in words, in the active language."""
     refs: dict[str, set] = {"clinic": set(), "tag": set(), "tier": set()}
     _walk_refs(rules, refs)
-    names = _names(chain_id, refs) if any(refs.values()) else {"clinic": {}, "tag": {}, "tier": {}}
+    names = reference_names(chain_id, refs)
     return [_node(rule, names, top=True) if rule else "" for rule in rules]
 
 
@@ -91,7 +73,7 @@ def _value_text(spec: FieldSpec, value, names) -> str:
         whole, _dot, cents = fen_to_yuan(value).partition(".")
         return f"{int(whole):,}" + ("" if cents == "00" else f".{cents}")
     if spec.value_type in ("clinic", "tag", "tier"):
-        return names[spec.value_type].get(str(value), str(value))
+        return str(names[spec.value_type].get(value, value))
     if spec.choices is not None:
         return str(dict((str(code), label) for code, label in spec.choices()).get(str(value), value))
     return str(value)
@@ -145,7 +127,7 @@ def _leaf(leaf: dict, names) -> str:
         days_label = str(PARAMS["days"].label)
         extras.append(_N.sub(str(days), days_label) if _N.search(days_label) else f"{days_label} {days} {_('days')}")
     if leaf.get("clinic") is not None:
-        extras.append(f"{PARAMS['clinic'].label} {names['clinic'].get(str(leaf['clinic']), leaf['clinic'])}")
+        extras.append(f"{PARAMS['clinic'].label} {names['clinic'].get(leaf['clinic'], leaf['clinic'])}")
     if leaf.get("category"):
         category = dict(category_choices()).get(leaf["category"], leaf["category"])
         extras.append(f"{PARAMS['category'].label} {category}")

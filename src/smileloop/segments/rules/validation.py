@@ -228,21 +228,10 @@ class _Validator:
 
     def references(self, chain_id: int) -> None:
         """Ids and codes must name the chain's clinics, tags and tiers: one query per kind used."""
-        from smileloop.clinics.models import Clinic
-        from smileloop.membership.models import Tier
-        from smileloop.tagging.models import Tag
-
         wanted: dict[str, set] = {"clinic": set(), "tag": set(), "tier": set()}
         for kind, _path, value in self.refs:
             wanted[kind].add(value)
-        known = {
-            "clinic": set(Clinic.objects.filter(chain_id=chain_id, pk__in=wanted["clinic"]).values_list("pk", flat=True))
-            if wanted["clinic"] else set(),
-            "tag": set(Tag.objects.filter(chain_id=chain_id, code__in=wanted["tag"]).values_list("code", flat=True))
-            if wanted["tag"] else set(),
-            "tier": set(Tier.objects.filter(plan__chain_id=chain_id, pk__in=wanted["tier"]).values_list("pk", flat=True))
-            if wanted["tier"] else set(),
-        }
+        known = reference_names(chain_id, wanted)
         messages = {"clinic": _("unknown clinic id %(value)s"), "tag": _("unknown tag '%(value)s'"),
                     "tier": _("unknown membership tier id %(value)s")}
         for kind, path, value in self.refs:
@@ -258,3 +247,21 @@ def validate(rule, *, chain_id: int | None = None) -> list[FieldError]:
     if not validator.errors and chain_id is not None and validator.refs:
         validator.references(chain_id)
     return validator.errors
+
+
+def reference_names(chain_id: int, wanted: dict[str, set]) -> dict[str, dict]:
+    """{"clinic": {id: name}, "tag": {code: name}, "tier": {id: "plan · tier"}} for the values of `wanted` that name
+    the chain's clinics, tags and tiers (values of the wrong type name nothing); one query per kind asked for."""
+    from smileloop.clinics.models import Clinic
+    from smileloop.membership.models import Tier
+    from smileloop.tagging.models import Tag
+
+    ids = {kind: [v for v in wanted.get(kind, ()) if _is_int(v) and 0 < v < 2**63] for kind in ("clinic", "tier")}
+    codes = [v for v in wanted.get("tag", ()) if isinstance(v, str)]
+    return {
+        "clinic": dict(Clinic.objects.filter(chain_id=chain_id, pk__in=ids["clinic"]).values_list("pk", "name"))
+        if ids["clinic"] else {},
+        "tag": dict(Tag.objects.filter(chain_id=chain_id, code__in=codes).values_list("code", "name")) if codes else {},
+        "tier": {t.pk: f"{t.plan.name} · {t.name}" for t in Tier.objects.filter(
+            plan__chain_id=chain_id, pk__in=ids["tier"]).select_related("plan")} if ids["tier"] else {},
+    }
