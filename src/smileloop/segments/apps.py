@@ -8,7 +8,8 @@ class SegmentsConfig(AppConfig):
 
     def ready(self):
         from smileloop.segments.rules.describe import rules_describe
+        from smileloop.segments.selectors import segments_testing_tag
         from smileloop.segments.services import rule_errors
         from smileloop.tagging.rules import rule_support_register
 
-        rule_support_register(check=rule_errors, describe=rules_describe)
+        rule_support_register(check=rule_errors, describe=rules_describe, users=segments_testing_tag)

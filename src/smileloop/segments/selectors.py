@@ -21,7 +21,7 @@ from smileloop.segments.rules.fields import FIELDS
 from smileloop.segments.rules.validation import validate
 
 __all__ = ["chain_scope", "compile", "validate", "segment_count", "segment_preview", "segment_sql",
-           "segment_list", "segment_get", "segment_customers", "fields_describe", "PreviewRow", "Preview"]
+           "segment_list", "segment_get", "segments_testing_tag", "segment_customers", "fields_describe", "PreviewRow", "Preview"]
 
 
 def chain_scope(chain: Chain | int) -> Scope:
@@ -104,6 +104,16 @@ def segment_sql(scope: Scope, rule: dict, *, today: dt.date | None = None) -> di
 def segment_list(scope: Scope) -> QuerySet[Segment]:
     """The chain's live segments (segments belong to the chain; their counts are cut to the scope)."""
     return Segment.objects.filter(chain_id=scope.chain_id, is_active=True).select_related("updated_by")
+
+
+def segments_testing_tag(*, chain_id: int, code: str) -> list[str]:
+    """Names of the chain's live segments whose rules test the tag with this code. Rules name tags by code, so
+    tagging asks this (through its rule registry) before letting a tag's code change. A chain keeps tens of
+    segments, so reading their trees is cheaper than a JSON query each database spells differently."""
+    from smileloop.tagging.rules import rule_uses_tag
+
+    rules = Segment.objects.filter(chain_id=chain_id, is_active=True).values_list("name", "rule")
+    return [name for name, rule in rules if rule_uses_tag(rule, code)]
 
 
 def segment_get(scope: Scope, segment_id) -> Segment:

@@ -136,6 +136,24 @@ def _rule_tag(scope: Scope, value):
     return tag if tag.kind == TagKind.RULE else None
 
 
+def _tag_errors(exc: errors.ValidationFailed) -> list[str]:
+    """The tag service's refusals in the reader's language, each after the builder's label for its field (a
+    rule error after its path in the tree, as under a condition)."""
+    from django.utils.translation import pgettext
+
+    from smileloop.tagging.forms import tag_error_text
+
+    labels = {"group": _("Tag group"), "code": pgettext("identifier", "Code"), "name": pgettext("object", "Name")}
+    shown = []
+    for error in exc.errors:
+        text = tag_error_text(error.message)
+        if error.field.startswith("rule."):
+            shown.append(f"{error.field.removeprefix('rule.')}: {text}")
+        else:
+            shown.append(f"{labels[error.field]}: {text}" if error.field in labels else text)
+    return shown
+
+
 def _rule_param(request) -> dict | None:
     try:
         rule = json.loads(request.GET.get("rule", "") or "null")
@@ -256,7 +274,7 @@ def builder_save_tag(request, scope: Scope):
                     "group": request.POST.get("tag-group", ""), "code": request.POST.get("tag-code", ""),
                     "name": request.POST.get("tag-name", ""), "kind": TagKind.RULE, "rule": tree})
         except errors.ValidationFailed as exc:
-            tag_errors = [f"{e.field}: {e.message}" for e in exc.errors]
+            tag_errors = _tag_errors(exc)
         else:
             message = (_("Rule of tag “%(name)s” saved; it is recomputed every night.") if rule_tag is not None
                        else _("Rule tag “%(name)s” created; it is recomputed every night."))

@@ -34,18 +34,25 @@ SERVICE_MESSAGES = {
 
 
 _PATTERNS = [(re.compile(r"^is tested by the rules of (?P<names>.+); change those rules first$"),
-              gettext_noop("is tested by the rules of %(names)s; change those rules first"))]
+              gettext_noop("is tested by the rules of %(names)s; change those rules first")),
+             (re.compile(r"^is tested by the segments (?P<names>.+); change those segments first$"),
+              gettext_noop("is tested by the segments %(names)s; change those segments first"))]
+
+
+def tag_error_text(message) -> str:
+    """A tagging service message in the reader's language (forms here, and the segment builder's "save as a rule
+    tag", which shows the same refusals)."""
+    message = str(message)
+    if message.startswith("is not valid JSON"):
+        return _("This is not valid JSON: %(detail)s") % {"detail": message.removeprefix("is not valid JSON ")}
+    return str(SERVICE_MESSAGES.get(message) or message_display(message, patterns=_PATTERNS))
 
 
 class DomainErrorsMixin:
     def add_domain_errors(self, exc: ValidationFailed) -> None:
         for error in exc.errors:
-            message = str(error.message)
             field = error.field
-            if message.startswith("is not valid JSON"):
-                text = _("This is not valid JSON: %(detail)s") % {"detail": message.removeprefix("is not valid JSON ")}
-            else:
-                text = SERVICE_MESSAGES.get(message) or message_display(message, patterns=_PATTERNS)
+            text = tag_error_text(error.message)
             if field.startswith("rule."):  # a part of the rule tree, by its path: "all[0]: unknown field …"
                 field, text = "rule", f"{field.removeprefix('rule.')}: {text}"
             self.add_error(field if field in self.fields else None, text)

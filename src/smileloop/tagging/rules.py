@@ -12,10 +12,21 @@ from smileloop.core.errors import FieldError
 _support: dict[str, Callable] = {}
 
 
-def rule_support_register(*, check: Callable[..., list[FieldError]], describe: Callable[..., str]) -> None:
+def rule_support_register(*, check: Callable[..., list[FieldError]], describe: Callable[..., str],
+                          users: Callable[..., list[str]] | None = None) -> None:
     """`check(rule, chain_id=…)` → every problem as FieldError (paths under "rule"); `describe(rules, chain_id=…)`
-    → each rule as a sentence in the active language (all at once, so names are looked up once)."""
+    → each rule as a sentence in the active language (all at once, so names are looked up once);
+    `users(chain_id=…, code=…)` → the names of saved segments whose rules test the tag with that code (its code
+    may then not change: those rules name tags by code)."""
     _support["check"], _support["describe"] = check, describe
+    if users is not None:
+        _support["users"] = users
+
+
+def rule_users(*, chain_id: int, code: str) -> list[str]:
+    """Names of the saved segments (registered by the segments app) whose rules test this tag code."""
+    users = _support.get("users")
+    return sorted(users(chain_id=chain_id, code=code)) if users else []
 
 
 def rule_uses_tag(node, code: str) -> bool:

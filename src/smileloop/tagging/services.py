@@ -28,7 +28,7 @@ from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a s
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
 from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
-from smileloop.tagging.rules import rule_check, rule_uses_tag
+from smileloop.tagging.rules import rule_check, rule_users, rule_uses_tag
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -143,6 +143,10 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         if users:
             errors.append(FieldError("code", f"is tested by the rules of {', '.join(sorted(users))}; "
                                              "change those rules first", code))
+        segments = rule_users(chain_id=chain_id, code=tag.code)
+        if segments:
+            errors.append(FieldError("code", f"is tested by the segments {', '.join(segments)}; "
+                                             "change those segments first", code))
     if not name or len(name) > 60:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
     elif group and Tag.objects.filter(chain_id=chain_id, group=group, name=name).exclude(

@@ -219,6 +219,9 @@ def test_a_rule_tag_opens_in_the_builder_and_its_rule_is_saved_back(manager, cha
     html = manager.get(reverse("segments:create"), {"tag": vip.id}).content.decode()
     assert 'data-testid="rule-tag"' in html and f'name="tag-id" value="{vip.id}"' in html
     assert 'value="lifetime_spend_fen" selected' in html and 'value="30000"' in html
+    # it edits the tag's rule, not a segment: no segment name to give, no "Save segment", Enter saves to the tag
+    assert 'name="name"' not in html and "Save segment" not in html
+    assert f'hx-post="{reverse("segments:save_tag")}"' in html.split('id="segment-form"')[1].split(">")[0]
     # a bad condition is refused and the rule stays
     data = {"mode": "all", "c-x1-field": "age", "c-x1-op": "gte", "c-x1-value": "abc", "c-x1-group": "",
             "tag-id": str(vip.id)}
@@ -232,6 +235,22 @@ def test_a_rule_tag_opens_in_the_builder_and_its_rule_is_saved_back(manager, cha
     assert response.status_code == 204 and response["HX-Redirect"]
     vip.refresh_from_db()
     assert vip.rule == {"all": [{"field": "age", "op": "gte", "value": 60}]}
+    assert Tag.objects.filter(chain=chain).count() == len(tags)
+
+
+def test_save_as_rule_tag_names_the_field_of_each_refusal_in_the_readers_language(manager, chain, tags):
+    from django.utils import translation
+
+    group = tags["implant"].group
+    data = {"mode": "all", "c-x1-field": "age", "c-x1-op": "gte", "c-x1-value": "60", "c-x1-group": "",
+            "tag-group": str(group.id), "tag-code": tags["vip"].code, "tag-name": ""}
+    with translation.override("zh-hans"):
+        response = manager.post(reverse("segments:save_tag"), data, HTTP_HX_REQUEST="true",
+                                HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert '<p class="field-error">编码: 该编码已被其他标签使用。</p>' in html
+    assert '<p class="field-error">名称: 必填，最多 60 个字符。</p>' in html
     assert Tag.objects.filter(chain=chain).count() == len(tags)
 
 

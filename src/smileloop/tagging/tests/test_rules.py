@@ -128,3 +128,42 @@ def test_the_tag_form_says_in_chinese_which_rules_keep_a_code(client, marketing,
             "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.status_code == 422
     assert response.context["form"].errors["code"] == ["标签 忠诚 的规则引用了此编码，请先修改这些规则"]
+
+
+def test_a_tag_that_a_saved_segment_tests_keeps_its_code_until_the_segment_is_deleted(chain, interests):
+    from smileloop.segments.services import segment_create, segment_delete
+
+    vip = TagFactory(group=interests, code="vip", name="重点客户")
+    rule = {"all": [{"field": "age", "op": "gte", "value": 18},
+                    {"any": [{"field": "tag", "op": "all_of", "value": ["other", "vip"]}]}]}
+    TagFactory(group=interests, code="other", name="其他")
+    segment = segment_create(chain=chain, name="成人重点", rule=rule, actor=None)
+    segment_create(chain=chain, name="老年", rule=SENIOR, actor=None)  # does not test the tag: not named
+    with pytest.raises(ValidationFailed) as exc:
+        tag_update(tag=vip, data={"code": "vip2"})
+    assert _errors(exc) == {"code": "is tested by the segments 成人重点; change those segments first"}
+    vip.refresh_from_db()
+    assert vip.code == "vip"
+    segment_delete(segment=segment, actor=None)  # a deleted segment no longer holds the code
+    tag_update(tag=vip, data={"code": "vip2"})
+    vip.refresh_from_db()
+    assert vip.code == "vip2"
+
+
+def test_the_tag_form_says_in_chinese_which_segments_keep_a_code(client, marketing, interests):
+    from django.utils import translation
+
+    from smileloop.segments.services import segment_create
+
+    vip = TagFactory(group=interests, code="vip", name="重点客户")
+    segment_create(chain=marketing.chain, name="重点人群",
+                   rule={"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]}, actor=None)
+    client.force_login(marketing.user)
+    with translation.override("zh-hans"):
+        response = client.post(reverse("tagging:tag_edit", args=[vip.id]), {
+            "group": interests.id, "name": "重点客户", "code": "vip2", "kind": "manual", "colour": "#dc2626",
+            "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert response.context["form"].errors["code"] == ["分群 重点人群 的条件引用了此编码，请先修改这些分群"]
+    vip.refresh_from_db()
+    assert vip.code == "vip"
