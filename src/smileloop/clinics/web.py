@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from smileloop.clinics.selectors import scope_for_user
 from smileloop.core import errors
@@ -31,6 +32,20 @@ def staff_view(view):
 def require_permission(scope: Scope, permission: str) -> None:
     if not scope.can(permission):
         raise errors.PermissionDenied(f"missing permission {permission}")
+
+
+def safe_next(request, *candidates: str | None, default: str) -> str:
+    """The first candidate that is a page of this site: a path ("/customers/?q=zs") or an absolute URL on this
+    host (htmx's HX-Current-URL). Anything else (another site, "javascript:", text that is no URL) gives way to
+    `default`, so a forged `next` can neither send staff elsewhere nor be taken for a view name."""
+    for candidate in candidates:
+        candidate = (candidate or "").strip()
+        if not candidate or not url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+                                                                require_https=request.is_secure()):
+            continue
+        if candidate.startswith("/") or candidate.lower().startswith(("http://", "https://")):
+            return candidate
+    return default
 
 
 def htmx_redirect(request, url: str) -> HttpResponse:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import clinic_list
-from smileloop.clinics.web import htmx_redirect, require_permission, staff_view
+from smileloop.clinics.web import htmx_redirect, require_permission, safe_next, staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.services import phone_reveal
@@ -103,7 +103,7 @@ def task_complete(request, scope: Scope, task_id: int):
         if form.errors:
             return _row(request, scope, selectors.task_get(scope, task_id), form=form, status=422, page=True)
         messages.success(request, _("Outcome recorded."))
-        return htmx_redirect(request, request.POST.get("next") or reverse("followups:inbox"))
+        return htmx_redirect(request, safe_next(request, request.POST.get("next"), default=reverse("followups:inbox")))
     task = selectors.task_get(scope, task_id)
     return _row(request, scope, task, form=form, status=422 if form.errors else 200)
 
@@ -230,7 +230,8 @@ def playbook_toggle(request, scope: Scope, playbook_id: int):
     playbook = selectors.playbook_get(scope, playbook_id)
     services.playbook_activate(playbook=playbook, active=not playbook.is_active)
     messages.success(request, _("Playbook activated.") if playbook.is_active else _("Playbook deactivated."))
-    return htmx_redirect(request, request.POST.get("next") or reverse("followups:playbooks"))
+    return htmx_redirect(request, safe_next(request, request.POST.get("next"),
+                                            default=reverse("followups:playbooks")))
 
 
 def _step(playbook, step_id) -> PlaybookStep:

@@ -9,13 +9,12 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
-from smileloop.clinics.web import htmx_redirect, require_permission, staff_view
+from smileloop.clinics.web import htmx_redirect, require_permission, safe_next, staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
@@ -195,11 +194,8 @@ def customer_tag_remove(request, scope: Scope, customer_id: int):
 
 def _back_to_list(request) -> str:
     """Where the list was (with its filters): htmx sends the browser's URL; a plain form sends `next`."""
-    for candidate in (request.headers.get("HX-Current-URL") or "", request.POST.get("next") or ""):
-        if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                                         require_https=request.is_secure()):
-            return candidate
-    return reverse("customers:list")
+    return safe_next(request, request.headers.get("HX-Current-URL"), request.POST.get("next"),
+                     default=reverse("customers:list"))
 
 
 @staff_view

@@ -232,6 +232,16 @@ def test_deactivating_a_playbook(client, chain_admin, playbooks):
     assert pb.is_active is False
 
 
+def test_a_playbook_toggle_returns_to_a_page_of_this_site_only(client, chain_admin, playbooks):
+    pb = playbooks["no_show"]
+    login(client, chain_admin)
+    inside = client.post(reverse("followups:playbook_toggle", args=[pb.id]), {"next": "/followups/?x=1"})
+    assert inside.status_code == 302 and inside["Location"] == "/followups/?x=1"
+    for forged in ("https://evil.example/", "//evil.example/", "not a url"):
+        response = client.post(reverse("followups:playbook_toggle", args=[pb.id]), {"next": forged})
+        assert response.status_code == 302 and response["Location"] == reverse("followups:playbooks")
+
+
 # --- the 360 section ---------------------------------------------------------------------------------------
 
 def test_a_task_opened_today_shows_in_the_inbox_even_if_due_tomorrow(client, chain, clinic_a, front_desk_a, tasks_ab):

@@ -155,6 +155,16 @@ def test_bulk_tagging_from_the_list_tags_the_ticked_customers_and_returns_to_the
     assert "Tag 重点客户 added to 2 customers." in page
 
 
+@pytest.mark.parametrize("next_url", ["' OR 1=1 --", "customers:list", "javascript:alert(1)", "//evil.example/x",
+                                      "https://evil.example/", "<script>alert(1)</script>"])
+def test_bulk_tagging_goes_back_only_to_a_page_of_this_site(client, front_desk_a, patient_a, vip, next_url):
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:bulk"), {"customer_ids": [patient_a.id], "tag": vip.id,
+                                                     "action": "apply", "next": next_url})
+    assert response.status_code == 302 and response["Location"] == "/customers/"
+    assert CustomerTag.objects.filter(customer=patient_a, tag=vip).exists()
+
+
 def test_bulk_tagging_with_a_customer_outside_the_scope_changes_nothing_and_says_which(
         client, front_desk_a, patient_a, patient_b, vip):
     login(client, front_desk_a)
