@@ -260,6 +260,8 @@ def condition_from_data(data, key: str) -> Condition:
 def builder_parse(data) -> tuple[dict, Builder]:
     """The rule tree the page describes, and the builder (rows with their paths) to redraw the page."""
     builder = Builder(mode=data.get("mode") if data.get("mode") in MODES else "all")
+    if data.get("mode") not in (None, *MODES):  # the page offers two; anything else is refused, not guessed
+        builder.errors.append(_("Choose “all of” or “any of”."))
     groups: dict[str, Group] = {}
     for name in data:
         match = _GROUP_KEY.match(name)
@@ -268,6 +270,8 @@ def builder_parse(data) -> tuple[dict, Builder]:
             if key not in groups:
                 groups[key] = Group(key=key, mode=data.get(name) if data.get(name) in MODES else "all",
                                     negate=str(data.get(f"g-{key}-negate", "")) in ("on", "true", "1"))
+                if data.get(name) not in MODES:
+                    groups[key].errors.append(_("Choose “all of” or “any of”."))
                 builder.items.append(groups[key])
             continue
         match = _CONDITION_KEY.match(name)

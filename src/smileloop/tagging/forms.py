@@ -125,7 +125,8 @@ class TagApplyForm(forms.Form):
 class BulkTagForm(forms.Form):
     customer_ids = forms.Field(required=False, widget=forms.MultipleHiddenInput)
     tag = forms.ModelChoiceField(label=_("Tag"), queryset=Tag.objects.none())
-    action = forms.ChoiceField(choices=[("apply", _("Add tag")), ("remove", _("Remove tag"))], initial="apply")
+    action = forms.ChoiceField(label=_("Action"), choices=[("apply", _("Add tag")), ("remove", _("Remove tag"))],
+                               initial="apply")
 
     def __init__(self, scope: Scope, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -155,8 +155,19 @@ def tag_customers(request, scope: Scope, tag_id: int):
 # --- the 360 page section ---------------------------------------------------------------------------------
 
 
+def _form_messages(request, form) -> None:
+    """A plain (non-htmx) post goes back to a page that cannot show the form: its errors become messages, each
+    after its field's label."""
+    for name, field_errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else None
+        for error in field_errors:
+            messages.error(request, f"{label}: {error}" if label else error)
+
+
 def _section(request, scope: Scope, customer, *, form=None, status: int = 200) -> HttpResponse:
     if not request.htmx:
+        if form is not None and form.errors:
+            _form_messages(request, form)
         return htmx_redirect(request, reverse("customers:detail", args=[customer.id]) + "#tags")
     return render(request, "tagging/_section.html", {
         "customer": customer, "tags": selectors.tags_section(scope, customer), "tag_form": form}, status=status)
@@ -212,9 +223,7 @@ def bulk_tag(request, scope: Scope):
     back = _back_to_list(request)
     form = BulkTagForm(scope, request.POST)
     if not form.is_valid():
-        for field_errors in form.errors.values():
-            for error in field_errors:
-                messages.error(request, error)
+        _form_messages(request, form)
         return htmx_redirect(request, back)
     tag, ids = form.cleaned_data["tag"], form.cleaned_data["customer_ids"]
     try:

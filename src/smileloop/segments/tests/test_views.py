@@ -158,6 +158,22 @@ def test_errors_come_back_next_to_the_condition(manager, tags):
     assert Segment.objects.count() == 0
 
 
+def test_a_combination_the_page_does_not_offer_is_refused_not_guessed(manager, chain, rule):
+    segment = SegmentFactory(chain=chain, name="原样", rule=rule)
+    data = {"name": "改", "mode": "zzz", "c-a1-field": "age", "c-a1-op": "gte", "c-a1-value": "30", "c-a1-group": ""}
+    response = manager.post(reverse("segments:edit", args=[segment.id]), data)
+    assert response.status_code == 422 and "Choose “all of” or “any of”." in response.content.decode()
+    segment.refresh_from_db()
+    assert segment.rule == rule and segment.name == "原样"
+    grouped = {"name": "改", "mode": "all", "g-g1-mode": "999999", "c-a1-field": "age", "c-a1-op": "gte",
+               "c-a1-value": "30", "c-a1-group": "g1"}
+    response = manager.post(reverse("segments:preview"), grouped, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 422
+    group = html[html.index('id="group-g1"'):]
+    assert "Choose “all of” or “any of”." in group[:group.index("</fieldset>")]
+
+
 def test_preview_shows_the_count_and_masked_rows(manager, chain, clinic_a):
     CustomerFactory(chain=chain, home_clinic=clinic_a, stage="lead", mobile="+8613812345678")
     data = {"mode": "all", "c-x1-field": "stage", "c-x1-op": "eq", "c-x1-value": "lead", "c-x1-group": ""}

@@ -165,6 +165,26 @@ def test_bulk_tagging_goes_back_only_to_a_page_of_this_site(client, front_desk_a
     assert CustomerTag.objects.filter(customer=patient_a, tag=vip).exists()
 
 
+def test_bulk_tagging_with_a_bad_tag_or_action_says_which_field_and_changes_nothing(client, front_desk_a, patient_a,
+                                                                                  vip):
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:bulk"), {"customer_ids": [patient_a.id], "tag": "999999",
+                                                     "action": "zzz"}, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert any(m.startswith("Tag: Select a valid choice") for m in shown), shown
+    assert any(m.startswith("Action: Select a valid choice. zzz") for m in shown), shown
+    assert not CustomerTag.objects.exists()
+
+
+@pytest.mark.parametrize("tag", ["999999", "abc", "-5", ""])
+def test_a_plain_post_of_a_bad_tag_on_the_360_page_says_so(client, front_desk_a, patient_a, tag):
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:customer_add", args=[patient_a.id]), {"tag": tag}, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert len(shown) == 1 and shown[0].startswith("Tag: "), shown
+    assert not CustomerTag.objects.exists()
+
+
 def test_bulk_tagging_with_a_customer_outside_the_scope_changes_nothing_and_says_which(
         client, front_desk_a, patient_a, patient_b, vip):
     login(client, front_desk_a)
