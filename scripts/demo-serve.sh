@@ -5,6 +5,8 @@ set -euo pipefail
 BIN="${BIN:-.venv/bin}"
 ADDR="${1:-127.0.0.1:8000}"
 mkdir -p var
+# Links patients open (survey invitations in follow-up scripts) point at this server unless told otherwise.
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$ADDR}"
 "$BIN/smileloop" worker >var/worker.log 2>&1 &
 WORKER=$!
 stop_worker() {
