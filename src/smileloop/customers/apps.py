@@ -5,3 +5,8 @@ class CustomersConfig(AppConfig):
     name = "smileloop.customers"
     label = "customers"
     verbose_name = "Customers"
+
+    def ready(self):
+        from smileloop.customers.timeline import _register_own
+
+        _register_own()

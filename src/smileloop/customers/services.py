@@ -47,6 +47,7 @@ from smileloop.customers.normalize import (
     to_halfwidth,
 )
 from smileloop.customers.selectors import scope_covers
+from smileloop.customers.timeline import CONTACTED_BY, MARKED_LOST, timeline_format
 
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
 CUSTOMER_FIELDS = [
@@ -524,7 +525,7 @@ def interaction_add(*, customer: Customer, kind: str, text: str = "", author: St
     interaction = Interaction.objects.create(customer=customer, kind=kind, text=text, author=author, clinic=clinic,
                                              occurred_at=occurred_at or timezone.now(), data=data or {})
     if author is not None and kind in CONTACT_KINDS:
-        customer_stage_advance(customer=customer, to=Stage.CONTACTED, cause=f"{kind} by {author.name}",
+        customer_stage_advance(customer=customer, to=Stage.CONTACTED, cause=timeline_format(CONTACTED_BY, kind=kind, name=author.name),
                                at=interaction.occurred_at, actor=author)
     return interaction
 
@@ -727,7 +728,7 @@ def customer_mark_lost(*, scope: Scope, customer: Customer, reason: str, actor: 
         raise NotFound("Customer not found")
     if locked.stage == Stage.LOST:
         raise Conflict("This patient is already marked lost", code="already_lost")
-    customer_stage_advance(customer=locked, to=Stage.LOST, cause=f"marked lost by {actor.name}: {text}",
+    customer_stage_advance(customer=locked, to=Stage.LOST, cause=timeline_format(MARKED_LOST, name=actor.name, reason=text),
                            actor=actor)
     return locked
 

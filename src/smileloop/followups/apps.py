@@ -9,8 +9,12 @@ class FollowupsConfig(AppConfig):
     def ready(self):
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
+        from smileloop.customers.timeline import timeline_templates_register
+        from smileloop.followups.enums import Outcome
         from smileloop.followups.selectors import customer_section
         from smileloop.followups.services import followups_merge_hook
+        from smileloop.followups.services.tasks import TASK_OUTCOME
 
         section_register("followups", customer_section)
+        timeline_templates_register(TASK_OUTCOME, labels={"outcome": lambda code: Outcome(code).label})
         merge_hook_register(followups_merge_hook)

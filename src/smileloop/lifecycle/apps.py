@@ -5,3 +5,9 @@ class LifecycleConfig(AppConfig):
     name = "smileloop.lifecycle"
     label = "lifecycle"
     verbose_name = "Lifecycle stages"
+
+    def ready(self):
+        from smileloop.customers.timeline import timeline_templates_register
+        from smileloop.lifecycle.services import TIMELINE_TEMPLATES
+
+        timeline_templates_register(*TIMELINE_TEMPLATES)

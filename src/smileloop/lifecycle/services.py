@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Case, CharField, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Cast, Concat, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain
 from smileloop.core.jobs import day_start
@@ -38,7 +39,12 @@ from smileloop.membership.models import Membership
 from smileloop.visits.enums import AppointmentStatus
 from smileloop.visits.models import Appointment, Order
 
-DERIVE_CAUSE = "re-derived from visits, orders, appointments, memberships and staff contacts"
+# Causes of the stage events (stored in English, shown translated: customers.timeline; registered in apps.py).
+# The SQL in `_cause` writes the same sentences as these templates.
+DERIVE_CAUSE = gettext_noop("re-derived from visits, orders, appointments, memberships and staff contacts")
+NO_VISIT_SINCE = gettext_noop("no visit since %(since)s (%(months)s months)")
+NEVER_CAME = gettext_noop("never came: no booking or contact for %(days)s days")
+TIMELINE_TEMPLATES = (DERIVE_CAUSE, NO_VISIT_SINCE, NEVER_CAME)
 
 # --- the referral hook ------------------------------------------------------------------------------------
 
@@ -165,13 +171,16 @@ def _cause(cut: Cutoffs, default: str):
     """The event's cause per customer, from the stage they ended in."""
     cfg = cut.settings
     since = _local_date("last_visit_at", cut.tz)
+    head, tail = NO_VISIT_SINCE.split("%(since)s")  # the date comes from each row
+
+    def no_visit(months: int):
+        return Concat(Value(head), since, Value(tail % {"months": months}))
+
     return Case(
-        When(stage=Stage.DORMANT, last_visit_at__isnull=False,
-             then=Concat(Value("no visit since "), since, Value(f" ({cfg.dormant_after_months} months)"))),
+        When(stage=Stage.DORMANT, last_visit_at__isnull=False, then=no_visit(cfg.dormant_after_months)),
         When(stage=Stage.LOST, last_visit_at__isnull=False,
-             then=Concat(Value("no visit since "), since,
-                         Value(f" ({cfg.dormant_after_months + cfg.lost_after_months} months)"))),
-        When(stage=Stage.LOST, then=Value(f"never came: no booking or contact for {cfg.lead_lost_after_days} days")),
+             then=no_visit(cfg.dormant_after_months + cfg.lost_after_months)),
+        When(stage=Stage.LOST, then=Value(NEVER_CAME % {"days": cfg.lead_lost_after_days})),
         default=Value(default), output_field=CharField())
 
 

@@ -9,7 +9,10 @@ class VisitsConfig(AppConfig):
     def ready(self):
         from smileloop.clinics.enums import Perm
         from smileloop.customers.sections import section_register
+        from smileloop.customers.timeline import timeline_templates_register
         from smileloop.visits import selectors
+        from smileloop.visits.enums import AppointmentStatus
+        from smileloop.visits.services import TIMELINE_TEMPLATES
 
         def health(loader):
             """Health data (plans, procedures) only for roles that may see it (PIPL)."""
@@ -27,3 +30,4 @@ class VisitsConfig(AppConfig):
         section_register("orders", page(selectors.order_list_for_customer), paged=True)
         section_register("plans", health(selectors.plan_list_for_customer))
         section_register("procedures", health(selectors.procedure_list_for_customer), paged=True)
+        timeline_templates_register(*TIMELINE_TEMPLATES, labels={"status": lambda code: AppointmentStatus(code).label})

@@ -10,12 +10,14 @@ import datetime as dt
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance, customer_visit_stats_apply, interaction_add
+from smileloop.customers.timeline import timeline_format
 from smileloop.visits.enums import AppointmentStatus, OrderStatus, PaymentMethod, PlanStatus, StepStatus
 from smileloop.visits.models import (
     Appointment,
@@ -31,6 +33,14 @@ from smileloop.visits.models import (
 )
 
 _VISIT_STATUSES = {AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED}
+
+# Timeline sentences (stored in English, shown translated: customers.timeline; registered in apps.py).
+VISIT_OF = gettext_noop("visit %(status)s: %(item)s")
+VISIT = gettext_noop("visit %(status)s")
+ARRIVED = gettext_noop("arrived at %(clinic)s on %(day)s")
+BOOKED = gettext_noop("appointment booked at %(clinic)s for %(day)s")
+PAID = gettext_noop("paid order #%(order)s at %(clinic)s on %(day)s")
+TIMELINE_TEMPLATES = (VISIT_OF, VISIT, ARRIVED, BOOKED, PAID)
 
 
 def _aware(value: dt.datetime, field: str, errors: list) -> dt.datetime | None:
@@ -90,12 +100,13 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     if status in _VISIT_STATUSES and not was_visit:
         customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit=True)
         interaction_add(customer=customer, kind="visit", clinic=clinic, author=actor, occurred_at=start_at,
-                        text=f"visit {status}" + (f": {item.name}" if item else ""))
+                        text=timeline_format(VISIT_OF, status=status, item=item.name) if item
+                        else timeline_format(VISIT, status=status))
         customer_stage_advance(customer=customer, to=Stage.ARRIVED, actor=actor, at=start_at,
-                               cause=f"arrived at {clinic.name} on {timezone.localdate(start_at)}")
+                               cause=timeline_format(ARRIVED, clinic=clinic.name, day=timezone.localdate(start_at)))
     elif status == AppointmentStatus.BOOKED and not was_booked:
         customer_stage_advance(customer=customer, to=Stage.BOOKED, actor=actor,
-                               cause=f"appointment booked at {clinic.name} for {timezone.localdate(start_at)}")
+                               cause=timeline_format(BOOKED, clinic=clinic.name, day=timezone.localdate(start_at)))
     return appointment, created
 
 
@@ -181,7 +192,8 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     ])
     customer_visit_stats_apply(customer_id=customer.id, visit_at=ordered_at, spend_delta_fen=total)
     customer_stage_advance(customer=customer, to=Stage.TREATED, actor=cashier, at=ordered_at,
-                           cause=f"paid order #{order.id} at {clinic.name} on {timezone.localdate(ordered_at)}")
+                           cause=timeline_format(PAID, order=order.id, clinic=clinic.name,
+                                                 day=timezone.localdate(ordered_at)))
     return order, True
 
 

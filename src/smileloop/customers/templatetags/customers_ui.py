@@ -4,7 +4,9 @@ from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
 from smileloop.core.money import fen_to_yuan
+from smileloop.customers.enums import InteractionKind
 from smileloop.customers.normalize import phone_display, phone_mask
+from smileloop.customers.timeline import timeline_text
 
 register = template.Library()
 
@@ -13,6 +15,14 @@ register = template.Library()
 def masked_phone(e164: str | None) -> str:
     """+8613800138000 → 138****8000."""
     return phone_mask(e164)
+
+
+@register.filter
+def interaction_text(interaction) -> str:
+    """What the system wrote (stage changes, visits) in the reader's language; what people wrote as written."""
+    if interaction.kind in (InteractionKind.SYSTEM, InteractionKind.VISIT):
+        return timeline_text(interaction.text)
+    return interaction.text
 
 
 @register.filter

@@ -5,6 +5,7 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
@@ -12,10 +13,14 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance, interaction_add
+from smileloop.customers.timeline import timeline_format
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus
 from smileloop.followups.models import FollowupTask, PlaybookStep
 from smileloop.followups.services.assign import StaffDirectory
 from smileloop.followups.services.playbooks import complaint_playbook
+
+# Stored in English, shown translated (customers.timeline; registered in apps.py).
+TASK_OUTCOME = gettext_noop("follow-up task %(task)s: %(outcome)s")
 
 COMPLAINT_DUE = dt.timedelta(hours=24)
 NOTE_LIMIT = 2000
@@ -103,7 +108,7 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
                     data={"followup_task_id": task.pk, "playbook": task.playbook.code, "outcome": outcome,
                           "channel": task.step.channel})
     if outcome in CONTACT_OUTCOMES:
-        customer_stage_advance(customer=task.customer, to=Stage.CONTACTED, cause=f"follow-up task {task.pk}: {outcome}",
+        customer_stage_advance(customer=task.customer, to=Stage.CONTACTED, cause=timeline_format(TASK_OUTCOME, task=task.pk, outcome=outcome),
                                at=now, actor=actor)
     if outcome == Outcome.COMPLAINT:
         complaint_task_open(customer=task.customer, clinic=task.clinic, note=note, anchor_key=f"task:{task.pk}",
