@@ -525,7 +525,8 @@ def interaction_add(*, customer: Customer, kind: str, text: str = "", author: St
     interaction = Interaction.objects.create(customer=customer, kind=kind, text=text, author=author, clinic=clinic,
                                              occurred_at=occurred_at or timezone.now(), data=data or {})
     if author is not None and kind in CONTACT_KINDS:
-        customer_stage_advance(customer=customer, to=Stage.CONTACTED, cause=timeline_format(CONTACTED_BY, kind=kind, name=author.name),
+        customer_stage_advance(customer=customer, to=Stage.CONTACTED,
+                               cause=timeline_format(CONTACTED_BY, kind=kind, name=author.name),
                                at=interaction.occurred_at, actor=author)
     return interaction
 
@@ -728,7 +729,8 @@ def customer_mark_lost(*, scope: Scope, customer: Customer, reason: str, actor: 
         raise NotFound("Customer not found")
     if locked.stage == Stage.LOST:
         raise Conflict("This patient is already marked lost", code="already_lost")
-    customer_stage_advance(customer=locked, to=Stage.LOST, cause=timeline_format(MARKED_LOST, name=actor.name, reason=text),
+    customer_stage_advance(customer=locked, to=Stage.LOST,
+                           cause=timeline_format(MARKED_LOST, name=actor.name, reason=text),
                            actor=actor)
     return locked
 
