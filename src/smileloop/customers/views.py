@@ -27,7 +27,7 @@ from smileloop.core.audit import audit_record
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
-from smileloop.customers.enums import ConsentPurpose, InteractionKind
+from smileloop.customers.enums import Channel, ConsentPurpose, InteractionKind
 from smileloop.customers.forms import (
     CONSENT_SOURCE_LABELS,
     ConsentForm,
@@ -170,6 +170,12 @@ def _history_page(section: str, number: int, load) -> HistoryPage:
     return HistoryPage(section, rows[:HISTORY_PAGE_SIZE], number, len(rows) > HISTORY_PAGE_SIZE)
 
 
+def _consent_source_label(source: str) -> str:
+    """How a consent was given: the form's sources, else the channel a lead came through (imports and the API
+    record the channel's code), else the stored text."""
+    return str(CONSENT_SOURCE_LABELS.get(source) or dict(Channel.choices).get(source) or source)
+
+
 class Customer360:
     """Lazy read model of the 360 page: a section is queried only when a template renders it, so an htmx
     POST that returns one fragment runs only that fragment's queries.
@@ -201,8 +207,7 @@ class Customer360:
     def consents(self):
         current = selectors.consent_current(self.customer)
         return [{"purpose": value, "label": label, "consent": current.get(value),
-                 "source_label": CONSENT_SOURCE_LABELS.get(current[value].source, current[value].source)
-                 if value in current else ""}
+                 "source_label": _consent_source_label(current[value].source) if value in current else ""}
                 for value, label in ConsentPurpose.choices]
 
     def __getattr__(self, name: str):

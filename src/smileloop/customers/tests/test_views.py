@@ -238,6 +238,17 @@ def test_consent_is_recorded_and_the_fragment_shows_it(client, front_desk_a, zha
     assert "form 17" in response.text and 'id="consents"' in response.text
 
 
+def test_a_consent_given_through_a_channel_names_the_channel(client, front_desk_a, zhang_san):
+    from smileloop.customers.services import consent_record
+
+    consent_record(customer=zhang_san, purpose=ConsentPurpose.MARKETING_SMS, granted=True, source="douyin")
+    login(client, front_desk_a)
+    html = client.get(reverse("customers:detail", args=[zhang_san.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    meta = html[html.index('class="muted small consent-meta"'):]
+    meta = meta[:meta.index("</span>")]
+    assert "抖音" in meta and "douyin" not in meta
+
+
 def test_invalid_consent_writes_nothing(client, front_desk_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:consent_add", args=[zhang_san.id]),
