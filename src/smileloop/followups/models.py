@@ -8,6 +8,7 @@ patient, playbook and step" for one triggering event — which is what makes the
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
@@ -72,6 +73,12 @@ class PlaybookStep(models.Model):
         return f"{self.playbook_id}#{self.seq} +{self.delay_days}d"
 
 
+# The reasons the services write when they close or cancel open tasks (stored in English, shown translated).
+STEP_REMOVED = gettext_noop("step removed")
+MERGED_DUPLICATE = gettext_noop("merged duplicate")
+CLOSED_REASONS = (STEP_REMOVED, MERGED_DUPLICATE)
+
+
 class FollowupTask(models.Model):
     """One follow-up to do: who (assignee), whom (customer), why (playbook, step, anchor), when (due, SLA).
 
@@ -121,6 +128,15 @@ class FollowupTask(models.Model):
 
     def __str__(self):
         return f"task {self.pk} {self.playbook_id}/{self.anchor_key} → {self.assignee_id}"
+
+    def closed_reason_display(self) -> str:
+        """Why the system closed the task, in the reader's language ("goal:rebooked" → the goal's label)."""
+        reason = self.closed_reason
+        if reason.startswith("goal:"):
+            code = reason.removeprefix("goal:")
+            label = dict(Goal.choices).get(code, code)
+            return gettext("Goal reached: %(goal)s") % {"goal": label}
+        return gettext(reason) if reason in CLOSED_REASONS else reason
 
     @property
     def is_open(self) -> bool:

@@ -9,7 +9,7 @@ from smileloop.clinics.models import Chain
 from smileloop.core.errors import FieldError, NotFound, ValidationFailed
 from smileloop.followups.defaults import COMPLAINT_CODE, DEFAULT_PLAYBOOKS
 from smileloop.followups.enums import SCRIPT_VARIABLES, AssigneeRule, ContactChannel, Goal, Trigger
-from smileloop.followups.models import Playbook, PlaybookStep
+from smileloop.followups.models import STEP_REMOVED, Playbook, PlaybookStep
 from smileloop.visits.enums import Category
 
 _VARIABLE = re.compile(r"\{([^{}]*)\}")
@@ -217,7 +217,7 @@ def playbook_step_remove(*, step: PlaybookStep) -> None:
     if step.tasks.exists():
         step.is_active = False
         step.save(update_fields=["is_active"])
-        step.tasks.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason="step removed",
+        step.tasks.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason=STEP_REMOVED,
                                                          updated_at=timezone.now())
     else:
         step.delete()

@@ -15,7 +15,7 @@ from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus
-from smileloop.followups.models import FollowupTask, PlaybookStep
+from smileloop.followups.models import MERGED_DUPLICATE, FollowupTask, PlaybookStep
 from smileloop.followups.services.assign import StaffDirectory
 from smileloop.followups.services.playbooks import complaint_playbook
 
@@ -183,7 +183,7 @@ def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     dupes = FollowupTask.objects.filter(customer=merged).filter(Exists(twins))
     now = timezone.now()
     suffix = f"~m{merged.pk}"
-    dupes.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason="merged duplicate",
+    dupes.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason=MERGED_DUPLICATE,
                                                 updated_at=now)
     FollowupTask.objects.filter(pk__in=list(dupes.values_list("pk", flat=True))).update(
         anchor_key=Concat(Left("anchor_key", 64 - len(suffix)), Value(suffix)), updated_at=now)

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from smileloop.core.models import AuditEvent
 from smileloop.customers.models import Interaction
@@ -102,6 +102,21 @@ def test_completing_a_closed_task_shows_a_clear_error(client, front_desk_a, task
     assert response.status_code == 422
     assert "This task is Closed (goal reached) and can no longer be changed." in response.content.decode()
     assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+def test_the_task_page_says_in_words_what_triggered_it_and_why_it_closed(client, front_desk_a, tasks_ab):
+    task = tasks_ab["today"]
+    FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:rebooked")
+    with translation.override("zh-hans"):
+        html = login(client, front_desk_a, "zh-hans").get(reverse("followups:task", args=[task.id])).content.decode()
+        trigger = str(task.playbook.get_trigger_display())
+    facts = html[html.index('data-testid="task-facts"'):html.index("</dl>")]
+    assert f'title="{task.anchor_key}">{trigger}</span>' in facts
+    assert "目标达成：" in facts and "goal:" not in facts.replace(f'title="{task.anchor_key}"', "")
+    FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CANCELLED, closed_reason="merged duplicate")
+    with translation.override("zh-hans"):
+        html = client.get(reverse("followups:task", args=[task.id])).content.decode()
+    assert "合并重复" in html and "merged duplicate" not in html
 
 
 def test_call_reveals_the_number_as_a_tel_link_and_audits_it(client, front_desk_a, tasks_ab):
