@@ -10,37 +10,47 @@ from smileloop.checkout.selectors import settlement_get
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import (
+    ERROR_RESPONSES,
+    Fen,
+    Id,
+    IdOrCode,
+    InputSchema,
+    Points,
+    PositiveFen,
+    referenced_by,
+    render,
+)
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.selectors import customer_get
 
 router = Router(tags=["checkout"])
 
 
-class LineIn(Schema):
+class LineIn(InputSchema):
     item_code: str = Field(min_length=1, max_length=32)
     quantity: int = Field(1, ge=1, le=99)
 
 
-class WalletIn(Schema):
-    holder_id: int | None = Field(None, description="The family wallet's holder (default: the customer)")
-    amount_fen: int | Literal["max"] = "max"
+class WalletIn(InputSchema):
+    holder_id: Id | None = Field(None, description="The family wallet's holder (default: the customer)")
+    amount_fen: Fen | Literal["max"] = "max"
     per_use_consent: bool = False
 
 
-class PriceIn(Schema):
-    customer_id: int
-    clinic: int | str
+class PriceIn(InputSchema):
+    customer_id: Id
+    clinic: IdOrCode
     lines: list[LineIn] = Field(min_length=1, max_length=50)
     vouchers: list[str] = []
     gift_cards: list[str] = []
-    points: int | Literal["max"] = 0
+    points: Points | Literal["max"] = 0
     wallet: WalletIn | None = None
 
 
-class PaymentIn(Schema):
+class PaymentIn(InputSchema):
     method: str
-    amount_fen: int = Field(ge=0)
+    amount_fen: Fen
 
 
 class PayIn(PriceIn):
@@ -48,14 +58,16 @@ class PayIn(PriceIn):
     external_id: str | None = Field(None, max_length=64)
 
 
-class RefundLineIn(Schema):
-    line_id: int
-    quantity: int | None = Field(None, ge=1)
-    amount_fen: int | None = Field(None, ge=1)
+class RefundLineIn(InputSchema):
+    line_id: Id
+    quantity: int | None = Field(None, ge=1, le=99)
+    amount_fen: PositiveFen | None = None
 
 
-class RefundIn(Schema):
-    lines: list[RefundLineIn] | None = None
+class RefundIn(InputSchema):
+    """`{}` (no `lines`) refunds everything not yet refunded; `lines` names what to refund (at least one)."""
+
+    lines: list[RefundLineIn] = Field(None, min_length=1, description="Leave out to refund the whole bill")
     reason: str = Field("", max_length=255)
 
 
@@ -121,11 +133,13 @@ class RefundOut(Schema):
 def _inputs(request: HttpRequest, payload: PriceIn) -> dict:
     scope = request_scope(request)
     permission_require(scope, Perm.VISIT_EDIT)
-    customer = customer_get(scope, payload.customer_id)
+    with referenced_by("body.customer_id"):
+        customer = customer_get(scope, payload.customer_id)
     clinic = clinic_for_write(scope=scope, value=payload.clinic)
     wallet = None
     if payload.wallet is not None:
-        holder = customer_get(scope, payload.wallet.holder_id) if payload.wallet.holder_id else customer
+        with referenced_by("body.wallet.holder_id"):
+            holder = customer_get(scope, payload.wallet.holder_id) if payload.wallet.holder_id else customer
         wallet = {"holder": holder, "amount_fen": payload.wallet.amount_fen,
                   "per_use_consent": payload.wallet.per_use_consent}
     return {"customer": customer, "clinic": clinic, "lines": [line.model_dump() for line in payload.lines],
@@ -163,8 +177,10 @@ def pay_endpoint(request: HttpRequest, payload: PayIn, response: HttpResponse,
 
 @router.post("/settlements/{int:settlement_id}/refund", response={201: RefundOut, **ERROR_RESPONSES},
              summary="Refund a paid bill, whole or some lines")
-def refund_endpoint(request: HttpRequest, settlement_id: int, payload: RefundIn, response: HttpResponse,
+def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: RefundIn, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
+    """`{}` refunds everything not yet refunded; `{"lines": [...]}` the lines named. Nothing left to refund, an
+    empty or null `lines`, or a body that is not a JSON object is a 422 and refunds nothing."""
     scope = request_scope(request)
 
     def write():
@@ -184,7 +200,7 @@ def refund_endpoint(request: HttpRequest, settlement_id: int, payload: RefundIn,
 
 @router.get("/settlements/{int:settlement_id}", response={200: SettlementOut, **ERROR_RESPONSES},
             summary="One settlement")
-def settlement_endpoint(request: HttpRequest, settlement_id: int):
+def settlement_endpoint(request: HttpRequest, settlement_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)
     return _settlement(settlement_get(scope, settlement_id))

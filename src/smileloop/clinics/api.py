@@ -18,6 +18,7 @@ from smileloop.clinics.selectors import (
     token_staff_check,
     token_touch,
 )
+from smileloop.core.bounds import pk_from_text
 from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 
@@ -80,9 +81,20 @@ def _chain_wide(scope: Scope) -> Scope:
 def _by_id_or(qs, value, text_field: str):
     text = str(value).strip()
     cond = Q(**{text_field: text})
-    if text.isdigit():
-        cond |= Q(pk=int(text))
+    pk = pk_from_text(text)
+    if pk is not None:
+        cond |= Q(pk=pk)
     return qs.filter(cond).first()
+
+
+def _clinic_in_scope(*, scope: Scope, value: int | str, field: str, refusal: str) -> Clinic:
+    clinic = _by_id_or(clinic_list(scope), value, "code")
+    if clinic is not None:
+        return clinic
+    if _by_id_or(clinic_list(_chain_wide(scope)), value, "code") is not None:
+        raise PermissionDenied(f"Clinic {value!r} is not one of your clinics; {refusal}", field=field)
+    raise ValidationFailed([FieldError(field, "is not an active clinic of this chain (use its id or code)",
+                                       str(value))])
 
 
 def clinic_for_write(*, scope: Scope, value: int | str, field: str = "clinic") -> Clinic:
@@ -91,19 +103,13 @@ def clinic_for_write(*, scope: Scope, value: int | str, field: str = "clinic") -
     Unknown in the chain → ValidationFailed on `field`; a clinic of the chain outside the caller's
     clinics → PermissionDenied (the caller knows the clinic exists: it is their own chain's).
     """
-    clinic = _by_id_or(clinic_list(scope), value, "code")
-    if clinic is not None:
-        return clinic
-    if _by_id_or(clinic_list(_chain_wide(scope)), value, "code") is not None:
-        raise PermissionDenied(f"Clinic {value!r} is not one of your clinics; you may not write to it",
-                               field=field)
-    raise ValidationFailed([FieldError(field, "is not an active clinic of this chain (use its id or code)",
-                                       str(value))])
+    return _clinic_in_scope(scope=scope, value=value, field=field, refusal="you may not write to it")
 
 
 def clinic_for_filter(*, scope: Scope, value: int | str, field: str = "clinic") -> Clinic:
-    """Like clinic_for_write, for read filters: the same checks, so a filter never widens the scope."""
-    return clinic_for_write(scope=scope, value=value, field=field)
+    """Like clinic_for_write, for read filters: the same checks (and the same 403 for a clinic of the chain
+    outside the caller's clinics), so a filter never widens the scope."""
+    return _clinic_in_scope(scope=scope, value=value, field=field, refusal="you may not see its data")
 
 
 def staff_for_input(*, scope: Scope, value: int | str | None, field: str) -> Staff | None:

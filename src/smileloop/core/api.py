@@ -4,16 +4,33 @@ Every 4xx body is `{"code": ..., "message": ..., "errors": [{"field", "message",
 `field` is a dotted path into the request (`body.lines[0].item_code`, `query.limit`, `path.customer_id`,
 `header.Idempotency-Key`), whether the error came from request parsing (ninja / pydantic) or from a
 service (core.errors.DomainError). Imports no domain app.
+
+Input is parsed with the shared types below, so that every app refuses the same things with a 422 naming the
+field: `InputSchema` (the base of every request body schema: a JSON object, never an array, null or scalar read
+as `{}`), `Id` (a key: 1 … 2**63 − 1), `IdOrCode` (a row by id or code / username), `Offset`, `Fen` /
+`PositiveFen` and `Points` (bounded far below a bigint, see core.bounds), `BigInt` (any value a column holds, for
+fields whose real range the service checks), `IsoDateTime` / `IsoDate` (ISO 8601 strings only: no Unix timestamps).
+`tests/test_api_input_bounds.py` walks every operation and fails on an input integer or date that does not use them.
+A body field that names a row (`customer_id`, `gift_id`, …) is looked up inside `referenced_by("body.<field>")`, so
+that the 404 of a row that does not exist, or is outside the caller's scope, names the field.
 """
 
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
+from pydantic import BeforeValidator, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
-from smileloop.core.errors import DomainError
+from smileloop.core.bounds import BIGINT_MAX, MAX_FEN, MAX_OFFSET, MAX_POINTS
+from smileloop.core.errors import DomainError, NotFound
 
 _SOURCES = ("body", "query", "path", "header", "cookie", "file", "form")
 
@@ -140,6 +157,75 @@ def _on_http_error(request: HttpRequest, exc: HttpError, api: NinjaAPI) -> HttpR
     code = {400: "bad_request", 403: "forbidden", 405: "method_not_allowed", 429: "throttled"}.get(
         exc.status_code, "http_error")
     return api.create_response(request, error_body(code, str(exc)), status=exc.status_code)
+
+
+# --- input types ---------------------------------------------------------------------------------------
+
+class InputSchema(Schema):
+    """The base of every request body schema (and of the objects nested in one).
+
+    ninja's Schema reads its fields from any object's attributes, so a JSON array, null, string or number where
+    an object is expected would validate as `{}` (every field at its default): refused here instead."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _json_object_only(cls, value: Any, handler, info: ValidationInfo) -> Any:
+        if not isinstance(value, (dict, cls)):
+            raise PydanticCustomError("model_type", "must be a JSON object")
+        return handler(value)
+
+
+Id = Annotated[int, Field(ge=1, le=BIGINT_MAX, description="An id (1 … 2**63 − 1)")]
+BigInt = Annotated[int, Field(ge=-BIGINT_MAX - 1, le=BIGINT_MAX)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Integer fen (1 yuan = 100 fen)")]
+PositiveFen = Annotated[int, Field(gt=0, le=MAX_FEN, description="Integer fen (1 yuan = 100 fen)")]
+Points = Annotated[int, Field(ge=0, le=MAX_POINTS)]
+
+
+def _id_or_code(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        out_of_range = not 1 <= value <= BIGINT_MAX
+    else:  # digits (full-width ones too) beyond any key would overflow the id look-up on SQLite
+        text = unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else ""
+        out_of_range = text.isascii() and text.isdigit() and int(text) > BIGINT_MAX
+    if out_of_range:
+        raise PydanticCustomError("id_or_code", "must be an id (1 … 2**63 − 1) or a code")
+    return value
+
+
+# A row named by id or by code / username: the text is resolved with core.bounds.pk_from_text.
+IdOrCode = Annotated[int | str, BeforeValidator(_id_or_code)]
+
+_NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
+
+
+def _iso_only(kind: str, example: str):
+    def check(value: Any) -> Any:
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value
+        if not isinstance(value, str) or _NUMBER.fullmatch(value):
+            # pydantic reads numbers (and digit strings) as Unix timestamps: 12345 would be 1970-01-01T03:25:45Z.
+            raise PydanticCustomError("iso_8601", "must be an ISO 8601 {kind} string, e.g. {example}",
+                                      {"kind": kind, "example": example})
+        return value
+    return BeforeValidator(check)
+
+
+IsoDateTime = Annotated[dt.datetime, _iso_only("date-time", "2025-03-01T09:30:00+08:00")]
+IsoDate = Annotated[dt.date, _iso_only("date", "2025-03-01")]
+
+
+@contextmanager
+def referenced_by(field: str) -> Iterator[None]:
+    """Look up the row a request field names: its NotFound (no such row, or one outside the caller's scope: the
+    two stay indistinguishable) names `field`, e.g. `body.customer_id`."""
+    try:
+        yield
+    except NotFound as exc:
+        if not exc.field:
+            exc.field = field
+        raise
 
 
 def render(schema: type[Schema], data: Any) -> dict:

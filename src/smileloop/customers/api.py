@@ -16,7 +16,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, Id, IdOrCode, InputSchema, Offset, render
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.enums import ConsentPurpose, IdentityKind, Stage
@@ -30,25 +30,25 @@ router = Router(tags=["customers"])
 
 # --- input ---------------------------------------------------------------------------------------------
 
-class IdentityIn(Schema):
+class IdentityIn(InputSchema):
     kind: IdentityKind
     external_id: str = Field(min_length=1, max_length=128)
     app_id: str = Field("", max_length=64)
 
 
-class MarkLostIn(Schema):
+class MarkLostIn(InputSchema):
     reason: str = Field(description="Why the patient is lost: moved away, chose another clinic, asked not to be "
                                     "contacted … (required, at most 200 characters)")
 
 
-class ConsentIn(Schema):
+class ConsentIn(InputSchema):
     purpose: ConsentPurpose
     granted: bool
     source: str = Field("api", min_length=1, max_length=64, description="Where the consent was given")
     evidence: str = Field("", max_length=255)
 
 
-class CustomerUpsertIn(Schema):
+class CustomerUpsertIn(InputSchema):
     """Matched by normalised mobile, then by identity; fields left out keep their current value."""
 
     name: str
@@ -59,8 +59,8 @@ class CustomerUpsertIn(Schema):
     community: str | None = None
     latitude: Decimal | None = None
     longitude: Decimal | None = None
-    home_clinic: int | str | None = Field(None, description="Clinic id or code")
-    consultant: int | str | None = Field(None, description="Staff id or username")
+    home_clinic: IdOrCode | None = Field(None, description="Clinic id or code")
+    consultant: IdOrCode | None = Field(None, description="Staff id or username")
     # Not an input: the lifecycle stage is derived from events. Read (undocumented) only so that sending it
     # meets the service's 422 naming the field instead of being dropped silently.
     stage: SkipJsonSchema[Any] = None
@@ -252,7 +252,7 @@ def customer_list_endpoint(
     stage: Stage | None = None,
     source: str | None = Query(None, description="Acquisition channel"),
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)
@@ -269,7 +269,7 @@ def customer_list_endpoint(
 
 
 @router.get("/{int:customer_id}", response={200: CustomerOut, **ERROR_RESPONSES}, summary="One customer")
-def customer_get_endpoint(request: HttpRequest, customer_id: int, reveal_phone: bool = False,
+def customer_get_endpoint(request: HttpRequest, customer_id: Id, reveal_phone: bool = False,
                           reason: str = Query("", description="Why the full phone is needed (audited)")):
     """With `reveal_phone=true&reason=…` and the customer.phone_view permission the full phone is returned
     and an audit-log row is written; otherwise the phone is masked."""
@@ -284,7 +284,7 @@ def customer_get_endpoint(request: HttpRequest, customer_id: int, reveal_phone: 
 
 @router.post("/{int:customer_id}/identities", response={201: IdentityOut, **ERROR_RESPONSES},
              summary="Attach an external identity")
-def identity_add_endpoint(request: HttpRequest, customer_id: int, payload: IdentityIn, response: HttpResponse,
+def identity_add_endpoint(request: HttpRequest, customer_id: Id, payload: IdentityIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
     """Idempotent for the same person (201 either way); an identity of another person is a 409."""
     scope = request_scope(request)
@@ -302,7 +302,7 @@ def identity_add_endpoint(request: HttpRequest, customer_id: int, payload: Ident
 
 @router.post("/{int:customer_id}/lost", response={200: StageOut, **ERROR_RESPONSES},
              summary="Mark a patient lost (with a reason)")
-def customer_mark_lost_endpoint(request: HttpRequest, customer_id: int, payload: MarkLostIn, response: HttpResponse,
+def customer_mark_lost_endpoint(request: HttpRequest, customer_id: Id, payload: MarkLostIn, response: HttpResponse,
                                 idempotency_key: IdempotencyKeyHeader = None):
     """The one stage staff set by hand (every other stage is derived from events): writes the timeline event
     "marked lost by <you>: <reason>". A blank reason is a 422; a patient already lost is a 409 `already_lost`;

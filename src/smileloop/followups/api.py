@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from smileloop.clinics.api import permission_require, request_scope
+from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, IsoDateTime, Offset, render
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.normalize import phone_mask
 from smileloop.followups import selectors, services
@@ -49,7 +49,7 @@ class TaskPage(Schema):
     items: list[TaskOut]
 
 
-class CompleteIn(Schema):
+class CompleteIn(InputSchema):
     outcome: Outcome
     note: str = Field("", max_length=2000)
 
@@ -92,18 +92,19 @@ def _task(task) -> dict:
 def task_list_endpoint(
     request: HttpRequest,
     mine: bool = Query(True, description="Only my tasks; false lists the tasks of my clinics (needs task.board)"),
-    clinic: int | None = Query(None, description="Clinic id (within your clinics)"),
+    clinic: Annotated[Id | None, Query(description="Clinic id (within your clinics)")] = None,
     status: TaskStatus | None = None,
-    due_from: Annotated[dt.datetime | None, Query(description="Due at or after (ISO 8601)")] = None,
-    due_to: Annotated[dt.datetime | None, Query(description="Due before (ISO 8601)")] = None,
+    due_from: Annotated[IsoDateTime | None, Query(description="Due at or after (ISO 8601)")] = None,
+    due_to: Annotated[IsoDateTime | None, Query(description="Due before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     scope = request_scope(request)
     permission_require(scope, Perm.TASK_WORK)
     if not mine:
         permission_require(scope, Perm.TASK_BOARD)
-    qs = selectors.task_list(scope, mine=mine, clinic_id=clinic, status=status or "", due_from=due_from,
+    clinic_id = clinic_for_filter(scope=scope, value=clinic).id if clinic is not None else None
+    qs = selectors.task_list(scope, mine=mine, clinic_id=clinic_id, status=status or "", due_from=due_from,
                              due_to=due_to)
     tasks = list(qs[offset:offset + limit])
     selectors.scripts_fill(scope, tasks)
@@ -111,7 +112,7 @@ def task_list_endpoint(
 
 
 @router.get("/tasks/{int:task_id}", response={200: TaskOut, **ERROR_RESPONSES}, summary="One follow-up task")
-def task_get_endpoint(request: HttpRequest, task_id: int):
+def task_get_endpoint(request: HttpRequest, task_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.TASK_WORK)
     task = selectors.task_get(scope, task_id)
@@ -121,7 +122,7 @@ def task_get_endpoint(request: HttpRequest, task_id: int):
 
 @router.post("/tasks/{int:task_id}/complete", response={200: TaskOut, **ERROR_RESPONSES},
              summary="Record a task's outcome (idempotent for the same outcome)")
-def task_complete_endpoint(request: HttpRequest, task_id: int, payload: CompleteIn, response: HttpResponse,
+def task_complete_endpoint(request: HttpRequest, task_id: Id, payload: CompleteIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 

@@ -9,7 +9,7 @@ from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, referenced_by, render
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.selectors import customer_get
@@ -42,19 +42,19 @@ class LookupOut(Schema):
     history: list[HistoryOut]
 
 
-class FriendCardIn(Schema):
-    member_id: int
+class FriendCardIn(InputSchema):
+    member_id: Id
     programme: str = Field(min_length=1, max_length=40, description="Programme code")
     trigger: str = Field("staff decision", max_length=100)
 
 
-class HolderIn(Schema):
-    customer_id: int
+class HolderIn(InputSchema):
+    customer_id: Id
 
 
-class VoucherIn(Schema):
+class VoucherIn(InputSchema):
     campaign: str = Field(min_length=1, max_length=40, description="Campaign code")
-    customer_id: int | None = None
+    customer_id: Id | None = None
 
 
 def _card(card) -> dict:
@@ -94,7 +94,8 @@ def friend_card_endpoint(request: HttpRequest, payload: FriendCardIn, response: 
 
     def write():
         permission_require(scope, Perm.CUSTOMER_EDIT)
-        member = customer_get(scope, payload.member_id)
+        with referenced_by("body.member_id"):
+            member = customer_get(scope, payload.member_id)
         programme = selectors.programme_list(scope).filter(code=payload.programme).first()
         if programme is None:
             raise ValidationFailed([FieldError("programme", "is not an active programme", payload.programme)])
@@ -114,7 +115,8 @@ def holder_endpoint(request: HttpRequest, code: str, payload: HolderIn, response
 
     def write():
         permission_require(scope, Perm.CUSTOMER_EDIT)
-        customer = customer_get(scope, payload.customer_id)
+        with referenced_by("body.customer_id"):
+            customer = customer_get(scope, payload.customer_id)
         card = selectors.giftcard_get_by_code(chain_id=scope.chain_id, code=code)
         card = services.giftcard_holder_register(card=card, customer=customer, actor=request.staff,
                                                  as_of=timezone.now())
@@ -131,7 +133,10 @@ def voucher_endpoint(request: HttpRequest, payload: VoucherIn, response: HttpRes
 
     def write():
         permission_require(scope, Perm.CUSTOMER_EDIT)
-        customer = customer_get(scope, payload.customer_id) if payload.customer_id else None
+        customer = None
+        if payload.customer_id:
+            with referenced_by("body.customer_id"):
+                customer = customer_get(scope, payload.customer_id)
         campaign = selectors.campaign_list(scope).filter(code=payload.campaign).first()
         if campaign is None:
             raise ValidationFailed([FieldError("campaign", "is not an active campaign", payload.campaign)])

@@ -1,7 +1,6 @@
 """Lifecycle stages API (mounted at /api/lifecycle): the funnel, within the caller's scope. Read only: stages
 change on events (customers.services.customer_stage_advance), never by a direct write."""
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from ninja import Field, Query, Router, Schema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, IsoDate, render
 from smileloop.customers.enums import Channel
 from smileloop.lifecycle import selectors
 
@@ -45,7 +44,7 @@ def funnel_endpoint(
     request: HttpRequest,
     clinic: str | None = Query(None, description="Home clinic id or code"),
     source: Annotated[Channel | None, Query(description="Source channel (first touch)")] = None,
-    since: Annotated[dt.date | None, Query(description="Only customers created on or after this date")] = None,
+    since: Annotated[IsoDate | None, Query(description="Only customers created on or after this date")] = None,
 ):
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)

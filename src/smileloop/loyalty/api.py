@@ -16,7 +16,16 @@ from ninja import Field, Query, Router, Schema
 
 from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import (
+    ERROR_RESPONSES,
+    Fen,
+    Id,
+    IdOrCode,
+    InputSchema,
+    PositiveFen,
+    referenced_by,
+    render,
+)
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -28,46 +37,44 @@ from smileloop.visits.models import OrderLine, ServiceItem
 
 router = Router(tags=["loyalty"])
 
-Fen = Annotated[int, Field(gt=0, description="Integer fen (1 yuan = 100 fen)")]
-
-
 # --- input ---------------------------------------------------------------------------------------------------
 
-class AwardIn(Schema):
+class AwardIn(InputSchema):
     rule_code: str = Field(min_length=1, max_length=50, description="A fixed-points rule: referral, review, …")
     source: str = Field("", max_length=100, description="What earned it, e.g. referral:<customer id>")
 
 
-class GiftExchangeIn(Schema):
-    gift_id: int
+class GiftExchangeIn(InputSchema):
+    gift_id: Id
     quantity: int = Field(1, ge=1, le=100)
 
 
-class TopupIn(Schema):
-    amount_fen: Fen
+class TopupIn(InputSchema):
+    amount_fen: PositiveFen
     method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance or other")
-    clinic: int | str | None = Field(None, description="Clinic id or code where the money was received")
+    clinic: IdOrCode | None = Field(None, description="Clinic id or code where the money was received")
 
 
-class TopupRefundIn(Schema):
-    amount_fen: Fen | None = Field(None, description="Principal to refund; default: all that is left of it")
+class TopupRefundIn(InputSchema):
+    amount_fen: PositiveFen | None = Field(None, description="Principal to refund; default: all that is left of it")
 
 
-class TransferIn(Schema):
-    to_customer_id: int
-    amount_fen: Fen
+class TransferIn(InputSchema):
+    to_customer_id: Id
+    amount_fen: PositiveFen
     per_use_consent: bool = Field(False, description="The holder consented to this transfer (recorded)")
     consent_token: str = Field("", max_length=100)
 
 
-class PackageSellIn(Schema):
-    package_id: int
-    covered_ids: list[int] = Field(min_length=1, description="The holder and/or members of the holder's household")
+class PackageSellIn(InputSchema):
+    package_id: Id
+    covered_ids: list[Id] = Field(min_length=1, max_length=50,
+                                  description="The holder and/or members of the holder's household")
 
 
-class EntitlementRedeemIn(Schema):
+class EntitlementRedeemIn(InputSchema):
     item_code: str = Field(min_length=1, max_length=32)
-    order_line_id: int | None = None
+    order_line_id: Id | None = None
 
 
 # --- output --------------------------------------------------------------------------------------------------
@@ -233,14 +240,14 @@ def _read(request, customer_id) -> Customer:
 
 @router.get("/customers/{int:customer_id}/points", response={200: PointsOut, **ERROR_RESPONSES},
             summary="Points balance and lots")
-def points_get_endpoint(request: HttpRequest, customer_id: int):
+def points_get_endpoint(request: HttpRequest, customer_id: Id):
     """Balance, available now, pending, and the open lots with their expiry dates (oldest expiry first)."""
     return _points(_read(request, customer_id))
 
 
 @router.post("/customers/{int:customer_id}/points/award", response={201: PointsOut, **ERROR_RESPONSES},
              summary="Award a fixed-points rule")
-def points_award_endpoint(request: HttpRequest, customer_id: int, payload: AwardIn, response: HttpResponse,
+def points_award_endpoint(request: HttpRequest, customer_id: Id, payload: AwardIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
     """Referral, event check-in, review, profile completion: the rule's points, with its pending period and
     validity. An unknown or inactive rule is a 422 `unknown_rule`."""
@@ -256,8 +263,8 @@ def points_award_endpoint(request: HttpRequest, customer_id: int, payload: Award
 
 @router.get("/customers/{int:customer_id}/points/redeem-quote", response={200: QuoteOut, **ERROR_RESPONSES},
             summary="How many points may pay part of a bill")
-def points_quote_endpoint(request: HttpRequest, customer_id: int,
-                          bill_fen: Annotated[int, Query(ge=0, description="The bill in fen")]):
+def points_quote_endpoint(request: HttpRequest, customer_id: Id,
+                          bill_fen: Annotated[Fen, Query(description="The bill in fen")]):
     customer = _read(request, customer_id)
     points, fen = services.points_redeem_quote(customer=customer, bill_fen=bill_fen)
     terms = services.points_redeem_terms(chain_id=customer.chain_id)
@@ -267,12 +274,13 @@ def points_quote_endpoint(request: HttpRequest, customer_id: int,
 
 @router.post("/customers/{int:customer_id}/gift-exchanges", response={201: GiftExchangeOut, **ERROR_RESPONSES},
              summary="Exchange points for a gift")
-def gift_exchange_endpoint(request: HttpRequest, customer_id: int, payload: GiftExchangeIn, response: HttpResponse,
+def gift_exchange_endpoint(request: HttpRequest, customer_id: Id, payload: GiftExchangeIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
     """Refused with nothing changed: 422 `insufficient_points`, 409 `out_of_stock`, 404 for an unknown gift."""
     def run(scope):
         customer = customer_get(scope, customer_id)
-        gift = selectors.gift_get(scope, payload.gift_id)
+        with referenced_by("body.gift_id"):
+            gift = selectors.gift_get(scope, payload.gift_id)
         exchange: GiftExchange = services.gift_exchange(customer=customer, gift=gift, quantity=payload.quantity,
                                                         key=_service_key(scope, idempotency_key), actor=request.staff)
         gift.refresh_from_db(fields=["stock"])
@@ -289,13 +297,13 @@ def gift_exchange_endpoint(request: HttpRequest, customer_id: int, payload: Gift
 
 @router.get("/customers/{int:customer_id}/wallet", response={200: WalletOut, **ERROR_RESPONSES},
             summary="Stored-value balance")
-def wallet_get_endpoint(request: HttpRequest, customer_id: int):
+def wallet_get_endpoint(request: HttpRequest, customer_id: Id):
     return _wallet(_read(request, customer_id))
 
 
 @router.post("/customers/{int:customer_id}/wallet/topups", response={201: TopupOut, **ERROR_RESPONSES},
              summary="Top up stored value")
-def wallet_topup_endpoint(request: HttpRequest, customer_id: int, payload: TopupIn, response: HttpResponse,
+def wallet_topup_endpoint(request: HttpRequest, customer_id: Id, payload: TopupIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
     """Principal plus the bonus of the best matching top-up bonus rule."""
     def run(scope):
@@ -312,7 +320,7 @@ def wallet_topup_endpoint(request: HttpRequest, customer_id: int, payload: Topup
 
 @router.post("/topups/{int:topup_id}/refunds", response={201: TopupRefundOut, **ERROR_RESPONSES},
              summary="Refund a top-up's principal (the matching bonus is forfeited)")
-def wallet_topup_refund_endpoint(request: HttpRequest, topup_id: int, payload: TopupRefundIn,
+def wallet_topup_refund_endpoint(request: HttpRequest, topup_id: Id, payload: TopupRefundIn,
                                  response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     """409 `principal_spent` when the wallet no longer holds that much principal; nothing changes."""
     def run(scope):
@@ -330,13 +338,14 @@ def wallet_topup_refund_endpoint(request: HttpRequest, topup_id: int, payload: T
 
 @router.post("/customers/{int:customer_id}/wallet/transfers", response={201: TransferOut, **ERROR_RESPONSES},
              summary="Transfer stored value within a family card")
-def wallet_transfer_endpoint(request: HttpRequest, customer_id: int, payload: TransferIn, response: HttpResponse,
+def wallet_transfer_endpoint(request: HttpRequest, customer_id: Id, payload: TransferIn, response: HttpResponse,
                              idempotency_key: IdempotencyKeyHeader = None):
     """Between a card holder and a bound family member, with the holder's wallet-share consent (422
     `consent_missing` otherwise). Lots keep their dates."""
     def run(scope):
         source = customer_get(scope, customer_id)
-        target = customer_get(scope, payload.to_customer_id)
+        with referenced_by("body.to_customer_id"):
+            target = customer_get(scope, payload.to_customer_id)
         txs = services.wallet_transfer(from_customer=source, to_customer=target, amount_fen=payload.amount_fen,
                                        key=_service_key(scope, idempotency_key), actor=request.staff,
                                        per_use_consent=payload.per_use_consent, consent_token=payload.consent_token)
@@ -363,14 +372,18 @@ def _entitlement(e) -> dict:
 
 @router.post("/customers/{int:customer_id}/packages", response={201: PurchaseOut, **ERROR_RESPONSES},
              summary="Sell a service package")
-def package_sell_endpoint(request: HttpRequest, customer_id: int, payload: PackageSellIn, response: HttpResponse,
+def package_sell_endpoint(request: HttpRequest, customer_id: Id, payload: PackageSellIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
     """The customer is the holder; covered persons must be the holder or members of the holder's household
     (422 per `covered[i]` otherwise)."""
     def run(scope):
         holder = customer_get(scope, customer_id)
-        package = selectors.package_get(scope, payload.package_id)
-        covered = [customer_get(scope, cid) for cid in payload.covered_ids]
+        with referenced_by("body.package_id"):
+            package = selectors.package_get(scope, payload.package_id)
+        covered = []
+        for i, cid in enumerate(payload.covered_ids):
+            with referenced_by(f"body.covered_ids[{i}]"):
+                covered.append(customer_get(scope, cid))
         purchase = services.package_sell(package=package, holder=holder, covered=covered,
                                          key=_service_key(scope, idempotency_key), actor=request.staff)
         return 201, render(PurchaseOut, _purchase(purchase))
@@ -381,7 +394,7 @@ def package_sell_endpoint(request: HttpRequest, customer_id: int, payload: Packa
 
 @router.get("/customers/{int:customer_id}/entitlements", response={200: list[EntitlementOut], **ERROR_RESPONSES},
             summary="Package entitlements left this period")
-def entitlements_endpoint(request: HttpRequest, customer_id: int,
+def entitlements_endpoint(request: HttpRequest, customer_id: Id,
                           item_code: str = Query("", description="Only what this item may use")):
     customer = _read(request, customer_id)
     if item_code:
@@ -397,7 +410,7 @@ def _entitlements_for_item(scope: Scope, customer: Customer, item_code: str):
 
 @router.post("/customers/{int:customer_id}/entitlements/redeem", response={201: EntitlementUseOut, **ERROR_RESPONSES},
              summary="Use a package entitlement at a visit")
-def entitlement_redeem_endpoint(request: HttpRequest, customer_id: int, payload: EntitlementRedeemIn,
+def entitlement_redeem_endpoint(request: HttpRequest, customer_id: Id, payload: EntitlementRedeemIn,
                                 response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     """409 `no_entitlement` when nothing is left this period, 422 `age_limit` / `not_covered`; nothing changes."""
     def run(scope):

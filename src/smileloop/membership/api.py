@@ -7,7 +7,6 @@ Every write answers with the customer's membership as it is afterwards.
 """
 
 import datetime as dt
-from typing import Annotated
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -15,7 +14,7 @@ from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, Fen, Id, InputSchema, referenced_by, render
 from smileloop.core.errors import FieldError, NotFound, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -28,59 +27,56 @@ from smileloop.membership.errors import NotAMember
 
 router = Router(tags=["membership"])
 
-Fen = Annotated[int, Field(ge=0, description="Integer fen (1 yuan = 100 fen)")]
-
-
 # --- input ---------------------------------------------------------------------------------------------
 
-class EnrolIn(Schema):
-    plan_id: int
-    tier_id: int | None = Field(None, description="Paid: defaults to the lowest tier; others: the best tier reached")
+class EnrolIn(InputSchema):
+    plan_id: Id
+    tier_id: Id | None = Field(None, description="Paid: defaults to the lowest tier; others: the best tier reached")
     fee_fen: Fen | None = Field(None, description="Paid plans: the fee recorded (defaults to the plan's fee)")
     topup_total_fen: Fen | None = Field(None, description="Stored-value plans: cumulative top-up so far")
 
 
-class RenewIn(Schema):
+class RenewIn(InputSchema):
     fee_fen: Fen | None = None
 
 
-class TierChangeIn(Schema):
-    tier_id: int
+class TierChangeIn(InputSchema):
+    tier_id: Id
     reason: str = Field("", max_length=200)
 
 
-class CancelIn(Schema):
+class CancelIn(InputSchema):
     reason: str = Field(min_length=1, max_length=200)
 
 
-class EvaluateIn(Schema):
+class EvaluateIn(InputSchema):
     topup_total_fen: Fen | None = None
 
 
-class FamilyBindIn(Schema):
-    member_id: int
+class FamilyBindIn(InputSchema):
+    member_id: Id
     relation: Relation
     consent_source: str = Field("", max_length=64, description="Where the consent was given (paper, wechat, …)")
     consent_evidence: str = Field("", max_length=255, description="Required for adults, e.g. the signed form's number")
 
 
-class ReasonIn(Schema):
+class ReasonIn(InputSchema):
     reason: str = Field("", max_length=200)
 
 
-class WalletShareIn(Schema):
-    member_id: int
+class WalletShareIn(InputSchema):
+    member_id: Id
     mode: WalletShareMode
     source: str = Field(min_length=1, max_length=64)
     evidence: str = Field("", max_length=255)
 
 
-class FriendLinkIn(Schema):
-    member_id: int = Field(description="The member the friend names")
+class FriendLinkIn(InputSchema):
+    member_id: Id = Field(description="The member the friend names")
     source: str = Field("api", max_length=64)
 
 
-class RevealIn(Schema):
+class RevealIn(InputSchema):
     detail: str = Field("", max_length=200)
 
 
@@ -270,14 +266,14 @@ WRITE = {200: MembershipOut, 201: MembershipOut, **ERROR_RESPONSES}
 
 @router.get("/customers/{int:customer_id}", response={200: MembershipOut, **ERROR_RESPONSES},
             summary="A customer's membership: tier, discount, benefits, family, history")
-def membership_get_endpoint(request: HttpRequest, customer_id: int):
+def membership_get_endpoint(request: HttpRequest, customer_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)
     return _detail(scope, customer_get(scope, customer_id))
 
 
 @router.post("/customers/{int:customer_id}/enrol", response=WRITE, summary="Enrol in a plan")
-def enrol_endpoint(request: HttpRequest, customer_id: int, payload: EnrolIn, response: HttpResponse,
+def enrol_endpoint(request: HttpRequest, customer_id: Id, payload: EnrolIn, response: HttpResponse,
                    idempotency_key: IdempotencyKeyHeader = None):
     """201 with the new membership. 409 `membership_exists`; 422 `plan_inactive`, `tier_not_in_plan`,
     `not_qualified` (spend or top-up below the tier's threshold)."""
@@ -292,7 +288,7 @@ def enrol_endpoint(request: HttpRequest, customer_id: int, payload: EnrolIn, res
 
 
 @router.post("/customers/{int:customer_id}/renew", response=WRITE, summary="Renew a dated membership")
-def renew_endpoint(request: HttpRequest, customer_id: int, payload: RenewIn, response: HttpResponse,
+def renew_endpoint(request: HttpRequest, customer_id: Id, payload: RenewIn, response: HttpResponse,
                    idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         customer = customer_get(scope, customer_id)
@@ -306,7 +302,7 @@ def renew_endpoint(request: HttpRequest, customer_id: int, payload: RenewIn, res
 
 
 @router.post("/customers/{int:customer_id}/upgrade", response=WRITE, summary="Upgrade to a better tier")
-def upgrade_endpoint(request: HttpRequest, customer_id: int, payload: TierChangeIn, response: HttpResponse,
+def upgrade_endpoint(request: HttpRequest, customer_id: Id, payload: TierChangeIn, response: HttpResponse,
                      idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         customer = customer_get(scope, customer_id)
@@ -318,7 +314,7 @@ def upgrade_endpoint(request: HttpRequest, customer_id: int, payload: TierChange
 
 
 @router.post("/customers/{int:customer_id}/downgrade", response=WRITE, summary="Downgrade to a lower tier")
-def downgrade_endpoint(request: HttpRequest, customer_id: int, payload: TierChangeIn, response: HttpResponse,
+def downgrade_endpoint(request: HttpRequest, customer_id: Id, payload: TierChangeIn, response: HttpResponse,
                        idempotency_key: IdempotencyKeyHeader = None):
     """409 `downgrade_not_allowed` when the current tier does not allow downgrades."""
     def run(scope):
@@ -331,7 +327,7 @@ def downgrade_endpoint(request: HttpRequest, customer_id: int, payload: TierChan
 
 
 @router.post("/customers/{int:customer_id}/cancel", response=WRITE, summary="Cancel the membership")
-def cancel_endpoint(request: HttpRequest, customer_id: int, payload: CancelIn, response: HttpResponse,
+def cancel_endpoint(request: HttpRequest, customer_id: Id, payload: CancelIn, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         customer = customer_get(scope, customer_id)
@@ -343,7 +339,7 @@ def cancel_endpoint(request: HttpRequest, customer_id: int, payload: CancelIn, r
 
 @router.post("/customers/{int:customer_id}/evaluate", response=WRITE,
              summary="Re-evaluate tier status and hidden-benefit triggers")
-def evaluate_endpoint(request: HttpRequest, customer_id: int, payload: EvaluateIn, response: HttpResponse,
+def evaluate_endpoint(request: HttpRequest, customer_id: Id, payload: EvaluateIn, response: HttpResponse,
                       idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         customer = customer_get(scope, customer_id)
@@ -355,13 +351,14 @@ def evaluate_endpoint(request: HttpRequest, customer_id: int, payload: EvaluateI
 
 
 @router.post("/customers/{int:customer_id}/family", response=WRITE, summary="Bind a family member to the card")
-def family_bind_endpoint(request: HttpRequest, customer_id: int, payload: FamilyBindIn, response: HttpResponse,
+def family_bind_endpoint(request: HttpRequest, customer_id: Id, payload: FamilyBindIn, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
     """The path customer is the holder. 409 `no_slots`, `already_bound`, `not_a_member`;
     422 `consent_missing` (adults: consent_source and consent_evidence; minors: consent_source)."""
     def run(scope):
         holder = customer_get(scope, customer_id)
-        member = customer_get(scope, payload.member_id)
+        with referenced_by("body.member_id"):
+            member = customer_get(scope, payload.member_id)
         services.family_bind(holder=holder, member=member, relation=payload.relation,
                              consent_source=payload.consent_source, consent_evidence=payload.consent_evidence,
                              actor=request.staff)
@@ -372,7 +369,7 @@ def family_bind_endpoint(request: HttpRequest, customer_id: int, payload: Family
 
 @router.post("/customers/{int:customer_id}/family/{int:member_id}/unbind", response=WRITE,
              summary="Unbind a family member")
-def family_unbind_endpoint(request: HttpRequest, customer_id: int, member_id: int, payload: ReasonIn,
+def family_unbind_endpoint(request: HttpRequest, customer_id: Id, member_id: Id, payload: ReasonIn,
                            response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         holder = customer_get(scope, customer_id)
@@ -385,11 +382,12 @@ def family_unbind_endpoint(request: HttpRequest, customer_id: int, member_id: in
 
 @router.post("/customers/{int:customer_id}/wallet-share", response=WRITE,
              summary="Record the holder's consent to share the wallet with a bound family member")
-def wallet_share_grant_endpoint(request: HttpRequest, customer_id: int, payload: WalletShareIn,
+def wallet_share_grant_endpoint(request: HttpRequest, customer_id: Id, payload: WalletShareIn,
                                 response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         holder = customer_get(scope, customer_id)
-        member = customer_get(scope, payload.member_id)
+        with referenced_by("body.member_id"):
+            member = customer_get(scope, payload.member_id)
         services.wallet_share_consent_grant(holder=holder, member=member, mode=payload.mode, source=payload.source,
                                             evidence=payload.evidence, actor=request.staff)
         return _answer(scope, holder)
@@ -399,7 +397,7 @@ def wallet_share_grant_endpoint(request: HttpRequest, customer_id: int, payload:
 
 @router.post("/customers/{int:customer_id}/wallet-share/{int:member_id}/revoke", response=WRITE,
              summary="Revoke the holder's wallet-share consent")
-def wallet_share_revoke_endpoint(request: HttpRequest, customer_id: int, member_id: int, response: HttpResponse,
+def wallet_share_revoke_endpoint(request: HttpRequest, customer_id: Id, member_id: Id, response: HttpResponse,
                                  idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         holder = customer_get(scope, customer_id)
@@ -412,11 +410,12 @@ def wallet_share_revoke_endpoint(request: HttpRequest, customer_id: int, member_
 
 @router.post("/customers/{int:customer_id}/friend-link", response=WRITE,
              summary="The path customer (a friend) names a member and gets the friend discount")
-def friend_link_endpoint(request: HttpRequest, customer_id: int, payload: FriendLinkIn, response: HttpResponse,
+def friend_link_endpoint(request: HttpRequest, customer_id: Id, payload: FriendLinkIn, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         friend = customer_get(scope, customer_id)
-        member = customer_get(scope, payload.member_id)
+        with referenced_by("body.member_id"):
+            member = customer_get(scope, payload.member_id)
         services.friend_link(friend=friend, member=member, source=payload.source, actor=request.staff)
         return _answer(scope, friend, 201)
 
@@ -425,7 +424,7 @@ def friend_link_endpoint(request: HttpRequest, customer_id: int, payload: Friend
 
 @router.post("/customers/{int:customer_id}/benefits/{int:benefit_id}/reveal", response=WRITE,
              summary="Reveal a hidden benefit by staff decision")
-def benefit_reveal_endpoint(request: HttpRequest, customer_id: int, benefit_id: int, payload: RevealIn,
+def benefit_reveal_endpoint(request: HttpRequest, customer_id: Id, benefit_id: Id, payload: RevealIn,
                             response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         customer = customer_get(scope, customer_id)

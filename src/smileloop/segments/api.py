@@ -15,7 +15,7 @@ from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, FieldErrorOut, render
+from smileloop.core.api import ERROR_RESPONSES, FieldErrorOut, Id, InputSchema, IsoDate, render
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.segments import selectors, services
@@ -26,7 +26,7 @@ router = Router(tags=["segments"])
 RULE_DOC = 'A rule tree, e.g. {"all": [{"field": "tag", "op": "any_of", "value": ["implant"]}]}'
 
 
-class RuleIn(Schema):
+class RuleIn(InputSchema):
     rule: Any = Field(..., description=RULE_DOC)
 
 
@@ -35,10 +35,10 @@ class ValidateOut(Schema):
     errors: list[FieldErrorOut]
 
 
-class PreviewIn(Schema):
+class PreviewIn(InputSchema):
     rule: Any = Field(..., description=RULE_DOC)
     limit: int = Field(20, ge=0, le=100, description="How many of the newest customers to return")
-    today: dt.date | None = Field(None, description="Evaluate the rule as on this day (default: today)")
+    today: IsoDate | None = Field(None, description="Evaluate the rule as on this day (default: today)")
 
 
 class PreviewRowOut(Schema):
@@ -98,7 +98,7 @@ class FieldOut(Schema):
     maximum: float | None
 
 
-class SegmentIn(Schema):
+class SegmentIn(InputSchema):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field("", max_length=500)
     rule: Any = Field(..., description=RULE_DOC)
@@ -183,14 +183,14 @@ def create_endpoint(request: HttpRequest, payload: SegmentIn, response: HttpResp
 
 
 @router.get("/{int:segment_id}", response={200: SegmentOut, **ERROR_RESPONSES}, summary="A saved segment")
-def get_endpoint(request: HttpRequest, segment_id: int):
+def get_endpoint(request: HttpRequest, segment_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.SEGMENT_VIEW)
     return selectors.segment_get(scope, segment_id)
 
 
 @router.put("/{int:segment_id}", response={200: SegmentOut, **ERROR_RESPONSES}, summary="Change a segment")
-def update_endpoint(request: HttpRequest, segment_id: int, payload: SegmentIn, response: HttpResponse,
+def update_endpoint(request: HttpRequest, segment_id: Id, payload: SegmentIn, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 
@@ -206,7 +206,7 @@ def update_endpoint(request: HttpRequest, segment_id: int, payload: SegmentIn, r
 
 
 @router.delete("/{int:segment_id}", response={200: SegmentOut, **ERROR_RESPONSES}, summary="Delete a segment")
-def delete_endpoint(request: HttpRequest, segment_id: int, response: HttpResponse,
+def delete_endpoint(request: HttpRequest, segment_id: Id, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 
@@ -221,7 +221,7 @@ def delete_endpoint(request: HttpRequest, segment_id: int, response: HttpRespons
 
 @router.get("/{int:segment_id}/count", response={200: CountOut, **ERROR_RESPONSES},
             summary="How many customers are in a saved segment now (within your scope)")
-def count_endpoint(request: HttpRequest, segment_id: int):
+def count_endpoint(request: HttpRequest, segment_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.SEGMENT_VIEW)
     segment = selectors.segment_get(scope, segment_id)

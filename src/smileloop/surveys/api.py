@@ -12,7 +12,7 @@ from ninja import Field, Query, Router, Schema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, BigInt, Id, InputSchema, IsoDate, Offset, render
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
 from smileloop.surveys import selectors, services
@@ -75,8 +75,8 @@ class NpsOut(Schema):
     rows: list[NpsRowOut]
 
 
-class AnswerIn(Schema):
-    score: int = Field(description="0–10")
+class AnswerIn(InputSchema):
+    score: BigInt = Field(description="0–10")
     tags: list[str] = Field(default_factory=list, description="waiting_time, doctor_explanation, pain, price, environment")
     comment: str = Field("", description=f"At most {COMMENT_MAX_LENGTH} characters")
 
@@ -103,9 +103,9 @@ def survey_list_endpoint(
     request: HttpRequest,
     clinic: str | None = Query(None, description="Clinic id or code"),
     answered: bool | None = Query(None, description="true: answered only; false: not answered"),
-    since: Annotated[dt.date | None, Query(description="Visit date from (inclusive)")] = None,
+    since: Annotated[IsoDate | None, Query(description="Visit date from (inclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     scope = request_scope(request)
     permission_require(scope, Perm.SURVEY_VIEW)
@@ -118,8 +118,8 @@ def survey_list_endpoint(
 def nps_endpoint(
     request: HttpRequest,
     group_by: NpsGroup = NpsGroup.CLINIC,
-    since: Annotated[dt.date | None, Query(description="Visit date from (inclusive)")] = None,
-    until: Annotated[dt.date | None, Query(description="Visit date to (inclusive)")] = None,
+    since: Annotated[IsoDate | None, Query(description="Visit date from (inclusive)")] = None,
+    until: Annotated[IsoDate | None, Query(description="Visit date to (inclusive)")] = None,
     clinic: str | None = Query(None, description="Clinic id or code"),
 ):
     scope = request_scope(request)
@@ -132,7 +132,7 @@ def nps_endpoint(
 
 
 @router.get("/{int:survey_id}", response={200: SurveyOut, **ERROR_RESPONSES}, summary="One survey")
-def survey_get_endpoint(request: HttpRequest, survey_id: int):
+def survey_get_endpoint(request: HttpRequest, survey_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.SURVEY_VIEW)
     return _out(selectors.survey_get(scope, survey_id))
@@ -140,7 +140,7 @@ def survey_get_endpoint(request: HttpRequest, survey_id: int):
 
 @router.post("/{int:survey_id}/sent", response={200: SurveyOut, **ERROR_RESPONSES},
              summary="Record that the link was sent to the patient")
-def survey_sent_endpoint(request: HttpRequest, survey_id: int, response: HttpResponse,
+def survey_sent_endpoint(request: HttpRequest, survey_id: Id, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 

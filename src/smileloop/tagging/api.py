@@ -8,7 +8,7 @@ from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import ERROR_RESPONSES, BigInt, Id, InputSchema, render
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.selectors import customer_get
 from smileloop.tagging import selectors, services
@@ -41,7 +41,7 @@ class GroupOut(Schema):
     tags: list[TagOut]
 
 
-class TagIn(Schema):
+class TagIn(InputSchema):
     group: str = Field(min_length=1, max_length=40, description="The group's code")
     code: str = Field(min_length=1, max_length=40)
     name: str = Field(min_length=1, max_length=60)
@@ -52,8 +52,8 @@ class TagIn(Schema):
                                                 "{\"all\": [{\"field\": \"spend_fen_days\", \"op\": \"gte\", "
                                                 "\"value\": 1000000, \"days\": 365}]}")
     keywords: list[str] = Field([], description="Keyword tags: the words to look for in chats and calls")
-    keyword_threshold: int = 2
-    keyword_window_days: int = 30
+    keyword_threshold: BigInt = 2
+    keyword_window_days: BigInt = 30
     keyword_kinds: list[str] = ["chat", "call"]
     is_active: bool = True
 
@@ -74,13 +74,13 @@ class CustomerTagsOut(Schema):
     tags: list[CustomerTagOut]
 
 
-class ApplyIn(Schema):
+class ApplyIn(InputSchema):
     tag: str = Field(min_length=1, max_length=40, description="The tag's code")
 
 
-class BulkIn(Schema):
+class BulkIn(InputSchema):
     tag: str = Field(min_length=1, max_length=40, description="The tag's code")
-    customer_ids: list[int] = Field(min_length=1, max_length=10_000)
+    customer_ids: list[Id] = Field(min_length=1, max_length=10_000)
     action: str = Field("apply", pattern="^(apply|remove)$")
 
 
@@ -128,7 +128,7 @@ def tag_create_endpoint(request: HttpRequest, payload: TagIn, response: HttpResp
 
 @router.get("/customers/{customer_id}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
             summary="A customer's tags, with who or what set them")
-def customer_tags_endpoint(request: HttpRequest, customer_id: int):
+def customer_tags_endpoint(request: HttpRequest, customer_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)
     return _customer_tags(scope, customer_get(scope, customer_id))
@@ -136,7 +136,7 @@ def customer_tags_endpoint(request: HttpRequest, customer_id: int):
 
 @router.post("/customers/{customer_id}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
              summary="Put a tag on a customer (no change if it is already there)")
-def customer_tag_apply_endpoint(request: HttpRequest, customer_id: int, payload: ApplyIn, response: HttpResponse,
+def customer_tag_apply_endpoint(request: HttpRequest, customer_id: Id, payload: ApplyIn, response: HttpResponse,
                                 idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 
@@ -153,7 +153,7 @@ def customer_tag_apply_endpoint(request: HttpRequest, customer_id: int, payload:
 
 @router.delete("/customers/{customer_id}/{tag}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
                summary="Take a tag off a customer")
-def customer_tag_remove_endpoint(request: HttpRequest, customer_id: int, tag: str, response: HttpResponse,
+def customer_tag_remove_endpoint(request: HttpRequest, customer_id: Id, tag: str, response: HttpResponse,
                                  idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Prefetch, QuerySet
 
+from smileloop.core.bounds import pk_from_text
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_models
@@ -31,7 +32,7 @@ def tag_get(scope: Scope, tag) -> Tag:
     """By id or code, within the scope's chain; NotFound otherwise."""
     qs = tag_list(scope)
     text = str(tag).strip()
-    found = qs.filter(pk=int(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
+    found = qs.filter(pk=pk_from_text(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
     if found is None:
         raise NotFound(f"No tag {text!r}", field="tag")
     return found
@@ -40,7 +41,7 @@ def tag_get(scope: Scope, tag) -> Tag:
 def tag_group_get(scope: Scope, group) -> TagGroup:
     qs = TagGroup.objects.filter(chain_id=scope.chain_id)
     text = str(group).strip()
-    found = qs.filter(pk=int(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
+    found = qs.filter(pk=pk_from_text(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
     if found is None:
         raise NotFound(f"No tag group {text!r}", field="group")
     return found

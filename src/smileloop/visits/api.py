@@ -12,7 +12,18 @@ from pydantic import model_validator
 
 from smileloop.clinics.api import clinic_for_write, permission_require, request_scope, staff_for_input
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, render
+from smileloop.core.api import (
+    ERROR_RESPONSES,
+    Fen,
+    Id,
+    IdOrCode,
+    InputSchema,
+    IsoDate,
+    IsoDateTime,
+    PositiveFen,
+    referenced_by,
+    render,
+)
 from smileloop.core.errors import PermissionDenied
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -31,20 +42,20 @@ from smileloop.visits.services import (
 
 router = Router(tags=["visits"])
 
-Fen = Annotated[int, Field(ge=0, description="Integer fen (1 yuan = 100 fen)")]
-PositiveFen = Annotated[int, Field(gt=0, description="Integer fen (1 yuan = 100 fen)")]
-ClinicRefIn = Annotated[int | str, Field(description="Clinic id or code")]
-StaffRefIn = Annotated[int | str | None, Field(description="Staff id or username")]
+ClinicRefIn = Annotated[IdOrCode, Field(description="Clinic id or code")]
+StaffRefIn = Annotated[IdOrCode | None, Field(description="Staff id or username")]
+Quantity = Annotated[int, Field(ge=1, le=10_000)]
+Seq = Annotated[int, Field(ge=1, le=10_000, description="The step's number in the plan")]
 
 
 # --- input ---------------------------------------------------------------------------------------------
 
-class AppointmentIn(Schema):
-    customer_id: int
+class AppointmentIn(InputSchema):
+    customer_id: Id
     clinic: ClinicRefIn
     doctor: StaffRefIn = None
-    start_at: dt.datetime
-    end_at: dt.datetime
+    start_at: IsoDateTime
+    end_at: IsoDateTime
     status: AppointmentStatus = AppointmentStatus.BOOKED
     service_code: str | None = None
     notes: str = ""
@@ -52,25 +63,25 @@ class AppointmentIn(Schema):
                                     description="The PMS id; re-sending it updates the appointment")
 
 
-class OrderLineIn(Schema):
+class OrderLineIn(InputSchema):
     item_code: str = Field(min_length=1, max_length=32)
-    quantity: int = Field(1, ge=1)
+    quantity: Quantity = 1
     unit_price_fen: Fen | None = Field(None, description="Defaults to the catalogue's list price")
     discount_fen: Fen = 0
     tooth: str = Field("", max_length=32)
 
 
-class PaymentIn(Schema):
+class PaymentIn(InputSchema):
     method: PaymentMethod
     amount_fen: PositiveFen
 
 
-class OrderIn(Schema):
+class OrderIn(InputSchema):
     """Payments must add up to the sum of line amounts (quantity × unit price − discount) exactly."""
 
-    customer_id: int
+    customer_id: Id
     clinic: ClinicRefIn
-    ordered_at: dt.datetime
+    ordered_at: IsoDateTime
     external_id: str | None = Field(None, min_length=1, max_length=64,
                                     description="The POS bill number; re-sending it returns the first order")
     lines: list[OrderLineIn] = Field(min_length=1)
@@ -78,20 +89,20 @@ class OrderIn(Schema):
     notes: str = ""
 
 
-class RefundLineIn(Schema):
-    line_id: int
+class RefundLineIn(InputSchema):
+    line_id: Id
     amount_fen: PositiveFen
 
 
-class RefundIn(Schema):
+class RefundIn(InputSchema):
     """Give `amount_fen` or `lines`, or neither to refund everything not yet refunded."""
 
     amount_fen: PositiveFen | None = None
-    lines: list[RefundLineIn] | None = None
+    lines: list[RefundLineIn] = Field(None, min_length=1, description="Leave out to refund by amount or everything")
     reason: str = Field("", max_length=255)
     method: PaymentMethod = PaymentMethod.OTHER
     external_id: str | None = Field(None, min_length=1, max_length=64)
-    refunded_at: dt.datetime | None = None
+    refunded_at: IsoDateTime | None = None
 
     @model_validator(mode="after")
     def _amount_or_lines(self):
@@ -100,16 +111,16 @@ class RefundIn(Schema):
         return self
 
 
-class PlanStepIn(Schema):
-    seq: int = Field(ge=1)
+class PlanStepIn(InputSchema):
+    seq: Seq
     item_code: str = Field(min_length=1, max_length=32)
     tooth: str = Field("", max_length=32)
     status: StepStatus = StepStatus.PLANNED
-    done_at: dt.datetime | None = None
+    done_at: IsoDateTime | None = None
 
 
-class PlanIn(Schema):
-    customer_id: int
+class PlanIn(InputSchema):
+    customer_id: Id
     clinic: ClinicRefIn
     title: str = Field(min_length=1, max_length=100)
     external_id: str | None = Field(None, min_length=1, max_length=64,
@@ -117,19 +128,19 @@ class PlanIn(Schema):
     doctor: StaffRefIn = None
     steps: list[PlanStepIn] = Field(min_length=1)
     status: PlanStatus | None = None
-    planned_at: dt.datetime | None = None
+    planned_at: IsoDateTime | None = None
 
 
-class StepProgressIn(Schema):
+class StepProgressIn(InputSchema):
     status: StepStatus
-    done_at: dt.datetime | None = None
+    done_at: IsoDateTime | None = None
 
 
-class ProcedureIn(Schema):
-    customer_id: int
+class ProcedureIn(InputSchema):
+    customer_id: Id
     clinic: ClinicRefIn
     item_code: str = Field(min_length=1, max_length=32)
-    performed_on: dt.date
+    performed_on: IsoDate
     doctor: StaffRefIn = None
     tooth: str = Field("", max_length=32)
     notes: str = ""
@@ -330,7 +341,8 @@ def appointment_upsert_endpoint(request: HttpRequest, payload: AppointmentIn, re
 
     def write():
         permission_require(scope, Perm.VISIT_EDIT)
-        customer = customer_get(scope, payload.customer_id)
+        with referenced_by("body.customer_id"):
+            customer = customer_get(scope, payload.customer_id)
         appointment, created = appointment_upsert(
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
             doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"),
@@ -352,7 +364,8 @@ def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: Http
 
     def write():
         permission_require(scope, Perm.VISIT_EDIT)
-        customer = customer_get(scope, payload.customer_id)
+        with referenced_by("body.customer_id"):
+            customer = customer_get(scope, payload.customer_id)
         order, created = order_record(
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
             ordered_at=payload.ordered_at, lines=[ln.model_dump(exclude_none=True) for ln in payload.lines],
@@ -366,7 +379,7 @@ def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: Http
 
 @router.post("/orders/{int:order_id}/refunds", response={200: RefundOut, 201: RefundOut, **ERROR_RESPONSES},
              summary="Record a refund of an order")
-def refund_record_endpoint(request: HttpRequest, order_id: int, payload: RefundIn, response: HttpResponse,
+def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
     """Never more than what is left to refund (422). 200 with the first refund for a known external_id."""
     scope = request_scope(request)
@@ -394,7 +407,8 @@ def plan_record_endpoint(request: HttpRequest, payload: PlanIn, response: HttpRe
 
     def write():
         permission_require(scope, Perm.HEALTH_VIEW)
-        customer = customer_get(scope, payload.customer_id)
+        with referenced_by("body.customer_id"):
+            customer = customer_get(scope, payload.customer_id)
         steps = [{**s.model_dump(exclude_none=True), "done_at": _aware(s.done_at)} for s in payload.steps]
         plan, created = plan_record(
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic), title=payload.title,
@@ -409,7 +423,7 @@ def plan_record_endpoint(request: HttpRequest, payload: PlanIn, response: HttpRe
 
 @router.post("/treatment-plans/{int:plan_id}/steps/{int:seq}", response={200: PlanOut, **ERROR_RESPONSES},
              summary="Record progress of one plan step")
-def plan_step_update_endpoint(request: HttpRequest, plan_id: int, seq: int, payload: StepProgressIn,
+def plan_step_update_endpoint(request: HttpRequest, plan_id: Id, seq: Seq, payload: StepProgressIn,
                               response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     """Returns the whole plan with its recounted progress."""
     scope = request_scope(request)
@@ -434,7 +448,8 @@ def procedure_record_endpoint(request: HttpRequest, payload: ProcedureIn, respon
 
     def write():
         permission_require(scope, Perm.VISIT_EDIT)
-        customer = customer_get(scope, payload.customer_id)
+        with referenced_by("body.customer_id"):
+            customer = customer_get(scope, payload.customer_id)
         procedure, created = procedure_record(
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
             item_code=payload.item_code, performed_on=payload.performed_on,

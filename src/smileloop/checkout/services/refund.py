@@ -44,9 +44,8 @@ def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None
             if ol.amount_fen - ol.refunded_fen:
                 amounts[ol.id] = ol.amount_fen - ol.refunded_fen
             units[ol.id] = ol.quantity - settlement.units_refunded.get(str(ol.id), 0)
-        return amounts, units
     errors = []
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lines or ()):
         ol = order_lines.get(line.get("line_id"))
         if ol is None:
             errors.append(FieldError(f"lines[{i}].line_id", "is not a line of this bill", str(line.get("line_id"))))

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from smileloop.checkout.models import Settlement
+from smileloop.checkout.models import RefundSettlement, Settlement
 from smileloop.clinics.services import token_create
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.models import GiftCard
@@ -109,3 +109,28 @@ def test_issue_friend_card_and_register_holder_through_the_api(client, token_a, 
     assert (response.status_code, response.json()["code"]) == (409, "limit_reached"), response.content[:3000]
     response = post(client, f"/api/giftcards/codes/{card.code}/holder", {"customer_id": alice.id}, token=token_a, key="h1")
     assert response.status_code == 200 and response.json()["expires_at"] is None
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ("[]", "body"), ("null", "body"), ('{"lines": null, "reason": ""}', "body.lines"),
+    ('{"lines": []}', "body.lines"), ('{"lines": [{"line_id": 9223372036854775808}]}', "body.lines[0].line_id"),
+])
+def test_a_refund_of_nothing_or_of_a_malformed_body_is_a_422_and_refunds_nothing(client, token_a, catalogue, alice,
+                                                                                  card, raw, field):
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    response = client.post(f"/api/checkout/settlements/{paid.json()['id']}/refund", raw,
+                           content_type="application/json",
+                           headers={"Authorization": f"Bearer {token_a}", "Idempotency-Key": "refund-1"})
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["field"] == field
+    assert RefundSettlement.objects.count() == 0 and Order.objects.get().refunded_fen == 0
+
+
+def test_refunding_a_bill_already_refunded_in_full_is_a_422_on_lines(client, token_a, catalogue, alice, card):
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    url = f"/api/checkout/settlements/{paid.json()['id']}/refund"
+    assert post(client, url, {}, token=token_a, key="refund-1").status_code == 201
+    again = post(client, url, {}, token=token_a, key="refund-2")
+    assert again.status_code == 422
+    assert again.json()["errors"] == [{"field": "body.lines", "message": "nothing left to refund"}]
+    assert RefundSettlement.objects.count() == 1

@@ -61,7 +61,9 @@ def test_a_director_lists_the_clinics_tasks_but_not_another_clinics(client, dire
     body = get(client, "/api/followups/tasks", token=token, mine="false").json()
     assert sorted(i["id"] for i in body["items"]) == sorted([tasks["a"].id, tasks["director"].id])
     response = get(client, "/api/followups/tasks", token=token, mine="false", clinic=clinic_b.id)
-    assert response.status_code == 404
+    assert response.status_code == 403
+    assert response.json()["errors"] == [{"field": "query.clinic", "message": f"Clinic {clinic_b.id!r} is not one of "
+                                                                            "your clinics; you may not see its data"}]
     assert get(client, "/api/followups/tasks", token=token, mine="false", status="nonsense").status_code == 422
 
 

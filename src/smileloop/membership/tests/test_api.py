@@ -9,6 +9,7 @@ from smileloop.core.models import IdempotencyRecord
 from smileloop.membership import services
 from smileloop.membership.models import FamilyBinding, Membership, MembershipEvent, WalletShareConsent
 from smileloop.membership.tests.conftest import patient
+from smileloop.membership.tests.factories import TierFactory
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/membership/customers"
@@ -139,3 +140,38 @@ def test_marketing_may_read_but_not_write(client, marketing, wang, paid_plan, an
     assert client.get(f"{BASE}/{wang.id}", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     response = post(client, f"{BASE}/{wang.id}/enrol", {"plan_id": paid_plan.id}, token=token)
     assert response.status_code == 403 and Membership.objects.count() == 0
+
+
+# --- input bounds (core.api's shared types) ------------------------------------------------------------
+
+@pytest.mark.parametrize("fee", [2**63, -1, 10**12 + 1])
+def test_a_renewal_fee_out_of_range_is_a_422_on_fee_fen_and_changes_nothing(client, token_a, wang, paid_plan,
+                                                                            annual_tier, fee):
+    services.membership_enrol(customer=wang, plan=paid_plan)
+    before = Membership.objects.values("expires_at", "fee_fen").get()
+    response = post(client, f"{BASE}/{wang.id}/renew", {"fee_fen": fee}, token=token_a)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.fee_fen"]
+    assert Membership.objects.values("expires_at", "fee_fen").get() == before
+    assert MembershipEvent.objects.count() == 1
+
+
+def test_a_client_top_up_total_beyond_the_money_bound_is_a_422_and_leaves_the_tier(client, token_a, wang,
+                                                                                  stored_plan, gold_tier):
+    TierFactory(plan=stored_plan, rank=2, name="钻石卡", discount_bp=1000, min_spend_fen=0, min_topup_fen=10**9)
+    services.membership_enrol(customer=wang, plan=stored_plan, topup_total_fen=gold_tier.min_topup_fen)
+    response = post(client, f"{BASE}/{wang.id}/evaluate", {"topup_total_fen": 2**63}, token=token_a)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.topup_total_fen"]
+    assert Membership.objects.get().tier_id == gold_tier.id
+    assert MembershipEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("action", ["renew", "evaluate", "cancel"])
+def test_a_json_array_body_is_a_422_not_an_empty_object(client, token_a, wang, paid_plan, annual_tier, action):
+    services.membership_enrol(customer=wang, plan=paid_plan)
+    response = client.post(f"{BASE}/{wang.id}/{action}", data="[]", content_type="application/json",
+                           headers={"Authorization": f"Bearer {token_a}", "Idempotency-Key": "k"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "body", "message": "must be a JSON object"}]
+    assert MembershipEvent.objects.count() == 1

@@ -92,7 +92,8 @@ def test_an_appointment_for_a_clinic_b_patient_is_404_and_writes_nothing(client,
         "end_at": "2025-03-01T09:30:00"}, token=token_a)
     # then
     assert response.status_code == 404
-    assert response.json() == {"code": "not_found", "message": "Customer not found", "errors": []}
+    assert response.json() == {"code": "not_found", "message": "Customer not found",
+                               "errors": [{"field": "body.customer_id", "message": "Customer not found"}]}
     assert Appointment.objects.count() == 0
     assert IdempotencyRecord.objects.count() == 0
 
