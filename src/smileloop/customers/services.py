@@ -14,6 +14,7 @@ from django.utils import timezone
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
+from smileloop.core.bounds import pk_from_text
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import db_datetime, json_object
@@ -64,9 +65,8 @@ def clinic_resolve(*, chain_id: int, value) -> Clinic:
     """A clinic by id, code or name within the chain."""
     text = to_halfwidth(str(value)).strip()
     qs = Clinic.objects.filter(chain_id=chain_id)
-    clinic = None
-    if text.isdigit():
-        clinic = qs.filter(pk=int(text)).first()
+    pk = pk_from_text(text)  # digits past a bigint (or "²") are no key: looked up as a code or name
+    clinic = qs.filter(pk=pk).first() if pk is not None else None
     clinic = clinic or qs.filter(code=text).first() or qs.filter(name=text).first()
     if clinic is None:
         raise ValueError("is not a clinic of this chain")
@@ -147,7 +147,8 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
         else:
             text = str(value).strip()
             qs = Staff.objects.filter(chain_id=chain_id)
-            staff = qs.filter(pk=int(text)).first() if text.isdigit() else None
+            pk = pk_from_text(text)
+            staff = qs.filter(pk=pk).first() if pk is not None else None
             staff = staff or qs.filter(user__username=text).first() or qs.filter(name=text).first()
             if staff is None:
                 fail("consultant", "is not a staff member of this chain", value)

@@ -596,3 +596,12 @@ def test_every_search_form_pages_newest_first_within_the_scope(chain, clinic_a, 
             assert [c.id for c in qs[:5]] + [c.id for c in qs[5:50]] == want, (q, scope.clinic_ids)
             assert all(c.home_clinic.name for c in qs[:5])
     assert twin.id not in [c.id for c in customer_list(admin_scope, q="王静")]
+
+
+@pytest.mark.parametrize("value", [str(2**63), "9" * 30, "²", "0"])
+def test_a_clinic_or_consultant_named_by_digits_that_are_no_key_is_a_field_error(chain, clinic_a, value):
+    for field in ("home_clinic", "consultant"):
+        with pytest.raises(ValidationFailed) as exc:
+            services.customer_upsert(chain=chain, data={"name": "王五", "mobile": "13900001111", field: value})
+        assert [e.field for e in exc.value.errors] == [field]
+    assert not Customer.objects.filter(mobile="+8613900001111").exists()
