@@ -139,6 +139,12 @@ def _programme_for_benefit(membership, benefit) -> GiftCardProgramme:
                                        "not an active friends-and-family programme", field="benefit")
         return programme
     amount, months = data.get("amount_fen"), data.get("valid_months")
+    # Membership bounds these terms when the benefit is saved; one saved before (100000 months is past the year
+    # 9999) is refused by name rather than made into a programme no card date can be computed from.
+    for name, value, high in (("amount_fen", amount, 10**10), ("valid_months", months, 1200)):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high):
+            raise NotFriendCardBenefit(f"benefit {benefit.name} has {name} = {value!r} in its action data, outside "
+                                       f"1–{high}; correct the benefit first", field="benefit")
     if amount:
         match = qs.filter(face_value_fen=amount, **({"valid_months": months} if months else {})).order_by("id").first()
         if match:

@@ -59,3 +59,14 @@ class NotCovered(LoyaltyInputError):
 
 class AlreadyReversed(Conflict):
     code = "already_reversed"
+
+
+class PeriodOutOfRange(Conflict):
+    """A rule or package saved before periods were bounded holds one no date can reach (100000 months is past the
+    year 9999): whatever would use it is refused, naming it (`params["name"]`), until it is corrected."""
+
+    code = "period_out_of_range"
+
+    def __init__(self, message: str, *, name: str, field: str | None = None):
+        super().__init__(message, field=field)
+        self.params = {"name": name}

@@ -7,13 +7,16 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import models as django_models
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.errors import DomainError, ValidationFailed
+from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
+from smileloop.loyalty._common import field_bounds
 from smileloop.loyalty.enums import EarnTrigger
 from smileloop.loyalty.models import (
     EarnRule,
@@ -34,6 +37,8 @@ ERROR_MESSAGES = {
     "out_of_stock": _("This gift is out of stock."),
     "unknown_rule": _("This rule is not active."),
     "not_covered": _("Choose the holder or members of the holder's household."),
+    "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in the "
+                             "loyalty settings first."),
 }
 
 
@@ -42,14 +47,26 @@ def new_key() -> str:
 
 
 class DomainErrorMixin:
+    def _form_field(self, field: str | None) -> str | None:
+        """The visible form field a service field names: itself when the form shows it (a configuration form's
+        `points`), else its alias (the card forms' `amount_fen` is `amount_yuan`), else none (the error goes on
+        top, as for the hidden `key`)."""
+        name = (field or "").split("[")[0]
+        if not self._shows(name):
+            name = _FIELD_ALIASES.get(name, name)
+        return name if self._shows(name) else None
+
+    def _shows(self, name: str | None) -> bool:
+        return name in self.fields and not self.fields[name].widget.is_hidden
+
     def add_domain_error(self, exc: DomainError) -> None:
         if isinstance(exc, ValidationFailed):
             for error in exc.errors:
-                name = _FIELD_ALIASES.get(error.field.split("[")[0], error.field.split("[")[0])
-                self.add_error(name if name in self.fields else None, error.message)
+                self.add_error(self._form_field(error.field), message_display(error.message))
             return
-        name = _FIELD_ALIASES.get(exc.field or "", exc.field)
-        self.add_error(name if name in self.fields else None, ERROR_MESSAGES.get(exc.code, exc.message))
+        message = ERROR_MESSAGES.get(exc.code)
+        message = message % getattr(exc, "params", {}) if message is not None else message_display(exc.message)
+        self.add_error(self._form_field(exc.field), message)
 
 
 class KeyedForm(DomainErrorMixin, forms.Form):
@@ -137,6 +154,14 @@ class PackageSellForm(KeyedForm):
 # --- configuration -----------------------------------------------------------------------------------------
 
 
+def _bounded_formfield(field, **kwargs):
+    """A model field's form field, showing its bounds (the service's) beside it and in the input's min/max."""
+    bounds = field_bounds(field) if isinstance(field, django_models.IntegerField | django_models.DecimalField) else None
+    if bounds is not None:
+        kwargs = {"min_value": bounds[0], "max_value": bounds[1], **kwargs}
+    return field.formfield(**kwargs)
+
+
 class ConfigForm(DomainErrorMixin, forms.ModelForm):
     def service_data(self) -> dict:
         return dict(self.cleaned_data)
@@ -148,6 +173,7 @@ class ConfigForm(DomainErrorMixin, forms.ModelForm):
 
 class EarnRuleForm(ConfigForm):
     class Meta:
+        formfield_callback = _bounded_formfield
         model = EarnRule
         fields = ["code", "name", "trigger", "category", "special_price", "points_per_yuan", "points", "pending_days",
                   "validity_months", "is_active"]
@@ -155,29 +181,34 @@ class EarnRuleForm(ConfigForm):
 
 class RedeemTermsForm(ConfigForm):
     class Meta:
+        formfield_callback = _bounded_formfield
         model = RedeemSettings
         fields = ["points_per_yuan", "max_share_bp", "is_enabled"]
 
 
 class BonusRuleForm(ConfigForm):
     class Meta:
+        formfield_callback = _bounded_formfield
         model = TopupBonusRule
         fields = ["min_topup_fen", "bonus_fen", "validity_months", "is_active"]
 
 
 class GiftForm(ConfigForm):
     class Meta:
+        formfield_callback = _bounded_formfield
         model = Gift
         fields = ["name", "description", "points_price", "stock", "is_active"]
 
 
 class PackageForm(ConfigForm):
     class Meta:
+        formfield_callback = _bounded_formfield
         model = Package
         fields = ["name", "description", "price_fen", "validity_months", "max_covered", "is_active"]
 
 
 class EntitlementForm(ConfigForm):
     class Meta:
+        formfield_callback = _bounded_formfield
         model = PackageEntitlement
         fields = ["label", "category", "item_code", "quantity", "max_age"]

@@ -10,6 +10,9 @@ Database invariants: gift stock never negative; one idempotency key per chain fo
 a use is reversed at most once; an entitlement names a category or an item.
 """
 
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -21,6 +24,28 @@ from smileloop.ledger.models import LedgerTransaction
 from smileloop.loyalty.enums import EarnTrigger, PurchaseStatus, ShareMode, SpecialPrice, UseKind
 from smileloop.visits.enums import Category, PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
+
+# --- bounds of the configuration ---------------------------------------------------------------------------
+# Long enough for any real programme, small enough that the dates they lead to stay far from year 9999 and that
+# amounts times quantities or rates stay far inside a bigint. The services refuse values outside them (naming the
+# field), the staff forms show them beside the field, the admin keeps them through the validators.
+
+MONTHS = (1, 1200)  # 100 years
+DAYS = (0, 3650)  # 10 years (a PostgreSQL smallint holds 32767)
+FEN = (0, 10**10)  # 100 million yuan
+POINTS = (0, 1_000_000)  # per award, or per gift
+RATE = (Decimal(0), Decimal(100))  # points per yuan of spend
+STOCK = (0, 1_000_000)
+PEOPLE = (1, 100)
+QUANTITY = (1, 1000)
+AGE = (1, 150)
+REDEEM_RATE = (1, 100_000)  # points worth one yuan
+SHARE_BP = (0, 10000)
+
+
+def within(bounds: tuple) -> list:
+    return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
+
 
 # --- points ----------------------------------------------------------------------------------------------
 
@@ -39,13 +64,17 @@ class EarnRule(TimeStampedModel):
     special_price = models.CharField(_("special-price items"), max_length=8, choices=SpecialPrice.choices,
                                      default=SpecialPrice.ANY)
     points_per_yuan = models.DecimalField(_("points per yuan"), max_digits=6, decimal_places=2, default=0,
-                                          help_text=_("Spend rules: 1 = one point per yuan paid; 0 = no points."))
-    points = models.PositiveIntegerField(_("points per award"), default=0, help_text=_("Fixed rules."))
+                                          help_text=_("Spend rules: 1 = one point per yuan paid; 0 = no points."),
+                                          validators=within(RATE))
+    points = models.PositiveIntegerField(_("points per award"), default=0, help_text=_("Fixed rules."),
+                                         validators=within(POINTS))
     pending_days = models.PositiveSmallIntegerField(_("pending days"), default=0,
-                                                    help_text=_("Points become spendable this many days later."))
+                                                    help_text=_("Points become spendable this many days later."),
+                                                    validators=within(DAYS))
     validity_months = models.PositiveSmallIntegerField(_("validity in months"), null=True, blank=True,
                                                        help_text=_("Points expire this long after earning; "
-                                                                   "empty = never."))
+                                                                   "empty = never."),
+                                                       validators=within(MONTHS))
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -63,9 +92,9 @@ class RedeemSettings(TimeStampedModel):
     """Points as a bill deduction: `points_per_yuan` points = 1 yuan, at most `max_share_bp` of a bill."""
 
     chain = models.OneToOneField(Chain, on_delete=models.PROTECT, related_name="+")
-    points_per_yuan = models.PositiveIntegerField(_("points per yuan"), default=100)
+    points_per_yuan = models.PositiveIntegerField(_("points per yuan"), default=100, validators=within(REDEEM_RATE))
     max_share_bp = models.PositiveIntegerField(
-        _("cap (basis points of a bill)"), default=1000,
+        _("cap (basis points of a bill)"), default=1000, validators=within(SHARE_BP),
         # xgettext:no-python-format
         help_text=_("1000 = at most 10% of a bill."))
     is_enabled = models.BooleanField(_("redeeming enabled"), default=True)
@@ -83,8 +112,8 @@ class Gift(TimeStampedModel):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
-    points_price = models.PositiveIntegerField(_("price in points"))
-    stock = models.IntegerField(_("stock"), default=0)
+    points_price = models.PositiveIntegerField(_("price in points"), validators=within((1, POINTS[1])))
+    stock = models.IntegerField(_("stock"), default=0, validators=within(STOCK))
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -122,10 +151,11 @@ class TopupBonusRule(TimeStampedModel):
     """Top up at least `min_topup_fen` in one go, get `bonus_fen` (the highest threshold reached applies)."""
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    min_topup_fen = models.BigIntegerField(_("minimum top-up (fen)"))
-    bonus_fen = models.BigIntegerField(_("bonus (fen)"))
+    min_topup_fen = models.BigIntegerField(_("minimum top-up (fen)"), validators=within((1, FEN[1])))
+    bonus_fen = models.BigIntegerField(_("bonus (fen)"), validators=within(FEN))
     validity_months = models.PositiveSmallIntegerField(_("bonus validity in months"), null=True, blank=True,
-                                                       help_text=_("Empty = the bonus never expires."))
+                                                       help_text=_("Empty = the bonus never expires."),
+                                                       validators=within(MONTHS))
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -217,10 +247,11 @@ class Package(TimeStampedModel):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
-    price_fen = models.BigIntegerField(_("price (fen)"))
-    validity_months = models.PositiveSmallIntegerField(_("period in months"), default=12)
+    price_fen = models.BigIntegerField(_("price (fen)"), validators=within(FEN))
+    validity_months = models.PositiveSmallIntegerField(_("period in months"), default=12, validators=within(MONTHS))
     max_covered = models.PositiveSmallIntegerField(_("covered persons at most"), null=True, blank=True,
-                                                   help_text=_("Empty = the whole household."))
+                                                   help_text=_("Empty = the whole household."),
+                                                   validators=within(PEOPLE))
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -242,9 +273,10 @@ class PackageEntitlement(models.Model):
     label = models.CharField(_("label"), max_length=100)
     category = models.CharField(_("category"), max_length=32, choices=Category.choices, blank=True)
     item_code = models.CharField(_("item code"), max_length=32, blank=True)
-    quantity = models.PositiveSmallIntegerField(_("quantity per person per period"))
+    quantity = models.PositiveSmallIntegerField(_("quantity per person per period"), validators=within(QUANTITY))
     max_age = models.PositiveSmallIntegerField(_("only under this age"), null=True, blank=True,
-                                               help_text=_("12 = children under 12 only. Empty = everyone."))
+                                               help_text=_("12 = children under 12 only. Empty = everyone."),
+                                               validators=within(AGE))
 
     class Meta:
         ordering = ["package", "id"]

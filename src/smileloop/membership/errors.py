@@ -84,3 +84,14 @@ class BenefitNotHidden(MembershipInputError):
 
 class SelfReference(MembershipInputError):
     code = "self_reference"
+
+
+class PeriodOutOfRange(Conflict):
+    """A plan saved before durations were bounded holds one no date can reach (100000 months is past the year
+    9999): enrolments and renewals in it are refused, naming it (`params["name"]`), until it is corrected."""
+
+    code = "period_out_of_range"
+
+    def __init__(self, message: str, *, name: str, field: str | None = None):
+        super().__init__(message, field=field)
+        self.params = {"name": name}

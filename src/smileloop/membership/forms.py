@@ -4,6 +4,7 @@ errors are mapped back onto the form with `add_domain_error`)."""
 from decimal import Decimal
 
 from django import forms
+from django.db import models as django_models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
@@ -16,7 +17,8 @@ from smileloop.customers.models import Customer
 from smileloop.customers.normalize import phone_normalize
 from smileloop.customers.selectors import customer_get, customer_list
 from smileloop.membership.enums import BenefitTrigger
-from smileloop.membership.models import Benefit, Membership, MembershipPlan, Tier
+from smileloop.membership.models import FEN, Benefit, Membership, MembershipPlan, Tier
+from smileloop.membership.services._common import field_bounds
 from smileloop.visits.enums import Category
 
 CONSENT_SOURCES = [
@@ -50,6 +52,8 @@ ERROR_MESSAGES = {
     "lifetime_membership": _("A lifetime membership never expires; there is nothing to renew."),
     "membership_not_active": _("This membership is not active."),
     "self_reference": _("Choose another customer, not this one."),
+    "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in "
+                             "the membership settings first."),
 }
 
 
@@ -61,7 +65,9 @@ class DomainErrorMixin:
                 self.add_error(name if name in self.fields else None, message_display(error.message))
             return
         name = _FIELD_ALIASES.get(exc.field or "", exc.field)
-        self.add_error(name if name in self.fields else None, ERROR_MESSAGES.get(exc.code) or message_display(exc.message))
+        message = ERROR_MESSAGES.get(exc.code)
+        message = message % getattr(exc, "params", {}) if message is not None else message_display(exc.message)
+        self.add_error(name if name in self.fields else None, message)
 
 
 # The services' fixed messages that the configuration forms show (translated by message_display).
@@ -77,11 +83,26 @@ SERVICE_MESSAGES = [
     gettext_noop("is required for the Nth-visit trigger"),
     gettext_noop("must be 0 or more"),
     gettext_noop("must be between 0 and 10000 basis points"),
+    gettext_noop('must be a list of {"min_topup_fen": 1 to 10000000000, "bonus_fen": 0 to 10000000000} (fen)'),
+    gettext_noop('"amount_fen" must be a whole number of fen between 1 and 10000000000'),
+    gettext_noop('"valid_months" must be a whole number of months between 1 and 1200'),
 ]
 
 
+YUAN_MAX = Decimal(FEN[1]) / 100  # the services' bound on amounts in fen
+
+
 def yuan_field(label, *, required=False):
-    return forms.DecimalField(label=label, required=required, min_value=0, max_digits=12, decimal_places=2)
+    return forms.DecimalField(label=label, required=required, min_value=0, max_value=YUAN_MAX, max_digits=12,
+                              decimal_places=2)
+
+
+def _bounded_formfield(field, **kwargs):
+    """A model field's form field, showing its bounds (the service's) beside it and in the input's min/max."""
+    bounds = field_bounds(field) if isinstance(field, django_models.IntegerField | django_models.DecimalField) else None
+    if bounds is not None:
+        kwargs = {"min_value": bounds[0], "max_value": bounds[1], **kwargs}
+    return field.formfield(**kwargs)
 
 
 def to_fen(value: Decimal | None) -> int | None:
@@ -195,6 +216,7 @@ class PlanForm(_YuanModelForm):
     spend_threshold_yuan = yuan_field(_("Spend threshold (yuan)"))
 
     class Meta:
+        formfield_callback = _bounded_formfield
         model = MembershipPlan
         fields = ["name", "kind", "fee_yuan", "duration_months", "spend_threshold_yuan", "topup_bonus_rules",
                   "auto_enrol", "is_active", "description"]
@@ -208,6 +230,7 @@ class TierForm(_YuanModelForm):
                                                     required=False, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
+        formfield_callback = _bounded_formfield
         model = Tier
         fields = ["rank", "name", "discount_bp", "excluded_categories", "exclude_special_price", "points_multiplier",
                   "family_slots", "friend_discount_bp", "downgrade_allowed", "min_spend_yuan", "min_topup_yuan",
@@ -218,6 +241,7 @@ class BenefitForm(DomainErrorMixin, forms.ModelForm):
     trigger = forms.ChoiceField(label=_("Trigger"), choices=BenefitTrigger.choices, required=False)
 
     class Meta:
+        formfield_callback = _bounded_formfield
         model = Benefit
         fields = ["position", "name", "description", "is_hidden", "trigger", "trigger_n", "action_code",
                   "action_data"]

@@ -8,6 +8,7 @@ member at a time; a hidden benefit is revealed once per membership; discounts ar
 
 from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -27,6 +28,22 @@ from smileloop.membership.enums import (
 )
 from smileloop.visits.enums import Category
 
+# Bounds of the configuration: long enough for any real programme, small enough that the dates they lead to stay far
+# from year 9999 and sums stay far inside a bigint. The services refuse values outside them (naming the field), the
+# staff forms show them beside the field, the admin keeps them through the validators.
+MONTHS = (1, 1200)  # 100 years
+FEN = (0, 10**10)  # 100 million yuan
+RANK = (1, 100)  # 1 = the entry tier; unique per plan
+MULTIPLIER = (Decimal(0), Decimal(10))  # 0 = the tier earns no points on spend
+BASIS_POINTS = (0, 10000)
+SLOTS = (0, 20)
+POSITION = (0, 1000)
+NTH = (1, 1000)
+
+
+def within(bounds: tuple) -> list:
+    return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
+
 
 def default_excluded_categories() -> list[str]:
     return [Category.ORAL_CARE_PRODUCT.value]
@@ -40,12 +57,15 @@ class MembershipPlan(TimeStampedModel):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=100)
     kind = models.CharField(_("kind"), max_length=16, choices=PlanKind.choices)
-    fee_fen = models.BigIntegerField(_("fee (fen)"), default=0, help_text=_("Paid plans: the fee per period."))
+    fee_fen = models.BigIntegerField(_("fee (fen)"), default=0, help_text=_("Paid plans: the fee per period."),
+                                     validators=within(FEN))
     duration_months = models.PositiveSmallIntegerField(
-        _("duration in months"), null=True, blank=True, help_text=_("Empty = lifetime (never expires)."))
+        _("duration in months"), null=True, blank=True, help_text=_("Empty = lifetime (never expires)."),
+        validators=within(MONTHS))
     spend_threshold_fen = models.BigIntegerField(
         _("spend threshold (fen)"), null=True, blank=True,
-        help_text=_("Spend-based plans: cumulative paid spend (net of refunds) that enrols a customer."))
+        help_text=_("Spend-based plans: cumulative paid spend (net of refunds) that enrols a customer."),
+        validators=within(FEN))
     topup_bonus_rules = models.JSONField(
         _("top-up bonus rules"), default=default_topup_bonus_rules, blank=True,
         help_text=_('Stored-value plans, read by the wallet: [{"min_topup_fen": 1000000, "bonus_fen": 100000}]'))
@@ -74,23 +94,25 @@ class Tier(TimeStampedModel):
     """A level of a plan; a higher `rank` is a better tier. Discounts are basis points off (1200 = 88折)."""
 
     plan = models.ForeignKey(MembershipPlan, on_delete=models.CASCADE, related_name="tiers")
-    rank = models.PositiveSmallIntegerField(_("rank"), default=1, help_text=_("Higher is better."))
+    rank = models.PositiveSmallIntegerField(_("rank"), default=1, help_text=_("Higher is better."),
+                                            validators=within(RANK))
     name = models.CharField(_("name"), max_length=50)
     discount_bp = models.PositiveIntegerField(
-        _("discount (basis points off)"), default=0,
+        _("discount (basis points off)"), default=0, validators=within(BASIS_POINTS),
         # xgettext:no-python-format
         help_text=_("1200 = 12% off (88折)."))
     excluded_categories = models.JSONField(_("excluded categories"), default=default_excluded_categories, blank=True)
     exclude_special_price = models.BooleanField(_("exclude special-price items"), default=True)
     points_multiplier = models.DecimalField(_("points multiplier"), max_digits=4, decimal_places=2,
-                                            default=Decimal("1.00"))
-    family_slots = models.PositiveSmallIntegerField(_("family slots"), default=3)
-    friend_discount_bp = models.PositiveIntegerField(_("friend discount (basis points off)"), default=1200)
+                                            default=Decimal("1.00"), validators=within(MULTIPLIER))
+    family_slots = models.PositiveSmallIntegerField(_("family slots"), default=3, validators=within(SLOTS))
+    friend_discount_bp = models.PositiveIntegerField(_("friend discount (basis points off)"), default=1200,
+                                                     validators=within(BASIS_POINTS))
     downgrade_allowed = models.BooleanField(
         _("downgrade allowed"), default=False,
         help_text=_("If unset, a member keeps this tier even when spend or top-ups fall below its threshold."))
-    min_spend_fen = models.BigIntegerField(_("minimum cumulative spend (fen)"), default=0)
-    min_topup_fen = models.BigIntegerField(_("minimum cumulative top-up (fen)"), default=0)
+    min_spend_fen = models.BigIntegerField(_("minimum cumulative spend (fen)"), default=0, validators=within(FEN))
+    min_topup_fen = models.BigIntegerField(_("minimum cumulative top-up (fen)"), default=0, validators=within(FEN))
     topup_bonus_rules = models.JSONField(
         _("top-up bonus rules"), default=default_topup_bonus_rules, blank=True,
         help_text=_("Overrides the plan's rules for this tier when not empty (read by the wallet)."))
@@ -113,12 +135,13 @@ class Benefit(TimeStampedModel):
     """A tier's benefit. A hidden one stays unknown to the member until a trigger reveals it."""
 
     tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="benefits")
-    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    position = models.PositiveSmallIntegerField(_("position"), default=0, validators=within(POSITION))
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
     is_hidden = models.BooleanField(_("hidden"), default=False)
     trigger = models.CharField(_("trigger"), max_length=20, choices=BenefitTrigger.choices, blank=True, default="")
-    trigger_n = models.PositiveSmallIntegerField(_("N (for the Nth visit)"), null=True, blank=True)
+    trigger_n = models.PositiveSmallIntegerField(_("N (for the Nth visit)"), null=True, blank=True,
+                                                 validators=within(NTH))
     action_code = models.CharField(
         _("action code"), max_length=50, blank=True,
         help_text=_('Run when revealed by a later capability, e.g. "issue_friend_card".'))

@@ -3,8 +3,8 @@ import datetime as dt
 import pytest
 
 from smileloop.giftcards.enums import CardEventKind, CardStatus, VoucherStatus
-from smileloop.giftcards.errors import AlreadyUsed, Expired, LimitReached, WrongCode
-from smileloop.giftcards.models import GiftCard, GiftCardEvent, GiftCardReminder, Voucher
+from smileloop.giftcards.errors import AlreadyUsed, Expired, LimitReached, NotFriendCardBenefit, WrongCode
+from smileloop.giftcards.models import GiftCard, GiftCardEvent, GiftCardProgramme, GiftCardReminder, Voucher
 from smileloop.giftcards.selectors import giftcard_balance, giftcard_get_by_code
 from smileloop.giftcards.services import (
     friend_card_issue,
@@ -72,6 +72,20 @@ def test_benefit_action_issues_the_card_from_the_programme(chain, member, progra
     card = friend_card_issue_for_benefit(membership=membership, benefit=benefit, key="benefit:1", as_of=now)
     # then
     assert (card.programme, card.giver, card.face_value_fen) == (programme, member, 60000)
+
+
+def test_a_benefit_saved_with_an_oversized_card_validity_is_refused_and_issues_nothing(chain, member, now):
+    # given a benefit saved before membership bounded its terms
+    tier = TierFactory(plan__chain=chain)
+    membership = MembershipFactory(customer=member, tier=tier)
+    benefit = BenefitFactory(tier=tier, name="亲友卡", is_hidden=True, trigger=BenefitTrigger.PLAN_HALF_DONE,
+                             action_code="issue_friend_card", action_data={"amount_fen": 60000, "valid_months": 100_000})
+    # when
+    with pytest.raises(NotFriendCardBenefit) as caught:
+        friend_card_issue_for_benefit(membership=membership, benefit=benefit, key="benefit:1", as_of=now)
+    # then
+    assert caught.value.field == "benefit" and "valid_months = 100000" in caught.value.message
+    assert (GiftCard.objects.count(), GiftCardProgramme.objects.count()) == (0, 0)
 
 
 def test_partial_use_leaves_a_balance(chain, member, programme, now):

@@ -1,12 +1,17 @@
 """Writes of the loyalty configuration (staff pages and admin): earn rules, redeem terms, top-up bonus rules,
 the gift catalogue, packages and their entitlements. Each validates the whole row (model constraints
-included) and saves it, or raises ValidationFailed with field-by-field messages and saves nothing."""
+included) and saves it, or raises ValidationFailed with field-by-field messages and saves nothing.
+
+Every number has bounds (the models' `within` validators: periods of at most 100 years, amounts of at most 100
+million yuan, …), checked first with a stable English message naming the field: a database CHECK would only name
+its constraint, and an absurd period was accepted and then failed each award, top-up or sale that used it."""
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from smileloop.clinics.models import Chain
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.loyalty._common import range_errors
 from smileloop.loyalty.models import (
     EarnRule,
     Gift,
@@ -27,6 +32,9 @@ ENTITLEMENT_FIELDS = ["label", "category", "item_code", "quantity", "max_age"]
 
 @transaction.atomic
 def _save(obj: models.Model, data: dict, fields: list[str]) -> models.Model:
+    errors = range_errors(type(obj), data, fields)
+    if errors:
+        raise ValidationFailed(errors)
     for name in fields:
         if name in data:
             setattr(obj, name, data[name])

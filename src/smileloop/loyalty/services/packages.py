@@ -17,7 +17,7 @@ from django.utils import timezone
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.loyalty._common import add_months, age_on, key_check, now_or
+from smileloop.loyalty._common import add_months, age_on, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
 from smileloop.loyalty.errors import (
     AgeLimit,
@@ -80,6 +80,8 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         errors.append(FieldError("package_id", "has no entitlements configured", str(package.id)))
     if errors:
         raise ValidationFailed(errors)
+    stored_periods_check(package, ["validity_months"], label=package.name, kind="package ",
+                         field="package_id")
     at = now_or(at)
     purchase = PackagePurchase.objects.create(
         chain_id=holder.chain_id, key=key, package=package, holder=holder, price_fen=package.price_fen,

@@ -31,7 +31,7 @@ from smileloop.ledger.services import (
     ledger_post_many,
     system_account,
 )
-from smileloop.loyalty._common import add_months, key_check, now_or
+from smileloop.loyalty._common import add_months, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import EarnTrigger, SpecialPrice
 from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
 from smileloop.loyalty.models import EarnRule, Gift, GiftExchange, RedeemSettings
@@ -50,6 +50,8 @@ DEFAULT_TERMS = RedeemTerms(points_per_yuan=100, max_share_bp=1000)
 
 
 def lot_terms(rule: EarnRule, at: dt.datetime) -> LotTerms:
+    stored_periods_check(rule, ["pending_days", "validity_months"], label=rule.name, kind="earn rule ",
+                         field="rule_code")
     return LotTerms(earned_at=at, available_at=at + dt.timedelta(days=rule.pending_days),
                     expires_at=add_months(at, rule.validity_months) if rule.validity_months else None)
 

@@ -34,7 +34,7 @@ from smileloop.ledger.services import (
     ledger_transfer,
     system_account,
 )
-from smileloop.loyalty._common import add_months, key_check, now_or
+from smileloop.loyalty._common import add_months, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import ShareMode
 from smileloop.loyalty.errors import BonusSpent, ConsentMissing, InsufficientWallet, NotFamily, PrincipalSpent
 from smileloop.loyalty.models import Topup, TopupBonusRule, TopupRefund, WalletShareUse
@@ -93,6 +93,8 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
     at = now_or(at)
     chain_id = customer.chain_id
     rule = topup_bonus_rule_for(chain_id=chain_id, amount_fen=amount_fen)
+    if rule is not None:
+        stored_periods_check(rule, ["validity_months"], label=str(rule), kind="top-up bonus rule ")
     bonus = rule.bonus_fen if rule else 0
     principal_tx = ledger_post(
         chain_id=chain_id, key=f"topup:{key}:principal", reason=EntryReason.TOPUP, actor=actor, at=at,

@@ -2,12 +2,17 @@
 
 import calendar
 import datetime as dt
+from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
+from smileloop.core.errors import FieldError
 from smileloop.membership import reasons
-from smileloop.membership.models import Membership, MembershipEvent
+from smileloop.membership.errors import PeriodOutOfRange
+from smileloop.membership.models import Membership, MembershipEvent, MembershipPlan
 
 
 def yuan(fen: int) -> str:
@@ -29,6 +34,48 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     year, month = local.year + month0 // 12, month0 % 12 + 1
     last = calendar.monthrange(year, month)[1]
     return local.replace(year=year, month=month, day=min(local.day, last))
+
+
+def field_bounds(field: models.Field) -> tuple | None:
+    """(lowest, highest) value a model field's validators accept (its own and the database's range), or None when
+    it has no such bound."""
+    lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
+    highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
+    return (max(lows), min(highs)) if lows and highs else None
+
+
+def range_errors(model: type[models.Model], data: dict, names: list[str]) -> list[FieldError]:
+    """A field error (stable English, naming the field) for each number in `data` outside its field's bounds (the
+    models' `within` validators). Values of another type are left to the other checks."""
+    errors = []
+    for name in names:
+        value = data.get(name)
+        bounds = field_bounds(model._meta.get_field(name))
+        if bounds is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
+            continue
+        low, high = bounds
+        if not low <= value <= high:
+            whole = isinstance(low, int) and isinstance(high, int)
+            message = f"must be a whole number between {low} and {high}" if whole else f"must be between {low} and {high}"
+            errors.append(FieldError(name, message, str(value)))
+    return errors
+
+
+def plan_duration_ok(plan: MembershipPlan) -> bool:
+    """False for a plan whose duration is longer than the bounds allow (saved before they existed; 100000 months
+    is past the year 9999, where the date computation fails)."""
+    high = field_bounds(MembershipPlan._meta.get_field("duration_months"))[1]
+    return plan.duration_months is None or plan.duration_months <= high
+
+
+def plan_duration_check(plan: MembershipPlan) -> None:
+    """Refuse to date a membership by a plan `plan_duration_ok` refuses: PeriodOutOfRange naming the plan,
+    changing nothing, instead of a 500 on each enrolment or renewal."""
+    if not plan_duration_ok(plan):
+        high = field_bounds(MembershipPlan._meta.get_field("duration_months"))[1]
+        raise PeriodOutOfRange(f"plan {plan.name} has duration_months = {plan.duration_months}, longer than the "
+                               f"{high} allowed; correct it in the membership settings first", name=plan.name,
+                               field="plan_id")
 
 
 def now_or(as_of: dt.datetime | None) -> dt.datetime:

@@ -7,6 +7,7 @@ figures. Writes lock the customer row first, so two concurrent writes for one pe
 """
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ from smileloop.membership.errors import (
     TierNotInPlan,
 )
 from smileloop.membership.models import (
+    FEN,
     FamilyBinding,
     Membership,
     MembershipEvent,
@@ -43,7 +45,17 @@ from smileloop.membership.models import (
     Tier,
 )
 from smileloop.membership.selectors import membership_active
-from smileloop.membership.services._common import add_months, day, event_add, now_or, yuan
+from smileloop.membership.services._common import (
+    add_months,
+    day,
+    event_add,
+    now_or,
+    plan_duration_check,
+    plan_duration_ok,
+    yuan,
+)
+
+logger = logging.getLogger(__name__)
 
 REMINDER_DAYS = (30, 7)
 
@@ -125,8 +137,14 @@ def _check_plan(customer: Customer, plan: MembershipPlan, tier: Tier | None) -> 
         raise TierNotInPlan(f"tier {tier.name} is not a tier of plan {plan.name}", field="tier_id")
 
 
+def _fee_check(fee_fen: int | None) -> None:
+    if fee_fen is not None and not 0 <= fee_fen <= FEN[1]:
+        raise MembershipInputError(f"must be a whole number between 0 and {FEN[1]}", code="invalid", field="fee_fen")
+
+
 def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.datetime, fee_fen: int,
             actor: Staff | None, msg: dict, data: dict) -> Membership:
+    plan_duration_check(plan)
     expires = add_months(at, plan.duration_months) if plan.duration_months else None
     membership = Membership.objects.create(chain_id=customer.chain_id, customer=customer, plan=plan, tier=tier,
                                            status=MembershipStatus.ACTIVE, started_at=at, expires_at=expires,
@@ -166,8 +184,7 @@ def membership_enrol(*, customer: Customer, plan: MembershipPlan, tier: Tier | N
     if membership_active(customer) is not None:
         raise MembershipExists(f"{customer.name} already has an active membership; renew, upgrade or cancel it "
                                "instead")
-    if fee_fen is not None and fee_fen < 0:
-        raise MembershipInputError("must be 0 or more", code="invalid", field="fee_fen")
+    _fee_check(fee_fen)
     figure = None
     if plan.kind == PlanKind.PAID:
         tier = tier or plan.tiers.order_by("rank").first()
@@ -202,12 +219,12 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
         raise MembershipNotActive("a cancelled membership cannot be renewed; enrol again")
     if membership.expires_at is None or not plan.duration_months:
         raise LifetimeMembership("this membership is lifetime and never expires; nothing to renew")
+    plan_duration_check(plan)
     if membership.status == MembershipStatus.EXPIRED:
         other = membership_active(customer)
         if other is not None:
             raise MembershipExists(f"{customer.name} already has another active membership (#{other.id})")
-    if fee_fen is not None and fee_fen < 0:
-        raise MembershipInputError("must be 0 or more", code="invalid", field="fee_fen")
+    _fee_check(fee_fen)
     fee = (plan.fee_fen if plan.kind == PlanKind.PAID else 0) if fee_fen is None else fee_fen
     previous = membership.expires_at
     base = previous if membership.status == MembershipStatus.ACTIVE and previous > at else at
@@ -344,6 +361,10 @@ def _best_auto(customer: Customer, topup: _Topup, plans: dict[int, list[Tier]], 
     for tiers in plans.values():
         plan = tiers[0].plan
         if not (plan.is_active and plan.auto_enrol and plan.kind in kinds):
+            continue
+        if not plan_duration_ok(plan):  # misconfigured: enrol in the others rather than refuse the whole evaluation
+            logger.warning("auto-enrolment skips plan %s: duration_months %s is out of range", plan.id,
+                           plan.duration_months)
             continue
         if plan.kind == PlanKind.STORED_VALUE and topup.value() is None:
             continue
@@ -493,6 +514,10 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
     for plan in _auto_plans(chain.id, [PlanKind.SPEND_BASED]):
         tiers = list(plan.tiers.select_related("plan").order_by("-rank"))
         if not tiers:
+            continue
+        if not plan_duration_ok(plan):  # one misconfigured plan must not stop the others' enrolments
+            logger.warning("spend-based enrolment skips plan %s: duration_months %s is out of range", plan.id,
+                           plan.duration_months)
             continue
         lowest = min(tier_threshold(t, plan.kind) for t in tiers)
         tier_case = Case(*[When(lifetime_spend_fen__gte=tier_threshold(t, plan.kind), then=Value(t.id)) for t in tiers],

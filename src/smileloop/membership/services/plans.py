@@ -1,11 +1,16 @@
-"""Programme configuration: plans, tiers and benefits (edited by Perm.CONFIG roles in the staff pages)."""
+"""Programme configuration: plans, tiers and benefits (edited by Perm.CONFIG roles in the staff pages).
+
+Every number has bounds (the models' `within` validators: durations of at most 100 years, amounts of at most 100
+million yuan, ranks 1–100, …), refused with a stable English message naming the field: an absurd duration was
+accepted and then failed each enrolment in the plan."""
 
 from django.db import IntegrityError, transaction
 
 from smileloop.clinics.models import Chain
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.membership.enums import BenefitTrigger, PlanKind
-from smileloop.membership.models import Benefit, MembershipPlan, Tier
+from smileloop.membership.models import FEN, MONTHS, Benefit, MembershipPlan, Tier
+from smileloop.membership.services._common import range_errors
 from smileloop.visits.enums import Category
 
 PLAN_FIELDS = ["name", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "topup_bonus_rules",
@@ -16,12 +21,31 @@ TIER_FIELDS = ["rank", "name", "discount_bp", "excluded_categories", "exclude_sp
 BENEFIT_FIELDS = ["position", "name", "description", "is_hidden", "trigger", "trigger_n", "action_code", "action_data"]
 
 
+def _whole(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def _bonus_rules_errors(rules, field: str) -> list[FieldError]:
     if not isinstance(rules, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("min_topup_fen"), int) and isinstance(r.get("bonus_fen"), int)
-            and r["min_topup_fen"] > 0 and r["bonus_fen"] >= 0 for r in rules):
-        return [FieldError(field, 'must be a list of {"min_topup_fen": >0, "bonus_fen": ≥0}', str(rules)[:100])]
+            isinstance(r, dict) and _whole(r.get("min_topup_fen"), 1, FEN[1]) and _whole(r.get("bonus_fen"), *FEN)
+            for r in rules):
+        return [FieldError(field, 'must be a list of {"min_topup_fen": 1 to 10000000000, "bonus_fen": 0 to '
+                                  '10000000000} (fen)', str(rules)[:100])]
     return []
+
+
+def _action_data_errors(data) -> list[FieldError]:
+    """The friend-card action's amount and validity (giftcards makes a programme from them): bounded like a plan's."""
+    if not isinstance(data, dict):
+        return []
+    errors = []
+    if "amount_fen" in data and not _whole(data["amount_fen"], 1, FEN[1]):
+        errors.append(FieldError("action_data", '"amount_fen" must be a whole number of fen between 1 and '
+                                 "10000000000", str(data["amount_fen"])[:100]))
+    if "valid_months" in data and not _whole(data["valid_months"], *MONTHS):
+        errors.append(FieldError("action_data", '"valid_months" must be a whole number of months between 1 and 1200',
+                                 str(data["valid_months"])[:100]))
+    return errors
 
 
 def _plan_errors(data: dict) -> list[FieldError]:
@@ -31,8 +55,7 @@ def _plan_errors(data: dict) -> list[FieldError]:
         errors.append(FieldError("kind", f"must be one of {', '.join(PlanKind.values)}", str(kind)))
     if not str(data.get("name") or "").strip():
         errors.append(FieldError("name", "is required"))
-    if (data.get("fee_fen") or 0) < 0:
-        errors.append(FieldError("fee_fen", "must be 0 or more", str(data.get("fee_fen"))))
+    errors += range_errors(MembershipPlan, data, ["fee_fen", "duration_months", "spend_threshold_fen"])
     if kind == PlanKind.PAID and not data.get("duration_months"):
         errors.append(FieldError("duration_months", "is required for a paid plan (a fee buys N months)"))
     if kind == PlanKind.SPEND_BASED and not data.get("spend_threshold_fen"):
@@ -74,6 +97,8 @@ def tier_save(*, plan: MembershipPlan, data: dict, tier: Tier | None = None) -> 
     for name in ("discount_bp", "friend_discount_bp"):
         if not 0 <= int(merged.get(name) or 0) <= 10000:
             errors.append(FieldError(name, "must be between 0 and 10000 basis points", str(merged.get(name))))
+    errors += range_errors(Tier, merged, ["rank", "points_multiplier", "family_slots", "min_spend_fen",
+                                          "min_topup_fen"])
     bad = [c for c in merged.get("excluded_categories") or [] if c not in Category.values]
     if bad:
         errors.append(FieldError("excluded_categories", f"unknown categories: {', '.join(map(str, bad))}"))
@@ -100,6 +125,8 @@ def benefit_save(*, tier: Tier, data: dict, benefit: Benefit | None = None) -> B
         errors.append(FieldError("trigger", "a hidden benefit needs a trigger (staff decision at least)"))
     if trigger == BenefitTrigger.NTH_VISIT and not merged.get("trigger_n"):
         errors.append(FieldError("trigger_n", "is required for the Nth-visit trigger"))
+    errors += range_errors(Benefit, merged, ["position", "trigger_n"])
+    errors += _action_data_errors(merged.get("action_data"))
     if errors:
         raise ValidationFailed(errors)
     merged["trigger"] = trigger

@@ -1,0 +1,181 @@
+"""Configuration bounds: a plan's duration and money, a tier's rank, multiplier, slots and thresholds, a benefit's
+numbers and friend-card terms are refused outside their bounds, by the service (naming the field, changing nothing)
+and beside the field on the staff pages (in Chinese); a plan saved before the bounds existed is refused by name
+where a membership would be dated by it, never a 500."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import translation
+
+from smileloop.core.errors import ValidationFailed
+from smileloop.membership import services
+from smileloop.membership.enums import MembershipStatus, PlanKind
+from smileloop.membership.errors import PeriodOutOfRange
+from smileloop.membership.models import Membership, MembershipPlan, Tier
+from smileloop.membership.tests.conftest import NOW
+from smileloop.membership.tests.factories import PlanFactory, TierFactory
+
+pytestmark = pytest.mark.django_db
+
+BIG = 2**63 - 1
+PAID = {"name": "年度会员", "kind": PlanKind.PAID, "fee_fen": 89_900, "duration_months": 12, "topup_bonus_rules": []}
+TIER = {"rank": 1, "name": "年卡", "discount_bp": 500, "points_multiplier": Decimal("1.20"), "family_slots": 1,
+        "friend_discount_bp": 0, "min_spend_fen": 0, "min_topup_fen": 0}
+
+
+def refused(call) -> dict[str, str]:
+    with pytest.raises(ValidationFailed) as caught:
+        call()
+    return {e.field: e.message for e in caught.value.errors}
+
+
+# --- the services --------------------------------------------------------------------------------------------
+
+
+def test_a_plan_with_an_oversized_duration_or_amounts_out_of_range_is_refused_naming_each_field(chain):
+    errors = refused(lambda: services.plan_save(chain=chain, data={
+        **PAID, "duration_months": 100_000, "fee_fen": 10**11, "spend_threshold_fen": -5}))
+    assert errors == {"duration_months": "must be a whole number between 1 and 1200",
+                      "fee_fen": "must be a whole number between 0 and 10000000000",
+                      "spend_threshold_fen": "must be a whole number between 0 and 10000000000"}
+    assert MembershipPlan.objects.count() == 0
+
+
+def test_a_plan_update_to_an_oversized_duration_changes_nothing(chain):
+    plan = services.plan_save(chain=chain, data=PAID)
+    assert refused(lambda: services.plan_save(chain=chain, plan=plan, data={"duration_months": BIG})) == {
+        "duration_months": "must be a whole number between 1 and 1200"}
+    plan.refresh_from_db()
+    assert plan.duration_months == 12
+
+
+def test_top_up_bonus_rules_beyond_the_money_bound_are_refused(chain):
+    errors = refused(lambda: services.plan_save(chain=chain, data={
+        **PAID, "topup_bonus_rules": [{"min_topup_fen": 10**20, "bonus_fen": 1}]}))
+    assert errors == {"topup_bonus_rules": 'must be a list of {"min_topup_fen": 1 to 10000000000, "bonus_fen": 0 to '
+                                           '10000000000} (fen)'}
+
+
+def test_a_tier_rank_below_one_and_a_multiplier_out_of_range_are_refused_naming_each_field(paid_plan):
+    errors = refused(lambda: services.tier_save(plan=paid_plan, data={
+        **TIER, "rank": 0, "points_multiplier": Decimal("-1"), "family_slots": 500, "min_spend_fen": -5}))
+    assert errors == {"rank": "must be a whole number between 1 and 100",
+                      "points_multiplier": "must be between 0 and 10",
+                      "family_slots": "must be a whole number between 0 and 20",
+                      "min_spend_fen": "must be a whole number between 0 and 10000000000"}
+    assert Tier.objects.count() == 0
+
+
+def test_a_tier_may_earn_no_points_with_a_multiplier_of_zero(paid_plan):
+    tier = services.tier_save(plan=paid_plan, data={**TIER, "points_multiplier": Decimal("0")})
+    assert tier.points_multiplier == 0
+
+
+def test_a_second_tier_with_the_same_rank_is_refused_on_the_rank(paid_plan):
+    services.tier_save(plan=paid_plan, data=TIER)
+    assert refused(lambda: services.tier_save(plan=paid_plan, data={**TIER, "name": "金卡"})) == {
+        "rank": "another tier of this plan has this rank"}
+    assert paid_plan.tiers.count() == 1
+
+
+def test_a_friend_card_benefit_with_an_oversized_validity_is_refused(annual_tier):
+    with pytest.raises(ValidationFailed) as caught:
+        services.benefit_save(tier=annual_tier, data={
+            "name": "亲友卡", "is_hidden": True, "trigger": "staff_decision", "action_code": "issue_friend_card",
+            "action_data": {"amount_fen": -1, "valid_months": 100_000}, "position": 5000})
+    assert [(e.field, e.message) for e in caught.value.errors] == [
+        ("position", "must be a whole number between 0 and 1000"),
+        ("action_data", '"amount_fen" must be a whole number of fen between 1 and 10000000000'),
+        ("action_data", '"valid_months" must be a whole number of months between 1 and 1200')]
+    assert annual_tier.benefits.count() == 0
+
+
+# --- plans saved before the bounds: refused by name where a membership is dated by them, never a 500 -------------
+# 5000 months fits a PostgreSQL smallint (as such a row could) and is beyond the bounds.
+
+
+def test_enrolling_in_a_plan_saved_with_an_oversized_duration_is_refused_by_name_and_writes_nothing(chain, wang):
+    # given
+    plan = PlanFactory(chain=chain, name="超长会员", kind=PlanKind.PAID, fee_fen=100, duration_months=5000,
+                       spend_threshold_fen=None, auto_enrol=False)
+    TierFactory(plan=plan, rank=1, min_spend_fen=0)
+    # when
+    with pytest.raises(PeriodOutOfRange) as caught:
+        services.membership_enrol(customer=wang, plan=plan, as_of=NOW)
+    # then
+    assert (caught.value.status, caught.value.field, caught.value.params) == (409, "plan_id", {"name": "超长会员"})
+    assert Membership.objects.count() == 0
+
+
+def test_renewing_in_a_plan_saved_with_an_oversized_duration_is_refused_and_changes_nothing(chain, wang,
+                                                                                          paid_plan, annual_tier):
+    membership = services.membership_enrol(customer=wang, plan=paid_plan, as_of=NOW)
+    MembershipPlan.objects.filter(pk=paid_plan.pk).update(duration_months=5000)
+    with pytest.raises(PeriodOutOfRange):
+        services.membership_renew(membership=membership, as_of=NOW)
+    membership.refresh_from_db()
+    assert (membership.expires_at, membership.fee_fen) == (dt.datetime(2027, 3, 2, 10, 0, tzinfo=dt.UTC), 89_900)
+
+
+def test_automatic_enrolment_skips_a_plan_saved_with_an_oversized_duration_and_enrols_in_the_others(
+        chain, wang, family_plan, family_tier):
+    # given: a better auto-enrol plan whose duration no date can reach
+    broken = PlanFactory(chain=chain, name="超长计划", spend_threshold_fen=1, duration_months=5000)
+    TierFactory(plan=broken, rank=1, discount_bp=3000, min_spend_fen=1)
+    # when
+    services.membership_evaluate(customer=wang, as_of=NOW)
+    enrolled = services.spend_based_enrol_all(chain=chain, as_of=NOW)
+    # then
+    assert list(Membership.objects.values_list("customer", "plan", "status")) == [
+        (wang.id, family_plan.id, MembershipStatus.ACTIVE)]
+    assert enrolled == 0
+
+
+# --- the staff pages -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chinese():
+    with override_settings(LANGUAGE_CODE="zh-hans"), translation.override("zh-hans"):
+        yield
+
+
+def test_the_plan_page_shows_the_bounds_beside_each_field_in_chinese(client, chain_admin, chinese):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:plan_create"), {
+        "name": "年度会员", "kind": "paid", "fee_yuan": "100000001", "duration_months": "100000",
+        "topup_bonus_rules": "[]"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert response.context["form"].errors == {"fee_yuan": ["确保该值小于或等于100000000。"],
+                                               "duration_months": ["确保该值小于或等于1200。"]}
+    assert MembershipPlan.objects.count() == 0
+
+
+def test_the_tier_page_refuses_rank_zero_beside_the_field_and_keeps_the_tier(client, chain_admin, annual_tier,
+                                                                            chinese):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:tier_edit", args=[annual_tier.id]), {
+        "rank": "0", "name": "年卡", "discount_bp": "500", "points_multiplier": "0", "family_slots": "1",
+        "friend_discount_bp": "0", "min_spend_yuan": "0", "min_topup_yuan": "0", "topup_bonus_rules": "[]"},
+        HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert response.context["form"].errors == {"rank": ["确保该值大于或等于1。"]}
+    annual_tier.refresh_from_db()
+    assert (annual_tier.rank, annual_tier.points_multiplier) == (1, Decimal("1.00"))
+
+
+def test_enrolling_in_a_plan_saved_with_an_oversized_duration_answers_a_readable_refusal(client, chain, chain_admin,
+                                                                                        wang, chinese):
+    plan = PlanFactory(chain=chain, name="超长会员", kind=PlanKind.PAID, fee_fen=100, duration_months=5000,
+                       spend_threshold_fen=None, auto_enrol=False)
+    TierFactory(plan=plan, rank=1, min_spend_fen=0)
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:enrol", args=[wang.id]), {"plan": plan.id},
+                           HTTP_ACCEPT_LANGUAGE="zh-hans", headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert "“超长会员”设置的期限过长，无法计算日期；请先在会员设置中修改。" in response.text
+    assert Membership.objects.count() == 0
