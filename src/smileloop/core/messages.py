@@ -6,7 +6,7 @@ theirs with `gettext_noop` so that makemessages finds them), a message that carr
 the patterns below. A message no catalogue knows is shown as it is rather than hidden."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.utils.translation import gettext, gettext_noop
 
@@ -32,3 +32,41 @@ def message_display(message, *, patterns: Sequence[tuple[re.Pattern, str]] = ())
         if found:
             return gettext(template) % found.groupdict()
     return message
+
+
+_ARG = re.compile(r"%\\\((\w+)\\\)s")
+
+
+class Sentences:
+    """Sentences the system stores in English (timeline entries, ledger memos, event details: the API, exports and
+    the audit trail read them as they are) and pages show in the reader's language. A writer formats a template
+    registered here (marked with gettext_noop, so its app's catalogue translates it); `display` matches the stored
+    text against the templates and renders the matching one through the catalogue. `labels` turn an argument's
+    stored value into words (a stage code into its label, fen into yuan); a label that does not know the value
+    (KeyError, ValueError) means the text is not that template's sentence. Text no template matches is shown as
+    stored."""
+
+    def __init__(self):
+        self._templates: dict[str, re.Pattern] = {}
+        self._labels: dict[str, Callable[[str], str]] = {}
+
+    def register(self, *templates: str, labels: dict[str, Callable[[str], str]] | None = None) -> None:
+        for template in templates:
+            pattern = _ARG.sub(lambda m: f"(?P<{m.group(1)}>.+?)", re.escape(template))
+            self._templates[template] = re.compile(f"^{pattern}$", re.DOTALL)
+        self._labels.update(labels or {})
+
+    def display(self, text: str) -> str:
+        for template, pattern in self._templates.items():
+            found = pattern.match(text or "")
+            if found:
+                try:
+                    args = {name: self._label(name, value) for name, value in found.groupdict().items()}
+                except (KeyError, ValueError):
+                    continue
+                return gettext(template) % args
+        return text
+
+    def _label(self, name: str, value: str) -> str:
+        label = self._labels.get(name)
+        return value if label is None else str(label(value))
