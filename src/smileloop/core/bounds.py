@@ -1,6 +1,13 @@
 """The ranges every integer input must fit: database keys are signed 64-bit, and amounts are bounded far below
 that so that sums and products of them (lines × quantities, running totals) never overflow a bigint."""
 
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from smileloop.core.errors import FieldError
+
 BIGINT_MAX = 2**63 - 1
 # 10 billion yuan: above any bill, top-up or fee, and 50 lines × 10 000 units of it still fit in a bigint.
 MAX_FEN = 10**12
@@ -17,3 +24,37 @@ def pk_from_text(text: str) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= BIGINT_MAX else None
+
+
+# --- bounds of configuration fields (loyalty, membership) ----------------------------------------------------
+# A model field carries its range as validators (`within`); the services read them back (`range_errors`) to refuse
+# a value by its field's name before the database's CHECK constraint would, and the forms set min/max from them.
+
+
+def within(bounds: tuple) -> list:
+    return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
+
+
+def field_bounds(field: models.Field) -> tuple | None:
+    """(lowest, highest) value a model field's validators accept (its own and the database's range), or None when
+    it has no such bound."""
+    lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
+    highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
+    return (max(lows), min(highs)) if lows and highs else None
+
+
+def range_errors(model: type[models.Model], data: dict, names: list[str]) -> list[FieldError]:
+    """A field error (stable English, naming the field) for each number in `data` outside its field's bounds.
+    Values of another type are left to the other checks."""
+    errors = []
+    for name in names:
+        value = data.get(name)
+        bounds = field_bounds(model._meta.get_field(name))
+        if bounds is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
+            continue
+        low, high = bounds
+        if not low <= value <= high:
+            whole = isinstance(low, int) and isinstance(high, int)
+            message = f"must be a whole number between {low} and {high}" if whole else f"must be between {low} and {high}"
+            errors.append(FieldError(name, message, str(value)))
+    return errors

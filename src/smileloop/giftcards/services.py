@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
+from smileloop.core.dates import add_months
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
@@ -54,16 +55,6 @@ from smileloop.ledger.services import (
 )
 
 FRIEND_CARD_ACTION = "issue_friend_card"
-
-
-def add_months(moment: dt.datetime, months: int) -> dt.datetime:
-    """Same local day `months` later, clamped to the month's end."""
-    import calendar
-
-    local = timezone.localtime(moment)
-    month0 = local.month - 1 + months
-    year, month = local.year + month0 // 12, month0 % 12 + 1
-    return local.replace(year=year, month=month, day=min(local.day, calendar.monthrange(year, month)[1]))
 
 
 def _unique_code(chain_id: int) -> str:

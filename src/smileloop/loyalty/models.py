@@ -12,12 +12,12 @@ a use is reversed at most once; an entitlement names a category or an item.
 
 from decimal import Decimal
 
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.bounds import within
 from smileloop.core.models import TimeStampedModel
 from smileloop.customers.models import Customer
 from smileloop.ledger.models import LedgerTransaction
@@ -41,10 +41,6 @@ QUANTITY = (1, 1000)
 AGE = (1, 150)
 REDEEM_RATE = (1, 100_000)  # points worth one yuan
 SHARE_BP = (0, 10000)
-
-
-def within(bounds: tuple) -> list:
-    return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
 
 
 # --- points ----------------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ member at a time; a hidden benefit is revealed once per membership; discounts ar
 
 from decimal import Decimal
 
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Staff
+from smileloop.core.bounds import within
 from smileloop.core.models import TimeStampedModel
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer
@@ -39,10 +39,6 @@ BASIS_POINTS = (0, 10000)
 SLOTS = (0, 20)
 POSITION = (0, 1000)
 NTH = (1, 1000)
-
-
-def within(bounds: tuple) -> list:
-    return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
 
 
 def default_excluded_categories() -> list[str]:

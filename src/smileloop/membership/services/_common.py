@@ -1,15 +1,12 @@
 """Helpers shared by the membership services: readable money and dates, month arithmetic, events."""
 
-import calendar
 import datetime as dt
-from decimal import Decimal
 
-from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
-from smileloop.core.errors import FieldError
+from smileloop.core.bounds import field_bounds, range_errors  # noqa: F401 (the membership services import them here)
+from smileloop.core.dates import add_months  # noqa: F401
 from smileloop.membership import reasons
 from smileloop.membership.errors import PeriodOutOfRange
 from smileloop.membership.models import Membership, MembershipEvent, MembershipPlan
@@ -25,40 +22,6 @@ def yuan(fen: int) -> str:
 def day(moment: dt.datetime) -> str:
     """A moment as the local calendar day, e.g. '2026-03-02' (the chain's time zone is the site's)."""
     return timezone.localdate(moment).isoformat()
-
-
-def add_months(moment: dt.datetime, months: int) -> dt.datetime:
-    """Same local day `months` later, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
-    local = timezone.localtime(moment)
-    month0 = local.month - 1 + months
-    year, month = local.year + month0 // 12, month0 % 12 + 1
-    last = calendar.monthrange(year, month)[1]
-    return local.replace(year=year, month=month, day=min(local.day, last))
-
-
-def field_bounds(field: models.Field) -> tuple | None:
-    """(lowest, highest) value a model field's validators accept (its own and the database's range), or None when
-    it has no such bound."""
-    lows = [v.limit_value for v in field.validators if isinstance(v, MinValueValidator)]
-    highs = [v.limit_value for v in field.validators if isinstance(v, MaxValueValidator)]
-    return (max(lows), min(highs)) if lows and highs else None
-
-
-def range_errors(model: type[models.Model], data: dict, names: list[str]) -> list[FieldError]:
-    """A field error (stable English, naming the field) for each number in `data` outside its field's bounds (the
-    models' `within` validators). Values of another type are left to the other checks."""
-    errors = []
-    for name in names:
-        value = data.get(name)
-        bounds = field_bounds(model._meta.get_field(name))
-        if bounds is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
-            continue
-        low, high = bounds
-        if not low <= value <= high:
-            whole = isinstance(low, int) and isinstance(high, int)
-            message = f"must be a whole number between {low} and {high}" if whole else f"must be between {low} and {high}"
-            errors.append(FieldError(name, message, str(value)))
-    return errors
 
 
 def plan_duration_ok(plan: MembershipPlan) -> bool:

@@ -1,0 +1,14 @@
+"""Calendar arithmetic shared by the apps that date things by months (memberships, points, packages, gift cards)."""
+
+import calendar
+import datetime as dt
+
+from django.utils import timezone
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """Same local day `months` later, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
+    local = timezone.localtime(moment)
+    month0 = local.month - 1 + months
+    year, month = local.year + month0 // 12, month0 % 12 + 1
+    return local.replace(year=year, month=month, day=min(local.day, calendar.monthrange(year, month)[1]))
