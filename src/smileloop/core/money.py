@@ -28,3 +28,12 @@ def fen_to_yuan(fen: int | None) -> str:
     sign = "-" if fen < 0 else ""
     fen = abs(int(fen))
     return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def yuan_grouped(fen: int | None) -> str:
+    """1234550 → '12,345.50': how pages and stored sentences show an amount (no currency sign)."""
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}{fen // 100:,}.{fen % 100:02d}"

@@ -1,9 +1,8 @@
 """Display filters for staff pages: masked phones and money in yuan (stored as integer fen)."""
 
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
 
-from smileloop.core.money import fen_to_yuan
+from smileloop.core.money import yuan_grouped
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.normalize import phone_display, phone_mask
 from smileloop.customers.timeline import timeline_text
@@ -33,9 +32,4 @@ def full_phone(e164: str | None) -> str:
 @register.filter
 def yuan(fen: int | None) -> str:
     """1234550 → '12,345.50' (no currency sign; templates add ¥)."""
-    if fen is None:
-        return ""
-    text = fen_to_yuan(fen)
-    whole, _, cents = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{intcomma(int(whole.lstrip('-')), use_l10n=False)}.{cents}"
+    return yuan_grouped(fen)

@@ -7,16 +7,10 @@ from django.utils import timezone
 from smileloop.clinics.models import Staff
 from smileloop.core.bounds import field_bounds, range_errors  # noqa: F401 (the membership services import them here)
 from smileloop.core.dates import add_months  # noqa: F401
+from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
 from smileloop.membership import reasons
 from smileloop.membership.errors import PeriodOutOfRange
 from smileloop.membership.models import Membership, MembershipEvent, MembershipPlan
-
-
-def yuan(fen: int) -> str:
-    """3012000 → '30,120.00' (the form staff read in event reasons)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
 
 
 def day(moment: dt.datetime) -> str:
