@@ -11,3 +11,7 @@ class LedgerConfig(AppConfig):
         from smileloop.ledger.services import accounts_merge
 
         merge_hook_register(accounts_merge)
+
+        from smileloop.ledger.memos import _register_own
+
+        _register_own()

@@ -36,6 +36,7 @@ from smileloop.ledger.enums import (
     expiry_account_kind,
     unit_of,
 )
+from smileloop.ledger.memos import REVERSES
 from smileloop.ledger.models import Account, Entry, LedgerTransaction, Lot
 
 
@@ -580,7 +581,7 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
     if not postings:
         return None
     return ledger_post(chain_id=original.chain_id, key=key, reason=reason, postings=_merge_same_account(postings),
-                       actor=actor, source=original.source, memo=memo or f"reverses #{original.id}",
+                       actor=actor, source=original.source, memo=memo or REVERSES % {"transaction": original.id},
                        reverses=original, reversed_share=f"{upto.numerator}/{upto.denominator}")
 
 

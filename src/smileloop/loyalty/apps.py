@@ -9,6 +9,7 @@ class LoyaltyConfig(AppConfig):
     def ready(self):
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
+        from smileloop.loyalty.memos import memos_register
         from smileloop.loyalty.selectors import topup_total_fen
         from smileloop.loyalty.services import loyalty_merge_hook
         from smileloop.loyalty.views import loyalty_card_load
@@ -17,3 +18,4 @@ class LoyaltyConfig(AppConfig):
         section_register("loyalty", loyalty_card_load)
         merge_hook_register(loyalty_merge_hook)
         topup_total_provider_register(topup_total_fen)
+        memos_register()

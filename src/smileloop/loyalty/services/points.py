@@ -34,6 +34,7 @@ from smileloop.ledger.services import (
 from smileloop.loyalty._common import add_months, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import EarnTrigger, SpecialPrice
 from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
+from smileloop.loyalty.memos import POINTS_OFF, TIER_MULTIPLIER
 from smileloop.loyalty.models import EarnRule, Gift, GiftExchange, RedeemSettings
 from smileloop.loyalty.selectors import points_available, points_multiplier_for, spend_rules
 from smileloop.visits.models import Order, OrderLine, ServiceItem
@@ -136,7 +137,7 @@ def points_earn_request(*, order: Order, paid_fen_by_line: dict[int, int] | None
     total = sum(by_terms.values())
     postings = [Posting(accounts[AccountKind.POINTS], points, terms=terms) for terms, points in by_terms.items()]
     return PostRequest(chain_id=order.chain_id, key=_earn_key(order), reason=EntryReason.EARN, actor=actor, at=at,
-                       source=f"order:{order.id}", memo=f"×{multiplier.normalize()} tier multiplier",
+                       source=f"order:{order.id}", memo=TIER_MULTIPLIER % {"multiplier": f"{multiplier.normalize():f}"},
                        postings=[*postings, Posting(accounts[AccountKind.POINTS_ISSUED], -total)])
 
 
@@ -229,7 +230,7 @@ def points_redeem_request(*, customer: Customer, points: int, key: str, source: 
                                 system_kinds=[AccountKind.POINTS_REDEEMED])
     request = _points_debit_request(customer, points, accounts, key=f"redeem:{key}", reason=EntryReason.REDEEM,
                                     source=source, actor=actor,
-                                    memo=f"{points * 100 // terms.points_per_yuan} fen off a bill")
+                                    memo=POINTS_OFF % {"off_fen": points * 100 // terms.points_per_yuan})
     request.at = at
     return request
 

@@ -37,6 +37,15 @@ from smileloop.ledger.services import (
 from smileloop.loyalty._common import add_months, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import ShareMode
 from smileloop.loyalty.errors import BonusSpent, ConsentMissing, InsufficientWallet, NotFamily, PrincipalSpent
+from smileloop.loyalty.memos import (
+    BONUS_FORFEITED,
+    FAMILY_TRANSFER,
+    SPEND_PARTS,
+    SPEND_PARTS_PAID_BY,
+    TOPUP_BONUS,
+    TOPUP_REFUND,
+    TOPUP_VIA,
+)
 from smileloop.loyalty.models import Topup, TopupBonusRule, TopupRefund, WalletShareUse
 from smileloop.membership.enums import MembershipStatus, WalletShareMode
 from smileloop.membership.selectors import family_bindings_of, own_membership, wallet_share_allowed
@@ -98,7 +107,7 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
     bonus = rule.bonus_fen if rule else 0
     principal_tx = ledger_post(
         chain_id=chain_id, key=f"topup:{key}:principal", reason=EntryReason.TOPUP, actor=actor, at=at,
-        source=f"topup:{key}"[:100], memo=f"top-up via {method}",
+        source=f"topup:{key}"[:100], memo=TOPUP_VIA % {"method": method},
         postings=[Posting(account_for(chain_id=chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=customer),
                           amount_fen, terms=LotTerms(earned_at=at, available_at=at)),
                   Posting(system_account(chain_id=chain_id, kind=AccountKind.CASH_IN), -amount_fen)])
@@ -107,7 +116,7 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
         expires = add_months(at, rule.validity_months) if rule.validity_months else None
         bonus_tx = ledger_post(
             chain_id=chain_id, key=f"topup:{key}:bonus", reason=EntryReason.TOPUP_BONUS, actor=actor, at=at,
-            source=f"topup:{key}"[:100], memo=f"bonus: top up ≥ {rule.min_topup_fen} fen, get {bonus} fen",
+            source=f"topup:{key}"[:100], memo=TOPUP_BONUS % {"min_fen": rule.min_topup_fen, "bonus_fen": bonus},
             postings=[Posting(account_for(chain_id=chain_id, kind=AccountKind.WALLET_BONUS, customer=customer), bonus,
                               terms=LotTerms(earned_at=at, available_at=at, expires_at=expires)),
                       Posting(system_account(chain_id=chain_id, kind=AccountKind.PROMOTION), -bonus)])
@@ -148,13 +157,13 @@ def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str
     share = Fraction(topup.refunded_fen + amount, topup.amount_fen)
     principal_tx = ledger_reverse(original=topup.principal_transaction, key=f"topup_refund:{key}:principal",
                                   upto=share, reason=EntryReason.REFUND, actor=actor,
-                                  memo=f"refund of top-up #{topup.id}")
+                                  memo=TOPUP_REFUND % {"topup": topup.id})
     bonus_tx, forfeited = None, 0
     if topup.bonus_transaction_id:
         try:
             bonus_tx = ledger_reverse(original=topup.bonus_transaction, key=f"topup_refund:{key}:bonus", upto=share,
                                       reason=EntryReason.CLAWBACK, actor=actor,
-                                      memo=f"bonus forfeited: refund of top-up #{topup.id}")
+                                      memo=BONUS_FORFEITED % {"topup": topup.id})
         except InsufficientBalance:
             raise BonusSpent("The bonus share of this top-up was already spent or expired, so its principal cannot "
                              "be refunded without a manual adjustment", field="amount_fen")
@@ -273,7 +282,8 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
     postings.append(Posting(sales, amount_fen))
     request = PostRequest(chain_id=holder.chain_id, key=f"wallet_spend:{key}", reason=EntryReason.SPEND, actor=actor,
                           source=source[:100], postings=postings, at=at,
-                          memo=f"principal {p} + bonus {b}" + (f"; paid by #{payer.id}" if mode else ""),
+                          memo=(SPEND_PARTS_PAID_BY % {"principal_fen": p, "bonus_fen": b, "payer": payer.id} if mode
+                                else SPEND_PARTS % {"principal_fen": p, "bonus_fen": b}),
                           # a concurrent spend can take the balance between the check above and the lock
                           refusal=InsufficientWallet, refusal_field="amount_fen", refusal_label="stored value")
     return WalletSpend(request, payer, holder, amount_fen, mode, consent_token, source, actor)
@@ -320,7 +330,8 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
         if part:
             txs.append(ledger_transfer(from_account=src, to_account=dst, amount=part, key=k, actor=actor,
                                        source=f"wallet_transfer:{key}"[:100],
-                                       memo=f"family transfer #{from_customer.id} → #{to_customer.id}"))
+                                       memo=FAMILY_TRANSFER % {"from_customer": from_customer.id,
+                                                                     "to_customer": to_customer.id}))
     used = ShareMode.STANDING if mode == WalletShareMode.STANDING and not (per_use_consent or consent_token) \
         else ShareMode.PER_USE
     WalletShareUse.objects.create(chain_id=holder.chain_id, holder=holder, payer=member, transaction=txs[0],

@@ -159,3 +159,24 @@ def test_the_card_reads_equal_the_orm_ones(wang, rules, bonus_rules, now):
     assert [(fields(e), fields(e.transaction), fields(e.account), e.lot and fields(e.lot)) for e in history] == [
         (fields(e), fields(e.transaction), fields(e.account), e.lot and fields(e.lot)) for e in orm_history]
     assert len(history) == 3
+
+
+def test_the_ledger_rows_read_in_chinese_with_amounts_in_yuan(client, front_desk_a, wang, rules, bonus_rules, now):
+    from django.utils import translation
+
+    from smileloop.ledger.models import LedgerTransaction
+    from smileloop.loyalty.services import wallet_spend
+
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    wallet_spend(payer=wang, amount_fen=12_345, key="s1", source="test")
+    memos = set(LedgerTransaction.objects.values_list("memo", flat=True))
+    # stored in English, as the API and `ledger check` read them
+    assert {"top-up via cash", "bonus: top up ≥ 500000 fen, get 40000 fen"} <= memos, memos
+    assert any(m.startswith("principal ") for m in memos)
+    client.force_login(front_desk_a.user)
+    with translation.override("zh-hans"):
+        html = client.get(reverse("customers:detail", args=[wang.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    card = html[html.index('data-testid="loyalty-card"'):]
+    assert "充值满 ¥5,000.00 赠 ¥400.00" in card and "充值（现金）" in card
+    assert "本金 ¥" in card
+    assert "top-up via" not in card and "bonus:" not in card and "principal" not in card

@@ -1,0 +1,25 @@
+"""The memos loyalty writes on its ledger transactions: English templates (what `ledger check`, the API and
+exports read), registered with `ledger.memos` so the 360 page shows them in the reader's language."""
+
+from django.utils.translation import gettext_noop
+
+TOPUP_VIA = gettext_noop("top-up via %(method)s")
+TOPUP_BONUS = gettext_noop("bonus: top up ≥ %(min_fen)s fen, get %(bonus_fen)s fen")
+TOPUP_REFUND = gettext_noop("refund of top-up #%(topup)s")
+BONUS_FORFEITED = gettext_noop("bonus forfeited: refund of top-up #%(topup)s")
+SPEND_PARTS = gettext_noop("principal %(principal_fen)s + bonus %(bonus_fen)s")
+SPEND_PARTS_PAID_BY = gettext_noop("principal %(principal_fen)s + bonus %(bonus_fen)s; paid by #%(payer)s")
+FAMILY_TRANSFER = gettext_noop("family transfer #%(from_customer)s → #%(to_customer)s")
+TIER_MULTIPLIER = gettext_noop("×%(multiplier)s tier multiplier")
+POINTS_OFF = gettext_noop("%(off_fen)s fen off a bill")
+
+
+def memos_register() -> None:
+    from smileloop.ledger.memos import fen_label, memo_templates_register
+    from smileloop.visits.enums import PaymentMethod
+
+    # the longer of two templates that share a beginning first: the first match is the one shown
+    memo_templates_register(TOPUP_VIA, TOPUP_BONUS, BONUS_FORFEITED, TOPUP_REFUND, SPEND_PARTS_PAID_BY, SPEND_PARTS,
+                            FAMILY_TRANSFER, TIER_MULTIPLIER, POINTS_OFF,
+                            labels={"method": lambda code: PaymentMethod(code).label, "min_fen": fen_label,
+                                    "bonus_fen": fen_label, "principal_fen": fen_label, "off_fen": fen_label})
