@@ -8,6 +8,8 @@ tier does not rewrite history. Events written before `msg` existed show their st
 
 from django.utils.translation import gettext, gettext_noop
 
+from smileloop.core.messages import Sentences
+
 MESSAGES = {
     "enrolled_fee": gettext_noop("enrolled in %(plan)s · %(tier)s: fee %(fee)s paid on %(day)s"),
     "enrolled_figure": gettext_noop("enrolled in %(tier)s: %(measure)s %(figure)s ≥ %(threshold)s on %(day)s"),
@@ -70,3 +72,23 @@ def reason_display(event) -> str:
         return _render(msg, gettext)
     except (KeyError, TypeError, ValueError):  # a malformed stored message must not break the page
         return event.reason
+
+
+# --- why a hidden benefit was revealed (BenefitReveal.detail) --------------------------------------------------
+# Stored as an English sentence from these templates (staff may also type their own detail, kept as typed); the
+# member card shows it through `reveal_detail_display`.
+
+REVEAL_STAFF_BY = gettext_noop("staff decision by %(name)s on %(day)s")
+REVEAL_STAFF = gettext_noop("staff decision on %(day)s")
+REVEAL_PLAN_HALF = gettext_noop("treatment plan %(plan)s half done (%(done)s of %(total)s steps) on %(day)s")
+REVEAL_PLAN_FINISHED = gettext_noop("treatment plan %(plan)s finished (%(done)s of %(total)s steps) on %(day)s")
+REVEAL_BIRTHDAY = gettext_noop("birthday month (%(month)s)")
+REVEAL_NTH_VISIT = gettext_noop("visit no. %(n)s reached (%(visits)s visits) on %(day)s")
+
+_REVEALS = Sentences()
+_REVEALS.register(REVEAL_STAFF_BY, REVEAL_STAFF, REVEAL_PLAN_HALF, REVEAL_PLAN_FINISHED, REVEAL_BIRTHDAY,
+                  REVEAL_NTH_VISIT)
+
+
+def reveal_detail_display(detail: str) -> str:
+    return _REVEALS.display(detail)

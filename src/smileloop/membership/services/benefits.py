@@ -9,6 +9,7 @@ from django.utils import timezone
 from smileloop.clinics.models import Staff
 from smileloop.core.sql import select_models
 from smileloop.customers.models import Customer
+from smileloop.membership import reasons
 from smileloop.membership.enums import BenefitTrigger, MembershipStatus
 from smileloop.membership.errors import (
     BenefitNotHidden,
@@ -43,7 +44,8 @@ def benefit_reveal(*, membership: Membership, benefit: Benefit, trigger: str = B
     if not benefit.is_hidden:
         raise BenefitNotHidden(f"{benefit.name} is a visible benefit; it needs no reveal", field="benefit_id")
     if trigger == BenefitTrigger.STAFF_DECISION and not detail.strip():
-        detail = f"staff decision{f' by {actor.name}' if actor else ''} on {day(at)}"
+        detail = (reasons.REVEAL_STAFF_BY % {"name": actor.name, "day": day(at)} if actor
+                  else reasons.REVEAL_STAFF % {"day": day(at)})
     try:
         with transaction.atomic():
             return BenefitReveal.objects.create(membership=membership, benefit=benefit, revealed_at=at,
@@ -66,19 +68,21 @@ def _due_detail(benefit: Benefit, customer: Customer, membership: Membership, at
         plan = (_plans_since(customer, membership).annotate(done_twice=F("steps_done") * 2)
                 .filter(steps_done__gte=1, done_twice__gte=F("steps_total")).first())
         if plan is not None:
-            return f"treatment plan {plan.title} half done ({plan.steps_done} of {plan.steps_total} steps) on {day(at)}"
+            return reasons.REVEAL_PLAN_HALF % {"plan": plan.title, "done": plan.steps_done,
+                                                  "total": plan.steps_total, "day": day(at)}
     elif trigger == BenefitTrigger.PLAN_FINISHED:
         plan = _plans_since(customer, membership).filter(
             Q(steps_done__gte=F("steps_total")) | Q(status=PlanStatus.COMPLETED)).first()
         if plan is not None:
-            return f"treatment plan {plan.title} finished ({plan.steps_done} of {plan.steps_total} steps) on {day(at)}"
+            return reasons.REVEAL_PLAN_FINISHED % {"plan": plan.title, "done": plan.steps_done,
+                                                      "total": plan.steps_total, "day": day(at)}
     elif trigger == BenefitTrigger.BIRTHDAY_MONTH:
         today = timezone.localdate(at)
         if customer.birthday and customer.birthday.month == today.month:
-            return f"birthday month ({today:%Y-%m})"
+            return reasons.REVEAL_BIRTHDAY % {"month": f"{today:%Y-%m}"}
     elif trigger == BenefitTrigger.NTH_VISIT:
         if benefit.trigger_n and customer.visit_count >= benefit.trigger_n:
-            return f"visit no. {benefit.trigger_n} reached ({customer.visit_count} visits) on {day(at)}"
+            return reasons.REVEAL_NTH_VISIT % {"n": benefit.trigger_n, "visits": customer.visit_count, "day": day(at)}
     return None
 
 

@@ -1,7 +1,7 @@
 from django import template
 from django.utils.translation import gettext as _
 
-from smileloop.membership.reasons import reason_display
+from smileloop.membership.reasons import reason_display, reveal_detail_display
 from smileloop.visits.enums import Category
 
 register = template.Library()
@@ -22,6 +22,12 @@ def zhe(discount_bp) -> str:
 def category_labels(values) -> str:
     labels = dict(Category.choices)
     return ", ".join(str(labels.get(v, v)) for v in values or []) or "—"
+
+
+@register.filter
+def reveal_detail(detail: str) -> str:
+    """Why a hidden benefit was revealed, in the active language (typed details as typed)."""
+    return reveal_detail_display(detail)
 
 
 @register.filter

@@ -55,3 +55,23 @@ def test_unknown_keys_are_refused_at_write_and_bad_stored_messages_fall_back():
     broken = SimpleNamespace(reason="stored text", data={"msg": {"key": "cancelled", "args": {"day": "d"}}})
     assert reasons.reason_display(broken) == "stored text"
     assert reasons.reason_display(SimpleNamespace(reason="old", data={})) == "old"
+
+
+@pytest.mark.parametrize("stored, chinese", [
+    ("staff decision by 前台小王 on 2026-03-02", "前台小王 于 2026-03-02 决定"),
+    ("staff decision on 2026-03-02", "员工于 2026-03-02 决定"),
+    ("treatment plan 种植修复 half done (2 of 4 steps) on 2026-03-02", "治疗计划 种植修复 已完成一半（4 步中 2 步），2026-03-02"),
+    ("treatment plan 种植修复 finished (4 of 4 steps) on 2026-03-02", "治疗计划 种植修复 已完成（4 步中 4 步），2026-03-02"),
+    ("birthday month (2026-07)", "生日月（2026-07）"),
+    ("visit no. 5 reached (6 visits) on 2026-07-10", "第 5 次到诊已达成（共 6 次），2026-07-10"),
+    ("老客户回馈", "老客户回馈"),  # typed by staff: kept as typed
+])
+def test_a_reveals_detail_reads_in_the_readers_language(stored, chinese):
+    from django.utils import translation
+
+    from smileloop.membership.reasons import reveal_detail_display
+
+    with translation.override("zh-hans"):
+        assert reveal_detail_display(stored) == chinese
+    with translation.override("en"):
+        assert reveal_detail_display(stored) == stored
