@@ -41,6 +41,14 @@ from smileloop.giftcards.models import (
     Voucher,
     VoucherCampaign,
 )
+from smileloop.giftcards.sentences import (
+    CARD_EXPIRED,
+    CARD_FIRST_USED,
+    CARD_ISSUED,
+    CARD_REFUNDED,
+    CARD_REGISTERED,
+    CARD_USED,
+)
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction, Lot
 from smileloop.ledger.services import (
@@ -110,7 +118,8 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
                           Posting(system_account(chain_id=member.chain_id, kind=AccountKind.PROMOTION),
                                   -programme.face_value_fen)])
     account.refresh_from_db(fields=["balance"])
-    _event(card, CardEventKind.ISSUED, at, f"{programme.name} given by {member.name}: {trigger}"[:255],
+    _event(card, CardEventKind.ISSUED, at,
+           (CARD_ISSUED % {"programme": programme.name, "member": member.name, "trigger": trigger})[:255],
            {"trigger": trigger, "face_value_fen": programme.face_value_fen}, actor)
     GiftCardReminder.objects.bulk_create([
         GiftCardReminder(card=card, recipient=recipient, day=day, due_on=timezone.localdate(at) + dt.timedelta(days=day))
@@ -185,7 +194,7 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
     card.save(update_fields=["holder", "holder_registered_at", "expires_at"])
     GiftCardReminder.objects.filter(card=card, handled_at__isnull=True, cancelled_at__isnull=True).update(cancelled_at=at)
     _event(card, CardEventKind.HOLDER_REGISTERED, at,
-           f"{customer.name} registered on {timezone.localdate(at)}: the card stays valid",
+           CARD_REGISTERED % {"name": customer.name, "day": timezone.localdate(at)},
            {"customer_id": customer.pk, "old_expires_at": old.isoformat() if old else None, "lots": lots}, actor)
     return card
 
@@ -213,7 +222,7 @@ def _holder_known(card: GiftCard, customer: Customer, at: dt.datetime, actor: St
                 [customer.pk, card.pk])
     card.holder = customer
     return GiftCardEvent(card=card, kind=CardEventKind.HOLDER_KNOWN, occurred_at=at,
-                         detail=f"first used by {customer.name}"[:255], data={"customer_id": customer.pk}, actor=actor)
+                         detail=(CARD_FIRST_USED % {"name": customer.name})[:255], data={"customer_id": customer.pk}, actor=actor)
 
 
 def giftcard_spend(*, card: GiftCard, amount_fen: int, key: str, source: str, actor: Staff | None = None,
@@ -246,7 +255,7 @@ def giftcard_spend_recorded(*, card: GiftCard, tx: LedgerTransaction, amount_fen
     it, noted as its holder on first use (`giftcard_holder_note`); both events are written in one INSERT."""
     events = [_holder_known(card, payer, at, actor)] if payer is not None else []
     events.append(GiftCardEvent(card=card, kind=CardEventKind.USED, occurred_at=at,
-                                detail=f"{fen_to_yuan(amount_fen)} used ({source})"[:255], data={"tx": tx.id}, actor=actor))
+                                detail=(CARD_USED % {"yuan": fen_to_yuan(amount_fen), "source": source})[:255], data={"tx": tx.id}, actor=actor))
     GiftCardEvent.objects.bulk_create([e for e in events if e is not None])
     _status_refresh(card, refresh=False)
 
@@ -256,7 +265,7 @@ def giftcard_spend_reverse(*, card: GiftCard, original: LedgerTransaction, key: 
     """A refund gives back `upto` (cumulative share) of a spend; the lots keep their expiry."""
     tx = ledger_reverse(original=original, key=key, upto=upto, actor=actor, reason=EntryReason.REFUND)
     if tx is not None:
-        _event(card, CardEventKind.REFUNDED, timezone.now(), f"value returned by a refund ({original.source})",
+        _event(card, CardEventKind.REFUNDED, timezone.now(), CARD_REFUNDED % {"source": original.source},
                {"tx": tx.id}, actor)
         _status_refresh(card)
     return tx
@@ -378,7 +387,7 @@ def giftcards_expire(*, as_of: dt.datetime | None = None) -> int:
             "account").order_by("id"):
         _void(card.chain_id, card.account, f"giftcard:{card.id}:expire", f"giftcard:{card.id}", as_of)
         GiftCard.objects.filter(pk=card.pk).update(status=CardStatus.EXPIRED)
-        _event(card, CardEventKind.EXPIRED, as_of, f"expired on {timezone.localdate(as_of)}")
+        _event(card, CardEventKind.EXPIRED, as_of, CARD_EXPIRED % {"day": timezone.localdate(as_of)})
         count += 1
     for voucher in Voucher.objects.filter(expires_at__lte=as_of, status=VoucherStatus.ISSUED).select_related(
             "account").order_by("id"):

@@ -209,6 +209,20 @@ def test_the_code_look_up_shows_a_cards_balance_expiry_and_history(client, front
     assert "张伟" in html  # the giver
 
 
+def test_the_code_look_up_reads_a_cards_events_in_chinese(client, front_desk_a, card, alice):
+    from django.utils import translation
+
+    client.force_login(front_desk_a.user)
+    client.post(reverse("checkout:holder_register"), {"code": card.code, "customer": alice.id})
+    with translation.override("zh-hans"):
+        html = client.get(reverse("checkout:codes"), {"code": card.code},
+                          HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    history = html[html.index("<tbody>", html.index(card.code)):]
+    history = history[:history.index("</tbody>")]
+    assert "，由 张伟 赠送：" in history and "登记，此卡长期有效" in history, history
+    assert " given by " not in history and "registered on" not in history
+
+
 def test_an_unknown_code_is_a_clear_message(client, front_desk_a, chain):
     client.force_login(front_desk_a.user)
     response = client.get(reverse("checkout:codes"), {"code": "ZZZZ-ZZZZ"})
