@@ -115,17 +115,22 @@ def test_the_builder_opened_for_a_rule_tag_is_titled_by_it(client, marketing, in
     assert "<h1>Rule of the tag “老年”</h1>" in html
 
 
-def test_the_tag_form_says_in_chinese_which_rules_keep_a_code(client, marketing, interests):
+def _rename_in_chinese(client, staff, tag, group, code):
+    """Post the tag form with a new code, in Chinese."""
     from django.utils import translation
 
+    client.force_login(staff.user)
+    with translation.override("zh-hans"):
+        return client.post(reverse("tagging:tag_edit", args=[tag.id]), {
+            "group": group.id, "name": tag.name, "code": code, "kind": "manual", "colour": "#dc2626",
+            "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+
+def test_the_tag_form_says_in_chinese_which_rules_keep_a_code(client, marketing, interests):
     vip = TagFactory(group=interests, code="vip", name="重点客户")
     TagFactory(group=interests, code="loyal", name="忠诚", kind=TagKind.RULE,
                rule={"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]})
-    client.force_login(marketing.user)
-    with translation.override("zh-hans"):
-        response = client.post(reverse("tagging:tag_edit", args=[vip.id]), {
-            "group": interests.id, "name": "重点客户", "code": "vip2", "kind": "manual", "colour": "#dc2626",
-            "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    response = _rename_in_chinese(client, marketing, vip, interests, "vip2")
     assert response.status_code == 422
     assert response.context["form"].errors["code"] == ["标签 忠诚 的规则引用了此编码，请先修改这些规则"]
 
@@ -151,18 +156,12 @@ def test_a_tag_that_a_saved_segment_tests_keeps_its_code_until_the_segment_is_de
 
 
 def test_the_tag_form_says_in_chinese_which_segments_keep_a_code(client, marketing, interests):
-    from django.utils import translation
-
     from smileloop.segments.services import segment_create
 
     vip = TagFactory(group=interests, code="vip", name="重点客户")
     segment_create(chain=marketing.chain, name="重点人群",
                    rule={"all": [{"field": "tag", "op": "any_of", "value": ["vip"]}]}, actor=None)
-    client.force_login(marketing.user)
-    with translation.override("zh-hans"):
-        response = client.post(reverse("tagging:tag_edit", args=[vip.id]), {
-            "group": interests.id, "name": "重点客户", "code": "vip2", "kind": "manual", "colour": "#dc2626",
-            "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    response = _rename_in_chinese(client, marketing, vip, interests, "vip2")
     assert response.status_code == 422
     assert response.context["form"].errors["code"] == ["分群 重点人群 的条件引用了此编码，请先修改这些分群"]
     vip.refresh_from_db()
