@@ -344,6 +344,38 @@ def test_marketing_builds_a_segment_from_conditions_previews_it_and_saves_it(
     assert js_errors == []
 
 
+def test_marketing_edits_a_rule_tags_rule_in_the_builder_and_enter_saves_it_to_the_tag(
+        live_server, browser_page, js_errors, marketing, segment_patients):
+    from smileloop.tagging.enums import TagKind
+    from smileloop.tagging.models import Tag
+    from smileloop.tagging.tests.factories import TagFactory, TagGroupFactory
+
+    group = TagGroupFactory(chain=marketing.chain, code="basic", name="基础属性")
+    senior = TagFactory(group=group, code="senior", name="老年", kind=TagKind.RULE,
+                        rule={"all": [{"field": "age", "op": "gte", "value": 60}]})
+    page = browser_page
+    # given: marketing opens the tag's rule from the tag list
+    log_in(page, live_server, "marketing")
+    page.goto(f"{live_server.url}/tags/")
+    page.locator(f"a[href='/segments/new/?tag={senior.id}']").click()
+    page.wait_for_url(f"{live_server.url}/segments/new/?tag={senior.id}")
+    # then: the page edits the tag's rule, not a segment (no segment name, no "Save segment")
+    assert page.locator("h1").inner_text() == "Rule of the tag “老年”"
+    assert page.locator("#id_name").count() == 0
+    assert page.get_by_role("button", name="Save segment").count() == 0
+    value = page.locator(".seg-cond input[name$=-value]").first
+    assert value.input_value() == "60"
+    # when: the age becomes 65 and Enter is pressed in the field
+    value.fill("65")
+    value.press("Enter")
+    page.wait_for_url(f"{live_server.url}/tags/")
+    # then: the tag carries the new rule, and nothing else was made
+    senior.refresh_from_db()
+    assert senior.rule == {"all": [{"field": "age", "op": "gte", "value": 65}]}
+    assert Segment.objects.count() == 0 and Tag.objects.count() == 1
+    assert "Rule of tag “老年” saved" in page.locator(".message-success").inner_text()
+    assert js_errors == []
+
 # --- 3. the patient's survey on a phone ----------------------------------------------------------------------
 
 @pytest.fixture
