@@ -1,6 +1,7 @@
 """Staff-page forms: they parse input with translated messages; the services stay the authority (their typed
 errors are mapped back onto the form with `add_domain_error`)."""
 
+import re
 from decimal import Decimal
 
 from django import forms
@@ -57,12 +58,21 @@ ERROR_MESSAGES = {
 }
 
 
+_PATTERNS = [
+    (re.compile(r"^must be at least (?P<amount>[\d,.]+) yuan, the threshold of (?P<tier>.+) ranked below$"),
+     gettext_noop("must be at least %(amount)s yuan, the threshold of %(tier)s ranked below")),
+    (re.compile(r"^must be at most (?P<amount>[\d,.]+) yuan, the threshold of (?P<tier>.+) ranked above$"),
+     gettext_noop("must be at most %(amount)s yuan, the threshold of %(tier)s ranked above")),
+]
+
+
 class DomainErrorMixin:
     def add_domain_error(self, exc: DomainError) -> None:
         if isinstance(exc, ValidationFailed):
             for error in exc.errors:
                 name = _FIELD_ALIASES.get(error.field, error.field)
-                self.add_error(name if name in self.fields else None, message_display(error.message))
+                self.add_error(name if name in self.fields else None,
+                               message_display(error.message, patterns=_PATTERNS))
             return
         name = _FIELD_ALIASES.get(exc.field or "", exc.field)
         message = ERROR_MESSAGES.get(exc.code)

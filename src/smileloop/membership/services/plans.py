@@ -10,7 +10,7 @@ from smileloop.clinics.models import Chain
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.membership.enums import BenefitTrigger, PlanKind
 from smileloop.membership.models import FEN, MONTHS, Benefit, MembershipPlan, Tier
-from smileloop.membership.services._common import range_errors
+from smileloop.membership.services._common import range_errors, yuan
 from smileloop.visits.enums import Category
 
 PLAN_FIELDS = ["name", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "topup_bonus_rules",
@@ -103,10 +103,31 @@ def tier_save(*, plan: MembershipPlan, data: dict, tier: Tier | None = None) -> 
     if bad:
         errors.append(FieldError("excluded_categories", f"unknown categories: {', '.join(map(str, bad))}"))
     errors += _bonus_rules_errors(merged.get("topup_bonus_rules") or [], "topup_bonus_rules")
+    if not errors:
+        errors += _ladder_errors(plan, merged, tier)
     if errors:
         raise ValidationFailed(errors)
     tier = tier or Tier(plan=plan)
     return _save(tier, TIER_FIELDS, merged, "rank", "another tier of this plan has this rank")
+
+
+def _ladder_errors(plan: MembershipPlan, merged: dict, tier: Tier | None) -> list[FieldError]:
+    """A higher tier asks at least as much as every tier below it: evaluation places a member in the highest tier
+    whose thresholds they meet, so a higher tier with a lower threshold would take everyone from the one below."""
+    errors = []
+    rank = int(merged.get("rank") or 0)
+    others = plan.tiers.exclude(pk=tier.pk if tier else None).order_by("rank")
+    for name in ("min_spend_fen", "min_topup_fen"):
+        value = int(merged.get(name) or 0)
+        below = [t for t in others if t.rank < rank and getattr(t, name) > value]
+        above = [t for t in others if t.rank > rank and getattr(t, name) < value]
+        if below:
+            errors.append(FieldError(name, f"must be at least {yuan(getattr(below[-1], name))} yuan, the threshold "
+                                           f"of {below[-1].name} ranked below", str(value)))
+        elif above:
+            errors.append(FieldError(name, f"must be at most {yuan(getattr(above[0], name))} yuan, the threshold "
+                                           f"of {above[0].name} ranked above", str(value)))
+    return errors
 
 
 @transaction.atomic

@@ -82,6 +82,20 @@ def test_a_second_tier_with_the_same_rank_is_refused_on_the_rank(paid_plan):
     assert paid_plan.tiers.count() == 1
 
 
+def test_a_higher_tier_may_not_ask_less_than_a_lower_one(paid_plan):
+    services.tier_save(plan=paid_plan, data={**TIER, "rank": 1, "name": "银卡", "min_spend_fen": 1_000_000})
+    services.tier_save(plan=paid_plan, data={**TIER, "rank": 3, "name": "钻石", "min_spend_fen": 5_000_000})
+    assert refused(lambda: services.tier_save(plan=paid_plan, data={
+        **TIER, "rank": 2, "name": "金卡", "min_spend_fen": 500_000})) == {
+        "min_spend_fen": "must be at least 10,000.00 yuan, the threshold of 银卡 ranked below"}
+    assert refused(lambda: services.tier_save(plan=paid_plan, data={
+        **TIER, "rank": 2, "name": "金卡", "min_spend_fen": 6_000_000})) == {
+        "min_spend_fen": "must be at most 50,000.00 yuan, the threshold of 钻石 ranked above"}
+    assert paid_plan.tiers.count() == 2
+    gold = services.tier_save(plan=paid_plan, data={**TIER, "rank": 2, "name": "金卡", "min_spend_fen": 1_000_000})
+    assert gold.min_spend_fen == 1_000_000  # equal to the one below is allowed
+
+
 def test_a_friend_card_benefit_with_an_oversized_validity_is_refused(annual_tier):
     with pytest.raises(ValidationFailed) as caught:
         services.benefit_save(tier=annual_tier, data={
@@ -166,6 +180,20 @@ def test_the_tier_page_refuses_rank_zero_beside_the_field_and_keeps_the_tier(cli
     assert response.context["form"].errors == {"rank": ["确保该值大于或等于1。"]}
     annual_tier.refresh_from_db()
     assert (annual_tier.rank, annual_tier.points_multiplier) == (1, Decimal("1.00"))
+
+
+def test_the_tier_page_says_in_chinese_which_tier_a_threshold_must_not_undercut(client, chain_admin, annual_tier,
+                                                                                chinese):
+    services.tier_save(plan=annual_tier.plan, data={**TIER, "rank": 2, "name": "金卡", "min_spend_fen": 3_000_000})
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:tier_edit", args=[annual_tier.id]), {
+        "rank": "1", "name": annual_tier.name, "discount_bp": "500", "points_multiplier": "1", "family_slots": "1",
+        "friend_discount_bp": "0", "min_spend_yuan": "40000", "min_topup_yuan": "0", "topup_bonus_rules": "[]"},
+        HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert response.context["form"].errors == {"min_spend_yuan": ["不能高于排在上面的 金卡 的门槛 30,000.00 元"]}
+    annual_tier.refresh_from_db()
+    assert annual_tier.min_spend_fen == 0
 
 
 def test_enrolling_in_a_plan_saved_with_an_oversized_duration_answers_a_readable_refusal(client, chain, chain_admin,
