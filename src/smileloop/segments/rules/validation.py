@@ -12,6 +12,7 @@ import math
 import re
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.core.errors import FieldError
 from smileloop.segments.rules.context import MAX_DAYS
@@ -48,6 +49,15 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# The keys of a leaf, named in messages: the words of the reader's language on pages, the keys themselves in English.
+_KEYS = {"value": pgettext_lazy("rule key", "value"), "days": pgettext_lazy("rule key", "days"),
+         "clinic": pgettext_lazy("rule key", "clinic"), "category": pgettext_lazy("rule key", "category")}
+
+
+def _key(name: str) -> str:
+    return str(_KEYS.get(name, name))
 
 
 def _suggest(word: str, options) -> str:
@@ -144,7 +154,7 @@ class _Validator:
             bad = [self.check(spec, item) for item in value]
             for index, problem in enumerate(bad):
                 if problem:
-                    self.error(path, f"value[{index}] {problem}", value[index])
+                    self.error(path, f"{_key('value')}[{index}] {problem}", value[index])
             if not any(bad) and value[0] > value[1]:
                 self.error(path, _("op '%(op)s' needs low ≤ high") % {"op": op}, value)
             return
@@ -158,7 +168,7 @@ class _Validator:
             for index, item in enumerate(value):
                 problem = self.check(spec, item)
                 if problem:
-                    self.error(path, f"value[{index}] {problem}", item)
+                    self.error(path, f"{_key('value')}[{index}] {problem}", item)
                 else:
                     self.ref(spec.value_type, path, item)
             return
@@ -167,7 +177,7 @@ class _Validator:
             return
         problem = self.check(spec, value)
         if problem:
-            self.error(path, f"value {problem}", value)
+            self.error(path, f"{_key('value')} {problem}", value)
         else:
             self.ref(spec.value_type, path, value)
 
@@ -210,7 +220,7 @@ class _Validator:
         raise ValueError(kind)
 
     def param(self, param, value, path: str, *, present: bool) -> None:
-        name = param.name
+        name = _key(param.name)
         if param.kind == "days":
             if not (_is_int(value) and 1 <= value <= MAX_DAYS):
                 self.error(path, _("%(name)s must be 1..%(max)d") % {"name": name, "max": MAX_DAYS},

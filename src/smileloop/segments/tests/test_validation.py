@@ -115,3 +115,15 @@ def test_references_are_checked_against_the_chain(chain, clinic_a, tags, tiers, 
 def test_every_error_carries_the_bad_value():
     [error] = validate({"all": [{"field": "spendd", "op": "gte", "value": 1}]})
     assert error.value == '"spendd"'
+
+
+def test_a_leafs_keys_are_named_in_the_readers_language():
+    from django.utils import translation
+
+    rule = {"all": [{"field": "distance_km", "op": "lte", "value": -5, "clinic": "x"}]}
+    with translation.override("en"):
+        english = sorted(e.message for e in validate(rule))
+    with translation.override("zh-hans"):
+        chinese = sorted(e.message for e in validate(rule))
+    assert english == ["clinic must be a clinic id", "value must be a number of km from 0.1 to 1000"], english
+    assert chinese == ["取值 必须是 0.1 到 1000 之间的公里数", "门诊 必须是门诊 id"], chinese
