@@ -18,7 +18,7 @@ from smileloop.customers.models import Customer
 from smileloop.customers.normalize import phone_normalize
 from smileloop.customers.selectors import customer_get, customer_list
 from smileloop.membership.enums import BenefitTrigger
-from smileloop.membership.models import FEN, Benefit, Membership, MembershipPlan, Tier
+from smileloop.membership.models import FEN, MONTHS, Benefit, Membership, MembershipPlan, Tier
 from smileloop.membership.services._common import field_bounds
 from smileloop.visits.enums import Category
 
@@ -247,14 +247,59 @@ class TierForm(_YuanModelForm):
                   "topup_bonus_rules"]
 
 
+FRIEND_CARD_ACTION = "issue_friend_card"  # what gift cards run when such a benefit is revealed
+
+
 class BenefitForm(DomainErrorMixin, forms.ModelForm):
+    """What the benefit does when revealed is chosen and filled in as fields (the friends-and-family card's amount
+    and validity), not typed as JSON; other keys an API client stored in `action_data` are kept as they are."""
+
     trigger = forms.ChoiceField(label=_("Trigger"), choices=BenefitTrigger.choices, required=False)
+    action = forms.ChoiceField(label=_("When revealed"), required=False, choices=[
+        ("", _("Nothing else (shown on the member card)")),
+        (FRIEND_CARD_ACTION, _("Give a friends-and-family card"))])
+    card_amount_yuan = forms.DecimalField(label=_("Card amount (yuan)"), required=False, min_value=Decimal("0.01"),
+                                          max_value=YUAN_MAX, max_digits=12, decimal_places=2,
+                                          help_text=_("Empty: the chain's friends-and-family programme decides."))
+    card_valid_months = forms.IntegerField(label=_("Card valid for (months)"), required=False, min_value=MONTHS[0],
+                                           max_value=MONTHS[1])
 
     class Meta:
         formfield_callback = _bounded_formfield
         model = Benefit
-        fields = ["position", "name", "description", "is_hidden", "trigger", "trigger_n", "action_code",
-                  "action_data"]
+        fields = ["position", "name", "description", "is_hidden", "trigger", "trigger_n"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        data = self.instance.action_data or {}
+        if not self.is_bound:
+            self.initial["action"] = self.instance.action_code or ""
+            if isinstance(data.get("amount_fen"), int):
+                self.initial["card_amount_yuan"] = Decimal(data["amount_fen"]).scaleb(-2)  # 60000 → 600.00
+            self.initial["card_valid_months"] = data.get("valid_months")
+        if self.instance.action_code and self.instance.action_code != FRIEND_CARD_ACTION:
+            # an action set through the API that the page does not know: offered as it is, so saving keeps it
+            self.fields["action"].choices += [(self.instance.action_code, self.instance.action_code)]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("action") != FRIEND_CARD_ACTION:
+            for name in ("card_amount_yuan", "card_valid_months"):
+                if cleaned.get(name) is not None:
+                    self.add_error(name, _("Only a benefit that gives a friends-and-family card has card terms."))
+        return cleaned
 
     def service_data(self) -> dict:
-        return dict(self.cleaned_data)
+        data = {k: v for k, v in self.cleaned_data.items()
+                if k not in ("action", "card_amount_yuan", "card_valid_months")}
+        action = self.cleaned_data.get("action") or ""
+        action_data = {k: v for k, v in (self.instance.action_data or {}).items()
+                       if k not in ("amount_fen", "valid_months")}
+        if action == FRIEND_CARD_ACTION:
+            amount = to_fen(self.cleaned_data.get("card_amount_yuan"))
+            if amount is not None:
+                action_data["amount_fen"] = amount
+            if self.cleaned_data.get("card_valid_months") is not None:
+                action_data["valid_months"] = self.cleaned_data["card_valid_months"]
+        data["action_code"], data["action_data"] = action, action_data if action else {}
+        return data

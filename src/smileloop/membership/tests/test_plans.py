@@ -207,3 +207,36 @@ def test_enrolling_in_a_plan_saved_with_an_oversized_duration_answers_a_readable
     assert response.status_code == 422
     assert "“超长会员”设置的期限过长，无法计算日期；请先在会员设置中修改。" in response.text
     assert Membership.objects.count() == 0
+
+
+# --- what a benefit does when revealed: fields, not JSON --------------------------------------------------------
+
+
+def test_a_friend_card_benefit_is_edited_in_fields_and_keeps_what_the_api_stored(client, chain_admin, annual_tier):
+    from smileloop.membership.models import Benefit
+
+    benefit = Benefit.objects.create(tier=annual_tier, name="亲友卡", is_hidden=True, trigger="staff_decision",
+                                     action_code="issue_friend_card",
+                                     action_data={"amount_fen": 60_000, "valid_months": 3, "note": "kept"})
+    client.force_login(chain_admin.user)
+    page = client.get(reverse("membership:benefit_edit", args=[benefit.id])).content.decode()
+    assert 'name="action_data"' not in page and 'name="action_code"' not in page
+    assert 'name="card_amount_yuan"' in page and 'value="600.00"' in page and 'name="card_valid_months"' in page
+    response = client.post(reverse("membership:benefit_edit", args=[benefit.id]), {
+        "position": "0", "name": "亲友卡", "description": "", "is_hidden": "on", "trigger": "staff_decision",
+        "action": "issue_friend_card", "card_amount_yuan": "800", "card_valid_months": "6"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    benefit.refresh_from_db()
+    assert (benefit.action_code, benefit.action_data) == (
+        "issue_friend_card", {"note": "kept", "amount_fen": 80_000, "valid_months": 6})
+
+
+def test_card_terms_on_a_benefit_that_gives_no_card_are_refused_beside_them(client, chain_admin, annual_tier):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:benefit_create", args=[annual_tier.id]), {
+        "position": "0", "name": "生日礼", "description": "", "trigger": "", "action": "",
+        "card_amount_yuan": "100", "card_valid_months": "99999"})
+    assert response.status_code == 422
+    errors = response.context["form"].errors
+    assert set(errors) == {"card_amount_yuan", "card_valid_months"}
+    assert annual_tier.benefits.count() == 0
