@@ -166,6 +166,18 @@ def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, st
     return qs.select_related("home_clinic", "consultant").order_by("-id")
 
 
+def customer_page(scope: Scope, *, start: int, size: int, **filters) -> list[Customer]:
+    """One page of `customer_list` (newest first). On SQLite in two reads: the page's ids, then those rows. SQLite
+    sorts whatever its plan collects; with the rows' columns (and their clinic and consultant) in the sort, a
+    clinic's list sorted ~37,000 wide rows for 21 (300k customers: 80 ms; ids alone 18 ms)."""
+    qs = customer_list(scope, **filters)
+    if connection.vendor != "sqlite":
+        return list(qs[start:start + size])
+    ids = list(qs.order_by("-id").values_list("id", flat=True)[start:start + size])
+    rows = {c.id: c for c in Customer.objects.filter(id__in=ids).select_related("home_clinic", "consultant")}
+    return [rows[i] for i in ids]
+
+
 def _search_text(q: str) -> str:
     """The query as customer_search reads it: half-width, without spaces and dashes."""
     return to_halfwidth(q or "").strip().replace(" ", "").replace("-", "")

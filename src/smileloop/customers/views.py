@@ -62,7 +62,7 @@ def customer_list(request, scope: Scope):
     page = filters.pop("page")
     start = (page - 1) * PAGE_SIZE
     # One extra row says whether a next page exists: no COUNT(*) over the pool on every keystroke.
-    rows = list(selectors.customer_list(scope, **filters)[start:start + PAGE_SIZE + 1])
+    rows = selectors.customer_page(scope, start=start, size=PAGE_SIZE + 1, **filters)
     context = {
         "form": form,
         "customers": rows[:PAGE_SIZE],

@@ -12,7 +12,7 @@ from smileloop.core.sql import statistics_refresh
 from smileloop.customers import services
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, CustomerMerge, CustomerSearchKey, Identity, Interaction
-from smileloop.customers.selectors import customer_get, customer_list, merge_candidates_list
+from smileloop.customers.selectors import customer_get, customer_list, customer_page, merge_candidates_list
 from smileloop.customers.services import (
     STAGE_NOT_SETTABLE,
     customer_mark_lost,
@@ -605,3 +605,18 @@ def test_a_clinic_or_consultant_named_by_digits_that_are_no_key_is_a_field_error
             services.customer_upsert(chain=chain, data={"name": "王五", "mobile": "13900001111", field: value})
         assert [e.field for e in exc.value.errors] == [field]
     assert not Customer.objects.filter(mobile="+8613900001111").exists()
+
+
+def test_a_page_of_the_list_is_the_lists_slice_read_in_two_queries(chain, clinic_a, clinic_b, front_desk_a,
+                                                                   django_assert_num_queries):
+    for n in range(30):
+        CustomerFactory(chain=chain, home_clinic=clinic_a if n % 3 else clinic_b, name=f"客户{n}")
+    scope = scope_for_staff(front_desk_a)
+    for start, size in ((0, 21), (20, 21), (40, 21)):
+        expected = [c.id for c in customer_list(scope)[start:start + size]]
+        page = customer_page(scope, start=start, size=size)
+        assert [c.id for c in page] == expected
+    with django_assert_num_queries(2 if connection.vendor == "sqlite" else 1):
+        page = customer_page(scope, start=0, size=21)
+        assert all(c.home_clinic.name for c in page)  # the clinic came with the rows
+    assert len(page) == 20 and {c.home_clinic_id for c in page} == {clinic_a.id}
