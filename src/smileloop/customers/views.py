@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -27,7 +28,7 @@ from smileloop.core.audit import audit_record
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
-from smileloop.customers.enums import Channel, ConsentPurpose, InteractionKind
+from smileloop.customers.enums import Channel, ConsentPurpose, Gender, InteractionKind
 from smileloop.customers.forms import (
     CONSENT_SOURCE_LABELS,
     ConsentForm,
@@ -79,8 +80,16 @@ def customer_list(request, scope: Scope):
     return render(request, template, context)
 
 
-EXPORT_COLUMNS = ["id", "name", "mobile", "gender", "birthday", "home_clinic", "community", "stage", "source",
-                  "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_yuan"]
+# The export is read in Excel by the staff who asked for it: headings and codes in their language, times in the
+# chain's (the headings are ones the import recognises, so a file can go back in).
+EXPORT_COLUMNS = ["ID", gettext_lazy("Name"), gettext_lazy("Mobile"), gettext_lazy("Gender"), gettext_lazy("Birthday"),
+                  gettext_lazy("Home clinic"), gettext_lazy("Community"), gettext_lazy("Stage"), gettext_lazy("Source"),
+                  gettext_lazy("First visit"), gettext_lazy("Last visit"), gettext_lazy("Visits"),
+                  gettext_lazy("Lifetime spend (yuan)")]
+
+
+def _local(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 @staff_view
@@ -105,13 +114,15 @@ def customer_export(request, scope: Scope):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         buffer.write("\ufeff")  # BOM so Excel opens UTF-8 Chinese correctly
-        writer.writerow(EXPORT_COLUMNS)
+        writer.writerow([str(column) for column in EXPORT_COLUMNS])
+        sources = dict(Channel.choices)
         for c in qs.iterator(chunk_size=2000):
             writer.writerow([
-                c.id, _csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile), c.gender,
-                c.birthday or "", c.home_clinic.name if c.home_clinic else "", _csv_safe(c.community), c.stage,
-                c.first_touch_channel, c.first_visit_at or "", c.last_visit_at or "", c.visit_count,
-                fen_to_yuan(c.lifetime_spend_fen),
+                c.id, _csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile),
+                c.get_gender_display() if c.gender != Gender.UNKNOWN else "", c.birthday or "",
+                c.home_clinic.name if c.home_clinic else "", _csv_safe(c.community), c.get_stage_display(),
+                sources.get(c.first_touch_channel, c.first_touch_channel), _local(c.first_visit_at),
+                _local(c.last_visit_at), c.visit_count, fen_to_yuan(c.lifetime_spend_fen),
             ])
             yield buffer.getvalue()
             buffer.seek(0)

@@ -567,10 +567,31 @@ def test_export_writes_a_csv_of_the_scope_and_an_audit_row(client, director_a, z
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     # then only clinic A's patient is exported, with the full phone (the role may see phones)
     lines = body.strip().splitlines()
-    assert lines[0].startswith("id,name,mobile")
+    assert lines[0].startswith("ID,Name,Mobile,Gender")
     assert len(lines) == 2 and "张三" in lines[1] and "13800138000" in lines[1]
     event = AuditEvent.objects.get(action="customer.export")
     assert event.reason == "quarterly review" and event.actor_id == director_a.user_id
+
+
+def test_the_export_speaks_the_readers_language_in_the_chains_time(client, director_a, chain, clinic_a):
+    import csv
+    import datetime as dt
+
+    from django.utils import timezone, translation
+
+    visit = dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)  # 09:30 in Shanghai
+    CustomerFactory(chain=chain, home_clinic=clinic_a, name="王芳", gender="F", stage="treated",
+                    first_touch_channel="douyin", first_visit_at=visit, last_visit_at=visit, visit_count=1)
+    login(client, director_a)
+    with translation.override("zh-hans"):
+        body = b"".join(client.post(reverse("customers:export"), {"reason": "r"},
+                                    HTTP_ACCEPT_LANGUAGE="zh-hans").streaming_content).decode("utf-8-sig")
+    header, row = list(csv.reader(body.splitlines()))
+    assert header[:6] == ["ID", "姓名", "手机号", "性别", "生日", "所属门诊"]
+    record = dict(zip(header, row, strict=True))
+    assert (record["性别"], record["阶段"], record["来源渠道"]) == ("女", "已治疗", "抖音")
+    assert record["首次到店"] == record["最近到店"] == "2026-03-02 09:30"
+    assert timezone.get_current_timezone_name() == "Asia/Shanghai"
 
 
 def test_export_needs_the_permission_and_a_reason(client, front_desk_a, director_a, zhang_san):
