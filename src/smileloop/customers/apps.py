@@ -7,6 +7,6 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self):
-        from smileloop.customers.timeline import _register_own
+        from smileloop.customers.timeline import timeline_templates_install
 
-        _register_own()
+        timeline_templates_install()

@@ -27,7 +27,7 @@ CONTACTED_BY = gettext_noop("%(kind)s by %(name)s")
 MARKED_LOST = gettext_noop("marked lost by %(name)s: %(reason)s")
 
 
-def _register_own() -> None:
+def timeline_templates_install() -> None:
     from smileloop.customers.enums import InteractionKind, Stage
 
     timeline_templates_register(STAGE_EVENT, MARKED_LOST, CONTACTED_BY, labels={

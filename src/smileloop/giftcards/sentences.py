@@ -5,6 +5,7 @@ which also reads the ledger memos the card's movements carry)."""
 from django.utils.translation import gettext_noop
 
 from smileloop.core.messages import Sentences
+from smileloop.ledger.memos import memo_text
 
 CARD_ISSUED = gettext_noop("%(programme)s given by %(member)s: %(trigger)s")
 CARD_REGISTERED = gettext_noop("%(name)s registered on %(day)s: the card stays valid")
@@ -18,7 +19,5 @@ _EVENTS.register(CARD_REGISTERED, CARD_FIRST_USED, CARD_REFUNDED, CARD_EXPIRED, 
 
 
 def card_detail_display(detail: str) -> str:
-    from smileloop.ledger.memos import memo_text
-
     shown = _EVENTS.display(detail)
     return memo_text(detail) if shown == detail else shown

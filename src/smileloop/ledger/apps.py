@@ -8,10 +8,8 @@ class LedgerConfig(AppConfig):
 
     def ready(self):
         from smileloop.customers.services import merge_hook_register
+        from smileloop.ledger.memos import memo_templates_install
         from smileloop.ledger.services import accounts_merge
 
         merge_hook_register(accounts_merge)
-
-        from smileloop.ledger.memos import _register_own
-
-        _register_own()
+        memo_templates_install()

@@ -23,5 +23,5 @@ def fen_label(value: str) -> str:
     return yuan_grouped(int(value))
 
 
-def _register_own() -> None:
+def memo_templates_install() -> None:
     memo_templates_register(REVERSES)
