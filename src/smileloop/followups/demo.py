@@ -25,8 +25,10 @@ from django.db.models import (
     Count,
     DateTimeField,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
+    OuterRef,
     Q,
     Value,
     When,
@@ -46,9 +48,9 @@ from smileloop.followups.services import (
     followups_generate,
     playbooks_install_defaults,
 )
-from smileloop.followups.services.sources import months_add
+from smileloop.followups.services.sources import BOOKING_STATUSES, months_add
 from smileloop.visits.enums import AppointmentStatus, Category
-from smileloop.visits.models import ServiceItem
+from smileloop.visits.models import Appointment, ServiceItem
 
 HISTORY_RUNS = (1, 8, 15, 22, 29)  # days back; each run catches up 6 more days: five weeks in all
 HANDFUL = 3
@@ -173,8 +175,9 @@ def _due_today(chain: Chain, today: dt.date) -> set[str]:
                .values("playbook__code").annotate(n=Count("id")).values_list("playbook__code", flat=True))
 
 
-def _patients(chain: Chain, rng: random.Random, n: int, **filters) -> list[Customer]:
-    qs = (Customer.objects.filter(chain=chain, merged_into__isnull=True, home_clinic__isnull=False, **filters)
+def _patients(chain: Chain, rng: random.Random, n: int, *conditions, **filters) -> list[Customer]:
+    qs = (Customer.objects.filter(*conditions, chain=chain, merged_into__isnull=True, home_clinic__isnull=False,
+                                  **filters)
           .select_related("home_clinic").order_by("id"))
     ids = list(qs.values_list("id", flat=True)[:400])
     picked = rng.sample(ids, min(n, len(ids)))
@@ -202,7 +205,13 @@ def _events(chain: Chain, today: dt.date, missing: set[str], rng: random.Random)
         return min((s.delay_days for s in steps), default=0)
 
     if "no_show" in missing:  # patients who missed an appointment this morning
-        for i, c in enumerate(_patients(chain, rng, HANDFUL, visit_count__gt=0)):
+        # Not ones the seed has booked again for later (or seen since): the playbook's goal, "rebooked", would be
+        # reached already and the run would make them no task.
+        morning = _at(today, tz, 0)
+        rebooked = Appointment.objects.filter(customer_id=OuterRef("pk"), status__in=BOOKING_STATUSES,
+                                              start_at__gte=morning)
+        for i, c in enumerate(_patients(chain, rng, HANDFUL, ~Q(Exists(rebooked)), visit_count__gt=0,
+                                        last_visit_at__lt=morning)):
             start = _at(today, tz, 9, 30 * i)
             appointment_upsert(customer=c, clinic=c.home_clinic, start_at=start, end_at=start + dt.timedelta(minutes=30),
                                status=AppointmentStatus.NO_SHOW, doctor=_doctor(c),
