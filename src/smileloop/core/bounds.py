@@ -58,3 +58,12 @@ def range_errors(model: type[models.Model], data: dict, names: list[str]) -> lis
             message = f"must be a whole number between {low} and {high}" if whole else f"must be between {low} and {high}"
             errors.append(FieldError(name, message, str(value)))
     return errors
+
+
+def bounded_formfield(field: models.Field, **kwargs):
+    """A model field's form field (a ModelForm's `formfield_callback`), with the field's bounds as the form's
+    min/max, so a page refuses them beside the field as the service would."""
+    bounds = field_bounds(field) if isinstance(field, models.IntegerField | models.DecimalField) else None
+    if bounds is not None:
+        kwargs = {"min_value": bounds[0], "max_value": bounds[1], **kwargs}
+    return field.formfield(**kwargs)

@@ -5,7 +5,7 @@ import datetime as dt
 from django.db import models
 from django.utils import timezone
 
-from smileloop.core.bounds import field_bounds, range_errors  # noqa: F401 (the loyalty services import them here)
+from smileloop.core.bounds import field_bounds
 from smileloop.core.dates import add_months  # noqa: F401
 from smileloop.core.errors import FieldError
 

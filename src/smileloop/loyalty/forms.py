@@ -7,16 +7,15 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db import models as django_models
 from django.utils.translation import gettext_lazy as _
 
+from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
-from smileloop.loyalty._common import field_bounds
 from smileloop.loyalty.enums import EarnTrigger
 from smileloop.loyalty.models import (
     EarnRule,
@@ -154,14 +153,6 @@ class PackageSellForm(KeyedForm):
 # --- configuration -----------------------------------------------------------------------------------------
 
 
-def _bounded_formfield(field, **kwargs):
-    """A model field's form field, showing its bounds (the service's) beside it and in the input's min/max."""
-    bounds = field_bounds(field) if isinstance(field, django_models.IntegerField | django_models.DecimalField) else None
-    if bounds is not None:
-        kwargs = {"min_value": bounds[0], "max_value": bounds[1], **kwargs}
-    return field.formfield(**kwargs)
-
-
 class ConfigForm(DomainErrorMixin, forms.ModelForm):
     def service_data(self) -> dict:
         return dict(self.cleaned_data)
@@ -173,7 +164,7 @@ class ConfigForm(DomainErrorMixin, forms.ModelForm):
 
 class EarnRuleForm(ConfigForm):
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = EarnRule
         fields = ["code", "name", "trigger", "category", "special_price", "points_per_yuan", "points", "pending_days",
                   "validity_months", "is_active"]
@@ -181,34 +172,34 @@ class EarnRuleForm(ConfigForm):
 
 class RedeemTermsForm(ConfigForm):
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = RedeemSettings
         fields = ["points_per_yuan", "max_share_bp", "is_enabled"]
 
 
 class BonusRuleForm(ConfigForm):
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = TopupBonusRule
         fields = ["min_topup_fen", "bonus_fen", "validity_months", "is_active"]
 
 
 class GiftForm(ConfigForm):
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = Gift
         fields = ["name", "description", "points_price", "stock", "is_active"]
 
 
 class PackageForm(ConfigForm):
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = Package
         fields = ["name", "description", "price_fen", "validity_months", "max_covered", "is_active"]
 
 
 class EntitlementForm(ConfigForm):
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = PackageEntitlement
         fields = ["label", "category", "item_code", "quantity", "max_age"]

@@ -5,10 +5,10 @@ import re
 from decimal import Decimal
 
 from django import forms
-from django.db import models as django_models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
+from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, NotFound, ValidationFailed
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
@@ -19,7 +19,6 @@ from smileloop.customers.normalize import phone_normalize
 from smileloop.customers.selectors import customer_get, customer_list
 from smileloop.membership.enums import BenefitTrigger
 from smileloop.membership.models import FEN, MONTHS, Benefit, Membership, MembershipPlan, Tier
-from smileloop.membership.services._common import field_bounds
 from smileloop.visits.enums import Category
 
 CONSENT_SOURCES = [
@@ -105,14 +104,6 @@ YUAN_MAX = Decimal(FEN[1]) / 100  # the services' bound on amounts in fen
 def yuan_field(label, *, required=False):
     return forms.DecimalField(label=label, required=required, min_value=0, max_value=YUAN_MAX, max_digits=12,
                               decimal_places=2)
-
-
-def _bounded_formfield(field, **kwargs):
-    """A model field's form field, showing its bounds (the service's) beside it and in the input's min/max."""
-    bounds = field_bounds(field) if isinstance(field, django_models.IntegerField | django_models.DecimalField) else None
-    if bounds is not None:
-        kwargs = {"min_value": bounds[0], "max_value": bounds[1], **kwargs}
-    return field.formfield(**kwargs)
 
 
 def to_fen(value: Decimal | None) -> int | None:
@@ -226,7 +217,7 @@ class PlanForm(_YuanModelForm):
     spend_threshold_yuan = yuan_field(_("Spend threshold (yuan)"))
 
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = MembershipPlan
         fields = ["name", "kind", "fee_yuan", "duration_months", "spend_threshold_yuan", "topup_bonus_rules",
                   "auto_enrol", "is_active", "description"]
@@ -240,7 +231,7 @@ class TierForm(_YuanModelForm):
                                                     required=False, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = Tier
         fields = ["rank", "name", "discount_bp", "excluded_categories", "exclude_special_price", "points_multiplier",
                   "family_slots", "friend_discount_bp", "downgrade_allowed", "min_spend_yuan", "min_topup_yuan",
@@ -265,7 +256,7 @@ class BenefitForm(DomainErrorMixin, forms.ModelForm):
                                            max_value=MONTHS[1])
 
     class Meta:
-        formfield_callback = _bounded_formfield
+        formfield_callback = bounded_formfield
         model = Benefit
         fields = ["position", "name", "description", "is_hidden", "trigger", "trigger_n"]
 

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from smileloop.clinics.models import Chain
+from smileloop.core.bounds import range_errors
 from smileloop.core.errors import FieldError, ValidationFailed
-from smileloop.loyalty._common import range_errors
 from smileloop.loyalty.models import (
     EarnRule,
     Gift,

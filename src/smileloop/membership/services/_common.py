@@ -5,7 +5,7 @@ import datetime as dt
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
-from smileloop.core.bounds import field_bounds, range_errors  # noqa: F401 (the membership services import them here)
+from smileloop.core.bounds import field_bounds
 from smileloop.core.dates import add_months  # noqa: F401
 from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
 from smileloop.membership import reasons

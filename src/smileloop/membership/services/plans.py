@@ -7,10 +7,11 @@ accepted and then failed each enrolment in the plan."""
 from django.db import IntegrityError, transaction
 
 from smileloop.clinics.models import Chain
+from smileloop.core.bounds import range_errors
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.membership.enums import BenefitTrigger, PlanKind
 from smileloop.membership.models import FEN, MONTHS, Benefit, MembershipPlan, Tier
-from smileloop.membership.services._common import range_errors, yuan
+from smileloop.membership.services._common import yuan
 from smileloop.visits.enums import Category
 
 PLAN_FIELDS = ["name", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "topup_bonus_rules",
