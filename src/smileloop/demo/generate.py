@@ -359,6 +359,11 @@ class PoolGenerator:
             else:
                 day = min(self.now_day - 1, head_day + int(rng.random() ** 2 * 400))
                 ch, camp = Channel.REFERRAL, "家庭成员"
+            # Nobody is on file before they are born, and a child is brought in from their first birthday
+            # (a baby born this year is on the family's record, with no visits: see _archetype).
+            born_day = (birthday - dt.date(1970, 1, 1)).days
+            earliest = born_day + 365 if born_day + 365 < self.now_day else born_day
+            day = min(max(day, earliest), self.now_day - 1)
             people.append(Person(
                 index=index, id=self.ids.take("customers_customer"),
                 name=self._name(surname, gender, birthday.year), gender=gender, birthday=birthday, age=age,
@@ -382,6 +387,12 @@ class PoolGenerator:
                     (self.ids.take("customers_householdmember"), created, created, hh_id, p.id, p.relation))
 
     def _archetype(self, p: Person, family_patient: bool) -> str:
+        archetype = self._archetype_drawn(p, family_patient)
+        # Under one year old: on file, never seen (the draw is still made, so every later person of a
+        # given seed stays the same).
+        return "lead" if p.age < 1 else archetype
+
+    def _archetype_drawn(self, p: Person, family_patient: bool) -> str:
         rng, age = self.rng, p.age
         if p.relation not in (None, Relation.HEAD) and family_patient and rng.random() < 0.6:
             return "child" if age < 13 else rng.choice(("regular", "regular", "occasional", "implant" if age > 50

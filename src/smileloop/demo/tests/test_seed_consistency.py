@@ -26,6 +26,9 @@ from smileloop.visits.models import (
 )
 
 TODAY = dt.date(2026, 11, 23)
+# pytest-django creates the test database only for tests that ask for one: without the mark, this module
+# run on its own found no tables.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,26 @@ def test_the_pool_contains_leads_unfinished_plans_dormant_patients_and_cheap_cle
     assert {"wechat_openid", "pms"} <= kinds
     channels = Counter(Customer.objects.values_list("first_touch_channel", flat=True))
     assert channels["referral"] > channels["sms"] and len(channels) >= 6
+
+
+def test_nobody_is_on_file_or_seen_before_birth_and_babies_have_no_history(seeded):
+    # given every person's birthday and first record, first appointment and first order
+    people = Customer.objects.filter(chain=seeded.chain, birthday__isnull=False).annotate(
+        first_appt=Min("appointments__start_at"), first_order=Min("orders__ordered_at"))
+    babies = 0
+    for c in people:
+        born = dt.datetime.combine(c.birthday, dt.time(), tzinfo=dt.UTC)
+        # then nothing about them predates their birth ...
+        assert c.created_at >= born, (c.id, c.birthday, c.created_at)
+        for first in (c.first_appt, c.first_order):
+            assert first is None or first >= born, (c.id, c.birthday, first)
+        # ... and a child is first seen from their first birthday on
+        if c.first_visit_at is not None:
+            assert c.first_visit_at >= born + dt.timedelta(days=365), (c.id, c.birthday, c.first_visit_at)
+        if c.birthday > TODAY - dt.timedelta(days=365):
+            babies += 1
+            assert c.visit_count == 0 and c.lifetime_spend_fen == 0
+    assert people.count() > 150
 
 
 def test_customers_live_within_a_few_km_of_their_clinic_in_named_communities(seeded):
