@@ -410,7 +410,7 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
         if not GiftCardProgramme.objects.filter(chain=chain, code=DEMO_FRIEND_CARD).exists():
             programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
         if not Playbook.objects.filter(chain=chain).exists():
-            programmes["retention"] = retention_demo_load(chain=chain, today=_demo_moment(today).date())
+            programmes["retention"] = retention_demo_load(chain=chain, today=_demo_day(chain, today))
         return DemoReport(chain=chain, created=False, logins=_demo_logins(chain), programmes=programmes,
                           loaded=_loaded_counts(chain))
     report = chain_seed(customers=customers, clinics=3, years=3, seed=DEMO_SEED, chain_name=DEMO_CHAIN_NAME,
@@ -428,7 +428,7 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
                          clinics=[clinics[clinic_index]] if clinic_index is not None else [],
                          password=password, is_superuser=superuser)
     programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
-    programmes["retention"] = retention_demo_load(chain=chain, today=_demo_moment(today).date())
+    programmes["retention"] = retention_demo_load(chain=chain, today=_demo_day(chain, today))
     return DemoReport(chain=chain, created=True, logins=_demo_logins(chain), skipped=skipped, seed=report,
                       programmes=programmes, loaded=_loaded_counts(chain))
 
@@ -450,6 +450,12 @@ def retention_demo_load(*, chain: Chain, today: dt.date) -> dict[str, dict]:
 DEMO_FRIEND_CARD = "friend-card"  # the friends-and-family programme's code
 DEMO_VOUCHER_CAMPAIGN = "meituan-cleaning-9-9"
 DEMO_POINTS_ORDERS = 800
+
+
+def _demo_day(chain: Chain, today: dt.date | None) -> dt.date:
+    """The chain's calendar day of the demo moment: the inbox's "due today" is the chain's day, and from
+    midnight to 08:00 in Shanghai the UTC date is still yesterday's."""
+    return today or timezone.localtime(_demo_moment(None), ZoneInfo(chain.time_zone)).date()
 
 
 def _demo_moment(today: dt.date | None) -> dt.datetime:

@@ -78,3 +78,17 @@ def test_mobile_numbers_of_a_run_never_repeat():
     # then
     assert len(set(numbers)) == len(numbers)
     assert len({n[-4:] for n in numbers[:5000]}) > 3000
+
+
+def test_the_demo_day_is_the_chains_calendar_day_not_the_utc_date(db, monkeypatch):
+    # given a demo made at 02:30 in Shanghai, when the UTC date is still the day before
+    from django.utils import timezone
+
+    from smileloop.clinics.tests.factories import ChainFactory
+    from smileloop.demo.services import _demo_day
+
+    chain = ChainFactory(time_zone="Asia/Shanghai")
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2026, 12, 3, 18, 30, tzinfo=dt.UTC))
+    # then follow-ups are generated for the clinic's today (its inbox's "due today"), and a given day wins
+    assert _demo_day(chain, None) == dt.date(2026, 12, 4)
+    assert _demo_day(chain, TODAY) == TODAY
