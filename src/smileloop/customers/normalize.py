@@ -9,6 +9,7 @@ import unicodedata
 from itertools import product
 
 import phonenumbers
+from django.utils import timezone
 from pypinyin import Style, lazy_pinyin, pinyin
 
 from smileloop.customers.enums import Channel, Gender
@@ -99,7 +100,9 @@ def _excel_serial(value: float) -> dt.date:
 
 def birthday_parse(raw, today: dt.date | None = None) -> dt.date:
     value = date_parse(raw)
-    today = today or dt.date.today()
+    # The chain's calendar day (settings.TIME_ZONE), not the server's: a baby born at 02:00 in Shanghai is
+    # born "today" while the UTC date is still yesterday.
+    today = today or timezone.localdate()
     if value > today:
         raise ValueError("is in the future")
     if value.year < 1900:

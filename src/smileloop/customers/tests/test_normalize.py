@@ -62,6 +62,17 @@ def test_birthday_in_the_future_is_rejected():
         birthday_parse("2999-01-01")
 
 
+def test_a_birthday_of_today_in_shanghai_is_accepted_while_the_utc_date_is_yesterday(monkeypatch):
+    # given 02:30 on 4 December in Shanghai (18:30 UTC on the 3rd)
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2026, 12, 3, 18, 30, tzinfo=dt.UTC))
+    # then a baby born that day is not "in the future", and the next day is
+    assert birthday_parse("2026-12-04") == dt.date(2026, 12, 4)
+    with pytest.raises(ValueError, match="future"):
+        birthday_parse("2026-12-05")
+
+
 @pytest.mark.parametrize(("raw", "expected"), [("男", "M"), ("女", "F"), ("M", "M"), ("female", "F"), ("", "U")])
 def test_genders_in_chinese_and_english(raw, expected):
     assert gender_parse(raw) == expected
