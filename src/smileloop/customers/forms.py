@@ -14,7 +14,7 @@ from smileloop.core.scoping import Scope
 from smileloop.customers import selectors
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender, Relation, Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import phone_normalize
+from smileloop.customers.normalize import phone_mask, phone_normalize
 
 MOBILE_INVALID = _("Enter a valid mobile number, for example 138 0013 8000.")
 
@@ -105,8 +105,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
     def __init__(self, scope: Scope, *args, customer: Customer | None = None, **kwargs):
         if customer is not None and "initial" not in kwargs:
             kwargs["initial"] = {
-                "name": customer.name, "mobile": customer.mobile[3:] if (customer.mobile or "").startswith("+86")
-                else customer.mobile or "",
+                # Masked (PIPL): the form is no way round the audited reveal; an unchanged mask keeps the number.
+                "name": customer.name, "mobile": phone_mask(customer.mobile),
                 "gender": customer.gender, "birthday": customer.birthday, "home_clinic": customer.home_clinic_id,
                 "consultant": customer.consultant_id,
                 "source": customer.first_touch_channel, "campaign": customer.first_touch_campaign,
@@ -130,6 +130,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         value = self.cleaned_data["mobile"].strip()
         if not value:
             return None
+        if self.customer is not None and self.customer.mobile and value == phone_mask(self.customer.mobile):
+            return self.customer.mobile  # the masked number the form showed, sent back unchanged
         try:
             return phone_normalize(value)
         except ValueError:

@@ -468,6 +468,32 @@ def test_a_stage_posted_to_the_create_form_still_makes_a_lead(client, front_desk
     assert (customer.stage, customer.stage_reached) == (Stage.LEAD, Stage.LEAD)
 
 
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.MEMBER_OPS])
+def test_the_edit_form_shows_the_phone_masked_and_writes_no_reveal(client, chain, clinic_a, zhang_san, role):
+    # given a role that may edit customers (member operations may not even reveal phones)
+    staff = StaffFactory(chain=chain, role=role, clinics=[clinic_a] if role == Role.FRONT_DESK else [])
+    login(client, staff)
+    # when they open the edit form
+    response = client.get(reverse("customers:edit", args=[zhang_san.id]))
+    # then the number is masked there as everywhere else: the form is no way round the audited reveal
+    assert response.status_code == 200
+    assert "138****8000" in response.text
+    assert "13800138000" not in response.text
+    assert not AuditEvent.objects.filter(action="phone.reveal").exists()
+
+
+def test_saving_the_edit_form_with_the_masked_phone_keeps_the_number(client, front_desk_a, clinic_a, zhang_san):
+    # given the edit form as shown (the phone masked)
+    login(client, front_desk_a)
+    # when it is saved with another change and the mask sent back
+    response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
+        "name": "张三", "mobile": "138****8000", "gender": "M", "home_clinic": clinic_a.id, "community": "静安花园"})
+    # then the number is kept and the change saved
+    assert response.status_code == 302
+    zhang_san.refresh_from_db()
+    assert (zhang_san.mobile, zhang_san.community) == ("+8613800138000", "静安花园")
+
+
 def test_edit_refuses_a_phone_of_another_customer(client, chain_admin, clinic_a, zhang_san, li_si):
     login(client, chain_admin)
     response = client.post(reverse("customers:edit", args=[zhang_san.id]), {
