@@ -14,7 +14,10 @@ from pypinyin import Style, lazy_pinyin, pinyin
 
 from smileloop.customers.enums import Channel, Gender
 
-_PHONE_JUNK = re.compile(r"[\s\-–—()（）.·]")
+# separators, and the invisible characters copying from web pages and chat apps leaves in a number (zero-width
+# spaces and joiners, direction marks, the BOM): NFKC keeps them
+INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
+_PHONE_JUNK = re.compile(r"[\s\-–—()（）.·" + INVISIBLE + "]")
 
 
 def to_halfwidth(value: str) -> str:
@@ -112,7 +115,9 @@ def birthday_parse(raw, today: dt.date | None = None) -> dt.date:
 
 _GENDERS = {
     "男": Gender.MALE, "m": Gender.MALE, "male": Gender.MALE, "man": Gender.MALE, "1": Gender.MALE,
+    "男性": Gender.MALE, "男士": Gender.MALE, "先生": Gender.MALE,
     "女": Gender.FEMALE, "f": Gender.FEMALE, "female": Gender.FEMALE, "woman": Gender.FEMALE, "2": Gender.FEMALE,
+    "女性": Gender.FEMALE, "女士": Gender.FEMALE, "小姐": Gender.FEMALE,
     "未知": Gender.UNKNOWN, "u": Gender.UNKNOWN, "unknown": Gender.UNKNOWN, "0": Gender.UNKNOWN, "": Gender.UNKNOWN,
 }
 

@@ -35,6 +35,10 @@ FIXED = [
     gettext_noop("must be a number of yuan"),
     gettext_noop("must be a finite number"),
     gettext_noop("has more than 2 decimal places"),
+    gettext_noop("is in scientific notation, so its last digits are lost; in Excel format the column as text or a "
+                 "number without decimals and save the file again"),
+    gettext_noop("is a formula: the import reads a formula as its text, not its result; copy the column and paste it "
+                 "back as values"),
 ]
 PATTERNS = [
     (re.compile(r"^is longer than (?P<n>\d+) characters$"), gettext_noop("is longer than %(n)s characters")),

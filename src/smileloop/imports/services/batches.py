@@ -29,7 +29,7 @@ def batch_path(batch: ImportBatch) -> Path:
 
 def _run(batch: ImportBatch, *, actor: Staff | None, dry_run: bool, skip_invalid: bool) -> ImportReport:
     kwargs = {"path": batch_path(batch), "chain": batch.chain, "actor": actor, "dry_run": dry_run,
-              "skip_invalid": skip_invalid}
+              "skip_invalid": skip_invalid, "name": batch.original_name or None}
     if batch.kind == ImportKind.CUSTOMERS:
         return customers_import(**kwargs, default_clinic=batch.default_clinic)
     return orders_import(**kwargs)

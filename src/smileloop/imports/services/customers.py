@@ -56,7 +56,14 @@ from smileloop.imports.services.headers import (
 )
 from smileloop.imports.services.reading import cell_text, column_map_clean, table_open
 from smileloop.imports.services.report import PREVIEW_ROWS, ImportReport
-from smileloop.imports.services.values import PinyinCache, bool_parse, decimal_parse, name_clean, phone_parse
+from smileloop.imports.services.values import (
+    PinyinCache,
+    bool_parse,
+    decimal_parse,
+    formula_or,
+    name_clean,
+    phone_parse,
+)
 
 # Model fields an import may fill on an existing person, and what counts as blank there.
 _FILLABLE_BLANK = {
@@ -97,7 +104,7 @@ class _Chunk:
 
 
 def customers_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
-                     skip_invalid: bool = False, dry_run: bool = False, progress=None,
+                     skip_invalid: bool = False, dry_run: bool = False, progress=None, name: str | None = None,
                      default_clinic: Clinic | None = None) -> ImportReport:
     """Import people from a CSV/XLSX file into `chain`'s pool.
 
@@ -113,7 +120,7 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
     scope = limited_scope_of(actor)
     if default_clinic is not None and scope is not None and not scope.allows_clinic(default_clinic.id):
         raise ImportFileError(_("The default clinic is not one of your clinics"), code="bad_clinic")
-    with table_open(path) as table, _sqlite_cache():
+    with table_open(path, name=name) as table, _sqlite_cache():
         table.map_columns(aliases=CUSTOMER_ALIASES, fields=CUSTOMER_IMPORT_FIELDS, column_map=mapping)
         if table.header_for("name") is None:
             raise ImportFileError(_("%(name)s has no name column (姓名/name)") % {"name": table.name},
@@ -257,7 +264,7 @@ class _CustomerImport:
                 elif name in CONSENT_FIELDS:
                     consents.append((CONSENT_FIELDS[name], bool_parse(raw)))
             except ValueError as exc:
-                errors.append((header, raw, str(exc)))
+                errors.append((header, raw, formula_or(raw, str(exc))))
         if "name" not in values:
             if not values and not idents and not consents and not errors:
                 return _EMPTY  # only ignored columns are filled: not a row of people, not counted

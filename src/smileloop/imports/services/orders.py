@@ -10,6 +10,7 @@ After writing, the customers' denormalised figures (lifetime spend, first/last v
 are updated set-based: one UPDATE per chunk (per 2,000 customers).
 """
 
+import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import ValidationFailed
-from smileloop.core.money import fen_to_yuan, yuan_to_fen
+from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import statistics_refresh
 from smileloop.customers.enums import IdentityKind, Stage
 from smileloop.customers.models import Customer, Identity
@@ -32,6 +33,7 @@ from smileloop.imports.services.common import (
     ClinicLookup,
     chain_of,
     limited_scope_of,
+    lookup_key,
     staff_of,
     user_of,
 )
@@ -40,9 +42,11 @@ from smileloop.imports.services.reading import cell_text, column_map_clean, tabl
 from smileloop.imports.services.report import PREVIEW_ROWS, ImportReport
 from smileloop.imports.services.values import (
     datetime_parse,
+    formula_or,
     payment_method_parse,
     phone_parse,
     quantity_parse,
+    yuan_parse,
 )
 from smileloop.visits.models import Order, OrderLine, Payment, ServiceItem
 
@@ -78,13 +82,13 @@ class _Group:
 
 
 def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
-                  skip_invalid: bool = False, dry_run: bool = False, progress=None) -> ImportReport:
+                  skip_invalid: bool = False, dry_run: bool = False, progress=None, name: str | None = None) -> ImportReport:
     """Import POS bills. Same transaction rules as customers_import; idempotent on the order number. An importer
     whose role sees only some clinics records orders as the API does for them: at their clinics, for their
     clinics' customers (another clinic's customer reads as unknown, as the API's 404 does)."""
     chain = chain_of(chain)
     mapping = column_map_clean(column_map, aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS)
-    with table_open(path) as table:
+    with table_open(path, name=name) as table:
         table.map_columns(aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS, column_map=mapping)
         missing = [label for fields, label in ((["order_no"], "订单号/order_no"), (["date"], "日期/date"),
                                                (["item_code"], "项目编码/item_code"),
@@ -133,6 +137,8 @@ class _OrderImport:
                                    ignored_columns=table.ignored)
         self.clinics = ClinicLookup(chain.id)
         self.items = {i.code: i for i in ServiceItem.objects.filter(chain_id=chain.id)}
+        self.items_folded = {lookup_key(code): item for code, item in self.items.items()}  # 'cl01', 'ＣＬ01'
+        self.latest = timezone.now() + dt.timedelta(days=1)  # a later order date is a typo (2042 for 2024)
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
         self.order_col = next(i for i, (name, _h) in table.columns.items() if name == "order_no")
         self.done: set[str] = set()  # order numbers finished in this import
@@ -169,9 +175,9 @@ class _OrderImport:
             try:
                 return parser(raw[name][0])
             except ValueError as exc:
-                fail(name, str(exc))
+                fail(name, formula_or(raw[name][0], str(exc)))
             except ValidationFailed as exc:
-                fail(name, exc.errors[0].message)
+                fail(name, formula_or(raw[name][0], exc.errors[0].message))
             return default
 
         order_no = cell_text(raw["order_no"][0]) if "order_no" in raw else ""
@@ -185,20 +191,22 @@ class _OrderImport:
             fail("mobile" if self.table.header_for("mobile") else "pms_id", "is required (phone or PMS id)")
         clinic_id = get("clinic", self.clinics.resolve)
         ordered_at = get("date", lambda v: datetime_parse(v, tz=self.tz))
+        if ordered_at is not None and ordered_at > self.latest:
+            fail("date", "is in the future")
         if "date" not in raw:
             fail("date", "is required")
         item = None
         if "item_code" in raw:
             code = cell_text(raw["item_code"][0])
-            item = self.items.get(code)
+            item = self.items.get(code) or self.items_folded.get(lookup_key(code))
             if item is None:
                 fail("item_code", "is not in the service catalogue")
         else:
             fail("item_code", "is required")
         quantity = get("quantity", quantity_parse, 1)
-        unit = get("unit_price", lambda v: yuan_to_fen(cell_text(v), field="unit_price"))
-        discount = get("discount", lambda v: yuan_to_fen(cell_text(v), field="discount"), 0)
-        amount = get("amount", lambda v: yuan_to_fen(cell_text(v), field="amount"))
+        unit = get("unit_price", lambda v: yuan_parse(v, field="unit_price"))
+        discount = get("discount", lambda v: yuan_parse(v, field="discount"), 0)
+        amount = get("amount", lambda v: yuan_parse(v, field="amount"))
         method = get("payment_method", payment_method_parse)
         if errors or item is None:
             return None, errors, order_no

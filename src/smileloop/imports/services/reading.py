@@ -1,9 +1,11 @@
 """Streaming CSV/XLSX reading and header recognition, shared by the customer and order imports.
 
 A file yields its header row and then (row number, cells) pairs; the row number is what a spreadsheet
-shows (header = 1). Cells stay as the reader gives them (str, or int/float/datetime from XLSX) so the
-parsers can treat Excel numbers and dates properly. Formulas are never evaluated: openpyxl is opened
-with data_only=False, so a formula cell arrives as its text ("=1+1").
+shows (header = 1, unless a title or blank rows stand above it: the header is the row among the first
+HEADER_SEARCH_ROWS with the most recognised column names, and of a workbook the first sheet that has one).
+Cells stay as the reader gives them (str, or int/float/datetime from XLSX) so the parsers can treat Excel
+numbers and dates properly. Formulas are never evaluated: openpyxl is opened with data_only=False, so a
+formula cell arrives as its text ("=1+1").
 """
 
 import codecs
@@ -12,6 +14,7 @@ import datetime as dt
 import unicodedata
 import zipfile
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 from django.utils.translation import gettext as _
@@ -20,6 +23,9 @@ from smileloop.imports.errors import ImportFileError
 
 SUPPORTED_EXTENSIONS = (".csv", ".xlsx")
 IGNORE = "ignore"
+HEADER_SEARCH_ROWS = 10  # a title, a date line or blank rows may stand above the header
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls (and other old Office files)
 
 
 def header_key(text) -> str:
@@ -37,7 +43,8 @@ def cell_text(value) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
+        # Excel keeps and shows 15 significant digits; the file may store the binary float's 17 (259.20000000000005)
+        return str(int(value)) if value.is_integer() else format(value, ".15g")
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="seconds").removesuffix(" 00:00:00")
     if isinstance(value, dt.date | dt.time):
@@ -62,21 +69,62 @@ def column_map_clean(column_map: dict[str, str] | None, *, aliases: dict[str, st
 
 
 class Table:
-    """An open file: `headers`, `columns` (index → (field, header)), and `rows()` streaming data rows."""
+    """An open file: `headers`, `columns` (index → (field, header)), and `rows()` streaming data rows.
 
-    def __init__(self, path: Path, headers: list[str], rows: Iterator, closer=None):
+    `sources` are the file's sheets (one for a CSV) as (sheet title, iterator of (row number, cells) over the
+    non-blank rows); `map_columns` picks the header row and the sheet."""
+
+    def __init__(self, path: Path, sources: list[tuple[str | None, Iterator]], closer=None, name: str | None = None):
         self.path = path
-        self.name = path.name
-        self.headers = headers
-        self._rows = rows
+        self.name = name or path.name
+        self.headers: list[str] = []
+        self.header_row = 1
+        self.sheet: str | None = None
+        self._sources = sources
+        self._rows: Iterator = iter(())
         self._closer = closer
         self.columns: dict[int, tuple[str, str]] = {}
         self.ignored: list[str] = []
 
     def map_columns(self, *, aliases: dict[str, str], fields: set[str], column_map: dict[str, str]) -> None:
-        """Assign a field to each header; the first column wins when two name the same field."""
-        taken = set()
-        for index, header in enumerate(self.headers):
+        """Find the header (see the module doc) and assign a field to each of its columns; the first column wins
+        when two name the same field."""
+        seen = False
+        for title, rows in self._sources:
+            head = []
+            for item in rows:
+                seen = True
+                head.append(item)
+                if len(head) >= HEADER_SEARCH_ROWS:
+                    break
+            best, best_count = None, 0
+            for position, (_number, cells) in enumerate(head):
+                count = len(self._fields_of([cell_text(v) for v in cells], aliases, fields, column_map)[0])
+                if count > best_count:
+                    best, best_count = position, count
+            if best is None:
+                continue
+            number, cells = head[best]
+            self.headers = [cell_text(v) for v in cells]
+            self.header_row, self.sheet = number, title
+            self.columns, self.ignored = self._fields_of(self.headers, aliases, fields, column_map)
+            following = head[best + 1:] or [item for item in [next(rows, None)] if item is not None]
+            if not following:
+                raise ImportFileError(_("%(name)s has a header but no data rows") % {"name": self.name},
+                                      code="no_rows")
+            self._rows = chain(following, rows)
+            return
+        if not seen:
+            raise ImportFileError(_("%(name)s is empty") % {"name": self.name}, code="no_header")
+        where = (_("any sheet of %(name)s") if len(self._sources) > 1 else "%(name)s") % {"name": self.name}
+        raise ImportFileError(
+            _("No recognisable header in the first %(rows)s rows of %(where)s (expected columns such as 姓名/name, "
+              "手机号/phone)") % {"rows": HEADER_SEARCH_ROWS, "where": where}, code="no_header")
+
+    @staticmethod
+    def _fields_of(headers: list[str], aliases, fields, column_map) -> tuple[dict[int, tuple[str, str]], list[str]]:
+        columns, ignored, taken = {}, [], set()
+        for index, header in enumerate(headers):
             key = header_key(header)
             if not key:
                 continue
@@ -84,14 +132,11 @@ class Table:
             if field is None and key.replace(" ", "_") in fields:
                 field = key.replace(" ", "_")
             if field is None or field == IGNORE or field in taken:
-                self.ignored.append(str(header))
+                ignored.append(str(header))
                 continue
             taken.add(field)
-            self.columns[index] = (field, str(header).strip())
-        if not self.columns:
-            raise ImportFileError(
-                _("No recognisable header in row 1 of %(name)s (expected columns such as 姓名/name, 手机号/phone)")
-                % {"name": self.name}, code="no_header")
+            columns[index] = (field, str(header).strip())
+        return columns, ignored
 
     def header_for(self, field: str) -> str | None:
         for name, header in self.columns.values():
@@ -123,95 +168,105 @@ class Table:
         self.close()
 
 
-def table_open(path) -> Table:
-    """Open a CSV or XLSX file; raises ImportFileError with a message a person can act on."""
+def table_open(path, *, name: str | None = None) -> Table:
+    """Open a CSV or XLSX file; raises ImportFileError with a message a person can act on. `name` is the file's
+    name as its owner knows it (an upload is stored under another), for messages and the records an import writes."""
     path = Path(path)
+    name = name or path.name
     if not path.is_file():
         raise ImportFileError(_("File not found: %(path)s") % {"path": path}, code="missing_file")
     extension = path.suffix.lower()
-    if extension == ".csv":
-        return _csv_open(path)
-    if extension == ".xlsx":
-        return _xlsx_open(path)
-    raise ImportFileError(
-        _("Unsupported file type “%(ext)s”: save the sheet as .xlsx or .csv") % {"ext": path.suffix or path.name},
-        code="unsupported_file")
-
-
-def _encoding_detect(path: Path) -> str:
-    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GB18030 (a superset of GBK)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    if extension not in SUPPORTED_EXTENSIONS:
+        raise ImportFileError(
+            _("Unsupported file type “%(ext)s”: save the sheet as .xlsx or .csv") % {"ext": path.suffix or path.name},
+            code="unsupported_file")
     with path.open("rb") as handle:
-        try:
-            while block := handle.read(1 << 20):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-            return "utf-8-sig"
-        except UnicodeDecodeError:
-            pass
-    decoder = codecs.getincrementaldecoder("gb18030")()
+        magic = handle.read(8)
+    if magic.startswith(_OLE_MAGIC):
+        raise ImportFileError(_("%(name)s is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as "
+                                ".xlsx") % {"name": name}, code="unsupported_file")
+    if extension == ".xlsx" or magic.startswith(_ZIP_MAGIC):  # an .xlsx saved under a .csv name is read as one
+        return _xlsx_open(path, name)
+    return _csv_open(path, name)
+
+
+def _encoding_detect(path: Path, name: str) -> str:
+    """UTF-16 with its BOM (Excel's "Unicode text"), UTF-8 (with or without BOM) if the whole file decodes as
+    UTF-8, else GB18030 (a superset of GBK)."""
     with path.open("rb") as handle:
-        try:
-            while block := handle.read(1 << 20):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise ImportFileError(_("%(name)s is neither UTF-8 nor GBK text; save it as CSV UTF-8 or .xlsx")
-                                  % {"name": path.name}, code="bad_encoding")
-    return "gb18030"
+        start = handle.read(2)
+    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        with path.open("rb") as handle:
+            try:
+                while block := handle.read(1 << 20):
+                    if b"\0" in block:
+                        raise UnicodeDecodeError(encoding, block, 0, 1, "NUL byte")
+                    decoder.decode(block)
+                decoder.decode(b"", final=True)
+                return "utf-8-sig" if encoding == "utf-8" else encoding
+            except UnicodeDecodeError:
+                continue
+    raise ImportFileError(_("%(name)s is neither UTF-8 nor GBK text; save it as CSV UTF-8 or .xlsx")
+                          % {"name": name}, code="bad_encoding")
 
 
-def _csv_open(path: Path) -> Table:
-    encoding = _encoding_detect(path)
+def _csv_open(path: Path, name: str) -> Table:
+    encoding = _encoding_detect(path, name)
     handle = path.open("r", encoding=encoding, newline="")
-    first = handle.readline()
+    sample = [line for line in handle.read(1 << 16).splitlines() if line.strip()][:HEADER_SEARCH_ROWS]
     handle.seek(0)
+    if not sample:
+        handle.close()
+        raise ImportFileError(_("%(name)s is empty") % {"name": name}, code="no_header")
+    # the header is the line with the most separators (a title line above it may have none)
+    first = max(sample, key=lambda line: line.count(",") + line.count(";") + line.count("\t"))
     delimiter = "\t" if "\t" in first and "," not in first else ";" if first.count(";") > first.count(",") else ","
     reader = csv.reader(handle, delimiter=delimiter)
-    try:
-        headers = next(reader)
-    except StopIteration:
-        handle.close()
-        raise ImportFileError(_("%(name)s is empty") % {"name": path.name}, code="no_header")
-    except csv.Error as exc:
-        handle.close()
-        raise ImportFileError(_("%(name)s is not a readable CSV file: %(error)s") % {"name": path.name, "error": exc},
-                              code="bad_file")
 
     def rows():
         # Count records, not physical lines: a quoted cell with a line break is still one spreadsheet row.
-        number = 1
+        number = 0
         try:
-            for number, cells in enumerate(reader, start=2):  # noqa: B007 (number is used in the except)
+            for number, cells in enumerate(reader, start=1):  # noqa: B007 (number is used in the except)
                 if any(cell.strip() for cell in cells):
                     yield number, cells
         except csv.Error as exc:
             raise ImportFileError(_("Row %(row)s of %(name)s cannot be read: %(error)s")
-                                  % {"row": number + 1, "name": path.name, "error": exc}, code="bad_file")
+                                  % {"row": number + 1, "name": name, "error": exc}, code="bad_file")
 
-    return Table(path, headers, rows(), handle.close)
+    return Table(path, [(None, rows())], handle.close, name=name)
 
 
-def _xlsx_open(path: Path) -> Table:
+def _xlsx_open(path: Path, name: str) -> Table:
     import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
 
+    handle = path.open("rb")  # a file object: openpyxl would refuse a workbook named .csv by its extension
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportFileError(_("%(name)s is not a valid .xlsx workbook (%(error)s)") % {"name": path.name,
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException) as exc:
+        handle.close()
+        raise ImportFileError(_("%(name)s is not a valid .xlsx workbook (%(error)s)") % {"name": name,
                                                                                         "error": exc},
                               code="bad_file")
-    sheet = workbook.worksheets[0]
-    iterator = sheet.iter_rows(values_only=True)
-    try:
-        headers = [cell_text(v) for v in next(iterator)]
-    except StopIteration:
+
+    def close():
         workbook.close()
-        raise ImportFileError(_("%(name)s is empty") % {"name": path.name}, code="no_header")
+        handle.close()
 
-    def rows():
-        for number, cells in enumerate(iterator, start=2):
+    def rows(sheet):
+        # The sheet's stated dimension is not trusted: Excel and other writers often claim a used range of up to
+        # 1,048,576 rows × 16,384 columns, and openpyxl would pad every row to that width.
+        sheet.reset_dimensions()
+        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
             if any(v is not None and (not isinstance(v, str) or v.strip()) for v in cells):
-                yield number, list(cells)
+                yield number, cells
 
-    return Table(path, headers, rows(), workbook.close)
+    sheets = [s for s in workbook.worksheets if getattr(s, "sheet_state", "visible") == "visible"]
+    if not sheets:
+        close()
+        raise ImportFileError(_("%(name)s is empty") % {"name": name}, code="no_header")
+    return Table(path, [(sheet.title, rows(sheet)) for sheet in sheets], close, name=name)

@@ -15,7 +15,8 @@ from decimal import Decimal, InvalidOperation
 from phonenumbers import PhoneMetadata
 from pypinyin import lazy_pinyin
 
-from smileloop.customers.normalize import date_parse, phone_normalize, pinyin_keys
+from smileloop.core.money import yuan_to_fen
+from smileloop.customers.normalize import INVISIBLE, date_parse, phone_normalize, pinyin_keys
 from smileloop.imports.services.reading import cell_text
 from smileloop.visits.enums import PaymentMethod
 
@@ -23,11 +24,31 @@ _CN_MOBILE = re.compile(PhoneMetadata.metadata_for_region("CN").mobile.national_
 
 
 def phone_parse(raw) -> str:
-    """Same result as customers.normalize.phone_normalize, without libphonenumber for plain CN mobiles."""
+    """Same result as customers.normalize.phone_normalize, without libphonenumber for plain CN mobiles.
+
+    A number that Excel turned into scientific notation when it saved a CSV ('1.38001E+10') is accepted only when
+    every digit is still there ('1.3800138001E+10'); otherwise its last digits are lost and it is refused as such."""
     text = cell_text(raw)
     if len(text) == 11 and text.isascii() and text.isdigit() and _CN_MOBILE.fullmatch(text):
         return "+86" + text
+    if "E" in text or "e" in text:
+        text = _scientific_digits(text)
     return phone_normalize(text)
+
+
+_SCIENTIFIC = re.compile(r"\d\.\d+[eE]\+\d{1,2}")
+
+
+def _scientific_digits(text: str) -> str:
+    if not _SCIENTIFIC.fullmatch(text.strip()):
+        return text
+    sign, digits, exponent = Decimal(text.strip()).as_tuple()
+    if exponent > 0:
+        raise ValueError("is in scientific notation, so its last digits are lost; in Excel format the column as "
+                         "text or a number without decimals and save the file again")
+    if exponent < 0:
+        return text  # not a whole number: phone_normalize refuses it
+    return "".join(map(str, digits))
 
 
 _HAN = re.compile(r"[\u4e00-\u9fff]{2,}")
@@ -78,8 +99,16 @@ class PinyinCache:
         return initials, full
 
 
+_NO_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+
+
 def name_clean(raw) -> str:
-    return " ".join(unicodedata.normalize("NFKC", cell_text(raw)).split())
+    """NFKC (full-width → half-width), single spaces, and no invisible characters (zero-width spaces, direction
+    marks, a stray BOM) that would make a name look equal to another and never match it."""
+    text = unicodedata.normalize("NFKC", cell_text(raw))
+    if not text.isascii():
+        text = text.translate(_NO_INVISIBLE)
+    return " ".join(text.split())
 
 
 _TRUE = {"1", "y", "yes", "true", "是", "同意", "已同意", "√", "✓", "对", "ok"}
@@ -144,6 +173,20 @@ def payment_method_parse(raw) -> str:
     raise ValueError("is not a payment method (现金/微信/支付宝/银行卡/医保/储值 or cash/wechat_pay/…)")
 
 
+FORMULA = "is a formula: the import reads a formula as its text, not its result; copy the column and paste it back as values"
+
+
+def formula_or(raw, message: str) -> str:
+    """The error for a cell that failed to parse: a formula (=A2*0.9) is named as such, else `message`."""
+    return FORMULA if isinstance(raw, str) and raw.lstrip().startswith("=") and len(raw.strip()) > 1 else message
+
+
+def yuan_parse(raw, *, field: str) -> int:
+    """An amount in fen: core.money.yuan_to_fen (¥ ￥ and thousands commas allowed), and a trailing 元 too."""
+    return yuan_to_fen(cell_text(raw).removesuffix("元").rstrip(), field=field)
+
+
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _DATETIME = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
 
 
@@ -151,6 +194,9 @@ def datetime_parse(raw, *, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     """A date or date-time cell as an aware datetime in the chain's zone; a bare date means 00:00 local."""
     if isinstance(raw, dt.datetime):
         return raw.replace(tzinfo=tz) if raw.tzinfo is None else raw
+    if isinstance(raw, float) and not raw.is_integer() and 1 < raw < 2958466:  # an Excel serial with a time of day
+        moment = _EXCEL_EPOCH + dt.timedelta(seconds=round(raw * 86400))
+        return moment.replace(tzinfo=tz)
     text = unicodedata.normalize("NFKC", cell_text(raw)) if isinstance(raw, str) else raw
     if isinstance(text, str):
         match = _DATETIME.match(text)

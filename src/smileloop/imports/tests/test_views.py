@@ -91,7 +91,7 @@ def test_an_unreadable_upload_is_shown_as_a_form_error(client, director_a):
 
     # then
     assert response.status_code == 400
-    assert "No recognisable header in row 1" in response.content.decode()
+    assert "No recognisable header in the first 10 rows of x.csv" in response.content.decode()  # its own name
     assert ImportBatch.objects.count() == 0
 
 

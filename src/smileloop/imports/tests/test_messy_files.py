@@ -1,0 +1,227 @@
+"""Real exports from other systems and Excel: title rows, extra sheets, claimed used ranges, UTF-16, renamed files,
+invisible characters, scientific notation, formulas in number columns."""
+
+import codecs
+import datetime as dt
+import re
+import zipfile
+import zoneinfo
+
+import openpyxl
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from smileloop.customers.enums import Gender, InteractionKind
+from smileloop.customers.models import Customer, Interaction
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.imports.errors import ImportFileError
+from smileloop.imports.services import customers_import, orders_import
+from smileloop.imports.services.reading import cell_text, table_open
+from smileloop.imports.services.values import FORMULA
+from smileloop.imports.tests.files import csv_write, xlsx_write
+from smileloop.visits.models import Order
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+def test_a_title_row_and_a_notes_sheet_before_the_data_keep_spreadsheet_row_numbers(tmp_path, chain):
+    # given a workbook whose first sheet is a note and whose data sheet has a title and a blank row above the header
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "说明"
+    workbook.active.append(["本表由旧系统导出，请勿修改"])
+    sheet = workbook.create_sheet("客户")
+    sheet.append(["客户名单（2024年导出）"])
+    sheet.append([])
+    sheet.append(["姓名", "手机号"])
+    sheet.append(["张三", "13800138000"])
+    sheet.append(["李四", "12345"])
+    workbook.save(tmp_path / "客户.xlsx")
+
+    # when
+    report = customers_import(path=tmp_path / "客户.xlsx", chain=chain, skip_invalid=True)
+
+    # then the header is row 3 of the sheet "客户", and the bad row is reported as row 5, as Excel shows it
+    assert (report.created, report.skipped) == (1, 1)
+    assert [(e["row"], e["column"], e["value"]) for e in report.as_dict()["errors"]] == [(5, "手机号", "12345")]
+    assert Customer.objects.get().name == "张三"
+
+
+def test_a_title_row_above_the_header_of_a_csv(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "c.csv", [["客户导出 2024-01-01"], ["姓名", "手机号"], ["张三", "bad"]])
+
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=True)
+
+    # then
+    assert [(e["row"], e["value"]) for e in report.as_dict()["errors"]] == [(3, "bad")]
+
+
+def test_a_workbook_claiming_the_whole_sheet_as_its_used_range_is_read_at_its_real_size(tmp_path):
+    # given a workbook whose dimension says A1:XFD1048576 (as some writers and Excel itself leave it)
+    xlsx_write(tmp_path / "src.xlsx", [["姓名", "手机号"], ["张三", "13800138000"]])
+    with zipfile.ZipFile(tmp_path / "src.xlsx") as source, zipfile.ZipFile(tmp_path / "big.xlsx", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
+            target.writestr(item, data)
+
+    # when
+    with table_open(tmp_path / "big.xlsx") as table:
+        table.map_columns(aliases={"姓名": "name", "手机号": "mobile"}, fields={"name", "mobile"}, column_map={})
+        rows = list(table.rows())
+
+    # then rows are not padded to 16,384 cells
+    assert len(table.headers) == 2
+    assert [(number, len(cells)) for number, cells in rows] == [(2, 2)]
+
+
+def test_excel_unicode_text_utf16_tab_separated_is_read(tmp_path, chain):
+    # given what Excel's "Unicode text" writes: UTF-16 with a BOM, tab-separated, CRLF
+    path = tmp_path / "u.csv"
+    path.write_bytes(codecs.BOM_UTF16_LE + "姓名\t手机号\r\n𠮷野\t13800138000\r\n".encode("utf-16-le"))
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert (report.created, report.errors) == (1, [])
+    assert Customer.objects.get().name == "𠮷野"
+
+
+def test_an_xlsx_saved_under_a_csv_name_is_read_as_a_workbook(tmp_path, chain):
+    # given
+    xlsx_write(tmp_path / "x.xlsx", [["姓名", "手机号"], ["张三", 13800138000]])
+    (tmp_path / "x.csv").write_bytes((tmp_path / "x.xlsx").read_bytes())
+
+    # when
+    report = customers_import(path=tmp_path / "x.csv", chain=chain)
+
+    # then
+    assert (report.created, Customer.objects.get().mobile) == (1, "+8613800138000")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("old.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600,
+     "old.xlsx is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as .xlsx"),
+    ("old.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600,
+     "old.csv is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as .xlsx"),
+    ("zip.csv", None, "zip.csv is not a valid .xlsx workbook"),
+    ("header.csv", "姓名,手机号\r\n,\r\n".encode(), "header.csv has a header but no data rows"),
+    ("blank.csv", b"\r\n \r\n", "blank.csv is empty"),
+    ("nul.csv", "姓名\n张\0三\n".encode(), "nul.csv is neither UTF-8 nor GBK text"),
+])
+def test_files_that_are_not_what_they_claim_get_a_clear_message(tmp_path, chain, name, content, message):
+    # given
+    path = tmp_path / name
+    if content is None:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("a.txt", "hello")
+    else:
+        path.write_bytes(content)
+
+    # when / then
+    with pytest.raises(ImportFileError) as exc:
+        customers_import(path=path, chain=chain)
+    assert str(exc.value.message).startswith(message)
+
+
+def test_invisible_characters_genders_in_words_and_exact_scientific_phones_are_normalised(tmp_path, chain):
+    # given cells copied from chat apps and web pages, and a CSV Excel saved with a phone in scientific notation
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "性别"],
+        ["李\u200b四\ufeff", "139\u200b0013\u200b9000", "女士"],
+        ["王五", "\u202d13700137000\u202c", "男性"],
+        ["赵六", "1.3600136001E+10", "先生"],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.errors == []
+    assert sorted(Customer.objects.values_list("name", "mobile", "gender")) == [
+        ("李四", "+8613900139000", Gender.FEMALE), ("王五", "+8613700137000", Gender.MALE),
+        ("赵六", "+8613600136001", Gender.MALE)]
+
+
+def test_a_phone_whose_digits_scientific_notation_lost_is_refused_as_such(tmp_path, chain):
+    # given
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["张三", "1.38001E+10"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict()["errors"] == [{"row": 2, "column": "手机号", "value": "1.38001E+10", "message": (
+        "is in scientific notation, so its last digits are lost; in Excel format the column as text or a number "
+        "without decimals and save the file again")}]
+    assert Customer.objects.count() == 0
+
+
+def test_excel_floats_are_read_as_excel_shows_them():
+    # Excel stores 17 significant digits of a computed 259.2, and shows 15
+    assert (cell_text(259.20000000000005), cell_text(0.30000000000000004), cell_text(13800138000.0)) == (
+        "259.2", "0.3", "13800138000")
+
+
+@pytest.fixture
+def patient(chain, clinic_a):
+    return CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+
+
+def test_orders_with_yuan_suffix_lower_case_codes_and_excel_date_times(tmp_path, chain, clinic_a, catalogue, patient):
+    # given
+    path = xlsx_write(tmp_path / "o.xlsx", [
+        ["订单号", "手机号", "日期", "项目编码", "单价", "金额"],
+        ["A1", "13800138000", 45296.6, "ex01", "50元", "50.00 元"],
+        ["A2", "13800138000", "2024-01-05", "ＥＸ01", 259.20000000000005, 259.20000000000005],
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then
+    assert report.as_dict()["errors"] == []
+    assert sorted(Order.objects.values_list("external_id", "amount_fen", "ordered_at")) == [
+        ("A1", 5000, dt.datetime(2024, 1, 5, 14, 24, tzinfo=SHANGHAI)),
+        ("A2", 25920, dt.datetime(2024, 1, 5, tzinfo=SHANGHAI))]
+
+
+def test_an_order_dated_in_the_future_and_a_formula_amount_are_errors(tmp_path, chain, clinic_a, catalogue, patient):
+    # given
+    path = xlsx_write(tmp_path / "o.xlsx", [
+        ["订单号", "手机号", "日期", "项目编码", "单价", "金额"],
+        ["A1", "13800138000", "2042-01-05", "EX01", "50", "50"],
+        ["A2", "13800138000", "2024-01-05", "EX01", "50", "=E3*1"],
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then
+    assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "日期", "is in the future"), (3, "金额", FORMULA)]
+    assert Order.objects.count() == 0
+
+
+def test_the_page_names_the_uploaded_file_in_messages_and_in_what_it_writes(client, director_a, settings, tmp_path):
+    # given
+    settings.SMILELOOP_IMPORT_DIR = tmp_path / "imports"
+    client.force_login(director_a.user)
+
+    # when a file without a header is uploaded, the message names it as its owner does
+    response = client.post(reverse("imports:upload"), {"kind": "customers", "file": SimpleUploadedFile(
+        "旧系统.csv", b"foo,bar\n1,2\n")})
+    assert "No recognisable header in the first 10 rows of 旧系统.csv" in response.content.decode()
+
+    # when a good file is uploaded and confirmed
+    response = client.post(reverse("imports:upload"), {"kind": "customers", "file": SimpleUploadedFile(
+        "患者.csv", "姓名,手机号\n张三,13800138000\n".encode())})
+    client.post(response.url + "confirm/")
+
+    # then the timeline says which file the person came from
+    assert list(Interaction.objects.filter(kind=InteractionKind.IMPORT).values_list("text", "data")) == [
+        ("imported from 患者.csv", {"file": "患者.csv", "row": 2})]
