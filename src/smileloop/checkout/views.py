@@ -180,15 +180,10 @@ def refund(request, scope: Scope, settlement_id: int):
 
 def _lookup(scope: Scope, code: str) -> dict:
     """The card or voucher with this code in the staff member's chain (codes are bearer instruments valid at
-    every clinic of the chain)."""
-    try:
-        card = giftcard_selectors.giftcard_get_by_code(chain_id=scope.chain_id, code=code)
-        return {"card": card, "balance_fen": giftcard_selectors.giftcard_balance(card),
-                "history": giftcard_selectors.giftcard_history(card)}
-    except WrongCode:
-        voucher = giftcard_selectors.voucher_get_by_code(chain_id=scope.chain_id, code=code)
-        return {"voucher": voucher, "balance_fen": voucher.account.balance,
-                "history": giftcard_selectors.voucher_history(voucher)}
+    every clinic of the chain); the people it names only as far as the scope shows them."""
+    found = giftcard_selectors.code_lookup(scope, code)
+    return {"card": found.card, "voucher": found.voucher, "balance_fen": found.balance_fen, "history": found.history,
+            "giver": found.giver, "holder": found.holder}
 
 
 def _codes_page(request, scope: Scope, code: str, *, form=None, problems=(), status: int = 200) -> HttpResponse:

@@ -12,9 +12,9 @@ from smileloop.clinics.enums import Perm
 from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, referenced_by, render
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
 from smileloop.giftcards import selectors, services
-from smileloop.giftcards.errors import WrongCode
 
 router = Router(tags=["giftcards"])
 
@@ -57,34 +57,39 @@ class VoucherIn(InputSchema):
     customer_id: Id | None = None
 
 
-def _card(card) -> dict:
+def _person_id(person) -> int | None:
+    return person.id if person is not None else None
+
+
+def _card(scope: Scope, card, found: selectors.CodeLookup | None = None) -> dict:
+    """The card as `scope` sees it: the giver and holder ids only of patients in the scope (`code_lookup`)."""
+    found = found or selectors.code_lookup(scope, card.code)
     return {"kind": "gift_card", "code": card.code, "name": card.programme.name, "status": card.status,
-            "balance_fen": selectors.giftcard_balance(card), "face_value_fen": card.face_value_fen,
-            "issued_at": card.issued_at, "expires_at": card.expires_at, "giver_id": card.giver_id,
-            "holder_id": card.holder_id, "excluded_categories": card.excluded_categories,
+            "balance_fen": found.balance_fen, "face_value_fen": card.face_value_fen,
+            "issued_at": card.issued_at, "expires_at": card.expires_at, "giver_id": _person_id(found.giver),
+            "holder_id": _person_id(found.holder), "excluded_categories": card.excluded_categories,
             "exclude_special_price": card.exclude_special_price,
-            "history": [vars(r) for r in selectors.giftcard_history(card)]}
+            "history": [vars(r) for r in found.history]}
 
 
-def _voucher(voucher) -> dict:
+def _voucher(scope: Scope, voucher, found: selectors.CodeLookup | None = None) -> dict:
+    found = found or selectors.code_lookup(scope, voucher.code)
     return {"kind": "voucher", "code": voucher.code, "name": voucher.campaign.name, "status": voucher.status,
-            "balance_fen": voucher.account.balance, "face_value_fen": voucher.value_fen, "issued_at": voucher.issued_at,
-            "expires_at": voucher.expires_at, "holder_id": voucher.customer_id,
-            "history": [vars(r) for r in selectors.voucher_history(voucher)]}
+            "balance_fen": found.balance_fen, "face_value_fen": voucher.value_fen, "issued_at": voucher.issued_at,
+            "expires_at": voucher.expires_at, "holder_id": _person_id(found.holder),
+            "history": [vars(r) for r in found.history]}
 
 
-def lookup(chain_id: int, code: str) -> dict:
-    try:
-        return _card(selectors.giftcard_get_by_code(chain_id=chain_id, code=code))
-    except WrongCode:
-        return _voucher(selectors.voucher_get_by_code(chain_id=chain_id, code=code))
+def lookup(scope: Scope, code: str) -> dict:
+    found = selectors.code_lookup(scope, code)
+    return _card(scope, found.card, found) if found.card is not None else _voucher(scope, found.voucher, found)
 
 
 @router.get("/codes/{code}", response={200: LookupOut, **ERROR_RESPONSES}, summary="Look a gift card or voucher up by code")
 def lookup_endpoint(request: HttpRequest, code: str):
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)
-    return lookup(scope.chain_id, code)
+    return lookup(scope, code)
 
 
 @router.post("/friend-cards", response={201: LookupOut, **ERROR_RESPONSES}, summary="Issue a friends-and-family card")
@@ -101,7 +106,7 @@ def friend_card_endpoint(request: HttpRequest, payload: FriendCardIn, response: 
             raise ValidationFailed([FieldError("programme", "is not an active programme", payload.programme)])
         card = services.friend_card_issue(member=member, programme=programme, trigger=payload.trigger,
                                           key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff)
-        return 201, render(LookupOut, _card(card))
+        return 201, render(LookupOut, _card(scope, card))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="giftcards.friend_card", run=write)
@@ -120,7 +125,7 @@ def holder_endpoint(request: HttpRequest, code: str, payload: HolderIn, response
         card = selectors.giftcard_get_by_code(chain_id=scope.chain_id, code=code)
         card = services.giftcard_holder_register(card=card, customer=customer, actor=request.staff,
                                                  as_of=timezone.now())
-        return 200, render(LookupOut, _card(card))
+        return 200, render(LookupOut, _card(scope, card))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="giftcards.holder", run=write)
@@ -142,7 +147,7 @@ def voucher_endpoint(request: HttpRequest, payload: VoucherIn, response: HttpRes
             raise ValidationFailed([FieldError("campaign", "is not an active campaign", payload.campaign)])
         voucher = services.voucher_issue(campaign=campaign, customer=customer,
                                          key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff)
-        return 201, render(LookupOut, _voucher(voucher))
+        return 201, render(LookupOut, _voucher(scope, voucher))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="giftcards.voucher", run=write)

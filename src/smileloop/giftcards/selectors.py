@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_model, select_models
 from smileloop.customers.models import Customer
-from smileloop.customers.selectors import customer_queryset
+from smileloop.customers.selectors import customer_queryset, customer_visible
 from smileloop.giftcards.codes import code_normalize
 from smileloop.giftcards.errors import WrongCode
 from smileloop.giftcards.models import GiftCard, GiftCardEvent, GiftCardProgramme, Voucher, VoucherCampaign
@@ -82,6 +82,76 @@ def voucher_history(voucher: Voucher) -> list[HistoryRow]:
     for entry in Entry.objects.filter(account=voucher.account).select_related("transaction").order_by("id"):
         tx = entry.transaction
         rows.append(HistoryRow(tx.created_at, tx.get_reason_display(), entry.amount, tx.source or tx.memo))
+    return rows
+
+
+@dataclass(frozen=True)
+class PersonRef:
+    """A person a card or voucher names (giver, holder, the patient a voucher was issued to), as the viewer may see
+    them: in their scope by name and id; outside it (another clinic's patient) masked, 张*, and without an id."""
+
+    id: int | None
+    name: str
+
+
+def name_masked(name: str) -> str:
+    """张三 → 张*, 欧阳娜娜 → 欧***: the surname initial only."""
+    name = (name or "").strip()
+    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
+
+
+def person_ref(scope: Scope, customer: Customer | None) -> PersonRef | None:
+    if customer is None:
+        return None
+    if customer_visible(scope, customer):
+        return PersonRef(customer.id, customer.name)
+    return PersonRef(None, name_masked(customer.name))
+
+
+@dataclass
+class CodeLookup:
+    """A code looked up by a staff member: the card or the voucher, what it can spend, its history, and the people
+    it names as `person_ref` shows them (the history's sentences name them the same way)."""
+
+    card: GiftCard | None
+    voucher: Voucher | None
+    balance_fen: int
+    history: list[HistoryRow]
+    giver: PersonRef | None = None
+    holder: PersonRef | None = None
+
+
+def code_lookup(scope: Scope, code: str) -> CodeLookup:
+    """The card or voucher with this code in the staff member's chain. A code is a bearer instrument valid at every
+    clinic, so the look-up is chain-wide; the people it names are not: a patient outside the scope is shown
+    masked and without an id, here and in the history (PIPL: a code is no way to another clinic's patients).
+    Raises WrongCode for an unknown code."""
+    try:
+        card = giftcard_get_by_code(chain_id=scope.chain_id, code=code)
+    except WrongCode:
+        voucher = voucher_get_by_code(chain_id=scope.chain_id, code=code)
+        return CodeLookup(None, voucher, voucher.account.balance,
+                          _history_in_scope(scope, voucher_history(voucher), [voucher.customer]),
+                          holder=person_ref(scope, voucher.customer))
+    named = [card.giver, card.holder]
+    users = {e.data.get("customer_id") for e in card.events.all() if isinstance(e.data, dict)} - {None}
+    users -= {c.pk for c in named if c is not None}
+    named += list(Customer.objects.filter(chain_id=scope.chain_id, pk__in=users)) if users else []
+    return CodeLookup(card, None, giftcard_balance(card), _history_in_scope(scope, giftcard_history(card), named),
+                      giver=person_ref(scope, card.giver), holder=person_ref(scope, card.holder))
+
+
+def _history_in_scope(scope: Scope, rows: list[HistoryRow], people: list[Customer | None]) -> list[HistoryRow]:
+    """The rows with the names of `people` outside the scope masked in their details (the events' sentences were
+    stored with the names in them)."""
+    hidden = sorted({c.name for c in people if c is not None and c.name and not customer_visible(scope, c)},
+                    key=len, reverse=True)
+    if not hidden:
+        return rows
+    for row in rows:
+        for name in hidden:
+            if name in row.detail:
+                row.detail = row.detail.replace(name, name_masked(name))
     return rows
 
 

@@ -74,3 +74,15 @@ def now_plus_95():
     from django.utils import timezone
 
     return timezone.now() + dt.timedelta(days=95)
+
+
+@pytest.fixture
+def card_of_clinic_b(chain, clinic_b):
+    """A friend card given by a clinic-B patient (赵强) to another (钱多多), registered as its holder there."""
+    from smileloop.giftcards.services import giftcard_holder_register
+
+    giver_b = CustomerFactory(chain=chain, name="赵强", home_clinic=clinic_b)
+    programme = ProgrammeFactory(chain=chain, code="friend-card-b", name="亲友储值卡", face_value_fen=60000)
+    card = friend_card_issue(member=giver_b, programme=programme, trigger="plan half done", key="card-b")
+    holder_b = CustomerFactory(chain=chain, name="钱多多", home_clinic=clinic_b)
+    return giftcard_holder_register(card=card, customer=holder_b)

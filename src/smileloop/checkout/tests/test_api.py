@@ -134,3 +134,15 @@ def test_refunding_a_bill_already_refunded_in_full_is_a_422_on_lines(client, tok
     assert again.status_code == 422
     assert again.json()["errors"] == [{"field": "body.lines", "message": "nothing left to refund"}]
     assert RefundSettlement.objects.count() == 1
+
+
+def test_the_code_look_up_api_gives_no_id_of_another_clinics_patients(client, token_a, card_of_clinic_b):
+    # given a card given and held by clinic B's patients, looked up by clinic A's front desk
+    response = client.get(f"/api/giftcards/codes/{card_of_clinic_b.code}", HTTP_AUTHORIZATION=f"Bearer {token_a}")
+    # then the card is there, its people are not (no ids; the history names them masked)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["balance_fen"] == 60000
+    assert body["giver_id"] is None and body["holder_id"] is None
+    assert "赵强" not in response.content.decode() and "钱多多" not in response.content.decode()
+    assert any("赵*" in row["detail"] for row in body["history"])

@@ -223,6 +223,30 @@ def test_the_code_look_up_reads_a_cards_events_in_chinese(client, front_desk_a, 
     assert " given by " not in history and "registered on" not in history
 
 
+def test_the_code_look_up_names_no_patient_of_another_clinic(client, front_desk_a, card_of_clinic_b):
+    # given a card whose giver and holder are clinic B's patients
+    client.force_login(front_desk_a.user)
+    # when clinic A's front desk looks its code up (a bearer code: valid, and looked up, at every clinic)
+    response = client.get(reverse("checkout:codes"), {"code": card_of_clinic_b.code})
+    # then the card is shown, its people only masked (facts and history), with no link to them
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert card_of_clinic_b.code in html and "¥600.00" in html
+    assert "赵强" not in html and "钱多多" not in html
+    assert "赵*" in html and "钱**" in html
+    assert f"/customers/{card_of_clinic_b.giver_id}/" not in html and f"/customers/{card_of_clinic_b.holder_id}/" not in html
+
+
+def test_the_code_look_up_names_no_voucher_holder_of_another_clinic(client, front_desk_a, cleaning_voucher,
+                                                                    stranger_b):
+    from smileloop.giftcards.services import voucher_issue
+
+    voucher = voucher_issue(campaign=cleaning_voucher, customer=stranger_b, key="v-b")
+    client.force_login(front_desk_a.user)
+    html = client.get(reverse("checkout:codes"), {"code": voucher.code}).content.decode()
+    assert voucher.code in html and "赵强" not in html and "赵*" in html
+
+
 def test_an_unknown_code_is_a_clear_message(client, front_desk_a, chain):
     client.force_login(front_desk_a.user)
     response = client.get(reverse("checkout:codes"), {"code": "ZZZZ-ZZZZ"})
