@@ -120,7 +120,7 @@ def customer_export(request, scope: Scope):
             writer.writerow([
                 c.id, _csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile),
                 c.get_gender_display() if c.gender != Gender.UNKNOWN else "", c.birthday or "",
-                c.home_clinic.name if c.home_clinic else "", _csv_safe(c.community), c.get_stage_display(),
+                _csv_safe(c.home_clinic.name) if c.home_clinic else "", _csv_safe(c.community), c.get_stage_display(),
                 sources.get(c.first_touch_channel, c.first_touch_channel), _local(c.first_visit_at),
                 _local(c.last_visit_at), c.visit_count, fen_to_yuan(c.lifetime_spend_fen),
             ])
@@ -135,8 +135,12 @@ def customer_export(request, scope: Scope):
 
 
 def _csv_safe(text: str) -> str:
-    """Neutralise spreadsheet formulas (CSV injection): a cell starting with = + - @ is prefixed with '."""
-    return "'" + text if text and text[0] in "=+-@" else text
+    """Neutralise spreadsheet formulas (CSV injection): a cell whose first character is = + - @, a tab or a carriage
+    return, or whose first character after spaces is = + - @, is prefixed with ' (OWASP's list; spreadsheets trim
+    leading spaces before they look for a formula)."""
+    if text and (text[0] in "\t\r" or text.lstrip()[:1] in ("=", "+", "-", "@")):
+        return "'" + text
+    return text
 
 
 # --- the 360 page ----------------------------------------------------------------------------------------
