@@ -133,7 +133,7 @@ class BenefitOut(Schema):
 
 
 class FamilyMemberOut(Schema):
-    member_id: int
+    member_id: int | None = Field(description="None for a relative outside your clinics")
     relation: str
     consent_by: str
     consent_source: str
@@ -142,7 +142,7 @@ class FamilyMemberOut(Schema):
 
 
 class BoundToOut(Schema):
-    holder_customer_id: int
+    holder_customer_id: int | None = Field(description="None for a holder outside your clinics")
     membership_id: int
     relation: str
 
@@ -184,7 +184,7 @@ def _detail(scope: Scope, customer: Customer) -> dict:
     family = []
     if own is not None:
         for b in selectors.family_bindings_of(own):
-            family.append({"member_id": b.member_id, "relation": b.relation, "consent_by": b.consent_by,
+            family.append({"member_id": selectors.person_in_scope(scope, b.member).id, "relation": b.relation, "consent_by": b.consent_by,
                            "consent_source": b.consent_source, "bound_at": _local(b.bound_at),
                            "wallet_share": selectors.wallet_share_allowed(customer, b.member)})
     return {
@@ -206,9 +206,9 @@ def _detail(scope: Scope, customer: Customer) -> dict:
                      for v in selectors.benefits_for(customer)],
         "family": family,
         "bound_to": None if current.binding is None else {
-            "holder_customer_id": current.binding.holder.customer_id, "membership_id": current.binding.holder_id,
+            "holder_customer_id": current.bound_to.id, "membership_id": current.binding.holder_id,
             "relation": current.binding.relation},
-        "friend_of": current.friend_link.member_id if current.friend_link else None,
+        "friend_of": selectors.person_in_scope(scope, current.friend_link.member).id if current.friend_link else None,
         "events": [{"kind": e.kind, "occurred_at": _local(e.occurred_at), "reason": e.reason, "data": e.data}
                    for e in selectors.membership_events(customer)],
     }

@@ -10,7 +10,7 @@ the member they named. Exactly one applies: the largest; on a tie, own beats fam
 """
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
@@ -20,7 +20,7 @@ from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_model, select_models
 from smileloop.customers.models import Customer
-from smileloop.customers.selectors import customer_queryset
+from smileloop.customers.selectors import customer_queryset, customer_visible
 from smileloop.membership.enums import DiscountSource, MembershipStatus
 from smileloop.membership.models import (
     Benefit,
@@ -60,6 +60,10 @@ class CurrentMembership:
     binding: FamilyBinding | None = None
     friend_link: FriendLink | None = None
     alternatives: list[MemberDiscount] = field(default_factory=list)
+    # The people named, as the reader's scope shows them (`membership_current` and `membership_current_in_scope`):
+    # whose membership gives a family or friend discount, and whose family card the customer is bound to.
+    discount_from: "NamedPerson | None" = None
+    bound_to: "NamedPerson | None" = None
 
     @property
     def effective_tier(self) -> Tier | None:
@@ -150,12 +154,57 @@ def member_discount_and_own(customer: Customer, *, at: dt.datetime | None = None
     return _best(found), own
 
 
+@dataclass(frozen=True)
+class NamedPerson:
+    """Another patient a membership names (family card holder or member, the member a friend named), as a reader
+    may see them: in their scope by name and id; outside it (another clinic's patient) masked, 张*, without an id."""
+
+    id: int | None
+    name: str
+
+
+def _name_masked(name: str) -> str:
+    name = (name or "").strip()
+    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
+
+
+def person_in_scope(scope: Scope, customer: Customer) -> NamedPerson:
+    if customer_visible(scope, customer):
+        return NamedPerson(customer.id, customer.name)
+    return NamedPerson(None, _name_masked(customer.name))
+
+
+def _discount_in_scope(scope: Scope, discount: MemberDiscount) -> MemberDiscount:
+    """The discount with its reason naming the family holder or friend only as far as `scope` shows them."""
+    person = discount.membership.customer
+    if discount.source == DiscountSource.OWN or customer_visible(scope, person):
+        return discount
+    reason = discount.reason.replace(f"{person.name} (#{person.pk})", _name_masked(person.name))
+    return replace(discount, reason=reason)
+
+
 def membership_current(scope: Scope, customer: Customer, *, at: dt.datetime | None = None) -> CurrentMembership:
     """The customer's own membership and the effective discount (own, family or friend) with its reason.
     Raises NotFound when the customer is outside the scope."""
     if not customer_queryset(scope).filter(pk=customer.pk).exists():
         raise NotFound("Customer not found")
-    return membership_current_for(customer, at=at)
+    return membership_current_in_scope(scope, customer, at=at)
+
+
+def membership_current_in_scope(scope: Scope, customer: Customer, *, at: dt.datetime | None = None
+                                ) -> CurrentMembership:
+    """`membership_current_for` as `scope` may read it, for a customer obtained through a scoped selector: a family
+    card holder or named member of another clinic is masked and has no id (`NamedPerson`), in the reasons too
+    (a friend names a member of any clinic; a chain role may bind relatives across clinics)."""
+    current = membership_current_for(customer, at=at)
+    if current.discount is not None:
+        if current.discount.source != DiscountSource.OWN:
+            current.discount_from = person_in_scope(scope, current.discount.membership.customer)
+        current.discount = _discount_in_scope(scope, current.discount)
+    current.alternatives = [_discount_in_scope(scope, d) for d in current.alternatives]
+    if current.binding is not None:
+        current.bound_to = person_in_scope(scope, current.binding.holder.customer)
+    return current
 
 
 def membership_current_for(customer: Customer, *, at: dt.datetime | None = None) -> CurrentMembership:

@@ -71,7 +71,7 @@ class MemberCard:
     def current(self):
         # The card is built for a customer obtained through customer_get(scope, …) (the 360 page, the card
         # actions): the scope was checked there.
-        return selectors.membership_current_for(self.customer)
+        return selectors.membership_current_in_scope(self.scope, self.customer)
 
     @property
     def membership(self):
@@ -144,8 +144,12 @@ class MemberCard:
 
     @cached_property
     def family_rows(self):
-        return [{"binding": b, "unbind_url": _url("membership:unbind", self.customer.id, b.member_id)}
-                for b in self.family]
+        rows = []
+        for b in self.family:
+            person = selectors.person_in_scope(self.scope, b.member)  # a relative of another clinic: masked, no link
+            rows.append({"binding": b, "person": person,
+                         "unbind_url": _url("membership:unbind", self.customer.id, b.member_id) if person.id else None})
+        return rows
 
 
 def member_card_load(scope: Scope, customer: Customer) -> MemberCard:

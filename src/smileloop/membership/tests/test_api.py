@@ -175,3 +175,24 @@ def test_a_json_array_body_is_a_422_not_an_empty_object(client, token_a, wang, p
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "body", "message": "must be a JSON object"}]
     assert MembershipEvent.objects.count() == 1
+
+
+def test_the_membership_api_names_no_patient_of_another_clinic(client, token_a, clinic_b, wang, spouse, friend,
+                                                               family_plan, family_tier):
+    # given a member of clinic B with a friend and a bound husband in clinic A
+    wang.home_clinic = clinic_b
+    wang.save(update_fields=["home_clinic"])
+    services.membership_enrol(customer=wang, plan=family_plan)
+    services.friend_link(friend=friend, member=wang)
+    services.family_bind(holder=wang, member=spouse, relation="spouse", consent_source="in_person",
+                         consent_evidence="F-1")
+    headers = {"Authorization": f"Bearer {token_a}"}
+    # when clinic A reads the friend's and the husband's memberships
+    as_friend = client.get(f"{BASE}/{friend.id}", headers=headers)
+    as_spouse = client.get(f"{BASE}/{spouse.id}", headers=headers)
+    # then neither names clinic B's member nor gives her id
+    assert as_friend.status_code == as_spouse.status_code == 200
+    assert as_friend.json()["friend_of"] is None and as_spouse.json()["bound_to"]["holder_customer_id"] is None
+    for response in (as_friend, as_spouse):
+        assert "王芳" not in response.content.decode() and f"#{wang.id}" not in response.content.decode()
+        assert "王*" in response.json()["discount"]["reason"]

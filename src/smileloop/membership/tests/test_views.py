@@ -205,3 +205,22 @@ def test_the_card_history_reads_equal_the_orm_ones(wang, family_plan, family_tie
                        .select_related("benefit", "membership__tier", "actor").order_by("-revealed_at", "-id"))
     assert [(fields(r), fields(r.benefit), r.membership.tier.name) for r in reveals] == [
         (fields(r), fields(r.benefit), r.membership.tier.name) for r in orm_reveals] and len(reveals) == 1
+
+
+def test_the_member_card_names_no_patient_of_another_clinic(client, front_desk_a, clinic_b, wang, spouse, friend,
+                                                            family_plan, family_tier):
+    # given a member of clinic B (王芳 moved there), her friend 赵敏 and her husband bound by a chain role, both in
+    # clinic A
+    wang.home_clinic = clinic_b
+    wang.save(update_fields=["home_clinic"])
+    services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    services.friend_link(friend=friend, member=wang)
+    services.family_bind(holder=wang, member=spouse, relation="spouse", consent_source="in_person",
+                         consent_evidence="F-1")
+    client.force_login(front_desk_a.user)
+    # when clinic A's front desk opens the friend's and the husband's 360 pages
+    for patient_a in (friend, spouse):
+        html = client.get(reverse("customers:detail", args=[patient_a.id])).text
+        # then the member of clinic B is masked, not named nor linked
+        assert "王芳" not in html and "王*" in html, patient_a.name
+        assert reverse("customers:detail", args=[wang.id]) not in html
