@@ -19,10 +19,11 @@ from smileloop.clinics.enums import Perm
 from smileloop.core.api import ERROR_RESPONSES, Id, IdOrCode, InputSchema, Offset, render
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.scoping import Scope
 from smileloop.customers.enums import ConsentPurpose, IdentityKind, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import channel_parse, phone_mask
-from smileloop.customers.selectors import consent_current, customer_get, customer_list
+from smileloop.customers.selectors import consent_current, customer_get, customer_list, household_in_scope
 from smileloop.customers.services import customer_ingest, customer_mark_lost, identity_add, phone_reveal
 
 router = Router(tags=["customers"])
@@ -99,14 +100,15 @@ class ConsentOut(Schema):
 
 
 class HouseholdMemberOut(Schema):
-    customer_id: int
+    customer_id: int | None = Field(description="None for a relative registered at a clinic outside your clinics "
+                                                "(PIPL: not identified to you); the relation is kept")
     relation: str
 
 
 class HouseholdOut(Schema):
     id: int
-    name: str
-    head_id: int
+    name: str = Field(description="By default the head's name + 家; a head outside your clinics is masked: 王*家")
+    head_id: int | None = Field(description="None for a head registered at a clinic outside your clinics")
     relation: str
     members: list[HouseholdMemberOut]
 
@@ -187,19 +189,20 @@ def _list_item(customer: Customer) -> dict:
     }
 
 
-def _detail(customer: Customer, *, full_mobile: str | None = None, created: bool = False,
+def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None, created: bool = False,
             linked: bool = True) -> dict:
-    """The full customer. `created`: the person was inserted by this very request, so no household,
-    appointment, order or plan can point at it yet (those reads are skipped, the answer is the same);
-    `linked=False` additionally says the request attached no identity or consent to it."""
+    """The full customer, read through `scope`: relatives outside it have no id in the household and a head
+    outside it is masked in its name (`household_in_scope`). `created`: the person was inserted by this very
+    request, so no household, appointment, order or plan can point at it yet (those reads are skipped, the answer
+    is the same); `linked=False` additionally says the request attached no identity or consent to it."""
     data = _list_item(customer)
-    membership = None if created else getattr(customer, "household_membership", None)
+    found = None if created else household_in_scope(scope, customer)
     household = None
-    if membership is not None:
-        hh = membership.household
-        household = {"id": hh.id, "name": hh.name, "head_id": hh.head_id, "relation": membership.relation,
-                     "members": [{"customer_id": m.customer_id, "relation": m.relation}
-                                 for m in hh.members.order_by("id")]}
+    if found is not None:
+        own = next(m for m in found.members if m.customer_id == customer.pk)
+        household = {"id": found.household.id, "name": found.name, "head_id": found.head_id,
+                     "relation": own.relation,
+                     "members": [{"customer_id": found.member_id(m), "relation": m.relation} for m in found.members]}
     reads = not (created and not linked)
     data.update({
         "mobile": full_mobile if full_mobile is not None else data["mobile"],
@@ -237,7 +240,7 @@ def customer_upsert_endpoint(request: HttpRequest, payload: CustomerUpsertIn, re
         customer, created = customer_ingest(
             scope=scope, data=data, identities=[i.model_dump() for i in payload.identities],
             consents=[c.model_dump() for c in payload.consents], actor=request.staff, source="api")
-        detail = _detail(customer, created=created, linked=bool(payload.identities or payload.consents))
+        detail = _detail(scope, customer, created=created, linked=bool(payload.identities or payload.consents))
         return (201 if created else 200), render(UpsertOut, {"created": created, "customer": detail})
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -272,14 +275,16 @@ def customer_list_endpoint(
 def customer_get_endpoint(request: HttpRequest, customer_id: Id, reveal_phone: bool = False,
                           reason: str = Query("", description="Why the full phone is needed (audited)")):
     """With `reveal_phone=true&reason=…` and the customer.phone_view permission the full phone is returned
-    and an audit-log row is written; otherwise the phone is masked."""
+    and an audit-log row is written; otherwise the phone is masked. In the household, relatives registered at
+    clinics outside yours keep their relation but have a null `customer_id` (and a head outside them a null
+    `head_id`, masked in the household's name: 王*家)."""
     scope = request_scope(request)
     permission_require(scope, Perm.CUSTOMER_VIEW)
     customer = customer_get(scope, customer_id)
     full = None
     if reveal_phone:
         full = phone_reveal(scope=scope, customer=customer, reason=reason, ip_address=request.META.get("REMOTE_ADDR"))
-    return _detail(customer, full_mobile=full)
+    return _detail(scope, customer, full_mobile=full)
 
 
 @router.post("/{int:customer_id}/identities", response={201: IdentityOut, **ERROR_RESPONSES},

@@ -11,7 +11,15 @@ from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import page_clause, select_model, select_models
-from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
+from smileloop.customers.models import (
+    Consent,
+    Customer,
+    CustomerSearchKey,
+    Household,
+    HouseholdMember,
+    Identity,
+    Interaction,
+)
 from smileloop.customers.normalize import phone_normalize, prefix_upper_bound, to_halfwidth
 
 
@@ -343,20 +351,60 @@ def interaction_list_for_customer(customer: Customer, *, offset: int = 0, limit:
                          tail=f"ORDER BY t0.occurred_at DESC, t0.id DESC {page_clause(offset, limit)}")
 
 
-def household_for_customer(scope: Scope, customer: Customer):
-    """(household or None, members visible in `scope`, number of members hidden by the clinic boundary).
+def name_masked(name: str) -> str:
+    """张三 → 张*, 欧阳娜娜 → 欧***: the surname initial only, how a patient outside the reader's scope is named
+    (PIPL: a related person of another clinic is not identified to its staff)."""
+    name = (name or "").strip()
+    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
 
-    Relatives registered at clinics outside the scope are counted but neither named nor linked. One plain read
-    (core.sql): the household's members with their household and customer, each then marked by whether
-    `customer_queryset(scope)` holds it (`customer_visible`, the same rule, on the row just read).
+
+@dataclass(frozen=True)
+class HouseholdInScope:
+    """A household as a reader may see it: `members` all of them in order, `visible` those in the scope (named and
+    linked), `hidden` how many are not. The head outside the scope has no `head_id`, and `name` (by default
+    "<head's name>家") names them masked."""
+
+    household: Household
+    name: str
+    head_id: int | None
+    members: list[HouseholdMember]
+    visible: list[HouseholdMember]
+    hidden: int
+
+    def member_id(self, member: HouseholdMember) -> int | None:
+        """The member's customer id, or None for a relative outside the scope."""
+        return member.customer_id if member in self.visible else None
+
+
+def household_in_scope(scope: Scope, customer: Customer) -> HouseholdInScope | None:
+    """The household of `customer` (obtained through a scoped selector) or None, as `scope` may see it.
+
+    One plain read (core.sql): the household's members with their household and customer, each then marked by
+    whether `customer_queryset(scope)` holds it (`customer_visible`, the same rule, on the row just read).
     """
-    from smileloop.customers.models import HouseholdMember
-
     table = connection.ops.quote_name(HouseholdMember._meta.db_table)
     members = select_models(HouseholdMember, f"t0.household_id IN (SELECT household_id FROM {table} "
                                              f"WHERE customer_id = %s)", [customer.pk],
                             related=["household", "customer"], tail="ORDER BY t0.id")
     if not members:
-        return None, [], 0
+        return None
+    household = members[0].household
     visible = [m for m in members if customer_visible(scope, m.customer)]
-    return members[0].household, visible, len(members) - len(visible)
+    head = next((m.customer for m in members if m.customer_id == household.head_id), None)
+    if head is not None and any(m.customer_id == head.pk for m in visible):
+        name, head_id = household.name, head.pk
+    elif head is not None and head.name.strip() and head.name.strip() in household.name:
+        name, head_id = household.name.replace(head.name.strip(), name_masked(head.name)), None
+    else:  # a head not among the members (not read): the name is not trusted to leave them out
+        name, head_id = name_masked(household.name) if household.name else "", None
+    return HouseholdInScope(household, name, head_id, members, visible, len(members) - len(visible))
+
+
+def household_for_customer(scope: Scope, customer: Customer):
+    """(household or None, members visible in `scope`, number of members hidden by the clinic boundary): see
+    `household_in_scope`, which also gives the household's name and head as the scope may read them.
+
+    Relatives registered at clinics outside the scope are counted but neither named nor linked.
+    """
+    found = household_in_scope(scope, customer)
+    return (None, [], 0) if found is None else (found.household, found.visible, found.hidden)

@@ -210,8 +210,11 @@ class Customer360:
 
     @cached_property
     def household(self):
-        household, members, hidden = selectors.household_for_customer(self.scope, self.customer)
-        return {"household": household, "members": members, "hidden": hidden}
+        # Relatives outside the scope are counted, not named; a head outside it is masked in the household's name.
+        found = selectors.household_in_scope(self.scope, self.customer)
+        if found is None:
+            return {"household": None, "name": "", "members": [], "hidden": 0}
+        return {"household": found.household, "name": found.name, "members": found.visible, "hidden": found.hidden}
 
     @cached_property
     def timeline(self) -> HistoryPage:

@@ -379,6 +379,36 @@ def test_one_customer_shows_identities_household_current_consents_and_counts(cli
     assert body["counts"] == {"appointments": 0, "orders": 0, "treatment_plans": 0}
 
 
+def test_the_household_gives_no_id_nor_name_of_a_relative_of_another_clinic(client, chain, clinic_a, clinic_b,
+                                                                             token_a):
+    # given a household headed by 王芳 of clinic B (linked by a chain role), with her son in clinic A and her
+    # husband in clinic B
+    head = CustomerFactory(chain=chain, home_clinic=clinic_b, name="王芳")
+    son = CustomerFactory(chain=chain, home_clinic=clinic_a, name="李小明")
+    husband = CustomerFactory(chain=chain, home_clinic=clinic_b, name="李建国")
+    household_member_add(head=head, member=son, relation="child")
+    household_member_add(head=head, member=husband, relation="spouse")
+    # when clinic A's front desk reads the son
+    response = get(client, f"/api/customers/{son.id}", token=token_a)
+    # then the relatives of clinic B keep their relation but have no id, and are not named (not in the
+    # household's name either)
+    assert response.status_code == 200
+    household = response.json()["household"]
+    assert household["head_id"] is None and household["relation"] == "child"
+    assert household["members"] == [{"customer_id": None, "relation": "head"},
+                                    {"customer_id": son.id, "relation": "child"},
+                                    {"customer_id": None, "relation": "spouse"}]
+    assert household["name"] == "王*家"
+    assert "王芳" not in response.content.decode() and "李建国" not in response.content.decode()
+
+
+def test_the_household_schema_documents_ids_as_nullable(client, db):
+    schema = client.get("/api/openapi.json").json()["components"]["schemas"]
+    member, household = schema["HouseholdMemberOut"]["properties"], schema["HouseholdOut"]["properties"]
+    for prop in (member["customer_id"], household["head_id"]):
+        assert {"type": "null"} in prop["anyOf"] and "outside your clinics" in prop["description"]
+
+
 def test_revealing_a_phone_with_a_reason_returns_it_and_writes_an_audit_row(client, chain, clinic_a, front_desk_a,
                                                                               token_a):
     # given

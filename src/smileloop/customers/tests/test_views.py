@@ -290,6 +290,20 @@ def test_family_member_outside_the_scope_is_not_found(client, front_desk_a, zhan
     assert not HouseholdMember.objects.exists()
 
 
+def test_the_family_section_names_no_relative_of_another_clinic(client, front_desk_a, chain, clinic_a, li_si):
+    # given a household headed by 李四 of clinic B (linked by a chain role), with his son in clinic A
+    from smileloop.customers.services import household_member_add
+
+    son = CustomerFactory(chain=chain, name="李小明", home_clinic=clinic_a)
+    household_member_add(head=li_si, member=son, relation="child")
+    login(client, front_desk_a)
+    # when clinic A's front desk opens the son's 360 page
+    html = client.get(reverse("customers:detail", args=[son.id])).text
+    # then the head of clinic B is neither named (the household's name included) nor linked
+    assert "李四" not in html and "李*家" in html
+    assert reverse("customers:detail", args=[li_si.id]) not in html
+
+
 # --- the stage on the 360 page: read-only, plus "mark as lost" -------------------------------------------
 
 
