@@ -135,4 +135,6 @@ def huey_settings(redis_url: str, var_dir) -> dict:
 
 HUEY = huey_settings(REDIS_URL, BASE_DIR / "var")
 JOB_SCHEDULES = "config.schedules.JOBS"
+# Uploaded import files wait here for their check and import; the web server and the worker must both see it.
+SMILELOOP_IMPORT_DIR = env_str("SMILELOOP_IMPORT_DIR", "") or str(BASE_DIR / "var" / "imports")
 IDEMPOTENCY_KEEP_DAYS = 7  # see smileloop.core.tasks.idempotency_purge_job

@@ -25,6 +25,7 @@ from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
+from smileloop.core.csvsafe import csv_safe
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
@@ -118,9 +119,9 @@ def customer_export(request, scope: Scope):
         sources = dict(Channel.choices)
         for c in qs.iterator(chunk_size=2000):
             writer.writerow([
-                c.id, _csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile),
+                c.id, csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile),
                 c.get_gender_display() if c.gender != Gender.UNKNOWN else "", c.birthday or "",
-                _csv_safe(c.home_clinic.name) if c.home_clinic else "", _csv_safe(c.community), c.get_stage_display(),
+                csv_safe(c.home_clinic.name) if c.home_clinic else "", csv_safe(c.community), c.get_stage_display(),
                 sources.get(c.first_touch_channel, c.first_touch_channel), _local(c.first_visit_at),
                 _local(c.last_visit_at), c.visit_count, fen_to_yuan(c.lifetime_spend_fen),
             ])
@@ -132,15 +133,6 @@ def customer_export(request, scope: Scope):
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="customers.csv"'
     return response
-
-
-def _csv_safe(text: str) -> str:
-    """Neutralise spreadsheet formulas (CSV injection): a cell whose first character is = + - @, a tab or a carriage
-    return, or whose first character after spaces is = + - @, is prefixed with ' (OWASP's list; spreadsheets trim
-    leading spaces before they look for a formula)."""
-    if text and (text[0] in "\t\r" or text.lstrip()[:1] in ("=", "+", "-", "@")):
-        return "'" + text
-    return text
 
 
 # --- the 360 page ----------------------------------------------------------------------------------------

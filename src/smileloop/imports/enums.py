@@ -8,6 +8,9 @@ class ImportKind(models.TextChoices):
 
 
 class BatchStatus(models.TextChoices):
+    CHECKING = "checking", _("Being checked")
     PREVIEWED = "previewed", _("Previewed")
+    IMPORTING = "importing", _("Being imported")
     WRITTEN = "written", _("Written")
     REJECTED = "rejected", _("Rejected (invalid rows, nothing written)")
+    FAILED = "failed", _("Failed (the file could not be read)")

@@ -22,6 +22,9 @@ class ImportBatch(models.Model):
     report = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     written_at = models.DateTimeField(null=True, blank=True)
+    # Why a background check or import failed (an unreadable file, or an unexpected error): shown on the page.
+    error = models.TextField(blank=True, default="")
+    queued_at = models.DateTimeField(null=True, blank=True)  # when the last background run was asked for
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,22 +1,32 @@
 """Staff page: upload a file, see the dry run (preview rows, every error, counts), confirm to write."""
 
+import csv
+import io
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import scope_for_user
+from smileloop.core.csvsafe import csv_safe
 from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
+from smileloop.imports.enums import BatchStatus
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
 from smileloop.imports.labels import field_label, field_sort_key, preview_cell
+from smileloop.imports.messages import message_display
 from smileloop.imports.selectors import batch_get
-from smileloop.imports.services.batches import batch_confirm, batch_upload
+from smileloop.imports.services.batches import batch_confirm, batch_progress, batch_upload
+
+# The page lists this many errors; all of them (up to report.MAX_ERRORS) are in the errors CSV.
+ERRORS_SHOWN = 200
+RUNNING = (BatchStatus.CHECKING, BatchStatus.IMPORTING)
 
 
 def import_permission_required(view):
@@ -80,10 +90,53 @@ def confirm(request, scope, batch_id):
         conflict = exc.message
     batch.refresh_from_db()
     if request.htmx:
-        return render(request, "imports/preview.html#result", _preview_context(batch, form, conflict))
+        fragment = "progress" if batch.status in RUNNING and not conflict else "result"
+        return render(request, f"imports/preview.html#{fragment}", _preview_context(batch, form, conflict))
     if conflict:
         return render(request, "imports/preview.html", _preview_context(batch, form, conflict), status=409)
     return redirect("imports:preview", batch_id=batch.id)
+
+
+@import_permission_required
+@require_http_methods(["GET"])
+def progress(request, scope, batch_id):
+    """Polled by the page while a large file is checked or imported in the background: the progress block, or,
+    once the run has ended, an instruction to htmx to reload the page (which then shows the result)."""
+    batch = _batch(scope, batch_id)
+    if not request.htmx:
+        return redirect("imports:preview", batch_id=batch.id)
+    if batch.status not in RUNNING:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "imports/preview.html#progress", _preview_context(batch, ConfirmForm()))
+
+
+@import_permission_required
+@require_http_methods(["GET"])
+def errors_csv(request, scope, batch_id):
+    """Every error of the last check or import, for a file with more than the page lists. Only the uploader
+    sees a batch, and the values are cells of their own file, so this reveals nothing new (no audit row)."""
+    batch = _batch(scope, batch_id)
+    errors = (batch.report or {}).get("errors", [])
+
+    def lines():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")  # Excel opens UTF-8 with a BOM as UTF-8
+        writer.writerow([_("Row"), _("Column"), _("Value"), _("Problem")])
+        for i, e in enumerate(errors):
+            writer.writerow([e.get("row", ""), csv_safe(str(e.get("column", ""))), csv_safe(str(e.get("value", ""))),
+                             csv_safe(message_display(str(e.get("message", ""))))])
+            if i % 500 == 499:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-errors-{batch.id}.csv"'
+    return response
 
 
 def _preview_context(batch, form, conflict=None) -> dict:
@@ -100,5 +153,9 @@ def _preview_context(batch, form, conflict=None) -> dict:
             for r in report.get("preview", [])]
     columns = [(header, field_label(field)) for header, field in
                sorted(report.get("columns", {}).items(), key=lambda item: sort_key(item[1]))]
+    errors = report.get("errors", [])
+    running = batch.status in RUNNING
     return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
-            "rows": rows, "form": form, "conflict": conflict}
+            "rows": rows, "form": form, "conflict": conflict, "errors": errors[:ERRORS_SHOWN],
+            "errors_more": max(0, report.get("error_count", len(errors)) - ERRORS_SHOWN),
+            "running": running, "progress": batch_progress(batch) if running else None}

@@ -1,5 +1,18 @@
-"""The staff page's two steps: upload (store the file, dry run) and confirm (the real import)."""
+"""The staff page's two steps: upload (store the file, dry run) and confirm (the real import).
 
+A small file is checked and imported within the request. A large one (a chain's whole patient list: 200,000
+rows take tens of seconds, longer than a web worker may hold a request) is handed to the background worker:
+the batch is `checking` or `importing` meanwhile, and the page polls `batch_progress`, which the job writes to
+a small file beside the upload (the import's own transaction cannot show its progress to another connection,
+and on SQLite another writer would wait for it). The worker needs the upload folder anyway, to read the file.
+"""
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -9,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict
+from smileloop.core.jobs import enqueue_on_commit
 from smileloop.imports.enums import BatchStatus, ImportKind
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.models import ImportBatch
@@ -27,9 +41,92 @@ def batch_path(batch: ImportBatch) -> Path:
     return import_dir() / f"{batch.id}{batch.extension}"
 
 
-def _run(batch: ImportBatch, *, actor: Staff | None, dry_run: bool, skip_invalid: bool) -> ImportReport:
+log = logging.getLogger(__name__)
+
+# Files up to this size are checked and imported within the request (about 10,000 CSV rows, a few seconds);
+# larger ones in the background. XLSX is compressed, and slower to read per byte.
+INLINE_MAX_BYTES = {".csv": 1024 * 1024, ".xlsx": 256 * 1024}
+# A background run whose progress file has not moved for this long is taken as interrupted (the worker was
+# stopped): the page says so and the file may be imported again.
+STALE_AFTER = dt.timedelta(minutes=5)
+_PROGRESS_EVERY = 0.5  # seconds between two writes of the progress file
+
+
+def progress_path(batch: ImportBatch) -> Path:
+    return import_dir() / f"{batch.id}.progress.json"
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a background check or import of a batch stands, for the page that polls it."""
+
+    rows: int  # rows done so far
+    total: int | None  # rows in the file, when known (an import after its check), for a percentage
+    started_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    stale: bool  # no progress for STALE_AFTER: the worker stopped, or never picked the job up
+
+    @property
+    def percent(self) -> int | None:
+        return min(100, 100 * self.rows // self.total) if self.total else None
+
+
+def batch_progress(batch: ImportBatch) -> BatchProgress:
+    """The progress file's reading (nothing yet: 0 rows since the batch was queued)."""
+    total = (batch.report or {}).get("rows") if batch.status == BatchStatus.IMPORTING else None
+    try:
+        data = json.loads(progress_path(batch).read_text(encoding="utf-8"))
+        rows, started, updated = int(data["rows"]), _parse_time(data["started_at"]), _parse_time(data["updated_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        rows, started, updated = 0, None, None
+    since = updated or batch.queued_at or batch.created_at
+    stale = since is not None and timezone.now() - since > STALE_AFTER
+    return BatchProgress(rows=rows, total=total or None, started_at=started, updated_at=updated, stale=stale)
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+class _ProgressWriter:
+    """progress(n) for the import services: adds n rows and rewrites the progress file at most every
+    _PROGRESS_EVERY seconds (write to a temporary file, then rename: a reader never sees half a file)."""
+
+    def __init__(self, batch: ImportBatch):
+        self.path = progress_path(batch)
+        self.rows = 0
+        self.started_at = timezone.now().isoformat()
+        self.last = 0.0
+        self.write()
+
+    def __call__(self, n: int) -> None:
+        self.rows += n
+        if time.monotonic() - self.last >= _PROGRESS_EVERY:
+            self.write()
+
+    def write(self) -> None:
+        self.last = time.monotonic()
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(json.dumps({"rows": self.rows, "started_at": self.started_at,
+                                         "updated_at": timezone.now().isoformat()}), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _inline(batch: ImportBatch) -> bool:
+    try:
+        size = batch_path(batch).stat().st_size
+    except OSError:
+        return True  # the run itself will say the file is gone
+    return size <= INLINE_MAX_BYTES.get(batch.extension, INLINE_MAX_BYTES[".xlsx"])
+
+
+def _run(batch: ImportBatch, *, actor: Staff | None, dry_run: bool, skip_invalid: bool,
+         progress=None) -> ImportReport:
     kwargs = {"path": batch_path(batch), "chain": batch.chain, "actor": actor, "dry_run": dry_run,
-              "skip_invalid": skip_invalid, "name": batch.original_name or None}
+              "skip_invalid": skip_invalid, "name": batch.original_name or None, "progress": progress}
     if batch.kind == ImportKind.CUSTOMERS:
         return customers_import(**kwargs, default_clinic=batch.default_clinic)
     return orders_import(**kwargs)
@@ -50,6 +147,14 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
     with path.open("wb") as handle:
         for block in upload.chunks():
             handle.write(block)
+    if not _inline(batch):
+        # Checked in the background; the page shows its progress, then the preview.
+        batch.status, batch.queued_at = BatchStatus.CHECKING, timezone.now()
+        with transaction.atomic():
+            batch.save()
+            enqueue_on_commit(batch_check, batch_id=str(batch.id))
+        batch.refresh_from_db()
+        return batch
     try:
         report = _run(batch, actor=staff, dry_run=True, skip_invalid=False)
     except ImportFileError:
@@ -60,19 +165,101 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
     return batch
 
 
-def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = False) -> ImportReport:
-    """Run the real import of a previewed file. A batch is written at most once (row lock + status)."""
+def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = False) -> ImportReport | None:
+    """Run the real import of a previewed file: now, or for a large file in the background (then None is
+    returned and the batch is `importing`). A batch is written at most once (row lock + status)."""
+    background = False
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-        if locked.status == BatchStatus.WRITTEN:
-            raise Conflict(_("This file has already been imported"), code="already_imported")
-        report = _run(locked, actor=staff, dry_run=False, skip_invalid=skip_invalid)
-        locked.report = report.as_stored()
-        locked.status = BatchStatus.WRITTEN if report.written else BatchStatus.REJECTED
-        locked.written_at = timezone.now() if report.written else None
-        locked.save(update_fields=["report", "status", "written_at"])
+        _confirmable(locked)
+        if _inline(locked):
+            report = _run(locked, actor=staff, dry_run=False, skip_invalid=skip_invalid)
+            _finish(locked, report)
+        else:
+            background, report = True, None
+            locked.status, locked.queued_at, locked.error = BatchStatus.IMPORTING, timezone.now(), ""
+            locked.save(update_fields=["status", "queued_at", "error"])
+            progress_path(locked).unlink(missing_ok=True)
+            enqueue_on_commit(batch_write, batch_id=str(locked.id), staff_id=staff.id, skip_invalid=skip_invalid)
     batch.refresh_from_db()
+    if background:
+        log.info("import %s queued for the background worker", batch.id)
     return report
+
+
+def _confirmable(batch: ImportBatch) -> None:
+    if batch.status == BatchStatus.WRITTEN:
+        raise Conflict(_("This file has already been imported"), code="already_imported")
+    if batch.status == BatchStatus.FAILED:
+        raise Conflict(_("This file could not be read; upload it again"), code="import_failed")
+    if batch.status in (BatchStatus.CHECKING, BatchStatus.IMPORTING) and not batch_progress(batch).stale:
+        raise Conflict(_("This file is still being checked or imported; wait for it to finish"),
+                       code="import_running")
+    if batch.status == BatchStatus.CHECKING:
+        raise Conflict(_("The check of this file was interrupted; upload it again"), code="import_interrupted")
+
+
+def _finish(batch: ImportBatch, report: ImportReport) -> None:
+    batch.report = report.as_stored()
+    batch.status = BatchStatus.WRITTEN if report.written else BatchStatus.REJECTED
+    batch.written_at = timezone.now() if report.written else None
+    batch.save(update_fields=["report", "status", "written_at"])
+
+
+def _claim(batch_id: str, status: str) -> ImportBatch | None:
+    """The batch, if it is still waiting for this job (a job delivered twice, or for a batch deleted or run by
+    hand meanwhile, does nothing)."""
+    return ImportBatch.objects.select_related("chain", "default_clinic").filter(pk=batch_id, status=status).first()
+
+
+def _failed(batch: ImportBatch, message: str) -> None:
+    ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.FAILED, error=message[:2000])
+
+
+def batch_check(*, batch_id: str) -> None:
+    """Background job: the dry run of an uploaded file (then the batch is `previewed`, or `failed` with the
+    reason). Never raises: a failure is the batch's state, and a retry would only fail the same way."""
+    batch = _claim(batch_id, BatchStatus.CHECKING)
+    if batch is None:
+        return
+    writer = _ProgressWriter(batch)
+    try:
+        report = _run(batch, actor=batch.uploaded_by, dry_run=True, skip_invalid=False, progress=writer)
+    except ImportFileError as exc:
+        _failed(batch, exc.message)
+        batch_path(batch).unlink(missing_ok=True)
+    except Exception:
+        log.exception("import %s: the check failed", batch.id)
+        _failed(batch, _("The check stopped on an unexpected error; the details are in the server log"))
+    else:
+        ImportBatch.objects.filter(pk=batch.pk, status=BatchStatus.CHECKING).update(
+            status=BatchStatus.PREVIEWED, report=report.as_stored())
+    finally:
+        writer.remove()
+
+
+def batch_write(*, batch_id: str, staff_id: int, skip_invalid: bool = False) -> None:
+    """Background job: the real import of a confirmed file (then `written`, or `rejected` for invalid rows, or
+    `failed`). Never raises (see batch_check); the import itself is all or nothing, as on the page."""
+    batch = _claim(batch_id, BatchStatus.IMPORTING)
+    if batch is None:
+        return
+    staff = Staff.objects.filter(pk=staff_id).first()
+    writer = _ProgressWriter(batch)
+    try:
+        report = _run(batch, actor=staff, dry_run=False, skip_invalid=skip_invalid, progress=writer)
+    except (ImportFileError, Conflict) as exc:
+        _failed(batch, exc.message)
+    except Exception:
+        log.exception("import %s: the import failed", batch.id)
+        _failed(batch, _("The import stopped on an unexpected error; nothing more was written, and the details "
+                         "are in the server log"))
+    else:
+        with transaction.atomic():
+            locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+            _finish(locked, report)
+    finally:
+        writer.remove()
 
 
 def batch_files_purge(*, older_than_days: int = 30) -> int:
@@ -81,9 +268,11 @@ def batch_files_purge(*, older_than_days: int = 30) -> int:
     count = 0
     for batch in ImportBatch.objects.filter(created_at__lt=cutoff):
         batch_path(batch).unlink(missing_ok=True)
+        progress_path(batch).unlink(missing_ok=True)
         batch.delete()
         count += 1
     return count
 
 
-__all__ = ["batch_confirm", "batch_files_purge", "batch_path", "batch_upload", "import_dir"]
+__all__ = ["BatchProgress", "batch_check", "batch_confirm", "batch_files_purge", "batch_path", "batch_progress",
+           "batch_upload", "batch_write", "import_dir", "progress_path"]
