@@ -152,7 +152,7 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
         batch.status, batch.queued_at = BatchStatus.CHECKING, timezone.now()
         with transaction.atomic():
             batch.save()
-            enqueue_on_commit(batch_check, batch_id=str(batch.id))
+            enqueue_on_commit(batch_check, batch_id=str(batch.id), queued_at=batch.queued_at.isoformat())
         batch.refresh_from_db()
         return batch
     try:
@@ -180,7 +180,8 @@ def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = Fals
             locked.status, locked.queued_at, locked.error = BatchStatus.IMPORTING, timezone.now(), ""
             locked.save(update_fields=["status", "queued_at", "error"])
             progress_path(locked).unlink(missing_ok=True)
-            enqueue_on_commit(batch_write, batch_id=str(locked.id), staff_id=staff.id, skip_invalid=skip_invalid)
+            enqueue_on_commit(batch_write, batch_id=str(locked.id), queued_at=locked.queued_at.isoformat(),
+                              staff_id=staff.id, skip_invalid=skip_invalid)
     batch.refresh_from_db()
     if background:
         log.info("import %s queued for the background worker", batch.id)
@@ -203,23 +204,26 @@ def _finish(batch: ImportBatch, report: ImportReport) -> None:
     batch.report = report.as_stored()
     batch.status = BatchStatus.WRITTEN if report.written else BatchStatus.REJECTED
     batch.written_at = timezone.now() if report.written else None
-    batch.save(update_fields=["report", "status", "written_at"])
+    batch.error = ""
+    batch.save(update_fields=["report", "status", "written_at", "error"])
 
 
-def _claim(batch_id: str, status: str) -> ImportBatch | None:
-    """The batch, if it is still waiting for this job (a job delivered twice, or for a batch deleted or run by
-    hand meanwhile, does nothing)."""
-    return ImportBatch.objects.select_related("chain", "default_clinic").filter(pk=batch_id, status=status).first()
+def _claim(batch_id: str, status: str, queued_at: str) -> ImportBatch | None:
+    """The batch, if it is still waiting for this job: in `status`, and queued at the moment the job names (an
+    import started again after a stop is queued anew, so the first job, should it run late, does nothing; so does
+    a job delivered twice, or one for a batch deleted meanwhile)."""
+    return (ImportBatch.objects.select_related("chain", "default_clinic")
+            .filter(pk=batch_id, status=status, queued_at=dt.datetime.fromisoformat(queued_at)).first())
 
 
 def _failed(batch: ImportBatch, message: str) -> None:
     ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.FAILED, error=message[:2000])
 
 
-def batch_check(*, batch_id: str) -> None:
+def batch_check(*, batch_id: str, queued_at: str) -> None:
     """Background job: the dry run of an uploaded file (then the batch is `previewed`, or `failed` with the
     reason). Never raises: a failure is the batch's state, and a retry would only fail the same way."""
-    batch = _claim(batch_id, BatchStatus.CHECKING)
+    batch = _claim(batch_id, BatchStatus.CHECKING, queued_at)
     if batch is None:
         return
     writer = _ProgressWriter(batch)
@@ -238,18 +242,21 @@ def batch_check(*, batch_id: str) -> None:
         writer.remove()
 
 
-def batch_write(*, batch_id: str, staff_id: int, skip_invalid: bool = False) -> None:
+def batch_write(*, batch_id: str, queued_at: str, staff_id: int, skip_invalid: bool = False) -> None:
     """Background job: the real import of a confirmed file (then `written`, or `rejected` for invalid rows, or
     `failed`). Never raises (see batch_check); the import itself is all or nothing, as on the page."""
-    batch = _claim(batch_id, BatchStatus.IMPORTING)
+    batch = _claim(batch_id, BatchStatus.IMPORTING, queued_at)
     if batch is None:
         return
     staff = Staff.objects.filter(pk=staff_id).first()
     writer = _ProgressWriter(batch)
     try:
         report = _run(batch, actor=staff, dry_run=False, skip_invalid=skip_invalid, progress=writer)
-    except (ImportFileError, Conflict) as exc:
+    except ImportFileError as exc:
         _failed(batch, exc.message)
+    except Conflict as exc:
+        # The pool changed under the import (nothing was written): the file is still good, so it may be run again.
+        ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.PREVIEWED, error=exc.message[:2000])
     except Exception:
         log.exception("import %s: the import failed", batch.id)
         _failed(batch, _("The import stopped on an unexpected error; nothing more was written, and the details "

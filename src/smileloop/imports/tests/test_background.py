@@ -64,7 +64,7 @@ def test_a_large_file_is_checked_in_the_background_and_the_page_polls_until_the_
 
     # then the page shows a progress block that polls, and no preview yet
     assert (response.status_code, batch.status) == (302, BatchStatus.CHECKING)
-    assert queued == [(batches.batch_check, {"batch_id": str(batch.id)})]
+    assert queued == [(batches.batch_check, {"batch_id": str(batch.id), "queued_at": batch.queued_at.isoformat()})]
     page = client.get(response.url).content.decode()
     progress_url = reverse("imports:progress", kwargs={"batch_id": batch.id})
     assert f'hx-get="{progress_url}"' in page and 'hx-trigger="every 1s"' in page
@@ -101,8 +101,8 @@ def test_a_large_file_is_imported_in_the_background_with_a_percentage(client, di
 
     # then the htmx answer is the progress block, out of the rows the check counted
     assert batch.status == BatchStatus.IMPORTING
-    assert queued == [(batches.batch_write, {"batch_id": str(batch.id), "staff_id": director_a.id,
-                                             "skip_invalid": True})]
+    assert queued == [(batches.batch_write, {"batch_id": str(batch.id), "queued_at": batch.queued_at.isoformat(),
+                                             "staff_id": director_a.id, "skip_invalid": True})]
     fragment = response.content.decode()
     assert fragment.lstrip().startswith('<section id="import-result"') and "Importing in the background" in fragment
     progress_path(batch).write_text(json.dumps({"rows": 2, "started_at": timezone.now().isoformat(),
@@ -172,15 +172,18 @@ def test_a_run_without_progress_for_minutes_is_shown_as_stopped_and_may_be_start
     _work(queued)
     batch = ImportBatch.objects.get()
     client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}), {"skip_invalid": "on"})
-    queued.clear()  # the worker never took it
+    late = queued.pop()  # the worker never took it
     ImportBatch.objects.filter(pk=batch.pk).update(queued_at=timezone.now() - dt.timedelta(minutes=10))
 
     # then the page says the worker is not running, stops polling and offers the import again
     page = client.get(reverse("imports:preview", kwargs={"batch_id": batch.id})).content.decode()
     assert "background worker" in page and "hx-trigger" not in page and "Import now" in page
 
-    # when it is started again and the worker runs it
+    # when it is started again, and the worker (back) runs the first job late, then the new one
     response = client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}), {"skip_invalid": "on"})
+    late[0](**late[1])
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.IMPORTING and Customer.objects.count() == 0  # the stale job did nothing
     _work(queued)
 
     # then it is written
@@ -196,8 +199,8 @@ def test_a_job_for_a_batch_no_longer_waiting_does_nothing(director_a):
                                        report={"rows": 1})
 
     # when
-    batches.batch_check(batch_id=str(batch.id))
-    batches.batch_write(batch_id=str(batch.id), staff_id=director_a.id)
+    batches.batch_check(batch_id=str(batch.id), queued_at=timezone.now().isoformat())
+    batches.batch_write(batch_id=str(batch.id), queued_at=timezone.now().isoformat(), staff_id=director_a.id)
 
     # then
     batch.refresh_from_db()
@@ -266,3 +269,29 @@ def test_through_huey_the_jobs_run_when_the_request_commits(client, director_a):
     # then the check had run by the time the page was shown, and the import by the end of the confirmation
     assert (response.status_code, checked, batch.status) == (302, BatchStatus.PREVIEWED, BatchStatus.WRITTEN)
     assert sorted(Customer.objects.values_list("name", flat=True)) == ["张三", "王五"]
+
+
+def test_an_import_the_pool_changed_under_goes_back_to_its_preview_with_the_reason(client, director_a, queued,
+                                                                                    monkeypatch):
+    # given a checked file whose import meets a concurrent change of the pool
+    from smileloop.imports.errors import ImportConflict
+
+    client.force_login(director_a.user)
+    _upload(client)
+    _work(queued)
+    batch = ImportBatch.objects.get()
+    client.post(reverse("imports:confirm", kwargs={"batch_id": batch.id}), {"skip_invalid": "on"})
+
+    def clash(*args, **kwargs):
+        raise ImportConflict("The patient pool changed during the import; run it again")
+
+    monkeypatch.setattr(batches, "customers_import", clash)
+
+    # when the worker runs it
+    _work(queued)
+
+    # then nothing is written, the preview says why and offers the import again
+    batch.refresh_from_db()
+    assert (batch.status, Customer.objects.count()) == (BatchStatus.PREVIEWED, 0)
+    page = client.get(reverse("imports:preview", kwargs={"batch_id": batch.id})).content.decode()
+    assert "The patient pool changed during the import" in page and "Import now" in page
