@@ -143,7 +143,8 @@ def _inputs(request: HttpRequest, payload: PriceIn) -> dict:
         wallet = {"holder": holder, "amount_fen": payload.wallet.amount_fen,
                   "per_use_consent": payload.wallet.per_use_consent}
     return {"customer": customer, "clinic": clinic, "lines": [line.model_dump() for line in payload.lines],
-            "vouchers": payload.vouchers, "gift_cards": payload.gift_cards, "points": payload.points, "wallet": wallet}
+            "vouchers": payload.vouchers, "gift_cards": payload.gift_cards, "points": payload.points, "wallet": wallet,
+            "reader": scope}
 
 
 def _settlement(settlement) -> dict:

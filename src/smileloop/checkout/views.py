@@ -50,13 +50,17 @@ def _error_messages(exc: errors.DomainError) -> list[str]:
 
 
 def _family_holder(scope: Scope, customer):
+    """(the holder of the family card the customer is bound to, or None; that holder as the scope may see them:
+    a holder of another clinic is masked, 张*, and has no id). The wallet is paid from either way."""
     current = membership_current(scope, customer)
-    return current.binding.holder.customer if current.binding is not None else None
+    if current.binding is None:
+        return None, None
+    return current.binding.holder.customer, current.bound_to
 
 
 def _bill_context(request, scope: Scope, customer, *, data=None, extra_rows: int = 0) -> dict:
     clinics = list(clinic_list(scope))
-    holder = _family_holder(scope, customer)
+    holder, holder_shown = _family_holder(scope, customer)
     form = BillForm(data, clinics=clinics, holder=holder,
                     initial={"clinic": customer.home_clinic_id if any(c.id == customer.home_clinic_id
                                                                       for c in clinics) else None})
@@ -65,7 +69,7 @@ def _bill_context(request, scope: Scope, customer, *, data=None, extra_rows: int
             for line in lines]
     rows += [{"item": "", "quantity": 1, "tooth": ""}] * max(EMPTY_ROWS - len(rows) + extra_rows, extra_rows)
     return {"customer": customer, "form": form, "rows": rows, "items": list(service_item_list(scope)),
-            "holder": holder, "pay_methods": PAY_METHODS, "key": uuid.uuid4().hex,
+            "holder": holder_shown, "pay_methods": PAY_METHODS, "key": uuid.uuid4().hex,
             "can_pay": scope.can(Perm.VISIT_EDIT)}
 
 
@@ -81,7 +85,7 @@ def _price(scope: Scope, customer, form: BillForm, data):
     if not lines:
         return None, [_("Add at least one line from the catalogue.")]
     try:
-        return checkout_price(customer=customer, clinic=clinic, lines=lines,
+        return checkout_price(customer=customer, clinic=clinic, lines=lines, reader=scope,
                               **form.price_arguments(customer=customer)), []
     except errors.DomainError as exc:
         return None, _error_messages(exc)

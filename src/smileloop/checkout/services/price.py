@@ -21,8 +21,10 @@ from smileloop.checkout.pricing import (
 )
 from smileloop.clinics.models import Clinic
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models
 from smileloop.customers.models import Customer
+from smileloop.customers.selectors import customer_visible, name_masked
 from smileloop.giftcards import selectors as giftcard_selectors
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
@@ -157,26 +159,36 @@ def _entitled_units(customer: Customer, resolved: list[tuple[ServiceItem, int]],
 
 
 def _discount_label(discount) -> str:
+    # A bill's labels are stored with its settlement and read by anyone who sees the customer's bills: the family
+    # card holder or the friend's member they name, maybe of another clinic, is named masked (张*) for everyone.
     if discount.source == DiscountSource.FAMILY:
-        return f"家庭卡({discount.membership.customer.name}) {discount.tier.name}"
+        return f"家庭卡({name_masked(discount.membership.customer.name)}) {discount.tier.name}"
     if discount.source == DiscountSource.FRIEND:
-        return f"亲友({discount.membership.customer.name}) {discount.tier.name}"
+        return f"亲友({name_masked(discount.membership.customer.name)}) {discount.tier.name}"
     return discount.tier.name
+
+
+def _named(reader: Scope | None, person: Customer) -> str:
+    """Another patient as the reader of a message may see them: by name in their scope, else (or with no reader)
+    masked, 张*."""
+    return person.name if reader is not None and customer_visible(reader, person) else name_masked(person.name)
 
 
 def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vouchers: list[str] = (),
                    gift_cards: list[str] = (), points: int | str = 0, wallet: dict | None = None,
-                   at: dt.datetime | None = None) -> PricedBill:
+                   at: dt.datetime | None = None, reader: Scope | None = None) -> PricedBill:
     """Price a bill without writing anything. `lines`: [{"item_code" (or "item_id"), "quantity"}]; `points`: a
     number of points or "max"; `wallet`: {"holder": Customer (default the customer), "amount_fen": int or "max",
     "per_use_consent": bool}. Raises the typed errors (wrong_code, expired, excluded_item, already_used,
-    insufficient_balance, consent_missing) before anything could be written."""
+    insufficient_balance, consent_missing) before anything could be written. `reader`: the staff member's scope;
+    a refusal names a family wallet holder outside it (or with no reader) masked, 张*; the bill's labels name
+    other patients masked for every reader (they are stored with the settlement)."""
     at = at or timezone.now()
     if clinic.chain_id != customer.chain_id:
         raise ValidationFailed([FieldError("clinic", "is not a clinic of the customer's chain", str(clinic.pk))])
     inputs = {"customer": customer, "clinic": clinic, "lines": [dict(line) for line in lines],
               "vouchers": list(vouchers), "gift_cards": list(gift_cards), "points": points,
-              "wallet": dict(wallet) if wallet else None, "at": at}
+              "wallet": dict(wallet) if wallet else None, "at": at, "reader": reader}
     resolved, items = _items(customer.chain_id, lines)
     units = _entitled_units(customer, resolved, at)
     line_ins = [LineIn(item.id, item.code, item.name, item.category, item.is_special_price, item.list_price_fen, qty, n)
@@ -219,12 +231,12 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
         if holder.pk != customer.pk:
             mode = wallet_share_allowed(holder, customer, at=at)
             if mode is None and not wallet.get("per_use_consent"):
-                raise ConsentMissing(f"{holder.name} has not consented to {customer.name} paying from the family "
+                raise ConsentMissing(f"{_named(reader, holder)} has not consented to {customer.name} paying from the family "
                                      "wallet: record the holder's consent (standing, or for this use)",
                                      field="wallet.per_use_consent")
         balance = loyalty_selectors.wallet_balance(holder)
         amount = wallet.get("amount_fen", MAX)
-        label = "储值卡" if holder.pk == customer.pk else f"家庭储值卡({holder.name})"
+        label = "储值卡" if holder.pk == customer.pk else f"家庭储值卡({name_masked(holder.name)})"
         wallet_in = WalletIn(amount, balance.principal + balance.bonus, label)
     try:
         priced = price(lines=line_ins, discount=discount, vouchers=voucher_ins, cards=card_ins, points=points_in,

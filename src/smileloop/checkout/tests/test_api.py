@@ -146,3 +146,24 @@ def test_the_code_look_up_api_gives_no_id_of_another_clinics_patients(client, to
     assert body["giver_id"] is None and body["holder_id"] is None
     assert "赵强" not in response.content.decode() and "钱多多" not in response.content.decode()
     assert any("赵*" in row["detail"] for row in body["history"])
+
+
+def test_a_bill_priced_and_paid_through_the_api_names_no_family_card_holder_of_another_clinic(
+        client, token_a, clinic_a, clinic_b, catalogue, alice, card):
+    # given alice (王芳) of clinic B, whose family card her husband of clinic A is bound to (by a chain role)
+    from smileloop.membership.services import family_bind
+
+    alice.home_clinic = clinic_b
+    alice.save(update_fields=["home_clinic"])
+    spouse = CustomerFactory(chain=alice.chain, name="李强", home_clinic=clinic_a)
+    family_bind(holder=alice, member=spouse, relation="spouse", consent_source="paper", consent_evidence="F-1")
+    # when clinic A prices and pays the husband's bill (the family card discount applies)
+    body = bill(spouse, card)
+    priced = post(client, PRICE, body, token=token_a, key=None)
+    paid = post(client, PAY, {**body, "payments": [{"method": "cash", "amount_fen": priced.json()["cash_fen"]}]},
+                token=token_a)
+    # then the discount's label names her masked, in the price and in the stored settlement
+    assert priced.status_code == 200 and paid.status_code == 201, paid.content
+    assert priced.json()["discount_source"] == "family"
+    for text in (json.dumps(priced.json(), ensure_ascii=False), json.dumps(paid.json(), ensure_ascii=False)):
+        assert "王芳" not in text and "家庭卡(王*) 家庭会员 88折" in text

@@ -90,10 +90,38 @@ def test_a_family_wallet_needs_the_holders_consent_for_this_use(client, front_de
     # when priced without the consent box, then a clear refusal and nothing written
     refused = client.post(reverse("checkout:new"), data, HTTP_HX_REQUEST="true")
     assert refused.status_code == 422 and "has not consented" in refused.content.decode()
-    # when the holder consents to this use, then ¥50.00 comes from her wallet
+    # when the holder consents to this use, then ¥50.00 comes from her wallet (the tender, stored with the
+    # settlement and read by whoever sees the husband's bills, names her masked)
     allowed = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on"}, HTTP_HX_REQUEST="true")
-    assert allowed.status_code == 200 and "家庭储值卡(王芳) 50.00" in allowed.content.decode()
+    assert allowed.status_code == 200 and "家庭储值卡(王*) 50.00" in allowed.content.decode()
+    assert "王芳 has not consented" in refused.content.decode()  # the refusal names a holder in scope
     assert Order.objects.count() == 0
+
+
+def test_a_family_wallet_of_another_clinic_is_paid_from_without_naming_its_holder(client, front_desk_a, clinic_a,
+                                                                                 clinic_b, catalogue, alice, wallet):
+    # given alice (王芳) of clinic B, whose family card a chain role bound her husband of clinic A to
+    alice.home_clinic = clinic_b
+    alice.save(update_fields=["home_clinic"])
+    spouse = CustomerFactory(chain=alice.chain, name="李强", home_clinic=clinic_a)
+    family_bind(holder=alice, member=spouse, relation="spouse", consent_source="paper", consent_evidence="F-1")
+    client.force_login(front_desk_a.user)
+    data = bill_data(spouse, clinic_a, catalogue, wallet_mode="family", wallet_amount="50")
+    # when clinic A's cashier opens the husband's bill, prices it without and with the holder's consent, and pays
+    page = client.get(reverse("checkout:new"), {"customer": spouse.id})
+    refused = client.post(reverse("checkout:new"), data, HTTP_HX_REQUEST="true")
+    priced = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on"}, HTTP_HX_REQUEST="true")
+    paid = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on", "action": "pay",
+                                                 "priced_total": "66300", "priced_cash": "61300",
+                                                 "pay_method": ["cash", "cash"], "pay_amount": ["", ""]})
+    receipt = client.get(paid["Location"])
+    # then the family wallet works and its holder of clinic B is only masked (王*), never named nor linked
+    assert refused.status_code == 422 and "has not consented" in refused.text
+    assert priced.status_code == 200 and "家庭储值卡(王*) 50.00" in priced.text
+    assert paid.status_code == 302 and receipt.status_code == 200
+    for response in (page, refused, priced, receipt):
+        assert "王芳" not in response.text and "王*" in response.text
+        assert reverse("customers:detail", args=[alice.id]) not in response.text
 
 
 def test_pay_writes_once_even_if_the_form_is_submitted_twice(client, front_desk_a, clinic_a, catalogue, alice, card):
