@@ -47,7 +47,7 @@ from smileloop.customers.normalize import (
     pinyin_keys,
     to_halfwidth,
 )
-from smileloop.customers.selectors import scope_covers
+from smileloop.customers.selectors import name_masked, scope_covers
 from smileloop.customers.timeline import CONTACTED_BY, MARKED_LOST, timeline_format
 
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
@@ -559,8 +559,10 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
         raise Conflict(f"{member.name} already belongs to another household", code="household_conflict",
                        field="member")
     hm = HouseholdMember.objects.create(household=household, customer=member, relation=relation)
+    # The head's timeline is read by whoever sees the head, maybe not the relative (another clinic's patient):
+    # the note names them masked (PIPL), as the family section names only the relatives in the reader's scope.
     interaction_add(customer=head, kind=InteractionKind.NOTE, author=actor,
-                    text=f"family member added: {member.name} ({relation})")
+                    text=f"family member added: {name_masked(member.name)} ({relation})")
     return hm
 
 

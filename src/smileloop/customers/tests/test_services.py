@@ -620,3 +620,16 @@ def test_a_page_of_the_list_is_the_lists_slice_read_in_two_queries(chain, clinic
         page = customer_page(scope, start=0, size=21)
         assert all(c.home_clinic.name for c in page)  # the clinic came with the rows
     assert len(page) == 20 and {c.home_clinic_id for c in page} == {clinic_a.id}
+
+
+def test_the_heads_timeline_names_a_relative_added_only_masked(chain, clinic_a, clinic_b):
+    # given a head of clinic A and a relative of clinic B, linked by a chain role
+    from smileloop.customers.services import household_member_add
+
+    head = CustomerFactory(chain=chain, home_clinic=clinic_a, name="张三")
+    relative = CustomerFactory(chain=chain, home_clinic=clinic_b, name="李四")
+    # when
+    household_member_add(head=head, member=relative, relation="spouse")
+    # then the note on the head's timeline (read by clinic A's staff) names the relative masked
+    note = Interaction.objects.get(customer=head, kind="note")
+    assert "李四" not in note.text and "李*" in note.text and "spouse" in note.text

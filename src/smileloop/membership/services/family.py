@@ -8,6 +8,7 @@ from django.utils import timezone
 from smileloop.clinics.models import Staff
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer
+from smileloop.customers.selectors import name_masked
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
 from smileloop.membership.errors import (
     AlreadyBound,
@@ -79,8 +80,9 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
         holder_live = existing.holder.status == MembershipStatus.ACTIVE and (
             existing.holder.expires_at is None or existing.holder.expires_at > at)
         if holder_live:
+            # The other holder may be another clinic's patient: named masked, without an id (PIPL).
             raise AlreadyBound(f"{member.name} is already bound to the family card of "
-                               f"{existing.holder.customer.name} (#{existing.holder.customer_id})", field="member_id")
+                               f"{name_masked(existing.holder.customer.name)}", field="member_id")
         existing.unbound_at, existing.unbind_reason = at, f"holder's membership #{existing.holder_id} no longer active"
         existing.save(update_fields=["unbound_at", "unbind_reason"])
     used = FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).count()
@@ -168,7 +170,7 @@ def friend_link(*, friend: Customer, member: Customer, source: str = "", actor: 
     if current is not None:
         if current.member_id == member.pk:
             return current
-        raise AlreadyLinked(f"{friend.name} already named {current.member.name} (#{current.member_id})",
-                            field="member_id")
+        # A friend names a member of any clinic: named masked, without an id (PIPL).
+        raise AlreadyLinked(f"{friend.name} already named {name_masked(current.member.name)}", field="member_id")
     return FriendLink.objects.create(friend=friend, member=member, named_at=at, source=(source or "")[:64],
                                      recorded_by=actor)

@@ -459,6 +459,28 @@ def test_a_friend_names_one_member_at_a_time(chain, clinic_a, holder, friend, fa
         services.friend_link(friend=friend, member=other)
 
 
+def test_the_refusals_name_the_other_holder_or_member_only_masked(chain, clinic_a, clinic_b, holder, spouse, friend,
+                                                                   family_plan):
+    # given 王芳 (of clinic B) whose card the spouse is bound to and whom the friend named; the refusals below are
+    # shown to clinic A's staff binding or linking their own patients, who may not see clinic B's
+    holder.home_clinic = clinic_b
+    holder.save(update_fields=["home_clinic"])
+    other = patient(chain, clinic_a, "孙丽", spend=3_100_000)
+    services.membership_enrol(customer=other, plan=family_plan)
+    services.family_bind(holder=holder, member=spouse, relation="spouse", consent_source="paper", consent_evidence="A")
+    services.friend_link(friend=friend, member=holder)
+    # when clinic A binds the spouse to, and has the friend name, its own member
+    with pytest.raises(AlreadyBound) as bound:
+        services.family_bind(holder=other, member=spouse, relation="sibling", consent_source="paper",
+                             consent_evidence="B")
+    with pytest.raises(AlreadyLinked) as linked:
+        services.friend_link(friend=friend, member=other)
+    # then neither refusal names her nor gives her customer id
+    for exc in (bound, linked):
+        assert "王芳" not in exc.value.message and f"#{holder.id}" not in exc.value.message
+        assert "王*" in exc.value.message
+
+
 def test_discounts_never_stack_and_own_wins_a_tie(holder, spouse, paid_plan, annual_tier, family_plan):
     # given: the spouse is bound (12% off) and has a paid membership of their own (5% off)
     services.family_bind(holder=holder, member=spouse, relation="spouse", consent_source="paper", consent_evidence="A")
