@@ -101,6 +101,14 @@ def _excel_serial(value: float) -> dt.date:
     return _EXCEL_EPOCH + dt.timedelta(days=int(value))
 
 
+def name_masked(name: str) -> str:
+    """张三 → 张*, 欧阳娜娜 → 欧***: the surname initial only, how a patient outside the reader's scope is named
+    (PIPL: a related person of another clinic is not identified to its staff; the public survey page shows no
+    more of its patient either)."""
+    name = (name or "").strip()
+    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
+
+
 def birthday_parse(raw, today: dt.date | None = None) -> dt.date:
     value = date_parse(raw)
     # The chain's calendar day (settings.TIME_ZONE), not the server's: a baby born at 02:00 in Shanghai is
@@ -199,6 +207,6 @@ def prefix_upper_bound(prefix: str) -> str:
 
 
 __all__ = [
-    "phone_normalize", "phone_mask", "phone_display", "date_parse", "birthday_parse", "gender_parse",
+    "phone_normalize", "phone_mask", "name_masked", "phone_display", "date_parse", "birthday_parse", "gender_parse",
     "channel_parse", "pinyin_keys", "prefix_upper_bound", "to_halfwidth", "product",
 ]

@@ -20,7 +20,7 @@ from smileloop.customers.models import (
     Identity,
     Interaction,
 )
-from smileloop.customers.normalize import phone_normalize, prefix_upper_bound, to_halfwidth
+from smileloop.customers.normalize import name_masked, phone_normalize, prefix_upper_bound, to_halfwidth
 
 
 def customer_queryset(scope: Scope) -> QuerySet[Customer]:
@@ -349,13 +349,6 @@ def identity_list_for_customer(customer: Customer) -> list[Identity]:
 def interaction_list_for_customer(customer: Customer, *, offset: int = 0, limit: int = 50) -> list[Interaction]:
     return select_models(Interaction, "t0.customer_id = %s", [customer.pk], related=["author", "clinic"],
                          tail=f"ORDER BY t0.occurred_at DESC, t0.id DESC {page_clause(offset, limit)}")
-
-
-def name_masked(name: str) -> str:
-    """张三 → 张*, 欧阳娜娜 → 欧***: the surname initial only, how a patient outside the reader's scope is named
-    (PIPL: a related person of another clinic is not identified to its staff)."""
-    name = (name or "").strip()
-    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
 
 
 @dataclass(frozen=True)

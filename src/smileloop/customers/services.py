@@ -43,11 +43,12 @@ from smileloop.customers.normalize import (
     birthday_parse,
     channel_parse,
     gender_parse,
+    name_masked,
     phone_normalize,
     pinyin_keys,
     to_halfwidth,
 )
-from smileloop.customers.selectors import name_masked, scope_covers
+from smileloop.customers.selectors import scope_covers
 from smileloop.customers.timeline import CONTACTED_BY, MARKED_LOST, timeline_format
 
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_model, select_models
 from smileloop.customers.models import Customer
+from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import customer_queryset, customer_visible
 from smileloop.giftcards.codes import code_normalize
 from smileloop.giftcards.errors import WrongCode
@@ -92,12 +93,6 @@ class PersonRef:
 
     id: int | None
     name: str
-
-
-def name_masked(name: str) -> str:
-    """张三 → 张*, 欧阳娜娜 → 欧***: the surname initial only."""
-    name = (name or "").strip()
-    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
 
 
 def person_ref(scope: Scope, customer: Customer | None) -> PersonRef | None:

@@ -20,6 +20,7 @@ from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_model, select_models
 from smileloop.customers.models import Customer
+from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import customer_queryset, customer_visible
 from smileloop.membership.enums import DiscountSource, MembershipStatus
 from smileloop.membership.models import (
@@ -163,15 +164,10 @@ class NamedPerson:
     name: str
 
 
-def _name_masked(name: str) -> str:
-    name = (name or "").strip()
-    return name[0] + "*" * max(1, len(name) - 1) if name else "*"
-
-
 def person_in_scope(scope: Scope, customer: Customer) -> NamedPerson:
     if customer_visible(scope, customer):
         return NamedPerson(customer.id, customer.name)
-    return NamedPerson(None, _name_masked(customer.name))
+    return NamedPerson(None, name_masked(customer.name))
 
 
 def _discount_in_scope(scope: Scope, discount: MemberDiscount) -> MemberDiscount:
@@ -179,7 +175,7 @@ def _discount_in_scope(scope: Scope, discount: MemberDiscount) -> MemberDiscount
     person = discount.membership.customer
     if discount.source == DiscountSource.OWN or customer_visible(scope, person):
         return discount
-    reason = discount.reason.replace(f"{person.name} (#{person.pk})", _name_masked(person.name))
+    reason = discount.reason.replace(f"{person.name} (#{person.pk})", name_masked(person.name))
     return replace(discount, reason=reason)
 
 

@@ -51,14 +51,6 @@ def survey_get_by_token(token: str, *, for_update: bool = False) -> Survey:
     return survey
 
 
-def name_masked(name: str) -> str:
-    """张三 → 张*, 欧阳娜娜 → 欧***: the surname initial only (PIPL: the public page shows no more)."""
-    name = (name or "").strip()
-    if not name:
-        return "*"
-    return name[0] + "*" * max(1, len(name) - 1)
-
-
 # --- visits that need a survey (system read for the daily job) -----------------------------------------
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import require_permission, staff_view
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.scoping import Scope
+from smileloop.customers.normalize import name_masked
 from smileloop.surveys import selectors, services
 from smileloop.surveys.enums import NpsGroup, SurveyState
 from smileloop.surveys.errors import SurveyAlreadyAnswered, SurveyExpired, SurveyNotFound
@@ -52,7 +53,7 @@ def _public(request, template: str, context: dict, *, language: str, status: int
 
 
 def _survey_context(survey) -> dict:
-    return {"survey": survey, "patient_name": selectors.name_masked(survey.customer.name),
+    return {"survey": survey, "patient_name": name_masked(survey.customer.name),
             "clinic_name": survey.clinic.name, "doctor_name": survey.doctor.name if survey.doctor else ""}
 
 

@@ -24,7 +24,8 @@ from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models
 from smileloop.customers.models import Customer
-from smileloop.customers.selectors import customer_visible, name_masked
+from smileloop.customers.normalize import name_masked
+from smileloop.customers.selectors import customer_visible
 from smileloop.giftcards import selectors as giftcard_selectors
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired

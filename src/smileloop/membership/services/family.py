@@ -8,7 +8,7 @@ from django.utils import timezone
 from smileloop.clinics.models import Staff
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer
-from smileloop.customers.selectors import name_masked
+from smileloop.customers.normalize import name_masked
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
 from smileloop.membership.errors import (
     AlreadyBound,
