@@ -407,6 +407,11 @@ def test_patient_answers_the_survey_on_a_phone_in_chinese_and_a_low_score_opens_
     assert "陈医生" in page.locator(".m-facts").inner_text()
     assert page.get_by_role("button", name="提交评价").is_visible()
     assert no_horizontal_scroll(page)
+    # the 0–10 scale is two even rows of thumb-sized buttons (no "10" left alone on a third row)
+    boxes = page.eval_on_selector_all("[data-testid=score] label.choice span", "spans => spans.map(s => {"
+                                      "const r = s.getBoundingClientRect(); return [Math.round(r.top), r.width, r.height]; })")
+    assert len(boxes) == 11 and len({top for top, _, _ in boxes}) == 2
+    assert min(min(w, h) for _, w, h in boxes) >= 44
     shot(page, "survey-phone")
 
     # when: a score of 3 and the tag "waiting time" are chosen (tapping the chips), with a comment
