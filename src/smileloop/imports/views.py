@@ -2,6 +2,7 @@
 
 import csv
 import io
+from collections import Counter
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -27,6 +28,7 @@ from smileloop.imports.services.batches import batch_confirm, batch_progress, ba
 # The page lists this many errors; all of them (up to report.MAX_ERRORS) are in the errors CSV.
 ERRORS_SHOWN = 200
 RUNNING = (BatchStatus.CHECKING, BatchStatus.IMPORTING)
+ERROR_KINDS_FROM = 20  # from this many errors, the page sums them up by column and problem first
 
 
 def import_permission_required(view):
@@ -155,7 +157,12 @@ def _preview_context(batch, form, conflict=None) -> dict:
                sorted(report.get("columns", {}).items(), key=lambda item: sort_key(item[1]))]
     errors = report.get("errors", [])
     running = batch.status in RUNNING
+    # Many errors are usually a few problems repeated (a column read as the wrong field, a date format): the
+    # commonest first, with how many rows have each.
+    kinds = Counter((e.get("column", ""), e.get("message", "")) for e in errors) if len(errors) > ERROR_KINDS_FROM else {}
+    error_kinds = [{"column": column, "message": message, "count": count}
+                   for (column, message), count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
     return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
             "rows": rows, "form": form, "conflict": conflict, "errors": errors[:ERRORS_SHOWN],
             "errors_more": max(0, report.get("error_count", len(errors)) - ERRORS_SHOWN),
-            "running": running, "progress": batch_progress(batch) if running else None}
+            "running": running, "progress": batch_progress(batch) if running else None, "error_kinds": error_kinds}

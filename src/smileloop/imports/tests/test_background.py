@@ -220,7 +220,8 @@ def test_the_page_lists_the_first_errors_and_the_csv_has_them_all(client, direct
     download = client.get(reverse("imports:errors_csv", kwargs={"batch_id": batch.id}))
 
     # then the page lists 200 and says how many more, with the link
-    assert page.count("<td>手机号</td>") == 200
+    listed = page.split('id="errors"')[1].split("</table>")[0]
+    assert listed.count("<td>手机号</td>") == 200
     assert "… and 50 more errors." in page and reverse("imports:errors_csv", kwargs={"batch_id": batch.id}) in page
     # and the CSV has every error, the formula neutralised
     text = b"".join(download.streaming_content).decode("utf-8-sig")
@@ -295,3 +296,20 @@ def test_an_import_the_pool_changed_under_goes_back_to_its_preview_with_the_reas
     assert (batch.status, Customer.objects.count()) == (BatchStatus.PREVIEWED, 0)
     page = client.get(reverse("imports:preview", kwargs={"batch_id": batch.id})).content.decode()
     assert "The patient pool changed during the import" in page and "Import now" in page
+
+
+def test_many_errors_are_summed_up_by_column_and_problem_commonest_first(client, director_a, monkeypatch):
+    # given a file checked in the request whose phone column is wrong in 30 rows and birthday in 25
+    monkeypatch.setattr(batches, "INLINE_MAX_BYTES", {".csv": 10 ** 9, ".xlsx": 10 ** 9})
+    client.force_login(director_a.user)
+    rows = ["姓名,手机号,出生日期"] + [f"患者{i},12{i:03d},{'1990-13-01' if i < 25 else '1990-01-01'}" for i in range(30)]
+    _upload(client, content="\n".join(rows).encode())
+    batch = ImportBatch.objects.get()
+
+    # when
+    page = client.get(reverse("imports:preview", kwargs={"batch_id": batch.id})).content.decode()
+
+    # then the summary lists each problem once with its count, the commonest first
+    summary = page.split('id="error-kinds"')[1].split("</table>")[0]
+    assert summary.index("<td>手机号</td><td>is not a valid phone number</td><td class=\"num\">30</td>") < \
+        summary.index("<td>出生日期</td><td>is not a real calendar date</td><td class=\"num\">25</td>")
