@@ -55,6 +55,9 @@ JOBS: list[Job] = [
     # --- housekeeping --------------------------------------------------------------------------------
     Job("core.idempotency_purge", "smileloop.core.tasks.idempotency_purge_job", "0 4 * * *",
         "Forget Idempotency-Key records older than IDEMPOTENCY_KEEP_DAYS (7 days)."),
+    Job("imports.purge", "smileloop.imports.services.batches.batch_files_purge", "15 4 * * *",
+        "Delete uploaded import files and their previews older than 30 days (they hold patients' personal data).",
+        argument="none"),
     Job("core.statistics", "smileloop.core.tasks.statistics_job", "30 4 * * *",
         "SQLite only: refresh the query planner's statistics (complete ANALYZE); PostgreSQL's autovacuum does this."),
     # --- by hand only (no schedule) ------------------------------------------------------------------

@@ -206,6 +206,9 @@ def _finish(batch: ImportBatch, report: ImportReport) -> None:
     batch.written_at = timezone.now() if report.written else None
     batch.error = ""
     batch.save(update_fields=["report", "status", "written_at", "error"])
+    if report.written:
+        # Imported: the file (patients' personal data) has served its purpose and cannot be imported again.
+        transaction.on_commit(lambda: batch_path(batch).unlink(missing_ok=True))
 
 
 def _claim(batch_id: str, status: str, queued_at: str) -> ImportBatch | None:
@@ -270,7 +273,8 @@ def batch_write(*, batch_id: str, queued_at: str, staff_id: int, skip_invalid: b
 
 
 def batch_files_purge(*, older_than_days: int = 30) -> int:
-    """Delete stored upload files (and their batches) older than the given age; returns how many."""
+    """Delete stored upload files (and their batches, whose previews and errors quote the file) older than the
+    given age; returns how many. Scheduled nightly (`imports.purge`): the files hold patients' personal data."""
     cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
     count = 0
     for batch in ImportBatch.objects.filter(created_at__lt=cutoff):

@@ -313,3 +313,42 @@ def test_many_errors_are_summed_up_by_column_and_problem_commonest_first(client,
     summary = page.split('id="error-kinds"')[1].split("</table>")[0]
     assert summary.index("<td>手机号</td><td>is not a valid phone number</td><td class=\"num\">30</td>") < \
         summary.index("<td>出生日期</td><td>is not a real calendar date</td><td class=\"num\">25</td>")
+
+
+def test_the_nightly_purge_deletes_uploads_older_than_30_days_with_their_batches(director_a):
+    # given an upload of 31 days ago and one of yesterday, each with its stored file
+    from smileloop.core.jobs import job_run
+
+    batches.import_dir().mkdir(parents=True, exist_ok=True)
+    old, recent = (ImportBatch.objects.create(chain=director_a.chain, kind="customers", original_name=f"{name}.csv",
+                                              extension=".csv", uploaded_by=director_a) for name in ("old", "recent"))
+    for batch in (old, recent):
+        batches.batch_path(batch).write_bytes(CSV)
+    ImportBatch.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=31))
+    ImportBatch.objects.filter(pk=recent.pk).update(created_at=timezone.now() - dt.timedelta(days=1))
+
+    # when the scheduled job runs
+    counts = job_run("imports.purge")
+
+    # then only the old one is gone, file and batch
+    assert counts == {"count": 1}
+    assert list(ImportBatch.objects.values_list("original_name", flat=True)) == ["recent.csv"]
+    assert not batches.batch_path(old).exists() and batches.batch_path(recent).exists()
+
+
+def test_an_imported_file_is_deleted_once_written(client, director_a, monkeypatch, django_capture_on_commit_callbacks):
+    # given a file checked in the request
+    monkeypatch.setattr(batches, "INLINE_MAX_BYTES", {".csv": 10 ** 9, ".xlsx": 10 ** 9})
+    client.force_login(director_a.user)
+    _upload(client)
+    batch = ImportBatch.objects.get()
+    confirm = reverse("imports:confirm", kwargs={"batch_id": batch.id})
+
+    # when it is refused (invalid rows), the file stays for a second try; when written, it goes
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(confirm)
+    assert batches.batch_path(batch).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(confirm, {"skip_invalid": "on"})
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.WRITTEN and not batches.batch_path(batch).exists()
