@@ -137,4 +137,6 @@ HUEY = huey_settings(REDIS_URL, BASE_DIR / "var")
 JOB_SCHEDULES = "config.schedules.JOBS"
 # Uploaded import files wait here for their check and import; the web server and the worker must both see it.
 SMILELOOP_IMPORT_DIR = env_str("SMILELOOP_IMPORT_DIR", "") or str(BASE_DIR / "var" / "imports")
+# The largest file the import page accepts: a chain's whole list of 1,000,000 patients is ~80 MB of CSV.
+SMILELOOP_IMPORT_MAX_BYTES = 200 * 1024 * 1024
 IDEMPOTENCY_KEEP_DAYS = 7  # see smileloop.core.tasks.idempotency_purge_job

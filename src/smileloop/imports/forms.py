@@ -1,4 +1,6 @@
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.selectors import clinic_list
@@ -22,6 +24,11 @@ class UploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         if not upload.name.lower().endswith(SUPPORTED_EXTENSIONS):
             raise forms.ValidationError(_("Upload an .xlsx or .csv file"))
+        limit = settings.SMILELOOP_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                _("The file is %(size)s; files up to %(limit)s are accepted: split it into several files")
+                % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)})
         return upload
 
 

@@ -161,3 +161,18 @@ def test_the_preview_names_fields_in_the_staff_language_and_masks_phones(client,
     assert "13800138000" not in page
     assert "<td>张三</td><td>138****8000</td><td>男</td><td>抖音</td>" in page
     assert "来源 → 来源渠道" in page and "短信营销 → 短信营销" in page  # the file's header → the field's label
+
+
+def test_a_file_over_the_size_limit_is_refused_by_name_and_nothing_is_kept(client, director_a, settings):
+    # given a limit of 1 KB
+    settings.SMILELOOP_IMPORT_MAX_BYTES = 1024
+    client.force_login(director_a.user)
+
+    # when a 2 KB file is uploaded
+    response = _upload(client, content=("姓名,手机号\n" + "张三,13800138000\n" * 120).encode())
+
+    # then
+    assert response.status_code == 400
+    assert "The file is 2.2\xa0KB; files up to 1.0\xa0KB are accepted: split it into several files" in \
+        response.content.decode()
+    assert ImportBatch.objects.count() == 0
