@@ -44,29 +44,37 @@ class Sentences:
     text against the templates and renders the matching one through the catalogue. `labels` turn an argument's
     stored value into words (a stage code into its label, fen into yuan); a label that does not know the value
     (KeyError, ValueError) means the text is not that template's sentence. Text no template matches is shown as
-    stored."""
+    stored.
+
+    `shown` gives a stored template the template a page shows instead (its own msgid), when the stored wording
+    cannot be shown as it is: "paid by #%(payer)s" is shown as "paid by %(payer)s", the payer's label giving "#12"
+    or, to a reader who may not see that patient, "张*". `display(text, labels=...)` overrides labels for one
+    reading (what depends on the reader)."""
 
     def __init__(self):
         self._templates: dict[str, re.Pattern] = {}
+        self._shown: dict[str, str] = {}
         self._labels: dict[str, Callable[[str], str]] = {}
 
-    def register(self, *templates: str, labels: dict[str, Callable[[str], str]] | None = None) -> None:
+    def register(self, *templates: str, labels: dict[str, Callable[[str], str]] | None = None,
+                 shown: dict[str, str] | None = None) -> None:
         for template in templates:
             pattern = _ARG.sub(lambda m: f"(?P<{m.group(1)}>.+?)", re.escape(template))
             self._templates[template] = re.compile(f"^{pattern}$", re.DOTALL)
         self._labels.update(labels or {})
+        self._shown.update(shown or {})
 
-    def display(self, text: str) -> str:
+    def display(self, text: str, *, labels: dict[str, Callable[[str], str]] | None = None) -> str:
         for template, pattern in self._templates.items():
             found = pattern.match(text or "")
             if found:
                 try:
-                    args = {name: self._label(name, value) for name, value in found.groupdict().items()}
+                    args = {name: self._label(name, value, labels) for name, value in found.groupdict().items()}
                 except (KeyError, ValueError):
                     continue
-                return gettext(template) % args
+                return gettext(self._shown.get(template, template)) % args
         return text
 
-    def _label(self, name: str, value: str) -> str:
-        label = self._labels.get(name)
+    def _label(self, name: str, value: str, labels: dict[str, Callable[[str], str]] | None) -> str:
+        label = (labels or {}).get(name) or self._labels.get(name)
         return value if label is None else str(label(value))

@@ -47,6 +47,12 @@ def customer_visible(scope: Scope, customer: Customer) -> bool:
         consultant_id=customer.consultant_id)
 
 
+def name_for(reader: Scope | None, customer: Customer) -> str:
+    """Another patient's name as the reader of a message may see it: in full in their scope, else (or with no
+    reader) masked, 张* (PIPL)."""
+    return customer.name if reader is not None and customer_visible(reader, customer) else name_masked(customer.name)
+
+
 def customer_get(scope: Scope, customer_id) -> Customer:
     """Raises NotFound for ids outside the scope, so other clinics' patients are indistinguishable from none."""
     try:

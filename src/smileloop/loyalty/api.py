@@ -348,7 +348,8 @@ def wallet_transfer_endpoint(request: HttpRequest, customer_id: Id, payload: Tra
             target = customer_get(scope, payload.to_customer_id)
         txs = services.wallet_transfer(from_customer=source, to_customer=target, amount_fen=payload.amount_fen,
                                        key=_service_key(scope, idempotency_key), actor=request.staff,
-                                       per_use_consent=payload.per_use_consent, consent_token=payload.consent_token)
+                                       per_use_consent=payload.per_use_consent, consent_token=payload.consent_token,
+                                       reader=scope)
         return 201, render(TransferOut, {"transaction_ids": [t.id for t in txs], "from_wallet": _wallet(source),
                                          "to_wallet": _wallet(target)})
 

@@ -1,5 +1,7 @@
 """The memos loyalty writes on its ledger transactions: English templates (what `ledger check`, the API and
-exports read), registered with `ledger.memos` so the 360 page shows them in the reader's language."""
+exports read), registered with `ledger.memos` so the 360 page shows them in the reader's language. Those that
+name a family member by customer id are shown through a template of their own (`SHOWN`) where the person is one
+argument: "#12" to a reader whose scope holds them, 张* to another (PIPL)."""
 
 from django.utils.translation import gettext_noop
 
@@ -10,6 +12,10 @@ BONUS_FORFEITED = gettext_noop("bonus forfeited: refund of top-up #%(topup)s")
 SPEND_PARTS = gettext_noop("principal %(principal_fen)s + bonus %(bonus_fen)s")
 SPEND_PARTS_PAID_BY = gettext_noop("principal %(principal_fen)s + bonus %(bonus_fen)s; paid by #%(payer)s")
 FAMILY_TRANSFER = gettext_noop("family transfer #%(from_customer)s → #%(to_customer)s")
+# As pages show the two memos that name a family member (`ledger.memos` people: "#12" or 张*).
+SPEND_PARTS_PAID_BY_SHOWN = gettext_noop("principal %(principal_fen)s + bonus %(bonus_fen)s; paid by %(payer)s")
+FAMILY_TRANSFER_SHOWN = gettext_noop("family transfer %(from_customer)s → %(to_customer)s")
+SHOWN = {SPEND_PARTS_PAID_BY: SPEND_PARTS_PAID_BY_SHOWN, FAMILY_TRANSFER: FAMILY_TRANSFER_SHOWN}
 TIER_MULTIPLIER = gettext_noop("×%(multiplier)s tier multiplier")
 POINTS_OFF = gettext_noop("%(off_fen)s fen off a bill")
 
@@ -22,4 +28,5 @@ def memos_register() -> None:
     memo_templates_register(TOPUP_VIA, TOPUP_BONUS, BONUS_FORFEITED, TOPUP_REFUND, SPEND_PARTS_PAID_BY, SPEND_PARTS,
                             FAMILY_TRANSFER, TIER_MULTIPLIER, POINTS_OFF,
                             labels={"method": lambda code: PaymentMethod(code).label, "min_fen": fen_label,
-                                    "bonus_fen": fen_label, "principal_fen": fen_label, "off_fen": fen_label})
+                                    "bonus_fen": fen_label, "principal_fen": fen_label, "off_fen": fen_label},
+                            shown=SHOWN, people=("payer", "from_customer", "to_customer"))

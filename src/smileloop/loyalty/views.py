@@ -27,6 +27,7 @@ from smileloop.customers.cards import card_form_view
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
 from smileloop.ledger.enums import AccountKind
+from smileloop.ledger.memos import memos_text
 from smileloop.loyalty import selectors, services
 from smileloop.loyalty.forms import (
     AwardForm,
@@ -85,7 +86,12 @@ class LoyaltyCard:
 
     @cached_property
     def history(self):
-        return selectors.ledger_history(self.customer)
+        """The latest entries, each with `memo_shown`: its memo as the reader may read it (a family member of
+        another clinic that a memo names by id is masked, 张*, without the id; the stored memo keeps it)."""
+        entries = selectors.ledger_history(self.customer)
+        for entry, shown in zip(entries, memos_text([e.transaction.memo for e in entries], self.scope), strict=True):
+            entry.memo_shown = shown
+        return entries
 
     @cached_property
     def topups(self):

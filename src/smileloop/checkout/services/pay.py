@@ -141,7 +141,7 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
             spend = loyalty_services.wallet_spend_request(
                 payer=customer, holder=bill.wallet_holder, amount_fen=t.amount_fen, key=f"{base}:wallet",
                 source=source, actor=actor, per_use_consent=bool(wallet.get("per_use_consent")), accounts=accounts,
-                at=at)
+                at=at, reader=bill.inputs.get("reader"))
             requests.append(spend.request)
             after.append((MovementRole.WALLET, {"value_fen": t.amount_fen}, lambda tx, spend=spend: spend.recorded(tx)))
     earn = loyalty_services.points_earn_request(

@@ -237,3 +237,30 @@ def test_lines_naming_no_catalogue_item_are_field_errors_whatever_their_type(cha
         ("lines[2].item_code", "is not in the service catalogue"),
         ("lines[4].quantity", "must be a whole number from 1 to 99")]
     assert Order.objects.count() == 0
+
+
+def test_a_consent_withdrawn_between_pricing_and_paying_names_a_holder_of_another_clinic_masked(
+        chain, clinic_a, clinic_b, catalogue, alice, wallet, scope_a):
+    # given alice (王芳) of clinic B, whose family card her husband of clinic A is bound to with standing consent
+    from smileloop.loyalty.errors import ConsentMissing as WalletConsentMissing
+    from smileloop.membership.enums import WalletShareMode
+    from smileloop.membership.services import (
+        family_bind,
+        wallet_share_consent_grant,
+        wallet_share_consent_revoke,
+    )
+
+    alice.home_clinic = clinic_b
+    alice.save(update_fields=["home_clinic"])
+    spouse = CustomerFactory(chain=chain, name="李强", home_clinic=clinic_a)
+    family_bind(holder=alice, member=spouse, relation="spouse", consent_source="paper", consent_evidence="F-1")
+    wallet_share_consent_grant(holder=alice, member=spouse, mode=WalletShareMode.STANDING, source="paper")
+    bill = checkout_price(customer=spouse, clinic=clinic_a, lines=[{"item_code": "CL01"}],
+                          wallet={"holder": alice, "amount_fen": 5000}, reader=scope_a)
+    # when she withdraws the consent before clinic A's cashier pays the priced bill
+    wallet_share_consent_revoke(holder=alice, member=spouse)
+    with pytest.raises(WalletConsentMissing) as refused:
+        checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="race-1")
+    # then the refusal names her masked, as the cashier's scope shows her, and nothing is written
+    assert "王芳" not in str(refused.value) and "王*" in str(refused.value), str(refused.value)
+    assert Settlement.objects.count() == 0

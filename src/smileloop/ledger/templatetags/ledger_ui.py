@@ -8,6 +8,8 @@ register = template.Library()
 
 
 @register.filter
-def memo_text(memo: str) -> str:
-    """A transaction's memo in the reader's language (amounts in yuan); names and free text as stored."""
-    return _memo_text(memo)
+def memo_text(memo: str, reader=None) -> str:
+    """A transaction's memo in the reader's language (amounts in yuan), `{{ memo|memo_text:scope }}`: a patient it
+    names by id is shown as the scope may see them (#12, or 张* outside it or with no scope); free text as
+    stored."""
+    return _memo_text(memo, reader)

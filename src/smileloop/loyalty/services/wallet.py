@@ -16,7 +16,9 @@ from django.db.models import F
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
+from smileloop.customers.selectors import name_for
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction
 from smileloop.ledger.services import (
@@ -187,17 +189,19 @@ def _holder_bound(holder: Customer, member: Customer) -> bool:
     return family_bindings_of(membership).filter(member_id=member.pk).exists()
 
 
-def _share_mode(holder: Customer, payer: Customer, *, per_use_consent: bool, consent_token: str) -> str:
-    """How this family use is consented, or ConsentMissing (code consent_missing)."""
+def _share_mode(holder: Customer, payer: Customer, *, per_use_consent: bool, consent_token: str,
+                reader: Scope | None) -> str:
+    """How this family use is consented, or ConsentMissing (code consent_missing), naming the two as `reader` may
+    see them (`name_for`: a holder of another clinic is 张*)."""
     if wallet_share_allowed(holder, payer) == WalletShareMode.STANDING:
         return ShareMode.STANDING
     if per_use_consent or consent_token:
         if not _holder_bound(holder, payer):
-            raise ConsentMissing(f"{payer.name} is not a family member bound to {holder.name}'s card, so the wallet "
-                                 "cannot be shared", field="holder_id")
+            raise ConsentMissing(f"{name_for(reader, payer)} is not a family member bound to "
+                                 f"{name_for(reader, holder)}'s card, so the wallet cannot be shared", field="holder_id")
         return ShareMode.PER_USE
-    raise ConsentMissing(f"{holder.name} has not given standing consent for {payer.name} to use the wallet: record "
-                         "the holder's consent for this use", field="per_use_consent")
+    raise ConsentMissing(f"{name_for(reader, holder)} has not given standing consent for {name_for(reader, payer)} "
+                         "to use the wallet: record the holder's consent for this use", field="per_use_consent")
 
 
 def _wallet_accounts(customer: Customer, accounts: dict[str, Account] | None = None) -> tuple[Account, Account]:
@@ -212,20 +216,22 @@ def _wallet_accounts(customer: Customer, accounts: dict[str, Account] | None = N
 @transaction.atomic
 def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen: int, key: str, source: str,
                  actor: Staff | None = None, per_use_consent: bool = False,
-                 consent_token: str = "") -> list[LedgerTransaction]:
+                 consent_token: str = "", reader: Scope | None = None) -> list[LedgerTransaction]:
     """Pay `amount_fen` of a bill from the holder's wallet (the payer's own when holder is None), principal and
     bonus in proportion (`wallet_split`), against SALES — one ledger transaction (ledger key
     `wallet_spend:{key}`), returned in a list. A family member paying from the holder's wallet needs the
     holder's standing consent, or `per_use_consent=True` / a `consent_token` for this use (recorded with the
     actor and time); otherwise ConsentMissing and nothing changes. A refund is ledger_reverse of the
-    transaction (the proportional parts come back to the lots they came from)."""
+    transaction (the proportional parts come back to the lots they came from). `reader`: the staff member's scope,
+    through which a refusal names the holder and the payer (masked, 张*, outside it or with no reader)."""
     key = key_check(key)
     holder = holder or payer
     replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=f"wallet_spend:{key}").first()
     if replay:
         return [replay]
     spend = wallet_spend_request(payer=payer, holder=holder, amount_fen=amount_fen, key=key, source=source,
-                                 actor=actor, per_use_consent=per_use_consent, consent_token=consent_token)
+                                 actor=actor, per_use_consent=per_use_consent, consent_token=consent_token,
+                                 reader=reader)
     tx = ledger_post_many([spend.request])[0]
     spend.recorded(tx)
     return [tx]
@@ -255,11 +261,14 @@ class WalletSpend:
 
 def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amount_fen: int, key: str, source: str,
                          actor: Staff | None = None, per_use_consent: bool = False, consent_token: str = "",
-                         accounts: dict[str, Account] | None = None, at: dt.datetime | None = None) -> WalletSpend:
+                         accounts: dict[str, Account] | None = None, at: dt.datetime | None = None,
+                         reader: Scope | None = None) -> WalletSpend:
     """`wallet_spend` checked (amount, family consent, stored value available) and split into principal and
     bonus, but not posted (the ledger locks the accounts and re-checks the balance when it posts): checkout
     posts it with the bill's other movements. `accounts`: the holder's WALLET_PRINCIPAL and WALLET_BONUS and the chain's SALES account when
-    the caller holds them (ledger `accounts_for`). `at`: the moment of the spend (default: now)."""
+    the caller holds them (ledger `accounts_for`). `at`: the moment of the spend (default: now). `reader`: as for
+    `wallet_spend` (checkout prices with the holder's consent and pays later: a consent withdrawn in between is
+    refused here, to the cashier, who may be of another clinic than the holder)."""
     key = key_check(key)
     holder = holder or payer
     if not _is_amount(amount_fen):
@@ -268,7 +277,8 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
     if holder.pk != payer.pk:
         if holder.chain_id != payer.chain_id:
             raise NotFamily("The wallet holder belongs to another chain", field="holder_id")
-        mode = _share_mode(holder, payer, per_use_consent=per_use_consent, consent_token=consent_token)
+        mode = _share_mode(holder, payer, per_use_consent=per_use_consent, consent_token=consent_token,
+                           reader=reader)
         accounts = None
     principal, bonus = _wallet_accounts(holder, accounts)
     left = available_balances([principal, bonus], at=at)
@@ -292,11 +302,12 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
 @transaction.atomic
 def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fen: int, key: str,
                     actor: Staff | None, per_use_consent: bool = False,
-                    consent_token: str = "") -> list[LedgerTransaction]:
+                    consent_token: str = "", reader: Scope | None = None) -> list[LedgerTransaction]:
     """Move stored value between a card holder and a family member bound to the card (either way). Needs the
     holder's wallet-share consent for that member (standing, or `per_use_consent` / `consent_token` now).
     Principal and bonus move in proportion (`wallet_split`) through ledger_transfer, so every lot keeps its
-    dates (a bonus keeps its expiry). Idempotent on `key`."""
+    dates (a bonus keeps its expiry). Idempotent on `key`. A refusal names the two through `reader` (as
+    `wallet_spend`)."""
     key = key_check(key)
     keys = [f"wallet_transfer:{key}:principal", f"wallet_transfer:{key}:bonus"]
     replay = list(LedgerTransaction.objects.filter(chain_id=from_customer.chain_id, idempotency_key__in=keys)
@@ -312,12 +323,13 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
     elif _holder_bound(to_customer, from_customer):
         holder, member = to_customer, from_customer
     else:
-        raise NotFamily(f"{from_customer.name} and {to_customer.name} are not holder and bound member of one "
-                        "family card", field="to_customer_id")
+        raise NotFamily(f"{name_for(reader, from_customer)} and {name_for(reader, to_customer)} are not holder and "
+                        "bound member of one family card", field="to_customer_id")
     mode = wallet_share_allowed(holder, member)
     if mode is None and not (per_use_consent or consent_token):
-        raise ConsentMissing(f"{holder.name} has not consented to share the wallet with {member.name}: record the "
-                             "consent for this transfer", field="per_use_consent")
+        raise ConsentMissing(f"{name_for(reader, holder)} has not consented to share the wallet with "
+                             f"{name_for(reader, member)}: record the consent for this transfer",
+                             field="per_use_consent")
     src_principal, src_bonus = _wallet_accounts(from_customer)
     p_left, b_left = available_balance(src_principal), available_balance(src_bonus)
     if amount_fen > p_left + b_left:

@@ -180,3 +180,74 @@ def test_the_ledger_rows_read_in_chinese_with_amounts_in_yuan(client, front_desk
     assert "充值满 ¥5,000.00 赠 ¥400.00" in card and "充值（现金）" in card
     assert "本金 ¥" in card
     assert "top-up via" not in card and "bonus:" not in card and "principal" not in card
+
+
+def _movements(html: str) -> str:
+    """The loyalty card's "Recent movements" table."""
+    start = html.index('data-testid="loyalty-history"')
+    return html[start:html.index("</table>", start)]
+
+
+def test_the_wallet_history_names_no_family_member_of_another_clinic(client, front_desk_a, chain_admin, wang,
+                                                                      stranger_b, family_membership, bonus_rules):
+    # given 王芳's family card, to which a chain role bound 赵敏 of clinic B; 赵敏 pays from the family wallet
+    # and 王芳 transfers stored value to her (memos stored as "…; paid by #<id>" and "family transfer #a → #b")
+    import re
+
+    from django.utils import translation
+
+    from smileloop.ledger.models import LedgerTransaction
+    from smileloop.loyalty.services import wallet_spend, wallet_transfer
+    from smileloop.membership.enums import WalletShareMode
+    from smileloop.membership.services import family_bind, wallet_share_consent_grant
+
+    family_bind(holder=wang, member=stranger_b, relation="sibling", consent_source="paper", consent_evidence="F-2")
+    wallet_share_consent_grant(holder=wang, member=stranger_b, mode=WalletShareMode.STANDING, source="paper")
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    wallet_spend(payer=stranger_b, holder=wang, amount_fen=10_000, key="s1", source="order:1")
+    wallet_transfer(from_customer=wang, to_customer=stranger_b, amount_fen=20_000, key="x1", actor=None)
+    memos = set(LedgerTransaction.objects.values_list("memo", flat=True))
+    # when clinic A's front desk and a chain admin read 王芳's card
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("customers:detail", args=[wang.id])).content.decode()
+    with translation.override("zh-hans"):
+        page_zh = client.get(reverse("customers:detail", args=[wang.id]),
+                             HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    client.force_login(chain_admin.user)
+    admin_page = client.get(reverse("customers:detail", args=[wang.id])).content.decode()
+    # then clinic A sees 赵敏 masked, with neither her id nor a link; the chain admin as before
+    seen, seen_zh, admin_seen = _movements(page), _movements(page_zh), _movements(admin_page)
+    other = re.compile(rf"#{stranger_b.id}\b")
+    for rows in (seen, seen_zh):
+        assert not other.search(rows), rows
+        assert "赵敏" not in rows and reverse("customers:detail", args=[stranger_b.id]) not in rows
+    assert "paid by 赵*" in seen and f"family transfer #{wang.id} → 赵*" in seen, seen
+    assert "由 赵* 支付" in seen_zh and f"家庭转账 #{wang.id} → 赵*" in seen_zh, seen_zh
+    assert f"paid by #{stranger_b.id}" in admin_seen
+    assert f"family transfer #{wang.id} → #{stranger_b.id}" in admin_seen
+    # and the stored memos (API, exports, `ledger check`) are unchanged
+    assert f"family transfer #{wang.id} → #{stranger_b.id}" in memos
+    assert any(m.endswith(f"; paid by #{stranger_b.id}") for m in memos), memos
+
+
+def test_a_family_members_history_names_no_card_holder_of_another_clinic(client, front_desk_a, clinic_b, wang,
+                                                                          spouse, family_membership, bonus_rules):
+    # given 王芳 of clinic B, whose family card a chain role bound her husband 李强 of clinic A to
+    import re
+
+    from smileloop.loyalty.services import wallet_transfer
+    from smileloop.membership.enums import WalletShareMode
+    from smileloop.membership.services import family_bind, wallet_share_consent_grant
+
+    wang.home_clinic = clinic_b
+    wang.save(update_fields=["home_clinic"])
+    family_bind(holder=wang, member=spouse, relation="spouse", consent_source="paper", consent_evidence="F-1")
+    wallet_share_consent_grant(holder=wang, member=spouse, mode=WalletShareMode.STANDING, source="paper")
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    wallet_transfer(from_customer=wang, to_customer=spouse, amount_fen=20_000, key="x1", actor=None)
+    # when clinic A's front desk reads 李强's card
+    client.force_login(front_desk_a.user)
+    rows = _movements(client.get(reverse("customers:detail", args=[spouse.id])).content.decode())
+    # then the transfer names her masked, without her id; him as before
+    assert f"family transfer 王* → #{spouse.id}" in rows, rows
+    assert not re.search(rf"#{wang.id}\b", rows) and "王芳" not in rows

@@ -233,3 +233,37 @@ def test_a_transfer_without_the_holders_consent_is_refused(chain, wang, bound_sp
     with pytest.raises(ConsentMissing):
         wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=10_000, key="x1", actor=None)
     assert wallet_balance(bound_spouse).total == 0
+
+
+def test_a_consent_refusal_names_a_holder_outside_the_readers_scope_masked(chain, clinic_b, wang, bound_spouse,
+                                                                          bonus_rules, scope_a, admin_scope):
+    # given 王芳 of clinic B holds the card her husband 李强 of clinic A is bound to, with no wallet-share consent
+    wang.home_clinic = clinic_b
+    wang.save(update_fields=["home_clinic"])
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
+    # when clinic A's staff have him pay from her wallet (a consent withdrawn after pricing: checkout's race)
+    with pytest.raises(ConsentMissing) as refused:
+        wallet_spend(payer=bound_spouse, holder=wang, amount_fen=10_000, key="s1", source="order:1", reader=scope_a)
+    with pytest.raises(ConsentMissing) as refused_admin:
+        wallet_spend(payer=bound_spouse, holder=wang, amount_fen=10_000, key="s1", source="order:1",
+                     reader=admin_scope)
+    with pytest.raises(ConsentMissing) as refused_nobody:
+        wallet_spend(payer=bound_spouse, holder=wang, amount_fen=10_000, key="s1", source="order:1")
+    # then she is named masked to clinic A (he, in its scope, by name), in full to a chain role, masked to no one
+    assert str(refused.value).startswith("王* has not given standing consent for 李强"), str(refused.value)
+    assert str(refused_admin.value).startswith("王芳 has not given standing consent for 李强")
+    assert "王芳" not in str(refused_nobody.value) and "李强" not in str(refused_nobody.value)
+
+
+def test_a_not_bound_refusal_names_a_holder_outside_the_readers_scope_masked(chain, clinic_b, wang, spouse,
+                                                                            family_membership, bonus_rules, scope_a):
+    # given 王芳 of clinic B, and her husband 李强 of clinic A not (or no longer) bound to her card
+    wang.home_clinic = clinic_b
+    wang.save(update_fields=["home_clinic"])
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
+    # when
+    with pytest.raises(ConsentMissing) as refused:
+        wallet_spend(payer=spouse, holder=wang, amount_fen=10_000, key="s1", source="order:1", per_use_consent=True,
+                     reader=scope_a)
+    # then
+    assert "王芳" not in str(refused.value) and "王*" in str(refused.value) and "李强" in str(refused.value)
