@@ -25,7 +25,7 @@ from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
-from smileloop.customers.selectors import customer_visible
+from smileloop.customers.selectors import name_for
 from smileloop.giftcards import selectors as giftcard_selectors
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
@@ -169,12 +169,6 @@ def _discount_label(discount) -> str:
     return discount.tier.name
 
 
-def _named(reader: Scope | None, person: Customer) -> str:
-    """Another patient as the reader of a message may see them: by name in their scope, else (or with no reader)
-    masked, 张*."""
-    return person.name if reader is not None and customer_visible(reader, person) else name_masked(person.name)
-
-
 def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vouchers: list[str] = (),
                    gift_cards: list[str] = (), points: int | str = 0, wallet: dict | None = None,
                    at: dt.datetime | None = None, reader: Scope | None = None) -> PricedBill:
@@ -232,7 +226,7 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
         if holder.pk != customer.pk:
             mode = wallet_share_allowed(holder, customer, at=at)
             if mode is None and not wallet.get("per_use_consent"):
-                raise ConsentMissing(f"{_named(reader, holder)} has not consented to {customer.name} paying from the family "
+                raise ConsentMissing(f"{name_for(reader, holder)} has not consented to {customer.name} paying from the family "
                                      "wallet: record the holder's consent (standing, or for this use)",
                                      field="wallet.per_use_consent")
         balance = loyalty_selectors.wallet_balance(holder)
