@@ -207,6 +207,43 @@ def test_an_order_dated_in_the_future_and_a_formula_amount_are_errors(tmp_path, 
     assert Order.objects.count() == 0
 
 
+def test_a_formula_saved_by_excel_with_its_result_is_still_read_as_its_text(tmp_path, chain, clinic_a, catalogue,
+                                                                            patient):
+    # given formulas as Excel saves them: with the last computed result cached beside the formula (openpyxl writes
+    # none, so it is added here); a reader that returns cached results would import 50 and "2"
+    xlsx_write(tmp_path / "src.xlsx", [["订单号", "手机号", "日期", "项目编码", "单价", "金额", "备注"],
+                                       ["A1", "13800138000", "2024-01-05", "EX01", "50", "=E2*1", "=1+1"]])
+    with zipfile.ZipFile(tmp_path / "src.xlsx") as source, zipfile.ZipFile(tmp_path / "o.xlsx", "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<f>E2*1</f><v />", b"<f>E2*1</f><v>50</v>")
+                data = data.replace(b"<f>1+1</f><v />", b'<f>1+1</f><v>2</v>')
+                assert data.count(b"</f><v>") == 2
+            target.writestr(item, data)
+
+    # when
+    report = orders_import(path=tmp_path / "o.xlsx", chain=chain)
+
+    # then the amount is refused as a formula, not imported as its cached 50
+    assert [(e["row"], e["column"], e["value"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "金额", "=E2*1", FORMULA)]
+    assert Order.objects.count() == 0
+
+
+def test_an_excel_error_value_is_read_as_such_not_as_a_blank_cell(tmp_path, chain):
+    # given a broken lookup pasted back as values: the phone cell holds the error #N/A (openpyxl writes it as one)
+    path = xlsx_write(tmp_path / "c.xlsx", [["姓名", "手机号"], ["张三", "#N/A"]])
+    assert b't="e"' in zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then the row is refused with the error's text, not imported as a patient without a phone
+    assert [(e["row"], e["column"], e["value"]) for e in report.as_dict()["errors"]] == [(2, "手机号", "#N/A")]
+    assert Customer.objects.count() == 0
+
+
 def test_the_page_names_the_uploaded_file_in_messages_and_in_what_it_writes(client, director_a, settings, tmp_path):
     # given
     settings.SMILELOOP_IMPORT_DIR = tmp_path / "imports"
