@@ -6,9 +6,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
+from smileloop.clinics.selectors import scope_for_staff
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
+from smileloop.customers.selectors import name_for
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
 from smileloop.membership.errors import (
     AlreadyBound,
@@ -148,7 +150,10 @@ def wallet_share_consent_revoke(*, holder: Customer, member: Customer, actor: St
     current = (WalletShareConsent.objects.select_for_update()
                .filter(holder_id=holder.pk, member_id=member.pk, revoked_at__isnull=True).first())
     if current is None:
-        raise NoConsent(f"{holder.name} has given no wallet-share consent to {member.name}", field="member_id")
+        # Named as the acting staff member may see them: a relative of another clinic only masked (PIPL).
+        reader = scope_for_staff(actor) if actor is not None else None
+        raise NoConsent(f"{name_for(reader, holder)} has given no wallet-share consent to {name_for(reader, member)}",
+                        field="member_id")
     current.revoked_at = at
     current.save(update_fields=["revoked_at"])
     return current

@@ -18,6 +18,7 @@ from smileloop.membership.errors import (
     DowngradeNotAllowed,
     LifetimeMembership,
     MembershipExists,
+    NoConsent,
     NoSlots,
     NotAMember,
     NotBound,
@@ -440,6 +441,19 @@ def test_wallet_share_needs_a_binding_and_is_readable_until_revoked_or_unbound(h
     services.family_unbind(binding=binding, reason="离婚")
     assert selectors.wallet_share_allowed(holder, spouse) is None
     assert selectors.member_discount_for(spouse) is None
+
+
+def test_revoking_a_consent_never_given_names_a_relative_of_another_clinic_masked(holder, spouse, clinic_b,
+                                                                                   front_desk_a):
+    # given a bound spouse now at clinic B, with no wallet-share consent
+    services.family_bind(holder=holder, member=spouse, relation="spouse", consent_source="paper", consent_evidence="A")
+    spouse.home_clinic = clinic_b
+    spouse.save(update_fields=["home_clinic"])
+    # when clinic A's front desk revokes it
+    with pytest.raises(NoConsent) as refused:
+        services.wallet_share_consent_revoke(holder=holder, member=spouse, actor=front_desk_a)
+    # then the holder (theirs) is named, the spouse (not theirs) masked
+    assert str(refused.value.message) == f"{holder.name} has given no wallet-share consent to 李*"
 
 
 def test_a_friend_who_names_a_member_gets_the_friend_discount(holder, friend, spouse):
