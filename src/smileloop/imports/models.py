@@ -25,6 +25,8 @@ class ImportBatch(models.Model):
     # Why a background check or import failed (an unreadable file, or an unexpected error): shown on the page.
     error = models.TextField(blank=True, default="")
     queued_at = models.DateTimeField(null=True, blank=True)  # when the last background run was asked for
+    # The language of the staff member who asked for the last run: a background job writes its messages in it.
+    language = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -62,7 +62,8 @@ def upload(request, scope):
     if request.method == "POST" and form.is_valid():
         try:
             batch = batch_upload(staff=request.user.staff, kind=form.cleaned_data["kind"],
-                                 upload=form.cleaned_data["file"], default_clinic=form.cleaned_data["default_clinic"])
+                                 upload=form.cleaned_data["file"], default_clinic=form.cleaned_data["default_clinic"],
+                                 language=request.LANGUAGE_CODE)
         except ImportFileError as exc:
             form.add_error("file", exc.message)
         else:
@@ -85,7 +86,8 @@ def confirm(request, scope, batch_id):
     form.is_valid()
     conflict = None
     try:
-        batch_confirm(batch=batch, staff=request.user.staff, skip_invalid=form.cleaned_data.get("skip_invalid", False))
+        batch_confirm(batch=batch, staff=request.user.staff, skip_invalid=form.cleaned_data.get("skip_invalid", False),
+                      language=request.LANGUAGE_CODE)
     except Conflict as exc:
         conflict = exc.message
     except ImportFileError as exc:

@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Clinic, Staff
@@ -132,8 +133,10 @@ def _run(batch: ImportBatch, *, actor: Staff | None, dry_run: bool, skip_invalid
     return orders_import(**kwargs)
 
 
-def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | None = None) -> ImportBatch:
-    """Store the uploaded file and dry-run it. Raises ImportFileError (and keeps nothing) for an unusable file."""
+def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | None = None,
+                 language: str = "") -> ImportBatch:
+    """Store the uploaded file and dry-run it. Raises ImportFileError (and keeps nothing) for an unusable file.
+    `language`: the uploader's, for the messages of a check run in the background."""
     extension = Path(upload.name or "").suffix.lower()
     if extension not in SUPPORTED_EXTENSIONS:
         raise ImportFileError(_("Unsupported file type “%(ext)s”: save the sheet as .xlsx or .csv")
@@ -141,7 +144,8 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
     if kind not in ImportKind.values:
         raise ImportFileError(_("Unknown import kind"), code="bad_kind")
     batch = ImportBatch(chain_id=staff.chain_id, kind=kind, original_name=(upload.name or "")[:255],
-                        extension=extension, uploaded_by=staff, default_clinic=default_clinic)
+                        extension=extension, uploaded_by=staff, default_clinic=default_clinic,
+                        language=(language or "")[:16])
     path = batch_path(batch)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
@@ -165,7 +169,8 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
     return batch
 
 
-def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = False) -> ImportReport | None:
+def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = False,
+                  language: str = "") -> ImportReport | None:
     """Run the real import of a previewed file: now, or for a large file in the background (then None is
     returned and the batch is `importing`). A batch is written at most once (row lock + status)."""
     background = False
@@ -178,7 +183,8 @@ def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = Fals
         else:
             background, report = True, None
             locked.status, locked.queued_at, locked.error = BatchStatus.IMPORTING, timezone.now(), ""
-            locked.save(update_fields=["status", "queued_at", "error"])
+            locked.language = (language or locked.language)[:16]
+            locked.save(update_fields=["status", "queued_at", "error", "language"])
             progress_path(locked).unlink(missing_ok=True)
             enqueue_on_commit(batch_write, batch_id=str(locked.id), queued_at=locked.queued_at.isoformat(),
                               staff_id=staff.id, skip_invalid=skip_invalid)
@@ -229,6 +235,16 @@ def batch_check(*, batch_id: str, queued_at: str) -> None:
     batch = _claim(batch_id, BatchStatus.CHECKING, queued_at)
     if batch is None:
         return
+    with _in_language(batch):
+        _check(batch)
+
+
+def _in_language(batch: ImportBatch):
+    """The asker's language for what the job writes (its messages, the report's file-level errors)."""
+    return translation.override(batch.language) if batch.language else nullcontext()
+
+
+def _check(batch: ImportBatch) -> None:
     writer = _ProgressWriter(batch)
     try:
         report = _run(batch, actor=batch.uploaded_by, dry_run=True, skip_invalid=False, progress=writer)
@@ -251,7 +267,11 @@ def batch_write(*, batch_id: str, queued_at: str, staff_id: int, skip_invalid: b
     batch = _claim(batch_id, BatchStatus.IMPORTING, queued_at)
     if batch is None:
         return
-    staff = Staff.objects.filter(pk=staff_id).first()
+    with _in_language(batch):
+        _write(batch, staff=Staff.objects.filter(pk=staff_id).first(), skip_invalid=skip_invalid)
+
+
+def _write(batch: ImportBatch, *, staff: Staff | None, skip_invalid: bool) -> None:
     writer = _ProgressWriter(batch)
     try:
         report = _run(batch, actor=staff, dry_run=False, skip_invalid=skip_invalid, progress=writer)

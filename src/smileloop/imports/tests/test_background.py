@@ -352,3 +352,20 @@ def test_an_imported_file_is_deleted_once_written(client, director_a, monkeypatc
         client.post(confirm, {"skip_invalid": "on"})
     batch.refresh_from_db()
     assert batch.status == BatchStatus.WRITTEN and not batches.batch_path(batch).exists()
+
+
+def test_a_background_check_writes_its_message_in_the_uploaders_language(client, director_a, queued):
+    # given an unreadable large file uploaded from a page in Chinese
+    client.force_login(director_a.user)
+    client.post(reverse("imports:upload"), {"kind": "customers", "file": SimpleUploadedFile("x.csv", b"foo,bar\n1,2\n")},
+                HTTP_ACCEPT_LANGUAGE="zh-hans")
+    batch = ImportBatch.objects.get()
+
+    # when the worker, whose own language is another, checks it
+    with translation.override("en"):
+        _work(queued)
+
+    # then the reason is in Chinese, as the uploader reads it
+    batch.refresh_from_db()
+    assert (batch.language, batch.status) == ("zh-hans", BatchStatus.FAILED)
+    assert batch.error == "x.csv 的前 10 行中没有可识别的表头（应包含 姓名/name、手机号/phone 等列）"
