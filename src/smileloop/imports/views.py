@@ -88,14 +88,13 @@ def confirm(request, scope, batch_id):
     try:
         batch_confirm(batch=batch, staff=request.user.staff, skip_invalid=form.cleaned_data.get("skip_invalid", False),
                       language=request.LANGUAGE_CODE)
-    except Conflict as exc:
-        conflict = exc.message
-    except ImportFileError as exc:
+    except (Conflict, ImportFileError) as exc:
         conflict = exc.message
     batch.refresh_from_db()
     if request.htmx:
-        fragment = "progress" if batch.status in RUNNING and not conflict else "result"
-        return render(request, f"imports/preview.html#{fragment}", _preview_context(batch, form, conflict))
+        if batch.status in RUNNING and not conflict:
+            return render(request, "imports/preview.html#progress", _progress_context(batch, form))
+        return render(request, "imports/preview.html#result", _preview_context(batch, form, conflict))
     if conflict:
         return render(request, "imports/preview.html", _preview_context(batch, form, conflict), status=409)
     return redirect("imports:preview", batch_id=batch.id)
@@ -113,7 +112,7 @@ def progress(request, scope, batch_id):
         response = HttpResponse(status=204)
         response["HX-Refresh"] = "true"
         return response
-    return render(request, "imports/preview.html#progress", _preview_context(batch, ConfirmForm()))
+    return render(request, "imports/preview.html#progress", _progress_context(batch, ConfirmForm()))
 
 
 @import_permission_required
@@ -141,6 +140,11 @@ def errors_csv(request, scope, batch_id):
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-errors-{batch.id}.csv"'
     return response
+
+
+def _progress_context(batch, form) -> dict:
+    """What the progress block needs, and no more: it is rendered every second while a job runs."""
+    return {"batch": batch, "report": batch.report or {}, "form": form, "progress": batch_progress(batch)}
 
 
 def _preview_context(batch, form, conflict=None) -> dict:

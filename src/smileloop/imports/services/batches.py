@@ -32,17 +32,16 @@ from smileloop.imports.services.orders import orders_import
 from smileloop.imports.services.reading import SUPPORTED_EXTENSIONS
 from smileloop.imports.services.report import ImportReport
 
+log = logging.getLogger(__name__)
+
 
 def import_dir() -> Path:
-    """Where uploaded files wait for confirmation: settings.SMILELOOP_IMPORT_DIR or var/imports."""
-    return Path(getattr(settings, "SMILELOOP_IMPORT_DIR", None) or Path(settings.BASE_DIR) / "var" / "imports")
+    """Where uploaded files wait for confirmation: settings.SMILELOOP_IMPORT_DIR (var/imports by default)."""
+    return Path(settings.SMILELOOP_IMPORT_DIR)
 
 
 def batch_path(batch: ImportBatch) -> Path:
     return import_dir() / f"{batch.id}{batch.extension}"
-
-
-log = logging.getLogger(__name__)
 
 # Files up to this size are checked and imported within the request (about 10,000 CSV rows, a few seconds);
 # larger ones in the background. XLSX is compressed, and slower to read per byte.
@@ -63,8 +62,6 @@ class BatchProgress:
 
     rows: int  # rows done so far
     total: int | None  # rows in the file, when known (an import after its check), for a percentage
-    started_at: dt.datetime | None
-    updated_at: dt.datetime | None
     stale: bool  # no progress for STALE_AFTER: the worker stopped, or never picked the job up
 
     @property
@@ -77,16 +74,12 @@ def batch_progress(batch: ImportBatch) -> BatchProgress:
     total = (batch.report or {}).get("rows") if batch.status == BatchStatus.IMPORTING else None
     try:
         data = json.loads(progress_path(batch).read_text(encoding="utf-8"))
-        rows, started, updated = int(data["rows"]), _parse_time(data["started_at"]), _parse_time(data["updated_at"])
+        rows, updated = int(data["rows"]), dt.datetime.fromisoformat(data["updated_at"])
     except (OSError, ValueError, KeyError, TypeError):
-        rows, started, updated = 0, None, None
+        rows, updated = 0, None
     since = updated or batch.queued_at or batch.created_at
     stale = since is not None and timezone.now() - since > STALE_AFTER
-    return BatchProgress(rows=rows, total=total or None, started_at=started, updated_at=updated, stale=stale)
-
-
-def _parse_time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+    return BatchProgress(rows=rows, total=total or None, stale=stale)
 
 
 class _ProgressWriter:
@@ -96,7 +89,6 @@ class _ProgressWriter:
     def __init__(self, batch: ImportBatch):
         self.path = progress_path(batch)
         self.rows = 0
-        self.started_at = timezone.now().isoformat()
         self.last = 0.0
         self.write()
 
@@ -108,8 +100,8 @@ class _ProgressWriter:
     def write(self) -> None:
         self.last = time.monotonic()
         temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps({"rows": self.rows, "started_at": self.started_at,
-                                         "updated_at": timezone.now().isoformat()}), encoding="utf-8")
+        temporary.write_text(json.dumps({"rows": self.rows, "updated_at": timezone.now().isoformat()}),
+                             encoding="utf-8")
         os.replace(temporary, self.path)
 
     def remove(self) -> None:
@@ -157,7 +149,6 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
         with transaction.atomic():
             batch.save()
             enqueue_on_commit(batch_check, batch_id=str(batch.id), queued_at=batch.queued_at.isoformat())
-        batch.refresh_from_db()
         return batch
     try:
         report = _run(batch, actor=staff, dry_run=True, skip_invalid=False)
@@ -173,7 +164,6 @@ def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = Fals
                   language: str = "") -> ImportReport | None:
     """Run the real import of a previewed file: now, or for a large file in the background (then None is
     returned and the batch is `importing`). A batch is written at most once (row lock + status)."""
-    background = False
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         _confirmable(locked)
@@ -181,16 +171,15 @@ def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = Fals
             report = _run(locked, actor=staff, dry_run=False, skip_invalid=skip_invalid)
             _finish(locked, report)
         else:
-            background, report = True, None
+            report = None
             locked.status, locked.queued_at, locked.error = BatchStatus.IMPORTING, timezone.now(), ""
             locked.language = (language or locked.language)[:16]
             locked.save(update_fields=["status", "queued_at", "error", "language"])
             progress_path(locked).unlink(missing_ok=True)
             enqueue_on_commit(batch_write, batch_id=str(locked.id), queued_at=locked.queued_at.isoformat(),
                               staff_id=staff.id, skip_invalid=skip_invalid)
+            log.info("import %s queued for the background worker", locked.id)
     batch.refresh_from_db()
-    if background:
-        log.info("import %s queued for the background worker", batch.id)
     return report
 
 
