@@ -398,12 +398,3 @@ def household_in_scope(scope: Scope, customer: Customer) -> HouseholdInScope | N
         name, head_id = name_masked(household.name) if household.name else "", None
     return HouseholdInScope(household, name, head_id, members, visible, len(members) - len(visible))
 
-
-def household_for_customer(scope: Scope, customer: Customer):
-    """(household or None, members visible in `scope`, number of members hidden by the clinic boundary): see
-    `household_in_scope`, which also gives the household's name and head as the scope may read them.
-
-    Relatives registered at clinics outside the scope are counted but neither named nor linked.
-    """
-    found = household_in_scope(scope, customer)
-    return (None, [], 0) if found is None else (found.household, found.visible, found.hidden)

@@ -264,12 +264,11 @@ def test_the_family_section_names_only_relatives_in_scope_and_counts_the_others(
     household_member_add(head=head, member=grandparent, relation="grandparent")
 
     def names(scope, customer):
-        household, visible, hidden = customer_selectors.household_for_customer(scope, customer)
-        return household.head_id, sorted(m.customer.name for m in visible), hidden
+        found = customer_selectors.household_in_scope(scope, customer)
+        return found.household.head_id, sorted(m.customer.name for m in found.visible), found.hidden
 
     assert names(scope_for_staff(consultant), child) == (head.id, ["周奶奶", "周子", "周父"], 1)
     assert names(scope_for_staff(chain_admin), spouse) == (head.id, ["周奶奶", "周子", "周母", "周父"], 0)
     other_clinic = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_b], user__username="fd_b")
     assert names(scope_for_staff(other_clinic), spouse) == (head.id, ["周子", "周母"], 2)
-    assert customer_selectors.household_for_customer(scope_for_staff(chain_admin), CustomerFactory(chain=chain)) == (
-        None, [], 0)
+    assert customer_selectors.household_in_scope(scope_for_staff(chain_admin), CustomerFactory(chain=chain)) is None
