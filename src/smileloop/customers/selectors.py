@@ -397,4 +397,3 @@ def household_in_scope(scope: Scope, customer: Customer) -> HouseholdInScope | N
     else:  # a head not among the members (not read): the name is not trusted to leave them out
         name, head_id = name_masked(household.name) if household.name else "", None
     return HouseholdInScope(household, name, head_id, members, visible, len(members) - len(visible))
-
