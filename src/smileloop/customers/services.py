@@ -49,7 +49,17 @@ from smileloop.customers.normalize import (
     to_halfwidth,
 )
 from smileloop.customers.selectors import scope_covers
-from smileloop.customers.timeline import CONTACTED_BY, MARKED_LOST, timeline_format
+from smileloop.customers.timeline import (
+    CONTACTED_BY,
+    FAMILY_ADDED,
+    MARKED_LOST,
+    MERGED,
+    MERGED_BECAUSE,
+    UPDATED,
+    created_text,
+    fields_text,
+    timeline_format,
+)
 
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
 CUSTOMER_FIELDS = [
@@ -376,7 +386,9 @@ def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: 
         customer.home_clinic_id = default_home_clinic_id
     kind = (InteractionKind.IMPORT if source == "import" else InteractionKind.FORM if source == "form"
             else InteractionKind.SYSTEM)
-    timeline = {"kind": kind, "text": f"created ({source})", "author_id": actor.id if actor else None,
+    timeline = {"kind": kind, "author_id": actor.id if actor else None,
+                "text": created_text(source=source, channel=customer.first_touch_channel,
+                                     campaign=customer.first_touch_campaign),
                 "clinic_id": None, "occurred_at": now, "data": {}}
     # The common case, a new person, is one statement: the INSERT runs only if neither the mobile nor an
     # identity names anyone yet (the match probe is its condition), and does nothing if a concurrent
@@ -486,7 +498,7 @@ def customer_update(*, customer: Customer, data: dict, actor: Staff | None = Non
         customer.save(update_fields=[*set(changed), "updated_at"])
         _keys_follow(customer, changed)
         interaction_add(customer=customer, kind=InteractionKind.FORM, author=actor,
-                        text="updated: " + ", ".join(sorted(set(changed) - {"mobile_tail"})))
+                        text=timeline_format(UPDATED, fields=fields_text(changed)))
     return customer
 
 
@@ -563,7 +575,8 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
     # The head's timeline is read by whoever sees the head, maybe not the relative (another clinic's patient):
     # the note names them masked (PIPL), as the family section names only the relatives in the reader's scope.
     interaction_add(customer=head, kind=InteractionKind.NOTE, author=actor,
-                    text=f"family member added: {name_masked(member.name)} ({relation})")
+                    text=timeline_format(FAMILY_ADDED, name=name_masked(member.name), relation=relation),
+                    data={"relation": relation})
     return hm
 
 
@@ -844,7 +857,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     record = CustomerMerge.objects.create(survivor=survivor, merged=merged, actor=actor, reason=reason[:255],
                                           moved=moved, merged_snapshot=snapshot)
     interaction_add(customer=survivor, kind=InteractionKind.MERGE, author=actor,
-                    text=f"merged #{merged.id} {merged.name} into this record" + (f": {reason}" if reason else ""),
+                    text=timeline_format(MERGED_BECAUSE if reason else MERGED, merged=merged.id, name=merged.name,
+                                         reason=reason),
                     data={"merged_id": merged.id, "moved": moved})
     audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=survivor.id,
                  reason=reason, detail={"merged_id": merged.id, "moved": moved})

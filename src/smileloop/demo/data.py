@@ -119,13 +119,6 @@ CHANNEL_WEIGHTS = [
     (Channel.PHONE_CALL, 4), (Channel.COMMUNITY_EVENT, 5), (Channel.WEBSITE, 2), (Channel.SMS, 1),
 ]
 
-CHANNEL_LABELS = {
-    Channel.WECHAT_OA: "微信公众号", Channel.WECOM: "企业微信", Channel.DOUYIN: "抖音", Channel.BAIDU: "百度",
-    Channel.WEBSITE: "官网", Channel.MINI_PROGRAM: "小程序", Channel.MEITUAN: "美团/大众点评",
-    Channel.PHONE_CALL: "来电", Channel.SMS: "短信", Channel.COMMUNITY_EVENT: "社区活动", Channel.REFERRAL: "转介绍",
-    Channel.WALK_IN: "自然到店", Channel.IMPORT: "导入", Channel.OTHER: "其他",
-}
-
 CAMPAIGNS = {
     Channel.DOUYIN: ["9.9元洁牙团购", "种植牙科普直播", "隐形矫正案例短视频"],
     Channel.MEITUAN: ["9.9元洁牙团购", "儿童涂氟体验券", "美团口腔检查套餐"],

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 from smileloop.customers import enums as customer_enums
 from smileloop.customers.normalize import pinyin_keys
+from smileloop.customers.timeline import created_text
 from smileloop.demo import data
 from smileloop.visits import enums as visit_enums
 
@@ -787,11 +788,12 @@ class PoolGenerator:
                                  "回复TD退订", None, last_at))
         # timeline
         inter = rows["customers_interaction"]
-        label = data.CHANNEL_LABELS.get(p.channel, p.channel)
+        # what customers.services writes for a person created through the API (online channels: the channel's
+        # integration) or at the front desk
         inter.append((self.ids.take("customers_interaction"), p.id,
                       InteractionKind.FORM if source != "paper" else InteractionKind.SYSTEM,
-                      f"新客户，来源：{label}" + (f" · {p.campaign}" if p.campaign else ""), staff_attr, clinic.id,
-                      created, "{}"))
+                      created_text(source="api" if source != "paper" else "form", channel=p.channel,
+                                   campaign=p.campaign), staff_attr, clinic.id, created, "{}"))
         if not visit_count:
             for k in range(rng.choice((0, 1, 1, 2))):
                 at = self.ts(min(self.now_day - 1, p.created_day + 1 + 3 * k), 630 + _rr(rng, 420))

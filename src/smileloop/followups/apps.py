@@ -13,8 +13,8 @@ class FollowupsConfig(AppConfig):
         from smileloop.followups.enums import Outcome
         from smileloop.followups.selectors import customer_section
         from smileloop.followups.services import followups_merge_hook
-        from smileloop.followups.services.tasks import TASK_OUTCOME
+        from smileloop.followups.services.tasks import TASK_DONE, TASK_DONE_NOTE, TASK_OUTCOME
 
         section_register("followups", customer_section)
-        timeline_templates_register(TASK_OUTCOME, labels={"outcome": lambda code: Outcome(code).label})
+        timeline_templates_register(TASK_OUTCOME, TASK_DONE_NOTE, TASK_DONE, labels={"outcome": lambda code: Outcome(code).label})
         merge_hook_register(followups_merge_hook)

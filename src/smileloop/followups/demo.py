@@ -49,6 +49,7 @@ from smileloop.followups.services import (
     playbooks_install_defaults,
 )
 from smileloop.followups.services.sources import BOOKING_STATUSES, months_add
+from smileloop.followups.services.tasks import task_done_text
 from smileloop.visits.enums import AppointmentStatus, Category
 from smileloop.visits.models import Appointment, ServiceItem
 
@@ -148,14 +149,12 @@ def _timeline(chain: Chain, ids: list[int]) -> None:
     rows = (FollowupTask.objects.filter(pk__in=ids, status=TaskStatus.DONE)
             .values_list("id", "customer_id", "clinic_id", "completed_by_id", "completed_at", "outcome",
                          "playbook__name", "playbook__code", "step__channel").order_by("id"))
-    labels = {Outcome.REACHED: "已联系上", Outcome.NO_ANSWER: "无人接听", Outcome.WRONG_NUMBER: "号码错误",
-              Outcome.BOOKED: "已预约", Outcome.DECLINED: "拒绝"}
     batch = []
     for task_id, customer_id, clinic_id, staff_id, at, outcome, name, code, channel in rows.iterator(chunk_size=2000):
         note = rng.choice(NOTES[Outcome(outcome)])
         kind = (InteractionKind.NOTE if outcome in (Outcome.NO_ANSWER, Outcome.WRONG_NUMBER)
                 else OUTCOME_KIND.get(channel, InteractionKind.NOTE))
-        text = f"{name}: {labels[Outcome(outcome)]}" + (f" — {note}" if note else "")
+        text = task_done_text(playbook=name, outcome=outcome, note=note)
         batch.append(Interaction(customer_id=customer_id, kind=kind, author_id=staff_id, clinic_id=clinic_id,
                                  occurred_at=at, text=text,
                                  data={"followup_task_id": task_id, "playbook": code, "outcome": outcome,

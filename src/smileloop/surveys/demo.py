@@ -52,6 +52,17 @@ def _answer(rng: random.Random, score: int) -> tuple[list[str], str]:
     return [t.value for t in SurveyTag if t in tags], comment
 
 
+def _opened_at(rng: random.Random, sent_at: dt.datetime) -> dt.datetime:
+    """When a patient opens the 09:00 text: most within hours, some that evening, a few the next day, awake
+    (an answer at 04:00 would not look like a patient)."""
+    r = rng.random()
+    if r < 0.6:
+        return sent_at + dt.timedelta(minutes=rng.randint(5, 180))
+    day = sent_at.date() + dt.timedelta(days=0 if r < 0.9 else 1)
+    start, end = (19 * 60, 22 * 60 + 30) if r < 0.9 else (8 * 60, 22 * 60)
+    return dt.datetime.combine(day, dt.time(0), tzinfo=sent_at.tzinfo) + dt.timedelta(minutes=rng.randint(start, end))
+
+
 def demo_load(*, chain: Chain, today: dt.date) -> dict:
     tz = selectors.chain_tz(chain)
     moment = dt.datetime.combine(today, dt.time(10), tzinfo=tz)
@@ -68,7 +79,7 @@ def demo_load(*, chain: Chain, today: dt.date) -> dict:
         survey.sent_at = survey.created_at
         r = rng.random()
         latest = min(moment, survey.expires_at) - dt.timedelta(minutes=1)
-        answered_at = survey.created_at + dt.timedelta(minutes=rng.randint(5, 3 * 24 * 60))
+        answered_at = _opened_at(rng, survey.created_at)
         if r < ANSWER_RATE and answered_at < latest:
             survey.score = _score(rng)
             survey.tags, survey.comment = _answer(rng, survey.score)

@@ -12,11 +12,13 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.services import interaction_add
+from smileloop.customers.timeline import FIELD_SEPARATOR, list_join, timeline_format, timeline_text
 from smileloop.followups.services import complaint_task_open
 from smileloop.surveys import selectors
 from smileloop.surveys.enums import (
@@ -195,18 +197,29 @@ def survey_complaint_open(*, survey: Survey, note: str, at: dt.datetime) -> int:
     return task.id
 
 
+# The answer on the timeline: stored in English, shown in the reader's language (customers.timeline; registered in
+# apps.py), the tags as their codes.
+ANSWER = gettext_noop("satisfaction survey: %(score)s/10")
+ANSWER_TAGS = gettext_noop("satisfaction survey: %(score)s/10 · about: %(tags)s")
+ANSWER_COMMENT = gettext_noop("satisfaction survey: %(score)s/10 · “%(comment)s”")
+ANSWER_TAGS_COMMENT = gettext_noop("satisfaction survey: %(score)s/10 · about: %(tags)s · “%(comment)s”")
+ANSWER_TEMPLATES = (ANSWER_TAGS_COMMENT, ANSWER_TAGS, ANSWER_COMMENT, ANSWER)
+
+
+def survey_tags_label(stored: str) -> str:
+    """"price, pain" → "价格、疼痛感受"."""
+    return list_join(SurveyTag(code).label for code in stored.split(FIELD_SEPARATOR))
+
+
 def survey_answer_texts(survey: Survey) -> tuple[str, str]:
-    """Timeline text and complaint note, stored in the site's language (what the staff read)."""
+    """The timeline entry (English, see ANSWER) and the complaint task's note, in the site's language (what the
+    director reads on the task)."""
+    template = ((ANSWER_TAGS_COMMENT if survey.comment else ANSWER_TAGS) if survey.tags
+                else ANSWER_COMMENT if survey.comment else ANSWER)
+    text = timeline_format(template, score=survey.score, tags=FIELD_SEPARATOR.join(survey.tags),
+                           comment=survey.comment)
     with translation.override(settings.LANGUAGE_CODE):
-        labels = dict(SurveyTag.choices)
-        tags = "、".join(str(labels[t]) for t in survey.tags)
-        parts = [_("Satisfaction survey: %(score)s/10") % {"score": survey.score}]
-        if tags:
-            parts.append(_("about: %(tags)s") % {"tags": tags})
-        if survey.comment:
-            parts.append(f"“{survey.comment}”")
-        text = " · ".join(parts)
         doctor = survey.doctor.name if survey.doctor else "—"
         note = _("Low score after the visit of %(date)s (doctor %(doctor)s). %(answer)s") % {
-            "date": survey.visit_date.isoformat(), "doctor": doctor, "answer": text}
+            "date": survey.visit_date.isoformat(), "doctor": doctor, "answer": timeline_text(text)}
     return text, note

@@ -8,12 +8,11 @@ import datetime as dt
 import json
 import re
 
-from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
-from django.utils import timezone, translation
-from django.utils.translation import gettext_lazy
+from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Staff
@@ -24,12 +23,16 @@ from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.customers.services import interaction_add
+from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
 from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
 from smileloop.tagging.rules import rule_check, rule_users, rule_uses_tag
 
+# Stored in English, shown in the reader's language (customers.timeline; registered in apps.py).
+TAG_ADDED = gettext_noop("Tag added: %(tag)s")
+TAG_REMOVED = gettext_noop("Tag removed: %(tag)s")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _SCANNABLE_KINDS = {InteractionKind.CHAT, InteractionKind.CALL, InteractionKind.SMS, InteractionKind.NOTE,
@@ -251,7 +254,7 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
                   "evidence": evidence or {}})
     if created and source == TagSource.MANUAL:
         interaction_add(customer=customer, kind=InteractionKind.SYSTEM, author=actor, occurred_at=row.set_at,
-                        text=_timeline_text(gettext_lazy("Tag added: %(tag)s"), tag),
+                        text=timeline_format(TAG_ADDED, tag=tag.name),
                         data={"tag": tag.code, "action": "tag.add"})
     return row
 
@@ -263,15 +266,9 @@ def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
     removed, _ = CustomerTag.objects.filter(customer=customer, tag=tag).delete()
     if removed:
         interaction_add(customer=customer, kind=InteractionKind.SYSTEM, author=actor,
-                        text=_timeline_text(gettext_lazy("Tag removed: %(tag)s"), tag),
+                        text=timeline_format(TAG_REMOVED, tag=tag.name),
                         data={"tag": tag.code, "action": "tag.remove"})
     return bool(removed)
-
-
-def _timeline_text(message, tag: Tag) -> str:
-    """Stored in the site's language (what the staff read), like the other apps' timeline entries."""
-    with translation.override(settings.LANGUAGE_CODE):
-        return str(message) % {"tag": tag.name}
 
 
 def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> list[int]:

@@ -18,10 +18,16 @@ def masked_phone(e164: str | None) -> str:
 
 @register.filter
 def interaction_text(interaction) -> str:
-    """What the system wrote (stage changes, visits) in the reader's language; what people wrote as written."""
-    if interaction.kind in (InteractionKind.SYSTEM, InteractionKind.VISIT):
-        return timeline_text(interaction.text)
-    return interaction.text
+    """What the system wrote (stage changes, visits, follow-up outcomes, surveys, imports, merges) in the reader's
+    language; what people wrote as written (customers.timeline). A call, chat, SMS or note is what a person wrote
+    unless a service wrote it, which it says in `data` (a follow-up outcome, a family member added): a note
+    "visit completed" stays as typed."""
+    if interaction.kind in WRITTEN_BY_PEOPLE and not interaction.data:
+        return interaction.text
+    return timeline_text(interaction.text)
+
+
+WRITTEN_BY_PEOPLE = {InteractionKind.CALL, InteractionKind.CHAT, InteractionKind.SMS, InteractionKind.NOTE}
 
 
 @register.filter

@@ -21,6 +21,14 @@ from smileloop.followups.services.playbooks import complaint_playbook
 
 # Stored in English, shown translated (customers.timeline; registered in apps.py).
 TASK_OUTCOME = gettext_noop("follow-up task %(task)s: %(outcome)s")
+TASK_DONE = gettext_noop("%(playbook)s: %(outcome)s")
+TASK_DONE_NOTE = gettext_noop("%(playbook)s: %(outcome)s — %(note)s")
+
+
+def task_done_text(*, playbook: str, outcome: str, note: str = "") -> str:
+    """The timeline entry of a completed task: the playbook's name, the outcome's code (shown as its label) and
+    the staff member's note."""
+    return timeline_format(TASK_DONE_NOTE if note else TASK_DONE, playbook=playbook, outcome=outcome, note=note)
 
 COMPLAINT_DUE = dt.timedelta(hours=24)
 NOTE_LIMIT = 2000
@@ -98,13 +106,13 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
     task.status, task.outcome, task.note = TaskStatus.DONE, outcome, note
     task.completed_at, task.completed_by, task.updated_at = now, actor, now
     task.save(update_fields=["status", "outcome", "note", "completed_at", "completed_by", "updated_at"])
-    text = f"{task.playbook.name}: {Outcome(outcome).label}" + (f" — {note}" if note else "")
+    text = task_done_text(playbook=task.playbook.name, outcome=outcome, note=note)
     # An attempt that did not reach the patient is a note, not a call or chat: the timeline must not show a
     # contact that never happened (and customers.interaction_add moves a lead to "contacted" on a staff contact).
     kind = (InteractionKind.NOTE if outcome in UNREACHED_OUTCOMES
             else CHANNEL_KIND.get(task.step.channel, InteractionKind.NOTE))
     interaction_add(customer=task.customer, kind=kind,
-                    text=str(text), author=actor, clinic=task.clinic, occurred_at=now,
+                    text=text, author=actor, clinic=task.clinic, occurred_at=now,
                     data={"followup_task_id": task.pk, "playbook": task.playbook.code, "outcome": outcome,
                           "channel": task.step.channel})
     if outcome in CONTACT_OUTCOMES:

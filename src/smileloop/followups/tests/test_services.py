@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from smileloop.core.errors import Conflict, NotFound, ValidationFailed
 from smileloop.customers.enums import InteractionKind, Stage
 from smileloop.customers.models import Interaction
 from smileloop.customers.services import customer_merge
+from smileloop.customers.templatetags.customers_ui import interaction_text
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.enums import AssigneeRule, Outcome, TaskStatus, Trigger
 from smileloop.followups.models import FollowupTask, PlaybookStep
@@ -58,7 +60,11 @@ def test_completing_writes_the_outcome_to_the_timeline_and_moves_a_lead_to_conta
     entry = Interaction.objects.get(customer=task.customer, data__followup_task_id=task.id)
     assert entry.kind == InteractionKind.CHAT  # the day-1 lead step is a WeCom message
     assert entry.author_id == consultant_a.id
-    assert "下周再联系" in entry.text and "Reached" in entry.text
+    assert entry.text == "未到店线索回访: reached — 下周再联系"  # stored in English: the outcome as its code
+    with translation.override("zh-hans"):
+        assert interaction_text(entry) == "未到店线索回访：已联系上 — 下周再联系"
+    with translation.override("en"):
+        assert interaction_text(entry) == "未到店线索回访: Reached — 下周再联系"
     task.customer.refresh_from_db()
     assert task.customer.stage == Stage.CONTACTED
 

@@ -36,6 +36,7 @@ from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Ide
 from smileloop.customers.normalize import birthday_parse, channel_parse, gender_parse
 from smileloop.customers.selectors import scope_covers
 from smileloop.customers.services import TEXT_LIMITS, search_keys_home_clinic_sync
+from smileloop.customers.timeline import fields_text, timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.bulk import rows_insert
 from smileloop.imports.services.common import (
@@ -64,6 +65,7 @@ from smileloop.imports.services.values import (
     name_clean,
     phone_parse,
 )
+from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
 
 # Model fields an import may fill on an existing person, and what counts as blank there.
 _FILLABLE_BLANK = {
@@ -512,7 +514,7 @@ class _CustomerImport:
              "source": "import", "created_at": self.now, "updated_at": self.now}
             for t, kind, external_id in chunk.identities
         ])
-        text = _("imported from %(file)s") % {"file": self.table.name}
+        text = timeline_format(IMPORTED, file=self.table.name)
         interactions = [
             {"customer_id": ids[t], "kind": InteractionKind.IMPORT, "text": text, "author_id": self.actor_id,
              "clinic_id": chunk.new[t]["home_clinic_id"], "occurred_at": self.now,
@@ -528,8 +530,7 @@ class _CustomerImport:
                 search_keys_home_clinic_sync(customer_ids=list(chunk.dirty))
             interactions += [
                 {"customer_id": customer_id, "kind": InteractionKind.IMPORT, "author_id": self.actor_id,
-                 "text": _("import from %(file)s filled: %(fields)s")
-                 % {"file": self.table.name, "fields": ", ".join(sorted(filled - {"mobile_tail"}))},
+                 "text": timeline_format(IMPORT_FILLED, file=self.table.name, fields=fields_text(filled)),
                  "occurred_at": self.now, "data": {"file": self.table.name}}
                 for customer_id, filled in chunk.dirty.items()
             ]

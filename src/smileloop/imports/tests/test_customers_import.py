@@ -2,10 +2,12 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from smileloop.core.models import AuditEvent
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender, IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
+from smileloop.customers.templatetags.customers_ui import interaction_text
 from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.services import customers_import
@@ -140,6 +142,8 @@ def test_a_person_already_in_the_pool_is_merged_filling_only_blank_fields(tmp_pa
     assert Customer.objects.filter(chain=chain).count() == 1
     note = Interaction.objects.get(customer=existing, kind=InteractionKind.IMPORT)
     assert note.text == "import from pool.csv filled: birthday, community, home_clinic_id"
+    with translation.override("zh-hans"):
+        assert interaction_text(note) == "从 pool.csv 导入时补充了：生日、小区、所属门诊"
 
 
 def test_a_pms_id_already_in_the_pool_merges_and_adds_the_new_phone(tmp_path, chain):

@@ -11,9 +11,11 @@ import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import translation
 
 from smileloop.customers.enums import Gender, InteractionKind
 from smileloop.customers.models import Customer, Interaction
+from smileloop.customers.templatetags.customers_ui import interaction_text
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.services import customers_import, orders_import
@@ -262,3 +264,5 @@ def test_the_page_names_the_uploaded_file_in_messages_and_in_what_it_writes(clie
     # then the timeline says which file the person came from
     assert list(Interaction.objects.filter(kind=InteractionKind.IMPORT).values_list("text", "data")) == [
         ("imported from 患者.csv", {"file": "患者.csv", "row": 2})]
+    with translation.override("zh-hans"):
+        assert interaction_text(Interaction.objects.get(kind=InteractionKind.IMPORT)) == "从 患者.csv 导入"

@@ -3,12 +3,13 @@ import math
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from smileloop.clinics.tests.factories import ChainFactory, ClinicFactory
 from smileloop.core.errors import ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Interaction
+from smileloop.customers.templatetags.customers_ui import interaction_text
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask
@@ -163,7 +164,11 @@ def test_an_answer_is_recorded_once_with_a_timeline_entry(survey, patient):
     entry = Interaction.objects.get(customer=patient)
     assert entry.kind == InteractionKind.FORM
     assert entry.data == {"survey_id": survey.id, "score": 9, "tags": ["doctor_explanation", "price"], "via": "link"}
-    assert "9/10" in entry.text and "医生讲解很耐心" in entry.text
+    assert entry.text == "satisfaction survey: 9/10 · about: doctor_explanation, price · “医生讲解很耐心”"
+    with translation.override("zh-hans"):
+        assert interaction_text(entry) == "满意度评价：9/10 · 涉及：医生讲解、价格 · “医生讲解很耐心”"
+    with translation.override("en"):
+        assert interaction_text(entry) == "satisfaction survey: 9/10 · about: Doctor's explanation, Price · “医生讲解很耐心”"
     assert FollowupTask.objects.count() == 0
 
 

@@ -1,9 +1,11 @@
 import pytest
 from django.db import IntegrityError
+from django.utils import translation
 
 from smileloop.core.errors import NotFound, PermissionDenied, ValidationFailed
 from smileloop.customers.models import Interaction
 from smileloop.customers.services import customer_merge
+from smileloop.customers.templatetags.customers_ui import interaction_text
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.tagging.catalogue import TAGS, tag_catalogue_install
 from smileloop.tagging.enums import TagKind, TagSource
@@ -110,6 +112,9 @@ def test_tag_apply_records_who_and_when_and_is_idempotent(patient_a, vip, front_
     assert CustomerTag.objects.filter(customer=patient_a).count() == 1
     note = Interaction.objects.get(customer=patient_a)
     assert (note.kind, note.author, note.data) == ("system", front_desk_a, {"tag": "vip", "action": "tag.add"})
+    assert note.text == f"Tag added: {vip.name}"  # stored in English, shown in the reader's language
+    with translation.override("zh-hans"):
+        assert interaction_text(note) == f"添加标签：{vip.name}"
 
 
 def test_tag_apply_from_the_api_writes_no_timeline_entry(patient_a, vip):
