@@ -88,6 +88,24 @@ def test_a_wrong_code_is_a_clear_message_and_writes_nothing(client, front_desk_a
     assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == 0
 
 
+def test_refusals_read_in_chinese_on_a_chinese_page(client, front_desk_a, clinic_a, catalogue, alice, card):
+    # given
+    client.force_login(front_desk_a.user)
+    zh = {"HTTP_HX_REQUEST": "true", "HTTP_ACCEPT_LANGUAGE": "zh-hans"}
+    count = LedgerTransaction.objects.count()
+    # when a wrong voucher code, the same card twice, and a wallet asked for more than it holds are priced
+    wrong = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, vouchers="NOPE-NOPE"), **zh)
+    twice = client.post(reverse("checkout:new"),
+                        bill_data(alice, clinic_a, catalogue, gift_cards=f"{card.code} {card.code}"), **zh)
+    wallet = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, wallet_mode="own",
+                                                            wallet_amount="99999"), **zh)
+    # then each refusal is in Chinese, with its code and amounts
+    assert wrong.status_code == 422 and "没有券码为 NOPE-NOPE 的优惠券" in wrong.text
+    assert twice.status_code == 422 and f"储值卡 {card.code} 重复输入" in twice.text
+    assert wallet.status_code == 422 and "储值卡：可用 0.00，申请使用 99999.00" in wallet.text
+    assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == count
+
+
 def test_points_this_many_without_a_number_is_a_clear_message(client, front_desk_a, clinic_a, catalogue, alice,
                                                                 wallet):
     client.force_login(front_desk_a.user)
