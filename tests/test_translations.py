@@ -55,3 +55,29 @@ def test_things_are_named_and_coded_as_things_not_as_people_and_cards():
         assert str(OPS["never"][1]) == "从未"
         assert str(SurveyState.OPEN.label) == "待填写"
         assert translation.gettext("Name") == "姓名"  # a person's name, in every customer table
+
+
+# Chinese in an English msgid is shown as it is on the English page. Only examples of what staff type or what a
+# file contains (Chinese values and column headers the parsers accept) may be Chinese there.
+CHINESE_INPUT_EXAMPLES = {
+    "is not yes/no (use 是/否, Y/N or 1/0)",
+    "is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)",
+    "is not a gender (use 男/女, M/F or male/female)",
+    "%(name)s has no name column (姓名/name)",
+    "is not a payment method (现金/微信/支付宝/银行卡/医保/储值 or cash/wechat_pay/…)",
+    "No recognisable header in the first %(rows)s rows of %(where)s (expected columns such as 姓名/name, "
+    "手机号/phone)",
+    "Upload an Excel (.xlsx) or CSV file (UTF-8 or GBK). Columns are recognised by their header, in Chinese or "
+    "English (姓名/name, 手机号/phone, 性别/gender, 出生日期/birthday, 门诊/clinic, 来源/source, …). You will see a "
+    "preview and every problem before anything is written.",
+    "Keyword tags: words separated by commas or new lines, e.g. 种植, 种牙.",
+}
+
+
+def test_english_source_strings_carry_no_chinese_words_but_input_examples():
+    import re
+
+    chinese = re.compile(r"[\u4e00-\u9fff]")
+    found = sorted({msgid for _where, catalog in _catalogs() for msgid in catalog
+                    if isinstance(msgid, str) and chinese.search(msgid)} - CHINESE_INPUT_EXAMPLES)
+    assert found == []  # e.g. the tier discount read "88折 (12% off)" and a segment field "Community (小区)" in English

@@ -22,6 +22,8 @@ sum(line nets) = bill total = sum(tenders) always (tests/test_pricing.py proves 
 
 from dataclasses import dataclass, field
 
+from smileloop.checkout import labels
+
 MAX = "max"
 
 
@@ -171,16 +173,6 @@ def round_half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
-def zhe(bp: int) -> str:
-    """Basis points off → the Chinese discount notation: 1200 → 88折, 1000 → 9折, 550 → 94.5折."""
-    pct = 10000 - bp
-    if pct % 1000 == 0:
-        return f"{pct // 1000}折"
-    if pct % 100 == 0:
-        return f"{pct // 100}折"
-    return f"{pct / 100:g}折"
-
-
 def yuan(fen: int) -> str:
     return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
@@ -201,11 +193,13 @@ def price(*, lines: list[LineIn], discount: DiscountIn | None = None, vouchers: 
         out = PricedLine(i, line.item_id, line.code, line.name, line.category, line.special, line.quantity,
                          line.unit_fen, list_fen, units, ent, 0, 0)
         if units:
-            out.steps.append(Step("entitlement", f"套餐权益 {units}×{line.name}", ent))
+            out.steps.append(Step("entitlement", labels.ENTITLEMENT % {"units": units, "item": line.name}, ent))
         if discount and discount.bp and _eligible(out, discount.excluded_categories, discount.exclude_special):
             out.discount_fen = round_half_up((list_fen - ent) * discount.bp, 10000)
             if out.discount_fen:
-                out.steps.append(Step("discount", f"{discount.label} {zhe(discount.bp)}", out.discount_fen))
+                out.steps.append(Step("discount", labels.DISCOUNT % {"tier": discount.label,
+                                                                     "off": labels.off_text(discount.bp)},
+                                      out.discount_fen))
         out.net_fen = list_fen - ent - out.discount_fen
         priced.append(out)
     due = [line.net_fen for line in priced]
@@ -230,7 +224,8 @@ def price(*, lines: list[LineIn], discount: DiscountIn | None = None, vouchers: 
                                "vouchers")
         used = min(v.balance_fen, due[target.index])
         per_line = [used if line is target else 0 for line in priced]
-        pay(Tender("voucher", v.code, f"{v.label} {v.code}: {yuan(used)} used", used, per_line,
+        pay(Tender("voucher", v.code, labels.VOUCHER % {"name": v.label, "code": v.code, "used": yuan(used)}, used,
+                   per_line,
                    balance_before_fen=v.balance_fen, forfeited_fen=v.balance_fen - used))
     for c in cards:
         if c.code in seen:
@@ -244,8 +239,9 @@ def price(*, lines: list[LineIn], discount: DiscountIn | None = None, vouchers: 
                                                 "bill (special-price items and excluded categories)", "gift_cards")
         weights = [due[i] if eligible[i] else 0 for i in range(len(priced))]
         used = min(c.balance_fen, sum(weights))
-        pay(Tender("giftcard", c.code, f"{c.label} {c.code} {yuan(c.balance_fen)} → {yuan(used)} used, "
-                                       f"{yuan(c.balance_fen - used)} left", used, allocate(used, weights),
+        pay(Tender("giftcard", c.code, labels.GIFT_CARD % {"name": c.label, "code": c.code, "before": yuan(c.balance_fen),
+                                                           "used": yuan(used), "left": yuan(c.balance_fen - used)},
+                   used, allocate(used, weights),
                    balance_before_fen=c.balance_fen))
     bill_after_discounts = sum(line.net_fen for line in priced)
     if points is not None and points.requested not in (0, None) and (points.max_fen > 0 or points.requested != MAX):
@@ -262,8 +258,8 @@ def price(*, lines: list[LineIn], discount: DiscountIn | None = None, vouchers: 
             fen = min(limit, points.requested * points.max_fen // points.max_points)
         if fen > 0:
             used_points = -(-fen * points.max_points // points.max_fen)  # the quote's rate, rounded up
-            pay(Tender("points", "", f"积分抵扣 {used_points} 分 = {yuan(fen)} (上限: 账单 {yuan(bill_after_discounts)} 的"
-                                     f"比例上限 {yuan(points.max_fen)})", fen, allocate(fen, list(due)),
+            pay(Tender("points", "", labels.POINTS % {"points": used_points, "yuan": yuan(fen), "cap": yuan(points.max_fen),
+                                                      "bill": yuan(bill_after_discounts)}, fen, allocate(fen, list(due)),
                        points=used_points))
     if wallet is not None:
         owed = sum(due)
@@ -277,8 +273,8 @@ def price(*, lines: list[LineIn], discount: DiscountIn | None = None, vouchers: 
                                    f"{yuan(wallet.requested)} asked", "wallet.amount_fen")
             fen = min(wallet.requested, owed)
         if fen > 0:
-            pay(Tender("wallet", "", f"{wallet.label} {yuan(fen)}", fen, allocate(fen, list(due)),
+            pay(Tender("wallet", "", f"{wallet.label} {yuan(fen)}", fen, allocate(fen, list(due)),  # labels.WALLET
                        balance_before_fen=wallet.available_fen))
     cash = list(due)
-    pay(Tender("cash", "", f"现金/其他 {yuan(sum(cash))}", sum(cash), cash))
+    pay(Tender("cash", "", labels.CASH % {"yuan": yuan(sum(cash))}, sum(cash), cash))
     return Priced(priced, tenders)

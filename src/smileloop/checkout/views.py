@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from smileloop.checkout.errors import PriceChanged
 from smileloop.checkout.forms import PAY_METHODS, BillForm, HolderForm, RefundForm, lines_from, payments_from
+from smileloop.checkout.messages import checkout_message_display
 from smileloop.checkout.selectors import settlement_get
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.clinics.enums import Perm
@@ -41,9 +42,10 @@ EMPTY_ROWS = 3
 
 
 def _error_messages(exc: errors.DomainError) -> list[str]:
+    """A refusal in the reader's language (checkout.messages; the services' English stays the API's)."""
     if isinstance(exc, errors.ValidationFailed):
-        return [f"{e.field}: {e.message}" for e in exc.errors]
-    return [str(exc)]
+        return [f"{e.field}: {checkout_message_display(e.message)}" for e in exc.errors]
+    return [checkout_message_display(str(exc))]
 
 
 # --- the bill --------------------------------------------------------------------------------------------
@@ -197,7 +199,7 @@ def _codes_page(request, scope: Scope, code: str, *, form=None, problems=(), sta
         try:
             context.update(_lookup(scope, code))
         except WrongCode as exc:
-            context["problems"].append(str(exc))
+            context["problems"].append(checkout_message_display(str(exc)))
             status = 404 if status == 200 else status
     return render(request, "checkout/codes.html", context, status=status)
 

@@ -2,6 +2,8 @@
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.utils.translation import get_language, gettext
+
 from smileloop.core.errors import FieldError, ValidationFailed
 
 
@@ -37,3 +39,24 @@ def yuan_grouped(fen: int | None) -> str:
     sign = "-" if fen < 0 else ""
     fen = abs(int(fen))
     return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+
+
+def discount_zhe(bp: int) -> str:
+    """Basis points off → the Chinese discount notation (the share paid, in tenths): 1200 → 88折, 1000 → 9折,
+    550 → 94.5折."""
+    pay = 10000 - int(bp)
+    if pay % 1000 == 0:
+        return f"{pay // 1000}折"
+    if pay % 100 == 0:
+        return f"{pay // 100}折"
+    return f"{pay / 100:g}折"
+
+
+def discount_words(bp: int) -> str:
+    """A discount in the active language: '12% off' in English; in Chinese the notation staff and patients read
+    first, then the same in words ('88折·优惠 12%'). 折 counts what is paid, not what is taken off, and has no
+    English equivalent, so it is chosen by language here rather than through the catalogue."""
+    off = gettext("%(percent)s%% off") % {"percent": f"{int(bp) / 100:g}"}
+    if (get_language() or "").startswith("zh"):
+        return f"{discount_zhe(bp)}·{off}"
+    return off

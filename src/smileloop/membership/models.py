@@ -96,7 +96,7 @@ class Tier(TimeStampedModel):
     discount_bp = models.PositiveIntegerField(
         _("discount (basis points off)"), default=0, validators=within(BASIS_POINTS),
         # xgettext:no-python-format
-        help_text=_("1200 = 12% off (88折)."))
+        help_text=_("1200 = 12% off."))
     excluded_categories = models.JSONField(_("excluded categories"), default=default_excluded_categories, blank=True)
     exclude_special_price = models.BooleanField(_("exclude special-price items"), default=True)
     points_multiplier = models.DecimalField(_("points multiplier"), max_digits=4, decimal_places=2,

@@ -18,7 +18,7 @@ of the points it earned are due back in total (less what earlier refunds of the 
 back from the points account as far as it holds them (the bill's own lots first, then other spendable lots).
 Points already spent are converted into money at the chain's redeem rate (loyalty.points_redeem_terms:
 fen = ceil(points × 100 / points_per_yuan)) and withheld from this refund's cash part, shown in the refund
-breakdown as a "clawback" tender "积分已使用，抵扣退款 X.XX" (the cash tender is the cash part minus it, so the
+breakdown as a "clawback" tender "points already spent, withheld from the refund: X.XX" (the cash tender is the cash part minus it, so the
 tenders still add up to the refund). If the cash part is smaller than that, the refund is refused with
 `clawback_exceeds_refund` and nothing changes. The order still records the lines as refunded in full: the
 withheld money pays for points the member already enjoyed.

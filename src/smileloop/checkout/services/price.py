@@ -163,10 +163,10 @@ def _discount_label(discount) -> str:
     # A bill's labels are stored with its settlement and read by anyone who sees the customer's bills: the family
     # card holder or the friend's member they name, maybe of another clinic, is named masked (张*) for everyone.
     if discount.source == DiscountSource.FAMILY:
-        return f"家庭卡({name_masked(discount.membership.customer.name)}) {discount.tier.name}"
+        return f"family card of {name_masked(discount.membership.customer.name)}, {discount.tier.name}"
     if discount.source == DiscountSource.FRIEND:
-        return f"亲友({name_masked(discount.membership.customer.name)}) {discount.tier.name}"
-    return discount.tier.name
+        return f"friend of {name_masked(discount.membership.customer.name)}, {discount.tier.name}"
+    return discount.tier.name  # checkout.labels: DISCOUNT_FAMILY, DISCOUNT_FRIEND, DISCOUNT
 
 
 def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vouchers: list[str] = (),
@@ -231,7 +231,7 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
                                      field="wallet.per_use_consent")
         balance = loyalty_selectors.wallet_balance(holder)
         amount = wallet.get("amount_fen", MAX)
-        label = "储值卡" if holder.pk == customer.pk else f"家庭储值卡({name_masked(holder.name)})"
+        label = "wallet" if holder.pk == customer.pk else f"family wallet of {name_masked(holder.name)}"
         wallet_in = WalletIn(amount, balance.principal + balance.bonus, label)
     try:
         priced = price(lines=line_ins, discount=discount, vouchers=voucher_ins, cards=card_ins, points=points_in,

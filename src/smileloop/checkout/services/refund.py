@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from smileloop.checkout import labels
 from smileloop.checkout.errors import ClawbackExceedsRefund
 from smileloop.checkout.models import (
     MovementRole,
@@ -22,6 +23,7 @@ from smileloop.checkout.pricing import (
 from smileloop.checkout.services.pay import _membership_evaluate, _tx_size
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.money import fen_to_yuan
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.models import GiftCard, Voucher
 from smileloop.ledger.enums import AccountKind
@@ -135,7 +137,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
                         "shortfall_points": c.shortfall_points})
         if c.shortfall_fen:
             tenders.append({"kind": "clawback", "ref": "", "amount_fen": c.shortfall_fen, "points": c.shortfall_points,
-                            "label": f"积分已使用，抵扣退款 {c.shortfall_fen // 100}.{c.shortfall_fen % 100:02d}"})
+                            "label": labels.CLAWBACK % {"yuan": fen_to_yuan(c.shortfall_fen)}})
     reversed_uses = []
     for line_id, n in units.items():
         uses = [m for m in movements if m.role == MovementRole.ENTITLEMENT and m.order_line_id == line_id

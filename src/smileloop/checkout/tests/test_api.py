@@ -166,4 +166,4 @@ def test_a_bill_priced_and_paid_through_the_api_names_no_family_card_holder_of_a
     assert priced.status_code == 200 and paid.status_code == 201, paid.content
     assert priced.json()["discount_source"] == "family"
     for text in (json.dumps(priced.json(), ensure_ascii=False), json.dumps(paid.json(), ensure_ascii=False)):
-        assert "王芳" not in text and "家庭卡(王*) 家庭会员 88折" in text
+        assert "王芳" not in text and "family card of 王*, 家庭会员, 12% off" in text

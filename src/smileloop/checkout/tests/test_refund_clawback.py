@@ -41,7 +41,7 @@ def test_refund_takes_back_held_points_and_withholds_the_spent_ones_from_the_cas
     assert tenders["cash"]["amount_fen"] == 26200
     assert (tenders["earn"]["points"], tenders["earn"]["shortfall_points"]) == (-64, 200)
     assert tenders["clawback"] == {"kind": "clawback", "ref": "", "amount_fen": 200, "points": 200,
-                                   "label": "积分已使用，抵扣退款 2.00"}
+                                   "label": "points already spent, withheld from the refund: 2.00"}
     assert sum(t["amount_fen"] for t in refund.breakdown["tenders"]) == refund.amount_fen
     assert Order.objects.get().status == "refunded"
     assert ledger_check(chain_id=chain.id) == []

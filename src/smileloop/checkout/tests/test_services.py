@@ -39,7 +39,7 @@ def test_price_applies_discount_card_points_wallet_in_order_with_exact_amounts(
     # then the discount skips the toothbrush and the special-price cleaning
     assert [(line.code, line.discount_fen, line.net_fen) for line in bill.lines] == [
         ("CL01", 3600, 26400), ("OC01", 0, 39900), ("CL99", 0, 990), ("FI01", 7200, 52800)]
-    assert bill.lines[0].steps[0].label == "家庭会员 88折"
+    assert bill.lines[0].steps[0].label == "家庭会员, 12% off"
     quote_points, quote_fen = points_redeem_quote(customer=alice, bill_fen=120090)
     assert quote_fen == 12009  # 10% of the bill after discounts
     assert [(t.kind, t.amount_fen, t.points) for t in bill.tenders] == [

@@ -57,10 +57,26 @@ def test_the_price_fragment_shows_every_line_and_the_exact_totals(client, front_
     assert response.status_code == 200
     html = response.content.decode()
     assert "<html" not in html and 'data-testid="breakdown"' in html
-    assert "家庭会员 88折: −¥36.00" in html and "¥663.00" in html
+    assert "家庭会员, 12% off: −¥36.00" in html and "¥663.00" in html
     assert f"亲友储值卡 {card.code} 600.00 → 264.00 used, 336.00 left" in html
-    assert '<strong data-testid="cash">¥399.00</strong>' in html
+    assert '<strong data-testid="cash">¥399.00</strong>' in html and "cash/other 399.00" in html
+    assert f"<span>Gift card {card.code}</span> ¥264.00" in html  # what paid the line, named for people
     assert LedgerTransaction.objects.count() == count and Order.objects.count() == 0
+
+
+def test_the_price_fragment_reads_in_chinese_on_a_chinese_page(client, front_desk_a, clinic_a, catalogue, alice,
+                                                                card):
+    # given
+    client.force_login(front_desk_a.user)
+    # when
+    response = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, gift_cards=card.code),
+                           HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then: the labels stored in English read in Chinese, the member discount in the 折 notation
+    html = response.content.decode()
+    assert "家庭会员 88折·优惠 12%: −¥36.00" in html
+    assert f"亲友储值卡 {card.code} 600.00 → 已用 264.00，余 336.00" in html and "现金/其他 399.00" in html
+    assert f"<span>储值卡 {card.code}</span> ¥264.00" in html and "giftcard:" not in html
+    assert " used" not in html and " off" not in html
 
 
 def test_a_wrong_code_is_a_clear_message_and_writes_nothing(client, front_desk_a, clinic_a, catalogue, alice):
@@ -70,6 +86,24 @@ def test_a_wrong_code_is_a_clear_message_and_writes_nothing(client, front_desk_a
     assert response.status_code == 422
     assert "No gift card with the code" in response.content.decode()
     assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == 0
+
+
+def test_refusals_read_in_chinese_on_a_chinese_page(client, front_desk_a, clinic_a, catalogue, alice, card):
+    # given
+    client.force_login(front_desk_a.user)
+    zh = {"HTTP_HX_REQUEST": "true", "HTTP_ACCEPT_LANGUAGE": "zh-hans"}
+    count = LedgerTransaction.objects.count()
+    # when a wrong voucher code, the same card twice, and a wallet asked for more than it holds are priced
+    wrong = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, vouchers="NOPE-NOPE"), **zh)
+    twice = client.post(reverse("checkout:new"),
+                        bill_data(alice, clinic_a, catalogue, gift_cards=f"{card.code} {card.code}"), **zh)
+    wallet = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, wallet_mode="own",
+                                                            wallet_amount="99999"), **zh)
+    # then each refusal is in Chinese, with its code and amounts
+    assert wrong.status_code == 422 and "没有券码为 NOPE-NOPE 的优惠券" in wrong.text
+    assert twice.status_code == 422 and f"储值卡 {card.code} 重复输入" in twice.text
+    assert wallet.status_code == 422 and "储值卡：可用 0.00，申请使用 99999.00" in wallet.text
+    assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == count
 
 
 def test_points_this_many_without_a_number_is_a_clear_message(client, front_desk_a, clinic_a, catalogue, alice,
@@ -93,7 +127,7 @@ def test_a_family_wallet_needs_the_holders_consent_for_this_use(client, front_de
     # when the holder consents to this use, then ¥50.00 comes from her wallet (the tender, stored with the
     # settlement and read by whoever sees the husband's bills, names her masked)
     allowed = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on"}, HTTP_HX_REQUEST="true")
-    assert allowed.status_code == 200 and "家庭储值卡(王*) 50.00" in allowed.content.decode()
+    assert allowed.status_code == 200 and "family wallet of 王* 50.00" in allowed.content.decode()
     assert "王芳 has not consented" in refused.content.decode()  # the refusal names a holder in scope
     assert Order.objects.count() == 0
 
@@ -117,7 +151,10 @@ def test_a_family_wallet_of_another_clinic_is_paid_from_without_naming_its_holde
     receipt = client.get(paid["Location"])
     # then the family wallet works and its holder of clinic B is only masked (王*), never named nor linked
     assert refused.status_code == 422 and "has not consented" in refused.text
-    assert priced.status_code == 200 and "家庭储值卡(王*) 50.00" in priced.text
+    assert priced.status_code == 200 and "family wallet of 王* 50.00" in priced.text
+    zh = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on"}, HTTP_HX_REQUEST="true",
+                     HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "家庭储值卡(王*) 50.00" in zh.text and "家庭卡(王*) 家庭会员 88折·优惠 12%" in zh.text
     assert paid.status_code == 302 and receipt.status_code == 200
     for response in (page, refused, priced, receipt):
         assert "王芳" not in response.text and "王*" in response.text

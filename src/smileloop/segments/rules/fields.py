@@ -111,7 +111,7 @@ FIELDS: dict[str, FieldSpec] = {spec.name: spec for spec in [
               help=_("From the birthday; customers without a birthday never match.")),
     FieldSpec("gender", _("Gender"), _PROFILE, ("eq", "ne", "in"), "choice", leaves.column("gender"),
               choices=lambda: list(Gender.choices)),
-    FieldSpec("community", _("Community (小区)"), _PROFILE, ("eq", "in", "contains"), "text",
+    FieldSpec("community", _("Community"), _PROFILE, ("eq", "in", "contains"), "text",
               leaves.plain(leaves.community)),
     FieldSpec("distance_km", _("Distance from a clinic (km)"), _PROFILE, ("lte", "gte"), "km",
               leaves.plain(leaves.distance), params=("clinic",), minimum=0.1, maximum=1000, cost=1,

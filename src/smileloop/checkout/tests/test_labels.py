@@ -1,0 +1,40 @@
+"""A bill's labels are stored in English and read in the reader's language on the bill and receipt pages."""
+
+from django.utils import translation
+
+from smileloop.checkout.labels import bill_label_display, tender_display
+from smileloop.checkout.pricing import MAX, CardIn, DiscountIn, LineIn, PointsIn, VoucherIn, WalletIn, price
+
+
+def test_every_label_a_bill_stores_reads_in_chinese_and_stays_as_stored_in_english():
+    # given a bill with an entitlement, a family-card discount, a voucher, a card, points, a family wallet and cash
+    bill = price(
+        lines=[LineIn(1, "CL01", "洁牙", "cleaning", False, 30000, quantity=2, entitled_units=1),
+               LineIn(2, "CL99", "9.9元特价洁牙", "cleaning", True, 990), LineIn(3, "FI01", "树脂补牙", "filling", False, 60000)],
+        discount=DiscountIn(1200, frozenset(), True, "family card of 王*, 家庭会员"),
+        vouchers=[VoucherIn("VVVV-WWWW-XXXX", 990, 2, "", "美团 9.9 元洁牙团购券")],
+        cards=[CardIn("ABCD-EFGH-JKMN", 10000, frozenset(), True, "亲友储值卡")],
+        points=PointsIn(MAX, 1000, 1000), wallet=WalletIn(MAX, 5000, "family wallet of 王*"))
+    stored = [s.label for line in bill.lines for s in line.steps] + [t.label for t in bill.tenders]
+    # when
+    with translation.override("zh-hans"):
+        zh = [bill_label_display(label) for label in stored]
+    with translation.override("en"):
+        en = [bill_label_display(label) for label in stored]
+    # then
+    assert en == stored == [
+        "package entitlement 1×洁牙", "family card of 王*, 家庭会员, 12% off", "family card of 王*, 家庭会员, 12% off",
+        "美团 9.9 元洁牙团购券 VVVV-WWWW-XXXX: 9.90 used", "亲友储值卡 ABCD-EFGH-JKMN 100.00 → 100.00 used, 0.00 left",
+        "1000 points = 10.00 (at most 10.00 of the bill's 801.90)", "family wallet of 王* 50.00", "cash/other 632.00"]
+    assert zh == [
+        "套餐权益 1×洁牙", "家庭卡(王*) 家庭会员 88折·优惠 12%", "家庭卡(王*) 家庭会员 88折·优惠 12%",
+        "美团 9.9 元洁牙团购券 VVVV-WWWW-XXXX：已用 9.90", "亲友储值卡 ABCD-EFGH-JKMN 100.00 → 已用 100.00，余 0.00",
+        "积分抵扣 1000 分 = 10.00（上限：账单 801.90 的比例上限 10.00）", "家庭储值卡(王*) 50.00", "现金/其他 632.00"]
+
+
+def test_labels_stored_before_they_were_english_are_shown_as_stored_and_tenders_are_named():
+    with translation.override("zh-hans"):
+        assert bill_label_display("现金/其他 0.00") == "现金/其他 0.00"
+        assert (tender_display("giftcard:ABCD-EFGH-JKMN"), tender_display("cash")) == ("储值卡 ABCD-EFGH-JKMN", "现金/其他")
+    with translation.override("en"):
+        assert tender_display("points") == "Points"
