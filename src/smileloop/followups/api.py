@@ -36,6 +36,7 @@ class TaskOut(Schema):
     sla_due_at: dt.datetime
     status: str
     outcome: str
+    brief: str  # why the task was opened (a complaint's words), English when the system wrote it
     note: str
     script: str
     completed_at: dt.datetime | None
@@ -82,7 +83,7 @@ def _task(task) -> dict:
         "mobile": phone_mask(task.customer.mobile), "clinic_id": task.clinic_id, "assignee_id": task.assignee_id,
         "anchor_key": task.anchor_key, "anchor_at": timezone.localtime(task.anchor_at),
         "due_at": timezone.localtime(task.due_at), "sla_due_at": timezone.localtime(task.sla_due_at),
-        "status": task.status, "outcome": task.outcome, "note": task.note, "script": getattr(task, "script_text", ""),
+        "status": task.status, "outcome": task.outcome, "brief": task.brief, "note": task.note, "script": getattr(task, "script_text", ""),
         "completed_at": timezone.localtime(task.completed_at) if task.completed_at else None,
         "completed_by_id": task.completed_by_id,
     }

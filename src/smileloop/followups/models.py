@@ -105,6 +105,8 @@ class FollowupTask(models.Model):
     sla_due_at = models.DateTimeField()
     status = models.CharField(max_length=12, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+    # Why the task was opened (a complaint's words), kept when it is completed; `note` is the outcome's note.
+    brief = models.TextField(blank=True, default="", db_default="")  # db_default: generate.py INSERTs without it
     note = models.TextField(blank=True, default="")
     context = models.JSONField(default=dict, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

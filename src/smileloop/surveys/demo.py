@@ -99,7 +99,7 @@ def demo_load(*, chain: Chain, today: dt.date) -> dict:
     for survey in answered:
         if survey.score > DETRACTOR_MAX:
             continue
-        task_id = services.survey_complaint_open(survey=survey, note=services.survey_answer_texts(survey)[1],
+        task_id = services.survey_complaint_open(survey=survey, brief=services.survey_answer_texts(survey)[1],
                                                  at=survey.answered_at)
         Survey.objects.filter(pk=survey.pk).update(complaint_task_id=task_id)
         complaints += 1

@@ -6,19 +6,17 @@ import secrets
 import string
 from collections.abc import Callable, Iterable
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
-from django.utils import timezone, translation
-from django.utils.translation import gettext as _
+from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.services import interaction_add
-from smileloop.customers.timeline import FIELD_SEPARATOR, list_join, timeline_format, timeline_text
+from smileloop.customers.timeline import FIELD_SEPARATOR, list_join, timeline_format
 from smileloop.followups.services import complaint_task_open
 from smileloop.surveys import selectors
 from smileloop.surveys.enums import (
@@ -176,20 +174,20 @@ def survey_answer(*, token: str, score, tags, comment: str = "", at: dt.datetime
         _state_check(survey, at)
         raise SurveyAlreadyAnswered("This survey has already been answered")  # pragma: no cover (defensive)
     survey.refresh_from_db(fields=["score", "tags", "comment", "answered_at", "opened_at", "sent_at"])
-    text, note = survey_answer_texts(survey)
+    text, brief = survey_answer_texts(survey)
     interaction_add(customer=survey.customer, kind=InteractionKind.FORM, text=text, author=actor,
                     clinic=survey.clinic, occurred_at=at,
                     data={"survey_id": survey.id, "score": score, "tags": tags, "via": "api" if actor else "link"})
     if score <= DETRACTOR_MAX:
-        survey.complaint_task_id = survey_complaint_open(survey=survey, note=note, at=at)
+        survey.complaint_task_id = survey_complaint_open(survey=survey, brief=brief, at=at)
         Survey.objects.filter(pk=survey.pk).update(complaint_task_id=survey.complaint_task_id)
     return survey
 
 
-def survey_complaint_open(*, survey: Survey, note: str, at: dt.datetime) -> int:
+def survey_complaint_open(*, survey: Survey, brief: str, at: dt.datetime) -> int:
     """Open (or find) the complaint task for a detractor's answer; its id."""
     task = complaint_task_open(
-        customer=survey.customer, clinic=survey.clinic, note=note, anchor_key=f"survey:{survey.id}",
+        customer=survey.customer, clinic=survey.clinic, brief=brief, anchor_key=f"survey:{survey.id}",
         due_at=at + COMPLAINT_DUE,
         context={"survey_id": survey.id, "score": survey.score, "tags": survey.tags, "comment": survey.comment,
                  "visit_date": survey.visit_date.isoformat(), "doctor": survey.doctor.name if survey.doctor else "",
@@ -204,6 +202,7 @@ ANSWER_TAGS = gettext_noop("satisfaction survey: %(score)s/10 · about: %(tags)s
 ANSWER_COMMENT = gettext_noop("satisfaction survey: %(score)s/10 · “%(comment)s”")
 ANSWER_TAGS_COMMENT = gettext_noop("satisfaction survey: %(score)s/10 · about: %(tags)s · “%(comment)s”")
 ANSWER_TEMPLATES = (ANSWER_TAGS_COMMENT, ANSWER_TAGS, ANSWER_COMMENT, ANSWER)
+LOW_SCORE = gettext_noop("Low score after the visit of %(date)s (doctor %(doctor)s). %(answer)s")
 
 
 def survey_tags_label(stored: str) -> str:
@@ -212,14 +211,11 @@ def survey_tags_label(stored: str) -> str:
 
 
 def survey_answer_texts(survey: Survey) -> tuple[str, str]:
-    """The timeline entry (English, see ANSWER) and the complaint task's note, in the site's language (what the
-    director reads on the task)."""
+    """The timeline entry (see ANSWER) and the complaint task's brief (LOW_SCORE), both stored in English."""
     template = ((ANSWER_TAGS_COMMENT if survey.comment else ANSWER_TAGS) if survey.tags
                 else ANSWER_COMMENT if survey.comment else ANSWER)
     text = timeline_format(template, score=survey.score, tags=FIELD_SEPARATOR.join(survey.tags),
                            comment=survey.comment)
-    with translation.override(settings.LANGUAGE_CODE):
-        doctor = survey.doctor.name if survey.doctor else "—"
-        note = _("Low score after the visit of %(date)s (doctor %(doctor)s). %(answer)s") % {
-            "date": survey.visit_date.isoformat(), "doctor": doctor, "answer": timeline_text(text)}
-    return text, note
+    brief = timeline_format(LOW_SCORE, date=survey.visit_date.isoformat(),
+                            doctor=survey.doctor.name if survey.doctor else "—", answer=text)
+    return text, brief

@@ -27,6 +27,12 @@ def interaction_text(interaction) -> str:
     return timeline_text(interaction.text)
 
 
+@register.filter
+def sentence(text: str) -> str:
+    """A sentence the system stored in English (customers.timeline), in the reader's language; other text as is."""
+    return timeline_text(text)
+
+
 WRITTEN_BY_PEOPLE = {InteractionKind.CALL, InteractionKind.CHAT, InteractionKind.SMS, InteractionKind.NOTE}
 
 

@@ -44,9 +44,10 @@ UNREACHED_OUTCOMES = {Outcome.NO_ANSWER, Outcome.WRONG_NUMBER}
 
 
 @transaction.atomic
-def complaint_task_open(*, customer: Customer, clinic: Clinic | None, note: str, anchor_key: str,
+def complaint_task_open(*, customer: Customer, clinic: Clinic | None, brief: str, anchor_key: str,
                         due_at: dt.datetime | None = None, context: dict | None = None) -> FollowupTask:
-    """Open a complaint task for the clinic director (fallback: chain admin), due within 24 hours.
+    """Open a complaint task for the clinic director (fallback: chain admin), due within 24 hours. `brief`: what
+    the complaint is, kept on the task when it is completed (a stored sentence is shown translated).
 
     Idempotent on `anchor_key` (e.g. "survey:81"): the same key returns the task already opened, unchanged.
     The built-in complaint playbook is used even when deactivated: a complaint is never dropped.
@@ -71,7 +72,7 @@ def complaint_task_open(*, customer: Customer, clinic: Clinic | None, note: str,
         assignee_id=directory.resolve(step.assignee_rule, clinic_id=clinic_id, customer_id=customer.pk,
                                       consultant_id=customer.consultant_id),
         due_at=due_at or now + COMPLAINT_DUE, sla_due_at=now + dt.timedelta(hours=step.sla_hours),
-        note=(note or "")[:NOTE_LIMIT], context=dict(context or {}), created_at=now, updated_at=now)
+        brief=(brief or "")[:NOTE_LIMIT], context=dict(context or {}), created_at=now, updated_at=now)
     try:
         with transaction.atomic():
             task.save(force_insert=True)
@@ -119,7 +120,7 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
         customer_stage_advance(customer=task.customer, to=Stage.CONTACTED, cause=timeline_format(TASK_OUTCOME, task=task.pk, outcome=outcome),
                                at=now, actor=actor)
     if outcome == Outcome.COMPLAINT:
-        complaint_task_open(customer=task.customer, clinic=task.clinic, note=note, anchor_key=f"task:{task.pk}",
+        complaint_task_open(customer=task.customer, clinic=task.clinic, brief=note, anchor_key=f"task:{task.pk}",
                             context={"source_task": task.pk})
     return task
 

@@ -30,7 +30,7 @@ def tasks(chain, clinic_a, clinic_b, front_desk_a, front_desk_b, director_a, pla
     out = {}
     for name, customer, clinic, staff in (("a", a, clinic_a, front_desk_a), ("b", b, clinic_b, front_desk_b),
                                           ("director", a, clinic_a, director_a)):
-        task = complaint_task_open(customer=customer, clinic=clinic, note="", anchor_key=f"api:{name}")
+        task = complaint_task_open(customer=customer, clinic=clinic, brief="", anchor_key=f"api:{name}")
         FollowupTask.objects.filter(pk=task.pk).update(assignee=staff, due_at=later_today())
         out[name] = task
     return out

@@ -110,7 +110,11 @@ def test_a_complaint_outcome_opens_a_complaint_task_for_the_director(implant_tas
     complaint = FollowupTask.objects.get(playbook__trigger=Trigger.COMPLAINT)
     assert (complaint.customer_id, complaint.assignee_id, complaint.anchor_key) == (
         implant_task.customer_id, director_a.id, f"task:{implant_task.id}")
-    assert complaint.note == "术后很痛，没人解释"
+    assert (complaint.brief, complaint.note) == ("术后很痛，没人解释", "")
+    # when the director completes it, the complaint's words stay beside the outcome's note
+    followup_complete(task=complaint, outcome=Outcome.REACHED, note="已致电致歉", actor=director_a)
+    complaint.refresh_from_db()
+    assert (complaint.brief, complaint.note) == ("术后很痛，没人解释", "已致电致歉")
 
 
 # --- assignment --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def login(client, staff, lang: str = "en"):
 
 
 def open_task(customer, clinic, key, *, assignee=None, due=None):
-    task = complaint_task_open(customer=customer, clinic=clinic, note="", anchor_key=key)
+    task = complaint_task_open(customer=customer, clinic=clinic, brief="", anchor_key=key)
     FollowupTask.objects.filter(pk=task.pk).update(
         assignee=assignee or task.assignee, due_at=due or later_today(),
         created_at=timezone.now() - dt.timedelta(days=3))
@@ -260,7 +260,7 @@ def test_a_playbook_toggle_returns_to_a_page_of_this_site_only(client, chain_adm
 # --- the 360 section ---------------------------------------------------------------------------------------
 
 def test_a_task_opened_today_shows_in_the_inbox_even_if_due_tomorrow(client, chain, clinic_a, front_desk_a, tasks_ab):
-    task = complaint_task_open(customer=CustomerFactory(chain=chain, home_clinic=clinic_a), clinic=clinic_a, note="",
+    task = complaint_task_open(customer=CustomerFactory(chain=chain, home_clinic=clinic_a), clinic=clinic_a, brief="",
                                anchor_key="new:1")
     FollowupTask.objects.filter(pk=task.pk).update(assignee=front_desk_a)
     html = login(client, front_desk_a).get(reverse("followups:inbox")).content.decode()

@@ -10,6 +10,7 @@ from smileloop.core.errors import ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Interaction
 from smileloop.customers.templatetags.customers_ui import interaction_text
+from smileloop.customers.timeline import timeline_text
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask
@@ -187,7 +188,11 @@ def test_a_low_score_opens_one_complaint_task_for_the_director_due_within_24_hou
     assert task.status == TaskStatus.OPEN
     assert task.anchor_key == f"survey:{survey.id}"
     assert task.due_at == at + dt.timedelta(hours=24)
-    assert "4/10" in task.note and "等待时间太长了" in task.note and "Waiting time" in task.note
+    assert task.brief == (f"Low score after the visit of {survey.visit_date.isoformat()} (doctor {survey.doctor.name})."
+                          " satisfaction survey: 4/10 · about: waiting_time · “等待时间太长了”")
+    with translation.override("zh-hans"):
+        assert timeline_text(task.brief) == (f"{survey.visit_date.isoformat()} 就诊后评分较低（医生：{survey.doctor.name}）。"
+                                             "满意度评价：4/10 · 涉及：等待时间 · “等待时间太长了”")
     assert task.context["score"] == 4 and task.context["comment"] == "等待时间太长了"
     # and a second attempt changes nothing and opens no second task
     with pytest.raises(SurveyAlreadyAnswered):

@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
@@ -240,3 +240,25 @@ def test_the_360_page_lists_the_patients_surveys_for_roles_that_may_see_them(
     assert 'data-testid="surveys"' in as_director.text and "有点疼" in as_director.text
     assert as_front_desk.status_code == 200
     assert 'data-testid="surveys"' not in as_front_desk.text
+
+
+def test_the_directors_inbox_shows_the_complaint_in_the_readers_language_also_once_completed(
+        client, survey, director_a):
+    # given a detractor's answer, which opens the director's complaint task
+    csrf_post(Client(), answer_url(survey), {"score": "3", "tags": ["price"], "comment": "收费项目不清楚"})
+    task = FollowupTask.objects.get()
+    client.force_login(director_a.user)
+    # when the director reads the inbox in either language
+    zh = client.get(reverse("followups:inbox"), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    en = client.get(reverse("followups:inbox"), HTTP_ACCEPT_LANGUAGE="en").text
+    # then
+    assert "2026-03-01 就诊后评分较低（医生：陈医生）。满意度评价：3/10 · 涉及：价格 · “收费项目不清楚”" in zh
+    assert "Low score after the visit of 2026-03-01 (doctor 陈医生). satisfaction survey: 3/10 · about: Price" in en
+    # when the director records the outcome, the complaint stays on the task beside the outcome's note
+    client.post(reverse("followups:complete", args=[task.id]), {"outcome": "reached", "note": "已致电说明收费"},
+                HTTP_ACCEPT_LANGUAGE="zh-hans")
+    task.refresh_from_db()
+    assert (task.status, task.note) == ("done", "已致电说明收费")
+    page = client.get(reverse("followups:task", args=[task.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    translation.activate(settings.LANGUAGE_CODE)
+    assert "满意度评价：3/10 · 涉及：价格 · “收费项目不清楚”" in page and "已致电说明收费" in page
