@@ -191,8 +191,8 @@ _TREATMENT_CATEGORIES = {Category.FILLING, Category.EXTRACTION, Category.IMPLANT
                          Category.WHITENING, Category.PROSTHODONTICS, Category.PERIODONTICS}
 _NO_PROCEDURE_CODES = {"OR03", "IM05", "PD01", "PD99", "PE02"}
 _SOURCE_BY_CHANNEL = {Channel.WECHAT_OA: "wechat", Channel.WECOM: "wecom", Channel.MINI_PROGRAM: "mini_program",
-                      Channel.DOUYIN: "douyin", Channel.MEITUAN: "meituan", Channel.WEBSITE: "form",
-                      Channel.BAIDU: "form"}
+                      Channel.DOUYIN: "douyin", Channel.MEITUAN: "meituan", Channel.WEBSITE: "website",
+                      Channel.BAIDU: "website"}  # consent sources the 360 page names (forms.CONSENT_SOURCES, Channel)
 
 
 @dataclass
@@ -784,7 +784,7 @@ class PoolGenerator:
             purpose = ConsentPurpose.MARKETING_WECHAT if wechat else ConsentPurpose.MARKETING_SMS
             consents.append((self.ids.take("customers_consent"), p.id, purpose, True, source, "", None, created))
             if rng.random() < 0.08 and last_at:
-                consents.append((self.ids.take("customers_consent"), p.id, purpose, False, "sms_reply",
+                consents.append((self.ids.take("customers_consent"), p.id, purpose, False, "sms",
                                  "回复TD退订", None, last_at))
         # timeline
         inter = rows["customers_interaction"]
