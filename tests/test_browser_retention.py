@@ -224,6 +224,66 @@ def test_front_desk_records_follow_up_outcomes_in_the_inbox_and_they_reach_the_t
     assert js_errors == []
 
 
+def test_a_failed_save_in_the_inbox_says_so_and_an_ended_session_goes_to_the_login_and_back(
+        live_server, browser_page, js_errors, front_desk_a, leads_due_today):
+    page = browser_page
+    chen_task, liu_task = leads_due_today["chen_task"], leads_due_today["liu_task"]
+    log_in(page, live_server, "frontdesk_a")
+    page.goto(f"{live_server.url}/followups/")
+    row = page.locator(f"#task-{chen_task.id}")
+    banner = page.locator("#request-error")
+    assert not banner.is_visible()
+
+    # when the server fails on the save (the answer of a crashed worker)
+    page.route("**/complete/", lambda route: route.fulfill(status=500, body="<h1>Server Error (500)</h1>"))
+    row.get_by_role("button", name="Record outcome").click()
+    # then the page says nothing was saved, and the task is still open to try again
+    banner.wait_for(state="visible")
+    assert "nothing was saved" in banner.inner_text() and "server" in banner.inner_text()
+    assert row.locator("form.fu-outcome").is_visible()
+    shot(page, "followups-inbox-server-error")
+
+    # when the network is gone
+    page.unroute("**/complete/")
+    page.route("**/complete/", lambda route: route.abort("internetdisconnected"))
+    row.get_by_role("button", name="Record outcome").click()
+    page.wait_for_function("document.getElementById('request-error').dataset.kind === 'network'")
+    assert "No connection to the server" in banner.inner_text()
+    page.unroute("**/complete/")
+    # then the next attempt goes through and the message goes away
+    row.get_by_role("button", name="Record outcome").click()
+    page.locator(f"#task-{chen_task.id} [data-testid=task-result]").wait_for()
+    assert not banner.is_visible()
+    chen_task.refresh_from_db()
+    assert chen_task.status == TaskStatus.DONE
+
+    # when the form's CSRF cookie is gone (cleared by the browser) and the next outcome is recorded
+    page.context.clear_cookies(name="csrftoken")
+    page.locator(f"#task-{liu_task.id}").get_by_role("button", name="Record outcome").click()
+    page.wait_for_function("document.getElementById('request-error').dataset.kind === 'expired'")
+    assert "This form has expired" in banner.inner_text()
+    page.reload()
+
+    # when the session ended meanwhile (it expired, or logged out elsewhere) and the next outcome is recorded
+    page.context.clear_cookies(name="sessionid")
+    page.locator(f"#task-{liu_task.id}").get_by_role("button", name="Record outcome").click()
+    # then the whole page goes to the login (not the login form inside the task's row), and back to the inbox
+    page.wait_for_url(re.compile(r"/login/\?next="))
+    assert page.locator(".auth-card").count() == 1 and page.locator(f"#task-{liu_task.id}").count() == 0
+    page.fill("#id_username", "frontdesk_a")
+    page.fill("#id_password", PASSWORD)
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/followups/")
+    liu_task.refresh_from_db()
+    assert liu_task.status == TaskStatus.OPEN  # nothing was recorded without a login
+    page.locator(f"#task-{liu_task.id} form.fu-outcome").wait_for()
+    # no script error; what the console logged is the browser and htmx reporting the failures this test caused
+    caused = ("status of 500", "status of 403", "ERR_INTERNET_DISCONNECTED")
+    unexpected = [e for e in js_errors if e.startswith("pageerror") or not (
+        "htmx.min.js" in e or (e.startswith("console.error: Failed to load resource") and any(c in e for c in caused)))]
+    assert unexpected == [], unexpected
+
+
 # --- 2. the segment builder ----------------------------------------------------------------------------------
 
 @pytest.fixture

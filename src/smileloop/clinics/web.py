@@ -2,10 +2,11 @@
 
 from functools import wraps
 
-from django.contrib.auth.decorators import login_required
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from smileloop.clinics.selectors import scope_for_user
@@ -13,10 +14,29 @@ from smileloop.core import errors
 from smileloop.core.scoping import Scope
 
 
+def staff_login_required(view):
+    """Django's login_required, except for an htmx request (a fragment, a poll, a form posted in place) after the
+    session ended: login_required's redirect would be followed by the browser and the login page swapped into the
+    fragment. It gets a full navigation to the login page instead, which comes back to the page the user was on
+    (HX-Current-URL), not to the fragment's URL."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if request.htmx:
+            page = safe_next(request, request.headers.get("HX-Current-URL"), default="/")
+            login = redirect_to_login(page, resolve_url(settings.LOGIN_URL))
+            return htmx_redirect(request, login.url)
+        return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
+
+    return wrapper
+
+
 def staff_view(view):
     """Login required; passes the staff member's Scope; domain PermissionDenied → 403 and NotFound → 404."""
 
-    @login_required
+    @staff_login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         try:

@@ -5,7 +5,6 @@ import io
 from collections import Counter
 from functools import wraps
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import scope_for_user
+from smileloop.clinics.web import staff_login_required
 from smileloop.core.csvsafe import csv_safe
 from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
@@ -34,7 +34,7 @@ ERROR_KINDS_FROM = 20  # from this many errors, the page sums them up by column 
 def import_permission_required(view):
     """Login required, then the data.import permission; anyone else gets 403."""
 
-    @login_required
+    @staff_login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         try:

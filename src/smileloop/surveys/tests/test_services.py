@@ -10,8 +10,8 @@ from smileloop.core.errors import ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Interaction
 from smileloop.customers.templatetags.customers_ui import interaction_text
-from smileloop.customers.timeline import timeline_text
 from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.customers.timeline import timeline_text
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask
 from smileloop.surveys import selectors, services
