@@ -6,9 +6,10 @@ pattern knows is shown as it is)."""
 
 import re
 
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop, pgettext
 
 from smileloop.core.messages import message_display
+from smileloop.core.money import fen_to_yuan
 
 _CODE = r"(?P<code>[A-Za-z0-9-]+)"
 PATTERNS = [(re.compile(pattern), template) for pattern, template in [
@@ -42,12 +43,78 @@ PATTERNS = [(re.compile(pattern), template) for pattern, template in [
                   "consent (standing, or for this use)")),
     (r"^must be a whole number from (?P<low>\d+) to (?P<high>\d+)$",
      gettext_noop("must be a whole number from %(low)s to %(high)s")),
-]]
+]] + [
+    (re.compile(r"^payments add up to (?P<paid>-?\d+) fen but (?P<due>-?\d+) fen are due$"),
+     gettext_noop("payments add up to %(paid)s yuan but %(due)s yuan are due"),
+     {"paid": lambda fen: fen_to_yuan(int(fen)), "due": lambda fen: fen_to_yuan(int(fen))}),
+    (re.compile(r"^must be between 1 and (?P<high>\d+) fen$"),
+     gettext_noop("must be between 0.01 and %(high)s yuan"), {"high": lambda fen: fen_to_yuan(int(fen))}),
+    (re.compile(r"^(?P<points>\d+) of the points this bill earned were already used; they are worth "
+                r"(?P<worth>[\d.]+) yuan, more than the (?P<cash>[\d.]+) yuan this refund gives back in cash$"),
+     gettext_noop("%(points)s of the points this bill earned were already used; they are worth %(worth)s yuan, "
+                  "more than the %(cash)s yuan this refund gives back in cash")),
+]
 
 FIXED = [
     gettext_noop("Balances changed since the bill was priced: price it again"),
+    gettext_noop("a bill needs at least one line"),
+    gettext_noop("is not in the service catalogue"),
+    gettext_noop("is not a line of this bill"),
+    gettext_noop("nothing left to refund"),
+    gettext_noop('must be a whole number of points or "max"'),
 ]
+
+# The services name a field by its path in the API's body ("lines[0].quantity"); a page names it in words.
+_LISTS = {
+    "lines": gettext_noop("line %(n)s"),
+    "payments": gettext_noop("payment %(n)s"),
+    "vouchers": gettext_noop("voucher %(n)s"),
+    "gift_cards": gettext_noop("gift card %(n)s"),
+}
+_NAMES = {
+    "lines": gettext_noop("lines"),
+    "payments": gettext_noop("payments"),
+    "item_code": gettext_noop("item"),
+    "line_id": gettext_noop("line"),
+    "quantity": gettext_noop("quantity"),
+    "amount_fen": gettext_noop("amount"),
+    "method": gettext_noop("payment method"),
+    "points": gettext_noop("points"),
+    "wallet": gettext_noop("wallet"),
+    "per_use_consent": gettext_noop("consent for this use"),
+    "clinic": gettext_noop("clinic"),
+    "vouchers": gettext_noop("vouchers"),
+    "gift_cards": gettext_noop("gift cards"),
+}
+_SEGMENT = re.compile(r"^(?P<name>[a-z_]+)(?:\[(?P<index>\d+)\])?$")
+
+
+def field_display(path: str) -> str:
+    """"lines[0].quantity" → "line 1, quantity" in the reader's language; a path with a part this does not know is
+    shown as it is (better an internal name than a wrong one)."""
+    words = []
+    for part in path.split("."):
+        found = _SEGMENT.match(part)
+        if not found:
+            return path
+        name, index = found["name"], found["index"]
+        if index is not None and name in _LISTS:
+            words.append(gettext(_LISTS[name]) % {"n": int(index) + 1})
+        elif index is None and name in _NAMES:
+            words.append(gettext(_NAMES[name]))
+        else:
+            return path
+    return pgettext("field path separator", ", ").join(words) if words else path
 
 
 def checkout_message_display(message: str) -> str:
     return message_display(message, patterns=PATTERNS)
+
+
+def field_message_display(path: str, message: str) -> str:
+    """One field's refusal: "line 1, quantity: must be …" in the reader's language; a refusal of the whole bill
+    (no field, or the priced breakdown) is its message alone."""
+    text = checkout_message_display(message)
+    if not path or path == "priced":
+        return text
+    return gettext("%(field)s: %(message)s") % {"field": field_display(path), "message": text}

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from smileloop.checkout.errors import PriceChanged
 from smileloop.checkout.forms import PAY_METHODS, BillForm, HolderForm, RefundForm, lines_from, payments_from
-from smileloop.checkout.messages import checkout_message_display
+from smileloop.checkout.messages import checkout_message_display, field_message_display
 from smileloop.checkout.selectors import settlement_get
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.clinics.enums import Perm
@@ -44,7 +44,7 @@ EMPTY_ROWS = 3
 def _error_messages(exc: errors.DomainError) -> list[str]:
     """A refusal in the reader's language (checkout.messages; the services' English stays the API's)."""
     if isinstance(exc, errors.ValidationFailed):
-        return [f"{e.field}: {checkout_message_display(e.message)}" for e in exc.errors]
+        return [field_message_display(e.field, e.message) for e in exc.errors]
     return [checkout_message_display(str(exc))]
 
 

@@ -20,17 +20,21 @@ PATTERNS: list[tuple[re.Pattern, str]] = [
 ]
 
 
-def message_display(message, *, patterns: Sequence[tuple[re.Pattern, str]] = ()) -> str:
+def message_display(message, *, patterns: Sequence[tuple] = ()) -> str:
     """`message` in the active language when a catalogue or a pattern (an app's own `patterns`, then these) has
-    it, else as it is."""
+    it, else as it is. A pattern is (regex, template) or (regex, template, labels): `labels` turn a group's value
+    into what the reader sees (fen into yuan)."""
     message = str(message)
     translated = gettext(message)
     if translated != message:
         return translated
-    for pattern, template in [*patterns, *PATTERNS]:
+    for pattern, template, *rest in [*patterns, *PATTERNS]:
         found = pattern.match(message)
         if found:
-            return gettext(template) % found.groupdict()
+            labels = rest[0] if rest else {}
+            args = {name: labels[name](value) if name in labels else value
+                    for name, value in found.groupdict().items()}
+            return gettext(template) % args
     return message
 
 

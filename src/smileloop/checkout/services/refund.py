@@ -102,8 +102,8 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     if withheld_fen > cash:
         points = sum(c.shortfall_points for c in clawbacks)
         raise ClawbackExceedsRefund(
-            f"{points} of the points this bill earned were already used; they are worth {withheld_fen / 100:.2f} "
-            f"yuan, more than the {cash / 100:.2f} yuan this refund gives back in cash", field="lines")
+            f"{points} of the points this bill earned were already used; they are worth {fen_to_yuan(withheld_fen)} "
+            f"yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash", field="lines")
     refund = None
     if total:
         methods = [p.method for p in order.payments.all() if p.method not in (PaymentMethod.WALLET, PaymentMethod.OTHER)]

@@ -38,3 +38,22 @@ def test_labels_stored_before_they_were_english_are_shown_as_stored_and_tenders_
         assert (tender_display("giftcard:ABCD-EFGH-JKMN"), tender_display("cash")) == ("储值卡 ABCD-EFGH-JKMN", "现金/其他")
     with translation.override("en"):
         assert tender_display("points") == "Points"
+
+
+def test_a_field_path_reads_as_words_and_an_unknown_one_as_it_is():
+    from django.utils import translation
+
+    from smileloop.checkout.messages import field_display, field_message_display
+
+    with translation.override("en"):
+        assert field_display("lines[0].quantity") == "line 1, quantity"
+        assert field_display("payments[2].amount_fen") == "payment 3, amount"
+        assert field_display("wallet.per_use_consent") == "wallet, consent for this use"
+        assert field_display("lines[0].colour") == "lines[0].colour"
+        assert field_message_display("priced", "Balances changed since the bill was priced: price it again") == (
+            "Balances changed since the bill was priced: price it again")
+        assert field_message_display("lines[1].amount_fen", "must be between 1 and 12345 fen") == (
+            "line 2, amount: must be between 0.01 and 123.45 yuan")
+    with translation.override("zh-hans"):
+        assert field_display("gift_cards[0]") == "第 1 张储值卡"
+        assert field_message_display("lines", "nothing left to refund") == "项目：没有可退的项目"

@@ -106,6 +106,27 @@ def test_refusals_read_in_chinese_on_a_chinese_page(client, front_desk_a, clinic
     assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == count
 
 
+def test_field_refusals_name_the_line_and_amounts_in_yuan_on_a_chinese_page(client, front_desk_a, clinic_a, catalogue,
+                                                                            alice):
+    # given
+    client.force_login(front_desk_a.user)
+    zh = {"HTTP_HX_REQUEST": "true", "HTTP_ACCEPT_LANGUAGE": "zh-hans"}
+    # when a quantity is out of range and payments do not cover the bill
+    quantity = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, quantity=["1", "100", "1"]),
+                           **zh)
+    short = client.post(reverse("checkout:new"), bill_data(
+        alice, clinic_a, catalogue, action="pay", priced_total="66300", priced_cash="66300", pay_method=["cash"],
+        pay_amount=["10"]), **zh)
+    english = client.post(reverse("checkout:new"), bill_data(
+        alice, clinic_a, catalogue, quantity=["1", "100", "1"]), HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="en")
+    # then the field is named in words (not "lines[1].quantity") and fen are shown as yuan
+    assert quantity.status_code == 422 and "第 2 行，数量：必须是 1 到 99 之间的整数" in quantity.text
+    assert "lines[" not in quantity.text
+    assert short.status_code == 422 and "付款合计 10.00 元，应付 663.00 元" in short.text
+    assert english.status_code == 422 and "line 2, quantity: must be a whole number from 1 to 99" in english.text
+    assert Order.objects.count() == 0
+
+
 def test_points_this_many_without_a_number_is_a_clear_message(client, front_desk_a, clinic_a, catalogue, alice,
                                                                 wallet):
     client.force_login(front_desk_a.user)
@@ -196,7 +217,7 @@ def test_payments_that_do_not_cover_the_remainder_are_refused(client, front_desk
     data = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="66300", priced_cash="66300",
                      pay_method=["cash"], pay_amount=["10"])
     response = client.post(reverse("checkout:new"), data)
-    assert response.status_code == 422 and "payments add up to 1000 fen" in response.content.decode()
+    assert response.status_code == 422 and "payments add up to 10.00 yuan but 663.00 yuan are due" in response.text
     assert Order.objects.count() == 0
 
 
