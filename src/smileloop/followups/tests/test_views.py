@@ -106,17 +106,47 @@ def test_completing_a_closed_task_shows_a_clear_error(client, front_desk_a, task
 
 def test_the_task_page_says_in_words_what_triggered_it_and_why_it_closed(client, front_desk_a, tasks_ab):
     task = tasks_ab["today"]
-    FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:rebooked")
+    FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:rebooked",
+                                                   anchor_key="procedure:77", context={"procedure": "种植体植入",
+                                                                                       "tooth": "36"})
     with translation.override("zh-hans"):
         html = login(client, front_desk_a, "zh-hans").get(reverse("followups:task", args=[task.id])).content.decode()
         trigger = str(task.playbook.get_trigger_display())
     facts = html[html.index('data-testid="task-facts"'):html.index("</dl>")]
-    assert f'title="{task.anchor_key}">{trigger}</span>' in facts
-    assert "目标达成：" in facts and "goal:" not in facts.replace(f'title="{task.anchor_key}"', "")
+    assert f'<dd data-testid="anchor">{trigger} · 种植体植入，36 号牙 · ' in facts
+    assert "procedure:77" not in html
+    assert "目标达成：" in facts and "goal:" not in facts
     FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CANCELLED, closed_reason="merged duplicate")
     with translation.override("zh-hans"):
         html = client.get(reverse("followups:task", args=[task.id])).content.decode()
     assert "合并重复" in html and "merged duplicate" not in html
+
+
+@pytest.mark.parametrize(("key", "context", "words"), [
+    ("recall:2026-11-20", {"procedure": "洁牙"}, "洁牙 due"),
+    ("recall:2026-11-20", {}, "a check-up due"),
+    ("plan:9:2026-11-20", {"procedure": "正畸"}, "unfinished treatment plan “正畸”"),
+    ("visit:2026-11-20", {}, "a completed visit"),
+    ("appt:77", {"procedure": "补牙"}, "a missed appointment · 补牙"),
+    ("dormant:2025-11-20", {}, "the last visit"),
+    ("lead:5", {}, "became a lead"),
+    ("survey:3~m9", {}, "a satisfaction survey answer"),
+    ("something:new", {}, "something:new"),
+])
+def test_the_task_page_names_each_kind_of_trigger(client, front_desk_a, tasks_ab, key, context, words):
+    task = tasks_ab["today"]
+    FollowupTask.objects.filter(pk=task.pk).update(anchor_key=key, context=context)
+    html = login(client, front_desk_a).get(reverse("followups:task", args=[task.id])).content.decode()
+    anchor = html[html.index('data-testid="anchor">'):]
+    assert anchor[:anchor.index("</dd>")].split(" · ", 1)[1].startswith(words)
+
+
+def test_an_escalated_complaint_links_to_the_task_it_came_from(client, front_desk_a, tasks_ab):
+    first, task = tasks_ab["overdue"], tasks_ab["today"]
+    FollowupTask.objects.filter(pk=task.pk).update(anchor_key=f"task:{first.id}")
+    html = login(client, front_desk_a).get(reverse("followups:task", args=[task.id])).content.decode()
+    url = reverse("followups:task", args=[first.id])
+    assert f'<a href="{url}">escalated from task #{first.id}</a>' in html
 
 
 def test_call_reveals_the_number_as_a_tel_link_and_audits_it(client, front_desk_a, tasks_ab):

@@ -1,0 +1,34 @@
+"""How a task's trigger reads on its page."""
+
+from django import template
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+register = template.Library()
+
+
+@register.simple_tag
+def task_anchor(task) -> dict:
+    """What triggered the task, in words (the page shows its time beside it), and where to read it: the anchor key
+    is an internal name ("procedure:123", "recall:2026-11-20", "task:7~m12" after a merge); a key this does not
+    know is shown as stored."""
+    kind, _sep, rest = task.anchor_key.split("~", 1)[0].partition(":")
+    procedure = str((task.context or {}).get("procedure") or "")
+    tooth = str((task.context or {}).get("tooth") or "")
+    if kind == "task" and rest.isdigit():
+        return {"text": _("escalated from task #%(id)s") % {"id": rest},
+                "url": reverse("followups:task", args=[int(rest)])}
+    if kind == "procedure" and procedure and tooth:
+        return {"text": _("%(procedure)s, tooth %(tooth)s") % {"procedure": procedure, "tooth": tooth}}
+    texts = {
+        "survey": _("a satisfaction survey answer"),
+        "procedure": procedure or _("a procedure record"),
+        "appt": _("a missed appointment") + (f" · {procedure}" if procedure else ""),
+        "visit": _("a completed visit"),
+        "plan": _("unfinished treatment plan “%(title)s”") % {"title": procedure} if procedure
+        else _("an unfinished treatment plan"),
+        "recall": _("%(procedure)s due") % {"procedure": procedure} if procedure else _("a check-up due"),
+        "dormant": _("the last visit"),
+        "lead": _("became a lead"),
+    }
+    return {"text": texts.get(kind, task.anchor_key)}
