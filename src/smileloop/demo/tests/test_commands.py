@@ -3,6 +3,7 @@ import io
 import json
 
 from django.core.management import call_command
+from django.utils import translation
 
 from smileloop.demo.selectors import STATS_KEYS
 from smileloop.demo.services import chain_seed
@@ -40,7 +41,8 @@ def test_seed_command_reports_what_it_made(db):
 def test_demo_command_prints_the_url_and_logins_both_times(db):
     # when
     first, second = io.StringIO(), io.StringIO()
-    call_command("demo", "--customers", "60", "--no-progress", stdout=first)
+    with translation.override("zh-hans"):  # role names in Chinese, two terminal columns a character
+        call_command("demo", "--customers", "60", "--no-progress", stdout=first)
     call_command("demo", "--customers", "60", "--no-progress", stdout=second)
     # then
     for out in (first.getvalue(), second.getvalue()):
@@ -52,3 +54,13 @@ def test_demo_command_prints_the_url_and_logins_both_times(db):
         assert all(w in summary[0] for w in ("members", "points accounts", "wallets", "packages", "gift cards"))
     assert [ln for ln in first.getvalue().splitlines() if ln.startswith("Programmes:")] == [
         ln for ln in second.getvalue().splitlines() if ln.startswith("Programmes:")]
+    # the clinic column lines up in a terminal, where a Chinese role name takes two columns per character
+    for out in (first.getvalue(), second.getvalue()):
+        logins = [ln for ln in out.splitlines() if ln.startswith("  ")]
+        starts = {_columns(ln[:ln.rindex(" ") + 1]) for ln in logins}
+        assert len(logins) == 8 and len(starts) == 1, logins
+
+
+def _columns(text: str) -> int:
+    import unicodedata
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -1,3 +1,5 @@
+import unicodedata
+
 from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.demo.services import DEMO_PASSWORD, demo_create
@@ -37,5 +39,15 @@ class Command(BaseCommand):
             self.stderr.write(f"Login {username!r} exists already outside the demo chain; not created.")
         self.stdout.write(f"\nOpen {options['url']} and log in with (password for all: "
                           f"{DEMO_PASSWORD}):")
+        width = max((_columns(str(role)) for _, role, _ in report.logins), default=0)
         for username, role, clinics in report.logins:
-            self.stdout.write(f"  {username:<11} {role:<22} {clinics}")
+            self.stdout.write(f"  {username:<11} {_pad(str(role), width)}  {clinics}")
+
+
+def _columns(text: str) -> int:
+    """Terminal columns of `text`: a Chinese character takes two, so str.ljust misaligns them."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - _columns(text), 0)
