@@ -60,6 +60,7 @@ class Customer(TimeStampedModel):
     # Maintained by the visits services (set-based updates), so lists and segments need no joins.
     first_visit_at = models.DateTimeField(null=True, blank=True)
     last_visit_at = models.DateTimeField(null=True, blank=True)
+    # Arrived or completed appointments, plus the days with a paid bill and no such appointment (walk-ins).
     visit_count = models.PositiveIntegerField(default=0)
     lifetime_spend_fen = models.BigIntegerField(default=0)
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.sql import db_datetime
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance, customer_visit_stats_apply, interaction_add
@@ -33,6 +34,35 @@ from smileloop.visits.models import (
 )
 
 _VISIT_STATUSES = {AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED}
+
+
+def _local_day(at: dt.datetime) -> tuple:
+    """The bounds of `at`'s local day, as plain-SQL parameters."""
+    day = timezone.localdate(at)
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+    return db_datetime(start), db_datetime(end)
+
+
+def _visit_day_counted(*, customer_id: int, at: dt.datetime, order_id: int | None = None,
+                       appointment_id: int | None = None) -> tuple[str, list]:
+    """The SQL condition under which a visit on `at`'s day is counted already, for `customer_visit_stats_apply`.
+
+    visit_count = the patient's arrived or completed appointments, plus the days with a paid bill and no such
+    appointment (a walk-in who pays at the desk came in; a POS history imported without appointments is not
+    "0 visits"). So a bill counts unless that day has a visit appointment or another bill; an appointment counts
+    unless that day's visit was counted by a bill alone (a bill and no other visit appointment)."""
+    start, end = _local_day(at)
+    visit = (f"EXISTS (SELECT 1 FROM {Appointment._meta.db_table} WHERE customer_id = %s AND status IN (%s, %s) "
+             f"AND start_at >= %s AND start_at < %s AND id <> %s)")
+    visit_params = [customer_id, AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED, start, end,
+                    appointment_id or 0]
+    bill = (f"EXISTS (SELECT 1 FROM {Order._meta.db_table} WHERE customer_id = %s AND ordered_at >= %s "
+            f"AND ordered_at < %s AND id <> %s)")
+    bill_params = [customer_id, start, end, order_id or 0]
+    if order_id is not None:
+        return f"({visit} OR {bill})", [*visit_params, *bill_params]
+    return f"({bill} AND NOT {visit})", [*bill_params, *visit_params]
 
 # Timeline sentences (stored in English, shown translated: customers.timeline; registered in apps.py).
 VISIT_OF = gettext_noop("visit %(status)s: %(item)s")
@@ -98,7 +128,8 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     appointment.notes = notes or ""
     appointment.save()
     if status in _VISIT_STATUSES and not was_visit:
-        customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit=True)
+        customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit_unless=_visit_day_counted(
+            customer_id=customer.id, at=start_at, appointment_id=appointment.id))
         interaction_add(customer=customer, kind="visit", clinic=clinic, author=actor, occurred_at=start_at,
                         text=timeline_format(VISIT_OF, status=status, item=item.name) if item
                         else timeline_format(VISIT, status=status))
@@ -190,7 +221,9 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     Payment.objects.bulk_create([
         Payment(order=order, method=p["method"], amount_fen=p["amount_fen"], paid_at=ordered_at) for p in payments or []
     ])
-    customer_visit_stats_apply(customer_id=customer.id, visit_at=ordered_at, spend_delta_fen=total)
+    customer_visit_stats_apply(customer_id=customer.id, visit_at=ordered_at, spend_delta_fen=total,
+                               count_visit_unless=_visit_day_counted(customer_id=customer.id, at=ordered_at,
+                                                                     order_id=order.id))
     customer_stage_advance(customer=customer, to=Stage.TREATED, actor=cashier, at=ordered_at,
                            cause=timeline_format(PAID, order=order.id, clinic=clinic.name,
                                                  day=timezone.localdate(ordered_at)))

@@ -115,6 +115,57 @@ def test_completed_appointment_counts_as_a_visit_once(patient, clinic_a, catalog
     assert patient.visit_count == 1 and patient.last_visit_at == start
 
 
+def _visits(patient) -> int:
+    patient.refresh_from_db()
+    return patient.visit_count
+
+
+def _bill(patient, clinic, at, key):
+    return order_record(customer=patient, clinic=clinic, ordered_at=at, external_id=key,
+                        lines=[{"item_code": "CL01"}], payments=[])
+
+
+def _appointment(patient, clinic, at, key, status="completed"):
+    return appointment_upsert(customer=patient, clinic=clinic, start_at=at, end_at=at + dt.timedelta(minutes=30),
+                              external_id=key, status=status)
+
+
+def test_a_bill_without_an_appointment_is_a_visit_once_a_day(patient, clinic_a, catalogue):
+    # given the chain's local days (Asia/Shanghai): 23:30 and 00:30 are two days
+    day = timezone.localtime(timezone.now() - dt.timedelta(days=10)).replace(hour=23, minute=30, second=0,
+                                                                             microsecond=0)
+    # when a walk-in pays twice on one day, then just after midnight
+    _bill(patient, clinic_a, day - dt.timedelta(hours=12), "B1")
+    assert _visits(patient) == 1
+    _bill(patient, clinic_a, day, "B2")
+    assert _visits(patient) == 1
+    _bill(patient, clinic_a, day + dt.timedelta(hours=1), "B3")
+    # then each day they paid is one visit, and a replayed bill counts nothing
+    assert _visits(patient) == 2
+    _bill(patient, clinic_a, day + dt.timedelta(hours=1), "B3")
+    assert _visits(patient) == 2
+
+
+def test_a_bill_and_an_appointment_on_one_day_are_one_visit_whichever_comes_first(patient, clinic_a, catalogue):
+    # given
+    morning = timezone.localtime(timezone.now() - dt.timedelta(days=5)).replace(hour=9, minute=0)
+    # when the appointment is completed, then the bill recorded (day 1); the bill first, then the appointment (day 2)
+    _appointment(patient, clinic_a, morning, "A1")
+    _bill(patient, clinic_a, morning + dt.timedelta(hours=1), "B1")
+    assert _visits(patient) == 1
+    _bill(patient, clinic_a, morning + dt.timedelta(days=1), "B2")
+    _appointment(patient, clinic_a, morning + dt.timedelta(days=1, hours=-1), "A2", status="arrived")
+    # then each day is one visit
+    assert _visits(patient) == 2
+    # and a second appointment on a day counts, as appointments always have (a cleaning and an exam)
+    _appointment(patient, clinic_a, morning + dt.timedelta(days=1, hours=2), "A3")
+    assert _visits(patient) == 3
+    # a booked appointment is no visit, and a bill on its day is
+    _appointment(patient, clinic_a, morning + dt.timedelta(days=2), "A4", status="booked")
+    _bill(patient, clinic_a, morning + dt.timedelta(days=2, hours=1), "B3")
+    assert _visits(patient) == 4
+
+
 def test_appointment_ending_before_it_starts_is_rejected(patient, clinic_a):
     start = timezone.now()
     with pytest.raises(ValidationFailed) as err:
