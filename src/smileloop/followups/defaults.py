@@ -50,7 +50,7 @@ DEFAULT_PLAYBOOKS: list[dict] = [
         "trigger_params": {"category": "implant"}, "goal": Goal.NONE,
         "description": "种植术后第 1、3、7、30、90 天回访。",
         "steps": _steps(
-            (1, A.DOCTOR_OR_ASSISTANT, C.CALL, "{name}您好，我是{doctor}医生的助理。昨天的{procedure}术后感觉怎么样？"
+            (1, A.DOCTOR_OR_ASSISTANT, C.CALL, "{name}您好，我是{doctor}医生的助理。{when}的{procedure}术后感觉怎么样？"
              "有没有明显肿胀、出血或疼痛？记得按时服药、24 小时内不要漱口。", 12),
             (3, A.DOCTOR_OR_ASSISTANT, C.WECHAT, "{name}您好，{procedure}术后第 3 天，肿胀是否在消退？饮食以温软为主。", 24),
             (7, A.DOCTOR_OR_ASSISTANT, C.CALL, "{name}您好，术后一周了，请按约来{clinic}拆线复查。", 24),
@@ -63,7 +63,7 @@ DEFAULT_PLAYBOOKS: list[dict] = [
         "trigger_params": {"category": "extraction"}, "goal": Goal.NONE,
         "description": "拔牙后第 1、7 天回访。",
         "steps": _steps(
-            (1, A.DOCTOR_OR_ASSISTANT, C.CALL, "{name}您好，昨天拔牙后感觉怎么样？出血止住了吗？"
+            (1, A.DOCTOR_OR_ASSISTANT, C.CALL, "{name}您好，{when}拔牙后感觉怎么样？出血止住了吗？"
              "今天不要用患侧咀嚼，避免吸烟饮酒。", 12),
             (7, A.DOCTOR_OR_ASSISTANT, C.WECHAT, "{name}您好，拔牙一周了，伤口恢复如何？如需拆线请来{clinic}。", 24),
         ),
@@ -83,7 +83,7 @@ DEFAULT_PLAYBOOKS: list[dict] = [
         "trigger_params": {}, "goal": Goal.NONE,
         "description": "每次就诊完成后的第二天由前台回访，并请患者填写满意度问卷。",
         "steps": _steps(
-            (1, A.FRONT_DESK, C.WECHAT, "{name}您好，感谢您昨天到{clinic}就诊！这次的体验怎么样？"
+            (1, A.FRONT_DESK, C.WECHAT, "{name}您好，感谢您{when}到{clinic}就诊！这次的体验怎么样？"
              "麻烦花一分钟填写满意度问卷：{survey_link}", 24),
         ),
     },

@@ -62,4 +62,4 @@ class Outcome(models.TextChoices):
 
 
 # Variables a script template may use; anything else in braces is an editor error.
-SCRIPT_VARIABLES = ("name", "doctor", "procedure", "days_since", "clinic", "date", "survey_link")
+SCRIPT_VARIABLES = ("name", "doctor", "procedure", "when", "days_since", "clinic", "date", "survey_link")

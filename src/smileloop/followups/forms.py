@@ -130,7 +130,7 @@ class StepForm(forms.Form):
     channel = forms.ChoiceField(label=_("Channel"), choices=ContactChannel.choices)
     sla_hours = forms.CharField(label=_("SLA (hours)"), initial=24)
     script = forms.CharField(label=_("Script"), widget=forms.Textarea(attrs={"rows": 3}),
-                             help_text=_("Variables: {name}, {doctor}, {procedure}, {days_since}, {clinic}, {date}, "
+                             help_text=_("Variables: {name}, {doctor}, {procedure}, {when}, {days_since}, {clinic}, {date}, "
                                          "{survey_link}"))
 
     def __init__(self, *args, **kwargs):

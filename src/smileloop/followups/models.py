@@ -57,7 +57,7 @@ class PlaybookStep(models.Model):
                                default=ContactChannel.CALL)
     script = models.TextField(
         _("script"), blank=True,
-        help_text=_("Variables: {name}, {doctor}, {procedure}, {days_since}, {clinic}, {date}, {survey_link}"))
+        help_text=_("Variables: {name}, {doctor}, {procedure}, {when}, {days_since}, {clinic}, {date}, {survey_link}"))
     sla_hours = models.PositiveSmallIntegerField(_("SLA (hours)"), default=24)
     is_active = models.BooleanField(default=True)
 

@@ -2,10 +2,13 @@
 
 Values come from the task (`context` stored at creation: procedure, a survey link …) and live rows (the
 customer's name, the clinic, the treating doctor); `days_since` is counted from the anchor's local day to
-today. Unknown or missing values render as "—" rather than failing: a script must always show.
+today, and `when` names that day as the patient reads it today ("昨天" the day after, "3天前", "11月3日" once a
+task is late: a script that says "yesterday" is wrong when it is sent a week later). Unknown or missing values
+render as "—" rather than failing: a script must always show.
 """
 
 import datetime as dt
+import re
 import string
 import zoneinfo
 
@@ -23,8 +26,27 @@ def context_provider_register(name: str, provider) -> None:
 
 
 class _Values(dict):
+    anchor_day: dt.date | None = None
+    today: dt.date | None = None
+
     def __missing__(self, key):
         return MISSING
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def when_words(day: dt.date, today: dt.date, *, chinese: bool) -> str:
+    """`day` relative to `today`, in the script's own language (the patient reads the script, not the staff
+    member's interface): 今天 / 昨天 / 前天 / N天前 within a week, then the date."""
+    days = (today - day).days
+    if chinese:
+        if 0 <= days <= 6:
+            return ("今天", "昨天", "前天")[days] if days < 3 else f"{days}天前"
+        return f"{day.month}月{day.day}日" if day.year == today.year else f"{day.year}年{day.month}月{day.day}日"
+    if 0 <= days <= 6:
+        return ("today", "yesterday")[days] if days < 2 else f"{days} days ago"
+    return f"on {day.isoformat()}"
 
 
 def _local_date(value: dt.datetime, tz: str) -> dt.date:
@@ -62,6 +84,7 @@ def task_values(task, *, today: dt.date, tz: str = "Asia/Shanghai") -> dict:
     if task.doctor_id:
         values.setdefault("doctor", task.doctor.name)
     values.setdefault("date", _date_value(ctx, tz) or anchor_day.isoformat())
+    values.anchor_day, values.today = anchor_day, today
     days = ctx.get("days_since_base")
     base = dt.date.fromisoformat(days) if isinstance(days, str) else anchor_day
     values["days_since"] = max((today - base).days, 0)
@@ -73,7 +96,9 @@ def script_render(template: str, values: dict) -> str:
     try:
         for literal, field, _spec, _conv in string.Formatter().parse(template or ""):
             out.append(literal)
-            if field is not None:
+            if field == "when" and getattr(values, "anchor_day", None) and getattr(values, "today", None):
+                out.append(when_words(values.anchor_day, values.today, chinese=bool(_CJK.search(template))))
+            elif field is not None:
                 out.append(str(values[field]) if field in values else MISSING)
     except ValueError:  # a stray brace: show the text as written rather than nothing
         return template

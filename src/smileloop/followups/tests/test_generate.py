@@ -58,6 +58,10 @@ def test_implant_day_one_follow_up_goes_to_the_treating_doctor_with_the_script_f
     assert task.context["procedure"] == "种植体植入"
     text = script_of(task, today)
     assert text.startswith("王芳您好，我是张伟医生的助理。昨天的种植体植入术后感觉怎么样？")
+    # worked late, the script names the day as the patient reads it then, not "yesterday"
+    assert script_of(task, today + days(2)).startswith("王芳您好，我是张伟医生的助理。3天前的种植体植入术后")
+    assert script_of(task, today + days(30)).startswith(
+        f"王芳您好，我是张伟医生的助理。{(today - days(1)).month}月{(today - days(1)).day}日的种植体植入术后")
     assert "{" not in text
 
 

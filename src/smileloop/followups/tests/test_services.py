@@ -259,6 +259,30 @@ def test_installing_defaults_twice_keeps_edits(chain, playbooks):
     assert playbooks["dormant"].name == "沉睡唤醒（改）"
 
 
+@pytest.mark.parametrize(("late", "chinese", "english"), [
+    (0, "今天", "today"), (1, "昨天", "yesterday"), (2, "前天", "2 days ago"), (6, "6天前", "6 days ago"),
+    (7, "11月13日", "on 2026-11-13"), (400, "2025年10月16日", "on 2025-10-16"),
+])
+def test_when_names_the_anchor_day_in_the_scripts_language(late, chinese, english):
+    from smileloop.followups.script import when_words
+
+    day = dt.date(2026, 11, 20) - dt.timedelta(days=late)
+    assert when_words(day, dt.date(2026, 11, 20), chinese=True) == chinese
+    assert when_words(day, dt.date(2026, 11, 20), chinese=False) == english
+
+
+def test_the_default_scripts_migration_rewrites_exactly_the_installed_wording():
+    import importlib
+
+    from smileloop.followups.defaults import DEFAULT_PLAYBOOKS
+
+    renamed = importlib.import_module("smileloop.followups.migrations.0003_step_script_when").RENAMED
+    scripts = {step["script"] for playbook in DEFAULT_PLAYBOOKS for step in playbook.get("steps", [])}
+    assert {new for _old, new in renamed} <= scripts
+    assert all(old.replace("昨天", "{when}", 1) == new for old, new in renamed)
+    assert not any("昨天" in script for script in scripts)
+
+
 def test_script_rendering_fills_known_values_and_marks_missing_ones():
     assert script_render("{name}您好，{doctor}医生：{survey_link}", {"name": "王芳", "doctor": "张伟"}) == \
         "王芳您好，张伟医生：—"
