@@ -62,7 +62,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "address", "community", "latitude", "longitude", "home_clinic_id", "consultant_id", "stage", "notes",
         "first_touch_channel", "first_touch_campaign", "first_touch_staff_id", "first_touch_at",
         "last_touch_channel", "last_touch_campaign", "last_touch_staff_id", "last_touch_at",
-        "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_fen", "merged_into_id", "stage_reached"),
+        "first_visit_at", "last_visit_at", "visit_count", "lifetime_spend_fen", "merged_into_id", "stage_reached",
+        "stage_changed_at"),
     "customers_customersearchkey": ("id", "customer_id", "chain_id", "home_clinic_id", "kind", "value"),
     "customers_identity": ("id", "created_at", "updated_at", "chain_id", "customer_id", "kind", "external_id",
                            "app_id", "source"),
@@ -491,10 +492,13 @@ class PoolGenerator:
         reached = Stage.LEAD if visit_count == 0 else Stage.TREATED if spend > 0 else Stage.ARRIVED
         if visit_count and last_day < now_day - DORMANT_AFTER_DAYS:
             stage = Stage.DORMANT
+            # the nightly lifecycle run moves a patient to dormant the night the year without a visit ends
+            stage_at = self.ts(last_day + DORMANT_AFTER_DAYS + 1, 120)
         else:
             stage = reached
+            stage_at = first_ts if visit_count else created
         self._customer_rows(p, rows, created, created_minute, stage, visit_count, spend, first_ts, last_ts,
-                            consultant if (visit_count or rng.random() < 0.5) else None, last_day, reached)
+                            consultant if (visit_count or rng.random() < 0.5) else None, last_day, reached, stage_at)
         return visit_count
 
     def _first_visit_items(self, archetype: str, p: Person) -> list[tuple[str, str]]:
@@ -723,7 +727,7 @@ class PoolGenerator:
 
     # --- the customer row and what hangs off it ----------------------------------------------------
     def _customer_rows(self, p: Person, rows, created, created_minute, stage, visit_count, spend, first_ts,
-                       last_ts, consultant, last_day, reached) -> None:
+                       last_ts, consultant, last_day, reached, stage_at) -> None:
         rng, chain_id = self.rng, self.chain_id
         clinic = p.clinic
         staff_attr = None
@@ -744,7 +748,7 @@ class PoolGenerator:
             p.id, created, updated, chain_id, p.name, p.mobile, (p.mobile or "")[-4:], p.gender, p.birthday,
             p.address, community, f"{lat:.6f}", f"{lng:.6f}", clinic.id, consultant, stage, "",
             p.channel, p.campaign, staff_attr, created, last_channel, last_campaign, last_staff, last_at,
-            first_ts, last_ts, visit_count, spend, None, reached))
+            first_ts, last_ts, visit_count, spend, None, reached, stage_at))
         initials, full = search_keys(p.name)
         keys = rows["customers_customersearchkey"]
         for value in initials:

@@ -321,6 +321,21 @@ def test_360_page_shows_the_stage_since_its_last_change_and_the_mark_lost_action
     assert reverse("customers:mark_lost", args=[zhang_san.id]) in stage
 
 
+def test_360_page_does_not_date_a_patients_stage_from_the_day_they_were_created(client, front_desk_a, zhang_san):
+    # given a treated patient whose stage change was never recorded (imported, or older data)
+    Customer.objects.filter(pk=zhang_san.pk).update(stage="treated", stage_changed_at=None,
+                                                    created_at=dt.datetime(2020, 5, 1, tzinfo=dt.UTC))
+    lead = Customer.objects.create(chain=zhang_san.chain, name="李四", home_clinic=zhang_san.home_clinic)
+    Customer.objects.filter(pk=lead.pk).update(created_at=dt.datetime(2026, 4, 1, 4, 0, tzinfo=dt.UTC))
+    login(client, front_desk_a)
+    # when
+    patient_page = client.get(reverse("customers:detail", args=[zhang_san.id])).text
+    lead_page = client.get(reverse("customers:detail", args=[lead.id])).text
+    # then "since" is left out rather than wrong; a lead has been one since it was created
+    assert 'data-testid="stage-since"' not in patient_page and "since 2020-05-01" not in patient_page
+    assert "since 2026-04-01" in lead_page.split('id="stage"', 1)[1].split("</details>", 1)[0]
+
+
 def test_marking_lost_from_the_360_page_writes_the_event_and_redirects(client, front_desk_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:mark_lost", args=[zhang_san.id]), {"reason": "搬家到北京"},

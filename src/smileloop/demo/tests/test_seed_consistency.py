@@ -102,6 +102,14 @@ def test_customers_denormalised_figures_match_their_orders_and_visits(seeded):
             reached = "treated" if spend.get(c.id, 0) > 0 else "arrived"
             assert c.stage_reached == reached
             assert c.stage == ("dormant" if c.last_visit_at < dormant_before else reached)
+        # the stage's "since" is when it began: a lead's creation, a patient's first visit, a year after the last
+        if c.stage == "lead":
+            assert c.stage_changed_at == c.created_at
+        elif c.stage == "dormant":
+            assert c.last_visit_at + dt.timedelta(days=365) < c.stage_changed_at <= c.last_visit_at + dt.timedelta(
+                days=367)
+        else:
+            assert c.stage_changed_at == c.first_visit_at
 
 
 def test_plans_count_their_done_steps_and_done_steps_have_procedures(seeded):
