@@ -533,6 +533,9 @@ class PoolGenerator:
         mean_gap = 365 / rate
         day = first_day
         child = archetype == "child"
+        # A cleaning (or periodontal maintenance) is not repeated within months, however often the person comes:
+        # the seed's 10 orders a customer make regulars visit monthly, and those visits are check-ups instead.
+        last_clean = first_day
         while True:
             day += max(14, int(rng.expovariate(1 / mean_gap)))
             if day >= stop_day:
@@ -548,10 +551,12 @@ class PoolGenerator:
                 elif r < 0.5:
                     lines.append(("PD03", self._tooth(child=True), None))
                 continue
-            if archetype == "perio":
+            if archetype == "perio" and day - last_clean >= 80:
                 lines.append(("PE02", "", None))
-            elif r < 0.55:  # the cleaning includes the check-up
+                last_clean = day
+            elif archetype != "perio" and r < 0.55 and day - last_clean >= 150:  # the cleaning includes the check-up
                 lines.append(("CL01", "", None))
+                last_clean = day
                 if rng.random() < 0.15:
                     lines.append(("CL02", "", None))
             else:

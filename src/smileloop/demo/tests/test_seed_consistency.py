@@ -112,6 +112,17 @@ def test_customers_denormalised_figures_match_their_orders_and_visits(seeded):
             assert c.stage_changed_at == c.first_visit_at
 
 
+def test_nobody_has_their_teeth_cleaned_twice_within_five_months(seeded):
+    # given every billed cleaning, per customer, by day
+    days = defaultdict(list)
+    for customer_id, at in (OrderLine.objects.filter(item__code="CL01")
+                            .values_list("order__customer_id", "order__ordered_at").order_by("order__ordered_at")):
+        days[customer_id].append(at)
+    # then regulars come often (10 orders a customer) but a cleaning is months apart
+    gaps = [(b - a).days for visits in days.values() for a, b in zip(visits, visits[1:], strict=False)]
+    assert len(gaps) > 50 and min(gaps) >= 149
+
+
 def test_plans_count_their_done_steps_and_done_steps_have_procedures(seeded):
     # given
     plans = list(TreatmentPlan.objects.annotate(
