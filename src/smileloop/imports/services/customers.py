@@ -88,6 +88,11 @@ class _Row:
     dedupe_key: str | None = None
 
 
+def _new_value(person: dict, attr: str):
+    """A field of an unsaved person as it will be stored: an absent field takes its blank default."""
+    return person.get(attr, _FILLABLE_BLANK[attr][0]) if attr in _FILLABLE_BLANK else person.get(attr)
+
+
 _EMPTY = object()
 _MISSING = object()
 # Columns whose parsed value depends only on the cell: parsed once per distinct value.
@@ -459,7 +464,9 @@ class _CustomerImport:
             person = chunk.new.get(token)
             if person is None:
                 return  # created in an earlier chunk of a dry run: nothing to fill in memory
-            get, put = person.get, person.__setitem__
+            # A new person's dict lacks the columns its first row left blank; the row would insert them
+            # as the model default, which is what blank means here (a missing "" field is blank, not None).
+            get, put = partial(_new_value, person), person.__setitem__
         else:
             person = people.get(token)
             if person is None:

@@ -237,7 +237,8 @@ class _OrderImport:
         self.report.error_add(row=number, column=header or "", value=cell_text(value), message=message)
 
     def invalid_group(self, group: _Group, errors_by_row: dict[int, list]) -> None:
-        first_bad = min(errors_by_row)
+        """`errors_by_row` holds the whole chunk's errors: the message names this order's own first bad row."""
+        first_bad = min(n for n in group.numbers if n in errors_by_row)
         for number in group.numbers:
             if number in errors_by_row:
                 for header, value, message in errors_by_row[number]:
