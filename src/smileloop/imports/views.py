@@ -161,6 +161,11 @@ def _preview_context(batch, form, conflict=None) -> dict:
             for r in report.get("preview", [])]
     columns = [(header, field_label(field)) for header, field in
                sorted(report.get("columns", {}).items(), key=lambda item: sort_key(item[1]))]
+    # a fallback column (电话 beside 手机) is shown with the column it stands in for (or that field's label when the
+    # file has no such column)
+    headers_of = {field: header for header, field in report.get("columns", {}).items()}
+    fallbacks = [(header, headers_of.get(field) or field_label(field))
+                 for header, field in report.get("fallback_columns", {}).items()]
     errors = report.get("errors", [])
     running = batch.status in RUNNING
     # Many errors are usually a few problems repeated (a column read as the wrong field, a date format): the
@@ -169,6 +174,7 @@ def _preview_context(batch, form, conflict=None) -> dict:
     error_kinds = [{"column": column, "message": message, "count": count}
                    for (column, message), count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
     return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
+            "fallbacks": fallbacks,
             "rows": rows, "form": form, "conflict": conflict, "errors": errors[:ERRORS_SHOWN],
             "errors_more": max(0, report.get("error_count", len(errors)) - ERRORS_SHOWN),
             "running": running, "progress": batch_progress(batch) if running else None, "error_kinds": error_kinds}

@@ -63,6 +63,7 @@ from smileloop.imports.services.values import (
     decimal_parse,
     formula_or,
     name_clean,
+    phone_fallback_parse,
     phone_parse,
 )
 from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
@@ -86,6 +87,14 @@ class _Row:
     idents: list[tuple[str, str, str]]  # (kind, external id, header)
     consents: list[tuple[str, bool]]
     dedupe_key: str | None = None
+    mobile_header: str | None = None  # the fallback column's header when the phone came from it
+    second: str | None = None  # the fallback column's number when it differs from the phone
+    fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
+
+
+def _new_value(person: dict, attr: str):
+    """A field of an unsaved person as it will be stored: an absent field takes its blank default."""
+    return person.get(attr, _FILLABLE_BLANK[attr][0]) if attr in _FILLABLE_BLANK else person.get(attr)
 
 
 _EMPTY = object()
@@ -209,8 +218,8 @@ class _CustomerImport:
         self.default_clinic_id = default_clinic.id if default_clinic else None
         self.write = write
         self.skip_invalid = skip_invalid
-        self.report = ImportReport(kind="customers", columns={h: f for f, h in table.columns.values()},
-                                   ignored_columns=table.ignored)
+        self.report = ImportReport.for_columns("customers", table)
+        self.mobile_header = table.header_for("mobile")
         self.clinics = ClinicLookup(chain.id)
         self.staff = staff_lookup_build(chain.id)
         self.pinyin = PinyinCache()
@@ -227,8 +236,10 @@ class _CustomerImport:
         """The row's model values, or None after recording its errors, or _EMPTY."""
         values: dict = {}
         errors = []
-        mobile = None
+        mobile = second = None
         idents, consents = [], []
+        mobile_present = False
+        fallback = None  # (raw, header) of the fallback column's cell
         for index, name, header in self.columns:
             raw = cells[index] if index < len(cells) else None
             if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -246,7 +257,11 @@ class _CustomerImport:
                         raise ValueError(f"is longer than {TEXT_LIMITS['name']} characters")
                     values["name"] = text
                 elif name == "mobile":
+                    mobile_present = True
                     mobile = values["mobile"] = phone_parse(raw)
+                elif name == "mobile_fallback":
+                    fallback = (raw, header)
+                    second = phone_fallback_parse(raw)
                 elif name == "campaign":
                     values["first_touch_campaign"] = cell_text(raw)[:100]
                 elif name in ("address", "community"):
@@ -268,14 +283,23 @@ class _CustomerImport:
             except ValueError as exc:
                 errors.append((header, raw, formula_or(raw, str(exc))))
         if "name" not in values:
-            if not values and not idents and not consents and not errors:
-                return _EMPTY  # only ignored columns are filled: not a row of people, not counted
+            if not values and not idents and not consents and not errors and second is None:
+                # only ignored columns (or a fallback cell without a number) are filled: not a row of people
+                return _EMPTY
             errors.insert(0, (self.table.header_for("name"), "", "is required"))
         if errors:
             self.invalid(number, errors)
             return None
         row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents)
-        if not mobile and not idents and values.get("birthday"):
+        if fallback is not None:
+            if second is None:
+                row.fallback_skipped = True
+            elif not mobile_present:
+                row.mobile = values["mobile"] = second
+                row.mobile_header = fallback[1]
+            elif second != mobile:
+                row.second = second
+        if not row.mobile and not idents and values.get("birthday"):
             row.dedupe_key = f"n:{values['name']}|{values['birthday'].isoformat()}"
         return row
 
@@ -329,11 +353,13 @@ class _CustomerImport:
             if row is not None:
                 rows.append(row)
         mobiles = {r.mobile for r in rows if r.mobile and f"m:{r.mobile}" not in self.known}
+        # second numbers (see row_apply) are looked up with the phones: whose mobile or phone identity they are
+        numbers = mobiles | {r.second for r in rows if r.second and f"m:{r.second}" not in self.known}
         ident_keys = {(k, e) for r in rows for k, e, _h in r.idents if f"i:{k}:{e}" not in self.known}
         by_mobile = dict(_select_in(
             "SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND merged_into_id IS NULL AND mobile",
-            [self.chain.id], mobiles))
-        pending = [(IdentityKind.PHONE, m) for m in mobiles - by_mobile.keys()]
+            [self.chain.id], numbers))
+        pending = [(IdentityKind.PHONE, m) for m in numbers - by_mobile.keys()]
         by_ident: dict[tuple[str, str], int] = {}
         lookups = ident_keys | set(pending)
         if lookups:
@@ -348,7 +374,7 @@ class _CustomerImport:
         for kind, mobile in pending:
             if (kind, mobile) in by_ident:
                 by_mobile[mobile] = by_ident[(kind, mobile)]
-        wanted = set(by_mobile.values()) | set(by_ident.values())
+        wanted = {by_mobile[m] for m in mobiles if m in by_mobile} | set(by_ident.values())
         wanted |= {t for r in rows for t in self._known_tokens(r) if t > 0}
         people = Customer.objects.only(*_FILLABLE_FIELDS).in_bulk(wanted) if wanted else {}
         chunk = _Chunk()
@@ -366,7 +392,7 @@ class _CustomerImport:
         return [self.known[k] for k in keys if k in self.known]
 
     def row_apply(self, row: _Row, chunk: _Chunk, by_mobile, by_ident, people) -> None:
-        mobile_header = self.table.header_for("mobile")
+        mobile_header = row.mobile_header or self.mobile_header
         matches: list[tuple[int, str, str]] = []  # (customer id or token, header, value)
         if row.mobile:
             target = self.known.get(f"m:{row.mobile}") or by_mobile.get(row.mobile)
@@ -431,8 +457,31 @@ class _CustomerImport:
         if row.dedupe_key:
             self.known[row.dedupe_key] = token
             chunk.new_keys.append(row.dedupe_key)
+        self.fallback_apply(row, token, chunk, by_mobile)
         for purpose, granted in row.consents:
             chunk.consents.append((token, purpose, granted))
+
+    def fallback_apply(self, row: _Row, token: int, chunk: _Chunk, by_mobile: dict) -> None:
+        """Count the row's use of the phone's fallback column, and keep a second number that differs from the
+        phone as a phone identity of the person (so a later row or import with that phone finds them), unless it
+        is already someone else's phone or phone identity — a landline is often a family's or a company's: then it
+        is counted and left. A second number never decides whom its own row is."""
+        report = self.report
+        if row.mobile_header is not None:
+            report.fallback_used += 1
+        elif row.fallback_skipped:
+            report.fallback_skipped += 1
+        if row.second is None:
+            return
+        key = f"m:{row.second}"
+        owner = self.known.get(key) or by_mobile.get(row.second)
+        if owner is None:
+            chunk.identities.append((token, IdentityKind.PHONE, row.second))
+            self.known[key] = token
+            chunk.new_keys.append(key)
+            report.fallback_kept += 1
+        elif owner != token:
+            report.fallback_not_kept += 1
 
     def person_new(self, row: _Row) -> dict:
         """A new person as column values (see bulk.rows_insert); model defaults fill the rest."""
@@ -459,7 +508,9 @@ class _CustomerImport:
             person = chunk.new.get(token)
             if person is None:
                 return  # created in an earlier chunk of a dry run: nothing to fill in memory
-            get, put = person.get, person.__setitem__
+            # A new person's dict lacks the columns its first row left blank; the row would insert them
+            # as the model default, which is what blank means here (a missing "" field is blank, not None).
+            get, put = partial(_new_value, person), person.__setitem__
         else:
             person = people.get(token)
             if person is None:

@@ -1,7 +1,8 @@
 """Which column headers mean which field, for each kind of import.
 
 Headers are compared after `reading.header_key` (NFKC full-width → half-width, trimmed, lower-case,
-'_' as a space); each field's own name is an alias too, and `--map` adds more per file.
+'_' as a space); each field's own name is an alias too, and `--map` adds more per file. `mobile_fallback` is the
+per-row fallback of the phone: a column named as below, or a second column named like the phone (手机 and 电话).
 """
 
 from smileloop.customers.enums import ConsentPurpose, IdentityKind
@@ -16,11 +17,16 @@ IDENTITY_FIELDS = {
 }
 CONSENT_FIELDS = {f"consent_{purpose}": purpose for purpose in ConsentPurpose.values}
 
+PHONE_FALLBACK_ALIASES = ["备用电话", "备用号码", "其他电话", "座机", "座机号码", "固定电话", "固话", "phone fallback",
+                          "mobile fallback", "landline", "other phone"]
+
 # field → header aliases (matched after header_key: NFKC, trimmed, lower-case, '_' as space)
 CUSTOMER_HEADERS: dict[str, list[str]] = {
     "name": ["姓名", "名字", "客户姓名", "患者姓名", "顾客姓名", "name", "customer name", "full name", "patient name"],
     "mobile": ["手机号", "手机", "电话", "手机号码", "联系电话", "联系方式", "电话号码", "移动电话", "phone", "mobile",
                "phone number", "mobile phone", "mobile number", "tel", "telephone", "cell"],
+    # A second phone column (any alias of mobile after the first, or one of these): a per-row fallback
+    "mobile_fallback": PHONE_FALLBACK_ALIASES,
     "gender": ["性别", "gender", "sex"],
     "birthday": ["出生日期", "生日", "出生年月日", "出生年月", "birthday", "birth date", "date of birth", "dob"],
     "home_clinic": ["所属门诊", "门诊", "诊所", "所属诊所", "门店", "所属门店", "clinic", "home clinic"],
@@ -51,6 +57,7 @@ CUSTOMER_IMPORT_FIELDS = set(CUSTOMER_HEADERS)
 ORDER_HEADERS: dict[str, list[str]] = {
     "order_no": ["订单号", "单号", "订单编号", "收费单号", "账单号", "order no", "order number", "order id", "bill no"],
     "mobile": ["手机号", "手机", "电话", "手机号码", "联系电话", "phone", "mobile", "tel"],
+    "mobile_fallback": PHONE_FALLBACK_ALIASES,
     "pms_id": ["病历号", "病历编号", "患者编号", "档案号", "pms id", "patient id"],
     "name": ["姓名", "客户姓名", "患者姓名", "name"],
     "clinic": ["门诊", "所属门诊", "诊所", "门店", "收费门诊", "clinic"],

@@ -44,6 +44,7 @@ from smileloop.imports.services.values import (
     datetime_parse,
     formula_or,
     payment_method_parse,
+    phone_fallback_parse,
     phone_parse,
     quantity_parse,
     yuan_parse,
@@ -71,6 +72,8 @@ class _Line:
     method: str | None
     tooth: str
     notes: str
+    mobile_header: str | None = None  # the fallback column's header when the phone came from it
+    fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
 
 
 @dataclass
@@ -92,7 +95,8 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
         table.map_columns(aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS, column_map=mapping)
         missing = [label for fields, label in ((["order_no"], "订单号/order_no"), (["date"], "日期/date"),
                                                (["item_code"], "项目编码/item_code"),
-                                               (["mobile", "pms_id"], "手机号/phone or 病历号/pms_id"))
+                                               (["mobile", "mobile_fallback", "pms_id"],
+                                                "手机号/phone or 病历号/pms_id"))
                    if all(table.header_for(f) is None for f in fields)]
         if missing:
             raise ImportFileError(_("%(name)s lacks the column(s): %(columns)s")
@@ -133,8 +137,8 @@ class _OrderImport:
         self.write = write
         self.skip_invalid = skip_invalid
         self.tz = zoneinfo.ZoneInfo(chain.time_zone)
-        self.report = ImportReport(kind="orders", columns={h: f for f, h in table.columns.values()},
-                                   ignored_columns=table.ignored)
+        self.report = ImportReport.for_columns("orders", table)
+        self.mobile_header = table.header_for("mobile")
         self.clinics = ClinicLookup(chain.id)
         self.items = {i.code: i for i in ServiceItem.objects.filter(chain_id=chain.id)}
         self.items_folded = {lookup_key(code): item for code, item in self.items.items()}  # 'cl01', 'ＣＬ01'
@@ -186,9 +190,19 @@ class _OrderImport:
         elif len(order_no) > 64:
             fail("order_no", "is longer than 64 characters")
         mobile = get("mobile", phone_parse)
+        # the fallback column (电话 beside 手机): its number where the phone cell is blank; a cell without a
+        # number ('无') is skipped; orders keep no second number (customers_import keeps it on the person)
+        found = len(errors)
+        second = get("mobile_fallback", phone_fallback_parse)
+        second_failed = len(errors) > found
+        mobile_header = None
+        if "mobile" not in raw and second:
+            mobile, mobile_header = second, raw["mobile_fallback"][1]
         pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
-        if "mobile" not in raw and not pms_id:
-            fail("mobile" if self.table.header_for("mobile") else "pms_id", "is required (phone or PMS id)")
+        if not mobile and "mobile" not in raw and not pms_id and not second_failed:
+            column = ("mobile" if self.mobile_header else "mobile_fallback" if self.table.header_for("mobile_fallback")
+                      else "pms_id")
+            fail(column, "is required (phone or PMS id)")
         clinic_id = get("clinic", self.clinics.resolve)
         ordered_at = get("date", lambda v: datetime_parse(v, tz=self.tz))
         if ordered_at is not None and ordered_at > self.latest:
@@ -230,14 +244,16 @@ class _OrderImport:
                      ordered_at=ordered_at, item=item, quantity=quantity, unit_fen=unit, discount_fen=discount,
                      amount_fen=list_total - discount, method=method,
                      tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
-                     notes=cell_text(raw["notes"][0]) if "notes" in raw else "")
+                     notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
+                     fallback_skipped="mobile_fallback" in raw and second is None)
         return line, [], order_no
 
     def error(self, number: int, header, value, message: str) -> None:
         self.report.error_add(row=number, column=header or "", value=cell_text(value), message=message)
 
     def invalid_group(self, group: _Group, errors_by_row: dict[int, list]) -> None:
-        first_bad = min(errors_by_row)
+        """`errors_by_row` holds the whole chunk's errors: the message names this order's own first bad row."""
+        first_bad = min(n for n in group.numbers if n in errors_by_row)
         for number in group.numbers:
             if number in errors_by_row:
                 for header, value, message in errors_by_row[number]:
@@ -327,7 +343,8 @@ class _OrderImport:
                     first = line
                 elif cid != customer_id:
                     errors_by_row.setdefault(line.number, []).append((
-                        self.table.header_for("mobile") or self.table.header_for("pms_id"), line.mobile or line.pms_id,
+                        (line.mobile_header or self.mobile_header) if line.mobile else self.table.header_for("pms_id"),
+                        line.mobile or line.pms_id,
                         _("names another customer than row %(row)s of the same order") % {"row": first.number}))
                 line_clinic = line.clinic_id or home.get(cid)
                 if line_clinic is None:
@@ -352,6 +369,10 @@ class _OrderImport:
             self.report.merged += len(group.numbers) - 1
             for line in group.lines:
                 self.preview_add(line.number, line, "create" if line is group.lines[0] else "merge")
+                if line.mobile_header is not None:
+                    self.report.fallback_used += 1
+                elif line.fallback_skipped:
+                    self.report.fallback_skipped += 1
             to_write.append((group, customer_id, clinic_id))
         if self.write and to_write:
             self.flush(to_write)
@@ -361,7 +382,7 @@ class _OrderImport:
         by_phone = by_mobile.get(line.mobile) if line.mobile else None
         by_pms = by_ident.get((IdentityKind.PMS, line.pms_id)) if line.pms_id else None
         if line.mobile and by_phone is None:
-            errors.append((self.table.header_for("mobile"), line.mobile, _("no customer with this phone")))
+            errors.append((line.mobile_header or self.mobile_header, line.mobile, _("no customer with this phone")))
         if line.pms_id and by_pms is None and not line.mobile:
             errors.append((self.table.header_for("pms_id"), line.pms_id, _("no customer with this PMS id")))
         if by_phone and by_pms and by_phone != by_pms:

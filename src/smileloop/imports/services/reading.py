@@ -23,6 +23,7 @@ from smileloop.imports.errors import ImportFileError
 
 SUPPORTED_EXTENSIONS = (".csv", ".xlsx")
 IGNORE = "ignore"
+FALLBACK_SUFFIX = "_fallback"  # `mobile_fallback`: a second phone column, used where the phone cell is blank
 HEADER_SEARCH_ROWS = 10  # a title, a date line or blank rows may stand above the header
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls (and other old Office files)
@@ -123,15 +124,24 @@ class Table:
 
     @staticmethod
     def _fields_of(headers: list[str], aliases, fields, column_map) -> tuple[dict[int, tuple[str, str]], list[str]]:
+        """A field named by the column map belongs to its column, wherever that stands; otherwise the first column
+        wins. A further column of a field that has a `<field>_fallback` (two phone columns: 手机 and 电话) becomes
+        that fallback, if the map gives it to no other column; any further one is ignored."""
+        keys = [header_key(header) for header in headers]
+        reserved = {column_map[key] for key in keys if key in column_map}
         columns, ignored, taken = {}, [], set()
-        for index, header in enumerate(headers):
-            key = header_key(header)
+        for index, (header, key) in enumerate(zip(headers, keys, strict=True)):
             if not key:
                 continue
+            explicit = key in column_map
             field = column_map.get(key) or aliases.get(key)
             if field is None and key.replace(" ", "_") in fields:
                 field = key.replace(" ", "_")
-            if field is None or field == IGNORE or field in taken:
+            if field is not None and field != IGNORE and (field in taken or (field in reserved and not explicit)):
+                fallback = field + FALLBACK_SUFFIX
+                field = (fallback if fallback in fields and fallback not in taken and fallback not in reserved
+                         and not explicit else None)
+            if field is None or field == IGNORE:
                 ignored.append(str(header))
                 continue
             taken.add(field)

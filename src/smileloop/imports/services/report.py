@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from smileloop.imports.services.reading import FALLBACK_SUFFIX
+
 MAX_ERRORS = 100_000  # beyond this only the counts grow, so a broken million-row file stays in bounded memory
 PREVIEW_ROWS = 20
 
@@ -28,6 +30,26 @@ class ImportReport:
     columns: dict[str, str] = field(default_factory=dict)  # header as in the file → field
     ignored_columns: list[str] = field(default_factory=list)
     preview: list[dict] = field(default_factory=list)  # first PREVIEW_ROWS rows, normalised
+    # A fallback column (电话 beside 手机) → the field it stands in for; then rows whose blank phone took the
+    # fallback's number, second numbers kept as phone identities (customers only), second numbers not kept as
+    # someone else's already, and fallback cells without a number ('无', '-') skipped.
+    fallback_columns: dict[str, str] = field(default_factory=dict)
+    fallback_used: int = 0
+    fallback_kept: int = 0
+    fallback_not_kept: int = 0
+    fallback_skipped: int = 0
+
+    @classmethod
+    def for_columns(cls, kind: str, table) -> "ImportReport":
+        """A report naming the file's columns: `columns` maps each header to its field, `fallback_columns` each
+        fallback column to the field it stands in for."""
+        columns, fallbacks = {}, {}
+        for name, header in table.columns.values():
+            if name.endswith(FALLBACK_SUFFIX):
+                fallbacks[header] = name.removesuffix(FALLBACK_SUFFIX)
+            else:
+                columns[header] = name
+        return cls(kind=kind, columns=columns, fallback_columns=fallbacks, ignored_columns=table.ignored)
 
     def error_add(self, *, row: int, column: str, value, message: str) -> None:
         self.error_count += 1
@@ -38,8 +60,13 @@ class ImportReport:
     def as_dict(self) -> dict:
         """Errors by row number (a row's own errors in the order found): a chunk finds errors of parsing before
         errors of matching, which the reader should not have to sort out."""
-        return {"rows": self.rows, "created": self.created, "merged": self.merged, "skipped": self.skipped,
-                "written": self.written, "errors": sorted(self.errors, key=lambda e: e["row"])}
+        out = {"rows": self.rows, "created": self.created, "merged": self.merged, "skipped": self.skipped,
+               "written": self.written, "errors": sorted(self.errors, key=lambda e: e["row"])}
+        if self.fallback_columns:  # only then: a file with one phone column reports as it always did
+            out.update(fallback_columns=self.fallback_columns, fallback_used=self.fallback_used,
+                       fallback_kept=self.fallback_kept, fallback_not_kept=self.fallback_not_kept,
+                       fallback_skipped=self.fallback_skipped)
+        return out
 
     def as_stored(self) -> dict:
         """Everything the staff page shows: the report plus columns and preview rows."""

@@ -279,6 +279,32 @@ def test_people_repeated_across_chunks_are_still_one_person(tmp_path, chain, mon
     assert list(Customer.objects.filter(chain=chain).order_by("id").values_list("name", "mobile")) == expected
 
 
+@pytest.mark.parametrize("chunk_rows", [5000, 2])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_repeat_fills_the_blank_fields_of_the_first_row_wherever_it_falls(tmp_path, chain, monkeypatch, chunk_rows,
+                                                                            dry_run):
+    # given a person whose first row leaves community, address and notes blank, repeated in the same chunk
+    # (or, with chunks of two rows, in the next one) with them filled; and a person whose repeat differs
+    monkeypatch.setattr("smileloop.imports.services.customers.CHUNK_ROWS", chunk_rows)
+    path = csv_write(tmp_path / "repeat.csv", [
+        ["姓名", "手机号", "小区", "地址", "备注"],
+        ["张三", "13800138000", "", "", ""],
+        ["李四", "13900139000", "静安花园", "", "怕疼"],
+        ["张三", "138 0013 8000", "静安花园", "上海市静安区1号", "怕疼"],
+        ["李四", "13900139000", "浦东小区", "浦东大道2号", "不怕疼"],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=dry_run)
+
+    # then the blanks are filled and nothing filled is overwritten; a dry run reports the same
+    assert report.as_dict() == {"rows": 4, "created": 2, "merged": 2, "skipped": 0, "written": not dry_run,
+                                "errors": []}
+    expected = [] if dry_run else [("张三", "静安花园", "上海市静安区1号", "怕疼"), ("李四", "静安花园", "浦东大道2号", "怕疼")]
+    assert list(Customer.objects.filter(chain=chain).order_by("id").values_list(
+        "name", "community", "address", "notes")) == expected
+
+
 def test_column_map_maps_headers_the_import_does_not_know(tmp_path, chain):
     # given
     path = csv_write(tmp_path / "map.csv", [["客户", "联系人手机", "随便"], ["张三", "13800138000", "x"]])

@@ -106,6 +106,35 @@ def test_an_invalid_line_skips_its_whole_order_with_skip_invalid(tmp_path, chain
     assert list(Payment.objects.values_list("method", flat=True)) == [PaymentMethod.INSURANCE]
 
 
+def test_each_skipped_order_names_its_own_invalid_row(tmp_path, chain, catalogue, patient):
+    # given two orders in one chunk, each with a different bad line
+    path = csv_write(tmp_path / "two_bad.csv", [
+        HEADER,
+        ["A001", "13800138000", "静安门诊", "2024-03-05", "EX01", "1", "50", "", "", "现金"],
+        ["A001", "13800138000", "静安门诊", "2024-03-05", "FI01", "1", "600", "0", "500", "现金"],
+        ["A002", "13800138000", "静安门诊", "2024-03-06", "EX01", "1", "", "", "", "医保"],
+        ["A002", "13800138000", "静安门诊", "2024-03-06", "XX99", "1", "", "", "", "医保"],
+        ["A002", "13800138000", "静安门诊", "2024-03-06", "EX01", "1", "", "", "", "医保"],
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+
+    # then each order's rows point at that order's bad row, not the chunk's first
+    assert report.as_dict() == {"rows": 5, "created": 0, "merged": 0, "skipped": 5, "written": True, "errors": [
+        {"row": 2, "column": "订单号", "value": "A001",
+         "message": "order has an invalid row (row 3); the whole order is skipped"},
+        {"row": 3, "column": "金额", "value": "500",
+         "message": "does not equal quantity × unit price − discount (600.00)"},
+        {"row": 4, "column": "订单号", "value": "A002",
+         "message": "order has an invalid row (row 5); the whole order is skipped"},
+        {"row": 5, "column": "项目编码", "value": "XX99", "message": "is not in the service catalogue"},
+        {"row": 6, "column": "订单号", "value": "A002",
+         "message": "order has an invalid row (row 5); the whole order is skipped"},
+    ]}
+    assert Order.objects.count() == 0
+
+
 def test_re_importing_the_same_orders_skips_them_as_duplicates(tmp_path, chain, catalogue, patient):
     # given an imported file
     path = xlsx_write(tmp_path / "orders.xlsx", [

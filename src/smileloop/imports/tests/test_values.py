@@ -3,7 +3,7 @@ import random
 import pytest
 
 from smileloop.customers.normalize import phone_normalize, pinyin_keys
-from smileloop.imports.services.values import PinyinCache, phone_parse
+from smileloop.imports.services.values import PinyinCache, phone_fallback_parse, phone_parse
 
 
 def _either(func, value):
@@ -21,6 +21,36 @@ def test_the_fast_phone_parser_agrees_with_phone_normalize():
 
     # when / then
     assert [_either(phone_parse, s) for s in samples] == [_either(phone_normalize, s) for s in samples]
+
+
+def test_the_fast_landline_parser_agrees_with_phone_normalize():
+    # given landlines of real and random area codes, with and without separators, and near misses
+    rng = random.Random(11)
+    areas = ["10", "20", "21", "22", "23", "24", "25", "27", "28", "29", "311", "351", "371", "411", "431", "451",
+             "471", "511", "531", "551", "571", "591", "731", "755", "757", "769", "851", "871", "898", "931"]
+    samples = [f"0{rng.choice(areas)}{rng.randint(0, 99_999_999):0{rng.choice([7, 8])}d}" for _ in range(3000)]
+    samples += [f"0{rng.randint(10, 999)}{rng.randint(0, 99_999_999):08d}" for _ in range(3000)]
+    samples += [f"{s[:4]}-{s[4:]}" for s in samples[:500]] + [f"({s[:3]}) {s[3:7]} {s[7:]}" for s in samples[:500]]
+    samples += ["0086 10 6552 1234", "00861065521234", "0", "01", "0755-86001234", "010-6552-1234", "00755860012"]
+
+    # when / then
+    assert [_either(phone_parse, s) for s in samples] == [_either(phone_normalize, s) for s in samples]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0755-86001234", "+8675586001234"), ("010 6552 1234", "+861065521234"), ("0755-86001234-8001", "+8675586001234"),
+    ("0755-86001234 转 8001", "+8675586001234"), ("(010)65521234 ext. 12", "+861065521234"),
+    ("010-65521234分机123", "+861065521234"), ("13900139000", "+8613900139000"), (13900139000.0, "+8613900139000"),
+    ("无", None), ("-", None), ("暂无", None), ("N/A", None),
+])
+def test_a_fallback_cell_is_a_phone_a_landline_without_its_extension_or_no_number(raw, expected):
+    assert phone_fallback_parse(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["12345", "0755-8600123", "138001380001234"])
+def test_digits_that_are_no_phone_number_are_an_error_in_the_fallback_column(raw):
+    with pytest.raises(ValueError, match="phone number"):
+        phone_fallback_parse(raw)
 
 
 def test_the_pinyin_cache_agrees_with_pinyin_keys():

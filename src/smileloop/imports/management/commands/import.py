@@ -25,7 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--chain", type=int, help="chain id (default: the only chain)")
         parser.add_argument("--clinic", help="clinic (id, code or name) for customer rows that name none")
         parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
-                            help="map a column header to a field, e.g. --map '联系方式=mobile' (repeatable)")
+                            help="map a column header to a field, e.g. --map '联系方式=mobile' (repeatable); "
+                                 "'联系电话=mobile_fallback' (or phone_fallback) makes a column the per-row fallback "
+                                 "of the phone (its number where the phone cell is blank; a different one is kept as "
+                                 "a second phone), 'COLUMN=ignore' leaves a column out")
         parser.add_argument("--skip-invalid", action="store_true", help="write the valid rows, list the invalid")
         parser.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
         parser.add_argument("--report", metavar="FILE.json", help="write the report as JSON")
