@@ -62,6 +62,54 @@ def test_rows_with_the_same_order_number_form_one_order_with_lines_and_payments(
     assert AuditEvent.objects.get().action == "import.orders"
 
 
+def test_imported_bills_count_one_visit_a_day_unless_an_appointment_or_bill_covers_it(tmp_path, chain, clinic_a,
+                                                                                         catalogue, patient):
+    # given a completed appointment on 5 March and a bill already on file on 9 January (one visit each)
+    from smileloop.visits.services import appointment_upsert, order_record
+
+    march = dt.datetime(2024, 3, 5, 10, 0, tzinfo=SHANGHAI)
+    appointment_upsert(customer=patient, clinic=clinic_a, start_at=march, end_at=march + dt.timedelta(minutes=30),
+                       status="completed")
+    order_record(customer=patient, clinic=clinic_a, ordered_at=dt.datetime(2024, 1, 9, 9, 0, tzinfo=SHANGHAI),
+                 lines=[{"item_code": "EX01"}], payments=[], external_id="OLD-1")
+    patient.refresh_from_db()
+    assert patient.visit_count == 2
+    # when a POS history is imported: two bills on 2 February, one on 5 March, one on 9 January, one at 23:30 on
+    # 10 January (a day of its own in Shanghai) and one a year earlier
+    path = csv_write(tmp_path / "orders.csv", [
+        HEADER,
+        ["B1", "13800138000", "静安门诊", "2024-02-02 09:00", "EX01", "1", "50", "0", "50", "现金"],
+        ["B2", "13800138000", "静安门诊", "2024-02-02 15:00", "OC01", "1", "", "", "", "现金"],
+        ["B3", "13800138000", "静安门诊", "2024-03-05 11:00", "FI01", "1", "600", "0", "600", "微信"],
+        ["B4", "13800138000", "静安门诊", "2024-01-09 16:00", "OC01", "1", "", "", "", "现金"],
+        ["B5", "13800138000", "静安门诊", "2024-01-10 23:30", "OC01", "1", "", "", "", "现金"],
+        ["B6", "13800138000", "静安门诊", "2023-01-10 10:00", "CL01", "1", "", "", "", "现金"],
+    ])
+    report = orders_import(path=path, chain=chain)
+    # then 2 February, 10 January 2024 and 10 January 2023 are new visit days; 5 March and 9 January were counted
+    assert report.written and report.created == 6
+    patient.refresh_from_db()
+    assert patient.visit_count == 5
+    # and a second import of new bills on those days adds nothing
+    again = csv_write(tmp_path / "more.csv", [
+        HEADER, ["C1", "13800138000", "静安门诊", "2024-02-02 18:00", "OC01", "1", "", "", "", "现金"]])
+    orders_import(path=again, chain=chain)
+    patient.refresh_from_db()
+    assert patient.visit_count == 5
+
+
+def test_a_lead_becomes_a_patient_on_the_day_of_their_first_imported_bill(tmp_path, chain, catalogue, patient):
+    path = csv_write(tmp_path / "orders.csv", [
+        HEADER,
+        ["B1", "13800138000", "静安门诊", "2024-02-02 09:00", "EX01", "1", "50", "0", "50", "现金"],
+        ["B2", "13800138000", "静安门诊", "2023-06-01 15:00", "OC01", "1", "", "", "", "现金"],
+    ])
+    orders_import(path=path, chain=chain)
+    patient.refresh_from_db()
+    assert patient.stage == Stage.TREATED
+    assert patient.stage_changed_at == dt.datetime(2023, 6, 1, 15, 0, tzinfo=SHANGHAI)
+
+
 def test_unknown_items_and_unknown_customers_make_the_file_write_nothing(tmp_path, chain, catalogue, patient):
     # given
     path = csv_write(tmp_path / "bad.csv", [
