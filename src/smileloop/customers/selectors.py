@@ -11,6 +11,7 @@ from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import page_clause, select_model, select_models
+from smileloop.customers.enums import IdentityKind
 from smileloop.customers.models import (
     Consent,
     Customer,
@@ -97,9 +98,16 @@ def customer_search(qs: QuerySet[Customer], *, chain_id: int, q: str, clinic_ids
             return qs.filter(mobile_tail=text)
         if len(text) >= 7:
             try:
-                return qs.filter(mobile=phone_normalize(text))
+                phone = phone_normalize(text)
             except ValueError:
                 pass
+            else:
+                # A second number on file (an imported landline, a phone identity) finds its person too. Its
+                # owners are read first (the unique identity index), so the query is two index lookups OR-ed,
+                # not a subquery PostgreSQL would probe for every row.
+                owners = list(Identity.objects.filter(chain_id=chain_id, kind=IdentityKind.PHONE, external_id=phone)
+                              .values_list("customer_id", flat=True))
+                return qs.filter(Q(mobile=phone) | Q(pk__in=owners)) if owners else qs.filter(mobile=phone)
         digits = text.lstrip("+")
         prefix = "+86" + digits if not text.startswith("+") else text
         return qs.filter(mobile__gte=prefix, mobile__lt=prefix_upper_bound(prefix))

@@ -148,6 +148,21 @@ def test_search_by_pinyin_initials_full_pinyin_and_phone_tail(chain, clinic_a, a
     assert ids("张") == {zs.id}
 
 
+def test_search_by_a_full_number_finds_the_person_a_second_number_belongs_to(chain, clinic_a, clinic_b, admin_scope,
+                                                                            scope_a):
+    # given a patient with a landline on file as a phone identity, and one of another clinic with another
+    zs, _ = customer_upsert(chain=chain, data={"name": "张三", "mobile": "13800138000", "home_clinic": clinic_a})
+    identity_add(customer=zs, kind="phone", external_id="+862161234567")
+    other, _ = customer_upsert(chain=chain, data={"name": "李四", "mobile": "13900139000", "home_clinic": clinic_b})
+    identity_add(customer=other, kind="phone", external_id="+862161230000")
+    ids = lambda scope, q: {c.id for c in customer_list(scope, q=q)}  # noqa: E731
+    # then the landline, typed as staff type it, finds its person; the mobile still finds its own
+    assert ids(admin_scope, "021-6123 4567") == ids(admin_scope, "02161234567") == {zs.id}
+    assert ids(admin_scope, "13800138000") == {zs.id}
+    # and a second number of another clinic's patient stays out of a clinic's search
+    assert ids(scope_a, "02161230000") == set() and ids(admin_scope, "02161230000") == {other.id}
+
+
 def test_clinic_staff_get_not_found_for_other_clinics_patients(chain, clinic_a, clinic_b, scope_a, admin_scope):
     mine, _ = customer_upsert(chain=chain, data={"name": "甲", "home_clinic": clinic_a})
     theirs, _ = customer_upsert(chain=chain, data={"name": "乙", "home_clinic": clinic_b})
