@@ -761,13 +761,26 @@ def customer_mark_lost(*, scope: Scope, customer: Customer, reason: str, actor: 
 
 def phone_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: str | None = None) -> str:
     """Return the full phone number and write the audit row. Refused without the permission or a reason."""
+    return phones_reveal(scope=scope, customer=customer, reason=reason, ip_address=ip_address, others=False)[0]
+
+
+def phones_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: str | None = None,
+                  others: bool = True) -> list[str]:
+    """The full mobile (first, "" when none) and, with `others`, the person's other numbers on file (phone
+    identities: a landline kept from an import, an old mobile after a merge), with one audit row that says how
+    many numbers were shown. Refused without the permission or a reason."""
     if not scope.can("customer.phone_view"):
         raise PermissionDenied("Your role may not see full phone numbers")
     if not reason or not reason.strip():
         raise ValidationFailed([FieldError("reason", "is required to reveal a phone number", reason)])
+    numbers = [customer.mobile or ""]
+    if others:
+        numbers += list(Identity.objects.filter(customer=customer, kind=IdentityKind.PHONE)
+                        .exclude(external_id=customer.mobile or "").order_by("id").values_list("external_id", flat=True))
     audit_record(actor=_user(scope), action="phone.reveal", object_type="customer", object_id=customer.id,
-                 reason=reason.strip(), ip_address=ip_address)
-    return customer.mobile or ""
+                 reason=reason.strip(), ip_address=ip_address,
+                 detail={"numbers": len([n for n in numbers if n])} if others else None)
+    return numbers
 
 
 def _user(scope: Scope):

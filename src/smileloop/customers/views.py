@@ -240,11 +240,12 @@ class Customer360:
 
 
 def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = "", status: int = 200,
-                revealed_phone: str = "", pages: dict[str, int] | None = None, **forms) -> HttpResponse:
+                revealed_phone: str = "", revealed_others: list[str] | None = None,
+                pages: dict[str, int] | None = None, **forms) -> HttpResponse:
     context = {
         "customer": customer,
         "c360": Customer360(scope, customer, pages=pages),
-        "revealed_phone": revealed_phone,
+        "revealed_phone": revealed_phone, "revealed_others": revealed_others or [],
         "can_edit": scope.can(Perm.CUSTOMER_EDIT),
         "can_reveal": scope.can(Perm.PHONE_VIEW) and bool(customer.mobile),
         "can_health": scope.can(Perm.HEALTH_VIEW),
@@ -293,9 +294,9 @@ def phone_reveal(request, scope: Scope, customer_id: int):
     form = PhoneRevealForm(request.POST)
     if not form.is_valid():
         return _render_360(request, scope, customer, fragment="phone", status=422, reveal_form=form)
-    phone = services.phone_reveal(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
-                                  ip_address=request.META.get("REMOTE_ADDR"))
-    return _render_360(request, scope, customer, fragment="phone", revealed_phone=phone)
+    phone, *others = services.phones_reveal(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
+                                            ip_address=request.META.get("REMOTE_ADDR"))
+    return _render_360(request, scope, customer, fragment="phone", revealed_phone=phone, revealed_others=others)
 
 
 @staff_view

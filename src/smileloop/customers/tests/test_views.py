@@ -206,6 +206,25 @@ def test_reveal_shows_the_full_number_and_writes_an_audit_event(client, front_de
         "phone.reveal", str(zhang_san.id), "confirm booking", front_desk_a.user_id)
 
 
+def test_reveal_shows_the_other_numbers_on_file_too_and_the_audit_row_counts_them(client, front_desk_a, zhang_san):
+    # given a landline kept from an import and the mobile itself as phone identities (masked on the page)
+    from smileloop.customers.services import identity_add
+
+    identity_add(customer=zhang_san, kind="phone", external_id="+862161234567")
+    identity_add(customer=zhang_san, kind="phone", external_id=zhang_san.mobile)
+    login(client, front_desk_a)
+    page = client.get(reverse("customers:detail", args=[zhang_san.id])).text
+    assert "61234567" not in page.replace(" ", "") and "4567" in page
+    # when
+    response = client.post(reverse("customers:phone_reveal", args=[zhang_san.id]), {"reason": "call back"},
+                           headers={"HX-Request": "true"})
+    # then the mobile, and the landline once (not the mobile twice), are shown and counted in the audit row
+    others = response.text.split('data-testid="other-phones">', 1)[1].split("</span></span>", 1)[0]
+    assert "13800138000" in response.text.replace(" ", "")
+    assert "61234567" in others.replace(" ", "") and "13800138000" not in others.replace(" ", "")
+    assert AuditEvent.objects.get().detail == {"numbers": 2}
+
+
 def test_reveal_without_a_reason_is_refused_and_not_audited(client, front_desk_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:phone_reveal", args=[zhang_san.id]), {"reason": " "},
