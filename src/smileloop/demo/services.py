@@ -27,7 +27,9 @@ from smileloop.checkout.services import checkout_pay, checkout_price
 from smileloop.clinics.enums import Role
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.clinics.services import staff_create
+from smileloop.customers.enums import Channel
 from smileloop.customers.models import Customer
+from smileloop.customers.services import customer_upsert
 from smileloop.demo import data
 from smileloop.demo.generate import (
     COLUMNS,
@@ -427,10 +429,42 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
             staff_create(chain=chain, username=username, name=f"演示{Role(role).label}", role=role,
                          clinics=[clinics[clinic_index]] if clinic_index is not None else [],
                          password=password, is_superuser=superuser)
+    _duplicates_demo(chain=chain, seed=DEMO_SEED)
     programmes = _programmes_load(chain=chain, at=_demo_moment(today), points_orders=points_orders)
     programmes["retention"] = retention_demo_load(chain=chain, today=_demo_day(chain, today))
     return DemoReport(chain=chain, created=True, logins=_demo_logins(chain), skipped=skipped, seed=report,
                       programmes=programmes, loaded=_loaded_counts(chain))
+
+
+@transaction.atomic
+def _duplicates_demo(*, chain: Chain, seed: int, pairs: int = 12) -> int:
+    """Second records of existing patients, as every chain's front desks make them, for the merge-candidates page:
+    one re-registered at another clinic under a new number (same name and birthday), one whose number was
+    mistyped in the middle (same name and last four digits). Written through `customer_upsert`, which does not
+    see them as the same person: that is the merge list's job."""
+    rng = random.Random(seed ^ 0xD0B1E)
+    clinics = list(Clinic.objects.filter(chain=chain).order_by("id").values_list("id", flat=True))
+    people = list(Customer.objects.filter(chain=chain, merged_into__isnull=True, mobile__isnull=False,
+                                          birthday__isnull=False, visit_count__gt=0)
+                  .order_by("id").values("name", "mobile", "birthday", "gender", "home_clinic_id")[:3000])
+    made = 0
+    for i, person in enumerate(rng.sample(people, min(pairs, len(people)))):
+        for _attempt in range(20):
+            if i % 2 == 0:
+                mobile = "+86" + rng.choice(("135", "139", "150", "188")) + f"{rng.randrange(10**8):08d}"
+                data = {"name": person["name"], "birthday": person["birthday"], "gender": person["gender"],
+                        "home_clinic": rng.choice([c for c in clinics if c != person["home_clinic_id"]] or clinics),
+                        "source": Channel.WALK_IN}
+            else:
+                middle = f"{rng.randrange(10**4):04d}"
+                mobile = person["mobile"][:6] + middle + person["mobile"][-4:]
+                data = {"name": person["name"], "home_clinic": person["home_clinic_id"], "source": Channel.MEITUAN,
+                        "campaign": "9.9元洁牙"}
+            if mobile != person["mobile"] and not Customer.objects.filter(chain=chain, mobile=mobile).exists():
+                customer_upsert(chain=chain, data={**data, "mobile": mobile}, source="form")
+                made += 1
+                break
+    return made
 
 
 def retention_demo_load(*, chain: Chain, today: dt.date) -> dict[str, dict]:

@@ -56,6 +56,13 @@ def test_demo_creates_one_login_per_role_and_a_second_call_changes_nothing(db):
     clinic_1 = Clinic.objects.filter(chain=first.chain).order_by("id").first()
     assert list(frontdesk.staff.clinics.all()) == [clinic_1]
     assert Staff.objects.get(user__username="director").role == Role.CLINIC_DIRECTOR
+    # and the pool has the duplicates front desks make, for the merge-candidates page: both kinds, a dozen pairs
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.customers.selectors import merge_candidates_list
+
+    found = merge_candidates_list(scope_for_staff(admin.staff))
+    reasons = {group.reason for group in found}
+    assert {"same_name_phone_tail", "same_name_birthday"} <= reasons and len(found) >= 12
 
 
 
