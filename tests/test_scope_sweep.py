@@ -11,6 +11,7 @@ A refusal is a 404. The one other answer accepted is a refusal that cannot depen
 to the same request naming an id that does not exist, so the answer says nothing about clinic B.
 """
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -59,7 +60,9 @@ pytestmark = pytest.mark.django_db
 STAFF_NAMESPACES = ("customers", "imports", "membership", "loyalty", "checkout", "tagging", "segments", "lifecycle",
                     "followups", "surveys")
 
-# Clinic B's patient: a name and a phone found nowhere else, so a response that contains either has shown them.
+# Clinic B's patient: a name and a phone found nowhere else, so a response that contains either has shown them. Every
+# text of clinic B's records (the family member's name, a complaint, a survey comment) starts with MARK_B.
+MARK_B = "边界乙"
 NAME_B = "边界乙测试患者"
 PHONE_B = "+8613912345678"
 NATIONAL_B = PHONE_B[3:]
@@ -102,9 +105,7 @@ def _api_operations() -> list[tuple[str, str, str, list[str]]]:
     for prefix, router in api._routers:
         for path, path_view in router.path_operations.items():
             for operation in path_view.operations:
-                full = "/api/" + "/".join(p.strip("/") for p in (prefix, path) if p.strip("/"))
-                if path.endswith("/") and not full.endswith("/"):
-                    full += "/"
+                full = "/api/" + "/".join(p.strip("/") for p in (prefix, path) if p.strip("/"))  # as ninja mounts it
                 for method in operation.methods:
                     found.append((f"{method} {full}", method, full, _PATH_PARAM.findall(full)))
     return found
@@ -179,8 +180,8 @@ def _config(chain, catalogue, chain_admin) -> World:
     c.programme = ProgrammeFactory(chain=chain, code="friend-card-sweep", name="亲友卡", face_value_fen=60000)
     c.tag_group = TagGroupFactory(chain=chain)
     c.tag = TagFactory(group=c.tag_group)
-    c.segment = segment_services.segment_create(chain=chain, name="全部线索", actor=chain_admin,
-                                                rule={"all": [{"field": "stage", "op": "eq", "value": "lead"}]})
+    c.rule = {"all": [{"field": "tag", "op": "any_of", "value": [c.tag.code]}]}  # every patient of the sweep has it
+    c.segment = segment_services.segment_create(chain=chain, name="打过标签", actor=chain_admin, rule=c.rule)
     return c
 
 
@@ -201,8 +202,8 @@ def _clinic_world(config: World, *, chain, clinic, catalogue, director, name: st
     w.order = w.settlement.order
     w.treatment_plan = TreatmentPlanFactory(customer=w.customer, clinic=clinic)
     PlanStep.objects.create(plan=w.treatment_plan, seq=1, item=catalogue["IM01"])
-    w.task = complaint_task_open(customer=w.customer, clinic=clinic, brief="", anchor_key=f"{key}-task")
-    w.survey = SurveyFactory(chain=chain, clinic=clinic, customer=w.customer, score=3)
+    w.task = complaint_task_open(customer=w.customer, clinic=clinic, brief=f"{name}投诉", anchor_key=f"{key}-task")
+    w.survey = SurveyFactory(chain=chain, clinic=clinic, customer=w.customer, score=3, comment=f"{name}评论")
     w.card = friend_card_issue(member=w.customer, programme=w.programme, trigger="sweep", key=f"{key}-card")
     tag_apply(customer=w.customer, tag=w.tag, actor=None)
     w.batch = ImportBatch.objects.create(chain=chain, kind="customers", original_name=f"{key}.csv", extension=".csv",
@@ -411,11 +412,24 @@ def _refused(response, probe) -> bool:
     return response.status_code in (403, 405, 422) and probe.status_code == response.status_code
 
 
+def _text(response) -> str:
+    """The body as text; JSON re-encoded without \\u escapes, so a name in it is found as written."""
+    if response.streaming:
+        return b"".join(response.streaming_content).decode(errors="replace")
+    text = response.content.decode(errors="replace")
+    if response.get("Content-Type", "").startswith("application/json"):
+        try:
+            return json.dumps(json.loads(text), ensure_ascii=False)
+        except ValueError:
+            return text
+    return text
+
+
 def _no_patient_b(body: str, query: dict | None = None) -> list[str]:
     """Clinic B's patient's name and phone (full or masked) found in `body`; a text the request itself sent (a search
     box shows what was searched for) does not count."""
     sent = " ".join(str(v) for v in (query or {}).values())
-    return [text for text in (NAME_B, *_full_phone_forms(NATIONAL_B), _masked(NATIONAL_B))
+    return [text for text in (MARK_B, *_full_phone_forms(NATIONAL_B), _masked(NATIONAL_B))
             if text in body and text not in sent]
 
 
@@ -466,9 +480,9 @@ def test_a_clinic_a_user_gets_404_for_clinic_b_objects_on_staff_pages(world, fro
             headers = {"HX-Request": "true"} if htmx else {}
             response = client.get(url, headers=headers)
             if url_name in CHAIN_WIDE:
-                if response.status_code >= 500 or _no_patient_b(response.content.decode(errors="replace")):
+                if response.status_code >= 500 or _no_patient_b(_text(response)):
                     failures.append(f"{staff.role} GET{' htmx' if htmx else ''}: {response.status_code}, "
-                                    f"shows {_no_patient_b(response.content.decode(errors='replace'))}")
+                                    f"shows {_no_patient_b(_text(response))}")
                 continue
             probe = client.get(probe_url, headers=headers)
             if not _refused(response, probe):
@@ -500,9 +514,10 @@ def test_list_pages_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_
     for staff in (front_desk_a, director_a):
         client = Client()
         client.force_login(staff.user)
-        for query in ({}, {"q": NAME_B}, {"q": NATIONAL_B}, {"q": NATIONAL_B[-4:]}, {"customer": world.customer.id}):
+        for query in ({}, {"q": NAME_B}, {"q": NATIONAL_B}, {"q": NATIONAL_B[-4:]}, {"customer": world.customer.id},
+                      {"clinic": world.clinic_b.id}, {"code": world.card.code}):
             response = client.get(url, query)
-            body = response.content.decode(errors="replace")
+            body = _text(response)
             if response.status_code >= 500:
                 failures.append(f"{staff.role} {query}: {response.status_code}")
             elif _no_patient_b(body, query):
@@ -528,7 +543,7 @@ def test_a_clinic_a_token_gets_404_for_clinic_b_objects_on_the_api(world, front_
         before = _snapshot()
         response = _api_call(client, headers, method, url, body, key=f"sweep-{n}")
         after = _snapshot()
-        text = response.content.decode(errors="replace")
+        text = _text(response)
         if op_id in CHAIN_WIDE:
             if response.status_code >= 500 or _no_patient_b(text):
                 failures.append(f"{staff.role}: {response.status_code}, shows {_no_patient_b(text)}")
@@ -553,9 +568,10 @@ def test_list_endpoints_never_show_a_clinic_b_patient_to_clinic_a(world, front_d
     failures = []
     for staff in (front_desk_a, director_a):
         client, headers = _api_client(staff)
-        for query in ({}, {"q": NAME_B}, {"q": NATIONAL_B}, {"phone": PHONE_B}, {"customer_id": world.customer.id}):
+        for query in ({}, {"q": NAME_B}, {"q": NATIONAL_B}, {"phone": PHONE_B}, {"customer_id": world.customer.id},
+                      {"mine": "false"}, {"clinic": world.clinic_b.id}, {"clinic": world.clinic_b.code}):
             response = client.get(path, query, headers=headers)
-            text = response.content.decode(errors="replace")
+            text = _text(response)
             if response.status_code >= 500:
                 failures.append(f"{staff.role} {query}: {response.status_code}")
             elif _no_patient_b(text, query):
@@ -608,7 +624,7 @@ def test_a_staff_form_naming_a_clinic_b_patient_is_refused_as_if_they_did_not_ex
         response = send(url(world), body(world, world.customer.id))
         after = _snapshot()
         probe = send(url(world), body(world, MISSING_ID))
-        text = response.content.decode(errors="replace")
+        text = _text(response)
         if response.status_code != probe.status_code or response.status_code >= 500:
             failures.append(f"{staff.role}: {response.status_code} (no such id: {probe.status_code})")
         if response.status_code in (302, 303) and response.get("Location") != probe.get("Location"):
@@ -664,7 +680,7 @@ def test_an_api_body_naming_a_clinic_b_patient_is_refused_as_if_they_did_not_exi
         response = _api_call(client, headers, method, url, body(world, world.customer.id), key=f"ref-{n}")
         after = _snapshot()
         probe = _api_call(client, headers, method, url, body(world, MISSING_ID), key=f"ref-probe-{n}")
-        text = response.content.decode(errors="replace")
+        text = _text(response)
         if response.status_code != probe.status_code or response.status_code < 400:
             failures.append(f"{staff.role}: {response.status_code} {text[:200]} (no such id: {probe.status_code} "
                             f"{probe.content[:200]!r})")
@@ -683,7 +699,7 @@ def test_an_upsert_with_a_clinic_b_patients_phone_neither_changes_nor_shows_them
         response = _api_call(client, headers, "POST", "/api/customers/upsert",
                              {"name": "冒名", "mobile": NATIONAL_B, "home_clinic": world.clinic_a.id}, key=f"up-{n}")
         after = _snapshot()
-        text = response.content.decode(errors="replace")
+        text = _text(response)
         if response.status_code < 400 or _changed(before, after) or _no_patient_b(text, {"m": NATIONAL_B}):
             failures.append(f"{staff.role}: {response.status_code} {text[:200]} changed {_changed(before, after)}")
     assert failures == []
@@ -729,13 +745,13 @@ def test_staff_pages_never_show_a_full_phone_to_a_role_without_the_phone_permiss
         for query in ({}, {"customer": world_a.customer.id}, {"q": NAME_A}):
             for headers in ({}, {"HX-Request": "true"}):
                 response = client.get(url, query, headers=headers)
-                if _full_phone_a(response.content.decode(errors="replace")):
+                if _full_phone_a(_text(response)):
                     failures.append(f"GET {url} {query} {headers}: {response.status_code}")
     for url_name in REVEALS:
         params = dict(STAFF_URLS)[url_name]
         url = reverse(url_name, kwargs=_staff_kwargs_a(world_a, url_name, params))
         response = client.post(url, {"reason": "need to call"})
-        if _full_phone_a(response.content.decode(errors="replace")):
+        if _full_phone_a(_text(response)):
             failures.append(f"POST {url}: {response.status_code}")
     assert failures == []
 
@@ -772,11 +788,110 @@ def test_api_answers_never_show_a_full_phone_without_an_audited_reveal(world_a, 
                          url)
         for query in ({}, {"q": NAME_A}):
             response = client.get(url + API_QUERIES.get(op_id, ""), query, headers=headers)
-            if _full_phone_a(response.content.decode(errors="replace")):
+            if _full_phone_a(_text(response)):
                 failures.append(f"{op_id} {query}: {response.status_code}")
     if Perm.PHONE_VIEW not in ROLE_PERMISSIONS[role]:
         response = client.get(f"/api/customers/{world_a.customer.id}", {"reveal_phone": "true", "reason": "call"},
                               headers=headers)
-        if _full_phone_a(response.content.decode(errors="replace")):
+        if _full_phone_a(_text(response)):
             failures.append(f"reveal: {response.status_code}")
+    assert failures == []
+
+
+# --- a clinic-A patient linked to a clinic-B patient: clinic A's pages about their own patient never show them -----
+
+TWIN_PHONE = "+8613911112222"
+
+
+@pytest.fixture
+def linked(world_a, chain, clinic_b, catalogue):
+    """Clinic A's patient tied to clinic B's in every way the product knows: a household, a family card, a wallet
+    share, a friend link, the friend card's holder, a top-up paid through, and a duplicate (same name and birthday)
+    registered at clinic B."""
+    from smileloop.customers.services import household_member_add
+    from smileloop.giftcards.services import giftcard_holder_register
+    from smileloop.membership.services.family import friend_link, wallet_share_consent_grant
+
+    b = CustomerFactory(chain=chain, name=NAME_B, home_clinic=clinic_b, mobile=PHONE_B, mobile_tail=PHONE_B[-4:])
+    a = world_a.customer
+    household_member_add(head=a, member=b, relation="spouse")
+    family_bind(holder=a, member=b, relation="spouse", consent_source="paper", consent_evidence="F-2")
+    wallet_share_consent_grant(holder=a, member=b, mode="standing", source="paper")
+    friend = CustomerFactory(chain=chain, name="边界乙朋友", home_clinic=clinic_b)
+    friend_link(friend=friend, member=a)
+    giftcard_holder_register(card=world_a.card, customer=b)
+    a.birthday = dt.date(1990, 5, 6)
+    a.save(update_fields=["birthday"])
+    CustomerFactory(chain=chain, name=NAME_A, birthday=a.birthday, home_clinic=clinic_b, mobile=TWIN_PHONE,
+                    mobile_tail=TWIN_PHONE[-4:])
+    return world_a
+
+
+def _clinic_b_people(body: str) -> list[str]:
+    texts = [MARK_B, *_full_phone_forms(NATIONAL_B), _masked(NATIONAL_B),
+             *_full_phone_forms(TWIN_PHONE[3:]), _masked(TWIN_PHONE[3:])]
+    return [text for text in texts if text in body]
+
+
+def test_clinic_a_pages_about_their_patient_never_show_the_clinic_b_people_linked_to_them(linked, front_desk_a,
+                                                                                        director_a):
+    failures = []
+    for staff in (front_desk_a, director_a):
+        client = Client()
+        client.force_login(staff.user)
+        for url_name, params in STAFF_URLS:
+            url = reverse(url_name, kwargs=_staff_kwargs_a(linked, url_name, params))
+            for query in ({}, {"customer": linked.customer.id}, {"code": linked.card.code}):
+                for headers in ({}, {"HX-Request": "true"}):
+                    response = client.get(url, query, headers=headers)
+                    shown = _clinic_b_people(_text(response))
+                    if shown or response.status_code >= 500:
+                        failures.append(f"{staff.role} GET {url} {query} {headers}: {response.status_code} {shown}")
+        api_client, headers = _api_client(staff)
+        for op_id, method, path, params in API_OPERATIONS:
+            if method != "GET":
+                continue
+            url = path
+            for param in params:
+                value = PARAMS[_param_key(_api_prefix(path), op_id, param)](linked)
+                url = re.sub(r"{(?:[a-z]+:)?" + param + "}", str(value), url)
+            response = api_client.get(url + API_QUERIES.get(op_id, ""), headers=headers)
+            shown = _clinic_b_people(_text(response))
+            if shown or response.status_code >= 500:
+                failures.append(f"{staff.role} {op_id}: {response.status_code} {shown}")
+    assert failures == []
+
+
+# --- the list checks are not vacuous: someone who may see clinic B finds its patient there ---------------------------
+
+LIST_SANITY_STAFF = ["customers:list", "tagging:tag_customers", "surveys:nps"]
+LIST_SANITY_API = [("GET", "/api/customers", None), ("GET", "/api/followups/tasks?mine=false", None), ("GET", "/api/surveys", None),
+                   ("POST", "/api/segments/preview", lambda w: {"rule": w.rule})]
+
+
+def test_the_chain_admin_finds_clinic_b_on_the_pages_clinic_a_must_not(world, chain_admin):
+    client = Client()
+    client.force_login(chain_admin.user)
+    missing = []
+    for url_name in LIST_SANITY_STAFF:
+        params = dict(STAFF_URLS)[url_name]
+        url = reverse(url_name, kwargs=_staff_kwargs(world, url_name, params))
+        if MARK_B not in _text(client.get(url)):
+            missing.append(url_name)
+    api_client, headers = _api_client(chain_admin)
+    for method, path, body in LIST_SANITY_API:
+        response = _api_call(api_client, headers, method, path, body(world) if body else None, key="sanity")
+        if MARK_B not in _text(response):
+            missing.append(path)
+    assert missing == [], missing
+
+
+@pytest.mark.parametrize("path", ["/api/segments/preview", "/api/segments/validate", "/api/segments/sql"])
+def test_segment_previews_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, path):
+    failures = []
+    for n, staff in enumerate((front_desk_a, director_a)):
+        client, headers = _api_client(staff)
+        response = _api_call(client, headers, "POST", path, {"rule": world.rule, "limit": 100}, key=f"seg-{n}")
+        if response.status_code >= 500 or _no_patient_b(_text(response)):
+            failures.append(f"{staff.role}: {response.status_code} {_no_patient_b(_text(response))}")
     assert failures == []
