@@ -803,27 +803,48 @@ def test_api_answers_never_show_a_full_phone_without_an_audited_reveal(world_a, 
 TWIN_PHONE = "+8613911112222"
 
 
-@pytest.fixture
-def linked(world_a, chain, clinic_b, catalogue):
-    """Clinic A's patient tied to clinic B's in every way the product knows: a household, a family card, a wallet
-    share, a friend link, the friend card's holder, a top-up paid through, and a duplicate (same name and birthday)
-    registered at clinic B."""
+@pytest.fixture(params=["a_holds", "b_holds"])
+def linked(request, world_a, chain, clinic_a, clinic_b, catalogue):
+    """Clinic A's patient tied to clinic B's in every way the product knows, either way round. a_holds: A heads the
+    household and holds the family card, shares the wallet with B, referred B's friend, gave a friend card B holds,
+    and a duplicate of A (same name and birthday) is registered at clinic B. b_holds: B heads the household, holds
+    the card A is bound to and shares the wallet with A, referred A, gave a friend card A holds, sold a package
+    covering A, and A paid a bill from B's wallet (the sweep's customer, bill and order are then that patient's)."""
     from smileloop.customers.services import household_member_add
     from smileloop.giftcards.services import giftcard_holder_register
+    from smileloop.loyalty.services.packages import package_sell
     from smileloop.membership.services.family import friend_link, wallet_share_consent_grant
 
     b = CustomerFactory(chain=chain, name=NAME_B, home_clinic=clinic_b, mobile=PHONE_B, mobile_tail=PHONE_B[-4:])
-    a = world_a.customer
-    household_member_add(head=a, member=b, relation="spouse")
-    family_bind(holder=a, member=b, relation="spouse", consent_source="paper", consent_evidence="F-2")
-    wallet_share_consent_grant(holder=a, member=b, mode="standing", source="paper")
-    friend = CustomerFactory(chain=chain, name="边界乙朋友", home_clinic=clinic_b)
-    friend_link(friend=friend, member=a)
-    giftcard_holder_register(card=world_a.card, customer=b)
-    a.birthday = dt.date(1990, 5, 6)
-    a.save(update_fields=["birthday"])
-    CustomerFactory(chain=chain, name=NAME_A, birthday=a.birthday, home_clinic=clinic_b, mobile=TWIN_PHONE,
-                    mobile_tail=TWIN_PHONE[-4:])
+    if request.param == "a_holds":
+        a = world_a.customer
+        household_member_add(head=a, member=b, relation="spouse")
+        family_bind(holder=a, member=b, relation="spouse", consent_source="paper", consent_evidence="F-2")
+        wallet_share_consent_grant(holder=a, member=b, mode="standing", source="paper")
+        friend = CustomerFactory(chain=chain, name="边界乙朋友", home_clinic=clinic_b)
+        friend_link(friend=friend, member=a)
+        giftcard_holder_register(card=world_a.card, customer=b)
+        a.birthday = dt.date(1990, 5, 6)
+        a.save(update_fields=["birthday"])
+        CustomerFactory(chain=chain, name=NAME_A, birthday=a.birthday, home_clinic=clinic_b, mobile=TWIN_PHONE,
+                        mobile_tail=TWIN_PHONE[-4:])
+        return world_a
+    a = CustomerFactory(chain=chain, name=f"{NAME_A}二", home_clinic=clinic_a, mobile="+8613755556666",
+                        mobile_tail="6666")
+    MembershipFactory(customer=b, tier=world_a.tier)
+    household_member_add(head=b, member=a, relation="spouse")
+    family_bind(holder=b, member=a, relation="spouse", consent_source="paper", consent_evidence="F-3")
+    wallet_share_consent_grant(holder=b, member=a, mode="standing", source="paper")
+    friend_link(friend=a, member=b)
+    card = friend_card_issue(member=b, programme=world_a.programme, trigger="sweep", key="b-card-linked")
+    giftcard_holder_register(card=card, customer=a)
+    package_sell(package=world_a.package, holder=b, covered=[a], key="b-package-linked")
+    wallet_topup(customer=b, amount_fen=20000, method="cash", key="b-topup-linked", clinic=clinic_b)
+    bill = checkout_price(customer=a, clinic=clinic_a, lines=[{"item_code": "CL01"}],
+                          wallet={"holder": b, "amount_fen": 100})
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}],
+                              key="a-pay-from-b")
+    world_a.customer, world_a.card, world_a.settlement, world_a.order = a, card, settlement, settlement.order
     return world_a
 
 
@@ -834,7 +855,10 @@ def _clinic_b_people(body: str) -> list[str]:
 
 
 def test_clinic_a_pages_about_their_patient_never_show_the_clinic_b_people_linked_to_them(linked, front_desk_a,
-                                                                                        director_a):
+                                                                                        director_a, chain_admin):
+    admin = Client()
+    admin.force_login(chain_admin.user)
+    assert NAME_B in _text(admin.get(reverse("customers:detail", args=[linked.customer.id])))  # the links are there
     failures = []
     for staff in (front_desk_a, director_a):
         client = Client()
