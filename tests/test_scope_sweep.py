@@ -902,6 +902,8 @@ def test_the_chain_admin_finds_clinic_b_on_the_pages_clinic_a_must_not(world, ch
         url = reverse(url_name, kwargs=_staff_kwargs(world, url_name, params))
         if MARK_B not in _text(client.get(url)):
             missing.append(url_name)
+    if MARK_B not in _text(client.post(reverse("customers:export"), {"reason": "monthly report"})):
+        missing.append("customers:export")
     api_client, headers = _api_client(chain_admin)
     for method, path, body in LIST_SANITY_API:
         response = _api_call(api_client, headers, method, path, body(world) if body else None, key="sanity")
@@ -919,3 +921,57 @@ def test_segment_previews_never_show_a_clinic_b_patient_to_clinic_a(world, front
         if response.status_code >= 500 or _no_patient_b(_text(response)):
             failures.append(f"{staff.role}: {response.status_code} {_no_patient_b(_text(response))}")
     assert failures == []
+
+
+@pytest.mark.parametrize("url_name", LIST_STAFF)
+def test_posts_to_list_pages_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, url_name):
+    """The export, the segment builder's preview, bulk forms: whatever a parameter-less page answers to a POST."""
+    failures = []
+    for staff in (front_desk_a, director_a):
+        client = Client()
+        client.force_login(staff.user)
+        for data in ({**_form_data(world), "reason": "monthly report"}, {"reason": "monthly report"},
+                     {"reason": "monthly report", "clinic": world.clinic_b.id}):
+            for headers in ({}, {"HX-Request": "true"}):
+                response = client.post(reverse(url_name), data, headers=headers)
+                shown = _no_patient_b(_text(response))
+                if shown or response.status_code >= 500:
+                    failures.append(f"{staff.role} {headers}: {response.status_code} {shown}")
+    assert failures == []
+
+
+def test_an_import_naming_a_clinic_b_patients_phone_neither_shows_nor_changes_them(world, director_a, settings,
+                                                                                   tmp_path):
+    """A clinic-A director imports customers and orders naming clinic B's patient's phone."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from smileloop.customers.models import Customer
+    from smileloop.visits.models import Order
+
+    settings.SMILELOOP_IMPORT_DIR = tmp_path / "imports"
+    client = Client()
+    client.force_login(director_a.user)
+    before = Customer.objects.filter(pk=world.customer.pk).values().get()
+    failures = []
+    orders = ("订单号,手机号,门诊,日期,项目编码,数量,单价,折扣,金额,支付方式\n"
+              f"S001,{NATIONAL_B},{world.clinic_a.code},2026-11-01 10:00,CL01,1,300,0,300,现金\n")
+    for kind, content in (("customers", f"姓名,手机号,性别\n改名字,{NATIONAL_B},男\n"), ("orders", orders)):
+        response = client.post(reverse("imports:upload"), {
+            "kind": kind, "default_clinic": world.clinic_a.id,
+            "file": SimpleUploadedFile("患者.csv", content.encode())})
+        if response.status_code != 302:
+            failures.append(f"{kind} upload: {response.status_code} {_no_patient_b(_text(response), {})}")
+            continue
+        preview = client.get(response.url)
+        batch_id = response.url.rstrip("/").split("/")[-1]
+        confirm = client.post(reverse("imports:confirm", kwargs={"batch_id": batch_id}), {"skip_invalid": "on"})
+        after_confirm = client.get(reverse("imports:preview", kwargs={"batch_id": batch_id}))
+        errors_csv = client.get(reverse("imports:errors_csv", kwargs={"batch_id": batch_id}))
+        for what, r in (("preview", preview), ("confirm", confirm), ("after", after_confirm), ("errors", errors_csv)):
+            shown = _no_patient_b(_text(r), {"m": NATIONAL_B})
+            if shown or r.status_code >= 500:
+                failures.append(f"{kind} {what}: {r.status_code} {shown}")
+    after = Customer.objects.filter(pk=world.customer.pk).values().get()
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert failures == [] and changed == {}
+    assert not Order.objects.filter(customer=world.customer, external_id="S001").exists()
