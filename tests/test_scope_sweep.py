@@ -974,3 +974,16 @@ def test_an_import_naming_a_clinic_b_patients_phone_neither_shows_nor_changes_th
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert failures == [] and changed == {}
     assert not Order.objects.filter(customer=world.customer, external_id="S001").exists()
+
+
+def test_a_task_of_clinic_b_still_assigned_to_a_clinic_a_user_is_not_on_their_patients_360_page(world_a, clinic_b,
+                                                                                                front_desk_a):
+    """The 360 section reads tasks with task_queryset's rule: a task it lists is one its reader may open."""
+    task = complaint_task_open(customer=world_a.customer, clinic=clinic_b, brief=f"{MARK_B}门诊的投诉",
+                               anchor_key="b-task-of-a")
+    FollowupTask.objects.filter(pk=task.pk).update(assignee=front_desk_a)
+    client = Client()
+    client.force_login(front_desk_a.user)
+    page = _text(client.get(reverse("customers:detail", args=[world_a.customer.id])))
+    assert client.get(reverse("followups:task", args=[task.id])).status_code == 404
+    assert MARK_B not in page and reverse("followups:task", args=[task.id]) not in page

@@ -137,8 +137,12 @@ def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> 
     where, params = "t0.chain_id = %s AND t0.customer_id = %s", [scope.chain_id, customer.pk]
     if scope.clinic_ids is not None:
         clinics_in, clinic_params = in_clause("t0.clinic_id", sorted(scope.clinic_ids))
-        where += f" AND ({clinics_in} OR t0.assignee_id = %s)"
-        params += [*clinic_params, scope.staff_id]
+        if customer.home_clinic_id is None or customer.home_clinic_id in scope.clinic_ids:
+            where += f" AND ({clinics_in} OR (t0.clinic_id IS NULL AND t0.assignee_id = %s))"
+            params += [*clinic_params, scope.staff_id]
+        else:
+            where += f" AND {clinics_in}"
+            params += clinic_params
     table, n = connection.ops.quote_name(FollowupTask._meta.db_table), int(limit)
     ids = [row[0] for row in select_rows(
         f"SELECT id FROM (SELECT t0.id FROM {table} t0 WHERE {where} AND t0.status = %s "
