@@ -987,3 +987,42 @@ def test_a_task_of_clinic_b_still_assigned_to_a_clinic_a_user_is_not_on_their_pa
     page = _text(client.get(reverse("customers:detail", args=[world_a.customer.id])))
     assert client.get(reverse("followups:task", args=[task.id])).status_code == 404
     assert MARK_B not in page and reverse("followups:task", args=[task.id]) not in page
+
+
+MIXED = [("staff", name, params) for name, params in STAFF_URLS if {"customer_id", "member_id"} <= set(params)] + [
+    ("api", op[0], op[3]) for op in API_OPERATIONS if {"customer_id", "member_id"} <= set(op[3])]
+
+
+@pytest.mark.parametrize(("kind", "name", "params"), MIXED, ids=[m[1] for m in MIXED])
+def test_a_clinic_a_patients_url_naming_a_clinic_b_family_member_is_refused(world_a, chain, clinic_b, front_desk_a,
+                                                                           director_a, kind, name, params):
+    """Clinic A's patient holds the card clinic B's patient is bound to (with a wallet share): clinic A may not act
+    on clinic B's patient through it (the path's second id is clinic B's)."""
+    from smileloop.membership.services.family import wallet_share_consent_grant
+
+    b = CustomerFactory(chain=chain, name=NAME_B, home_clinic=clinic_b, mobile=PHONE_B, mobile_tail=PHONE_B[-4:])
+    family_bind(holder=world_a.customer, member=b, relation="spouse", consent_source="paper", consent_evidence="F")
+    wallet_share_consent_grant(holder=world_a.customer, member=b, mode="standing", source="paper")
+    values = {"customer_id": world_a.customer.id, "member_id": b.id}
+    failures = []
+    for n, staff in enumerate((front_desk_a, director_a)):
+        before = _snapshot()
+        if kind == "staff":
+            client = Client()
+            client.force_login(staff.user)
+            response = client.post(reverse(name, kwargs=values), {"reason": "sweep"}, headers={"HX-Request": "true"})
+            probe = client.post(reverse(name, kwargs={**values, "member_id": MISSING_ID}), {"reason": "sweep"},
+                                headers={"HX-Request": "true"})
+        else:
+            method, path = name.split(" ", 1)
+            client, headers = _api_client(staff)
+            url = path.replace("{int:customer_id}", str(values["customer_id"]))
+            response = _api_call(client, headers, method, url.replace("{int:member_id}", str(b.id)),
+                                 {"reason": "sweep"}, key=f"mixed-{n}")
+            probe = _api_call(client, headers, method, url.replace("{int:member_id}", str(MISSING_ID)),
+                              {"reason": "sweep"}, key=f"mixed-probe-{n}")
+        after = _snapshot()
+        if response.status_code != probe.status_code or response.status_code < 400 or _changed(before, after):
+            failures.append(f"{staff.role}: {response.status_code} (no such id: {probe.status_code}) "
+                            f"changed {_changed(before, after)}")
+    assert failures == []
