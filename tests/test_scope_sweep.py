@@ -864,7 +864,10 @@ def test_clinic_a_pages_about_their_patient_never_show_the_clinic_b_people_linke
         client.force_login(staff.user)
         for url_name, params in STAFF_URLS:
             url = reverse(url_name, kwargs=_staff_kwargs_a(linked, url_name, params))
-            for query in ({}, {"customer": linked.customer.id}, {"code": linked.card.code}):
+            queries = [{}, {"customer": linked.customer.id}, {"code": linked.card.code}]
+            if url_name == "customers:detail":  # the 360 page's history pages (htmx asks for one section's rows)
+                queries += [{"section": s, "page": 1} for s in ("timeline", "appointments", "orders", "procedures")]
+            for query in queries:
                 for headers in ({}, {"HX-Request": "true"}):
                     response = client.get(url, query, headers=headers)
                     shown = _clinic_b_people(_text(response))
