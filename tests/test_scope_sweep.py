@@ -1,14 +1,19 @@
-"""Least privilege for every URL (PIPL): a clinic-A staff member gets a 404 for any object of clinic B, on every staff
-page and every API operation, GET and POST, and a refused POST changes nothing; list pages and list endpoints never
-name a clinic-B patient to them; roles without the phone permission never see a full phone number.
+"""Least privilege for every URL (PIPL): a clinic-A staff member (front desk, clinic director) gets a 404 for any
+object of clinic B, on every staff page (GET and POST, full page and htmx fragment) and every API operation, and a
+refused POST changes nothing; list pages, list endpoints, exports and segment previews never name a clinic-B
+patient to them, nor do the pages about their own patient when that patient is linked to clinic B's (household,
+family card, wallet share, friend card, referral, duplicate); a body naming a clinic-B patient is refused exactly
+as one naming nobody; roles without the phone permission never see a full phone number.
 
 The sweep walks every named URL of the staff namespaces and every API operation. Each path parameter must be known
-to PARAMS (how to build clinic B's object for it) or the URL must be listed in CHAIN_WIDE with its reason: a new URL
-whose parameter is in neither fails here, so nothing escapes the sweep by being new.
+to PARAMS (how to build clinic B's object for it) or the test fails, so nothing escapes the sweep by being new; a URL
+that is chain-wide on purpose is listed in CHAIN_WIDE with its reason (it is still checked for clinic-B patients).
 
 A refusal is a 404. The one other answer accepted is a refusal that cannot depend on the object: the same status
-(403 for a role without the operation's permission, 422 for a body the operation rejects before any look-up) given
-to the same request naming an id that does not exist, so the answer says nothing about clinic B.
+(403 for a role without the operation's permission, 405 for a method the URL does not take, 422 for input refused
+before any look-up) given to the same request naming an id that does not exist, so the answer says nothing about
+clinic B. A chain admin (for an import, its uploader) gets something other than a 404 for the same URL, so the
+sweep cannot pass by building objects nobody can see.
 """
 
 import datetime as dt
