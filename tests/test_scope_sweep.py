@@ -228,6 +228,13 @@ def director_b(chain, clinic_b):
 
 
 @pytest.fixture
+def no_clinic(chain):
+    """A clinic director whose clinics were all taken away: an empty scope, not a chain-wide one."""
+    return StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, name="院长无门诊", clinics=[],
+                        user__username="director_none")
+
+
+@pytest.fixture
 def world(config, chain, clinic_a, clinic_b, catalogue, front_desk_a, director_a, director_b):
     """Clinic B's objects, and (as `customer_a`) a patient of clinic A for bodies that name one's own patient."""
     w = _clinic_world(config, chain=chain, clinic=clinic_b, catalogue=catalogue, director=director_b, name=NAME_B,
@@ -516,10 +523,10 @@ def test_a_clinic_a_user_gets_404_for_clinic_b_objects_on_staff_pages(world, fro
 
 
 @pytest.mark.parametrize("url_name", LIST_STAFF)
-def test_list_pages_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, url_name):
+def test_list_pages_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, no_clinic, url_name):
     url = reverse(url_name)
     failures = []
-    for staff in (front_desk_a, director_a):
+    for staff in (front_desk_a, director_a, no_clinic):
         client = Client()
         client.force_login(staff.user)
         for query in ({}, {"q": NAME_B}, {"q": NATIONAL_B}, {"q": NATIONAL_B[-4:]}, {"customer": world.customer.id},
@@ -571,10 +578,11 @@ def test_a_clinic_a_token_gets_404_for_clinic_b_objects_on_the_api(world, front_
 
 @pytest.mark.parametrize(("op_id", "method", "path"), [o[:3] for o in LIST_API if o[1] == "GET"],
                          ids=[o[0] for o in LIST_API if o[1] == "GET"])
-def test_list_endpoints_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, op_id, method,
+def test_list_endpoints_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, no_clinic, op_id,
+                                                                 method,
                                                                  path):
     failures = []
-    for staff in (front_desk_a, director_a):
+    for staff in (front_desk_a, director_a, no_clinic):
         client, headers = _api_client(staff)
         for query in ({}, {"q": NAME_B}, {"q": NATIONAL_B}, {"phone": PHONE_B}, {"customer_id": world.customer.id},
                       {"mine": "false"}, {"clinic": world.clinic_b.id}, {"clinic": world.clinic_b.code}):
@@ -931,10 +939,11 @@ def test_segment_previews_never_show_a_clinic_b_patient_to_clinic_a(world, front
 
 
 @pytest.mark.parametrize("url_name", LIST_STAFF)
-def test_posts_to_list_pages_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, url_name):
+def test_posts_to_list_pages_never_show_a_clinic_b_patient_to_clinic_a(world, front_desk_a, director_a, no_clinic,
+                                                                      url_name):
     """The export, the segment builder's preview, bulk forms: whatever a parameter-less page answers to a POST."""
     failures = []
-    for staff in (front_desk_a, director_a):
+    for staff in (front_desk_a, director_a, no_clinic):
         client = Client()
         client.force_login(staff.user)
         for data in ({**_form_data(world), "reason": "monthly report"}, {"reason": "monthly report"},
