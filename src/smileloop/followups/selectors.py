@@ -35,9 +35,14 @@ def local_today(scope: Scope) -> dt.date:
 
 
 def task_queryset(scope: Scope) -> QuerySet[FollowupTask]:
+    """Tasks of the scope's clinics; for a clinic's staff also the tasks of no clinic assigned to them, of a patient
+    of no clinic or of one of theirs. A task of another clinic is not theirs to see even when it is still assigned to
+    them (assignees are staff of the task's clinic: one who moved to another clinic leaves their tasks behind)."""
     qs = FollowupTask.objects.filter(chain_id=scope.chain_id)
     if scope.clinic_ids is not None:
-        qs = qs.filter(Q(clinic_id__in=scope.clinic_ids) | Q(assignee_id=scope.staff_id))
+        qs = qs.filter(Q(clinic_id__in=scope.clinic_ids) | Q(
+            Q(customer__home_clinic_id__isnull=True) | Q(customer__home_clinic_id__in=scope.clinic_ids),
+            clinic_id__isnull=True, assignee_id=scope.staff_id))
     return qs
 
 
@@ -132,8 +137,12 @@ def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> 
     where, params = "t0.chain_id = %s AND t0.customer_id = %s", [scope.chain_id, customer.pk]
     if scope.clinic_ids is not None:
         clinics_in, clinic_params = in_clause("t0.clinic_id", sorted(scope.clinic_ids))
-        where += f" AND ({clinics_in} OR t0.assignee_id = %s)"
-        params += [*clinic_params, scope.staff_id]
+        if customer.home_clinic_id is None or customer.home_clinic_id in scope.clinic_ids:
+            where += f" AND ({clinics_in} OR (t0.clinic_id IS NULL AND t0.assignee_id = %s))"
+            params += [*clinic_params, scope.staff_id]
+        else:
+            where += f" AND {clinics_in}"
+            params += clinic_params
     table, n = connection.ops.quote_name(FollowupTask._meta.db_table), int(limit)
     ids = [row[0] for row in select_rows(
         f"SELECT id FROM (SELECT t0.id FROM {table} t0 WHERE {where} AND t0.status = %s "
