@@ -62,6 +62,7 @@ class StepOut(Schema):
     channel: str
     script: str
     sla_hours: int
+    lapse_days: int | None
 
 
 class PlaybookOut(Schema):
@@ -146,6 +147,7 @@ def playbook_list_endpoint(request: HttpRequest):
     return [{"id": p.pk, "code": p.code, "name": p.name, "trigger": p.trigger, "trigger_params": p.trigger_params,
              "goal": p.goal, "is_active": p.is_active, "is_builtin": p.is_builtin,
              "steps": [{"seq": s.seq, "delay_days": s.delay_days, "assignee_rule": s.assignee_rule,
-                        "channel": s.channel, "script": s.script, "sla_hours": s.sla_hours}
+                        "channel": s.channel, "script": s.script, "sla_hours": s.sla_hours,
+                        "lapse_days": s.lapse_days}
                        for s in p.steps.all() if s.is_active]}
             for p in selectors.playbook_list(scope)]

@@ -17,10 +17,18 @@ COMPLAINT_CODE = "complaint"
 
 
 def _steps(*rows) -> list[dict]:
+    """(delay days, assignee rule, channel, script, SLA hours[, lapse days]) per step."""
     return [
-        {"seq": i + 1, "delay_days": d, "assignee_rule": rule, "channel": ch, "script": script, "sla_hours": sla}
-        for i, (d, rule, ch, script, sla) in enumerate(rows)
+        {"seq": i + 1, "delay_days": d, "assignee_rule": rule, "channel": ch, "script": script, "sla_hours": sla,
+         "lapse_days": lapse[0] if lapse else None}
+        for i, (d, rule, ch, script, sla, *lapse) in enumerate(rows)
     ]
+
+
+# The built-in steps that lapse, by (playbook code, step): a satisfaction call is pointless a week after the visit,
+# a day-one post-operative call once the day-three one is due. The migration that introduced lapsing applied these
+# to the chains' installed playbooks.
+LAPSE_DAYS = {("satisfaction", 1): 7, ("postop_implant", 1): 3, ("postop_extraction", 1): 3}
 
 
 DEFAULT_PLAYBOOKS: list[dict] = [
@@ -141,3 +149,13 @@ DEFAULT_PLAYBOOKS: list[dict] = [
         ),
     },
 ]
+
+
+
+def _lapses_apply(playbooks: list[dict]) -> None:
+    for playbook in playbooks:
+        for step in playbook.get("steps", []):
+            step["lapse_days"] = LAPSE_DAYS.get((playbook["code"], step["seq"]), step["lapse_days"])
+
+
+_lapses_apply(DEFAULT_PLAYBOOKS)

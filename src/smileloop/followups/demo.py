@@ -46,6 +46,7 @@ from smileloop.followups.services import (
     followup_complete,
     followups_close_by_goal,
     followups_generate,
+    followups_lapse,
     playbooks_install_defaults,
 )
 from smileloop.followups.services.sources import BOOKING_STATUSES, months_add
@@ -373,6 +374,7 @@ def demo_load(*, chain: Chain, today: dt.date) -> dict:
     with transaction.atomic():
         history = _history(chain, today)
     followups_close_by_goal(chain=chain)
+    lapsed = followups_lapse(chain=chain, now=_at(today, _tz(chain), 8))  # as this morning's daily run would
     first = followups_generate(chain=chain, today=today)
     codes = {p.code for p in Playbook.objects.filter(chain=chain, is_active=True).exclude(trigger=Trigger.COMPLAINT)}
     missing = codes - _due_today(chain, today)
@@ -381,7 +383,8 @@ def demo_load(*, chain: Chain, today: dt.date) -> dict:
     complaints = _complaints(chain, today, rng)
     taken_over = _logins_take_over(chain)
     still_missing = sorted(codes - _due_today(chain, today))
-    return {"installed": installed, "loaded": True, **history, "created_today": first["created"] + second["created"],
+    return {"installed": installed, "loaded": True, **history, "lapsed": lapsed,
+            "created_today": first["created"] + second["created"],
             "events_added": added, "complaints": complaints, "login_tasks": taken_over, "playbooks_without_tasks_today": still_missing,
             "open_tasks": FollowupTask.objects.filter(chain_id=chain.id, status=TaskStatus.OPEN).count()}
 

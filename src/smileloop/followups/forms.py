@@ -129,6 +129,8 @@ class StepForm(forms.Form):
     assignee_rule = forms.ChoiceField(label=_("Assignee"), choices=AssigneeRule.choices)
     channel = forms.ChoiceField(label=_("Channel"), choices=ContactChannel.choices)
     sla_hours = forms.CharField(label=_("SLA (hours)"), initial=24)
+    lapse_days = forms.CharField(label=_("Lapses after (days past due)"), required=False,
+                                 help_text=_("Blank: open until worked."))
     script = forms.CharField(label=_("Script"), widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Variables: {name}, {doctor}, {procedure}, {when}, {days_since}, {clinic}, {date}, "
                                          "{survey_link}"))
@@ -136,5 +138,5 @@ class StepForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Integers are checked by the service (one place for ranges and messages).
-        for name in ("delay_days", "sla_hours"):
+        for name in ("delay_days", "sla_hours", "lapse_days"):
             self.fields[name].widget = forms.NumberInput(attrs={"min": 0 if name == "delay_days" else 1})

@@ -59,6 +59,12 @@ class PlaybookStep(models.Model):
         _("script"), blank=True,
         help_text=_("Variables: {name}, {doctor}, {procedure}, {when}, {days_since}, {clinic}, {date}, {survey_link}"))
     sla_hours = models.PositiveSmallIntegerField(_("SLA (hours)"), default=24)
+    # A contact that is pointless late (a satisfaction call a month after the visit, "how was yesterday's
+    # surgery" a week on) lapses: the daily run cancels its open tasks this many days after they were due.
+    lapse_days = models.PositiveSmallIntegerField(
+        _("lapses after (days past due)"), null=True, blank=True,
+        help_text=_("Open tasks of this step are cancelled this many days after they were due; blank: they stay "
+                    "open until worked."))
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -76,7 +82,8 @@ class PlaybookStep(models.Model):
 # The reasons the services write when they close or cancel open tasks (stored in English, shown translated).
 STEP_REMOVED = gettext_noop("step removed")
 MERGED_DUPLICATE = gettext_noop("merged duplicate")
-CLOSED_REASONS = (STEP_REMOVED, MERGED_DUPLICATE)
+LAPSED = gettext_noop("lapsed: not worked in time")
+CLOSED_REASONS = (STEP_REMOVED, MERGED_DUPLICATE, LAPSED)
 
 
 class FollowupTask(models.Model):

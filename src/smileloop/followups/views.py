@@ -195,7 +195,8 @@ def _editor(request, scope: Scope, playbook, *, form=None, step_forms=None, new_
     step_forms = step_forms or {}
     rows = [(s, step_forms.get(s.pk) or StepForm(initial={
         "delay_days": s.delay_days, "assignee_rule": s.assignee_rule, "channel": s.channel,
-        "sla_hours": s.sla_hours, "script": s.script}, prefix=f"s{s.pk}")) for s in steps]
+        "sla_hours": s.sla_hours, "lapse_days": s.lapse_days, "script": s.script}, prefix=f"s{s.pk}"))
+        for s in steps]
     return render(request, "followups/playbook_edit.html", {
         "playbook": playbook,
         "form": form or PlaybookForm(playbook.trigger, initial=PlaybookForm.initial_for(playbook),

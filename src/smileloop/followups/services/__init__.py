@@ -1,7 +1,7 @@
 """Follow-up writes. Other apps import from here: `complaint_task_open`, `followup_complete`, …"""
 
 from smileloop.followups.script import context_provider_register
-from smileloop.followups.services.generate import followups_close_by_goal, followups_generate
+from smileloop.followups.services.generate import followups_close_by_goal, followups_generate, followups_lapse
 from smileloop.followups.services.playbooks import (
     complaint_playbook,
     playbook_activate,
@@ -21,7 +21,7 @@ from smileloop.followups.services.tasks import (
 
 __all__ = [
     "complaint_playbook", "complaint_task_open", "followup_complete", "followup_reassign",
-    "followups_close_by_goal", "followups_generate", "followups_merge_hook", "followups_reassign_for_departed", "followups_reassign_inactive",
+    "followups_close_by_goal", "followups_generate", "followups_lapse", "followups_merge_hook", "followups_reassign_for_departed", "followups_reassign_inactive",
     "context_provider_register", "playbook_activate", "playbook_step_remove", "playbook_step_save",
     "playbook_update", "playbooks_install_defaults",
 ]

@@ -37,7 +37,7 @@ from smileloop.clinics.models import Chain, Clinic
 from smileloop.core.sql import json_object
 from smileloop.customers.models import Customer
 from smileloop.followups.enums import Goal, Outcome, TaskStatus, Trigger
-from smileloop.followups.models import FollowupTask, Playbook
+from smileloop.followups.models import LAPSED, FollowupTask, Playbook, PlaybookStep
 from smileloop.followups.services.assign import StaffDirectory
 from smileloop.followups.services.sources import (
     ARRIVAL_STATUSES,
@@ -197,6 +197,19 @@ def followups_generate(*, chain: Chain, today: dt.date | None = None, catchup_da
 
 
 @transaction.atomic
+def followups_lapse(*, chain: Chain, now: dt.datetime | None = None) -> int:
+    """Cancel open tasks of steps that lapse (`PlaybookStep.lapse_days`) once that many days have passed since they
+    were due: one UPDATE per such step. A lapsed task was not worked; the board counts it with the cancelled."""
+    now = now or timezone.now()
+    lapsed = 0
+    for step_id, days in (PlaybookStep.objects.filter(playbook__chain=chain, lapse_days__isnull=False)
+                          .values_list("id", "lapse_days")):
+        lapsed += (FollowupTask.objects.filter(step_id=step_id, status=TaskStatus.OPEN,
+                                               due_at__lt=now - dt.timedelta(days=days))
+                   .update(status=TaskStatus.CANCELLED, closed_reason=LAPSED, updated_at=now))
+    return lapsed
+
+
 def followups_close_by_goal(*, chain: Chain, today: dt.date | None = None) -> dict:
     """Close open tasks whose playbook goal happened after the task's anchor: one UPDATE per goal."""
     now = timezone.now()

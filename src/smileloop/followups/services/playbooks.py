@@ -15,6 +15,7 @@ from smileloop.visits.enums import Category
 _VARIABLE = re.compile(r"\{([^{}]*)\}")
 MAX_DELAY_DAYS = 730
 MAX_SLA_HOURS = 24 * 30
+MAX_LAPSE_DAYS = 365
 
 
 @transaction.atomic
@@ -136,6 +137,11 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
     clean: dict = {}
     delay = _int(data.get("delay_days", 0), f"{prefix}delay_days", errors, low=0, high=MAX_DELAY_DAYS)
     sla = _int(data.get("sla_hours", 24), f"{prefix}sla_hours", errors, low=1, high=MAX_SLA_HOURS)
+    lapse = data.get("lapse_days")
+    if lapse is not None and str(lapse).strip() != "":
+        lapse = _int(lapse, f"{prefix}lapse_days", errors, low=1, high=MAX_LAPSE_DAYS)
+    else:
+        lapse = None
     rule = data.get("assignee_rule") or ""
     if rule not in AssigneeRule.values:
         errors.append(FieldError(f"{prefix}assignee_rule", f"must be one of {', '.join(AssigneeRule.values)}", rule))
@@ -151,7 +157,8 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
             f"(allowed: {', '.join('{' + v + '}' for v in SCRIPT_VARIABLES)})", script))
     if not script:
         errors.append(FieldError(f"{prefix}script", "is required", ""))
-    clean.update(delay_days=delay, sla_hours=sla, assignee_rule=rule, channel=channel, script=script)
+    clean.update(delay_days=delay, sla_hours=sla, lapse_days=lapse, assignee_rule=rule, channel=channel,
+                 script=script)
     return clean, errors
 
 

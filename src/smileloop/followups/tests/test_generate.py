@@ -319,12 +319,17 @@ def test_the_job_installs_playbooks_and_is_idempotent(chain, clinic_a, items, do
     ProcedureFactory(customer=customer, item=items["IM01"], doctor=doctor_a, performed_on=today - days(1))
     first = followups_job(today=today)
     assert first["created"] == 1 and first["installed"] == 12
-    assert followups_job(today=today) == {"chains": 1, "created": 0, "closed": 0, "installed": 0, "reassigned": 0}
+    assert followups_job(today=today) == {"chains": 1, "created": 0, "closed": 0, "lapsed": 0, "installed": 0,
+                                          "reassigned": 0}
     # a doctor leaves: the next run moves their open tasks on
     doctor_a.is_active = False
     doctor_a.save(update_fields=["is_active"])
     assert followups_job(today=today)["reassigned"] == 1
     assert FollowupTask.objects.get().assignee_id != doctor_a.id
+    # left unworked, the day-one call lapses on the fourth morning after it was due (and the day-3 call is made)
+    assert followups_job(today=today + days(3))["lapsed"] == 0
+    assert followups_job(today=today + days(4))["lapsed"] == 1
+    assert FollowupTask.objects.get(step__seq=1).status == TaskStatus.CANCELLED
 
 
 def test_inactive_playbooks_create_nothing(chain, clinic_a, playbooks, items, doctor_a, today):

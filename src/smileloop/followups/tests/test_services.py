@@ -246,6 +246,63 @@ def test_removing_a_step_with_tasks_retires_it_and_cancels_its_open_tasks(implan
     assert implant_task.status == TaskStatus.CANCELLED
 
 
+def test_a_day_one_call_lapses_three_days_after_it_was_due_and_other_tasks_stay_open(implant_task, lead_task):
+    # given the implant's day-one call (lapses after 3 days) and a lead's call (never lapses), both due today
+    from smileloop.followups.services import followups_lapse
+
+    due = implant_task.due_at
+    assert implant_task.step.lapse_days == 3 and lead_task.step.lapse_days is None
+    FollowupTask.objects.filter(pk=lead_task.pk).update(due_at=due)
+    # when the daily run looks three days on, then just over
+    assert followups_lapse(chain=implant_task.chain, now=due + dt.timedelta(days=3)) == 0
+    lapsed = followups_lapse(chain=implant_task.chain, now=due + dt.timedelta(days=3, minutes=1))
+    # then only the day-one call is cancelled, as lapsed; running again changes nothing
+    implant_task.refresh_from_db()
+    lead_task.refresh_from_db()
+    assert lapsed == 1
+    assert (implant_task.status, implant_task.closed_reason) == (TaskStatus.CANCELLED, "lapsed: not worked in time")
+    assert lead_task.status == TaskStatus.OPEN
+    assert followups_lapse(chain=implant_task.chain, now=due + dt.timedelta(days=30)) == 0
+
+
+def test_a_worked_task_never_lapses(implant_task, front_desk_a):
+    from smileloop.followups.services import followups_lapse
+
+    followup_complete(task=implant_task, outcome="reached", note="", actor=front_desk_a)
+    assert followups_lapse(chain=implant_task.chain, now=implant_task.due_at + dt.timedelta(days=30)) == 0
+    implant_task.refresh_from_db()
+    assert implant_task.status == TaskStatus.DONE
+
+
+@pytest.mark.parametrize(("value", "stored", "error"), [
+    ("", None, None), (None, None, None), ("7", 7, None), (14, 14, None),
+    ("0", None, "must be between 1 and 365"), ("366", None, "must be between 1 and 365"),
+    ("a week", None, "must be a whole number between 1 and 365"),
+])
+def test_a_steps_lapse_is_blank_or_a_number_of_days(playbooks, value, stored, error):
+    data = {"delay_days": 3, "assignee_rule": "consultant", "channel": "sms", "sla_hours": 48, "script": "{name}",
+            "lapse_days": value}
+    if error:
+        with pytest.raises(ValidationFailed) as exc:
+            playbook_step_save(playbook=playbooks["no_show"], data=data)
+        assert [(e.field, e.message) for e in exc.value.errors] == [("lapse_days", error)]
+        assert PlaybookStep.objects.filter(playbook=playbooks["no_show"]).count() == 1
+    else:
+        assert playbook_step_save(playbook=playbooks["no_show"], data=data).lapse_days == stored
+
+
+def test_the_lapse_migration_applies_exactly_the_built_in_lapses():
+    import importlib
+
+    from smileloop.followups.defaults import DEFAULT_PLAYBOOKS, LAPSE_DAYS
+
+    migration = importlib.import_module("smileloop.followups.migrations.0004_step_lapse_days")
+    assert migration.LAPSE_DAYS == LAPSE_DAYS
+    lapsing = {(p["code"], s["seq"]): s["lapse_days"] for p in DEFAULT_PLAYBOOKS for s in p.get("steps", [])
+               if s["lapse_days"]}
+    assert lapsing == LAPSE_DAYS
+
+
 def test_adding_a_step_puts_it_last(playbooks):
     step = playbook_step_save(playbook=playbooks["no_show"], data={
         "delay_days": 3, "assignee_rule": "consultant", "channel": "sms", "sla_hours": 48, "script": "{name}"})

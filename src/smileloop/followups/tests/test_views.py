@@ -120,6 +120,10 @@ def test_the_task_page_says_in_words_what_triggered_it_and_why_it_closed(client,
     with translation.override("zh-hans"):
         html = client.get(reverse("followups:task", args=[task.id])).content.decode()
     assert "合并重复" in html and "merged duplicate" not in html
+    FollowupTask.objects.filter(pk=task.pk).update(closed_reason="lapsed: not worked in time")
+    with translation.override("zh-hans"):
+        html = client.get(reverse("followups:task", args=[task.id])).content.decode()
+    assert "已失效：未及时跟进" in html
 
 
 @pytest.mark.parametrize(("key", "context", "words"), [
@@ -257,9 +261,21 @@ def test_editor_saves_trigger_parameters_and_steps(client, chain_admin, playbook
     assert (pb.name, pb.trigger_params) == ("复查提醒", {"months": 12, "categories": ["cleaning"]})
     response = client.post(reverse("followups:step_add", args=[pb.id]), {
         "new-delay_days": "30", "new-assignee_rule": "consultant", "new-channel": "sms", "new-sla_hours": "48",
-        "new-script": "{name}您好，{days_since}天没来了"})
+        "new-script": "{name}您好，{days_since}天没来了", "new-lapse_days": "10"})
     assert response.status_code == 302
     assert PlaybookStep.objects.filter(playbook=pb, is_active=True).count() == 3
+    added = PlaybookStep.objects.get(playbook=pb, is_active=True, seq=3)
+    assert added.lapse_days == 10
+    # the editor shows it, and a bad value is named at the field and changes nothing
+    assert f'name="s{added.id}-lapse_days" value="10"' in client.get(
+        reverse("followups:playbook_edit", args=[pb.id])).text
+    response = client.post(reverse("followups:step_edit", args=[pb.id, added.id]), {
+        f"s{added.id}-delay_days": "30", f"s{added.id}-assignee_rule": "consultant", f"s{added.id}-channel": "sms",
+        f"s{added.id}-sla_hours": "48", f"s{added.id}-script": "{name}", f"s{added.id}-lapse_days": "0"})
+    assert response.status_code == 422
+    assert response.context["steps"][-1][1].errors["lapse_days"] == ["must be between 1 and 365"]
+    added.refresh_from_db()
+    assert (added.lapse_days, added.script) == (10, "{name}您好，{days_since}天没来了")
 
 
 def test_editor_rejects_bad_trigger_parameters_per_field(client, chain_admin, playbooks):
