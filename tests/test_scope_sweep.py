@@ -25,7 +25,7 @@ import uuid
 import pytest
 from django.apps import apps
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from config.api import api
 from smileloop.checkout.services import checkout_pay, checkout_price
@@ -59,6 +59,7 @@ from smileloop.surveys.tests.factories import SurveyFactory
 from smileloop.tagging.services import tag_apply
 from smileloop.tagging.tests.factories import TagFactory, TagGroupFactory
 from smileloop.visits.models import PlanStep
+from tests.urlwalk import named_urls
 
 pytestmark = pytest.mark.django_db
 
@@ -88,17 +89,7 @@ def _masked(national: str) -> str:
 # --- what the sweep walks -----------------------------------------------------------------------------------------
 
 def _staff_urls() -> list[tuple[str, list[str]]]:
-    found = []
-
-    def walk(patterns, namespace):
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, entry.namespace or namespace)
-            elif isinstance(entry, URLPattern) and entry.name and namespace in STAFF_NAMESPACES:
-                found.append((f"{namespace}:{entry.name}", list(entry.pattern.converters)))
-
-    walk(get_resolver().url_patterns, None)
-    return found
+    return named_urls(STAFF_NAMESPACES)
 
 
 _PATH_PARAM = re.compile(r"{(?:[a-z]+:)?([a-z_]+)}")

@@ -1,26 +1,17 @@
 """Every named staff URL: 200 (or 405 for POST-only actions) for a chain admin, a login redirect when anonymous."""
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from smileloop.customers.tests.factories import CustomerFactory
+from tests.urlwalk import named_urls
 
 STAFF_NAMESPACES = ("customers", "imports")
 
 
 def _named_staff_urls():
     """(namespaced name, route kwargs) for every named pattern in the staff namespaces."""
-    found = []
-
-    def walk(patterns, namespace):
-        for entry in patterns:
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, entry.namespace or namespace)
-            elif isinstance(entry, URLPattern) and entry.name and namespace in STAFF_NAMESPACES:
-                found.append((f"{namespace}:{entry.name}", sorted(entry.pattern.converters)))
-
-    walk(get_resolver().url_patterns, None)
-    return found
+    return [(name, sorted(params)) for name, params in named_urls(STAFF_NAMESPACES)]
 
 
 NAMED_URLS = _named_staff_urls()
