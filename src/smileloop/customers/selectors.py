@@ -11,7 +11,7 @@ from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import page_clause, select_model, select_models
-from smileloop.customers.enums import IdentityKind
+from smileloop.customers.enums import IdentityKind, Relation
 from smileloop.customers.models import (
     Consent,
     Customer,
@@ -405,3 +405,38 @@ def household_in_scope(scope: Scope, customer: Customer) -> HouseholdInScope | N
     else:  # a head not among the members (not read): the name is not trusted to leave them out
         name, head_id = name_masked(household.name) if household.name else "", None
     return HouseholdInScope(household, name, head_id, members, visible, len(members) - len(visible))
+
+
+# Whom to call for a patient without a phone (a child, most often), in order: the household's head, then the
+# adults around them. Other children and grandchildren are never the contact.
+_GUARDIAN_ORDER = (Relation.HEAD, Relation.SPOUSE, Relation.PARENT, Relation.GRANDPARENT, Relation.SIBLING,
+                   Relation.OTHER)
+
+
+def guardians_for(scope: Scope, customer_ids) -> dict[int, Customer]:
+    """customer id → the relative to contact instead, for patients without a phone: a member of their household
+    with a phone whom `scope` may see (a relative of another clinic is not offered: their number is not this
+    clinic's to use). One read of the households' members for all the ids (an inbox page at once)."""
+    ids = sorted({int(i) for i in customer_ids})
+    if not ids:
+        return {}
+    table = connection.ops.quote_name(HouseholdMember._meta.db_table)
+    marks = ", ".join(["%s"] * len(ids))
+    members = select_models(HouseholdMember, f"t0.household_id IN (SELECT household_id FROM {table} "
+                                             f"WHERE customer_id IN ({marks}))", ids,
+                            related=["customer"], tail="ORDER BY t0.id")
+    by_household: dict[int, list[HouseholdMember]] = {}
+    for member in members:
+        by_household.setdefault(member.household_id, []).append(member)
+    wanted = set(ids)
+    found: dict[int, Customer] = {}
+    for household in by_household.values():
+        contacts = sorted((m for m in household if m.relation in _GUARDIAN_ORDER and m.customer.mobile
+                           and customer_visible(scope, m.customer)),
+                          key=lambda m: _GUARDIAN_ORDER.index(m.relation))
+        for member in household:
+            if member.customer_id in wanted:
+                contact = next((c.customer for c in contacts if c.customer_id != member.customer_id), None)
+                if contact is not None:
+                    found[member.customer_id] = contact
+    return found

@@ -18,6 +18,7 @@ from smileloop.core.errors import NotFound, PermissionDenied
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models, select_rows
 from smileloop.customers.models import Customer
+from smileloop.customers.selectors import guardians_for
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask, Playbook
 from smileloop.followups.script import tasks_scripts_fill
@@ -67,6 +68,16 @@ def task_get(scope: Scope, task_id) -> FollowupTask:
 def scripts_fill(scope: Scope, tasks: list[FollowupTask], *, today: dt.date | None = None) -> list[FollowupTask]:
     tz = chain_tz(scope.chain_id)
     tasks_scripts_fill(tasks, today=today or timezone.localtime(timezone.now(), tz).date(), tz=str(tz))
+    guardians_fill(scope, tasks)
+    return tasks
+
+
+def guardians_fill(scope: Scope, tasks: list[FollowupTask]) -> list[FollowupTask]:
+    """`task.guardian`: for a patient without a phone (a child), the relative to call instead, or None (one read
+    for all the tasks; customers.selectors.guardians_for)."""
+    guardians = guardians_for(scope, [t.customer_id for t in tasks if not t.customer.mobile])
+    for task in tasks:
+        task.guardian = guardians.get(task.customer_id)
     return tasks
 
 
@@ -92,6 +103,7 @@ def inbox_list(scope: Scope, *, today: dt.date | None = None, limit: int = 200) 
     for task in tasks:
         task.is_overdue = task_overdue(task, now=now, day_start=start)
     tasks_scripts_fill(tasks, today=today, tz=str(tz))
+    guardians_fill(scope, tasks)
     return tasks
 
 

@@ -63,6 +63,8 @@ def inbox(request, scope: Scope):
 def _row(request, scope: Scope, task, *, form=None, phone: str = "", status: int = 200, page: bool = False):
     if not hasattr(task, "script_text"):
         selectors.scripts_fill(scope, [task])
+    elif not hasattr(task, "guardian"):
+        selectors.guardians_fill(scope, [task])
     now = timezone.now()
     tz = selectors.chain_tz(scope.chain_id)
     day_start = dt.datetime.combine(timezone.localtime(now, tz).date(), dt.time.min, tzinfo=tz)
@@ -117,7 +119,11 @@ def task_call(request, scope: Scope, task_id: int):
     task = selectors.task_get(scope, task_id)
     form = CallForm(request.POST)
     reason = (form.data.get("reason") or "").strip() or f"follow-up task #{task.pk} ({task.playbook.name})"
-    phone = phone_reveal(scope=scope, customer=task.customer, reason=reason[:200], ip_address=_ip(request))
+    selectors.guardians_fill(scope, [task])
+    callee = task.customer if task.customer.mobile or task.guardian is None else task.guardian
+    if callee is not task.customer:
+        reason = f"{reason} (for {task.customer.name}, who has no phone)"
+    phone = phone_reveal(scope=scope, customer=callee, reason=reason[:200], ip_address=_ip(request))
     if not request.htmx:
         return _row(request, scope, task, phone=phone, page=True)
     return render(request, "followups/_task_row.html#phone", {"task": task, "phone": phone,

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from smileloop.core.models import AuditEvent
-from smileloop.customers.models import Interaction
+from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.enums import TaskStatus
 from smileloop.followups.models import FollowupTask, PlaybookStep
@@ -161,6 +161,47 @@ def test_call_reveals_the_number_as_a_tel_link_and_audits_it(client, front_desk_
     event = AuditEvent.objects.get(action="phone.reveal")
     assert event.object_id == str(task.customer_id)
     assert f"#{task.id}" in event.reason
+
+
+def test_a_child_without_a_phone_is_called_through_a_parent_in_scope(client, chain, clinic_a, clinic_b, front_desk_a,
+                                                                     tasks_ab):
+    # given the patient of a task is a child with no phone; the mother (head) is a patient of clinic B, the
+    # father of clinic A
+    from smileloop.customers.services import household_member_add
+
+    child = tasks_ab["today"].customer
+    Customer.objects.filter(pk=child.pk).update(mobile=None, mobile_tail="")
+    mother = CustomerFactory(chain=chain, name="周敏", home_clinic=clinic_b, mobile="+8613900139009")
+    father = CustomerFactory(chain=chain, name="李强", home_clinic=clinic_a, mobile="+8613700137007")
+    household_member_add(head=mother, member=child, relation="child")
+    household_member_add(head=mother, member=father, relation="spouse")
+    task = tasks_ab["today"]
+    # when the inbox is shown and the call is made
+    inbox = login(client, front_desk_a).get(reverse("followups:inbox")).text
+    row = inbox[inbox.index(f'id="task-{task.id}"'):]
+    row = row[:row.index("</li>")]
+    response = client.post(reverse("followups:call", args=[task.id]), HTTP_HX_REQUEST="true")
+    # then the father (in the clinic's scope) is offered masked, not the mother of clinic B, and the call reveals his
+    # number, audited on him and naming the child
+    assert "no phone of their own; via 李强" in row and "137****7007" in row
+    assert "周敏" not in row and "139****9009" not in row and "13700137007" not in row
+    assert 'href="tel:+8613700137007"' in response.text and "via 李强" in response.text
+    event = AuditEvent.objects.get(action="phone.reveal")
+    assert event.object_id == str(father.id) and child.name in event.reason and f"#{task.id}" in event.reason
+
+
+def test_a_child_without_a_phone_or_a_relative_in_scope_shows_no_number(client, chain, clinic_b, front_desk_a,
+                                                                        tasks_ab):
+    from smileloop.customers.services import household_member_add
+
+    child = tasks_ab["today"].customer
+    Customer.objects.filter(pk=child.pk).update(mobile=None, mobile_tail="")
+    mother = CustomerFactory(chain=chain, name="周敏", home_clinic=clinic_b, mobile="+8613900139009")
+    household_member_add(head=mother, member=child, relation="child")
+    inbox = login(client, front_desk_a).get(reverse("followups:inbox")).text
+    row = inbox[inbox.index(f'id="task-{tasks_ab["today"].id}"'):]
+    row = row[:row.index("</li>")]
+    assert 'data-testid="guardian"' not in row and "9009" not in row and "周敏" not in row
 
 
 def test_a_role_without_phone_access_cannot_reveal(client, chain, clinic_a, tasks_ab):
