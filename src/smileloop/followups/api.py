@@ -19,6 +19,14 @@ from smileloop.followups.enums import Outcome, TaskStatus
 router = Router(tags=["followups"])
 
 
+class ContactOut(Schema):
+    """The relative to call for a patient without a phone (a child), one the caller may see."""
+
+    customer_id: int
+    name: str
+    mobile: str  # masked
+
+
 class TaskOut(Schema):
     id: int
     playbook: str
@@ -28,6 +36,7 @@ class TaskOut(Schema):
     customer_id: int
     customer_name: str
     mobile: str  # masked
+    contact_via: ContactOut | None
     clinic_id: int | None
     assignee_id: int | None
     anchor_key: str
@@ -77,11 +86,19 @@ class PlaybookOut(Schema):
     steps: list[StepOut]
 
 
+def _contact_via(task) -> dict | None:
+    guardian = getattr(task, "guardian", None)
+    if guardian is None or task.customer.mobile:
+        return None
+    return {"customer_id": guardian.pk, "name": guardian.name, "mobile": phone_mask(guardian.mobile)}
+
+
 def _task(task) -> dict:
     return {
         "id": task.pk, "playbook": task.playbook.code, "playbook_name": task.playbook.name, "step": task.step.seq,
         "channel": task.step.channel, "customer_id": task.customer_id, "customer_name": task.customer.name,
-        "mobile": phone_mask(task.customer.mobile), "clinic_id": task.clinic_id, "assignee_id": task.assignee_id,
+        "mobile": phone_mask(task.customer.mobile), "contact_via": _contact_via(task),
+        "clinic_id": task.clinic_id, "assignee_id": task.assignee_id,
         "anchor_key": task.anchor_key, "anchor_at": timezone.localtime(task.anchor_at),
         "due_at": timezone.localtime(task.due_at), "sla_due_at": timezone.localtime(task.sla_due_at),
         "status": task.status, "outcome": task.outcome, "brief": task.brief, "note": task.note, "script": getattr(task, "script_text", ""),

@@ -49,6 +49,22 @@ def test_list_my_tasks_with_the_filled_script_and_a_masked_phone(client, front_d
     assert item["playbook"] == "complaint"
 
 
+def test_a_task_of_a_patient_without_a_phone_names_the_relative_to_call_masked(client, chain, clinic_a, front_desk_a,
+                                                                              tasks):
+    from smileloop.customers.models import Customer
+    from smileloop.customers.services import household_member_add
+
+    child = tasks["a"].customer
+    Customer.objects.filter(pk=child.pk).update(mobile=None, mobile_tail="")
+    father = CustomerFactory(chain=chain, name="李强", home_clinic=clinic_a, mobile="+8613700137007")
+    household_member_add(head=father, member=child, relation="child")
+    token = token_create(username=front_desk_a.user.username)
+    [item] = get(client, "/api/followups/tasks", token=token).json()["items"]
+    one = get(client, f"/api/followups/tasks/{tasks['a'].id}", token=token).json()
+    assert item["mobile"] == "" and item["contact_via"] == one["contact_via"] == {
+        "customer_id": father.id, "name": "李强", "mobile": "137****7007"}
+
+
 def test_a_front_desk_cannot_list_a_clinics_tasks_nor_see_another_clinics_task(client, front_desk_a, tasks,
                                                                                  clinic_b):
     token = token_create(username=front_desk_a.user.username)
