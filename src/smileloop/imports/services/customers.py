@@ -225,6 +225,7 @@ class _CustomerImport:
         self.pinyin = PinyinCache()
         self.known: dict[str, int] = {}  # "m:+86…" / "i:kind:id" / "n:name|birthday" → customer id or token
         self.next_token = -1
+        self.token_names: dict[int, str] = {}  # a person created from this file (token) → their name
         self.now = timezone.now()
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
         self.memo: dict[tuple[str, object], object] = {}
@@ -391,11 +392,27 @@ class _CustomerImport:
             keys.append(row.dedupe_key)
         return [self.known[k] for k in keys if k in self.known]
 
+    def _name_of(self, target: int, chunk: _Chunk, people) -> str | None:
+        person = chunk.new.get(target) or people.get(target)
+        if isinstance(person, dict):
+            return person.get("name")
+        return getattr(person, "name", None) or self.token_names.get(target)
+
     def row_apply(self, row: _Row, chunk: _Chunk, by_mobile, by_ident, people) -> None:
         mobile_header = row.mobile_header or self.mobile_header
         matches: list[tuple[int, str, str]] = []  # (customer id or token, header, value)
         if row.mobile:
             target = self.known.get(f"m:{row.mobile}") or by_mobile.get(row.mobile)
+            if target and row.mobile_header is not None:
+                # The number came from the fallback column (a home or office line, often shared): it names the
+                # person who has it only under the same name. A child listed with the family's landline is not
+                # merged into the parent who holds it; they are imported without a phone (counted).
+                owner = self._name_of(target, chunk, people)
+                if owner is not None and " ".join(owner.split()) != " ".join(str(row.values.get("name", "")).split()):
+                    self.report.fallback_shared += 1
+                    row.mobile, row.mobile_header = None, None
+                    row.values.pop("mobile", None)
+                    target = None
             if target:
                 matches.append((target, mobile_header, row.mobile))
         for kind, external_id, header in row.idents:
@@ -437,6 +454,7 @@ class _CustomerImport:
             self.preview_add(row.number, row.values, "create")
             chunk.new[token] = self.person_new(row)
             chunk.new_rows[token] = row.number
+            self.token_names[token] = row.values.get("name", "")
         existing_idents = {(k, e) for k, e, _h in row.idents if (k, e) in by_ident}
         for kind, external_id, _h in row.idents:
             key = f"i:{kind}:{external_id}"

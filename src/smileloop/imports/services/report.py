@@ -38,6 +38,7 @@ class ImportReport:
     fallback_kept: int = 0
     fallback_not_kept: int = 0
     fallback_skipped: int = 0
+    fallback_shared: int = 0  # a fallback number that is someone else's (another name): row imported without it
 
     @classmethod
     def for_columns(cls, kind: str, table) -> "ImportReport":
@@ -65,7 +66,7 @@ class ImportReport:
         if self.fallback_columns:  # only then: a file with one phone column reports as it always did
             out.update(fallback_columns=self.fallback_columns, fallback_used=self.fallback_used,
                        fallback_kept=self.fallback_kept, fallback_not_kept=self.fallback_not_kept,
-                       fallback_skipped=self.fallback_skipped)
+                       fallback_skipped=self.fallback_skipped, fallback_shared=self.fallback_shared)
         return out
 
     def as_stored(self) -> dict:

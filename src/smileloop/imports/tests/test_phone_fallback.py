@@ -30,7 +30,7 @@ MESSY = [
 MESSY_REPORT = {
     "rows": 5, "created": 5, "merged": 0, "skipped": 0, "errors": [],
     "fallback_columns": {"电话": "mobile"}, "fallback_used": 1, "fallback_kept": 2, "fallback_not_kept": 0,
-    "fallback_skipped": 1,
+    "fallback_skipped": 1, "fallback_shared": 0,
 }
 
 
@@ -116,7 +116,7 @@ def test_a_second_number_someone_else_holds_is_counted_not_kept_and_matches_nobo
     assert report.as_dict() == {
         "rows": 4, "created": 3, "merged": 1, "skipped": 0, "written": not dry_run, "errors": [],
         "fallback_columns": {"联系电话": "mobile"}, "fallback_used": 0, "fallback_kept": 1, "fallback_not_kept": 2,
-        "fallback_skipped": 0,
+        "fallback_skipped": 0, "fallback_shared": 0,
     }
     if dry_run:
         assert _snapshot() == before
@@ -140,6 +140,29 @@ def test_a_row_whose_phone_is_a_second_number_kept_earlier_merges_into_its_holde
     assert Customer.objects.get().community == "静安花园"
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_shared_home_line_does_not_merge_the_family_into_whoever_holds_it(tmp_path, chain, dry_run):
+    # given a parent with a mobile and the home line, then a child and a grandmother listed with that line only,
+    # and a patient in the pool whose only number is their office line
+    CustomerFactory(chain=chain, name="王五", mobile="+862161234567")
+    path = csv_write(tmp_path / "family.csv", [["姓名", "手机", "电话", "小区"],
+                                               ["张三", "13800138000", "0755-8600 1234", ""],
+                                               ["张小明", "", "0755-8600 1234", "静安花园"],
+                                               ["李桂兰", "", "0755 8600 1234", ""],
+                                               ["张三", "", "0755-86001234", "静安花园"],
+                                               ["王小五", "", "021-6123 4567", ""]])
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=dry_run)
+    # then each relative is a person of their own, imported without the shared number; the parent's own repeat
+    # (same name) still merges into them; nobody is merged into 王五
+    assert (report.rows, report.created, report.merged) == (5, 4, 1)
+    assert (report.fallback_shared, report.fallback_kept) == (3, 1)
+    if not dry_run:
+        assert _phones(chain) == [("王五", "+862161234567", []), ("张三", "+8613800138000", ["+8675586001234"]),
+                                  ("张小明", None, []), ("李桂兰", None, []), ("王小五", None, [])]
+        assert Customer.objects.get(name="张三").community == "静安花园"
+
+
 @pytest.mark.parametrize(("phone", "fallback"), [("", "12345"), ("13800138000", "0755-8600")])
 def test_an_invalid_fallback_number_is_an_error_naming_the_fallback_column(tmp_path, chain, phone, fallback):
     # given
@@ -154,7 +177,7 @@ def test_an_invalid_fallback_number_is_an_error_naming_the_fallback_column(tmp_p
         "rows": 2, "created": 1, "merged": 0, "skipped": 1, "written": False,
         "errors": [{"row": 2, "column": "座机", "value": fallback, "message": "is not a valid phone number"}],
         "fallback_columns": {"座机": "mobile"}, "fallback_used": 0, "fallback_kept": 0, "fallback_not_kept": 0,
-        "fallback_skipped": 0,
+        "fallback_skipped": 0, "fallback_shared": 0,
     }
     assert Customer.objects.count() == 0
 
@@ -216,11 +239,11 @@ def test_a_landline_column_alone_fills_the_phone(tmp_path, chain):
 
 
 def test_scope_rules_hold_for_the_fallback_number(tmp_path, chain, clinic_a, clinic_b, director_a):
-    # given a patient of another clinic, named by a row's fallback (its phone blank) and by another row's second
-    # number
+    # given a patient of another clinic, named by a row's fallback (its phone blank, the same name: the same
+    # person) and by another row's second number
     other = CustomerFactory(chain=chain, name="外院", mobile="+8613900139000", home_clinic=clinic_b)
     path = csv_write(tmp_path / "scope.csv", [["姓名", "手机", "电话", "门诊"],
-                                              ["张三", "", "13900139000", "静安门诊"],
+                                              ["外院", "", "13900139000", "静安门诊"],
                                               ["李四", "13800138000", "13900139000", "静安门诊"]])
 
     # when a clinic director imports it
@@ -274,7 +297,7 @@ def test_orders_find_the_customer_by_the_fallback_where_the_phone_is_blank(tmp_p
     assert report.as_dict() == {
         "rows": 3, "created": 3, "merged": 0, "skipped": 0, "written": not dry_run, "errors": [],
         "fallback_columns": {"联系电话": "mobile"}, "fallback_used": 1, "fallback_kept": 0, "fallback_not_kept": 0,
-        "fallback_skipped": 1,
+        "fallback_skipped": 1, "fallback_shared": 0,
     }
     if not dry_run:
         assert Order.objects.get(external_id="A001").customer_id == patient.id
