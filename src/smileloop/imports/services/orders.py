@@ -74,6 +74,7 @@ class _Line:
     notes: str
     mobile_header: str | None = None  # the fallback column's header when the phone came from it
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
+    name: str = ""  # the name column's, when the file has one
 
 
 @dataclass
@@ -245,7 +246,8 @@ class _OrderImport:
                      amount_fen=list_total - discount, method=method,
                      tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
-                     fallback_skipped="mobile_fallback" in raw and second is None)
+                     fallback_skipped="mobile_fallback" in raw and second is None,
+                     name=" ".join(cell_text(raw["name"][0]).split()) if "name" in raw else "")
         return line, [], order_no
 
     def error(self, number: int, header, value, message: str) -> None:
@@ -307,8 +309,12 @@ class _OrderImport:
         for mobile in mobiles - by_mobile.keys():
             if (IdentityKind.PHONE, mobile) in by_ident:
                 by_mobile[mobile] = by_ident[(IdentityKind.PHONE, mobile)]
-        facts = {pk: (home_clinic_id, consultant_id) for pk, home_clinic_id, consultant_id in Customer.objects.filter(
-            id__in=set(by_mobile.values()) | set(by_ident.values())).values_list("id", "home_clinic_id", "consultant_id")}
+        facts, names = {}, {}
+        for pk, home_clinic_id, consultant_id, name in Customer.objects.filter(
+                id__in=set(by_mobile.values()) | set(by_ident.values())).values_list(
+                "id", "home_clinic_id", "consultant_id", "name"):
+            facts[pk], names[pk] = (home_clinic_id, consultant_id), " ".join(name.split())
+        self.names = names
         if self.scope is not None:  # another clinic's customer is unknown to this importer, as to the API
             visible = {pk for pk, (home_clinic_id, consultant_id) in facts.items()
                        if scope_covers(self.scope, chain_id=self.chain.id, home_clinic_id=home_clinic_id,
@@ -381,6 +387,16 @@ class _OrderImport:
         errors = []
         by_phone = by_mobile.get(line.mobile) if line.mobile else None
         by_pms = by_ident.get((IdentityKind.PMS, line.pms_id)) if line.pms_id else None
+        if by_phone is not None and line.mobile_header is not None and line.name and self.names.get(by_phone) not in (
+                None, line.name):
+            # A number from the fallback column under another name is a shared line (a parent's, the family's):
+            # the bill is not that holder's. The PMS id decides if there is one, else the row is refused.
+            if by_pms is None:
+                return [(line.mobile_header, line.mobile, _(
+                    "is the number of a customer with another name (a shared line?): give the patient's own phone "
+                    "or PMS id"))]
+            line.mobile, line.mobile_header = None, None
+            return []
         if line.mobile and by_phone is None:
             errors.append((line.mobile_header or self.mobile_header, line.mobile, _("no customer with this phone")))
         if line.pms_id and by_pms is None and not line.mobile:

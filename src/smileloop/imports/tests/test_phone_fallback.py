@@ -303,6 +303,29 @@ def test_orders_find_the_customer_by_the_fallback_where_the_phone_is_blank(tmp_p
         assert Order.objects.get(external_id="A001").customer_id == patient.id
 
 
+def test_an_order_whose_fallback_number_is_a_relatives_goes_by_the_pms_id_or_is_refused(tmp_path, chain, clinic_a,
+                                                                                         catalogue):
+    # given a mother holding the family line, and her son known by a PMS id
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8675586001234", home_clinic=clinic_a)
+    son = CustomerFactory(chain=chain, name="李小明", mobile=None, home_clinic=clinic_a)
+    IdentityFactory(customer=son, kind=IdentityKind.PMS, external_id="P-9")
+    path = csv_write(tmp_path / "orders.csv", [
+        ["订单号", "手机", "联系电话", "姓名", "病历号", "日期", "项目编码"],
+        ["A001", "", "0755-86001234", "周敏", "", "2024-03-05", "EX01"],
+        ["A002", "", "0755-86001234", "李小明", "P-9", "2024-03-05", "CL01"],
+        ["A003", "", "0755-86001234", "李小明", "", "2024-03-06", "CL01"],
+    ])
+    # when
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+    # then the mother's own bill is hers, the son's goes by his PMS id, and a bill naming him with only her line
+    # is refused naming the column, not booked on her
+    assert [(e["row"], e["column"]) for e in report.errors] == [(4, "联系电话")]
+    assert "another name" in report.errors[0]["message"]
+    assert Order.objects.get(external_id="A001").customer_id == mother.id
+    assert Order.objects.get(external_id="A002").customer_id == son.id
+    assert not Order.objects.filter(external_id="A003").exists()
+
+
 def test_an_orders_row_found_by_nobody_through_the_fallback_names_the_fallback_column(tmp_path, chain, clinic_a,
                                                                                       catalogue):
     # given an XLSX without a phone column but with a landline column
