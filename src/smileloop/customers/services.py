@@ -581,7 +581,6 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
 
 
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,
-                               count_visit: bool = False,
                                count_visit_unless: tuple[str, list] | None = None) -> None:
     """Keep the denormalised visit/spend figures current with one UPDATE (called by visits services; plain
     SQL, as compiling the CASE expressions through the ORM cost more than running it on every paid bill).
@@ -592,9 +591,7 @@ def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None
     if spend_delta_fen:
         sets.append("lifetime_spend_fen = lifetime_spend_fen + %s")
         params.append(int(spend_delta_fen))
-    if count_visit:
-        sets.append("visit_count = visit_count + 1")
-    elif count_visit_unless is not None:
+    if count_visit_unless is not None:
         sets.append(f"visit_count = visit_count + CASE WHEN {count_visit_unless[0]} THEN 0 ELSE 1 END")
         params += list(count_visit_unless[1])
     if visit_at is not None:

@@ -51,6 +51,15 @@ from smileloop.imports.services.values import (
 )
 from smileloop.visits.models import Order, OrderLine, Payment, ServiceItem
 
+
+def _typed_placeholders() -> tuple[str, str]:
+    """Placeholders for a bigint and a timestamp in a VALUES list: PostgreSQL types an untyped parameter there as
+    text, SQLite needs no cast (and would turn a date string into a number with one)."""
+    if connection.vendor == "postgresql":
+        return "CAST(%s AS bigint)", "CAST(%s AS timestamptz)"
+    return "%s", "%s"
+
+
 # A paid order makes a customer "treated" (lifecycle progress only moves up; dormant/lost are left to
 # lifecycle.stages_derive, which re-derives them from the imported facts).
 _BELOW_TREATED = [Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED]
@@ -134,6 +143,7 @@ class _OrderImport:
         self.chain = chain
         self.actor = staff_of(actor)
         self.scope = limited_scope_of(actor)  # None: every clinic of the chain
+        self.names: dict[int, str] = {}  # the chunk's customers found by phone or PMS id → their names
         self.table = table
         self.write = write
         self.skip_invalid = skip_invalid
@@ -449,8 +459,7 @@ class _OrderImport:
         from smileloop.visits.models import Appointment
 
         pairs = sorted({(customer_id, at.astimezone(self.tz).date()) for customer_id, at in bills})
-        postgres = connection.vendor == "postgresql"
-        big, ts = ("CAST(%s AS bigint)", "CAST(%s AS timestamptz)") if postgres else ("%s", "%s")
+        big, ts = _typed_placeholders()
         order_table, visit_table = Order._meta.db_table, Appointment._meta.db_table
         covered: set[tuple[int, dt.date]] = set()
         for start in range(0, len(pairs), 2000):
@@ -484,8 +493,7 @@ class _OrderImport:
         Django ~10 ms to compile per customer and the database a scan of every branch per row, quadratic in the
         chunk's customers (a 50,000-order import into 4,000 patients took a minute, most of it here)."""
         table = Customer._meta.db_table
-        postgres = connection.vendor == "postgresql"
-        big, ts = ("CAST(%s AS bigint)", "CAST(%s AS timestamptz)") if postgres else ("%s", "%s")
+        big, ts = _typed_placeholders()
         below = ", ".join(["%s"] * len(_BELOW_TREATED))
         items = list(stats.items())
         for start in range(0, len(items), 500):
