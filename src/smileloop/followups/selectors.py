@@ -102,7 +102,7 @@ def inbox_list(scope: Scope, *, today: dt.date | None = None, limit: int = 200) 
     now = timezone.now()
     for task in tasks:
         task.is_overdue = task_overdue(task, now=now, day_start=start)
-    tasks_scripts_fill(tasks, today=today, tz=str(tz))
+    tasks_scripts_fill(tasks, today=today, tz=str(tz))  # not scripts_fill: the chain's time zone is read already
     guardians_fill(scope, tasks)
     return tasks
 

@@ -63,8 +63,6 @@ def inbox(request, scope: Scope):
 def _row(request, scope: Scope, task, *, form=None, phone: str = "", status: int = 200, page: bool = False):
     if not hasattr(task, "script_text"):
         selectors.scripts_fill(scope, [task])
-    elif not hasattr(task, "guardian"):
-        selectors.guardians_fill(scope, [task])
     now = timezone.now()
     tz = selectors.chain_tz(scope.chain_id)
     day_start = dt.datetime.combine(timezone.localtime(now, tz).date(), dt.time.min, tzinfo=tz)
