@@ -5,6 +5,10 @@ customer's name, the clinic, the treating doctor); `days_since` is counted from 
 today, and `when` names that day as the patient reads it today ("昨天" the day after, "3天前", "11月3日" once a
 task is late: a script that says "yesterday" is wrong when it is sent a week later). Unknown or missing values
 render as "—" rather than failing: a script must always show.
+
+A patient without a phone (a child) is called through a relative (`task.guardian`): a `{name}` in a greeting
+("{name}您好", "Hello {name}") then addresses the person on the line ("石子轩家长您好"); every other `{name}` (an
+instruction to staff: "{name}的生日在…") still names the patient.
 """
 
 import datetime as dt
@@ -28,6 +32,7 @@ def context_provider_register(name: str, provider) -> None:
 class _Values(dict):
     anchor_day: dt.date | None = None
     today: dt.date | None = None
+    via_relative_minor: bool | None = None  # set when the call goes through a relative: is the patient a minor?
 
     def __missing__(self, key):
         return MISSING
@@ -47,6 +52,19 @@ def when_words(day: dt.date, today: dt.date, *, chinese: bool) -> str:
     if 0 <= days <= 6:
         return ("today", "yesterday")[days] if days < 2 else f"{days} days ago"
     return f"on {day.isoformat()}"
+
+
+def addressee(name: str, *, minor: bool, chinese: bool) -> str:
+    """The greeting's name when a relative answers for the patient: a child's parent (家长), else family (家属)."""
+    if chinese:
+        return f"{name}{'家长' if minor else '家属'}"
+    return f"{name}'s {'parent' if minor else 'family'}"
+
+
+def _minor(birthday: dt.date | None, today: dt.date) -> bool:
+    if not birthday:
+        return False
+    return (today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))) < 18
 
 
 def _local_date(value: dt.datetime, tz: str) -> dt.date:
@@ -85,28 +103,45 @@ def task_values(task, *, today: dt.date, tz: str = "Asia/Shanghai") -> dict:
         values.setdefault("doctor", task.doctor.name)
     values.setdefault("date", _date_value(ctx, tz) or anchor_day.isoformat())
     values.anchor_day, values.today = anchor_day, today
+    if getattr(task, "guardian", None) is not None and not task.customer.mobile:
+        values.via_relative_minor = _minor(task.customer.birthday, today)
     days = ctx.get("days_since_base")
     base = dt.date.fromisoformat(days) if isinstance(days, str) else anchor_day
     values["days_since"] = max((today - base).days, 0)
     return values
 
 
+_GREETING_AFTER = re.compile(r"\s*(您好|你好)")
+_GREETING_BEFORE = re.compile(r"(^|\W)(hello|hi|dear)[\s,]*$", re.IGNORECASE)
+
+
+def _greets(before: str, rest: list) -> bool:
+    after = rest[0][0] if rest else ""
+    return bool(_GREETING_AFTER.match(after) or _GREETING_BEFORE.search(before))
+
+
 def script_render(template: str, values: dict) -> str:
-    out = []
+    chinese = bool(_CJK.search(template or ""))
+    minor = getattr(values, "via_relative_minor", None)
     try:
-        for literal, field, _spec, _conv in string.Formatter().parse(template or ""):
-            out.append(literal)
-            if field == "when" and getattr(values, "anchor_day", None) and getattr(values, "today", None):
-                out.append(when_words(values.anchor_day, values.today, chinese=bool(_CJK.search(template))))
-            elif field is not None:
-                out.append(str(values[field]) if field in values else MISSING)
+        parts = list(string.Formatter().parse(template or ""))
     except ValueError:  # a stray brace: show the text as written rather than nothing
         return template
+    out = []
+    for i, (literal, field, _spec, _conv) in enumerate(parts):
+        out.append(literal)
+        if field == "when" and getattr(values, "anchor_day", None) and getattr(values, "today", None):
+            out.append(when_words(values.anchor_day, values.today, chinese=chinese))
+        elif field == "name" and minor is not None and "name" in values and _greets(literal, parts[i + 1:]):
+            out.append(addressee(str(values["name"]), minor=minor, chinese=chinese))
+        elif field is not None:
+            out.append(str(values[field]) if field in values else MISSING)
     return "".join(out)
 
 
 def tasks_scripts_fill(tasks: list, *, today: dt.date, tz: str = "Asia/Shanghai") -> None:
-    """Set `task.script_text` on each task (tasks loaded with customer, clinic, doctor and step)."""
+    """Set `task.script_text` on each task (tasks loaded with customer, clinic, doctor and step; `task.guardian`
+    filled first where a relative is called)."""
     extra: dict[str, dict] = {}
     for name, provider in _PROVIDERS.items():
         needing = [t for t in tasks if "{" + name + "}" in (t.step.script or "") and not (t.context or {}).get(name)]

@@ -67,8 +67,8 @@ def task_get(scope: Scope, task_id) -> FollowupTask:
 
 def scripts_fill(scope: Scope, tasks: list[FollowupTask], *, today: dt.date | None = None) -> list[FollowupTask]:
     tz = chain_tz(scope.chain_id)
+    guardians_fill(scope, tasks)  # first: a script called through a relative greets them
     tasks_scripts_fill(tasks, today=today or timezone.localtime(timezone.now(), tz).date(), tz=str(tz))
-    guardians_fill(scope, tasks)
     return tasks
 
 
@@ -102,8 +102,8 @@ def inbox_list(scope: Scope, *, today: dt.date | None = None, limit: int = 200) 
     now = timezone.now()
     for task in tasks:
         task.is_overdue = task_overdue(task, now=now, day_start=start)
-    tasks_scripts_fill(tasks, today=today, tz=str(tz))  # not scripts_fill: the chain's time zone is read already
     guardians_fill(scope, tasks)
+    tasks_scripts_fill(tasks, today=today, tz=str(tz))  # not scripts_fill: the chain's time zone is read already
     return tasks
 
 

@@ -344,3 +344,18 @@ def test_script_rendering_fills_known_values_and_marks_missing_ones():
     assert script_render("{name}您好，{doctor}医生：{survey_link}", {"name": "王芳", "doctor": "张伟"}) == \
         "王芳您好，张伟医生：—"
     assert script_render("a { b", {}) == "a { b"
+
+
+def test_a_script_called_through_a_relative_greets_the_relative_and_still_names_the_patient_elsewhere():
+    from smileloop.followups.script import _Values
+
+    values = _Values({"name": "石子轩", "clinic": "静安门诊"})
+    values.via_relative_minor = True
+    assert script_render("{name}您好，提醒{name}明天到{clinic}复诊。", values) == \
+        "石子轩家长您好，提醒石子轩明天到静安门诊复诊。"
+    assert script_render("{name}反馈了不满意：请致电。", values) == "石子轩反馈了不满意：请致电。"
+    assert script_render("Hello {name}, {name} is due.", values) == "Hello 石子轩's parent, 石子轩 is due."
+    values.via_relative_minor = False  # an adult without a phone of their own: the family answers
+    assert script_render("{name} 您好", values) == "石子轩家属 您好"
+    values.via_relative_minor = None  # the patient's own phone
+    assert script_render("{name}您好", values) == "石子轩您好"

@@ -190,6 +190,29 @@ def test_a_child_without_a_phone_is_called_through_a_parent_in_scope(client, cha
     assert event.object_id == str(father.id) and child.name in event.reason and f"#{task.id}" in event.reason
 
 
+def test_the_script_of_a_child_called_through_a_parent_greets_the_parent(client, chain, clinic_a, front_desk_a,
+                                                                         tasks_ab):
+    # given a child of nine without a phone, a father with one, and a step whose script greets the patient
+    from smileloop.customers.services import household_member_add
+
+    task = tasks_ab["today"]
+    child = task.customer
+    Customer.objects.filter(pk=child.pk).update(mobile=None, mobile_tail="",
+                                                birthday=timezone.localdate() - dt.timedelta(days=9 * 365))
+    father = CustomerFactory(chain=chain, name="李强", home_clinic=clinic_a, mobile="+8613700137007")
+    household_member_add(head=father, member=child, relation="child")
+    PlaybookStep.objects.filter(pk=task.step_id).update(script="{name}您好，{name}的复查该约了。")
+    # when the inbox and the task page are shown
+    inbox = login(client, front_desk_a).get(reverse("followups:inbox")).text
+    page = client.get(reverse("followups:task", args=[task.id])).text
+    # then the greeting addresses the parent on the line, the rest still names the child
+    for html in (inbox, page):
+        assert f"{child.name}家长您好，{child.name}的复查该约了。" in html
+    # and once the child has a number of their own, the script greets the child again
+    Customer.objects.filter(pk=child.pk).update(mobile="+8613600136006", mobile_tail="6006")
+    assert f"{child.name}您好，{child.name}的复查该约了。" in client.get(reverse("followups:inbox")).text
+
+
 def test_a_child_without_a_phone_or_a_relative_in_scope_shows_no_number(client, chain, clinic_b, front_desk_a,
                                                                         tasks_ab):
     from smileloop.customers.services import household_member_add
