@@ -440,7 +440,7 @@ class PoolGenerator:
             if archetype in ("implant", "ortho", "perio", "crown") or (archetype == "child" and rng.random() < 0.06):
                 plans.append(self._plan(archetype if archetype != "child" else "early_ortho", p, first_day,
                                         doctor, visits, rows))
-            self._recurring(archetype, first_day, stop_day, visits, booked)
+            self._recurring(archetype, first_day, stop_day, visits, booked, age=p.age)
         # Plans decide their own stopping point; a plan's next step inside 60 days is booked.
         for plan in plans:
             stop_at = plan["stop_day"]
@@ -526,7 +526,7 @@ class PoolGenerator:
             return f"{_ri(rng, 5, 8)}{_ri(rng, 1, 5)}"
         return f"{_ri(rng, 1, 4)}{rng.choice('12345667778')}"
 
-    def _recurring(self, archetype, first_day, stop_day, visits, booked) -> None:
+    def _recurring(self, archetype, first_day, stop_day, visits, booked, *, age: int = 30) -> None:
         rng = self.rng
         rate = {"special": 1.6, "occasional": 0.9, "regular": 2.6, "child": 3.0, "implant": 1.4, "ortho": 1.0,
                 "perio": 3.0, "crown": 1.8}[archetype] * self.visit_rate
@@ -536,6 +536,7 @@ class PoolGenerator:
         # A cleaning (or periodontal maintenance) is not repeated within months, however often the person comes:
         # the seed's 10 orders a customer make regulars visit monthly, and those visits are check-ups instead.
         last_clean = first_day
+        sealed: set[str] = set()
         while True:
             day += max(14, int(rng.expovariate(1 / mean_gap)))
             if day >= stop_day:
@@ -545,11 +546,8 @@ class PoolGenerator:
             lines = visits[day]
             r = rng.random()
             if child:
-                lines.append(("PD01", "", None))
-                if r < 0.3:
-                    lines.append(("PD02", self._tooth(child=True), None))
-                elif r < 0.5:
-                    lines.append(("PD03", self._tooth(child=True), None))
+                if self._child_visit(lines, r, age - (self.now_day - day) / 365, day - last_clean >= 90, sealed):
+                    last_clean = day
                 continue
             if archetype == "perio" and day - last_clean >= 80:
                 lines.append(("PE02", "", None))
@@ -570,6 +568,24 @@ class PoolGenerator:
                 lines.append(("WH01", "", None))
             if rng.random() < 0.14:
                 lines.append((rng.choice(("OC01", "OC02", "OC03", "OC04", "OC05")), "", None))
+
+    def _child_visit(self, lines: list, r: float, age: float, fluoride_due: bool, sealed: set[str]) -> bool:
+        """A child's visit as a paediatric dentist would bill it: fluoride varnish every three months at most
+        (otherwise a check-up), sealants once per tooth on the molars of the age (primary molars from three,
+        the first permanent molars from six, the second from eleven), fillings of primary teeth from two. True when
+        the visit had fluoride."""
+        lines.append(("PD01" if fluoride_due else "EX01", "", None))
+        if r < 0.3 and age >= 3:
+            molars = [f"{q}{n}" for q in (5, 6, 7, 8) for n in (4, 5)] if age < 6 else \
+                [f"{q}{n}" for q in (1, 2, 3, 4) for n in ((6, 7) if age >= 11 else (6,))]
+            unsealed = [t for t in molars if t not in sealed]
+            if unsealed:
+                tooth = self.rng.choice(unsealed)
+                sealed.add(tooth)
+                lines.append(("PD02", tooth, None))
+        elif 0.3 <= r < 0.5 and age >= 2:
+            lines.append(("PD03", self._tooth(child=True), None))
+        return fluoride_due
 
     def _plan(self, kind: str, p: Person, first_day: int, doctor: int, visits, rows) -> dict:
         """Schedule a multi-visit plan's steps; steps before the person's stopping point are done."""

@@ -72,6 +72,10 @@ from smileloop.visits.models import ServiceItem
 DEMO_CHAIN_NAME = "笑齿口腔（演示）"
 DEMO_PASSWORD = "smileloop-demo"
 DEMO_SEED = 20261123
+# The demo chain's orders per customer over its 3 years: the archetypes' own visit rates (a regular 3 times a
+# year, a child's fluoride every few months, ortho monthly), so a 360 page reads like a real patient's. The scale
+# seed's 10 (issue 2's 1M customers / 10M orders) would make regulars visit every three weeks.
+DEMO_ORDERS_PER_CUSTOMER = 3.0
 DEMO_LOGINS = [  # (username, role, clinic index or None, superuser)
     ("admin", Role.CHAIN_ADMIN, None, True),
     ("frontdesk", Role.FRONT_DESK, 0, False),
@@ -416,7 +420,7 @@ def demo_create(*, customers: int = 5000, password: str = DEMO_PASSWORD, progres
         return DemoReport(chain=chain, created=False, logins=_demo_logins(chain), programmes=programmes,
                           loaded=_loaded_counts(chain))
     report = chain_seed(customers=customers, clinics=3, years=3, seed=DEMO_SEED, chain_name=DEMO_CHAIN_NAME,
-                        today=today, progress=progress)
+                        today=today, orders_per_customer=DEMO_ORDERS_PER_CUSTOMER, progress=progress)
     chain = report.chain
     clinics = list(Clinic.objects.filter(chain=chain).order_by("id"))
     skipped = []
