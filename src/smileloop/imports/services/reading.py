@@ -6,11 +6,16 @@ HEADER_SEARCH_ROWS with the most recognised column names, and of a workbook the 
 Cells stay as the reader gives them (str, or int/float/datetime from XLSX) so the parsers can treat Excel
 numbers and dates properly. Formulas are never evaluated: openpyxl is opened with data_only=False, so a
 formula cell arrives as its text ("=1+1").
+
+Exports from practice-management systems end (or break by clinic) with summary lines: 合计, 小计, 共 120 条,
+制表人：…, 导出时间：…. A row whose first filled cell is such a marker is not data: it is set aside with its row
+number (`Table.summary_rows`, reported) instead of becoming a person named "合计：2人" or an invalid order.
 """
 
 import codecs
 import csv
 import datetime as dt
+import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator
@@ -25,6 +30,13 @@ SUPPORTED_EXTENSIONS = (".csv", ".xlsx")
 IGNORE = "ignore"
 FALLBACK_SUFFIX = "_fallback"  # `mobile_fallback`: a second phone column, used where the phone cell is blank
 HEADER_SEARCH_ROWS = 10  # a title, a date line or blank rows may stand above the header
+# The first filled cell of a summary line: totals, a count of records, who made the sheet and when.
+_SUMMARY = re.compile(
+    r"(合计|合計|总计|總計|小计|小計|共计|共計|总数|總數|汇总|彙總)"
+    r"|(grand total|subtotal|total)\s*([:：].*|\d.*)?$"  # whole-cell English only ('Sum', 'Total' may be names)
+    r"|共\s*\d+\s*(条|條|人|行|位|名|笔|筆|项|項|个|個|单|單)"
+    r"|(制表|製表|导出|導出|打印|统计|統計|填表|审核|審核)(人|时间|時間|日期)?\s*[:：]",
+    re.IGNORECASE)
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls (and other old Office files)
 
@@ -51,6 +63,15 @@ def cell_text(value) -> str:
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     return str(value).strip()
+
+
+def summary_label(cells) -> str | None:
+    """The text of a summary line's first filled cell ('合计：2人', '共 120 条'), or None for a row of data."""
+    for value in cells:
+        text = cell_text(value)
+        if text:
+            return text if _SUMMARY.match(unicodedata.normalize("NFKC", text)) else None
+    return None
 
 
 def column_map_clean(column_map: dict[str, str] | None, *, aliases: dict[str, str], fields: set[str]) -> dict:
@@ -86,6 +107,7 @@ class Table:
         self._closer = closer
         self.columns: dict[int, tuple[str, str]] = {}
         self.ignored: list[str] = []
+        self.summary_rows: list[dict] = []  # {"row": n, "value": its first cell}: set aside, filled while read
 
     def map_columns(self, *, aliases: dict[str, str], fields: set[str], column_map: dict[str, str]) -> None:
         """Find the header (see the module doc) and assign a field to each of its columns; the first column wins
@@ -113,7 +135,7 @@ class Table:
             if not following:
                 raise ImportFileError(_("%(name)s has a header but no data rows") % {"name": self.name},
                                       code="no_rows")
-            self._rows = chain(following, rows)
+            self._rows = self._data(chain(following, rows))
             return
         if not seen:
             raise ImportFileError(_("%(name)s is empty") % {"name": self.name}, code="no_header")
@@ -147,6 +169,14 @@ class Table:
             taken.add(field)
             columns[index] = (field, str(header).strip())
         return columns, ignored
+
+    def _data(self, rows: Iterator[tuple[int, list]]) -> Iterator[tuple[int, list]]:
+        for number, cells in rows:
+            label = summary_label(cells)
+            if label is None:
+                yield number, cells
+            else:
+                self.summary_rows.append({"row": number, "value": label[:200]})
 
     def header_for(self, field: str) -> str | None:
         for name, header in self.columns.values():

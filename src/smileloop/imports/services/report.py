@@ -39,6 +39,8 @@ class ImportReport:
     fallback_not_kept: int = 0
     fallback_skipped: int = 0
     fallback_shared: int = 0  # a fallback number that is someone else's (another name): row imported without it
+    # Summary lines of the export (合计, 共 120 条, 制表人：…) set aside, not counted in `rows`: [{"row", "value"}]
+    summary_rows: list[dict] = field(default_factory=list)
 
     @classmethod
     def for_columns(cls, kind: str, table) -> "ImportReport":
@@ -50,7 +52,8 @@ class ImportReport:
                 fallbacks[header] = name.removesuffix(FALLBACK_SUFFIX)
             else:
                 columns[header] = name
-        return cls(kind=kind, columns=columns, fallback_columns=fallbacks, ignored_columns=table.ignored)
+        return cls(kind=kind, columns=columns, fallback_columns=fallbacks, ignored_columns=table.ignored,
+                   summary_rows=table.summary_rows)  # the table's own list: filled as the file is read
 
     def error_add(self, *, row: int, column: str, value, message: str) -> None:
         self.error_count += 1
@@ -67,6 +70,8 @@ class ImportReport:
             out.update(fallback_columns=self.fallback_columns, fallback_used=self.fallback_used,
                        fallback_kept=self.fallback_kept, fallback_not_kept=self.fallback_not_kept,
                        fallback_skipped=self.fallback_skipped, fallback_shared=self.fallback_shared)
+        if self.summary_rows:
+            out["summary_rows"] = list(self.summary_rows)
         return out
 
     def as_stored(self) -> dict:

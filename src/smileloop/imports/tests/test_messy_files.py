@@ -60,6 +60,53 @@ def test_a_title_row_above_the_header_of_a_csv(tmp_path, chain):
     assert [(e["row"], e["value"]) for e in report.as_dict()["errors"]] == [(3, "bad")]
 
 
+def test_summary_lines_of_an_export_are_set_aside_not_imported_as_people(tmp_path, chain):
+    # given an export with a subtotal after each clinic's block, a count, and who made it and when
+    path = xlsx_write(tmp_path / "c.xlsx", [
+        ["序号", "姓名", "手机号"],
+        [1, "张三", "13800138000"],
+        [None, "小计", None],
+        [2, "李四", "13900139000"],
+        ["合计：2人", None, None],
+        ["共 2 条"],
+        ["制表人：王芳", None, "导出时间：2026-12-01"],
+        ["Total: 2"],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then only the two people are rows; the summary lines are reported with their row numbers, not as people
+    assert (report.rows, report.created, report.skipped) == (2, 2, 0)
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["张三", "李四"]
+    assert report.as_dict()["summary_rows"] == [
+        {"row": 3, "value": "小计"}, {"row": 5, "value": "合计：2人"}, {"row": 6, "value": "共 2 条"},
+        {"row": 7, "value": "制表人：王芳"}, {"row": 8, "value": "Total: 2"}]
+
+
+@pytest.mark.parametrize("name", ["总", "共三", "小明", "Sum Ka Wai", "Totally Real", "合欢"])
+def test_names_that_only_look_like_summary_words_are_people(tmp_path, chain, name):
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], [name, "13800138000"]])
+    report = customers_import(path=path, chain=chain)
+    assert (report.created, report.as_dict().get("summary_rows")) == (1, None)
+    assert Customer.objects.get().name == name
+
+
+def test_a_totals_line_of_an_orders_export_is_not_an_invalid_order(tmp_path, chain, clinic_a, catalogue):
+    CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "o.csv", [
+        ["订单号", "手机号", "日期", "项目编码", "单价", "金额"],
+        ["A1", "13800138000", "2024-01-05", "EX01", "50", "50"],
+        ["合计", "", "", "", "", "50"],
+    ])
+
+    report = orders_import(path=path, chain=chain)
+
+    assert (report.rows, report.created, report.error_count) == (1, 1, 0)
+    assert report.as_dict()["summary_rows"] == [{"row": 3, "value": "合计"}]
+    assert Order.objects.count() == 1
+
+
 def test_a_workbook_claiming_the_whole_sheet_as_its_used_range_is_read_at_its_real_size(tmp_path):
     # given a workbook whose dimension says A1:XFD1048576 (as some writers and Excel itself leave it)
     xlsx_write(tmp_path / "src.xlsx", [["姓名", "手机号"], ["张三", "13800138000"]])

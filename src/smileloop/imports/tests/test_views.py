@@ -176,3 +176,11 @@ def test_a_file_over_the_size_limit_is_refused_by_name_and_nothing_is_kept(clien
     assert "The file is 2.2\xa0KB; files up to 1.0\xa0KB are accepted: split it into several files" in \
         response.content.decode()
     assert ImportBatch.objects.count() == 0
+
+
+def test_the_preview_names_the_summary_lines_it_set_aside(client, director_a):
+    client.force_login(director_a.user)
+    content = "姓名,手机号\n张三,13800138000\n合计：1人,\n".encode("gbk")
+    page = client.get(_upload(client, content).url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert '<dd id="count-rows">1</dd>' in page
+    assert "以下为导出文件的汇总行，不是数据，已略过：" in page and "第 3 行“合计：1人”" in page

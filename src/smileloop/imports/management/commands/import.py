@@ -72,6 +72,10 @@ class Command(BaseCommand):
         extra = f", {report.duplicates} already imported" if report.duplicates else ""
         self.stdout.write(f"{options['kind']}: {report.rows} rows, {report.created} created, {report.merged} merged, "
                           f"{report.skipped} skipped{extra} ({state})")
+        if report.summary_rows:
+            lines = ", ".join(f"row {r['row']} {r['value']!r}" for r in report.summary_rows[:5])
+            more = f" and {len(report.summary_rows) - 5} more" if len(report.summary_rows) > 5 else ""
+            self.stdout.write(f"set aside as summary lines, not data: {lines}{more}")
         for error in report.errors[:MAX_ERRORS_PRINTED]:
             self.stderr.write(f"row {error['row']}, {error['column']} {error['value']!r}: {error['message']}")
         if report.error_count > MAX_ERRORS_PRINTED:
