@@ -64,7 +64,7 @@ from smileloop.imports.services.values import (
     formula_or,
     name_clean,
     phone_fallback_parse,
-    phone_parse,
+    phone_numbers_parse,
 )
 from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
 
@@ -89,6 +89,7 @@ class _Row:
     dedupe_key: str | None = None
     mobile_header: str | None = None  # the fallback column's header when the phone came from it
     second: str | None = None  # the fallback column's number when it differs from the phone
+    more: tuple[str, ...] = ()  # further numbers of the phone cell itself ('138…/139…'), kept like a second number
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
 
 
@@ -238,6 +239,7 @@ class _CustomerImport:
         values: dict = {}
         errors = []
         mobile = second = None
+        more: list[str] = []
         idents, consents = [], []
         mobile_present = False
         fallback = None  # (raw, header) of the fallback column's cell
@@ -259,7 +261,8 @@ class _CustomerImport:
                     values["name"] = text
                 elif name == "mobile":
                     mobile_present = True
-                    mobile = values["mobile"] = phone_parse(raw)
+                    mobile, *more = phone_numbers_parse(raw)
+                    values["mobile"] = mobile
                 elif name == "mobile_fallback":
                     fallback = (raw, header)
                     second = phone_fallback_parse(raw)
@@ -291,7 +294,7 @@ class _CustomerImport:
         if errors:
             self.invalid(number, errors)
             return None
-        row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents)
+        row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents, more=tuple(more))
         if fallback is not None:
             if second is None:
                 row.fallback_skipped = True
@@ -356,6 +359,7 @@ class _CustomerImport:
         mobiles = {r.mobile for r in rows if r.mobile and f"m:{r.mobile}" not in self.known}
         # second numbers (see row_apply) are looked up with the phones: whose mobile or phone identity they are
         numbers = mobiles | {r.second for r in rows if r.second and f"m:{r.second}" not in self.known}
+        numbers |= {n for r in rows for n in r.more if f"m:{n}" not in self.known}
         ident_keys = {(k, e) for r in rows for k, e, _h in r.idents if f"i:{k}:{e}" not in self.known}
         by_mobile = dict(_select_in(
             "SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND merged_into_id IS NULL AND mobile",
@@ -481,7 +485,7 @@ class _CustomerImport:
 
     def fallback_apply(self, row: _Row, token: int, chunk: _Chunk, by_mobile: dict) -> None:
         """Count the row's use of the phone's fallback column, and keep a second number that differs from the
-        phone as a phone identity of the person (so a later row or import with that phone finds them), unless it
+        phone (the fallback column's, or one more in the phone cell itself) as a phone identity of the person (so a later row or import with that phone finds them), unless it
         is already someone else's phone or phone identity — a landline is often a family's or a company's: then it
         is counted and left. A second number never decides whom its own row is."""
         report = self.report
@@ -489,17 +493,28 @@ class _CustomerImport:
             report.fallback_used += 1
         elif row.fallback_skipped:
             report.fallback_skipped += 1
-        if row.second is None:
-            return
-        key = f"m:{row.second}"
-        owner = self.known.get(key) or by_mobile.get(row.second)
+        for number in row.more:
+            kept = self._second_keep(number, token, chunk, by_mobile)
+            if kept is not None:
+                report.more_numbers_kept += kept
+                report.more_numbers_not_kept += not kept
+        if row.second is not None and row.second not in row.more:
+            kept = self._second_keep(row.second, token, chunk, by_mobile)
+            if kept is not None:
+                report.fallback_kept += kept
+                report.fallback_not_kept += not kept
+
+    def _second_keep(self, number: str, token: int, chunk: _Chunk, by_mobile: dict) -> bool | None:
+        """Keep `number` as a phone identity of `token` unless it is someone else's: True kept, False someone
+        else's, None the person's own already."""
+        key = f"m:{number}"
+        owner = self.known.get(key) or by_mobile.get(number)
         if owner is None:
-            chunk.identities.append((token, IdentityKind.PHONE, row.second))
+            chunk.identities.append((token, IdentityKind.PHONE, number))
             self.known[key] = token
             chunk.new_keys.append(key)
-            report.fallback_kept += 1
-        elif owner != token:
-            report.fallback_not_kept += 1
+            return True
+        return None if owner == token else False
 
     def person_new(self, row: _Row) -> dict:
         """A new person as column values (see bulk.rows_insert); model defaults fill the rest."""

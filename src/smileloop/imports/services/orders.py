@@ -45,7 +45,7 @@ from smileloop.imports.services.values import (
     formula_or,
     payment_method_parse,
     phone_fallback_parse,
-    phone_parse,
+    phone_numbers_parse,
     quantity_parse,
     yuan_parse,
 )
@@ -84,6 +84,7 @@ class _Line:
     mobile_header: str | None = None  # the fallback column's header when the phone came from it
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
     name: str = ""  # the name column's, when the file has one
+    more: tuple[str, ...] = ()  # further numbers of the phone cell ('138…/139…'): the bill goes by the one known
 
 
 @dataclass
@@ -200,7 +201,7 @@ class _OrderImport:
             fail("order_no", "is required")
         elif len(order_no) > 64:
             fail("order_no", "is longer than 64 characters")
-        mobile = get("mobile", phone_parse)
+        mobile, *more = get("mobile", phone_numbers_parse) or [None]
         # the fallback column (电话 beside 手机): its number where the phone cell is blank; a cell without a
         # number ('无') is skipped; orders keep no second number (customers_import keeps it on the person)
         found = len(errors)
@@ -256,7 +257,7 @@ class _OrderImport:
                      amount_fen=list_total - discount, method=method,
                      tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
-                     fallback_skipped="mobile_fallback" in raw and second is None,
+                     fallback_skipped="mobile_fallback" in raw and second is None, more=tuple(more),
                      name=" ".join(cell_text(raw["name"][0]).split()) if "name" in raw else "")
         return line, [], order_no
 
@@ -303,7 +304,7 @@ class _OrderImport:
                 group.lines.append(line)
         # Find customers and existing orders for the whole chunk in a few queries.
         lines = [line for g in groups.values() for line in g.lines]
-        mobiles = {line.mobile for line in lines if line.mobile}
+        mobiles = {line.mobile for line in lines if line.mobile} | {n for line in lines for n in line.more}
         pms_ids = {line.pms_id for line in lines if line.pms_id}
         by_mobile = dict(Customer.objects.filter(chain_id=self.chain.id, mobile__in=mobiles,
                                                  merged_into__isnull=True).values_list("mobile", "id"))
@@ -395,6 +396,13 @@ class _OrderImport:
 
     def line_resolve(self, line: _Line, by_mobile, by_ident) -> list:
         errors = []
+        if line.more:
+            # a cell of several numbers ('138…/139…') names the customer whose number one of them is
+            owners = {by_mobile[n] for n in (line.mobile, *line.more) if n in by_mobile}
+            if len(owners) > 1:
+                return [(self.mobile_header, "/".join((line.mobile, *line.more)),
+                         _("holds the numbers of different customers; keep one number per row"))]
+            line.mobile = next((n for n in (line.mobile, *line.more) if n in by_mobile), line.mobile)
         by_phone = by_mobile.get(line.mobile) if line.mobile else None
         by_pms = by_ident.get((IdentityKind.PMS, line.pms_id)) if line.pms_id else None
         if by_phone is not None and line.mobile_header is not None and line.name and self.names.get(by_phone) not in (

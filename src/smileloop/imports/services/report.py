@@ -39,6 +39,9 @@ class ImportReport:
     fallback_not_kept: int = 0
     fallback_skipped: int = 0
     fallback_shared: int = 0  # a fallback number that is someone else's (another name): row imported without it
+    # Further numbers in phone cells ('138…/139…'): kept as phone identities, or someone else's already (customers)
+    more_numbers_kept: int = 0
+    more_numbers_not_kept: int = 0
     # Summary lines of the export (合计, 共 120 条, 制表人：…) set aside, not counted in `rows`: [{"row", "value"}]
     summary_rows: list[dict] = field(default_factory=list)
 
@@ -70,6 +73,8 @@ class ImportReport:
             out.update(fallback_columns=self.fallback_columns, fallback_used=self.fallback_used,
                        fallback_kept=self.fallback_kept, fallback_not_kept=self.fallback_not_kept,
                        fallback_skipped=self.fallback_skipped, fallback_shared=self.fallback_shared)
+        if self.more_numbers_kept or self.more_numbers_not_kept:
+            out.update(more_numbers_kept=self.more_numbers_kept, more_numbers_not_kept=self.more_numbers_not_kept)
         if self.summary_rows:
             out["summary_rows"] = list(self.summary_rows)
         return out

@@ -44,6 +44,42 @@ def phone_parse(raw) -> str:
     return phone_normalize(text)
 
 
+# Two numbers in one phone cell, as PMS exports and hand-kept sheets write them: 138…/139…, 138…，139…, 138…、139…,
+# 138… 或 139…; whitespace separates numbers only when every part is a whole number on its own ('138 0013 8000' is one).
+_NUMBER_SEPARATORS = re.compile(r"\s*(?:[/,;，；、|]|\s或\s?|或|\sor\s)\s*", re.IGNORECASE)
+MAX_CELL_NUMBERS = 3
+
+
+def phone_numbers_parse(raw) -> list[str]:
+    """A phone cell's numbers, the first being the phone: one in the usual case (phone_parse), several where the
+    cell joins them. Raises phone_parse's error for a cell that is no list of numbers, and names the part that is
+    no number in one that is."""
+    try:
+        return [phone_parse(raw)]
+    except ValueError as exc:
+        error = exc
+    text = unicodedata.normalize("NFKC", cell_text(raw)).strip()
+    parts = [p for p in _NUMBER_SEPARATORS.split(text) if p.strip()]
+    by_space = len(parts) < 2
+    if by_space:
+        parts = text.split()
+        if len(parts) < 2:
+            raise error
+    numbers: list[str] = []
+    for part in parts:
+        try:
+            number = phone_parse(part)
+        except ValueError as exc:
+            if by_space:
+                raise error from None
+            raise ValueError(f"holds several numbers, and “{part}” {exc}") from None
+        if number not in numbers:
+            numbers.append(number)
+    if len(numbers) > MAX_CELL_NUMBERS:
+        raise ValueError(f"holds {len(numbers)} numbers; at most {MAX_CELL_NUMBERS} are read from one cell")
+    return numbers
+
+
 # A landline's extension after the number: 0755-86001234-8001, 转 8001, 分机 8001, ext. 8001, x8001, #8001
 _EXTENSION = re.compile(r"(.*\d)\s*(?:转|分机|ext\.?|x|#|-|—|–)\s*(\d{1,6})\s*(?:分机|号)?", re.IGNORECASE)
 

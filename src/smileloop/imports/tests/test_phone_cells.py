@@ -1,0 +1,96 @@
+"""A phone cell holding several numbers ('138…/139…'), as PMS exports and hand-kept sheets write them."""
+
+import pytest
+from django.utils import translation
+
+from smileloop.customers.enums import IdentityKind
+from smileloop.customers.models import Customer, Identity
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.imports.messages import message_display
+from smileloop.imports.services import customers_import, orders_import
+from smileloop.imports.services.values import phone_numbers_parse
+from smileloop.imports.tests.files import csv_write
+from smileloop.visits.models import Order
+
+
+@pytest.mark.parametrize(("cell", "numbers"), [
+    ("13800138000", ["+8613800138000"]),
+    ("138 0013 8000", ["+8613800138000"]),
+    ("13800138000/13900139000", ["+8613800138000", "+8613900139000"]),
+    ("13800138000，139-0013-9000", ["+8613800138000", "+8613900139000"]),
+    ("13800138000、0755-86001234", ["+8613800138000", "+8675586001234"]),
+    ("13800138000 或 13900139000", ["+8613800138000", "+8613900139000"]),
+    ("13800138000 13900139000", ["+8613800138000", "+8613900139000"]),
+    ("13800138000/13800138000", ["+8613800138000"]),
+])
+def test_a_cell_of_one_or_several_numbers(cell, numbers):
+    assert phone_numbers_parse(cell) == numbers
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ("13800138000/12345", "holds several numbers, and “12345” is not a valid phone number"),
+    ("13800138000 12", "is not a valid phone number"),  # spaces alone never make a list of a number and a fragment
+    ("13800138000/13900139000/13700137000/13600136000", "holds 4 numbers; at most 3 are read from one cell"),
+    ("abc", "is not a phone number"),
+])
+def test_a_cell_that_is_no_list_of_numbers_says_which_part_is_wrong(cell, message):
+    with pytest.raises(ValueError) as exc:
+        phone_numbers_parse(cell)
+    assert str(exc.value) == message
+
+
+def test_the_staff_page_reads_a_several_numbers_error_in_chinese():
+    with translation.override("zh-hans"):
+        assert message_display("holds several numbers, and “12345” is not a valid phone number") == \
+            "含多个号码，其中“12345”不是有效的手机号码"
+        assert message_display("holds 4 numbers; at most 3 are read from one cell") == \
+            "含 4 个号码；一个单元格最多读取 3 个"
+
+
+def test_customers_the_first_number_is_the_phone_and_the_others_are_kept_unless_someone_elses(tmp_path, chain):
+    # given a pool where 13700137000 is someone's phone
+    other = CustomerFactory(chain=chain, name="赵六", mobile="+8613700137000")
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号"],
+        ["张三", "13800138000/13900139000"],
+        ["李四", "13600136000，13700137000"],
+        ["王五", "13500135000/bad"],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then
+    data = report.as_dict()
+    assert (report.created, report.skipped) == (2, 1)
+    assert [(e["row"], e["column"], e["message"]) for e in data["errors"]] == [
+        (4, "手机号", "holds several numbers, and “bad” is not a phone number")]
+    assert (data["more_numbers_kept"], data["more_numbers_not_kept"]) == (1, 1)
+    zhang = Customer.objects.get(name="张三")
+    assert zhang.mobile == "+8613800138000"
+    assert list(Identity.objects.filter(customer=zhang, kind=IdentityKind.PHONE).values_list(
+        "external_id", flat=True)) == ["+8613900139000"]
+    li = Customer.objects.get(name="李四")
+    assert li.mobile == "+8613600136000" and not Identity.objects.filter(customer=li, kind=IdentityKind.PHONE)
+    assert Customer.objects.get(pk=other.pk).name == "赵六"
+
+    # and a later file naming 张三 by his second number finds him, not a new person
+    again = customers_import(path=csv_write(tmp_path / "d.csv", [["姓名", "手机号"], ["张三", "13900139000"]]),
+                             chain=chain)
+    assert (again.created, again.merged) == (0, 1)
+
+
+def test_orders_a_bill_goes_by_whichever_number_of_the_cell_is_known(tmp_path, chain, clinic_a, catalogue):
+    known = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+    CustomerFactory(chain=chain, name="李四", mobile="+8613900139000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "o.csv", [
+        ["订单号", "手机号", "日期", "项目编码", "金额"],
+        ["A1", "13700137000/13800138000", "2024-01-05", "EX01", "50"],
+        ["A2", "13800138000/13900139000", "2024-01-06", "EX01", "50"],
+    ])
+
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+
+    assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (3, "holds the numbers of different customers; keep one number per row")]
+    assert list(Order.objects.values_list("external_id", "customer_id")) == [("A1", known.id)]
