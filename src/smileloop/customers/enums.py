@@ -37,6 +37,7 @@ class Channel(models.TextChoices):
     WECHAT_OA = "wechat_oa", _("WeChat official account")
     WECOM = "wecom", _("WeCom")
     DOUYIN = "douyin", _("Douyin")
+    XIAOHONGSHU = "xiaohongshu", _("Xiaohongshu (RED)")
     BAIDU = "baidu", _("Baidu")
     WEBSITE = "website", _("Website")
     MINI_PROGRAM = "mini_program", _("Mini program")

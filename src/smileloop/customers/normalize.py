@@ -127,6 +127,7 @@ _GENDERS = {
     "女": Gender.FEMALE, "f": Gender.FEMALE, "female": Gender.FEMALE, "woman": Gender.FEMALE, "2": Gender.FEMALE,
     "女性": Gender.FEMALE, "女士": Gender.FEMALE, "小姐": Gender.FEMALE,
     "未知": Gender.UNKNOWN, "u": Gender.UNKNOWN, "unknown": Gender.UNKNOWN, "0": Gender.UNKNOWN, "": Gender.UNKNOWN,
+    "保密": Gender.UNKNOWN, "不详": Gender.UNKNOWN, "未填": Gender.UNKNOWN, "未填写": Gender.UNKNOWN,
 }
 
 
@@ -140,20 +141,27 @@ def gender_parse(raw) -> str:
 
 
 _CHANNEL_ALIASES = {
-    "微信": Channel.WECHAT_OA, "公众号": Channel.WECHAT_OA, "微信公众号": Channel.WECHAT_OA,
+    "微信": Channel.WECHAT_OA, "公众号": Channel.WECHAT_OA, "微信公众号": Channel.WECHAT_OA, "服务号": Channel.WECHAT_OA,
+    "朋友圈": Channel.WECHAT_OA, "视频号": Channel.WECHAT_OA,
     "企业微信": Channel.WECOM, "企微": Channel.WECOM, "抖音": Channel.DOUYIN, "百度": Channel.BAIDU,
+    "小红书": Channel.XIAOHONGSHU, "红书": Channel.XIAOHONGSHU, "xhs": Channel.XIAOHONGSHU,
     "官网": Channel.WEBSITE, "网站": Channel.WEBSITE, "小程序": Channel.MINI_PROGRAM,
     "美团": Channel.MEITUAN, "大众点评": Channel.MEITUAN, "点评": Channel.MEITUAN,
     "电话": Channel.PHONE_CALL, "来电": Channel.PHONE_CALL, "短信": Channel.SMS,
     "社区活动": Channel.COMMUNITY_EVENT, "社区": Channel.COMMUNITY_EVENT, "活动": Channel.COMMUNITY_EVENT,
-    "转介绍": Channel.REFERRAL, "老带新": Channel.REFERRAL, "介绍": Channel.REFERRAL,
-    "自然到店": Channel.WALK_IN, "到店": Channel.WALK_IN, "路过": Channel.WALK_IN,
+    "地推": Channel.COMMUNITY_EVENT, "义诊": Channel.COMMUNITY_EVENT,
+    "转介绍": Channel.REFERRAL, "老带新": Channel.REFERRAL, "介绍": Channel.REFERRAL, "推荐": Channel.REFERRAL,
+    "自然到店": Channel.WALK_IN, "到店": Channel.WALK_IN, "进店": Channel.WALK_IN, "路过": Channel.WALK_IN,
     "导入": Channel.IMPORT, "其他": Channel.OTHER, "其它": Channel.OTHER,
 }
+# Longest first, so that at one position 企业微信 wins over 微信 and 大众点评 over 点评.
+_CHANNEL_WORDS = sorted(_CHANNEL_ALIASES, key=len, reverse=True)
 
 
 def channel_parse(raw) -> str:
-    """A channel code or a Chinese/English label → Channel value; unknown labels are an error."""
+    """A channel code or a Chinese/English label → Channel value; unknown labels are an error. A compound label
+    from another system (抖音团购, 美团点评, 朋友介绍, 企业微信好友) goes by the channel word in it that comes
+    first: the platform before what was done there (抖音活动 is Douyin)."""
     text = to_halfwidth(str(raw or "")).strip()
     if not text:
         raise ValueError("channel is empty")
@@ -165,7 +173,10 @@ def channel_parse(raw) -> str:
             return value
     if text in _CHANNEL_ALIASES:
         return _CHANNEL_ALIASES[text]
-    raise ValueError(f"is not a known channel ({', '.join(Channel.values)} or 微信/抖音/转介绍/…)")
+    found = [(text.lower().find(word), -len(word), word) for word in _CHANNEL_WORDS if word in text.lower()]
+    if found:
+        return _CHANNEL_ALIASES[min(found)[2]]
+    raise ValueError(f"is not a known channel ({', '.join(Channel.values)} or 微信/抖音/小红书/转介绍/…)")
 
 
 _MAX_VARIANTS = 8

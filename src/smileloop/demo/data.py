@@ -114,13 +114,15 @@ CATALOGUE = [
 
 # First-touch channel weights (per cent): referrals are the biggest single source (DOMAIN.md).
 CHANNEL_WEIGHTS = [
-    (Channel.REFERRAL, 22), (Channel.WECHAT_OA, 12), (Channel.WECOM, 8), (Channel.DOUYIN, 12),
-    (Channel.MEITUAN, 13), (Channel.WALK_IN, 10), (Channel.BAIDU, 5), (Channel.MINI_PROGRAM, 6),
-    (Channel.PHONE_CALL, 4), (Channel.COMMUNITY_EVENT, 5), (Channel.WEBSITE, 2), (Channel.SMS, 1),
+    (Channel.REFERRAL, 22), (Channel.WECHAT_OA, 9), (Channel.WECOM, 8), (Channel.DOUYIN, 10),
+    (Channel.XIAOHONGSHU, 5), (Channel.MEITUAN, 13), (Channel.WALK_IN, 10), (Channel.BAIDU, 5),
+    (Channel.MINI_PROGRAM, 6), (Channel.PHONE_CALL, 4), (Channel.COMMUNITY_EVENT, 5), (Channel.WEBSITE, 2),
+    (Channel.SMS, 1),
 ]
 
 CAMPAIGNS = {
     Channel.DOUYIN: ["9.9元洁牙团购", "种植牙科普直播", "隐形矫正案例短视频"],
+    Channel.XIAOHONGSHU: ["隐形矫正种草笔记", "冷光美白打卡", "儿童早矫科普"],
     Channel.MEITUAN: ["9.9元洁牙团购", "儿童涂氟体验券", "美团口腔检查套餐"],
     Channel.WECHAT_OA: ["春季护齿月", "种植牙补贴季", "爱牙日义诊"],
     Channel.MINI_PROGRAM: ["在线预约立减", "家庭口腔卡"],

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smileloop.customers.enums import Gender
 from smileloop.customers.normalize import (
     birthday_parse,
     channel_parse,
@@ -90,3 +91,22 @@ def test_channel_labels_in_chinese_map_to_codes():
                                                 ("单田芳", {"stf", "dtf", "ctf"}), ("解晓东", {"xxd", "jxd"})])
 def test_polyphonic_surnames_get_every_reading(name, initials):
     assert set(pinyin_keys(name)[0]) == initials
+
+
+@pytest.mark.parametrize(("label", "channel"), [
+    ("小红书", "xiaohongshu"), ("小红书种草", "xiaohongshu"), ("抖音团购", "douyin"), ("美团点评", "meituan"),
+    ("朋友介绍", "referral"), ("老客户推荐", "referral"), ("企业微信好友", "wecom"), ("微信公众号推文", "wechat_oa"),
+    ("抖音活动", "douyin"), ("大众点评团购", "meituan"), ("自然进店", "walk_in"), ("社区义诊", "community_event"),
+])
+def test_compound_channel_labels_go_by_their_first_channel_word(label, channel):
+    assert channel_parse(label) == channel
+
+
+def test_a_label_with_no_channel_word_is_still_an_error():
+    with pytest.raises(ValueError, match="is not a known channel"):
+        channel_parse("路边广告牌")
+
+
+@pytest.mark.parametrize("word", ["保密", "不详", "未填写"])
+def test_a_withheld_gender_is_unknown(word):
+    assert gender_parse(word) == Gender.UNKNOWN

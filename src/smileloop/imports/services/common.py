@@ -1,5 +1,6 @@
 """Helpers shared by the customer and order imports: chain/actor resolution and in-memory lookups."""
 
+import re
 import unicodedata
 
 from django.contrib.auth import get_user_model
@@ -53,6 +54,19 @@ def lookup_key(value) -> str:
     return unicodedata.normalize("NFKC", cell_text(value)).strip().lower()
 
 
+# What a short clinic name adds to the place: 静安店, 静安分院, 静安口腔门诊部 → 静安
+_CLINIC_SUFFIX = re.compile(r"(口腔医院|口腔诊所|口腔门诊部|口腔门诊|口腔中心|口腔|门诊部|门诊|诊所|医院|分院|院区|分店|店|中心)$")
+
+
+def clinic_name_core(key: str) -> str:
+    core = key.strip()
+    while True:
+        shorter = _CLINIC_SUFFIX.sub("", core).strip()
+        if shorter == core:
+            return core
+        core = shorter
+
+
 class ClinicLookup:
     """The chain's clinics by id, code or name, loaded once per import."""
 
@@ -65,10 +79,22 @@ class ClinicLookup:
                 self._by_key[lookup_key(key)] = clinic_id
 
     def resolve(self, raw) -> int:
-        found = self._by_key.get(lookup_key(raw))
-        if found is None:
-            raise ValueError("is not a clinic of this chain")
-        return found
+        """By id, code or full name; else by a short name that names one clinic only ('静安店', '静安' or '上海静安'
+        for 上海静安门诊: exports and hand-kept sheets shorten them), never a guess between two."""
+        key = lookup_key(raw)
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
+        core = clinic_name_core(key)
+        if len(core) >= 2:
+            matches = sorted(i for i, name in self._names.items() if core in lookup_key(name))
+            if len(matches) == 1:
+                self._by_key[key] = matches[0]
+                return matches[0]
+            if len(matches) > 1:
+                names = ", ".join(self._names[i] for i in matches[:5])
+                raise ValueError(f"matches several clinics ({names}); use the full name")
+        raise ValueError("is not a clinic of this chain")
 
     def name_of(self, clinic_id) -> str:
         return self._names.get(clinic_id, "")

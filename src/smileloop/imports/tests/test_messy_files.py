@@ -313,3 +313,32 @@ def test_the_page_names_the_uploaded_file_in_messages_and_in_what_it_writes(clie
         ("imported from 患者.csv", {"file": "患者.csv", "row": 2})]
     with translation.override("zh-hans"):
         assert interaction_text(Interaction.objects.get(kind=InteractionKind.IMPORT)) == "从 患者.csv 导入"
+
+
+def test_a_clinic_named_short_is_found_when_only_one_clinic_has_that_name(tmp_path, chain, clinic_a, clinic_b):
+    # given clinics 静安门诊 and 浦东门诊, and a sheet that writes them as exports and people shorten them
+    from smileloop.clinics.tests.factories import ClinicFactory
+
+    ClinicFactory(chain=chain, code="SH03", name="静安寺口腔诊所")
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "门诊"],
+        ["张一", "13800138001", "浦东店"],
+        ["张二", "13800138002", "浦东分院"],
+        ["张三", "13800138003", "静安寺"],
+        ["张四", "13800138004", "静安"],
+        ["张五", "13800138005", "门诊"],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then the unambiguous short names are found; 静安 names two clinics and a bare suffix names none
+    assert sorted(Customer.objects.values_list("name", "home_clinic__name")) == [
+        ("张一", "浦东门诊"), ("张三", "静安寺口腔诊所"), ("张二", "浦东门诊")]
+    assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (5, "matches several clinics (静安门诊, 静安寺口腔诊所); use the full name"),
+        (6, "is not a clinic of this chain")]
+    with translation.override("zh-hans"):
+        from smileloop.imports.messages import message_display
+        assert message_display(report.as_dict()["errors"][0]["message"]) == \
+            "对应多个门诊（静安门诊, 静安寺口腔诊所），请写全称"
