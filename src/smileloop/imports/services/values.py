@@ -256,7 +256,8 @@ def yuan_parse(raw, *, field: str) -> int:
 
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
-_DATETIME = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
+_DATETIME = re.compile(r"^(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})[ T]|年(\d{1,2})月(\d{1,2})日\s*)"
+                       r"(\d{1,2})[:时](\d{2})分?(?:[:分]?(\d{2})秒?)?")
 
 
 def datetime_parse(raw, *, tz: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -270,7 +271,8 @@ def datetime_parse(raw, *, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     if isinstance(text, str):
         match = _DATETIME.match(text)
         if match:
-            year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
+            year, month, day, cn_month, cn_day, hour, minute, second = (int(g or 0) for g in match.groups())
+            month, day = month or cn_month, day or cn_day
             try:
                 return dt.datetime(year, month, day, hour, minute, second, tzinfo=tz)
             except ValueError:

@@ -130,3 +130,19 @@ def test_with_two_chains_the_chain_must_be_given(tmp_path, chain):
     # when / then
     with pytest.raises(CommandError, match="Give --chain ID: there is more than one chain"):
         _import("customers", str(path))
+
+
+def test_the_command_speaks_english_throughout_like_its_json_report(tmp_path, chain, catalogue, settings, capsys):
+    # given a Chinese-first installation and an orders file naming nobody in the pool
+    settings.LANGUAGE_CODE = "zh-hans"
+    path = csv_write(tmp_path / "o.csv", [["订单号", "手机号", "日期", "项目编码"],
+                                          ["A1", "13800138000", "2024-01-01", "EX01"]])
+    report = tmp_path / "r.json"
+
+    # when
+    with pytest.raises(CommandError):
+        _import("orders", str(path), "--report", str(report))
+
+    # then the matching error reads as the parse errors do, in English, on the terminal and in the report
+    assert "no customer with this phone" in capsys.readouterr().err
+    assert json.loads(report.read_text())["errors"][0]["message"] == "no customer with this phone"

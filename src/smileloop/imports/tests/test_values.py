@@ -1,3 +1,4 @@
+import datetime as dt
 import random
 
 import pytest
@@ -68,3 +69,20 @@ def test_the_pinyin_cache_agrees_with_pinyin_keys():
 @pytest.mark.parametrize(("raw", "expected"), [(13800138000, "+8613800138000"), (13800138000.0, "+8613800138000")])
 def test_numeric_phone_cells_are_parsed(raw, expected):
     assert phone_parse(raw) == expected
+
+
+@pytest.mark.parametrize(("cell", "moment"), [
+    ("2024-01-05 14:30", (2024, 1, 5, 14, 30, 0)),
+    ("2024/1/5 14:30:15", (2024, 1, 5, 14, 30, 15)),
+    ("2024年1月5日 14:30", (2024, 1, 5, 14, 30, 0)),
+    ("2024年1月5日14时30分", (2024, 1, 5, 14, 30, 0)),
+    ("2024年1月5日 9:05:07", (2024, 1, 5, 9, 5, 7)),
+    ("2024年1月5日", (2024, 1, 5, 0, 0, 0)),
+])
+def test_order_dates_with_a_time_in_chinese_or_iso_form(cell, moment):
+    import zoneinfo
+
+    from smileloop.imports.services.values import datetime_parse
+
+    tz = zoneinfo.ZoneInfo("Asia/Shanghai")
+    assert datetime_parse(cell, tz=tz) == dt.datetime(*moment, tzinfo=tz)

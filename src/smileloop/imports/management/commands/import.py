@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 from tqdm import tqdm
 
 from smileloop.clinics.models import Chain, Staff
@@ -34,6 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--report", metavar="FILE.json", help="write the report as JSON")
         parser.add_argument("--user", metavar="USERNAME", help="staff login recorded as the actor")
 
+    @no_translations  # English throughout, as the JSON report: not English parse errors beside Chinese matching ones
     def handle(self, *args, **options):
         chain = self._chain(options["chain"])
         actor = None
