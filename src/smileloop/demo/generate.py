@@ -301,7 +301,8 @@ class PoolGenerator:
             members.append((Relation.SPOUSE, gender, age, self._surname()))
         father_surname = head_surname if head_gender == Gender.MALE or not spouse else members[1][3]
         for _ in range(kids if spouse or rng.random() < 0.3 else 0):
-            age = _rr(rng, 0, max(1, min(18, head_age - 24)))
+            # from two: a baby is rarely on a dental record, and as a lead it drew "you asked about your teeth" calls
+            age = _rr(rng, 2, max(3, min(18, head_age - 24)))
             gender = Gender.MALE if rng.random() < 0.52 else Gender.FEMALE
             members.append((Relation.CHILD, gender, age, father_surname if rng.random() < 0.9 else self._surname()))
         if parents:
@@ -361,8 +362,7 @@ class PoolGenerator:
             else:
                 day = min(self.now_day - 1, head_day + int(rng.random() ** 2 * 400))
                 ch, camp = Channel.REFERRAL, "家庭成员"
-            # Nobody is on file before they are born, and a child is brought in from their first birthday
-            # (a baby born this year is on the family's record, with no visits: see _archetype).
+            # Nobody is on file before they are born, and a child is brought in from their first birthday.
             born_day = (birthday - dt.date(1970, 1, 1)).days
             earliest = born_day + 365 if born_day + 365 < self.now_day else born_day
             day = min(max(day, earliest), self.now_day - 1)

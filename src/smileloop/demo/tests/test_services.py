@@ -56,6 +56,21 @@ def test_demo_creates_one_login_per_role_and_a_second_call_changes_nothing(db):
     clinic_1 = Clinic.objects.filter(chain=first.chain).order_by("id").first()
     assert list(frontdesk.staff.clinics.all()) == [clinic_1]
     assert Staff.objects.get(user__username="director").role == Role.CLINIC_DIRECTOR
+    # every visit of the history is on its patient's timeline, worded as a live visit is
+    from smileloop.customers.enums import InteractionKind
+    from smileloop.customers.models import Interaction
+    from smileloop.customers.timeline import timeline_format
+    from smileloop.visits.models import Appointment
+    from smileloop.visits.services import VISIT_OF
+
+    visits = Appointment.objects.filter(chain=first.chain, status__in=["arrived", "completed"])
+    assert visits.count() == Interaction.objects.filter(kind=InteractionKind.VISIT, customer__chain=first.chain,
+                                                        author__isnull=True).count() > 0
+    visit = visits.filter(service_item__isnull=False).select_related("service_item").first()
+    entry = Interaction.objects.get(kind=InteractionKind.VISIT, customer_id=visit.customer_id,
+                                    occurred_at=visit.start_at, author__isnull=True)
+    assert entry.text == timeline_format(VISIT_OF, status=visit.status, item=visit.service_item.name)
+    assert entry.clinic_id == visit.clinic_id
     # and the pool has the duplicates front desks make, for the merge-candidates page: both kinds, a dozen pairs
     from smileloop.clinics.selectors import scope_for_staff
     from smileloop.customers.selectors import merge_candidates_list
