@@ -57,11 +57,20 @@ from smileloop.visits.models import Appointment, ServiceItem
 HISTORY_RUNS = (1, 8, 15, 22, 29)  # days back; each run catches up 6 more days: five weeks in all
 HANDFUL = 3
 NOTES = {
-    Outcome.REACHED: ["恢复良好，无不适", "已提醒注意事项", "患者表示满意", "已发送术后护理说明", ""],
+    Outcome.REACHED: ["已发送优惠信息", "表示会考虑", "下个月再联系", ""],
     Outcome.NO_ANSWER: ["未接通，稍后再打", "关机", ""],
     Outcome.WRONG_NUMBER: ["空号"],
     Outcome.BOOKED: ["已约下周复诊", "已约周六上午", "已预约洁牙"],
     Outcome.DECLINED: ["暂时不需要", "最近太忙，以后再说"],
+}
+# What a reached patient said depends on why they were called: a recall is not asked about a wound.
+REACHED_NOTES = {
+    "postop_implant": ["恢复良好，无不适", "已提醒注意事项", "已发送术后护理说明", "略有肿胀，已嘱冰敷", ""],
+    "postop_extraction": ["恢复良好，无不适", "已提醒注意事项", "出血已止", ""],
+    "ortho_checkin": ["牙套佩戴正常", "已提醒按时复诊", ""],
+    "satisfaction": ["患者表示满意", "对医生很满意", "反映候诊时间有点长", ""],
+    "member_birthday": ["已送上生日祝福", "礼品已准备，下次到店领取", ""],
+    "giftcard_reminder": ["已提醒尽快使用", ""],
 }
 OUTCOME_KIND = {ContactChannel.CALL: InteractionKind.CALL, ContactChannel.WECHAT: InteractionKind.CHAT,
                 ContactChannel.WECOM: InteractionKind.CHAT, ContactChannel.SMS: InteractionKind.SMS,
@@ -152,7 +161,8 @@ def _timeline(chain: Chain, ids: list[int]) -> None:
                          "playbook__name", "playbook__code", "step__channel").order_by("id"))
     batch = []
     for task_id, customer_id, clinic_id, staff_id, at, outcome, name, code, channel in rows.iterator(chunk_size=2000):
-        note = rng.choice(NOTES[Outcome(outcome)])
+        notes = REACHED_NOTES.get(code) if outcome == Outcome.REACHED else None
+        note = rng.choice(notes or NOTES[Outcome(outcome)])
         kind = (InteractionKind.NOTE if outcome in (Outcome.NO_ANSWER, Outcome.WRONG_NUMBER)
                 else OUTCOME_KIND.get(channel, InteractionKind.NOTE))
         text = task_done_text(playbook=name, outcome=outcome, note=note)
