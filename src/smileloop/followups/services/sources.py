@@ -153,12 +153,17 @@ def _live_kw() -> dict:
 
 def procedure(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """Post-operative: procedures of a category performed on the anchor day (with `latest_only`, only the
-    patient's latest procedure of that category counts: a new visit restarts the series)."""
+    patient's latest procedure of that category counts: a new visit restarts the series). One task per patient
+    and day, anchored on the day's first such procedure: three implants and a bone graft in one operation are one
+    call to make, not four."""
     category = pb.trigger_params.get("category")
     qs = Procedure.objects.filter(chain_id=pb.chain_id, item__category=category, performed_on__in=days, **_live_kw())
-    if pb.trigger_params.get("latest_only"):
-        later = Procedure.objects.filter(customer_id=OuterRef("customer_id"), item__category=category).filter(
-            Q(performed_on__gt=OuterRef("performed_on")) | Q(performed_on=OuterRef("performed_on"), id__gt=OuterRef("id")))
+    earlier_same_day = Procedure.objects.filter(customer_id=OuterRef("customer_id"), item__category=category,
+                                                performed_on=OuterRef("performed_on"), id__lt=OuterRef("id"))
+    qs = qs.filter(~Exists(earlier_same_day))
+    if pb.trigger_params.get("latest_only"):  # the latest day's: the first of that day is the one kept below
+        later = Procedure.objects.filter(customer_id=OuterRef("customer_id"), item__category=category,
+                                         performed_on__gt=OuterRef("performed_on"))
         qs = qs.filter(~Exists(later))
     conds = [Q(performed_on=d) for d in days]
     return [Candidates(qs=qs, customer="customer_id", clinic="clinic_id", consultant="customer__consultant_id",

@@ -65,6 +65,34 @@ def test_implant_day_one_follow_up_goes_to_the_treating_doctor_with_the_script_f
     assert "{" not in text
 
 
+def test_several_procedures_of_one_operation_are_one_follow_up_call(
+        chain, clinic_a, playbooks, items, doctor_a, assistant_a, today):
+    # given three implants yesterday (one operation) and one more a day earlier, another patient's one yesterday
+    customer = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a)
+    first = ProcedureFactory(customer=customer, item=items["IM01"], doctor=doctor_a, performed_on=today - days(1),
+                             tooth="36")
+    for tooth in ("37", "46"):
+        ProcedureFactory(customer=customer, item=items["IM01"], doctor=doctor_a, performed_on=today - days(1),
+                         tooth=tooth)
+    other = CustomerFactory(chain=chain, name="李娜", home_clinic=clinic_a)
+    ProcedureFactory(customer=other, item=items["IM01"], doctor=doctor_a, performed_on=today - days(1))
+    # when
+    followups_generate(chain=chain, today=today)
+    # then one day-one call per patient, anchored on the operation's first procedure
+    tasks = tasks_of(playbooks["postop_implant"])
+    assert sorted(t.customer.name for t in tasks if t.step.delay_days == 1) == ["李娜", "王芳"]
+    assert next(t for t in tasks if t.customer_id == customer.id).anchor_key == f"procedure:{first.id}"
+
+
+def test_the_orthodontic_check_in_of_a_day_with_two_adjustments_is_one_task(
+        chain, clinic_a, playbooks, items, doctor_a, today):
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    for _ in range(2):
+        ProcedureFactory(customer=customer, item=items["OR01"], doctor=doctor_a, performed_on=today - days(30))
+    followups_generate(chain=chain, today=today)
+    assert len(tasks_of(playbooks["ortho_checkin"])) == 1
+
+
 def test_a_second_run_creates_nothing(chain, clinic_a, playbooks, items, doctor_a, today):
     customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
     ProcedureFactory(customer=customer, item=items["IM01"], doctor=doctor_a, performed_on=today - days(1))
