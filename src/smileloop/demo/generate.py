@@ -593,7 +593,12 @@ class PoolGenerator:
         steps: list[dict] = []  # {"code", "tooth", "day"}
         day = first_day
         if kind == "implant":
-            teeth = [self._tooth() for _ in range(rng.choices((1, 2, 3), (70, 20, 10))[0])]
+            teeth: list[str] = []  # distinct, and no wisdom tooth (x8) is replaced by an implant
+            for _ in range(rng.choices((1, 2, 3), (70, 20, 10))[0]):
+                tooth = self._tooth()
+                while tooth.endswith("8") or tooth in teeth:
+                    tooth = self._tooth()
+                teeth.append(tooth)
             title = f"种植修复（{len(teeth)}颗）"
             day += _ri(rng, 7, 30)
             implant = "IM02" if rng.random() < 0.4 else "IM01"
