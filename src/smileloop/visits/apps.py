@@ -12,7 +12,7 @@ class VisitsConfig(AppConfig):
         from smileloop.customers.timeline import timeline_templates_register
         from smileloop.visits import selectors
         from smileloop.visits.enums import AppointmentStatus
-        from smileloop.visits.services import TIMELINE_TEMPLATES
+        from smileloop.visits.services import TIMELINE_TEMPLATES, VISIT, VISIT_OF, VISIT_OF_SHOWN, VISIT_SHOWN
 
         def health(loader):
             """Health data (plans, procedures) only for roles that may see it (PIPL)."""
@@ -30,4 +30,5 @@ class VisitsConfig(AppConfig):
         section_register("orders", page(selectors.order_list_for_customer), paged=True)
         section_register("plans", health(selectors.plan_list_for_customer))
         section_register("procedures", health(selectors.procedure_list_for_customer), paged=True)
-        timeline_templates_register(*TIMELINE_TEMPLATES, labels={"status": lambda code: AppointmentStatus(code).label})
+        timeline_templates_register(*TIMELINE_TEMPLATES, labels={"status": lambda code: AppointmentStatus(code).label},
+                                    shown={VISIT_OF: VISIT_OF_SHOWN, VISIT: VISIT_SHOWN})

@@ -71,6 +71,9 @@ ARRIVED = gettext_noop("arrived at %(clinic)s on %(day)s")
 BOOKED = gettext_noop("appointment booked at %(clinic)s for %(day)s")
 PAID = gettext_noop("paid order #%(order)s at %(clinic)s on %(day)s")
 TIMELINE_TEMPLATES = (VISIT_OF, VISIT, ARRIVED, BOOKED, PAID)
+# How pages show the two visit sentences (the status is a label there: "Visit (Completed): 洁牙", not "visit Completed")
+VISIT_OF_SHOWN = gettext_noop("Visit (%(status)s): %(item)s")
+VISIT_SHOWN = gettext_noop("Visit (%(status)s)")
 
 
 def _aware(value: dt.datetime, field: str, errors: list) -> dt.datetime | None:

@@ -105,3 +105,14 @@ def test_the_360_page_shows_system_entries_in_the_readers_language(client, chain
     assert "created (through the API) via Meituan / Dianping" in en and "updated: gender" in en
     assert "想约周六洁牙" in en
     assert "created (api)" not in zh and "updated:" not in zh
+
+
+@pytest.mark.parametrize(("stored", "english", "chinese"), [
+    ("visit completed: 洁牙", "Visit (Completed): 洁牙", "就诊（已完成）：洁牙"),
+    ("visit arrived", "Visit (Arrived)", "就诊（已到店）"),
+])
+def test_a_visit_reads_as_a_visit_with_its_status_in_both_languages(chain, stored, english, chinese):
+    customer = CustomerFactory(chain=chain)
+    entry = interaction_add(customer=customer, kind=InteractionKind.VISIT, text=stored)
+    assert shown(entry, "en") == english
+    assert shown(entry, "zh-hans") == chinese
