@@ -133,7 +133,8 @@ class StepForm(forms.Form):
                                  help_text=_("Blank: open until worked."))
     script = forms.CharField(label=_("Script"), widget=forms.Textarea(attrs={"rows": 3}),
                              help_text=_("Variables: {name}, {doctor}, {procedure}, {when}, {days_since}, {clinic}, {date}, "
-                                         "{survey_link}"))
+                                         "{survey_link}. When a child without a phone is called through a parent, "
+                                         "a greeting's {name} addresses the parent."))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
