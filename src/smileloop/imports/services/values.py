@@ -51,8 +51,8 @@ MAX_CELL_NUMBERS = 3
 
 
 def phone_numbers_parse(raw) -> list[str]:
-    """A phone cell's numbers, the first being the phone: one in the usual case (phone_parse), several where the
-    cell joins them. Raises phone_parse's error for a cell that is no list of numbers, and names the part that is
+    """A phone cell's numbers, the first being the phone (a mobile before a landline): one in the usual case
+    (phone_parse), several where the cell joins them. Raises phone_parse's error for a cell that is no list of numbers, and names the part that is
     no number in one that is."""
     try:
         return [phone_parse(raw)]
@@ -77,7 +77,8 @@ def phone_numbers_parse(raw) -> list[str]:
             numbers.append(number)
     if len(numbers) > MAX_CELL_NUMBERS:
         raise ValueError(f"holds {len(numbers)} numbers; at most {MAX_CELL_NUMBERS} are read from one cell")
-    return numbers
+    # a mobile before a landline ('0755-86001234/138…'): the phone is the number a patient is called and texted on
+    return sorted(numbers, key=lambda n: not (n.startswith("+86") and _CN_MOBILE.fullmatch(n[3:])))
 
 
 # A landline's extension after the number: 0755-86001234-8001, 转 8001, 分机 8001, ext. 8001, x8001, #8001
