@@ -64,7 +64,8 @@ class VisitRow:
 
 
 def visits_without_survey(*, chain: Chain, since: dt.date, until: dt.date) -> list[VisitRow]:
-    """Completed appointments with a local visit date in [since, until] and no survey yet, each with the same
+    """Completed appointments with a local visit date in [since, until] and no survey yet (the day's first, when a
+    patient had several that day, and none for a day already asked about), each with the same
     patient's first same-day order at the same clinic (if any). Two indexed range queries (the window's
     visits, then their patients' orders of the window); the local dates are worked out in Python for these
     rows only, so no per-row SQL date function runs over anyone's order history.
@@ -90,9 +91,15 @@ def visits_without_survey(*, chain: Chain, since: dt.date, until: dt.date) -> li
                                  customer_id__in=visits.values("customer_id"))
             .order_by("-ordered_at", "-id").values_list("id", "customer_id", "clinic_id", "ordered_at")):
         orders[(customer_id, clinic_id, ordered_at.astimezone(tz).date())] = order_id  # the earliest wins
+    # One survey per patient and day: a cleaning and a filling booked as two appointments are one visit to rate.
+    asked = set(Survey.objects.filter(chain_id=chain.id, visit_date__gte=since, visit_date__lte=until)
+                .values_list("customer_id", "visit_date"))
     out = []
     for appointment_id, clinic_id, customer_id, doctor_id, start_at in rows:
         day = start_at.astimezone(tz).date()
+        if (customer_id, day) in asked:
+            continue
+        asked.add((customer_id, day))
         out.append(VisitRow(appointment_id, clinic_id, customer_id, doctor_id, day,
                             orders.get((customer_id, clinic_id, day))))
     return out

@@ -64,6 +64,19 @@ def test_each_completed_visit_of_yesterday_gets_exactly_one_survey_even_when_run
     assert (survey.sent_at, survey.opened_at, survey.answered_at, survey.score) == (None, None, None, None)
 
 
+def test_two_appointments_of_one_patient_on_one_day_are_one_survey(chain, clinic_a, patient, doctor_a):
+    # given a cleaning at 9:00 and a filling at 11:00 yesterday, and tomorrow a third visit on that same day
+    first = visit(chain, clinic_a, patient, hour=9, doctor=doctor_a)
+    visit(chain, clinic_a, patient, hour=11)
+    # when
+    created = services.surveys_create_for_visits(chain=chain, today=TODAY, at=RUN_AT)
+    visit(chain, clinic_a, patient, hour=15)  # recorded late, the day already asked about
+    again = services.surveys_create_for_visits(chain=chain, today=TODAY, at=RUN_AT)
+    # then the patient is asked once, about the day's first appointment
+    assert (created, again) == ({"visits": 1, "created": 1}, {"visits": 0, "created": 0})
+    assert list(Survey.objects.values_list("appointment_id", flat=True)) == [first.id]
+
+
 def test_a_missed_run_is_caught_up_within_a_week_but_not_beyond(chain, clinic_a, patient):
     # given
     within = visit(chain, clinic_a, patient, day=TODAY - dt.timedelta(days=7))
