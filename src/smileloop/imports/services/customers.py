@@ -63,8 +63,9 @@ from smileloop.imports.services.values import (
     decimal_parse,
     formula_or,
     name_clean,
+    note_is_own,
+    phone_cell_parse,
     phone_fallback_parse,
-    phone_numbers_parse,
 )
 from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
 
@@ -90,6 +91,7 @@ class _Row:
     mobile_header: str | None = None  # the fallback column's header when the phone came from it
     second: str | None = None  # the fallback column's number when it differs from the phone
     more: tuple[str, ...] = ()  # further numbers of the phone cell itself ('138…/139…'), kept like a second number
+    relative_number: bool = False  # the phone cell held a relative's number ('…(妈妈)'): kept in the notes only
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
 
 
@@ -240,6 +242,8 @@ class _CustomerImport:
         errors = []
         mobile = second = None
         more: list[str] = []
+        noted = None  # (PhoneCell, raw, header) of a phone cell with words beside its number
+        relative_number = False
         idents, consents = [], []
         mobile_present = False
         fallback = None  # (raw, header) of the fallback column's cell
@@ -261,8 +265,12 @@ class _CustomerImport:
                     values["name"] = text
                 elif name == "mobile":
                     mobile_present = True
-                    mobile, *more = phone_numbers_parse(raw)
-                    values["mobile"] = mobile
+                    cell = phone_cell_parse(raw)
+                    if cell.note:
+                        noted = (cell, raw, header)  # whose number it is is decided below, with the name
+                    else:
+                        mobile, *more = cell.numbers
+                        values["mobile"] = mobile
                 elif name == "mobile_fallback":
                     fallback = (raw, header)
                     second = phone_fallback_parse(raw)
@@ -286,6 +294,19 @@ class _CustomerImport:
                     consents.append((CONSENT_FIELDS[name], bool_parse(raw)))
             except ValueError as exc:
                 errors.append((header, raw, formula_or(raw, str(exc))))
+        if noted is not None and not errors:
+            cell, raw, header = noted
+            if note_is_own(cell.note, values.get("name", "")):
+                mobile, *more = cell.numbers
+                values["mobile"] = mobile
+            else:
+                # A relative's number ('13800138000(妈妈)'): not this person's phone, so it identifies nobody here
+                # and is not stored as theirs (the parent registering later would be merged into the child);
+                # it is kept, as written, in the notes for the front desk.
+                mobile_present = False
+                line = f"{header}：{cell_text(raw)}"
+                values["notes"] = f"{values['notes']}；{line}" if values.get("notes") else line
+                relative_number = True
         if "name" not in values:
             if not values and not idents and not consents and not errors and second is None:
                 # only ignored columns (or a fallback cell without a number) are filled: not a row of people
@@ -294,7 +315,8 @@ class _CustomerImport:
         if errors:
             self.invalid(number, errors)
             return None
-        row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents, more=tuple(more))
+        row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents, more=tuple(more),
+                   relative_number=relative_number)
         if fallback is not None:
             if second is None:
                 row.fallback_skipped = True
@@ -485,10 +507,12 @@ class _CustomerImport:
 
     def fallback_apply(self, row: _Row, token: int, chunk: _Chunk, by_mobile: dict) -> None:
         """Count the row's use of the phone's fallback column, and keep a second number that differs from the
-        phone (the fallback column's, or one more in the phone cell itself) as a phone identity of the person (so a later row or import with that phone finds them), unless it
-        is already someone else's phone or phone identity — a landline is often a family's or a company's: then it
-        is counted and left. A second number never decides whom its own row is."""
+        phone (the fallback column's, or one more in the phone cell itself) as a phone identity of the person (so a
+        later row or import with that phone finds them), unless it is already someone else's phone or phone
+        identity — a landline is often a family's or a company's: then it is counted and left. A second number
+        never decides whom its own row is."""
         report = self.report
+        report.relative_numbers += row.relative_number
         if row.mobile_header is not None:
             report.fallback_used += 1
         elif row.fallback_skipped:

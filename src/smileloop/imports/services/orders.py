@@ -43,9 +43,10 @@ from smileloop.imports.services.report import PREVIEW_ROWS, ImportReport
 from smileloop.imports.services.values import (
     datetime_parse,
     formula_or,
+    note_is_own,
     payment_method_parse,
+    phone_cell_parse,
     phone_fallback_parse,
-    phone_numbers_parse,
     quantity_parse,
     yuan_parse,
 )
@@ -201,7 +202,14 @@ class _OrderImport:
             fail("order_no", "is required")
         elif len(order_no) > 64:
             fail("order_no", "is longer than 64 characters")
-        mobile, *more = get("mobile", phone_numbers_parse) or [None]
+        cell = get("mobile", phone_cell_parse)
+        mobile, *more = cell.numbers if cell else [None]
+        pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
+        if cell and not note_is_own(cell.note, cell_text(raw["name"][0]) if "name" in raw else ""):
+            # a relative's number ('…(妈妈)') is not the patient's: the bill goes by the PMS id, or is refused
+            mobile, more = None, []
+            if not pms_id:
+                fail("mobile", f"is the number of a relative ({cell.note}): give the patient's own phone or PMS id")
         # the fallback column (电话 beside 手机): its number where the phone cell is blank; a cell without a
         # number ('无') is skipped; orders keep no second number (customers_import keeps it on the person)
         found = len(errors)
@@ -210,7 +218,6 @@ class _OrderImport:
         mobile_header = None
         if "mobile" not in raw and second:
             mobile, mobile_header = second, raw["mobile_fallback"][1]
-        pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
         if not mobile and "mobile" not in raw and not pms_id and not second_failed:
             column = ("mobile" if self.mobile_header else "mobile_fallback" if self.table.header_for("mobile_fallback")
                       else "pms_id")

@@ -42,6 +42,7 @@ class ImportReport:
     # Further numbers in phone cells ('138…/139…'): kept as phone identities, or someone else's already (customers)
     more_numbers_kept: int = 0
     more_numbers_not_kept: int = 0
+    relative_numbers: int = 0  # phone cells holding a relative's number ('…(妈妈)'): kept in the notes, not as phone
     # Summary lines of the export (合计, 共 120 条, 制表人：…) set aside, not counted in `rows`: [{"row", "value"}]
     summary_rows: list[dict] = field(default_factory=list)
 
@@ -75,6 +76,8 @@ class ImportReport:
                        fallback_skipped=self.fallback_skipped, fallback_shared=self.fallback_shared)
         if self.more_numbers_kept or self.more_numbers_not_kept:
             out.update(more_numbers_kept=self.more_numbers_kept, more_numbers_not_kept=self.more_numbers_not_kept)
+        if self.relative_numbers:
+            out["relative_numbers"] = self.relative_numbers
         if self.summary_rows:
             out["summary_rows"] = list(self.summary_rows)
         return out

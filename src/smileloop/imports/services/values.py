@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import unicodedata
 import zoneinfo
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from phonenumbers import PhoneMetadata
@@ -79,6 +80,39 @@ def phone_numbers_parse(raw) -> list[str]:
         raise ValueError(f"holds {len(numbers)} numbers; at most {MAX_CELL_NUMBERS} are read from one cell")
     # a mobile before a landline ('0755-86001234/138…'): the phone is the number a patient is called and texted on
     return sorted(numbers, key=lambda n: not (n.startswith("+86") and _CN_MOBILE.fullmatch(n[3:])))
+
+
+# Words beside a number that say it is the person's own
+SELF_NOTES = frozenset({"本人", "自己", "本机", "患者本人", "本人手机", "手机", "own", "self"})
+_NUMBER_NOTE = re.compile(r"^(?P<before>[^\d+]*?)[\s:：]*(?P<number>\+?\d[\d\s\-–—.()（）/,，、;；|]*\d)\s*(?P<after>(?![/,，、;；|])[^\d]*)$")
+
+
+@dataclass
+class PhoneCell:
+    numbers: list[str]
+    note: str = ""  # the words written beside the number: '妈妈' in '13800138000(妈妈)', '' when none
+
+
+def phone_cell_parse(raw) -> PhoneCell:
+    """A phone cell, with the words a sheet writes beside a number ('13800138000(妈妈)', '爸爸 139…', '138… 王女士'):
+    they say whose number it is. The numbers as phone_numbers_parse reads them; an unreadable cell raises its
+    error. The caller decides what a note means (see SELF_NOTES)."""
+    try:
+        return PhoneCell(phone_numbers_parse(raw))
+    except ValueError as exc:
+        error = exc
+    match = _NUMBER_NOTE.match(unicodedata.normalize("NFKC", cell_text(raw)).strip())
+    if match is None:
+        raise error
+    note = f"{match['before']} {match['after']}".strip(" ()（）:：-—,，;；")
+    if not note or len(note) > 12 or any(ch in note for ch in "/,，、;；|"):  # a list with a part no number
+        raise error
+    return PhoneCell(phone_numbers_parse(match["number"]), note)
+
+
+def note_is_own(note: str, name: str = "") -> bool:
+    """Whether the words beside a number make it the person's own: none, 本人 and the like, or their own name."""
+    return not note or note.lower() in SELF_NOTES or (bool(name) and " ".join(note.split()) == " ".join(name.split()))
 
 
 # A landline's extension after the number: 0755-86001234-8001, 转 8001, 分机 8001, ext. 8001, x8001, #8001

@@ -33,6 +33,7 @@ def test_a_cell_of_one_or_several_numbers(cell, numbers):
     ("13800138000 12", "is not a valid phone number"),  # spaces alone never make a list of a number and a fragment
     ("13800138000/13900139000/13700137000/13600136000", "holds 4 numbers; at most 3 are read from one cell"),
     ("abc", "is not a phone number"),
+    ("bad/13800138000", "holds several numbers, and “bad” is not a phone number"),
 ])
 def test_a_cell_that_is_no_list_of_numbers_says_which_part_is_wrong(cell, message):
     with pytest.raises(ValueError) as exc:
@@ -95,3 +96,70 @@ def test_orders_a_bill_goes_by_whichever_number_of_the_cell_is_known(tmp_path, c
     assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [
         (3, "holds the numbers of different customers; keep one number per row")]
     assert list(Order.objects.values_list("external_id", "customer_id")) == [("A1", known.id)]
+
+
+@pytest.mark.parametrize(("cell", "numbers", "note"), [
+    ("13800138000(妈妈)", ["+8613800138000"], "妈妈"),
+    ("爸爸：139 0013 9000", ["+8613900139000"], "爸爸"),
+    ("13800138000 王女士", ["+8613800138000"], "王女士"),
+    ("13800138000（本人）", ["+8613800138000"], "本人"),
+    ("13800138000/13900139000（父母）", ["+8613800138000", "+8613900139000"], "父母"),
+])
+def test_words_beside_a_number_are_read_as_whose_it_is(cell, numbers, note):
+    from smileloop.imports.services.values import phone_cell_parse
+
+    parsed = phone_cell_parse(cell)
+    assert (parsed.numbers, parsed.note) == (numbers, note)
+
+
+def test_customers_a_relatives_number_is_kept_in_the_notes_not_as_the_phone(tmp_path, chain):
+    # given the mother in the pool, and a sheet listing her child with her number, marked as hers
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000")
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "备注"],
+        ["李小宝", "13800138000(妈妈)", "怕疼"],
+        ["王芳", "13900139000（本人）", ""],
+        ["张伟", "13700137000 张伟", ""],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then the child is a person of their own, without the mother's number, which is kept as written in the notes
+    assert (report.created, report.merged, report.as_dict()["relative_numbers"]) == (3, 0, 1)
+    child = Customer.objects.get(name="李小宝")
+    assert child.mobile is None and child.notes == "怕疼；手机号：13800138000(妈妈)"
+    assert not Identity.objects.filter(customer=child).exists()
+    assert Customer.objects.get(pk=mother.pk).name == "周敏"
+    # and a number marked as the person's own (本人, or their own name) is their phone
+    assert Customer.objects.get(name="王芳").mobile == "+8613900139000"
+    assert Customer.objects.get(name="张伟").mobile == "+8613700137000"
+
+
+def test_orders_a_relatives_number_goes_by_the_pms_id_or_is_refused(tmp_path, chain, clinic_a, catalogue):
+    from smileloop.customers.enums import IdentityKind as Kind
+    from smileloop.customers.tests.factories import IdentityFactory
+
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    child = CustomerFactory(chain=chain, name="李小宝", home_clinic=clinic_a)
+    IdentityFactory(customer=child, kind=Kind.PMS, external_id="P-7")
+    path = csv_write(tmp_path / "o.csv", [
+        ["订单号", "手机号", "患者编号", "日期", "项目编码", "金额"],
+        ["A1", "13800138000(妈妈)", "P-7", "2024-01-05", "EX01", "50"],
+        ["A2", "13800138000(妈妈)", "", "2024-01-06", "EX01", "50"],
+    ])
+
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+
+    assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (3, "is the number of a relative (妈妈): give the patient's own phone or PMS id")]
+    assert list(Order.objects.values_list("external_id", "customer_id")) == [("A1", child.id)]
+    assert not Order.objects.filter(customer=mother).exists()
+
+
+@pytest.mark.parametrize("cell", ["bad/13800138000", "13800138000/bad", "13800138000，abc"])
+def test_a_list_with_a_part_that_is_no_number_is_no_note(cell):
+    from smileloop.imports.services.values import phone_cell_parse
+
+    with pytest.raises(ValueError, match="holds several numbers"):
+        phone_cell_parse(cell)
