@@ -123,7 +123,8 @@ def phone_fallback_parse(raw) -> str | None:
     """A cell of the phone's fallback column (电话 beside 手机): None for a cell without a single digit ('无', '-',
     '暂无': no number, not a mistake); else the number as phone_parse gives it. A landline's extension is dropped:
     a phone is stored as E.164, which has no room for one, and the line's own number is what matches and is
-    dialled. Raises ValueError (phone_parse's message) for digits that are no phone number."""
+    dialled. Words beside the number (家, 单位) are dropped too: a fallback number identifies its holder only under
+    the same name anyway. Raises ValueError (phone_parse's message) for digits that are no phone number."""
     text = cell_text(raw)
     if not any(ch.isdigit() for ch in text):
         return None
@@ -131,10 +132,13 @@ def phone_fallback_parse(raw) -> str | None:
         return phone_parse(raw)
     except ValueError:
         match = _EXTENSION.fullmatch(unicodedata.normalize("NFKC", text))
-        if match is None:
-            raise
-        try:
-            return phone_parse(match.group(1))
+        if match is not None:
+            try:
+                return phone_parse(match.group(1))
+            except ValueError:
+                pass
+        try:  # a line with words beside it ('0755-86001234(家)', '单位 010-65521234'): a fallback may be shared
+            return phone_cell_parse(raw).numbers[0]
         except ValueError:
             pass
         raise

@@ -43,6 +43,7 @@ def test_the_fast_landline_parser_agrees_with_phone_normalize():
     ("0755-86001234 转 8001", "+8675586001234"), ("(010)65521234 ext. 12", "+861065521234"),
     ("010-65521234分机123", "+861065521234"), ("13900139000", "+8613900139000"), (13900139000.0, "+8613900139000"),
     ("无", None), ("-", None), ("暂无", None), ("N/A", None),
+    ("0755-86001234(家)", "+8675586001234"), ("单位 010-65521234", "+861065521234"),
 ])
 def test_a_fallback_cell_is_a_phone_a_landline_without_its_extension_or_no_number(raw, expected):
     assert phone_fallback_parse(raw) == expected
