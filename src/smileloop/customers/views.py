@@ -201,6 +201,13 @@ class Customer360:
         return list(selectors.identity_list_for_customer(self.customer))
 
     @cached_property
+    def contact_via(self):
+        """For a patient without a phone (a child), the relative to call: the one the follow-up inbox offers."""
+        if self.customer.mobile:
+            return None
+        return selectors.guardians_for(self.scope, [self.customer.id]).get(self.customer.id)
+
+    @cached_property
     def household(self):
         # Relatives outside the scope are counted, not named; a head outside it is masked in the household's name.
         found = selectors.household_in_scope(self.scope, self.customer)

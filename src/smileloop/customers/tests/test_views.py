@@ -681,3 +681,24 @@ def test_export_neutralises_spreadsheet_formulas(client, director_a, chain, clin
     login(client, director_a)
     body = b"".join(client.post(reverse("customers:export"), {"reason": "r"}).streaming_content).decode("utf-8-sig")
     assert "'=HYPERLINK(1)" in body and "'+1" in body
+
+
+def test_the_360_page_of_a_child_without_a_phone_names_the_relative_to_call_masked(client, chain, clinic_a,
+                                                                                 clinic_b, front_desk_a):
+    from smileloop.customers.services import household_member_add
+
+    # given a child of clinic A without a phone, the father at clinic A, the mother (head) at clinic B
+    child = CustomerFactory(chain=chain, name="李小宝", home_clinic=clinic_a, mobile=None)
+    mother = CustomerFactory(chain=chain, name="周敏", home_clinic=clinic_b, mobile="+8613900139009")
+    father = CustomerFactory(chain=chain, name="李强", home_clinic=clinic_a, mobile="+8613700137007")
+    household_member_add(head=mother, member=child, relation="child")
+    household_member_add(head=mother, member=father, relation="spouse")
+    # when
+    html = login(client, front_desk_a).get(reverse("customers:detail", args=[child.id])).content.decode()
+    # then the father, in the clinic's scope, is offered with his masked number and a link; the mother is not
+    via = html[html.index('data-testid="contact-via"'):]
+    via = via[:via.index("</span></span>")]
+    assert "李强" in via and "137****7007" in via and reverse("customers:detail", args=[father.id]) in via
+    assert "周敏" not in via and "13700137007" not in html
+    # and a patient with a phone of their own shows none
+    assert 'data-testid="contact-via"' not in client.get(reverse("customers:detail", args=[father.id])).text
