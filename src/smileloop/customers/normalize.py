@@ -109,7 +109,12 @@ def name_masked(name: str) -> str:
     return name[0] + "*" * max(1, len(name) - 1) if name else "*"
 
 
+_AGE = re.compile(r"^\s*\d{1,3}\s*(岁|周岁|yrs?|years?( old)?)\s*$", re.IGNORECASE)
+
+
 def birthday_parse(raw, today: dt.date | None = None) -> dt.date:
+    if isinstance(raw, str) and _AGE.match(to_halfwidth(raw)):
+        raise ValueError("is an age, not a date of birth")
     value = date_parse(raw)
     # The chain's calendar day (settings.TIME_ZONE), not the server's: a baby born at 02:00 in Shanghai is
     # born "today" while the UTC date is still yesterday.

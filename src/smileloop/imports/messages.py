@@ -28,6 +28,7 @@ FIXED = [
     gettext_noop("is not a valid Excel date number"),
     gettext_noop("is in the future"),
     gettext_noop("is before 1900"),
+    gettext_noop("is an age, not a date of birth"),
     gettext_noop("is not a gender (use 男/女, M/F or male/female)"),
     gettext_noop("channel is empty"),
     gettext_noop("is not in the service catalogue"),

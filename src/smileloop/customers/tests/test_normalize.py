@@ -110,3 +110,11 @@ def test_a_label_with_no_channel_word_is_still_an_error():
 @pytest.mark.parametrize("word", ["保密", "不详", "未填写"])
 def test_a_withheld_gender_is_unknown(word):
     assert gender_parse(word) == Gender.UNKNOWN
+
+
+@pytest.mark.parametrize("age", ["35岁", "35 周岁", "７岁", "35 years old"])
+def test_an_age_in_the_birthday_column_is_named_as_such(age):
+    from smileloop.customers.normalize import birthday_parse
+
+    with pytest.raises(ValueError, match="is an age, not a date of birth"):
+        birthday_parse(age)
