@@ -136,6 +136,18 @@ _GENDERS = {
 }
 
 
+_TITLES = (("女士", Gender.FEMALE), ("小姐", Gender.FEMALE), ("太太", Gender.FEMALE), ("先生", Gender.MALE))
+
+
+def gender_from_title(name: str) -> str | None:
+    """A lead noted down by surname and title over the phone ('王女士', '李先生') says their gender."""
+    name = (name or "").strip()
+    for title, gender in _TITLES:
+        if name.endswith(title) and len(name) > len(title):
+            return gender
+    return None
+
+
 def gender_parse(raw) -> str:
     text = to_halfwidth(str(raw or "")).strip().lower()
     if text.endswith(".0"):

@@ -118,3 +118,13 @@ def test_an_age_in_the_birthday_column_is_named_as_such(age):
 
     with pytest.raises(ValueError, match="is an age, not a date of birth"):
         birthday_parse(age)
+
+
+@pytest.mark.parametrize(("name", "gender"), [
+    ("王女士", Gender.FEMALE), ("李先生", Gender.MALE), ("陈小姐", Gender.FEMALE), ("王芳", None), ("女士", None),
+    ("先生", None),
+])
+def test_a_lead_noted_by_surname_and_title_says_their_gender(name, gender):
+    from smileloop.customers.normalize import gender_from_title
+
+    assert gender_from_title(name) == gender

@@ -33,7 +33,7 @@ from smileloop.core.scoping import Scope
 from smileloop.core.sql import statistics_refresh
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
-from smileloop.customers.normalize import birthday_parse, channel_parse, gender_parse
+from smileloop.customers.normalize import birthday_parse, channel_parse, gender_from_title, gender_parse
 from smileloop.customers.selectors import scope_covers
 from smileloop.customers.services import TEXT_LIMITS, search_keys_home_clinic_sync
 from smileloop.customers.timeline import fields_text, timeline_format
@@ -307,6 +307,10 @@ class _CustomerImport:
                 line = f"{header}：{cell_text(raw)}"
                 values["notes"] = f"{values['notes']}；{line}" if values.get("notes") else line
                 relative_number = True
+        if "gender" not in values and values.get("name"):
+            titled = gender_from_title(values["name"])  # '王女士' without a gender column: female
+            if titled:
+                values["gender"] = titled
         if "name" not in values:
             if not values and not idents and not consents and not errors and second is None:
                 # only ignored columns (or a fallback cell without a number) are filled: not a row of people

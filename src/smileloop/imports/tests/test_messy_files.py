@@ -342,3 +342,11 @@ def test_a_clinic_named_short_is_found_when_only_one_clinic_has_that_name(tmp_pa
         from smileloop.imports.messages import message_display
         assert message_display(report.as_dict()["errors"][0]["message"]) == \
             "对应多个门诊（静安门诊, 静安寺口腔诊所），请写全称"
+
+
+def test_a_lead_noted_as_surname_and_title_gets_the_gender_it_says_unless_a_gender_is_given(tmp_path, chain):
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号", "性别"], ["王女士", "13800138001", ""],
+                                          ["李先生", "13800138002", ""], ["赵先生", "13800138003", "女"]])
+    customers_import(path=path, chain=chain)
+    assert dict(Customer.objects.values_list("name", "gender")) == {
+        "王女士": Gender.FEMALE, "李先生": Gender.MALE, "赵先生": Gender.FEMALE}
