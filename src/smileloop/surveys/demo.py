@@ -1,4 +1,5 @@
-"""Demo surveys for the demo chain: one per completed visit of the last 60 days, about 35% answered with a
+"""Demo surveys for the demo chain: one per completed visit of the last year (the NPS page's monthly trend covers 12
+months), about 35% answered with a
 realistic score mix (mostly 9–10, some 7–8, a few ≤ 6 with comments that open complaint tasks).
 
 Set-based: one read of the visits, chunked inserts of surveys and timeline rows; only the few detractors go
@@ -19,7 +20,7 @@ from smileloop.surveys import selectors, services
 from smileloop.surveys.enums import DETRACTOR_MAX, SurveyTag
 from smileloop.surveys.models import Survey
 
-DAYS = 60
+DAYS = 365
 ANSWER_RATE = 0.35
 OPENED_ONLY_RATE = 0.15
 RECENT_COMPLAINT_DAYS = 3  # older complaints are shown as already handled by the director

@@ -17,13 +17,14 @@ pytestmark = pytest.mark.django_db
 
 def test_the_demo_surveys_every_recent_visit_with_a_realistic_answer_mix_and_is_idempotent(
         chain, clinic_a, doctor_a, director_a):
-    # given: 300 completed visits over the last 60 days (five a patient, on five days), an older one and a no-show
+    # given: 300 completed visits over the last 60 days (five a patient, on five days), one over a year ago and a
+    # no-show
     customers = [CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(60)]
     for i in range(300):
         start = at_local(TODAY - dt.timedelta(days=1 + i % 60), 9 + i % 8)
         AppointmentFactory(chain=chain, clinic=clinic_a, customer=customers[i // 5], doctor=doctor_a,
                            start_at=start, end_at=start + dt.timedelta(minutes=30))
-    old = at_local(TODAY - dt.timedelta(days=90), 10)
+    old = at_local(TODAY - dt.timedelta(days=400), 10)  # beyond the demo's year of surveys
     AppointmentFactory(chain=chain, clinic=clinic_a, customer=customers[0], start_at=old,
                        end_at=old + dt.timedelta(minutes=30))
     AppointmentFactory(chain=chain, clinic=clinic_a, customer=customers[1], status=AppointmentStatus.NO_SHOW,
