@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, pgettext_lazy
 
 from smileloop.core.errors import Conflict, ValidationFailed
+from smileloop.core.filters import FilterForm
 from smileloop.core.messages import message_display
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, Trigger
 from smileloop.visits.enums import Category
@@ -66,7 +67,7 @@ class ReassignForm(forms.Form):
         self.fields["assignee"].queryset = staff_qs
 
 
-class BoardFilterForm(forms.Form):
+class BoardFilterForm(FilterForm):
     days = forms.TypedChoiceField(label=_("Period"), coerce=int, required=False, initial=7,
                                   choices=[(1, _("Today")), (7, _("Last 7 days")), (30, _("Last 30 days"))])
     clinic = forms.TypedChoiceField(label=_("Clinic"), coerce=int, required=False, empty_value=None)

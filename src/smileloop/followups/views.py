@@ -158,10 +158,8 @@ def board(request, scope: Scope):
     require_permission(scope, Perm.TASK_BOARD)
     clinics = list(clinic_list(scope))
     form = BoardFilterForm(clinics, request.GET or None)
-    days, clinic_id = 7, None
-    if form.is_bound and form.is_valid():
-        days = form.cleaned_data.get("days") or 7
-        clinic_id = form.cleaned_data.get("clinic")
+    applied = form.applied()
+    days, clinic_id = applied.get("days") or 7, applied.get("clinic")
     data = selectors.board(scope, days=days, clinic_id=clinic_id)
     chart = {
         "staff": [r.label or "—" for r in data.by_staff],

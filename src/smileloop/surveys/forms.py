@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.selectors import clinic_list
+from smileloop.core.filters import FilterForm
 from smileloop.core.scoping import Scope
 from smileloop.surveys.enums import COMMENT_MAX_LENGTH, SCORE_MAX, SCORE_MIN, SurveyTag
 
@@ -30,7 +31,7 @@ class SurveyAnswerForm(forms.Form):
 PERIODS = [("30", _("Last 30 days")), ("90", _("Last 90 days")), ("365", _("Last 12 months")), ("all", _("All time"))]
 
 
-class NpsFilterForm(forms.Form):
+class NpsFilterForm(FilterForm):
     clinic = forms.TypedChoiceField(label=_("Clinic"), required=False, coerce=int, empty_value=None)
     period = forms.ChoiceField(label=_("Period"), choices=PERIODS, required=False, initial="90")
 
@@ -40,7 +41,7 @@ class NpsFilterForm(forms.Form):
 
     def filters(self, today: dt.date) -> tuple[int | None, dt.date | None]:
         """(clinic id, since) from valid input; invalid or missing input falls back to all clinics, 90 days."""
-        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        data = self.applied()
         clinic_id = data.get("clinic")
         period = data.get("period") or "90"
         since = None if period == "all" else today - dt.timedelta(days=int(period) - 1)
