@@ -2,6 +2,7 @@
 preview, SQL, save, delete, and the htmx fragments."""
 
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -321,3 +322,12 @@ def test_the_builder_speaks_chinese(client, marketing):
     finally:
         translation.activate(settings.LANGUAGE_CODE)  # the request left Chinese active in this thread
     assert "保存分群" in html and "最近 N 天实付消费" in html
+
+
+def test_a_one_of_condition_shows_its_values_as_ticked_boxes(manager, chain):
+    segment = SegmentFactory(chain=chain, name="非流失", rule={"not": {"field": "stage", "op": "in",
+                                                                     "value": ["lost", "dormant"]}})
+    html = manager.get(reverse("segments:edit", args=[segment.id])).content.decode()
+    ticked = re.findall(r'<input type="checkbox" name="c-[^"]+-value" value="([a-z_]+)" checked>', html)
+    boxes = re.findall(r'<input type="checkbox" name="c-[^"]+-value" value="([a-z_]+)"', html)
+    assert sorted(ticked) == ["dormant", "lost"] and "lead" in boxes and "<select multiple" not in html
