@@ -12,3 +12,10 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     month0 = local.month - 1 + months
     year, month = local.year + month0 // 12, month0 % 12 + 1
     return local.replace(year=year, month=month, day=min(local.day, calendar.monthrange(year, month)[1]))
+
+
+def age_on(birthday: dt.date | None, on: dt.date) -> int | None:
+    """Whole years of age on `on` (None without a birthday)."""
+    if birthday is None:
+        return None
+    return on.year - birthday.year - ((on.month, on.day) < (birthday.month, birthday.day))

@@ -18,6 +18,8 @@ import zoneinfo
 
 from django.utils import timezone
 
+from smileloop.core.dates import age_on
+
 MISSING = "—"
 
 # name → provider(tasks) -> {task_id: value}; higher apps add theirs (surveys: "survey_link") from ready().
@@ -61,12 +63,6 @@ def addressee(name: str, *, minor: bool, chinese: bool) -> str:
     return f"{name}'s {'parent' if minor else 'family'}"
 
 
-def _minor(birthday: dt.date | None, today: dt.date) -> bool:
-    if not birthday:
-        return False
-    return (today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))) < 18
-
-
 def _local_date(value: dt.datetime, tz: str) -> dt.date:
     return timezone.localtime(value, zoneinfo.ZoneInfo(tz)).date()
 
@@ -104,7 +100,8 @@ def task_values(task, *, today: dt.date, tz: str = "Asia/Shanghai") -> dict:
     values.setdefault("date", _date_value(ctx, tz) or anchor_day.isoformat())
     values.anchor_day, values.today = anchor_day, today
     if getattr(task, "guardian", None) is not None and not task.customer.mobile:
-        values.via_relative_minor = _minor(task.customer.birthday, today)
+        age = age_on(task.customer.birthday, today)
+        values.via_relative_minor = age is not None and age < 18
     days = ctx.get("days_since_base")
     base = dt.date.fromisoformat(days) if isinstance(days, str) else anchor_day
     values["days_since"] = max((today - base).days, 0)

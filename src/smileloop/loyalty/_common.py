@@ -6,18 +6,12 @@ from django.db import models
 from django.utils import timezone
 
 from smileloop.core.bounds import field_bounds
-from smileloop.core.dates import add_months  # noqa: F401
+from smileloop.core.dates import add_months, age_on  # noqa: F401
 from smileloop.core.errors import FieldError
 
 
 def now_or(at: dt.datetime | None) -> dt.datetime:
     return at or timezone.now()
-
-
-def age_on(birthday: dt.date | None, on: dt.date) -> int | None:
-    if birthday is None:
-        return None
-    return on.year - birthday.year - ((on.month, on.day) < (birthday.month, birthday.day))
 
 
 def key_check(key: str, *, field: str = "key") -> str:

@@ -10,13 +10,13 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain
+from smileloop.core.dates import age_on
 from smileloop.core.errors import NotFound, PermissionDenied
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import phone_mask
 from smileloop.segments.models import Segment
 from smileloop.segments.rules.compiler import compile
-from smileloop.segments.rules.context import age_on
 from smileloop.segments.rules.fields import FIELDS
 from smileloop.segments.rules.validation import validate
 

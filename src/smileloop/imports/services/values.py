@@ -53,8 +53,8 @@ MAX_CELL_NUMBERS = 3
 
 def phone_numbers_parse(raw) -> list[str]:
     """A phone cell's numbers, the first being the phone (a mobile before a landline): one in the usual case
-    (phone_parse), several where the cell joins them. Raises phone_parse's error for a cell that is no list of numbers, and names the part that is
-    no number in one that is."""
+    (phone_parse), several where the cell joins them. Raises phone_parse's error for a cell that is no list of
+    numbers, and names the part that is no number in one that is."""
     try:
         return [phone_parse(raw)]
     except ValueError as exc:

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from smileloop.clinics.models import Staff
 from smileloop.core.bounds import field_bounds
-from smileloop.core.dates import add_months  # noqa: F401
+from smileloop.core.dates import add_months, age_on  # noqa: F401
 from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
 from smileloop.membership import reasons
 from smileloop.membership.errors import PeriodOutOfRange
@@ -48,7 +48,3 @@ def event_add(*, membership: Membership, kind: str, at: dt.datetime, msg: dict, 
                                           actor=actor)
 
 
-def age_on(birthday: dt.date | None, on: dt.date) -> int | None:
-    if birthday is None:
-        return None
-    return on.year - birthday.year - ((on.month, on.day) < (birthday.month, birthday.day))
