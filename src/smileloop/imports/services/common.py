@@ -73,8 +73,10 @@ class ClinicLookup:
     def __init__(self, chain_id: int):
         self._by_key: dict[str, int] = {}
         self._names: dict[int, str] = {}
+        self._name_keys: dict[int, str] = {}  # for short names, matched inside the full ones
         for clinic_id, code, name in Clinic.objects.filter(chain_id=chain_id).values_list("id", "code", "name"):
             self._names[clinic_id] = name
+            self._name_keys[clinic_id] = lookup_key(name)
             for key in (name, code, str(clinic_id)):  # later keys win: id beats code beats name
                 self._by_key[lookup_key(key)] = clinic_id
 
@@ -87,7 +89,7 @@ class ClinicLookup:
             return found
         core = clinic_name_core(key)
         if len(core) >= 2:
-            matches = sorted(i for i, name in self._names.items() if core in lookup_key(name))
+            matches = sorted(i for i, name in self._name_keys.items() if core in name)
             if len(matches) == 1:
                 self._by_key[key] = matches[0]
                 return matches[0]

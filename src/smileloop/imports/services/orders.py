@@ -205,7 +205,8 @@ class _OrderImport:
         cell = get("mobile", phone_cell_parse)
         mobile, *more = cell.numbers if cell else [None]
         pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
-        if cell and not note_is_own(cell.note, cell_text(raw["name"][0]) if "name" in raw else ""):
+        name = " ".join(cell_text(raw["name"][0]).split()) if "name" in raw else ""
+        if cell and not note_is_own(cell.note, name):
             # a relative's number ('…(妈妈)') is not the patient's: the bill goes by the PMS id, or is refused
             mobile, more = None, []
             if not pms_id:
@@ -265,7 +266,7 @@ class _OrderImport:
                      tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
                      fallback_skipped="mobile_fallback" in raw and second is None, more=tuple(more),
-                     name=" ".join(cell_text(raw["name"][0]).split()) if "name" in raw else "")
+                     name=name)
         return line, [], order_no
 
     def error(self, number: int, header, value, message: str) -> None:
