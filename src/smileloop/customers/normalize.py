@@ -12,7 +12,7 @@ import phonenumbers
 from django.utils import timezone
 from pypinyin import Style, lazy_pinyin, pinyin
 
-from smileloop.customers.enums import Channel, Gender
+from smileloop.customers.enums import Channel, Gender, Relation
 
 # separators, and the invisible characters copying from web pages and chat apps leaves in a number (zero-width
 # spaces and joiners, direction marks, the BOM): NFKC keeps them
@@ -146,6 +146,28 @@ def gender_from_title(name: str) -> str | None:
         if name.endswith(title) and len(name) > len(title):
             return gender
     return None
+
+
+# Kinship words a sheet writes beside a relative's number ('13800138000(妈妈)'): what the number's holder is to the
+# person of the row, as a household relation seen from the person (the holder is their PARENT, SPOUSE, …).
+_KINSHIP = {
+    Relation.PARENT: ("妈妈", "妈", "母亲", "爸爸", "爸", "父亲", "家长", "监护人", "父母", "爸妈", "mother", "mom", "mum", "father", "dad",
+                      "parent", "guardian"),
+    Relation.GRANDPARENT: ("爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "grandma", "grandpa", "grandmother",
+                           "grandfather", "grandparent"),
+    Relation.SPOUSE: ("老公", "丈夫", "爱人", "老婆", "妻子", "太太", "husband", "wife", "spouse"),
+    Relation.CHILD: ("儿子", "女儿", "son", "daughter", "child"),
+    Relation.SIBLING: ("哥哥", "姐姐", "弟弟", "妹妹", "哥", "姐", "弟", "妹", "brother", "sister", "sibling"),
+}
+_KINSHIP_WORDS = {word: relation for relation, words in _KINSHIP.items() for word in words}
+_KINSHIP_TAIL = re.compile(r"(的)?(手机号码|手机号|手机|电话号码|电话|号码|号|'s phone|'s number|'s mobile)$")
+
+
+def kinship_parse(note: str) -> str | None:
+    """What the holder of a number is to the person whose row it stands in, from the words beside it: '妈妈',
+    '奶奶的手机', 'Mom' → Relation.PARENT / GRANDPARENT …; None for words that name no relation ('王女士', '单位')."""
+    text = _KINSHIP_TAIL.sub("", " ".join(to_halfwidth(note or "").lower().split()))
+    return _KINSHIP_WORDS.get(text.strip())
 
 
 def gender_parse(raw) -> str:

@@ -580,6 +580,53 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
     return hm
 
 
+# A person's relation to a household's head, given what a relative of theirs is to them (`kin`: the relative is
+# their PARENT, SPOUSE, …) and to the head (HEAD for the head): (kin, relative's relation) → the person's relation.
+# Only what follows for certain; the child of the head's grandparent may be a parent or an uncle, so staff decide.
+_RELATION_THROUGH = {
+    (Relation.PARENT, Relation.HEAD): Relation.CHILD, (Relation.PARENT, Relation.SPOUSE): Relation.CHILD,
+    (Relation.PARENT, Relation.CHILD): Relation.GRANDCHILD, (Relation.PARENT, Relation.PARENT): Relation.SIBLING,
+    (Relation.PARENT, Relation.SIBLING): Relation.OTHER,
+    (Relation.GRANDPARENT, Relation.HEAD): Relation.GRANDCHILD,
+    (Relation.GRANDPARENT, Relation.SPOUSE): Relation.GRANDCHILD,
+    (Relation.SPOUSE, Relation.HEAD): Relation.SPOUSE, (Relation.SPOUSE, Relation.PARENT): Relation.PARENT,
+    (Relation.SPOUSE, Relation.GRANDPARENT): Relation.GRANDPARENT, (Relation.SPOUSE, Relation.CHILD): Relation.OTHER,
+    (Relation.SPOUSE, Relation.SIBLING): Relation.OTHER, (Relation.SPOUSE, Relation.GRANDCHILD): Relation.OTHER,
+    (Relation.CHILD, Relation.HEAD): Relation.PARENT, (Relation.CHILD, Relation.CHILD): Relation.SPOUSE,
+    (Relation.CHILD, Relation.PARENT): Relation.GRANDPARENT, (Relation.CHILD, Relation.SPOUSE): Relation.OTHER,
+    (Relation.SIBLING, Relation.HEAD): Relation.SIBLING, (Relation.SIBLING, Relation.SIBLING): Relation.SIBLING,
+    (Relation.SIBLING, Relation.CHILD): Relation.CHILD, (Relation.SIBLING, Relation.GRANDCHILD): Relation.GRANDCHILD,
+    (Relation.SIBLING, Relation.SPOUSE): Relation.OTHER, (Relation.SIBLING, Relation.PARENT): Relation.OTHER,
+    (Relation.SIBLING, Relation.GRANDPARENT): Relation.OTHER,
+}
+
+
+def household_relation_through(kin: str, relative_relation: str) -> str | None:
+    """The relation to the head of `relative`'s household that a person takes whose relative (their `kin`) is
+    in it as `relative_relation` (HEAD for the head, or for a relative without a household, who will head
+    one); None when it does not follow for certain."""
+    return _RELATION_THROUGH.get((kin, relative_relation))
+
+
+@transaction.atomic
+def household_join_through(*, member: Customer, relative: Customer, kin: str,
+                           actor: Staff | None = None) -> HouseholdMember | None:
+    """Put `member` into the household of `relative`, who is their `kin` (the mother of a child registered with
+    her number): `relative` heads a new household when they have none. None when no relation to the head follows
+    (household_relation_through); Conflict when `member` belongs to another household already. A member of
+    that household already stays as they are."""
+    membership = HouseholdMember.objects.select_related("household__head").filter(customer=relative).first()
+    own = HouseholdMember.objects.filter(customer=member).first()
+    if own is not None and membership is not None and own.household_id == membership.household_id:
+        return own  # already there: the relation staff chose stays
+    head, through = (relative, Relation.HEAD) if membership is None else (membership.household.head,
+                                                                         membership.relation)
+    relation = household_relation_through(kin, through)
+    if relation is None or head.pk == member.pk:
+        return None
+    return household_member_add(head=head, member=member, relation=relation, actor=actor)
+
+
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,
                                count_visit_unless: tuple[str, list] | None = None) -> None:
     """Keep the denormalised visit/spend figures current with one UPDATE (called by visits services; plain

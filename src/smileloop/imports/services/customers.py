@@ -29,13 +29,32 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
+from smileloop.core.errors import Conflict
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import statistics_refresh
-from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
-from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
-from smileloop.customers.normalize import birthday_parse, channel_parse, gender_from_title, gender_parse
+from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Relation, Stage
+from smileloop.customers.models import (
+    Consent,
+    Customer,
+    CustomerSearchKey,
+    HouseholdMember,
+    Identity,
+    Interaction,
+)
+from smileloop.customers.normalize import (
+    birthday_parse,
+    channel_parse,
+    gender_from_title,
+    gender_parse,
+    kinship_parse,
+)
 from smileloop.customers.selectors import scope_covers
-from smileloop.customers.services import TEXT_LIMITS, search_keys_home_clinic_sync
+from smileloop.customers.services import (
+    TEXT_LIMITS,
+    household_join_through,
+    household_relation_through,
+    search_keys_home_clinic_sync,
+)
 from smileloop.customers.timeline import fields_text, timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.bulk import rows_insert
@@ -92,6 +111,7 @@ class _Row:
     second: str | None = None  # the fallback column's number when it differs from the phone
     more: tuple[str, ...] = ()  # further numbers of the phone cell itself ('138…/139…'), kept like a second number
     relative_number: bool = False  # the phone cell held a relative's number ('…(妈妈)'): kept in the notes only
+    relative: tuple[str, str] | None = None  # (that number, what its holder is to the person: Relation.PARENT, …)
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
 
 
@@ -115,6 +135,7 @@ class _Chunk:
     dirty: dict[int, set[str]] = field(default_factory=dict)  # customer id → filled fields
     identities: list[tuple[int, str, str]] = field(default_factory=list)  # (token or id, kind, external id)
     consents: list[tuple[int, str, bool]] = field(default_factory=list)
+    links: list[tuple[int, str, str, int]] = field(default_factory=list)  # (token or id, relative's number, kin, row)
 
 
 def customers_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
@@ -229,6 +250,7 @@ class _CustomerImport:
         self.known: dict[str, int] = {}  # "m:+86…" / "i:kind:id" / "n:name|birthday" → customer id or token
         self.next_token = -1
         self.token_names: dict[int, str] = {}  # a person created from this file (token) → their name
+        self.links: list[tuple[int, str, str, int]] = []  # see households_link
         self.now = timezone.now()
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
         self.memo: dict[tuple[str, object], object] = {}
@@ -244,6 +266,7 @@ class _CustomerImport:
         more: list[str] = []
         noted = None  # (PhoneCell, raw, header) of a phone cell with words beside its number
         relative_number = False
+        relative = None
         idents, consents = [], []
         mobile_present = False
         fallback = None  # (raw, header) of the fallback column's cell
@@ -307,6 +330,9 @@ class _CustomerImport:
                 line = f"{header}：{cell_text(raw)}"
                 values["notes"] = f"{values['notes']}；{line}" if values.get("notes") else line
                 relative_number = True
+                kin = kinship_parse(cell.note)
+                if kin is not None:  # '妈妈': the child joins her household when her number is known (finish)
+                    relative = (cell.numbers[0], kin)
         if "gender" not in values and values.get("name"):
             titled = gender_from_title(values["name"])  # '王女士' without a gender column: female
             if titled:
@@ -320,7 +346,7 @@ class _CustomerImport:
             self.invalid(number, errors)
             return None
         row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents, more=tuple(more),
-                   relative_number=relative_number)
+                   relative_number=relative_number, relative=relative)
         if fallback is not None:
             if second is None:
                 row.fallback_skipped = True
@@ -413,6 +439,8 @@ class _CustomerImport:
             self.row_apply(row, chunk, by_mobile, by_ident, people)
         if self.write:
             self.flush(chunk, people)
+        else:
+            self.links += chunk.links
 
     def _known_tokens(self, row: _Row) -> list[int]:
         keys = [f"i:{k}:{e}" for k, e, _h in row.idents]
@@ -508,6 +536,8 @@ class _CustomerImport:
         self.fallback_apply(row, token, chunk, by_mobile)
         for purpose, granted in row.consents:
             chunk.consents.append((token, purpose, granted))
+        if row.relative is not None:
+            chunk.links.append((token, *row.relative, row.number))
 
     def fallback_apply(self, row: _Row, token: int, chunk: _Chunk, by_mobile: dict) -> None:
         """Count the row's use of the phone's fallback column, and keep a second number that differs from the
@@ -649,6 +679,7 @@ class _CustomerImport:
         rows_insert(Interaction, interactions)
         if chunk.consents:
             self.consents_write(chunk, real)
+        self.links += [(real(t), number, kin, row) for t, number, kin, row in chunk.links]
 
     def consents_write(self, chunk: _Chunk, real) -> None:
         """A consent from the file is recorded unless the person already has one for that purpose
@@ -665,8 +696,51 @@ class _CustomerImport:
                          "evidence": self.table.name[:255], "recorded_by_id": self.actor_id, "recorded_at": self.now})
         rows_insert(Consent, rows)
 
+    def households_link(self) -> None:
+        """Put each person whose phone cell gave a relative's number ('13800138000(妈妈)') into that relative's
+        household, when the number is someone's in the pool or in this file, whom the importer sees: the follow-up
+        inbox then calls the mother about her child. The relation to the head follows from the kinship word and
+        the relative's own place (household_relation_through); where none follows for certain, or the person is
+        in another household already, nothing is linked (counted) and the number stays in the notes. A dry run,
+        or a file that is not written, counts what would be linked from the households as they are."""
+        if not self.links:
+            return
+        report = self.report
+        numbers = {number for _p, number, _k, _r in self.links}
+        holders = {n: self.known[f"m:{n}"] for n in numbers if f"m:{n}" in self.known}
+        holders.update(_select_in("SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND "
+                                  "merged_into_id IS NULL AND mobile", [self.chain.id], numbers - holders.keys()))
+        holders.update((external_id, customer_id) for external_id, customer_id in _select_in(
+            "SELECT external_id, customer_id FROM customers_identity WHERE chain_id = %s AND kind = %s AND external_id",
+            [self.chain.id, IdentityKind.PHONE], numbers - holders.keys()))
+        links = [(person, holders[number], kin) for person, number, kin, _r in self.links
+                 if holders.get(number) not in (None, person)]
+        ids = {i for person, holder, _k in links for i in (person, holder) if i > 0}
+        pool = Customer.objects.in_bulk(ids) if ids else {}
+        places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer_id__in=ids)} if ids else {}
+        for person, holder, kin in links:
+            relative = pool.get(holder)
+            if relative is not None and self.scope is not None and not scope_covers(
+                    self.scope, chain_id=self.chain.id, home_clinic_id=relative.home_clinic_id,
+                    consultant_id=relative.consultant_id):
+                report.households_not_linked += 1  # their household is not this importer's to see or change
+                continue
+            if self.write and person > 0 and holder > 0:
+                try:
+                    linked = household_join_through(member=pool[person], relative=relative, kin=kin,
+                                                    actor=self.actor) is not None
+                except Conflict:  # in another household already: staff decide
+                    linked = False
+            else:
+                place, own = places.get(holder), places.get(person)
+                linked = household_relation_through(kin, place.relation if place else Relation.HEAD) is not None and (
+                    own is None or (place is not None and own.household_id == place.household_id))
+            report.households_linked += linked
+            report.households_not_linked += not linked
+
     def finish(self) -> None:
         report = self.report
+        self.households_link()
         report.written = self.write
         if self.write:
             audit_record(actor=user_of(self.actor), action="import.customers", object_type="chain",

@@ -43,6 +43,10 @@ class ImportReport:
     more_numbers_kept: int = 0
     more_numbers_not_kept: int = 0
     relative_numbers: int = 0  # phone cells holding a relative's number ('…(妈妈)'): kept in the notes, not as phone
+    # Of those, rows whose person joined the household of the relative the number belongs to (in the pool or the
+    # file), and rows where the number is known but no household link follows (see households_link)
+    households_linked: int = 0
+    households_not_linked: int = 0
     # Summary lines of the export (合计, 共 120 条, 制表人：…) set aside, not counted in `rows`: [{"row", "value"}]
     summary_rows: list[dict] = field(default_factory=list)
 
@@ -78,6 +82,8 @@ class ImportReport:
             out.update(more_numbers_kept=self.more_numbers_kept, more_numbers_not_kept=self.more_numbers_not_kept)
         if self.relative_numbers:
             out["relative_numbers"] = self.relative_numbers
+        if self.households_linked or self.households_not_linked:
+            out.update(households_linked=self.households_linked, households_not_linked=self.households_not_linked)
         if self.summary_rows:
             out["summary_rows"] = list(self.summary_rows)
         return out

@@ -73,6 +73,10 @@ class Command(BaseCommand):
         extra = f", {report.duplicates} already imported" if report.duplicates else ""
         self.stdout.write(f"{options['kind']}: {report.rows} rows, {report.created} created, {report.merged} merged, "
                           f"{report.skipped} skipped{extra} ({state})")
+        if report.relative_numbers:
+            linked = (f"; {report.households_linked} joined that relative's household, {report.households_not_linked} "
+                      "left to staff") if report.households_linked or report.households_not_linked else ""
+            self.stdout.write(f"{report.relative_numbers} relatives' numbers kept in the notes{linked}")
         if report.summary_rows:
             lines = ", ".join(f"row {r['row']} {r['value']!r}" for r in report.summary_rows[:5])
             more = f" and {len(report.summary_rows) - 5} more" if len(report.summary_rows) > 5 else ""

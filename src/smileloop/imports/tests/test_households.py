@@ -1,0 +1,212 @@
+"""A relative's number in a phone cell ('13800138000(妈妈)') links the person into that relative's household."""
+
+import pytest
+
+from smileloop.clinics.selectors import scope_for_staff
+from smileloop.customers.enums import IdentityKind, Relation
+from smileloop.customers.models import Customer, Household, HouseholdMember, Identity, Interaction
+from smileloop.customers.normalize import kinship_parse
+from smileloop.customers.selectors import guardians_for
+from smileloop.customers.services import household_member_add, household_relation_through
+from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.imports.services import customers_import
+from smileloop.imports.tests.files import csv_write
+
+
+def _place(customer) -> tuple[int, str, str] | None:
+    """(head id, head name, relation) of the customer's household, or None."""
+    member = HouseholdMember.objects.select_related("household__head").filter(customer=customer).first()
+    return None if member is None else (member.household.head_id, member.household.head.name, member.relation)
+
+
+@pytest.mark.parametrize(("note", "kin"), [
+    ("妈妈", Relation.PARENT), ("爸爸的手机", Relation.PARENT), ("家长电话", Relation.PARENT), ("Mom", Relation.PARENT),
+    ("奶奶", Relation.GRANDPARENT), ("外婆手机", Relation.GRANDPARENT), ("老公", Relation.SPOUSE),
+    ("女儿", Relation.CHILD), ("姐姐", Relation.SIBLING), ("王女士", None), ("单位", None), ("", None),
+])
+def test_kinship_words_say_what_the_numbers_holder_is_to_the_person(note, kin):
+    assert kinship_parse(note) == kin
+
+
+@pytest.mark.parametrize(("kin", "relative_place", "relation"), [
+    (Relation.PARENT, Relation.HEAD, Relation.CHILD),  # the mother heads: her child
+    (Relation.PARENT, Relation.SPOUSE, Relation.CHILD),  # the mother is the head's wife: the head's child too
+    (Relation.PARENT, Relation.CHILD, Relation.GRANDCHILD),  # the mother is the head's daughter: a grandchild
+    (Relation.GRANDPARENT, Relation.HEAD, Relation.GRANDCHILD),
+    (Relation.SPOUSE, Relation.HEAD, Relation.SPOUSE),
+    (Relation.CHILD, Relation.HEAD, Relation.PARENT),
+    (Relation.SIBLING, Relation.CHILD, Relation.CHILD),
+    (Relation.PARENT, Relation.GRANDPARENT, None),  # the child of the head's grandparent: a parent or an uncle
+    (Relation.GRANDPARENT, Relation.CHILD, None),
+])
+def test_the_relation_to_the_head_follows_from_the_relatives_place(kin, relative_place, relation):
+    assert household_relation_through(kin, relative_place) == relation
+
+
+def test_a_child_registered_with_the_mothers_number_joins_her_household(tmp_path, chain, clinic_a, chain_admin):
+    # given the mother in the pool, and a sheet listing her child with her number, marked as hers
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "出生日期"],
+        ["李小宝", "13800138000(妈妈)", "2019-05-01"],
+        ["李小贝", "奶奶的手机：13800138000", "2021-03-02"],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain, actor=chain_admin)
+
+    # then both children are in her household, which she heads, and she is whom the follow-ups call
+    assert (report.created, report.relative_numbers, report.households_linked, report.households_not_linked) == (
+        2, 2, 1 + 1, 0)
+    assert report.as_dict()["households_linked"] == 2
+    first, second = Customer.objects.get(name="李小宝"), Customer.objects.get(name="李小贝")
+    assert _place(mother) == (mother.pk, "周敏", Relation.HEAD)
+    assert _place(first) == (mother.pk, "周敏", Relation.CHILD)
+    assert _place(second) == (mother.pk, "周敏", Relation.GRANDCHILD)  # '奶奶的手机': the number's holder is a grandmother
+    assert first.mobile is None and first.notes == "手机号：13800138000(妈妈)"  # the number is still not the child's
+    assert guardians_for(scope_for_staff(chain_admin), [first.pk, second.pk]) == {first.pk: mother, second.pk: mother}
+    # and the head's timeline says who joined, masked
+    assert Interaction.objects.filter(customer=mother, text__contains="李**").exists()
+
+
+def test_the_relative_may_stand_later_in_the_same_file(tmp_path, chain, clinic_a):
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "门诊"],
+        ["石子轩", "13800138000(爸爸)", "静安门诊"],
+        ["石磊", "13800138000", "静安门诊"],
+    ])
+
+    report = customers_import(path=path, chain=chain)
+
+    father, child = Customer.objects.get(name="石磊"), Customer.objects.get(name="石子轩")
+    assert (report.created, report.households_linked) == (2, 1)
+    assert _place(child) == (father.pk, "石磊", Relation.CHILD)
+    assert Household.objects.get(head=father).name == "石磊家"
+
+
+def test_the_relatives_place_in_a_household_decides_the_relation(tmp_path, chain, clinic_a):
+    # given a household headed by the grandfather, whose daughter is the mother of the child in the sheet
+    grandfather = CustomerFactory(chain=chain, name="周建国", mobile="+8613700137000", home_clinic=clinic_a)
+    mother = CustomerFactory(chain=chain, name="周敏", mobile=None, home_clinic=clinic_a)
+    Identity.objects.create(chain=chain, customer=mother, kind=IdentityKind.PHONE, external_id="+8613800138000")
+    household_member_add(head=grandfather, member=mother, relation=Relation.CHILD)
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["李小宝", "13800138000（妈妈）"]])
+
+    report = customers_import(path=path, chain=chain)
+
+    # then the child joins the grandfather's household as his grandchild (the mother's number was a phone identity)
+    assert report.households_linked == 1
+    assert _place(Customer.objects.get(name="李小宝")) == (grandfather.pk, "周建国", Relation.GRANDCHILD)
+
+
+def test_nothing_is_linked_where_no_relation_follows_or_the_person_has_a_household(tmp_path, chain, clinic_a):
+    # given the child's mother, a man with a household whose head is his grandmother, and a woman named in a cell
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    great = CustomerFactory(chain=chain, name="王奶奶", mobile="+8613600136000", home_clinic=clinic_a)
+    grandson = CustomerFactory(chain=chain, name="王强", mobile="+8613500135000", home_clinic=clinic_a)
+    household_member_add(head=great, member=grandson, relation=Relation.GRANDCHILD)
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "病历号"],
+        ["王小明", "13500135000(爸爸)", ""],  # the child of the head's grandchild: not a relation we know
+        ["李小宝", "13800138000 王女士", ""],  # a name is no relation
+        ["李小贝", "13900139000(妈妈)", ""],  # a number nobody in the pool or the file has
+    ])
+
+    report = customers_import(path=path, chain=chain)
+
+    assert (report.created, report.relative_numbers, report.households_linked, report.households_not_linked) == (
+        3, 3, 0, 1)
+    assert not HouseholdMember.objects.filter(customer__name__in=["王小明", "李小宝", "李小贝"]).exists()
+    assert not HouseholdMember.objects.filter(customer=mother).exists()
+    # and a re-import of someone in another household already leaves them there
+    other = CustomerFactory(chain=chain, name="赵六", mobile="+8613300133000", home_clinic=clinic_a)
+    head = CustomerFactory(chain=chain, name="赵老", mobile="+8613200132000", home_clinic=clinic_a)
+    household_member_add(head=head, member=other, relation=Relation.CHILD)
+    Identity.objects.create(chain=chain, customer=other, kind=IdentityKind.PMS, external_id="P-1")
+    path = csv_write(tmp_path / "d.csv", [["姓名", "手机号", "病历号"], ["赵六", "13800138000(妈妈)", "P-1"]])
+    report = customers_import(path=path, chain=chain)
+    assert (report.merged, report.households_linked, report.households_not_linked) == (1, 0, 1)
+    assert _place(other) == (head.pk, "赵老", Relation.CHILD)
+
+
+def test_a_relative_outside_the_importers_clinics_is_not_linked(tmp_path, chain, clinic_a, clinic_b, director_a):
+    # given the mother, a patient of another clinic
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_b)
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["李小宝", "13800138000(妈妈)"]])
+
+    # when the director of clinic A imports the child
+    report = customers_import(path=path, chain=chain, actor=director_a)
+
+    # then the child is imported into clinic A without touching her household
+    assert (report.created, report.households_linked, report.households_not_linked) == (1, 0, 1)
+    assert Customer.objects.get(name="李小宝").home_clinic_id == clinic_a.pk
+    assert not Household.objects.filter(head=mother).exists()
+
+
+def test_a_dry_run_counts_the_links_and_writes_none(tmp_path, chain, clinic_a):
+    CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号"],
+        ["李小宝", "13800138000(妈妈)"],
+        ["石子轩", "13700137000(爸爸)"],
+        ["石磊", "13700137000"],
+    ])
+
+    report = customers_import(path=path, chain=chain, dry_run=True)
+
+    assert (report.written, report.households_linked, report.households_not_linked) == (False, 2, 0)
+    assert not Household.objects.exists() and not HouseholdMember.objects.exists()
+    assert Customer.objects.count() == 1
+
+
+def test_a_file_refused_for_an_invalid_row_links_nothing(tmp_path, chain, clinic_a):
+    CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号"],
+        ["李小宝", "13800138000(妈妈)"],
+        ["坏行", "12345"],
+    ])
+
+    report = customers_import(path=path, chain=chain)
+
+    assert report.written is False and report.error_count == 1
+    assert not Household.objects.exists() and Customer.objects.count() == 1
+
+
+def test_the_command_says_how_many_joined_a_household(tmp_path, chain, clinic_a, capsys):
+    from django.core.management import call_command
+
+    CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["李小宝", "13800138000(妈妈)"],
+                                          ["王小明", "13900139000(爸爸)"]])
+
+    call_command("import", "customers", str(path))
+
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "2 relatives' numbers kept in the notes; 1 joined that relative's household, 0 left to staff"]
+
+
+def test_the_import_page_shows_the_links_and_confirming_makes_them(client, director_a, clinic_a, chain, settings,
+                                                                   tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    # given the mother, a patient of the director's clinic
+    settings.SMILELOOP_IMPORT_DIR = tmp_path / "imports"
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    client.force_login(director_a.user)
+    content = "姓名,手机号\n李小宝,13800138000(妈妈)\n".encode()
+
+    # when the file is uploaded, the preview counts the link in the staff's language and makes none
+    response = client.post(reverse("imports:upload"),
+                           {"kind": "customers", "file": SimpleUploadedFile("儿童.csv", content)})
+    zh = client.get(response.url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "已加入号码所属亲属的家庭</dt><dd id=\"count-households-linked\">1</dd>" in zh
+    assert '<dd id="count-households-not-linked">0</dd>' in zh
+    assert not Household.objects.exists()
+
+    # when confirmed, the child is in her household
+    from smileloop.imports.models import ImportBatch
+
+    client.post(reverse("imports:confirm", kwargs={"batch_id": ImportBatch.objects.get().id}))
+    assert _place(Customer.objects.get(name="李小宝")) == (mother.pk, "周敏", Relation.CHILD)
