@@ -32,6 +32,9 @@ _SERVICE_MESSAGES = {
     "belongs to another customer; merge them instead": _(
         "This mobile number belongs to another customer. Merge the two records instead."),
     "must be a family relation (spouse, child, parent, …)": _("Choose a family relation."),
+    "does not say for certain how they are related to the head of the household; add them from the head's page": _(
+        "From this relation alone it is not certain what they are to the head of the household (a grandmother may be "
+        "the head's mother or mother-in-law). Add them from the head's page."),
     "must be another customer of the same chain": _("Choose another customer of this chain."),
     "is required to reveal a phone number": _("Give a reason for revealing the phone number."),
     "is required to mark a patient lost": _("Give a reason for marking the patient lost."),
@@ -209,7 +212,8 @@ class FamilyMemberForm(DomainErrorsMixin, forms.Form):
     def __init__(self, scope: Scope, *args, head: Customer, **kwargs):
         super().__init__(*args, **kwargs)
         self.scope = scope
-        self.head = head
+        self.head = head  # the customer whose page it is: the relation is what the relative is to them
+        self.fields["relation"].label = _("What they are to %(name)s") % {"name": head.name}
 
     def clean_member(self) -> Customer:
         text = self.cleaned_data["member"].strip().lstrip("#")

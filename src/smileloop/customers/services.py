@@ -598,6 +598,14 @@ _RELATION_THROUGH = {
     (Relation.SIBLING, Relation.CHILD): Relation.CHILD, (Relation.SIBLING, Relation.GRANDCHILD): Relation.GRANDCHILD,
     (Relation.SIBLING, Relation.SPOUSE): Relation.OTHER, (Relation.SIBLING, Relation.PARENT): Relation.OTHER,
     (Relation.SIBLING, Relation.GRANDPARENT): Relation.OTHER,
+    (Relation.GRANDCHILD, Relation.HEAD): Relation.GRANDPARENT,
+    **{(Relation.OTHER, place): Relation.OTHER for place in Relation.values},  # a relative of theirs is one of ours
+}
+# What the customer is to a relative, given what the relative is to them.
+_RELATION_INVERSE = {
+    Relation.PARENT: Relation.CHILD, Relation.CHILD: Relation.PARENT, Relation.GRANDPARENT: Relation.GRANDCHILD,
+    Relation.GRANDCHILD: Relation.GRANDPARENT, Relation.SPOUSE: Relation.SPOUSE, Relation.SIBLING: Relation.SIBLING,
+    Relation.OTHER: Relation.OTHER,
 }
 
 
@@ -625,6 +633,37 @@ def household_join_through(*, member: Customer, relative: Customer, kin: str,
     if relation is None or head.pk == member.pk:
         return None
     return household_member_add(head=head, member=member, relation=relation, actor=actor)
+
+
+@transaction.atomic
+def household_relative_add(*, customer: Customer, relative: Customer, relation: str,
+                           actor: Staff | None = None) -> HouseholdMember:
+    """Link `relative` as what they are to `customer` (`relation`: her PARENT, his SPOUSE, …), as staff say it on
+    the customer's page, whoever heads the household. Whichever of the two has a household brings the other into
+    it, with the relation to its head that follows (household_relation_through); when neither has one, a parent
+    or grandparent heads the new household, else the customer does. ValidationFailed when no relation to the head
+    follows for certain (a child's grandmother may be the head's mother or mother-in-law: add her from the head's
+    page); Conflict when both are in a household already."""
+    if relation not in _RELATION_INVERSE:
+        raise ValidationFailed([FieldError("relation", "must be a family relation (spouse, child, parent, …)", relation)])
+    if customer.chain_id != relative.chain_id or customer.pk == relative.pk:
+        raise ValidationFailed([FieldError("member", "must be another customer of the same chain", str(relative.pk))])
+    places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer__in=[customer, relative])}
+    own, theirs = places.get(customer.pk), places.get(relative.pk)
+    if own is not None and theirs is not None:
+        same = own.household_id == theirs.household_id
+        raise Conflict(f"{relative.name} is already in {'this' if same else 'another'} household",
+                       code="household_same" if same else "household_conflict", field="member")
+    if own is None and (theirs is not None or relation in (Relation.PARENT, Relation.GRANDPARENT)):
+        joined = household_join_through(member=customer, relative=relative, kin=relation, actor=actor)
+    else:
+        joined = household_join_through(member=relative, relative=customer, kin=_RELATION_INVERSE[relation],
+                                        actor=actor)
+    if joined is None:
+        raise ValidationFailed([FieldError(
+            "relation", "does not say for certain how they are related to the head of the household; add them from "
+                        "the head's page", relation)])
+    return joined
 
 
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,

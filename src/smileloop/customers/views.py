@@ -346,12 +346,13 @@ def family_add(request, scope: Scope, customer_id: int):
     form = FamilyMemberForm(scope, request.POST, head=customer)
     if form.is_valid():
         try:
-            services.household_member_add(head=customer, member=form.cleaned_data["member"],
-                                          relation=form.cleaned_data["relation"], actor=request.user.staff)
+            services.household_relative_add(customer=customer, relative=form.cleaned_data["member"],
+                                            relation=form.cleaned_data["relation"], actor=request.user.staff)
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
-        except errors.Conflict:
-            form.add_error("member", _("This person already belongs to another family."))
+        except errors.Conflict as exc:
+            form.add_error("member", _("This person is already in this family.") if exc.code == "household_same"
+                           else _("This person already belongs to another family."))
         else:
             if not request.htmx:
                 return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")

@@ -1,0 +1,121 @@
+"""Linking relatives from a customer's page: the relation staff pick is what the relative is to that customer,
+whoever heads the household; what is stored is the relation to the head."""
+
+import pytest
+from django.urls import reverse
+
+from smileloop.core.errors import Conflict, ValidationFailed
+from smileloop.customers.enums import Relation
+from smileloop.customers.models import Household, HouseholdMember
+from smileloop.customers.services import household_member_add, household_relative_add
+from smileloop.customers.tests.factories import CustomerFactory
+
+
+def _place(customer) -> tuple[str, str] | None:
+    """(head's name, relation to the head), or None without a household."""
+    member = HouseholdMember.objects.select_related("household__head").filter(customer=customer).first()
+    return None if member is None else (member.household.head.name, member.relation)
+
+
+@pytest.fixture
+def family(chain, clinic_a):
+    """王峰 heads a household with his wife 郑佳琪 and their son 王锦程; 王奶奶 and 小李 are in none."""
+    people = {name: CustomerFactory(chain=chain, name=name, home_clinic=clinic_a)
+              for name in ["王峰", "郑佳琪", "王锦程", "王奶奶", "小李"]}
+    household_member_add(head=people["王峰"], member=people["郑佳琪"], relation=Relation.SPOUSE)
+    household_member_add(head=people["王峰"], member=people["王锦程"], relation=Relation.CHILD)
+    return people
+
+
+@pytest.mark.parametrize(("page", "relative", "relation", "expected"), [
+    # from the son's page: his sister is the head's child, his child the head's grandchild
+    ("王锦程", "小李", Relation.SIBLING, ("王峰", Relation.CHILD)),
+    ("王锦程", "小李", Relation.CHILD, ("王峰", Relation.GRANDCHILD)),
+    # from the wife's page: her mother is the head's mother-in-law (another relative), her child the head's child
+    ("郑佳琪", "王奶奶", Relation.PARENT, ("王峰", Relation.OTHER)),
+    ("郑佳琪", "小李", Relation.CHILD, ("王峰", Relation.CHILD)),
+    # from the head's page: as picked
+    ("王峰", "王奶奶", Relation.PARENT, ("王峰", Relation.PARENT)),
+])
+def test_the_relation_is_what_the_relative_is_to_the_customer_whose_page_it_is(family, page, relative, relation,
+                                                                                  expected):
+    household_relative_add(customer=family[page], relative=family[relative], relation=relation)
+
+    assert _place(family[relative]) == expected
+    assert Household.objects.count() == 1
+
+
+@pytest.mark.parametrize(("page", "relative", "relation", "expected"), [
+    ("王奶奶", "王峰", Relation.CHILD, ("王峰", Relation.PARENT)),  # the head is her son: she is his parent
+    ("小李", "王锦程", Relation.SIBLING, ("王峰", Relation.CHILD)),
+    ("小李", "郑佳琪", Relation.PARENT, ("王峰", Relation.CHILD)),  # the head's wife is her mother
+])
+def test_a_customer_without_a_household_joins_the_relatives(family, page, relative, relation, expected):
+    household_relative_add(customer=family[page], relative=family[relative], relation=relation)
+
+    assert _place(family[page]) == expected
+    assert Household.objects.count() == 1
+
+
+def test_without_households_a_parent_heads_the_new_one_else_the_customer_does(chain, clinic_a):
+    child, mother = CustomerFactory(chain=chain, name="李小宝"), CustomerFactory(chain=chain, name="周敏")
+    wife, husband = CustomerFactory(chain=chain, name="陈芳"), CustomerFactory(chain=chain, name="刘洋")
+
+    household_relative_add(customer=child, relative=mother, relation=Relation.PARENT)  # from the child's page
+    household_relative_add(customer=wife, relative=husband, relation=Relation.SPOUSE)
+
+    assert (_place(mother), _place(child)) == (("周敏", Relation.HEAD), ("周敏", Relation.CHILD))
+    assert (_place(wife), _place(husband)) == (("陈芳", Relation.HEAD), ("陈芳", Relation.SPOUSE))
+
+
+def test_what_does_not_follow_for_certain_is_refused_and_changes_nothing(family):
+    # the son's grandmother: the head's mother, or his wife's?
+    with pytest.raises(ValidationFailed) as caught:
+        household_relative_add(customer=family["王锦程"], relative=family["王奶奶"], relation=Relation.GRANDPARENT)
+    assert caught.value.errors[0].field == "relation"
+    assert _place(family["王奶奶"]) is None and HouseholdMember.objects.count() == 3
+
+
+def test_two_people_in_households_already_are_a_conflict(family, chain):
+    other = CustomerFactory(chain=chain, name="赵六")
+    household_member_add(head=other, member=family["小李"], relation=Relation.CHILD)
+
+    with pytest.raises(Conflict) as same:
+        household_relative_add(customer=family["王峰"], relative=family["王锦程"], relation=Relation.CHILD)
+    with pytest.raises(Conflict) as elsewhere:
+        household_relative_add(customer=family["王峰"], relative=family["小李"], relation=Relation.CHILD)
+
+    assert (same.value.code, elsewhere.value.code) == ("household_same", "household_conflict")
+    assert _place(family["小李"]) == ("赵六", Relation.CHILD)
+
+
+def test_the_family_form_asks_what_they_are_to_this_patient_and_explains_a_refusal(client, front_desk_a, family):
+    from smileloop.customers.tests.test_views import login
+
+    login(client, front_desk_a)
+    grandmother = family["王奶奶"]
+    grandmother.mobile = "+8613600136000"
+    grandmother.save(update_fields=["mobile"])
+    url = reverse("customers:family_add", args=[family["王锦程"].id])
+
+    # the label names the patient of the page
+    page = client.get(reverse("customers:detail", args=[family["王锦程"].id]), HTTP_ACCEPT_LANGUAGE="en").text
+    assert "What they are to 王锦程" in page
+
+    # a grandmother from the child's page is refused with the reason
+    response = client.post(url, {"member": "136 0013 6000", "relation": "grandparent"},
+                           headers={"HX-Request": "true", "Accept-Language": "zh-hans"})
+    assert response.status_code == 422
+    assert "户主的页面" in response.text
+    assert _place(grandmother) is None
+
+    # the sister is linked as the head's child
+    sister = CustomerFactory(chain=family["王峰"].chain, name="王锦瑶", mobile="+8613500135000",
+                             home_clinic=family["王峰"].home_clinic)
+    response = client.post(url, {"member": "13500135000", "relation": "sibling"}, headers={"HX-Request": "true", "Accept-Language": "zh-hans"})
+    assert response.status_code == 200 and "王锦瑶" in response.text
+    assert _place(sister) == ("王峰", Relation.CHILD)
+
+    # linking her again says she is in this family already
+    response = client.post(url, {"member": "13500135000", "relation": "sibling"}, headers={"HX-Request": "true", "Accept-Language": "zh-hans"})
+    assert response.status_code == 422 and "已在这个家庭中" in response.text
