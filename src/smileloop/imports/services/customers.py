@@ -7,7 +7,10 @@ Matching (never a second person):
 - a row with neither phone nor identity is a new person (phone-less leads are real), except that a
   second phone-less row with the same name and birthday as an earlier phone-less row of the same file
   is taken as the same person. Such rows are never matched against the pool by name: two people may
-  share a name and birthday, and the merge-candidates list is where staff decide that.
+  share a name and birthday, and the merge-candidates list is where staff decide that. The exception is a row
+  registered by a relative's number ('13800138000(妈妈)'): it names the one member of that relative's household
+  with its name (and birthday, where both are known), and in the file the same name under the same number;
+- a relative's number links the person into that relative's household at the end (households_link);
 - a phone and an identity that name two different people is an invalid row (merge them first).
 
 Scope: an importer whose role sees only some clinics (a clinic director) imports as the API upsert writes for
@@ -355,7 +358,11 @@ class _CustomerImport:
                 row.mobile_header = fallback[1]
             elif second != mobile:
                 row.second = second
-        if not row.mobile and not idents and values.get("birthday"):
+        if not row.mobile and not idents and relative is not None:
+            # registered by a relative's number: the same name (and birthday) under that number is the same person
+            birthday = values["birthday"].isoformat() if values.get("birthday") else ""
+            row.dedupe_key = f"r:{relative[0]}|{' '.join(values['name'].split())}|{birthday}"
+        elif not row.mobile and not idents and values.get("birthday"):
             row.dedupe_key = f"n:{values['name']}|{values['birthday'].isoformat()}"
         return row
 
@@ -412,6 +419,8 @@ class _CustomerImport:
         # second numbers (see row_apply) are looked up with the phones: whose mobile or phone identity they are
         numbers = mobiles | {r.second for r in rows if r.second and f"m:{r.second}" not in self.known}
         numbers |= {n for r in rows for n in r.more if f"m:{n}" not in self.known}
+        # relatives' numbers of phone-less rows: whose they are, to find the person among that relative's family
+        numbers |= {r.relative[0] for r in rows if r.relative and not r.mobile and not r.idents}
         ident_keys = {(k, e) for r in rows for k, e, _h in r.idents if f"i:{k}:{e}" not in self.known}
         by_mobile = dict(_select_in(
             "SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND merged_into_id IS NULL AND mobile",
@@ -433,14 +442,45 @@ class _CustomerImport:
                 by_mobile[mobile] = by_ident[(kind, mobile)]
         wanted = {by_mobile[m] for m in mobiles if m in by_mobile} | set(by_ident.values())
         wanted |= {t for r in rows for t in self._known_tokens(r) if t > 0}
+        families = self._families_of({by_mobile[r.relative[0]] for r in rows
+                                      if r.relative and not r.mobile and not r.idents and r.relative[0] in by_mobile})
+        wanted |= {member for members in families.values() for member, _n, _b in members}
         people = Customer.objects.only(*_FILLABLE_FIELDS).in_bulk(wanted) if wanted else {}
         chunk = _Chunk()
         for row in rows:
-            self.row_apply(row, chunk, by_mobile, by_ident, people)
+            self.row_apply(row, chunk, by_mobile, by_ident, people, families)
         if self.write:
             self.flush(chunk, people)
         else:
             self.links += chunk.links
+
+    def _families_of(self, holders: set[int]) -> dict[int, list[tuple[int, str, object]]]:
+        """holder id → the other members of their household as (id, name, birthday): one read for the chunk."""
+        if not holders:
+            return {}
+        members = HouseholdMember._meta.db_table
+        found: dict[int, list[tuple[int, str, object]]] = {}
+        for holder, member, name, birthday in _select_in(
+            f"SELECT h.customer_id, m.customer_id, c.name, c.birthday FROM {members} h "
+            f"JOIN {members} m ON m.household_id = h.household_id AND m.customer_id <> h.customer_id "
+            "JOIN customers_customer c ON c.id = m.customer_id AND c.merged_into_id IS NULL WHERE h.customer_id",
+            [], holders,
+        ):
+            found.setdefault(holder, []).append((member, name, birthday))
+        return found
+
+    def _family_match(self, row: _Row, by_mobile: dict, families: dict) -> int | None:
+        """The person a phone-less row registered by a relative's number names: the one member of that relative's
+        household with the row's name (and birthday, where both are known). A re-import of a sheet of children
+        written with their parents' numbers then merges instead of making every child twice."""
+        holder = by_mobile.get(row.relative[0]) if row.relative and not row.mobile and not row.idents else None
+        if holder is None:
+            return None
+        name, birthday = " ".join(row.values["name"].split()), row.values.get("birthday")
+        same = [member for member, their_name, their_birthday in families.get(holder, ())
+                if " ".join(their_name.split()) == name
+                and (birthday is None or their_birthday is None or str(their_birthday) == birthday.isoformat())]
+        return same[0] if len(same) == 1 else None
 
     def _known_tokens(self, row: _Row) -> list[int]:
         keys = [f"i:{k}:{e}" for k, e, _h in row.idents]
@@ -456,7 +496,7 @@ class _CustomerImport:
             return person.get("name")
         return getattr(person, "name", None) or self.token_names.get(target)
 
-    def row_apply(self, row: _Row, chunk: _Chunk, by_mobile, by_ident, people) -> None:
+    def row_apply(self, row: _Row, chunk: _Chunk, by_mobile, by_ident, people, families) -> None:
         mobile_header = row.mobile_header or self.mobile_header
         matches: list[tuple[int, str, str]] = []  # (customer id or token, header, value)
         if row.mobile:
@@ -479,6 +519,8 @@ class _CustomerImport:
                 matches.append((target, header, external_id))
         if row.dedupe_key and row.dedupe_key in self.known:
             matches.append((self.known[row.dedupe_key], self.table.header_for("name"), row.values["name"]))
+        elif not matches and (member := self._family_match(row, by_mobile, families)) is not None:
+            matches.append((member, self.table.header_for("name"), row.values["name"]))
         targets = {m[0] for m in matches}
         if len(targets) > 1:
             first, other = matches[0], next(m for m in matches if m[0] != matches[0][0])

@@ -210,3 +210,32 @@ def test_the_import_page_shows_the_links_and_confirming_makes_them(client, direc
 
     client.post(reverse("imports:confirm", kwargs={"batch_id": ImportBatch.objects.get().id}))
     assert _place(Customer.objects.get(name="李小宝")) == (mother.pk, "周敏", Relation.CHILD)
+
+
+def test_a_reimport_finds_the_children_in_their_relatives_family_instead_of_making_them_twice(tmp_path, chain,
+                                                                                              clinic_a):
+    # given a sheet of children written with their parents' numbers, imported once
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    rows = [["姓名", "手机号", "出生日期", "小区"],
+            ["李小宝", "13800138000(妈妈)", "2019-05-01", ""],
+            ["李小贝", "13800138000(妈妈)", "", "阳光小区"],
+            ["石子轩", "13700137000(爸爸)", "2020-01-01", ""],
+            ["石磊", "13700137000", "", ""]]
+    first = customers_import(path=csv_write(tmp_path / "a.csv", rows), chain=chain)
+    assert (first.created, first.merged, first.households_linked) == (4, 0, 3)
+
+    # when it is imported again, with a blank filled, a sibling added and a namesake of another birthday
+    rows[2][3] = "阳光小区"
+    rows[1][3] = "幸福里"
+    rows += [["李小贝", "13800138000(妈妈)", "", ""],  # the same child twice in the file
+             ["李小美", "13800138000（妈妈）", "2023-02-02", ""],
+             ["石子轩", "13700137000(爸爸)", "2012-12-12", ""]]
+    again = customers_import(path=csv_write(tmp_path / "b.csv", rows), chain=chain)
+
+    # then the children already in the family are merged, and only the new sibling and the namesake are new
+    assert (again.created, again.merged, again.households_linked, again.households_not_linked) == (2, 5, 6, 0)
+    assert Customer.objects.filter(name="李小宝").count() == 1 and Customer.objects.filter(name="李小贝").count() == 1
+    assert Customer.objects.get(name="李小宝").community == "幸福里"  # a blank filled, nothing overwritten
+    assert _place(Customer.objects.get(name="李小美")) == (mother.pk, "周敏", Relation.CHILD)
+    # the namesake of another birthday is another child: a new person
+    assert Customer.objects.filter(name="石子轩").count() == 2
