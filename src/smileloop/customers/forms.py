@@ -85,6 +85,37 @@ class CustomerFilterForm(forms.Form):
         }
 
 
+CONSENT_SOURCES = [
+    ("paper", _("Paper form")),
+    ("in_person", _("In person at the clinic")),
+    ("wechat", _("WeChat")),
+    ("mini_program", _("Mini program")),
+    ("phone_call", _("Phone call")),
+    ("sms", _("SMS reply")),
+    ("other", _("Other")),
+]
+CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
+
+
+def relative_find(scope: Scope, text: str) -> Customer | None:
+    """The customer a relative field names, in `scope`: by customer number (#4999 or 4999), else by mobile."""
+    text = text.strip().lstrip("#")
+    if text.isdigit() and len(text) < 11:
+        try:
+            return selectors.customer_get(scope, text)
+        except NotFound:
+            pass
+    try:
+        mobile = phone_normalize(text)
+    except ValueError:
+        return None
+    return selectors.customer_list(scope, q=mobile).first() if mobile else None
+
+
+RELATIVE_NOT_FOUND = _("No customer with this mobile or number in your clinics.")
+_RELATIONS = [c for c in Relation.choices if c[0] != Relation.HEAD]
+
+
 class CustomerForm(DomainErrorsMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=50)
     mobile = forms.CharField(label=_("Mobile"), max_length=32, required=False,
@@ -104,6 +135,18 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
     address = forms.CharField(label=_("Address"), max_length=255, required=False)
     notes = forms.CharField(label=_("Notes"), required=False, max_length=5000,
                             widget=forms.Textarea(attrs={"rows": 3}))
+    # New customers only (the 360 page records later decisions and links relatives later): what the person agreed
+    # to at the desk, and the relative they came with (a child registered with a parent's number).
+    consents = forms.MultipleChoiceField(label=_("Agreed to"), required=False, choices=ConsentPurpose.choices,
+                                         widget=forms.CheckboxSelectMultiple)
+    consent_source = forms.ChoiceField(label=_("Given through"), choices=CONSENT_SOURCES, initial="paper",
+                                       required=False)
+    consent_evidence = forms.CharField(label=_("Evidence"), max_length=255, required=False, widget=forms.TextInput(
+        attrs={"placeholder": _("e.g. signed form no. 2024-031")}))
+    relative = forms.CharField(label=_("Came with (a relative's mobile or customer number)"), max_length=32,
+                               required=False, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    relation = forms.ChoiceField(label=_("The relative is the new customer's"), required=False,
+                                 choices=_blank("—") + _RELATIONS)
 
     def __init__(self, scope: Scope, *args, customer: Customer | None = None, **kwargs):
         if customer is not None and "initial" not in kwargs:
@@ -128,6 +171,27 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         if customer is not None:
             # Attribution is recorded when a person arrives; editing it is for the admin, not this form.
             del self.fields["source"], self.fields["campaign"]
+            for name in ("consents", "consent_source", "consent_evidence", "relative", "relation"):
+                del self.fields[name]
+
+    def clean_relative(self) -> Customer | None:
+        text = self.cleaned_data["relative"].strip()
+        if not text:
+            return None
+        found = relative_find(self.scope, text)
+        if found is None:
+            raise forms.ValidationError(RELATIVE_NOT_FOUND, code="not_found")
+        return found
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("consents") and not cleaned.get("consent_source"):
+            self.add_error("consent_source", _("Say how the consent was given."))
+        if cleaned.get("relative") is not None and not cleaned.get("relation"):
+            self.add_error("relation", _("Say what the relative is to the new customer."))
+        elif cleaned.get("relation") and not self.errors.get("relative") and cleaned.get("relative") is None:
+            self.add_error("relative", _("Enter the relative's mobile or customer number, or clear the relation."))
+        return cleaned
 
     def clean_mobile(self) -> str | None:
         value = self.cleaned_data["mobile"].strip()
@@ -162,9 +226,18 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
             return match, False
 
     def service_data(self) -> dict:
-        data = {key: self.cleaned_data.get(key) for key in self.fields}
+        data = {key: self.cleaned_data.get(key) for key in self.fields if key not in _REGISTRATION_FIELDS}
         data["mobile"] = data.get("mobile") or ("" if self.customer is not None else None)
         return data
+
+    def consent_data(self) -> list[dict]:
+        """The consents ticked on a new customer's form, as customer_register takes them."""
+        return [{"purpose": purpose, "granted": True, "source": self.cleaned_data["consent_source"],
+                 "evidence": self.cleaned_data.get("consent_evidence", "")}
+                for purpose in self.cleaned_data.get("consents") or []]
+
+
+_REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation")
 
 
 class PhoneRevealForm(forms.Form):
@@ -177,16 +250,6 @@ class MarkLostForm(DomainErrorsMixin, forms.Form):
         "placeholder": _("e.g. moved away, chose another clinic, asked not to be contacted"), "autocomplete": "off"}))
 
 
-CONSENT_SOURCES = [
-    ("paper", _("Paper form")),
-    ("in_person", _("In person at the clinic")),
-    ("wechat", _("WeChat")),
-    ("mini_program", _("Mini program")),
-    ("phone_call", _("Phone call")),
-    ("sms", _("SMS reply")),
-    ("other", _("Other")),
-]
-CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
 
 
 class ConsentForm(DomainErrorsMixin, forms.Form):
@@ -206,8 +269,7 @@ class NoteForm(DomainErrorsMixin, forms.Form):
 class FamilyMemberForm(DomainErrorsMixin, forms.Form):
     member = forms.CharField(label=_("Family member"), max_length=32, help_text=_(
         "Mobile number or customer number of the relative (they must already be a customer)."))
-    relation = forms.ChoiceField(label=_("Relation"),
-                                 choices=[c for c in Relation.choices if c[0] != Relation.HEAD])
+    relation = forms.ChoiceField(label=_("Relation"), choices=_RELATIONS)
 
     def __init__(self, scope: Scope, *args, head: Customer, **kwargs):
         super().__init__(*args, **kwargs)
@@ -216,23 +278,9 @@ class FamilyMemberForm(DomainErrorsMixin, forms.Form):
         self.fields["relation"].label = _("What they are to %(name)s") % {"name": head.name}
 
     def clean_member(self) -> Customer:
-        text = self.cleaned_data["member"].strip().lstrip("#")
-        found = None
-        if text.isdigit() and len(text) < 11:
-            try:
-                found = selectors.customer_get(self.scope, text)
-            except NotFound:
-                found = None
+        found = relative_find(self.scope, self.cleaned_data["member"])
         if found is None:
-            try:
-                mobile = phone_normalize(text)
-            except ValueError:
-                mobile = None
-            if mobile:
-                found = selectors.customer_list(self.scope, q=mobile).first()
-        if found is None:
-            raise forms.ValidationError(_("No customer with this mobile or number in your clinics."),
-                                        code="not_found")
+            raise forms.ValidationError(RELATIVE_NOT_FOUND, code="not_found")
         if found.id == self.head.id:
             raise forms.ValidationError(_("Choose another customer, not this one."), code="self")
         return found

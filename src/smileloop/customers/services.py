@@ -997,10 +997,13 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
         raise ValidationFailed(errors)
     home = data.get("home_clinic")
     if home is not None and str(home).strip() != "":
-        try:
-            clinic = clinic_resolve(chain_id=scope.chain_id, value=home)
-        except ValueError:
-            clinic = None  # customer_upsert reports the field
+        if isinstance(home, Clinic):  # a form's choice, read already
+            clinic = home if home.chain_id == scope.chain_id else None
+        else:
+            try:
+                clinic = clinic_resolve(chain_id=scope.chain_id, value=home)
+            except ValueError:
+                clinic = None  # customer_upsert reports the field
         if clinic is not None:
             if not scope.allows_clinic(clinic.id):
                 raise PermissionDenied(f"Clinic {home!r} is not one of your clinics", field="home_clinic")
@@ -1013,4 +1016,17 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
     for consent in consents or []:
         consent_record(customer=customer, purpose=consent["purpose"], granted=bool(consent.get("granted")),
                        source=str(consent["source"]), actor=actor, evidence=str(consent.get("evidence") or ""))
+    return customer, created
+
+
+@transaction.atomic
+def customer_register(*, scope: Scope, data: dict, consents: list[dict] | None = None,
+                      relative: Customer | None = None, relation: str | None = None,
+                      actor: Staff | None = None) -> tuple[Customer, bool]:
+    """A person registered at the front desk: the person (customer_ingest, source "form"), the consents they gave
+    there, and the relative they came with (`relation`: what the relative is to them; household_relative_add).
+    All or nothing: a relation that cannot be linked leaves no person behind."""
+    customer, created = customer_ingest(scope=scope, data=data, consents=consents, actor=actor, source="form")
+    if relative is not None:
+        household_relative_add(customer=customer, relative=relative, relation=relation or "", actor=actor)
     return customer, created

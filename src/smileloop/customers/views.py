@@ -399,12 +399,18 @@ def customer_create(request, scope: Scope):
                              "administrator to transfer them."))
         else:
             try:
-                customer, _created = services.customer_upsert(chain=scope.chain_id, data=form.service_data(),
-                                                              actor=request.user.staff, source="form", scope=scope)
+                customer, _created = services.customer_register(
+                    scope=scope, data=form.service_data(), consents=form.consent_data(),
+                    relative=form.cleaned_data.get("relative"), relation=form.cleaned_data.get("relation"),
+                    actor=request.user.staff)
             except errors.ValidationFailed as exc:
                 form.add_domain_errors(exc)
-            except errors.Conflict:
-                form.add_error("mobile", _("This mobile number already belongs to an existing customer."))
+            except errors.Conflict as exc:
+                if exc.code in ("household_same", "household_conflict"):
+                    form.add_error("relative", _("This relative already belongs to another family; link them from "
+                                                 "the customer page after creating."))
+                else:
+                    form.add_error("mobile", _("This mobile number already belongs to an existing customer."))
             else:
                 messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
                 return _redirect(request, reverse("customers:detail", args=[customer.id]))

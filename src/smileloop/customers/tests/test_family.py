@@ -119,3 +119,87 @@ def test_the_family_form_asks_what_they_are_to_this_patient_and_explains_a_refus
     # linking her again says she is in this family already
     response = client.post(url, {"member": "13500135000", "relation": "sibling"}, headers={"HX-Request": "true", "Accept-Language": "zh-hans"})
     assert response.status_code == 422 and "已在这个家庭中" in response.text
+
+
+# --- registering a new customer with the consents given at the desk and the relative they came with ------------
+
+
+def _register(client, clinic, **extra):
+    data = {"name": "李小宝", "gender": "M", "birthday": "2019-05-01", "home_clinic": clinic.id, **extra}
+    return client.post(reverse("customers:create"), data, HTTP_ACCEPT_LANGUAGE="en")
+
+
+def test_a_child_is_registered_with_the_parent_and_the_consents_given_at_the_desk(client, front_desk_a, chain,
+                                                                                 clinic_a):
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.customers.models import Consent, Customer
+    from smileloop.customers.selectors import guardians_for
+    from smileloop.customers.tests.test_views import login
+
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    login(client, front_desk_a)
+
+    response = _register(client, clinic_a, relative="138 0013 8000", relation=Relation.PARENT,
+                         consents=["data_processing", "health_data"], consent_source="paper",
+                         consent_evidence="登记表 2026-118")
+
+    child = Customer.objects.get(name="李小宝")
+    assert response.status_code == 302 and child.mobile is None
+    assert _place(mother) == ("周敏", Relation.HEAD) and _place(child) == ("周敏", Relation.CHILD)
+    assert guardians_for(scope_for_staff(front_desk_a), [child.pk]) == {child.pk: mother}
+    consents = Consent.objects.filter(customer=child).order_by("purpose")
+    assert [(c.purpose, c.granted, c.source, c.evidence, c.recorded_by_id) for c in consents] == [
+        ("data_processing", True, "paper", "登记表 2026-118", front_desk_a.id),
+        ("health_data", True, "paper", "登记表 2026-118", front_desk_a.id)]
+
+
+@pytest.mark.parametrize(("extra", "field", "message"), [
+    ({"relative": "138 0013 8000"}, "relation", "Say what the relative is to the new customer."),
+    ({"relation": "parent"}, "relative", "Enter the relative's mobile or customer number, or clear the relation."),
+    ({"relative": "13900139000", "relation": "parent"}, "relative",
+     "No customer with this mobile or number in your clinics."),
+    ({"consents": ["marketing_sms"], "consent_source": ""}, "consent_source", "Say how the consent was given."),
+    ({"consents": ["no_such_purpose"]}, "consents", "Select a valid choice."),
+])
+def test_a_registration_with_a_bad_family_or_consent_part_names_it_and_writes_nothing(client, front_desk_a, chain,
+                                                                                    clinic_a, extra, field, message):
+    from smileloop.customers.models import Consent, Customer
+    from smileloop.customers.tests.test_views import login
+
+    CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    login(client, front_desk_a)
+
+    response = _register(client, clinic_a, **extra)
+
+    assert response.status_code == 422
+    assert any(message in str(e) for e in response.context["form"].errors[field])
+    assert not Customer.objects.filter(name="李小宝").exists() and not Consent.objects.exists()
+    assert not HouseholdMember.objects.exists()
+
+
+def test_a_relation_that_cannot_be_linked_leaves_no_person_behind(client, front_desk_a, chain, clinic_a):
+    from smileloop.customers.models import Customer
+    from smileloop.customers.tests.test_views import login
+
+    # given a woman who is the sister of a household's head: whose grandchild is not certain from that
+    head = CustomerFactory(chain=chain, name="周建国", home_clinic=clinic_a)
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    household_member_add(head=head, member=mother, relation=Relation.SIBLING)
+    login(client, front_desk_a)
+
+    response = _register(client, clinic_a, relative="13800138000", relation=Relation.GRANDPARENT,
+                         consents=["data_processing"], consent_source="paper")
+
+    assert response.status_code == 422
+    assert any("Add them from the head's page" in str(e) for e in response.context["form"].errors["relation"])
+    assert not Customer.objects.filter(name="李小宝").exists()
+
+
+def test_the_edit_form_has_no_registration_parts(client, front_desk_a, chain, clinic_a):
+    from smileloop.customers.tests.test_views import login
+
+    customer = CustomerFactory(chain=chain, name="周敏", home_clinic=clinic_a)
+    login(client, front_desk_a)
+    page = client.get(reverse("customers:edit", args=[customer.id])).text
+    assert 'id="registration-consents"' not in page and 'name="relative"' not in page
+    assert 'id="registration-consents"' in client.get(reverse("customers:create")).text
