@@ -142,3 +142,32 @@ def test_a_front_desk_with_a_short_navigation_keeps_their_name_in_the_top_bar_at
     assert page.locator(".mainnav-link").count() < 10
     assert page.locator(".user-text").is_visible()
     assert page.locator(".user-name").inner_text() == "前台小王"
+
+
+def test_a_child_is_registered_with_the_mother_and_her_consents_and_the_family_shows_on_the_360_page(
+        live_server, browser_page, chain_admin, patients, clinic_a):
+    from smileloop.customers.models import Consent, Customer, HouseholdMember
+
+    page = browser_page
+    login_as_chain_admin(page, live_server)
+
+    # when: the front desk registers 张小宝 without a phone, with the mother's number and two consents ticked
+    page.goto(f"{live_server.url}/customers/new/")
+    page.fill("#id_name", "张小宝")
+    page.select_option("#id_gender", "M")
+    page.select_option("#id_home_clinic", str(clinic_a.id))
+    page.check("#registration-consents input[value=data_processing]")
+    page.check("#registration-consents input[value=health_data]")
+    page.fill("#id_relative", "138 0013 8000")
+    page.select_option("#id_relation", "parent")
+    page.click("form.form-card button[type=submit]")
+
+    # then: the 360 page shows the household headed by the mother, and the two consents
+    page.wait_for_selector("#family")
+    child = Customer.objects.get(name="张小宝")
+    assert page.url.endswith(f"/customers/{child.id}/")
+    family = page.locator("#family").inner_text()
+    assert "张三" in family and "Child" in family
+    assert HouseholdMember.objects.get(customer=child).household.head_id == patients.id
+    assert set(Consent.objects.filter(customer=child, granted=True).values_list("purpose", flat=True)) == {
+        "data_processing", "health_data"}
