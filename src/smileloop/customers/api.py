@@ -16,15 +16,21 @@ from pydantic.json_schema import SkipJsonSchema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, Id, IdOrCode, InputSchema, Offset, render
-from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.api import ERROR_RESPONSES, Id, IdOrCode, InputSchema, Offset, referenced_by, render
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
-from smileloop.customers.enums import ConsentPurpose, IdentityKind, Stage
+from smileloop.customers.enums import ConsentPurpose, IdentityKind, Relation, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import channel_parse, phone_mask
 from smileloop.customers.selectors import consent_current, customer_get, customer_list, household_in_scope
-from smileloop.customers.services import customer_ingest, customer_mark_lost, identity_add, phone_reveal
+from smileloop.customers.services import (
+    customer_ingest,
+    customer_mark_lost,
+    household_relative_add,
+    identity_add,
+    phone_reveal,
+)
 
 router = Router(tags=["customers"])
 
@@ -47,6 +53,12 @@ class ConsentIn(InputSchema):
     granted: bool
     source: str = Field("api", min_length=1, max_length=64, description="Where the consent was given")
     evidence: str = Field("", max_length=255)
+
+
+class FamilyIn(InputSchema):
+    relative_id: Id = Field(description="The relative, a customer in your clinics")
+    relation: Relation = Field(description="What the relative is to this customer (their parent, spouse, …); "
+                                           "`head` is not a relation")
 
 
 class CustomerUpsertIn(InputSchema):
@@ -189,6 +201,16 @@ def _list_item(customer: Customer) -> dict:
     }
 
 
+def _household(scope: Scope, customer: Customer) -> dict | None:
+    """The customer's household as HouseholdOut, read through `scope`, or None."""
+    found = household_in_scope(scope, customer)
+    if found is None:
+        return None
+    own = next(m for m in found.members if m.customer_id == customer.pk)
+    return {"id": found.household.id, "name": found.name, "head_id": found.head_id, "relation": own.relation,
+            "members": [{"customer_id": found.member_id(m), "relation": m.relation} for m in found.members]}
+
+
 def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None, created: bool = False,
             linked: bool = True) -> dict:
     """The full customer, read through `scope`: relatives outside it have no id in the household and a head
@@ -196,13 +218,7 @@ def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None,
     request, so no household, appointment, order or plan can point at it yet (those reads are skipped, the answer
     is the same); `linked=False` additionally says the request attached no identity or consent to it."""
     data = _list_item(customer)
-    found = None if created else household_in_scope(scope, customer)
-    household = None
-    if found is not None:
-        own = next(m for m in found.members if m.customer_id == customer.pk)
-        household = {"id": found.household.id, "name": found.name, "head_id": found.head_id,
-                     "relation": own.relation,
-                     "members": [{"customer_id": found.member_id(m), "relation": m.relation} for m in found.members]}
+    household = None if created else _household(scope, customer)
     reads = not (created and not linked)
     data.update({
         "mobile": full_mobile if full_mobile is not None else data["mobile"],
@@ -303,6 +319,38 @@ def identity_add_endpoint(request: HttpRequest, customer_id: Id, payload: Identi
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.identity_add", run=write)
+
+
+@router.post("/{int:customer_id}/family", response={201: HouseholdOut, **ERROR_RESPONSES},
+             summary="Link a relative into the family")
+def family_add_endpoint(request: HttpRequest, customer_id: Id, payload: FamilyIn, response: HttpResponse,
+                        idempotency_key: IdempotencyKeyHeader = None):
+    """`relation` is what the relative is to this customer, whoever heads the household: whichever of the two has
+    a household takes the other in, with the relation to its head that follows (the sister of the head's son is
+    the head's child); when neither has one, a parent or grandparent heads the new household, else this customer.
+    Answers this customer's household (`relation` there is to the head). A relation that does not follow for
+    certain (a child's grandmother may be the head's mother or mother-in-law) is a 422 on `relation`; two people
+    in households already are a 409 (`household_same`, `household_conflict`); a relative outside your clinics is
+    a 404."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, customer_id)
+        with referenced_by("body.relative_id"):
+            relative = customer_get(scope, payload.relative_id)
+        try:
+            household_relative_add(customer=customer, relative=relative, relation=payload.relation,
+                                   actor=request.staff)
+        except (Conflict, ValidationFailed) as exc:  # the service names the relative `relative`; here it is an id
+            for error in getattr(exc, "errors", []):
+                error.field = "relative_id" if error.field == "relative" else error.field
+            exc.field = "relative_id" if exc.field == "relative" else exc.field
+            raise
+        return 201, render(HouseholdOut, _household(scope, customer))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.family_add", run=write)
 
 
 @router.post("/{int:customer_id}/lost", response={200: StageOut, **ERROR_RESPONSES},

@@ -40,14 +40,14 @@ _SERVICE_MESSAGES = {
     "is required to mark a patient lost": _("Give a reason for marking the patient lost."),
 }
 # Service field names that the forms call differently.
-_FIELD_ALIASES = {"first_touch_channel": "source", "first_touch_campaign": "campaign"}
+_FIELD_ALIASES = {"first_touch_channel": "source", "first_touch_campaign": "campaign", "relative": "member"}
 
 
 class DomainErrorsMixin:
     def add_domain_errors(self, exc: ValidationFailed) -> None:
         """Attach each service FieldError to its form field (or to the form when there is no such field)."""
         for error in exc.errors:
-            name = _FIELD_ALIASES.get(error.field, error.field)
+            name = error.field if error.field in self.fields else _FIELD_ALIASES.get(error.field, error.field)
             message = _SERVICE_MESSAGES.get(str(error.message), error.message)
             self.add_error(name if name in self.fields else None, message)
 

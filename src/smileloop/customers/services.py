@@ -647,13 +647,14 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     if relation not in _RELATION_INVERSE:
         raise ValidationFailed([FieldError("relation", "must be a family relation (spouse, child, parent, …)", relation)])
     if customer.chain_id != relative.chain_id or customer.pk == relative.pk:
-        raise ValidationFailed([FieldError("member", "must be another customer of the same chain", str(relative.pk))])
+        raise ValidationFailed([FieldError("relative", "must be another customer of the same chain",
+                                           str(relative.pk))])
     places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer__in=[customer, relative])}
     own, theirs = places.get(customer.pk), places.get(relative.pk)
     if own is not None and theirs is not None:
         same = own.household_id == theirs.household_id
         raise Conflict(f"{relative.name} is already in {'this' if same else 'another'} household",
-                       code="household_same" if same else "household_conflict", field="member")
+                       code="household_same" if same else "household_conflict", field="relative")
     if own is None and (theirs is not None or relation in (Relation.PARENT, Relation.GRANDPARENT)):
         joined = household_join_through(member=customer, relative=relative, kin=relation, actor=actor)
     else:

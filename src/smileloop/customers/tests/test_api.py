@@ -12,7 +12,7 @@ from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core import idempotency
 from smileloop.core.models import AuditEvent, IdempotencyRecord
-from smileloop.customers.models import Consent, Customer, Identity, Interaction
+from smileloop.customers.models import Consent, Customer, HouseholdMember, Identity, Interaction
 from smileloop.customers.services import customer_upsert, household_member_add
 from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
 
@@ -644,3 +644,60 @@ def test_a_change_of_the_staff_members_clinics_applies_to_the_very_next_api_requ
     revoked = get(client, f"/api/customers/{other.id}", token=token_a).status_code
     # then each change is seen at once, not after the scope cache's lifetime
     assert (granted, revoked) == (200, 404)
+
+
+# --- family ------------------------------------------------------------------------------------------------
+
+def test_linking_a_relative_answers_the_household_and_a_replay_changes_nothing(client, chain, clinic_a, token_a):
+    # given a mother and her child, in no household yet
+    mother = CustomerFactory(chain=chain, name="周敏", home_clinic=clinic_a)
+    child = CustomerFactory(chain=chain, name="李小宝", home_clinic=clinic_a)
+    url = f"/api/customers/{child.id}/family"
+
+    # when the PMS says the mother is the child's parent, twice with one key
+    first = post(client, url, {"relative_id": mother.id, "relation": "parent"}, token=token_a, key="f1")
+    again = post(client, url, {"relative_id": mother.id, "relation": "parent"}, token=token_a, key="f1")
+
+    # then the mother heads the new household and the child is her child; the replay is the first answer
+    assert first.status_code == again.status_code == 201
+    body = first.json()
+    assert again.json() == body
+    assert (body["head_id"], body["relation"], body["name"]) == (mother.id, "child", "周敏家")
+    assert sorted((m["customer_id"], m["relation"]) for m in body["members"]) == sorted(
+        [(mother.id, "head"), (child.id, "child")])
+    assert get(client, f"/api/customers/{mother.id}", token=token_a).json()["household"]["relation"] == "head"
+
+
+@pytest.mark.parametrize(("relation", "status", "code", "field"), [
+    ("head", 422, "invalid", "body.relation"),
+    ("cousin", 422, "invalid", "body.relation"),
+    ("grandparent", 422, "invalid", "body.relation"),  # the head's son's grandmother: his mother or mother-in-law?
+    ("sibling", 409, "household_same", "body.relative_id"),
+])
+def test_a_family_link_that_cannot_be_made_is_refused_naming_the_field(client, chain, clinic_a, token_a, relation,
+                                                                       status, code, field):
+    # given a household: the head and his son; his sister is the one to link from the son's page
+    head = CustomerFactory(chain=chain, name="王峰", home_clinic=clinic_a)
+    son = CustomerFactory(chain=chain, name="王锦程", home_clinic=clinic_a)
+    household_member_add(head=head, member=son, relation="child")
+    relative = head if code == "household_same" else CustomerFactory(chain=chain, name="王奶奶", home_clinic=clinic_a)
+
+    response = post(client, f"/api/customers/{son.id}/family", {"relative_id": relative.id, "relation": relation},
+                    token=token_a)
+
+    assert response.status_code == status
+    assert (response.json()["code"], response.json()["errors"][0]["field"]) == (code, field)
+    assert sorted(HouseholdMember.objects.values_list("customer_id", "relation")) == sorted(
+        [(head.id, "head"), (son.id, "child")])
+
+
+def test_a_relative_of_another_clinic_is_404_naming_the_field(client, chain, clinic_a, clinic_b, token_a):
+    child = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    other = CustomerFactory(chain=chain, home_clinic=clinic_b)
+
+    response = post(client, f"/api/customers/{child.id}/family", {"relative_id": other.id, "relation": "parent"},
+                    token=token_a)
+
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["field"] == "body.relative_id"
+    assert not HouseholdMember.objects.exists()
