@@ -65,8 +65,11 @@ from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
+    family_member_named,
+    family_members_of,
     limited_scope_of,
     lookup_key,
+    select_in,
     staff_lookup_build,
     staff_of,
     user_of,
@@ -210,26 +213,6 @@ def _sqlite_cache(kib: int = 262_144):
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"PRAGMA cache_size = {int(before)}")
-
-
-def _select_in(sql: str, params: list, values: set, batch: int = 5000) -> list[tuple]:
-    """Rows of `sql` + " IN (values)" (or = ANY on PostgreSQL), in batches; plain SQL on the driver's
-    cursor, as the matching lookups of every chunk are hot (Django builds one parameter per value)."""
-    if not values:
-        return []
-    values = list(values)
-    out = []
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        for start in range(0, len(values), batch):
-            part = values[start:start + batch]
-            if connection.vendor == "postgresql":
-                raw.execute(sql + " = ANY(%s)", [*params, part])
-            else:
-                raw.execute((sql + " IN (" + ", ".join(["%s"] * len(part)) + ")").replace("%s", "?"),
-                            [*params, *part])
-            out += raw.fetchall()
-    return out
 
 
 class _CustomerImport:
@@ -422,7 +405,7 @@ class _CustomerImport:
         # relatives' numbers of phone-less rows: whose they are, to find the person among that relative's family
         numbers |= {r.relative[0] for r in rows if r.relative and not r.mobile and not r.idents}
         ident_keys = {(k, e) for r in rows for k, e, _h in r.idents if f"i:{k}:{e}" not in self.known}
-        by_mobile = dict(_select_in(
+        by_mobile = dict(select_in(
             "SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND merged_into_id IS NULL AND mobile",
             [self.chain.id], numbers))
         pending = [(IdentityKind.PHONE, m) for m in numbers - by_mobile.keys()]
@@ -430,7 +413,7 @@ class _CustomerImport:
         lookups = ident_keys | set(pending)
         if lookups:
             kinds = sorted({k for k, _e in lookups})
-            for kind, external_id, customer_id in _select_in(
+            for kind, external_id, customer_id in select_in(
                 "SELECT kind, external_id, customer_id FROM customers_identity WHERE chain_id = %s AND kind IN ("
                 + ", ".join(["%s"] * len(kinds)) + ") AND external_id",
                 [self.chain.id, *kinds], {e for _k, e in lookups},
@@ -442,7 +425,7 @@ class _CustomerImport:
                 by_mobile[mobile] = by_ident[(kind, mobile)]
         wanted = {by_mobile[m] for m in mobiles if m in by_mobile} | set(by_ident.values())
         wanted |= {t for r in rows for t in self._known_tokens(r) if t > 0}
-        families = self._families_of({by_mobile[r.relative[0]] for r in rows
+        families = family_members_of({by_mobile[r.relative[0]] for r in rows
                                       if r.relative and not r.mobile and not r.idents and r.relative[0] in by_mobile})
         wanted |= {member for members in families.values() for member, _n, _b in members}
         people = Customer.objects.only(*_FILLABLE_FIELDS).in_bulk(wanted) if wanted else {}
@@ -454,21 +437,6 @@ class _CustomerImport:
         else:
             self.links += chunk.links
 
-    def _families_of(self, holders: set[int]) -> dict[int, list[tuple[int, str, object]]]:
-        """holder id → the other members of their household as (id, name, birthday): one read for the chunk."""
-        if not holders:
-            return {}
-        members = HouseholdMember._meta.db_table
-        found: dict[int, list[tuple[int, str, object]]] = {}
-        for holder, member, name, birthday in _select_in(
-            f"SELECT h.customer_id, m.customer_id, c.name, c.birthday FROM {members} h "
-            f"JOIN {members} m ON m.household_id = h.household_id AND m.customer_id <> h.customer_id "
-            "JOIN customers_customer c ON c.id = m.customer_id AND c.merged_into_id IS NULL WHERE h.customer_id",
-            [], holders,
-        ):
-            found.setdefault(holder, []).append((member, name, birthday))
-        return found
-
     def _family_match(self, row: _Row, by_mobile: dict, families: dict) -> int | None:
         """The person a phone-less row registered by a relative's number names: the one member of that relative's
         household with the row's name (and birthday, where both are known). A re-import of a sheet of children
@@ -476,11 +444,7 @@ class _CustomerImport:
         holder = by_mobile.get(row.relative[0]) if row.relative and not row.mobile and not row.idents else None
         if holder is None:
             return None
-        name, birthday = " ".join(row.values["name"].split()), row.values.get("birthday")
-        same = [member for member, their_name, their_birthday in families.get(holder, ())
-                if " ".join(their_name.split()) == name
-                and (birthday is None or their_birthday is None or str(their_birthday) == birthday.isoformat())]
-        return same[0] if len(same) == 1 else None
+        return family_member_named(families.get(holder, []), row.values["name"], row.values.get("birthday"))
 
     def _known_tokens(self, row: _Row) -> list[int]:
         keys = [f"i:{k}:{e}" for k, e, _h in row.idents]
@@ -750,9 +714,9 @@ class _CustomerImport:
         report = self.report
         numbers = {number for _p, number, _k, _r in self.links}
         holders = {n: self.known[f"m:{n}"] for n in numbers if f"m:{n}" in self.known}
-        holders.update(_select_in("SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND "
+        holders.update(select_in("SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND "
                                   "merged_into_id IS NULL AND mobile", [self.chain.id], numbers - holders.keys()))
-        holders.update((external_id, customer_id) for external_id, customer_id in _select_in(
+        holders.update((external_id, customer_id) for external_id, customer_id in select_in(
             "SELECT external_id, customer_id FROM customers_identity WHERE chain_id = %s AND kind = %s AND external_id",
             [self.chain.id, IdentityKind.PHONE], numbers - holders.keys()))
         links = [(person, holders[number], kin) for person, number, kin, _r in self.links

@@ -32,6 +32,8 @@ from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
+    family_member_named,
+    family_members_of,
     limited_scope_of,
     lookup_key,
     staff_of,
@@ -86,6 +88,8 @@ class _Line:
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
     name: str = ""  # the name column's, when the file has one
     more: tuple[str, ...] = ()  # further numbers of the phone cell ('138…/139…'): the bill goes by the one known
+    relative: tuple[str, str] | None = None  # a relative's number and its words ('…(妈妈)'): see line_resolve
+    customer_id: int | None = None  # the patient found through that relative's family
 
 
 @dataclass
@@ -146,6 +150,7 @@ class _OrderImport:
         self.actor = staff_of(actor)
         self.scope = limited_scope_of(actor)  # None: every clinic of the chain
         self.names: dict[int, str] = {}  # the chunk's customers found by phone or PMS id → their names
+        self.families: dict[int, list] = {}  # the chunk's relatives' numbers' holders → their family (common)
         self.table = table
         self.write = write
         self.skip_invalid = skip_invalid
@@ -206,11 +211,15 @@ class _OrderImport:
         mobile, *more = cell.numbers if cell else [None]
         pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
         name = " ".join(cell_text(raw["name"][0]).split()) if "name" in raw else ""
+        relative = None
         if cell and not note_is_own(cell.note, name):
-            # a relative's number ('…(妈妈)') is not the patient's: the bill goes by the PMS id, or is refused
-            mobile, more = None, []
-            if not pms_id:
+            # a relative's number ('…(妈妈)') is not the patient's: the bill goes by the PMS id, else by the member
+            # of that relative's family with the row's name (line_resolve), else it is refused
+            if not pms_id and name:
+                relative = (mobile, cell.note)
+            elif not pms_id:
                 fail("mobile", f"is the number of a relative ({cell.note}): give the patient's own phone or PMS id")
+            mobile, more = None, []
         # the fallback column (电话 beside 手机): its number where the phone cell is blank; a cell without a
         # number ('无') is skipped; orders keep no second number (customers_import keeps it on the person)
         found = len(errors)
@@ -219,7 +228,7 @@ class _OrderImport:
         mobile_header = None
         if "mobile" not in raw and second:
             mobile, mobile_header = second, raw["mobile_fallback"][1]
-        if not mobile and "mobile" not in raw and not pms_id and not second_failed:
+        if not mobile and "mobile" not in raw and not pms_id and not second_failed and relative is None:
             column = ("mobile" if self.mobile_header else "mobile_fallback" if self.table.header_for("mobile_fallback")
                       else "pms_id")
             fail(column, "is required (phone or PMS id)")
@@ -266,7 +275,7 @@ class _OrderImport:
                      tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
                      fallback_skipped="mobile_fallback" in raw and second is None, more=tuple(more),
-                     name=name)
+                     name=name, relative=relative)
         return line, [], order_no
 
     def error(self, number: int, header, value, message: str) -> None:
@@ -313,6 +322,7 @@ class _OrderImport:
         # Find customers and existing orders for the whole chunk in a few queries.
         lines = [line for g in groups.values() for line in g.lines]
         mobiles = {line.mobile for line in lines if line.mobile} | {n for line in lines for n in line.more}
+        mobiles |= {line.relative[0] for line in lines if line.relative}
         pms_ids = {line.pms_id for line in lines if line.pms_id}
         by_mobile = dict(Customer.objects.filter(chain_id=self.chain.id, mobile__in=mobiles,
                                                  merged_into__isnull=True).values_list("mobile", "id"))
@@ -328,9 +338,12 @@ class _OrderImport:
         for mobile in mobiles - by_mobile.keys():
             if (IdentityKind.PHONE, mobile) in by_ident:
                 by_mobile[mobile] = by_ident[(IdentityKind.PHONE, mobile)]
+        self.families = family_members_of({by_mobile[line.relative[0]] for line in lines
+                                           if line.relative and line.relative[0] in by_mobile})
+        relatives = {member for members in self.families.values() for member, _n, _b in members}
         facts, names = {}, {}
         for pk, home_clinic_id, consultant_id, name in Customer.objects.filter(
-                id__in=set(by_mobile.values()) | set(by_ident.values())).values_list(
+                id__in=set(by_mobile.values()) | set(by_ident.values()) | relatives).values_list(
                 "id", "home_clinic_id", "consultant_id", "name"):
             facts[pk], names[pk] = (home_clinic_id, consultant_id), " ".join(name.split())
         self.names = names
@@ -340,6 +353,7 @@ class _OrderImport:
                                        consultant_id=consultant_id)}
             by_mobile = {m: pk for m, pk in by_mobile.items() if pk in visible}
             by_ident = {k: pk for k, pk in by_ident.items() if pk in visible}
+            self.families = {holder: [m for m in members if m[0] in visible] for holder, members in self.families.items()}
         home = {pk: home_clinic_id for pk, (home_clinic_id, _consultant) in facts.items()}
         existing = set(Order.objects.filter(chain_id=self.chain.id, external_id__in=set(groups) - {""})
                        .values_list("external_id", flat=True))
@@ -362,7 +376,8 @@ class _OrderImport:
                 if errors:
                     errors_by_row.setdefault(line.number, []).extend(errors)
                     continue
-                cid = by_mobile.get(line.mobile) if line.mobile else by_ident.get((IdentityKind.PMS, line.pms_id))
+                cid = line.customer_id or (by_mobile.get(line.mobile) if line.mobile
+                                           else by_ident.get((IdentityKind.PMS, line.pms_id)))
                 if customer_id is None:
                     customer_id = cid
                     first = line
@@ -404,6 +419,16 @@ class _OrderImport:
 
     def line_resolve(self, line: _Line, by_mobile, by_ident) -> list:
         errors = []
+        if line.relative is not None:
+            # '13800138000(妈妈)' on 李小宝's bill: the member of that relative's family called 李小宝
+            number, note = line.relative
+            holder = by_mobile.get(number)
+            line.customer_id = family_member_named(self.families.get(holder, []), line.name) if holder else None
+            if line.customer_id is None:
+                return [(self.mobile_header, number, _(
+                    "is the number of a relative (%(note)s), and no one named %(name)s is in that relative's family: "
+                    "give the patient's own phone or PMS id") % {"note": note, "name": line.name})]
+            return []
         if line.more:
             # a cell of several numbers ('138…/139…') names the customer whose number one of them is
             owners = {by_mobile[n] for n in (line.mobile, *line.more) if n in by_mobile}

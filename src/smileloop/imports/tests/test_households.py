@@ -239,3 +239,48 @@ def test_a_reimport_finds_the_children_in_their_relatives_family_instead_of_maki
     assert _place(Customer.objects.get(name="李小美")) == (mother.pk, "周敏", Relation.CHILD)
     # the namesake of another birthday is another child: a new person
     assert Customer.objects.filter(name="石子轩").count() == 2
+
+
+def test_a_bill_written_with_the_mothers_number_goes_to_her_child_of_that_name(tmp_path, chain, clinic_a, clinic_b,
+                                                                               catalogue):
+    from smileloop.imports.services import orders_import
+    from smileloop.visits.models import Order
+
+    # given the mother's household with her two children, and a namesake child in another family
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    first = CustomerFactory(chain=chain, name="李小宝", home_clinic=clinic_a)
+    second = CustomerFactory(chain=chain, name="李小贝", home_clinic=clinic_a)
+    household_member_add(head=mother, member=first, relation=Relation.CHILD)
+    household_member_add(head=mother, member=second, relation=Relation.CHILD)
+    CustomerFactory(chain=chain, name="李小宝", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "o.csv", [
+        ["订单号", "姓名", "手机号", "日期", "项目编码", "金额"],
+        ["A1", "李小宝", "13800138000(妈妈)", "2024-01-05", "EX01", "50"],
+        ["A2", "李小贝", "妈妈：138 0013 8000", "2024-01-06", "EX01", "50"],
+        ["A3", "李小美", "13800138000(妈妈)", "2024-01-07", "EX01", "50"],  # no child of that name
+        ["A4", "", "13800138000(妈妈)", "2024-01-08", "EX01", "50"],  # no name to go by
+        ["A5", "王小明", "13900139000(爸爸)", "2024-01-08", "EX01", "50"],  # a number nobody has
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+
+    # then the children's bills are theirs, never the mother's, and the rest are refused saying why
+    assert sorted(Order.objects.values_list("external_id", "customer_id")) == [("A1", first.id), ("A2", second.id)]
+    assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (4, "is the number of a relative (妈妈), and no one named 李小美 is in that relative's family: give the "
+            "patient's own phone or PMS id"),
+        (5, "is the number of a relative (妈妈): give the patient's own phone or PMS id"),
+        (6, "is the number of a relative (爸爸), and no one named 王小明 is in that relative's family: give the "
+            "patient's own phone or PMS id"),
+    ]
+    assert not Order.objects.filter(customer=mother).exists()
+
+    # and a director of another clinic does not reach the family through the mother's number
+    Order.objects.all().delete()
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    director_b = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_b])
+    report = orders_import(path=path, chain=chain, actor=director_b, skip_invalid=True)
+    assert not Order.objects.exists() and report.error_count == 5
