@@ -134,6 +134,27 @@ def select_rows(sql: str, params: Sequence = ()) -> list[tuple]:
         return cursor.fetchall()
 
 
+def select_in(sql: str, params: list, values: set, batch: int = 5000) -> list[tuple]:
+    """Rows of `sql` + " IN (values)" (or = ANY on PostgreSQL), in batches; plain SQL on the driver's
+    cursor, for lookups of thousands of keys (an import's chunk): Django builds one parameter per value, and
+    SQLite caps the parameters of one statement."""
+    if not values:
+        return []
+    values = list(values)
+    out = []
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        for start in range(0, len(values), batch):
+            part = values[start:start + batch]
+            if connection.vendor == "postgresql":
+                raw.execute(sql + " = ANY(%s)", [*params, part])
+            else:
+                raw.execute((sql + " IN (" + ", ".join(["%s"] * len(part)) + ")").replace("%s", "?"),
+                            [*params, *part])
+            out += raw.fetchall()
+    return out
+
+
 def in_clause(column: str, values: Sequence) -> tuple[str, list]:
     """`column` is one of `values`, as SQL and its parameters (an empty list matches nothing)."""
     values = list(values)

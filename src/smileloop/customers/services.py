@@ -15,9 +15,10 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.bounds import pk_from_text
+from smileloop.core.bulk import rows_insert
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import db_datetime, json_object
+from smileloop.core.sql import db_datetime, json_object, select_in
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.enums import (
     STAGE_PROGRESS,
@@ -623,16 +624,79 @@ def household_join_through(*, member: Customer, relative: Customer, kin: str,
     her number): `relative` heads a new household when they have none. None when no relation to the head follows
     (household_relation_through); Conflict when `member` belongs to another household already. A member of
     that household already stays as they are."""
-    membership = HouseholdMember.objects.select_related("household__head").filter(customer=relative).first()
-    own = HouseholdMember.objects.filter(customer=member).first()
-    if own is not None and membership is not None and own.household_id == membership.household_id:
-        return own  # already there: the relation staff chose stays
-    head, through = (relative, Relation.HEAD) if membership is None else (membership.household.head,
-                                                                         membership.relation)
-    relation = household_relation_through(kin, through)
-    if relation is None or head.pk == member.pk:
-        return None
-    return household_member_add(head=head, member=member, relation=relation, actor=actor)
+    outcome = households_join([(member.pk, relative.pk, kin)], actor=actor)[0]
+    if outcome == "elsewhere":
+        raise Conflict(f"{member.name} already belongs to another household", code="household_conflict",
+                       field="member")
+    return None if outcome == "unclear" else HouseholdMember.objects.get(customer=member)
+
+
+def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = None,
+                    write: bool = True) -> list[str]:
+    """household_join_through for many people at once (an import's children and their parents' numbers): for
+    each (member id, relative id, kin), in order, the member joins the relative's household, which the relative
+    heads when they have none, with the relation to the head that follows. Later links see what earlier ones
+    made: two children of one new mother share one household. One outcome per link: "joined", "already" (in
+    that household), "elsewhere" (in another household: staff decide), "unclear" (no relation follows for certain).
+
+    One read of everyone's place, then one insert per table (the new households, their heads, the members, the
+    heads' timeline notes, as household_member_add writes them); `write=False` only plans (a dry run; ids may then
+    be an import's placeholders for people not written)."""
+    ids = {i for member, relative, _k in links for i in (member, relative) if i > 0}
+    places: dict[int, tuple[object, str]] = {}  # customer id → (household id, or ("new", head id); relation)
+    heads: dict[object, int] = {}  # household key → head id
+    members, households = (connection.ops.quote_name(m._meta.db_table) for m in (HouseholdMember, Household))
+    for customer_id, household_id, relation, head_id in select_in(
+            f"SELECT m.customer_id, m.household_id, m.relation, h.head_id FROM {members} m "
+            f"JOIN {households} h ON h.id = m.household_id WHERE m.customer_id", [], ids):
+        places[customer_id], heads[household_id] = (household_id, relation), head_id
+    new_heads: list[int] = []
+    joined: list[tuple[object, int, str]] = []  # (household key, member id, relation to the head)
+    outcomes = []
+    for member, relative, kin in links:
+        key, through = places.get(relative, (("new", relative), Relation.HEAD))
+        own = places.get(member)
+        if own is not None:
+            outcomes.append("already" if own[0] == key else "elsewhere")
+            continue
+        relation = household_relation_through(kin, through)
+        if relation is None or member in (relative, heads.get(key)):
+            outcomes.append("unclear")
+            continue
+        if relative not in places:
+            new_heads.append(relative)
+            places[relative], heads[key] = (key, Relation.HEAD), relative
+        places[member] = (key, relation)
+        joined.append((key, member, relation))
+        outcomes.append("joined")
+    if write and joined:
+        _households_write(new_heads, joined, heads, actor)
+    return outcomes
+
+
+def _households_write(new_heads: list[int], joined: list[tuple[object, int, str]], heads: dict,
+                      actor: Staff | None) -> None:
+    """households_join's writes: one plain-SQL insert per table (core.bulk), as an import may link thousands."""
+    people = {pk: (name, chain_id) for pk, name, chain_id in select_in(
+        f"SELECT id, name, chain_id FROM {connection.ops.quote_name(Customer._meta.db_table)} WHERE id", [],
+        set(new_heads) | {member for _k, member, _r in joined})}
+    now = timezone.now()
+    stamps = {"created_at": now, "updated_at": now}
+    made = rows_insert(Household, [{"chain_id": people[h][1], "head_id": h, "name": f"{people[h][0]}家", **stamps}
+                                   for h in new_heads], returning_ids=True)
+    keys = {("new", h): pk for h, pk in zip(new_heads, made, strict=True)}
+    rows_insert(HouseholdMember,
+                [{"household_id": keys[("new", h)], "customer_id": h, "relation": Relation.HEAD, **stamps}
+                 for h in new_heads]
+                + [{"household_id": keys.get(key, key), "customer_id": member, "relation": relation, **stamps}
+                   for key, member, relation in joined])
+    # The head's timeline names the relative masked, as household_member_add does (PIPL: the head's reader may
+    # not see them).
+    rows_insert(Interaction, [
+        {"customer_id": heads[key], "kind": InteractionKind.NOTE, "author_id": actor.pk if actor else None,
+         "occurred_at": now, "text": timeline_format(FAMILY_ADDED, name=name_masked(people[member][0]),
+                                                     relation=relation), "data": {"relation": relation}}
+        for key, member, relation in joined])
 
 
 @transaction.atomic

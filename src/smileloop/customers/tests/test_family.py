@@ -203,3 +203,29 @@ def test_the_edit_form_has_no_registration_parts(client, front_desk_a, chain, cl
     page = client.get(reverse("customers:edit", args=[customer.id])).text
     assert 'id="registration-consents"' not in page and 'name="relative"' not in page
     assert 'id="registration-consents"' in client.get(reverse("customers:create")).text
+
+
+def test_households_join_links_many_at_once_and_later_links_see_earlier_ones(chain, clinic_a, family):
+    from smileloop.customers.models import Interaction
+    from smileloop.customers.services import households_join
+
+    mother, child1, child2 = (CustomerFactory(chain=chain, name=n, home_clinic=clinic_a) for n in ("周敏", "小一", "小二"))
+    links = [
+        (child1.pk, mother.pk, Relation.PARENT),  # the mother heads a new household
+        (child2.pk, mother.pk, Relation.PARENT),  # the same one
+        (child1.pk, mother.pk, Relation.PARENT),  # already there
+        (family["小李"].pk, family["王锦程"].pk, Relation.GRANDPARENT),  # the son's grandchild? not for certain
+        (family["王锦程"].pk, mother.pk, Relation.PARENT),  # in 王峰's household already
+    ]
+
+    # a plan writes nothing
+    assert households_join(links, write=False) == ["joined", "joined", "already", "unclear", "elsewhere"]
+    assert Household.objects.count() == 1
+
+    # the real thing
+    assert households_join(links) == ["joined", "joined", "already", "unclear", "elsewhere"]
+    assert Household.objects.count() == 2
+    assert (_place(mother), _place(child1), _place(child2)) == (
+        ("周敏", Relation.HEAD), ("周敏", Relation.CHILD), ("周敏", Relation.CHILD))
+    notes = sorted(Interaction.objects.filter(customer=mother, kind="note").values_list("text", flat=True))
+    assert notes == ["family member added: 小* (child)", "family member added: 小* (child)"]

@@ -4,12 +4,12 @@ import re
 import unicodedata
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.scoping import Scope
+from smileloop.core.sql import select_in
 from smileloop.customers.models import HouseholdMember
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.services.reading import cell_text, header_key
@@ -122,26 +122,6 @@ def limited_scope_of(actor) -> Scope | None:
         return None
     scope = scope_for_staff(staff)
     return None if scope.is_chain_wide else scope
-
-
-def select_in(sql: str, params: list, values: set, batch: int = 5000) -> list[tuple]:
-    """Rows of `sql` + " IN (values)" (or = ANY on PostgreSQL), in batches; plain SQL on the driver's
-    cursor, as the matching lookups of every chunk are hot (Django builds one parameter per value)."""
-    if not values:
-        return []
-    values = list(values)
-    out = []
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        for start in range(0, len(values), batch):
-            part = values[start:start + batch]
-            if connection.vendor == "postgresql":
-                raw.execute(sql + " = ANY(%s)", [*params, part])
-            else:
-                raw.execute((sql + " IN (" + ", ".join(["%s"] * len(part)) + ")").replace("%s", "?"),
-                            [*params, *part])
-            out += raw.fetchall()
-    return out
 
 
 def family_members_of(holders: set[int]) -> dict[int, list[tuple[int, str, str | None]]]:

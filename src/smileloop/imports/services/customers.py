@@ -32,15 +32,14 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.errors import Conflict
+from smileloop.core.bulk import rows_insert
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import statistics_refresh
-from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Relation, Stage
+from smileloop.core.sql import select_in, statistics_refresh
+from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import (
     Consent,
     Customer,
     CustomerSearchKey,
-    HouseholdMember,
     Identity,
     Interaction,
 )
@@ -54,13 +53,11 @@ from smileloop.customers.normalize import (
 from smileloop.customers.selectors import scope_covers
 from smileloop.customers.services import (
     TEXT_LIMITS,
-    household_join_through,
-    household_relation_through,
+    households_join,
     search_keys_home_clinic_sync,
 )
 from smileloop.customers.timeline import fields_text, timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
-from smileloop.imports.services.bulk import rows_insert
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
@@ -69,7 +66,6 @@ from smileloop.imports.services.common import (
     family_members_of,
     limited_scope_of,
     lookup_key,
-    select_in,
     staff_lookup_build,
     staff_of,
     user_of,
@@ -715,34 +711,23 @@ class _CustomerImport:
         numbers = {number for _p, number, _k, _r in self.links}
         holders = {n: self.known[f"m:{n}"] for n in numbers if f"m:{n}" in self.known}
         holders.update(select_in("SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND "
-                                  "merged_into_id IS NULL AND mobile", [self.chain.id], numbers - holders.keys()))
+                                 "merged_into_id IS NULL AND mobile", [self.chain.id], numbers - holders.keys()))
         holders.update((external_id, customer_id) for external_id, customer_id in select_in(
             "SELECT external_id, customer_id FROM customers_identity WHERE chain_id = %s AND kind = %s AND external_id",
             [self.chain.id, IdentityKind.PHONE], numbers - holders.keys()))
         links = [(person, holders[number], kin) for person, number, kin, _r in self.links
                  if holders.get(number) not in (None, person)]
-        ids = {i for person, holder, _k in links for i in (person, holder) if i > 0}
-        pool = Customer.objects.in_bulk(ids) if ids else {}
-        places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer_id__in=ids)} if ids else {}
-        for person, holder, kin in links:
-            relative = pool.get(holder)
-            if relative is not None and self.scope is not None and not scope_covers(
-                    self.scope, chain_id=self.chain.id, home_clinic_id=relative.home_clinic_id,
-                    consultant_id=relative.consultant_id):
-                report.households_not_linked += 1  # their household is not this importer's to see or change
-                continue
-            if self.write and person > 0 and holder > 0:
-                try:
-                    linked = household_join_through(member=pool[person], relative=relative, kin=kin,
-                                                    actor=self.actor) is not None
-                except Conflict:  # in another household already: staff decide
-                    linked = False
-            else:
-                place, own = places.get(holder), places.get(person)
-                linked = household_relation_through(kin, place.relation if place else Relation.HEAD) is not None and (
-                    own is None or (place is not None and own.household_id == place.household_id))
-            report.households_linked += linked
-            report.households_not_linked += not linked
+        if self.scope is not None:  # a relative outside the importer's clinics: their household is not theirs to change
+            relatives = Customer.objects.filter(pk__in={h for _p, h, _k in links if h > 0}).values_list(
+                "id", "home_clinic_id", "consultant_id")
+            hidden = {pk for pk, home_clinic_id, consultant_id in relatives if not scope_covers(
+                self.scope, chain_id=self.chain.id, home_clinic_id=home_clinic_id, consultant_id=consultant_id)}
+            report.households_not_linked += sum(h in hidden for _p, h, _k in links)
+            links = [link for link in links if link[1] not in hidden]
+        outcomes = households_join(links, actor=self.actor,
+                                   write=self.write and all(p > 0 and h > 0 for p, h, _k in links))
+        report.households_linked += sum(o in ("joined", "already") for o in outcomes)
+        report.households_not_linked += sum(o in ("elsewhere", "unclear") for o in outcomes)
 
     def finish(self) -> None:
         report = self.report

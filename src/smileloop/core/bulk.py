@@ -1,4 +1,5 @@
-"""Plain-SQL bulk inserts for the import fast path.
+"""Plain-SQL bulk inserts: the imports' fast path, and other set-based writes of many rows (the households an
+import links).
 
 Django's bulk_create spends most of its time compiling SQL per object and field (about 80% of an
 import's time in a profile of 20,000 rows) and on SQLite is held to 999 parameters per statement.
