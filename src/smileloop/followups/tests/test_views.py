@@ -225,6 +225,9 @@ def test_a_child_without_a_phone_or_a_relative_in_scope_shows_no_number(client, 
     row = inbox[inbox.index(f'id="task-{tasks_ab["today"].id}"'):]
     row = row[:row.index("</li>")]
     assert 'data-testid="guardian"' not in row and "9009" not in row and "周敏" not in row
+    # and the row says how to make the task callable
+    link = reverse("customers:detail", args=[child.id]) + "#family"
+    assert f'data-testid="no-contact" href="{link}"' in row
 
 
 def test_a_role_without_phone_access_cannot_reveal(client, chain, clinic_a, tasks_ab):
