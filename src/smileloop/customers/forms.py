@@ -97,21 +97,6 @@ CONSENT_SOURCES = [
 CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
 
 
-def relative_find(scope: Scope, text: str) -> Customer | None:
-    """The customer a relative field names, in `scope`: by customer number (#4999 or 4999), else by mobile."""
-    text = text.strip().lstrip("#")
-    if text.isdigit() and len(text) < 11:
-        try:
-            return selectors.customer_get(scope, text)
-        except NotFound:
-            pass
-    try:
-        mobile = phone_normalize(text)
-    except ValueError:
-        return None
-    return selectors.customer_list(scope, q=mobile).first() if mobile else None
-
-
 RELATIVE_NOT_FOUND = _("No customer with this mobile or number in your clinics.")
 _RELATIONS = [c for c in Relation.choices if c[0] != Relation.HEAD]
 
@@ -178,7 +163,7 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         text = self.cleaned_data["relative"].strip()
         if not text:
             return None
-        found = relative_find(self.scope, text)
+        found = selectors.customer_find(self.scope, text)
         if found is None:
             raise forms.ValidationError(RELATIVE_NOT_FOUND, code="not_found")
         return found
@@ -278,7 +263,7 @@ class FamilyMemberForm(DomainErrorsMixin, forms.Form):
         self.fields["relation"].label = _("What they are to %(name)s") % {"name": head.name}
 
     def clean_member(self) -> Customer:
-        found = relative_find(self.scope, self.cleaned_data["member"])
+        found = selectors.customer_find(self.scope, self.cleaned_data["member"])
         if found is None:
             raise forms.ValidationError(RELATIVE_NOT_FOUND, code="not_found")
         if found.id == self.head.id:

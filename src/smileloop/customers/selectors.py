@@ -383,6 +383,22 @@ class HouseholdInScope:
         return member.customer_id if member in self.visible else None
 
 
+def customer_find(scope: Scope, text: str) -> Customer | None:
+    """The customer a staff member names in a field ("family member", "came with"): by customer number (#4999 or
+    4999), else by mobile in any common format; None when `scope` holds no such customer."""
+    text = text.strip().lstrip("#")
+    if text.isdigit() and len(text) < 11:
+        try:
+            return customer_get(scope, text)
+        except NotFound:
+            pass
+    try:
+        mobile = phone_normalize(text)
+    except ValueError:
+        return None
+    return customer_list(scope, q=mobile).first() if mobile else None
+
+
 def household_in_scope(scope: Scope, customer: Customer) -> HouseholdInScope | None:
     """The household of `customer` (obtained through a scoped selector) or None, as `scope` may see it.
 

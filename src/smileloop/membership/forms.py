@@ -9,26 +9,17 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from smileloop.core.bounds import bounded_formfield
-from smileloop.core.errors import DomainError, NotFound, ValidationFailed
+from smileloop.core.errors import DomainError, ValidationFailed
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
 from smileloop.customers.enums import Relation
+from smileloop.customers.forms import CONSENT_SOURCES, RELATIVE_NOT_FOUND
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import phone_normalize
-from smileloop.customers.selectors import customer_get, customer_list
+from smileloop.customers.selectors import customer_find
 from smileloop.membership.enums import BenefitTrigger
 from smileloop.membership.models import FEN, MONTHS, Benefit, Membership, MembershipPlan, Tier
 from smileloop.visits.enums import Category
-
-CONSENT_SOURCES = [
-    ("paper", _("Paper form")),
-    ("in_person", _("In person at the clinic")),
-    ("wechat", _("WeChat")),
-    ("mini_program", _("Mini program")),
-    ("phone_call", _("Phone call")),
-    ("other", _("Other")),
-]
 
 # Service field names → form field names.
 _FIELD_ALIASES = {"member_id": "member", "tier_id": "tier", "plan_id": "plan", "fee_fen": "fee_yuan",
@@ -163,20 +154,9 @@ class FamilyBindForm(DomainErrorMixin, forms.Form):
         self.scope, self.holder = scope, holder
 
     def clean_member(self) -> Customer:
-        text = self.cleaned_data["member"].strip().lstrip("#")
-        found = None
-        if text.isdigit() and len(text) < 11:
-            try:
-                found = customer_get(self.scope, text)
-            except NotFound:
-                found = None
+        found = customer_find(self.scope, self.cleaned_data["member"])
         if found is None:
-            try:
-                found = customer_list(self.scope, q=phone_normalize(text)).first()
-            except ValueError:
-                found = None
-        if found is None:
-            raise forms.ValidationError(_("No customer with this mobile or number in your clinics."), code="not_found")
+            raise forms.ValidationError(RELATIVE_NOT_FOUND, code="not_found")
         return found
 
 
