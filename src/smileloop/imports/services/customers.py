@@ -36,13 +36,7 @@ from smileloop.core.bulk import rows_insert
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_in, statistics_refresh
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
-from smileloop.customers.models import (
-    Consent,
-    Customer,
-    CustomerSearchKey,
-    Identity,
-    Interaction,
-)
+from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import (
     birthday_parse,
     channel_parse,
@@ -51,11 +45,7 @@ from smileloop.customers.normalize import (
     kinship_parse,
 )
 from smileloop.customers.selectors import scope_covers
-from smileloop.customers.services import (
-    TEXT_LIMITS,
-    households_join,
-    search_keys_home_clinic_sync,
-)
+from smileloop.customers.services import TEXT_LIMITS, households_join, search_keys_home_clinic_sync
 from smileloop.customers.timeline import fields_text, timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
@@ -718,8 +708,8 @@ class _CustomerImport:
         links = [(person, holders[number], kin) for person, number, kin, _r in self.links
                  if holders.get(number) not in (None, person)]
         if self.scope is not None:  # a relative outside the importer's clinics: their household is not theirs to change
-            relatives = Customer.objects.filter(pk__in={h for _p, h, _k in links if h > 0}).values_list(
-                "id", "home_clinic_id", "consultant_id")
+            relatives = select_in("SELECT id, home_clinic_id, consultant_id FROM customers_customer WHERE id", [],
+                                  {h for _p, h, _k in links if h > 0})
             hidden = {pk for pk, home_clinic_id, consultant_id in relatives if not scope_covers(
                 self.scope, chain_id=self.chain.id, home_clinic_id=home_clinic_id, consultant_id=consultant_id)}
             report.households_not_linked += sum(h in hidden for _p, h, _k in links)
