@@ -95,10 +95,9 @@ CONSENT_SOURCES = [
     ("other", _("Other")),
 ]
 CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
-
-
 RELATIVE_NOT_FOUND = _("No customer with this mobile or number in your clinics.")
 _RELATIONS = [c for c in Relation.choices if c[0] != Relation.HEAD]
+_REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation")  # new customers
 
 
 class CustomerForm(DomainErrorsMixin, forms.Form):
@@ -156,7 +155,7 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         if customer is not None:
             # Attribution is recorded when a person arrives; editing it is for the admin, not this form.
             del self.fields["source"], self.fields["campaign"]
-            for name in ("consents", "consent_source", "consent_evidence", "relative", "relation"):
+            for name in _REGISTRATION_FIELDS:
                 del self.fields[name]
 
     def clean_relative(self) -> Customer | None:
@@ -222,9 +221,6 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
                 for purpose in self.cleaned_data.get("consents") or []]
 
 
-_REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation")
-
-
 class PhoneRevealForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
         "placeholder": _("e.g. calling to confirm an appointment"), "autocomplete": "off"}))
@@ -233,8 +229,6 @@ class PhoneRevealForm(forms.Form):
 class MarkLostForm(DomainErrorsMixin, forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
         "placeholder": _("e.g. moved away, chose another clinic, asked not to be contacted"), "autocomplete": "off"}))
-
-
 
 
 class ConsentForm(DomainErrorsMixin, forms.Form):
