@@ -71,6 +71,25 @@ CHINESE_INPUT_EXAMPLES = {
     "English (姓名/name, 手机号/phone, 性别/gender, 出生日期/birthday, 门诊/clinic, 来源/source, …). You will see a "
     "preview and every problem before anything is written.",
     "Keyword tags: words separated by commas or new lines, e.g. 种植, 种牙.",
+    # the import templates' column help (imports.services.template): values and headers the import reads
+    "A second phone column (电话 beside 手机): fills a blank phone; a different number is kept as the person's second "
+    "number",
+    "是/否: agreed to marketing by WeChat",
+    "是/否: agreed to marketing by WeCom",
+    "是/否: agreed to marketing by phone call",
+    "A second phone column (电话 beside 手机): the bill goes by it where the phone is blank",
+    "The person's name; a lead known only by title may be 王女士",
+    "Any common format (138 0013 8000, +86…); several numbers 138…/139…; words beside a number say whose it is: "
+    "13800138000(妈妈) links a child to the mother",
+    "男/女, M/F or male/female; 保密 for not given",
+    "1990-01-05, 1990/1/5, 1990年1月5日, 19900105 or an Excel date",
+    "The channel they came through: 抖音, 美团, 转介绍, 微信, 小红书, 自然到店, …",
+    "是/否: agreed to personal data processing",
+    "是/否: agreed to health data processing (separate from marketing)",
+    "是/否: agreed to marketing by SMS",
+    "The patient's phone, or a relative's with the words: 13800138000(妈妈) and the name column",
+    "2024-01-05, 2024-01-05 14:30, 2024/1/5, 2024年1月5日 14:30 or an Excel date",
+    "微信, 支付宝, 现金, 银行卡, 医保, 储值卡, …",
 }
 
 

@@ -11,3 +11,9 @@ def batch_get(scope: Scope, batch_id) -> ImportBatch:
     if batch is None:
         raise NotFound("Import not found")
     return batch
+
+
+def batches_recent(scope: Scope, limit: int = 10) -> list[ImportBatch]:
+    """The staff member's latest imports, newest first (the import page's list)."""
+    return list(ImportBatch.objects.filter(chain_id=scope.chain_id, uploaded_by_id=scope.staff_id)
+                .order_by("-created_at")[:limit])

@@ -8,6 +8,7 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -17,13 +18,14 @@ from smileloop.clinics.web import staff_login_required
 from smileloop.core.csvsafe import csv_safe
 from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
-from smileloop.imports.enums import BatchStatus
+from smileloop.imports.enums import BatchStatus, ImportKind
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
 from smileloop.imports.labels import field_label, field_sort_key, preview_cell
 from smileloop.imports.messages import message_display
-from smileloop.imports.selectors import batch_get
+from smileloop.imports.selectors import batch_get, batches_recent
 from smileloop.imports.services.batches import batch_confirm, batch_progress, batch_upload
+from smileloop.imports.services.template import template_columns, template_workbook
 
 # The page lists this many errors; all of them (up to report.MAX_ERRORS) are in the errors CSV.
 ERRORS_SHOWN = 200
@@ -68,7 +70,24 @@ def upload(request, scope):
             form.add_error("file", exc.message)
         else:
             return redirect("imports:preview", batch_id=batch.id)
-    return render(request, "imports/upload.html", {"form": form}, status=400 if form.errors else 200)
+    english = not request.LANGUAGE_CODE.startswith("zh")
+    context = {"form": form, "recent": batches_recent(scope),
+               "kinds": [(kind, label, template_columns(kind, chain_id=scope.chain_id, english=english))
+                         for kind, label in ImportKind.choices]}
+    return render(request, "imports/upload.html", context, status=400 if form.errors else 200)
+
+
+@import_permission_required
+@require_http_methods(["GET"])
+def template(request, scope, kind):
+    """The XLSX template of a kind of import: the header row, and a sheet saying what each column takes."""
+    if kind not in ("customers", "orders"):
+        raise Http404
+    content = template_workbook(kind, chain_id=scope.chain_id, english=not request.LANGUAGE_CODE.startswith("zh"))
+    name = {"customers": _("customers-import-template"), "orders": _("orders-import-template")}[kind]
+    response = HttpResponse(content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}.xlsx")
+    return response
 
 
 @import_permission_required
