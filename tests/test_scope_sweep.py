@@ -138,6 +138,7 @@ CHAIN_WIDE = {
     "segments:edit": "a segment belongs to the chain; its preview is cut to the reader's scope",
     "segments:count": "a segment belongs to the chain; its count is cut to the reader's scope",
     "segments:delete": "a segment belongs to the chain (deleting needs SEGMENT_MANAGE, not a clinic)",
+    "imports:template": "an import template lists the columns the import reads; no patient in it",
     # the patient's own survey link: no login, the unguessable token is the credential
     "surveys:answer": "the patient's public survey link (no staff login; the token is the credential)",
     "surveys:thanks": "the patient's public survey link (no staff login; the token is the credential)",
@@ -272,6 +273,7 @@ PARAMS = {
     "group_id": lambda w: w.tag_group.id,
     "tag_id": lambda w: w.tag.id,
     "segment_id": lambda w: w.segment.id,
+    "imports:template:kind": lambda w: "customers",
 }
 
 # The same parameter naming nothing (for the "refusal cannot depend on the object" comparison).
@@ -365,6 +367,7 @@ def _form_data(world) -> dict:
 API_BODIES = {
     "POST /api/customers/{int:customer_id}/identities": lambda w: {"kind": "phone", "external_id": "13600000001"},
     "POST /api/customers/{int:customer_id}/lost": lambda w: {"reason": "moved away"},
+    "POST /api/customers/{int:customer_id}/family": lambda w: {"relative_id": w.customer_a.id, "relation": "parent"},
     "POST /api/orders/{int:order_id}/refunds": lambda w: {"amount_fen": 100, "reason": "sweep"},
     "POST /api/treatment-plans/{int:plan_id}/steps/{int:seq}": lambda w: {"status": "done"},
     "POST /api/membership/customers/{int:customer_id}/enrol": lambda w: {"plan_id": w.plan.id},
@@ -665,6 +668,7 @@ API_BODY_REFERENCES = [
     ("POST", "/api/giftcards/friend-cards", lambda w, b: {"member_id": b, "programme": w.programme.code}),
     ("POST", "/api/giftcards/vouchers", lambda w, b: {"campaign": "nosuch", "customer_id": b}),
     ("POST", "/api/membership/customers/{a}/family", lambda w, b: {"member_id": b, "relation": "spouse"}),
+    ("POST", "/api/customers/{a}/family", lambda w, b: {"relative_id": b, "relation": "parent"}),
     ("POST", "/api/membership/customers/{a}/wallet-share", lambda w, b: {"member_id": b, "mode": "standing",
                                                                          "source": "paper"}),
     ("POST", "/api/membership/customers/{a}/friend-link", lambda w, b: {"member_id": b}),

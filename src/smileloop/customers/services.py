@@ -53,6 +53,7 @@ from smileloop.customers.selectors import scope_covers
 from smileloop.customers.timeline import (
     CONTACTED_BY,
     FAMILY_ADDED,
+    FAMILY_REMOVED,
     MARKED_LOST,
     MERGED,
     MERGED_BECAUSE,
@@ -579,6 +580,32 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
                     text=timeline_format(FAMILY_ADDED, name=name_masked(member.name), relation=relation),
                     data={"relation": relation})
     return hm
+
+
+@transaction.atomic
+def household_member_remove(*, member: Customer, actor: Staff | None = None) -> None:
+    """Take `member` out of their household: a link made by mistake (a wrong number in an import), or a family
+    that parted. A household left with one person is dissolved. The head of three or more is refused (Conflict
+    `household_head`): the others would be left without a head, so they are removed first. The head's timeline
+    says who left, masked like FAMILY_ADDED."""
+    own = HouseholdMember.objects.select_related("household").filter(customer=member).first()
+    if own is None:
+        raise Conflict(f"{member.name} is in no household", code="no_household", field="member")
+    others = list(HouseholdMember.objects.filter(household_id=own.household_id).exclude(pk=own.pk))
+    if own.relation == Relation.HEAD and len(others) > 1:
+        raise Conflict(f"{member.name} heads a household of {len(others) + 1}; remove the others first",
+                       code="household_head", field="member")
+    household = own.household
+    head_id = household.head_id if own.relation != Relation.HEAD else (others[0].customer_id if others else None)
+    own.delete()
+    if head_id is not None:
+        Interaction.objects.create(customer_id=head_id, kind=InteractionKind.NOTE, author=actor,
+                                   occurred_at=timezone.now(), data={"relation": own.relation},
+                                   text=timeline_format(FAMILY_REMOVED, name=name_masked(member.name),
+                                                        relation=own.relation))
+    if len(others) <= 1:  # one person is no family
+        HouseholdMember.objects.filter(household_id=household.pk).delete()
+        household.delete()
 
 
 # A person's relation to a household's head, given what a relative of theirs is to them (`kin`: the relative is

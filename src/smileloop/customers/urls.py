@@ -15,5 +15,6 @@ urlpatterns = [
     path("<int:customer_id>/consents/", views.consent_add, name="consent_add"),
     path("<int:customer_id>/notes/", views.note_add, name="note_add"),
     path("<int:customer_id>/family/", views.family_add, name="family_add"),
+    path("<int:customer_id>/family/<int:member_id>/remove/", views.family_remove, name="family_remove"),
     path("<int:customer_id>/lost/", views.mark_lost, name="mark_lost"),
 ]

@@ -262,6 +262,7 @@ def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = ""
         "note_form": forms.get("note_form") or NoteForm(),
         "family_form": forms.get("family_form") or FamilyMemberForm(scope, head=customer),
         "lost_form": forms.get("lost_form") or MarkLostForm(),
+        "family_error": forms.get("family_error"),
     }
     template = "customers/customer_detail.html"
     if fragment and request.htmx:
@@ -358,6 +359,28 @@ def family_add(request, scope: Scope, customer_id: int):
                 return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")
             return _render_360(request, scope, customer, fragment="family")
     return _render_360(request, scope, customer, fragment="family", status=422, family_form=form)
+
+
+@staff_view
+@require_POST
+def family_remove(request, scope: Scope, customer_id: int, member_id: int):
+    """Take a relative (or the patient of the page) out of the family shown on the patient's page."""
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    member = selectors.customer_get(scope, member_id)  # only a relative the reader sees
+    shown = selectors.household_in_scope(scope, customer)
+    if shown is None or member.pk not in {m.customer_id for m in shown.visible}:
+        raise errors.NotFound("Not a member of this family")
+    error = None
+    try:
+        services.household_member_remove(member=member, actor=request.user.staff)
+    except errors.Conflict as exc:
+        error = (_("%(name)s heads this family: remove the other members first.") % {"name": member.name}
+                 if exc.code == "household_head" else exc.message)
+    if error is None and not request.htmx:
+        return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")
+    return _render_360(request, scope, customer, fragment="family", status=422 if error else 200,
+                       family_error=error)
 
 
 @staff_view

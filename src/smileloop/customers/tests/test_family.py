@@ -229,3 +229,67 @@ def test_households_join_links_many_at_once_and_later_links_see_earlier_ones(cha
         ("周敏", Relation.HEAD), ("周敏", Relation.CHILD), ("周敏", Relation.CHILD))
     notes = sorted(Interaction.objects.filter(customer=mother, kind="note").values_list("text", flat=True))
     assert notes == ["family member added: 小* (child)", "family member added: 小* (child)"]
+
+
+# --- taking someone out of a family -----------------------------------------------------------------------------
+
+
+def test_a_member_taken_out_leaves_the_rest_and_the_head_hears_of_it(family):
+    from smileloop.customers.models import Interaction
+    from smileloop.customers.services import household_member_remove
+
+    household_member_remove(member=family["王锦程"])
+
+    assert _place(family["王锦程"]) is None
+    assert (_place(family["王峰"]), _place(family["郑佳琪"])) == (("王峰", Relation.HEAD), ("王峰", Relation.SPOUSE))
+    assert Interaction.objects.filter(customer=family["王峰"], text="family member removed: 王** (child)").exists()
+
+
+def test_a_household_left_with_one_person_is_dissolved(family):
+    from smileloop.customers.services import household_member_remove
+
+    household_member_remove(member=family["王锦程"])
+    household_member_remove(member=family["郑佳琪"])
+
+    assert not Household.objects.exists() and not HouseholdMember.objects.exists()
+
+
+def test_the_head_of_three_is_refused_and_of_two_dissolves_the_household(family):
+    from smileloop.customers.services import household_member_remove
+
+    with pytest.raises(Conflict) as refused:
+        household_member_remove(member=family["王峰"])
+    assert refused.value.code == "household_head" and HouseholdMember.objects.count() == 3
+
+    household_member_remove(member=family["王锦程"])
+    household_member_remove(member=family["王峰"])
+    assert not Household.objects.exists()
+
+    with pytest.raises(Conflict) as alone:
+        household_member_remove(member=family["王峰"])
+    assert alone.value.code == "no_household"
+
+
+def test_the_family_section_takes_a_relative_out_and_explains_a_refusal(client, front_desk_a, family, chain, clinic_b):
+    from smileloop.customers.tests.test_views import login
+
+    login(client, front_desk_a)
+    son, head = family["王锦程"], family["王峰"]
+
+    # the head of three cannot leave first
+    refused = client.post(reverse("customers:family_remove", args=[son.id, head.id]),
+                          headers={"HX-Request": "true", "Accept-Language": "en"})
+    assert refused.status_code == 422 and "王峰 heads this family: remove the other members first." in refused.text
+
+    # the son is taken out from his own page
+    response = client.post(reverse("customers:family_remove", args=[son.id, son.id]),
+                           headers={"HX-Request": "true", "Accept-Language": "en"})
+    assert response.status_code == 200 and _place(son) is None
+
+    # a relative of another clinic, or someone outside the family, is not found
+    stranger = CustomerFactory(chain=chain, name="外人", home_clinic=family["王峰"].home_clinic)
+    other_clinic = CustomerFactory(chain=chain, name="别家", home_clinic=clinic_b)
+    household_member_add(head=head, member=other_clinic, relation=Relation.SIBLING)
+    for member in (stranger, other_clinic):
+        assert client.post(reverse("customers:family_remove", args=[head.id, member.id])).status_code == 404
+    assert _place(other_clinic) == ("王峰", Relation.SIBLING)
