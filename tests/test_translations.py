@@ -90,6 +90,7 @@ CHINESE_INPUT_EXAMPLES = {
     "The patient's phone, or a relative's with the words: 13800138000(妈妈) and the name column",
     "2024-01-05, 2024-01-05 14:30, 2024/1/5, 2024年1月5日 14:30 or an Excel date",
     "微信, 支付宝, 现金, 银行卡, 医保, 储值卡, …",
+    "What the guardian is to the patient (母亲, 爷爷, 母子, …); a parent when blank",
 }
 
 

@@ -151,10 +151,10 @@ def gender_from_title(name: str) -> str | None:
 # Kinship words a sheet writes beside a relative's number ('13800138000(妈妈)'): what the number's holder is to the
 # person of the row, as a household relation seen from the person (the holder is their PARENT, SPOUSE, …).
 _KINSHIP = {
-    Relation.PARENT: ("妈妈", "妈", "母亲", "爸爸", "爸", "父亲", "家长", "监护人", "父母", "爸妈", "mother", "mom", "mum", "father", "dad",
-                      "parent", "guardian"),
-    Relation.GRANDPARENT: ("爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "grandma", "grandpa", "grandmother",
-                           "grandfather", "grandparent"),
+    Relation.PARENT: ("妈妈", "妈", "母亲", "爸爸", "爸", "父亲", "家长", "监护人", "父母", "爸妈", "母子", "母女", "父子",
+                      "父女", "mother", "mom", "mum", "father", "dad", "parent", "guardian"),
+    Relation.GRANDPARENT: ("爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "祖父", "祖母", "外祖父", "外祖母", "祖孙",
+                           "grandma", "grandpa", "grandmother", "grandfather", "grandparent"),
     Relation.SPOUSE: ("老公", "丈夫", "爱人", "老婆", "妻子", "太太", "husband", "wife", "spouse"),
     Relation.CHILD: ("儿子", "女儿", "son", "daughter", "child"),
     Relation.SIBLING: ("哥哥", "姐姐", "弟弟", "妹妹", "哥", "姐", "弟", "妹", "brother", "sister", "sibling"),

@@ -26,6 +26,8 @@ FIELD_LABELS = {
     "order_no": _("Order no."), "clinic": _("Clinic"), "date": _("Date"), "item_code": _("Item code"),
     "item_name": _("Item"), "quantity": _("Quantity"), "unit_price": _("Unit price"), "discount": _("Discount"),
     "amount": _("Amount"), "payment_method": _("Payment method"), "tooth": _("Tooth"),
+    "guardian_mobile": _("Guardian's phone"), "guardian_relation": _("Guardian's relation"),
+    "guardian_name": _("Guardian"),
     **{field: kind.label for field, kind in IDENTITY_FIELDS.items()},
     **{field: ConsentPurpose(purpose).label for field, purpose in CONSENT_FIELDS.items()},
 }

@@ -35,7 +35,7 @@ from smileloop.core.audit import audit_record
 from smileloop.core.bulk import rows_insert
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_in, statistics_refresh
-from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Stage
+from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Relation, Stage
 from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
 from smileloop.customers.normalize import (
     birthday_parse,
@@ -239,6 +239,7 @@ class _CustomerImport:
         noted = None  # (PhoneCell, raw, header) of a phone cell with words beside its number
         relative_number = False
         relative = None
+        guardian, guardian_words = None, {}  # the guardian columns: (PhoneCell, raw, header); name → (text, header)
         idents, consents = [], []
         mobile_present = False
         fallback = None  # (raw, header) of the fallback column's cell
@@ -269,6 +270,10 @@ class _CustomerImport:
                 elif name == "mobile_fallback":
                     fallback = (raw, header)
                     second = phone_fallback_parse(raw)
+                elif name == "guardian_mobile":
+                    guardian = (phone_cell_parse(raw), raw, header)  # '139…' or '139…(妈妈)'
+                elif name in ("guardian_relation", "guardian_name"):
+                    guardian_words[name] = (cell_text(raw)[:50], header)
                 elif name == "campaign":
                     values["first_touch_campaign"] = cell_text(raw)[:100]
                 elif name in ("address", "community"):
@@ -305,6 +310,9 @@ class _CustomerImport:
                 kin = kinship_parse(cell.note)
                 if kin is not None:  # '妈妈': the child joins her household when her number is known (finish)
                     relative = (cell.numbers[0], kin)
+        if (guardian is not None or guardian_words) and not errors:
+            relative = self.guardian_apply(values, guardian, guardian_words, relative)
+            relative_number = relative_number or guardian is not None
         if "gender" not in values and values.get("name"):
             titled = gender_from_title(values["name"])  # '王女士' without a gender column: female
             if titled:
@@ -334,6 +342,25 @@ class _CustomerImport:
         elif not row.mobile and not idents and values.get("birthday"):
             row.dedupe_key = f"n:{values['name']}|{values['birthday'].isoformat()}"
         return row
+
+    @staticmethod
+    def guardian_apply(values: dict, guardian, words: dict, relative):
+        """A child's guardian columns (监护人, 监护人电话, 与患者关系): kept, as written, in the notes, and the number
+        is the relative the child is linked through (a parent unless the relation column says otherwise) —
+        unless the phone cell already named one. Returns the row's relative (number, kin) or None."""
+        lines = [f"{header}：{text}" for text, header in [words.get("guardian_name", ("", ""))] if text]
+        if guardian is not None:
+            lines.append(f"{guardian[2]}：{cell_text(guardian[1])}")
+        lines += [f"{header}：{text}" for text, header in [words.get("guardian_relation", ("", ""))] if text]
+        if lines:
+            line = "；".join(lines)
+            values["notes"] = f"{values['notes']}；{line}" if values.get("notes") else line
+        if guardian is None or relative is not None:
+            return relative
+        cell = guardian[0]
+        stated = words.get("guardian_relation", ("", ""))[0] or cell.note
+        kin = kinship_parse(stated) if stated else Relation.PARENT
+        return (cell.numbers[0], kin) if kin is not None else None
 
     def parse_value(self, name: str, raw):
         """Parsers for columns whose values repeat (genders, dates, clinics, sources): memoised per import."""

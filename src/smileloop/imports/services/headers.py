@@ -35,6 +35,11 @@ CUSTOMER_HEADERS: dict[str, list[str]] = {
     "community": ["小区", "社区", "所在小区", "community"],
     "address": ["地址", "住址", "家庭住址", "联系地址", "address"],
     "notes": ["备注", "备注信息", "说明", "notes", "note", "remark", "remarks"],
+    # A child's parent or guardian, as paediatric exports list them: the number links the child into their family
+    "guardian_mobile": ["监护人电话", "监护人手机", "监护人手机号", "监护人联系电话", "家长电话", "家长手机", "家长手机号",
+                        "家长联系电话", "guardian phone", "guardian mobile", "parent phone", "parent mobile"],
+    "guardian_relation": ["与患者关系", "与患儿关系", "监护人关系", "家长关系", "guardian relation", "relation to patient"],
+    "guardian_name": ["监护人", "监护人姓名", "家长", "家长姓名", "guardian", "guardian name", "parent name"],
     "consultant": ["顾问", "咨询师", "所属顾问", "负责顾问", "consultant"],
     "wechat_openid": ["微信", "微信openid", "openid", "wechat", "wechat openid"],
     "wechat_unionid": ["unionid", "微信unionid", "wechat unionid"],

@@ -52,6 +52,10 @@ CUSTOMER_MORE = {
     "consent_marketing_wechat": gettext_lazy("是/否: agreed to marketing by WeChat"),
     "consent_marketing_wecom": gettext_lazy("是/否: agreed to marketing by WeCom"),
     "consent_marketing_phone": gettext_lazy("是/否: agreed to marketing by phone call"),
+    "guardian_mobile": gettext_lazy("A child's parent or guardian: their number links the child into their family "
+                                    "(kept in the notes too); the child stays without a phone of their own"),
+    "guardian_relation": gettext_lazy("What the guardian is to the patient (母亲, 爷爷, 母子, …); a parent when blank"),
+    "guardian_name": gettext_lazy("The guardian's name, kept in the notes"),
 }
 ORDER_COLUMNS = {
     "order_no": (True, gettext_lazy("The bill's number; rows with one number are the lines of one bill, and a bill "

@@ -284,3 +284,33 @@ def test_a_bill_written_with_the_mothers_number_goes_to_her_child_of_that_name(t
     director_b = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_b])
     report = orders_import(path=path, chain=chain, actor=director_b, skip_invalid=True)
     assert not Order.objects.exists() and report.error_count == 5
+
+
+def test_the_guardian_columns_of_a_paediatric_export_link_the_child_into_the_family(tmp_path, chain, clinic_a):
+    # given the mother and the grandfather in the pool, and an export with guardian columns
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    grandfather = CustomerFactory(chain=chain, name="周建国", mobile="+8613700137000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号", "监护人", "监护人电话", "与患者关系"],
+        ["李小宝", "", "周敏", "138 0013 8000", "母子"],
+        ["李小贝", "13600136000", "周建国", "13700137000", "爷爷"],  # a phone of her own, and her grandfather
+        ["王小明", "", "", "13800138000", ""],  # no relation given: a parent
+        ["赵六", "", "赵老", "13900139000", "朋友"],  # a number nobody has, and no relation we know
+        ["钱七", "", "", "12345", ""],  # not a phone number
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then the children are in their families, still without the guardian's number as theirs
+    assert [(e["row"], e["column"], e["message"]) for e in report.errors] == [
+        (6, "监护人电话", "is not a valid phone number")]
+    assert (report.created, report.relative_numbers, report.households_linked, report.households_not_linked) == (
+        4, 4, 3, 0)
+    first, second, third = (Customer.objects.get(name=n) for n in ("李小宝", "李小贝", "王小明"))
+    assert (_place(first), _place(third)) == ((mother.pk, "周敏", Relation.CHILD), (mother.pk, "周敏", Relation.CHILD))
+    assert _place(second) == (grandfather.pk, "周建国", Relation.GRANDCHILD)
+    assert first.mobile is None and second.mobile == "+8613600136000"
+    assert first.notes == "监护人：周敏；监护人电话：138 0013 8000；与患者关系：母子"
+    assert Customer.objects.get(name="赵六").notes == "监护人：赵老；监护人电话：13900139000；与患者关系：朋友"
+    assert not Identity.objects.filter(external_id__in=["+8613800138000", "+8613700137000"]).exists()
