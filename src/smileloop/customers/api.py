@@ -27,6 +27,7 @@ from smileloop.customers.selectors import consent_current, customer_get, custome
 from smileloop.customers.services import (
     customer_ingest,
     customer_mark_lost,
+    household_member_remove,
     household_relative_add,
     identity_add,
     phone_reveal,
@@ -351,6 +352,32 @@ def family_add_endpoint(request: HttpRequest, customer_id: Id, payload: FamilyIn
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.family_add", run=write)
+
+
+class FamilyLeaveOut(Schema):
+    household_id: int = Field(description="The household the customer left")
+    dissolved: bool = Field(description="True when one person was left, so the household is gone")
+
+
+@router.post("/{int:customer_id}/family/leave", response={200: FamilyLeaveOut, **ERROR_RESPONSES},
+             summary="Take the customer out of their family")
+def family_leave_endpoint(request: HttpRequest, customer_id: Id, response: HttpResponse,
+                          idempotency_key: IdempotencyKeyHeader = None):
+    """A link made by mistake, or a family that parted. A household left with one person is dissolved. The head of
+    three or more is a 409 `household_head` (take the others out first); a customer in no household is a 409
+    `no_household`."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, customer_id)
+        household = household_in_scope(scope, customer)
+        dissolved = household_member_remove(member=customer, actor=request.staff)
+        return 200, render(FamilyLeaveOut, {"household_id": household.household.id if household else 0,
+                                            "dissolved": dissolved})
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.family_leave", run=write)
 
 
 @router.post("/{int:customer_id}/lost", response={200: StageOut, **ERROR_RESPONSES},

@@ -583,11 +583,11 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
 
 
 @transaction.atomic
-def household_member_remove(*, member: Customer, actor: Staff | None = None) -> None:
+def household_member_remove(*, member: Customer, actor: Staff | None = None) -> bool:
     """Take `member` out of their household: a link made by mistake (a wrong number in an import), or a family
     that parted. A household left with one person is dissolved. The head of three or more is refused (Conflict
     `household_head`): the others would be left without a head, so they are removed first. The head's timeline
-    says who left, masked like FAMILY_ADDED."""
+    says who left, masked like FAMILY_ADDED. True when the household was dissolved."""
     own = HouseholdMember.objects.select_related("household").filter(customer=member).first()
     if own is None:
         raise Conflict(f"{member.name} is in no household", code="no_household", field="member")
@@ -606,6 +606,7 @@ def household_member_remove(*, member: Customer, actor: Staff | None = None) -> 
     if len(others) <= 1:  # one person is no family
         HouseholdMember.objects.filter(household_id=household.pk).delete()
         household.delete()
+    return len(others) <= 1
 
 
 # A person's relation to a household's head, given what a relative of theirs is to them (`kin`: the relative is

@@ -701,3 +701,26 @@ def test_a_relative_of_another_clinic_is_404_naming_the_field(client, chain, cli
     assert response.status_code == 404
     assert response.json()["errors"][0]["field"] == "body.relative_id"
     assert not HouseholdMember.objects.exists()
+
+
+def test_leaving_a_family_through_the_api(client, chain, clinic_a, token_a):
+    head = CustomerFactory(chain=chain, name="王峰", home_clinic=clinic_a)
+    wife = CustomerFactory(chain=chain, name="郑佳琪", home_clinic=clinic_a)
+    son = CustomerFactory(chain=chain, name="王锦程", home_clinic=clinic_a)
+    household_member_add(head=head, member=wife, relation="spouse")
+    household_member_add(head=head, member=son, relation="child")
+    household_id = HouseholdMember.objects.get(customer=son).household_id
+
+    # the head of three is refused; the son leaves; then the wife, which dissolves the family
+    refused = post(client, f"/api/customers/{head.id}/family/leave", {}, token=token_a, key="l0")
+    son_left = post(client, f"/api/customers/{son.id}/family/leave", {}, token=token_a, key="l1")
+    replay = post(client, f"/api/customers/{son.id}/family/leave", {}, token=token_a, key="l1")
+    wife_left = post(client, f"/api/customers/{wife.id}/family/leave", {}, token=token_a, key="l2")
+    alone = post(client, f"/api/customers/{head.id}/family/leave", {}, token=token_a, key="l3")
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "household_head")
+    assert son_left.status_code == 200 and son_left.json() == {"household_id": household_id, "dissolved": False}
+    assert replay.json() == son_left.json()
+    assert wife_left.json() == {"household_id": household_id, "dissolved": True}
+    assert (alone.status_code, alone.json()["code"]) == (409, "no_household")
+    assert not HouseholdMember.objects.exists()
