@@ -155,7 +155,7 @@ def _logins_take_over(chain: Chain) -> int:
 
 def _timeline(chain: Chain, ids: list[int]) -> None:
     """Each worked task's outcome on the patient's timeline (what followup_complete writes), in bulk."""
-    rng = random.Random(f"followups-notes:{chain.id}")
+    rng = random.Random(f"followups-notes:{chain.name}")
     rows = (FollowupTask.objects.filter(pk__in=ids, status=TaskStatus.DONE)
             .values_list("id", "customer_id", "clinic_id", "completed_by_id", "completed_at", "outcome",
                          "playbook__name", "playbook__code", "step__channel").order_by("id"))
@@ -377,7 +377,7 @@ def _complaints(chain: Chain, today: dt.date, rng: random.Random) -> int:
 
 
 def demo_load(*, chain: Chain, today: dt.date) -> dict:
-    rng = random.Random(f"followups:{chain.id}:{today.isoformat()}")
+    rng = random.Random(f"followups:{chain.name}:{today.isoformat()}")
     installed = playbooks_install_defaults(chain=chain)["created"]
     if FollowupTask.objects.filter(chain_id=chain.id).exists():
         return {"installed": installed, "loaded": False}

@@ -67,7 +67,7 @@ def _opened_at(rng: random.Random, sent_at: dt.datetime) -> dt.datetime:
 def demo_load(*, chain: Chain, today: dt.date) -> dict:
     tz = selectors.chain_tz(chain)
     moment = dt.datetime.combine(today, dt.time(10), tzinfo=tz)
-    rng = random.Random(f"surveys:{chain.id}:{today.isoformat()}")
+    rng = random.Random(f"surveys:{chain.name}:{today.isoformat()}")
     rows = selectors.visits_without_survey(chain=chain, since=today - dt.timedelta(days=DAYS),
                                            until=today - dt.timedelta(days=1))
     expiry = dt.timedelta(days=selectors.survey_expiry_days(chain_id=chain.id))

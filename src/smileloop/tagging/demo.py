@@ -53,7 +53,7 @@ def demo_load(*, chain: Chain, today: dt.date) -> dict:
     tags = dict(Tag.objects.filter(chain=chain).values_list("code", "id"))
     counts = {"tags_installed": installed["tags"], "manual_tags": 0, "messages": 0}
     if not CustomerTag.objects.filter(chain_id=chain.id, source=TagSource.MANUAL).exists():
-        rng = random.Random(f"tagging:{chain.id}:{today.isoformat()}")
+        rng = random.Random(f"tagging:{chain.name}:{today.isoformat()}")
         patients = list(Customer.objects.filter(chain=chain, merged_into__isnull=True).order_by("id")
                         .values_list("id", "first_touch_channel", "home_clinic_id"))
         staff = list(Staff.objects.filter(chain=chain, is_active=True, role__in=["consultant", "front_desk"])
