@@ -209,6 +209,22 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         except NotFound:
             return match, False
 
+    def existing_family_member(self) -> tuple[Customer | None, bool]:
+        """A new phone-less person whose relative's family already has a member of this name (and birthday, where
+        both are known): that member, (customer, visible to this staff member). customer_register refuses them too;
+        this finds them first so the form can link to the record."""
+        relative = self.cleaned_data.get("relative")
+        if self.customer is not None or relative is None or self.cleaned_data.get("mobile"):
+            return None, False
+        twin = selectors.family_member_find(relative_id=relative.id, name=self.cleaned_data.get("name") or "",
+                                            birthday=self.cleaned_data.get("birthday"))
+        if twin is None:
+            return None, False
+        try:
+            return selectors.customer_get(self.scope, twin), True
+        except NotFound:
+            return Customer.objects.get(pk=twin), False
+
     def service_data(self) -> dict:
         data = {key: self.cleaned_data.get(key) for key in self.fields if key not in _REGISTRATION_FIELDS}
         data["mobile"] = data.get("mobile") or ("" if self.customer is not None else None)

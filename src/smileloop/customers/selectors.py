@@ -1,5 +1,6 @@
 """Reads over the patient pool. Every function takes the staff member's Scope first."""
 
+import datetime as dt
 import functools
 import operator
 import re
@@ -10,7 +11,7 @@ from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, 
 
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import page_clause, select_model, select_models
+from smileloop.core.sql import page_clause, select_in, select_model, select_models
 from smileloop.customers.enums import IdentityKind, Relation
 from smileloop.customers.models import (
     Consent,
@@ -456,3 +457,41 @@ def guardians_for(scope: Scope, customer_ids) -> dict[int, Customer]:
                 if contact is not None:
                     found[member.customer_id] = contact
     return found
+
+
+# --- families: whom a phone-less person given with a relative may already be ---------------------------------
+
+
+def family_members_of(holders: set[int]) -> dict[int, list[tuple[int, str, str | None]]]:
+    """holder id → the other live members of their household as (id, name, birthday as ISO text or None), in one
+    read: whom a relative's number ('13800138000(妈妈)') may stand for."""
+    if not holders:
+        return {}
+    members = HouseholdMember._meta.db_table
+    found: dict[int, list[tuple[int, str, str | None]]] = {}
+    for holder, member, name, birthday in select_in(
+        f"SELECT h.customer_id, m.customer_id, c.name, c.birthday FROM {members} h "
+        f"JOIN {members} m ON m.household_id = h.household_id AND m.customer_id <> h.customer_id "
+        "JOIN customers_customer c ON c.id = m.customer_id AND c.merged_into_id IS NULL WHERE h.customer_id",
+        [], holders,
+    ):
+        found.setdefault(holder, []).append((member, name, None if birthday is None else str(birthday)))
+    return found
+
+
+def family_member_named(members: list[tuple[int, str, str | None]], name: str, birthday=None) -> int | None:
+    """The one member of `members` (family_members_of) called `name`, with `birthday` where both are known."""
+    name = " ".join(name.split())
+    same = [member for member, their_name, their_birthday in members
+            if " ".join(their_name.split()) == name
+            and (birthday is None or their_birthday is None or their_birthday == birthday.isoformat())]
+    return same[0] if len(same) == 1 else None
+
+
+def family_member_find(*, relative_id: int, name: str, birthday: dt.date | None = None) -> int | None:
+    """The one live member of `relative_id`'s household (not the relative) called `name`, with `birthday` where both
+    are known: a phone-less person registered with that relative is this person, not a second record (the import
+    matches a relative's number the same way)."""
+    if not name or not name.strip():
+        return None
+    return family_member_named(family_members_of({relative_id}).get(relative_id, []), name, birthday)

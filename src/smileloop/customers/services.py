@@ -49,7 +49,7 @@ from smileloop.customers.normalize import (
     pinyin_keys,
     to_halfwidth,
 )
-from smileloop.customers.selectors import scope_covers
+from smileloop.customers.selectors import family_member_find, scope_covers
 from smileloop.customers.timeline import (
     CONTACTED_BY,
     FAMILY_ADDED,
@@ -1118,7 +1118,18 @@ def customer_register(*, scope: Scope, data: dict, consents: list[dict] | None =
                       actor: Staff | None = None) -> tuple[Customer, bool]:
     """A person registered at the front desk: the person (customer_ingest, source "form"), the consents they gave
     there, and the relative they came with (`relation`: what the relative is to them; household_relative_add).
-    All or nothing: a relation that cannot be linked leaves no person behind."""
+    All or nothing: a relation that cannot be linked leaves no person behind.
+
+    A phone-less person whose relative's family already has a member of that name (and birthday, where both are
+    known) is that member: refused (Conflict "family_member_exists"), never a second record, as a known phone is.
+    A child imported with a parent's number and registered again at the desk would otherwise be two children."""
+    birthday = data.get("birthday")
+    if relative is not None and not data.get("mobile"):
+        twin = family_member_find(relative_id=relative.id, name=str(data.get("name") or ""),
+                                  birthday=birthday if isinstance(birthday, dt.date) else None)
+        if twin is not None:
+            raise Conflict(f"{data.get('name')} is already a member of this relative's family (customer {twin})",
+                           code="family_member_exists", field="name")
     customer, created = customer_ingest(scope=scope, data=data, consents=consents, actor=actor, source="form")
     if relative is not None:
         household_relative_add(customer=customer, relative=relative, relation=relation or "", actor=actor)

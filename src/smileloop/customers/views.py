@@ -42,7 +42,7 @@ from smileloop.customers.forms import (
     PhoneRevealForm,
 )
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import phone_display, phone_mask
+from smileloop.customers.normalize import name_masked, phone_display, phone_mask
 from smileloop.customers.sections import PAGED_SECTIONS, SECTIONS
 
 PAGE_SIZE = 25
@@ -407,15 +407,26 @@ def mark_lost(request, scope: Scope, customer_id: int):
 # --- create and edit -------------------------------------------------------------------------------------
 
 
+_FAMILY_MEMBER_EXISTS = gettext_lazy("%(name)s is already in %(relative)s's family. Open their record instead of creating "
+                                   "a second one (a phone-less person is matched by name and birthday in the family).")
+
+
 @staff_view
 @require_http_methods(["GET", "POST"])
 def customer_create(request, scope: Scope):
     _require(scope, Perm.CUSTOMER_EDIT)
     form = CustomerForm(scope, request.POST or None)
-    existing, existing_visible = None, False
+    existing, existing_visible, existing_in_family = None, False, False
     if request.method == "POST" and form.is_valid():
         existing, existing_visible = form.existing_customer()
-        if existing is not None:
+        if existing is None:
+            existing, existing_visible = form.existing_family_member()
+            existing_in_family = existing is not None
+        if existing_in_family:
+            form.add_error("name", _FAMILY_MEMBER_EXISTS % {
+                "name": existing.name if existing_visible else name_masked(existing.name),
+                "relative": form.cleaned_data["relative"].name})
+        elif existing is not None:
             form.add_error("mobile", _("This mobile number already belongs to an existing customer.")
                            if existing_visible else
                            _("This mobile number belongs to a customer of another clinic; ask a chain "
@@ -429,7 +440,10 @@ def customer_create(request, scope: Scope):
             except errors.ValidationFailed as exc:
                 form.add_domain_errors(exc)
             except errors.Conflict as exc:
-                if exc.code in ("household_same", "household_conflict"):
+                if exc.code == "family_member_exists":  # added to the family since the check above
+                    form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": form.cleaned_data["name"],
+                                                                    "relative": form.cleaned_data["relative"].name})
+                elif exc.code in ("household_same", "household_conflict"):
                     form.add_error("relative", _("This relative already belongs to another family; link them from "
                                                  "the customer page after creating."))
                 else:
@@ -437,7 +451,8 @@ def customer_create(request, scope: Scope):
             else:
                 messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
                 return _redirect(request, reverse("customers:detail", args=[customer.id]))
-    context = {"form": form, "existing": existing if existing_visible else None, "customer": None}
+    context = {"form": form, "existing": existing if existing_visible else None, "existing_in_family": existing_in_family,
+               "customer": None}
     return render(request, "customers/customer_form.html", context,
                   status=422 if request.method == "POST" else 200)
 

@@ -293,3 +293,87 @@ def test_the_family_section_takes_a_relative_out_and_explains_a_refusal(client, 
     for member in (stranger, other_clinic):
         assert client.post(reverse("customers:family_remove", args=[head.id, member.id])).status_code == 404
     assert _place(other_clinic) == ("王峰", Relation.SIBLING)
+
+
+def test_a_child_already_in_the_relatives_family_is_not_registered_twice(client, front_desk_a, chain, clinic_a):
+    from smileloop.customers.models import Customer
+    from smileloop.customers.tests.test_views import login
+
+    # given: 李小宝 imported with his mother's number, so in her family without a phone of his own
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    child = CustomerFactory(chain=chain, name="李小宝", mobile=None, birthday="2019-05-01", home_clinic=clinic_a)
+    household_member_add(head=mother, member=child, relation=Relation.CHILD)
+    login(client, front_desk_a)
+
+    # when the front desk registers him again, with his mother (his name written with a stray space)
+    response = _register(client, clinic_a, name="李小宝 ", relative="138 0013 8000", relation=Relation.PARENT,
+                         consents=["data_processing"], consent_source="paper")
+
+    # then nothing is written; the form says so and links to his record
+    assert response.status_code == 422
+    assert any("李小宝 is already in 周敏's family" in str(e) for e in response.context["form"].errors["name"])
+    page = response.content.decode()
+    assert 'data-testid="existing-customer"' in page and reverse("customers:detail", args=[child.id]) in page
+    assert Customer.objects.filter(name="李小宝").count() == 1 and not child.consents.exists()
+    assert HouseholdMember.objects.filter(household__head=mother).count() == 2
+
+
+def test_a_namesake_with_another_birthday_or_with_a_phone_is_registered(client, front_desk_a, chain, clinic_a):
+    from smileloop.customers.models import Customer
+    from smileloop.customers.tests.test_views import login
+
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    cousin = CustomerFactory(chain=chain, name="李小宝", mobile=None, birthday="2012-01-09", home_clinic=clinic_a)
+    household_member_add(head=mother, member=cousin, relation=Relation.OTHER)
+    login(client, front_desk_a)
+
+    born_later = _register(client, clinic_a, relative="13800138000", relation=Relation.PARENT)
+    with_phone = _register(client, clinic_a, name="周敏", mobile="13900139000", birthday="1990-03-03",
+                           relative="13800138000", relation=Relation.SIBLING)
+
+    assert born_later.status_code == 302 and with_phone.status_code == 302
+    assert Customer.objects.filter(name="李小宝").count() == 2
+    assert Customer.objects.filter(name="周敏").count() == 2
+
+
+def test_the_service_refuses_a_family_member_registered_twice_and_writes_nothing(chain, clinic_a, front_desk_a):
+    import datetime as dt
+
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.customers.models import Customer
+    from smileloop.customers.services import customer_register
+
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    child = CustomerFactory(chain=chain, name="李小宝", mobile=None, birthday=None, home_clinic=clinic_a)
+    household_member_add(head=mother, member=child, relation=Relation.CHILD)
+    count = Customer.objects.count()
+
+    with pytest.raises(Conflict) as refused:
+        customer_register(scope=scope_for_staff(front_desk_a), relative=mother, relation=Relation.PARENT,
+                          data={"name": "李小宝", "birthday": dt.date(2019, 5, 1), "home_clinic": clinic_a},
+                          consents=[{"purpose": "data_processing", "granted": True, "source": "paper"}],
+                          actor=front_desk_a)
+
+    assert refused.value.code == "family_member_exists" and refused.value.field == "name"
+    assert Customer.objects.count() == count and not child.consents.exists()
+
+
+def test_a_family_member_of_another_clinic_is_named_masked_and_not_linked(client, front_desk_a, chain, clinic_a,
+                                                                           clinic_b):
+    from smileloop.customers.models import Customer
+    from smileloop.customers.tests.test_views import login
+
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    child = CustomerFactory(chain=chain, name="李小宝", mobile=None, birthday="2019-05-01", home_clinic=clinic_b)
+    household_member_add(head=mother, member=child, relation=Relation.CHILD)
+    login(client, front_desk_a)
+
+    response = client.post(reverse("customers:create"), {
+        "name": "李小宝", "gender": "M", "birthday": "2019-05-01", "home_clinic": clinic_a.id,
+        "relative": "13800138000", "relation": Relation.PARENT}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+    assert response.status_code == 422
+    assert "李**已在周敏的家庭中" in response.text
+    assert reverse("customers:detail", args=[child.id]) not in response.text
+    assert 'data-testid="existing-customer"' not in response.text
+    assert Customer.objects.filter(name="李小宝").count() == 1

@@ -9,8 +9,6 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import select_in
-from smileloop.customers.models import HouseholdMember
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.services.reading import cell_text, header_key
 
@@ -122,29 +120,3 @@ def limited_scope_of(actor) -> Scope | None:
         return None
     scope = scope_for_staff(staff)
     return None if scope.is_chain_wide else scope
-
-
-def family_members_of(holders: set[int]) -> dict[int, list[tuple[int, str, str | None]]]:
-    """holder id → the other live members of their household as (id, name, birthday as ISO text or None), in one
-    read: whom a relative's number ('13800138000(妈妈)') may stand for."""
-    if not holders:
-        return {}
-    members = HouseholdMember._meta.db_table
-    found: dict[int, list[tuple[int, str, str | None]]] = {}
-    for holder, member, name, birthday in select_in(
-        f"SELECT h.customer_id, m.customer_id, c.name, c.birthday FROM {members} h "
-        f"JOIN {members} m ON m.household_id = h.household_id AND m.customer_id <> h.customer_id "
-        "JOIN customers_customer c ON c.id = m.customer_id AND c.merged_into_id IS NULL WHERE h.customer_id",
-        [], holders,
-    ):
-        found.setdefault(holder, []).append((member, name, None if birthday is None else str(birthday)))
-    return found
-
-
-def family_member_named(members: list[tuple[int, str, str | None]], name: str, birthday=None) -> int | None:
-    """The one member of `members` (family_members_of) called `name`, with `birthday` where both are known."""
-    name = " ".join(name.split())
-    same = [member for member, their_name, their_birthday in members
-            if " ".join(their_name.split()) == name
-            and (birthday is None or their_birthday is None or their_birthday == birthday.isoformat())]
-    return same[0] if len(same) == 1 else None

@@ -44,7 +44,7 @@ from smileloop.customers.normalize import (
     gender_parse,
     kinship_parse,
 )
-from smileloop.customers.selectors import scope_covers
+from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
 from smileloop.customers.services import TEXT_LIMITS, households_join, search_keys_home_clinic_sync
 from smileloop.customers.timeline import fields_text, timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
@@ -52,8 +52,6 @@ from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
-    family_member_named,
-    family_members_of,
     limited_scope_of,
     lookup_key,
     staff_lookup_build,

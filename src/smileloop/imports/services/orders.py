@@ -26,14 +26,12 @@ from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.enums import IdentityKind, Stage
 from smileloop.customers.models import Customer, Identity
-from smileloop.customers.selectors import scope_covers
+from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
-    family_member_named,
-    family_members_of,
     limited_scope_of,
     lookup_key,
     staff_of,
