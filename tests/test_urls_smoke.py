@@ -1,9 +1,13 @@
 """Every named staff URL: 200 (or 405 for POST-only actions) for a chain admin, a login redirect when anonymous."""
 
+import uuid
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.imports.models import ImportBatch
 from tests.urlwalk import named_urls
 
 STAFF_NAMESPACES = ("customers", "imports")
@@ -22,8 +26,9 @@ def customer(chain, clinic_a):
     return CustomerFactory(chain=chain, name="张三", home_clinic=clinic_a)
 
 
-def _url(name, params, customer):
-    values = {"customer_id": customer.id, "pk": customer.id, "member_id": customer.id, "kind": "customers"}
+def _url(name, params, customer, batch_id=None):
+    values = {"customer_id": customer.id, "pk": customer.id, "member_id": customer.id, "kind": "customers",
+              "batch_id": batch_id or uuid.uuid4()}
     if any(p not in values for p in params):
         pytest.skip(f"{name} takes parameters this smoke test cannot fill: {params}")
     return reverse(name, kwargs={p: values[p] for p in params})
@@ -39,7 +44,16 @@ def test_the_staff_namespaces_have_pages():
 @pytest.mark.parametrize(("name", "params"), NAMED_URLS, ids=[n for n, _ in NAMED_URLS])
 def test_named_staff_url_renders_for_a_chain_admin(client, chain_admin, customer, name, params):
     client.force_login(chain_admin.user)
-    response = client.get(_url(name, params, customer))
+    batch_id = None
+    if "batch_id" in params:  # an import previewed by this admin: uploaded through the page, as staff do
+        upload = SimpleUploadedFile("患者.csv", "姓名,手机号\n李四,13900139000\n王五,123\n".encode())
+        assert client.post(reverse("imports:upload"), {"kind": "customers", "file": upload}).status_code == 302
+        batch_id = ImportBatch.objects.get().id
+    response = client.get(_url(name, params, customer, batch_id))
+    if name == "imports:progress":  # an import that is not running: its page is the preview
+        assert response.status_code == 302
+        assert response["Location"] == reverse("imports:preview", kwargs={"batch_id": batch_id})
+        return
     assert response.status_code in (200, 405), response.status_code
     if response.status_code == 200 and response["Content-Type"].startswith("text/html"):
         assert b"</html>" in response.content
