@@ -256,7 +256,7 @@ class MergeCandidate:
 # Strongest evidence first: a record's phone held as another record's identity is near-certain; a shared name
 # and phone tail is likely; a shared name and birthday only suggests (a chain of 1M has thousands of those, and
 # they must not crowd the other two off the page).
-MERGE_REASONS = ("same_identity", "same_name_phone_tail", "same_name_birthday")
+MERGE_REASONS = ("same_identity", "same_name_phone_tail", "same_name_birthday", "same_name_family")
 _GROUPINGS = {
     "same_name_birthday": (("name", "birthday"), Q(birthday__isnull=False)),
     "same_name_phone_tail": (("mobile_tail", "name"), ~Q(mobile_tail="")),
@@ -265,8 +265,8 @@ _GROUPINGS = {
 
 def merge_candidates_list(scope: Scope, *, reason: str | None = None, limit: int = 100) -> list[MergeCandidate]:
     """Likely duplicates, strongest evidence first (MERGE_REASONS), or those of one `reason`: a phone identity
-    equal to another record's mobile, same name + phone tail, same name + birthday. Grouped in SQL; only the
-    groups are loaded, and a kind is not queried once `limit` groups are found."""
+    equal to another record's mobile, same name + phone tail, same name + birthday, same name in one family.
+    Grouped in SQL; only the groups are loaded, and a kind is not queried once `limit` groups are found."""
     if reason is not None and reason not in MERGE_REASONS:
         raise ValueError(f"unknown merge reason {reason!r}")
     base = customer_queryset(scope)
@@ -277,6 +277,7 @@ def merge_candidates_list(scope: Scope, *, reason: str | None = None, limit: int
         if room <= 0:
             break
         found = (_identity_twins(scope, base, room) if kind == "same_identity"
+                 else _family_namesakes(scope, base, room) if kind == "same_name_family"
                  else _grouped(scope, base, kind, room))
         for members in found:
             key = frozenset(c.id for c in members)
@@ -330,6 +331,29 @@ def _grouped(scope: Scope, base: QuerySet, kind: str, limit: int) -> list[list[C
     for c in base.filter(keys).select_related("home_clinic").order_by("id"):
         by_key.setdefault(tuple(getattr(c, f) for f in fields), []).append(c)
     return [by_key.get(group, []) for group in dupes]
+
+
+def _family_namesakes(scope: Scope, base: QuerySet, limit: int) -> list[list[Customer]]:
+    """Members of one household with one name and no two birthdays (one known at most): a phone-less child entered
+    twice (by two PMS ids through the API, say), whom the other kinds miss while a birthday is unknown. Driven by
+    the household members, a fraction of the customers, grouped by (household, name); all must be in the scope."""
+    members = connection.ops.quote_name(HouseholdMember._meta.db_table)
+    in_scope, params = base.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.household_id, c.name FROM {members} m JOIN customers_customer c ON c.id = m.customer_id "
+            f"WHERE c.chain_id = %s AND c.merged_into_id IS NULL AND c.id IN ({in_scope}) "
+            "GROUP BY m.household_id, c.name HAVING COUNT(*) > 1 AND COUNT(DISTINCT c.birthday) <= 1 ORDER BY m.household_id, c.name LIMIT %s",
+            [scope.chain_id, *params, limit])
+        groups = [tuple(row) for row in cursor.fetchall()]
+    if not groups:
+        return []
+    by_key: dict[tuple, list[Customer]] = {}
+    for c in (base.filter(household_membership__household_id__in={h for h, _ in groups})
+              .annotate(household_id=F("household_membership__household_id"))
+              .select_related("home_clinic").order_by("id")):
+        by_key.setdefault((c.household_id, c.name), []).append(c)
+    return [by_key.get(group, []) for group in groups]
 
 
 def _identity_twins(scope: Scope, base: QuerySet, limit: int) -> list[list[Customer]]:

@@ -50,6 +50,7 @@ MERGE_REASONS = {
     "same_name_birthday": gettext_lazy("Same name and birthday"),
     "same_name_phone_tail": gettext_lazy("Same name and phone tail"),
     "same_identity": gettext_lazy("One record's phone is another's identity"),
+    "same_name_family": gettext_lazy("Same name in one family"),
 }
 
 

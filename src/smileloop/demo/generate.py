@@ -271,11 +271,22 @@ class PoolGenerator:
     def _surname(self) -> str:
         return self.rng.choices(_SURNAMES, cum_weights=_SURNAME_CUM)[0]
 
-    def _name(self, surname: str, gender: str, birth_year: int) -> str:
+    def _name(self, surname: str, gender: str, birth_year: int, rng: random.Random | None = None) -> str:
         generation = "old" if birth_year < 1975 else "mid" if birth_year < 2000 else "new"
         pool = data.GIVEN_NAMES[(generation, "M" if gender == Gender.MALE else "F")]
         # Popular names repeat a lot: a skewed pick over the pool.
-        return surname + pool[int(len(pool) * self.rng.random() ** 1.6)]
+        return surname + pool[int(len(pool) * (rng or self.rng).random() ** 1.6)]
+
+    def _family_name(self, taken: set[str], surname: str, gender: str, birth_year: int, index: int) -> str:
+        """A name no one else in the family has (siblings, a father and son never share one). A clash is drawn
+        again from a stream of the person's own, so every other draw of the seed stays the same."""
+        name = self._name(surname, gender, birth_year)
+        again = random.Random(index)
+        for _ in range(50):
+            if name not in taken:
+                break
+            name = self._name(surname, gender, birth_year, rng=again)
+        return name
 
     def _birthday(self, age: int) -> dt.date:
         return self.today - dt.timedelta(days=age * 365 + _rr(self.rng, 365) + 1)
@@ -368,7 +379,7 @@ class PoolGenerator:
             day = min(max(day, earliest), self.now_day - 1)
             people.append(Person(
                 index=index, id=self.ids.take("customers_customer"),
-                name=self._name(surname, gender, birthday.year), gender=gender, birthday=birthday, age=age,
+                name=self._family_name({p.name for p in people}, surname, gender, birthday.year, index), gender=gender, birthday=birthday, age=age,
                 relation=relation if len(plan) > 1 else None,
                 mobile=mobile_for(index, a=self.mobile_a, b=self.mobile_b) if has_mobile else None,
                 clinic=clinic, community=community, address=address, created_day=day, channel=ch, campaign=camp,

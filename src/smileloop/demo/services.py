@@ -27,9 +27,9 @@ from smileloop.checkout.services import checkout_pay, checkout_price
 from smileloop.clinics.enums import Role
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.clinics.services import staff_create
-from smileloop.customers.enums import Channel, InteractionKind
-from smileloop.customers.models import Customer, Interaction
-from smileloop.customers.services import customer_upsert
+from smileloop.customers.enums import Channel, IdentityKind, InteractionKind, Relation
+from smileloop.customers.models import Customer, HouseholdMember, Interaction
+from smileloop.customers.services import customer_upsert, household_member_add
 from smileloop.demo import data
 from smileloop.demo.generate import (
     COLUMNS,
@@ -467,8 +467,9 @@ def _visit_timeline(*, chain: Chain) -> int:
 def _duplicates_demo(*, chain: Chain, seed: int, pairs: int = 12) -> int:
     """Second records of existing patients, as every chain's front desks make them, for the merge-candidates page:
     one re-registered at another clinic under a new number (same name and birthday), one whose number was
-    mistyped in the middle (same name and last four digits). Written through `customer_upsert`, which does not
-    see them as the same person: that is the merge list's job."""
+    mistyped in the middle (same name and last four digits), and phone-less children entered twice by the PMS (same
+    name in one family). Written through `customer_upsert`, which does not see them as the same person: that is
+    the merge list's job."""
     rng = random.Random(seed ^ 0xD0B1E)
     clinics = list(Clinic.objects.filter(chain=chain).order_by("id").values_list("id", flat=True))
     people = list(Customer.objects.filter(chain=chain, merged_into__isnull=True, mobile__isnull=False,
@@ -491,6 +492,18 @@ def _duplicates_demo(*, chain: Chain, seed: int, pairs: int = 12) -> int:
                 customer_upsert(chain=chain, data={**data, "mobile": mobile}, source="form")
                 made += 1
                 break
+    # And two phone-less children the PMS sent a second time under a patient id of its own, without a birthday,
+    # then linked to their family: only "same name in one family" finds them.
+    children = list(HouseholdMember.objects.filter(household__chain=chain, relation=Relation.CHILD,
+                                                   customer__mobile__isnull=True, customer__merged_into__isnull=True)
+                    .select_related("household__head", "customer").order_by("id")[:500])
+    for member in rng.sample(children, min(2, len(children))):
+        child = member.customer
+        twin, _created = customer_upsert(
+            chain=chain, data={"name": child.name, "gender": child.gender, "home_clinic": child.home_clinic_id},
+            identities=[{"kind": IdentityKind.PMS, "external_id": f"HIS{rng.randrange(10**7):07d}"}])
+        household_member_add(head=member.household.head, member=twin, relation=Relation.CHILD)
+        made += 1
     return made
 
 

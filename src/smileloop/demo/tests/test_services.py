@@ -71,13 +71,14 @@ def test_demo_creates_one_login_per_role_and_a_second_call_changes_nothing(db):
                                     occurred_at=visit.start_at, author__isnull=True)
     assert entry.text == timeline_format(VISIT_OF, status=visit.status, item=visit.service_item.name)
     assert entry.clinic_id == visit.clinic_id
-    # and the pool has the duplicates front desks make, for the merge-candidates page: both kinds, a dozen pairs
+    # and the pool has the duplicates front desks and PMSs make, for the merge-candidates page: three kinds, a dozen
+    # pairs
     from smileloop.clinics.selectors import scope_for_staff
     from smileloop.customers.selectors import merge_candidates_list
 
     found = merge_candidates_list(scope_for_staff(admin.staff))
     reasons = {group.reason for group in found}
-    assert {"same_name_phone_tail", "same_name_birthday"} <= reasons and len(found) >= 12
+    assert {"same_name_phone_tail", "same_name_birthday", "same_name_family"} <= reasons and len(found) >= 12
 
 
 
@@ -114,3 +115,24 @@ def test_the_demo_day_is_the_chains_calendar_day_not_the_utc_date(db, monkeypatc
     # then follow-ups are generated for the clinic's today (its inbox's "due today"), and a given day wins
     assert _demo_day(chain, None) == dt.date(2026, 12, 4)
     assert _demo_day(chain, TODAY) == TODAY
+
+
+def test_no_two_of_one_family_share_a_name_and_a_clash_leaves_the_seeds_other_draws_alone():
+    import random
+
+    from smileloop.customers.enums import Gender
+    from smileloop.demo.generate import PoolGenerator
+
+    def generator():
+        gen = PoolGenerator.__new__(PoolGenerator)  # only the name draws are exercised
+        gen.rng = random.Random(7)
+        return gen
+
+    # given the name the family's first son draws
+    first = generator()._family_name(set(), "王", Gender.MALE, 2015, index=1)
+    # when a second son would draw it too
+    gen = generator()
+    second = gen._family_name({first}, "王", Gender.MALE, 2015, index=2)
+    # then he gets another name of his surname, and the seed's stream moved by the one draw it would have anyway
+    assert second != first and second.startswith("王")
+    assert gen.rng.random() == (lambda g: (g.rng.random(), g.rng.random())[1])(generator())
