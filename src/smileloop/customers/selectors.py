@@ -335,15 +335,25 @@ def _grouped(scope: Scope, base: QuerySet, kind: str, limit: int) -> list[list[C
 
 def _family_namesakes(scope: Scope, base: QuerySet, limit: int) -> list[list[Customer]]:
     """Members of one household with one name and no two birthdays (one known at most): a phone-less child entered
-    twice (by two PMS ids through the API, say), whom the other kinds miss while a birthday is unknown. Driven by
-    the household members, a fraction of the customers, grouped by (household, name); all must be in the scope."""
+    twice (by two PMS ids through the API, say), whom the other kinds miss while a birthday is unknown. Grouped by
+    (household, name) in SQL; all must be in the scope.
+
+    Chain-wide, the household members are walked in household order, each joined to its person (CROSS JOIN keeps
+    SQLite from driving from the customers' name index and looking up every customer's household: 2.2–2.9 s at
+    1M, against 0.76 s). A clinic's staff start from their scope's people (0.17–0.22 s at 1M)."""
     members = connection.ops.quote_name(HouseholdMember._meta.db_table)
-    in_scope, params = base.order_by().values("pk").query.sql_with_params()
+    if scope.clinic_ids is None:
+        tables, in_scope, params = f"{members} m CROSS JOIN customers_customer c", "", []
+    else:
+        tables = f"{members} m JOIN customers_customer c ON c.id = m.customer_id"
+        sql, params = base.order_by().values("pk").query.sql_with_params()
+        in_scope = f"AND c.id IN ({sql}) "
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT m.household_id, c.name FROM {members} m JOIN customers_customer c ON c.id = m.customer_id "
-            f"WHERE c.chain_id = %s AND c.merged_into_id IS NULL AND c.id IN ({in_scope}) "
-            "GROUP BY m.household_id, c.name HAVING COUNT(*) > 1 AND COUNT(DISTINCT c.birthday) <= 1 ORDER BY m.household_id, c.name LIMIT %s",
+            f"SELECT m.household_id, c.name FROM {tables} "
+            f"WHERE c.id = m.customer_id AND c.chain_id = %s AND c.merged_into_id IS NULL {in_scope}"
+            "GROUP BY m.household_id, c.name HAVING COUNT(*) > 1 AND COUNT(DISTINCT c.birthday) <= 1 "
+            "ORDER BY m.household_id, c.name LIMIT %s",
             [scope.chain_id, *params, limit])
         groups = [tuple(row) for row in cursor.fetchall()]
     if not groups:
