@@ -340,7 +340,8 @@ def _family_namesakes(scope: Scope, base: QuerySet, limit: int) -> list[list[Cus
 
     Chain-wide, the household members are walked in household order, each joined to its person (CROSS JOIN keeps
     SQLite from driving from the customers' name index and looking up every customer's household: 2.2–2.9 s at
-    1M, against 0.76 s). A clinic's staff start from their scope's people (0.17–0.22 s at 1M)."""
+    1M, against 0.8–0.9 s). "At most one birthday" is MIN = MAX, not COUNT(DISTINCT), which PostgreSQL can only
+    aggregate sorted in one process (1.5 → 0.85 s chain-wide at 1M, 0.7 → 0.31 s for a clinic)."""
     members = connection.ops.quote_name(HouseholdMember._meta.db_table)
     if scope.clinic_ids is None:
         tables, in_scope, params = f"{members} m CROSS JOIN customers_customer c", "", []
@@ -352,7 +353,8 @@ def _family_namesakes(scope: Scope, base: QuerySet, limit: int) -> list[list[Cus
         cursor.execute(
             f"SELECT m.household_id, c.name FROM {tables} "
             f"WHERE c.id = m.customer_id AND c.chain_id = %s AND c.merged_into_id IS NULL {in_scope}"
-            "GROUP BY m.household_id, c.name HAVING COUNT(*) > 1 AND COUNT(DISTINCT c.birthday) <= 1 "
+            "GROUP BY m.household_id, c.name "
+            "HAVING COUNT(*) > 1 AND (MIN(c.birthday) IS NULL OR MIN(c.birthday) = MAX(c.birthday)) "
             "ORDER BY m.household_id, c.name LIMIT %s",
             [scope.chain_id, *params, limit])
         groups = [tuple(row) for row in cursor.fetchall()]
