@@ -487,6 +487,15 @@ def customer_edit(request, scope: Scope, customer_id: int):
 # --- duplicates ------------------------------------------------------------------------------------------
 
 
+def _family_name(scope: Scope, candidate) -> str:
+    """The family two namesakes share ("周敏家", the head masked outside the reader's scope): what tells staff which
+    child is meant. Read for that kind only, one small read a group."""
+    if candidate.reason != "same_name_family":
+        return ""
+    found = selectors.household_in_scope(scope, candidate.customers[0])
+    return found.name if found else ""
+
+
 @staff_view
 @require_GET
 def merge_candidates(request, scope: Scope):
@@ -497,7 +506,7 @@ def merge_candidates(request, scope: Scope):
         reason = None
     groups = [
         {"reason": MERGE_REASONS.get(c.reason, c.reason), "customers": c.customers,
-         "ids": ",".join(str(x.id) for x in c.customers)}
+         "ids": ",".join(str(x.id) for x in c.customers), "family": _family_name(scope, c)}
         for c in selectors.merge_candidates_list(scope, reason=reason)
     ]
     tabs = [{"value": "", "label": _("All"), "active": reason is None}] + [

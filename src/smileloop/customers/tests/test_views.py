@@ -1,6 +1,7 @@
 """Staff pages for the patient pool: search, the 360 page, forms, phone reveal, merge, and the clinic boundary."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -582,6 +583,25 @@ def test_the_duplicates_page_lists_one_kind_of_evidence_per_tab(client, director
     response = client.get(reverse("customers:merge_candidates"), {"reason": "same_identity"})
     assert "赵六" not in response.text and "No likely duplicates found." in response.text
     assert '<a class="btn btn-sm btn-primary" href="?reason=same_identity" aria-current="page">' in response.text
+
+
+def test_the_family_tab_names_the_family_with_a_head_of_another_clinic_masked(client, director_a, chain, clinic_a,
+                                                                              clinic_b):
+    from smileloop.customers.services import household_member_add
+
+    # given two families, each with a phone-less child entered twice; the second is headed by a clinic-B patient
+    for head_name, head_clinic, child_name in (("周敏", clinic_a, "李小宝"), ("吴建国", clinic_b, "吴小妹")):
+        head = CustomerFactory(chain=chain, name=head_name, home_clinic=head_clinic)
+        for _ in range(2):
+            household_member_add(head=head, relation="child",
+                                 member=CustomerFactory(chain=chain, name=child_name, mobile=None, home_clinic=clinic_a))
+    login(client, director_a)
+
+    response = client.get(reverse("customers:merge_candidates"), {"reason": "same_name_family"})
+
+    assert response.status_code == 200 and response.text.count("李小宝") == 2 and response.text.count("吴小妹") == 2
+    families = re.findall(r'data-testid="merge-family">([^<]*)<', response.text)
+    assert families == ["周敏家", "吴**家"] and "吴建国" not in response.text
 
 
 def test_merge_moves_everything_to_the_survivor_and_audits(client, director_a, twins):
