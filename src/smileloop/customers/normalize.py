@@ -57,6 +57,15 @@ def phone_mask(e164: str | None) -> str:
     return f"{national[:3]}****{national[-4:]}"
 
 
+def phone_national(e164: str) -> str:
+    """+8613800138000 → 138 0013 8000, +8675586001234 → 0755 8600 1234: a number as a Chinese reader writes it
+    (notes, messages), the landline with its trunk 0."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
 def phone_display(e164: str | None) -> str:
     if not e164:
         return ""

@@ -11,6 +11,7 @@ from smileloop.customers.normalize import (
     date_parse,
     gender_parse,
     phone_mask,
+    phone_national,
     phone_normalize,
     pinyin_keys,
 )
@@ -38,6 +39,14 @@ def test_every_way_exports_write_a_mobile_normalises_to_the_same_e164(mobile, fo
 def test_non_phones_are_rejected_with_a_message(raw):
     with pytest.raises(ValueError):
         phone_normalize(raw)
+
+
+@pytest.mark.parametrize(("e164", "written"), [
+    ("+8613800138000", "138 0013 8000"), ("+8675586001234", "0755 8600 1234"), ("+862161234567", "021 6123 4567"),
+    ("+85291234567", "9123 4567"),
+])
+def test_phone_national_writes_a_number_as_a_reader_in_its_country_does(e164, written):
+    assert phone_national(e164) == written
 
 
 def test_phone_mask_hides_the_middle_four_digits():

@@ -43,6 +43,7 @@ from smileloop.customers.normalize import (
     gender_from_title,
     gender_parse,
     kinship_parse,
+    phone_national,
 )
 from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
 from smileloop.customers.services import TEXT_LIMITS, households_join, search_keys_home_clinic_sync
@@ -479,10 +480,13 @@ class _CustomerImport:
             if target and row.mobile_header is not None:
                 # The number came from the fallback column (a home or office line, often shared): it names the
                 # person who has it only under the same name. A child listed with the family's landline is not
-                # merged into the parent who holds it; they are imported without a phone (counted).
+                # merged into the parent who holds it; they are imported without a phone (counted), and the number
+                # is kept in their notes, the way the front desk reaches them.
                 owner = self._name_of(target, chunk, people)
                 if owner is not None and " ".join(owner.split()) != " ".join(str(row.values.get("name", "")).split()):
                     self.report.fallback_shared += 1
+                    line = f"{row.mobile_header}：{phone_national(row.mobile)}"
+                    row.values["notes"] = f"{row.values['notes']}；{line}" if row.values.get("notes") else line
                     row.mobile, row.mobile_header = None, None
                     row.values.pop("mobile", None)
                     target = None

@@ -161,6 +161,9 @@ def test_a_shared_home_line_does_not_merge_the_family_into_whoever_holds_it(tmp_
         assert _phones(chain) == [("王五", "+862161234567", []), ("张三", "+8613800138000", ["+8675586001234"]),
                                   ("张小明", None, []), ("李桂兰", None, []), ("王小五", None, [])]
         assert Customer.objects.get(name="张三").community == "静安花园"
+        # and the shared number, not theirs, is kept in their notes: how the front desk reaches them
+        notes = dict(Customer.objects.filter(mobile__isnull=True).values_list("name", "notes"))
+        assert notes == {"张小明": "电话：0755 8600 1234", "李桂兰": "电话：0755 8600 1234", "王小五": "电话：021 6123 4567"}
 
 
 @pytest.mark.parametrize(("phone", "fallback"), [("", "12345"), ("13800138000", "0755-8600")])
