@@ -281,11 +281,12 @@ class PoolGenerator:
         """A name no one else in the family has (siblings, a father and son never share one). A clash is drawn
         again from a stream of the person's own, so every other draw of the seed stays the same."""
         name = self._name(surname, gender, birth_year)
-        again = random.Random(index)
-        for _ in range(50):
-            if name not in taken:
-                break
-            name = self._name(surname, gender, birth_year, rng=again)
+        if name in taken:  # rare: the second stream is made only then (seeding one costs more than a draw)
+            again = random.Random(index)
+            for _ in range(50):
+                name = self._name(surname, gender, birth_year, rng=again)
+                if name not in taken:
+                    break
         return name
 
     def _birthday(self, age: int) -> dt.date:
@@ -379,7 +380,8 @@ class PoolGenerator:
             day = min(max(day, earliest), self.now_day - 1)
             people.append(Person(
                 index=index, id=self.ids.take("customers_customer"),
-                name=self._family_name({p.name for p in people}, surname, gender, birthday.year, index), gender=gender, birthday=birthday, age=age,
+                name=self._family_name({p.name for p in people}, surname, gender, birthday.year, index),
+                gender=gender, birthday=birthday, age=age,
                 relation=relation if len(plan) > 1 else None,
                 mobile=mobile_for(index, a=self.mobile_a, b=self.mobile_b) if has_mobile else None,
                 clinic=clinic, community=community, address=address, created_day=day, channel=ch, campaign=camp,
