@@ -211,8 +211,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
 
     def existing_family_member(self) -> tuple[Customer | None, bool]:
         """A new phone-less person whose relative's family already has a member of this name (and birthday, where
-        both are known): that member, (customer, visible to this staff member). customer_register refuses them too;
-        this finds them first so the form can link to the record."""
+        both are known): that member, (customer, visible to this staff member). customer_register refuses them;
+        this finds the record the form links to."""
         relative = self.cleaned_data.get("relative")
         if self.customer is not None or relative is None or self.cleaned_data.get("mobile"):
             return None, False

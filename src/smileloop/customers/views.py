@@ -408,8 +408,9 @@ def mark_lost(request, scope: Scope, customer_id: int):
 # --- create and edit -------------------------------------------------------------------------------------
 
 
-_FAMILY_MEMBER_EXISTS = gettext_lazy("%(name)s is already in %(relative)s's family. Open their record instead of creating "
-                                   "a second one (a phone-less person is matched by name and birthday in the family).")
+_FAMILY_MEMBER_EXISTS = gettext_lazy(
+    "%(name)s is already in %(relative)s's family. Open their record instead of creating "
+    "a second one (a phone-less person is matched by name and birthday in the family).")
 
 
 @staff_view
@@ -420,14 +421,7 @@ def customer_create(request, scope: Scope):
     existing, existing_visible, existing_in_family = None, False, False
     if request.method == "POST" and form.is_valid():
         existing, existing_visible = form.existing_customer()
-        if existing is None:
-            existing, existing_visible = form.existing_family_member()
-            existing_in_family = existing is not None
-        if existing_in_family:
-            form.add_error("name", _FAMILY_MEMBER_EXISTS % {
-                "name": existing.name if existing_visible else name_masked(existing.name),
-                "relative": form.cleaned_data["relative"].name})
-        elif existing is not None:
+        if existing is not None:
             form.add_error("mobile", _("This mobile number already belongs to an existing customer.")
                            if existing_visible else
                            _("This mobile number belongs to a customer of another clinic; ask a chain "
@@ -441,8 +435,12 @@ def customer_create(request, scope: Scope):
             except errors.ValidationFailed as exc:
                 form.add_domain_errors(exc)
             except errors.Conflict as exc:
-                if exc.code == "family_member_exists":  # added to the family since the check above
-                    form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": form.cleaned_data["name"],
+                if exc.code == "family_member_exists":  # the service's check; the form finds the record to link
+                    existing, existing_visible = form.existing_family_member()
+                    existing_in_family = True
+                    shown = (form.cleaned_data["name"] if existing is None
+                             else existing.name if existing_visible else name_masked(existing.name))
+                    form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": shown,
                                                                     "relative": form.cleaned_data["relative"].name})
                 elif exc.code in ("household_same", "household_conflict"):
                     form.add_error("relative", _("This relative already belongs to another family; link them from "
@@ -452,8 +450,8 @@ def customer_create(request, scope: Scope):
             else:
                 messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
                 return _redirect(request, reverse("customers:detail", args=[customer.id]))
-    context = {"form": form, "existing": existing if existing_visible else None, "existing_in_family": existing_in_family,
-               "customer": None}
+    context = {"form": form, "existing": existing if existing_visible else None,
+               "existing_in_family": existing_in_family, "customer": None}
     return render(request, "customers/customer_form.html", context,
                   status=422 if request.method == "POST" else 200)
 
