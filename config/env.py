@@ -53,7 +53,11 @@ def database_config(url: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
         }
-        config["CONN_MAX_AGE"] = 0
+        # Persistent, like PostgreSQL's: a new SQLite connection per request re-reads the schema (~400
+        # tables and indexes), re-prepares every statement and, closing the last connection, checkpoints
+        # the WAL. Under gunicorn that was two thirds of an API upsert and a third of the 360 page
+        # (docs/benchmarks.md, the eighteenth VM). No server can drop an SQLite connection, so it lives long.
+        config["CONN_MAX_AGE"] = SQLITE_CONN_MAX_AGE
     else:
         # JIT off: every query here is short or index-driven, and JIT spent 0.5–1.5 s compiling plans of
         # segment counts that run in a fraction of that (docs/benchmarks.md, retention).
@@ -72,6 +76,9 @@ def database_config(url: str) -> dict:
 
 # Uses of one statement on a connection before it is prepared (psycopg's own default).
 PREPARE_THRESHOLD = 5
+
+# Seconds a worker keeps its SQLite connection between requests (see database_config).
+SQLITE_CONN_MAX_AGE = 600
 
 
 DEFAULT_SQLITE_URL = f"sqlite:///{BASE_DIR / 'var' / 'smileloop.sqlite3'}"
