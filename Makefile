@@ -18,11 +18,13 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 
-# Debian's Chromium for the browser test (never a downloaded browser build).
+# Debian's packages the suite drives: Chromium for the browser test (never a downloaded browser build) and wrk,
+# the load generator of the bench's HTTP part (smileloop.demo.bench_http).
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
 demo: install

@@ -1,4 +1,5 @@
 import re
+import shutil
 
 import pytest
 
@@ -37,6 +38,35 @@ def test_the_api_bench_interleaves_upserts_and_bare_inserts_and_reports_both_rat
     _bench_api(result, chain, chain_admin, 20, lambda *a: None)
     assert "error" not in result.lines[1][1]
     assert Customer.objects.filter(chain=chain, name__startswith="裸视图").count() == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_http_bench_serves_both_endpoints_from_gunicorn_and_reports_both_rates(chain, chain_admin):
+    """On PostgreSQL (a database a server process can open): a real gunicorn serves the API and the bare view,
+    wrk loads them, and both wrote their people. On the SQLite run's in-memory database it says why not."""
+    from smileloop.clinics.services import token_create
+    from smileloop.customers.models import Customer, CustomerSearchKey
+    from smileloop.demo.bench_http import API_NAME, BARE_NAME, LABEL, bench_http, database_url
+
+    token = token_create(username=chain_admin.user.username, name="bench")
+    result = BenchResult()
+    if database_url() is None:
+        bench_http(result, chain, token, lambda *a: None, seconds=1, rounds=1)
+        assert result.lines == [(LABEL, "not measured: this database cannot be opened by a server process", "≥ 50%")]
+        return
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (make test installs Debian's wrk)")
+    bench_http(result, chain, token, lambda *a: None, seconds=1, rounds=2)
+    [(measure, value, target)] = result.lines
+    assert measure == LABEL and target == "≥ 50%"
+    assert re.fullmatch(r"[\d,]+ req/s vs [\d,]+ req/s = \d+% \(gunicorn, \d workers?, wrk\)", value), value
+    served = Customer.objects.filter(chain=chain, name__startswith=API_NAME)
+    assert served.count() > 10 and Customer.objects.filter(chain=chain, name__startswith=BARE_NAME).count() > 10
+    # The API's people went through the service (search keys written), the bare view's did not.
+    assert CustomerSearchKey.objects.filter(customer__in=served).values("customer").distinct().count() == served.count()
+    # A second run posts new phones and keys: no replays, no clash with the first run's people.
+    bench_http(result, chain, token, lambda *a: None, seconds=1, rounds=1)
+    assert "error" not in result.lines[1][1] and "failed" not in result.lines[1][1], result.lines[1][1]
 
 
 @pytest.mark.django_db
