@@ -243,6 +243,15 @@ def test_a_failed_save_in_the_inbox_says_so_and_an_ended_session_goes_to_the_log
     assert row.locator("form.fu-outcome").is_visible()
     shot(page, "followups-inbox-server-error")
 
+    # when the database is busy with another writer (the 503 DatabaseBusyMiddleware answers)
+    page.unroute("**/complete/")
+    page.route("**/complete/", lambda route: route.fulfill(
+        status=503, headers={"Retry-After": "5"}, body='<div class="card" data-testid="database-busy">busy</div>'))
+    row.get_by_role("button", name="Record outcome").click()
+    page.wait_for_function("document.getElementById('request-error').dataset.kind === 'busy'")
+    assert "database is busy" in banner.inner_text() and "nothing was saved" in banner.inner_text()
+    assert row.locator("form.fu-outcome").is_visible()
+
     # when the network is gone
     page.unroute("**/complete/")
     page.route("**/complete/", lambda route: route.abort("internetdisconnected"))
@@ -278,7 +287,7 @@ def test_a_failed_save_in_the_inbox_says_so_and_an_ended_session_goes_to_the_log
     assert liu_task.status == TaskStatus.OPEN  # nothing was recorded without a login
     page.locator(f"#task-{liu_task.id} form.fu-outcome").wait_for()
     # no script error; what the console logged is the browser and htmx reporting the failures this test caused
-    caused = ("status of 500", "status of 403", "ERR_INTERNET_DISCONNECTED")
+    caused = ("status of 500", "status of 503", "status of 403", "ERR_INTERNET_DISCONNECTED")
     unexpected = [e for e in js_errors if e.startswith("pageerror") or not (
         "htmx.min.js" in e or (e.startswith("console.error: Failed to load resource") and any(c in e for c in caused)))]
     assert unexpected == [], unexpected

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "smileloop.core.middleware.DatabaseBusyMiddleware",
 ]
 
 # ModelBackend that loads the staff profile with the user (one query instead of two on every staff page).

@@ -22,6 +22,7 @@
     if (status === 403 && body.indexOf('data-error="form-expired"') !== -1) { show("expired"); }
     else if (status === 403) { show("forbidden"); }
     else if (status === 404) { show("notfound"); }
+    else if (status === 503 && body.indexOf('data-testid="database-busy"') !== -1) { show("busy"); }
     else if (status >= 500) { show("server"); }
     else { show("refused"); }
   });

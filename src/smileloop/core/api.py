@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Annotated, Any
 
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
@@ -30,7 +31,7 @@ from pydantic import BeforeValidator, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from smileloop.core.bounds import BIGINT_MAX, MAX_FEN, MAX_OFFSET, MAX_POINTS
-from smileloop.core.errors import DomainError, NotFound
+from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, DomainError, NotFound, database_busy
 
 _SOURCES = ("body", "query", "path", "header", "cookie", "file", "form")
 
@@ -115,6 +116,7 @@ class SmileloopAPI(NinjaAPI):
         self.add_exception_handler(Http404, partial(_on_404, api=self))
         self.add_exception_handler(AuthenticationError, partial(_on_unauthenticated, api=self))
         self.add_exception_handler(HttpError, partial(_on_http_error, api=self))
+        self.add_exception_handler(OperationalError, partial(_on_operational_error, api=self))
 
     def validation_error_from_error_contexts(self, error_contexts: list[ValidationErrorContext]) -> ValidationError:
         errors = []
@@ -232,3 +234,15 @@ def render(schema: type[Schema], data: Any) -> dict:
     """Validate `data` (a dict or an object) against an output schema and return plain JSON types, ready
     to be stored (idempotency) and replayed byte for byte."""
     return schema.model_validate(data).model_dump(mode="json")
+
+
+def _on_operational_error(request: HttpRequest, exc: OperationalError, api: NinjaAPI) -> HttpResponse:
+    """A busy database (another writer held the lock too long, a deadlock) is a 503 the client may retry, with the
+    same Idempotency-Key: the transaction was rolled back, the key was not used. Anything else stays a 500."""
+    if not database_busy(exc):
+        raise exc
+    body = error_body("busy", "The database is busy with another write (an import, a nightly job); nothing was "
+                              f"written. Retry in {BUSY_RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key.")
+    response = api.create_response(request, body, status=503)
+    response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response

@@ -64,3 +64,19 @@ class Conflict(DomainError):
 class PermissionDenied(DomainError):
     code = "forbidden"
     status = 403
+
+
+# SQLite: another connection holds the write lock past the busy timeout (a long import in the worker), or a
+# shared-cache lock. PostgreSQL: a serialization failure, a deadlock, a lock_timeout. All transient: the
+# transaction was rolled back, and the same request can succeed a moment later.
+_BUSY_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED")
+_BUSY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+BUSY_RETRY_AFTER_SECONDS = 5
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc` (a django.db OperationalError) means 'the database is busy, retry' rather than a fault."""
+    cause = exc.__cause__ or exc
+    if str(getattr(cause, "sqlite_errorname", "")).startswith(_BUSY_SQLITE):
+        return True
+    return getattr(cause, "sqlstate", None) in _BUSY_SQLSTATES
