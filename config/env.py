@@ -71,6 +71,9 @@ def database_config(url: str) -> dict:
         # (PgBouncer before 1.21, or without max_prepared_statements).
         options["server_side_binding"] = True
         options["prepare_threshold"] = PREPARE_THRESHOLD if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+        # A kept connection the server has dropped meanwhile (a restart, a failover, an idle timeout in a pooler)
+        # is found by one SELECT 1 before a request's first query and replaced, instead of failing that request.
+        config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

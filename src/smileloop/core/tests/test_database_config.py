@@ -55,6 +55,37 @@ def test_a_sqlite_connection_outlives_the_request(tmp_path, django_db_blocker):
 
 
 @pytest.mark.django_db
+def test_a_postgres_connection_the_server_dropped_is_replaced_before_the_next_request_uses_it(django_db_blocker):
+    """A kept connection whose backend was terminated (a server restart, a failover) is health-checked at the next
+    request's first query and reopened: without the check that request fails."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    s = connection.settings_dict
+    url = f"postgres://{s['USER']}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+    config = database_config(url)
+    assert config["CONN_HEALTH_CHECKS"] is True
+    for checks, survives in ((True, True), (False, False)):
+        wrapper = ConnectionHandler({"default": {**config, "CONN_HEALTH_CHECKS": checks}})["default"]
+        with django_db_blocker.unblock():
+            try:
+                with wrapper.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    pid = cursor.fetchone()[0]
+                with connection.cursor() as cursor:  # another session ends it, as a restart would
+                    cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+                wrapper.close_if_unusable_or_obsolete()  # the request boundary
+                try:
+                    with wrapper.cursor() as cursor:
+                        cursor.execute("SELECT 1")
+                        answered = cursor.fetchone() == (1,)
+                except Exception:  # noqa: BLE001 (the dropped connection's error, whatever psycopg calls it)
+                    answered = False
+                assert answered is survives, checks
+            finally:
+                wrapper.close()
+
+
+@pytest.mark.django_db
 def test_a_statement_repeated_on_a_postgres_connection_is_prepared_once():
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
