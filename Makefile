@@ -32,6 +32,7 @@ demo: install
 	$(BIN)/smileloop migrate --noinput
 	$(BIN)/smileloop demo --customers $(DEMO_CUSTOMERS) --url http://$(HOST):$(PORT)
 	$(BIN)/smileloop compilemessages --ignore=.venv >/dev/null 2>&1 || true
+	$(BIN)/smileloop collectstatic --noinput >/dev/null
 	BIN=$(BIN) bash scripts/demo-serve.sh $(HOST):$(PORT)
 
 test: install-dev chromium

@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -24,6 +23,3 @@ urlpatterns = [
     path("followups/", include("smileloop.followups.urls")),
     path("surveys/", include("smileloop.surveys.urls")),
 ]
-# `make demo` serves through gunicorn with DEBUG on: static files straight from the apps' folders, as runserver
-# would. Empty unless DEBUG; in production the reverse proxy serves var/static/ (README).
-urlpatterns += staticfiles_urlpatterns()

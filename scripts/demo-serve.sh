@@ -11,6 +11,9 @@ mkdir -p var
 # Links patients open (survey invitations in follow-up scripts) point at this server unless told otherwise.
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://$ADDR}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.dev}"
+# DEBUG off, as production runs: the product's own 404/403/500 pages rather than Django's debug pages, and no
+# per-query SQL log. Static files come from var/static/ (collectstatic) through WhiteNoise. DEBUG=true to debug.
+export DEBUG="${DEBUG:-false}"
 "$BIN/smileloop" worker >var/worker.log 2>&1 &
 WORKER=$!
 stop_worker() {

@@ -15,3 +15,5 @@ LANGUAGE_CODE = "en"
 DEBUG = False
 # Tasks run at once, in-process (Huey's immediate mode uses in-memory storage).
 HUEY = {"huey_class": "huey.MemoryHuey", "name": "smileloop-test", "immediate": True}
+# Nothing is collected for the suite: static files come straight from the apps' folders.
+WHITENOISE_USE_FINDERS = True
