@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_CUSTOMERS ?= 5000
 
-.PHONY: demo test install install-dev chromium test-sqlite test-postgres lint serve
+.PHONY: demo test install install-dev test-packages test-sqlite test-postgres lint serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ install-dev: $(BIN)/python
 
 # Debian's packages the suite drives: Chromium for the browser test (never a downloaded browser build) and wrk,
 # the load generator of the bench's HTTP part (smileloop.demo.bench_http).
-chromium:
+test-packages:
 	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
@@ -35,7 +35,7 @@ demo: install
 	$(BIN)/smileloop collectstatic --noinput >/dev/null
 	BIN=$(BIN) bash scripts/demo-serve.sh $(HOST):$(PORT)
 
-test: install-dev chromium
+test: install-dev test-packages
 	bash scripts/test.sh
 
 lint: install-dev

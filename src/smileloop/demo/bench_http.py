@@ -121,7 +121,7 @@ def bench_http(result, chain, token: str, log, *, seconds: float = 6.0, rounds: 
     if url is None:
         result.add(LABEL, "not measured: this database cannot be opened by a server process", TARGET)
         return
-    # SQLite takes one writer at a time: one process, as README advises; PostgreSQL: a process per core.
+    # SQLite takes one writer at a time: one process, as README advises; PostgreSQL: a process per core (2 to 4).
     workers = 1 if connection.vendor == "sqlite" else max(2, min(4, os.cpu_count() or 2))
     port = _free_port()
     folder = Path(settings.BASE_DIR) / "var" / "bench"
