@@ -5,6 +5,10 @@ from django.views.generic import RedirectView
 
 from config.api import api
 
+# Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
+handler404 = "smileloop.core.error_pages.page_not_found"
+handler500 = "smileloop.core.error_pages.server_error"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),

@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import path, reverse
 from django.utils import translation
 
+from config.urls import handler404, handler500  # noqa: F401 (a test URLconf is the root: it names the handlers)
 from config.urls import urlpatterns as project_urlpatterns
 from smileloop.customers.models import Customer
 
@@ -57,3 +58,78 @@ def test_an_expired_form_says_nothing_was_saved_and_what_to_do(front_desk_a, lan
     assert all(w in html for w in words)
     assert "CSRF verification failed" not in html and "CSRF验证失败" not in html
     assert not Customer.objects.exists()
+
+
+# --- a patient's page (a survey link opened on a phone): the member layout and words for a patient -------------
+
+def _busy(request):
+    """Raises what Django raises when SQLite's write lock is held by another connection: a real SQLITE_BUSY."""
+    import sqlite3
+    import tempfile
+
+    from django.db import OperationalError
+
+    with tempfile.TemporaryDirectory() as folder:
+        holder = sqlite3.connect(f"{folder}/db", timeout=0, isolation_level=None)
+        waiter = sqlite3.connect(f"{folder}/db", timeout=0, isolation_level=None)
+        holder.execute("CREATE TABLE t (x)")
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            waiter.execute("INSERT INTO t VALUES (1)")
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(str(exc)) from exc
+        finally:
+            holder.close()
+            waiter.close()
+    raise AssertionError("the second writer was not refused")
+
+
+urlpatterns = [path("surveys/s/boom/", _boom), path("surveys/s/busy/", _busy), path("busy/", _busy), *urlpatterns]
+
+
+def _member_page(html):
+    return 'class="member"' in html and "mainnav" not in html and "Back to customers" not in html
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("language, words", [
+    (None, ["抱歉，系统出了点问题。", "您的回答没有保存"]),   # a patient's page is in Chinese whatever the browser says
+    ("en", ["Sorry, something went wrong on our side.", "Your answers were not saved."]),   # unless chosen
+])
+def test_a_server_error_on_a_patients_page_is_in_the_member_layout(language, words):
+    client = Client(raise_request_exception=False, HTTP_ACCEPT_LANGUAGE="en")
+    if language:
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    response = client.get("/surveys/s/boom/")
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert _member_page(html) and all(w in html for w in words), html[:800]
+    assert "a bug" not in html and "刚才要保存的内容没有保存" not in html
+
+
+@pytest.mark.urls(__name__)
+def test_a_busy_database_on_a_patients_page_is_a_503_in_the_member_layout():
+    response = Client().get("/surveys/s/busy/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert _member_page(response.text) and "系统繁忙。" in response.text and "5 秒后再提交一次" in response.text
+
+
+@pytest.mark.urls(__name__)
+def test_a_busy_database_on_a_staff_page_keeps_the_workspace_page(front_desk_a):
+    client = Client()
+    client.force_login(front_desk_a.user)
+    response = client.get("/busy/")
+    assert response.status_code == 503
+    assert "mainnav" in response.text and 'data-testid="database-busy"' in response.text
+
+
+@pytest.mark.parametrize("url, member", [
+    ("/surveys/s/AAAAAAAAAAAA/extra/", True),   # no such patient page: the patient's 404
+    ("/customers/no-such-page/", False),        # a staff URL: the workspace's 404
+])
+def test_a_missing_page_is_in_the_readers_layout(url, member):
+    response = Client().get(url)
+    assert response.status_code == 404
+    assert _member_page(response.text) is member
+    assert ("该链接无效。" in response.text) is member

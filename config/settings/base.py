@@ -57,6 +57,9 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = ["smileloop.clinics.auth.StaffModelBackend"]
 
 ROOT_URLCONF = "config.urls"
+# Pages patients open from a link (no login, a phone): their error pages use the member layout (core.error_pages).
+PATIENT_PATH_PREFIXES = ["/surveys/s/"]
+CSRF_FAILURE_VIEW = "smileloop.core.error_pages.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

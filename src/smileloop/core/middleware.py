@@ -3,6 +3,7 @@
 from django.db import OperationalError
 from django.shortcuts import render
 
+from smileloop.core.error_pages import error_template, reader_language
 from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, database_busy
 
 
@@ -20,6 +21,8 @@ class DatabaseBusyMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError) or not database_busy(exception):
             return None
-        response = render(request, "503.html", {"retry_after": BUSY_RETRY_AFTER_SECONDS}, status=503)
+        with reader_language(request):
+            response = render(request, error_template(request, "503.html"), {"retry_after": BUSY_RETRY_AFTER_SECONDS},
+                              status=503)
         response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
         return response

@@ -6,12 +6,10 @@ no other personal data. Its form still carries Django's CSRF token.
 """
 
 import datetime as dt
-from contextlib import contextmanager
 
-from django.conf import settings
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -19,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import require_permission, staff_view
 from smileloop.core.errors import ValidationFailed
+from smileloop.core.member_pages import patient_language
 from smileloop.core.scoping import Scope
 from smileloop.customers.normalize import name_masked
 from smileloop.surveys import selectors, services
@@ -26,21 +25,11 @@ from smileloop.surveys.enums import NpsGroup, SurveyState
 from smileloop.surveys.errors import SurveyAlreadyAnswered, SurveyExpired, SurveyNotFound
 from smileloop.surveys.forms import NpsFilterForm, SurveyAnswerForm
 
-PATIENT_LANGUAGE = "zh-hans"
 TREND_MONTHS = 12
 LATEST_ANSWERS = 20
 
 
 # --- the patient's page --------------------------------------------------------------------------------
-
-@contextmanager
-def _patient_language(request):
-    """Patients read Simplified Chinese unless they chose a language with the switcher (its cookie)."""
-    chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-    language = chosen if chosen in dict(settings.LANGUAGES) else PATIENT_LANGUAGE
-    with translation.override(language):
-        yield language
-
 
 def _public(request, template: str, context: dict, *, language: str, status: int = 200):
     response = render(request, template, context, status=status)
@@ -60,7 +49,7 @@ def _survey_context(survey) -> dict:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def survey_page(request, token: str):
-    with _patient_language(request) as language:
+    with patient_language(request) as language:
         now = timezone.now()
         try:
             if request.method == "GET":
@@ -68,7 +57,7 @@ def survey_page(request, token: str):
             else:
                 survey = selectors.survey_get_by_token(token)
         except SurveyNotFound:
-            return _public(request, "surveys/public/not_found.html", {}, language=language, status=404)
+            return _public(request, "member/404.html", {}, language=language, status=404)
         context = _survey_context(survey)
         state = survey.state_at(now)
         if state != SurveyState.OPEN:
@@ -98,11 +87,11 @@ def survey_page(request, token: str):
 @never_cache
 @require_GET
 def survey_thanks(request, token: str):
-    with _patient_language(request) as language:
+    with patient_language(request) as language:
         try:
             survey = selectors.survey_get_by_token(token)
         except SurveyNotFound:
-            return _public(request, "surveys/public/not_found.html", {}, language=language, status=404)
+            return _public(request, "member/404.html", {}, language=language, status=404)
         if survey.answered_at is None:
             return redirect("surveys:answer", token=survey.token)
         return _public(request, "surveys/public/thanks.html", _survey_context(survey), language=language)

@@ -136,10 +136,14 @@ def test_invalid_input_shows_an_inline_error_and_saves_nothing(csrf_client, surv
     assert not Interaction.objects.filter(customer=patient).exists()
 
 
-def test_the_form_refuses_a_post_without_the_csrf_token(csrf_client, survey):
+def test_the_form_refuses_a_post_without_the_csrf_token_in_words_for_the_patient(csrf_client, survey):
     response = csrf_client.post(answer_url(survey), {"score": "9"})
     assert response.status_code == 403
     assert snapshot(survey)["answered_at"] is None
+    # the patient's layout and words: no staff navigation, no "you logged out in another tab"
+    assert 'class="member"' in response.text and "mainnav" not in response.text
+    assert "您的回答没有保存，请刷新页面后重新提交。" in response.text
+    assert "表单已过期" not in response.text
 
 
 def test_an_unknown_token_is_a_plain_404(client, survey):

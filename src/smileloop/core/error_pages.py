@@ -1,0 +1,38 @@
+"""Error pages in the reader's own layout. A patient who opened a survey link on a phone has no login and no use for
+the staff navigation or its "back to customers" link; they get the member layout, in their language, with words
+meant for them. Django's handlers take one template each, so these pick the template by the request's path."""
+
+from contextlib import nullcontext
+
+from django.views import defaults
+from django.views.csrf import csrf_failure as django_csrf_failure
+
+from smileloop.core.member_pages import patient_language, patient_page
+
+
+def error_template(request, name: str) -> str:
+    """The template for error page `name` ("404.html", …): the patients' version under member/ on their pages."""
+    return f"member/{name}" if patient_page(request) else name
+
+
+def reader_language(request):
+    """The language a patient's page is in (see member_pages); staff pages keep the one LocaleMiddleware chose."""
+    return patient_language(request) if patient_page(request) else nullcontext()
+
+
+def page_not_found(request, exception):
+    with reader_language(request):
+        return defaults.page_not_found(request, exception, template_name=error_template(request, "404.html"))
+
+
+def server_error(request):
+    # Rendered without a request context, as Django's own: nothing in these templates may query the database.
+    with reader_language(request):
+        return defaults.server_error(request, template_name=error_template(request, "500.html"))
+
+
+def csrf_failure(request, reason=""):
+    """A patient's survey form left open until its CSRF cookie went: say their answers were not saved and to reload,
+    not that they "logged out in another tab"."""
+    with reader_language(request):
+        return django_csrf_failure(request, reason, template_name=error_template(request, "403_csrf.html"))
