@@ -48,30 +48,30 @@ class PriceIn(InputSchema):
     wallet: WalletIn | None = None
 
 
-class PaymentIn(InputSchema):
+class CheckoutPaymentIn(InputSchema):
     method: str
     amount_fen: Fen
 
 
 class PayIn(PriceIn):
-    payments: list[PaymentIn] = []
+    payments: list[CheckoutPaymentIn] = []
     external_id: str | None = Field(None, max_length=64)
 
 
-class RefundLineIn(InputSchema):
+class CheckoutRefundLineIn(InputSchema):
     line_id: Id
     quantity: int | None = Field(None, ge=1, le=99)
     amount_fen: PositiveFen | None = None
 
 
-class RefundIn(InputSchema):
+class CheckoutRefundIn(InputSchema):
     """`{}` (no `lines`) refunds everything not yet refunded; `lines` names what to refund (at least one)."""
 
-    lines: list[RefundLineIn] = Field(None, min_length=1, description="Leave out to refund the whole bill")
+    lines: list[CheckoutRefundLineIn] = Field(None, min_length=1, description="Leave out to refund the whole bill")
     reason: str = Field("", max_length=255)
 
 
-class StepOut(Schema):
+class CheckoutStepOut(Schema):
     kind: str
     label: str
     amount_fen: int
@@ -87,7 +87,7 @@ class LineOut(Schema):
     entitlement_fen: int
     discount_fen: int
     net_fen: int
-    steps: list[StepOut]
+    steps: list[CheckoutStepOut]
     paid: dict[str, int]
 
 
@@ -122,7 +122,7 @@ class SettlementOut(Schema):
     movements: list[dict]
 
 
-class RefundOut(Schema):
+class CheckoutRefundOut(Schema):
     id: int
     settlement_id: int
     amount_fen: int
@@ -176,9 +176,9 @@ def pay_endpoint(request: HttpRequest, payload: PayIn, response: HttpResponse,
                                operation="checkout.pay", run=write)
 
 
-@router.post("/settlements/{int:settlement_id}/refund", response={201: RefundOut, **ERROR_RESPONSES},
+@router.post("/settlements/{int:settlement_id}/refund", response={201: CheckoutRefundOut, **ERROR_RESPONSES},
              summary="Refund a paid bill, whole or some lines")
-def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: RefundIn, response: HttpResponse,
+def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: CheckoutRefundIn, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
     """`{}` refunds everything not yet refunded; `{"lines": [...]}` the lines named. Nothing left to refund, an
     empty or null `lines`, or a body that is not a JSON object is a 422 and refunds nothing."""
@@ -192,8 +192,9 @@ def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: RefundIn, 
             lines = [{k: v for k, v in line.model_dump().items() if v is not None} for line in payload.lines]
         refund = checkout_refund(settlement=settlement, lines=lines, key=f"api:{scope.user_id}:{idempotency_key}",
                                  actor=request.staff, reason=payload.reason)
-        return 201, render(RefundOut, {"id": refund.id, "settlement_id": settlement.id, "amount_fen": refund.amount_fen,
-                                       "cash_fen": refund.cash_fen, "breakdown": refund.breakdown})
+        return 201, render(CheckoutRefundOut, {"id": refund.id, "settlement_id": settlement.id,
+                                               "amount_fen": refund.amount_fen, "cash_fen": refund.cash_fen,
+                                               "breakdown": refund.breakdown})
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="checkout.refund", run=write)

@@ -24,6 +24,7 @@ class Perm:
     IMPORT = "data.import"
     VISIT_EDIT = "visit.edit"
     HEALTH_VIEW = "health.view"  # treatment plans, procedures
+    HEALTH_EDIT = "health.edit"  # record treatment plans, their progress and procedures (clinical records)
     CONFIG = "config.manage"
     # Retention engine (issue 4)
     TAG_APPLY = "tag.apply"  # tag / untag patients by hand (one or a list selection)
@@ -40,19 +41,20 @@ _BASE = {Perm.CUSTOMER_VIEW, Perm.TASK_WORK, Perm.TAG_APPLY}
 _LEAD = {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TASK_BOARD, Perm.SURVEY_VIEW}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FRONT_DESK: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.VISIT_EDIT}),
-    Role.CONSULTANT: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW}),
-    Role.DOCTOR: frozenset(_BASE | {Perm.HEALTH_VIEW, Perm.VISIT_EDIT}),
+    Role.CONSULTANT: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT}),
+    Role.DOCTOR: frozenset(_BASE | {Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT}),
     Role.ASSISTANT: frozenset(_BASE | {Perm.HEALTH_VIEW}),
     Role.CLINIC_DIRECTOR: frozenset(
-        _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.VISIT_EDIT, Perm.CUSTOMER_MERGE,
-                 Perm.IMPORT, Perm.CUSTOMER_EXPORT} | _LEAD
+        _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,
+                 Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT} | _LEAD
     ),
     Role.MEMBER_OPS: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.SEGMENT_VIEW,
                                         Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE}),
     Role.MARKETING: frozenset(_BASE | {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.SURVEY_VIEW}),
     Role.CHAIN_ADMIN: frozenset(
-        _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.VISIT_EDIT, Perm.CUSTOMER_MERGE,
-                 Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CONFIG, Perm.TAG_MANAGE, Perm.PLAYBOOK_MANAGE} | _LEAD
+        _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,
+                 Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CONFIG, Perm.TAG_MANAGE,
+                 Perm.PLAYBOOK_MANAGE} | _LEAD
     ),
 }
 

@@ -3,7 +3,8 @@
 Every 4xx body is `{"code": ..., "message": ..., "errors": [{"field", "message", "value"?}]}`, where
 `field` is a dotted path into the request (`body.lines[0].item_code`, `query.limit`, `path.customer_id`,
 `header.Idempotency-Key`), whether the error came from request parsing (ninja / pydantic) or from a
-service (core.errors.DomainError). Imports no domain app.
+service (core.errors.DomainError). A method a route does not take is a 405 in the same shape, with `Allow`.
+Imports no domain app.
 
 Input is parsed with the shared types below, so that every app refuses the same things with a 422 naming the
 field: `InputSchema` (the base of every request body schema: a JSON object, never an array, null or scalar read
@@ -20,14 +21,24 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import partial, wraps
+from inspect import iscoroutinefunction
 from typing import Annotated, Any
 
 from django.db import OperationalError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
-from pydantic import BeforeValidator, ValidationInfo, model_validator
+from ninja.parser import Parser
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from smileloop.core.bounds import BIGINT_MAX, MAX_FEN, MAX_OFFSET, MAX_POINTS
@@ -106,10 +117,40 @@ def _scalar(value: Any) -> str | None:
     return str(value)[:100]
 
 
+def _nul_paths(value: Any, path: tuple = ()) -> Iterator[tuple]:
+    """The locations of text holding a NUL character (in a value or in a key) in decoded JSON."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from ([(*path, key)] if "\x00" in str(key) else _nul_paths(item, (*path, key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _nul_paths(item, (*path, i))
+
+
+_NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+
+
+class SmileloopParser(Parser):
+    """Query strings refusing text with a NUL character by its parameter, as InputSchema does in bodies (a search
+    for it was a 500 on PostgreSQL)."""
+
+    def parse_querydict(self, data, list_fields: list[str], request: HttpRequest) -> dict:
+        result = super().parse_querydict(data, list_fields, request)
+        errors = [{"loc": ("query", *loc), "msg": _NUL_MESSAGE, "type": "nul_character"}
+                  for loc in _nul_paths(result)]
+        if errors:
+            raise ValidationError(errors)
+        return result
+
+
 class SmileloopAPI(NinjaAPI):
     """NinjaAPI whose errors all use the one shape above (and keep the rejected value of each field)."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("parser", SmileloopParser())
         super().__init__(*args, **kwargs)
         self.add_exception_handler(ValidationError, partial(_on_validation_error, api=self))
         self.add_exception_handler(DomainError, partial(_on_domain_error, api=self))
@@ -127,6 +168,62 @@ class SmileloopAPI(NinjaAPI):
                 value = None if item.get("type") == "missing" else _scalar(item.get("input"))
                 errors.append({"loc": loc, "msg": item["msg"], "type": item["type"], "value": value})
         return ValidationError(errors)
+
+    @property
+    def urls(self):
+        """The API's URL patterns, each answering a method its route does not take with the error shape."""
+        patterns, app_name, namespace = super().urls
+        for pattern in patterns:
+            if isinstance(pattern, URLPattern):
+                pattern.callback = _method_not_allowed_as_json(pattern.callback, api=self)
+        return patterns, app_name, namespace
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
+        """ninja's document, with every parameter marked by `documented_required` documented as required."""
+        document = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        for path_item in document["paths"].values():
+            for operation in path_item.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("schema", {}).pop(REQUIRED_IN_DOCUMENT, False):
+                        parameter["required"] = True
+        return document
+
+
+# The mark (a JSON-schema key) of a parameter that the parser takes as optional, so that its view answers a missing
+# value with an error of its own (a write without an Idempotency-Key is a 400 naming the header, not a generic 422),
+# but that the protocol requires: SmileloopAPI.get_openapi_schema removes the mark and documents it `required: true`.
+REQUIRED_IN_DOCUMENT = "x-smileloop-required"
+
+
+def documented_required(schema: dict) -> WithJsonSchema:
+    """Annotate an optional parameter with the JSON schema the document shows for it, as a required parameter."""
+    return WithJsonSchema({**schema, REQUIRED_IN_DOCUMENT: True})
+
+
+def _method_not_allowed_as_json(view, *, api: NinjaAPI):
+    """ninja answers a method the route does not take (DELETE /api/orders) with a plain-text 405: give it the error
+    shape, naming the allowed methods, and keep its `Allow` header."""
+
+    def as_json(request: HttpRequest, response):
+        if not isinstance(response, HttpResponseNotAllowed):
+            return response
+        allowed = sorted(m.strip() for m in response.get("Allow", "").split(",") if m.strip())
+        body = error_body("method_not_allowed", f"{request.method} is not allowed on {request.path}; allowed: "
+                                                f"{', '.join(allowed) or 'none'}")
+        out = api.create_response(request, body, status=405)
+        out["Allow"] = ", ".join(allowed)
+        return out
+
+    if iscoroutinefunction(view):
+        @wraps(view)
+        async def async_wrapper(request: HttpRequest, *args, **kwargs):
+            return as_json(request, await view(request, *args, **kwargs))
+        return async_wrapper
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        return as_json(request, view(request, *args, **kwargs))
+    return wrapper
 
 
 def _on_validation_error(request: HttpRequest, exc: ValidationError, api: NinjaAPI) -> HttpResponse:
@@ -176,13 +273,37 @@ class InputSchema(Schema):
             raise PydanticCustomError("model_type", "must be a JSON object")
         return handler(value)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """Text with a NUL character is refused by its field: PostgreSQL cannot store one in a text column (a 500
+        on the write, or on a later search), and no real name, note or code contains it. Objects nested in a list
+        are InputSchemas that check their own fields (so the error names the innermost field)."""
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\x00" in item for item in items):
+            raise PydanticCustomError("nul_character", _NUL_MESSAGE)
+        return value
+
 
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX, description="An id (1 … 2**63 − 1)")]
 BigInt = Annotated[int, Field(ge=-BIGINT_MAX - 1, le=BIGINT_MAX)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
-Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Integer fen (1 yuan = 100 fen)")]
-PositiveFen = Annotated[int, Field(gt=0, le=MAX_FEN, description="Integer fen (1 yuan = 100 fen)")]
-Points = Annotated[int, Field(ge=0, le=MAX_POINTS)]
+
+
+def _whole_number(value: Any) -> Any:
+    """Money, points and quantities are JSON integers. pydantic would take 5000.0 and true as 5000 and 1: a client
+    that computes money in floating point is told so instead. (Digit strings stay accepted: query parameters are
+    text.)"""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise PydanticCustomError("int_type", "must be a whole number (a JSON integer), not {value}",
+                                  {"value": value})
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Integer fen (1 yuan = 100 fen)"), WholeNumber]
+PositiveFen = Annotated[int, Field(gt=0, le=MAX_FEN, description="Integer fen (1 yuan = 100 fen)"), WholeNumber]
+Points = Annotated[int, Field(ge=0, le=MAX_POINTS), WholeNumber]
 
 
 def _id_or_code(value: Any) -> Any:
@@ -214,8 +335,23 @@ def _iso_only(kind: str, example: str):
     return BeforeValidator(check)
 
 
-IsoDateTime = Annotated[dt.datetime, _iso_only("date-time", "2025-03-01T09:30:00+08:00")]
-IsoDate = Annotated[dt.date, _iso_only("date", "2025-03-01")]
+# Years an input date may have. Outside them a date is a typo or a placeholder (0001-01-01, 9999-12-31), and it
+# broke things: year 1 or 9999 with an offset overflows Python's datetime when converted (a 500), PostgreSQL stored
+# "0001-12-31 BC" that no later read could turn back into a datetime, and before 1901 Asia/Shanghai is local mean
+# time (+08:05:43). The domain's own bounds (no order in the future, …) are the services'.
+EARLIEST_INPUT_YEAR, LATEST_INPUT_YEAR = 1901, 2099
+
+
+def _within_years(value: dt.date) -> dt.date:
+    if not EARLIEST_INPUT_YEAR <= value.year <= LATEST_INPUT_YEAR:
+        raise PydanticCustomError("date_range", "must be between {low}-01-01 and {high}-12-31",
+                                  {"low": EARLIEST_INPUT_YEAR, "high": LATEST_INPUT_YEAR})
+    return value
+
+
+IsoDateTime = Annotated[dt.datetime, _iso_only("date-time", "2025-03-01T09:30:00+08:00"),
+                        AfterValidator(_within_years)]
+IsoDate = Annotated[dt.date, _iso_only("date", "2025-03-01"), AfterValidator(_within_years)]
 
 
 @contextmanager

@@ -1,10 +1,12 @@
 """The ranges every integer input must fit: database keys are signed 64-bit, and amounts are bounded far below
 that so that sums and products of them (lines × quantities, running totals) never overflow a bigint."""
 
+import datetime as dt
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from smileloop.core.errors import FieldError
 
@@ -14,6 +16,31 @@ MAX_FEN = 10**12
 MAX_POINTS = 10**12
 # Paging past a billion rows is a client bug, and offset + limit must stay a bigint.
 MAX_OFFSET = 10**9
+
+
+# --- when recorded facts (orders, visits, refunds, plans, procedures) may have happened ------------------------
+# Earlier than the chain's computer records is a typo (1924 for 2024) or a placeholder; later than now is one too,
+# give or take a POS clock that runs ahead. Appointments still to come may be booked up to a few years ahead.
+EARLIEST_RECORD_DATE = dt.date(1980, 1, 1)
+CLOCK_SKEW = dt.timedelta(days=1)
+BOOKING_HORIZON = dt.timedelta(days=3 * 366)
+
+
+def record_time_errors(field: str, value: dt.datetime | dt.date | None, *, ahead: dt.timedelta = CLOCK_SKEW
+                       ) -> list[FieldError]:
+    """A field error when a fact's time (an aware datetime, or a local date) is before EARLIEST_RECORD_DATE or
+    more than `ahead` after now."""
+    if value is None:
+        return []
+    is_day = not isinstance(value, dt.datetime)
+    day = value if is_day else timezone.localdate(value)
+    if day < EARLIEST_RECORD_DATE:
+        return [FieldError(field, f"is before {EARLIEST_RECORD_DATE:%Y-%m-%d}", str(value))]
+    latest = timezone.now() + ahead
+    if (day > timezone.localdate(latest)) if is_day else (value > latest):
+        message = "is in the future" if ahead <= CLOCK_SKEW else f"is more than {ahead.days // 365} years ahead"
+        return [FieldError(field, message, str(value))]
+    return []
 
 
 def pk_from_text(text: str) -> int | None:

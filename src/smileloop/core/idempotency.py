@@ -35,7 +35,7 @@ from django.utils import timezone
 from ninja import Header
 from ninja.responses import NinjaJSONEncoder
 
-from smileloop.core.api import domain_error_body
+from smileloop.core.api import documented_required, domain_error_body
 from smileloop.core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from smileloop.core.models import IdempotencyRecord
 
@@ -169,9 +169,15 @@ def _replayed(*, user_id: int, key: str, fingerprint: str) -> tuple[int, dict, b
     return (*stored, True)
 
 
-IdempotencyKeyHeader = Annotated[str | None, Header(
-    alias=HEADER, description="Required on every write: a unique string per operation (e.g. a UUID). A retry with "
-                              "the same key and body replays the first answer; a different body is a 409.")]
+# Required on every write, and documented so; parsed as optional so that a missing or empty key is the 400
+# `idempotency_key_required` naming the header (from _key_clean), not ninja's generic 422.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    documented_required({"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}),
+    Header(None, alias=HEADER,
+           description="Required on every write: a unique string per operation (e.g. a UUID). A retry with the same "
+                       "key and body replays the first answer; a different body is a 409."),
+]
 
 
 def idempotent_response(request: HttpRequest, response: HttpResponse, *, user_id: int, key: str | None,

@@ -64,7 +64,7 @@ class CompleteIn(InputSchema):
     note: str = Field("", max_length=2000)
 
 
-class StepOut(Schema):
+class PlaybookStepOut(Schema):
     seq: int
     delay_days: int
     assignee_rule: str
@@ -83,7 +83,7 @@ class PlaybookOut(Schema):
     goal: str
     is_active: bool
     is_builtin: bool
-    steps: list[StepOut]
+    steps: list[PlaybookStepOut]
 
 
 def _contact_via(task) -> dict | None:

@@ -21,6 +21,7 @@ from smileloop.core.api import (
     IsoDate,
     IsoDateTime,
     PositiveFen,
+    WholeNumber,
     referenced_by,
     render,
 )
@@ -44,7 +45,7 @@ router = Router(tags=["visits"])
 
 ClinicRefIn = Annotated[IdOrCode, Field(description="Clinic id or code")]
 StaffRefIn = Annotated[IdOrCode | None, Field(description="Staff id or username")]
-Quantity = Annotated[int, Field(ge=1, le=10_000)]
+Quantity = Annotated[int, Field(ge=1, le=10_000), WholeNumber]
 Seq = Annotated[int, Field(ge=1, le=10_000, description="The step's number in the plan")]
 
 
@@ -85,7 +86,8 @@ class OrderIn(InputSchema):
     external_id: str | None = Field(None, min_length=1, max_length=64,
                                     description="The POS bill number; re-sending it returns the first order")
     lines: list[OrderLineIn] = Field(min_length=1)
-    payments: list[PaymentIn] = []
+    payments: list[PaymentIn] = Field([], description="How the bill was paid; they must add up to it. Leave out "
+                                       "when the POS does not report it: the bill still counts as paid")
     notes: str = ""
 
 
@@ -348,7 +350,7 @@ def appointment_upsert_endpoint(request: HttpRequest, payload: AppointmentIn, re
             doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"),
             start_at=payload.start_at, end_at=payload.end_at, status=payload.status,
             service_code=payload.service_code, notes=payload.notes, external_id=payload.external_id,
-            actor=request.staff)
+            actor=request.staff, scope=scope)
         return (201 if created else 200), render(AppointmentOut, _appointment(appointment))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -370,7 +372,7 @@ def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: Http
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
             ordered_at=payload.ordered_at, lines=[ln.model_dump(exclude_none=True) for ln in payload.lines],
             payments=[p.model_dump() for p in payload.payments], external_id=payload.external_id,
-            cashier=request.staff, notes=payload.notes)
+            cashier=request.staff, notes=payload.notes, scope=scope)
         return (201 if created else 200), render(OrderOut, _order(order))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -406,7 +408,7 @@ def plan_record_endpoint(request: HttpRequest, payload: PlanIn, response: HttpRe
     scope = request_scope(request)
 
     def write():
-        permission_require(scope, Perm.HEALTH_VIEW)
+        permission_require(scope, Perm.HEALTH_EDIT)
         with referenced_by("body.customer_id"):
             customer = customer_get(scope, payload.customer_id)
         steps = [{**s.model_dump(exclude_none=True), "done_at": _aware(s.done_at)} for s in payload.steps]
@@ -414,7 +416,7 @@ def plan_record_endpoint(request: HttpRequest, payload: PlanIn, response: HttpRe
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic), title=payload.title,
             steps=steps, planned_at=_aware(payload.planned_at),
             doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"),
-            external_id=payload.external_id, status=payload.status)
+            external_id=payload.external_id, status=payload.status, scope=scope)
         return (201 if created else 200), render(PlanOut, _plan(plan))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -429,7 +431,7 @@ def plan_step_update_endpoint(request: HttpRequest, plan_id: Id, seq: Seq, paylo
     scope = request_scope(request)
 
     def write():
-        permission_require(scope, Perm.HEALTH_VIEW)
+        permission_require(scope, Perm.HEALTH_EDIT)
         plan = plan_get(scope, plan_id)
         _clinic_writable(scope, plan.clinic_id, "treatment plan")
         plan_step_update(plan=plan, seq=seq, status=payload.status, done_at=_aware(payload.done_at))
@@ -447,14 +449,14 @@ def procedure_record_endpoint(request: HttpRequest, payload: ProcedureIn, respon
     scope = request_scope(request)
 
     def write():
-        permission_require(scope, Perm.VISIT_EDIT)
+        permission_require(scope, Perm.HEALTH_EDIT)
         with referenced_by("body.customer_id"):
             customer = customer_get(scope, payload.customer_id)
         procedure, created = procedure_record(
             customer=customer, clinic=clinic_for_write(scope=scope, value=payload.clinic),
             item_code=payload.item_code, performed_on=payload.performed_on,
             doctor=staff_for_input(scope=scope, value=payload.doctor, field="doctor"), tooth=payload.tooth,
-            notes=payload.notes, external_id=payload.external_id)
+            notes=payload.notes, external_id=payload.external_id, scope=scope)
         return (201 if created else 200), render(ProcedureOut, _procedure(procedure))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,

@@ -13,7 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Clinic, Staff
-from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.bounds import BOOKING_HORIZON, CLOCK_SKEW, record_time_errors
+from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
 from smileloop.core.sql import db_datetime
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
@@ -34,6 +36,8 @@ from smileloop.visits.models import (
 )
 
 _VISIT_STATUSES = {AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED}
+_BOOKABLE_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED}
+MAX_APPOINTMENT = dt.timedelta(hours=24)
 
 
 def _local_day(at: dt.datetime) -> tuple:
@@ -94,16 +98,28 @@ def _check_clinic(customer: Customer, clinic: Clinic, errors: list) -> None:
         errors.append(FieldError("clinic", "is not a clinic of this chain", str(clinic.pk)))
 
 
+def _existing_writable(scope: Scope | None, existing, what: str) -> None:
+    """A record an external_id names may be replayed or updated only by a caller who may write its clinic: the same
+    id must not read or move another clinic's appointment, plan or procedure (`scope` None: an internal caller)."""
+    if scope is not None and not scope.allows_clinic(existing.clinic_id):
+        raise PermissionDenied(f"external_id names a {what} of a clinic outside your clinics", field="external_id")
+
+
 @transaction.atomic
 def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datetime, end_at: dt.datetime,
                        status: str = AppointmentStatus.BOOKED, doctor: Staff | None = None,
                        service_code: str | None = None, notes: str = "", external_id: str | None = None,
-                       actor: Staff | None = None) -> tuple[Appointment, bool]:
+                       actor: Staff | None = None, scope: Scope | None = None) -> tuple[Appointment, bool]:
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
     start_at, end_at = _aware(start_at, "start_at", errors), _aware(end_at, "end_at", errors)
+    # A visit that happened (arrived, completed, no-show) is a fact; a booked or cancelled one may lie ahead.
+    errors += record_time_errors("start_at", start_at, ahead=BOOKING_HORIZON if status in _BOOKABLE_STATUSES
+                                 else CLOCK_SKEW)
     if start_at and end_at and end_at <= start_at:
         errors.append(FieldError("end_at", "must be after start_at", str(end_at)))
+    elif start_at and end_at and end_at - start_at > MAX_APPOINTMENT:
+        errors.append(FieldError("end_at", "must be within 24 hours after start_at", str(end_at)))
     if status not in AppointmentStatus.values:
         errors.append(FieldError("status", f"must be one of {', '.join(AppointmentStatus.values)}", status))
     item = None
@@ -122,6 +138,8 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
         if appointment and appointment.customer_id != customer.id:
             raise Conflict("external_id belongs to an appointment of another customer", code="external_id_conflict",
                            field="external_id")
+        if appointment:
+            _existing_writable(scope, appointment, "appointment")
     created = appointment is None
     was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
     was_booked = bool(appointment and appointment.status == AppointmentStatus.BOOKED)
@@ -179,8 +197,10 @@ def _line_values(chain_id: int, lines: list[dict], errors: list, items: dict[str
 @transaction.atomic
 def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime, lines: list[dict],
                  payments: list[dict], external_id: str | None = None, cashier: Staff | None = None,
-                 notes: str = "", items: dict[str, ServiceItem] | None = None) -> tuple[Order, bool]:
-    """Record a paid POS bill. Payments must add up to the bill exactly. Idempotent on external_id.
+                 notes: str = "", items: dict[str, ServiceItem] | None = None, scope: Scope | None = None
+                 ) -> tuple[Order, bool]:
+    """Record a paid POS bill. Payments, when given, must add up to the bill exactly; a bill without them is
+    paid by means the POS did not report (as an imported bill). Idempotent on external_id.
 
     `items`: the catalogue rows by code when the caller has just read them (checkout), to spare the read. A new
     order carries `lines_written`, its OrderLine rows with ids and items, in line order (a replayed one does
@@ -191,10 +211,12 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
             if existing.customer_id != customer.id:
                 raise Conflict("external_id belongs to an order of another customer", code="external_id_conflict",
                                field="external_id")
+            _existing_writable(scope, existing, "order")
             return existing, False
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
     ordered_at = _aware(ordered_at, "ordered_at", errors)
+    errors += record_time_errors("ordered_at", ordered_at)
     values = _line_values(customer.chain_id, lines, errors, items)
     total = sum(v[4] for v in values)
     pay_total = 0
@@ -253,8 +275,12 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
             if ol is None:
                 errors.append(FieldError(f"lines[{i}].line_id", "is not a line of this order", str(line.get("line_id"))))
             elif not isinstance(amount, int) or amount <= 0 or amount > ol.amount_fen - ol.refunded_fen - per_line.get(ol.id, 0):
+                # what is left of the line after the refunds and this request's earlier lines of it
+                left = ol.amount_fen - ol.refunded_fen - per_line.get(ol.id, 0)
                 errors.append(FieldError(f"lines[{i}].amount_fen",
-                                         f"must be between 1 and {ol.amount_fen - ol.refunded_fen} fen", str(amount)))
+                                         f"must be between 1 and {left} fen (what is left to refund of line "
+                                         f"{ol.id})" if left else f"line {ol.id} has nothing left to refund",
+                                         str(amount)))
             else:
                 per_line[ol.id] = per_line.get(ol.id, 0) + amount
         amount_fen = sum(per_line.values())
@@ -275,6 +301,11 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
                     left -= take
     if method not in PaymentMethod.values:
         errors.append(FieldError("method", f"must be one of {', '.join(PaymentMethod.values)}", method))
+    if refunded_at is not None:
+        found = record_time_errors("refunded_at", refunded_at)
+        if not found and refunded_at < order.ordered_at:
+            found = [FieldError("refunded_at", "is before the order was paid", str(refunded_at))]
+        errors += found
     if errors:
         raise ValidationFailed(errors)
     refund = Refund.objects.create(order=order, external_id=external_id, amount_fen=amount_fen, method=method,
@@ -292,12 +323,14 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
 @transaction.atomic
 def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[dict],
                 planned_at: dt.datetime | None = None, doctor: Staff | None = None, external_id: str | None = None,
-                status: str | None = None) -> tuple[TreatmentPlan, bool]:
-    """Create or replace a treatment plan and its steps' status. Steps: {seq, item_code, tooth, status}."""
+                status: str | None = None, scope: Scope | None = None) -> tuple[TreatmentPlan, bool]:
+    """Create or replace a treatment plan and its steps' status. Steps: {seq, item_code, tooth, status, done_at}."""
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
+    title = " ".join(str(title or "").split())
     if not title or len(title) > 100:
         errors.append(FieldError("title", "must be 1–100 characters", title))
+    errors += record_time_errors("planned_at", planned_at)
     if not steps:
         errors.append(FieldError("steps", "a plan needs at least one step"))
     items = _items_by_code(customer.chain_id, [str(s.get("item_code", "")) for s in steps or []])
@@ -310,11 +343,16 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
         if not isinstance(seq, int) or seq < 1 or seq in seqs:
             errors.append(FieldError(f"steps[{i}].seq", "must be a unique whole number ≥ 1", str(seq)))
         seqs.add(seq)
-        if step.get("status", StepStatus.PLANNED) not in StepStatus.values:
+        step_status = step.get("status", StepStatus.PLANNED)
+        if step_status not in StepStatus.values:
             errors.append(FieldError(f"steps[{i}].status", f"must be one of {', '.join(StepStatus.values)}",
                                      str(step.get("status"))))
+        errors += _done_at_errors(f"steps[{i}].done_at", step_status, step.get("done_at"))
     if status is not None and status not in PlanStatus.values:
         errors.append(FieldError("status", f"must be one of {', '.join(PlanStatus.values)}", status))
+    elif status == PlanStatus.COMPLETED and any(
+            step.get("status", StepStatus.PLANNED) not in _FINISHED_STEPS for step in steps or []):
+        errors.append(FieldError("status", "completed needs every step done or cancelled", status))
     if errors:
         raise ValidationFailed(errors)
     plan = None
@@ -324,6 +362,8 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
         if plan and plan.customer_id != customer.id:
             raise Conflict("external_id belongs to a plan of another customer", code="external_id_conflict",
                            field="external_id")
+        if plan:
+            _existing_writable(scope, plan, "treatment plan")
     created = plan is None
     plan = plan or TreatmentPlan(chain_id=customer.chain_id, customer=customer, external_id=external_id,
                                  planned_at=planned_at or timezone.now())
@@ -351,6 +391,18 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
     return plan, created
 
 
+_FINISHED_STEPS = {StepStatus.DONE, StepStatus.CANCELLED}
+
+
+def _done_at_errors(field: str, status: str, done_at: dt.datetime | None) -> list[FieldError]:
+    """done_at is when a done step was done: not for a step that is not done, and not in the future."""
+    if done_at is None:
+        return []
+    if status != StepStatus.DONE:
+        return [FieldError(field, "is only for a step whose status is done", str(done_at))]
+    return record_time_errors(field, done_at)
+
+
 def _plan_recount(plan: TreatmentPlan, status: str | None = None) -> None:
     steps = list(plan.steps.all())
     counted = [s for s in steps if s.status != StepStatus.CANCELLED]
@@ -369,6 +421,8 @@ def _plan_recount(plan: TreatmentPlan, status: str | None = None) -> None:
 def plan_step_update(*, plan: TreatmentPlan, seq: int, status: str, done_at: dt.datetime | None = None) -> PlanStep:
     if status not in StepStatus.values:
         raise ValidationFailed([FieldError("status", f"must be one of {', '.join(StepStatus.values)}", status)])
+    if errors := _done_at_errors("done_at", status, done_at):
+        raise ValidationFailed(errors)
     step = plan.steps.select_for_update().filter(seq=seq).first()
     if step is None:
         raise ValidationFailed([FieldError("seq", "is not a step of this plan", str(seq))])
@@ -382,10 +436,14 @@ def plan_step_update(*, plan: TreatmentPlan, seq: int, status: str, done_at: dt.
 @transaction.atomic
 def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, performed_on: dt.date,
                      doctor: Staff | None = None, tooth: str = "", notes: str = "",
-                     external_id: str | None = None) -> tuple[Procedure, bool]:
+                     external_id: str | None = None, scope: Scope | None = None) -> tuple[Procedure, bool]:
     if external_id:
         existing = Procedure.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
         if existing:
+            if existing.customer_id != customer.id:
+                raise Conflict("external_id belongs to a procedure of another customer",
+                               code="external_id_conflict", field="external_id")
+            _existing_writable(scope, existing, "procedure")
             return existing, False
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
@@ -394,8 +452,8 @@ def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, perf
         errors.append(FieldError("item_code", "is not in the service catalogue", item_code))
     if performed_on is None:
         errors.append(FieldError("performed_on", "is required"))
-    elif performed_on > timezone.localdate() + dt.timedelta(days=1):
-        errors.append(FieldError("performed_on", "is in the future", str(performed_on)))
+    else:
+        errors += record_time_errors("performed_on", performed_on)
     if errors:
         raise ValidationFailed(errors)
     proc = Procedure.objects.create(chain_id=customer.chain_id, clinic=clinic, customer=customer, item=item,
