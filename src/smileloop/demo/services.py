@@ -27,6 +27,7 @@ from smileloop.checkout.services import checkout_pay, checkout_price
 from smileloop.clinics.enums import Role
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.clinics.services import staff_create
+from smileloop.core.bounds import EARLIEST_RECORD_DATE
 from smileloop.customers.enums import Channel, IdentityKind, InteractionKind, Relation
 from smileloop.customers.models import Customer, HouseholdMember, Interaction
 from smileloop.customers.services import customer_upsert, household_member_add
@@ -262,6 +263,28 @@ def seed_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+MAX_SEED_CLINICS = 1000  # a large chain has a few hundred; each clinic is ~10 staff logins made one by one
+MAX_SEED_YEARS = 30
+MAX_ORDERS_PER_CUSTOMER = 1000
+
+
+def seed_params_check(*, customers: int, clinics: int, years: int, chunk_size: int, workers: int | None,
+                      today: dt.date, orders_per_customer: float) -> None:
+    """Refuse parameters the seed cannot honour before it writes anything (its chain is committed first): a ValueError
+    saying which and why. The histories start `years` before `today` and must stay within the years the product
+    accepts for records (core.bounds.EARLIEST_RECORD_DATE … 2099)."""
+    if customers < 0 or chunk_size < 1 or not 1 <= clinics <= MAX_SEED_CLINICS or not 1 <= years <= MAX_SEED_YEARS:
+        raise ValueError(f"customers must be ≥ 0, chunk size ≥ 1, clinics 1–{MAX_SEED_CLINICS} and years "
+                         f"1–{MAX_SEED_YEARS}")
+    if workers is not None and workers < 1:
+        raise ValueError("workers must be ≥ 1")
+    if not (math.isfinite(orders_per_customer) and 0 < orders_per_customer <= MAX_ORDERS_PER_CUSTOMER):
+        raise ValueError(f"orders per customer must be a number above 0 and at most {MAX_ORDERS_PER_CUSTOMER}")
+    if today.year - years < EARLIEST_RECORD_DATE.year or today.year > 2098:
+        raise ValueError(f"today must leave {years} years of history after {EARLIEST_RECORD_DATE:%Y-%m-%d} and "
+                         f"lie before 2099 (got {today:%Y-%m-%d})")
+
+
 def chain_seed(*, customers: int, clinics: int = 3, years: int = 3, seed: int = 1, chain_name: str | None = None,
                today: dt.date | None = None, orders_per_customer: float = 10.0, chunk_size: int = 5000,
                progress: bool = False, bulk: bool = False, workers: int | None = None) -> SeedReport:
@@ -279,12 +302,10 @@ def chain_seed(*, customers: int, clinics: int = 3, years: int = 3, seed: int = 
     chunk has its own random stream and block of keys (`PoolGenerator.chunk_at`, `_key_blocks`), and the
     visit rate of chunk k is steered by chunks 0 … k−4 only (`_Steer`).
     """
-    if customers < 0 or clinics < 1 or years < 1 or chunk_size < 1:
-        raise ValueError("customers must be ≥ 0, clinics, years and chunk size ≥ 1")
-    if workers is not None and workers < 1:
-        raise ValueError("workers must be ≥ 1")
-    columns_check()
     today = today or timezone.localdate()
+    seed_params_check(customers=customers, clinics=clinics, years=years, chunk_size=chunk_size, workers=workers,
+                      today=today, orders_per_customer=orders_per_customer)
+    columns_check()
     started = time.perf_counter()
     rng = random.Random(seed)
     loader = Loader(bulk=bulk)

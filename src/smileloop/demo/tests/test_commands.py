@@ -2,9 +2,11 @@ import datetime as dt
 import io
 import json
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 from django.utils import translation
 
+from smileloop.clinics.models import Chain, Staff
 from smileloop.demo.selectors import STATS_KEYS
 from smileloop.demo.services import chain_seed
 
@@ -36,6 +38,21 @@ def test_seed_command_reports_what_it_made(db):
                  "2026-11-23", "--no-progress", stdout=out)
     # then
     assert "50 customers" in out.getvalue()
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--today", "9999-12-31"], "lie before 2099"),
+    (["--today", "1900-01-01"], "years of history after 1980-01-01"),
+    (["--clinics", "100000"], "clinics 1–1000"),
+    (["--orders-per-customer", "nan"], "orders per customer must be a number above 0"),
+    (["--orders-per-customer", "inf"], "orders per customer must be a number above 0"),
+    (["--years", "0"], "years 1–30"),
+])
+def test_seed_refuses_parameters_it_cannot_honour_before_writing_anything(db, options, words):
+    with pytest.raises(CommandError) as refused:
+        call_command("seed", "--customers", "5", "--no-progress", *options, stdout=io.StringIO())
+    assert words in str(refused.value)
+    assert not Chain.objects.exists() and not Staff.objects.exists()
 
 
 def test_demo_command_prints_the_url_and_logins_both_times(db):

@@ -1,8 +1,9 @@
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
-from smileloop.demo.services import chain_seed
+from smileloop.demo.services import chain_seed, seed_params_check
 
 
 def _date(value: str) -> dt.date:
@@ -37,15 +38,17 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
-        if o["customers"] < 0 or o["clinics"] < 1 or o["years"] < 1 or o["chunk_size"] < 1:
-            raise CommandError("--customers must be ≥ 0; --clinics, --years and --chunk-size ≥ 1")
-        if o["workers"] is not None and o["workers"] < 1:
-            raise CommandError("--workers must be ≥ 1")
-        if o["orders_per_customer"] <= 0:
-            raise CommandError("--orders-per-customer must be > 0")
+        today = _date(o["today"]) if o["today"] else timezone.localdate()
+        try:
+            seed_params_check(customers=o["customers"], clinics=o["clinics"], years=o["years"],
+                              chunk_size=o["chunk_size"], workers=o["workers"], today=today,
+                              orders_per_customer=o["orders_per_customer"])
+        except ValueError as exc:
+            raise CommandError(f"{exc} (options --customers, --clinics, --years, --chunk-size, --workers, --today, "
+                               "--orders-per-customer)")
         report = chain_seed(
             customers=o["customers"], clinics=o["clinics"], years=o["years"], seed=o["seed"],
-            chain_name=o["chain_name"], today=_date(o["today"]) if o["today"] else None,
+            chain_name=o["chain_name"], today=today,
             orders_per_customer=o["orders_per_customer"], chunk_size=o["chunk_size"], progress=not o["no_progress"],
             bulk=o["bulk"], workers=o["workers"],
         )
