@@ -228,7 +228,10 @@ def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None,
         "latitude": customer.latitude, "longitude": customer.longitude,
         "campaign": customer.first_touch_campaign, "notes": customer.notes,
         "first_visit_at": _local(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
-        "identities": [{"kind": i.kind, "external_id": i.external_id, "app_id": i.app_id}
+        # a phone identity is a phone number: masked as the mobile is, unless this is the audited reveal
+        "identities": [{"kind": i.kind, "app_id": i.app_id,
+                        "external_id": phone_mask(i.external_id) if i.kind == IdentityKind.PHONE
+                        and full_mobile is None else i.external_id}
                        for i in customer.identities.order_by("id")] if reads else [],
         "household": household,
         "consents": [{"purpose": c.purpose, "granted": c.granted, "source": c.source, "evidence": c.evidence,

@@ -48,13 +48,24 @@ def phone_normalize(raw, region: str = "CN") -> str:
 
 
 def phone_mask(e164: str | None) -> str:
-    """+8613800138000 → 138****8000 (national form, middle four hidden)."""
+    """+8613800138000 → 138****8000: the number as its reader writes it, middle hidden. A Chinese landline keeps its
+    trunk 0 (+862162881234 → 021****1234); a number of another country keeps its code (+16502530000 →
+    +1 65****0000), so that neither passes for a Chinese mobile. At least four digits are hidden."""
     if not e164:
         return ""
-    national = e164[3:] if e164.startswith("+86") else e164.lstrip("+")
-    if len(national) < 8:
-        return national[:2] + "****"
-    return f"{national[:3]}****{national[-4:]}"
+    if len(e164) == 14 and e164.startswith("+861"):  # a Chinese mobile: almost every number
+        return f"{e164[3:6]}****{e164[-4:]}"
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return "****"
+    if number.country_code == 86:
+        digits, prefix = re.sub(r"\D", "", phone_national(e164)), ""
+    else:
+        digits, prefix = phonenumbers.national_significant_number(number), f"+{number.country_code} "
+    tail = 4 if len(digits) >= 10 else 2
+    head = max(0, min(3, len(digits) - tail - 4))
+    return f"{prefix}{digits[:head]}****{digits[len(digits) - tail:]}"
 
 
 def phone_national(e164: str) -> str:
@@ -230,17 +241,42 @@ def channel_parse(raw) -> str:
 _MAX_VARIANTS = 8
 
 
+# Surnames read otherwise than their character's usual reading, with the readings people type for them: the surname
+# reading first (单 is Shàn as a surname), then the everyday ones a front desk types as well (dan). Every other first
+# character takes its usual reading only: all of pypinyin's readings put 王 under "yu" and 邓 under "shan", so a
+# search for 于 or 单 drowned in the commonest surnames.
+SURNAME_READINGS = {
+    "曾": ["zeng", "ceng"], "单": ["shan", "dan", "chan"], "解": ["xie", "jie"], "区": ["ou", "qu"],
+    "仇": ["qiu", "chou"], "朴": ["piao", "pu"], "查": ["zha", "cha"], "覃": ["qin", "tan"], "盖": ["ge", "gai"],
+    "缪": ["miao", "mou", "miu"], "乐": ["yue", "le"], "尉": ["yu", "wei"], "种": ["chong", "zhong"],
+    "繁": ["po", "fan"], "员": ["yun", "yuan"], "翟": ["zhai", "di"], "召": ["shao", "zhao"], "冼": ["xian"],
+    "洗": ["xian", "xi"], "那": ["na", "nuo"], "句": ["gou", "ju"], "秘": ["bi", "mi"], "隗": ["wei", "kui"],
+    "郇": ["xun", "huan"], "折": ["she", "zhe"], "奇": ["ji", "qi"], "车": ["che", "ju"], "宿": ["su", "xiu"],
+    "藏": ["zang", "cang"], "柏": ["bai", "bo"], "重": ["chong", "zhong"], "莘": ["shen", "xin"],
+    "谌": ["chen", "shen"], "费": ["fei", "bi"], "祭": ["zhai", "ji"], "万": ["wan", "mo"], "长": ["zhang", "chang"],
+    "参": ["shen", "can"], "都": ["du", "dou"], "卜": ["bu"], "阚": ["kan"], "燕": ["yan"], "任": ["ren"],
+    "华": ["hua"], "纪": ["ji"], "缴": ["jiao", "zhuo"], "蕃": ["pi", "fan"], "粘": ["nian", "zhan"],
+}
+
+
+def surname_readings(first: str) -> list[str]:
+    """The readings a name's first character is searched by (SURNAME_READINGS, else its usual reading)."""
+    if first in SURNAME_READINGS:
+        return SURNAME_READINGS[first]
+    return [r for r in pinyin(first, style=Style.NORMAL)[0] if r.isascii()]
+
+
 def pinyin_keys(name: str) -> tuple[list[str], list[str]]:
     """Search keys for a name: (initials variants, full-pinyin variants), lower-case ASCII.
 
-    The surname takes every reading (曾 zeng/ceng, 单 shan/dan/chan, 解 xie/jie), because the
-    contextual default is wrong for surnames; the given name uses the phrase-aware default reading.
+    The surname takes its surname readings (SURNAME_READINGS: 曾 zeng/ceng, 单 shan/dan/chan, 解 xie/jie), because
+    the contextual default is wrong for surnames; the given name uses the phrase-aware default reading.
     """
     name = to_halfwidth(name or "").strip()
     if not name:
         return [], []
     first, rest = name[0], name[1:]
-    first_readings = [r for r in pinyin(first, style=Style.NORMAL, heteronym=True)[0] if r.isascii()]
+    first_readings = surname_readings(first)
     if not first_readings or not first_readings[0].isalpha():
         first_readings = [first.lower()] if first.isascii() else [first]
     rest_syllables = [s.lower() for s in lazy_pinyin(rest, errors=lambda chars: list(chars))]

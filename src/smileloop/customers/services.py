@@ -86,6 +86,15 @@ def clinic_resolve(*, chain_id: int, value) -> Clinic:
     return clinic
 
 
+def _staff_resolve(*, chain_id: int, value) -> Staff | None:
+    """A staff member of the chain by id, username or name."""
+    text = str(value).strip()
+    qs = Staff.objects.filter(chain_id=chain_id)
+    pk = pk_from_text(text)
+    staff = qs.filter(pk=pk).first() if pk is not None else None
+    return staff or qs.filter(user__username=text).first() or qs.filter(name=text).first()
+
+
 def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) -> dict:
     """Validate and normalise customer fields. Raises ValidationFailed listing every bad field.
 
@@ -153,20 +162,20 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
                 out["home_clinic"] = clinic_resolve(chain_id=chain_id, value=value)
             except ValueError as exc:
                 fail("home_clinic", str(exc), value)
+    elif "home_clinic" in data:
+        out["home_clinic"] = None  # cleared (a form's empty choice, or null)
     if present("consultant"):
         value = data["consultant"]
         if isinstance(value, Staff):
             out["consultant"] = value
         else:
-            text = str(value).strip()
-            qs = Staff.objects.filter(chain_id=chain_id)
-            pk = pk_from_text(text)
-            staff = qs.filter(pk=pk).first() if pk is not None else None
-            staff = staff or qs.filter(user__username=text).first() or qs.filter(name=text).first()
+            staff = _staff_resolve(chain_id=chain_id, value=value)
             if staff is None:
                 fail("consultant", "is not a staff member of this chain", value)
             else:
                 out["consultant"] = staff
+    elif "consultant" in data:
+        out["consultant"] = None
     if "stage" in data:
         fail("stage", STAGE_NOT_SETTABLE, data["stage"])
     if present("source"):
@@ -175,7 +184,11 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
         except ValueError as exc:
             fail("source", str(exc), data["source"])
     if present("campaign"):
-        out["first_touch_campaign"] = str(data["campaign"]).strip()[:100]
+        campaign = str(data["campaign"]).strip()
+        if len(campaign) > TEXT_LIMITS["first_touch_campaign"]:
+            fail("campaign", f"is longer than {TEXT_LIMITS['first_touch_campaign']} characters", campaign)
+        else:
+            out["first_touch_campaign"] = campaign
     if errors:
         raise ValidationFailed(errors)
     return out
@@ -330,20 +343,23 @@ def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
     return changed
 
 
-def _identities_clean(identities) -> list[tuple[str, str, str]]:
+def _identities_clean(identities, *, single: bool = False) -> list[tuple[str, str, str]]:
+    """(kind, external id, app id) of each identity, phones normalised. `single`: one identity given as the
+    request's own fields (identity_add), so errors name `kind` / `external_id`, not `identities[0].…`."""
     errors, out = [], []
     for i, item in enumerate(identities or []):
+        at = "" if single else f"identities[{i}]."
         kind = str(item.get("kind", "")).strip()
         external_id = str(item.get("external_id", "")).strip()
         if kind not in IdentityKind.values:
-            errors.append(FieldError(f"identities[{i}].kind", f"must be one of {', '.join(IdentityKind.values)}", kind))
+            errors.append(FieldError(f"{at}kind", f"must be one of {', '.join(IdentityKind.values)}", kind))
         if not external_id or len(external_id) > 128:
-            errors.append(FieldError(f"identities[{i}].external_id", "must be 1–128 characters", external_id))
+            errors.append(FieldError(f"{at}external_id", "must be 1–128 characters", external_id))
         if kind == IdentityKind.PHONE and external_id:
             try:
                 external_id = phone_normalize(external_id)
             except ValueError as exc:
-                errors.append(FieldError(f"identities[{i}].external_id", str(exc), external_id))
+                errors.append(FieldError(f"{at}external_id", str(exc), external_id))
         out.append((kind, external_id, str(item.get("app_id", "") or "")[:64]))
     if errors:
         raise ValidationFailed(errors)
@@ -451,6 +467,11 @@ def _match_sql(*, chain_id: int, mobile: str | None, idents) -> tuple[str, list]
         params += [chain_id, mobile]
     pairs = [(IdentityKind.PHONE, mobile)] if mobile else []
     pairs += [(kind, external_id) for kind, external_id, _app in idents]
+    # a phone identity names whoever has that number as their mobile, too
+    for number in {external_id for kind, external_id, _app in idents if kind == IdentityKind.PHONE} - {mobile}:
+        parts.append(f"SELECT 1 FROM {customer} WHERE {qn('chain_id')} = %s AND {qn('mobile')} = %s "
+                     f"AND {qn('merged_into_id')} IS NULL")
+        params += [chain_id, number]
     for kind, external_id in pairs:
         parts.append(f"SELECT 1 FROM {identity} WHERE {qn('chain_id')} = %s AND {qn('kind')} = %s "
                      f"AND {qn('external_id')} = %s")
@@ -472,15 +493,21 @@ def _locked_match(*, chain_id: int, mobile: str | None, idents) -> Customer | No
     by_ident = None
     for kind, external_id, _app in idents:
         ident = Identity.objects.filter(chain_id=chain_id, kind=kind, external_id=external_id).first()
-        if ident is None:
+        owner_id = ident.customer_id if ident else None
+        if owner_id is None and kind == IdentityKind.PHONE and external_id != mobile:
+            # a phone identity names whoever has that number as their mobile, too
+            owner_id = (Customer.objects.filter(chain_id=chain_id, mobile=external_id, merged_into__isnull=True)
+                        .values_list("pk", flat=True).first())
+        if owner_id is None:
             continue
-        if by_ident is not None and by_ident.id != ident.customer_id:
-            raise Conflict(f"identity {kind}:{external_id} belongs to another customer (#{ident.customer_id}); "
+        # No record ids in these messages: one of the two may be outside the caller's clinics.
+        if by_ident is not None and by_ident.id != owner_id:
+            raise Conflict(f"identity {kind}:{external_id} belongs to another customer than the other identities; "
                            "merge them first", code="identity_conflict", field="identities")
-        by_ident = by_ident or Customer.objects.select_for_update().get(pk=ident.customer_id)
+        by_ident = by_ident or Customer.objects.select_for_update().get(pk=owner_id)
     if by_mobile and by_ident and by_mobile.id != by_ident.id:
-        raise Conflict(f"mobile belongs to customer #{by_mobile.id} but an identity belongs to customer "
-                       f"#{by_ident.id}; merge them first", code="identity_conflict", field="mobile")
+        raise Conflict("the mobile and an identity belong to two different customers; merge them first",
+                       code="identity_conflict", field="mobile")
     return by_mobile or by_ident
 
 
@@ -508,13 +535,19 @@ def customer_update(*, customer: Customer, data: dict, actor: Staff | None = Non
 def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str = "",
                  source: str = "") -> Identity:
     """Attach an identity; idempotent for the same person, a Conflict if it belongs to another."""
-    [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}])
+    [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}],
+                                                      single=True)
     existing = Identity.objects.filter(chain_id=customer.chain_id, kind=kind, external_id=external_id).first()
     if existing:
         if existing.customer_id != customer.id:
             raise Conflict(f"identity {kind}:{external_id} belongs to another customer; merge them first",
                            code="identity_conflict", field="external_id")
         return existing
+    if kind == IdentityKind.PHONE and Customer.objects.filter(
+            chain_id=customer.chain_id, mobile=external_id, merged_into__isnull=True).exclude(pk=customer.pk).exists():
+        # a number is one person's: as another's mobile it names them (the upsert matches it so)
+        raise Conflict(f"identity {kind}:{external_id} is the mobile of another customer; merge them first",
+                       code="identity_conflict", field="external_id")
     try:
         with transaction.atomic():
             return Identity.objects.create(chain_id=customer.chain_id, customer=customer, kind=kind,
@@ -981,6 +1014,40 @@ _FILLABLE = ["mobile", "gender", "birthday", "address", "community", "latitude",
 
 
 @transaction.atomic
+def _merge_households(survivor: Customer, merged: Customer, moved: dict) -> None:
+    """A person belongs to one household, and every member's relation is to its head. The two records are one
+    person, so: the survivor keeps their own household; a household the merged record heads joins it when the
+    survivor heads theirs (the members' relations are to the same person); the merged record's place in a household
+    it does not head is dropped. Refused (Conflict, nothing written) when the merged record heads a family and the
+    survivor is a member of another: no head would be left whom the family's relations describe."""
+    surv_hm = HouseholdMember.objects.select_related("household").filter(customer=survivor).first()
+    merged_hm = HouseholdMember.objects.select_related("household").filter(customer=merged).first()
+    if merged_hm and surv_hm:
+        household = merged_hm.household
+        others = HouseholdMember.objects.filter(household=household).exclude(pk=merged_hm.pk)
+        if merged_hm.household_id == surv_hm.household_id:
+            if household.head_id == merged.id:  # the head's two records: the survivor heads it
+                surv_hm.relation = Relation.HEAD
+                surv_hm.save(update_fields=["relation", "updated_at"])
+        elif household.head_id == merged.id and others.exists():
+            if surv_hm.household.head_id != survivor.id:
+                raise Conflict(
+                    f"{merged.name} (#{merged.id}) heads the household {household.name} and {survivor.name} "
+                    f"(#{survivor.id}) is a member of another one ({surv_hm.household.name}); take one of them out "
+                    "of their household on their page first", code="household_conflict", field="merged")
+            moved["customers.householdmember.household"] = others.update(household=surv_hm.household)
+        merged_hm.delete()
+        moved["household_membership_dropped"] = 1
+        if household.head_id == merged.id and merged_hm.household_id != surv_hm.household_id:
+            household.delete()  # its members (if any) have joined the survivor's household
+        elif household.members.count() == 1:
+            # the merged record's household had only it and one relative: a household of one is none
+            household.members.all().delete()
+            household.delete()
+    Household.objects.filter(head=merged).update(head=survivor)
+
+
+@transaction.atomic
 def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor: Staff | None = None,
                    reason: str = "") -> CustomerMerge:
     """Move everything of `merged` onto `survivor` and leave `merged` as a tombstone.
@@ -1002,13 +1069,7 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     for hook in _MERGE_HOOKS:
         hook(survivor=survivor, merged=merged)
     moved: dict[str, int] = {}
-    # Households: one per person. Keep the survivor's; otherwise take over the merged one's.
-    surv_hm = HouseholdMember.objects.filter(customer=survivor).first()
-    merged_hm = HouseholdMember.objects.filter(customer=merged).first()
-    if merged_hm and surv_hm:
-        merged_hm.delete()
-        moved["household_membership_dropped"] = 1
-    Household.objects.filter(head=merged).update(head=survivor)
+    _merge_households(survivor, merged, moved)
     for rel in Customer._meta.related_objects:
         if rel.related_model in (CustomerMerge, CustomerSearchKey) or not (rel.one_to_many or rel.one_to_one):
             continue
@@ -1101,6 +1162,10 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
             if not scope.allows_clinic(clinic.id):
                 raise PermissionDenied(f"Clinic {home!r} is not one of your clinics", field="home_clinic")
             data = {**data, "home_clinic": clinic}  # resolved once
+    elif "home_clinic" in data and not scope.is_chain_wide:
+        # clearing it would take the person out of every clinic's sight, the caller's too
+        raise PermissionDenied("Only chain-wide staff may clear a customer's home clinic", field="home_clinic")
+    _consultant_within(scope, data.get("consultant"))
     # A person created without a home clinic gets the caller's single clinic in the INSERT itself (so
     # its search keys carry the clinic too, and a clinic-scoped search finds it).
     default_home = next(iter(scope.clinic_ids)) if scope.clinic_ids and len(scope.clinic_ids) == 1 else None
@@ -1110,6 +1175,19 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
         consent_record(customer=customer, purpose=consent["purpose"], granted=bool(consent.get("granted")),
                        source=str(consent["source"]), actor=actor, evidence=str(consent.get("evidence") or ""))
     return customer, created
+
+
+def _consultant_within(scope: Scope, value) -> None:
+    """A clinic's staff may name as consultant only someone who works at one of their clinics: the consultant
+    sees the people they own wherever those people's home clinic is, so naming one of another clinic would open
+    the person to that clinic."""
+    if scope.is_chain_wide or value is None or str(value).strip() == "":
+        return
+    staff = value if isinstance(value, Staff) else _staff_resolve(chain_id=scope.chain_id, value=value)
+    if staff is None:
+        return  # customer_input_clean names the field
+    if not any(scope.allows_clinic(clinic_id) for clinic_id in staff.clinics.values_list("pk", flat=True)):
+        raise PermissionDenied(f"Consultant {value} does not work at one of your clinics", field="consultant")
 
 
 @transaction.atomic

@@ -6,8 +6,8 @@ from django.urls import reverse
 
 from smileloop.core.errors import Conflict, ValidationFailed
 from smileloop.customers.enums import Relation
-from smileloop.customers.models import Household, HouseholdMember
-from smileloop.customers.services import household_member_add, household_relative_add
+from smileloop.customers.models import Customer, Household, HouseholdMember
+from smileloop.customers.services import customer_merge, household_member_add, household_relative_add
 from smileloop.customers.tests.factories import CustomerFactory
 
 
@@ -178,7 +178,6 @@ def test_a_registration_with_a_bad_family_or_consent_part_names_it_and_writes_no
 
 
 def test_a_relation_that_cannot_be_linked_leaves_no_person_behind(client, front_desk_a, chain, clinic_a):
-    from smileloop.customers.models import Customer
     from smileloop.customers.tests.test_views import login
 
     # given a woman who is the sister of a household's head: whose grandchild is not certain from that
@@ -296,7 +295,6 @@ def test_the_family_section_takes_a_relative_out_and_explains_a_refusal(client, 
 
 
 def test_a_child_already_in_the_relatives_family_is_not_registered_twice(client, front_desk_a, chain, clinic_a):
-    from smileloop.customers.models import Customer
     from smileloop.customers.tests.test_views import login
 
     # given: 李小宝 imported with his mother's number, so in her family without a phone of his own
@@ -319,7 +317,6 @@ def test_a_child_already_in_the_relatives_family_is_not_registered_twice(client,
 
 
 def test_a_namesake_with_another_birthday_or_with_a_phone_is_registered(client, front_desk_a, chain, clinic_a):
-    from smileloop.customers.models import Customer
     from smileloop.customers.tests.test_views import login
 
     mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
@@ -340,7 +337,6 @@ def test_the_service_refuses_a_family_member_registered_twice_and_writes_nothing
     import datetime as dt
 
     from smileloop.clinics.selectors import scope_for_staff
-    from smileloop.customers.models import Customer
     from smileloop.customers.services import customer_register
 
     mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
@@ -360,7 +356,6 @@ def test_the_service_refuses_a_family_member_registered_twice_and_writes_nothing
 
 def test_a_family_member_of_another_clinic_is_named_masked_and_not_linked(client, front_desk_a, chain, clinic_a,
                                                                            clinic_b):
-    from smileloop.customers.models import Customer
     from smileloop.customers.tests.test_views import login
 
     mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
@@ -377,3 +372,61 @@ def test_a_family_member_of_another_clinic_is_named_masked_and_not_linked(client
     assert reverse("customers:detail", args=[child.id]) not in response.text
     assert 'data-testid="existing-customer"' not in response.text
     assert Customer.objects.filter(name="李小宝").count() == 1
+
+
+# --- merging records of people in households ---------------------------------------------------------------------
+
+def _households() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every household as (head's name, sorted (member name, relation)): the head must be among its members."""
+    return sorted((h.head.name, sorted((m.customer.name, m.relation) for m in h.members.select_related("customer")))
+                  for h in Household.objects.select_related("head"))
+
+
+def test_merging_the_head_of_a_family_into_the_head_of_another_joins_the_families(family, chain, clinic_a,
+                                                                                   director_scope):
+    # given: 王峰 was registered twice; the second record heads a household with his mother
+    again = CustomerFactory(chain=chain, name="王峰", home_clinic=clinic_a)
+    household_member_add(head=again, member=family["王奶奶"], relation=Relation.PARENT)
+    # when
+    customer_merge(scope=director_scope, survivor=family["王峰"], merged=again, reason="同一人")
+    # then: one household, headed by the survivor, with every relative
+    assert _households() == [("王峰", [("王奶奶", "parent"), ("王峰", "head"), ("王锦程", "child"),
+                                       ("郑佳琪", "spouse")])]
+
+
+def test_merging_a_family_head_into_a_member_of_another_family_is_refused_and_changes_nothing(family, chain,
+                                                                                            clinic_a, director_scope):
+    # given: 郑佳琪's duplicate record heads a household with her mother (as 小李 stands in)
+    again = CustomerFactory(chain=chain, name="郑佳琪", home_clinic=clinic_a)
+    household_member_add(head=again, member=family["小李"], relation=Relation.PARENT)
+    before = _households()
+    # when
+    with pytest.raises(Conflict) as refused:
+        customer_merge(scope=director_scope, survivor=family["郑佳琪"], merged=again, reason="同一人")
+    # then
+    assert refused.value.code == "household_conflict"
+    assert "take one of them out of their household" in refused.value.message
+    assert _households() == before
+    assert Customer.objects.get(pk=again.pk).merged_into_id is None
+
+
+def test_merging_a_member_into_someone_of_another_family_keeps_that_family_whole(family, chain, clinic_a,
+                                                                                director_scope):
+    # given: the son has a duplicate record who is in the household of 小李 (a wrong link)
+    household_member_add(head=family["小李"], member=family["王奶奶"], relation=Relation.PARENT)
+    again = CustomerFactory(chain=chain, name="王锦程", home_clinic=clinic_a)
+    household_member_add(head=family["小李"], member=again, relation=Relation.OTHER)
+    # when
+    customer_merge(scope=director_scope, survivor=family["王锦程"], merged=again, reason="同一人")
+    # then: both households keep a head that is among their members
+    assert _households() == [
+        ("小李", [("小李", "head"), ("王奶奶", "parent")]),
+        ("王峰", [("王峰", "head"), ("王锦程", "child"), ("郑佳琪", "spouse")]),
+    ]
+
+
+def test_merging_the_head_into_a_member_of_the_same_family_makes_the_survivor_head(family, chain, director_scope):
+    # when: the head's record is merged into the son's (staff picked the wrong survivor: they are one person here)
+    customer_merge(scope=director_scope, survivor=family["王锦程"], merged=family["王峰"], reason="同一人")
+    # then
+    assert _households() == [("王锦程", [("王锦程", "head"), ("郑佳琪", "spouse")])]

@@ -54,6 +54,16 @@ def test_phone_mask_hides_the_middle_four_digits():
     assert phone_mask(None) == ""
 
 
+@pytest.mark.parametrize("e164, masked", [
+    ("+862162881234", "021****1234"),      # a Shanghai landline keeps its trunk 0: not a 216… mobile
+    ("+8675586001234", "075****1234"),
+    ("+16502530000", "+1 65****0000"),     # another country's number keeps its code: not a 165… mobile
+    ("+85291234567", "+852 91****67"),     # eight digits: still four hidden
+])
+def test_phone_mask_of_a_landline_or_a_foreign_number_does_not_pass_for_a_chinese_mobile(e164, masked):
+    assert phone_mask(e164) == masked
+
+
 @given(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2026, 1, 1)))
 def test_every_date_spelling_parses_to_the_same_day(day):
     spellings = [day.isoformat(), f"{day.year}/{day.month}/{day.day}", f"{day.year}年{day.month}月{day.day}日",
@@ -99,6 +109,13 @@ def test_channel_labels_in_chinese_map_to_codes():
 @pytest.mark.parametrize(("name", "initials"), [("张三", {"zs"}), ("曾小明", {"zxm", "cxm"}),
                                                 ("单田芳", {"stf", "dtf", "ctf"}), ("解晓东", {"xxd", "jxd"})])
 def test_polyphonic_surnames_get_every_reading(name, initials):
+    assert set(pinyin_keys(name)[0]) == initials
+
+
+@pytest.mark.parametrize(("name", "initials"), [("王伟", {"ww"}), ("邓丽", {"dl"}), ("叶子", {"yz"}),
+                                                ("石磊", {"sl"}), ("于洋", {"yy"})])
+def test_a_surname_that_is_no_polyphonic_surname_takes_its_usual_reading_only(name, initials):
+    # pypinyin also reads 王 yu, 邓 shan, 叶 xie, 石 dan: keys by those put 王 under "yu" beside 于
     assert set(pinyin_keys(name)[0]) == initials
 
 

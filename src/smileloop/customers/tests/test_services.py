@@ -148,6 +148,36 @@ def test_search_by_pinyin_initials_full_pinyin_and_phone_tail(chain, clinic_a, a
     assert ids("张") == {zs.id}
 
 
+def test_a_search_for_a_surname_finds_that_surname_not_a_rare_reading_of_another(chain, clinic_a, admin_scope):
+    yu, _ = customer_upsert(chain=chain, data={"name": "于洋", "home_clinic": clinic_a})
+    customer_upsert(chain=chain, data={"name": "王洋", "home_clinic": clinic_a})
+    shan, _ = customer_upsert(chain=chain, data={"name": "单洋", "home_clinic": clinic_a})
+    customer_upsert(chain=chain, data={"name": "邓洋", "home_clinic": clinic_a})
+    ids = lambda q: {c.id for c in customer_list(admin_scope, q=q)}  # noqa: E731
+    assert ids("yuyang") == ids("yy") == {yu.id}
+    assert ids("shanyang") == {shan.id}
+
+
+def test_the_migration_rebuilds_the_keys_of_surnames_read_too_many_ways(chain, clinic_a):
+    import importlib
+
+    from django.apps import apps
+
+    from smileloop.customers.models import CustomerSearchKey
+    wang, _ = customer_upsert(chain=chain, data={"name": "王洋", "home_clinic": clinic_a})
+    zhang, _ = customer_upsert(chain=chain, data={"name": "张三", "home_clinic": clinic_a})
+    # given the keys as they were written before: 王 read wang and yu
+    CustomerSearchKey.objects.create(customer=wang, chain_id=chain.id, home_clinic_id=clinic_a.id, kind="i",
+                                     value="yy")
+    untouched = set(CustomerSearchKey.objects.filter(customer=zhang).values_list("pk", flat=True))
+    # when
+    importlib.import_module("smileloop.customers.migrations.0018_surname_search_keys")._rebuild(apps, None)
+    # then
+    assert set(CustomerSearchKey.objects.filter(customer=wang).values_list("kind", "value")) == {
+        ("i", "wy"), ("p", "wangyang")}
+    assert set(CustomerSearchKey.objects.filter(customer=zhang).values_list("pk", flat=True)) == untouched
+
+
 def test_search_by_a_full_number_finds_the_person_a_second_number_belongs_to(chain, clinic_a, clinic_b, admin_scope,
                                                                             scope_a):
     # given a patient with a landline on file as a phone identity, and one of another clinic with another
