@@ -98,6 +98,78 @@ def test_staff_member_finds_a_patient_by_pinyin_initials_and_opens_the_360_page(
     assert page.locator("[data-testid=phone]").inner_text() == "13800138000"
 
 
+def _rows(page) -> list[str]:
+    return page.eval_on_selector_all("#customer-results a.row-title", "links => links.map(a => a.textContent.trim())")
+
+
+def _wait_for_rows(page, names: list[str]) -> None:
+    page.wait_for_function(
+        "names => JSON.stringify(Array.from(document.querySelectorAll('#customer-results a.row-title'), "
+        "a => a.textContent.trim())) === JSON.stringify(names)", arg=names)
+
+
+def test_back_and_forward_after_live_searches_show_the_search_each_result_came_from(live_server, browser_page,
+                                                                                    chain_admin, patients, clinic_b):
+    page = browser_page
+    login_as_chain_admin(page, live_server)
+    # given: three live searches, the last one narrowed to a clinic, each pushed into the address bar
+    page.fill("#id_q", "zs")
+    _wait_for_rows(page, ["张三"])
+    page.fill("#id_q", "ls")
+    _wait_for_rows(page, ["李四"])
+    page.fill("#id_q", "w")
+    _wait_for_rows(page, ["王五"])
+    page.select_option("#id_clinic", str(clinic_b.id))
+    page.wait_for_function("id => new URLSearchParams(location.search).get('clinic') === id", arg=str(clinic_b.id))
+    _wait_for_rows(page, ["王五"])
+    expected = {  # the results and the fields each address stands for
+        "zs": (["张三"], ""), "ls": (["李四"], ""), "w": (["王五"], ""), "w+B": (["王五"], str(clinic_b.id))}
+
+    def assert_shows(step: str) -> None:
+        names, clinic = expected[step]
+        query = step.split("+")[0]
+        page.wait_for_function("q => new URLSearchParams(location.search).get('q') === q", arg=query)
+        _wait_for_rows(page, names)
+        # then: the search box and the clinic select say what the address (and the results) say. Waited for
+        # together: "w" and "w+B" share the search, so the box alone says nothing about whether the page is back.
+        page.wait_for_function("([q, c]) => document.querySelector('#id_q').value === q"
+                               " && document.querySelector('#id_clinic').value === c", arg=[query, clinic])
+        assert page.input_value("#id_clinic") == clinic, step
+
+    # when: going back through them, and forward again (htmx restores each from its history cache)
+    for step in ("w", "ls", "zs"):
+        page.go_back()
+        assert_shows(step)
+    for step in ("ls", "w", "w+B"):
+        page.go_forward()
+        assert_shows(step)
+
+    # when: the history cache has lost the pages (htmx then asks the server for the whole page)
+    page.evaluate("sessionStorage.removeItem('htmx-history-cache')")  # htmx 2 keeps it there
+    page.go_back()
+    assert_shows("w")
+    assert page.locator("h1").first.inner_text() == "Customers"  # the whole page, not the results alone
+
+    # when: exporting the list on screen after a live search, the export is of that search
+    page.fill("#id_q", "zs")
+    _wait_for_rows(page, ["张三"])
+    page.click("details.export > summary")
+    page.fill("details.export input[name=reason]", "review")
+    with page.expect_download() as download:
+        page.click("details.export button[type=submit]")
+    exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert "张三" in exported and "李四" not in exported and "王五" not in exported
+
+    # when: opening a patient from the results and coming back
+    page.locator("#customer-results a.row-title").first.click()
+    page.wait_for_url(f"{live_server.url}/customers/{patients.id}/")
+    page.go_back()
+    # then: the list page again (not the results fragment the browser fetched at the same address), search kept
+    page.wait_for_selector("#id_q")
+    page.wait_for_function("document.querySelector('#id_q').value === 'zs'")
+    assert _rows(page) == ["张三"]
+
+
 def test_a_card_form_loads_when_opened_and_tops_up_the_wallet(live_server, browser_page, chain_admin, patients):
     page = browser_page
     login_as_chain_admin(page, live_server)

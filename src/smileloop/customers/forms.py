@@ -2,8 +2,10 @@
 authority (a ValidationFailed raised by a service is mapped back onto the form with `add_domain_errors`)."""
 
 import datetime as dt
+from functools import cached_property
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -56,8 +58,29 @@ def _blank(label):
     return [("", label)]
 
 
+class _TagChoices:
+    """The tag select's choices, the chain's tags by group: read once, and only when the select is rendered or a tag
+    is chosen (the search's fragment, typed letter by letter, reads none)."""
+
+    def __init__(self, scope: Scope):
+        self.scope = scope
+
+    @cached_property
+    def groups(self) -> list[tuple[str, list[tuple[int, str]]]]:
+        return selectors.tag_options(self.scope)
+
+    def __call__(self):
+        return _blank(_("All tags")) + self.groups
+
+
+SEARCH_MAX_LENGTH = 50
+
+
 class CustomerFilterForm(forms.Form):
-    q = forms.CharField(label=_("Search"), required=False, max_length=50, widget=forms.TextInput(attrs={
+    q = forms.CharField(label=_("Search"), required=False, max_length=SEARCH_MAX_LENGTH, error_messages={
+        "max_length": _("The search is too long: at most %(limit_value)d characters (this one has %(show_value)d). "
+                        "Nothing was searched."),
+    }, widget=forms.TextInput(attrs={
         "type": "search", "autocomplete": "off", "autofocus": True,
         "placeholder": _("Name, pinyin (zs / zhangsan), phone or last 4 digits"),
     }))
@@ -65,15 +88,28 @@ class CustomerFilterForm(forms.Form):
     stage = forms.ChoiceField(label=_("Stage"), required=False, choices=_blank(_("All stages")) + Stage.choices)
     source = forms.ChoiceField(label=_("Source"), required=False,
                                choices=_blank(_("All sources")) + Channel.choices)
+    tag = forms.TypedChoiceField(label=_("Tag"), required=False, coerce=int, empty_value=None)
     page = forms.IntegerField(required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput)
 
     def __init__(self, scope: Scope, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["clinic"].queryset = clinic_list(scope)
+        self._tags = _TagChoices(scope)
+        self.fields["tag"].choices = self._tags  # a callable: evaluated when needed
 
-    def filters(self) -> dict:
-        """The valid filters; an invalid value (a clinic outside the scope, page=abc) is simply ignored."""
+    @property
+    def tag_groups(self) -> list:
+        """The chain's tags by group (the template shows the tag select only when there are some)."""
+        return self._tags.groups
+
+    def filters(self) -> dict | None:
+        """The filters to apply; None when the search itself cannot be applied (longer than the box takes: only a
+        URL made by hand gets there), so the list says why and shows no one, never every patient as if they matched.
+        An invalid choice (a clinic outside the scope, a tag of another chain, page=abc) is left out: its select then
+        shows "All …", which is what is applied."""
         self.is_valid()
+        if "q" in self.errors:
+            return None
         data = getattr(self, "cleaned_data", {})
         clinic = data.get("clinic")
         return {
@@ -81,6 +117,7 @@ class CustomerFilterForm(forms.Form):
             "clinic_id": clinic.id if clinic else None,
             "stage": data.get("stage") or "",
             "source": data.get("source") or "",
+            "tag_id": data.get("tag") or None,
             "page": data.get("page") or 1,
         }
 
@@ -145,8 +182,18 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.scope = scope
         self.customer = customer
-        self.fields["home_clinic"].queryset = clinic_list(scope)
-        self.fields["consultant"].queryset = staff_list(scope, roles=[Role.CONSULTANT, Role.CLINIC_DIRECTOR])
+        clinics = clinic_list(scope)
+        consultants = staff_list(scope, roles=[Role.CONSULTANT, Role.CLINIC_DIRECTOR])
+        if customer is not None:
+            # The record's own home clinic and consultant stay choices even when they are another clinic's (a
+            # patient seen through their consultant, a consultant who moved): shown as "— none —", saving the form
+            # unchanged would clear them.
+            clinics = clinics.model.objects.filter(
+                Q(pk__in=clinics.values("pk")) | Q(pk=customer.home_clinic_id)).order_by("id")
+            consultants = consultants.model.objects.filter(
+                Q(pk__in=consultants.values("pk")) | Q(pk=customer.consultant_id)).order_by("id")
+        self.fields["home_clinic"].queryset = clinics
+        self.fields["consultant"].queryset = consultants
         if not scope.is_chain_wide:
             # A clinic's staff would lose sight of a customer without a home clinic among theirs.
             self.fields["home_clinic"].required = True
@@ -281,20 +328,38 @@ class FamilyMemberForm(DomainErrorsMixin, forms.Form):
         return found
 
 
+def customer_ids_parse(text: str) -> list[int]:
+    """"12,34" → [12, 34]: the records of a merge group, sorted, at least two (ValidationError otherwise)."""
+    try:
+        ids = sorted({int(v) for v in (text or "").split(",") if v.strip()})
+    except ValueError:
+        raise forms.ValidationError(_("Invalid customer list."), code="invalid")
+    if len(ids) < 2:
+        raise forms.ValidationError(_("Choose at least two records."), code="too_few")
+    return ids
+
+
 class MergeForm(forms.Form):
     customers = forms.CharField(widget=forms.HiddenInput)
     survivor = forms.IntegerField(label=_("Keep this record"))
-    reason = forms.CharField(label=_("Reason"), max_length=255, widget=forms.TextInput(attrs={
+    reason = forms.CharField(label=_("Reason for merging"), max_length=255, widget=forms.TextInput(attrs={
         "placeholder": _("e.g. same person, registered twice at the front desk")}))
 
     def clean_customers(self) -> list[int]:
-        try:
-            ids = sorted({int(v) for v in self.cleaned_data["customers"].split(",") if v.strip()})
-        except ValueError:
-            raise forms.ValidationError(_("Invalid customer list."), code="invalid")
-        if len(ids) < 2:
-            raise forms.ValidationError(_("Choose at least two records."), code="too_few")
-        return ids
+        return customer_ids_parse(self.cleaned_data["customers"])
+
+    def problems(self) -> list[str]:
+        """The form's errors as sentences that say which field, for a page that shows them beside the group:
+        "Reason for merging: This field is required." (the list of records, hidden, needs no name)."""
+        found = []
+        for name, messages in self.errors.items():
+            field = self.fields.get(name)
+            for message in messages:
+                if field is None or name == "customers" or not field.label:
+                    found.append(str(message))
+                else:
+                    found.append(_("%(field)s: %(error)s") % {"field": field.label, "error": message})
+        return found
 
     def clean(self):
         data = super().clean()

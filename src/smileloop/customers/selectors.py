@@ -6,6 +6,7 @@ import operator
 import re
 from dataclasses import dataclass
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery
 
@@ -70,6 +71,37 @@ def customer_get(scope: Scope, customer_id) -> Customer:
     if customer is None or not customer_visible(scope, customer):
         raise NotFound("Customer not found")
     return customer
+
+
+_MERGE_HOPS = 20  # merges of merges followed at most (a record merged into one merged later, and so on)
+
+
+def customer_survivor_get(scope: Scope, customer_id) -> Customer:
+    """The live record a merged-away `customer_id` became (through merges of merges), when `scope` may see it.
+
+    NotFound otherwise, as customer_get: for an id that was never merged (customer_get answers those), of another
+    chain, or whose survivor is outside the scope, so an old link tells nothing about a record the reader may not
+    see. One small read a merge followed, then customer_get."""
+    try:
+        current = int(customer_id)
+    except (TypeError, ValueError):
+        raise NotFound("Customer not found")
+    if not 0 < current < 2**63:
+        raise NotFound("Customer not found")
+    start = current
+    for _hop in range(_MERGE_HOPS + 1):
+        rows = list(Customer.objects.filter(pk=current, chain_id=scope.chain_id)
+                    .values_list("merged_into_id", flat=True)[:1])
+        if not rows:
+            raise NotFound("Customer not found")
+        if rows[0] is None:
+            break
+        current = rows[0]
+    else:
+        raise NotFound("Customer not found")
+    if current == start:
+        raise NotFound("Customer not found")
+    return customer_get(scope, current)
 
 
 class _IdAnyOf(Func):
@@ -169,7 +201,7 @@ def _with_ids(qs: QuerySet, ids: QuerySet, *, column: str = "pk") -> QuerySet:
 
 
 def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, stage: str = "",
-                  source: str = "", has_mobile: bool | None = None) -> QuerySet[Customer]:
+                  source: str = "", tag_id: int | None = None, has_mobile: bool | None = None) -> QuerySet[Customer]:
     qs = customer_queryset(scope)
     qs = customer_search(qs, chain_id=scope.chain_id, q=q, clinic_ids=scope.clinic_ids, staff_id=scope.staff_id)
     if clinic_id:
@@ -178,6 +210,8 @@ def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, st
         qs = qs.filter(stage=stage)
     if source:
         qs = qs.filter(first_touch_channel=source)
+    if tag_id:
+        qs = _tagged(qs, tag_id)
     if has_mobile is not None:
         qs = qs.filter(mobile__isnull=not has_mobile)
     if connection.vendor == "postgresql" and _searches_by_ids(q, clinic_ids=scope.clinic_ids):
@@ -187,6 +221,46 @@ def customer_list(scope: Scope, *, q: str = "", clinic_id: int | None = None, st
         # two small follow-up queries.
         return qs.prefetch_related("home_clinic", "consultant").order_by("-id")
     return qs.select_related("home_clinic", "consultant").order_by("-id")
+
+
+# --- tags (the tagging app, a higher layer, owns them) ---------------------------------------------------------
+
+
+def _tagging_models() -> tuple[type | None, type | None]:
+    """The tagging app's CustomerTag and Tag, found through the model registry (the reverse relation `Customer.tags`
+    and its `tag`), as customer_merge finds later apps' rows: this app sits below tagging and never imports it (the
+    layers rule). (None, None) where the tagging app is not installed."""
+    try:
+        customer_tag = Customer._meta.get_field("tags").related_model
+    except FieldDoesNotExist:
+        return None, None
+    return customer_tag, customer_tag._meta.get_field("tag").related_model
+
+
+def _tagged(qs: QuerySet[Customer], tag_id: int) -> QuerySet[Customer]:
+    """The customers of `qs` carrying the tag: a semi-join on the tag's rows (`id IN (SELECT customer_id … WHERE
+    tag_id = …)`, read from the (tag, customer) index alone), so PostgreSQL picks the side to drive from and SQLite
+    drives from the tag's patients. The scope stays `qs`'s: a tag names no one outside it."""
+    customer_tag, _tag = _tagging_models()
+    if customer_tag is None:
+        return qs.none()
+    return qs.filter(pk__in=customer_tag.objects.filter(tag_id=tag_id).order_by().values("customer_id"))
+
+
+def tag_options(scope: Scope) -> list[tuple[str, list[tuple[int, str]]]]:
+    """The chain's tags by group, [(group name, [(tag id, tag name), …]), …] in the tag pages' order: what the customer
+    list filters by (any staff member of the chain sees its tag catalogue; the patients shown stay their scope's).
+    One query."""
+    _customer_tag, tag = _tagging_models()
+    if tag is None:
+        return []
+    groups: dict[int, tuple[str, list[tuple[int, str]]]] = {}
+    for tag_id, name, group_id, group_name in (
+            tag.objects.filter(chain_id=scope.chain_id)
+            .order_by("group__ordering", "group_id", "name", "id")
+            .values_list("id", "name", "group_id", "group__name")):
+        groups.setdefault(group_id, (group_name, []))[1].append((tag_id, name))
+    return list(groups.values())
 
 
 def customer_page(scope: Scope, *, start: int, size: int, **filters) -> list[Customer]:
@@ -423,7 +497,8 @@ class HouseholdInScope:
 def customer_find(scope: Scope, text: str) -> Customer | None:
     """The customer a staff member names in a field ("family member", "came with"): by customer number (#4999 or
     4999), else by mobile in any common format; None when `scope` holds no such customer."""
-    text = text.strip().lstrip("#")
+    # Half-width first (NFKC): a Chinese IME types "＃５０１７" or "＃5017" for #5017.
+    text = to_halfwidth(text or "").strip().lstrip("#").strip()
     if text.isdigit() and len(text) < 11:
         try:
             return customer_get(scope, text)

@@ -9,8 +9,11 @@ import csv
 import io
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import htmx_redirect as _redirect
@@ -26,6 +30,7 @@ from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
 from smileloop.core.csvsafe import csv_safe
+from smileloop.core.messages import message_display
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
@@ -40,6 +45,7 @@ from smileloop.customers.forms import (
     MergeForm,
     NoteForm,
     PhoneRevealForm,
+    customer_ids_parse,
 )
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked, phone_display, phone_mask
@@ -59,25 +65,31 @@ MERGE_REASONS = {
 
 @staff_view
 @require_GET
+@vary_on_headers("HX-Request")  # one URL, two answers (the page, the results): the browser caches each apart
 def customer_list(request, scope: Scope):
     form = CustomerFilterForm(scope, request.GET or None)
     filters = form.filters()
-    page = filters.pop("page")
-    start = (page - 1) * PAGE_SIZE
-    # One extra row says whether a next page exists: no COUNT(*) over the pool on every keystroke.
-    rows = selectors.customer_page(scope, start=start, size=PAGE_SIZE + 1, **filters)
+    if filters is None:  # a search that cannot be run: say so, and show no one
+        page, rows = 1, []
+    else:
+        page = filters.pop("page")
+        start = (page - 1) * PAGE_SIZE
+        # One extra row says whether a next page exists: no COUNT(*) over the pool on every keystroke.
+        rows = selectors.customer_page(scope, start=start, size=PAGE_SIZE + 1, **filters)
     context = {
         "form": form,
         "customers": rows[:PAGE_SIZE],
         "page": page,
         "next_page": page + 1 if len(rows) > PAGE_SIZE else None,
         "previous_page": page - 1 if page > 1 else None,
-        "searching": any(filters.values()),
+        "searching": filters is None or any(filters.values()),
+        "search_errors": form.errors.get("q", []) if filters is None else [],
         "can_edit": scope.can(Perm.CUSTOMER_EDIT),
         "can_export": scope.can(Perm.CUSTOMER_EXPORT),
     }
     template = "customers/customer_list.html"
-    if request.htmx and not request.htmx.boosted:
+    # htmx restoring a page missing from its history cache (Back/Forward) asks for the whole page.
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         template += "#results"
     return render(request, template, context)
 
@@ -105,6 +117,8 @@ def customer_export(request, scope: Scope):
         return HttpResponse(_("A reason is required to export customers."), status=422)
     form = CustomerFilterForm(scope, request.POST)
     filters = form.filters()
+    if filters is None:  # never the whole pool for a search that could not be applied
+        return HttpResponse(" ".join(form.errors["q"]), status=422)
     filters.pop("page", None)
     qs = selectors.customer_list(scope, **filters)
     audit_record(actor=request.user, action="customer.export", object_type="customer", reason=reason,
@@ -288,8 +302,16 @@ def _requested_page(query) -> tuple[str, int]:
 def customer_detail(request, scope: Scope, customer_id: int):
     """The 360 page. `?section=<history section>&page=N` shows page N of that history: htmx asks for the
     named partial `<section>_page` (the rows and the next "more" link, appended in place); without JavaScript
-    the "more" link is a plain link to the whole page showing that page."""
-    customer = selectors.customer_get(scope, customer_id)
+    the "more" link is a plain link to the whole page showing that page.
+
+    The address of a record merged into another (an old link, a bookmark, the timeline) leads to the record it became,
+    when the reader may see that one; otherwise it is a 404 like any id outside the scope."""
+    try:
+        customer = selectors.customer_get(scope, customer_id)
+    except errors.NotFound:
+        survivor = selectors.customer_survivor_get(scope, customer_id)  # NotFound → 404, as before
+        messages.info(request, _("Customer no. %(number)s was merged into this record.") % {"number": customer_id})
+        return _redirect(request, reverse("customers:detail", args=[survivor.id]))  # htmx: a full navigation
     section, number = _requested_page(request.GET)
     fragment = f"{section}_page" if section and request.htmx and not request.htmx.boosted else ""
     return _render_360(request, scope, customer, fragment=fragment, pages={section: number} if section else None)
@@ -462,13 +484,14 @@ def customer_edit(request, scope: Scope, customer_id: int):
     customer = selectors.customer_get(scope, customer_id)
     _require(scope, Perm.CUSTOMER_EDIT)
     form = CustomerForm(scope, request.POST or None, customer=customer)
-    existing = None
+    existing, existing_elsewhere = None, False
     if request.method == "POST" and form.is_valid():
         existing, visible = form.existing_customer()
         if existing is not None:
-            form.add_error("mobile", _("This mobile number belongs to another customer. Merge the two records "
-                                       "instead."))
-            existing = existing if visible else None
+            # Nothing is created here, and what to do depends on whom the reader may see and whether they may merge:
+            # the page's notice says it (a customer of another clinic is not named).
+            form.add_error("mobile", _("This mobile number is already on another customer's record."))
+            existing, existing_elsewhere = (existing, False) if visible else (None, True)
         else:
             try:
                 services.customer_update(customer=customer, data=form.service_data(), actor=request.user.staff)
@@ -477,7 +500,11 @@ def customer_edit(request, scope: Scope, customer_id: int):
             else:
                 messages.success(request, _("Changes saved."))
                 return _redirect(request, reverse("customers:detail", args=[customer.id]))
-    context = {"form": form, "existing": existing, "customer": customer}
+    context = {"form": form, "existing": existing, "existing_elsewhere": existing_elsewhere, "customer": customer,
+               "can_merge": scope.can(Perm.CUSTOMER_MERGE),
+               "merge_url": (reverse("customers:merge_candidates") + "?" + urlencode(
+                   {"customers": f"{min(customer.id, existing.id)},{max(customer.id, existing.id)}"})
+                             if existing is not None else "")}
     return render(request, "customers/customer_form.html", context,
                   status=422 if request.method == "POST" else 200)
 
@@ -494,43 +521,103 @@ def _family_name(scope: Scope, candidate) -> str:
     return found.name if found else ""
 
 
+def _merge_tab(value) -> str | None:
+    """The kind of evidence a duplicates page lists (`?reason=`), or None for all."""
+    return value if value in selectors.MERGE_REASONS else None
+
+
+def _merge_group(reason: str, customers: list[Customer], *, family: str = "") -> dict:
+    return {"reason": reason, "customers": customers, "ids": ",".join(str(c.id) for c in customers),
+            "family": family, "survivor": customers[0].id, "reason_text": "", "problems": []}
+
+
+def _merge_page(request, scope: Scope, *, tab: str | None, pinned: list[Customer] | None = None,
+                failed: dict | None = None, status: int = 200) -> HttpResponse:
+    """The duplicates page: the groups of one kind of evidence (or all). A group the reader `pinned` comes first (the
+    records they chose to compare from a customer's edit page, or a refused group); `failed` is a refused merge, whose
+    group shows what was wrong beside its form, with what was entered."""
+    groups = [
+        _merge_group(MERGE_REASONS.get(c.reason, c.reason), c.customers, family=_family_name(scope, c))
+        for c in selectors.merge_candidates_list(scope, reason=tab)
+    ]
+    if pinned:
+        ids = ",".join(str(c.id) for c in pinned)
+        listed = next((g for g in groups if g["ids"] == ids), None)
+        groups = [listed or _merge_group(_("Records you chose"), pinned)] + [
+            g for g in groups if g is not listed]
+    if failed is not None:
+        group = next((g for g in groups if g["ids"] == failed["ids"]), None)
+        if group is not None:
+            group.update(problems=failed["problems"], reason_text=failed["reason_text"],
+                         survivor=failed["survivor"] or group["survivor"])
+        failed = {**failed, "shown": group is not None}
+    tabs = [{"value": "", "label": _("All"), "active": tab is None}] + [
+        {"value": value, "label": MERGE_REASONS[value], "active": tab == value} for value in selectors.MERGE_REASONS]
+    return render(request, "customers/merge_candidates.html", {
+        "groups": groups, "tabs": tabs, "tab": tab or "", "can_merge": scope.can(Perm.CUSTOMER_MERGE),
+        "failed": failed}, status=status)
+
+
 @staff_view
 @require_GET
 def merge_candidates(request, scope: Scope):
     """Likely duplicates, strongest evidence first; `?reason=` lists one kind only, so each kind can be worked
-    through even when another has hundreds of groups."""
-    reason = request.GET.get("reason") or None
-    if reason not in selectors.MERGE_REASONS:
-        reason = None
-    groups = [
-        {"reason": MERGE_REASONS.get(c.reason, c.reason), "customers": c.customers,
-         "ids": ",".join(str(x.id) for x in c.customers), "family": _family_name(scope, c)}
-        for c in selectors.merge_candidates_list(scope, reason=reason)
-    ]
-    tabs = [{"value": "", "label": _("All"), "active": reason is None}] + [
-        {"value": value, "label": MERGE_REASONS[value], "active": reason == value} for value in selectors.MERGE_REASONS]
-    return render(request, "customers/merge_candidates.html",
-                  {"groups": groups, "tabs": tabs, "can_merge": scope.can(Perm.CUSTOMER_MERGE)})
+    through even when another has hundreds of groups. `?customers=12,34` puts those records first as a group of their
+    own (a customer's edit page links here when a phone is already on another record): each must be in the reader's
+    scope (404 otherwise)."""
+    pinned = None
+    if "customers" in request.GET:
+        try:
+            ids = customer_ids_parse(request.GET["customers"])
+        except ValidationError:
+            raise errors.NotFound("Customer not found")
+        pinned = [selectors.customer_get(scope, pk) for pk in ids]
+    return _merge_page(request, scope, tab=_merge_tab(request.GET.get("reason")), pinned=pinned)
 
 
 @staff_view
 @require_POST
 def customer_merge(request, scope: Scope):
+    """Merge a group into the record kept, all of it or nothing. A refusal (a reason missing, a family the records
+    cannot share) shows the duplicates page again (422) with the problem beside that group's form and what was
+    entered still in it."""
     _require(scope, Perm.CUSTOMER_MERGE)
     form = MergeForm(request.POST)
+    tab = _merge_tab(request.POST.get("tab"))
     if not form.is_valid():
-        for field_errors in form.errors.values():
-            for message in field_errors:
-                messages.error(request, message)
-        return _redirect(request, reverse("customers:merge_candidates"))
+        return _merge_refused(request, scope, form, tab=tab, problems=form.problems())
     records = {pk: selectors.customer_get(scope, pk) for pk in form.cleaned_data["customers"]}
     survivor = records.pop(form.cleaned_data["survivor"])
-    for merged in records.values():
-        services.customer_merge(scope=scope, survivor=survivor, merged=merged, actor=request.user.staff,
-                                reason=form.cleaned_data["reason"])
-        survivor.refresh_from_db()
+    try:
+        with transaction.atomic():  # a group of three is merged whole or not at all
+            for merged in records.values():
+                services.customer_merge(scope=scope, survivor=survivor, merged=merged, actor=request.user.staff,
+                                        reason=form.cleaned_data["reason"])
+                survivor.refresh_from_db()
+    except errors.Conflict as exc:
+        problem = (_("One of these records heads a family and the record to keep belongs to another family: take one "
+                     "of them out of their family on their page first, then merge.")
+                   if exc.code == "household_conflict" else message_display(exc.message))
+        return _merge_refused(request, scope, form, tab=tab, problems=[problem])
+    except errors.ValidationFailed as exc:
+        return _merge_refused(request, scope, form, tab=tab,
+                              problems=[message_display(error.message) for error in exc.errors])
     count = len(records)
     messages.success(request, ngettext("Merged %(count)s record into %(name)s.",
                                        "Merged %(count)s records into %(name)s.", count)
                      % {"count": count, "name": survivor.name})
     return _redirect(request, reverse("customers:detail", args=[survivor.id]))
+
+
+def _merge_refused(request, scope: Scope, form: MergeForm, *, tab: str | None, problems: list[str]) -> HttpResponse:
+    """The duplicates page again (422), the refused group first and marked. Its records are read through the scope
+    (404 outside it, as merging them would be)."""
+    try:
+        ids = customer_ids_parse(request.POST.get("customers", ""))
+    except ValidationError:
+        ids = []
+    survivor = getattr(form, "cleaned_data", {}).get("survivor")
+    failed = {"ids": ",".join(map(str, ids)), "problems": problems, "survivor": survivor if survivor in ids else None,
+              "reason_text": request.POST.get("reason", "")[:255]}
+    pinned = [selectors.customer_get(scope, pk) for pk in ids] or None
+    return _merge_page(request, scope, tab=tab, pinned=pinned, failed=failed, status=422)
