@@ -13,7 +13,9 @@ and the rows go to the database in one statement per table and chunk:
   explicit ids by itself, so AUTOINCREMENT never hands them out again).
 Both go around Django's cursor wrapper on purpose: with DEBUG on it renders every executed statement
 with its parameters (on SQLite by running a quoting query per parameter batch), which cost more than
-the inserts themselves. Values still go through each field's get_db_prep_save where the type needs it
+the inserts themselves. The driver's errors are still raised as Django's (`connection.wrap_database_errors`, as the
+wrapper does): a unique violation of a concurrent writer is an `IntegrityError`, which callers turn into their
+"changed during the import, run it again" (psycopg's own UniqueViolation escaped them as a traceback). Values still go through each field's get_db_prep_save where the type needs it
 (dates, datetimes, decimals), JSON is serialised the way Django's JSONField does, and unspecified
 fields take the model default, so a field added to a model later is filled correctly without touching
 this module.
@@ -101,7 +103,7 @@ def ids_reserve(model: type[models.Model], n: int) -> list[int]:
         return []
     table = model._meta.db_table
     column = model._meta.pk.column
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         raw = cursor.cursor
         if connection.vendor == "postgresql":
             raw.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -129,7 +131,7 @@ def rows_insert(model: type[models.Model], rows: list[dict], *, returning_ids: b
     values = plan.values(rows, ids)
     columns = (plan.pk_column + ", " + plan.column_list) if ids is not None else plan.column_list
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         raw = cursor.cursor
         if vendor == "postgresql":
             with raw.copy(f"COPY {quote(plan.table)} ({columns}) FROM STDIN") as copy:

@@ -84,35 +84,48 @@ def phone_display(e164: str | None) -> str:
 
 
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
+# A time of day after a date (a date column exported as date-times: '1990-01-05 00:00:00', an ISO date-time with its
+# offset) is allowed and dropped; anything else after it makes the cell no date (before, '1990-01-05 garbage' was read
+# as 1990-01-05).
 _DATE_PATTERNS = [
-    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T].*)?$"),
-    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
-    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"
+               r"(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})[日号]?(?:\s*(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)?$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})(?:\.0+)?$"),
 ]
 
 
 def date_parse(raw) -> dt.date:
-    """1990-01-05, 1990/1/5, 1990年1月5日, 19900105, Excel serial 32878, or a date object."""
+    """1990-01-05, 1990/1/5, 1990年1月5日, 19900105 (text or number), Excel serial 32878, or a date object. A time of
+    day after the date is dropped; other text after it is refused.
+
+    An 8-digit number 19000101–20991231 is a date written YYYYMMDD (typed into a number cell of Excel): Excel's
+    serials of real dates have 5 digits (2958465 is 9999-12-31), so the two are never confused."""
     if isinstance(raw, dt.datetime):
         return raw.date()
     if isinstance(raw, dt.date):
         return raw
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return _excel_serial(raw)
-    text = to_halfwidth(str(raw)).strip()
-    if not text:
-        raise ValueError("date is empty")
-    for pattern in _DATE_PATTERNS:
-        match = pattern.match(text)
-        if match:
-            year, month, day = (int(g) for g in match.groups())
-            try:
-                return dt.date(year, month, day)
-            except ValueError:
-                raise ValueError("is not a real calendar date")
-    if re.fullmatch(r"\d{4,5}(\.0+)?", text):
-        return _excel_serial(float(text))
-    raise ValueError("is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)")
+        if not (19000101 <= raw <= 20991231 and raw == int(raw)):
+            return _excel_serial(raw)
+        parts = (int(raw) // 10000, int(raw) // 100 % 100, int(raw) % 100)
+    else:
+        text = to_halfwidth(str(raw)).strip()
+        if not text:
+            raise ValueError("date is empty")
+        for pattern in _DATE_PATTERNS:
+            match = pattern.match(text)
+            if match:
+                parts = tuple(int(g) for g in match.groups())
+                break
+        else:
+            if re.fullmatch(r"\d{4,5}(\.0+)?", text):
+                return _excel_serial(float(text))
+            raise ValueError("is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)")
+    try:
+        return dt.date(*parts)
+    except ValueError:
+        raise ValueError("is not a real calendar date")
 
 
 def _excel_serial(value: float) -> dt.date:
@@ -213,6 +226,11 @@ _CHANNEL_ALIASES = {
     "自然到店": Channel.WALK_IN, "到店": Channel.WALK_IN, "进店": Channel.WALK_IN, "路过": Channel.WALK_IN,
     "导入": Channel.IMPORT, "其他": Channel.OTHER, "其它": Channel.OTHER,
 }
+# Labels that name no channel but are common in exports (an unknown source, "online", an existing patient): other,
+# when they are the whole label. Not searched for inside longer labels: 老客户推荐 is a referral.
+_CHANNEL_VAGUE = {"未知": Channel.OTHER, "不详": Channel.OTHER, "不明": Channel.OTHER, "网络": Channel.OTHER,
+                  "网上": Channel.OTHER, "老客户": Channel.OTHER, "老顾客": Channel.OTHER, "老患者": Channel.OTHER,
+                  "unknown": Channel.OTHER}
 # Longest first, so that at one position 企业微信 wins over 微信 and 大众点评 over 点评.
 _CHANNEL_WORDS = sorted(_CHANNEL_ALIASES, key=len, reverse=True)
 
@@ -232,6 +250,8 @@ def channel_parse(raw) -> str:
             return value
     if text in _CHANNEL_ALIASES:
         return _CHANNEL_ALIASES[text]
+    if text.lower() in _CHANNEL_VAGUE:
+        return _CHANNEL_VAGUE[text.lower()]
     found = [(text.lower().find(word), -len(word), word) for word in _CHANNEL_WORDS if word in text.lower()]
     if found:
         return _CHANNEL_ALIASES[min(found)[2]]

@@ -1,15 +1,17 @@
 """Import error messages in the reader's language.
 
-Parsing raises English messages: they are also the JSON report's (`--report`) and the API's, which stay English.
-The staff page translates them when it shows them (`message_display`): fixed messages through the catalogue
-(listed here so `makemessages` finds them), messages that carry a number or a list through the patterns below.
-Messages written with gettext at the source (matching, scope) arrive translated already."""
+Parsing, matching and scope checks record English messages: they are also the JSON report's (`--report`) and the
+API's, which stay English, and a stored report is read later in whichever language its reader uses (a check run for
+a Chinese-speaking uploader is shown in English to an English-speaking colleague, and the reverse). The staff page
+translates them when it shows them (`message_display`): fixed messages through the catalogue (listed here so
+`makemessages` finds them), messages that carry a number, a name or a list through the patterns below."""
 
 import re
 
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop, pgettext
 
 from smileloop.core.messages import message_display as core_message_display
+from smileloop.customers.enums import Channel
 
 FIXED = [
     gettext_noop("is required"),
@@ -28,6 +30,7 @@ FIXED = [
     gettext_noop("is not a valid Excel date number"),
     gettext_noop("is in the future"),
     gettext_noop("is before 1900"),
+    gettext_noop("is before 1980-01-01"),
     gettext_noop("is an age, not a date of birth"),
     gettext_noop("is not a gender (use 男/女, M/F or male/female)"),
     gettext_noop("channel is empty"),
@@ -40,11 +43,39 @@ FIXED = [
                  "number without decimals and save the file again"),
     gettext_noop("is a formula: the import reads a formula as its text, not its result; copy the column and paste it "
                  "back as values"),
+    gettext_noop("is not a date and time (use 2024-03-01 14:30, 2024/3/1 2:30 PM or 2024-03-01T06:30:00Z)"),
+    gettext_noop("is not one of your clinics"),
+    gettext_noop("belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"),
+    gettext_noop("is required: you see only your clinics' patients, so name one of them"),
+    gettext_noop("order number appears again after other orders; keep the rows of one order together"),
+    gettext_noop("is required (the customer has no home clinic)"),
+    gettext_noop("holds the numbers of different customers; keep one number per row"),
+    gettext_noop("is the number of a customer with another name (a shared line?): give the patient's own phone or PMS "
+                 "id"),
+    gettext_noop("no customer with this phone"),
+    gettext_noop("no customer with this PMS id"),
+    gettext_noop("belongs to another customer than the phone; merge them first"),
 ]
+
+
+def _channels_display(choices: str) -> str:
+    """The channels an unknown source could have been, as channel_parse lists them ('wechat_oa, wecom, … other or
+    微信/抖音/小红书/转介绍/…'), by their labels in the reader's language: the codes mean nothing to the front desk."""
+    codes, _sep, examples = choices.partition(" or ")
+    try:
+        labels = pgettext("list separator", ", ").join(str(Channel(code.strip()).label) for code in codes.split(","))
+    except ValueError:  # not the list channel_parse writes: as it is
+        return choices
+    if not examples:
+        return labels
+    return gettext("%(labels)s, or words such as %(examples)s") % {"labels": labels, "examples": examples}
+
+
 PATTERNS = [
     (re.compile(r"^is longer than (?P<n>\d+) characters$"), gettext_noop("is longer than %(n)s characters")),
     (re.compile(r"^must be a number between -(?P<n>\d+) and \d+$"), gettext_noop("must be a number between -%(n)s and %(n)s")),
-    (re.compile(r"^is not a known channel \((?P<choices>.*)\)$"), gettext_noop("is not a known channel (%(choices)s)")),
+    (re.compile(r"^is not a known channel \((?P<choices>.*)\)$"), gettext_noop("is not a known channel (%(choices)s)"),
+     {"choices": _channels_display}),
     (re.compile(r"^must be between 0 and the line's list total \((?P<yuan>[-\d.]+)\)$"),
      gettext_noop("must be between 0 and the line's list total (%(yuan)s)")),
     (re.compile(r"^does not equal quantity × unit price − discount \((?P<yuan>[-\d.]+)\)$"),
@@ -57,6 +88,22 @@ PATTERNS = [
      gettext_noop("holds several numbers, and “%(part)s” %(reason)s"), {"reason": lambda v: message_display(v)}),
     (re.compile(r"^holds (?P<n>\d+) numbers; at most (?P<max>\d+) are read from one cell$"),
      gettext_noop("holds %(n)s numbers; at most %(max)s are read from one cell")),
+    (re.compile(r"^belongs to a different person than (?P<column>.*) (?P<value>[^ ]*); merge them first$"),
+     gettext_noop("belongs to a different person than %(column)s %(value)s; merge them first")),
+    (re.compile(r"^order has an invalid row \(row (?P<row>\d+)\); the whole order is skipped$"),
+     gettext_noop("order has an invalid row (row %(row)s); the whole order is skipped")),
+    (re.compile(r"^names another customer than row (?P<row>\d+) of the same order$"),
+     gettext_noop("names another customer than row %(row)s of the same order")),
+    (re.compile(r"^differs from row (?P<row>\d+) of the same order$"),
+     gettext_noop("differs from row %(row)s of the same order")),
+    (re.compile(r"^is the number of a relative \((?P<note>.*)\), and no one named (?P<name>.*) is in that relative's "
+                r"family: give the patient's own phone or PMS id$"),
+     gettext_noop("is the number of a relative (%(note)s), and no one named %(name)s is in that relative's family: "
+                  "give the patient's own phone or PMS id")),
+    (re.compile(r"^differs from the name of the person with this phone \((?P<name>.*)\): the row is merged into them, "
+                r"and their name is kept$"),
+     gettext_noop("differs from the name of the person with this phone (%(name)s): the row is merged into them, and "
+                  "their name is kept")),
 ]
 
 

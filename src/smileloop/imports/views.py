@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
@@ -175,8 +176,11 @@ def _preview_context(batch, form, conflict=None) -> dict:
                 fields.append(name)
     sort_key = field_sort_key(batch.kind)
     fields.sort(key=sort_key)
-    rows = [{"row": r["row"], "outcome": r["outcome"],
-             "cells": [preview_cell(f, r["values"].get(f, "")) for f in fields]}
+    # A merged row shows the person as they will be stored: the file fills their blank fields only (marked), and
+    # where they have a value of their own the file's is shown beside it, as not taken.
+    rows = [{"row": r["row"], "outcome": r["outcome"], "warning": r.get("warning", ""),
+             "cells": [{"value": preview_cell(f, r["values"].get(f, "")), "filled": f in r.get("filled", ()),
+                        "kept": preview_cell(f, r.get("kept", {}).get(f, ""))} for f in fields]}
             for r in report.get("preview", [])]
     columns = [(header, field_label(field)) for header, field in
                sorted(report.get("columns", {}).items(), key=lambda item: sort_key(item[1]))]
@@ -193,7 +197,9 @@ def _preview_context(batch, form, conflict=None) -> dict:
     error_kinds = [{"column": column, "message": message, "count": count}
                    for (column, message), count in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
     return {"batch": batch, "report": report, "fields": [field_label(f) for f in fields], "columns": columns,
-            "fallbacks": fallbacks,
+            "fallbacks": fallbacks, "warnings": report.get("warnings", [])[:ERRORS_SHOWN],
+            "sheets_skipped": pgettext("list separator", ", ").join(f"“{title}”" for title in
+                                                                    report.get("sheets_skipped", [])),
             "rows": rows, "form": form, "conflict": conflict, "errors": errors[:ERRORS_SHOWN],
             "errors_more": max(0, report.get("error_count", len(errors)) - ERRORS_SHOWN),
             "running": running, "progress": batch_progress(batch) if running else None, "error_kinds": error_kinds}

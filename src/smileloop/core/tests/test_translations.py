@@ -52,3 +52,15 @@ def test_every_marked_message_has_a_chinese_translation(tmp_path):
     assert found > 1000, f"makemessages found only {found} messages"
     assert not missing, "untranslated (add them to locale/zh_Hans/LC_MESSAGES/django.po and run msgfmt):\n" + "\n".join(
         missing)
+
+
+def test_a_too_long_field_says_so_in_plain_chinese_not_djangos_variable_wording():
+    from django import forms
+    from django.utils import translation
+    with translation.override("zh-hans"):
+        try:
+            forms.CharField(max_length=3).clean("abcdef")
+        except forms.ValidationError as exc:
+            assert exc.messages == ["最多 3 个字，现在有 6 个。"]
+        else:
+            raise AssertionError("not refused")

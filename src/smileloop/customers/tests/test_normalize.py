@@ -98,6 +98,12 @@ def test_genders_in_chinese_and_english(raw, expected):
     assert gender_parse(raw) == expected
 
 
+@pytest.mark.parametrize("label", ["未知", "网络", "老客户", "不详", "Unknown"])
+def test_labels_that_name_no_channel_are_other_but_not_inside_a_longer_label(label):
+    assert channel_parse(label) == "other"
+    assert channel_parse("老客户推荐") == "referral"
+
+
 def test_channel_labels_in_chinese_map_to_codes():
     assert channel_parse("抖音") == "douyin"
     assert channel_parse("老带新") == "referral"

@@ -26,13 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.bulk import rows_insert
+from smileloop.core.errors import database_busy
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_in, statistics_refresh
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Relation, Stage
@@ -76,6 +77,7 @@ from smileloop.imports.services.values import (
     note_is_own,
     phone_cell_parse,
     phone_fallback_parse,
+    text_formula_value,
 )
 from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
 
@@ -88,6 +90,13 @@ _FILLABLE_BLANK = {
 
 _FILLABLE_FIELDS = ["id", "chain_id", "name", "mobile_tail", "first_touch_at",
                     *(a.removesuffix("_id") for a in _FILLABLE_BLANK)]
+
+# Row errors and warnings are English, as the JSON report; the staff page shows them in its reader's language
+# (imports.messages), whoever ran the check.
+OUT_OF_SCOPE = "belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"
+CLINIC_REQUIRED = "is required: you see only your clinics' patients, so name one of them"
+NAME_DIFFERS = ("differs from the name of the person with this phone ({name}): the row is merged into them, and their "
+                "name is kept")
 
 
 @dataclass(slots=True)
@@ -111,6 +120,8 @@ def _new_value(person: dict, attr: str):
     return person.get(attr, _FILLABLE_BLANK[attr][0]) if attr in _FILLABLE_BLANK else person.get(attr)
 
 
+# A model attribute's name in the preview (the import field it comes from)
+_PREVIEW_FIELDS = {"home_clinic_id": "home_clinic", "consultant_id": "consultant", "first_touch_channel": "source"}
 _EMPTY = object()
 _MISSING = object()
 # Columns whose parsed value depends only on the cell: parsed once per distinct value.
@@ -171,9 +182,14 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
                     run.finish()
                     if not run.write:
                         transaction.set_rollback(True)
-        except IntegrityError as exc:
+        except IntegrityError as exc:  # a concurrent import or registration took a phone or an identity first
             raise ImportConflict(_("The patient pool changed during the import (%(error)s); nothing more was "
                                    "written, run it again") % {"error": exc})
+        except OperationalError as exc:  # a concurrent import holding the rows (or SQLite's lock) past the timeout
+            if not database_busy(exc):
+                raise
+            raise ImportConflict(_("The database was busy with another write (%(error)s); nothing more was written, "
+                                   "run it again") % {"error": exc})
     if run.report.written:
         # SQLite: a first big import would otherwise leave the planner guessing (the rows of the other tables
         # grow with the people created; the timeline and consents with the rows)
@@ -257,7 +273,8 @@ class _CustomerImport:
                     text = name_clean(raw)
                     if len(text) > TEXT_LIMITS["name"]:
                         raise ValueError(f"is longer than {TEXT_LIMITS['name']} characters")
-                    values["name"] = text
+                    if text:  # a cell of invisible characters only (a zero-width space, a BOM) names no one
+                        values["name"] = text
                 elif name == "mobile":
                     mobile_present = True
                     cell = phone_cell_parse(raw)
@@ -285,7 +302,7 @@ class _CustomerImport:
                 elif name in ("latitude", "longitude"):
                     values[name] = decimal_parse(raw, bound=90 if name == "latitude" else 180)
                 elif name in IDENTITY_FIELDS:
-                    external_id = cell_text(raw)
+                    external_id = cell_text(text_formula_value(raw))  # '="000123"': Excel keeping its zeros
                     if len(external_id) > 128:
                         raise ValueError("is longer than 128 characters")
                     idents.append((IDENTITY_FIELDS[name], external_id, header))
@@ -357,7 +374,8 @@ class _CustomerImport:
         if guardian is None or relative is not None:
             return relative
         cell = guardian[0]
-        stated = words.get("guardian_relation", ("", ""))[0] or cell.note
+        # the relation column, else words beside the number that name one ('139…(奶奶)'; '139…(微信同号)' names none)
+        stated = words.get("guardian_relation", ("", ""))[0] or ("" if note_is_own(cell.note) else cell.note)
         kin = kinship_parse(stated) if stated else Relation.PARENT
         return (cell.numbers[0], kin) if kin is not None else None
 
@@ -387,17 +405,29 @@ class _CustomerImport:
         if not self.skip_invalid:
             self.write = False  # all-or-nothing: keep reading to list every error, write nothing more
 
-    def preview_add(self, number: int, values: dict, outcome: str) -> None:
+    def preview_add(self, number: int, values: dict, outcome: str, *, filled=(), kept: dict | None = None,
+                    warning: str | None = None) -> None:
+        """A preview row: `values` as they will be stored; of a merged row also the fields the file fills (`filled`),
+        the file's values the person's own keep out (`kept`) and a warning (a name that differs)."""
         if len(self.report.preview) < PREVIEW_ROWS:
-            shown = {k: "" if v is None else str(v) for k, v in values.items()}
-            if "home_clinic_id" in shown:
-                shown["home_clinic"] = self.clinics.name_of(values["home_clinic_id"])
-                del shown["home_clinic_id"]
-            if "consultant_id" in shown:
-                shown["consultant"] = shown.pop("consultant_id")
-            if "first_touch_channel" in shown:
-                shown["source"] = shown.pop("first_touch_channel")
-            self.report.preview.append({"row": number, "values": shown, "outcome": outcome})
+            entry = {"row": number, "values": self._shown(values), "outcome": outcome}
+            if filled:
+                entry["filled"] = sorted(_PREVIEW_FIELDS.get(attr, attr) for attr in filled
+                                         if attr in values)
+            if kept:
+                entry["kept"] = self._shown(kept)
+            if warning:
+                entry["warning"] = warning
+            self.report.preview.append(entry)
+
+    def _shown(self, values: dict) -> dict:
+        shown = {}
+        for attr, value in values.items():
+            if attr == "home_clinic_id":
+                shown["home_clinic"] = self.clinics.name_of(value)
+            else:
+                shown[_PREVIEW_FIELDS.get(attr, attr)] = "" if value is None else str(value)
+        return shown
 
     # --- matching and writing --------------------------------------------------------------------
 
@@ -475,6 +505,7 @@ class _CustomerImport:
     def row_apply(self, row: _Row, chunk: _Chunk, by_mobile, by_ident, people, families) -> None:
         mobile_header = row.mobile_header or self.mobile_header
         matches: list[tuple[int, str, str]] = []  # (customer id or token, header, value)
+        by_phone = None  # the person the row's phone names
         if row.mobile:
             target = self.known.get(f"m:{row.mobile}") or by_mobile.get(row.mobile)
             if target and row.mobile_header is not None:
@@ -492,6 +523,7 @@ class _CustomerImport:
                     target = None
             if target:
                 matches.append((target, mobile_header, row.mobile))
+                by_phone = target
         for kind, external_id, header in row.idents:
             target = self.known.get(f"i:{kind}:{external_id}") or by_ident.get((kind, external_id))
             if target:
@@ -503,29 +535,26 @@ class _CustomerImport:
         targets = {m[0] for m in matches}
         if len(targets) > 1:
             first, other = matches[0], next(m for m in matches if m[0] != matches[0][0])
-            self.invalid(row.number, [(other[1], other[2], _(
-                "belongs to a different person than %(column)s %(value)s; merge them first")
-                % {"column": first[1], "value": first[2]})])
+            self.invalid(row.number, [(other[1], other[2],
+                                       f"belongs to a different person than {first[1]} {first[2]}; merge them first")])
             return
         if targets and self.scope is not None:
             person = people.get(next(iter(targets)))
             if person is not None and not scope_covers(self.scope, chain_id=self.chain.id,
                                                        home_clinic_id=person.home_clinic_id,
                                                        consultant_id=person.consultant_id):
-                self.invalid(row.number, [(matches[0][1], matches[0][2], _(
-                    "belongs to a customer outside your clinics; a colleague who sees every clinic can import "
-                    "this row"))])
+                self.invalid(row.number, [(matches[0][1], matches[0][2], OUT_OF_SCOPE)])
                 return
         if not targets and self.scope is not None and not (row.values.get("home_clinic_id") or self.default_clinic_id
                                                            or self.own_clinic_id):
-            self.invalid(row.number, [(self.table.header_for("home_clinic") or "门诊/clinic", "", _(
-                "is required: you see only your clinics' patients, so name one of them"))])
+            self.invalid(row.number, [(self.table.header_for("home_clinic") or "门诊/clinic", "", CLINIC_REQUIRED)])
             return
         if targets:
             token = targets.pop()
             self.report.merged += 1
-            self.preview_add(row.number, row.values, "merge")
-            self.fill(token, row, chunk, people)
+            filled = self.fill(token, row, chunk, people)
+            warning = self.name_check(row, by_phone, chunk, people) if by_phone == token else None
+            self.preview_merge(row, token, filled, warning, chunk, people)
         else:
             token = self.next_token
             self.next_token -= 1
@@ -614,20 +643,27 @@ class _CustomerImport:
                 person[attr] = values[attr]
         return person
 
-    def fill(self, token: int, row: _Row, chunk: _Chunk, people: dict) -> None:
-        """Fill the person's blank fields from the row; never overwrite what is there."""
+    def _person(self, token: int, chunk: _Chunk, people: dict):
+        """(get, put) of a person's fields as they will be stored, or None when the person is not in memory (created
+        in an earlier chunk of a dry run)."""
         if token < 0:
             person = chunk.new.get(token)
             if person is None:
-                return  # created in an earlier chunk of a dry run: nothing to fill in memory
+                return None
             # A new person's dict lacks the columns its first row left blank; the row would insert them
             # as the model default, which is what blank means here (a missing "" field is blank, not None).
-            get, put = partial(_new_value, person), person.__setitem__
-        else:
-            person = people.get(token)
-            if person is None:
-                return
-            get, put = partial(getattr, person), partial(setattr, person)
+            return partial(_new_value, person), person.__setitem__
+        person = people.get(token)
+        if person is None:
+            return None
+        return partial(getattr, person), partial(setattr, person)
+
+    def fill(self, token: int, row: _Row, chunk: _Chunk, people: dict) -> set[str]:
+        """Fill the person's blank fields from the row; never overwrite what is there. Returns the fields filled."""
+        accessors = self._person(token, chunk, people)
+        if accessors is None:
+            return set()
+        get, put = accessors
         values = dict(row.values)
         if self.default_clinic_id and "home_clinic_id" not in values:
             values["home_clinic_id"] = self.default_clinic_id
@@ -648,6 +684,39 @@ class _CustomerImport:
             changed.add("first_touch_at")
         if changed and token > 0:
             chunk.dirty.setdefault(token, set()).update(changed)
+        return changed
+
+    def name_check(self, row: _Row, token: int, chunk: _Chunk, people: dict) -> str | None:
+        """A row merged by its phone into a person of another name (导入丁 on the phone of 导入甲): still that person —
+        a phone names one — but the reader should know, as the person keeps their name. A warning, not an error."""
+        owner = self._name_of(token, chunk, people)
+        name = row.values.get("name", "")
+        if not owner or "".join(owner.split()).casefold() == "".join(name.split()).casefold():  # 王芳 is 王 芳
+            return None
+        message = NAME_DIFFERS.format(name=owner)
+        self.report.warning_add(row=row.number, column=self.table.header_for("name"), value=name, message=message)
+        return message
+
+    def preview_merge(self, row: _Row, token: int, filled: set[str], warning: str | None, chunk: _Chunk,
+                      people: dict) -> None:
+        """A merged row in the preview as the person will be stored: their own values where they have one (the
+        file's value beside it, `kept`), the file's where theirs was blank (`filled`)."""
+        if len(self.report.preview) >= PREVIEW_ROWS:
+            return
+        accessors = self._person(token, chunk, people)
+        if accessors is None:
+            self.preview_add(row.number, row.values, "merge", warning=warning)
+            return
+        get = accessors[0]
+        stored, kept = {}, {}
+        for attr in {**row.values, **dict.fromkeys(filled)}:
+            if attr != "name" and attr not in _FILLABLE_BLANK:
+                continue
+            stored[attr] = value = get(attr)
+            written = row.values.get(attr)
+            if attr not in filled and written not in (None, "") and written != value:
+                kept[attr] = written
+        self.preview_add(row.number, stored, "merge", filled=filled, kept=kept, warning=warning)
 
     def flush(self, chunk: _Chunk, people: dict) -> None:
         tokens = list(chunk.new)
@@ -751,8 +820,9 @@ class _CustomerImport:
     def finish(self) -> None:
         report = self.report
         self.households_link()
-        report.written = self.write
-        if self.write:
+        # With skip_invalid a file of invalid rows only writes nothing: not `written`, and no audit of a write
+        report.written = self.write and not (report.rows and report.skipped == report.rows)
+        if report.written:
             audit_record(actor=user_of(self.actor), action="import.customers", object_type="chain",
                          object_id=self.chain.id, reason=self.table.name,
                          detail={"file": self.table.name, "rows": report.rows, "created": report.created,

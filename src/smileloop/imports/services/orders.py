@@ -14,13 +14,14 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.errors import ValidationFailed
+from smileloop.core.bounds import EARLIEST_RECORD_DATE
+from smileloop.core.errors import ValidationFailed, database_busy
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
 from smileloop.core.sql import execute as sql_execute
@@ -48,6 +49,7 @@ from smileloop.imports.services.values import (
     phone_cell_parse,
     phone_fallback_parse,
     quantity_parse,
+    text_formula_value,
     yuan_parse,
 )
 from smileloop.visits.models import Order, OrderLine, Payment, ServiceItem
@@ -136,6 +138,11 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
                         transaction.set_rollback(True)
         except IntegrityError as exc:
             raise ImportConflict(_("Orders changed during the import (%(error)s); run it again") % {"error": exc})
+        except OperationalError as exc:  # a concurrent import holding the rows (or SQLite's lock) past the timeout
+            if not database_busy(exc):
+                raise
+            raise ImportConflict(_("The database was busy with another write (%(error)s); nothing more was written, "
+                                   "run it again") % {"error": exc})
     if run.report.written:
         # SQLite: a first big import would otherwise leave the planner guessing
         statistics_refresh({Order: run.report.created, OrderLine: run.report.rows, Payment: run.report.created})
@@ -168,7 +175,7 @@ class _OrderImport:
         """CHUNK_ROWS-sized chunks that never split a run of rows with the same order number."""
         chunk, carry_key = [], None
         for number, cells in self.table.rows():
-            key = cell_text(cells[self.order_col]) if self.order_col < len(cells) else ""
+            key = cell_text(text_formula_value(cells[self.order_col])) if self.order_col < len(cells) else ""
             if len(chunk) >= CHUNK_ROWS and key != carry_key:
                 yield chunk
                 chunk = []
@@ -200,14 +207,15 @@ class _OrderImport:
                 fail(name, formula_or(raw[name][0], exc.errors[0].message))
             return default
 
-        order_no = cell_text(raw["order_no"][0]) if "order_no" in raw else ""
+        # '="000123"': Excel's way of keeping a number's zeros in a CSV, read as its text
+        order_no = cell_text(text_formula_value(raw["order_no"][0])) if "order_no" in raw else ""
         if not order_no:
             fail("order_no", "is required")
         elif len(order_no) > 64:
             fail("order_no", "is longer than 64 characters")
         cell = get("mobile", phone_cell_parse)
         mobile, *more = cell.numbers if cell else [None]
-        pms_id = cell_text(raw["pms_id"][0]) if "pms_id" in raw else None
+        pms_id = cell_text(text_formula_value(raw["pms_id"][0])) if "pms_id" in raw else None
         name = " ".join(cell_text(raw["name"][0]).split()) if "name" in raw else ""
         relative = None
         if cell and not note_is_own(cell.note, name):
@@ -234,6 +242,8 @@ class _OrderImport:
         ordered_at = get("date", lambda v: datetime_parse(v, tz=self.tz))
         if ordered_at is not None and ordered_at > self.latest:
             fail("date", "is in the future")
+        elif ordered_at is not None and ordered_at.date() < EARLIEST_RECORD_DATE:
+            fail("date", f"is before {EARLIEST_RECORD_DATE:%Y-%m-%d}")  # a typo (1924 for 2024), as the API says
         if "date" not in raw:
             fail("date", "is required")
         item = None
@@ -288,7 +298,7 @@ class _OrderImport:
                     self.error(number, header, value, message)
             else:
                 self.error(number, self.table.header_for("order_no"), group.order_no,
-                           _("order has an invalid row (row %(row)s); the whole order is skipped") % {"row": first_bad})
+                           f"order has an invalid row (row {first_bad}); the whole order is skipped")
             self.preview_add(number, None, "invalid")
         self.report.skipped += len(group.numbers)
         if not self.skip_invalid:
@@ -367,7 +377,7 @@ class _OrderImport:
                 for number in group.numbers:
                     errors_by_row.setdefault(number, []).append((
                         self.table.header_for("order_no"), order_no,
-                        _("order number appears again after other orders; keep the rows of one order together")))
+                        "order number appears again after other orders; keep the rows of one order together"))
             customer_id = clinic_id = None
             for line in group.lines:
                 errors = self.line_resolve(line, by_mobile, by_ident)
@@ -383,22 +393,22 @@ class _OrderImport:
                     errors_by_row.setdefault(line.number, []).append((
                         (line.mobile_header or self.mobile_header) if line.mobile else self.table.header_for("pms_id"),
                         line.mobile or line.pms_id,
-                        _("names another customer than row %(row)s of the same order") % {"row": first.number}))
+                        f"names another customer than row {first.number} of the same order"))
                 line_clinic = line.clinic_id or home.get(cid)
                 if line_clinic is None:
                     errors_by_row.setdefault(line.number, []).append((
                         self.table.header_for("clinic") or "clinic", "",
-                        _("is required (the customer has no home clinic)")))
+                        "is required (the customer has no home clinic)"))
                 elif self.scope is not None and not self.scope.allows_clinic(line_clinic):
                     errors_by_row.setdefault(line.number, []).append((
                         self.table.header_for("clinic") or "clinic", self.clinics.name_of(line_clinic),
-                        _("is not one of your clinics")))
+                        "is not one of your clinics"))
                 elif clinic_id is None:
                     clinic_id = line_clinic
                 elif line_clinic != clinic_id:
                     errors_by_row.setdefault(line.number, []).append((
                         self.table.header_for("clinic"), self.clinics.name_of(line_clinic),
-                        _("differs from row %(row)s of the same order") % {"row": first.number}))
+                        f"differs from row {first.number} of the same order"))
             self.done.add(order_no)
             if any(n in errors_by_row for n in group.numbers):
                 self.invalid_group(group, errors_by_row)
@@ -423,16 +433,16 @@ class _OrderImport:
             holder = by_mobile.get(number)
             line.customer_id = family_member_named(self.families.get(holder, []), line.name) if holder else None
             if line.customer_id is None:
-                return [(self.mobile_header, number, _(
-                    "is the number of a relative (%(note)s), and no one named %(name)s is in that relative's family: "
-                    "give the patient's own phone or PMS id") % {"note": note, "name": line.name})]
+                return [(self.mobile_header, number,
+                         f"is the number of a relative ({note}), and no one named {line.name} is in that relative's "
+                         "family: give the patient's own phone or PMS id")]
             return []
         if line.more:
             # a cell of several numbers ('138…/139…') names the customer whose number one of them is
             owners = {by_mobile[n] for n in (line.mobile, *line.more) if n in by_mobile}
             if len(owners) > 1:
                 return [(self.mobile_header, "/".join((line.mobile, *line.more)),
-                         _("holds the numbers of different customers; keep one number per row"))]
+                         "holds the numbers of different customers; keep one number per row")]
             line.mobile = next((n for n in (line.mobile, *line.more) if n in by_mobile), line.mobile)
         by_phone = by_mobile.get(line.mobile) if line.mobile else None
         by_pms = by_ident.get((IdentityKind.PMS, line.pms_id)) if line.pms_id else None
@@ -441,18 +451,18 @@ class _OrderImport:
             # A number from the fallback column under another name is a shared line (a parent's, the family's):
             # the bill is not that holder's. The PMS id decides if there is one, else the row is refused.
             if by_pms is None:
-                return [(line.mobile_header, line.mobile, _(
-                    "is the number of a customer with another name (a shared line?): give the patient's own phone "
-                    "or PMS id"))]
+                return [(line.mobile_header, line.mobile,
+                         "is the number of a customer with another name (a shared line?): give the patient's own "
+                         "phone or PMS id")]
             line.mobile, line.mobile_header = None, None
             return []
         if line.mobile and by_phone is None:
-            errors.append((line.mobile_header or self.mobile_header, line.mobile, _("no customer with this phone")))
+            errors.append((line.mobile_header or self.mobile_header, line.mobile, "no customer with this phone"))
         if line.pms_id and by_pms is None and not line.mobile:
-            errors.append((self.table.header_for("pms_id"), line.pms_id, _("no customer with this PMS id")))
+            errors.append((self.table.header_for("pms_id"), line.pms_id, "no customer with this PMS id"))
         if by_phone and by_pms and by_phone != by_pms:
             errors.append((self.table.header_for("pms_id"), line.pms_id,
-                           _("belongs to another customer than the phone; merge them first")))
+                           "belongs to another customer than the phone; merge them first"))
         return errors
 
     def flush(self, to_write: list[tuple[_Group, int, int]]) -> None:
@@ -562,8 +572,10 @@ class _OrderImport:
 
     def finish(self) -> None:
         report = self.report
-        report.written = self.write
-        if self.write:
+        # With skip_invalid a file of invalid rows only writes nothing: not `written`, and no audit of a write (rows of
+        # orders imported before are no invalid rows: a re-import is written, of nothing new)
+        report.written = self.write and not (report.rows and report.skipped - report.duplicates == report.rows)
+        if report.written:
             audit_record(actor=user_of(self.actor), action="import.orders", object_type="chain",
                          object_id=self.chain.id, reason=self.table.name,
                          detail={"file": self.table.name, "rows": report.rows, "created": report.created,

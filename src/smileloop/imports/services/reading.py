@@ -15,6 +15,7 @@ number (`Table.summary_rows`, reported) instead of becoming a person named "合�
 import codecs
 import csv
 import datetime as dt
+import io
 import re
 import unicodedata
 import zipfile
@@ -41,9 +42,17 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls (and other old Office files)
 
 
+# A note after a header saying whether the column must be filled, as templates of other systems write them:
+# 姓名（必填）, 手机号(必填), 备注(选填), Name (required). NFKC has made full-width brackets half-width.
+_HEADER_NOTE = re.compile(r"\s*[(\[【]\s*(必填|必填项|选填|选填项|非必填|可选|必选|可不填|required|optional)\s*[)\]】]\s*$",
+                          re.IGNORECASE)
+
+
 def header_key(text) -> str:
-    """Headers match after NFKC (full-width → half-width), trimming, lower-casing and dropping a '*' marker."""
+    """Headers match after NFKC (full-width → half-width), trimming, lower-casing and dropping a '*' marker and a
+    trailing required/optional note ('姓名（必填）', '*手机号(必填)')."""
     text = unicodedata.normalize("NFKC", "" if text is None else str(text)).strip().strip("*").strip()
+    text = _HEADER_NOTE.sub("", text).strip().strip("*").strip()
     return " ".join(text.lower().replace("_", " ").split())
 
 
@@ -74,9 +83,18 @@ def summary_label(cells) -> str | None:
     return None
 
 
-def column_map_clean(column_map: dict[str, str] | None, *, aliases: dict[str, str], fields: set[str]) -> dict:
-    """{'列名': 'field'} → {header_key: field}. A field may be given by its name or any header alias."""
-    out = {}
+class ColumnMap(dict):
+    """{header_key: field}, remembering each column as the map named it (`given`: header_key → as written)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.given: dict[str, str] = {}
+
+
+def column_map_clean(column_map: dict[str, str] | None, *, aliases: dict[str, str], fields: set[str]) -> ColumnMap:
+    """{'列名': 'field'} → {header_key: field}. A field may be given by its name or any header alias. That each
+    column is one of the file's is checked when the header is found (Table.map_columns)."""
+    out = ColumnMap()
     for column, target in (column_map or {}).items():
         key = header_key(target)
         field = key.replace(" ", "_") if key.replace(" ", "_") in fields | {IGNORE} else aliases.get(key)
@@ -87,6 +105,7 @@ def column_map_clean(column_map: dict[str, str] | None, *, aliases: dict[str, st
                 code="unknown_field",
             )
         out[header_key(column)] = field
+        out.given[header_key(column)] = column
     return out
 
 
@@ -94,15 +113,21 @@ class Table:
     """An open file: `headers`, `columns` (index → (field, header)), and `rows()` streaming data rows.
 
     `sources` are the file's sheets (one for a CSV) as (sheet title, iterator of (row number, cells) over the
-    non-blank rows); `map_columns` picks the header row and the sheet."""
+    non-blank rows); `map_columns` picks the header row and the sheet. A CSV gives instead `choose(score)`, which
+    decides the delimiter by the header (the line whose cells best match the known headers under each candidate)
+    and returns its one source. `hidden` are a workbook's hidden sheets, only looked at to name them when not read."""
 
-    def __init__(self, path: Path, sources: list[tuple[str | None, Iterator]], closer=None, name: str | None = None):
+    def __init__(self, path: Path, sources: list[tuple[str | None, Iterator]], closer=None, name: str | None = None,
+                 *, choose=None, hidden: list[tuple[str, Iterator]] = ()):
         self.path = path
         self.name = name or path.name
         self.headers: list[str] = []
         self.header_row = 1
         self.sheet: str | None = None
+        self.sheets_skipped: list[str] = []  # a workbook's other sheets that hold something: not read
         self._sources = sources
+        self._choose = choose
+        self._hidden = list(hidden)
         self._rows: Iterator = iter(())
         self._closer = closer
         self.columns: dict[int, tuple[str, str]] = {}
@@ -111,9 +136,17 @@ class Table:
 
     def map_columns(self, *, aliases: dict[str, str], fields: set[str], column_map: dict[str, str]) -> None:
         """Find the header (see the module doc) and assign a field to each of its columns; the first column wins
-        when two name the same field."""
+        when two name the same field. A column the map names that the header lacks is an error (it would silently
+        do nothing). Of a workbook, the first sheet with a header is read; the other sheets that hold anything are
+        named in `sheets_skipped` (one sheet is imported per file)."""
+
+        def score(cells) -> int:
+            return len(self._fields_of([cell_text(v) for v in cells], aliases, fields, column_map)[0])
+
+        if self._choose is not None:
+            self._sources = [(None, self._choose(score))]
         seen = False
-        for title, rows in self._sources:
+        for position, (title, rows) in enumerate(self._sources):
             head = []
             for item in rows:
                 seen = True
@@ -121,20 +154,25 @@ class Table:
                 if len(head) >= HEADER_SEARCH_ROWS:
                     break
             best, best_count = None, 0
-            for position, (_number, cells) in enumerate(head):
-                count = len(self._fields_of([cell_text(v) for v in cells], aliases, fields, column_map)[0])
+            for at, (_number, cells) in enumerate(head):
+                count = score(cells)
                 if count > best_count:
-                    best, best_count = position, count
+                    best, best_count = at, count
             if best is None:
+                if head and title is not None:
+                    self.sheets_skipped.append(title)
                 continue
             number, cells = head[best]
             self.headers = [cell_text(v) for v in cells]
             self.header_row, self.sheet = number, title
             self.columns, self.ignored = self._fields_of(self.headers, aliases, fields, column_map)
+            self._column_map_check(column_map)
             following = head[best + 1:] or [item for item in [next(rows, None)] if item is not None]
             if not following:
                 raise ImportFileError(_("%(name)s has a header but no data rows") % {"name": self.name},
                                       code="no_rows")
+            others = [*self._sources[position + 1:], *self._hidden]
+            self.sheets_skipped += [other for other, other_rows in others if next(other_rows, None) is not None]
             self._rows = self._data(chain(following, rows))
             return
         if not seen:
@@ -143,6 +181,17 @@ class Table:
         raise ImportFileError(
             _("No recognisable header in the first %(rows)s rows of %(where)s (expected columns such as 姓名/name, "
               "手机号/phone)") % {"rows": HEADER_SEARCH_ROWS, "where": where}, code="no_header")
+
+    def _column_map_check(self, column_map: dict[str, str]) -> None:
+        keys = {header_key(header) for header in self.headers}
+        missing = [key for key in column_map if key not in keys]
+        if missing:
+            given = getattr(column_map, "given", {})
+            raise ImportFileError(
+                _("Column map: %(name)s has no column “%(column)s” (its columns: %(headers)s)")
+                % {"name": self.name, "column": "”, “".join(given.get(key, key) for key in missing),
+                   "headers": ", ".join(h for h in self.headers if h.strip())},
+                code="unknown_column")
 
     @staticmethod
     def _fields_of(headers: list[str], aliases, fields, column_map) -> tuple[dict[int, tuple[str, str]], list[str]]:
@@ -232,7 +281,8 @@ def table_open(path, *, name: str | None = None) -> Table:
 
 def _encoding_detect(path: Path, name: str) -> str:
     """UTF-16 with its BOM (Excel's "Unicode text"), UTF-8 (with or without BOM) if the whole file decodes as
-    UTF-8, else GB18030 (a superset of GBK)."""
+    UTF-8, else GB18030 (a superset of GBK). A NUL byte is in no text of those (but UTF-16): the file is refused as
+    what it probably is, rather than as an unknown encoding."""
     with path.open("rb") as handle:
         start = handle.read(2)
     if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
@@ -243,7 +293,10 @@ def _encoding_detect(path: Path, name: str) -> str:
             try:
                 while block := handle.read(1 << 20):
                     if b"\0" in block:
-                        raise UnicodeDecodeError(encoding, block, 0, 1, "NUL byte")
+                        raise ImportFileError(
+                            _("%(name)s contains NUL bytes, which no CSV text has: it is probably not a CSV file (a "
+                              "workbook or another file renamed), or UTF-16 text without its byte order mark; save "
+                              "it as CSV UTF-8 or .xlsx") % {"name": name}, code="bad_encoding")
                     decoder.decode(block)
                 decoder.decode(b"", final=True)
                 return "utf-8-sig" if encoding == "utf-8" else encoding
@@ -253,20 +306,52 @@ def _encoding_detect(path: Path, name: str) -> str:
                           % {"name": name}, code="bad_encoding")
 
 
+_DELIMITERS = (",", "\t", ";", "|")  # in this order when two read the header equally well
+_SEP_LINE = re.compile(r"sep=(.)\r?\n")  # Excel's first line naming the delimiter: 'sep=;'
+
+
 def _csv_open(path: Path, name: str) -> Table:
+    """The delimiter is the one under which a line among the first HEADER_SEARCH_ROWS reads as the best header
+    (cells parsed quote-aware by the csv module; then the widest such line, then the order of _DELIMITERS), unless
+    the file names it on an Excel 'sep=;' first line (not counted as a row, as Excel does not show it). Counting
+    separators per line did not work: a tab file with a comma in an address, or a comma file with semicolons in its
+    notes, was split at the wrong one and had no header."""
     encoding = _encoding_detect(path, name)
     handle = path.open("r", encoding=encoding, newline="")
-    sample = [line for line in handle.read(1 << 16).splitlines() if line.strip()][:HEADER_SEARCH_ROWS]
+    sample = handle.read(1 << 16)
     handle.seek(0)
-    if not sample:
+    if not sample.strip():
         handle.close()
         raise ImportFileError(_("%(name)s is empty") % {"name": name}, code="no_header")
-    # the header is the line with the most separators (a title line above it may have none)
-    first = max(sample, key=lambda line: line.count(",") + line.count(";") + line.count("\t"))
-    delimiter = "\t" if "\t" in first and "," not in first else ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(handle, delimiter=delimiter)
+    sep = _SEP_LINE.match(sample)
+    if sep is not None:
+        sample = sample[sep.end():]
 
-    def rows():
+    def head(delimiter: str) -> list[list[str]]:
+        out = []
+        try:
+            for cells in csv.reader(io.StringIO(sample), delimiter=delimiter):
+                if any(cell.strip() for cell in cells):
+                    out.append(cells)
+                    if len(out) >= HEADER_SEARCH_ROWS:
+                        break
+        except csv.Error:  # the sample ends inside a quoted cell, or the delimiter is not this file's
+            pass
+        return out
+
+    def choose(score) -> Iterator:
+        delimiter = sep[1] if sep is not None else ","
+        if sep is None:
+            best = None
+            for candidate in _DELIMITERS:
+                rank = max(((score(cells), len(cells)) for cells in head(candidate)), default=(0, 0))
+                if best is None or rank > best:
+                    best, delimiter = rank, candidate
+        if sep is not None:
+            handle.readline()
+        return rows(csv.reader(handle, delimiter=delimiter))
+
+    def rows(reader) -> Iterator:
         # Count records, not physical lines: a quoted cell with a line break is still one spreadsheet row.
         number = 0
         try:
@@ -277,7 +362,7 @@ def _csv_open(path: Path, name: str) -> Table:
             raise ImportFileError(_("Row %(row)s of %(name)s cannot be read: %(error)s")
                                   % {"row": number + 1, "name": name, "error": exc}, code="bad_file")
 
-    return Table(path, [(None, rows())], handle.close, name=name)
+    return Table(path, [], handle.close, name=name, choose=choose)
 
 
 def _xlsx_open(path: Path, name: str) -> Table:
@@ -306,7 +391,9 @@ def _xlsx_open(path: Path, name: str) -> Table:
                 yield number, cells
 
     sheets = [s for s in workbook.worksheets if getattr(s, "sheet_state", "visible") == "visible"]
+    hidden = [s for s in workbook.worksheets if s not in sheets]
     if not sheets:
         close()
         raise ImportFileError(_("%(name)s is empty") % {"name": name}, code="no_header")
-    return Table(path, [(sheet.title, rows(sheet)) for sheet in sheets], close, name=name)
+    return Table(path, [(sheet.title, rows(sheet)) for sheet in sheets], close, name=name,
+                 hidden=[(sheet.title, rows(sheet)) for sheet in hidden])

@@ -49,6 +49,13 @@ class ImportReport:
     households_not_linked: int = 0
     # Summary lines of the export (合计, 共 120 条, 制表人：…) set aside, not counted in `rows`: [{"row", "value"}]
     summary_rows: list[dict] = field(default_factory=list)
+    # Of a workbook: the sheet read, and its other sheets holding anything, not read (one sheet per file)
+    sheet: str | None = None
+    sheets_skipped: list[str] = field(default_factory=list)
+    # What a valid row does that its reader may not expect, by row like errors (a name that is not the name of the
+    # person the row's phone merges it into): [{"row", "column", "value", "message"}]
+    warnings: list[dict] = field(default_factory=list)
+    warning_count: int = 0
 
     @classmethod
     def for_columns(cls, kind: str, table) -> "ImportReport":
@@ -61,13 +68,20 @@ class ImportReport:
             else:
                 columns[header] = name
         return cls(kind=kind, columns=columns, fallback_columns=fallbacks, ignored_columns=table.ignored,
-                   summary_rows=table.summary_rows)  # the table's own list: filled as the file is read
+                   summary_rows=table.summary_rows,  # the table's own list: filled as the file is read
+                   sheet=table.sheet, sheets_skipped=list(table.sheets_skipped))
 
     def error_add(self, *, row: int, column: str, value, message: str) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append({"row": row, "column": column, "value": "" if value is None else str(value)[:200],
                                 "message": str(message)})
+
+    def warning_add(self, *, row: int, column: str, value, message: str) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < MAX_ERRORS:
+            self.warnings.append({"row": row, "column": column, "value": "" if value is None else str(value)[:200],
+                                  "message": str(message)})
 
     def as_dict(self) -> dict:
         """Errors by row number (a row's own errors in the order found): a chunk finds errors of parsing before
@@ -86,10 +100,15 @@ class ImportReport:
             out.update(households_linked=self.households_linked, households_not_linked=self.households_not_linked)
         if self.summary_rows:
             out["summary_rows"] = list(self.summary_rows)
+        if self.sheets_skipped:  # a workbook with other sheets that hold something: which one was read
+            out.update(sheet=self.sheet, sheets_skipped=list(self.sheets_skipped))
+        if self.warnings:
+            out["warnings"] = sorted(self.warnings, key=lambda w: w["row"])
         return out
 
     def as_stored(self) -> dict:
         """Everything the staff page shows: the report plus columns and preview rows."""
         return {**self.as_dict(), "kind": self.kind, "error_count": self.error_count,
+                "warning_count": self.warning_count,
                 "duplicates": self.duplicates, "columns": self.columns, "ignored_columns": self.ignored_columns,
                 "preview": sorted(self.preview, key=lambda p: p["row"])}

@@ -17,7 +17,7 @@ from phonenumbers import PhoneMetadata
 from pypinyin import lazy_pinyin
 
 from smileloop.core.money import yuan_to_fen
-from smileloop.customers.normalize import INVISIBLE, date_parse, phone_normalize, pinyin_keys
+from smileloop.customers.normalize import INVISIBLE, date_parse, kinship_parse, phone_normalize, pinyin_keys
 from smileloop.imports.services.reading import cell_text
 from smileloop.visits.enums import PaymentMethod
 
@@ -82,9 +82,21 @@ def phone_numbers_parse(raw) -> list[str]:
     return sorted(numbers, key=lambda n: not (n.startswith("+86") and _CN_MOBILE.fullmatch(n[3:])))
 
 
-# Words beside a number that say it is the person's own
+# Words beside a number that make it the person's own whatever else is written: 本人, 自己, and the like.
 SELF_NOTES = frozenset({"本人", "自己", "本机", "患者本人", "本人手机", "手机", "own", "self"})
 _NUMBER_NOTE = re.compile(r"^(?P<before>[^\d+]*?)[\s:：]*(?P<number>\+?\d[\d\s\-–—.()（）/,，、;；|]*\d)\s*(?P<after>(?![/,，、;；|])[^\d]*)$")
+# Excel's way of keeping a number as text in a CSV ('="0755…"', leading zeros and all): a formula whose value is a
+# text constant, read as that text. Any other formula stays a formula (reported as one, never evaluated).
+_TEXT_FORMULA = re.compile(r'=\s*"((?:[^"]|"")*)"')
+
+
+def text_formula_value(raw):
+    """'="13800138000"' → '13800138000' (a doubled quote inside is one quote); any other cell as it is."""
+    if isinstance(raw, str) and raw.lstrip().startswith("="):
+        literal = _TEXT_FORMULA.fullmatch(raw.strip())
+        if literal is not None:
+            return literal[1].replace('""', '"')
+    return raw
 
 
 @dataclass
@@ -94,25 +106,94 @@ class PhoneCell:
 
 
 def phone_cell_parse(raw) -> PhoneCell:
-    """A phone cell, with the words a sheet writes beside a number ('13800138000(妈妈)', '爸爸 139…', '138… 王女士'):
-    they say whose number it is. The numbers as phone_numbers_parse reads them; an unreadable cell raises its
-    error. The caller decides what a note means (see SELF_NOTES)."""
+    """A phone cell, with the words a sheet writes beside a number ('13800138000(妈妈)', '13800138000(微信同号)', '爸爸
+    139…', '138… 王女士', 'tel:138…'): they say whose number it is. The numbers as phone_numbers_parse reads them; an
+    unreadable cell raises its error. Excel's text formula ('="13800138000"') is read as its text; any other formula
+    is no number (formula_or names it). The caller decides what a note means (note_is_own)."""
     try:
         return PhoneCell(phone_numbers_parse(raw))
     except ValueError as exc:
         error = exc
-    match = _NUMBER_NOTE.match(unicodedata.normalize("NFKC", cell_text(raw)).strip())
+    text = text_formula_value(raw)
+    if text is not raw:
+        return phone_cell_parse(text)
+    text = unicodedata.normalize("NFKC", cell_text(raw)).strip()
+    if text.startswith("="):
+        raise error  # a formula, whatever digits it holds ('=13800138000', '=A2&""'): formula_or reports it
+    match = _NUMBER_NOTE.match(text)
     if match is None:
         raise error
-    note = f"{match['before']} {match['after']}".strip(" ()（）:：-—,，;；")
+    note = f"{match['before']} {match['after']}".strip(" ()（）[]【】:：-—,，;；")
     if not note or len(note) > 12 or any(ch in note for ch in "/,，、;；|"):  # a list with a part no number
         raise error
     return PhoneCell(phone_numbers_parse(match["number"]), note)
 
 
+# Whose number the words beside it make it. A positive list of the people whose number a patient's sheet gives
+# instead of theirs: a note naming none of them (微信同号, 常用, 工作, 手机, tel:, 本人) leaves the number the patient's
+# own — before, any note but 本人 made it a relative's, and a patient's own '13800138000(微信同号)' created a second,
+# phone-less person beside the one in the pool.
+# - kinship, as customers.normalize.kinship_parse reads it (妈妈, 老公, 奶奶的手机 …; a test checks that every word it
+#   knows makes a number a relative's), and other relatives and contacts, anywhere in the words ('孩子妈妈', '家属电话');
+RELATIVE_WORDS = (
+    "妈妈", "母亲", "爸爸", "父亲", "家长", "监护人", "父母", "爸妈", "母子", "母女", "父子", "父女",
+    "爷爷", "奶奶", "外公", "外婆", "姥姥", "姥爷", "祖父", "祖母", "外祖父", "外祖母", "祖孙",
+    "老公", "丈夫", "爱人", "老婆", "妻子", "太太", "儿子", "女儿", "哥哥", "姐姐", "弟弟", "妹妹",
+    "孩子", "小孩", "宝宝", "家属", "亲属", "家人", "亲戚", "亲友", "联系人", "紧急联系", "朋友", "同事", "邻居",
+    "保姆", "阿姨", "叔叔", "舅舅", "舅妈", "姑姑", "姑父", "姨妈", "姨父", "伯伯", "伯父", "伯母", "婶婶",
+    "孙子", "孙女", "外孙", "媳妇", "儿媳", "女婿", "公公", "婆婆", "岳父", "岳母", "丈母娘", "老丈人", "他人", "别人",
+    "代接", "代办", "转告",
+)
+_RELATIVE_ENGLISH = frozenset({
+    "mother", "mom", "mum", "mama", "father", "dad", "papa", "parent", "parents", "guardian", "grandma", "grandpa",
+    "grandmother", "grandfather", "grandparent", "husband", "wife", "spouse", "partner", "son", "daughter", "child",
+    "kid", "brother", "sister", "sibling", "relative", "family", "friend", "contact", "emergency", "colleague",
+    "neighbour", "neighbor", "nanny", "aunt", "uncle",
+})
+# - a kinship word of one character ending the words ('孩子妈', '他爸', '小妹');
+_RELATIVE_ENDINGS = tuple("妈爸哥姐弟妹姨舅叔婶姑伯爷奶婆")
+# - a person named by a title (王女士, 李先生, 张老师), unless it is the row's own name;
+_TITLES = ("女士", "先生", "小姐", "太太", "老师", "阿姨", "叔叔", "师傅", "医生", "同学", "老板", "经理", "总")
+# - someone's number ('周敏的', '老王的手机'), not the person's own ('自己的', '本人的');
+# - a name (2 to 4 Han characters after a common surname: 周敏, 欧阳娜娜, 老王) that is not the row's: the mother's
+#   name written beside her number must not make the child her.
+_COMMON_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
+    "谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
+_COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "慕容", "令狐", "皇甫", "尉迟", "公孙")
+_NAME = re.compile(r"[\u4e00-\u9fff]{2,4}")
+# Words that say a number is the person's own line (checked after the above: '妈妈手机' is the mother's).
+_OWN_WORDS = ("本人", "自己", "本机", "微信", "同号", "常用", "手机", "电话", "座机", "工作", "单位", "办公", "公司",
+              "私人", "个人", "主号", "备用", "号码", "短信", "住宅", "宅电", "家里", "移动", "联通", "电信")
+_OWN_TAIL = re.compile(r"(的)?(手机号码|手机号|手机|电话号码|电话|号码|号)$")
+
+
 def note_is_own(note: str, name: str = "") -> bool:
-    """Whether the words beside a number make it the person's own: none, 本人 and the like, or their own name."""
-    return not note or note.lower() in SELF_NOTES or (bool(name) and " ".join(note.split()) == " ".join(name.split()))
+    """Whether the words beside a number leave it the person's own: none, words that name no one else (微信同号,
+    常用, 工作, tel, 本人), or the row's own name. A relative, a contact, a titled or named other person, or someone's
+    possessive ('周敏的') makes it theirs (see RELATIVE_WORDS and the notes above it)."""
+    if not note:
+        return True
+    text = " ".join(unicodedata.normalize("NFKC", note).lower().split())
+    if text in SELF_NOTES or (name and text == " ".join(unicodedata.normalize("NFKC", name).lower().split())):
+        return True
+    return not _names_someone_else(text)
+
+
+def _names_someone_else(text: str) -> bool:
+    if kinship_parse(text) is not None or any(word in text for word in RELATIVE_WORDS):
+        return True
+    if text.isascii():  # 'Mom', "mother's", 'emergency contact'; and someone's ("John's")
+        return "'s" in text or any(word in _RELATIVE_ENGLISH for word in re.findall(r"[a-z]+", text))
+    core = _OWN_TAIL.sub("", text).strip()
+    if "的" in core:
+        return core.split("的", 1)[0].strip() not in ("", "本人", "自己", "我", "患者", "患者本人")
+    if core.endswith(_RELATIVE_ENDINGS) or any(core.endswith(t) and len(core) > len(t) for t in _TITLES):
+        return True
+    if any(word in core for word in _OWN_WORDS):
+        return False
+    return bool(_NAME.fullmatch(core)) and (core[0] in _COMMON_SURNAMES or core.startswith(_COMPOUND_SURNAMES)
+                                            or (core[0] == "老" and core[1] in _COMMON_SURNAMES))  # 老王
 
 
 # A landline's extension after the number: 0755-86001234-8001, 转 8001, 分机 8001, ext. 8001, x8001, #8001
@@ -124,7 +205,9 @@ def phone_fallback_parse(raw) -> str | None:
     '暂无': no number, not a mistake); else the number as phone_parse gives it. A landline's extension is dropped:
     a phone is stored as E.164, which has no room for one, and the line's own number is what matches and is
     dialled. Words beside the number (家, 单位) are dropped too: a fallback number identifies its holder only under
-    the same name anyway. Raises ValueError (phone_parse's message) for digits that are no phone number."""
+    the same name anyway. Excel's text formula ('="0755-86001234"') is read as its text. Raises ValueError
+    (phone_parse's message) for digits that are no phone number."""
+    raw = text_formula_value(raw)
     text = cell_text(raw)
     if not any(ch.isdigit() for ch in text):
         return None
@@ -285,8 +368,12 @@ FORMULA = "is a formula: the import reads a formula as its text, not its result;
 
 
 def formula_or(raw, message: str) -> str:
-    """The error for a cell that failed to parse: a formula (=A2*0.9) is named as such, else `message`."""
-    return FORMULA if isinstance(raw, str) and raw.lstrip().startswith("=") and len(raw.strip()) > 1 else message
+    """The error for a cell that failed to parse: a formula (=A2*0.9) is named as such, else `message` (also for
+    Excel's text formula '="…"', which is read as its text: see text_formula_value)."""
+    if isinstance(raw, str) and raw.lstrip().startswith("=") and len(raw.strip()) > 1 \
+            and text_formula_value(raw) is raw:
+        return FORMULA
+    return message
 
 
 def yuan_parse(raw, *, field: str) -> int:
@@ -295,26 +382,72 @@ def yuan_parse(raw, *, field: str) -> int:
 
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
-_DATETIME = re.compile(r"^(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})[ T]|年(\d{1,2})月(\d{1,2})日\s*)"
-                       r"(\d{1,2})[:时](\d{2})分?(?:[:分]?(\d{2})秒?)?")
+# A date and, optionally, a time of day: with AM/PM or 上午/下午 before or after it, and an explicit offset (Z, UTC,
+# +08:00, GMT+8) at the end. The whole cell must be one: before, '2024-03-01T02:00:00Z' was stored as 02:00 in the
+# chain's zone (8 hours off), '1:45 PM' as 01:45 and '下午1:45' as midnight, as whatever followed the date was dropped.
+_DATETIME = re.compile(
+    r"(?P<year>\d{4})(?:[-/.](?P<month>\d{1,2})[-/.](?P<day>\d{1,2})|年(?P<cn_month>\d{1,2})月(?P<cn_day>\d{1,2})[日号]?)"
+    r"(?:(?:T|\s+|(?<=[日号])\s*|\s*(?=上午|早上|凌晨|中午|下午|晚上))"
+    r"(?P<half>上午|早上|凌晨|中午|下午|晚上|AM|PM|A\.M\.|P\.M\.)?\s*"
+    r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.\d{1,6})?)?"
+    r"|[时点](?:(?P<cn_minute>\d{1,2})分?(?:(?P<cn_second>\d{1,2})秒)?|(?P<half_hour>半))?)"
+    r"\s*(?P<half_after>AM|PM|A\.M\.|P\.M\.)?"
+    r"\s*(?P<zone>Z|UTC|GMT|(?:UTC|GMT)?\s*[+-]\d{1,2}(?::?\d{2})?)?)?",
+    re.IGNORECASE)
+_ZONE_OFFSET = re.compile(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?")
+DATETIME_FORMAT = "is not a date and time (use 2024-03-01 14:30, 2024/3/1 2:30 PM or 2024-03-01T06:30:00Z)"
 
 
 def datetime_parse(raw, *, tz: zoneinfo.ZoneInfo) -> dt.datetime:
-    """A date or date-time cell as an aware datetime in the chain's zone; a bare date means 00:00 local."""
+    """A date or date-time cell as an aware datetime in the chain's zone; a bare date means 00:00 local, a time
+    without an offset is the chain's local time, one with an offset (Z, +08:00, UTC) is converted to it. Anything
+    else after the date is refused (DATETIME_FORMAT) rather than dropped."""
     if isinstance(raw, dt.datetime):
         return raw.replace(tzinfo=tz) if raw.tzinfo is None else raw
     if isinstance(raw, float) and not raw.is_integer() and 1 < raw < 2958466:  # an Excel serial with a time of day
         moment = _EXCEL_EPOCH + dt.timedelta(seconds=round(raw * 86400))
         return moment.replace(tzinfo=tz)
-    text = unicodedata.normalize("NFKC", cell_text(raw)) if isinstance(raw, str) else raw
-    if isinstance(text, str):
-        match = _DATETIME.match(text)
-        if match:
-            year, month, day, cn_month, cn_day, hour, minute, second = (int(g or 0) for g in match.groups())
-            month, day = month or cn_month, day or cn_day
-            try:
-                return dt.datetime(year, month, day, hour, minute, second, tzinfo=tz)
-            except ValueError:
-                raise ValueError("is not a real calendar date")
+    if isinstance(raw, str):
+        text = unicodedata.normalize("NFKC", cell_text(raw))
+        match = _DATETIME.fullmatch(text)
+        if match is not None:
+            return _datetime_of(match, tz)
+        if _DATETIME.match(text) is not None:  # a date, then something that is no time of day
+            raise ValueError(DATETIME_FORMAT)
     day = date_parse(raw)
     return dt.datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def _datetime_of(match: re.Match, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    year = int(match["year"])
+    month, day = int(match["month"] or match["cn_month"]), int(match["day"] or match["cn_day"])
+    hour = int(match["hour"] or 0)
+    minute = 30 if match["half_hour"] else int(match["minute"] or match["cn_minute"] or 0)
+    second = int(match["second"] or match["cn_second"] or 0)
+    half = (match["half"] or match["half_after"] or "").upper().replace(".", "")
+    if match["half"] and match["half_after"] or hour > 23 or minute > 59 or second > 59:
+        raise ValueError(DATETIME_FORMAT)
+    if half in ("AM", "凌晨", "上午", "早上"):
+        if hour > 12:
+            raise ValueError(DATETIME_FORMAT)  # 'AM 13:00'
+        if hour == 12 and half in ("AM", "凌晨"):
+            hour = 0  # 12:30 AM is half past midnight
+    elif half in ("PM", "下午", "晚上") or (half == "中午" and hour < 11):
+        if hour < 12:
+            hour += 12  # 1:45 PM, 下午1:45, 中午1点; '下午13:45' says the same twice
+    zone = tz
+    if match["zone"]:
+        written = match["zone"].upper().replace(" ", "")
+        if written in ("Z", "UTC", "GMT"):
+            zone = dt.UTC
+        else:
+            sign, hours, minutes = _ZONE_OFFSET.fullmatch(written).groups()
+            if int(hours) > 14 or int(minutes or 0) > 59:
+                raise ValueError(DATETIME_FORMAT)
+            offset = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
+            zone = dt.timezone(-offset if sign == "-" else offset)
+    try:
+        moment = dt.datetime(year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError:
+        raise ValueError("is not a real calendar date")
+    return moment if zone is tz else moment.astimezone(tz)

@@ -1,12 +1,14 @@
 import json
 
+import openpyxl
 import pytest
 from django.core.management import CommandError, call_command
 
 from smileloop.clinics.tests.factories import ChainFactory
 from smileloop.core.models import AuditEvent
+from smileloop.customers.enums import IdentityKind
 from smileloop.customers.models import Customer
-from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
 from smileloop.imports.tests.files import csv_write
 from smileloop.visits.models import Order
 
@@ -146,3 +148,78 @@ def test_the_command_speaks_english_throughout_like_its_json_report(tmp_path, ch
     # then the matching error reads as the parse errors do, in English, on the terminal and in the report
     assert "no customer with this phone" in capsys.readouterr().err
     assert json.loads(report.read_text())["errors"][0]["message"] == "no customer with this phone"
+
+
+@pytest.mark.parametrize("where", ["{tmp}/missing/r.json", "{tmp}"])
+def test_a_report_that_cannot_be_written_stops_the_command_before_anything_is_imported(tmp_path, chain, where):
+    # given a file that would import, and a report path in a folder that does not exist (or a folder)
+    path = csv_write(tmp_path / "ok.csv", [["姓名", "手机号"], ["张三", "13800138000"]])
+
+    # when
+    with pytest.raises(CommandError) as exc:
+        _import("customers", str(path), "--report", where.format(tmp=tmp_path))
+
+    # then
+    assert exc.value.returncode == 1
+    assert str(exc.value).endswith("nothing was imported")
+    assert (Customer.objects.count(), AuditEvent.objects.count()) == (0, 0)
+
+
+def test_the_errors_are_printed_in_row_order(tmp_path, chain, capsys):
+    # given a row with a parse error after one with a matching error (found later, when the chunk is matched)
+    CustomerFactory(chain=chain, name="王五", mobile="+8613800138000")
+    IdentityFactory(customer=CustomerFactory(chain=chain, name="赵六"), kind=IdentityKind.PMS, external_id="P-1")
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号", "病历号"], ["王五", "13800138000", "P-1"],
+                                          ["李四", "12", ""]])
+
+    # when
+    with pytest.raises(CommandError):
+        _import("customers", str(path))
+
+    # then
+    assert [line.split(",")[0] for line in capsys.readouterr().err.splitlines()] == ["row 2", "row 3"]
+
+
+def test_skip_invalid_with_every_row_invalid_writes_nothing_and_says_so(tmp_path, chain, capsys):
+    # given
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["张三", "123"], ["李四", "12"]])
+    report = tmp_path / "r.json"
+
+    # when
+    _import("customers", str(path), "--skip-invalid", "--report", str(report))
+
+    # then no write is reported or audited
+    assert json.loads(report.read_text(encoding="utf-8"))["written"] is False
+    assert capsys.readouterr().out == "customers: 2 rows, 0 created, 0 merged, 2 skipped (nothing written)\n"
+    assert (Customer.objects.count(), AuditEvent.objects.count()) == (0, 0)
+
+
+def test_the_command_names_the_sheet_it_read_and_the_sheets_it_did_not(tmp_path, chain, capsys):
+    # given a workbook of two sheets of people
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "一月"
+    workbook.active.append(["姓名", "手机号"])
+    workbook.active.append(["张三", "13800138000"])
+    workbook.create_sheet("二月").append(["姓名", "手机号"])
+    workbook["二月"].append(["李四", "13900139000"])
+    workbook.save(tmp_path / "c.xlsx")
+    report = tmp_path / "r.json"
+
+    # when
+    _import("customers", str(tmp_path / "c.xlsx"), "--report", str(report))
+
+    # then
+    assert capsys.readouterr().out.splitlines()[1] == ("read the sheet “一月”; other sheets not read: “二月” (one sheet is "
+                                                       "imported per file)")
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert (data["sheet"], data["sheets_skipped"]) == ("一月", ["二月"])
+
+
+def test_a_map_naming_a_column_the_file_lacks_is_a_command_error(tmp_path, chain):
+    path = csv_write(tmp_path / "c.csv", [["客户名", "电话"], ["张三", "13800138000"]])
+
+    with pytest.raises(CommandError) as exc:
+        _import("customers", str(path), "--map", "客户姓名=name")
+
+    assert str(exc.value) == "Column map: c.csv has no column “客户姓名” (its columns: 客户名, 电话)"
+    assert Customer.objects.count() == 0

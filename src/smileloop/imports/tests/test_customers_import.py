@@ -208,7 +208,7 @@ def test_phoneless_leads_are_created_and_a_repeated_name_and_birthday_is_one_per
 
 def test_a_file_with_an_invalid_row_writes_nothing_and_lists_every_error(tmp_path, chain):
     # given one good row and two bad ones
-    CustomerFactory(chain=chain, mobile="+8613700137000")
+    CustomerFactory(chain=chain, name="王五", mobile="+8613700137000")
     path = csv_write(tmp_path / "bad.csv", [
         ["姓名", "手机号", "性别", "出生日期", "门诊"],
         ["张三", "13800138000", "男", "1990-01-05", ""],
@@ -247,7 +247,7 @@ def test_skip_invalid_writes_the_valid_rows_and_lists_the_invalid_ones(tmp_path,
 
 def test_a_dry_run_reports_what_would_happen_and_writes_nothing(tmp_path, chain):
     # given
-    CustomerFactory(chain=chain, mobile="+8613800138000")
+    CustomerFactory(chain=chain, name="张三", mobile="+8613800138000")
     path = csv_write(tmp_path / "dry.csv", [["姓名", "手机号"], ["张三", "13800138000"], ["李四", "13900139000"],
                                             ["李四", "13900139000"]])
     before = _snapshot()
@@ -503,3 +503,97 @@ def test_on_sqlite_an_import_that_wrote_leaves_the_planner_statistics_and_a_dry_
     # then only the write refreshed SQLite's statistics (a first big import must not leave the planner guessing)
     assert "customers_customer" not in before
     assert {"customers_customer", "customers_customersearchkey"} <= _analyzed_tables()
+
+
+# --- what the preview and the report say of a merge ------------------------------------------------------------
+
+
+def test_the_preview_of_a_merge_shows_the_person_as_stored_not_the_files_values(tmp_path, chain, clinic_a, clinic_b):
+    # given a pool patient with a clinic and a source, but no community
+    CustomerFactory(chain=chain, name="导入甲", mobile="+8613800138000", home_clinic=clinic_a,
+                    first_touch_channel=Channel.DOUYIN, community="")
+    path = csv_write(tmp_path / "c.csv", [
+        HEADER,
+        ["导入丁", "13800138000", "", "", "浦东门诊", "美团", "静安花园", "", ""],
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=True)
+
+    # then the preview shows her own name, clinic and source (kept, the file's beside them) and the community filled
+    assert report.preview == [{
+        "row": 2, "outcome": "merge",
+        "values": {"name": "导入甲", "mobile": "+8613800138000", "home_clinic": "静安门诊", "source": "douyin",
+                   "community": "静安花园"},
+        "filled": ["community"],
+        "kept": {"name": "导入丁", "home_clinic": "浦东门诊", "source": "meituan"},
+        "warning": "differs from the name of the person with this phone (导入甲): the row is merged into them, and "
+                   "their name is kept"}]
+    # and the name that differs on the same phone is a warning of the report, not an error
+    assert report.as_dict()["errors"] == []
+    assert report.as_dict()["warnings"] == [{
+        "row": 2, "column": "姓名", "value": "导入丁",
+        "message": "differs from the name of the person with this phone (导入甲): the row is merged into them, and "
+                   "their name is kept"}]
+
+
+def test_a_merge_under_the_same_name_spaced_otherwise_has_no_warning(tmp_path, chain):
+    CustomerFactory(chain=chain, name="王 芳", mobile="+8613800138000")
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["王芳", "13800138000"], ["王 芳", "13800138000"],
+                                          ["王方", "13800138000"]])
+
+    report = customers_import(path=path, chain=chain)
+
+    assert (report.merged, report.warning_count) == (3, 1)
+    assert [(w["row"], w["value"]) for w in report.as_dict()["warnings"]] == [(4, "王方")]
+
+
+def test_row_errors_are_english_whoever_checks_and_shown_in_the_readers_language(tmp_path, chain, clinic_b,
+                                                                                 director_a):
+    from smileloop.imports.messages import message_display
+
+    # given a patient of another clinic, checked by a director whose page is in Chinese
+    CustomerFactory(chain=chain, name="赵敏", mobile="+8613900139000", home_clinic=clinic_b)
+    path = csv_write(tmp_path / "a.csv", [["姓名", "手机号"], ["赵敏", "13900139000"]])
+
+    # when
+    with translation.override("zh-hans"):
+        report = customers_import(path=path, chain=chain, actor=director_a)
+
+    # then the stored message is the stable English one, and each reader sees it in their own language
+    message = report.as_dict()["errors"][0]["message"]
+    assert message == "belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"
+    with translation.override("zh-hans"):
+        assert message_display(message) == "属于其他门诊的客户；请由可查看全部门诊的同事导入此行"
+    with translation.override("en"):
+        assert message_display(message) == message
+
+
+def test_the_unknown_channel_error_lists_channels_by_their_labels_in_chinese(tmp_path, chain):
+    from smileloop.imports.messages import message_display
+
+    path = csv_write(tmp_path / "c.csv", [["姓名", "来源"], ["张三", "火星"]])
+    message = customers_import(path=path, chain=chain).as_dict()["errors"][0]["message"]
+
+    with translation.override("zh-hans"):
+        shown = message_display(message)
+    assert shown.startswith("不是已知的来源渠道（微信公众号、企业微信、抖音、")
+    assert shown.endswith("、其他，或 微信/抖音/小红书/转介绍/… 等说法）") and "wechat_oa" not in shown
+
+
+def test_a_pool_that_changed_under_the_import_is_a_conflict_not_a_database_error(tmp_path, chain, monkeypatch):
+    # given a phone that is someone's, which the import's lookup misses (another import wrote it meanwhile)
+    from smileloop.imports.errors import ImportConflict
+    from smileloop.imports.services import customers as module
+
+    CustomerFactory(chain=chain, name="张三", mobile="+8613800138000")
+    monkeypatch.setattr(module, "select_in", lambda *args, **kwargs: [])
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["张三", "13800138000"]])
+    before = _snapshot()
+
+    # when / then (on PostgreSQL the insert is a COPY, whose UniqueViolation is psycopg's, not Django's)
+    with pytest.raises(ImportConflict) as exc:
+        customers_import(path=path, chain=chain)
+    assert exc.value.message.startswith("The patient pool changed during the import (")
+    assert exc.value.message.endswith("nothing more was written, run it again")
+    assert _snapshot() == before

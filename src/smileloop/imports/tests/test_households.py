@@ -314,3 +314,16 @@ def test_the_guardian_columns_of_a_paediatric_export_link_the_child_into_the_fam
     assert first.notes == "监护人：周敏；监护人电话：138 0013 8000；与患者关系：母子"
     assert Customer.objects.get(name="赵六").notes == "监护人：赵老；监护人电话：13900139000；与患者关系：朋友"
     assert not Identity.objects.filter(external_id__in=["+8613800138000", "+8613700137000"]).exists()
+
+
+def test_words_beside_a_guardians_number_that_name_no_one_leave_the_guardian_a_parent(tmp_path, chain, clinic_a):
+    # given the mother in the pool, and her number in the guardian column with a note of hers
+    mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "c.csv", [["姓名", "监护人电话"], ["李小宝", "13800138000(微信同号)"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then the child joins her household, as a guardian's number with no relation given does
+    assert report.households_linked == 1
+    assert _place(Customer.objects.get(name="李小宝")) == (mother.pk, "周敏", Relation.CHILD)

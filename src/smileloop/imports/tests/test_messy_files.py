@@ -160,7 +160,7 @@ def test_an_xlsx_saved_under_a_csv_name_is_read_as_a_workbook(tmp_path, chain):
     ("zip.csv", None, "zip.csv is not a valid .xlsx workbook"),
     ("header.csv", "姓名,手机号\r\n,\r\n".encode(), "header.csv has a header but no data rows"),
     ("blank.csv", b"\r\n \r\n", "blank.csv is empty"),
-    ("nul.csv", "姓名\n张\0三\n".encode(), "nul.csv is neither UTF-8 nor GBK text"),
+    ("nul.csv", "姓名\n张\0三\n".encode(), "nul.csv contains NUL bytes, which no CSV text has"),
 ])
 def test_files_that_are_not_what_they_claim_get_a_clear_message(tmp_path, chain, name, content, message):
     # given
@@ -239,12 +239,14 @@ def test_orders_with_yuan_suffix_lower_case_codes_and_excel_date_times(tmp_path,
         ("A2", 25920, dt.datetime(2024, 1, 5, tzinfo=SHANGHAI))]
 
 
-def test_an_order_dated_in_the_future_and_a_formula_amount_are_errors(tmp_path, chain, clinic_a, catalogue, patient):
+def test_an_order_dated_in_the_future_or_before_1980_and_a_formula_amount_are_errors(tmp_path, chain, clinic_a,
+                                                                                     catalogue, patient):
     # given
     path = xlsx_write(tmp_path / "o.xlsx", [
         ["订单号", "手机号", "日期", "项目编码", "单价", "金额"],
         ["A1", "13800138000", "2042-01-05", "EX01", "50", "50"],
         ["A2", "13800138000", "2024-01-05", "EX01", "50", "=E3*1"],
+        ["A3", "13800138000", "1924-01-05", "EX01", "50", "50"],
     ])
 
     # when
@@ -252,7 +254,7 @@ def test_an_order_dated_in_the_future_and_a_formula_amount_are_errors(tmp_path, 
 
     # then
     assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
-        (2, "日期", "is in the future"), (3, "金额", FORMULA)]
+        (2, "日期", "is in the future"), (3, "金额", FORMULA), (4, "日期", "is before 1980-01-01")]
     assert Order.objects.count() == 0
 
 
@@ -350,3 +352,122 @@ def test_a_lead_noted_as_surname_and_title_gets_the_gender_it_says_unless_a_gend
     customers_import(path=path, chain=chain)
     assert dict(Customer.objects.values_list("name", "gender")) == {
         "王女士": Gender.FEMALE, "李先生": Gender.MALE, "赵先生": Gender.FEMALE}
+
+
+@pytest.mark.parametrize(("content", "encoding"), [
+    ("姓名\t手机号\t地址\r\n张三\t13800138000\t上海市静安区, 南京西路 1 号\r\n", "utf-8"),
+    ("姓名\t手机号\t地址\r\n张三\t13800138000\t\"上海市, 静安区\"\r\n", "utf-16"),  # Excel's "Unicode text"
+    ("姓名,手机号,备注\r\n张三,13800138000,过敏;高血压;糖尿病;吸烟\r\n", "utf-8"),
+    ("姓名;手机号;地址\r\n张三;13800138000;\"上海市, 静安区\"\r\n", "utf-8"),
+    ("sep=;\r\n姓名;手机号;备注\r\n张三;13800138000;a,b,c\r\n", "utf-8"),  # Excel's own delimiter line
+    ("客户导出, 2024\r\n\r\n姓名|手机号\r\n张三|13800138000\r\n", "utf-8"),
+])
+def test_the_delimiter_is_the_one_the_header_reads_under(tmp_path, chain, content, encoding):
+    # given a tab file with commas in an address, a comma file with semicolons in its notes, …
+    path = tmp_path / "c.csv"
+    path.write_bytes(content.encode(encoding))
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then
+    assert (report.created, report.errors) == (1, [])
+    assert list(Customer.objects.values_list("name", "mobile")) == [("张三", "+8613800138000")]
+
+
+def test_the_excel_sep_line_is_not_counted_as_a_row(tmp_path, chain):
+    path = tmp_path / "c.csv"
+    path.write_bytes("sep=;\n姓名;手机号\n张三;13800138000\n李四;12345\n".encode())
+
+    report = customers_import(path=path, chain=chain, dry_run=True)
+
+    assert [(e["row"], e["value"]) for e in report.as_dict()["errors"]] == [(3, "12345")]
+
+
+def test_an_eight_digit_date_typed_as_a_number_in_excel_is_a_date(tmp_path, chain, clinic_a, catalogue):
+    # given YYYYMMDD dates stored as numbers (Excel's serials of real dates have 5 digits)
+    CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+    people = xlsx_write(tmp_path / "c.xlsx", [["姓名", "手机号", "生日"], ["李四", "13900139000", 19900105],
+                                             ["王五", "13700137000", 19900230]])
+    orders = xlsx_write(tmp_path / "o.xlsx", [["订单号", "手机号", "日期", "项目编码", "金额"],
+                                             ["A1", "13800138000", 20240303, "EX01", "50"]])
+
+    # when
+    report = customers_import(path=people, chain=chain, skip_invalid=True)
+    orders_import(path=orders, chain=chain)
+
+    # then
+    assert Customer.objects.get(name="李四").birthday == dt.date(1990, 1, 5)
+    assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [(3, "is not a real calendar date")]
+    assert Order.objects.get().ordered_at == dt.datetime(2024, 3, 3, tzinfo=SHANGHAI)
+
+
+def test_a_name_of_invisible_characters_only_is_missing(tmp_path, chain):
+    # given names that are a zero-width space, a BOM, a word joiner
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["\u200b", "13800138000"], ["\ufeff", "13900139000"],
+                                          ["\u2060 \u200b", "13700137000"]])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then
+    assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "姓名", "is required"), (3, "姓名", "is required"), (4, "姓名", "is required")]
+    assert Customer.objects.count() == 0
+
+
+def test_the_other_sheets_of_a_workbook_are_named_as_not_read(tmp_path, chain):
+    # given a note sheet, the data sheet, another data sheet, an empty sheet and a hidden sheet with data
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "说明"
+    workbook.active.append(["本表由旧系统导出"])
+    workbook.create_sheet("客户").append(["姓名", "手机号"])
+    workbook["客户"].append(["张三", "13800138000"])
+    workbook.create_sheet("第二批").append(["姓名", "手机号"])
+    workbook["第二批"].append(["李四", "13900139000"])
+    workbook.create_sheet("空")
+    workbook.create_sheet("隐藏").append(["x"])
+    workbook["隐藏"].sheet_state = "hidden"
+    workbook.save(tmp_path / "c.xlsx")
+
+    # when
+    report = customers_import(path=tmp_path / "c.xlsx", chain=chain)
+
+    # then
+    data = report.as_dict()
+    assert (data["sheet"], data["sheets_skipped"]) == ("客户", ["说明", "第二批", "隐藏"])
+    assert list(Customer.objects.values_list("name", flat=True)) == ["张三"]
+    # and a workbook of one sheet reports as before
+    single = customers_import(path=xlsx_write(tmp_path / "d.xlsx", [["姓名"], ["王五"]]), chain=chain)
+    assert "sheet" not in single.as_dict() and "sheets_skipped" not in single.as_dict()
+
+
+@pytest.mark.parametrize("headers", [["姓名（必填）", "手机号(必填)", "备注（选填）"], ["*姓名 (required)", "Phone [optional]",
+                                                                            "notes【选填】"]])
+def test_a_required_or_optional_note_after_a_header_is_ignored(tmp_path, chain, headers):
+    path = csv_write(tmp_path / "c.csv", [headers, ["张三", "13800138000", "怕疼"]])
+
+    report = customers_import(path=path, chain=chain)
+
+    assert (report.created, report.ignored_columns) == (1, [])
+    assert list(Customer.objects.values_list("name", "mobile", "notes")) == [("张三", "+8613800138000", "怕疼")]
+
+
+def test_a_note_naming_a_relative_after_a_header_is_no_header_note(tmp_path, chain):
+    # '电话（家长）' is the parent's phone, not the patient's: only required/optional notes are dropped
+    path = csv_write(tmp_path / "c.csv", [["姓名", "电话（家长）"], ["张三", "13800138000"]])
+
+    report = customers_import(path=path, chain=chain)
+
+    assert (report.ignored_columns, Customer.objects.get().mobile) == (["电话（家长）"], None)
+
+
+def test_a_column_map_naming_a_column_the_file_lacks_is_an_error(tmp_path, chain):
+    path = csv_write(tmp_path / "c.csv", [["Customer", "Tel No"], ["张三", "13800138000"]])
+
+    with pytest.raises(ImportFileError) as exc:
+        customers_import(path=path, chain=chain, column_map={"Customer": "name", "Telephone": "mobile"})
+
+    assert exc.value.code == "unknown_column"
+    assert exc.value.message == "Column map: c.csv has no column “Telephone” (its columns: Customer, Tel No)"
+    assert Customer.objects.count() == 0

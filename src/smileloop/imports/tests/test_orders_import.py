@@ -168,8 +168,9 @@ def test_each_skipped_order_names_its_own_invalid_row(tmp_path, chain, catalogue
     # when
     report = orders_import(path=path, chain=chain, skip_invalid=True)
 
-    # then each order's rows point at that order's bad row, not the chunk's first
-    assert report.as_dict() == {"rows": 5, "created": 0, "merged": 0, "skipped": 5, "written": True, "errors": [
+    # then each order's rows point at that order's bad row, not the chunk's first (and, every row invalid, nothing
+    # was written)
+    assert report.as_dict() == {"rows": 5, "created": 0, "merged": 0, "skipped": 5, "written": False, "errors": [
         {"row": 2, "column": "订单号", "value": "A001",
          "message": "order has an invalid row (row 3); the whole order is skipped"},
         {"row": 3, "column": "金额", "value": "500",
@@ -250,3 +251,21 @@ def test_a_clinic_director_records_orders_only_at_their_clinics_for_their_patien
         (2, "手机号", "no customer with this phone"), (3, "门诊", "is not one of your clinics")]
     skipped = orders_import(path=path, chain=chain, actor=director_a, skip_invalid=True)
     assert (skipped.created, Order.objects.get().external_id) == (1, "B003")
+
+
+def test_excel_text_formulas_keeping_an_order_number_or_pms_id_are_read_as_their_text(tmp_path, chain, clinic_a,
+                                                                                    catalogue):
+    # given a CSV where Excel kept the leading zeros of the numbers as '="…"'
+    patient = CustomerFactory(chain=chain, name="张三", home_clinic=clinic_a)
+    IdentityFactory(customer=patient, kind=IdentityKind.PMS, external_id="000123")
+    path = csv_write(tmp_path / "o.csv", [["订单号", "病历号", "日期", "项目编码", "金额"],
+                                          ['="007001"', '="000123"', "2024-03-01T02:00:00Z", "EX01", "50"]])
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then (and the bill's time, given in UTC, is 10:00 in Shanghai)
+    assert report.as_dict()["errors"] == []
+    order = Order.objects.get()
+    assert (order.external_id, order.customer_id) == ("007001", patient.id)
+    assert order.ordered_at == dt.datetime(2024, 3, 1, 2, 0, tzinfo=dt.UTC)

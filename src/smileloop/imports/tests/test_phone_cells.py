@@ -8,7 +8,7 @@ from smileloop.customers.models import Customer, Identity
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.imports.messages import message_display
 from smileloop.imports.services import customers_import, orders_import
-from smileloop.imports.services.values import phone_numbers_parse
+from smileloop.imports.services.values import FORMULA, note_is_own, phone_numbers_parse
 from smileloop.imports.tests.files import csv_write
 from smileloop.visits.models import Order
 
@@ -163,3 +163,83 @@ def test_a_list_with_a_part_that_is_no_number_is_no_note(cell):
 
     with pytest.raises(ValueError, match="holds several numbers"):
         phone_cell_parse(cell)
+
+
+@pytest.mark.parametrize(("note", "name", "own"), [
+    ("微信同号", "张红梅", True), ("常用", "张红梅", True), ("本人", "", True), ("手机", "", True), ("工作", "", True),
+    ("单位", "", True), ("tel", "", True), ("TEL", "", True), ("WeChat", "", True), ("本人微信同号", "", True),
+    ("张红梅", "张红梅", True),  # the row's own name
+    ("妈妈", "李小宝", False), ("孩子妈", "李小宝", False), ("妈妈微信同号", "李小宝", False), ("奶奶的手机", "", False),
+    ("家属", "", False), ("监护人", "", False), ("老公", "", False), ("女儿", "", False), ("Mom", "", False),
+    ("emergency contact", "", False), ("王女士", "李小宝", False), ("周敏", "李小宝", False),  # another person named
+    ("周敏的", "李小宝", False), ("老王", "", False),
+])
+def test_a_number_is_the_persons_own_unless_the_words_beside_it_name_someone_else(note, name, own):
+    assert note_is_own(note, name) is own
+
+
+def test_every_kinship_word_the_household_link_knows_makes_a_number_a_relatives():
+    from smileloop.customers.normalize import _KINSHIP_WORDS
+
+    # kinship_parse's words (what links a household) are all relatives' notes, in words of their own or inside others
+    assert [word for word in _KINSHIP_WORDS if note_is_own(word) or note_is_own(f"孩子{word}")] == []
+
+
+@pytest.mark.parametrize(("cell", "numbers", "note"), [
+    ("13812372574(微信同号)", ["+8613812372574"], "微信同号"),
+    ("tel:13812372574", ["+8613812372574"], "tel"),
+    ('="13812372574"', ["+8613812372574"], ""),  # Excel's text formula: its text, not a note
+    ('="0755-86001234"', ["+8675586001234"], ""),
+])
+def test_an_excel_text_formula_and_a_tel_prefix_are_read_as_the_number(cell, numbers, note):
+    from smileloop.imports.services.values import phone_cell_parse
+
+    parsed = phone_cell_parse(cell)
+    assert (parsed.numbers, parsed.note) == (numbers, note)
+
+
+def test_customers_a_patients_own_number_with_a_note_merges_into_the_pool_person(tmp_path, chain):
+    # given a patient of the pool, and a sheet writing her number with a note, a prefix or as Excel keeps text
+    patient = CustomerFactory(chain=chain, name="张红梅", mobile="+8613812372574", notes="")
+    path = csv_write(tmp_path / "c.csv", [
+        ["姓名", "手机号"],
+        ["张红梅", "13812372574(微信同号)"],
+        ["张红梅", "13812372574（常用）"],
+        ["张红梅", "tel:13812372574"],
+        ["张红梅", '="13812372574"'],
+        ["李小宝", "13812372574(妈妈)"],  # her child, with her number: still a relative's
+    ])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then the four rows are hers, not four phone-less people; the child is a person of their own, without a phone
+    assert (report.created, report.merged, report.as_dict().get("relative_numbers")) == (1, 4, 1)
+    assert sorted(Customer.objects.values_list("name", "mobile")) == [("张红梅", "+8613812372574"), ("李小宝", None)]
+    assert Customer.objects.get(pk=patient.pk).notes == ""
+
+
+def test_a_formula_in_a_phone_cell_is_reported_as_one(tmp_path, chain):
+    # given a real formula (not Excel's '="…"' text) in the phone column
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["张三", "=13800138000"], ["李四", '=A2&""']])
+
+    # when
+    report = customers_import(path=path, chain=chain, dry_run=True)
+
+    # then
+    assert [(e["row"], e["message"]) for e in report.as_dict()["errors"]] == [(2, FORMULA), (3, FORMULA)]
+
+
+def test_orders_a_bill_written_with_the_patients_own_number_and_a_note_is_theirs(tmp_path, chain, clinic_a, catalogue):
+    patient = CustomerFactory(chain=chain, name="张红梅", mobile="+8613812372574", home_clinic=clinic_a)
+    path = csv_write(tmp_path / "o.csv", [
+        ["订单号", "手机号", "姓名", "日期", "项目编码", "金额"],
+        ["A1", "13812372574(微信同号)", "张红梅", "2024-01-05", "EX01", "50"],
+        ["A2", '="13812372574"', "张红梅", "2024-01-06", "EX01", "50"],
+    ])
+
+    report = orders_import(path=path, chain=chain)
+
+    assert report.as_dict()["errors"] == []
+    assert list(Order.objects.order_by("external_id").values_list("external_id", "customer_id")) == [
+        ("A1", patient.id), ("A2", patient.id)]

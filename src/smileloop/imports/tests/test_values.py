@@ -1,10 +1,17 @@
 import datetime as dt
 import random
+import zoneinfo
 
 import pytest
 
-from smileloop.customers.normalize import phone_normalize, pinyin_keys
-from smileloop.imports.services.values import PinyinCache, phone_fallback_parse, phone_parse
+from smileloop.customers.normalize import birthday_parse, date_parse, phone_normalize, pinyin_keys
+from smileloop.imports.services.values import (
+    DATETIME_FORMAT,
+    PinyinCache,
+    datetime_parse,
+    phone_fallback_parse,
+    phone_parse,
+)
 
 
 def _either(func, value):
@@ -87,3 +94,56 @@ def test_order_dates_with_a_time_in_chinese_or_iso_form(cell, moment):
 
     tz = zoneinfo.ZoneInfo("Asia/Shanghai")
     assert datetime_parse(cell, tz=tz) == dt.datetime(*moment, tzinfo=tz)
+
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+@pytest.mark.parametrize(("cell", "moment"), [
+    ("2024-03-01T02:00:00Z", dt.datetime(2024, 3, 1, 10, 0)),  # UTC, in the chain's zone
+    ("2024-03-01 02:00 UTC", dt.datetime(2024, 3, 1, 10, 0)),
+    ("2024-03-01T02:00:00.250+08:00", dt.datetime(2024, 3, 1, 2, 0)),
+    ("2024-03-01 10:00 -0500", dt.datetime(2024, 3, 1, 23, 0)),
+    ("2024-03-01 1:45 PM", dt.datetime(2024, 3, 1, 13, 45)),
+    ("2024-03-01 12:30 am", dt.datetime(2024, 3, 1, 0, 30)),
+    ("2024-03-01 下午1:45", dt.datetime(2024, 3, 1, 13, 45)),
+    ("2024-03-01 上午9:05", dt.datetime(2024, 3, 1, 9, 5)),
+    ("2024年3月1日 下午2点30分", dt.datetime(2024, 3, 1, 14, 30)),
+    ("2024年3月1日14时30分15秒", dt.datetime(2024, 3, 1, 14, 30, 15)),
+    ("2024-03-01 13:45:10", dt.datetime(2024, 3, 1, 13, 45, 10)),
+    ("2024/3/1", dt.datetime(2024, 3, 1)),
+    ("20240301", dt.datetime(2024, 3, 1)),
+    (20240301, dt.datetime(2024, 3, 1)),  # YYYYMMDD typed into a number cell
+    (45352.5, dt.datetime(2024, 3, 1, 12, 0)),  # an Excel serial with a time of day
+])
+def test_a_date_time_cell_with_an_offset_or_am_pm_is_read_as_it_says(cell, moment):
+    assert datetime_parse(cell, tz=SHANGHAI) == moment.replace(tzinfo=SHANGHAI)
+
+
+@pytest.mark.parametrize("cell", ["2024-03-01 garbage", "2024-03-01 10:00 foo", "2024-03-01 13:45 CST",
+                                  "2024-03-01 13:00 AM", "2024-03-01 25:00"])
+def test_anything_else_after_a_date_time_is_refused_not_dropped(cell):
+    with pytest.raises(ValueError) as exc:
+        datetime_parse(cell, tz=SHANGHAI)
+    assert str(exc.value) == DATETIME_FORMAT
+
+
+@pytest.mark.parametrize(("cell", "day"), [
+    (19900105, dt.date(1990, 1, 5)), (19900105.0, dt.date(1990, 1, 5)), (32878, dt.date(1990, 1, 5)),
+    ("19900105.0", dt.date(1990, 1, 5)), ("1990-01-05 00:00:00", dt.date(1990, 1, 5)),
+    ("1990-01-05T08:30:00Z", dt.date(1990, 1, 5)), ("1990年1月5号", dt.date(1990, 1, 5)),
+])
+def test_a_date_may_be_an_eight_digit_number_or_carry_a_time_of_day(cell, day):
+    assert date_parse(cell) == day
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ("1990-01-05 garbage", "is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)"),
+    ("1990-01-05 25:00", "is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)"),
+    (19900230, "is not a real calendar date"),
+    (99999999, "is not a valid Excel date number"),
+])
+def test_a_date_with_text_after_it_or_an_impossible_number_is_refused(cell, message):
+    with pytest.raises(ValueError) as exc:
+        birthday_parse(cell)
+    assert str(exc.value) == message

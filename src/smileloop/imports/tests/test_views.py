@@ -184,3 +184,79 @@ def test_the_preview_names_the_summary_lines_it_set_aside(client, director_a):
     page = client.get(_upload(client, content).url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert '<dd id="count-rows">1</dd>' in page
     assert "以下为导出文件的汇总行，不是数据，已略过：" in page and "第 3 行“合计：1人”" in page
+
+
+def test_the_preview_of_a_merge_shows_what_is_kept_what_is_filled_and_a_name_that_differs(client, director_a,
+                                                                                           clinic_a):
+    # given a patient of the pool, and a file giving her phone under another name, another source and a community
+    from smileloop.customers.enums import Channel
+    from smileloop.customers.tests.factories import CustomerFactory
+
+    CustomerFactory(chain=director_a.chain, name="导入甲", mobile="+8613800138000", home_clinic=clinic_a,
+                    first_touch_channel=Channel.DOUYIN, community="")
+    client.force_login(director_a.user)
+    content = "姓名,手机号,来源,小区\n导入丁,13800138000,美团,静安花园\n".encode()
+
+    # when
+    url = _upload(client, content=content).url
+    zh = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    en = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    # then the row shows the stored person: her name and source, the file's beside them, and the community filled
+    assert '<span class="badge badge-booked">合并到已有客户</span>' in zh
+    assert "<td>导入甲<br><span class=\"small muted\">文件中为：导入丁（保留原有值）</span></td>" in zh
+    assert "<td>抖音<br><span class=\"small muted\">文件中为：美团 / 大众点评（保留原有值）</span></td>" in zh
+    assert '<td>静安花园 <span class="badge badge-yes">新填</span></td>' in zh
+    # and the name that differs is a warning, in the row and in the list of warnings, in the reader's language
+    assert zh.count("与该手机号所属客户的姓名（导入甲）不同：此行将合并到该客户，并保留其姓名") == 2
+    assert '<dd id="count-warnings">1</dd>' in zh
+    assert '<span class="badge badge-booked">Merged into an existing person</span>' in en
+    assert "differs from the name of the person with this phone (导入甲)" in en
+
+
+def test_the_outcome_badges_are_labels_in_the_readers_language(client, director_a):
+    client.force_login(director_a.user)
+    url = _upload(client).url  # a new person, an invalid row
+
+    en = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    zh = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+    assert '<span class="badge badge-yes">New person</span>' in en and '<span class="badge badge-no">Invalid</span>' in en
+    assert '<span class="badge badge-yes">新客户</span>' in zh and '<span class="badge badge-no">无效</span>' in zh
+
+
+def test_a_scope_error_checked_in_chinese_reads_in_english_to_an_english_reader(client, director_a, clinic_b):
+    # given a patient of another clinic, in a file the director uploads with a Chinese page
+    from smileloop.customers.tests.factories import CustomerFactory
+
+    CustomerFactory(chain=director_a.chain, name="赵敏", mobile="+8613900139000", home_clinic=clinic_b)
+    client.force_login(director_a.user)
+    url = client.post(reverse("imports:upload"), {"kind": "customers", "file": SimpleUploadedFile(
+        "a.csv", "姓名,手机号\n赵敏,13900139000\n".encode())}, HTTP_ACCEPT_LANGUAGE="zh-hans").url
+
+    # when the preview is read in English, then in Chinese
+    en = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    zh = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+    # then each reader sees the message in their own language
+    assert "belongs to a customer outside your clinics; a colleague who sees every clinic can import this row" in en
+    assert "属于其他门诊的客户" not in en
+    assert "属于其他门诊的客户；请由可查看全部门诊的同事导入此行" in zh
+
+
+def test_the_preview_names_the_sheet_read_and_the_sheets_not_read(client, director_a, tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "一月"
+    workbook.active.append(["姓名", "手机号"])
+    workbook.active.append(["张三", "13800138000"])
+    workbook.create_sheet("二月").append(["姓名", "手机号"])
+    workbook["二月"].append(["李四", "13900139000"])
+    workbook.save(tmp_path / "c.xlsx")
+    client.force_login(director_a.user)
+
+    url = _upload(client, content=(tmp_path / "c.xlsx").read_bytes(), name="c.xlsx").url
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+    assert "只读取了工作表“一月”：每个文件只导入一个工作表。" in page and "未读取：“二月”" in page

@@ -1,6 +1,7 @@
 """`smileloop import customers FILE` / `smileloop import orders FILE`: the command-line face of the import."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--clinic {options['clinic']!r} {exc}")
         elif options["clinic"]:
             raise CommandError("--clinic applies to customer imports only")
+        if options["report"]:
+            self._report_path_check(Path(options["report"]))
         run = customers_import if options["kind"] == "customers" else orders_import
         bar = tqdm(unit=" rows", file=sys.stderr, disable=None, mininterval=0.5, desc=Path(options["file"]).name)
         try:
@@ -66,8 +69,12 @@ class Command(BaseCommand):
         finally:
             bar.close()
         if options["report"]:
-            Path(options["report"]).write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n",
-                                               encoding="utf-8")
+            try:
+                Path(options["report"]).write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n",
+                                                   encoding="utf-8")
+            except OSError as exc:  # checked before the import: the disk filled up, or the folder went
+                state = "the import was written" if report.written else "nothing was written"
+                raise CommandError(f"--report {options['report']!r} could not be written ({exc}); {state}")
         state = "written" if report.written else ("dry run, nothing written" if options["dry_run"]
                                                    else "nothing written")
         extra = f", {report.duplicates} already imported" if report.duplicates else ""
@@ -81,13 +88,35 @@ class Command(BaseCommand):
             lines = ", ".join(f"row {r['row']} {r['value']!r}" for r in report.summary_rows[:5])
             more = f" and {len(report.summary_rows) - 5} more" if len(report.summary_rows) > 5 else ""
             self.stdout.write(f"set aside as summary lines, not data: {lines}{more}")
-        for error in report.errors[:MAX_ERRORS_PRINTED]:
+        if report.sheets_skipped:
+            skipped = ", ".join(f"“{title}”" for title in report.sheets_skipped)
+            self.stdout.write(f"read the sheet “{report.sheet}”; other sheets not read: {skipped} (one sheet is "
+                              "imported per file)")
+        for warning in sorted(report.warnings, key=lambda w: w["row"])[:MAX_ERRORS_PRINTED]:
+            self.stdout.write(f"row {warning['row']}, {warning['column']} {warning['value']!r}: warning: "
+                              f"{warning['message']}")
+        if report.warning_count > MAX_ERRORS_PRINTED:
+            self.stdout.write(f"… and {report.warning_count - MAX_ERRORS_PRINTED} more warnings (see --report)")
+        for error in sorted(report.errors, key=lambda e: e["row"])[:MAX_ERRORS_PRINTED]:  # as the report: by row
             self.stderr.write(f"row {error['row']}, {error['column']} {error['value']!r}: {error['message']}")
         if report.error_count > MAX_ERRORS_PRINTED:
             self.stderr.write(f"… and {report.error_count - MAX_ERRORS_PRINTED} more (see --report)")
         if report.error_count and not options["skip_invalid"]:
             raise CommandError(f"{report.error_count} error(s) in {report.skipped} row(s); nothing was written "
                                "(fix the file, or use --skip-invalid to write the valid rows)")
+
+    @staticmethod
+    def _report_path_check(path: Path) -> None:
+        """Before anything is imported: a report that cannot be written after the import has committed would lose
+        its outcome (and used to end in a traceback over data already written)."""
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise CommandError(f"--report {str(path)!r} is a directory; nothing was imported")
+        if not folder.is_dir():
+            raise CommandError(f"--report {str(path)!r}: the folder {str(folder)!r} does not exist; nothing was "
+                               "imported")
+        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise CommandError(f"--report {str(path)!r} cannot be written (permission denied); nothing was imported")
 
     def _chain(self, chain_id: int | None) -> Chain:
         if chain_id is not None:
