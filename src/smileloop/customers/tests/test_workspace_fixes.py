@@ -29,21 +29,9 @@ EN = {"Accept-Language": "en"}
 
 
 @pytest.fixture
-def zhang_san(chain, clinic_a):
-    return CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", mobile_tail="8000",
-                           home_clinic=clinic_a, stage=Stage.TREATED, first_touch_channel="douyin")
-
-
-@pytest.fixture
 def liu_qiang(chain, clinic_a):
     return CustomerFactory(chain=chain, name="刘强", mobile="+8613700137000", mobile_tail="7000",
                            home_clinic=clinic_a, stage=Stage.LEAD, first_touch_channel="referral")
-
-
-@pytest.fixture
-def li_si(chain, clinic_b):
-    return CustomerFactory(chain=chain, name="李四", mobile="+8613900139000", mobile_tail="9000",
-                           home_clinic=clinic_b, stage=Stage.LEAD, first_touch_channel="referral")
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 import json
 
-import openpyxl
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -9,7 +8,7 @@ from smileloop.core.models import AuditEvent
 from smileloop.customers.enums import IdentityKind
 from smileloop.customers.models import Customer
 from smileloop.customers.tests.factories import CustomerFactory, IdentityFactory
-from smileloop.imports.tests.files import csv_write
+from smileloop.imports.tests.files import csv_write, two_sheets_write
 from smileloop.visits.models import Order
 
 
@@ -196,13 +195,7 @@ def test_skip_invalid_with_every_row_invalid_writes_nothing_and_says_so(tmp_path
 
 def test_the_command_names_the_sheet_it_read_and_the_sheets_it_did_not(tmp_path, chain, capsys):
     # given a workbook of two sheets of people
-    workbook = openpyxl.Workbook()
-    workbook.active.title = "一月"
-    workbook.active.append(["姓名", "手机号"])
-    workbook.active.append(["张三", "13800138000"])
-    workbook.create_sheet("二月").append(["姓名", "手机号"])
-    workbook["二月"].append(["李四", "13900139000"])
-    workbook.save(tmp_path / "c.xlsx")
+    two_sheets_write(tmp_path / "c.xlsx")
     report = tmp_path / "r.json"
 
     # when

@@ -6,6 +6,7 @@ from smileloop.customers.models import Customer
 from smileloop.imports.enums import BatchStatus
 from smileloop.imports.models import ImportBatch
 from smileloop.imports.services.batches import batch_path
+from smileloop.imports.tests.files import two_sheets_write
 
 CSV = "姓名,手机号,性别\n张三,13800138000,男\n李四,12345,女\n王五,13900139000,\n".encode("gbk")
 
@@ -245,15 +246,7 @@ def test_a_scope_error_checked_in_chinese_reads_in_english_to_an_english_reader(
 
 
 def test_the_preview_names_the_sheet_read_and_the_sheets_not_read(client, director_a, tmp_path):
-    import openpyxl
-
-    workbook = openpyxl.Workbook()
-    workbook.active.title = "一月"
-    workbook.active.append(["姓名", "手机号"])
-    workbook.active.append(["张三", "13800138000"])
-    workbook.create_sheet("二月").append(["姓名", "手机号"])
-    workbook["二月"].append(["李四", "13900139000"])
-    workbook.save(tmp_path / "c.xlsx")
+    two_sheets_write(tmp_path / "c.xlsx")
     client.force_login(director_a.user)
 
     url = _upload(client, content=(tmp_path / "c.xlsx").read_bytes(), name="c.xlsx").url
