@@ -29,8 +29,7 @@ def phone_normalize(raw, region: str = "CN") -> str:
     if raw is None:
         raise ValueError("phone is empty")
     text = to_halfwidth(str(raw)).strip()
-    if text.endswith(".0"):
-        text = text[:-2]
+    text = re.sub(r"\.0+$", "", text)  # a number cell Excel wrote as 13800138000.0 (or .00)
     text = _PHONE_JUNK.sub("", text)
     if not text:
         raise ValueError("phone is empty")
@@ -205,8 +204,7 @@ def kinship_parse(note: str) -> str | None:
 
 def gender_parse(raw) -> str:
     text = to_halfwidth(str(raw or "")).strip().lower()
-    if text.endswith(".0"):
-        text = text[:-2]
+    text = re.sub(r"\.0+$", "", text)  # a number cell Excel wrote as 13800138000.0 (or .00)
     if text in _GENDERS:
         return _GENDERS[text]
     raise ValueError("is not a gender (use 男/女, M/F or male/female)")

@@ -21,7 +21,7 @@ mobiles = st.builds(lambda p, rest: f"1{p}{rest:08d}", st.sampled_from(["38", "3
                     st.integers(0, 99_999_999))
 
 
-@given(mobiles, st.sampled_from(["{}", "+86{}", "0086{}", "+86-{0}", "{}.0", "fw", "spaced", "dashed"]))
+@given(mobiles, st.sampled_from(["{}", "+86{}", "0086{}", "+86-{0}", "{}.0", "{}.00", "fw", "spaced", "dashed"]))
 def test_every_way_exports_write_a_mobile_normalises_to_the_same_e164(mobile, form):
     if form == "fw":
         raw = mobile.translate(FULLWIDTH)
