@@ -1,4 +1,7 @@
-"""Fixtures of the customers app's page tests: a treated patient of clinic A and a lead of clinic B."""
+"""Fixtures of the customers app's page tests: a treated patient of clinic A and a lead of clinic B, two records of one
+person (赵六, same name and birthday)."""
+
+import datetime as dt
 
 import pytest
 
@@ -16,3 +19,12 @@ def zhang_san(chain, clinic_a):
 def li_si(chain, clinic_b):
     return CustomerFactory(chain=chain, name="李四", mobile="+8613900139000", mobile_tail="9000",
                            home_clinic=clinic_b, stage=Stage.LEAD, first_touch_channel="referral")
+
+
+@pytest.fixture
+def twins(chain, clinic_a):
+    first = CustomerFactory(chain=chain, name="赵六", mobile="+8613600136000", birthday=dt.date(1985, 3, 1),
+                            home_clinic=clinic_a)
+    second = CustomerFactory(chain=chain, name="赵六", mobile="+8615000150000", birthday=dt.date(1985, 3, 1),
+                             home_clinic=clinic_a)
+    return first, second

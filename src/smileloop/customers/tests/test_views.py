@@ -546,15 +546,6 @@ def test_edit_refuses_a_phone_of_another_customer(client, chain_admin, clinic_a,
 # --- duplicates and merge --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def twins(chain, clinic_a):
-    first = CustomerFactory(chain=chain, name="赵六", mobile="+8613600136000", birthday=dt.date(1985, 3, 1),
-                            home_clinic=clinic_a)
-    second = CustomerFactory(chain=chain, name="赵六", mobile="+8615000150000", birthday=dt.date(1985, 3, 1),
-                             home_clinic=clinic_a)
-    return first, second
-
-
 def test_merge_candidates_list_groups_with_reason(client, director_a, twins):
     login(client, director_a)
     response = client.get(reverse("customers:merge_candidates"))

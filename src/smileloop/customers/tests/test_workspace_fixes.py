@@ -2,7 +2,6 @@
 already on another record, an over-long search, full-width customer numbers, the list's tag filter and the address of
 a merged-away record."""
 
-import datetime as dt
 import re
 
 import pytest
@@ -32,15 +31,6 @@ EN = {"Accept-Language": "en"}
 def liu_qiang(chain, clinic_a):
     return CustomerFactory(chain=chain, name="刘强", mobile="+8613700137000", mobile_tail="7000",
                            home_clinic=clinic_a, stage=Stage.LEAD, first_touch_channel="referral")
-
-
-@pytest.fixture
-def twins(chain, clinic_a):
-    first = CustomerFactory(chain=chain, name="赵六", mobile="+8613600136000", birthday=dt.date(1985, 3, 1),
-                            home_clinic=clinic_a)
-    second = CustomerFactory(chain=chain, name="赵六", mobile="+8615000150000", birthday=dt.date(1985, 3, 1),
-                             home_clinic=clinic_a)
-    return first, second
 
 
 def login(client, staff):
