@@ -22,7 +22,6 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial, wraps
-from inspect import iscoroutinefunction
 from typing import Annotated, Any
 
 from django.db import OperationalError
@@ -117,20 +116,12 @@ def _scalar(value: Any) -> str | None:
     return str(value)[:100]
 
 
-def _nul_paths(value: Any, path: tuple = ()) -> Iterator[tuple]:
-    """The locations of text holding a NUL character (in a value or in a key) in decoded JSON."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            yield path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from ([(*path, key)] if "\x00" in str(key) else _nul_paths(item, (*path, key)))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _nul_paths(item, (*path, i))
-
-
 _NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a value, or one of a list's values, is text holding a NUL character."""
+    return any(isinstance(item, str) and "\x00" in item for item in (value if isinstance(value, list) else [value]))
 
 
 class SmileloopParser(Parser):
@@ -139,8 +130,8 @@ class SmileloopParser(Parser):
 
     def parse_querydict(self, data, list_fields: list[str], request: HttpRequest) -> dict:
         result = super().parse_querydict(data, list_fields, request)
-        errors = [{"loc": ("query", *loc), "msg": _NUL_MESSAGE, "type": "nul_character"}
-                  for loc in _nul_paths(result)]
+        errors = [{"loc": ("query", name), "msg": _NUL_MESSAGE, "type": "nul_character"}
+                  for name, value in result.items() if _has_nul(value)]
         if errors:
             raise ValidationError(errors)
         return result
@@ -214,12 +205,6 @@ def _method_not_allowed_as_json(view, *, api: NinjaAPI):
         out["Allow"] = ", ".join(allowed)
         return out
 
-    if iscoroutinefunction(view):
-        @wraps(view)
-        async def async_wrapper(request: HttpRequest, *args, **kwargs):
-            return as_json(request, await view(request, *args, **kwargs))
-        return async_wrapper
-
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         return as_json(request, view(request, *args, **kwargs))
@@ -279,8 +264,7 @@ class InputSchema(Schema):
         """Text with a NUL character is refused by its field: PostgreSQL cannot store one in a text column (a 500
         on the write, or on a later search), and no real name, note or code contains it. Objects nested in a list
         are InputSchemas that check their own fields (so the error names the innermost field)."""
-        items = value if isinstance(value, list) else [value]
-        if any(isinstance(item, str) and "\x00" in item for item in items):
+        if _has_nul(value):
             raise PydanticCustomError("nul_character", _NUL_MESSAGE)
         return value
 
@@ -294,7 +278,7 @@ def _whole_number(value: Any) -> Any:
     """Money, points and quantities are JSON integers. pydantic would take 5000.0 and true as 5000 and 1: a client
     that computes money in floating point is told so instead. (Digit strings stay accepted: query parameters are
     text.)"""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise PydanticCustomError("int_type", "must be a whole number (a JSON integer), not {value}",
                                   {"value": value})
     return value

@@ -15,7 +15,8 @@ Both go around Django's cursor wrapper on purpose: with DEBUG on it renders ever
 with its parameters (on SQLite by running a quoting query per parameter batch), which cost more than
 the inserts themselves. The driver's errors are still raised as Django's (`connection.wrap_database_errors`, as the
 wrapper does): a unique violation of a concurrent writer is an `IntegrityError`, which callers turn into their
-"changed during the import, run it again" (psycopg's own UniqueViolation escaped them as a traceback). Values still go through each field's get_db_prep_save where the type needs it
+"changed during the import, run it again" (psycopg's own UniqueViolation escaped them as a traceback). Values still
+go through each field's get_db_prep_save where the type needs it
 (dates, datetimes, decimals), JSON is serialised the way Django's JSONField does, and unspecified
 fields take the model default, so a field added to a model later is filled correctly without touching
 this module.

@@ -1165,7 +1165,9 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
     elif "home_clinic" in data and not scope.is_chain_wide:
         # clearing it would take the person out of every clinic's sight, the caller's too
         raise PermissionDenied("Only chain-wide staff may clear a customer's home clinic", field="home_clinic")
-    _consultant_within(scope, data.get("consultant"))
+    consultant = _consultant_within(scope, data.get("consultant"))
+    if consultant is not None:
+        data = {**data, "consultant": consultant}  # resolved once
     # A person created without a home clinic gets the caller's single clinic in the INSERT itself (so
     # its search keys carry the clinic too, and a clinic-scoped search finds it).
     default_home = next(iter(scope.clinic_ids)) if scope.clinic_ids and len(scope.clinic_ids) == 1 else None
@@ -1177,17 +1179,18 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
     return customer, created
 
 
-def _consultant_within(scope: Scope, value) -> None:
-    """A clinic's staff may name as consultant only someone who works at one of their clinics: the consultant
-    sees the people they own wherever those people's home clinic is, so naming one of another clinic would open
-    the person to that clinic."""
-    if scope.is_chain_wide or value is None or str(value).strip() == "":
-        return
+def _consultant_within(scope: Scope, value) -> Staff | None:
+    """The consultant `value` names (None for none, or for a name customer_input_clean will refuse). A clinic's
+    staff may name only someone who works at one of their clinics: the consultant sees the people they own wherever
+    those people's home clinic is, so naming one of another clinic would open the person to that clinic."""
+    if value is None or str(value).strip() == "":
+        return None
     staff = value if isinstance(value, Staff) else _staff_resolve(chain_id=scope.chain_id, value=value)
-    if staff is None:
-        return  # customer_input_clean names the field
+    if staff is None or scope.is_chain_wide:
+        return staff
     if not any(scope.allows_clinic(clinic_id) for clinic_id in staff.clinics.values_list("pk", flat=True)):
         raise PermissionDenied(f"Consultant {value} does not work at one of your clinics", field="consultant")
+    return staff
 
 
 @transaction.atomic
