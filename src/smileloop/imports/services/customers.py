@@ -337,7 +337,9 @@ class _CustomerImport:
             if not values and not idents and not consents and not errors and second is None:
                 # only ignored columns (or a fallback cell without a number) are filled: not a row of people
                 return _EMPTY
-            errors.insert(0, (self.table.header_for("name"), "", "is required"))
+            name_header = self.table.header_for("name")
+            if not any(error[0] == name_header for error in errors):  # a too-long name is that error alone
+                errors.insert(0, (name_header, "", "is required"))
         if errors:
             self.invalid(number, errors)
             return None
@@ -521,8 +523,8 @@ class _CustomerImport:
                     row.mobile, row.mobile_header = None, None
                     row.values.pop("mobile", None)
                     target = None
-            if target:
-                matches.append((target, mobile_header, row.mobile))
+            if target:  # named in messages as a reader writes it (138 0013 8000), not as stored (+86…)
+                matches.append((target, mobile_header, phone_national(row.mobile)))
                 by_phone = target
         for kind, external_id, header in row.idents:
             target = self.known.get(f"i:{kind}:{external_id}") or by_ident.get((kind, external_id))

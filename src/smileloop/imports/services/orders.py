@@ -27,6 +27,7 @@ from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.enums import IdentityKind, Stage
 from smileloop.customers.models import Customer, Identity
+from smileloop.customers.normalize import phone_national
 from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
@@ -263,8 +264,9 @@ class _OrderImport:
             return None, errors, order_no
         if unit is None:
             unit = item.list_price_fen
-        if unit < 0:
+        if unit < 0:  # the line's total is then negative too: its discount or amount is not a second error
             fail("unit_price", "must not be negative")
+            return None, errors, order_no
         list_total = quantity * unit
         if "discount" not in raw and amount is not None:
             discount = list_total - amount
@@ -392,7 +394,7 @@ class _OrderImport:
                 elif cid != customer_id:
                     errors_by_row.setdefault(line.number, []).append((
                         (line.mobile_header or self.mobile_header) if line.mobile else self.table.header_for("pms_id"),
-                        line.mobile or line.pms_id,
+                        phone_national(line.mobile) if line.mobile else line.pms_id,
                         f"names another customer than row {first.number} of the same order"))
                 line_clinic = line.clinic_id or home.get(cid)
                 if line_clinic is None:
@@ -451,13 +453,15 @@ class _OrderImport:
             # A number from the fallback column under another name is a shared line (a parent's, the family's):
             # the bill is not that holder's. The PMS id decides if there is one, else the row is refused.
             if by_pms is None:
-                return [(line.mobile_header, line.mobile,
+                return [(line.mobile_header, phone_national(line.mobile),
                          "is the number of a customer with another name (a shared line?): give the patient's own "
                          "phone or PMS id")]
             line.mobile, line.mobile_header = None, None
             return []
         if line.mobile and by_phone is None:
-            errors.append((line.mobile_header or self.mobile_header, line.mobile, "no customer with this phone"))
+            # named as a reader writes it (139 0013 9000), not as stored (+86…)
+            errors.append((line.mobile_header or self.mobile_header, phone_national(line.mobile),
+                           "no customer with this phone"))
         if line.pms_id and by_pms is None and not line.mobile:
             errors.append((self.table.header_for("pms_id"), line.pms_id, "no customer with this PMS id"))
         if by_phone and by_pms and by_phone != by_pms:

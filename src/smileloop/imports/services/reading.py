@@ -20,7 +20,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 
 from django.utils.translation import gettext as _
@@ -175,6 +175,11 @@ class Table:
             self.sheets_skipped += [other for other, other_rows in others if next(other_rows, None) is not None]
             self._rows = self._data(chain(following, rows))
             return
+        for title, rows in self._hidden:  # hidden sheets are never read, but a reader deserves to know why
+            if any(score(cells) for _number, cells in islice(rows, HEADER_SEARCH_ROWS)):
+                raise ImportFileError(
+                    _("The data of %(name)s is on the hidden sheet “%(sheet)s”, which is not read: unhide it in Excel "
+                      "and import the file again") % {"name": self.name, "sheet": title}, code="hidden_sheet")
         if not seen:
             raise ImportFileError(_("%(name)s is empty") % {"name": self.name}, code="no_header")
         where = (_("any sheet of %(name)s") if len(self._sources) > 1 else "%(name)s") % {"name": self.name}
@@ -306,6 +311,11 @@ def _encoding_detect(path: Path, name: str) -> str:
                           % {"name": name}, code="bad_encoding")
 
 
+# The csv module refuses a cell over 131,072 characters with an error that ends the whole file, so one pasted-in
+# essay would make a --skip-invalid import refuse every row. Cells up to 16 M characters are read, and a too-long
+# value is then refused as its own row's error by the field it is in.
+CSV_CELL_LIMIT = 1 << 24
+csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_LIMIT))
 _DELIMITERS = (",", "\t", ";", "|")  # in this order when two read the header equally well
 _SEP_LINE = re.compile(r"sep=(.)\r?\n")  # Excel's first line naming the delimiter: 'sep=;'
 

@@ -471,3 +471,52 @@ def test_a_column_map_naming_a_column_the_file_lacks_is_an_error(tmp_path, chain
     assert exc.value.code == "unknown_column"
     assert exc.value.message == "Column map: c.csv has no column “Telephone” (its columns: Customer, Tel No)"
     assert Customer.objects.count() == 0
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_its_rows_error_not_the_files(tmp_path, chain):
+    # given a name cell of 200,000 characters (the csv module's default limit is 131,072) between two good rows
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号"], ["张三", "13800138000"], ["长" * 200_000, "13900139000"],
+                                          ["李四", "13700137000"]])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then only that row is refused, by its column, and its value is cut short in the report
+    errors = report.as_dict()["errors"]
+    assert [(e["row"], e["column"], e["message"]) for e in errors] == [(3, "姓名", "is longer than 50 characters")]
+    assert len(errors[0]["value"]) == 200
+    assert sorted(Customer.objects.values_list("name", flat=True)) == ["张三", "李四"]
+
+
+def test_a_negative_unit_price_is_one_error_not_also_the_amounts(tmp_path, chain, clinic_a, catalogue, patient):
+    # given a line whose unit price is negative, with and without an amount
+    path = csv_write(tmp_path / "o.csv", [
+        ["订单号", "手机号", "日期", "项目编码", "单价", "金额"],
+        ["A1", "13800138000", "2024-01-05", "EX01", "-50", "-50"],
+        ["A2", "13800138000", "2024-01-05", "EX01", "-50", ""],
+    ])
+
+    # when
+    report = orders_import(path=path, chain=chain)
+
+    # then each row has the one error that explains it
+    assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "单价", "must not be negative"), (3, "单价", "must not be negative")]
+    assert Order.objects.count() == 0
+
+
+def test_data_only_on_a_hidden_sheet_is_named_not_called_unrecognisable(tmp_path, chain):
+    # given a workbook whose visible sheet is a note and whose patients are on a hidden sheet
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "说明"
+    workbook.active.append(["本表由旧系统导出"])
+    workbook.create_sheet("客户").append(["姓名", "手机号"])
+    workbook["客户"].append(["张三", "13800138000"])
+    workbook["客户"].sheet_state = "hidden"
+    workbook.save(tmp_path / "c.xlsx")
+
+    # when / then the message names the hidden sheet and what to do
+    with pytest.raises(ImportFileError, match="hidden sheet “客户”, which is not read: unhide it") as caught:
+        customers_import(path=tmp_path / "c.xlsx", chain=chain)
+    assert caught.value.code == "hidden_sheet"
+    assert Customer.objects.count() == 0
