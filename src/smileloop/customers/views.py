@@ -481,7 +481,16 @@ def customer_create(request, scope: Scope):
 @staff_view
 @require_http_methods(["GET", "POST"])
 def customer_edit(request, scope: Scope, customer_id: int):
-    customer = selectors.customer_get(scope, customer_id)
+    """Opening the edit page of a merged record leads to its survivor's, as its 360 page does; a form posted to a
+    merged record is a 404 (what it changes was written for a record that no longer exists)."""
+    try:
+        customer = selectors.customer_get(scope, customer_id)
+    except errors.NotFound:
+        if request.method == "POST":
+            raise
+        survivor = selectors.customer_survivor_get(scope, customer_id)
+        messages.info(request, _("Customer no. %(number)s was merged into this record.") % {"number": customer_id})
+        return _redirect(request, reverse("customers:edit", args=[survivor.id]))
     _require(scope, Perm.CUSTOMER_EDIT)
     form = CustomerForm(scope, request.POST or None, customer=customer)
     existing, existing_elsewhere = None, False

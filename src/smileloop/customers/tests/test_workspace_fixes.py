@@ -361,6 +361,26 @@ def test_a_merged_away_record_whose_survivor_is_out_of_scope_is_404_and_reveals_
     assert not list(get_messages(response.wsgi_request))
 
 
+def test_the_edit_page_of_a_merged_away_record_leads_to_the_survivors_and_a_post_to_it_is_404(client, chain_admin,
+                                                                                              twins):
+    # given a record merged into its twin
+    first, second = twins
+    customer_merge(scope=scope_for_staff(chain_admin), survivor=second, merged=first, actor=chain_admin, reason="重复")
+    login(client, chain_admin)
+
+    # when its edit page is opened, the survivor's edit page opens instead
+    response = client.get(reverse("customers:edit", args=[first.id]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("customers:edit", args=[second.id])
+
+    # but a form posted to the old record changes nothing
+    name = second.name
+    response = client.post(reverse("customers:edit", args=[first.id]), {"name": "改名"})
+    assert response.status_code == 404
+    second.refresh_from_db()
+    assert second.name == name
+
+
 def test_a_live_record_or_one_of_another_chain_is_no_merged_record(chain_admin, twins):
     first, _second = twins
     scope = scope_for_staff(chain_admin)
