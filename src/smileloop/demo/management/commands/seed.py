@@ -27,7 +27,8 @@ class Command(BaseCommand):
                             help="reference date YYYY-MM-DD: histories end before it (default: today, Asia/Shanghai)")
         parser.add_argument("--orders-per-customer", type=float, default=10.0,
                             help="average orders per customer, leads included (default 10)")
-        parser.add_argument("--chunk-size", type=int, default=5000, help="customers generated and written per batch")
+        parser.add_argument("--chunk-size", type=int, default=5000, help="customers generated and written per batch; each batch has its own random stream, so "
+                                 "the same chain needs the same --seed, --today and --chunk-size")
         parser.add_argument("--bulk", action="store_true",
                             help="on an otherwise idle database (PostgreSQL or SQLite): rebuild indexes once at the "
                                  "end and skip foreign-key checks while loading (several times faster)")
