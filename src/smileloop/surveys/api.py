@@ -15,6 +15,7 @@ from smileloop.clinics.enums import Perm
 from smileloop.core.api import ERROR_RESPONSES, BigInt, Id, InputSchema, IsoDate, Offset, render
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
+from smileloop.customers.selectors import customer_visible
 from smileloop.surveys import selectors, services
 from smileloop.surveys.enums import COMMENT_MAX_LENGTH, NpsGroup
 from smileloop.surveys.errors import SurveyNotFound
@@ -34,7 +35,7 @@ class ClinicRef(Ref):
 class SurveyOut(Schema):
     id: int
     clinic: ClinicRef
-    customer_id: int
+    customer_id: int | None = Field(description="Null when the patient belongs to a clinic outside yours")
     appointment_id: int | None
     order_id: int | None
     doctor: Ref | None
@@ -81,11 +82,14 @@ class AnswerIn(InputSchema):
     comment: str = Field("", description=f"At most {COMMENT_MAX_LENGTH} characters")
 
 
-def _out(survey) -> dict:
+def _out(scope: Scope, survey) -> dict:
+    """A survey as the caller may see it: it is read by the clinic of the visit, its patient's id only when the
+    patient is in the caller's scope too (customers.selectors.customer_visible)."""
     clinic, doctor = survey.clinic, survey.doctor
     return {
         "id": survey.id, "clinic": {"id": clinic.id, "code": clinic.code, "name": clinic.name},
-        "customer_id": survey.customer_id, "appointment_id": survey.appointment_id, "order_id": survey.order_id,
+        "customer_id": survey.customer_id if customer_visible(scope, survey.customer) else None,
+        "appointment_id": survey.appointment_id, "order_id": survey.order_id,
         "doctor": {"id": doctor.id, "name": doctor.name} if doctor else None, "visit_date": survey.visit_date,
         "url": reverse("surveys:answer", kwargs={"token": survey.token}), "state": survey.state_at(timezone.now()),
         "created_at": survey.created_at, "sent_at": survey.sent_at, "expires_at": survey.expires_at,
@@ -111,7 +115,7 @@ def survey_list_endpoint(
     permission_require(scope, Perm.SURVEY_VIEW)
     qs = selectors.survey_list(scope, clinic_id=_clinic_id(scope, clinic), answered=answered, since=since)
     return {"count": qs.count(), "limit": limit, "offset": offset,
-            "items": [_out(s) for s in qs[offset:offset + limit]]}
+            "items": [_out(scope, s) for s in qs[offset:offset + limit]]}
 
 
 @router.get("/nps", response={200: NpsOut, **ERROR_RESPONSES}, summary="NPS by clinic, doctor or month")
@@ -135,20 +139,24 @@ def nps_endpoint(
 def survey_get_endpoint(request: HttpRequest, survey_id: Id):
     scope = request_scope(request)
     permission_require(scope, Perm.SURVEY_VIEW)
-    return _out(selectors.survey_get(scope, survey_id))
+    return _out(scope, selectors.survey_get(scope, survey_id))
 
 
 @router.post("/{int:survey_id}/sent", response={200: SurveyOut, **ERROR_RESPONSES},
-             summary="Record that the link was sent to the patient")
+             summary="Record that the link was sent to the patient",
+             description="Needs survey.view and customer.edit. An expired link that was never sent is a 409 "
+                         "`survey_expired` (it can no longer be answered); a second send changes nothing.")
 def survey_sent_endpoint(request: HttpRequest, survey_id: Id, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
 
     def write():
+        # The answer comes back in the response: recording a send is for roles that may read answers, too.
+        permission_require(scope, Perm.SURVEY_VIEW)
         permission_require(scope, Perm.CUSTOMER_EDIT)
         survey = selectors.survey_get(scope, survey_id)
-        services.surveys_mark_sent(survey_ids=[survey.id])
-        return 200, render(SurveyOut, _out(selectors.survey_get(scope, survey_id)))
+        services.survey_mark_sent(survey=survey)
+        return 200, render(SurveyOut, _out(scope, selectors.survey_get(scope, survey_id)))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="surveys.sent", run=write)
@@ -169,7 +177,7 @@ def survey_answer_endpoint(request: HttpRequest, token: str, payload: AnswerIn, 
             raise SurveyNotFound("Survey not found")
         survey = services.survey_answer(token=token, score=payload.score, tags=payload.tags,
                                         comment=payload.comment, actor=request.staff)
-        return 200, render(SurveyOut, _out(selectors.survey_get(scope, survey.id)))
+        return 200, render(SurveyOut, _out(scope, selectors.survey_get(scope, survey.id)))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="surveys.answer", run=write)

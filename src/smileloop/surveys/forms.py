@@ -1,12 +1,31 @@
 import datetime as dt
 
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.selectors import clinic_list
 from smileloop.core.filters import FilterForm
 from smileloop.core.scoping import Scope
 from smileloop.surveys.enums import COMMENT_MAX_LENGTH, SCORE_MAX, SCORE_MIN, SurveyTag
+
+
+class CommentField(forms.CharField):
+    """A textarea's text with its line breaks as browsers count them. A browser's `maxlength` counts a line break
+    as one character but submits it as CR LF, so a comment the page accepted at 500 characters arrived longer and
+    was refused; the comment is counted (and stored) with LF line breaks. A NUL character is refused in words a
+    patient understands (Django's zh-hans text for it says "empty string")."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+        self.validators.append(ProhibitNullCharactersValidator(message=_(
+            "Your comment contains an invisible control character; please delete it and type the text again.")))
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        return super().to_python(value)
 
 
 class SurveyAnswerForm(forms.Form):
@@ -21,7 +40,7 @@ class SurveyAnswerForm(forms.Form):
         label=_("What was your score about? (optional, choose any)"), choices=SurveyTag.choices, required=False,
         widget=forms.CheckboxSelectMultiple,
         error_messages={"invalid_choice": _("Please choose from the listed topics only.")})
-    comment = forms.CharField(
+    comment = CommentField(
         label=_("Anything else you would like to tell us? (optional)"), required=False,
         max_length=COMMENT_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 4}),
         error_messages={"max_length": _("Please keep your comment within %(limit_value)d characters "

@@ -90,9 +90,21 @@ def surveys_create_for_visits(*, chain: Chain, today: dt.date, at: dt.datetime |
 
 
 def surveys_mark_sent(*, survey_ids: Iterable[int], at: dt.datetime | None = None) -> int:
-    """Record that links went out (SMS, WeChat, a staff call). Only the first send counts; one UPDATE."""
+    """Record that links went out (SMS, WeChat, a staff call). Only the first send counts, and only of a link
+    that can still be answered: an expired link sent late would count as sent and unanswered, lowering the
+    response rate for nothing the patient could do. One UPDATE."""
     at = at or timezone.now()
-    return Survey.objects.filter(pk__in=list(survey_ids), sent_at__isnull=True).update(sent_at=at)
+    return Survey.objects.filter(pk__in=list(survey_ids), sent_at__isnull=True, expires_at__gt=at).update(sent_at=at)
+
+
+def survey_mark_sent(*, survey: Survey, at: dt.datetime | None = None) -> Survey:
+    """One link sent (the API's POST …/sent). An expired link never sent → SurveyExpired and nothing changes; a
+    link already sent or answered is left as it is (a second send is not news)."""
+    at = at or timezone.now()
+    if survey.sent_at is None and survey.state_at(at) == SurveyState.EXPIRED:
+        raise SurveyExpired("This survey link has expired; it can no longer be sent")
+    surveys_mark_sent(survey_ids=[survey.id], at=at)
+    return survey
 
 
 # --- the patient's side --------------------------------------------------------------------------------
@@ -111,7 +123,8 @@ def survey_open(*, token: str, at: dt.datetime | None = None) -> Survey:
 
 
 def survey_answer_clean(*, score, tags, comment) -> tuple[int, list[str], str]:
-    """Validate an answer: score 0–10 (required), tags from SurveyTag only, comment ≤ 500 characters."""
+    """Validate an answer: score 0–10 (required), tags from SurveyTag only, comment ≤ 500 characters (line breaks
+    as LF, one character each, as the page's textarea counts them)."""
     errors = []
     if isinstance(score, bool) or score is None or score == "":
         errors.append(FieldError("score", "is required (0–10)"))
@@ -138,7 +151,7 @@ def survey_answer_clean(*, score, tags, comment) -> tuple[int, list[str], str]:
     if not isinstance(comment, str):
         errors.append(FieldError("comment", "must be text"))
         comment = ""
-    comment = comment.strip()
+    comment = comment.replace("\r\n", "\n").replace("\r", "\n").strip()  # a line break is one character
     if len(comment) > COMMENT_MAX_LENGTH:
         errors.append(FieldError("comment", f"must be at most {COMMENT_MAX_LENGTH} characters "
                                             f"(it has {len(comment)})"))

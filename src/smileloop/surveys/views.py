@@ -20,6 +20,7 @@ from smileloop.core.errors import ValidationFailed
 from smileloop.core.member_pages import patient_language
 from smileloop.core.scoping import Scope
 from smileloop.customers.normalize import name_masked
+from smileloop.customers.selectors import customer_visible, name_for
 from smileloop.surveys import selectors, services
 from smileloop.surveys.enums import NpsGroup, SurveyState
 from smileloop.surveys.errors import SurveyAlreadyAnswered, SurveyExpired, SurveyNotFound
@@ -127,6 +128,15 @@ def _task_url(task_id: int | None) -> str | None:
         return None
 
 
+def _latest_row(scope: Scope, survey) -> dict:
+    """An answer as its reader may see it: a survey is read by the clinic of the visit, but the patient may belong
+    to another clinic; such a patient is named masked (张*) and not linked (PIPL, docs/architecture.md)."""
+    visible = customer_visible(scope, survey.customer)
+    return {"survey": survey, "task_url": _task_url(survey.complaint_task_id),
+            "name": name_for(scope, survey.customer),
+            "customer_url": reverse("customers:detail", args=[survey.customer_id]) if visible else None}
+
+
 @staff_view
 @require_GET
 def nps_page(request, scope: Scope):
@@ -143,7 +153,7 @@ def nps_page(request, scope: Scope):
         "by_doctor": selectors.nps(scope, group_by=NpsGroup.DOCTOR, **window),
         "by_month": selectors.nps(scope, group_by=NpsGroup.MONTH, **window),
         "trend": _trend(scope, clinic_id=clinic_id, today=today),
-        "latest": [{"survey": s, "task_url": _task_url(s.complaint_task_id)} for s in latest],
+        "latest": [_latest_row(scope, s) for s in latest],
         "since": since,
         "today": today,
     }

@@ -165,3 +165,42 @@ def test_the_list_has_no_n_plus_one(client, token_admin, chain, clinic_a, survey
         SurveyFactory(chain=chain, clinic=clinic_a, customer=CustomerFactory(chain=chain, home_clinic=clinic_a))
     with django_assert_max_num_queries(8):
         assert get(client, "/api/surveys", token_admin).status_code == 200
+
+
+def test_marking_a_link_sent_needs_the_survey_permission_so_the_answer_is_not_shown_to_the_front_desk(
+        client, token_front_desk, surveys):
+    # given an answered survey of the front desk's clinic (front desk: customer.edit, no survey.view)
+    survey = surveys["a_done"]
+    before = Survey.objects.filter(pk=survey.pk).values().get()
+    # when
+    response = post(client, f"/api/surveys/{survey.id}/sent", {}, token_front_desk)
+    # then
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden" and "survey.view" in response.json()["message"]
+    assert "很干净" not in response.text
+    assert Survey.objects.filter(pk=survey.pk).values().get() == before
+
+
+def test_an_expired_link_that_was_never_sent_cannot_be_marked_sent(client, token_director, chain, clinic_a):
+    # given
+    survey = SurveyFactory(chain=chain, clinic=clinic_a, created_at=timezone.now() - dt.timedelta(days=20),
+                           expires_at=timezone.now() - dt.timedelta(days=6))
+    # when
+    response = post(client, f"/api/surveys/{survey.id}/sent", {}, token_director)
+    # then
+    assert response.status_code == 409 and response.json()["code"] == "survey_expired"
+    survey.refresh_from_db()
+    assert survey.sent_at is None
+
+
+def test_a_survey_of_a_patient_from_another_clinic_gives_no_patient_id(client, token_director, chain, clinic_a,
+                                                                        clinic_b):
+    # given a visit to clinic A by a patient of clinic B
+    visitor = SurveyFactory(chain=chain, clinic=clinic_a, score=9,
+                            customer=CustomerFactory(chain=chain, home_clinic=clinic_b))
+    # when
+    one = get(client, f"/api/surveys/{visitor.id}", token_director).json()
+    listed = get(client, "/api/surveys", token_director).json()
+    # then the clinic's director reads the answer, but not who the patient is
+    assert one["score"] == 9 and one["customer_id"] is None
+    assert [item["customer_id"] for item in listed["items"] if item["id"] == visitor.id] == [None]

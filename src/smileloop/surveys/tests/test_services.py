@@ -302,3 +302,27 @@ def test_marking_links_sent_keeps_the_first_send(survey):
     assert services.surveys_mark_sent(survey_ids=[survey.id]) == 0
     survey.refresh_from_db()
     assert survey.sent_at == first
+
+
+def test_marking_links_sent_skips_expired_links_and_the_single_send_refuses_them(survey, chain, clinic_a, patient):
+    # given
+    expired = SurveyFactory(chain=chain, clinic=clinic_a, customer=patient,
+                            created_at=timezone.now() - dt.timedelta(days=20),
+                            expires_at=timezone.now() - dt.timedelta(days=6))
+    # when
+    marked = services.surveys_mark_sent(survey_ids=[survey.id, expired.id])
+    # then
+    assert marked == 1
+    with pytest.raises(SurveyExpired):
+        services.survey_mark_sent(survey=expired)
+    expired.refresh_from_db()
+    assert expired.sent_at is None
+
+
+def test_a_comment_is_counted_with_one_character_per_line_break(survey):
+    # given 500 characters as a browser's textarea counts them, submitted with CR LF line breaks
+    comment = "\r\n".join(["等待时间太长了" * 7] * 10)  # 10 lines of 49 + 9 breaks = 499
+    # when
+    answered = services.survey_answer(token=survey.token, score=7, tags=[], comment=comment)
+    # then
+    assert answered.comment == comment.replace("\r\n", "\n") and len(answered.comment) == 499

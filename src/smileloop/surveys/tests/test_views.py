@@ -136,6 +136,27 @@ def test_invalid_input_shows_an_inline_error_and_saves_nothing(csrf_client, surv
     assert not Interaction.objects.filter(customer=patient).exists()
 
 
+def test_a_comment_the_textarea_allowed_is_accepted_though_the_browser_sends_line_breaks_as_cr_lf(
+        csrf_client, survey):
+    # given 500 characters as the page's maxlength counts them (a line break is one), sent with CR LF breaks
+    comment = "\r\n".join(["好" * 49] * 10)  # 10 lines of 49 and 9 breaks: 499 in the textarea, 508 on the wire
+    assert len(comment.replace("\r\n", "\n")) == 499 and len(comment) == 508
+    # when
+    response = csrf_post(csrf_client, answer_url(survey), {"score": "8", "comment": comment})
+    # then
+    assert response.status_code == 302
+    assert snapshot(survey)["comment"] == comment.replace("\r\n", "\n")
+
+
+def test_a_comment_with_a_nul_character_is_refused_in_words_the_patient_understands(csrf_client, survey):
+    before = snapshot(survey)
+    response = csrf_post(csrf_client, answer_url(survey), {"score": "8", "comment": "很好\x00"})
+    assert response.status_code == 422
+    assert "留言中有一个看不见的控制字符，请删除后重新输入。" in response.text
+    assert "空字符串" not in response.text
+    assert snapshot(survey) == before
+
+
 def test_the_form_refuses_a_post_without_the_csrf_token_in_words_for_the_patient(csrf_client, survey):
     response = csrf_client.post(answer_url(survey), {"score": "9"})
     assert response.status_code == 403
@@ -212,6 +233,23 @@ def test_the_nps_page_renders_in_english_with_chain_wide_numbers(client, chain_a
     only_b = client.get(reverse("surveys:nps"), {"clinic": clinic_b.id}, headers={"HX-Request": "true"})
     assert only_b.status_code == 200
     assert "<html" not in only_b.text and "浦东的评价" in only_b.text and "等待时间太长了" not in only_b.text
+
+
+def test_the_latest_answers_name_a_patient_of_another_clinic_only_masked_and_without_a_link(
+        client, director_a, chain, clinic_a, clinic_b):
+    # given a patient of clinic B who visited clinic A and answered
+    visitor = CustomerFactory(chain=chain, name="欧阳娜娜", home_clinic=clinic_b)
+    SurveyFactory(chain=chain, clinic=clinic_a, score=9, customer=visitor, comment="路过看牙")
+    own = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a)
+    SurveyFactory(chain=chain, clinic=clinic_a, score=10, customer=own)
+    client.force_login(director_a.user)
+    # when
+    html = client.get(reverse("surveys:nps")).text
+    # then clinic A's director reads the answer, names the visitor masked and cannot follow a link to them
+    assert "路过看牙" in html
+    assert "欧阳娜娜" not in html and "欧***" in html
+    assert reverse("customers:detail", args=[visitor.id]) not in html
+    assert f'<a href="{reverse("customers:detail", args=[own.id])}">王芳</a>' in html
 
 
 def test_the_nps_page_needs_the_survey_permission(client, front_desk_a):
