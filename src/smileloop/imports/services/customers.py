@@ -113,6 +113,7 @@ class _Row:
     relative_number: bool = False  # the phone cell held a relative's number ('…(妈妈)'): kept in the notes only
     relative: tuple[str, str] | None = None  # (that number, what its holder is to the person: Relation.PARENT, …)
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
+    mobile_cell: str = ""  # the cell the phone came from, as written: what a message about the number shows
 
 
 def _new_value(person: dict, attr: str):
@@ -257,6 +258,7 @@ class _CustomerImport:
         guardian, guardian_words = None, {}  # the guardian columns: (PhoneCell, raw, header); name → (text, header)
         idents, consents = [], []
         mobile_present = False
+        mobile_cell = ""
         fallback = None  # (raw, header) of the fallback column's cell
         for index, name, header in self.columns:
             raw = cells[index] if index < len(cells) else None
@@ -278,6 +280,7 @@ class _CustomerImport:
                 elif name == "mobile":
                     mobile_present = True
                     cell = phone_cell_parse(raw)
+                    mobile_cell = cell_text(raw)
                     if cell.note:
                         noted = (cell, raw, header)  # whose number it is is decided below, with the name
                     else:
@@ -344,13 +347,13 @@ class _CustomerImport:
             self.invalid(number, errors)
             return None
         row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents, more=tuple(more),
-                   relative_number=relative_number, relative=relative)
+                   relative_number=relative_number, relative=relative, mobile_cell=mobile_cell)
         if fallback is not None:
             if second is None:
                 row.fallback_skipped = True
             elif not mobile_present:
                 row.mobile = values["mobile"] = second
-                row.mobile_header = fallback[1]
+                row.mobile_header, row.mobile_cell = fallback[1], cell_text(fallback[0])
             elif second != mobile:
                 row.second = second
         if not row.mobile and not idents and relative is not None:
@@ -523,8 +526,8 @@ class _CustomerImport:
                     row.mobile, row.mobile_header = None, None
                     row.values.pop("mobile", None)
                     target = None
-            if target:  # named in messages as a reader writes it (138 0013 8000), not as stored (+86…)
-                matches.append((target, mobile_header, phone_national(row.mobile)))
+            if target:  # a message names the number as the file wrote it, not as stored (+86…)
+                matches.append((target, mobile_header, row.mobile_cell or phone_national(row.mobile)))
                 by_phone = target
         for kind, external_id, header in row.idents:
             target = self.known.get(f"i:{kind}:{external_id}") or by_ident.get((kind, external_id))

@@ -91,6 +91,7 @@ class _Line:
     more: tuple[str, ...] = ()  # further numbers of the phone cell ('138…/139…'): the bill goes by the one known
     relative: tuple[str, str] | None = None  # a relative's number and its words ('…(妈妈)'): see line_resolve
     customer_id: int | None = None  # the patient found through that relative's family
+    mobile_cell: str = ""  # the cell the phone came from, as written: what a message about the number shows
 
 
 @dataclass
@@ -235,6 +236,8 @@ class _OrderImport:
         mobile_header = None
         if "mobile" not in raw and second:
             mobile, mobile_header = second, raw["mobile_fallback"][1]
+        mobile_cell = cell_text(raw["mobile_fallback" if mobile_header else "mobile"][0]) if (
+            mobile_header or "mobile" in raw) else ""
         if not mobile and "mobile" not in raw and not pms_id and not second_failed and relative is None:
             column = ("mobile" if self.mobile_header else "mobile_fallback" if self.table.header_for("mobile_fallback")
                       else "pms_id")
@@ -285,7 +288,7 @@ class _OrderImport:
                      tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
                      fallback_skipped="mobile_fallback" in raw and second is None, more=tuple(more),
-                     name=name, relative=relative)
+                     name=name, relative=relative, mobile_cell=mobile_cell)
         return line, [], order_no
 
     def error(self, number: int, header, value, message: str) -> None:
@@ -394,7 +397,7 @@ class _OrderImport:
                 elif cid != customer_id:
                     errors_by_row.setdefault(line.number, []).append((
                         (line.mobile_header or self.mobile_header) if line.mobile else self.table.header_for("pms_id"),
-                        phone_national(line.mobile) if line.mobile else line.pms_id,
+                        (line.mobile_cell or phone_national(line.mobile)) if line.mobile else line.pms_id,
                         f"names another customer than row {first.number} of the same order"))
                 line_clinic = line.clinic_id or home.get(cid)
                 if line_clinic is None:
@@ -435,7 +438,7 @@ class _OrderImport:
             holder = by_mobile.get(number)
             line.customer_id = family_member_named(self.families.get(holder, []), line.name) if holder else None
             if line.customer_id is None:
-                return [(self.mobile_header, number,
+                return [(self.mobile_header, line.mobile_cell or phone_national(number),
                          f"is the number of a relative ({note}), and no one named {line.name} is in that relative's "
                          "family: give the patient's own phone or PMS id")]
             return []
@@ -443,7 +446,7 @@ class _OrderImport:
             # a cell of several numbers ('138…/139…') names the customer whose number one of them is
             owners = {by_mobile[n] for n in (line.mobile, *line.more) if n in by_mobile}
             if len(owners) > 1:
-                return [(self.mobile_header, "/".join((line.mobile, *line.more)),
+                return [(self.mobile_header, line.mobile_cell or "/".join(map(phone_national, (line.mobile, *line.more))),
                          "holds the numbers of different customers; keep one number per row")]
             line.mobile = next((n for n in (line.mobile, *line.more) if n in by_mobile), line.mobile)
         by_phone = by_mobile.get(line.mobile) if line.mobile else None
@@ -453,14 +456,14 @@ class _OrderImport:
             # A number from the fallback column under another name is a shared line (a parent's, the family's):
             # the bill is not that holder's. The PMS id decides if there is one, else the row is refused.
             if by_pms is None:
-                return [(line.mobile_header, phone_national(line.mobile),
+                return [(line.mobile_header, line.mobile_cell or phone_national(line.mobile),
                          "is the number of a customer with another name (a shared line?): give the patient's own "
                          "phone or PMS id")]
             line.mobile, line.mobile_header = None, None
             return []
         if line.mobile and by_phone is None:
-            # named as a reader writes it (139 0013 9000), not as stored (+86…)
-            errors.append((line.mobile_header or self.mobile_header, phone_national(line.mobile),
+            # named as the file wrote it, not as stored (+86…)
+            errors.append((line.mobile_header or self.mobile_header, line.mobile_cell or phone_national(line.mobile),
                            "no customer with this phone"))
         if line.pms_id and by_pms is None and not line.mobile:
             errors.append((self.table.header_for("pms_id"), line.pms_id, "no customer with this PMS id"))

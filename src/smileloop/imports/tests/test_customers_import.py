@@ -189,7 +189,7 @@ def test_a_phone_and_an_identity_of_two_different_people_is_an_invalid_row(tmp_p
     # then
     assert report.as_dict() == {"rows": 1, "created": 0, "merged": 0, "skipped": 1, "written": False, "errors": [
         {"row": 2, "column": "病历号", "value": "P-1",
-         "message": "belongs to a different person than 手机号 138 0013 8000; merge them first"}]}
+         "message": "belongs to a different person than 手机号 13800138000; merge them first"}]}
     assert _snapshot() == before
 
 
