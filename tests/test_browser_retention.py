@@ -602,3 +602,22 @@ def test_director_opens_the_team_board_funnel_and_nps_pages_with_charts_and_no_s
     shot(page, "surveys-nps")
 
     assert js_errors == []
+
+
+def test_the_team_board_and_the_funnel_fit_a_390_px_phone_in_english(live_server, browser, js_errors, director_data):
+    # given: a director on a phone, in English (longer column headings than Chinese)
+    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = js_errors.watch(context.new_page())
+    try:
+        log_in(page, live_server, "director_a")
+        for path, table in (("/followups/board/", "[data-testid=by-staff]"), ("/lifecycle/", "[data-testid=stages]")):
+            # when
+            page.goto(f"{live_server.url}{path}")
+            page.wait_for_selector(table)
+            # then: the page does not scroll sideways; a wide table scrolls inside its card
+            assert no_horizontal_scroll(page), path
+            card = page.locator(table).locator("xpath=ancestor::section[1]").bounding_box()
+            assert card["x"] >= 0 and card["x"] + card["width"] <= 390, (path, card)
+    finally:
+        context.close()
+    assert js_errors == []

@@ -1,9 +1,11 @@
 """Forms of the follow-up pages. They parse input; the services validate the business rules and their
 per-field errors are put back on these forms (`errors_apply`)."""
 
+import re
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop, pgettext_lazy
+from django.utils.translation import gettext_noop, pgettext, pgettext_lazy
 
 from smileloop.core.errors import Conflict, ValidationFailed
 from smileloop.core.filters import FilterForm
@@ -32,11 +34,27 @@ SERVICE_MESSAGES = [
     gettext_noop("must be an active staff member of the task's clinic"),
     gettext_noop("use either days_before or day_of_month, not both"),
 ]
+
+
+def _list(value: str) -> str:
+    """"{a}, {b}" in the reader's list style ("{a}、{b}" in Chinese)."""
+    return pgettext("list separator", ", ").join(value.split(", "))
+
+
+# The services' messages that carry values (matched in order; services/playbooks.py writes them).
+SERVICE_PATTERNS = [
+    (re.compile(r"^unknown variables: (?P<unknown>.+) \(allowed: (?P<allowed>.+)\)$"),
+     gettext_noop("unknown variables: %(unknown)s (allowed: %(allowed)s)"),
+     {"unknown": _list, "allowed": _list}),
+]
+
+
 def errors_apply(form: forms.Form, exc: ValidationFailed) -> None:
     """Service errors onto form fields ("trigger_params.months" → field "months"); others → non-field."""
     for error in exc.errors:
         name = error.field.split(".")[-1]
-        form.add_error(name if name in form.fields else None, message_display(error.message))
+        form.add_error(name if name in form.fields else None,
+                       message_display(error.message, patterns=SERVICE_PATTERNS))
 
 
 def conflict_message(exc: Conflict, task) -> str:

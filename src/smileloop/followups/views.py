@@ -60,14 +60,15 @@ def inbox(request, scope: Scope):
     })
 
 
-def _row(request, scope: Scope, task, *, form=None, phone: str = "", status: int = 200, page: bool = False):
+def _row(request, scope: Scope, task, *, form=None, phone: str = "", call_error: str = "", status: int = 200,
+         page: bool = False):
     if not hasattr(task, "script_text"):
         selectors.scripts_fill(scope, [task])
     now = timezone.now()
     tz = selectors.chain_tz(scope.chain_id)
     day_start = dt.datetime.combine(timezone.localtime(now, tz).date(), dt.time.min, tzinfo=tz)
     task.is_overdue = selectors.task_overdue(task, now=now, day_start=day_start)
-    context = {"task": task, "outcome_form": form or OutcomeForm(), "phone": phone,
+    context = {"task": task, "outcome_form": form or OutcomeForm(), "phone": phone, "call_error": call_error,
                "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": scope.can(Perm.TASK_BOARD)}
     if page:
         context["reassign_form"] = (ReassignForm(selectors.board_reassign_candidates(scope),
@@ -115,6 +116,12 @@ def task_call(request, scope: Scope, task_id: int):
     a tel: link. The task is the reason unless the caller gives another."""
     require_permission(scope, Perm.TASK_WORK)
     task = selectors.task_get(scope, task_id)
+    if not task.is_open:  # no call to make: the number is not revealed in the task's name (the 360 page can)
+        call_error = conflict_message(errors.Conflict("", code="task_closed"), task)
+        if not request.htmx:
+            return _row(request, scope, task, call_error=call_error, status=422, page=True)
+        return render(request, "followups/_task_row.html#phone", {"task": task, "call_error": call_error},
+                      status=422)
     form = CallForm(request.POST)
     reason = (form.data.get("reason") or "").strip() or f"follow-up task #{task.pk} ({task.playbook.name})"
     selectors.guardians_fill(scope, [task])
@@ -231,7 +238,11 @@ def playbook_edit(request, scope: Scope, playbook_id: int):
 def playbook_toggle(request, scope: Scope, playbook_id: int):
     require_permission(scope, Perm.PLAYBOOK_MANAGE)
     playbook = selectors.playbook_get(scope, playbook_id)
-    services.playbook_activate(playbook=playbook, active=not playbook.is_active)
+    # The button sends the state it asks for, so a double click (or a stale page) cannot switch it back; a post
+    # without one toggles.
+    wanted = request.POST.get("active")
+    active = wanted == "1" if wanted in ("0", "1") else not playbook.is_active
+    services.playbook_activate(playbook=playbook, active=active)
     messages.success(request, _("Playbook activated.") if playbook.is_active else _("Playbook deactivated."))
     return htmx_redirect(request, safe_next(request, request.POST.get("next"),
                                             default=reverse("followups:playbooks")))

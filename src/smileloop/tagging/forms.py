@@ -121,6 +121,15 @@ class TagApplyForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["tag"].queryset = Tag.objects.filter(chain_id=scope.chain_id, is_active=True)
 
+    def clean_tag(self):
+        # A rule tag is its rule's to set: a row set by hand would outlive the rule (the nightly sync never removes
+        # a tag set another way), so it is refused by name rather than as an unknown choice.
+        tag = self.cleaned_data["tag"]
+        if tag.kind == TagKind.RULE:
+            raise forms.ValidationError(_("%(name)s is set by its rule every night; it cannot be added by hand.")
+                                        % {"name": tag.name})
+        return tag
+
 
 class BulkTagForm(forms.Form):
     customer_ids = forms.Field(required=False, widget=forms.MultipleHiddenInput)

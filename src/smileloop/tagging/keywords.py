@@ -215,17 +215,25 @@ def _settled_upper(settle_seconds: float) -> int | None:
 def _batch_read(*, chain_id: int, after: int, upper: int, kinds: list[str], until: dt.datetime,
                 size: int) -> list[tuple]:
     """The next `size` scanned messages of the chain's live patients after id `after`, in id order, as raw rows
-    (id, customer, kind, occurred_at, text, ahead). `ahead` = dated within a day after `until`.
+    (id, customer, kind, occurred_at, text, ahead, follow-up outcome). `ahead` = dated within a day after
+    `until`; the follow-up outcome is the outcome code of an entry a completed follow-up task wrote (its
+    `data.followup_task_id`), else None.
 
     Plain SQL on purpose: the timeline is walked by primary key (CROSS JOIN keeps SQLite from driving the
     join from the chain's patients, which would sort the whole remaining range for every batch), and
     `occurred_at` comes back as text on SQLite so only matched rows pay for parsing."""
     ops = connection.ops
     interaction, customer = Interaction._meta.db_table, Customer._meta.db_table
-    at = "i.occurred_at" if connection.vendor == "postgresql" else "CAST(i.occurred_at AS TEXT)"
+    if connection.vendor == "postgresql":
+        at = "i.occurred_at"
+        outcome = "CASE WHEN i.data -> 'followup_task_id' IS NOT NULL THEN i.data ->> 'outcome' END"
+    else:
+        at = "CAST(i.occurred_at AS TEXT)"
+        outcome = ("CASE WHEN json_extract(i.data, '$.followup_task_id') IS NOT NULL "
+                   "THEN json_extract(i.data, '$.outcome') END")
     marks = ", ".join(["%s"] * len(kinds))
     sql = (f"SELECT i.id, i.customer_id, i.kind, {at}, i.text, "
-           f"CASE WHEN i.occurred_at > %s AND i.occurred_at <= %s THEN 1 ELSE 0 END "
+           f"CASE WHEN i.occurred_at > %s AND i.occurred_at <= %s THEN 1 ELSE 0 END, {outcome} "
            f"FROM {interaction} i CROSS JOIN {customer} c "
            f"WHERE c.id = i.customer_id AND i.id > %s AND i.id <= %s AND i.kind IN ({marks}) "
            f"AND c.chain_id = %s AND c.merged_into_id IS NULL ORDER BY i.id LIMIT %s")
@@ -235,12 +243,22 @@ def _batch_read(*, chain_id: int, after: int, upper: int, kinds: list[str], unti
         return _fetch(cursor, sql, params)
 
 
+def followup_note(text: str, outcome: str) -> str:
+    """What was said in a follow-up outcome's timeline entry ("种植术后回访: reached — 想给妈妈也种牙", written by
+    followups' task_done_text): the staff member's note only. The playbook's name and the outcome are the system's
+    words; scanned, every call of "种植术后回访" would count as the patient asking about implants."""
+    _head, separator, note = text.partition(f": {outcome} — ")
+    return note if separator else ""
+
+
 def _batch_apply(*, matcher: KeywordMatcher, rows: list, tz, until: dt.datetime) -> dict:
     """Count one batch's hits into KeywordHit and tag the patients it takes over a threshold."""
     automaton, specs = matcher.automaton, matcher.tags
     new: dict[tuple[int, int, dt.date], list] = {}  # (customer, tag, day) -> [hits, {keyword: n}, [ids]]
     matched = hits = 0
-    for pk, customer_id, kind, occurred_at, text, _ahead in rows:
+    for pk, customer_id, kind, occurred_at, text, _ahead, followup_outcome in rows:
+        if followup_outcome is not None:
+            text = followup_note(text, followup_outcome)
         if not text:
             continue
         found = _match(automaton, text)

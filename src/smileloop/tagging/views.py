@@ -164,13 +164,17 @@ def _form_messages(request, form) -> None:
             messages.error(request, f"{label}: {error}" if label else error)
 
 
-def _section(request, scope: Scope, customer, *, form=None, status: int = 200) -> HttpResponse:
+def _section(request, scope: Scope, customer, *, form=None, remove_error: str = "",
+             status: int = 200) -> HttpResponse:
     if not request.htmx:
         if form is not None and form.errors:
             _form_messages(request, form)
+        if remove_error:
+            messages.error(request, remove_error)
         return htmx_redirect(request, reverse("customers:detail", args=[customer.id]) + "#tags")
     return render(request, "tagging/_section.html", {
-        "customer": customer, "tags": selectors.tags_section(scope, customer), "tag_form": form}, status=status)
+        "customer": customer, "tags": selectors.tags_section(scope, customer), "tag_form": form,
+        "remove_error": remove_error}, status=status)
 
 
 @staff_view
@@ -196,6 +200,11 @@ def customer_tag_remove(request, scope: Scope, customer_id: int):
     customer = customer_get(scope, customer_id)
     require_permission(scope, Perm.TAG_APPLY)
     tag = selectors.tag_get(scope, request.POST.get("tag") or "")
+    row = next((r for r in selectors.customer_tags(scope, customer) if r.tag_id == tag.pk), None)
+    if row is not None and row.source == TagSource.RULE:
+        # The nightly sync would put it back (without a timeline entry): the rule decides, not a click.
+        return _section(request, scope, customer, status=422, remove_error=_(
+            "%(name)s is set by its rule every night; change the rule to take it off.") % {"name": tag.name})
     services.tag_remove(customer=customer, tag=tag, actor=request.user.staff)
     return _section(request, scope, customer)
 

@@ -31,6 +31,7 @@ def task_done_text(*, playbook: str, outcome: str, note: str = "") -> str:
     return timeline_format(TASK_DONE_NOTE if note else TASK_DONE, playbook=playbook, outcome=outcome, note=note)
 
 COMPLAINT_DUE = dt.timedelta(hours=24)
+COMPLAINT_NOTE_REQUIRED = gettext_noop("is required for a complaint: what did the patient complain about?")
 NOTE_LIMIT = 2000
 CHANNEL_KIND = {
     ContactChannel.CALL: InteractionKind.CALL, ContactChannel.WECHAT: InteractionKind.CHAT,
@@ -103,6 +104,9 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
     if task.status != TaskStatus.OPEN:
         raise Conflict(f"This task is {task.status} and can no longer be completed"
                        + (f" ({task.closed_reason})" if task.closed_reason else ""), code="task_closed")
+    if outcome == Outcome.COMPLAINT and not note:
+        # The note becomes the director's complaint task's brief: without it that task says nothing to act on.
+        raise ValidationFailed([FieldError("note", COMPLAINT_NOTE_REQUIRED, note)])
     now = timezone.now()
     task.status, task.outcome, task.note = TaskStatus.DONE, outcome, note
     task.completed_at, task.completed_by, task.updated_at = now, actor, now

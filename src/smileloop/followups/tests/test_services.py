@@ -117,6 +117,19 @@ def test_a_complaint_outcome_opens_a_complaint_task_for_the_director(implant_tas
     assert (complaint.brief, complaint.note) == ("术后很痛，没人解释", "已致电致歉")
 
 
+def test_a_complaint_without_a_note_is_refused_and_changes_nothing(implant_task, doctor_a):
+    # when: "complaint" with no words: the director's task would not say what to fix
+    with pytest.raises(ValidationFailed) as exc:
+        followup_complete(task=implant_task, outcome=Outcome.COMPLAINT, note="  ", actor=doctor_a)
+    # then
+    assert [(e.field, e.message) for e in exc.value.errors] == [
+        ("note", "is required for a complaint: what did the patient complain about?")]
+    implant_task.refresh_from_db()
+    assert (implant_task.status, implant_task.outcome) == (TaskStatus.OPEN, "")
+    assert not FollowupTask.objects.filter(playbook__trigger=Trigger.COMPLAINT).exists()
+    assert not Interaction.objects.filter(data__followup_task_id=implant_task.id).exists()
+
+
 # --- assignment --------------------------------------------------------------------------------------------
 
 def test_departed_staff_tasks_move_to_the_next_assignee_of_the_rule(assistant_a, consultant_a, front_desk_a,

@@ -94,6 +94,17 @@ def test_recording_an_outcome_with_htmx_returns_the_updated_row(client, front_de
     assert Interaction.objects.filter(data__followup_task_id=task.id).count() == 1
 
 
+def test_a_complaint_without_a_note_is_refused_next_to_the_note_in_chinese(client, front_desk_a, tasks_ab):
+    task = tasks_ab["today"]
+    response = login(client, front_desk_a, "zh-hans").post(reverse("followups:complete", args=[task.id]),
+                                                            {"outcome": "complaint", "note": ""}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "记录投诉时必须填写：患者投诉的是什么？" in response.content.decode()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.OPEN
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
 def test_completing_a_closed_task_shows_a_clear_error(client, front_desk_a, tasks_ab):
     task = tasks_ab["today"]
     FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:appointment_booked")
@@ -161,6 +172,19 @@ def test_call_reveals_the_number_as_a_tel_link_and_audits_it(client, front_desk_
     event = AuditEvent.objects.get(action="phone.reveal")
     assert event.object_id == str(task.customer_id)
     assert f"#{task.id}" in event.reason
+
+
+def test_a_closed_task_reveals_no_number_and_says_why(client, front_desk_a, tasks_ab):
+    # given: the task was completed (its row offers no call button any more)
+    task = tasks_ab["overdue"]
+    FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.DONE, outcome="reached")
+    # when: the reveal is posted anyway (a stale page, a replayed request)
+    response = login(client, front_desk_a).post(reverse("followups:call", args=[task.id]), HTTP_HX_REQUEST="true")
+    # then: no number, no audit row naming a task that no longer needs a call
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "This task is Done and can no longer be changed." in html and "tel:" not in html
+    assert not AuditEvent.objects.exists()
 
 
 def test_a_child_without_a_phone_is_called_through_a_parent_in_scope(client, chain, clinic_a, clinic_b, front_desk_a,
@@ -317,6 +341,17 @@ def test_editor_shows_unknown_script_variables_next_to_the_field(client, chain_a
     assert "{coupon}" not in step.script
 
 
+def test_editor_says_which_script_variables_are_unknown_in_chinese(client, chain_admin, playbooks):
+    step = playbooks["recall"].steps.get(seq=1)
+    response = login(client, chain_admin, "zh-hans").post(
+        reverse("followups:step_edit", args=[playbooks["recall"].id, step.id]),
+        {f"s{step.id}-delay_days": "0", f"s{step.id}-assignee_rule": "front_desk", f"s{step.id}-channel": "call",
+         f"s{step.id}-sla_hours": "24", f"s{step.id}-script": "{name}您好 {coupon}"})
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "未知变量：{coupon}（可用：{name}、{doctor}" in html and "unknown variables" not in html
+
+
 def test_editor_saves_trigger_parameters_and_steps(client, chain_admin, playbooks):
     pb = playbooks["recall"]
     client = login(client, chain_admin)
@@ -358,6 +393,24 @@ def test_deactivating_a_playbook(client, chain_admin, playbooks):
     login(client, chain_admin).post(reverse("followups:playbook_toggle", args=[pb.id]))
     pb.refresh_from_db()
     assert pb.is_active is False
+
+
+def test_a_double_click_on_deactivate_leaves_the_playbook_deactivated(client, chain_admin, playbooks):
+    # given: the list's button for an active playbook says which state it asks for
+    pb = playbooks["no_show"]
+    login(client, chain_admin)
+    page = client.get(reverse("followups:playbooks")).content.decode()
+    assert f'action="{reverse("followups:playbook_toggle", args=[pb.id])}"' in page
+    assert 'name="active" value="0"' in page
+    # when: the form is sent twice (a double click)
+    for _ in range(2):
+        response = client.post(reverse("followups:playbook_toggle", args=[pb.id]), {"active": "0"})
+        assert response.status_code == 302
+    # then: still deactivated, and both answers say so
+    pb.refresh_from_db()
+    assert pb.is_active is False
+    shown = [str(m) for m in client.get(reverse("followups:playbooks")).context["messages"]]
+    assert shown == ["Playbook deactivated.", "Playbook deactivated."]
 
 
 def test_a_playbook_toggle_returns_to_a_page_of_this_site_only(client, chain_admin, playbooks):

@@ -71,6 +71,7 @@ class _Validator:
         self.nodes = 0
         self.too_big = False
         self.refs: list[tuple[str, str, object]] = []  # (kind, path, id or code) checked against the chain
+        self.origins: list[tuple[str, object]] = []  # (path, clinic id) a distance is measured from
 
     def error(self, path: str, message: str, value=None) -> None:
         self.errors.append(FieldError(root_path(path), message, None if value is None else _show(value)))
@@ -230,6 +231,7 @@ class _Validator:
                 self.error(path, _("%(name)s must be a clinic id") % {"name": name}, value if present else None)
             else:
                 self.refs.append(("clinic", path, value))
+                self.origins.append((path, value))
         elif param.kind == "category":
             codes = [code for code, _label in category_choices()]
             if value not in codes:
@@ -237,7 +239,8 @@ class _Validator:
                            value if present else None)
 
     def references(self, chain_id: int) -> None:
-        """Ids and codes must name the chain's clinics, tags and tiers: one query per kind used."""
+        """Ids and codes must name the chain's clinics, tags and tiers: one query per kind used (and one more for the
+    coordinates of the clinics a distance is measured from)."""
         wanted: dict[str, set] = {"clinic": set(), "tag": set(), "tier": set()}
         for kind, _path, value in self.refs:
             wanted[kind].add(value)
@@ -247,6 +250,18 @@ class _Validator:
         for kind, path, value in self.refs:
             if value not in known[kind]:
                 self.error(path, messages[kind] % {"value": value}, value)
+        # A distance from a clinic without coordinates would match nobody (and its "not" everybody), silently.
+        origins = [(path, value) for path, value in self.origins if value in known["clinic"]]
+        if origins:
+            from smileloop.clinics.models import Clinic
+
+            located = set(Clinic.objects.filter(chain_id=chain_id, pk__in={v for _p, v in origins},
+                                                latitude__isnull=False, longitude__isnull=False)
+                          .values_list("pk", flat=True))
+            for path, value in origins:
+                if value not in located:
+                    self.error(path, _("clinic %(name)s has no coordinates: set its latitude and longitude first")
+                               % {"name": known["clinic"][value]}, value)
 
 
 def validate(rule, *, chain_id: int | None = None) -> list[FieldError]:

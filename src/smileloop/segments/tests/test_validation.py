@@ -112,6 +112,16 @@ def test_references_are_checked_against_the_chain(chain, clinic_a, tags, tiers, 
                                                 ("all[1]", "unknown tag 'nosuch'")]
 
 
+def test_a_distance_from_a_clinic_without_coordinates_is_refused_by_name(chain, located, clinic_c, db):
+    # given: 徐汇门诊 has no latitude/longitude, so a distance from it would silently match nobody
+    rule = {"any": [{"field": "distance_km", "op": "lte", "value": 3, "clinic": located[0].pk},
+                    {"not": {"field": "distance_km", "op": "lte", "value": 3, "clinic": clinic_c.pk}}]}
+    # then
+    assert validate(rule) == []  # structure only
+    assert _errors(rule, chain_id=chain.pk) == [
+        ("any[1].not", "clinic 徐汇门诊 has no coordinates: set its latitude and longitude first")]
+
+
 def test_every_error_carries_the_bad_value():
     [error] = validate({"all": [{"field": "spendd", "op": "gte", "value": 1}]})
     assert error.value == '"spendd"'

@@ -98,7 +98,8 @@ RULE = {"all": [
 
 
 @pytest.fixture
-def rule(clinic_a):
+def rule(located):
+    clinic_a, _clinic_b = located  # a distance is measured from a clinic with coordinates
     rule = json.loads(json.dumps(RULE))
     rule["all"][3]["any"][1]["clinic"] = clinic_a.id
     return rule

@@ -127,6 +127,26 @@ def test_only_the_tags_kinds_are_scanned_and_notes_are_skipped(patient_a, implan
     assert not CustomerTag.objects.filter(tag=implant).exists()
 
 
+def test_a_follow_up_outcome_counts_only_the_staff_members_note_not_the_playbooks_name(
+        patient_a, implant, front_desk_a):
+    # given: three calls of the implant post-op playbook recorded on the timeline as followups writes them
+    # ("种植术后回访: reached — note"; the playbook's name holds the keyword 种植); only the last note repeats
+    # what the patient said
+    from smileloop.followups.services.tasks import task_done_text
+
+    for n, note in enumerate(["恢复良好", "", "想给妈妈也种牙"], start=1):
+        InteractionFactory(customer=patient_a, kind="call", author=front_desk_a, occurred_at=days_ago(4 - n),
+                           text=task_done_text(playbook="种植术后回访", outcome="reached", note=note),
+                           data={"followup_task_id": n, "playbook": "postop_implant", "outcome": "reached",
+                                 "channel": "call"})
+    # when
+    result = keyword_tags_scan(chain=patient_a.chain, until=NOW)
+    # then: one hit (种牙, said once), below the threshold of 2: the playbook's name is not what anyone said
+    assert (result["messages"], result["hits"]) == (3, 1)
+    assert list(KeywordHit.objects.values_list("counts", flat=True)) == [{"种牙": 1}]
+    assert not CustomerTag.objects.filter(tag=implant).exists()
+
+
 def test_messages_dated_after_until_wait_for_a_later_run(patient_a, implant):
     say(patient_a, "种植", days_ago(1))
     say(patient_a, "种植", NOW + dt.timedelta(days=1))

@@ -124,6 +124,40 @@ def test_removing_a_tag_on_the_360_page(client, front_desk_a, patient_a, vip):
     assert not CustomerTag.objects.exists()
 
 
+def test_a_rule_tag_cannot_be_added_by_hand_on_the_360_page_and_nothing_changes(client, front_desk_a, patient_a,
+                                                                                interests):
+    # given: a rule tag (the 360 page does not offer it; a hand-set row would outlive the rule, whose nightly
+    # sync never removes a tag set another way)
+    high_value = TagFactory(group=interests, code="high-value", name="高价值", kind=TagKind.RULE,
+                            rule={"field": "lifetime_spend_fen", "op": "gte", "value": 1000000})
+    login(client, front_desk_a)
+    # when
+    response = client.post(reverse("tagging:customer_add", args=[patient_a.id]), {"tag": high_value.id}, **HX)
+    # then
+    assert response.status_code == 422
+    assert "高价值 is set by its rule" in response.content.decode()
+    assert not CustomerTag.objects.exists()
+    assert not patient_a.interactions.exists()
+
+
+def test_a_tag_set_by_its_rule_cannot_be_removed_by_hand_on_the_360_page(client, front_desk_a, patient_a, interests):
+    # given: a patient carrying a rule tag its nightly sync set (it would put it back the next night)
+    high_value = TagFactory(group=interests, code="high-value", name="高价值", kind=TagKind.RULE,
+                            rule={"field": "lifetime_spend_fen", "op": "gte", "value": 1000000})
+    CustomerTagFactory(customer=patient_a, tag=high_value, source=TagSource.RULE)
+    login(client, front_desk_a)
+    # then: the section offers no remove button for it
+    html = client.get(reverse("customers:detail", args=[patient_a.id])).content.decode()
+    assert "Remove tag 高价值" not in html
+    # when: the removal is posted anyway
+    response = client.post(reverse("tagging:customer_remove", args=[patient_a.id]), {"tag": "high-value"}, **HX)
+    # then
+    assert response.status_code == 422
+    assert "高价值 is set by its rule every night; change the rule to take it off." in response.content.decode()
+    assert CustomerTag.objects.filter(customer=patient_a, tag=high_value).exists()
+    assert not patient_a.interactions.exists()
+
+
 def test_tagging_a_patient_of_another_clinic_is_404_and_changes_nothing(client, front_desk_a, patient_b, vip):
     login(client, front_desk_a)
     response = client.post(reverse("tagging:customer_add", args=[patient_b.id]), {"tag": vip.id}, **HX)
