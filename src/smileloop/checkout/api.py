@@ -1,10 +1,12 @@
 """Checkout API (mounted at /api/checkout): price (no writes), pay and refund. Token auth, the caller's scope
 (a customer outside it is a 404), Perm.VISIT_EDIT, Idempotency-Key on writes, one error shape."""
 
-from typing import Literal
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
+from pydantic import ValidationError, WithJsonSchema, WrapValidator
+from pydantic_core import PydanticCustomError
 
 from smileloop.checkout.selectors import settlement_get
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
@@ -21,10 +23,31 @@ from smileloop.core.api import (
     referenced_by,
     render,
 )
+from smileloop.core.bounds import MAX_FEN, MAX_POINTS
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.selectors import customer_get
 
 router = Router(tags=["checkout"])
+
+
+def _number_or_max(value: Any, handler) -> Any:
+    """"max", or the number the annotated type validates, refused with ONE error at the field's own path (a union
+    would report each of its branches under pydantic's internal names: "points.function-before[…]")."""
+    if value == "max":
+        return value
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        raise PydanticCustomError("number_or_max", '{reason}, or "max"', {"reason": exc.errors()[0]["msg"]}) from None
+
+
+def _or_max(number_type, minimum: int, maximum: int):
+    schema = {"anyOf": [{"type": "integer", "minimum": minimum, "maximum": maximum}, {"const": "max"}]}
+    return Annotated[number_type, WrapValidator(_number_or_max), WithJsonSchema(schema)]
+
+
+FenOrMax = _or_max(Fen, 0, MAX_FEN)
+PointsOrMax = _or_max(Points, 0, MAX_POINTS)
 
 
 class LineIn(InputSchema):
@@ -34,7 +57,7 @@ class LineIn(InputSchema):
 
 class WalletIn(InputSchema):
     holder_id: Id | None = Field(None, description="The family wallet's holder (default: the customer)")
-    amount_fen: Fen | Literal["max"] = "max"
+    amount_fen: FenOrMax = "max"
     per_use_consent: bool = False
 
 
@@ -44,7 +67,7 @@ class PriceIn(InputSchema):
     lines: list[LineIn] = Field(min_length=1, max_length=50)
     vouchers: list[str] = []
     gift_cards: list[str] = []
-    points: Points | Literal["max"] = 0
+    points: PointsOrMax = 0
     wallet: WalletIn | None = None
 
 
@@ -113,12 +136,22 @@ class PricedOut(Schema):
     tenders: list[TenderOut]
 
 
+class SettlementOrderLineOut(Schema):
+    line_id: int = Field(description="What a refund names in `lines[].line_id`")
+    item_code: str
+    quantity: int
+    units_refunded: int
+    amount_fen: int
+    refunded_fen: int
+
+
 class SettlementOut(Schema):
     id: int
     order_id: int
     total_fen: int
     cash_fen: int
     breakdown: PricedOut
+    order_lines: list[SettlementOrderLineOut] = Field(description="The order's lines, in the breakdown's order")
     movements: list[dict]
 
 
@@ -148,8 +181,14 @@ def _inputs(request: HttpRequest, payload: PriceIn) -> dict:
 
 
 def _settlement(settlement) -> dict:
+    """The settlement with its order's lines: a partial refund names them by id, which the breakdown (priced before
+    the order existed) does not carry."""
     return {"id": settlement.id, "order_id": settlement.order_id, "total_fen": settlement.total_fen,
             "cash_fen": settlement.cash_fen, "breakdown": settlement.breakdown,
+            "order_lines": [{"line_id": ol.id, "item_code": ol.item.code, "quantity": ol.quantity,
+                             "units_refunded": settlement.units_refunded.get(str(ol.id), 0),
+                             "amount_fen": ol.amount_fen, "refunded_fen": ol.refunded_fen}
+                            for ol in settlement.order.lines.select_related("item").order_by("id")],
             "movements": [{"role": m.role, "ref": m.ref, "transaction_id": m.transaction_id, "value_fen": m.value_fen,
                            "points": m.points, "order_line_id": m.order_line_id}
                           for m in settlement.movements.order_by("id")]}

@@ -52,6 +52,9 @@ class BillForm(forms.Form):
                 data["wallet_fen"] = yuan_to_fen(amount, field="wallet_amount")
             except DomainError:
                 self.add_error("wallet_amount", _("Enter an amount in yuan, e.g. 50 or 49.90."))
+            else:
+                if data["wallet_fen"] < 0:
+                    self.add_error("wallet_amount", _("Enter an amount of 0 or more (empty: as much as possible)."))
         return data
 
     def price_arguments(self, *, customer) -> dict:

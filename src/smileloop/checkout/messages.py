@@ -41,12 +41,15 @@ PATTERNS = [(re.compile(pattern), template) for pattern, template in [
      r"consent \(standing, or for this use\)$",
      gettext_noop("%(holder)s has not consented to %(customer)s paying from the family wallet: record the holder's "
                   "consent (standing, or for this use)")),
+    (r"^(?P<customer>.+?) is not a family member bound to (?P<holder>.+?)'s card, so the wallet cannot be shared$",
+     gettext_noop("%(customer)s is not a family member bound to %(holder)s's card, so the wallet cannot be shared")),
     (r"^must be a whole number from (?P<low>\d+) to (?P<high>\d+)$",
      gettext_noop("must be a whole number from %(low)s to %(high)s")),
 ]] + [
     (re.compile(r"^payments add up to (?P<paid>-?\d+) fen but (?P<due>-?\d+) fen are due$"),
      gettext_noop("payments add up to %(paid)s yuan but %(due)s yuan are due"),
      {"paid": lambda fen: fen_to_yuan(int(fen)), "due": lambda fen: fen_to_yuan(int(fen))}),
+    (re.compile(r"^must be a whole number of fen ≥ 0$"), gettext_noop("must be an amount of 0 or more"), {}),
     (re.compile(r"^must be between 1 and (?P<high>\d+) fen$"),
      gettext_noop("must be between 0.01 and %(high)s yuan"), {"high": lambda fen: fen_to_yuan(int(fen))}),
     (re.compile(r"^(?P<points>\d+) of the points this bill earned were already used; they are worth "
@@ -62,6 +65,8 @@ FIXED = [
     gettext_noop("is not a line of this bill"),
     gettext_noop("nothing left to refund"),
     gettext_noop('must be a whole number of points or "max"'),
+    gettext_noop("the wallet amount must be ≥ 0"),
+    gettext_noop("give quantity or amount_fen, not both"),
 ]
 
 # The services name a field by its path in the API's body ("lines[0].quantity"); a page names it in words.
@@ -81,6 +86,7 @@ _NAMES = {
     "method": gettext_noop("payment method"),
     "points": gettext_noop("points"),
     "wallet": gettext_noop("wallet"),
+    "holder_id": gettext_noop("wallet holder"),
     "per_use_consent": gettext_noop("consent for this use"),
     "clinic": gettext_noop("clinic"),
     "vouchers": gettext_noop("vouchers"),

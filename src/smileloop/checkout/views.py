@@ -17,6 +17,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.checkout.errors import PriceChanged
@@ -71,15 +72,23 @@ def _bill_context(request, scope: Scope, customer, *, data=None, extra_rows: int
             for line in lines]
     rows += [{"item": "", "quantity": 1, "tooth": ""}] * max(EMPTY_ROWS - len(rows) + extra_rows, extra_rows)
     return {"customer": customer, "form": form, "rows": rows, "items": list(service_item_list(scope)),
-            "holder": holder_shown, "pay_methods": PAY_METHODS, "key": uuid.uuid4().hex,
-            "can_pay": scope.can(Perm.VISIT_EDIT)}
+            "holder": holder_shown, "pay_methods": PAY_METHODS, "pay_rows": _pay_rows(data),
+            "key": uuid.uuid4().hex, "can_pay": scope.can(Perm.VISIT_EDIT)}
+
+
+def _pay_rows(data) -> list[dict]:
+    """The two payment rows as the cashier left them. Every change of the form re-prices it and replaces the
+    breakdown they sit in: rendered empty, a chosen WeChat Pay would silently become cash."""
+    methods, amounts = (data.getlist("pay_method"), data.getlist("pay_amount")) if data is not None else ([], [])
+    return [{"method": methods[i] if i < len(methods) else "", "amount": (amounts[i] if i < len(amounts) else "")[:20]}
+            for i in range(2)]
 
 
 def _price(scope: Scope, customer, form: BillForm, data):
     """(bill, error messages): prices the form's bill; writes nothing."""
     if not form.is_valid():
-        return None, [f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"
-                      for f, e in form.errors.items()]
+        return None, [_("%(field)s: %(message)s") % {"field": form.fields[f].label if f in form.fields else f,
+                                                        "message": " ".join(e)} for f, e in form.errors.items()]
     clinic = next((c for c in clinic_list(scope) if c.id == form.cleaned_data["clinic"]), None)
     if clinic is None:
         return None, [_("Choose one of your clinics.")]
@@ -115,14 +124,28 @@ def checkout_new(request, scope: Scope):
     return render(request, "checkout/bill.html", context, status=status)
 
 
+def _form_key(data) -> str | None:
+    """The key the rendered form carries (a double submit writes once on it); None when it is missing, which a
+    page never sends: all such posts would share one key and replay each other's bill or refund."""
+    key = (data.get("key") or "").strip()
+    return key if 0 < len(key) <= 64 else None
+
+
+_NO_KEY = gettext_lazy("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
+                       "recorded.")
+
+
 def _pay(request, scope: Scope, bill, context: dict) -> HttpResponse:
     data = request.POST
+    if _form_key(data) is None:
+        context["problems"] = [str(_NO_KEY)]
+        return render(request, "checkout/bill.html", context, status=422)
     try:
         if (data.get("priced_total") != str(bill.total_fen) or data.get("priced_cash") != str(bill.cash_fen)):
             raise PriceChanged(_("The bill changed since it was priced (balances, codes or prices): check the new "
                                  "breakdown and pay again."), field="priced")
         payments = payments_from(data, bill.cash_fen)
-        settlement = checkout_pay(priced=bill, payments=payments, key=f"web:{scope.user_id}:{data.get('key', '')}",
+        settlement = checkout_pay(priced=bill, payments=payments, key=f"web:{scope.user_id}:{_form_key(data)}",
                                   actor=getattr(request.user, "staff", None))
     except errors.DomainError as exc:
         context["problems"] = _error_messages(exc)
@@ -144,6 +167,7 @@ def _receipt(request, scope: Scope, settlement, *, form=None, problems=(), statu
     return render(request, "checkout/receipt.html", {
         "settlement": settlement, "order": order, "bill": settlement.breakdown,
         "order_lines": list(order.lines.select_related("item").order_by("id")),
+        "payments": list(order.payments.order_by("id")),  # how the cash part was taken: the till's reconciliation
         "refunds": list(settlement.refunds.order_by("created_at", "id")),
         "form": form or RefundForm(), "problems": problems, "key": uuid.uuid4().hex,
         "can_refund": scope.can(Perm.VISIT_EDIT) and order.refunded_fen < order.amount_fen,
@@ -165,15 +189,22 @@ def refund(request, scope: Scope, settlement_id: int):
     if not form.is_valid():
         return _receipt(request, scope, settlement, form=form, status=422)
     lines = None
+    ids = [int(v) for v in request.POST.getlist("line") if v.isdigit()]
+    if form.cleaned_data["scope"] == "all" and ids:
+        # Ticked lines under "the whole bill": refunding everything would give back more than the cashier meant.
+        return _receipt(request, scope, settlement, form=form, status=422,
+                        problems=[_("Lines are ticked but the refund is set to the whole bill: choose \"Selected "
+                                    "lines\" to refund only them, or untick them. Nothing was refunded.")])
     if form.cleaned_data["scope"] == "lines":
-        ids = [int(v) for v in request.POST.getlist("line") if v.isdigit()]
         if not ids:
             return _receipt(request, scope, settlement, form=form, status=422,
                             problems=[_("Select the lines to refund.")])
         left = {ol.id: ol.quantity - settlement.units_refunded.get(str(ol.id), 0) for ol in settlement.order.lines.all()}
         lines = [{"line_id": i, "quantity": left[i]} if left.get(i) else {"line_id": i} for i in ids]
+    if _form_key(request.POST) is None:
+        return _receipt(request, scope, settlement, form=form, status=422, problems=[str(_NO_KEY)])
     try:
-        done = checkout_refund(settlement=settlement, lines=lines, key=f"web:{scope.user_id}:{request.POST.get('key')}",
+        done = checkout_refund(settlement=settlement, lines=lines, key=f"web:{scope.user_id}:{_form_key(request.POST)}",
                                actor=getattr(request.user, "staff", None), reason=form.cleaned_data["reason"])
     except errors.DomainError as exc:
         return _receipt(request, scope, settlement, form=form, problems=_error_messages(exc), status=422)

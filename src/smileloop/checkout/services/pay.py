@@ -14,7 +14,7 @@ from smileloop.checkout.models import (
 )
 from smileloop.checkout.services.price import CASH_METHODS, TENDER_METHOD, PricedBill, _facts, checkout_price
 from smileloop.clinics.models import Staff
-from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.sql import in_clause, lock_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.giftcards import services as giftcard_services
@@ -93,6 +93,9 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
         + [{"method": TENDER_METHOD[t.kind], "amount_fen": t.amount_fen} for t in bill.tenders
            if t.kind != "cash" and t.amount_fen > 0],
         items={item.code: item for item in bill.items.values()})
+    if not _created:  # a replay of this bill returned above, on its key: the POS reused the id of another bill
+        raise Conflict(f"external_id {external_id} already names order #{order.id}: a new bill needs its own "
+                       "external_id", code="external_id_conflict", field="external_id")
     order_lines = getattr(order, "lines_written", None)
     if not order_lines or any(line.pk is None for line in order_lines):
         order_lines = list(order.lines.select_related("item").order_by("id"))

@@ -2,6 +2,7 @@
 and calls the pure `checkout.pricing.price`. Writes nothing."""
 
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from django.utils import timezone
@@ -20,7 +21,7 @@ from smileloop.checkout.pricing import (
     price,
 )
 from smileloop.clinics.models import Clinic
-from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.errors import DomainError, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models
 from smileloop.customers.models import Customer
@@ -35,7 +36,12 @@ from smileloop.loyalty import selectors as loyalty_selectors
 from smileloop.loyalty import services as loyalty_services
 from smileloop.membership.enums import DiscountSource
 from smileloop.membership.models import Membership
-from smileloop.membership.selectors import member_discount_and_own, wallet_share_allowed
+from smileloop.membership.selectors import (
+    family_bindings_of,
+    member_discount_and_own,
+    own_membership,
+    wallet_share_allowed,
+)
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import ServiceItem
 
@@ -128,6 +134,24 @@ def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, in
     return out, by_id
 
 
+@contextmanager
+def _code_field(path: str):
+    """A code's refusal (unknown, expired, used) names where the bill holds it ("vouchers[1]"), not the look-up's
+    own argument ("code"), so the cashier and the API client know which of their codes is wrong."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.field in (None, "code", path.partition("[")[0]):
+            exc.field = path
+        raise
+
+
+def _family_bound(holder: Customer, member: Customer) -> bool:
+    """Whether `member` is bound to the family card of `holder` (only then can the holder's wallet be shared)."""
+    membership = own_membership(holder)
+    return membership is not None and family_bindings_of(membership).filter(member_id=member.pk).exists()
+
+
 def _age_on(birthday: dt.date | None, day: dt.date) -> int | None:
     if birthday is None:
         return None
@@ -193,8 +217,9 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
                            _discount_label(member)) if member else None)
     voucher_ins, voucher_rows = [], {}
     for i, code in enumerate(vouchers):
-        voucher = giftcard_selectors.voucher_get_by_code(chain_id=customer.chain_id, code=code)
-        giftcard_services.voucher_check(voucher, at)
+        with _code_field(f"vouchers[{i}]"):
+            voucher = giftcard_selectors.voucher_get_by_code(chain_id=customer.chain_id, code=code)
+            giftcard_services.voucher_check(voucher, at)
         if voucher.customer_id and voucher.customer_id != customer.pk:
             raise AlreadyUsed(f"voucher {voucher.code} belongs to another customer", field=f"vouchers[{i}]")
         voucher_rows[voucher.code] = voucher
@@ -203,7 +228,8 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
                                      c.category, c.name))
     card_ins, card_rows = [], {}
     for i, code in enumerate(gift_cards):
-        card = giftcard_selectors.giftcard_for_payment(chain_id=customer.chain_id, code=code, at=at)
+        with _code_field(f"gift_cards[{i}]"):
+            card = giftcard_selectors.giftcard_for_payment(chain_id=customer.chain_id, code=code, at=at)
         if card.status == "expired" or giftcard_selectors.card_is_expired(card, at):
             raise Expired(f"gift card {card.code} expired on {timezone.localdate(card.expires_at)}",
                           field=f"gift_cards[{i}]")
@@ -225,6 +251,10 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
         holder = wallet.get("holder") or customer
         if holder.pk != customer.pk:
             mode = wallet_share_allowed(holder, customer, at=at)
+            if mode is None and not _family_bound(holder, customer):  # a consent for this use cannot make them family
+                raise ConsentMissing(f"{name_for(reader, customer)} is not a family member bound to "
+                                     f"{name_for(reader, holder)}'s card, so the wallet cannot be shared",
+                                     field="wallet.holder_id")
             if mode is None and not wallet.get("per_use_consent"):
                 raise ConsentMissing(f"{name_for(reader, holder)} has not consented to {customer.name} paying from the family "
                                      "wallet: record the holder's consent (standing, or for this use)",

@@ -1,5 +1,6 @@
 """Refunds, proportional over the tenders, with the earned-points clawback (see the package docstring)."""
 
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -37,9 +38,16 @@ from smileloop.visits.services import refund_record
 # --- refund --------------------------------------------------------------------------------------------
 
 
-def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None) -> tuple[dict, dict]:
-    """→ ({order line id: fen to refund}, {order line id: units refunded now})."""
+def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None,
+                  movements: list[SettlementMovement]) -> tuple[dict, dict]:
+    """→ ({order line id: fen to refund}, {order line id: units refunded now}).
+
+    Units refunded by quantity give back the line's entitled units first (their entitlement uses are reversed in
+    that order), then its paid units, each paid unit an equal share of what the line was paid: two cleanings, one
+    paid and one from a package, refunded one at a time give back the package's cleaning, then the money, never
+    half of each."""
     order_lines = {ol.id: ol for ol in order.lines.all()}
+    entitled = Counter(m.order_line_id for m in movements if m.role == MovementRole.ENTITLEMENT)
     amounts, units = {}, {}
     if lines is None:
         for ol in order_lines.values():
@@ -52,6 +60,9 @@ def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None
         if ol is None:
             errors.append(FieldError(f"lines[{i}].line_id", "is not a line of this bill", str(line.get("line_id"))))
             continue
+        if "quantity" in line and "amount_fen" in line:  # which one the client meant is anyone's guess
+            errors.append(FieldError(f"lines[{i}]", "give quantity or amount_fen, not both"))
+            continue
         left = ol.amount_fen - ol.refunded_fen - amounts.get(ol.id, 0)
         done = settlement.units_refunded.get(str(ol.id), 0) + units.get(ol.id, 0)
         if "quantity" in line:
@@ -59,7 +70,11 @@ def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None
             if not isinstance(q, int) or q < 1 or done + q > ol.quantity:
                 errors.append(FieldError(f"lines[{i}].quantity", f"must be between 1 and {ol.quantity - done}", str(q)))
                 continue
-            amount = left if done + q == ol.quantity else min(left, ol.amount_fen * q // ol.quantity)
+            e = entitled.get(ol.id, 0)
+            paid_units, paid_done = ol.quantity - e, max(0, done - e)
+            paid_now = max(0, done + q - e) - paid_done
+            amount = (left if paid_done + paid_now == paid_units
+                      else min(left, ol.amount_fen * paid_now // paid_units))
             units[ol.id] = units.get(ol.id, 0) + q
         else:
             amount = line.get("amount_fen")
@@ -82,15 +97,17 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
                     reason: str = "") -> RefundSettlement:
     """Refund the whole bill (lines=None) or lines ([{"line_id", "quantity"}] or [{"line_id", "amount_fen"}]),
     giving back every tender in proportion (module docstring). Idempotent on `key`."""
+    settlement = Settlement.objects.select_for_update().select_related("order", "customer").get(pk=settlement.pk)
+    # The replay check comes after the bill's lock (as pay's does): a double-submitted refund form waits for its
+    # first run and returns it, instead of finding "nothing left to refund" or clashing on the key.
     existing = RefundSettlement.objects.filter(chain_id=settlement.chain_id, key=key).first()
     if existing is not None:
         return existing
-    settlement = Settlement.objects.select_for_update().select_related("order", "customer").get(pk=settlement.pk)
     order = settlement.order
-    amounts, units = _refund_lines(settlement, order, lines)
+    movements = list(settlement.movements.select_related("transaction").order_by("id"))
+    amounts, units = _refund_lines(settlement, order, lines, movements)
     total = sum(amounts.values())
     at = timezone.now()
-    movements = list(settlement.movements.select_related("transaction").order_by("id"))
     valued = [m for m in movements if m.value_fen > 0]
     remaining = [m.value_fen - m.refunded_fen for m in valued] + [settlement.cash_fen - settlement.cash_refunded_fen]
     parts = allocate(total, remaining)

@@ -78,6 +78,68 @@ def test_missing_family_wallet_consent_is_422_consent_missing(client, token_a, c
     assert Order.objects.count() == 0
 
 
+def test_a_consent_for_this_use_does_not_open_the_wallet_of_someone_who_is_not_family(client, token_a, catalogue,
+                                                                                      alice, wallet, clinic_a):
+    # given a patient of the same clinic who is not bound to alice's family card
+    stranger = CustomerFactory(chain=alice.chain, name="李雷", home_clinic=clinic_a)
+    body = {"customer_id": stranger.id, "clinic": "SH01", "lines": [{"item_code": "CL01"}],
+            "wallet": {"holder_id": alice.id, "per_use_consent": True}}
+    # when the bill is priced "with the holder's consent for this use"
+    response = post(client, PRICE, body, token=token_a, key=None)
+    # then pricing refuses it as pay would, naming the field, instead of offering alice's stored value
+    assert response.status_code == 422, response.content
+    data = response.json()
+    assert data["code"] == "consent_missing"
+    assert data["errors"][0]["field"] == "body.wallet.holder_id"
+    assert "is not a family member bound to" in data["message"] and "balance_before_fen" not in response.text
+
+
+def test_an_unknown_code_names_the_list_entry_that_holds_it(client, token_a, catalogue, alice, card):
+    vouchers = post(client, PRICE, bill(alice, card, vouchers=["NOPE-0000-0001"]), token=token_a, key=None)
+    cards = post(client, PRICE, bill(alice, card, gift_cards=[card.code, "NOPE-0000-0002"]), token=token_a, key=None)
+    assert (vouchers.status_code, vouchers.json()["code"]) == (422, "wrong_code")
+    assert vouchers.json()["errors"][0]["field"] == "body.vouchers[0]"
+    assert (cards.status_code, cards.json()["code"]) == (422, "wrong_code")
+    assert cards.json()["errors"][0]["field"] == "body.gift_cards[1]"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("points", -5, 'Input should be greater than or equal to 0, or "max"'),
+    ("points", 1.5, 'must be a whole number (a JSON integer), not 1.5, or "max"'),
+    ("wallet.amount_fen", "all", 'Input should be a valid integer, unable to parse string as an integer, or "max"'),
+])
+def test_a_bad_number_or_max_is_one_error_at_the_fields_own_path(client, token_a, catalogue, alice, card, field,
+                                                                 value, message):
+    body = bill(alice, card)
+    if field == "points":
+        body["points"] = value
+    else:
+        body["wallet"] = {"amount_fen": value}
+    response = post(client, PRICE, body, token=token_a, key=None)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": f"body.{field}", "message": message, "value": str(value)}]
+
+
+def test_a_pay_reusing_the_external_id_of_an_earlier_bill_is_a_409_and_changes_nothing(client, token_a, catalogue,
+                                                                                       alice, card, chain):
+    # given a bill paid with the POS's id POS-1
+    first = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}],
+                                   external_id="POS-1"), token=token_a, key="pay-1")
+    balance = GiftCard.objects.get().account.balance
+    # when another bill (a new key) arrives with the same POS id
+    body = bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}], external_id="POS-1")
+    body["lines"] = [{"item_code": "CL01"}, {"item_code": "OC01"}, {"item_code": "OC01"}]
+    body["payments"] = [{"method": "cash", "amount_fen": 79800}]
+    second = post(client, PAY, body, token=token_a, key="pay-2")
+    # then it is refused by name (not a 500, not a second settlement of the first order), and nothing moves
+    assert first.status_code == 201, first.content
+    assert (second.status_code, second.json()["code"]) == (409, "external_id_conflict"), second.content
+    assert second.json()["errors"][0]["field"] == "body.external_id"
+    assert Settlement.objects.count() == 1 and Order.objects.count() == 1
+    assert GiftCard.objects.get().account.balance == balance
+    assert ledger_check(chain_id=chain.id) == []
+
+
 def test_a_clinic_a_token_cannot_price_for_a_clinic_b_patient(client, token_a, catalogue, card, chain, clinic_b):
     other = CustomerFactory(chain=chain, name="赵六", home_clinic=clinic_b)
     response = post(client, PRICE, bill(other, card), token=token_a, key=None)
@@ -92,6 +154,36 @@ def test_refund_through_the_api_gives_the_card_back(client, token_a, catalogue, 
     assert response.json()["amount_fen"] == 66300
     assert GiftCard.objects.get().account.balance == 60000
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_the_settlement_names_its_order_lines_so_a_client_can_refund_one_of_them(client, token_a, catalogue, alice,
+                                                                                 card, chain):
+    # given a bill paid through the API (its breakdown was priced before the order, so it carries no line ids)
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    lines = paid.json()["order_lines"]
+    assert [(line["item_code"], line["quantity"], line["amount_fen"], line["refunded_fen"]) for line in lines] == [
+        ("CL01", 1, 26400, 0), ("OC01", 1, 39900, 0)]
+    # when the toothbrush is refunded by the id the settlement gave
+    url = f"/api/checkout/settlements/{paid.json()['id']}"
+    refund = post(client, f"{url}/refund", {"lines": [{"line_id": lines[1]["line_id"], "quantity": 1}]}, token=token_a,
+                  key="refund-toothbrush")
+    # then exactly that line is refunded, and the settlement read again shows it
+    assert refund.status_code == 201, refund.content
+    again = client.get(url, headers={"Authorization": f"Bearer {token_a}"}).json()["order_lines"]
+    assert [(line["refunded_fen"], line["units_refunded"]) for line in again] == [(0, 0), (39900, 1)]
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_refund_line_with_both_a_quantity_and_an_amount_is_refused_and_refunds_nothing(client, token_a, catalogue,
+                                                                                         alice, card):
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    line = paid.json()["order_lines"][1]
+    response = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund",
+                    {"lines": [{"line_id": line["line_id"], "quantity": 1, "amount_fen": 100}]}, token=token_a,
+                    key="refund-both")
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "body.lines[0]", "message": "give quantity or amount_fen, not both"}]
+    assert RefundSettlement.objects.count() == 0 and Order.objects.get().refunded_fen == 0
 
 
 def test_gift_card_lookup_shows_status_balance_and_history(client, token_a, card):

@@ -8,11 +8,13 @@ import datetime as dt
 import pytest
 from django.db import connection
 
-from smileloop.checkout.services import checkout_pay, checkout_price
+from smileloop.checkout.models import RefundSettlement
+from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.core.testing import writers_run
 from smileloop.customers.enums import Relation
 from smileloop.customers.services import household_member_add
 from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.giftcards.models import GiftCard
 from smileloop.giftcards.services import friend_card_issue, voucher_issue
 from smileloop.giftcards.tests.factories import ProgrammeFactory
 from smileloop.ledger.selectors import ledger_check
@@ -78,4 +80,26 @@ def test_family_checkouts_with_vouchers_and_cards_never_deadlock_or_overdraw(
     assert outcomes.count("paid") == 8 and outcomes.count("refused") == 16
     assert Order.objects.filter(customer__in=payers).count() == 8
     assert wallet_balance(alice).total == 2_000
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_refund_submitted_several_times_at_once_refunds_once_and_answers_each_with_it(
+        chain, clinic_a, catalogue, alice, card):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent refunds with row locks are exercised on PostgreSQL")
+    # given a paid bill (the friend card pays the cleaning, cash the filling)
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}, {"item_code": "FI01"}],
+                          gift_cards=[card.code])
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
+
+    def writer(i):
+        return [checkout_refund(settlement=settlement, key="web:1:refund-form", reason="double click").id]
+
+    # when one refund form is submitted by four clicks at the same moment
+    outcomes, errors = writers_run(writer, 4)
+    # then every click gets the one refund ("nothing left to refund" for the late ones would be a lie)
+    assert errors == []
+    assert len(set(outcomes)) == 1 and RefundSettlement.objects.filter(settlement=settlement).count() == 1
+    assert Order.objects.get(pk=settlement.order_id).refunded_fen == bill.total_fen
+    assert GiftCard.objects.get(pk=card.pk).account.balance == 60_000
     assert ledger_check(chain_id=chain.id) == []

@@ -264,3 +264,29 @@ def test_a_consent_withdrawn_between_pricing_and_paying_names_a_holder_of_anothe
     # then the refusal names her masked, as the cashier's scope shows her, and nothing is written
     assert "王芳" not in str(refused.value) and "王*" in str(refused.value), str(refused.value)
     assert Settlement.objects.count() == 0
+
+
+def test_refunding_units_of_a_line_a_package_paid_in_part_gives_back_one_units_value_each_time(
+        chain, clinic_a, catalogue, giver):
+    from smileloop.loyalty.models import EntitlementUse
+    from smileloop.loyalty.services import package_sell
+    from smileloop.loyalty.tests.factories import PackageEntitlementFactory, PackageFactory
+
+    # given a patient (no membership) with one cleaning left in a package, who has two cleanings: one from the
+    # package, one paid 300.00
+    package = PackageFactory(chain=chain, name="洁牙套餐", validity_months=12)
+    PackageEntitlementFactory(package=package, label="洁牙", category="cleaning", quantity=1)
+    package_sell(package=package, holder=giver, covered=[giver], key="sale-1")
+    bill = checkout_price(customer=giver, clinic=clinic_a, lines=[{"item_code": "CL01", "quantity": 2}])
+    assert (bill.lines[0].entitled_units, bill.total_fen) == (1, 30000)
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": 30000}], key="pay-1")
+    line = settlement.order.lines.get()
+    # when one cleaning is refunded, then the other
+    first = checkout_refund(settlement=settlement, lines=[{"line_id": line.id, "quantity": 1}], key="r-1")
+    second = checkout_refund(settlement=settlement, lines=[{"line_id": line.id, "quantity": 1}], key="r-2")
+    # then the first gives back the package's cleaning and no money (not 150.00 and the cleaning), the second
+    # the 300.00 paid
+    assert (first.amount_fen, first.breakdown["entitlements_reversed"]) == (0, 1)
+    assert (second.amount_fen, second.breakdown["entitlements_reversed"]) == (30000, 0)
+    assert EntitlementUse.objects.filter(customer=giver).count() == 2  # the use and its reversal
+    assert ledger_check(chain_id=chain.id) == []

@@ -106,6 +106,29 @@ def test_refusals_read_in_chinese_on_a_chinese_page(client, front_desk_a, clinic
     assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == count
 
 
+def test_a_negative_wallet_amount_is_a_field_refusal_in_chinese(client, front_desk_a, clinic_a, catalogue, alice,
+                                                                wallet):
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, wallet_mode="own",
+                                                              wallet_amount="-5"),
+                           HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert "储值支付金额（元）：请输入不小于 0 的金额（留空则尽量多用）。" in response.text
+    assert "must be" not in response.text and Order.objects.count() == 0
+
+
+def test_a_negative_payment_amount_is_refused_in_the_pages_words(client, front_desk_a, clinic_a, catalogue, alice):
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="66300", priced_cash="66300",
+                     pay_method=["cash", "cash"], pay_amount=["-10", "673"])
+    zh = client.post(reverse("checkout:new"), data, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    en = client.post(reverse("checkout:new"), {**data, "key": "form-2"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert zh.status_code == en.status_code == 422
+    assert "第 1 笔付款，金额：金额不能为负数" in zh.text and "fen" not in zh.text
+    assert "payment 1, amount: must be an amount of 0 or more" in en.text
+    assert Order.objects.count() == 0
+
+
 def test_field_refusals_name_the_line_and_amounts_in_yuan_on_a_chinese_page(client, front_desk_a, clinic_a, catalogue,
                                                                             alice):
     # given
@@ -198,9 +221,60 @@ def test_pay_writes_once_even_if_the_form_is_submitted_twice(client, front_desk_
     assert (settlement.total_fen, settlement.cash_fen) == (66300, 39900)
     assert sorted(settlement.order.payments.values_list("method", "amount_fen")) == [("other", 26400),
                                                                                      ("wechat_pay", 39900)]
+    receipt = client.get(first["Location"], HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    assert "微信支付 ¥399.00" in receipt[receipt.index('data-testid="payments"'):]  # the till's method, on the receipt
     assert list(settlement.order.lines.order_by("id").values_list("tooth", flat=True)) == ["36", ""]
     assert GiftCard.objects.get(pk=card.pk).account.balance == 33600
     assert ledger_check(chain_id=alice.chain_id) == []
+
+
+def test_re_pricing_keeps_the_payment_method_and_amounts_the_cashier_entered(client, front_desk_a, clinic_a,
+                                                                            catalogue, alice):
+    # given a priced bill whose cashier picks WeChat Pay for 100.00 and cash for the rest
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, pay_method=["wechat_pay", "cash"], pay_amount=["100", ""])
+    # when that change re-prices the bill (htmx swaps the breakdown the payment rows sit in)
+    response = client.post(reverse("checkout:new"), data, HTTP_HX_REQUEST="true")
+    # then the new breakdown shows the rows as they were left, not a fresh "cash, empty" that Pay would record
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<option value="wechat_pay" selected>' in html and '<option value="cash" selected>' in html
+    assert 'id="pay-amount-0" inputmode="decimal" value="100"' in html
+    assert 'id="pay-amount-1" inputmode="decimal" value=""' in html
+
+
+def test_lines_ticked_under_a_whole_bill_refund_refund_nothing_and_say_why(client, front_desk_a, clinic_a, catalogue,
+                                                                          alice):
+    # given a paid bill of a cleaning and a filling
+    settlement = paid_settlement(alice, clinic_a)
+    cleaning = settlement.order.lines.order_by("id").first()
+    client.force_login(front_desk_a.user)
+    # when the cashier ticks the cleaning but leaves the refund on "the whole bill" (the default)
+    response = client.post(reverse("checkout:refund", args=[settlement.id]),
+                           {"key": "r-1", "scope": "all", "line": [str(cleaning.id)], "reason": "退洁牙"},
+                           HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then nothing is refunded (not the whole bill the cashier did not mean) and the page says what to change
+    assert response.status_code == 422
+    assert "已勾选明细，但退款范围为整单" in response.text
+    assert RefundSettlement.objects.count() == 0
+    assert Order.objects.get(pk=settlement.order_id).refunded_fen == 0
+
+
+def test_a_pay_or_refund_post_without_its_form_key_records_nothing(client, front_desk_a, clinic_a, catalogue, alice):
+    # given a bill paid earlier (a post without a key would have shared the key "web:<user>:" with it)
+    settlement = paid_settlement(alice, clinic_a)
+    client.force_login(front_desk_a.user)
+    pay = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="66300", priced_cash="66300",
+                    pay_method=["cash"], pay_amount=[""])
+    del pay["key"]
+    # when a pay and a refund arrive without the key their forms carry
+    paid = client.post(reverse("checkout:new"), pay, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    refunded = client.post(reverse("checkout:refund", args=[settlement.id]), {"scope": "all", "reason": "x"},
+                           HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then both are refused with a reason and nothing is written
+    assert paid.status_code == refunded.status_code == 422
+    assert "表单不完整" in paid.text and "表单不完整" in refunded.text
+    assert Settlement.objects.count() == 1 and RefundSettlement.objects.count() == 0
 
 
 def test_a_price_changed_since_the_breakdown_refuses_to_pay(client, front_desk_a, clinic_a, catalogue, alice):
@@ -307,6 +381,13 @@ def test_the_code_look_up_reads_a_cards_events_in_chinese(client, front_desk_a, 
     history = history[:history.index("</tbody>")]
     assert "，由 张伟 赠送：" in history and "登记，此卡长期有效" in history, history
     assert " given by " not in history and "registered on" not in history
+
+
+def test_the_code_look_up_names_the_excluded_categories_in_words(client, front_desk_a, card):
+    client.force_login(front_desk_a.user)
+    html = client.get(reverse("checkout:codes"), {"code": card.code}, HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    excluded = html[html.index('data-testid="excluded"'):]
+    assert excluded[:excluded.index("</span>")].endswith(">口护产品") and "oral_care_product" not in html
 
 
 def test_the_code_look_up_names_no_patient_of_another_clinic(client, front_desk_a, card_of_clinic_b):
