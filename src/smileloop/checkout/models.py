@@ -30,6 +30,8 @@ class Settlement(models.Model):
     cash_refunded_fen = models.BigIntegerField(default=0)
     breakdown = models.JSONField()
     units_refunded = models.JSONField(default=dict, blank=True)  # order line id → units refunded by quantity
+    # What was asked for (checkout.services.pay.pay_request_hash): a replay of `key` must ask for the same bill
+    request_hash = models.CharField(max_length=64, blank=True, default="")
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
 
@@ -68,6 +70,8 @@ class RefundSettlement(models.Model):
     cash_fen = models.BigIntegerField()
     breakdown = models.JSONField()
     reason = models.CharField(max_length=255, blank=True)
+    # What was asked for (checkout.services.refund.refund_request_hash): a replay of `key` must ask for the same
+    request_hash = models.CharField(max_length=64, blank=True, default="")
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
 

@@ -133,6 +133,12 @@ def _form_key(data) -> str | None:
 
 _NO_KEY = gettext_lazy("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
                        "recorded.")
+# A form whose key already paid (or refunded) something else: an old copy of the page (Back after paying) changed
+# and sent again. The page comes back with a new key, so a second click records this one as its own.
+_KEY_USED_BILL = gettext_lazy("This page already paid a different bill (it is an earlier copy, e.g. after Back). "
+                              "Nothing was recorded: check the breakdown and pay again to record this bill.")
+_KEY_USED_REFUND = gettext_lazy("This form already made a different refund (it is an earlier copy of the page). "
+                                "Nothing was refunded: check the bill and submit the refund again.")
 
 
 def _pay(request, scope: Scope, bill, context: dict) -> HttpResponse:
@@ -148,8 +154,10 @@ def _pay(request, scope: Scope, bill, context: dict) -> HttpResponse:
         settlement = checkout_pay(priced=bill, payments=payments, key=f"web:{scope.user_id}:{_form_key(data)}",
                                   actor=getattr(request.user, "staff", None))
     except errors.DomainError as exc:
-        context["problems"] = _error_messages(exc)
-        return render(request, "checkout/bill.html", context, status=409 if isinstance(exc, PriceChanged) else 422)
+        reused = exc.code == "idempotency_key_reused"
+        context["problems"] = [str(_KEY_USED_BILL)] if reused else _error_messages(exc)
+        return render(request, "checkout/bill.html", context,
+                      status=409 if reused or isinstance(exc, PriceChanged) else 422)
     messages.success(request, _("Paid. Settlement #%(id)s recorded.") % {"id": settlement.id})
     url = reverse("checkout:receipt", args=[settlement.id])
     if request.htmx:
@@ -207,6 +215,8 @@ def refund(request, scope: Scope, settlement_id: int):
         done = checkout_refund(settlement=settlement, lines=lines, key=f"web:{scope.user_id}:{_form_key(request.POST)}",
                                actor=getattr(request.user, "staff", None), reason=form.cleaned_data["reason"])
     except errors.DomainError as exc:
+        if exc.code == "idempotency_key_reused":
+            return _receipt(request, scope, settlement, form=form, problems=[str(_KEY_USED_REFUND)], status=409)
         return _receipt(request, scope, settlement, form=form, problems=_error_messages(exc), status=422)
     messages.success(request, _("Refunded %(amount)s yuan.") % {"amount": fen_to_yuan(done.amount_fen)})
     return redirect("checkout:receipt", settlement_id=settlement.id)

@@ -1,6 +1,8 @@
 """Paying a priced bill in one transaction (see the package docstring)."""
 
 import datetime as dt
+import hashlib
+import json
 from functools import partial
 
 from django.db import transaction
@@ -33,6 +35,35 @@ from smileloop.visits.services import order_record
 
 REUSE_SECONDS = 600
 _UNSET = object()
+
+
+def request_hash(request: dict) -> str:
+    """A digest of what a pay or refund asked for, to tell a replay of its key (a double click, a retry) from
+    another request reusing it (Back after paying, a changed bill, another patient's bill, a reused POS id)."""
+    text = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pay_request_hash(inputs: dict, payments: list[dict]) -> str:
+    """The pay request: customer, clinic, lines, tenders asked for and the cash payments (not when it was priced)."""
+    wallet = dict(inputs.get("wallet") or {})
+    if "holder" in wallet:
+        wallet["holder"] = getattr(wallet["holder"], "pk", wallet["holder"])
+    return request_hash({
+        "customer": inputs["customer"].pk, "clinic": inputs["clinic"].pk,
+        "lines": [{k: v for k, v in line.items() if v not in (None, "")} for line in inputs["lines"]],
+        "vouchers": list(inputs.get("vouchers") or ()), "gift_cards": list(inputs.get("gift_cards") or ()),
+        "points": inputs.get("points") or 0, "wallet": wallet or None,
+        "payments": sorted((p["method"], p["amount_fen"]) for p in payments if p.get("amount_fen"))})
+
+
+def replay_check(existing, digest: str, key: str, what: str) -> None:
+    """A replay returns the first result only when it asks for the same thing: a key reused for another request
+    would otherwise answer "paid" (or "refunded") with the first one while the new one is never recorded. Rows
+    written before the digest was kept (blank) are taken as replays, as they were."""
+    if existing.request_hash and existing.request_hash != digest:
+        raise Conflict(f"idempotency key {key!r} was already used for another {what}: a new {what} needs its own key",
+                       code="idempotency_key_reused", field="key")
 
 
 def _reusable(bill: PricedBill):
@@ -72,7 +103,9 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     # racing its first run waits for it and returns its settlement.
     select_rows(f"SELECT id FROM {Customer._meta.db_table} WHERE id = %s{lock_clause(no_key=True)}", [customer.pk])
     existing = select_model(Settlement, "t0.chain_id = %s AND t0.key = %s", [customer.chain_id, key])
+    digest = pay_request_hash(inputs, payments)
     if existing is not None:
+        replay_check(existing, digest, key, "bill")
         return existing
     reusable, own = _reusable(priced) if isinstance(priced, PricedBill) else (False, _UNSET)
     if reusable:
@@ -101,7 +134,8 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
         order_lines = list(order.lines.select_related("item").order_by("id"))
     settlement = Settlement.objects.create(chain_id=customer.chain_id, key=key, customer=customer, clinic=bill.clinic,
                                            order=order, total_fen=bill.total_fen, cash_fen=bill.cash_fen,
-                                           breakdown=bill.as_dict(), actor=actor, created_at=at)
+                                           breakdown=bill.as_dict(), actor=actor, created_at=at,
+                                           request_hash=digest)
     source, base = f"order:{order.id}", f"checkout:{key}"
     movements: list[SettlementMovement] = []
 

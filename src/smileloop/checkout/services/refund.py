@@ -21,7 +21,7 @@ from smileloop.checkout.models import (
 from smileloop.checkout.pricing import (
     allocate,
 )
-from smileloop.checkout.services.pay import _membership_evaluate, _tx_size
+from smileloop.checkout.services.pay import _membership_evaluate, _tx_size, replay_check, request_hash
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
@@ -101,7 +101,12 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     # The replay check comes after the bill's lock (as pay's does): a double-submitted refund form waits for its
     # first run and returns it, instead of finding "nothing left to refund" or clashing on the key.
     existing = RefundSettlement.objects.filter(chain_id=settlement.chain_id, key=key).first()
+    # Which bill and which of its lines (not how much of them: the staff page asks for "what is left of" a line,
+    # which its first submit changes, so a double click would not look like a replay of itself).
+    digest = request_hash({"settlement": settlement.pk,
+                           "lines": sorted({str(line.get("line_id")) for line in lines}) if lines else None})
     if existing is not None:
+        replay_check(existing, digest, key, "refund")
         return existing
     order = settlement.order
     movements = list(settlement.movements.select_related("transaction").order_by("id"))
@@ -172,7 +177,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     refund_settlement = RefundSettlement.objects.create(
         chain_id=settlement.chain_id, key=key, settlement=settlement, refund=refund, amount_fen=total,
         cash_fen=cash - withheld_fen,
-        reason=reason[:255], actor=actor, created_at=at,
+        reason=reason[:255], actor=actor, created_at=at, request_hash=digest,
         breakdown={"amount_fen": total, "clawback_fen": withheld_fen, "lines": [{"line_id": k, "amount_fen": v, "units": units.get(k, 0)}
                                                   for k, v in amounts.items()],
                    "tenders": tenders, "entitlements_reversed": len(reversed_uses)})

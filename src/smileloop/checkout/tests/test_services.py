@@ -6,7 +6,7 @@ from smileloop.checkout.errors import ConsentMissing, PaymentsMismatch
 from smileloop.checkout.models import RefundSettlement, Settlement, SettlementMovement
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.checkout.tests.conftest import POINTS
-from smileloop.core.errors import ValidationFailed
+from smileloop.core.errors import Conflict, ValidationFailed
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
 from smileloop.giftcards.models import GiftCard
@@ -290,3 +290,24 @@ def test_refunding_units_of_a_line_a_package_paid_in_part_gives_back_one_units_v
     assert (second.amount_fen, second.breakdown["entitlements_reversed"]) == (30000, 0)
     assert EntitlementUse.objects.filter(customer=giver).count() == 2  # the use and its reversal
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_key_reused_for_another_bill_or_refund_is_a_conflict_and_writes_nothing(chain, clinic_a, catalogue, alice):
+    def pay(customer, key, code="CL01"):
+        priced = checkout_price(customer=customer, clinic=clinic_a, lines=[{"item_code": code}])
+        return checkout_pay(priced=priced, payments=[{"method": "cash", "amount_fen": priced.cash_fen}], key=key)
+
+    bob = CustomerFactory(chain=chain, name="李雷", home_clinic=clinic_a)
+    first = pay(alice, "same-key")
+    assert pay(alice, "same-key").pk == first.pk  # the same bill again: a replay
+    for customer, code in ((bob, "CL01"), (alice, "FI01")):  # another patient's bill, or another bill of hers
+        with pytest.raises(Conflict) as caught:
+            pay(customer, "same-key", code=code)
+        assert (caught.value.code, caught.value.field) == ("idempotency_key_reused", "key")
+    assert Order.objects.count() == 1
+    second = pay(bob, "other-key", code="FI01")
+    refund = checkout_refund(settlement=first, key="refund-key", reason="x")
+    assert checkout_refund(settlement=first, key="refund-key", reason="x").pk == refund.pk
+    with pytest.raises(Conflict):
+        checkout_refund(settlement=second, key="refund-key", reason="x")
+    assert Order.objects.get(pk=second.order_id).refunded_fen == 0

@@ -434,3 +434,65 @@ def test_registering_a_holder_outside_the_scope_changes_nothing(client, front_de
     assert response.status_code == 422
     card.refresh_from_db()
     assert card.holder_id is None and card.expires_at is not None
+
+
+def test_an_earlier_copy_of_a_paid_bill_page_sent_again_for_another_bill_pays_nothing_then_pays_it_as_new(
+        client, chain, front_desk_a, clinic_a, catalogue, alice):
+    # given alice's bill paid from a page whose form key is "form-1"
+    client.force_login(front_desk_a.user)
+    first = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, action="pay",
+                                                           priced_total="66300", priced_cash="66300",
+                                                           pay_method=["cash"], pay_amount=[""]))
+    settlement = Settlement.objects.get()
+    assert first["Location"] == reverse("checkout:receipt", args=[settlement.id])
+    # when the cashier goes Back to that page (same key), bills another patient on it and pays
+    bob = CustomerFactory(chain=chain, name="李雷", home_clinic=clinic_a)
+    total = str(checkout_price(customer=bob, clinic=clinic_a, lines=[{"item_code": "CL01"}, {"item_code": "OC01"}]
+                               ).total_fen)
+    reused = client.post(reverse("checkout:new"), bill_data(bob, clinic_a, catalogue, action="pay",
+                                                            priced_total=total, priced_cash=total,
+                                                            pay_method=["cash"], pay_amount=[""]),
+                         HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then it is not answered with alice's receipt: nothing is recorded and the page says why
+    assert reused.status_code == 409
+    assert "此页面已为另一张账单收款" in reused.text
+    assert Settlement.objects.count() == 1 and not Order.objects.filter(customer=bob).exists()
+    # and the page it shows carries a new key, with which the bill is paid as its own
+    new_key = reused.context["key"]
+    assert new_key != "form-1"
+    paid = client.post(reverse("checkout:new"), bill_data(bob, clinic_a, catalogue, action="pay", key=new_key,
+                                                          priced_total=total, priced_cash=total,
+                                                          pay_method=["cash"], pay_amount=[""]))
+    assert paid.status_code == 302
+    assert Order.objects.filter(customer=bob).count() == 1
+    assert ledger_check(chain_id=alice.chain_id) == []
+
+
+def test_a_refund_form_of_one_bill_sent_for_another_refunds_nothing(client, front_desk_a, clinic_a, catalogue, alice):
+    # given two paid bills, the first refunded from a form whose key is "refund-form-1"
+    first, second = paid_settlement(alice, clinic_a, key="pay-1"), paid_settlement(alice, clinic_a, key="pay-2")
+    client.force_login(front_desk_a.user)
+    done = client.post(reverse("checkout:refund", args=[first.id]), {"scope": "all", "reason": "x",
+                                                                     "key": "refund-form-1"})
+    assert done.status_code == 302
+    # when the same form key is sent to refund the second bill
+    reused = client.post(reverse("checkout:refund", args=[second.id]), {"scope": "all", "reason": "x",
+                                                                        "key": "refund-form-1"})
+    # then nothing is refunded of it, and the page says why
+    assert reused.status_code == 409 and "different refund" in reused.text
+    assert list(RefundSettlement.objects.values_list("settlement_id", flat=True)) == [first.id]
+    assert Order.objects.get(pk=second.order_id).refunded_fen == 0
+
+
+def test_a_double_clicked_refund_of_selected_lines_refunds_once(client, front_desk_a, clinic_a, catalogue, alice):
+    # given a paid bill whose filling is refunded from the receipt's form
+    settlement = paid_settlement(alice, clinic_a)
+    filling = settlement.order.lines.get(item__code="FI01")
+    client.force_login(front_desk_a.user)
+    data = {"scope": "lines", "line": [filling.id], "reason": "not done", "key": "k"}
+    # when the form is sent twice (the second after the first changed what is left of the line)
+    first = client.post(reverse("checkout:refund", args=[settlement.id]), data)
+    second = client.post(reverse("checkout:refund", args=[settlement.id]), data)
+    # then the second is a replay of the first
+    assert first.status_code == second.status_code == 302
+    assert RefundSettlement.objects.get().amount_fen == 52800
