@@ -25,6 +25,12 @@ class AlreadyUsed(GiftCardError):
     code = "already_used"
 
 
+class GiverNotHolder(GiftCardError):
+    """The member who gave a friends-and-family card tried to register as its holder (it would never expire)."""
+
+    code = "giver_not_holder"
+
+
 class LimitReached(Conflict):
     code = "limit_reached"
 
@@ -33,5 +39,5 @@ class NotFriendCardBenefit(GiftCardError):
     code = "not_friend_card_benefit"
 
 
-__all__ = ["AlreadyUsed", "ExcludedItem", "Expired", "GiftCardError", "InsufficientBalance", "LimitReached",
-           "NotFriendCardBenefit", "WrongCode"]
+__all__ = ["AlreadyUsed", "ExcludedItem", "Expired", "GiftCardError", "GiverNotHolder", "InsufficientBalance",
+           "LimitReached", "NotFriendCardBenefit", "WrongCode"]

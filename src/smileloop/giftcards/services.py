@@ -16,6 +16,7 @@ from fractions import Fraction
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.core.dates import add_months
@@ -32,7 +33,13 @@ from smileloop.giftcards.enums import (
     VoucherStatus,
     VoucherValueKind,
 )
-from smileloop.giftcards.errors import AlreadyUsed, Expired, LimitReached, NotFriendCardBenefit
+from smileloop.giftcards.errors import (
+    AlreadyUsed,
+    Expired,
+    GiverNotHolder,
+    LimitReached,
+    NotFriendCardBenefit,
+)
 from smileloop.giftcards.models import (
     GiftCard,
     GiftCardEvent,
@@ -63,6 +70,8 @@ from smileloop.ledger.services import (
 )
 
 FRIEND_CARD_ACTION = "issue_friend_card"
+GIVER_NOT_HOLDER = gettext_noop("The member who gives a friends-and-family card cannot register as its holder: the "
+                                "card is for a friend")
 
 
 def _unique_code(chain_id: int) -> str:
@@ -172,18 +181,34 @@ def friend_card_issue_for_benefit(*, membership, benefit, key: str, actor: Staff
                              trigger=f"benefit {benefit.name} of membership #{membership.id}")
 
 
+def friend_card_issue_for_reveal(*, reveal, actor: Staff | None = None,
+                                 as_of: dt.datetime | None = None) -> GiftCard | None:
+    """The card of a benefit revealed by staff or by the staff pages' and the API's evaluation (registered with
+    membership's `reveal_action_register`). Its key is the reveal's, as checkout's (`benefit-reveal:{id}`): one
+    card per reveal, however often it runs. A card the programme's limit refuses, or a chain without a programme,
+    leaves the reveal standing, as at checkout (None)."""
+    try:
+        return friend_card_issue_for_benefit(membership=reveal.membership, benefit=reveal.benefit,
+                                             key=f"benefit-reveal:{reveal.id}", actor=actor, as_of=as_of)
+    except (LimitReached, NotFriendCardBenefit):
+        return None
+
+
 @transaction.atomic
 def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff | None = None,
                              as_of: dt.datetime | None = None) -> GiftCard:
     """The holder registered at the clinic. Within the validity the card then stays valid: its expiry and
     its open lots' expiry are removed (recorded as an event with the old dates). Idempotent for the same
-    holder; raises Expired (nothing changed) after the expiry date."""
+    holder; raises Expired (nothing changed) after the expiry date, and GiverNotHolder for the member who gave it
+    (a card the giver keeps for good is not the friend's card the programme pays for)."""
     at = as_of or timezone.now()
     card = GiftCard.objects.select_for_update().get(pk=card.pk)
     if card.holder_registered_at is not None and card.holder_id == customer.pk:
         return card
     if customer.chain_id != card.chain_id:
         raise ValidationFailed([FieldError("customer", "is not a customer of this chain", str(customer.pk))])
+    if card.giver_id is not None and card.giver_id == customer.pk:
+        raise GiverNotHolder(GIVER_NOT_HOLDER, field="customer_id")
     if card.holder_registered_at is not None:
         raise AlreadyUsed(f"card {card.code} is already registered to another holder", field="code")
     if card.status == CardStatus.EXPIRED or (card.expires_at is not None and card.expires_at <= at):
@@ -409,7 +434,8 @@ def _void(chain_id: int, account, key: str, source: str, as_of: dt.datetime) -> 
                           Posting(system_account(chain_id=chain_id, kind=AccountKind.BREAKAGE), total)])
 
 
-__all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_benefit", "giftcard_holder_note",
+__all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_benefit", "friend_card_issue_for_reveal",
+           "giftcard_holder_note",
            "giftcard_holder_register", "giftcard_spend", "giftcard_spend_recorded", "giftcard_spend_request",
            "giftcard_spend_reverse", "giftcards_expire", "voucher_check",
            "voucher_issue", "voucher_redeem", "voucher_redeem_recorded", "voucher_redeem_request",

@@ -276,7 +276,8 @@ def points_quote_endpoint(request: HttpRequest, customer_id: Id,
              summary="Exchange points for a gift")
 def gift_exchange_endpoint(request: HttpRequest, customer_id: Id, payload: GiftExchangeIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
-    """Refused with nothing changed: 422 `insufficient_points`, 409 `out_of_stock`, 404 for an unknown gift."""
+    """Refused with nothing changed: 422 `insufficient_points` or `gift_inactive` (no longer offered), 409
+    `out_of_stock`, 404 for an unknown gift."""
     def run(scope):
         customer = customer_get(scope, customer_id)
         with referenced_by("body.gift_id"):

@@ -34,6 +34,7 @@ _FIELD_ALIASES = {"amount_fen": "amount_yuan", "rule_code": "rule", "gift_id": "
 ERROR_MESSAGES = {
     "insufficient_points": _("Not enough points available for this."),
     "out_of_stock": _("This gift is out of stock."),
+    "gift_inactive": _("This gift is no longer offered."),
     "unknown_rule": _("This rule is not active."),
     "not_covered": _("Choose the holder or members of the holder's household."),
     "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in the "

@@ -15,9 +15,13 @@ FAMILY_TRANSFER = gettext_noop("family transfer #%(from_customer)s → #%(to_cus
 # As pages show the two memos that name a family member (`ledger.memos` people: "#12" or 张*).
 SPEND_PARTS_PAID_BY_SHOWN = gettext_noop("principal %(principal_fen)s + bonus %(bonus_fen)s; paid by %(payer)s")
 FAMILY_TRANSFER_SHOWN = gettext_noop("family transfer %(from_customer)s → %(to_customer)s")
-SHOWN = {SPEND_PARTS_PAID_BY: SPEND_PARTS_PAID_BY_SHOWN, FAMILY_TRANSFER: FAMILY_TRANSFER_SHOWN}
 TIER_MULTIPLIER = gettext_noop("×%(multiplier)s tier multiplier")
 POINTS_OFF = gettext_noop("%(off_fen)s fen off a bill")
+# As pages show the two memos that state amounts in fen: the label gives yuan, so the unit shown is ¥.
+TOPUP_BONUS_SHOWN = gettext_noop("bonus: top up ≥ ¥%(min_fen)s, get ¥%(bonus_fen)s")
+POINTS_OFF_SHOWN = gettext_noop("¥%(off_fen)s off a bill")
+SHOWN = {SPEND_PARTS_PAID_BY: SPEND_PARTS_PAID_BY_SHOWN, FAMILY_TRANSFER: FAMILY_TRANSFER_SHOWN,
+         TOPUP_BONUS: TOPUP_BONUS_SHOWN, POINTS_OFF: POINTS_OFF_SHOWN}
 
 
 def memos_register() -> None:

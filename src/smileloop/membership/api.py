@@ -344,7 +344,7 @@ def evaluate_endpoint(request: HttpRequest, customer_id: Id, payload: EvaluateIn
     def run(scope):
         customer = customer_get(scope, customer_id)
         services.membership_evaluate(customer=customer, topup_total_fen=payload.topup_total_fen, actor=request.staff)
-        services.benefits_reveal_due(customer=customer)
+        services.benefit_actions_run(reveals=services.benefits_reveal_due(customer=customer), actor=request.staff)
         return _answer(scope, customer)
 
     return _write(request, response, idempotency_key, "evaluate", run)
@@ -428,8 +428,9 @@ def benefit_reveal_endpoint(request: HttpRequest, customer_id: Id, benefit_id: I
                             response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
     def run(scope):
         customer = customer_get(scope, customer_id)
-        services.benefit_reveal(membership=_own(customer), benefit=_benefit(scope, benefit_id),
-                                trigger="staff_decision", detail=payload.detail, actor=request.staff)
+        reveal = services.benefit_reveal(membership=_own(customer), benefit=_benefit(scope, benefit_id),
+                                         trigger="staff_decision", detail=payload.detail, actor=request.staff)
+        services.benefit_actions_run(reveals=[reveal], actor=request.staff)
         return _answer(scope, customer)
 
     return _write(request, response, idempotency_key, "benefit_reveal", run)

@@ -2,6 +2,7 @@
 errors are mapped back onto the form with `add_domain_error`)."""
 
 import re
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -43,6 +44,8 @@ ERROR_MESSAGES = {
     "lifetime_membership": _("A lifetime membership never expires; there is nothing to renew."),
     "membership_not_active": _("This membership is not active."),
     "self_reference": _("Choose another customer, not this one."),
+    "benefit_not_in_tier": _("This benefit belongs to another tier than the member's current one."),
+    "benefit_not_hidden": _("This benefit is visible; it needs no reveal."),
     "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in "
                              "the membership settings first."),
 }
@@ -122,6 +125,12 @@ class EnrolForm(DomainErrorMixin, forms.Form):
 
 class RenewForm(DomainErrorMixin, forms.Form):
     fee_yuan = yuan_field(_("Fee recorded (yuan)"))
+    # Made when the form is shown: a retried POST (its answer lost) renews and records the fee once.
+    key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4().hex)
+        super().__init__(*args, **kwargs)
 
 
 class TierChangeForm(DomainErrorMixin, forms.Form):

@@ -8,6 +8,7 @@ outside the scope is a 404. Mutating POSTs return the updated card fragment (htm
 from functools import cached_property
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -19,12 +20,14 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
+from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.customers.cards import card_form_view
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
 from smileloop.membership import selectors, services
 from smileloop.membership.forms import (
+    ERROR_MESSAGES,
     BenefitForm,
     CancelForm,
     EnrolForm,
@@ -59,10 +62,11 @@ def _url(name: str, *args) -> str | None:
 class MemberCard:
     """Lazy read model of the 360 page's member card: queried only when the template renders it."""
 
-    def __init__(self, scope: Scope, customer: Customer, **forms):
+    def __init__(self, scope: Scope, customer: Customer, *, error: str = "", **forms):
         self.scope, self.customer, self.forms = scope, customer, forms
         # The bound forms a refused POST passed in: rendered open, in place; the others load when opened.
         self.open = {name: True for name in forms}
+        self.error = error  # a refused action without a form of its own (a reveal), shown on top of the card
 
     def __bool__(self) -> bool:
         return True
@@ -195,9 +199,11 @@ def _own(customer: Customer):
 @require_POST
 def enrol(request, scope: Scope, customer_id: int):
     def run(customer, data):
-        services.membership_enrol(customer=customer, plan=data["plan"], tier=data.get("tier"),
-                                  fee_fen=to_fen(data.get("fee_yuan")), actor=request.user.staff)
-        services.benefits_reveal_due(customer=customer)
+        with transaction.atomic():
+            services.membership_enrol(customer=customer, plan=data["plan"], tier=data.get("tier"),
+                                      fee_fen=to_fen(data.get("fee_yuan")), actor=request.user.staff)
+            services.benefit_actions_run(reveals=services.benefits_reveal_due(customer=customer),
+                                         actor=request.user.staff)
 
     return _card_action(request, scope, customer_id, form_name="enrol", form=EnrolForm(scope, request.POST), run=run)
 
@@ -210,7 +216,7 @@ def renew(request, scope: Scope, customer_id: int):
         if membership is None:
             raise errors.Conflict(_("This customer has no membership to renew."), code="not_a_member")
         services.membership_renew(membership=membership, fee_fen=to_fen(data.get("fee_yuan")),
-                                  actor=request.user.staff)
+                                  actor=request.user.staff, key=f"web:{data['key']}")
 
     return _card_action(request, scope, customer_id, form_name="renew", form=RenewForm(request.POST), run=run)
 
@@ -244,8 +250,9 @@ def cancel(request, scope: Scope, customer_id: int):
 def evaluate(request, scope: Scope, customer_id: int):
     customer = customer_get(scope, customer_id)
     _require(scope, Perm.CUSTOMER_EDIT)
-    services.membership_evaluate(customer=customer, actor=request.user.staff)
-    services.benefits_reveal_due(customer=customer)
+    with transaction.atomic():
+        services.membership_evaluate(customer=customer, actor=request.user.staff)
+        services.benefit_actions_run(reveals=services.benefits_reveal_due(customer=customer), actor=request.user.staff)
     return _card(request, scope, customer)
 
 
@@ -284,12 +291,18 @@ def benefit_reveal(request, scope: Scope, customer_id: int, benefit_id: int):
     form = RevealForm(request.POST)
     form.is_valid()
     try:
-        services.benefit_reveal(membership=_own(customer), benefit=benefit, trigger="staff_decision",
-                                detail=form.cleaned_data.get("detail") or "", actor=request.user.staff)
+        with transaction.atomic():
+            reveal = services.benefit_reveal(membership=_own(customer), benefit=benefit, trigger="staff_decision",
+                                             detail=form.cleaned_data.get("detail") or "", actor=request.user.staff)
+            services.benefit_actions_run(reveals=[reveal], actor=request.user.staff)
     except errors.DomainError as exc:
         if isinstance(exc, (errors.NotFound, errors.PermissionDenied)):
             raise
-        return HttpResponse(_("This benefit cannot be revealed: %(reason)s") % {"reason": exc.message}, status=422)
+        # The card again, with the reason on top: a bare sentence would replace the whole card (htmx swaps a 422).
+        reason = ERROR_MESSAGES.get(exc.code) or message_display(exc.message)
+        error = _("This benefit cannot be revealed: %(reason)s") % {"reason": reason}
+        return render(request, CARD_TEMPLATE, {"customer": customer, "card": MemberCard(scope, customer, error=error)},
+                      status=422)
     return _card(request, scope, customer)
 
 

@@ -114,6 +114,25 @@ def test_holder_registered_in_time_keeps_the_card_valid_after_the_expiry(chain, 
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_the_giver_cannot_register_as_the_holder_and_the_card_keeps_its_expiry(member, programme, now):
+    from django.utils import translation
+
+    from smileloop.core.messages import message_display
+    from smileloop.giftcards.errors import GiverNotHolder
+
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    expires = card.expires_at
+    # when the member who received it to give away registers as its holder
+    with pytest.raises(GiverNotHolder) as refused:
+        giftcard_holder_register(card=card, customer=member, as_of=now + dt.timedelta(days=10))
+    # then nothing changed (it would otherwise never expire), and the reason reads in Chinese on a page
+    card.refresh_from_db()
+    assert (card.holder_id, card.holder_registered_at, card.expires_at) == (None, None, expires)
+    assert list(Lot.objects.filter(account=card.account).values_list("expires_at", flat=True)) == [expires]
+    with translation.override("zh-hans"):
+        assert message_display(refused.value.message) == "赠卡会员不能登记为本卡的持卡人：亲友储值卡是送给亲友的"
+
+
 def test_registering_after_the_expiry_is_refused_and_changes_nothing(member, friend, programme, now):
     card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
     with pytest.raises(Expired):

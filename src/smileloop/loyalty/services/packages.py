@@ -68,7 +68,11 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     if not people:
         errors.append(FieldError("covered", "name at least one person the package covers"))
     household = _household_ids(holder)
-    for i, person in enumerate(people):
+    seen = set()
+    for i, person in enumerate(covered):  # indexed as given (covered[i] is the caller's i-th), each person once
+        if person.pk in seen:
+            continue
+        seen.add(person.pk)
         if person.pk not in household or person.merged_into_id:
             errors.append(FieldError(f"covered[{i}]", f"{person.name} is not the holder or a member of the holder's "
                                      "household", str(person.pk)))
@@ -156,6 +160,9 @@ def entitlement_use_reverse(*, use: EntitlementUse, key: str, actor: Staff | Non
     """Give a use back (the visit's line was refunded): an appended reversal row. Once per use; idempotent on
     `key`. A use reversed after its period ended gives back nothing spendable (the grant is expired)."""
     key = key_check(key)
+    # A real row lock first (`.count()` would drop FOR UPDATE): a concurrent reversal of this use waits, then finds
+    # this one (its replay, or AlreadyReversed) instead of failing on the unique `reverses`.
+    list(EntitlementGrant.objects.select_for_update().filter(pk=use.grant_id).values_list("pk", flat=True))
     existing = EntitlementUse.objects.filter(chain_id=use.chain_id, key=key).first()
     if existing:
         if existing.reverses_id != use.id:
@@ -164,7 +171,6 @@ def entitlement_use_reverse(*, use: EntitlementUse, key: str, actor: Staff | Non
         return existing
     if use.kind != UseKind.USE:
         raise LoyaltyInputError("Only a use can be reversed", code="invalid", field="use_id")
-    EntitlementGrant.objects.select_for_update().filter(pk=use.grant_id).count()
     if EntitlementUse.objects.filter(reverses=use).exists():
         raise AlreadyReversed("This use was already reversed", field="use_id")
     return EntitlementUse.objects.create(chain_id=use.chain_id, key=key, grant_id=use.grant_id,

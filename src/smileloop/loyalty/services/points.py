@@ -281,6 +281,9 @@ def gift_exchange(*, customer: Customer, gift: Gift, quantity: int = 1, key: str
         return existing
     if gift.chain_id != customer.chain_id:
         raise LoyaltyInputError("This gift belongs to another chain", code="invalid", field="gift_id")
+    if not gift.is_active:
+        raise LoyaltyInputError(f"{gift.name} is no longer offered in the gift catalogue", code="gift_inactive",
+                                field="gift_id")
     if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
         raise ValidationFailed([FieldError("quantity", "must be a whole number from 1 to 100", str(quantity))])
     points = gift.points_price * quantity

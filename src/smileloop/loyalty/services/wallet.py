@@ -51,9 +51,17 @@ from smileloop.loyalty.memos import (
 from smileloop.loyalty.models import Topup, TopupBonusRule, TopupRefund, WalletShareUse
 from smileloop.membership.enums import MembershipStatus, WalletShareMode
 from smileloop.membership.selectors import family_bindings_of, own_membership, wallet_share_allowed
+from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import PaymentMethod
 
 TOPUP_METHODS = [m for m in PaymentMethod.values if m != PaymentMethod.WALLET]
+
+
+def _customer_lock(customer: Customer) -> None:
+    """The customer's row first, as a bill takes it (docs/architecture.md, "Locks, in one order"): the top-up then
+    re-evaluates the tier under it, after its ledger postings, without ever waiting on a bill the other way round."""
+    # Not `.count()`: Django drops FOR UPDATE from an aggregate query, so that would lock nothing.
+    list(Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True))
 
 
 def _is_amount(value) -> bool:
@@ -74,6 +82,22 @@ def wallet_split(amount: int, principal: int, bonus: int) -> tuple[int, int]:
     return p, b
 
 
+def membership_topup_bonus(*, customer: Customer, amount_fen: int,
+                           at: dt.datetime | None = None) -> tuple[int, int] | None:
+    """(threshold, bonus) in fen of the top-up bonus rules of the customer's own membership in force — its tier's,
+    else its plan's (membership's "top-up bonus rules, read by the wallet") — the highest threshold reached, (0, 0)
+    when none is; None when neither has rules, and the chain's TopupBonusRule apply."""
+    membership = own_membership(customer)
+    if membership is None or (membership.expires_at is not None and membership.expires_at <= now_or(at)):
+        return None
+    rules = membership.tier.topup_bonus_rules or membership.plan.topup_bonus_rules
+    if not rules:
+        return None
+    reached = [r for r in rules if r["min_topup_fen"] <= amount_fen]
+    best = max(reached, key=lambda r: r["min_topup_fen"], default=None)
+    return (best["min_topup_fen"], best["bonus_fen"]) if best else (0, 0)
+
+
 def topup_bonus_rule_for(*, chain_id: int, amount_fen: int) -> TopupBonusRule | None:
     """The highest active threshold the top-up reaches (rules do not add up)."""
     return (TopupBonusRule.objects.filter(chain_id=chain_id, is_active=True, min_topup_fen__lte=amount_fen)
@@ -83,9 +107,14 @@ def topup_bonus_rule_for(*, chain_id: int, amount_fen: int) -> TopupBonusRule | 
 @transaction.atomic
 def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, actor: Staff | None = None,
                  clinic: Clinic | None = None, at: dt.datetime | None = None) -> Topup:
-    """Top up the customer's wallet: principal to WALLET_PRINCIPAL (from CASH_IN) and the bonus of the best
-    matching TopupBonusRule to WALLET_BONUS (from PROMOTION), both recorded on one Topup. Idempotent on `key`."""
+    """Top up the customer's wallet: principal to WALLET_PRINCIPAL (from CASH_IN) and the bonus to WALLET_BONUS (from
+    PROMOTION), both recorded on one Topup. The bonus is that of the member's own tier or plan when it has top-up
+    bonus rules (`membership_topup_bonus`: they override the chain's; never expiring), else of the best matching
+    TopupBonusRule. Idempotent on `key`.
+    The tier is re-evaluated at once (`membership_evaluate`): a stored-value plan's tier is reached by topping up,
+    and the next bill must already be priced with it."""
     key = key_check(key)
+    _customer_lock(customer)  # first: a concurrent twin with this key then finds the top-up this one recorded
     existing = Topup.objects.filter(chain_id=customer.chain_id, key=key).first()
     if existing:
         if (existing.customer_id, existing.amount_fen, existing.method) != (customer.id, amount_fen, method):
@@ -103,10 +132,14 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
         raise ValidationFailed(errors)
     at = now_or(at)
     chain_id = customer.chain_id
-    rule = topup_bonus_rule_for(chain_id=chain_id, amount_fen=amount_fen)
+    override = membership_topup_bonus(customer=customer, amount_fen=amount_fen, at=at)
+    rule = topup_bonus_rule_for(chain_id=chain_id, amount_fen=amount_fen) if override is None else None
     if rule is not None:
         stored_periods_check(rule, ["validity_months"], label=str(rule), kind="top-up bonus rule ")
-    bonus = rule.bonus_fen if rule else 0
+    if override is not None:
+        min_fen, bonus = override
+    else:
+        min_fen, bonus = (rule.min_topup_fen, rule.bonus_fen) if rule is not None else (0, 0)
     principal_tx = ledger_post(
         chain_id=chain_id, key=f"topup:{key}:principal", reason=EntryReason.TOPUP, actor=actor, at=at,
         source=f"topup:{key}"[:100], memo=TOPUP_VIA % {"method": method},
@@ -115,17 +148,19 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
                   Posting(system_account(chain_id=chain_id, kind=AccountKind.CASH_IN), -amount_fen)])
     bonus_tx = None
     if bonus:
-        expires = add_months(at, rule.validity_months) if rule.validity_months else None
+        expires = add_months(at, rule.validity_months) if rule is not None and rule.validity_months else None
         bonus_tx = ledger_post(
             chain_id=chain_id, key=f"topup:{key}:bonus", reason=EntryReason.TOPUP_BONUS, actor=actor, at=at,
-            source=f"topup:{key}"[:100], memo=TOPUP_BONUS % {"min_fen": rule.min_topup_fen, "bonus_fen": bonus},
+            source=f"topup:{key}"[:100], memo=TOPUP_BONUS % {"min_fen": min_fen, "bonus_fen": bonus},
             postings=[Posting(account_for(chain_id=chain_id, kind=AccountKind.WALLET_BONUS, customer=customer), bonus,
                               terms=LotTerms(earned_at=at, available_at=at, expires_at=expires)),
                       Posting(system_account(chain_id=chain_id, kind=AccountKind.PROMOTION), -bonus)])
-    return Topup.objects.create(chain_id=chain_id, key=key, customer=customer, clinic=clinic, method=method,
-                                amount_fen=amount_fen, bonus_fen=bonus, bonus_rule=rule,
-                                principal_transaction=principal_tx, bonus_transaction=bonus_tx, actor=actor,
-                                created_at=at)
+    topup = Topup.objects.create(chain_id=chain_id, key=key, customer=customer, clinic=clinic, method=method,
+                                 amount_fen=amount_fen, bonus_fen=bonus, bonus_rule=rule,
+                                 principal_transaction=principal_tx, bonus_transaction=bonus_tx, actor=actor,
+                                 created_at=at)
+    membership_evaluate(customer=customer, actor=actor, as_of=at)
+    return topup
 
 
 @transaction.atomic
@@ -134,8 +169,10 @@ def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str
     """Refund (part of) a top-up's principal — all that is left of it when `amount_fen` is None — and forfeit the
     same share of its bonus. Cumulative: after refunds totalling R of principal A, R/A of the bonus is forfeited
     (ledger_reverse(upto=R/A), so rounding never drifts). Refused, changing nothing, when the wallet no longer
-    holds that much principal (`principal_spent`) or the bonus share was spent (`bonus_spent`)."""
+    holds that much principal (`principal_spent`) or the bonus share was spent (`bonus_spent`). The tier is
+    re-evaluated on the top-ups left (a tier that allows it is downgraded)."""
     key = key_check(key)
+    _customer_lock(topup.customer)  # first: a concurrent twin with this key then finds the refund this one recorded
     existing = TopupRefund.objects.filter(chain_id=topup.chain_id, key=key).first()
     if existing:
         if existing.topup_id != topup.id or (amount_fen is not None and amount_fen != existing.amount_fen):
@@ -151,7 +188,7 @@ def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str
         raise ValidationFailed([FieldError("amount_fen", f"must be between 1 and {refundable} fen (the principal "
                                            "not yet refunded)", str(amount))])
     principal = account_for(chain_id=topup.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=topup.customer_id)
-    Account.objects.select_for_update().filter(pk=principal.pk).count()
+    list(Account.objects.select_for_update().filter(pk=principal.pk).values_list("pk", flat=True))
     left = available_balance(principal)
     if amount > left:
         raise PrincipalSpent(f"Only {left} fen of principal is left in the wallet (the rest was spent or "
@@ -173,9 +210,11 @@ def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str
             forfeited = -sum(e.amount for e in bonus_tx.entries.all() if e.account_id != _promotion_id(topup))
     Topup.objects.filter(pk=topup.pk).update(refunded_fen=F("refunded_fen") + amount,
                                              bonus_forfeited_fen=F("bonus_forfeited_fen") + forfeited)
-    return TopupRefund.objects.create(chain_id=topup.chain_id, key=key, topup=topup, amount_fen=amount,
-                                      bonus_forfeited_fen=forfeited, principal_transaction=principal_tx,
-                                      bonus_transaction=bonus_tx, actor=actor, created_at=principal_tx.created_at)
+    refund = TopupRefund.objects.create(chain_id=topup.chain_id, key=key, topup=topup, amount_fen=amount,
+                                        bonus_forfeited_fen=forfeited, principal_transaction=principal_tx,
+                                        bonus_transaction=bonus_tx, actor=actor, created_at=principal_tx.created_at)
+    membership_evaluate(customer=topup.customer, actor=actor, as_of=principal_tx.created_at)
+    return refund
 
 
 def _promotion_id(topup: Topup) -> int:
@@ -326,7 +365,8 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
         raise NotFamily(f"{name_for(reader, from_customer)} and {name_for(reader, to_customer)} are not holder and "
                         "bound member of one family card", field="to_customer_id")
     mode = wallet_share_allowed(holder, member)
-    if mode is None and not (per_use_consent or consent_token):
+    # Only a standing consent covers a transfer by itself; a consent "for each use" asks again now (as a spend).
+    if mode != WalletShareMode.STANDING and not (per_use_consent or consent_token):
         raise ConsentMissing(f"{name_for(reader, holder)} has not consented to share the wallet with "
                              f"{name_for(reader, member)}: record the consent for this transfer",
                              field="per_use_consent")

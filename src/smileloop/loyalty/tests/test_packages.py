@@ -148,6 +148,15 @@ def test_a_package_cannot_cover_someone_outside_the_holders_household(family_pac
     assert PackagePurchase.objects.count() == 0 and EntitlementGrant.objects.count() == 0
 
 
+def test_a_refusal_names_the_outsider_by_their_place_in_the_list_given(family_package, wang, spouse, stranger_b):
+    # when the holder is named twice before the stranger
+    with pytest.raises(ValidationFailed) as refused:
+        package_sell(package=family_package, holder=wang, covered=[wang, wang, spouse, stranger_b], key="s1")
+    # then the error points at the stranger's own place, covered[3]
+    assert [e.field for e in refused.value.errors] == ["covered[3]"]
+    assert PackagePurchase.objects.count() == 0
+
+
 def test_merging_two_covered_records_of_one_person_keeps_one_set_of_entitlements(purchase, wang, spouse, catalogue,
                                                                                  admin_scope):
     # given: the spouse was registered twice and both records are covered

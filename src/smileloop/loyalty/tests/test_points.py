@@ -10,7 +10,7 @@ from smileloop.ledger.models import LedgerTransaction, Lot
 from smileloop.ledger.selectors import ledger_check
 from smileloop.ledger.services import account_for, accounts_for, ledger_post_many, lots_expire
 from smileloop.loyalty._common import add_months
-from smileloop.loyalty.errors import InsufficientPoints, OutOfStock, RuleNotFound
+from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
 from smileloop.loyalty.models import Gift, GiftExchange
 from smileloop.loyalty.selectors import points_multiplier_of, points_summary, spend_rules
 from smileloop.loyalty.services import (
@@ -205,6 +205,20 @@ def test_an_exchange_beyond_stock_is_refused_and_nothing_changes(chain, wang, ru
     # then
     floss.refresh_from_db()
     assert (floss.stock, points(wang), GiftExchange.objects.count()) == (1, 1000, 0)
+
+
+def test_an_exchange_of_a_gift_no_longer_offered_is_refused_as_such_and_nothing_changes(chain, wang, rules, now):
+    # given a gift taken out of the catalogue, with stock left and points enough
+    points_award(customer=wang, rule_code="referral", key="r1", at=now)
+    floss = GiftFactory(chain=chain, points_price=100, stock=5, is_active=False)
+    # when
+    with pytest.raises(LoyaltyInputError) as refused:
+        gift_exchange(customer=wang, gift=floss, quantity=1, key="x1")
+    # then it says so (not "out of stock, 5 left"), and nothing changed
+    assert (refused.value.code, refused.value.field) == ("gift_inactive", "gift_id")
+    assert "no longer offered" in str(refused.value)
+    floss.refresh_from_db()
+    assert (floss.stock, points(wang), GiftExchange.objects.count()) == (5, 1000, 0)
 
 
 def test_an_exchange_without_enough_points_is_refused_and_the_stock_stays(chain, wang, rules, now):

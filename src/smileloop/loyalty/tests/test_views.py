@@ -5,7 +5,9 @@ from django.urls import reverse
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, Entry
+from smileloop.ledger.services import Posting, account_for, ledger_post, system_account
 from smileloop.loyalty import selectors
 from smileloop.loyalty.models import Topup
 from smileloop.loyalty.services import points_award, wallet_balance, wallet_topup
@@ -180,6 +182,28 @@ def test_the_ledger_rows_read_in_chinese_with_amounts_in_yuan(client, front_desk
     assert "充值满 ¥5,000.00 赠 ¥400.00" in card and "充值（现金）" in card
     assert "本金 ¥" in card
     assert "top-up via" not in card and "bonus:" not in card and "principal" not in card
+
+
+def test_the_ledger_rows_read_in_english_state_amounts_shown_in_yuan_as_yuan(client, front_desk_a, wang, bonus_rules,
+                                                                            terms):
+    from django.utils import translation
+
+    from smileloop.loyalty.services import points_redeem
+
+    # given a 5,000-yuan top-up with its 400-yuan bonus, and 1,234 points taken off a bill (12.34 yuan)
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    ledger_post(chain_id=wang.chain_id, key="seed", reason=EntryReason.EARN, postings=[
+        Posting(account_for(chain_id=wang.chain_id, kind=AccountKind.POINTS, customer=wang), 5000),
+        Posting(system_account(chain_id=wang.chain_id, kind=AccountKind.POINTS_ISSUED), -5000)])
+    points_redeem(customer=wang, points=1234, key="r1", source="test")
+    client.force_login(front_desk_a.user)
+    # when an English reader opens the 360 page
+    with translation.override("en"):
+        html = client.get(reverse("customers:detail", args=[wang.id]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    # then the amounts, shown in yuan, are not called fen
+    movements = _movements(html)
+    assert "bonus: top up ≥ ¥5,000.00, get ¥400.00" in movements and "¥12.34 off a bill" in movements, movements
+    assert " fen" not in movements
 
 
 def _movements(html: str) -> str:

@@ -22,8 +22,10 @@ from smileloop.loyalty.services import (
     wallet_topup_refund,
     wallet_transfer,
 )
-from smileloop.membership.enums import WalletShareMode
+from smileloop.membership.enums import EventKind, PlanKind, WalletShareMode
+from smileloop.membership.selectors import own_membership
 from smileloop.membership.services import family_bind, wallet_share_consent_grant
+from smileloop.membership.tests.factories import PlanFactory, TierFactory
 
 
 def test_a_top_up_of_ten_thousand_yuan_gets_the_one_thousand_bonus(chain, wang, bonus_rules, clinic_a):
@@ -66,6 +68,56 @@ def test_a_top_up_refund_returns_principal_and_forfeits_the_bonus_in_proportion(
     topup.refresh_from_db()
     assert (topup.refunded_fen, topup.bonus_forfeited_fen) == (1_000_000, 100_000)
     assert topup_total_fen(customer=wang) == 0
+    assert ledger_check(chain_id=chain.id) == []
+
+
+@pytest.fixture
+def stored_value_plan(chain):
+    """储值会员: 银卡 from 5,000 yuan topped up, 金卡 from 10,000 (downgraded when top-ups are refunded)."""
+    plan = PlanFactory(chain=chain, name="储值会员", kind=PlanKind.STORED_VALUE, spend_threshold_fen=None)
+    return [TierFactory(plan=plan, rank=1, name="银卡", discount_bp=300, min_spend_fen=0, min_topup_fen=500_000,
+                        downgrade_allowed=True),
+            TierFactory(plan=plan, rank=2, name="金卡", discount_bp=500, min_spend_fen=0, min_topup_fen=1_000_000,
+                        downgrade_allowed=True)]
+
+
+def test_a_top_up_reaching_a_stored_value_tier_enrols_at_once_and_its_refund_downgrades(chain, wang, bonus_rules,
+                                                                                       stored_value_plan):
+    silver, gold = stored_value_plan
+    # when 王芳 tops up 6,000 yuan: she is a 银卡 member before her next bill is priced
+    wallet_topup(customer=wang, amount_fen=600_000, method="cash", key="t1")
+    assert (own_membership(wang).tier_id, own_membership(wang).events.get().kind) == (silver.id, EventKind.ENROLLED)
+    # and 5,000 more make her 金卡
+    second = wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t2")
+    assert own_membership(wang).tier_id == gold.id
+    # when the second top-up is refunded, she is back to 银卡 (the tier allows downgrades)
+    wallet_topup_refund(topup=second, key="r1")
+    membership = own_membership(wang)
+    assert membership.tier_id == silver.id
+    assert list(membership.events.order_by("id").values_list("kind", flat=True)) == [
+        EventKind.ENROLLED, EventKind.UPGRADED, EventKind.DOWNGRADED]
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_members_tier_bonus_rules_override_the_chains_as_the_tier_form_says(chain, wang, spouse, bonus_rules,
+                                                                              stored_value_plan):
+    # given 王芳 is 银卡, whose tier gives 600 on 5,000 (the chain gives 400); the plan gives 1,000 on 10,000
+    silver, gold = stored_value_plan
+    silver.topup_bonus_rules = [{"min_topup_fen": 500_000, "bonus_fen": 60_000}]
+    silver.save(update_fields=["topup_bonus_rules"])
+    silver.plan.topup_bonus_rules = [{"min_topup_fen": 1_000_000, "bonus_fen": 150_000}]
+    silver.plan.save(update_fields=["topup_bonus_rules"])
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t0")  # enrols her as 银卡 (chain bonus)
+    # when she tops up 5,000 again, and 3,000
+    again = wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    assert own_membership(wang).tier_id == gold.id  # 10,000 topped up: 金卡 from now on, with the plan's rules
+    small = wallet_topup(customer=wang, amount_fen=300_000, method="cash", key="t2")
+    big = wallet_topup(customer=wang, amount_fen=1_000_000, method="cash", key="t3")
+    # then her tier's (then plan's) rules apply, not the chain's; a non-member still gets the chain's
+    assert (again.bonus_fen, again.bonus_rule_id) == (60_000, None)
+    assert (small.bonus_fen, big.bonus_fen) == (0, 150_000)
+    assert wallet_topup(customer=spouse, amount_fen=500_000, method="cash", key="t4").bonus_fen == 40_000
+    assert wallet_balance(wang).bonus == 40_000 + 60_000 + 150_000
     assert ledger_check(chain_id=chain.id) == []
 
 
@@ -233,6 +285,24 @@ def test_a_transfer_without_the_holders_consent_is_refused(chain, wang, bound_sp
     with pytest.raises(ConsentMissing):
         wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=10_000, key="x1", actor=None)
     assert wallet_balance(bound_spouse).total == 0
+
+
+def test_a_consent_for_each_use_does_not_let_a_transfer_through_without_consent_now(chain, wang, bound_spouse,
+                                                                                    bonus_rules):
+    # given: the holder consents to each use, not for good
+    wallet_share_consent_grant(holder=wang, member=bound_spouse, mode=WalletShareMode.PER_USE, source="paper")
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
+    # when the transfer comes without this use's consent
+    with pytest.raises(ConsentMissing) as refused:
+        wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=10_000, key="x1", actor=None)
+    # then nothing moved; with the consent recorded now it goes through, recorded as a per-use consent
+    assert refused.value.field == "per_use_consent"
+    assert wallet_balance(wang).total == 100_000 and wallet_balance(bound_spouse).total == 0
+    assert WalletShareUse.objects.count() == 0
+    wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=10_000, key="x1", actor=None,
+                    per_use_consent=True)
+    assert wallet_balance(bound_spouse).total == 10_000
+    assert WalletShareUse.objects.get().mode == ShareMode.PER_USE
 
 
 def test_a_consent_refusal_names_a_holder_outside_the_readers_scope_masked(chain, clinic_b, wang, bound_spouse,

@@ -1,6 +1,7 @@
 """Hidden benefits: revealed once per membership, by a trigger or by a staff decision, with date and detail."""
 
 import datetime as dt
+from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -21,6 +22,29 @@ from smileloop.membership.models import Benefit, BenefitReveal, Membership
 from smileloop.membership.services._common import day, now_or
 from smileloop.visits.enums import PlanStatus
 from smileloop.visits.models import TreatmentPlan
+
+# What a revealed benefit's `action_code` does is owned by an app above this one (giftcards issues the
+# friends-and-family card of "issue_friend_card"): it registers a handler at start-up (`reveal_action_register`), and
+# the staff pages and the API run it after they reveal (`benefit_actions_run`). Without it a benefit revealed there
+# promised a card nobody issued, and a payment never issues it later (a benefit is revealed once). Checkout issues
+# the cards of the reveals a payment causes itself, in its own lock order.
+_REVEAL_ACTIONS: dict[str, Callable[..., object]] = {}
+
+
+def reveal_action_register(action_code: str, handler: Callable[..., object]) -> None:
+    """`handler(reveal=..., actor=..., as_of=...)` acts on a revealed benefit whose action code is `action_code`;
+    it must be idempotent per reveal (it runs again when staff reveal an already revealed benefit)."""
+    _REVEAL_ACTIONS[action_code] = handler
+
+
+@transaction.atomic
+def benefit_actions_run(*, reveals: list[BenefitReveal], actor: Staff | None = None,
+                        as_of: dt.datetime | None = None) -> None:
+    """Run the registered action of each revealed benefit that has one (see `reveal_action_register`)."""
+    for reveal in reveals:
+        handler = _REVEAL_ACTIONS.get(reveal.benefit.action_code)
+        if handler is not None:
+            handler(reveal=reveal, actor=actor, as_of=as_of)
 
 
 @transaction.atomic

@@ -208,12 +208,15 @@ def membership_enrol(*, customer: Customer, plan: MembershipPlan, tier: Tier | N
 
 @transaction.atomic
 def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_fen: int | None = None,
-                     as_of: dt.datetime | None = None) -> Membership:
+                     as_of: dt.datetime | None = None, key: str | None = None) -> Membership:
     """Extend a dated membership by its plan's duration: from its expiry if still running, else from now
-    (an expired membership comes back to life if the customer has no other active one)."""
+    (an expired membership comes back to life if the customer has no other active one). Idempotent on `key`
+    when given (kept in the event's data): a replay changes nothing, so a retried form never renews twice."""
     at = now_or(as_of)
     customer = _locked_customer(membership.customer)
     membership = Membership.objects.select_for_update().select_related("plan", "tier").get(pk=membership.pk)
+    if key and membership.events.filter(kind=EventKind.RENEWED, data__key=key).exists():
+        return membership
     plan = membership.plan
     if membership.status == MembershipStatus.CANCELLED:
         raise MembershipNotActive("a cancelled membership cannot be renewed; enrol again")
@@ -236,7 +239,7 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     event_add(membership=membership, kind=EventKind.RENEWED, at=at, actor=actor,
               msg=reasons.message("renewed", until=day(membership.expires_at), fee=yuan(fee), day=day(at)),
               data={"fee_fen": fee, "previous_expires_at": previous.isoformat(),
-                    "expires_at": membership.expires_at.isoformat()})
+                    "expires_at": membership.expires_at.isoformat(), **({"key": key} if key else {})})
     return membership
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from smileloop.membership import selectors, services
 from smileloop.membership.models import (
@@ -65,6 +66,43 @@ def test_the_card_hides_unrevealed_benefits_behind_a_staff_reveal_button(client,
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<section id="membership"')
     assert BenefitReveal.objects.get().trigger == "staff_decision"
+
+
+def test_a_refused_reveal_answers_with_the_card_and_the_reason_not_a_bare_sentence(client, front_desk_a, wang,
+                                                                                    family_plan, family_tier,
+                                                                                    premium_tier):
+    # given a stale page: the benefit shown belongs to a tier she is no longer in
+    other = BenefitFactory(tier=premium_tier, name="上门服务", is_hidden=True, trigger="staff_decision")
+    services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    client.force_login(front_desk_a.user)
+    # when
+    with translation.override("zh-hans"):
+        response = client.post(reverse("membership:reveal", args=[wang.id, other.id]), headers=HTMX,
+                               HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then the card itself comes back (htmx swaps a 422 in place of it) with the reason on top, in the reader's
+    # language; nothing revealed
+    assert response.status_code == 422
+    assert response.text.lstrip().startswith('<section id="membership"')
+    assert "此权益无法揭晓：该权益不属于会员当前的等级。" in response.text
+    assert "is not a benefit" not in response.text
+    assert not BenefitReveal.objects.exists()
+
+
+def test_a_renewal_posted_twice_with_one_form_renews_and_records_the_fee_once(client, front_desk_a, wang, paid_plan,
+                                                                              annual_tier):
+    # given a year's paid membership, and the renew form as the card shows it
+    services.membership_enrol(customer=wang, plan=paid_plan, as_of=NOW)
+    client.force_login(front_desk_a.user)
+    form = client.get(reverse("membership:form", args=[wang.id, "renew"]), headers=HTMX).text
+    key = form.split('name="key" value="', 1)[1].split('"', 1)[0]
+    # when the same form is posted twice (the first answer was lost, the front desk clicked again)
+    for _ in range(2):
+        response = client.post(reverse("membership:renew", args=[wang.id]), {"key": key}, headers=HTMX)
+        assert response.status_code == 200
+    # then one year was added and one fee recorded
+    membership = Membership.objects.get(customer=wang)
+    assert membership.fee_fen == 2 * 89_900
+    assert membership.events.filter(kind="renewed").count() == 1
 
 
 def test_enrol_through_the_card_form(client, front_desk_a, wang, paid_plan, annual_tier):
