@@ -512,7 +512,9 @@ def ledger_transfer(*, from_account: Account, to_account: Account, amount: int, 
 
 @transaction.atomic
 def _transfer(from_account, to_account, amount, key, reason, actor, source, memo):
-    Account.objects.select_for_update().filter(id__in=sorted([from_account.id, to_account.id])).order_by("id").count()
+    # Rows fetched, not counted: Django drops FOR UPDATE from a count(), which would lock nothing.
+    list(Account.objects.select_for_update().filter(id__in=sorted([from_account.id, to_account.id]))
+         .order_by("id").values_list("id", flat=True))
     existing = LedgerTransaction.objects.filter(chain_id=from_account.chain_id, idempotency_key=key).first()
     if existing:
         return _replay(from_account.chain_id, key, existing.fingerprint)
@@ -664,7 +666,7 @@ def lots_expire(*, chain_id: int, as_of: dt.datetime | None = None) -> int:
 
 @transaction.atomic
 def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) -> None:
-    Account.objects.select_for_update().filter(pk=account.pk).count()
+    list(Account.objects.select_for_update().filter(pk=account.pk).values_list("id", flat=True))  # see _transfer
     fresh = dict(Lot.objects.filter(id__in=list(lots), remaining__gt=0).values_list("id", "remaining"))
     if not fresh:
         return
