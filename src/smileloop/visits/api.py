@@ -383,7 +383,9 @@ def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: Http
              summary="Record a refund of an order")
 def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
-    """Never more than what is left to refund (422). 200 with the first refund for a known external_id."""
+    """Never more than what is left to refund (422). 200 with the first refund for a known external_id. An order
+    paid at checkout is refunded on its settlement (`POST /api/checkout/settlements/{id}/refund`), which gives back
+    the wallet, points, cards and vouchers it used: here it is a 409 `refund_elsewhere`."""
     scope = request_scope(request)
 
     def write():

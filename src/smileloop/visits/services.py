@@ -6,6 +6,7 @@ rejected write changes nothing. Re-sending a record with the same `external_id` 
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import F
@@ -255,16 +256,33 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     return order, True
 
 
+# An app above this one that settles orders itself (checkout: wallet, points, gift cards, vouchers, packages) names
+# the orders it owns: a refund recorded here would give their value back as money and leave those tenders spent.
+_REFUND_OWNERS: list[Callable[[Order], str | None]] = []
+
+
+def refund_owner_register(owner: Callable[[Order], str | None]) -> None:
+    """`owner(order)`: a sentence saying where to refund an order that app settled, else None."""
+    _REFUND_OWNERS.append(owner)
+
+
 @transaction.atomic
 def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[dict] | None = None,
                   reason: str = "", method: str = PaymentMethod.OTHER, external_id: str | None = None,
-                  refunded_at: dt.datetime | None = None, actor: Staff | None = None) -> tuple[Refund, bool]:
-    """Refund a whole bill (no amount, no lines), an amount, or given lines. Never more than was paid."""
+                  refunded_at: dt.datetime | None = None, actor: Staff | None = None,
+                  owner: bool = False) -> tuple[Refund, bool]:
+    """Refund a whole bill (no amount, no lines), an amount, or given lines. Never more than was paid. An order an
+    owner claims (refund_owner_register) is refused unless its owner records the refund (`owner=True`)."""
     order = Order.objects.select_for_update().get(pk=order.pk)
     if external_id:
         existing = Refund.objects.filter(order=order, external_id=external_id).first()
         if existing:
             return existing, False
+    if not owner:
+        for claim in _REFUND_OWNERS:
+            where = claim(order)
+            if where:
+                raise Conflict(where, code="refund_elsewhere", field="order_id")
     errors: list[FieldError] = []
     order_lines = {line.id: line for line in order.lines.all()}
     per_line: dict[int, int] = {}

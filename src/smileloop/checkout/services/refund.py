@@ -92,6 +92,18 @@ def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None
     return amounts, units
 
 
+def settled_order_refund_where(order: Order) -> str | None:
+    """Where to refund an order checkout paid (visits.refund_owner_register): on its settlement, which gives back
+    each tender that paid it; a refund recorded on the order alone would repay points, wallet and card value as
+    money and leave them spent."""
+    settlement_id = Settlement.objects.filter(order_id=order.pk).values_list("id", flat=True).first()
+    if settlement_id is None:
+        return None
+    return (f"order {order.pk} was paid at checkout (settlement {settlement_id}): refund it there "
+            f"(POST /api/checkout/settlements/{settlement_id}/refund, or its receipt page), which gives back the "
+            "wallet, points, gift cards and vouchers it used")
+
+
 @transaction.atomic
 def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, key: str, actor: Staff | None = None,
                     reason: str = "") -> RefundSettlement:
@@ -131,7 +143,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
         methods = [p.method for p in order.payments.all() if p.method not in (PaymentMethod.WALLET, PaymentMethod.OTHER)]
         refund, _ = refund_record(order=order, lines=[{"line_id": k, "amount_fen": v} for k, v in amounts.items()],
                                   reason=reason, method=methods[0] if methods else PaymentMethod.OTHER,
-                                  refunded_at=at, actor=actor)
+                                  refunded_at=at, actor=actor, owner=True)
         order.refresh_from_db(fields=["refunded_fen", "amount_fen"])
     rows, tenders = [], []
     base = f"refund:{key}"

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from django.utils import timezone
 
 from smileloop.checkout.models import RefundSettlement, Settlement
 from smileloop.clinics.services import token_create
@@ -9,6 +10,7 @@ from smileloop.giftcards.models import GiftCard
 from smileloop.ledger.models import LedgerTransaction
 from smileloop.ledger.selectors import ledger_check
 from smileloop.visits.models import Order
+from smileloop.visits.services import order_record
 
 PRICE, PAY = "/api/checkout/price", "/api/checkout/pay"
 
@@ -259,3 +261,39 @@ def test_a_bill_priced_and_paid_through_the_api_names_no_family_card_holder_of_a
     assert priced.json()["discount_source"] == "family"
     for text in (json.dumps(priced.json(), ensure_ascii=False), json.dumps(paid.json(), ensure_ascii=False)):
         assert "王芳" not in text and "family card of 王*, 家庭会员, 12% off" in text
+
+
+def test_an_order_paid_at_checkout_is_refunded_on_its_settlement_not_through_the_orders_api(client, token_a, catalogue,
+                                                                                          alice, card, chain):
+    # given a bill paid partly with a gift card
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    settlement = Settlement.objects.get(pk=paid.json()["id"])
+    balance = GiftCard.objects.get(pk=card.pk).account.balance
+    # when the PMS refunds its order through the orders API, which knows nothing of the card
+    response = post(client, f"/api/orders/{settlement.order_id}/refunds", {"reason": "cancelled"}, token=token_a,
+                    key="refund-1")
+    # then it is refused, saying where to refund it, and nothing is refunded
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["code"] == "refund_elsewhere"
+    assert f"/api/checkout/settlements/{settlement.id}/refund" in body["message"]
+    assert Order.objects.get(pk=settlement.order_id).refunded_fen == 0
+    assert GiftCard.objects.get(pk=card.pk).account.balance == balance
+    # and the settlement's own refund gives back the card and the cash
+    again = post(client, f"/api/checkout/settlements/{settlement.id}/refund", {"reason": "cancelled"}, token=token_a,
+                 key="refund-2")
+    assert again.status_code == 201, again.content
+    assert Order.objects.get(pk=settlement.order_id).refunded_fen == settlement.total_fen
+    assert GiftCard.objects.get(pk=card.pk).account.balance == balance + 26400
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_an_order_recorded_by_the_pms_is_still_refunded_through_the_orders_api(client, token_a, catalogue, alice):
+    # given an order the PMS recorded (no checkout settlement)
+    order, _ = order_record(customer=alice, clinic=alice.home_clinic, ordered_at=timezone.now(),
+                            lines=[{"item_code": "CL01"}],
+                            payments=[{"method": "cash", "amount_fen": 30000}])
+    # when it is refunded through the orders API, then it is
+    response = post(client, f"/api/orders/{order.id}/refunds", {"reason": "cancelled"}, token=token_a, key="r-1")
+    assert response.status_code == 201, response.content
+    assert Order.objects.get(pk=order.id).refunded_fen == order.amount_fen
