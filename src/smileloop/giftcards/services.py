@@ -178,7 +178,7 @@ def friend_card_issue_for_benefit(*, membership, benefit, key: str, actor: Staff
         raise NotFriendCardBenefit(f"benefit {benefit.name} does not issue a friends-and-family card", field="benefit")
     programme = _programme_for_benefit(membership, benefit)
     return friend_card_issue(member=membership.customer, programme=programme, key=key, actor=actor, as_of=as_of,
-                             trigger=f"benefit {benefit.name} of membership #{membership.id}")
+                             trigger=benefit.name)  # shown to staff as written, in their words; no internal ids
 
 
 def friend_card_issue_for_reveal(*, reveal, actor: Staff | None = None,

@@ -72,6 +72,9 @@ def test_benefit_action_issues_the_card_from_the_programme(chain, member, progra
     card = friend_card_issue_for_benefit(membership=membership, benefit=benefit, key="benefit:1", as_of=now)
     # then
     assert (card.programme, card.giver, card.face_value_fen) == (programme, member, 60000)
+    # and why it was issued reads as the benefit's own name, not an English phrase with an internal id
+    assert card.trigger == benefit.name
+    assert card.events.get().detail.endswith(f": {benefit.name}")
 
 
 def test_a_benefit_saved_with_an_oversized_card_validity_is_refused_and_issues_nothing(chain, member, now):
