@@ -78,7 +78,9 @@ class CallForm(forms.Form):
 
 
 class ReassignForm(forms.Form):
-    assignee = forms.ModelChoiceField(label=_("Assign to"), queryset=None)
+    assignee = forms.ModelChoiceField(label=_("Assign to"), queryset=None, error_messages={
+        "invalid_choice": _("Choose a staff member of the list: tasks go only to staff of the patient's clinics "
+                            "that you may assign to.")})
 
     def __init__(self, staff_qs, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -315,6 +315,22 @@ def test_director_reassigns_a_task_from_its_page(client, director_a, chain, clin
     assert task.assignee_id == colleague.id
 
 
+def test_reassigning_to_staff_of_another_clinic_is_refused_in_words_and_changes_nothing(client, director_a, chain,
+                                                                                       clinic_b, tasks_ab):
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    stranger = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_b])
+    task = tasks_ab["today"]
+    before = task.assignee_id
+    response = login(client, director_a, "zh-hans").post(reverse("followups:reassign", args=[task.id]),
+                                                         {"assignee": stranger.id})
+    assert response.status_code == 422
+    assert "请从列表中选择员工" in response.content.decode()
+    task.refresh_from_db()
+    assert task.assignee_id == before
+
+
 # --- playbook editor ----------------------------------------------------------------------------------------
 
 def test_playbook_editor_needs_the_manage_permission(client, director_a, playbooks):
