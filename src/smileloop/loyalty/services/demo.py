@@ -124,13 +124,14 @@ def loyalty_demo_programme(*, chain: Chain, seed: int = 1, as_of: dt.datetime | 
     topped = spent = family_spent = 0
     for customer in spenders:
         amount = rng.choice([1_000_000, 500_000, 200_000])
-        wallet_topup(customer=customer, amount_fen=amount, method=rng.choice([PaymentMethod.WECHAT_PAY,
-                                                                             PaymentMethod.ALIPAY,
-                                                                             PaymentMethod.BANK_CARD]),
-                     key=f"demo:{seed}:topup:{customer.id}", clinic=customer.home_clinic,
-                     at=at - dt.timedelta(days=rng.randint(30, 330)))
+        method = rng.choice([PaymentMethod.WECHAT_PAY, PaymentMethod.ALIPAY, PaymentMethod.BANK_CARD])
+        topup = wallet_topup(customer=customer, amount_fen=amount, method=method,
+                             key=f"demo:{seed}:topup:{customer.id}", clinic=customer.home_clinic,
+                             at=at - dt.timedelta(days=rng.randint(30, 330)))
         topped += 1
-        balance = wallet_balance(customer).total
+        # What the top-up credited, not the balance now: a second run must ask for the same spend (its key would
+        # refuse another amount).
+        balance = topup.amount_fen + topup.bonus_fen
         if balance and rng.random() < 0.7:
             wallet_spend(payer=customer, amount_fen=rng.randint(1, balance // 2 // 100) * 100,
                          key=f"demo:{seed}:spend:{customer.id}", source="demo:bill")

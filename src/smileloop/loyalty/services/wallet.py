@@ -267,6 +267,7 @@ def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen:
     holder = holder or payer
     replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=f"wallet_spend:{key}").first()
     if replay:
+        _replay_check([replay], amount_fen, key, "spend")
         return [replay]
     spend = wallet_spend_request(payer=payer, holder=holder, amount_fen=amount_fen, key=key, source=source,
                                  actor=actor, per_use_consent=per_use_consent, consent_token=consent_token,
@@ -339,6 +340,15 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
 
 
 @transaction.atomic
+def _replay_check(replay: list[LedgerTransaction], amount_fen, key: str, what: str) -> None:
+    """A replay of a spend or transfer key returns the first result only for the same amount (as a top-up's
+    does): another amount under the key would be answered as done while nothing of it happened."""
+    moved = sum(e.amount for tx in replay for e in tx.entries.all() if e.amount > 0)
+    if moved != amount_fen:
+        raise Conflict(f"idempotency key {key!r} was already used for another {what}", code="idempotency_key_reused",
+                       field="key")
+
+
 def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fen: int, key: str,
                     actor: Staff | None, per_use_consent: bool = False,
                     consent_token: str = "", reader: Scope | None = None) -> list[LedgerTransaction]:
@@ -352,6 +362,7 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
     replay = list(LedgerTransaction.objects.filter(chain_id=from_customer.chain_id, idempotency_key__in=keys)
                   .order_by("id"))
     if replay:
+        _replay_check(replay, amount_fen, key, "transfer")
         return replay
     if not _is_amount(amount_fen):
         raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from smileloop.core.errors import Conflict
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import LedgerTransaction, Lot
 from smileloop.ledger.selectors import ledger_check
@@ -270,7 +271,23 @@ def test_a_family_transfer_keeps_each_lots_expiry(chain, wang, bound_spouse, bon
     assert bonus_lot.expires_at == add_months(now - dt.timedelta(days=10), 6)
     assert wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=110_000, key="x1",
                            actor=None) == txs
+    # and the key sent again for another amount is refused, not answered with the first transfer
+    with pytest.raises(Conflict) as caught:
+        wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=50_000, key="x1", actor=None)
+    assert caught.value.code == "idempotency_key_reused"
+    assert wallet_balance(bound_spouse) == WalletBalance(principal=100_000, bonus=10_000)
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_spend_key_sent_again_for_another_amount_is_refused_and_the_same_amount_replays(chain, wang, bonus_rules):
+    wallet_topup(customer=wang, amount_fen=1_000_000, method="cash", key="t1")
+    before = wallet_balance(wang).total
+    [first] = wallet_spend(payer=wang, amount_fen=30_000, key="s1", source="order:1")
+    assert wallet_spend(payer=wang, amount_fen=30_000, key="s1", source="order:1") == [first]
+    with pytest.raises(Conflict) as caught:
+        wallet_spend(payer=wang, amount_fen=45_000, key="s1", source="order:2")
+    assert (caught.value.code, caught.value.field) == ("idempotency_key_reused", "key")
+    assert wallet_balance(wang).total == before - 30_000
 
 
 def test_a_transfer_outside_a_family_card_is_refused_and_nothing_changes(chain, wang, stranger_b, bonus_rules):
