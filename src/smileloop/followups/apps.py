@@ -13,8 +13,11 @@ class FollowupsConfig(AppConfig):
         from smileloop.followups.enums import Outcome
         from smileloop.followups.selectors import customer_section
         from smileloop.followups.services import followups_merge_hook
+        from smileloop.followups.services.playbooks import segment_users
         from smileloop.followups.services.tasks import TASK_DONE, TASK_DONE_NOTE, TASK_OUTCOME
+        from smileloop.segments.services import segment_user_register
 
         section_register("followups", customer_section)
         timeline_templates_register(TASK_OUTCOME, TASK_DONE_NOTE, TASK_DONE, labels={"outcome": lambda code: Outcome(code).label})
         merge_hook_register(followups_merge_hook)
+        segment_user_register(segment_users)

@@ -1,11 +1,13 @@
 """Writes for saved segments. A rule is validated (structure and the chain's clinics, tags and tiers)
 before anything is written, so a rejected write changes nothing."""
 
+from collections.abc import Callable
+
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Staff
-from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.segments.models import Segment
 from smileloop.segments.rules.validation import validate
 
@@ -75,9 +77,33 @@ def segment_update(*, segment: Segment, actor: Staff | None, name: str | None = 
     return _save(segment, [*clean, "updated_by", "updated_at"])
 
 
+# Apps above this one whose live configuration names a saved segment (followups: a playbook triggered by it) say
+# so here; deleting a segment in use would silently stop what depends on it (no more tasks, no error anywhere).
+_SEGMENT_USERS: list[Callable[[Segment], list[tuple[str, str]]]] = []
+
+
+class SegmentInUse(Conflict):
+    code = "segment_in_use"
+
+    def __init__(self, message: str, *, users: list[tuple[str, str]]):
+        super().__init__(message)
+        self.users = users  # [(kind, name)]: what a page lists in its reader's words
+
+
+def segment_user_register(users: Callable[[Segment], list[tuple[str, str]]]) -> None:
+    """`users(segment)`: what uses the segment now as (kind, name) pairs ("playbook", "…"), else []."""
+    _SEGMENT_USERS.append(users)
+
+
 @transaction.atomic
 def segment_delete(*, segment: Segment, actor: Staff | None) -> Segment:
-    """Soft delete: the row stays (campaigns may point at it) and its name is free again."""
+    """Soft delete: the row stays (campaigns may point at it) and its name is free again. Refused (SegmentInUse)
+    while something registered with segment_user_register uses it."""
+    users = [user for check in _SEGMENT_USERS for user in check(segment)]
+    if users:
+        named = ", ".join(f"{kind} “{name}”" for kind, name in users)
+        raise SegmentInUse(f"segment “{segment.name}” is used by {named}: change or deactivate that first",
+                           users=users)
     segment.is_active = False
     segment.updated_by = actor
     segment.save(update_fields=["is_active", "updated_by", "updated_at"])

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
@@ -190,7 +191,14 @@ def _save(request, scope: Scope, *, segment):
 def segment_delete(request, scope: Scope, segment_id: int):
     require_permission(scope, Perm.SEGMENT_MANAGE)
     segment = selectors.segment_get(scope, segment_id)
-    services.segment_delete(segment=segment, actor=request.user.staff)
+    try:
+        services.segment_delete(segment=segment, actor=request.user.staff)
+    except services.SegmentInUse as exc:
+        kinds = {"playbook": _("the follow-up playbook")}
+        users = pgettext("list separator", ", ").join(f"{kinds.get(kind, kind)}“{name}”" for kind, name in exc.users)
+        messages.error(request, _("Segment “%(name)s” was not deleted: %(users)s uses it. Change that first, or "
+                                  "deactivate it.") % {"name": segment.name, "users": users})
+        return htmx_redirect(request, reverse("segments:edit", args=[segment.pk]))
     messages.success(request, _("Segment “%(name)s” deleted.") % {"name": segment.name})
     return htmx_redirect(request, reverse("segments:list"))
 

@@ -228,3 +228,11 @@ def playbook_step_remove(*, step: PlaybookStep) -> None:
                                                          updated_at=timezone.now())
     else:
         step.delete()
+
+
+def segment_users(segment) -> list[tuple[str, str]]:
+    """The active playbooks a saved segment triggers (segments.segment_user_register): deleting it would stop them
+    creating tasks without a word."""
+    names = (Playbook.objects.filter(chain_id=segment.chain_id, is_active=True, trigger=Trigger.SEGMENT,
+                                     trigger_params__segment_id=segment.pk).order_by("id").values_list("name", flat=True))
+    return [("playbook", name) for name in names]

@@ -483,3 +483,27 @@ def test_the_360_section_lists_open_tasks_by_due_date_and_finished_ones_newest_f
     nobody = CustomerFactory(chain=chain, home_clinic=clinic_a)
     with django_assert_num_queries(1):  # a patient without tasks: one join-free query
         assert tasks_for_customer(scope, nobody) == {"open": [], "recent": []}
+
+
+def test_a_segment_an_active_playbook_is_triggered_by_is_not_deleted_until_the_playbook_lets_go(client, chain,
+                                                                                                chain_admin):
+    from smileloop.followups.enums import Goal, Trigger
+    from smileloop.followups.models import Playbook
+    from smileloop.segments.models import Segment
+    from smileloop.segments.tests.factories import SegmentFactory
+
+    # given a saved segment that triggers an active playbook
+    segment = SegmentFactory(chain=chain, name="静安新村",
+                             rule={"all": [{"field": "community", "op": "eq", "value": "静安新村"}]})
+    playbook = Playbook.objects.create(chain=chain, code="seg", name="小区回访", trigger=Trigger.SEGMENT,
+                                       trigger_params={"segment_id": segment.id}, goal=Goal.NONE)
+    client = login(client, chain_admin, "zh-hans")
+    # when it is deleted, then it is not, and the page says what uses it
+    response = client.post(reverse("segments:delete", args=[segment.id]), follow=True)
+    assert "分群“静安新村”未删除：回访方案“小区回访”正在使用它" in response.content.decode()
+    assert Segment.objects.get(pk=segment.pk).is_active
+    # when the playbook is deactivated, the segment can go
+    playbook.is_active = False
+    playbook.save(update_fields=["is_active"])
+    client.post(reverse("segments:delete", args=[segment.id]))
+    assert not Segment.objects.get(pk=segment.pk).is_active
