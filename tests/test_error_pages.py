@@ -133,3 +133,28 @@ def test_a_missing_page_is_in_the_readers_layout(url, member):
     assert response.status_code == 404
     assert _member_page(response.text) is member
     assert ("该链接无效。" in response.text) is member
+
+
+def test_a_fault_behind_the_api_is_a_json_500_and_its_write_is_rolled_back(front_desk_a, monkeypatch, caplog):
+    # given an upsert whose service fails after the idempotency key was claimed
+    from smileloop.clinics.services import token_create
+    from smileloop.core.models import IdempotencyRecord
+    from smileloop.customers import api as customers_api
+
+    def failing(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(customers_api, "customer_ingest", failing)
+    token = token_create(username=front_desk_a.user.username)
+    client = Client(raise_request_exception=False)
+    # when
+    response = client.post("/api/customers/upsert", {"name": "张三", "mobile": "13800138000"},
+                           content_type="application/json",
+                           headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-1"})
+    # then the client gets the API's JSON shape, not an HTML page, and the key is free for the retry
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == "server_error"
+    assert "same Idempotency-Key" in response.json()["message"]
+    assert not IdempotencyRecord.objects.exists() and not Customer.objects.exists()
+    assert "Internal Server Error: /api/customers/upsert" in caplog.text  # logged as Django logs a 500

@@ -17,6 +17,7 @@ that the 404 of a row that does not exist, or is outside the caller's scope, nam
 """
 
 import datetime as dt
+import logging
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from functools import partial, wraps
 from typing import Annotated, Any
 
+from django.core.signals import got_request_exception
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern
@@ -149,6 +151,7 @@ class SmileloopAPI(NinjaAPI):
         self.add_exception_handler(AuthenticationError, partial(_on_unauthenticated, api=self))
         self.add_exception_handler(HttpError, partial(_on_http_error, api=self))
         self.add_exception_handler(OperationalError, partial(_on_operational_error, api=self))
+        self.add_exception_handler(Exception, partial(_on_unexpected_error, api=self))
 
     def validation_error_from_error_contexts(self, error_contexts: list[ValidationErrorContext]) -> ValidationError:
         errors = []
@@ -360,9 +363,21 @@ def _on_operational_error(request: HttpRequest, exc: OperationalError, api: Ninj
     """A busy database (another writer held the lock too long, a deadlock) is a 503 the client may retry, with the
     same Idempotency-Key: the transaction was rolled back, the key was not used. Anything else stays a 500."""
     if not database_busy(exc):
-        raise exc
+        return _on_unexpected_error(request, exc, api)
     body = error_body("busy", "The database is busy with another write (an import, a nightly job); nothing was "
                               f"written. Retry in {BUSY_RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key.")
     response = api.create_response(request, body, status=503)
     response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
     return response
+
+
+def _on_unexpected_error(request: HttpRequest, exc: Exception, api: NinjaAPI) -> HttpResponse:
+    """A fault (a bug, a lost database) is a 500 in the API's own JSON shape, not Django's HTML error page a client
+    cannot parse. It is logged and signalled as Django does for any uncaught exception (error reporting, and the
+    test client re-raising it)."""
+    logging.getLogger("django.request").error("Internal Server Error: %s", request.path, exc_info=exc,
+                                              extra={"status_code": 500, "request": request})
+    got_request_exception.send(sender=None, request=request)
+    body = error_body("server_error", "An internal error stopped this request; it was logged. A write's transaction "
+                                      "was rolled back: retry it later with the same Idempotency-Key.")
+    return api.create_response(request, body, status=500)
