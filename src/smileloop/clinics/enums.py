@@ -48,8 +48,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,
                  Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT} | _LEAD
     ),
+    # Member operations run the programmes: plans, tiers and benefits, points, top-up bonuses, gifts and packages
+    # (Perm.CONFIG gates exactly those pages).
     Role.MEMBER_OPS: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.SEGMENT_VIEW,
-                                        Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE}),
+                                        Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.CONFIG}),
     Role.MARKETING: frozenset(_BASE | {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.SURVEY_VIEW}),
     Role.CHAIN_ADMIN: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,

@@ -42,6 +42,14 @@ def test_a_front_desk_sees_no_configuration_and_an_admin_sees_everything(client,
     assert admin == [reverse(name) for name, *_ in NAV_ITEMS]
 
 
+def test_member_operations_configure_the_membership_and_loyalty_programmes(client, chain):
+    staff = StaffFactory(chain=chain, role=Role.MEMBER_OPS, clinics=[])
+    client.force_login(staff.user)
+    shown = _nav_links(client.get(reverse("customers:list")).content.decode())
+    for name in ("membership:plans", "loyalty:config"):
+        assert reverse(name) in shown and client.get(reverse(name)).status_code == 200
+
+
 def test_the_login_page_shows_no_navigation(client, chain):
     response = client.get(reverse("login"))
     assert response.status_code == 200
