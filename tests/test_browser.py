@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.visits.services import order_record
 
 # Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -243,3 +245,21 @@ def test_a_child_is_registered_with_the_mother_and_her_consents_and_the_family_s
     assert HouseholdMember.objects.get(customer=child).household.head_id == patients.id
     assert set(Consent.objects.filter(customer=child, granted=True).values_list("purpose", flat=True)) == {
         "data_processing", "health_data"}
+
+
+def test_the_360_page_of_a_patient_with_bills_fits_a_390_px_phone_in_english(live_server, browser_page, chain_admin,
+                                                                            patients, catalogue):
+    # given a patient with a discounted bill (the widest line table: every column filled)
+    order_record(customer=patients, clinic=patients.home_clinic, ordered_at=timezone.now(),
+                 lines=[{"item_code": "CL01", "quantity": 1, "unit_price_fen": 20000, "discount_fen": 2400}],
+                 payments=[{"method": "wechat_pay", "amount_fen": 17600}])
+    page = browser_page
+    login_as_chain_admin(page, live_server)
+    # when the 360 page opens on a phone
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/customers/{patients.id}/")
+    page.wait_for_selector("#orders article.order")
+    # then the page does not scroll sideways, and the bill's amount is on the page (its table scrolls in its box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#orders article.order").first.evaluate("el => getComputedStyle(el).overflowX") == "auto"
+    assert "¥176.00" in page.locator("#orders").inner_text()
