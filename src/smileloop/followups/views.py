@@ -20,7 +20,7 @@ from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.services import phone_reveal
 from smileloop.followups import selectors, services
-from smileloop.followups.enums import SCRIPT_VARIABLES
+from smileloop.followups.enums import SCRIPT_VARIABLES, Goal, Trigger
 from smileloop.followups.forms import (
     BoardFilterForm,
     CallForm,
@@ -197,6 +197,34 @@ def _segments(scope: Scope):
 def playbooks(request, scope: Scope):
     require_permission(scope, Perm.PLAYBOOK_MANAGE)
     return render(request, "followups/playbook_list.html", {"playbooks": selectors.playbook_list(scope)})
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def playbook_new(request, scope: Scope):
+    """A playbook of the chain's own: choose its trigger (the page then shows that trigger's parameters), name it,
+    save; it opens in the editor, inactive, to get its steps."""
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    data = request.POST if request.method == "POST" else None
+    trigger = (data or request.GET).get("trigger", "")
+    triggers = [(t, Trigger(t).label) for t in services.CREATABLE_TRIGGERS]
+    form, status = None, 200
+    if trigger in services.CREATABLE_TRIGGERS:
+        form = PlaybookForm(trigger, data, segments=_segments(scope), initial={"goal": Goal.NONE})
+        if data is not None and form.is_valid():
+            try:
+                playbook = services.playbook_create(chain_id=scope.chain_id, trigger=trigger, data=form.to_data())
+            except errors.ValidationFailed as exc:
+                errors_apply(form, exc)
+            else:
+                messages.success(request, _("Playbook created. Add its steps, then activate it."))
+                return htmx_redirect(request, reverse("followups:playbook_edit", args=[playbook.pk]))
+        status = 422 if data is not None else 200
+    elif trigger:
+        status = 422
+    return render(request, "followups/playbook_new.html", {
+        "form": form, "trigger": trigger, "triggers": triggers,
+        "trigger_error": _("Choose one of the triggers listed.") if trigger and form is None else ""}, status=status)
 
 
 def _editor(request, scope: Scope, playbook, *, form=None, step_forms=None, new_step_form=None, status=200):

@@ -1,6 +1,7 @@
 """Playbooks as business configuration: the built-in set per chain, and the editor's validated writes."""
 
 import re
+import uuid
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -162,9 +163,36 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
     return clean, errors
 
 
+# Triggers a chain may start playbooks of its own with. A complaint has one playbook per chain (surveys and the inbox
+# open its tasks) and gift-card reminders come from the cards' own schedule: a second of either would double them.
+CREATABLE_TRIGGERS = tuple(t for t in Trigger.values if t not in (Trigger.COMPLAINT, Trigger.GIFTCARD_REMINDER))
+
+
+@transaction.atomic
+def playbook_create(*, chain_id: int, trigger: str, data: dict) -> Playbook:
+    """A playbook of the chain's own (name, description, goal, trigger and its parameters), inactive: it creates
+    tasks once it has steps and staff activate it. Its code is generated. A refusal writes nothing."""
+    if trigger not in CREATABLE_TRIGGERS:
+        raise ValidationFailed([FieldError("trigger", f"must be one of {', '.join(CREATABLE_TRIGGERS)}",
+                                           str(trigger))])
+    playbook = Playbook(chain_id=chain_id, trigger=trigger, code=f"custom-{uuid.uuid4().hex[:12]}", name="",
+                        goal=Goal.NONE, is_active=False)
+    _playbook_apply(playbook, {**data, "is_active": False})
+    playbook.save()
+    return playbook
+
+
 @transaction.atomic
 def playbook_update(*, playbook: Playbook, data: dict) -> Playbook:
     """Edit name, description, goal, activity and trigger parameters (the trigger itself is fixed)."""
+    _playbook_apply(playbook, data)
+    playbook.save(update_fields=["name", "description", "goal", "trigger_params", "is_active", "updated_at"])
+    return playbook
+
+
+def _playbook_apply(playbook: Playbook, data: dict) -> None:
+    """Validate `data` against the playbook's trigger and set it on the instance (not saved); ValidationFailed
+    lists every bad field."""
     errors: list[FieldError] = []
     name = (data.get("name", playbook.name) or "").strip()
     if not name:
@@ -185,8 +213,6 @@ def playbook_update(*, playbook: Playbook, data: dict) -> Playbook:
     playbook.trigger_params = params
     if "is_active" in data:
         playbook.is_active = bool(data["is_active"])
-    playbook.save(update_fields=["name", "description", "goal", "trigger_params", "is_active", "updated_at"])
-    return playbook
 
 
 @transaction.atomic

@@ -507,3 +507,39 @@ def test_a_segment_an_active_playbook_is_triggered_by_is_not_deleted_until_the_p
     playbook.save(update_fields=["is_active"])
     client.post(reverse("segments:delete", args=[segment.id]))
     assert not Segment.objects.get(pk=segment.pk).is_active
+
+
+def test_a_playbook_of_the_chains_own_is_created_inactive_with_its_triggers_parameters(client, chain, chain_admin):
+    from smileloop.followups.models import Playbook
+
+    client = login(client, chain_admin, "zh-hans")
+    # the list offers it; choosing a trigger shows that trigger's parameters
+    assert reverse("followups:playbook_new") in client.get(reverse("followups:playbooks")).content.decode()
+    page = client.get(reverse("followups:playbook_new"), {"trigger": "recall"}).content.decode()
+    assert 'name="months"' in page and 'name="categories"' in page and 'name="days_before"' not in page
+    # when it is saved
+    response = client.post(reverse("followups:playbook_new"), {
+        "trigger": "recall", "name": "种植复查提醒", "goal": "none", "months": "12", "categories": ["implant"]})
+    # then it exists, inactive, with its parameters, and opens in the editor
+    playbook = Playbook.objects.get(name="种植复查提醒")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("followups:playbook_edit", args=[playbook.id])
+    assert (playbook.chain_id, playbook.trigger, playbook.is_active) == (chain.id, "recall", False)
+    assert playbook.trigger_params == {"months": 12, "categories": ["implant"]}
+    assert not playbook.is_builtin and playbook.code.startswith("custom-")
+
+
+def test_a_new_playbook_with_bad_input_or_a_trigger_of_its_own_kind_is_refused_and_nothing_is_created(
+        client, chain, chain_admin, director_a):
+    from smileloop.followups.models import Playbook
+
+    before = Playbook.objects.count()
+    client = login(client, chain_admin, "zh-hans")
+    no_name = client.post(reverse("followups:playbook_new"), {"trigger": "recall", "name": "", "goal": "none",
+                                                              "months": "-3"})
+    assert no_name.status_code == 422
+    complaint = client.post(reverse("followups:playbook_new"), {"trigger": "complaint", "name": "x", "goal": "none"})
+    assert complaint.status_code == 422 and "请选择列表中的一个触发条件" in complaint.content.decode()
+    assert Playbook.objects.count() == before
+    # and a role without the playbook permission cannot open the page
+    assert login(client, director_a).get(reverse("followups:playbook_new")).status_code == 403
