@@ -83,6 +83,7 @@ SERVICE_MESSAGES = [
     gettext_noop("is required (at most 64 characters)"),
     gettext_noop("is required for a paid plan (a fee buys N months)"),
     gettext_noop("is required for a spend-based plan"),
+    gettext_noop("cannot change while the plan has members: make a new plan instead"),
     gettext_noop("is required for the Nth-visit trigger"),
     gettext_noop("must be 0 or more"),
     gettext_noop("must be between 0 and 10000 basis points"),

@@ -82,6 +82,11 @@ def plan_save(*, chain: Chain, data: dict, plan: MembershipPlan | None = None) -
     merged = {name: getattr(plan, name) for name in PLAN_FIELDS} if plan else {}
     merged.update(data)
     errors = _plan_errors(merged)
+    if plan is not None and merged.get("kind") != plan.kind and plan.memberships.exists():
+        # Its members joined on its terms (a fee bought months; top-ups or spend reached a tier): another kind
+        # would re-read their memberships by rules they never met.
+        errors.append(FieldError("kind", "cannot change while the plan has members: make a new plan instead",
+                                 str(merged.get("kind"))))
     if errors:
         raise ValidationFailed(errors)
     plan = plan or MembershipPlan(chain=chain)

@@ -12,12 +12,13 @@ from django.urls import reverse
 from django.utils import translation
 
 from smileloop.core.errors import ValidationFailed
+from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.membership import services
 from smileloop.membership.enums import MembershipStatus, PlanKind
 from smileloop.membership.errors import PeriodOutOfRange
 from smileloop.membership.models import Membership, MembershipPlan, Tier
 from smileloop.membership.tests.conftest import NOW
-from smileloop.membership.tests.factories import PlanFactory, TierFactory
+from smileloop.membership.tests.factories import MembershipFactory, PlanFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +52,18 @@ def test_a_plan_update_to_an_oversized_duration_changes_nothing(chain):
         "duration_months": "must be a whole number between 1 and 1200"}
     plan.refresh_from_db()
     assert plan.duration_months == 12
+
+
+def test_a_plans_kind_cannot_change_while_it_has_members_and_can_before(chain):
+    plan = services.plan_save(chain=chain, data=PAID)
+    assert services.plan_save(chain=chain, plan=plan, data={"kind": PlanKind.STORED_VALUE}).kind == PlanKind.STORED_VALUE
+    services.plan_save(chain=chain, plan=plan, data={"kind": PlanKind.PAID})
+    MembershipFactory(customer=CustomerFactory(chain=chain), tier=TierFactory(plan=plan))
+    assert refused(lambda: services.plan_save(chain=chain, plan=plan, data={"kind": PlanKind.STORED_VALUE})) == {
+        "kind": "cannot change while the plan has members: make a new plan instead"}
+    plan.refresh_from_db()
+    assert plan.kind == PlanKind.PAID
+    assert services.plan_save(chain=chain, plan=plan, data={"name": "年度会员（新）"}).name == "年度会员（新）"
 
 
 def test_top_up_bonus_rules_beyond_the_money_bound_are_refused(chain):
