@@ -59,7 +59,8 @@ JOBS: list[Job] = [
         "Delete uploaded import files and their previews older than 30 days (they hold patients' personal data).",
         argument="none"),
     Job("core.statistics", "smileloop.core.tasks.statistics_job", "30 4 * * *",
-        "SQLite only: refresh the query planner's statistics (complete ANALYZE); PostgreSQL's autovacuum does this."),
+        "SQLite only: refresh the query planner's statistics (complete ANALYZE); PostgreSQL's autovacuum does this.",
+        argument="none"),
     # --- by hand only (no schedule) ------------------------------------------------------------------
     Job("lifecycle.derive", "smileloop.lifecycle.tasks.stages_derive_job", None,
         "Re-derive every customer's lifecycle stage from the facts (after an import or a back-fill)."),

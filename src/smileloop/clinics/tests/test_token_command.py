@@ -38,3 +38,22 @@ def test_token_without_an_action_is_a_usage_error(db):
         call_command("token")
     assert str(err.value) == "Error: the following arguments are required: ACTION"
     assert ApiToken.objects.count() == 0
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--user", "frontdesk_a", "--name", "x" * 101], "argument --name: is 101 characters long; at most 100"),
+    (["--user", "frontdesk_a", "--name", "POS\x00SH01"], "argument --name: contains a control character"),
+    (["--user", "front\x00desk_a"], "argument --user: contains a control character"),
+    (["--user", "u" * 151], "argument --user: is 151 characters long; at most 150"),
+])
+def test_token_create_refuses_a_name_or_user_it_cannot_store_and_creates_nothing(front_desk_a, options,
+                                                                                 message):
+    # a too-long name was stored on SQLite and a database error on PostgreSQL; a NUL was a traceback there
+    with pytest.raises(CommandError, match=message):
+        call_command("token", "create", *options, stdout=StringIO())
+    assert ApiToken.objects.count() == 0
+
+
+def test_token_create_keeps_a_name_of_100_characters(front_desk_a):
+    call_command("token", "create", "--user", "frontdesk_a", "--name", "名" * 100, stdout=StringIO())
+    assert ApiToken.objects.get().name == "名" * 100

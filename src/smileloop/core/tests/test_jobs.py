@@ -2,6 +2,7 @@
 production queue settings against real SQLite and Redis storage."""
 
 import datetime as dt
+import io
 import socket
 import uuid
 
@@ -260,3 +261,94 @@ def test_chain_today_uses_the_chains_time_zone(chain):
     assert jobs.chain_today(chain, dt.date(2026, 1, 1)) == dt.date(2026, 1, 1)
     shanghai = timezone.now().astimezone(dt.timezone(dt.timedelta(hours=8))).date()
     assert jobs.chain_today(chain) == shanghai
+
+
+@pytest.mark.parametrize("value", ["2026-13-45", "0000-01-01", "0001-01-01", "1979-12-31", "9999-12-31",
+                                   "today+2"])
+def test_a_bad_or_out_of_range_today_is_a_usage_error_and_runs_nothing(settings, capsys, value):
+    settings.JOB_SCHEDULES = "smileloop.core.tests.test_jobs.TEST_JOBS"
+    if value == "today+2":  # a future day: the expiry jobs would expire lots early, for good
+        value = (timezone.localdate() + dt.timedelta(days=2)).isoformat()
+    # when / then
+    with pytest.raises(CommandError, match="argument --today: "):
+        call_command("run", "test.as_of", "--today", value)
+    assert capsys.readouterr().out == ""  # the job did not run
+
+
+def test_today_from_1980_to_tomorrow_runs_the_job(settings, capsys):
+    settings.JOB_SCHEDULES = "smileloop.core.tests.test_jobs.TEST_JOBS"
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    for day in ("1980-01-01", tomorrow.isoformat()):
+        call_command("run", "test.as_of", "--today", day)
+    out = capsys.readouterr().out
+    assert '"as_of": "1980-01-01T00:00:00+08:00"' in out and f'"as_of": "{tomorrow}T00:00:00+08:00"' in out
+
+
+def test_today_for_a_job_that_takes_no_date_is_refused_rather_than_ignored(settings, calls):
+    settings.JOB_SCHEDULES = "smileloop.core.tests.test_jobs.TEST_JOBS"
+    with pytest.raises(CommandError, match="^--today: job test.ping takes no date; it always runs for now$"):
+        call_command("run", "test.ping", "--today", "2026-03-02")
+    assert calls == []
+
+
+def test_a_bad_today_on_the_command_line_exits_2_with_one_line_and_no_traceback(settings, capsys):
+    # given
+    from smileloop.core.management.commands.run import Command
+
+    settings.JOB_SCHEDULES = "smileloop.core.tests.test_jobs.TEST_JOBS"
+    # when
+    with pytest.raises(SystemExit) as exit_:
+        Command().run_from_argv(["smileloop", "run", "test.ping", "--today", "2026-13-45"])
+    # then
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "smileloop run: error: argument --today: must be a date like 2026-03-02, not '2026-13-45'" in err
+    assert "Traceback" not in err
+
+
+def test_every_listed_job_accepts_what_its_argument_passes():
+    # a job whose function does not take the argument it is given fails on every run (core.statistics did)
+    import inspect
+
+    passed = {"today": {"today"}, "as_of": {"as_of"}, "none": set()}
+    for job in jobs_all():
+        parameters = inspect.signature(job_resolve(job)).parameters
+        assert passed[job.argument] <= set(parameters), job.name
+        required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty
+                    and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        assert required <= passed[job.argument], job.name
+
+
+def test_the_job_list_lines_up_its_descriptions(capsys):
+    call_command("run", "--list")
+    lines = capsys.readouterr().out.splitlines()
+    starts = {line.index(job.description) for job, line in zip(jobs_all(), lines, strict=True)}
+    assert len(starts) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "65", "99999999999999999999"])
+def test_the_worker_refuses_a_worker_count_it_cannot_honour_before_starting(monkeypatch, value):
+    # given: the consumer is not really started
+    from smileloop.core.management.commands import worker
+
+    started = []
+    monkeypatch.setattr(worker, "call_command", lambda *args, **kwargs: started.append(kwargs))
+    # when / then
+    with pytest.raises(CommandError, match="argument -w/--workers: must be a whole number from 1 to 64"):
+        call_command("worker", "--workers", value)
+    assert started == []
+
+
+def test_the_worker_passes_its_worker_count_to_the_consumer(monkeypatch):
+    from smileloop.core.management.commands import worker
+
+    started = []
+    monkeypatch.setattr(worker, "call_command", lambda *args, **kwargs: started.append((args, kwargs)))
+    call_command("worker", "--workers", "3", stdout=io.StringIO())
+    assert started == [(("run_huey",), {"workers": 3, "worker_type": "thread"})]
+
+
+def test_a_very_long_unknown_job_name_is_not_echoed_in_full():
+    with pytest.raises(CommandError) as error:
+        call_command("run", "x" * 5000)
+    assert str(error.value).startswith(f"unknown job '{'x' * 60}'; valid jobs: ")

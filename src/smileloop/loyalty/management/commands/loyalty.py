@@ -3,9 +3,10 @@ lots_expire, same as `smileloop ledger expire`) and package entitlements whose p
 
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.clinics.models import Chain
+from smileloop.ledger.management.commands.ledger import chain_id
 from smileloop.ledger.services import lots_expire
 from smileloop.loyalty.services import entitlements_expire
 
@@ -15,10 +16,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["expire"])
-        parser.add_argument("--chain", type=int, help="limit to one chain id")
+        parser.add_argument("--chain", type=chain_id, help="limit to one chain id (default: every chain)")
 
     def handle(self, *args, action, chain=None, **options):
         started = time.perf_counter()
+        if chain is not None and not Chain.objects.filter(pk=chain).exists():
+            raise CommandError(f"--chain: no chain {chain}")
         chains = [chain] if chain else list(Chain.objects.values_list("id", flat=True))
         lots = sum(lots_expire(chain_id=c) for c in chains)
         purchases = sum(entitlements_expire(chain_id=c) for c in chains)

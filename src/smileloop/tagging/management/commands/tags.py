@@ -1,13 +1,23 @@
 """`smileloop tags install --chain ID` (the default catalogue; safe to repeat) and `smileloop tags scan`
 (the keyword scan for every chain, as the scheduled job does)."""
 
+import argparse
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.clinics.models import Chain
+from smileloop.core.bounds import pk_from_text
 from smileloop.tagging.services import tag_catalogue_install
 from smileloop.tagging.tasks import keyword_tags_job
+
+
+def chain_id(text: str) -> int:
+    """A --chain value: a database key (a usage error naming the option otherwise, not a traceback)."""
+    value = pk_from_text(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"must be a chain id (a positive whole number), not {text[:40]!r}")
+    return value
 
 
 class Command(BaseCommand):
@@ -15,15 +25,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["install", "scan"])
-        parser.add_argument("--chain", type=int, help="Chain id (install; default: every chain)")
+        parser.add_argument("--chain", type=chain_id,
+                            help="chain id (install only; default: every chain; scan reads every chain)")
 
     def handle(self, *args, action, chain=None, **options):
         started = time.perf_counter()
         if action == "scan":
+            if chain is not None:
+                raise CommandError("--chain applies to install only; scan reads every chain")
             counts = keyword_tags_job()
         else:
-            chains = Chain.objects.filter(pk=chain) if chain else Chain.objects.all()
-            if chain and not chains.exists():
-                raise CommandError(f"No chain {chain}")
+            chains = Chain.objects.filter(pk=chain) if chain is not None else Chain.objects.all()
+            if chain is not None and not chains.exists():
+                raise CommandError(f"--chain: no chain {chain}")
             counts = {c.pk: tag_catalogue_install(chain=c) for c in chains.order_by("id")}
         self.stdout.write(f"{action}: {counts} in {time.perf_counter() - started:.2f} s")
