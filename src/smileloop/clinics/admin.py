@@ -1,6 +1,9 @@
 """Configuration of the chain: clinics, staff and their roles, API tokens (hash only, revocable)."""
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -12,21 +15,55 @@ class ChainAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "time_zone", "created_at")
     search_fields = ("name",)
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # a tenant with all its records; not something to remove from a form
+
+
+class _ChainFixed:
+    def get_readonly_fields(self, request, obj=None):
+        # a saved row stays in its chain: its patients, orders and staff are there
+        return (*super().get_readonly_fields(request, obj), *(("chain",) if obj is not None else ()))
+
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(_ChainFixed, admin.ModelAdmin):
     list_display = ("code", "name", "city", "chain", "phone", "is_active")
     list_filter = ("chain", "city", "is_active")
     search_fields = ("code", "name", "city", "address")
     list_select_related = ("chain",)
 
+    def has_delete_permission(self, request, obj=None):
+        # deleting would silently clear the home clinic of its patients (and take them out of its staff's
+        # scope) and unassign its staff; switch it off (is_active) instead
+        return False
+
+
+class StaffForm(forms.ModelForm):
+    class Meta:
+        model = Staff
+        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets choose what is shown
+
+    def clean(self):
+        cleaned = super().clean()
+        chain = cleaned.get("chain") or (self.instance.chain if self.instance.pk else None)
+        clinics = cleaned.get("clinics")
+        if chain is not None and clinics:
+            if any(clinic.chain_id != chain.pk for clinic in clinics):
+                self.add_error("clinics", _("Choose a clinic of this chain."))
+        return cleaned
+
 
 @admin.register(Staff)
-class StaffAdmin(admin.ModelAdmin):
+class StaffAdmin(_ChainFixed, admin.ModelAdmin):
+    form = StaffForm
     list_display = ("name", "user", "role", "chain", "is_active")
     list_filter = ("role", "chain", "is_active", "clinics")
     search_fields = ("name", "user__username")
     filter_horizontal = ("clinics",)
+
+    def has_delete_permission(self, request, obj=None):
+        # patients, tasks and records name who did what; switch the member of staff off (is_active) instead
+        return False
     raw_id_fields = ("user",)
     list_select_related = ("user", "chain")
 
@@ -54,3 +91,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, _("%(count)d token(s) revoked.") % {"count": count})
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class LoginAdmin(UserAdmin):
+    """Django's user admin, except that logins are not deleted: the audit log, the ledger and the timeline name
+    their actor by login (deleting one would blank the actor of every audit event it wrote, and take its staff
+    profile with it). Switch a login off (active) instead."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False

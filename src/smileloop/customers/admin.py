@@ -18,7 +18,11 @@ from smileloop.customers.normalize import phone_mask
 
 class _ReadOnly:
     def get_readonly_fields(self, request, obj=None):
-        return self.fields or [f.name for f in self.model._meta.fields]
+        # every field is shown read-only, except the ones a page excludes (the full mobile, the location):
+        # a read-only field is shown even when it is excluded, so they are left out here
+        excluded = set(self.exclude or ())
+        return self.fields or [*(f.name for f in self.model._meta.fields if f.name not in excluded),
+                               *(f for f in self.readonly_fields if f not in excluded)]
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -17,6 +17,15 @@ from smileloop.membership.models import (
 )
 
 
+class _ChainFixed:
+    """A saved row stays in its chain: that chain's purchases, memberships and ledger refer to it."""
+
+    fixed_on_change = ("chain",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *(self.fixed_on_change if obj is not None else ()))
+
+
 class _ReadOnly:
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -45,7 +54,7 @@ class BenefitInline(admin.TabularInline):
 
 
 @admin.register(MembershipPlan)
-class MembershipPlanAdmin(admin.ModelAdmin):
+class MembershipPlanAdmin(_ChainFixed, admin.ModelAdmin):
     list_display = ("name", "chain", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "auto_enrol",
                     "is_active")
     list_filter = ("kind", "is_active", "chain")
@@ -53,14 +62,16 @@ class MembershipPlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(_ChainFixed, admin.ModelAdmin):
+    fixed_on_change = ("plan",)  # members hold the tier under its plan
     list_display = ("name", "plan", "rank", "discount_bp", "family_slots", "friend_discount_bp", "points_multiplier")
     list_filter = ("plan",)
     inlines = [BenefitInline]
 
 
 @admin.register(Benefit)
-class BenefitAdmin(admin.ModelAdmin):
+class BenefitAdmin(_ChainFixed, admin.ModelAdmin):
+    fixed_on_change = ("tier",)  # its reveals were made to members of that tier
     list_display = ("name", "tier", "is_hidden", "trigger", "trigger_n", "action_code")
     list_filter = ("is_hidden", "trigger")
 

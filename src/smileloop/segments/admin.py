@@ -5,9 +5,17 @@ from smileloop.segments.models import Segment
 
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
-    """Read-mostly: rules are edited in the builder or the API, where they are validated."""
+    """Read-mostly: rules are edited in the builder or the API, where they are validated; a segment is made there
+    (its rule is required) and deleted there (softly, and refused while a playbook or a rule tag uses it). Here
+    only its name and description change."""
 
     list_display = ("id", "chain", "name", "is_active", "updated_at", "updated_by")
     list_filter = ("is_active", "chain")
     search_fields = ("name", "description")
-    readonly_fields = ("rule", "created_by", "updated_by", "created_at", "updated_at")
+    readonly_fields = ("chain", "rule", "is_active", "created_by", "updated_by", "created_at", "updated_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -23,3 +23,6 @@ class SurveyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a patient's answer (and the complaint task it opened) is a record, not configuration

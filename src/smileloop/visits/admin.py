@@ -1,9 +1,12 @@
 """The service catalogue is configuration and is edited here; appointments, orders, plans and procedures
 arrive from the PMS/POS through the API and are read-only in the admin."""
 
+from django import forms
 from django.contrib import admin
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
+from smileloop.core.bounds import MAX_FEN
 from smileloop.core.money import fen_to_yuan
 from smileloop.visits.models import (
     Appointment,
@@ -32,8 +35,21 @@ class _ReadOnly:
         return False
 
 
+class ServiceItemForm(forms.ModelForm):
+    """The price is whole fen from 0 to MAX_FEN, refused on its field (the database's check would only name its
+    constraint, and the upper bound keeps line totals within a bigint)."""
+
+    list_price_fen = forms.IntegerField(label=_("list price (fen)"),
+                                        validators=[MinValueValidator(0), MaxValueValidator(MAX_FEN)])
+
+    class Meta:
+        model = ServiceItem
+        fields = "__all__"  # noqa: DJ007 - the admin chooses what is shown
+
+
 @admin.register(ServiceItem)
 class ServiceItemAdmin(admin.ModelAdmin):
+    form = ServiceItemForm
     list_display = ("code", "name", "category", "list_price", "is_special_price", "is_surgical", "is_active", "chain")
     list_filter = ("chain", "category", "is_special_price", "is_surgical", "is_active")
     search_fields = ("code", "name")
@@ -45,6 +61,10 @@ class ServiceItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # orders and plans refer to items; deactivate instead
+
+    def get_readonly_fields(self, request, obj=None):
+        # a saved item stays in its chain: that chain's orders, plans and rules refer to it
+        return (*super().get_readonly_fields(request, obj), *(("chain",) if obj is not None else ()))
 
 
 @admin.register(Appointment)
