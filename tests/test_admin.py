@@ -198,3 +198,10 @@ def test_a_clinic_with_patients_is_switched_off_not_deleted(admin_client, chain,
         assert admin_client.post(reverse(f"admin:{name}_delete", args=[pk]), {"post": "yes"}).status_code == 403
     patient.refresh_from_db()
     assert patient.home_clinic_id == clinic_a.pk
+
+
+def test_the_staff_pages_of_the_admin_name_staff_in_chinese(admin_client):
+    from django.urls import reverse
+
+    html = admin_client.get(reverse("admin:clinics_staff_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "选择 员工 来修改" in html or "员工" in html.split("<title>", 1)[1].split("</title>", 1)[0]

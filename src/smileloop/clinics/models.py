@@ -50,7 +50,8 @@ class Staff(TimeStampedModel):
     is_active = models.BooleanField(default=True)
 
     class Meta:
-        verbose_name_plural = "staff"
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff")
         ordering = ["id"]
 
     def __str__(self):
