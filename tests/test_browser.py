@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
+from smileloop.core.testing import CHROMIUM, chromium_page
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.visits.services import order_record
@@ -17,9 +17,6 @@ from smileloop.visits.services import order_record
 # Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
 
 pytestmark = [
@@ -31,18 +28,9 @@ pytestmark = [
 
 @pytest.fixture
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-            connections.close_all()  # the ORM's connection of Playwright's context (see test_browser_retention)
+    pytest.importorskip("playwright.sync_api")
+    with chromium_page() as page:
+        yield page
 
 
 def login_as_chain_admin(page, live_server) -> None:

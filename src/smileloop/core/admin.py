@@ -5,7 +5,10 @@ from django.contrib import admin
 from smileloop.core.models import AuditEvent, IdempotencyRecord
 
 
-class _ReadOnly(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the services write (evidence, history, watermarks): shown in the admin, never added, edited or deleted
+    there. Every app's admin of such a model uses this."""
+
     def has_add_permission(self, request):
         return False
 
@@ -17,7 +20,7 @@ class _ReadOnly(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(_ReadOnly):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor", "action", "object_type", "object_id", "reason", "ip_address")
     list_filter = ("action", "object_type")
     search_fields = ("object_id", "reason", "actor__username")
@@ -26,7 +29,7 @@ class AuditEventAdmin(_ReadOnly):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(_ReadOnly):
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "user", "operation", "key", "status_code")
     list_filter = ("operation", "status_code")
     search_fields = ("key",)

@@ -1,7 +1,9 @@
 """Helpers for tests that need real concurrency (PostgreSQL row locks), shared by the apps' test suites."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.db import connections
@@ -30,3 +32,29 @@ def writers_run(writer: Callable[[int], list[Any]], count: int) -> tuple[list[An
     for t in threads:
         t.join()
     return outcomes, errors
+
+
+# --- a real browser: Debian's Chromium driven by Playwright (never a downloaded browser) -------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def chromium_page(*, locale: str = "en-US", width: int = 1366, height: int = 900, phone: bool = False) -> Iterator:
+    """A fresh page of a headless Chromium (a touch screen when `phone`); closed, with the ORM connection Playwright's
+    thread used, on exit. Tests skip themselves when Chromium or Playwright is missing (`browser_marks`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(locale=locale, viewport={"width": width, "height": height}, is_mobile=phone,
+                                      has_touch=phone)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+            connections.close_all()

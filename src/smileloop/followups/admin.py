@@ -4,6 +4,7 @@ or off. Tasks are read-only: outcomes, reassignment and closing go through the s
 
 from django.contrib import admin
 
+from smileloop.core.admin import ReadOnlyAdmin
 from smileloop.followups.models import FollowupTask, Playbook, PlaybookStep
 
 
@@ -36,19 +37,10 @@ class PlaybookAdmin(admin.ModelAdmin):
 
 
 @admin.register(FollowupTask)
-class FollowupTaskAdmin(admin.ModelAdmin):
+class FollowupTaskAdmin(ReadOnlyAdmin):
     """Read-only: outcomes, reassignment and closing go through the services (timeline, stage, audit)."""
 
     list_display = ("id", "playbook", "customer", "assignee", "due_at", "status", "outcome")
     list_filter = ("status", "outcome", "playbook__trigger")
     raw_id_fields = ("customer", "assignee", "completed_by", "doctor", "clinic", "step", "playbook")
     list_select_related = ("playbook", "customer", "assignee")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from smileloop.core.admin import ReadOnlyAdmin
 from smileloop.loyalty.models import (
     EarnRule,
     EntitlementGrant,
@@ -61,17 +62,6 @@ class PackageAdmin(_ChainFixed, admin.ModelAdmin):
     inlines = [PackageEntitlementInline]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records of what happened: written by the services only (append-only), never edited here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(GiftExchange)

@@ -4,6 +4,7 @@ changes go through the services (who set it, timeline entries, scope checks)."""
 from django import forms
 from django.contrib import admin
 
+from smileloop.core.admin import ReadOnlyAdmin
 from smileloop.core.errors import ValidationFailed
 from smileloop.tagging import services
 from smileloop.tagging.forms import DomainErrorsMixin
@@ -95,16 +96,7 @@ class CustomerTagAdmin(admin.ModelAdmin):
 
 
 @admin.register(KeywordScanState)
-class KeywordScanStateAdmin(admin.ModelAdmin):
+class KeywordScanStateAdmin(ReadOnlyAdmin):
     """The keyword scan's watermark: moved by the scan only (moving it back would count old messages twice)."""
 
     list_display = ["chain", "last_interaction_id", "scanned_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -2,16 +2,13 @@
 cashier's keyboard and mouse do to a bill."""
 
 import os
-from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from smileloop.checkout.models import Settlement
+from smileloop.core.testing import CHROMIUM, chromium_page
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,19 +18,9 @@ pytestmark = [
 
 @pytest.fixture
 def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-            connections.close_all()
+    pytest.importorskip("playwright.sync_api")
+    with chromium_page() as page:
+        yield page
 
 
 def test_tabbing_from_the_amount_to_the_pay_button_re_prices_but_does_not_pay(live_server, page, transactional_db,

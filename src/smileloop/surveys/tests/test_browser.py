@@ -1,13 +1,12 @@
 """The survey pages on a phone in a real browser (Debian's Chromium through Playwright; never downloads one)."""
 
 import os
-from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 
+from smileloop.core.testing import CHROMIUM, chromium_page
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.surveys.models import Survey
 from smileloop.surveys.tests.factories import SurveyFactory
@@ -15,8 +14,6 @@ from smileloop.surveys.tests.factories import SurveyFactory
 # Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,19 +24,9 @@ pytestmark = [
 @pytest.fixture
 def phone():
     """A 390 px wide, touch, Chinese phone."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True,
-                                      has_touch=True)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-            connections.close_all()  # the ORM's connection of Playwright's context
+    pytest.importorskip("playwright.sync_api")
+    with chromium_page(locale="zh-CN", width=390, height=844, phone=True) as page:
+        yield page
 
 
 def test_the_nps_page_fits_a_phone_without_scrolling_sideways(live_server, phone, transactional_db, chain,
