@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "smileloop.core.middleware.ApiEnglishMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -59,6 +60,8 @@ AUTHENTICATION_BACKENDS = ["smileloop.clinics.auth.StaffModelBackend"]
 ROOT_URLCONF = "config.urls"
 # Pages patients open from a link (no login, a phone): their error pages use the member layout (core.error_pages).
 PATIENT_PATH_PREFIXES = ["/surveys/s/"]
+# The REST API (config/urls.py) answers in English: core.middleware.ApiEnglishMiddleware
+API_PATH_PREFIX = "/api/"
 CSRF_FAILURE_VIEW = "smileloop.core.error_pages.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 

@@ -137,3 +137,16 @@ def test_another_chains_segment_is_not_found(client, manager_token):
     other = SegmentFactory(chain=CustomerFactory().chain)
     assert call(client, "get", f"{BASE}/{other.id}", token=manager_token).status_code == 404
     assert call(client, "get", f"{BASE}/{other.id}/count", token=manager_token).status_code == 404
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_the_api_answers_in_english_whatever_language_the_client_asks_for(client, manager_token, settings, language):
+    # given a server whose default language is Chinese, and a client asking for one
+    settings.LANGUAGE_CODE = "zh-hans"
+    response = client.post(f"{BASE}/preview", json.dumps({"rule": {"all": [{"field": "nope", "op": "eq", "value": 1}]}}),
+                           content_type="application/json",
+                           headers={"Authorization": f"Bearer {manager_token}", "Accept-Language": language})
+    # then the rule's error is in English, like every other API message
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"] == "unknown field 'nope'"
+    assert response["Content-Language"] == "en"
