@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
+from smileloop.core.admin import FixedOnChange
 
 
 @admin.register(Chain)
@@ -19,14 +20,8 @@ class ChainAdmin(admin.ModelAdmin):
         return False  # a tenant with all its records; not something to remove from a form
 
 
-class _ChainFixed:
-    def get_readonly_fields(self, request, obj=None):
-        # a saved row stays in its chain: its patients, orders and staff are there
-        return (*super().get_readonly_fields(request, obj), *(("chain",) if obj is not None else ()))
-
-
 @admin.register(Clinic)
-class ClinicAdmin(_ChainFixed, admin.ModelAdmin):
+class ClinicAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("code", "name", "city", "chain", "phone", "is_active")
     list_filter = ("chain", "city", "is_active")
     search_fields = ("code", "name", "city", "address")
@@ -54,7 +49,7 @@ class StaffForm(forms.ModelForm):
 
 
 @admin.register(Staff)
-class StaffAdmin(_ChainFixed, admin.ModelAdmin):
+class StaffAdmin(FixedOnChange, admin.ModelAdmin):
     form = StaffForm
     list_display = ("name", "user", "role", "chain", "is_active")
     list_filter = ("role", "chain", "is_active", "clinics")

@@ -19,6 +19,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class FixedOnChange:
+    """ModelAdmin mixin: what a saved row belongs to (`fixed_on_change`: its chain, unless a subclass names its plan or
+    tier) is read-only on its change page, as the records that refer to the row (patients, orders, memberships,
+    ledger entries) stay where they are."""
+
+    fixed_on_change: tuple[str, ...] = ("chain",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *(self.fixed_on_change if obj is not None else ()))
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor", "action", "object_type", "object_id", "reason", "ip_address")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from smileloop.core.admin import ReadOnlyAdmin
+from smileloop.core.admin import FixedOnChange, ReadOnlyAdmin
 from smileloop.loyalty.models import (
     EarnRule,
     EntitlementGrant,
@@ -18,35 +18,26 @@ from smileloop.loyalty.models import (
 )
 
 
-class _ChainFixed:
-    """A saved row stays in its chain: that chain's purchases, memberships and ledger refer to it."""
-
-    fixed_on_change = ("chain",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), *(self.fixed_on_change if obj is not None else ()))
-
-
 @admin.register(EarnRule)
-class EarnRuleAdmin(_ChainFixed, admin.ModelAdmin):
+class EarnRuleAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("code", "name", "chain", "trigger", "category", "special_price", "points_per_yuan", "points",
                     "pending_days", "validity_months", "is_active")
     list_filter = ("chain", "trigger", "is_active")
 
 
 @admin.register(RedeemSettings)
-class RedeemSettingsAdmin(_ChainFixed, admin.ModelAdmin):
+class RedeemSettingsAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("chain", "points_per_yuan", "max_share_bp", "is_enabled")
 
 
 @admin.register(TopupBonusRule)
-class TopupBonusRuleAdmin(_ChainFixed, admin.ModelAdmin):
+class TopupBonusRuleAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("chain", "min_topup_fen", "bonus_fen", "validity_months", "is_active")
     list_filter = ("chain",)
 
 
 @admin.register(Gift)
-class GiftAdmin(_ChainFixed, admin.ModelAdmin):
+class GiftAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("name", "chain", "points_price", "stock", "is_active")
     list_filter = ("chain", "is_active")
 
@@ -57,7 +48,7 @@ class PackageEntitlementInline(admin.TabularInline):
 
 
 @admin.register(Package)
-class PackageAdmin(_ChainFixed, admin.ModelAdmin):
+class PackageAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("name", "chain", "price_fen", "validity_months", "max_covered", "is_active")
     inlines = [PackageEntitlementInline]
 

@@ -3,6 +3,7 @@ read-only here, because every change must go through the services (events, locks
 
 from django.contrib import admin
 
+from smileloop.core.admin import FixedOnChange
 from smileloop.membership.models import (
     Benefit,
     BenefitReveal,
@@ -15,15 +16,6 @@ from smileloop.membership.models import (
     Tier,
     WalletShareConsent,
 )
-
-
-class _ChainFixed:
-    """A saved row stays in its chain: that chain's purchases, memberships and ledger refer to it."""
-
-    fixed_on_change = ("chain",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), *(self.fixed_on_change if obj is not None else ()))
 
 
 class _ReadOnly:
@@ -54,7 +46,7 @@ class BenefitInline(admin.TabularInline):
 
 
 @admin.register(MembershipPlan)
-class MembershipPlanAdmin(_ChainFixed, admin.ModelAdmin):
+class MembershipPlanAdmin(FixedOnChange, admin.ModelAdmin):
     list_display = ("name", "chain", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "auto_enrol",
                     "is_active")
     list_filter = ("kind", "is_active", "chain")
@@ -62,7 +54,7 @@ class MembershipPlanAdmin(_ChainFixed, admin.ModelAdmin):
 
 
 @admin.register(Tier)
-class TierAdmin(_ChainFixed, admin.ModelAdmin):
+class TierAdmin(FixedOnChange, admin.ModelAdmin):
     fixed_on_change = ("plan",)  # members hold the tier under its plan
     list_display = ("name", "plan", "rank", "discount_bp", "family_slots", "friend_discount_bp", "points_multiplier")
     list_filter = ("plan",)
@@ -70,7 +62,7 @@ class TierAdmin(_ChainFixed, admin.ModelAdmin):
 
 
 @admin.register(Benefit)
-class BenefitAdmin(_ChainFixed, admin.ModelAdmin):
+class BenefitAdmin(FixedOnChange, admin.ModelAdmin):
     fixed_on_change = ("tier",)  # its reveals were made to members of that tier
     list_display = ("name", "tier", "is_hidden", "trigger", "trigger_n", "action_code")
     list_filter = ("is_hidden", "trigger")

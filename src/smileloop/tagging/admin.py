@@ -4,7 +4,7 @@ changes go through the services (who set it, timeline entries, scope checks)."""
 from django import forms
 from django.contrib import admin
 
-from smileloop.core.admin import ReadOnlyAdmin
+from smileloop.core.admin import FixedOnChange, ReadOnlyAdmin
 from smileloop.core.errors import ValidationFailed
 from smileloop.tagging import services
 from smileloop.tagging.forms import DomainErrorsMixin
@@ -13,7 +13,7 @@ from smileloop.tagging.models import CustomerTag, KeywordScanState, Tag, TagGrou
 
 class _CheckedByServices(DomainErrorsMixin, forms.ModelForm):
     """The services' checks (codes, names, the group's chain, rule trees, keywords), reported per field; a refused
-    save writes nothing. The chain of a saved row cannot be changed (see `_ChainFixed`)."""
+    save writes nothing. The chain of a saved row cannot be changed (see `FixedOnChange`)."""
 
     def service_clean(self, *, chain_id: int, data: dict) -> dict:
         raise NotImplementedError
@@ -48,21 +48,15 @@ class TagForm(_CheckedByServices):
         return services._tag_clean(chain_id=chain_id, data=data, tag=self.instance if self.instance.pk else None)
 
 
-class _ChainFixed:
-    def get_readonly_fields(self, request, obj=None):
-        # moving a saved row to another chain would leave its patients' tags and rules in the old one
-        return (*super().get_readonly_fields(request, obj), *(("chain",) if obj is not None else ()))
-
-
 @admin.register(TagGroup)
-class TagGroupAdmin(_ChainFixed, admin.ModelAdmin):
+class TagGroupAdmin(FixedOnChange, admin.ModelAdmin):
     form = TagGroupForm
     list_display = ["name", "code", "kind", "ordering", "chain"]
     list_filter = ["chain", "kind"]
 
 
 @admin.register(Tag)
-class TagAdmin(_ChainFixed, admin.ModelAdmin):
+class TagAdmin(FixedOnChange, admin.ModelAdmin):
     form = TagForm
     list_display = ["name", "code", "group", "kind", "is_active", "keyword_threshold", "keyword_window_days"]
     list_filter = ["chain", "kind", "is_active", "group"]

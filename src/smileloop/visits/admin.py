@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
+from smileloop.core.admin import FixedOnChange
 from smileloop.core.bounds import MAX_FEN
 from smileloop.core.money import fen_to_yuan
 from smileloop.visits.models import (
@@ -48,7 +49,7 @@ class ServiceItemForm(forms.ModelForm):
 
 
 @admin.register(ServiceItem)
-class ServiceItemAdmin(admin.ModelAdmin):
+class ServiceItemAdmin(FixedOnChange, admin.ModelAdmin):
     form = ServiceItemForm
     list_display = ("code", "name", "category", "list_price", "is_special_price", "is_surgical", "is_active", "chain")
     list_filter = ("chain", "category", "is_special_price", "is_surgical", "is_active")
@@ -61,10 +62,6 @@ class ServiceItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # orders and plans refer to items; deactivate instead
-
-    def get_readonly_fields(self, request, obj=None):
-        # a saved item stays in its chain: that chain's orders, plans and rules refer to it
-        return (*super().get_readonly_fields(request, obj), *(("chain",) if obj is not None else ()))
 
 
 @admin.register(Appointment)
