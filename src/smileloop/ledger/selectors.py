@@ -29,6 +29,11 @@ def entries_for_account(account: Account, *, limit: int = 100) -> QuerySet[Entry
     return account.entries.select_related("transaction", "lot").order_by("-id")[:limit]
 
 
+def transaction_size(tx) -> int:
+    """What a balanced transaction moved: the sum of its credits (its debits sum to the same)."""
+    return sum(e.amount for e in tx.entries.all() if e.amount > 0)
+
+
 def pending_balance(account: Account, *, at: dt.datetime | None = None) -> int:
     at = at or timezone.now()
     return sum(account.lots.filter(remaining__gt=0, available_at__gt=at).values_list("remaining", flat=True))

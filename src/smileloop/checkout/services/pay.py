@@ -212,11 +212,6 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     return settlement
 
 
-def _tx_size(tx) -> int:
-    """The size of a movement: the sum of its credits."""
-    return sum(e.amount for e in tx.entries.all() if e.amount > 0)
-
-
 def _membership_evaluate(customer: Customer, actor: Staff | None) -> None:
     membership_services.membership_evaluate(customer=customer, actor=actor)
 

@@ -21,7 +21,7 @@ from smileloop.checkout.models import (
 from smileloop.checkout.pricing import (
     allocate,
 )
-from smileloop.checkout.services.pay import _membership_evaluate, _tx_size, replay_check, request_hash
+from smileloop.checkout.services.pay import _membership_evaluate, replay_check, request_hash
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
@@ -29,6 +29,7 @@ from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.models import GiftCard, Voucher
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import Lot
+from smileloop.ledger.selectors import transaction_size
 from smileloop.ledger.services import account_for, available_balance, ledger_reverse
 from smileloop.loyalty import services as loyalty_services
 from smileloop.visits.enums import PaymentMethod
@@ -156,7 +157,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
         SettlementMovement.objects.filter(pk=m.pk).update(refunded_fen=F("refunded_fen") + part)
         rows.append(RefundMovement(movement=m, transaction=tx, amount_fen=part))
         tenders.append({"kind": m.role, "ref": m.ref, "amount_fen": part,
-                        "points": _tx_size(tx) if (tx is not None and m.role == MovementRole.POINTS) else 0})
+                        "points": transaction_size(tx) if (tx is not None and m.role == MovementRole.POINTS) else 0})
     if cash:
         Settlement.objects.filter(pk=settlement.pk).update(cash_refunded_fen=F("cash_refunded_fen") + cash)
         tenders.append({"kind": "cash", "ref": "", "amount_fen": cash - withheld_fen, "points": 0})

@@ -21,6 +21,7 @@ from smileloop.customers.models import Customer
 from smileloop.customers.selectors import name_for
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction
+from smileloop.ledger.selectors import transaction_size
 from smileloop.ledger.services import (
     InsufficientBalance,
     LotTerms,
@@ -343,7 +344,7 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
 def _replay_check(replay: list[LedgerTransaction], amount_fen, key: str, what: str) -> None:
     """A replay of a spend or transfer key returns the first result only for the same amount (as a top-up's
     does): another amount under the key would be answered as done while nothing of it happened."""
-    moved = sum(e.amount for tx in replay for e in tx.entries.all() if e.amount > 0)
+    moved = sum(transaction_size(tx) for tx in replay)
     if moved != amount_fen:
         raise Conflict(f"idempotency key {key!r} was already used for another {what}", code="idempotency_key_reused",
                        field="key")
