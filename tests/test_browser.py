@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from smileloop.core.testing import CHROMIUM, chromium_page
+from smileloop.core.testing import browser_marks, chromium_page
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.visits.services import order_record
@@ -19,11 +19,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
-                                                     "(run `make chromium`)"),
-]
+pytestmark = browser_marks()
 
 
 @pytest.fixture

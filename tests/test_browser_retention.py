@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.core.testing import CHROMIUM, CHROMIUM_ARGS, browser_marks
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.tests.factories import CustomerFactory
@@ -32,17 +33,10 @@ from smileloop.visits.models import Appointment
 # Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
 PASSWORD = "pass-1234"  # StaffFactory's
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
-                                                     "(run `make chromium`)"),
-]
+pytestmark = browser_marks()
 
 
 class JsErrors(list):

@@ -40,10 +40,19 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def browser_marks() -> list:
+    """A browser test module's `pytestmark`: marked `browser`, and skipped where Debian's Chromium is missing."""
+    import pytest
+
+    return [pytest.mark.browser,
+            pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
+                                                             "(run `make test-packages`)")]
+
+
 @contextmanager
 def chromium_page(*, locale: str = "en-US", width: int = 1366, height: int = 900, phone: bool = False) -> Iterator:
     """A fresh page of a headless Chromium (a touch screen when `phone`); closed, with the ORM connection Playwright's
-    thread used, on exit. Tests skip themselves when Chromium or Playwright is missing (`browser_marks`)."""
+    thread used, on exit. Tests skip themselves when Chromium (`browser_marks`) or Playwright (`importorskip`) is missing."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

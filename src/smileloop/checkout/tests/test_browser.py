@@ -6,14 +6,11 @@ import os
 import pytest
 
 from smileloop.checkout.models import Settlement
-from smileloop.core.testing import CHROMIUM, chromium_page
+from smileloop.core.testing import browser_marks, chromium_page
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = browser_marks()
 
 
 @pytest.fixture

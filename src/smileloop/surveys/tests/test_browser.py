@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from smileloop.core.testing import CHROMIUM, chromium_page
+from smileloop.core.testing import browser_marks, chromium_page
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.surveys.models import Survey
 from smileloop.surveys.tests.factories import SurveyFactory
@@ -15,10 +15,7 @@ from smileloop.surveys.tests.factories import SurveyFactory
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = browser_marks()
 
 
 @pytest.fixture
