@@ -158,3 +158,16 @@ def test_a_fault_behind_the_api_is_a_json_500_and_its_write_is_rolled_back(front
     assert "same Idempotency-Key" in response.json()["message"]
     assert not IdempotencyRecord.objects.exists() and not Customer.objects.exists()
     assert "Internal Server Error: /api/customers/upsert" in caplog.text  # logged as Django logs a 500
+
+
+def test_a_body_over_the_upload_limit_is_still_a_400_in_the_apis_shape(front_desk_a, settings):
+    from smileloop.clinics.services import token_create
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    token = token_create(username=front_desk_a.user.username)
+    response = Client(raise_request_exception=False).post(
+        "/api/customers/upsert", {"name": "张" * 2000, "mobile": "13800138000"}, content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-big"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert not Customer.objects.exists()

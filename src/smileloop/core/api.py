@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from functools import partial, wraps
 from typing import Annotated, Any
 
+from django.core.exceptions import SuspiciousOperation
 from django.core.signals import got_request_exception
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -374,7 +375,10 @@ def _on_operational_error(request: HttpRequest, exc: OperationalError, api: Ninj
 def _on_unexpected_error(request: HttpRequest, exc: Exception, api: NinjaAPI) -> HttpResponse:
     """A fault (a bug, a lost database) is a 500 in the API's own JSON shape, not Django's HTML error page a client
     cannot parse. It is logged and signalled as Django does for any uncaught exception (error reporting, and the
-    test client re-raising it)."""
+    test client re-raising it). A request Django calls suspicious (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, read by
+    the API's parser) stays the 400 Django would answer."""
+    if isinstance(exc, SuspiciousOperation):
+        return api.create_response(request, error_body("bad_request", f"The request was refused: {exc}"), status=400)
     logging.getLogger("django.request").error("Internal Server Error: %s", request.path, exc_info=exc,
                                               extra={"status_code": 500, "request": request})
     got_request_exception.send(sender=None, request=request)
