@@ -228,6 +228,17 @@ def tag_update(*, tag: Tag, data: dict) -> Tag:
 # --- tags on patients ----------------------------------------------------------------------------------
 
 
+# Sources of a tag put on by a person (a page, an integration, a file): a rule tag is its rule's to set, since a
+# row set so would outlive the rule (the nightly sync never removes a tag set another way).
+_HAND_SOURCES = frozenset({TagSource.MANUAL, TagSource.API, TagSource.IMPORT})
+_RULE_OWNED = "is a rule tag: its rule puts it on and takes it off every night; change the rule instead"
+
+
+def _not_rule_kind(tag: Tag) -> None:
+    if tag.kind == TagKind.RULE:
+        raise ValidationFailed([FieldError("tag", _RULE_OWNED, tag.code)])
+
+
 def _same_chain(*, customer: Customer, tag: Tag) -> None:
     if customer.chain_id != tag.chain_id:
         raise NotFound("Tag not found", field="tag")
@@ -248,6 +259,8 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
         raise NotFound("Customer not found")
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
+    if source in _HAND_SOURCES:
+        _not_rule_kind(tag)
     row, created = CustomerTag.objects.get_or_create(
         customer=customer, tag=tag,
         defaults={"chain_id": customer.chain_id, "source": source, "set_by": actor, "set_at": at or timezone.now(),
@@ -261,8 +274,11 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
 
 @transaction.atomic
 def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
-    """Take `tag` off `customer` (whatever set it). True if it was there; writes a timeline entry then."""
+    """Take `tag` off `customer`. True if it was there; writes a timeline entry then. A row its rule set is
+    refused (the next sync would put it back): one set by hand before the tag became a rule tag may go."""
     _same_chain(customer=customer, tag=tag)
+    if CustomerTag.objects.filter(customer=customer, tag=tag, source=TagSource.RULE).exists():
+        raise ValidationFailed([FieldError("tag", _RULE_OWNED, tag.code)])
     removed, _ = CustomerTag.objects.filter(customer=customer, tag=tag).delete()
     if removed:
         interaction_add(customer=customer, kind=InteractionKind.SYSTEM, author=actor,
@@ -304,6 +320,8 @@ def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: S
     ids = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
+    if source in _HAND_SOURCES:
+        _not_rule_kind(tag)
     now = timezone.now()
     have = set()
     for start in range(0, len(ids), 900):
@@ -321,6 +339,11 @@ def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: S
 def tags_bulk_remove(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None) -> int:
     """Untag a list selection: all or nothing. Returns how many patients lost the tag."""
     ids = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
+    if tag.kind == TagKind.RULE:
+        for start in range(0, len(ids), 900):
+            if CustomerTag.objects.filter(tag=tag, source=TagSource.RULE,
+                                          customer_id__in=ids[start:start + 900]).exists():
+                raise ValidationFailed([FieldError("tag", _RULE_OWNED, tag.code)])
     removed = 0
     for start in range(0, len(ids), 900):
         removed += CustomerTag.objects.filter(tag=tag, customer_id__in=ids[start:start + 900]).delete()[0]

@@ -105,3 +105,38 @@ def test_bulk_apply_is_all_or_nothing_and_names_the_ids_outside_the_scope(client
     ok = send(client, "post", "/api/tags/bulk", {"tag": "vip", "customer_ids": [patient_a.id]}, token=token_a,
               key="bulk-2")
     assert ok.json() == {"tag": "vip", "action": "apply", "changed": 1}
+
+
+@pytest.fixture
+def big_spender(interests):
+    from smileloop.tagging.enums import TagKind
+
+    return TagFactory(group=interests, code="hv", name="高价值", kind=TagKind.RULE,
+                      rule={"field": "lifetime_spend_fen", "op": "gte", "value": 1000000})
+
+
+def test_a_rule_tag_cannot_be_put_on_through_the_api(client, token_a, patient_a, big_spender):
+    # Its rule sets it every night; a row set by hand would outlive the rule (the sync never removes it).
+    response = send(client, "post", f"/api/tags/customers/{patient_a.id}", {"tag": "hv"}, token=token_a)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "body.tag" and "rule tag" in error["message"]
+    bulk = send(client, "post", "/api/tags/bulk", {"tag": "hv", "customer_ids": [patient_a.id]}, token=token_a,
+                key="bulk-1")
+    assert bulk.status_code == 422 and not CustomerTag.objects.exists()
+
+
+def test_a_row_its_rule_set_cannot_be_taken_off_through_the_api(client, token_a, patient_a, big_spender):
+    CustomerTagFactory(customer=patient_a, tag=big_spender, source=TagSource.RULE)
+    response = send(client, "delete", f"/api/tags/customers/{patient_a.id}/hv", token=token_a)
+    assert response.status_code == 422 and "rule tag" in response.json()["errors"][0]["message"]
+    bulk = send(client, "post", "/api/tags/bulk", {"tag": "hv", "customer_ids": [patient_a.id], "action": "remove"},
+                token=token_a, key="bulk-2")
+    assert bulk.status_code == 422
+    assert CustomerTag.objects.filter(customer=patient_a, tag=big_spender).count() == 1
+
+
+def test_a_hand_set_row_of_a_tag_that_became_a_rule_tag_can_be_taken_off(client, token_a, patient_a, big_spender):
+    CustomerTagFactory(customer=patient_a, tag=big_spender, source=TagSource.MANUAL)
+    response = send(client, "delete", f"/api/tags/customers/{patient_a.id}/hv", token=token_a)
+    assert response.status_code == 200 and not CustomerTag.objects.exists()
