@@ -9,10 +9,10 @@ class SegmentAdmin(admin.ModelAdmin):
     (its rule is required) and deleted there (softly, and refused while a playbook or a rule tag uses it). Here
     only its name and description change."""
 
-    list_display = ("id", "chain", "name", "is_active", "updated_at", "updated_by")
+    list_display = ("id", "chain", "name", "clinic", "is_active", "updated_at", "updated_by")
     list_filter = ("is_active", "chain")
     search_fields = ("name", "description")
-    readonly_fields = ("chain", "rule", "is_active", "created_by", "updated_by", "created_at", "updated_at")
+    readonly_fields = ("chain", "clinic", "rule", "is_active", "created_by", "updated_by", "created_at", "updated_at")
 
     def has_add_permission(self, request):
         return False

@@ -8,6 +8,8 @@ in a 422 body the path is prefixed with the request part ("body.rule.all[2].any[
 """
 
 import datetime as dt
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -102,6 +104,9 @@ class SegmentIn(InputSchema):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field("", max_length=500)
     rule: Any = Field(..., description=RULE_DOC)
+    clinic_id: Id | None = Field(None, description="The clinic whose segment it is; null: the whole chain's (chain "
+                                                   "roles only). Omitted: on create, the chain's for chain roles and "
+                                                   "the one clinic of clinic staff; on change, kept.")
 
 
 class SegmentOut(Schema):
@@ -109,6 +114,7 @@ class SegmentOut(Schema):
     name: str
     description: str
     rule: Any
+    clinic_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
     created_by_id: int | None
@@ -167,6 +173,15 @@ def list_endpoint(request: HttpRequest):
     return list(selectors.segment_list(scope))
 
 
+@contextmanager
+def _owner_field():
+    """The services name the owner `clinic`; the request body calls it `clinic_id`."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise ValidationFailed([replace(e, field="clinic_id") if e.field == "clinic" else e for e in exc.errors])
+
+
 @router.post("", response={201: SegmentOut, **ERROR_RESPONSES}, summary="Save a segment")
 def create_endpoint(request: HttpRequest, payload: SegmentIn, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
@@ -174,8 +189,10 @@ def create_endpoint(request: HttpRequest, payload: SegmentIn, response: HttpResp
 
     def write():
         permission_require(scope, Perm.SEGMENT_MANAGE)
-        segment = services.segment_create(chain=scope.chain_id, name=payload.name, description=payload.description,
-                                          rule=payload.rule, actor=request.staff)
+        with _owner_field():
+            segment = services.segment_create(chain=scope.chain_id, name=payload.name,
+                                              description=payload.description, rule=payload.rule,
+                                              actor=request.staff, scope=scope, clinic=payload.clinic_id)
         return 201, render(SegmentOut, segment)
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -197,8 +214,10 @@ def update_endpoint(request: HttpRequest, segment_id: Id, payload: SegmentIn, re
     def write():
         permission_require(scope, Perm.SEGMENT_MANAGE)
         segment = selectors.segment_get(scope, segment_id)
-        segment = services.segment_update(segment=segment, name=payload.name, description=payload.description,
-                                          rule=payload.rule, actor=request.staff)
+        clinic = payload.clinic_id if "clinic_id" in payload.model_fields_set else services.KEEP
+        with _owner_field():
+            segment = services.segment_update(segment=segment, name=payload.name, description=payload.description,
+                                              rule=payload.rule, actor=request.staff, scope=scope, clinic=clinic)
         return 200, render(SegmentOut, segment)
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -212,7 +231,8 @@ def delete_endpoint(request: HttpRequest, segment_id: Id, response: HttpResponse
 
     def write():
         permission_require(scope, Perm.SEGMENT_MANAGE)
-        segment = services.segment_delete(segment=selectors.segment_get(scope, segment_id), actor=request.staff)
+        segment = services.segment_delete(segment=selectors.segment_get(scope, segment_id), actor=request.staff,
+                                          scope=scope)
         return 200, render(SegmentOut, segment)
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,

@@ -18,6 +18,28 @@ class SegmentForm(forms.Form):
     description = forms.CharField(label=gettext_lazy("Description"), max_length=500, required=False,
                                   widget=forms.Textarea(attrs={"rows": 2}))
 
+    clinic = forms.ChoiceField(label=gettext_lazy("Whose segment"), required=False,
+                               help_text=gettext_lazy("The whole chain's segment can be changed by chain roles "
+                                                      "only; a clinic's by its clinic staff too."))
+
+    def __init__(self, data=None, *, scope: Scope | None = None, **kwargs):
+        super().__init__(data, **kwargs)
+        from smileloop.clinics.models import Clinic
+
+        clinics = Clinic.objects.filter(chain_id=scope.chain_id).order_by("id") if scope else Clinic.objects.none()
+        if scope is not None and not scope.is_chain_wide:
+            clinics = clinics.filter(pk__in=scope.clinic_ids)
+        choices = [(str(c.pk), c.name) for c in clinics]
+        if scope is None or scope.is_chain_wide:
+            choices.insert(0, ("", _("The whole chain")))
+        self.fields["clinic"].choices = choices
+        # One clinic and no chain choice: nothing to choose, the segment is that clinic's.
+        self.show_clinic = len(choices) > 1
+
+    def clean_clinic(self) -> int | None:
+        value = self.cleaned_data.get("clinic")
+        return int(value) if value else None
+
     def add_domain_error(self, exc: ValidationFailed) -> None:
         for error in exc.errors:
             if error.field in self.fields:

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from smileloop.clinics.models import Chain, Staff
+from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.models import TimeStampedModel
 
 
@@ -17,6 +17,11 @@ class Segment(TimeStampedModel):
     name = models.CharField(_("name"), max_length=100)
     description = models.CharField(_("description"), max_length=500, blank=True)
     rule = models.JSONField(_("rule"))
+    # Whose segment it is: null = the chain's (chain roles change it; a chain playbook may be triggered by it),
+    # else one clinic's (its clinic staff with segment.manage change it too). Everyone who may see segments uses
+    # either kind, each cut to their own scope.
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               verbose_name=_("clinic"), help_text=_("Empty: the whole chain's segment."))
     created_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                    verbose_name=_("created by"))
     updated_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

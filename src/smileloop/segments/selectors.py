@@ -5,7 +5,7 @@ scope, show their SQL, and list saved segments. Other apps (follow-ups, later ca
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from smileloop.clinics.enums import Perm
@@ -102,8 +102,12 @@ def segment_sql(scope: Scope, rule: dict, *, today: dt.date | None = None) -> di
 
 
 def segment_list(scope: Scope) -> QuerySet[Segment]:
-    """The chain's live segments (segments belong to the chain; their counts are cut to the scope)."""
-    return Segment.objects.filter(chain_id=scope.chain_id, is_active=True).select_related("updated_by")
+    """The live segments the scope uses: the chain's and, for clinic staff, their clinics' (chain roles see every
+    clinic's too). Who is in any of them is cut to the scope when counted."""
+    segments = Segment.objects.filter(chain_id=scope.chain_id, is_active=True).select_related("updated_by", "clinic")
+    if not scope.is_chain_wide:
+        segments = segments.filter(Q(clinic__isnull=True) | Q(clinic_id__in=scope.clinic_ids))
+    return segments
 
 
 def segments_testing_tag(*, chain_id: int, code: str) -> list[str]:

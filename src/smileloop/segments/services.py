@@ -6,8 +6,10 @@ from collections.abc import Callable
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from smileloop.clinics.models import Chain, Staff
-from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
 from smileloop.segments.models import Segment
 from smileloop.segments.rules.validation import validate
 
@@ -43,6 +45,53 @@ def _clean(*, chain_id: int, name, description, rule, segment: Segment | None) -
     return {"name": name, "description": description, "rule": rule}
 
 
+# --- whose segment it is ------------------------------------------------------------------------------
+# A chain's segment (clinic null) is what marketing counts on and what the chain's playbooks may be triggered by:
+# only chain roles change it. A clinic's segment is its clinic staff's too. `scope=None` is the system (seed,
+# admin, tests): no check.
+KEEP = object()
+
+
+def segment_can_change(scope: Scope, segment: Segment) -> bool:
+    if not scope.can(Perm.SEGMENT_MANAGE) or segment.chain_id != scope.chain_id:
+        return False
+    return scope.is_chain_wide or (segment.clinic_id is not None and scope.allows_clinic(segment.clinic_id))
+
+
+def _require_can_change(scope: Scope | None, segment: Segment) -> None:
+    if scope is None or segment_can_change(scope, segment):
+        return
+    if segment.clinic_id is None:
+        raise PermissionDenied(_("“%(name)s” is the whole chain's segment: only chain roles may change it. Save it "
+                                 "under another name to keep a copy for your clinic.") % {"name": segment.name})
+    raise PermissionDenied(_("“%(name)s” is another clinic's segment: you may not change it.")
+                           % {"name": segment.name})
+
+
+def _owner(*, chain_id: int, scope: Scope | None, clinic, creating: bool = True) -> int | None:
+    """The owning clinic's id (None = the chain) for what was asked, else a field error. Clinic staff's segments
+    are their clinic's: with one clinic that is the default, with several they must say which."""
+    clinic_id = clinic.pk if isinstance(clinic, Clinic) else clinic
+    if clinic_id is None:
+        if scope is None or scope.is_chain_wide:
+            return None
+        if not creating:
+            raise ValidationFailed([FieldError("clinic", _("only chain roles make a segment the whole chain's"),
+                                               "")])
+        if len(scope.clinic_ids) == 1:
+            return next(iter(scope.clinic_ids))
+        raise ValidationFailed([FieldError("clinic", _("choose which of your clinics the segment is for"), "")])
+    try:
+        clinic_id = int(clinic_id)
+    except (TypeError, ValueError):
+        raise ValidationFailed([FieldError("clinic", _("is not a clinic id"), str(clinic_id)[:40])])
+    if not Clinic.objects.filter(pk=clinic_id, chain_id=chain_id).exists():
+        raise ValidationFailed([FieldError("clinic", _("is not a clinic of this chain"), str(clinic_id))])
+    if scope is not None and not scope.allows_clinic(clinic_id):
+        raise ValidationFailed([FieldError("clinic", _("is not one of your clinics"), str(clinic_id))])
+    return clinic_id
+
+
 def _save(segment: Segment, fields: list[str]) -> Segment:
     try:
         with transaction.atomic():
@@ -57,24 +106,52 @@ def _save(segment: Segment, fields: list[str]) -> Segment:
 
 @transaction.atomic
 def segment_create(*, chain: Chain | int, name: str, rule: dict, description: str = "",
-                   actor: Staff | None) -> Segment:
+                   actor: Staff | None, scope: Scope | None = None, clinic: Clinic | int | None = None) -> Segment:
+    """`clinic`: the owning clinic (None: the chain's for chain roles, the only clinic of clinic staff)."""
     chain_id = chain if isinstance(chain, int) else chain.pk
-    clean = _clean(chain_id=chain_id, name=name, description=description, rule=rule, segment=None)
-    return _save(Segment(chain_id=chain_id, created_by=actor, updated_by=actor, **clean), [])
+    if scope is not None and not scope.can(Perm.SEGMENT_MANAGE):
+        raise PermissionDenied(_("Your role may not save segments"))
+    errors: list[FieldError] = []
+    try:
+        clinic_id = _owner(chain_id=chain_id, scope=scope, clinic=clinic)
+    except ValidationFailed as exc:
+        errors, clinic_id = exc.errors, None
+    try:
+        clean = _clean(chain_id=chain_id, name=name, description=description, rule=rule, segment=None)
+    except ValidationFailed as exc:
+        raise ValidationFailed(errors + exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return _save(Segment(chain_id=chain_id, clinic_id=clinic_id, created_by=actor, updated_by=actor, **clean), [])
 
 
 @transaction.atomic
 def segment_update(*, segment: Segment, actor: Staff | None, name: str | None = None, rule: dict | None = None,
-                   description: str | None = None) -> Segment:
-    """Change what is given (None = keep)."""
-    clean = _clean(chain_id=segment.chain_id, segment=segment,
-                   name=segment.name if name is None else name,
-                   description=segment.description if description is None else description,
-                   rule=segment.rule if rule is None else rule)
+                   description: str | None = None, scope: Scope | None = None, clinic=KEEP) -> Segment:
+    """Change what is given (None = keep; `clinic`: KEEP, None for the chain's, or a clinic). Clinic staff change
+    only their clinics' segments and cannot make one the chain's."""
+    _require_can_change(scope, segment)
+    errors: list[FieldError] = []
+    clinic_id = segment.clinic_id
+    if clinic is not KEEP:
+        try:
+            clinic_id = _owner(chain_id=segment.chain_id, scope=scope, clinic=clinic, creating=False)
+        except ValidationFailed as exc:
+            errors = exc.errors
+    try:
+        clean = _clean(chain_id=segment.chain_id, segment=segment,
+                       name=segment.name if name is None else name,
+                       description=segment.description if description is None else description,
+                       rule=segment.rule if rule is None else rule)
+    except ValidationFailed as exc:
+        raise ValidationFailed(errors + exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
     for key, value in clean.items():
         setattr(segment, key, value)
+    segment.clinic_id = clinic_id
     segment.updated_by = actor
-    return _save(segment, [*clean, "updated_by", "updated_at"])
+    return _save(segment, [*clean, "clinic", "updated_by", "updated_at"])
 
 
 # Apps above this one whose live configuration names a saved segment (followups: a playbook triggered by it) say
@@ -96,9 +173,11 @@ def segment_user_register(users: Callable[[Segment], list[tuple[str, str]]]) -> 
 
 
 @transaction.atomic
-def segment_delete(*, segment: Segment, actor: Staff | None) -> Segment:
+def segment_delete(*, segment: Segment, actor: Staff | None, scope: Scope | None = None) -> Segment:
     """Soft delete: the row stays (campaigns may point at it) and its name is free again. Refused (SegmentInUse)
-    while something registered with segment_user_register uses it."""
+    while something registered with segment_user_register uses it, and for clinic staff unless it is their
+    clinic's."""
+    _require_can_change(scope, segment)
     users = [user for check in _SEGMENT_USERS for user in check(segment)]
     if users:
         named = ", ".join(f"{kind} “{name}”" for kind, name in users)

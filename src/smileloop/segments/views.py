@@ -72,6 +72,9 @@ def _context(request, scope: Scope, *, builder: Builder, form: SegmentForm, segm
         "save_url": reverse("segments:edit", args=[segment.id]) if segment else reverse("segments:create"),
         "title": title,
         "can_manage": scope.can(Perm.SEGMENT_MANAGE),
+        # A saved segment this reader may not change (the chain's, for clinic staff) offers "save as new" only.
+        "can_change": scope.can(Perm.SEGMENT_MANAGE) and (segment is None
+                                                          or services.segment_can_change(scope, segment)),
         "can_tag": scope.can(Perm.TAG_MANAGE) and scope.can(Perm.SEGMENT_MANAGE),
         "tag_groups": _tag_groups(scope) if scope.can(Perm.TAG_MANAGE) else [],
         **extra,
@@ -101,7 +104,7 @@ def segment_create(request, scope: Scope):
         builder = builder_from_rule(rule)
         if rule_tag is not None:
             builder.attach(validate(rule, chain_id=scope.chain_id))
-        return render(request, BUILDER, _context(request, scope, builder=builder, form=SegmentForm(),
+        return render(request, BUILDER, _context(request, scope, builder=builder, form=SegmentForm(scope=scope),
                                                  rule_tag=rule_tag))
     require_permission(scope, Perm.SEGMENT_MANAGE)
     return _save(request, scope, segment=None)
@@ -115,7 +118,8 @@ def segment_edit(request, scope: Scope, segment_id: int):
     if request.method == "GET":
         builder = builder_from_rule(segment.rule)
         builder.attach(validate(segment.rule, chain_id=scope.chain_id))  # a tag or clinic may have gone since
-        form = SegmentForm(initial={"name": segment.name, "description": segment.description})
+        form = SegmentForm(scope=scope, initial={"name": segment.name, "description": segment.description,
+                                                 "clinic": str(segment.clinic_id or "")})
         return render(request, BUILDER, _context(request, scope, builder=builder, form=form, segment=segment,
                                                  rule_json=json.dumps(segment.rule, ensure_ascii=False, indent=2)))
     require_permission(scope, Perm.SEGMENT_MANAGE)
@@ -164,18 +168,21 @@ def _rule_param(request) -> dict | None:
 
 
 def _save(request, scope: Scope, *, segment):
-    form = SegmentForm(request.POST)
+    form = SegmentForm(request.POST, scope=scope)
     tree, builder = _parsed(request, scope)
     if form.is_valid() and not builder.has_errors:
         try:
             if segment is None:
                 segment = services.segment_create(chain=scope.chain_id, name=form.cleaned_data["name"],
                                                   description=form.cleaned_data["description"], rule=tree,
-                                                  actor=request.user.staff)
+                                                  actor=request.user.staff, scope=scope,
+                                                  clinic=form.cleaned_data["clinic"])
             else:
                 segment = services.segment_update(segment=segment, name=form.cleaned_data["name"],
                                                   description=form.cleaned_data["description"], rule=tree,
-                                                  actor=request.user.staff)
+                                                  actor=request.user.staff, scope=scope,
+                                                  clinic=form.cleaned_data["clinic"] if form.show_clinic
+                                                  else services.KEEP)
         except errors.ValidationFailed as exc:
             form.add_domain_error(exc)
             builder.attach([FieldError(e.field.removeprefix("rule."), e.message, e.value)
@@ -192,7 +199,7 @@ def segment_delete(request, scope: Scope, segment_id: int):
     require_permission(scope, Perm.SEGMENT_MANAGE)
     segment = selectors.segment_get(scope, segment_id)
     try:
-        services.segment_delete(segment=segment, actor=request.user.staff)
+        services.segment_delete(segment=segment, actor=request.user.staff, scope=scope)
     except services.SegmentInUse as exc:
         kinds = {"playbook": _("the follow-up playbook")}
         users = pgettext("list separator", ", ").join(f"{kinds.get(kind, kind)}“{name}”" for kind, name in exc.users)
@@ -245,7 +252,7 @@ def builder_preview(request, scope: Scope):
     preview = None
     if not builder.has_errors:
         preview = selectors.segment_preview(scope, tree, limit=20)
-    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), preview=preview)
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST, scope=scope), preview=preview)
     return render(request, f"{BUILDER}#builder", context, status=422 if builder.has_errors else 200)
 
 
@@ -255,7 +262,7 @@ def builder_sql(request, scope: Scope):
     require_permission(scope, Perm.SEGMENT_MANAGE)
     tree, builder = _parsed(request, scope)
     sql = None if builder.has_errors else selectors.segment_sql(scope, tree, today=timezone.localdate())
-    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), sql=sql)
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST, scope=scope), sql=sql)
     return render(request, f"{BUILDER}#builder", context, status=422 if builder.has_errors else 200)
 
 
@@ -291,6 +298,6 @@ def builder_save_tag(request, scope: Scope):
                 return htmx_redirect(request, reverse("tagging:list"))
             except NoReverseMatch:
                 return htmx_redirect(request, reverse("segments:list"))
-    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST), tag_errors=tag_errors,
+    context = _context(request, scope, builder=builder, form=SegmentForm(request.POST, scope=scope), tag_errors=tag_errors,
                        rule_tag=rule_tag)
     return render(request, f"{BUILDER}#builder", context, status=422)

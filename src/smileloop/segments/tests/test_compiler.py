@@ -18,6 +18,7 @@ from smileloop.segments.tests.factories import (
     ProcedureFactory,
 )
 from smileloop.segments.tests.reference import TZ
+from smileloop.tagging.enums import TagSource
 from smileloop.tagging.models import Tag
 from smileloop.tagging.services import tag_apply
 from smileloop.tagging.tests.factories import CustomerTagFactory, InteractionFactory
@@ -228,7 +229,8 @@ def test_tag_conditions_read_the_tag_ids_once_then_count_in_one_statement(admin_
                                                                           django_assert_num_queries):
     tagged = people("有标签")
     for code in ("implant", "vip"):
-        tag_apply(customer=tagged, tag=Tag.objects.get(chain_id=admin_scope.chain_id, code=code), actor=None)
+        tag = Tag.objects.get(chain_id=admin_scope.chain_id, code=code)
+        tag_apply(customer=tagged, tag=tag, actor=None, source=TagSource.RULE if tag.kind == "rule" else "manual")
     people("无标签")
     rule = {"all": [{"field": "tag", "op": "all_of", "value": ["implant", "vip"]},
                     {"not": {"field": "tag", "op": "any_of", "value": ["no-such-tag"]}}]}
