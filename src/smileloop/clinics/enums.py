@@ -35,10 +35,14 @@ class Perm:
     TASK_BOARD = "task.board"  # see the team board; reassign tasks within one's clinics
     PLAYBOOK_MANAGE = "playbook.manage"  # edit follow-up playbooks
     SURVEY_VIEW = "survey.view"  # see survey answers and NPS
+    # Loyalty (issue 3): hand out value nobody paid for at the desk — a voucher of a campaign, a friends-and-family
+    # card outside a member's benefit. Bounded by the campaign and the programme, but still free money: not every
+    # desk role. (A benefit's card, a top-up's bonus and a gift for points follow their own rules.)
+    VALUE_ISSUE = "value.issue"
 
 
 _BASE = {Perm.CUSTOMER_VIEW, Perm.TASK_WORK, Perm.TAG_APPLY}
-_LEAD = {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TASK_BOARD, Perm.SURVEY_VIEW}
+_LEAD = {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TASK_BOARD, Perm.SURVEY_VIEW, Perm.VALUE_ISSUE}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FRONT_DESK: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.VISIT_EDIT}),
     Role.CONSULTANT: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT}),
@@ -51,7 +55,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # Member operations run the programmes: plans, tiers and benefits, points, top-up bonuses, gifts and packages
     # (Perm.CONFIG gates exactly those pages).
     Role.MEMBER_OPS: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.SEGMENT_VIEW,
-                                        Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.CONFIG}),
+                                        Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.CONFIG, Perm.VALUE_ISSUE}),
     Role.MARKETING: frozenset(_BASE | {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.SURVEY_VIEW}),
     Role.CHAIN_ADMIN: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,

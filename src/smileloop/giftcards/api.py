@@ -99,6 +99,7 @@ def friend_card_endpoint(request: HttpRequest, payload: FriendCardIn, response: 
 
     def write():
         permission_require(scope, Perm.CUSTOMER_EDIT)
+        permission_require(scope, Perm.VALUE_ISSUE)
         with referenced_by("body.member_id"):
             member = customer_get(scope, payload.member_id)
         programme = selectors.programme_list(scope).filter(code=payload.programme).first()
@@ -138,6 +139,7 @@ def voucher_endpoint(request: HttpRequest, payload: VoucherIn, response: HttpRes
 
     def write():
         permission_require(scope, Perm.CUSTOMER_EDIT)
+        permission_require(scope, Perm.VALUE_ISSUE)
         customer = None
         if payload.customer_id:
             with referenced_by("body.customer_id"):

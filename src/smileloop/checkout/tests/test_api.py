@@ -4,7 +4,9 @@ import pytest
 from django.utils import timezone
 
 from smileloop.checkout.models import RefundSettlement, Settlement
+from smileloop.clinics.enums import Role
 from smileloop.clinics.services import token_create
+from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.models import GiftCard
 from smileloop.ledger.models import LedgerTransaction
@@ -196,10 +198,15 @@ def test_gift_card_lookup_shows_status_balance_and_history(client, token_a, card
     assert [h["what"] for h in data["history"]] == ["Issued", "Issued"]
 
 
-def test_issue_friend_card_and_register_holder_through_the_api(client, token_a, chain, giver, alice, card):
-    # the giver already has a card this year: a second is refused
+def test_issue_friend_card_and_register_holder_through_the_api(client, token_a, chain, clinic_a, giver, alice, card):
+    # A card outside a member's benefit is free value: the front desk may not hand one out (value.issue) …
     response = post(client, "/api/giftcards/friend-cards", {"member_id": giver.id, "programme": "friend-card"},
                     token=token_a)
+    assert response.status_code == 403
+    # … the clinic's director may, within the programme's limit: the giver already has a card this year.
+    director = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_a])
+    response = post(client, "/api/giftcards/friend-cards", {"member_id": giver.id, "programme": "friend-card"},
+                    token=token_create(username=director.user.username), key="director-1")
     assert (response.status_code, response.json()["code"]) == (409, "limit_reached"), response.content[:3000]
     response = post(client, f"/api/giftcards/codes/{card.code}/holder", {"customer_id": alice.id}, token=token_a, key="h1")
     assert response.status_code == 200 and response.json()["expires_at"] is None

@@ -1,0 +1,40 @@
+"""Who may hand out value nobody paid for through the API: vouchers and friend cards need value.issue."""
+
+import json
+
+import pytest
+
+from smileloop.clinics.enums import Role
+from smileloop.clinics.services import token_create
+from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.giftcards.models import GiftCard, Voucher
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, url, body, *, staff, key):
+    headers = {"Authorization": f"Bearer {token_create(username=staff.user.username)}", "Idempotency-Key": key}
+    return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
+
+
+@pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.CONSULTANT])
+def test_desk_roles_may_not_issue_vouchers_or_friend_cards(client, chain, clinic_a, member, programme,
+                                                            cleaning_campaign, role):
+    staff = StaffFactory(chain=chain, role=role, clinics=[clinic_a])
+    voucher = post(client, "/api/giftcards/vouchers", {"campaign": cleaning_campaign.code, "customer_id": member.id},
+                   staff=staff, key="v-1")
+    card = post(client, "/api/giftcards/friend-cards", {"member_id": member.id, "programme": programme.code},
+                staff=staff, key="c-1")
+    assert (voucher.status_code, card.status_code) == (403, 403)
+    assert not Voucher.objects.exists() and not GiftCard.objects.exists()
+
+
+@pytest.mark.parametrize("role", [Role.CLINIC_DIRECTOR, Role.MEMBER_OPS, Role.CHAIN_ADMIN])
+def test_leads_and_member_operations_issue_them(client, chain, clinic_a, member, programme, cleaning_campaign, role):
+    staff = StaffFactory(chain=chain, role=role, clinics=[clinic_a] if role == Role.CLINIC_DIRECTOR else [])
+    voucher = post(client, "/api/giftcards/vouchers", {"campaign": cleaning_campaign.code, "customer_id": member.id},
+                   staff=staff, key="v-1")
+    card = post(client, "/api/giftcards/friend-cards", {"member_id": member.id, "programme": programme.code},
+                staff=staff, key="c-1")
+    assert (voucher.status_code, card.status_code) == (201, 201), (voucher.content, card.content)
+    assert Voucher.objects.get().customer_id == member.id and GiftCard.objects.get().giver_id == member.id
