@@ -205,3 +205,17 @@ def test_the_staff_pages_of_the_admin_name_staff_in_chinese(admin_client):
 
     html = admin_client.get(reverse("admin:clinics_staff_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "选择 员工 来修改" in html or "员工" in html.split("<title>", 1)[1].split("</title>", 1)[0]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Beijing", "UTC+8", "", "../../etc/passwd"])
+def test_a_chain_time_zone_must_be_a_real_zone_name(admin_client, chain, zone):
+    """'Asia/Beijing' (there is no such zone: China's is Asia/Shanghai) was saved, and then the follow-up inbox and
+    every nightly job of the chain failed with a 500 (ZoneInfoNotFoundError)."""
+    url = reverse("admin:clinics_chain_change", args=[chain.pk])
+    response = admin_client.post(url, {"name": chain.name, "time_zone": zone})
+    assert response.status_code == 200 and _errors(response, "time_zone")
+    chain.refresh_from_db()
+    assert chain.time_zone == "Asia/Shanghai"
+    assert admin_client.post(url, {"name": chain.name, "time_zone": " Asia/Urumqi "}).status_code == 302
+    chain.refresh_from_db()
+    assert chain.time_zone == "Asia/Urumqi"

@@ -1,5 +1,7 @@
 """Configuration of the chain: clinics, staff and their roles, API tokens (hash only, revocable)."""
 
+import zoneinfo
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -11,8 +13,23 @@ from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
 from smileloop.core.admin import FixedOnChange
 
 
+class ChainForm(forms.ModelForm):
+    class Meta:
+        model = Chain
+        fields = "__all__"  # noqa: DJ007 - the admin chooses what is shown
+
+    def clean_time_zone(self) -> str:
+        """A zone the jobs and pages can load: a name that is none ('Asia/Beijing') made the follow-up inbox and every
+        nightly job of the chain fail."""
+        value = self.cleaned_data["time_zone"]
+        if value not in zoneinfo.available_timezones():
+            raise forms.ValidationError(_("Enter a time zone name such as Asia/Shanghai."), code="invalid")
+        return value
+
+
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):
+    form = ChainForm
     list_display = ("id", "name", "time_zone", "created_at")
     search_fields = ("name",)
 

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class TimeStampedModel(models.Model):
@@ -41,7 +42,8 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_id} {self.action} {self.object_type}:{self.object_id}"
+        return (f"{timezone.localtime(self.created_at):%Y-%m-%d %H:%M} {self.actor_id} {self.action} "
+                f"{self.object_type}:{self.object_id}")
 
 
 class IdempotencyRecord(models.Model):

@@ -83,12 +83,14 @@ def phone_display(e164: str | None) -> str:
 
 
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
-# A time of day after a date (a date column exported as date-times: '1990-01-05 00:00:00', an ISO date-time with its
-# offset) is allowed and dropped; anything else after it makes the cell no date (before, '1990-01-05 garbage' was read
-# as 1990-01-05).
+# A time of day after a date (a date column exported as date-times: '1990-01-05 00:00:00') is allowed and dropped;
+# with an offset ('1990-01-04T16:00:00.000Z', JavaScript's toISOString() of a date picked in China) it names a moment,
+# whose day is the chain's local day. Anything else after it makes the cell no date (before, '1990-01-05 garbage' was
+# read as 1990-01-05).
 _DATE_PATTERNS = [
     re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"
-               r"(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"),
+               r"(?:[ T](?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)(?::(?P<second>[0-5]\d)(?:\.\d{1,6})?)?"
+               r"(?P<zone>Z|[+-]\d{2}:?\d{2})?)?$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})[日号]?(?:\s*(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})(?:\.0+)?$"),
 ]
@@ -101,9 +103,10 @@ def date_parse(raw) -> dt.date:
     An 8-digit number 19000101–20991231 is a date written YYYYMMDD (typed into a number cell of Excel): Excel's
     serials of real dates have 5 digits (2958465 is 9999-12-31), so the two are never confused."""
     if isinstance(raw, dt.datetime):
-        return raw.date()
+        return timezone.localdate(raw) if timezone.is_aware(raw) else raw.date()
     if isinstance(raw, dt.date):
         return raw
+    match = None
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         if not (19000101 <= raw <= 20991231 and raw == int(raw)):
             return _excel_serial(raw)
@@ -115,16 +118,37 @@ def date_parse(raw) -> dt.date:
         for pattern in _DATE_PATTERNS:
             match = pattern.match(text)
             if match:
-                parts = tuple(int(g) for g in match.groups())
+                parts = tuple(int(g) for g in match.groups()[:3])
                 break
         else:
             if re.fullmatch(r"\d{4,5}(\.0+)?", text):
                 return _excel_serial(float(text))
             raise ValueError("is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)")
     try:
-        return dt.date(*parts)
+        day = dt.date(*parts)
     except ValueError:
         raise ValueError("is not a real calendar date")
+    zone = match.groupdict().get("zone") if match else None
+    if not zone:
+        return day
+    return _moment_local_day(day, match, zone)
+
+
+def _moment_local_day(day: dt.date, match: re.Match, zone: str) -> dt.date:
+    """The chain's local day of a date-time written with an offset."""
+    if zone == "Z":
+        offset = dt.timedelta(0)
+    else:
+        digits = zone[1:].replace(":", "")
+        offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        if zone[0] == "-":
+            offset = -offset
+    try:
+        moment = dt.datetime(day.year, day.month, day.day, int(match["hour"]), int(match["minute"]),
+                             int(match["second"] or 0), tzinfo=dt.timezone(offset))
+        return timezone.localdate(moment)
+    except (ValueError, OverflowError):  # an offset of a day or more is no offset
+        raise ValueError("is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)")
 
 
 def _excel_serial(value: float) -> dt.date:

@@ -11,6 +11,7 @@ A patient without a phone (a child) is called through a relative (`task.guardian
 instruction to staff: "{name}的生日在…") still names the patient.
 """
 
+import calendar
 import datetime as dt
 import re
 import string
@@ -73,7 +74,9 @@ def _date_value(ctx: dict, tz: str) -> str | None:
     if birthday and year:
         try:
             day = dt.date.fromisoformat(str(birthday)[:10])
-            return f"{int(year):04d}-{day.month:02d}-{day.day:02d}"
+            year = int(year)
+            # 29 February in a common year is kept on the 28th, the day the birthday task was made for
+            return dt.date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1])).isoformat()
         except ValueError:
             return None
     expires = ctx.get("expires_at")

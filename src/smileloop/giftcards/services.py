@@ -412,7 +412,8 @@ def giftcards_expire(*, as_of: dt.datetime | None = None) -> int:
             "account").order_by("id"):
         _void(card.chain_id, card.account, f"giftcard:{card.id}:expire", f"giftcard:{card.id}", as_of)
         GiftCard.objects.filter(pk=card.pk).update(status=CardStatus.EXPIRED)
-        _event(card, CardEventKind.EXPIRED, as_of, CARD_EXPIRED % {"day": timezone.localdate(as_of)})
+        # the day the card expired (what its page and a refused payment said), not the night this job noticed it
+        _event(card, CardEventKind.EXPIRED, as_of, CARD_EXPIRED % {"day": timezone.localdate(card.expires_at)})
         count += 1
     for voucher in Voucher.objects.filter(expires_at__lte=as_of, status=VoucherStatus.ISSUED).select_related(
             "account").order_by("id"):

@@ -673,7 +673,7 @@ def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) 
     total = sum(fresh.values())
     sink = system_account(chain_id=account.chain_id, kind=expiry_account_kind(account.kind))
     ledger_post(chain_id=account.chain_id, key=f"expire:{account.id}:{min(fresh)}:{as_of.isoformat()}",
-                reason=EntryReason.EXPIRE, source=f"expiry:{as_of.date().isoformat()}", at=as_of,
+                reason=EntryReason.EXPIRE, source=f"expiry:{timezone.localdate(as_of).isoformat()}", at=as_of,
                 postings=[Posting(account, -total, take=fresh), Posting(sink, total)])
 
 

@@ -12,7 +12,7 @@ from ninja import Field, Query, Router, Schema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, BigInt, Id, InputSchema, IsoDate, Offset, render
+from smileloop.core.api import ERROR_RESPONSES, BigInt, Id, InputSchema, IsoDate, Offset, local_time, render
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_visible
@@ -82,6 +82,7 @@ class AnswerIn(InputSchema):
     comment: str = Field("", description=f"At most {COMMENT_MAX_LENGTH} characters")
 
 
+
 def _out(scope: Scope, survey) -> dict:
     """A survey as the caller may see it: it is read by the clinic of the visit, its patient's id only when the
     patient is in the caller's scope too (customers.selectors.customer_visible)."""
@@ -92,8 +93,9 @@ def _out(scope: Scope, survey) -> dict:
         "appointment_id": survey.appointment_id, "order_id": survey.order_id,
         "doctor": {"id": doctor.id, "name": doctor.name} if doctor else None, "visit_date": survey.visit_date,
         "url": reverse("surveys:answer", kwargs={"token": survey.token}), "state": survey.state_at(timezone.now()),
-        "created_at": survey.created_at, "sent_at": survey.sent_at, "expires_at": survey.expires_at,
-        "opened_at": survey.opened_at, "answered_at": survey.answered_at, "score": survey.score,
+        "created_at": local_time(survey.created_at), "sent_at": local_time(survey.sent_at),
+        "expires_at": local_time(survey.expires_at), "opened_at": local_time(survey.opened_at),
+        "answered_at": local_time(survey.answered_at), "score": survey.score,
         "tags": survey.tags, "comment": survey.comment, "complaint_task_id": survey.complaint_task_id,
     }
 

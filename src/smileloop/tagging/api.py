@@ -4,6 +4,7 @@ list. Token auth, scope (a customer outside it is 404), permissions, Idempotency
 import datetime as dt
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
@@ -100,7 +101,8 @@ def _tag(tag) -> dict:
 def _customer_tags(scope, customer) -> dict:
     return {"customer_id": customer.id, "tags": [
         {"tag": row.tag.code, "name": row.tag.name, "group": row.tag.group.code, "source": row.source,
-         "set_by_id": row.set_by_id, "set_by": row.set_by.name if row.set_by else None, "set_at": row.set_at,
+         "set_by_id": row.set_by_id, "set_by": row.set_by.name if row.set_by else None,
+         "set_at": timezone.localtime(row.set_at),  # local time with its offset, as every other endpoint
          "evidence": row.evidence} for row in selectors.customer_tags(scope, customer)]}
 
 

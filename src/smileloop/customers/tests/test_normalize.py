@@ -77,6 +77,21 @@ def test_impossible_dates_are_rejected(raw):
         date_parse(raw)
 
 
+@pytest.mark.parametrize("raw", [
+    "1990-01-04T16:00:00.000Z",      # JavaScript's toISOString() of a date picked in China
+    "1990-01-04T16:00:00Z",
+    "1990-01-04 17:30:00+01:00",
+    "1990-01-05T00:00:00+08:00",
+    "1990-01-05T23:59:59+0800",
+    "1990-01-05 00:00:00",           # no offset: the day as written
+    "1990-01-05T23:30",
+    dt.datetime(1990, 1, 4, 16, 0, tzinfo=dt.UTC),
+])
+def test_a_date_written_as_a_moment_with_an_offset_is_the_chain_local_day_of_that_moment(raw):
+    """A birthday sent as an instant in UTC (midnight in Shanghai is 16:00 the day before) was stored a day early."""
+    assert date_parse(raw) == dt.date(1990, 1, 5)
+
+
 def test_birthday_in_the_future_is_rejected():
     with pytest.raises(ValueError, match="future"):
         birthday_parse("2999-01-01")

@@ -287,6 +287,28 @@ def test_member_birthday_care_comes_30_days_ahead_for_members_only(chain, clinic
     assert not followups_generate(chain=chain, today=today + days(1))["by_playbook"].get("member_birthday")
 
 
+def test_a_29_february_birthday_in_a_common_year_is_dated_28_february_in_the_script(chain, clinic_a, playbooks,
+                                                                                   consultant_a):
+    """The task of a 29 February birthday comes 30 days before 28 February in a common year; its script named the
+    day that does not exist (2027-02-29)."""
+    from smileloop.membership.tests.factories import MembershipFactory, TierFactory
+
+    member = CustomerFactory(chain=chain, name="林晓", home_clinic=clinic_a, consultant=consultant_a,
+                             birthday=dt.date(2008, 2, 29))
+    MembershipFactory(customer=member, tier=TierFactory(plan__chain=chain))
+    today = dt.date(2027, 2, 28) - days(30)
+    followups_generate(chain=chain, today=today, catchup_days=0)
+    [task] = tasks_of(playbooks["member_birthday"])
+    assert task.anchor_key.endswith("birthday:2027")
+    script = script_of(task, today)
+    assert "林晓的生日在2027-02-28" in script and "2027-02-29" not in script
+    # in a leap year the birthday is the 29th
+    FollowupTask.objects.all().delete()
+    followups_generate(chain=chain, today=dt.date(2028, 2, 29) - days(30), catchup_days=0)
+    [task] = tasks_of(playbooks["member_birthday"])
+    assert "林晓的生日在2028-02-29" in script_of(task, dt.date(2028, 1, 30))
+
+
 def test_member_birthdays_of_next_month_can_be_listed_on_a_day_of_the_month(chain, clinic_a, playbooks,
                                                                             consultant_a):
     from smileloop.followups.services import playbook_update

@@ -160,6 +160,17 @@ def test_expiry_voids_the_rest_through_a_ledger_entry(chain, member, programme, 
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_the_expiry_event_names_the_day_the_card_expired_not_the_night_the_job_ran(chain, member, programme):
+    """The card's page said 'until 2026-06-02' and a payment that afternoon was refused as 'expired on 2026-06-02', but
+    the history recorded by the 01:30 run read 'expired on 2026-06-03'."""
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1",
+                             as_of=dt.datetime(2026, 3, 2, 15, tzinfo=shanghai))
+    assert giftcards_expire(as_of=dt.datetime(2026, 6, 3, 1, 30, tzinfo=shanghai)) == 1
+    event = GiftCardEvent.objects.get(card=card, kind=CardEventKind.EXPIRED)
+    assert event.detail == "expired on 2026-06-02"
+
+
 def test_wrong_code_is_refused(chain):
     with pytest.raises(WrongCode):
         giftcard_get_by_code(chain_id=chain.id, code="NOPE")

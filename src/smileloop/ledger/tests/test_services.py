@@ -120,6 +120,15 @@ def test_expiry_voids_only_expired_lots_through_a_ledger_entry_once(chain, alice
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_the_expiry_entry_names_the_chain_local_day_of_the_run(chain, alice):
+    """The nightly run at 01:10 in Shanghai is 17:10 UTC of the day before: its entry named the UTC date."""
+    run = dt.datetime(2026, 12, 5, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=8))).astimezone(dt.UTC)
+    earn(chain, alice, 100, "old", expires_at=run - dt.timedelta(hours=2))
+    assert lots_expire(chain_id=chain.id, as_of=run) == 1
+    tx = LedgerTransaction.objects.get(reason=EntryReason.EXPIRE)
+    assert tx.source == "expiry:2026-12-05"
+
+
 def test_partial_reversal_restores_spent_lots_proportionally_and_balances(chain, alice):
     earn(chain, alice, 1000, "e")
     used = spend(chain, alice, 333, "use")

@@ -231,7 +231,7 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     fee = (plan.fee_fen if plan.kind == PlanKind.PAID else 0) if fee_fen is None else fee_fen
     previous = membership.expires_at
     base = previous if membership.status == MembershipStatus.ACTIVE and previous > at else at
-    membership.expires_at = add_months(base, plan.duration_months)
+    membership.expires_at = _renewed_expiry(membership, base, plan.duration_months)
     membership.status = MembershipStatus.ACTIVE
     membership.ended_at = None
     membership.fee_fen += fee
@@ -241,6 +241,22 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
               data={"fee_fen": fee, "previous_expires_at": previous.isoformat(),
                     "expires_at": membership.expires_at.isoformat(), **({"key": key} if key else {})})
     return membership
+
+
+def _renewed_expiry(membership: Membership, base: dt.datetime, months: int) -> dt.datetime:
+    """`months` after `base`, on the day of the month the current run of periods started on: a membership from
+    31 January ends on 28 February, then on 31 March (counting from the clamped 28th lost days for good: 28 March,
+    28 April …). A run starts at enrolment or at a renewal after a lapse (newest first); an expiry that is not a
+    whole number of months after either (edited by hand) is extended as it is."""
+    renewals = (membership.events.filter(kind=EventKind.RENEWED).order_by("-occurred_at", "-id")
+                .values_list("occurred_at", flat=True))
+    local_base = timezone.localtime(base)
+    for anchor in [*renewals, membership.started_at]:
+        start = timezone.localtime(anchor)
+        elapsed = (local_base.year - start.year) * 12 + local_base.month - start.month
+        if elapsed > 0 and add_months(anchor, elapsed) == base:
+            return add_months(anchor, elapsed + months)
+    return add_months(base, months)
 
 
 def _tier_set(membership: Membership, tier: Tier) -> None:

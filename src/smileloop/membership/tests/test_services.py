@@ -121,6 +121,26 @@ def test_renewal_extends_from_the_current_expiry(wang, paid_plan, annual_tier):
     assert reasons(m)[-1] == ("renewed", "renewed until 2028-03-02: fee 899.00 paid on 2026-12-27")
 
 
+def test_renewals_keep_the_day_of_the_month_the_membership_started_on(wang, paid_plan, annual_tier):
+    """A monthly membership from 31 January ran to 28 February, and each renewal then counted a month from the 28th:
+    28 March, 28 April … (three days lost for good). A 12-month one from 29 February stayed on the 28th for ever."""
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    paid_plan.duration_months = 1
+    paid_plan.save(update_fields=["duration_months"])
+    m = services.membership_enrol(customer=wang, plan=paid_plan, as_of=dt.datetime(2027, 1, 31, 10, tzinfo=shanghai))
+    ends = [m.expires_at.astimezone(shanghai).date()]
+    for renewed_on in (dt.date(2027, 2, 20), dt.date(2027, 3, 20), dt.date(2027, 4, 20)):
+        m = services.membership_renew(membership=m, as_of=dt.datetime.combine(renewed_on, dt.time(11), shanghai))
+        ends.append(m.expires_at.astimezone(shanghai).date())
+    assert ends == [dt.date(2027, 2, 28), dt.date(2027, 3, 31), dt.date(2027, 4, 30), dt.date(2027, 5, 31)]
+    assert m.expires_at.astimezone(shanghai).time() == dt.time(10)
+    # lapsed and renewed on 30 June: the new run of months counts from that day
+    services.memberships_expire(as_of=dt.datetime(2027, 6, 1, tzinfo=shanghai))
+    m = services.membership_renew(membership=m, as_of=dt.datetime(2027, 6, 30, 9, tzinfo=shanghai))
+    m = services.membership_renew(membership=m, as_of=dt.datetime(2027, 7, 2, 9, tzinfo=shanghai))
+    assert m.expires_at.astimezone(shanghai).date() == dt.date(2027, 8, 30)
+
+
 def test_a_lifetime_membership_cannot_be_renewed_and_never_expires(wang, family_plan, family_tier):
     # given
     m = services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)

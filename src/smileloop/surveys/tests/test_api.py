@@ -67,6 +67,17 @@ def test_the_list_is_scoped_and_filterable(client, token_director, token_admin, 
     assert item["state"] == "open" and item["doctor"]["name"] == "陈医生"
 
 
+def test_survey_times_are_given_in_local_time_like_the_rest_of_the_api(client, token_director, surveys):
+    """Appointments, orders and tasks answer with +08:00; surveys answered in UTC (…T23:00:00Z is 07:00 the next
+    day in Shanghai), so a client reading the date part got the day before."""
+    from smileloop.surveys.models import Survey
+
+    Survey.objects.filter(pk=surveys["a_open"].pk).update(
+        created_at=dt.datetime(2026, 12, 4, 23, 0, tzinfo=dt.UTC), expires_at=dt.datetime(2026, 12, 18, 23, 0, tzinfo=dt.UTC))
+    item = get(client, f"/api/surveys/{surveys['a_open'].id}", token_director).json()
+    assert (item["created_at"], item["expires_at"]) == ("2026-12-05T07:00:00+08:00", "2026-12-19T07:00:00+08:00")
+
+
 def test_a_survey_of_another_clinic_is_404_and_a_foreign_clinic_filter_is_refused(
         client, token_director, surveys):
     assert get(client, f"/api/surveys/{surveys['b_done'].id}", token_director).status_code == 404

@@ -93,6 +93,17 @@ def test_removing_a_tag_and_listing_a_customers_tags(client, token_a, patient_a,
     assert response.status_code == 200 and response.json()["tags"] == []
 
 
+def test_when_a_tag_was_set_is_given_in_local_time_like_the_rest_of_the_api(client, token_a, patient_a, vip):
+    import datetime as dt
+
+    from smileloop.tagging.models import CustomerTag
+
+    CustomerTagFactory(customer=patient_a, tag=vip)
+    CustomerTag.objects.filter(customer=patient_a).update(set_at=dt.datetime(2026, 12, 4, 23, 0, tzinfo=dt.UTC))
+    [row] = get(client, f"/api/tags/customers/{patient_a.id}", token=token_a).json()["tags"]
+    assert row["set_at"] == "2026-12-05T07:00:00+08:00"
+
+
 def test_bulk_apply_is_all_or_nothing_and_names_the_ids_outside_the_scope(client, token_a, patient_a, patient_b,
                                                                           vip):
     body = {"tag": "vip", "customer_ids": [patient_a.id, patient_b.id]}
