@@ -30,6 +30,7 @@ from django.core.signals import got_request_exception
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError, ValidationErrorContext
 from ninja.parser import Parser
@@ -352,6 +353,11 @@ def referenced_by(field: str) -> Iterator[None]:
         if not exc.field:
             exc.field = field
         raise
+
+
+def local_time(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored (UTC) time as the API gives every time: local, with its offset (2026-03-01T09:30:00+08:00)."""
+    return timezone.localtime(value) if value else None
 
 
 def render(schema: type[Schema], data: Any) -> dict:

@@ -10,13 +10,21 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from pydantic.json_schema import SkipJsonSchema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, Id, IdOrCode, InputSchema, Offset, referenced_by, render
+from smileloop.core.api import (
+    ERROR_RESPONSES,
+    Id,
+    IdOrCode,
+    InputSchema,
+    Offset,
+    local_time,
+    referenced_by,
+    render,
+)
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -186,9 +194,6 @@ class CustomerPage(Schema):
 
 # --- rendering -----------------------------------------------------------------------------------------
 
-def _local(value: dt.datetime | None) -> dt.datetime | None:
-    return timezone.localtime(value) if value else None
-
 
 def _list_item(customer: Customer) -> dict:
     clinic, consultant = customer.home_clinic, customer.consultant
@@ -197,8 +202,8 @@ def _list_item(customer: Customer) -> dict:
         "birthday": customer.birthday, "stage": customer.stage, "source": customer.first_touch_channel,
         "home_clinic": {"id": clinic.id, "code": clinic.code, "name": clinic.name} if clinic else None,
         "consultant": {"id": consultant.id, "name": consultant.name} if consultant else None,
-        "last_visit_at": _local(customer.last_visit_at), "visit_count": customer.visit_count,
-        "created_at": _local(customer.created_at),
+        "last_visit_at": local_time(customer.last_visit_at), "visit_count": customer.visit_count,
+        "created_at": local_time(customer.created_at),
     }
 
 
@@ -227,7 +232,7 @@ def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None,
         "address": customer.address, "community": customer.community,
         "latitude": customer.latitude, "longitude": customer.longitude,
         "campaign": customer.first_touch_campaign, "notes": customer.notes,
-        "first_visit_at": _local(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
+        "first_visit_at": local_time(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
         # a phone identity is a phone number: masked as the mobile is, unless this is the audited reveal
         "identities": [{"kind": i.kind, "app_id": i.app_id,
                         "external_id": phone_mask(i.external_id) if i.kind == IdentityKind.PHONE
@@ -235,12 +240,12 @@ def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None,
                        for i in customer.identities.order_by("id")] if reads else [],
         "household": household,
         "consents": [{"purpose": c.purpose, "granted": c.granted, "source": c.source, "evidence": c.evidence,
-                      "recorded_at": _local(c.recorded_at)}
+                      "recorded_at": local_time(c.recorded_at)}
                      for purpose, c in sorted(consent_current(customer).items())] if reads else [],
         "counts": {"appointments": 0, "orders": 0, "treatment_plans": 0} if created else {
             "appointments": customer.appointments.count(), "orders": customer.orders.count(),
             "treatment_plans": customer.treatment_plans.count()},
-        "updated_at": _local(customer.updated_at),
+        "updated_at": local_time(customer.updated_at),
     })
     return data
 
@@ -398,7 +403,7 @@ def customer_mark_lost_endpoint(request: HttpRequest, customer_id: Id, payload: 
         customer = customer_mark_lost(scope=scope, customer=customer, reason=payload.reason, actor=request.staff)
         return 200, render(StageOut, {"id": customer.id, "stage": customer.stage,
                                       "stage_reached": customer.stage_reached,
-                                      "stage_changed_at": _local(customer.stage_changed_at)})
+                                      "stage_changed_at": local_time(customer.stage_changed_at)})
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.mark_lost", run=write)

@@ -9,7 +9,7 @@ from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, referenced_by, render
+from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, local_time, referenced_by, render
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -66,18 +66,18 @@ def _card(scope: Scope, card, found: selectors.CodeLookup | None = None) -> dict
     found = found or selectors.code_lookup(scope, card.code)
     return {"kind": "gift_card", "code": card.code, "name": card.programme.name, "status": card.status,
             "balance_fen": found.balance_fen, "face_value_fen": card.face_value_fen,
-            "issued_at": card.issued_at, "expires_at": card.expires_at, "giver_id": _person_id(found.giver),
+            "issued_at": local_time(card.issued_at), "expires_at": local_time(card.expires_at), "giver_id": _person_id(found.giver),
             "holder_id": _person_id(found.holder), "excluded_categories": card.excluded_categories,
             "exclude_special_price": card.exclude_special_price,
-            "history": [vars(r) for r in found.history]}
+            "history": [{**vars(r), "at": local_time(r.at)} for r in found.history]}
 
 
 def _voucher(scope: Scope, voucher, found: selectors.CodeLookup | None = None) -> dict:
     found = found or selectors.code_lookup(scope, voucher.code)
     return {"kind": "voucher", "code": voucher.code, "name": voucher.campaign.name, "status": voucher.status,
-            "balance_fen": found.balance_fen, "face_value_fen": voucher.value_fen, "issued_at": voucher.issued_at,
-            "expires_at": voucher.expires_at, "holder_id": _person_id(found.holder),
-            "history": [vars(r) for r in found.history]}
+            "balance_fen": found.balance_fen, "face_value_fen": voucher.value_fen, "issued_at": local_time(voucher.issued_at),
+            "expires_at": local_time(voucher.expires_at), "holder_id": _person_id(found.holder),
+            "history": [{**vars(r), "at": local_time(r.at)} for r in found.history]}
 
 
 def lookup(scope: Scope, code: str) -> dict:

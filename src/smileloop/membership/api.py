@@ -9,12 +9,11 @@ Every write answers with the customer's membership as it is afterwards.
 import datetime as dt
 
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, Fen, Id, InputSchema, referenced_by, render
+from smileloop.core.api import ERROR_RESPONSES, Fen, Id, InputSchema, local_time, referenced_by, render
 from smileloop.core.errors import FieldError, NotFound, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -167,9 +166,6 @@ class MembershipOut(Schema):
 
 # --- rendering -----------------------------------------------------------------------------------------
 
-def _local(value: dt.datetime | None) -> dt.datetime | None:
-    return timezone.localtime(value) if value else None
-
 
 def _tier(tier) -> dict:
     return {"id": tier.id, "rank": tier.rank, "name": tier.name, "discount_bp": tier.discount_bp,
@@ -185,14 +181,14 @@ def _detail(scope: Scope, customer: Customer) -> dict:
     if own is not None:
         for b in selectors.family_bindings_of(own):
             family.append({"member_id": selectors.person_in_scope(scope, b.member).id, "relation": b.relation, "consent_by": b.consent_by,
-                           "consent_source": b.consent_source, "bound_at": _local(b.bound_at),
+                           "consent_source": b.consent_source, "bound_at": local_time(b.bound_at),
                            "wallet_share": selectors.wallet_share_allowed(customer, b.member)})
     return {
         "customer_id": customer.id,
         "membership": None if own is None else {
             "id": own.id, "plan": {"id": own.plan.id, "name": own.plan.name, "kind": own.plan.kind},
-            "tier": _tier(own.tier), "status": own.status, "started_at": _local(own.started_at),
-            "expires_at": _local(own.expires_at), "fee_fen": own.fee_fen},
+            "tier": _tier(own.tier), "status": own.status, "started_at": local_time(own.started_at),
+            "expires_at": local_time(own.expires_at), "fee_fen": own.fee_fen},
         "discount": None if discount is None else {
             "source": discount.source, "tier_id": discount.tier.id, "tier_name": discount.tier.name,
             "discount_bp": discount.discount_bp, "excluded_categories": discount.excluded_categories,
@@ -200,7 +196,7 @@ def _detail(scope: Scope, customer: Customer) -> dict:
             "reason": discount.reason},
         "benefits": [{"id": v.benefit.id, "name": v.benefit.name, "description": v.benefit.description,
                       "hidden": v.hidden, "action_code": v.benefit.action_code,
-                      "revealed_at": _local(v.reveal.revealed_at) if v.reveal else None,
+                      "revealed_at": local_time(v.reveal.revealed_at) if v.reveal else None,
                       "trigger": v.reveal.trigger if v.reveal else None,
                       "detail": v.reveal.detail if v.reveal else None}
                      for v in selectors.benefits_for(customer)],
@@ -209,7 +205,7 @@ def _detail(scope: Scope, customer: Customer) -> dict:
             "holder_customer_id": current.bound_to.id, "membership_id": current.binding.holder_id,
             "relation": current.binding.relation},
         "friend_of": selectors.person_in_scope(scope, current.friend_link.member).id if current.friend_link else None,
-        "events": [{"kind": e.kind, "occurred_at": _local(e.occurred_at), "reason": e.reason, "data": e.data}
+        "events": [{"kind": e.kind, "occurred_at": local_time(e.occurred_at), "reason": e.reason, "data": e.data}
                    for e in selectors.membership_events(customer)],
     }
 

@@ -38,3 +38,14 @@ def test_leads_and_member_operations_issue_them(client, chain, clinic_a, member,
                 staff=staff, key="c-1")
     assert (voucher.status_code, card.status_code) == (201, 201), (voucher.content, card.content)
     assert Voucher.objects.get().customer_id == member.id and GiftCard.objects.get().giver_id == member.id
+
+
+def test_a_code_look_up_gives_its_times_in_local_time_like_the_rest_of_the_api(client, chain, clinic_a, member,
+                                                                                cleaning_campaign):
+    director = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_a])
+    made = post(client, "/api/giftcards/vouchers", {"campaign": cleaning_campaign.code, "customer_id": member.id},
+                staff=director, key="v-1").json()
+    looked = client.get(f"/api/giftcards/codes/{made['code']}",
+                        headers={"Authorization": f"Bearer {token_create(username=director.user.username)}"}).json()
+    for at in (made["issued_at"], made["expires_at"], looked["issued_at"], *[h["at"] for h in looked["history"]]):
+        assert at.endswith("+08:00"), at
