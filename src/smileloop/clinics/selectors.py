@@ -57,7 +57,8 @@ def token_authenticate(key: str) -> Staff | None:
         return None
     token = (
         ApiToken.objects.select_related("staff__user")
-        .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True, staff__is_active=True)
+        .filter(key_hash=ApiToken.hash_key(key), revoked_at__isnull=True, staff__is_active=True,
+                staff__user__is_active=True)
         .first()
     )
     if token is None:
@@ -69,8 +70,8 @@ def token_authenticate(key: str) -> Staff | None:
 
 
 def token_staff_check(key_hash: str) -> tuple | None:
-    """(staff id, role, clinic-assignment fingerprint) of the live token with this hash (not revoked, staff
-    active), else None.
+    """(staff id, role, clinic-assignment fingerprint) of the live token with this hash (not revoked, staff and
+    login active: a login switched off in the admin may no more use its tokens than log in), else None.
 
     The per-request check of the API hot path: one small SELECT on the unique key_hash index, without
     loading the token, staff and user rows (TokenAuth keeps those per process, see clinics.api). The
@@ -81,6 +82,7 @@ def token_staff_check(key_hash: str) -> tuple | None:
     qn = connection.ops.quote_name
     token, staff = qn(ApiToken._meta.db_table), qn(Staff._meta.db_table)
     through = qn(Staff.clinics.through._meta.db_table)
+    user = qn(Staff.user.field.related_model._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.{qn('id')}, s.{qn('role')}, "
@@ -88,7 +90,9 @@ def token_staff_check(key_hash: str) -> tuple | None:
             f"(SELECT COALESCE(MAX(c.{qn('id')}), 0) FROM {through} c WHERE c.{qn('staff_id')} = s.{qn('id')}), "
             f"(SELECT COALESCE(SUM(c.{qn('id')}), 0) FROM {through} c WHERE c.{qn('staff_id')} = s.{qn('id')}) "
             f"FROM {token} t JOIN {staff} s ON s.{qn('id')} = t.{qn('staff_id')} "
-            f"WHERE t.{qn('key_hash')} = %s AND t.{qn('revoked_at')} IS NULL AND s.{qn('is_active')}",
+            f"JOIN {user} u ON u.{qn('id')} = s.{qn('user_id')} "
+            f"WHERE t.{qn('key_hash')} = %s AND t.{qn('revoked_at')} IS NULL AND s.{qn('is_active')} "
+            f"AND u.{qn('is_active')}",
             [key_hash])
         row = cursor.fetchone()
     return (row[0], row[1], (int(row[2]), int(row[3]), int(row[4]))) if row else None

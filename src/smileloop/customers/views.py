@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -115,6 +116,10 @@ def customer_export(request, scope: Scope):
     reason = (request.POST.get("reason") or "").strip()
     if not reason:
         return HttpResponse(_("A reason is required to export customers."), status=422)
+    try:  # as a form field would: the audit row cannot store a NUL on PostgreSQL (it was a 500)
+        ProhibitNullCharactersValidator()(reason)
+    except ValidationError as exc:
+        return HttpResponse(" ".join(exc.messages), status=422)
     form = CustomerFilterForm(scope, request.POST)
     filters = form.filters()
     if filters is None:  # never the whole pool for a search that could not be applied

@@ -45,6 +45,7 @@ FIXED = [
                  "back as values"),
     gettext_noop("is not a date and time (use 2024-03-01 14:30, 2024/3/1 2:30 PM or 2024-03-01T06:30:00Z)"),
     gettext_noop("is not one of your clinics"),
+    gettext_noop("does not work at one of your clinics"),
     gettext_noop("belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"),
     gettext_noop("is required: you see only your clinics' patients, so name one of them"),
     gettext_noop("order number appears again after other orders; keep the rows of one order together"),

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, pgettext_lazy
 
+from smileloop.core.bounds import pk_from_text
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
@@ -144,9 +145,9 @@ class BulkTagForm(forms.Form):
 
     def clean_customer_ids(self):
         raw = self.cleaned_data.get("customer_ids") or []
-        try:
-            ids = [int(v) for v in raw]
-        except (TypeError, ValueError):
+        # Only what can be a customer's key: a number past the key column's range failed the query (a 500).
+        ids = [pk_from_text(v) for v in (raw if isinstance(raw, list | tuple) else [raw])]
+        if None in ids:
             raise forms.ValidationError(_("Select customers from the list."))
         if not ids:
             raise forms.ValidationError(_("Select at least one customer."))

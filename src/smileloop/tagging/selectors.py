@@ -32,7 +32,7 @@ def tag_get(scope: Scope, tag) -> Tag:
     """By id or code, within the scope's chain; NotFound otherwise."""
     qs = tag_list(scope)
     text = str(tag).strip()
-    found = qs.filter(pk=pk_from_text(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
+    found = _by_id_or_code(qs, text)
     if found is None:
         raise NotFound(f"No tag {text!r}", field="tag")
     return found
@@ -41,10 +41,16 @@ def tag_get(scope: Scope, tag) -> Tag:
 def tag_group_get(scope: Scope, group) -> TagGroup:
     qs = TagGroup.objects.filter(chain_id=scope.chain_id)
     text = str(group).strip()
-    found = qs.filter(pk=pk_from_text(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
+    found = _by_id_or_code(qs, text)
     if found is None:
         raise NotFound(f"No tag group {text!r}", field="group")
     return found
+
+
+def _by_id_or_code(qs: QuerySet, text: str):
+    if "\x00" in text:  # no code holds a NUL, and PostgreSQL refuses one in a query (a 500, not "no such tag")
+        return None
+    return qs.filter(pk=pk_from_text(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
 
 
 def tag_counts(scope: Scope) -> dict[int, int]:

@@ -10,12 +10,13 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import htmx_redirect, require_permission, safe_next, staff_view
 from smileloop.core import errors
+from smileloop.core.bounds import MAX_OFFSET
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
 from smileloop.tagging import selectors, services
@@ -145,6 +146,7 @@ def tag_customers(request, scope: Scope, tag_id: int):
         page = max(int(request.GET.get("page") or 1), 1)
     except ValueError:
         page = 1
+    page = min(page, MAX_OFFSET // PAGE_SIZE)  # an offset the database takes (a page past it failed: a 500)
     start = (page - 1) * PAGE_SIZE
     rows = list(selectors.tag_customer_list(scope, tag)[start:start + PAGE_SIZE + 1])
     return render(request, "tagging/tag_customers.html", {
@@ -161,7 +163,7 @@ def _form_messages(request, form) -> None:
     for name, field_errors in form.errors.items():
         label = form.fields[name].label if name in form.fields else None
         for error in field_errors:
-            messages.error(request, f"{label}: {error}" if label else error)
+            messages.error(request, f"{label}{pgettext('label separator', ': ')}{error}" if label else error)
 
 
 def _section(request, scope: Scope, customer, *, form=None, remove_error: str = "",

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from smileloop.clinics.enums import Role
+from smileloop.clinics.selectors import token_authenticate
 from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core import idempotency
@@ -69,6 +70,19 @@ def test_a_revoked_staff_login_can_no_longer_use_its_token(client, front_desk_a,
     response = get(client, "/api/customers", token=token_a)
     # then
     assert response.status_code == 401
+
+
+def test_a_login_switched_off_in_the_admin_can_no_longer_use_its_token(client, front_desk_a, token_a):
+    # given: the token was in use (its scope is cached), then the login itself is switched off, as the user admin
+    # says to do instead of deleting it; its staff profile stays active
+    assert get(client, "/api/customers", token=token_a).status_code == 200
+    front_desk_a.user.is_active = False
+    front_desk_a.user.save(update_fields=["is_active"])
+    # when
+    response = get(client, "/api/customers", token=token_a)
+    # then: refused, as the login page refuses it
+    assert response.status_code == 401
+    assert token_authenticate(token_a) is None
 
 
 # --- upsert -------------------------------------------------------------------------------------------

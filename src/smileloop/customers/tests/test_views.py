@@ -679,6 +679,15 @@ def test_export_needs_the_permission_and_a_reason(client, front_desk_a, director
     assert AuditEvent.objects.count() == 0
 
 
+def test_an_export_reason_with_a_nul_character_is_refused_not_a_server_error(client, director_a, zhang_san):
+    # PostgreSQL cannot store a NUL in the audit row (a 500); the reason is refused as a form field refuses it
+    login(client, director_a)
+    response = client.post(reverse("customers:export"), {"reason": "核对\x00名单"})
+    assert response.status_code == 422
+    assert "Null characters are not allowed." in response.content.decode()
+    assert AuditEvent.objects.count() == 0
+
+
 def test_export_neutralises_spreadsheet_formulas(client, director_a, chain, clinic_a):
     CustomerFactory(chain=chain, home_clinic=clinic_a, name="=HYPERLINK(1)", community="+1")
     login(client, director_a)

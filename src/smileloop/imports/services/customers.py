@@ -234,6 +234,11 @@ class _CustomerImport:
         self.mobile_header = table.header_for("mobile")
         self.clinics = ClinicLookup(chain.id)
         self.staff = staff_lookup_build(chain.id)
+        # A clinic's importer may name only a consultant who works at one of their clinics, as the API and the form
+        # allow: the consultant sees the people they own wherever they are registered (customers._consultant_within).
+        self.consultants_allowed = None if scope is None else set(Staff.clinics.through.objects.filter(
+            clinic_id__in=scope.clinic_ids).values_list("staff_id", flat=True))
+        self.staff_names: dict[int, str] | None = None  # read once, for a preview that names a consultant
         self.pinyin = PinyinCache()
         self.known: dict[str, int] = {}  # "m:+86…" / "i:kind:id" / "n:name|birthday" → customer id or token
         self.next_token = -1
@@ -399,6 +404,8 @@ class _CustomerImport:
             staff_id = self.staff.get(lookup_key(raw))
             if staff_id is None:
                 raise ValueError("is not a staff member of this chain")
+            if self.consultants_allowed is not None and staff_id not in self.consultants_allowed:
+                raise ValueError("does not work at one of your clinics")
             return staff_id
         return channel_parse(cell_text(raw))  # source
 
@@ -425,11 +432,18 @@ class _CustomerImport:
                 entry["warning"] = warning
             self.report.preview.append(entry)
 
+    def _staff_names(self) -> dict[int, str]:
+        if self.staff_names is None:
+            self.staff_names = dict(Staff.objects.filter(chain_id=self.chain.id).values_list("id", "name"))
+        return self.staff_names
+
     def _shown(self, values: dict) -> dict:
         shown = {}
         for attr, value in values.items():
             if attr == "home_clinic_id":
                 shown["home_clinic"] = self.clinics.name_of(value)
+            elif attr == "consultant_id" and value is not None:  # the name, as the file and the 360 page say it
+                shown["consultant"] = self._staff_names().get(value, str(value))
             else:
                 shown[_PREVIEW_FIELDS.get(attr, attr)] = "" if value is None else str(value)
         return shown

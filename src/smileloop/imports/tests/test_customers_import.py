@@ -473,6 +473,36 @@ def test_a_clinic_director_cannot_merge_into_or_create_patients_of_another_clini
     assert Customer.objects.get(mobile="+8613600136000").home_clinic_id == clinic_a.id
 
 
+def test_a_clinic_director_cannot_name_another_clinics_consultant(tmp_path, chain, clinic_a, clinic_b, director_a,
+                                                                  chain_admin):
+    # given a consultant of clinic B: the people they own are theirs to see wherever they are registered
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    theirs = StaffFactory(chain=chain, role=Role.CONSULTANT, name="浦东顾问", clinics=[clinic_b],
+                          user__username="consultant_b")
+    ours = StaffFactory(chain=chain, role=Role.CONSULTANT, name="静安顾问", clinics=[clinic_a],
+                        user__username="consultant_a")
+    path = csv_write(tmp_path / "a.csv", [["姓名", "手机号", "顾问"], ["钱七", "13700137000", "consultant_b"],
+                                           ["孙八", "13600136000", "静安顾问"]])
+
+    # when the director of clinic A imports it, then the row naming B's consultant is refused (as the API refuses
+    # it, and the form does not offer them): it would have opened the new patient to clinic B
+    report = customers_import(path=path, chain=chain, actor=director_a)
+    assert not report.written
+    assert [(e["row"], e["column"], e["message"]) for e in report.as_dict()["errors"]] == [
+        (2, "顾问", "does not work at one of your clinics")]
+    assert not Customer.objects.exists()
+
+    # a chain admin may name anyone of the chain
+    report = customers_import(path=path, chain=chain, actor=chain_admin)
+    assert report.created == 2
+    assert Customer.objects.get(mobile="+8613700137000").consultant_id == theirs.id
+    assert Customer.objects.get(mobile="+8613600136000").consultant_id == ours.id
+    # and the preview names them as the file did, not by their number
+    assert [p["values"].get("consultant") for p in report.preview] == ["浦东顾问", "静安顾问"]
+
+
 def test_a_chain_admin_merges_across_clinics_and_a_default_clinic_must_be_in_scope(tmp_path, chain, clinic_a,
                                                                                    clinic_b, chain_admin, director_a):
     other = CustomerFactory(chain=chain, name="赵敏", mobile="+8613900139000", home_clinic=clinic_b, community="")

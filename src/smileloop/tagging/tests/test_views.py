@@ -92,6 +92,16 @@ def test_the_patients_of_a_tag_page_shows_only_the_viewers_patients(client, fron
     assert patient_a.name in html and patient_b.name not in html
 
 
+@pytest.mark.parametrize("page", ["9" * 30, str(2**62), "10000000000000000000"])
+def test_a_page_number_past_any_offset_shows_an_empty_page_not_an_error(client, front_desk_a, vip, patient_a, page):
+    # An edited address (?page=…) whose offset no database column holds was a 500.
+    CustomerTagFactory(customer=patient_a, tag=vip)
+    login(client, front_desk_a)
+    response = client.get(reverse("tagging:tag_customers", args=[vip.id]), {"page": page})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert patient_a.name not in html and "?page=" in html  # nothing on it, and a way back
+
 # --- the 360 page section ---
 
 
@@ -208,6 +218,29 @@ def test_bulk_tagging_with_a_bad_tag_or_action_says_which_field_and_changes_noth
     assert any(m.startswith("Tag: Select a valid choice") for m in shown), shown
     assert any(m.startswith("Action: Select a valid choice. zzz") for m in shown), shown
     assert not CustomerTag.objects.exists()
+
+
+@pytest.mark.parametrize("forged", ["9" * 30, str(2**63), "0", "abc"])
+def test_bulk_tagging_with_a_forged_customer_number_says_so_and_changes_nothing(client, front_desk_a, patient_a, vip,
+                                                                              forged):
+    # A number past the key column's range (a forged checkbox value) failed the query: a 500 instead of a message.
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:bulk"), {"customer_ids": [patient_a.id, forged], "tag": vip.id,
+                                                     "action": "apply"}, follow=True)
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown == ["Select customers from the list."], shown
+    assert not CustomerTag.objects.exists()
+
+
+@pytest.mark.parametrize("view", ["tagging:customer_add", "tagging:customer_remove"])
+def test_a_tag_code_with_a_nul_character_is_no_tag_not_a_server_error(client, front_desk_a, patient_a, vip, view):
+    # PostgreSQL refuses a NUL in a query: removing "vip\0" was a 500 there
+    CustomerTagFactory(customer=patient_a, tag=vip)
+    login(client, front_desk_a)
+    response = client.post(reverse(view, args=[patient_a.id]), {"tag": vip.code + "\x00"}, **HX)
+    assert response.status_code in (404, 422)
+    assert CustomerTag.objects.filter(customer=patient_a, tag=vip).exists()
 
 
 @pytest.mark.parametrize("tag", ["999999", "abc", "-5", ""])
