@@ -101,3 +101,56 @@ def test_english_source_strings_carry_no_chinese_words_but_input_examples():
     found = sorted({msgid for _where, catalog in _catalogs() for msgid in catalog
                     if isinstance(msgid, str) and chinese.search(msgid)} - CHINESE_INPUT_EXAMPLES)
     assert found == []  # e.g. the tier discount read "88折 (12% off)" and a segment field "Community (小区)" in English
+
+
+def test_the_admin_names_every_app_in_the_readers_language():
+    # The admin's index and breadcrumbs name each app by its AppConfig.verbose_name: a plain string stayed English
+    # on the Chinese admin ("Clinics and staff", "Loyalty", "Membership" above Chinese field names).
+    import re
+
+    from django.contrib import admin
+
+    chinese = re.compile(r"[\u4e00-\u9fff]")
+    in_admin = {model._meta.app_label for model in admin.site._registry}
+    # checkout and segments: their apps.py is another engineer's reserved file while this test was written
+    waiting = {"checkout", "segments"}
+    with translation.override("zh-hans"):
+        english = sorted(f"{app.label}: {app.verbose_name}" for app in apps.get_app_configs()
+                         if app.name.startswith("smileloop.") and app.label in in_admin - waiting
+                         and not chinese.search(str(app.verbose_name)))
+    assert len(in_admin) >= 10 and english == []
+
+
+def test_one_chinese_word_for_each_concept():
+    # A treatment plan is 治疗计划 (the 360 page said 治疗方案, the timeline and segments 治疗计划) and a membership plan
+    # is 会员方案 (its page) — its refusals said 会员计划, 本计划, 付费计划. A visit is 到店 (到店次数, 最近到店): the funnel
+    # page also said 未到诊 and 从未到诊 beside 从未到店.
+    mixed = sorted(f"{msgid!r}: {msgstr!r}" for _where, catalog in _catalogs() for msgid, msgstr in catalog.items()
+                   if msgid and isinstance(msgstr, str)
+                   and ("治疗方案" in msgstr or "到诊" in msgstr
+                        or "计划" in msgstr.replace("治疗计划", "").replace("计划中", "")))
+    assert mixed == []
+
+
+def test_amount_and_code_fields_refuse_in_plain_chinese():
+    # Django's own catalogue said "确认小数不超过 2 位." (a half-width period) on every amount in yuan and asked for a
+    # valid “字段” on every code.
+    from django import forms
+
+    class Amount(forms.Form):
+        yuan = forms.DecimalField(max_digits=10, decimal_places=2)
+        code = forms.SlugField()
+
+    with translation.override("zh-hans"):
+        assert Amount({"yuan": "1.234", "code": "a b"}).errors == {
+            "yuan": ["最多 2 位小数。"], "code": ["只能包含英文字母、数字、下划线（_）或连字符（-）。"]}
+        assert Amount({"yuan": "123456789012", "code": "ok"}).errors == {"yuan": ["最多 10 位数字。"]}
+
+
+def test_import_problems_name_amounts_as_money():
+    # the orders import's line checks quoted a bare "（288.00）" where every page writes ¥288.00
+    from smileloop.imports.messages import message_display
+
+    with translation.override("zh-hans"):
+        assert message_display("must be between 0 and the line's list total (288.00)") == \
+            "必须在 0 到该行原价合计（¥288.00）之间"

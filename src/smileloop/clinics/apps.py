@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ClinicsConfig(AppConfig):
     name = "smileloop.clinics"
     label = "clinics"
-    verbose_name = "Clinics and staff"
+    verbose_name = _("Clinics and staff")

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CustomersConfig(AppConfig):
     name = "smileloop.customers"
     label = "customers"
-    verbose_name = "Customers"
+    verbose_name = _("Customers")
 
     def ready(self):
         from smileloop.customers.timeline import timeline_templates_install

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class FollowupsConfig(AppConfig):
     name = "smileloop.followups"
     label = "followups"
-    verbose_name = "Follow-ups"
+    verbose_name = _("Follow-ups")
 
     def ready(self):
         from smileloop.customers.sections import section_register

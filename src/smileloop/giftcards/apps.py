@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class GiftcardsConfig(AppConfig):
     name = "smileloop.giftcards"
     label = "giftcards"
-    verbose_name = "Gift cards and vouchers"
+    verbose_name = _("Gift cards and vouchers")
 
     def ready(self):
         from smileloop.customers.sections import section_register

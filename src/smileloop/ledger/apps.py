@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class LedgerConfig(AppConfig):
     name = "smileloop.ledger"
     label = "ledger"
-    verbose_name = "Ledger"
+    verbose_name = _("Ledger")
 
     def ready(self):
         from smileloop.customers.services import merge_hook_register

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class LifecycleConfig(AppConfig):
     name = "smileloop.lifecycle"
     label = "lifecycle"
-    verbose_name = "Lifecycle stages"
+    verbose_name = _("Lifecycle stages")
 
     def ready(self):
         from smileloop.customers.timeline import timeline_templates_register

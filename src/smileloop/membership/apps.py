@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class MembershipConfig(AppConfig):
     name = "smileloop.membership"
     label = "membership"
-    verbose_name = "Membership"
+    verbose_name = _("Membership")
 
     def ready(self):
         from smileloop.customers.sections import section_register

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SurveysConfig(AppConfig):
     name = "smileloop.surveys"
     label = "surveys"
-    verbose_name = "Satisfaction surveys"
+    verbose_name = _("Satisfaction surveys")
 
     def ready(self):
         from smileloop.customers.sections import section_register

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class TaggingConfig(AppConfig):
     name = "smileloop.tagging"
     label = "tagging"
-    verbose_name = "Tags"
+    verbose_name = _("Tags")
 
     def ready(self):
         from smileloop.customers.sections import section_register

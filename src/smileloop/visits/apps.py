@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class VisitsConfig(AppConfig):
     name = "smileloop.visits"
     label = "visits"
-    verbose_name = "Visits, orders and treatment"
+    verbose_name = _("Visits, orders and treatment")
 
     def ready(self):
         from smileloop.clinics.enums import Perm

@@ -45,3 +45,29 @@ def full_phone(e164: str | None) -> str:
 def yuan(fen: int | None) -> str:
     """1234550 → '12,345.50' (no currency sign; templates add ¥)."""
     return yuan_grouped(fen)
+
+
+@register.filter
+def money(fen: int | None) -> str:
+    """A signed amount with its currency sign, as the order and bill pages write it: 500000 → '¥5,000.00',
+    -2222 → '−¥22.22' (a minus sign before the ¥, never '-22.22' or '¥-22.22')."""
+    if fen is None:
+        return ""
+    return f"{'−' if fen < 0 else ''}¥{yuan_grouped(abs(int(fen)))}"
+
+
+@register.filter
+def percent(bp: int | None) -> str:
+    """Basis points as a percentage: 1000 → '10%', 1250 → '12.5%' (never '1000/10000')."""
+    if bp is None:
+        return ""
+    return f"{int(bp) / 100:g}%"
+
+
+@register.filter
+def grouped(n: int | None) -> str:
+    """A count with thousands separators, as amounts have them: 5014 → '5,014' (a chain of a million patients read
+    '共 1000000 位客户')."""
+    if n is None:
+        return ""
+    return f"{int(n):,}"

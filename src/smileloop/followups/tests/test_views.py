@@ -343,6 +343,10 @@ def test_playbook_pages_render_in_english_and_chinese(client, chain_admin, playb
     assert word in client.get(reverse("followups:playbooks")).content.decode()
     html = client.get(reverse("followups:playbook_edit", args=[playbooks["recall"].id])).content.decode()
     assert "洁牙/检查复购提醒" in html
+    # a label and its value are joined the reader's way: "Trigger: Recall" but "触发条件：复购提醒", never "触发条件: "
+    separator = "：" if lang == "zh-hans" else ": "
+    assert f'{"触发条件" if lang == "zh-hans" else "Trigger"}{separator}' in html
+    assert "触发条件: " not in html and "话术变量: " not in html
 
 
 def test_editor_shows_unknown_script_variables_next_to_the_field(client, chain_admin, playbooks):

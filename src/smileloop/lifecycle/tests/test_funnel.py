@@ -111,6 +111,23 @@ def test_the_page_renders_in_chinese(client, director_a, pool):
     assert "生命周期漏斗" in html and "沉睡" in html and "转化率" in html
 
 
+def test_large_counts_are_grouped_in_thousands_like_the_amounts(client, director_a, chain, clinic_a):
+    # given 1,200 leads of clinic A
+    from smileloop.customers.models import Customer
+
+    Customer.objects.bulk_create([CustomerFactory.build(chain=chain, home_clinic=clinic_a, mobile=None)
+                                  for _ in range(1200)])
+    client.force_login(director_a.user)
+    # when the funnel is read in Chinese and in English
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    zh = client.get(reverse("lifecycle:funnel")).content.decode()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    en = client.get(reverse("lifecycle:funnel")).content.decode()
+    # then the count reads 1,200, never 1200
+    assert "共 1,200 位客户" in zh and '<td class="num">1,200</td>' in zh
+    assert "1,200 customers" in en and ">1200<" not in en
+
+
 def test_the_page_filters_with_htmx_and_ignores_a_clinic_outside_the_scope(client, director_a, pool, clinic_b):
     client.force_login(director_a.user)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"

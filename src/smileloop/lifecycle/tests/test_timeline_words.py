@@ -61,7 +61,7 @@ def test_every_sentence_the_stage_paths_write_reads_in_chinese(chain, clinic_a, 
     with translation.override("zh-hans"):
         assert timeline_text(system_texts(gone)[-1]).endswith("标记为流失：搬家到外地")
         dormant = timeline_text(system_texts(paid)[-1])
-        assert dormant.startswith("阶段 ") and "起未到诊（12 个月）" in dormant, dormant
+        assert dormant.startswith("阶段 ") and "起未到店（12 个月）" in dormant, dormant
 
 
 def test_text_no_template_knows_or_with_an_unknown_code_is_shown_as_stored():

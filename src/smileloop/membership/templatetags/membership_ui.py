@@ -1,6 +1,9 @@
 from django import template
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from smileloop.core.money import discount_words
+from smileloop.membership.forms import FRIEND_CARD_ACTION
 from smileloop.membership.reasons import reason_display, reveal_detail_display
 from smileloop.visits.enums import Category
 
@@ -17,8 +20,27 @@ def zhe(discount_bp) -> str:
 
 @register.filter
 def category_labels(values) -> str:
+    """Category codes as their labels, listed the reader's way (口护产品、特价项目; in English with commas)."""
     labels = dict(Category.choices)
-    return ", ".join(str(labels.get(v, v)) for v in values or []) or "—"
+    return pgettext("list separator", ", ").join(str(labels.get(v, v)) for v in values or []) or "—"
+
+
+@register.filter
+def discount_exclusions(terms) -> str:
+    """What a discount (a tier, a member's discount) is not given on: its excluded categories and, when it excludes
+    them, the special-price items — one list ("—" when nothing is excluded, never "—, special-price items")."""
+    labels = dict(Category.choices)
+    items = [str(labels.get(v, v)) for v in getattr(terms, "excluded_categories", None) or []]
+    if getattr(terms, "exclude_special_price", False):
+        items.append(str(_("special-price items")))
+    return pgettext("list separator", ", ").join(items) or "—"
+
+
+@register.filter
+def benefit_action(code: str) -> str:
+    """What a hidden benefit does when revealed, in words ("issue_friend_card" → 赠送亲友储值卡); an action only the API
+    knows stays as its code."""
+    return str(_("Give a friends-and-family card")) if code == FRIEND_CARD_ACTION else code
 
 
 @register.filter

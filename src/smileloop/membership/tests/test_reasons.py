@@ -36,7 +36,7 @@ def test_suffixes_add_their_arguments():
     event = SimpleNamespace(reason=reasons.english(msg), data={"msg": msg})
     assert event.reason == "enrolled in 年卡 · 银卡: fee 899.00 paid on 2026-03-02, valid until 2027-03-02"
     with translation.override("zh-hans"):
-        assert reasons.reason_display(event) == "2026-03-02 加入年卡 · 银卡：已付会费 899.00，有效期至 2027-03-02"
+        assert reasons.reason_display(event) == "2026-03-02 加入年卡 · 银卡：已付会费 ¥899.00，有效期至 2027-03-02"
 
 
 def test_an_empty_staff_reason_reads_as_a_staff_decision_in_each_language():
@@ -63,7 +63,7 @@ def test_unknown_keys_are_refused_at_write_and_bad_stored_messages_fall_back():
     ("treatment plan 种植修复 half done (2 of 4 steps) on 2026-03-02", "治疗计划 种植修复 已完成一半（4 步中 2 步），2026-03-02"),
     ("treatment plan 种植修复 finished (4 of 4 steps) on 2026-03-02", "治疗计划 种植修复 已完成（4 步中 4 步），2026-03-02"),
     ("birthday month (2026-07)", "生日月（2026-07）"),
-    ("visit no. 5 reached (6 visits) on 2026-07-10", "第 5 次到诊已达成（共 6 次），2026-07-10"),
+    ("visit no. 5 reached (6 visits) on 2026-07-10", "第 5 次到店已达成（共 6 次），2026-07-10"),
     ("老客户回馈", "老客户回馈"),  # typed by staff: kept as typed
 ])
 def test_a_reveals_detail_reads_in_the_readers_language(stored, chinese):

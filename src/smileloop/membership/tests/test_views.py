@@ -36,6 +36,35 @@ def test_the_360_page_shows_the_member_card_with_tier_history_and_revealed_benef
     assert "亲友储值卡 600 元" in card and "种植修复过半" in card
 
 
+def test_what_a_discount_is_not_given_on_and_what_a_benefit_does_read_in_the_readers_language(client, front_desk_a,
+                                                                                    chain_admin, wang, family_plan,
+                                                                                    family_tier):
+    # given a tier excluding special-price items but no category, and one excluding two categories as well
+    family_tier.excluded_categories, family_tier.exclude_special_price = [], True
+    family_tier.save()
+    services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    from smileloop.membership.tests.factories import TierFactory
+
+    premium = TierFactory(plan=family_plan, rank=2, name="家庭尊享", min_spend_fen=10_000_000,
+                          exclude_special_price=True, excluded_categories=["oral_care_product", "whitening"])
+    BenefitFactory(tier=premium, name="亲友储值卡", is_hidden=True, trigger="plan_half_done",
+                   action_code="issue_friend_card")
+    # when the 360 page and the plan page are read in Chinese
+    client.force_login(front_desk_a.user)
+    with translation.override("zh-hans"):
+        card = client.get(reverse("customers:detail", args=[wang.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+        card = card.split('data-testid="member-discount"')[1].split("</p>")[0]
+        client.force_login(chain_admin.user)
+        plan_page = client.get(reverse("membership:plan_edit", args=[family_plan.id]),
+                               HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    # then the list has no empty entry and is joined with 、, not an English comma
+    assert "不适用于 特价项目" in card and "—" not in card, card
+    assert "口护产品、美白、特价项目" in plan_page
+    assert "—, " not in plan_page and "—、" not in plan_page
+    # and what the hidden benefit does is said in words, not as its code
+    assert "赠送亲友卡" in plan_page and "issue_friend_card" not in plan_page.split("<main")[-1]
+
+
 def test_event_reasons_read_in_the_staff_language_and_old_events_keep_their_text(client, front_desk_a, wang,
                                                                                family_plan, family_tier):
     # given: an enrolment (reason stored as English text and as a message) and an event from before messages
@@ -47,7 +76,7 @@ def test_event_reasons_read_in_the_staff_language_and_old_events_keep_their_text
     en = client.get(reverse("customers:detail", args=[wang.id]), HTTP_ACCEPT_LANGUAGE="en")
     # then
     card = zh.text.split('data-testid="member-card"')[1].split("</section>")[0]
-    assert "2026-03-02 加入家庭会员：累计消费 30,120.00 ≥ 30,000.00，终身有效" in card
+    assert "2026-03-02 加入家庭会员：累计消费 ¥30,120.00 ≥ ¥30,000.00，终身有效" in card  # amounts as money
     assert "enrolled in" not in card
     assert "renewed by hand in 2025" in card
     assert "enrolled in 家庭会员: cumulative spend 30,120.00 ≥ 30,000.00 on 2026-03-02, lifetime" in en.text
