@@ -24,6 +24,8 @@ PATTERNS = [(re.compile(pattern), template) for pattern, template in [
     (r"^family wallet of (?P<holder>.+?): (?P<available>[\d.]+) available, (?P<asked>[\d.]+) asked$",
      gettext_noop("family wallet of %(holder)s: %(available)s available, %(asked)s asked")),
     (rf"^voucher {_CODE} belongs to another customer$", gettext_noop("voucher %(code)s belongs to another customer")),
+    (r"^is how the package (?P<name>.+) is billed: sell the package on the patient's loyalty card$",
+     gettext_noop("is how the package %(name)s is billed: sell the package on the patient's loyalty card")),
     (rf"^voucher {_CODE} is entered twice$", gettext_noop("voucher %(code)s is entered twice")),
     (rf"^gift card {_CODE} is entered twice$", gettext_noop("gift card %(code)s is entered twice")),
     (rf"^gift card {_CODE} has no balance left$", gettext_noop("gift card %(code)s has no balance left")),

@@ -197,7 +197,8 @@ def refund(request, scope: Scope, settlement_id: int):
     if not form.is_valid():
         return _receipt(request, scope, settlement, form=form, status=422)
     lines = None
-    ids = [int(v) for v in request.POST.getlist("line") if v.isdigit()]
+    # Ids as the page writes them: ASCII digits a database id can hold ("²" is a digit to isdigit(), not to int()).
+    ids = [int(v) for v in request.POST.getlist("line") if v.isascii() and v.isdigit() and len(v) <= 18]
     if form.cleaned_data["scope"] == "all" and ids:
         # Ticked lines under "the whole bill": refunding everything would give back more than the cashier meant.
         return _receipt(request, scope, settlement, form=form, status=422,

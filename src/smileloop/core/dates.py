@@ -14,6 +14,12 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     return local.replace(year=year, month=month, day=min(local.day, calendar.monthrange(year, month)[1]))
 
 
+def day_end(moment: dt.datetime) -> dt.datetime:
+    """The last instant of `moment`'s local day. Value "valid until D" is valid all of D: an expiry counted from the
+    moment of issue (15:00 + 30 days) ended partway through D while every page and message says "until D"."""
+    return timezone.localtime(moment).replace(hour=23, minute=59, second=59, microsecond=999999)
+
+
 def age_on(birthday: dt.date | None, on: dt.date) -> int | None:
     """Whole years of age on `on` (None without a birthday)."""
     if birthday is None:

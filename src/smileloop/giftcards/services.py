@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
-from smileloop.core.dates import add_months
+from smileloop.core.dates import add_months, day_end
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
@@ -108,7 +108,7 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
         raise LimitReached(f"{member.name} already received {given} {programme.name} within "
                            f"{programme.limit_period_months} months (limit {programme.limit_per_period})",
                            field="member")
-    expires_at = add_months(at, programme.valid_months)
+    expires_at = day_end(add_months(at, programme.valid_months))
     code = _unique_code(member.chain_id)
     account = account_for(chain_id=member.chain_id, kind=AccountKind.GIFT_CARD, code=code)
     try:
@@ -333,7 +333,7 @@ def voucher_issue(*, campaign: VoucherCampaign, customer: Customer | None = None
     if value <= 0:
         raise ValidationFailed([FieldError("campaign", "has no value (set a face value)", campaign.code)])
     at = as_of or timezone.now()
-    expires_at = at + dt.timedelta(days=campaign.valid_days)
+    expires_at = day_end(at + dt.timedelta(days=campaign.valid_days))
     code = _unique_code(campaign.chain_id)
     account = account_for(chain_id=campaign.chain_id, kind=AccountKind.VOUCHER, code=code)
     voucher = Voucher.objects.create(chain_id=campaign.chain_id, campaign=campaign, code=code, account=account,

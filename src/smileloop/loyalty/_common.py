@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from smileloop.core.bounds import field_bounds
-from smileloop.core.dates import add_months, age_on  # noqa: F401
+from smileloop.core.dates import add_months, age_on, day_end  # noqa: F401
 from smileloop.core.errors import FieldError
 
 

@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Annotated
 
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
@@ -23,6 +22,7 @@ from smileloop.core.api import (
     IdOrCode,
     InputSchema,
     PositiveFen,
+    local_time,
     referenced_by,
     render,
 )
@@ -66,10 +66,22 @@ class TransferIn(InputSchema):
     consent_token: str = Field("", max_length=100)
 
 
+class SalePaymentIn(InputSchema):
+    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance or other")
+    amount_fen: PositiveFen
+
+
 class PackageSellIn(InputSchema):
     package_id: Id
     covered_ids: list[Id] = Field(min_length=1, max_length=50,
                                   description="The holder and/or members of the holder's household")
+    payments: list[SalePaymentIn] | None = Field(
+        None, max_length=10,
+        description="Paid here: the payments, adding up to the package's price. The sale is then recorded as a "
+                    "bill (order_id) of one line of the package's catalogue item. Omitted: paid elsewhere (a POS "
+                    "that records its own order).")
+    clinic: IdOrCode | None = Field(None, description="Clinic id or code taking the payment (default: the "
+                                                      "holder's clinic)")
 
 
 class EntitlementRedeemIn(InputSchema):
@@ -170,6 +182,7 @@ class PurchaseOut(Schema):
     price_fen: int
     period_start: dt.datetime
     period_end: dt.datetime
+    order_id: int | None = Field(None, description="The sale's bill when it was paid here")
 
 
 class EntitlementUseOut(Schema):
@@ -183,9 +196,6 @@ class EntitlementUseOut(Schema):
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-def _local(value: dt.datetime | None) -> dt.datetime | None:
-    return timezone.localtime(value) if value else None
 
 
 def _service_key(scope: Scope, key: str | None) -> str:
@@ -201,15 +211,15 @@ def _points(customer: Customer) -> dict:
     s = selectors.points_summary(customer)
     return {"customer_id": customer.id, "balance": s.balance, "available": s.available, "pending": s.pending,
             "expiring_within_30_days": s.expiring_soon,
-            "lots": [{"id": lot.id, "remaining": lot.remaining, "earned_at": _local(lot.earned_at),
-                      "available_at": _local(lot.available_at), "expires_at": _local(lot.expires_at)}
+            "lots": [{"id": lot.id, "remaining": lot.remaining, "earned_at": local_time(lot.earned_at),
+                      "available_at": local_time(lot.available_at), "expires_at": local_time(lot.expires_at)}
                      for lot in s.lots]}
 
 
 def _topup(topup: Topup) -> dict:
     return {"id": topup.id, "customer_id": topup.customer_id, "amount_fen": topup.amount_fen,
             "bonus_fen": topup.bonus_fen, "method": topup.method, "refunded_fen": topup.refunded_fen,
-            "bonus_forfeited_fen": topup.bonus_forfeited_fen, "created_at": _local(topup.created_at),
+            "bonus_forfeited_fen": topup.bonus_forfeited_fen, "created_at": local_time(topup.created_at),
             "wallet": _wallet(topup.customer)}
 
 
@@ -363,13 +373,13 @@ def wallet_transfer_endpoint(request: HttpRequest, customer_id: Id, payload: Tra
 def _purchase(p: PackagePurchase) -> dict:
     return {"id": p.id, "package_id": p.package_id, "package_name": p.package.name, "holder_id": p.holder_id,
             "covered_ids": sorted(p.covers.values_list("customer_id", flat=True)), "price_fen": p.price_fen,
-            "period_start": _local(p.period_start), "period_end": _local(p.period_end)}
+            "period_start": local_time(p.period_start), "period_end": local_time(p.period_end), "order_id": p.order_id}
 
 
 def _entitlement(e) -> dict:
     return {"grant_id": e.grant_id, "purchase_id": e.purchase_id, "package_name": e.package_name, "label": e.label,
             "category": e.category, "item_code": e.item_code, "quantity": e.quantity, "used": e.used,
-            "remaining": e.remaining, "max_age": e.max_age, "period_end": _local(e.period_end)}
+            "remaining": e.remaining, "max_age": e.max_age, "period_end": local_time(e.period_end)}
 
 
 @router.post("/customers/{int:customer_id}/packages", response={201: PurchaseOut, **ERROR_RESPONSES},
@@ -386,8 +396,11 @@ def package_sell_endpoint(request: HttpRequest, customer_id: Id, payload: Packag
         for i, cid in enumerate(payload.covered_ids):
             with referenced_by(f"body.covered_ids[{i}]"):
                 covered.append(customer_get(scope, cid))
+        clinic = clinic_for_write(scope=scope, value=payload.clinic) if payload.clinic not in (None, "") else None
+        payments = None if payload.payments is None else [p.model_dump() for p in payload.payments]
         purchase = services.package_sell(package=package, holder=holder, covered=covered,
-                                         key=_service_key(scope, idempotency_key), actor=request.staff)
+                                         key=_service_key(scope, idempotency_key), actor=request.staff,
+                                         clinic=clinic or holder.home_clinic, payments=payments)
         return 201, render(PurchaseOut, _purchase(purchase))
 
     return _write(request, response, operation="loyalty.package_sell", key=idempotency_key,
@@ -431,7 +444,7 @@ def entitlement_redeem_endpoint(request: HttpRequest, customer_id: Id, payload: 
         left = next((e.remaining for e in selectors.entitlements_for_customer(customer) if e.grant_id == use.grant_id), 0)
         return 201, render(EntitlementUseOut, {"id": use.id, "grant_id": use.grant_id, "customer_id": customer.id,
                                                "item_code": item.code, "order_line_id": use.order_line_id,
-                                               "used_at": _local(use.used_at), "remaining": left})
+                                               "used_at": local_time(use.used_at), "remaining": left})
 
     return _write(request, response, operation="loyalty.entitlement_redeem", key=idempotency_key,
                   permission=Perm.CUSTOMER_EDIT, run=run)

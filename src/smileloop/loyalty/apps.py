@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class LoyaltyConfig(AppConfig):
     name = "smileloop.loyalty"
     label = "loyalty"
-    verbose_name = "Loyalty"
+    verbose_name = _("Loyalty")
 
     def ready(self):
         from smileloop.customers.sections import section_register

@@ -18,6 +18,7 @@ from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.loyalty.enums import EarnTrigger
 from smileloop.loyalty.models import (
+    FEN,
     EarnRule,
     Gift,
     Package,
@@ -29,7 +30,8 @@ from smileloop.loyalty.services.wallet import TOPUP_METHODS
 from smileloop.visits.enums import PaymentMethod
 
 _FIELD_ALIASES = {"amount_fen": "amount_yuan", "rule_code": "rule", "gift_id": "gift", "package_id": "package",
-                  "points": None, "key": None}
+                  "points": None, "key": None, "min_topup_fen": "min_topup_yuan", "bonus_fen": "bonus_yuan",
+                  "price_fen": "price_yuan"}
 
 ERROR_MESSAGES = {
     "insufficient_points": _("Not enough points available for this."),
@@ -133,6 +135,9 @@ class PackageSellForm(KeyedForm):
     covered = _PeopleField(label=_("Covered persons"), queryset=Customer.objects.none(),
                                              widget=forms.CheckboxSelectMultiple,
                                              help_text=_("The holder and members of the household."))
+    method = forms.ChoiceField(label=_("Paid by"), choices=[(m, label) for m, label in PaymentMethod.choices
+                                                            if m in TOPUP_METHODS],
+                               help_text=_("The package's price, recorded as a bill of the patient's clinic."))
 
     def __init__(self, scope: Scope, *args, holder: Customer, **kwargs):
         super().__init__(*args, **kwargs)
@@ -178,11 +183,42 @@ class RedeemTermsForm(ConfigForm):
         fields = ["points_per_yuan", "max_share_bp", "is_enabled"]
 
 
-class BonusRuleForm(ConfigForm):
+YUAN_MAX = Decimal(FEN[1]) / 100  # the models' bound on amounts in fen
+
+
+def yuan_field(label, *, min_value: Decimal = Decimal(0)) -> forms.DecimalField:
+    return forms.DecimalField(label=label, min_value=min_value, max_value=YUAN_MAX, max_digits=12, decimal_places=2)
+
+
+class YuanConfigForm(ConfigForm):
+    """Amounts the model keeps in fen are typed in yuan, as staff type money everywhere else (a package priced
+    "298000" read as 298,000 yuan): each `<name>_yuan` form field stands for the model's `<name>_fen`."""
+
+    yuan_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.yuan_fields:
+            fen = getattr(self.instance, f"{name}_fen", None)
+            if fen is not None and not self.is_bound:
+                self.initial[f"{name}_yuan"] = Decimal(fen).scaleb(-2)  # 298000 → 2980.00
+
+    def service_data(self) -> dict:
+        data = {k: v for k, v in self.cleaned_data.items() if not k.endswith("_yuan")}
+        for name in self.yuan_fields:
+            data[f"{name}_fen"] = to_fen(self.cleaned_data[f"{name}_yuan"])
+        return data
+
+
+class BonusRuleForm(YuanConfigForm):
+    yuan_fields = ("min_topup", "bonus")
+    min_topup_yuan = yuan_field(_("Minimum top-up (yuan)"), min_value=Decimal("0.01"))
+    bonus_yuan = yuan_field(_("Bonus (yuan)"))
+
     class Meta:
         formfield_callback = bounded_formfield
         model = TopupBonusRule
-        fields = ["min_topup_fen", "bonus_fen", "validity_months", "is_active"]
+        fields = ["min_topup_yuan", "bonus_yuan", "validity_months", "is_active"]
 
 
 class GiftForm(ConfigForm):
@@ -192,11 +228,14 @@ class GiftForm(ConfigForm):
         fields = ["name", "description", "points_price", "stock", "is_active"]
 
 
-class PackageForm(ConfigForm):
+class PackageForm(YuanConfigForm):
+    yuan_fields = ("price",)
+    price_yuan = yuan_field(_("Price (yuan)"))
+
     class Meta:
         formfield_callback = bounded_formfield
         model = Package
-        fields = ["name", "description", "price_fen", "validity_months", "max_covered", "is_active"]
+        fields = ["name", "description", "price_yuan", "validity_months", "max_covered", "item_code", "is_active"]
 
 
 class EntitlementForm(ConfigForm):

@@ -12,6 +12,7 @@ a use is reversed at most once; an entitlement names a category or an item.
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -44,6 +45,15 @@ SHARE_BP = (0, 10000)
 
 
 # --- points ----------------------------------------------------------------------------------------------
+
+
+def _unique_refusal(instance, unique_check, fields: tuple, message) -> ValidationError:
+    """A configuration row is unique in its chain by one field: a duplicate is refused with `message` (naming what
+    the form shows), not Django's "Earn rule with this Chain and Code already exists", which names the chain no
+    form shows and the model in English ("包含 Chain 和 编码 的 Earn rule 已经存在。")."""
+    if tuple(unique_check) == fields:
+        return ValidationError(message, code="unique")
+    return super(type(instance), instance).unique_error_message(type(instance), unique_check)
 
 
 class EarnRule(TimeStampedModel):
@@ -82,6 +92,10 @@ class EarnRule(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def unique_error_message(self, model_class, unique_check):
+        return _unique_refusal(self, unique_check, ("chain", "code"),
+                               _("Another earn rule of this chain has this code."))
 
 
 class RedeemSettings(TimeStampedModel):
@@ -122,6 +136,10 @@ class Gift(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def unique_error_message(self, model_class, unique_check):
+        return _unique_refusal(self, unique_check, ("chain", "name"),
+                               _("Another gift of this chain has this name."))
 
 
 class GiftExchange(models.Model):
@@ -164,6 +182,10 @@ class TopupBonusRule(TimeStampedModel):
 
     def __str__(self):
         return f"≥{self.min_topup_fen} → {self.bonus_fen}"
+
+    def unique_error_message(self, model_class, unique_check):
+        return _unique_refusal(self, unique_check, ("chain", "min_topup_fen"),
+                               _("Another top-up bonus rule of this chain has this minimum top-up."))
 
 
 class Topup(models.Model):
@@ -248,6 +270,11 @@ class Package(TimeStampedModel):
     max_covered = models.PositiveSmallIntegerField(_("covered persons at most"), null=True, blank=True,
                                                    help_text=_("Empty = the whole household."),
                                                    validators=within(PEOPLE))
+    # A sale taken at the desk is a bill: one line of this catalogue item at the package's price, with its
+    # payment, so the money is in the clinic's revenue and the holder's spend like any other bill.
+    item_code = models.CharField(_("billed as (item code)"), max_length=32, blank=True,
+                                 help_text=_("The catalogue item a sale's bill shows, at the package's price. "
+                                             "Needed to take payment for a sale."))
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -260,6 +287,10 @@ class Package(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def unique_error_message(self, model_class, unique_check):
+        return _unique_refusal(self, unique_check, ("chain", "name"),
+                               _("Another package of this chain has this name."))
 
 
 class PackageEntitlement(models.Model):
@@ -298,6 +329,8 @@ class PackagePurchase(models.Model):
     expired_at = models.DateTimeField(null=True, blank=True)
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
+    # The bill of a sale paid at the desk (null: paid elsewhere, e.g. a POS that records its own order).
+    order = models.ForeignKey("visits.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["-period_start", "-id"]

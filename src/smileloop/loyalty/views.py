@@ -172,6 +172,19 @@ def _card_action(request, scope: Scope, customer_id: int, *, form_name: str, mak
     return _card(request, scope, customer, status=422, **{form_name: form})
 
 
+def _billing_clinic(scope: Scope, customer):
+    """Where a sale on the card is billed: the patient's clinic, as a top-up's money is; a patient without one at
+    the first of the reader's clinics."""
+    if customer.home_clinic_id:
+        return customer.home_clinic
+    from smileloop.clinics.models import Clinic
+
+    clinics = Clinic.objects.filter(chain_id=scope.chain_id).order_by("id")
+    if not scope.is_chain_wide:
+        clinics = clinics.filter(pk__in=scope.clinic_ids)
+    return clinics.first()
+
+
 @staff_view
 @require_POST
 def topup(request, scope: Scope, customer_id: int):
@@ -209,8 +222,11 @@ def gift(request, scope: Scope, customer_id: int):
 @require_POST
 def package(request, scope: Scope, customer_id: int):
     def run(customer, data):
+        price = data["package"].price_fen
         services.package_sell(package=data["package"], holder=customer, covered=list(data["covered"]),
-                              key=f"web:{data['key']}", actor=request.user.staff)
+                              key=f"web:{data['key']}", actor=request.user.staff,
+                              clinic=_billing_clinic(scope, customer),
+                              payments=[{"method": data["method"], "amount_fen": price}] if price else [])
 
     return _card_action(request, scope, customer_id, form_name="package",
                         make_form=lambda c: PackageSellForm(scope, request.POST, holder=c), run=run)

@@ -23,7 +23,7 @@ from smileloop.checkout.pricing import (
 from smileloop.clinics.models import Clinic
 from smileloop.core.errors import DomainError, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
-from smileloop.core.sql import in_clause, select_models
+from smileloop.core.sql import in_clause, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import name_for
@@ -129,6 +129,15 @@ def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, in
             errors.append(FieldError(f"lines[{i}].quantity", "must be a whole number from 1 to 99", str(qty)))
         else:
             out.append((item, qty))
+    if not errors and out:
+        # A package's "billed as" item is the package's sale: billed here it would take the money and grant nothing.
+        items_in, item_params = in_clause("item_code", sorted({item.code for item, _ in out}))
+        sold_as = dict(select_rows(f"SELECT item_code, name FROM loyalty_package WHERE chain_id = %s AND {items_in}",
+                                   [chain_id, *item_params]))
+        for i, (item, _) in enumerate(out):
+            if item.code in sold_as:
+                errors.append(FieldError(f"lines[{i}].item_code", f"is how the package {sold_as[item.code]} is "
+                                         "billed: sell the package on the patient's loyalty card", item.code))
     if errors:
         raise ValidationFailed(errors)
     return out, by_id

@@ -311,3 +311,18 @@ def test_a_key_reused_for_another_bill_or_refund_is_a_conflict_and_writes_nothin
     with pytest.raises(Conflict):
         checkout_refund(settlement=second, key="refund-key", reason="x")
     assert Order.objects.get(pk=second.order_id).refunded_fen == 0
+
+
+def test_a_packages_billed_as_item_is_refused_on_a_bill_by_name(chain, clinic_a, catalogue, alice):
+    """Billed at checkout, the item would take the package's price and grant no entitlement: its sale is the
+    loyalty card's (which records the same bill and the grants)."""
+    from smileloop.loyalty.tests.factories import PackageFactory
+    from smileloop.visits.tests.factories import ServiceItemFactory
+
+    ServiceItemFactory(chain=chain, code="PK01", name="家庭口腔护理套餐", category="exam", list_price_fen=298_000)
+    PackageFactory(chain=chain, name="家庭口腔护理套餐", item_code="PK01")
+    with pytest.raises(ValidationFailed) as refused:
+        checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "EX01"}, {"item_code": "PK01"}])
+    [error] = refused.value.errors
+    assert error.field == "lines[1].item_code" and "package 家庭口腔护理套餐" in error.message
+    assert checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "EX01"}]).lines

@@ -328,6 +328,15 @@ def test_a_refund_of_selected_lines_refunds_only_those(client, front_desk_a, cli
     assert filling.refunded_fen == 52800
 
 
+@pytest.mark.parametrize("forged", ["²", "99999999999999999999999"])
+def test_a_forged_line_value_is_no_line_not_a_server_error(client, front_desk_a, clinic_a, catalogue, alice, forged):
+    settlement = paid_settlement(alice, clinic_a)
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:refund", args=[settlement.id]),
+                           {"scope": "lines", "line": [forged], "reason": "not done", "key": "k"})
+    assert response.status_code == 422 and RefundSettlement.objects.count() == 0
+
+
 def test_a_refund_without_a_reason_is_refused_and_changes_nothing(client, front_desk_a, clinic_a, catalogue, alice):
     settlement = paid_settlement(alice, clinic_a)
     client.force_login(front_desk_a.user)
@@ -367,6 +376,15 @@ def test_the_code_look_up_shows_a_cards_balance_expiry_and_history(client, front
     html = response.content.decode()
     assert card.code in html and "¥600.00" in html and card.expires_at.strftime("%Y") in html
     assert "张伟" in html  # the giver
+
+
+def test_the_code_look_up_writes_a_spend_as_money_with_a_minus_sign(client, front_desk_a, card):
+    from smileloop.giftcards.services import giftcard_spend
+
+    giftcard_spend(card=card, amount_fen=50_000, key="spend-1", source="order:1")
+    client.force_login(front_desk_a.user)
+    html = client.get(reverse("checkout:codes"), {"code": card.code}).content.decode()
+    assert "−¥500.00" in html and "¥-500.00" not in html
 
 
 def test_the_code_look_up_reads_a_cards_events_in_chinese(client, front_desk_a, card, alice):

@@ -29,7 +29,7 @@ def test_friend_card_issue_credits_the_code_from_promotion_with_the_expiry(chain
     # then
     assert card.account.balance == 60000 and card.account.code == card.code
     assert list(Lot.objects.filter(account=card.account).values_list("remaining", "expires_at")) == [
-        (60000, dt.datetime(2026, 6, 2, 2, 0, tzinfo=dt.UTC))]
+        (60000, dt.datetime(2026, 6, 2, 15, 59, 59, 999999, tzinfo=dt.UTC))]  # valid all of 2 June in Shanghai
     assert system_account(chain_id=chain.id, kind=AccountKind.PROMOTION).balance == -60000
     assert giftcard_get_by_code(chain_id=chain.id, code=card.code.lower().replace("-", " ")) == card
     assert ledger_check(chain_id=chain.id) == []
@@ -206,3 +206,16 @@ def test_the_daily_expire_command_marks_a_card_emptied_by_ledger_expiry_as_expir
     assert card.status == CardStatus.EXPIRED
     assert system_account(chain_id=chain.id, kind=AccountKind.BREAKAGE).balance == programme.face_value_fen
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_voucher_is_valid_all_of_the_day_it_is_valid_until(chain, cleaning_campaign):
+    """Issued at 15:00 for 30 days, it showed "until 31 March" and was refused as expired at 16:00 on 31 March."""
+    from smileloop.giftcards.services import voucher_check
+
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    cleaning_campaign.valid_days = 30
+    cleaning_campaign.save(update_fields=["valid_days"])
+    voucher = voucher_issue(campaign=cleaning_campaign, key="v1", as_of=dt.datetime(2026, 3, 1, 15, tzinfo=shanghai))
+    voucher_check(voucher, dt.datetime(2026, 3, 31, 16, tzinfo=shanghai))
+    with pytest.raises(Expired, match="expired on 2026-03-31"):
+        voucher_check(voucher, dt.datetime(2026, 4, 1, 0, 0, tzinfo=shanghai))

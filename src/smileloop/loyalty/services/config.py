@@ -8,6 +8,7 @@ its constraint, and an absurd period was accepted and then failed each award, to
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain
 from smileloop.core.bounds import range_errors
@@ -20,13 +21,14 @@ from smileloop.loyalty.models import (
     RedeemSettings,
     TopupBonusRule,
 )
+from smileloop.visits.models import ServiceItem
 
 EARN_RULE_FIELDS = ["code", "name", "trigger", "category", "special_price", "points_per_yuan", "points",
                     "pending_days", "validity_months", "is_active"]
 BONUS_RULE_FIELDS = ["min_topup_fen", "bonus_fen", "validity_months", "is_active"]
 REDEEM_FIELDS = ["points_per_yuan", "max_share_bp", "is_enabled"]
 GIFT_FIELDS = ["name", "description", "points_price", "stock", "is_active"]
-PACKAGE_FIELDS = ["name", "description", "price_fen", "validity_months", "max_covered", "is_active"]
+PACKAGE_FIELDS = ["name", "description", "price_fen", "validity_months", "max_covered", "item_code", "is_active"]
 ENTITLEMENT_FIELDS = ["label", "category", "item_code", "quantity", "max_age"]
 
 
@@ -68,7 +70,19 @@ def gift_save(*, chain: Chain, data: dict, gift: Gift | None = None) -> Gift:
 
 def package_save(*, chain: Chain, data: dict, package: Package | None = None) -> Package:
     """Edits apply to later sales only: each sale snapshots the entitlements it grants."""
-    return _save(package or Package(chain=chain), data, PACKAGE_FIELDS)
+    code = str(data.get("item_code") or "").strip()
+    if "item_code" in data:
+        data = {**data, "item_code": code}
+    unknown = [FieldError("item_code", _("%(code)s is not in the service catalogue") % {"code": code}, code)
+               ] if code and not ServiceItem.objects.filter(chain=chain, code=code).exists() else []
+    with transaction.atomic():  # every refusal at once; an unknown item undoes the save
+        try:
+            saved = _save(package or Package(chain=chain), data, PACKAGE_FIELDS)
+        except ValidationFailed as exc:
+            raise ValidationFailed(unknown + exc.errors)
+        if unknown:
+            raise ValidationFailed(unknown)
+    return saved
 
 
 def package_entitlement_save(*, package: Package, data: dict,

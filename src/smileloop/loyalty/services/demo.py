@@ -33,6 +33,7 @@ from smileloop.visits.enums import Category, PaymentMethod
 from smileloop.visits.models import Order, ServiceItem
 
 FAMILY_PACKAGE = "家庭口腔护理套餐"
+FAMILY_PACKAGE_ITEM = "PK01"
 
 EARN_RULES = [
     # code, name, trigger, category, special, per yuan, points, pending days, validity months
@@ -76,8 +77,13 @@ def _configure(chain: Chain) -> dict:
     for name, price, stock, description in GIFTS:
         Gift.objects.get_or_create(chain=chain, name=name, defaults={"points_price": price, "stock": stock,
                                                                       "description": description})
+    # The catalogue item a sale's bill shows (the package is sold at the desk like any item, at its price).
+    ServiceItem.objects.get_or_create(chain=chain, code=FAMILY_PACKAGE_ITEM,
+                                      defaults={"name": FAMILY_PACKAGE, "category": Category.EXAM,
+                                                "list_price_fen": 298_000})
     package = _upsert(Package, {"chain": chain, "name": FAMILY_PACKAGE},
                       {"price_fen": 298_000, "validity_months": 12, "max_covered": 5, "is_active": True,
+                       "item_code": FAMILY_PACKAGE_ITEM,
                        "description": "全家每人每年 2 次洁牙、2 次口腔检查；12 岁以下儿童每年 4 次涂氟。"})
     for label, category, code, quantity, max_age in (("洁牙", Category.CLEANING, "", 2, None),
                                                      ("口腔检查", Category.EXAM, "", 2, None),

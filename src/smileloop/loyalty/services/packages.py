@@ -14,10 +14,10 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Valu
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from smileloop.clinics.models import Staff
+from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.loyalty._common import add_months, age_on, key_check, now_or, stored_periods_check
+from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
 from smileloop.loyalty.errors import (
     AgeLimit,
@@ -35,6 +35,7 @@ from smileloop.loyalty.models import (
 )
 from smileloop.loyalty.selectors import age_allows, grant_matches
 from smileloop.visits.models import OrderLine, ServiceItem
+from smileloop.visits.services import order_record
 
 
 def _household_ids(holder: Customer) -> set[int]:
@@ -47,11 +48,16 @@ def _household_ids(holder: Customer) -> set[int]:
 
 @transaction.atomic
 def package_sell(*, package: Package, holder: Customer, covered: list[Customer], key: str,
-                 actor: Staff | None = None, at: dt.datetime | None = None) -> PackagePurchase:
+                 actor: Staff | None = None, at: dt.datetime | None = None, clinic: Clinic | None = None,
+                 payments: list[dict] | None = None) -> PackagePurchase:
     """Sell a package to `holder` for `covered` people (the holder and/or members of the holder's household):
     one period from `at` of the package's length, and one grant per entitlement per covered person (an
     age-limited entitlement only for those under the age at the start; the age is checked again at each use).
-    The payment itself is the checkout's. Idempotent on `key`."""
+    Idempotent on `key`.
+
+    `payments` ([{method, amount_fen}], adding up to the price): the sale is paid here, so it is recorded as a bill
+    at `clinic` — one line of the package's catalogue item (`item_code`) at its price — and counts in revenue and
+    the holder's spend like any bill. None: paid elsewhere (a POS that records its own order; the demo's history)."""
     key = key_check(key)
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
@@ -82,6 +88,13 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     entitlements = list(package.entitlements.all())
     if not entitlements:
         errors.append(FieldError("package_id", "has no entitlements configured", str(package.id)))
+    if payments is not None:
+        if not package.item_code:
+            errors.append(FieldError("package_id", "has no catalogue item to bill a sale as: set “billed as” in "
+                                     "the package's settings", str(package.id)))
+        if clinic is None or clinic.chain_id != holder.chain_id:
+            errors.append(FieldError("clinic", "name the clinic of this chain taking the payment",
+                                     str(getattr(clinic, "pk", ""))))
     if errors:
         raise ValidationFailed(errors)
     stored_periods_check(package, ["validity_months"], label=package.name, kind="package ",
@@ -89,7 +102,7 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     at = now_or(at)
     purchase = PackagePurchase.objects.create(
         chain_id=holder.chain_id, key=key, package=package, holder=holder, price_fen=package.price_fen,
-        period_start=at, period_end=add_months(at, package.validity_months), actor=actor, created_at=at)
+        period_start=at, period_end=day_end(add_months(at, package.validity_months)), actor=actor, created_at=at)
     PackageCover.objects.bulk_create([PackageCover(purchase=purchase, customer=p) for p in people])
     grants = []
     for person in people:
@@ -101,6 +114,14 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
                                            category=e.category, item_code=e.item_code, quantity=e.quantity,
                                            max_age=e.max_age))
     EntitlementGrant.objects.bulk_create(grants)
+    if payments is not None:
+        # In this transaction: a payment refused (not adding up to the price, an unknown method) sells nothing.
+        order, _ = order_record(customer=holder, clinic=clinic, ordered_at=at, cashier=actor,
+                                lines=[{"item_code": package.item_code, "quantity": 1,
+                                        "unit_price_fen": package.price_fen}],
+                                payments=payments, external_id=f"package:{purchase.pk}", notes=package.name)
+        purchase.order = order
+        purchase.save(update_fields=["order"])
     return purchase
 
 
@@ -149,8 +170,9 @@ def entitlement_redeem(*, customer: Customer, item: ServiceItem, order_line: Ord
     grant = next((g for g in allowed if left[g.id] > 0), None)
     if grant is None:
         used = sum(g.quantity for g in allowed)
+        until = timezone.localdate(allowed[0].purchase.period_end)  # the local day (UTC is the day before 08:00)
         raise NoEntitlementLeft(f"{customer.name} has used all {used} × {allowed[0].label} of this period "
-                                f"(until {allowed[0].purchase.period_end.date().isoformat()})", field="item_code")
+                                f"(until {until.isoformat()})", field="item_code")
     return EntitlementUse.objects.create(chain_id=customer.chain_id, key=key, grant=grant, customer=customer, item=item,
                                          order_line=order_line, kind=UseKind.USE, actor=actor, used_at=at)
 

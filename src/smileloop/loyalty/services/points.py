@@ -31,7 +31,7 @@ from smileloop.ledger.services import (
     ledger_post_many,
     system_account,
 )
-from smileloop.loyalty._common import add_months, key_check, now_or, stored_periods_check
+from smileloop.loyalty._common import add_months, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import EarnTrigger, SpecialPrice
 from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
 from smileloop.loyalty.memos import POINTS_OFF, TIER_MULTIPLIER
@@ -54,7 +54,7 @@ def lot_terms(rule: EarnRule, at: dt.datetime) -> LotTerms:
     stored_periods_check(rule, ["pending_days", "validity_months"], label=rule.name, kind="earn rule ",
                          field="rule_code")
     return LotTerms(earned_at=at, available_at=at + dt.timedelta(days=rule.pending_days),
-                    expires_at=add_months(at, rule.validity_months) if rule.validity_months else None)
+                    expires_at=day_end(add_months(at, rule.validity_months)) if rule.validity_months else None)
 
 
 def _specificity(rule: EarnRule, item: ServiceItem) -> int | None:

@@ -37,7 +37,7 @@ from smileloop.ledger.services import (
     ledger_transfer,
     system_account,
 )
-from smileloop.loyalty._common import add_months, key_check, now_or, stored_periods_check
+from smileloop.loyalty._common import add_months, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import ShareMode
 from smileloop.loyalty.errors import BonusSpent, ConsentMissing, InsufficientWallet, NotFamily, PrincipalSpent
 from smileloop.loyalty.memos import (
@@ -149,7 +149,8 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
                   Posting(system_account(chain_id=chain_id, kind=AccountKind.CASH_IN), -amount_fen)])
     bonus_tx = None
     if bonus:
-        expires = add_months(at, rule.validity_months) if rule is not None and rule.validity_months else None
+        expires = (day_end(add_months(at, rule.validity_months)) if rule is not None and rule.validity_months
+                   else None)
         bonus_tx = ledger_post(
             chain_id=chain_id, key=f"topup:{key}:bonus", reason=EntryReason.TOPUP_BONUS, actor=actor, at=at,
             source=f"topup:{key}"[:100], memo=TOPUP_BONUS % {"min_fen": min_fen, "bonus_fen": bonus},

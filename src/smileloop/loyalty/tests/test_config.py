@@ -12,7 +12,7 @@ from django.utils import translation
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.ledger.models import LedgerTransaction
 from smileloop.loyalty import services
-from smileloop.loyalty._common import add_months
+from smileloop.loyalty._common import add_months, day_end
 from smileloop.loyalty.enums import EarnTrigger
 from smileloop.loyalty.errors import PeriodOutOfRange
 from smileloop.loyalty.forms import EarnRuleForm
@@ -78,7 +78,7 @@ def test_the_bounds_themselves_are_accepted_and_award_points(chain, wang):
     tx = services.points_award(customer=wang, rule_code="referral", key="k1")
     # then
     lot = tx.entries.get(amount=1_000_000).lot
-    assert lot.expires_at == add_months(lot.earned_at, 1200)
+    assert lot.expires_at == day_end(add_months(lot.earned_at, 1200))
     assert lot.available_at - lot.earned_at == dt.timedelta(days=3650)
 
 
@@ -177,17 +177,63 @@ def test_the_earn_rule_page_shows_each_bound_beside_its_field_in_chinese(client,
 def test_the_bonus_rule_gift_and_package_pages_mark_negative_amounts_beside_the_field(client, chain_admin,
                                                                                      chinese):
     client.force_login(chain_admin.user)
-    bonus = zh_post(client, reverse("loyalty:bonus_rule_create"), {"min_topup_fen": "-5", "bonus_fen": "-500",
+    bonus = zh_post(client, reverse("loyalty:bonus_rule_create"), {"min_topup_yuan": "-5", "bonus_yuan": "-500",
                                                                     "validity_months": "100000"})
     gift = zh_post(client, reverse("loyalty:gift_create"), {"name": "牙线", "points_price": "500", "stock": "-5"})
-    package = zh_post(client, reverse("loyalty:package_create"), {"name": "套餐", "price_fen": "-5",
+    package = zh_post(client, reverse("loyalty:package_create"), {"name": "套餐", "price_yuan": "-5",
                                                                    "validity_months": str(BIG)})
-    assert bonus.context["form"].errors == {"min_topup_fen": ["确保该值大于或等于1。"], "bonus_fen": ["确保该值大于或等于0。"],
+    assert bonus.context["form"].errors == {"min_topup_yuan": ["确保该值大于或等于0.01。"],
+                                            "bonus_yuan": ["确保该值大于或等于0。"],
                                             "validity_months": ["确保该值小于或等于1200。"]}
     assert gift.context["form"].errors == {"stock": ["确保该值大于或等于0。"]}
-    assert package.context["form"].errors == {"price_fen": ["确保该值大于或等于0。"],
+    assert package.context["form"].errors == {"price_yuan": ["确保该值大于或等于0。"],
                                               "validity_months": ["确保该值小于或等于1200。"]}
     assert (TopupBonusRule.objects.count(), Gift.objects.count(), Package.objects.count()) == (0, 0, 0)
+
+
+def test_bonus_rules_and_packages_are_priced_in_yuan_like_every_other_amount_staff_type(client, chain_admin,
+                                                                                      chinese):
+    # given a chain admin on the bonus-rule and package pages, in Chinese
+    client.force_login(chain_admin.user)
+    page = client.get(reverse("loyalty:bonus_rule_create"), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    assert "最低充值金额（元）" in page and "赠送金额（元）" in page and "（分）" not in page
+    # when they type yuan
+    zh_post(client, reverse("loyalty:bonus_rule_create"), {"min_topup_yuan": "5000", "bonus_yuan": "400.50",
+                                                           "is_active": "on"})
+    zh_post(client, reverse("loyalty:package_create"), {"name": "家庭套餐", "price_yuan": "2980",
+                                                        "validity_months": "12", "max_covered": "4",
+                                                        "is_active": "on"})
+    # then the rows hold fen, and the edit pages show yuan again
+    rule, package = TopupBonusRule.objects.get(), Package.objects.get()
+    assert (rule.min_topup_fen, rule.bonus_fen, package.price_fen) == (500_000, 40_050, 298_000)
+    edit = client.get(reverse("loyalty:package_edit", args=[package.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    assert "价格（元）" in edit and 'value="2980.00"' in edit and "298000" not in edit
+
+
+def test_a_duplicate_is_refused_in_the_readers_language_without_naming_the_chain(client, chain_admin, chinese):
+    # given a gift, a package, a bonus rule and an earn rule already configured
+    client.force_login(chain_admin.user)
+    zh_post(client, reverse("loyalty:gift_create"), {"name": "牙线", "points_price": "500", "stock": "5",
+                                                     "is_active": "on"})
+    zh_post(client, reverse("loyalty:package_create"), {"name": "套餐", "price_yuan": "100", "validity_months": "12",
+                                                        "max_covered": "1", "is_active": "on"})
+    zh_post(client, reverse("loyalty:bonus_rule_create"), {"min_topup_yuan": "5000", "bonus_yuan": "400",
+                                                           "is_active": "on"})
+    referral = {**REFERRAL, "validity_months": "", "is_active": "on"}
+    zh_post(client, reverse("loyalty:earn_rule_create"), referral)
+    # when each is created a second time
+    pages = [zh_post(client, reverse("loyalty:gift_create"), {"name": "牙线", "points_price": "1", "stock": "1"}),
+             zh_post(client, reverse("loyalty:package_create"), {"name": "套餐", "price_yuan": "1",
+                                                                 "validity_months": "1", "max_covered": "1"}),
+             zh_post(client, reverse("loyalty:bonus_rule_create"), {"min_topup_yuan": "5000", "bonus_yuan": "1"}),
+             zh_post(client, reverse("loyalty:earn_rule_create"), {**referral, "name": "另一条"})]
+    # then each is refused with a Chinese sentence, not "包含 Chain 和 名称 的 Gift 已经存在。"
+    refusals = [list(page.context["form"].non_field_errors()) for page in pages]
+    assert [page.status_code for page in pages] == [422] * 4
+    assert refusals == [["本连锁已有同名的礼品。"], ["本连锁已有同名的服务套餐。"], ["本连锁已有最低充值金额相同的充值赠送规则。"],
+                        ["本连锁已有编码相同的积分规则。"]], refusals
+    assert (Gift.objects.count(), Package.objects.count(), TopupBonusRule.objects.count(),
+            EarnRule.objects.count()) == (1, 1, 1, 1)
 
 
 def test_a_service_refusal_lands_beside_the_configuration_field_it_names_translated():

@@ -6,7 +6,7 @@ from django.utils import timezone
 from smileloop.core.errors import ValidationFailed
 from smileloop.customers.services import customer_merge
 from smileloop.ledger.selectors import ledger_check
-from smileloop.loyalty._common import add_months
+from smileloop.loyalty._common import add_months, day_end
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
 from smileloop.loyalty.errors import AgeLimit, AlreadyReversed, NoEntitlementLeft, NotCovered
 from smileloop.loyalty.models import EntitlementGrant, EntitlementUse, PackagePurchase
@@ -39,7 +39,7 @@ def left(customer, item, at=None):
 def test_a_sale_grants_each_covered_person_their_entitlements_and_fluoride_only_to_the_child(
         purchase, wang, spouse, child, catalogue, fluoride, now):
     # then
-    assert purchase.period_end == add_months(now - dt.timedelta(days=30), 12)
+    assert purchase.period_end == day_end(add_months(now - dt.timedelta(days=30), 12))
     assert left(wang, catalogue["CL01"]) == [("洁牙", 2)]
     assert left(spouse, catalogue["EX01"]) == [("口腔检查", 2)]
     assert left(child, fluoride) == [("儿童涂氟", 4)]
@@ -166,3 +166,14 @@ def test_merging_two_covered_records_of_one_person_keeps_one_set_of_entitlements
     # then
     assert EntitlementGrant.objects.filter(customer=wang).count() == 2
     assert left(wang, catalogue["CL01"]) == [("洁牙", 1)]
+
+
+def test_the_used_up_message_names_the_local_last_day_of_the_period(family_package, wang, catalogue):
+    # Bought at 07:30 in Beijing (23:30 UTC the day before): the period ends on the local day, not the UTC one.
+    bought = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
+    package_sell(package=family_package, holder=wang, covered=[wang], key="sale-early", at=bought)
+    for key in ("u1", "u2"):
+        entitlement_redeem(customer=wang, item=catalogue["CL01"], key=key, at=bought + dt.timedelta(days=1))
+    with pytest.raises(NoEntitlementLeft) as exc:
+        entitlement_redeem(customer=wang, item=catalogue["CL01"], key="u3", at=bought + dt.timedelta(days=2))
+    assert "(until 2027-03-02)" in exc.value.message

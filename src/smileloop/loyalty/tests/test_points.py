@@ -9,7 +9,7 @@ from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import LedgerTransaction, Lot
 from smileloop.ledger.selectors import ledger_check
 from smileloop.ledger.services import account_for, accounts_for, ledger_post_many, lots_expire
-from smileloop.loyalty._common import add_months
+from smileloop.loyalty._common import add_months, day_end
 from smileloop.loyalty.errors import InsufficientPoints, LoyaltyInputError, OutOfStock, RuleNotFound
 from smileloop.loyalty.models import Gift, GiftExchange
 from smileloop.loyalty.selectors import points_multiplier_of, points_summary, spend_rules
@@ -63,12 +63,14 @@ def test_earned_points_are_pending_for_seven_days_and_expire_twelve_months_after
     points_earn_for_order(order=order, at=now)
     # then
     lot = Lot.objects.get()
-    assert (lot.earned_at, lot.available_at, lot.expires_at) == (now, now + dt.timedelta(days=7), add_months(now, 12))
+    last_day = day_end(add_months(now, 12))  # valid all of the last day, not until the time of day they were earned
+    assert (lot.earned_at, lot.available_at, lot.expires_at) == (now, now + dt.timedelta(days=7), last_day)
     summary = points_summary(wang, at=now)
     assert (summary.balance, summary.available, summary.pending) == (300, 0, 300)
     assert points_summary(wang, at=now + dt.timedelta(days=8)).available == 300
-    # and when the 12 months are over
-    assert lots_expire(chain_id=chain.id, as_of=add_months(now, 12)) == 1
+    # and when the 12 months are over: still there later on the last day, gone at its end
+    assert lots_expire(chain_id=chain.id, as_of=last_day - dt.timedelta(seconds=1)) == 0
+    assert lots_expire(chain_id=chain.id, as_of=last_day) == 1
     assert points(wang) == 0
     assert ledger_check(chain_id=chain.id) == []
 

@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -62,6 +63,14 @@ def test_the_configuration_page_is_for_config_roles_only(client, chain_admin, fr
     assert ok.status_code == 200 and "家庭口腔护理套餐" in ok.content.decode()
     client.force_login(front_desk_a.user)
     assert client.get(reverse("loyalty:config")).status_code == 403
+
+
+def test_the_redeem_cap_reads_as_a_percentage(client, chain_admin, terms):
+    client.force_login(chain_admin.user)
+    zh = client.get(reverse("loyalty:config"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    en = client.get(reverse("loyalty:config"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "100 积分抵 1 元，每单最多抵扣账单金额的 10%。" in zh and "1000/10000" not in zh
+    assert "100 points = 1 yuan, at most 10% of a bill." in en and "basis points" not in en
 
 
 def test_a_gift_can_be_created_from_the_configuration_page(client, chain_admin, chain):
@@ -204,6 +213,23 @@ def test_the_ledger_rows_read_in_english_state_amounts_shown_in_yuan_as_yuan(cli
     movements = _movements(html)
     assert "bonus: top up ≥ ¥5,000.00, get ¥400.00" in movements and "¥12.34 off a bill" in movements, movements
     assert " fen" not in movements
+
+
+def test_money_movements_show_with_the_currency_sign_and_a_minus_like_the_orders(client, front_desk_a, wang,
+                                                                                bonus_rules):
+    # given a 5,000-yuan top-up (and its 400-yuan bonus) of which 1,234.50 yuan were spent
+    from smileloop.loyalty.services import wallet_spend
+
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="t1")
+    wallet_spend(payer=wang, amount_fen=123_450, key="s1", source="test")
+    client.force_login(front_desk_a.user)
+    # when the 360 page is shown
+    html = client.get(reverse("customers:detail", args=[wang.id])).content.decode()
+    # then the amounts column reads as money, as the orders' discounts and refunds do (−¥30.00)
+    cells = re.findall(r'<td class="num mono">([^<]*)</td>', _movements(html))
+    assert "¥5,000.00" in cells and "¥400.00" in cells, cells
+    assert any(cell.startswith("−¥") for cell in cells), cells
+    assert not [cell for cell in cells if cell.startswith("-") or cell[:1].isdigit()], cells
 
 
 def _movements(html: str) -> str:

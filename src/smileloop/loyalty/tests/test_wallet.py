@@ -10,7 +10,7 @@ from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import LedgerTransaction, Lot
 from smileloop.ledger.selectors import ledger_check
 from smileloop.ledger.services import account_for, ledger_reverse, system_account
-from smileloop.loyalty._common import add_months
+from smileloop.loyalty._common import add_months, day_end
 from smileloop.loyalty.enums import ShareMode
 from smileloop.loyalty.errors import ConsentMissing, InsufficientWallet, NotFamily, PrincipalSpent
 from smileloop.loyalty.models import Topup, TopupRefund, WalletShareUse
@@ -268,7 +268,7 @@ def test_a_family_transfer_keeps_each_lots_expiry(chain, wang, bound_spouse, bon
     assert wallet_balance(wang) == WalletBalance(principal=900_000, bonus=90_000)
     bonus_lot = Lot.objects.get(account=account_for(chain_id=chain.id, kind=AccountKind.WALLET_BONUS,
                                                     customer=bound_spouse))
-    assert bonus_lot.expires_at == add_months(now - dt.timedelta(days=10), 6)
+    assert bonus_lot.expires_at == day_end(add_months(now - dt.timedelta(days=10), 6))
     assert wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=110_000, key="x1",
                            actor=None) == txs
     # and the key sent again for another amount is refused, not answered with the first transfer

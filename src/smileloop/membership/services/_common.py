@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from smileloop.clinics.models import Staff
 from smileloop.core.bounds import field_bounds
-from smileloop.core.dates import add_months, age_on  # noqa: F401
+from smileloop.core.dates import add_months, age_on, day_end  # noqa: F401
 from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
 from smileloop.membership import reasons
 from smileloop.membership.errors import PeriodOutOfRange

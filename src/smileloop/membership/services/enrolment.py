@@ -48,6 +48,7 @@ from smileloop.membership.selectors import membership_active
 from smileloop.membership.services._common import (
     add_months,
     day,
+    day_end,
     event_add,
     now_or,
     plan_duration_check,
@@ -145,7 +146,7 @@ def _fee_check(fee_fen: int | None) -> None:
 def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.datetime, fee_fen: int,
             actor: Staff | None, msg: dict, data: dict) -> Membership:
     plan_duration_check(plan)
-    expires = add_months(at, plan.duration_months) if plan.duration_months else None
+    expires = day_end(add_months(at, plan.duration_months)) if plan.duration_months else None
     membership = Membership.objects.create(chain_id=customer.chain_id, customer=customer, plan=plan, tier=tier,
                                            status=MembershipStatus.ACTIVE, started_at=at, expires_at=expires,
                                            fee_fen=fee_fen, enrolled_by=actor)
@@ -230,8 +231,9 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     _fee_check(fee_fen)
     fee = (plan.fee_fen if plan.kind == PlanKind.PAID else 0) if fee_fen is None else fee_fen
     previous = membership.expires_at
-    base = previous if membership.status == MembershipStatus.ACTIVE and previous > at else at
-    membership.expires_at = _renewed_expiry(membership, base, plan.duration_months)
+    continuing = membership.status == MembershipStatus.ACTIVE and previous > at
+    membership.expires_at = (_renewed_expiry(membership, previous, plan.duration_months) if continuing
+                             else day_end(add_months(at, plan.duration_months)))  # a lapse starts a new run
     membership.status = MembershipStatus.ACTIVE
     membership.ended_at = None
     membership.fee_fen += fee
@@ -247,16 +249,22 @@ def _renewed_expiry(membership: Membership, base: dt.datetime, months: int) -> d
     """`months` after `base`, on the day of the month the current run of periods started on: a membership from
     31 January ends on 28 February, then on 31 March (counting from the clamped 28th lost days for good: 28 March,
     28 April …). A run starts at enrolment or at a renewal after a lapse (newest first); an expiry that is not a
-    whole number of months after either (edited by hand) is extended as it is."""
+    whole number of months after either (edited by hand) is extended as it is. A membership is valid all of its last
+    local day (core.dates.day_end)."""
+    # Runs start at enrolment and at renewals after a lapse (the previous expiry before the renewal); comparing
+    # local days, a renewal within a run (on the 30th) would otherwise pass for a start (30 April → 30 May).
     renewals = (membership.events.filter(kind=EventKind.RENEWED).order_by("-occurred_at", "-id")
-                .values_list("occurred_at", flat=True))
+                .values_list("occurred_at", "data"))
+    starts = [at for at, data in renewals
+              if (data or {}).get("previous_expires_at")
+              and dt.datetime.fromisoformat(data["previous_expires_at"]) <= at]
     local_base = timezone.localtime(base)
-    for anchor in [*renewals, membership.started_at]:
+    for anchor in [*starts, membership.started_at]:
         start = timezone.localtime(anchor)
         elapsed = (local_base.year - start.year) * 12 + local_base.month - start.month
-        if elapsed > 0 and add_months(anchor, elapsed) == base:
-            return add_months(anchor, elapsed + months)
-    return add_months(base, months)
+        if elapsed > 0 and timezone.localdate(add_months(anchor, elapsed)) == local_base.date():
+            return day_end(add_months(anchor, elapsed + months))
+    return day_end(add_months(base, months))
 
 
 def _tier_set(membership: Membership, tier: Tier) -> None:
@@ -546,7 +554,8 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
                       .exclude(Exists(active)).annotate(tier_id=tier_case)
                       .values_list("id", "lifetime_spend_fen", "tier_id").order_by("id"))
         by_id = {t.id: t for t in tiers}
-        expires = expires_cache.setdefault(plan.id, add_months(at, plan.duration_months) if plan.duration_months else None)
+        expires = expires_cache.setdefault(plan.id, day_end(add_months(at, plan.duration_months))
+                                           if plan.duration_months else None)
         batch = list(candidates)
         memberships = Membership.objects.bulk_create([
             Membership(chain_id=chain.id, customer_id=cid, plan=plan, tier_id=tid, status=MembershipStatus.ACTIVE,

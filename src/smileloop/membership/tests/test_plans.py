@@ -145,7 +145,7 @@ def test_renewing_in_a_plan_saved_with_an_oversized_duration_is_refused_and_chan
     with pytest.raises(PeriodOutOfRange):
         services.membership_renew(membership=membership, as_of=NOW)
     membership.refresh_from_db()
-    assert (membership.expires_at, membership.fee_fen) == (dt.datetime(2027, 3, 2, 10, 0, tzinfo=dt.UTC), 89_900)
+    assert (membership.expires_at, membership.fee_fen) == (dt.datetime(2027, 3, 2, 15, 59, 59, 999999, tzinfo=dt.UTC), 89_900)
 
 
 def test_automatic_enrolment_skips_a_plan_saved_with_an_oversized_duration_and_enrols_in_the_others(

@@ -57,7 +57,7 @@ def test_a_paid_enrolment_records_the_fee_and_runs_twelve_months(wang, paid_plan
     m = services.membership_enrol(customer=wang, plan=paid_plan, as_of=NOW)
     # then
     assert (m.tier, m.fee_fen, m.status) == (annual_tier, 89_900, MembershipStatus.ACTIVE)
-    assert m.expires_at == dt.datetime(2027, 3, 2, 18, 0, tzinfo=m.expires_at.tzinfo)
+    assert m.expires_at == dt.datetime(2027, 3, 2, 23, 59, 59, 999999, tzinfo=m.expires_at.tzinfo)  # all of 3-02
     assert reasons(m) == [("enrolled", "enrolled in 年度会员 · 年卡会员: fee 899.00 paid on 2026-03-02, "
                                         "valid until 2027-03-02")]
 
@@ -133,7 +133,7 @@ def test_renewals_keep_the_day_of_the_month_the_membership_started_on(wang, paid
         m = services.membership_renew(membership=m, as_of=dt.datetime.combine(renewed_on, dt.time(11), shanghai))
         ends.append(m.expires_at.astimezone(shanghai).date())
     assert ends == [dt.date(2027, 2, 28), dt.date(2027, 3, 31), dt.date(2027, 4, 30), dt.date(2027, 5, 31)]
-    assert m.expires_at.astimezone(shanghai).time() == dt.time(10)
+    assert m.expires_at.astimezone(shanghai).time() == dt.time(23, 59, 59, 999999)  # valid all of its last day
     # lapsed and renewed on 30 June: the new run of months counts from that day
     services.memberships_expire(as_of=dt.datetime(2027, 6, 1, tzinfo=shanghai))
     m = services.membership_renew(membership=m, as_of=dt.datetime(2027, 6, 30, 9, tzinfo=shanghai))
@@ -639,3 +639,17 @@ def test_the_demo_programme_enrols_big_spenders_and_binds_households(chain, clin
     assert selectors.member_discount_for(child).discount_bp == 1200
     assert selectors.wallet_share_allowed(wang, spouse) == "standing"
     assert Membership.objects.get(customer=wang).tier.benefits.filter(is_hidden=True).count() == 3
+
+
+def test_a_renewal_within_a_run_on_the_30th_does_not_restart_the_run(wang, paid_plan, annual_tier):
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    paid_plan.duration_months = 1
+    paid_plan.save(update_fields=["duration_months"])
+    m = services.membership_enrol(customer=wang, plan=paid_plan, as_of=dt.datetime(2027, 1, 31, 10, tzinfo=shanghai))
+    ends = []
+    for renewed_at in (dt.datetime(2027, 2, 20, 11, tzinfo=shanghai), dt.datetime(2027, 3, 30, 11, tzinfo=shanghai),
+                       dt.datetime(2027, 4, 20, 11, tzinfo=shanghai)):
+        m = services.membership_renew(membership=m, as_of=renewed_at)
+        ends.append(m.expires_at.astimezone(shanghai).date())
+    # 31 March → 30 April → 31 May: the renewal made on 30 March is not where a run of months starts.
+    assert ends == [dt.date(2027, 3, 31), dt.date(2027, 4, 30), dt.date(2027, 5, 31)]
