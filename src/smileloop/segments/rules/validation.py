@@ -207,6 +207,8 @@ class _Validator:
                 return None
             return _("must be a number of km from %(low)s to %(high)s") % {"low": spec.minimum, "high": spec.maximum}
         if kind == "text":
+            if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot hold it in a text: a 500 when compared
+                return _("must not contain a NUL character")
             if isinstance(value, str) and value.strip() and len(value) <= MAX_TEXT:
                 return None
             return _("must be a text of 1 to %(n)d characters") % {"n": MAX_TEXT}

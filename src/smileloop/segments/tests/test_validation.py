@@ -137,3 +137,10 @@ def test_a_leafs_keys_are_named_in_the_readers_language():
         chinese = sorted(e.message for e in validate(rule))
     assert english == ["clinic must be a clinic id", "value must be a number of km from 0.1 to 1000"], english
     assert chinese == ["取值 必须是 0.1 到 1000 之间的公里数", "门诊 必须是门诊 id"], chinese
+
+
+def test_a_text_value_with_a_nul_character_is_refused_by_name():
+    """PostgreSQL cannot compare a text holding NUL: the preview and the builder were a 500 there."""
+    assert _errors({"field": "community", "op": "contains", "value": "a\x00b"}) == [
+        ("rule", "value must not contain a NUL character")]
+    assert [f for f, _m in _errors({"field": "community", "op": "in", "value": ["阳光小区", "x\x00"]})] != []
