@@ -27,9 +27,9 @@ def test_every_label_a_bill_stores_reads_in_chinese_and_stays_as_stored_in_engli
         "美团 9.9 元洁牙团购券 VVVV-WWWW-XXXX: 9.90 used", "亲友储值卡 ABCD-EFGH-JKMN 100.00 → 100.00 used, 0.00 left",
         "1000 points = 10.00 (at most 10.00 of the bill's 801.90)", "family wallet of 王* 50.00", "cash/other 632.00"]
     assert zh == [
-        "套餐权益 1×洁牙", "家庭卡(王*) 家庭会员 88折·优惠 12%", "家庭卡(王*) 家庭会员 88折·优惠 12%",
-        "美团 9.9 元洁牙团购券 VVVV-WWWW-XXXX：已用 9.90", "亲友储值卡 ABCD-EFGH-JKMN 100.00 → 已用 100.00，余 0.00",
-        "积分抵扣 1000 分 = 10.00（上限：账单 801.90 的比例上限 10.00）", "家庭储值卡(王*) 50.00", "现金/其他 632.00"]
+        "套餐权益 1×洁牙", "家庭卡（王*）家庭会员 88折·优惠 12%", "家庭卡（王*）家庭会员 88折·优惠 12%",
+        "美团 9.9 元洁牙团购券 VVVV-WWWW-XXXX：已用 ¥9.90", "亲友储值卡 ABCD-EFGH-JKMN ¥100.00 → 已用 ¥100.00，余 ¥0.00",
+        "积分抵扣 1000 分 = ¥10.00（本单最多可抵 ¥10.00，账单 ¥801.90）", "家庭储值（王*）¥50.00", "现金/其他 ¥632.00"]
 
 
 def test_labels_stored_before_they_were_english_are_shown_as_stored_and_tenders_are_named():

@@ -73,8 +73,8 @@ def test_the_price_fragment_reads_in_chinese_on_a_chinese_page(client, front_des
                            HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="zh-hans")
     # then: the labels stored in English read in Chinese, the member discount in the 折 notation
     html = response.content.decode()
-    assert "家庭会员 88折·优惠 12%: −¥36.00" in html
-    assert f"亲友储值卡 {card.code} 600.00 → 已用 264.00，余 336.00" in html and "现金/其他 399.00" in html
+    assert "家庭会员 88折·优惠 12%：−¥36.00" in html  # a full-width colon, amounts with their ¥
+    assert f"亲友储值卡 {card.code} ¥600.00 → 已用 ¥264.00，余 ¥336.00" in html and "现金/其他 ¥399.00" in html
     assert f"<span>储值卡 {card.code}</span> ¥264.00" in html and "giftcard:" not in html
     assert " used" not in html and " off" not in html
 
@@ -198,7 +198,7 @@ def test_a_family_wallet_of_another_clinic_is_paid_from_without_naming_its_holde
     assert priced.status_code == 200 and "family wallet of 王* 50.00" in priced.text
     zh = client.post(reverse("checkout:new"), {**data, "per_use_consent": "on"}, HTTP_HX_REQUEST="true",
                      HTTP_ACCEPT_LANGUAGE="zh-hans")
-    assert "家庭储值卡(王*) 50.00" in zh.text and "家庭卡(王*) 家庭会员 88折·优惠 12%" in zh.text
+    assert "家庭储值（王*）¥50.00" in zh.text and "家庭卡（王*）家庭会员 88折·优惠 12%" in zh.text
     assert paid.status_code == 302 and receipt.status_code == 200
     for response in (page, refused, priced, receipt):
         assert "王芳" not in response.text and "王*" in response.text
