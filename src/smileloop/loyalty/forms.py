@@ -31,7 +31,7 @@ from smileloop.visits.enums import PaymentMethod
 
 _FIELD_ALIASES = {"amount_fen": "amount_yuan", "rule_code": "rule", "gift_id": "gift", "package_id": "package",
                   "points": None, "key": None, "min_topup_fen": "min_topup_yuan", "bonus_fen": "bonus_yuan",
-                  "price_fen": "price_yuan"}
+                  "price_fen": "price_yuan", "max_share_bp": "max_share_percent"}
 
 ERROR_MESSAGES = {
     "insufficient_points": _("Not enough points available for this."),
@@ -177,10 +177,25 @@ class EarnRuleForm(ConfigForm):
 
 
 class RedeemTermsForm(ConfigForm):
+    """The cap is typed as a percentage of the bill (10), as the page shows it, not in basis points (1000)."""
+
+    max_share_percent = forms.DecimalField(label=_("At most this share of a bill (%)"), min_value=0, max_value=100,
+                                           max_digits=5, decimal_places=2, help_text=_("10 = at most 10% of a bill."))
+
     class Meta:
         formfield_callback = bounded_formfield
         model = RedeemSettings
-        fields = ["points_per_yuan", "max_share_bp", "is_enabled"]
+        fields = ["points_per_yuan", "max_share_percent", "is_enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and self.instance.max_share_bp is not None:
+            self.initial["max_share_percent"] = (Decimal(self.instance.max_share_bp) / 100).normalize()
+
+    def service_data(self) -> dict:
+        data = {k: v for k, v in self.cleaned_data.items() if k != "max_share_percent"}
+        data["max_share_bp"] = int(self.cleaned_data["max_share_percent"] * 100)
+        return data
 
 
 YUAN_MAX = Decimal(FEN[1]) / 100  # the models' bound on amounts in fen

@@ -25,7 +25,8 @@ from smileloop.visits.enums import Category
 # Service field names → form field names.
 _FIELD_ALIASES = {"member_id": "member", "tier_id": "tier", "plan_id": "plan", "fee_fen": "fee_yuan",
                   "spend_threshold_fen": "spend_threshold_yuan", "min_spend_fen": "min_spend_yuan",
-                  "min_topup_fen": "min_topup_yuan", "benefit_id": None}
+                  "min_topup_fen": "min_topup_yuan", "benefit_id": None, "discount_bp": "discount_percent",
+                  "friend_discount_bp": "friend_discount_percent"}
 
 # Service messages by error code, as staff read them.
 ERROR_MESSAGES = {
@@ -182,9 +183,11 @@ class RevealForm(DomainErrorMixin, forms.Form):
 
 
 class _YuanModelForm(DomainErrorMixin, forms.ModelForm):
-    """Model fields in fen are edited in yuan: `<name>_yuan` form fields map to `<name>_fen` model fields."""
+    """Model fields in fen are edited in yuan (`<name>_yuan` form fields map to `<name>_fen` model fields), and in
+    basis points as a percentage (`<name>_percent` → `<name>_bp`: staff type 12 for 12% off, not 1200)."""
 
     yuan_fields: tuple[str, ...] = ()
+    percent_fields: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -192,13 +195,26 @@ class _YuanModelForm(DomainErrorMixin, forms.ModelForm):
             fen = getattr(self.instance, f"{name}_fen", None)
             if fen is not None and not self.is_bound:
                 self.initial[f"{name}_yuan"] = Decimal(fen) / 100
+        for name in self.percent_fields:
+            bp = getattr(self.instance, f"{name}_bp", None)
+            if bp is not None and not self.is_bound:
+                self.initial[f"{name}_percent"] = (Decimal(bp) / 100).normalize()  # 1200 → 12, 1250 → 12.5
 
     def service_data(self) -> dict:
-        data = {k: v for k, v in self.cleaned_data.items() if not k.endswith("_yuan")}
+        data = {k: v for k, v in self.cleaned_data.items() if not k.endswith(("_yuan", "_percent"))}
         for name in self.yuan_fields:
             fen = to_fen(self.cleaned_data.get(f"{name}_yuan"))
             data[f"{name}_fen"] = fen if fen is not None or name == "spend_threshold" else 0
+        for name in self.percent_fields:
+            percent = self.cleaned_data.get(f"{name}_percent")
+            data[f"{name}_bp"] = int(percent * 100) if percent is not None else 0
         return data
+
+
+def percent_field(label, *, help_text=""):
+    """A share in percent with at most two decimals (a basis point): 12 = 12% off."""
+    return forms.DecimalField(label=label, min_value=0, max_value=100, max_digits=5, decimal_places=2,
+                              help_text=help_text)
 
 
 class PlanForm(_YuanModelForm):
@@ -215,6 +231,10 @@ class PlanForm(_YuanModelForm):
 
 class TierForm(_YuanModelForm):
     yuan_fields = ("min_spend", "min_topup")
+    percent_fields = ("discount", "friend_discount")
+    discount_percent = percent_field(_("Discount (% off)"), help_text=_("12 = 12% off (88折)."))
+    friend_discount_percent = percent_field(_("Friends' discount (% off)"),
+                                            help_text=_("Friends who name a member get this off."))
     min_spend_yuan = yuan_field(_("Minimum cumulative spend (yuan)"))
     min_topup_yuan = yuan_field(_("Minimum cumulative top-up (yuan)"))
     excluded_categories = forms.MultipleChoiceField(label=_("Excluded categories"), choices=Category.choices,
@@ -223,9 +243,9 @@ class TierForm(_YuanModelForm):
     class Meta:
         formfield_callback = bounded_formfield
         model = Tier
-        fields = ["rank", "name", "discount_bp", "excluded_categories", "exclude_special_price", "points_multiplier",
-                  "family_slots", "friend_discount_bp", "downgrade_allowed", "min_spend_yuan", "min_topup_yuan",
-                  "topup_bonus_rules"]
+        fields = ["rank", "name", "discount_percent", "excluded_categories", "exclude_special_price",
+                  "points_multiplier", "family_slots", "friend_discount_percent", "downgrade_allowed", "min_spend_yuan",
+                  "min_topup_yuan", "topup_bonus_rules"]
 
 
 FRIEND_CARD_ACTION = "issue_friend_card"  # what gift cards run when such a benefit is revealed

@@ -257,3 +257,17 @@ def test_awarding_a_rule_saved_with_an_oversized_period_answers_a_readable_refus
     assert response.status_code == 422
     assert "“推荐有礼”设置的期限过长，无法计算日期；请先在积分与储值设置中修改。" in response.text
     assert LedgerTransaction.objects.count() == 0
+
+
+def test_the_redeem_cap_is_typed_as_a_percentage_of_the_bill(client, chain_admin, chain, chinese):
+    from smileloop.loyalty.models import RedeemSettings
+
+    client.force_login(chain_admin.user)
+    zh_post(client, reverse("loyalty:redeem_terms"), {"points_per_yuan": "100", "max_share_percent": "15",
+                                                      "is_enabled": "on"})
+    assert RedeemSettings.objects.get(chain=chain).max_share_bp == 1500
+    page = client.get(reverse("loyalty:redeem_terms"), HTTP_ACCEPT_LANGUAGE="zh-hans").text
+    assert 'name="max_share_percent"' in page and 'value="15"' in page and "1500" not in page
+    refused = client.post(reverse("loyalty:redeem_terms"), {"points_per_yuan": "100", "max_share_percent": "150"},
+                          HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert refused.status_code == 422 and RedeemSettings.objects.get(chain=chain).max_share_bp == 1500

@@ -186,8 +186,8 @@ def test_the_tier_page_refuses_rank_zero_beside_the_field_and_keeps_the_tier(cli
                                                                             chinese):
     client.force_login(chain_admin.user)
     response = client.post(reverse("membership:tier_edit", args=[annual_tier.id]), {
-        "rank": "0", "name": "年卡", "discount_bp": "500", "points_multiplier": "0", "family_slots": "1",
-        "friend_discount_bp": "0", "min_spend_yuan": "0", "min_topup_yuan": "0", "topup_bonus_rules": "[]"},
+        "rank": "0", "name": "年卡", "discount_percent": "5", "points_multiplier": "0", "family_slots": "1",
+        "friend_discount_percent": "0", "min_spend_yuan": "0", "min_topup_yuan": "0", "topup_bonus_rules": "[]"},
         HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.status_code == 422
     assert response.context["form"].errors == {"rank": ["确保该值大于或等于1。"]}
@@ -200,8 +200,8 @@ def test_the_tier_page_says_in_chinese_which_tier_a_threshold_must_not_undercut(
     services.tier_save(plan=annual_tier.plan, data={**TIER, "rank": 2, "name": "金卡", "min_spend_fen": 3_000_000})
     client.force_login(chain_admin.user)
     response = client.post(reverse("membership:tier_edit", args=[annual_tier.id]), {
-        "rank": "1", "name": annual_tier.name, "discount_bp": "500", "points_multiplier": "1", "family_slots": "1",
-        "friend_discount_bp": "0", "min_spend_yuan": "40000", "min_topup_yuan": "0", "topup_bonus_rules": "[]"},
+        "rank": "1", "name": annual_tier.name, "discount_percent": "5", "points_multiplier": "1", "family_slots": "1",
+        "friend_discount_percent": "0", "min_spend_yuan": "40000", "min_topup_yuan": "0", "topup_bonus_rules": "[]"},
         HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.status_code == 422
     assert response.context["form"].errors == {"min_spend_yuan": ["不能高于排在上面的 金卡 的门槛 30,000.00 元"]}

@@ -203,8 +203,8 @@ def test_a_chain_admin_creates_a_plan_a_tier_and_a_hidden_benefit(client, chain_
         "is_active": "on"})
     plan = MembershipPlan.objects.get()
     client.post(reverse("membership:tier_create", args=[plan.id]), {
-        "rank": "1", "name": "年卡", "discount_bp": "500", "excluded_categories": ["oral_care_product"],
-        "exclude_special_price": "on", "points_multiplier": "1.2", "family_slots": "1", "friend_discount_bp": "0",
+        "rank": "1", "name": "年卡", "discount_percent": "5", "excluded_categories": ["oral_care_product"],
+        "exclude_special_price": "on", "points_multiplier": "1.2", "family_slots": "1", "friend_discount_percent": "0",
         "min_spend_yuan": "0", "min_topup_yuan": "0", "topup_bonus_rules": "[]"})
     tier = plan.tiers.get()
     client.post(reverse("membership:benefit_create", args=[tier.id]), {
@@ -291,3 +291,22 @@ def test_the_member_card_names_no_patient_of_another_clinic(client, front_desk_a
         # then the member of clinic B is masked, not named nor linked
         assert "王芳" not in html and "王*" in html, patient_a.name
         assert reverse("customers:detail", args=[wang.id]) not in html
+
+
+def test_a_tiers_discounts_are_typed_as_percentages_not_basis_points(client, chain_admin, chain):
+    from smileloop.membership.forms import TierForm
+    from smileloop.membership.tests.factories import TierFactory
+
+    tier = TierFactory(plan__chain=chain, discount_bp=1250, friend_discount_bp=1200)
+    form = TierForm(instance=tier)
+    assert (form.initial["discount_percent"], form.initial["friend_discount_percent"]) == (12.5, 12)
+    assert "discount_bp" not in form.fields
+    bound = TierForm({"rank": "2", "name": "金卡", "discount_percent": "12.5", "friend_discount_percent": "101",
+                      "points_multiplier": "1", "family_slots": "3", "min_spend_yuan": "0", "min_topup_yuan": "0"},
+                     instance=tier)
+    assert not bound.is_valid() and "friend_discount_percent" in bound.errors
+    bound.data = {**bound.data, "friend_discount_percent": "8"}
+    bound = TierForm(bound.data, instance=tier)
+    assert bound.is_valid(), bound.errors
+    data = bound.service_data()
+    assert (data["discount_bp"], data["friend_discount_bp"]) == (1250, 800)
