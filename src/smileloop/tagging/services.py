@@ -7,9 +7,10 @@ set it (`source`, `set_by`) and when (`set_at`); a rule sync never removes a tag
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -72,9 +73,25 @@ def _group_clean(*, chain_id: int, data: dict, group: TagGroup | None) -> dict:
 
 
 @transaction.atomic
+def _saved_once(save: Callable[[], object], *, what: str):
+    """`save()` in a savepoint: a code or name taken by a concurrent save between the check and the write is the
+    refusal a sequential save gets, not a 500."""
+    try:
+        with transaction.atomic():
+            return save()
+    except IntegrityError as exc:
+        text = str(exc)
+        if "name" in text:
+            raise ValidationFailed([FieldError("name", f"is already used by another {what} in this group")]) from exc
+        if "code" in text:
+            raise ValidationFailed([FieldError("code", f"is already used by another {what}")]) from exc
+        raise
+
+
 def tag_group_create(*, chain: Chain | int, data: dict) -> TagGroup:
     chain_id = _chain_id(chain)
-    return TagGroup.objects.create(chain_id=chain_id, **_group_clean(chain_id=chain_id, data=data, group=None))
+    clean = _group_clean(chain_id=chain_id, data=data, group=None)
+    return _saved_once(lambda: TagGroup.objects.create(chain_id=chain_id, **clean), what="tag group")
 
 
 @transaction.atomic
@@ -212,7 +229,8 @@ def tag_create(*, chain: Chain | int, data: dict) -> Tag:
     """Create a tag. `data`: group (object, id or code), code, name, kind, colour, rule, keywords,
     keyword_threshold, keyword_window_days, keyword_kinds, description, is_active."""
     chain_id = _chain_id(chain)
-    return Tag.objects.create(chain_id=chain_id, **_tag_clean(chain_id=chain_id, data=data, tag=None))
+    clean = _tag_clean(chain_id=chain_id, data=data, tag=None)
+    return _saved_once(lambda: Tag.objects.create(chain_id=chain_id, **clean), what="tag")
 
 
 @transaction.atomic
@@ -322,6 +340,9 @@ def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: S
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
     if source in _HAND_SOURCES:
         _not_rule_kind(tag)
+    # One bulk tagging of a tag at a time: two at once each counted (and audited) the rows it meant to add, though
+    # the database kept only one of each (ignore_conflicts); serialised, each reads what the other added.
+    list(Tag.objects.select_for_update(no_key=True).filter(pk=tag.pk).values_list("pk", flat=True))
     now = timezone.now()
     have = set()
     for start in range(0, len(ids), 900):

@@ -7,8 +7,9 @@ rejected write changes nothing. Re-sending a record with the same `external_id` 
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import contextmanager
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -99,6 +100,32 @@ def _check_clinic(customer: Customer, clinic: Clinic, errors: list) -> None:
         errors.append(FieldError("clinic", "is not a clinic of this chain", str(clinic.pk)))
 
 
+def _external_id_lock(customer: Customer, external_id: str | None) -> None:
+    """Records a PMS/POS names by external_id are looked up, then created: a retry sent with a new key while the first
+    is in flight (two terminals, a client timeout) would find nothing twice and clash on the unique index (a 500).
+    Locking the customer first (FOR NO KEY UPDATE: inserts referencing them still go on) makes the second wait and
+    find the first's record."""
+    if external_id:
+        list(Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True))
+
+
+@contextmanager
+def _created_once(what: str, external_id: str | None):
+    """The same external_id sent at the same moment for another customer clashes on the unique index: the conflict a
+    sequential request gets, not a 500."""
+    if not external_id:
+        yield
+        return
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if "external" not in str(exc):
+            raise
+        raise Conflict(f"external_id belongs to {what} of another customer", code="external_id_conflict",
+                       field="external_id") from exc
+
+
 def _existing_writable(scope: Scope | None, existing, what: str) -> None:
     """A record an external_id names may be replayed or updated only by a caller who may write its clinic: the same
     id must not read or move another clinic's appointment, plan or procedure (`scope` None: an internal caller)."""
@@ -133,6 +160,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     if errors:
         raise ValidationFailed(errors)
     appointment = None
+    _external_id_lock(customer, external_id)
     if external_id:
         appointment = Appointment.objects.select_for_update().filter(chain_id=customer.chain_id,
                                                                      external_id=external_id).first()
@@ -148,7 +176,8 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
     appointment.status, appointment.doctor, appointment.service_item = status, doctor, item
     appointment.notes = notes or ""
-    appointment.save()
+    with _created_once("an appointment", external_id if created else None):
+        appointment.save()
     if status in _VISIT_STATUSES and not was_visit:
         customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit_unless=_visit_day_counted(
             customer_id=customer.id, at=start_at, appointment_id=appointment.id))
@@ -206,6 +235,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     `items`: the catalogue rows by code when the caller has just read them (checkout), to spare the read. A new
     order carries `lines_written`, its OrderLine rows with ids and items, in line order (a replayed one does
     not: read `order.lines`)."""
+    _external_id_lock(customer, external_id)
     if external_id:
         existing = Order.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
         if existing:
@@ -234,11 +264,12 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
         errors.append(FieldError("payments", f"add up to {pay_total} fen but the bill is {total} fen", str(pay_total)))
     if errors:
         raise ValidationFailed(errors)
-    order = Order.objects.create(
-        chain_id=customer.chain_id, clinic=clinic, customer=customer, external_id=external_id,
-        ordered_at=ordered_at, list_total_fen=sum(v[1] * v[2] for v in values),
-        discount_fen=sum(v[3] for v in values), amount_fen=total, cashier=cashier, notes=notes,
-    )
+    with _created_once("an order", external_id):
+        order = Order.objects.create(
+            chain_id=customer.chain_id, clinic=clinic, customer=customer, external_id=external_id,
+            ordered_at=ordered_at, list_total_fen=sum(v[1] * v[2] for v in values),
+            discount_fen=sum(v[3] for v in values), amount_fen=total, cashier=cashier, notes=notes,
+        )
     order.lines_written = OrderLine.objects.bulk_create([
         OrderLine(order=order, item=item, quantity=qty, unit_price_fen=unit, discount_fen=disc, amount_fen=amount,
                   tooth=tooth)
@@ -374,6 +405,7 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
     if errors:
         raise ValidationFailed(errors)
     plan = None
+    _external_id_lock(customer, external_id)
     if external_id:
         plan = TreatmentPlan.objects.select_for_update().filter(chain_id=customer.chain_id,
                                                                 external_id=external_id).first()
@@ -387,7 +419,8 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
                                  planned_at=planned_at or timezone.now())
     plan.clinic, plan.title, plan.doctor = clinic, title, doctor
     plan.steps_total = plan.steps_done = 0
-    plan.save()
+    with _created_once("a plan", external_id if created else None):
+        plan.save()
     existing = {s.seq: s for s in plan.steps.all()}
     now = timezone.now()
     keep = []
@@ -455,6 +488,7 @@ def plan_step_update(*, plan: TreatmentPlan, seq: int, status: str, done_at: dt.
 def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, performed_on: dt.date,
                      doctor: Staff | None = None, tooth: str = "", notes: str = "",
                      external_id: str | None = None, scope: Scope | None = None) -> tuple[Procedure, bool]:
+    _external_id_lock(customer, external_id)
     if external_id:
         existing = Procedure.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
         if existing:
@@ -474,9 +508,10 @@ def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, perf
         errors += record_time_errors("performed_on", performed_on)
     if errors:
         raise ValidationFailed(errors)
-    proc = Procedure.objects.create(chain_id=customer.chain_id, clinic=clinic, customer=customer, item=item,
-                                    doctor=doctor, performed_on=performed_on, tooth=tooth[:32], notes=notes,
-                                    external_id=external_id)
+    with _created_once("a procedure", external_id):
+        proc = Procedure.objects.create(chain_id=customer.chain_id, clinic=clinic, customer=customer, item=item,
+                                        doctor=doctor, performed_on=performed_on, tooth=tooth[:32], notes=notes,
+                                        external_id=external_id)
     return proc, True
 
 
