@@ -14,6 +14,10 @@ class Chain(TimeStampedModel):
     name = models.CharField(_("name"), max_length=100)
     time_zone = models.CharField(_("time zone"), max_length=64, default="Asia/Shanghai")
 
+    class Meta:
+        verbose_name = _("chain")
+        verbose_name_plural = _("chains")
+
     def __str__(self):
         return self.name
 
@@ -34,6 +38,8 @@ class Clinic(TimeStampedModel):
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("clinic")
+        verbose_name_plural = _("clinics")
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["chain", "code"], name="clinic_unique_code")]
 
@@ -67,6 +73,10 @@ class ApiToken(TimeStampedModel):
     key_hash = models.CharField(max_length=64, unique=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     @staticmethod
     def hash_key(key: str) -> str:

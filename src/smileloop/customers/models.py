@@ -3,6 +3,7 @@
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.indexes import CoveringIndex
@@ -69,6 +70,8 @@ class Customer(TimeStampedModel):
                                     db_index=False)
 
     class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = pgettext_lazy("model name", "customers")
         ordering = ["-id"]
         indexes = [
             # Phone-tail search; and, with the name and the scope's columns, the "same name and phone tail"
@@ -156,7 +159,8 @@ class Identity(HistoryModel):
     source = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        verbose_name_plural = "identities"
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
         constraints = [
             models.UniqueConstraint(fields=["chain", "kind", "external_id"], name="identity_unique"),
         ]
@@ -170,6 +174,10 @@ class Household(HistoryModel):
     name = models.CharField(_("name"), max_length=100, blank=True)
     head = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="headed_households")
 
+    class Meta:
+        verbose_name = _("household")
+        verbose_name_plural = _("households")
+
     def __str__(self):
         return self.name or f"Household {self.pk}"
 
@@ -178,6 +186,10 @@ class HouseholdMember(HistoryModel):
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="members")
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="household_membership")
     relation = models.CharField(_("relation"), max_length=16, choices=Relation.choices)
+
+    class Meta:
+        verbose_name = _("household member")
+        verbose_name_plural = _("household members")
 
 
 class Consent(models.Model):
@@ -194,6 +206,8 @@ class Consent(models.Model):
     recorded_at = models.DateTimeField(db_index=True)
 
     class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
         ordering = ["-recorded_at", "-id"]
         indexes = [models.Index(fields=["customer", "purpose", "-recorded_at"], name="consent_current"),
                    models.Index(fields=["recorded_by"], name="consent_recorded_by",
@@ -213,6 +227,8 @@ class Interaction(models.Model):
     data = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["customer", "-occurred_at"], name="interaction_timeline")]
 
@@ -227,3 +243,7 @@ class CustomerMerge(models.Model):
     moved = models.JSONField(default=dict)
     merged_snapshot = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer merge")
+        verbose_name_plural = _("customer merges")

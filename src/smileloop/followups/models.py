@@ -34,6 +34,8 @@ class Playbook(TimeStampedModel):
     description = models.TextField(_("description"), blank=True)
 
     class Meta:
+        verbose_name = _("playbook")
+        verbose_name_plural = _("playbooks")
         ordering = ["chain", "id"]
         constraints = [models.UniqueConstraint(fields=["chain", "code"], name="playbook_unique_code")]
 
@@ -68,6 +70,8 @@ class PlaybookStep(models.Model):
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("playbook step")
+        verbose_name_plural = _("playbook steps")
         ordering = ["playbook", "seq", "id"]
         constraints = [
             models.UniqueConstraint(fields=["playbook", "seq"], condition=Q(is_active=True),
@@ -125,6 +129,8 @@ class FollowupTask(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("follow-up task")
+        verbose_name_plural = _("follow-up tasks")
         ordering = ["due_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["customer", "playbook", "step", "anchor_key"], name="followup_task_once"),

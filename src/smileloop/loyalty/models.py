@@ -84,6 +84,8 @@ class EarnRule(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("earn rule")
+        verbose_name_plural = _("earn rules")
         ordering = ["chain", "trigger", "code"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="loyalty_earn_rule_unique_code"),
@@ -127,6 +129,8 @@ class Gift(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("gift")
+        verbose_name_plural = _("gifts")
         ordering = ["chain", "points_price", "name"]
         constraints = [
             models.CheckConstraint(condition=Q(stock__gte=0), name="loyalty_gift_stock_non_negative"),
@@ -154,6 +158,8 @@ class GiftExchange(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("gift exchange")
+        verbose_name_plural = _("gift exchanges")
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["chain", "key"], name="loyalty_gift_exchange_unique_key")]
 
@@ -173,6 +179,8 @@ class TopupBonusRule(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("top-up bonus rule")
+        verbose_name_plural = _("top-up bonus rules")
         ordering = ["chain", "min_topup_fen"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "min_topup_fen"], name="loyalty_bonus_rule_unique_threshold"),
@@ -208,6 +216,8 @@ class Topup(models.Model):
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
+        verbose_name = _("stored-value top-up")
+        verbose_name_plural = _("stored-value top-ups")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "key"], name="loyalty_topup_unique_key"),
@@ -235,6 +245,8 @@ class TopupRefund(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("top-up refund")
+        verbose_name_plural = _("top-up refunds")
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["chain", "key"], name="loyalty_topup_refund_unique_key")]
 
@@ -255,6 +267,8 @@ class WalletShareUse(models.Model):
     recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("family wallet use")
+        verbose_name_plural = _("family wallet uses")
         ordering = ["-consented_at", "-id"]
 
 
@@ -278,6 +292,8 @@ class Package(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("service package")
+        verbose_name_plural = _("service packages")
         ordering = ["chain", "name"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "name"], name="loyalty_package_unique_name"),
@@ -306,6 +322,8 @@ class PackageEntitlement(models.Model):
                                                validators=within(AGE))
 
     class Meta:
+        verbose_name = _("package entitlement")
+        verbose_name_plural = _("package entitlements")
         ordering = ["package", "id"]
         constraints = [
             models.CheckConstraint(condition=~Q(category="") | ~Q(item_code=""),
@@ -333,6 +351,8 @@ class PackagePurchase(models.Model):
     order = models.ForeignKey("visits.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
+        verbose_name = _("package purchase")
+        verbose_name_plural = _("package purchases")
         ordering = ["-period_start", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "key"], name="loyalty_purchase_unique_key"),
@@ -365,6 +385,8 @@ class EntitlementGrant(models.Model):
     expired_quantity = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("entitlement grant")
+        verbose_name_plural = _("entitlement grants")
         ordering = ["purchase", "id"]
         indexes = [models.Index(fields=["customer", "expired_at"], name="loyalty_grant_customer")]
 
@@ -385,6 +407,8 @@ class EntitlementUse(models.Model):
     used_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("entitlement use")
+        verbose_name_plural = _("entitlement uses")
         ordering = ["-used_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "key"], name="loyalty_use_unique_key"),

@@ -232,7 +232,7 @@ class PlanForm(_YuanModelForm):
 class TierForm(_YuanModelForm):
     yuan_fields = ("min_spend", "min_topup")
     percent_fields = ("discount", "friend_discount")
-    discount_percent = percent_field(_("Discount (% off)"), help_text=_("12 = 12% off (88折)."))
+    discount_percent = percent_field(_("Discount (% off)"), help_text=_("12 = 12% off."))
     friend_discount_percent = percent_field(_("Friends' discount (% off)"),
                                             help_text=_("Friends who name a member get this off."))
     min_spend_yuan = yuan_field(_("Minimum cumulative spend (yuan)"))

@@ -72,6 +72,8 @@ class MembershipPlan(TimeStampedModel):
     description = models.TextField(_("description"), blank=True)
 
     class Meta:
+        verbose_name = _("membership plan")
+        verbose_name_plural = _("membership plans")
         ordering = ["chain", "name"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "name"], name="membership_plan_unique_name"),
@@ -114,6 +116,8 @@ class Tier(TimeStampedModel):
         help_text=_("Overrides the plan's rules for this tier when not empty (read by the wallet)."))
 
     class Meta:
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
         ordering = ["plan", "rank"]
         constraints = [
             models.UniqueConstraint(fields=["plan", "rank"], name="tier_unique_rank"),
@@ -145,6 +149,8 @@ class Benefit(TimeStampedModel):
                                    help_text=_('e.g. {"amount_fen": 60000, "valid_months": 3}'))
 
     class Meta:
+        verbose_name = _("benefit")
+        verbose_name_plural = _("benefits")
         ordering = ["tier", "position", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(is_hidden=True) | Q(trigger=""), name="benefit_trigger_only_if_hidden"),
@@ -170,6 +176,8 @@ class Membership(TimeStampedModel):
     enrolled_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["status", "expires_at"], name="membership_expiry")]
         constraints = [
@@ -197,6 +205,8 @@ class MembershipEvent(models.Model):
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("membership event")
+        verbose_name_plural = _("membership events")
         ordering = ["-occurred_at", "-id"]
 
     def __str__(self):
@@ -212,6 +222,8 @@ class BenefitReveal(models.Model):
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("benefit reveal")
+        verbose_name_plural = _("benefit reveals")
         ordering = ["-revealed_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["membership", "benefit"], name="benefit_reveal_once")]
 
@@ -232,6 +244,8 @@ class FamilyBinding(models.Model):
     unbind_reason = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        verbose_name = _("family card binding")
+        verbose_name_plural = _("family card bindings")
         ordering = ["bound_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["member"], condition=Q(unbound_at__isnull=True),
@@ -256,6 +270,8 @@ class WalletShareConsent(models.Model):
     recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("family wallet consent")
+        verbose_name_plural = _("family wallet consents")
         ordering = ["-granted_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["holder", "member"], condition=Q(revoked_at__isnull=True),
@@ -274,6 +290,8 @@ class FriendLink(models.Model):
     recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("friend link")
+        verbose_name_plural = _("friend links")
         ordering = ["-named_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["friend"], condition=Q(ended_at__isnull=True),
@@ -293,6 +311,8 @@ class MembershipReminder(models.Model):
     handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("membership reminder")
+        verbose_name_plural = _("membership reminders")
         ordering = ["due_on", "id"]
         constraints = [
             models.UniqueConstraint(fields=["membership", "kind", "expires_at", "days_before"],

@@ -29,6 +29,8 @@ class Segment(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
         ordering = ["name", "id"]
         constraints = [
             # Among live segments: a deleted (inactive) segment's name can be used again.

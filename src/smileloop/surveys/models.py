@@ -62,6 +62,8 @@ class Survey(models.Model):
     complaint_task_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("satisfaction survey")
+        verbose_name_plural = _("satisfaction surveys")
         ordering = ["-visit_date", "-id"]
         indexes = [
             models.Index(fields=["clinic", "visit_date"], name="survey_clinic_day"),

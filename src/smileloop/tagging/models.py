@@ -24,6 +24,8 @@ class TagGroup(TimeStampedModel):
     ordering = models.PositiveSmallIntegerField(_("ordering"), default=0)
 
     class Meta:
+        verbose_name = _("tag group")
+        verbose_name_plural = _("tag groups")
         ordering = ["ordering", "id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="taggroup_unique_code"),
@@ -53,6 +55,8 @@ class Tag(TimeStampedModel):
     description = models.CharField(_("description"), max_length=255, blank=True)
 
     class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         ordering = ["group__ordering", "group_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="tag_unique_code"),
@@ -78,6 +82,8 @@ class CustomerTag(models.Model):
     evidence = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("customer tag")
+        verbose_name_plural = _("customer tags")
         ordering = ["tag_id"]
         constraints = [
             # Also the index for "this patient's tags" (customer first).
@@ -113,3 +119,7 @@ class KeywordScanState(models.Model):
     chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="+")
     last_interaction_id = models.BigIntegerField(default=0)
     scanned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("keyword scan state")
+        verbose_name_plural = _("keyword scan states")

@@ -4,6 +4,7 @@ plans with steps, and procedure records. Money is integer fen."""
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.indexes import CoveringIndex
@@ -31,6 +32,8 @@ class ServiceItem(TimeStampedModel):
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("service item")
+        verbose_name_plural = _("service items")
         ordering = ["code"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="service_item_unique_code"),
@@ -56,6 +59,8 @@ class Appointment(HistoryModel):
     external_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
+        verbose_name = _("appointment")
+        verbose_name_plural = _("appointments")
         ordering = ["-start_at"]
         indexes = [models.Index(fields=["customer", "-start_at"], name="appointment_customer"),
                    models.Index(fields=["clinic", "start_at"], name="appointment_clinic_day")]
@@ -83,6 +88,8 @@ class Order(HistoryModel):
     notes = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model name", "order")
+        verbose_name_plural = _("orders")
         ordering = ["-ordered_at"]
         # amount/refunded ride along (PostgreSQL INCLUDE): "paid spend in the last N days" per patient — the
         # segments' spend conditions, 10M orders — reads the index only.
@@ -108,6 +115,8 @@ class OrderLine(models.Model):
     tooth = models.CharField(max_length=32, blank=True)
 
     class Meta:
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
         constraints = [
             models.CheckConstraint(condition=Q(amount_fen__gte=0, discount_fen__gte=0, refunded_fen__gte=0,
                                                refunded_fen__lte=models.F("amount_fen")),
@@ -122,6 +131,8 @@ class Payment(models.Model):
     paid_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         constraints = [models.CheckConstraint(condition=Q(amount_fen__gt=0), name="payment_positive")]
 
 
@@ -136,6 +147,8 @@ class Refund(models.Model):
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
         constraints = [
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="refund_positive"),
             models.UniqueConstraint(fields=["order", "external_id"], name="refund_unique_external"),
@@ -166,6 +179,8 @@ class TreatmentPlan(HistoryModel):
     external_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
+        verbose_name = _("treatment plan")
+        verbose_name_plural = _("treatment plans")
         ordering = ["-planned_at"]
         indexes = [models.Index(fields=["status", "clinic"], name="plan_status_clinic")]
         constraints = [
@@ -188,6 +203,8 @@ class PlanStep(models.Model):
     done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("treatment plan step")
+        verbose_name_plural = _("treatment plan steps")
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["plan", "seq"], name="plan_step_unique_seq")]
 
@@ -210,6 +227,8 @@ class Procedure(HistoryModel):
     external_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
+        verbose_name = _("procedure")
+        verbose_name_plural = _("procedures")
         ordering = ["-performed_on"]
         indexes = [models.Index(fields=["customer", "-performed_on"], name="procedure_customer"),
                    models.Index(fields=["performed_on", "item"], name="procedure_day_item"),
