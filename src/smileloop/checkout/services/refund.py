@@ -28,9 +28,9 @@ from smileloop.core.money import fen_to_yuan
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.models import GiftCard, Voucher
 from smileloop.ledger.enums import AccountKind
-from smileloop.ledger.models import Lot
+from smileloop.ledger.models import Entry, Lot
 from smileloop.ledger.selectors import transaction_size
-from smileloop.ledger.services import account_for, available_balance, ledger_reverse
+from smileloop.ledger.services import account_for, accounts_lock, available_balance, ledger_reverse
 from smileloop.loyalty import services as loyalty_services
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import Order
@@ -139,6 +139,11 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
         raise ClawbackExceedsRefund(
             f"{points} of the points this bill earned were already used; they are worth {fen_to_yuan(withheld_fen)} "
             f"yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash", field="lines")
+    # Every account this refund will post to, locked at once in id order as a bill's pay locks its own: reversed one
+    # tender at a time, the shared accounts were taken in another order and a concurrent pay deadlocked with it.
+    reversed_tx = [m.transaction_id for m, part in zip(valued, parts[:-1], strict=True) if part and m.transaction_id]
+    reversed_tx += [c.movement.transaction_id for c in clawbacks if c.points]
+    accounts_lock(Entry.objects.filter(transaction_id__in=reversed_tx).values_list("account_id", flat=True))
     refund = None
     if total:
         methods = [p.method for p in order.payments.all() if p.method not in (PaymentMethod.WALLET, PaymentMethod.OTHER)]
