@@ -117,11 +117,17 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # When and how grave, next to gunicorn's own stamped lines (times in TIME_ZONE, which Django makes the process's).
+    "formatters": {"stamped": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "stamped"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # `smileloop worker` (huey's run_huey) gives the "huey" logger a handler of its own unless it has one: given this
+    # one, and not passing its lines on to the root's, the worker's log has each line once instead of twice.
+    "loggers": {"huey": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
 }
 
 SMILELOOP_DEFAULT_REGION = "CN"

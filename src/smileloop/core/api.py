@@ -45,7 +45,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from smileloop.core.bounds import BIGINT_MAX, MAX_FEN, MAX_OFFSET, MAX_POINTS
-from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, DomainError, NotFound, database_busy
+from smileloop.core.errors import (
+    BUSY_RETRY_AFTER_SECONDS,
+    DomainError,
+    NotFound,
+    database_busy,
+    database_busy_log,
+)
 
 _SOURCES = ("body", "query", "path", "header", "cookie", "file", "form")
 
@@ -371,6 +377,7 @@ def _on_operational_error(request: HttpRequest, exc: OperationalError, api: Ninj
     same Idempotency-Key: the transaction was rolled back, the key was not used. Anything else stays a 500."""
     if not database_busy(exc):
         return _on_unexpected_error(request, exc, api)
+    database_busy_log(request, exc)
     body = error_body("busy", "The database is busy with another write (an import, a nightly job); nothing was "
                               f"written. Retry in {BUSY_RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key.")
     response = api.create_response(request, body, status=503)

@@ -1,5 +1,6 @@
 """Typed errors with stable codes. Views and the API turn them into 4xx responses."""
 
+import logging
 from dataclasses import dataclass, field
 
 
@@ -80,3 +81,13 @@ def database_busy(exc: BaseException) -> bool:
     if str(getattr(cause, "sqlite_errorname", "")).startswith(_BUSY_SQLITE):
         return True
     return getattr(cause, "sqlstate", None) in _BUSY_SQLSTATES
+
+
+def database_busy_log(request, exc: BaseException) -> None:
+    """Log what made a request a 503 (Django's own line says only "Service Unavailable: <path>"): the database's
+    words and code, so an operator tells a deadlock (40P01) from a lock timeout (55P03) or a locked SQLite file."""
+    cause = exc.__cause__ or exc
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None) or "?"
+    said = (str(exc).strip().splitlines() or [""])[0]
+    logging.getLogger("smileloop.database").warning("Database busy, answered 503: %s %s (%s: %s)", request.method,
+                                                    request.path, code, said)

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.utils import translation
 
 from smileloop.core.error_pages import error_template, reader_language
-from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, database_busy
+from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, database_busy, database_busy_log
 
 
 class DatabaseBusyMiddleware:
@@ -24,6 +24,7 @@ class DatabaseBusyMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError) or not database_busy(exception):
             return None
+        database_busy_log(request, exception)
         with reader_language(request):
             response = render(request, error_template(request, "503.html"), {"retry_after": BUSY_RETRY_AFTER_SECONDS},
                               status=503)

@@ -446,7 +446,15 @@ def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: 
             _keys_follow(customer, changed)
         created = False
     for kind, external_id, app_id in idents:
-        identity_add(customer=customer, kind=kind, external_id=external_id, app_id=app_id, source=source)
+        try:
+            identity_add(customer=customer, kind=kind, external_id=external_id, app_id=app_id, source=source)
+        except Conflict as exc:
+            if not created or exc.code != "identity_conflict":
+                raise
+            # The insert's probe found nobody holding it a moment ago: a concurrent upsert of this identity created
+            # its person meanwhile. A transient `race` (retry: it then matches them), never the stored refusal
+            # that this identity is another person's.
+            raise Conflict(f"identity {kind}:{external_id} was attached concurrently; retry", code="race")
     return customer, created
 
 
@@ -553,7 +561,13 @@ def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str
             return Identity.objects.create(chain_id=customer.chain_id, customer=customer, kind=kind,
                                            external_id=external_id, app_id=app_id, source=source[:64])
     except IntegrityError:
-        raise Conflict(f"identity {kind}:{external_id} was attached concurrently; retry", code="race")
+        # A concurrent request attached it and has committed. To this person: the same answer as a repeated attach.
+        # To another: a transient `race`, not `identity_conflict` (stored under an Idempotency-Key): the other may be
+        # a person a concurrent upsert of this identity has just created, whom a retry of this upsert then matches.
+        existing = Identity.objects.filter(chain_id=customer.chain_id, kind=kind, external_id=external_id).first()
+        if existing is None or existing.customer_id != customer.id:
+            raise Conflict(f"identity {kind}:{external_id} was attached concurrently; retry", code="race")
+        return existing
 
 
 def consent_record(*, customer: Customer, purpose: str, granted: bool, source: str, actor: Staff | None = None,
@@ -774,6 +788,11 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     if customer.chain_id != relative.chain_id or customer.pk == relative.pk:
         raise ValidationFailed([FieldError("relative", "must be another customer of the same chain",
                                            str(relative.pk))])
+    # Both people's rows locked, in id order: two links involving one person at once (the API and the front desk,
+    # a retry with a new key) run one after the other, and the second reads the household the first made instead
+    # of founding a second one for the same head. FOR NO KEY UPDATE: rows that merely reference them never wait.
+    list(Customer.objects.select_for_update(no_key=True).filter(pk__in=[customer.pk, relative.pk])
+         .order_by("pk").values_list("pk", flat=True))
     places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer__in=[customer, relative])}
     own, theirs = places.get(customer.pk), places.get(relative.pk)
     if own is not None and theirs is not None:
@@ -1059,8 +1078,13 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         raise PermissionDenied("Your role may not merge customers")
     if survivor.id == merged.id:
         raise ValidationFailed([FieldError("merged", "cannot merge a customer into itself", str(merged.id))])
-    survivor = Customer.objects.select_for_update().get(pk=survivor.pk)
-    merged = Customer.objects.select_for_update().get(pk=merged.pk)
+    # Both rows locked in one order (by id), whichever is kept: two merges of one pair in opposite directions (two
+    # staff members at once) wait for each other instead of deadlocking; the second then finds its record merged.
+    locked = {c.pk: c for c in Customer.objects.select_for_update().filter(
+        pk__in=[survivor.pk, merged.pk]).order_by("pk")}
+    if len(locked) < 2:
+        raise NotFound("Customer not found")
+    survivor, merged = locked[survivor.pk], locked[merged.pk]
     for c in (survivor, merged):
         if c.merged_into_id or not _in_scope(scope, c):
             raise NotFound("Customer not found")
@@ -1070,8 +1094,12 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         hook(survivor=survivor, merged=merged)
     moved: dict[str, int] = {}
     _merge_households(survivor, merged, moved)
-    for rel in Customer._meta.related_objects:
-        if rel.related_model in (CustomerMerge, CustomerSearchKey) or not (rel.one_to_many or rel.one_to_one):
+    # Every foreign key to a customer, hidden ones (related_name="+": a bill's settlement, a family wallet's use, a
+    # keyword tag's hit counts) included: `related_objects` leaves those out, and a bill left on the merged record
+    # could no longer be found or refunded. A record merged into this one earlier keeps pointing at it.
+    for rel in Customer._meta.get_fields(include_hidden=True):
+        if (not rel.auto_created or rel.concrete or rel.related_model in (Customer, CustomerMerge, CustomerSearchKey)
+                or not (rel.one_to_many or rel.one_to_one)):
             continue
         model, field = rel.related_model, rel.field.name
         count = model._default_manager.filter(**{field: merged}).update(**{field: survivor})

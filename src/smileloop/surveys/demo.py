@@ -10,6 +10,8 @@ load finds every visit surveyed and adds nothing.
 import datetime as dt
 import random
 
+from django.utils import timezone
+
 from smileloop.clinics.models import Chain
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Interaction
@@ -66,14 +68,15 @@ def _opened_at(rng: random.Random, sent_at: dt.datetime) -> dt.datetime:
 
 def demo_load(*, chain: Chain, today: dt.date) -> dict:
     tz = selectors.chain_tz(chain)
-    moment = dt.datetime.combine(today, dt.time(10), tzinfo=tz)
+    # 10:00 on the demo's day, but never later than now: a demo loaded at 07:00 has no texts sent at 09:00 yet
+    moment = min(dt.datetime.combine(today, dt.time(10), tzinfo=tz), timezone.now())
     rng = random.Random(f"surveys:{chain.name}:{today.isoformat()}")
     rows = selectors.visits_without_survey(chain=chain, since=today - dt.timedelta(days=DAYS),
                                            until=today - dt.timedelta(days=1))
     expiry = dt.timedelta(days=selectors.survey_expiry_days(chain_id=chain.id))
 
     def created_at(row):  # the daily job runs the morning after the visit and the SMS goes out at once
-        return dt.datetime.combine(row.visit_date + dt.timedelta(days=1), dt.time(9), tzinfo=tz)
+        return min(dt.datetime.combine(row.visit_date + dt.timedelta(days=1), dt.time(9), tzinfo=tz), moment)
 
     surveys = services.survey_rows_build(chain=chain, rows=rows, created_at=created_at, expiry=expiry)
     for survey in surveys:

@@ -3,6 +3,7 @@ production queue settings against real SQLite and Redis storage."""
 
 import datetime as dt
 import io
+import re
 import socket
 import uuid
 
@@ -352,3 +353,31 @@ def test_a_very_long_unknown_job_name_is_not_echoed_in_full():
     with pytest.raises(CommandError) as error:
         call_command("run", "x" * 5000)
     assert str(error.value).startswith(f"unknown job '{'x' * 60}'; valid jobs: ")
+
+
+def test_the_worker_writes_each_log_line_once_with_its_time(capfd):
+    # given logging as Django sets it up from the settings, and the consumer's logger as `run_huey` prepares it
+    import logging
+    import logging.config
+
+    from django.conf import settings
+    from huey.consumer_options import ConsumerConfig
+
+    logging.config.dictConfig(settings.LOGGING)
+    logger = logging.getLogger("huey")
+    added = []
+    if not logger.handlers:  # run_huey gives the "huey" logger a handler of its own only when it has none
+        ConsumerConfig(workers=1).setup_logger(logger)
+        added = list(logger.handlers)
+    try:
+        # when the consumer logs a task
+        logger.info("Executing smileloop.call: 1")
+        logging.getLogger("smileloop.jobs").info("job followups.daily done")
+        err = capfd.readouterr().err
+    finally:
+        for handler in added:
+            logger.removeHandler(handler)
+    # then the worker's log has the line once (it was twice: the consumer's handler, then the root's), and the
+    # project's own lines say when
+    assert err.count("Executing smileloop.call: 1") == 1
+    assert re.search(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\] INFO smileloop\.jobs: job followups\.daily done$", err, re.M)

@@ -89,3 +89,26 @@ def test_a_database_error_that_is_not_a_busy_database_is_not_taken_for_one():
     with pytest.raises(DatabaseError) as raised, connection.cursor() as cursor:
         cursor.execute("SELECT * FROM no_such_table_here")
     assert not database_busy(raised.value)
+
+
+def test_a_busy_database_is_logged_with_what_the_database_said(chain, chain_admin, clinic_a, caplog):
+    # given a page save and an API write that both meet another writer's lock
+    customer = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+    client = Client()
+    client.force_login(chain_admin.user)
+    token = token_create(username=chain_admin.user.username)
+    caplog.set_level("WARNING", logger="smileloop.database")
+    with _database_held_by_another_writer():
+        page = client.post(f"/customers/{customer.id}/notes/", {"text": "来电"})
+        api = client.post("/api/customers/upsert", data=json.dumps({"name": "李四", "mobile": "13900139000"}),
+                          content_type="application/json",
+                          headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "pos-0002"})
+    # then each 503 leaves a line that says why (a lock timeout here; a deadlock reads "40P01: deadlock detected"),
+    # not only Django's "Service Unavailable: <path>"
+    assert (page.status_code, api.status_code) == (503, 503)
+    said = "55P03: canceling statement due to lock timeout" if connection.vendor == "postgresql" else "locked"
+    lines = [r.getMessage() for r in caplog.records if r.name == "smileloop.database"]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"Database busy, answered 503: POST /customers/{customer.id}/notes/ (")
+    assert lines[1].startswith("Database busy, answered 503: POST /api/customers/upsert (")
+    assert all(said in line for line in lines), lines

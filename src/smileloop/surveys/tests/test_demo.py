@@ -54,3 +54,26 @@ def test_the_demo_surveys_every_recent_visit_with_a_realistic_answer_mix_and_is_
     assert all(t.assignee_id == director_a.id for t in tasks)
     assert tasks.filter(status=TaskStatus.DONE).count() == result["complaints_handled"]
     assert Interaction.objects.filter(kind="form", data__survey_id__isnull=False).count() == answered.count()
+
+
+def test_the_demo_loaded_early_in_the_morning_records_nothing_after_now(chain, clinic_a, doctor_a, director_a,
+                                                                          monkeypatch):
+    # given `smileloop demo` run at 07:12 in Shanghai, before the 09:00 texts of yesterday's visits went out
+    from django.utils import timezone
+
+    now = at_local(TODAY, 7, 12)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    customers = [CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(40)]
+    for i, customer in enumerate(customers):
+        start = at_local(TODAY - dt.timedelta(days=1 + i % 4), 9 + i % 8)
+        AppointmentFactory(chain=chain, clinic=clinic_a, customer=customer, doctor=doctor_a, start_at=start,
+                           end_at=start + dt.timedelta(minutes=30))
+    # when
+    demo_load(chain=chain, today=TODAY)
+    # then no survey was sent, opened or answered, and no answer reached the timeline, later than now
+    surveys = list(Survey.objects.all())
+    assert len(surveys) == 40
+    assert all(s.created_at <= now and s.sent_at <= now for s in surveys)
+    assert all(s.answered_at is None or s.answered_at <= now for s in surveys)
+    assert all(s.opened_at is None or s.opened_at <= now for s in surveys)
+    assert not Interaction.objects.filter(occurred_at__gt=now).exists()
