@@ -38,3 +38,39 @@ def test_a_bill_paid_before_a_merge_is_the_survivors_and_can_still_be_refunded(c
     hit.refresh_from_db()
     assert hit.customer_id == kept.id
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_the_repair_migrations_move_tombstones_settlements_and_wallet_uses_to_the_survivor(chain, clinic_a,
+                                                                                         catalogue):
+    """Merges made before the fix left such rows on the tombstone: checkout.0003 and loyalty.0005 re-point them,
+    along a chain of merges."""
+    import importlib
+
+    from django.apps import apps
+
+    from smileloop.checkout.models import Settlement
+    from smileloop.loyalty.models import WalletShareUse
+
+    from django.utils import timezone
+
+    from smileloop.customers.models import Customer
+    from smileloop.ledger.models import LedgerTransaction
+
+    first, second, survivor = (CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(3))
+    wallet_topup(customer=first, amount_fen=50000, method="cash", key="topup-1")
+    bill = checkout_price(customer=first, clinic=clinic_a, lines=[{"item_code": "CL01"}],
+                          wallet={"holder": first, "amount_fen": 30000})
+    settlement = checkout_pay(priced=bill, payments=[], key="pay-1")
+    tx = LedgerTransaction.objects.create(chain=chain, idempotency_key="use-1", fingerprint="x", reason="spend",
+                                          created_at=timezone.now())
+    use = WalletShareUse.objects.create(chain=chain, holder=first, payer=second, transaction=tx, amount_fen=100,
+                                        mode="standing", consented_at=timezone.now())
+    # merged the old way: the tombstones keep them
+    Customer.objects.filter(pk=first.pk).update(merged_into=second)
+    Customer.objects.filter(pk=second.pk).update(merged_into=survivor)
+    importlib.import_module("smileloop.checkout.migrations.0003_settlements_follow_merges").forwards(apps, None)
+    importlib.import_module("smileloop.loyalty.migrations.0005_wallet_share_uses_follow_merges").forwards(apps, None)
+    settlement.refresh_from_db()
+    use.refresh_from_db()
+    assert settlement.customer_id == survivor.id
+    assert (use.holder_id, use.payer_id) == (survivor.id, survivor.id)
