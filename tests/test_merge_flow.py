@@ -47,14 +47,11 @@ def test_the_repair_migrations_move_tombstones_settlements_and_wallet_uses_to_th
     import importlib
 
     from django.apps import apps
-
-    from smileloop.checkout.models import Settlement
-    from smileloop.loyalty.models import WalletShareUse
-
     from django.utils import timezone
 
     from smileloop.customers.models import Customer
     from smileloop.ledger.models import LedgerTransaction
+    from smileloop.loyalty.models import WalletShareUse
 
     first, second, survivor = (CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(3))
     wallet_topup(customer=first, amount_fen=50000, method="cash", key="topup-1")
