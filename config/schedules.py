@@ -2,8 +2,10 @@
 
 Times are chain-local (Asia/Shanghai), at night, ordered so each job sees the work of the ones before
 it: money expiries first, then tags → rule tags → lifecycle stages → follow-up tasks (which read tags,
-segments and stages) → surveys. The worker runs one job at a time, so a slow job delays the next one
-instead of overlapping it. Paths are imported only when a job runs (smileloop.core.jobs): a missing
+segments and stages) → surveys. On the embedded SQLite queue the worker runs one job at a time, so a slow
+job delays the next one instead of overlapping it; on Redis it has two threads (an import need not wait for a
+nightly job), so a job running past the start of the next may overlap it: jobs are idempotent, and what the
+first was still writing is seen by the next night's run. Paths are imported only when a job runs (smileloop.core.jobs): a missing
 or broken app fails its own job, never the others. `smileloop run --list` prints this list;
 `smileloop run NAME [--today YYYY-MM-DD]` runs one job now.
 
