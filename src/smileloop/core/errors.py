@@ -1,6 +1,7 @@
 """Typed errors with stable codes. Views and the API turn them into 4xx responses."""
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 
@@ -91,3 +92,13 @@ def database_busy_log(request, exc: BaseException) -> None:
     said = (str(exc).strip().splitlines() or [""])[0]
     logging.getLogger("smileloop.database").warning("Database busy, answered 503: %s %s (%s: %s)", request.method,
                                                     request.path, code, said)
+
+
+_CONSTRAINT = re.compile(r'constraint "([^"]+)"|constraint failed: ([^\n]+)')
+
+
+def unique_clash_name(exc: Exception) -> str:
+    """What a unique clash was about, by the constraint's name (PostgreSQL) or its columns (SQLite), never the
+    database's full text: that quotes the clashing values (a patient's phone) to whoever reads the message."""
+    found = _CONSTRAINT.search(str(exc))
+    return (found.group(1) or found.group(2)).strip() if found else "unique constraint"

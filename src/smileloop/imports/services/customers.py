@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.bulk import rows_insert
-from smileloop.core.errors import database_busy
+from smileloop.core.errors import database_busy, unique_clash_name
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_in, statistics_refresh
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Relation, Stage
@@ -184,8 +184,10 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
                     if not run.write:
                         transaction.set_rollback(True)
         except IntegrityError as exc:  # a concurrent import or registration took a phone or an identity first
+            # Named by the constraint only: the database's text quotes the clashing phone in full, and the page shows
+            # this to staff who may not see full numbers.
             raise ImportConflict(_("The patient pool changed during the import (%(error)s); nothing more was "
-                                   "written, run it again") % {"error": exc})
+                                   "written, run it again") % {"error": unique_clash_name(exc)})
         except OperationalError as exc:  # a concurrent import holding the rows (or SQLite's lock) past the timeout
             if not database_busy(exc):
                 raise

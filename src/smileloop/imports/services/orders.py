@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.bounds import EARLIEST_RECORD_DATE
-from smileloop.core.errors import ValidationFailed, database_busy
+from smileloop.core.errors import ValidationFailed, database_busy, unique_clash_name
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
 from smileloop.core.sql import execute as sql_execute
@@ -139,7 +139,8 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
                     if not run.write:
                         transaction.set_rollback(True)
         except IntegrityError as exc:
-            raise ImportConflict(_("Orders changed during the import (%(error)s); run it again") % {"error": exc})
+            raise ImportConflict(_("Orders changed during the import (%(error)s); run it again")
+                                 % {"error": unique_clash_name(exc)})
         except OperationalError as exc:  # a concurrent import holding the rows (or SQLite's lock) past the timeout
             if not database_busy(exc):
                 raise
