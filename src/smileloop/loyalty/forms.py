@@ -8,6 +8,7 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
@@ -111,8 +112,9 @@ class GiftExchangeForm(KeyedForm):
         super().__init__(*args, **kwargs)
         self.fields["gift"].queryset = Gift.objects.filter(chain_id=scope.chain_id, is_active=True).order_by(
             "points_price", "name", "id")
-        self.fields["gift"].label_from_instance = lambda g: _("%(name)s · %(points)s points · %(stock)s left") % {
-            "name": g.name, "points": g.points_price, "stock": g.stock}
+        self.fields["gift"].label_from_instance = lambda g: ngettext(
+            "%(name)s · %(points)s point · %(stock)s left", "%(name)s · %(points)s points · %(stock)s left",
+            g.points_price) % {"name": g.name, "points": g.points_price, "stock": g.stock}
         choices_from(self.fields["gift"], Gift, "t0.chain_id = %s AND t0.is_active", [scope.chain_id],
                      tail="ORDER BY t0.points_price, t0.name, t0.id")
 

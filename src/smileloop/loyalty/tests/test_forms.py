@@ -61,3 +61,21 @@ def test_a_posted_choice_still_validates_against_the_queryset(chain, chain_admin
     assert GiftExchangeForm(scope, {"gift": live.pk, "quantity": 1, "key": "k1"}).is_valid()
     form = GiftExchangeForm(scope, {"gift": retired.pk, "quantity": 1, "key": "k2"})
     assert not form.is_valid() and "gift" in form.errors
+
+
+def test_a_gift_of_one_point_reads_in_the_singular(chain, wang):
+    from django.utils import translation
+
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.clinics.tests.factories import StaffFactory
+    from smileloop.loyalty.forms import GiftExchangeForm
+    from smileloop.loyalty.models import Gift
+
+    Gift.objects.create(chain=chain, name="贴纸", points_price=1, stock=5)
+    scope = scope_for_staff(StaffFactory(chain=chain, role="chain_admin"))
+    field = GiftExchangeForm(scope).fields["gift"]
+    gift = Gift.objects.get()
+    with translation.override("en"):
+        assert field.label_from_instance(gift) == "贴纸 · 1 point · 5 left"
+    with translation.override("zh-hans"):
+        assert field.label_from_instance(gift) == "贴纸 · 1 积分 · 剩余 5"
