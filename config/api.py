@@ -24,7 +24,15 @@ api = SmileloopAPI(
     urls_namespace="api",
     auth=TokenAuth(),
     description="Ingestion API for a practice-management system or POS. Money is integer fen (`*_fen`); "
-                "times are ISO 8601, naive ones meaning Asia/Shanghai.",
+                "times are ISO 8601, naive ones meaning Asia/Shanghai.\n\n"
+                "Every error, whatever its status, is one JSON shape: `{\"code\", \"message\", \"errors\": "
+                "[{\"field\", \"message\", \"value\"}]}`, each `field` a path into the request "
+                "(`body.lines[0].item_code`, `query.limit`, `path.customer_id`, `header.Idempotency-Key`). "
+                "Every write needs an `Idempotency-Key` header (at most 255 characters): a retry with the same key "
+                "and body replays the first answer, status and body (with `Idempotent-Replayed: true`); the same "
+                "key with another body is a 409 `idempotency_key_reused`. A 503 `busy` (with `Retry-After`) wrote "
+                "nothing: retry it with the same key. Lists that page take `limit` (at most 200) and `offset` and "
+                "answer `count`, `limit`, `offset` and `items`.",
 )
 api.add_router("/customers", customers_router)
 api.add_router("/", visits_router)

@@ -18,7 +18,7 @@ def _boom(request):
     raise RuntimeError("a bug")
 
 
-urlpatterns = [path("boom/", _boom), *project_urlpatterns]
+urlpatterns = [path("boom/", _boom), path("api/boom-outside-the-api/", _boom), *project_urlpatterns]
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +171,14 @@ def test_a_body_over_the_upload_limit_is_still_a_400_in_the_apis_shape(front_des
     assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
     assert not Customer.objects.exists()
+
+
+@pytest.mark.urls(__name__)
+def test_a_fault_under_api_that_no_endpoint_caught_is_a_json_500_in_the_apis_error_shape():
+    # when: a fault outside ninja's handlers (a view or middleware of its own) under /api/
+    response = Client(raise_request_exception=False).get("/api/boom-outside-the-api/")
+    # then
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"code": "server_error", "errors": [],
+                               "message": "An internal error stopped this request; it was logged."}

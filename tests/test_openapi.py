@@ -278,3 +278,75 @@ def test_money_and_quantities_document_their_bounds_and_integer_type(document):
     assert (discount["type"], discount["minimum"], discount["maximum"]) == ("integer", 0, 10**12)
     payment = document["components"]["schemas"]["PaymentIn"]["properties"]["amount_fen"]
     assert (payment["exclusiveMinimum"], payment["maximum"]) == (0, 10**12)
+
+
+# --- answers no route gives: the error shape all the same ----------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/customers/abc", "/api/customers/1/nothing", "/api/customers/",
+                                  "/api/"])
+@pytest.mark.parametrize("authenticated", [True, False])
+def test_a_path_no_operation_has_is_a_json_404_in_the_error_shape(client, front_desk_a, path, authenticated):
+    # given
+    headers = {"Authorization": f"Bearer {token_create(username=front_desk_a.user.username)}"} if authenticated else {}
+    # when
+    response = client.get(path, headers=headers)
+    # then
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"code", "message", "errors"}
+    assert body["code"] == "not_found"
+    assert body["message"].startswith(f"No API operation at {path}: see /api/openapi.json")
+
+
+@pytest.mark.parametrize("data, content_type, reason", [
+    ('{"name": ', "application/json", "is not valid JSON (Expecting value: line 1 column 10 (char 9))"),
+    ("name=张三&mobile=13800138000", "application/x-www-form-urlencoded",
+     "is not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+    (b'{"name": "\xff"}', "application/json", "is not UTF-8 text (byte 10)"),
+])
+def test_a_body_that_is_not_json_is_a_400_naming_the_body_and_why(client, front_desk_a, data, content_type, reason):
+    # given
+    headers = {"Authorization": f"Bearer {token_create(username=front_desk_a.user.username)}", HEADER: "k-not-json"}
+    # when
+    response = client.post("/api/customers/upsert", data=data, content_type=content_type, headers=headers)
+    # then
+    assert response.status_code == 400
+    assert response.json() == {"code": "bad_request", "errors": [{"field": "body", "message": reason}],
+                               "message": f"body: {reason}; send one JSON object with Content-Type: application/json"}
+    assert Customer.objects.count() == 0
+    assert IdempotencyRecord.objects.count() == 0
+
+
+def test_every_operation_documents_the_error_statuses_any_operation_may_answer_in_the_error_shape(document):
+    # given: a busy database is a 503 `busy` with Retry-After on any operation (core.api._on_operational_error)
+    expected = {"400", "401", "403", "404", "409", "422", "503"}
+    wrong = []
+    for path, item in document["paths"].items():
+        for method, details in item.items():
+            # when
+            responses = {str(status): answer for status, answer in details["responses"].items()}
+            # then
+            missing = expected - set(responses)
+            not_shape = [s for s in expected & set(responses)
+                         if responses[s]["content"]["application/json"]["schema"] != {
+                             "$ref": "#/components/schemas/ErrorOut"}]
+            if missing or not_shape:
+                wrong.append(f"{method.upper()} {path}: missing {sorted(missing)}, not ErrorOut {not_shape}")
+    assert wrong == []
+
+
+def test_head_on_a_read_is_the_read_without_its_body(client, front_desk_a):
+    # given
+    headers = {"Authorization": f"Bearer {token_create(username=front_desk_a.user.username)}"}
+    get = client.get("/api/customers", headers=headers)
+    # when
+    head = client.head("/api/customers", headers=headers)
+    unauthenticated = client.head("/api/customers")
+    on_a_write = client.head("/api/orders", headers=headers)
+    # then
+    assert (head.status_code, head.content) == (200, b"")
+    assert head["Content-Type"] == get["Content-Type"]
+    assert head["Content-Length"] == str(len(get.content))
+    assert unauthenticated.status_code == 401
+    assert (on_a_write.status_code, on_a_write["Allow"]) == (405, "POST")

@@ -68,8 +68,9 @@ class ErrorOut(Schema):
     errors: list[FieldErrorOut] = []
 
 
-# Merge into each operation's `response=` so OpenAPI documents the error shape.
-ERROR_RESPONSES: dict[int, type[Schema]] = {s: ErrorOut for s in (400, 401, 403, 404, 409, 422)}
+# Merge into each operation's `response=` so OpenAPI documents the error shape. 503 `busy` (with Retry-After) is what
+# any operation answers when the database is busy with another writer (_on_operational_error): a client must know it.
+ERROR_RESPONSES: dict[int, type[Schema]] = {s: ErrorOut for s in (400, 401, 403, 404, 409, 422, 503)}
 
 
 def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict:
@@ -134,9 +135,22 @@ def _has_nul(value: Any) -> bool:
     return any(isinstance(item, str) and "\x00" in item for item in (value if isinstance(value, list) else [value]))
 
 
+class BodyNotJson(ValueError):
+    """A request body that is not JSON text: ninja answers it with a 400, which names the body with this reason."""
+
+
 class SmileloopParser(Parser):
     """Query strings refusing text with a NUL character by its parameter, as InputSchema does in bodies (a search
-    for it was a 500 on PostgreSQL)."""
+    for it was a 500 on PostgreSQL); a body that is not JSON says why (ninja's own 400 said only that it could not
+    be parsed, and named no field)."""
+
+    def parse_body(self, request: HttpRequest) -> dict:
+        try:
+            return super().parse_body(request)
+        except UnicodeDecodeError as exc:
+            raise BodyNotJson(f"is not UTF-8 text (byte {exc.start})") from exc
+        except ValueError as exc:
+            raise BodyNotJson(f"is not valid JSON ({exc})") from exc
 
     def parse_querydict(self, data, list_fields: list[str], request: HttpRequest) -> dict:
         result = super().parse_querydict(data, list_fields, request)
@@ -202,14 +216,33 @@ def documented_required(schema: dict) -> WithJsonSchema:
     return WithJsonSchema({**schema, REQUIRED_IN_DOCUMENT: True})
 
 
+def _allowed(response: HttpResponseNotAllowed) -> list[str]:
+    return sorted(m.strip() for m in response.get("Allow", "").split(",") if m.strip())
+
+
 def _method_not_allowed_as_json(view, *, api: NinjaAPI):
     """ninja answers a method the route does not take (DELETE /api/orders) with a plain-text 405: give it the error
-    shape, naming the allowed methods, and keep its `Allow` header."""
+    shape, naming the allowed methods, and keep its `Allow` header. HEAD on a read is that read without its body
+    (HTTP requires it of every server; ninja answered a 405, so a monitor's HEAD check of an endpoint failed)."""
+
+    def head_as_get(request: HttpRequest, response, args, kwargs):
+        if request.method != "HEAD" or not isinstance(response, HttpResponseNotAllowed) or \
+                "GET" not in _allowed(response):
+            return response
+        request.method = "GET"
+        try:
+            response = view(request, *args, **kwargs)
+        finally:
+            request.method = "HEAD"
+        if not response.streaming:
+            response["Content-Length"] = str(len(response.content))
+            response.content = b""
+        return response
 
     def as_json(request: HttpRequest, response):
         if not isinstance(response, HttpResponseNotAllowed):
             return response
-        allowed = sorted(m.strip() for m in response.get("Allow", "").split(",") if m.strip())
+        allowed = _allowed(response)
         body = error_body("method_not_allowed", f"{request.method} is not allowed on {request.path}; allowed: "
                                                 f"{', '.join(allowed) or 'none'}")
         out = api.create_response(request, body, status=405)
@@ -218,7 +251,7 @@ def _method_not_allowed_as_json(view, *, api: NinjaAPI):
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
-        return as_json(request, view(request, *args, **kwargs))
+        return as_json(request, head_as_get(request, view(request, *args, **kwargs), args, kwargs))
     return wrapper
 
 
@@ -251,6 +284,11 @@ def _on_unauthenticated(request: HttpRequest, exc: AuthenticationError, api: Nin
 def _on_http_error(request: HttpRequest, exc: HttpError, api: NinjaAPI) -> HttpResponse:
     code = {400: "bad_request", 403: "forbidden", 405: "method_not_allowed", 429: "throttled"}.get(
         exc.status_code, "http_error")
+    if isinstance(exc.__cause__, BodyNotJson):
+        reason = str(exc.__cause__)
+        body = error_body(code, f"body: {reason}; send one JSON object with Content-Type: application/json",
+                          [{"field": "body", "message": reason}])
+        return api.create_response(request, body, status=exc.status_code)
     return api.create_response(request, error_body(code, str(exc)), status=exc.status_code)
 
 

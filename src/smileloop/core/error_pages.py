@@ -4,9 +4,12 @@ meant for them. Django's handlers take one template each, so these pick the temp
 
 from contextlib import nullcontext
 
+from django.conf import settings
+from django.http import JsonResponse
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
+from smileloop.core.api import error_body
 from smileloop.core.member_pages import patient_language, patient_page
 
 
@@ -20,12 +23,27 @@ def reader_language(request):
     return patient_language(request) if patient_page(request) else nullcontext()
 
 
+def _api_request(request) -> bool:
+    return request.path_info.startswith(settings.API_PATH_PREFIX)
+
+
+def _api_error(code: str, message: str, status: int) -> JsonResponse:
+    """An error under /api/ that no endpoint answered (a path no route has, a fault outside a view) in the API's one
+    error shape (core.api.error_body), not an HTML page a client cannot parse."""
+    return JsonResponse(error_body(code, message), status=status)
+
+
 def page_not_found(request, exception):
+    if _api_request(request):
+        return _api_error("not_found", f"No API operation at {request.path}: see {settings.API_PATH_PREFIX}"
+                                       "openapi.json for the paths (ids are whole numbers)", 404)
     with reader_language(request):
         return defaults.page_not_found(request, exception, template_name=error_template(request, "404.html"))
 
 
 def server_error(request):
+    if _api_request(request):
+        return _api_error("server_error", "An internal error stopped this request; it was logged.", 500)
     # Rendered without a request context, as Django's own: nothing in these templates may query the database.
     with reader_language(request):
         return defaults.server_error(request, template_name=error_template(request, "500.html"))

@@ -96,7 +96,19 @@ def _replay(*, user_id: int, key: str, fingerprint: str) -> tuple[int, dict] | N
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReused(f"This {HEADER} was already used for a different request; use a new key",
                                    field=f"header.{HEADER}")
-    return record.status_code, record.response
+    return record.status_code, _stored_body(record.response)
+
+
+def _stored(body: dict) -> str:
+    """The answer as it is stored: its JSON text (a JSON string in the column). PostgreSQL's jsonb keeps no key order
+    (it sorts an object's keys by length), so a stored object replayed its fields in another order than the first
+    answer; the text keeps the first answer's order, and a replay is the same bytes."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _stored_body(response: str | dict) -> dict:
+    """A stored answer back as the object it was (records stored before _stored are the object itself)."""
+    return json.loads(response) if isinstance(response, str) else response
 
 
 def _claim(*, user_id: int, key: str, operation: str, fingerprint: str, status: int = 0,
@@ -107,7 +119,7 @@ def _claim(*, user_id: int, key: str, operation: str, fingerprint: str, status: 
     whose answer _store writes later; with it, the record is complete at once."""
     qn = connection.ops.quote_name
     table = qn(IdempotencyRecord._meta.db_table)
-    response = IdempotencyRecord._meta.get_field("response").get_db_prep_value(body or {}, connection)
+    response = IdempotencyRecord._meta.get_field("response").get_db_prep_value(_stored(body or {}), connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({qn('user_id')}, {qn('key')}, {qn('operation')}, {qn('request_hash')}, "
@@ -120,7 +132,7 @@ def _claim(*, user_id: int, key: str, operation: str, fingerprint: str, status: 
 
 def _store(*, record_id: int, status: int, body: dict) -> None:
     qn = connection.ops.quote_name
-    response = IdempotencyRecord._meta.get_field("response").get_db_prep_value(body, connection)
+    response = IdempotencyRecord._meta.get_field("response").get_db_prep_value(_stored(body), connection)
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {qn(IdempotencyRecord._meta.db_table)} SET {qn('status_code')} = %s, "
                        f"{qn('response')} = %s WHERE {qn('id')} = %s", [status, response, record_id])

@@ -111,7 +111,7 @@ def _task(task) -> dict:
 def task_list_endpoint(
     request: HttpRequest,
     mine: bool = Query(True, description="Only my tasks; false lists the tasks of my clinics (needs task.board)"),
-    clinic: Annotated[Id | None, Query(description="Clinic id (within your clinics)")] = None,
+    clinic: str | None = Query(None, description="Clinic id or code (within your clinics)"),
     status: TaskStatus | None = None,
     due_from: Annotated[IsoDateTime | None, Query(description="Due at or after (ISO 8601)")] = None,
     due_to: Annotated[IsoDateTime | None, Query(description="Due before (ISO 8601)")] = None,
@@ -122,7 +122,7 @@ def task_list_endpoint(
     permission_require(scope, Perm.TASK_WORK)
     if not mine:
         permission_require(scope, Perm.TASK_BOARD)
-    clinic_id = clinic_for_filter(scope=scope, value=clinic).id if clinic is not None else None
+    clinic_id = clinic_for_filter(scope=scope, value=clinic).id if clinic else None
     qs = selectors.task_list(scope, mine=mine, clinic_id=clinic_id, status=status or "", due_from=due_from,
                              due_to=due_to)
     tasks = list(qs[offset:offset + limit])

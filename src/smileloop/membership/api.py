@@ -255,7 +255,10 @@ def _write(request: HttpRequest, response: HttpResponse, key: str | None, operat
                                run=write)
 
 
-WRITE = {200: MembershipOut, 201: MembershipOut, **ERROR_RESPONSES}
+# What each write answers, as it answers it: 201 where it creates (a membership, a binding, a friend link), 200 where
+# it changes one (documenting both on every write left an integrator guessing which one meant success).
+WRITE = {200: MembershipOut, **ERROR_RESPONSES}
+CREATE = {201: MembershipOut, **ERROR_RESPONSES}
 
 
 # --- endpoints -----------------------------------------------------------------------------------------
@@ -268,7 +271,7 @@ def membership_get_endpoint(request: HttpRequest, customer_id: Id):
     return _detail(scope, customer_get(scope, customer_id))
 
 
-@router.post("/customers/{int:customer_id}/enrol", response=WRITE, summary="Enrol in a plan")
+@router.post("/customers/{int:customer_id}/enrol", response=CREATE, summary="Enrol in a plan")
 def enrol_endpoint(request: HttpRequest, customer_id: Id, payload: EnrolIn, response: HttpResponse,
                    idempotency_key: IdempotencyKeyHeader = None):
     """201 with the new membership. 409 `membership_exists`; 422 `plan_inactive`, `tier_not_in_plan`,
@@ -346,7 +349,7 @@ def evaluate_endpoint(request: HttpRequest, customer_id: Id, payload: EvaluateIn
     return _write(request, response, idempotency_key, "evaluate", run)
 
 
-@router.post("/customers/{int:customer_id}/family", response=WRITE, summary="Bind a family member to the card")
+@router.post("/customers/{int:customer_id}/family", response=CREATE, summary="Bind a family member to the card")
 def family_bind_endpoint(request: HttpRequest, customer_id: Id, payload: FamilyBindIn, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
     """The path customer is the holder. 409 `no_slots`, `already_bound`, `not_a_member`;
@@ -404,7 +407,7 @@ def wallet_share_revoke_endpoint(request: HttpRequest, customer_id: Id, member_i
     return _write(request, response, idempotency_key, "wallet_share_revoke", run)
 
 
-@router.post("/customers/{int:customer_id}/friend-link", response=WRITE,
+@router.post("/customers/{int:customer_id}/friend-link", response=CREATE,
              summary="The path customer (a friend) names a member and gets the friend discount")
 def friend_link_endpoint(request: HttpRequest, customer_id: Id, payload: FriendLinkIn, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):

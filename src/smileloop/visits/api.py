@@ -339,6 +339,10 @@ def _clinic_writable(scope: Scope, clinic_id: int, what: str) -> None:
              summary="Create or update an appointment (upsert by external_id)")
 def appointment_upsert_endpoint(request: HttpRequest, payload: AppointmentIn, response: HttpResponse,
                                 idempotency_key: IdempotencyKeyHeader = None):
+    """201 when created; 200 when an appointment with this external_id exists (it is updated to this body: send it
+    again when the PMS changes the time, doctor or status). Without an external_id every call creates one. 409
+    `external_id_conflict` when the external_id names another customer's appointment; 422 names the field (`end_at`
+    not after `start_at`, a start too far ahead or in the past for its status, an unknown clinic or doctor)."""
     scope = request_scope(request)
 
     def write():
@@ -407,6 +411,9 @@ def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn
              summary="Record a treatment plan (upsert by external_id)")
 def plan_record_endpoint(request: HttpRequest, payload: PlanIn, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
+    """201 when created; 200 when a plan with this external_id exists (its title and steps are replaced by this
+    body). Without an external_id every call creates one. 409 `external_id_conflict` when the external_id names
+    another customer's plan; 422 names the field (`steps[1].item_code` not in the catalogue, a duplicate `seq`)."""
     scope = request_scope(request)
 
     def write():

@@ -55,6 +55,29 @@ def test_a_write_is_stored_once_and_replayed_without_running_again(user):
     assert IdempotencyRecord.objects.get().status_code == 201
 
 
+def test_a_replay_gives_the_answers_fields_in_the_first_answers_order(user):
+    # given: an answer whose keys are not in the order PostgreSQL's jsonb keeps (shortest first)
+    answer = {"customer": {"updated_at": "2026-12-05T08:00:00+08:00", "id": 7, "name": "张三"}, "created": True,
+              "lines": [{"amount_fen": 100, "id": 1}]}
+    first = call(user, write_then((201, answer)))
+    # when
+    again = call(user, write_then((201, {"other": 1})))
+    # then: the same JSON text, byte for byte
+    assert again[2] is True
+    assert json.dumps(again[1], ensure_ascii=False) == json.dumps(first[1], ensure_ascii=False)
+
+
+def test_a_record_stored_as_an_object_before_the_text_is_still_replayed(user):
+    # given
+    request = RequestFactory().post("/api/things", data=json.dumps({"a": 1}), content_type="application/json")
+    IdempotencyRecord.objects.create(user_id=user.id, key="k-1", operation="things.add", status_code=201,
+                                     request_hash=idempotency.request_fingerprint(request), response={"id": 9})
+    # when
+    again = call(user, write_then((201, {"id": 10})))
+    # then
+    assert again == (201, {"id": 9}, True)
+
+
 def test_a_stored_refusal_after_a_write_rolls_the_write_back_and_is_replayed(user):
     # given: the write inserts a row, then is refused (422)
     run = write_then(ValidationFailed([FieldError("a", "is wrong", "1")]))
@@ -68,7 +91,7 @@ def test_a_stored_refusal_after_a_write_rolls_the_write_back_and_is_replayed(use
     assert len(run.calls) == 1
     assert AuditEvent.objects.count() == 0
     record = IdempotencyRecord.objects.get()
-    assert (record.status_code, record.response) == (422, first[1])
+    assert (record.status_code, json.loads(record.response)) == (422, first[1])
 
 
 def test_a_refusal_not_stored_leaves_nothing_and_keeps_the_key_free(user):

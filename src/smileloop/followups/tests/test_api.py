@@ -78,9 +78,28 @@ def test_a_director_lists_the_clinics_tasks_but_not_another_clinics(client, dire
     assert sorted(i["id"] for i in body["items"]) == sorted([tasks["a"].id, tasks["director"].id])
     response = get(client, "/api/followups/tasks", token=token, mine="false", clinic=clinic_b.id)
     assert response.status_code == 403
-    assert response.json()["errors"] == [{"field": "query.clinic", "message": f"Clinic {clinic_b.id!r} is not one of "
-                                                                            "your clinics; you may not see its data"}]
+    assert response.json()["errors"] == [{"field": "query.clinic", "message": f"Clinic {str(clinic_b.id)!r} is not "
+                                                                            "one of your clinics; you may not see its "
+                                                                            "data"}]
     assert get(client, "/api/followups/tasks", token=token, mine="false", status="nonsense").status_code == 422
+
+
+def test_the_task_list_takes_a_clinic_by_code_as_the_other_lists_do(client, director_a, tasks, clinic_a, clinic_b):
+    # given
+    token = token_create(username=director_a.user.username)
+    # when
+    by_code = get(client, "/api/followups/tasks", token=token, mine="false", clinic=clinic_a.code)
+    by_id = get(client, "/api/followups/tasks", token=token, mine="false", clinic=clinic_a.id)
+    unknown = get(client, "/api/followups/tasks", token=token, mine="false", clinic="NOPE")
+    other = get(client, "/api/followups/tasks", token=token, mine="false", clinic=clinic_b.code)
+    # then
+    assert by_code.status_code == 200
+    assert sorted(i["id"] for i in by_code.json()["items"]) == sorted([tasks["a"].id, tasks["director"].id])
+    assert by_code.json() == by_id.json()
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"] == [{"field": "query.clinic", "value": "NOPE",
+                                         "message": "is not an active clinic of this chain (use its id or code)"}]
+    assert other.status_code == 403
 
 
 def test_complete_a_task_is_idempotent_on_the_key(client, front_desk_a, tasks):

@@ -196,3 +196,34 @@ def test_the_membership_api_names_no_patient_of_another_clinic(client, token_a, 
     for response in (as_friend, as_spouse):
         assert "王芳" not in response.content.decode() and f"#{wang.id}" not in response.content.decode()
         assert "王*" in response.json()["discount"]["reason"]
+
+
+def _documented_successes(path: str) -> set[int]:
+    from config.api import api
+
+    operation = api.get_openapi_schema(path_prefix="/api/")["paths"][f"/api/membership/customers/{path}"]["post"]
+    return {int(status) for status in operation["responses"] if 200 <= int(status) < 300}
+
+
+def test_each_membership_write_documents_the_one_success_status_it_answers(client, token_a, wang, spouse, friend,
+                                                                          family_plan, family_tier, premium_tier):
+    # when
+    answered = {
+        "{customer_id}/enrol": post(client, f"{BASE}/{wang.id}/enrol", {"plan_id": family_plan.id}, token=token_a,
+                                    key="s1").status_code,
+        "{customer_id}/family": post(client, f"{BASE}/{wang.id}/family", {
+            "member_id": spouse.id, "relation": "spouse", "consent_source": "paper", "consent_evidence": "同意书 7"},
+            token=token_a, key="s2").status_code,
+        "{customer_id}/wallet-share": post(client, f"{BASE}/{wang.id}/wallet-share", {
+            "member_id": spouse.id, "mode": "per_use", "source": "wechat"}, token=token_a, key="s3").status_code,
+        "{customer_id}/friend-link": post(client, f"{BASE}/{friend.id}/friend-link", {"member_id": wang.id},
+                                          token=token_a, key="s4").status_code,
+        "{customer_id}/evaluate": post(client, f"{BASE}/{wang.id}/evaluate", {}, token=token_a, key="s5").status_code,
+        "{customer_id}/upgrade": post(client, f"{BASE}/{wang.id}/upgrade", {"tier_id": premium_tier.id},
+                                      token=token_a, key="s6").status_code,
+        "{customer_id}/cancel": post(client, f"{BASE}/{wang.id}/cancel", {"reason": "搬家"}, token=token_a,
+                                     key="s7").status_code,
+    }
+    # then
+    assert {path: _documented_successes(path) for path in answered} == {path: {s} for path, s in answered.items()}
+    assert answered["{customer_id}/enrol"] == 201 and answered["{customer_id}/cancel"] == 200
