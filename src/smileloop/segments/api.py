@@ -8,16 +8,14 @@ in a 422 body the path is prefixed with the request part ("body.rule.all[2].any[
 """
 
 import datetime as dt
-from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 
-from smileloop.clinics.api import permission_require, request_scope
+from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, FieldErrorOut, Id, InputSchema, IsoDate, render
+from smileloop.core.api import ERROR_RESPONSES, FieldErrorOut, Id, IdOrCode, InputSchema, IsoDate, render
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.segments import selectors, services
@@ -104,9 +102,9 @@ class SegmentIn(InputSchema):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field("", max_length=500)
     rule: Any = Field(..., description=RULE_DOC)
-    clinic_id: Id | None = Field(None, description="The clinic whose segment it is; null: the whole chain's (chain "
-                                                   "roles only). Omitted: on create, the chain's for chain roles and "
-                                                   "the one clinic of clinic staff; on change, kept.")
+    clinic: IdOrCode | None = Field(None, description="The clinic (id or code) whose segment it is; null: the whole "
+                                                      "chain's (chain roles only). Omitted: on create, the chain's for "
+                                                      "chain roles and the one clinic of clinic staff; on change, kept.")
 
 
 class SegmentOut(Schema):
@@ -173,13 +171,11 @@ def list_endpoint(request: HttpRequest):
     return list(selectors.segment_list(scope))
 
 
-@contextmanager
-def _owner_field():
-    """The services name the owner `clinic`; the request body calls it `clinic_id`."""
-    try:
-        yield
-    except ValidationFailed as exc:
-        raise ValidationFailed([replace(e, field="clinic_id") if e.field == "clinic" else e for e in exc.errors])
+def _owner(scope, payload: SegmentIn):
+    """The clinic the body names (as every body names one: id or code, within the caller's clinics), or None."""
+    if payload.clinic in (None, ""):
+        return None
+    return clinic_for_write(scope=scope, value=payload.clinic)
 
 
 @router.post("", response={201: SegmentOut, **ERROR_RESPONSES}, summary="Save a segment")
@@ -189,10 +185,9 @@ def create_endpoint(request: HttpRequest, payload: SegmentIn, response: HttpResp
 
     def write():
         permission_require(scope, Perm.SEGMENT_MANAGE)
-        with _owner_field():
-            segment = services.segment_create(chain=scope.chain_id, name=payload.name,
-                                              description=payload.description, rule=payload.rule,
-                                              actor=request.staff, scope=scope, clinic=payload.clinic_id)
+        segment = services.segment_create(chain=scope.chain_id, name=payload.name, description=payload.description,
+                                          rule=payload.rule, actor=request.staff, scope=scope,
+                                          clinic=_owner(scope, payload))
         return 201, render(SegmentOut, segment)
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -214,10 +209,9 @@ def update_endpoint(request: HttpRequest, segment_id: Id, payload: SegmentIn, re
     def write():
         permission_require(scope, Perm.SEGMENT_MANAGE)
         segment = selectors.segment_get(scope, segment_id)
-        clinic = payload.clinic_id if "clinic_id" in payload.model_fields_set else services.KEEP
-        with _owner_field():
-            segment = services.segment_update(segment=segment, name=payload.name, description=payload.description,
-                                              rule=payload.rule, actor=request.staff, scope=scope, clinic=clinic)
+        clinic = _owner(scope, payload) if "clinic" in payload.model_fields_set else services.KEEP
+        segment = services.segment_update(segment=segment, name=payload.name, description=payload.description,
+                                          rule=payload.rule, actor=request.staff, scope=scope, clinic=clinic)
         return 200, render(SegmentOut, segment)
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
