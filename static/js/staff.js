@@ -76,3 +76,91 @@
     });
   });
 })();
+
+/* A table wider than its box scrolls inside it (.table-wrap). A keyboard user can scroll it only once the box can take
+   focus, and a screen reader then names it: every such box that overflows gets tabindex=0 and is a region named after
+   its card's heading (or the page's), on load, after every htmx swap and when the window is resized. */
+(function () {
+  "use strict";
+
+  function heading(wrap) {
+    var card = wrap.closest("section, .card");
+    var found = (card && card.querySelector("h2, h3, caption, header")) || document.querySelector("h1");
+    var name = found ? found.textContent.replace(/\s+/g, " ").trim() : "";
+    var same = 0;  // landmarks tell apart by their names: "Possible duplicates 2" for a second box of one name
+    document.querySelectorAll(".table-wrap[data-scroll-focus=named]").forEach(function (other) {
+      if (other !== wrap && other.dataset.scrollName === name) { same += 1; }
+    });
+    wrap.dataset.scrollName = name;
+    return same ? name + " " + (same + 1) : name;
+  }
+
+  function markScrollable() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      if (wrap.dataset.scrollFocus === undefined && wrap.hasAttribute("tabindex")) { return; }  // marked in its template
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        wrap.tabIndex = 0;
+        wrap.setAttribute("role", "region");
+        if (wrap.dataset.scrollFocus === undefined) {
+          wrap.dataset.scrollFocus = wrap.hasAttribute("aria-label") ? "" : "named";
+          if (wrap.dataset.scrollFocus === "named") { wrap.setAttribute("aria-label", heading(wrap)); }
+        }
+      } else if (wrap.dataset.scrollFocus !== undefined) {
+        wrap.removeAttribute("tabindex");
+        wrap.removeAttribute("role");
+        if (wrap.dataset.scrollFocus === "named") { wrap.removeAttribute("aria-label"); }
+        delete wrap.dataset.scrollFocus;
+        delete wrap.dataset.scrollName;
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", markScrollable);
+  document.addEventListener("htmx:afterSettle", markScrollable);
+  window.addEventListener("resize", markScrollable);
+})();
+
+/* htmx swaps the part of the page that held the focus (adding or removing a tag, saving or refusing a card's form): the
+   focused control is replaced and the focus falls back to the top of the page, where a keyboard or screen-reader user
+   has to start over. Put it back: on the same control in the new content (its id, or the same kind of control of the
+   same form), else on the first field marked invalid, else on the swapped region itself. */
+(function () {
+  "use strict";
+
+  var remembered = null;
+
+  function signature(el) {
+    var form = el.form || el.closest("form");
+    return [el.tagName, el.type || "", el.name || "", (el.tagName === "BUTTON" || el.tagName === "A") ? el.textContent.trim() : "",
+            form ? form.getAttribute("action") || "" : ""].join("|");
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    remembered = null;
+    if (target && target.id && active && active !== document.body && target.contains(active)) {
+      remembered = {region: target.id, id: active.id, signature: signature(active)};
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var memo = remembered;
+    remembered = null;
+    var active = document.activeElement;
+    if (!memo || (active && active !== document.body && document.contains(active))) { return; }
+    var region = document.getElementById(memo.region);
+    if (!region) { return; }
+    var next = region.querySelector("[aria-invalid=true], .has-error input, .has-error select, .has-error textarea");
+    if (!next && memo.id) { next = document.getElementById(memo.id); }
+    if (!next) {
+      next = Array.prototype.find.call(region.querySelectorAll("button, input, select, textarea, a[href]"),
+                                       function (el) { return signature(el) === memo.signature; });
+    }
+    if (!next) {
+      if (!region.hasAttribute("tabindex")) { region.setAttribute("tabindex", "-1"); }
+      next = region;
+    }
+    next.focus();
+  });
+})();

@@ -714,3 +714,15 @@ def test_the_360_page_of_a_child_without_a_phone_names_the_relative_to_call_mask
     assert "周敏" not in via and "13700137007" not in html
     # and a patient with a phone of their own shows none
     assert 'data-testid="contact-via"' not in client.get(reverse("customers:detail", args=[father.id])).text
+
+
+@pytest.mark.parametrize("url_name, field_id", [("mark_lost", "id_lost_reason"), ("phone_reveal", "id_reveal_reason")])
+def test_a_refused_reason_is_announced_and_tied_to_its_field(client, front_desk_a, zhang_san, url_name, field_id):
+    login(client, front_desk_a)
+    response = client.post(reverse(f"customers:{url_name}", args=[zhang_san.id]), {"reason": "  "},
+                           headers={"HX-Request": "true"})
+    html = response.text
+    field = html[html.index(f'id="{field_id}"'):]
+    field = field[:field.index(">")]
+    assert 'aria-invalid="true"' in field and f'aria-describedby="{field_id}_error"' in field
+    assert re.search(rf'<div id="{field_id}_error" role="alert">\s*<p class="field-error">', html)

@@ -105,6 +105,18 @@ def test_a_complaint_without_a_note_is_refused_next_to_the_note_in_chinese(clien
     assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
 
 
+def test_the_refused_note_is_tied_to_its_field_and_announced(client, front_desk_a, tasks_ab):
+    task = tasks_ab["today"]
+    response = login(client, front_desk_a, "zh-hans").post(reverse("followups:complete", args=[task.id]),
+                                                            {"outcome": "complaint", "note": ""}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    note = html[html.index(f'id="note-{task.id}"'):]
+    note = note[:note.index(">")]
+    assert f'aria-invalid="true" aria-describedby="note-{task.id}-error"' in note
+    error = html[html.index(f'<div id="note-{task.id}-error" role="alert">'):]
+    assert "记录投诉时必须填写：患者投诉的是什么？" in error[:error.index("</div>")]
+
+
 def test_completing_a_closed_task_shows_a_clear_error(client, front_desk_a, tasks_ab):
     task = tasks_ab["today"]
     FollowupTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLOSED, closed_reason="goal:appointment_booked")

@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pytest
 from django.conf import settings
@@ -134,6 +135,19 @@ def test_invalid_input_shows_an_inline_error_and_saves_nothing(csrf_client, surv
     assert 'class="errorlist"' in response.text
     assert snapshot(survey) == before
     assert not Interaction.objects.filter(customer=patient).exists()
+
+
+@pytest.mark.parametrize("data, control", [
+    ({"comment": "很好"}, r'<fieldset[^>]*data-testid="score"[^>]*>'),
+    ({"score": "8", "tags": ["parking"]}, r'<fieldset[^>]*data-testid="tags"[^>]*>'),
+    ({"score": "8", "comment": "太" * 501}, r'<textarea[^>]*name="comment"[^>]*>'),
+])
+def test_an_inline_error_is_tied_to_its_question_for_a_screen_reader(csrf_client, survey, data, control):
+    response = csrf_post(csrf_client, answer_url(survey), data)
+    html = response.text
+    described = re.search(r'aria-describedby="([^"]+)"', re.search(control, html).group(0)).group(1).split()
+    for ref in described:  # every id the question names exists, and it is the error list
+        assert re.search(rf'<ul class="errorlist" role="alert" id="{ref}">', html), ref
 
 
 def test_a_comment_the_textarea_allowed_is_accepted_though_the_browser_sends_line_breaks_as_cr_lf(
