@@ -115,6 +115,15 @@ def _browser_test(test):
     return test
 
 
+def _log_in(page, live_server) -> None:
+    """As the chain admin the chain_admin fixture makes (its login is chainadmin / pass-1234)."""
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "chainadmin")
+    page.fill("#id_password", "pass-1234")
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/customers/")
+
+
 @_browser_test
 def test_on_a_phone_pages_fit_tables_scroll_in_a_keyboard_reachable_box_and_boxes_can_be_tapped(
         live_server, phone_page, transactional_db, chain_admin, chain, clinic_a):
@@ -124,11 +133,7 @@ def test_on_a_phone_pages_fit_tables_scroll_in_a_keyboard_reachable_box_and_boxe
     for n in range(3):
         CustomerFactory(chain=chain, name=f"患者{n}", home_clinic=clinic_a, mobile=f"+861380013800{n}")
     page = phone_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "chainadmin")
-    page.fill("#id_password", "pass-1234")
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/customers/")
+    _log_in(page, live_server)
 
     for path in ("/customers/", "/tags/"):
         page.goto(f"{live_server.url}{path}")
@@ -162,11 +167,7 @@ def test_the_focus_stays_in_the_tags_section_after_a_tag_is_added_or_removed_by_
     TagFactory(group=group, chain=chain, name="Whitening")  # so the add form stays
     patient = CustomerFactory(chain=chain, name="张三", home_clinic=clinic_a)
     page = phone_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "chainadmin")
-    page.fill("#id_password", "pass-1234")
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/customers/")
+    _log_in(page, live_server)
     page.goto(f"{live_server.url}/customers/{patient.id}/")
     focused = "() => { const a = document.activeElement; return [a.tagName, a.id, a.textContent.trim()]; }"
 
