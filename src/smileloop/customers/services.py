@@ -788,11 +788,10 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     if customer.chain_id != relative.chain_id or customer.pk == relative.pk:
         raise ValidationFailed([FieldError("relative", "must be another customer of the same chain",
                                            str(relative.pk))])
-    # Both people's rows locked, in id order: two links involving one person at once (the API and the front desk,
-    # a retry with a new key) run one after the other, and the second reads the household the first made instead
-    # of founding a second one for the same head. FOR NO KEY UPDATE: rows that merely reference them never wait.
-    list(Customer.objects.select_for_update(no_key=True).filter(pk__in=[customer.pk, relative.pk])
-         .order_by("pk").values_list("pk", flat=True))
+    # Both people's rows locked: two links involving one person at once (the API and the front desk, a retry with a
+    # new key) run one after the other, and the second reads the household the first made instead of founding a
+    # second one for the same head.
+    customers_lock(customer.pk, relative.pk)
     places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer__in=[customer, relative])}
     own, theirs = places.get(customer.pk), places.get(relative.pk)
     if own is not None and theirs is not None:
@@ -809,6 +808,15 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
             "relation", "does not say for certain how they are related to the head of the household; add them from "
                         "the head's page", relation)])
     return joined
+
+
+def customers_lock(*customer_ids: int) -> None:
+    """Lock these customers' rows for the rest of the transaction, in id order (two writers never deadlock), FOR NO
+    KEY UPDATE: rows that merely reference them (an order, a tag) are written without waiting. What serialises two
+    writes about one person that would each find nothing and both create (a household, a record by external id, a
+    top-up by key). Rows fetched, not counted: Django drops FOR UPDATE from a count(), which would lock nothing."""
+    list(Customer.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(customer_ids)))
+         .order_by("pk").values_list("pk", flat=True))
 
 
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,

@@ -21,7 +21,12 @@ from smileloop.core.scoping import Scope
 from smileloop.core.sql import db_datetime
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customer_stage_advance, customer_visit_stats_apply, interaction_add
+from smileloop.customers.services import (
+    customer_stage_advance,
+    customer_visit_stats_apply,
+    customers_lock,
+    interaction_add,
+)
 from smileloop.customers.timeline import timeline_format
 from smileloop.visits.enums import AppointmentStatus, OrderStatus, PaymentMethod, PlanStatus, StepStatus
 from smileloop.visits.models import (
@@ -103,10 +108,9 @@ def _check_clinic(customer: Customer, clinic: Clinic, errors: list) -> None:
 def _external_id_lock(customer: Customer, external_id: str | None) -> None:
     """Records a PMS/POS names by external_id are looked up, then created: a retry sent with a new key while the first
     is in flight (two terminals, a client timeout) would find nothing twice and clash on the unique index (a 500).
-    Locking the customer first (FOR NO KEY UPDATE: inserts referencing them still go on) makes the second wait and
-    find the first's record."""
+    Locking the customer first makes the second wait and find the first's record."""
     if external_id:
-        list(Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True))
+        customers_lock(customer.pk)
 
 
 @contextmanager

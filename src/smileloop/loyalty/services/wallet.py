@@ -19,6 +19,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import name_for
+from smileloop.customers.services import customers_lock
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, LedgerTransaction
 from smileloop.ledger.selectors import transaction_size
@@ -61,8 +62,7 @@ TOPUP_METHODS = [m for m in PaymentMethod.values if m != PaymentMethod.WALLET]
 def _customer_lock(customer: Customer) -> None:
     """The customer's row first, as a bill takes it (docs/architecture.md, "Locks, in one order"): the top-up then
     re-evaluates the tier under it, after its ledger postings, without ever waiting on a bill the other way round."""
-    # Not `.count()`: Django drops FOR UPDATE from an aggregate query, so that would lock nothing.
-    list(Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True))
+    customers_lock(customer.pk)
 
 
 def _is_amount(value) -> bool:
