@@ -71,3 +71,33 @@ def test_the_repair_migrations_move_tombstones_settlements_and_wallet_uses_to_th
     use.refresh_from_db()
     assert settlement.customer_id == survivor.id
     assert (use.holder_id, use.payer_id) == (survivor.id, survivor.id)
+
+
+def test_the_repair_migration_moves_a_tombstones_keyword_hits_and_folds_a_shared_day(chain, clinic_a):
+    """tagging.0003: hits left on a tombstone by a merge made before the fix move to the survivor, along a chain of
+    merges; a day both records counted becomes one row with both counts (the unique (customer, tag, day))."""
+    import importlib
+
+    from django.apps import apps
+
+    from smileloop.customers.models import Customer
+
+    first, second, survivor = (CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(3))
+    tag = TagFactory(group__chain=chain)
+    day, other_day = dt.date(2026, 11, 30), dt.date(2026, 12, 1)
+    own = KeywordHit.objects.create(customer=survivor, tag=tag, day=day, hits=1, counts={"种牙": 1},
+                                    interaction_ids=[7])
+    shared = KeywordHit.objects.create(customer=first, tag=tag, day=day, hits=2, counts={"种牙": 1, "种植": 1},
+                                       interaction_ids=[3, 4])
+    alone = KeywordHit.objects.create(customer=first, tag=tag, day=other_day, hits=1, counts={"种植": 1})
+    # merged the old way: the tombstone keeps its hits
+    Customer.objects.filter(pk=first.pk).update(merged_into=second)
+    Customer.objects.filter(pk=second.pk).update(merged_into=survivor)
+    importlib.import_module("smileloop.tagging.migrations.0003_keyword_hits_follow_merges").forwards(apps, None)
+    own.refresh_from_db()
+    alone.refresh_from_db()
+    assert (own.hits, own.counts, own.interaction_ids) == (3, {"种牙": 2, "种植": 1}, [7, 3, 4])
+    assert not KeywordHit.objects.filter(pk=shared.pk).exists()
+    assert alone.customer_id == survivor.id
+    assert not KeywordHit.objects.filter(customer__merged_into__isnull=False).exists()
+
