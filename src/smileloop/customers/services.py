@@ -412,6 +412,7 @@ def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: 
     # identity names anyone yet (the match probe is its condition), and does nothing if a concurrent
     # request inserted the same mobile first (the unique index waits for that one to commit). The search
     # keys and the timeline row come with it.
+    _identities_lock(chain_id, idents)
     if _new_row_insert(customer, unless=_match_sql(chain_id=chain_id, mobile=mobile, idents=idents),
                        children=[(CustomerSearchKey, "customer_id", _search_key_rows(customer)),
                                  (Interaction, "customer_id", [timeline])]):
@@ -456,6 +457,19 @@ def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: 
             # that this identity is another person's.
             raise Conflict(f"identity {kind}:{external_id} was attached concurrently; retry", code="race")
     return customer, created
+
+
+def _identities_lock(chain_id: int, idents) -> None:
+    """On PostgreSQL, a transaction-scoped advisory lock per identity an upsert carries, taken in one order. A
+    mini-program login fires one new WeChat identity several times at once, often without a phone: no unique index
+    makes the later requests wait for the first (an identity row comes after its person), so their probes all found
+    nobody and all but one answered `race`. Now each waits for the one before it to commit and then finds the person
+    it created. Upserts without identities (a POS sending a phone) take no lock. SQLite has one writer anyway."""
+    if not idents or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for key in sorted({f"{chain_id}:{kind}:{external_id}" for kind, external_id, _app in idents}):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
 
 
 def _in_scope(scope: Scope, customer: Customer) -> bool:
