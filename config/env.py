@@ -32,6 +32,19 @@ def env_bool(name: str, default: bool) -> bool:
     raise EnvError(f"Environment variable {name}={raw!r} is not a boolean (use true/false)")
 
 
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise EnvError(f"Environment variable {name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise EnvError(f"Environment variable {name}={value} must be at least {minimum}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if not raw:

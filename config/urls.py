@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.api import api
+from smileloop.clinics.views import StaffLoginView
 
 # Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
 handler404 = "smileloop.core.error_pages.page_not_found"
@@ -11,7 +12,7 @@ handler500 = "smileloop.core.error_pages.server_error"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("login/", StaffLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -57,7 +57,7 @@ def test_staff_member_finds_a_patient_by_pinyin_initials_and_opens_the_360_page(
     # when: typing pinyin initials into the search box (htmx swaps only the results)
     page.fill("#id_q", "zs")
     page.wait_for_function(
-        "document.querySelectorAll('#customer-results tbody tr').length === 1")
+        "() => document.querySelectorAll('#customer-results tbody tr').length === 1")
 
     # then: 张三 is the one result, with a masked phone
     row = page.locator("#customer-results tbody tr")
@@ -152,7 +152,7 @@ def test_back_and_forward_after_live_searches_show_the_search_each_result_came_f
     page.go_back()
     # then: the list page again (not the results fragment the browser fetched at the same address), search kept
     page.wait_for_selector("#id_q")
-    page.wait_for_function("document.querySelector('#id_q').value === 'zs'")
+    page.wait_for_function("() => document.querySelector('#id_q').value === 'zs'")
     assert _rows(page) == ["张三"]
 
 
@@ -172,7 +172,7 @@ def test_a_card_form_loads_when_opened_and_tops_up_the_wallet(live_server, brows
 
     # then: the card is swapped for the updated one, with the stored value and the forms closed again
     page.wait_for_function(
-        "document.querySelector('[data-testid=wallet]').textContent.trim().startsWith('¥100.00')")
+        "() => document.querySelector('[data-testid=wallet]').textContent.trim().startsWith('¥100.00')")
     assert page.locator("#loyalty input[name=amount_yuan]").count() == 0
 
 

@@ -242,7 +242,7 @@ def test_a_failed_save_in_the_inbox_says_so_and_an_ended_session_goes_to_the_log
     page.route("**/complete/", lambda route: route.fulfill(
         status=503, headers={"Retry-After": "5"}, body='<div class="card" data-testid="database-busy">busy</div>'))
     row.get_by_role("button", name="Record outcome").click()
-    page.wait_for_function("document.getElementById('request-error').dataset.kind === 'busy'")
+    page.wait_for_function("() => document.getElementById('request-error').dataset.kind === 'busy'")
     assert "database is busy" in banner.inner_text() and "nothing was saved" in banner.inner_text()
     assert row.locator("form.fu-outcome").is_visible()
 
@@ -250,7 +250,7 @@ def test_a_failed_save_in_the_inbox_says_so_and_an_ended_session_goes_to_the_log
     page.unroute("**/complete/")
     page.route("**/complete/", lambda route: route.abort("internetdisconnected"))
     row.get_by_role("button", name="Record outcome").click()
-    page.wait_for_function("document.getElementById('request-error').dataset.kind === 'network'")
+    page.wait_for_function("() => document.getElementById('request-error').dataset.kind === 'network'")
     assert "No connection to the server" in banner.inner_text()
     page.unroute("**/complete/")
     # then the next attempt goes through and the message goes away
@@ -263,7 +263,7 @@ def test_a_failed_save_in_the_inbox_says_so_and_an_ended_session_goes_to_the_log
     # when the form's CSRF cookie is gone (cleared by the browser) and the next outcome is recorded
     page.context.clear_cookies(name="csrftoken")
     page.locator(f"#task-{liu_task.id}").get_by_role("button", name="Record outcome").click()
-    page.wait_for_function("document.getElementById('request-error').dataset.kind === 'expired'")
+    page.wait_for_function("() => document.getElementById('request-error').dataset.kind === 'expired'")
     assert "This form has expired" in banner.inner_text()
     page.reload()
 
@@ -309,7 +309,7 @@ HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
 def htmx_settled(page) -> None:
     """Wait until htmx has swapped and settled everything: content it has just added gets its listeners only
     then, so a change made earlier would be lost (no request)."""
-    page.wait_for_function(f"!document.querySelector('{HTMX_BUSY}')")
+    page.wait_for_function(f"() => !document.querySelector('{HTMX_BUSY}')")
 
 
 def condition_set(page, row, field: str):
@@ -357,7 +357,7 @@ def test_marketing_builds_a_segment_from_conditions_previews_it_and_saves_it(
 
     # when: a second condition "last visit more than 180 days ago" is added
     page.get_by_role("button", name="+ Condition").first.click()
-    page.wait_for_function("document.querySelectorAll('#top-items .seg-cond').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#top-items .seg-cond').length === 2")
     second = condition_set(page, page.locator("#top-items .seg-cond").nth(1), "last_visit_days")
     assert second.locator("select[name$=-op]").input_value() == "older_than"
     second.locator("input[name$=-value]").fill("180")

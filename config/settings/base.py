@@ -1,8 +1,9 @@
 """Settings shared by every environment. Values that differ per deployment come from config.env."""
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.utils.translation import gettext_lazy as _
 
-from config.env import BASE_DIR, DEFAULT_SQLITE_URL, database_config, env_bool, env_list, env_str
+from config.env import BASE_DIR, DEFAULT_SQLITE_URL, database_config, env_bool, env_int, env_list, env_str
 
 SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-key-change-me-in-production-0123456789")
 DEBUG = env_bool("DEBUG", False)
@@ -21,6 +22,7 @@ INSTALLED_APPS = [
     "template_partials",
     "ninja",
     "huey.contrib.djhuey",
+    "csp",
     "smileloop.core",
     "smileloop.clinics",
     "smileloop.customers",
@@ -41,13 +43,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files: answered here, with their own caching
+    "smileloop.core.middleware.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "smileloop.core.middleware.ApiEnglishMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "smileloop.core.middleware.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -112,7 +117,61 @@ LOGIN_REDIRECT_URL = "customers:list"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
+# Nothing frames Smileloop's pages (the CSP's frame-ancestors says the same to current browsers).
 X_FRAME_OPTIONS = "DENY"
+
+# Sessions on shared front-desk PCs (core.middleware.SessionTimeoutMiddleware). A staff member who walks away is
+# logged out after SESSION_IDLE_MINUTES without a request, and everyone after SESSION_MAX_AGE_MINUTES from the login
+# whatever they do: a clinic day (opening to closing, so one login a day), never into the next day's first user.
+# Idle 30 minutes: the PC stands at a counter patients lean over; logging in again costs seconds.
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_MAX_AGE_MINUTES = env_int("SESSION_MAX_AGE_MINUTES", 10 * 60, minimum=1)
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_MINUTES * 60  # the stored session and the cookie end with it too
+# The cookie lives only as long as the browser (closing the browser at the end of a shift logs out).
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+# The layout hands htmx the token (hx-headers) and forms carry it: no script reads the CSRF cookie.
+CSRF_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp) on every response: scripts and style sheets only from our own static files, no
+# inline script or handler, no eval (htmx's allowEval is off in the layout), no <style> element. One allowance: style
+# *attributes* (style-src-attr). No template writes one, but the vendored ECharts builds its tooltips as markup with
+# style attributes (the series' colour dot, the layout), whose values change with the data, so no hash can name them;
+# without them the charts' tooltips lose their layout and every hover logs violations. A style attribute runs no
+# script and cannot select other elements, so it cannot read the page as an injected style sheet could.
+# data: images: the admin's and the API docs' style sheets draw icons with them.
+# tests/test_browser_csp.py walks the pages in Chromium and fails on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-elem": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "report-uri": env_str("CSP_REPORT_URI", "") or None,
+    },
+}
+
+# Login lockout (smileloop.clinics.lockout): failed logins are counted per username and per client address within
+# LOGIN_FAILURE_WINDOW_SECONDS; at the limit, logins for that username (or from that address) are refused for
+# LOGIN_LOCKOUT_SECONDS, a correct password included, and the lockout is written to the audit log. An address's
+# limit is higher: a clinic's PCs reach us through one NAT address. API tokens: that many invalid bearer tokens from
+# one address within the window → 429 for the lockout's length.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 30, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
+# Proxies in front of gunicorn that append the client's address to X-Forwarded-For (0: none, REMOTE_ADDR is the
+# client). The lockout and the audit log's addresses read it (clinics.web.client_ip); too high a number would let
+# a client name its own address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -137,6 +196,14 @@ SMILELOOP_DEFAULT_REGION = "CN"
 # consumer, `smileloop run JOB` one job by hand. Results are not stored: jobs log their counts, and
 # nothing reads a task's return value (stored results would only pile up).
 REDIS_URL = env_str("REDIS_URL", "")
+# The cache holds the login lockout's counters, which every gunicorn process must share: Redis when REDIS_URL is set
+# (CACHE_URL names another server), else this process's memory (one process, as on SQLite, counts alike).
+CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                "KEY_PREFIX": "smileloop"} if CACHE_URL else
+    {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "smileloop"},
+}
 
 
 def huey_settings(redis_url: str, var_dir) -> dict:

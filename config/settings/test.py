@@ -17,3 +17,6 @@ DEBUG = False
 HUEY = {"huey_class": "huey.MemoryHuey", "name": "smileloop-test", "immediate": True}
 # Nothing is collected for the suite: static files come straight from the apps' folders.
 WHITENOISE_USE_FINDERS = True
+# The login lockout's counters in this process's memory, whatever REDIS_URL the shell has: a run never meets the
+# failures of another. Tests of the lockout clear it (clinics' tests).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "smileloop-test"}}

@@ -164,3 +164,63 @@
     next.focus();
   });
 })();
+
+/* Behaviour that templates ask for by attribute, so that no page needs an inline handler (the Content-Security-Policy
+   allows no inline script, onclick="…" included): data-history-back goes back a page (the expired-form and busy
+   pages), data-submit-on-change submits its form when its value changes (the new playbook's trigger choice). */
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var back = event.target.closest && event.target.closest("[data-history-back]");
+    if (back) {
+      event.preventDefault();
+      window.history.back();
+    }
+  });
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field.matches && field.matches("[data-submit-on-change]") && field.form) { field.form.requestSubmit(); }
+  });
+})();
+
+/* htmx keeps snapshots of the pages it pushed into the history (patient lists, searches) in sessionStorage, where
+   they outlive a logout on a shared front-desk PC. Keep none: Back and Forward to such a page load it from the
+   server, which answers only the one logged in (and sends every page with Cache-Control: no-store). After htmx has
+   read the layout's htmx-config, on the same DOMContentLoaded. */
+(function () {
+  "use strict";
+
+  try { window.sessionStorage.removeItem("htmx-history-cache"); } catch (ignored) { /* storage refused: nothing kept */ }
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.htmx) { return; }
+    window.htmx.config.historyCacheSize = 0;
+    window.htmx.config.refreshOnHistoryMiss = true;
+  });
+})();
+
+/* On a phone (below 760 px, static/css/staff.css) the main menu collapses behind its "Menu" button, which says
+   whether it is open (aria-expanded); Escape closes it and puts the focus back on the button. Without this script the
+   button stays hidden and the menu open (the html element gets .nav-collapsible only here). */
+(function () {
+  "use strict";
+
+  var button = document.querySelector("[data-nav-toggle]");
+  var nav = button && document.getElementById(button.getAttribute("aria-controls"));
+  if (!nav) { return; }
+  document.documentElement.classList.add("nav-collapsible");
+
+  function show(open) {
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    nav.classList.toggle("is-open", open);
+  }
+
+  button.addEventListener("click", function () { show(button.getAttribute("aria-expanded") !== "true"); });
+  document.addEventListener("keydown", function (event) {
+    var inside = document.activeElement === button || nav.contains(document.activeElement);
+    if (event.key === "Escape" && inside && button.getAttribute("aria-expanded") === "true") {
+      show(false);
+      button.focus();
+    }
+  });
+})();

@@ -7,8 +7,10 @@ import time
 
 from django.db.models import Q
 from django.http import HttpRequest
+from ninja.errors import HttpError, Throttled
 from ninja.security import HttpBearer
 
+from smileloop.clinics.lockout import token_failure_record, token_lockout_wait
 from smileloop.clinics.models import ApiToken, Clinic, Staff
 from smileloop.clinics.selectors import (
     clinic_list,
@@ -18,6 +20,7 @@ from smileloop.clinics.selectors import (
     token_staff_check,
     token_touch,
 )
+from smileloop.clinics.web import client_ip
 from smileloop.core.bounds import pk_from_text
 from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
@@ -31,20 +34,40 @@ _scope_cache: dict[str, tuple[float, Staff, Scope, float, tuple]] = {}
 _scope_lock = threading.Lock()
 
 
+class TokenThrottled(Throttled):
+    """429 `throttled` (core.api's error shape) with Retry-After: too many invalid tokens came from the address."""
+
+    def __init__(self, wait: int) -> None:
+        HttpError.__init__(self, 429, f"Too many requests with an invalid API token from this address: tokens from it "
+                                      f"are refused for {wait} seconds")
+        self.wait = wait
+
+
 class TokenAuth(HttpBearer):
-    """`Authorization: Bearer <token>`; sets request.staff and request.scope. None → ninja answers 401."""
+    """`Authorization: Bearer <token>`; sets request.staff and request.scope. None → ninja answers 401.
+
+    Invalid tokens are counted per client address (clinics.lockout); past settings.API_TOKEN_FAILURE_LIMIT the address
+    gets 429s for a while, a valid token included unless this process already knows it (a token known valid is no
+    guess, and the check would cost a cache read on every request of an integration)."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Staff | None:
         key = token.strip()
         if not key:
             return None
         key_hash = ApiToken.hash_key(key)
+        cached = _scope_cache.get(key_hash)
+        if cached is None:
+            wait = token_lockout_wait(ip=client_ip(request))
+            if wait:
+                raise TokenThrottled(wait)
         live = token_staff_check(key_hash)
         now = time.monotonic()
-        cached = _scope_cache.get(key_hash)
         if live is None:
             if cached is not None:
                 _scope_cache.pop(key_hash, None)
+            wait = token_failure_record(ip=client_ip(request))
+            if wait:
+                raise TokenThrottled(wait)
             return None
         if cached is not None and now - cached[0] < _SCOPE_TTL and cached[4] == live:
             _, staff, scope, touched, _live = cached

@@ -6,3 +6,12 @@ class ClinicsConfig(AppConfig):
     name = "smileloop.clinics"
     label = "clinics"
     verbose_name = _("Clinics and staff")
+
+    def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
+        from smileloop.core.middleware import session_login_stamp
+
+        # Every login (the staff form, the admin's, force_login) starts the session's idle and day clocks. Django's
+        # own hook for a login, as its last_login update is: no login path can be missed.
+        user_logged_in.connect(session_login_stamp, dispatch_uid="smileloop.session_login_stamp")

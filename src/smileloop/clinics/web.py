@@ -1,5 +1,7 @@
-"""Helpers every staff page uses: the login + scope decorator, permission checks, htmx redirects."""
+"""Helpers every staff page uses: the login + scope decorator, permission checks, htmx redirects, the client's
+address."""
 
+import ipaddress
 from functools import wraps
 
 from django.conf import settings
@@ -75,3 +77,19 @@ def htmx_redirect(request, url: str) -> HttpResponse:
         response["HX-Redirect"] = url
         return response
     return redirect(url, permanent=False)
+
+
+def client_ip(request) -> str | None:
+    """The address of the client: REMOTE_ADDR, or behind settings.TRUSTED_PROXY_COUNT proxies the address the outermost
+    of them saw, counted from the right of X-Forwarded-For (each proxy appends what it saw; whatever a client wrote
+    there itself stands further left and is ignored). None when there is no valid address to name."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= proxies:
+            candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None

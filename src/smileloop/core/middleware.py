@@ -1,10 +1,15 @@
 """Staff pages: a write that met a busy database gets a page that says so, not the generic error page. The API
-answers in English whatever language the client's headers ask for."""
+answers in English whatever language the client's headers ask for. No browser or proxy keeps a copy of a page or an
+API answer; a staff session ends after a while idle and after a working day."""
+
+import time
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
 from django.db import OperationalError
 from django.shortcuts import render
 from django.utils import translation
+from django.utils.cache import add_never_cache_headers
 
 from smileloop.core.error_pages import error_template, reader_language
 from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, database_busy, database_busy_log
@@ -48,3 +53,69 @@ class ApiEnglishMiddleware:
             response = self.get_response(request)
         response.headers.setdefault("Content-Language", "en")
         return response
+
+
+class NoStoreMiddleware:
+    """Pages and API answers carry patients' data: `Cache-Control: no-store` (Django's never_cache headers) so that
+    neither a shared front-desk PC's browser cache nor a proxy keeps a copy. A response that states its own caching
+    keeps it. Static files never get here: WhiteNoise, above, answers them with their long caching."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response
+
+
+# Session keys of SessionTimeoutMiddleware: when the user logged in, and their last request (Unix seconds).
+SESSION_LOGIN_AT = "_smileloop_login_at"
+SESSION_SEEN_AT = "_smileloop_seen_at"
+SESSION_ENDED = "_smileloop_session_ended"
+# The last-request stamp is rewritten at most this often: a session write a minute, not one per request.
+SEEN_EVERY_SECONDS = 60
+
+
+def session_login_stamp(sender, request, user, **kwargs) -> None:
+    """user_logged_in receiver (connected by clinics.apps): every login, through any form or force_login, starts the
+    clocks that SessionTimeoutMiddleware reads."""
+    now = int(time.time())
+    request.session[SESSION_LOGIN_AT] = now
+    request.session[SESSION_SEEN_AT] = now
+
+
+class SessionTimeoutMiddleware:
+    """Logs a staff session out after settings.SESSION_IDLE_MINUTES without a request, and SESSION_MAX_AGE_MINUTES
+    after its login whatever its activity (front-desk PCs are shared: the next person must not find the last one's
+    session open). A session without the stamps (made before this existed) is ended too. The request goes on
+    anonymous, so the page asks for the login and comes back; the login page says why (SESSION_ENDED). After
+    AuthenticationMiddleware; the API (bearer tokens, no session) is left alone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        session = getattr(request, "session", None)
+        if session is not None and not request.path.startswith(settings.API_PATH_PREFIX) and \
+                session.get(SESSION_KEY) is not None:
+            self._check(request, session)
+        return self.get_response(request)
+
+    @staticmethod
+    def _check(request, session) -> None:
+        now = int(time.time())
+        login_at, seen_at = session.get(SESSION_LOGIN_AT), session.get(SESSION_SEEN_AT)
+        if login_at is None or seen_at is None:
+            ended = "expired"
+        elif now - seen_at > settings.SESSION_IDLE_MINUTES * 60:
+            ended = "idle"
+        elif now - login_at > settings.SESSION_MAX_AGE_MINUTES * 60:
+            ended = "expired"
+        else:
+            if now - seen_at >= SEEN_EVERY_SECONDS:
+                session[SESSION_SEEN_AT] = now
+            return
+        logout(request)
+        request.session[SESSION_ENDED] = ended

@@ -1,0 +1,186 @@
+"""Password and token guessing is refused for a while: failed logins per username and per address, invalid API
+tokens per address (clinics.lockout), said in the login form and recorded in the audit log."""
+
+import time
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+from django.urls import reverse
+
+from smileloop.clinics.services import token_create
+from smileloop.core.models import AuditEvent
+
+PASSWORD = "pass-1234"  # StaffFactory's
+LOGIN = "/login/"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def log_in(client, username, password, ip="203.0.113.7", **headers):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=ip, **headers)
+
+
+def logged_in(client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def test_five_wrong_passwords_lock_the_username_even_for_the_right_one_and_say_so(client, front_desk_a):
+    # given: four wrong passwords are plain failures
+    for _ in range(4):
+        response = log_in(client, "frontdesk_a", "wrong")
+        assert response.status_code == 200
+        assert "Please enter a correct username and password" in response.content.decode()
+    assert AuditEvent.objects.count() == 0
+    # when: the fifth
+    response = log_in(client, "frontdesk_a", "wrong")
+    # then: the username is locked: the form says so, with a 429, and the audit log has the lockout
+    assert response.status_code == 429
+    assert "Too many failed logins. Logging in with this username or from this network is paused for 15 minutes" \
+        in response.content.decode()
+    event = AuditEvent.objects.get()
+    assert (event.action, event.object_type, event.object_id, event.ip_address, event.actor_id) == (
+        "login.lockout", "login-user", "frontdesk_a", "203.0.113.7", None)
+    assert event.detail == {"failures": 5, "lockout_seconds": 900, "username": "frontdesk_a"}
+    # when: the right password, from another address, in another letter case
+    response = log_in(client, "FrontDesk_A", PASSWORD, ip="198.51.100.9")
+    # then: refused all the same, and nothing more is recorded
+    assert response.status_code == 429 and not logged_in(client)
+    assert AuditEvent.objects.count() == 1
+
+
+def test_the_lockout_message_is_chinese_by_default(client, front_desk_a):
+    for _ in range(5):
+        response = log_in(client, "frontdesk_a", "wrong", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 429
+    assert "登录失败次数过多。此用户名或本网络的登录已暂停 15 分钟" in response.content.decode()
+
+
+@override_settings(LOGIN_LOCKOUT_SECONDS=1)
+def test_the_right_password_logs_in_once_the_lockout_has_ended(client, front_desk_a):
+    # given: locked
+    for _ in range(5):
+        log_in(client, "frontdesk_a", "wrong")
+    assert log_in(client, "frontdesk_a", PASSWORD).status_code == 429
+    # when: the lockout's second has passed
+    time.sleep(1.2)
+    response = log_in(client, "frontdesk_a", PASSWORD)
+    # then
+    assert response.status_code == 302 and logged_in(client)
+
+
+def test_a_right_password_forgives_the_usernames_earlier_failures(client, front_desk_a):
+    for _ in range(4):
+        log_in(client, "frontdesk_a", "wrong")
+    assert log_in(client, "frontdesk_a", PASSWORD).status_code == 302
+    client.logout()
+    for _ in range(4):
+        assert log_in(client, "frontdesk_a", "wrong").status_code == 200
+    assert log_in(client, "frontdesk_a", PASSWORD).status_code == 302
+    assert AuditEvent.objects.count() == 0
+
+
+@override_settings(LOGIN_IP_FAILURE_LIMIT=6)
+def test_many_usernames_guessed_from_one_address_lock_that_address_only(client, chain, front_desk_a):
+    # given: six failures spread over three usernames (two each: no username reaches its limit)
+    for name in ("a", "b", "c") * 2:
+        log_in(client, name, "wrong", ip="203.0.113.7")
+    # then: the address is locked, for an account that never failed too
+    response = log_in(client, "frontdesk_a", PASSWORD, ip="203.0.113.7")
+    assert response.status_code == 429 and not logged_in(client)
+    event = AuditEvent.objects.get()
+    assert (event.action, event.object_type, event.object_id) == ("login.lockout", "login-address", "203.0.113.7")
+    # and another address logs in
+    assert log_in(client, "frontdesk_a", PASSWORD, ip="198.51.100.9").status_code == 302
+
+
+@override_settings(LOGIN_IP_FAILURE_LIMIT=2)
+def test_an_ipv6_client_is_counted_by_its_64_network(client, front_desk_a):
+    log_in(client, "x", "wrong", ip="2001:db8:1:2::10")
+    log_in(client, "y", "wrong", ip="2001:db8:1:2:ffff::1")
+    assert log_in(client, "frontdesk_a", PASSWORD, ip="2001:db8:1:2::99").status_code == 429
+    assert log_in(client, "frontdesk_a", PASSWORD, ip="2001:db8:1:3::99").status_code == 302
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1, LOGIN_IP_FAILURE_LIMIT=5)
+def test_behind_a_proxy_the_address_the_proxy_saw_is_counted_not_what_the_client_wrote(client, front_desk_a):
+    # given: five failures through the proxy (10.0.0.2), each client claiming another address in front of the one
+    # the proxy appended
+    for i in range(5):
+        log_in(client, f"guess{i}", "wrong", ip="10.0.0.2", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}, 203.0.113.7")
+    # then: the address the proxy saw is locked
+    event = AuditEvent.objects.get()
+    assert (event.object_type, event.object_id, event.ip_address) == ("login-address", "203.0.113.7", "203.0.113.7")
+    response = log_in(client, "frontdesk_a", PASSWORD, ip="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert response.status_code == 429
+    # and another client behind the same proxy is not
+    response = log_in(client, "frontdesk_a", PASSWORD, ip="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.9")
+    assert response.status_code == 302
+
+
+def test_the_admin_login_counts_and_says_so_too(client, front_desk_a):
+    for _ in range(5):
+        response = client.post(reverse("admin:login"), {"username": "frontdesk_a", "password": "wrong"},
+                               REMOTE_ADDR="203.0.113.7")
+    assert "Too many failed logins" in response.content.decode()
+    assert AuditEvent.objects.filter(action="login.lockout").count() == 1
+
+
+def test_login_unlock_lifts_a_lockout(client, front_desk_a):
+    from django.core.management import call_command
+
+    for _ in range(5):
+        log_in(client, "frontdesk_a", "wrong")
+    call_command("login_unlock", "frontdesk_a", "--ip", "203.0.113.7")
+    assert log_in(client, "frontdesk_a", PASSWORD).status_code == 302
+
+
+# --- API tokens ----------------------------------------------------------------------------------------------
+
+def api_get(client, token, ip="203.0.113.7"):
+    return client.get("/api/customers", headers={"Authorization": f"Bearer {token}"}, REMOTE_ADDR=ip)
+
+
+@override_settings(API_TOKEN_FAILURE_LIMIT=3, LOGIN_LOCKOUT_SECONDS=120)
+def test_invalid_bearer_tokens_from_one_address_are_throttled_with_429_in_the_api_error_shape(client, front_desk_a):
+    valid = token_create(username=front_desk_a.user.username)
+    # given: two invalid tokens are plain 401s
+    for i in range(2):
+        assert api_get(client, f"sl_guess{i}").status_code == 401
+    # when: the third
+    response = api_get(client, "sl_guess2")
+    # then: 429 with the error shape and when to come back; the audit log has it
+    assert response.status_code == 429
+    assert response.json() == {
+        "code": "throttled",
+        "message": "Too many requests with an invalid API token from this address: tokens from it are refused for "
+                   "120 seconds",
+        "errors": [],
+    }
+    assert response["Retry-After"] == "120"
+    event = AuditEvent.objects.get()
+    assert (event.action, event.object_type, event.object_id) == ("api_token.lockout", "token-address",
+                                                                  "203.0.113.7")
+    # and a valid token new to this process is refused from that address too, but not from another one
+    assert api_get(client, valid).status_code == 429
+    assert api_get(client, valid, ip="198.51.100.9").status_code == 200
+    assert api_get(client, "sl_guess3", ip="198.51.100.9").status_code == 401
+
+
+@override_settings(LOGIN_IP_FAILURE_LIMIT=3, API_TOKEN_FAILURE_LIMIT=3)
+def test_failed_logins_and_invalid_tokens_are_counted_apart(client, front_desk_a):
+    # staff mistyping passwords at a clinic do not lock out its POS integration, nor the reverse
+    for i in range(3):
+        log_in(client, f"typo{i}", "wrong")
+    assert log_in(client, "frontdesk_a", PASSWORD).status_code == 429
+    assert api_get(client, "sl_guess").status_code == 401
+    cache.clear()
+    for i in range(3):
+        api_get(client, f"sl_guess{i}")
+    assert api_get(client, "sl_guess").status_code == 429
+    assert log_in(client, "frontdesk_a", PASSWORD).status_code == 302
