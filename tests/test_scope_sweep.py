@@ -39,6 +39,7 @@ from smileloop.giftcards.services import friend_card_issue
 from smileloop.giftcards.tests.factories import ProgrammeFactory
 from smileloop.imports.enums import BatchStatus
 from smileloop.imports.models import ImportBatch
+from smileloop.loyalty.services.packages import package_sell
 from smileloop.loyalty.services.wallet import wallet_topup
 from smileloop.loyalty.tests.factories import (
     EarnRuleFactory,
@@ -203,6 +204,7 @@ def _clinic_world(config: World, *, chain, clinic, catalogue, director, name: st
     w.survey = SurveyFactory(chain=chain, clinic=clinic, customer=w.customer, score=3, comment=f"{name}评论")
     w.card = friend_card_issue(member=w.customer, programme=w.programme, trigger="sweep", key=f"{key}-card")
     tag_apply(customer=w.customer, tag=w.tag, actor=None)
+    w.purchase = package_sell(package=w.package, holder=w.customer, covered=[w.customer], key=f"{key}-package")
     w.batch = ImportBatch.objects.create(chain=chain, kind="customers", original_name=f"{key}.csv", extension=".csv",
                                          uploaded_by=director, status=BatchStatus.PREVIEWED, default_clinic=clinic)
     return w
@@ -256,6 +258,7 @@ PARAMS = {
     "/api/treatment-plans:plan_id": lambda w: w.treatment_plan.id,
     "seq": lambda w: 1,
     "topup_id": lambda w: w.topup.id,
+    "purchase_id": lambda w: w.purchase.id,
     "code": lambda w: w.card.code,
     "tag": lambda w: w.tag.code,
     "membership:benefit_id": lambda w: w.benefit.id,
@@ -388,7 +391,8 @@ API_BODIES = {
     "POST /api/loyalty/customers/{int:customer_id}/packages": lambda w: {"package_id": w.package.id,
                                                                         "covered_ids": [w.customer.id]},
     "POST /api/loyalty/customers/{int:customer_id}/entitlements/redeem": lambda w: {"item_code": "CL01"},
-    "POST /api/checkout/settlements/{int:settlement_id}/refund": lambda w: {"reason": "sweep"},
+    "POST /api/loyalty/packages/{int:purchase_id}/cancel": lambda w: {"reason": "sweep"},
+    "POST /api/checkout/settlements/{int:settlement_id}/refund": lambda w: {"whole": True, "reason": "sweep"},
     "POST /api/giftcards/codes/{code}/holder": lambda w: {"customer_id": w.customer_a.id},
     "POST /api/tags/customers/{customer_id}": lambda w: {"tag": w.tag.code},
     "PUT /api/segments/{int:segment_id}": lambda w: {"name": "改名", "rule": w.segment.rule},

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
-from pydantic import ValidationError, WithJsonSchema, WrapValidator
+from pydantic import ValidationError, WithJsonSchema, WrapValidator, model_validator
 from pydantic_core import PydanticCustomError
 
 from smileloop.checkout.selectors import settlement_get
@@ -14,16 +14,20 @@ from smileloop.clinics.api import clinic_for_write, permission_require, request_
 from smileloop.clinics.enums import Perm
 from smileloop.core.api import (
     ERROR_RESPONSES,
+    ClinicRef,
     Fen,
     Id,
     IdOrCode,
     InputSchema,
     Points,
     PositiveFen,
+    clinic_ref,
+    input_errors,
     referenced_by,
     render,
 )
 from smileloop.core.bounds import MAX_FEN, MAX_POINTS
+from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.selectors import customer_get
 
@@ -87,11 +91,28 @@ class CheckoutRefundLineIn(InputSchema):
     amount_fen: PositiveFen | None = None
 
 
-class CheckoutRefundIn(InputSchema):
-    """`{}` (no `lines`) refunds everything not yet refunded; `lines` names what to refund (at least one)."""
+REFUND_CHOICE = 'give "lines" (the lines to refund) or "whole": true (everything not yet refunded)'
 
-    lines: list[CheckoutRefundLineIn] = Field(None, min_length=1, description="Leave out to refund the whole bill")
+
+class CheckoutRefundIn(InputSchema):
+    """Exactly one of `lines` (what to refund, at least one) and `"whole": true` (everything not yet refunded).
+    `{}` refunded the whole bill: a client that dropped `lines` by mistake gave back everything."""
+
+    lines: list[CheckoutRefundLineIn] | None = Field(
+        None, min_length=1, description='The lines to refund (a partial refund). Give this or `"whole": true`.')
+    whole: bool = Field(False, description='true: refund everything not yet refunded. Give this or `lines`.')
     reason: str = Field("", max_length=255)
+
+    @model_validator(mode="after")
+    def _lines_or_whole(self):
+        if self.lines is not None and self.whole:
+            raise input_errors("CheckoutRefundIn", [
+                ("lines", 'give "lines" or "whole": true, not both', None),
+                ("whole", 'give "lines" or "whole": true, not both', None)])
+        if self.lines is None and not self.whole:
+            raise input_errors("CheckoutRefundIn", [("lines", REFUND_CHOICE, None),
+                                                    ("whole", REFUND_CHOICE, None)])
+        return self
 
 
 class CheckoutStepOut(Schema):
@@ -127,7 +148,8 @@ class TenderOut(Schema):
 
 class PricedOut(Schema):
     customer_id: int
-    clinic_id: int
+    clinic: ClinicRef = Field(description="The clinic of the bill, as every answer names a clinic")
+    clinic_id: int = Field(description="The same clinic's id (kept for clients that read it)")
     list_total_fen: int
     total_fen: int
     cash_fen: int
@@ -184,7 +206,8 @@ def _settlement(settlement) -> dict:
     """The settlement with its order's lines: a partial refund names them by id, which the breakdown (priced before
     the order existed) does not carry."""
     return {"id": settlement.id, "order_id": settlement.order_id, "total_fen": settlement.total_fen,
-            "cash_fen": settlement.cash_fen, "breakdown": settlement.breakdown,
+            "cash_fen": settlement.cash_fen,
+            "breakdown": {**settlement.breakdown, "clinic": clinic_ref(settlement.clinic)},  # stored without it
             "order_lines": [{"line_id": ol.id, "item_code": ol.item.code, "quantity": ol.quantity,
                              "units_refunded": settlement.units_refunded.get(str(ol.id), 0),
                              "amount_fen": ol.amount_fen, "refunded_fen": ol.refunded_fen}
@@ -196,7 +219,8 @@ def _settlement(settlement) -> dict:
 
 @router.post("/price", response={200: PricedOut, **ERROR_RESPONSES}, summary="Price a bill (writes nothing)")
 def price_endpoint(request: HttpRequest, payload: PriceIn):
-    return checkout_price(**_inputs(request, payload)).as_dict()
+    inputs = _inputs(request, payload)
+    return {**checkout_price(**inputs).as_dict(), "clinic": clinic_ref(inputs["clinic"])}
 
 
 @router.post("/pay", response={201: SettlementOut, **ERROR_RESPONSES}, summary="Pay a bill")
@@ -219,8 +243,8 @@ def pay_endpoint(request: HttpRequest, payload: PayIn, response: HttpResponse,
              summary="Refund a paid bill, whole or some lines")
 def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: CheckoutRefundIn, response: HttpResponse,
                     idempotency_key: IdempotencyKeyHeader = None):
-    """`{}` refunds everything not yet refunded; `{"lines": [...]}` the lines named. Nothing left to refund, an
-    empty or null `lines`, or a body that is not a JSON object is a 422 and refunds nothing."""
+    """`{"whole": true}` refunds everything not yet refunded; `{"lines": [...]}` the lines named. Neither or both,
+    nothing left to refund, an empty `lines`, or a body that is not a JSON object is a 422 and refunds nothing."""
     scope = request_scope(request)
 
     def write():
@@ -229,8 +253,15 @@ def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: CheckoutRe
         lines = None
         if payload.lines is not None:
             lines = [{k: v for k, v in line.model_dump().items() if v is not None} for line in payload.lines]
-        refund = checkout_refund(settlement=settlement, lines=lines, key=f"api:{scope.user_id}:{idempotency_key}",
-                                 actor=request.staff, reason=payload.reason)
+        try:
+            refund = checkout_refund(settlement=settlement, lines=lines, key=f"api:{scope.user_id}:{idempotency_key}",
+                                     actor=request.staff, reason=payload.reason)
+        except ValidationFailed as exc:
+            if not payload.whole:
+                raise
+            # "nothing left to refund" is about the field the client sent: `whole`, not the `lines` it left out
+            raise ValidationFailed([FieldError("whole" if e.field == "lines" else e.field, e.message, e.value)
+                                    for e in exc.errors]) from None
         return 201, render(CheckoutRefundOut, {"id": refund.id, "settlement_id": settlement.id,
                                                "amount_fen": refund.amount_fen, "cash_fen": refund.cash_fen,
                                                "breakdown": refund.breakdown})

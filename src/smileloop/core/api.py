@@ -8,15 +8,21 @@ Imports no domain app.
 
 Input is parsed with the shared types below, so that every app refuses the same things with a 422 naming the
 field: `InputSchema` (the base of every request body schema: a JSON object, never an array, null or scalar read
-as `{}`), `Id` (a key: 1 … 2**63 − 1), `IdOrCode` (a row by id or code / username), `Offset`, `Fen` /
+as `{}`; no field it does not have; each field of its own JSON type, 5000 not "5000": core.api_body), `Id` (a key:
+1 … 2**63 − 1), `IdOrCode` (a row by id or code / username), `Offset`, `Fen` /
 `PositiveFen` and `Points` (bounded far below a bigint, see core.bounds), `BigInt` (any value a column holds, for
 fields whose real range the service checks), `IsoDateTime` / `IsoDate` (ISO 8601 strings only: no Unix timestamps).
 `tests/test_api_input_bounds.py` walks every operation and fails on an input integer or date that does not use them.
 A body field that names a row (`customer_id`, `gift_id`, …) is looked up inside `referenced_by("body.<field>")`, so
 that the 404 of a row that does not exist, or is outside the caller's scope, names the field.
+
+A request with a body sends it as `Content-Type: application/json` (UTF-8), or it is a 415 naming
+`header.Content-Type` (`content_type_check`); a write without a body needs none. An endpoint that takes no body
+refuses one with fields (`_no_body_expected`).
 """
 
 import datetime as dt
+import inspect
 import logging
 import re
 import unicodedata
@@ -29,6 +35,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.core.signals import got_request_exception
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http.request import RawPostDataException
 from django.urls import URLPattern
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Schema
@@ -36,19 +43,25 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError, Valida
 from ninja.parser import Parser
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from smileloop.core.api_body import body_errors
 from smileloop.core.bounds import BIGINT_MAX, MAX_FEN, MAX_OFFSET, MAX_POINTS
 from smileloop.core.errors import (
     BUSY_RETRY_AFTER_SECONDS,
     DomainError,
+    FieldError,
     NotFound,
+    ValidationFailed,
     database_busy,
     database_busy_log,
 )
@@ -66,6 +79,19 @@ class ErrorOut(Schema):
     code: str
     message: str
     errors: list[FieldErrorOut] = []
+
+
+# A clinic as every answer names one (a task's, a bill's, an order's, a patient's home clinic). No docstring: it
+# would be the schema's description, and the copies of this shape in customers and surveys must document the same.
+class ClinicRef(Schema):
+    id: int
+    code: str
+    name: str
+
+
+def clinic_ref(clinic) -> dict | None:
+    """`ClinicRef` of a clinic row, or None."""
+    return {"id": clinic.id, "code": clinic.code, "name": clinic.name} if clinic is not None else None
 
 
 # Merge into each operation's `response=` so OpenAPI documents the error shape. 503 `busy` (with Retry-After) is what
@@ -139,12 +165,49 @@ class BodyNotJson(ValueError):
     """A request body that is not JSON text: ninja answers it with a 400, which names the body with this reason."""
 
 
+class UnsupportedMediaType(DomainError):
+    """A request body that does not say it is JSON (a form post, text/plain): refused before it is read, by the
+    header, rather than parsed as whatever it happens to look like."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+JSON_MEDIA_TYPE = "application/json"
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _has_body(request: HttpRequest) -> bool:
+    try:
+        return bool(request.body.strip())
+    except RawPostDataException:  # a multipart body Django already read as a form: a body all the same
+        return True
+
+
+def content_type_check(request: HttpRequest) -> None:
+    """A request that sends a body must send it as `Content-Type: application/json` (UTF-8), or it is a 415 naming
+    the header: a form post or text/plain was parsed as JSON when it happened to be JSON text, or was a 400 about
+    the body's syntax, neither saying what to fix. A write without a body needs no Content-Type."""
+    if not _has_body(request):
+        return
+    media_type = (request.content_type or "").strip().lower()
+    charset = (request.content_params or {}).get("charset", "utf-8").strip().strip('"').lower()
+    if media_type != JSON_MEDIA_TYPE:
+        sent = f"not {media_type}" if media_type else "and it is missing"
+        raise UnsupportedMediaType(f"must be {JSON_MEDIA_TYPE} for a request with a body, {sent}; the API reads "
+                                   "only JSON bodies", field="header.Content-Type")
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(f"must be {JSON_MEDIA_TYPE} in UTF-8 (charset=utf-8 or no charset), not "
+                                   f"charset={charset}", field="header.Content-Type")
+
+
 class SmileloopParser(Parser):
     """Query strings refusing text with a NUL character by its parameter, as InputSchema does in bodies (a search
     for it was a 500 on PostgreSQL); a body that is not JSON says why (ninja's own 400 said only that it could not
-    be parsed, and named no field)."""
+    be parsed, and named no field), and one not sent as JSON is a 415 naming the Content-Type header."""
 
     def parse_body(self, request: HttpRequest) -> dict:
+        content_type_check(request)
         try:
             return super().parse_body(request)
         except UnicodeDecodeError as exc:
@@ -174,6 +237,7 @@ class SmileloopAPI(NinjaAPI):
         self.add_exception_handler(HttpError, partial(_on_http_error, api=self))
         self.add_exception_handler(OperationalError, partial(_on_operational_error, api=self))
         self.add_exception_handler(Exception, partial(_on_unexpected_error, api=self))
+        self.add_decorator(_no_body_expected, mode="operation")
 
     def validation_error_from_error_contexts(self, error_contexts: list[ValidationErrorContext]) -> ValidationError:
         errors = []
@@ -195,13 +259,18 @@ class SmileloopAPI(NinjaAPI):
         return patterns, app_name, namespace
 
     def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
-        """ninja's document, with every parameter marked by `documented_required` documented as required."""
+        """ninja's document, with every parameter marked by `documented_required` documented as required, and the
+        415 of a write whose body is not sent as JSON (content_type_check)."""
         document = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         for path_item in document["paths"].values():
-            for operation in path_item.values():
+            for method, operation in path_item.items():
                 for parameter in operation.get("parameters", []):
                     if parameter.get("schema", {}).pop(REQUIRED_IN_DOCUMENT, False):
                         parameter["required"] = True
+                responses = operation.get("responses", {})
+                if method.upper() in _WRITE_METHODS and 422 in responses:
+                    responses.setdefault(415, {**responses[422], "description": "Unsupported Media Type: a body "
+                                                                                "is sent as application/json"})
         return document
 
 
@@ -284,28 +353,89 @@ def _on_unauthenticated(request: HttpRequest, exc: AuthenticationError, api: Nin
 def _on_http_error(request: HttpRequest, exc: HttpError, api: NinjaAPI) -> HttpResponse:
     code = {400: "bad_request", 403: "forbidden", 405: "method_not_allowed", 429: "throttled"}.get(
         exc.status_code, "http_error")
+    if isinstance(exc.__cause__, DomainError):  # raised while the body was read (UnsupportedMediaType)
+        return _on_domain_error(request, exc.__cause__, api)
     if isinstance(exc.__cause__, BodyNotJson):
         reason = str(exc.__cause__)
         body = error_body(code, f"body: {reason}; send one JSON object with Content-Type: application/json",
                           [{"field": "body", "message": reason}])
         return api.create_response(request, body, status=exc.status_code)
-    return api.create_response(request, error_body(code, str(exc)), status=exc.status_code)
+    response = api.create_response(request, error_body(code, str(exc)), status=exc.status_code)
+    if getattr(exc, "wait", None):  # ninja's Throttled (a 429): when to come back, in whole seconds (RFC 9110)
+        response["Retry-After"] = str(int(-(-exc.wait // 1)))
+    return response
+
+
+def _takes_body(view) -> bool:
+    """Whether an endpoint function reads a JSON body: Smileloop binds every body schema to `payload`."""
+    return any(_is_param_name(name) or (inspect.isclass(param.annotation) and issubclass(param.annotation, BaseModel))
+               for name, param in inspect.signature(view).parameters.items())
+
+
+def _no_body_expected(view):
+    """An endpoint that takes no body (family/leave, a revoke, a DELETE) refuses one that carries fields, as a body
+    schema refuses an unknown field: a client sending `{"reason": "…"}` there believes it was recorded. No body,
+    `{}` or `null` is fine; a body not sent as JSON is the 415 every endpoint answers."""
+    if _takes_body(view):
+        return view
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.method in _WRITE_METHODS and _has_body(request):
+            content_type_check(request)
+            try:
+                data = SmileloopParser().parse_body(request)
+            except BodyNotJson as exc:
+                raise ValidationFailed([FieldError("body", f"{exc}; this endpoint takes no body: send none")]) \
+                    from None
+            if isinstance(data, dict) and data:
+                raise ValidationFailed([FieldError(f"body.{key}", "is not a field of this endpoint: it takes no body",
+                                                   _scalar(value)) for key, value in data.items()])
+            if data not in ({}, None):
+                raise ValidationFailed([FieldError("body", "this endpoint takes no body: send none, or {}")])
+        return view(request, *args, **kwargs)
+    return wrapper
 
 
 # --- input types ---------------------------------------------------------------------------------------
 
 class InputSchema(Schema):
-    """The base of every request body schema (and of the objects nested in one).
+    """The base of every request body schema (and of the objects nested in one). A body is refused, with a 422 that
+    names each wrong field at its path and all of them at once, when:
 
-    ninja's Schema reads its fields from any object's attributes, so a JSON array, null, string or number where
-    an object is expected would validate as `{}` (every field at its default): refused here instead."""
+    - it is not a JSON object: ninja's Schema reads its fields from any object's attributes, so a JSON array, null,
+      string or number would validate as `{}` (every field at its default);
+    - it has a field the schema does not (`extra="forbid"`, documented as `additionalProperties: false`): a
+      misspelt `moblie` was dropped and the write went ahead without the phone. The error lists the fields taken
+      there and the likely one meant;
+    - a field has another JSON type than its own (`core.api_body`): pydantic's lax mode read "5000" as an
+      integer, true as 1 and "yes" as true, so a client's wrong types passed unnoticed. Query and path parameters
+      are text and never InputSchemas: they keep reading digits."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
 
     @model_validator(mode="wrap")
     @classmethod
-    def _json_object_only(cls, value: Any, handler, info: ValidationInfo) -> Any:
-        if not isinstance(value, (dict, cls)):
+    def _run_root_validator(cls, value: Any, handler, info: ValidationInfo) -> Any:
+        # Replaces ninja's root validator of the same name: with extra="forbid" it validates every object twice to
+        # wrap it in a getter for model attributes (twice more for each level of nesting); a JSON object needs none.
+        if isinstance(value, cls):
+            return handler(value)
+        if not isinstance(value, dict):
             raise PydanticCustomError("model_type", "must be a JSON object")
-        return handler(value)
+        errors = body_errors(cls, value)
+        if not errors:
+            return handler(value)
+        try:
+            handler(value)
+        except PydanticValidationError as exc:  # the other fields' errors too, but one error per field
+            mine = [error["loc"] for error in errors]
+            errors += [InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=e["loc"], input=e["input"])
+                       for e in exc.errors(include_url=False)
+                       if not any(e["loc"][:len(loc)] == loc for loc in mine)]
+        order = {name: index for index, name in enumerate(cls.model_fields)}  # the object's own errors first, then
+        errors.sort(key=lambda e: order.get(e["loc"][0], len(order)) if e["loc"] else -1)  # by field, unknown last
+        raise PydanticValidationError.from_exception_data(cls.__name__, errors)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -318,15 +448,23 @@ class InputSchema(Schema):
         return value
 
 
+def input_errors(title: str, errors: list[tuple[str, str, Any]]) -> PydanticValidationError:
+    """A body schema's own check failing on named fields, [(field, message, value)], raised from its validator:
+    each error is reported at its field's path (`body.whole`), as a type error would be."""
+    return PydanticValidationError.from_exception_data(title, [
+        InitErrorDetails(type=PydanticCustomError("invalid_choice", message), loc=(field,), input=value)
+        for field, message, value in errors])
+
+
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX, description="An id (1 … 2**63 − 1)")]
 BigInt = Annotated[int, Field(ge=-BIGINT_MAX - 1, le=BIGINT_MAX)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 
 def _whole_number(value: Any) -> Any:
-    """Money, points and quantities are JSON integers. pydantic would take 5000.0 and true as 5000 and 1: a client
-    that computes money in floating point is told so instead. (Digit strings stay accepted: query parameters are
-    text.)"""
+    """Money, points and quantities are whole numbers. pydantic would take 5000.0 and true as 5000 and 1: a client
+    that computes money in floating point is told so instead. Digit strings pass here, as query parameters are text;
+    in a body, InputSchema refuses them first (a JSON integer, not "5000")."""
     if isinstance(value, bool | float):
         raise PydanticCustomError("int_type", "must be a whole number (a JSON integer), not {value}",
                                   {"value": value})

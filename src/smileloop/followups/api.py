@@ -10,7 +10,16 @@ from ninja import Field, Query, Router, Schema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, IsoDateTime, Offset, render
+from smileloop.core.api import (
+    ERROR_RESPONSES,
+    ClinicRef,
+    Id,
+    InputSchema,
+    IsoDateTime,
+    Offset,
+    clinic_ref,
+    render,
+)
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.normalize import phone_mask
 from smileloop.followups import selectors, services
@@ -37,7 +46,9 @@ class TaskOut(Schema):
     customer_name: str
     mobile: str  # masked
     contact_via: ContactOut | None
-    clinic_id: int | None
+    clinic: ClinicRef | None = Field(description="The clinic whose task it is, as every answer names a clinic; null "
+                                                  "for a task of no clinic")
+    clinic_id: int | None = Field(description="The same clinic's id (kept for clients that read it)")
     assignee_id: int | None
     anchor_key: str
     anchor_at: dt.datetime
@@ -98,7 +109,7 @@ def _task(task) -> dict:
         "id": task.pk, "playbook": task.playbook.code, "playbook_name": task.playbook.name, "step": task.step.seq,
         "channel": task.step.channel, "customer_id": task.customer_id, "customer_name": task.customer.name,
         "mobile": phone_mask(task.customer.mobile), "contact_via": _contact_via(task),
-        "clinic_id": task.clinic_id, "assignee_id": task.assignee_id,
+        "clinic": clinic_ref(task.clinic), "clinic_id": task.clinic_id, "assignee_id": task.assignee_id,
         "anchor_key": task.anchor_key, "anchor_at": timezone.localtime(task.anchor_at),
         "due_at": timezone.localtime(task.due_at), "sla_due_at": timezone.localtime(task.sla_due_at),
         "status": task.status, "outcome": task.outcome, "brief": task.brief, "note": task.note, "script": getattr(task, "script_text", ""),

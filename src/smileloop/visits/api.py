@@ -14,6 +14,7 @@ from smileloop.clinics.api import clinic_for_write, permission_require, request_
 from smileloop.clinics.enums import Perm
 from smileloop.core.api import (
     ERROR_RESPONSES,
+    ClinicRef,
     Fen,
     Id,
     IdOrCode,
@@ -22,6 +23,8 @@ from smileloop.core.api import (
     IsoDateTime,
     PositiveFen,
     WholeNumber,
+    clinic_ref,
+    input_errors,
     referenced_by,
     render,
 )
@@ -96,20 +99,36 @@ class RefundLineIn(InputSchema):
     amount_fen: PositiveFen
 
 
-class RefundIn(InputSchema):
-    """Give `amount_fen` or `lines`, or neither to refund everything not yet refunded."""
+REFUND_CHOICES = ("amount_fen", "lines", "whole")
 
-    amount_fen: PositiveFen | None = None
-    lines: list[RefundLineIn] = Field(None, min_length=1, description="Leave out to refund by amount or everything")
+
+class RefundIn(InputSchema):
+    """Exactly one of `amount_fen`, `lines` and `"whole": true`. `{}` refunded everything not yet refunded: a client
+    that dropped its amount or lines by mistake gave back the whole bill."""
+
+    amount_fen: PositiveFen | None = Field(None, description='How much to refund, spread over the lines. Give this, '
+                                                             '`lines` or `"whole": true`.')
+    lines: list[RefundLineIn] | None = Field(None, min_length=1, description='How much of each line to refund. Give '
+                                                                             'this, `amount_fen` or `"whole": true`.')
+    whole: bool = Field(False, description='true: refund everything not yet refunded. Give this, `amount_fen` or '
+                                           '`lines`.')
     reason: str = Field("", max_length=255)
     method: PaymentMethod = PaymentMethod.OTHER
     external_id: str | None = Field(None, min_length=1, max_length=64)
     refunded_at: IsoDateTime | None = None
 
     @model_validator(mode="after")
-    def _amount_or_lines(self):
-        if self.amount_fen is not None and self.lines:
-            raise ValueError("give amount_fen or lines, not both")
+    def _one_choice(self):
+        given = {"amount_fen": self.amount_fen is not None, "lines": self.lines is not None, "whole": self.whole}
+        chosen = [name for name in REFUND_CHOICES if given[name]]
+        if len(chosen) > 1:
+            message = f"give one of amount_fen, lines and \"whole\": true, not {' and '.join(chosen)}"
+            raise input_errors("RefundIn", [(name, message, self.amount_fen if name == "amount_fen" else None)
+                                            for name in chosen])
+        if not chosen:
+            message = ('give amount_fen (an amount), lines (how much of each line) or "whole": true (everything '
+                       'not yet refunded)')
+            raise input_errors("RefundIn", [(name, message, None) for name in REFUND_CHOICES])
         return self
 
 
@@ -150,12 +169,6 @@ class ProcedureIn(InputSchema):
 
 
 # --- output --------------------------------------------------------------------------------------------
-
-class ClinicRef(Schema):
-    id: int
-    code: str
-    name: str
-
 
 class StaffRef(Schema):
     id: int
@@ -275,23 +288,19 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return timezone.make_aware(value) if value is not None and timezone.is_naive(value) else value
 
 
-def _clinic(clinic) -> dict:
-    return {"id": clinic.id, "code": clinic.code, "name": clinic.name}
-
-
 def _staff(staff) -> dict | None:
     return {"id": staff.id, "name": staff.name} if staff else None
 
 
 def _appointment(a: Appointment) -> dict:
-    return {"id": a.id, "customer_id": a.customer_id, "clinic": _clinic(a.clinic), "doctor": _staff(a.doctor),
+    return {"id": a.id, "customer_id": a.customer_id, "clinic": clinic_ref(a.clinic), "doctor": _staff(a.doctor),
             "service_code": a.service_item.code if a.service_item else None, "start_at": _local(a.start_at),
             "end_at": _local(a.end_at), "status": a.status, "notes": a.notes, "external_id": a.external_id}
 
 
 def _order(o: Order) -> dict:
     return {
-        "id": o.id, "customer_id": o.customer_id, "clinic": _clinic(o.clinic), "external_id": o.external_id,
+        "id": o.id, "customer_id": o.customer_id, "clinic": clinic_ref(o.clinic), "external_id": o.external_id,
         "ordered_at": _local(o.ordered_at), "list_total_fen": o.list_total_fen, "discount_fen": o.discount_fen,
         "amount_fen": o.amount_fen, "refunded_fen": o.refunded_fen, "status": o.status,
         "lines": [{"id": ln.id, "item_code": ln.item.code, "item_name": ln.item.name, "quantity": ln.quantity,
@@ -312,7 +321,7 @@ def _refund(r: Refund) -> dict:
 
 def _plan(p: TreatmentPlan) -> dict:
     return {
-        "id": p.id, "customer_id": p.customer_id, "clinic": _clinic(p.clinic), "doctor": _staff(p.doctor),
+        "id": p.id, "customer_id": p.customer_id, "clinic": clinic_ref(p.clinic), "doctor": _staff(p.doctor),
         "title": p.title, "status": p.status, "external_id": p.external_id, "planned_at": _local(p.planned_at),
         "completed_at": _local(p.completed_at), "steps_total": p.steps_total, "steps_done": p.steps_done,
         "progress_percent": p.progress_percent, "estimated_fen": p.estimated_fen,
@@ -323,7 +332,7 @@ def _plan(p: TreatmentPlan) -> dict:
 
 
 def _procedure(p: Procedure) -> dict:
-    return {"id": p.id, "customer_id": p.customer_id, "clinic": _clinic(p.clinic), "item_code": p.item.code,
+    return {"id": p.id, "customer_id": p.customer_id, "clinic": clinic_ref(p.clinic), "item_code": p.item.code,
             "item_name": p.item.name, "performed_on": p.performed_on, "doctor": _staff(p.doctor),
             "tooth": p.tooth, "notes": p.notes, "external_id": p.external_id}
 
@@ -387,9 +396,13 @@ def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: Http
              summary="Record a refund of an order")
 def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
-    """Never more than what is left to refund (422). 200 with the first refund for a known external_id. An order
+    """Exactly one of `amount_fen`, `lines` and `"whole": true` (neither or two is a 422 naming them: `{}` no longer
+    refunds everything). Never more than what is left to refund (422). 200 with the first refund for a known
+    external_id. An order
     paid at checkout is refunded on its settlement (`POST /api/checkout/settlements/{id}/refund`), which gives back
-    the wallet, points, cards and vouchers it used: here it is a 409 `refund_elsewhere`."""
+    the wallet, points, cards and vouchers it used: here it is a 409 `refund_elsewhere`. So is the bill of a service
+    package still in force: it is refunded by cancelling the package (`POST /api/loyalty/packages/{id}/cancel`),
+    which ends its entitlements too."""
     scope = request_scope(request)
 
     def write():

@@ -109,8 +109,10 @@ def test_an_unknown_code_names_the_list_entry_that_holds_it(client, token_a, cat
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("points", -5, 'Input should be greater than or equal to 0, or "max"'),
-    ("points", 1.5, 'must be a whole number (a JSON integer), not 1.5, or "max"'),
-    ("wallet.amount_fen", "all", 'Input should be a valid integer, unable to parse string as an integer, or "max"'),
+    ("points", 1.5, 'must be a whole number (a JSON integer) or "max", not 1.5'),
+    ("wallet.amount_fen", "all", 'must be a whole number (a JSON integer) or "max", not the string "all"'),
+    ("wallet.amount_fen", "5000", 'must be a whole number (a JSON integer) or "max", not the string "5000": send 5000, '
+                                  'without quotes'),
 ])
 def test_a_bad_number_or_max_is_one_error_at_the_fields_own_path(client, token_a, catalogue, alice, card, field,
                                                                  value, message):
@@ -152,8 +154,8 @@ def test_a_clinic_a_token_cannot_price_for_a_clinic_b_patient(client, token_a, c
 
 def test_refund_through_the_api_gives_the_card_back(client, token_a, catalogue, alice, card, chain):
     paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
-    response = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund", {"reason": "cancelled"},
-                    token=token_a, key="refund-1")
+    response = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund",
+                    {"whole": True, "reason": "cancelled"}, token=token_a, key="refund-1")
     assert response.status_code == 201, response.content
     assert response.json()["amount_fen"] == 66300
     assert GiftCard.objects.get().account.balance == 60000
@@ -213,7 +215,8 @@ def test_issue_friend_card_and_register_holder_through_the_api(client, token_a, 
 
 
 @pytest.mark.parametrize(("raw", "field"), [
-    ("[]", "body"), ("null", "body"), ('{"lines": null, "reason": ""}', "body.lines"),
+    ("[]", "body"), ("null", "body"), ('{"lines": null, "reason": ""}', "body.lines"), ('{"reason": "x"}', "body.lines"),
+    ("{}", "body.lines"), ('{"whole": false}', "body.lines"), ('{"whole": "true"}', "body.whole"),
     ('{"lines": []}', "body.lines"), ('{"lines": [{"line_id": 9223372036854775808}]}', "body.lines[0].line_id"),
 ])
 def test_a_refund_of_nothing_or_of_a_malformed_body_is_a_422_and_refunds_nothing(client, token_a, catalogue, alice,
@@ -227,14 +230,52 @@ def test_a_refund_of_nothing_or_of_a_malformed_body_is_a_422_and_refunds_nothing
     assert RefundSettlement.objects.count() == 0 and Order.objects.get().refunded_fen == 0
 
 
-def test_refunding_a_bill_already_refunded_in_full_is_a_422_on_lines(client, token_a, catalogue, alice, card):
+def test_refunding_a_bill_already_refunded_in_full_is_a_422_on_the_field_sent(client, token_a, catalogue, alice,
+                                                                                card):
     paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
     url = f"/api/checkout/settlements/{paid.json()['id']}/refund"
-    assert post(client, url, {}, token=token_a, key="refund-1").status_code == 201
-    again = post(client, url, {}, token=token_a, key="refund-2")
+    assert post(client, url, {"whole": True}, token=token_a, key="refund-1").status_code == 201
+    again = post(client, url, {"whole": True}, token=token_a, key="refund-2")
     assert again.status_code == 422
-    assert again.json()["errors"] == [{"field": "body.lines", "message": "nothing left to refund"}]
+    assert again.json()["errors"] == [{"field": "body.whole", "message": "nothing left to refund"}]
+    line = post(client, url, {"lines": [{"line_id": paid.json()["order_lines"][0]["line_id"]}]}, token=token_a,
+                key="refund-3")
+    assert line.status_code == 422
+    assert line.json()["errors"][0]["field"].startswith("body.lines")
     assert RefundSettlement.objects.count() == 1
+
+
+def test_a_refund_must_name_its_lines_or_say_whole_and_nothing_is_refunded_otherwise(client, token_a, catalogue,
+                                                                                      alice, card):
+    # given a paid bill
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    url = f"/api/checkout/settlements/{paid.json()['id']}/refund"
+    line_id = paid.json()["order_lines"][1]["line_id"]
+    # when a client sends neither (it dropped `lines` by mistake), or both
+    neither = post(client, url, {"reason": "wrong tooth"}, token=token_a, key="refund-neither")
+    both = post(client, url, {"whole": True, "lines": [{"line_id": line_id}]}, token=token_a, key="refund-both")
+    # then each is a 422 naming both fields, and nothing is refunded
+    choice = 'give "lines" (the lines to refund) or "whole": true (everything not yet refunded)'
+    assert (neither.status_code, neither.json()["errors"]) == (422, [
+        {"field": "body.lines", "message": choice}, {"field": "body.whole", "message": choice}])
+    assert (both.status_code, [e["field"] for e in both.json()["errors"]]) == (422, ["body.lines", "body.whole"])
+    assert both.json()["errors"][0]["message"] == 'give "lines" or "whole": true, not both'
+    assert RefundSettlement.objects.count() == 0 and Order.objects.get().refunded_fen == 0
+    # and the key stays free: the same key with an explicit choice refunds
+    again = post(client, url, {"whole": True, "reason": "wrong tooth"}, token=token_a, key="refund-neither")
+    assert again.status_code == 201, again.content
+    assert Order.objects.get().refunded_fen == Order.objects.get().amount_fen
+
+
+def test_a_priced_bill_and_a_settlement_name_their_clinic_as_an_object(client, token_a, catalogue, alice, card,
+                                                                       clinic_a):
+    clinic = {"id": clinic_a.id, "code": clinic_a.code, "name": clinic_a.name}
+    priced = post(client, PRICE, bill(alice, card), token=token_a, key=None)
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    read = client.get(f"/api/checkout/settlements/{paid.json()['id']}", headers={"Authorization": f"Bearer {token_a}"})
+    assert (priced.json()["clinic"], priced.json()["clinic_id"]) == (clinic, clinic_a.id)
+    assert (paid.json()["breakdown"]["clinic"], paid.json()["breakdown"]["clinic_id"]) == (clinic, clinic_a.id)
+    assert read.json()["breakdown"]["clinic"] == clinic
 
 
 def test_the_code_look_up_api_gives_no_id_of_another_clinics_patients(client, token_a, card_of_clinic_b):
@@ -277,8 +318,8 @@ def test_an_order_paid_at_checkout_is_refunded_on_its_settlement_not_through_the
     settlement = Settlement.objects.get(pk=paid.json()["id"])
     balance = GiftCard.objects.get(pk=card.pk).account.balance
     # when the PMS refunds its order through the orders API, which knows nothing of the card
-    response = post(client, f"/api/orders/{settlement.order_id}/refunds", {"reason": "cancelled"}, token=token_a,
-                    key="refund-1")
+    response = post(client, f"/api/orders/{settlement.order_id}/refunds", {"whole": True, "reason": "cancelled"},
+                    token=token_a, key="refund-1")
     # then it is refused, saying where to refund it, and nothing is refunded
     assert response.status_code == 409, response.content
     body = response.json()
@@ -287,8 +328,8 @@ def test_an_order_paid_at_checkout_is_refunded_on_its_settlement_not_through_the
     assert Order.objects.get(pk=settlement.order_id).refunded_fen == 0
     assert GiftCard.objects.get(pk=card.pk).account.balance == balance
     # and the settlement's own refund gives back the card and the cash
-    again = post(client, f"/api/checkout/settlements/{settlement.id}/refund", {"reason": "cancelled"}, token=token_a,
-                 key="refund-2")
+    again = post(client, f"/api/checkout/settlements/{settlement.id}/refund", {"whole": True, "reason": "cancelled"},
+                 token=token_a, key="refund-2")
     assert again.status_code == 201, again.content
     assert Order.objects.get(pk=settlement.order_id).refunded_fen == settlement.total_fen
     assert GiftCard.objects.get(pk=card.pk).account.balance == balance + 26400
@@ -301,6 +342,7 @@ def test_an_order_recorded_by_the_pms_is_still_refunded_through_the_orders_api(c
                             lines=[{"item_code": "CL01"}],
                             payments=[{"method": "cash", "amount_fen": 30000}])
     # when it is refunded through the orders API, then it is
-    response = post(client, f"/api/orders/{order.id}/refunds", {"reason": "cancelled"}, token=token_a, key="r-1")
+    response = post(client, f"/api/orders/{order.id}/refunds", {"whole": True, "reason": "cancelled"}, token=token_a,
+                    key="r-1")
     assert response.status_code == 201, response.content
     assert Order.objects.get(pk=order.id).refunded_fen == order.amount_fen

@@ -647,7 +647,7 @@ def test_the_openapi_document_and_docs_are_served_and_list_every_ingestion_route
     }
     upsert = schema.json()["paths"]["/api/customers/upsert"]["post"]
     assert {p["name"] for p in upsert["parameters"]} == {"Idempotency-Key"}
-    assert set(upsert["responses"]) == {"200", "201", "400", "401", "403", "404", "409", "422", "503"}
+    assert set(upsert["responses"]) == {"200", "201", "400", "401", "403", "404", "409", "415", "422", "503"}
 
 
 def test_a_change_of_the_staff_members_clinics_applies_to_the_very_next_api_request(

@@ -143,3 +143,28 @@ def test_list_playbooks(client, front_desk_a, playbooks):
     implant = next(p for p in body if p["code"] == "postop_implant")
     assert [s["delay_days"] for s in implant["steps"]] == [1, 3, 7, 30, 90]
     assert implant["trigger_params"] == {"category": "implant"}
+
+
+def test_a_task_names_its_clinic_as_every_answer_does_with_its_id_kept(client, front_desk_a, tasks, clinic_a):
+    token = token_create(username=front_desk_a.user.username)
+    # when
+    listed = get(client, "/api/followups/tasks", token=token).json()["items"][0]
+    one = get(client, f"/api/followups/tasks/{tasks['a'].id}", token=token).json()
+    done = post(client, f"/api/followups/tasks/{tasks['a'].id}/complete", {"outcome": "reached"}, token=token).json()
+    # then: the customers and visits answers' {id, code, name}, and the id as before
+    clinic = {"id": clinic_a.id, "code": clinic_a.code, "name": clinic_a.name}
+    assert [(t["clinic"], t["clinic_id"]) for t in (listed, one, done)] == [(clinic, clinic_a.id)] * 3
+
+
+def test_a_completion_with_a_misspelt_field_is_a_422_and_completes_nothing(client, front_desk_a, tasks):
+    token = token_create(username=front_desk_a.user.username)
+    # when the note is sent as "notes"
+    response = post(client, f"/api/followups/tasks/{tasks['a'].id}/complete", {"outcome": "reached", "notes": "已致歉"},
+                    token=token)
+    # then
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{
+        "field": "body.notes", "value": "已致歉",
+        "message": "is not a field of this endpoint (did you mean 'note'?); its fields here are: outcome, note"}]
+    tasks["a"].refresh_from_db()
+    assert tasks["a"].status == "open"

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from django.utils import timezone
 
 from smileloop.core.models import IdempotencyRecord
@@ -220,7 +221,7 @@ def test_refunding_more_than_was_paid_is_422_and_changes_nothing(client, patient
     assert patient_a.lifetime_spend_fen == 85000
 
 
-def test_a_refund_naming_both_an_amount_and_lines_is_422(client, patient_a, catalogue, token_a):
+def test_a_refund_naming_both_an_amount_and_lines_is_422_on_both_fields(client, patient_a, catalogue, token_a):
     # given
     order = recorded_order(client, patient_a, token_a)
     # when
@@ -229,8 +230,39 @@ def test_a_refund_naming_both_an_amount_and_lines_is_422(client, patient_a, cata
                     token=token_a, key="refund-1")
     # then
     assert response.status_code == 422
-    assert response.json()["errors"] == [{"field": "body", "message": "Value error, give amount_fen or lines, not both"}]
+    message = 'give one of amount_fen, lines and "whole": true, not amount_fen and lines'
+    assert response.json()["errors"] == [{"field": "body.amount_fen", "message": message, "value": "100"},
+                                         {"field": "body.lines", "message": message}]
     assert Refund.objects.count() == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"reason": "牙刷退货"}, {"whole": False, "method": "cash"}])
+def test_a_refund_that_names_no_amount_lines_or_whole_is_422_and_refunds_nothing(client, patient_a, catalogue,
+                                                                                 token_a, body):
+    # given
+    order = recorded_order(client, patient_a, token_a)
+    # when a client drops its amount by mistake (`{}` refunded the whole bill)
+    response = post(client, f"/api/orders/{order['id']}/refunds", body, token=token_a, key="refund-1")
+    # then
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.amount_fen", "body.lines", "body.whole"]
+    assert response.json()["errors"][0]["message"] == ('give amount_fen (an amount), lines (how much of each line) '
+                                                       'or "whole": true (everything not yet refunded)')
+    assert Refund.objects.count() == 0 and Order.objects.get().refunded_fen == 0
+
+
+def test_a_whole_refund_gives_back_what_is_left_and_not_with_an_amount(client, patient_a, catalogue, token_a):
+    # given an order partly refunded
+    order = recorded_order(client, patient_a, token_a)
+    url = f"/api/orders/{order['id']}/refunds"
+    assert post(client, url, {"amount_fen": 30000}, token=token_a, key="refund-1").status_code == 201
+    # when the rest is refunded with "whole", or "whole" is sent with an amount
+    both = post(client, url, {"whole": True, "amount_fen": 100}, token=token_a, key="refund-2")
+    whole = post(client, url, {"whole": True, "reason": "全部退款"}, token=token_a, key="refund-3")
+    # then
+    assert (both.status_code, [e["field"] for e in both.json()["errors"]]) == (422, ["body.amount_fen", "body.whole"])
+    assert whole.status_code == 201, whole.content
+    assert (whole.json()["amount_fen"], whole.json()["order_status"]) == (55000, "refunded")
 
 
 def test_a_refund_of_a_clinic_b_order_is_404_and_changes_nothing(client, clinic_b, patient_b, catalogue,
