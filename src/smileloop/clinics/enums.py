@@ -21,6 +21,8 @@ class Perm:
     PHONE_VIEW = "customer.phone_view"  # may reveal full phone numbers (audited)
     CUSTOMER_MERGE = "customer.merge"
     CUSTOMER_EXPORT = "customer.export"
+    # A person's PIPL rights (art. 45, 47): give them a copy of their data and erase it (customers.privacy).
+    CUSTOMER_PRIVACY = "customer.privacy"
     IMPORT = "data.import"
     VISIT_EDIT = "visit.edit"
     HEALTH_VIEW = "health.view"  # treatment plans, procedures
@@ -39,10 +41,14 @@ class Perm:
     # card outside a member's benefit. Bounded by the campaign and the programme, but still free money: not every
     # desk role. (A benefit's card, a top-up's bonus and a gift for points follow their own rules.)
     VALUE_ISSUE = "value.issue"
+    # Give money back on staff's own decision (cancel a service package and refund its bill): clinic directors and
+    # chain admins; a desk role sells, but does not decide refunds.
+    PAYMENT_REFUND = "payment.refund"
 
 
 _BASE = {Perm.CUSTOMER_VIEW, Perm.TASK_WORK, Perm.TAG_APPLY}
-_LEAD = {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TASK_BOARD, Perm.SURVEY_VIEW, Perm.VALUE_ISSUE}
+_LEAD = {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TASK_BOARD, Perm.SURVEY_VIEW, Perm.VALUE_ISSUE,
+         Perm.PAYMENT_REFUND}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FRONT_DESK: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.VISIT_EDIT}),
     Role.CONSULTANT: frozenset(_BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT}),
@@ -50,7 +56,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ASSISTANT: frozenset(_BASE | {Perm.HEALTH_VIEW}),
     Role.CLINIC_DIRECTOR: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,
-                 Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT} | _LEAD
+                 Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_PRIVACY} | _LEAD
     ),
     # Member operations run the programmes: plans, tiers and benefits, points, top-up bonuses, gifts and packages
     # (Perm.CONFIG gates exactly those pages).
@@ -59,8 +65,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.MARKETING: frozenset(_BASE | {Perm.SEGMENT_VIEW, Perm.SEGMENT_MANAGE, Perm.TAG_MANAGE, Perm.SURVEY_VIEW}),
     Role.CHAIN_ADMIN: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,
-                 Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CONFIG, Perm.TAG_MANAGE,
-                 Perm.PLAYBOOK_MANAGE} | _LEAD
+                 Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_PRIVACY, Perm.CONFIG,
+                 Perm.TAG_MANAGE, Perm.PLAYBOOK_MANAGE} | _LEAD
     ),
 }
 

@@ -31,6 +31,7 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.enums import ConsentPurpose, IdentityKind, Relation, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import channel_parse, phone_mask
+from smileloop.customers.privacy import customer_erase
 from smileloop.customers.selectors import consent_current, customer_get, customer_list, household_in_scope
 from smileloop.customers.services import (
     customer_ingest,
@@ -55,6 +56,14 @@ class IdentityIn(InputSchema):
 class MarkLostIn(InputSchema):
     reason: str = Field(description="Why the patient is lost: moved away, chose another clinic, asked not to be "
                                     "contacted … (required, at most 200 characters)")
+
+
+class EraseIn(InputSchema):
+    reason: str = Field(description="Why: the patient's request and its date (required, at most 200 characters; "
+                                    "audited)")
+    forfeit: bool = Field(False, description="The patient gives up the value the clinic still owes them (stored "
+                                             "value, a gift card they hold); without it such a balance is a 409 "
+                                             "`erase_obligations`")
 
 
 class ConsentIn(InputSchema):
@@ -407,3 +416,33 @@ def customer_mark_lost_endpoint(request: HttpRequest, customer_id: Id, payload: 
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.mark_lost", run=write)
+
+
+class ErasedOut(Schema):
+    id: int
+    name: str = Field(description="The anonymous record's name, 已注销客户 #<id>")
+    erased_at: dt.datetime
+
+
+@router.post("/{int:customer_id}/erase", response={200: ErasedOut, **ERROR_RESPONSES},
+             summary="Erase a patient's personal information (PIPL art. 47)")
+def customer_erase_endpoint(request: HttpRequest, customer_id: Id, payload: EraseIn, response: HttpResponse,
+                            idempotency_key: IdempotencyKeyHeader = None):
+    """The person's name, phone, identities, address, birthday, notes, timeline texts, family links, tags and
+    marketing consents go; their bills, plans, procedures and balances stay as an anonymous record
+    (customers.privacy.customer_erase). Needs `customer.privacy` (directors, chain admins): else a 403; outside your
+    clinics a 404; a blank reason a 422; value the clinic still owes them a 409 `erase_obligations` unless
+    `forfeit`. Erasing an erased record answers the same record again (200)."""
+    scope = request_scope(request)
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_PRIVACY)
+        customer = customer_get(scope, customer_id)
+        customer = customer_erase(scope=scope, customer=customer, actor=request.staff, reason=payload.reason,
+                                  forfeit=payload.forfeit, ip_address=request.META.get("REMOTE_ADDR"))
+        return 200, render(ErasedOut, {"id": customer.id, "name": customer.name,
+                                       "erased_at": local_time(customer.erased_at)})
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.erase", run=write)
+

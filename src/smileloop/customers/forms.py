@@ -294,6 +294,39 @@ class MarkLostForm(DomainErrorsMixin, forms.Form):
         "placeholder": _("e.g. moved away, chose another clinic, asked not to be contacted"), "autocomplete": "off"}))
 
 
+class DataCopyForm(DomainErrorsMixin, forms.Form):
+    """The person's copy of their information (PIPL art. 45): audited like every export, with a reason."""
+
+    prefix = "copy"  # the 360 page has several reason fields
+
+    reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
+        "placeholder": _("e.g. the patient's written request of 2026-12-01"), "autocomplete": "off"}))
+
+
+class EraseForm(DomainErrorsMixin, forms.Form):
+    """Erasing a person's information cannot be undone: staff say why and type the patient's name (or, for a
+    patient with a phone, the last four digits) to show they have the right record open."""
+
+    prefix = "erase"
+
+    reason = forms.CharField(label=_("Reason"), max_length=200, widget=forms.TextInput(attrs={
+        "placeholder": _("e.g. the patient's written request of 2026-12-01"), "autocomplete": "off"}))
+    confirm = forms.CharField(label=_("Type the patient's name or the last 4 digits of their phone"), max_length=50,
+                              widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    forfeit = forms.BooleanField(label=_("The patient gives up the balance the clinic still owes them"),
+                                 required=False)
+
+    def __init__(self, *args, customer: Customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer = customer
+
+    def clean_confirm(self):
+        typed = " ".join(self.cleaned_data["confirm"].split())
+        if typed not in {" ".join(self.customer.name.split()), self.customer.mobile_tail or None}:
+            raise forms.ValidationError(_("This is not the name or phone tail of this patient."))
+        return typed
+
+
 class ConsentForm(DomainErrorsMixin, forms.Form):
     purpose = forms.ChoiceField(label=_("Purpose"), choices=ConsentPurpose.choices)
     granted = forms.TypedChoiceField(label=_("Decision"), coerce=lambda v: v == "1",

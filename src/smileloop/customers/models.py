@@ -68,6 +68,10 @@ class Customer(TimeStampedModel):
     # Almost always NULL: indexed only where set (customer_merged_into), so a new person writes no entry.
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                     db_index=False)
+    # Set once by customers.privacy.customer_erase (PIPL art. 47): the person's personal information is gone and the
+    # row stays as an anonymous record that keeps its bills, plans and balances. Almost always NULL: indexed only
+    # where set (customer_erased), so segments and follow-ups exclude the few erased people with one small read.
+    erased_at = models.DateTimeField(_("personal information erased"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("customer")
@@ -110,6 +114,7 @@ class Customer(TimeStampedModel):
             CoveringIndex(fields=["consultant", "home_clinic"], name="customer_consultant", include=["id"],
                           condition=Q(consultant__isnull=False)),
             models.Index(fields=["merged_into"], name="customer_merged_into", condition=Q(merged_into__isnull=False)),
+            models.Index(fields=["chain", "erased_at"], name="customer_erased", condition=Q(erased_at__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(fields=["chain", "mobile"], condition=Q(mobile__isnull=False, merged_into__isnull=True),
@@ -122,6 +127,10 @@ class Customer(TimeStampedModel):
     @property
     def is_merged(self) -> bool:
         return self.merged_into_id is not None
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
 
 
 class CustomerSearchKey(models.Model):

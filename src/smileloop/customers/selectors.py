@@ -34,6 +34,18 @@ def customer_queryset(scope: Scope) -> QuerySet[Customer]:
     return qs
 
 
+def erased_ids(chain_id: int) -> QuerySet:
+    """The chain's erased people (customers.privacy.customer_erase) as a one-column subquery: a few rows, read from
+    the partial index customer_erased."""
+    return Customer.objects.filter(chain_id=chain_id, erased_at__isnull=False).order_by().values("id")
+
+
+def without_erased(qs: QuerySet, *, chain_id: int, column: str = "pk") -> QuerySet:
+    """`qs` without the rows whose `column` (a customer id) is an erased person: what segments and the follow-up
+    engine target. An erased person is kept as an anonymous record of their bills, never marketed to again."""
+    return qs.exclude(**{f"{column}__in": erased_ids(chain_id)})
+
+
 def scope_covers(scope: Scope, *, chain_id: int, home_clinic_id: int | None, consultant_id: int | None) -> bool:
     """Whether a customer with these facts is one `scope` may see or change (the rule of customer_queryset, for
     callers that hold the facts already: imports, upserts)."""

@@ -10,6 +10,7 @@ from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Concat
 from django.forms.models import model_to_dict
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
@@ -477,6 +478,17 @@ def _in_scope(scope: Scope, customer: Customer) -> bool:
                         consultant_id=customer.consultant_id)
 
 
+# Shown translated on pages (core.messages.message_display).
+ERASED_REFUSED = gettext_noop("This patient's personal information was erased")
+
+
+def _refuse_erased(*customers: Customer, field: str = "customer") -> None:
+    """An erased record (customers.privacy) stays anonymous: it is never merged, linked to a family or given a name,
+    a phone, an identity or a marketing consent again (Conflict `erased`)."""
+    if any(c.erased_at is not None for c in customers):
+        raise Conflict(ERASED_REFUSED, code="erased", field=field)
+
+
 def _match_sql(*, chain_id: int, mobile: str | None, idents) -> tuple[str, list] | None:
     """(sql, params) of a query over the unique indexes that finds a row when the mobile or any identity
     names an existing person; None when there is nothing to match by."""
@@ -535,7 +547,9 @@ def _locked_match(*, chain_id: int, mobile: str | None, idents) -> Customer | No
 
 @transaction.atomic
 def customer_update(*, customer: Customer, data: dict, actor: Staff | None = None) -> Customer:
-    """Edit fields of an existing customer; a phone already used by another person is refused."""
+    """Edit fields of an existing customer; a phone already used by another person is refused, and so is any edit
+    of an erased record (Conflict `erased`: it stays anonymous; the person comes back as a new record)."""
+    _refuse_erased(customer)
     values = customer_input_clean(chain_id=customer.chain_id, data=data, partial=True)
     if values.get("mobile") and Customer.objects.filter(
         chain_id=customer.chain_id, mobile=values["mobile"], merged_into__isnull=True
@@ -556,7 +570,9 @@ def customer_update(*, customer: Customer, data: dict, actor: Staff | None = Non
 @transaction.atomic
 def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str = "",
                  source: str = "") -> Identity:
-    """Attach an identity; idempotent for the same person, a Conflict if it belongs to another."""
+    """Attach an identity; idempotent for the same person, a Conflict if it belongs to another (or `erased`: an
+    erased record is never linked to a person again)."""
+    _refuse_erased(customer)
     [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}],
                                                       single=True)
     existing = Identity.objects.filter(chain_id=customer.chain_id, kind=kind, external_id=external_id).first()
@@ -590,6 +606,8 @@ def consent_record(*, customer: Customer, purpose: str, granted: bool, source: s
         raise ValidationFailed([FieldError("purpose", f"must be one of {', '.join(ConsentPurpose.values)}", purpose)])
     if not source:
         raise ValidationFailed([FieldError("source", "is required (where the consent was given)", source)])
+    if granted:
+        _refuse_erased(customer)
     return Consent.objects.create(customer=customer, purpose=purpose, granted=bool(granted), source=source[:64],
                                   evidence=evidence[:255], recorded_by=actor, recorded_at=at or timezone.now())
 
@@ -619,6 +637,7 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
         raise ValidationFailed([FieldError("relation", "must be a family relation (spouse, child, parent, …)", relation)])
     if head.chain_id != member.chain_id or head.id == member.id:
         raise ValidationFailed([FieldError("member", "must be another customer of the same chain", str(member.id))])
+    _refuse_erased(head, member, field="member")
     membership = HouseholdMember.objects.select_related("household").filter(customer=head).first()
     if membership is None:
         household = Household.objects.create(chain_id=head.chain_id, head=head, name=f"{head.name}家")
@@ -802,6 +821,7 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     if customer.chain_id != relative.chain_id or customer.pk == relative.pk:
         raise ValidationFailed([FieldError("relative", "must be another customer of the same chain",
                                            str(relative.pk))])
+    _refuse_erased(customer, relative, field="relative")
     # Both people's rows locked: two links involving one person at once (the API and the front desk, a retry with a
     # new key) run one after the other, and the second reads the household the first made instead of founding a
     # second one for the same head.
@@ -1110,6 +1130,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     for c in (survivor, merged):
         if c.merged_into_id or not _in_scope(scope, c):
             raise NotFound("Customer not found")
+    # Either way a merge would tie an erased person's records to a named one again.
+    _refuse_erased(survivor, merged, field="merged")
     snapshot = model_to_dict(merged, exclude=["latitude", "longitude"])
     snapshot = {k: (str(v) if v is not None and not isinstance(v, (int, str, bool)) else v) for k, v in snapshot.items()}
     for hook in _MERGE_HOOKS:

@@ -35,6 +35,7 @@ MERGED = gettext_noop("merged #%(merged)s %(name)s into this record")
 MERGED_BECAUSE = gettext_noop("merged #%(merged)s %(name)s into this record: %(reason)s")
 FAMILY_ADDED = gettext_noop("family member added: %(name)s (%(relation)s)")
 FAMILY_REMOVED = gettext_noop("family member removed: %(name)s (%(relation)s)")
+ERASED = gettext_noop("personal information erased by %(name)s")
 
 # Where a person was created (the `source` of customers.services.customer_upsert).
 CREATED_SOURCES = {"api": gettext_lazy("through the API"), "form": gettext_lazy("in the workspace"),
@@ -87,6 +88,7 @@ def timeline_templates_install() -> None:
     timeline_templates_register(CREATED_VIA_CAMPAIGN, CREATED_VIA, CREATED, labels={
         "source": lambda code: CREATED_SOURCES.get(code, code), "channel": lambda code: Channel(code).label})
     timeline_templates_register(UPDATED, labels={"fields": fields_label})
+    timeline_templates_register(ERASED)
     timeline_templates_register(MERGED_BECAUSE, MERGED, FAMILY_ADDED, FAMILY_REMOVED,
                                 labels={"relation": lambda code: Relation(code).label})
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from smileloop.customers import views
+from smileloop.customers import privacy_views, views
 
 app_name = "customers"
 urlpatterns = [
@@ -17,4 +17,6 @@ urlpatterns = [
     path("<int:customer_id>/family/", views.family_add, name="family_add"),
     path("<int:customer_id>/family/<int:member_id>/remove/", views.family_remove, name="family_remove"),
     path("<int:customer_id>/lost/", views.mark_lost, name="mark_lost"),
+    path("<int:customer_id>/privacy/copy/", privacy_views.data_copy, name="data_copy"),
+    path("<int:customer_id>/privacy/erase/", privacy_views.erase, name="erase"),
 ]

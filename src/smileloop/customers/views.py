@@ -41,6 +41,8 @@ from smileloop.customers.forms import (
     ConsentForm,
     CustomerFilterForm,
     CustomerForm,
+    DataCopyForm,
+    EraseForm,
     FamilyMemberForm,
     MarkLostForm,
     MergeForm,
@@ -87,6 +89,7 @@ def customer_list(request, scope: Scope):
         "search_errors": form.errors.get("q", []) if filters is None else [],
         "can_edit": scope.can(Perm.CUSTOMER_EDIT),
         "can_export": scope.can(Perm.CUSTOMER_EXPORT),
+        "can_import": scope.can(Perm.IMPORT),  # the empty list of a new chain points to the import
     }
     template = "customers/customer_list.html"
     # htmx restoring a page missing from its history cache (Back/Forward) asks for the whole page.
@@ -273,7 +276,11 @@ def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = ""
         "customer": customer,
         "c360": Customer360(scope, customer, pages=pages),
         "revealed_phone": revealed_phone, "revealed_others": revealed_others or [],
-        "can_edit": scope.can(Perm.CUSTOMER_EDIT),
+        # An erased record stays anonymous: nobody types a name or phone back into it (customers.privacy).
+        "can_edit": scope.can(Perm.CUSTOMER_EDIT) and customer.erased_at is None,
+        "can_privacy": scope.can(Perm.CUSTOMER_PRIVACY),
+        "copy_form": forms.get("copy_form") or DataCopyForm(),
+        "erase_form": forms.get("erase_form") or EraseForm(customer=customer),
         "can_reveal": scope.can(Perm.PHONE_VIEW) and bool(customer.mobile),
         "can_health": scope.can(Perm.HEALTH_VIEW),
         "can_merge": scope.can(Perm.CUSTOMER_MERGE),
@@ -381,6 +388,7 @@ def family_add(request, scope: Scope, customer_id: int):
             form.add_domain_errors(exc)
         except errors.Conflict as exc:
             form.add_error("member", _("This person is already in this family.") if exc.code == "household_same"
+                           else message_display(exc.message) if exc.code == "erased"
                            else _("This person already belongs to another family."))
         else:
             if not request.htmx:
@@ -497,6 +505,9 @@ def customer_edit(request, scope: Scope, customer_id: int):
         messages.info(request, _("Customer no. %(number)s was merged into this record.") % {"number": customer_id})
         return _redirect(request, reverse("customers:edit", args=[survivor.id]))
     _require(scope, Perm.CUSTOMER_EDIT)
+    if customer.erased_at is not None:  # an anonymous record is never given a name or a phone again
+        messages.info(request, _("This patient's personal information was erased; the record cannot be edited."))
+        return _redirect(request, reverse("customers:detail", args=[customer.id]))
     form = CustomerForm(scope, request.POST or None, customer=customer)
     existing, existing_elsewhere = None, False
     if request.method == "POST" and form.is_valid():

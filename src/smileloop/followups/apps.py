@@ -8,6 +8,7 @@ class FollowupsConfig(AppConfig):
     verbose_name = _("Follow-ups")
 
     def ready(self):
+        from smileloop.customers.privacy import erase_hook_register
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
         from smileloop.customers.timeline import timeline_templates_register
@@ -15,10 +16,16 @@ class FollowupsConfig(AppConfig):
         from smileloop.followups.selectors import customer_section
         from smileloop.followups.services import followups_merge_hook
         from smileloop.followups.services.playbooks import segment_users
-        from smileloop.followups.services.tasks import TASK_DONE, TASK_DONE_NOTE, TASK_OUTCOME
+        from smileloop.followups.services.tasks import (
+            TASK_DONE,
+            TASK_DONE_NOTE,
+            TASK_OUTCOME,
+            followups_erase_hook,
+        )
         from smileloop.segments.services import segment_user_register
 
         section_register("followups", customer_section)
         timeline_templates_register(TASK_OUTCOME, TASK_DONE_NOTE, TASK_DONE, labels={"outcome": lambda code: Outcome(code).label})
         merge_hook_register(followups_merge_hook)
+        erase_hook_register(followups_erase_hook)
         segment_user_register(segment_users)

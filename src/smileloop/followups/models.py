@@ -86,8 +86,9 @@ class PlaybookStep(models.Model):
 # The reasons the services write when they close or cancel open tasks (stored in English, shown translated).
 STEP_REMOVED = gettext_noop("step removed")
 MERGED_DUPLICATE = gettext_noop("merged duplicate")
+CUSTOMER_ERASED = gettext_noop("patient's personal information erased")
 LAPSED = gettext_noop("lapsed: not worked in time")
-CLOSED_REASONS = (STEP_REMOVED, MERGED_DUPLICATE, LAPSED)
+CLOSED_REASONS = (STEP_REMOVED, MERGED_DUPLICATE, LAPSED, CUSTOMER_ERASED)
 
 
 class FollowupTask(models.Model):

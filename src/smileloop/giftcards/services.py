@@ -441,3 +441,33 @@ __all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_ben
            "giftcard_spend_reverse", "giftcards_expire", "voucher_check",
            "voucher_issue", "voucher_redeem", "voucher_redeem_recorded", "voucher_redeem_request",
            "voucher_redeem_reverse", "voucher_value"]
+
+
+def giftcards_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
+    """Before a person's personal information is erased (customers.privacy): the events of the cards they gave or
+    hold that name them name the anonymous record instead (the one rewrite of this history: PIPL erasure), and the
+    reminders addressed to them are cancelled. The cards and their value stay (a card they gave is their friend's)."""
+    from django.db.models import Q
+
+    from smileloop.customers.privacy import ERASED_NAME
+
+    anonymous = ERASED_NAME % {"id": customer.pk}
+    events = [e for e in GiftCardEvent.objects.filter(Q(card__giver=customer) | Q(card__holder=customer))
+              if customer.name and customer.name in e.detail]
+    for event in events:
+        event.detail = event.detail.replace(customer.name, anonymous)[:255]
+    GiftCardEvent.objects.bulk_update(events, ["detail"])
+    cancelled = GiftCardReminder.objects.filter(handled_at__isnull=True, cancelled_at__isnull=True).filter(
+        Q(card__giver=customer, recipient=ReminderRecipient.GIVER)
+        | Q(card__holder=customer, recipient=ReminderRecipient.HOLDER)).update(cancelled_at=timezone.now())
+    return {"giftcard_events": len(events), "giftcard_reminders_cancelled": cancelled}
+
+
+def giftcards_erase_obligations(customer: Customer) -> list:
+    """The live gift cards the person holds with value on them: theirs to use, so an erasure waits for them to be
+    used or given up on purpose (customers.privacy)."""
+    from smileloop.customers.privacy import Obligation
+
+    return [Obligation("gift_card", f"gift card {card.code} ¥{fen_to_yuan(card.account.balance)}", card.account.balance)
+            for card in GiftCard.objects.filter(holder=customer, status=CardStatus.ACTIVE, account__balance__gt=0)
+            .select_related("account").order_by("id")]

@@ -709,6 +709,19 @@ def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
         Account.objects.filter(pk=account.pk).update(closed_at=timezone.now())
 
 
+
+def erase_obligations(customer: Customer) -> list:
+    """What the clinic still owes a person whose personal information is to be erased (customers.privacy): the money
+    on their stored-value wallet (the principal they paid in). Points and the top-up bonus were never money of theirs
+    and are left on the anonymous record with the erasure."""
+    from smileloop.core.money import fen_to_yuan
+    from smileloop.customers.privacy import Obligation
+
+    total = sum(Account.objects.filter(customer=customer, kind=AccountKind.WALLET_PRINCIPAL, balance__gt=0)
+                .values_list("balance", flat=True))
+    return [Obligation("wallet", f"stored value ¥{fen_to_yuan(total)}", total)] if total else []
+
+
 __all__ = ["AccountKind", "EntryReason", "InsufficientBalance", "LotTerms", "PostRequest", "Posting", "account_for",
            "accounts_for", "available_balance", "available_balances", "ledger_post", "ledger_post_many",
            "ledger_reverse", "ledger_transfer", "lots_expire", "system_account"]

@@ -8,10 +8,13 @@ class MembershipConfig(AppConfig):
     verbose_name = _("Membership")
 
     def ready(self):
+        from smileloop.customers.privacy import erase_hook_register
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
+        from smileloop.membership.services.family import membership_erase_hook
         from smileloop.membership.services.merge import membership_merge_hook
         from smileloop.membership.views import member_card_load
 
         section_register("membership", member_card_load)
         merge_hook_register(membership_merge_hook)
+        erase_hook_register(membership_erase_hook)

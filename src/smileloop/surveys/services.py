@@ -232,3 +232,13 @@ def survey_answer_texts(survey: Survey) -> tuple[str, str]:
     brief = timeline_format(LOW_SCORE, date=survey.visit_date.isoformat(),
                             doctor=survey.doctor.name if survey.doctor else "—", answer=text)
     return text, brief
+
+
+def surveys_erase_hook(*, customer, actor: Staff | None = None) -> dict:
+    """Before a person's personal information is erased (customers.privacy): their free-text comments are blanked
+    and their unanswered links expire now (a link is their credential). Scores and tags stay for the clinic's NPS."""
+    now = timezone.now()
+    surveys = Survey.objects.filter(customer=customer)
+    blanked = surveys.exclude(comment="").update(comment="")
+    expired = surveys.filter(answered_at__isnull=True, expires_at__gt=now).update(expires_at=now)
+    return {"survey_comments": blanked, "surveys_expired": expired}

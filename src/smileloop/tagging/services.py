@@ -442,3 +442,12 @@ def tagging_merge_hook(*, survivor: Customer, merged: Customer) -> None:
                 interaction_ids=(hit.interaction_ids + other.interaction_ids)[:KEYWORD_IDS_KEPT])
             other.delete()
 
+
+def tagging_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
+    """Before a person's personal information is erased (customers.privacy): their tags (a profile of interests,
+    value and behaviour, what marketing selects by) and their keyword-hit counts go. Rule tags do not come back:
+    segments leave erased people out."""
+    tags, _ = CustomerTag.objects.filter(customer=customer).delete()
+    KeywordHit.objects.filter(customer=customer).delete()
+    return {"tags_removed": tags}
+

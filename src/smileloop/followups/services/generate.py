@@ -36,6 +36,7 @@ from django.utils import timezone
 from smileloop.clinics.models import Chain, Clinic
 from smileloop.core.sql import json_object
 from smileloop.customers.models import Customer
+from smileloop.customers.selectors import without_erased
 from smileloop.followups.enums import Goal, Outcome, TaskStatus, Trigger
 from smileloop.followups.models import LAPSED, FollowupTask, Playbook, PlaybookStep
 from smileloop.followups.services.assign import StaffDirectory
@@ -145,6 +146,8 @@ def _step_insert(*, cand: Candidates, playbook: Playbook, step, w: Window, due_d
         customer_id=OuterRef("fu_customer_id"), playbook_id=playbook.pk, anchor_key=OuterRef("fu_anchor_key"),
     ).filter(Q(step_id=step.pk) | Q(outcome__in=STOP_OUTCOMES) | Q(status=TaskStatus.CLOSED))
     qs = qs.filter(~Exists(done_before))
+    # Nobody follows up a person whose personal information was erased (customers.privacy).
+    qs = without_erased(qs, chain_id=playbook.chain_id, column="fu_customer_id")
     goal = _goal_reached(playbook.goal, customer=OuterRef("fu_customer_id"), anchor_at=OuterRef("fu_anchor_at"))
     if goal is not None and exclude_reached_goals:
         qs = qs.filter(~goal)

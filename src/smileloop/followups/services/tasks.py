@@ -200,3 +200,17 @@ def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
                                                 updated_at=now)
     FollowupTask.objects.filter(pk__in=list(dupes.values_list("pk", flat=True))).update(
         anchor_key=Concat(Left("anchor_key", 64 - len(suffix)), Value(suffix)), updated_at=now)
+
+
+def followups_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
+    """Before a person's personal information is erased (customers.privacy): their open tasks are cancelled (nobody
+    calls them again; the daily run skips erased people, generate.py) and what staff wrote on any of their tasks
+    (the brief, the outcome's note) is blanked. Outcomes and dates stay."""
+    from smileloop.followups.models import CUSTOMER_ERASED
+
+    now = timezone.now()
+    tasks = FollowupTask.objects.filter(customer=customer)
+    cancelled = tasks.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason=CUSTOMER_ERASED,
+                                                            updated_at=now)
+    tasks.exclude(brief="", note="").update(brief="", note="", updated_at=now)
+    return {"followups_cancelled": cancelled}

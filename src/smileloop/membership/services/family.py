@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
@@ -179,3 +179,21 @@ def friend_link(*, friend: Customer, member: Customer, source: str = "", actor: 
         raise AlreadyLinked(f"{friend.name} already named {name_masked(current.member.name)}", field="member_id")
     return FriendLink.objects.create(friend=friend, member=member, named_at=at, source=(source or "")[:64],
                                      recorded_by=actor)
+
+
+ERASED_REASON = "personal information erased"
+
+
+def membership_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
+    """Before a person's personal information is erased (customers.privacy): the family-card bindings, wallet-share
+    consents and friend links they are part of (either side) end now; those are relations between people. Their own
+    membership and its history stay (a contract and what it cost)."""
+    at = timezone.now()
+    bindings = FamilyBinding.objects.filter(unbound_at__isnull=True).filter(
+        models.Q(member=customer) | models.Q(holder__customer=customer))
+    ended = bindings.update(unbound_at=at, unbind_reason=ERASED_REASON)
+    revoked = WalletShareConsent.objects.filter(revoked_at__isnull=True).filter(
+        models.Q(holder=customer) | models.Q(member=customer)).update(revoked_at=at)
+    links = FriendLink.objects.filter(ended_at__isnull=True).filter(
+        models.Q(friend=customer) | models.Q(member=customer)).update(ended_at=at)
+    return {"family_bindings_ended": ended, "wallet_consents_revoked": revoked, "friend_links_ended": links}

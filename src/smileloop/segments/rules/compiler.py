@@ -18,7 +18,7 @@ from smileloop.clinics.models import Clinic
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
-from smileloop.customers.selectors import customer_queryset
+from smileloop.customers.selectors import customer_queryset, without_erased
 from smileloop.segments.rules.context import Ctx
 from smileloop.segments.rules.fields import FIELDS
 from smileloop.segments.rules.validation import validate
@@ -113,4 +113,5 @@ def compile(scope: Scope, rule: dict, *, today: dt.date | None = None, aggregate
     ctx = Ctx(chain_id=scope.chain_id, today=today or timezone.localdate(), tz=chain_time_zone(),
               aggregates=aggregates, clinics=clinic_coordinates(scope.chain_id, _distance_clinics(rule)),
               tags=tag_ids(scope.chain_id, _tag_codes(rule)), rows_in=connection.vendor == "sqlite")
-    return customer_queryset(scope).filter(compile_q(rule, ctx))
+    # An erased person (customers.privacy) is in no segment: nothing targets them again.
+    return without_erased(customer_queryset(scope), chain_id=scope.chain_id).filter(compile_q(rule, ctx))

@@ -1,0 +1,206 @@
+"""A person's rights under PIPL (art. 44–47): a copy of their personal information (`customer_data_export`) and its
+erasure (`customer_erase`).
+
+Erasure is not deletion. Medical records (outpatient records are kept ~15 years) and accounting records must be
+kept, so the person's bills, payments, refunds, treatment plans, procedures, ledger balances and audit rows stay;
+what identifies them and is not needed for those obligations goes, and nothing markets to them again: the record
+becomes an anonymous one (`Customer.erased_at`, named "已注销客户 #<id>"). Higher apps that hold personal text about
+the person (follow-up notes, survey comments, gift-card events, family-card bindings) register an erase hook, and
+the apps that hold value the person could still claim register an obligation check (`erase_check_register`): a
+positive balance must be refunded, or forfeited on purpose, before the erasure goes ahead."""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.models import Staff
+from smileloop.core.audit import audit_record
+from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.scoping import Scope
+from smileloop.customers.enums import ConsentPurpose, Gender, InteractionKind, Relation
+from smileloop.customers.models import (
+    Consent,
+    Customer,
+    CustomerMerge,
+    CustomerSearchKey,
+    Household,
+    HouseholdMember,
+    Identity,
+    Interaction,
+)
+from smileloop.customers.selectors import customer_visible
+from smileloop.customers.services import _user, household_member_remove, interaction_add
+from smileloop.customers.timeline import ERASED, STAGE_EVENT, timeline_format
+
+# The anonymous record's name: neutral, unique, and no prefix of anyone's real name search.
+ERASED_NAME = "已注销客户 #%(id)s"
+MARKETING_PURPOSES = (ConsentPurpose.MARKETING_SMS, ConsentPurpose.MARKETING_WECHAT, ConsentPurpose.MARKETING_WECOM,
+                      ConsentPurpose.MARKETING_PHONE)
+CONSENT_SOURCE = "erasure"
+REASON_LIMIT = 200
+# Customer fields that identify the person, and what they become.
+ERASED_VALUES = {"mobile": None, "mobile_tail": "", "gender": Gender.UNKNOWN, "birthday": None, "address": "",
+                 "community": "", "latitude": None, "longitude": None, "notes": ""}
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """Value the clinic still owes the person (a wallet's money, a gift card they hold): `message` is an English
+    sentence for staff, `code` its kind, `amount_fen` how much."""
+
+    code: str
+    message: str
+    amount_fen: int
+
+
+class ObligationsOwed(Conflict):
+    """The erasure is refused while the clinic owes the person value; `obligations` says what."""
+
+    def __init__(self, obligations: list[Obligation]):
+        super().__init__("The clinic still owes this patient: " + "; ".join(o.message for o in obligations)
+                         + ". Refund it first, or forfeit it on purpose.", code="erase_obligations", field="forfeit")
+        self.obligations = obligations
+
+
+_ERASE_HOOKS: list = []
+_ERASE_CHECKS: list = []
+
+
+def erase_hook_register(func) -> None:
+    """Higher apps register `hook(customer=…, actor=…)` for their rows about the person that hold personal text or
+    keep processing them (open follow-ups, survey comments, gift-card events, family bindings). Called inside the
+    erasure's transaction before the customer's own fields are blanked (the record still has its name, so a hook
+    can find sentences naming it). May return a dict of counts for the audit row (no personal values)."""
+    _ERASE_HOOKS.append(func)
+
+
+def erase_check_register(func) -> None:
+    """Higher apps register `check(customer) -> list[Obligation]`: value the person could still claim. Any found
+    refuses the erasure unless staff forfeit it on purpose (`customer_erase(forfeit=True)`)."""
+    _ERASE_CHECKS.append(func)
+
+
+def erase_obligations(customer: Customer) -> list[Obligation]:
+    """What the registered checks find the clinic still owes `customer`."""
+    return [obligation for check in _ERASE_CHECKS for obligation in check(customer)]
+
+
+def _reason_clean(reason: str) -> str:
+    text = " ".join(str(reason or "").split())
+    if not text:
+        raise ValidationFailed([FieldError("reason", "is required (why: the patient's request and its date)", reason)])
+    if len(text) > REASON_LIMIT:
+        raise ValidationFailed([FieldError("reason", f"is longer than {REASON_LIMIT} characters", text)])
+    try:  # the audit row cannot store a NUL on PostgreSQL
+        ProhibitNullCharactersValidator()(text)
+    except ValidationError:
+        raise ValidationFailed([FieldError("reason", "contains a NUL character", None)])
+    return text
+
+
+def _merged_records(customer: Customer) -> list[int]:
+    """The tombstones merged into `customer` (and into them, and so on): the same person's older records, whose rows
+    still hold their details as they were."""
+    found: list[int] = []
+    frontier = [customer.pk]
+    while frontier:
+        frontier = list(Customer.objects.filter(merged_into_id__in=frontier).values_list("pk", flat=True))
+        frontier = [pk for pk in frontier if pk not in found]
+        found += frontier
+    return found
+
+
+def _timeline_blank(people: list[int]) -> int:
+    """Blank the text of every timeline entry of the person (what they or staff wrote, and system sentences that may
+    name them or carry a staff member's free text). A stage change keeps its structure: its stages, no cause."""
+    entries = Interaction.objects.filter(customer_id__in=people)
+    stages = [e for e in entries.filter(kind=InteractionKind.SYSTEM).only("id", "data")
+              if isinstance(e.data, dict) and e.data.get("stage_from") and e.data.get("stage_to")]
+    for entry in stages:
+        entry.data = {"stage_from": entry.data["stage_from"], "stage_to": entry.data["stage_to"]}
+        entry.text = timeline_format(STAGE_EVENT, stage_from=entry.data["stage_from"],
+                                     stage_to=entry.data["stage_to"], cause="")
+    Interaction.objects.bulk_update(stages, ["text", "data"])
+    return entries.exclude(pk__in=[e.pk for e in stages]).update(text="", data={}) + len(stages)
+
+
+def _household_leave(customer: Customer, actor: Staff | None) -> str:
+    """Take the person out of their household. A household they head is dissolved: every relation in it is to them,
+    and with them gone none of them says anything (staff link the others again from their pages)."""
+    own = HouseholdMember.objects.select_related("household").filter(customer=customer).first()
+    headed = list(Household.objects.filter(head=customer).values_list("pk", flat=True))
+    if own is not None and own.relation != Relation.HEAD and own.household_id not in headed:
+        dissolved = household_member_remove(member=customer, actor=actor)
+        return "left_dissolved" if dissolved else "left"
+    if own is not None:
+        headed.append(own.household_id)
+    if not headed:
+        return ""
+    HouseholdMember.objects.filter(household_id__in=headed).delete()
+    Household.objects.filter(pk__in=headed).delete()
+    return "dissolved"
+
+
+@transaction.atomic
+def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, reason: str, forfeit: bool = False,
+                   ip_address: str | None = None) -> Customer:
+    """Erase the person's personal information (PIPL art. 47) and keep the anonymous record of their care and money.
+
+    Blanks name (→ "已注销客户 #<id>"), mobile, gender, birthday, address, community, coordinates and notes, on this
+    record and on the records merged into it; deletes identities and search keys; blanks the timeline (a stage
+    change keeps its stages); empties the merge snapshots; takes them out of their household; records every
+    marketing consent as withdrawn (append-only); runs the registered hooks (open follow-ups cancelled, survey
+    comments, gift-card events, family bindings). Orders, payments, refunds, plans, procedures, ledger balances and
+    audit rows stay. One audit row (who, reason, counts — never the erased values) and a system timeline sentence.
+
+    Needs customer.privacy and a reason; outside the scope (or merged away) NotFound. Refused (Conflict
+    `erase_obligations`, nothing written) while the clinic owes the person value (erase_obligations), unless
+    `forfeit`: the audit row then names the kinds and amounts given up. Idempotent: an erased record is returned
+    as it is. A later upsert of the same phone finds nobody and creates a new person: the erased record is never
+    revived with new details."""
+    if not scope.can(Perm.CUSTOMER_PRIVACY):
+        raise PermissionDenied("Your role may not erase a patient's personal information")
+    text = _reason_clean(reason)
+    locked = Customer.objects.select_for_update().filter(pk=customer.pk, chain_id=scope.chain_id).first()
+    if locked is None or not customer_visible(scope, locked):
+        raise NotFound("Customer not found")
+    if locked.erased_at is not None:
+        return locked
+    owed = erase_obligations(locked)
+    if owed and not forfeit:
+        raise ObligationsOwed(owed)
+    detail: dict = {"forfeited": [{"code": o.code, "amount_fen": o.amount_fen} for o in owed]}
+    for hook in _ERASE_HOOKS:
+        detail.update(hook(customer=locked, actor=actor) or {})
+    merged = _merged_records(locked)
+    people = [locked.pk, *merged]
+    now = timezone.now()
+    for pk in merged:
+        Customer.objects.filter(pk=pk).update(name=ERASED_NAME % {"id": pk}, erased_at=now, updated_at=now,
+                                              **ERASED_VALUES)
+    locked.name = ERASED_NAME % {"id": locked.pk}
+    for field, value in ERASED_VALUES.items():
+        setattr(locked, field, value)
+    locked.erased_at = now
+    locked.save(update_fields=["name", *ERASED_VALUES, "erased_at", "updated_at"])
+    detail["identities"], _ = Identity.objects.filter(customer_id__in=people).delete()
+    CustomerSearchKey.objects.filter(customer_id__in=people).delete()
+    detail["timeline_entries"] = _timeline_blank(people)
+    detail["merged_records"] = len(merged)
+    CustomerMerge.objects.filter(Q(survivor_id__in=people) | Q(merged_id__in=people)).update(merged_snapshot={},
+                                                                                           reason="")
+    detail["household"] = _household_leave(locked, actor)
+    Consent.objects.bulk_create([
+        Consent(customer=locked, purpose=purpose, granted=False, source=CONSENT_SOURCE, recorded_by=actor,
+                recorded_at=now) for purpose in MARKETING_PURPOSES])
+    interaction_add(customer=locked, kind=InteractionKind.SYSTEM, author=actor,
+                    text=timeline_format(ERASED, name=actor.name if actor else "system"))
+    audit_record(actor=_user(scope), action="customer.erase", object_type="customer", object_id=locked.pk,
+                 reason=text, detail=detail, ip_address=ip_address)
+    return locked
+
