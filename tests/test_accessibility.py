@@ -177,7 +177,7 @@ def test_the_focus_stays_in_the_tags_section_after_a_tag_is_added_or_removed_by_
     page.keyboard.press("Enter")
     page.locator("#tags [data-tag]").wait_for()
     # then: the focus is on "Add tag" again, not lost to the top of the page
-    page.wait_for_function("document.activeElement !== document.body")
+    page.wait_for_function("() => document.activeElement !== document.body")
     assert page.evaluate(focused)[0] == "BUTTON"
 
     # when: removing it with its × button, which the new section no longer has
@@ -185,7 +185,7 @@ def test_the_focus_stays_in_the_tags_section_after_a_tag_is_added_or_removed_by_
     page.keyboard.press("Enter")
     page.locator("#tags [data-tag]").wait_for(state="detached")
     # then: the focus is on the section, so the next Tab continues from there
-    page.wait_for_function("document.activeElement !== document.body")
+    page.wait_for_function("() => document.activeElement !== document.body")
     assert page.evaluate(focused)[:2] == ["SECTION", "tags"]
 
 
@@ -194,3 +194,136 @@ def test_a_finished_follow_up_is_not_faded_below_readable_contrast():
     css = (Path(settings.BASE_DIR) / "src/smileloop/followups/static/followups/followups.css").read_text()
     rule = re.search(r"\.fu-finished\s*\{([^}]*)\}", css).group(1)
     assert "opacity" not in rule
+
+
+# --- axe-core -------------------------------------------------------------------------------------------------------
+# axe-core (Deque's accessibility engine) is vendored for these tests only: tests/vendor/axe-core (see its VERSION).
+AXE = Path(settings.BASE_DIR) / "tests" / "vendor" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def _axe_violations(page, include: list[str] | None = None) -> list[str]:
+    """axe's violations on the page (or inside the `include` selectors), as "rule: targets". Evaluated through the
+    browser's devtools, so a Content-Security-Policy without 'unsafe-inline' does not stop it."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    return page.evaluate("""async ([include, tags]) => {
+        const context = include ? {include: include.map(s => [s])} : document;
+        const result = await window.axe.run(context, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+        return result.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
+    }""", [include, AXE_TAGS])
+
+
+# --- form-wide errors are announced -----------------------------------------------------------------------------------
+FORM_ERROR = "这条记录刚被另一位员工修改，请重新打开后再保存。"
+
+
+def _pages_with_form_wide_errors(user, scope, patient) -> dict[str, str]:
+    """The new-patient page and the 360 page as the views render them after a POST refused with a form-wide error (a
+    service error that names no field of the form): the new patient form, the consent form and the family form."""
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.shortcuts import render
+    from django.test import RequestFactory
+    from django.utils import translation
+
+    from smileloop.customers.forms import ConsentForm, CustomerForm, FamilyMemberForm
+    from smileloop.customers.views import _render_360
+
+    def request():
+        req = RequestFactory().post("/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+        req.user, req.htmx, req.session = user, False, {}
+        req._messages = FallbackStorage(req)
+        return req
+
+    new = CustomerForm(scope, {"name": "李雷", "mobile": "13800138000"})
+    consent = ConsentForm({"purpose": "marketing_sms", "granted": "on", "source": "paper"})
+    family = FamilyMemberForm(scope, {"member": patient.mobile or "", "relation": "spouse"}, head=patient)
+    for form in (new, consent, family):
+        form.is_valid()
+        form.add_error(None, FORM_ERROR)
+    with translation.override("zh-hans"):
+        return {
+            "new": render(request(), "customers/customer_form.html", {"form": new, "existing": None,
+                                                                       "existing_in_family": False, "customer": None},
+                          status=422).content.decode(),
+            "360": _render_360(request(), scope, patient, status=422, consent_form=consent,
+                               family_form=family).content.decode(),
+        }
+
+
+@pytest.mark.django_db
+def test_form_wide_errors_of_the_new_patient_consent_and_family_forms_are_a_live_region_the_form_names(
+        front_desk_a, scope_a, clinic_a, chain):
+    # given: each form refused with an error of the whole form (it has no field to sit beside)
+    patient = CustomerFactory(chain=chain, name="张三", home_clinic=clinic_a)
+    pages = _pages_with_form_wide_errors(front_desk_a.user, scope_a, patient)
+    # then: the error is an alert (announced when it appears), and its form names it (read with the form)
+    for page, region in (("new", "customer-form-errors"), ("360", "consent-form-errors"),
+                         ("360", "family-form-errors")):
+        html = pages[page]
+        assert re.search(rf'<form [^>]*aria-describedby="{region}"[^>]*>\s*<input type="hidden" '
+                         rf'name="csrfmiddlewaretoken"[^>]*>\s*(?:<div class="message message-error" role="alert">'
+                         rf'[^<]*</div>\s*)?<div class="form-errors" role="alert" id="{region}">'
+                         rf'<p class="field-error">{FORM_ERROR}</p></div>', html), (page, region)
+        assert html.count(f'id="{region}"') == 1
+
+
+@_browser_test
+def test_axe_finds_nothing_wrong_with_the_forms_that_show_form_wide_errors(
+        live_server, phone_page, transactional_db, front_desk_a, scope_a, clinic_a, chain):
+    patient = CustomerFactory(chain=chain, name="张三", home_clinic=clinic_a)
+    pages = _pages_with_form_wide_errors(front_desk_a.user, scope_a, patient)
+    page = phone_page
+    # the pages' stylesheets load from the live server; htmx does not (its lazy sections would ask it as nobody)
+    page.route("**/htmx.min.js", lambda route: route.abort())
+    page.goto(f"{live_server.url}/login/")
+    page.set_content(pages["new"], wait_until="load")
+    assert _axe_violations(page, ["form.form-card"]) == []
+    page.set_content(pages["360"], wait_until="load")
+    page.evaluate("document.querySelectorAll('details.subform').forEach(d => d.open = true)")
+    assert _axe_violations(page, ["#consents form.stack", "#family form.stack"]) == []
+
+
+# --- the main menu on a phone ------------------------------------------------------------------------------------------
+@_browser_test
+def test_on_a_phone_the_main_menu_is_collapsed_behind_a_button_that_opens_it_by_touch_and_keyboard(
+        live_server, phone_page, transactional_db, chain_admin, chain, clinic_a):
+    """A chain admin's twelve entries wrapped into about four rows above every page at 390 px."""
+    page = phone_page
+    _log_in(page, live_server)
+    menu, button = page.locator("nav.mainnav"), page.locator("button[data-nav-toggle]")
+    # given: a page on a phone — the menu is collapsed, the button says so and names what it controls
+    assert button.is_visible() and not menu.is_visible()
+    assert (button.get_attribute("aria-expanded"), button.get_attribute("aria-controls")) == ("false", "mainnav")
+    header = page.evaluate("document.querySelector('header.topbar').getBoundingClientRect().height")
+    assert header < 130, header  # two rows at most: brand and menu button, then the user's tools
+    assert _axe_violations(page) == []
+
+    # when: tapping the button, the menu opens with every entry
+    button.tap()
+    assert button.get_attribute("aria-expanded") == "true" and menu.is_visible()
+    assert menu.locator("a.mainnav-link").count() >= 10
+    assert _axe_violations(page) == []
+    button.tap()
+    assert button.get_attribute("aria-expanded") == "false" and not menu.is_visible()
+
+    # when: by keyboard — Enter on the button opens it, Tab reaches the first entry, Escape closes it on the button
+    button.focus()
+    page.keyboard.press("Enter")
+    assert button.get_attribute("aria-expanded") == "true"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.classList.contains('mainnav-link')")
+    page.keyboard.press("Escape")
+    assert button.get_attribute("aria-expanded") == "false" and not menu.is_visible()
+    assert page.evaluate("document.activeElement.hasAttribute('data-nav-toggle')")
+    page.keyboard.press("Space")
+    assert button.get_attribute("aria-expanded") == "true"
+
+
+@_browser_test
+def test_on_a_wide_screen_the_main_menu_stays_open_without_a_button(live_server, transactional_db, chain_admin):
+    pytest.importorskip("playwright.sync_api")
+    with chromium_page(locale="en-US", width=1366, height=900) as page:
+        _log_in(page, live_server)
+        assert page.locator("nav.mainnav").is_visible() and not page.locator("button[data-nav-toggle]").is_visible()
+        assert page.locator("nav.mainnav a.mainnav-link").first.is_visible()

@@ -125,12 +125,23 @@ def test_one_chinese_word_for_each_concept():
     # A treatment plan is 治疗计划 (the 360 page said 治疗方案, the timeline and segments 治疗计划) and a membership plan
     # is 会员方案 (its page) — its refusals said 会员计划, 本计划, 付费计划. A visit is 到店 (到店次数, 最近到店): the funnel
     # page also said 未到诊 and 从未到诊 beside 从未到店. A segment is 分群 (the navigation and list said 人群分组, the
-    # builder, the playbooks and the admin 分群).
+    # builder, the playbooks and the admin 分群). An order is 订单 (the admin, the import's columns and problems): the
+    # 360 page and the import page said 消费记录, the merge page 消费. The insurance a bill is paid with is the
+    # national medical insurance, 医保 (the import's help and the values it reads: 医保, 医保卡), which the payment
+    # method's label called 保险; private insurance, should it appear, is 商业保险.
+    import re
+
     mixed = sorted(f"{msgid!r}: {msgstr!r}" for _where, catalog in _catalogs() for msgid, msgstr in catalog.items()
                    if msgid and isinstance(msgstr, str)
                    and ("治疗方案" in msgstr or "到诊" in msgstr or "人群分组" in msgstr
-                        or "计划" in msgstr.replace("治疗计划", "").replace("计划中", "")))
+                        or "计划" in msgstr.replace("治疗计划", "").replace("计划中", "")
+                        or "消费记录" in msgstr
+                        or (isinstance(msgid, str) and re.search(r"\borders\b", msgid, re.IGNORECASE)
+                            and "订单" not in msgstr)
+                        or "保险" in msgstr.replace("商业保险", "")))
     assert mixed == []
+    with translation.override("zh-hans"):
+        assert (translation.gettext("Orders"), translation.gettext("Insurance")) == ("订单", "医保")
 
 
 def test_amount_and_code_fields_refuse_in_plain_chinese():

@@ -3,7 +3,8 @@
 Values come from the task (`context` stored at creation: procedure, a survey link …) and live rows (the
 customer's name, the clinic, the treating doctor); `days_since` is counted from the anchor's local day to
 today, and `when` names that day as the patient reads it today ("昨天" the day after, "3天前", "11月3日" once a
-task is late: a script that says "yesterday" is wrong when it is sent a week later). Unknown or missing values
+task is late: a script that says "yesterday" is wrong when it is sent a week later); `date` (a birthday, a card's
+expiry, else the anchor day) reads as a date in the script's language too: 2027年3月5日, 5 March 2027. Unknown or missing values
 render as "—" rather than failing: a script must always show.
 
 A patient without a phone (a child) is called through a relative (`task.guardian`): a `{name}` in a greeting
@@ -54,7 +55,19 @@ def when_words(day: dt.date, today: dt.date, *, chinese: bool) -> str:
         return f"{day.month}月{day.day}日" if day.year == today.year else f"{day.year}年{day.month}月{day.day}日"
     if 0 <= days <= 6:
         return ("today", "yesterday")[days] if days < 2 else f"{days} days ago"
-    return f"on {day.isoformat()}"
+    return f"on {date_words(day, chinese=False)}"
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def date_words(day: dt.date, *, chinese: bool) -> str:
+    """A date as the patient reads it in the script's language: 2027年3月5日 / 5 March 2027 (never ISO, which reads
+    as a database value in a message to a patient)."""
+    if chinese:
+        return f"{day.year}年{day.month}月{day.day}日"
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def addressee(name: str, *, minor: bool, chinese: bool) -> str:
@@ -68,7 +81,7 @@ def _local_date(value: dt.datetime, tz: str) -> dt.date:
     return timezone.localtime(value, zoneinfo.ZoneInfo(tz)).date()
 
 
-def _date_value(ctx: dict, tz: str) -> str | None:
+def _date_value(ctx: dict, tz: str) -> dt.date | None:
     """{date} of a task whose meaningful day is not the anchor: a birthday, a card's expiry."""
     birthday, year = ctx.get("birthday"), ctx.get("birthday_year")
     if birthday and year:
@@ -76,7 +89,7 @@ def _date_value(ctx: dict, tz: str) -> str | None:
             day = dt.date.fromisoformat(str(birthday)[:10])
             year = int(year)
             # 29 February in a common year is kept on the 28th, the day the birthday task was made for
-            return dt.date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1])).isoformat()
+            return dt.date(year, day.month, min(day.day, calendar.monthrange(year, day.month)[1]))
         except ValueError:
             return None
     expires = ctx.get("expires_at")
@@ -87,7 +100,7 @@ def _date_value(ctx: dict, tz: str) -> str | None:
             return None
         if timezone.is_naive(moment):  # SQLite stores UTC without an offset
             moment = moment.replace(tzinfo=dt.UTC)
-        return _local_date(moment, tz).isoformat()
+        return _local_date(moment, tz)
     return None
 
 
@@ -100,7 +113,7 @@ def task_values(task, *, today: dt.date, tz: str = "Asia/Shanghai") -> dict:
         values.setdefault("clinic", task.clinic.name)
     if task.doctor_id:
         values.setdefault("doctor", task.doctor.name)
-    values.setdefault("date", _date_value(ctx, tz) or anchor_day.isoformat())
+    values.setdefault("date", _date_value(ctx, tz) or anchor_day)  # a date: rendered in the script's language
     values.anchor_day, values.today = anchor_day, today
     if getattr(task, "guardian", None) is not None and not task.customer.mobile:
         age = age_on(task.customer.birthday, today)
@@ -134,6 +147,8 @@ def script_render(template: str, values: dict) -> str:
             out.append(when_words(values.anchor_day, values.today, chinese=chinese))
         elif field == "name" and minor is not None and "name" in values and _greets(literal, parts[i + 1:]):
             out.append(addressee(str(values["name"]), minor=minor, chinese=chinese))
+        elif field is not None and isinstance(values.get(field), dt.date):
+            out.append(date_words(values[field], chinese=chinese))
         elif field is not None:
             out.append(str(values[field]) if field in values else MISSING)
     return "".join(out)

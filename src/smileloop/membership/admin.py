@@ -2,8 +2,10 @@
 read-only here, because every change must go through the services (events, locks, consent rules)."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.admin import FixedOnChange
+from smileloop.membership.forms import BonusRulesField, PlanForm, TierForm
 from smileloop.membership.models import (
     Benefit,
     BenefitReveal,
@@ -32,6 +34,17 @@ class _ReadOnly:
         return False
 
 
+class _BonusRulesInRows:
+    """Top-up bonus rules are edited as rows in yuan here too, as on the staff pages, not as JSON in fen."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "topup_bonus_rules":
+            form = PlanForm if db_field.model is MembershipPlan else TierForm
+            return BonusRulesField(label=_("Top-up bonus rules"), required=False,
+                                   help_text=form.base_fields["topup_bonus_rules"].help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 class TierInline(admin.TabularInline):
     model = Tier
     extra = 0
@@ -46,7 +59,7 @@ class BenefitInline(admin.TabularInline):
 
 
 @admin.register(MembershipPlan)
-class MembershipPlanAdmin(FixedOnChange, admin.ModelAdmin):
+class MembershipPlanAdmin(_BonusRulesInRows, FixedOnChange, admin.ModelAdmin):
     list_display = ("name", "chain", "kind", "fee_fen", "duration_months", "spend_threshold_fen", "auto_enrol",
                     "is_active")
     list_filter = ("kind", "is_active", "chain")
@@ -54,7 +67,7 @@ class MembershipPlanAdmin(FixedOnChange, admin.ModelAdmin):
 
 
 @admin.register(Tier)
-class TierAdmin(FixedOnChange, admin.ModelAdmin):
+class TierAdmin(_BonusRulesInRows, FixedOnChange, admin.ModelAdmin):
     fixed_on_change = ("plan",)  # members hold the tier under its plan
     list_display = ("name", "plan", "rank", "discount_bp", "family_slots", "friend_discount_bp", "points_multiplier")
     list_filter = ("plan",)

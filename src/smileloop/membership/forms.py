@@ -3,7 +3,8 @@ errors are mapped back onto the form with `add_domain_error`)."""
 
 import re
 import uuid
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from itertools import zip_longest
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -11,6 +12,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
+from smileloop.core.forms import FenFieldsMixin, to_fen
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
@@ -102,10 +104,6 @@ def yuan_field(label, *, required=False):
                               decimal_places=2)
 
 
-def to_fen(value: Decimal | None) -> int | None:
-    return None if value is None else int(value * 100)
-
-
 class EnrolForm(DomainErrorMixin, forms.Form):
     plan = forms.ModelChoiceField(label=_("Plan"), queryset=MembershipPlan.objects.none())
     tier = forms.ModelChoiceField(label=_("Tier"), queryset=Tier.objects.none(), required=False,
@@ -182,33 +180,109 @@ class RevealForm(DomainErrorMixin, forms.Form):
 # --- configuration -------------------------------------------------------------------------------------
 
 
-class _YuanModelForm(DomainErrorMixin, forms.ModelForm):
+class _YuanModelForm(FenFieldsMixin, DomainErrorMixin, forms.ModelForm):
     """Model fields in fen are edited in yuan (`<name>_yuan` form fields map to `<name>_fen` model fields), and in
     basis points as a percentage (`<name>_percent` → `<name>_bp`: staff type 12 for 12% off, not 1200)."""
 
-    yuan_fields: tuple[str, ...] = ()
-    percent_fields: tuple[str, ...] = ()
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in self.yuan_fields:
-            fen = getattr(self.instance, f"{name}_fen", None)
-            if fen is not None and not self.is_bound:
-                self.initial[f"{name}_yuan"] = Decimal(fen) / 100
-        for name in self.percent_fields:
-            bp = getattr(self.instance, f"{name}_bp", None)
-            if bp is not None and not self.is_bound:
-                self.initial[f"{name}_percent"] = (Decimal(bp) / 100).normalize()  # 1200 → 12, 1250 → 12.5
+class BonusRulesWidget(forms.Widget):
+    """Rows of "top up ¥X → bonus ¥Y": the stored rules, then `blank_rows` empty rows for new ones (an empty row is
+    ignored, so a rule is removed by emptying its row). Each row posts `<name>_topup` and `<name>_bonus`."""
 
-    def service_data(self) -> dict:
-        data = {k: v for k, v in self.cleaned_data.items() if not k.endswith(("_yuan", "_percent"))}
-        for name in self.yuan_fields:
-            fen = to_fen(self.cleaned_data.get(f"{name}_yuan"))
-            data[f"{name}_fen"] = fen if fen is not None or name == "spend_threshold" else 0
-        for name in self.percent_fields:
-            percent = self.cleaned_data.get(f"{name}_percent")
-            data[f"{name}_bp"] = int(percent * 100) if percent is not None else 0
-        return data
+    template_name = "membership/widgets/bonus_rules.html"
+    blank_rows = 2
+
+    def value_from_datadict(self, data, files, name):
+        def values(key):
+            if hasattr(data, "getlist"):
+                return data.getlist(key)
+            value = data.get(key, [])
+            return [value] if isinstance(value, str) else list(value)
+
+        topups, bonuses = values(f"{name}_topup"), values(f"{name}_bonus")
+        return list(zip_longest(topups, bonuses, fillvalue=""))
+
+    def value_omitted_from_data(self, data, files, name):
+        return f"{name}_topup" not in data and f"{name}_bonus" not in data
+
+    def id_for_label(self, id_):
+        return f"{id_}_0_topup" if id_ else id_
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        rows = []
+        for row in value if isinstance(value, list | tuple) else []:
+            if isinstance(row, dict):  # a stored rule, in fen
+                rows.append((_fen_text(row.get("min_topup_fen")), _fen_text(row.get("bonus_fen"))))
+            elif isinstance(row, list | tuple) and any(str(v).strip() for v in row):  # as typed
+                rows.append(tuple(str(v) for v in row))
+        rows += [("", "")] * self.blank_rows
+        context["widget"]["label"] = context["widget"]["attrs"].get("aria-label", "")
+        base = context["widget"]["attrs"].get("id") or f"id_{name}"
+        context["widget"]["rows"] = [{"topup": topup, "bonus": bonus, "id": f"{base}_{i}"}
+                                     for i, (topup, bonus) in enumerate(rows)]
+        return context
+
+
+def _fen_text(fen) -> str:
+    return str(Decimal(fen).scaleb(-2)) if isinstance(fen, int) and not isinstance(fen, bool) else ""
+
+
+class BonusRulesField(forms.Field):
+    """Top-up bonus rules typed in yuan, stored in fen: [{"min_topup_fen": …, "bonus_fen": …}] with positive amounts
+    and thresholds that go up row by row (the wallet gives the bonus of the highest threshold a top-up reaches, so a
+    repeated or lower threshold is a rule that never applies as written)."""
+
+    widget = BonusRulesWidget
+
+    def widget_attrs(self, widget):
+        return {**super().widget_attrs(widget), "aria-label": self.label}  # names the group of rows
+
+    def to_python(self, value) -> list[dict]:
+        rules, errors, seen = [], [], {}
+        for row_number, row in enumerate(value or [], 1):
+            topup_text, bonus_text = (str(v).strip() for v in row)
+            if not topup_text and not bonus_text:
+                continue
+            topup, bonus = _yuan_of(topup_text), _yuan_of(bonus_text)
+            if topup is None or bonus is None:
+                errors.append(forms.ValidationError(
+                    _("Row %(row)s: type both amounts in yuan, e.g. 10000 and 1000 (at most two decimals)."),
+                    code="invalid", params={"row": row_number}))
+                continue
+            if topup <= 0 or bonus <= 0 or topup > YUAN_MAX or bonus > YUAN_MAX:
+                errors.append(forms.ValidationError(
+                    _("Row %(row)s: both amounts must be above 0 and at most %(max)s yuan."),
+                    code="out_of_range", params={"row": row_number, "max": f"{YUAN_MAX:,.0f}"}))
+                continue
+            if topup in seen:
+                errors.append(forms.ValidationError(
+                    _("Row %(row)s: a top-up of ¥%(yuan)s already has a bonus in row %(first)s."),
+                    code="duplicate", params={"row": row_number, "yuan": f"{topup:,.2f}", "first": seen[topup]}))
+                continue
+            if rules and to_fen(topup) < rules[-1]["min_topup_fen"]:
+                errors.append(forms.ValidationError(
+                    _("Row %(row)s: list the top-ups from the smallest up (¥%(yuan)s comes after ¥%(previous)s)."),
+                    code="not_ascending", params={"row": row_number, "yuan": f"{topup:,.2f}",
+                                                  "previous": f"{Decimal(rules[-1]['min_topup_fen']).scaleb(-2):,.2f}"}))
+                continue
+            seen[topup] = row_number
+            rules.append({"min_topup_fen": to_fen(topup), "bonus_fen": to_fen(bonus)})
+        if errors:
+            raise forms.ValidationError(errors)
+        return rules
+
+
+def _yuan_of(text: str) -> Decimal | None:
+    """'10000', '¥10,000.50', '10 000' → Decimal; None when it is not an amount in yuan with at most two decimals."""
+    cleaned = text.replace("¥", "").replace("￥", "").replace(",", "").replace("，", "").replace(" ", "")
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount.as_tuple().exponent < -2:
+        return None
+    return amount
 
 
 def percent_field(label, *, help_text=""):
@@ -219,8 +293,13 @@ def percent_field(label, *, help_text=""):
 
 class PlanForm(_YuanModelForm):
     yuan_fields = ("fee", "spend_threshold")
+    yuan_blank_is_none = ("spend_threshold",)  # no threshold: the plan is not spend-based
     fee_yuan = yuan_field(_("Fee (yuan)"))
     spend_threshold_yuan = yuan_field(_("Spend threshold (yuan)"))
+    topup_bonus_rules = BonusRulesField(
+        label=_("Top-up bonus rules"), required=False,
+        help_text=_("Stored-value plans: a top-up of at least the amount gets the bonus of the highest row it "
+                    "reaches. Leave a row empty to remove it."))
 
     class Meta:
         formfield_callback = bounded_formfield
@@ -237,6 +316,9 @@ class TierForm(_YuanModelForm):
                                             help_text=_("Friends who name a member get this off."))
     min_spend_yuan = yuan_field(_("Minimum cumulative spend (yuan)"))
     min_topup_yuan = yuan_field(_("Minimum cumulative top-up (yuan)"))
+    topup_bonus_rules = BonusRulesField(
+        label=_("Top-up bonus rules"), required=False,
+        help_text=_("Rules of this tier only: when there are any, they replace the plan's for its members."))
     excluded_categories = forms.MultipleChoiceField(label=_("Excluded categories"), choices=Category.choices,
                                                     required=False, widget=forms.CheckboxSelectMultiple)
 

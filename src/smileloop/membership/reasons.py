@@ -6,7 +6,10 @@ sentence through the translation catalogue ("升级为家庭会员：累计消�
 are stored already formatted (yuan with two decimals, ISO dates, names as they were then), so a later rename of a
 tier does not rewrite history. Events written before `msg` existed show their stored `reason`."""
 
-from django.utils.translation import gettext, gettext_noop
+import re
+
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop, ngettext
 
 from smileloop.core.messages import Sentences
 
@@ -83,12 +86,30 @@ REVEAL_STAFF = gettext_noop("staff decision on %(day)s")
 REVEAL_PLAN_HALF = gettext_noop("treatment plan %(plan)s half done (%(done)s of %(total)s steps) on %(day)s")
 REVEAL_PLAN_FINISHED = gettext_noop("treatment plan %(plan)s finished (%(done)s of %(total)s steps) on %(day)s")
 REVEAL_BIRTHDAY = gettext_noop("birthday month (%(month)s)")
-REVEAL_NTH_VISIT = gettext_noop("visit no. %(n)s reached (%(visits)s visits) on %(day)s")
 
 _REVEALS = Sentences()
-_REVEALS.register(REVEAL_STAFF_BY, REVEAL_STAFF, REVEAL_PLAN_HALF, REVEAL_PLAN_FINISHED, REVEAL_BIRTHDAY,
-                  REVEAL_NTH_VISIT)
+_REVEALS.register(REVEAL_STAFF_BY, REVEAL_STAFF, REVEAL_PLAN_HALF, REVEAL_PLAN_FINISHED, REVEAL_BIRTHDAY)
+
+# The Nth-visit sentence counts visits, so it has a singular and a plural (ngettext): "(1 visit)", "(6 visits)".
+# Stored in English by the count; shown by reading the count back (details stored as "(1 visits)" before this
+# read correctly too).
+_NTH_VISIT = re.compile(r"^visit no\. (?P<n>\d+) reached \((?P<visits>\d+) visits?\) on (?P<day>.+)$", re.DOTALL)
+
+
+def _nth_visit(*, n, visits, day) -> str:
+    return ngettext("visit no. %(n)s reached (%(visits)s visit) on %(day)s",
+                    "visit no. %(n)s reached (%(visits)s visits) on %(day)s", int(visits)) % {
+        "n": n, "visits": visits, "day": day}
+
+
+def reveal_nth_visit(*, n: int, visits: int, day: str) -> str:
+    """The English detail to store for a benefit revealed at the Nth visit."""
+    with translation.override("en"):
+        return _nth_visit(n=n, visits=visits, day=day)
 
 
 def reveal_detail_display(detail: str) -> str:
+    found = _NTH_VISIT.match(detail or "")
+    if found:
+        return _nth_visit(**found.groupdict())
     return _REVEALS.display(detail)

@@ -62,8 +62,12 @@ def catalogue_install(request, scope: Scope):
 
 
 def _form_page(request, *, form, title: str, back: str, status: int = 200, tag=None):
-    return render(request, "tagging/tag_form.html", {"form": form, "title": title, "back": back, "tag": tag},
-                  status=status)
+    """A rule tag's saved rule reads as words (`rules_describe`); its JSON is only in the technical details."""
+    rule_text = ""
+    if tag is not None and tag.kind == TagKind.RULE and tag.rule:
+        [rule_text] = rules_describe([tag.rule], chain_id=tag.chain_id)
+    return render(request, "tagging/tag_form.html", {"form": form, "title": title, "back": back, "tag": tag,
+                                                     "rule_text": rule_text}, status=status)
 
 
 @staff_view

@@ -282,7 +282,7 @@ def test_member_birthday_care_comes_30_days_ahead_for_members_only(chain, clinic
     [task] = tasks_of(playbooks["member_birthday"])
     assert (task.customer_id, task.assignee_id, task.anchor_key) == (member.id, consultant_a.id,
                                                                      f"birthday:{birthday.year}")
-    assert f"周杰的生日在{birthday.isoformat()}" in script_of(task, today)
+    assert f"周杰的生日在{birthday.year}年{birthday.month}月{birthday.day}日" in script_of(task, today)
     assert not FollowupTask.objects.filter(customer=not_member).exists()
     assert not followups_generate(chain=chain, today=today + days(1))["by_playbook"].get("member_birthday")
 
@@ -301,12 +301,12 @@ def test_a_29_february_birthday_in_a_common_year_is_dated_28_february_in_the_scr
     [task] = tasks_of(playbooks["member_birthday"])
     assert task.anchor_key.endswith("birthday:2027")
     script = script_of(task, today)
-    assert "林晓的生日在2027-02-28" in script and "2027-02-29" not in script
+    assert "林晓的生日在2027年2月28日" in script and "2月29日" not in script
     # in a leap year the birthday is the 29th
     FollowupTask.objects.all().delete()
     followups_generate(chain=chain, today=dt.date(2028, 2, 29) - days(30), catchup_days=0)
     [task] = tasks_of(playbooks["member_birthday"])
-    assert "林晓的生日在2028-02-29" in script_of(task, dt.date(2028, 1, 30))
+    assert "林晓的生日在2028年2月29日" in script_of(task, dt.date(2028, 1, 30))
 
 
 def test_member_birthdays_of_next_month_can_be_listed_on_a_day_of_the_month(chain, clinic_a, playbooks,
@@ -322,7 +322,7 @@ def test_member_birthdays_of_next_month_can_be_listed_on_a_day_of_the_month(chai
     followups_generate(chain=chain, today=first, catchup_days=0)
     [task] = tasks_of(playbooks["member_birthday"])
     assert (task.customer_id, task.anchor_key) == (member.id, "birthday:2026-12")
-    assert "生日在2026-12-24" in script_of(task, first)
+    assert "生日在2026年12月24日" in script_of(task, first)
 
 
 def test_gift_card_reminders_become_tasks_for_the_givers_consultant(chain, clinic_a, playbooks, consultant_a, today):
@@ -338,7 +338,8 @@ def test_gift_card_reminders_become_tasks_for_the_givers_consultant(chain, clini
     assert (task.customer_id, task.assignee_id) == (giver.id, consultant_a.id)
     assert task.context["card_code"] == card.code
     assert task.context["recipient"] == "giver"
-    assert card.expires_at.astimezone(local(today).tzinfo).date().isoformat() in script_of(task, today)
+    expiry = card.expires_at.astimezone(local(today).tzinfo).date()
+    assert f"将于{expiry.year}年{expiry.month}月{expiry.day}日到期" in script_of(task, today)
 
 
 def test_segment_playbook_creates_one_task_per_customer_in_the_segment(chain, clinic_a, front_desk_a, today):

@@ -331,7 +331,7 @@ def test_installing_defaults_twice_keeps_edits(chain, playbooks):
 
 @pytest.mark.parametrize(("late", "chinese", "english"), [
     (0, "今天", "today"), (1, "昨天", "yesterday"), (2, "前天", "2 days ago"), (6, "6天前", "6 days ago"),
-    (7, "11月13日", "on 2026-11-13"), (400, "2025年10月16日", "on 2025-10-16"),
+    (7, "11月13日", "on 13 November 2026"), (400, "2025年10月16日", "on 16 October 2025"),
 ])
 def test_when_names_the_anchor_day_in_the_scripts_language(late, chinese, english):
     from smileloop.followups.script import when_words
@@ -357,6 +357,16 @@ def test_script_rendering_fills_known_values_and_marks_missing_ones():
     assert script_render("{name}您好，{doctor}医生：{survey_link}", {"name": "王芳", "doctor": "张伟"}) == \
         "王芳您好，张伟医生：—"
     assert script_render("a { b", {}) == "a { b"
+
+
+def test_date_reads_as_a_date_in_the_scripts_language_not_as_iso():
+    # {date} rendered 2027-03-05 beside {when}'s 3月5日 in the same Chinese script
+    from smileloop.followups.script import _Values
+
+    values = _Values({"name": "王芳", "date": dt.date(2027, 3, 5)})
+    assert script_render("{name}您好，您的亲友储值卡将于{date}到期。", values) == "王芳您好，您的亲友储值卡将于2027年3月5日到期。"
+    assert script_render("Hello {name}, your card expires on {date}.", values) == \
+        "Hello 王芳, your card expires on 5 March 2027."
 
 
 def test_a_script_called_through_a_relative_greets_the_relative_and_still_names_the_patient_elsewhere():

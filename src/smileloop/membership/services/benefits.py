@@ -106,7 +106,7 @@ def _due_detail(benefit: Benefit, customer: Customer, membership: Membership, at
             return reasons.REVEAL_BIRTHDAY % {"month": f"{today:%Y-%m}"}
     elif trigger == BenefitTrigger.NTH_VISIT:
         if benefit.trigger_n and customer.visit_count >= benefit.trigger_n:
-            return reasons.REVEAL_NTH_VISIT % {"n": benefit.trigger_n, "visits": customer.visit_count, "day": day(at)}
+            return reasons.reveal_nth_visit(n=benefit.trigger_n, visits=customer.visit_count, day=day(at))
     return None
 
 

@@ -253,3 +253,69 @@ def test_card_terms_on_a_benefit_that_gives_no_card_are_refused_beside_them(clie
     errors = response.context["form"].errors
     assert set(errors) == {"card_amount_yuan", "card_valid_months"}
     assert annual_tier.benefits.count() == 0
+
+
+# --- top-up bonus rules: rows in yuan, not JSON in fen ---------------------------------------------------------
+
+
+def _stored_plan_post(plan, topups, bonuses) -> dict:
+    return {"name": plan.name, "kind": plan.kind, "fee_yuan": "0", "duration_months": "", "spend_threshold_yuan": "",
+            "is_active": "on", "description": "", "topup_bonus_rules_topup": topups, "topup_bonus_rules_bonus": bonuses}
+
+
+def test_top_up_bonus_rules_are_edited_as_rows_in_yuan_and_stored_in_fen(client, chain_admin, stored_plan):
+    client.force_login(chain_admin.user)
+    # given: the plan's rule "top up 10,000 yuan → 1,000 yuan bonus" shows as a row in yuan, not as JSON in fen
+    page = client.get(reverse("membership:plan_edit", args=[stored_plan.id])).content.decode()
+    assert 'name="topup_bonus_rules_topup" id="id_topup_bonus_rules_0_topup" value="10000.00"' in page
+    assert 'name="topup_bonus_rules_bonus" id="id_topup_bonus_rules_0_bonus" value="1000.00"' in page
+    assert "min_topup_fen" not in page and '<label for="id_topup_bonus_rules_0_topup">' in page
+    # when: a smaller rule is added before it, the old one raised, an empty row left empty
+    response = client.post(reverse("membership:plan_edit", args=[stored_plan.id]),
+                           _stored_plan_post(stored_plan, ["¥5,000", "20000", ""], ["300.50", "3000", ""]))
+    # then
+    assert response.status_code in (200, 302), response.content.decode()[:2000]
+    stored_plan.refresh_from_db()
+    assert stored_plan.topup_bonus_rules == [{"min_topup_fen": 500_000, "bonus_fen": 30_050},
+                                             {"min_topup_fen": 2_000_000, "bonus_fen": 300_000}]
+    # and emptying every row removes the rules
+    client.post(reverse("membership:plan_edit", args=[stored_plan.id]), _stored_plan_post(stored_plan, ["", ""],
+                                                                                          ["", ""]))
+    stored_plan.refresh_from_db()
+    assert stored_plan.topup_bonus_rules == []
+
+
+def test_top_up_bonus_rules_refuse_bad_rows_beside_the_field_in_chinese_and_change_nothing(client, chain_admin,
+                                                                                          stored_plan, chinese):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:plan_edit", args=[stored_plan.id]), _stored_plan_post(
+        stored_plan, ["10000", "5000", "10000", "一万", "-1", "300"], ["1000", "300", "500", "1", "5", "0"]),
+        HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422
+    assert response.context["form"].errors == {"topup_bonus_rules": [
+        "第 2 行：请按充值金额从小到大排列（¥5,000.00 排在了 ¥10,000.00 之后）。",
+        "第 3 行：充值 ¥10,000.00 已在第 1 行设置了赠送。",
+        "第 4 行：两个金额都请以元填写，例如 10000 和 1000（最多两位小数）。",
+        "第 5 行：两个金额都必须大于 0，且不超过 100,000,000 元。",
+        "第 6 行：两个金额都必须大于 0，且不超过 100,000,000 元。"]}
+    page = response.content.decode()
+    assert 'value="一万"' in page and 'aria-invalid="true"' in page  # kept as typed, marked beside the field
+    stored_plan.refresh_from_db()
+    assert stored_plan.topup_bonus_rules == [{"min_topup_fen": 1_000_000, "bonus_fen": 100_000}]
+
+
+def test_a_tier_edits_its_own_top_up_bonus_rules_as_rows(client, chain_admin, gold_tier):
+    client.force_login(chain_admin.user)
+    response = client.post(reverse("membership:tier_edit", args=[gold_tier.id]), {
+        "rank": "1", "name": "金卡", "discount_percent": "5", "points_multiplier": "1", "family_slots": "1",
+        "friend_discount_percent": "0", "min_spend_yuan": "0", "min_topup_yuan": "10000",
+        "topup_bonus_rules_topup": ["10000"], "topup_bonus_rules_bonus": ["1500"]})
+    assert response.status_code in (200, 302)
+    gold_tier.refresh_from_db()
+    assert gold_tier.topup_bonus_rules == [{"min_topup_fen": 1_000_000, "bonus_fen": 150_000}]
+
+
+def test_the_admin_edits_top_up_bonus_rules_as_rows_too(admin_client, stored_plan):
+    page = admin_client.get(reverse("admin:membership_membershipplan_change", args=[stored_plan.id])).content.decode()
+    assert 'name="topup_bonus_rules_topup" id="id_topup_bonus_rules_0_topup" value="10000.00"' in page
+    assert 'name="topup_bonus_rules"' not in page and "&quot;min_topup_fen&quot;" not in page  # no JSON box

@@ -64,6 +64,7 @@ def test_unknown_keys_are_refused_at_write_and_bad_stored_messages_fall_back():
     ("treatment plan 种植修复 finished (4 of 4 steps) on 2026-03-02", "治疗计划 种植修复 已完成（4 步中 4 步），2026-03-02"),
     ("birthday month (2026-07)", "生日月（2026-07）"),
     ("visit no. 5 reached (6 visits) on 2026-07-10", "第 5 次到店已达成（共 6 次），2026-07-10"),
+    ("visit no. 1 reached (1 visit) on 2026-07-10", "第 1 次到店已达成（共 1 次），2026-07-10"),
     ("老客户回馈", "老客户回馈"),  # typed by staff: kept as typed
 ])
 def test_a_reveals_detail_reads_in_the_readers_language(stored, chinese):
@@ -75,3 +76,15 @@ def test_a_reveals_detail_reads_in_the_readers_language(stored, chinese):
         assert reveal_detail_display(stored) == chinese
     with translation.override("en"):
         assert reveal_detail_display(stored) == stored
+
+
+def test_the_nth_visit_detail_counts_one_visit_in_the_singular():
+    # the reveal's reason read "(1 visits)" in English
+    from smileloop.membership.reasons import reveal_detail_display, reveal_nth_visit
+
+    with translation.override("zh-hans"):  # stored in English whatever the writer's language
+        assert reveal_nth_visit(n=1, visits=1, day="2026-07-10") == "visit no. 1 reached (1 visit) on 2026-07-10"
+        assert reveal_nth_visit(n=5, visits=6, day="2026-07-10") == "visit no. 5 reached (6 visits) on 2026-07-10"
+    with translation.override("en"):  # a detail stored before the fix reads right too
+        assert reveal_detail_display("visit no. 1 reached (1 visits) on 2026-07-10") == \
+            "visit no. 1 reached (1 visit) on 2026-07-10"

@@ -358,12 +358,13 @@ def test_the_reveal_check_skips_what_cannot_apply(wang, spouse, family_plan, fam
 @pytest.mark.parametrize(("trigger", "n", "detail"), [
     (BenefitTrigger.BIRTHDAY_MONTH, None, "birthday month (2026-07)"),
     (BenefitTrigger.NTH_VISIT, 5, "visit no. 5 reached (6 visits) on 2026-07-10"),
+    (BenefitTrigger.NTH_VISIT, 1, "visit no. 1 reached (1 visit) on 2026-07-10"),
 ])
 def test_birthday_month_and_nth_visit_reveal_their_benefits(wang, family_plan, family_tier, trigger, n, detail):
     # given
     benefit = BenefitFactory(tier=family_tier, is_hidden=True, trigger=trigger, trigger_n=n)
     services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
-    wang.visit_count = 6
+    wang.visit_count = n if n == 1 else 6
     wang.save(update_fields=["visit_count"])
     # when
     reveals = services.benefits_reveal_due(customer=wang, as_of=dt.datetime(2026, 7, 10, 4, tzinfo=dt.UTC))

@@ -79,6 +79,31 @@ def test_editing_a_rule_tag_with_invalid_json_is_refused(client, marketing, inte
     assert tag.rule == {"all": []}
 
 
+def test_a_rule_tags_edit_page_reads_its_rule_in_words_and_keeps_the_json_in_collapsed_technical_details(
+        client, marketing, interests):
+    # given: a rule tag ("age at most 12"), whose edit page showed the rule only as raw JSON
+    tag = TagFactory(group=interests, code="kids", name="儿童", kind=TagKind.RULE,
+                     rule={"field": "age", "op": "lte", "value": 12})
+    login(client, marketing)
+    # when
+    page = client.get(reverse("tagging:tag_edit", args=[tag.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    # then: the words come first; the JSON is inside a closed "technical details" block
+    assert "<p class=\"rule-words\" data-rule-words><strong>规则</strong> 年龄 至多 12 岁</p>" in page
+    details = page[page.index('<details class="technical-details">'):]
+    assert details.index("<summary>技术细节</summary>") < details.index('name="rule"') < details.index("</details>")
+    assert page.count('name="rule"') == 1
+
+
+def test_a_refused_rule_opens_the_technical_details_to_show_its_error(client, marketing, interests):
+    tag = TagFactory(group=interests, code="hv", name="高价值", kind=TagKind.RULE, rule={"all": []})
+    login(client, marketing)
+    response = client.post(reverse("tagging:tag_edit", args=[tag.id]), {
+        "group": interests.id, "name": "高价值", "code": "hv", "kind": "rule", "colour": "#dc2626",
+        "rule": "{all: [}", "keyword_threshold": 2, "keyword_window_days": 30, "is_active": "on"})
+    assert response.status_code == 422
+    assert '<details class="technical-details" open>' in response.content.decode()
+
+
 def test_front_desk_may_not_create_tags(client, front_desk_a, interests):
     login(client, front_desk_a)
     assert client.get(reverse("tagging:tag_create")).status_code == 403
