@@ -8,6 +8,7 @@ from smileloop.loyalty.models import (
     Gift,
     GiftExchange,
     Package,
+    PackageCancellation,
     PackageEntitlement,
     PackagePurchase,
     RedeemSettings,
@@ -82,6 +83,12 @@ class WalletShareUseAdmin(ReadOnlyAdmin):
 class PackagePurchaseAdmin(ReadOnlyAdmin):
     list_display = ("id", "package", "holder", "period_start", "period_end", "status")
     list_filter = ("status",)
+
+
+@admin.register(PackageCancellation)
+class PackageCancellationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "purchase", "rule", "computed_fen", "refund_fen", "used_value_fen", "actor", "created_at")
+    list_filter = ("rule",)
 
 
 @admin.register(EntitlementGrant)

@@ -8,7 +8,7 @@ customer.edit.
 """
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
@@ -26,13 +26,22 @@ from smileloop.core.api import (
     referenced_by,
     render,
 )
-from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
 from smileloop.loyalty import selectors, services
-from smileloop.loyalty.models import EntitlementUse, GiftExchange, PackagePurchase, Topup, TopupRefund
+from smileloop.loyalty.enums import RefundRule
+from smileloop.loyalty.models import (
+    EntitlementUse,
+    GiftExchange,
+    PackageCancellation,
+    PackagePurchase,
+    Topup,
+    TopupRefund,
+)
+from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 
 router = Router(tags=["loyalty"])
@@ -82,6 +91,20 @@ class PackageSellIn(InputSchema):
                     "that records its own order).")
     clinic: IdOrCode | None = Field(None, description="Clinic id or code taking the payment (default: the "
                                                       "holder's clinic)")
+
+
+class PackageCancelIn(InputSchema):
+    reason: str = Field(min_length=1, max_length=255, description="Why the package is cancelled (kept with it)")
+    rule: Literal["list_price", "pro_rata"] = Field(
+        RefundRule.LIST_PRICE.value,
+        description="How the refund is computed: `list_price` (default) — the price less what was used, each unit at "
+                    "the list price its visit's bill showed; `pro_rata` — the price times the unused share of the "
+                    "units granted (for when the clinic is at fault). Never below 0 nor above what is left to "
+                    "refund of the bill.")
+    amount_fen: Fen | None = Field(None, description="Refund less than the rule gives (0 … the rule's amount); "
+                                                     "default: the rule's amount")
+    method: PaymentMethod | None = Field(None, description="Refund by this method; default: back to the methods "
+                                                           "that paid the bill, in proportion")
 
 
 class EntitlementRedeemIn(InputSchema):
@@ -183,6 +206,29 @@ class PurchaseOut(Schema):
     period_start: dt.datetime
     period_end: dt.datetime
     order_id: int | None = Field(None, description="The sale's bill when it was paid here")
+
+
+class PackageRefundOut(Schema):
+    id: int
+    method: str
+    amount_fen: int
+
+
+class PackageCancellationOut(Schema):
+    id: int
+    purchase_id: int
+    status: str = Field(description="The purchase's status: cancelled")
+    rule: str
+    computed_fen: int = Field(description="What the rule gives (for a sale without a bill here: what to refund at "
+                                          "the POS that recorded it)")
+    refund_fen: int = Field(description="What was refunded on the sale's bill (0 without a bill)")
+    used_value_fen: int = Field(description="What was used, at list price")
+    units_granted: int
+    units_used: int
+    order_id: int | None = Field(description="The sale's bill, refunded by `refunds`; null: sold without a bill here")
+    refunds: list[PackageRefundOut]
+    reason: str
+    cancelled_at: dt.datetime
 
 
 class EntitlementUseOut(Schema):
@@ -448,3 +494,41 @@ def entitlement_redeem_endpoint(request: HttpRequest, customer_id: Id, payload: 
 
     return _write(request, response, operation="loyalty.entitlement_redeem", key=idempotency_key,
                   permission=Perm.CUSTOMER_EDIT, run=run)
+
+
+def _cancellation(c: PackageCancellation) -> dict:
+    return {"id": c.id, "purchase_id": c.purchase_id, "status": c.purchase.status, "rule": c.rule,
+            "computed_fen": c.computed_fen, "refund_fen": c.refund_fen, "used_value_fen": c.used_value_fen,
+            "units_granted": c.units_granted, "units_used": c.units_used, "order_id": c.purchase.order_id,
+            "refunds": [{"id": r.id, "method": r.method, "amount_fen": r.amount_fen}
+                        for r in c.refunds.order_by("id")],
+            "reason": c.reason, "cancelled_at": local_time(c.created_at)}
+
+
+@router.post("/packages/{int:purchase_id}/cancel", response={201: PackageCancellationOut, **ERROR_RESPONSES},
+             summary="Cancel a service package and refund its bill")
+def package_cancel_endpoint(request: HttpRequest, purchase_id: Id, payload: PackageCancelIn, response: HttpResponse,
+                            idempotency_key: IdempotencyKeyHeader = None):
+    """Ends the purchase: no entitlement of it can be redeemed any more, for any covered person; what was used stays
+    used. Its bill is refunded by the rule (or less), as refunds of the bill by payment method, so revenue and the
+    holder's spend go down. A purchase sold without a bill here (the POS recorded its order) is cancelled refunding
+    nothing (`computed_fen` says what to refund at the POS).
+
+    Needs `payment.refund` (clinic directors, chain admins): 403 without it, and for a bill of a clinic outside the
+    caller's clinics; 404 for a purchase whose holder is outside the caller's scope. 409 `package_not_active` when it
+    is cancelled already or its period ended; 422 naming `body.reason`, `body.amount_fen` (above the rule's amount,
+    or any amount for a sale without a bill) or `body.method`. Nothing changes on a refusal. A refund of the bill
+    through `POST /api/orders/{id}/refunds` while the package is in force is a 409 `refund_elsewhere` naming this
+    endpoint."""
+    def run(scope):
+        purchase = selectors.purchase_get(scope, purchase_id)
+        if purchase.order_id and not scope.allows_clinic(purchase.order.clinic_id):
+            raise PermissionDenied("the package's bill belongs to a clinic outside your clinics", field="purchase_id")
+        cancellation = services.package_cancel(
+            purchase=purchase, key=_service_key(scope, idempotency_key), reason=payload.reason, rule=payload.rule,
+            amount_fen=payload.amount_fen, method=payload.method.value if payload.method else None,
+            actor=request.staff)
+        return 201, render(PackageCancellationOut, _cancellation(cancellation))
+
+    return _write(request, response, operation="loyalty.package_cancel", key=idempotency_key,
+                  permission=Perm.PAYMENT_REFUND, run=run)

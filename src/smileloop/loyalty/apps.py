@@ -10,13 +10,21 @@ class LoyaltyConfig(AppConfig):
     def ready(self):
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
+        from smileloop.customers.timeline import timeline_templates_register
+        from smileloop.ledger.memos import fen_label
         from smileloop.loyalty.memos import memos_register
         from smileloop.loyalty.selectors import topup_total_fen
-        from smileloop.loyalty.services import loyalty_merge_hook
+        from smileloop.loyalty.services import loyalty_merge_hook, package_order_refund_where
+        from smileloop.loyalty.services.cancel import CANCELLED, CANCELLED_SHOWN, TIMELINE_TEMPLATES
         from smileloop.loyalty.views import loyalty_card_load
         from smileloop.membership.services import topup_total_provider_register
+        from smileloop.visits.services import refund_owner_register
 
         section_register("loyalty", loyalty_card_load)
         merge_hook_register(loyalty_merge_hook)
         topup_total_provider_register(topup_total_fen)
         memos_register()
+        # A package's bill is refunded by cancelling the package (which ends its entitlements too), not on its own.
+        refund_owner_register(package_order_refund_where)
+        timeline_templates_register(*TIMELINE_TEMPLATES, labels={"refund_fen": fen_label},
+                                    shown={CANCELLED: CANCELLED_SHOWN})

@@ -36,3 +36,13 @@ class UseKind(models.TextChoices):
 class PurchaseStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     EXPIRED = "expired", _("Expired")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class RefundRule(models.TextChoices):
+    """How a cancelled package's refund is computed (loyalty README, "Cancelling a package"): the price less what
+    was used, valued at list price (the clinics' usual terms), or pro rata over the units granted (the package's
+    own price: when the clinic is at fault)."""
+
+    LIST_PRICE = "list_price", _("Price less what was used, at list price")
+    PRO_RATA = "pro_rata", _("Pro rata: the unused share of the price")

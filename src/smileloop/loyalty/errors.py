@@ -61,6 +61,12 @@ class AlreadyReversed(Conflict):
     code = "already_reversed"
 
 
+class PackageNotActive(Conflict):
+    """The purchase is cancelled already, or its period ended: there is nothing left to cancel."""
+
+    code = "package_not_active"
+
+
 class PeriodOutOfRange(Conflict):
     """A rule or package saved before periods were bounded holds one no date can reach (100000 months is past the
     year 9999): whatever would use it is refused, naming it (`params["name"]`), until it is corrected."""

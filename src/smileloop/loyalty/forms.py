@@ -12,12 +12,14 @@ from django.utils.translation import ngettext
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
+from smileloop.core.forms import FenFieldsMixin
 from smileloop.core.messages import message_display
+from smileloop.core.money import yuan_grouped
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
-from smileloop.loyalty.enums import EarnTrigger
+from smileloop.loyalty.enums import EarnTrigger, RefundRule
 from smileloop.loyalty.models import (
     FEN,
     EarnRule,
@@ -40,6 +42,7 @@ ERROR_MESSAGES = {
     "gift_inactive": _("This gift is no longer offered."),
     "unknown_rule": _("This rule is not active."),
     "not_covered": _("Choose the holder or members of the holder's household."),
+    "package_not_active": _("This package is no longer in force: it was cancelled, or its period ended."),
     "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in the "
                              "loyalty settings first."),
 }
@@ -158,6 +161,44 @@ class PackageSellForm(KeyedForm):
         self.fields["covered"].initial = [holder.pk]
 
 
+class PackageCancelForm(KeyedForm):
+    """The confirmation of a cancellation: the page shows what was used and what each rule refunds (`quote`)."""
+
+    rule = forms.ChoiceField(label=_("Refund rule"), choices=RefundRule.choices, initial=RefundRule.LIST_PRICE,
+                             widget=forms.RadioSelect)
+    amount_yuan = forms.DecimalField(label=_("Refund (yuan)"), required=False, min_value=Decimal(0),
+                                     max_value=Decimal(FEN[1]) / 100, max_digits=12,
+                                     decimal_places=2,
+                                     help_text=_("Empty: the refund by the rule. You may refund less, never more."))
+    method = forms.ChoiceField(label=_("Refund to"), required=False)
+    reason = forms.CharField(label=_("Reason"), max_length=255, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text=_("Kept with the cancellation and shown on the patient's timeline."))
+
+    def __init__(self, *args, quote, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.quote = quote
+        as_paid = ", ".join(f"{PaymentMethod(m).label} ¥{yuan_grouped(a)}" for m, a in quote.payments)
+        self.fields["method"].choices = [
+            ("", _("As paid (%(payments)s)") % {"payments": as_paid} if as_paid else _("As paid")),
+            *[(m, label) for m, label in PaymentMethod.choices if m in TOPUP_METHODS]]
+        if quote.order_id is None:  # nothing is refunded here: no amount, no method
+            del self.fields["amount_yuan"], self.fields["method"]
+
+    def clean(self):
+        data = super().clean()
+        amount, rule = data.get("amount_yuan"), data.get("rule")
+        if amount is not None and rule in self.quote.by_rule and to_fen(amount) > self.quote.by_rule[rule]:
+            self.add_error("amount_yuan", _("At most ¥%(yuan)s, the refund by this rule.")
+                           % {"yuan": yuan_grouped(self.quote.by_rule[rule])})
+        return data
+
+    def service_data(self) -> dict:
+        data = self.cleaned_data
+        amount = data.get("amount_yuan")
+        return {"rule": data["rule"], "reason": data["reason"], "method": data.get("method") or None,
+                "amount_fen": None if amount is None else to_fen(amount)}
+
+
 # --- configuration -----------------------------------------------------------------------------------------
 
 
@@ -177,9 +218,18 @@ class EarnRuleForm(ConfigForm):
         fields = ["code", "name", "trigger", "category", "special_price", "points_per_yuan", "points", "pending_days",
                   "validity_months", "is_active"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            # A new spend rule earns one point per yuan unless staff type otherwise: the model's 0 ("no points", for
+            # a rule that excludes a category) made a first rule saved with its defaults earn nothing.
+            self.initial.setdefault("points_per_yuan", 1)
 
-class RedeemTermsForm(ConfigForm):
+
+class RedeemTermsForm(FenFieldsMixin, ConfigForm):
     """The cap is typed as a percentage of the bill (10), as the page shows it, not in basis points (1000)."""
+
+    percent_fields = ("max_share",)
 
     max_share_percent = forms.DecimalField(label=_("At most this share of a bill (%)"), min_value=0, max_value=100,
                                            max_digits=5, decimal_places=2, help_text=_("10 = at most 10% of a bill."))
@@ -189,16 +239,6 @@ class RedeemTermsForm(ConfigForm):
         model = RedeemSettings
         fields = ["points_per_yuan", "max_share_percent", "is_enabled"]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound and self.instance.max_share_bp is not None:
-            self.initial["max_share_percent"] = (Decimal(self.instance.max_share_bp) / 100).normalize()
-
-    def service_data(self) -> dict:
-        data = {k: v for k, v in self.cleaned_data.items() if k != "max_share_percent"}
-        data["max_share_bp"] = int(self.cleaned_data["max_share_percent"] * 100)
-        return data
-
 
 YUAN_MAX = Decimal(FEN[1]) / 100  # the models' bound on amounts in fen
 
@@ -207,24 +247,9 @@ def yuan_field(label, *, min_value: Decimal = Decimal(0)) -> forms.DecimalField:
     return forms.DecimalField(label=label, min_value=min_value, max_value=YUAN_MAX, max_digits=12, decimal_places=2)
 
 
-class YuanConfigForm(ConfigForm):
+class YuanConfigForm(FenFieldsMixin, ConfigForm):
     """Amounts the model keeps in fen are typed in yuan, as staff type money everywhere else (a package priced
     "298000" read as 298,000 yuan): each `<name>_yuan` form field stands for the model's `<name>_fen`."""
-
-    yuan_fields: tuple[str, ...] = ()
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in self.yuan_fields:
-            fen = getattr(self.instance, f"{name}_fen", None)
-            if fen is not None and not self.is_bound:
-                self.initial[f"{name}_yuan"] = Decimal(fen).scaleb(-2)  # 298000 → 2980.00
-
-    def service_data(self) -> dict:
-        data = {k: v for k, v in self.cleaned_data.items() if not k.endswith("_yuan")}
-        for name in self.yuan_fields:
-            data[f"{name}_fen"] = to_fen(self.cleaned_data[f"{name}_yuan"])
-        return data
 
 
 class BonusRuleForm(YuanConfigForm):

@@ -22,7 +22,7 @@ from smileloop.core.bounds import within
 from smileloop.core.models import TimeStampedModel
 from smileloop.customers.models import Customer
 from smileloop.ledger.models import LedgerTransaction
-from smileloop.loyalty.enums import EarnTrigger, PurchaseStatus, ShareMode, SpecialPrice, UseKind
+from smileloop.loyalty.enums import EarnTrigger, PurchaseStatus, RefundRule, ShareMode, SpecialPrice, UseKind
 from smileloop.visits.enums import Category, PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 
@@ -415,4 +415,42 @@ class EntitlementUse(models.Model):
             models.CheckConstraint(condition=Q(kind="use", reverses__isnull=True) | Q(kind="reversal",
                                                                                    reverses__isnull=False),
                                    name="loyalty_use_reversal_points_back"),
+        ]
+
+
+class PackageCancellation(models.Model):
+    """A package purchase ended before its period (one per purchase; a fact, never edited): the rule and amount of
+    the refund, what had been used, who and why. The purchase's status says it is cancelled; its grants and uses
+    stay as they were (history), and no entitlement of it can be redeemed any more. The money went back as refunds of
+    the purchase's bill (`refunds`, one per payment method), which lower revenue and spend like any refund."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=200)
+    purchase = models.OneToOneField(PackagePurchase, on_delete=models.PROTECT, related_name="cancellation")
+    rule = models.CharField(_("refund rule"), max_length=16, choices=RefundRule.choices)
+    # What the rule gives (never below zero, never more than is left to refund of the bill), and what was refunded:
+    # as much or less (staff may refund less, with the reason); 0 for a purchase sold without a bill here.
+    computed_fen = models.BigIntegerField(_("refund by the rule (fen)"))
+    refund_fen = models.BigIntegerField(_("refunded (fen)"))
+    used_value_fen = models.BigIntegerField(_("value of what was used (fen)"))
+    units_granted = models.PositiveIntegerField()
+    units_used = models.PositiveIntegerField()
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices, blank=True,
+                              help_text=_("Empty: back to the methods that paid the bill."))
+    refunds = models.ManyToManyField("visits.Refund", blank=True, related_name="+")
+    reason = models.CharField(_("reason"), max_length=255)
+    # Per covered person and entitlement: granted, used, left; per use: the item and the value counted.
+    detail = models.JSONField(default=dict)
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("package cancellation")
+        verbose_name_plural = _("package cancellations")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "key"], name="loyalty_cancellation_unique_key"),
+            models.CheckConstraint(condition=Q(computed_fen__gte=0, refund_fen__gte=0, used_value_fen__gte=0,
+                                               refund_fen__lte=models.F("computed_fen")),
+                                   name="loyalty_cancellation_amounts_valid"),
         ]

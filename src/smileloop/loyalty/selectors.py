@@ -273,6 +273,98 @@ def purchases_for(customer: Customer, *, limit: int = 10) -> list[PackagePurchas
                 .order_by("-period_start", "-id")[:limit])
 
 
+def purchases_held(customer: Customer, *, limit: int = 5) -> list[PackagePurchase]:
+    """The packages the customer holds (bought), newest first, with their package and bill: one query (the 360
+    page)."""
+    return list(PackagePurchase.objects.filter(holder_id=customer.pk).select_related("package", "order")
+                .order_by("-period_start", "-id")[:limit])
+
+
+def purchase_get(scope: Scope, purchase_id) -> PackagePurchase:
+    """A package purchase whose holder the staff member may see (else NotFound, as for a missing one)."""
+    return _get(PackagePurchase.objects.filter(holder__in=customer_queryset(scope))
+                .select_related("package", "holder", "order"), purchase_id, "Package purchase not found")
+
+
+@dataclass(frozen=True)
+class UsedUnit:
+    """One entitlement unit used (and not given back) under a purchase, with the value a cancellation counts."""
+
+    use_id: int
+    grant_id: int
+    customer_id: int
+    customer_name: str
+    label: str
+    item_code: str
+    item_name: str
+    used_at: dt.datetime
+    value_fen: int
+
+
+@dataclass(frozen=True)
+class CancelQuote:
+    """What cancelling a purchase now would refund (loyalty README, "Cancelling a package").
+
+    `used`: every unit used and not given back, valued at the list price its visit's bill showed (else the
+    catalogue's). `by_rule`: the refund each rule gives — list price: the price less that value; pro rata: the price
+    times the unused share of the units granted (half a fen up) — never below zero, never more than is left to
+    refund of the bill (`refundable_fen`). Without a bill (`order_id` None) nothing can be refunded here."""
+
+    purchase_id: int
+    price_fen: int
+    order_id: int | None
+    grants: list[EntitlementGrant]
+    refundable_fen: int
+    units_granted: int
+    units_used: int
+    used: list[UsedUnit]
+    payments: list[tuple[str, int]]  # the bill's payments by method, what each may still give back
+    by_rule: dict[str, int]
+
+    @property
+    def used_value_fen(self) -> int:
+        return sum(u.value_fen for u in self.used)
+
+    @property
+    def grant_rows(self) -> list[tuple[EntitlementGrant, int]]:
+        """Each covered person's entitlement with the units used of it."""
+        used: dict[int, int] = {}
+        for u in self.used:
+            used[u.grant_id] = used.get(u.grant_id, 0) + 1
+        return [(g, used.get(g.id, 0)) for g in self.grants]
+
+
+def package_cancel_quote(purchase: PackagePurchase) -> CancelQuote:
+    """Read off a purchase the caller obtained through `purchase_get` (or holds under its lock)."""
+    from smileloop.loyalty.enums import RefundRule
+
+    grants = list(EntitlementGrant.objects.filter(purchase_id=purchase.pk).select_related("customer").order_by("id"))
+    granted = sum(g.quantity for g in grants)
+    uses = list(EntitlementUse.objects.filter(grant__purchase_id=purchase.pk, kind=UseKind.USE, reversal__isnull=True)
+                .select_related("grant", "customer", "item", "order_line").order_by("used_at", "id"))
+    used = [UsedUnit(u.id, u.grant_id, u.customer_id, u.customer.name, u.grant.label, u.item.code, u.item.name, u.used_at,
+                     u.order_line.unit_price_fen if u.order_line_id else u.item.list_price_fen) for u in uses]
+    order = purchase.order if purchase.order_id else None
+    refundable = order.amount_fen - order.refunded_fen if order else 0
+    price = purchase.price_fen
+    unused = max(0, granted - len(used))
+    by_rule = {
+        RefundRule.LIST_PRICE: max(0, price - sum(u.value_fen for u in used)),
+        RefundRule.PRO_RATA: (2 * price * unused + granted) // (2 * granted) if granted else 0,
+    }
+    payments = []
+    if order:
+        paid: dict[str, int] = {}
+        for method, amount in order.payments.values_list("method", "amount_fen").order_by("id"):
+            paid[method] = paid.get(method, 0) + amount
+        for method, amount in order.refunds.values_list("method", "amount_fen"):  # given back before, by method
+            if method in paid:
+                paid[method] = max(0, paid[method] - amount)
+        payments = [(method, amount) for method, amount in paid.items() if amount]
+    return CancelQuote(purchase.pk, price, purchase.order_id, grants, refundable, granted, len(used), used, payments,
+                       {rule: min(amount, refundable) if order else amount for rule, amount in by_rule.items()})
+
+
 # --- configuration ---------------------------------------------------------------------------------------
 
 

@@ -22,4 +22,6 @@ urlpatterns = [
     path("customers/<int:customer_id>/award/", views.award, name="award"),
     path("customers/<int:customer_id>/gift/", views.gift, name="gift"),
     path("customers/<int:customer_id>/package/", views.package, name="package"),
+    path("customers/<int:customer_id>/packages/<int:purchase_id>/cancel/", views.package_cancel,
+         name="package_cancel"),
 ]

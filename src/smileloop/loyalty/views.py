@@ -13,14 +13,15 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain
+from smileloop.clinics.web import htmx_redirect, staff_view
 from smileloop.clinics.web import require_permission as _require
-from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.cards import card_form_view
@@ -29,6 +30,7 @@ from smileloop.customers.selectors import customer_get
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.memos import memos_text
 from smileloop.loyalty import selectors, services
+from smileloop.loyalty.enums import PurchaseStatus, RefundRule
 from smileloop.loyalty.forms import (
     AwardForm,
     BonusRuleForm,
@@ -36,6 +38,7 @@ from smileloop.loyalty.forms import (
     EntitlementForm,
     GiftExchangeForm,
     GiftForm,
+    PackageCancelForm,
     PackageForm,
     PackageSellForm,
     RedeemTermsForm,
@@ -43,6 +46,7 @@ from smileloop.loyalty.forms import (
     to_fen,
 )
 from smileloop.loyalty.models import PackageEntitlement, RedeemSettings
+from smileloop.visits.enums import PaymentMethod
 
 CARD_TEMPLATE = "loyalty/_loyalty_card.html"
 # The card's action forms (each a template partial `<name>-form`), with the title of their no-JavaScript page.
@@ -108,6 +112,19 @@ class LoyaltyCard:
     @property
     def can_edit(self) -> bool:
         return self.scope.can(Perm.CUSTOMER_EDIT)
+
+    @cached_property
+    def held(self) -> list:
+        """The packages this customer holds, newest first, each with `cancel_url` when the reader may cancel it (in
+        force, the reader may refund — `payment.refund` — and its bill, if any, is of one of the reader's clinics)."""
+        may = self.scope.can(Perm.PAYMENT_REFUND)
+        rows = selectors.purchases_held(self.customer)
+        for p in rows:
+            p.in_force = p.status == PurchaseStatus.ACTIVE and p.period_end > timezone.now()
+            mine = p.order_id is None or self.scope.allows_clinic(p.order.clinic_id)
+            p.cancel_url = (_url("loyalty:package_cancel", self.customer.id, p.id) if may and p.in_force and mine
+                            else None)
+        return rows
 
     @cached_property
     def urls(self) -> dict:
@@ -230,6 +247,40 @@ def package(request, scope: Scope, customer_id: int):
 
     return _card_action(request, scope, customer_id, form_name="package",
                         make_form=lambda c: PackageSellForm(scope, request.POST, holder=c), run=run)
+
+
+@staff_view
+@require_http_methods(["GET", "POST"])
+def package_cancel(request, scope: Scope, customer_id: int, purchase_id: int):
+    """The confirmation page of a cancellation: what was used by whom, what each rule refunds and how; POST cancels
+    and goes back to the 360 page, a refusal comes back here (422) with its errors and nothing changed."""
+    customer = customer_get(scope, customer_id)
+    _require(scope, Perm.PAYMENT_REFUND)
+    purchase = selectors.purchase_get(scope, purchase_id)
+    if purchase.holder_id != customer.id:
+        raise errors.NotFound("Package purchase not found")
+    if purchase.order_id and not scope.allows_clinic(purchase.order.clinic_id):
+        raise errors.PermissionDenied("The package's bill belongs to a clinic outside your clinics")
+    quote = selectors.package_cancel_quote(purchase)
+    form = PackageCancelForm(request.POST or None, quote=quote)
+    back = reverse("customers:detail", args=[customer.id]) + "#loyalty"
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.package_cancel(purchase=purchase, key=f"web:{form.cleaned_data['key']}",
+                                    actor=request.user.staff, **form.service_data())
+        except errors.DomainError as exc:
+            if isinstance(exc, (errors.NotFound, errors.PermissionDenied)):
+                raise
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, _("Package cancelled."))
+            return htmx_redirect(request, back)
+    in_force = purchase.status == PurchaseStatus.ACTIVE and purchase.period_end > timezone.now()
+    return render(request, "loyalty/package_cancel.html", {
+        "customer": customer, "purchase": purchase, "quote": quote, "form": form, "back": back,
+        "in_force": in_force, "rules": [(label, quote.by_rule[value]) for value, label in RefundRule.choices],
+        "payments": [(PaymentMethod(method).label, amount) for method, amount in quote.payments]},
+        status=422 if request.method == "POST" else 200)
 
 
 # --- configuration -------------------------------------------------------------------------------------------

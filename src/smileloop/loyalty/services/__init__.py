@@ -1,6 +1,7 @@
 """Loyalty writes, split by topic. Other apps (checkout, demo) import from here (`smileloop.loyalty.services`)."""
 
 from smileloop.loyalty.selectors import WalletBalance, wallet_balance
+from smileloop.loyalty.services.cancel import package_cancel, package_order_refund_where
 from smileloop.loyalty.services.config import (
     earn_rule_save,
     gift_save,
@@ -42,7 +43,8 @@ __all__ = [
     "RedeemTerms", "WalletBalance", "WalletSpend", "points_earn_request", "points_redeem_request",
     "wallet_spend_request", "earn_rule_save", "entitlement_redeem", "entitlement_use_reverse",
     "entitlements_expire", "gift_exchange", "gift_save", "loyalty_demo_programme", "loyalty_merge_hook",
-    "package_entitlement_save", "package_save", "package_sell", "points_award", "points_earn_for_order",
+    "package_cancel", "package_entitlement_save", "package_order_refund_where", "package_save", "package_sell",
+    "points_award", "points_earn_for_order",
     "points_redeem", "points_redeem_quote", "points_redeem_terms", "redeem_terms_save", "topup_bonus_rule_save",
     "wallet_balance", "wallet_spend", "wallet_split", "wallet_topup", "wallet_topup_refund", "wallet_transfer",
 ]

@@ -3,8 +3,9 @@ at a visit (against the order line), reversing a use on refund, and expiring wha
 
 Entitlement counts are not money, so they are counted here, not in the ledger: a grant is a snapshot of the
 package's entitlement for one person; uses are append-only and a refund adds a reversal row; remaining is
-quantity − uses + reversals. Grants are locked (SELECT … FOR UPDATE) before counting, so two front desks
-cannot both take the last cleaning.
+quantity − uses + reversals. Grants are locked (SELECT … FOR UPDATE, joined to their purchase, whose row is locked
+too) before counting, so two front desks cannot both take the last cleaning, and a cancellation (which locks the
+purchase: services/cancel.py) and a redemption are one after the other.
 """
 
 import datetime as dt
@@ -34,6 +35,8 @@ from smileloop.loyalty.models import (
     PackagePurchase,
 )
 from smileloop.loyalty.selectors import age_allows, grant_matches
+from smileloop.loyalty.services.wallet import wallet_spend
+from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 from smileloop.visits.services import order_record
 
@@ -115,7 +118,14 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
                                            max_age=e.max_age))
     EntitlementGrant.objects.bulk_create(grants)
     if payments is not None:
-        # In this transaction: a payment refused (not adding up to the price, an unknown method) sells nothing.
+        # In this transaction: a payment refused (not adding up to the price, an unknown method, not enough stored
+        # value) sells nothing. What the holder pays from stored value is taken from their wallet (the order alone
+        # would only record it: the method names the wallet, the ledger is where its balance lives).
+        from_wallet = sum(p.get("amount_fen") or 0 for p in payments
+                          if isinstance(p, dict) and p.get("method") == PaymentMethod.WALLET)
+        if from_wallet:
+            wallet_spend(payer=holder, amount_fen=from_wallet, key=package_wallet_key(key), actor=actor,
+                         source=f"package {package.name}"[:100])
         order, _ = order_record(customer=holder, clinic=clinic, ordered_at=at, cashier=actor,
                                 lines=[{"item_code": package.item_code, "quantity": 1,
                                         "unit_price_fen": package.price_fen}],
@@ -123,6 +133,12 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         purchase.order = order
         purchase.save(update_fields=["order"])
     return purchase
+
+
+def package_wallet_key(sale_key: str) -> str:
+    """The wallet spend of a package sale paid from stored value (ledger key `wallet_spend:` + this): its
+    cancellation gives that part back to the wallet by reversing it."""
+    return f"package:{sale_key}"
 
 
 def _remaining(grant_ids: list[int]) -> dict[int, int]:
@@ -183,8 +199,10 @@ def entitlement_use_reverse(*, use: EntitlementUse, key: str, actor: Staff | Non
     `key`. A use reversed after its period ended gives back nothing spendable (the grant is expired)."""
     key = key_check(key)
     # A real row lock first (`.count()` would drop FOR UPDATE): a concurrent reversal of this use waits, then finds
-    # this one (its replay, or AlreadyReversed) instead of failing on the unique `reverses`.
-    list(EntitlementGrant.objects.select_for_update().filter(pk=use.grant_id).values_list("pk", flat=True))
+    # this one (its replay, or AlreadyReversed) instead of failing on the unique `reverses`. The purchase's row is
+    # locked with the grant's (joined), as a redemption locks it: a cancellation counting what was used waits for it.
+    list(EntitlementGrant.objects.select_for_update().filter(pk=use.grant_id)
+         .values_list("pk", "purchase__status"))
     existing = EntitlementUse.objects.filter(chain_id=use.chain_id, key=key).first()
     if existing:
         if existing.reverses_id != use.id:

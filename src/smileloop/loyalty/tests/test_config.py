@@ -271,3 +271,13 @@ def test_the_redeem_cap_is_typed_as_a_percentage_of_the_bill(client, chain_admin
     refused = client.post(reverse("loyalty:redeem_terms"), {"points_per_yuan": "100", "max_share_percent": "150"},
                           HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert refused.status_code == 422 and RedeemSettings.objects.get(chain=chain).max_share_bp == 1500
+
+
+def test_a_new_points_rule_offers_one_point_per_yuan_and_an_existing_one_keeps_its_own(client, chain, chain_admin):
+    # a chain's first spend rule saved with the form's defaults earned nothing (the model's 0 = "no points")
+    client.force_login(chain_admin.user)
+    page = client.get(reverse("loyalty:earn_rule_create"))
+    assert page.context["form"]["points_per_yuan"].value() == 1
+    exclusion = EarnRuleFactory(chain=chain, code="no-specials", name="特价不积分", points_per_yuan=0)
+    page = client.get(reverse("loyalty:earn_rule_edit", args=[exclusion.id]))
+    assert page.context["form"]["points_per_yuan"].value() == 0

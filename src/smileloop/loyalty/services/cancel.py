@@ -1,0 +1,183 @@
+"""Cancelling a package purchase: its entitlements end for every covered person and period, what was used stays
+used (the grants and uses are kept; the cancellation is a fact of its own), and the money goes back as refunds of
+the purchase's bill, one per payment method, so revenue and the holder's spend go down as for any refund.
+
+The refund follows a rule the staff member picks (`RefundRule`, computed by `selectors.package_cancel_quote`); they
+may refund less, never more, and always say why. Locks, in the order a checkout takes them: the holder's row, then
+the purchase's. A redemption locks the purchase too (its grants are read joined to it FOR UPDATE), so a redemption
+and a cancellation at the same moment are one before the other: the redemption counts as used, or is refused.
+"""
+
+import datetime as dt
+from fractions import Fraction
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from smileloop.clinics.models import Staff
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.customers.enums import InteractionKind
+from smileloop.customers.services import customers_lock, interaction_add
+from smileloop.customers.timeline import timeline_format
+from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.selectors import transaction_size
+from smileloop.ledger.services import ledger_reverse
+from smileloop.loyalty._common import key_check, now_or
+from smileloop.loyalty.enums import PurchaseStatus, RefundRule
+from smileloop.loyalty.errors import PackageNotActive
+from smileloop.loyalty.models import PackageCancellation, PackagePurchase
+from smileloop.loyalty.selectors import CancelQuote, package_cancel_quote
+from smileloop.loyalty.services.packages import package_wallet_key
+from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.models import Order
+from smileloop.visits.services import refund_record
+
+# Timeline sentences of the holder (stored in English, shown translated: registered in apps.py).
+CANCELLED = gettext_noop("package %(package)s cancelled, %(refund_fen)s fen refunded: %(reason)s")
+CANCELLED_NO_BILL = gettext_noop("package %(package)s cancelled, sold without a bill here, nothing refunded: "
+                                 "%(reason)s")
+TIMELINE_TEMPLATES = (CANCELLED, CANCELLED_NO_BILL)
+# As pages show the first (the label gives yuan, so the unit shown is ¥).
+CANCELLED_SHOWN = gettext_noop("package %(package)s cancelled, ¥%(refund_fen)s refunded: %(reason)s")
+
+CANCEL_ENDPOINT = "POST /api/loyalty/packages/{id}/cancel"
+
+
+def _allocate(amount: int, weights: list[int]) -> list[int]:
+    """`amount` split in proportion to `weights` (floors, then a fen each to the largest remainders)."""
+    total = sum(weights)
+    parts = [amount * w // total for w in weights]
+    order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    for i in order[:amount - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def _refund_parts(quote: CancelQuote, amount: int, method: str) -> list[tuple[str, int]]:
+    """By the chosen method, else back to the methods that paid the bill in proportion to what each may still give
+    back (a bill recorded without its payments: `other`)."""
+    if method:
+        return [(method, amount)]
+    if not quote.payments:
+        return [(PaymentMethod.OTHER, amount)]
+    methods, weights = zip(*quote.payments, strict=True)
+    return list(zip(methods, _allocate(amount, list(weights)), strict=True))
+
+
+def _not_active(purchase: PackagePurchase, at: dt.datetime) -> PackageNotActive | None:
+    if purchase.status == PurchaseStatus.CANCELLED:
+        return PackageNotActive(f"package purchase {purchase.pk} is cancelled already", field="purchase_id")
+    if purchase.status != PurchaseStatus.ACTIVE or purchase.period_end <= at:
+        until = timezone.localdate(purchase.period_end).isoformat()
+        return PackageNotActive(f"package purchase {purchase.pk} ended with its period on {until}: nothing is left "
+                                "to cancel", field="purchase_id")
+    return None
+
+
+@transaction.atomic
+def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: str = RefundRule.LIST_PRICE,
+                   amount_fen: int | None = None, method: str | None = None, actor: Staff | None = None,
+                   at: dt.datetime | None = None) -> PackageCancellation:
+    """End `purchase` now and refund its bill: `amount_fen` (0 ≤ amount ≤ what `rule` gives), by default what the
+    rule gives; by `method`, by default back to the methods that paid. A purchase sold without a bill here (its POS
+    recorded the order) is cancelled refunding nothing: the rule's amount is kept as what to refund at the POS.
+    Idempotent on `key`. Refused, changing nothing: 422 naming the field, 409 `package_not_active`."""
+    key = key_check(key)
+    customers_lock(purchase.holder_id)
+    # The purchase's row, plainly (FOR UPDATE may not reach the nullable side of an outer join to the bill).
+    purchase = PackagePurchase.objects.select_for_update().get(pk=purchase.pk)
+    existing = PackageCancellation.objects.filter(chain_id=purchase.chain_id, key=key).first()
+    if existing is not None:
+        if existing.purchase_id != purchase.pk:
+            raise Conflict(f"idempotency key {key!r} was already used for another cancellation",
+                           code="idempotency_key_reused", field="key")
+        return existing
+    at = now_or(at)
+    errors: list[FieldError] = []
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        errors.append(FieldError("reason", "say why the package is cancelled"))
+    elif len(reason) > 255:
+        errors.append(FieldError("reason", "must be at most 255 characters", reason[:60]))
+    if rule not in RefundRule.values:
+        errors.append(FieldError("rule", f"must be one of {', '.join(RefundRule.values)}", str(rule)))
+    method = method or ""
+    if method and method not in PaymentMethod.values:
+        errors.append(FieldError("method", f"must be one of {', '.join(PaymentMethod.values)}", str(method)))
+    if errors:
+        raise ValidationFailed(errors)
+    if refused := _not_active(purchase, at):
+        raise refused
+    quote = package_cancel_quote(purchase)
+    computed = quote.by_rule[rule]
+    if quote.order_id is None:
+        if amount_fen:
+            errors.append(FieldError("amount_fen", "this package was sold without a bill here: refund it where it "
+                                     "was paid (the POS that recorded its order)", str(amount_fen)))
+        amount_fen = 0
+    elif amount_fen is None:
+        amount_fen = computed
+    elif not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 <= amount_fen <= computed:
+        errors.append(FieldError("amount_fen", f"must be between 0 and {computed} fen (the refund by the rule)",
+                                 str(amount_fen)))
+    spend = _wallet_spend_of(purchase)
+    if method == PaymentMethod.WALLET and amount_fen:
+        paid = transaction_size(spend) if spend else 0
+        if amount_fen > paid:
+            errors.append(FieldError("method", f"stored value can take back at most what this bill took from the "
+                                     f"wallet, {paid} fen: choose another way to give the money back", method))
+    if errors:
+        raise ValidationFailed(errors)
+    cancellation = PackageCancellation.objects.create(
+        chain_id=purchase.chain_id, key=key, purchase=purchase, rule=rule, computed_fen=computed,
+        refund_fen=amount_fen, used_value_fen=quote.used_value_fen, units_granted=quote.units_granted,
+        units_used=quote.units_used, method=method, reason=reason, actor=actor, created_at=at,
+        detail={"grants": [{"grant_id": g.id, "customer_id": g.customer_id, "label": g.label, "quantity": g.quantity,
+                            "used": used} for g, used in quote.grant_rows],
+                "uses": [{"use_id": u.use_id, "customer_id": u.customer_id, "item_code": u.item_code,
+                          "value_fen": u.value_fen} for u in quote.used],
+                "by_rule": dict(quote.by_rule)})
+    PackagePurchase.objects.filter(pk=purchase.pk).update(status=PurchaseStatus.CANCELLED)
+    purchase.status = PurchaseStatus.CANCELLED
+    order = Order.objects.get(pk=quote.order_id) if quote.order_id else None
+    if amount_fen:
+        refunds = []
+        for part_method, part in _refund_parts(quote, amount_fen, method):
+            if part and part_method == PaymentMethod.WALLET:
+                # Back into the holder's wallet, principal and bonus to the lots they came from (the bill's wallet
+                # part came from there: package_sell). One cancellation per purchase: the share is of this part.
+                ledger_reverse(original=spend, key=f"package_cancel:{cancellation.pk}", actor=actor, reason="refund",
+                               upto=Fraction(part, transaction_size(spend)))
+            if part:
+                refund, _ = refund_record(order=order, amount_fen=part, reason=reason, method=part_method,
+                                          external_id=f"package-cancel:{cancellation.pk}:{part_method}",
+                                          refunded_at=at, actor=actor, owner=True)
+                refunds.append(refund)
+        cancellation.refunds.set(refunds)
+    package = purchase.package
+    text = (timeline_format(CANCELLED, package=package.name, refund_fen=amount_fen, reason=reason) if order
+            else timeline_format(CANCELLED_NO_BILL, package=package.name, reason=reason))
+    interaction_add(customer=purchase.holder, kind=InteractionKind.SYSTEM, text=text, author=actor,
+                    clinic=order.clinic if order else purchase.holder.home_clinic, occurred_at=at)
+    return cancellation
+
+
+def _wallet_spend_of(purchase: PackagePurchase) -> LedgerTransaction | None:
+    """The wallet spend that paid part of the purchase's bill, if it was paid from stored value."""
+    return LedgerTransaction.objects.filter(chain_id=purchase.chain_id,
+                                            idempotency_key=f"wallet_spend:{package_wallet_key(purchase.key)}").first()
+
+
+def package_order_refund_where(order: Order) -> str | None:
+    """Where to refund the bill of a package still in force (visits.refund_owner_register): by cancelling the
+    package, which ends its entitlements too; a refund recorded on the bill alone would leave them redeemable. Once
+    the package is cancelled or over, its bill is an ordinary one."""
+    purchase_id = (PackagePurchase.objects.filter(order_id=order.pk, status=PurchaseStatus.ACTIVE,
+                                                  period_end__gt=timezone.now())
+                   .values_list("id", flat=True).first())
+    if purchase_id is None:
+        return None
+    return (f"order {order.pk} is the bill of package purchase {purchase_id}, which is still in force: cancel the "
+            f"package instead ({CANCEL_ENDPOINT.format(id=purchase_id)}, or “Cancel package” on the patient's "
+            "loyalty card), which refunds this bill and ends its entitlements")
