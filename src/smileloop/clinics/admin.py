@@ -1,5 +1,6 @@
 """Configuration of the chain: clinics, staff and their roles, API tokens (hash only, revocable)."""
 
+import re
 import zoneinfo
 
 from django import forms
@@ -10,8 +11,13 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from smileloop.clinics.enums import CHAIN_ROLES
+from smileloop.clinics.forms import StaffAdminAuthenticationForm
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
 from smileloop.core.admin import FixedOnChange
+
+# The admin's login is a second door to the same accounts: it says when the lockout refused a login (clinics.auth).
+admin.site.login_form = StaffAdminAuthenticationForm
 
 
 class ChainForm(forms.ModelForm):
@@ -44,8 +50,35 @@ class ChainAdmin(admin.ModelAdmin):
         return False  # a tenant with all its records; not something to remove from a form
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ClinicForm(forms.ModelForm):
+    class Meta:
+        model = Clinic
+        fields = "__all__"  # noqa: DJ007 - the admin chooses what is shown
+
+    def clean_opening_hours(self) -> dict:
+        """An emptied box is "no hours given" ({}), not a NOT NULL error (a 500 for a new chain's first clinic); what
+        is given is a weekday → ["HH:MM", "HH:MM"] map, opening before closing."""
+        value = self.cleaned_data.get("opening_hours")
+        if value in (None, "", [], {}):
+            return {}
+        hhmm = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+        valid = isinstance(value, dict) and all(
+            day in WEEKDAYS and isinstance(hours, list) and len(hours) == 2
+            and all(isinstance(t, str) and hhmm.fullmatch(t) for t in hours) and hours[0] < hours[1]
+            for day, hours in value.items())
+        if not valid:
+            raise forms.ValidationError(
+                _('Write each opening day as {"mon": ["09:00", "18:00"]} (mon … sun, opening before closing), or '
+                  'leave the box empty.'), code="invalid")
+        return value
+
+
 @admin.register(Clinic)
 class ClinicAdmin(FixedOnChange, admin.ModelAdmin):
+    form = ClinicForm
     list_display = ("code", "name", "city", "chain", "phone", "is_active")
     list_filter = ("chain", "city", "is_active")
     search_fields = ("code", "name", "city", "address")
@@ -69,6 +102,12 @@ class StaffForm(forms.ModelForm):
         if chain is not None and clinics:
             if any(clinic.chain_id != chain.pk for clinic in clinics):
                 self.add_error("clinics", _("Choose a clinic of this chain."))
+        # A clinic role sees only its clinics' patients: without one its every page was empty ("No customers yet")
+        # and its New customer form had no home clinic to choose.
+        if cleaned.get("role") and cleaned["role"] not in CHAIN_ROLES and "clinics" in cleaned and not clinics \
+                and cleaned.get("is_active", True):
+            self.add_error("clinics", _("Choose the clinics this member of staff works at: a clinic role without one "
+                                        "sees no patients."))
         return cleaned
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("board/", views.board, name="board"),
     path("playbooks/", views.playbooks, name="playbooks"),
     path("playbooks/new/", views.playbook_new, name="playbook_new"),
+    path("playbooks/install/", views.playbooks_install, name="playbooks_install"),
     path("playbooks/<int:playbook_id>/", views.playbook_edit, name="playbook_edit"),
     path("playbooks/<int:playbook_id>/toggle/", views.playbook_toggle, name="playbook_toggle"),
     path("playbooks/<int:playbook_id>/steps/", views.step_save, name="step_add"),

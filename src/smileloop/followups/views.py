@@ -11,9 +11,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
+from smileloop.clinics.models import Chain
 from smileloop.clinics.selectors import clinic_list
 from smileloop.clinics.web import htmx_redirect, require_permission, safe_next, staff_view
 from smileloop.core import errors
@@ -197,6 +199,18 @@ def _segments(scope: Scope):
 def playbooks(request, scope: Scope):
     require_permission(scope, Perm.PLAYBOOK_MANAGE)
     return render(request, "followups/playbook_list.html", {"playbooks": selectors.playbook_list(scope)})
+
+
+@staff_view
+@require_POST
+def playbooks_install(request, scope: Scope):
+    """The built-in playbooks now, for a new chain whose admin should not wait for the daily run to install them
+    (idempotent by code: one the chain has already, edited or not, is left as it is)."""
+    require_permission(scope, Perm.PLAYBOOK_MANAGE)
+    result = services.playbooks_install_defaults(chain=Chain(pk=scope.chain_id))
+    messages.success(request, ngettext("%(n)d built-in playbook installed.", "%(n)d built-in playbooks installed.",
+                                       result["created"]) % {"n": result["created"]})
+    return htmx_redirect(request, reverse("followups:playbooks"))
 
 
 @staff_view

@@ -53,6 +53,8 @@ class GiftCardProgramme(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("gift-card programme")
+        verbose_name_plural = _("gift-card programmes")
         ordering = ["chain", "name"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="giftcard_programme_unique_code"),
@@ -143,6 +145,8 @@ class VoucherCampaign(TimeStampedModel):
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
+        verbose_name = _("voucher campaign")
+        verbose_name_plural = _("voucher campaigns")
         ordering = ["chain", "name"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="voucher_campaign_unique_code"),

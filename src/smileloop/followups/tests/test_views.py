@@ -559,3 +559,29 @@ def test_a_new_playbook_with_bad_input_or_a_trigger_of_its_own_kind_is_refused_a
     assert Playbook.objects.count() == before
     # and a role without the playbook permission cannot open the page
     assert login(client, director_a).get(reverse("followups:playbook_new")).status_code == 403
+
+
+def test_a_new_chain_installs_the_built_in_playbooks_from_the_empty_list(client, chain, chain_admin):
+    # given: a chain set up today, before any daily run, so its playbook list is empty
+    from smileloop.followups.defaults import DEFAULT_PLAYBOOKS
+    from smileloop.followups.models import Playbook
+
+    login(client, chain_admin)
+    page = client.get(reverse("followups:playbooks")).content.decode()
+    assert 'data-testid="playbooks-install"' in page
+    # when
+    response = client.post(reverse("followups:playbooks_install"))
+    # then: every built-in one, active, once however often it is pressed; the button is gone
+    assert response.status_code == 302 and response["Location"] == reverse("followups:playbooks")
+    assert Playbook.objects.filter(chain=chain, is_builtin=True, is_active=True).count() == len(DEFAULT_PLAYBOOKS)
+    client.post(reverse("followups:playbooks_install"))
+    assert Playbook.objects.filter(chain=chain).count() == len(DEFAULT_PLAYBOOKS)
+    assert 'data-testid="playbooks-install"' not in client.get(reverse("followups:playbooks")).content.decode()
+
+
+def test_installing_the_built_in_playbooks_needs_the_manage_permission(client, chain, director_a):
+    from smileloop.followups.models import Playbook
+
+    login(client, director_a)
+    assert client.post(reverse("followups:playbooks_install")).status_code == 403
+    assert not Playbook.objects.filter(chain=chain).exists()

@@ -77,6 +77,7 @@ from smileloop.imports.services.values import (
     note_is_own,
     phone_cell_parse,
     phone_fallback_parse,
+    phone_is_placeholder,
     text_formula_value,
 )
 from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
@@ -285,6 +286,8 @@ class _CustomerImport:
                     if text:  # a cell of invisible characters only (a zero-width space, a BOM) names no one
                         values["name"] = text
                 elif name == "mobile":
+                    if phone_is_placeholder(raw):  # 无, 暂无, '-': the person gave no number, as a blank cell
+                        continue
                     mobile_present = True
                     cell = phone_cell_parse(raw)
                     mobile_cell = cell_text(raw)

@@ -200,6 +200,17 @@ def _names_someone_else(text: str) -> bool:
 _EXTENSION = re.compile(r"(.*\d)\s*(?:转|分机|ext\.?|x|#|-|—|–)\s*(\d{1,6})\s*(?:分机|号)?", re.IGNORECASE)
 
 
+# What a sheet writes in the phone column of a patient who has none. Such a cell is a blank one (a phone-less person,
+# the fallback column's number if there is one), not an error that stopped the whole file: a clinic's export writes
+# 无 for every walk-in who gave no number. Any other cell without digits ('abc') is still an error.
+NO_PHONE_WORDS = frozenset({"无", "暂无", "没有", "无号码", "无手机", "无电话", "未留", "未提供", "不详", "未知", "空",
+                            "-", "--", "—", "/", "n/a", "na", "none", "null"})
+
+
+def phone_is_placeholder(raw) -> bool:
+    return isinstance(raw, str) and unicodedata.normalize("NFKC", raw).strip().lower() in NO_PHONE_WORDS
+
+
 def phone_fallback_parse(raw) -> str | None:
     """A cell of the phone's fallback column (电话 beside 手机): None for a cell without a single digit ('无', '-',
     '暂无': no number, not a mistake); else the number as phone_parse gives it. A landline's extension is dropped:

@@ -133,6 +133,13 @@ def test_with_two_chains_the_chain_must_be_given(tmp_path, chain):
         _import("customers", str(path))
 
 
+def test_on_a_new_installation_the_command_says_to_set_up_the_chain_first(tmp_path, db):
+    path = csv_write(tmp_path / "ok.csv", [["姓名"], ["张三"]])
+    with pytest.raises(CommandError, match=r"^There is no chain yet: add the chain and its clinics in the admin"):
+        _import("customers", str(path))
+    assert Customer.objects.count() == 0
+
+
 def test_the_command_speaks_english_throughout_like_its_json_report(tmp_path, chain, catalogue, settings, capsys):
     # given a Chinese-first installation and an orders file naming nobody in the pool
     settings.LANGUAGE_CODE = "zh-hans"

@@ -206,6 +206,20 @@ def test_phoneless_leads_are_created_and_a_repeated_name_and_birthday_is_one_per
     assert sorted(str(c.birthday) for c in Customer.objects.filter(chain=chain)) == ["1990-01-05", "None"]
 
 
+def test_a_phone_cell_saying_there_is_none_is_a_blank_one_and_other_words_are_still_an_error(tmp_path, chain):
+    # given a clinic's export that writes 无 / 暂无 / - for walk-ins who gave no number (each stopped the whole file)
+    path = csv_write(tmp_path / "walkins.csv", [["姓名", "手机号", "电话"], ["孙女士", "无", ""], ["周先生", "暂无", ""],
+                                                ["吴女士", " - ", "0755-86001234"], ["郑先生", "abc", ""]])
+
+    # when
+    report = customers_import(path=path, chain=chain, skip_invalid=True)
+
+    # then: three phone-less people (the landline column still stands in for a blank phone), and 'abc' refused
+    assert [(e["row"], e["value"], e["message"]) for e in report.errors] == [(5, "abc", "is not a phone number")]
+    assert sorted((c.name, c.mobile) for c in Customer.objects.filter(chain=chain)) == [
+        ("吴女士", "+8675586001234"), ("周先生", None), ("孙女士", None)]
+
+
 def test_a_file_with_an_invalid_row_writes_nothing_and_lists_every_error(tmp_path, chain):
     # given one good row and two bad ones
     CustomerFactory(chain=chain, name="王五", mobile="+8613700137000")

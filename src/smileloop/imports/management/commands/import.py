@@ -125,7 +125,8 @@ class Command(BaseCommand):
                 raise CommandError(f"Chain {chain_id} does not exist")
             return chain
         chains = list(Chain.objects.order_by("id")[:2])
+        if not chains:  # "Give --chain ID" sent a new installation looking for an id that does not exist
+            raise CommandError("There is no chain yet: add the chain and its clinics in the admin (/admin/) first")
         if len(chains) != 1:
-            raise CommandError("Give --chain ID: " + ("there is no chain yet" if not chains
-                                                     else "there is more than one chain"))
+            raise CommandError("Give --chain ID: there is more than one chain")
         return chains[0]
