@@ -15,6 +15,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
+from smileloop.clinics.web import client_ip
 from smileloop.core.api import (
     ERROR_RESPONSES,
     Id,
@@ -317,7 +318,7 @@ def customer_get_endpoint(request: HttpRequest, customer_id: Id, reveal_phone: b
     customer = customer_get(scope, customer_id)
     full = None
     if reveal_phone:
-        full = phone_reveal(scope=scope, customer=customer, reason=reason, ip_address=request.META.get("REMOTE_ADDR"))
+        full = phone_reveal(scope=scope, customer=customer, reason=reason, ip_address=client_ip(request))
     return _detail(scope, customer, full_mobile=full)
 
 
@@ -439,7 +440,7 @@ def customer_erase_endpoint(request: HttpRequest, customer_id: Id, payload: Eras
         permission_require(scope, Perm.CUSTOMER_PRIVACY)
         customer = customer_get(scope, customer_id)
         customer = customer_erase(scope=scope, customer=customer, actor=request.staff, reason=payload.reason,
-                                  forfeit=payload.forfeit, ip_address=request.META.get("REMOTE_ADDR"))
+                                  forfeit=payload.forfeit, ip_address=client_ip(request))
         return 200, render(ErasedOut, {"id": customer.id, "name": customer.name,
                                        "erased_at": local_time(customer.erased_at)})
 

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from smileloop.clinics.enums import Perm
-from smileloop.clinics.web import htmx_redirect, require_permission, staff_view
+from smileloop.clinics.web import client_ip, htmx_redirect, require_permission, staff_view
 from smileloop.core import errors
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
@@ -33,7 +33,7 @@ def data_copy(request, scope: Scope, customer_id: int):
     if form.is_valid():
         try:
             name, content = customer_data_export(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
-                                                 ip_address=request.META.get("REMOTE_ADDR"))
+                                                 ip_address=client_ip(request))
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
         else:
@@ -55,7 +55,7 @@ def erase(request, scope: Scope, customer_id: int):
         try:
             customer_erase(scope=scope, customer=customer, actor=request.user.staff,
                            reason=form.cleaned_data["reason"], forfeit=form.cleaned_data["forfeit"],
-                           ip_address=request.META.get("REMOTE_ADDR"))
+                           ip_address=client_ip(request))
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
         except ObligationsOwed as exc:

@@ -25,9 +25,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from smileloop.clinics.enums import Perm
+from smileloop.clinics.web import client_ip, staff_view
 from smileloop.clinics.web import htmx_redirect as _redirect
 from smileloop.clinics.web import require_permission as _require
-from smileloop.clinics.web import staff_view
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
 from smileloop.core.csvsafe import csv_safe
@@ -131,7 +131,7 @@ def customer_export(request, scope: Scope):
     qs = selectors.customer_list(scope, **filters)
     audit_record(actor=request.user, action="customer.export", object_type="customer", reason=reason,
                  detail={"filters": {k: str(v) for k, v in filters.items() if v}},
-                 ip_address=request.META.get("REMOTE_ADDR"))
+                 ip_address=client_ip(request))
     full_phone = scope.can(Perm.PHONE_VIEW)
 
     def rows():
@@ -338,7 +338,7 @@ def phone_reveal(request, scope: Scope, customer_id: int):
     if not form.is_valid():
         return _render_360(request, scope, customer, fragment="phone", status=422, reveal_form=form)
     phone, *others = services.phones_reveal(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
-                                            ip_address=request.META.get("REMOTE_ADDR"))
+                                            ip_address=client_ip(request))
     return _render_360(request, scope, customer, fragment="phone", revealed_phone=phone, revealed_others=others)
 
 

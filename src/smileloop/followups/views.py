@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain
 from smileloop.clinics.selectors import clinic_list
-from smileloop.clinics.web import htmx_redirect, require_permission, safe_next, staff_view
+from smileloop.clinics.web import client_ip, htmx_redirect, require_permission, safe_next, staff_view
 from smileloop.core import errors
 from smileloop.core.scoping import Scope
 from smileloop.customers.services import phone_reveal
@@ -43,7 +43,7 @@ def _staff(scope: Scope):
 
 
 def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    return client_ip(request)
 
 
 # --- inbox and tasks ----------------------------------------------------------------------------------------

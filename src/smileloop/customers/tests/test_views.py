@@ -197,6 +197,16 @@ def test_reveal_shows_the_full_number_and_writes_an_audit_event(client, front_de
         "phone.reveal", str(zhang_san.id), "confirm booking", front_desk_a.user_id)
 
 
+def test_behind_the_proxy_a_reveal_audits_the_staff_members_address_not_the_proxys(client, front_desk_a, zhang_san,
+                                                                                      settings):
+    # production runs behind one proxy (TRUSTED_PROXY_COUNT): REMOTE_ADDR is the proxy on every request
+    settings.TRUSTED_PROXY_COUNT = 1
+    login(client, front_desk_a)
+    client.post(reverse("customers:phone_reveal", args=[zhang_san.id]), {"reason": "confirm booking"},
+                REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.1.2.3")
+    assert AuditEvent.objects.get().ip_address == "10.1.2.3"
+
+
 def test_reveal_shows_the_other_numbers_on_file_too_and_the_audit_row_counts_them(client, front_desk_a, zhang_san):
     # given a landline kept from an import and the mobile itself as phone identities (masked on the page)
     from smileloop.customers.services import identity_add
