@@ -1,20 +1,35 @@
-"""Configuration of the chain: clinics, staff and their roles, API tokens (hash only, revocable)."""
+"""Configuration of the chain: clinics, staff and their roles, API tokens (hash only, revocable).
+
+A chain admin uses these pages for their own chain only (core.admin_scope): their chain's name, its clinics, its
+staff (added in one form, the login made by `staff_create`) and its API tokens; logins and groups are the operator's
+(superuser's)."""
 
 import re
 import zoneinfo
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model, password_validation, update_session_auth_hash
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, UsernameField
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from smileloop.clinics import services
 from smileloop.clinics.enums import CHAIN_ROLES
 from smileloop.clinics.forms import StaffAdminAuthenticationForm
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
 from smileloop.core.admin import FixedOnChange
+from smileloop.core.admin_scope import CHANGE, CONFIGURATION, HIDDEN, VIEW, ChainScoped
 
 # The admin's login is a second door to the same accounts: it says when the lockout refused a login (clinics.auth).
 admin.site.login_form = StaffAdminAuthenticationForm
@@ -41,7 +56,11 @@ class ChainForm(forms.ModelForm):
 
 
 @admin.register(Chain)
-class ChainAdmin(admin.ModelAdmin):
+class ChainAdmin(ChainScoped, admin.ModelAdmin):
+    """A chain admin sees and renames their own chain; chains are added by the operator."""
+
+    chain_admin_actions = frozenset({VIEW, CHANGE})
+    chain_path = "pk"
     form = ChainForm
     list_display = ("id", "name", "time_zone", "created_at")
     search_fields = ("name",)
@@ -77,7 +96,8 @@ class ClinicForm(forms.ModelForm):
 
 
 @admin.register(Clinic)
-class ClinicAdmin(FixedOnChange, admin.ModelAdmin):
+class ClinicAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     form = ClinicForm
     list_display = ("code", "name", "city", "chain", "phone", "is_active")
     list_filter = ("chain", "city", "is_active")
@@ -111,25 +131,165 @@ class StaffForm(forms.ModelForm):
         return cleaned
 
 
+class StaffAddForm(StaffForm):
+    """A new member of staff in one form: their login (username and first password) with their name, role and
+    clinics; saved by `clinics.services.staff_create`, which also decides whether the login opens the admin. The
+    operator (a superuser) may instead name an existing login without a profile (`user`: their own, on a new
+    installation); a chain admin's form has no such field."""
+
+    username = UsernameField(label=_("username"), max_length=150, required=False,
+                             help_text=_("What they type to log in: letters, digits and @ . + - _ only."))
+    password1 = forms.CharField(label=_("password"), strip=False, required=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), help_text=lazy(password_validation.password_validators_help_text_html,
+                                                                 str)())
+    password2 = forms.CharField(label=_("password (again)"), strip=False, required=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    class Meta:
+        model = Staff
+        fields = ("chain", "user", "name", "role", "clinics")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "user" in self.fields:
+            self.fields["user"].required = False
+            self.fields["user"].help_text = _("Or an existing login without a staff profile: then leave the "
+                                              "username and password empty.")
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        if not username:
+            return username
+        get_user_model().username_validator(username)
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(_("This username is taken."), code="unique")
+        return username
+
+    def clean_user(self):
+        user = self.cleaned_data.get("user")
+        if user is not None and Staff.objects.filter(user=user).exists():
+            raise forms.ValidationError(_("This login already has a staff profile."), code="unique")
+        return user
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("user") is not None or "user" in self.errors:
+            return cleaned
+        for name in ("username", "password1", "password2"):
+            if not cleaned.get(name) and name not in self.errors:
+                self.add_error(name, forms.ValidationError(self.fields[name].error_messages["required"],
+                                                           code="required"))
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", _("The two passwords differ."))
+        elif first and cleaned.get("username"):
+            try:
+                password_validation.validate_password(
+                    first, get_user_model()(username=cleaned["username"]))
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned
+
+
 @admin.register(Staff)
-class StaffAdmin(FixedOnChange, admin.ModelAdmin):
+class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
+    fixed_on_change = ("chain", "user")  # the profile's login is who they are; a new login is a new member of staff
     form = StaffForm
+    add_form = StaffAddForm
+    add_fieldsets = ((None, {"fields": ("chain", "username", "name", "role", "clinics", "password1", "password2")}),)
+    raw_id_fields = ("user",)
     list_display = ("name", "user", "role", "chain", "is_active")
     list_filter = ("role", "chain", "is_active", "clinics")
     search_fields = ("name", "user__username")
     filter_horizontal = ("clinics",)
+    list_select_related = ("user", "chain")
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            if request.user.is_superuser:
+                return ((None, {"fields": (*self.add_fieldsets[0][1]["fields"], "user")}),)
+            return self.add_fieldsets
+        return ((None, {"fields": ("chain", "user", "password_link", "name", "role", "clinics", "is_active")}),)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *(("password_link",) if obj is not None else ()))
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    @admin.display(description=_("password"))
+    def password_link(self, obj):
+        url = reverse(f"{self.admin_site.name}:clinics_staff_password", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Set a new password"))
+
+    def has_change_permission(self, request, obj=None):
+        # the operator's own accounts are theirs: a chain admin may not rename, re-role or re-password a superuser
+        if obj is not None and not request.user.is_superuser and obj.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         # patients, tasks and records name who did what; switch the member of staff off (is_active) instead
         return False
-    raw_id_fields = ("user",)
-    list_select_related = ("user", "chain")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            services.staff_admin_access_sync(staff=obj)
+            return
+        data = form.cleaned_data
+        if data.get("user") is not None:
+            staff = services.staff_attach(user=data["user"], chain=data["chain"], name=data["name"],
+                                          role=data["role"], clinics=list(data.get("clinics") or ()))
+        else:
+            staff = services.staff_create(chain=data["chain"], username=data["username"], name=data["name"],
+                                          role=data["role"], clinics=list(data.get("clinics") or ()),
+                                          password=data["password1"])
+        obj.pk, obj.user, obj.created_at, obj.updated_at = staff.pk, staff.user, staff.created_at, staff.updated_at
+        obj._state.adding, obj._state.db = False, staff._state.db
+
+    def save_related(self, request, form, formsets, change):
+        if change:  # on add, staff_create assigned the clinics
+            super().save_related(request, form, formsets, change)
+
+    def get_urls(self):
+        return [path("<path:object_id>/password/", self.admin_site.admin_view(self.password_view),
+                     name="clinics_staff_password"), *super().get_urls()]
+
+    def password_view(self, request, object_id):
+        """Set a member of staff's password (forgotten, or never set): for those who may change the profile."""
+        staff = self.get_object(request, unquote(object_id))
+        if staff is None or not self.has_change_permission(request, staff):
+            raise PermissionDenied
+        form = AdminPasswordChangeForm(staff.user, request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            form.save()
+            update_session_auth_hash(request, form.user)
+            self.log_change(request, staff, _("Password set."))
+            messages.success(request, _("Password set."))
+            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:clinics_staff_change", args=[staff.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Set password: %(name)s") % {"name": staff.user.get_username()},
+            "adminForm": admin.helpers.AdminForm(form, [(None, {"fields": list(form.base_fields)})], {}),
+            "form": form, "form_url": "", "is_popup": False, "add": True, "change": False,
+            "has_delete_permission": False, "has_change_permission": True, "has_absolute_url": False,
+            "opts": self.opts, "original": staff.user, "save_as": False, "show_save": True,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/auth/user/change_password.html", context)
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ChainScoped, admin.ModelAdmin):
     """Tokens are created with `smileloop token create` (the key is shown once); here they are only listed
-    and revoked."""
+    and revoked (a chain admin: their chain's)."""
+
+    chain_admin_actions = frozenset({VIEW, CHANGE})
+    chain_path = "staff__chain"
 
     list_display = ("prefix", "name", "staff", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
@@ -157,10 +317,26 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class LoginAdmin(UserAdmin):
+class LoginAdmin(ChainScoped, UserAdmin):
     """Django's user admin, except that logins are not deleted: the audit log, the ledger and the timeline name
     their actor by login (deleting one would blank the actor of every audit event it wrote, and take its staff
-    profile with it). Switch a login off (active) instead."""
+    profile with it). Switch a login off (active) instead.
+
+    The operator's only: it sets superusers and Django permissions. A chain admin manages their staff's logins on
+    the Staff pages (add, set password)."""
+
+    chain_admin_actions = HIDDEN
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class LoginGroupAdmin(ChainScoped, GroupAdmin):
+    """Django's permission groups: the operator's only (a chain admin's rights come from the role)."""
+
+    chain_admin_actions = HIDDEN

@@ -44,6 +44,9 @@ class Perm:
     # Give money back on staff's own decision (cancel a service package and refund its bill): clinic directors and
     # chain admins; a desk role sells, but does not decide refunds.
     PAYMENT_REFUND = "payment.refund"
+    # Set the chain up in the Django admin (clinics, staff, catalogue, programmes), scoped to the chain
+    # (core.admin_scope). Its login gets is_staff from this (clinics.services.staff_admin_access_sync).
+    ADMIN_SITE = "admin.site"
 
 
 _BASE = {Perm.CUSTOMER_VIEW, Perm.TASK_WORK, Perm.TAG_APPLY}
@@ -66,7 +69,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.CHAIN_ADMIN: frozenset(
         _BASE | {Perm.CUSTOMER_EDIT, Perm.PHONE_VIEW, Perm.HEALTH_VIEW, Perm.HEALTH_EDIT, Perm.VISIT_EDIT,
                  Perm.CUSTOMER_MERGE, Perm.IMPORT, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_PRIVACY, Perm.CONFIG,
-                 Perm.TAG_MANAGE, Perm.PLAYBOOK_MANAGE} | _LEAD
+                 Perm.TAG_MANAGE, Perm.PLAYBOOK_MANAGE, Perm.ADMIN_SITE} | _LEAD
     ),
 }
 

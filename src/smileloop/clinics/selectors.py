@@ -4,7 +4,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from smileloop.clinics.enums import CHAIN_ROLES, ROLE_PERMISSIONS
+from smileloop.clinics.enums import CHAIN_ROLES, ROLE_PERMISSIONS, Perm
 from smileloop.clinics.models import ApiToken, Clinic, Staff
 from smileloop.core.errors import PermissionDenied
 from smileloop.core.scoping import Scope
@@ -26,6 +26,15 @@ def active_staff_of(user) -> Staff | None:
     """The login's staff profile, or None for an anonymous user, a login without one, or an inactive one."""
     staff = getattr(user, "staff", None) if user is not None and user.is_authenticated else None
     return staff if staff is not None and staff.is_active else None
+
+
+def admin_chain_for_user(user) -> int | None:
+    """The chain this login may administer in the Django admin (core.admin_scope), or None: an active staff member
+    whose role carries Perm.ADMIN_SITE administers their own chain, nobody else any."""
+    staff = active_staff_of(user)
+    if staff is None or Perm.ADMIN_SITE not in ROLE_PERMISSIONS.get(staff.role, frozenset()):
+        return None
+    return staff.chain_id
 
 
 def scope_for_user(user) -> Scope:

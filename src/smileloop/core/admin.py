@@ -2,12 +2,14 @@
 
 from django.contrib import admin
 
+from smileloop.core.admin_scope import RECORD, ChainScoped
 from smileloop.core.models import AuditEvent, IdempotencyRecord
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ChainScoped, admin.ModelAdmin):
     """Records the services write (evidence, history, watermarks): shown in the admin, never added, edited or deleted
-    there. Every app's admin of such a model uses this."""
+    there. Every app's admin of such a model uses this. Hidden from a chain admin (core.admin_scope) unless the
+    admin grants RECORD: the staff pages show a chain's records in their scope, masked and audited."""
 
     def has_add_permission(self, request):
         return False
@@ -32,6 +34,8 @@ class FixedOnChange:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
+    chain_admin_actions = RECORD
+    chain_path = "actor__staff__chain"
     list_display = ("created_at", "actor", "action", "object_type", "object_id", "reason", "ip_address")
     list_filter = ("action", "object_type")
     search_fields = ("object_id", "reason", "actor__username")

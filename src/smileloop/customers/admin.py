@@ -1,9 +1,12 @@
 """Read-only admin over the patient pool. Changes go through the staff pages and services (dedup, audit,
-search keys); the admin shows phones masked like every other screen."""
+search keys); the admin shows phones masked like every other screen. Hidden from a chain admin (core.admin_scope):
+the 360 page shows their chain's patients in scope, with reveals and exports audited; only the operator reads them
+here."""
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from smileloop.core.admin_scope import ChainScoped
 from smileloop.customers.models import (
     Consent,
     Customer,
@@ -34,20 +37,20 @@ class _ReadOnly:
         return False
 
 
-class IdentityInline(_ReadOnly, admin.TabularInline):
+class IdentityInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = Identity
     fields = ("kind", "external_id", "app_id", "source", "created_at")
     extra = 0
 
 
-class ConsentInline(_ReadOnly, admin.TabularInline):
+class ConsentInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = Consent
     fields = ("purpose", "granted", "source", "evidence", "recorded_by", "recorded_at")
     extra = 0
 
 
 @admin.register(Customer)
-class CustomerAdmin(_ReadOnly, admin.ModelAdmin):
+class CustomerAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("id", "name", "masked_mobile", "home_clinic", "stage", "first_touch_channel", "visit_count",
                     "created_at")
     list_filter = ("stage", "first_touch_channel", "home_clinic", "chain")
@@ -64,7 +67,7 @@ class CustomerAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Identity)
-class IdentityAdmin(_ReadOnly, admin.ModelAdmin):
+class IdentityAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("kind", "external_id", "customer", "source", "created_at")
     list_filter = ("kind",)
     search_fields = ("=external_id",)
@@ -72,14 +75,14 @@ class IdentityAdmin(_ReadOnly, admin.ModelAdmin):
     show_full_result_count = False
 
 
-class HouseholdMemberInline(_ReadOnly, admin.TabularInline):
+class HouseholdMemberInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = HouseholdMember
     fields = ("customer", "relation")
     extra = 0
 
 
 @admin.register(Household)
-class HouseholdAdmin(_ReadOnly, admin.ModelAdmin):
+class HouseholdAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("id", "name", "head", "created_at")
     search_fields = ("name",)
     list_select_related = ("head",)
@@ -87,7 +90,7 @@ class HouseholdAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(_ReadOnly, admin.ModelAdmin):
+class InteractionAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("occurred_at", "kind", "customer", "author", "clinic")
     list_filter = ("kind",)
     list_select_related = ("customer", "author", "clinic")
@@ -95,7 +98,7 @@ class InteractionAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(CustomerMerge)
-class CustomerMergeAdmin(_ReadOnly, admin.ModelAdmin):
+class CustomerMergeAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("created_at", "survivor", "merged", "actor", "reason")
     list_select_related = ("survivor", "merged", "actor")
     exclude = ("merged_snapshot",)

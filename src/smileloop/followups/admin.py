@@ -5,10 +5,13 @@ or off. Tasks are read-only: outcomes, reassignment and closing go through the s
 from django.contrib import admin
 
 from smileloop.core.admin import ReadOnlyAdmin
+from smileloop.core.admin_scope import CONFIGURATION, RECORD, ChainScoped
 from smileloop.followups.models import FollowupTask, Playbook, PlaybookStep
 
 
-class StepInline(admin.TabularInline):
+class StepInline(ChainScoped, admin.TabularInline):
+    chain_admin_actions = RECORD
+    chain_path = "playbook__chain"
     model = PlaybookStep
     extra = 0
     fields = ("seq", "delay_days", "assignee_rule", "channel", "sla_hours", "lapse_days", "script", "is_active")
@@ -22,7 +25,8 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(Playbook)
-class PlaybookAdmin(admin.ModelAdmin):
+class PlaybookAdmin(ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ("name", "code", "chain", "trigger", "goal", "is_active", "is_builtin")
     list_filter = ("trigger", "goal", "is_active")
     fields = ("chain", "code", "name", "description", "trigger", "trigger_params", "goal", "is_active", "is_builtin")

@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.admin import FixedOnChange
+from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.core.bounds import MAX_FEN
 from smileloop.giftcards.enums import VoucherValueKind
 from smileloop.giftcards.models import GiftCardProgramme, VoucherCampaign
@@ -82,7 +83,8 @@ class VoucherCampaignForm(forms.ModelForm):
 
 
 @admin.register(GiftCardProgramme)
-class GiftCardProgrammeAdmin(FixedOnChange, admin.ModelAdmin):
+class GiftCardProgrammeAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     form = GiftCardProgrammeForm
     list_display = ("name", "code", "chain", "kind", "face_value_fen", "valid_months", "limit_per_period",
                     "limit_period_months", "is_active")
@@ -96,7 +98,8 @@ class GiftCardProgrammeAdmin(FixedOnChange, admin.ModelAdmin):
 
 
 @admin.register(VoucherCampaign)
-class VoucherCampaignAdmin(FixedOnChange, admin.ModelAdmin):
+class VoucherCampaignAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     form = VoucherCampaignForm
     list_display = ("name", "code", "chain", "value_kind", "price_paid_fen", "face_value_fen", "valid_days",
                     "is_active")

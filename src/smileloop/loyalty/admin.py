@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from smileloop.core.admin import FixedOnChange, ReadOnlyAdmin
+from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.loyalty.models import (
     EarnRule,
     EntitlementGrant,
@@ -20,36 +21,43 @@ from smileloop.loyalty.models import (
 
 
 @admin.register(EarnRule)
-class EarnRuleAdmin(FixedOnChange, admin.ModelAdmin):
+class EarnRuleAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ("code", "name", "chain", "trigger", "category", "special_price", "points_per_yuan", "points",
                     "pending_days", "validity_months", "is_active")
     list_filter = ("chain", "trigger", "is_active")
 
 
 @admin.register(RedeemSettings)
-class RedeemSettingsAdmin(FixedOnChange, admin.ModelAdmin):
+class RedeemSettingsAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ("chain", "points_per_yuan", "max_share_bp", "is_enabled")
 
 
 @admin.register(TopupBonusRule)
-class TopupBonusRuleAdmin(FixedOnChange, admin.ModelAdmin):
+class TopupBonusRuleAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ("chain", "min_topup_fen", "bonus_fen", "validity_months", "is_active")
     list_filter = ("chain",)
 
 
 @admin.register(Gift)
-class GiftAdmin(FixedOnChange, admin.ModelAdmin):
+class GiftAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ("name", "chain", "points_price", "stock", "is_active")
     list_filter = ("chain", "is_active")
 
 
-class PackageEntitlementInline(admin.TabularInline):
+class PackageEntitlementInline(ChainScoped, admin.TabularInline):
+    chain_admin_actions = CONFIGURATION
+    chain_path = "package__chain"
     model = PackageEntitlement
     extra = 1
 
 
 @admin.register(Package)
-class PackageAdmin(FixedOnChange, admin.ModelAdmin):
+class PackageAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ("name", "chain", "price_fen", "validity_months", "max_covered", "is_active")
     inlines = [PackageEntitlementInline]
 

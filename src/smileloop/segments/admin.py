@@ -1,13 +1,16 @@
 from django.contrib import admin
 
+from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.segments.models import Segment
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(ChainScoped, admin.ModelAdmin):
     """Read-mostly: rules are edited in the builder or the API, where they are validated; a segment is made there
     (its rule is required) and deleted there (softly, and refused while a playbook or a rule tag uses it). Here
     only its name and description change."""
+
+    chain_admin_actions = CONFIGURATION
 
     list_display = ("id", "chain", "name", "clinic", "is_active", "updated_at", "updated_by")
     list_filter = ("is_active", "chain")

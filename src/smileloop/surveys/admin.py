@@ -1,15 +1,17 @@
 from django.contrib import admin
 
+from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.surveys.models import Survey, SurveySettings
 
 
 @admin.register(SurveySettings)
-class SurveySettingsAdmin(admin.ModelAdmin):
+class SurveySettingsAdmin(ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     list_display = ["chain", "expiry_days"]
 
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(ChainScoped, admin.ModelAdmin):
     """Read-only: answers come only from the patient's link or the API (survey_answer)."""
 
     list_display = ["id", "clinic", "visit_date", "doctor", "score", "answered_at", "complaint_task_id"]

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 
 from smileloop.core.admin import FixedOnChange, ReadOnlyAdmin
+from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.core.errors import ValidationFailed
 from smileloop.tagging import services
 from smileloop.tagging.forms import DomainErrorsMixin
@@ -49,14 +50,16 @@ class TagForm(_CheckedByServices):
 
 
 @admin.register(TagGroup)
-class TagGroupAdmin(FixedOnChange, admin.ModelAdmin):
+class TagGroupAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     form = TagGroupForm
     list_display = ["name", "code", "kind", "ordering", "chain"]
     list_filter = ["chain", "kind"]
 
 
 @admin.register(Tag)
-class TagAdmin(FixedOnChange, admin.ModelAdmin):
+class TagAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     form = TagForm
     list_display = ["name", "code", "group", "kind", "is_active", "keyword_threshold", "keyword_window_days"]
     list_filter = ["chain", "kind", "is_active", "group"]
@@ -69,7 +72,7 @@ class TagAdmin(FixedOnChange, admin.ModelAdmin):
 
 
 @admin.register(CustomerTag)
-class CustomerTagAdmin(admin.ModelAdmin):
+class CustomerTagAdmin(ChainScoped, admin.ModelAdmin):
     list_display = ["customer", "tag", "source", "set_by", "set_at"]
     list_filter = ["source", "tag"]
     raw_id_fields = ["customer", "set_by"]

@@ -1,5 +1,6 @@
 """The service catalogue is configuration and is edited here; appointments, orders, plans and procedures
-arrive from the PMS/POS through the API and are read-only in the admin."""
+arrive from the PMS/POS through the API and are read-only in the admin (and hidden from a chain admin, who sees
+them on the staff pages: patients' records, not configuration)."""
 
 from django import forms
 from django.contrib import admin
@@ -7,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.admin import FixedOnChange
+from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.core.bounds import MAX_FEN
 from smileloop.core.money import fen_to_yuan
 from smileloop.visits.models import (
@@ -49,7 +51,8 @@ class ServiceItemForm(forms.ModelForm):
 
 
 @admin.register(ServiceItem)
-class ServiceItemAdmin(FixedOnChange, admin.ModelAdmin):
+class ServiceItemAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
+    chain_admin_actions = CONFIGURATION
     form = ServiceItemForm
     list_display = ("code", "name", "category", "list_price", "is_special_price", "is_surgical", "is_active", "chain")
     list_filter = ("chain", "category", "is_special_price", "is_surgical", "is_active")
@@ -65,7 +68,7 @@ class ServiceItemAdmin(FixedOnChange, admin.ModelAdmin):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(_ReadOnly, admin.ModelAdmin):
+class AppointmentAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("start_at", "clinic", "customer", "doctor", "status")
     list_filter = ("status", "clinic")
     list_select_related = ("clinic", "customer", "doctor")
@@ -73,26 +76,26 @@ class AppointmentAdmin(_ReadOnly, admin.ModelAdmin):
     show_full_result_count = False
 
 
-class OrderLineInline(_ReadOnly, admin.TabularInline):
+class OrderLineInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = OrderLine
     fields = ("item", "quantity", "unit_price_fen", "discount_fen", "amount_fen", "refunded_fen", "tooth")
     extra = 0
 
 
-class PaymentInline(_ReadOnly, admin.TabularInline):
+class PaymentInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = Payment
     fields = ("method", "amount_fen", "paid_at")
     extra = 0
 
 
-class RefundInline(_ReadOnly, admin.TabularInline):
+class RefundInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = Refund
     fields = ("amount_fen", "method", "reason", "refunded_at", "actor")
     extra = 0
 
 
 @admin.register(Order)
-class OrderAdmin(_ReadOnly, admin.ModelAdmin):
+class OrderAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("ordered_at", "clinic", "customer", "amount", "status", "external_id")
     list_filter = ("status", "clinic")
     search_fields = ("=external_id",)
@@ -106,14 +109,14 @@ class OrderAdmin(_ReadOnly, admin.ModelAdmin):
         return fen_to_yuan(obj.amount_fen)
 
 
-class PlanStepInline(_ReadOnly, admin.TabularInline):
+class PlanStepInline(_ReadOnly, ChainScoped, admin.TabularInline):
     model = PlanStep
     fields = ("seq", "item", "tooth", "status", "done_at")
     extra = 0
 
 
 @admin.register(TreatmentPlan)
-class TreatmentPlanAdmin(_ReadOnly, admin.ModelAdmin):
+class TreatmentPlanAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("planned_at", "title", "clinic", "customer", "status", "steps_done", "steps_total")
     list_filter = ("status", "clinic")
     list_select_related = ("clinic", "customer")
@@ -122,7 +125,7 @@ class TreatmentPlanAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Procedure)
-class ProcedureAdmin(_ReadOnly, admin.ModelAdmin):
+class ProcedureAdmin(_ReadOnly, ChainScoped, admin.ModelAdmin):
     list_display = ("performed_on", "item", "tooth", "clinic", "customer", "doctor")
     list_filter = ("clinic", "item__category")
     list_select_related = ("item", "clinic", "customer", "doctor")
