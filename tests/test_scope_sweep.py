@@ -385,7 +385,7 @@ API_BODIES = {
     "POST /api/loyalty/customers/{int:customer_id}/points/award": lambda w: {"rule_code": w.earn_rule.code},
     "POST /api/loyalty/customers/{int:customer_id}/gift-exchanges": lambda w: {"gift_id": w.gift.id},
     "POST /api/loyalty/customers/{int:customer_id}/wallet/topups": lambda w: {"amount_fen": 10000, "method": "cash"},
-    "POST /api/loyalty/topups/{int:topup_id}/refunds": lambda w: {},
+    "POST /api/loyalty/topups/{int:topup_id}/refunds": lambda w: {"whole": True},
     "POST /api/loyalty/customers/{int:customer_id}/wallet/transfers": lambda w: {"to_customer_id": w.customer_a.id,
                                                                                 "amount_fen": 100},
     "POST /api/loyalty/customers/{int:customer_id}/packages": lambda w: {"package_id": w.package.id,

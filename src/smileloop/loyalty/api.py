@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
+from pydantic import model_validator
 
 from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
 from smileloop.clinics.enums import Perm
@@ -22,6 +23,7 @@ from smileloop.core.api import (
     IdOrCode,
     InputSchema,
     PositiveFen,
+    input_errors,
     local_time,
     referenced_by,
     render,
@@ -65,7 +67,22 @@ class TopupIn(InputSchema):
 
 
 class TopupRefundIn(InputSchema):
-    amount_fen: PositiveFen | None = Field(None, description="Principal to refund; default: all that is left of it")
+    """Exactly one of `amount_fen` and `"whole": true`, as the orders' and checkout's refunds: `{}` refunded all the
+    principal left, so a client that dropped its amount by mistake gave back the whole top-up."""
+
+    amount_fen: PositiveFen | None = Field(None, description='Principal to refund. Give this or `"whole": true`.')
+    whole: bool = Field(False, description="true: refund all that is left of the principal. Give this or "
+                                           "`amount_fen`.")
+
+    @model_validator(mode="after")
+    def _amount_or_whole(self):
+        if self.amount_fen is not None and self.whole:
+            message = 'give amount_fen or "whole": true, not both'
+            raise input_errors("TopupRefundIn", [("amount_fen", message, self.amount_fen), ("whole", message, None)])
+        if self.amount_fen is None and not self.whole:
+            message = 'give amount_fen (the principal to refund) or "whole": true (all that is left of it)'
+            raise input_errors("TopupRefundIn", [("amount_fen", message, None), ("whole", message, None)])
+        return self
 
 
 class TransferIn(InputSchema):
@@ -104,7 +121,9 @@ class PackageCancelIn(InputSchema):
     amount_fen: Fen | None = Field(None, description="Refund less than the rule gives (0 … the rule's amount); "
                                                      "default: the rule's amount")
     method: PaymentMethod | None = Field(None, description="Refund by this method; default: back to the methods "
-                                                           "that paid the bill, in proportion")
+                                                           "that paid the bill, in proportion. The part paid from "
+                                                           "stored value goes back to the wallet whatever the method: "
+                                                           "this one gives what the bill's other payments may.")
 
 
 class EntitlementRedeemIn(InputSchema):
@@ -379,7 +398,9 @@ def wallet_topup_endpoint(request: HttpRequest, customer_id: Id, payload: TopupI
              summary="Refund a top-up's principal (the matching bonus is forfeited)")
 def wallet_topup_refund_endpoint(request: HttpRequest, topup_id: Id, payload: TopupRefundIn,
                                  response: HttpResponse, idempotency_key: IdempotencyKeyHeader = None):
-    """409 `principal_spent` when the wallet no longer holds that much principal; nothing changes."""
+    """`{"amount_fen": …}` refunds that much principal, `{"whole": true}` all that is left of it; neither or both is
+    a 422 naming both (`{}` no longer refunds everything). 409 `principal_spent` when the wallet no longer holds that
+    much principal; nothing changes."""
     def run(scope):
         topup = selectors.topup_get(scope, topup_id)
         refund: TopupRefund = services.wallet_topup_refund(topup=topup, amount_fen=payload.amount_fen,

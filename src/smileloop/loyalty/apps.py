@@ -8,6 +8,7 @@ class LoyaltyConfig(AppConfig):
     verbose_name = _("Loyalty")
 
     def ready(self):
+        from smileloop.customers.privacy import erase_check_register
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
         from smileloop.customers.timeline import timeline_templates_register
@@ -16,6 +17,7 @@ class LoyaltyConfig(AppConfig):
         from smileloop.loyalty.selectors import topup_total_fen
         from smileloop.loyalty.services import loyalty_merge_hook, package_order_refund_where
         from smileloop.loyalty.services.cancel import CANCELLED, CANCELLED_SHOWN, TIMELINE_TEMPLATES
+        from smileloop.loyalty.services.privacy import packages_erase_obligations
         from smileloop.loyalty.views import loyalty_card_load
         from smileloop.membership.services import topup_total_provider_register
         from smileloop.visits.services import refund_owner_register
@@ -26,5 +28,7 @@ class LoyaltyConfig(AppConfig):
         memos_register()
         # A package's bill is refunded by cancelling the package (which ends its entitlements too), not on its own.
         refund_owner_register(package_order_refund_where)
+        # A package still in force would refund its holder on cancelling: an erasure waits for that, or a forfeit.
+        erase_check_register(packages_erase_obligations)
         timeline_templates_register(*TIMELINE_TEMPLATES, labels={"refund_fen": fen_label},
                                     shown={CANCELLED: CANCELLED_SHOWN})

@@ -181,6 +181,9 @@ class PackageCancelForm(KeyedForm):
         self.fields["method"].choices = [
             ("", _("As paid (%(payments)s)") % {"payments": as_paid} if as_paid else _("As paid")),
             *[(m, label) for m, label in PaymentMethod.choices if m in TOPUP_METHODS]]
+        if any(m == PaymentMethod.WALLET for m, _amount in quote.payments):
+            self.fields["method"].help_text = _("The part paid from stored value goes back to the wallet whatever "
+                                                "you choose here.")
         if quote.order_id is None:  # nothing is refunded here: no amount, no method
             del self.fields["amount_yuan"], self.fields["method"]
 

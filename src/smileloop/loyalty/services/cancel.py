@@ -20,15 +20,16 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.services import customers_lock, interaction_add
 from smileloop.customers.timeline import timeline_format
-from smileloop.ledger.models import LedgerTransaction
+from smileloop.ledger.models import Entry, LedgerTransaction
 from smileloop.ledger.selectors import transaction_size
-from smileloop.ledger.services import ledger_reverse
+from smileloop.ledger.services import accounts_lock, ledger_reverse
 from smileloop.loyalty._common import key_check, now_or
 from smileloop.loyalty.enums import PurchaseStatus, RefundRule
 from smileloop.loyalty.errors import PackageNotActive
 from smileloop.loyalty.models import PackageCancellation, PackagePurchase
 from smileloop.loyalty.selectors import CancelQuote, package_cancel_quote
 from smileloop.loyalty.services.packages import package_wallet_key
+from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import Order
 from smileloop.visits.services import refund_record
@@ -54,11 +55,19 @@ def _allocate(amount: int, weights: list[int]) -> list[int]:
     return parts
 
 
-def _refund_parts(quote: CancelQuote, amount: int, method: str) -> list[tuple[str, int]]:
-    """By the chosen method, else back to the methods that paid the bill in proportion to what each may still give
-    back (a bill recorded without its payments: `other`)."""
-    if method:
+def _refund_parts(quote: CancelQuote, amount: int, method: str, wallet_cap: int) -> list[tuple[str, int]]:
+    """Back to the methods that paid the bill in proportion to what each may still give back (a bill recorded
+    without its payments: `other`), or by the method staff chose. The part paid from stored value goes back into
+    the wallet whatever the method chosen: paid out as money, the bonus share of it would become cash (and its
+    principal would leave without the top-up refund's rules). So a chosen method takes what the bill's other
+    payments may still give back, the wallet the rest, up to `wallet_cap` (what the bill took from the wallet: 0 when
+    its stored-value part was never taken from the wallet here, which the chosen method then gives instead)."""
+    if method == PaymentMethod.WALLET:
         return [(method, amount)]
+    if method:
+        others = sum(part for paid_by, part in quote.payments if paid_by != PaymentMethod.WALLET)
+        to_wallet = min(wallet_cap, max(0, amount - others))
+        return [(PaymentMethod.WALLET, to_wallet), (method, amount - to_wallet)]
     if not quote.payments:
         return [(PaymentMethod.OTHER, amount)]
     methods, weights = zip(*quote.payments, strict=True)
@@ -85,6 +94,12 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     Idempotent on `key`. Refused, changing nothing: 422 naming the field, 409 `package_not_active`."""
     key = key_check(key)
     customers_lock(purchase.holder_id)
+    # Then the accounts a wallet refund posts to, before the purchase's row, in the order a checkout takes them: a
+    # family member paying from the holder's wallet locks those accounts, then the purchase (redeeming an
+    # entitlement of it); taken the other way round, the two deadlocked.
+    spend = _wallet_spend_of(purchase)
+    if spend is not None:
+        accounts_lock(Entry.objects.filter(transaction_id=spend.pk).values_list("account_id", flat=True))
     # The purchase's row, plainly (FOR UPDATE may not reach the nullable side of an outer join to the bill).
     purchase = PackagePurchase.objects.select_for_update().get(pk=purchase.pk)
     existing = PackageCancellation.objects.filter(chain_id=purchase.chain_id, key=key).first()
@@ -121,12 +136,19 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     elif not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or not 0 <= amount_fen <= computed:
         errors.append(FieldError("amount_fen", f"must be between 0 and {computed} fen (the refund by the rule)",
                                  str(amount_fen)))
-    spend = _wallet_spend_of(purchase)
+    wallet_cap = min(transaction_size(spend), dict(quote.payments).get(PaymentMethod.WALLET, 0)) if spend else 0
     if method == PaymentMethod.WALLET and amount_fen:
         paid = transaction_size(spend) if spend else 0
         if amount_fen > paid:
             errors.append(FieldError("method", f"stored value can take back at most what this bill took from the "
                                      f"wallet, {paid} fen: choose another way to give the money back", method))
+    parts = _refund_parts(quote, amount_fen, method, wallet_cap) if amount_fen and not errors else []
+    to_wallet = sum(part for paid_by, part in parts if paid_by == PaymentMethod.WALLET)
+    if to_wallet and spend is None:
+        # A sale recorded as paid from stored value before package sales took it from the wallet: the wallet never
+        # paid it, so giving it back there would create stored value.
+        errors.append(FieldError("method", f"this bill records {to_wallet} fen paid from stored value that was never "
+                                 "taken from the wallet here: choose the method to give it back by", method))
     if errors:
         raise ValidationFailed(errors)
     cancellation = PackageCancellation.objects.create(
@@ -143,7 +165,7 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     order = Order.objects.get(pk=quote.order_id) if quote.order_id else None
     if amount_fen:
         refunds = []
-        for part_method, part in _refund_parts(quote, amount_fen, method):
+        for part_method, part in parts:
             if part and part_method == PaymentMethod.WALLET:
                 # Back into the holder's wallet, principal and bonus to the lots they came from (the bill's wallet
                 # part came from there: package_sell). One cancellation per purchase: the share is of this part.
@@ -155,6 +177,9 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
                                           refunded_at=at, actor=actor, owner=True)
                 refunds.append(refund)
         cancellation.refunds.set(refunds)
+        # The refund lowered the holder's spend: re-evaluated as after a checkout refund (a tier reached with the
+        # package's bill is left again where the tier allows downgrades).
+        membership_evaluate(customer=purchase.holder, actor=actor, as_of=at)
     package = purchase.package
     text = (timeline_format(CANCELLED, package=package.name, refund_fen=amount_fen, reason=reason) if order
             else timeline_format(CANCELLED_NO_BILL, package=package.name, reason=reason))

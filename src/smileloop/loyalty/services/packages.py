@@ -18,6 +18,7 @@ from django.utils import timezone
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.customers.models import Customer, HouseholdMember
+from smileloop.customers.services import customers_lock
 from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
 from smileloop.loyalty.errors import (
@@ -36,6 +37,7 @@ from smileloop.loyalty.models import (
 )
 from smileloop.loyalty.selectors import age_allows, grant_matches
 from smileloop.loyalty.services.wallet import wallet_spend
+from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 from smileloop.visits.services import order_record
@@ -62,6 +64,9 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     at `clinic` — one line of the package's catalogue item (`item_code`) at its price — and counts in revenue and
     the holder's spend like any bill. None: paid elsewhere (a POS that records its own order; the demo's history)."""
     key = key_check(key)
+    # The holder first (as a cancellation and a checkout lock them): a double-submitted sale waits for its first run
+    # and finds its purchase, instead of clashing on the unique key (a 500).
+    customers_lock(holder.pk)
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
         if existing.package_id != package.id or existing.holder_id != holder.id:
@@ -132,6 +137,8 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
                                 payments=payments, external_id=f"package:{purchase.pk}", notes=package.name)
         purchase.order = order
         purchase.save(update_fields=["order"])
+        # The bill raised the holder's spend: a spend-based tier it reaches is theirs now, as after a checkout bill.
+        membership_evaluate(customer=holder, actor=actor, as_of=at)
     return purchase
 
 

@@ -111,6 +111,26 @@ def test_a_top_up_and_its_refund_through_the_api(client, token_a, wang, bonus_ru
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_a_top_up_refund_must_say_how_much_and_an_empty_body_refunds_nothing(client, token_a, wang, bonus_rules):
+    # given
+    topup = wallet_topup(customer=wang, amount_fen=1_000_000, method="wechat_pay", key="t-1")
+    url = f"/api/loyalty/topups/{topup.id}/refunds"
+    # when the amount is left out ({} refunded all the principal), or both choices are given
+    empty = post(client, url, {}, token=token_a, key="r-1")
+    both = post(client, url, {"amount_fen": 1000, "whole": True}, token=token_a, key="r-2")
+    # then 422 naming both fields, and nothing changed
+    for refused in (empty, both):
+        assert refused.status_code == 422, refused.content
+        assert sorted(e["field"] for e in refused.json()["errors"]) == ["body.amount_fen", "body.whole"]
+    assert wallet_balance(wang) == WalletBalance(1_000_000, 100_000)
+    # when the whole principal is asked for in words
+    whole = post(client, url, {"whole": True}, token=token_a, key="r-3")
+    # then it is refunded, with its bonus forfeited
+    assert whole.status_code == 201, whole.content
+    assert (whole.json()["amount_fen"], whole.json()["bonus_forfeited_fen"]) == (1_000_000, 100_000)
+    assert wallet_balance(wang) == WalletBalance(0, 0)
+
+
 def test_a_bad_top_up_method_is_a_422_naming_the_field(client, token_a, wang):
     response = post(client, f"/api/loyalty/customers/{wang.id}/wallet/topups",
                     {"amount_fen": 1000, "method": "wallet"}, token=token_a)

@@ -27,7 +27,7 @@ from smileloop.loyalty.services import (
 from smileloop.loyalty.tests.factories import order_with
 from smileloop.visits.enums import OrderStatus
 from smileloop.visits.models import Order, Refund
-from smileloop.visits.services import refund_record
+from smileloop.visits.services import order_record, refund_record
 from smileloop.visits.tests.factories import ServiceItemFactory
 
 pytestmark = pytest.mark.django_db
@@ -205,6 +205,27 @@ def test_a_use_given_back_after_the_cancellation_is_recorded_but_gives_nothing_s
         entitlement_redeem(customer=wang, item=catalogue["CL01"], key="after")
 
 
+def test_a_spend_tier_reached_with_the_packages_bill_comes_at_once_and_goes_with_its_refund(
+        chain, billed_package, wang, clinic_a, director_a):
+    from smileloop.membership.enums import MembershipStatus
+    from smileloop.membership.models import Membership
+    from smileloop.membership.tests.factories import PlanFactory, TierFactory
+
+    # given a spend-based tier from ¥2,000 that may be left again
+    plan = PlanFactory(chain=chain, spend_threshold_fen=200_000)
+    TierFactory(plan=plan, rank=1, min_spend_fen=200_000, downgrade_allowed=True)
+    # when 王芳 (no spend yet) buys the ¥2,980 package: she is a member at once, as after a checkout bill
+    purchase = package_sell(package=billed_package, holder=wang, covered=[wang], key="sale-1", clinic=clinic_a,
+                            payments=[{"method": "cash", "amount_fen": PRICE}])
+    membership = Membership.objects.get(customer=wang)
+    assert membership.status == MembershipStatus.ACTIVE
+    # and when she cancels it unused, her spend is back to 0 and the tier it bought ends
+    package_cancel(purchase=purchase, key="cancel-1", reason="changed her mind", actor=director_a)
+    wang.refresh_from_db()
+    membership.refresh_from_db()
+    assert wang.lifetime_spend_fen == 0 and membership.status == MembershipStatus.CANCELLED
+
+
 def test_the_ledger_still_reconciles_after_cancellations(chain, sale, used, director_a):
     package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a)
     assert ledger_check(chain_id=chain.id) == []
@@ -255,6 +276,61 @@ def test_stored_value_cannot_take_back_more_than_the_bill_took_from_the_wallet(s
         package_cancel(purchase=sale, key="cancel-x", reason="moving", method="wallet", actor=director_a)
     assert [e.field for e in refused.value.errors] == ["method"]
     nothing_changed(sale)
+
+
+def test_a_refund_by_a_chosen_method_still_gives_the_stored_value_part_back_to_the_wallet_not_as_money(
+        chain, billed_package, bonus_rules, wang, clinic_a, director_a):
+    from smileloop.loyalty.services import wallet_topup
+
+    # given ¥5,000 topped up with a ¥400 bonus, and ¥2,000 of the package paid from it (principal and bonus in
+    # proportion), ¥980 in cash
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="topup-1")
+    before = _wallet(wang)
+    sale = package_sell(package=billed_package, holder=wang, covered=[wang], key="sale-w", clinic=clinic_a,
+                        payments=[{"method": "wallet", "amount_fen": 200_000}, {"method": "cash", "amount_fen": 98_000}])
+    # when the director cancels it unused, refunding "in cash"
+    cancellation = package_cancel(purchase=sale, key="cancel-w", reason="moving", method="cash", actor=director_a)
+    # then cash gives back what cash paid, and the stored value goes back to the wallet, bonus as bonus: paid out in
+    # cash it would have turned the bonus share (¥148.15) into money
+    assert sorted(Refund.objects.values_list("method", "amount_fen")) == [("cash", 98_000), ("wallet", 200_000)]
+    assert cancellation.refund_fen == PRICE and _wallet(wang) == before
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_chosen_method_gives_what_it_can_first_and_the_wallet_only_the_rest(chain, billed_package, wang, clinic_a,
+                                                                              director_a):
+    from smileloop.loyalty.services import wallet_topup
+
+    wallet_topup(customer=wang, amount_fen=300_000, method="cash", key="topup-1")
+    sale = package_sell(package=billed_package, holder=wang, covered=[wang], key="sale-w", clinic=clinic_a,
+                        payments=[{"method": "wallet", "amount_fen": 200_000}, {"method": "cash", "amount_fen": 98_000}])
+    package_cancel(purchase=sale, key="cancel-w", reason="goodwill", amount_fen=50_000, method="alipay",
+                   actor=director_a)
+    assert list(Refund.objects.values_list("method", "amount_fen")) == [("alipay", 50_000)]
+    assert _wallet(wang) == 100_000
+
+
+def test_stored_value_a_bill_records_but_the_wallet_never_paid_is_not_put_into_the_wallet(
+        chain, billed_package, wang, clinic_a, director_a):
+    # given a sale recorded before package sales took stored value from the wallet: its bill says ¥1,000.01 was paid
+    # from stored value, the wallet never paid it
+    sale = package_sell(package=billed_package, holder=wang, covered=[wang], key="old-sale")
+    order, _ = order_record(customer=wang, clinic=clinic_a, ordered_at=sale.period_start,
+                            lines=[{"item_code": "PK01", "unit_price_fen": PRICE}],
+                            payments=[{"method": "wallet", "amount_fen": 100_001},
+                                      {"method": "cash", "amount_fen": PRICE - 100_001}])
+    PackagePurchase.objects.filter(pk=sale.pk).update(order=order)
+    sale.refresh_from_db()
+    # when cancelled "as paid": refused naming the method, nothing changed (it raised AttributeError, a 500)
+    with pytest.raises(ValidationFailed) as refused:
+        package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a)
+    assert [e.field for e in refused.value.errors] == ["method"]
+    nothing_changed(sale)
+    # and by a method staff choose, that method gives it all; the wallet gets nothing it never paid
+    package_cancel(purchase=sale, key="cancel-2", reason="moving", method="cash", actor=director_a)
+    assert list(Refund.objects.values_list("method", "amount_fen")) == [("cash", PRICE)]
+    assert _wallet(wang) == 0
+    assert ledger_check(chain_id=chain.id) == []
 
 
 # --- the other refund path: the orders API -------------------------------------------------------------------------

@@ -73,3 +73,28 @@ def test_one_cancellation_sent_four_times_at_once_refunds_once(chain, clinic_a, 
     assert errors == []
     assert len(set(ids)) == 1 and PackageCancellation.objects.count() == 1
     assert Order.objects.get().refunded_fen == 298_000
+
+
+def test_one_sale_paid_from_stored_value_sent_three_times_at_once_sells_and_takes_the_money_once(
+        chain, clinic_a, wang, family_package):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers with row locks are exercised on PostgreSQL")
+    from smileloop.loyalty.selectors import wallet_balance
+    from smileloop.loyalty.services import wallet_topup
+
+    ServiceItemFactory(chain=chain, code="PK01", name="家庭口腔护理套餐", category="exam", list_price_fen=298_000)
+    family_package.item_code = "PK01"
+    family_package.save(update_fields=["item_code"])
+    wallet_topup(customer=wang, amount_fen=500_000, method="cash", key="topup-1")
+
+    # when a double click on the loyalty card sends the same sale (one key) at once
+    def writer(i):
+        return [package_sell(package=family_package, holder=wang, covered=[wang], key="web:sale-1", clinic=clinic_a,
+                             payments=[{"method": "wallet", "amount_fen": 298_000}]).id]
+
+    ids, errors = writers_run(writer, 3)
+    # then every sender is answered with the one sale (the late ones clashed on the unique key: a 500)
+    assert errors == []
+    assert len(ids) == 3 and len(set(ids)) == 1
+    assert PackagePurchase.objects.count() == 1 and Order.objects.count() == 1
+    assert wallet_balance(wang).total == 500_000 - 298_000
