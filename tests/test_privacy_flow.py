@@ -167,3 +167,53 @@ def test_the_data_copy_includes_bills_and_balances_from_the_other_apps(client, c
     assert any(50000 in row for row in accounts)
     assert not any("token" in str(cell).lower() for ws in book.worksheets for cell in next(ws.iter_rows(
         values_only=True)))
+
+
+def test_a_follow_up_task_keeps_neither_the_detractors_comment_nor_the_birthday_it_copied(chain, clinic_a, admin_scope):
+    # given a detractor's answer (its complaint task copies the comment) and a member's birthday-care task (it copies
+    # the birthday)
+    from smileloop.surveys.services import survey_answer
+
+    today = timezone.localdate()
+    playbooks_install_defaults(chain=chain)
+    person = CustomerFactory(chain=chain, home_clinic=clinic_a, name="李小红",
+                             birthday=(today + dt.timedelta(days=30)).replace(year=1985))
+    MembershipFactory(customer=person, tier=TierFactory(plan__chain=chain))
+    survey = SurveyFactory(chain=chain, clinic=clinic_a, customer=person)
+    survey_answer(token=survey.token, score=2, tags=[], comment="李小红：牙医弄疼了我")
+    followups_generate(chain=chain, today=today, catchup_days=0)
+    contexts = list(FollowupTask.objects.filter(customer=person).values_list("context", flat=True))
+    assert any(c.get("comment") == "李小红：牙医弄疼了我" for c in contexts)
+    assert any(c.get("birthday") for c in contexts)
+    # when
+    _erase(admin_scope, person)
+    # then no task of theirs holds either; what is not about the person stays
+    contexts = list(FollowupTask.objects.filter(customer=person).values_list("context", flat=True))
+    assert not any("comment" in c or "birthday" in c for c in contexts)
+    assert any(c.get("survey_id") == survey.pk for c in contexts)
+
+
+def test_the_data_copy_masks_the_other_people_its_texts_name(client, chain, clinic_a, director_a):
+    # given a member's friend card, whose holder heads a family of her own
+    from smileloop.customers.services import household_relative_add
+
+    giver = CustomerFactory(chain=chain, home_clinic=clinic_a, name="吕星辰")
+    holder = CustomerFactory(chain=chain, home_clinic=clinic_a, name="陈梓睿")
+    household_relative_add(customer=holder, relative=CustomerFactory(chain=chain, home_clinic=clinic_a, name="王蕾"),
+                           relation="parent")
+    card = friend_card_issue(member=giver, programme=ProgrammeFactory(chain=chain), trigger="benefit", key="card-1")
+    giftcard_holder_note(card=card, customer=holder, at=timezone.now())
+    client.force_login(director_a.user)
+
+    def texts(person):
+        response = client.post(f"/customers/{person.pk}/privacy/copy/", {"copy-reason": "本人申请"},
+                               HTTP_ACCEPT_LANGUAGE="en")
+        book = openpyxl.load_workbook(io.BytesIO(response.content))
+        return " | ".join(str(v) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for v in row)
+
+    # when / then: each copy names the other people by their surname initial only, and its own person in full
+    theirs = texts(holder)
+    assert "陈梓睿" in theirs and "吕星辰" not in theirs and "王蕾" not in theirs
+    assert "吕**" in theirs and "王*" in theirs
+    mine = texts(giver)
+    assert "吕星辰" in mine and "陈梓睿" not in mine and "陈**" in mine

@@ -51,6 +51,7 @@ class _Sheets:
     def __init__(self, customer: Customer):
         self.customer = customer
         self.sheets: list[tuple[str, list[str], list[list]]] = []
+        self.others: dict[int, str] = {}  # the other people the rows name: id → full name
 
     def add(self, title: str, headers: list[str], rows: list[list]) -> None:
         self.sheets.append((title, headers, rows))
@@ -60,7 +61,10 @@ class _Sheets:
         if value is None:
             return ""
         if isinstance(value, Customer):
-            return _("this person") if value.pk == self.customer.pk else name_masked(value.name)
+            if value.pk == self.customer.pk:
+                return _("this person")
+            self.others[value.pk] = value.name
+            return name_masked(value.name)
         if isinstance(value, Staff):
             return value.name
         if isinstance(value, models.Model):
@@ -156,7 +160,26 @@ def data_copy_sheets(scope: Scope, customer: Customer) -> list[tuple[str, list[s
         sheets.add(_("Family"), [_("Family"), _("Family member"), _("Relation to the head")],
                    [[found.name, sheets.cell(m.customer), m.get_relation_display()] for m in found.members])
     _other_apps(sheets, customer)
-    return sheets.sheets
+    return _others_masked(sheets)
+
+
+def _others_masked(sheets: _Sheets) -> list[tuple[str, list[str], list[list]]]:
+    """The other people the rows name (a card's giver or holder, a relative, a family-card holder) are masked in
+    their columns by `cell`; texts that spell their full name (a gift card's event "given by 吕星辰", a family named
+    after its head, "王蕾家") are masked alike. A name within the person's own is left alone."""
+    own = sheets.customer.name or ""
+    names = sorted({n.strip() for n in sheets.others.values() if len((n or "").strip()) > 1 and n.strip() not in own},
+                   key=len, reverse=True)
+    if not names:
+        return sheets.sheets
+
+    def masked(value):
+        if isinstance(value, str):
+            for name in names:
+                value = value.replace(name, name_masked(name))
+        return value
+
+    return [(title, headers, [[masked(v) for v in row] for row in rows]) for title, headers, rows in sheets.sheets]
 
 
 def _safe(value):

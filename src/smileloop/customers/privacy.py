@@ -9,18 +9,21 @@ the person (follow-up notes, survey comments, gift-card events, family-card bind
 the apps that hold value the person could still claim register an obligation check (`erase_check_register`): a
 positive balance must be refunded, or forfeited on purpose, before the erasure goes ahead."""
 
+import json
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.models import IdempotencyRecord
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import ConsentPurpose, Gender, InteractionKind, Relation
 from smileloop.customers.models import (
@@ -146,6 +149,66 @@ def _household_leave(customer: Customer, actor: Staff | None) -> str:
     return "dissolved"
 
 
+# Keys of an API answer's customer object (customers.api's CustomerOut, its upsert's) that hold what the erasure
+# blanks, and what they become in a stored answer.
+_ANSWER_VALUES = {"mobile": "", "gender": Gender.UNKNOWN, "birthday": None, "address": "", "community": "",
+                  "latitude": None, "longitude": None, "notes": "", "identities": [], "consents": [],
+                  "household": None}
+
+
+def _customer_object(value: dict, ids: set[int]) -> bool:
+    # A customer in an answer has an id, a name and a (masked) mobile; a clinic or a staff member has no mobile.
+    return value.get("id") in ids and "name" in value and "mobile" in value
+
+
+def _answers_scrub(people: list[int], names: dict[int, str]) -> int:
+    """Rewrite the stored API answers (core.idempotency: replayed for a week on a retried key, shown in the admin)
+    that name the person: a customer object of theirs loses its personal values (_ANSWER_VALUES) and their name
+    becomes the anonymous one wherever the answer says it. Only answers that hold one of `people`'s ids as a
+    customer are touched: another person of the same name keeps theirs. Returns how many were rewritten."""
+    found = Q()
+    for name in {n for n in names.values() if n}:
+        found |= Q(text__contains=name) | Q(text__contains=json.dumps(name)[1:-1])
+    if not found:
+        return 0
+    ids = set(people)
+
+    def about(value) -> bool:
+        if isinstance(value, dict):
+            if _customer_object(value, ids) or value.get("customer_id") in ids:
+                return True
+            return any(about(v) for v in value.values())
+        return isinstance(value, list) and any(about(v) for v in value)
+
+    def scrub(value):
+        if isinstance(value, dict):
+            if _customer_object(value, ids):
+                value = {**value, **{k: v for k, v in _ANSWER_VALUES.items() if k in value},
+                         "name": ERASED_NAME % {"id": value["id"]}}
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        if isinstance(value, str):
+            for pk, name in names.items():
+                if len(name or "") > 1:  # a one-character name would be found in any text
+                    value = value.replace(name, ERASED_NAME % {"id": pk})
+            return value
+        return value
+
+    rewritten = 0
+    for record in IdempotencyRecord.objects.annotate(text=Cast("response", TextField())).filter(found).only(
+            "id", "response"):
+        stored_as_text = isinstance(record.response, str)
+        body = json.loads(record.response) if stored_as_text else record.response
+        if not about(body):
+            continue
+        body = scrub(body)
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            response=json.dumps(body, separators=(",", ":"), ensure_ascii=False) if stored_as_text else body)
+        rewritten += 1
+    return rewritten
+
+
 @transaction.atomic
 def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, reason: str, forfeit: bool = False,
                    ip_address: str | None = None) -> Customer:
@@ -153,7 +216,8 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
 
     Blanks name (→ "已注销客户 #<id>"), mobile, gender, birthday, address, community, coordinates and notes, on this
     record and on the records merged into it; deletes identities and search keys; blanks the timeline (a stage
-    change keeps its stages); empties the merge snapshots; takes them out of their household; records every
+    change keeps its stages); empties the merge snapshots; rewrites the stored API answers about them (a replayed
+    Idempotency-Key answers the anonymous record); takes them out of their household; records every
     marketing consent as withdrawn (append-only); runs the registered hooks (open follow-ups cancelled, survey
     comments, gift-card events, family bindings). Orders, payments, refunds, plans, procedures, ledger balances and
     audit rows stay. One audit row (who, reason, counts — never the erased values) and a system timeline sentence.
@@ -179,6 +243,7 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
         detail.update(hook(customer=locked, actor=actor) or {})
     merged = _merged_records(locked)
     people = [locked.pk, *merged]
+    names = {locked.pk: locked.name, **dict(Customer.objects.filter(pk__in=merged).values_list("pk", "name"))}
     now = timezone.now()
     for pk in merged:
         Customer.objects.filter(pk=pk).update(name=ERASED_NAME % {"id": pk}, erased_at=now, updated_at=now,
@@ -195,6 +260,7 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     CustomerMerge.objects.filter(Q(survivor_id__in=people) | Q(merged_id__in=people)).update(merged_snapshot={},
                                                                                            reason="")
     detail["household"] = _household_leave(locked, actor)
+    detail["api_answers"] = _answers_scrub(people, names)
     Consent.objects.bulk_create([
         Consent(customer=locked, purpose=purpose, granted=False, source=CONSENT_SOURCE, recorded_by=actor,
                 recorded_at=now) for purpose in MARKETING_PURPOSES])

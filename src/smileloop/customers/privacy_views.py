@@ -20,7 +20,8 @@ from smileloop.customers.privacy import ObligationsOwed, customer_erase
 from smileloop.customers.views import _render_360
 
 # What an obligation (customers.privacy.Obligation.code, from the apps that register checks) is called on the page.
-OBLIGATION_LABELS = {"wallet": gettext_lazy("stored value"), "gift_card": gettext_lazy("gift card balance")}
+OBLIGATION_LABELS = {"wallet": gettext_lazy("stored value"), "gift_card": gettext_lazy("gift card balance"),
+                     "package": gettext_lazy("refund of a service package in force (cancel it first)")}
 
 
 @staff_view

@@ -1110,7 +1110,7 @@ def _merge_households(survivor: Customer, merged: Customer, moved: dict) -> None
 
 @transaction.atomic
 def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor: Staff | None = None,
-                   reason: str = "") -> CustomerMerge:
+                   reason: str = "", ip_address: str | None = None) -> CustomerMerge:
     """Move everything of `merged` onto `survivor` and leave `merged` as a tombstone.
 
     Every row in any app that points at the merged customer is re-pointed (found through the model
@@ -1190,7 +1190,7 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
                                          reason=reason),
                     data={"merged_id": merged.id, "moved": moved})
     audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=survivor.id,
-                 reason=reason, detail={"merged_id": merged.id, "moved": moved})
+                 reason=reason, detail={"merged_id": merged.id, "moved": moved}, ip_address=ip_address)
     return record
 
 

@@ -617,7 +617,7 @@ def customer_merge(request, scope: Scope):
         with transaction.atomic():  # a group of three is merged whole or not at all
             for merged in records.values():
                 services.customer_merge(scope=scope, survivor=survivor, merged=merged, actor=request.user.staff,
-                                        reason=form.cleaned_data["reason"])
+                                        reason=form.cleaned_data["reason"], ip_address=client_ip(request))
                 survivor.refresh_from_db()
     except errors.Conflict as exc:
         problem = (_("One of these records heads a family and the record to keep belongs to another family: take one "

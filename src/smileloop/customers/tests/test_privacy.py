@@ -404,3 +404,32 @@ def test_the_api_refuses_a_role_without_the_permission_and_another_clinics_patie
     assert _api_erase(client, patient, other, {"reason": "x"}, key="erase-2").status_code == 404
     assert Customer.objects.get(pk=patient.pk).erased_at is None
 
+
+
+def test_a_replayed_upsert_answers_the_anonymous_record_after_the_erasure(client, patient, chain, clinic_a,
+                                                                          director_a, director_scope):
+    # given two upserts through the API, one of the patient (its answer stored for replay) and one of another 张三
+    from smileloop.clinics.services import token_create
+
+    token = token_create(username=director_a.user.username)
+
+    def upsert(body, key):
+        return client.post("/api/customers/upsert", data=json.dumps(body), content_type="application/json",
+                           headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
+
+    mine = {"name": "张三", "mobile": "13800138000", "notes": "怕疼，喜欢下午来"}
+    other = {"name": "张三", "mobile": "13900139000", "address": "北京市朝阳区1号", "home_clinic": clinic_a.code}
+    first = upsert(mine, "upsert-mine").json()["customer"]
+    assert (first["id"], first["address"], first["birthday"]) == (patient.pk, PERSONAL["address"], "1980-05-06")
+    theirs = upsert(other, "upsert-other").json()
+    # when
+    _erase(director_scope, patient)
+    # then a retry of the patient's upsert answers the anonymous record; the other 张三's answer is theirs still
+    replay = upsert(mine, "upsert-mine")
+    assert replay["Idempotent-Replayed"] == "true"
+    text = replay.content.decode()
+    for value in ("张三", "1980-05-06", "南京西路", "静安花园", "怕疼", "oWX-zhangsan", "8000"):
+        assert value not in text and json.dumps(value)[1:-1] not in text
+    assert replay.json()["customer"]["name"] == f"已注销客户 #{patient.pk}"
+    assert upsert(other, "upsert-other").json() == theirs
+    assert AuditEvent.objects.get(action="customer.erase").detail["api_answers"] == 1

@@ -612,6 +612,17 @@ def test_merge_moves_everything_to_the_survivor_and_audits(client, director_a, t
     assert AuditEvent.objects.filter(action="customer.merge").count() == 1
 
 
+def test_behind_the_proxy_a_merge_audits_the_staff_members_address(client, director_a, twins, settings):
+    # production runs behind one proxy (TRUSTED_PROXY_COUNT): REMOTE_ADDR is the proxy on every request
+    settings.TRUSTED_PROXY_COUNT = 1
+    first, second = twins
+    login(client, director_a)
+    client.post(reverse("customers:merge"), {"customers": f"{first.id},{second.id}", "survivor": second.id,
+                                             "reason": "same person"},
+                REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.1.2.3")
+    assert AuditEvent.objects.get(action="customer.merge").ip_address == "10.1.2.3"
+
+
 def test_merge_needs_a_reason(client, director_a, twins):
     first, second = twins
     login(client, director_a)

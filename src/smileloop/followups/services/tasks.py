@@ -202,10 +202,16 @@ def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
         anchor_key=Concat(Left("anchor_key", 64 - len(suffix)), Value(suffix)), updated_at=now)
 
 
+# Script values a task copies from the person when it is made (sources.py, surveys' complaint task): their birthday,
+# and a detractor's comment in their own words. An erasure takes them out of the task's context.
+ERASED_CONTEXT_KEYS = ("birthday", "comment")
+
+
 def followups_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
     """Before a person's personal information is erased (customers.privacy): their open tasks are cancelled (nobody
     calls them again; the daily run skips erased people, generate.py) and what staff wrote on any of their tasks
-    (the brief, the outcome's note) is blanked. Outcomes and dates stay."""
+    (the brief, the outcome's note) is blanked, and so are the personal values the task copied into its script
+    context (ERASED_CONTEXT_KEYS). Outcomes and dates stay."""
     from smileloop.followups.models import CUSTOMER_ERASED
 
     now = timezone.now()
@@ -213,4 +219,9 @@ def followups_erase_hook(*, customer: Customer, actor: Staff | None = None) -> d
     cancelled = tasks.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason=CUSTOMER_ERASED,
                                                             updated_at=now)
     tasks.exclude(brief="", note="").update(brief="", note="", updated_at=now)
+    copied = [task for task in tasks.only("id", "context")
+              if isinstance(task.context, dict) and any(key in task.context for key in ERASED_CONTEXT_KEYS)]
+    for task in copied:
+        task.context = {k: v for k, v in task.context.items() if k not in ERASED_CONTEXT_KEYS}
+    FollowupTask.objects.bulk_update(copied, ["context"])
     return {"followups_cancelled": cancelled}
