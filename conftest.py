@@ -1,12 +1,47 @@
 """Shared fixtures: a chain with two clinics and staff in each role that matters for scoping."""
 
 import pytest
+from django.core.signals import request_finished, request_started
+from django.utils import translation
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import ChainFactory, ClinicFactory, StaffFactory
 from smileloop.visits.enums import Category
 from smileloop.visits.tests.factories import ServiceItemFactory
+
+
+@pytest.fixture(autouse=True)
+def no_language_left_active():
+    """Every test starts with no language active (the default, settings.LANGUAGE_CODE): a message asserted in English
+    must not depend on which test ran before in this process. A request through the test client leaves its language
+    active (Django's LocaleMiddleware activates it and never restores it; a server's next request activates its own):
+    that is reset here after the test. A test that activated another language itself (`translation.activate`) and
+    left it fails: use `translation.override`, which restores it. The language is reset either way."""
+    before = translation.get_language()
+    requests = {"started": 0, "finished": 0, "language": None}  # the language when the last one finished
+
+    def started(**kwargs):
+        requests["started"] += 1
+
+    def finished(**kwargs):
+        requests["finished"] += 1
+        requests["language"] = translation.get_language()
+
+    request_started.connect(started, weak=False, dispatch_uid="no_language_left_active")
+    request_finished.connect(finished, weak=False, dispatch_uid="no_language_left_active")
+    try:
+        yield
+    finally:
+        request_started.disconnect(dispatch_uid="no_language_left_active")
+        request_finished.disconnect(dispatch_uid="no_language_left_active")
+        after = translation.get_language()
+        translation.deactivate()  # none active: the default follows settings.LANGUAGE_CODE again
+        # a streamed answer whose body the test did not read has not finished: its request's language is still active
+        left_by_a_request = requests["language"] == after or requests["started"] > requests["finished"]
+        if after != before and not left_by_a_request:
+            pytest.fail(f"the test left the language {after!r} active (it began in {before!r}): use "
+                        "translation.override, which restores it", pytrace=False)
 
 
 @pytest.fixture

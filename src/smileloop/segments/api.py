@@ -3,8 +3,10 @@ keep saved segments. Token auth, scope, permissions, Idempotency-Key on writes, 
 
 A rule tree is JSON: {"all": [...]}, {"any": [...]}, {"not": {...}} and conditions
 {"field": "spend_fen_days", "op": "gte", "value": 100000, "days": 365}; `GET /fields` lists the fields, their
-operators, value types and parameters. Errors name the bad part by its path in the tree ("all[2].any[0]");
-in a 422 body the path is prefixed with the request part ("body.rule.all[2].any[0]").
+operators, value types and parameters. A clinic in a rule (the `clinic` field's values, a distance's `clinic`)
+is its id or, as elsewhere, its code ("SH01"); a saved segment stores ids. Errors name the bad part by its path in
+the tree ("all[2].any[0]"); in a 422 body the path is prefixed with the request part ("body.rule.all[2].any[0]").
+Answers name a clinic as every answer does ({id, code, name}: a segment's owner, a preview row's home clinic).
 """
 
 import datetime as dt
@@ -15,7 +17,17 @@ from ninja import Field, Router, Schema
 
 from smileloop.clinics.api import clinic_for_write, permission_require, request_scope
 from smileloop.clinics.enums import Perm
-from smileloop.core.api import ERROR_RESPONSES, FieldErrorOut, Id, IdOrCode, InputSchema, IsoDate, render
+from smileloop.core.api import (
+    ERROR_RESPONSES,
+    ClinicRef,
+    FieldErrorOut,
+    Id,
+    IdOrCode,
+    InputSchema,
+    IsoDate,
+    clinic_ref,
+    render,
+)
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.segments import selectors, services
@@ -47,7 +59,9 @@ class PreviewRowOut(Schema):
     mobile: str = Field(description="Masked")
     gender: str
     age: int | None
-    home_clinic: str
+    clinic: ClinicRef | None = Field(description="The customer's home clinic, as every answer names a clinic; null "
+                                                 "for a customer without one")
+    home_clinic: str = Field(description="The same clinic's name, empty without one (kept for clients that read it)")
     stage: str
     last_visit_at: dt.datetime | None
     visit_count: int
@@ -112,7 +126,9 @@ class SegmentOut(Schema):
     name: str
     description: str
     rule: Any
-    clinic_id: int | None
+    clinic: ClinicRef | None = Field(description="The clinic whose segment it is, as every answer names a clinic; "
+                                                 "null for the whole chain's")
+    clinic_id: int | None = Field(description="The same clinic's id (kept for clients that read it)")
     created_at: dt.datetime
     updated_at: dt.datetime
     created_by_id: int | None
@@ -146,7 +162,7 @@ def preview_endpoint(request: HttpRequest, payload: PreviewIn):
     permission_require(scope, Perm.SEGMENT_VIEW)
     _checked(scope, payload.rule)
     preview = selectors.segment_preview(scope, payload.rule, limit=payload.limit, today=payload.today)
-    return {"count": preview.count, "rows": [vars(row) for row in preview.rows]}
+    return {"count": preview.count, "rows": [{**vars(row), "clinic": clinic_ref(row.clinic)} for row in preview.rows]}
 
 
 @router.post("/sql", response={200: SqlOut, **ERROR_RESPONSES}, summary="The SQL a rule tree compiles to")

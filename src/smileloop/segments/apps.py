@@ -8,8 +8,10 @@ class SegmentsConfig(AppConfig):
 
     def ready(self):
         from smileloop.segments.rules.describe import rules_describe
+        from smileloop.segments.rules.validation import clinic_codes_to_ids
         from smileloop.segments.selectors import segments_testing_tag
         from smileloop.segments.services import rule_errors
         from smileloop.tagging.rules import rule_support_register
 
-        rule_support_register(check=rule_errors, describe=rules_describe, users=segments_testing_tag)
+        rule_support_register(check=rule_errors, describe=rules_describe, users=segments_testing_tag,
+                              normalise=clinic_codes_to_ids)

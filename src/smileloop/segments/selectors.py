@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from smileloop.clinics.enums import Perm
-from smileloop.clinics.models import Chain
+from smileloop.clinics.models import Chain, Clinic
 from smileloop.core.dates import age_on
 from smileloop.core.errors import NotFound, PermissionDenied
 from smileloop.core.scoping import Scope
@@ -18,7 +18,7 @@ from smileloop.customers.normalize import phone_mask
 from smileloop.segments.models import Segment
 from smileloop.segments.rules.compiler import compile
 from smileloop.segments.rules.fields import FIELDS
-from smileloop.segments.rules.validation import validate
+from smileloop.segments.rules.validation import clinic_codes_to_ids, validate
 
 __all__ = ["chain_scope", "compile", "validate", "segment_count", "segment_preview", "segment_sql",
            "segment_list", "segment_get", "segments_testing_tag", "segment_customers", "fields_describe", "PreviewRow", "Preview"]
@@ -32,8 +32,8 @@ def chain_scope(chain: Chain | int) -> Scope:
 
 
 def segment_count(scope: Scope, rule: dict, *, today: dt.date | None = None) -> int:
-    """One COUNT query."""
-    return compile(scope, rule, today=today).count()
+    """One COUNT query (and one to read the ids of clinics the rule names by code, if any)."""
+    return compile(scope, clinic_codes_to_ids(rule, chain_id=scope.chain_id), today=today).count()
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class PreviewRow:
     last_visit_at: dt.datetime | None
     visit_count: int
     lifetime_spend_fen: int
+    clinic: Clinic | None = None  # the home clinic's row (read with the customers: no query per row)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Preview:
 def segment_preview(scope: Scope, rule: dict, *, limit: int = 20, today: dt.date | None = None) -> Preview:
     """The count and the newest `limit` customers (two queries), phones masked."""
     today = today or timezone.localdate()
-    qs = compile(scope, rule, today=today)
+    qs = compile(scope, clinic_codes_to_ids(rule, chain_id=scope.chain_id), today=today)
     count = qs.count()
     rows = []
     if count:
@@ -68,7 +69,8 @@ def segment_preview(scope: Scope, rule: dict, *, limit: int = 20, today: dt.date
                 id=c.id, name=c.name, mobile=phone_mask(c.mobile), gender=c.get_gender_display(),
                 age=age_on(c.birthday, today) if c.birthday else None,
                 home_clinic=c.home_clinic.name if c.home_clinic else "", stage=c.get_stage_display(),
-                last_visit_at=c.last_visit_at, visit_count=c.visit_count, lifetime_spend_fen=c.lifetime_spend_fen))
+                last_visit_at=c.last_visit_at, visit_count=c.visit_count, lifetime_spend_fen=c.lifetime_spend_fen,
+                clinic=c.home_clinic))
     return Preview(count=count, rows=rows)
 
 
@@ -91,7 +93,7 @@ def segment_sql(scope: Scope, rule: dict, *, today: dt.date | None = None) -> di
     parameters written in (for reading only). Needs SEGMENT_MANAGE: it exposes the schema."""
     if not scope.can(Perm.SEGMENT_MANAGE):
         raise PermissionDenied("Your role may not see the generated SQL")
-    qs = compile(scope, rule, today=today).order_by().values("id")
+    qs = compile(scope, clinic_codes_to_ids(rule, chain_id=scope.chain_id), today=today).order_by().values("id")
     sql, params = qs.query.sql_with_params()
     text = sql
     try:

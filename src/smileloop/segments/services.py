@@ -11,7 +11,7 @@ from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.segments.models import Segment
-from smileloop.segments.rules.validation import validate
+from smileloop.segments.rules.validation import clinic_codes_to_ids, validate
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 500
@@ -42,7 +42,8 @@ def _clean(*, chain_id: int, name, description, rule, segment: Segment | None) -
     errors += rule_errors(rule, chain_id=chain_id)
     if errors:
         raise ValidationFailed(errors)
-    return {"name": name, "description": description, "rule": rule}
+    # stored with clinic ids only, whichever way the rule named them (see rules.validation)
+    return {"name": name, "description": description, "rule": clinic_codes_to_ids(rule, chain_id=chain_id)}
 
 
 # --- whose segment it is ------------------------------------------------------------------------------

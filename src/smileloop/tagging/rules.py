@@ -13,14 +13,18 @@ _support: dict[str, Callable] = {}
 
 
 def rule_support_register(*, check: Callable[..., list[FieldError]], describe: Callable[..., str],
-                          users: Callable[..., list[str]] | None = None) -> None:
+                          users: Callable[..., list[str]] | None = None,
+                          normalise: Callable[..., dict] | None = None) -> None:
     """`check(rule, chain_id=…)` → every problem as FieldError (paths under "rule"); `describe(rules, chain_id=…)`
     → each rule as a sentence in the active language (all at once, so names are looked up once);
     `users(chain_id=…, code=…)` → the names of saved segments whose rules test the tag with that code (its code
-    may then not change: those rules name tags by code)."""
+    may then not change: those rules name tags by code); `normalise(rule, chain_id=…)` → a checked rule as it is
+    stored (a clinic named by code named by its id)."""
     _support["check"], _support["describe"] = check, describe
     if users is not None:
         _support["users"] = users
+    if normalise is not None:
+        _support["normalise"] = normalise
 
 
 def rule_users(*, chain_id: int, code: str) -> list[str]:
@@ -49,6 +53,12 @@ def rule_check(rule: dict, *, chain_id: int, code: str) -> list[FieldError]:
     if not errors and code and rule_uses_tag(rule, code):
         errors.append(FieldError("rule", "must not test the tag it sets", code))
     return errors
+
+
+def rule_normalise(rule: dict, *, chain_id: int) -> dict:
+    """A rule `rule_check` accepted, as it is stored (see `rule_support_register`)."""
+    normalise = _support.get("normalise")
+    return normalise(rule, chain_id=chain_id) if normalise else rule
 
 
 def rules_describe(rules: list, *, chain_id: int) -> list[str]:

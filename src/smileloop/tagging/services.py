@@ -29,7 +29,7 @@ from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a s
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
 from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
-from smileloop.tagging.rules import rule_check, rule_users, rule_uses_tag
+from smileloop.tagging.rules import rule_check, rule_normalise, rule_users, rule_uses_tag
 
 # Stored in English, shown in the reader's language (customers.timeline; registered in apps.py).
 TAG_ADDED = gettext_noop("Tag added: %(tag)s")
@@ -218,6 +218,8 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         kinds = ["chat", "call"]
     if errors:
         raise ValidationFailed(errors)
+    if rule:  # checked: stored as the segments app stores rules (clinics by id)
+        rule = rule_normalise(rule, chain_id=chain_id)
     return {"group": group, "code": code, "name": name, "kind": kind, "colour": colour, "description": description,
             "is_active": is_active, "rule": rule if kind == TagKind.RULE else (rule or None),
             "keywords": keywords, "keyword_threshold": threshold, "keyword_window_days": window,

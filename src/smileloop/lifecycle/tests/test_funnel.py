@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -154,8 +155,9 @@ def test_the_api_returns_the_scoped_funnel(client, director_a, chain_admin, pool
                           headers={"Authorization": f"Bearer {admin}"}).json()
     assert mine["total"] == 11 and everyone["total"] == 3
     assert mine["stages"][0] == {"stage": "lead", "label": "Lead", "current": 4, "reached": 11, "rate": None}
-    assert {"stage": "member", "stage_reached": "member", "clinic_id": pool[0].home_clinic_id, "source": "meituan",
-            "count": 1} in everyone["rows"]
+    home = pool[0].home_clinic
+    assert {"stage": "member", "stage_reached": "member", "clinic_id": home.id, "source": "meituan", "count": 1,
+            "clinic": {"id": home.id, "code": home.code, "name": home.name}} in everyone["rows"]
 
 
 def test_the_api_refuses_another_clinic_and_a_bad_source(client, director_a, clinic_b):
@@ -165,3 +167,20 @@ def test_the_api_refuses_another_clinic_and_a_bad_source(client, director_a, cli
     bad = client.get("/api/lifecycle/funnel", {"source": "carrier_pigeon"}, headers=headers)
     assert bad.status_code == 422
     assert client.get("/api/lifecycle/funnel").status_code == 401
+
+
+def test_the_api_rows_name_their_home_clinic_as_every_answer_names_one_in_one_look_up(
+        client, chain_admin, pool, clinic_a, clinic_b):
+    # given the pool over clinics A and B, and a customer without a home clinic
+    CustomerFactory(chain=clinic_a.chain, home_clinic=None, stage="lead")
+    headers = {"Authorization": f"Bearer {token_create(username=chain_admin.user.username)}"}
+    client.get("/api/lifecycle/funnel", headers=headers)  # warm the token's caches
+    # when the funnel is read: the token and scope, the one GROUP BY, one look-up of the clinics
+    with CaptureQueriesContext(connection) as queries:
+        rows = client.get("/api/lifecycle/funnel", headers=headers).json()["rows"]
+    # then every row names its clinic as an object beside the id it kept
+    assert len([q for q in queries.captured_queries if 'FROM "clinics_clinic"' in q["sql"]]) == 1
+    by_clinic = {r["clinic_id"]: r["clinic"] for r in rows}
+    assert by_clinic == {clinic_a.id: {"id": clinic_a.id, "code": "SH01", "name": "静安门诊"},
+                         clinic_b.id: {"id": clinic_b.id, "code": clinic_b.code, "name": clinic_b.name},
+                         None: None}

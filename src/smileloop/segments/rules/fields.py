@@ -60,7 +60,7 @@ def op_shape(op: str) -> str:
 class Param:
     name: str
     label: object
-    kind: str  # "days" (1..3650), "clinic" (id), "category" (a service category)
+    kind: str  # "days" (1..3650), "clinic" (id, or code on input: stored as id), "category" (a service category)
 
 
 PARAMS = {

@@ -4,6 +4,12 @@ Paths read like the tree: `all[2].any[0]` is the first child of the third child 
 `all[1].not` is what a `not` wraps. A problem with the root itself is reported at `rule`. Messages name the
 bad part and, where it helps, what would be right ("unknown field 'spendd'; did you mean
 'spend_fen_days'?"), so the API and the builder form can show them next to the condition.
+
+A clinic (the home clinic field's values, the clinic a distance is measured from) is named by its id (a JSON
+integer) or, as every other endpoint accepts, by its code (a JSON string, "BJ01"). Codes are input only:
+`clinic_codes_to_ids` turns them into ids before a rule is saved (segments, rule tags) or compiled, so a stored
+rule names each clinic one way, by the key that never changes (a code may be edited in the admin, and a digit-only
+code would read like an id), and the compiler, the describer and the nightly job read ids only.
 """
 
 import difflib
@@ -11,6 +17,7 @@ import json
 import math
 import re
 
+from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
@@ -22,6 +29,7 @@ MAX_DEPTH = 5  # groups inside groups, root included
 MAX_NODES = 60  # groups and conditions in one rule
 MAX_VALUES = 200  # items of one list value
 MAX_TEXT = 100
+CLINIC_CODE_MAX = 32  # clinics.Clinic.code
 _TAG_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")
 GROUP_KEYS = ("all", "any", "not")
 
@@ -49,6 +57,13 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _is_clinic(value) -> bool:
+    """A clinic's id (an integer) or code (a string)."""
+    if _is_int(value):
+        return value > 0
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= CLINIC_CODE_MAX and "\x00" not in value
 
 
 # The keys of a leaf, named in messages: the words of the reader's language on pages, the keys themselves in English.
@@ -214,7 +229,9 @@ class _Validator:
             return _("must be a text of 1 to %(n)d characters") % {"n": MAX_TEXT}
         if kind == "bool":
             return None if isinstance(value, bool) else _("must be true or false")
-        if kind in ("clinic", "tier"):
+        if kind == "clinic":
+            return None if _is_clinic(value) else _("must be a clinic id or code")
+        if kind == "tier":
             return None if _is_int(value) and value > 0 else _("must be a %(what)s id") % {"what": kind}
         if kind == "tag":
             if isinstance(value, str) and _TAG_CODE.match(value):
@@ -229,8 +246,9 @@ class _Validator:
                 self.error(path, _("%(name)s must be 1..%(max)d") % {"name": name, "max": MAX_DAYS},
                            value if present else None)
         elif param.kind == "clinic":
-            if not (_is_int(value) and value > 0):
-                self.error(path, _("%(name)s must be a clinic id") % {"name": name}, value if present else None)
+            if not _is_clinic(value):
+                self.error(path, _("%(name)s must be a clinic id or code") % {"name": name},
+                           value if present else None)
             else:
                 self.refs.append(("clinic", path, value))
                 self.origins.append((path, value))
@@ -251,15 +269,18 @@ class _Validator:
                     "tier": _("unknown membership tier id %(value)s")}
         for kind, path, value in self.refs:
             if value not in known[kind]:
-                self.error(path, messages[kind] % {"value": value}, value)
+                message = messages[kind]
+                if kind == "clinic" and isinstance(value, str):
+                    message = _("unknown clinic code '%(value)s'")
+                self.error(path, message % {"value": value}, value)
         # A distance from a clinic without coordinates would match nobody (and its "not" everybody), silently.
         origins = [(path, value) for path, value in self.origins if value in known["clinic"]]
         if origins:
             from smileloop.clinics.models import Clinic
 
-            located = set(Clinic.objects.filter(chain_id=chain_id, pk__in={v for _p, v in origins},
-                                                latitude__isnull=False, longitude__isnull=False)
-                          .values_list("pk", flat=True))
+            located = {key for row in Clinic.objects.filter(_clinic_q({v for _p, v in origins}), chain_id=chain_id,
+                                                            latitude__isnull=False, longitude__isnull=False)
+                       .values_list("pk", "code") for key in row}
             for path, value in origins:
                 if value not in located:
                     self.error(path, _("clinic %(name)s has no coordinates: set its latitude and longitude first")
@@ -285,10 +306,69 @@ def reference_names(chain_id: int, wanted: dict[str, set]) -> dict[str, dict]:
 
     ids = {kind: [v for v in wanted.get(kind, ()) if _is_int(v) and 0 < v < 2**63] for kind in ("clinic", "tier")}
     codes = [v for v in wanted.get("tag", ()) if isinstance(v, str)]
+    clinics = _clinic_q(wanted.get("clinic", ()))
     return {
-        "clinic": dict(Clinic.objects.filter(chain_id=chain_id, pk__in=ids["clinic"]).values_list("pk", "name"))
-        if ids["clinic"] else {},
+        # by id and by code ({5: "静安门诊", "SH01": "静安门诊"}): a rule being edited may name a clinic either way
+        "clinic": {key: name for pk, code, name in Clinic.objects.filter(clinics, chain_id=chain_id)
+                   .values_list("pk", "code", "name") for key in (pk, code)} if clinics else {},
         "tag": dict(Tag.objects.filter(chain_id=chain_id, code__in=codes).values_list("code", "name")) if codes else {},
         "tier": {t.pk: f"{t.plan.name} · {t.name}" for t in Tier.objects.filter(
             plan__chain_id=chain_id, pk__in=ids["tier"]).select_related("plan")} if ids["tier"] else {},
     }
+
+
+def _clinic_q(values) -> Q | None:
+    """The clinics named by these ids and codes (None if no value could name one)."""
+    ids = [v for v in values if _is_int(v) and 0 < v < 2**63]
+    codes = [v for v in values if isinstance(v, str)]
+    if not ids and not codes:
+        return None
+    return Q(pk__in=ids) | Q(code__in=codes)
+
+
+def _clinic_codes(node, found: set[str]) -> None:
+    if isinstance(node, dict):
+        spec = FIELDS.get(node.get("field")) if isinstance(node.get("field"), str) else None
+        if spec is not None:
+            values = node.get("value")
+            if spec.value_type == "clinic":
+                found.update(v for v in (values if isinstance(values, list) else [values]) if isinstance(v, str))
+            if "clinic" in spec.params and isinstance(node.get("clinic"), str):
+                found.add(node["clinic"])
+        for child in node.values():
+            _clinic_codes(child, found)
+    elif isinstance(node, list):
+        for child in node:
+            _clinic_codes(child, found)
+
+
+def _with_ids(node, ids: dict[str, int]):
+    if isinstance(node, list):
+        return [_with_ids(child, ids) for child in node]
+    if not isinstance(node, dict):
+        return node
+    spec = FIELDS.get(node.get("field")) if isinstance(node.get("field"), str) else None
+    if spec is None:
+        return {key: _with_ids(child, ids) for key, child in node.items()}
+    leaf = dict(node)
+    value = leaf.get("value")
+    if spec.value_type == "clinic":
+        leaf["value"] = ([ids.get(v, v) if isinstance(v, str) else v for v in value] if isinstance(value, list)
+                         else ids.get(value, value) if isinstance(value, str) else value)
+    if "clinic" in spec.params and isinstance(leaf.get("clinic"), str):
+        leaf["clinic"] = ids.get(leaf["clinic"], leaf["clinic"])
+    return leaf
+
+
+def clinic_codes_to_ids(rule, *, chain_id: int):
+    """`rule` with every clinic named by its code named by its id instead (a new tree; the same object when it
+    names none by code, with no query; else one query). Call it on a rule `validate(chain_id=…)` accepted: a code
+    it does not know is left as it is."""
+    codes: set[str] = set()
+    _clinic_codes(rule, codes)
+    if not codes:
+        return rule
+    from smileloop.clinics.models import Clinic
+
+    ids = dict(Clinic.objects.filter(chain_id=chain_id, code__in=codes).values_list("code", "pk"))
+    return _with_ids(rule, ids)

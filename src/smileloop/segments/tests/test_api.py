@@ -151,3 +151,60 @@ def test_the_api_answers_in_english_whatever_language_the_client_asks_for(client
     assert response.status_code == 422
     assert response.json()["errors"][0]["message"] == "unknown field 'nope'"
     assert response["Content-Language"] == "en"
+
+
+def test_segments_name_their_clinic_as_every_answer_names_one_in_one_query_for_the_list(
+        client, manager_token, chain, clinic_a, clinic_b, django_assert_max_num_queries):
+    # given the chain's segment and one of each clinic
+    SegmentFactory(chain=chain, rule=LEADS, name="全院线索")
+    SegmentFactory(chain=chain, rule=LEADS, name="静安线索", clinic=clinic_a)
+    SegmentFactory(chain=chain, rule=LEADS, name="浦东线索", clinic=clinic_b)
+    # when the list is read (a request's token check and scope, then the segments with their clinics)
+    call(client, "get", BASE, token=manager_token)  # warm the token's caches
+    with django_assert_max_num_queries(4) as queries:
+        listed = call(client, "get", BASE, token=manager_token).json()
+    # then each names its clinic as an object, its id kept, and the clinics came with the segments
+    assert [q for q in queries.captured_queries if "clinics_clinic" in q["sql"] and "segments_segment" not in q["sql"]] == []
+    by_name = {s["name"]: s for s in listed}
+    assert by_name["全院线索"]["clinic"] is None and by_name["全院线索"]["clinic_id"] is None
+    assert by_name["静安线索"]["clinic"] == {"id": clinic_a.id, "code": "SH01", "name": "静安门诊"}
+    assert by_name["静安线索"]["clinic_id"] == clinic_a.id
+    assert by_name["浦东线索"]["clinic"] == {"id": clinic_b.id, "code": clinic_b.code, "name": clinic_b.name}
+
+
+def test_a_saved_segment_answers_with_its_clinic_object(client, manager_token, clinic_a):
+    created = call(client, "post", BASE, {"name": "静安线索", "rule": LEADS, "clinic": "SH01"},
+                   token=manager_token, key="c-clinic")
+    assert created.status_code == 201, created.content
+    assert created.json()["clinic"] == {"id": clinic_a.id, "code": "SH01", "name": "静安门诊"}
+    fetched = call(client, "get", f"{BASE}/{created.json()['id']}", token=manager_token).json()
+    assert fetched["clinic"] == created.json()["clinic"] and fetched["clinic_id"] == clinic_a.id
+
+
+def test_preview_rows_name_the_home_clinic_as_an_object_and_keep_its_name(client, manager_token, chain, clinic_a):
+    # given a lead of clinic A and one without a home clinic
+    with_clinic = CustomerFactory(chain=chain, home_clinic=clinic_a, stage="lead")
+    without = CustomerFactory(chain=chain, home_clinic=None, stage="lead")
+    # when previewed
+    rows = {r["id"]: r for r in call(client, "post", f"{BASE}/preview", {"rule": LEADS}, token=manager_token)
+            .json()["rows"]}
+    # then the clinic is the usual object, and the name string stays for older clients
+    assert rows[with_clinic.id]["clinic"] == {"id": clinic_a.id, "code": "SH01", "name": "静安门诊"}
+    assert rows[with_clinic.id]["home_clinic"] == "静安门诊"
+    assert rows[without.id]["clinic"] is None and rows[without.id]["home_clinic"] == ""
+
+
+def test_a_preview_may_name_a_clinic_by_code_and_counts_as_by_id(client, manager_token, chain, clinic_a, clinic_b):
+    CustomerFactory(chain=chain, home_clinic=clinic_a, stage="lead")
+    CustomerFactory(chain=chain, home_clinic=clinic_b, stage="lead")
+    by_code = call(client, "post", f"{BASE}/preview", {"rule": {"field": "clinic", "op": "in", "value": ["SH01"]}},
+                   token=manager_token)
+    by_id = call(client, "post", f"{BASE}/preview", {"rule": {"field": "clinic", "op": "in", "value": [clinic_a.id]}},
+                 token=manager_token)
+    assert by_code.status_code == 200, by_code.content
+    assert by_code.json() == by_id.json() and by_code.json()["count"] == 1
+    unknown = call(client, "post", f"{BASE}/preview", {"rule": {"all": [{"field": "clinic", "op": "in",
+                                                                          "value": ["BJ01"]}]}}, token=manager_token)
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"] == [{"field": "body.rule.all[0]", "message": "unknown clinic code 'BJ01'",
+                                         "value": '"BJ01"'}]

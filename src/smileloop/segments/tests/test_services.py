@@ -74,3 +74,28 @@ def test_demo_load_saves_the_demo_segments_once(chain, located, tags, today):
     assert second == {"segments": 0, "skipped": 0}
     names = set(Segment.objects.filter(chain=chain).values_list("name", flat=True))
     assert {"种植意向未到店", "高价值沉睡客户", "3公里内未到店线索", "治疗未完成", "会员生日下月"} <= names
+
+
+def test_a_rule_naming_clinics_by_code_is_stored_with_their_ids(chain, marketing, located):
+    # given a rule naming clinic A by code twice (a home clinic, a distance's origin)
+    rule = {"all": [{"field": "clinic", "op": "in", "value": ["SH01"]},
+                    {"field": "distance_km", "op": "lte", "value": 5, "clinic": "SH01"}]}
+    # when saved, then changed to clinic B's code
+    segment = services.segment_create(chain=chain, name="静安附近", rule=rule, actor=marketing)
+    stored = Segment.objects.get(pk=segment.pk).rule
+    services.segment_update(segment=segment, actor=marketing,
+                            rule={"all": [{"field": "distance_km", "op": "lte", "value": 5, "clinic": "SH02"}]})
+    # then the stored rules name each clinic by id only
+    assert stored == {"all": [{"field": "clinic", "op": "in", "value": [located[0].pk]},
+                              {"field": "distance_km", "op": "lte", "value": 5, "clinic": located[0].pk}]}
+    assert Segment.objects.get(pk=segment.pk).rule == {
+        "all": [{"field": "distance_km", "op": "lte", "value": 5, "clinic": located[1].pk}]}
+
+
+def test_a_rule_naming_an_unknown_clinic_code_saves_nothing_and_names_the_path(chain, marketing, located):
+    rule = {"any": [{"field": "age", "op": "gte", "value": 60},
+                    {"field": "distance_km", "op": "lte", "value": 5, "clinic": "BJ01"}]}
+    with pytest.raises(ValidationFailed) as caught:
+        services.segment_create(chain=chain, name="北京附近", rule=rule, actor=marketing)
+    assert [(e.field, e.message) for e in caught.value.errors] == [("rule.any[1]", "unknown clinic code 'BJ01'")]
+    assert Segment.objects.count() == 0

@@ -40,7 +40,7 @@ def test_days_out_of_range_is_refused():
 
 def test_a_missing_parameter_is_reported():
     assert _errors({"any": [{"field": "distance_km", "op": "lte", "value": 3}]}) == [
-        ("any[0]", "clinic must be a clinic id")]
+        ("any[0]", "clinic must be a clinic id or code")]
 
 
 def test_an_op_the_field_does_not_have_lists_the_valid_ones():
@@ -130,13 +130,13 @@ def test_every_error_carries_the_bad_value():
 def test_a_leafs_keys_are_named_in_the_readers_language():
     from django.utils import translation
 
-    rule = {"all": [{"field": "distance_km", "op": "lte", "value": -5, "clinic": "x"}]}
+    rule = {"all": [{"field": "distance_km", "op": "lte", "value": -5, "clinic": " "}]}
     with translation.override("en"):
         english = sorted(e.message for e in validate(rule))
     with translation.override("zh-hans"):
         chinese = sorted(e.message for e in validate(rule))
-    assert english == ["clinic must be a clinic id", "value must be a number of km from 0.1 to 1000"], english
-    assert chinese == ["取值 必须是 0.1 到 1000 之间的公里数", "门诊 必须是门诊 id"], chinese
+    assert english == ["clinic must be a clinic id or code", "value must be a number of km from 0.1 to 1000"], english
+    assert chinese == ["取值 必须是 0.1 到 1000 之间的公里数", "门诊 必须是门诊 id 或编码"], chinese
 
 
 def test_a_text_value_with_a_nul_character_is_refused_by_name():
@@ -144,3 +144,40 @@ def test_a_text_value_with_a_nul_character_is_refused_by_name():
     assert _errors({"field": "community", "op": "contains", "value": "a\x00b"}) == [
         ("rule", "value must not contain a NUL character")]
     assert [f for f, _m in _errors({"field": "community", "op": "in", "value": ["阳光小区", "x\x00"]})] != []
+
+
+def test_a_clinic_may_be_named_by_its_code_and_an_unknown_code_is_named_by_its_path(chain, located, clinic_c, db):
+    # given: clinic A (located) by code, clinic C (no coordinates) by code, and a code no clinic of the chain has
+    rule = {"all": [{"field": "clinic", "op": "in", "value": ["SH01", located[1].pk]},
+                    {"field": "distance_km", "op": "lte", "value": 3, "clinic": "SH01"},
+                    {"any": [{"field": "distance_km", "op": "lte", "value": 3, "clinic": "SH03"},
+                             {"field": "distance_km", "op": "lte", "value": 3, "clinic": "BJ99"}]}]}
+    # then
+    assert validate(rule) == []  # structure only: a code is a clinic's name as good as its id
+    assert _errors(rule, chain_id=chain.pk) == [
+        ("all[2].any[1]", "unknown clinic code 'BJ99'"),
+        ("all[2].any[0]", "clinic 徐汇门诊 has no coordinates: set its latitude and longitude first")]
+
+
+def test_a_code_of_another_chains_clinic_is_unknown(chain, clinic_a, db):
+    from smileloop.clinics.tests.factories import ClinicFactory
+
+    ClinicFactory(code="GZ01")  # another chain's
+    assert _errors({"field": "clinic", "op": "in", "value": ["GZ01"]}, chain_id=chain.pk) == [
+        ("rule", "unknown clinic code 'GZ01'")]
+
+
+def test_clinic_codes_become_ids_and_a_rule_without_codes_is_returned_as_is(chain, located, django_assert_num_queries):
+    from smileloop.segments.rules.validation import clinic_codes_to_ids
+
+    rule = {"all": [{"field": "clinic", "op": "in", "value": ["SH01", located[1].pk]},
+                    {"not": {"field": "distance_km", "op": "lte", "value": 3, "clinic": "SH02"}},
+                    {"field": "tag", "op": "any_of", "value": ["SH01"]}]}  # a tag code is not a clinic's
+    with django_assert_num_queries(1):
+        by_id = clinic_codes_to_ids(rule, chain_id=chain.pk)
+    assert by_id == {"all": [{"field": "clinic", "op": "in", "value": [located[0].pk, located[1].pk]},
+                             {"not": {"field": "distance_km", "op": "lte", "value": 3, "clinic": located[1].pk}},
+                             {"field": "tag", "op": "any_of", "value": ["SH01"]}]}
+    assert rule["all"][0]["value"] == ["SH01", located[1].pk]  # the caller's tree is left alone
+    with django_assert_num_queries(0):
+        assert clinic_codes_to_ids(by_id, chain_id=chain.pk) is by_id

@@ -166,3 +166,21 @@ def test_the_tag_form_says_in_chinese_which_segments_keep_a_code(client, marketi
     assert response.context["form"].errors["code"] == ["分群 重点人群 的条件引用了此编码，请先修改这些分群"]
     vip.refresh_from_db()
     assert vip.code == "vip"
+
+
+def test_a_rule_tag_naming_a_clinic_by_code_is_stored_with_its_id(chain, interests, clinic_a):
+    # given a rule naming clinic A by its code
+    rule = {"all": [{"field": "clinic", "op": "in", "value": ["SH01"]}]}
+    # when saved as a rule tag
+    tag = tag_create(chain=chain, data={"group": "interest", "code": "jingan", "name": "静安", "kind": "rule",
+                                        "rule": rule})
+    # then it is stored by id, as the segments app stores rules
+    assert Tag.objects.get(pk=tag.pk).rule == {"all": [{"field": "clinic", "op": "in", "value": [clinic_a.pk]}]}
+
+
+def test_a_rule_tag_naming_an_unknown_clinic_code_is_refused_by_its_path(chain, interests, clinic_a):
+    with pytest.raises(ValidationFailed) as exc:
+        tag_create(chain=chain, data={"group": "interest", "code": "beijing", "name": "北京", "kind": "rule",
+                                      "rule": {"all": [{"field": "clinic", "op": "in", "value": ["BJ01"]}]}})
+    assert _errors(exc) == {"rule.all[0]": "unknown clinic code 'BJ01'"}
+    assert not Tag.objects.filter(code="beijing").exists()
