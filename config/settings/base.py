@@ -199,9 +199,12 @@ REDIS_URL = env_str("REDIS_URL", "")
 # The cache holds the login lockout's counters, which every gunicorn process must share: Redis when REDIS_URL is set
 # (CACHE_URL names another server), else this process's memory (one process, as on SQLite, counts alike).
 CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL
+# Bounded waits: a Redis that does not answer costs a login at most these seconds before the lockout is skipped
+# (clinics.lockout fails open while the cache is down, and logs it).
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
-                "KEY_PREFIX": "smileloop"} if CACHE_URL else
+                "KEY_PREFIX": "smileloop", "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+    if CACHE_URL else
     {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "smileloop"},
 }
 

@@ -10,6 +10,14 @@ authenticate() call. The counters here are a few cache keys with a lifetime: no 
 
 A counter is a fixed window: the first failure starts it, the lockout (or the window's end) clears it. A lockout is a
 key holding the time it ends. An IPv6 client is counted by its /64 network (one host is given a whole one).
+
+When the cache is down, logins and tokens keep working without the lockout (it fails open): a front desk that cannot
+log in because Redis restarted stops a clinic, while guessing for the minutes Redis is away gains little (passwords
+are hashed slowly, tokens are long). It is not quiet: the first failure, then one line a minute while it lasts, is
+logged at ERROR on `smileloop.security` with how many checks were skipped, and its return at WARNING. After a
+failure the cache is left alone for CACHE_RETRY_SECONDS (a Redis that does not answer would otherwise cost every login
+its connect timeout; the settings bound that timeout too). `lockout_clear` (the `login_unlock` command) still fails
+loudly: the operator must know the lockout was not lifted.
 """
 
 import hashlib
@@ -23,7 +31,64 @@ from django.core.cache import cache
 
 from smileloop.core.audit import audit_record
 
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover (redis is a dependency; another cache backend raises OSError)
+    RedisError = OSError
+
 logger = logging.getLogger("smileloop.security")
+
+CACHE_RETRY_SECONDS = 5  # after a cache failure, how long logins skip the lockout before the cache is tried again
+CACHE_DOWN_LOG_SECONDS = 60  # at most one ERROR line per this many seconds while the cache stays down
+# What a cache that is down raises: redis-py's errors (connection refused, timeout), sockets' on other backends.
+CACHE_DOWN = (RedisError, OSError)
+
+
+class _CacheHealth:
+    """This process's view of the cache: when it failed, when to try it again, what was skipped since the last log."""
+
+    def __init__(self):
+        self.retry_at = 0.0
+        self.logged_at: float | None = None  # None: the cache is up (as far as we know)
+        self.skipped = 0
+
+    def available(self) -> bool:
+        if time.monotonic() >= self.retry_at:
+            return True
+        self.skipped += 1
+        return False
+
+    def failed(self, exc: Exception, operation: str) -> None:
+        now = time.monotonic()
+        self.retry_at = now + CACHE_RETRY_SECONDS
+        self.skipped += 1
+        if self.logged_at is None or now - self.logged_at >= CACHE_DOWN_LOG_SECONDS:
+            logger.error("login lockout SKIPPED: the cache is down (%s in %s: %s); logins and API tokens are taken "
+                         "without failure counting, %d check(s) skipped since the last report", type(exc).__name__,
+                         operation, exc, self.skipped)
+            self.logged_at, self.skipped = now, 0
+
+    def succeeded(self) -> None:
+        if self.logged_at is not None:
+            logger.warning("login lockout resumed: the cache answers again (%d check(s) skipped since the last "
+                           "report)", self.skipped)
+            self.logged_at, self.skipped = None, 0
+
+
+_health = _CacheHealth()
+
+
+def _guarded(operation: str, run, down):
+    """`run()`, or `down` when the cache is down (logged by _CacheHealth): the lockout fails open."""
+    if not _health.available():
+        return down
+    try:
+        result = run()
+    except CACHE_DOWN as exc:
+        _health.failed(exc, operation)
+        return down
+    _health.succeeded()
+    return result
 
 USERNAME, ADDRESS, TOKEN_ADDRESS = "login-user", "login-address", "token-address"
 
@@ -91,34 +156,40 @@ def _fail(subjects: list[tuple], *, action: str, ip: str | None, username: str |
 
 
 def login_lockout_wait(*, username: str, ip: str | None) -> int:
-    """Seconds until a login for `username` from `ip` is taken again; 0 now."""
-    return _wait(_subjects(username=username, ip=ip))
+    """Seconds until a login for `username` from `ip` is taken again; 0 now (and while the cache is down)."""
+    subjects = _subjects(username=username, ip=ip)
+    return _guarded("login_lockout_wait", lambda: _wait(subjects), 0)
 
 
 def login_failure_record(*, username: str, ip: str | None) -> int:
     """A wrong password (or an unknown or inactive username): counted for the username and the address. Returns the
     lockout's seconds if this failure, or an earlier one, locked either."""
     logger.info("login failed for %r from %s", username, ip)
-    return _fail(_subjects(username=username, ip=ip), action="login.lockout", ip=ip, username=username)
+    subjects = _subjects(username=username, ip=ip)
+    return _guarded("login_failure_record", lambda: _fail(subjects, action="login.lockout", ip=ip, username=username),
+                    0)
 
 
 def login_success_record(*, username: str) -> None:
     """A right password: the username's failures so far are forgiven (the address's are not: one address may be
     guessing at many usernames and know one)."""
     if _normal_username(username):
-        cache.delete(_key(USERNAME, _normal_username(username)))
+        _guarded("login_success_record", lambda: cache.delete(_key(USERNAME, _normal_username(username))), None)
 
 
 def token_lockout_wait(*, ip: str | None) -> int:
-    """Seconds until bearer tokens from `ip` are looked at again; 0 now."""
-    return _wait(_subjects(ip=ip, kind_of_ip=TOKEN_ADDRESS))
+    """Seconds until bearer tokens from `ip` are looked at again; 0 now (and while the cache is down)."""
+    subjects = _subjects(ip=ip, kind_of_ip=TOKEN_ADDRESS)
+    return _guarded("token_lockout_wait", lambda: _wait(subjects), 0)
 
 
 def token_failure_record(*, ip: str | None) -> int:
     """An invalid, revoked or inactive staff member's bearer token from `ip`. Returns the lockout's seconds if it
     locked the address."""
     logger.info("invalid API token from %s", ip)
-    return _fail(_subjects(ip=ip, kind_of_ip=TOKEN_ADDRESS), action="api_token.lockout", ip=ip, username=None)
+    subjects = _subjects(ip=ip, kind_of_ip=TOKEN_ADDRESS)
+    return _guarded("token_failure_record",
+                    lambda: _fail(subjects, action="api_token.lockout", ip=ip, username=None), 0)
 
 
 def lockout_clear(*, username: str | None = None, ip: str | None = None) -> None:

@@ -184,3 +184,70 @@ def test_failed_logins_and_invalid_tokens_are_counted_apart(client, front_desk_a
         api_get(client, f"sl_guess{i}")
     assert api_get(client, "sl_guess").status_code == 429
     assert log_in(client, "frontdesk_a", PASSWORD).status_code == 302
+
+
+# --- the cache is down ------------------------------------------------------------------------------------------
+
+# A real Redis client pointed at a port nothing listens on: every cache call is a refused connection.
+CACHE_DOWN = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+
+
+@pytest.fixture
+def cache_health():
+    """This process's view of the cache starts healthy and is left so (it outlives a test's settings)."""
+    from smileloop.clinics import lockout
+
+    lockout._health = lockout._CacheHealth()
+    yield lockout
+    lockout._health = lockout._CacheHealth()
+
+
+def _down_reports(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "smileloop.security" and r.levelname == "ERROR" and "lockout SKIPPED" in r.getMessage()]
+
+
+def test_while_the_cache_is_down_logins_work_without_the_lockout_and_it_is_logged_once(
+        client, front_desk_a, cache_health, caplog):
+    with override_settings(CACHES=CACHE_DOWN):
+        # when: a wrong password, then the right one, while the cache refuses every connection
+        wrong = log_in(client, "frontdesk_a", "wrong")
+        right = log_in(client, "frontdesk_a", PASSWORD)
+    # then: a plain failure, then a login (not a 500 at the front desk), and nothing recorded as a lockout
+    assert wrong.status_code == 200 and "Please enter a correct username and password" in wrong.content.decode()
+    assert right.status_code == 302 and logged_in(client)
+    assert AuditEvent.objects.count() == 0
+    # and the outage is reported at ERROR once, not once per check
+    [report] = _down_reports(caplog)
+    assert "the cache is down (ConnectionError in login_lockout_wait" in report
+
+
+def test_while_the_cache_is_down_api_tokens_still_answer_401_or_200(client, front_desk_a, cache_health):
+    valid = token_create(username=front_desk_a.user.username)
+    with override_settings(CACHES=CACHE_DOWN):
+        assert api_get(client, "not-a-token").status_code == 401
+        assert api_get(client, valid).status_code == 200
+
+
+def test_the_down_report_repeats_once_a_minute_and_the_cache_is_tried_again_after_a_pause(
+        client, front_desk_a, cache_health, caplog):
+    with override_settings(CACHES=CACHE_DOWN):
+        log_in(client, "frontdesk_a", "wrong")
+        # given the pause before the next try, and the minute since the report, are over
+        cache_health._health.retry_at = 0.0
+        cache_health._health.logged_at -= cache_health.CACHE_DOWN_LOG_SECONDS
+        log_in(client, "frontdesk_a", "wrong")
+    assert len(_down_reports(caplog)) == 2
+
+
+def test_once_the_cache_is_back_the_lockout_counts_again_and_says_so(client, front_desk_a, cache_health, caplog):
+    with override_settings(CACHES=CACHE_DOWN):
+        log_in(client, "frontdesk_a", "wrong")
+    cache_health._health.retry_at = 0.0  # the pause before the next try is over
+    # when: five wrong passwords with the cache back
+    for _ in range(5):
+        response = log_in(client, "frontdesk_a", "wrong")
+    # then: locked as usual, and the return was logged
+    assert response.status_code == 429
+    assert any("lockout resumed" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
