@@ -104,7 +104,10 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     purchase = PackagePurchase.objects.select_for_update().get(pk=purchase.pk)
     existing = PackageCancellation.objects.filter(chain_id=purchase.chain_id, key=key).first()
     if existing is not None:
-        if existing.purchase_id != purchase.pk:
+        # A replay is the same request: a changed rule, amount or method under the key (Back, edit, submit) would
+        # be answered "cancelled" while what was asked did not happen.
+        if (existing.purchase_id != purchase.pk or rule != existing.rule or (method or "") != existing.method
+                or (amount_fen is not None and amount_fen != existing.refund_fen)):
             raise Conflict(f"idempotency key {key!r} was already used for another cancellation",
                            code="idempotency_key_reused", field="key")
         return existing

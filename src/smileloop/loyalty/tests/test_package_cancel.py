@@ -154,6 +154,19 @@ def test_cancelling_is_idempotent_on_its_key_and_a_second_cancellation_is_refuse
     assert other.status == PurchaseStatus.ACTIVE
 
 
+def test_the_same_key_with_another_rule_amount_or_method_is_refused_not_answered_as_done(sale, used, director_a):
+    # the page submitted, Back, the amount or rule edited, submitted again with the form's key
+    first = package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a, amount_fen=100_000)
+    for changed in ({"amount_fen": 50_000}, {"rule": RefundRule.PRO_RATA}, {"method": "cash"}):
+        with pytest.raises(Conflict) as reused:
+            package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a,
+                           **{"amount_fen": 100_000, **changed})
+        assert reused.value.code == "idempotency_key_reused"
+    assert package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a,
+                          amount_fen=100_000).pk == first.pk
+    assert sum(Refund.objects.values_list("amount_fen", flat=True)) == 100_000
+
+
 def test_what_was_used_worth_more_than_the_price_refunds_nothing_never_below_zero(chain, billed_package, wang,
                                                                                   clinic_a, catalogue, director_a):
     billed_package.price_fen = 40_000
