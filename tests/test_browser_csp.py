@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import CHROMIUM, CHROMIUM_ARGS, browser_marks
+from smileloop.core.testing import browser_marks, chromium_browser
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.services import followups_generate, playbooks_install_defaults
@@ -51,16 +51,9 @@ class Violations(list):
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    from django.db import connections
-
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            connections.close_all()
+    pytest.importorskip("playwright.sync_api")
+    with chromium_browser() as browser:
+        yield browser
 
 
 def new_page(browser, violations, **context):

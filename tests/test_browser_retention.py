@@ -12,12 +12,11 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import CHROMIUM, CHROMIUM_ARGS, browser_marks
+from smileloop.core.testing import browser_marks, chromium_browser
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.tests.factories import CustomerFactory
@@ -59,16 +58,9 @@ class JsErrors(list):
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            # The ORM used while Playwright's sync API is active (fixtures, assertions) gets a connection of its
-            # own context; close it here, or the test database cannot be dropped at the end of the run.
-            connections.close_all()
+    pytest.importorskip("playwright.sync_api")
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -53,10 +53,7 @@ def browser_marks() -> list:
 def chromium_page(*, locale: str = "en-US", width: int = 1366, height: int = 900, phone: bool = False) -> Iterator:
     """A fresh page of a headless Chromium (a touch screen when `phone`); closed, with the ORM connection Playwright's
     thread used, on exit. Tests skip themselves when Chromium (`browser_marks`) or Playwright (`importorskip`) is missing."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with chromium_browser() as browser:
         context = browser.new_context(locale=locale, viewport={"width": width, "height": height}, is_mobile=phone,
                                       has_touch=phone)
         page = context.new_page()
@@ -65,5 +62,19 @@ def chromium_page(*, locale: str = "en-US", width: int = 1366, height: int = 900
             yield page
         finally:
             context.close()
+
+
+@contextmanager
+def chromium_browser() -> Iterator:
+    """Debian's headless Chromium through Playwright's sync API, for tests that open several contexts. On exit the
+    browser is closed, and so is the ORM connection used while Playwright's event loop was active (fixtures,
+    assertions): left open, the test database could not be dropped at the end of the run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
             browser.close()
             connections.close_all()
