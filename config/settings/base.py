@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "smileloop.clinics.lockout.TrustedDeviceMiddleware",
     "smileloop.core.middleware.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -167,6 +168,10 @@ LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 30, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# A browser a staff member logged in from is trusted for that username this many days (0: never): its failures count
+# apart and the username's lockout does not stop it, so guesses from elsewhere cannot lock a colleague out of their
+# desk PC (clinics.lockout).
+LOGIN_TRUSTED_DEVICE_DAYS = env_int("LOGIN_TRUSTED_DEVICE_DAYS", 180, minimum=0)
 API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
 # Proxies in front of gunicorn that append the client's address to X-Forwarded-For (0: none, REMOTE_ADDR is the
 # client). The lockout and the audit log's addresses read it (clinics.web.client_ip); too high a number would let

@@ -11,7 +11,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
-from smileloop.clinics.lockout import login_failure_record, login_lockout_wait, login_success_record
+from smileloop.clinics.lockout import (
+    login_failure_record,
+    login_lockout_wait,
+    login_success_record,
+    trusted_device,
+)
 from smileloop.clinics.web import client_ip
 
 
@@ -20,15 +25,17 @@ class StaffModelBackend(ModelBackend):
         if request is None or username is None or password is None:
             return super().authenticate(request, username=username, password=password, **kwargs)
         ip = client_ip(request)
-        wait = login_lockout_wait(username=username, ip=ip)
+        device = trusted_device(request, username)
+        wait = login_lockout_wait(username=username, ip=ip, device=device)
         if wait:
             request.login_lockout_wait = wait
             raise PermissionDenied  # no other backend may let it in either
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
-            request.login_lockout_wait = login_failure_record(username=username, ip=ip)
+            request.login_lockout_wait = login_failure_record(username=username, ip=ip, device=device)
         else:
-            login_success_record(username=username)
+            login_success_record(username=username, device=device)
+            request.login_device_trust = username  # remembered by clinics.lockout.TrustedDeviceMiddleware
         return user
 
     def get_user(self, user_id):

@@ -8,6 +8,12 @@ Why not django-axes: it has one failure limit for every lockout parameter, and a
 NAT address, so an address needs a higher limit than a username; it also insists on the request in every
 authenticate() call. The counters here are a few cache keys with a lifetime: no table, no write on a good login.
 
+A browser a staff member has logged in from before is trusted for that username (a signed cookie, kept
+settings.LOGIN_TRUSTED_DEVICE_DAYS): its failures count for that browser and username, not for the username, and the
+username's lockout does not apply to it. Otherwise anyone could lock a known colleague out of the desk PC they use with
+five wrong passwords from anywhere (the username's lock refuses the right password too). The address's counter applies
+to every browser.
+
 A counter is a fixed window: the first failure starts it, the lockout (or the window's end) clears it. A lockout is a
 key holding the time it ends. An IPv6 client is counted by its /64 network (one host is given a whole one).
 
@@ -24,9 +30,11 @@ import hashlib
 import ipaddress
 import logging
 import math
+import secrets
 import time
 
 from django.conf import settings
+from django.core import signing
 from django.core.cache import cache
 
 from smileloop.core.audit import audit_record
@@ -90,7 +98,7 @@ def _guarded(operation: str, run, down):
     _health.succeeded()
     return result
 
-USERNAME, ADDRESS, TOKEN_ADDRESS = "login-user", "login-address", "token-address"
+USERNAME, ADDRESS, TOKEN_ADDRESS, DEVICE = "login-user", "login-address", "token-address", "login-device"
 
 
 def _normal_username(username: str) -> str:
@@ -111,11 +119,16 @@ def _key(kind: str, value: str) -> str:
     return f"lockout:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:40]}"
 
 
-def _subjects(*, username: str | None = None, ip: str | None = None, kind_of_ip: str = ADDRESS) -> list[tuple]:
-    """(kind, value, limit) of each counter a request counts in."""
+def _subjects(*, username: str | None = None, ip: str | None = None, kind_of_ip: str = ADDRESS,
+              device: str | None = None) -> list[tuple]:
+    """(kind, value, limit) of each counter a request counts in: a trusted browser (`device`) counts for itself and
+    the username instead of for the username."""
     subjects = []
     if username is not None and _normal_username(username):
-        subjects.append((USERNAME, _normal_username(username), settings.LOGIN_FAILURE_LIMIT))
+        if device:
+            subjects.append((DEVICE, f"{device}:{_normal_username(username)}", settings.LOGIN_FAILURE_LIMIT))
+        else:
+            subjects.append((USERNAME, _normal_username(username), settings.LOGIN_FAILURE_LIMIT))
     if ip:
         limit = settings.API_TOKEN_FAILURE_LIMIT if kind_of_ip == TOKEN_ADDRESS else settings.LOGIN_IP_FAILURE_LIMIT
         subjects.append((kind_of_ip, _address_bucket(ip), limit))
@@ -155,26 +168,87 @@ def _fail(subjects: list[tuple], *, action: str, ip: str | None, username: str |
     return _wait(subjects)
 
 
-def login_lockout_wait(*, username: str, ip: str | None) -> int:
-    """Seconds until a login for `username` from `ip` is taken again; 0 now (and while the cache is down)."""
-    subjects = _subjects(username=username, ip=ip)
+def login_lockout_wait(*, username: str, ip: str | None, device: str | None = None) -> int:
+    """Seconds until a login for `username` from `ip` (from the trusted browser `device`) is taken again; 0 now (and
+    while the cache is down)."""
+    subjects = _subjects(username=username, ip=ip, device=device)
     return _guarded("login_lockout_wait", lambda: _wait(subjects), 0)
 
 
-def login_failure_record(*, username: str, ip: str | None) -> int:
-    """A wrong password (or an unknown or inactive username): counted for the username and the address. Returns the
-    lockout's seconds if this failure, or an earlier one, locked either."""
+def login_failure_record(*, username: str, ip: str | None, device: str | None = None) -> int:
+    """A wrong password (or an unknown or inactive username): counted for the username (for a trusted browser: for it
+    and the username) and the address. Returns the lockout's seconds if this failure, or an earlier one, locked
+    either."""
     logger.info("login failed for %r from %s", username, ip)
-    subjects = _subjects(username=username, ip=ip)
+    subjects = _subjects(username=username, ip=ip, device=device)
     return _guarded("login_failure_record", lambda: _fail(subjects, action="login.lockout", ip=ip, username=username),
                     0)
 
 
-def login_success_record(*, username: str) -> None:
-    """A right password: the username's failures so far are forgiven (the address's are not: one address may be
-    guessing at many usernames and know one)."""
+def login_success_record(*, username: str, device: str | None = None) -> None:
+    """A right password: the username's (or this browser's) failures so far are forgiven (the address's are not: one
+    address may be guessing at many usernames and know one)."""
     if _normal_username(username):
-        _guarded("login_success_record", lambda: cache.delete(_key(USERNAME, _normal_username(username))), None)
+        kind, value = (DEVICE, f"{device}:{_normal_username(username)}") if device else (
+            USERNAME, _normal_username(username))
+        _guarded("login_success_record", lambda: cache.delete(_key(kind, value)), None)
+
+
+# --- trusted browsers --------------------------------------------------------------------------------------------
+
+_DEVICE_SALT = "smileloop.clinics.lockout.device"
+_DEVICE_USERNAMES_KEPT = 20  # a shared desk PC: the last twenty staff who logged in from it
+
+
+def _device_cookie_name() -> str:
+    # Over HTTPS under the __Host- prefix, as the session's (config/settings/prod.py).
+    return "__Host-sl_device" if settings.SESSION_COOKIE_SECURE else "sl_device"
+
+
+def _username_mark(username: str) -> str:
+    # The cookie is signed, not encrypted: it names the usernames by a keyed hash, not in clear.
+    return signing.salted_hmac(_DEVICE_SALT, _normal_username(username)).hexdigest()[:24]
+
+
+def _device_data(request) -> dict | None:
+    raw = request.COOKIES.get(_device_cookie_name())
+    if not raw or not settings.LOGIN_TRUSTED_DEVICE_DAYS:
+        return None
+    try:
+        data = signing.loads(raw, salt=_DEVICE_SALT, max_age=settings.LOGIN_TRUSTED_DEVICE_DAYS * 86400)
+    except signing.BadSignature:
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("d"), str) and isinstance(data.get("u"), list)):
+        return None
+    return data
+
+
+def trusted_device(request, username: str) -> str | None:
+    """This browser's id when `username` has logged in from it before (the lockout then counts it apart), else None."""
+    data = _device_data(request)
+    if data is None or _username_mark(username) not in data["u"]:
+        return None
+    return data["d"]
+
+
+class TrustedDeviceMiddleware:
+    """After a login with the right password (clinics.auth marks the request), the browser is remembered as one this
+    username logs in from: a signed, HTTP-only cookie with the browser's id and the last usernames' marks."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        username = getattr(request, "login_device_trust", None)
+        if username and settings.LOGIN_TRUSTED_DEVICE_DAYS:
+            data = _device_data(request) or {"d": secrets.token_urlsafe(16), "u": []}
+            mark = _username_mark(username)
+            marks = [m for m in data["u"] if m != mark] + [mark]
+            value = signing.dumps({"d": data["d"], "u": marks[-_DEVICE_USERNAMES_KEPT:]}, salt=_DEVICE_SALT)
+            response.set_cookie(_device_cookie_name(), value, max_age=settings.LOGIN_TRUSTED_DEVICE_DAYS * 86400,
+                                secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax")
+        return response
 
 
 def token_lockout_wait(*, ip: str | None) -> int:

@@ -251,3 +251,58 @@ def test_once_the_cache_is_back_the_lockout_counts_again_and_says_so(client, fro
     # then: locked as usual, and the return was logged
     assert response.status_code == 429
     assert any("lockout resumed" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+# --- trusted browsers ---------------------------------------------------------------------------------------------
+
+
+def _desk_pc(client, username):
+    """A browser that has logged in as `username` before: its device cookie only (logged out)."""
+    from django.test import Client
+
+    assert log_in(client, username, PASSWORD).status_code == 302
+    desk = Client()
+    desk.cookies["sl_device"] = client.cookies["sl_device"].value
+    return desk
+
+
+def test_guesses_from_elsewhere_cannot_lock_a_colleague_out_of_the_browser_they_log_in_from(client, front_desk_a):
+    # given the front desk's PC, where she logged in yesterday
+    desk = _desk_pc(client, "frontdesk_a")
+    # when someone elsewhere tries five passwords on her username
+    from django.test import Client
+
+    stranger = Client()
+    for _ in range(5):
+        log_in(stranger, "frontdesk_a", "wrong", ip="198.51.100.66")
+    # then the username is locked for every other browser, the right password included …
+    assert log_in(Client(), "frontdesk_a", PASSWORD, ip="203.0.113.7").status_code == 429
+    # … but not at her desk
+    response = log_in(desk, "frontdesk_a", PASSWORD, ip="203.0.113.7")
+    assert response.status_code == 302 and logged_in(desk)
+
+
+def test_wrong_passwords_at_a_trusted_browser_lock_that_browser_for_that_user(client, front_desk_a):
+    desk = _desk_pc(client, "frontdesk_a")
+    for _ in range(5):
+        response = log_in(desk, "frontdesk_a", "wrong")
+    assert response.status_code == 429
+    assert log_in(desk, "frontdesk_a", PASSWORD).status_code == 429
+    event = AuditEvent.objects.get()
+    assert (event.action, event.object_type) == ("login.lockout", "login-device")
+
+
+def test_a_tampered_device_cookie_or_another_username_is_not_trusted(client, front_desk_a, director_a):
+    from django.test import Client
+
+    desk = _desk_pc(client, "frontdesk_a")
+    forged = Client()
+    forged.cookies["sl_device"] = desk.cookies["sl_device"].value[:-2] + "xx"
+    for _ in range(5):
+        log_in(Client(), "frontdesk_a", "wrong", ip="198.51.100.66")
+        log_in(Client(), "director_a", "wrong", ip="198.51.100.67")
+    # a forged cookie is no trusted browser, and the desk PC is trusted for the username that logged in there only
+    assert log_in(forged, "frontdesk_a", PASSWORD).status_code == 429
+    assert log_in(desk, "director_a", PASSWORD).status_code == 429
+    # the cookie names its usernames by a keyed hash, not in clear
+    assert "frontdesk_a" not in desk.cookies["sl_device"].value
