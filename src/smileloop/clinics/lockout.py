@@ -160,10 +160,11 @@ def _fail(subjects: list[tuple], *, action: str, ip: str | None, username: str |
         # add, not set: of two processes crossing the limit at once, one records the lockout.
         if cache.add(key + ":lock", time.time() + seconds, timeout=seconds):
             cache.delete(key)
-            audit_record(actor=None, action=action, object_type=kind, object_id=value[:64], ip_address=ip,
+            shown = value if kind != USERNAME or username is not None else UNKNOWN_USERNAME
+            audit_record(actor=None, action=action, object_type=kind, object_id=shown[:64], ip_address=ip,
                          reason=f"{failures} failures within {settings.LOGIN_FAILURE_WINDOW_SECONDS} s",
                          detail={"failures": failures, "lockout_seconds": seconds, "username": username or ""})
-            logger.warning("%s: %s %r locked for %d s after %d failures (address %s)", action, kind, value, seconds,
+            logger.warning("%s: %s %r locked for %d s after %d failures (address %s)", action, kind, shown, seconds,
                            failures, ip)
     return _wait(subjects)
 
@@ -179,10 +180,21 @@ def login_failure_record(*, username: str, ip: str | None, device: str | None = 
     """A wrong password (or an unknown or inactive username): counted for the username (for a trusted browser: for it
     and the username) and the address. Returns the lockout's seconds if this failure, or an earlier one, locked
     either."""
-    logger.info("login failed for %r from %s", username, ip)
+    # A username no login has is not written down: it is often a password typed into the wrong box.
+    shown = username if _is_login(username) else None
+    logger.info("login failed for %r from %s", shown or UNKNOWN_USERNAME, ip)
     subjects = _subjects(username=username, ip=ip, device=device)
-    return _guarded("login_failure_record", lambda: _fail(subjects, action="login.lockout", ip=ip, username=username),
+    return _guarded("login_failure_record", lambda: _fail(subjects, action="login.lockout", ip=ip, username=shown),
                     0)
+
+
+UNKNOWN_USERNAME = "(a username no login has)"
+
+
+def _is_login(username: str) -> bool:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()._default_manager.filter(username__iexact=username.strip()).exists()
 
 
 def login_success_record(*, username: str, device: str | None = None) -> None:

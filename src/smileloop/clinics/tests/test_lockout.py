@@ -306,3 +306,19 @@ def test_a_tampered_device_cookie_or_another_username_is_not_trusted(client, fro
     assert log_in(desk, "director_a", PASSWORD).status_code == 429
     # the cookie names its usernames by a keyed hash, not in clear
     assert "frontdesk_a" not in desk.cookies["sl_device"].value
+
+
+def test_a_username_no_login_has_is_written_neither_to_the_log_nor_to_the_audit(client, front_desk_a, caplog):
+    # a password typed into the username box, five times
+    caplog.set_level("INFO", logger="smileloop.security")
+    for _ in range(5):
+        response = log_in(client, "Secret-Pa55", "wrong")
+    assert response.status_code == 429
+    event = AuditEvent.objects.get()
+    assert "Secret-Pa55".casefold() not in (event.object_id + str(event.detail)).casefold()
+    assert "secret-pa55" not in caplog.text.casefold()
+    # a real username is named, as before
+    for _ in range(5):
+        log_in(client, "frontdesk_a", "wrong", ip="198.51.100.9")
+    assert "frontdesk_a" in caplog.text
+    assert AuditEvent.objects.filter(object_id="frontdesk_a").exists()
