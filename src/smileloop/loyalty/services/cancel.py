@@ -198,14 +198,20 @@ def _wallet_spend_of(purchase: PackagePurchase) -> LedgerTransaction | None:
 
 
 def package_order_refund_where(order: Order) -> str | None:
-    """Where to refund the bill of a package still in force (visits.refund_owner_register): by cancelling the
-    package, which ends its entitlements too; a refund recorded on the bill alone would leave them redeemable. Once
-    the package is cancelled or over, its bill is an ordinary one."""
-    purchase_id = (PackagePurchase.objects.filter(order_id=order.pk, status=PurchaseStatus.ACTIVE,
-                                                  period_end__gt=timezone.now())
-                   .values_list("id", flat=True).first())
-    if purchase_id is None:
+    """Where to refund the bill of a package (visits.refund_owner_register). While the package is in force: by
+    cancelling it, which ends its entitlements too; a refund recorded on the bill alone would leave them redeemable.
+    A bill paid partly from stored value, always: the orders API records a refund by a method and moves no stored
+    value, so its stored-value part would go out as cash (or, named `wallet`, nowhere); only the cancellation gives
+    it back to the wallet. Otherwise, once the package is cancelled or over, its bill is an ordinary one."""
+    purchase = PackagePurchase.objects.filter(order_id=order.pk).first()
+    if purchase is None:
         return None
-    return (f"order {order.pk} is the bill of package purchase {purchase_id}, which is still in force: cancel the "
-            f"package instead ({CANCEL_ENDPOINT.format(id=purchase_id)}, or “Cancel package” on the patient's "
-            "loyalty card), which refunds this bill and ends its entitlements")
+    if purchase.status == PurchaseStatus.ACTIVE and purchase.period_end > timezone.now():
+        return (f"order {order.pk} is the bill of package purchase {purchase.pk}, which is still in force: cancel the "
+                f"package instead ({CANCEL_ENDPOINT.format(id=purchase.pk)}, or “Cancel package” on the patient's "
+                "loyalty card), which refunds this bill and ends its entitlements")
+    if _wallet_spend_of(purchase) is not None:
+        return (f"order {order.pk} is the bill of package purchase {purchase.pk}, paid partly from stored value, which "
+                "can only go back into the wallet: such a bill is refunded by cancelling the package while it is in "
+                f"force ({CANCEL_ENDPOINT.format(id=purchase.pk)}), not on the bill")
+    return None

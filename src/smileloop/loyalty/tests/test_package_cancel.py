@@ -273,6 +273,26 @@ def test_a_sale_paid_from_stored_value_takes_it_from_the_wallet_and_its_cancella
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_a_bill_paid_from_stored_value_is_never_refunded_through_the_orders_api_once_the_package_has_ended(
+        client, chain, billed_package, wang, clinic_a, front_desk_a, now):
+    # the orders API records a refund by a method and moves no stored value: the wallet's part would go out as cash
+    from smileloop.loyalty.services import wallet_topup
+
+    wallet_topup(customer=wang, amount_fen=300_000, method="cash", key="topup-1")
+    sale = package_sell(package=billed_package, holder=wang, covered=[wang], key="sale-w", actor=front_desk_a,
+                        clinic=clinic_a, at=now - dt.timedelta(days=400),
+                        payments=[{"method": "wallet", "amount_fen": 200_000}, {"method": "cash", "amount_fen": 98_000}])
+    PackagePurchase.objects.filter(pk=sale.pk).update(period_end=now - dt.timedelta(days=35))  # its year is over
+    token = token_create(username=front_desk_a.user.username)
+    response = client.post(f"/api/orders/{sale.order_id}/refunds", json.dumps({"whole": True, "method": "cash"}),
+                           content_type="application/json",
+                           headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "r-1"})
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "refund_elsewhere"
+    assert "stored value" in response.json()["message"]
+    assert not Refund.objects.exists()
+
+
 def test_a_sale_from_a_wallet_without_enough_stored_value_sells_nothing(billed_package, wang, spouse, clinic_a,
                                                                        front_desk_a):
     from smileloop.loyalty.errors import InsufficientWallet
