@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 from pydantic import ValidationError, WithJsonSchema, WrapValidator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from smileloop.checkout.selectors import settlement_get
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
@@ -59,10 +59,33 @@ class LineIn(InputSchema):
     quantity: int = Field(1, ge=1, le=99)
 
 
+WALLET_AMOUNT_REQUIRED = 'is required: the amount to take from the wallet in fen, or "max" for as much as it can pay'
+
+
 class WalletIn(InputSchema):
+    """Stored value to pay with. `amount_fen` is required, a number of fen or "max": it once defaulted to "max", so
+    `"wallet": {}` (or a holder alone) spent all the stored value the bill could take without anyone asking for it."""
+
     holder_id: Id | None = Field(None, description="The family wallet's holder (default: the customer)")
-    amount_fen: FenOrMax = "max"
+    amount_fen: FenOrMax = Field(description='Required: how much stored value to use, in fen, or "max" for as much '
+                                             'as the wallet can pay (at most what is still owed)')
     per_use_consent: bool = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _amount_required(cls, value: Any, handler) -> Any:
+        """A missing amount says what to send, not pydantic's bare "Field required"."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if not any(e["type"] == "missing" and e["loc"] == ("amount_fen",) for e in errors):
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, [
+                InitErrorDetails(type=PydanticCustomError("missing", WALLET_AMOUNT_REQUIRED)
+                                 if e["type"] == "missing" and e["loc"] == ("amount_fen",)
+                                 else PydanticCustomError(e["type"], e["msg"]), loc=e["loc"], input=e["input"])
+                for e in errors]) from None
 
 
 class PriceIn(InputSchema):

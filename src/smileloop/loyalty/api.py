@@ -62,7 +62,8 @@ class GiftExchangeIn(InputSchema):
 
 class TopupIn(InputSchema):
     amount_fen: PositiveFen
-    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance or other")
+    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance, other or wallet (stored value: "
+                                    "the customer's own wallet, or the family wallet `wallet.holder_id` names)")
     clinic: IdOrCode | None = Field(None, description="Clinic id or code where the money was received")
 
 
@@ -93,8 +94,16 @@ class TransferIn(InputSchema):
 
 
 class SalePaymentIn(InputSchema):
-    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance or other")
+    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance, other or wallet (stored value: "
+                                    "the customer's own wallet, or the family wallet `wallet.holder_id` names)")
     amount_fen: PositiveFen
+
+
+class SaleWalletIn(InputSchema):
+    holder_id: Id | None = Field(None, description="Whose wallet pays the `wallet` payment: a family card holder the "
+                                                   "customer is bound to (default: the customer's own wallet)")
+    per_use_consent: bool = Field(False, description="The family wallet's holder consented to this use (recorded); "
+                                                     "not needed under a standing consent")
 
 
 class PackageSellIn(InputSchema):
@@ -108,6 +117,8 @@ class PackageSellIn(InputSchema):
                     "that records its own order).")
     clinic: IdOrCode | None = Field(None, description="Clinic id or code taking the payment (default: the "
                                                       "holder's clinic)")
+    wallet: SaleWalletIn | None = Field(None, description="The stored value a `wallet` payment comes from, as at "
+                                                          "checkout: another family member's wallet with their consent")
 
 
 class PackageCancelIn(InputSchema):
@@ -246,6 +257,11 @@ class PackageCancellationOut(Schema):
     units_used: int
     order_id: int | None = Field(description="The sale's bill, refunded by `refunds`; null: sold without a bill here")
     refunds: list[PackageRefundOut]
+    wallet_holder_id: int | None = Field(None, description="Whose wallet the `wallet` refund went back to (the "
+                                                           "holder's, or the family wallet that paid the sale)")
+    points_clawed_back: int = Field(0, description="Points the bill earned, taken back in proportion to the refund")
+    clawback_withheld_fen: int = Field(0, description="Points the bill earned but already spent, at the redeem rate: "
+                                                      "withheld from the money the refunds give back, as at checkout")
     reason: str
     cancelled_at: dt.datetime
 
@@ -454,7 +470,11 @@ def _entitlement(e) -> dict:
 def package_sell_endpoint(request: HttpRequest, customer_id: Id, payload: PackageSellIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
     """The customer is the holder; covered persons must be the holder or members of the holder's household
-    (422 per `covered[i]` otherwise)."""
+    (422 per `covered[i]` otherwise). A sale with `payments` is a bill: it earns points as a checkout bill does. A
+    `wallet` payment comes from the customer's stored value, or from the family wallet of the card holder the customer
+    is bound to (`wallet.holder_id`) with that holder's consent, as at checkout: standing, or `wallet.per_use_consent`
+    (422 `consent_missing` naming `body.wallet.per_use_consent`, or `body.wallet.holder_id` for someone the customer
+    is not bound to; nothing is sold)."""
     def run(scope):
         holder = customer_get(scope, customer_id)
         with referenced_by("body.package_id"):
@@ -465,9 +485,16 @@ def package_sell_endpoint(request: HttpRequest, customer_id: Id, payload: Packag
                 covered.append(customer_get(scope, cid))
         clinic = clinic_for_write(scope=scope, value=payload.clinic) if payload.clinic not in (None, "") else None
         payments = None if payload.payments is None else [p.model_dump() for p in payload.payments]
+        wallet_holder = None
+        if payload.wallet is not None and payload.wallet.holder_id is not None:
+            with referenced_by("body.wallet.holder_id"):
+                wallet_holder = customer_get(scope, payload.wallet.holder_id)
         purchase = services.package_sell(package=package, holder=holder, covered=covered,
                                          key=_service_key(scope, idempotency_key), actor=request.staff,
-                                         clinic=clinic or holder.home_clinic, payments=payments)
+                                         clinic=clinic or holder.home_clinic, payments=payments,
+                                         wallet_holder=wallet_holder,
+                                         per_use_consent=bool(payload.wallet and payload.wallet.per_use_consent),
+                                         reader=scope)
         return 201, render(PurchaseOut, _purchase(purchase))
 
     return _write(request, response, operation="loyalty.package_sell", key=idempotency_key,
@@ -523,6 +550,9 @@ def _cancellation(c: PackageCancellation) -> dict:
             "units_granted": c.units_granted, "units_used": c.units_used, "order_id": c.purchase.order_id,
             "refunds": [{"id": r.id, "method": r.method, "amount_fen": r.amount_fen}
                         for r in c.refunds.order_by("id")],
+            "wallet_holder_id": (c.detail.get("wallet") or {}).get("holder_id"),
+            "points_clawed_back": (c.detail.get("clawback") or {}).get("points", 0),
+            "clawback_withheld_fen": (c.detail.get("clawback") or {}).get("shortfall_fen", 0),
             "reason": c.reason, "cancelled_at": local_time(c.created_at)}
 
 

@@ -35,6 +35,13 @@ class NotFamily(LoyaltyInputError):
     code = "not_family"
 
 
+class ClawbackExceedsRefund(LoyaltyInputError):
+    """A package cancellation would give back less money than the points its bill earned and the holder already
+    spent are worth (the clawback policy of a checkout refund): refused, nothing changed."""
+
+    code = "clawback_exceeds_refund"
+
+
 class PrincipalSpent(Conflict):
     """The top-up's principal is no longer in the wallet (spent or transferred): it cannot be refunded."""
 

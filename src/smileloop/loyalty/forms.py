@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
@@ -33,7 +33,8 @@ from smileloop.loyalty.services.wallet import TOPUP_METHODS
 from smileloop.visits.enums import PaymentMethod
 
 _FIELD_ALIASES = {"amount_fen": "amount_yuan", "rule_code": "rule", "gift_id": "gift", "package_id": "package",
-                  "points": None, "key": None, "min_topup_fen": "min_topup_yuan", "bonus_fen": "bonus_yuan",
+                  "points": None, "key": None, "wallet.holder_id": "wallet",
+                  "wallet.per_use_consent": "per_use_consent", "payments": "method", "min_topup_fen": "min_topup_yuan", "bonus_fen": "bonus_yuan",
                   "price_fen": "price_yuan", "max_share_bp": "max_share_percent"}
 
 ERROR_MESSAGES = {
@@ -43,6 +44,12 @@ ERROR_MESSAGES = {
     "unknown_rule": _("This rule is not active."),
     "not_covered": _("Choose the holder or members of the holder's household."),
     "package_not_active": _("This package is no longer in force: it was cancelled, or its period ended."),
+    "consent_missing": _("The family wallet's holder has not consented to this use: tick the holder's consent for "
+                         "this use (or record a standing consent), or pay another way."),
+    "not_family": _("This patient is not bound to the holder's family card, so that wallet cannot pay."),
+    "clawback_exceeds_refund": _("The points this package's bill earned were already used and are worth more than "
+                                 "the money (other than stored value) this refund gives back, from which they are "
+                                 "withheld: this refund cannot be made."),
     "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in the "
                              "loyalty settings first."),
 }
@@ -136,16 +143,36 @@ class _PeopleField(forms.ModelMultipleChoiceField):
 
 
 class PackageSellForm(KeyedForm):
+    """A sale on the loyalty card, paid by one method; by stored value, from the patient's own wallet or (bound to a
+    family card) from the family holder's, with that holder's consent as at checkout (`wallet`, `per_use_consent`
+    appear only then)."""
+
     package = forms.ModelChoiceField(label=_("Package"), queryset=Package.objects.none())
     covered = _PeopleField(label=_("Covered persons"), queryset=Customer.objects.none(),
                                              widget=forms.CheckboxSelectMultiple,
                                              help_text=_("The holder and members of the household."))
     method = forms.ChoiceField(label=_("Paid by"), choices=[(m, label) for m, label in PaymentMethod.choices
-                                                            if m in TOPUP_METHODS],
+                                                            if m in TOPUP_METHODS or m == PaymentMethod.WALLET],
                                help_text=_("The package's price, recorded as a bill of the patient's clinic."))
+    wallet = forms.ChoiceField(label=_("Stored value"), required=False, initial="own")
+    per_use_consent = forms.BooleanField(label=_("The holder consents to this use"), required=False)
 
     def __init__(self, scope: Scope, *args, holder: Customer, **kwargs):
         super().__init__(*args, **kwargs)
+        from smileloop.membership.selectors import membership_current_for, person_in_scope
+
+        # The family card holder whose wallet this patient may pay from (checkout offers the same one).
+        binding = membership_current_for(holder).binding
+        self.family_holder = binding.holder.customer if binding is not None else None
+        if self.family_holder is None:
+            del self.fields["wallet"], self.fields["per_use_consent"]
+        else:
+            shown = person_in_scope(scope, self.family_holder)
+            self.fields["wallet"].choices = [("own", _("Own wallet")),
+                                             ("family", gettext("Family holder's wallet") + f" · {shown.name}")]
+            self.fields["per_use_consent"].help_text = _(
+                "Family wallet of %(name)s: without a standing consent, tick the holder's consent for this use."
+            ) % {"name": shown.name}
         self.fields["package"].queryset = Package.objects.filter(chain_id=scope.chain_id, is_active=True)
         choices_from(self.fields["package"], Package, "t0.chain_id = %s AND t0.is_active", [scope.chain_id],
                      tail="ORDER BY t0.name, t0.id")
@@ -159,6 +186,14 @@ class PackageSellForm(KeyedForm):
         self.fields["covered"].queryset = customer_queryset(scope).filter(
             pk__in=sorted({holder.pk, *members})).order_by("id")
         self.fields["covered"].initial = [holder.pk]
+
+    def clean(self):
+        """`wallet_holder`: package_sell's, the family holder when the sale is paid by stored value from their wallet
+        (else None: the patient's own wallet, or no stored value)."""
+        data = super().clean()
+        family = data.get("method") == PaymentMethod.WALLET and data.get("wallet") == "family"
+        data["wallet_holder"] = self.family_holder if family else None
+        return data
 
 
 class PackageCancelForm(KeyedForm):

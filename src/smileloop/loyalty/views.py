@@ -23,6 +23,7 @@ from smileloop.clinics.models import Chain
 from smileloop.clinics.web import htmx_redirect, staff_view
 from smileloop.clinics.web import require_permission as _require
 from smileloop.core import errors
+from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers.cards import card_form_view
 from smileloop.customers.models import Customer
@@ -243,7 +244,9 @@ def package(request, scope: Scope, customer_id: int):
         services.package_sell(package=data["package"], holder=customer, covered=list(data["covered"]),
                               key=f"web:{data['key']}", actor=request.user.staff,
                               clinic=_billing_clinic(scope, customer),
-                              payments=[{"method": data["method"], "amount_fen": price}] if price else [])
+                              payments=[{"method": data["method"], "amount_fen": price}] if price else [],
+                              reader=scope, wallet_holder=data["wallet_holder"] if price else None,
+                              per_use_consent=bool(data.get("per_use_consent")))
 
     return _card_action(request, scope, customer_id, form_name="package",
                         make_form=lambda c: PackageSellForm(scope, request.POST, holder=c), run=run)
@@ -266,14 +269,24 @@ def package_cancel(request, scope: Scope, customer_id: int, purchase_id: int):
     back = reverse("customers:detail", args=[customer.id]) + "#loyalty"
     if request.method == "POST" and form.is_valid():
         try:
-            services.package_cancel(purchase=purchase, key=f"web:{form.cleaned_data['key']}",
-                                    actor=request.user.staff, **form.service_data())
+            cancellation = services.package_cancel(purchase=purchase, key=f"web:{form.cleaned_data['key']}",
+                                                   actor=request.user.staff, **form.service_data())
         except errors.DomainError as exc:
             if isinstance(exc, (errors.NotFound, errors.PermissionDenied)):
                 raise
             form.add_domain_error(exc)
         else:
             messages.success(request, _("Package cancelled."))
+            clawback = cancellation.detail.get("clawback") or {}
+            if clawback.get("shortfall_points"):
+                # What the cashier gives back in money is less what spent points are worth (as at checkout).
+                messages.info(request, _("%(points)s points the package's bill earned were taken back; "
+                                         "%(spent)s already used, ¥%(yuan)s, are withheld from the money refunded.")
+                              % {"points": clawback.get("points", 0), "spent": clawback["shortfall_points"],
+                                 "yuan": fen_to_yuan(clawback.get("shortfall_fen", 0))})
+            elif clawback.get("points"):
+                messages.info(request, _("%(points)s points the package's bill earned were taken back.")
+                              % {"points": clawback["points"]})
             return htmx_redirect(request, back)
     in_force = purchase.status == PurchaseStatus.ACTIVE and purchase.period_end > timezone.now()
     return render(request, "loyalty/package_cancel.html", {

@@ -402,7 +402,9 @@ def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn
     paid at checkout is refunded on its settlement (`POST /api/checkout/settlements/{id}/refund`), which gives back
     the wallet, points, cards and vouchers it used: here it is a 409 `refund_elsewhere`. So is the bill of a service
     package still in force: it is refunded by cancelling the package (`POST /api/loyalty/packages/{id}/cancel`),
-    which ends its entitlements too."""
+    which ends its entitlements too. The bill of a package no longer in force (ended or cancelled) is refunded here
+    only with `payment.refund` (clinic directors, chain admins): money going back for a package is their decision,
+    a 403 for other roles."""
     scope = request_scope(request)
 
     def write():
@@ -413,7 +415,7 @@ def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn
             order=order, amount_fen=payload.amount_fen,
             lines=[ln.model_dump() for ln in payload.lines] if payload.lines else None, reason=payload.reason,
             method=payload.method, external_id=payload.external_id, refunded_at=_aware(payload.refunded_at),
-            actor=request.staff)
+            actor=request.staff, scope=scope)
         return (201 if created else 200), render(RefundOut, _refund(refund))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,

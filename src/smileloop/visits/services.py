@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.bounds import BOOKING_HORIZON, CLOCK_SKEW, record_time_errors
 from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
@@ -301,13 +302,49 @@ def refund_owner_register(owner: Callable[[Order], str | None]) -> None:
     _REFUND_OWNERS.append(owner)
 
 
+# Orders whose refund here is money going back on staff's own decision, not a POS correcting a bill (the bill of a
+# service package once it is no longer in force): only a caller with Perm.PAYMENT_REFUND records it.
+_REFUND_DECISIONS: list[Callable[[Order], str | None]] = []
+
+
+def refund_decision_register(check: Callable[[Order], str | None]) -> None:
+    """`check(order)`: a sentence saying why refunding this order is a director's decision (it then needs
+    `payment.refund`), else None."""
+    _REFUND_DECISIONS.append(check)
+
+
+# What an app above this one moves with a refund recorded here on staff's request (not by the order's owner): the
+# points a package's bill earned go back in proportion to the money.
+_REFUND_FOLLOWERS: list[Callable[[Order, Refund, Staff | None], None]] = []
+
+
+def refund_follower_register(follow: Callable[[Order, Refund, Staff | None], None]) -> None:
+    """`follow(order, refund, actor)`: runs in the refund's transaction after it is written (the order's
+    `refunded_fen` already includes it); raising refuses the refund, nothing written."""
+    _REFUND_FOLLOWERS.append(follow)
+
+
+def _refund_permission_check(order: Order, scope: Scope) -> None:
+    if scope.can(Perm.PAYMENT_REFUND):
+        return
+    for check in _REFUND_DECISIONS:
+        why = check(order)
+        if why:
+            raise PermissionDenied(f"{why}; refunding it needs the permission {Perm.PAYMENT_REFUND!r} (clinic "
+                                   f"directors, chain admins), which your role ({scope.role or 'none'}) lacks",
+                                   field="order_id")
+
+
 @transaction.atomic
 def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[dict] | None = None,
                   reason: str = "", method: str = PaymentMethod.OTHER, external_id: str | None = None,
                   refunded_at: dt.datetime | None = None, actor: Staff | None = None,
-                  owner: bool = False) -> tuple[Refund, bool]:
-    """Refund a whole bill (no amount, no lines), an amount, or given lines. Never more than was paid. An order an
-    owner claims (refund_owner_register) is refused unless its owner records the refund (`owner=True`)."""
+                  owner: bool = False, scope: Scope | None = None) -> tuple[Refund, bool]:
+    """Refund a whole bill (no amount, no lines), an amount, or given lines (an empty list is refused, not read as
+    the whole bill). Never more than was paid. An order an owner claims (refund_owner_register) is refused unless
+    its owner records the refund (`owner=True`). `scope`: the caller's, when staff ask (the orders API): an order a
+    decision check names (refund_decision_register) is then refused (403) without `payment.refund`; None: an
+    internal caller that checked its own permission."""
     order = Order.objects.select_for_update().get(pk=order.pk)
     if external_id:
         existing = Refund.objects.filter(order=order, external_id=external_id).first()
@@ -318,10 +355,15 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
             where = claim(order)
             if where:
                 raise Conflict(where, code="refund_elsewhere", field="order_id")
+        if scope is not None:
+            _refund_permission_check(order, scope)
     errors: list[FieldError] = []
     order_lines = {line.id: line for line in order.lines.all()}
     per_line: dict[int, int] = {}
-    if lines:
+    if lines is not None and not lines:  # an empty list is no choice: read as "no lines", it refunded the whole bill
+        errors.append(FieldError("lines", "must name at least one line (leave lines out to refund an amount or the "
+                                          "whole bill)"))
+    elif lines:
         for i, line in enumerate(lines):
             ol = order_lines.get(line.get("line_id"))
             amount = line.get("amount_fen")
@@ -370,6 +412,9 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
     order.status = OrderStatus.REFUNDED if order.refunded_fen == order.amount_fen else OrderStatus.PARTIALLY_REFUNDED
     order.save(update_fields=["refunded_fen", "status", "updated_at"])
     customer_visit_stats_apply(customer_id=order.customer_id, spend_delta_fen=-amount_fen)
+    if not owner:
+        for follow in _REFUND_FOLLOWERS:
+            follow(order, refund, actor)
     return refund, True
 
 

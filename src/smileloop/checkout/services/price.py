@@ -206,8 +206,8 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
                    gift_cards: list[str] = (), points: int | str = 0, wallet: dict | None = None,
                    at: dt.datetime | None = None, reader: Scope | None = None) -> PricedBill:
     """Price a bill without writing anything. `lines`: [{"item_code" (or "item_id"), "quantity"}]; `points`: a
-    number of points or "max"; `wallet`: {"holder": Customer (default the customer), "amount_fen": int or "max",
-    "per_use_consent": bool}. Raises the typed errors (wrong_code, expired, excluded_item, already_used,
+    number of points or "max"; `wallet`: {"holder": Customer (default the customer), "amount_fen": int or "max"
+    (required), "per_use_consent": bool}. Raises the typed errors (wrong_code, expired, excluded_item, already_used,
     insufficient_balance, consent_missing) before anything could be written. `reader`: the staff member's scope;
     a refusal names a family wallet holder outside it (or with no reader) masked, 张*; the bill's labels name
     other patients masked for every reader (they are stored with the settlement)."""
@@ -257,6 +257,9 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
         points_in = PointsIn(points, max_points, max_fen)
     wallet_in, holder = None, None
     if wallet:
+        if wallet.get("amount_fen") is None:  # no default: "max" by default spent the whole wallet unasked
+            raise ValidationFailed([FieldError("wallet.amount_fen", 'is required: the amount to take from the wallet '
+                                               'in fen, or "max" for as much as it can pay')])
         holder = wallet.get("holder") or customer
         if holder.pk != customer.pk:
             mode = wallet_share_allowed(holder, customer, at=at)
@@ -269,7 +272,7 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
                                      "wallet: record the holder's consent (standing, or for this use)",
                                      field="wallet.per_use_consent")
         balance = loyalty_selectors.wallet_balance(holder)
-        amount = wallet.get("amount_fen", MAX)
+        amount = wallet["amount_fen"]
         label = "wallet" if holder.pk == customer.pk else f"family wallet of {name_masked(holder.name)}"
         wallet_in = WalletIn(amount, balance.principal + balance.bonus, label)
     try:

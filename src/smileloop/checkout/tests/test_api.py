@@ -9,8 +9,10 @@ from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.models import GiftCard
+from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.models import LedgerTransaction
 from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.services import account_for
 from smileloop.visits.models import Order
 from smileloop.visits.services import order_record
 
@@ -87,7 +89,7 @@ def test_a_consent_for_this_use_does_not_open_the_wallet_of_someone_who_is_not_f
     # given a patient of the same clinic who is not bound to alice's family card
     stranger = CustomerFactory(chain=alice.chain, name="李雷", home_clinic=clinic_a)
     body = {"customer_id": stranger.id, "clinic": "SH01", "lines": [{"item_code": "CL01"}],
-            "wallet": {"holder_id": alice.id, "per_use_consent": True}}
+            "wallet": {"holder_id": alice.id, "amount_fen": "max", "per_use_consent": True}}
     # when the bill is priced "with the holder's consent for this use"
     response = post(client, PRICE, body, token=token_a, key=None)
     # then pricing refuses it as pay would, naming the field, instead of offering alice's stored value
@@ -346,3 +348,75 @@ def test_an_order_recorded_by_the_pms_is_still_refunded_through_the_orders_api(c
                     key="r-1")
     assert response.status_code == 201, response.content
     assert Order.objects.get(pk=order.id).refunded_fen == order.amount_fen
+
+
+# --- the wallet's amount is never implied ------------------------------------------------------------------------
+
+WALLET_AMOUNT_REQUIRED = 'is required: the amount to take from the wallet in fen, or "max" for as much as it can pay'
+
+
+@pytest.mark.parametrize("wallet_body", [{}, {"holder_id": "ALICE"}, {"per_use_consent": True}])
+@pytest.mark.parametrize("url", [PRICE, PAY])
+def test_a_wallet_without_an_amount_is_a_422_naming_it_and_spends_nothing(client, token_a, catalogue, alice, card,
+                                                                          wallet, url, wallet_body):
+    # given alice holds ¥100.00 of stored value
+    balance = account_for(chain_id=alice.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=alice).balance
+    count = LedgerTransaction.objects.count()
+    # when a client sends the wallet without saying how much of it to use (`"wallet": {}` spent all it could pay)
+    body = bill(alice, card, wallet={k: alice.id if v == "ALICE" else v for k, v in wallet_body.items()},
+                payments=[{"method": "cash", "amount_fen": 39900}])
+    if url == PRICE:
+        body.pop("payments")
+    response = post(client, url, body, token=token_a, key=None if url == PRICE else "pay-1")
+    # then it is refused by the field, saying what to send, and the wallet is untouched
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"] == [{"field": "body.wallet.amount_fen", "message": WALLET_AMOUNT_REQUIRED}]
+    assert account_for(chain_id=alice.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=alice).balance == balance
+    assert LedgerTransaction.objects.count() == count and Order.objects.count() == 0
+
+
+def test_a_wallet_amount_of_max_or_a_number_is_what_is_used(client, token_a, catalogue, alice, wallet):
+    # given alice holds ¥100.00 and a cleaning costs her ¥264.00
+    body = {"customer_id": alice.id, "clinic": "SH01", "lines": [{"item_code": "CL01"}]}
+    # when she asks for "max", for ¥30.00, or leaves the wallet out
+    as_much = post(client, PRICE, {**body, "wallet": {"amount_fen": "max"}}, token=token_a, key=None)
+    some = post(client, PRICE, {**body, "wallet": {"amount_fen": 3000}}, token=token_a, key=None)
+    none = post(client, PRICE, body, token=token_a, key=None)
+    # then the wallet pays exactly that
+    def wallet_fen(response):
+        assert response.status_code == 200, response.content
+        return sum(t["amount_fen"] for t in response.json()["tenders"] if t["kind"] == "wallet")
+    assert (wallet_fen(as_much), wallet_fen(some), wallet_fen(none)) == (10000, 3000, 0)
+
+
+def test_points_left_out_use_no_points(client, token_a, catalogue, alice, points):
+    # given alice holds points a bill could use ("max" uses them)
+    body = {"customer_id": alice.id, "clinic": "SH01", "lines": [{"item_code": "CL01"}]}
+    with_max = post(client, PRICE, {**body, "points": "max"}, token=token_a, key=None)
+    # when a bill says nothing of points, then it uses none (their default is 0, not "max")
+    without = post(client, PRICE, body, token=token_a, key=None)
+    assert [t["kind"] for t in with_max.json()["tenders"]] == ["points", "cash"]
+    assert [t["kind"] for t in without.json()["tenders"]] == ["cash"]
+
+
+def test_the_document_shows_the_wallet_amount_as_required(client):
+    document = client.get("/api/openapi.json").json()
+    wallet = document["components"]["schemas"]["WalletIn"]
+    assert wallet["required"] == ["amount_fen"]
+    assert "default" not in wallet["properties"]["amount_fen"]
+    assert '"max"' in wallet["properties"]["amount_fen"]["description"]
+    assert document["components"]["schemas"]["PriceIn"]["properties"]["points"]["default"] == 0
+
+
+def test_a_refund_line_naming_neither_a_quantity_nor_an_amount_is_refused_and_refunds_nothing(client, token_a,
+                                                                                             catalogue, alice, card):
+    # given a paid bill, nothing of it refunded
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a)
+    line = paid.json()["order_lines"][1]
+    # when a line is named without saying how much of it to refund
+    response = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund",
+                    {"lines": [{"line_id": line["line_id"]}]}, token=token_a, key="refund-bare-line")
+    # then it is a 422 on that line (not the line, nor the bill, refunded in full), and nothing is refunded
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["field"] == "body.lines[0].amount_fen"
+    assert RefundSettlement.objects.count() == 0 and Order.objects.get().refunded_fen == 0

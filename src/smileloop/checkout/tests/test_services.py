@@ -326,3 +326,15 @@ def test_a_packages_billed_as_item_is_refused_on_a_bill_by_name(chain, clinic_a,
     [error] = refused.value.errors
     assert error.field == "lines[1].item_code" and "package 家庭口腔护理套餐" in error.message
     assert checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "EX01"}]).lines
+
+
+@pytest.mark.parametrize("wallet_arg", [{"holder": "ALICE"}, {"holder": "ALICE", "amount_fen": None},
+                                        {"per_use_consent": True}])
+def test_a_wallet_without_an_amount_is_refused_not_read_as_max(chain, clinic_a, catalogue, alice, wallet,
+                                                              wallet_arg):
+    # the service had the API's default: a wallet without an amount spent all it could pay
+    wallet_arg = {k: alice if v == "ALICE" else v for k, v in wallet_arg.items()}
+    with pytest.raises(ValidationFailed) as refused:
+        checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}], wallet=wallet_arg)
+    assert [e.field for e in refused.value.errors] == ["wallet.amount_fen"]
+    assert "is required" in refused.value.errors[0].message

@@ -158,6 +158,22 @@ def test_points_this_many_without_a_number_is_a_clear_message(client, front_desk
     assert response.status_code == 422 and "Enter the number of points to use." in response.content.decode()
 
 
+def test_the_wallet_is_used_only_when_the_cashier_chooses_it_and_an_empty_amount_is_as_much_as_possible(
+        client, front_desk_a, clinic_a, catalogue, alice, wallet):
+    # given alice holds ¥100.00 of stored value; the form says "Empty: as much as possible." under the amount
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("checkout:new"), {"customer": alice.id}).content.decode()
+    assert "Empty: as much as possible." in page
+    # when the bill is priced without choosing the wallet, then it is not used
+    untouched = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue), HTTP_HX_REQUEST="true")
+    assert untouched.status_code == 200 and "wallet 100.00" not in untouched.content.decode()
+    # when "Own wallet" is chosen and the amount left empty, then all it can pay (the cashier's explicit choice)
+    chosen = client.post(reverse("checkout:new"), bill_data(alice, clinic_a, catalogue, wallet_mode="own"),
+                         HTTP_HX_REQUEST="true")
+    assert chosen.status_code == 200 and "wallet 100.00" in chosen.content.decode()
+    assert Order.objects.count() == 0
+
+
 def test_a_family_wallet_needs_the_holders_consent_for_this_use(client, front_desk_a, clinic_a, catalogue, alice,
                                                                 wallet):
     # given alice's spouse, bound to her family card, without a standing wallet consent
@@ -342,6 +358,17 @@ def test_a_refund_without_a_reason_is_refused_and_changes_nothing(client, front_
     client.force_login(front_desk_a.user)
     response = client.post(reverse("checkout:refund", args=[settlement.id]), {"scope": "all", "key": "k"})
     assert response.status_code == 422 and RefundSettlement.objects.count() == 0
+
+
+@pytest.mark.parametrize("data", [{"reason": "x", "key": "k"}, {"scope": "", "reason": "x", "key": "k"},
+                                  {"scope": "lines", "reason": "x", "key": "k"}])
+def test_a_refund_form_that_chooses_nothing_refunds_nothing(client, front_desk_a, clinic_a, catalogue, alice, data):
+    # a post without "whole bill" or "selected lines", or with selected lines and none ticked, is no whole refund
+    settlement = paid_settlement(alice, clinic_a)
+    client.force_login(front_desk_a.user)
+    response = client.post(reverse("checkout:refund", args=[settlement.id]), data)
+    assert response.status_code == 422 and RefundSettlement.objects.count() == 0
+    assert Order.objects.get(pk=settlement.order_id).refunded_fen == 0
 
 
 def test_another_clinics_customer_and_settlement_are_404(client, front_desk_a, clinic_a, clinic_b, catalogue,

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.money import fen_to_yuan
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.services import customers_lock, interaction_add
 from smileloop.customers.timeline import timeline_format
@@ -25,13 +26,18 @@ from smileloop.ledger.selectors import transaction_size
 from smileloop.ledger.services import accounts_lock, ledger_reverse
 from smileloop.loyalty._common import key_check, now_or
 from smileloop.loyalty.enums import PurchaseStatus, RefundRule
-from smileloop.loyalty.errors import PackageNotActive
+from smileloop.loyalty.errors import ClawbackExceedsRefund, PackageNotActive
 from smileloop.loyalty.models import PackageCancellation, PackagePurchase
 from smileloop.loyalty.selectors import CancelQuote, package_cancel_quote
 from smileloop.loyalty.services.packages import package_wallet_key
+from smileloop.loyalty.services.points import (
+    points_clawback_plan,
+    points_clawback_post,
+    points_earned_for_order,
+)
 from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import PaymentMethod
-from smileloop.visits.models import Order
+from smileloop.visits.models import Order, Refund
 from smileloop.visits.services import refund_record
 
 # Timeline sentences of the holder (stored in English, shown translated: registered in apps.py).
@@ -98,8 +104,12 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     # family member paying from the holder's wallet locks those accounts, then the purchase (redeeming an
     # entitlement of it); taken the other way round, the two deadlocked.
     spend = _wallet_spend_of(purchase)
-    if spend is not None:
-        accounts_lock(Entry.objects.filter(transaction_id=spend.pk).values_list("account_id", flat=True))
+    # The points the bill earned too (their clawback posts to the holder's points account and POINTS_ISSUED).
+    earn = (points_earned_for_order(chain_id=purchase.chain_id, order_id=purchase.order_id) if purchase.order_id
+            else None)
+    txs = [tx.pk for tx in (spend, earn) if tx is not None]
+    if txs:
+        accounts_lock(Entry.objects.filter(transaction_id__in=txs).values_list("account_id", flat=True))
     # The purchase's row, plainly (FOR UPDATE may not reach the nullable side of an outer join to the bill).
     purchase = PackagePurchase.objects.select_for_update().get(pk=purchase.pk)
     existing = PackageCancellation.objects.filter(chain_id=purchase.chain_id, key=key).first()
@@ -154,6 +164,20 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
                                  "taken from the wallet here: choose the method to give it back by", method))
     if errors:
         raise ValidationFailed(errors)
+    order = Order.objects.get(pk=quote.order_id) if quote.order_id else None
+    # The points the bill earned go back in proportion to what is refunded, as a checkout refund takes them back:
+    # those already spent are withheld, at the redeem rate, from the money this refund gives back (not from the
+    # stored value, which goes back to the wallet whole); refused when that money is too little.
+    clawback = (points_clawback_plan(earn=earn, share=Fraction(order.refunded_fen + amount_fen, order.amount_fen))
+                if earn is not None and amount_fen and order.amount_fen else None)
+    if clawback is not None and clawback.shortfall_fen:
+        money = sum(part for paid_by, part in parts if paid_by != PaymentMethod.WALLET)
+        if clawback.shortfall_fen > money:
+            raise ClawbackExceedsRefund(
+                f"{clawback.shortfall_points} of the points this package's bill earned were already used; they are "
+                f"worth {fen_to_yuan(clawback.shortfall_fen)} yuan, more than the {fen_to_yuan(money)} yuan this "
+                "refund gives back other than to stored value", field="amount_fen")
+    wallet_holder_id = _wallet_holder_of(spend) if spend is not None else None
     cancellation = PackageCancellation.objects.create(
         chain_id=purchase.chain_id, key=key, purchase=purchase, rule=rule, computed_fen=computed,
         refund_fen=amount_fen, used_value_fen=quote.used_value_fen, units_granted=quote.units_granted,
@@ -162,16 +186,21 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
                             "used": used} for g, used in quote.grant_rows],
                 "uses": [{"use_id": u.use_id, "customer_id": u.customer_id, "item_code": u.item_code,
                           "value_fen": u.value_fen} for u in quote.used],
-                "by_rule": dict(quote.by_rule)})
+                "by_rule": dict(quote.by_rule),
+                "clawback": clawback.as_dict() if clawback is not None else None,
+                "wallet": ({"holder_id": wallet_holder_id, "spend_transaction_id": spend.pk,
+                            "returned_fen": to_wallet} if spend is not None else None)})
     PackagePurchase.objects.filter(pk=purchase.pk).update(status=PurchaseStatus.CANCELLED)
     purchase.status = PurchaseStatus.CANCELLED
-    order = Order.objects.get(pk=quote.order_id) if quote.order_id else None
+    if clawback is not None:
+        points_clawback_post(clawback, key=f"package_cancel:{cancellation.pk}:earn", actor=actor)
     if amount_fen:
         refunds = []
         for part_method, part in parts:
             if part and part_method == PaymentMethod.WALLET:
-                # Back into the holder's wallet, principal and bonus to the lots they came from (the bill's wallet
-                # part came from there: package_sell). One cancellation per purchase: the share is of this part.
+                # Back into the wallet that paid it (the holder's own, or the family wallet of the card holder they
+                # are bound to: package_sell), principal and bonus to the lots they came from. One cancellation per
+                # purchase: the share is of this part.
                 ledger_reverse(original=spend, key=f"package_cancel:{cancellation.pk}", actor=actor, reason="refund",
                                upto=Fraction(part, transaction_size(spend)))
             if part:
@@ -189,6 +218,12 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     interaction_add(customer=purchase.holder, kind=InteractionKind.SYSTEM, text=text, author=actor,
                     clinic=order.clinic if order else purchase.holder.home_clinic, occurred_at=at)
     return cancellation
+
+
+def _wallet_holder_of(spend: LedgerTransaction) -> int | None:
+    """Whose wallet a spend took from (the sale's holder, or the family card holder who paid for them)."""
+    return (Entry.objects.filter(transaction_id=spend.pk, account__customer__isnull=False)
+            .values_list("account__customer_id", flat=True).first())
 
 
 def _wallet_spend_of(purchase: PackagePurchase) -> LedgerTransaction | None:
@@ -215,3 +250,27 @@ def package_order_refund_where(order: Order) -> str | None:
                 "can only go back into the wallet: such a bill is refunded by cancelling the package while it is in "
                 f"force ({CANCEL_ENDPOINT.format(id=purchase.pk)}), not on the bill")
     return None
+
+
+def package_bill_refund_follow(order: Order, refund: Refund, actor: Staff | None) -> None:
+    """A refund of a package's bill recorded through the orders API (visits.refund_follower_register; allowed once
+    the package is over or cancelled, with `payment.refund`) takes back the points the bill earned in proportion,
+    as a cancellation does. That path gives money back by a method and cannot withhold points already spent, so
+    when the member spent them it is refused (409), nothing written: refund that much less."""
+    if not PackagePurchase.objects.filter(order_id=order.pk).exists():
+        return
+    earn = points_earned_for_order(chain_id=order.chain_id, order_id=order.pk)
+    if earn is None or not order.amount_fen:
+        return
+    accounts_lock(Entry.objects.filter(transaction_id=earn.pk).values_list("account_id", flat=True))
+    # Points an earlier cancellation settled in money (withheld from its refund) are not due again.
+    settled = sum((c.detail.get("clawback") or {}).get("shortfall_points", 0)
+                  for c in PackageCancellation.objects.filter(purchase__order_id=order.pk))
+    clawback = points_clawback_plan(earn=earn, share=Fraction(order.refunded_fen, order.amount_fen), settled=settled)
+    if clawback is None:
+        return
+    if clawback.shortfall_fen:
+        raise Conflict(f"{clawback.shortfall_points} of the points this package's bill earned were already used "
+                       f"(worth {fen_to_yuan(clawback.shortfall_fen)} yuan); a refund through the orders API cannot "
+                       "withhold them: refund that much less", code="clawback_exceeds_refund", field="amount_fen")
+    points_clawback_post(clawback, key=f"order_refund:{refund.pk}:earn", actor=actor)

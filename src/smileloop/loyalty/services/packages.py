@@ -9,6 +9,7 @@ purchase: services/cancel.py) and a redemption are one after the other.
 """
 
 import datetime as dt
+from contextlib import contextmanager
 
 from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
@@ -16,9 +17,11 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from smileloop.clinics.models import Clinic, Staff
-from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
+from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer, HouseholdMember
 from smileloop.customers.services import customers_lock
+from smileloop.ledger.services import ledger_post_many
 from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
 from smileloop.loyalty.errors import (
@@ -36,7 +39,8 @@ from smileloop.loyalty.models import (
     PackagePurchase,
 )
 from smileloop.loyalty.selectors import age_allows, grant_matches
-from smileloop.loyalty.services.wallet import wallet_spend
+from smileloop.loyalty.services.points import points_earn_request
+from smileloop.loyalty.services.wallet import wallet_spend_request
 from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
@@ -54,7 +58,8 @@ def _household_ids(holder: Customer) -> set[int]:
 @transaction.atomic
 def package_sell(*, package: Package, holder: Customer, covered: list[Customer], key: str,
                  actor: Staff | None = None, at: dt.datetime | None = None, clinic: Clinic | None = None,
-                 payments: list[dict] | None = None) -> PackagePurchase:
+                 payments: list[dict] | None = None, wallet_holder: Customer | None = None,
+                 per_use_consent: bool = False, reader: Scope | None = None) -> PackagePurchase:
     """Sell a package to `holder` for `covered` people (the holder and/or members of the holder's household):
     one period from `at` of the package's length, and one grant per entitlement per covered person (an
     age-limited entitlement only for those under the age at the start; the age is checked again at each use).
@@ -62,7 +67,14 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
 
     `payments` ([{method, amount_fen}], adding up to the price): the sale is paid here, so it is recorded as a bill
     at `clinic` — one line of the package's catalogue item (`item_code`) at its price — and counts in revenue and
-    the holder's spend like any bill. None: paid elsewhere (a POS that records its own order; the demo's history)."""
+    the holder's spend like any bill, and earns points as a checkout bill of that money does (the chain's spend
+    rules on the catalogue item, × the holder's own tier multiplier, pending days and validity; ledger key
+    `order:{id}:earn`). None: paid elsewhere (a POS that records its own order; the demo's history).
+
+    The `wallet` payment is taken from the holder's own wallet, or from `wallet_holder`'s: the family card holder
+    the holder is bound to, by the check of a checkout's family wallet spend (`wallet_spend_request`: the holder's
+    standing consent, or `per_use_consent` for this sale; recorded as a WalletShareUse). `reader`: the staff
+    member's scope, through which a refusal names the two (masked outside it)."""
     key = key_check(key)
     # The holder first (as a cancellation and a checkout lock them): a double-submitted sale waits for its first run
     # and finds its purchase, instead of clashing on the unique key (a 500).
@@ -103,6 +115,10 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         if clinic is None or clinic.chain_id != holder.chain_id:
             errors.append(FieldError("clinic", "name the clinic of this chain taking the payment",
                                      str(getattr(clinic, "pk", ""))))
+    if wallet_holder is not None and wallet_holder.pk != holder.pk and not any(
+            isinstance(p, dict) and p.get("method") == PaymentMethod.WALLET for p in payments or ()):
+        errors.append(FieldError("wallet.holder_id", "names a family wallet to pay from, but no payment of the sale is "
+                                 "by stored value (method wallet)", str(wallet_holder.pk)))
     if errors:
         raise ValidationFailed(errors)
     stored_periods_check(package, ["validity_months"], label=package.name, kind="package ",
@@ -128,18 +144,48 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         # would only record it: the method names the wallet, the ledger is where its balance lives).
         from_wallet = sum(p.get("amount_fen") or 0 for p in payments
                           if isinstance(p, dict) and p.get("method") == PaymentMethod.WALLET)
-        if from_wallet:
-            wallet_spend(payer=holder, amount_fen=from_wallet, key=package_wallet_key(key), actor=actor,
-                         source=f"package {package.name}"[:100])
+        spend = None
+        if from_wallet:  # checked now (consent, stored value): a refusal comes before the bill is recorded
+            with _wallet_fields():
+                spend = wallet_spend_request(payer=holder, holder=wallet_holder or holder, amount_fen=from_wallet,
+                                             key=package_wallet_key(key), source=f"package {package.name}"[:100],
+                                             actor=actor, per_use_consent=per_use_consent, reader=reader)
         order, _ = order_record(customer=holder, clinic=clinic, ordered_at=at, cashier=actor,
                                 lines=[{"item_code": package.item_code, "quantity": 1,
                                         "unit_price_fen": package.price_fen}],
                                 payments=payments, external_id=f"package:{purchase.pk}", notes=package.name)
         purchase.order = order
         purchase.save(update_fields=["order"])
+        # Points as for a checkout bill of the same money: every payment of a sale is money or stored value (checkout
+        # earns on both; never on points, gift-card or voucher value, which a sale does not take), with the tier the
+        # holder had before this bill's re-evaluation below (as checkout). Posted with the wallet spend in one batch,
+        # as a checkout bill posts its movements: its accounts (the chain's SALES and POINTS_ISSUED among them) are
+        # locked at once in id order, never one after the other against a concurrent bill.
+        earn = points_earn_request(order=order, actor=actor, at=at, lines=getattr(order, "lines_written", None))
+        requests = [r for r in (spend.request if spend else None, earn) if r is not None]
+        if requests:
+            with _wallet_fields():
+                posted = ledger_post_many(requests)
+            if spend is not None:
+                spend.recorded(posted[0])  # a family member's use of the holder's wallet, with its consent
         # The bill raised the holder's spend: a spend-based tier it reaches is theirs now, as after a checkout bill.
         membership_evaluate(customer=holder, actor=actor, as_of=at)
     return purchase
+
+
+_WALLET_FIELDS = {"holder_id": "wallet.holder_id", "per_use_consent": "wallet.per_use_consent",
+                  "amount_fen": "payments"}
+
+
+@contextmanager
+def _wallet_fields():
+    """A refusal of the sale's wallet spend (the checks of a checkout's own or family wallet spend: consent, binding,
+    stored value) names the sale's fields: `wallet.holder_id`, `wallet.per_use_consent`, `payments`."""
+    try:
+        yield
+    except DomainError as exc:
+        exc.field = _WALLET_FIELDS.get(exc.field, exc.field)
+        raise
 
 
 def package_wallet_key(sale_key: str) -> str:

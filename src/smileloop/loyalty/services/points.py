@@ -9,16 +9,18 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.sql import select_model
 from smileloop.customers.models import Customer
 from smileloop.ledger.enums import AccountKind, EntryReason
-from smileloop.ledger.models import Account, LedgerTransaction
+from smileloop.ledger.models import Account, Entry, LedgerTransaction, Lot
 from smileloop.ledger.services import (
     InsufficientBalance,
     LotTerms,
@@ -29,6 +31,7 @@ from smileloop.ledger.services import (
     available_balance,
     ledger_post,
     ledger_post_many,
+    ledger_reverse,
     system_account,
 )
 from smileloop.loyalty._common import add_months, day_end, key_check, now_or, stored_periods_check
@@ -139,6 +142,73 @@ def points_earn_request(*, order: Order, paid_fen_by_line: dict[int, int] | None
     return PostRequest(chain_id=order.chain_id, key=_earn_key(order), reason=EntryReason.EARN, actor=actor, at=at,
                        source=f"order:{order.id}", memo=TIER_MULTIPLIER % {"multiplier": f"{multiplier.normalize():f}"},
                        postings=[*postings, Posting(accounts[AccountKind.POINTS_ISSUED], -total)])
+
+
+def points_earned_for_order(*, chain_id: int, order_id: int) -> LedgerTransaction | None:
+    """The points an order earned (`points_earn_for_order`, ledger key `order:{id}:earn`), or None."""
+    return LedgerTransaction.objects.filter(chain_id=chain_id, idempotency_key=f"order:{order_id}:earn").first()
+
+
+@dataclass(frozen=True)
+class Clawback:
+    """What a refund of an order takes back of the points it earned (`points_clawback_plan`): `points` from the
+    points account, and `shortfall_points` the member already spent, worth `shortfall_fen` at the redeem rate."""
+
+    earn: LedgerTransaction
+    earned: int
+    clawed_before: int
+    points: int
+    shortfall_points: int
+    shortfall_fen: int
+
+    def as_dict(self) -> dict:
+        return {"earn_transaction_id": self.earn.pk, "points": self.points,
+                "shortfall_points": self.shortfall_points, "shortfall_fen": self.shortfall_fen}
+
+
+def points_clawback_plan(*, earn: LedgerTransaction, share: Fraction, settled: int = 0) -> Clawback | None:
+    """The clawback of a refund after which `share` (cumulative) of the order is given back, as checkout's refund
+    computes it (checkout.services, "Refund clawback"): round_half_up(earned × share) points are due back in all,
+    less what earlier reversals of `earn` took back and `settled` (points earlier refunds settled in money). They
+    are taken from the points account as far as it holds them (the order's own lots first, even while pending, then
+    the holder's other spendable lots, as `ledger_reverse` takes them); the rest, points already spent, is converted
+    at the chain's redeem rate (rounded up to the fen), for the caller to withhold from the money it gives back.
+    None when nothing is due. Call it with the points account locked (ledger `accounts_lock`), then
+    `points_clawback_post`. (Checkout's refund computes the same in `checkout.services.refund._clawback_plan`.)"""
+    credits = [e for e in earn.entries.select_related("account", "account__customer") if e.amount > 0]
+    earned = sum(e.amount for e in credits)
+    if not credits or share <= 0:
+        return None
+    clawed_before = -sum(Entry.objects.filter(transaction__reverses=earn, account__kind=AccountKind.POINTS)
+                         .values_list("amount", flat=True))
+    target = (2 * earned * share.numerator + share.denominator) // (2 * share.denominator)
+    due = max(0, target - clawed_before - settled)
+    if not due:
+        return None
+    account = credits[0].account
+    if account.closed_at is not None:  # the holder was merged: ledger_reverse takes from the survivor's account
+        customer = account.customer
+        while customer.merged_into_id:
+            customer = customer.merged_into
+        account = account_for(chain_id=earn.chain_id, kind=AccountKind.POINTS, customer=customer)
+    now = timezone.now()
+    own_lots = list(Lot.objects.filter(entries__transaction_id=earn.pk, entries__amount__gt=0, account_id=account.pk,
+                                       remaining__gt=0).distinct())
+    spendable_own = sum(lot.remaining for lot in own_lots
+                        if lot.available_at <= now and (lot.expires_at is None or lot.expires_at > now))
+    available = sum(lot.remaining for lot in own_lots) + available_balance(account, at=now) - spendable_own
+    points = min(due, available)
+    shortfall = due - points
+    terms = points_redeem_terms(chain_id=earn.chain_id)
+    return Clawback(earn, earned, clawed_before, points, shortfall, -(-shortfall * 100 // terms.points_per_yuan))
+
+
+def points_clawback_post(plan: Clawback, *, key: str, actor: Staff | None = None) -> LedgerTransaction | None:
+    """Take back `plan.points` of the order's earned points (ledger_reverse of the earn, reason clawback)."""
+    if not plan.points:
+        return None
+    return ledger_reverse(original=plan.earn, key=key, upto=Fraction(plan.clawed_before + plan.points, plan.earned),
+                          actor=actor, reason=EntryReason.CLAWBACK)
 
 
 @transaction.atomic

@@ -392,8 +392,10 @@ def test_the_orders_api_answers_409_while_the_package_is_in_force_and_takes_the_
     assert refused.json()["code"] == "refund_elsewhere"
     assert f"/api/loyalty/packages/{sale.pk}/cancel" in refused.json()["message"]
     nothing_changed(sale)
-    # once cancelled, what the cancellation kept (the value used) is an ordinary bill's to refund
+    # once cancelled, what the cancellation kept (the value used) may be refunded there, as the director's decision
     package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a)
+    assert refund("r-2").status_code == 403  # the front desk may not (payment.refund)
+    token = token_create(username=director_a.user.username)
     assert refund("r-2").status_code == 201
     assert Order.objects.get(pk=sale.order_id).status == OrderStatus.REFUNDED
 
