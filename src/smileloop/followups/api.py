@@ -151,7 +151,11 @@ def task_get_endpoint(request: HttpRequest, task_id: Id):
 
 
 @router.post("/tasks/{int:task_id}/complete", response={200: TaskOut, **ERROR_RESPONSES},
-             summary="Record a task's outcome (idempotent for the same outcome)")
+             summary="Record a task's outcome (idempotent for the same outcome)",
+             description="Its assignee records it; so may a clinic director or chain admin (task.board) for any task "
+                         "of their clinics, and anyone for a task nobody active holds (unassigned, or its assignee "
+                         "has left), which they take over. A colleague's task is a 403 with the code "
+                         "`task_not_yours` and changes nothing.")
 def task_complete_endpoint(request: HttpRequest, task_id: Id, payload: CompleteIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
     scope = request_scope(request)
@@ -159,7 +163,8 @@ def task_complete_endpoint(request: HttpRequest, task_id: Id, payload: CompleteI
     def write():
         permission_require(scope, Perm.TASK_WORK)
         task = selectors.task_get(scope, task_id)
-        services.followup_complete(task=task, outcome=payload.outcome, note=payload.note, actor=request.staff)
+        services.followup_complete(task=task, outcome=payload.outcome, note=payload.note, actor=request.staff,
+                                   scope=scope)
         task = selectors.task_get(scope, task_id)
         selectors.scripts_fill(scope, [task])
         return 200, render(TaskOut, _task(task))

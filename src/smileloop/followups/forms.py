@@ -7,7 +7,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, pgettext, pgettext_lazy
 
-from smileloop.core.errors import Conflict, ValidationFailed
+from smileloop.core.errors import Conflict, PermissionDenied, ValidationFailed
 from smileloop.core.filters import FilterForm
 from smileloop.core.messages import message_display
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, Trigger
@@ -65,6 +65,14 @@ def conflict_message(exc: Conflict, task) -> str:
         return _("This task was already completed with the outcome %(outcome)s.") % {
             "outcome": task.get_outcome_display()}
     return message_display(exc.message)
+
+
+def not_yours_message(exc: PermissionDenied, task) -> str:
+    """A refusal to work a colleague's task (services.task_work_check), in the reader's language."""
+    if exc.code == "task_not_yours" and task.assignee_id:
+        return _("This task is assigned to %(name)s: only they, a clinic director or a chain admin can record its "
+                 "outcome. Ask a director to reassign it to you.") % {"name": task.assignee.name}
+    return _("Your role may not work follow-up tasks.")
 
 
 class OutcomeForm(forms.Form):

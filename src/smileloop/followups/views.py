@@ -32,6 +32,7 @@ from smileloop.followups.forms import (
     StepForm,
     conflict_message,
     errors_apply,
+    not_yours_message,
 )
 from smileloop.followups.models import PlaybookStep
 
@@ -53,6 +54,8 @@ def _ip(request) -> str | None:
 def inbox(request, scope: Scope):
     require_permission(scope, Perm.TASK_WORK)
     tasks = selectors.inbox_list(scope)
+    for task in tasks:
+        task.may_work = services.task_may_work(scope, task)
     overdue = sum(1 for t in tasks if t.is_overdue)
     return render(request, "followups/inbox.html", {
         "tasks": tasks, "overdue": overdue, "due_today": len(tasks) - overdue,
@@ -70,6 +73,7 @@ def _row(request, scope: Scope, task, *, form=None, phone: str = "", call_error:
     tz = selectors.chain_tz(scope.chain_id)
     day_start = dt.datetime.combine(timezone.localtime(now, tz).date(), dt.time.min, tzinfo=tz)
     task.is_overdue = selectors.task_overdue(task, now=now, day_start=day_start)
+    task.may_work = services.task_may_work(scope, task)  # a colleague's task shows no call or outcome form
     context = {"task": task, "outcome_form": form or OutcomeForm(), "phone": phone, "call_error": call_error,
                "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": scope.can(Perm.TASK_BOARD)}
     if page:
@@ -94,20 +98,26 @@ def task_complete(request, scope: Scope, task_id: int):
     require_permission(scope, Perm.TASK_WORK)
     task = selectors.task_get(scope, task_id)
     form = OutcomeForm(request.POST)
+    refused = False
     if form.is_valid():
         try:
             services.followup_complete(task=task, outcome=form.cleaned_data["outcome"],
-                                       note=form.cleaned_data["note"], actor=_staff(scope))
+                                       note=form.cleaned_data["note"], actor=_staff(scope), scope=scope)
         except errors.ValidationFailed as exc:
             errors_apply(form, exc)
         except errors.Conflict as exc:
             form.add_error(None, conflict_message(exc, task))
+        except errors.PermissionDenied as exc:  # a colleague's task (a stale page, a hand-made POST): nothing changed
+            refused = True
+            form.add_error(None, not_yours_message(exc, task))
     if not request.htmx:
         if form.errors:
-            return _row(request, scope, selectors.task_get(scope, task_id), form=form, status=422, page=True)
+            return _row(request, scope, selectors.task_get(scope, task_id), form=form, status=403 if refused else 422,
+                        page=True)
         messages.success(request, _("Outcome recorded."))
         return htmx_redirect(request, safe_next(request, request.POST.get("next"), default=reverse("followups:inbox")))
     task = selectors.task_get(scope, task_id)
+    # A refusal too is a 422 here: htmx swaps only 2xx and 422 answers in (layouts/staff.html), and the row says why.
     return _row(request, scope, task, form=form, status=422 if form.errors else 200)
 
 
@@ -118,6 +128,7 @@ def task_call(request, scope: Scope, task_id: int):
     a tel: link. The task is the reason unless the caller gives another."""
     require_permission(scope, Perm.TASK_WORK)
     task = selectors.task_get(scope, task_id)
+    services.task_work_check(scope, task)  # a colleague's task is not a reason to reveal the number: 403
     if not task.is_open:  # no call to make: the number is not revealed in the task's name (the 360 page can)
         call_error = conflict_message(errors.Conflict("", code="task_closed"), task)
         if not request.htmx:
@@ -154,6 +165,7 @@ def task_reassign(request, scope: Scope, task_id: int):
             form.add_error(None, conflict_message(exc, task))
     context_task = selectors.task_get(scope, task_id)
     selectors.scripts_fill(scope, [context_task])
+    context_task.may_work = services.task_may_work(scope, context_task)
     return render(request, "followups/task_detail.html", {
         "task": context_task, "outcome_form": OutcomeForm(), "reassign_form": form,
         "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": True}, status=422)

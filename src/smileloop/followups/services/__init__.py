@@ -19,6 +19,8 @@ from smileloop.followups.services.tasks import (
     followups_merge_hook,
     followups_reassign_for_departed,
     followups_reassign_inactive,
+    task_may_work,
+    task_work_check,
 )
 
 __all__ = [
@@ -26,4 +28,5 @@ __all__ = [
     "followups_close_by_goal", "followups_generate", "followups_lapse", "followups_merge_hook", "followups_reassign_for_departed", "followups_reassign_inactive",
     "context_provider_register", "playbook_activate", "playbook_step_remove", "playbook_step_save",
     "playbook_update", "playbooks_install_defaults", "playbook_create", "CREATABLE_TRIGGERS",
+    "task_may_work", "task_work_check",
 ]

@@ -1,13 +1,18 @@
-"""Writes on single tasks: open a complaint, complete a task, reassign (departed staff, or by a director)."""
+"""Writes on single tasks: open a complaint, complete a task, reassign (departed staff, or by a director), and the rule
+of who may work a task (`task_may_work`), which the pages, the API and `followup_complete` share."""
 
 import datetime as dt
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Clinic, Staff
+from smileloop.clinics.selectors import scope_for_staff
+from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind, Stage
@@ -16,6 +21,7 @@ from smileloop.customers.services import customer_stage_advance, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus
 from smileloop.followups.models import MERGED_DUPLICATE, FollowupTask, PlaybookStep
+from smileloop.followups.selectors import task_queryset
 from smileloop.followups.services.assign import StaffDirectory
 from smileloop.followups.services.playbooks import complaint_playbook
 
@@ -42,6 +48,49 @@ CHANNEL_KIND = {
 # creates an appointment; the booking itself moves the stage further when the PMS records it).
 CONTACT_OUTCOMES = {Outcome.REACHED, Outcome.BOOKED, Outcome.DECLINED, Outcome.COMPLAINT}
 UNREACHED_OUTCOMES = {Outcome.NO_ANSWER, Outcome.WRONG_NUMBER}
+
+
+# --- who works a task ------------------------------------------------------------------------------------------
+
+TASK_NOT_YOURS = "task_not_yours"  # the PermissionDenied code of a colleague's task
+
+
+def task_unheld(task: FollowupTask) -> bool:
+    """Nobody active holds the task: unassigned, or its assignee has left (the daily run moves such tasks on,
+    followups_reassign_inactive; until then anyone who works tasks in its clinic may take it over)."""
+    return task.assignee_id is None or not task.assignee.is_active
+
+
+def task_may_work(scope: Scope, task: FollowupTask) -> bool:
+    """Whether the staff member may work the task (record its outcome, call the patient in its name). The one rule of
+    the pages, the API and followup_complete:
+
+    - its assignee (Perm.TASK_WORK: "work one's own follow-up tasks");
+    - whoever may reassign it (Perm.TASK_BOARD: clinic directors in their clinics, chain admins): the completion is
+      recorded as theirs (`completed_by`, the timeline's author) and the task stays its assignee's;
+    - anyone with Perm.TASK_WORK when nobody active holds it (`task_unheld`): completing it takes it over.
+
+    Not a colleague's task: a director reassigns it first. `task` is one the scope sees (the selectors' tasks are),
+    its assignee loaded (they are): no query."""
+    if not scope.can(Perm.TASK_WORK):
+        return False
+    if task.assignee_id == scope.staff_id or scope.can(Perm.TASK_BOARD):
+        return True
+    return task_unheld(task)
+
+
+def task_work_check(scope: Scope, task: FollowupTask) -> None:
+    """PermissionDenied unless `task_may_work`; a colleague's task with the code `task_not_yours`."""
+    if not scope.can(Perm.TASK_WORK):
+        raise PermissionDenied("Your role may not work follow-up tasks")
+    if not task_may_work(scope, task):
+        raise PermissionDenied("This task is assigned to another staff member: only its assignee, or a clinic director "
+                               "or chain admin (permission task.board), may work it; ask a director to reassign it",
+                               code=TASK_NOT_YOURS)
+
+
+def _login(*, user_id: int | None):
+    return get_user_model().objects.filter(pk=user_id).first() if user_id else None
 
 
 @transaction.atomic
@@ -83,19 +132,32 @@ def complaint_task_open(*, customer: Customer, clinic: Clinic | None, brief: str
 
 
 @transaction.atomic
-def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor: Staff | None) -> FollowupTask:
+def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor: Staff | None,
+                      scope: Scope | None = None) -> FollowupTask:
     """Record the outcome, write it to the timeline, move the stage; a complaint opens a complaint task.
 
     Completing again with the same outcome returns the task unchanged (a double click, a retried request);
     another outcome, or a task closed by its goal or cancelled, is a Conflict and changes nothing.
+
+    Who may: `task_may_work`, checked on the locked row against `scope` (the pages and the API pass the request's),
+    else the actor's own; only a system write (no actor: the demo's) is not checked. A task outside the scope is
+    NotFound, a colleague's task PermissionDenied (code `task_not_yours`); either changes nothing. Completing an
+    open task nobody active held takes it over: the actor becomes its assignee (audit: followup.take_over).
     """
     if outcome not in Outcome.values:
         raise ValidationFailed([FieldError("outcome", f"must be one of {', '.join(Outcome.values)}", str(outcome))])
     note = (note or "").strip()
     if len(note) > NOTE_LIMIT:
         raise ValidationFailed([FieldError("note", f"must be at most {NOTE_LIMIT} characters", note[:50])])
-    task = (FollowupTask.objects.select_for_update(of=("self",)).select_related("customer", "playbook", "step", "clinic")
-            .get(pk=task.pk))
+    if scope is None and actor is not None:
+        scope = scope_for_staff(actor)
+    tasks = FollowupTask.objects if scope is None else task_queryset(scope)
+    task = (tasks.select_for_update(of=("self",))
+            .select_related("customer", "playbook", "step", "clinic", "assignee").filter(pk=task.pk).first())
+    if task is None:
+        raise NotFound("Task not found")
+    if scope is not None:
+        task_work_check(scope, task)
     if task.status == TaskStatus.DONE:
         if task.outcome == outcome:
             return task
@@ -108,9 +170,15 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
         # The note becomes the director's complaint task's brief: without it that task says nothing to act on.
         raise ValidationFailed([FieldError("note", COMPLAINT_NOTE_REQUIRED, note)])
     now = timezone.now()
+    fields = ["status", "outcome", "note", "completed_at", "completed_by", "updated_at"]
+    if actor is not None and task.assignee_id != actor.pk and task_unheld(task):
+        audit_record(actor=_login(user_id=actor.user_id), action="followup.take_over", object_type="followup_task",
+                     object_id=task.pk, detail={"from": task.assignee_id, "to": actor.pk, "via": "complete"})
+        task.assignee = actor
+        fields.append("assignee")
     task.status, task.outcome, task.note = TaskStatus.DONE, outcome, note
     task.completed_at, task.completed_by, task.updated_at = now, actor, now
-    task.save(update_fields=["status", "outcome", "note", "completed_at", "completed_by", "updated_at"])
+    task.save(update_fields=fields)
     text = task_done_text(playbook=task.playbook.name, outcome=outcome, note=note)
     # An attempt that did not reach the patient is a note, not a call or chat: the timeline must not show a
     # contact that never happened (and customers.interaction_add moves a lead to "contacted" on a staff contact).
@@ -165,20 +233,25 @@ def followups_reassign_inactive(*, chain_id: int) -> int:
 
 @transaction.atomic
 def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> FollowupTask:
-    """A director moves an open task of their clinics to an active staff member of the task's clinic."""
-    from smileloop.clinics.enums import Perm
-
+    """A director moves an open task of their clinics to an active staff member of the task's clinic; the move is
+    audited (followup.reassign: from, to), so the task's history says who moved it."""
     if not scope.can(Perm.TASK_BOARD):
         raise PermissionDenied("Your role may not reassign follow-up tasks")
     if task.chain_id != scope.chain_id or not scope.allows_clinic(task.clinic_id):
         raise NotFound("Task not found")
-    if task.status != TaskStatus.OPEN:
-        raise Conflict(f"This task is {task.status} and can no longer be reassigned", code="task_closed")
+    locked = FollowupTask.objects.select_for_update(of=("self",)).get(pk=task.pk)
+    if locked.status != TaskStatus.OPEN:
+        raise Conflict(f"This task is {locked.status} and can no longer be reassigned", code="task_closed")
     ok = (assignee.chain_id == task.chain_id and assignee.is_active
           and (task.clinic_id is None or assignee.clinics.filter(pk=task.clinic_id).exists()))
     if not ok:
         raise ValidationFailed([FieldError("assignee", "must be an active staff member of the task's clinic",
                                            str(assignee.pk))])
+    if locked.assignee_id == assignee.pk:
+        task.assignee = assignee
+        return task
+    audit_record(actor=_login(user_id=scope.user_id), action="followup.reassign", object_type="followup_task",
+                 object_id=task.pk, detail={"from": locked.assignee_id, "to": assignee.pk})
     FollowupTask.objects.filter(pk=task.pk).update(assignee=assignee, updated_at=timezone.now())
     task.assignee = assignee
     return task

@@ -168,3 +168,37 @@ def test_a_completion_with_a_misspelt_field_is_a_422_and_completes_nothing(clien
         "message": "is not a field of this endpoint (did you mean 'note'?); its fields here are: outcome, note"}]
     tasks["a"].refresh_from_db()
     assert tasks["a"].status == "open"
+
+
+def test_a_colleagues_task_cannot_be_completed_and_nothing_changes(client, front_desk_a, tasks):
+    # given the director's own task in front desk A's clinic (front desk A sees it: it is of their clinic)
+    token = token_create(username=front_desk_a.user.username)
+    assert get(client, f"/api/followups/tasks/{tasks['director'].id}", token=token).status_code == 200
+    # when front desk A records its outcome
+    response = post(client, f"/api/followups/tasks/{tasks['director'].id}/complete",
+                    {"outcome": "reached", "note": "替院长打了"}, token=token)
+    # then
+    assert response.status_code == 403
+    assert response.json()["code"] == "task_not_yours"
+    task = FollowupTask.objects.get(pk=tasks["director"].id)
+    assert (task.status, task.note, task.completed_by_id) == ("open", "", None)
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+def test_a_director_completes_a_front_desks_task_recorded_as_done_by_the_director(client, director_a, front_desk_a,
+                                                                                   tasks):
+    token = token_create(username=director_a.user.username)
+    response = post(client, f"/api/followups/tasks/{tasks['a'].id}/complete", {"outcome": "reached"}, token=token)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["completed_by_id"], body["assignee_id"]) == ("done", director_a.id, front_desk_a.id)
+    assert Interaction.objects.get(data__followup_task_id=tasks["a"].id).author_id == director_a.id
+
+
+def test_an_unassigned_task_is_taken_over_by_the_one_who_completes_it(client, front_desk_a, tasks):
+    FollowupTask.objects.filter(pk=tasks["director"].id).update(assignee=None)
+    token = token_create(username=front_desk_a.user.username)
+    response = post(client, f"/api/followups/tasks/{tasks['director'].id}/complete", {"outcome": "no_answer"},
+                    token=token)
+    assert response.status_code == 200
+    assert (response.json()["assignee_id"], response.json()["completed_by_id"]) == (front_desk_a.id, front_desk_a.id)

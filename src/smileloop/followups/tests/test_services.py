@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.errors import Conflict, NotFound, ValidationFailed
+from smileloop.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.models import AuditEvent
 from smileloop.customers.enums import InteractionKind, Stage
 from smileloop.customers.models import Interaction
 from smileloop.customers.services import customer_merge
@@ -25,6 +26,7 @@ from smileloop.followups.services import (
     playbook_step_save,
     playbook_update,
     playbooks_install_defaults,
+    task_may_work,
 )
 from smileloop.followups.services.assign import StaffDirectory
 from smileloop.followups.services.generate import followups_generate
@@ -128,6 +130,129 @@ def test_a_complaint_without_a_note_is_refused_and_changes_nothing(implant_task,
     assert (implant_task.status, implant_task.outcome) == (TaskStatus.OPEN, "")
     assert not FollowupTask.objects.filter(playbook__trigger=Trigger.COMPLAINT).exists()
     assert not Interaction.objects.filter(data__followup_task_id=implant_task.id).exists()
+
+
+# --- who works a task ----------------------------------------------------------------------------------------
+
+def _assign(task, staff):
+    FollowupTask.objects.filter(pk=task.pk).update(assignee=staff)
+    task.refresh_from_db()
+    return task
+
+
+def test_the_assignee_completes_their_own_task(implant_task, doctor_a, assistant_a):
+    task = _assign(implant_task, assistant_a)
+    done = followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=assistant_a,
+                             scope=scope_for_staff(assistant_a))
+    assert (done.status, done.assignee_id, done.completed_by_id) == (TaskStatus.DONE, assistant_a.id, assistant_a.id)
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("role", [Role.DOCTOR, Role.FRONT_DESK, Role.MEMBER_OPS, Role.MARKETING])
+def test_a_colleague_without_the_board_permission_cannot_complete_anothers_task_and_nothing_changes(
+        implant_task, chain, clinic_a, assistant_a, role):
+    # given the assistant's task and a colleague of the same clinic (member operations and marketing see the chain)
+    task = _assign(implant_task, assistant_a)
+    colleague = StaffFactory(chain=chain, role=role, clinics=[clinic_a])
+    # when: with the request's scope (pages, API) or without (the actor's own)
+    for scope in (scope_for_staff(colleague), None):
+        with pytest.raises(PermissionDenied) as exc:
+            followup_complete(task=task, outcome=Outcome.REACHED, note="我替她打了", actor=colleague, scope=scope)
+        assert exc.value.code == "task_not_yours"
+    # then
+    task.refresh_from_db()
+    assert (task.status, task.outcome, task.note, task.completed_by_id, task.assignee_id) == (
+        TaskStatus.OPEN, "", "", None, assistant_a.id)
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+def test_a_colleague_is_refused_even_for_the_outcome_already_recorded(implant_task, chain, clinic_a, assistant_a):
+    task = _assign(implant_task, assistant_a)
+    followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=assistant_a)
+    colleague = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+    with pytest.raises(PermissionDenied):
+        followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=colleague)
+    task.refresh_from_db()
+    assert task.completed_by_id == assistant_a.id
+
+
+@pytest.mark.parametrize("lead", ["director_a", "chain_admin"])
+def test_a_director_or_chain_admin_completes_a_colleagues_task_as_themselves(request, implant_task, assistant_a,
+                                                                            lead):
+    # given the assistant's task
+    task = _assign(implant_task, assistant_a)
+    boss = request.getfixturevalue(lead)
+    # when the director (chain admin) records its outcome
+    done = followup_complete(task=task, outcome=Outcome.REACHED, note="院长亲自回访", actor=boss,
+                             scope=scope_for_staff(boss))
+    # then it is done by them, still the assistant's task, and the timeline names them
+    done.refresh_from_db()
+    assert (done.status, done.completed_by_id, done.assignee_id) == (TaskStatus.DONE, boss.id, assistant_a.id)
+    entry = Interaction.objects.get(data__followup_task_id=task.id)
+    assert entry.author_id == boss.id
+
+
+def test_a_director_of_another_clinic_cannot_complete(implant_task, chain, clinic_b, assistant_a):
+    task = _assign(implant_task, assistant_a)
+    other = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_b])
+    with pytest.raises(NotFound):
+        followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=other)
+    task.refresh_from_db()
+    assert task.status == TaskStatus.OPEN
+
+
+@pytest.mark.parametrize("holder", ["nobody", "departed"])
+def test_a_task_nobody_active_holds_is_taken_over_by_whoever_completes_it(implant_task, chain, clinic_a,
+                                                                          assistant_a, holder):
+    # given a task without an assignee, or whose assignee has left (the daily run has not moved it yet)
+    task = _assign(implant_task, None if holder == "nobody" else assistant_a)
+    if holder == "departed":
+        assistant_a.is_active = False
+        assistant_a.save(update_fields=["is_active"])
+    front_desk = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+    # when a front desk of the clinic records its outcome
+    followup_complete(task=task, outcome=Outcome.NO_ANSWER, note="", actor=front_desk,
+                      scope=scope_for_staff(front_desk))
+    # then they took it over: it is theirs, done by them, and the audit log says from whom
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.DONE, front_desk.id, front_desk.id)
+    event = AuditEvent.objects.get(action="followup.take_over")
+    assert (event.object_type, event.object_id, event.actor_id) == ("followup_task", str(task.id), front_desk.user_id)
+    assert event.detail["from"] == (None if holder == "nobody" else assistant_a.id)
+    assert event.detail["to"] == front_desk.id
+
+
+def test_task_may_work_follows_the_rule(implant_task, chain, clinic_a, assistant_a, director_a):
+    task = _assign(implant_task, assistant_a)
+    colleague = StaffFactory(chain=chain, role=Role.DOCTOR, clinics=[clinic_a])
+    task = FollowupTask.objects.select_related("assignee").get(pk=task.pk)
+    assert task_may_work(scope_for_staff(assistant_a), task)
+    assert task_may_work(scope_for_staff(director_a), task)
+    assert not task_may_work(scope_for_staff(colleague), task)
+    task.assignee = None
+    assert task_may_work(scope_for_staff(colleague), task)
+
+
+def test_a_reassignment_is_audited_with_who_moved_it_from_whom_to_whom(implant_task, director_a, director_scope,
+                                                                        assistant_a, doctor_a):
+    task = _assign(implant_task, assistant_a)
+    followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
+    event = AuditEvent.objects.get(action="followup.reassign")
+    assert (event.object_id, event.actor_id, event.detail) == (
+        str(task.id), director_a.user_id, {"from": assistant_a.id, "to": doctor_a.id})
+    # the same assignee again moves nothing and records nothing
+    followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
+    assert AuditEvent.objects.filter(action="followup.reassign").count() == 1
+
+
+def test_a_colleague_without_the_board_permission_cannot_reassign(implant_task, chain, clinic_a, assistant_a):
+    task = _assign(implant_task, assistant_a)
+    colleague = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+    with pytest.raises(PermissionDenied):
+        followup_reassign(scope=scope_for_staff(colleague), task=task, assignee=colleague)
+    task.refresh_from_db()
+    assert task.assignee_id == assistant_a.id
+    assert not AuditEvent.objects.exists()
 
 
 # --- assignment --------------------------------------------------------------------------------------------
@@ -278,10 +403,10 @@ def test_a_day_one_call_lapses_three_days_after_it_was_due_and_other_tasks_stay_
     assert followups_lapse(chain=implant_task.chain, now=due + dt.timedelta(days=30)) == 0
 
 
-def test_a_worked_task_never_lapses(implant_task, front_desk_a):
+def test_a_worked_task_never_lapses(implant_task, doctor_a):
     from smileloop.followups.services import followups_lapse
 
-    followup_complete(task=implant_task, outcome="reached", note="", actor=front_desk_a)
+    followup_complete(task=implant_task, outcome="reached", note="", actor=doctor_a)  # its assignee
     assert followups_lapse(chain=implant_task.chain, now=implant_task.due_at + dt.timedelta(days=30)) == 0
     implant_task.refresh_from_db()
     assert implant_task.status == TaskStatus.DONE

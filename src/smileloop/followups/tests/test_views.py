@@ -285,6 +285,83 @@ def test_inbox_renders_in_english_and_chinese(client, front_desk_a, tasks_ab, la
         assert word in html
 
 
+# --- a colleague's task --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def colleague_a(chain, clinic_a):
+    """A second front desk of clinic A: sees front desk A's tasks (they are of the clinic), may not work them."""
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    return StaffFactory(chain=chain, role=Role.FRONT_DESK, name="前台小孙", clinics=[clinic_a],
+                        user__username="frontdesk_a2")
+
+
+def test_a_colleagues_task_page_offers_no_call_and_no_outcome_and_says_whose_it_is(client, front_desk_a, colleague_a,
+                                                                                 director_a, tasks_ab):
+    task = tasks_ab["overdue"]
+    complete, call = reverse("followups:complete", args=[task.id]), reverse("followups:call", args=[task.id])
+    # when the colleague opens front desk A's task
+    html = login(client, colleague_a).get(reverse("followups:task", args=[task.id])).content.decode()
+    # then the script is there to read, but no button they could not use
+    assert "王芳反馈了不满意" in html
+    assert complete not in html and call not in html and "Record outcome" not in html
+    assert "Assigned to 前台小王: only they, a clinic director or a chain admin can record its outcome." in html
+    # while the assignee and the director get both
+    for staff in (front_desk_a, director_a):
+        html = login(client, staff).get(reverse("followups:task", args=[task.id])).content.decode()
+        assert complete in html and call in html and 'data-testid="not-yours"' not in html
+
+
+def test_a_colleague_recording_an_outcome_is_refused_in_words_and_nothing_changes(client, colleague_a, tasks_ab):
+    task = tasks_ab["today"]
+    client = login(client, colleague_a, "zh-hans")
+    url = reverse("followups:complete", args=[task.id])
+    # when posted from a stale page or by hand, as a page and as htmx
+    page = client.post(url, {"outcome": "reached", "note": "我替她打了"})
+    fragment = client.post(url, {"outcome": "reached", "note": "我替她打了"}, HTTP_HX_REQUEST="true")
+    # then a 403 page, and a row htmx swaps in (422), each saying why
+    words = "此任务已分配给前台小王：只有本人、院长或总部管理员可以记录结果。如需接手，请让院长将任务改派给您。"
+    assert page.status_code == 403 and words in page.content.decode()
+    assert fragment.status_code == 422 and words in fragment.content.decode()
+    task.refresh_from_db()
+    assert (task.status, task.note, task.completed_by_id) == (TaskStatus.OPEN, "", None)
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+def test_a_colleague_cannot_reveal_the_number_in_the_name_of_anothers_task(client, colleague_a, tasks_ab):
+    task = tasks_ab["overdue"]
+    response = login(client, colleague_a).post(reverse("followups:call", args=[task.id]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+    assert "13800138001" not in response.content.decode()
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_director_records_the_outcome_of_a_front_desks_task_as_done_by_the_director(client, director_a,
+                                                                                     front_desk_a, tasks_ab):
+    task = tasks_ab["today"]
+    response = login(client, director_a).post(reverse("followups:complete", args=[task.id]),
+                                              {"outcome": "reached", "note": "院长回访"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert director_a.name in response.content.decode()
+    task.refresh_from_db()
+    assert (task.status, task.completed_by_id, task.assignee_id) == (TaskStatus.DONE, director_a.id, front_desk_a.id)
+    assert Interaction.objects.get(data__followup_task_id=task.id).author_id == director_a.id
+
+
+def test_an_unassigned_task_offers_its_outcome_to_a_colleague_who_then_takes_it_over(client, colleague_a, tasks_ab):
+    task = tasks_ab["today"]
+    FollowupTask.objects.filter(pk=task.pk).update(assignee=None)
+    client = login(client, colleague_a)
+    html = client.get(reverse("followups:task", args=[task.id])).content.decode()
+    assert reverse("followups:complete", args=[task.id]) in html
+    response = client.post(reverse("followups:complete", args=[task.id]), {"outcome": "no_answer"})
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.DONE, colleague_a.id, colleague_a.id)
+    assert AuditEvent.objects.filter(action="followup.take_over", object_id=str(task.id)).exists()
+
+
 # --- board -------------------------------------------------------------------------------------------------
 
 def test_board_counts_completion_and_overdue_per_staff_in_the_directors_clinics(client, director_a, front_desk_a,
