@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.api import api
-from smileloop.clinics.views import StaffLoginView
+from smileloop.clinics.views import StaffLoginView, admin_login
 
 # Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
 handler404 = "smileloop.core.error_pages.page_not_found"
@@ -15,6 +15,8 @@ urlpatterns = [
     path("login/", StaffLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Before the admin's own: its login URL is no second login form (our /login/, or a 403 for a non-admin login).
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("customers/", include("smileloop.customers.urls")),
@@ -27,4 +29,5 @@ urlpatterns = [
     path("lifecycle/", include("smileloop.lifecycle.urls")),
     path("followups/", include("smileloop.followups.urls")),
     path("surveys/", include("smileloop.surveys.urls")),
+    path("", include("smileloop.clinics.urls")),  # the audit log (/audit/)
 ]

@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model, password_validation, update_session_auth_hash
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm, UsernameField
+from django.contrib.auth.forms import SetPasswordMixin, UsernameField
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -22,17 +22,16 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics import services
 from smileloop.clinics.enums import CHAIN_ROLES
-from smileloop.clinics.forms import StaffAdminAuthenticationForm
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
+from smileloop.clinics.web import client_ip
 from smileloop.core.admin import FixedOnChange
 from smileloop.core.admin_scope import CHANGE, CONFIGURATION, HIDDEN, VIEW, ChainScoped
-
-# The admin's login is a second door to the same accounts: it says when the lockout refused a login (clinics.auth).
-admin.site.login_form = StaffAdminAuthenticationForm
+from smileloop.core.errors import DomainError, ValidationFailed
 
 
 class ChainForm(forms.ModelForm):
@@ -191,6 +190,35 @@ class StaffAddForm(StaffForm):
         return cleaned
 
 
+def _reason_field():
+    return forms.CharField(label=_("reason"), max_length=500, widget=forms.TextInput(attrs={"size": 60}),
+                           help_text=_("Why: written in the audit log with your name and the time."))
+
+
+class StaffLoginReasonForm(forms.Form):
+    """Deactivating or reactivating a member of staff's login: why (services.staff_deactivate, staff_reactivate)."""
+
+    reason = _reason_field()
+
+
+class StaffPasswordForm(SetPasswordMixin, forms.Form):
+    """A new (temporary) password for a member of staff, twice, checked by Django's password validators, and why
+    (services.staff_password_set). Unlike the user admin's form, it cannot switch password logins off: leaving staff
+    are deactivated instead."""
+
+    password1, password2 = SetPasswordMixin.create_password_fields()
+    reason = _reason_field()
+
+    def __init__(self, user, *args, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        self.validate_passwords()
+        self.validate_password_for_user(self.user)
+        return super().clean()
+
+
 @admin.register(Staff)
 class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
     chain_admin_actions = CONFIGURATION
@@ -210,10 +238,33 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
             if request.user.is_superuser:
                 return ((None, {"fields": (*self.add_fieldsets[0][1]["fields"], "user")}),)
             return self.add_fieldsets
-        return ((None, {"fields": ("chain", "user", "password_link", "name", "role", "clinics", "is_active")}),)
+        return ((None, {"fields": ("chain", "user", "password_link", "name", "role", "clinics",
+                                   self._login_field(request, obj))}),)
 
     def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), *(("password_link",) if obj is not None else ()))
+        if obj is None:
+            return super().get_readonly_fields(request, obj)
+        return (*super().get_readonly_fields(request, obj), "password_link", self._login_field(request, obj))
+
+    def _login_field(self, request, obj) -> str:
+        """Whether the login is on, with the link that switches it (deactivate, reactivate); no link on one's own
+        profile (nobody deactivates themselves) or where the viewer may not change the profile."""
+        if obj.user_id == request.user.pk or not self.has_change_permission(request, obj):
+            return "login_state"
+        return "login_switch"
+
+    @admin.display(description=_("login"))
+    def login_state(self, obj):
+        return _("Active") if services.staff_login_active(obj) else _("Deactivated")
+
+    @admin.display(description=_("login"))
+    def login_switch(self, obj):
+        if services.staff_login_active(obj):
+            name, label = "clinics_staff_deactivate", _("Deactivate the login")
+        else:
+            name, label = "clinics_staff_reactivate", _("Reactivate the login")
+        url = reverse(f"{self.admin_site.name}:{name}", args=[obj.pk])
+        return format_html('{} · <a href="{}">{}</a>', self.login_state(obj), url, label)
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -232,7 +283,7 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        # patients, tasks and records name who did what; switch the member of staff off (is_active) instead
+        # patients, tasks and records name who did what; deactivate the member of staff's login instead
         return False
 
     def save_model(self, request, obj, form, change):
@@ -257,30 +308,93 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
 
     def get_urls(self):
         return [path("<path:object_id>/password/", self.admin_site.admin_view(self.password_view),
-                     name="clinics_staff_password"), *super().get_urls()]
+                     name="clinics_staff_password"),
+                path("<path:object_id>/deactivate/", self.admin_site.admin_view(self.deactivate_view),
+                     name="clinics_staff_deactivate"),
+                path("<path:object_id>/reactivate/", self.admin_site.admin_view(self.reactivate_view),
+                     name="clinics_staff_reactivate"),
+                *super().get_urls()]
 
-    def password_view(self, request, object_id):
-        """Set a member of staff's password (forgotten, or never set): for those who may change the profile."""
+    def _staff_to_change(self, request, object_id) -> Staff:
+        # get_object is chain-scoped: another chain's member of staff is a 404; the operator's profile a 403
         staff = self.get_object(request, unquote(object_id))
         if staff is None or not self.has_change_permission(request, staff):
             raise PermissionDenied
-        form = AdminPasswordChangeForm(staff.user, request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            form.save()
-            update_session_auth_hash(request, form.user)
-            self.log_change(request, staff, _("Password set."))
-            messages.success(request, _("Password set."))
-            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:clinics_staff_change", args=[staff.pk]))
+        return staff
+
+    def password_view(self, request, object_id):
+        """Set a member of staff's password (forgotten, or never set): for those who may change the profile. Audited
+        (staff.password_set) with the reason. Nothing asks them to change it at their next login (nor may staff change
+        their own yet): the page says so."""
+        staff = self._staff_to_change(request, object_id)
+        form = StaffPasswordForm(staff.user, request.POST or None)
+        done = self._login_action(request, staff, form, lambda data: services.staff_password_set(
+            staff=staff, actor=request.user, password=data["password1"], reason=data["reason"],
+            ip_address=client_ip(request)), _("Password set."))
+        if done is not None:
+            update_session_auth_hash(request, staff.user)  # one's own password: stay logged in here
+            return done
+        return self._login_action_page(request, staff, form, _("Set password: %(name)s"), _("Set password"), _(
+            "The member of staff logs in with this password from now on, and is logged out everywhere else. Give it "
+            "to them in person. Staff cannot yet change their own password in Smileloop, nor are they asked to at "
+            "their next login."))
+
+    def deactivate_view(self, request, object_id):
+        """Switch a leaving member of staff's login off (services.staff_deactivate): not one's own."""
+        staff = self._staff_to_change(request, object_id)
+        if staff.user_id == request.user.pk:
+            raise PermissionDenied
+        form = StaffLoginReasonForm(request.POST or None)
+        done = self._login_action(request, staff, form, lambda data: services.staff_deactivate(
+            staff=staff, actor=request.user, reason=data["reason"], ip_address=client_ip(request)),
+            _("Login deactivated."))
+        if done is not None:
+            return done
+        return self._login_action_page(
+            request, staff, form, _("Deactivate the login: %(name)s"), _("Deactivate the login"), _(
+                "They are logged out at once, cannot log in, and their API tokens are refused. Nothing they did is "
+                "removed; the login can be reactivated."))
+
+    def reactivate_view(self, request, object_id):
+        staff = self._staff_to_change(request, object_id)
+        form = StaffLoginReasonForm(request.POST or None)
+        done = self._login_action(request, staff, form, lambda data: services.staff_reactivate(
+            staff=staff, actor=request.user, reason=data["reason"], ip_address=client_ip(request)),
+            _("Login reactivated."))
+        if done is not None:
+            return done
+        return self._login_action_page(
+            request, staff, form, _("Reactivate the login: %(name)s"), _("Reactivate the login"), _(
+                "They log in again with their password (set a new one if they forgot it), with their role and "
+                "clinics as they were, and their API tokens that were not revoked work again."))
+
+    def _login_action(self, request, staff, form, run, done_message):
+        """On a valid POST: run the service, note it in the admin's history, go back to the change page. None: the
+        form is to be shown (again, with its errors)."""
+        if request.method != "POST" or not form.is_valid():
+            return None
+        try:
+            run(form.cleaned_data)
+        except ValidationFailed as error:
+            for field_error in error.errors:
+                form.add_error(field_error.field if field_error.field in form.fields else None,
+                               gettext(field_error.message))
+            return None
+        except DomainError as error:
+            form.add_error(None, gettext(error.message))  # the services' messages are marked gettext_noop
+            return None
+        self.log_change(request, staff, done_message)
+        messages.success(request, done_message)
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:clinics_staff_change", args=[staff.pk]))
+
+    def _login_action_page(self, request, staff, form, title, submit_label, explanation):
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Set password: %(name)s") % {"name": staff.user.get_username()},
-            "adminForm": admin.helpers.AdminForm(form, [(None, {"fields": list(form.base_fields)})], {}),
-            "form": form, "form_url": "", "is_popup": False, "add": True, "change": False,
-            "has_delete_permission": False, "has_change_permission": True, "has_absolute_url": False,
-            "opts": self.opts, "original": staff.user, "save_as": False, "show_save": True,
+            "title": title % {"name": staff.user.get_username()}, "form": form, "opts": self.opts,
+            "original": staff, "submit_label": submit_label, "explanation": explanation,
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/auth/user/change_password.html", context)
+        return TemplateResponse(request, "admin/clinics/staff/login_action.html", context)
 
 
 @admin.register(ApiToken)

@@ -17,6 +17,6 @@ class ClinicsConfig(AppConfig):
         # The Django admin asks which chain a (non-superuser) login administers (core.admin_scope).
         admin_chain_resolver_register(admin_chain_for_user)
 
-        # Every login (the staff form, the admin's, force_login) starts the session's idle and day clocks. Django's
+        # Every login (the staff form, force_login) starts the session's idle and day clocks. Django's
         # own hook for a login, as its last_login update is: no login path can be missed.
         user_logged_in.connect(session_login_stamp, dispatch_uid="smileloop.session_login_stamp")

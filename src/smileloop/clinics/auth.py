@@ -2,8 +2,8 @@
 
 - loading the logged-in user also loads their staff profile, in the same query. Every staff page reads
   `request.user.staff` (scope, navigation, the user chip), which was a second query on every request;
-- a login through a form (the staff login, the admin's) is refused while its username or address is locked out
-  (clinics.lockout), and a wrong password counts towards that. The refusal is left on the request
+- a login through the staff login form (the admin has none: clinics.views.admin_login) is refused while its username
+  or address is locked out (clinics.lockout), and a wrong password counts towards that. The refusal is left on the request
   (`login_lockout_wait`) for the form to say so (clinics.forms.LockoutMessageMixin): Django's authenticate() only
   answers None. A call without a request (a command, the test client's login()) has no address and is not counted."""
 

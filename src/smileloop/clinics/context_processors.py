@@ -25,6 +25,7 @@ NAV_ITEMS = [
     ("tagging:list", _("Tags"), "tagging", None),  # issue 4 §2
     ("lifecycle:funnel", _("Funnel"), "lifecycle", None),  # issue 4 §4
     ("surveys:nps", _("Satisfaction"), "surveys", Perm.SURVEY_VIEW),  # issue 4 §6
+    ("clinics:audit_log", _("Audit log"), "audit", Perm.CUSTOMER_PRIVACY),  # PIPL: who saw which personal data
 ]
 
 

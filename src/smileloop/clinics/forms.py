@@ -1,9 +1,8 @@
-"""The login forms: Django's, saying so when a lockout refused the login (clinics.auth, clinics.lockout) instead of
+"""The login form: Django's, saying so when a lockout refused the login (clinics.auth, clinics.lockout) instead of
 "wrong username or password", which would send a locked-out colleague to retype it again and again."""
 
 import math
 
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import ngettext
@@ -32,8 +31,4 @@ class LockoutMessageMixin:
 
 
 class StaffAuthenticationForm(LockoutMessageMixin, AuthenticationForm):
-    pass
-
-
-class StaffAdminAuthenticationForm(LockoutMessageMixin, AdminAuthenticationForm):
     pass

@@ -1,12 +1,15 @@
 """Reads for clinics and staff; `scope_for_user` is where every request's Scope comes from."""
 
+import datetime as dt
+
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from smileloop.clinics.enums import CHAIN_ROLES, ROLE_PERMISSIONS, Perm
 from smileloop.clinics.models import ApiToken, Clinic, Staff
 from smileloop.core.errors import PermissionDenied
+from smileloop.core.models import AuditEvent
 from smileloop.core.scoping import Scope
 
 
@@ -59,6 +62,53 @@ def staff_list(scope: Scope, *, roles: list[str] | None = None) -> QuerySet[Staf
     if roles:
         qs = qs.filter(role__in=roles)
     return qs.order_by("id")
+
+
+def audit_staff_list(scope: Scope) -> QuerySet[Staff]:
+    """Staff whose audit events the scope may read: the chain's (chain roles; the admin's rule, core.admin), or those
+    assigned to one of the scope's clinics (a clinic director: their clinics' staff, themselves included; not a chain
+    role's staff, who have no clinic). Switched-off profiles too: a colleague who left keeps their history."""
+    qs = Staff.objects.filter(chain_id=scope.chain_id)
+    if scope.clinic_ids is not None:
+        qs = qs.filter(clinics__in=scope.clinic_ids).distinct()
+    return qs
+
+
+def audit_event_list(scope: Scope, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                     actor: Staff | None = None, action: str = "", customer_id: int | None = None,
+                     clinic_id: int | None = None) -> QuerySet[AuditEvent]:
+    """The audit events of the scope's staff (audit_staff_list), newest first: from `since` (inclusive) to `until`
+    (exclusive), of one staff member (`actor`; the scope still applies, whoever is named), of one action, about one
+    patient (their record's events, and the merge that took it into another), of the staff assigned to one clinic.
+    Events without an actor (the login lockout) are not staff's and never listed. Rows come with the staff members'
+    names (`actor__staff`).
+
+    The scope is written two ways, as measured on SQLite at 400,000 events (the planner follows the form): for a
+    clinic role, `actor IN (their clinics' staff)`, read through the (actor, created_at) index, staff member by
+    staff member (a small clinic's page in under a millisecond); for a chain role, whose staff write nearly every
+    event, a per-row EXISTS, so the newest events are read through the created_at index and the page stops after
+    50 (2.6 ms, against 108 ms for the IN form, which read and sorted every event). A patient's merges are found
+    first (the action index; merges are few), so that the patient filter is two index look-ups OR'ed, not a scan."""
+    actors = audit_staff_list(scope).order_by()
+    if clinic_id is not None:
+        actors = actors.filter(clinics__id=clinic_id)
+    if scope.clinic_ids is None:
+        qs = AuditEvent.objects.filter(Exists(actors.filter(user_id=OuterRef("actor_id"))))
+    else:
+        qs = AuditEvent.objects.filter(actor_id__in=actors.values("user_id"))
+    if actor is not None:
+        qs = qs.filter(actor_id=actor.user_id)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    if action:
+        qs = qs.filter(action=action)
+    if customer_id is not None:
+        merges = list(AuditEvent.objects.filter(action="customer.merge", detail__merged_id=customer_id)
+                      .values_list("pk", flat=True))
+        qs = qs.filter(Q(object_type="customer", object_id=str(customer_id)) | Q(pk__in=merges))
+    return qs.select_related("actor__staff").order_by("-created_at", "-id")
 
 
 def token_authenticate(key: str) -> Staff | None:

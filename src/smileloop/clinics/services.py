@@ -2,12 +2,15 @@
 
 import secrets
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm, Role
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
-from smileloop.core.errors import FieldError, NotFound, ValidationFailed
+from smileloop.core.audit import audit_record
+from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 
 
 @transaction.atomic
@@ -57,6 +60,81 @@ def staff_admin_access_sync(*, staff: Staff) -> None:
     if user.is_staff != is_staff:
         user.is_staff = is_staff
         user.save(update_fields=["is_staff"])
+
+
+# --- a member of staff's login, managed by a chain admin (clinics.admin.StaffAdmin) ------------------------------
+
+def staff_login_active(staff: Staff) -> bool:
+    """The member of staff can log in and use their API tokens: their profile and their login are both on."""
+    return staff.is_active and staff.user.is_active
+
+
+def _reason_required(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed([FieldError("reason", gettext_noop("Say why: it is written in the audit log."))])
+    return reason
+
+
+def _login_audit(*, action: str, staff: Staff, actor, reason: str, ip_address: str | None) -> None:
+    audit_record(actor=actor, action=action, object_type="staff", object_id=staff.pk, reason=reason,
+                 ip_address=ip_address, detail={"username": staff.user.get_username(), "name": staff.name,
+                                                "chain_id": staff.chain_id})
+
+
+@transaction.atomic
+def staff_deactivate(*, staff: Staff, actor, reason: str, ip_address: str | None = None) -> Staff:
+    """A member of staff left: their profile and their login are switched off at once. Their next request is
+    anonymous (clinics.auth's get_user refuses an inactive login, so every session of theirs ends), their API tokens
+    are refused (selectors.token_staff_check), and the admin's door closes (staff_admin_access_sync). Nothing is
+    deleted: the audit log, the timeline and the ledger keep naming them. Nobody switches off their own login."""
+    reason = _reason_required(reason)
+    if staff.user_id == getattr(actor, "pk", None):
+        raise PermissionDenied(gettext_noop("You cannot deactivate your own login; ask another chain administrator."))
+    if not staff_login_active(staff):
+        raise Conflict(gettext_noop("This login is already deactivated."))
+    staff.is_active = False
+    staff.save(update_fields=["is_active", "updated_at"])
+    user = staff.user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    staff_admin_access_sync(staff=staff)
+    _login_audit(action="staff.deactivate", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
+    return staff
+
+
+@transaction.atomic
+def staff_reactivate(*, staff: Staff, actor, reason: str, ip_address: str | None = None) -> Staff:
+    """Switch a deactivated member of staff back on: they log in with their password (set a new one if they forgot
+    it), their API tokens that were not revoked work again, and a chain admin's role opens the admin again."""
+    reason = _reason_required(reason)
+    if staff_login_active(staff):
+        raise Conflict(gettext_noop("This login is already active."))
+    staff.is_active = True
+    staff.save(update_fields=["is_active", "updated_at"])
+    user = staff.user
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    staff_admin_access_sync(staff=staff)
+    _login_audit(action="staff.reactivate", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
+    return staff
+
+
+@transaction.atomic
+def staff_password_set(*, staff: Staff, actor, password: str, reason: str, ip_address: str | None = None) -> Staff:
+    """A new (temporary) password for a member of staff who forgot theirs, checked by Django's password validators.
+    Their sessions elsewhere end (Django ties a session to the password it was opened with); the audit log records
+    who set it and why, never the password."""
+    reason = _reason_required(reason)
+    user = staff.user
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as error:
+        raise ValidationFailed([FieldError("password1", message) for message in error.messages]) from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    _login_audit(action="staff.password_set", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
+    return staff
 
 
 def token_create(*, username: str, name: str = "") -> str:

@@ -1,11 +1,17 @@
 """The staff login page: Django's LoginView with the lockout's message (clinics.forms), a 429 while locked out, and a
-word on why the last session ended (core.middleware.SessionTimeoutMiddleware)."""
+word on why the last session ended (core.middleware.SessionTimeoutMiddleware). And the Django admin's login URL,
+which is no login form (`admin_login`)."""
 
 from django.conf import settings
-from django.contrib.auth.views import LoginView
+from django.contrib import admin
+from django.contrib.auth.views import LoginView, redirect_to_login
+from django.shortcuts import redirect, resolve_url
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.forms import StaffAuthenticationForm
+from smileloop.clinics.web import safe_next
 from smileloop.core.middleware import SESSION_ENDED
 
 
@@ -28,3 +34,21 @@ class StaffLoginView(LoginView):
         if form.locked_out:
             response.status_code = 429
         return response
+
+
+def admin_login(request):
+    """The Django admin's login URL (config/urls.py routes /admin/login/ here; the admin sends every request it
+    refuses to it). There is one login form, ours (/login/, with the lockout and its audit): this view never takes a
+    password, whatever is posted.
+
+    - anonymous: to our login page, coming back to the admin page asked for;
+    - a login the admin lets in (a chain admin, the operator): to that page, as Django's own login view does;
+    - any other login (a front desk that followed a colleague's link): a 403 in the staff layout and the reader's
+      language, saying who the admin is for, with the way back to the workspace, instead of a second login form
+      that asks them to log in again."""
+    target = safe_next(request, request.GET.get("next"), default=reverse("admin:index"))
+    if not request.user.is_authenticated:
+        return redirect_to_login(target, resolve_url(settings.LOGIN_URL))
+    if admin.site.has_permission(request):
+        return redirect(target)
+    return TemplateResponse(request, "clinics/admin_forbidden.html", status=403)

@@ -1,6 +1,31 @@
-"""Audit-log writes. Every reveal of unmasked personal data, export and merge calls audit_record."""
+"""Audit-log writes. Every reveal of unmasked personal data, export and merge calls audit_record.
+
+`STAFF_ACTIONS` names every action a staff member's row can carry, as the audit log page (clinics.audit_views)
+offers them; `SYSTEM_ACTIONS` are written without an actor (the login lockout) and so never shown there. A test
+(clinics/tests/test_audit_log.py) fails when an `action="…"` in the code is in neither list."""
+
+from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.models import AuditEvent
+
+STAFF_ACTIONS = {
+    "phone.reveal": _("Phone number revealed"),
+    "customer.export": _("Customer list exported"),
+    "customer.data_export": _("Patient's data copy"),
+    "customer.merge": _("Records merged"),
+    "customer.erase": _("Personal information erased"),
+    "import.customers": _("Customers imported"),
+    "import.orders": _("Orders imported"),
+    "tag.bulk_apply": _("Patients tagged in bulk"),
+    "tag.bulk_remove": _("Patients untagged in bulk"),
+    "followup.take_over": _("Follow-up task taken over"),
+    "followup.reassign": _("Follow-up task reassigned"),
+    "audit.export": _("Audit log exported"),
+    "staff.password_set": _("Staff password set"),  # clinics.services: a chain admin manages a staff login
+    "staff.deactivate": _("Staff login deactivated"),
+    "staff.reactivate": _("Staff login reactivated"),
+}
+SYSTEM_ACTIONS = {"login.lockout", "login.unlock", "api_token.lockout"}
 
 
 def audit_record(*, actor, action: str, object_type: str, object_id="", reason: str = "",

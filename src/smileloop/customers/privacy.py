@@ -10,6 +10,7 @@ the apps that hold value the person could still claim register an obligation che
 positive balance must be refunded, or forfeited on purpose, before the erasure goes ahead."""
 
 import json
+import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -25,7 +26,7 @@ from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.models import IdempotencyRecord
 from smileloop.core.scoping import Scope
-from smileloop.customers.enums import ConsentPurpose, Gender, InteractionKind, Relation
+from smileloop.customers.enums import ConsentPurpose, Gender, IdentityKind, InteractionKind, Relation
 from smileloop.customers.models import (
     Consent,
     Customer,
@@ -36,6 +37,7 @@ from smileloop.customers.models import (
     Identity,
     Interaction,
 )
+from smileloop.customers.normalize import phone_national
 from smileloop.customers.selectors import customer_visible
 from smileloop.customers.services import _user, household_member_remove, interaction_add
 from smileloop.customers.timeline import ERASED, STAGE_EVENT, timeline_format
@@ -161,11 +163,12 @@ def _customer_object(value: dict, ids: set[int]) -> bool:
     return value.get("id") in ids and "name" in value and "mobile" in value
 
 
-def _answers_scrub(people: list[int], names: dict[int, str]) -> int:
+def _answers_scrub(people: list[int], names: dict[int, str], done: set[int] | None = None) -> int:
     """Rewrite the stored API answers (core.idempotency: replayed for a week on a retried key, shown in the admin)
     that name the person: a customer object of theirs loses its personal values (_ANSWER_VALUES) and their name
     becomes the anonymous one wherever the answer says it. Only answers that hold one of `people`'s ids as a
-    customer are touched: another person of the same name keeps theirs. Returns how many were rewritten."""
+    customer are touched: another person of the same name keeps theirs. Returns how many were rewritten (their ids
+    added to `done`)."""
     found = Q()
     for name in {n for n in names.values() if n}:
         found |= Q(text__contains=name) | Q(text__contains=json.dumps(name)[1:-1])
@@ -206,6 +209,126 @@ def _answers_scrub(people: list[int], names: dict[int, str]) -> int:
         IdempotencyRecord.objects.filter(pk=record.pk).update(
             response=json.dumps(body, separators=(",", ":"), ensure_ascii=False) if stored_as_text else body)
         rewritten += 1
+        if done is not None:
+            done.add(record.pk)
+    return rewritten
+
+
+@dataclass(frozen=True)
+class ErasedPerson:
+    """What identifies a person about to be erased, read before anything is blanked (erase hooks call
+    `erased_person` to find their own copies): the record and those merged into it (`people`), their names, phone
+    numbers (E.164: mobiles and phone identities), birthday and other identity values; `forms` are the ways the
+    numbers and identities are written in text (_value_forms), longest first."""
+
+    people: tuple[int, ...]
+    names: dict[int, str]
+    phones: frozenset[str]
+    birthday: object
+    external_ids: frozenset[str]
+
+    @property
+    def forms(self) -> list[str]:
+        return _value_forms(set(self.phones), set(self.external_ids))
+
+
+def erased_person(customer: Customer) -> ErasedPerson:
+    merged = _merged_records(customer)
+    people = (customer.pk, *merged)
+    rows = dict((pk, (name, mobile)) for pk, name, mobile in
+                Customer.objects.filter(pk__in=merged).values_list("pk", "name", "mobile"))
+    rows[customer.pk] = (customer.name, customer.mobile)
+    identities = list(Identity.objects.filter(customer_id__in=people).values_list("kind", "external_id"))
+    phones = {mobile for _name, mobile in rows.values() if mobile}
+    phones |= {value for kind, value in identities if kind == IdentityKind.PHONE}
+    return ErasedPerson(people=people, names={pk: name for pk, (name, _m) in rows.items()}, phones=frozenset(phones),
+                        birthday=customer.birthday,
+                        external_ids=frozenset(value for kind, value in identities if kind != IdentityKind.PHONE))
+
+
+# Values shorter than this are not searched for in stored answers: they would be found inside unrelated text.
+_VALUE_MIN_LENGTH = 6
+_ERASED_VALUE = "***"
+
+
+def _value_forms(phones: set[str], external_ids: set[str]) -> list[str]:
+    """The ways the person's numbers and identities are written in an answer, longest first (so that a number's
+    E.164 form is replaced before the national digits inside it): E.164, without its +, the national significant
+    number (13800138000; a landline also with its trunk 0), the national format with spaces (138 0013 8000)."""
+    forms = set(external_ids)
+    for e164 in phones:
+        forms |= {e164, e164.lstrip("+"), phone_national(e164)}
+        if e164.startswith("+86"):
+            forms.add(e164[3:])
+            if not e164.startswith("+861"):
+                forms.add("0" + e164[3:])
+    return sorted((f for f in forms if f and len(f) >= _VALUE_MIN_LENGTH), key=len, reverse=True)
+
+
+def _stored_values_scrub(chain_id: int, people: list[int], names: dict[int, str], values: list[str],
+                         done: set[int]) -> int:
+    """The stored answers `_answers_scrub` cannot tie to the person by a customer object: refusals (a 409 or 422
+    quoting "张三 is already in another household" or "identity phone:+8613800138000 is the mobile of another
+    customer") and answers holding only an identity (identity_add's {"kind", "external_id"}). Only answers to the
+    chain's own staff are searched. An answer is about the person when it holds one of their phone numbers or identity
+    values (`values`: unique to them in the chain), or, for a refusal, names "customer <id>" of theirs or their name
+    while no other live customer of the chain bears it. A name shared with another live customer is not enough: the
+    refusal may be about the other one, and is left as it is (a limit: such a refusal keeps the name for the 7 days
+    its key is kept). In an answer found, the values become "***" and the names the anonymous one."""
+    shared = set(Customer.objects.filter(chain_id=chain_id, name__in=[n for n in names.values() if n],
+                                         merged_into__isnull=True, erased_at__isnull=True)
+                 .exclude(pk__in=people).values_list("name", flat=True))
+    own_names = {n for n in names.values() if len(n or "") > 1 and n not in shared}
+    references = [re.compile(rf"\bcustomer {pk}\b") for pk in people]
+    found = Q()
+    for value in values:
+        found |= Q(text__contains=value)
+    refused = Q()
+    for name in own_names:
+        refused |= Q(text__contains=name) | Q(text__contains=json.dumps(name)[1:-1])
+    for pk in people:
+        refused |= Q(text__contains=f"customer {pk}")
+    if not found and not refused:
+        return 0
+    candidates = (IdempotencyRecord.objects.filter(user__staff__chain_id=chain_id).exclude(pk__in=done)
+                  .annotate(text=Cast("response", TextField()))
+                  .filter(found | (Q(status_code__gte=400) & refused)))
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    def scrub(value):
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        if isinstance(value, str):
+            for form in values:
+                value = value.replace(form, _ERASED_VALUE)
+            for pk, name in names.items():
+                if len(name or "") > 1:
+                    value = value.replace(name, ERASED_NAME % {"id": pk})
+            return value
+        return value
+
+    rewritten = 0
+    for record in candidates.only("id", "response", "status_code"):
+        stored_as_text = isinstance(record.response, str)
+        body = json.loads(record.response) if stored_as_text else record.response
+        texts = strings(body)
+        about = any(form in text for text in texts for form in values) or (record.status_code >= 400 and any(
+            name in text for text in texts for name in own_names) or any(
+            ref.search(text) for text in texts for ref in references))
+        if not about:
+            continue
+        body = scrub(body)
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            response=json.dumps(body, separators=(",", ":"), ensure_ascii=False) if stored_as_text else body)
+        rewritten += 1
     return rewritten
 
 
@@ -217,7 +340,8 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     Blanks name (→ "已注销客户 #<id>"), mobile, gender, birthday, address, community, coordinates and notes, on this
     record and on the records merged into it; deletes identities and search keys; blanks the timeline (a stage
     change keeps its stages); empties the merge snapshots; rewrites the stored API answers about them (a replayed
-    Idempotency-Key answers the anonymous record); takes them out of their household; records every
+    Idempotency-Key answers the anonymous record; a stored refusal quoting their phone, identity or name loses
+    it: _stored_values_scrub); takes them out of their household; records every
     marketing consent as withdrawn (append-only); runs the registered hooks (open follow-ups cancelled, survey
     comments, gift-card events, family bindings). Orders, payments, refunds, plans, procedures, ledger balances and
     audit rows stay. One audit row (who, reason, counts — never the erased values) and a system timeline sentence.
@@ -244,6 +368,7 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     merged = _merged_records(locked)
     people = [locked.pk, *merged]
     names = {locked.pk: locked.name, **dict(Customer.objects.filter(pk__in=merged).values_list("pk", "name"))}
+    values = erased_person(locked).forms
     now = timezone.now()
     for pk in merged:
         Customer.objects.filter(pk=pk).update(name=ERASED_NAME % {"id": pk}, erased_at=now, updated_at=now,
@@ -260,7 +385,9 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     CustomerMerge.objects.filter(Q(survivor_id__in=people) | Q(merged_id__in=people)).update(merged_snapshot={},
                                                                                            reason="")
     detail["household"] = _household_leave(locked, actor)
-    detail["api_answers"] = _answers_scrub(people, names)
+    rewritten: set[int] = set()
+    detail["api_answers"] = _answers_scrub(people, names, rewritten)
+    detail["api_answers"] += _stored_values_scrub(locked.chain_id, people, names, values, rewritten)
     Consent.objects.bulk_create([
         Consent(customer=locked, purpose=purpose, granted=False, source=CONSENT_SOURCE, recorded_by=actor,
                 recorded_at=now) for purpose in MARKETING_PURPOSES])

@@ -1,0 +1,213 @@
+"""The audit log page (PIPL): who did what to which personal data, when and why. A privacy officer (customer.privacy:
+clinic directors, chain admins) answers "who looked at this patient's phone, who exported data last month" by date
+range, staff member, action, patient and clinic; the filtered list can be downloaded as CSV, which is itself an
+audit event. Scope: the events of the reader's staff (clinics.selectors.audit_event_list).
+
+The page lives in clinics, not core: it needs the staff members and their clinics (core imports no domain app).
+Its filter form is here rather than in forms.py, beside the only views that use it."""
+
+import csv
+import datetime as dt
+import io
+from urllib.parse import urlsplit
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from smileloop.clinics.enums import Perm
+from smileloop.clinics.selectors import audit_event_list, audit_staff_list, clinic_list
+from smileloop.clinics.web import client_ip, require_permission, staff_view
+from smileloop.core.audit import STAFF_ACTIONS, audit_record
+from smileloop.core.bounds import pk_from_text
+from smileloop.core.csvsafe import csv_safe
+from smileloop.core.scoping import Scope
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log page's filters, read from the query string. Unlike the report filters (core.filters), a value
+    that cannot be applied is an error naming the field, and the page then lists nothing: a privacy officer asking
+    "who looked at this patient" must never be shown everyone's events as the answer."""
+
+    date_from = forms.DateField(label=gettext_lazy("From"), required=False,
+                                widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=gettext_lazy("To"), required=False,
+                              widget=forms.DateInput(attrs={"type": "date"}))
+    actor = forms.ModelChoiceField(label=gettext_lazy("Staff member"), queryset=None, required=False,
+                                   empty_label=gettext_lazy("All staff"))
+    action = forms.ChoiceField(label=gettext_lazy("Action"), required=False)
+    customer = forms.CharField(label=gettext_lazy("Patient"), required=False, max_length=500,
+                               widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": gettext_lazy(
+                                   "Patient ID or the address of their page")}))
+    clinic = forms.ModelChoiceField(label=gettext_lazy("Staff of clinic"), queryset=None, required=False,
+                                    empty_label=gettext_lazy("All clinics"))
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput)
+
+    def __init__(self, scope, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["actor"].queryset = audit_staff_list(scope).order_by("name", "id")
+        self.fields["action"].choices = [("", gettext_lazy("All actions")), *STAFF_ACTIONS.items()]
+        self.fields["clinic"].queryset = clinic_list(scope)
+
+    def clean_customer(self) -> int | None:
+        """A patient's ID (123) or the address of any of their pages (https://…/customers/123/, as copied from the
+        browser): their record's ID."""
+        text = (self.cleaned_data.get("customer") or "").strip()
+        if not text:
+            return None
+        pk = pk_from_text(text.lstrip("#"))
+        if pk is None:
+            try:
+                match = resolve(urlsplit(text).path or "/")
+            except Resolver404:
+                match = None
+            pk = pk_from_text(match.kwargs.get("customer_id", "")) if match and match.namespace == "customers" \
+                else None
+        if pk is None:
+            raise ValidationError(gettext_lazy("Enter the patient's ID (a number) or the address of their page."),
+                                  code="customer")
+        return pk
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("date_from"), data.get("date_to")
+        if since and until and since > until:
+            self.add_error("date_to", gettext_lazy("The end date is before the start date."))
+        return data
+
+    def filters(self) -> dict | None:
+        """The selector's arguments (clinics.selectors.audit_event_list) and the page; None when a filter is
+        invalid (its error is on the form). Dates are the chain's days (Asia/Shanghai): `To` includes its day."""
+        if self.is_bound and not self.is_valid():
+            return None
+        data = self.cleaned_data if self.is_bound else {}
+        tz = timezone.get_default_timezone()
+        since, until = data.get("date_from"), data.get("date_to")
+        clinic = data.get("clinic")
+        return {
+            "since": dt.datetime.combine(since, dt.time.min, tzinfo=tz) if since else None,
+            "until": dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min, tzinfo=tz) if until else None,
+            "actor": data.get("actor"),
+            "action": data.get("action") or "",
+            "customer_id": data.get("customer"),
+            "clinic_id": clinic.id if clinic else None,
+            "page": data.get("page") or 1,
+        }
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _detail_text(detail) -> str:
+    """An event's detail in one line: its values, a list as its length, a nested object one level deep."""
+    if not isinstance(detail, dict):
+        return ""
+    parts = []
+    for key, value in detail.items():
+        if isinstance(value, list):
+            parts.append(f"{key}: {len(value)}")
+        elif isinstance(value, dict):
+            inner = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
+            parts.append(f"{key}: {inner}" if inner else key)
+        elif value not in (None, ""):
+            parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def _audit_row(event) -> dict:
+    staff = getattr(event.actor, "staff", None) if event.actor_id else None
+    customer_id = event.object_id if event.object_type == "customer" and event.object_id.isdigit() else None
+    return {
+        "event": event,
+        "at": timezone.localtime(event.created_at),
+        "actor": staff.name if staff else (event.actor.get_username() if event.actor_id else ""),
+        "role": staff.get_role_display() if staff else "",
+        "action": STAFF_ACTIONS.get(event.action, event.action),
+        "customer_url": reverse("customers:detail", args=[customer_id]) if customer_id else "",
+        "object": f"{event.object_type} {event.object_id}".strip(),
+        "detail": _detail_text(event.detail),
+    }
+
+
+@staff_view
+@require_GET
+def audit_log(request, scope: Scope):
+    """Who did what to which personal data, when and why: the audit events of the reader's staff (chain roles: the
+    chain's; a clinic director: their clinics' staff), newest first, 50 a page, filtered by date range, staff member,
+    action, patient and clinic. A filter that cannot be applied says so and lists nothing. customer.privacy."""
+    require_permission(scope, Perm.CUSTOMER_PRIVACY)
+    form = AuditFilterForm(scope, request.GET or None)
+    filters = form.filters()
+    page, events = 1, []
+    if filters is not None:
+        page = filters.pop("page")
+        start = (page - 1) * AUDIT_PAGE_SIZE
+        # One row more than the page says whether a next page exists: no COUNT(*) over the whole log.
+        events = list(audit_event_list(scope, **filters)[start:start + AUDIT_PAGE_SIZE + 1])
+    context = {
+        "form": form,
+        "rows": [_audit_row(event) for event in events[:AUDIT_PAGE_SIZE]],
+        "page": page,
+        "next_page": page + 1 if len(events) > AUDIT_PAGE_SIZE else None,
+        "previous_page": page - 1 if page > 1 else None,
+        "invalid": filters is None,
+        "filtered": form.is_bound,
+    }
+    return render(request, "clinics/audit_log.html", context)
+
+
+AUDIT_EXPORT_COLUMNS = [gettext_lazy("Time"), gettext_lazy("Staff member"), gettext_lazy("Role"),
+                        gettext_lazy("Action"), gettext_lazy("Object"), gettext_lazy("Reason"),
+                        gettext_lazy("Detail"), gettext_lazy("Address")]
+
+
+@staff_view
+@require_POST
+def audit_export(request, scope: Scope):
+    """The filtered audit list as CSV (UTF-8 with BOM, for Excel), with a reason; the export is itself an audit
+    event (`audit.export`, naming its filters). An invalid filter or a missing reason is a 422 saying which."""
+    require_permission(scope, Perm.CUSTOMER_PRIVACY)
+    form = AuditFilterForm(scope, request.POST)
+    filters = form.filters()
+    if filters is None:
+        return HttpResponse(" ".join(f"{form.fields[name].label if name in form.fields else ''}: {' '.join(errors)}"
+                                     for name, errors in form.errors.items()), status=422)
+    reason = " ".join((request.POST.get("reason") or "").split())
+    if not reason:
+        return HttpResponse(_("A reason is required to export the audit log."), status=422)
+    try:  # the audit row cannot store a NUL on PostgreSQL
+        ProhibitNullCharactersValidator()(reason)
+    except ValidationError as exc:
+        return HttpResponse(" ".join(exc.messages), status=422)
+    filters.pop("page")
+    events = audit_event_list(scope, **filters)
+    shown = {k: (v.pk if hasattr(v, "pk") else v.isoformat() if hasattr(v, "isoformat") else v)
+             for k, v in filters.items() if v not in (None, "")}
+    audit_record(actor=request.user, action="audit.export", object_type="audit", reason=reason[:500],
+                 detail={"filters": shown}, ip_address=client_ip(request))
+
+    def lines():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow([str(column) for column in AUDIT_EXPORT_COLUMNS])
+        for event in events.iterator(chunk_size=2000):
+            row = _audit_row(event)
+            writer.writerow([row["at"].strftime("%Y-%m-%d %H:%M:%S"), csv_safe(row["actor"]), row["role"],
+                             str(row["action"]), csv_safe(row["object"]), csv_safe(event.reason),
+                             csv_safe(row["detail"]), event.ip_address or ""])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+    return response
