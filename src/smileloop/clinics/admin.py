@@ -19,7 +19,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -421,7 +420,7 @@ class ApiTokenAdmin(ChainScoped, admin.ModelAdmin):
 
     @admin.action(description=_("Revoke the selected tokens"))
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = services.api_tokens_revoke(tokens=queryset, actor=request.user, ip_address=client_ip(request))
         self.message_user(request, _("%(count)d token(s) revoked.") % {"count": count})
 
 

@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -82,11 +83,28 @@ def _login_audit(*, action: str, staff: Staff, actor, reason: str, ip_address: s
                                                 "chain_id": staff.chain_id})
 
 
+def _sessions_end(user) -> int:
+    """Delete the login's stored sessions (the database backend's; the only kind configured), so that a reactivation
+    does not bring back a browser left logged in: they log in again. Sessions live at most SESSION_COOKIE_AGE (10 h),
+    so the live ones are few enough to decode. Returns how many were deleted."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    if not settings.SESSION_ENGINE.endswith(".db"):
+        return 0
+    user_pk = str(user.pk)
+    ended = [session.pk for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+             if str(session.get_decoded().get("_auth_user_id")) == user_pk]
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)
+
+
 @transaction.atomic
 def staff_deactivate(*, staff: Staff, actor, reason: str, ip_address: str | None = None) -> Staff:
     """A member of staff left: their profile and their login are switched off at once. Their next request is
     anonymous (clinics.auth's get_user refuses an inactive login, so every session of theirs ends), their API tokens
-    are refused (selectors.token_staff_check), and the admin's door closes (staff_admin_access_sync). Nothing is
+    are refused (selectors.token_staff_check), their stored sessions are deleted (a reactivation does not revive a
+    browser left logged in), and the admin's door closes (staff_admin_access_sync). Nothing is
     deleted: the audit log, the timeline and the ledger keep naming them. Nobody switches off their own login."""
     reason = _reason_required(reason)
     if staff.user_id == getattr(actor, "pk", None):
@@ -98,6 +116,7 @@ def staff_deactivate(*, staff: Staff, actor, reason: str, ip_address: str | None
     user = staff.user
     user.is_active = False
     user.save(update_fields=["is_active"])
+    _sessions_end(user)
     staff_admin_access_sync(staff=staff)
     _login_audit(action="staff.deactivate", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
     return staff
@@ -145,3 +164,20 @@ def token_create(*, username: str, name: str = "") -> str:
     key = "sl_" + secrets.token_urlsafe(32)
     ApiToken.objects.create(staff=staff, name=name, prefix=key[:10], key_hash=ApiToken.hash_key(key))
     return key
+
+
+@transaction.atomic
+def api_tokens_revoke(*, tokens, actor, ip_address: str | None = None) -> int:
+    """Revoke the tokens not yet revoked (an integration that leaked its key, a retired POS), one audit event each
+    (api_token.revoke: whose token, its prefix and name): who cut off an integration is part of the record."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    revoked = list(tokens.filter(revoked_at__isnull=True).select_for_update().select_related("staff__user"))
+    ApiToken.objects.filter(pk__in=[t.pk for t in revoked]).update(revoked_at=now)
+    for token in revoked:
+        audit_record(actor=actor, action="api_token.revoke", object_type="api_token", object_id=token.pk,
+                     ip_address=ip_address, detail={"prefix": token.prefix, "name": token.name,
+                                                    "staff_id": token.staff_id,
+                                                    "username": token.staff.user.get_username()})
+    return len(revoked)

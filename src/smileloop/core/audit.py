@@ -24,6 +24,7 @@ STAFF_ACTIONS = {
     "staff.password_set": _("Staff password set"),  # clinics.services: a chain admin manages a staff login
     "staff.deactivate": _("Staff login deactivated"),
     "staff.reactivate": _("Staff login reactivated"),
+    "api_token.revoke": _("API token revoked"),  # clinics.services.api_tokens_revoke
 }
 SYSTEM_ACTIONS = {"login.lockout", "login.unlock", "api_token.lockout"}
 

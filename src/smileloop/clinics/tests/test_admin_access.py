@@ -143,13 +143,21 @@ def test_deactivating_a_leaver_ends_their_session_and_api_tokens_at_once(hq_clie
     assert "Deactivated" in page and staff_url("reactivate", doctor) in page
 
 
-def test_reactivating_gives_the_login_and_its_tokens_back(hq_client, hq, doctor):
+def test_reactivating_gives_the_login_and_its_tokens_back_but_not_the_old_sessions(hq_client, hq, doctor):
     token = services.token_create(username="doc")
+    left_logged_in = Client()
+    left_logged_in.force_login(doctor.user)
+    colleague = Client()
+    colleague.force_login(hq.user)
     services.staff_deactivate(staff=doctor, actor=hq.user, reason="离职")
     assert api_status(token) == 401
     response = hq_client.post(staff_url("reactivate", doctor), {"reason": "返聘"})
     assert response.status_code == 302
     assert api_status(token) == 200
+    # the browser left logged in before the deactivation must log in again; other people's sessions are untouched
+    response = left_logged_in.get("/customers/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert colleague.get("/customers/").status_code == 200
     browser = Client()
     assert browser.post("/login/", {"username": "doc", "password": PASSWORD}).status_code == 302
     assert logged_in(browser)
@@ -254,3 +262,23 @@ def test_a_login_already_in_that_state_is_left_alone(hq_client, doctor):
     assert response.status_code == 200
     assert "此登录账号已是启用状态。" in response.content.decode()
     assert not AuditEvent.objects.filter(object_type="staff").exists()
+
+
+def test_revoking_tokens_in_the_admin_cuts_them_off_and_is_audited_once_per_token(hq_client, hq, doctor):
+    from smileloop.clinics.models import ApiToken
+
+    live = services.token_create(username="doc", name="POS")
+    services.token_create(username="doc", name="old")
+    old = ApiToken.objects.get(name="old")
+    services.api_tokens_revoke(tokens=ApiToken.objects.filter(pk=old.pk), actor=hq.user)
+    AuditEvent.objects.all().delete()
+    response = hq_client.post(reverse("admin:clinics_apitoken_changelist"), {
+        "action": "revoke", "_selected_action": [str(t.pk) for t in ApiToken.objects.all()]}, REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 302
+    assert api_status(live) == 401
+    # one event, for the token this revoked (the one revoked already is not revoked again)
+    [event] = AuditEvent.objects.filter(action="api_token.revoke")
+    pos = ApiToken.objects.get(name="POS")
+    assert (event.actor_id, event.object_type, event.object_id, event.ip_address) == (
+        hq.user_id, "api_token", str(pos.pk), "203.0.113.9")
+    assert event.detail == {"prefix": pos.prefix, "name": "POS", "staff_id": doctor.pk, "username": "doc"}
