@@ -20,12 +20,17 @@ class LoyaltyConfig(AppConfig):
             CANCELLED,
             CANCELLED_SHOWN,
             TIMELINE_TEMPLATES,
+            package_bill_refund_decision,
             package_bill_refund_follow,
         )
         from smileloop.loyalty.services.privacy import packages_erase_obligations
         from smileloop.loyalty.views import loyalty_card_load
         from smileloop.membership.services import topup_total_provider_register
-        from smileloop.visits.services import refund_follower_register, refund_owner_register
+        from smileloop.visits.services import (
+            refund_decision_register,
+            refund_follower_register,
+            refund_owner_register,
+        )
 
         section_register("loyalty", loyalty_card_load)
         merge_hook_register(loyalty_merge_hook)
@@ -35,6 +40,8 @@ class LoyaltyConfig(AppConfig):
         refund_owner_register(package_order_refund_where)
         # Once it may be refunded there (over or cancelled), the points its bill earned go back with the money.
         refund_follower_register(package_bill_refund_follow)
+        # … and needs payment.refund there (money back for a package is a director's decision).
+        refund_decision_register(package_bill_refund_decision)
         # A package still in force would refund its holder on cancelling: an erasure waits for that, or a forfeit.
         erase_check_register(packages_erase_obligations)
         timeline_templates_register(*TIMELINE_TEMPLATES, labels={"refund_fen": fen_label},

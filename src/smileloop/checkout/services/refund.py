@@ -32,7 +32,6 @@ from smileloop.ledger.models import Entry, Lot
 from smileloop.ledger.selectors import transaction_size
 from smileloop.ledger.services import account_for, accounts_lock, available_balance, ledger_reverse
 from smileloop.loyalty import services as loyalty_services
-from smileloop.loyalty.models import PackagePurchase
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import Order
 from smileloop.visits.services import refund_record
@@ -104,20 +103,6 @@ def settled_order_refund_where(order: Order) -> str | None:
     return (f"order {order.pk} was paid at checkout (settlement {settlement_id}): refund it there "
             f"(POST /api/checkout/settlements/{settlement_id}/refund, or its receipt page), which gives back the "
             "wallet, points, gift cards and vouchers it used")
-
-
-def package_bill_refund_decision(order: Order) -> str | None:
-    """Why refunding an order through the orders API is a director's decision (visits.refund_decision_register):
-    it is the bill of a service package. While the package is in force, or when stored value paid part of it, that
-    refund is refused anyway (loyalty's `package_order_refund_where`); once the package is over or cancelled, money
-    going back for it needs `payment.refund`, as its cancellation does. (Loyalty's rule, registered here because
-    checkout, above loyalty, already keeps package bills out of its own bills; it may move next to
-    `package_order_refund_where`.)"""
-    purchase_id = PackagePurchase.objects.filter(order_id=order.pk).values_list("id", flat=True).first()
-    if purchase_id is None:
-        return None
-    return (f"order {order.pk} is the bill of package purchase {purchase_id}: money going back for a package is a "
-            "clinic director's decision")
 
 
 @transaction.atomic

@@ -252,6 +252,18 @@ def package_order_refund_where(order: Order) -> str | None:
     return None
 
 
+def package_bill_refund_decision(order: Order) -> str | None:
+    """Why refunding an order through the orders API is a director's decision (visits.refund_decision_register): it
+    is the bill of a service package. While the package is in force, or when stored value paid part of it, that refund
+    is refused anyway (`package_order_refund_where`); once the package is over or cancelled, money going back for it
+    needs `payment.refund`, as its cancellation does."""
+    purchase_id = PackagePurchase.objects.filter(order_id=order.pk).values_list("id", flat=True).first()
+    if purchase_id is None:
+        return None
+    return (f"order {order.pk} is the bill of package purchase {purchase_id}: money going back for a package is a "
+            "clinic director's decision")
+
+
 def package_bill_refund_follow(order: Order, refund: Refund, actor: Staff | None) -> None:
     """A refund of a package's bill recorded through the orders API (visits.refund_follower_register; allowed once
     the package is over or cancelled, with `payment.refund`) takes back the points the bill earned in proportion,
