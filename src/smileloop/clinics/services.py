@@ -111,15 +111,9 @@ def staff_deactivate(*, staff: Staff, actor, reason: str, ip_address: str | None
         raise PermissionDenied(gettext_noop("You cannot deactivate your own login; ask another chain administrator."))
     if not staff_login_active(staff):
         raise Conflict(gettext_noop("This login is already deactivated."))
-    staff.is_active = False
-    staff.save(update_fields=["is_active", "updated_at"])
-    user = staff.user
-    user.is_active = False
-    user.save(update_fields=["is_active"])
-    _sessions_end(user)
-    staff_admin_access_sync(staff=staff)
-    _login_audit(action="staff.deactivate", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
-    return staff
+    _sessions_end(staff.user)
+    return _login_switch(staff, active=False, action="staff.deactivate", actor=actor, reason=reason,
+                         ip_address=ip_address)
 
 
 @transaction.atomic
@@ -129,13 +123,18 @@ def staff_reactivate(*, staff: Staff, actor, reason: str, ip_address: str | None
     reason = _reason_required(reason)
     if staff_login_active(staff):
         raise Conflict(gettext_noop("This login is already active."))
-    staff.is_active = True
+    return _login_switch(staff, active=True, action="staff.reactivate", actor=actor, reason=reason,
+                         ip_address=ip_address)
+
+
+def _login_switch(staff: Staff, *, active: bool, action: str, actor, reason: str, ip_address: str | None) -> Staff:
+    """The profile and the login on or off together, the admin's door with them, audited."""
+    staff.is_active = active
     staff.save(update_fields=["is_active", "updated_at"])
-    user = staff.user
-    user.is_active = True
-    user.save(update_fields=["is_active"])
+    staff.user.is_active = active
+    staff.user.save(update_fields=["is_active"])
     staff_admin_access_sync(staff=staff)
-    _login_audit(action="staff.reactivate", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
+    _login_audit(action=action, staff=staff, actor=actor, reason=reason, ip_address=ip_address)
     return staff
 
 
