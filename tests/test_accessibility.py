@@ -284,6 +284,27 @@ def test_axe_finds_nothing_wrong_with_the_forms_that_show_form_wide_errors(
     assert _axe_violations(page, ["#consents form.stack", "#family form.stack"]) == []
 
 
+@_browser_test
+def test_axe_finds_nothing_wrong_with_the_audit_log_page_and_it_fits_a_phone(
+        live_server, phone_page, transactional_db, chain_admin, chain, clinic_a):
+    from smileloop.core.audit import audit_record
+
+    patient = CustomerFactory(chain=chain, name="张三", home_clinic=clinic_a)
+    audit_record(actor=chain_admin.user, action="phone.reveal", object_type="customer", object_id=patient.pk,
+                 reason="回访", ip_address="203.0.113.7")
+    page = phone_page
+    _log_in(page, live_server)
+    page.goto(f"{live_server.url}/audit/")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("main table tbody tr").count() >= 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert _axe_violations(page, ["main"]) == []
+    # a bad filter is said beside its field, and the page stays clean
+    page.goto(f"{live_server.url}/audit/?date_from=2026-13-40")
+    assert page.locator("[data-testid=audit-invalid]").count() == 1
+    assert _axe_violations(page, ["main"]) == []
+
+
 # --- the main menu on a phone ------------------------------------------------------------------------------------------
 @_browser_test
 def test_on_a_phone_the_main_menu_is_collapsed_behind_a_button_that_opens_it_by_touch_and_keyboard(
