@@ -6,15 +6,13 @@ audit event. Scope: the events of the reader's staff (clinics.selectors.audit_ev
 The page lives in clinics, not core: it needs the staff members and their clinics (core imports no domain app).
 Its filter form is here rather than in forms.py, beside the only views that use it."""
 
-import csv
 import datetime as dt
-import io
 from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
@@ -27,7 +25,7 @@ from smileloop.clinics.selectors import audit_event_list, audit_staff_list, clin
 from smileloop.clinics.web import client_ip, require_permission, staff_view
 from smileloop.core.audit import STAFF_ACTIONS, audit_record
 from smileloop.core.bounds import pk_from_text
-from smileloop.core.csvsafe import csv_safe
+from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.scoping import Scope
 
 
@@ -193,21 +191,10 @@ def audit_export(request, scope: Scope):
     audit_record(actor=request.user, action="audit.export", object_type="audit", reason=reason[:500],
                  detail={"filters": shown}, ip_address=client_ip(request))
 
-    def lines():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow([str(column) for column in AUDIT_EXPORT_COLUMNS])
+    def rows():
         for event in events.iterator(chunk_size=2000):
             row = _audit_row(event)
-            writer.writerow([row["at"].strftime("%Y-%m-%d %H:%M:%S"), csv_safe(row["actor"]), row["role"],
-                             str(row["action"]), csv_safe(row["object"]), csv_safe(event.reason),
-                             csv_safe(row["detail"]), event.ip_address or ""])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
+            yield [row["at"].strftime("%Y-%m-%d %H:%M:%S"), csv_safe(row["actor"]), row["role"], str(row["action"]),
+                   csv_safe(row["object"]), csv_safe(event.reason), csv_safe(row["detail"]), event.ip_address or ""]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-    return response
+    return csv_response(AUDIT_EXPORT_COLUMNS, rows(), "audit-log.csv")

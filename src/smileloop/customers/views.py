@@ -5,8 +5,6 @@ Every view gets the staff member's Scope first and reads patient data only throu
 a customer outside the scope is a 404, indistinguishable from one that does not exist.
 """
 
-import csv
-import io
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlencode
@@ -15,7 +13,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -30,7 +28,7 @@ from smileloop.clinics.web import htmx_redirect as _redirect
 from smileloop.clinics.web import require_permission as _require
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
-from smileloop.core.csvsafe import csv_safe
+from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.messages import message_display
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
@@ -134,28 +132,19 @@ def customer_export(request, scope: Scope):
                  ip_address=client_ip(request))
     full_phone = scope.can(Perm.PHONE_VIEW)
 
+    sources = dict(Channel.choices)
+
     def rows():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")  # BOM so Excel opens UTF-8 Chinese correctly
-        writer.writerow([str(column) for column in EXPORT_COLUMNS])
-        sources = dict(Channel.choices)
         for c in qs.iterator(chunk_size=2000):
-            writer.writerow([
+            yield [
                 c.id, csv_safe(c.name), phone_display(c.mobile) if full_phone else phone_mask(c.mobile),
                 c.get_gender_display() if c.gender != Gender.UNKNOWN else "", c.birthday or "",
                 csv_safe(c.home_clinic.name) if c.home_clinic else "", csv_safe(c.community), c.get_stage_display(),
                 sources.get(c.first_touch_channel, c.first_touch_channel), _local(c.first_visit_at),
                 _local(c.last_visit_at), c.visit_count, fen_to_yuan(c.lifetime_spend_fen),
-            ])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
+            ]
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="customers.csv"'
-    return response
+    return csv_response(EXPORT_COLUMNS, rows(), "customers.csv")
 
 
 # --- the 360 page ----------------------------------------------------------------------------------------

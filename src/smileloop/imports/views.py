@@ -1,12 +1,10 @@
 """Staff page: upload a file, see the dry run (preview rows, every error, counts), confirm to write."""
 
-import csv
-import io
 from collections import Counter
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -16,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import scope_for_user
 from smileloop.clinics.web import staff_login_required
-from smileloop.core.csvsafe import csv_safe
+from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
 from smileloop.imports.enums import BatchStatus, ImportKind
@@ -143,23 +141,10 @@ def errors_csv(request, scope, batch_id):
     batch = _batch(scope, batch_id)
     errors = (batch.report or {}).get("errors", [])
 
-    def lines():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")  # Excel opens UTF-8 with a BOM as UTF-8
-        writer.writerow([_("Row"), _("Column"), _("Value"), _("Problem")])
-        for i, e in enumerate(errors):
-            writer.writerow([e.get("row", ""), csv_safe(str(e.get("column", ""))), csv_safe(str(e.get("value", ""))),
-                             csv_safe(message_display(str(e.get("message", ""))))])
-            if i % 500 == 499:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="import-errors-{batch.id}.csv"'
-    return response
+    rows = ([e.get("row", ""), csv_safe(str(e.get("column", ""))), csv_safe(str(e.get("value", ""))),
+             csv_safe(message_display(str(e.get("message", ""))))] for e in errors)
+    return csv_response([_("Row"), _("Column"), _("Value"), _("Problem")], rows, f"import-errors-{batch.id}.csv",
+                        flush_every=500)
 
 
 def _progress_context(batch, form) -> dict:
