@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.api import api
-from smileloop.clinics.views import StaffLoginView, admin_login
+from smileloop.clinics.views import StaffLoginView, admin_login, password_change
 
 # Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
 handler404 = "smileloop.core.error_pages.page_not_found"
@@ -14,6 +14,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:list", permanent=False)),
     path("login/", StaffLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", password_change, name="account_password"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Before the admin's own: its login URL is no second login form (our /login/, or a 403 for a non-admin login).
     path("admin/login/", admin_login),

@@ -305,6 +305,23 @@ def test_axe_finds_nothing_wrong_with_the_audit_log_page_and_it_fits_a_phone(
     assert _axe_violations(page, ["main"]) == []
 
 
+@_browser_test
+def test_axe_finds_nothing_wrong_with_the_password_change_page_and_its_errors_on_a_phone(
+        live_server, phone_page, transactional_db, chain_admin):
+    page = phone_page
+    _log_in(page, live_server)
+    page.goto(f"{live_server.url}/account/password/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert _axe_violations(page, ["main"]) == []
+    page.fill("#id_old_password", "wrong-password")
+    page.fill("#id_new_password1", "123")
+    page.fill("#id_new_password2", "123")
+    page.click("[data-testid=password-change] button[type=submit]")
+    page.wait_for_selector("#id_old_password_error")
+    assert page.locator("#id_old_password").get_attribute("aria-invalid") == "true"
+    assert _axe_violations(page, ["main"]) == []
+
+
 # --- the main menu on a phone ------------------------------------------------------------------------------------------
 @_browser_test
 def test_on_a_phone_the_main_menu_is_collapsed_behind_a_button_that_opens_it_by_touch_and_keyboard(

@@ -185,7 +185,10 @@ def test_a_chain_admins_navigation_stays_on_one_line_on_a_1280_px_laptop(live_se
     assert len(set(tops)) == 1, f"the navigation wrapped: link tops {tops}"
     chip = page.locator(".user-chip")
     assert not page.locator(".user-text").is_visible()  # the name gave way to the nav …
-    assert chip.get_attribute("title") == "总部管理员 · Chain admin (chainadmin)"  # … and is the avatar's tooltip
+    # … and is the avatar's tooltip; the chip opens one's own password change
+    assert chip.get_attribute("title") == "总部管理员 · Chain admin (chainadmin) · Change your password"
+    chip.click()
+    page.wait_for_url(f"{live_server.url}/account/password/")
 
 
 def test_a_front_desk_with_a_short_navigation_keeps_their_name_in_the_top_bar_at_1280_px(live_server, browser_page,
@@ -247,3 +250,34 @@ def test_the_360_page_of_a_patient_with_bills_fits_a_390_px_phone_in_english(liv
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator("#orders article.order").first.evaluate("el => getComputedStyle(el).overflowX") == "auto"
     assert "¥176.00" in page.locator("#orders").inner_text()
+
+
+def test_after_a_password_reset_the_member_of_staff_chooses_their_own_before_anything_else(
+        live_server, browser_page, chain_admin, front_desk_a):
+    from smileloop.clinics.services import staff_password_set
+
+    staff_password_set(staff=front_desk_a, actor=chain_admin.user, password="Temp-pass-2026", reason="忘记密码")
+    page = browser_page
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "frontdesk_a")
+    page.fill("#id_password", "Temp-pass-2026")
+    page.click(".auth-card button[type=submit]")
+    # the login's landing page is the password change, which will come back to it
+    page.wait_for_url(f"{live_server.url}/account/password/?next=/customers/")
+    assert page.locator("[data-testid=password-change-required]").is_visible()
+    page.goto(f"{live_server.url}/followups/")
+    page.wait_for_url(f"{live_server.url}/account/password/?next=/followups/")
+    # a mismatch is refused on its field
+    page.fill("#id_old_password", "Temp-pass-2026")
+    page.fill("#id_new_password1", "Brush-twice-2026")
+    page.fill("#id_new_password2", "Brush-twice-2027")
+    page.click("[data-testid=password-change] button[type=submit]")
+    assert page.locator("#id_new_password2_error").inner_text() == "The two passwords differ."
+    page.fill("#id_old_password", "Temp-pass-2026")
+    page.fill("#id_new_password1", "Brush-twice-2026")
+    page.fill("#id_new_password2", "Brush-twice-2026")
+    page.click("[data-testid=password-change] button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/followups/")
+    assert "Your password was changed." in page.locator(".messages").inner_text()
+    front_desk_a.user.refresh_from_db()
+    assert front_desk_a.user.check_password("Brush-twice-2026")

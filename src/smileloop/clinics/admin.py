@@ -297,7 +297,7 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
         else:
             staff = services.staff_create(chain=data["chain"], username=data["username"], name=data["name"],
                                           role=data["role"], clinics=list(data.get("clinics") or ()),
-                                          password=data["password1"])
+                                          password=data["password1"], password_temporary=True)
         obj.pk, obj.user, obj.created_at, obj.updated_at = staff.pk, staff.user, staff.created_at, staff.updated_at
         obj._state.adding, obj._state.db = False, staff._state.db
 
@@ -323,8 +323,8 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
 
     def password_view(self, request, object_id):
         """Set a member of staff's password (forgotten, or never set): for those who may change the profile. Audited
-        (staff.password_set) with the reason. Nothing asks them to change it at their next login (nor may staff change
-        their own yet): the page says so."""
+        (staff.password_set) with the reason. It is temporary: the next page they open asks them to choose their own
+        (clinics.middleware.PasswordChangeRequiredMiddleware), unless it was one's own."""
         staff = self._staff_to_change(request, object_id)
         form = StaffPasswordForm(staff.user, request.POST or None)
         done = self._login_action(request, staff, form, lambda data: services.staff_password_set(
@@ -335,8 +335,8 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
             return done
         return self._login_action_page(request, staff, form, _("Set password: %(name)s"), _("Set password"), _(
             "The member of staff logs in with this password from now on, and is logged out everywhere else. Give it "
-            "to them in person. Staff cannot yet change their own password in Smileloop, nor are they asked to at "
-            "their next login."))
+            "to them in person: it is temporary, and after logging in with it they must choose their own before "
+            "anything else."))
 
     def deactivate_view(self, request, object_id):
         """Switch a leaving member of staff's login off (services.staff_deactivate): not one's own."""

@@ -1,10 +1,15 @@
 """The login form: Django's, saying so when a lockout refused the login (clinics.auth, clinics.lockout) instead of
-"wrong username or password", which would send a locked-out colleague to retype it again and again."""
+"wrong username or password", which would send a locked-out colleague to retype it again and again. And one's own
+password change."""
 
 import math
 
+from django import forms
+from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 
@@ -32,3 +37,23 @@ class LockoutMessageMixin:
 
 class StaffAuthenticationForm(LockoutMessageMixin, AuthenticationForm):
     pass
+
+
+class PasswordChangeForm(forms.Form):
+    """One's own new password (services.staff_password_change checks the current one, with the lockout, and the
+    validators): the fields of Django's PasswordChangeForm, the check in the service."""
+
+    old_password = forms.CharField(label=_("Current password"), strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "current-password", "autofocus": True}))
+    new_password1 = forms.CharField(label=_("New password"), strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), help_text=lazy(password_validation.password_validators_help_text_html,
+                                                                 str))
+    new_password2 = forms.CharField(label=_("New password (again)"), strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        first, second = cleaned.get("new_password1"), cleaned.get("new_password2")
+        if first and second and first != second:
+            self.add_error("new_password2", _("The two passwords differ."))
+        return cleaned

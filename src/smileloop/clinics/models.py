@@ -54,6 +54,9 @@ class Staff(TimeStampedModel):
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)
     clinics = models.ManyToManyField(Clinic, related_name="staff", blank=True)
     is_active = models.BooleanField(default=True)
+    # Set when someone else chose the password (a chain admin's first or reset password): the next page they open is
+    # the password change (clinics.middleware.PasswordChangeRequiredMiddleware) until they pick their own.
+    password_change_required = models.BooleanField(_("must change password"), default=False)
 
     class Meta:
         verbose_name = _("staff member")

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm, Role
+from smileloop.clinics.lockout import login_failure_record, login_lockout_wait
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
@@ -16,7 +17,9 @@ from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDeni
 
 @transaction.atomic
 def staff_create(*, chain: Chain, username: str, name: str, role: str, clinics: list[Clinic] = (),
-                 password: str | None = None, is_superuser: bool = False) -> Staff:
+                 password: str | None = None, is_superuser: bool = False, password_temporary: bool = False) -> Staff:
+    """A member of staff with their login. `password_temporary`: a chain admin chose the first password (the admin's
+    add form), so the new member of staff must replace it at their first login."""
     if role not in Role.values:
         raise ValidationFailed([FieldError("role", f"unknown role; use one of {', '.join(Role.values)}", role)])
     User = get_user_model()
@@ -28,7 +31,8 @@ def staff_create(*, chain: Chain, username: str, name: str, role: str, clinics: 
     else:
         user.set_unusable_password()
     user.save()
-    staff = Staff.objects.create(user=user, chain=chain, name=name, role=role)
+    staff = Staff.objects.create(user=user, chain=chain, name=name, role=role,
+                                 password_change_required=bool(password and password_temporary))
     if clinics:
         staff.clinics.set(clinics)
     return staff
@@ -151,8 +155,52 @@ def staff_password_set(*, staff: Staff, actor, password: str, reason: str, ip_ad
         raise ValidationFailed([FieldError("password1", message) for message in error.messages]) from None
     user.set_password(password)
     user.save(update_fields=["password"])
+    # Someone else's choice is temporary: they pick their own at their next page (not when it is one's own).
+    staff.password_change_required = user.pk != getattr(actor, "pk", None)
+    staff.save(update_fields=["password_change_required", "updated_at"])
     _login_audit(action="staff.password_set", staff=staff, actor=actor, reason=reason, ip_address=ip_address)
     return staff
+
+
+def staff_password_change(*, user, old_password: str, new_password: str, ip_address: str | None = None,
+                          device: str | None = None) -> None:
+    """A member of staff (or the operator) changes their own password, proving the current one. A wrong current
+    password counts as a failed login (clinics.lockout, for the username or this trusted browser `device`, and the
+    address), so an unlocked desk PC is no place to guess a colleague's password; while locked out it is refused. The
+    new password passes Django's validators and differs from the current one. Done: a temporary password no longer
+    needs changing, the audit log records it (never the password), and the login's other sessions end (Django ties
+    a session to the password it was opened with; the caller keeps its own with update_session_auth_hash). The checks
+    run outside the write's transaction: a lockout's audit row must stay when the change is refused."""
+    username = user.get_username()
+    wait = login_lockout_wait(username=username, ip=ip_address, device=device)
+    if not wait and not user.check_password(old_password or ""):
+        wait = login_failure_record(username=username, ip=ip_address, device=device)
+        if not wait:
+            raise ValidationFailed([FieldError("old_password", gettext_noop(
+                "Your current password was entered incorrectly."))])
+    if wait:
+        raise ValidationFailed([FieldError("old_password", gettext_noop(
+            "Too many wrong passwords: try again in a few minutes."))])
+    errors = []
+    if new_password == old_password:
+        errors.append(FieldError("new_password1", gettext_noop("The new password must differ from the current one.")))
+    else:
+        try:
+            password_validation.validate_password(new_password, user)
+        except ValidationError as error:
+            errors += [FieldError("new_password1", message) for message in error.messages]
+    if errors:
+        raise ValidationFailed(errors)
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        staff = Staff.objects.filter(user=user).first()
+        if staff is not None and staff.password_change_required:
+            staff.password_change_required = False
+            staff.save(update_fields=["password_change_required", "updated_at"])
+        audit_record(actor=user, action="staff.password_change", object_type="staff" if staff else "user",
+                     object_id=staff.pk if staff else user.pk, ip_address=ip_address,
+                     detail={"username": username, "chain_id": staff.chain_id if staff else None})
 
 
 def token_create(*, username: str, name: str = "") -> str:

@@ -1,17 +1,22 @@
 """The staff login page: Django's LoginView with the lockout's message (clinics.forms), a 429 while locked out, and a
-word on why the last session ended (core.middleware.SessionTimeoutMiddleware). And the Django admin's login URL,
-which is no login form (`admin_login`)."""
+word on why the last session ended (core.middleware.SessionTimeoutMiddleware). One's own password change
+(`password_change`). And the Django admin's login URL, which is no login form (`admin_login`)."""
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.shortcuts import redirect, resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 
-from smileloop.clinics.forms import StaffAuthenticationForm
-from smileloop.clinics.web import safe_next
+from smileloop.clinics import services
+from smileloop.clinics.forms import PasswordChangeForm, StaffAuthenticationForm
+from smileloop.clinics.lockout import trusted_device
+from smileloop.clinics.web import client_ip, safe_next, staff_login_required
+from smileloop.core.errors import ValidationFailed
 from smileloop.core.middleware import SESSION_ENDED
 
 
@@ -52,3 +57,31 @@ def admin_login(request):
     if admin.site.has_permission(request):
         return redirect(target)
     return TemplateResponse(request, "clinics/admin_forbidden.html", status=403)
+
+
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+@staff_login_required
+def password_change(request):
+    """Change one's own password (services.staff_password_change). Every staff member and the operator may; one with
+    a temporary password is sent here first (clinics.middleware) and back to the page they asked for after."""
+    staff = getattr(request.user, "staff", None)
+    required = bool(staff and staff.password_change_required)
+    target = safe_next(request, request.POST.get("next") or request.GET.get("next"), default="/")
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.staff_password_change(
+                user=request.user, old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password1"], ip_address=client_ip(request),
+                device=trusted_device(request, request.user.get_username()))
+        except ValidationFailed as error:
+            for field_error in error.errors:
+                form.add_error(field_error.field if field_error.field in form.fields else None,
+                               _(field_error.message))  # the service's messages are marked gettext_noop
+        else:
+            update_session_auth_hash(request, request.user)  # this browser stays logged in; the others end
+            messages.success(request, _("Your password was changed."))
+            return redirect(target)
+    return TemplateResponse(request, "clinics/password_change.html",
+                            {"form": form, "required": required, "next": target},
+                            status=422 if form.errors else 200)

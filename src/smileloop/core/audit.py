@@ -22,6 +22,7 @@ STAFF_ACTIONS = {
     "followup.reassign": _("Follow-up task reassigned"),
     "audit.export": _("Audit log exported"),
     "staff.password_set": _("Staff password set"),  # clinics.services: a chain admin manages a staff login
+    "staff.password_change": _("Own password changed"),  # clinics.services: staff change their own
     "staff.deactivate": _("Staff login deactivated"),
     "staff.reactivate": _("Staff login reactivated"),
     "api_token.revoke": _("API token revoked"),  # clinics.services.api_tokens_revoke
