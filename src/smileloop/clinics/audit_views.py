@@ -44,7 +44,7 @@ class AuditFilterForm(forms.Form):
     customer = forms.CharField(label=gettext_lazy("Patient"), required=False, max_length=500,
                                widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": gettext_lazy(
                                    "Patient ID or the address of their page")}))
-    clinic = forms.ModelChoiceField(label=gettext_lazy("Staff of clinic"), queryset=None, required=False,
+    clinic = forms.ModelChoiceField(label=gettext_lazy("Clinic"), queryset=None, required=False,
                                     empty_label=gettext_lazy("All clinics"))
     page = forms.IntegerField(required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput)
 

@@ -37,6 +37,10 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The clinic whose patient the event is about (their home clinic; None for a chain-wide or several-clinic event):
+    # a clinic director reads the events on their patients by anyone, chain staff included. A plain id, not a
+    # foreign key: core is below clinics.
+    clinic_id = models.IntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("audit event")
@@ -44,7 +48,8 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         # The audit log page (clinics.audit_views): one staff member's events newest first, a page at a time.
         indexes = [models.Index(fields=["object_type", "object_id"]),
-                   models.Index(fields=["actor", "created_at"], name="audit_actor_created")]
+                   models.Index(fields=["actor", "created_at"], name="audit_actor_created"),
+                   models.Index(fields=["clinic_id", "created_at"], name="audit_clinic_created")]
 
     def __str__(self):
         return (f"{timezone.localtime(self.created_at):%Y-%m-%d %H:%M} {self.actor_id} {self.action} "

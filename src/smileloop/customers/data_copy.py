@@ -221,6 +221,6 @@ def customer_data_export(*, scope: Scope, customer: Customer, reason: str,
     sheets = data_copy_sheets(scope, customer)
     audit_record(actor=_user(scope), action="customer.data_export", object_type="customer", object_id=customer.pk,
                  reason=text, detail={"sheets": {title: len(rows) for title, _h, rows in sheets}},
-                 ip_address=ip_address)
+                 ip_address=ip_address, clinic_id=customer.home_clinic_id)
     stamp = timezone.localtime().strftime("%Y%m%d")
     return f"customer-{customer.pk}-data-{stamp}.xlsx", workbook_bytes(sheets)

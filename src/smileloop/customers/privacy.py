@@ -394,6 +394,6 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     interaction_add(customer=locked, kind=InteractionKind.SYSTEM, author=actor,
                     text=timeline_format(ERASED, name=actor.name if actor else "system"))
     audit_record(actor=_user(scope), action="customer.erase", object_type="customer", object_id=locked.pk,
-                 reason=text, detail=detail, ip_address=ip_address)
+                 reason=text, detail=detail, ip_address=ip_address, clinic_id=locked.home_clinic_id)
     return locked
 

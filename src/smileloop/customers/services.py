@@ -1048,7 +1048,7 @@ def phones_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: 
         numbers += list(Identity.objects.filter(customer=customer, kind=IdentityKind.PHONE)
                         .exclude(external_id=customer.mobile or "").order_by("id").values_list("external_id", flat=True))
     audit_record(actor=_user(scope), action="phone.reveal", object_type="customer", object_id=customer.id,
-                 reason=reason.strip(), ip_address=ip_address,
+                 reason=reason.strip(), ip_address=ip_address, clinic_id=customer.home_clinic_id,
                  detail={"numbers": len([n for n in numbers if n])} if others else None)
     return numbers
 
@@ -1190,7 +1190,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
                                          reason=reason),
                     data={"merged_id": merged.id, "moved": moved})
     audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=survivor.id,
-                 reason=reason, detail={"merged_id": merged.id, "moved": moved}, ip_address=ip_address)
+                 reason=reason, detail={"merged_id": merged.id, "moved": moved}, ip_address=ip_address,
+                 clinic_id=survivor.home_clinic_id)
     return record
 
 

@@ -63,6 +63,69 @@ def test_a_director_sees_only_their_clinics_staff_and_a_chain_admin_the_whole_ch
     assert _ids(client.get(URL)) == [admin.id, clinic_b.id, mine[1].id, mine[0].id]
 
 
+def test_a_director_also_sees_what_anyone_did_to_their_clinics_patients(client, people, clinic_a, clinic_b):
+    """A chain admin who looked at a clinic-A patient's phone is in clinic A's director's log (AuditEvent.clinic_id);
+    their look at a clinic-B patient is not, nor a chain-wide event of theirs."""
+    ours = _event(people["admin"], customer=4, clinic_id=clinic_a.pk)
+    _event(people["admin"], customer=5, clinic_id=clinic_b.pk)
+    _event(people["admin"], "customer.export")
+    _event(people["stranger"], customer=6, clinic_id=ClinicFactory(chain=people["stranger"].chain).pk)
+    _event(None, "login.lockout", object_type="username", customer="someone", clinic_id=clinic_a.pk)
+    mine = _event(people["a"], customer=1, clinic_id=clinic_b.pk)  # their own staff's, whoever the patient
+    client.force_login(people["director"].user)
+    assert _ids(client.get(URL)) == [mine.id, ours.id]
+    assert _ids(client.get(URL, {"actor": people["admin"].pk})) == []  # the chain admin is no staff of theirs
+    assert _ids(client.get(URL, {"clinic": clinic_a.pk})) == [mine.id, ours.id]
+
+
+def test_the_clinic_filter_is_its_staffs_events_and_those_about_its_patients(client, people, clinic_a, clinic_b):
+    by_staff = _event(people["b"], customer=3)
+    about_patient = _event(people["admin"], customer=4, clinic_id=clinic_b.pk)
+    _event(people["admin"], customer=5, clinic_id=clinic_a.pk)
+    client.force_login(people["admin"].user)
+    assert _ids(client.get(URL, {"clinic": clinic_b.pk})) == [about_patient.id, by_staff.id]
+
+
+def test_the_selector_reads_no_other_chains_clinic_or_a_clinic_outside_the_scope(people, clinic_a, clinic_b):
+    foreign_clinic = ClinicFactory(chain=people["stranger"].chain)
+    _event(people["stranger"], customer=6, clinic_id=foreign_clinic.pk)
+    b_patient = _event(people["admin"], customer=5, clinic_id=clinic_b.pk)
+    admin_scope = scope_for_staff(people["admin"])
+    assert list(audit_event_list(admin_scope, clinic_id=foreign_clinic.pk)) == []
+    assert list(audit_event_list(admin_scope, clinic_id=clinic_b.pk)) == [b_patient]
+    assert list(audit_event_list(scope_for_staff(people["director"]), clinic_id=clinic_b.pk)) == []
+
+
+def test_the_events_about_a_patient_carry_their_home_clinic(client, people, clinic_a):
+    from smileloop.customers.tests.factories import CustomerFactory
+
+    patient = CustomerFactory(chain=clinic_a.chain, home_clinic=clinic_a, mobile="+8613800138000")
+    client.force_login(people["admin"].user)
+    response = client.post(reverse("customers:phone_reveal", args=[patient.pk]), {"reason": "回访确认"})
+    assert response.status_code == 200
+    event = AuditEvent.objects.get(action="phone.reveal")
+    assert (event.object_id, event.clinic_id) == (str(patient.pk), clinic_a.pk)
+    client.force_login(people["director"].user)
+    assert _ids(client.get(URL)) == [event.id]
+
+
+def test_the_migration_gives_earlier_events_their_patients_home_clinic(people, clinic_a, clinic_b):
+    import importlib
+
+    from django.apps import apps
+
+    from smileloop.customers.tests.factories import CustomerFactory
+
+    backfill = importlib.import_module("smileloop.customers.migrations.0021_auditevent_clinic_backfill").backfill
+    in_a = CustomerFactory(chain=clinic_a.chain, home_clinic=clinic_a)
+    in_b = CustomerFactory(chain=clinic_a.chain, home_clinic=clinic_b)
+    events = [_event(people["admin"], customer=in_a.pk), _event(people["admin"], customer=in_b.pk),
+              _event(people["admin"], customer=999_999), _event(people["admin"], "customer.export"),
+              _event(people["admin"], "staff.password_set", object_type="staff", customer=in_a.pk)]
+    backfill(apps, None)
+    assert [AuditEvent.objects.get(pk=e.pk).clinic_id for e in events] == [clinic_a.pk, clinic_b.pk, None, None, None]
+
+
 @pytest.mark.parametrize("role", [Role.FRONT_DESK, Role.CONSULTANT, Role.DOCTOR, Role.ASSISTANT, Role.MEMBER_OPS,
                                   Role.MARKETING])
 def test_roles_without_the_privacy_permission_are_refused(client, chain, clinic_a, role):
