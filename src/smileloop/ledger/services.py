@@ -571,6 +571,7 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
     if upto <= _last_share(original):
         raise ValidationFailed([FieldError("upto", "is less than what was already reversed", str(upto))])
     lots_left = dict(Lot.objects.filter(id__in=[e.lot_id for e in entries if e.lot_id]).values_list("id", "remaining"))
+    takes = _credited_lots_take(entries, {e.id: target[e.id] - already[e.id] for e in entries}, lots_left)
     postings: list[Posting] = []
     for e in entries:
         amount = target[e.id] - already[e.id]
@@ -588,10 +589,7 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
             if amount > 0:
                 postings.append(Posting(e.account, amount, restore={e.lot_id: amount}))
             else:
-                # Take back from the very lot this credit created, then from the holder's other lots.
-                part = min(-amount, lots_left.get(e.lot_id, 0))
-                lots_left[e.lot_id] = lots_left.get(e.lot_id, 0) - part
-                postings.append(Posting(e.account, amount, take={e.lot_id: part} if part else {}))
+                postings.append(Posting(e.account, amount, take=takes.get(e.id, {})))
         else:
             postings.append(Posting(e.account, amount))
     if not postings:
@@ -599,6 +597,35 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
     return ledger_post(chain_id=original.chain_id, key=key, reason=reason, postings=_merge_same_account(postings),
                        actor=actor, source=original.source, memo=memo or REVERSES % {"transaction": original.id},
                        reverses=original, reversed_share=f"{upto.numerator}/{upto.denominator}")
+
+
+def _credited_lots_take(entries: list[Entry], amounts: dict[int, int], lots_left: dict[int, int]) -> dict[int, dict]:
+    """The lots each credit's take-back comes from (entry id → {lot id: amount}): first the very lot the credit
+    created, then the other lots this transaction credited on the same account (a bill whose lines earned on
+    different terms made one lot each: a pending one may pay back for a spent one, though nothing else may spend
+    it yet), and only then, in ledger_post, the holder's other spendable lots. Without the second step a bill with
+    a spent lot and a pending one could not be refunded. `lots_left` is updated."""
+    credits = [e for e in entries if e.lot_id and e.amount > 0 and e.account.kind in HOLDER_KINDS
+               and e.account.closed_at is None and amounts[e.id] < 0]
+    takes: dict[int, dict] = {}
+    short: dict[int, int] = {}
+    for e in credits:
+        part = min(-amounts[e.id], lots_left.get(e.lot_id, 0))
+        lots_left[e.lot_id] = lots_left.get(e.lot_id, 0) - part
+        takes[e.id] = {e.lot_id: part} if part else {}
+        short[e.id] = -amounts[e.id] - part
+    for e in credits:
+        for other in credits:
+            if not short[e.id]:
+                break
+            if other.account_id != e.account_id or other.lot_id == e.lot_id:
+                continue
+            part = min(short[e.id], lots_left.get(other.lot_id, 0))
+            if part:
+                lots_left[other.lot_id] -= part
+                takes[e.id][other.lot_id] = takes[e.id].get(other.lot_id, 0) + part
+                short[e.id] -= part
+    return takes
 
 
 def _successor_account(account: Account) -> Account:

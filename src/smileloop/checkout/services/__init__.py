@@ -13,9 +13,12 @@ Refund: a refund of R fen is split over the tenders in proportion to what each h
 cumulatively (`ledger_reverse(upto=refunded so far / paid by it)`) so repeated partial refunds never drift.
 Entitlement uses of refunded units are given back.
 
-Refund clawback: after a refund the bill has given back a share s of itself, so round_half_up(earned × s)
-of the points it earned are due back in total (less what earlier refunds of the bill settled). They are taken
-back from the points account as far as it holds them (the bill's own lots first, then other spendable lots).
+Refund clawback (computed by loyalty's `points_clawback_plan`, posted by `points_clawback_post`, the policy package
+cancellations follow too): after a refund the bill has given back a share s of itself, so round_half_up(earned × s)
+of the points it earned are due back in total, less what earlier refunds of the bill settled: the points taken back
+(the ledger's reversals of the earn) and those settled in money (their "earn" tenders' `shortfall_points`). They are
+taken back from the points account as far as it holds them (a merged member's: the survivor's; the bill's own lots
+first, even while pending, then other spendable lots).
 Points already spent are converted into money at the chain's redeem rate (loyalty.points_redeem_terms:
 fen = ceil(points × 100 / points_per_yuan)) and withheld from this refund's cash part, shown in the refund
 breakdown as a "clawback" tender "points already spent, withheld from the refund: X.XX" (the cash tender is the cash part minus it, so the

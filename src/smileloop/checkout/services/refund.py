@@ -1,7 +1,6 @@
 """Refunds, proportional over the tenders, with the earned-points clawback (see the package docstring)."""
 
 from collections import Counter
-from dataclasses import dataclass
 from fractions import Fraction
 
 from django.apps import apps
@@ -27,10 +26,9 @@ from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.models import GiftCard, Voucher
-from smileloop.ledger.enums import AccountKind
-from smileloop.ledger.models import Entry, Lot
+from smileloop.ledger.models import Entry
 from smileloop.ledger.selectors import transaction_size
-from smileloop.ledger.services import account_for, accounts_lock, available_balance, ledger_reverse
+from smileloop.ledger.services import accounts_lock, ledger_reverse
 from smileloop.loyalty import services as loyalty_services
 from smileloop.visits.enums import PaymentMethod
 from smileloop.visits.models import Order
@@ -132,17 +130,20 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     cash = parts[-1]
     # Plan the clawback before writing anything: a refusal must leave everything as it was.
     share = Fraction(order.refunded_fen + total, order.amount_fen) if order.amount_fen else Fraction(0)
-    clawbacks = _clawback_plan(settlement, movements, share)
-    withheld_fen = sum(c.shortfall_fen for c in clawbacks)
+    earn = next((m for m in movements if m.role == MovementRole.EARN and m.transaction_id and m.points > 0), None)
+    clawing = earn is not None and share > 0
+    clawback = (loyalty_services.points_clawback_plan(earn=earn.transaction, share=share,
+                                                      settled=_shortfall_settled(settlement)) if clawing else None)
+    withheld_fen = clawback.shortfall_fen if clawback else 0
     if withheld_fen > cash:
-        points = sum(c.shortfall_points for c in clawbacks)
         raise ClawbackExceedsRefund(
-            f"{points} of the points this bill earned were already used; they are worth {fen_to_yuan(withheld_fen)} "
-            f"yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash", field="lines")
+            f"{clawback.shortfall_points} of the points this bill earned were already used; they are worth "
+            f"{fen_to_yuan(withheld_fen)} yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash",
+            field="lines")
     # Every account this refund will post to, locked at once in id order as a bill's pay locks its own: reversed one
     # tender at a time, the shared accounts were taken in another order and a concurrent pay deadlocked with it.
     reversed_tx = [m.transaction_id for m, part in zip(valued, parts[:-1], strict=True) if part and m.transaction_id]
-    reversed_tx += [c.movement.transaction_id for c in clawbacks if c.points]
+    reversed_tx += [earn.transaction_id] if clawback and clawback.points else []
     accounts_lock(Entry.objects.filter(transaction_id__in=reversed_tx).values_list("account_id", flat=True))
     refund = None
     if total:
@@ -166,18 +167,16 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     if cash:
         Settlement.objects.filter(pk=settlement.pk).update(cash_refunded_fen=F("cash_refunded_fen") + cash)
         tenders.append({"kind": "cash", "ref": "", "amount_fen": cash - withheld_fen, "points": 0})
-    for c in clawbacks:
-        tx = None
-        if c.points:
-            tx = ledger_reverse(original=c.movement.transaction, key=f"{base}:{c.movement.id}",
-                                upto=Fraction(c.clawed_before + c.points, c.movement.points), actor=actor,
-                                reason="clawback")
-            rows.append(RefundMovement(movement=c.movement, transaction=tx, amount_fen=0))
-        tenders.append({"kind": "earn", "ref": "", "amount_fen": 0, "points": -c.points,
-                        "shortfall_points": c.shortfall_points})
-        if c.shortfall_fen:
-            tenders.append({"kind": "clawback", "ref": "", "amount_fen": c.shortfall_fen, "points": c.shortfall_points,
-                            "label": labels.CLAWBACK % {"yuan": fen_to_yuan(c.shortfall_fen)}})
+    if clawing:  # an "earn" tender on every refund of a bill that earned, the points taken back (if any) negative
+        points, shortfall = (clawback.points, clawback.shortfall_points) if clawback else (0, 0)
+        tx = (loyalty_services.points_clawback_post(clawback, key=f"{base}:{earn.id}", actor=actor)
+              if clawback else None)
+        if tx is not None:
+            rows.append(RefundMovement(movement=earn, transaction=tx, amount_fen=0))
+        tenders.append({"kind": "earn", "ref": "", "amount_fen": 0, "points": -points, "shortfall_points": shortfall})
+        if withheld_fen:
+            tenders.append({"kind": "clawback", "ref": "", "amount_fen": withheld_fen, "points": shortfall,
+                            "label": labels.CLAWBACK % {"yuan": fen_to_yuan(withheld_fen)}})
     reversed_uses = []
     for line_id, n in units.items():
         uses = [m for m in movements if m.role == MovementRole.ENTITLEMENT and m.order_line_id == line_id
@@ -206,54 +205,12 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     return refund_settlement
 
 
-@dataclass
-class _Clawback:
-    movement: SettlementMovement  # the EARN movement
-    clawed_before: int  # points taken back from the account by earlier refunds of this bill
-    points: int  # points to take back now (what is left on the account, at most what is due)
-    shortfall_points: int  # points due but already spent: settled in money
-    shortfall_fen: int
-
-
-def _clawback_plan(settlement: Settlement, movements: list[SettlementMovement], share: Fraction) -> list[_Clawback]:
-    """The earned-points clawback of a refund (module docstring: "Refund clawback"). After a refund the bill has
-    given back `share` of itself, so round_half_up(earned × share) points are due back in total; earlier refunds
-    settled some (taken back, or in money). What is due now is taken from the points account up to what is
-    available there; the rest (the member already spent those points) is converted at the chain's redeem rate,
-    rounded up to the fen, and withheld from the cash refund."""
-    earn = [m for m in movements if m.role == MovementRole.EARN and m.transaction_id and m.points > 0]
-    if not earn or share <= 0:
-        return []
-    settled: dict[str, int] = {"clawed": 0, "shortfall": 0}
-    for previous in settlement.refunds.all():
-        for t in previous.breakdown.get("tenders", []):
-            if t.get("kind") == "earn":
-                settled["clawed"] += -int(t.get("points", 0))
-                settled["shortfall"] += int(t.get("shortfall_points", 0))
-    customer = settlement.customer
-    account = account_for(chain_id=settlement.chain_id, kind=AccountKind.POINTS,
-                          customer=customer.merged_into_id or customer.pk)
-    # What a reversal can take: first the lots the bill's points went into (even while still pending), then the
-    # holder's other spendable lots (as ledger_reverse takes them).
-    now = timezone.now()
-    own_lots = list(Lot.objects.filter(entries__transaction_id__in=[m.transaction_id for m in earn],
-                                       entries__amount__gt=0, account=account, remaining__gt=0).distinct())
-    spendable_own = sum(lot.remaining for lot in own_lots if lot.available_at <= now
-                        and (lot.expires_at is None or lot.expires_at > now))
-    available = sum(lot.remaining for lot in own_lots) + available_balance(account, at=now) - spendable_own
-    terms = loyalty_services.points_redeem_terms(chain_id=settlement.chain_id)
-    plans = []
-    for m in earn:  # points_earn_for_order makes one earn transaction per order
-        target = (2 * m.points * share.numerator + share.denominator) // (2 * share.denominator)
-        due = max(0, target - settled["clawed"] - settled["shortfall"])
-        points = min(due, available)
-        available -= points
-        shortfall = due - points
-        fen = -(-shortfall * 100 // terms.points_per_yuan)
-        plans.append(_Clawback(m, settled["clawed"], points, shortfall, fen))
-        settled["clawed"] += points
-        settled["shortfall"] += shortfall
-    return plans
+def _shortfall_settled(settlement: Settlement) -> int:
+    """Points of the bill's earn that earlier refunds settled in money (their "earn" tenders' `shortfall_points`):
+    `points_clawback_plan` does not ask for them again. The points they took back it reads off the ledger (the
+    reversals of the earn), so they are not added here: counted twice, a later refund would claw back too few."""
+    return sum(int(t.get("shortfall_points", 0)) for previous in settlement.refunds.all()
+               for t in previous.breakdown.get("tenders", []) if t.get("kind") == "earn")
 
 
 def _reverse_movement(m: SettlementMovement, *, key: str, upto: Fraction, actor: Staff | None):

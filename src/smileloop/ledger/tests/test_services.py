@@ -148,6 +148,26 @@ def test_clawback_takes_back_the_earned_lot_first(chain, alice):
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_a_clawback_takes_a_spent_lots_share_from_the_same_transactions_pending_lot(chain, alice):
+    """One earn, two lots (lines earning on different terms): the spendable one was spent, the pending one is whole.
+    Half the earn is taken back: the pending lot pays for the spent lot's share, though nothing else may spend it yet;
+    the holder's other points are left alone."""
+    points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=alice)
+    issued = system_account(chain_id=chain.id, kind=AccountKind.POINTS_ISSUED)
+    later = timezone.now() + dt.timedelta(days=7)
+    earned = ledger_post(chain_id=chain.id, key="order:1:earn", reason=EntryReason.EARN, postings=[
+        Posting(points, 300, terms=LotTerms(available_at=later)), Posting(points, 600), Posting(issued, -900)])
+    spend(chain, alice, 600, "use")
+    earn(chain, alice, 50, "other", available_at=later)
+    ledger_reverse(original=earned, key="order:1:clawback", upto=Fraction(1, 3), reason=EntryReason.CLAWBACK)
+    pending = Lot.objects.get(entries__transaction=earned, entries__amount=300)
+    assert (pending.remaining, balance(chain, alice)) == (0, 50)
+    assert Lot.objects.get(entries__transaction__idempotency_key="other").remaining == 50
+    with pytest.raises(InsufficientBalance):  # nothing left of the bill's lots, and nothing else spendable
+        ledger_reverse(original=earned, key="order:1:clawback:2", upto=Fraction(1, 2), reason=EntryReason.CLAWBACK)
+    assert ledger_check(chain_id=chain.id) == []
+
+
 def test_transfer_keeps_each_lots_expiry(chain, alice, clinic_a):
     bob = CustomerFactory(chain=chain, name="王强", home_clinic=clinic_a)
     expiry = timezone.now() + dt.timedelta(days=90)

@@ -19,9 +19,12 @@ from smileloop.loyalty.services.packages import (
     package_sell,
 )
 from smileloop.loyalty.services.points import (
+    Clawback,
     RedeemTerms,
     gift_exchange,
     points_award,
+    points_clawback_plan,
+    points_clawback_post,
     points_earn_for_order,
     points_earn_request,
     points_redeem,
@@ -40,11 +43,11 @@ from smileloop.loyalty.services.wallet import (
 )
 
 __all__ = [
-    "RedeemTerms", "WalletBalance", "WalletSpend", "points_earn_request", "points_redeem_request",
+    "Clawback", "RedeemTerms", "WalletBalance", "WalletSpend", "points_earn_request", "points_redeem_request",
     "wallet_spend_request", "earn_rule_save", "entitlement_redeem", "entitlement_use_reverse",
     "entitlements_expire", "gift_exchange", "gift_save", "loyalty_demo_programme", "loyalty_merge_hook",
     "package_cancel", "package_entitlement_save", "package_order_refund_where", "package_save", "package_sell",
-    "points_award", "points_earn_for_order",
+    "points_award", "points_clawback_plan", "points_clawback_post", "points_earn_for_order",
     "points_redeem", "points_redeem_quote", "points_redeem_terms", "redeem_terms_save", "topup_bonus_rule_save",
     "wallet_balance", "wallet_spend", "wallet_split", "wallet_topup", "wallet_topup_refund", "wallet_transfer",
 ]

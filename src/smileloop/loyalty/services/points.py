@@ -167,14 +167,15 @@ class Clawback:
 
 
 def points_clawback_plan(*, earn: LedgerTransaction, share: Fraction, settled: int = 0) -> Clawback | None:
-    """The clawback of a refund after which `share` (cumulative) of the order is given back, as checkout's refund
-    computes it (checkout.services, "Refund clawback"): round_half_up(earned × share) points are due back in all,
-    less what earlier reversals of `earn` took back and `settled` (points earlier refunds settled in money). They
-    are taken from the points account as far as it holds them (the order's own lots first, even while pending, then
-    the holder's other spendable lots, as `ledger_reverse` takes them); the rest, points already spent, is converted
-    at the chain's redeem rate (rounded up to the fen), for the caller to withhold from the money it gives back.
-    None when nothing is due. Call it with the points account locked (ledger `accounts_lock`), then
-    `points_clawback_post`. (Checkout's refund computes the same in `checkout.services.refund._clawback_plan`.)"""
+    """The clawback of a refund after which `share` (cumulative) of the order is given back, for checkout's refunds
+    and package cancellations alike: round_half_up(earned × share) points are due in all, less what reversals of
+    `earn` already took back (read off the ledger, whichever path made them) and `settled` (points earlier refunds
+    settled in money, which only the caller's records know). They are taken from the points account as far as it
+    holds them (a merged holder's: the survivor's; the order's own lots first, even while pending, then the holder's
+    other spendable lots); the rest, already spent, is converted at the chain's redeem rate (rounded up to the fen)
+    for the caller to withhold from the money it gives back. None when nothing is due. Post it with
+    `points_clawback_post` under `accounts_lock`; planned before the lock (to refuse before writing anything), a
+    concurrent spend can leave less than planned, and the reversal then refuses (InsufficientBalance)."""
     credits = [e for e in earn.entries.select_related("account", "account__customer") if e.amount > 0]
     earned = sum(e.amount for e in credits)
     if not credits or share <= 0:
@@ -204,7 +205,9 @@ def points_clawback_plan(*, earn: LedgerTransaction, share: Fraction, settled: i
 
 
 def points_clawback_post(plan: Clawback, *, key: str, actor: Staff | None = None) -> LedgerTransaction | None:
-    """Take back `plan.points` of the order's earned points (ledger_reverse of the earn, reason clawback)."""
+    """Take back `plan.points` of the order's earned points (ledger_reverse of the earn, reason clawback), cumulative
+    like every reversal (`upto` = what the ledger took back before + plan.points, of what was earned). Idempotent on
+    `key`; None when the plan takes nothing back."""
     if not plan.points:
         return None
     return ledger_reverse(original=plan.earn, key=key, upto=Fraction(plan.clawed_before + plan.points, plan.earned),
