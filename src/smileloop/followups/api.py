@@ -153,8 +153,9 @@ def task_get_endpoint(request: HttpRequest, task_id: Id):
 @router.post("/tasks/{int:task_id}/complete", response={200: TaskOut, **ERROR_RESPONSES},
              summary="Record a task's outcome (idempotent for the same outcome)",
              description="Its assignee records it; so may a clinic director or chain admin (task.board) for any task "
-                         "of their clinics, and anyone for a task nobody active holds (unassigned, or its assignee "
-                         "has left), which they take over. A colleague's task is a 403 with the code "
+                         "of their clinics, and anyone for a task nobody active in its clinic holds (unassigned, or "
+                         "its assignee has left or now works at other clinics), which they take over (audited, and "
+                         "on the patient's timeline). A colleague's task is a 403 with the code "
                          "`task_not_yours` and changes nothing.")
 def task_complete_endpoint(request: HttpRequest, task_id: Id, payload: CompleteIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):

@@ -38,7 +38,8 @@ def local_today(scope: Scope) -> dt.date:
 def task_queryset(scope: Scope) -> QuerySet[FollowupTask]:
     """Tasks of the scope's clinics; for a clinic's staff also the tasks of no clinic assigned to them, of a patient
     of no clinic or of one of theirs. A task of another clinic is not theirs to see even when it is still assigned to
-    them (assignees are staff of the task's clinic: one who moved to another clinic leaves their tasks behind)."""
+    them (assignees are staff of the task's clinic: one who moved to another clinic leaves their tasks behind, which
+the clinic's staff may take over: services.task_unheld)."""
     qs = FollowupTask.objects.filter(chain_id=scope.chain_id)
     if scope.clinic_ids is not None:
         qs = qs.filter(Q(clinic_id__in=scope.clinic_ids) | Q(

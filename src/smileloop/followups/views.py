@@ -65,6 +65,14 @@ def inbox(request, scope: Scope):
     })
 
 
+def _work_fill(scope: Scope, task) -> None:
+    """`task.may_work` (a colleague's task shows no call or outcome form) and `task.takes_over`: recording its outcome
+    makes it the reader's (nobody active in its clinic holds it; services.task_unheld), which the row says."""
+    task.may_work = services.task_may_work(scope, task)
+    task.takes_over = (task.may_work and task.is_open and task.assignee_id != scope.staff_id
+                       and services.task_unheld(task))
+
+
 def _row(request, scope: Scope, task, *, form=None, phone: str = "", call_error: str = "", status: int = 200,
          page: bool = False):
     if not hasattr(task, "script_text"):
@@ -73,7 +81,7 @@ def _row(request, scope: Scope, task, *, form=None, phone: str = "", call_error:
     tz = selectors.chain_tz(scope.chain_id)
     day_start = dt.datetime.combine(timezone.localtime(now, tz).date(), dt.time.min, tzinfo=tz)
     task.is_overdue = selectors.task_overdue(task, now=now, day_start=day_start)
-    task.may_work = services.task_may_work(scope, task)  # a colleague's task shows no call or outcome form
+    _work_fill(scope, task)
     context = {"task": task, "outcome_form": form or OutcomeForm(), "phone": phone, "call_error": call_error,
                "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": scope.can(Perm.TASK_BOARD)}
     if page:
@@ -165,7 +173,7 @@ def task_reassign(request, scope: Scope, task_id: int):
             form.add_error(None, conflict_message(exc, task))
     context_task = selectors.task_get(scope, task_id)
     selectors.scripts_fill(scope, [context_task])
-    context_task.may_work = services.task_may_work(scope, context_task)
+    _work_fill(scope, context_task)
     return render(request, "followups/task_detail.html", {
         "task": context_task, "outcome_form": OutcomeForm(), "reassign_form": form,
         "can_reveal": scope.can(Perm.PHONE_VIEW), "can_board": True}, status=422)

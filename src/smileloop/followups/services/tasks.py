@@ -5,11 +5,11 @@ import datetime as dt
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from smileloop.clinics.enums import Perm
+from smileloop.clinics.enums import CHAIN_ROLES, Perm
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.audit import audit_record
@@ -29,6 +29,11 @@ from smileloop.followups.services.playbooks import complaint_playbook
 TASK_OUTCOME = gettext_noop("follow-up task %(task)s: %(outcome)s")
 TASK_DONE = gettext_noop("%(playbook)s: %(outcome)s")
 TASK_DONE_NOTE = gettext_noop("%(playbook)s: %(outcome)s — %(note)s")
+# Who holds a task, on the patient's timeline (the audit log has the same with ids): staff reading the 360 page see
+# who took a call over or was given it, without the audit trail's permission.
+TASK_TAKEN_OVER = gettext_noop('follow-up task "%(playbook)s" taken over by %(name)s')
+TASK_REASSIGNED = gettext_noop('follow-up task "%(playbook)s" reassigned from %(from_name)s to %(to_name)s')
+TASK_ASSIGNED = gettext_noop('follow-up task "%(playbook)s" assigned to %(to_name)s')  # it had no assignee
 
 
 def task_done_text(*, playbook: str, outcome: str, note: str = "") -> str:
@@ -55,10 +60,36 @@ UNREACHED_OUTCOMES = {Outcome.NO_ANSWER, Outcome.WRONG_NUMBER}
 TASK_NOT_YOURS = "task_not_yours"  # the PermissionDenied code of a colleague's task
 
 
+def task_unheld_reason(task: FollowupTask) -> str | None:
+    """Why nobody active in the task's clinic holds it, or None when someone does:
+
+    - "unassigned";
+    - "departed": its assignee is inactive (the daily run moves such tasks on, followups_reassign_inactive);
+    - "moved": its assignee works at other clinics now (the task's clinic is no longer among theirs), so
+      `task_queryset` no longer shows it to them (the daily run moves such tasks on too, followups_reassign_for_moved).
+
+    A chain-wide role (CHAIN_ROLES: chain admin, member operations, marketing) holds a task of any clinic, and an
+    active assignee one of no clinic. At most one query (the assignee's clinics), remembered on the task for its
+    assignee and clinic: the pages and followup_complete ask more than once."""
+    if task.assignee_id is None:
+        return "unassigned"
+    assignee = task.assignee
+    if not assignee.is_active:
+        return "departed"
+    if task.clinic_id is None or assignee.role in CHAIN_ROLES:
+        return None
+    key = (assignee.pk, task.clinic_id)
+    known = getattr(task, "_assignee_at_clinic", None)
+    if known is None or known[0] != key:
+        known = (key, assignee.clinics.filter(pk=task.clinic_id).exists())
+        task._assignee_at_clinic = known
+    return None if known[1] else "moved"
+
+
 def task_unheld(task: FollowupTask) -> bool:
-    """Nobody active holds the task: unassigned, or its assignee has left (the daily run moves such tasks on,
-    followups_reassign_inactive; until then anyone who works tasks in its clinic may take it over)."""
-    return task.assignee_id is None or not task.assignee.is_active
+    """Nobody active in the task's clinic holds it (`task_unheld_reason`): anyone who works tasks there may take it
+    over."""
+    return task_unheld_reason(task) is not None
 
 
 def task_may_work(scope: Scope, task: FollowupTask) -> bool:
@@ -68,10 +99,12 @@ def task_may_work(scope: Scope, task: FollowupTask) -> bool:
     - its assignee (Perm.TASK_WORK: "work one's own follow-up tasks");
     - whoever may reassign it (Perm.TASK_BOARD: clinic directors in their clinics, chain admins): the completion is
       recorded as theirs (`completed_by`, the timeline's author) and the task stays its assignee's;
-    - anyone with Perm.TASK_WORK when nobody active holds it (`task_unheld`): completing it takes it over.
+    - anyone with Perm.TASK_WORK when nobody active in its clinic holds it (`task_unheld`: unassigned, its assignee
+      left or moved to another clinic): completing it takes it over.
 
     Not a colleague's task: a director reassigns it first. `task` is one the scope sees (the selectors' tasks are),
-    its assignee loaded (they are): no query."""
+    its assignee loaded (they are): no query, but for another's task of a clinic held by clinic staff one (are they
+    still at the task's clinic?)."""
     if not scope.can(Perm.TASK_WORK):
         return False
     if task.assignee_id == scope.staff_id or scope.can(Perm.TASK_BOARD):
@@ -171,10 +204,9 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
         raise ValidationFailed([FieldError("note", COMPLAINT_NOTE_REQUIRED, note)])
     now = timezone.now()
     fields = ["status", "outcome", "note", "completed_at", "completed_by", "updated_at"]
-    if actor is not None and task.assignee_id != actor.pk and task_unheld(task):
-        audit_record(actor=_login(user_id=actor.user_id), action="followup.take_over", object_type="followup_task",
-                     object_id=task.pk, detail={"from": task.assignee_id, "to": actor.pk, "via": "complete"})
-        task.assignee = actor
+    unheld = task_unheld_reason(task) if actor is not None and task.assignee_id != actor.pk else None
+    if unheld:
+        _take_over(task=task, actor=actor, why=unheld, at=now)
         fields.append("assignee")
     task.status, task.outcome, task.note = TaskStatus.DONE, outcome, note
     task.completed_at, task.completed_by, task.updated_at = now, actor, now
@@ -197,6 +229,18 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
     return task
 
 
+def _take_over(*, task: FollowupTask, actor: Staff, why: str, at: dt.datetime) -> None:
+    """`actor` becomes the assignee of a task nobody active in its clinic held (`why`: task_unheld_reason): audited
+    (followup.take_over) and on the patient's timeline, in the caller's transaction. The caller saves the task."""
+    audit_record(actor=_login(user_id=actor.user_id), action="followup.take_over", object_type="followup_task",
+                 object_id=task.pk, detail={"from": task.assignee_id, "to": actor.pk, "via": "complete", "why": why},
+                 clinic_id=task.clinic_id)
+    interaction_add(customer=task.customer, kind=InteractionKind.SYSTEM, author=actor, clinic=task.clinic,
+                    occurred_at=at, text=timeline_format(TASK_TAKEN_OVER, playbook=task.playbook.name, name=actor.name),
+                    data={"followup_task_id": task.pk, "event": "take_over", "from": task.assignee_id, "to": actor.pk})
+    task.assignee = actor
+
+
 @transaction.atomic
 def followups_reassign_for_departed(*, staff: Staff) -> int:
     """Move a departed (inactive) staff member's open tasks to the next assignee of each task's rule.
@@ -205,9 +249,27 @@ def followups_reassign_for_departed(*, staff: Staff) -> int:
     if staff.is_active:
         raise ValidationFailed([FieldError("staff", "is still active: deactivate the staff member first",
                                            str(staff.pk))])
+    return _reassign_by_rule(staff, FollowupTask.objects.filter(chain_id=staff.chain_id, assignee=staff,
+                                                                 status=TaskStatus.OPEN))
+
+
+@transaction.atomic
+def followups_reassign_for_moved(*, staff: Staff) -> int:
+    """Move an active staff member's open tasks of clinics they no longer work at (`task_unheld_reason` "moved":
+    nobody there would see them) to the next assignee of each task's rule, among the chain's other staff. A
+    chain-wide role holds tasks of every clinic: nothing moves."""
+    if staff.role in CHAIN_ROLES:
+        return 0
+    return _reassign_by_rule(staff, FollowupTask.objects.filter(
+        chain_id=staff.chain_id, assignee=staff, status=TaskStatus.OPEN, clinic__isnull=False).exclude(
+        clinic_id__in=staff.clinics.values("pk")))
+
+
+def _reassign_by_rule(staff: Staff, open_tasks) -> int:
+    """Each of `open_tasks` (all `staff`'s) to the next assignee of its step's rule, `staff` excluded: one UPDATE
+    per rule (and 5,000 tasks), the new assignee a SQL CASE over the chain's active staff."""
     directory = StaffDirectory.load(staff.chain_id, exclude={staff.pk})
     moved = 0
-    open_tasks = FollowupTask.objects.filter(chain_id=staff.chain_id, assignee=staff, status=TaskStatus.OPEN)
     rules = set(open_tasks.values_list("step__assignee_rule", flat=True).distinct())
     for rule in rules:
         # The customer's consultant is read through a subquery: an UPDATE cannot join.
@@ -222,24 +284,30 @@ def followups_reassign_for_departed(*, staff: Staff) -> int:
 
 
 def followups_reassign_inactive(*, chain_id: int) -> int:
-    """The daily safety net: open tasks still assigned to anyone deactivated move on (staff are deactivated
-    in the clinics app, which cannot call up into this one)."""
-    from smileloop.clinics.models import Staff
-
-    gone = Staff.objects.filter(chain_id=chain_id, is_active=False, pk__in=FollowupTask.objects.filter(
-        chain_id=chain_id, status=TaskStatus.OPEN).values("assignee_id"))
-    return sum(followups_reassign_for_departed(staff=staff) for staff in gone)
+    """The daily safety net: open tasks still assigned to anyone deactivated, or to someone who moved to other
+    clinics (the task's clinic no longer theirs), move on (staff are deactivated and moved in the clinics app, which
+    cannot call up into this one)."""
+    open_tasks = FollowupTask.objects.filter(chain_id=chain_id, status=TaskStatus.OPEN)
+    gone = Staff.objects.filter(chain_id=chain_id, is_active=False, pk__in=open_tasks.values("assignee_id"))
+    moved_away = open_tasks.filter(clinic__isnull=False, assignee__is_active=True).exclude(
+        assignee__role__in=CHAIN_ROLES).exclude(
+        Exists(Staff.clinics.through.objects.filter(staff_id=OuterRef("assignee_id"), clinic_id=OuterRef("clinic_id"))))
+    movers = Staff.objects.filter(pk__in=moved_away.values("assignee_id"))
+    return (sum(followups_reassign_for_departed(staff=staff) for staff in gone)
+            + sum(followups_reassign_for_moved(staff=staff) for staff in movers))
 
 
 @transaction.atomic
 def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> FollowupTask:
     """A director moves an open task of their clinics to an active staff member of the task's clinic; the move is
-    audited (followup.reassign: from, to), so the task's history says who moved it."""
+    audited (followup.reassign: from, to), so the task's history says who moved it, and written on the patient's
+    timeline with the director as its author."""
     if not scope.can(Perm.TASK_BOARD):
         raise PermissionDenied("Your role may not reassign follow-up tasks")
     if task.chain_id != scope.chain_id or not scope.allows_clinic(task.clinic_id):
         raise NotFound("Task not found")
-    locked = FollowupTask.objects.select_for_update(of=("self",)).get(pk=task.pk)
+    locked = (FollowupTask.objects.select_for_update(of=("self",))
+              .select_related("assignee", "customer", "playbook", "clinic").get(pk=task.pk))
     if locked.status != TaskStatus.OPEN:
         raise Conflict(f"This task is {locked.status} and can no longer be reassigned", code="task_closed")
     ok = (assignee.chain_id == task.chain_id and assignee.is_active
@@ -250,9 +318,17 @@ def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> F
     if locked.assignee_id == assignee.pk:
         task.assignee = assignee
         return task
+    now = timezone.now()
     audit_record(actor=_login(user_id=scope.user_id), action="followup.reassign", object_type="followup_task",
-                 object_id=task.pk, detail={"from": locked.assignee_id, "to": assignee.pk})
-    FollowupTask.objects.filter(pk=task.pk).update(assignee=assignee, updated_at=timezone.now())
+                 object_id=task.pk, detail={"from": locked.assignee_id, "to": assignee.pk}, clinic_id=task.clinic_id)
+    FollowupTask.objects.filter(pk=task.pk).update(assignee=assignee, updated_at=now)
+    text = (timeline_format(TASK_REASSIGNED, playbook=locked.playbook.name, from_name=locked.assignee.name,
+                            to_name=assignee.name) if locked.assignee_id
+            else timeline_format(TASK_ASSIGNED, playbook=locked.playbook.name, to_name=assignee.name))
+    interaction_add(customer=locked.customer, kind=InteractionKind.SYSTEM, text=text, clinic=locked.clinic,
+                    author=Staff.objects.filter(pk=scope.staff_id).first(), occurred_at=now,
+                    data={"followup_task_id": task.pk, "event": "reassign", "from": locked.assignee_id,
+                          "to": assignee.pk})
     task.assignee = assignee
     return task
 

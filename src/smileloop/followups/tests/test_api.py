@@ -3,6 +3,7 @@ import json
 import pytest
 
 from smileloop.clinics.services import token_create
+from smileloop.core.models import AuditEvent
 from smileloop.customers.models import Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.models import FollowupTask
@@ -202,3 +203,36 @@ def test_an_unassigned_task_is_taken_over_by_the_one_who_completes_it(client, fr
                     token=token)
     assert response.status_code == 200
     assert (response.json()["assignee_id"], response.json()["completed_by_id"]) == (front_desk_a.id, front_desk_a.id)
+
+
+def test_a_task_whose_assignee_moved_to_another_clinic_is_taken_over_by_a_colleague_of_the_clinic(
+        client, clinic_b, front_desk_a, director_a, tasks):
+    # given the director's task in clinic A, and the director now runs clinic B only
+    director_a.clinics.set([clinic_b])
+    task_id = tasks["director"].id
+    token = token_create(username=front_desk_a.user.username)
+    # when front desk A records its outcome
+    response = post(client, f"/api/followups/tasks/{task_id}/complete", {"outcome": "no_answer"}, token=token)
+    # then they took it over: audited, and on the patient's timeline
+    assert response.status_code == 200
+    assert (response.json()["assignee_id"], response.json()["completed_by_id"]) == (front_desk_a.id, front_desk_a.id)
+    event = AuditEvent.objects.get(action="followup.take_over", object_id=str(task_id))
+    assert event.detail == {"from": director_a.id, "to": front_desk_a.id, "via": "complete", "why": "moved"}
+    entry = Interaction.objects.get(data__followup_task_id=task_id, data__event="take_over")
+    assert (entry.kind, entry.author_id, entry.text) == ("system", front_desk_a.id,
+                                                         'follow-up task "投诉处理" taken over by 前台小王')
+
+
+def test_an_assignee_still_at_the_clinic_keeps_their_task_and_a_colleague_gets_task_not_yours(
+        client, clinic_a, clinic_b, front_desk_a, director_a, tasks):
+    # given the director now runs clinics A and B
+    director_a.clinics.set([clinic_a, clinic_b])
+    token = token_create(username=front_desk_a.user.username)
+    response = post(client, f"/api/followups/tasks/{tasks['director'].id}/complete", {"outcome": "reached"},
+                    token=token)
+    assert response.status_code == 403
+    assert response.json()["code"] == "task_not_yours"
+    task = FollowupTask.objects.get(pk=tasks["director"].id)
+    assert (task.status, task.assignee_id, task.completed_by_id) == ("open", director_a.id, None)
+    assert not AuditEvent.objects.exists()
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()

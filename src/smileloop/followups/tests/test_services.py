@@ -22,6 +22,7 @@ from smileloop.followups.services import (
     followup_complete,
     followup_reassign,
     followups_reassign_for_departed,
+    followups_reassign_inactive,
     playbook_step_remove,
     playbook_step_save,
     playbook_update,
@@ -201,25 +202,114 @@ def test_a_director_of_another_clinic_cannot_complete(implant_task, chain, clini
     assert task.status == TaskStatus.OPEN
 
 
-@pytest.mark.parametrize("holder", ["nobody", "departed"])
-def test_a_task_nobody_active_holds_is_taken_over_by_whoever_completes_it(implant_task, chain, clinic_a,
-                                                                          assistant_a, holder):
-    # given a task without an assignee, or whose assignee has left (the daily run has not moved it yet)
-    task = _assign(implant_task, None if holder == "nobody" else assistant_a)
-    if holder == "departed":
-        assistant_a.is_active = False
-        assistant_a.save(update_fields=["is_active"])
-    front_desk = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+def _leave(staff, how: str, *, to=None):
+    """The staff member leaves the chain ("departed": deactivated) or moves to the clinic `to` ("moved")."""
+    if how == "departed":
+        staff.is_active = False
+        staff.save(update_fields=["is_active"])
+    else:
+        staff.clinics.set([to])
+
+
+@pytest.mark.parametrize("holder", ["unassigned", "departed", "moved"])
+def test_a_task_nobody_active_in_its_clinic_holds_is_taken_over_by_whoever_completes_it(
+        implant_task, chain, clinic_a, clinic_b, assistant_a, holder):
+    # given a task without an assignee, or whose assignee has left or moved to clinic B (nobody has moved it yet)
+    task = _assign(implant_task, None if holder == "unassigned" else assistant_a)
+    if holder != "unassigned":
+        _leave(assistant_a, holder, to=clinic_b)
+    front_desk = StaffFactory(chain=chain, role=Role.FRONT_DESK, name="前台小吴", clinics=[clinic_a])
     # when a front desk of the clinic records its outcome
     followup_complete(task=task, outcome=Outcome.NO_ANSWER, note="", actor=front_desk,
                       scope=scope_for_staff(front_desk))
-    # then they took it over: it is theirs, done by them, and the audit log says from whom
+    # then they took it over: it is theirs, done by them, and the audit log says from whom and why
     task.refresh_from_db()
     assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.DONE, front_desk.id, front_desk.id)
     event = AuditEvent.objects.get(action="followup.take_over")
-    assert (event.object_type, event.object_id, event.actor_id) == ("followup_task", str(task.id), front_desk.user_id)
-    assert event.detail["from"] == (None if holder == "nobody" else assistant_a.id)
-    assert event.detail["to"] == front_desk.id
+    assert (event.object_type, event.object_id, event.actor_id, event.clinic_id) == (
+        "followup_task", str(task.id), front_desk.user_id, task.clinic_id)  # its director reads it
+    assert event.detail == {"from": None if holder == "unassigned" else assistant_a.id, "to": front_desk.id,
+                            "via": "complete", "why": holder}
+    # and the patient's timeline says who took it over, before the outcome they recorded
+    taken, outcome = Interaction.objects.filter(data__followup_task_id=task.id).order_by("id")
+    assert (taken.kind, taken.author_id, taken.clinic_id, taken.customer_id) == (
+        InteractionKind.SYSTEM, front_desk.id, clinic_a.id, task.customer_id)
+    assert taken.text == 'follow-up task "种植术后回访" taken over by 前台小吴'
+    assert taken.data == {"followup_task_id": task.id, "event": "take_over", "to": front_desk.id,
+                          "from": None if holder == "unassigned" else assistant_a.id}
+    assert taken.occurred_at == outcome.occurred_at == task.completed_at
+    with translation.override("zh-hans"):
+        assert interaction_text(taken) == "回访任务“种植术后回访”由前台小吴接手"
+
+
+def test_the_take_over_is_on_the_timeline_selector_newest_first_under_the_outcome(implant_task, chain, clinic_a,
+                                                                                   clinic_b, assistant_a):
+    from smileloop.customers.selectors import interaction_list_for_customer
+
+    task = _assign(implant_task, assistant_a)
+    _leave(assistant_a, "moved", to=clinic_b)
+    front_desk = StaffFactory(chain=chain, role=Role.FRONT_DESK, name="前台小吴", clinics=[clinic_a])
+    followup_complete(task=task, outcome=Outcome.NO_ANSWER, note="关机", actor=front_desk,
+                      scope=scope_for_staff(front_desk))
+    entries = interaction_list_for_customer(task.customer)
+    assert [(e.kind, e.text, e.author.name) for e in entries[:2]] == [
+        (InteractionKind.NOTE, "种植术后回访: no_answer — 关机", "前台小吴"),
+        (InteractionKind.SYSTEM, 'follow-up task "种植术后回访" taken over by 前台小吴', "前台小吴")]
+
+
+def test_a_take_over_that_cannot_be_written_on_the_timeline_changes_nothing(monkeypatch, implant_task, chain,
+                                                                           clinic_a, clinic_b, assistant_a):
+    from smileloop.followups.services import tasks as task_services
+
+    # given the assistant moved to clinic B, and the timeline write fails
+    task = _assign(implant_task, assistant_a)
+    _leave(assistant_a, "moved", to=clinic_b)
+    front_desk = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+
+    def broken(**kwargs):
+        raise RuntimeError("timeline down")
+
+    monkeypatch.setattr(task_services, "interaction_add", broken)
+    # when
+    with pytest.raises(RuntimeError):
+        followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=front_desk,
+                          scope=scope_for_staff(front_desk))
+    # then one transaction: no take-over, no audit, no outcome
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.OPEN, assistant_a.id, None)
+    assert not AuditEvent.objects.exists()
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+@pytest.mark.parametrize("holder", ["assistant_a", "chain_admin", "marketing"])
+def test_an_assignee_still_at_the_tasks_clinic_or_of_a_chain_wide_role_holds_it(request, implant_task, chain,
+                                                                                 clinic_a, clinic_b, holder):
+    # given the assistant, now at clinics A and B, or a chain-wide role (no clinics of their own: they see all)
+    staff = request.getfixturevalue(holder)
+    if holder == "assistant_a":
+        staff.clinics.set([clinic_a, clinic_b])
+    task = _assign(implant_task, staff)
+    colleague = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
+    # when a colleague of the clinic records its outcome
+    with pytest.raises(PermissionDenied) as exc:
+        followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=colleague,
+                          scope=scope_for_staff(colleague))
+    # then refused as today, and nothing changed
+    assert exc.value.code == "task_not_yours"
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.OPEN, staff.id, None)
+    assert not AuditEvent.objects.exists()
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
+def test_a_director_completing_a_task_whose_assignee_moved_takes_it_over(implant_task, clinic_b, assistant_a,
+                                                                         director_a, director_scope):
+    task = _assign(implant_task, assistant_a)
+    _leave(assistant_a, "moved", to=clinic_b)
+    followup_complete(task=task, outcome=Outcome.REACHED, note="", actor=director_a, scope=director_scope)
+    task.refresh_from_db()
+    assert (task.assignee_id, task.completed_by_id) == (director_a.id, director_a.id)
+    assert AuditEvent.objects.get(action="followup.take_over").detail["why"] == "moved"
 
 
 def test_task_may_work_follows_the_rule(implant_task, chain, clinic_a, assistant_a, director_a):
@@ -233,16 +323,71 @@ def test_task_may_work_follows_the_rule(implant_task, chain, clinic_a, assistant
     assert task_may_work(scope_for_staff(colleague), task)
 
 
+def test_task_may_work_lets_a_colleague_take_over_once_the_assignee_moved_to_another_clinic(
+        implant_task, chain, clinic_a, clinic_b, assistant_a, django_assert_num_queries):
+    task = _assign(implant_task, assistant_a)
+    colleague = scope_for_staff(StaffFactory(chain=chain, role=Role.DOCTOR, clinics=[clinic_a]))
+    task = FollowupTask.objects.select_related("assignee").get(pk=task.pk)
+    with django_assert_num_queries(1):  # the assistant's clinics, read once for the task
+        assert not task_may_work(colleague, task)
+        assert not task_may_work(colleague, task)
+    # when the assistant moves to clinic B
+    _leave(assistant_a, "moved", to=clinic_b)
+    task = FollowupTask.objects.select_related("assignee").get(pk=task.pk)
+    # then the clinic-A colleague may work it
+    assert task_may_work(colleague, task)
+
+
 def test_a_reassignment_is_audited_with_who_moved_it_from_whom_to_whom(implant_task, director_a, director_scope,
                                                                         assistant_a, doctor_a):
     task = _assign(implant_task, assistant_a)
     followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
     event = AuditEvent.objects.get(action="followup.reassign")
-    assert (event.object_id, event.actor_id, event.detail) == (
-        str(task.id), director_a.user_id, {"from": assistant_a.id, "to": doctor_a.id})
+    assert (event.object_id, event.actor_id, event.detail, event.clinic_id) == (
+        str(task.id), director_a.user_id, {"from": assistant_a.id, "to": doctor_a.id}, task.clinic_id)
     # the same assignee again moves nothing and records nothing
     followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
     assert AuditEvent.objects.filter(action="followup.reassign").count() == 1
+
+
+def test_a_reassignment_is_written_on_the_patients_timeline_by_the_director(implant_task, clinic_a, director_a,
+                                                                            director_scope, assistant_a, doctor_a):
+    # given the assistant's task
+    task = _assign(implant_task, assistant_a)
+    # when the director gives it to the doctor, and again (nothing moves)
+    followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
+    followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
+    # then one entry, the director its author
+    [entry] = Interaction.objects.filter(customer=task.customer, kind=InteractionKind.SYSTEM,
+                                         data__followup_task_id=task.id)
+    assert (entry.author_id, entry.clinic_id, entry.text) == (
+        director_a.id, clinic_a.id, 'follow-up task "种植术后回访" reassigned from 助理小刘 to 张伟')
+    assert entry.data == {"followup_task_id": task.id, "event": "reassign", "from": assistant_a.id,
+                          "to": doctor_a.id}
+    with translation.override("zh-hans"):
+        assert interaction_text(entry) == "回访任务“种植术后回访”由助理小刘改派给张伟"
+    with translation.override("en"):
+        assert interaction_text(entry) == 'follow-up task "种植术后回访" reassigned from 助理小刘 to 张伟'
+
+
+def test_assigning_an_unassigned_task_says_to_whom_on_the_timeline(implant_task, director_scope, doctor_a):
+    task = _assign(implant_task, None)
+    followup_reassign(scope=director_scope, task=task, assignee=doctor_a)
+    entry = Interaction.objects.get(data__followup_task_id=task.id, data__event="reassign")
+    assert entry.text == 'follow-up task "种植术后回访" assigned to 张伟'
+    with translation.override("zh-hans"):
+        assert interaction_text(entry) == "回访任务“种植术后回访”已指派给张伟"
+
+
+def test_a_refused_reassignment_writes_nothing_on_the_timeline(implant_task, director_scope, assistant_a,
+                                                               front_desk_b):
+    task = _assign(implant_task, assistant_a)
+    with pytest.raises(ValidationFailed):
+        followup_reassign(scope=director_scope, task=task, assignee=front_desk_b)
+    task.refresh_from_db()
+    assert task.assignee_id == assistant_a.id
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+    assert not AuditEvent.objects.exists()
 
 
 def test_a_colleague_without_the_board_permission_cannot_reassign(implant_task, chain, clinic_a, assistant_a):
@@ -272,6 +417,25 @@ def test_departed_staff_tasks_move_to_the_next_assignee_of_the_rule(assistant_a,
     lead_task.refresh_from_db()
     assert implant_task.assignee_id == doctor_a.id
     assert lead_task.assignee_id == front_desk_a.id
+
+
+def test_the_daily_run_moves_the_tasks_of_staff_who_moved_to_another_clinic(chain, clinic_a, clinic_b, assistant_a,
+                                                                            implant_task, lead_task, doctor_a,
+                                                                            chain_admin):
+    # given the assistant holding the implant call now works at clinic B only, and a chain admin holds the lead call
+    assistant_a.clinics.set([clinic_b])
+    _assign(lead_task, chain_admin)
+    assert implant_task.assignee_id == assistant_a.id and lead_task.clinic_id == clinic_a.id
+    # when
+    assert followups_reassign_inactive(chain_id=chain.id) == 1
+    # then the implant call goes to the treating doctor, as for a departed assistant; a chain role keeps theirs
+    assert FollowupTask.objects.get(pk=implant_task.pk).assignee_id == doctor_a.id
+    assert FollowupTask.objects.get(pk=lead_task.pk).assignee_id == chain_admin.id
+    # and once the assistant works at clinic A again, nothing of theirs moves
+    assistant_a.clinics.set([clinic_a, clinic_b])
+    FollowupTask.objects.filter(pk=implant_task.pk).update(assignee=assistant_a)
+    assert followups_reassign_inactive(chain_id=chain.id) == 0
+    assert FollowupTask.objects.get(pk=implant_task.pk).assignee_id == assistant_a.id
 
 
 def test_reassigning_an_active_staff_member_is_refused(implant_task, doctor_a):

@@ -362,6 +362,52 @@ def test_an_unassigned_task_offers_its_outcome_to_a_colleague_who_then_takes_it_
     assert AuditEvent.objects.filter(action="followup.take_over", object_id=str(task.id)).exists()
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_task_whose_assignee_moved_to_another_clinic_is_taken_over_by_a_colleague_of_the_clinic(
+        client, clinic_b, front_desk_a, colleague_a, tasks_ab, htmx):
+    # given front desk A's task, and front desk A now works at clinic B only
+    task = tasks_ab["today"]
+    front_desk_a.clinics.set([clinic_b])
+    client = login(client, colleague_a, "zh-hans")
+    complete = reverse("followups:complete", args=[task.id])
+    # then the colleague's page offers its outcome and says recording it makes the task theirs
+    html = client.get(reverse("followups:task", args=[task.id])).content.decode()
+    assert complete in html and 'data-testid="not-yours"' not in html
+    assert "本门诊目前没有在职员工负责此任务：记录结果后，任务将转由您负责。" in html
+    # when they record it (a page, or htmx)
+    response = client.post(complete, {"outcome": "no_answer"}, **({"HTTP_HX_REQUEST": "true"} if htmx else {}))
+    # then they took it over, audited, and the patient's 360 timeline says so
+    assert response.status_code == (200 if htmx else 302)
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.DONE, colleague_a.id, colleague_a.id)
+    event = AuditEvent.objects.get(action="followup.take_over", object_id=str(task.id))
+    assert (event.actor_id, event.detail["from"], event.detail["why"]) == (colleague_a.user_id, front_desk_a.id,
+                                                                           "moved")
+    html = client.get(reverse("customers:detail", args=[task.customer_id])).content.decode()
+    assert "回访任务“投诉处理”由前台小孙接手" in html
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_an_assignee_still_at_the_clinic_keeps_their_task_and_a_colleague_is_refused(client, clinic_a, clinic_b,
+                                                                                    front_desk_a, colleague_a,
+                                                                                    tasks_ab, htmx):
+    # given front desk A now works at clinics A and B
+    task = tasks_ab["today"]
+    front_desk_a.clinics.set([clinic_a, clinic_b])
+    client = login(client, colleague_a)
+    html = client.get(reverse("followups:task", args=[task.id])).content.decode()
+    assert 'data-testid="not-yours"' in html and 'data-testid="take-over"' not in html
+    # when the colleague posts an outcome anyway
+    response = client.post(reverse("followups:complete", args=[task.id]), {"outcome": "reached"},
+                           **({"HTTP_HX_REQUEST": "true"} if htmx else {}))
+    # then refused as before, and nothing changed
+    assert response.status_code == (422 if htmx else 403)
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id, task.completed_by_id) == (TaskStatus.OPEN, front_desk_a.id, None)
+    assert not AuditEvent.objects.exists()
+    assert not Interaction.objects.filter(data__followup_task_id=task.id).exists()
+
+
 # --- board -------------------------------------------------------------------------------------------------
 
 def test_board_counts_completion_and_overdue_per_staff_in_the_directors_clinics(client, director_a, front_desk_a,
@@ -397,11 +443,15 @@ def test_director_reassigns_a_task_from_its_page(client, director_a, chain, clin
 
     colleague = StaffFactory(chain=chain, role=Role.FRONT_DESK, clinics=[clinic_a])
     task = tasks_ab["today"]
-    response = login(client, director_a).post(reverse("followups:reassign", args=[task.id]),
-                                              {"assignee": colleague.id})
+    response = login(client, director_a, "zh-hans").post(reverse("followups:reassign", args=[task.id]),
+                                                         {"assignee": colleague.id})
     assert response.status_code == 302
     task.refresh_from_db()
     assert task.assignee_id == colleague.id
+    # the patient's 360 timeline says who moved it, from whom to whom
+    html = client.get(reverse("customers:detail", args=[task.customer_id])).content.decode()
+    assert f"回访任务“投诉处理”由前台小王改派给{colleague.name}" in html
+    assert AuditEvent.objects.filter(action="followup.reassign", object_id=str(task.id)).count() == 1
 
 
 def test_reassigning_to_staff_of_another_clinic_is_refused_in_words_and_changes_nothing(client, director_a, chain,
