@@ -33,8 +33,10 @@ def navigation(request):
     # The role's permissions only: the full Scope would also read the staff member's clinics, a query per page.
     staff = active_staff_of(getattr(request, "user", None))
     permissions = ROLE_PERMISSIONS.get(staff.role, frozenset()) if staff is not None else frozenset()
-    if not permissions:
-        return {"nav_items": []}  # the login page, or a login without an active staff profile
+    if not permissions or staff.password_change_required:
+        # the login page, a login without an active staff profile, or one that must first choose its own password
+        # (every entry would lead back to the password change: clinics.middleware)
+        return {"nav_items": []}
     items = []
     for url_name, label, key, permission in NAV_ITEMS:
         if permission is not None and permission not in permissions:

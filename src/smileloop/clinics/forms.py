@@ -39,6 +39,11 @@ class StaffAuthenticationForm(LockoutMessageMixin, AuthenticationForm):
     pass
 
 
+def _validators_help() -> str:
+    """Django's password rules as one sentence after another (its HTML list is an admin widget's)."""
+    return " ".join(password_validation.password_validators_help_texts())
+
+
 class PasswordChangeForm(forms.Form):
     """One's own new password (services.staff_password_change checks the current one, with the lockout, and the
     validators): the fields of Django's PasswordChangeForm, the check in the service."""
@@ -46,8 +51,7 @@ class PasswordChangeForm(forms.Form):
     old_password = forms.CharField(label=_("Current password"), strip=False, widget=forms.PasswordInput(
         attrs={"autocomplete": "current-password", "autofocus": True}))
     new_password1 = forms.CharField(label=_("New password"), strip=False, widget=forms.PasswordInput(
-        attrs={"autocomplete": "new-password"}), help_text=lazy(password_validation.password_validators_help_text_html,
-                                                                 str))
+        attrs={"autocomplete": "new-password"}), help_text=lazy(_validators_help, str)())
     new_password2 = forms.CharField(label=_("New password (again)"), strip=False, widget=forms.PasswordInput(
         attrs={"autocomplete": "new-password"}))
 

@@ -144,6 +144,7 @@ def test_after_an_admin_reset_every_page_leads_to_the_password_change_until_it_i
     assert response["HX-Redirect"] == "/account/password/?next=http%3A//testserver/followups/"
     page = client.get(URL, {"next": "/customers/"})
     assert page.status_code == 200 and page.context["required"]
+    assert page.context["nav_items"] == []  # every entry would lead back here
     assert 'data-testid="password-change-required"' in page.content.decode()
     # the language switch and logging out still work
     assert client.post("/i18n/setlang/", {"language": "en", "next": URL}).status_code == 302
