@@ -183,3 +183,16 @@ def test_a_first_password_from_the_admins_add_form_is_temporary(hq, chain, clini
     assert Staff.objects.get(user__username="newdesk").password_change_required
     # the seed's and the command line's staff are not asked
     assert not Staff.objects.get(pk=hq.pk).password_change_required
+
+
+def test_the_operator_without_a_staff_profile_changes_their_password_too(django_user_model):
+    operator = django_user_model.objects.create_superuser("operator", password=PASSWORD)
+    client = Client()
+    client.force_login(operator)
+    assert client.get(URL).status_code == 200
+    response = change(client, next_url="/admin/")
+    assert response.status_code == 302 and response.url == "/admin/"
+    operator.refresh_from_db()
+    assert operator.check_password(NEW)
+    event = AuditEvent.objects.get(action="staff.password_change")
+    assert (event.object_type, event.object_id, event.actor_id) == ("user", str(operator.pk), operator.pk)
