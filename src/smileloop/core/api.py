@@ -100,7 +100,15 @@ ERROR_RESPONSES: dict[int, type[Schema]] = {s: ErrorOut for s in (400, 401, 403,
 
 
 def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict:
-    return {"code": code, "message": message, "errors": errors or []}
+    """A lone surrogate the request sent (JSON's "\\ud800", echoed in a value or a message) becomes U+FFFD: UTF-8
+    cannot encode it, so no strict client could read the answer, nor PostgreSQL store it as a write's idempotent
+    answer (a 500 in place of the 422)."""
+    errors = [{name: _without_lone_surrogates(part) for name, part in error.items()} for error in errors or []]
+    return {"code": code, "message": _without_lone_surrogates(message), "errors": errors}
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def field_path(loc: tuple | list) -> str:
@@ -161,6 +169,17 @@ def _has_nul(value: Any) -> bool:
     return any(isinstance(item, str) and "\x00" in item for item in (value if isinstance(value, list) else [value]))
 
 
+_SURROGATE_MESSAGE = "must not contain a lone surrogate (\\ud800–\\udfff): it is not a character"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a value, or one of a list's values, is text holding a lone surrogate: JSON's "\\ud800" escape decodes
+    to one (a pair decodes to its one character), and no database can encode it as UTF-8 (a 500 on the write)."""
+    return any(isinstance(item, str) and _LONE_SURROGATE.search(item) is not None
+               for item in (value if isinstance(value, list) else [value]))
+
+
 class BodyNotJson(ValueError):
     """A request body that is not JSON text: ninja answers it with a 400, which names the body with this reason."""
 
@@ -214,6 +233,8 @@ class SmileloopParser(Parser):
             raise BodyNotJson(f"is not UTF-8 text (byte {exc.start})") from exc
         except ValueError as exc:
             raise BodyNotJson(f"is not valid JSON ({exc})") from exc
+        except RecursionError as exc:  # json's decoder recurses per level: a 500 on a no-body endpoint, else no reason
+            raise BodyNotJson("is nested too deeply to read (arrays or objects inside one another)") from exc
 
     def parse_querydict(self, data, list_fields: list[str], request: HttpRequest) -> dict:
         result = super().parse_querydict(data, list_fields, request)
@@ -445,6 +466,8 @@ class InputSchema(Schema):
         are InputSchemas that check their own fields (so the error names the innermost field)."""
         if _has_nul(value):
             raise PydanticCustomError("nul_character", _NUL_MESSAGE)
+        if _has_lone_surrogate(value):
+            raise PydanticCustomError("surrogate_character", _SURROGATE_MESSAGE)
         return value
 
 
@@ -488,8 +511,9 @@ def _id_or_code(value: Any) -> Any:
     return value
 
 
-# A row named by id or by code / username: the text is resolved with core.bounds.pk_from_text.
-IdOrCode = Annotated[int | str, BeforeValidator(_id_or_code)]
+# A row named by id or by code / username: the text is resolved with core.bounds.pk_from_text. The id's range is
+# documented too (it was `integer` alone, so a client reading the document could send 0 and be refused).
+IdOrCode = Annotated[Annotated[int, Field(ge=1, le=BIGINT_MAX)] | str, BeforeValidator(_id_or_code)]
 
 _NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
 

@@ -42,6 +42,7 @@ from smileloop.customers.models import (
     Interaction,
 )
 from smileloop.customers.normalize import (
+    INVISIBLE,
     birthday_parse,
     channel_parse,
     gender_parse,
@@ -64,6 +65,9 @@ from smileloop.customers.timeline import (
     timeline_format,
 )
 
+# A name's zero-width spaces and direction marks are dropped: "\u200b" alone was taken as a name, and a stray
+# right-to-left mark reverses how the rest of a name is shown.
+_DROP_INVISIBLE = str.maketrans("", "", INVISIBLE)
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
 CUSTOMER_FIELDS = [
     "name", "mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
@@ -110,8 +114,8 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
     def present(key):
         return key in data and data[key] is not None and str(data[key]).strip() != ""
 
-    if present("name"):
-        name = " ".join(to_halfwidth(str(data["name"])).split())
+    name = " ".join(to_halfwidth(str(data["name"])).translate(_DROP_INVISIBLE).split()) if present("name") else ""
+    if name:
         if len(name) > TEXT_LIMITS["name"]:
             fail("name", f"is longer than {TEXT_LIMITS['name']} characters", name)
         else:

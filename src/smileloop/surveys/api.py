@@ -13,6 +13,7 @@ from ninja import Field, Query, Router, Schema
 from smileloop.clinics.api import clinic_for_filter, permission_require, request_scope
 from smileloop.clinics.enums import Perm
 from smileloop.core.api import ERROR_RESPONSES, BigInt, Id, InputSchema, IsoDate, Offset, local_time, render
+from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_visible
@@ -125,11 +126,13 @@ def nps_endpoint(
     request: HttpRequest,
     group_by: NpsGroup = NpsGroup.CLINIC,
     since: Annotated[IsoDate | None, Query(description="Visit date from (inclusive)")] = None,
-    until: Annotated[IsoDate | None, Query(description="Visit date to (inclusive)")] = None,
+    until: Annotated[IsoDate | None, Query(description="Visit date to (inclusive); on or after since")] = None,
     clinic: str | None = Query(None, description="Clinic id or code"),
 ):
     scope = request_scope(request)
     permission_require(scope, Perm.SURVEY_VIEW)
+    if since and until and until < since:  # swapped dates answered an empty report, as if no one had answered
+        raise ValidationFailed([FieldError("until", "must be on or after since", str(until))])
     rows = selectors.nps(scope, group_by=group_by, since=since, until=until, clinic_id=_clinic_id(scope, clinic))
     return {"group_by": group_by, "rows": [
         {"key": row.label if group_by == NpsGroup.MONTH else (str(row.key) if row.key is not None else None),

@@ -88,7 +88,9 @@ class OrderIn(InputSchema):
     ordered_at: IsoDateTime
     external_id: str | None = Field(None, min_length=1, max_length=64,
                                     description="The POS bill number; re-sending it returns the first order")
-    lines: list[OrderLineIn] = Field(min_length=1)
+    # At most 50, as a checkout bill: core.bounds sizes MAX_FEN so that 50 lines × 10 000 units of it fit in a bigint;
+    # 923 lines at the bounds overflowed the order's total (a 500 on both databases).
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=50)
     payments: list[PaymentIn] = Field([], description="How the bill was paid; they must add up to it. Leave out "
                                        "when the POS does not report it: the bill still counts as paid")
     notes: str = ""

@@ -196,6 +196,35 @@ def test_unparseable_json_is_400_in_the_common_error_shape(client, token_a):
                                                            "double quotes: line 1 column 2 (char 1))"}]
 
 
+def test_a_name_of_only_invisible_characters_is_required_and_they_are_dropped_from_a_name(client, clinic_a, token_a):
+    # when: a zero-width space and a right-to-left override, then the same inside a real name
+    blank = post(client, UPSERT, zhang_san(name="\u202e\u200b"), token=token_a, key="k-blank")
+    named = post(client, UPSERT, zhang_san(name="张\u200b三\u202e"), token=token_a, key="k-named")
+    # then
+    assert blank.status_code == 422
+    assert [(e["field"], e["message"]) for e in blank.json()["errors"]] == [("body.name", "is required")]
+    assert named.status_code == 201
+    assert Customer.objects.get().name == "张三"
+
+
+@pytest.mark.parametrize("url, status", [(UPSERT, 400), ("/api/customers/{id}/family/leave", 422)])
+def test_json_nested_too_deeply_to_read_is_refused_on_the_body_and_writes_nothing(client, chain, clinic_a, token_a,
+                                                                                   url, status):
+    # given: 100 000 nested arrays, past what the JSON decoder recurses into (a 500 on an endpoint without a body)
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    deep = "[" * 100_000 + "]" * 100_000
+    # when
+    response = client.post(url.format(id=customer.id), data=deep, content_type="application/json",
+                           headers={"Authorization": f"Bearer {token_a}", "Idempotency-Key": "k"})
+    # then
+    assert response.status_code == status
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == ["body"]
+    assert errors[0]["message"].startswith("is nested too deeply to read")
+    assert Customer.objects.count() == 1
+    assert IdempotencyRecord.objects.count() == 0
+
+
 def test_upsert_of_a_person_outside_the_callers_clinics_is_409_and_changes_nothing(client, chain, clinic_b, token_a):
     # given
     other = CustomerFactory(chain=chain, name="李四", mobile="+8613900139000", home_clinic=clinic_b)

@@ -103,6 +103,21 @@ def test_the_task_list_takes_a_clinic_by_code_as_the_other_lists_do(client, dire
     assert other.status_code == 403
 
 
+def test_a_due_window_that_ends_before_it_starts_is_422_on_due_to(client, front_desk_a, tasks):
+    # given
+    token = token_create(username=front_desk_a.user.username)
+    # when: swapped bounds, the end given in the chain's time and the start with an offset
+    swapped = get(client, "/api/followups/tasks", token=token, due_from="2026-03-02T00:00:00+08:00",
+                  due_to="2026-03-01T00:00:00")
+    window = get(client, "/api/followups/tasks", token=token, due_from="2026-03-01T00:00:00+08:00",
+                 due_to="2026-03-02T00:00:00+08:00")
+    # then
+    assert swapped.status_code == 422
+    assert [e["field"] for e in swapped.json()["errors"]] == ["query.due_to"]
+    assert swapped.json()["errors"][0]["message"] == "must be after due_from"
+    assert window.status_code == 200
+
+
 def test_complete_a_task_is_idempotent_on_the_key(client, front_desk_a, tasks):
     token = token_create(username=front_desk_a.user.username)
     url = f"/api/followups/tasks/{tasks['a'].id}/complete"

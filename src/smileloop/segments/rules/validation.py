@@ -31,6 +31,7 @@ MAX_VALUES = 200  # items of one list value
 MAX_TEXT = 100
 CLINIC_CODE_MAX = 32  # clinics.Clinic.code
 _TAG_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON's "\\ud800" decodes to one; UTF-8 cannot encode it
 GROUP_KEYS = ("all", "any", "not")
 
 
@@ -224,6 +225,8 @@ class _Validator:
         if kind == "text":
             if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot hold it in a text: a 500 when compared
                 return _("must not contain a NUL character")
+            if isinstance(value, str) and _LONE_SURROGATE.search(value):  # the database driver cannot send it: a 500
+                return _("must not contain a lone surrogate (\\ud800–\\udfff)")
             if isinstance(value, str) and value.strip() and len(value) <= MAX_TEXT:
                 return None
             return _("must be a text of 1 to %(n)d characters") % {"n": MAX_TEXT}

@@ -71,6 +71,25 @@ def test_preview_of_a_bad_rule_is_a_422_naming_the_part(client, manager_token):
         {"field": "body.rule.all[0]", "message": "op 'between' needs value [low, high]", "value": "3"}]
 
 
+@pytest.mark.parametrize("value", ["a\ud800b", ["阳光小区", "\udfff"]])
+def test_a_text_value_with_a_lone_surrogate_is_a_422_in_preview_and_save_and_saves_nothing(client, manager_token,
+                                                                                           value):
+    # given: JSON's "\\ud800" escape, which the database driver cannot encode (a 500 in preview, save and tag rules)
+    op = "in" if isinstance(value, list) else "contains"
+    rule = {"field": "community", "op": op, "value": value}
+    # when
+    preview = call(client, "post", f"{BASE}/preview", {"rule": rule}, token=manager_token)
+    saved = call(client, "post", BASE, {"name": "小区", "rule": rule}, token=manager_token, key="k-1")
+    # then
+    for response in (preview, saved):
+        assert response.status_code == 422
+        [error] = response.json()["errors"]
+        assert error["field"] == "body.rule"
+        key = "value[1]" if isinstance(value, list) else "value"
+        assert error["message"] == f"{key} must not contain a lone surrogate (\\ud800–\\udfff)"
+    assert not Segment.objects.filter(name="小区").exists()
+
+
 def test_fields_lists_the_registry(client, director_token, desk_token, clinic_a):
     assert call(client, "get", f"{BASE}/fields", token=desk_token).status_code == 403  # no segment.view
     response = call(client, "get", f"{BASE}/fields", token=director_token)

@@ -105,6 +105,17 @@ def test_the_nps_endpoint_groups_and_is_scoped(client, token_admin, token_direct
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.group_by"
 
 
+def test_nps_over_dates_given_the_wrong_way_round_is_422_on_until(client, token_admin, surveys):
+    # when
+    swapped = get(client, "/api/surveys/nps", token_admin, since="2026-03-02", until="2026-03-01")
+    one_day = get(client, "/api/surveys/nps", token_admin, since="2026-03-01", until="2026-03-01")
+    # then
+    assert swapped.status_code == 422
+    assert swapped.json()["errors"] == [{"field": "query.until", "message": "must be on or after since",
+                                         "value": "2026-03-01"}]
+    assert one_day.status_code == 200
+
+
 def test_answering_through_the_api_is_idempotent(client, token_director, surveys, director_a):
     # given
     survey = surveys["a_open"]
@@ -148,6 +159,20 @@ def test_invalid_answers_get_errors_per_field_and_save_nothing(client, token_dir
     assert [e["field"] for e in response.json()["errors"]] == ["body.score", "body.tags", "body.comment"]
     missing = post(client, url, {"tags": []}, token_director, key="k-3")
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "body.score"
+    assert Survey.objects.get(pk=survey.pk).answered_at is None
+
+
+def test_an_answer_whose_text_holds_a_lone_surrogate_is_422_on_its_field_and_saves_nothing(client, token_director,
+                                                                                            surveys):
+    # given: JSON's "\\ud800" escape, which no database can store as UTF-8 (it was a 500)
+    survey = surveys["a_open"]
+    body = {"score": 7, "tags": ["pain"], "comment": "疼\ud800"}
+    # when
+    response = post(client, f"/api/surveys/answer/{survey.token}", body, token_director)
+    # then
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.comment"]
+    assert response.json()["errors"][0]["message"].startswith("must not contain a lone surrogate")
     assert Survey.objects.get(pk=survey.pk).answered_at is None
 
 

@@ -59,6 +59,24 @@ def test_creating_a_tag_with_bad_fields_is_422_per_field(client, marketing_token
     assert {e["field"] for e in response.json()["errors"]} == {"body.group", "body.keywords", "body.keyword_threshold"}
 
 
+def test_a_rule_naming_a_field_with_a_lone_surrogate_is_422_and_its_answer_is_stored_for_replay(
+        client, marketing_token, interests):
+    # given: JSON's "\\ud800" in a rule's field name, echoed by the error (storing that answer for replays was a 500
+    # on PostgreSQL, whose jsonb refuses a lone surrogate)
+    body = {"group": "interest", "code": "odd", "name": "odd", "kind": "rule",
+            "rule": {"field": "c\ud800", "op": "contains", "value": "x"}}
+    # when
+    first = send(client, "post", "/api/tags", body, token=marketing_token, key="k-odd")
+    replay = send(client, "post", "/api/tags", body, token=marketing_token, key="k-odd")
+    # then
+    assert first.status_code == replay.status_code == 422
+    [error] = first.json()["errors"]
+    assert error["field"] == "body.rule" and "\ufffd" in error["value"]
+    assert "\ud800" not in error["value"] + first.json()["message"]
+    assert replay["Idempotent-Replayed"] == "true" and replay.json() == first.json()
+    assert not Tag.objects.filter(code="odd").exists()
+
+
 def test_front_desk_may_not_create_tags(client, token_a, interests):
     response = send(client, "post", "/api/tags", {"group": "interest", "code": "x", "name": "x"}, token=token_a)
     assert response.status_code == 403 and not Tag.objects.filter(code="x").exists()

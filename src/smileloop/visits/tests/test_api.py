@@ -174,6 +174,33 @@ def test_an_order_with_bad_lines_lists_each_bad_field(client, patient_a, catalog
     assert Order.objects.count() == 0
 
 
+def test_an_order_of_more_than_50_lines_is_422_on_its_lines_and_writes_nothing(client, patient_a, catalogue,
+                                                                                 token_a):
+    # given: lines at the bounds whose total (923 × 10 000 × 10**12 fen) would overflow a bigint
+    line = {"item_code": "CL01", "quantity": 10_000, "unit_price_fen": 10**12}
+    body = cleaning_order(patient_a, lines=[line] * 923, payments=[])
+    # when
+    response = post(client, "/api/orders", body, token=token_a)
+    # then
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.lines"]
+    assert (Order.objects.count(), OrderLine.objects.count()) == (0, 0)
+    patient_a.refresh_from_db()
+    assert patient_a.lifetime_spend_fen == 0
+
+
+def test_an_order_of_50_lines_at_the_bounds_is_recorded(client, patient_a, catalogue, token_a):
+    # given
+    line = {"item_code": "CL01", "quantity": 10_000, "unit_price_fen": 10**12}
+    body = cleaning_order(patient_a, lines=[line] * 50, payments=[])
+    # when
+    response = post(client, "/api/orders", body, token=token_a)
+    # then
+    assert response.status_code == 201
+    assert response.json()["amount_fen"] == 50 * 10_000 * 10**12
+    assert OrderLine.objects.count() == 50
+
+
 def test_an_order_for_a_clinic_b_patient_is_404_and_writes_nothing(client, patient_b, catalogue, token_a):
     # when
     response = post(client, "/api/orders", cleaning_order(patient_b), token=token_a)

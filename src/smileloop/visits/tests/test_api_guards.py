@@ -234,3 +234,16 @@ def test_text_with_a_nul_character_is_422_on_its_field_in_body_and_query(client,
     assert not Order.objects.exists()
     search = client.get("/api/customers", {"q": "a\x00b"}, headers={"Authorization": f"Bearer {director_token}"})
     assert (search.status_code, fields(search)) == (422, ["query.q"])
+
+
+def test_text_with_a_lone_surrogate_is_422_on_its_field(client, patient_a, catalogue, director_token):
+    # given: "\\udfff" in the JSON text decodes to a lone surrogate, which UTF-8 cannot encode (a 500 on the write);
+    # a pair ("\\ud83d\\ude00") decodes to its one character and is taken
+    body = cleaning_order(patient_a, notes="a\udfffb")
+    body["lines"][1]["tooth"] = "😀"
+    # when
+    response = post(client, "/api/orders", body, token=director_token)
+    # then
+    assert response.status_code == 422
+    assert fields(response) == ["body.notes"]
+    assert not Order.objects.exists()
