@@ -26,7 +26,7 @@ from smileloop.core.api import (
     referenced_by,
     render,
 )
-from smileloop.core.bounds import MAX_FEN, MAX_POINTS
+from smileloop.core.bounds import MAX_BILL_LINES, MAX_FEN, MAX_POINTS
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.customers.selectors import customer_get
@@ -91,7 +91,7 @@ class WalletIn(InputSchema):
 class PriceIn(InputSchema):
     customer_id: Id
     clinic: IdOrCode
-    lines: list[LineIn] = Field(min_length=1, max_length=50)
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_BILL_LINES)
     vouchers: list[str] = []
     gift_cards: list[str] = []
     points: PointsOrMax = 0

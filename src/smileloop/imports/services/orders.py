@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.bounds import EARLIEST_RECORD_DATE
+from smileloop.core.bounds import EARLIEST_RECORD_DATE, MAX_BILL_LINES
 from smileloop.core.errors import ValidationFailed, database_busy, unique_clash_name
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
@@ -416,6 +416,10 @@ class _OrderImport:
                     errors_by_row.setdefault(line.number, []).append((
                         self.table.header_for("clinic"), self.clinics.name_of(line_clinic),
                         f"differs from row {first.number} of the same order"))
+            for position, line in enumerate(group.lines[MAX_BILL_LINES:], MAX_BILL_LINES + 1):  # as at checkout
+                errors_by_row.setdefault(line.number, []).append((  # and through the API: the total must fit
+                    self.table.header_for("order_no"), order_no,
+                    f"an order has at most {MAX_BILL_LINES} lines (this is its line {position})"))
             self.done.add(order_no)
             if any(n in errors_by_row for n in group.numbers):
                 self.invalid_group(group, errors_by_row)

@@ -131,6 +131,21 @@ def test_unknown_items_and_unknown_customers_make_the_file_write_nothing(tmp_pat
     assert _snapshot() == before
 
 
+def test_an_order_of_more_than_fifty_lines_is_refused_at_its_fifty_first_row(tmp_path, chain, catalogue, patient):
+    """As a bill at checkout and through the API (core.bounds.MAX_BILL_LINES): 923 lines at the largest amounts
+    overflowed the order's total, a crash instead of a message."""
+    line = ["A001", "13800138000", "静安门诊", "2024-03-05", "EX01", "1", "50", "", "", "现金"]
+    path = csv_write(tmp_path / "long.csv", [HEADER, *[line] * 51,
+                                             ["A002", *line[1:]]])
+    before = _snapshot()
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+    assert (report.created, report.skipped, report.written) == (1, 51, True)
+    assert report.as_dict()["errors"][-1] == {
+        "row": 52, "column": "订单号", "value": "A001", "message": "an order has at most 50 lines (this is its line 51)"}
+    assert Order.objects.get(external_id="A002").lines.count() == 1
+    assert not Order.objects.filter(external_id="A001").exists() and _snapshot() != before
+
+
 def test_an_invalid_line_skips_its_whole_order_with_skip_invalid(tmp_path, chain, catalogue, patient):
     # given order A001 has one bad line (amount does not add up)
     path = csv_write(tmp_path / "bad.csv", [
