@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import CHAIN_ROLES, ROLE_PERMISSIONS, Perm
 from smileloop.clinics.models import ApiToken, Clinic, Staff
+from smileloop.core.audit import PATIENT_LIST_ACTIONS
 from smileloop.core.errors import PermissionDenied
 from smileloop.core.models import AuditEvent
 from smileloop.core.scoping import Scope
@@ -119,8 +120,21 @@ def audit_event_list(scope: Scope, *, since: dt.datetime | None = None, until: d
     if customer_id is not None:
         merges = list(AuditEvent.objects.filter(action="customer.merge", detail__merged_id=customer_id)
                       .values_list("pk", flat=True))
-        qs = qs.filter(Q(object_type="customer", object_id=str(customer_id)) | Q(pk__in=merges))
+        qs = qs.filter(Q(object_type="customer", object_id=str(customer_id)) | Q(pk__in=merges + _listing(customer_id)))
     return qs.select_related("actor__staff").order_by("-created_at", "-id")
+
+
+def _listing(customer_id: int) -> list[int]:
+    """The events on many patients at once (core.audit.PATIENT_LIST_ACTIONS: bulk tagging) whose list names this one,
+    found like the merges first: through the action index, the lists read only of those few events."""
+    events = AuditEvent.objects.filter(action__in=PATIENT_LIST_ACTIONS)
+    if connection.vendor == "postgresql":
+        events = events.filter(detail__customer_ids__contains=[customer_id])
+    else:  # Django has no JSON containment on SQLite; its json_each reads the list
+        table = connection.ops.quote_name(AuditEvent._meta.db_table)
+        events = events.extra(where=[f"EXISTS (SELECT 1 FROM json_each({table}.detail, '$.customer_ids') AS ids "
+                                     f"WHERE ids.value = %s)"], params=[customer_id])
+    return list(events.values_list("pk", flat=True))
 
 
 def token_authenticate(key: str) -> Staff | None:

@@ -28,6 +28,9 @@ STAFF_ACTIONS = {
     "api_token.revoke": _("API token revoked"),  # clinics.services.api_tokens_revoke
 }
 SYSTEM_ACTIONS = {"login.lockout", "login.unlock", "api_token.lockout"}
+# Actions on many patients at once: their detail's "customer_ids" lists them all (the audit log page finds the event
+# by any of them).
+PATIENT_LIST_ACTIONS = ("tag.bulk_apply", "tag.bulk_remove")
 
 
 def audit_record(*, actor, action: str, object_type: str, object_id="", reason: str = "",

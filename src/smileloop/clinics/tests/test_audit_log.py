@@ -201,6 +201,27 @@ def test_one_patient_by_id_or_by_the_address_of_their_page_with_the_merge_that_t
     assert _ids(client.get(URL, {"customer": "9"})) == [merge.id]
 
 
+def test_one_patient_finds_the_bulk_taggings_that_listed_them(client, people, chain, clinic_a):
+    """Bulk tagging is one event for many patients (core.audit.PATIENT_LIST_ACTIONS): found by any of them, through
+    the real service; a list naming 70 or 170 is no list naming 7."""
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.customers.tests.factories import CustomerFactory
+    from smileloop.tagging.services import tags_bulk_apply, tags_bulk_remove
+    from smileloop.tagging.tests.factories import TagFactory, TagGroupFactory
+
+    patients = [CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(3)]
+    tag = TagFactory(group=TagGroupFactory(chain=chain), chain=chain)
+    scope = scope_for_staff(people["director"])
+    tags_bulk_apply(scope=scope, customer_ids=[p.pk for p in patients], tag=tag, actor=people["director"])
+    tags_bulk_remove(scope=scope, customer_ids=[patients[0].pk], tag=tag, actor=people["director"])
+    applied, removed = (AuditEvent.objects.get(action=a) for a in ("tag.bulk_apply", "tag.bulk_remove"))
+    _event(people["a"], "tag.bulk_apply", object_type="tag", customer=tag.pk,
+           detail={"customer_ids": [int(f"{patients[0].pk}0"), int(f"1{patients[0].pk}")]})
+    client.force_login(people["director"].user)
+    assert _ids(client.get(URL, {"customer": patients[0].pk})) == [removed.id, applied.id]
+    assert _ids(client.get(URL, {"customer": patients[2].pk})) == [applied.id]
+
+
 def test_the_staff_of_one_clinic(client, people, clinic_b):
     _event(people["a"])
     theirs = _event(people["b"])
