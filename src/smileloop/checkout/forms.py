@@ -87,7 +87,7 @@ def lines_from(data) -> list[dict]:
         except ValueError:
             item_id = None
         lines.append({"item_id": item_id, "item_code": None if item_id else item, "quantity": quantity,
-                      "tooth": (teeth[i] if i < len(teeth) else "")[:32]})
+                      "tooth": (teeth[i] if i < len(teeth) else "").strip()})
     return lines
 
 

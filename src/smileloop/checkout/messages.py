@@ -84,6 +84,7 @@ _NAMES = {
     "item_code": gettext_noop("item"),
     "line_id": gettext_noop("line"),
     "quantity": gettext_noop("quantity"),
+    "tooth": gettext_noop("tooth"),
     "amount_fen": gettext_noop("amount"),
     "method": gettext_noop("payment method"),
     "points": gettext_noop("points"),

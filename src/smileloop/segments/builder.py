@@ -244,12 +244,15 @@ def _condition_from_data(data, key: str) -> Condition:
         return Condition(key=key, group=one("group"), field=field_name, op=spec.ops[0] if spec else "",
                          negate=one("negate") in ("on", "true", "1"))
     values = [str(v) for v in data.getlist(f"c-{key}-value")] if hasattr(data, "getlist") else [one("value")]
-    return Condition(
+    cond = Condition(
         key=key, group=one("group"), field=field_name,
         op=one("op") if spec and one("op") in spec.ops else (spec.ops[0] if spec else ""),
         values=values, value2=one("value2"),
         params={name: one(name) for name in (spec.params if spec else ())},
         negate=one("negate") in ("on", "true", "1"))
+    if spec and one("op") and one("op") not in spec.ops:  # as the modes: refused, not guessed ("not in" read as "in")
+        cond.errors.append(_("Choose a comparison from the list."))
+    return cond
 
 
 def condition_from_data(data, key: str) -> Condition:

@@ -107,6 +107,9 @@ def _raise_pricing(exc: PricingError):
     raise ValidationFailed([FieldError(exc.field, exc.message)])
 
 
+TOOTH_MAX_LENGTH = 32  # visits.OrderLine.tooth
+
+
 def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, int]], dict[int, ServiceItem]]:
     codes = [str(line.get("item_code", "")) for line in lines if line.get("item_code")]
     ids = [line.get("item_id") for line in lines if line.get("item_id") and not line.get("item_code")]
@@ -122,6 +125,14 @@ def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, in
     for i, line in enumerate(lines):
         item = by_code.get(str(line.get("item_code"))) if line.get("item_code") else by_id.get(line.get("item_id"))
         qty = line.get("quantity", 1)
+        tooth = line.get("tooth") or ""
+        # Stored as OrderLine.tooth (32 characters): a longer one was cut without a word, and a NUL was a 500 on
+        # PostgreSQL when the bill was paid.
+        if not isinstance(tooth, str) or len(tooth) > TOOTH_MAX_LENGTH:
+            errors.append(FieldError(f"lines[{i}].tooth", f"must be at most {TOOTH_MAX_LENGTH} characters",
+                                     str(tooth)[:50]))
+        elif "\x00" in tooth:
+            errors.append(FieldError(f"lines[{i}].tooth", "Null characters are not allowed.", ""))
         if item is None:
             errors.append(FieldError(f"lines[{i}].item_code", "is not in the service catalogue",
                                      str(line.get("item_code") or line.get("item_id"))))

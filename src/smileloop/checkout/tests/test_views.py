@@ -293,6 +293,20 @@ def test_a_pay_or_refund_post_without_its_form_key_records_nothing(client, front
     assert Settlement.objects.count() == 1 and RefundSettlement.objects.count() == 0
 
 
+@pytest.mark.parametrize("tooth, message", [
+    ("1" * 33, "第 1 行，牙位：最多 32 个字符"),  # was cut to 32 characters without a word
+    ("3\x006", "第 1 行，牙位："),  # was a 500 on PostgreSQL when the bill was paid
+])
+def test_a_tooth_too_long_or_with_a_nul_is_refused_on_its_line_and_pays_nothing(client, front_desk_a, clinic_a,
+                                                                                catalogue, alice, tooth, message):
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, action="pay", tooth=[tooth, "", ""], priced_total="66300",
+                     priced_cash="66300", pay_method=["cash"], pay_amount=[""])
+    response = client.post(reverse("checkout:new"), data, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 422 and message in response.text
+    assert Settlement.objects.count() == 0 and Order.objects.count() == 0
+
+
 def test_a_price_changed_since_the_breakdown_refuses_to_pay(client, front_desk_a, clinic_a, catalogue, alice):
     client.force_login(front_desk_a.user)
     data = bill_data(alice, clinic_a, catalogue, action="pay", priced_total="1", priced_cash="1",

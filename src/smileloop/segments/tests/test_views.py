@@ -176,6 +176,20 @@ def test_a_combination_the_page_does_not_offer_is_refused_not_guessed(manager, c
     assert "Choose “all of” or “any of”." in group[:group.index("</fieldset>")]
 
 
+def test_a_comparison_the_field_does_not_offer_is_refused_not_guessed(manager, chain, rule):
+    # a forged "zz" (or another field's op) was saved as the field's first op: "not in" could become "in"
+    segment = SegmentFactory(chain=chain, name="原样", rule=rule)
+    data = {"name": "改", "mode": "all", "c-a1-field": "stage", "c-a1-op": "zz", "c-a1-value": "lead",
+            "c-a1-group": ""}
+    response = manager.post(reverse("segments:edit", args=[segment.id]), data)
+    html = response.content.decode()
+    assert response.status_code == 422
+    row = html[html.index('id="cond-a1"'):]
+    assert "Choose a comparison from the list." in row[:row.index("</div>", row.index("seg-error"))]
+    segment.refresh_from_db()
+    assert segment.rule == rule and segment.name == "原样"
+
+
 def test_preview_shows_the_count_and_masked_rows(manager, chain, clinic_a):
     CustomerFactory(chain=chain, home_clinic=clinic_a, stage="lead", mobile="+8613812345678")
     data = {"mode": "all", "c-x1-field": "stage", "c-x1-op": "eq", "c-x1-value": "lead", "c-x1-group": ""}
