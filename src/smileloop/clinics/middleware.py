@@ -4,7 +4,7 @@ typed the temporary password must not keep knowing a working one."""
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from smileloop.clinics.web import htmx_redirect, safe_next
 
@@ -18,16 +18,28 @@ class PasswordChangeRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        staff = getattr(request.user, "staff", None) if request.user.is_authenticated else None
-        if staff is not None and staff.password_change_required and not self._exempt(request.path):
-            return self._to_password_change(request)
+        # Who asks is looked at only for a request that carries a session and is not exempt: the API's (a token says
+        # who) and anonymous visitors' (a patient's survey page) never load a user for this.
+        if (settings.SESSION_COOKIE_NAME in request.COOKIES and not self._exempt(request.path)
+                and request.user.is_authenticated):
+            staff = getattr(request.user, "staff", None)
+            if staff is not None and staff.password_change_required:
+                return self._to_password_change(request)
         return self.get_response(request)
 
-    @staticmethod
-    def _exempt(path: str) -> bool:
-        exempt = (reverse("account_password"), reverse("logout"), reverse("set_language"), settings.STATIC_URL,
-                  settings.API_PATH_PREFIX)
-        return any(path.startswith(prefix) for prefix in exempt if prefix)
+    _exempt_prefixes: tuple[str, ...] | None = None
+
+    @classmethod
+    def _exempt(cls, path: str) -> bool:
+        fixed = tuple(prefix for prefix in (settings.API_PATH_PREFIX, settings.STATIC_URL) if prefix)
+        if path.startswith(fixed):
+            return True
+        if cls._exempt_prefixes is None:  # resolved once; a URLconf without them (a test's, a benchmark's) has none
+            try:
+                cls._exempt_prefixes = (reverse("account_password"), reverse("logout"), reverse("set_language"))
+            except NoReverseMatch:
+                return False
+        return path.startswith(cls._exempt_prefixes)
 
     @staticmethod
     def _to_password_change(request):

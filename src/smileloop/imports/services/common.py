@@ -30,7 +30,10 @@ def gc_relaxed():
     allocates millions of small, acyclic objects (rows, dicts, strings) that reference counting frees; the default
     collector scanned them over and over, about 13 % of a 100,000-row import's time (measured 2026-12-05). The
     settings are process-wide: the first of concurrent imports (worker threads) sets them, the last puts them back
-    as they were, however it ends; cycles are still collected meanwhile, only less often."""
+    as they were, however it ends; cycles are still collected meanwhile, only less often. The last one ends with a
+    full collection: unfrozen objects join the oldest generation without the collector counting them, and until a
+    full collection counts them it ran full collections over the whole heap far too often (a bare JSON view served
+    by the same process after a benchmark's import was 25 % slower)."""
     with _gc_lock:
         if _gc_state["imports"] == 0:
             _gc_state["thresholds"] = gc.get_threshold()
@@ -46,6 +49,7 @@ def gc_relaxed():
             if _gc_state["imports"] == 0:
                 gc.set_threshold(*_gc_state["thresholds"])
                 gc.unfreeze()
+                gc.collect()
 
 
 def aliases_build(headers: dict[str, list[str]]) -> dict[str, str]:
