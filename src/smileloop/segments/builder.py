@@ -284,6 +284,8 @@ def builder_parse(data) -> tuple[dict, Builder]:
             if group is not None:
                 group.conditions.append(cond)
             else:
+                if cond.group:  # the page puts a group before its conditions: a forged one, refused, not moved up
+                    cond.errors.append(_("This condition's group is not on the page: add the condition again."))
                 cond.group = ""
                 builder.items.append(cond)
     return builder_tree(builder), builder

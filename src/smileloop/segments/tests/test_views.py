@@ -190,6 +190,20 @@ def test_a_comparison_the_field_does_not_offer_is_refused_not_guessed(manager, c
     assert segment.rule == rule and segment.name == "原样"
 
 
+def test_a_condition_naming_a_group_not_on_the_page_is_refused_not_moved_to_the_top(manager, chain, rule):
+    # a forged group key made its condition a top-level one: "any of (a, b)" could become "all of (…, a)"
+    segment = SegmentFactory(chain=chain, name="原样", rule=rule)
+    data = {"name": "改", "mode": "all", "c-a1-field": "age", "c-a1-op": "gte", "c-a1-value": "30",
+            "c-a1-group": "nosuch"}
+    response = manager.post(reverse("segments:edit", args=[segment.id]), data)
+    html = response.content.decode()
+    assert response.status_code == 422
+    row = html[html.index('id="cond-a1"'):]
+    assert "This condition&#x27;s group is not on the page" in row[:row.index("</div>", row.index("seg-error"))]
+    segment.refresh_from_db()
+    assert segment.rule == rule and segment.name == "原样"
+
+
 def test_preview_shows_the_count_and_masked_rows(manager, chain, clinic_a):
     CustomerFactory(chain=chain, home_clinic=clinic_a, stage="lead", mobile="+8613812345678")
     data = {"mode": "all", "c-x1-field": "stage", "c-x1-op": "eq", "c-x1-value": "lead", "c-x1-group": ""}
