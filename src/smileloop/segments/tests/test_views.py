@@ -176,30 +176,21 @@ def test_a_combination_the_page_does_not_offer_is_refused_not_guessed(manager, c
     assert "Choose “all of” or “any of”." in group[:group.index("</fieldset>")]
 
 
-def test_a_comparison_the_field_does_not_offer_is_refused_not_guessed(manager, chain, rule):
+@pytest.mark.parametrize(("condition", "message"), [
     # a forged "zz" (or another field's op) was saved as the field's first op: "not in" could become "in"
-    segment = SegmentFactory(chain=chain, name="原样", rule=rule)
-    data = {"name": "改", "mode": "all", "c-a1-field": "stage", "c-a1-op": "zz", "c-a1-value": "lead",
-            "c-a1-group": ""}
-    response = manager.post(reverse("segments:edit", args=[segment.id]), data)
-    html = response.content.decode()
-    assert response.status_code == 422
-    row = html[html.index('id="cond-a1"'):]
-    assert "Choose a comparison from the list." in row[:row.index("</div>", row.index("seg-error"))]
-    segment.refresh_from_db()
-    assert segment.rule == rule and segment.name == "原样"
-
-
-def test_a_condition_naming_a_group_not_on_the_page_is_refused_not_moved_to_the_top(manager, chain, rule):
+    ({"c-a1-field": "stage", "c-a1-op": "zz", "c-a1-value": "lead", "c-a1-group": ""},
+     "Choose a comparison from the list."),
     # a forged group key made its condition a top-level one: "any of (a, b)" could become "all of (…, a)"
+    ({"c-a1-field": "age", "c-a1-op": "gte", "c-a1-value": "30", "c-a1-group": "nosuch"},
+     "This condition&#x27;s group is not on the page"),
+])
+def test_a_forged_condition_is_refused_on_its_row_not_guessed(manager, chain, rule, condition, message):
     segment = SegmentFactory(chain=chain, name="原样", rule=rule)
-    data = {"name": "改", "mode": "all", "c-a1-field": "age", "c-a1-op": "gte", "c-a1-value": "30",
-            "c-a1-group": "nosuch"}
-    response = manager.post(reverse("segments:edit", args=[segment.id]), data)
+    response = manager.post(reverse("segments:edit", args=[segment.id]), {"name": "改", "mode": "all", **condition})
     html = response.content.decode()
     assert response.status_code == 422
     row = html[html.index('id="cond-a1"'):]
-    assert "This condition&#x27;s group is not on the page" in row[:row.index("</div>", row.index("seg-error"))]
+    assert message in row[:row.index("</div>", row.index("seg-error"))]
     segment.refresh_from_db()
     assert segment.rule == rule and segment.name == "原样"
 
