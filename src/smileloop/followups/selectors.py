@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from smileloop.clinics.enums import Perm
+from smileloop.clinics.enums import CHAIN_ROLES, Perm
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import NotFound, PermissionDenied
 from smileloop.core.scoping import Scope
@@ -172,7 +172,23 @@ def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> 
                     reverse=True)
     if open_tasks:
         scripts_fill(scope, open_tasks)
+        _unheld_mark(open_tasks)
     return {"open": open_tasks, "recent": recent}
+
+
+def _unheld_mark(tasks: list[FollowupTask]) -> None:
+    """`task.unheld`: "departed" (its assignee's login is off), "moved" (they no longer work at the task's clinic;
+    chain roles hold every clinic's task) or "" — the rule of followups.services.task_unheld_reason, for the 360
+    section to say why a colleague may take the task over. One query for the lot, none without clinic assignees."""
+    held = {(t.assignee_id, t.clinic_id) for t in tasks if t.assignee_id and t.assignee.is_active and t.clinic_id
+            and t.assignee.role not in CHAIN_ROLES}
+    at = set(Staff.clinics.through.objects.filter(
+        staff_id__in={s for s, _c in held}, clinic_id__in={c for _s, c in held}).values_list(
+        "staff_id", "clinic_id")) if held else set()
+    for t in tasks:
+        key = (t.assignee_id, t.clinic_id)
+        t.unheld = ("departed" if t.assignee_id and not t.assignee.is_active
+                    else "moved" if key in held and key not in at else "")
 
 
 # --- the team board ----------------------------------------------------------------------------------------

@@ -628,6 +628,25 @@ def test_the_360_section_lists_open_tasks_by_due_date_and_finished_ones_newest_f
         assert tasks_for_customer(scope, nobody) == {"open": [], "recent": []}
 
 
+def test_the_360_section_says_when_an_open_tasks_assignee_left_or_moved(client, chain, clinic_a, clinic_b,
+                                                                       director_a, front_desk_a, chain_admin):
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.tests.factories import StaffFactory
+
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    gone = StaffFactory(chain=chain, role=Role.ASSISTANT, clinics=[clinic_a], is_active=False)
+    moved = StaffFactory(chain=chain, role=Role.ASSISTANT, clinics=[clinic_b])
+    tasks = [open_task(customer, clinic_a, f"u:{i}", assignee=who)
+             for i, who in enumerate([front_desk_a, gone, moved, chain_admin])]
+    html = login(client, director_a).get(reverse("customers:detail", args=[customer.id])).content.decode()
+    section = html[html.index('data-testid="followups"'):]
+    rows = {task.id: section[section.index(reverse("followups:task", args=[task.id])):] for task in tasks}
+    marks = [row[:row.index("</li>")].count('data-testid="unheld"') for row in rows.values()]
+    assert marks == [0, 1, 1, 0]
+    assert "has left" in rows[tasks[1].id][:rows[tasks[1].id].index("</li>")]
+    assert "now at another clinic" in rows[tasks[2].id][:rows[tasks[2].id].index("</li>")]
+
+
 def test_a_segment_an_active_playbook_is_triggered_by_is_not_deleted_until_the_playbook_lets_go(client, chain,
                                                                                                 chain_admin):
     from smileloop.followups.enums import Goal, Trigger
