@@ -172,23 +172,30 @@ def tasks_for_customer(scope: Scope, customer: Customer, *, limit: int = 10) -> 
                     reverse=True)
     if open_tasks:
         scripts_fill(scope, open_tasks)
-        _unheld_mark(open_tasks)
+        for task, reason in zip(open_tasks, tasks_unheld(open_tasks), strict=True):
+            task.unheld = reason  # the section says why a colleague may take it over
     return {"open": open_tasks, "recent": recent}
 
 
-def _unheld_mark(tasks: list[FollowupTask]) -> None:
-    """`task.unheld`: "departed" (its assignee's login is off), "moved" (they no longer work at the task's clinic;
-    chain roles hold every clinic's task) or "" — the rule of followups.services.task_unheld_reason, for the 360
-    section to say why a colleague may take the task over. One query for the lot, none without clinic assignees."""
+def tasks_unheld(tasks: list[FollowupTask]) -> list[str | None]:
+    """Why nobody active in each task's clinic holds it, or None when someone does:
+
+    - "unassigned";
+    - "departed": its assignee is inactive (the daily run moves such tasks on, followups_reassign_inactive);
+    - "moved": its assignee works at other clinics now (the task's clinic is no longer among theirs), so
+      `task_queryset` no longer shows it to them (the daily run moves such tasks on too, followups_reassign_for_moved).
+
+    A chain-wide role (CHAIN_ROLES: chain admin, member operations, marketing) holds a task of any clinic, and an
+    active assignee one of no clinic. The assignees loaded; one query for the lot (their clinics), none when no
+    clinic role holds one."""
     held = {(t.assignee_id, t.clinic_id) for t in tasks if t.assignee_id and t.assignee.is_active and t.clinic_id
             and t.assignee.role not in CHAIN_ROLES}
     at = set(Staff.clinics.through.objects.filter(
         staff_id__in={s for s, _c in held}, clinic_id__in={c for _s, c in held}).values_list(
         "staff_id", "clinic_id")) if held else set()
-    for t in tasks:
-        key = (t.assignee_id, t.clinic_id)
-        t.unheld = ("departed" if t.assignee_id and not t.assignee.is_active
-                    else "moved" if key in held and key not in at else "")
+    return ["unassigned" if t.assignee_id is None else "departed" if not t.assignee.is_active
+            else "moved" if (t.assignee_id, t.clinic_id) in held and (t.assignee_id, t.clinic_id) not in at
+            else None for t in tasks]
 
 
 # --- the team board ----------------------------------------------------------------------------------------

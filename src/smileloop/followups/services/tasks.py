@@ -21,7 +21,7 @@ from smileloop.customers.services import customer_stage_advance, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus
 from smileloop.followups.models import MERGED_DUPLICATE, FollowupTask, PlaybookStep
-from smileloop.followups.selectors import task_queryset
+from smileloop.followups.selectors import task_queryset, tasks_unheld
 from smileloop.followups.services.assign import StaffDirectory
 from smileloop.followups.services.playbooks import complaint_playbook
 
@@ -61,29 +61,13 @@ TASK_NOT_YOURS = "task_not_yours"  # the PermissionDenied code of a colleague's 
 
 
 def task_unheld_reason(task: FollowupTask) -> str | None:
-    """Why nobody active in the task's clinic holds it, or None when someone does:
-
-    - "unassigned";
-    - "departed": its assignee is inactive (the daily run moves such tasks on, followups_reassign_inactive);
-    - "moved": its assignee works at other clinics now (the task's clinic is no longer among theirs), so
-      `task_queryset` no longer shows it to them (the daily run moves such tasks on too, followups_reassign_for_moved).
-
-    A chain-wide role (CHAIN_ROLES: chain admin, member operations, marketing) holds a task of any clinic, and an
-    active assignee one of no clinic. At most one query (the assignee's clinics), remembered on the task for its
-    assignee and clinic: the pages and followup_complete ask more than once."""
-    if task.assignee_id is None:
-        return "unassigned"
-    assignee = task.assignee
-    if not assignee.is_active:
-        return "departed"
-    if task.clinic_id is None or assignee.role in CHAIN_ROLES:
-        return None
-    key = (assignee.pk, task.clinic_id)
-    known = getattr(task, "_assignee_at_clinic", None)
+    """Why nobody active in the task's clinic holds it, or None when someone does (the rule: selectors.tasks_unheld).
+    Remembered on the task for its assignee and clinic: the pages and followup_complete ask more than once."""
+    key = (task.assignee_id, task.clinic_id)
+    known = getattr(task, "_unheld", None)
     if known is None or known[0] != key:
-        known = (key, assignee.clinics.filter(pk=task.clinic_id).exists())
-        task._assignee_at_clinic = known
-    return None if known[1] else "moved"
+        known = task._unheld = (key, tasks_unheld([task])[0])
+    return known[1]
 
 
 def task_unheld(task: FollowupTask) -> bool:
