@@ -69,6 +69,10 @@ class Lot(models.Model):
     earned_at = models.DateTimeField()
     available_at = models.DateTimeField()  # pending points become spendable here
     expires_at = models.DateTimeField(null=True, blank=True)
+    # A merge moves what is left of each lot into a new lot of the survivor: the lot it carries on, so a refund of
+    # the bill that earned the first still finds its points (ledger `lot_heirs`).
+    moved_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
 
     class Meta:
         constraints = [
@@ -77,6 +81,7 @@ class Lot(models.Model):
         indexes = [
             models.Index(fields=["account", "expires_at", "id"], condition=Q(remaining__gt=0), name="ledger_open_lots"),
             models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="ledger_lots_to_expire"),
+            models.Index(fields=["moved_from"], condition=Q(moved_from__isnull=False), name="ledger_lots_moved"),
         ]
 
 

@@ -47,11 +47,12 @@ class InsufficientBalance(DomainError):
 
 @dataclass(frozen=True)
 class LotTerms:
-    """Terms of a new lot: when it was earned, becomes spendable and expires."""
+    """Terms of a new lot: when it was earned, becomes spendable and expires, and (a merge) the lot it carries on."""
 
     earned_at: dt.datetime | None = None
     available_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
+    moved_from: int | None = None
 
 
 @dataclass
@@ -507,10 +508,10 @@ def _credit_lots(cur, account_id: int, p: Posting, at) -> list[tuple[int, int]]:
         raise ValidationFailed([FieldError("postings", "split lots do not add up to the credit")])
     adapt = connection.ops.adapt_datetimefield_value
     for amount, terms in splits:
-        cur.execute(f"INSERT INTO {_Tables.lot} (account_id, amount, remaining, earned_at, available_at, expires_at) "
-                    f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        cur.execute(f"INSERT INTO {_Tables.lot} (account_id, amount, remaining, earned_at, available_at, expires_at, "
+                    f"moved_from_id) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     [account_id, amount, amount, adapt(terms.earned_at or at), adapt(terms.available_at or at),
-                     adapt(terms.expires_at)])
+                     adapt(terms.expires_at), terms.moved_from])
         entries.append((cur.fetchone()[0], amount))
     return entries
 
@@ -570,8 +571,11 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
     already = _reversed_per_entry(original, entries)
     if upto <= _last_share(original):
         raise ValidationFailed([FieldError("upto", "is less than what was already reversed", str(upto))])
-    lots_left = dict(Lot.objects.filter(id__in=[e.lot_id for e in entries if e.lot_id]).values_list("id", "remaining"))
-    takes = _credited_lots_take(entries, {e.id: target[e.id] - already[e.id] for e in entries}, lots_left)
+    moved = [e.lot_id for e in entries if e.lot_id and e.account.closed_at is not None and e.account.kind in HOLDER_KINDS]
+    heirs = lot_heirs(moved) if moved else {}
+    lots_left = dict(Lot.objects.filter(id__in=[e.lot_id for e in entries if e.lot_id] + list(heirs.values()))
+                     .values_list("id", "remaining"))
+    takes = _credited_lots_take(entries, {e.id: target[e.id] - already[e.id] for e in entries}, lots_left, heirs)
     postings: list[Posting] = []
     for e in entries:
         amount = target[e.id] - already[e.id]
@@ -579,11 +583,14 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
             continue
         if e.account.closed_at is not None and e.account.kind in HOLDER_KINDS:
             # The holder was merged into another customer: the reversal lands on the survivor's account,
-            # with the original lot's dates when it gives back.
+            # taking back from the lot the merge moved the credit into, or giving back with the original lot's dates.
             successor = _successor_account(e.account)
+            if amount < 0:
+                postings.append(Posting(successor, amount, take=takes.get(e.id, {})))
+                continue
             lot = Lot.objects.filter(pk=e.lot_id).first()
             terms = LotTerms(lot.earned_at, lot.available_at, lot.expires_at) if lot else LotTerms()
-            postings.append(Posting(successor, amount, terms=terms) if amount > 0 else Posting(successor, amount))
+            postings.append(Posting(successor, amount, terms=terms))
             continue
         if e.account.kind in HOLDER_KINDS and e.lot_id:
             if amount > 0:
@@ -599,33 +606,51 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
                        reverses=original, reversed_share=f"{upto.numerator}/{upto.denominator}")
 
 
-def _credited_lots_take(entries: list[Entry], amounts: dict[int, int], lots_left: dict[int, int]) -> dict[int, dict]:
+def _credited_lots_take(entries: list[Entry], amounts: dict[int, int], lots_left: dict[int, int],
+                        heirs: dict[int, int]) -> dict[int, dict]:
     """The lots each credit's take-back comes from (entry id → {lot id: amount}): first the very lot the credit
     created, then the other lots this transaction credited on the same account (a bill whose lines earned on
     different terms made one lot each: a pending one may pay back for a spent one, though nothing else may spend
     it yet), and only then, in ledger_post, the holder's other spendable lots. Without the second step a bill with
-    a spent lot and a pending one could not be refunded. `lots_left` is updated."""
+    a spent lot and a pending one could not be refunded. A credit to a holder since merged is looked for in the
+    lot the merge moved it into (`heirs`, from `lot_heirs`), on the survivor's account. `lots_left` is updated."""
     credits = [e for e in entries if e.lot_id and e.amount > 0 and e.account.kind in HOLDER_KINDS
-               and e.account.closed_at is None and amounts[e.id] < 0]
+               and amounts[e.id] < 0]
+    home = {e.id: heirs.get(e.lot_id, e.lot_id) if e.account.closed_at is not None else e.lot_id for e in credits}
     takes: dict[int, dict] = {}
     short: dict[int, int] = {}
     for e in credits:
-        part = min(-amounts[e.id], lots_left.get(e.lot_id, 0))
-        lots_left[e.lot_id] = lots_left.get(e.lot_id, 0) - part
-        takes[e.id] = {e.lot_id: part} if part else {}
+        lot_id = home[e.id]
+        part = min(-amounts[e.id], lots_left.get(lot_id, 0))
+        lots_left[lot_id] = lots_left.get(lot_id, 0) - part
+        takes[e.id] = {lot_id: part} if part else {}
         short[e.id] = -amounts[e.id] - part
     for e in credits:
         for other in credits:
             if not short[e.id]:
                 break
-            if other.account_id != e.account_id or other.lot_id == e.lot_id:
+            if other.account_id != e.account_id or home[other.id] == home[e.id]:
                 continue
-            part = min(short[e.id], lots_left.get(other.lot_id, 0))
+            part = min(short[e.id], lots_left.get(home[other.id], 0))
             if part:
-                lots_left[other.lot_id] -= part
-                takes[e.id][other.lot_id] = takes[e.id].get(other.lot_id, 0) + part
+                lots_left[home[other.id]] -= part
+                takes[e.id][home[other.id]] = takes[e.id].get(home[other.id], 0) + part
                 short[e.id] -= part
     return takes
+
+
+def lot_heirs(lot_ids: list[int]) -> dict[int, int]:
+    """Where each of these lots lives on after merges (lot id → the lot a merge moved what was left of it into,
+    followed through later merges; itself when never moved). Merges are rare: one query per merge in the chain."""
+    heirs = {lot_id: lot_id for lot_id in lot_ids}
+    frontier = set(lot_ids)
+    while frontier:
+        moved = dict(Lot.objects.filter(moved_from_id__in=frontier).values_list("moved_from_id", "id"))
+        for lot_id, heir in heirs.items():
+            if heir in moved:
+                heirs[lot_id] = moved[heir]
+        frontier = set(moved.values())
+    return heirs
 
 
 def _successor_account(account: Account) -> Account:
@@ -719,8 +744,9 @@ def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) 
 
 
 def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
-    """Merge hook: the merged customer's balances move to the survivor's accounts, lots keeping their
-    expiry; emptied accounts are closed. Runs inside customer_merge's transaction."""
+    """Merge hook: the merged customer's balances move to the survivor's accounts, each lot into a new lot keeping
+    its dates and naming the lot it carries on (`lot_heirs`); emptied accounts are closed. Runs inside
+    customer_merge's transaction."""
     for account in Account.objects.filter(customer=merged, code__isnull=True, closed_at__isnull=True):
         target = Account.objects.filter(chain_id=account.chain_id, kind=account.kind, customer=survivor,
                                         code__isnull=True, closed_at__isnull=True).first()
@@ -728,7 +754,8 @@ def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
             continue  # the generic merge re-points this account to the survivor
         if account.balance:
             held = list(Lot.objects.filter(account=account, remaining__gt=0).order_by("id"))
-            splits = [(lot.remaining, LotTerms(lot.earned_at, lot.available_at, lot.expires_at)) for lot in held]
+            splits = [(lot.remaining, LotTerms(lot.earned_at, lot.available_at, lot.expires_at, moved_from=lot.id))
+                      for lot in held]
             ledger_post(chain_id=account.chain_id, key=f"merge:{merged.id}:{account.id}", reason=EntryReason.MERGE,
                         source=f"merge:{merged.id}->{survivor.id}",
                         postings=[Posting(account, -account.balance, take={lot.id: lot.remaining for lot in held}),
@@ -751,4 +778,4 @@ def erase_obligations(customer: Customer) -> list:
 
 __all__ = ["AccountKind", "EntryReason", "InsufficientBalance", "LotTerms", "PostRequest", "Posting", "account_for",
            "accounts_for", "available_balance", "available_balances", "ledger_post", "ledger_post_many",
-           "ledger_reverse", "ledger_transfer", "lots_expire", "system_account"]
+           "ledger_reverse", "ledger_transfer", "lot_heirs", "lots_expire", "system_account"]

@@ -206,3 +206,47 @@ def test_a_bill_whose_points_went_into_two_lots_takes_back_the_pending_one_for_t
     assert refund.breakdown["clawback_fen"] == 0 and earn_reversed(settlement) == 264
     assert points_of(chain, alice) == 0
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_merged_records_pending_points_are_taken_back_from_the_lot_the_merge_moved_them_to(
+        chain, clinic_a, catalogue, admin_scope):
+    # given a duplicate record whose cleaning earned 300 points that wait 7 days, merged into the record kept
+    # (50 spendable points of its own): the merge moved the pending 300 into a new pending lot of the survivor
+    SpendRuleFactory(chain=chain, points_per_yuan=1, pending_days=7, category="cleaning")
+    kept = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    duplicate = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    seed_points(chain, kept, 50, "seed")
+    settlement = pay_cleaning(duplicate, clinic_a)
+    customer_merge(scope=admin_scope, survivor=kept, merged=duplicate, reason="同一人")
+    kept_points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=kept)
+    assert (kept_points.balance, available_balance(kept_points)) == (350, 50)
+    # when the bill is refunded
+    refund = checkout_refund(settlement=Settlement.objects.get(pk=settlement.pk), key="r1")
+    # then the 300 pending points are taken back from that lot: nothing withheld, the 50 of the survivor untouched
+    assert refund.breakdown["clawback_fen"] == 0 and refund.cash_fen == 30000
+    earn_tender = next(t for t in refund.breakdown["tenders"] if t["kind"] == "earn")
+    assert (earn_tender["points"], earn_tender["shortfall_points"]) == (-300, 0)
+    kept_points.refresh_from_db()
+    assert (kept_points.balance, available_balance(kept_points)) == (50, 50)
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_points_moved_by_two_merges_in_a_row_are_still_the_bills_own(chain, clinic_a, catalogue, admin_scope):
+    # given a bill's pending points moved twice (first duplicate → second → the record kept), half of them...
+    SpendRuleFactory(chain=chain, points_per_yuan=1, pending_days=7, category="cleaning")
+    first, second, kept = (CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(3))
+    seed_points(chain, second, 20, "seed-second")
+    settlement = pay_cleaning(first, clinic_a)
+    customer_merge(scope=admin_scope, survivor=second, merged=first, reason="同一人")
+    customer_merge(scope=admin_scope, survivor=kept, merged=second, reason="同一人")
+    # when half the bill is refunded, then the rest
+    order_line = settlement.order.lines.get()
+    half = checkout_refund(settlement=Settlement.objects.get(pk=settlement.pk), key="r1",
+                           lines=[{"line_id": order_line.id, "amount_fen": 15000}])
+    rest = checkout_refund(settlement=Settlement.objects.get(pk=settlement.pk), key="r2")
+    # then each takes its share from the moved pending lot, and only the 20 spendable points of `second` remain
+    assert half.breakdown["clawback_fen"] == 0 and rest.breakdown["clawback_fen"] == 0
+    assert earn_reversed(settlement) == 300
+    kept_points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=kept)
+    assert (kept_points.balance, available_balance(kept_points)) == (20, 20)
+    assert ledger_check(chain_id=chain.id) == []

@@ -23,6 +23,7 @@ from smileloop.ledger.services import (
     ledger_post_many,
     ledger_reverse,
     ledger_transfer,
+    lot_heirs,
     lots_expire,
     system_account,
 )
@@ -191,6 +192,44 @@ def test_merging_customers_merges_their_accounts(chain, alice, clinic_a, directo
     assert balance(chain, alice) == 140
     assert Account.objects.filter(customer=twin, closed_at__isnull=True).count() == 0
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_merge_names_the_lot_each_moved_lot_carries_on_and_a_reversal_takes_from_it(
+        chain, alice, clinic_a, director_scope):
+    # given a twin with a pending lot of 40 (its bill's) and a spendable one of 10, merged into alice (100 spendable)
+    twin = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a)
+    earn(chain, alice, 100, "a")
+    bill = earn(chain, twin, 40, "b", available_at=timezone.now() + dt.timedelta(days=7))
+    earn(chain, twin, 10, "c")
+    customer_merge(scope=director_scope, survivor=alice, merged=twin, reason="same person")
+    pending = bill.entries.get(amount=40).lot
+    heir = Lot.objects.get(moved_from=pending)
+    assert (heir.account.customer_id, heir.remaining, heir.available_at) == (alice.id, 40, pending.available_at)
+    assert lot_heirs([pending.id]) == {pending.id: heir.id}
+    # when the bill's points are clawed back, then they come out of that lot, not alice's spendable points
+    ledger_reverse(original=bill, key="claw", reason=EntryReason.CLAWBACK)
+    heir.refresh_from_db()
+    account = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=alice)
+    assert heir.remaining == 0 and (account.balance, available_balance(account)) == (110, 110)
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_the_migration_links_the_lots_earlier_merges_moved(chain, alice, clinic_a, director_scope):
+    import importlib
+
+    from django.apps import apps
+    # given a merge of two lots made before lots named the lot they carry on
+    twin = CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a)
+    earn(chain, alice, 100, "a")
+    first, second = earn(chain, twin, 40, "b"), earn(chain, twin, 15, "c")
+    customer_merge(scope=director_scope, survivor=alice, merged=twin, reason="same person")
+    moved = dict(Lot.objects.filter(moved_from__isnull=False).values_list("moved_from_id", "id"))
+    assert len(moved) == 2
+    Lot.objects.update(moved_from=None)
+    # when the migration's backfill runs, then each new lot names its old one again
+    importlib.import_module("smileloop.ledger.migrations.0003_lot_moved_from").moved_lots_link(apps, None)
+    assert dict(Lot.objects.filter(moved_from__isnull=False).values_list("moved_from_id", "id")) == moved
+    assert {first.entries.get(amount=40).lot_id, second.entries.get(amount=15).lot_id} == set(moved)
 
 
 def test_ledger_check_reports_a_tampered_balance(chain, alice):

@@ -19,6 +19,7 @@ from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.sql import select_model
 from smileloop.customers.models import Customer
+from smileloop.customers.services import customers_lock
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, Entry, LedgerTransaction, Lot
 from smileloop.ledger.services import (
@@ -32,6 +33,7 @@ from smileloop.ledger.services import (
     ledger_post,
     ledger_post_many,
     ledger_reverse,
+    lot_heirs,
     system_account,
 )
 from smileloop.loyalty._common import add_months, day_end, key_check, now_or, stored_periods_check
@@ -187,14 +189,15 @@ def points_clawback_plan(*, earn: LedgerTransaction, share: Fraction, settled: i
     if not due:
         return None
     account = credits[0].account
-    if account.closed_at is not None:  # the holder was merged: ledger_reverse takes from the survivor's account
-        customer = account.customer
+    lot_ids = [e.lot_id for e in credits if e.lot_id]
+    if account.closed_at is not None:  # the holder was merged: ledger_reverse takes from the survivor's account,
+        customer = account.customer    # out of the lots the merge moved the earned ones into first
         while customer.merged_into_id:
             customer = customer.merged_into
         account = account_for(chain_id=earn.chain_id, kind=AccountKind.POINTS, customer=customer)
+        lot_ids = list(lot_heirs(lot_ids).values())
     now = timezone.now()
-    own_lots = list(Lot.objects.filter(entries__transaction_id=earn.pk, entries__amount__gt=0, account_id=account.pk,
-                                       remaining__gt=0).distinct())
+    own_lots = list(Lot.objects.filter(id__in=lot_ids, account_id=account.pk, remaining__gt=0))
     spendable_own = sum(lot.remaining for lot in own_lots
                         if lot.available_at <= now and (lot.expires_at is None or lot.expires_at > now))
     available = sum(lot.remaining for lot in own_lots) + available_balance(account, at=now) - spendable_own
@@ -344,8 +347,11 @@ def gift_exchange(*, customer: Customer, gift: Gift, quantity: int = 1, key: str
                   actor: Staff | None = None) -> GiftExchange:
     """Exchange points for gifts from the catalogue. The stock is taken with one conditional UPDATE (never
     below zero, safe under concurrency), then the points are debited; any refusal (out of stock, not enough
-    points) rolls both back. Idempotent on `key`."""
+    points) rolls both back. Idempotent on `key`: the customer's row is locked before the key is looked up (as a
+    top-up's is), so a copy sent at the same moment (a double click) waits for the first and returns its exchange;
+    looked up first, both took stock and the second met the first's ledger transaction as an IntegrityError."""
     key = key_check(key)
+    customers_lock(customer.pk)
     existing = GiftExchange.objects.filter(chain_id=customer.chain_id, key=key).first()
     if existing:
         if (existing.customer_id, existing.gift_id, existing.quantity) != (customer.id, gift.id, quantity):
