@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.api import api
-from smileloop.clinics.views import StaffLoginView, admin_login, password_change
+from smileloop.clinics.views import StaffLoginView, admin_login, admin_password_change, password_change
 
 # Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
 handler404 = "smileloop.core.error_pages.page_not_found"
@@ -18,6 +18,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     # Before the admin's own: its login URL is no second login form (our /login/, or a 403 for a non-admin login).
     path("admin/login/", admin_login),
+    # Nor is its password change a second one (ours has the lockout and the audit): it leads to /account/password/.
+    path("admin/password_change/", admin_password_change),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("customers/", include("smileloop.customers.urls")),

@@ -10,7 +10,8 @@ Every ModelAdmin and inline uses `ChainScoped`, which for such a chain administr
   refusals such as "switch off, don't delete"; records of what happened: view, or nothing);
 - filters the rows to the chain (`chain_path`: "chain", or through a parent, e.g. "plan__chain"), so another chain's
   object by URL is a 404, like a missing one;
-- limits foreign-key and many-to-many choices to the chain, and list filters to the values of the chain's rows;
+- limits foreign-key and many-to-many choices to the chain, and list filters to the values of the chain's rows; a
+  raw-id box names only a row of the chain beside it (Django's names whatever row the typed id is);
 - fixes the `chain` of a new row to theirs: the field is not offered, and a posted value is ignored.
 """
 
@@ -19,7 +20,8 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
-from django.core.exceptions import FieldDoesNotExist
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.http import Http404
 
 VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
@@ -72,6 +74,24 @@ class _FixedChainField(forms.ModelChoiceField):
 
     def clean(self, value):
         return super().clean(self.chain_id)
+
+
+class _ChainRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw-id box that names its row (and links to it) only when the row is one of `queryset`, the field's choices
+    cut to the chain: Django's looks up any id, so a form sent back with another chain's id typed in named that
+    chain's row."""
+
+    def __init__(self, rel, admin_site, *, queryset, attrs=None, using=None):
+        super().__init__(rel, admin_site, attrs=attrs, using=using)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            known = self.queryset.filter(**{key: value}).exists()
+        except (ValueError, TypeError, ValidationError):
+            known = False
+        return super().label_and_url_for_value(value) if known else ("", "")
 
 
 class ChainScoped:
@@ -150,6 +170,13 @@ class ChainScoped:
         if chain_id is None or path is None:
             return queryset.none()
         return queryset.filter(**{path: chain_id})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and not request.user.is_superuser and type(field.widget) is ForeignKeyRawIdWidget:
+            field.widget = _ChainRawIdWidget(db_field.remote_field, self.admin_site, queryset=field.queryset,
+                                             attrs=field.widget.attrs, using=kwargs.get("using"))
+        return field
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if not request.user.is_superuser and db_field.name == "chain" and self.resolved_chain_path() == "chain" \
