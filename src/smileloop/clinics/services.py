@@ -1,5 +1,7 @@
 """Writes for chains, clinics, staff and API tokens."""
 
+import getpass
+import os
 import secrets
 
 from django.conf import settings
@@ -203,14 +205,27 @@ def staff_password_change(*, user, old_password: str, new_password: str, ip_addr
                      detail={"username": username, "chain_id": staff.chain_id if staff else None})
 
 
+@transaction.atomic
 def token_create(*, username: str, name: str = "") -> str:
-    """Create an API token for a staff login; returns the key (shown once, stored hashed)."""
-    staff = Staff.objects.filter(user__username=username, is_active=True).first()
+    """Create an API token for a staff login; returns the key (shown once, stored hashed). Audited like its revocation
+    (api_token.create: whose token, its prefix and name, and the operating-system account that ran the command, as
+    tokens are made on the server, by no staff member)."""
+    staff = Staff.objects.select_related("user").filter(user__username=username, is_active=True).first()
     if staff is None:
         raise NotFound(f"No active staff member with username {username!r}")
     key = "sl_" + secrets.token_urlsafe(32)
-    ApiToken.objects.create(staff=staff, name=name, prefix=key[:10], key_hash=ApiToken.hash_key(key))
+    token = ApiToken.objects.create(staff=staff, name=name, prefix=key[:10], key_hash=ApiToken.hash_key(key))
+    audit_record(actor=None, action="api_token.create", object_type="api_token", object_id=token.pk,
+                 detail={"prefix": token.prefix, "name": name, "staff_id": staff.pk, "username": username,
+                         "chain_id": staff.chain_id, "os_user": _os_user()})
     return key
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else ""
 
 
 @transaction.atomic

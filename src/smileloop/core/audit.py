@@ -27,7 +27,7 @@ STAFF_ACTIONS = {
     "staff.reactivate": _("Staff login reactivated"),
     "api_token.revoke": _("API token revoked"),  # clinics.services.api_tokens_revoke
 }
-SYSTEM_ACTIONS = {"login.lockout", "login.unlock", "api_token.lockout"}
+SYSTEM_ACTIONS = {"login.lockout", "login.unlock", "api_token.lockout", "api_token.create"}  # create: by the CLI
 # Actions on many patients at once: their detail's "customer_ids" lists them all (the audit log page finds the event
 # by any of them).
 PATIENT_LIST_ACTIONS = ("tag.bulk_apply", "tag.bulk_remove")

@@ -1,3 +1,4 @@
+import getpass
 from io import StringIO
 
 import pytest
@@ -6,6 +7,7 @@ from django.core.management.base import CommandError
 
 from smileloop.clinics.models import ApiToken
 from smileloop.clinics.selectors import token_authenticate
+from smileloop.core.models import AuditEvent
 
 
 def test_token_create_prints_only_a_token_that_authenticates_its_staff_member(front_desk_a):
@@ -21,6 +23,11 @@ def test_token_create_prints_only_a_token_that_authenticates_its_staff_member(fr
     assert (token.staff_id, token.name, token.prefix) == (front_desk_a.id, "POS SH01", key[:10])
     assert token.key_hash == ApiToken.hash_key(key) != key
     assert token_authenticate(key) == front_desk_a
+    # and the creation is audited: whose token, which one, made by which account of the server; never the key
+    event = AuditEvent.objects.get(action="api_token.create")
+    assert (event.actor_id, event.object_type, event.object_id) == (None, "api_token", str(token.pk))
+    assert event.detail == {"prefix": key[:10], "name": "POS SH01", "staff_id": front_desk_a.id,
+                            "username": "frontdesk_a", "chain_id": front_desk_a.chain_id, "os_user": getpass.getuser()}
 
 
 def test_token_create_for_an_unknown_user_fails_clearly_and_creates_nothing(db):
@@ -29,7 +36,7 @@ def test_token_create_for_an_unknown_user_fails_clearly_and_creates_nothing(db):
         call_command("token", "create", "--user", "nobody")
     # then
     assert str(err.value) == "No active staff member with username 'nobody'"
-    assert ApiToken.objects.count() == 0
+    assert ApiToken.objects.count() == 0 and not AuditEvent.objects.exists()
 
 
 def test_token_without_an_action_is_a_usage_error(db):
