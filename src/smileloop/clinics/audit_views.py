@@ -101,6 +101,14 @@ class AuditFilterForm(forms.Form):
 
 
 AUDIT_PAGE_SIZE = 50
+# What an event is about, in the reader's words: the stored object_type is a code, and "followup_task 12" or
+# "login-user zhang" read as English on the Chinese page and in its CSV. A code not listed is shown as stored.
+OBJECT_TYPES = {
+    "customer": gettext_lazy("Patient"), "staff": gettext_lazy("Staff member"), "followup_task": gettext_lazy("Follow-up task"), "tag": gettext_lazy("Tag"),
+    "audit": gettext_lazy("Audit log"), "api_token": gettext_lazy("API token"), "chain": gettext_lazy("Chain"),
+    "login": gettext_lazy("login"), "login-user": gettext_lazy("Username"), "login-address": gettext_lazy("Address"),
+    "token-address": gettext_lazy("Address"), "login-device": gettext_lazy("Device"),
+}
 
 
 def _detail_text(detail) -> str:
@@ -129,7 +137,7 @@ def _audit_row(event) -> dict:
         "role": staff.get_role_display() if staff else "",
         "action": STAFF_ACTIONS.get(event.action, event.action),
         "customer_url": reverse("customers:detail", args=[customer_id]) if customer_id else "",
-        "object": f"{event.object_type} {event.object_id}".strip(),
+        "object": f"{OBJECT_TYPES.get(event.object_type, event.object_type)} {event.object_id}".strip(),
         "detail": _detail_text(event.detail),
     }
 

@@ -23,7 +23,7 @@ class Chain(TimeStampedModel):
 
 
 class Clinic(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="clinics")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="clinics", verbose_name=_("chain"))
     code = models.CharField(_("code"), max_length=32)
     name = models.CharField(_("name"), max_length=100)
     city = models.CharField(_("city"), max_length=50)
@@ -32,10 +32,10 @@ class Clinic(TimeStampedModel):
     longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
     opening_hours = models.JSONField(
         _("opening hours"), default=dict, blank=True,
-        help_text='Weekday → ["09:00", "18:00"], e.g. {"mon": ["09:00", "18:00"]}',
+        help_text=_('Weekday → ["09:00", "18:00"], e.g. {"mon": ["09:00", "18:00"]}'),
     )
     phone = models.CharField(_("phone"), max_length=32, blank=True)
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
         verbose_name = _("clinic")
@@ -48,12 +48,13 @@ class Clinic(TimeStampedModel):
 
 
 class Staff(TimeStampedModel):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff")
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="staff")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff",
+                                verbose_name=_("login"))
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="staff", verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=50)
     role = models.CharField(_("role"), max_length=32, choices=Role.choices)
-    clinics = models.ManyToManyField(Clinic, related_name="staff", blank=True)
-    is_active = models.BooleanField(default=True)
+    clinics = models.ManyToManyField(Clinic, related_name="staff", blank=True, verbose_name=_("clinics"))
+    is_active = models.BooleanField(_("active"), default=True)
     # Set when someone else chose the password (a chain admin's first or reset password): the next page they open is
     # the password change (clinics.middleware.PasswordChangeRequiredMiddleware) until they pick their own.
     password_change_required = models.BooleanField(_("must change password"), default=False)
@@ -70,12 +71,13 @@ class Staff(TimeStampedModel):
 class ApiToken(TimeStampedModel):
     """A bearer token for a practice-management system or POS. Only the SHA-256 of the key is stored."""
 
-    staff = models.ForeignKey(Staff, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, blank=True)
-    prefix = models.CharField(max_length=12, db_index=True)
-    key_hash = models.CharField(max_length=64, unique=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    staff = models.ForeignKey(Staff, on_delete=models.CASCADE, related_name="api_tokens",
+                              verbose_name=_("staff member"))
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    prefix = models.CharField(_("key prefix"), max_length=12, db_index=True)
+    key_hash = models.CharField(_("key digest"), max_length=64, unique=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API token")

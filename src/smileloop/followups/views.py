@@ -144,11 +144,13 @@ def task_call(request, scope: Scope, task_id: int):
         return render(request, "followups/_task_row.html#phone", {"task": task, "call_error": call_error},
                       status=422)
     form = CallForm(request.POST)
-    reason = (form.data.get("reason") or "").strip() or f"follow-up task #{task.pk} ({task.playbook.name})"
+    # The audit log's reason, in the caller's language like a typed one (a director read "follow-up task #12 …")
+    reason = (form.data.get("reason") or "").strip() or _("follow-up task #%(id)s (%(playbook)s)") % {
+        "id": task.pk, "playbook": task.playbook.name}
     selectors.guardians_fill(scope, [task])
     callee = task.customer if task.customer.mobile or task.guardian is None else task.guardian
     if callee is not task.customer:
-        reason = f"{reason} (for {task.customer.name}, who has no phone)"
+        reason = _("%(reason)s (for %(name)s, who has no phone)") % {"reason": reason, "name": task.customer.name}
     phone = phone_reveal(scope=scope, customer=callee, reason=reason[:200], ip_address=_ip(request))
     if not request.htmx:
         return _row(request, scope, task, phone=phone, page=True)

@@ -34,6 +34,16 @@ SUFFIXES = {
 }
 MEASURES = {"spend_based": gettext_noop("cumulative spend"), "stored_value": gettext_noop("cumulative top-up")}
 STAFF_DECISION = gettext_noop("staff decision")
+# An enrolment's reason is also the cause of the patient's stage change to member, which the 360 page's timeline
+# shows through customers.timeline (registered in apps.py): without these it read "阶段 已治疗 → 会员：enrolled in 金卡:
+# cumulative top-up 10,000.00 ≥ …". The stored cause is the English sentence without the validity suffix
+# (enrolment._create); the measure is spelt out, as a template's arguments cannot hold the spaces of "cumulative
+# top-up" (they match the shortest text). Each line must equal MESSAGES["enrolled_figure"] with that measure.
+STAGE_CAUSES = (
+    MESSAGES["enrolled_fee"],
+    gettext_noop("enrolled in %(tier)s: cumulative spend %(figure)s ≥ %(threshold)s on %(day)s"),
+    gettext_noop("enrolled in %(tier)s: cumulative top-up %(figure)s ≥ %(threshold)s on %(day)s"),
+)
 
 
 def message(key: str, **args) -> dict:

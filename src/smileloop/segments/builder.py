@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan, yuan_to_fen
@@ -65,8 +66,9 @@ class Condition:
 
     @property
     def value_text(self) -> str:
-        """A list typed into one text box (community names)."""
-        return "、".join(self.values)
+        """A list typed into one text box (community names), separated as the reader's language lists (_SPLIT reads
+        either back)."""
+        return pgettext("list separator", ", ").join(self.values)
 
     @property
     def ops(self) -> list[tuple[str, str]]:

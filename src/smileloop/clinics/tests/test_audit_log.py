@@ -335,7 +335,7 @@ def test_the_export_is_the_filtered_list_and_is_itself_audited(client, people):
     # then
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert len(rows) == 2 and rows[1][1] == "前台小王" and rows[1][4] == "customer 7"
+    assert len(rows) == 2 and rows[1][1] == "前台小王" and rows[1][4] == "Patient 7"
     assert rows[1][5] == "'=HYPERLINK(1)" and str(STAFF_ACTIONS["phone.reveal"]) == rows[1][3]
     audit = AuditEvent.objects.get(action="audit.export")
     assert (audit.actor_id, audit.reason, audit.detail) == (people["director"].user_id, "患者投诉 2026-12-01",
@@ -350,3 +350,19 @@ def test_the_export_needs_a_reason_and_valid_filters_and_then_writes_nothing(cli
     bad = client.post(reverse("clinics:audit_export"), {"reason": "查询", "date_from": "2026-02-30"})
     assert bad.status_code == 422 and "From" in bad.content.decode()
     assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
+def test_what_an_event_is_about_is_named_in_the_readers_language_on_the_page_and_in_the_csv(client, people):
+    # given events about a follow-up task, a staff member and the patient list (stored as codes)
+    _event(people["admin"], "followup.reassign", object_type="followup_task", customer="12")
+    _event(people["admin"], "staff.deactivate", object_type="staff", customer="7")
+    _event(people["admin"], "customer.export", object_type="customer", customer="")
+    client.force_login(people["admin"].user)
+    # when a Chinese reader opens the page and downloads the CSV
+    page = client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    export = client.post(reverse("clinics:audit_export"), {"reason": "核查"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then the objects read 患者, 员工 7 and 回访任务 12 — not "customer" or "followup_task 12"
+    assert sorted(row["object"] for row in page.context["rows"]) == sorted(["患者", "员工 7", "回访任务 12"])
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert {"患者", "回访任务 12", "员工 7"} <= {row[4] for row in rows[1:]}
+    assert "followup_task" not in page.text

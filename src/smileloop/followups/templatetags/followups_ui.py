@@ -20,6 +20,7 @@ def task_anchor(task) -> dict:
                 "url": reverse("followups:task", args=[int(rest)])}
     if kind == "procedure" and procedure and tooth:
         return {"text": _("%(procedure)s, tooth %(tooth)s") % {"procedure": procedure, "tooth": tooth}}
+    card = str((task.context or {}).get("card_code") or "")
     texts = {
         "survey": _("a satisfaction survey answer"),
         "procedure": procedure or _("a procedure record"),
@@ -30,5 +31,11 @@ def task_anchor(task) -> dict:
         "recall": _("%(procedure)s due") % {"procedure": procedure} if procedure else _("a check-up due"),
         "dormant": _("the last visit"),
         "lead": _("became a lead"),
+        # the birthday, gift-card and segment playbooks' keys ("birthday:2026", "giftcard-reminder:12", "segment:3")
+        # were shown as stored on the Chinese page
+        "birthday": _("the birthday"),
+        "giftcard-reminder": _("a reminder about friends-and-family card %(code)s") % {"code": card} if card
+        else _("a friends-and-family card reminder"),
+        "segment": _("joining the segment"),
     }
     return {"text": texts.get(kind, task.anchor_key)}

@@ -183,7 +183,14 @@ def test_call_reveals_the_number_as_a_tel_link_and_audits_it(client, front_desk_
     assert 'href="tel:+8613800138001"' in response.content.decode()
     event = AuditEvent.objects.get(action="phone.reveal")
     assert event.object_id == str(task.customer_id)
-    assert f"#{task.id}" in event.reason
+    assert event.reason == f"follow-up task #{task.id} ({task.playbook.name})"
+
+
+def test_a_call_from_the_chinese_workspace_is_audited_with_a_chinese_reason(client, front_desk_a, tasks_ab):
+    # the audit log read "follow-up task #12 (术后回访)" to a director on the Chinese page
+    task = tasks_ab["overdue"]
+    login(client, front_desk_a, "zh-hans").post(reverse("followups:call", args=[task.id]), HTTP_HX_REQUEST="true")
+    assert AuditEvent.objects.get(action="phone.reveal").reason == f"回访任务 #{task.id}（{task.playbook.name}）"
 
 
 def test_a_closed_task_reveals_no_number_and_says_why(client, front_desk_a, tasks_ab):

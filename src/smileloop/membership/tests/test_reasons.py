@@ -88,3 +88,28 @@ def test_the_nth_visit_detail_counts_one_visit_in_the_singular():
     with translation.override("en"):  # a detail stored before the fix reads right too
         assert reveal_detail_display("visit no. 1 reached (1 visits) on 2026-07-10") == \
             "visit no. 1 reached (1 visit) on 2026-07-10"
+
+
+@pytest.mark.parametrize(("key", "measure", "chinese"), [
+    ("enrolled_figure", "stored_value", "2026-09-05 加入金卡：累计充值 ¥10,000.00 ≥ ¥10,000.00"),
+    ("enrolled_figure", "spend_based", "2026-09-05 加入金卡：累计消费 ¥10,000.00 ≥ ¥10,000.00"),
+    ("enrolled_fee", None, "2026-09-05 加入年卡 · 金卡：已付会费 ¥899.00"),
+])
+def test_an_enrolment_as_the_cause_of_a_stage_change_reads_in_chinese_on_the_timeline(key, measure, chinese):
+    # The 360 page's timeline read "阶段 已治疗 → 会员：enrolled in 金卡: cumulative top-up 10,000.00 ≥ …": the enrolment's
+    # English reason is the stage change's cause (enrolment._create), and customers.timeline did not know it.
+    from smileloop.customers.timeline import STAGE_EVENT, timeline_format, timeline_text
+
+    # given the stage event an enrolment writes
+    args = {"tier": "金卡", "day": "2026-09-05"}
+    args.update({"measure": measure, "figure": "10,000.00", "threshold": "10,000.00"} if measure
+                else {"plan": "年卡", "fee": "899.00"})
+    cause = reasons.english(reasons.message(key, **args))
+    stored = timeline_format(STAGE_EVENT, stage_from="treated", stage_to="member", cause=cause)
+    # when a Chinese reader's page shows it
+    with translation.override("zh-hans"):
+        shown = timeline_text(stored)
+    # then every word is Chinese, and the English page keeps the stored sentence
+    assert shown == f"阶段 已治疗 → 会员：{chinese}"
+    with translation.override("en"):
+        assert timeline_text(stored) == f"stage Treated → Member: {cause}"

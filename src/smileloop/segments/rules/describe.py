@@ -10,6 +10,7 @@ import json
 import re
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from smileloop.core.money import fen_to_yuan
 from smileloop.segments.rules.fields import FIELDS, NONE, OPS, PAIR, PARAMS, FieldSpec, category_choices
@@ -68,7 +69,7 @@ def _node(node, names, *, top: bool = False) -> str:
 
 def _value_text(spec: FieldSpec, value, names) -> str:
     if isinstance(value, list):
-        return "、".join(_value_text(spec, item, names) for item in value)
+        return pgettext("list separator", ", ").join(_value_text(spec, item, names) for item in value)
     if spec.value_type == "fen" and isinstance(value, int) and not isinstance(value, bool):
         whole, _dot, cents = fen_to_yuan(value).partition(".")
         return f"{int(whole):,}" + ("" if cents == "00" else f".{cents}")

@@ -33,6 +33,8 @@ CLINIC_CODE_MAX = 32  # clinics.Clinic.code
 _TAG_CODE = re.compile(r"^[a-z0-9_-]{1,40}$")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON's "\\ud800" decodes to one; UTF-8 cannot encode it
 GROUP_KEYS = ("all", "any", "not")
+# A group's key as the builder's mode select names it (全部/任一): the builder read "“all”至少需要一个条件".
+GROUP_KEY_WORDS = {"all": pgettext_lazy("rule group key", "all"), "any": pgettext_lazy("rule group key", "any")}
 
 
 def root_path(path: str) -> str:
@@ -128,7 +130,7 @@ class _Validator:
             self.error(path, _("'%(key)s' must be a list of conditions") % {"key": key}, children)
             return
         if not children:
-            self.error(path, _("'%(key)s' needs at least one condition") % {"key": key})
+            self.error(path, _("'%(key)s' needs at least one condition") % {"key": GROUP_KEY_WORDS.get(key, key)})
             return
         for index, child in enumerate(children):
             self.node(child, child_path(path, key, index), depth + 1)

@@ -26,7 +26,7 @@ def test_groups_nest_in_brackets_and_not_is_spelled_out(chain):
         {"field": "unfinished_plan", "op": "is", "value": False},
     ]}
     assert rule_describe(rule, chain_id=chain.id) == (
-        "(Gender is Female and Age at most 12 years) or not (Lifecycle stage is one of Lead、Lost)"
+        "(Gender is Female and Age at most 12 years) or not (Lifecycle stage is one of Lead, Lost)"
         " or not (Unfinished treatment plan)")
 
 
@@ -45,7 +45,7 @@ def test_clinics_tags_and_tiers_are_named_with_one_query_per_kind_for_all_rules(
     with django_assert_num_queries(3):
         texts = rules_describe(rules, chain_id=chain.id)
     assert texts == [
-        "Tags has any of 种植意向、正畸意向 and Distance from a clinic (km) at most 3 km (from clinic 静安门诊)",
+        "Tags has any of 种植意向, 正畸意向 and Distance from a clinic (km) at most 3 km (from clinic 静安门诊)",
         "Membership tier is one of 家庭会员 · 银卡 and Home clinic is none of 浦东门诊"
         " and Procedure done between 7 and 30 days ago (category Implant)",
         "",
