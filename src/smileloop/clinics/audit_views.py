@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from smileloop.clinics.enums import Perm
@@ -111,19 +111,36 @@ OBJECT_TYPES = {
 }
 
 
+# The detail's keys in the reader's words (the stored keys are codes: "merged_id: 7" read as English on the Chinese
+# page). A key not listed is shown as stored.
+DETAIL_KEYS = {
+    "merged_id": pgettext_lazy("audit detail", "Merged record"), "moved": pgettext_lazy("audit detail", "Records moved"),
+    "numbers": pgettext_lazy("audit detail", "Phone numbers"), "sheets": pgettext_lazy("audit detail", "Sheets"), "filters": pgettext_lazy("audit detail", "Filters"),
+    "file": pgettext_lazy("audit detail", "File"), "rows": pgettext_lazy("audit detail", "Rows"), "created": pgettext_lazy("audit detail", "Created"),
+    "merged": pgettext_lazy("audit detail", "Merged"), "skipped": pgettext_lazy("audit detail", "Skipped"), "duplicates": pgettext_lazy("audit detail", "Duplicates"),
+    "tag": pgettext_lazy("audit detail", "Tag"), "added": pgettext_lazy("audit detail", "Added"), "removed": pgettext_lazy("audit detail", "Removed"),
+    "customer_ids": pgettext_lazy("audit detail", "Patients"), "customer_id": pgettext_lazy("audit detail", "Patient"),
+    "from": pgettext_lazy("audit detail", "From staff member"), "to": pgettext_lazy("audit detail", "To staff member"), "why": pgettext_lazy("audit detail", "Why"),
+    "username": pgettext_lazy("audit detail", "Username"), "name": pgettext_lazy("audit detail", "Name"), "prefix": pgettext_lazy("audit detail", "Token prefix"),
+    "staff_id": pgettext_lazy("audit detail", "Staff member"),
+}
+
+
 def _detail_text(detail) -> str:
-    """An event's detail in one line: its values, a list as its length, a nested object one level deep."""
+    """An event's detail in one line: its values, a list as its length, a nested object one level deep; the keys
+    named in the reader's language (DETAIL_KEYS), ids and codes as stored."""
     if not isinstance(detail, dict):
         return ""
     parts = []
     for key, value in detail.items():
+        label = DETAIL_KEYS.get(key, key)
         if isinstance(value, list):
-            parts.append(f"{key}: {len(value)}")
+            parts.append(f"{label}: {len(value)}")
         elif isinstance(value, dict):
             inner = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
-            parts.append(f"{key}: {inner}" if inner else key)
+            parts.append(f"{label}: {inner}" if inner else str(label))
         elif value not in (None, ""):
-            parts.append(f"{key}: {value}")
+            parts.append(f"{label}: {value}")
     return "; ".join(parts)
 
 

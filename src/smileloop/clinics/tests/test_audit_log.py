@@ -366,3 +366,20 @@ def test_what_an_event_is_about_is_named_in_the_readers_language_on_the_page_and
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
     assert {"患者", "回访任务 12", "员工 7"} <= {row[4] for row in rows[1:]}
     assert "followup_task" not in page.text
+
+
+def test_an_events_detail_names_its_keys_in_the_readers_language(client, people):
+    # given a merge (stored as merged_id and moved) and an import (file, rows, created, merged, skipped)
+    _event(people["admin"], "customer.merge", customer=9, detail={"merged_id": 7, "moved": {"visits.Order": 2}})
+    _event(people["admin"], "import.customers", object_type="chain", customer="",
+           detail={"file": "患者.xlsx", "rows": 3, "created": 2, "merged": 1, "skipped": 0, "unknown_key": "x"})
+    client.force_login(people["admin"].user)
+    # when a Chinese reader opens the page, then an English one
+    chinese = {row["event"].action: row["detail"] for row in client.get(URL, HTTP_ACCEPT_LANGUAGE="zh-hans")
+               .context["rows"]}
+    english = {row["event"].action: row["detail"] for row in client.get(URL, HTTP_ACCEPT_LANGUAGE="en")
+               .context["rows"]}
+    # then the keys are words of each language; ids, codes and a key nobody named are shown as stored
+    assert chinese["customer.merge"] == "被合并的档案: 7; 转移的记录: visits.Order=2"
+    assert chinese["import.customers"] == "文件: 患者.xlsx; 行数: 3; 新建: 2; 合并: 1; 跳过: 0; unknown_key: x"
+    assert english["customer.merge"] == "Merged record: 7; Records moved: visits.Order=2"
