@@ -20,7 +20,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.core.dates import add_months, day_end
-from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.models import Customer
@@ -63,6 +63,7 @@ from smileloop.ledger.services import (
     Posting,
     PostRequest,
     account_for,
+    accounts_lock,
     ledger_post,
     ledger_post_many,
     ledger_reverse,
@@ -94,14 +95,19 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
                       actor: Staff | None = None, as_of: dt.datetime | None = None) -> GiftCard:
     """Issue a card the member gives to a friend. Idempotent on `key` (a replay returns the first card).
     Raises LimitReached (nothing written) when the member already got `limit_per_period` cards of this
-    programme within the last `limit_period_months`."""
+    programme within the last `limit_period_months`. The key is looked up under the member's lock: looked up
+    before it, a copy sent at the same moment waited for the first, then counted the first's card against the
+    limit and answered LimitReached instead of that card."""
+    Customer.objects.select_for_update(no_key=True).filter(pk=member.pk).first()  # serialise issues for one member
     existing = GiftCard.objects.filter(chain_id=member.chain_id, issue_key=key).first()
     if existing is not None:
+        if (existing.giver_id, existing.programme_id) != (member.pk, programme.pk):
+            raise Conflict(f"idempotency key {key!r} was already used to issue another card",
+                           code="idempotency_key_reused", field="key")
         return existing
     if programme.chain_id != member.chain_id or not programme.is_active:
         raise ValidationFailed([FieldError("programme", "is not an active programme of this chain", str(programme.pk))])
     at = as_of or timezone.now()
-    Customer.objects.select_for_update(no_key=True).filter(pk=member.pk).first()  # serialise issues for one member
     since = add_months(at, -programme.limit_period_months)
     given = GiftCard.objects.filter(giver=member, programme=programme, issued_at__gt=since).count()
     if given >= programme.limit_per_period:
@@ -321,9 +327,15 @@ def voucher_value(campaign: VoucherCampaign) -> int:
 @transaction.atomic
 def voucher_issue(*, campaign: VoucherCampaign, customer: Customer | None = None, key: str,
                   actor: Staff | None = None, as_of: dt.datetime | None = None) -> Voucher:
-    """Issue one single-use voucher (idempotent on `key`), its value credited from PROMOTION."""
+    """Issue one single-use voucher (idempotent on `key`), its value credited from PROMOTION. The key is looked up
+    under the campaign's row lock (FOR NO KEY UPDATE: its vouchers' foreign keys never wait on it), so a copy sent at
+    the same moment waits for the first and returns its voucher instead of an IntegrityError on the key."""
+    list(VoucherCampaign.objects.select_for_update(no_key=True).filter(pk=campaign.pk).values_list("pk", flat=True))
     existing = Voucher.objects.filter(chain_id=campaign.chain_id, issue_key=key).first()
     if existing is not None:
+        if (existing.campaign_id, existing.customer_id) != (campaign.pk, customer.pk if customer else None):
+            raise Conflict(f"idempotency key {key!r} was already used to issue another voucher",
+                           code="idempotency_key_reused", field="key")
         return existing
     if not campaign.is_active:
         raise ValidationFailed([FieldError("campaign", "is not active", campaign.code)])
@@ -425,14 +437,17 @@ def giftcards_expire(*, as_of: dt.datetime | None = None) -> int:
 
 @transaction.atomic
 def _void(chain_id: int, account, key: str, source: str, as_of: dt.datetime) -> None:
+    """The card's account and BREAKAGE are locked (id order, as the ledger's expiry locks them) before the lots are
+    read: read unlocked, the ledger's expiry job could void them in between, and this posting then refused."""
+    breakage = system_account(chain_id=chain_id, kind=AccountKind.BREAKAGE)
+    accounts_lock([account.id, breakage.id])
     lots = dict(Lot.objects.filter(account=account, remaining__gt=0, expires_at__lte=as_of)
                 .values_list("id", "remaining"))
     total = sum(lots.values())
     if not total:
         return  # the ledger's own expiry job may have voided the lots already
     ledger_post(chain_id=chain_id, key=key, reason=EntryReason.EXPIRE, source=source, at=as_of,
-                postings=[Posting(account, -total, take=lots),
-                          Posting(system_account(chain_id=chain_id, kind=AccountKind.BREAKAGE), total)])
+                postings=[Posting(account, -total, take=lots), Posting(breakage, total)])
 
 
 __all__ = ["FRIEND_CARD_ACTION", "friend_card_issue", "friend_card_issue_for_benefit", "friend_card_issue_for_reveal",

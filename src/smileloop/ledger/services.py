@@ -23,6 +23,7 @@ from fractions import Fraction
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
@@ -93,6 +94,8 @@ def account_for(*, chain_id: int, kind: str, customer: Customer | int | None = N
     if customer_id is None and code is None:
         _system_accounts_create(chain_id)
         return Account.objects.get(**lookup)
+    if customer_id is not None:
+        _customer_merged_refuse(customer_id)
     try:
         with transaction.atomic():
             return Account.objects.create(chain_id=chain_id, kind=kind, unit=unit_of(kind), customer_id=customer_id,
@@ -289,9 +292,11 @@ def _post_many(checked: list[_Checked]) -> list[LedgerTransaction]:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     results: list[LedgerTransaction | None] = [None] * len(checked)
     with connection.cursor() as cur:
-        cur.execute(f"SELECT id, kind, balance FROM {_Tables.account} WHERE id IN ({_placeholders(len(ids))}) "
-                    f"ORDER BY id{lock}", ids)
-        locked = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+        cur.execute(f"SELECT id, kind, balance, closed_at FROM {_Tables.account} "
+                    f"WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{lock}", ids)
+        rows = cur.fetchall()
+        locked = {row[0]: (row[1], row[2]) for row in rows}
+        closed = {row[0] for row in rows if row[3] is not None}
         if len(locked) != len(ids):
             raise ValidationFailed([FieldError("postings", "names an account that does not exist")])
         existing: dict[tuple[int, str], tuple[int, str]] = {}
@@ -317,6 +322,8 @@ def _post_many(checked: list[_Checked]) -> list[LedgerTransaction]:
         if not fresh:
             _balances_set(checked, locked, {})
             return results
+        if closed:
+            _closed_credits_refuse([checked[i] for i in fresh], closed)
         adapt = connection.ops.adapt_datetimefield_value
         values = []
         for i in fresh:
@@ -360,6 +367,31 @@ def _post_many(checked: list[_Checked]) -> list[LedgerTransaction]:
         _add_many(cur, _Tables.account, "balance", {account_id: delta for account_id, delta in deltas.items() if delta})
     _balances_set(checked, locked, deltas)
     return results
+
+
+class AccountClosed(Conflict):
+    code = "account_closed"
+
+
+ACCOUNT_CLOSED = gettext_noop("This customer's record was merged into another and nothing was written: write it to "
+                              "the surviving record")
+
+
+def _closed_credits_refuse(fresh: list[_Checked], closed: set[int]) -> None:
+    """A new credit to an account closed by a customer merge is refused, read under the lock: the caller found the
+    account open, a merge moved its balance to the survivor and closed it while this posting waited for the lock, and
+    the credit would have stayed on the closed account, out of everyone's reach. (A replay of a credit posted before
+    the merge is still answered: it is not fresh.)"""
+    for c in fresh:
+        if any(p.amount > 0 and p.account.id in closed for p in c.request.postings):
+            raise AccountClosed(ACCOUNT_CLOSED, field="customer")
+
+
+def _customer_merged_refuse(customer_id: int) -> None:
+    """No new account for a merged record (a tombstone): whatever is posted to it would stay out of everyone's reach,
+    as a merge moved the record's balances to the survivor and closed its accounts."""
+    if Customer.objects.filter(pk=customer_id, merged_into__isnull=False).exists():
+        raise AccountClosed(ACCOUNT_CLOSED, field="customer")
 
 
 def _balances_set(checked: list[_Checked], locked: dict[int, tuple[str, int]], deltas: dict[int, int]) -> None:
@@ -732,12 +764,16 @@ def lots_expire(*, chain_id: int, as_of: dt.datetime | None = None) -> int:
 
 @transaction.atomic
 def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) -> None:
-    list(Account.objects.select_for_update().filter(pk=account.pk).values_list("id", flat=True))  # see _transfer
+    """The account and its sink are locked together, in id order, before its lots are read again: the account alone
+    first, then the sink when posting, took them against the id order whenever the account is younger than the
+    sink (a gift card issued after the chain's system accounts), and deadlocked with gift cards' own expiry
+    (`giftcards_expire`) voiding the same card in id order."""
+    sink = system_account(chain_id=account.chain_id, kind=expiry_account_kind(account.kind))
+    accounts_lock([account.id, sink.id])
     fresh = dict(Lot.objects.filter(id__in=list(lots), remaining__gt=0).values_list("id", "remaining"))
     if not fresh:
         return
     total = sum(fresh.values())
-    sink = system_account(chain_id=account.chain_id, kind=expiry_account_kind(account.kind))
     ledger_post(chain_id=account.chain_id, key=f"expire:{account.id}:{min(fresh)}:{as_of.isoformat()}",
                 reason=EntryReason.EXPIRE, source=f"expiry:{timezone.localdate(as_of).isoformat()}", at=as_of,
                 postings=[Posting(account, -total, take=fresh), Posting(sink, total)])

@@ -24,6 +24,7 @@ from smileloop.checkout.services.pay import _membership_evaluate, replay_check, 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
+from smileloop.customers.services import customers_lock
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.models import GiftCard, Voucher
 from smileloop.ledger.models import Entry
@@ -107,8 +108,16 @@ def settled_order_refund_where(order: Order) -> str | None:
 def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, key: str, actor: Staff | None = None,
                     reason: str = "") -> RefundSettlement:
     """Refund the whole bill (lines=None) or lines ([{"line_id", "quantity"}] or [{"line_id", "amount_fen"}]),
-    giving back every tender in proportion (module docstring). Idempotent on `key`."""
-    settlement = Settlement.objects.select_for_update().select_related("order", "customer").get(pk=settlement.pk)
+    giving back every tender in proportion (module docstring). Idempotent on `key`.
+
+    Locks as a bill does (docs/architecture.md, "Locks, in one order"): the customer's row first, FOR NO KEY UPDATE,
+    then the settlement's own row. Locking the settlement joined to its customer took the customer FOR UPDATE, which
+    blocks the foreign-key checks (KEY SHARE) of a family member's bill that records its use of this customer's
+    wallet while holding the wallet's account: that bill and this refund, waiting for the wallet, deadlocked."""
+    customers_lock(Settlement.objects.filter(pk=settlement.pk).values_list("customer_id", flat=True).get())
+    settlement = (Settlement.objects.select_for_update(of=("self",)).select_related("order", "customer")
+                  .get(pk=settlement.pk))
+    customers_lock(settlement.customer_id)  # the same row, unless a merge moved the bill meanwhile
     # The replay check comes after the bill's lock (as pay's does): a double-submitted refund form waits for its
     # first run and returns it, instead of finding "nothing left to refund" or clashing on the key.
     existing = RefundSettlement.objects.filter(chain_id=settlement.chain_id, key=key).first()

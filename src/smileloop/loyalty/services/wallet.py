@@ -21,7 +21,7 @@ from smileloop.customers.models import Customer
 from smileloop.customers.selectors import name_for
 from smileloop.customers.services import customers_lock
 from smileloop.ledger.enums import AccountKind, EntryReason
-from smileloop.ledger.models import Account, LedgerTransaction
+from smileloop.ledger.models import Account, Entry, LedgerTransaction
 from smileloop.ledger.selectors import transaction_size
 from smileloop.ledger.services import (
     InsufficientBalance,
@@ -30,6 +30,7 @@ from smileloop.ledger.services import (
     PostRequest,
     account_for,
     accounts_for,
+    accounts_lock,
     available_balance,
     available_balances,
     ledger_post,
@@ -181,7 +182,10 @@ def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str
             raise Conflict(f"idempotency key {key!r} was already used for another refund",
                            code="idempotency_key_reused", field="key")
         return existing
-    topup = Topup.objects.select_for_update().select_related("customer").get(pk=topup.pk)
+    # The top-up's own row only: joined FOR UPDATE, the customer's row was taken FOR UPDATE too, which blocks the
+    # commit-time foreign-key check of a concurrent spend that created the customer's bonus account while this refund
+    # waited for the wallet that spend held: a deadlock (PostgreSQL test in tests/test_money_concurrency.py).
+    topup = Topup.objects.select_for_update(of=("self",)).select_related("customer").get(pk=topup.pk)
     refundable = topup.amount_fen - topup.refunded_fen
     amount = refundable if amount_fen is None else amount_fen
     if refundable == 0:
@@ -190,7 +194,12 @@ def wallet_topup_refund(*, topup: Topup, amount_fen: int | None = None, key: str
         raise ValidationFailed([FieldError("amount_fen", f"must be between 1 and {refundable} fen (the principal "
                                            "not yet refunded)", str(amount))])
     principal = account_for(chain_id=topup.chain_id, kind=AccountKind.WALLET_PRINCIPAL, customer=topup.customer_id)
-    list(Account.objects.select_for_update().filter(pk=principal.pk).values_list("pk", flat=True))
+    # Every account the two reversals post to, locked at once in id order (as a spend locks principal and bonus):
+    # the principal alone first, then the bonus when reversing it, took them against the id order whenever the bonus
+    # account is the older one, while a spend takes both in id order.
+    accounts_lock([principal.id, *Entry.objects.filter(
+        transaction_id__in=[topup.principal_transaction_id, topup.bonus_transaction_id]).values_list("account_id",
+                                                                                                     flat=True)])
     left = available_balance(principal)
     if amount > left:
         raise PrincipalSpent(f"Only {left} fen of principal is left in the wallet (the rest was spent or "
@@ -264,9 +273,12 @@ def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen:
     holder's standing consent, or `per_use_consent=True` / a `consent_token` for this use (recorded with the
     actor and time); otherwise ConsentMissing and nothing changes. A refund is ledger_reverse of the
     transaction (the proportional parts come back to the lots they came from). `reader`: the staff member's scope,
-    through which a refusal names the holder and the payer (masked, 张*, outside it or with no reader)."""
+    through which a refusal names the holder and the payer (masked, 张*, outside it or with no reader).
+    The payer's row is locked before the key is looked up, as a bill locks it: a copy sent at the same moment waits
+    for the first and returns its spend, instead of recording the family use a second time (an IntegrityError)."""
     key = key_check(key)
     holder = holder or payer
+    _customer_lock(payer)
     replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=f"wallet_spend:{key}").first()
     if replay:
         _replay_check([replay], amount_fen, key, "spend")
@@ -351,6 +363,7 @@ def _replay_check(replay: list[LedgerTransaction], amount_fen, key: str, what: s
                        field="key")
 
 
+@transaction.atomic
 def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fen: int, key: str,
                     actor: Staff | None, per_use_consent: bool = False,
                     consent_token: str = "", reader: Scope | None = None) -> list[LedgerTransaction]:
@@ -358,8 +371,13 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
     holder's wallet-share consent for that member (standing, or `per_use_consent` / `consent_token` now).
     Principal and bonus move in proportion (`wallet_split`) through ledger_transfer, so every lot keeps its
     dates (a bonus keeps its expiry). Idempotent on `key`. A refusal names the two through `reader` (as
-    `wallet_spend`)."""
+    `wallet_spend`).
+    One transaction, the two customers' rows locked (id order) before the key is looked up: a copy sent at the
+    same moment waits and returns the first transfer (it recorded the family use twice: an IntegrityError), and a
+    bonus part refused after the principal moved leaves nothing moved. The four wallet accounts are then locked at
+    once in id order (as a bill locks its accounts), not pair by pair."""
     key = key_check(key)
+    customers_lock(from_customer.pk, to_customer.pk)
     keys = [f"wallet_transfer:{key}:principal", f"wallet_transfer:{key}:bonus"]
     replay = list(LedgerTransaction.objects.filter(chain_id=from_customer.chain_id, idempotency_key__in=keys)
                   .order_by("id"))
@@ -384,12 +402,13 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
                              f"{name_for(reader, member)}: record the consent for this transfer",
                              field="per_use_consent")
     src_principal, src_bonus = _wallet_accounts(from_customer)
+    dst_principal, dst_bonus = _wallet_accounts(to_customer)
+    accounts_lock([src_principal.id, src_bonus.id, dst_principal.id, dst_bonus.id])
     p_left, b_left = available_balance(src_principal), available_balance(src_bonus)
     if amount_fen > p_left + b_left:
         raise InsufficientWallet(f"Not enough stored value: {p_left + b_left} fen available, {amount_fen} fen "
                                  "needed", field="amount_fen")
     p, b = wallet_split(amount_fen, p_left, b_left)
-    dst_principal, dst_bonus = _wallet_accounts(to_customer)
     txs = []
     for part, src, dst, k in ((p, src_principal, dst_principal, keys[0]), (b, src_bonus, dst_bonus, keys[1])):
         if part:
