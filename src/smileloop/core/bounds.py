@@ -13,6 +13,7 @@ from smileloop.core.errors import FieldError
 BIGINT_MAX = 2**63 - 1
 # 10 billion yuan: above any bill, top-up or fee, and 50 lines × 10 000 units of it still fit in a bigint.
 MAX_FEN = 10**12
+MAX_QUANTITY = 10_000  # units of one bill line (the orders API, an imported order): see MAX_FEN
 MAX_BILL_LINES = 50  # lines of one bill (checkout, the orders API, an imported order): their sum fits in a bigint
 MAX_POINTS = 10**12
 # Paging past a billion rows is a client bug, and offset + limit must stay a bigint.

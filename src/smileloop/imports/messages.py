@@ -32,6 +32,7 @@ FIXED = [
     gettext_noop("is before 1900"),
     gettext_noop("is before 1980-01-01"),
     gettext_noop("is an age, not a date of birth"),
+    gettext_noop("is a year, not a date of birth: write the whole date (1990-01-05)"),
     gettext_noop("is not a gender (use 男/女, M/F or male/female)"),
     gettext_noop("channel is empty"),
     gettext_noop("is not in the service catalogue"),
@@ -74,6 +75,13 @@ def _channels_display(choices: str) -> str:
 
 PATTERNS = [
     (re.compile(r"^is longer than (?P<n>\d+) characters$"), gettext_noop("is longer than %(n)s characters")),
+    (re.compile(r"^must be at most (?P<n>[\d.]+)$"), gettext_noop("must be at most %(n)s")),
+    (re.compile(r"^an order has at most (?P<max>\d+) lines \(this is its line (?P<n>\d+)\)$"),
+     gettext_noop("an order has at most %(max)s lines (this is its line %(n)s)")),
+    (re.compile(r"^has (?P<cells>\d+) cells, more than the header's (?P<width>\d+): a cell holding the delimiter \(a "
+                r"comma\) without quotes moved the cells after it; quote that cell, or save the file again from Excel$"),
+     gettext_noop("has %(cells)s cells, more than the header's %(width)s: a cell holding the delimiter (a comma) without "
+                  "quotes moved the cells after it; quote that cell, or save the file again from Excel")),
     (re.compile(r"^must be a number between -(?P<n>\d+) and \d+$"), gettext_noop("must be a number between -%(n)s and %(n)s")),
     (re.compile(r"^is not a known channel \((?P<choices>.*)\)$"), gettext_noop("is not a known channel (%(choices)s)"),
      {"choices": _channels_display}),

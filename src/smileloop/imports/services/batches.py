@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict
@@ -50,6 +51,9 @@ INLINE_MAX_BYTES = {".csv": 1024 * 1024, ".xlsx": 256 * 1024}
 # stopped): the page says so and the file may be imported again.
 STALE_AFTER = dt.timedelta(minutes=5)
 _PROGRESS_EVERY = 0.5  # seconds between two writes of the progress file
+
+
+FILE_GONE = gettext_noop("The uploaded file is no longer stored on the server; upload it again")
 
 
 def progress_path(batch: ImportBatch) -> Path:
@@ -167,7 +171,10 @@ def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = Fals
     with transaction.atomic():
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         _confirmable(locked)
-        if _inline(locked):
+        gone = not batch_path(locked).is_file()
+        if gone:  # deleted by hand or lost: failed for good, with a reason rather than the server's path to it
+            _failed(locked, _(FILE_GONE))
+        elif _inline(locked):
             report = _run(locked, actor=staff, dry_run=False, skip_invalid=skip_invalid)
             _finish(locked, report)
         else:
@@ -180,6 +187,8 @@ def batch_confirm(*, batch: ImportBatch, staff: Staff, skip_invalid: bool = Fals
                               staff_id=staff.id, skip_invalid=skip_invalid)
             log.info("import %s queued for the background worker", locked.id)
     batch.refresh_from_db()
+    if gone:
+        raise Conflict(_(FILE_GONE), code="file_gone")
     return report
 
 

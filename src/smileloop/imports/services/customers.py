@@ -97,6 +97,7 @@ _FILLABLE_FIELDS = ["id", "chain_id", "name", "mobile_tail", "first_touch_at",
 # (imports.messages), whoever ran the check.
 OUT_OF_SCOPE = "belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"
 CLINIC_REQUIRED = "is required: you see only your clinics' patients, so name one of them"
+BIRTH_YEAR = "is a year, not a date of birth: write the whole date (1990-01-05)"
 NAME_DIFFERS = ("differs from the name of the person with this phone ({name}): the row is merged into them, and their "
                 "name is kept")
 
@@ -250,6 +251,7 @@ class _CustomerImport:
         self.links: list[tuple[int, str, str, int]] = []  # see households_link
         self.now = timezone.now()
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
+        self.width = table.width
         self.memo: dict[tuple[str, object], object] = {}
         self.today = timezone.localdate()
 
@@ -304,8 +306,11 @@ class _CustomerImport:
                     guardian = (phone_cell_parse(raw), raw, header)  # '139…' or '139…(妈妈)'
                 elif name in ("guardian_relation", "guardian_name"):
                     guardian_words[name] = (cell_text(raw)[:50], header)
-                elif name == "campaign":
-                    values["first_touch_campaign"] = cell_text(raw)[:100]
+                elif name == "campaign":  # as through the API and the form: it was cut short without a word
+                    text = cell_text(raw)
+                    if len(text) > TEXT_LIMITS["first_touch_campaign"]:
+                        raise ValueError(f"is longer than {TEXT_LIMITS['first_touch_campaign']} characters")
+                    values["first_touch_campaign"] = text
                 elif name in ("address", "community"):
                     text = cell_text(raw)
                     if len(text) > TEXT_LIMITS[name]:
@@ -324,6 +329,8 @@ class _CustomerImport:
                     consents.append((CONSENT_FIELDS[name], bool_parse(raw)))
             except ValueError as exc:
                 errors.append((header, raw, formula_or(raw, str(exc))))
+        if self.width is not None and len(cells) > self.width and (overflow := self.table.overflow_error(cells)):
+            errors.append(overflow)
         if noted is not None and not errors:
             cell, raw, header = noted
             if note_is_own(cell.note, values.get("name", "")):
@@ -400,6 +407,9 @@ class _CustomerImport:
         if name == "gender":
             return gender_parse(cell_text(raw))
         if name == "birthday":
+            text = cell_text(raw)
+            if len(text) == 4 and text.isdigit() and 1900 <= int(text) <= self.today.year:
+                raise ValueError(BIRTH_YEAR)  # read as an Excel day number, '1990' was 1905-06-12
             return birthday_parse(raw.strip() if isinstance(raw, str) else raw, today=self.today)
         if name == "home_clinic":
             clinic_id = self.clinics.resolve(raw)

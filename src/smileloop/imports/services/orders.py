@@ -3,8 +3,8 @@
 An order number already in the chain is skipped as a duplicate, so re-importing a file is harmless.
 A row that is invalid makes its whole order invalid (the order's other rows are listed too). Rows of
 one order must be adjacent-enough to fall in one chunk: the reader never splits a run of rows with
-the same order number across chunks, and an order number that reappears after its order was written
-is reported as an error rather than silently split into two bills.
+the same order number across chunks (unless it is longer than a bill may be), and an order number that reappears
+after its order was written is reported as an error rather than silently split into two bills.
 
 After writing, the customers' denormalised figures (lifetime spend, first/last visit, lead → patient)
 are updated set-based: one UPDATE per chunk (per 2,000 customers).
@@ -68,6 +68,7 @@ def _typed_placeholders() -> tuple[str, str]:
 # A paid order makes a customer "treated" (lifecycle progress only moves up; dormant/lost are left to
 # lifecycle.stages_derive, which re-derives them from the imported facts).
 _BELOW_TREATED = [Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED]
+TOOTH_MAX_LENGTH = OrderLine._meta.get_field("tooth").max_length
 
 
 @dataclass(slots=True)
@@ -171,17 +172,25 @@ class _OrderImport:
         self.items_folded = {lookup_key(code): item for code, item in self.items.items()}  # 'cl01', 'ＣＬ01'
         self.latest = timezone.now() + dt.timedelta(days=1)  # a later order date is a typo (2042 for 2024)
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
+        self.width = table.width
         self.order_col = next(i for i, (name, _h) in table.columns.items() if name == "order_no")
         self.done: set[str] = set()  # order numbers finished in this import
+        self.split: dict[str, int] = {}  # an order too long for one chunk → its rows in the chunks before (chunks)
         self.now = timezone.now()
 
     def chunks(self):
-        """CHUNK_ROWS-sized chunks that never split a run of rows with the same order number."""
-        chunk, carry_key = [], None
+        """CHUNK_ROWS-sized chunks that never split a run of rows with the same order number, unless the run is longer
+        than a bill may be: a chunk holds at most CHUNK_ROWS + MAX_BILL_LINES rows (a file of one order number on
+        every row was one chunk, 1.2 KiB of memory a row), and the rest of the run goes on in the next, each row an
+        error (`split`: the order's rows in the chunks before)."""
+        chunk, carry_key, run = [], None, 0
         for number, cells in self.table.rows():
             key = cell_text(text_formula_value(cells[self.order_col])) if self.order_col < len(cells) else ""
-            if len(chunk) >= CHUNK_ROWS and key != carry_key:
+            run = run + 1 if key == carry_key else 1
+            if len(chunk) >= CHUNK_ROWS and (key != carry_key or len(chunk) >= CHUNK_ROWS + MAX_BILL_LINES):
                 yield chunk
+                if key == carry_key:  # set once that chunk is done: the next one begins with this row
+                    self.split[key] = run - 1
                 chunk = []
             chunk.append((number, cells))
             carry_key = key
@@ -265,6 +274,11 @@ class _OrderImport:
         discount = get("discount", lambda v: yuan_parse(v, field="discount"), 0)
         amount = get("amount", lambda v: yuan_parse(v, field="amount"))
         method = get("payment_method", payment_method_parse)
+        tooth = cell_text(raw["tooth"][0]) if "tooth" in raw else ""
+        if len(tooth) > TOOTH_MAX_LENGTH:  # as at checkout: it was cut short without a word
+            fail("tooth", f"is longer than {TOOTH_MAX_LENGTH} characters")
+        if self.width is not None and len(cells) > self.width and (overflow := self.table.overflow_error(cells)):
+            errors.append(overflow)
         if errors or item is None:
             return None, errors, order_no
         if unit is None:
@@ -287,7 +301,7 @@ class _OrderImport:
         line = _Line(number=number, order_no=order_no, mobile=mobile, pms_id=pms_id, clinic_id=clinic_id,
                      ordered_at=ordered_at, item=item, quantity=quantity, unit_fen=unit, discount_fen=discount,
                      amount_fen=list_total - discount, method=method,
-                     tooth=cell_text(raw["tooth"][0])[:32] if "tooth" in raw else "",
+                     tooth=tooth,
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
                      fallback_skipped="mobile_fallback" in raw and second is None, more=tuple(more),
                      name=name, relative=relative, mobile_cell=mobile_cell)
@@ -380,10 +394,13 @@ class _OrderImport:
                 for number in group.numbers:
                     self.preview_add(number, None, "duplicate")
                 continue
+            before = None
             if group.order_no and order_no in self.done:
-                for number in group.numbers:
+                before = self.split.get(order_no)  # the rest of an order longer than a chunk, not a reappearance
+                for position, number in enumerate(group.numbers, (before or 0) + 1):
                     errors_by_row.setdefault(number, []).append((
                         self.table.header_for("order_no"), order_no,
+                        f"an order has at most {MAX_BILL_LINES} lines (this is its line {position})" if before else
                         "order number appears again after other orders; keep the rows of one order together"))
             customer_id = clinic_id = None
             for line in group.lines:
@@ -416,7 +433,8 @@ class _OrderImport:
                     errors_by_row.setdefault(line.number, []).append((
                         self.table.header_for("clinic"), self.clinics.name_of(line_clinic),
                         f"differs from row {first.number} of the same order"))
-            for position, line in enumerate(group.lines[MAX_BILL_LINES:], MAX_BILL_LINES + 1):  # as at checkout
+            for position, line in enumerate(group.lines[MAX_BILL_LINES:] if not before else (),  # as at checkout
+                                            MAX_BILL_LINES + 1):
                 errors_by_row.setdefault(line.number, []).append((  # and through the API: the total must fit
                     self.table.header_for("order_no"), order_no,
                     f"an order has at most {MAX_BILL_LINES} lines (this is its line {position})"))

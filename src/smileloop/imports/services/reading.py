@@ -12,20 +12,22 @@ Exports from practice-management systems end (or break by clinic) with summary l
 number (`Table.summary_rows`, reported) instead of becoming a person named "合计：2人" or an invalid order.
 """
 
-import codecs
 import csv
 import datetime as dt
 import io
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
 from itertools import chain, islice
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 
 from django.utils.translation import gettext as _
 
 from smileloop.imports.errors import ImportFileError
+from smileloop.imports.services.guards import encoding_detect, lines_bounded, ole_encrypted, zip_bomb_check
 
 SUPPORTED_EXTENSIONS = (".csv", ".xlsx")
 IGNORE = "ignore"
@@ -38,13 +40,17 @@ _SUMMARY = re.compile(
     r"|共\s*\d+\s*(条|條|人|行|位|名|笔|筆|项|項|个|個|单|單)"
     r"|(制表|製表|导出|導出|打印|统计|統計|填表|审核|審核)(人|时间|時間|日期)?\s*[:：]",
     re.IGNORECASE)
+SUMMARY_MAX = 200  # characters of a summary line's first cell
+SUMMARY_ROWS_KEPT = 1000  # summary lines listed (and kept in the stored report); further ones are set aside unlisted
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 .xls (and other old Office files)
 
 
 # A note after a header saying whether the column must be filled, as templates of other systems write them:
 # 姓名（必填）, 手机号(必填), 备注(选填), Name (required). NFKC has made full-width brackets half-width.
-_HEADER_NOTE = re.compile(r"\s*[(\[【]\s*(必填|必填项|选填|选填项|非必填|可选|必选|可不填|required|optional)\s*[)\]】]\s*$",
+# (No leading \s*: tried at every position of a header, it made one of 20,000 inner spaces take 4 s; the spaces before
+# the note are stripped after.)
+_HEADER_NOTE = re.compile(r"[(\[【]\s*(必填|必填项|选填|选填项|非必填|可选|必选|可不填|required|optional)\s*[)\]】]\s*$",
                           re.IGNORECASE)
 
 
@@ -78,9 +84,23 @@ def summary_label(cells) -> str | None:
     """The text of a summary line's first filled cell ('合计：2人', '共 120 条'), or None for a row of data."""
     for value in cells:
         text = cell_text(value)
-        if text:
-            return text if _SUMMARY.match(unicodedata.normalize("NFKC", text)) else None
+        if text:  # a long first cell is data (and _SUMMARY is not linear in a long cell's length)
+            return text if len(text) <= SUMMARY_MAX and _SUMMARY.match(unicodedata.normalize("NFKC", text)) else None
     return None
+
+
+OVERFLOW = ("has {cells} cells, more than the header's {width}: a cell holding the delimiter (a comma) without quotes "
+            "moved the cells after it; quote that cell, or save the file again from Excel")
+
+
+def _column_letter(index: int) -> str:
+    """0 → 'A', 26 → 'AA': the column as a spreadsheet names it."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 class ColumnMap(dict):
@@ -104,6 +124,12 @@ def column_map_clean(column_map: dict[str, str] | None, *, aliases: dict[str, st
                 % {"field": target, "column": column, "known": ", ".join(sorted(fields))},
                 code="unknown_field",
             )
+        # Two columns mapped to one field: the second was ignored without a word, its values never read.
+        other = next((out.given[k] for k, f in out.items() if f == field != IGNORE and k != header_key(column)), None)
+        if other is not None:
+            raise ImportFileError(
+                _("Column map: “%(first)s” and “%(second)s” are both mapped to %(field)s; a field is read from one "
+                  "column") % {"first": other, "second": column, "field": field}, code="duplicate_field")
         out[header_key(column)] = field
         out.given[header_key(column)] = column
     return out
@@ -133,6 +159,7 @@ class Table:
         self.columns: dict[int, tuple[str, str]] = {}
         self.ignored: list[str] = []
         self.summary_rows: list[dict] = []  # {"row": n, "value": its first cell}: set aside, filled while read
+        self.width: int | None = None  # of a CSV, its header's cells (see overflow_error)
 
     def map_columns(self, *, aliases: dict[str, str], fields: set[str], column_map: dict[str, str]) -> None:
         """Find the header (see the module doc) and assign a field to each of its columns; the first column wins
@@ -166,6 +193,8 @@ class Table:
             self.headers = [cell_text(v) for v in cells]
             self.header_row, self.sheet = number, title
             self.columns, self.ignored = self._fields_of(self.headers, aliases, fields, column_map)
+            if self._choose is not None:  # a CSV: its rows are as wide as its header (see overflow_error)
+                self.width = len(cells)
             self._column_map_check(column_map)
             following = head[best + 1:] or [item for item in [next(rows, None)] if item is not None]
             if not following:
@@ -230,7 +259,21 @@ class Table:
             if label is None:
                 yield number, cells
             else:
-                self.summary_rows.append({"row": number, "value": label[:200]})
+                if len(self.summary_rows) < SUMMARY_ROWS_KEPT:  # a file of nothing else kept them all in memory
+                    self.summary_rows.append({"row": number, "value": label[:200]})
+
+    def overflow_error(self, cells: list) -> tuple[str, str, str] | None:
+        """Of a CSV row with filled cells beyond the header's last column: (the first one's column letter, their text,
+        the message). Such a row has a cell holding the delimiter without quotes (上海市,静安区 in an address): every
+        cell after it moved a column right, and the last ones were dropped without a word. A workbook's cells do not
+        move, and a column without a header there is one the sheet's owner added."""
+        if self.width is None or len(cells) <= self.width:
+            return None
+        extra = [(index, text) for index, cell in enumerate(cells[self.width:], self.width) if (text := cell.strip())]
+        if not extra:
+            return None
+        return (_column_letter(extra[0][0]), ", ".join(text for _i, text in extra),
+                OVERFLOW.format(cells=len(cells), width=self.width))
 
     def header_for(self, field: str) -> str | None:
         for name, header in self.columns.values():
@@ -266,9 +309,9 @@ def table_open(path, *, name: str | None = None) -> Table:
     """Open a CSV or XLSX file; raises ImportFileError with a message a person can act on. `name` is the file's
     name as its owner knows it (an upload is stored under another), for messages and the records an import writes."""
     path = Path(path)
+    if not path.is_file():  # an upload by the name its owner knows, not the server's path to where it was kept
+        raise ImportFileError(_("File not found: %(path)s") % {"path": name or path}, code="missing_file")
     name = name or path.name
-    if not path.is_file():
-        raise ImportFileError(_("File not found: %(path)s") % {"path": path}, code="missing_file")
     extension = path.suffix.lower()
     if extension not in SUPPORTED_EXTENSIONS:
         raise ImportFileError(
@@ -277,38 +320,15 @@ def table_open(path, *, name: str | None = None) -> Table:
     with path.open("rb") as handle:
         magic = handle.read(8)
     if magic.startswith(_OLE_MAGIC):
+        if ole_encrypted(path):
+            raise ImportFileError(_("%(name)s is protected by a password, so it cannot be read: open it in Excel, remove "
+                                    "the password (File → Info → Protect Workbook) and save it again") % {"name": name},
+                                  code="unsupported_file")
         raise ImportFileError(_("%(name)s is an old Excel 97-2003 (.xls) workbook: open it in Excel and save it as "
                                 ".xlsx") % {"name": name}, code="unsupported_file")
     if extension == ".xlsx" or magic.startswith(_ZIP_MAGIC):  # an .xlsx saved under a .csv name is read as one
         return _xlsx_open(path, name)
     return _csv_open(path, name)
-
-
-def _encoding_detect(path: Path, name: str) -> str:
-    """UTF-16 with its BOM (Excel's "Unicode text"), UTF-8 (with or without BOM) if the whole file decodes as
-    UTF-8, else GB18030 (a superset of GBK). A NUL byte is in no text of those (but UTF-16): the file is refused as
-    what it probably is, rather than as an unknown encoding."""
-    with path.open("rb") as handle:
-        start = handle.read(2)
-    if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        return "utf-16"
-    for encoding in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        with path.open("rb") as handle:
-            try:
-                while block := handle.read(1 << 20):
-                    if b"\0" in block:
-                        raise ImportFileError(
-                            _("%(name)s contains NUL bytes, which no CSV text has: it is probably not a CSV file (a "
-                              "workbook or another file renamed), or UTF-16 text without its byte order mark; save "
-                              "it as CSV UTF-8 or .xlsx") % {"name": name}, code="bad_encoding")
-                    decoder.decode(block)
-                decoder.decode(b"", final=True)
-                return "utf-8-sig" if encoding == "utf-8" else encoding
-            except UnicodeDecodeError:
-                continue
-    raise ImportFileError(_("%(name)s is neither UTF-8 nor GBK text; save it as CSV UTF-8 or .xlsx")
-                          % {"name": name}, code="bad_encoding")
 
 
 # The csv module refuses a cell over 131,072 characters with an error that ends the whole file, so one pasted-in
@@ -326,7 +346,7 @@ def _csv_open(path: Path, name: str) -> Table:
     the file names it on an Excel 'sep=;' first line (not counted as a row, as Excel does not show it). Counting
     separators per line did not work: a tab file with a comma in an address, or a comma file with semicolons in its
     notes, was split at the wrong one and had no header."""
-    encoding = _encoding_detect(path, name)
+    encoding = encoding_detect(path, name)
     handle = path.open("r", encoding=encoding, newline="")
     sample = handle.read(1 << 16)
     handle.seek(0)
@@ -359,7 +379,10 @@ def _csv_open(path: Path, name: str) -> Table:
                     best, delimiter = rank, candidate
         if sep is not None:
             handle.readline()
-        return rows(csv.reader(handle, delimiter=delimiter))
+        # strict: a quote never closed is an error, not the rest of the file read into one cell (a note swallowing
+        # every row after it, silently)
+        return rows(csv.reader(lines_bounded(handle, delimiter, name, first=2 if sep else 1), delimiter=delimiter,
+                               strict=True))
 
     def rows(reader) -> Iterator:
         # Count records, not physical lines: a quoted cell with a line break is still one spreadsheet row.
@@ -369,8 +392,18 @@ def _csv_open(path: Path, name: str) -> Table:
                 if any(cell.strip() for cell in cells):
                     yield number, cells
         except csv.Error as exc:
-            raise ImportFileError(_("Row %(row)s of %(name)s cannot be read: %(error)s")
-                                  % {"row": number + 1, "name": name, "error": exc}, code="bad_file")
+            row = {"row": number + 1, "name": name}
+            if str(exc) == "unexpected end of data":
+                raise ImportFileError(_("Row %(row)s of %(name)s opens a quote (\") that is never closed, so the rest "
+                                        "of the file would be one cell: close the quote, or save the file again "
+                                        "from Excel") % row, code="bad_file")
+            if str(exc).endswith(" expected after '\"'"):
+                raise ImportFileError(_("Row %(row)s of %(name)s has text after the closing quote (\") of a cell: a "
+                                        "space before the next comma, a quote opened in that row and closed on a "
+                                        "later one, or a quote inside a quoted cell not doubled (\"\"); correct the "
+                                        "row, or save the file again from Excel") % row, code="bad_file")
+            raise ImportFileError(_("Row %(row)s of %(name)s cannot be read: %(error)s") % {**row, "error": exc},
+                                  code="bad_file")
 
     return Table(path, [], handle.close, name=name, choose=choose)
 
@@ -381,8 +414,14 @@ def _xlsx_open(path: Path, name: str) -> Table:
 
     handle = path.open("rb")  # a file object: openpyxl would refuse a workbook named .csv by its extension
     try:
+        zip_bomb_check(handle, name)
+    except ImportFileError:
+        handle.close()
+        raise
+    try:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException, ParseError, zlib.error, EOFError,
+            IndexError, TypeError) as exc:  # a part's XML that does not parse (styles, shared texts) was a traceback
         handle.close()
         raise ImportFileError(_("%(name)s is not a valid .xlsx workbook (%(error)s)") % {"name": name,
                                                                                         "error": exc},
@@ -396,9 +435,19 @@ def _xlsx_open(path: Path, name: str) -> Table:
         # The sheet's stated dimension is not trusted: Excel and other writers often claim a used range of up to
         # 1,048,576 rows × 16,384 columns, and openpyxl would pad every row to that width.
         sheet.reset_dimensions()
-        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-            if any(v is not None and (not isinstance(v, str) or v.strip()) for v in cells):
-                yield number, cells
+        number = 0
+        try:
+            for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):  # noqa: B007 (in the except)
+                if any(v is not None and (not isinstance(v, str) or v.strip()) for v in cells):
+                    yield number, cells
+        except (ParseError, ValueError, TypeError, IndexError, KeyError, EOFError, OSError, zipfile.BadZipFile,
+                zlib.error) as exc:
+            # The sheet's XML is read as the rows are: broken XML, a cell of another type than it says ('abc' as a
+            # number), a shared text that is not there. It was a traceback (a 500 on the page).
+            raise ImportFileError(
+                _("Row %(row)s of the sheet “%(sheet)s” of %(name)s cannot be read: the workbook is damaged (%(error)s); "
+                  "open it in Excel and save it again") % {"row": number + 1, "sheet": sheet.title, "name": name,
+                                                           "error": str(exc)[:200]}, code="bad_file")
 
     sheets = [s for s in workbook.worksheets if getattr(s, "sheet_state", "visible") == "visible"]
     hidden = [s for s in workbook.worksheets if s not in sheets]

@@ -16,7 +16,8 @@ from decimal import Decimal, InvalidOperation
 from phonenumbers import PhoneMetadata
 from pypinyin import lazy_pinyin
 
-from smileloop.core.money import yuan_to_fen
+from smileloop.core.bounds import MAX_FEN, MAX_QUANTITY
+from smileloop.core.money import fen_to_yuan, yuan_to_fen
 from smileloop.customers.normalize import INVISIBLE, date_parse, kinship_parse, phone_normalize, pinyin_keys
 from smileloop.imports.services.reading import cell_text
 from smileloop.visits.enums import PaymentMethod
@@ -47,6 +48,9 @@ def phone_parse(raw) -> str:
 
 # Two numbers in one phone cell, as PMS exports and hand-kept sheets write them: 138…/139…, 138…，139…, 138…、139…,
 # 138… 或 139…; whitespace separates numbers only when every part is a whole number on its own ('138 0013 8000' is one).
+# Characters of a phone cell: three numbers with words beside them fit. The patterns that read a longer cell are not
+# linear in its length (20,000 colons and a digit took 9 s, a cell may hold 16 million): refused before they run.
+PHONE_CELL_MAX = 100
 _NUMBER_SEPARATORS = re.compile(r"\s*(?:[/,;，；、|]|\s或\s?|或|\sor\s)\s*", re.IGNORECASE)
 MAX_CELL_NUMBERS = 3
 
@@ -60,6 +64,8 @@ def phone_numbers_parse(raw) -> list[str]:
     except ValueError as exc:
         error = exc
     text = unicodedata.normalize("NFKC", cell_text(raw)).strip()
+    if len(text) > PHONE_CELL_MAX:
+        raise ValueError(f"is longer than {PHONE_CELL_MAX} characters")
     parts = [p for p in _NUMBER_SEPARATORS.split(text) if p.strip()]
     by_space = len(parts) < 2
     if by_space:
@@ -114,6 +120,8 @@ def phone_cell_parse(raw) -> PhoneCell:
         return PhoneCell(phone_numbers_parse(raw))
     except ValueError as exc:
         error = exc
+    if len(cell_text(raw)) > PHONE_CELL_MAX:
+        raise error
     text = text_formula_value(raw)
     if text is not raw:
         return phone_cell_parse(text)
@@ -225,6 +233,8 @@ def phone_fallback_parse(raw) -> str | None:
     try:
         return phone_parse(raw)
     except ValueError:
+        if len(text) > PHONE_CELL_MAX:
+            raise ValueError(f"is longer than {PHONE_CELL_MAX} characters") from None
         match = _EXTENSION.fullmatch(unicodedata.normalize("NFKC", text))
         if match is not None:
             try:
@@ -337,6 +347,8 @@ def decimal_parse(raw, *, bound: int) -> Decimal:
 
 
 def quantity_parse(raw) -> int:
+    """A line's quantity, 1 to MAX_QUANTITY as through the API: a larger one overflowed the database's integer (a
+    traceback on writing) or, times a price, the order's total."""
     text = cell_text(raw)
     if not text:
         return 1
@@ -346,6 +358,8 @@ def quantity_parse(raw) -> int:
         raise ValueError("must be a whole number ≥ 1")
     if value != value.to_integral_value() or value < 1:
         raise ValueError("must be a whole number ≥ 1")
+    if value > MAX_QUANTITY:
+        raise ValueError(f"must be at most {MAX_QUANTITY}")
     return int(value)
 
 
@@ -387,9 +401,24 @@ def formula_or(raw, message: str) -> str:
     return message
 
 
+YUAN_MAX_LENGTH = 40  # characters of an amount: '¥10,000,000,000.00 元' is 19
+
+
 def yuan_parse(raw, *, field: str) -> int:
-    """An amount in fen: core.money.yuan_to_fen (¥ ￥ and thousands commas allowed), and a trailing 元 too."""
-    return yuan_to_fen(cell_text(raw).removesuffix("元").rstrip(), field=field)
+    """An amount in fen: core.money.yuan_to_fen (¥ ￥ and thousands commas allowed), and a trailing 元 too; at most
+    MAX_FEN, as through the API (lines × quantities of larger ones overflowed the order's total)."""
+    text = cell_text(raw).removesuffix("元").rstrip()
+    if len(text) > YUAN_MAX_LENGTH:  # Decimal's arithmetic on 200,000 digits took 2 s
+        raise ValueError("must be a number of yuan")
+    try:
+        fen = yuan_to_fen(text, field=field)
+    except ArithmeticError:  # decimal.Overflow: '1e999999999' was a traceback
+        fen = -MAX_FEN - 1 if text.lstrip().startswith("-") else MAX_FEN + 1
+    if fen < -MAX_FEN:
+        raise ValueError("must not be negative")
+    if fen > MAX_FEN:
+        raise ValueError(f"must be at most {fen_to_yuan(MAX_FEN)}")
+    return fen
 
 
 _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
@@ -406,6 +435,7 @@ _DATETIME = re.compile(
     r"\s*(?P<zone>Z|UTC|GMT|(?:UTC|GMT)?\s*[+-]\d{1,2}(?::?\d{2})?)?)?",
     re.IGNORECASE)
 _ZONE_OFFSET = re.compile(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?")
+DATETIME_MAX = 64  # characters: '2024年3月1日 下午 2:30:15 GMT+08:00' is 31
 DATETIME_FORMAT = "is not a date and time (use 2024-03-01 14:30, 2024/3/1 2:30 PM or 2024-03-01T06:30:00Z)"
 
 
@@ -420,6 +450,8 @@ def datetime_parse(raw, *, tz: zoneinfo.ZoneInfo) -> dt.datetime:
         return moment.replace(tzinfo=tz)
     if isinstance(raw, str):
         text = unicodedata.normalize("NFKC", cell_text(raw))
+        if len(text) > DATETIME_MAX:  # no date and time is longer; the pattern is not linear in a longer cell's length
+            raise ValueError(DATETIME_FORMAT)
         match = _DATETIME.fullmatch(text)
         if match is not None:
             return _datetime_of(match, tz)

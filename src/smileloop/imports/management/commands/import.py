@@ -12,6 +12,7 @@ from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import DomainError
 from smileloop.customers.services import clinic_resolve
 from smileloop.imports.services import customers_import, orders_import
+from smileloop.imports.services.reading import SUMMARY_ROWS_KEPT
 
 MAX_ERRORS_PRINTED = 50
 
@@ -48,6 +49,9 @@ class Command(BaseCommand):
             column, sep, field = item.partition("=")
             if not sep or not column.strip() or not field.strip():
                 raise CommandError(f"--map {item!r}: use COLUMN=FIELD, e.g. --map '联系方式=mobile'")
+            if column_map.get(column.strip(), field.strip()) != field.strip():  # the last one silently won
+                raise CommandError(f"--map names the column {column.strip()!r} twice "
+                                   f"({column_map[column.strip()]!r} and {field.strip()!r}); give it one field")
             column_map[column.strip()] = field.strip()
         kwargs = {"path": options["file"], "chain": chain, "actor": actor, "column_map": column_map,
                   "skip_invalid": options["skip_invalid"], "dry_run": options["dry_run"]}
@@ -86,7 +90,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{report.relative_numbers} relatives' numbers kept in the notes{linked}")
         if report.summary_rows:
             lines = ", ".join(f"row {r['row']} {r['value']!r}" for r in report.summary_rows[:5])
-            more = f" and {len(report.summary_rows) - 5} more" if len(report.summary_rows) > 5 else ""
+            plus = "+" if len(report.summary_rows) >= SUMMARY_ROWS_KEPT else ""  # only so many are listed
+            more = f" and {len(report.summary_rows) - 5}{plus} more" if len(report.summary_rows) > 5 else ""
             self.stdout.write(f"set aside as summary lines, not data: {lines}{more}")
         if report.sheets_skipped:
             skipped = ", ".join(f"“{title}”" for title in report.sheets_skipped)
