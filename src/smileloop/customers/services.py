@@ -1126,7 +1126,10 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         raise ValidationFailed([FieldError("merged", "cannot merge a customer into itself", str(merged.id))])
     # Both rows locked in one order (by id), whichever is kept: two merges of one pair in opposite directions (two
     # staff members at once) wait for each other instead of deadlocking; the second then finds its record merged.
-    locked = {c.pk: c for c in Customer.objects.select_for_update().filter(
+    # NO KEY: a bill being paid for either (a family member's, from the holder's wallet) checks its foreign keys to
+    # them at commit (a KEY SHARE lock); a plain FOR UPDATE blocked that check while the merge waited for the
+    # wallet the bill holds (ledger accounts_merge), a deadlock. Two merges still wait for each other.
+    locked = {c.pk: c for c in Customer.objects.select_for_update(no_key=True).filter(
         pk__in=[survivor.pk, merged.pk]).order_by("pk")}
     if len(locked) < 2:
         raise NotFound("Customer not found")

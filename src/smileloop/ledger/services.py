@@ -783,11 +783,19 @@ def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
     """Merge hook: the merged customer's balances move to the survivor's accounts, each lot into a new lot keeping
     its dates and naming the lot it carries on (`lot_heirs`); emptied accounts are closed. Runs inside
     customer_merge's transaction."""
-    for account in Account.objects.filter(customer=merged, code__isnull=True, closed_at__isnull=True):
-        target = Account.objects.filter(chain_id=account.chain_id, kind=account.kind, customer=survivor,
-                                        code__isnull=True, closed_at__isnull=True).first()
+    accounts = list(Account.objects.filter(customer=merged, code__isnull=True, closed_at__isnull=True).order_by("id"))
+    targets = {a.kind: a for a in Account.objects.filter(customer=survivor, code__isnull=True, closed_at__isnull=True,
+                                                          kind__in=[a.kind for a in accounts])}
+    # Locked (in id order, with the survivor's) before their balances and lots are read: read first, a posting that
+    # committed in between (an award at another terminal) was left on the closed account, or its lot made the move
+    # take more than the balance read and the merge failed. A posting waiting for these locks meanwhile finds the
+    # account closed (ledger_post refuses a credit to it) once the merge commits.
+    accounts_lock([a.id for a in accounts] + [t.id for t in targets.values()])
+    for account in accounts:
+        target = targets.get(account.kind)
         if target is None:
             continue  # the generic merge re-points this account to the survivor
+        account.refresh_from_db(fields=["balance", "closed_at"])
         if account.balance:
             held = list(Lot.objects.filter(account=account, remaining__gt=0).order_by("id"))
             splits = [(lot.remaining, LotTerms(lot.earned_at, lot.available_at, lot.expires_at, moved_from=lot.id))

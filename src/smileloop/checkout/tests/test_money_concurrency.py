@@ -267,11 +267,6 @@ def test_a_customers_own_bills_racing_their_merge_land_on_the_survivor_or_are_re
     _books_balance(chain)
 
 
-@pytest.mark.xfail(strict=False, reason="a known deadlock, reported (not strict: it takes the race to meet it): "
-                                        "customer_merge locks both rows FOR UPDATE, which blocks the commit-time "
-                                        "foreign-key check of a family bill holding the merged holder's wallet, while "
-                                        "ledger.accounts_merge waits for that wallet; and accounts_merge reads the "
-                                        "balances and lots before locking the accounts (another engineer is changing it)")
 def test_a_family_members_bills_on_a_holders_wallet_racing_the_holders_merge_never_deadlock(
         chain, clinic_a, catalogue, admin_scope):
     _postgres_only()

@@ -218,11 +218,6 @@ def test_one_api_top_up_key_sent_at_once_with_two_bodies_tops_up_once(chain, wan
     _books_balance(chain)
 
 
-@pytest.mark.xfail(strict=False, reason="a known defect, reported (not strict: it takes the race to meet it): "
-                                        "ledger.accounts_merge reads the merged record's balance and lots before "
-                                        "locking its accounts, so an award committed in between stays on the closed "
-                                        "account, or the merge fails ('takes more from lots than the debit'); another "
-                                        "engineer is changing accounts_merge")
 def test_points_awarded_while_the_customer_is_merged_land_on_the_survivor_or_are_refused(
         chain, clinic_a, wang, rules, now, admin_scope):
     _postgres_only()
