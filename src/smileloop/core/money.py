@@ -17,6 +17,8 @@ def yuan_to_fen(value, *, field: str = "amount") -> int:
         raise ValidationFailed([FieldError(field, "must be a number of yuan", str(value))])
     if not amount.is_finite():
         raise ValidationFailed([FieldError(field, "must be a finite number", str(value))])
+    if amount and amount.adjusted() > 16:  # 10^17 yuan and up: far past any bound (1e999999999 overflowed Decimal)
+        raise ValidationFailed([FieldError(field, "is far too large an amount", str(value)[:40])])
     fen = amount * 100
     if fen != fen.to_integral_value():
         raise ValidationFailed([FieldError(field, "has more than 2 decimal places", str(value))])
