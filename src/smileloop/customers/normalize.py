@@ -168,13 +168,22 @@ def name_masked(name: str) -> str:
 _AGE = re.compile(r"^\s*\d{1,3}\s*(岁|周岁|yrs?|years?( old)?)\s*$", re.IGNORECASE)
 
 
+BIRTH_YEAR = "is a year, not a date of birth: write the whole date (1990-01-05)"
+
+
 def birthday_parse(raw, today: dt.date | None = None) -> dt.date:
+    """date_parse for a date of birth: not in the future, not before 1900, not an age ("35岁"), and not a year alone
+    (date_parse reads 4 digits as an Excel day number: '1990' was 1905-06-12)."""
     if isinstance(raw, str) and _AGE.match(to_halfwidth(raw)):
         raise ValueError("is an age, not a date of birth")
-    value = date_parse(raw)
     # The chain's calendar day (settings.TIME_ZONE), not the server's: a baby born at 02:00 in Shanghai is
     # born "today" while the UTC date is still yesterday.
     today = today or timezone.localdate()
+    text = to_halfwidth(str(raw)).strip().removesuffix(".0") if isinstance(raw, (str, int, float)) \
+        and not isinstance(raw, bool) else ""
+    if len(text) == 4 and text.isdigit() and 1900 <= int(text) <= today.year:
+        raise ValueError(BIRTH_YEAR)
+    value = date_parse(raw)
     if value > today:
         raise ValueError("is in the future")
     if value.year < 1900:

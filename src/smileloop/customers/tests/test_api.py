@@ -170,6 +170,14 @@ def test_upsert_lists_every_bad_field_and_writes_nothing(client, clinic_a, token
     assert Customer.objects.count() == 0
 
 
+def test_upsert_refuses_a_birth_year_alone_instead_of_storing_a_day_in_1905(client, clinic_a, token_a):
+    response = post(client, UPSERT, {"name": "张三", "mobile": "138 0013 8000", "birthday": "1990"}, token=token_a)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "body.birthday", "value": "1990",
+                                          "message": "is a year, not a date of birth: write the whole date (1990-01-05)"}]
+    assert Customer.objects.count() == 0
+
+
 def test_a_malformed_body_is_422_with_dotted_field_paths_and_writes_nothing(client, clinic_a, token_a):
     # when
     response = post(client, UPSERT, {"mobile": "13800138000", "latitude": "north",

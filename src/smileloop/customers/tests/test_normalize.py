@@ -167,6 +167,16 @@ def test_an_age_in_the_birthday_column_is_named_as_such(age):
         birthday_parse(age)
 
 
+@pytest.mark.parametrize("year", ["1990", "１９９０", 1990, 1990.0, "1990.0"])
+def test_a_year_alone_is_named_as_such_not_read_as_an_excel_day_in_1905(year):
+    from smileloop.customers.normalize import birthday_parse
+
+    with pytest.raises(ValueError, match="is a year, not a date of birth"):
+        birthday_parse(year)
+    # while an Excel day number of a real birthday (32878: 1990-01-05) is still one
+    assert birthday_parse(32878).isoformat() == "1990-01-05"
+
+
 @pytest.mark.parametrize(("name", "gender"), [
     ("王女士", Gender.FEMALE), ("李先生", Gender.MALE), ("陈小姐", Gender.FEMALE), ("王芳", None), ("女士", None),
     ("先生", None),

@@ -97,7 +97,6 @@ _FILLABLE_FIELDS = ["id", "chain_id", "name", "mobile_tail", "first_touch_at",
 # (imports.messages), whoever ran the check.
 OUT_OF_SCOPE = "belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"
 CLINIC_REQUIRED = "is required: you see only your clinics' patients, so name one of them"
-BIRTH_YEAR = "is a year, not a date of birth: write the whole date (1990-01-05)"
 NAME_DIFFERS = ("differs from the name of the person with this phone ({name}): the row is merged into them, and their "
                 "name is kept")
 
@@ -407,9 +406,6 @@ class _CustomerImport:
         if name == "gender":
             return gender_parse(cell_text(raw))
         if name == "birthday":
-            text = cell_text(raw)
-            if len(text) == 4 and text.isdigit() and 1900 <= int(text) <= self.today.year:
-                raise ValueError(BIRTH_YEAR)  # read as an Excel day number, '1990' was 1905-06-12
             return birthday_parse(raw.strip() if isinstance(raw, str) else raw, today=self.today)
         if name == "home_clinic":
             clinic_id = self.clinics.resolve(raw)
