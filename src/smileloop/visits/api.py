@@ -28,7 +28,7 @@ from smileloop.core.api import (
     referenced_by,
     render,
 )
-from smileloop.core.bounds import MAX_BILL_LINES
+from smileloop.core.bounds import MAX_BILL_LINES, MAX_QUANTITY
 from smileloop.core.errors import PermissionDenied
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -49,7 +49,7 @@ router = Router(tags=["visits"])
 
 ClinicRefIn = Annotated[IdOrCode, Field(description="Clinic id or code")]
 StaffRefIn = Annotated[IdOrCode | None, Field(description="Staff id or username")]
-Quantity = Annotated[int, Field(ge=1, le=10_000), WholeNumber]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), WholeNumber]
 Seq = Annotated[int, Field(ge=1, le=10_000, description="The step's number in the plan")]
 
 
