@@ -757,13 +757,12 @@ def lots_expire(*, chain_id: int, as_of: dt.datetime | None = None) -> int:
     count = 0
     accounts = Account.objects.in_bulk(list(by_account))
     for account_id, lots in by_account.items():
-        count += len(lots)
-        _expire_account(accounts[account_id], lots, as_of)
+        count += _expire_account(accounts[account_id], lots, as_of)
     return count
 
 
 @transaction.atomic
-def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) -> None:
+def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) -> int:
     """The account and its sink are locked together, in id order, before its lots are read again: the account alone
     first, then the sink when posting, took them against the id order whenever the account is younger than the
     sink (a gift card issued after the chain's system accounts), and deadlocked with gift cards' own expiry
@@ -772,11 +771,12 @@ def _expire_account(account: Account, lots: dict[int, int], as_of: dt.datetime) 
     accounts_lock([account.id, sink.id])
     fresh = dict(Lot.objects.filter(id__in=list(lots), remaining__gt=0).values_list("id", "remaining"))
     if not fresh:
-        return
+        return 0  # a concurrent run expired them while this one waited for the lock: not counted twice
     total = sum(fresh.values())
     ledger_post(chain_id=account.chain_id, key=f"expire:{account.id}:{min(fresh)}:{as_of.isoformat()}",
                 reason=EntryReason.EXPIRE, source=f"expiry:{timezone.localdate(as_of).isoformat()}", at=as_of,
                 postings=[Posting(account, -total, take=fresh), Posting(sink, total)])
+    return len(fresh)
 
 
 def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
