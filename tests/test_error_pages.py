@@ -182,3 +182,54 @@ def test_a_fault_under_api_that_no_endpoint_caught_is_a_json_500_in_the_apis_err
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == {"code": "server_error", "errors": [],
                                "message": "An internal error stopped this request; it was logged."}
+
+
+def test_a_post_larger_than_a_page_takes_is_refused_unread_in_the_readers_language(front_desk_a, settings):
+    # given a limit of 2,000 bytes for every page but the import's upload
+    settings.REQUEST_BODY_MAX_BYTES = 2000
+    client = Client(raise_request_exception=False)
+    client.force_login(front_desk_a.user)
+    # when a form of 5,000 bytes is posted to the new-customer page, as a Chinese reader
+    response = client.post(reverse("customers:create"), {"name": "张三", "mobile": "13800138000", "notes": "备" * 1600},
+                           HTTP_ACCEPT_LANGUAGE="zh-hans")
+    # then a 413 page in Chinese, and nothing saved
+    assert response.status_code == 413
+    assert "内容过大" in response.text and "（2.0\xa0KB）" in response.text
+    assert not Customer.objects.exists()
+    # and a small post still reaches the page
+    assert client.post(reverse("customers:create"), {"name": ""}).status_code != 413
+
+
+def test_an_api_body_over_the_limit_is_a_json_413_before_it_is_read(front_desk_a, settings):
+    from smileloop.clinics.services import token_create
+
+    settings.REQUEST_BODY_MAX_BYTES = 2000
+    token = token_create(username=front_desk_a.user.username)
+    response = Client(raise_request_exception=False).post(
+        "/api/customers/upsert", {"name": "张" * 2000, "mobile": "13800138000"}, content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-huge"})
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+    assert not Customer.objects.exists()
+
+
+def test_an_import_upload_over_its_limit_is_refused_before_the_file_reaches_the_disk(director_a, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from smileloop.imports.models import ImportBatch
+
+    # given an import limit of 1,000 bytes (the page takes that and 1 MiB of form) and an empty upload folder
+    settings.SMILELOOP_IMPORT_MAX_BYTES = 1000
+    settings.SMILELOOP_IMPORT_DIR = str(tmp_path)
+    client = Client(raise_request_exception=False)
+    client.force_login(director_a.user)
+    big = SimpleUploadedFile("患者.csv", b"name,phone\n" + b"x" * (2 * 1024 * 1024), content_type="text/csv")
+    # when a 2 MiB file is uploaded
+    response = client.post(reverse("imports:upload"), {"kind": "customers", "file": big})
+    # then 413, no batch, nothing kept
+    assert response.status_code == 413
+    assert not ImportBatch.objects.exists() and list(tmp_path.iterdir()) == []
+    # while a file under the page's limit still reaches the form (which names its own 1,000-byte limit)
+    small = SimpleUploadedFile("患者.csv", b"name,phone\n" + b"x" * 5000, content_type="text/csv")
+    answer = client.post(reverse("imports:upload"), {"kind": "customers", "file": small})
+    assert answer.status_code == 400 and "1000" in answer.text.replace(",", "").replace("\u00a0", "")

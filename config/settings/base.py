@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "smileloop.core.middleware.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Before any view reads the body (CSRF's check parses a form): the reader's language and login are known by now.
+    "smileloop.core.middleware.RequestSizeLimitMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "smileloop.clinics.middleware.PasswordChangeRequiredMiddleware",
     "smileloop.core.middleware.DatabaseBusyMiddleware",
@@ -179,7 +181,11 @@ API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
 # a client name its own address.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# A request body (all but the import page's upload, which takes SMILELOOP_IMPORT_MAX_BYTES) is refused above this by
+# its Content-Length before anything reads it (core.middleware.RequestSizeLimitMiddleware): no form or API call of
+# ours comes near it (the largest, a bulk tagging of 10,000 patients, is about 100 KB).
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -119,3 +119,45 @@ class SessionTimeoutMiddleware:
             return
         logout(request)
         request.session[SESSION_ENDED] = ended
+
+
+class RequestSizeLimitMiddleware:
+    """A request whose body is larger than its path may take is refused (413) by its Content-Length, before anything
+    reads it. Django parses a form for the CSRF check before any view runs and writes its files to disk as it goes: a
+    2 GB post to any page filled the disk first, and the import page's own size check came only after the whole file
+    was there. The import upload may carry SMILELOOP_IMPORT_MAX_BYTES (and 1 MiB of the form around it), every other
+    request REQUEST_BODY_MAX_BYTES. (A body sent without a Content-Length is left to Django's own limits and, behind
+    a proxy, the proxy's: see the README's production notes.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length and length > self._limit(request):
+            return self._refuse(request, self._limit(request))
+        return self.get_response(request)
+
+    @staticmethod
+    def _limit(request) -> int:
+        from django.urls import reverse
+
+        if request.path_info == reverse("imports:upload"):
+            return settings.SMILELOOP_IMPORT_MAX_BYTES + 1024 * 1024
+        return settings.REQUEST_BODY_MAX_BYTES
+
+    @staticmethod
+    def _refuse(request, limit: int):
+        from django.http import JsonResponse
+        from django.template.defaultfilters import filesizeformat
+
+        from smileloop.core.api import error_body
+
+        if request.path_info.startswith(settings.API_PATH_PREFIX):
+            return JsonResponse(error_body("too_large", f"The request body is larger than the {limit} bytes this "
+                                                        "endpoint accepts; nothing was read or written"), status=413)
+        with reader_language(request):
+            return render(request, error_template(request, "413.html"), {"limit": filesizeformat(limit)}, status=413)
