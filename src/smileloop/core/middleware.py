@@ -121,6 +121,10 @@ class SessionTimeoutMiddleware:
         request.session[SESSION_ENDED] = ended
 
 
+def _import_limit() -> int:
+    return settings.SMILELOOP_IMPORT_MAX_BYTES + 1024 * 1024  # the file and the form around it
+
+
 class RequestSizeLimitMiddleware:
     """A request whose body is larger than its path may take is refused (413) by its Content-Length, before anything
     reads it. Django parses a form for the CSRF check before any view runs and writes its files to disk as it goes: a
@@ -137,8 +141,10 @@ class RequestSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > settings.REQUEST_BODY_MAX_BYTES and length > self._limit(request):
-            return self._refuse(request, self._limit(request))
+        if length > min(settings.REQUEST_BODY_MAX_BYTES, _import_limit()):  # (no URL look-up for most requests)
+            limit = self._limit(request)
+            if length > limit:
+                return self._refuse(request, limit)
         return self.get_response(request)
 
     @staticmethod
@@ -149,9 +155,7 @@ class RequestSizeLimitMiddleware:
             upload = reverse("imports:upload")
         except NoReverseMatch:  # a URLconf without the import (a test's)
             upload = None
-        if request.path_info == upload:
-            return max(settings.SMILELOOP_IMPORT_MAX_BYTES + 1024 * 1024, settings.REQUEST_BODY_MAX_BYTES)
-        return settings.REQUEST_BODY_MAX_BYTES
+        return _import_limit() if request.path_info == upload else settings.REQUEST_BODY_MAX_BYTES
 
     @staticmethod
     def _refuse(request, limit: int):
