@@ -6,6 +6,8 @@ from django.utils.translation import get_language, gettext
 
 from smileloop.core.errors import FieldError, ValidationFailed
 
+AMOUNT_TOO_LARGE = "is far too large an amount"
+
 
 def yuan_to_fen(value, *, field: str = "amount") -> int:
     """'12.5' / Decimal('12.50') / 12 → 1250. Refuses floats' imprecision by going through str."""
@@ -18,7 +20,7 @@ def yuan_to_fen(value, *, field: str = "amount") -> int:
     if not amount.is_finite():
         raise ValidationFailed([FieldError(field, "must be a finite number", str(value))])
     if amount and amount.adjusted() > 16:  # 10^17 yuan and up: far past any bound (1e999999999 overflowed Decimal)
-        raise ValidationFailed([FieldError(field, "is far too large an amount", str(value)[:40])])
+        raise ValidationFailed([FieldError(field, AMOUNT_TOO_LARGE, str(value)[:40])])
     fen = amount * 100
     if fen != fen.to_integral_value():
         raise ValidationFailed([FieldError(field, "has more than 2 decimal places", str(value))])

@@ -17,7 +17,8 @@ from phonenumbers import PhoneMetadata
 from pypinyin import lazy_pinyin
 
 from smileloop.core.bounds import MAX_FEN, MAX_QUANTITY
-from smileloop.core.money import fen_to_yuan, yuan_to_fen
+from smileloop.core.errors import ValidationFailed
+from smileloop.core.money import AMOUNT_TOO_LARGE, fen_to_yuan, yuan_to_fen
 from smileloop.customers.normalize import INVISIBLE, date_parse, kinship_parse, phone_normalize, pinyin_keys
 from smileloop.imports.services.reading import cell_text
 from smileloop.visits.enums import PaymentMethod
@@ -412,7 +413,9 @@ def yuan_parse(raw, *, field: str) -> int:
         raise ValueError("must be a number of yuan")
     try:
         fen = yuan_to_fen(text, field=field)
-    except ArithmeticError:  # decimal.Overflow: '1e999999999' was a traceback
+    except ValidationFailed as exc:  # '1e999999999': named by the bound it is past, as any amount over it
+        if exc.errors[0].message != AMOUNT_TOO_LARGE:
+            raise
         fen = -MAX_FEN - 1 if text.lstrip().startswith("-") else MAX_FEN + 1
     if fen < -MAX_FEN:
         raise ValueError("must not be negative")
