@@ -379,7 +379,11 @@ def test_an_events_detail_names_its_keys_in_the_readers_language(client, people)
                .context["rows"]}
     english = {row["event"].action: row["detail"] for row in client.get(URL, HTTP_ACCEPT_LANGUAGE="en")
                .context["rows"]}
-    # then the keys are words of each language; ids, codes and a key nobody named are shown as stored
-    assert chinese["customer.merge"] == "被合并的档案: 7; 转移的记录: visits.Order=2"
-    assert chinese["import.customers"] == "文件: 患者.xlsx; 行数: 3; 新建: 2; 合并: 1; 跳过: 0; unknown_key: x"
-    assert english["customer.merge"] == "Merged record: 7; Records moved: visits.Order=2"
+    # then the keys are words of each language; ids, codes and a key nobody named are shown as stored (in the order
+    # the database keeps them: PostgreSQL's jsonb sorts an object's keys)
+    def parts(text):
+        return sorted(text.split("; "))
+
+    assert parts(chinese["customer.merge"]) == parts("被合并的档案: 7; 转移的记录: visits.Order=2")
+    assert parts(chinese["import.customers"]) == parts("文件: 患者.xlsx; 行数: 3; 新建: 2; 合并: 1; 跳过: 0; unknown_key: x")
+    assert parts(english["customer.merge"]) == parts("Merged record: 7; Records moved: visits.Order=2")
