@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -23,51 +24,58 @@ class Customer(TimeStampedModel):
     """One person. A merged record stays as a tombstone pointing at its survivor (`merged_into`)."""
 
     # Foreign keys covered by a composite index below skip their own index (fewer indexes = faster bulk loads).
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="customers", db_index=False)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="customers", db_index=False,
+                              verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=50)
     mobile = models.CharField(_("mobile"), max_length=20, null=True, blank=True)  # E.164
-    mobile_tail = models.CharField(max_length=4, blank=True, default="")
+    mobile_tail = models.CharField(max_length=4, blank=True, default="", verbose_name=_("phone tail"))
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, default=Gender.UNKNOWN)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     address = models.CharField(_("address"), max_length=255, blank=True)
     community = models.CharField(_("community"), max_length=100, blank=True)
-    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
-    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True,
+                                   verbose_name=_("latitude"))
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True,
+                                    verbose_name=_("longitude"))
     home_clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
                                     related_name="customers", verbose_name=_("home clinic"))
     consultant = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
-                                   related_name="customers", verbose_name=_("consultant"))  # customer_consultant
+                                   related_name="customers",  # customer_consultant
+                                   verbose_name=_("consultant"))
     stage = models.CharField(_("stage"), max_length=16, choices=Stage.choices, default=Stage.LEAD)
     # Lifecycle bookkeeping, written only by customers.services.customer_stage_advance and lifecycle's
     # set-based derive/job: the highest progress stage ever reached (where a dormant or lost customer
     # returns to), the stage before the last change and when it changed.
     stage_reached = models.CharField(_("highest stage reached"), max_length=16, choices=Stage.choices,
                                      default=Stage.LEAD, db_default=Stage.LEAD)
-    stage_prev = models.CharField(max_length=16, blank=True, default="", db_default="")
-    stage_changed_at = models.DateTimeField(null=True, blank=True)
+    stage_prev = models.CharField(max_length=16, blank=True, default="", db_default="",
+                                  verbose_name=_("previous stage"))
+    stage_changed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("stage changed"))
     notes = models.TextField(_("notes"), blank=True)
 
     first_touch_channel = models.CharField(_("source"), max_length=32, choices=Channel.choices, blank=True)
-    first_touch_campaign = models.CharField(max_length=100, blank=True)
+    first_touch_campaign = models.CharField(max_length=100, blank=True,
+                                            verbose_name=_("first-touch campaign"))
     first_touch_staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                          db_index=False)
-    first_touch_at = models.DateTimeField(null=True, blank=True)
-    last_touch_channel = models.CharField(max_length=32, choices=Channel.choices, blank=True)
-    last_touch_campaign = models.CharField(max_length=100, blank=True)
+                                          db_index=False, verbose_name=_("first-touch staff member"))
+    first_touch_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first touch"))
+    last_touch_channel = models.CharField(max_length=32, choices=Channel.choices, blank=True,
+                                          verbose_name=_("last-touch channel"))
+    last_touch_campaign = models.CharField(max_length=100, blank=True, verbose_name=_("last-touch campaign"))
     last_touch_staff = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                         db_index=False)
-    last_touch_at = models.DateTimeField(null=True, blank=True)
+                                         db_index=False, verbose_name=_("last-touch staff member"))
+    last_touch_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last touch"))
 
     # Maintained by the visits services (set-based updates), so lists and segments need no joins.
-    first_visit_at = models.DateTimeField(null=True, blank=True)
-    last_visit_at = models.DateTimeField(null=True, blank=True)
+    first_visit_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first visit"))
+    last_visit_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last visit"))
     # Arrived or completed appointments, plus the days with a paid bill and no such appointment (walk-ins).
-    visit_count = models.PositiveIntegerField(default=0)
-    lifetime_spend_fen = models.BigIntegerField(default=0)
+    visit_count = models.PositiveIntegerField(default=0, verbose_name=_("visits"))
+    lifetime_spend_fen = models.BigIntegerField(default=0, verbose_name=_("lifetime spend"))
 
     # Almost always NULL: indexed only where set (customer_merged_into), so a new person writes no entry.
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                                    db_index=False)
+                                    db_index=False, verbose_name=_("merged into"))
     # Set once by customers.privacy.customer_erase (PIPL art. 47): the person's personal information is gone and the
     # row stays as an anonymous record that keeps its bills, plans and balances. Almost always NULL: indexed only
     # where set (customer_erased), so segments and follow-ups exclude the few erased people with one small read.
@@ -138,18 +146,21 @@ class CustomerSearchKey(models.Model):
 
     INITIALS = "i"
     FULL = "p"
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="search_keys")
-    chain_id = models.BigIntegerField()
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="search_keys",
+                                 verbose_name=_("customer"))
+    chain_id = models.BigIntegerField(verbose_name=_("chain"))
     # Copy of the customer's home clinic, so a clinic-scoped search filters inside the index instead of
     # visiting every chain-wide match (kept in step by the customers services).
-    home_clinic_id = models.BigIntegerField(null=True, blank=True)
-    kind = models.CharField(max_length=1)
-    value = models.CharField(max_length=64)
+    home_clinic_id = models.BigIntegerField(null=True, blank=True, verbose_name=_("home clinic"))
+    kind = models.CharField(max_length=1, verbose_name=_("kind"))
+    value = models.CharField(max_length=64, verbose_name=_("pinyin reading"))
 
     class Meta:
         # customer_id last: a search reads only the index (no visit to the key rows to learn whose they are).
         # Chain-wide staff search by (chain, kind, value); clinic staff by (chain, clinic, kind, value), so
         # a one-clinic search reads only its clinic's keys (1/20 of them at 20 clinics).
+        verbose_name = _("search key")
+        verbose_name_plural = _("search keys")
         indexes = [models.Index(fields=["chain_id", "kind", "value", "home_clinic_id", "customer"],
                                 name="search_key_covering"),
                    models.Index(fields=["chain_id", "home_clinic_id", "kind", "value", "customer"],
@@ -160,12 +171,14 @@ class Identity(HistoryModel):
     """One external identity of a person; (chain, kind, external_id) is unique: one identity, one person."""
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+",
-                              db_index=False)  # identity_unique leads with it
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+                              db_index=False, verbose_name=_("chain"))  # identity_unique leads with it
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities",
+                                 verbose_name=_("customer"))
     kind = models.CharField(_("kind"), max_length=32, choices=IdentityKind.choices)
     external_id = models.CharField(_("external id"), max_length=128)
-    app_id = models.CharField(max_length=64, blank=True)  # the WeChat/WeCom app the openid belongs to
-    source = models.CharField(max_length=64, blank=True)
+    app_id = models.CharField(max_length=64, blank=True,  # the WeChat/WeCom app the openid belongs to
+                              verbose_name=_("app ID"))
+    source = models.CharField(max_length=64, blank=True, verbose_name=_("source"))
 
     class Meta:
         verbose_name = _("identity")
@@ -179,9 +192,10 @@ class Identity(HistoryModel):
 
 
 class Household(HistoryModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=100, blank=True)
-    head = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="headed_households")
+    head = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="headed_households",
+                             verbose_name=_("head of household"))
 
     class Meta:
         verbose_name = _("household")
@@ -192,27 +206,33 @@ class Household(HistoryModel):
 
 
 class HouseholdMember(HistoryModel):
-    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="members")
-    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="household_membership")
+    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="members",
+                                  verbose_name=_("household"))
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="household_membership",
+                                    verbose_name=_("customer"))
     relation = models.CharField(_("relation"), max_length=16, choices=Relation.choices)
 
     class Meta:
         verbose_name = _("household member")
         verbose_name_plural = _("household members")
 
+    def __str__(self):
+        return f"{self.get_relation_display()} #{self.customer_id}"
+
 
 class Consent(models.Model):
     """Append-only consent history; the latest row per purpose is the current state."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents",
-                                 db_index=False)  # consent_current leads with it
-    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
-    granted = models.BooleanField()
-    source = models.CharField(max_length=64)  # form, api, import, wechat, paper …
-    evidence = models.CharField(max_length=255, blank=True)
+                                 db_index=False, verbose_name=_("customer"))  # consent_current leads with it
+    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices, verbose_name=_("purpose"))
+    granted = models.BooleanField(verbose_name=_("granted"))
+    source = models.CharField(max_length=64, verbose_name=_("source"))  # form, api, import, wechat, paper …
+    evidence = models.CharField(max_length=255, blank=True, verbose_name=_("evidence"))
     recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                    db_index=False)  # mostly NULL (the patient's own consent): consent_recorded_by
-    recorded_at = models.DateTimeField(db_index=True)
+                                    db_index=False,  # mostly NULL (the patient's own consent): consent_recorded_by
+                                    verbose_name=_("recorded by"))
+    recorded_at = models.DateTimeField(db_index=True, verbose_name=_("recorded"))
 
     class Meta:
         verbose_name = _("consent")
@@ -222,18 +242,24 @@ class Consent(models.Model):
                    models.Index(fields=["recorded_by"], name="consent_recorded_by",
                                 condition=Q(recorded_by__isnull=False))]
 
+    def __str__(self):
+        return f"{self.get_purpose_display()} {'✓' if self.granted else '✗'}"
+
 
 class Interaction(models.Model):
     """The timeline: every call, chat, SMS, visit, note, form, import and merge, with text and author."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions",
-                                 db_index=False)  # interaction_timeline leads with it
-    kind = models.CharField(max_length=16, choices=InteractionKind.choices)
-    text = models.TextField(blank=True)
-    author = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    occurred_at = models.DateTimeField()
-    data = models.JSONField(default=dict, blank=True)
+                                 db_index=False,  # interaction_timeline leads with it
+                                 verbose_name=_("customer"))
+    kind = models.CharField(max_length=16, choices=InteractionKind.choices, verbose_name=_("kind"))
+    text = models.TextField(blank=True, verbose_name=_("text"))
+    author = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               verbose_name=_("recorded by"))
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               verbose_name=_("clinic"))
+    occurred_at = models.DateTimeField(verbose_name=_("time"))
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
 
     class Meta:
         verbose_name = _("interaction")
@@ -241,18 +267,27 @@ class Interaction(models.Model):
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["customer", "-occurred_at"], name="interaction_timeline")]
 
+    def __str__(self):
+        return f"{self.get_kind_display()} {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M}"
+
 
 class CustomerMerge(models.Model):
     """Audit record of a merge: what moved from `merged` onto `survivor`, who did it and why."""
 
-    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_absorbed")
-    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_into")
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    reason = models.CharField(max_length=255, blank=True)
-    moved = models.JSONField(default=dict)
-    merged_snapshot = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
+    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_absorbed",
+                                 verbose_name=_("kept record"))
+    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_into",
+                               verbose_name=_("merged record"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    reason = models.CharField(max_length=255, blank=True, verbose_name=_("reason"))
+    moved = models.JSONField(default=dict, verbose_name=_("moved records"))
+    merged_snapshot = models.JSONField(default=dict, verbose_name=_("merged record snapshot"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("merged"))
 
     class Meta:
         verbose_name = _("customer merge")
         verbose_name_plural = _("customer merges")
+
+    def __str__(self):
+        return f"#{self.merged_id} → #{self.survivor_id}"

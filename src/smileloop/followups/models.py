@@ -20,7 +20,7 @@ from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcom
 class Playbook(TimeStampedModel):
     """A trigger, its parameters, ordered steps and a goal that closes open tasks by itself."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     code = models.SlugField(_("code"), max_length=40)
     name = models.CharField(_("name"), max_length=100)
     trigger = models.CharField(_("trigger"), max_length=32, choices=Trigger.choices)
@@ -50,7 +50,8 @@ class PlaybookStep(models.Model):
     retires it (`is_active=False`) instead.
     """
 
-    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="steps")
+    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="steps",
+                                 verbose_name=_("playbook"))
     seq = models.PositiveSmallIntegerField(_("order"))
     delay_days = models.PositiveSmallIntegerField(_("days after the anchor"), default=0)
     assignee_rule = models.CharField(_("assignee"), max_length=24, choices=AssigneeRule.choices,
@@ -67,7 +68,7 @@ class PlaybookStep(models.Model):
         _("lapses after (days past due)"), null=True, blank=True,
         help_text=_("Open tasks of this step are cancelled this many days after they were due; blank: they stay "
                     "open until worked."))
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name = _("playbook step")
@@ -99,35 +100,42 @@ class FollowupTask(models.Model):
     clinic, date, days_since) are read live when the script is rendered.
     """
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              verbose_name=_("chain"))
     clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                               db_index=False)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="followup_tasks", db_index=False)
-    playbook = models.ForeignKey(Playbook, on_delete=models.PROTECT, related_name="tasks", db_index=False)
-    step = models.ForeignKey(PlaybookStep, on_delete=models.PROTECT, related_name="tasks")
-    anchor_key = models.CharField(max_length=64)
-    anchor_at = models.DateTimeField()
+                               db_index=False, verbose_name=_("clinic"))
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="followup_tasks", db_index=False,
+                                 verbose_name=_("customer"))
+    playbook = models.ForeignKey(Playbook, on_delete=models.PROTECT, related_name="tasks", db_index=False,
+                                 verbose_name=_("playbook"))
+    step = models.ForeignKey(PlaybookStep, on_delete=models.PROTECT, related_name="tasks",
+                             verbose_name=_("playbook step"))
+    anchor_key = models.CharField(max_length=64, verbose_name=_("trigger event"))
+    anchor_at = models.DateTimeField(verbose_name=_("trigger time"))
     # The treating doctor of the triggering event (procedure, appointment, plan): the {doctor} of the script
     # and the first choice of the doctor assignee rules, also when the task is reassigned.
     doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                               db_index=False)
+                               db_index=False, verbose_name=_("doctor"))
     assignee = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                 db_index=False)
-    due_at = models.DateTimeField()
-    sla_due_at = models.DateTimeField()
-    status = models.CharField(max_length=12, choices=TaskStatus.choices, default=TaskStatus.OPEN)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+                                 db_index=False, verbose_name=_("assignee"))
+    due_at = models.DateTimeField(verbose_name=_("due"))
+    sla_due_at = models.DateTimeField(verbose_name=_("SLA due"))
+    status = models.CharField(max_length=12, choices=TaskStatus.choices, default=TaskStatus.OPEN,
+                              verbose_name=_("status"))
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="",
+                               verbose_name=_("outcome"))
     # Why the task was opened (a complaint's words), kept when it is completed; `note` is the outcome's note.
-    brief = models.TextField(blank=True, default="", db_default="")  # db_default: generate.py INSERTs without it
-    note = models.TextField(blank=True, default="")
-    context = models.JSONField(default=dict, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    brief = models.TextField(blank=True, default="", db_default="",  # db_default: generate.py INSERTs without it
+                             verbose_name=_("brief"))
+    note = models.TextField(blank=True, default="", verbose_name=_("outcome note"))
+    context = models.JSONField(default=dict, blank=True, verbose_name=_("script values"))
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed"))
     completed_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                     db_index=False)
-    closed_reason = models.CharField(max_length=255, blank=True, default="")
+                                     db_index=False, verbose_name=_("completed by"))
+    closed_reason = models.CharField(max_length=255, blank=True, default="", verbose_name=_("closing reason"))
     # Plain defaults rather than auto_now: the daily run inserts rows with raw INSERT … SELECT.
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated"))
 
     class Meta:
         verbose_name = _("follow-up task")

@@ -39,7 +39,7 @@ def default_reminder_days() -> list[int]:
 class GiftCardProgramme(TimeStampedModel):
     """A card template: face value, validity, exclusions, reminder days and the issue limit per member."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     code = models.SlugField(_("code"), max_length=40)
     name = models.CharField(_("name"), max_length=100)
     kind = models.CharField(_("kind"), max_length=16, choices=ProgrammeKind.choices, default=ProgrammeKind.FRIEND_CARD)
@@ -66,24 +66,35 @@ class GiftCardProgramme(TimeStampedModel):
 
 
 class GiftCard(models.Model):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    programme = models.ForeignKey(GiftCardProgramme, on_delete=models.PROTECT, related_name="cards")
-    code = models.CharField(max_length=20)  # XXXX-XXXX-XXXX, Crockford-style alphabet (no 0/O/1/I/L)
-    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
-    giver = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="giftcards_given")
-    holder = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="giftcards_held")
-    face_value_fen = models.BigIntegerField()
-    excluded_categories = models.JSONField(default=list, blank=True)
-    exclude_special_price = models.BooleanField(default=True)
-    status = models.CharField(max_length=16, choices=CardStatus.choices, default=CardStatus.ACTIVE)
-    trigger = models.CharField(max_length=100, blank=True)  # why it was issued ("benefit 12: plan half done")
-    issue_key = models.CharField(max_length=200)
-    issued_at = models.DateTimeField()
-    expires_at = models.DateTimeField(null=True, blank=True)  # None once the holder registered in time
-    holder_registered_at = models.DateTimeField(null=True, blank=True)
-    issued_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    programme = models.ForeignKey(GiftCardProgramme, on_delete=models.PROTECT, related_name="cards",
+                                  verbose_name=_("gift-card programme"))
+    code = models.CharField(max_length=20,  # XXXX-XXXX-XXXX, Crockford-style alphabet (no 0/O/1/I/L)
+                            verbose_name=_("card number"))
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("account"))
+    giver = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="giftcards_given", verbose_name=_("giver"))
+    holder = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="giftcards_held", verbose_name=_("card holder"))
+    face_value_fen = models.BigIntegerField(verbose_name=_("face value"))
+    excluded_categories = models.JSONField(default=list, blank=True, verbose_name=_("excluded categories"))
+    exclude_special_price = models.BooleanField(default=True, verbose_name=_("exclude special-price items"))
+    status = models.CharField(max_length=16, choices=CardStatus.choices, default=CardStatus.ACTIVE,
+                              verbose_name=_("status"))
+    trigger = models.CharField(max_length=100, blank=True,  # why it was issued ("benefit 12: plan half done")
+                               verbose_name=_("issued because"))
+    issue_key = models.CharField(max_length=200, verbose_name=_("issue key"))
+    issued_at = models.DateTimeField(verbose_name=_("issued"))
+    expires_at = models.DateTimeField(null=True, blank=True,  # None once the holder registered in time
+                                      verbose_name=_("expires"))
+    holder_registered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("holder registered"))
+    issued_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  verbose_name=_("issued by"))
 
     class Meta:
+        verbose_name = _("gift card")
+        verbose_name_plural = _("gift cards")
         ordering = ["-issued_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="giftcard_unique_code"),
@@ -99,14 +110,18 @@ class GiftCard(models.Model):
 class GiftCardEvent(models.Model):
     """Append-only history of a card: issue, holder, each use and refund, expiry removal and expiry."""
 
-    card = models.ForeignKey(GiftCard, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20, choices=CardEventKind.choices)
-    occurred_at = models.DateTimeField()
-    detail = models.CharField(max_length=255, blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    card = models.ForeignKey(GiftCard, on_delete=models.CASCADE, related_name="events",
+                             verbose_name=_("gift card"))
+    kind = models.CharField(max_length=20, choices=CardEventKind.choices, verbose_name=_("kind"))
+    occurred_at = models.DateTimeField(verbose_name=_("time"))
+    detail = models.CharField(max_length=255, blank=True, verbose_name=_("details"))
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
 
     class Meta:
+        verbose_name = _("gift card event")
+        verbose_name_plural = _("gift card events")
         ordering = ["occurred_at", "id"]
 
 
@@ -114,15 +129,18 @@ class GiftCardReminder(models.Model):
     """A reminder due on a day, to the giver or the holder; the follow-up engine turns due rows into tasks
     (it resolves the holder through the card, as the holder may become known only later)."""
 
-    card = models.ForeignKey(GiftCard, on_delete=models.CASCADE, related_name="reminders")
-    recipient = models.CharField(max_length=8, choices=ReminderRecipient.choices)
-    day = models.PositiveSmallIntegerField()
-    due_on = models.DateField(db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    handled_at = models.DateTimeField(null=True, blank=True)
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    card = models.ForeignKey(GiftCard, on_delete=models.CASCADE, related_name="reminders",
+                             verbose_name=_("gift card"))
+    recipient = models.CharField(max_length=8, choices=ReminderRecipient.choices, verbose_name=_("recipient"))
+    day = models.PositiveSmallIntegerField(verbose_name=_("days after issue"))
+    due_on = models.DateField(db_index=True, verbose_name=_("reminder date"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    handled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("handled"))
+    cancelled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("cancelled"))
 
     class Meta:
+        verbose_name = _("gift card reminder")
+        verbose_name_plural = _("gift card reminders")
         ordering = ["due_on", "recipient", "id"]
         constraints = [models.UniqueConstraint(fields=["card", "recipient", "day"], name="giftcard_reminder_once")]
 
@@ -130,11 +148,12 @@ class GiftCardReminder(models.Model):
 class VoucherCampaign(TimeStampedModel):
     """A subsidised online offer (e.g. "9.9 yuan cleaning"): what the patient paid online, what it covers."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     code = models.SlugField(_("code"), max_length=40)
     name = models.CharField(_("name"), max_length=100)
     price_paid_fen = models.BigIntegerField(_("price paid online (fen)"), default=0)
-    item = models.ForeignKey(ServiceItem, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    item = models.ForeignKey(ServiceItem, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             verbose_name=_("service item"))
     category = models.CharField(_("category"), max_length=32, choices=Category.choices, blank=True)
     value_kind = models.CharField(_("value"), max_length=16, choices=VoucherValueKind.choices,
                                   default=VoucherValueKind.WHOLE_LINE)
@@ -159,19 +178,25 @@ class VoucherCampaign(TimeStampedModel):
 
 
 class Voucher(models.Model):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    campaign = models.ForeignKey(VoucherCampaign, on_delete=models.PROTECT, related_name="vouchers")
-    code = models.CharField(max_length=20)
-    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="vouchers")
-    value_fen = models.BigIntegerField()
-    status = models.CharField(max_length=16, choices=VoucherStatus.choices, default=VoucherStatus.ISSUED)
-    issue_key = models.CharField(max_length=200)
-    issued_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    redeemed_at = models.DateTimeField(null=True, blank=True)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    campaign = models.ForeignKey(VoucherCampaign, on_delete=models.PROTECT, related_name="vouchers",
+                                 verbose_name=_("voucher campaign"))
+    code = models.CharField(max_length=20, verbose_name=_("voucher code"))
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+",
+                                   verbose_name=_("account"))
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="vouchers", verbose_name=_("customer"))
+    value_fen = models.BigIntegerField(verbose_name=_("voucher value"))
+    status = models.CharField(max_length=16, choices=VoucherStatus.choices, default=VoucherStatus.ISSUED,
+                              verbose_name=_("status"))
+    issue_key = models.CharField(max_length=200, verbose_name=_("issue key"))
+    issued_at = models.DateTimeField(verbose_name=_("issued"))
+    expires_at = models.DateTimeField(verbose_name=_("expires"))
+    redeemed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("redeemed"))
 
     class Meta:
+        verbose_name = _("voucher")
+        verbose_name_plural = _("vouchers")
         ordering = ["-issued_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["chain", "code"], name="voucher_unique_code"),

@@ -20,7 +20,8 @@ LEAD_LOST_AFTER_DAYS = 180
 class LifecycleSettings(TimeStampedModel):
     """When a customer turns dormant or lost, per chain (a chain without a row uses the defaults)."""
 
-    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="lifecycle_settings")
+    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="lifecycle_settings",
+                                 verbose_name=_("chain"))
     dormant_after_months = models.PositiveSmallIntegerField(
         _("dormant after (months without a visit)"), default=DORMANT_AFTER_MONTHS,
         validators=[MinValueValidator(1), MaxValueValidator(120)])

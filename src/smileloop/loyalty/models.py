@@ -15,7 +15,9 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.bounds import within
@@ -61,7 +63,7 @@ class EarnRule(TimeStampedModel):
     active rule wins: category + special-price flag > category > special-price flag > any), times the tier
     multiplier. Fixed rules (referral, check-in, review, profile): `points` per award, found by `code`."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     code = models.SlugField(_("code"), max_length=50, help_text=_("Stable name services use, e.g. referral."))
     name = models.CharField(_("name"), max_length=100)
     trigger = models.CharField(_("earned by"), max_length=20, choices=EarnTrigger.choices)
@@ -103,7 +105,7 @@ class EarnRule(TimeStampedModel):
 class RedeemSettings(TimeStampedModel):
     """Points as a bill deduction: `points_per_yuan` points = 1 yuan, at most `max_share_bp` of a bill."""
 
-    chain = models.OneToOneField(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.OneToOneField(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     points_per_yuan = models.PositiveIntegerField(_("points per yuan"), default=100, validators=within(REDEEM_RATE))
     max_share_bp = models.PositiveIntegerField(
         _("cap (basis points of a bill)"), default=1000, validators=within(SHARE_BP),
@@ -119,9 +121,12 @@ class RedeemSettings(TimeStampedModel):
                                    name="loyalty_redeem_terms_valid"),
         ]
 
+    def __str__(self):
+        return str(self._meta.verbose_name)
+
 
 class Gift(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
     points_price = models.PositiveIntegerField(_("price in points"), validators=within((1, POINTS[1])))
@@ -147,21 +152,27 @@ class Gift(TimeStampedModel):
 
 
 class GiftExchange(models.Model):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=200)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="gift_exchanges")
-    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="exchanges")
-    quantity = models.PositiveIntegerField()
-    points = models.PositiveIntegerField()
-    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField()
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="gift_exchanges",
+                                 verbose_name=_("customer"))
+    gift = models.ForeignKey(Gift, on_delete=models.PROTECT, related_name="exchanges", verbose_name=_("gift"))
+    quantity = models.PositiveIntegerField(verbose_name=_("quantity"))
+    points = models.PositiveIntegerField(verbose_name=_("points"))
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+",
+                                       verbose_name=_("ledger transaction"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    created_at = models.DateTimeField(verbose_name=_("exchanged"))
 
     class Meta:
         verbose_name = _("gift exchange")
         verbose_name_plural = _("gift exchanges")
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["chain", "key"], name="loyalty_gift_exchange_unique_key")]
+
+    def __str__(self):
+        return f"{self.gift} ×{self.quantity}"
 
 
 # --- wallet ----------------------------------------------------------------------------------------------
@@ -170,7 +181,7 @@ class GiftExchange(models.Model):
 class TopupBonusRule(TimeStampedModel):
     """Top up at least `min_topup_fen` in one go, get `bonus_fen` (the highest threshold reached applies)."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     min_topup_fen = models.BigIntegerField(_("minimum top-up (fen)"), validators=within((1, FEN[1])))
     bonus_fen = models.BigIntegerField(_("bonus (fen)"), validators=within(FEN))
     validity_months = models.PositiveSmallIntegerField(_("bonus validity in months"), null=True, blank=True,
@@ -199,21 +210,26 @@ class TopupBonusRule(TimeStampedModel):
 class Topup(models.Model):
     """One top-up: principal (money received) and bonus (promotion), each its own ledger transaction."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=200)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="topups")
-    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    method = models.CharField(max_length=16, choices=PaymentMethod.choices)
-    amount_fen = models.BigIntegerField()
-    bonus_fen = models.BigIntegerField(default=0)
-    bonus_rule = models.ForeignKey(TopupBonusRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    principal_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="topups",
+                                 verbose_name=_("customer"))
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               verbose_name=_("clinic"))
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices, verbose_name=_("payment method"))
+    amount_fen = models.BigIntegerField(verbose_name=_("amount"))
+    bonus_fen = models.BigIntegerField(default=0, verbose_name=_("bonus"))
+    bonus_rule = models.ForeignKey(TopupBonusRule, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name=_("bonus rule"))
+    principal_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT,
+                                                 related_name="+", verbose_name=_("principal transaction"))
     bonus_transaction = models.OneToOneField(LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT,
-                                             related_name="+")
-    refunded_fen = models.BigIntegerField(default=0)
-    bonus_forfeited_fen = models.BigIntegerField(default=0)
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(db_index=True)
+                                             related_name="+", verbose_name=_("bonus transaction"))
+    refunded_fen = models.BigIntegerField(default=0, verbose_name=_("refunded amount"))
+    bonus_forfeited_fen = models.BigIntegerField(default=0, verbose_name=_("bonus forfeited"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    created_at = models.DateTimeField(db_index=True, verbose_name=_("topped up"))
 
     class Meta:
         verbose_name = _("stored-value top-up")
@@ -227,22 +243,28 @@ class Topup(models.Model):
                                    name="loyalty_topup_amounts_valid"),
         ]
 
+    def __str__(self):
+        return f"#{self.pk} {timezone.localtime(self.created_at):%Y-%m-%d}"
+
     @property
     def refundable_fen(self) -> int:
         return self.amount_fen - self.refunded_fen
 
 
 class TopupRefund(models.Model):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=200)
-    topup = models.ForeignKey(Topup, on_delete=models.PROTECT, related_name="refunds")
-    amount_fen = models.BigIntegerField()
-    bonus_forfeited_fen = models.BigIntegerField(default=0)
-    principal_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    topup = models.ForeignKey(Topup, on_delete=models.PROTECT, related_name="refunds",
+                              verbose_name=_("top-up record"))
+    amount_fen = models.BigIntegerField(verbose_name=_("amount"))
+    bonus_forfeited_fen = models.BigIntegerField(default=0, verbose_name=_("bonus forfeited"))
+    principal_transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT,
+                                                 related_name="+", verbose_name=_("principal transaction"))
     bonus_transaction = models.OneToOneField(LedgerTransaction, null=True, blank=True, on_delete=models.PROTECT,
-                                             related_name="+")
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField()
+                                             related_name="+", verbose_name=_("bonus transaction"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    created_at = models.DateTimeField(verbose_name=_("refund time"))
 
     class Meta:
         verbose_name = _("top-up refund")
@@ -250,33 +272,43 @@ class TopupRefund(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["chain", "key"], name="loyalty_topup_refund_unique_key")]
 
+    def __str__(self):
+        return f"#{self.topup_id} {timezone.localtime(self.created_at):%Y-%m-%d}"
+
 
 class WalletShareUse(models.Model):
     """A family member's spend from the holder's wallet (or a family transfer), with the consent it relied on:
     the holder's standing consent, or a per-use consent recorded now (who recorded it, when, its token)."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    payer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+")
-    amount_fen = models.BigIntegerField()
-    mode = models.CharField(max_length=16, choices=ShareMode.choices)
-    consent_token = models.CharField(max_length=100, blank=True)
-    source = models.CharField(max_length=100, blank=True)  # "order:123" for a spend, "transfer" for a transfer
-    consented_at = models.DateTimeField()
-    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+",
+                               verbose_name=_("card holder"))
+    payer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+", verbose_name=_("payer"))
+    transaction = models.OneToOneField(LedgerTransaction, on_delete=models.PROTECT, related_name="+",
+                                       verbose_name=_("ledger transaction"))
+    amount_fen = models.BigIntegerField(verbose_name=_("amount"))
+    mode = models.CharField(max_length=16, choices=ShareMode.choices, verbose_name=_("consent mode"))
+    consent_token = models.CharField(max_length=100, blank=True, verbose_name=_("consent token"))
+    source = models.CharField(max_length=100, blank=True,  # "order:123" for a spend, "transfer" for a transfer
+                              verbose_name=_("origin"))
+    consented_at = models.DateTimeField(verbose_name=_("consent given"))
+    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    verbose_name=_("recorded by"))
 
     class Meta:
         verbose_name = _("family wallet use")
         verbose_name_plural = _("family wallet uses")
         ordering = ["-consented_at", "-id"]
 
+    def __str__(self):
+        return f"#{self.holder_id} → #{self.payer_id} {timezone.localtime(self.consented_at):%Y-%m-%d}"
+
 
 # --- lifecycle service packages ------------------------------------------------------------------------
 
 
 class Package(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
     price_fen = models.BigIntegerField(_("price (fen)"), validators=within(FEN))
@@ -312,7 +344,8 @@ class Package(TimeStampedModel):
 class PackageEntitlement(models.Model):
     """`quantity` uses per covered person per period of a service category or one item code."""
 
-    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="entitlements")
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="entitlements",
+                                verbose_name=_("service package"))
     label = models.CharField(_("label"), max_length=100)
     category = models.CharField(_("category"), max_length=32, choices=Category.choices, blank=True)
     item_code = models.CharField(_("item code"), max_length=32, blank=True)
@@ -336,19 +369,24 @@ class PackageEntitlement(models.Model):
 
 
 class PackagePurchase(models.Model):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=200)
-    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="purchases")
-    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="package_purchases")
-    price_fen = models.BigIntegerField()
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField(db_index=True)
-    status = models.CharField(max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.ACTIVE)
-    expired_at = models.DateTimeField(null=True, blank=True)
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField()
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="purchases",
+                                verbose_name=_("service package"))
+    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="package_purchases",
+                               verbose_name=_("buyer"))
+    price_fen = models.BigIntegerField(verbose_name=_("price"))
+    period_start = models.DateTimeField(verbose_name=_("period start"))
+    period_end = models.DateTimeField(db_index=True, verbose_name=_("period end"))
+    status = models.CharField(max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.ACTIVE,
+                              verbose_name=_("status"))
+    expired_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expiry processed"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    created_at = models.DateTimeField(verbose_name=_("purchased"))
     # The bill of a sale paid at the desk (null: paid elsewhere, e.g. a POS that records its own order).
-    order = models.ForeignKey("visits.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey("visits.Order", null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+", verbose_name=pgettext_lazy("model name", "order"))
 
     class Meta:
         verbose_name = _("package purchase")
@@ -360,12 +398,20 @@ class PackagePurchase(models.Model):
                                    name="loyalty_purchase_period_valid"),
         ]
 
+    def __str__(self):
+        start, end = timezone.localtime(self.period_start), timezone.localtime(self.period_end)
+        return f"#{self.pk} {start:%Y-%m-%d}–{end:%Y-%m-%d}"
+
 
 class PackageCover(models.Model):
-    purchase = models.ForeignKey(PackagePurchase, on_delete=models.CASCADE, related_name="covers")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="package_covers")
+    purchase = models.ForeignKey(PackagePurchase, on_delete=models.CASCADE, related_name="covers",
+                                 verbose_name=_("package purchase"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="package_covers",
+                                 verbose_name=_("covered person"))
 
     class Meta:
+        verbose_name = _("package cover")
+        verbose_name_plural = _("package covers")
         constraints = [models.UniqueConstraint(fields=["purchase", "customer"], name="loyalty_cover_once")]
 
 
@@ -373,16 +419,20 @@ class EntitlementGrant(models.Model):
     """What one covered person received for the purchase's period: a snapshot of the package's entitlement
     (editing the package later does not change what was sold). Expiry marks the unused rest."""
 
-    purchase = models.ForeignKey(PackagePurchase, on_delete=models.CASCADE, related_name="grants")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="entitlement_grants")
-    entitlement = models.ForeignKey(PackageEntitlement, null=True, on_delete=models.SET_NULL, related_name="+")
-    label = models.CharField(max_length=100)
-    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
-    item_code = models.CharField(max_length=32, blank=True)
-    quantity = models.PositiveSmallIntegerField()
-    max_age = models.PositiveSmallIntegerField(null=True, blank=True)
-    expired_at = models.DateTimeField(null=True, blank=True)
-    expired_quantity = models.PositiveSmallIntegerField(default=0)
+    purchase = models.ForeignKey(PackagePurchase, on_delete=models.CASCADE, related_name="grants",
+                                 verbose_name=_("package purchase"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="entitlement_grants",
+                                 verbose_name=_("covered person"))
+    entitlement = models.ForeignKey(PackageEntitlement, null=True, on_delete=models.SET_NULL,
+                                    related_name="+", verbose_name=_("package entitlement"))
+    label = models.CharField(max_length=100, verbose_name=_("label"))
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True,
+                                verbose_name=_("category"))
+    item_code = models.CharField(max_length=32, blank=True, verbose_name=_("item code"))
+    quantity = models.PositiveSmallIntegerField(verbose_name=_("quantity"))
+    max_age = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("only under this age"))
+    expired_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expiry processed"))
+    expired_quantity = models.PositiveSmallIntegerField(default=0, verbose_name=_("expired quantity"))
 
     class Meta:
         verbose_name = _("entitlement grant")
@@ -390,21 +440,29 @@ class EntitlementGrant(models.Model):
         ordering = ["purchase", "id"]
         indexes = [models.Index(fields=["customer", "expired_at"], name="loyalty_grant_customer")]
 
+    def __str__(self):
+        return f"{self.label} ×{self.quantity}"
+
 
 class EntitlementUse(models.Model):
     """Append-only: a use of one entitlement at a visit (against the order line), or its reversal."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=200)
-    grant = models.ForeignKey(EntitlementGrant, on_delete=models.PROTECT, related_name="uses")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="entitlement_uses")
-    item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
-    order_line = models.ForeignKey(OrderLine, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    kind = models.CharField(max_length=10, choices=UseKind.choices, default=UseKind.USE)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    grant = models.ForeignKey(EntitlementGrant, on_delete=models.PROTECT, related_name="uses",
+                              verbose_name=_("entitlement grant"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="entitlement_uses",
+                                 verbose_name=_("customer"))
+    item = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", verbose_name=_("item"))
+    order_line = models.ForeignKey(OrderLine, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name=_("order line"))
+    kind = models.CharField(max_length=10, choices=UseKind.choices, default=UseKind.USE,
+                            verbose_name=_("kind"))
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="reversal")
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    used_at = models.DateTimeField()
+                                    related_name="reversal", verbose_name=_("reversed use"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    used_at = models.DateTimeField(verbose_name=_("used"))
 
     class Meta:
         verbose_name = _("entitlement use")
@@ -417,6 +475,9 @@ class EntitlementUse(models.Model):
                                    name="loyalty_use_reversal_points_back"),
         ]
 
+    def __str__(self):
+        return f"{timezone.localtime(self.used_at):%Y-%m-%d} {self.get_kind_display()}"
+
 
 class PackageCancellation(models.Model):
     """A package purchase ended before its period (one per purchase; a fact, never edited): the rule and amount of
@@ -424,25 +485,28 @@ class PackageCancellation(models.Model):
     stay as they were (history), and no entitlement of it can be redeemed any more. The money went back as refunds of
     the purchase's bill (`refunds`, one per payment method), which lower revenue and spend like any refund."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    key = models.CharField(max_length=200)
-    purchase = models.OneToOneField(PackagePurchase, on_delete=models.PROTECT, related_name="cancellation")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    purchase = models.OneToOneField(PackagePurchase, on_delete=models.PROTECT, related_name="cancellation",
+                                    verbose_name=_("package purchase"))
     rule = models.CharField(_("refund rule"), max_length=16, choices=RefundRule.choices)
     # What the rule gives (never below zero, never more than is left to refund of the bill), and what was refunded:
     # as much or less (staff may refund less, with the reason); 0 for a purchase sold without a bill here.
     computed_fen = models.BigIntegerField(_("refund by the rule (fen)"))
     refund_fen = models.BigIntegerField(_("refunded (fen)"))
     used_value_fen = models.BigIntegerField(_("value of what was used (fen)"))
-    units_granted = models.PositiveIntegerField()
-    units_used = models.PositiveIntegerField()
+    units_granted = models.PositiveIntegerField(verbose_name=_("units granted"))
+    units_used = models.PositiveIntegerField(verbose_name=_("units used"))
     method = models.CharField(max_length=16, choices=PaymentMethod.choices, blank=True,
-                              help_text=_("Empty: back to the methods that paid the bill."))
-    refunds = models.ManyToManyField("visits.Refund", blank=True, related_name="+")
+                              help_text=_("Empty: back to the methods that paid the bill."),
+                              verbose_name=_("refund method"))
+    refunds = models.ManyToManyField("visits.Refund", blank=True, related_name="+", verbose_name=_("refunds"))
     reason = models.CharField(_("reason"), max_length=255)
     # Per covered person and entitlement: granted, used, left; per use: the item and the value counted.
-    detail = models.JSONField(default=dict)
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField()
+    detail = models.JSONField(default=dict, verbose_name=_("details"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
+    created_at = models.DateTimeField(verbose_name=_("cancelled"))
 
     class Meta:
         verbose_name = _("package cancellation")
@@ -454,3 +518,6 @@ class PackageCancellation(models.Model):
                                                refund_fen__lte=models.F("computed_fen")),
                                    name="loyalty_cancellation_amounts_valid"),
         ]
+
+    def __str__(self):
+        return f"#{self.purchase_id} {self.get_rule_display()}"

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics.models import Chain, Staff
@@ -50,7 +51,7 @@ def default_topup_bonus_rules() -> list[dict]:
 
 
 class MembershipPlan(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=100)
     kind = models.CharField(_("kind"), max_length=16, choices=PlanKind.choices)
     fee_fen = models.BigIntegerField(_("fee (fen)"), default=0, help_text=_("Paid plans: the fee per period."),
@@ -91,7 +92,8 @@ class MembershipPlan(TimeStampedModel):
 class Tier(TimeStampedModel):
     """A level of a plan; a higher `rank` is a better tier. Discounts are basis points off (1200 = 88折)."""
 
-    plan = models.ForeignKey(MembershipPlan, on_delete=models.CASCADE, related_name="tiers")
+    plan = models.ForeignKey(MembershipPlan, on_delete=models.CASCADE, related_name="tiers",
+                             verbose_name=_("membership plan"))
     rank = models.PositiveSmallIntegerField(_("rank"), default=1, help_text=_("Higher is better."),
                                             validators=within(RANK))
     name = models.CharField(_("name"), max_length=50)
@@ -134,7 +136,7 @@ class Tier(TimeStampedModel):
 class Benefit(TimeStampedModel):
     """A tier's benefit. A hidden one stays unknown to the member until a trigger reveals it."""
 
-    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="benefits")
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="benefits", verbose_name=_("tier"))
     position = models.PositiveSmallIntegerField(_("position"), default=0, validators=within(POSITION))
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
@@ -163,17 +165,21 @@ class Benefit(TimeStampedModel):
 
 
 class Membership(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="memberships")
-    plan = models.ForeignKey(MembershipPlan, on_delete=models.PROTECT, related_name="memberships")
-    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="memberships")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", verbose_name=_("chain"))
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="memberships",
+                                 verbose_name=_("customer"))
+    plan = models.ForeignKey(MembershipPlan, on_delete=models.PROTECT, related_name="memberships",
+                             verbose_name=_("membership plan"))
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="memberships",
+                             verbose_name=_("tier"))
     status = models.CharField(_("status"), max_length=16, choices=MembershipStatus.choices,
                               default=MembershipStatus.ACTIVE)
     started_at = models.DateTimeField(_("started"))
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True, help_text=_("Empty = lifetime."))
     fee_fen = models.BigIntegerField(_("fee recorded (fen)"), default=0)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    enrolled_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended"))
+    enrolled_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    verbose_name=_("enrolled by"))
 
     class Meta:
         verbose_name = _("membership")
@@ -197,12 +203,14 @@ class MembershipEvent(models.Model):
     """Append-only history: every enrolment, upgrade, renewal, expiry, downgrade and cancellation, with a
     sentence staff can read (`reason`) and the figures behind it (`data`)."""
 
-    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=16, choices=EventKind.choices)
-    occurred_at = models.DateTimeField(db_index=True)
-    reason = models.CharField(max_length=500)
-    data = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="events",
+                                   verbose_name=_("membership"))
+    kind = models.CharField(max_length=16, choices=EventKind.choices, verbose_name=_("kind"))
+    occurred_at = models.DateTimeField(db_index=True, verbose_name=_("time"))
+    reason = models.CharField(max_length=500, verbose_name=_("reason"))
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("details"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
 
     class Meta:
         verbose_name = _("membership event")
@@ -214,12 +222,15 @@ class MembershipEvent(models.Model):
 
 
 class BenefitReveal(models.Model):
-    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="reveals")
-    benefit = models.ForeignKey(Benefit, on_delete=models.PROTECT, related_name="reveals")
-    revealed_at = models.DateTimeField()
-    trigger = models.CharField(max_length=20, choices=BenefitTrigger.choices)
-    detail = models.CharField(max_length=255, blank=True)
-    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="reveals",
+                                   verbose_name=_("membership"))
+    benefit = models.ForeignKey(Benefit, on_delete=models.PROTECT, related_name="reveals",
+                                verbose_name=_("benefit"))
+    revealed_at = models.DateTimeField(verbose_name=_("revealed"))
+    trigger = models.CharField(max_length=20, choices=BenefitTrigger.choices, verbose_name=_("trigger"))
+    detail = models.CharField(max_length=255, blank=True, verbose_name=_("details"))
+    actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              verbose_name=_("actor"))
 
     class Meta:
         verbose_name = _("benefit reveal")
@@ -227,21 +238,27 @@ class BenefitReveal(models.Model):
         ordering = ["-revealed_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["membership", "benefit"], name="benefit_reveal_once")]
 
+    def __str__(self):
+        return f"#{self.membership_id} {timezone.localtime(self.revealed_at):%Y-%m-%d} {self.get_trigger_display()}"
+
 
 class FamilyBinding(models.Model):
     """A family member bound to a holder's membership; shares the holder's tier discount while active."""
 
-    holder = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="family_bindings")
-    member = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="family_bindings")
+    holder = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="family_bindings",
+                               verbose_name=_("holder's membership"))
+    member = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="family_bindings",
+                               verbose_name=_("family member"))
     relation = models.CharField(_("relation"), max_length=16, choices=Relation.choices)
     consent_by = models.CharField(_("consent given by"), max_length=16, choices=ConsentBy.choices)
     consent_at = models.DateTimeField(_("consent recorded"))
     consent_source = models.CharField(_("consent given through"), max_length=64)
     consent_evidence = models.CharField(_("consent evidence"), max_length=255, blank=True)
-    bound_at = models.DateTimeField()
-    bound_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    unbound_at = models.DateTimeField(null=True, blank=True)
-    unbind_reason = models.CharField(max_length=255, blank=True)
+    bound_at = models.DateTimeField(verbose_name=_("bound"))
+    bound_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 verbose_name=_("bound by"))
+    unbound_at = models.DateTimeField(null=True, blank=True, verbose_name=_("unbound"))
+    unbind_reason = models.CharField(max_length=255, blank=True, verbose_name=_("unbind reason"))
 
     class Meta:
         verbose_name = _("family card binding")
@@ -252,6 +269,9 @@ class FamilyBinding(models.Model):
                                     name="family_binding_one_active_holder"),
         ]
 
+    def __str__(self):
+        return f"#{self.holder_id} ← #{self.member_id} {self.get_relation_display()}"
+
     @property
     def is_active(self) -> bool:
         return self.unbound_at is None
@@ -260,14 +280,17 @@ class FamilyBinding(models.Model):
 class WalletShareConsent(models.Model):
     """The holder's consent that a bound family member may spend from the holder's wallet."""
 
-    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_consents_given")
-    member = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_consents_received")
-    mode = models.CharField(max_length=16, choices=WalletShareMode.choices)
-    granted_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    source = models.CharField(max_length=64)
-    evidence = models.CharField(max_length=255, blank=True)
-    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    holder = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_consents_given",
+                               verbose_name=_("card holder"))
+    member = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallet_consents_received",
+                               verbose_name=_("family member"))
+    mode = models.CharField(max_length=16, choices=WalletShareMode.choices, verbose_name=_("sharing mode"))
+    granted_at = models.DateTimeField(verbose_name=_("consent given"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("withdrawn"))
+    source = models.CharField(max_length=64, verbose_name=_("source"))
+    evidence = models.CharField(max_length=255, blank=True, verbose_name=_("evidence"))
+    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    verbose_name=_("recorded by"))
 
     class Meta:
         verbose_name = _("family wallet consent")
@@ -278,16 +301,22 @@ class WalletShareConsent(models.Model):
                                     name="wallet_share_one_active"),
         ]
 
+    def __str__(self):
+        return f"#{self.holder_id} → #{self.member_id} {self.get_mode_display()}"
+
 
 class FriendLink(models.Model):
     """A friend who names a member; gives the friend the member tier's friend discount."""
 
-    friend = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="friend_links")
-    member = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="friends_named")
-    named_at = models.DateTimeField()
-    source = models.CharField(max_length=64, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    friend = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="friend_links",
+                               verbose_name=_("friend"))
+    member = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="friends_named",
+                               verbose_name=_("member named"))
+    named_at = models.DateTimeField(verbose_name=_("named"))
+    source = models.CharField(max_length=64, blank=True, verbose_name=_("source"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended"))
+    recorded_by = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    verbose_name=_("recorded by"))
 
     class Meta:
         verbose_name = _("friend link")
@@ -298,17 +327,22 @@ class FriendLink(models.Model):
                                     name="friend_link_one_active"),
         ]
 
+    def __str__(self):
+        return f"#{self.friend_id} → #{self.member_id}"
+
 
 class MembershipReminder(models.Model):
     """A renewal reminder due on a day; the follow-up engine turns due reminders into tasks."""
 
-    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="reminders")
-    kind = models.CharField(max_length=16, choices=ReminderKind.choices, default=ReminderKind.RENEWAL)
-    due_on = models.DateField(db_index=True)
-    days_before = models.PositiveSmallIntegerField()
-    expires_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    handled_at = models.DateTimeField(null=True, blank=True)
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="reminders",
+                                   verbose_name=_("membership"))
+    kind = models.CharField(max_length=16, choices=ReminderKind.choices, default=ReminderKind.RENEWAL,
+                            verbose_name=_("kind"))
+    due_on = models.DateField(db_index=True, verbose_name=_("reminder date"))
+    days_before = models.PositiveSmallIntegerField(verbose_name=_("days before expiry"))
+    expires_at = models.DateTimeField(verbose_name=_("expires"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    handled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("handled"))
 
     class Meta:
         verbose_name = _("membership reminder")
@@ -318,3 +352,6 @@ class MembershipReminder(models.Model):
             models.UniqueConstraint(fields=["membership", "kind", "expires_at", "days_before"],
                                     name="membership_reminder_once"),
         ]
+
+    def __str__(self):
+        return f"#{self.membership_id} {self.due_on:%Y-%m-%d}"

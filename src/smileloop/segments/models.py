@@ -13,7 +13,8 @@ from smileloop.core.models import TimeStampedModel
 
 
 class Segment(TimeStampedModel):
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              verbose_name=_("chain"))
     name = models.CharField(_("name"), max_length=100)
     description = models.CharField(_("description"), max_length=500, blank=True)
     rule = models.JSONField(_("rule"))

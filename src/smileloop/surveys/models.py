@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.customers.models import Customer
@@ -18,7 +19,8 @@ class SurveySettings(models.Model):
     """Per-chain survey configuration (business configuration lives in the database, not in settings).
     A chain without a row uses the defaults."""
 
-    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="survey_settings")
+    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="survey_settings",
+                                 verbose_name=_("chain"))
     expiry_days = models.PositiveSmallIntegerField(
         _("link valid for (days)"), default=DEFAULT_EXPIRY_DAYS,
         help_text=_("How long after it is created a survey link can be answered."))
@@ -40,26 +42,32 @@ class Survey(models.Model):
     (a conditional UPDATE … WHERE answered_at IS NULL); a survey is never changed after it expires.
     """
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="surveys", db_index=False)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="surveys")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              verbose_name=_("chain"))
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="surveys", db_index=False,
+                               verbose_name=_("clinic"))
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="surveys",
+                                 verbose_name=_("customer"))
     appointment = models.ForeignKey(Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                    db_index=False)  # the unique constraint below is its index
+                                    db_index=False,  # the unique constraint below is its index
+                                    verbose_name=_("appointment"))
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                              db_index=False)
-    doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+                              db_index=False, verbose_name=pgettext_lazy("model name", "order"))
+    doctor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               verbose_name=_("doctor"))
     visit_date = models.DateField(_("visit date"))
-    token = models.CharField(max_length=32, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField()
-    opened_at = models.DateTimeField(null=True, blank=True)
-    answered_at = models.DateTimeField(null=True, blank=True)
+    token = models.CharField(max_length=32, unique=True, verbose_name=_("access token"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent"))
+    expires_at = models.DateTimeField(verbose_name=_("expires"))
+    opened_at = models.DateTimeField(null=True, blank=True, verbose_name=_("opened"))
+    answered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("answered"))
     score = models.PositiveSmallIntegerField(_("score"), null=True, blank=True)
     tags = models.JSONField(_("tags"), default=list, blank=True)
     comment = models.TextField(_("comment"), max_length=COMMENT_MAX_LENGTH, blank=True)
     # Plain id (not a foreign key): the follow-up task lives in smileloop.followups and outlives edits there.
-    complaint_task_id = models.BigIntegerField(null=True, blank=True)
+    complaint_task_id = models.BigIntegerField(null=True, blank=True,
+                                               verbose_name=_("complaint follow-up task"))
 
     class Meta:
         verbose_name = _("satisfaction survey")
