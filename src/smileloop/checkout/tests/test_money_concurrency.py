@@ -8,8 +8,6 @@ PostgreSQL only."""
 import time
 
 import pytest
-from django.db import connection
-from django.db.models import Sum
 
 from smileloop.checkout.models import RefundSettlement, Settlement
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
@@ -20,9 +18,9 @@ from smileloop.customers.services import customer_merge
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.models import GiftCard
 from smileloop.ledger.enums import AccountKind
-from smileloop.ledger.models import Account, Entry, Lot
-from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.models import Account
 from smileloop.ledger.services import account_for
+from smileloop.ledger.tests.concurrency import books_balance, postgres_only
 from smileloop.loyalty.services.wallet import wallet_topup
 from smileloop.membership.enums import WalletShareMode
 from smileloop.membership.services import family_bind, wallet_share_consent_grant
@@ -31,22 +29,6 @@ from smileloop.membership.tests.factories import MembershipFactory, TierFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent writers with row locks are exercised on PostgreSQL (SQLite serialises writers)")
-
-
-def _books_balance(chain) -> None:
-    """Every account's balance is the sum of its entries, a holder's also of its lots; no lot is negative; the
-    ledger's own check is clean."""
-    for account in Account.objects.filter(chain=chain):
-        entries = Entry.objects.filter(account=account).aggregate(s=Sum("amount"))["s"] or 0
-        assert account.balance == entries, account
-        if account.customer_id or account.code:
-            lots = Lot.objects.filter(account=account).aggregate(s=Sum("remaining"))["s"] or 0
-            assert account.balance == lots >= 0, account
-    assert not Lot.objects.filter(account__chain=chain, remaining__lt=0).exists()
-    assert ledger_check(chain_id=chain.id) == []
 
 
 def _holders(chain, customer, card) -> dict:
@@ -57,7 +39,7 @@ def _holders(chain, customer, card) -> dict:
 
 def test_eight_terminals_refunding_one_bill_paid_four_ways_give_everything_back_once(
         chain, clinic_a, catalogue, alice, card, points, wallet, four_lines):
-    _postgres_only()
+    postgres_only()
     # given a bill paid with the gift card, points, the wallet and cash
     before = _holders(chain, alice, card)
     bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code],
@@ -81,12 +63,12 @@ def test_eight_terminals_refunding_one_bill_paid_four_ways_give_everything_back_
     assert outcomes.count(refund.pk) == winners and outcomes.count("lines") == 8 - winners
     assert refund.amount_fen == bill.total_fen
     assert _holders(chain, alice, card) == before
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_two_terminals_reusing_one_refund_key_for_other_lines_record_one_refund(
         chain, clinic_a, catalogue, alice, card, points, wallet, four_lines):
-    _postgres_only()
+    postgres_only()
     bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code],
                           points="max", wallet={"amount_fen": "max"})
     settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
@@ -106,12 +88,12 @@ def test_two_terminals_reusing_one_refund_key_for_other_lines_record_one_refund(
     refund = RefundSettlement.objects.get()
     assert outcomes.count(refund.pk) == 4 and outcomes.count("idempotency_key_reused") == 4
     assert [line["line_id"] for line in refund.breakdown["lines"]] in ([lines[0]], [lines[1]])
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_eight_partial_refunds_of_one_bill_at_once_give_back_each_line_once_and_land_on_zero(
         chain, clinic_a, catalogue, alice, card, points, wallet, spend_rule, four_lines):
-    _postgres_only()
+    postgres_only()
     # given a bill of four lines paid with the gift card, points, the wallet and cash, earning points
     before = _holders(chain, alice, card)
     bill = checkout_price(customer=alice, clinic=clinic_a, lines=four_lines, gift_cards=[card.code],
@@ -134,11 +116,11 @@ def test_eight_partial_refunds_of_one_bill_at_once_give_back_each_line_once_and_
     assert sorted(outcomes) == ["lines[0].quantity"] * 4 + ["refunded"] * 4
     assert sum(RefundSettlement.objects.values_list("amount_fen", flat=True)) == bill.total_fen
     assert _holders(chain, alice, card) == before
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_eight_patients_paying_with_one_gift_card_at_once_never_overdraw_it(chain, clinic_a, catalogue, card):
-    _postgres_only()
+    postgres_only()
     # given a 600.00 card and eight patients, each paying a 300.00 cleaning with it
     payers = [CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(8)]
 
@@ -160,12 +142,12 @@ def test_eight_patients_paying_with_one_gift_card_at_once_never_overdraw_it(chai
     assert {o for o in outcomes if isinstance(o, str)} <= {"insufficient_balance", "price_changed", "invalid"}
     assert GiftCard.objects.get(pk=card.pk).account.balance == 0
     assert Settlement.objects.count() == len(paid)
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_one_pay_sent_eight_times_at_once_with_two_bodies_pays_once(
         chain, clinic_a, catalogue, alice, card, points, wallet, four_lines):
-    _postgres_only()
+    postgres_only()
     before = _holders(chain, alice, card)
     bodies = [{"customer": alice, "clinic": clinic_a, "lines": four_lines, "gift_cards": [card.code],
                "points": 1000, "wallet": {"amount_fen": 5000}},
@@ -189,11 +171,11 @@ def test_one_pay_sent_eight_times_at_once_with_two_bodies_pays_once(
     after = _holders(chain, alice, card)
     assert after[AccountKind.POINTS] == POINTS - 1000
     assert after[AccountKind.WALLET_PRINCIPAL] == before[AccountKind.WALLET_PRINCIPAL] - 5000
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_a_holders_refunds_and_the_familys_bills_on_the_holders_wallet_never_deadlock(chain, clinic_a, catalogue):
-    _postgres_only()
+    postgres_only()
     # given a family card holder with a wallet, who paid four bills from it, and a bound husband with her standing
     # consent to pay from it
     holder, husband = _family_with_wallet(chain, clinic_a, wallet_fen=1_000_000)
@@ -221,7 +203,7 @@ def test_a_holders_refunds_and_the_familys_bills_on_the_holders_wallet_never_dea
     assert his.count() == rounds * 4 and RefundSettlement.objects.count() == rounds * 4
     wallet = account_for(chain_id=chain.id, kind=AccountKind.WALLET_PRINCIPAL, customer=holder)
     assert wallet.balance == 1_000_000 - sum(s.total_fen for s in his)
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def _family_with_wallet(chain, clinic_a, *, wallet_fen: int):
@@ -236,7 +218,7 @@ def _family_with_wallet(chain, clinic_a, *, wallet_fen: int):
 
 def test_a_customers_own_bills_racing_their_merge_land_on_the_survivor_or_are_refused(
         chain, clinic_a, catalogue, admin_scope):
-    _postgres_only()
+    postgres_only()
     # given a duplicate record with 1,000.00 stored value and the record it is merged into, with 500.00
     duplicate = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王芳")
     survivor = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王芳")
@@ -264,12 +246,12 @@ def test_a_customers_own_bills_racing_their_merge_land_on_the_survivor_or_are_re
     wallet = account_for(chain_id=chain.id, kind=AccountKind.WALLET_PRINCIPAL, customer=survivor)
     assert wallet.balance == 150_000 - paid * 5000
     assert not Account.objects.filter(customer=duplicate, closed_at__isnull=True, balance__gt=0).exists()
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_a_family_members_bills_on_a_holders_wallet_racing_the_holders_merge_never_deadlock(
         chain, clinic_a, catalogue, admin_scope):
-    _postgres_only()
+    postgres_only()
     # given a holder with 1,000.00 whose husband pays from her wallet, and the record she is merged into
     holder, husband = _family_with_wallet(chain, clinic_a, wallet_fen=100_000)
     survivor = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王芳")
@@ -296,4 +278,4 @@ def test_a_family_members_bills_on_a_holders_wallet_racing_the_holders_merge_nev
     wallet = account_for(chain_id=chain.id, kind=AccountKind.WALLET_PRINCIPAL, customer=survivor)
     assert wallet.balance == 150_000 - sum(s.total_fen for s in paid)
     assert not Account.objects.filter(customer=holder, balance__gt=0).exists()
-    _books_balance(chain)
+    books_balance(chain)

@@ -6,7 +6,6 @@ writers, so the concurrent ones run on PostgreSQL only."""
 import datetime as dt
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from smileloop.core.errors import Conflict
@@ -15,25 +14,17 @@ from smileloop.giftcards.enums import CardStatus
 from smileloop.giftcards.models import GiftCard, Voucher
 from smileloop.giftcards.services import friend_card_issue, giftcard_spend, giftcards_expire, voucher_issue
 from smileloop.ledger.enums import AccountKind, EntryReason
-from smileloop.ledger.models import Account, LedgerTransaction, Lot
-from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.models import Account, LedgerTransaction
 from smileloop.ledger.services import InsufficientBalance, lots_expire
+from smileloop.ledger.tests.concurrency import books_balance, postgres_only
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent writers with row locks are exercised on PostgreSQL (SQLite serialises writers)")
-
-
-def _books_balance(chain) -> None:
-    assert not Lot.objects.filter(account__chain=chain, remaining__lt=0).exists()
-    assert ledger_check(chain_id=chain.id) == []
 
 
 def test_one_voucher_issue_sent_four_times_at_once_issues_one_voucher(chain, member, cleaning_campaign):
-    _postgres_only()
+    postgres_only()
 
     def writer(i):
         return [voucher_issue(campaign=cleaning_campaign, customer=member, key="v-1").pk]
@@ -45,11 +36,11 @@ def test_one_voucher_issue_sent_four_times_at_once_issues_one_voucher(chain, mem
     assert outcomes == [voucher.pk] * 4
     assert LedgerTransaction.objects.filter(reason=EntryReason.ISSUE).count() == 1
     assert Account.objects.filter(kind=AccountKind.VOUCHER).count() == 1  # no empty account of a lost twin
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_one_friend_card_issue_sent_four_times_at_once_answers_the_card_not_the_limit(chain, member, programme):
-    _postgres_only()
+    postgres_only()
     # given a programme of one card per member and period
     programme.limit_per_period = 1
     programme.save(update_fields=["limit_per_period"])
@@ -63,11 +54,11 @@ def test_one_friend_card_issue_sent_four_times_at_once_answers_the_card_not_the_
     card = GiftCard.objects.get()
     assert outcomes == [card.pk] * 4
     assert Account.objects.filter(kind=AccountKind.GIFT_CARD).count() == 1
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_eight_spends_of_one_card_at_once_never_overdraw_it(chain, member, programme):
-    _postgres_only()
+    postgres_only()
     card = friend_card_issue(member=member, programme=programme, trigger="plan half done", key="card-1")
 
     def writer(i):
@@ -83,11 +74,11 @@ def test_eight_spends_of_one_card_at_once_never_overdraw_it(chain, member, progr
     assert sorted(outcomes) == ["ok"] * 2 + ["refused"] * 6
     card.account.refresh_from_db()
     assert card.account.balance == 10_000
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_the_gift_card_expiry_and_the_ledger_expiry_running_at_once_void_each_card_once(chain, member, programme):
-    _postgres_only()
+    postgres_only()
     # given eight cards issued four months ago, past their three months
     then = timezone.now() - dt.timedelta(days=120)
     programme.limit_per_period = 100
@@ -108,7 +99,7 @@ def test_the_gift_card_expiry_and_the_ledger_expiry_running_at_once_void_each_ca
     assert set(GiftCard.objects.values_list("status", flat=True)) == {CardStatus.EXPIRED}
     assert all(Account.objects.get(pk=c.account_id).balance == 0 for c in cards)
     assert LedgerTransaction.objects.filter(reason=EntryReason.EXPIRE).count() == 8
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_an_issue_key_reused_for_another_voucher_or_card_is_refused_and_nothing_is_issued(

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from smileloop.clinics.services import token_create
@@ -15,8 +14,8 @@ from smileloop.core.errors import Conflict, DomainError
 from smileloop.core.testing import writers_run
 from smileloop.customers.services import customer_merge
 from smileloop.ledger.enums import EntryReason
-from smileloop.ledger.models import Account, LedgerTransaction, Lot
-from smileloop.ledger.selectors import ledger_check
+from smileloop.ledger.models import Account, LedgerTransaction
+from smileloop.ledger.tests.concurrency import books_balance, postgres_only
 from smileloop.loyalty.errors import InsufficientPoints, InsufficientWallet, PrincipalSpent
 from smileloop.loyalty.models import GiftExchange, Topup, TopupRefund, WalletShareUse
 from smileloop.loyalty.selectors import points_available
@@ -38,14 +37,6 @@ from smileloop.membership.services import family_bind, wallet_share_consent_gran
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent writers with row locks are exercised on PostgreSQL (SQLite serialises writers)")
-
-
-def _books_balance(chain) -> None:
-    assert not Lot.objects.filter(account__chain=chain, remaining__lt=0).exists()
-    assert ledger_check(chain_id=chain.id) == []
 
 
 @pytest.fixture
@@ -58,7 +49,7 @@ def sharing(wang, spouse, family_membership):
 
 
 def test_one_gift_exchange_sent_four_times_at_once_takes_stock_and_points_once(chain, wang, rules, now):
-    _postgres_only()
+    postgres_only()
     # given 1,000 points and a toothbrush of 400 points, 3 in stock
     points_award(customer=wang, rule_code="referral", key="r1", at=now)
     toothbrush = GiftFactory(chain=chain, name="电动牙刷", points_price=400, stock=3)
@@ -74,11 +65,11 @@ def test_one_gift_exchange_sent_four_times_at_once_takes_stock_and_points_once(c
     assert outcomes == [exchange.pk] * 4
     toothbrush.refresh_from_db()
     assert (toothbrush.stock, points_available(wang)) == (2, 600)
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_eight_gift_exchanges_at_once_never_overdraw_the_points(chain, wang, rules, now):
-    _postgres_only()
+    postgres_only()
     points_award(customer=wang, rule_code="referral", key="r1", at=now)
     toothbrush = GiftFactory(chain=chain, name="电动牙刷", points_price=400, stock=10)
 
@@ -96,11 +87,11 @@ def test_eight_gift_exchanges_at_once_never_overdraw_the_points(chain, wang, rul
     assert sorted(outcomes) == ["ok"] * 2 + ["refused"] * 6
     toothbrush.refresh_from_db()
     assert (toothbrush.stock, points_available(wang), GiftExchange.objects.count()) == (8, 200, 2)
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_eight_terminals_redeeming_points_at_once_never_overdraw_them(chain, wang, rules, now):
-    _postgres_only()
+    postgres_only()
     points_award(customer=wang, rule_code="referral", key="r1", at=now)
 
     # when eight terminals try 24 deductions of 150 points on 1,000
@@ -120,11 +111,11 @@ def test_eight_terminals_redeeming_points_at_once_never_overdraw_them(chain, wan
     assert outcomes.count("ok") == 6 and outcomes.count("refused") == 18
     assert points_available(wang) == 100
     assert LedgerTransaction.objects.filter(reason=EntryReason.REDEEM).count() == 6
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_one_family_spend_sent_four_times_at_once_is_spent_and_recorded_once(chain, wang, sharing):
-    _postgres_only()
+    postgres_only()
 
     # when her husband's spend from her wallet is sent four times at once
     def writer(i):
@@ -138,11 +129,11 @@ def test_one_family_spend_sent_four_times_at_once_is_spent_and_recorded_once(cha
     assert outcomes == [tx.pk] * 4
     assert WalletShareUse.objects.filter(transaction=tx).count() == 1
     assert wallet_balance(wang).total == 70_000
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_one_family_transfer_sent_four_times_at_once_moves_the_money_once(chain, wang, sharing):
-    _postgres_only()
+    postgres_only()
 
     # when her transfer to her husband is sent four times at once, and once more with another amount
     def writer(i):
@@ -164,11 +155,11 @@ def test_one_family_transfer_sent_four_times_at_once_moves_the_money_once(chain,
     assert len({tuple(o) for o in moved}) == 1 and set(refused) == {"idempotency_key_reused"}
     assert wallet_balance(sharing).total == first.amount_fen
     assert wallet_balance(wang).total == 100_000 - first.amount_fen
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_top_up_refunds_racing_spends_never_refund_spent_principal(chain, wang, family_membership):
-    _postgres_only()
+    postgres_only()
     topup = wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="topup-1")
 
     # when four spends of 300.00 and four refunds of the whole top-up run at once
@@ -193,11 +184,11 @@ def test_top_up_refunds_racing_spends_never_refund_spent_principal(chain, wang, 
     assert refunds <= 1 and (refunds == 0 or spends == 0)
     assert spends * 30_000 + refunds * 100_000 <= 100_000
     assert wallet_balance(wang).total == 100_000 - spends * 30_000 - refunds * 100_000
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_one_api_top_up_key_sent_at_once_with_two_bodies_tops_up_once(chain, wang, chain_admin):
-    _postgres_only()
+    postgres_only()
     token = token_create(username=chain_admin.user.username)
 
     # when eight clients send one Idempotency-Key at once, half of them for 500.00 and half for 300.00
@@ -215,12 +206,12 @@ def test_one_api_top_up_key_sent_at_once_with_two_bodies_tops_up_once(chain, wan
     assert sorted(outcomes) == sorted([(topup.amount_fen, 201, None)] * 4 + [
         (50_000 + 30_000 - topup.amount_fen, 409, "idempotency_key_reused")] * 4)
     assert wallet_balance(wang).total == topup.amount_fen
-    _books_balance(chain)
+    books_balance(chain)
 
 
 def test_points_awarded_while_the_customer_is_merged_land_on_the_survivor_or_are_refused(
         chain, clinic_a, wang, rules, now, admin_scope):
-    _postgres_only()
+    postgres_only()
     # given a duplicate record of 王芳 with 1,000 points, merged into hers, which has 1,000 too
     duplicate = patient(chain, clinic_a, "王芳")
     points_award(customer=duplicate, rule_code="referral", key="r-d", at=now)
@@ -245,4 +236,4 @@ def test_points_awarded_while_the_customer_is_merged_land_on_the_survivor_or_are
     assert awarded == outcomes.count("awarded")
     assert points_available(wang) == 2000 + 50 * awarded
     assert not Account.objects.filter(customer=duplicate, balance__gt=0).exists()
-    _books_balance(chain)
+    books_balance(chain)
