@@ -7,10 +7,14 @@ import time
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
 from django.db import OperationalError
+from django.http import JsonResponse
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 
+from smileloop.core.api import error_body
 from smileloop.core.error_pages import error_template, reader_language
 from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, database_busy, database_busy_log
 
@@ -149,8 +153,6 @@ class RequestSizeLimitMiddleware:
 
     @staticmethod
     def _limit(request) -> int:
-        from django.urls import NoReverseMatch, reverse
-
         try:
             upload = reverse("imports:upload")
         except NoReverseMatch:  # a URLconf without the import (a test's)
@@ -159,11 +161,6 @@ class RequestSizeLimitMiddleware:
 
     @staticmethod
     def _refuse(request, limit: int):
-        from django.http import JsonResponse
-        from django.template.defaultfilters import filesizeformat
-
-        from smileloop.core.api import error_body
-
         if request.path_info.startswith(settings.API_PATH_PREFIX):
             return JsonResponse(error_body("too_large", f"The request body is larger than the {limit} bytes this "
                                                         "endpoint accepts; nothing was read or written"), status=413)

@@ -24,6 +24,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.models import Customer
+from smileloop.customers.services import customers_lock
 from smileloop.giftcards.codes import code_new
 from smileloop.giftcards.enums import (
     CardEventKind,
@@ -98,7 +99,7 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
     programme within the last `limit_period_months`. The key is looked up under the member's lock: looked up
     before it, a copy sent at the same moment waited for the first, then counted the first's card against the
     limit and answered LimitReached instead of that card."""
-    Customer.objects.select_for_update(no_key=True).filter(pk=member.pk).first()  # serialise issues for one member
+    customers_lock(member.pk)  # serialise issues for one member
     existing = GiftCard.objects.filter(chain_id=member.chain_id, issue_key=key).first()
     if existing is not None:
         if (existing.giver_id, existing.programme_id) != (member.pk, programme.pk):

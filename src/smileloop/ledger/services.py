@@ -791,11 +791,10 @@ def accounts_merge(*, survivor: Customer, merged: Customer) -> None:
     # take more than the balance read and the merge failed. A posting waiting for these locks meanwhile finds the
     # account closed (ledger_post refuses a credit to it) once the merge commits.
     accounts_lock([a.id for a in accounts] + [t.id for t in targets.values()])
-    for account in accounts:
+    for account in Account.objects.filter(pk__in=[a.id for a in accounts]).order_by("id"):  # read under the lock
         target = targets.get(account.kind)
         if target is None:
             continue  # the generic merge re-points this account to the survivor
-        account.refresh_from_db(fields=["balance", "closed_at"])
         if account.balance:
             held = list(Lot.objects.filter(account=account, remaining__gt=0).order_by("id"))
             splits = [(lot.remaining, LotTerms(lot.earned_at, lot.available_at, lot.expires_at, moved_from=lot.id))
