@@ -250,13 +250,41 @@ def ledger_post_many(requests: list[PostRequest]) -> list[LedgerTransaction]:
         return []
     try:
         return _post_many(checked)
-    except IntegrityError:
+    except IntegrityError as exc:
         # Either a concurrent twin with these keys committed first, or the database refused a negative
         # balance or lot: our savepoint is rolled back, so we can look again.
         existing = [_replay(c.request.chain_id, c.request.key, c.fingerprint) for c in checked]
         if all(existing):
             return existing
-        raise InsufficientBalance("Balance would go negative", field="amount")
+        constraint = integrity_constraint(exc)
+        if constraint in _BALANCE_CONSTRAINTS:
+            first = next((c.request for c in checked if c.request.refusal), checked[0].request)
+            raise (first.refusal or InsufficientBalance)("Balance would go negative",
+                                                         field=first.refusal_field) from exc
+        if constraint == "ledger_unique_key" or any(existing):
+            # another batch took some of these keys in the meantime: those keys now name other movements
+            raise Conflict("an idempotency key of this movement was used by another one at the same moment",
+                           code="idempotency_key_reused") from exc
+        raise  # anything else is a fault, not the customer's balance: say so instead of "not enough"
+
+
+_BALANCE_CONSTRAINTS = {"ledger_holder_balance_non_negative", "ledger_lot_remaining_valid"}
+_CONSTRAINT_NAMES = _BALANCE_CONSTRAINTS | {"ledger_unique_key", "ledger_entry_non_zero"}
+
+
+def integrity_constraint(exc: IntegrityError) -> str | None:
+    """The constraint an IntegrityError names, or None: psycopg reports any (diag.constraint_name); of SQLite's
+    message, which holds a CHECK's name and a UNIQUE's columns, the ledger's own are read."""
+    diag = getattr(exc.__cause__, "diag", None)
+    if diag is not None and diag.constraint_name:
+        return diag.constraint_name
+    text = str(exc)
+    for name in _CONSTRAINT_NAMES:
+        if name in text:
+            return name
+    if f"{LedgerTransaction._meta.db_table}.idempotency_key" in text:
+        return "ledger_unique_key"
+    return None
 
 
 class _Tables:
@@ -289,14 +317,17 @@ def _post_many(checked: list[_Checked]) -> list[LedgerTransaction]:
     """The hot path, in plain SQL (the ORM's per-query compilation cost more than the database work — see
     docs/benchmarks.md): lock, idempotency look-up, transactions, lots, entries, balances."""
     ids = sorted({p.account.id for c in checked for p in c.request.postings})
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update else ""
     results: list[LedgerTransaction | None] = [None] * len(checked)
     with connection.cursor() as cur:
-        cur.execute(f"SELECT id, kind, balance, closed_at FROM {_Tables.account} "
-                    f"WHERE id IN ({_placeholders(len(ids))}) ORDER BY id{lock}", ids)
+        # An account of a record merged away counts as closed even if it is open: one opened at the instant of the
+        # merge (after the merge closed the record's accounts, before it committed) would otherwise take credits.
+        cur.execute(f"SELECT a.id, a.kind, a.balance, a.closed_at, c.merged_into_id FROM {_Tables.account} a "
+                    f"LEFT JOIN {Customer._meta.db_table} c ON c.id = a.customer_id "
+                    f"WHERE a.id IN ({_placeholders(len(ids))}) ORDER BY a.id{lock}", ids)
         rows = cur.fetchall()
         locked = {row[0]: (row[1], row[2]) for row in rows}
-        closed = {row[0] for row in rows if row[3] is not None}
+        closed = {row[0] for row in rows if row[3] is not None or row[4] is not None}
         if len(locked) != len(ids):
             raise ValidationFailed([FieldError("postings", "names an account that does not exist")])
         existing: dict[tuple[int, str], tuple[int, str]] = {}

@@ -64,3 +64,18 @@ def test_no_new_account_is_opened_for_a_merged_record(chain, merged_pair):
         assert exc.value.field == "customer" and exc.value.code == "account_closed"
     assert Account.objects.count() == accounts
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_an_account_opened_while_the_merge_committed_takes_no_credit(chain, merged_pair):
+    # given: an open account of the merged record, as one opened at the instant the merge committed would be (it
+    # passed the merged check before the merge's commit, then inserted after the merge had closed the others)
+    duplicate, survivor, stale = merged_pair
+    late = Account.objects.create(chain=chain, kind=AccountKind.POINTS, unit=stale.unit, customer=duplicate)
+    count = LedgerTransaction.objects.count()
+    # when value is posted to it
+    with pytest.raises(AccountClosed) as exc:
+        _award(chain, late, "late-open")
+    # then it is refused like a closed account's, and nothing is written
+    assert exc.value.code == "account_closed"
+    assert LedgerTransaction.objects.count() == count
+    assert Account.objects.get(pk=late.pk).balance == 0

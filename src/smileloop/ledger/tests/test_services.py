@@ -2,6 +2,7 @@ import datetime as dt
 from fractions import Fraction
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from smileloop.core.errors import Conflict, ValidationFailed
@@ -19,6 +20,7 @@ from smileloop.ledger.services import (
     accounts_for,
     available_balance,
     available_balances,
+    integrity_constraint,
     ledger_post,
     ledger_post_many,
     ledger_reverse,
@@ -336,3 +338,51 @@ def test_accounts_and_available_balances_of_several_kinds_come_in_one_query(chai
     assert available == {accounts[AccountKind.POINTS].id: 100}
     wallet = accounts_for(chain_id=chain.id, customer=alice, kinds=[AccountKind.WALLET_PRINCIPAL])
     assert wallet[AccountKind.WALLET_PRINCIPAL].balance == 0  # created on first use, as account_for does
+
+
+def _violation(write) -> IntegrityError:
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        write()
+    return caught.value
+
+
+def test_the_constraint_an_integrity_error_names_is_read_on_either_database(chain, alice):
+    # given: one real violation of each kind the ledger tells apart
+    tx = earn(chain, alice, 500, "k1")
+    points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=alice)
+    negative = _violation(lambda: Account.objects.filter(pk=points.pk).update(balance=-1))
+    overdrawn_lot = _violation(lambda: Lot.objects.filter(account=points).update(remaining=-5))
+    same_key = _violation(lambda: LedgerTransaction.objects.create(chain=chain, idempotency_key="k1", fingerprint="x",
+                                                                   reason=EntryReason.EARN,
+                                                                   created_at=timezone.now()))
+    zero = _violation(lambda: Entry.objects.create(transaction=tx, account=points, amount=0))
+    other = _violation(lambda: Account.objects.create(chain=chain, kind=AccountKind.POINTS, unit=points.unit,
+                                                      customer=alice))
+    # then
+    assert [integrity_constraint(e) for e in (negative, overdrawn_lot, same_key, zero)] == [
+        "ledger_holder_balance_non_negative", "ledger_lot_remaining_valid", "ledger_unique_key",
+        "ledger_entry_non_zero"]
+    # PostgreSQL names any constraint; SQLite writes only a UNIQUE's columns, which are not the ledger's key
+    assert integrity_constraint(other) in (None, "ledger_one_open_account_per_customer_kind")
+
+
+class NotEnoughTestPoints(InsufficientBalance):
+    code = "not_enough_test_points"
+
+
+def test_a_balance_the_database_refuses_is_the_requests_own_refusal_and_field(chain, alice):
+    # given: the account's balance says less than its lots hold (as a concurrent writer's would, read too early)
+    earn(chain, alice, 500, "k1")
+    points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=alice)
+    Account.objects.filter(pk=points.pk).update(balance=100)
+    redeemed = system_account(chain_id=chain.id, kind=AccountKind.POINTS_REDEEMED)
+    request = PostRequest(chain_id=chain.id, key="k2", reason=EntryReason.REDEEM,
+                          postings=[Posting(points, -300), Posting(redeemed, 300)],
+                          refusal=NotEnoughTestPoints, refusal_field="points")
+    # when
+    with pytest.raises(NotEnoughTestPoints) as caught:
+        ledger_post_many([request])
+    # then: the caller's refusal, on the caller's field, and nothing written
+    assert caught.value.field == "points"
+    assert not LedgerTransaction.objects.filter(idempotency_key="k2").exists()
+    assert Lot.objects.get(account=points).remaining == 500

@@ -281,7 +281,7 @@ def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen:
     _customer_lock(payer)
     replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=f"wallet_spend:{key}").first()
     if replay:
-        _replay_check([replay], amount_fen, key, "spend")
+        _replay_check([replay], amount_fen, key, "spend", debited=holder, payer=payer)
         return [replay]
     spend = wallet_spend_request(payer=payer, holder=holder, amount_fen=amount_fen, key=key, source=source,
                                  actor=actor, per_use_consent=per_use_consent, consent_token=consent_token,
@@ -353,14 +353,43 @@ def wallet_spend_request(*, payer: Customer, holder: Customer | None = None, amo
     return WalletSpend(request, payer, holder, amount_fen, mode, consent_token, source, actor)
 
 
+_WALLET_KINDS = (AccountKind.WALLET_PRINCIPAL, AccountKind.WALLET_BONUS)
+
+
 @transaction.atomic
-def _replay_check(replay: list[LedgerTransaction], amount_fen, key: str, what: str) -> None:
-    """A replay of a spend or transfer key returns the first result only for the same amount (as a top-up's
-    does): another amount under the key would be answered as done while nothing of it happened."""
+def _replay_check(replay: list[LedgerTransaction], amount_fen, key: str, what: str, *, debited: Customer,
+                  credited: Customer | None = None, payer: Customer | None = None) -> None:
+    """A replay of a spend or transfer key returns the first result only for the same request (as a top-up's
+    does): the same amount, taken from the same wallet (and for a transfer given to the same one), paid by the
+    same person. Another request under the key would be answered as done while nothing of it happened — the
+    wrong patient's wallet shown as having paid. A record merged since counts as its survivor."""
     moved = sum(transaction_size(tx) for tx in replay)
-    if moved != amount_fen:
+    entries = Entry.objects.filter(transaction__in=replay, account__kind__in=_WALLET_KINDS)
+    debits = {_survivor_id(c) for c in entries.filter(amount__lt=0).values_list("account__customer_id", flat=True)}
+    credits = {_survivor_id(c) for c in entries.filter(amount__gt=0).values_list("account__customer_id", flat=True)}
+    same = moved == amount_fen and debits == {_survivor_id(debited.pk)}
+    if credited is not None:
+        same = same and credits == {_survivor_id(credited.pk)}
+    if same and payer is not None:
+        # a family member's spend from the holder's wallet names its payer; the holder's own spend names none
+        payers = {_survivor_id(c) for c in WalletShareUse.objects.filter(transaction__in=replay)
+                  .values_list("payer_id", flat=True)}
+        same = payers == ({_survivor_id(payer.pk)} if payer.pk != debited.pk else set())
+    if not same:
         raise Conflict(f"idempotency key {key!r} was already used for another {what}", code="idempotency_key_reused",
                        field="key")
+
+
+def _survivor_id(customer_id: int | None) -> int | None:
+    """The record a customer id now lives on: itself, or the survivor its merges lead to."""
+    seen = set()
+    while customer_id is not None and customer_id not in seen:
+        seen.add(customer_id)
+        nxt = Customer.objects.filter(pk=customer_id).values_list("merged_into_id", flat=True).first()
+        if nxt is None:
+            return customer_id
+        customer_id = nxt
+    return customer_id
 
 
 @transaction.atomic
@@ -382,7 +411,7 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
     replay = list(LedgerTransaction.objects.filter(chain_id=from_customer.chain_id, idempotency_key__in=keys)
                   .order_by("id"))
     if replay:
-        _replay_check(replay, amount_fen, key, "transfer")
+        _replay_check(replay, amount_fen, key, "transfer", debited=from_customer, credited=to_customer)
         return replay
     if not _is_amount(amount_fen):
         raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])

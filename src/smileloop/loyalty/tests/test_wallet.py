@@ -290,6 +290,51 @@ def test_a_spend_key_sent_again_for_another_amount_is_refused_and_the_same_amoun
     assert wallet_balance(wang).total == before - 30_000
 
 
+def test_a_spend_key_sent_again_for_another_wallet_or_payer_is_refused(chain, wang, bound_spouse, bonus_rules):
+    # given: 王芳 shares her wallet with 李强, who has a wallet of his own; he paid ¥100 from hers under "s1"
+    wallet_share_consent_grant(holder=wang, member=bound_spouse, mode=WalletShareMode.STANDING, source="paper")
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
+    wallet_topup(customer=bound_spouse, amount_fen=100_000, method="cash", key="t2")
+    [first] = wallet_spend(payer=bound_spouse, holder=wang, amount_fen=10_000, key="s1", source="order:1")
+    # when: the key comes again for his own wallet, or for her paying herself — same amount, another request
+    for payer, holder in ((bound_spouse, None), (wang, None), (wang, bound_spouse)):
+        with pytest.raises(Conflict) as caught:
+            wallet_spend(payer=payer, holder=holder, amount_fen=10_000, key="s1", source="order:1")
+        assert caught.value.code == "idempotency_key_reused"
+    # then: nothing else moved, and the true copy still replays
+    assert (wallet_balance(wang).total, wallet_balance(bound_spouse).total) == (90_000, 100_000)
+    assert wallet_spend(payer=bound_spouse, holder=wang, amount_fen=10_000, key="s1", source="order:1") == [first]
+    assert WalletShareUse.objects.count() == 1
+
+
+def test_a_transfer_key_sent_again_the_other_way_is_refused(chain, wang, bound_spouse, bonus_rules):
+    wallet_share_consent_grant(holder=wang, member=bound_spouse, mode=WalletShareMode.STANDING, source="paper")
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
+    wallet_topup(customer=bound_spouse, amount_fen=100_000, method="cash", key="t2")
+    txs = wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=20_000, key="x1", actor=None)
+    with pytest.raises(Conflict) as caught:
+        wallet_transfer(from_customer=bound_spouse, to_customer=wang, amount_fen=20_000, key="x1", actor=None)
+    assert caught.value.code == "idempotency_key_reused"
+    assert (wallet_balance(wang).total, wallet_balance(bound_spouse).total) == (80_000, 120_000)
+    assert wallet_transfer(from_customer=wang, to_customer=bound_spouse, amount_fen=20_000, key="x1",
+                           actor=None) == txs
+
+
+def test_a_spend_replayed_after_its_holder_was_merged_answers_with_the_first(chain, wang, clinic_a, bonus_rules,
+                                                                                 director_scope):
+    # given: 王芳's spend under "s1", then her record merged into another record of her
+    from smileloop.customers.services import customer_merge
+    from smileloop.loyalty.tests.conftest import patient
+    wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
+    [first] = wallet_spend(payer=wang, amount_fen=10_000, key="s1", source="order:1")
+    other = patient(chain, clinic_a, "王芳", birthday=dt.date(1980, 7, 1))
+    customer_merge(scope=director_scope, survivor=other, merged=wang)
+    other.refresh_from_db()
+    # when the POS retries on the surviving record: the first spend, nothing more
+    assert wallet_spend(payer=other, amount_fen=10_000, key="s1", source="order:1") == [first]
+    assert wallet_balance(other).total == 90_000
+
+
 def test_a_transfer_outside_a_family_card_is_refused_and_nothing_changes(chain, wang, stranger_b, bonus_rules):
     wallet_topup(customer=wang, amount_fen=100_000, method="cash", key="t1")
     with pytest.raises(NotFamily):
