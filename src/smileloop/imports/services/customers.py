@@ -77,6 +77,7 @@ from smileloop.imports.services.values import (
     name_clean,
     note_is_own,
     phone_cell_parse,
+    phone_extension_parse,
     phone_fallback_parse,
     phone_is_placeholder,
     text_formula_value,
@@ -116,6 +117,7 @@ class _Row:
     relative: tuple[str, str] | None = None  # (that number, what its holder is to the person: Relation.PARENT, …)
     fallback_skipped: bool = False  # the fallback cell held no number ('无', '-')
     mobile_cell: str = ""  # the cell the phone came from, as written: what a message about the number shows
+    extension: bool = False  # the phone cell named a line with an extension: the cell is in the notes already
 
 
 def _new_value(person: dict, attr: str):
@@ -263,6 +265,7 @@ class _CustomerImport:
         mobile = second = None
         more: list[str] = []
         noted = None  # (PhoneCell, raw, header) of a phone cell with words beside its number
+        extension = None  # (line, header) of a phone cell naming a line with an extension
         relative_number = False
         relative = None
         guardian, guardian_words = None, {}  # the guardian columns: (PhoneCell, raw, header); name → (text, header)
@@ -291,8 +294,18 @@ class _CustomerImport:
                     if phone_is_placeholder(raw):  # 无, 暂无, '-': the person gave no number, as a blank cell
                         continue
                     mobile_present = True
-                    cell = phone_cell_parse(raw)
                     mobile_cell = cell_text(raw)
+                    try:
+                        cell = phone_cell_parse(raw)
+                    except ValueError:
+                        line = phone_extension_parse(raw)
+                        if line is None:
+                            raise
+                        # a switchboard line with the patient's extension: shared by the office, so it names
+                        # them only under the same name (as a fallback column's line does); the cell is noted
+                        extension = (line, header)
+                        values["mobile"] = mobile = line
+                        continue
                     if cell.note:
                         noted = (cell, raw, header)  # whose number it is is decided below, with the name
                     else:
@@ -365,6 +378,10 @@ class _CustomerImport:
             return None
         row = _Row(number=number, values=values, mobile=mobile, idents=idents, consents=consents, more=tuple(more),
                    relative_number=relative_number, relative=relative, mobile_cell=mobile_cell)
+        if extension is not None:
+            row.mobile_header, row.extension = extension[1], True
+            line = f"{extension[1]}：{mobile_cell}"
+            values["notes"] = f"{values['notes']}；{line}" if values.get("notes") else line
         if fallback is not None:
             if second is None:
                 row.fallback_skipped = True
@@ -540,15 +557,17 @@ class _CustomerImport:
         if row.mobile:
             target = self.known.get(f"m:{row.mobile}") or by_mobile.get(row.mobile)
             if target and row.mobile_header is not None:
-                # The number came from the fallback column (a home or office line, often shared): it names the
+                # The number came from the fallback column (a home or office line, often shared), or the phone
+                # column named a switchboard line with an extension: it names the
                 # person who has it only under the same name. A child listed with the family's landline is not
                 # merged into the parent who holds it; they are imported without a phone (counted), and the number
                 # is kept in their notes, the way the front desk reaches them.
                 owner = self._name_of(target, chunk, people)
                 if owner is not None and " ".join(owner.split()) != " ".join(str(row.values.get("name", "")).split()):
                     self.report.fallback_shared += 1
-                    line = f"{row.mobile_header}：{phone_national(row.mobile)}"
-                    row.values["notes"] = f"{row.values['notes']}；{line}" if row.values.get("notes") else line
+                    if not row.extension:
+                        line = f"{row.mobile_header}：{phone_national(row.mobile)}"
+                        row.values["notes"] = f"{row.values['notes']}；{line}" if row.values.get("notes") else line
                     row.mobile, row.mobile_header = None, None
                     row.values.pop("mobile", None)
                     target = None

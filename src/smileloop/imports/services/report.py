@@ -38,7 +38,8 @@ class ImportReport:
     fallback_kept: int = 0
     fallback_not_kept: int = 0
     fallback_skipped: int = 0
-    fallback_shared: int = 0  # a fallback number that is someone else's (another name): row imported without it
+    # a fallback number, or a line with an extension, that is someone else's (another name): row imported without it
+    fallback_shared: int = 0
     # Further numbers in phone cells ('138…/139…'): kept as phone identities, or someone else's already (customers)
     more_numbers_kept: int = 0
     more_numbers_not_kept: int = 0

@@ -209,6 +209,22 @@ def _names_someone_else(text: str) -> bool:
 _EXTENSION = re.compile(r"(.*\d)\s*(?:转|分机|ext\.?|x|#|-|—|–)\s*(\d{1,6})\s*(?:分机|号)?", re.IGNORECASE)
 
 
+def phone_extension_parse(raw) -> str | None:
+    """A line with its extension ('0755-86001234 转 8001', '010-65521234-8001'): the line's number (E.164), or None
+    when the cell is no such thing. E.164 has no room for the extension, and the line is a switchboard others
+    share: the caller stores the number as a shared one and keeps the cell, extension and all, in the notes."""
+    text = cell_text(text_formula_value(raw))
+    if len(text) > PHONE_CELL_MAX:
+        return None
+    match = _EXTENSION.fullmatch(unicodedata.normalize("NFKC", text))
+    if match is None:
+        return None
+    try:
+        return phone_parse(match.group(1))
+    except ValueError:
+        return None
+
+
 # What a sheet writes in the phone column of a patient who has none. Such a cell is a blank one (a phone-less person,
 # the fallback column's number if there is one), not an error that stopped the whole file: a clinic's export writes
 # 无 for every walk-in who gave no number. Any other cell without digits ('abc') is still an error.
