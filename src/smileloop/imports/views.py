@@ -22,7 +22,7 @@ from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
 from smileloop.imports.labels import field_label, field_sort_key, preview_cell
 from smileloop.imports.messages import message_display
-from smileloop.imports.selectors import batch_get, batches_recent
+from smileloop.imports.selectors import batch_get, batch_progress_get, batches_recent
 from smileloop.imports.services.batches import batch_confirm, batch_progress, batch_upload
 from smileloop.imports.services.template import template_columns, template_workbook
 
@@ -123,7 +123,10 @@ def confirm(request, scope, batch_id):
 def progress(request, scope, batch_id):
     """Polled by the page while a large file is checked or imported in the background: the progress block, or,
     once the run has ended, an instruction to htmx to reload the page (which then shows the result)."""
-    batch = _batch(scope, batch_id)
+    try:
+        batch = batch_progress_get(scope, batch_id)
+    except NotFound:
+        raise Http404
     if not request.htmx:
         return redirect("imports:preview", batch_id=batch.id)
     if batch.status not in RUNNING:
@@ -148,8 +151,21 @@ def errors_csv(request, scope, batch_id):
 
 
 def _progress_context(batch, form) -> dict:
-    """What the progress block needs, and no more: it is rendered every second while a job runs."""
-    return {"batch": batch, "report": batch.report or {}, "form": form, "progress": batch_progress(batch)}
+    """What the progress block needs, and no more: it is rendered every second while a job runs (the poll's batch
+    carries only the report's two figures, `batch_progress_get`)."""
+    if hasattr(batch, "report_rows"):
+        report = {"rows": _figure(batch.report_rows), "error_count": _figure(batch.report_error_count)}
+    else:
+        report = batch.report or {}
+    return {"batch": batch, "report": report, "form": form, "progress": batch_progress(batch, total=report.get("rows"))}
+
+
+def _figure(value) -> int | None:
+    """A count read out of the stored report by the database (text on SQLite for some versions, a number or None)."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _preview_context(batch, form, conflict=None) -> dict:

@@ -73,9 +73,13 @@ class BatchProgress:
         return min(100, 100 * self.rows // self.total) if self.total else None
 
 
-def batch_progress(batch: ImportBatch) -> BatchProgress:
-    """The progress file's reading (nothing yet: 0 rows since the batch was queued)."""
-    total = (batch.report or {}).get("rows") if batch.status == BatchStatus.IMPORTING else None
+def batch_progress(batch: ImportBatch, *, total: int | None = None) -> BatchProgress:
+    """The progress file's reading (nothing yet: 0 rows since the batch was queued). `total`: the checked file's
+    rows when the caller read them already (the poll does not load the stored report)."""
+    if batch.status != BatchStatus.IMPORTING:
+        total = None
+    elif total is None:
+        total = (batch.report or {}).get("rows")
     try:
         data = json.loads(progress_path(batch).read_text(encoding="utf-8"))
         rows, updated = int(data["rows"]), dt.datetime.fromisoformat(data["updated_at"])
