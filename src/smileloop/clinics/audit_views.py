@@ -114,7 +114,8 @@ OBJECT_TYPES = {
 # The detail's keys in the reader's words (the stored keys are codes: "merged_id: 7" read as English on the Chinese
 # page). A key not listed is shown as stored.
 DETAIL_KEYS = {
-    "merged_id": pgettext_lazy("audit detail", "Merged record"), "moved": pgettext_lazy("audit detail", "Records moved"),
+    "merged_id": pgettext_lazy("audit detail", "Merged record"),
+    "survivor_id": pgettext_lazy("audit detail", "Merged into record"), "moved": pgettext_lazy("audit detail", "Records moved"),
     "numbers": pgettext_lazy("audit detail", "Phone numbers"), "sheets": pgettext_lazy("audit detail", "Sheets"), "filters": pgettext_lazy("audit detail", "Filters"),
     "file": pgettext_lazy("audit detail", "File"), "rows": pgettext_lazy("audit detail", "Rows"), "created": pgettext_lazy("audit detail", "Created"),
     "merged": pgettext_lazy("audit detail", "Merged"), "skipped": pgettext_lazy("audit detail", "Skipped"), "duplicates": pgettext_lazy("audit detail", "Duplicates"),

@@ -1199,6 +1199,11 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=survivor.id,
                  reason=reason, detail={"merged_id": merged.id, "moved": moved}, ip_address=ip_address,
                  clinic_id=survivor.home_clinic_id)
+    if merged.home_clinic_id and merged.home_clinic_id != survivor.home_clinic_id:
+        # the merged record's clinic reads in its log that its patient now lives on a record of another clinic
+        audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=merged.id,
+                     reason=reason, detail={"survivor_id": survivor.id}, ip_address=ip_address,
+                     clinic_id=merged.home_clinic_id)
     return record
 
 

@@ -716,3 +716,21 @@ def test_the_heads_timeline_names_a_relative_added_only_masked(chain, clinic_a, 
     # then the note on the head's timeline (read by clinic A's staff) names the relative masked
     note = Interaction.objects.get(customer=head, kind="note")
     assert "李四" not in note.text and "李*" in note.text and "spouse" in note.text
+
+
+def test_a_merge_across_clinics_is_in_both_clinics_audit_logs(chain, clinic_a, clinic_b, chain_admin, admin_scope):
+    # given: one person registered at clinic A and again at clinic B
+    from smileloop.clinics.enums import Role
+    from smileloop.clinics.selectors import audit_event_list, scope_for_staff
+    from smileloop.clinics.tests.factories import StaffFactory
+    director_b = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_b])
+    a, _ = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000011", "home_clinic": clinic_a})
+    b, _ = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000022", "home_clinic": clinic_b})
+    # when headquarters merges B's record into A's
+    customer_merge(scope=admin_scope, survivor=a, merged=b, actor=chain_admin, reason="same person")
+    # then clinic B's director reads that their patient's record was merged, and into which
+    events = list(audit_event_list(scope_for_staff(director_b), action="customer.merge"))
+    assert [(e.object_id, e.clinic_id, e.detail) for e in events] == [(str(b.id), clinic_b.id, {"survivor_id": a.id})]
+    # and the event about the survivor stays the one clinic A reads (with the merged record named)
+    survivor_event = AuditEvent.objects.get(action="customer.merge", object_id=str(a.id))
+    assert (survivor_event.clinic_id, survivor_event.detail["merged_id"]) == (clinic_a.id, b.id)
