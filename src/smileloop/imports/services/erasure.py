@@ -16,12 +16,15 @@ The files: a written batch's file is deleted when it is imported. A file still w
 after its check) that holds one of the person's numbers (its digits, with or without spaces or dashes, in the CSV's
 bytes or the workbook's XML) is withdrawn: deleted after the erasure commits, its batch `failed` with the reason,
 so that nobody confirms it and imports the erased person again as a new patient. The spreadsheet is not
-rewritten (the uploader removes the row and uploads it again). A file holding the person by name only is not found,
+rewritten (the uploader removes the row and uploads it again). Files are read by content, in their encoding, with
+full-width digits folded, as the import reads them. A file holding the person by name only is not found,
 and a batch being checked or imported at that moment is left to its job (a limit: its run may import the person
 again, as a new record, as any later upload of their row would)."""
 
+import codecs
 import json
 import re
+import unicodedata
 import zipfile
 from contextlib import nullcontext
 
@@ -41,6 +44,7 @@ ERASED_OUTCOME = "erased"
 ERASED_VALUE = "***"
 # Batches whose file may still be confirmed: their file is withdrawn when it holds the person.
 _PENDING = (BatchStatus.PREVIEWED, BatchStatus.REJECTED, BatchStatus.FAILED)
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _number_pattern(phones) -> re.Pattern | None:
@@ -55,14 +59,28 @@ def _number_pattern(phones) -> re.Pattern | None:
 
 
 def _file_holds(path, pattern: re.Pattern) -> bool:
+    """Whether the file holds one of the numbers, read as the import reads it: a workbook by its content (an .xlsx
+    saved under a .csv name is one), text in its encoding (UTF-16 "Unicode text" has a NUL between digits), full-width
+    digits as ASCII ones (the import normalises １３８… too)."""
     try:
-        if path.suffix == ".xlsx":
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+        if magic == _ZIP_MAGIC:
             with zipfile.ZipFile(path) as workbook:
-                return any(pattern.search(workbook.read(name)) for name in workbook.namelist()
+                return any(pattern.search(_normal(workbook.read(name), "utf-8")) for name in workbook.namelist()
                            if name.endswith(".xml"))
-        return pattern.search(path.read_bytes()) is not None
+        data = path.read_bytes()
+        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return pattern.search(_normal(data, "utf-16")) is not None
+        return pattern.search(_normal(data, "utf-8")) is not None or pattern.search(_normal(data, "gb18030")) is not None
     except (OSError, zipfile.BadZipFile, KeyError):
         return False  # gone, or no file the import could read either
+
+
+def _normal(data: bytes, encoding: str) -> bytes:
+    """The bytes as UTF-8 with full-width digits and dashes folded to ASCII (NFKC): what the number pattern reads.
+    ASCII bytes, whatever the file's encoding, are unchanged; a byte the encoding cannot read is replaced."""
+    return unicodedata.normalize("NFKC", data.decode(encoding, errors="replace")).encode("utf-8")
 
 
 def _row_is_theirs(entry: dict, person: ErasedPerson, kind: str) -> bool:

@@ -108,6 +108,27 @@ def test_a_workbook_holding_the_persons_number_with_spaces_is_withdrawn(patient,
     assert batch.status == BatchStatus.FAILED and not batch_path(batch).exists()
 
 
+@pytest.mark.parametrize("kind", ["workbook named .csv", "UTF-16 text", "full-width digits"])
+def test_a_file_the_import_reads_is_searched_as_the_import_reads_it(patient, director_a, tmp_path, kind,
+                                                                    django_capture_on_commit_callbacks):
+    # given a waiting file holding the patient's number in a form the import reads but its bytes do not show plainly
+    rows = [["姓名", "手机号"], ["李四", "13900139000"], ["张三丰", "13800138000"]]
+    if kind == "workbook named .csv":
+        content = xlsx_write(tmp_path / "p.xlsx", rows).read_bytes()
+    elif kind == "UTF-16 text":
+        content = "\r\n".join("\t".join(row) for row in rows).encode("utf-16")
+    else:
+        rows[2][1] = "１３８００１３８０００"
+        content = _csv(rows)
+    batch = _upload(director_a, content, name="患者.csv")
+    assert batch.status == BatchStatus.PREVIEWED, batch.error
+    # when
+    _erase(director_a, patient, django_capture_on_commit_callbacks)
+    # then the file is withdrawn, as a plain CSV holding the number is
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.FAILED and not batch_path(batch).exists()
+
+
 def test_a_phone_less_row_is_theirs_by_name_and_birthday_and_a_name_alone_is_not(patient, director_a, chain,
                                                                                clinic_a,
                                                                                django_capture_on_commit_callbacks):
