@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from smileloop.clinics.models import Staff
@@ -10,7 +11,13 @@ from smileloop.core.dates import add_months, age_on, day_end  # noqa: F401
 from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
 from smileloop.membership import reasons
 from smileloop.membership.errors import PeriodOutOfRange
-from smileloop.membership.models import Membership, MembershipEvent, MembershipPlan
+from smileloop.membership.models import (
+    FamilyBinding,
+    Membership,
+    MembershipEvent,
+    MembershipPlan,
+    WalletShareConsent,
+)
 
 
 def day(moment: dt.datetime) -> str:
@@ -48,3 +55,16 @@ def event_add(*, membership: Membership, kind: str, at: dt.datetime, msg: dict, 
                                           actor=actor)
 
 
+def bindings_end(bindings: "QuerySet[FamilyBinding]", *, at: dt.datetime, reason: str) -> int:
+    """End these family bindings (those still active); the wallet-share consents between each holder and member end
+    with them, as `family_unbind` ends them: a consent must not come back into force when the two are bound again.
+    Returns how many ended."""
+    rows = list(bindings.filter(unbound_at__isnull=True).values_list("id", "holder__customer_id", "member_id"))
+    if not rows:
+        return 0
+    pairs = Q()
+    for _id, holder_id, member_id in rows:
+        pairs |= Q(holder_id=holder_id, member_id=member_id)
+    WalletShareConsent.objects.filter(pairs, revoked_at__isnull=True).update(revoked_at=at)
+    FamilyBinding.objects.filter(id__in=[row[0] for row in rows]).update(unbound_at=at, unbind_reason=reason[:255])
+    return len(rows)

@@ -47,6 +47,7 @@ from smileloop.membership.models import (
 from smileloop.membership.selectors import membership_active
 from smileloop.membership.services._common import (
     add_months,
+    bindings_end,
     day,
     day_end,
     event_add,
@@ -267,9 +268,26 @@ def _renewed_expiry(membership: Membership, base: dt.datetime, months: int) -> d
     return day_end(add_months(base, months))
 
 
-def _tier_set(membership: Membership, tier: Tier) -> None:
+def _tier_set(membership: Membership, tier: Tier, at: dt.datetime) -> None:
+    fewer_slots = tier.family_slots < membership.tier.family_slots
     membership.tier = tier
     membership.save(update_fields=["tier", "updated_at"])
+    if fewer_slots:
+        family_trim(membership, at=at)
+
+
+def family_trim(membership: Membership, *, at: dt.datetime) -> int:
+    """End the active family bindings over the tier's `family_slots` (after a move to a tier with fewer), the
+    latest bound first: the earliest keep their slots, as in a merge; their wallet-share consents end with them
+    (as `family_unbind` does). Returns how many ended."""
+    ids = list(FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).order_by("bound_at", "id")
+               .values_list("id", flat=True))
+    over = ids[membership.tier.family_slots:]
+    if not over:
+        return 0
+    return bindings_end(FamilyBinding.objects.filter(id__in=over), at=at,
+                        reason=f"no free slot on membership #{membership.id}: tier {membership.tier.name} has "
+                               f"{membership.tier.family_slots}")
 
 
 def _locked_active(membership: Membership) -> Membership:
@@ -291,7 +309,7 @@ def membership_upgrade(*, membership: Membership, tier: Tier, actor: Staff | Non
     if tier.rank <= membership.tier.rank:
         raise NotAnUpgrade(f"{tier.name} is not above the current tier {membership.tier.name}", field="tier_id")
     previous = membership.tier
-    _tier_set(membership, tier)
+    _tier_set(membership, tier, at)
     event_add(membership=membership, kind=EventKind.UPGRADED, at=at, actor=actor,
               msg=reasons.message("upgraded_by_staff", tier=tier.name, why=reason.strip(), day=day(at)),
               data={"from_tier_id": previous.id, "to_tier_id": tier.id})
@@ -311,7 +329,7 @@ def membership_downgrade(*, membership: Membership, tier: Tier, actor: Staff | N
     if not membership.tier.downgrade_allowed:
         raise DowngradeNotAllowed(f"tier {membership.tier.name} does not allow downgrades")
     previous = membership.tier
-    _tier_set(membership, tier)
+    _tier_set(membership, tier, at)
     event_add(membership=membership, kind=EventKind.DOWNGRADED, at=at, actor=actor,
               msg=reasons.message("downgraded_by_staff", tier=tier.name, why=reason.strip(), day=day(at)),
               data={"from_tier_id": previous.id, "to_tier_id": tier.id})
@@ -324,8 +342,8 @@ def _end(membership: Membership, *, status: str, kind: str, at: dt.datetime, msg
     membership.ended_at = at
     membership.save(update_fields=["status", "ended_at", "updated_at"])
     if unbind_family:
-        FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).update(
-            unbound_at=at, unbind_reason=f"holder's membership #{membership.id} ended")
+        bindings_end(FamilyBinding.objects.filter(holder=membership), at=at,
+                     reason=f"holder's membership #{membership.id} ended")
     return event_add(membership=membership, kind=kind, at=at, msg=msg, data=data, actor=actor)
 
 
@@ -402,6 +420,19 @@ def _best_auto(customer: Customer, topup: _Topup, plans: dict[int, list[Tier]], 
     return best
 
 
+def _auto_enrol(customer: Customer, topup: _Topup, plans: dict[int, list[Tier]], kinds: list[str], *,
+                at: dt.datetime, actor: Staff | None) -> list[MembershipEvent]:
+    """Enrol a customer without an active membership in the best auto-enrol tier reached: its event, or none."""
+    best = _best_auto(customer, topup, plans, kinds)
+    if best is None:
+        return []
+    tier, figure = best
+    msg, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
+    membership = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor, msg=msg,
+                         data=data)
+    return [membership.events.get()]
+
+
 _UNSET = object()
 
 
@@ -413,7 +444,8 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
 
     - no active membership: enrol in the best auto-enrol plan tier reached;
     - spend-based / stored-value member: upgrade to the best tier reached; downgrade (or end the membership
-      when no tier is reached) only if the current tier allows downgrades;
+      when no tier is reached, then enrolling as above in another plan reached) only if the current tier allows
+      downgrades;
     - a member of another plan who reaches an auto-enrol tier with a strictly larger discount moves to it
       (the old membership is cancelled with a reason naming the new one).
     Lifetime memberships are never ended by time. Returns the events written (none when nothing changed).
@@ -430,14 +462,7 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
     plans = _plan_tiers(customer.chain_id, current, kinds)
     events: list[MembershipEvent] = []
     if current is None:
-        best = _best_auto(customer, topup, plans, kinds)
-        if best is not None:
-            tier, figure = best
-            msg, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
-            membership = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor,
-                                 msg=msg, data=data)
-            events.append(membership.events.get())
-        return events
+        return _auto_enrol(customer, topup, plans, kinds, at=at, actor=actor)
     plan = current.plan
     figure = _figure(customer, plan.kind, topup.value() if plan.kind == PlanKind.STORED_VALUE else None)
     if figure is not None:
@@ -445,7 +470,7 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
         if target is not None and target.rank > current.tier.rank:
             threshold = tier_threshold(target, plan.kind)
             previous = current.tier
-            _tier_set(current, target)
+            _tier_set(current, target, at)
             events.append(event_add(
                 membership=current, kind=EventKind.UPGRADED, at=at, actor=actor,
                 msg=reasons.message("upgraded_figure", tier=target.name, measure=plan.kind, figure=yuan(figure),
@@ -461,8 +486,9 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
                                    msg=reasons.message("ended_figure", measure=plan.kind, figure=yuan(figure),
                                                        threshold=yuan(threshold), tier=current.tier.name, day=day(at)),
                                    data=data, actor=actor, unbind_family=True))
-                return events
-            _tier_set(current, target)
+                # the plan the customer still reaches (top-ups) at once: a second evaluation must change nothing
+                return events + _auto_enrol(customer, topup, plans, kinds, at=at, actor=actor)
+            _tier_set(current, target, at)
             events.append(event_add(
                 membership=current, kind=EventKind.DOWNGRADED, at=at, actor=actor,
                 msg=reasons.message("downgraded_figure", tier=target.name, measure=plan.kind, figure=yuan(figure),
@@ -479,6 +505,8 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
                       msg=reasons.with_suffix(msg, "replaces", replaces=current.id),
                       data={**data, "replaces": current.id})
         FamilyBinding.objects.filter(holder=current, unbound_at__isnull=True).update(holder=new)
+        if tier.family_slots < current.tier.family_slots:
+            family_trim(new, at=at)
         events.append(new.events.get())
     return events
 
@@ -533,11 +561,13 @@ def memberships_expire(*, as_of: dt.datetime | None = None, reminder_days: tuple
 def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, actor: Staff | None = None) -> int:
     """Enrol every live customer of `chain` whose cumulative spend reached an auto-enrol spend-based plan's
     threshold and who has no active membership. The qualifying customers and their best tier are chosen
-    in SQL (one SELECT per plan with a CASE over the tiers); rows are inserted in bulk. Returns the count."""
+    in SQL (one SELECT per plan with a CASE over the tiers); one reaching several plans is enrolled in the one
+    `membership_evaluate` would choose. Rows are inserted in bulk. Returns the count."""
     at = now_or(as_of)
     expires_cache: dict[int, dt.datetime | None] = {}
     enrolled = 0
     active = Membership.objects.filter(customer_id=OuterRef("pk"), status=MembershipStatus.ACTIVE)
+    eligible = []
     for plan in _auto_plans(chain.id, [PlanKind.SPEND_BASED]):
         tiers = list(plan.tiers.select_related("plan").order_by("-rank"))
         if not tiers:
@@ -546,6 +576,19 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
             logger.warning("spend-based enrolment skips plan %s: duration_months %s is out of range", plan.id,
                            plan.duration_months)
             continue
+        eligible.append((plan, tiers))
+
+    def best_plan_id(spend: int) -> int | None:
+        """The plan `membership_evaluate` would choose (`_best_auto`): the largest discount, then rank, then the plan
+        created first; a customer reaching two plans is enrolled once, in that one, not in the first by id."""
+        best = None
+        for plan, tiers in eligible:
+            tier = _qualifying(tiers[::-1], plan.kind, spend)
+            if tier is not None and (best is None or (tier.discount_bp, tier.rank) > (best.discount_bp, best.rank)):
+                best = tier
+        return best.plan_id if best else None
+
+    for plan, tiers in eligible:
         lowest = min(tier_threshold(t, plan.kind) for t in tiers)
         tier_case = Case(*[When(lifetime_spend_fen__gte=tier_threshold(t, plan.kind), then=Value(t.id)) for t in tiers],
                          output_field=IntegerField())
@@ -556,7 +599,7 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
         by_id = {t.id: t for t in tiers}
         expires = expires_cache.setdefault(plan.id, day_end(add_months(at, plan.duration_months))
                                            if plan.duration_months else None)
-        batch = list(candidates)
+        batch = [row for row in candidates if len(eligible) == 1 or best_plan_id(row[1]) == plan.id]
         memberships = Membership.objects.bulk_create([
             Membership(chain_id=chain.id, customer_id=cid, plan=plan, tier_id=tid, status=MembershipStatus.ACTIVE,
                        started_at=at, expires_at=expires, enrolled_by=actor)

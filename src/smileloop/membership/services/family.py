@@ -24,7 +24,7 @@ from smileloop.membership.errors import (
     SelfReference,
 )
 from smileloop.membership.models import FamilyBinding, FriendLink, Membership, WalletShareConsent
-from smileloop.membership.services._common import age_on, day, now_or
+from smileloop.membership.services._common import age_on, bindings_end, day, now_or
 from smileloop.membership.services.enrolment import _locked_customer
 
 ADULT_AGE = 18
@@ -85,8 +85,8 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
             # The other holder may be another clinic's patient: named masked, without an id (PIPL).
             raise AlreadyBound(f"{member.name} is already bound to the family card of "
                                f"{name_masked(existing.holder.customer.name)}", field="member_id")
-        existing.unbound_at, existing.unbind_reason = at, f"holder's membership #{existing.holder_id} no longer active"
-        existing.save(update_fields=["unbound_at", "unbind_reason"])
+        bindings_end(FamilyBinding.objects.filter(pk=existing.pk), at=at,
+                     reason=f"holder's membership #{existing.holder_id} no longer active")
     used = FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).count()
     if used >= membership.tier.family_slots:
         raise NoSlots(f"all {membership.tier.family_slots} family slots of {membership.tier.name} are in use; "

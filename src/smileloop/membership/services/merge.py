@@ -12,7 +12,7 @@ from smileloop.customers.models import Customer
 from smileloop.membership import reasons
 from smileloop.membership.enums import EventKind, MembershipStatus
 from smileloop.membership.models import FamilyBinding, FriendLink, Membership, WalletShareConsent
-from smileloop.membership.services._common import event_add
+from smileloop.membership.services._common import bindings_end, event_add
 
 
 def _rank(m: Membership) -> tuple:
@@ -26,6 +26,11 @@ def membership_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     pair = [survivor.pk, merged.pk]
     actives = list(Membership.objects.select_for_update().select_related("tier")
                    .filter(customer_id__in=pair, status=MembershipStatus.ACTIVE))
+    # The merged person bound to the survivor's card (or the reverse) becomes a binding to oneself: ended first, so
+    # the slot it held is free for the bindings the losing card brings.
+    FamilyBinding.objects.filter(unbound_at__isnull=True).filter(
+        Q(member_id=merged.pk, holder__customer_id__in=pair) | Q(member_id=survivor.pk, holder__customer_id=merged.pk)
+    ).update(unbound_at=now, unbind_reason="customer merge: the member is the holder")
     if len(actives) == 2:
         winner, loser = sorted(actives, key=_rank, reverse=True)
         loser.status, loser.ended_at = MembershipStatus.CANCELLED, now
@@ -37,16 +42,12 @@ def membership_merge_hook(*, survivor: Customer, merged: Customer) -> None:
         free = winner.tier.family_slots - FamilyBinding.objects.filter(holder=winner, unbound_at__isnull=True).count()
         ids = list(moving.order_by("bound_at", "id").values_list("id", flat=True))
         FamilyBinding.objects.filter(id__in=ids[:max(free, 0)]).update(holder=winner)
-        FamilyBinding.objects.filter(id__in=ids[max(free, 0):]).update(
-            unbound_at=now, unbind_reason=f"no free slot on membership #{winner.id} after a merge")
-    # The merged person bound to the survivor's card (or the reverse) becomes a binding to oneself.
-    FamilyBinding.objects.filter(unbound_at__isnull=True).filter(
-        Q(member_id=merged.pk, holder__customer_id__in=pair) | Q(member_id=survivor.pk, holder__customer_id=merged.pk)
-    ).update(unbound_at=now, unbind_reason="customer merge: the member is the holder")
+        bindings_end(FamilyBinding.objects.filter(id__in=ids[max(free, 0):]), at=now,
+                     reason=f"no free slot on membership #{winner.id} after a merge")
     # Both records bound somewhere: keep the survivor's binding.
     if FamilyBinding.objects.filter(member_id=survivor.pk, unbound_at__isnull=True).exists():
-        FamilyBinding.objects.filter(member_id=merged.pk, unbound_at__isnull=True).update(
-            unbound_at=now, unbind_reason=f"customer merge: #{survivor.pk} keeps its own binding")
+        bindings_end(FamilyBinding.objects.filter(member_id=merged.pk), at=now,
+                     reason=f"customer merge: #{survivor.pk} keeps its own binding")
     # Wallet consents: drop ones that become self-consents or duplicate one the survivor already has.
     WalletShareConsent.objects.filter(revoked_at__isnull=True).filter(
         Q(holder_id__in=pair, member_id__in=pair)).update(revoked_at=now)
