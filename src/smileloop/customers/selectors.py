@@ -30,7 +30,9 @@ def customer_queryset(scope: Scope) -> QuerySet[Customer]:
     """Live (not merged) customers this scope may see: its clinics' patients, or the ones it owns."""
     qs = Customer.objects.filter(chain_id=scope.chain_id, merged_into__isnull=True)
     if scope.clinic_ids is not None:
-        qs = qs.filter(Q(home_clinic_id__in=scope.clinic_ids) | Q(consultant_id=scope.staff_id))
+        # a scope without a staff member owns no one (consultant_id=None would read as IS NULL: every unowned patient)
+        owned = Q(consultant_id=scope.staff_id) if scope.staff_id is not None else Q(pk__in=[])
+        qs = qs.filter(Q(home_clinic_id__in=scope.clinic_ids) | owned)
     return qs
 
 

@@ -720,9 +720,7 @@ def test_the_heads_timeline_names_a_relative_added_only_masked(chain, clinic_a, 
 
 def test_a_merge_across_clinics_is_in_both_clinics_audit_logs(chain, clinic_a, clinic_b, chain_admin, admin_scope):
     # given: one person registered at clinic A and again at clinic B
-    from smileloop.clinics.enums import Role
-    from smileloop.clinics.selectors import audit_event_list, scope_for_staff
-    from smileloop.clinics.tests.factories import StaffFactory
+    from smileloop.clinics.selectors import audit_event_list
     director_b = StaffFactory(chain=chain, role=Role.CLINIC_DIRECTOR, clinics=[clinic_b])
     a, _ = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000011", "home_clinic": clinic_a})
     b, _ = customer_upsert(chain=chain, data={"name": "王五", "mobile": "13800000022", "home_clinic": clinic_b})
@@ -734,3 +732,15 @@ def test_a_merge_across_clinics_is_in_both_clinics_audit_logs(chain, clinic_a, c
     # and the event about the survivor stays the one clinic A reads (with the merged record named)
     survivor_event = AuditEvent.objects.get(action="customer.merge", object_id=str(a.id))
     assert (survivor_event.clinic_id, survivor_event.detail["merged_id"]) == (clinic_a.id, b.id)
+
+
+def test_a_clinic_scope_without_a_staff_member_owns_no_unowned_patient(chain, clinic_a, clinic_b):
+    # given: a clinic-A patient, and a clinic-B patient nobody owns (consultant NULL)
+    from smileloop.core.scoping import Scope
+    from smileloop.customers.selectors import customer_queryset
+    mine = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    CustomerFactory(chain=chain, home_clinic=clinic_b, consultant=None)
+    # when a clinic scope carries no staff member (a job's, a script's)
+    scope = Scope(user_id=None, staff_id=None, chain_id=chain.id, clinic_ids=frozenset({clinic_a.id}))
+    # then it sees its clinic's patients only ("consultant = NULL" read as IS NULL let every unowned one in)
+    assert list(customer_queryset(scope)) == [mine]
