@@ -231,7 +231,10 @@ def stages_derive(*, chain: Chain, today: dt.date, now: dt.datetime | None = Non
     for stage, fact in progress_facts(chain.id, now):
         lower = list(STAGE_PROGRESS[:STAGE_PROGRESS.index(stage)])
         moves = Q(stage__in=lower)  # active customers move with it; side states only remember it
-        counts["progress"] += live.filter(stage_reached__in=lower).filter(fact).update(
+        targets = live.filter(stage_reached__in=lower).filter(fact)
+        if stage == Stage.CONTACTED:  # a staff contact alone leaves a side state as it is (customer_stage_advance)
+            targets = targets.filter(stage__in=STAGE_PROGRESS)
+        counts["progress"] += targets.update(
             stage_reached=Value(stage),
             stage=Case(When(moves, then=Value(stage)), default=F("stage")),
             stage_prev=Case(When(moves, then=F("stage")), default=F("stage_prev")),

@@ -199,7 +199,7 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """Cleaning/exam due `months` after the patient's latest one, anchored on the due day.
 
     "The latest one" is a billed line (the POS records every cleaning) or a procedure record of those
-    categories, and nothing of the kind since the window's source days (one task per patient and due day:
+    categories, and nothing of the kind since that day (one task per patient and due day:
     anchor key "recall:<due day>", so a cleaning recorded both ways still makes one task)."""
     months = int(pb.trigger_params.get("months", 6))
     categories = list(pb.trigger_params.get("categories") or ["cleaning", "exam"])
@@ -207,13 +207,16 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     all_sources = sorted({s for group in per_day for s in group})
     if not all_sources:
         return []
-    after = w.start(max(all_sources) + dt.timedelta(days=1))
 
-    def nothing_since(customer: str):
-        return (~Exists(Procedure.objects.filter(customer_id=OuterRef(customer), item__category__in=categories,
-                                                 performed_on__gt=max(all_sources)))
-                & ~Exists(OrderLine.objects.filter(order__customer_id=OuterRef(customer),
-                                                   item__category__in=categories, order__ordered_at__gte=after)))
+    def nothing_since(customer: str, source_conds: list[Q]) -> Q:
+        """Nothing of the kind after the row's own source day (not after the window's latest: a catch-up run must
+        not make an exam's recall that a cleaning two days later replaced, which the daily run never made)."""
+        return Q(*[cond & ~Exists(Procedure.objects.filter(customer_id=OuterRef(customer),
+                                                           item__category__in=categories, performed_on__gt=s))
+                   & ~Exists(OrderLine.objects.filter(order__customer_id=OuterRef(customer),
+                                                      item__category__in=categories,
+                                                      order__ordered_at__gte=w.start(s + dt.timedelta(days=1))))
+                   for s, cond in zip(all_sources, source_conds, strict=True)], _connector=Q.OR)
 
     due_key = [d.isoformat() for d in days]
     out = []
@@ -221,7 +224,7 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     conds = [Q(performed_on__in=group) if group else NEVER for group in per_day]
     source_conds = [Q(performed_on=s) for s in all_sources]
     qs = (Procedure.objects.filter(chain_id=pb.chain_id, item__category__in=categories, performed_on__in=all_sources,
-                                   **_live_kw()).filter(nothing_since("customer_id")))
+                                   **_live_kw()).filter(nothing_since("customer_id", source_conds)))
     out.append(Candidates(
         qs=qs, customer="customer_id", clinic="clinic_id", consultant="customer__consultant_id", doctor="doctor_id",
         anchor_key=_key("recall", _day_case(conds, due_key, CharField())),
@@ -234,7 +237,8 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     source_conds = _day_range("order__ordered_at", w, all_sources)
     qs = (OrderLine.objects.filter(order__chain_id=pb.chain_id, item__category__in=categories,
                                    order__customer__merged_into__isnull=True, refunded_fen__lt=F("amount_fen"))
-          .filter(_overall("order__ordered_at", w, all_sources)).filter(nothing_since("order__customer_id")))
+          .filter(_overall("order__ordered_at", w, all_sources))
+          .filter(nothing_since("order__customer_id", source_conds)))
     if w.clinic_ids:
         qs = qs.filter(order__clinic_id__in=w.clinic_ids)
     out.append(Candidates(

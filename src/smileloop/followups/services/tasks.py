@@ -19,7 +19,7 @@ from smileloop.customers.enums import InteractionKind, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import customer_stage_advance, interaction_add
 from smileloop.customers.timeline import timeline_format
-from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus
+from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus, Trigger
 from smileloop.followups.models import MERGED_DUPLICATE, FollowupTask, PlaybookStep
 from smileloop.followups.selectors import task_queryset, tasks_unheld
 from smileloop.followups.services.assign import StaffDirectory
@@ -317,10 +317,16 @@ def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> F
     return task
 
 
+# Triggers whose anchor is the person (at most one open task of a step per patient), not one event of theirs (an
+# operation, a no-show, a plan: two of them are two calls).
+PERSON_TRIGGERS = (Trigger.LEAD_CREATED, Trigger.RECALL, Trigger.DORMANT, Trigger.BIRTHDAY_NEXT_MONTH, Trigger.SEGMENT)
+
+
 def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     """Before a merge moves the merged record's tasks onto the survivor: a task for an anchor the survivor
     already has a task for (same playbook and step) would break "never twice"; it keeps its history under a
-    suffixed anchor key, and is cancelled if still open (the survivor's twin is the one to work)."""
+    suffixed anchor key, and is cancelled if still open (the survivor's twin is the one to work). So is an open task
+    of a PERSON_TRIGGERS playbook's step the survivor has an open task of, whatever its anchor."""
     from django.db.models import Exists, Value
     from django.db.models.functions import Concat, Left
 
@@ -331,6 +337,12 @@ def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     suffix = f"~m{merged.pk}"
     dupes.filter(status=TaskStatus.OPEN).update(status=TaskStatus.CANCELLED, closed_reason=MERGED_DUPLICATE,
                                                 updated_at=now)
+    # A trigger about the person, not one event of theirs (lead:<record id>, recall:<day>, dormant:<day> …), keys the
+    # two records' tasks apart: the survivor would get two open calls of one step to one patient. The merged one's goes.
+    open_twins = FollowupTask.objects.filter(customer=survivor, status=TaskStatus.OPEN,
+                                             playbook_id=OuterRef("playbook_id"), step_id=OuterRef("step_id"))
+    FollowupTask.objects.filter(customer=merged, status=TaskStatus.OPEN, playbook__trigger__in=PERSON_TRIGGERS).filter(
+        Exists(open_twins)).update(status=TaskStatus.CANCELLED, closed_reason=MERGED_DUPLICATE, updated_at=now)
     FollowupTask.objects.filter(pk__in=list(dupes.values_list("pk", flat=True))).update(
         anchor_key=Concat(Left("anchor_key", 64 - len(suffix)), Value(suffix)), updated_at=now)
 
