@@ -52,18 +52,19 @@ class KeywordMatcher:
 
 
 def keyword_automaton_build(tag_keywords: dict[int, list[str]]) -> "ahocorasick.Automaton | None":
-    """One automaton for all tags: each (lower-cased) keyword maps to (keyword, tag ids that list it)."""
-    owners: dict[str, tuple[str, list[int]]] = {}
+    """One automaton for all tags: each (lower-cased) keyword maps to the tags that list it, each with its own
+    spelling (tag A's "Invisalign" and tag B's "invisalign" are one word; each tag's evidence names its own)."""
+    owners: dict[str, dict[int, str]] = {}
     for tag_id, keywords in tag_keywords.items():
         for keyword in keywords:
             key = keyword.strip().lower()
             if key:
-                owners.setdefault(key, (keyword.strip(), []))[1].append(tag_id)
+                owners.setdefault(key, {}).setdefault(tag_id, keyword.strip())
     if not owners:
         return None
     automaton = ahocorasick.Automaton()
-    for key, (keyword, tag_ids) in owners.items():
-        automaton.add_word(key, (len(key), keyword, tuple(tag_ids)))
+    for key, spellings in owners.items():
+        automaton.add_word(key, (len(key), tuple(spellings.items())))
     automaton.make_automaton()
     return automaton
 
@@ -71,8 +72,8 @@ def keyword_automaton_build(tag_keywords: dict[int, list[str]]) -> "ahocorasick.
 def _match(automaton, text: str) -> dict[int, dict[str, int]]:
     """{tag id: {keyword: hits}} for one text: one pass of the automaton, overlaps resolved per tag."""
     spans: dict[int, list[tuple[int, int, str]]] = {}
-    for end, (length, keyword, tag_ids) in automaton.iter(text.lower()):
-        for tag_id in tag_ids:
+    for end, (length, spellings) in automaton.iter(text.lower()):
+        for tag_id, keyword in spellings:
             spans.setdefault(tag_id, []).append((end - length + 1, end, keyword))
     result: dict[int, dict[str, int]] = {}
     for tag_id, found in spans.items():
@@ -344,7 +345,8 @@ def _hits_apply(*, specs: dict[int, KeywordTagSpec], new: dict, until: dt.dateti
     customers = sorted({k[0] for k in new})
     tag_ids = _ints(sorted({k[1] for k in new}))
     oldest = min(k[2] - dt.timedelta(days=specs[k[1]].window_days - 1) for k in new)
-    newest = max(k[2] for k in new)
+    # A backdated message's day can complete a window with days counted before it (ids do not follow dates).
+    newest = max(k[2] + dt.timedelta(days=specs[k[1]].window_days - 1) for k in new)
     stored: dict[tuple[int, int, dt.date], tuple[int, int]] = {}  # key -> (row id, hits)
     tagged: set[tuple[int, int]] = set()
     with connection.cursor() as cursor:
@@ -437,11 +439,50 @@ def _hits_apply(*, specs: dict[int, KeywordTagSpec], new: dict, until: dt.dateti
 
 
 def _window_reaching(history: list[tuple[dt.date, int, tuple]], new_days: set[dt.date], spec: KeywordTagSpec):
-    """The latest window of `window_days` ending on a newly hit day whose hits reach the threshold, as its
-    (day, hits, key) entries; None when no such window exists."""
-    for end in sorted(new_days, reverse=True):
+    """The latest window of `window_days` holding a newly hit day whose hits reach the threshold, as its
+    (day, hits, key) entries; None when no such window exists. Such a window ends on a day with hits from the
+    new day on: on the new day itself, or on a later day counted earlier (the new day was backdated)."""
+    span = dt.timedelta(days=spec.window_days - 1)
+    ends = {h[0] for h in history if any(d <= h[0] <= d + span for d in new_days)}
+    for end in sorted(ends, reverse=True):
         begin = end - dt.timedelta(days=spec.window_days - 1)
         window = [h for h in history if begin <= h[0] <= end]
         if sum(h[1] for h in window) >= spec.threshold:
             return window
     return None
+
+
+def keyword_tags_merged(*, survivor: Customer, merged: Customer, at: dt.datetime | None = None) -> int:
+    """A merge (customers' merge hook, after the hit days both records share were folded, before the rest moves):
+    the active keyword tags neither record carries whose hits of both records together reach a window get set on
+    the survivor. The scan tests windows only on a newly hit day, so it would wait for the next hit. Returns how
+    many tags were set."""
+    people = [survivor.pk, merged.pk]
+    have = CustomerTag.objects.filter(customer_id__in=people).values("tag_id")
+    tags = {t.pk: t for t in Tag.objects.filter(chain_id=survivor.chain_id, kind=TagKind.KEYWORD, is_active=True)
+            .exclude(pk__in=have)}
+    history: dict[int, list] = {}
+    for hit in KeywordHit.objects.filter(customer_id__in=people, tag_id__in=list(tags)).order_by("day", "id"):
+        history.setdefault(hit.tag_id, []).append((hit.day, hit.hits, hit))
+    rows = []
+    for tag_id, days in history.items():
+        tag = tags[tag_id]
+        spec = KeywordTagSpec(tag_id=tag_id, code=tag.code, threshold=tag.keyword_threshold,
+                              window_days=tag.keyword_window_days, kinds=frozenset())
+        window = _window_reaching(days, {d for d, _n, _h in days}, spec)
+        if window is None:
+            continue
+        counts: dict[str, int] = {}
+        message_ids: list[int] = []
+        for _d, _n, hit in window:
+            for keyword, n in hit.counts.items():
+                counts[keyword] = counts.get(keyword, 0) + n
+            message_ids.extend(hit.interaction_ids)
+        rows.append(CustomerTag(customer=survivor, tag=tag, chain_id=survivor.chain_id, source=TagSource.KEYWORD,
+                                set_at=at or timezone.now(), evidence={
+                                    "keywords": counts, "interaction_ids": message_ids[-KEYWORD_IDS_KEPT:],
+                                    "hits": sum(counts.values()), "threshold": spec.threshold,
+                                    "window_days": spec.window_days, "from": window[0][0].isoformat(),
+                                    "to": window[-1][0].isoformat(), "merged_id": merged.pk}))
+    CustomerTag.objects.bulk_create(rows)
+    return len(rows)

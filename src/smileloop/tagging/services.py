@@ -27,7 +27,7 @@ from smileloop.customers.services import interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
-from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_scan  # noqa: F401 (re-exported)
+from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_merged, keyword_tags_scan  # noqa: F401 (re-exported)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
 from smileloop.tagging.rules import rule_check, rule_normalise, rule_users, rule_uses_tag
 
@@ -294,10 +294,12 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
 
 @transaction.atomic
 def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
-    """Take `tag` off `customer`. True if it was there; writes a timeline entry then. A row its rule set is
-    refused (the next sync would put it back): one set by hand before the tag became a rule tag may go."""
+    """Take `tag` off `customer`. True if it was there; writes a timeline entry then. A row a rule tag's rule set is
+    refused (the next sync would put it back): one set by hand before the tag became a rule tag may go, and so
+    may one its rule set before it became a manual tag (no sync touches it any more)."""
     _same_chain(customer=customer, tag=tag)
-    if CustomerTag.objects.filter(customer=customer, tag=tag, source=TagSource.RULE).exists():
+    if tag.kind == TagKind.RULE and CustomerTag.objects.filter(customer=customer, tag=tag,
+                                                               source=TagSource.RULE).exists():
         raise ValidationFailed([FieldError("tag", _RULE_OWNED, tag.code)])
     removed, _ = CustomerTag.objects.filter(customer=customer, tag=tag).delete()
     if removed:
@@ -428,8 +430,13 @@ def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = 
 
 def tagging_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     """Before customers' generic foreign-key move: drop the merged record's tags the survivor already has
-    (the survivor's row and its setter win) and fold keyword-hit days both share into the survivor's rows,
-    so the move cannot break the unique constraints."""
+    (the survivor's row and its setter win, unless its rule set it and the merged record's was set another way)
+    and fold keyword-hit days both share into the survivor's rows,
+    so the move cannot break the unique constraints; then set the keyword tags their hits together reach."""
+    # A row its rule set yields to one set any other way: kept, the rule row would be removed by the next sync
+    # that no longer matches, taking the hand-set tag with it.
+    hand_set = CustomerTag.objects.filter(customer=merged).exclude(source=TagSource.RULE).values("tag_id")
+    CustomerTag.objects.filter(customer=survivor, source=TagSource.RULE, tag_id__in=hand_set).delete()
     survivor_tags = CustomerTag.objects.filter(customer=survivor).values("tag_id")
     CustomerTag.objects.filter(customer=merged, tag_id__in=survivor_tags).delete()
     shared = KeywordHit.objects.filter(customer=merged, tag_id=OuterRef("tag_id"), day=OuterRef("day"))
@@ -444,6 +451,8 @@ def tagging_merge_hook(*, survivor: Customer, merged: Customer) -> None:
                 hits=F("hits") + other.hits, counts=counts,
                 interaction_ids=(hit.interaction_ids + other.interaction_ids)[:KEYWORD_IDS_KEPT])
             other.delete()
+        # Hits of both records may now reach a window neither reached alone.
+        keyword_tags_merged(survivor=survivor, merged=merged)
 
 
 def tagging_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
