@@ -1179,6 +1179,7 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     if merged.last_visit_at and (not survivor.last_visit_at or merged.last_visit_at > survivor.last_visit_at):
         survivor.last_visit_at = merged.last_visit_at
     # Lifecycle: the survivor keeps the higher progress reached; an active record wins over a side state.
+    stage_before = survivor.stage
     if stage_rank(merged.stage_reached) > stage_rank(survivor.stage_reached):
         survivor.stage_reached = merged.stage_reached
     if survivor.stage in STAGE_PROGRESS or merged.stage in STAGE_PROGRESS:
@@ -1187,7 +1188,13 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         survivor.stage = Stage.DORMANT
     if merged.notes and merged.notes not in survivor.notes:
         survivor.notes = (survivor.notes + "\n" + merged.notes).strip()
+    stage_moved = survivor.stage != stage_before
+    if stage_moved:  # a stage change like any other: its previous stage, its time and one timeline event
+        survivor.stage_prev, survivor.stage_changed_at = stage_before, timezone.now()
     survivor.save()
+    if stage_moved:
+        stage_events_insert(customers=Customer.objects.filter(pk=survivor.pk), cause=timeline_format(MERGED, merged=merged.id, name=merged.name),
+                            at=survivor.stage_changed_at, actor_id=actor.pk if actor else None)
     if "home_clinic" in fill:
         search_keys_home_clinic_sync(customer_ids=[survivor.id])
     record = CustomerMerge.objects.create(survivor=survivor, merged=merged, actor=actor, reason=reason[:255],

@@ -744,3 +744,19 @@ def test_a_clinic_scope_without_a_staff_member_owns_no_unowned_patient(chain, cl
     scope = Scope(user_id=None, staff_id=None, chain_id=chain.id, clinic_ids=frozenset({clinic_a.id}))
     # then it sees its clinic's patients only ("consultant = NULL" read as IS NULL let every unowned one in)
     assert list(customer_queryset(scope)) == [mine]
+
+
+def test_a_merge_that_moves_the_survivors_stage_records_it_like_any_stage_change(chain, clinic_a, director_scope,
+                                                                                  director_a):
+    # given: a lead, and the same person's record that came and was treated
+    lead = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王五", stage=Stage.LEAD, stage_reached=Stage.LEAD)
+    treated = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王五", stage=Stage.TREATED,
+                              stage_reached=Stage.TREATED)
+    # when the treated record is merged into the lead
+    customer_merge(scope=director_scope, survivor=lead, merged=treated, actor=director_a, reason="same person")
+    # then the survivor is treated, with its previous stage, the time, and one stage event naming the merge
+    lead.refresh_from_db()
+    assert (lead.stage, lead.stage_prev, lead.stage_changed_at is not None) == (Stage.TREATED, Stage.LEAD, True)
+    [event] = Interaction.objects.filter(customer=lead, data__stage_to=Stage.TREATED)
+    assert (event.data["stage_from"], event.author_id) == (Stage.LEAD, director_a.pk)
+    assert f"merged #{treated.id}" in event.data["cause"]
