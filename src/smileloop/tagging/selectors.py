@@ -85,7 +85,7 @@ def tags_section(scope: Scope, customer: Customer) -> TagsSection:
     grouped: dict[int, tuple[object, list[CustomerTag]]] = {}
     for row in rows:
         grouped.setdefault(row.tag.group_id, (row.tag.group, []))[1].append(row)
-    can_apply = scope.can("tag.apply")
+    can_apply = scope.can("tag.apply") and customer.erased_at is None  # an erased person gets no profile again
     available: list[Tag] = []
     if can_apply:
         have = {row.tag_id for row in rows}

@@ -18,12 +18,12 @@ from django.utils.translation import gettext_noop
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
-from smileloop.customers.services import interaction_add
+from smileloop.customers.services import ERASED_REFUSED, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
@@ -277,6 +277,8 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
     _same_chain(customer=customer, tag=tag)
     if customer.merged_into_id:
         raise NotFound("Customer not found")
+    if customer.erased_at is not None:  # their marketing profile went with their personal information
+        raise Conflict(ERASED_REFUSED, code="erased", field="customer")
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
     if source in _HAND_SOURCES:
@@ -335,6 +337,9 @@ def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> list[int]:
     return ids
 
 
+ERASED_NOT_TAGGED = "personal information erased, so not tagged"
+
+
 @transaction.atomic
 def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None,
                     source: str = TagSource.MANUAL) -> int:
@@ -344,6 +349,12 @@ def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: S
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
     if source in _HAND_SOURCES:
         _not_rule_kind(tag)
+    erased = sorted(i for start in range(0, len(ids), 900) for i in Customer.objects.filter(
+        pk__in=ids[start:start + 900], erased_at__isnull=False).values_list("id", flat=True))
+    if erased:  # (the list page leaves them out; a forged or stale selection does not)
+        shown = ", ".join(str(i) for i in erased[:20]) + (" …" if len(erased) > 20 else "")
+        raise ValidationFailed([FieldError("customer_ids", f"{ERASED_NOT_TAGGED}: {shown}",
+                                           ",".join(str(i) for i in erased[:20]))])
     # One bulk tagging of a tag at a time: two at once each counted (and audited) the rows it meant to add, though
     # the database kept only one of each (ignore_conflicts); serialised, each reads what the other added.
     list(Tag.objects.select_for_update(no_key=True).filter(pk=tag.pk).values_list("pk", flat=True))

@@ -17,6 +17,7 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import htmx_redirect, require_permission, safe_next, staff_view
 from smileloop.core import errors
 from smileloop.core.bounds import MAX_OFFSET
+from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
 from smileloop.tagging import selectors, services
@@ -197,6 +198,9 @@ def customer_tag_add(request, scope: Scope, customer_id: int):
     except errors.ValidationFailed:
         form.add_error("tag", _("This tag is not active."))
         return _section(request, scope, customer, form=form, status=422)
+    except errors.Conflict as exc:  # the patient's personal information was erased
+        form.add_error("tag", message_display(exc.message))
+        return _section(request, scope, customer, form=form, status=409)
     return _section(request, scope, customer)
 
 
@@ -254,7 +258,10 @@ def bulk_tag(request, scope: Scope):
                              % {"tag": tag.name, "n": n})
     except errors.ValidationFailed as exc:
         bad = next((e for e in exc.errors if e.field == "customer_ids"), None)
-        if bad is not None and bad.value:
+        if bad is not None and bad.value and bad.message.startswith(services.ERASED_NOT_TAGGED):
+            messages.error(request, _("Nothing was changed: the personal information of these customers was erased, "
+                                      "so they are not tagged: %(ids)s") % {"ids": bad.value.replace(",", ", ")})
+        elif bad is not None and bad.value:
             messages.error(request, _("Nothing was changed: customers not found or outside your clinics: %(ids)s")
                            % {"ids": bad.value.replace(",", ", ")})
         else:

@@ -198,3 +198,26 @@ def test_merging_two_patients_with_the_same_tag_keeps_one_row_and_moves_the_rest
     assert set(CustomerTag.objects.values_list("customer_id", flat=True)) == {survivor.id}
     hit = KeywordHit.objects.get()
     assert (hit.customer_id, hit.hits, hit.counts, hit.interaction_ids) == (survivor.id, 3, {"种植": 3}, [1, 2])
+
+
+def test_an_erased_person_is_not_tagged_again_by_hand_or_in_bulk(chain, clinic_a, interests, patient_a, admin_scope,
+                                                                  chain_admin):
+    # given: a patient whose personal information was erased (their tags went with it), and a live one
+    from smileloop.core.errors import Conflict
+    from smileloop.customers.privacy import customer_erase
+    from smileloop.tagging.selectors import tags_section
+    tag = TagFactory(group=interests, code="implant")
+    erased = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    customer_erase(scope=admin_scope, customer=erased, actor=chain_admin, reason="本人申请注销")
+    erased.refresh_from_db()
+    # when tagged by hand, then in a (forged) bulk selection with the live one
+    with pytest.raises(Conflict) as caught:
+        tag_apply(customer=erased, tag=tag, actor=chain_admin)
+    with pytest.raises(ValidationFailed) as bulk:
+        tags_bulk_apply(scope=admin_scope, customer_ids=[patient_a.id, erased.id], tag=tag, actor=chain_admin)
+    # then both are refused, naming why, and nobody is tagged; the 360 page offers no tagging
+    assert caught.value.code == "erased"
+    assert f"erased, so not tagged: {erased.id}" in bulk.value.errors[0].message
+    assert not CustomerTag.objects.filter(tag=tag).exists()
+    assert tags_section(admin_scope, erased).can_apply is False
+    assert tags_section(admin_scope, patient_a).can_apply is True

@@ -287,3 +287,17 @@ def test_bulk_tagging_with_a_customer_outside_the_scope_changes_nothing_and_says
     assert not CustomerTag.objects.exists()
     page = client.get("/customers/").content.decode()
     assert f"outside your clinics: {patient_b.id}" in page
+
+
+def test_bulk_tagging_a_selection_holding_an_erased_patient_says_so_in_chinese(client, director_a, patient_a, chain,
+                                                                                 clinic_a, vip, admin_scope,
+                                                                                 chain_admin):
+    from smileloop.customers.privacy import customer_erase
+    erased = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    customer_erase(scope=admin_scope, customer=erased, actor=chain_admin, reason="本人申请注销")
+    login(client, director_a)
+    response = client.post(reverse("tagging:bulk"), {"customer_ids": [patient_a.id, erased.id], "tag": vip.id,
+                                                     "action": "apply"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert f"以下客户的个人信息已删除，不能再打标签：{erased.id}" in page
+    assert not CustomerTag.objects.filter(tag=vip).exists()
