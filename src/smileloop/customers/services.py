@@ -1193,7 +1193,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         survivor.stage_prev, survivor.stage_changed_at = stage_before, timezone.now()
     survivor.save()
     if stage_moved:
-        stage_events_insert(customers=Customer.objects.filter(pk=survivor.pk), cause=timeline_format(MERGED, merged=merged.id, name=merged.name),
+        stage_events_insert(customers=Customer.objects.filter(pk=survivor.pk),
+                            cause=timeline_format(MERGED, merged=merged.id, name=merged.name),
                             at=survivor.stage_changed_at, actor_id=actor.pk if actor else None)
     if "home_clinic" in fill:
         search_keys_home_clinic_sync(customer_ids=[survivor.id])

@@ -311,8 +311,9 @@ def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
     return bool(removed)
 
 
-def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> list[int]:
-    """The ids, deduplicated, after checking every one is a live patient inside `scope` (else nothing happens)."""
+def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> tuple[list[int], list[int]]:
+    """The ids, deduplicated, after checking every one is a live patient inside `scope` (else nothing happens), and
+    those of them whose personal information was erased (read in the same query)."""
     if not scope.can(Perm.TAG_APPLY):
         raise PermissionDenied("Your role may not tag patients")
     if tag.chain_id != scope.chain_id:
@@ -326,15 +327,19 @@ def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> list[int]:
     if len(ids) > 10_000:
         raise ValidationFailed([FieldError("customer_ids", "at most 10,000 customers at a time", str(len(ids)))])
     found: set[int] = set()
+    erased: list[int] = []
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
-        found.update(customer_queryset(scope).filter(pk__in=chunk).values_list("id", flat=True))
+        for pk, erased_at in customer_queryset(scope).filter(pk__in=chunk).values_list("id", "erased_at"):
+            found.add(pk)
+            if erased_at is not None:
+                erased.append(pk)
     missing = [i for i in ids if i not in found]
     if missing:
         shown = ", ".join(str(i) for i in missing[:20]) + (" …" if len(missing) > 20 else "")
         raise ValidationFailed([FieldError("customer_ids", f"not found or outside your clinics: {shown}",
                                            ",".join(str(i) for i in missing[:100]))])
-    return ids
+    return ids, sorted(erased)
 
 
 ERASED_NOT_TAGGED = "personal information erased, so not tagged"
@@ -344,13 +349,11 @@ ERASED_NOT_TAGGED = "personal information erased, so not tagged"
 def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None,
                     source: str = TagSource.MANUAL) -> int:
     """Tag a list selection: all or nothing. Returns how many patients newly got the tag."""
-    ids = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
+    ids, erased = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
     if source in _HAND_SOURCES:
         _not_rule_kind(tag)
-    erased = sorted(i for start in range(0, len(ids), 900) for i in Customer.objects.filter(
-        pk__in=ids[start:start + 900], erased_at__isnull=False).values_list("id", flat=True))
     if erased:  # (the list page leaves them out; a forged or stale selection does not)
         shown = ", ".join(str(i) for i in erased[:20]) + (" …" if len(erased) > 20 else "")
         raise ValidationFailed([FieldError("customer_ids", f"{ERASED_NOT_TAGGED}: {shown}",
@@ -375,7 +378,7 @@ def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: S
 @transaction.atomic
 def tags_bulk_remove(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None) -> int:
     """Untag a list selection: all or nothing. Returns how many patients lost the tag."""
-    ids = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
+    ids, _erased = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)  # untagging them is fine
     if tag.kind == TagKind.RULE:
         for start in range(0, len(ids), 900):
             if CustomerTag.objects.filter(tag=tag, source=TagSource.RULE,

@@ -252,12 +252,9 @@ def phone_fallback_parse(raw) -> str | None:
     except ValueError:
         if len(text) > PHONE_CELL_MAX:
             raise ValueError(f"is longer than {PHONE_CELL_MAX} characters") from None
-        match = _EXTENSION.fullmatch(unicodedata.normalize("NFKC", text))
-        if match is not None:
-            try:
-                return phone_parse(match.group(1))
-            except ValueError:
-                pass
+        line = phone_extension_parse(raw)
+        if line is not None:
+            return line
         try:  # a line with words beside it ('0755-86001234(家)', '单位 010-65521234'): a fallback may be shared
             return phone_cell_parse(raw).numbers[0]
         except ValueError:
