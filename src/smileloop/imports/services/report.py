@@ -93,6 +93,8 @@ class ImportReport:
             out.update(fallback_columns=self.fallback_columns, fallback_used=self.fallback_used,
                        fallback_kept=self.fallback_kept, fallback_not_kept=self.fallback_not_kept,
                        fallback_skipped=self.fallback_skipped, fallback_shared=self.fallback_shared)
+        elif self.fallback_shared:  # lines with an extension in the phone column itself, someone else's
+            out["fallback_shared"] = self.fallback_shared
         if self.more_numbers_kept or self.more_numbers_not_kept:
             out.update(more_numbers_kept=self.more_numbers_kept, more_numbers_not_kept=self.more_numbers_not_kept)
         if self.relative_numbers:

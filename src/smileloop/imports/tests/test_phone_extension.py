@@ -21,6 +21,7 @@ def test_a_line_with_an_extension_in_the_phone_column_is_a_shared_line_noted_wit
     # then: nothing refused; the first holder has the line; her colleague is imported without it (counted), the
     # repeated row merged into her by the same name
     assert (report.errors, report.created, report.merged, report.fallback_shared) == ([], 3, 1, 1)
+    assert report.as_dict()["fallback_shared"] == 1  # reported without a fallback column too
     people = {c.name: c for c in Customer.objects.filter(chain=chain)}
     assert (people["周一"].mobile, people["周一"].notes) == ("+8675586001234", "VIP；手机：0755-86001234 转 8001")
     assert (people["吴二"].mobile, people["吴二"].notes) == (None, "手机：0755-86001234转8002")
