@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import time
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 
@@ -51,13 +52,19 @@ class KeywordMatcher:
     kinds: frozenset[str]
 
 
+def keyword_fold(text: str) -> str:
+    """The form keywords and texts are compared in: NFKC (a Chinese IME's full-width ＶＩＰ or ２ is the same letter
+    as the half-width one) and case-folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def keyword_automaton_build(tag_keywords: dict[int, list[str]]) -> "ahocorasick.Automaton | None":
     """One automaton for all tags: each (lower-cased) keyword maps to the tags that list it, each with its own
     spelling (tag A's "Invisalign" and tag B's "invisalign" are one word; each tag's evidence names its own)."""
     owners: dict[str, dict[int, str]] = {}
     for tag_id, keywords in tag_keywords.items():
         for keyword in keywords:
-            key = keyword.strip().lower()
+            key = keyword_fold(keyword.strip())
             if key:
                 owners.setdefault(key, {}).setdefault(tag_id, keyword.strip())
     if not owners:
@@ -72,7 +79,7 @@ def keyword_automaton_build(tag_keywords: dict[int, list[str]]) -> "ahocorasick.
 def _match(automaton, text: str) -> dict[int, dict[str, int]]:
     """{tag id: {keyword: hits}} for one text: one pass of the automaton, overlaps resolved per tag."""
     spans: dict[int, list[tuple[int, int, str]]] = {}
-    for end, (length, spellings) in automaton.iter(text.lower()):
+    for end, (length, spellings) in automaton.iter(keyword_fold(text)):
         for tag_id, keyword in spellings:
             spans.setdefault(tag_id, []).append((end - length + 1, end, keyword))
     result: dict[int, dict[str, int]] = {}

@@ -59,6 +59,15 @@ def test_keyword_matches_finds_every_keyword_of_every_tag_in_one_pass_and_ignore
         {1: {"种牙": 1, "种植": 1}, 2: {"矫正": 1, "Invisalign": 1}}]
 
 
+def test_full_width_letters_and_digits_match_half_width_keywords_both_ways():
+    # given: a tag listing VIP and 3M in half-width, another listing ｉｎｖｉｓａｌｉｇｎ typed on a full-width IME
+    automaton = keyword_automaton_build({1: ["VIP", "3M"], 2: ["ｉｎｖｉｓａｌｉｇｎ"]})
+    # when: the chat types them the other way round
+    result = keyword_matches(automaton, ["我是ＶＩＰ，想问３Ｍ牙套", "Invisalign 多少钱"])
+    # then: each tag's evidence names its own spelling
+    assert result == [{1: {"VIP": 1, "3M": 1}}, {2: {"ｉｎｖｉｓａｌｉｇｎ": 1}}]
+
+
 @given(st.lists(st.sampled_from(["种植", "牙", "好", "矫正", "种", "植"]), max_size=12))
 def test_keyword_matches_counts_never_exceed_non_overlapping_occurrences(parts):
     text = "".join(parts)
