@@ -195,12 +195,17 @@ def no_show(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     return _appointments(pb, w, days, AppointmentStatus.NO_SHOW, "appt", per_day=False)
 
 
+# A billed cleaning or exam took place unless its money was all given back; one billed at 0 (a package's or a free
+# one) took place too: only a refund of money can say it did not.
+_LINE_NOT_REFUNDED = Q(refunded_fen__lt=F("amount_fen")) | Q(amount_fen=0)
+
+
 def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """Cleaning/exam due `months` after the patient's latest one, anchored on the due day.
 
     "The latest one" is a billed line (the POS records every cleaning) or a procedure record of those
-    categories, and nothing of the kind since that day (one task per patient and due day:
-    anchor key "recall:<due day>", so a cleaning recorded both ways still makes one task)."""
+    categories, and nothing of the kind since that day (a line refunded in full counts as neither; one task per
+    patient and due day: anchor key "recall:<due day>", so a cleaning recorded both ways still makes one task)."""
     months = int(pb.trigger_params.get("months", 6))
     categories = list(pb.trigger_params.get("categories") or ["cleaning", "exam"])
     per_day = [months_sources(d, months) for d in days]
@@ -213,7 +218,7 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
         not make an exam's recall that a cleaning two days later replaced, which the daily run never made)."""
         return Q(*[cond & ~Exists(Procedure.objects.filter(customer_id=OuterRef(customer),
                                                            item__category__in=categories, performed_on__gt=s))
-                   & ~Exists(OrderLine.objects.filter(order__customer_id=OuterRef(customer),
+                   & ~Exists(OrderLine.objects.filter(_LINE_NOT_REFUNDED, order__customer_id=OuterRef(customer),
                                                       item__category__in=categories,
                                                       order__ordered_at__gte=w.start(s + dt.timedelta(days=1))))
                    for s, cond in zip(all_sources, source_conds, strict=True)], _connector=Q.OR)
@@ -235,8 +240,8 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     conds = [Q(*[_day_range("order__ordered_at", w, [s])[0] for s in group], _connector=Q.OR) if group else NEVER
              for group in per_day]
     source_conds = _day_range("order__ordered_at", w, all_sources)
-    qs = (OrderLine.objects.filter(order__chain_id=pb.chain_id, item__category__in=categories,
-                                   order__customer__merged_into__isnull=True, refunded_fen__lt=F("amount_fen"))
+    qs = (OrderLine.objects.filter(_LINE_NOT_REFUNDED, order__chain_id=pb.chain_id, item__category__in=categories,
+                                   order__customer__merged_into__isnull=True)
           .filter(_overall("order__ordered_at", w, all_sources))
           .filter(nothing_since("order__customer_id", source_conds)))
     if w.clinic_ids:

@@ -18,6 +18,7 @@ from smileloop.followups.services.sources import months_add, months_sources
 from smileloop.followups.tasks import followups_job
 from smileloop.followups.tests.factories import AppointmentFactory, ProcedureFactory, local
 from smileloop.visits.enums import AppointmentStatus
+from smileloop.visits.models import Order, OrderLine
 
 pytestmark = pytest.mark.django_db
 
@@ -226,6 +227,37 @@ def test_recall_is_due_six_months_after_the_latest_cleaning(chain, clinic_a, pla
     [task] = tasks_of(playbooks["recall"])
     assert (task.customer_id, task.assignee_id) == (due.id, front_desk_a.id)
     assert task.context["procedure"] == "洁牙"
+
+
+def _billed(customer, clinic, item, day: dt.date, *, amount_fen: int, refunded_fen: int = 0) -> Order:
+    order = Order.objects.create(chain=customer.chain, clinic=clinic, customer=customer, ordered_at=local(day),
+                                 list_total_fen=amount_fen, amount_fen=amount_fen, refunded_fen=refunded_fen)
+    OrderLine.objects.create(order=order, item=item, quantity=1, unit_price_fen=amount_fen, amount_fen=amount_fen,
+                             refunded_fen=refunded_fen)
+    return order
+
+
+def test_a_cleaning_refunded_in_full_neither_starts_nor_blocks_a_recall_but_one_billed_at_zero_does_both(
+        chain, clinic_a, playbooks, items, today):
+    six_months_ago = months_add(today, -6)
+    # given: a paid cleaning six months ago, then a later one refunded in full (it did not take place)
+    refunded_later = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    _billed(refunded_later, clinic_a, items["CL01"], six_months_ago, amount_fen=9_900)
+    _billed(refunded_later, clinic_a, items["CL01"], today - days(30), amount_fen=9_900, refunded_fen=9_900)
+    # a package's cleaning billed at 0 six months ago (it took place) ...
+    package = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    _billed(package, clinic_a, items["CL01"], six_months_ago, amount_fen=0)
+    # ... and a paid cleaning six months ago with a package's one since
+    covered_since = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    _billed(covered_since, clinic_a, items["CL01"], six_months_ago, amount_fen=9_900)
+    _billed(covered_since, clinic_a, items["CL01"], today - days(30), amount_fen=0)
+    # and one whose only cleaning was refunded: nothing is due
+    never = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    _billed(never, clinic_a, items["CL01"], six_months_ago, amount_fen=9_900, refunded_fen=9_900)
+    # when
+    followups_generate(chain=chain, today=today, catchup_days=0)
+    # then
+    assert sorted(t.customer_id for t in tasks_of(playbooks["recall"])) == sorted([refunded_later.id, package.id])
 
 
 def test_dormant_patient_is_woken_after_12_months_and_closed_by_an_arrival(
