@@ -256,9 +256,11 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
 
 
 def dormant(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
-    """No visit for `months_without_visit` months (and nothing booked ahead); anchored on the last visit."""
+    """No visit for `months_without_visit` months (and nothing booked ahead); anchored on the last visit. Due the
+    day after the mark, the day lifecycle's daily job moves the patient to dormant (last seen before the local
+    midnight N months back), so the call and the dashboard's dormant count start together."""
     months = int(pb.trigger_params.get("months_without_visit", 12))
-    per_day = [months_sources(d, months) for d in days]
+    per_day = [months_sources(d - dt.timedelta(days=1), months) for d in days]
     all_sources = sorted({s for group in per_day for s in group})
     if not all_sources:
         return []

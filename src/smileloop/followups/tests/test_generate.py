@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
+from smileloop.customers.enums import Stage
+from smileloop.customers.models import Customer
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.enums import Outcome, TaskStatus
 from smileloop.followups.models import FollowupTask
@@ -17,6 +19,7 @@ from smileloop.followups.services.generate import followups_close_by_goal, follo
 from smileloop.followups.services.sources import months_add, months_sources
 from smileloop.followups.tasks import followups_job
 from smileloop.followups.tests.factories import AppointmentFactory, ProcedureFactory, local
+from smileloop.lifecycle.services import stages_side_update
 from smileloop.visits.enums import AppointmentStatus
 from smileloop.visits.models import Order, OrderLine
 
@@ -262,8 +265,11 @@ def test_a_cleaning_refunded_in_full_neither_starts_nor_blocks_a_recall_but_one_
 
 def test_dormant_patient_is_woken_after_12_months_and_closed_by_an_arrival(
         chain, clinic_a, playbooks, consultant_a, today):
+    # given a last visit 12 months and a day ago, and one exactly 12 months ago (dormant only from tomorrow)
     sleeper = CustomerFactory(chain=chain, home_clinic=clinic_a, consultant=consultant_a,
-                              last_visit_at=local(months_add(today, -12), 11), visit_count=3)
+                              last_visit_at=local(months_add(today, -12) - days(1), 11), visit_count=3)
+    CustomerFactory(chain=chain, home_clinic=clinic_a, consultant=consultant_a,
+                    last_visit_at=local(months_add(today, -12), 9), visit_count=2)
     followups_generate(chain=chain, today=today, catchup_days=0)
     [task] = tasks_of(playbooks["dormant"])
     assert (task.customer_id, task.assignee_id) == (sleeper.id, consultant_a.id)
@@ -272,6 +278,26 @@ def test_dormant_patient_is_woken_after_12_months_and_closed_by_an_arrival(
     assert followups_close_by_goal(chain=chain)["closed"] == 1
     task.refresh_from_db()
     assert (task.status, task.closed_reason) == (TaskStatus.CLOSED, "goal:arrival")
+
+
+def test_the_dormant_call_falls_due_on_the_day_lifecycle_moves_the_patient_to_dormant(
+        chain, clinic_a, playbooks, consultant_a, today):
+    # given patients last seen on each day around the 12-month mark, 29 February's year included
+    marks = [months_add(today, -12) + days(k) for k in range(-2, 4)] + [dt.date(2024, 2, 28), dt.date(2024, 2, 29)]
+    people = {CustomerFactory(chain=chain, home_clinic=clinic_a, consultant=consultant_a, stage=Stage.TREATED,
+                              stage_reached=Stage.TREATED, last_visit_at=local(mark, 11), visit_count=1).id: mark
+              for mark in marks}
+    called, dormant = {}, {}
+    # when both daily jobs run on each day from before the first mark's anniversary to after the last one's
+    for run_day in [dt.date(2025, 2, 26) + days(i) for i in range(5)] + [today + days(i) for i in range(-3, 5)]:
+        followups_generate(chain=chain, today=run_day, catchup_days=0)
+        stages_side_update(chain=chain, today=run_day)
+        for task in tasks_of(playbooks["dormant"]):
+            called.setdefault(task.customer_id, run_day)
+        for pk in Customer.objects.filter(pk__in=people, stage=Stage.DORMANT).values_list("pk", flat=True):
+            dormant.setdefault(pk, run_day)
+    # then each patient's call falls due the day their stage turns dormant: the day after the 12-month mark
+    assert called == dormant == {pk: months_add(mark, 12) + days(1) for pk, mark in people.items()}
 
 
 # --- appointments ---------------------------------------------------------------------------------------------

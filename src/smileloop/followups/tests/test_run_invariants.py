@@ -106,8 +106,8 @@ def _history(chain, clinics, items, staff, facts, merge, erase) -> list[Customer
 
 def _anchor_day(task: FollowupTask) -> dt.date:
     """The local day a task's step counts its delay from."""
-    if task.playbook.code == "dormant":  # anchored on the last visit; due a year after it
-        return months_add(task.anchor_at.astimezone(SH).date(), 12)
+    if task.playbook.code == "dormant":  # anchored on the last visit; due the day after its first anniversary
+        return months_add(task.anchor_at.astimezone(SH).date(), 12) + day(1)
     return task.anchor_at.astimezone(SH).date()
 
 
