@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from smileloop.clinics.models import Chain
@@ -473,23 +473,56 @@ def keyword_tags_merged(*, survivor: Customer, merged: Customer, at: dt.datetime
         history.setdefault(hit.tag_id, []).append((hit.day, hit.hits, hit))
     rows = []
     for tag_id, days in history.items():
-        tag = tags[tag_id]
-        spec = KeywordTagSpec(tag_id=tag_id, code=tag.code, threshold=tag.keyword_threshold,
-                              window_days=tag.keyword_window_days, kinds=frozenset())
-        window = _window_reaching(days, {d for d, _n, _h in days}, spec)
-        if window is None:
-            continue
-        counts: dict[str, int] = {}
-        message_ids: list[int] = []
-        for _d, _n, hit in window:
-            for keyword, n in hit.counts.items():
-                counts[keyword] = counts.get(keyword, 0) + n
-            message_ids.extend(hit.interaction_ids)
-        rows.append(CustomerTag(customer=survivor, tag=tag, chain_id=survivor.chain_id, source=TagSource.KEYWORD,
-                                set_at=at or timezone.now(), evidence={
-                                    "keywords": counts, "interaction_ids": message_ids[-KEYWORD_IDS_KEPT:],
-                                    "hits": sum(counts.values()), "threshold": spec.threshold,
-                                    "window_days": spec.window_days, "from": window[0][0].isoformat(),
-                                    "to": window[-1][0].isoformat(), "merged_id": merged.pk}))
+        row = _keyword_row(customer_id=survivor.pk, tag=tags[tag_id], days=days, at=at, merged_id=merged.pk)
+        if row is not None:
+            rows.append(row)
     CustomerTag.objects.bulk_create(rows)
     return len(rows)
+
+
+def _keyword_row(*, customer_id: int, tag: Tag, days: list, at: dt.datetime | None,
+                 merged_id: int | None = None) -> CustomerTag | None:
+    """The keyword tag row for one patient whose stored hit days (`(day, hits, KeywordHit)`, in day order) reach
+    `tag`'s window anywhere, with the latest such window as evidence; None when none does."""
+    spec = KeywordTagSpec(tag_id=tag.pk, code=tag.code, threshold=tag.keyword_threshold,
+                          window_days=tag.keyword_window_days, kinds=frozenset())
+    window = _window_reaching(days, {d for d, _n, _h in days}, spec)
+    if window is None:
+        return None
+    counts: dict[str, int] = {}
+    message_ids: list[int] = []
+    for _d, _n, hit in window:
+        for keyword, n in hit.counts.items():
+            counts[keyword] = counts.get(keyword, 0) + n
+        message_ids.extend(hit.interaction_ids)
+    evidence = {"keywords": counts, "interaction_ids": message_ids[-KEYWORD_IDS_KEPT:], "hits": sum(counts.values()),
+                "threshold": spec.threshold, "window_days": spec.window_days, "from": window[0][0].isoformat(),
+                "to": window[-1][0].isoformat()}
+    if merged_id is not None:
+        evidence["merged_id"] = merged_id
+    return CustomerTag(customer_id=customer_id, tag=tag, chain_id=tag.chain_id, source=TagSource.KEYWORD,
+                       set_at=at or timezone.now(), evidence=evidence)
+
+
+def keyword_tag_recheck(*, tag: Tag, at: dt.datetime | None = None, chunk: int = 2_000) -> int:
+    """A keyword tag made easier to reach (threshold lowered, window widened, switched on again): tag now every
+    patient whose stored hit days already reach it. The scan tests windows only on a newly hit day, so without
+    this they would wait for their next mention. Only patients whose hits add up to the threshold at all are
+    read (one grouped query); a tag set meanwhile by hand keeps its row. Returns how many were tagged."""
+    if tag.kind != TagKind.KEYWORD or not tag.is_active:
+        return 0
+    tagged = CustomerTag.objects.filter(tag_id=tag.pk).values("customer_id")
+    candidates = list(KeywordHit.objects.filter(tag_id=tag.pk, customer__chain_id=tag.chain_id,
+                                                customer__merged_into__isnull=True)
+                      .exclude(customer_id__in=tagged).values("customer_id")
+                      .annotate(total=Sum("hits")).filter(total__gte=tag.keyword_threshold)
+                      .order_by("customer_id").values_list("customer_id", flat=True))
+    before = CustomerTag.objects.filter(tag_id=tag.pk).count()
+    for part in _chunks(candidates, chunk):
+        history: dict[int, list] = {}
+        for hit in KeywordHit.objects.filter(tag_id=tag.pk, customer_id__in=part).order_by("customer_id", "day"):
+            history.setdefault(hit.customer_id, []).append((hit.day, hit.hits, hit))
+        rows = [row for customer_id, days in history.items()
+                if (row := _keyword_row(customer_id=customer_id, tag=tag, days=days, at=at)) is not None]
+        CustomerTag.objects.bulk_create(rows, ignore_conflicts=True)
+    return CustomerTag.objects.filter(tag_id=tag.pk).count() - before

@@ -27,7 +27,12 @@ from smileloop.customers.services import ERASED_REFUSED, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
-from smileloop.tagging.keywords import KEYWORD_IDS_KEPT, keyword_tags_merged, keyword_tags_scan  # noqa: F401 (re-exported)
+from smileloop.tagging.keywords import (  # noqa: F401 (re-exported)
+    KEYWORD_IDS_KEPT,
+    keyword_tag_recheck,
+    keyword_tags_merged,
+    keyword_tags_scan,
+)
 from smileloop.tagging.models import CustomerTag, KeywordHit, Tag, TagGroup
 from smileloop.tagging.rules import rule_check, rule_normalise, rule_users, rule_uses_tag
 
@@ -237,11 +242,19 @@ def tag_create(*, chain: Chain | int, data: dict) -> Tag:
 
 @transaction.atomic
 def tag_update(*, tag: Tag, data: dict) -> Tag:
-    """Change a tag. Changing a keyword tag's keywords applies from the next scan on (no re-scan of the past)."""
+    """Change a tag. Changing a keyword tag's keywords applies from the next scan on (no re-scan of the past);
+    making it easier to reach (a lower threshold, a wider window, switched on again) tags at once every patient
+    whose hits already counted reach it (`keyword_tag_recheck`)."""
+    was = (tag.kind, tag.is_active, tag.keyword_threshold, tag.keyword_window_days)
     clean = _tag_clean(chain_id=tag.chain_id, data=data, tag=tag)
     for name, value in clean.items():
         setattr(tag, name, value)
     tag.save(update_fields=[*clean, "updated_at"])
+    kind, active, threshold, window = was
+    if tag.kind == TagKind.KEYWORD and tag.is_active and (
+            kind != TagKind.KEYWORD or not active or tag.keyword_threshold < threshold
+            or tag.keyword_window_days > window):
+        keyword_tag_recheck(tag=tag)
     return tag
 
 

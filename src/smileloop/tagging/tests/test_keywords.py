@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.tagging.enums import TagKind, TagSource
-from smileloop.tagging.keywords import keyword_automaton_build, keyword_matches, keyword_tags_scan
+from smileloop.tagging.keywords import (
+    keyword_automaton_build,
+    keyword_matches,
+    keyword_tag_recheck,
+    keyword_tags_scan,
+)
 from smileloop.tagging.models import CustomerTag, KeywordHit, KeywordScanState
 from smileloop.tagging.services import tag_update
 from smileloop.tagging.tasks import keyword_tags_job
@@ -114,6 +119,47 @@ def test_one_hit_below_the_threshold_does_not_tag_until_a_later_run_brings_the_s
     # then
     assert result["messages"] == 1 and result["tagged"] == 1
     assert CustomerTag.objects.get(tag=implant).evidence["keywords"] == {"种植": 2}
+
+
+def test_lowering_the_threshold_or_widening_the_window_tags_at_once_who_already_reaches_it(
+        chain, clinic_a, patient_a, patient_b, implant, front_desk_a):
+    # given: one mention each for A and B (threshold 2), C's two mentions 40 days apart (window 30), and D, who
+    # reaches any threshold but was tagged by hand
+    say(patient_a, "种植多少钱", days_ago(3))
+    say(patient_b, "种牙", days_ago(5))
+    patient_c = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    say(patient_c, "种植", days_ago(45))
+    say(patient_c, "种植", days_ago(5))
+    patient_d = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    say(patient_d, "种植", days_ago(2))
+    keyword_tags_scan(chain=chain, until=NOW)
+    CustomerTagFactory(customer=patient_d, tag=implant, source=TagSource.MANUAL, set_by=front_desk_a)
+    assert list(CustomerTag.objects.filter(tag=implant).values_list("customer_id", flat=True)) == [patient_d.id]
+    # when: the window widens to 60 days, C's two mentions fall in one window: tagged now, not at their next one
+    tag_update(tag=implant, data={"keyword_window_days": 60})
+    row = CustomerTag.objects.get(tag=implant, customer=patient_c)
+    assert row.source == TagSource.KEYWORD and row.evidence["hits"] == 2 and row.evidence["window_days"] == 60
+    assert row.evidence["from"] == days_ago(45).date().isoformat()
+    # when: the threshold drops to 1, A and B are tagged with their one mention as evidence; D keeps the hand row
+    tag_update(tag=implant, data={"keyword_threshold": 1})
+    tags = {t.customer_id: t for t in CustomerTag.objects.filter(tag=implant)}
+    assert set(tags) == {patient_a.id, patient_b.id, patient_c.id, patient_d.id}
+    assert tags[patient_a.id].evidence["keywords"] == {"种植": 1} and tags[patient_b.id].evidence["keywords"] == {
+        "种牙": 1}
+    assert tags[patient_d.id].source == TagSource.MANUAL
+    # raising it again takes nobody off (the tag was earned), and a rename re-checks nothing
+    assert keyword_tag_recheck(tag=implant) == 0
+    tag_update(tag=implant, data={"keyword_threshold": 3, "name": "种植意向（高）"})
+    assert CustomerTag.objects.filter(tag=implant).count() == 4
+
+
+def test_switching_a_keyword_tag_back_on_tags_who_reached_it_while_it_was_off(chain, patient_a, implant):
+    say(patient_a, "种植", days_ago(3))
+    keyword_tags_scan(chain=chain, until=NOW)
+    tag_update(tag=implant, data={"is_active": False, "keyword_threshold": 1})
+    assert not CustomerTag.objects.filter(tag=implant).exists()
+    tag_update(tag=implant, data={"is_active": True})
+    assert CustomerTag.objects.filter(tag=implant, customer=patient_a, source=TagSource.KEYWORD).exists()
 
 
 def test_running_the_scan_twice_counts_nothing_twice(patient_a, implant, ortho):
