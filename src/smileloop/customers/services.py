@@ -1074,6 +1074,16 @@ def merge_hook_register(func) -> None:
     _MERGE_HOOKS.append(func)
 
 
+_MERGE_AFTER_HOOKS: list = []
+
+
+def merge_after_hook_register(func) -> None:
+    """Higher apps register a hook(survivor, merged, actor) that must see the merged survivor (its summed spend and
+    visits, every row moved), e.g. membership re-evaluating the tier the two records' spend reaches together.
+    Called inside the merge transaction, last."""
+    _MERGE_AFTER_HOOKS.append(func)
+
+
 _FILLABLE = ["mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
              "consultant", "first_touch_channel", "first_touch_campaign", "first_touch_staff", "first_touch_at"]
 
@@ -1212,6 +1222,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         audit_record(actor=_user(scope), action="customer.merge", object_type="customer", object_id=merged.id,
                      reason=reason, detail={"survivor_id": survivor.id}, ip_address=ip_address,
                      clinic_id=merged.home_clinic_id)
+    for hook in _MERGE_AFTER_HOOKS:
+        hook(survivor=survivor, merged=merged, actor=actor)
     return record
 
 

@@ -44,6 +44,7 @@ from smileloop.visits.models import (
 )
 
 _VISIT_STATUSES = {AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED}
+_MISSED_STATUSES = (AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED)
 _BOOKABLE_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED}
 MAX_APPOINTMENT = dt.timedelta(hours=24)
 
@@ -191,7 +192,9 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
                         else timeline_format(VISIT, status=status))
         customer_stage_advance(customer=customer, to=Stage.ARRIVED, actor=actor, at=start_at,
                                cause=timeline_format(ARRIVED, clinic=clinic.name, day=timezone.localdate(start_at)))
-    elif status == AppointmentStatus.BOOKED and not was_booked:
+    elif (status == AppointmentStatus.BOOKED and not was_booked) or (created and status in _MISSED_STATUSES):
+        # First heard of as missed or cancelled, it was still booked: a PMS that sends only an appointment's last
+        # status must not leave the patient a lead where one that sent "booked" first made them booked.
         customer_stage_advance(customer=customer, to=Stage.BOOKED, actor=actor,
                                cause=timeline_format(BOOKED, clinic=clinic.name, day=timezone.localdate(start_at)))
     return appointment, created

@@ -11,6 +11,7 @@ from smileloop.customers.enums import STAGE_PROGRESS, Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.services import customer_stage_advance, interaction_add, stage_rank
 from smileloop.customers.tests.factories import CustomerFactory
+from smileloop.lifecycle.services import stages_derive
 from smileloop.visits.services import appointment_upsert, order_record
 
 AT = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
@@ -113,12 +114,8 @@ def test_random_event_sequences_never_move_progress_backwards(chain, events):
 # --- the events ------------------------------------------------------------------------------------------
 
 
-def test_booking_then_arrival_then_payment_walk_the_stages_and_a_no_show_does_not(lead, clinic_a, catalogue):
-    start = timezone.now() - dt.timedelta(days=2)  # a no-show, an arrival and a payment are facts: in the past
-    appointment_upsert(customer=lead, clinic=clinic_a, start_at=start, end_at=start + dt.timedelta(hours=1),
-                       status="no_show", external_id="A0")
-    lead.refresh_from_db()
-    assert lead.stage == "lead"
+def test_booking_then_arrival_then_payment_walk_the_stages(lead, clinic_a, catalogue):
+    start = timezone.now() - dt.timedelta(days=2)  # an arrival and a payment are facts: in the past
     appointment_upsert(customer=lead, clinic=clinic_a, start_at=start, end_at=start + dt.timedelta(hours=1),
                        external_id="A1")
     lead.refresh_from_db()
@@ -133,6 +130,27 @@ def test_booking_then_arrival_then_payment_walk_the_stages_and_a_no_show_does_no
     assert lead.stage == "treated"
     assert [e["stage_to"] for e in stage_events(lead)] == ["booked", "arrived", "treated"]
     assert "paid order #" in stage_events(lead)[-1]["cause"]
+
+
+@pytest.mark.parametrize("status", ["no_show", "cancelled"])
+def test_an_appointment_first_heard_of_as_missed_or_cancelled_was_still_booked_as_the_derivation_says(
+        chain, clinic_a, status):
+    # given two leads: the PMS sends one's appointment as booked then missed, the other's only as missed
+    start = timezone.now() - dt.timedelta(days=2)
+    twice, once = (CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(2))
+    for customer, statuses in ((twice, ["booked", status]), (once, [status])):
+        for s in statuses:
+            appointment_upsert(customer=customer, clinic=clinic_a, start_at=start,
+                               end_at=start + dt.timedelta(hours=1), status=s, external_id=f"A{customer.id}")
+    # then both are booked, with one stage event each, and re-deriving from the facts agrees
+    for customer in (twice, once):
+        customer.refresh_from_db()
+        assert customer.stage == "booked" and [e["stage_to"] for e in stage_events(customer)] == ["booked"]
+    assert stages_derive(chain=chain, today=timezone.localdate())["events"] == 0
+    # and a missed appointment already on file does not move anyone again when it is sent once more
+    appointment_upsert(customer=once, clinic=clinic_a, start_at=start, end_at=start + dt.timedelta(hours=1),
+                       status=status, external_id=f"A{once.id}")
+    assert len(stage_events(once)) == 1
 
 
 def test_a_paid_order_makes_a_lead_treated_at_once(lead, clinic_a, catalogue):

@@ -45,10 +45,12 @@ def _apply(kind: str, customer: Customer, when: dt.datetime, clinic, staff) -> N
     if kind == "contact":
         interaction_add(customer=customer, kind="call", text="回访", author=staff, occurred_at=when)
     elif kind in ("booked", "arrived", "completed", "no_show", "cancelled"):
-        # A no-show or a cancellation is what became of a booking: the PMS sent the booking first. (A row that comes
-        # straight as a no-show leaves a lead a lead, test_stage_advance; stages_derive counts it as booked.)
-        ext = f"A{Appointment.objects.count()}"
-        for status in (["booked"] if kind in ("no_show", "cancelled") else []) + [kind]:
+        # A no-show or a cancellation is what became of a booking: every other one, the PMS sent the booking first;
+        # the others come straight as missed, and must count as booked all the same (as stages_derive counts them).
+        n = Appointment.objects.count()
+        ext = f"A{n}"
+        first = ["booked"] if kind in ("no_show", "cancelled") and n % 2 else []
+        for status in first + [kind]:
             appointment_upsert(customer=customer, clinic=clinic, start_at=when, end_at=when + dt.timedelta(hours=1),
                                status=status, external_id=ext)
     elif kind == "paid":

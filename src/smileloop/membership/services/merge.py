@@ -8,11 +8,13 @@ memberships, two active bindings of one person, links from the person to themsel
 from django.db.models import Q
 from django.utils import timezone
 
+from smileloop.clinics.models import Staff
 from smileloop.customers.models import Customer
 from smileloop.membership import reasons
 from smileloop.membership.enums import EventKind, MembershipStatus
 from smileloop.membership.models import FamilyBinding, FriendLink, Membership, WalletShareConsent
 from smileloop.membership.services._common import bindings_end, event_add
+from smileloop.membership.services.enrolment import membership_evaluate
 
 
 def _rank(m: Membership) -> tuple:
@@ -59,3 +61,9 @@ def membership_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     FriendLink.objects.filter(ended_at__isnull=True, friend_id__in=pair, member_id__in=pair).update(ended_at=now)
     if FriendLink.objects.filter(friend_id=survivor.pk, ended_at__isnull=True).exists():
         FriendLink.objects.filter(friend_id=merged.pk, ended_at__isnull=True).update(ended_at=now)
+
+
+def membership_after_merge(*, survivor: Customer, merged: Customer, actor: Staff | None = None) -> None:
+    """After the move: the two records' spend (and top-ups) now count together, so the survivor may reach a
+    better tier, or a plan neither record reached alone. Evaluated now rather than at the next bill."""
+    membership_evaluate(customer=survivor, actor=actor)

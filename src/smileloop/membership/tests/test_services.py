@@ -615,6 +615,25 @@ def test_merging_two_members_keeps_the_better_membership_and_moves_the_family(ch
     assert selectors.member_discount_for(spouse).membership == family
 
 
+def test_a_merge_whose_two_records_spend_together_reaches_a_tier_enrols_or_upgrades_the_survivor_at_once(
+        chain, clinic_a, family_plan, family_tier, premium_tier, admin_scope, chain_admin):
+    # given: two records of one person, 20,000 and 15,000 yuan: neither reaches the 30,000 tier alone
+    first = patient(chain, clinic_a, "周杰", spend=2_000_000)
+    second = patient(chain, clinic_a, "周杰", spend=1_500_000)
+    assert services.membership_evaluate(customer=first) == services.membership_evaluate(customer=second) == []
+    # when
+    customer_merge(scope=admin_scope, survivor=first, merged=second, actor=chain_admin, reason="重复建档")
+    # then: enrolled by the merge, not at the next bill
+    m = selectors.membership_active(first)
+    assert m.tier == family_tier and m.events.get().actor_id == chain_admin.id
+    # and a member whose duplicate brings the premium threshold is upgraded
+    big = patient(chain, clinic_a, "吴磊", spend=6_000_000)
+    services.membership_evaluate(customer=big)
+    customer_merge(scope=admin_scope, survivor=big, merged=patient(chain, clinic_a, "吴磊", spend=4_500_000),
+                   actor=chain_admin)
+    assert selectors.membership_active(big).tier == premium_tier
+
+
 def test_membership_current_is_scoped(wang, holder, director_a, clinic_b, chain):
     from smileloop.core.errors import NotFound
 
