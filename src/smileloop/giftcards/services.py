@@ -233,8 +233,10 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
 
 def _lots_expiry_remove(card: GiftCard) -> list[int]:
     """Lots are derived state of the ledger: their expiry follows the card's terms. Removing the expiry does
-    not move value (no entry); the caller records the change as a GiftCardEvent."""
-    ids = list(Lot.objects.filter(account=card.account, remaining__gt=0).values_list("id", flat=True))
+    not move value (no entry); the caller records the change as a GiftCardEvent. Every lot of the card, spent ones
+    too: a refund of a spend gives the value back into the lot it came from, which would otherwise still expire on
+    the old date (unspendable after it, voided by the ledger's expiry job) on a card valid for good."""
+    ids = list(Lot.objects.filter(account=card.account, expires_at__isnull=False).values_list("id", flat=True))
     Lot.objects.filter(id__in=ids).update(expires_at=None)
     return ids
 
@@ -259,12 +261,16 @@ def _holder_known(card: GiftCard, customer: Customer, at: dt.datetime, actor: St
 
 def giftcard_spend(*, card: GiftCard, amount_fen: int, key: str, source: str, actor: Staff | None = None,
                    at: dt.datetime | None = None, memo: str = "") -> LedgerTransaction:
-    """Debit the card to SALES (the ledger refuses more than is available: InsufficientBalance)."""
+    """Debit the card to SALES (the ledger refuses more than is available: InsufficientBalance). Idempotent on `key`:
+    a replay returns the first transaction and records no second "used" event."""
     at = at or timezone.now()
     request = giftcard_spend_request(card=card, amount_fen=amount_fen, key=key, source=source, actor=actor, at=at,
                                      memo=memo)
-    tx = ledger_post_many([request])[0]
-    giftcard_spend_recorded(card=card, tx=tx, amount_fen=amount_fen, source=source, actor=actor, at=at)
+    with transaction.atomic():
+        replay = LedgerTransaction.objects.filter(chain_id=card.chain_id, idempotency_key=key).exists()
+        tx = ledger_post_many([request])[0]
+        if not replay:
+            giftcard_spend_recorded(card=card, tx=tx, amount_fen=amount_fen, source=source, actor=actor, at=at)
     return tx
 
 
@@ -272,7 +278,10 @@ def giftcard_spend_request(*, card: GiftCard, amount_fen: int, key: str, source:
                            at: dt.datetime, memo: str = "", sales: Account | None = None) -> PostRequest:
     """The ledger movement of `giftcard_spend`, checked (expiry) but not posted: checkout posts it with the
     bill's other movements, then calls `giftcard_spend_recorded`. `sales`: the chain's SALES account when the
-    caller holds it."""
+    caller holds it. A spend is of a positive whole number of fen: a negative one would credit the card from SALES
+    (a lot without expiry)."""
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise ValidationFailed([FieldError("gift_cards", "a card pays a positive whole number of fen", str(amount_fen))])
     if card.status == CardStatus.EXPIRED or (card.expires_at is not None and card.expires_at <= at):
         raise Expired(f"card {card.code} expired", field="gift_cards")
     sales = sales or system_account(chain_id=card.chain_id, kind=AccountKind.SALES)
@@ -389,6 +398,11 @@ def voucher_redeem_request(*, voucher: Voucher, used_fen: int, key: str, source:
     locked = Voucher.objects.select_for_update().select_related("account").get(pk=voucher.pk)
     voucher_check(locked, at)
     balance = locked.account.balance
+    # What it pays is 1 fen up to its value: more would be paid to SALES out of BREAKAGE, a negative amount would
+    # void more than the voucher holds.
+    if not isinstance(used_fen, int) or isinstance(used_fen, bool) or not 0 < used_fen <= balance:
+        raise ValidationFailed([FieldError("vouchers", f"voucher {locked.code} pays between 1 and {balance} fen",
+                                           str(used_fen))])
     chain_id = locked.chain_id
     postings = [Posting(locked.account, -balance),
                 Posting(sales or system_account(chain_id=chain_id, kind=AccountKind.SALES), used_fen)]

@@ -115,6 +115,11 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         if clinic is None or clinic.chain_id != holder.chain_id:
             errors.append(FieldError("clinic", "name the clinic of this chain taking the payment",
                                      str(getattr(clinic, "pk", ""))))
+        if not payments and package.price_fen:
+            # order_record takes an empty list as a bill recorded without its payments: the sale would be a bill of
+            # the full price nobody paid, and its cancellation would refund that price (by `other`).
+            errors.append(FieldError("payments", f"add up to 0 fen but the package costs {package.price_fen} fen",
+                                     "0"))
     if wallet_holder is not None and wallet_holder.pk != holder.pk and not any(
             isinstance(p, dict) and p.get("method") == PaymentMethod.WALLET for p in payments or ()):
         errors.append(FieldError("wallet.holder_id", "names a family wallet to pay from, but no payment of the sale is "
