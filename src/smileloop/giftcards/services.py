@@ -303,11 +303,20 @@ def giftcard_spend_recorded(*, card: GiftCard, tx: LedgerTransaction, amount_fen
 
 def giftcard_spend_reverse(*, card: GiftCard, original: LedgerTransaction, key: str, upto: Fraction,
                            actor: Staff | None = None) -> LedgerTransaction | None:
-    """A refund gives back `upto` (cumulative share) of a spend; the lots keep their expiry."""
+    """A refund gives back `upto` (cumulative share) of a spend; the lots keep their expiry. On a card that has
+    expired since it paid, what comes back is past its expiry too: voided at once, as the expiry voided the rest
+    (else the card would show a balance nobody can spend until the ledger's own expiry job)."""
+    replay = LedgerTransaction.objects.filter(chain_id=card.chain_id, idempotency_key=key).exists()
     tx = ledger_reverse(original=original, key=key, upto=upto, actor=actor, reason=EntryReason.REFUND)
-    if tx is not None:
-        _event(card, CardEventKind.REFUNDED, timezone.now(), CARD_REFUNDED % {"source": original.source},
-               {"tx": tx.id}, actor)
+    if tx is not None and not replay:
+        at = timezone.now()
+        _event(card, CardEventKind.REFUNDED, at, CARD_REFUNDED % {"source": original.source}, {"tx": tx.id}, actor)
+        card.status, card.expires_at = GiftCard.objects.filter(pk=card.pk).values_list("status", "expires_at").get()
+        if card.status == CardStatus.EXPIRED:
+            _void(card.chain_id, card.account, f"giftcard:{card.id}:expire:{tx.id}", f"giftcard:{card.id}",
+                  max(at, card.expires_at))
+            _event(card, CardEventKind.EXPIRED, at, CARD_EXPIRED % {"day": timezone.localdate(card.expires_at)},
+                   {"tx": tx.id}, actor)
         _status_refresh(card)
     return tx
 

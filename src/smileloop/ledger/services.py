@@ -624,11 +624,19 @@ def ledger_reverse(*, original: LedgerTransaction, key: str, upto: Fraction = Fr
     what the cumulative target adds, so rounding never drifts and a full refund undoes exactly
     everything. Amounts round to whole units with the largest-remainder method (the reversal still
     balances). Debited lots get their amounts back (expiry unchanged); credited lots are taken back
-    first. Returns None when the step rounds to nothing.
+    first. Returns None when the step rounds to nothing. Idempotent on `key`.
     """
     upto = Fraction(upto)
     if not (0 < upto <= 1):
         raise ValidationFailed([FieldError("upto", "must be a share between 0 and 1", str(upto))])
+    # Idempotent on `key`, as every posting is: the same reversal sent again returns the first transaction (it was
+    # refused as "less than already reversed"); the key used for another reversal is a conflict.
+    existing = LedgerTransaction.objects.filter(chain_id=original.chain_id, idempotency_key=key).first()
+    if existing is not None:
+        if existing.reverses_id != original.id or existing.reversed_share != f"{upto.numerator}/{upto.denominator}":
+            raise Conflict(f"idempotency key {key!r} was already used for a different movement",
+                           code="idempotency_key_reused")
+        return existing
     entries = list(original.entries.select_related("account").order_by("id"))
     target = _round_balanced([(e.id, -e.amount * upto.numerator, upto.denominator) for e in entries])
     already = _reversed_per_entry(original, entries)

@@ -1,4 +1,5 @@
 import datetime as dt
+from fractions import Fraction
 
 import pytest
 
@@ -11,6 +12,7 @@ from smileloop.giftcards.services import (
     friend_card_issue_for_benefit,
     giftcard_holder_register,
     giftcard_spend,
+    giftcard_spend_reverse,
     giftcards_expire,
     voucher_issue,
     voucher_redeem,
@@ -157,6 +159,30 @@ def test_expiry_voids_the_rest_through_a_ledger_entry(chain, member, programme, 
     assert system_account(chain_id=chain.id, kind=AccountKind.BREAKAGE).balance == 35000
     assert LedgerTransaction.objects.filter(reason="expire").count() == 1
     assert giftcards_expire(as_of=now + dt.timedelta(days=96)) == 0
+    assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_refund_onto_a_card_expired_since_it_paid_is_voided_at_once_not_left_as_a_balance(
+        chain, member, programme, now):
+    # given a card that paid 250 yuan of a bill, then expired with 350 yuan left
+    card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1", as_of=now)
+    spend = giftcard_spend(card=card, amount_fen=25000, key="use1", source="order:1", at=now + dt.timedelta(days=1))
+    giftcards_expire(as_of=now + dt.timedelta(days=95))
+    # when the bill is refunded, 100 yuan and then the rest
+    giftcard_spend_reverse(card=card, original=spend, key="r1", upto=Fraction(2, 5))
+    card.refresh_from_db()
+    card.account.refresh_from_db()
+    assert (card.status, card.account.balance) == (CardStatus.EXPIRED, 0)
+    giftcard_spend_reverse(card=card, original=spend, key="r2", upto=Fraction(1))
+    # then it went back and was voided like the rest: nothing on the card, all 600 yuan in BREAKAGE
+    card.account.refresh_from_db()
+    assert card.account.balance == 0
+    assert system_account(chain_id=chain.id, kind=AccountKind.BREAKAGE).balance == 60000
+    kinds = list(GiftCardEvent.objects.filter(card=card).order_by("id").values_list("kind", flat=True))
+    assert kinds[-4:] == [CardEventKind.REFUNDED, CardEventKind.EXPIRED, CardEventKind.REFUNDED, CardEventKind.EXPIRED]
+    # a replayed refund voids nothing twice
+    giftcard_spend_reverse(card=card, original=spend, key="r2", upto=Fraction(1))
+    assert system_account(chain_id=chain.id, kind=AccountKind.BREAKAGE).balance == 60000
     assert ledger_check(chain_id=chain.id) == []
 
 

@@ -144,6 +144,26 @@ def test_partial_reversal_restores_spent_lots_proportionally_and_balances(chain,
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_a_reversal_sent_again_returns_the_first_and_its_key_for_another_reversal_is_a_conflict(chain, alice):
+    earn(chain, alice, 1000, "e")
+    used = spend(chain, alice, 300, "use")
+    other = spend(chain, alice, 100, "use2")
+    first = ledger_reverse(original=used, key="use:refund:1", upto=Fraction(1, 3))
+    # the same reversal again, also after a later one: the first transaction, nothing moved
+    assert ledger_reverse(original=used, key="use:refund:1", upto=Fraction(1, 3)) == first
+    ledger_reverse(original=used, key="use:refund:2", upto=Fraction(1))
+    assert ledger_reverse(original=used, key="use:refund:1", upto=Fraction(1, 3)) == first
+    assert balance(chain, alice) == 1000 - 100
+    # the key names another share or another transaction: refused, nothing moved
+    with pytest.raises(Conflict):
+        ledger_reverse(original=used, key="use:refund:1", upto=Fraction(1, 2))
+    with pytest.raises(Conflict):
+        ledger_reverse(original=other, key="use:refund:1", upto=Fraction(1, 3))
+    assert balance(chain, alice) == 1000 - 100
+    assert LedgerTransaction.objects.filter(reverses__isnull=False).count() == 2
+    assert ledger_check(chain_id=chain.id) == []
+
+
 def test_clawback_takes_back_the_earned_lot_first(chain, alice):
     earned = earn(chain, alice, 200, "earn")
     ledger_reverse(original=earned, key="earn:clawback", reason=EntryReason.CLAWBACK)
