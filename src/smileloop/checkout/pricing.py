@@ -9,7 +9,8 @@ Order of application, per the clinic's rules:
 3. vouchers (single use, in the order given): the first line it applies to (item, else category) with
    something left to pay; it pays min(its value, what the line still owes); the rest of its value is forfeited;
 4. gift cards (in the order given): min(balance, what eligible lines still owe), spread over eligible lines;
-5. points: at most the loyalty quote (balance and cap on the bill after discounts) and what is still owed;
+5. points: at most the loyalty quote (balance and cap on the bill after discounts) and what is still owed, in
+   whole redeem steps (the quote's);
 6. wallet: the amount asked ("max" = all it can), at most what is still owed;
 7. the remainder per line is cash (or another external method).
 
@@ -20,6 +21,7 @@ So each tender's parts sum exactly to the tender, no line is ever paid more than
 sum(line nets) = bill total = sum(tenders) always (tests/test_pricing.py proves it with hypothesis).
 """
 
+import math
 from dataclasses import dataclass, field
 
 from smileloop.checkout import labels
@@ -256,6 +258,9 @@ def price(*, lines: list[LineIn], discount: DiscountIn | None = None, vouchers: 
                 raise PricingError("insufficient_balance", f"{points.requested} points asked, at most "
                                    f"{points.max_points} usable on this bill", "points")
             fen = min(limit, points.requested * points.max_fen // points.max_points)
+        # whole redeem steps only (150 points per yuan: 3 points = 2 fen), as the quote is: 1 fen left to pay was
+        # 2 points, which the redeem refuses at pay (not a multiple of 3) after the price showed them
+        fen -= fen % (points.max_fen // math.gcd(points.max_points, points.max_fen))
         if fen > 0:
             used_points = -(-fen * points.max_points // points.max_fen)  # the quote's rate, rounded up
             pay(Tender("points", "", labels.POINTS % {"points": used_points, "yuan": yuan(fen), "cap": yuan(points.max_fen),

@@ -67,7 +67,7 @@ def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None
         done = settlement.units_refunded.get(str(ol.id), 0) + units.get(ol.id, 0)
         if "quantity" in line:
             q = line["quantity"]
-            if not isinstance(q, int) or q < 1 or done + q > ol.quantity:
+            if not isinstance(q, int) or isinstance(q, bool) or q < 1 or done + q > ol.quantity:
                 errors.append(FieldError(f"lines[{i}].quantity", f"must be between 1 and {ol.quantity - done}", str(q)))
                 continue
             e = entitled.get(ol.id, 0)
@@ -78,7 +78,7 @@ def _refund_lines(settlement: Settlement, order: Order, lines: list[dict] | None
             units[ol.id] = units.get(ol.id, 0) + q
         else:
             amount = line.get("amount_fen")
-            if not isinstance(amount, int) or amount < 1 or amount > left:
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1 or amount > left:
                 errors.append(FieldError(f"lines[{i}].amount_fen", f"must be between 1 and {left} fen", str(amount)))
                 continue
             if amount == left:
