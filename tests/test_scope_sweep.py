@@ -394,7 +394,7 @@ API_BODIES = {
     "POST /api/loyalty/packages/{int:purchase_id}/cancel": lambda w: {"reason": "sweep"},
     "POST /api/checkout/settlements/{int:settlement_id}/refund": lambda w: {"whole": True, "reason": "sweep"},
     "POST /api/giftcards/codes/{code}/holder": lambda w: {"customer_id": w.customer_a.id},
-    "POST /api/tags/customers/{customer_id}": lambda w: {"tag": w.tag.code},
+    "POST /api/tags/customers/{int:customer_id}": lambda w: {"tag": w.tag.code},
     "PUT /api/segments/{int:segment_id}": lambda w: {"name": "改名", "rule": w.segment.rule},
     "POST /api/followups/tasks/{int:task_id}/complete": lambda w: {"outcome": "reached", "note": "sweep"},
     "POST /api/surveys/answer/{token}": lambda w: {"score": 9},

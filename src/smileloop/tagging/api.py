@@ -128,7 +128,7 @@ def tag_create_endpoint(request: HttpRequest, payload: TagIn, response: HttpResp
                                operation="tags.create", run=write)
 
 
-@router.get("/customers/{customer_id}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
+@router.get("/customers/{int:customer_id}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
             summary="A customer's tags, with who or what set them")
 def customer_tags_endpoint(request: HttpRequest, customer_id: Id):
     scope = request_scope(request)
@@ -136,7 +136,7 @@ def customer_tags_endpoint(request: HttpRequest, customer_id: Id):
     return _customer_tags(scope, customer_get(scope, customer_id))
 
 
-@router.post("/customers/{customer_id}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
+@router.post("/customers/{int:customer_id}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
              summary="Put a tag on a customer (no change if it is already there)")
 def customer_tag_apply_endpoint(request: HttpRequest, customer_id: Id, payload: ApplyIn, response: HttpResponse,
                                 idempotency_key: IdempotencyKeyHeader = None):
@@ -153,7 +153,7 @@ def customer_tag_apply_endpoint(request: HttpRequest, customer_id: Id, payload: 
                                operation="tags.apply", run=write)
 
 
-@router.delete("/customers/{customer_id}/{tag}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
+@router.delete("/customers/{int:customer_id}/{tag}", response={200: CustomerTagsOut, **ERROR_RESPONSES},
                summary="Take a tag off a customer")
 def customer_tag_remove_endpoint(request: HttpRequest, customer_id: Id, tag: str, response: HttpResponse,
                                  idempotency_key: IdempotencyKeyHeader = None):
