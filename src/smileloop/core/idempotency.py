@@ -86,6 +86,10 @@ def _key_clean(key: str | None) -> str:
     if len(key) > MAX_KEY_LENGTH:
         raise IdempotencyKeyRequired(f"The {HEADER} header must be at most {MAX_KEY_LENGTH} characters",
                                      code="idempotency_key_invalid", field=f"header.{HEADER}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        # HTTP allows no control characters in a header value, and PostgreSQL stores no NUL (it was a 500 there)
+        raise IdempotencyKeyRequired(f"The {HEADER} header must not contain control characters",
+                                     code="idempotency_key_invalid", field=f"header.{HEADER}")
     return key
 
 

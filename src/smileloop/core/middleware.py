@@ -162,7 +162,7 @@ class RequestSizeLimitMiddleware:
     @staticmethod
     def _refuse(request, limit: int):
         if request.path_info.startswith(settings.API_PATH_PREFIX):
-            return JsonResponse(error_body("too_large", f"The request body is larger than the {limit} bytes this "
-                                                        "endpoint accepts; nothing was read or written"), status=413)
+            message = f"The request body is larger than the {limit} bytes this endpoint accepts; nothing was read or written"
+            return JsonResponse(error_body("too_large", message, [{"field": "body", "message": message}]), status=413)
         with reader_language(request):
             return render(request, error_template(request, "413.html"), {"limit": filesizeformat(limit)}, status=413)
