@@ -17,8 +17,9 @@ Refund clawback (computed by loyalty's `points_clawback_plan`, posted by `points
 cancellations follow too): after a refund the bill has given back a share s of itself, so round_half_up(earned × s)
 of the points it earned are due back in total, less what earlier refunds of the bill settled: the points taken back
 (the ledger's reversals of the earn) and those settled in money (their "earn" tenders' `shortfall_points`). They are
-taken back from the points account as far as it holds them (a merged member's: the survivor's; the bill's own lots
-first, even while pending, then other spendable lots).
+taken back from the points account as far as it holds them once the refund's own tenders are back (a merged
+member's: the survivor's; the bill's own lots first, even while pending, then other spendable lots): points the bill
+redeemed, returned by this refund, pay for earned points already spent before any money is withheld.
 Points already spent are converted into money at the chain's redeem rate (loyalty.points_redeem_terms:
 fen = ceil(points × 100 / points_per_yuan)) and withheld from this refund's cash part, shown in the refund
 breakdown as a "clawback" tender "points already spent, withheld from the refund: X.XX" (the cash tender is the cash part minus it, so the

@@ -137,22 +137,13 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     remaining = [m.value_fen - m.refunded_fen for m in valued] + [settlement.cash_fen - settlement.cash_refunded_fen]
     parts = allocate(total, remaining)
     cash = parts[-1]
-    # Plan the clawback before writing anything: a refusal must leave everything as it was.
     share = Fraction(order.refunded_fen + total, order.amount_fen) if order.amount_fen else Fraction(0)
     earn = next((m for m in movements if m.role == MovementRole.EARN and m.transaction_id and m.points > 0), None)
     clawing = earn is not None and share > 0
-    clawback = (loyalty_services.points_clawback_plan(earn=earn.transaction, share=share,
-                                                      settled=_shortfall_settled(settlement)) if clawing else None)
-    withheld_fen = clawback.shortfall_fen if clawback else 0
-    if withheld_fen > cash:
-        raise ClawbackExceedsRefund(
-            f"{clawback.shortfall_points} of the points this bill earned were already used; they are worth "
-            f"{fen_to_yuan(withheld_fen)} yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash",
-            field="lines")
     # Every account this refund will post to, locked at once in id order as a bill's pay locks its own: reversed one
     # tender at a time, the shared accounts were taken in another order and a concurrent pay deadlocked with it.
     reversed_tx = [m.transaction_id for m, part in zip(valued, parts[:-1], strict=True) if part and m.transaction_id]
-    reversed_tx += [earn.transaction_id] if clawback and clawback.points else []
+    reversed_tx += [earn.transaction_id] if clawing else []
     accounts_lock(Entry.objects.filter(transaction_id__in=reversed_tx).values_list("account_id", flat=True))
     refund = None
     if total:
@@ -173,6 +164,17 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
         rows.append(RefundMovement(movement=m, transaction=tx, amount_fen=part))
         tenders.append({"kind": m.role, "ref": m.ref, "amount_fen": part,
                         "points": transaction_size(tx) if (tx is not None and m.role == MovementRole.POINTS) else 0})
+    # The clawback is planned once the tenders are back, under the lock: points this refund returns (redeemed on the
+    # bill) pay for earned points already spent before any money is withheld. Refused, the transaction rolls back
+    # everything above.
+    clawback = (loyalty_services.points_clawback_plan(earn=earn.transaction, share=share,
+                                                      settled=_shortfall_settled(settlement)) if clawing else None)
+    withheld_fen = clawback.shortfall_fen if clawback else 0
+    if withheld_fen > cash:
+        raise ClawbackExceedsRefund(
+            f"{clawback.shortfall_points} of the points this bill earned were already used; they are worth "
+            f"{fen_to_yuan(withheld_fen)} yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash",
+            field="lines")
     if cash:
         Settlement.objects.filter(pk=settlement.pk).update(cash_refunded_fen=F("cash_refunded_fen") + cash)
         tenders.append({"kind": "cash", "ref": "", "amount_fen": cash - withheld_fen, "points": 0})

@@ -250,3 +250,25 @@ def test_points_moved_by_two_merges_in_a_row_are_still_the_bills_own(chain, clin
     kept_points = account_for(chain_id=chain.id, kind=AccountKind.POINTS, customer=kept)
     assert (kept_points.balance, available_balance(kept_points)) == (20, 20)
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_points_the_refund_returns_pay_for_earned_points_already_spent_before_any_cash_is_withheld(
+        chain, clinic_a, catalogue, alice, spend_rule):
+    # given a cleaning paid partly with points (as many as the cap allows) and the rest in cash, after which every
+    # point alice held, the ones the bill earned included, was spent elsewhere
+    seed_points(chain, alice, 5000, "seed")
+    bill = checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}], points="max")
+    settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
+    redeemed = settlement.movements.get(role="points").points
+    earned = settlement.movements.get(role="earn").points
+    assert 0 < earned < redeemed
+    points_redeem(customer=alice, points=points_of(chain, alice), key="elsewhere", source="order:other")
+    assert points_of(chain, alice) == 0
+    # when the whole bill is refunded
+    refund = checkout_refund(settlement=settlement, key="r1")
+    # then the redeemed points come back and the earned ones are taken out of them: no cash is withheld
+    assert refund.breakdown["clawback_fen"] == 0 and refund.cash_fen == bill.cash_fen
+    earn = next(t for t in refund.breakdown["tenders"] if t["kind"] == "earn")
+    assert (earn["points"], earn["shortfall_points"]) == (-earned, 0)
+    assert points_of(chain, alice) == redeemed - earned
+    assert ledger_check(chain_id=chain.id) == []

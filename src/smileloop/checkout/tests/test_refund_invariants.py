@@ -367,13 +367,17 @@ class Lifecycle:
         total = sum(amounts.values())
         remaining = [p - b for p, b in zip(self.paid, self.back, strict=True)]
         parts = largest_remainder(total, remaining)
-        # the clawback the README states: round_half_up(earned × share) in all, as far as the account holds them
+        # the clawback the README states: round_half_up(earned × share) in all, as far as the account holds them once
+        # this refund's redeemed points are back (the reversal returns floor(redeemed × cumulative share) in all)
+        coming = sum(m.points * (back + part) // paid - self.returned(m, AccountKind.POINTS)
+                     for m, part, paid, back in zip(self.valued, parts, self.paid, self.back, strict=False)
+                     if m.role == "points" and part)
         shortfall = withheld = taken = 0
         if self.earned and self.refunded + total:
             due = half_up(Fraction(self.earned * (self.refunded + total), self.settlement.total_fen))
             due -= self.clawed() + self.shortfall
             due = max(due, 0)
-            taken = min(due, self.balance(AccountKind.POINTS))
+            taken = min(due, self.balance(AccountKind.POINTS) + coming)
             shortfall = due - taken
             withheld = -(-shortfall * 100 // self.bill["points_per_yuan"])
         if withheld > parts[-1]:
