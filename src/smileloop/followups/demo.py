@@ -282,10 +282,10 @@ def _events(chain: Chain, today: dt.date, missing: set[str], rng: random.Random)
                 procedure_record(customer=c, clinic=c.home_clinic, item_code=cleaning.code, performed_on=day,
                                  doctor=_doctor(c), external_id=f"demo-fu-recall-{day:%Y%m%d}-{c.id}")
             added["recall"] = HANDFUL
-    if "dormant" in missing:  # their last visit was a year ago to the day
+    if "dormant" in missing:  # their last visit was a year before yesterday: they turn dormant today
         months = (int(playbooks["dormant"].trigger_params.get("months_without_visit", 12))
                   if "dormant" in playbooks else 12)
-        day = months_add(today, -months)
+        day = months_add(today - dt.timedelta(days=1), -months)
         for c in _patients(chain, rng, HANDFUL, visit_count__gt=0, last_visit_at__lt=_at(day, tz, 0)):
             at = _at(day, tz, 11)
             appointment_upsert(customer=c, clinic=c.home_clinic, start_at=at, end_at=at + dt.timedelta(minutes=30),
