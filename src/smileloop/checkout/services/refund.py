@@ -124,7 +124,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     # Which bill and which of its lines (not how much of them: the staff page asks for "what is left of" a line,
     # which its first submit changes, so a double click would not look like a replay of itself).
     digest = request_hash({"settlement": settlement.pk,
-                           "lines": sorted({str(line.get("line_id")) for line in lines}) if lines else None})
+                           "lines": None if lines is None else sorted({str(line.get("line_id")) for line in lines})})
     if existing is not None:
         replay_check(existing, digest, key, "refund")
         return existing

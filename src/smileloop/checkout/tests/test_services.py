@@ -132,6 +132,9 @@ def test_refund_replay_returns_the_first_refund(chain, clinic_a, catalogue, alic
     settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="pay-1")
     first = checkout_refund(settlement=settlement, key="r1")
     assert checkout_refund(settlement=settlement, key="r1") == first and RefundSettlement.objects.count() == 1
+    # an empty list of lines is not the whole bill: the key sent with it is another request
+    with pytest.raises(Conflict):
+        checkout_refund(settlement=settlement, lines=[], key="r1")
 
 
 def test_family_wallet_without_the_holders_consent_is_refused_and_nothing_changes(
