@@ -59,8 +59,8 @@ def keyword_fold(text: str) -> str:
 
 
 def keyword_automaton_build(tag_keywords: dict[int, list[str]]) -> "ahocorasick.Automaton | None":
-    """One automaton for all tags: each (lower-cased) keyword maps to the tags that list it, each with its own
-    spelling (tag A's "Invisalign" and tag B's "invisalign" are one word; each tag's evidence names its own)."""
+    """One automaton for all tags: each keyword, folded (`keyword_fold`), maps to the tags that list it, each with
+    its own spelling (tag A's "Invisalign" and tag B's "invisalign" are one word; each tag's evidence names its own)."""
     owners: dict[str, dict[int, str]] = {}
     for tag_id, keywords in tag_keywords.items():
         for keyword in keywords:
