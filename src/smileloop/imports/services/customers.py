@@ -869,6 +869,9 @@ class _CustomerImport:
 
     def finish(self) -> None:
         report = self.report
+        if not report.rows:  # rows of ignored cells only (a numbered template, 无): no data, as a header alone is
+            raise ImportFileError(_("%(name)s has a header but no data rows") % {"name": self.table.name},
+                                  code="no_rows")
         self.households_link()
         # With skip_invalid a file of invalid rows only writes nothing: not `written`, and no audit of a write
         report.written = self.write and not (report.rows and report.skipped == report.rows)
