@@ -858,13 +858,17 @@ def customers_lock(*customer_ids: int) -> None:
 
 
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,
-                               count_visit_unless: tuple[str, list] | None = None) -> None:
+                               count_visit_unless: tuple[str, list] | None = None, visit_delta: int = 0) -> None:
     """Keep the denormalised visit/spend figures current with one UPDATE (called by visits services; plain
     SQL, as compiling the CASE expressions through the ORM cost more than running it on every paid bill).
 
     `count_visit_unless` = (SQL condition, its parameters): count the visit unless the condition holds (the
-    visits app knows when a day was counted already), in the same statement."""
+    visits app knows when a day was counted already), in the same statement. `visit_delta`: visits to add or take
+    back (a visit corrected to another status or day; never below 0)."""
     sets, params = [], []
+    if visit_delta:
+        sets.append("visit_count = CASE WHEN visit_count + %s < 0 THEN 0 ELSE visit_count + %s END")
+        params += [int(visit_delta), int(visit_delta)]
     if spend_delta_fen:
         sets.append("lifetime_spend_fen = lifetime_spend_fen + %s")
         params.append(int(spend_delta_fen))

@@ -10,10 +10,18 @@ class VisitsConfig(AppConfig):
     def ready(self):
         from smileloop.clinics.enums import Perm
         from smileloop.customers.sections import section_register
+        from smileloop.customers.services import merge_hook_register
         from smileloop.customers.timeline import timeline_templates_register
         from smileloop.visits import selectors
         from smileloop.visits.enums import AppointmentStatus
-        from smileloop.visits.services import TIMELINE_TEMPLATES, VISIT, VISIT_OF, VISIT_OF_SHOWN, VISIT_SHOWN
+        from smileloop.visits.services import (
+            TIMELINE_TEMPLATES,
+            VISIT,
+            VISIT_OF,
+            VISIT_OF_SHOWN,
+            VISIT_SHOWN,
+            visits_merge_hook,
+        )
 
         def health(loader):
             """Health data (plans, procedures) only for roles that may see it (PIPL)."""
@@ -33,3 +41,4 @@ class VisitsConfig(AppConfig):
         section_register("procedures", health(selectors.procedure_list_for_customer), paged=True)
         timeline_templates_register(*TIMELINE_TEMPLATES, labels={"status": lambda code: AppointmentStatus(code).label},
                                     shown={VISIT_OF: VISIT_OF_SHOWN, VISIT: VISIT_SHOWN})
+        merge_hook_register(visits_merge_hook)

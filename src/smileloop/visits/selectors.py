@@ -57,10 +57,12 @@ def procedure_list_for_customer(customer: Customer, *, offset: int = 0, limit: i
 
 
 def unfinished_plan_list(scope: Scope, *, min_progress_percent: int = 0) -> QuerySet[TreatmentPlan]:
-    """Active plans (of customers in scope) at least `min_progress_percent` done — plain indexed SQL."""
+    """Active plans (of customers in scope) at least `min_progress_percent` done (`progress_percent`) — plain indexed
+    SQL. A plan with no step left to count (every one cancelled) is 0 % done: 0 × 100 ≥ 0 × N listed it as N % done."""
     qs = TreatmentPlan.objects.filter(status=PlanStatus.ACTIVE, customer__in=customer_queryset(scope))
     if min_progress_percent:
-        qs = qs.alias(done_x100=F("steps_done") * 100).filter(done_x100__gte=F("steps_total") * min_progress_percent)
+        qs = qs.alias(done_x100=F("steps_done") * 100).filter(done_x100__gte=F("steps_total") * min_progress_percent,
+                                                               steps_total__gt=0)
     return qs
 
 

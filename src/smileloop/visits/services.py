@@ -10,7 +10,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -76,6 +77,21 @@ def _visit_day_counted(*, customer_id: int, at: dt.datetime, order_id: int | Non
     if order_id is not None:
         return f"({visit} OR {bill})", [*visit_params, *bill_params]
     return f"({bill} AND NOT {visit})", [*bill_params, *visit_params]
+
+
+def _visit_days_count(customer_id: int, days: set[dt.date]) -> int:
+    """What the local `days` add to visit_count by the rule above: each day's arrived or completed appointments, or 1
+    for a day with a bill and no such appointment."""
+    counted = 0
+    for day in days:
+        start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+        end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+        visits = Appointment.objects.filter(customer_id=customer_id, status__in=_VISIT_STATUSES, start_at__gte=start,
+                                            start_at__lt=end).count()
+        counted += visits or int(Order.objects.filter(customer_id=customer_id, ordered_at__gte=start,
+                                                      ordered_at__lt=end).exists())
+    return counted
+
 
 # Timeline sentences (stored in English, shown translated: customers.timeline; registered in apps.py).
 VISIT_OF = gettext_noop("visit %(status)s: %(item)s")
@@ -178,12 +194,20 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     created = appointment is None
     was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
     was_booked = bool(appointment and appointment.status == AppointmentStatus.BOOKED)
+    # A visit that is no longer one (arrived → booked, a PMS correcting itself) or moves to another day changes what
+    # its days count: it was counted once and never taken back, so arrived → booked → arrived counted it twice.
+    recount_days = ({timezone.localdate(appointment.start_at)} | ({timezone.localdate(start_at)} if status
+                    in _VISIT_STATUSES else set())) if was_visit else set()
+    counted_before = _visit_days_count(customer.id, recount_days)
     appointment = appointment or Appointment(chain_id=customer.chain_id, customer=customer, external_id=external_id)
     appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
     appointment.status, appointment.doctor, appointment.service_item = status, doctor, item
     appointment.notes = notes or ""
     with _created_once("an appointment", external_id if created else None):
         appointment.save()
+    if recount_days:
+        customer_visit_stats_apply(customer_id=customer.id,
+                                   visit_delta=_visit_days_count(customer.id, recount_days) - counted_before)
     if status in _VISIT_STATUSES and not was_visit:
         customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit_unless=_visit_day_counted(
             customer_id=customer.id, at=start_at, appointment_id=appointment.id))
@@ -361,7 +385,7 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
         if scope is not None:
             _refund_permission_check(order, scope)
     errors: list[FieldError] = []
-    order_lines = {line.id: line for line in order.lines.all()}
+    order_lines = {line.id: line for line in order.lines.order_by("id")}
     per_line: dict[int, int] = {}
     if lines is not None and not lines:  # an empty list is no choice: read as "no lines", it refunded the whole bill
         errors.append(FieldError("lines", "must name at least one line (leave lines out to refund an amount or the "
@@ -534,6 +558,27 @@ def plan_step_update(*, plan: TreatmentPlan, seq: int, status: str, done_at: dt.
     step.save(update_fields=["status", "done_at"])
     _plan_recount(plan)
     return step
+
+
+def visits_merge_hook(*, survivor: Customer, merged: Customer) -> None:
+    """Registered with customers.services.merge_hook_register; runs before customer_merge adds the merged record's
+    visit count to the survivor's. Each record counted a day with a bill and no visit appointment of its own
+    (`_visit_day_counted`); for one person such a day counts once, and not at all beside the other record's
+    appointment that day. The days the two counts share are taken off the merged record's count, so the sum is the
+    count of the rows the survivor ends up with."""
+    def days(customer_id: int) -> tuple[set, set]:
+        visits = {timezone.localdate(at) for at in Appointment.objects.filter(
+            customer_id=customer_id, status__in=_VISIT_STATUSES).values_list("start_at", flat=True)}
+        bills = {timezone.localdate(at) for at in Order.objects.filter(customer_id=customer_id)
+                 .values_list("ordered_at", flat=True)}
+        return visits, bills
+
+    (s_visits, s_bills), (m_visits, m_bills) = days(survivor.pk), days(merged.pk)
+    twice = (len(s_bills - s_visits) + len(m_bills - m_visits)
+             - len((s_bills | m_bills) - (s_visits | m_visits)))
+    if twice:
+        Customer.objects.filter(pk=merged.pk).update(
+            visit_count=Greatest(F("visit_count") - twice, Value(0)))
 
 
 @transaction.atomic
