@@ -1089,7 +1089,29 @@ def merge_after_hook_register(func) -> None:
 
 
 _FILLABLE = ["mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
-             "consultant", "first_touch_channel", "first_touch_campaign", "first_touch_staff", "first_touch_at"]
+             "consultant"]
+_FIRST_TOUCH = ["first_touch_channel", "first_touch_campaign", "first_touch_staff", "first_touch_at"]
+_LAST_TOUCH = ["last_touch_channel", "last_touch_campaign", "last_touch_staff", "last_touch_at"]
+
+
+def _touches_fill(survivor: Customer, merged: Customer, fill: dict) -> None:
+    """Attribution moves as a whole touch (channel, campaign, staff, time), never field by field, which would pair
+    one record's channel with the other's campaign. The person's first touch is the earlier of the two records'
+    known ones, their last touch the later: the merged record's lead from a Douyin ad a year before the survivor's
+    walk-in is what acquired them."""
+    def known(c: Customer, prefix: str) -> bool:
+        return bool(getattr(c, f"{prefix}_channel"))
+
+    for prefix, fields, earlier in (("first_touch", _FIRST_TOUCH, True), ("last_touch", _LAST_TOUCH, False)):
+        if not known(merged, prefix):
+            continue
+        mine, theirs = getattr(survivor, f"{prefix}_at"), getattr(merged, f"{prefix}_at")
+        take = not known(survivor, prefix) or (
+            mine is not None and theirs is not None and (theirs < mine if earlier else theirs > mine))
+        if take:
+            fill.update({name: getattr(merged, name) for name in fields})
+    if "first_touch_staff" not in fill and not survivor.first_touch_staff_id and merged.first_touch_staff_id:
+        fill["first_touch_staff"] = merged.first_touch_staff  # who entered the person, where no channel was known
 
 
 @transaction.atomic
@@ -1177,6 +1199,7 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         mine, theirs = getattr(survivor, name), getattr(merged, name)
         if mine in (None, "", "U") and theirs not in (None, "", "U"):
             fill[name] = theirs
+    _touches_fill(survivor, merged, fill)
     merged_mobile = merged.mobile
     CustomerSearchKey.objects.filter(customer=merged).delete()
     Customer.objects.filter(pk=merged.pk).update(merged_into=survivor, mobile=None, mobile_tail="")

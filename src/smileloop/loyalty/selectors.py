@@ -203,8 +203,11 @@ def _grants(customer: Customer, at: dt.datetime) -> QuerySet[EntitlementGrant]:
 def _balance(grant: EntitlementGrant) -> EntitlementBalance:
     used = grant.n_used - grant.n_reversed
     p = grant.purchase
+    # Two records of one person, both covered, each used the grant: merged, their uses fold onto one grant and can
+    # exceed its quantity (used shows that); nothing is left, not a negative number of cleanings.
     return EntitlementBalance(grant.id, p.id, p.package.name, grant.label, grant.category, grant.item_code,
-                              grant.quantity, used, grant.quantity - used, grant.max_age, p.period_start, p.period_end)
+                              grant.quantity, used, max(grant.quantity - used, 0), grant.max_age, p.period_start,
+                              p.period_end)
 
 
 def grant_matches(grant: EntitlementGrant, item: ServiceItem) -> bool:

@@ -760,3 +760,36 @@ def test_a_merge_that_moves_the_survivors_stage_records_it_like_any_stage_change
     [event] = Interaction.objects.filter(customer=lead, data__stage_to=Stage.TREATED)
     assert (event.data["stage_from"], event.author_id) == (Stage.LEAD, director_a.pk)
     assert f"merged #{treated.id}" in event.data["cause"]
+
+
+def test_a_merge_keeps_the_persons_earlier_first_touch_and_later_last_touch_each_whole(chain, clinic_a, director_a,
+                                                                                      director_scope):
+    # given: a lead from a Douyin ad in January, and the same person's walk-in record in March (another campaign)
+    import datetime as dt
+
+    from django.utils import timezone
+    jan, mar = (timezone.make_aware(dt.datetime(2026, m, 5, 10)) for m in (1, 3))
+    ad = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王五", first_touch_channel="douyin",
+                         first_touch_campaign="洁牙9.9", first_touch_at=jan, first_touch_staff=None,
+                         last_touch_channel="douyin", last_touch_campaign="洁牙9.9", last_touch_at=jan)
+    walk_in = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王五", first_touch_channel="walk_in",
+                              first_touch_campaign="", first_touch_at=mar, first_touch_staff=director_a,
+                              last_touch_channel="walk_in", last_touch_campaign="", last_touch_at=mar)
+    # when the ad's record is merged into the walk-in's
+    customer_merge(scope=director_scope, survivor=walk_in, merged=ad, actor=director_a, reason="same person")
+    # then the ad acquired them (its whole touch: channel, campaign, no staff, January) and the walk-in is the last
+    walk_in.refresh_from_db()
+    assert (walk_in.first_touch_channel, walk_in.first_touch_campaign, walk_in.first_touch_staff_id,
+            walk_in.first_touch_at) == ("douyin", "洁牙9.9", None, jan)
+    assert (walk_in.last_touch_channel, walk_in.last_touch_campaign, walk_in.last_touch_at) == ("walk_in", "", mar)
+    # and the other way round: a later record merged in brings its last touch, not its first
+    early = CustomerFactory(chain=chain, home_clinic=clinic_a, name="赵六", first_touch_channel="douyin",
+                            first_touch_campaign="洁牙9.9", first_touch_at=jan, last_touch_channel="douyin",
+                            last_touch_campaign="洁牙9.9", last_touch_at=jan)
+    late = CustomerFactory(chain=chain, home_clinic=clinic_a, name="赵六", first_touch_channel="referral",
+                           first_touch_campaign="老带新", first_touch_at=mar, last_touch_channel="referral",
+                           last_touch_campaign="老带新", last_touch_at=mar)
+    customer_merge(scope=director_scope, survivor=early, merged=late, actor=director_a, reason="same person")
+    early.refresh_from_db()
+    assert (early.first_touch_channel, early.first_touch_campaign, early.first_touch_at) == ("douyin", "洁牙9.9", jan)
+    assert (early.last_touch_channel, early.last_touch_campaign, early.last_touch_at) == ("referral", "老带新", mar)

@@ -168,6 +168,19 @@ def test_merging_two_covered_records_of_one_person_keeps_one_set_of_entitlements
     assert left(wang, catalogue["CL01"]) == [("洁牙", 1)]
 
 
+def test_a_merge_that_folds_more_uses_than_a_grant_holds_shows_none_left_not_a_negative_number(
+        purchase, wang, spouse, catalogue, admin_scope):
+    # given: both covered records of one person used both of their two cleanings
+    for who, key in ((wang, "w1"), (wang, "w2"), (spouse, "s1"), (spouse, "s2")):
+        entitlement_redeem(customer=who, item=catalogue["CL01"], key=key)
+    # when the records are merged (the uses fold onto the survivor's grant)
+    customer_merge(scope=admin_scope, survivor=wang, merged=spouse, reason="duplicate")
+    # then the 360 page shows four used of two and nothing left, and nothing more can be redeemed
+    [cleaning] = [b for b in entitlements_for_customer(wang) if b.item_code == "CL01" or b.label == "洁牙"]
+    assert (cleaning.quantity, cleaning.used, cleaning.remaining) == (2, 4, 0)
+    with pytest.raises(NoEntitlementLeft):
+        entitlement_redeem(customer=wang, item=catalogue["CL01"], key="w3")
+
 def test_the_used_up_message_names_the_local_last_day_of_the_period(family_package, wang, catalogue):
     # Bought at 07:30 in Beijing (23:30 UTC the day before): the period ends on the local day, not the UTC one.
     bought = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
