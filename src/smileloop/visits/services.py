@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Max, Min, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -91,6 +91,19 @@ def _visit_days_count(customer_id: int, days: set[dt.date]) -> int:
         counted += visits or int(Order.objects.filter(customer_id=customer_id, ordered_at__gte=start,
                                                       ordered_at__lt=end).exists())
     return counted
+
+
+def _visit_span_refresh(customer_id: int) -> None:
+    """first/last_visit_at read again from the rows they are kept from (visit appointments' start, bills' time), for
+    a visit corrected away or moved: kept by min/max as visits arrive, they could only move outwards, so a
+    mistaken "arrived" next month stayed the patient's last visit after the PMS took it back."""
+    visits = Appointment.objects.filter(customer_id=customer_id, status__in=_VISIT_STATUSES).aggregate(
+        first=Min("start_at"), last=Max("start_at"))
+    bills = Order.objects.filter(customer_id=customer_id).aggregate(first=Min("ordered_at"), last=Max("ordered_at"))
+    firsts = [at for at in (visits["first"], bills["first"]) if at is not None]
+    lasts = [at for at in (visits["last"], bills["last"]) if at is not None]
+    Customer.objects.filter(pk=customer_id).update(first_visit_at=min(firsts, default=None),
+                                                  last_visit_at=max(lasts, default=None))
 
 
 # Timeline sentences (stored in English, shown translated: customers.timeline; registered in apps.py).
@@ -208,6 +221,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     if recount_days:
         customer_visit_stats_apply(customer_id=customer.id,
                                    visit_delta=_visit_days_count(customer.id, recount_days) - counted_before)
+        _visit_span_refresh(customer.id)
     if status in _VISIT_STATUSES and not was_visit:
         customer_visit_stats_apply(customer_id=customer.id, visit_at=start_at, count_visit_unless=_visit_day_counted(
             customer_id=customer.id, at=start_at, appointment_id=appointment.id))

@@ -544,3 +544,30 @@ def test_a_visit_corrected_back_and_forth_or_moved_to_a_billed_day_counts_once(c
     counts.append(patient_a.visit_count)
     # then: 1, 0, 1, 0 visits; then the bill's day and the visit's (2); then one day with both (1)
     assert counts == [1, 0, 1, 0, 2, 1]
+
+
+def test_a_visit_corrected_away_or_moved_gives_back_its_first_and_last_visit_days(client, patient_a, catalogue,
+                                                                                 director_token):
+    # given: a bill three weeks ago, and an appointment a PMS marked arrived yesterday by mistake
+    def at(days: int) -> str:
+        return (timezone.localdate() - dt.timedelta(days=days)).isoformat()
+
+    def span():
+        patient_a.refresh_from_db()
+        return tuple(timezone.localdate(x) if x else None for x in (patient_a.first_visit_at, patient_a.last_visit_at))
+
+    assert _post(client, "/api/orders", {"customer_id": patient_a.id, "clinic": "SH01", "ordered_at": f"{at(21)}T10:00:00",
+                                         "lines": [{"item_code": "EX01"}]}, director_token, "o1").status_code == 201
+    body = {"customer_id": patient_a.id, "clinic": "SH01", "start_at": f"{at(1)}T09:00:00",
+            "end_at": f"{at(1)}T09:30:00", "external_id": "PMS-9"}
+    assert _post(client, "/api/appointments", {**body, "status": "arrived"}, director_token, "a1").status_code < 300
+    three_weeks, yesterday = (timezone.localdate() - dt.timedelta(days=d) for d in (21, 1))
+    assert span() == (three_weeks, yesterday)
+    # when the PMS takes it back, the last visit is the bill's day again
+    assert _post(client, "/api/appointments", {**body, "status": "cancelled"}, director_token, "a2").status_code < 300
+    assert span() == (three_weeks, three_weeks)
+    # and an arrival moved earlier than the bill becomes the first visit, the bill the last
+    early = {**body, "start_at": f"{at(30)}T09:00:00", "end_at": f"{at(30)}T09:30:00"}
+    assert _post(client, "/api/appointments", {**early, "status": "arrived"}, director_token, "a3").status_code < 300
+    assert _post(client, "/api/appointments", {**early, "status": "completed"}, director_token, "a4").status_code < 300
+    assert span() == (timezone.localdate() - dt.timedelta(days=30), three_weeks)
