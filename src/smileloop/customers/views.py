@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.validators import ProhibitNullCharactersValidator
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -119,12 +119,18 @@ def customer_export(request, scope: Scope):
         return HttpResponse(_("A reason is required to export customers."), status=422)
     try:  # as a form field would: the audit row cannot store a NUL on PostgreSQL (it was a 500)
         ProhibitNullCharactersValidator()(reason)
+        MaxLengthValidator(200)(reason)  # the box's maxlength (the audit row takes 500: PostgreSQL refused more)
     except ValidationError as exc:
         return HttpResponse(" ".join(exc.messages), status=422)
     form = CustomerFilterForm(scope, request.POST)
     filters = form.filters()
     if filters is None:  # never the whole pool for a search that could not be applied
         return HttpResponse(" ".join(form.errors["q"]), status=422)
+    # Nor for a filter left out (the list shows "All" for it): an export is what was asked for, or refused.
+    refused = {name: errors for name, errors in form.errors.items() if name != "page"}
+    if refused:
+        return HttpResponse(" ".join(f"{form.fields[name].label}: {' '.join(errors)}" if name in form.fields
+                                     else " ".join(errors) for name, errors in refused.items()), status=422)
     filters.pop("page", None)
     qs = selectors.customer_list(scope, **filters)
     audit_record(actor=request.user, action="customer.export", object_type="customer", reason=reason,

@@ -7,6 +7,7 @@ scope is a 404. Mutating POSTs return the updated fragment (htmx) or redirect.
 import datetime as dt
 
 from django.contrib import messages
+from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -303,8 +304,10 @@ def playbook_toggle(request, scope: Scope, playbook_id: int):
     require_permission(scope, Perm.PLAYBOOK_MANAGE)
     playbook = selectors.playbook_get(scope, playbook_id)
     # The button sends the state it asks for, so a double click (or a stale page) cannot switch it back; a post
-    # without one toggles.
+    # without one toggles. A state that is neither "0" nor "1" is refused: it is no request to toggle.
     wanted = request.POST.get("active")
+    if wanted is not None and wanted not in ("0", "1"):
+        return HttpResponseBadRequest(_("The playbook can only be switched on (1) or off (0)."))
     active = wanted == "1" if wanted in ("0", "1") else not playbook.is_active
     services.playbook_activate(playbook=playbook, active=active)
     messages.success(request, _("Playbook activated.") if playbook.is_active else _("Playbook deactivated."))

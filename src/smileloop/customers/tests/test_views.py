@@ -709,6 +709,30 @@ def test_an_export_reason_with_a_nul_character_is_refused_not_a_server_error(cli
     assert AuditEvent.objects.count() == 0
 
 
+def test_an_export_reason_longer_than_its_box_is_refused_not_a_server_error(client, director_a, zhang_san):
+    # the box takes 200 characters; the audit row 500 (PostgreSQL refuses more: a 500), SQLite took 10,000
+    login(client, director_a)
+    response = client.post(reverse("customers:export"), {"reason": "核" * 10_000})
+    assert response.status_code == 422
+    assert "at most 200 characters" in response.content.decode()
+    assert AuditEvent.objects.count() == 0
+
+
+def test_an_export_whose_filter_cannot_be_applied_is_refused_not_widened_to_the_whole_scope(
+        client, director_a, clinic_b, zhang_san):
+    # given: a director of clinic A asks for clinic B's patients only (a stale page: B is not theirs), or for a tag,
+    # stage or source that does not exist
+    login(client, director_a)
+    for bad in ({"clinic": clinic_b.id}, {"clinic": "a\x00b"}, {"tag": "999999"}, {"stage": "no-such-stage"},
+                {"source": "no-such-source"}):
+        response = client.post(reverse("customers:export"), {"reason": "核对名单", **bad})
+        # then: refused with the reason (the list page shows "All" for such a filter; an export of every patient
+        # as if they matched it is a bulk disclosure nobody asked for), and nothing is audited as exported
+        assert response.status_code == 422, bad
+        assert not response.streaming and response.content.decode().strip(), bad
+    assert AuditEvent.objects.count() == 0
+
+
 def test_export_neutralises_spreadsheet_formulas(client, director_a, chain, clinic_a):
     CustomerFactory(chain=chain, home_clinic=clinic_a, name="=HYPERLINK(1)", community="+1")
     login(client, director_a)

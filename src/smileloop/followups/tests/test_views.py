@@ -738,3 +738,16 @@ def test_installing_the_built_in_playbooks_needs_the_manage_permission(client, c
     login(client, director_a)
     assert client.post(reverse("followups:playbooks_install")).status_code == 403
     assert not Playbook.objects.filter(chain=chain).exists()
+
+
+def test_a_playbook_toggle_asking_for_no_known_state_changes_nothing(client, chain_admin, playbooks):
+    # given: an active playbook
+    pb = playbooks["no_show"]
+    login(client, chain_admin)
+    # when: a hand-made post asks for a state that is neither "0" nor "1"
+    for garbage in ("a\x00b", "yes", "2", "１"):
+        response = client.post(reverse("followups:playbook_toggle", args=[pb.id]), {"active": garbage})
+        # then: refused, and the playbook is still active (a garbage value is no "toggle")
+        assert response.status_code == 400 and b"switched on (1) or off (0)" in response.content
+        pb.refresh_from_db()
+        assert pb.is_active is True
