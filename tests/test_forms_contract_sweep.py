@@ -80,7 +80,7 @@ FILL = {
     "membership:bind": lambda w: {"member": w.customer_a.id, "consent_source": "paper", "consent_evidence": "F-1"},
     "membership:tier": lambda w: {"reason": "契约测试"},
     "membership:plan_create": lambda w: {"fee_yuan": "100", "duration_months": "12"},
-    "membership:tier_create": lambda w: {"rank": "9"},
+    "membership:tier_create": lambda w: {"rank": "9", "min_spend_yuan": "50000"},  # above the world's tier (rank 1)
     "tagging:bulk": lambda w: {"customers": str(w.customer.id), "tag": w.tag.id},
 }
 

@@ -164,7 +164,7 @@ class World:
 
 def _config(chain, catalogue, chain_admin) -> World:
     c = World()
-    c.tier = TierFactory(plan__chain=chain, name="家庭会员", discount_bp=1000)
+    c.tier = TierFactory(plan__chain=chain, name="家庭会员", discount_bp=1000, rank=1)
     c.plan = c.tier.plan
     c.benefit = BenefitFactory(tier=c.tier)
     c.earn_rule = EarnRuleFactory(chain=chain)
