@@ -10,8 +10,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Min, Value
-from django.db.models.functions import Greatest
+from django.db.models import F, Max, Min
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -50,11 +49,15 @@ _BOOKABLE_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED}
 MAX_APPOINTMENT = dt.timedelta(hours=24)
 
 
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The start of the local `day` and of the next, aware."""
+    return (timezone.make_aware(dt.datetime.combine(day, dt.time.min)),
+            timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min)))
+
+
 def _local_day(at: dt.datetime) -> tuple:
     """The bounds of `at`'s local day, as plain-SQL parameters."""
-    day = timezone.localdate(at)
-    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-    end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+    start, end = _day_bounds(timezone.localdate(at))
     return db_datetime(start), db_datetime(end)
 
 
@@ -84,8 +87,7 @@ def _visit_days_count(customer_id: int, days: set[dt.date]) -> int:
     for a day with a bill and no such appointment."""
     counted = 0
     for day in days:
-        start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-        end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+        start, end = _day_bounds(day)
         visits = Appointment.objects.filter(customer_id=customer_id, status__in=_VISIT_STATUSES, start_at__gte=start,
                                             start_at__lt=end).count()
         counted += visits or int(Order.objects.filter(customer_id=customer_id, ordered_at__gte=start,
@@ -207,10 +209,12 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     created = appointment is None
     was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
     was_booked = bool(appointment and appointment.status == AppointmentStatus.BOOKED)
-    # A visit that is no longer one (arrived → booked, a PMS correcting itself) or moves to another day changes what
-    # its days count: it was counted once and never taken back, so arrived → booked → arrived counted it twice.
+    # A visit that is no longer one (arrived → booked, a PMS correcting itself) or moves changes what its days count
+    # and the first/last visit: it was counted once and never taken back, so arrived → booked → arrived counted it
+    # twice. Resending a visit unchanged (arrived → completed) reads nothing again.
+    corrected = was_visit and (status not in _VISIT_STATUSES or start_at != appointment.start_at)
     recount_days = ({timezone.localdate(appointment.start_at)} | ({timezone.localdate(start_at)} if status
-                    in _VISIT_STATUSES else set())) if was_visit else set()
+                    in _VISIT_STATUSES else set())) if corrected else set()
     counted_before = _visit_days_count(customer.id, recount_days)
     appointment = appointment or Appointment(chain_id=customer.chain_id, customer=customer, external_id=external_id)
     appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
@@ -591,8 +595,7 @@ def visits_merge_hook(*, survivor: Customer, merged: Customer) -> None:
     twice = (len(s_bills - s_visits) + len(m_bills - m_visits)
              - len((s_bills | m_bills) - (s_visits | m_visits)))
     if twice:
-        Customer.objects.filter(pk=merged.pk).update(
-            visit_count=Greatest(F("visit_count") - twice, Value(0)))
+        customer_visit_stats_apply(customer_id=merged.pk, visit_delta=-twice)
 
 
 @transaction.atomic
