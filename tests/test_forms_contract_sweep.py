@@ -40,7 +40,8 @@ MAX_CASES = 40  # per URL (the fields beyond are still sent in the valid and emp
 TOO_LONG = "长" * 10_000
 _WRITE_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 # django_session is not a project table; a login refreshes it
-_ERROR_MARKUP = re.compile(r'class="(field-error|form-errors|errornote|message message-error)"|aria-invalid="true"')
+_ERROR_MARKUP = re.compile(r'class="(?:[^"]* )?(field-error|form-errors|errornote|message-error)(?: [^"]*)?"'
+                           r'|aria-invalid="true"')
 
 # Pages that hold the forms of actions without a page of their own, tried in this order.
 HOSTS = [
@@ -105,12 +106,7 @@ REFUSAL_RECORDS = {
                                                "(imports.services.batches.batch_confirm); the world's has no file"),
 }
 # Refusals whose answer does not say why (a 422 that renders the card without the form): bugs left open, reported.
-SILENT_REFUSALS = {
-    "membership:enrol": "a member's card has no enrol form: an enrol refused for bad input shows the card as it is",
-    "membership:renew": "a lifetime member's card has no renew form: a renewal refused for bad input shows the card",
-    "segments:create": "a condition naming a group that is not the builder's is dropped with no message",
-    "segments:edit": "a condition naming a group that is not the builder's is dropped with no message",
-}
+SILENT_REFUSALS: dict[str, str] = {}
 
 
 # --- reading a page's forms ----------------------------------------------------------------------------------------

@@ -71,6 +71,31 @@ class MemberCard:
     def __bool__(self) -> bool:
         return True
 
+    @property
+    def shown_forms(self) -> set[str]:
+        """The action forms the card offers now: enrol to a non-member; renew (not for a lifetime card), tier, bind
+        and cancel to a member."""
+        m = self.membership
+        if m is None:
+            return {"enrol"}
+        return {"tier", "bind", "cancel"} | ({"renew"} if m.expires_at else set())
+
+    @cached_property
+    def message(self) -> str:
+        """The refusal shown on top of the card: a refused action without a form of its own (a reveal), or one whose
+        form the card does not offer (an enrol posted for a member, a renewal of a lifetime card), so that no refusal
+        is silent."""
+        if self.error:
+            return self.error
+        parts = []
+        for name, form in self.forms.items():
+            if name in self.shown_forms or not form.errors:
+                continue
+            for field, errs in form.errors.items():
+                label = (form.fields[field].label or field) if field in form.fields else ""
+                parts += [f"{label}: {e}" if label else str(e) for e in errs]
+        return " ".join(parts)
+
     @cached_property
     def current(self):
         # The card is built for a customer obtained through customer_get(scope, …) (the 360 page, the card

@@ -310,3 +310,33 @@ def test_a_tiers_discounts_are_typed_as_percentages_not_basis_points(client, cha
     assert bound.is_valid(), bound.errors
     data = bound.service_data()
     assert (data["discount_bp"], data["friend_discount_bp"]) == (1250, 800)
+
+
+def test_an_enrol_posted_for_a_member_is_refused_with_its_reason_on_the_card(client, front_desk_a, wang, paid_plan,
+                                                                             annual_tier):
+    # given a member: the card offers no enrol form any more (a second tab, a double click)
+    services.membership_enrol(customer=wang, plan=paid_plan, as_of=NOW)
+    client.force_login(front_desk_a.user)
+    before = list(Membership.objects.values_list("id", "fee_fen", "expires_at"))
+    # when an enrol with a plan that does not exist is posted
+    response = client.post(reverse("membership:enrol", args=[wang.id]), {"plan": "999999"}, headers=HTMX)
+    # then it is refused, the card says why, and nothing changed
+    assert response.status_code == 422
+    error = response.text.split('data-testid="member-card-error"', 1)[1].split("</div>", 1)[0]
+    assert "Plan:" in error and "Select a valid choice" in error
+    assert list(Membership.objects.values_list("id", "fee_fen", "expires_at")) == before
+
+
+def test_a_renewal_of_a_lifetime_card_is_refused_with_its_reason_on_the_card(client, front_desk_a, wang,
+                                                                             family_plan, family_tier):
+    # given a lifetime membership: the card offers no renew form
+    services.membership_enrol(customer=wang, plan=family_plan, as_of=NOW)
+    client.force_login(front_desk_a.user)
+    before = list(MembershipEvent.objects.values_list("id", flat=True))
+    # when a renewal is posted without its key
+    response = client.post(reverse("membership:renew", args=[wang.id]), {"fee_yuan": "10"}, headers=HTMX)
+    # then the card names the missing field
+    assert response.status_code == 422
+    error = response.text.split('data-testid="member-card-error"', 1)[1].split("</div>", 1)[0]
+    assert "key: This field is required." in error
+    assert list(MembershipEvent.objects.values_list("id", flat=True)) == before
