@@ -152,6 +152,8 @@ def survey_answer_clean(*, score, tags, comment) -> tuple[int, list[str], str]:
         errors.append(FieldError("comment", "must be text"))
         comment = ""
     comment = comment.replace("\r\n", "\n").replace("\r", "\n").strip()  # a line break is one character
+    if "\x00" in comment:  # PostgreSQL cannot store it in a text column: a 500 instead of this message
+        errors.append(FieldError("comment", "must not contain the NUL character (\\u0000)"))
     if len(comment) > COMMENT_MAX_LENGTH:
         errors.append(FieldError("comment", f"must be at most {COMMENT_MAX_LENGTH} characters "
                                             f"(it has {len(comment)})"))
