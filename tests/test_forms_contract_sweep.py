@@ -40,7 +40,8 @@ MAX_CASES = 40  # per URL (the fields beyond are still sent in the valid and emp
 TOO_LONG = "长" * 10_000
 _WRITE_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 # django_session is not a project table; a login refreshes it
-_ERROR_MARKUP = re.compile(r'class="(?:[^"]* )?(field-error|form-errors|errornote|message-error)(?: [^"]*)?"'
+# (not the layout's hidden `message-error request-error` box, on every full page for a failed htmx request)
+_ERROR_MARKUP = re.compile(r'class="(field-error|form-errors|errornote|message message-error)( seg-error)?"'
                            r'|aria-invalid="true"')
 
 # Pages that hold the forms of actions without a page of their own, tried in this order.

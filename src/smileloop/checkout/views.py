@@ -128,7 +128,7 @@ def _form_key(data) -> str | None:
     """The key the rendered form carries (a double submit writes once on it); None when it is missing, which a
     page never sends: all such posts would share one key and replay each other's bill or refund."""
     key = (data.get("key") or "").strip()
-    return key if 0 < len(key) <= 64 else None
+    return key if 0 < len(key) <= 64 and key.isprintable() else None  # a NUL cannot be stored on PostgreSQL
 
 
 _NO_KEY = gettext_lazy("This form is incomplete (its key is missing): reload the page and try again. Nothing was "

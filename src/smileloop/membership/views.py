@@ -314,7 +314,10 @@ def benefit_reveal(request, scope: Scope, customer_id: int, benefit_id: int):
     _require(scope, Perm.CUSTOMER_EDIT)
     benefit = selectors.benefit_get(scope, benefit_id)
     form = RevealForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():  # a note too long or with a NUL: refused, not dropped for the default one
+        error = _("This benefit cannot be revealed: %(reason)s") % {"reason": " ".join(form.errors["detail"])}
+        return render(request, CARD_TEMPLATE, {"customer": customer, "card": MemberCard(scope, customer, error=error)},
+                      status=422)
     try:
         with transaction.atomic():
             reveal = services.benefit_reveal(membership=_own(customer), benefit=benefit, trigger="staff_decision",

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_noop
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.audit import audit_record
+from smileloop.core.bounds import BIGINT_MAX
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind
@@ -151,8 +152,11 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
     rule = current("rule", None)
     group = data.get("group", tag.group if tag else None)
     if isinstance(group, (int, str)) and not isinstance(group, bool):
-        lookup = {"pk": int(group)} if str(group).isdigit() else {"code": str(group)}
-        group = TagGroup.objects.filter(chain_id=chain_id, **lookup).first()
+        text = str(group)
+        lookup = ({"pk": int(text)} if text.isascii() and text.isdigit() and int(text) <= BIGINT_MAX
+                  else {"code": text})
+        # a NUL is no group's code (and PostgreSQL refuses it in a query)
+        group = TagGroup.objects.filter(chain_id=chain_id, **lookup).first() if "\x00" not in str(group) else None
     if not isinstance(group, TagGroup) or group.chain_id != chain_id:
         errors.append(FieldError("group", "is not a tag group of this chain", str(data.get("group"))))
         group = None
@@ -174,6 +178,8 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
                                              "change those segments first", code))
     if not name or len(name) > 60:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
+    elif "\x00" in name:  # PostgreSQL cannot store it (the segment builder's "save as a rule tag" sends it as typed)
+        errors.append(FieldError("name", "Null characters are not allowed.", ""))
     elif group and Tag.objects.filter(chain_id=chain_id, group=group, name=name).exclude(
             pk=tag.pk if tag else None).exists():
         errors.append(FieldError("name", "is already used by another tag in this group", name))

@@ -21,6 +21,7 @@ from smileloop.checkout.pricing import (
     price,
 )
 from smileloop.clinics.models import Clinic
+from smileloop.core.bounds import BIGINT_MAX
 from smileloop.core.errors import DomainError, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models, select_rows
@@ -111,9 +112,12 @@ TOOTH_MAX_LENGTH = 32  # visits.OrderLine.tooth
 
 
 def _items(chain_id: int, lines: list[dict]) -> tuple[list[tuple[ServiceItem, int]], dict[int, ServiceItem]]:
-    codes = [str(line.get("item_code", "")) for line in lines if line.get("item_code")]
+    # a code with a NUL is no item's (and PostgreSQL refuses it in a query)
+    codes = [str(line.get("item_code", "")) for line in lines if line.get("item_code")
+             and "\x00" not in str(line["item_code"])]
     ids = [line.get("item_id") for line in lines if line.get("item_id") and not line.get("item_code")]
-    ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]  # anything else is "not in the catalogue"
+    # anything else is "not in the catalogue" (a number past the key column's range failed the query: a 500)
+    ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool) and 0 < i <= BIGINT_MAX]
     codes_in, code_params = in_clause("t0.code", codes)
     ids_in, id_params = in_clause("t0.id", ids)
     found = select_models(ServiceItem, f"t0.chain_id = %s AND t0.is_active AND ({codes_in} OR {ids_in})",

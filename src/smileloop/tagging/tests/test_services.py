@@ -86,6 +86,15 @@ def test_a_tag_of_another_chains_group_is_refused(chain):
     assert set(_errors(exc)) == {"group"}
 
 
+@pytest.mark.parametrize("group", ["9" * 30, "²", "a\x00b"])
+def test_a_group_that_is_no_number_or_code_of_the_chain_is_a_field_error_not_a_crash(chain, group):
+    # a number past the key's range, a digit Python's int() refuses, a NUL PostgreSQL refuses in a query
+    with pytest.raises(ValidationFailed) as exc:
+        tag_create(chain=chain, data={"group": group, "code": "x", "name": "x"})
+    assert set(_errors(exc)) == {"group"}
+    assert not Tag.objects.filter(code="x").exists()
+
+
 def test_tag_group_create_refuses_a_duplicate_code_and_an_unknown_kind(chain, interests):
     with pytest.raises(ValidationFailed) as exc:
         tag_group_create(chain=chain, data={"code": "interest", "name": "兴趣", "kind": "mood"})
