@@ -583,8 +583,6 @@ def test_playbook_new_creates_an_inactive_playbook(world, chain_admin):
     assert playbook.name == "契约回访" and not playbook.is_active and playbook.trigger == body["trigger"]
 
 
-@pytest.mark.xfail(strict=True, reason="open (reported): the new-playbook form carries no key, so a double submit "
-                                       "creates two identical inactive playbooks")
 def test_playbook_new_replayed_creates_one_playbook(world, chain_admin):
     client = _client(chain_admin.user)
     body = _playbook_body(client)

@@ -5,6 +5,7 @@ scope is a 404. Mutating POSTs return the updated fragment (htmx) or redirect.
 """
 
 import datetime as dt
+import uuid
 
 from django.contrib import messages
 from django.http import HttpResponseBadRequest
@@ -246,22 +247,28 @@ def playbook_new(request, scope: Scope):
     trigger = (data or request.GET).get("trigger", "")
     triggers = [(t, Trigger(t).label) for t in services.CREATABLE_TRIGGERS]
     form, status = None, 200
+    # The form's key makes a double submit one playbook (services.playbook_create); a post without one (a script)
+    # gets a random code, as before keys.
+    posted_key = data.get("key") if data is not None else None
+    form_key = posted_key if posted_key and services.PLAYBOOK_KEY.fullmatch(posted_key) else uuid.uuid4().hex
     if trigger in services.CREATABLE_TRIGGERS:
         form = PlaybookForm(trigger, data, segments=_segments(scope), initial={"goal": Goal.NONE})
         if data is not None and form.is_valid():
             try:
-                playbook = services.playbook_create(chain_id=scope.chain_id, trigger=trigger, data=form.to_data())
+                playbook = services.playbook_create(chain_id=scope.chain_id, trigger=trigger, data=form.to_data(),
+                                                    key=posted_key or None)
             except errors.ValidationFailed as exc:
                 errors_apply(form, exc)
             else:
                 messages.success(request, _("Playbook created. Add its steps, then activate it."))
                 return htmx_redirect(request, reverse("followups:playbook_edit", args=[playbook.pk]))
         status = 422 if data is not None else 200
-    elif trigger:
+    elif trigger or data is not None:  # an unknown trigger, or a post without one: said so, not a silent page
         status = 422
     return render(request, "followups/playbook_new.html", {
-        "form": form, "trigger": trigger, "triggers": triggers,
-        "trigger_error": _("Choose one of the triggers listed.") if trigger and form is None else ""}, status=status)
+        "form": form, "trigger": trigger, "triggers": triggers, "form_key": form_key,
+        "trigger_error": _("Choose one of the triggers listed.") if status == 422 and form is None else ""},
+        status=status)
 
 
 def _editor(request, scope: Scope, playbook, *, form=None, step_forms=None, new_step_form=None, status=200):

@@ -5,6 +5,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain
 from smileloop.core.errors import FieldError, NotFound, ValidationFailed
@@ -168,16 +169,42 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
 CREATABLE_TRIGGERS = tuple(t for t in Trigger.values if t not in (Trigger.COMPLAINT, Trigger.GIFTCARD_REMINDER))
 
 
+PLAYBOOK_KEY = re.compile(r"[0-9a-f]{12,32}")
+# Refusals of the form's key, in the staff page's words (followups.forms.errors_apply translates them).
+KEY_INVALID = gettext_noop("This form's key is not valid (12 to 32 lowercase hex digits): reload the page and try "
+                           "again. Nothing was created.")
+KEY_USED = gettext_noop("This form was already used for a playbook with another trigger: reload the page and try "
+                        "again. Nothing was created.")
+
+
 @transaction.atomic
-def playbook_create(*, chain_id: int, trigger: str, data: dict) -> Playbook:
+def playbook_create(*, chain_id: int, trigger: str, data: dict, key: str | None = None) -> Playbook:
     """A playbook of the chain's own (name, description, goal, trigger and its parameters), inactive: it creates
-    tasks once it has steps and staff activate it. Its code is generated. A refusal writes nothing."""
+    tasks once it has steps and staff activate it. A refusal writes nothing.
+
+    Its code is `custom-<key>`: the new-playbook form carries a key (12–32 hex digits), so the same form submitted
+    twice (a double click, a reload) returns the first playbook instead of making a second one; without a key the
+    code is random."""
     if trigger not in CREATABLE_TRIGGERS:
         raise ValidationFailed([FieldError("trigger", f"must be one of {', '.join(CREATABLE_TRIGGERS)}",
                                            str(trigger))])
-    playbook = Playbook(chain_id=chain_id, trigger=trigger, code=f"custom-{uuid.uuid4().hex[:12]}", name="",
-                        goal=Goal.NONE, is_active=False)
+    if key is not None and not PLAYBOOK_KEY.fullmatch(key):
+        raise ValidationFailed([FieldError("key", KEY_INVALID, str(key)[:64])])
+    code = f"custom-{key or uuid.uuid4().hex[:12]}"
+    playbook = Playbook(chain_id=chain_id, trigger=trigger, code=code, name="", goal=Goal.NONE, is_active=False)
     _playbook_apply(playbook, {**data, "is_active": False})
+    existing = Playbook.objects.filter(chain_id=chain_id, code=code).first() if key else None
+    if existing is None and key:
+        try:
+            with transaction.atomic():
+                playbook.save()
+            return playbook
+        except IntegrityError:  # the same form's other submit won the race
+            existing = Playbook.objects.get(chain_id=chain_id, code=code)
+    if existing is not None:
+        if existing.trigger != trigger:
+            raise ValidationFailed([FieldError("key", KEY_USED, key)])
+        return existing
     playbook.save()
     return playbook
 

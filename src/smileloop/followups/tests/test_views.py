@@ -714,6 +714,34 @@ def test_a_new_playbook_with_bad_input_or_a_trigger_of_its_own_kind_is_refused_a
     assert login(client, director_a).get(reverse("followups:playbook_new")).status_code == 403
 
 
+def test_the_new_playbook_form_submitted_twice_makes_one_playbook_and_a_bad_key_is_refused_with_a_message(
+        client, chain, chain_admin):
+    import re
+
+    from smileloop.followups.models import Playbook
+
+    client = login(client, chain_admin, "zh-hans")
+    page = client.get(reverse("followups:playbook_new"), {"trigger": "recall"}).content.decode()
+    key = re.search(r'name="key" value="([0-9a-f]+)"', page).group(1)
+    body = {"trigger": "recall", "name": "洁牙半年提醒", "goal": "none", "months": "6", "categories": ["cleaning"],
+            "key": key}
+    # when the same form is sent twice (a double click; the first answer lost)
+    first = client.post(reverse("followups:playbook_new"), body)
+    second = client.post(reverse("followups:playbook_new"), body)
+    # then one playbook, and both answers open it
+    playbook = Playbook.objects.get(name="洁牙半年提醒")
+    assert first["Location"] == second["Location"] == reverse("followups:playbook_edit", args=[playbook.id])
+    assert playbook.code == f"custom-{key}"
+    # the same key for another trigger, or a key no page makes: refused, said so, nothing created
+    before = Playbook.objects.count()
+    other = client.post(reverse("followups:playbook_new"), {**body, "trigger": "birthday_next_month", "name": "生日"})
+    forged = client.post(reverse("followups:playbook_new"), {**body, "name": "另一个", "key": "x' OR 1=1"})
+    assert other.status_code == forged.status_code == 422
+    assert "此表单已用于另一个触发条件的回访方案" in other.content.decode()
+    assert "此表单的标识无效" in forged.content.decode()
+    assert Playbook.objects.count() == before
+
+
 def test_a_new_chain_installs_the_built_in_playbooks_from_the_empty_list(client, chain, chain_admin):
     # given: a chain set up today, before any daily run, so its playbook list is empty
     from smileloop.followups.defaults import DEFAULT_PLAYBOOKS
