@@ -725,8 +725,7 @@ def test_audit_export_refuses_broken_filters_and_reasons(world, director_a):
     body = _export_body(_client(director_a.user))
     fields = {"reason": "text"}
     fields.update({k: "free" for k in body if k != "reason"})
-    failures = _hostile(director_a.user, reverse("clinics:audit_export"), body, fields,
-                        expect={("reason", "10,000 characters"): False})
+    failures = _hostile(director_a.user, reverse("clinics:audit_export"), body, fields)
     dated = [k for k in body if k.endswith(("from", "to", "since", "until", "date"))]
     for name in dated:
         poster = Poster(director_a.user)
