@@ -684,10 +684,13 @@ def _credited_lots_take(entries: list[Entry], amounts: dict[int, int], lots_left
     different terms made one lot each: a pending one may pay back for a spent one, though nothing else may spend
     it yet), and only then, in ledger_post, the holder's other spendable lots. Without the second step a bill with
     a spent lot and a pending one could not be refunded. A credit to a holder since merged is looked for in the
-    lot the merge moved it into (`heirs`, from `lot_heirs`), on the survivor's account. `lots_left` is updated."""
-    credits = [e for e in entries if e.lot_id and e.amount > 0 and e.account.kind in HOLDER_KINDS
-               and amounts[e.id] < 0]
-    home = {e.id: heirs.get(e.lot_id, e.lot_id) if e.account.closed_at is not None else e.lot_id for e in credits}
+    lot the merge moved it into (`heirs`, from `lot_heirs`), on the survivor's account. `lots_left` is updated.
+    Every lot the transaction credited may pay back, also one whose own credit takes nothing back in this step: the
+    rounding of a partial reversal can put the whole step on a spent lot's credit (1 of 3 + 1 points, ¼ back: the 3's
+    credit takes the point), and the pending lot must then pay it."""
+    sources = [e for e in entries if e.lot_id and e.amount > 0 and e.account.kind in HOLDER_KINDS]
+    credits = [e for e in sources if amounts[e.id] < 0]
+    home = {e.id: heirs.get(e.lot_id, e.lot_id) if e.account.closed_at is not None else e.lot_id for e in sources}
     takes: dict[int, dict] = {}
     short: dict[int, int] = {}
     for e in credits:
@@ -697,7 +700,7 @@ def _credited_lots_take(entries: list[Entry], amounts: dict[int, int], lots_left
         takes[e.id] = {lot_id: part} if part else {}
         short[e.id] = -amounts[e.id] - part
     for e in credits:
-        for other in credits:
+        for other in sources:
             if not short[e.id]:
                 break
             if other.account_id != e.account_id or home[other.id] == home[e.id]:
