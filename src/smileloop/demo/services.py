@@ -266,6 +266,8 @@ def seed_workers() -> int:
 MAX_SEED_CLINICS = 1000  # a large chain has a few hundred; each clinic is ~10 staff logins made one by one
 MAX_SEED_YEARS = 30
 MAX_ORDERS_PER_CUSTOMER = 1000
+MAX_SEED_CUSTOMERS = 100_000_000  # 100 × the benchmarked chain; a larger number hung listing its chunks, the chain made
+MAX_SEED_WORKERS = 64  # as `smileloop worker`: each process holds a database connection
 
 
 def seed_params_check(*, customers: int, clinics: int, years: int, chunk_size: int, workers: int | None,
@@ -273,11 +275,15 @@ def seed_params_check(*, customers: int, clinics: int, years: int, chunk_size: i
     """Refuse parameters the seed cannot honour before it writes anything (its chain is committed first): a ValueError
     saying which and why. The histories start `years` before `today` and must stay within the years the product
     accepts for records (core.bounds.EARLIEST_RECORD_DATE … 2099)."""
-    if customers < 0 or chunk_size < 1 or not 1 <= clinics <= MAX_SEED_CLINICS or not 1 <= years <= MAX_SEED_YEARS:
-        raise ValueError(f"customers must be ≥ 0, chunk size ≥ 1, clinics 1–{MAX_SEED_CLINICS} and years "
-                         f"1–{MAX_SEED_YEARS}")
-    if workers is not None and workers < 1:
-        raise ValueError("workers must be ≥ 1")
+    limits = [("customers", customers, 0, MAX_SEED_CUSTOMERS), ("clinics", clinics, 1, MAX_SEED_CLINICS),
+              ("years", years, 1, MAX_SEED_YEARS), ("chunk size", chunk_size, 1, None)]
+    if workers is not None:
+        limits.append(("workers", workers, 1, MAX_SEED_WORKERS))
+    for name, value, low, high in limits:  # the one that is wrong, and its value
+        if value < low or (high is not None and value > high):
+            allowed = f"{low:,}–{high:,}" if high is not None else f"≥ {low}"
+            raise ValueError(f"{name} must be {allowed}, not {value} (customers 0–{MAX_SEED_CUSTOMERS:,}, "
+                             f"clinics 1–{MAX_SEED_CLINICS}, years 1–{MAX_SEED_YEARS})")
     if not (math.isfinite(orders_per_customer) and 0 < orders_per_customer <= MAX_ORDERS_PER_CUSTOMER):
         raise ValueError(f"orders per customer must be a number above 0 and at most {MAX_ORDERS_PER_CUSTOMER}")
     if today.year - years < EARLIEST_RECORD_DATE.year or today.year > 2098:

@@ -2,7 +2,7 @@ import unicodedata
 
 from django.core.management.base import BaseCommand, CommandError
 
-from smileloop.demo.services import DEMO_PASSWORD, demo_create
+from smileloop.demo.services import DEMO_PASSWORD, MAX_SEED_CUSTOMERS, demo_create
 
 
 class Command(BaseCommand):
@@ -11,13 +11,14 @@ class Command(BaseCommand):
             "print the logins.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--customers", type=int, default=5000)
-        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--customers", type=int, default=5000,
+                            help="customers of a new demo chain, 1 to 100,000,000 (default 5000)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the workspace will be served")
 
     def handle(self, *args, **options):
-        if options["customers"] < 1:
-            raise CommandError("--customers must be ≥ 1")
+        if not 1 <= options["customers"] <= MAX_SEED_CUSTOMERS:  # a larger number was a traceback from the seed
+            raise CommandError(f"--customers must be from 1 to {MAX_SEED_CUSTOMERS:,}, not {options['customers']}")
         report = demo_create(customers=options["customers"], progress=not options["no_progress"])
         if report.created:
             rows = report.seed.rows

@@ -1,8 +1,10 @@
+import argparse
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from smileloop.clinics.models import Chain
 from smileloop.demo.services import chain_seed, seed_params_check
 
 
@@ -13,16 +15,30 @@ def _date(value: str) -> dt.date:
         raise CommandError(f"--today must be a date like 2026-11-23 (got {value!r})")
 
 
+def _chain_name(value: str) -> str:
+    """The --chain-name value: a name the chain's column can hold (a longer one was stored on SQLite and a
+    traceback on PostgreSQL, as was a NUL), so a bad one is a usage error naming the option."""
+    max_length = Chain._meta.get_field("name").max_length
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is blank")
+    if len(value) > max_length:
+        raise argparse.ArgumentTypeError(f"is {len(value)} characters long; at most {max_length}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise argparse.ArgumentTypeError(f"contains a control character: {value[:40]!r}")
+    return value
+
+
 class Command(BaseCommand):
     help = ("Create a synthetic clinic chain with customers, families and years of visits, orders and plans. "
             "Deterministic for a given --seed and --today.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--customers", type=int, default=5000)
-        parser.add_argument("--clinics", type=int, default=3)
-        parser.add_argument("--years", type=int, default=3)
-        parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--chain-name", default=None, help="default: 笑齿口腔（种子SEED）")
+        parser.add_argument("--customers", type=int, default=5000, help="customers to create, 0 to 100,000,000 "
+                                                                          "(default 5000)")
+        parser.add_argument("--clinics", type=int, default=3, help="clinics of the chain, 1 to 1000 (default 3)")
+        parser.add_argument("--years", type=int, default=3, help="years of history, 1 to 30 (default 3)")
+        parser.add_argument("--seed", type=int, default=1, help="the random seed (default 1)")
+        parser.add_argument("--chain-name", default=None, type=_chain_name, help="default: 笑齿口腔（种子SEED）")
         parser.add_argument("--today", default=None,
                             help="reference date YYYY-MM-DD: histories end before it (default: today, Asia/Shanghai)")
         parser.add_argument("--orders-per-customer", type=float, default=10.0,
@@ -36,7 +52,7 @@ class Command(BaseCommand):
                             help="processes generating chunks (default: one per core, at most 4); on PostgreSQL "
                                  "they write them too, on SQLite this process does; the rows are the same for any "
                                  "number")
-        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     def handle(self, *args, **o):
         today = _date(o["today"]) if o["today"] else timezone.localdate()
