@@ -1,7 +1,6 @@
 """`smileloop login_unlock [USERNAME] [--ip ADDRESS]`: lift a login lockout (clinics.lockout) before it ends, e.g. for a
 colleague who proved who they are, and forget the failures counted so far. Recorded in the audit log."""
 
-import argparse
 import ipaddress
 
 from django.conf import settings
@@ -9,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.clinics.lockout import lockout_clear
+from smileloop.core.arguments import text_argument
 from smileloop.core.audit import audit_record
 
 
@@ -19,25 +19,11 @@ def _address(value: str) -> str:
         raise CommandError(f"--ip {value!r} is not an IP address") from None
 
 
-def _username(value: str) -> str:
-    """The USERNAME argument: a login name as one can be stored (not blank, no longer than the username column, no
-    control character: a NUL cannot even go into the audit log on PostgreSQL), so a bad one is a usage error naming
-    the argument, not a traceback or an unlock of nobody reported as done."""
-    max_length = get_user_model()._meta.get_field("username").max_length
-    if not value.strip():
-        raise argparse.ArgumentTypeError("is blank")
-    if len(value) > max_length:
-        raise argparse.ArgumentTypeError(f"is {len(value)} characters long; at most {max_length}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise argparse.ArgumentTypeError(f"contains a control character: {value[:40]!r}")
-    return value
-
-
 class Command(BaseCommand):
     help = "Lift the login lockout of a username and/or a client address (and its API-token lockout)."
 
     def add_arguments(self, parser):
-        parser.add_argument("username", nargs="?", type=_username, help="the username whose logins are locked")
+        parser.add_argument("username", nargs="?", type=text_argument(get_user_model()._meta.get_field("username").max_length, blank=False), help="the username whose logins are locked")
         parser.add_argument("--ip", help="the client address whose logins and API tokens are locked")
 
     def handle(self, *args, username=None, ip=None, **options):

@@ -1,10 +1,10 @@
-import argparse
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from smileloop.clinics.models import Chain
+from smileloop.core.arguments import text_argument
 from smileloop.demo.services import chain_seed, seed_params_check
 
 
@@ -13,19 +13,6 @@ def _date(value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--today must be a date like 2026-11-23 (got {value!r})")
-
-
-def _chain_name(value: str) -> str:
-    """The --chain-name value: a name the chain's column can hold (a longer one was stored on SQLite and a
-    traceback on PostgreSQL, as was a NUL), so a bad one is a usage error naming the option."""
-    max_length = Chain._meta.get_field("name").max_length
-    if not value.strip():
-        raise argparse.ArgumentTypeError("is blank")
-    if len(value) > max_length:
-        raise argparse.ArgumentTypeError(f"is {len(value)} characters long; at most {max_length}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise argparse.ArgumentTypeError(f"contains a control character: {value[:40]!r}")
-    return value
 
 
 class Command(BaseCommand):
@@ -38,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--clinics", type=int, default=3, help="clinics of the chain, 1 to 1000 (default 3)")
         parser.add_argument("--years", type=int, default=3, help="years of history, 1 to 30 (default 3)")
         parser.add_argument("--seed", type=int, default=1, help="the random seed (default 1)")
-        parser.add_argument("--chain-name", default=None, type=_chain_name, help="default: 笑齿口腔（种子SEED）")
+        parser.add_argument("--chain-name", default=None, type=text_argument(Chain._meta.get_field("name").max_length, blank=False), help="default: 笑齿口腔（种子SEED）")
         parser.add_argument("--today", default=None,
                             help="reference date YYYY-MM-DD: histories end before it (default: today, Asia/Shanghai)")
         parser.add_argument("--orders-per-customer", type=float, default=10.0,

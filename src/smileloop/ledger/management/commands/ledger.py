@@ -1,22 +1,13 @@
 """`smileloop ledger check` reconciles every balance; `smileloop ledger expire` runs the expiry job."""
 
-import argparse
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.clinics.models import Chain
-from smileloop.core.bounds import pk_from_text
+from smileloop.core.arguments import chain_id_argument
 from smileloop.ledger.selectors import ledger_check
 from smileloop.ledger.services import lots_expire
-
-
-def chain_id(text: str) -> int:
-    """A --chain value: a database key (a usage error naming the option otherwise, not a traceback)."""
-    value = pk_from_text(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"must be a chain id (a positive whole number), not {text[:40]!r}")
-    return value
 
 
 class Command(BaseCommand):
@@ -24,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["check", "expire"])
-        parser.add_argument("--chain", type=chain_id, help="limit to one chain id (default: every chain)")
+        parser.add_argument("--chain", type=chain_id_argument, help="limit to one chain id (default: every chain)")
 
     def handle(self, *args, action, chain=None, **options):
         started = time.perf_counter()

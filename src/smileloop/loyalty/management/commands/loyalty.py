@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.clinics.models import Chain
-from smileloop.ledger.management.commands.ledger import chain_id
+from smileloop.core.arguments import chain_id_argument
 from smileloop.ledger.services import lots_expire
 from smileloop.loyalty.services import entitlements_expire
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["expire"])
-        parser.add_argument("--chain", type=chain_id, help="limit to one chain id (default: every chain)")
+        parser.add_argument("--chain", type=chain_id_argument, help="limit to one chain id (default: every chain)")
 
     def handle(self, *args, action, chain=None, **options):
         started = time.perf_counter()

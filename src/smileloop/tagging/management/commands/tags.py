@@ -1,23 +1,14 @@
 """`smileloop tags install --chain ID` (the default catalogue; safe to repeat) and `smileloop tags scan`
 (the keyword scan for every chain, as the scheduled job does)."""
 
-import argparse
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from smileloop.clinics.models import Chain
-from smileloop.core.bounds import pk_from_text
+from smileloop.core.arguments import chain_id_argument
 from smileloop.tagging.services import tag_catalogue_install
 from smileloop.tagging.tasks import keyword_tags_job
-
-
-def chain_id(text: str) -> int:
-    """A --chain value: a database key (a usage error naming the option otherwise, not a traceback)."""
-    value = pk_from_text(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"must be a chain id (a positive whole number), not {text[:40]!r}")
-    return value
 
 
 class Command(BaseCommand):
@@ -25,7 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["install", "scan"])
-        parser.add_argument("--chain", type=chain_id,
+        parser.add_argument("--chain", type=chain_id_argument,
                             help="chain id (install only; default: every chain; scan reads every chain)")
 
     def handle(self, *args, action, chain=None, **options):
