@@ -1,14 +1,24 @@
 """Shared fixtures: a chain with two clinics and staff in each role that matters for scoping."""
 
+import os
+
 import pytest
 from django.core.signals import request_finished, request_started
 from django.utils import translation
+from hypothesis import settings as hypothesis_settings
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import ChainFactory, ClinicFactory, StaffFactory
 from smileloop.visits.enums import Category
 from smileloop.visits.tests.factories import ServiceItemFactory
+
+# Property tests draw the same examples on every run (`make test`, CI), so a commit's result does not depend on luck;
+# `HYPOTHESIS_PROFILE=explore make test` draws new ones to look for what the fixed ones miss (a failure it finds is
+# printed as a reproducible sequence: make it a test of its own).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

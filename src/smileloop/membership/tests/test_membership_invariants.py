@@ -142,6 +142,12 @@ def reference_evaluate(plans: list[list[RefTier]], figures: list[int], current: 
     return current, kinds
 
 
+def reference_moved_to(plans: list[list[RefTier]], figures: list[int], current: RefTier | None) -> RefTier | None:
+    """The tier an upgrade or downgrade of `current` within its plan names (reference_evaluate's first step): the
+    final tier unless the member then moves to another plan (downgraded to 消费会员1, then enrolled in 储值会员1)."""
+    return None if current is None else reference_reached(plans[current.plan], figures[current.plan])
+
+
 # --- 1. tiers on the money paths ----------------------------------------------------------------------------
 
 
@@ -195,12 +201,13 @@ class TierMachine(RuleBasedStateMachine):
         customer = customer or self.customer
         before = len(events_of([customer.pk]))
         result = action()
-        expected, kinds = reference_evaluate(self.plans, self.figures(customer), self.ref)
-        self.check(customer, expected, kinds, before)
+        figures = self.figures(customer)
+        expected, kinds = reference_evaluate(self.plans, figures, self.ref)
+        self.check(customer, expected, kinds, before, moved=reference_moved_to(self.plans, figures, self.ref))
         self.ref = expected
         return result
 
-    def check(self, customer, expected, kinds, before):
+    def check(self, customer, expected, kinds, before, moved=None):
         m = active(customer)
         got = (m.tier_id if m else None)
         assert got == (self.db_tiers[expected].id if expected else None), (
@@ -209,8 +216,9 @@ class TierMachine(RuleBasedStateMachine):
         assert sorted(e.kind for e in new) == sorted(kinds), [(e.kind, e.reason) for e in new]
         for e in new:
             assert e.reason and e.data.get("msg"), e
-            if e.kind in (EventKind.UPGRADED, EventKind.DOWNGRADED) and expected is not None:
-                tier = self.db_tiers[expected]
+            named = moved if moved is not None else expected  # a downgrade to no tier ends the membership
+            if e.kind in (EventKind.UPGRADED, EventKind.DOWNGRADED) and named is not None:
+                tier = self.db_tiers[named]
                 assert tier.name in e.reason and yuan_grouped(e.data["figure_fen"]) in e.reason, e.reason
         # idempotent: a second evaluation changes nothing and records nothing
         again = services.membership_evaluate(customer=customer)
@@ -289,8 +297,10 @@ class TierMachine(RuleBasedStateMachine):
         # the better of the two memberships survives (a larger discount, then a higher rank), the other is
         # cancelled, and the merge evaluates the survivor on the two records' figures together
         best = max(kept, key=lambda r: (r.discount_bp, r.rank), default=None)
-        expected, kinds = reference_evaluate(self.plans, self.figures(survivor), best)
-        self.check(survivor, expected, [*kinds, *([EventKind.CANCELLED] if len(kept) == 2 else [])], before)
+        figures = self.figures(survivor)
+        expected, kinds = reference_evaluate(self.plans, figures, best)
+        self.check(survivor, expected, [*kinds, *([EventKind.CANCELLED] if len(kept) == 2 else [])], before,
+                   moved=reference_moved_to(self.plans, figures, best))
         self.ref = expected
         self.customer = Customer.objects.get(pk=survivor.pk)
 
@@ -302,6 +312,23 @@ class TierMachine(RuleBasedStateMachine):
 
 def test_tiers_follow_the_documented_rule_on_random_money_paths():
     run_state_machine_as_test(TierMachine, settings=settings(max_examples=10, **STATEFUL))
+
+
+def test_a_refund_that_downgrades_and_then_moves_the_member_to_another_plan_names_each_tier_in_its_event():
+    """A sequence random examples found (HYPOTHESIS_PROFILE=explore): the downgrade names the tier of its own plan
+    (消费会员1), then the member moves to the stored-value plan's tier with the larger discount (储值会员1)."""
+    machine = TierMachine()
+    machine.setup(spend_flags=[False, True, False], stored_flags=[False, False, False], plan_entry=0, stored_on=True)
+    machine.merge(spend=350_000, survive=False, topup=500_000)
+    machine.pay(quantity=1)
+    before = len(events_of([machine.customer.pk]))
+    machine.refund(i=0, part=None)
+    new = events_of([machine.customer.pk])[before:]
+    assert [(e.kind, e.reason.split(":")[0]) for e in new] == [
+        (EventKind.DOWNGRADED, "downgraded to 消费会员1"), (EventKind.CANCELLED, new[1].reason.split(":")[0]),
+        (EventKind.ENROLLED, new[2].reason.split(":")[0])]
+    assert "储值会员" in new[2].reason and active(machine.customer).tier.name == "储值会员1"
+    machine.teardown()
 
 
 def test_a_member_ended_for_want_of_spend_is_enrolled_at_once_in_the_plan_they_still_reach(chain, clinic_a):
