@@ -74,7 +74,7 @@ class MemberCard:
     @property
     def shown_forms(self) -> set[str]:
         """The action forms the card offers now: enrol to a non-member; renew (not for a lifetime card), tier, bind
-        and cancel to a member."""
+        and cancel to a member. The template draws exactly these, and `message` speaks for any other."""
         m = self.membership
         if m is None:
             return {"enrol"}

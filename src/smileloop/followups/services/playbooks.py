@@ -193,20 +193,20 @@ def playbook_create(*, chain_id: int, trigger: str, data: dict, key: str | None 
     code = f"custom-{key or uuid.uuid4().hex[:12]}"
     playbook = Playbook(chain_id=chain_id, trigger=trigger, code=code, name="", goal=Goal.NONE, is_active=False)
     _playbook_apply(playbook, {**data, "is_active": False})
-    existing = Playbook.objects.filter(chain_id=chain_id, code=code).first() if key else None
-    if existing is None and key:
+    if not key:
+        playbook.save()
+        return playbook
+    existing = Playbook.objects.filter(chain_id=chain_id, code=code).first()
+    if existing is None:
         try:
             with transaction.atomic():
                 playbook.save()
             return playbook
         except IntegrityError:  # the same form's other submit won the race
             existing = Playbook.objects.get(chain_id=chain_id, code=code)
-    if existing is not None:
-        if existing.trigger != trigger:
-            raise ValidationFailed([FieldError("key", KEY_USED, key)])
-        return existing
-    playbook.save()
-    return playbook
+    if existing.trigger != trigger:
+        raise ValidationFailed([FieldError("key", KEY_USED, key)])
+    return existing
 
 
 @transaction.atomic
