@@ -130,12 +130,13 @@ def survey_answer_clean(*, score, tags, comment) -> tuple[int, list[str], str]:
         errors.append(FieldError("score", "is required (0–10)"))
         score = None
     else:
-        try:
-            score = int(str(score).strip())
-        except ValueError:
-            errors.append(FieldError("score", "must be a whole number from 0 to 10", str(score)[:20]))
+        # Plain ASCII digits only, as the page and the API take them: int() alone also reads "１０" and "1_0".
+        text = str(score).strip()
+        if not (isinstance(score, int) or (text.isascii() and text.isdigit())):
+            errors.append(FieldError("score", "must be a whole number from 0 to 10", text[:20]))
             score = None
         else:
+            score = int(text)
             if not SCORE_MIN <= score <= SCORE_MAX:
                 errors.append(FieldError("score", "must be from 0 to 10", str(score)))
     tags = [] if tags is None else tags

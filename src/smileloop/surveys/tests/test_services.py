@@ -239,6 +239,9 @@ def test_an_expired_survey_cannot_be_answered_and_nothing_changes(survey, patien
     (-1, [], "", "score"),
     ("seven", [], "", "score"),
     (True, [], "", "score"),
+    ("１０", [], "", "score"),  # full-width digits: int() reads them, the page and the API do not
+    ("1_0", [], "", "score"),  # int() reads "1_0" as 10
+    (7.0, [], "", "score"),
     (8, ["parking"], "", "tags"),
     (8, "price", "", "tags"),
     (8, [], "长" * 501, "comment"),
