@@ -33,7 +33,7 @@ from smileloop.customers.models import (
     Interaction,
 )
 from smileloop.customers.normalize import name_masked
-from smileloop.customers.privacy import _reason_clean
+from smileloop.customers.privacy import _merged_records, _reason_clean
 from smileloop.customers.selectors import customer_visible, household_in_scope
 from smileloop.customers.services import _user
 from smileloop.customers.timeline import timeline_text
@@ -144,6 +144,10 @@ def data_copy_sheets(scope: Scope, customer: Customer) -> list[tuple[str, list[s
     sheets.add(_("Profile"), [_("Field"), _("Value")],
                [[str(meta.get_field(name).verbose_name), sheets.cell(getattr(customer, name), meta.get_field(name))]
                 for name in PROFILE_FIELDS])
+    merged = Customer.objects.filter(pk__in=_merged_records(customer)).order_by("pk")
+    if merged:  # the person's older records merged into this one still hold what they said then (an old address)
+        sheets.add(_("Merged records"), [str(meta.get_field(name).verbose_name) for name in PROFILE_FIELDS],
+                   [[sheets.cell(getattr(m, name), meta.get_field(name)) for name in PROFILE_FIELDS] for m in merged])
     fields = _fields(Identity, skip="customer")
     sheets.add(_("Identities"), [str(f.verbose_name) for f in fields],
                _model_rows(sheets, Identity.objects.filter(customer=customer), fields))

@@ -341,10 +341,11 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     record and on the records merged into it; deletes identities and search keys; blanks the timeline (a stage
     change keeps its stages); empties the merge snapshots; rewrites the stored API answers about them (a replayed
     Idempotency-Key answers the anonymous record; a stored refusal quoting their phone, identity or name loses
-    it: _stored_values_scrub); takes them out of their household; records every
-    marketing consent as withdrawn (append-only); runs the registered hooks (open follow-ups cancelled, survey
-    comments, gift-card events, family bindings). Orders, payments, refunds, plans, procedures, ledger balances and
-    audit rows stay. One audit row (who, reason, counts — never the erased values) and a system timeline sentence.
+    it: _stored_values_scrub); takes them out of their household; blanks their consents' evidence (free text) and
+    records every marketing consent as withdrawn (append-only); runs the registered hooks (open follow-ups cancelled,
+    survey comments, gift-card events, family bindings, appointment notes). Orders, payments, refunds, plans,
+    procedures, ledger balances and audit rows stay. One audit row (who, reason, counts — never the erased values)
+    and a system timeline sentence.
 
     Needs customer.privacy and a reason; outside the scope (or merged away) NotFound. Refused (Conflict
     `erase_obligations`, nothing written) while the clinic owes the person value (erase_obligations), unless
@@ -388,6 +389,9 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     rewritten: set[int] = set()
     detail["api_answers"] = _answers_scrub(people, names, rewritten)
     detail["api_answers"] += _stored_values_scrub(locked.chain_id, people, names, values, rewritten)
+    # The consents stay (what was agreed, when, how); their evidence is free text staff typed ("张三签字 138…").
+    detail["consent_evidence"] = Consent.objects.filter(customer_id__in=people).exclude(evidence="").update(
+        evidence="")
     Consent.objects.bulk_create([
         Consent(customer=locked, purpose=purpose, granted=False, source=CONSENT_SOURCE, recorded_by=actor,
                 recorded_at=now) for purpose in MARKETING_PURPOSES])

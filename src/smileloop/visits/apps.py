@@ -9,6 +9,7 @@ class VisitsConfig(AppConfig):
 
     def ready(self):
         from smileloop.clinics.enums import Perm
+        from smileloop.customers.privacy import erase_hook_register
         from smileloop.customers.sections import section_register
         from smileloop.customers.services import merge_hook_register
         from smileloop.customers.timeline import timeline_templates_register
@@ -20,6 +21,7 @@ class VisitsConfig(AppConfig):
             VISIT_OF,
             VISIT_OF_SHOWN,
             VISIT_SHOWN,
+            visits_erase_hook,
             visits_merge_hook,
         )
 
@@ -42,3 +44,4 @@ class VisitsConfig(AppConfig):
         timeline_templates_register(*TIMELINE_TEMPLATES, labels={"status": lambda code: AppointmentStatus(code).label},
                                     shown={VISIT_OF: VISIT_OF_SHOWN, VISIT: VISIT_SHOWN})
         merge_hook_register(visits_merge_hook)
+        erase_hook_register(visits_erase_hook)

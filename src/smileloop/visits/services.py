@@ -598,6 +598,13 @@ def visits_merge_hook(*, survivor: Customer, merged: Customer) -> None:
         customer_visit_stats_apply(customer_id=merged.pk, visit_delta=-twice)
 
 
+def visits_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
+    """customers.privacy erase hook: what staff or the PMS wrote on the person's appointments (a booking's notes:
+    "张三要求女医生", a call-back number) is blanked; the bookings, their times and statuses stay, as they count the
+    person's visits. Bills, plans and procedures are accounting and medical records, kept as written."""
+    return {"appointment_notes": Appointment.objects.filter(customer=customer).exclude(notes="").update(notes="")}
+
+
 @transaction.atomic
 def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, performed_on: dt.date,
                      doctor: Staff | None = None, tooth: str = "", notes: str = "",

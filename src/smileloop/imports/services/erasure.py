@@ -12,6 +12,9 @@ What can be matched reliably, and so what is scrubbed:
 Not matched: beyond the first 20 rows (the preview), an error that quotes only a name another live patient also
 bears, or only a date: a name alone is not the person (two 张三 are two people), so it stays until the purge.
 
+A batch's file name that holds one of their numbers or identity values, or a name of theirs no other live patient
+bears, is scrubbed the same way.
+
 The files: a written batch's file is deleted when it is imported. A file still waiting (previewed, rejected, failed
 after its check) that holds one of the person's numbers (its digits, with or without spaces or dashes, in the CSV's
 bytes or the workbook's XML) is withdrawn: deleted after the erasure commits, its batch `failed` with the reason,
@@ -171,6 +174,16 @@ def imports_erase_hook(*, customer: Customer, actor=None) -> dict:
             if _report_scrub(report, batch.kind, person, forms, own_names):
                 ImportBatch.objects.filter(pk=batch.pk).update(report=report)
                 scrubbed += 1
+    renamed = 0  # a file named after the person ("张三丰补录.xlsx", "13800138000.csv"): its name, as the reports
+    by_name = Q()
+    for value in [*forms, *own_names]:
+        by_name |= Q(original_name__contains=value)
+    if by_name:
+        named = ImportBatch.objects.filter(chain_id=customer.chain_id).filter(by_name).only("id", "original_name")
+        for batch in named:
+            name = _names_replace(_text_scrub(batch.original_name, forms)[0], person)[:255]
+            ImportBatch.objects.filter(pk=batch.pk).update(original_name=name)
+            renamed += 1
     withdrawn = 0
     pattern = _number_pattern(person.phones)
     if pattern is not None:
@@ -184,4 +197,4 @@ def imports_erase_hook(*, customer: Customer, actor=None) -> dict:
             ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.FAILED, error=reason)
             transaction.on_commit(lambda path=path: path.unlink(missing_ok=True))
             withdrawn += 1
-    return {"import_reports": scrubbed, "import_files_withdrawn": withdrawn}
+    return {"import_reports": scrubbed, "import_file_names": renamed, "import_files_withdrawn": withdrawn}

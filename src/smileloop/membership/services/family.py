@@ -11,6 +11,7 @@ from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import name_for
+from smileloop.membership import reasons
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
 from smileloop.membership.errors import (
     AlreadyBound,
@@ -23,7 +24,13 @@ from smileloop.membership.errors import (
     NotBound,
     SelfReference,
 )
-from smileloop.membership.models import FamilyBinding, FriendLink, Membership, WalletShareConsent
+from smileloop.membership.models import (
+    FamilyBinding,
+    FriendLink,
+    Membership,
+    MembershipEvent,
+    WalletShareConsent,
+)
 from smileloop.membership.services._common import age_on, bindings_end, day, now_or
 from smileloop.membership.services.enrolment import _locked_customer
 
@@ -186,8 +193,9 @@ ERASED_REASON = "personal information erased"
 
 def membership_erase_hook(*, customer: Customer, actor: Staff | None = None) -> dict:
     """Before a person's personal information is erased (customers.privacy): the family-card bindings, wallet-share
-    consents and friend links they are part of (either side) end now; those are relations between people. Their own
-    membership and its history stay (a contract and what it cost)."""
+    consents and friend links they are part of (either side) end now; those are relations between people, and the
+    consents' evidence (free text) is blanked. Their own membership and its history stay (a contract and what it
+    cost), less the reasons staff typed for their upgrades, downgrades and cancellation."""
     at = timezone.now()
     bindings = FamilyBinding.objects.filter(unbound_at__isnull=True).filter(
         models.Q(member=customer) | models.Q(holder__customer=customer))
@@ -196,4 +204,19 @@ def membership_erase_hook(*, customer: Customer, actor: Staff | None = None) -> 
         models.Q(holder=customer) | models.Q(member=customer)).update(revoked_at=at)
     links = FriendLink.objects.filter(ended_at__isnull=True).filter(
         models.Q(friend=customer) | models.Q(member=customer)).update(ended_at=at)
+    # The consents' evidence is what staff typed ("张三签字 13800138000"): it goes, on both sides; who consented
+    # (holder or member), how and when stay.
+    FamilyBinding.objects.filter(models.Q(member=customer) | models.Q(holder__customer=customer)).exclude(
+        consent_evidence="").update(consent_evidence="")
+    WalletShareConsent.objects.filter(models.Q(holder=customer) | models.Q(member=customer)).exclude(
+        evidence="").update(evidence="")
+    # A staff upgrade, downgrade or cancellation keeps what happened and when; the why staff typed goes (it reads
+    # "staff decision", as an event recorded without one does).
+    typed = [event for event in MembershipEvent.objects.filter(membership__customer=customer).only("id", "data")
+             if isinstance((event.data or {}).get("msg"), dict) and (event.data["msg"].get("args") or {}).get("why")]
+    for event in typed:
+        msg = event.data["msg"]
+        event.data = {**event.data, "msg": {**msg, "args": {**msg["args"], "why": ""}}}
+        event.reason = reasons.english(event.data["msg"])[:500]
+    MembershipEvent.objects.bulk_update(typed, ["data", "reason"])
     return {"family_bindings_ended": ended, "wallet_consents_revoked": revoked, "friend_links_ended": links}
