@@ -12,6 +12,7 @@ from functools import cached_property
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -27,6 +28,7 @@ from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers.cards import card_form_view
 from smileloop.customers.models import Customer
+from smileloop.customers.sections import SECTIONS
 from smileloop.customers.selectors import customer_get
 from smileloop.ledger.enums import AccountKind
 from smileloop.ledger.memos import memos_text
@@ -166,15 +168,25 @@ def loyalty_card_load(scope: Scope, customer: Customer) -> LoyaltyCard:
 card_form = card_form_view(forms=CARD_FORMS, template=CARD_TEMPLATE, anchor="loyalty", card=LoyaltyCard)
 
 
-def _card(request, scope: Scope, customer: Customer, *, status: int = 200, **forms) -> HttpResponse:
+def _card(request, scope: Scope, customer: Customer, *, status: int = 200, member_card: bool = False,
+          **forms) -> HttpResponse:
     if not request.htmx and status == 200:
         return redirect(reverse("customers:detail", args=[customer.id]) + "#loyalty")
-    return render(request, CARD_TEMPLATE, {"customer": customer, "card": LoyaltyCard(scope, customer, **forms)},
-                  status=status)
+    response = render(request, CARD_TEMPLATE, {"customer": customer, "card": LoyaltyCard(scope, customer, **forms)},
+                      status=status)
+    load = SECTIONS.get("membership")
+    if member_card and load is not None:
+        # A top-up or a sale re-evaluates the membership (a stored-value tier is reached by topping up): the 360
+        # page's member card comes along, swapped by its form's hx-select-oob, or it would still offer "Enrol".
+        response.content += render_to_string("membership/_member_card.html",
+                                             {"customer": customer, "card": load(scope, customer)}, request).encode()
+    return response
 
 
-def _card_action(request, scope: Scope, customer_id: int, *, form_name: str, make_form, run):
-    """Validate the form, call `run(customer, cleaned_data)`, answer with the card (422 with errors on refusal)."""
+def _card_action(request, scope: Scope, customer_id: int, *, form_name: str, make_form, run,
+                 member_card: bool = False):
+    """Validate the form, call `run(customer, cleaned_data)`, answer with the card (422 with errors on refusal);
+    `member_card`: the action may change the membership, and the member card is sent too."""
     customer = customer_get(scope, customer_id)
     _require(scope, Perm.CUSTOMER_EDIT)
     form = make_form(customer)
@@ -186,7 +198,7 @@ def _card_action(request, scope: Scope, customer_id: int, *, form_name: str, mak
                 raise
             form.add_domain_error(exc)
         else:
-            return _card(request, scope, customer)
+            return _card(request, scope, customer, member_card=member_card)
     return _card(request, scope, customer, status=422, **{form_name: form})
 
 
@@ -211,7 +223,7 @@ def topup(request, scope: Scope, customer_id: int):
                               key=f"web:{data['key']}", actor=request.user.staff, clinic=customer.home_clinic)
 
     return _card_action(request, scope, customer_id, form_name="topup", make_form=lambda c: TopupForm(request.POST),
-                        run=run)
+                        run=run, member_card=True)
 
 
 @staff_view
@@ -249,7 +261,7 @@ def package(request, scope: Scope, customer_id: int):
                               per_use_consent=bool(data.get("per_use_consent")))
 
     return _card_action(request, scope, customer_id, form_name="package",
-                        make_form=lambda c: PackageSellForm(scope, request.POST, holder=c), run=run)
+                        make_form=lambda c: PackageSellForm(scope, request.POST, holder=c), run=run, member_card=True)
 
 
 @staff_view

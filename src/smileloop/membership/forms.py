@@ -8,7 +8,7 @@ from itertools import zip_longest
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, pgettext_lazy
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
@@ -134,7 +134,8 @@ class RenewForm(DomainErrorMixin, forms.Form):
 
 
 class TierChangeForm(DomainErrorMixin, forms.Form):
-    tier = forms.ModelChoiceField(label=_("New tier"), queryset=Tier.objects.none())
+    # "New tier" of the configuration pages creates one; here it is the tier to move to (its own translation).
+    tier = forms.ModelChoiceField(label=pgettext_lazy("tier to change to", "New tier"), queryset=Tier.objects.none())
     reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
 
     def __init__(self, *args, membership: Membership | None = None, **kwargs):
