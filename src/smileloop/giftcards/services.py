@@ -441,20 +441,29 @@ def voucher_redeem_reverse(*, voucher: Voucher, original: LedgerTransaction, key
 
 def giftcards_expire(*, as_of: dt.datetime | None = None) -> int:
     """Void what is left on cards and vouchers past their expiry: one ledger entry per card (debit its open
-    lots to BREAKAGE), then mark them expired. Idempotent. Returns the number of cards and vouchers expired."""
+    lots to BREAKAGE), then mark them expired. Idempotent. Returns the number of cards and vouchers expired.
+    Each card is voided, marked and recorded in one transaction, marked by a conditional UPDATE after its accounts'
+    lock: a second run at the same moment (two workers) waits for the first, then finds it expired and records no
+    second event; a run that dies half-way leaves no card voided but unmarked."""
     as_of = as_of or timezone.now()
     count = 0
     for card in GiftCard.objects.filter(expires_at__lte=as_of).exclude(status=CardStatus.EXPIRED).select_related(
             "account").order_by("id"):
-        _void(card.chain_id, card.account, f"giftcard:{card.id}:expire", f"giftcard:{card.id}", as_of)
-        GiftCard.objects.filter(pk=card.pk).update(status=CardStatus.EXPIRED)
-        # the day the card expired (what its page and a refused payment said), not the night this job noticed it
-        _event(card, CardEventKind.EXPIRED, as_of, CARD_EXPIRED % {"day": timezone.localdate(card.expires_at)})
+        with transaction.atomic():
+            _void(card.chain_id, card.account, f"giftcard:{card.id}:expire", f"giftcard:{card.id}", as_of)
+            if not GiftCard.objects.filter(pk=card.pk).exclude(status=CardStatus.EXPIRED).update(
+                    status=CardStatus.EXPIRED):
+                continue
+            # the day the card expired (what its page and a refused payment said), not the night this job noticed it
+            _event(card, CardEventKind.EXPIRED, as_of, CARD_EXPIRED % {"day": timezone.localdate(card.expires_at)})
         count += 1
     for voucher in Voucher.objects.filter(expires_at__lte=as_of, status=VoucherStatus.ISSUED).select_related(
             "account").order_by("id"):
-        _void(voucher.chain_id, voucher.account, f"voucher:{voucher.id}:expire", f"voucher:{voucher.id}", as_of)
-        Voucher.objects.filter(pk=voucher.pk).update(status=VoucherStatus.EXPIRED)
+        with transaction.atomic():
+            _void(voucher.chain_id, voucher.account, f"voucher:{voucher.id}:expire", f"voucher:{voucher.id}", as_of)
+            if not Voucher.objects.filter(pk=voucher.pk, status=VoucherStatus.ISSUED).update(
+                    status=VoucherStatus.EXPIRED):
+                continue
         count += 1
     return count
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -148,9 +149,13 @@ def batch_upload(*, staff: Staff, kind: str, upload, default_clinic: Clinic | No
                         language=(language or "")[:16])
     path = batch_path(batch)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        for block in upload.chunks():
-            handle.write(block)
+    try:
+        with path.open("wb") as handle:
+            for block in upload.chunks():
+                handle.write(block)
+    except BaseException:  # the client went away or the disk filled: no half file of patients' data, no batch
+        path.unlink(missing_ok=True)
+        raise
     if not _inline(batch):
         # Checked in the background; the page shows its progress, then the preview.
         batch.status, batch.queued_at = BatchStatus.CHECKING, timezone.now()
@@ -222,9 +227,13 @@ def _finish(batch: ImportBatch, report: ImportReport) -> None:
 def _claim(batch_id: str, status: str, queued_at: str) -> ImportBatch | None:
     """The batch, if it is still waiting for this job: in `status`, and queued at the moment the job names (an
     import started again after a stop is queued anew, so the first job, should it run late, does nothing; so does
-    a job delivered twice, or one for a batch deleted meanwhile)."""
-    return (ImportBatch.objects.select_related("chain", "default_clinic")
-            .filter(pk=batch_id, status=status, queued_at=dt.datetime.fromisoformat(queued_at)).first())
+    a job delivered twice, or one for a batch deleted meanwhile). Taken with one conditional UPDATE that moves
+    `queued_at` on, so of two workers given the same job at once only one runs it."""
+    taken = ImportBatch.objects.filter(pk=batch_id, status=status, queued_at=dt.datetime.fromisoformat(queued_at)
+                                       ).update(queued_at=timezone.now())
+    if not taken:
+        return None
+    return ImportBatch.objects.select_related("chain", "default_clinic").filter(pk=batch_id, status=status).first()
 
 
 def _failed(batch: ImportBatch, message: str) -> None:
@@ -283,9 +292,12 @@ def _write(batch: ImportBatch, *, staff: Staff | None, skip_invalid: bool) -> No
         # The pool changed under the import (nothing was written): the file is still good, so it may be run again.
         ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.PREVIEWED, error=exc.message[:2000])
     except Exception:
+        # A crash (a lost connection, a full disk) is not the file's fault: back to its preview, to be run again (what
+        # was written stays; a re-run matches it instead of writing it twice).
         log.exception("import %s: the import failed", batch.id)
-        _failed(batch, _("The import stopped on an unexpected error; nothing more was written, and the details "
-                         "are in the server log"))
+        ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.PREVIEWED, error=_(
+            "The import stopped on an unexpected error; nothing more was written, and the details are in the server "
+            "log"))
     else:
         with transaction.atomic():
             locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
@@ -304,7 +316,30 @@ def batch_files_purge(*, older_than_days: int = 30) -> int:
         progress_path(batch).unlink(missing_ok=True)
         batch.delete()
         count += 1
+    _strays_purge(cutoff)
     return count
+
+
+_BATCH_STEM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _strays_purge(cutoff: dt.datetime) -> None:
+    """Files of the upload folder that no batch names, as old as the cutoff: an upload whose process was killed
+    while it stored the file (its batch is saved after the file), a progress file's temporary copy."""
+    try:
+        paths = [path for path in import_dir().iterdir() if path.is_file()]
+    except OSError:
+        return
+    known = {str(pk) for pk in ImportBatch.objects.values_list("id", flat=True)}
+    for path in paths:
+        try:
+            old = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC) < cutoff
+        except OSError:
+            continue
+        stem = path.name.split(".", 1)[0]
+        # Only names this app gives (a batch's UUID): a folder shared by mistake keeps everything else.
+        if old and _BATCH_STEM.fullmatch(stem) and stem not in known:
+            path.unlink(missing_ok=True)
 
 
 __all__ = ["BatchProgress", "batch_check", "batch_confirm", "batch_files_purge", "batch_path", "batch_progress",
