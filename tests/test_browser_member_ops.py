@@ -187,7 +187,11 @@ def test_member_ops_enrol_top_up_award_points_and_bind_a_spouse_on_the_360_page(
     history = card.locator(".member-history").inner_text()
     assert "¥1,280.00" in history and "会员运营小陈" in history
     assert english_words(card.inner_text()) == []
-    # the tier change form asks for the tier to move to (not "create a tier", as the configuration's button says)
+    # a plan of one tier offers no tier change (its list would be empty); once the plan has a second tier, the form
+    # asks for the tier to move to (not "create a tier", as the configuration's button says)
+    assert card.locator("details[data-subform=tier]").count() == 0
+    Tier.objects.create(plan=programme["plan"], rank=2, name="家庭尊享会员", discount_bp=1500, family_slots=4)
+    page.reload()
     form = open_subform(page, "#membership", "tier")
     assert form.locator("label[for=id_tier]").inner_text().startswith("目标等级")
 

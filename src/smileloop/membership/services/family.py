@@ -4,13 +4,16 @@ import datetime as dt
 
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.clinics.selectors import scope_for_staff
-from smileloop.customers.enums import Relation
+from smileloop.customers.enums import InteractionKind, Relation
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import name_for
+from smileloop.customers.services import interaction_add
+from smileloop.customers.timeline import timeline_format
 from smileloop.membership import reasons
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
 from smileloop.membership.errors import (
@@ -35,6 +38,16 @@ from smileloop.membership.services._common import age_on, bindings_end, day, now
 from smileloop.membership.services.enrolment import _locked_customer
 
 ADULT_AGE = 18
+
+# The timelines of both people say who bound or unbound whom, and why when staff said. Each names the other masked:
+# the reader of one timeline may not see the other person (another clinic's patient, PIPL).
+BOUND = gettext_noop("bound to the family card of %(holder)s as %(relation)s")
+BOUND_HOLDER = gettext_noop("family card: %(member)s bound as %(relation)s")
+UNBOUND = gettext_noop("unbound from the family card of %(holder)s")
+UNBOUND_BECAUSE = gettext_noop("unbound from the family card of %(holder)s: %(reason)s")
+UNBOUND_HOLDER = gettext_noop("family card: %(member)s unbound")
+UNBOUND_HOLDER_BECAUSE = gettext_noop("family card: %(member)s unbound: %(reason)s")
+TIMELINE_TEMPLATES = (BOUND, BOUND_HOLDER, UNBOUND_BECAUSE, UNBOUND, UNBOUND_HOLDER_BECAUSE, UNBOUND_HOLDER)
 
 
 def _holder_membership(holder: Customer, *, lock: bool, at: dt.datetime, field: str | None = None) -> Membership:
@@ -98,10 +111,16 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
     if used >= membership.tier.family_slots:
         raise NoSlots(f"all {membership.tier.family_slots} family slots of {membership.tier.name} are in use; "
                       "unbind someone first", field="member_id")
-    return FamilyBinding.objects.create(
+    binding = FamilyBinding.objects.create(
         holder=membership, member=member, relation=relation,
         consent_by=ConsentBy.MEMBER if adult else ConsentBy.GUARDIAN, consent_at=at, consent_source=source[:64],
         consent_evidence=evidence[:255], bound_at=at, bound_by=actor)
+    data = {"binding_id": binding.pk, "relation": relation}
+    interaction_add(customer=member, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
+                    text=timeline_format(BOUND, holder=name_masked(holder.name), relation=relation))
+    interaction_add(customer=holder, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
+                    text=timeline_format(BOUND_HOLDER, member=name_masked(member.name), relation=relation))
+    return binding
 
 
 @transaction.atomic
@@ -113,10 +132,19 @@ def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | No
     if binding.unbound_at is not None:
         raise NotBound("this family member is no longer bound", field="member_id")
     binding.unbound_at = at
-    binding.unbind_reason = (reason or "").strip()[:255] or f"unbound by staff on {day(at)}"
+    why = (reason or "").strip()[:255]
+    binding.unbind_reason = why or f"unbound by staff on {day(at)}"
     binding.save(update_fields=["unbound_at", "unbind_reason"])
     WalletShareConsent.objects.filter(holder_id=binding.holder.customer_id, member_id=binding.member_id,
                                       revoked_at__isnull=True).update(revoked_at=at)
+    holder, member = binding.holder.customer, binding.member
+    data = {"binding_id": binding.pk}
+    interaction_add(customer=member, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
+                    text=timeline_format(UNBOUND_BECAUSE if why else UNBOUND, holder=name_masked(holder.name),
+                                         reason=why))
+    interaction_add(customer=holder, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
+                    text=timeline_format(UNBOUND_HOLDER_BECAUSE if why else UNBOUND_HOLDER,
+                                         member=name_masked(member.name), reason=why))
     return binding
 
 

@@ -167,6 +167,56 @@ def test_bind_and_unbind_through_the_card(client, front_desk_a, wang, spouse, fa
     assert FamilyBinding.objects.filter(unbound_at__isnull=True).count() == 0
 
 
+def test_binding_and_unbinding_are_on_both_timelines_in_chinese_naming_the_other_masked_and_who_did_it(
+        client, front_desk_a, wang, spouse, family_plan, family_tier):
+    # given a family card, bound and then unbound with a reason through the card
+    from smileloop.customers.models import Interaction
+
+    services.membership_enrol(customer=wang, plan=family_plan)
+    client.force_login(front_desk_a.user)
+    client.post(reverse("membership:bind", args=[wang.id]), {"member": str(spouse.id), "relation": "spouse",
+                "consent_source": "paper", "consent_evidence": "同意书 1"}, headers=HTMX)
+    client.post(reverse("membership:unbind", args=[wang.id, spouse.id]), {"reason": "夫妻分开办卡"}, headers=HTMX)
+    # then each timeline says it, written by the front desk, the other person masked
+    def entries(person):
+        return list(Interaction.objects.filter(customer=person, text__contains="family card").order_by("id")
+                    .values_list("text", "author_id"))
+
+    author = front_desk_a.id
+    assert entries(wang) == [("family card: 李* bound as spouse", author),
+                             ("family card: 李* unbound: 夫妻分开办卡", author)]
+    assert entries(spouse) == [("bound to the family card of 王* as spouse", author),
+                               ("unbound from the family card of 王*: 夫妻分开办卡", author)]
+    # and the 360 pages read them in Chinese
+    with translation.override("zh-hans"):
+        page = client.get(reverse("customers:detail", args=[spouse.id]), headers={"Accept-Language": "zh-hans"})
+    assert "以配偶身份绑定到 王* 的家庭卡" in page.text and "已从 王* 的家庭卡解绑：夫妻分开办卡" in page.text
+
+
+def test_unbinding_asks_for_confirmation_first(client, front_desk_a, wang, spouse, family_plan, family_tier):
+    services.membership_enrol(customer=wang, plan=family_plan)
+    services.family_bind(holder=wang, member=spouse, relation="spouse", consent_source="paper", consent_evidence="A")
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("customers:detail", args=[wang.id]))
+    assert 'hx-confirm="Unbind 李强 from the family card?' in page.text
+
+
+def test_the_tier_change_is_offered_only_when_the_plan_has_another_tier(client, front_desk_a, wang, family_plan,
+                                                                       family_tier):
+    # given a member of a plan with one tier
+    services.membership_enrol(customer=wang, plan=family_plan)
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("customers:detail", args=[wang.id]))
+    # then the card offers no tier change (its list would be empty), but binding and cancelling
+    assert 'data-subform="tier"' not in page.text and 'data-subform="bind"' in page.text
+    # when the plan gets a second tier, the change is offered
+    from smileloop.membership.tests.factories import TierFactory
+
+    TierFactory(plan=family_plan, rank=2, name="家庭尊享", discount_bp=1500, min_spend_fen=10_000_000)
+    page = client.get(reverse("customers:detail", args=[wang.id]))
+    assert 'data-subform="tier"' in page.text
+
+
 def test_card_actions_on_another_clinics_patient_are_404(client, front_desk_a, chain, clinic_b, paid_plan,
                                                         annual_tier):
     other = patient(chain, clinic_b, "外院")
