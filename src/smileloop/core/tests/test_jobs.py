@@ -349,6 +349,22 @@ def test_the_worker_passes_its_worker_count_to_the_consumer(monkeypatch):
     assert started == [(("run_huey",), {"workers": 3, "worker_type": "thread"})]
 
 
+@pytest.mark.parametrize("argv, periodic", [([], True), (["--no-periodic"], False), (["-n"], False)])
+def test_no_periodic_starts_a_consumer_that_runs_tasks_but_schedules_no_job(monkeypatch, argv, periodic):
+    # given: the real command chain (worker → run_huey → the consumer huey builds), stopped before its loop
+    from huey.consumer import Consumer
+
+    built = []
+    monkeypatch.setattr(Consumer, "run", lambda self: built.append(self))
+    out = io.StringIO()
+    # when
+    call_command("worker", *argv, stdout=out)
+    # then: the consumer's scheduler enqueues the periodic jobs, or not, and the first line says which
+    (consumer,) = built
+    assert consumer.periodic is periodic and consumer._create_scheduler().periodic is periodic
+    assert ("scheduled jobs off" in out.getvalue()) is not periodic
+
+
 def test_a_very_long_unknown_job_name_is_not_echoed_in_full():
     with pytest.raises(CommandError) as error:
         call_command("run", "x" * 5000)
