@@ -244,6 +244,32 @@ def test_pay_writes_once_even_if_the_form_is_submitted_twice(client, front_desk_
     assert ledger_check(chain_id=alice.chain_id) == []
 
 
+def test_a_bill_the_tenders_pay_in_full_asks_for_no_cash_payment_and_pays_without_one(client, front_desk_a, clinic_a,
+                                                                                       catalogue, alice, card):
+    # given a cleaning alone, which the ¥600 gift card covers
+    client.force_login(front_desk_a.user)
+    data = bill_data(alice, clinic_a, catalogue, item=[catalogue["CL01"].id, "", ""], gift_cards=card.code)
+    # when it is priced
+    priced = client.post(reverse("checkout:new"), data, headers={"HX-Request": "true"})
+    # then nothing is left for cash: no payment rows to fill and no ¥0.00 tender on the line, but a plain sentence
+    assert priced.status_code == 200, priced.text
+    assert 'data-testid="cash">¥0.00<' in priced.text and 'data-testid="nothing-in-cash"' in priced.text
+    assert 'name="pay_method"' not in priced.text and "¥0.00</div>" not in priced.text
+    # when it is paid as the page posts it (no payment fields), then the card pays it all
+    paid = client.post(reverse("checkout:new"), {**data, "action": "pay", "priced_total": priced_value(priced, "total"),
+                                                  "priced_cash": "0"})
+    settlement = Settlement.objects.get()
+    assert paid.status_code == 302 and settlement.cash_fen == 0
+    assert list(settlement.order.payments.values_list("method", flat=True)) == ["other"]
+
+
+def priced_value(response, name: str) -> str:
+    """A hidden priced_* value the bill fragment carries (what the page posts back with Pay)."""
+    text = response.text
+    start = text.index(f'name="priced_{name}" value="') + len(f'name="priced_{name}" value="')
+    return text[start:text.index('"', start)]
+
+
 def test_re_pricing_keeps_the_payment_method_and_amounts_the_cashier_entered(client, front_desk_a, clinic_a,
                                                                             catalogue, alice):
     # given a priced bill whose cashier picks WeChat Pay for 100.00 and cash for the rest
