@@ -9,9 +9,9 @@ from django.utils.translation import gettext_lazy as _
 from smileloop.checkout.pricing import MAX
 from smileloop.core.errors import DomainError
 from smileloop.core.money import yuan_to_fen
-from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 
-PAY_METHODS = [(m.value, m.label) for m in PaymentMethod if m not in (PaymentMethod.WALLET,)]
+PAY_METHODS = [(m.value, m.label) for m in PaymentMethod if m not in TENDER_METHODS]
 MAX_LINES = 20
 
 

@@ -37,7 +37,16 @@ class PaymentMethod(models.TextChoices):
     BANK_CARD = "bank_card", _("Bank card")
     INSURANCE = "insurance", _("Insurance")
     WALLET = "wallet", _("Stored value")
+    # What a checkout bill's other tenders paid (checkout records them as payments of the order): not a till's
+    # method, so the cashier's choices, top-ups and refunds leave them out (TENDER_METHODS).
+    GIFT_CARD = "gift_card", _("Gift card")
+    VOUCHER = "voucher", _("Voucher")
+    POINTS = "points", _("Points")
     OTHER = "other", _("Other")
+
+
+# The value a bill's tenders paid, not money changing hands at the till.
+TENDER_METHODS = (PaymentMethod.WALLET, PaymentMethod.GIFT_CARD, PaymentMethod.VOUCHER, PaymentMethod.POINTS)
 
 
 class PlanStatus(models.TextChoices):

@@ -43,12 +43,12 @@ from smileloop.membership.selectors import (
     own_membership,
     wallet_share_allowed,
 )
-from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 from smileloop.visits.models import ServiceItem
 
-TENDER_METHOD = {"giftcard": PaymentMethod.OTHER, "voucher": PaymentMethod.OTHER, "points": PaymentMethod.OTHER,
-                 "wallet": PaymentMethod.WALLET}
-CASH_METHODS = [m for m in PaymentMethod.values if m not in (PaymentMethod.WALLET,)]
+TENDER_METHOD = {"giftcard": PaymentMethod.GIFT_CARD, "voucher": PaymentMethod.VOUCHER,
+                 "points": PaymentMethod.POINTS, "wallet": PaymentMethod.WALLET}
+CASH_METHODS = [m for m in PaymentMethod.values if m not in TENDER_METHODS]
 
 
 @dataclass

@@ -31,7 +31,7 @@ from smileloop.ledger.models import Entry
 from smileloop.ledger.selectors import transaction_size
 from smileloop.ledger.services import accounts_lock, ledger_reverse
 from smileloop.loyalty import services as loyalty_services
-from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 from smileloop.visits.models import Order
 from smileloop.visits.services import refund_record
 
@@ -147,7 +147,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     accounts_lock(Entry.objects.filter(transaction_id__in=reversed_tx).values_list("account_id", flat=True))
     refund = None
     if total:
-        methods = [p.method for p in order.payments.all() if p.method not in (PaymentMethod.WALLET, PaymentMethod.OTHER)]
+        methods = [p.method for p in order.payments.all() if p.method not in (*TENDER_METHODS, PaymentMethod.OTHER)]
         refund, _ = refund_record(order=order, lines=[{"line_id": k, "amount_fen": v} for k, v in amounts.items()],
                                   reason=reason, method=methods[0] if methods else PaymentMethod.OTHER,
                                   refunded_at=at, actor=actor, owner=True)

@@ -61,7 +61,7 @@ def test_pay_records_the_order_and_every_movement_in_one_go(
     order = settlement.order
     assert (order.amount_fen, order.list_total_fen, order.discount_fen) == (120090, 130890, 10800)
     assert sorted(Payment.objects.filter(order=order).values_list("method", "amount_fen")) == [
-        ("other", 12009), ("other", 60000), ("wallet", 10000), ("wechat_pay", 38081)]
+        ("gift_card", 60000), ("points", 12009), ("wallet", 10000), ("wechat_pay", 38081)]
     roles = sorted(settlement.movements.values_list("role", "value_fen"))
     assert roles == [("earn", 0), ("giftcard", 60000), ("points", 12009), ("wallet", 10000)]
     earned = settlement.movements.get(role="earn").points

@@ -235,10 +235,12 @@ def test_pay_writes_once_even_if_the_form_is_submitted_twice(client, front_desk_
     assert first.status_code == second.status_code == 302
     assert first["Location"] == second["Location"] == reverse("checkout:receipt", args=[settlement.id])
     assert (settlement.total_fen, settlement.cash_fen) == (66300, 39900)
-    assert sorted(settlement.order.payments.values_list("method", "amount_fen")) == [("other", 26400),
+    assert sorted(settlement.order.payments.values_list("method", "amount_fen")) == [("gift_card", 26400),
                                                                                      ("wechat_pay", 39900)]
     receipt = client.get(first["Location"], HTTP_ACCEPT_LANGUAGE="zh-hans").text
-    assert "微信支付 ¥399.00" in receipt[receipt.index('data-testid="payments"'):]  # the till's method, on the receipt
+    payments = receipt[receipt.index('data-testid="payments"'):]
+    assert "微信支付 ¥399.00" in payments  # the till's method, on the receipt
+    assert "储值卡 ¥264.00" in payments and "其他" not in payments  # and what the card paid, named as the card
     assert list(settlement.order.lines.order_by("id").values_list("tooth", flat=True)) == ["36", ""]
     assert GiftCard.objects.get(pk=card.pk).account.balance == 33600
     assert ledger_check(chain_id=alice.chain_id) == []
@@ -260,7 +262,7 @@ def test_a_bill_the_tenders_pay_in_full_asks_for_no_cash_payment_and_pays_withou
                                                   "priced_cash": "0"})
     settlement = Settlement.objects.get()
     assert paid.status_code == 302 and settlement.cash_fen == 0
-    assert list(settlement.order.payments.values_list("method", flat=True)) == ["other"]
+    assert list(settlement.order.payments.values_list("method", flat=True)) == ["gift_card"]
 
 
 def priced_value(response, name: str) -> str:

@@ -29,7 +29,7 @@ from smileloop.loyalty.enums import PurchaseStatus, RefundRule
 from smileloop.loyalty.errors import ClawbackExceedsRefund, PackageNotActive
 from smileloop.loyalty.models import PackageCancellation, PackagePurchase
 from smileloop.loyalty.selectors import CancelQuote, package_cancel_quote
-from smileloop.loyalty.services.packages import package_wallet_key
+from smileloop.loyalty.services.packages import VALUE_TENDERS, package_wallet_key
 from smileloop.loyalty.services.points import (
     points_clawback_plan,
     points_clawback_post,
@@ -131,8 +131,9 @@ def package_cancel(*, purchase: PackagePurchase, key: str, reason: str, rule: st
     if rule not in RefundRule.values:
         errors.append(FieldError("rule", f"must be one of {', '.join(RefundRule.values)}", str(rule)))
     method = method or ""
-    if method and method not in PaymentMethod.values:
-        errors.append(FieldError("method", f"must be one of {', '.join(PaymentMethod.values)}", str(method)))
+    refund_methods = [m for m in PaymentMethod.values if m not in VALUE_TENDERS]  # money, or back to the wallet
+    if method and method not in refund_methods:
+        errors.append(FieldError("method", f"must be one of {', '.join(refund_methods)}", str(method)))
     if errors:
         raise ValidationFailed(errors)
     if refused := _not_active(purchase, at):

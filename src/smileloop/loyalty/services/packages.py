@@ -42,9 +42,11 @@ from smileloop.loyalty.selectors import age_allows, grant_matches
 from smileloop.loyalty.services.points import points_earn_request
 from smileloop.loyalty.services.wallet import wallet_spend_request
 from smileloop.membership.services import membership_evaluate
-from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 from smileloop.visits.services import order_record
+
+VALUE_TENDERS = [m for m in TENDER_METHODS if m != PaymentMethod.WALLET]  # paid at checkout only
 
 
 def _household_ids(holder: Customer) -> set[int]:
@@ -120,6 +122,12 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
             # the full price nobody paid, and its cancellation would refund that price (by `other`).
             errors.append(FieldError("payments", f"add up to 0 fen but the package costs {package.price_fen} fen",
                                      "0"))
+        for i, p in enumerate(payments):
+            # Points, vouchers and gift cards pay a checkout bill, which takes them from their accounts; a sale only
+            # takes money or stored value, and would record value nobody gave.
+            if isinstance(p, dict) and p.get("method") in VALUE_TENDERS:
+                errors.append(FieldError(f"payments[{i}].method", "a package is paid in money or stored value "
+                                         "(points, vouchers and gift cards pay at checkout)", str(p.get("method"))))
     if wallet_holder is not None and wallet_holder.pk != holder.pk and not any(
             isinstance(p, dict) and p.get("method") == PaymentMethod.WALLET for p in payments or ()):
         errors.append(FieldError("wallet.holder_id", "names a family wallet to pay from, but no payment of the sale is "

@@ -55,9 +55,9 @@ from smileloop.loyalty.models import Topup, TopupBonusRule, TopupRefund, WalletS
 from smileloop.membership.enums import MembershipStatus, WalletShareMode
 from smileloop.membership.selectors import family_bindings_of, own_membership, wallet_share_allowed
 from smileloop.membership.services import membership_evaluate
-from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 
-TOPUP_METHODS = [m for m in PaymentMethod.values if m != PaymentMethod.WALLET]
+TOPUP_METHODS = [m for m in PaymentMethod.values if m not in TENDER_METHODS]
 
 
 def _customer_lock(customer: Customer) -> None:

@@ -55,6 +55,17 @@ def test_a_payment_that_does_not_add_up_sells_nothing(billed_package, wang, clin
     assert not Order.objects.exists()
 
 
+@pytest.mark.parametrize("method", ["points", "voucher", "gift_card"])
+def test_a_sale_paid_by_points_a_voucher_or_a_gift_card_is_refused_it_would_take_nothing_from_them(
+        billed_package, wang, clinic_a, method):
+    # a checkout bill takes these from their accounts; a sale records payments only, so it would claim value
+    with pytest.raises(ValidationFailed) as refused:
+        package_sell(package=billed_package, holder=wang, covered=[wang], key="sale-1", clinic=clinic_a,
+                     payments=[{"method": "cash", "amount_fen": 98_000}, {"method": method, "amount_fen": 200_000}])
+    assert [(e.field, e.value) for e in refused.value.errors] == [("payments[1].method", method)]
+    assert not PackagePurchase.objects.exists() and not Order.objects.exists()
+
+
 def test_a_package_without_a_catalogue_item_cannot_take_payment(family_package, wang, clinic_a):
     with pytest.raises(ValidationFailed) as refused:
         package_sell(package=family_package, holder=wang, covered=[wang], key="sale-1", clinic=clinic_a,
