@@ -3,8 +3,8 @@
 and the rounding, see also docs/adr/0004-checkout-rounding.md).
 
 Pay records the order (visits.order_record: member discount + entitlements as the line discount; payments:
-the cash methods given, "wallet" for stored value and "other" for gift-card, voucher and points value, as
-visits has no dedicated methods), posts every ledger movement (gift cards and vouchers to SALES, points
+the cash methods given, and "wallet", "gift_card", "voucher" and "points" for what those tenders paid),
+posts every ledger movement (gift cards and vouchers to SALES, points
 redeemed, wallet spent, entitlements used), earns points on what was paid in money and stored value, links
 all of it to the order in a Settlement, and re-evaluates membership. Idempotent on `key`.
 
