@@ -19,7 +19,7 @@ from django.utils import timezone
 from smileloop.checkout.models import Settlement
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import browser_marks, chromium_browser
+from smileloop.core.testing import JsErrors, browser_marks, chromium_browser
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.services import voucher_issue
@@ -41,22 +41,6 @@ SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
 PASSWORD = "pass-1234"  # StaffFactory's
 
 pytestmark = browser_marks()
-
-
-class JsErrors(list):
-    """Uncaught exceptions and console errors of a page. A 422 is the house answer to invalid input (htmx swaps it
-    in) and the browser's own /favicon.ico request may 404: neither is a page error."""
-
-    def watch(self, page):
-        page.on("pageerror", lambda exc: self.append(f"pageerror: {exc}"))
-        page.on("console", self._console)
-        return page
-
-    def _console(self, msg) -> None:
-        if msg.type != "error" or msg.location.get("url", "").endswith("/favicon.ico") or (
-                msg.text.startswith("Failed to load resource") and "status of 422" in msg.text):
-            return
-        self.append(f"console.{msg.type}: {msg.text} @ {msg.location}")
 
 
 @pytest.fixture

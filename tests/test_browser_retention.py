@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import browser_marks, chromium_browser
+from smileloop.core.testing import JsErrors, browser_marks, chromium_browser
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.tests.factories import CustomerFactory
@@ -36,24 +36,6 @@ SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
 PASSWORD = "pass-1234"  # StaffFactory's
 
 pytestmark = browser_marks()
-
-
-class JsErrors(list):
-    """Uncaught exceptions and console errors of a page (a page that draws must not log any)."""
-
-    def watch(self, page):
-        page.on("pageerror", lambda exc: self.append(f"pageerror: {exc}"))
-        page.on("console", self._console)
-        return page
-
-    def _console(self, msg) -> None:
-        # The browser asks for /favicon.ico by itself (the layouts link none); that 404 is no page error. A 422 is
-        # the house answer to invalid input (htmx swaps it in, see the layout's responseHandling): logged as a
-        # failed resource by the browser, but expected.
-        if msg.type != "error" or msg.location.get("url", "").endswith("/favicon.ico") or (
-                msg.text.startswith("Failed to load resource") and "status of 422" in msg.text):
-            return
-        self.append(f"console.{msg.type}: {msg.text} @ {msg.location}")
 
 
 @pytest.fixture

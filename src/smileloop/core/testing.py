@@ -78,3 +78,21 @@ def chromium_browser() -> Iterator:
         finally:
             browser.close()
             connections.close_all()
+
+
+class JsErrors(list):
+    """Uncaught exceptions and console errors of a page (a page that draws must not log any): `watch(page)`."""
+
+    def watch(self, page):
+        page.on("pageerror", lambda exc: self.append(f"pageerror: {exc}"))
+        page.on("console", self._console)
+        return page
+
+    def _console(self, msg) -> None:
+        # The browser asks for /favicon.ico by itself (the layouts link none); that 404 is no page error. A 422 is
+        # the house answer to invalid input (htmx swaps it in, see the layout's responseHandling): logged as a
+        # failed resource by the browser, but expected.
+        if msg.type != "error" or msg.location.get("url", "").endswith("/favicon.ico") or (
+                msg.text.startswith("Failed to load resource") and "status of 422" in msg.text):
+            return
+        self.append(f"console.{msg.type}: {msg.text} @ {msg.location}")
