@@ -53,3 +53,55 @@ def test_bulk_tagging_one_tag_at_once_counts_what_each_added(chain, clinic_a):
     assert sorted(results) == [0, 0, 0, 0, 0, 30]
     assert CustomerTag.objects.filter(tag=tag).count() == 30
     assert sorted(e.detail["added"] for e in AuditEvent.objects.filter(action="tag.bulk_apply")) == [0, 0, 0, 0, 0, 30]
+
+
+def test_a_rule_tag_synced_by_two_workers_at_once_adds_each_row_once_and_fails_neither(chain, clinic_a):
+    # given a rule tag that 20 patients match, and two syncs of it (the nightly job run by two workers): the first
+    # has inserted its rows but not committed when the second reads what is missing and inserts the same rows
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    from smileloop.customers.models import Customer
+    from smileloop.tagging.enums import TagKind, TagSource
+    from smileloop.tagging.services import rule_tag_sync
+
+    group = tag_group_create(chain=chain.id, data={"code": "value", "name": "价值", "kind": "value"})
+    tag = Tag.objects.create(chain=chain, group_id=group.pk, code="high-value", name="高价值", kind=TagKind.RULE,
+                             rule={"field": "stage", "op": "in", "value": ["lead"]})
+    ids = [CustomerFactory(chain=chain, home_clinic=clinic_a).id for _ in range(20)]
+    first_inserted, second_started = threading.Event(), threading.Event()
+    outcomes, errors = {}, []
+
+    def first():
+        try:
+            with transaction.atomic():
+                outcomes["first"] = rule_tag_sync(tag=tag, customer_ids=Customer.objects.filter(pk__in=ids).values("id"))
+                first_inserted.set()
+                second_started.wait(10)
+                time.sleep(0.5)  # the second's INSERT is now waiting on these rows' unique index entries
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            first_inserted.wait(10)
+            second_started.set()
+            outcomes["second"] = rule_tag_sync(tag=tag, customer_ids=Customer.objects.filter(pk__in=ids).values("id"))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then neither failed, the rows were added once, and each says what it added
+    assert errors == []
+    assert (outcomes["first"]["added"], outcomes["second"]["added"]) == (20, 0)
+    assert CustomerTag.objects.filter(tag=tag, source=TagSource.RULE).count() == 20

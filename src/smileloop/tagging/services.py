@@ -446,8 +446,12 @@ def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = 
         table = CustomerTag._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
+                # ON CONFLICT: a row another writer added since `missing` was read (the nightly job run twice at
+                # once by two workers, a hand-set tag) is left as it is instead of failing the whole job. SQLite
+                # needs the WHERE to read ON CONFLICT as the upsert clause, not as a join's ON.
                 f"INSERT INTO {table} (customer_id, tag_id, chain_id, source, set_at, evidence) "
-                f"SELECT sub.id, %s, %s, %s, %s, {json_sql} FROM ({select_sql}) sub",
+                f"SELECT sub.id, %s, %s, %s, %s, {json_sql} FROM ({select_sql}) sub WHERE 1 = 1 "
+                f"ON CONFLICT DO NOTHING",
                 [tag.pk, tag.chain_id, TagSource.RULE, connection.ops.adapt_datetimefield_value(at), json_value,
                  *select_params],
             )
