@@ -121,3 +121,21 @@ def catalogue(chain):
                                  is_special_price=special, is_surgical=surgical)
         for code, name, cat, price, special, surgical in items
     }
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium for the browser tests (`smileloop.core.testing.context_page` opens pages in it)."""
+    pytest.importorskip("playwright.sync_api")
+    from smileloop.core.testing import chromium_browser
+
+    with chromium_browser() as browser:
+        yield browser
+
+
+@pytest.fixture
+def js_errors():
+    """The script errors of every page a browser test watches; each test asserts it stays empty."""
+    from smileloop.core.testing import JsErrors
+
+    return JsErrors()

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import browser_marks, chromium_browser
+from smileloop.core.testing import browser_marks
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.services import followups_generate, playbooks_install_defaults
@@ -47,13 +47,6 @@ class Violations(list):
     def collect(self, page) -> list[str]:
         """This page's violations so far, with the console's."""
         return [*self, *page.evaluate("window.__cspViolations || []")]
-
-
-@pytest.fixture
-def browser():
-    pytest.importorskip("playwright.sync_api")
-    with chromium_browser() as browser:
-        yield browser
 
 
 def new_page(browser, violations, **context):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from smileloop.checkout.models import Settlement
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import JsErrors, browser_marks, chromium_browser
+from smileloop.core.testing import browser_marks, context_page
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.services import voucher_issue
@@ -44,41 +44,15 @@ pytestmark = browser_marks()
 
 
 @pytest.fixture
-def browser():
-    pytest.importorskip("playwright.sync_api")
-    with chromium_browser() as browser:
-        yield browser
-
-
-@pytest.fixture
-def js_errors():
-    return JsErrors()
-
-
-def _page(browser, js_errors, **options):
-    context = browser.new_context(locale="zh-CN", **options)  # the staff pages follow the browser's language
-    page = js_errors.watch(context.new_page())
-    page.set_default_timeout(15_000)
-    return context, page
-
-
-@pytest.fixture
 def desk_page(browser, js_errors):
-    context, page = _page(browser, js_errors, viewport={"width": 1366, "height": 900})
-    try:
+    with context_page(browser, js_errors, locale="zh-CN") as page:  # the staff pages follow the browser's language
         yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture
 def phone_page(browser, js_errors):
-    context, page = _page(browser, js_errors, viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                          is_mobile=True, has_touch=True)
-    try:
+    with context_page(browser, js_errors, locale="zh-CN", phone=True) as page:
         yield page
-    finally:
-        context.close()
 
 
 def log_in(page, live_server, username: str) -> None:

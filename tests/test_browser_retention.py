@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import JsErrors, browser_marks, chromium_browser
+from smileloop.core.testing import browser_marks, context_page
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.tests.factories import CustomerFactory
@@ -39,39 +39,16 @@ pytestmark = browser_marks()
 
 
 @pytest.fixture
-def browser():
-    pytest.importorskip("playwright.sync_api")
-    with chromium_browser() as browser:
-        yield browser
-
-
-@pytest.fixture
-def js_errors():
-    return JsErrors()
-
-
-@pytest.fixture
 def browser_page(browser, js_errors):
-    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-    page = js_errors.watch(context.new_page())
-    page.set_default_timeout(15_000)
-    try:
+    with context_page(browser, js_errors, locale="en-US") as page:
         yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture
 def phone_page(browser, js_errors):
     """A patient's phone: iPhone-sized, touch, Chinese."""
-    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                  is_mobile=True, has_touch=True)
-    page = js_errors.watch(context.new_page())
-    page.set_default_timeout(15_000)
-    try:
+    with context_page(browser, js_errors, locale="zh-CN", phone=True) as page:
         yield page
-    finally:
-        context.close()
 
 
 def local(day: dt.date, hour: int = 10) -> dt.datetime:

@@ -80,6 +80,21 @@ def chromium_browser() -> Iterator:
             connections.close_all()
 
 
+@contextmanager
+def context_page(browser, watcher, *, locale: str, phone: bool = False, width: int = 1366, height: int = 900) -> Iterator:
+    """A page in a new context of an open `browser` (several per test: a desk and a phone), watched by `watcher`
+    (`JsErrors` or the like); a phone is iPhone-sized and touch. The context is closed on exit."""
+    options = (dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+               if phone else dict(viewport={"width": width, "height": height}))
+    context = browser.new_context(locale=locale, **options)
+    page = watcher.watch(context.new_page())
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
 class JsErrors(list):
     """Uncaught exceptions and console errors of a page (a page that draws must not log any): `watch(page)`."""
 
