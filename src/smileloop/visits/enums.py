@@ -47,6 +47,8 @@ class PaymentMethod(models.TextChoices):
 
 # The value a bill's tenders paid, not money changing hands at the till.
 TENDER_METHODS = (PaymentMethod.WALLET, PaymentMethod.GIFT_CARD, PaymentMethod.VOUCHER, PaymentMethod.POINTS)
+# The tenders only a checkout bill takes: a package sale or top-up, paid in money or stored value, refuses them.
+VALUE_TENDERS = tuple(m for m in TENDER_METHODS if m != PaymentMethod.WALLET)
 
 
 class PlanStatus(models.TextChoices):

@@ -29,14 +29,14 @@ from smileloop.loyalty.enums import PurchaseStatus, RefundRule
 from smileloop.loyalty.errors import ClawbackExceedsRefund, PackageNotActive
 from smileloop.loyalty.models import PackageCancellation, PackagePurchase
 from smileloop.loyalty.selectors import CancelQuote, package_cancel_quote
-from smileloop.loyalty.services.packages import VALUE_TENDERS, package_wallet_key
+from smileloop.loyalty.services.packages import package_wallet_key
 from smileloop.loyalty.services.points import (
     points_clawback_plan,
     points_clawback_post,
     points_earned_for_order,
 )
 from smileloop.membership.services import membership_evaluate
-from smileloop.visits.enums import PaymentMethod
+from smileloop.visits.enums import VALUE_TENDERS, PaymentMethod
 from smileloop.visits.models import Order, Refund
 from smileloop.visits.services import refund_record
 

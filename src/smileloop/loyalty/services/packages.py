@@ -42,11 +42,9 @@ from smileloop.loyalty.selectors import age_allows, grant_matches
 from smileloop.loyalty.services.points import points_earn_request
 from smileloop.loyalty.services.wallet import wallet_spend_request
 from smileloop.membership.services import membership_evaluate
-from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
+from smileloop.visits.enums import VALUE_TENDERS, PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 from smileloop.visits.services import order_record
-
-VALUE_TENDERS = [m for m in TENDER_METHODS if m != PaymentMethod.WALLET]  # paid at checkout only
 
 
 def _household_ids(holder: Customer) -> set[int]:
