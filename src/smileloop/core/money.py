@@ -1,5 +1,6 @@
 """Money is integer fen everywhere. These helpers parse and format yuan amounts exactly."""
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.utils.translation import get_language, gettext
@@ -7,24 +8,38 @@ from django.utils.translation import get_language, gettext
 from smileloop.core.errors import FieldError, ValidationFailed
 
 AMOUNT_TOO_LARGE = "is far too large an amount"
+# Commas only as thousands separators: '12,000.00', never '1,5' or '12,00'.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
 
 def yuan_to_fen(value, *, field: str = "amount") -> int:
     """'12.5' / Decimal('12.50') / 12 → 1250. Refuses floats' imprecision by going through str."""
     if isinstance(value, bool):
         raise ValidationFailed([FieldError(field, "must be a number of yuan", str(value))])
+    text = str(value).strip().replace("¥", "").replace("￥", "")
+    if "," in text and not _GROUPED.fullmatch(text.strip()):  # '1,5' (a decimal comma?) was read as 15 yuan
+        raise ValidationFailed([FieldError(field, "must be a number of yuan", str(value))])
     try:
-        amount = Decimal(str(value).strip().replace(",", "").replace("¥", "").replace("￥", ""))
+        amount = Decimal(text.replace(",", ""))
     except (InvalidOperation, ValueError):
         raise ValidationFailed([FieldError(field, "must be a number of yuan", str(value))])
     if not amount.is_finite():
         raise ValidationFailed([FieldError(field, "must be a finite number", str(value))])
     if amount and amount.adjusted() > 16:  # 10^17 yuan and up: far past any bound (1e999999999 overflowed Decimal)
         raise ValidationFailed([FieldError(field, AMOUNT_TOO_LARGE, str(value)[:40])])
-    fen = amount * 100
-    if fen != fen.to_integral_value():
+    if _beyond_fen(amount):
         raise ValidationFailed([FieldError(field, "has more than 2 decimal places", str(value))])
-    return int(fen.to_integral_value(ROUND_HALF_UP))
+    return int((amount * 100).to_integral_value(ROUND_HALF_UP))
+
+
+def _beyond_fen(amount: Decimal) -> bool:
+    """Whether a finite amount has a non-zero digit past the second decimal place, read off its digits: `amount * 100`
+    is rounded to 28 digits, so '12.3400000000000000000000000001' and '1e-999999999' passed as 1234 and 0 fen."""
+    _sign, digits, exponent = amount.as_tuple()
+    places = -exponent
+    while places > 2 and digits and digits[-1] == 0:  # written zeros: '12.340' is 1234 fen
+        digits, places = digits[:-1], places - 1
+    return places > 2 and any(digits)
 
 
 def fen_to_yuan(fen: int | None) -> str:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Clinic, Staff
-from smileloop.core.bounds import BOOKING_HORIZON, CLOCK_SKEW, record_time_errors
+from smileloop.core.bounds import BIGINT_MAX, BOOKING_HORIZON, CLOCK_SKEW, record_time_errors
 from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import db_datetime
@@ -300,6 +300,9 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     errors += record_time_errors("ordered_at", ordered_at)
     values = _line_values(customer.chain_id, lines, errors, items)
     total = sum(v[4] for v in values)
+    if customer.lifetime_spend_fen + total > BIGINT_MAX:  # bills at the bounds: the 19th overflowed it (a 500)
+        errors.append(FieldError("lines", f"would take the patient's lifetime spend past {BIGINT_MAX} fen, the most "
+                                          "it can hold", str(total)))
     pay_total = 0
     for i, p in enumerate(payments or []):
         if p.get("method") not in PaymentMethod.values:
@@ -426,9 +429,13 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
         amount_fen = sum(per_line.values())
     else:
         refundable = order.amount_fen - order.refunded_fen
-        if amount_fen is None:
+        whole = amount_fen is None
+        if whole:
             amount_fen = refundable
-        if not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > refundable:
+        if whole and refundable <= 0:  # not "amount_fen must be between 1 and 0": the client sent no amount
+            errors.append(FieldError("whole", f"nothing is left to refund (refunded {order.refunded_fen} of "
+                                              f"{order.amount_fen} fen)", "true"))
+        elif not isinstance(amount_fen, int) or amount_fen <= 0 or amount_fen > refundable:
             errors.append(FieldError("amount_fen", f"must be between 1 and {refundable} fen (what is left to refund)",
                                      str(amount_fen)))
         else:

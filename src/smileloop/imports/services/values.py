@@ -355,7 +355,7 @@ def decimal_parse(raw, *, bound: int) -> Decimal:
         value = Decimal(cell_text(raw)).quantize(Decimal("0.000001"))
     except (InvalidOperation, ValueError):
         raise ValueError(f"must be a number between -{bound} and {bound}")
-    if not -bound <= value <= bound:
+    if not value.is_finite() or not -bound <= value <= bound:  # 'NaN' raised on comparing: a traceback
         raise ValueError(f"must be a number between -{bound} and {bound}")
     return value
 
@@ -370,7 +370,7 @@ def quantity_parse(raw) -> int:
         value = Decimal(unicodedata.normalize("NFKC", text))
     except InvalidOperation:
         raise ValueError("must be a whole number ≥ 1")
-    if value != value.to_integral_value() or value < 1:
+    if value.is_nan() or value != value.to_integral_value() or value < 1:  # 'sNaN' raised on comparing: a traceback
         raise ValueError("must be a whole number ≥ 1")
     if value > MAX_QUANTITY:
         raise ValueError(f"must be at most {MAX_QUANTITY}")

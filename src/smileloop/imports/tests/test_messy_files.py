@@ -520,3 +520,18 @@ def test_data_only_on_a_hidden_sheet_is_named_not_called_unrecognisable(tmp_path
         customers_import(path=tmp_path / "c.xlsx", chain=chain)
     assert caught.value.code == "hidden_sheet"
     assert Customer.objects.count() == 0
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "-NaN", "sNaN", "Infinity", "-inf"])
+def test_a_coordinate_that_is_not_a_number_is_its_rows_error(tmp_path, chain, text):
+    # given a latitude column with what a script's export writes for a missing number
+    path = csv_write(tmp_path / "c.csv", [["姓名", "手机号", "纬度", "经度"], ["张三", "13800138000", text, "121.47"],
+                                          ["李四", "13900139000", "31.23", "121.47"]])
+
+    # when
+    report = customers_import(path=path, chain=chain)
+
+    # then: an error on its cell, nothing written (not a traceback that stops the import)
+    assert report.as_dict()["errors"] == [{"row": 2, "column": "纬度", "value": text,
+                                           "message": "must be a number between -90 and 90"}]
+    assert Customer.objects.count() == 0

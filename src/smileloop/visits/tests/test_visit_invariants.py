@@ -239,7 +239,7 @@ class VisitMachine(RuleBasedStateMachine):
         if mode == "whole":
             body["whole"] = True
             if left <= 0:
-                error = "amount_fen"
+                error = "whole"
             else:
                 want = self.spread(order, left)
         elif mode == "amount":
