@@ -115,6 +115,12 @@ def inbox_done_today(scope: Scope, *, today: dt.date | None = None) -> int:
     return task_queryset(scope).filter(completed_by_id=scope.staff_id, completed_at__gte=start).count()
 
 
+def _chain_aware(scope: Scope, moment: dt.datetime) -> dt.datetime:
+    """A naive bound (the API's `due_from=2026-04-01T00:00:00`) is the chain's wall-clock time. Handed to the ORM
+    naive, Django read it in the server's zone with a RuntimeWarning on every request."""
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, chain_tz(scope.chain_id))
+
+
 def task_list(scope: Scope, *, mine: bool = False, clinic_id: int | None = None, status: str = "",
               due_from: dt.datetime | None = None, due_to: dt.datetime | None = None,
               customer_id: int | None = None) -> QuerySet[FollowupTask]:
@@ -132,9 +138,9 @@ def task_list(scope: Scope, *, mine: bool = False, clinic_id: int | None = None,
     if status:
         qs = qs.filter(status=status)
     if due_from is not None:
-        qs = qs.filter(due_at__gte=due_from)
+        qs = qs.filter(due_at__gte=_chain_aware(scope, due_from))
     if due_to is not None:
-        qs = qs.filter(due_at__lt=due_to)
+        qs = qs.filter(due_at__lt=_chain_aware(scope, due_to))
     if customer_id is not None:
         qs = qs.filter(customer_id=customer_id)
     return qs.order_by("due_at", "id")

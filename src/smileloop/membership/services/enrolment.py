@@ -543,8 +543,10 @@ def memberships_expire(*, as_of: dt.datetime | None = None, reminder_days: tuple
         MembershipEvent.objects.bulk_create(events, batch_size=2000)
     reminders = 0
     for days in reminder_days:
+        # Due on the local day `days` before the expiry day: a membership valid all of D + days (core.dates.day_end)
+        # is reminded on D. `at + days` missed it by the hours of that last day, so each reminder came a day late.
         window = Membership.objects.filter(status=MembershipStatus.ACTIVE, expires_at__gt=at,
-                                           expires_at__lte=at + dt.timedelta(days=days))
+                                           expires_at__lte=day_end(at + dt.timedelta(days=days)))
         window = window.exclude(Exists(MembershipReminder.objects.filter(
             membership_id=OuterRef("pk"), kind=ReminderKind.RENEWAL, days_before=days,
             expires_at=OuterRef("expires_at"))))
