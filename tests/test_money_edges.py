@@ -158,6 +158,23 @@ def test_payments_one_fen_off_the_bill_are_a_422_and_write_nothing(client, patie
     assert money_rows() == ([], [], 0, 0, 0, [0])
 
 
+def test_a_bill_is_split_over_at_most_twenty_payments(client, patient, catalogue, token):
+    # given a ¥300 cleaning paid 1 fen at a time by a POS that sends every tap as a payment
+    pennies = [{"method": "cash", "amount_fen": 1}] * 21
+    rest = {"method": "wechat_pay", "amount_fen": 30_000 - 21}
+    # when
+    too_many = post(client, "/api/orders", order_body(patient, [{"item_code": "CL01"}], [*pennies, rest]), token=token,
+                    key="o1")
+    # then: refused on the payments, nothing written; twenty are taken
+    assert too_many.status_code == 422
+    assert [e["field"] for e in too_many.json()["errors"]] == ["body.payments"]
+    assert money_rows() == ([], [], 0, 0, 0, [0])
+    split = [*pennies[:19], {"method": "wechat_pay", "amount_fen": 30_000 - 19}]
+    assert post(client, "/api/orders", order_body(patient, [{"item_code": "CL01"}], split), token=token,
+                key="o2").status_code == 201
+    assert Payment.objects.count() == 20
+
+
 def test_bills_at_the_bounds_never_take_the_lifetime_spend_past_what_a_bigint_holds(client, patient, catalogue,
                                                                                       token):
     # given bills of 50 lines × 10 000 units × 10**12 fen (5 × 10**17 fen each, the largest one may be): the 19th

@@ -15,6 +15,7 @@ BIGINT_MAX = 2**63 - 1
 MAX_FEN = 10**12
 MAX_QUANTITY = 10_000  # units of one bill line (the orders API, an imported order): see MAX_FEN
 MAX_BILL_LINES = 50  # lines of one bill (checkout, the orders API, an imported order): their sum fits in a bigint
+MAX_BILL_PAYMENTS = 20  # payments of one bill through the orders API: a split bill, not 10,000 rows for one order
 MAX_POINTS = 10**12
 # Paging past a billion rows is a client bug, and offset + limit must stay a bigint.
 MAX_OFFSET = 10**9

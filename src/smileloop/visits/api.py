@@ -28,7 +28,7 @@ from smileloop.core.api import (
     referenced_by,
     render,
 )
-from smileloop.core.bounds import MAX_BILL_LINES, MAX_QUANTITY
+from smileloop.core.bounds import MAX_BILL_LINES, MAX_BILL_PAYMENTS, MAX_QUANTITY
 from smileloop.core.errors import PermissionDenied
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -92,8 +92,9 @@ class OrderIn(InputSchema):
     # At most 50, as a checkout bill: core.bounds sizes MAX_FEN so that 50 lines × 10 000 units of it fit in a bigint;
     # 923 lines at the bounds overflowed the order's total (a 500 on both databases).
     lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_BILL_LINES)
-    payments: list[PaymentIn] = Field([], description="How the bill was paid; they must add up to it. Leave out "
-                                       "when the POS does not report it: the bill still counts as paid")
+    payments: list[PaymentIn] = Field([], max_length=MAX_BILL_PAYMENTS,
+                                      description="How the bill was paid; they must add up to it. Leave out "
+                                                  "when the POS does not report it: the bill still counts as paid")
     notes: str = ""
 
 
