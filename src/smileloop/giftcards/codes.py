@@ -3,6 +3,7 @@ type and read aloud: no 0/O, 1/I/L; grouped XXXX-XXXX-XXXX; input is forgiving (
 
 import re
 import secrets
+import unicodedata
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 LENGTH = 12
@@ -19,8 +20,9 @@ def code_format(raw: str) -> str:
 
 
 def code_normalize(text: str) -> str | None:
-    """What a person typed → the stored form, or None when it cannot be a code."""
-    raw = _NOT_ALNUM.sub("", (text or "").upper())
+    """What a person typed → the stored form, or None when it cannot be a code. NFKC first: a Chinese input method
+    in full-width mode types ＡＢＣＤ－２３４５ (U+FF21…), which is the same code."""
+    raw = _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text or "").upper())
     if len(raw) != LENGTH or any(ch not in ALPHABET for ch in raw):
         return None
     return code_format(raw)

@@ -125,7 +125,8 @@ def code_lookup(scope: Scope, code: str) -> CodeLookup:
         card = giftcard_get_by_code(chain_id=scope.chain_id, code=code)
     except WrongCode:
         voucher = voucher_get_by_code(chain_id=scope.chain_id, code=code)
-        return CodeLookup(None, voucher, voucher.account.balance,
+        # what it can pay now, as for a card: past its expiry (before the nightly job voids it) nothing
+        return CodeLookup(None, voucher, available_balance(voucher.account),
                           _history_in_scope(scope, voucher_history(voucher), [voucher.customer]),
                           holder=person_ref(scope, voucher.customer))
     named = [card.giver, card.holder]
