@@ -28,7 +28,7 @@ from smileloop.core.api import (
 )
 from smileloop.core.bounds import MAX_BILL_LINES, MAX_FEN, MAX_POINTS
 from smileloop.core.errors import FieldError, ValidationFailed
-from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response, service_key
 from smileloop.customers.selectors import customer_get
 
 router = Router(tags=["checkout"])
@@ -254,7 +254,7 @@ def pay_endpoint(request: HttpRequest, payload: PayIn, response: HttpResponse,
     def write():
         inputs = _inputs(request, payload)
         settlement = checkout_pay(priced=inputs, payments=[p.model_dump() for p in payload.payments],
-                                  key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff,
+                                  key=service_key(scope.user_id, idempotency_key), actor=request.staff,
                                   external_id=payload.external_id)
         return 201, render(SettlementOut, _settlement(settlement))
 
@@ -277,7 +277,7 @@ def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: CheckoutRe
         if payload.lines is not None:
             lines = [{k: v for k, v in line.model_dump().items() if v is not None} for line in payload.lines]
         try:
-            refund = checkout_refund(settlement=settlement, lines=lines, key=f"api:{scope.user_id}:{idempotency_key}",
+            refund = checkout_refund(settlement=settlement, lines=lines, key=service_key(scope.user_id, idempotency_key),
                                      actor=request.staff, reason=payload.reason)
         except ValidationFailed as exc:
             if not payload.whole:

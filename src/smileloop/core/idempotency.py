@@ -57,6 +57,19 @@ class _KeyTaken(Exception):
     """A record for this key exists (stored earlier, or by a concurrent transaction that committed first)."""
 
 
+def service_key(user_id: int, key: str | None, *, limit: int = 150) -> str:
+    """The key an API hands its service, `api:<user>:<Idempotency-Key>`, within `limit` characters (the services'
+    key columns hold 200, less what they append for the ledger moves they derive). A longer one keeps its head and a
+    digest of the whole, so two keys stay two and a replay finds its first result: an Idempotency-Key of up to
+    MAX_KEY_LENGTH is valid, and as given it overflowed a column (a 500 on PostgreSQL), was refused as a bad `key`
+    the client never sent, or, cut short, made two requests one."""
+    full = f"api:{user_id}:{(key or '').strip()}"
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()
+    return f"{full[:limit - len(digest) - 1]}:{digest}"
+
+
 def request_fingerprint(request: HttpRequest) -> str:
     try:
         body = json.dumps(json.loads(request.body or b"null"), sort_keys=True, separators=(",", ":"),

@@ -11,7 +11,7 @@ from smileloop.clinics.api import permission_require, request_scope
 from smileloop.clinics.enums import Perm
 from smileloop.core.api import ERROR_RESPONSES, Id, InputSchema, local_time, referenced_by, render
 from smileloop.core.errors import FieldError, ValidationFailed
-from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response, service_key
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
 from smileloop.giftcards import selectors, services
@@ -106,7 +106,7 @@ def friend_card_endpoint(request: HttpRequest, payload: FriendCardIn, response: 
         if programme is None:
             raise ValidationFailed([FieldError("programme", "is not an active programme", payload.programme)])
         card = services.friend_card_issue(member=member, programme=programme, trigger=payload.trigger,
-                                          key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff)
+                                          key=service_key(scope.user_id, idempotency_key), actor=request.staff)
         return 201, render(LookupOut, _card(scope, card))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
@@ -148,7 +148,7 @@ def voucher_endpoint(request: HttpRequest, payload: VoucherIn, response: HttpRes
         if campaign is None:
             raise ValidationFailed([FieldError("campaign", "is not an active campaign", payload.campaign)])
         voucher = services.voucher_issue(campaign=campaign, customer=customer,
-                                         key=f"api:{scope.user_id}:{idempotency_key}", actor=request.staff)
+                                         key=service_key(scope.user_id, idempotency_key), actor=request.staff)
         return 201, render(LookupOut, _voucher(scope, voucher))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,

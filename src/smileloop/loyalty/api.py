@@ -29,7 +29,7 @@ from smileloop.core.api import (
     render,
 )
 from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
-from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
+from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response, service_key
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_get
@@ -280,7 +280,7 @@ class EntitlementUseOut(Schema):
 
 
 def _service_key(scope: Scope, key: str | None) -> str:
-    return f"api:{scope.user_id}:{(key or '').strip()}"[:150]
+    return service_key(scope.user_id, key)
 
 
 def _wallet(customer: Customer) -> dict:

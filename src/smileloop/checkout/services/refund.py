@@ -114,6 +114,8 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     then the settlement's own row. Locking the settlement joined to its customer took the customer FOR UPDATE, which
     blocks the foreign-key checks (KEY SHARE) of a family member's bill that records its use of this customer's
     wallet while holding the wallet's account: that bill and this refund, waiting for the wallet, deadlocked."""
+    if not key or len(key) > 150:  # as pay's: the ledger moves it derives append to it, in 200-character columns
+        raise ValidationFailed([FieldError("key", "an idempotency key of 1–150 characters is required", key)])
     customers_lock(Settlement.objects.filter(pk=settlement.pk).values_list("customer_id", flat=True).get())
     settlement = (Settlement.objects.select_for_update(of=("self",)).select_related("order", "customer")
                   .get(pk=settlement.pk))

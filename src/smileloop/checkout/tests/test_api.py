@@ -420,3 +420,22 @@ def test_a_refund_line_naming_neither_a_quantity_nor_an_amount_is_refused_and_re
     assert response.status_code == 422, response.content
     assert response.json()["errors"][0]["field"] == "body.lines[0].amount_fen"
     assert RefundSettlement.objects.count() == 0 and Order.objects.get().refunded_fen == 0
+
+
+def test_long_idempotency_keys_pay_and_refund_as_any_other(client, token_a, catalogue, alice, card, chain):
+    """Keys of up to 255 characters are valid: pay refused one over ~146 as a bad `key` (a field the client never
+    sent), and the refund overflowed its 200-character key column (a 500 on PostgreSQL)."""
+    head = "till-3:" + "k" * 240
+    paid = post(client, PAY, bill(alice, card, payments=[{"method": "cash", "amount_fen": 39900}]), token=token_a,
+                key=head + "-a")
+    other = post(client, PAY, bill(alice, card, gift_cards=[], payments=[{"method": "cash", "amount_fen": 66300}]),
+                 token=token_a, key=head + "-b")
+    assert (paid.status_code, other.status_code) == (201, 201), (paid.content, other.content)
+    assert Settlement.objects.count() == 2  # two keys alike in their first 247 characters are two bills
+    refund = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund", {"whole": True}, token=token_a,
+                  key=head + "-r")
+    again = post(client, f"/api/checkout/settlements/{paid.json()['id']}/refund", {"whole": True}, token=token_a,
+                 key=head + "-r")
+    assert (refund.status_code, again.status_code) == (201, 201), refund.content
+    assert again.json() == refund.json() and RefundSettlement.objects.count() == 1
+    assert GiftCard.objects.get().account.balance == 60000 and ledger_check(chain_id=chain.id) == []

@@ -179,3 +179,19 @@ def test_covering_someone_outside_the_household_is_a_422_per_person(client, toke
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["body.covered[1]"]
     assert PackagePurchase.objects.count() == 0
+
+
+def test_two_long_idempotency_keys_alike_in_their_first_150_characters_are_two_top_ups(client, token_a, wang, chain):
+    """Keys of up to 255 characters are valid; the service's key was the first 150 of `api:<user>:<key>`, so a second
+    top-up whose key differed only further on was taken for a replay of the first and refused as another request."""
+    head = "pos-7f3a:" + "x" * 200
+    first = post(client, f"/api/loyalty/customers/{wang.id}/wallet/topups",
+                 {"amount_fen": 100_000, "method": "wechat_pay"}, token=token_a, key=head + "-1")
+    second = post(client, f"/api/loyalty/customers/{wang.id}/wallet/topups",
+                  {"amount_fen": 200_000, "method": "cash"}, token=token_a, key=head + "-2")
+    again = post(client, f"/api/loyalty/customers/{wang.id}/wallet/topups",
+                 {"amount_fen": 200_000, "method": "cash"}, token=token_a, key=head + "-2")
+    assert (first.status_code, second.status_code, again.status_code) == (201, 201, 201), second.content
+    assert again.json() == second.json() and again["Idempotent-Replayed"] == "true"
+    assert sorted(Topup.objects.values_list("amount_fen", flat=True)) == [100_000, 200_000]
+    assert wallet_balance(wang).principal == 300_000 and ledger_check(chain_id=chain.id) == []
