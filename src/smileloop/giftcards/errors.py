@@ -25,6 +25,12 @@ class AlreadyUsed(GiftCardError):
     code = "already_used"
 
 
+class OtherCustomers(GiftCardError):
+    """A voucher issued to one customer, offered on another's bill (not `already_used`: it may well be unused)."""
+
+    code = "other_customers"
+
+
 class GiverNotHolder(GiftCardError):
     """The member who gave a friends-and-family card tried to register as its holder (it would never expire)."""
 
@@ -40,4 +46,4 @@ class NotFriendCardBenefit(GiftCardError):
 
 
 __all__ = ["AlreadyUsed", "ExcludedItem", "Expired", "GiftCardError", "GiverNotHolder", "InsufficientBalance",
-           "LimitReached", "NotFriendCardBenefit", "WrongCode"]
+           "LimitReached", "NotFriendCardBenefit", "OtherCustomers", "WrongCode"]

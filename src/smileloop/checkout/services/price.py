@@ -30,7 +30,7 @@ from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import name_for
 from smileloop.giftcards import selectors as giftcard_selectors
 from smileloop.giftcards import services as giftcard_services
-from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
+from smileloop.giftcards.errors import ExcludedItem, Expired, OtherCustomers
 from smileloop.giftcards.models import GiftCard, Voucher
 from smileloop.ledger.services import InsufficientBalance, available_balance
 from smileloop.loyalty import selectors as loyalty_selectors
@@ -223,9 +223,9 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
     """Price a bill without writing anything. `lines`: [{"item_code" (or "item_id"), "quantity"}]; `points`: a
     number of points or "max"; `wallet`: {"holder": Customer (default the customer), "amount_fen": int or "max"
     (required), "per_use_consent": bool}. Raises the typed errors (wrong_code, expired, excluded_item, already_used,
-    insufficient_balance, consent_missing) before anything could be written. `reader`: the staff member's scope;
-    a refusal names a family wallet holder outside it (or with no reader) masked, 张*; the bill's labels name
-    other patients masked for every reader (they are stored with the settlement)."""
+    other_customers, insufficient_balance, consent_missing) before anything could be written. `reader`: the staff
+    member's scope; a refusal names a family wallet holder outside it (or with no reader) masked, 张*; the bill's
+    labels name other patients masked for every reader (they are stored with the settlement)."""
     at = at or timezone.now()
     if clinic.chain_id != customer.chain_id:
         raise ValidationFailed([FieldError("clinic", "is not a clinic of the customer's chain", str(clinic.pk))])
@@ -245,7 +245,7 @@ def checkout_price(*, customer: Customer, clinic: Clinic, lines: list[dict], vou
             voucher = giftcard_selectors.voucher_get_by_code(chain_id=customer.chain_id, code=code)
             giftcard_services.voucher_check(voucher, at)
         if voucher.customer_id and voucher.customer_id != customer.pk:
-            raise AlreadyUsed(f"voucher {voucher.code} belongs to another customer", field=f"vouchers[{i}]")
+            raise OtherCustomers(f"voucher {voucher.code} belongs to another customer", field=f"vouchers[{i}]")
         voucher_rows[voucher.code] = voucher
         c = voucher.campaign
         voucher_ins.append(VoucherIn(voucher.code, available_balance(voucher.account, at=at), c.item_id,

@@ -8,7 +8,7 @@ from smileloop.checkout.services import checkout_pay, checkout_price, checkout_r
 from smileloop.checkout.tests.conftest import POINTS
 from smileloop.core.errors import Conflict, ValidationFailed
 from smileloop.customers.tests.factories import CustomerFactory
-from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired
+from smileloop.giftcards.errors import AlreadyUsed, ExcludedItem, Expired, OtherCustomers
 from smileloop.giftcards.models import GiftCard
 from smileloop.giftcards.services import giftcards_expire, voucher_issue
 from smileloop.ledger.enums import AccountKind
@@ -175,6 +175,21 @@ def test_voucher_redeemed_at_checkout_cannot_be_used_twice(chain, clinic_a, cata
     with pytest.raises(AlreadyUsed):
         checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}], vouchers=[voucher.code])
     assert ledger_check(chain_id=chain.id) == []
+
+
+def test_a_voucher_issued_to_another_customer_is_refused_as_theirs_not_as_used(chain, clinic_a, catalogue, alice,
+                                                                               cleaning_voucher):
+    # given an unused voucher in Bob's name
+    bob = CustomerFactory(chain=chain, name="李四", home_clinic=clinic_a)
+    voucher = voucher_issue(campaign=cleaning_voucher, customer=bob, key="v-bob")
+    # when it is offered on Alice's bill, then the refusal says whose it is (it was `already_used`)
+    with pytest.raises(OtherCustomers) as refused:
+        checkout_price(customer=alice, clinic=clinic_a, lines=[{"item_code": "CL01"}], vouchers=[voucher.code])
+    assert (refused.value.code, refused.value.field) == ("other_customers", "vouchers[0]")
+    assert str(refused.value) == f"voucher {voucher.code} belongs to another customer"
+    # and Bob can still use it
+    bill = checkout_price(customer=bob, clinic=clinic_a, lines=[{"item_code": "CL01"}], vouchers=[voucher.code])
+    assert [t.kind for t in bill.tenders][0] == "voucher"
 
 
 def test_refund_share_passed_to_the_ledger_is_cumulative(chain, clinic_a, catalogue, alice, card, four_lines):
