@@ -38,6 +38,7 @@ FIXED = [
     gettext_noop("is not in the service catalogue"),
     gettext_noop("must not be negative"),
     gettext_noop("must be a number of yuan"),
+    gettext_noop("would take the customer's lifetime spend past the most it can hold"),
     gettext_noop("must be a finite number"),
     gettext_noop("has more than 2 decimal places"),
     gettext_noop("is in scientific notation, so its last digits are lost; in Excel format the column as text or a "

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.bounds import EARLIEST_RECORD_DATE, MAX_BILL_LINES
+from smileloop.core.bounds import BIGINT_MAX, EARLIEST_RECORD_DATE, MAX_BILL_LINES
 from smileloop.core.errors import ValidationFailed, database_busy, unique_clash_name
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
@@ -68,6 +68,7 @@ def _typed_placeholders() -> tuple[str, str]:
 # A paid order makes a customer "treated" (lifecycle progress only moves up; dormant/lost are left to
 # lifecycle.stages_derive, which re-derives them from the imported facts).
 _BELOW_TREATED = [Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED]
+SPEND_PAST_BOUND = "would take the customer's lifetime spend past the most it can hold"  # imports.messages.FIXED
 TOOTH_MAX_LENGTH = OrderLine._meta.get_field("tooth").max_length
 
 
@@ -177,6 +178,9 @@ class _OrderImport:
         self.done: set[str] = set()  # order numbers finished in this import
         self.split: dict[str, int] = {}  # an order too long for one chunk → its rows in the chunks before (chunks)
         self.now = timezone.now()
+        # Each customer's lifetime spend with this import's accepted bills so far: bills at the bounds could take it
+        # past a bigint (customer_stats_apply's UPDATE then failed: a traceback, not a row's error).
+        self.spend: dict[int, int] = {}
 
     def chunks(self):
         """CHUNK_ROWS-sized chunks that never split a run of rows with the same order number, unless the run is longer
@@ -371,10 +375,11 @@ class _OrderImport:
                                            if line.relative and line.relative[0] in by_mobile})
         relatives = {member for members in self.families.values() for member, _n, _b in members}
         facts, names = {}, {}
-        for pk, home_clinic_id, consultant_id, name in Customer.objects.filter(
+        for pk, home_clinic_id, consultant_id, name, spend in Customer.objects.filter(
                 id__in=set(by_mobile.values()) | set(by_ident.values()) | relatives).values_list(
-                "id", "home_clinic_id", "consultant_id", "name"):
+                "id", "home_clinic_id", "consultant_id", "name", "lifetime_spend_fen"):
             facts[pk], names[pk] = (home_clinic_id, consultant_id), " ".join(name.split())
+            self.spend.setdefault(pk, spend)
         self.names = names
         if self.scope is not None:  # another clinic's customer is unknown to this importer, as to the API
             visible = {pk for pk, (home_clinic_id, consultant_id) in facts.items()
@@ -439,9 +444,17 @@ class _OrderImport:
                     self.table.header_for("order_no"), order_no,
                     f"an order has at most {MAX_BILL_LINES} lines (this is its line {position})"))
             self.done.add(order_no)
+            total = sum(line.amount_fen for line in group.lines)
+            if (customer_id is not None and not any(n in errors_by_row for n in group.numbers)
+                    and self.spend.get(customer_id, 0) + total > BIGINT_MAX):
+                for line in group.lines:
+                    errors_by_row.setdefault(line.number, []).append((
+                        self.table.header_for("order_no") or "order_no", order_no, SPEND_PAST_BOUND))
             if any(n in errors_by_row for n in group.numbers):
                 self.invalid_group(group, errors_by_row)
                 continue
+            if customer_id is not None:
+                self.spend[customer_id] = self.spend.get(customer_id, 0) + total
             self.report.created += 1
             self.report.merged += len(group.numbers) - 1
             for line in group.lines:

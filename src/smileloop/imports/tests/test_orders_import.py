@@ -284,3 +284,28 @@ def test_excel_text_formulas_keeping_an_order_number_or_pms_id_are_read_as_their
     order = Order.objects.get()
     assert (order.external_id, order.customer_id) == ("007001", patient.id)
     assert order.ordered_at == dt.datetime(2024, 3, 1, 2, 0, tzinfo=dt.UTC)
+
+
+def test_bills_that_would_take_a_lifetime_spend_past_a_bigint_are_their_rows_errors(tmp_path, chain, clinic_a,
+                                                                                      catalogue):
+    # given a patient whose lifetime spend is 100 yuan short of what its column holds, and a file whose second bill
+    # for her would cross it (the import's UPDATE failed on it: a traceback on PostgreSQL, a float on SQLite)
+    near = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a,
+                           lifetime_spend_fen=2**63 - 1 - 10_000)
+    path = csv_write(tmp_path / "orders.csv", [
+        HEADER,
+        ["A001", "13800138000", "SH01", "2024-03-05", "EX01", "1", "60", "0", "60", "现金"],
+        ["A002", "13800138000", "SH01", "2024-03-06", "EX01", "1", "50", "0", "50", "现金"],
+    ])
+    before = _snapshot()
+    # when
+    report = orders_import(path=path, chain=chain)
+    # then: the second bill's row says why, and nothing is written
+    assert report.as_dict()["errors"] == [{
+        "row": 3, "column": "订单号", "value": "A002",
+        "message": "would take the customer's lifetime spend past the most it can hold"}]
+    assert (report.written, _snapshot()) == (False, before)
+    # and with --skip-invalid the first is written
+    report = orders_import(path=path, chain=chain, skip_invalid=True)
+    near.refresh_from_db()
+    assert (report.created, near.lifetime_spend_fen) == (1, 2**63 - 1 - 4_000)
