@@ -37,23 +37,8 @@ NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
 
 
 @pytest.fixture
-def member(chain, clinic_a):
-    return CustomerFactory(chain=chain, name="王芳", home_clinic=clinic_a)
-
-
-@pytest.fixture
-def programme(chain):
-    return ProgrammeFactory(chain=chain, code="friend-card", name="亲友储值卡", face_value_fen=60000, valid_months=3)
-
-
-@pytest.fixture
 def card(member, programme):
     return friend_card_issue(member=member, programme=programme, trigger="plan half done", key="card-1")
-
-
-@pytest.fixture
-def campaign(chain, catalogue):
-    return CampaignFactory(chain=chain, code="clean-99", name="9.9元洁牙", item=catalogue["CL01"])
 
 
 def digest() -> str:
@@ -141,8 +126,8 @@ def test_spending_more_than_the_balance_is_refused_and_changes_nothing(chain, ca
 
 
 @pytest.mark.parametrize("used", [0, -1, 30001, 1.5, True])
-def test_a_voucher_redeemed_for_nothing_or_more_than_its_value_is_refused_and_changes_nothing(campaign, used):
-    voucher = voucher_issue(campaign=campaign, key="v1")
+def test_a_voucher_redeemed_for_nothing_or_more_than_its_value_is_refused_and_changes_nothing(cleaning_campaign, used):
+    voucher = voucher_issue(campaign=cleaning_campaign, key="v1")
     before = digest()
     with pytest.raises(ValidationFailed) as refused:
         voucher_redeem(voucher=voucher, used_fen=used, key="r1", source="order:1")
@@ -150,8 +135,9 @@ def test_a_voucher_redeemed_for_nothing_or_more_than_its_value_is_refused_and_ch
     assert digest() == before
 
 
-def test_a_voucher_for_one_item_on_a_bill_without_it_is_refused_and_changes_nothing(member, clinic_a, campaign):
-    voucher = voucher_issue(campaign=campaign, customer=member, key="v1")
+def test_a_voucher_for_one_item_on_a_bill_without_it_is_refused_and_changes_nothing(member, clinic_a,
+                                                                                     cleaning_campaign):
+    voucher = voucher_issue(campaign=cleaning_campaign, customer=member, key="v1")
     before = digest()
     with pytest.raises(ExcludedItem) as refused:
         checkout_price(customer=member, clinic=clinic_a, lines=[{"item_code": "FI01"}], vouchers=[voucher.code])
@@ -175,8 +161,8 @@ def test_a_partial_then_full_refund_gives_a_card_back_exactly_what_it_paid(chain
     assert card.status == CardStatus.ACTIVE and ledger_check(chain_id=chain.id) == []
 
 
-def test_a_voucher_refunded_in_full_can_be_used_again_with_its_whole_value(chain, member, clinic_a, campaign):
-    voucher = voucher_issue(campaign=campaign, customer=member, key="v1")
+def test_a_voucher_refunded_in_full_can_be_used_again_with_its_whole_value(chain, member, clinic_a, cleaning_campaign):
+    voucher = voucher_issue(campaign=cleaning_campaign, customer=member, key="v1")
     bill = checkout_price(customer=member, clinic=clinic_a, lines=[{"item_code": "CL01"}], vouchers=[voucher.code])
     settlement = checkout_pay(priced=bill, payments=[{"method": "cash", "amount_fen": bill.cash_fen}], key="p1")
     assert Voucher.objects.get().status == VoucherStatus.REDEEMED
@@ -193,14 +179,14 @@ def test_a_voucher_refunded_in_full_can_be_used_again_with_its_whole_value(chain
 
 
 def test_a_look_up_shows_no_balance_on_a_voucher_past_its_expiry_as_on_a_card(chain, front_desk_a, member, card,
-                                                                              campaign):
+                                                                              cleaning_campaign):
     """Before the nightly expiry job ran, an expired card showed 0 but an expired voucher its whole value, which
     the bill then refused as expired."""
-    voucher = voucher_issue(campaign=campaign, customer=member, key="v1", as_of=NOW - dt.timedelta(days=40))
+    voucher = voucher_issue(campaign=cleaning_campaign, customer=member, key="v1", as_of=NOW - dt.timedelta(days=40))
     scope = scope_for_staff(front_desk_a)
     assert code_lookup(scope, voucher.code).balance_fen == 0
     assert code_lookup(scope, card.code).balance_fen == 60000
-    fresh = voucher_issue(campaign=campaign, customer=member, key="v2")
+    fresh = voucher_issue(campaign=cleaning_campaign, customer=member, key="v2")
     assert code_lookup(scope, fresh.code).balance_fen == 30000
     assert voucher_get_by_code(chain_id=chain.id, code=fresh.code.lower()) == fresh
 
@@ -219,15 +205,15 @@ def ops(chain):
 
 
 def test_an_issue_replayed_with_its_key_answers_the_first_and_another_body_is_a_409(client, ops, member, programme,
-                                                                                    campaign):
-    first = post(client, "/api/giftcards/vouchers", {"campaign": campaign.code, "customer_id": member.id},
+                                                                                    cleaning_campaign):
+    first = post(client, "/api/giftcards/vouchers", {"campaign": cleaning_campaign.code, "customer_id": member.id},
                  staff=ops, key="v-1")
-    again = post(client, "/api/giftcards/vouchers", {"campaign": campaign.code, "customer_id": member.id},
+    again = post(client, "/api/giftcards/vouchers", {"campaign": cleaning_campaign.code, "customer_id": member.id},
                  staff=ops, key="v-1")
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json()["code"] == first.json()["code"] and again["Idempotent-Replayed"] == "true"
     before = digest()
-    other = post(client, "/api/giftcards/vouchers", {"campaign": campaign.code}, staff=ops, key="v-1")
+    other = post(client, "/api/giftcards/vouchers", {"campaign": cleaning_campaign.code}, staff=ops, key="v-1")
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
     card_other = post(client, "/api/giftcards/friend-cards", {"member_id": member.id, "programme": programme.code},
                       staff=ops, key="v-1")
@@ -237,12 +223,12 @@ def test_an_issue_replayed_with_its_key_answers_the_first_and_another_body_is_a_
 
 @pytest.mark.parametrize("length", [200, 255])
 def test_an_issue_with_a_long_idempotency_key_the_api_accepts_is_issued_once(client, ops, member, programme,
-                                                                             campaign, length):
+                                                                             cleaning_campaign, length):
     """The API takes keys of up to 255 characters, the issue keys (api:<user>:<key>) hold 200: on PostgreSQL a
     key of 190+ characters was a 500 (value too long for the column)."""
     for _ in range(2):
-        voucher = post(client, "/api/giftcards/vouchers", {"campaign": campaign.code, "customer_id": member.id},
-                       staff=ops, key="v" * length)
+        voucher = post(client, "/api/giftcards/vouchers",
+                       {"campaign": cleaning_campaign.code, "customer_id": member.id}, staff=ops, key="v" * length)
         card = post(client, "/api/giftcards/friend-cards", {"member_id": member.id, "programme": programme.code},
                     staff=ops, key="c" * length)
         assert (voucher.status_code, card.status_code) == (201, 201), (voucher.content, card.content)
