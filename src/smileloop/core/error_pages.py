@@ -6,6 +6,7 @@ from contextlib import nullcontext
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils import translation
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
@@ -23,6 +24,14 @@ def reader_language(request):
     return patient_language(request) if patient_page(request) else nullcontext()
 
 
+def language_stated(request, response):
+    """Call inside reader_language: a patient's page names the language it is in (Content-Language). LocaleMiddleware
+    would otherwise name the one the phone asked for (English), while the page is in Chinese."""
+    if patient_page(request):
+        response["Content-Language"] = translation.get_language()
+    return response
+
+
 def _api_request(request) -> bool:
     return request.path_info.startswith(settings.API_PATH_PREFIX)
 
@@ -38,7 +47,8 @@ def page_not_found(request, exception):
         return _api_error("not_found", f"No API operation at {request.path}: see {settings.API_PATH_PREFIX}"
                                        "openapi.json for the paths (ids are whole numbers)", 404)
     with reader_language(request):
-        return defaults.page_not_found(request, exception, template_name=error_template(request, "404.html"))
+        return language_stated(request, defaults.page_not_found(request, exception,
+                                                                template_name=error_template(request, "404.html")))
 
 
 def server_error(request):
@@ -46,11 +56,13 @@ def server_error(request):
         return _api_error("server_error", "An internal error stopped this request; it was logged.", 500)
     # Rendered without a request context, as Django's own: nothing in these templates may query the database.
     with reader_language(request):
-        return defaults.server_error(request, template_name=error_template(request, "500.html"))
+        return language_stated(request, defaults.server_error(request,
+                                                              template_name=error_template(request, "500.html")))
 
 
 def csrf_failure(request, reason=""):
     """A patient's survey form left open until its CSRF cookie went: say their answers were not saved and to reload,
     not that they "logged out in another tab"."""
     with reader_language(request):
-        return django_csrf_failure(request, reason, template_name=error_template(request, "403_csrf.html"))
+        return language_stated(request, django_csrf_failure(request, reason,
+                                                            template_name=error_template(request, "403_csrf.html")))

@@ -15,7 +15,7 @@ from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 
 from smileloop.core.api import error_body
-from smileloop.core.error_pages import error_template, reader_language
+from smileloop.core.error_pages import error_template, language_stated, reader_language
 from smileloop.core.errors import BUSY_RETRY_AFTER_SECONDS, database_busy, database_busy_log
 
 
@@ -35,8 +35,8 @@ class DatabaseBusyMiddleware:
             return None
         database_busy_log(request, exception)
         with reader_language(request):
-            response = render(request, error_template(request, "503.html"), {"retry_after": BUSY_RETRY_AFTER_SECONDS},
-                              status=503)
+            response = language_stated(request, render(request, error_template(request, "503.html"),
+                                                       {"retry_after": BUSY_RETRY_AFTER_SECONDS}, status=503))
         response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
         return response
 
@@ -165,4 +165,5 @@ class RequestSizeLimitMiddleware:
             message = f"The request body is larger than the {limit} bytes this endpoint accepts; nothing was read or written"
             return JsonResponse(error_body("too_large", message, [{"field": "body", "message": message}]), status=413)
         with reader_language(request):
-            return render(request, error_template(request, "413.html"), {"limit": filesizeformat(limit)}, status=413)
+            return language_stated(request, render(request, error_template(request, "413.html"),
+                                                   {"limit": filesizeformat(limit)}, status=413))

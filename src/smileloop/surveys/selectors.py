@@ -38,9 +38,10 @@ def survey_expiry_days(*, chain_id: int) -> int:
 # --- the public link -----------------------------------------------------------------------------------
 
 def survey_get_by_token(token: str, *, for_update: bool = False) -> Survey:
-    """The survey behind a link. Any unknown or malformed token is the same SurveyNotFound (no oracle)."""
-    token = (token or "").strip()
-    if not token or len(token) > TOKEN_MAX_LENGTH or not token.isalnum():
+    """The survey behind a link. Any unknown or malformed token is the same SurveyNotFound (no oracle). The token is
+    matched exactly: one padded with white space (/s/%20<token>/) is malformed, not a second address of the link."""
+    token = token or ""
+    if not token or len(token) > TOKEN_MAX_LENGTH or not (token.isascii() and token.isalnum()):
         raise SurveyNotFound("Survey not found")
     qs = Survey.objects.select_related("clinic", "doctor", "customer")
     if for_update:
