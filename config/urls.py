@@ -7,6 +7,7 @@ from config.api import api
 from smileloop.clinics.views import StaffLoginView, admin_login, admin_password_change, password_change
 
 # Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
+handler400 = "smileloop.core.error_pages.bad_request"
 handler404 = "smileloop.core.error_pages.page_not_found"
 handler500 = "smileloop.core.error_pages.server_error"
 

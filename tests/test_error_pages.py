@@ -233,3 +233,39 @@ def test_an_import_upload_over_its_limit_is_refused_before_the_file_reaches_the_
     small = SimpleUploadedFile("患者.csv", b"name,phone\n" + b"x" * 5000, content_type="text/csv")
     answer = client.post(reverse("imports:upload"), {"kind": "customers", "file": small})
     assert answer.status_code == 400 and "1000" in answer.text.replace(",", "").replace("\u00a0", "")
+
+
+@pytest.mark.parametrize("url, member, words", [
+    ("/customers/new/", False, ["请求无法读取", "因此没有保存任何内容"]),
+    ("/surveys/s/AbCdEf123456/", True, ["抱歉，提交的内容无法读取。", "您的回答没有保存"]),
+])
+def test_a_form_django_will_not_read_is_a_400_in_the_readers_layout_and_language(front_desk_a, url, member, words):
+    # given a POST with more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS (no page has a thousand), read first by the
+    # CSRF check as in production
+    client = Client(raise_request_exception=False, enforce_csrf_checks=True)
+    client.force_login(front_desk_a.user)
+    client.cookies[settings.CSRF_COOKIE_NAME] = "a" * 32  # a form's cookie: the check then reads the body's token
+    fields = {f"f{i}": "x" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)}
+    before = Customer.objects.count()
+    # when
+    response = client.post(url, fields, HTTP_ACCEPT_LANGUAGE="en" if member else "zh-hans")
+    # then: the staff workspace or the patients' layout, in Chinese (a patient's page is Chinese whatever the phone
+    # asks), not Django's bare "Bad Request (400)"; nothing written
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert all(w in html for w in words), html[:800]
+    assert _member_page(html) is member and "Bad Request" not in html
+    assert Customer.objects.count() == before
+
+
+@pytest.mark.parametrize("url", ["/api/customers", "/customers/"])
+def test_a_request_for_a_host_the_site_does_not_serve_is_a_400_in_the_readers_shape(url):
+    # when a request names a Host outside ALLOWED_HOSTS (a misrouted proxy, a forged header)
+    response = Client(raise_request_exception=False).get(url, HTTP_HOST="evil.example")
+    # then: the API answers in its error shape, a page in the workspace's layout
+    assert response.status_code == 400
+    if url.startswith("/api/"):
+        assert response.json()["code"] == "bad_request"
+    else:
+        html = response.content.decode()  # (the language is not chosen yet: the host is checked first)
+        assert ("请求无法读取" in html or "Request not read" in html) and "mainnav" in html and "Bad Request" not in html

@@ -42,6 +42,17 @@ def _api_error(code: str, message: str, status: int) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status)
 
 
+def bad_request(request, exception):
+    """A request Django would not read (a form with more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS, a bad Host):
+    the reader's layout and language, not Django's bare English "Bad Request (400)". Rendered without a request
+    context, as Django's own."""
+    if _api_request(request):
+        return _api_error("bad_request", "The request could not be read; nothing was written", 400)
+    with reader_language(request):
+        return language_stated(request, defaults.bad_request(request, exception,
+                                                             template_name=error_template(request, "400.html")))
+
+
 def page_not_found(request, exception):
     if _api_request(request):
         return _api_error("not_found", f"No API operation at {request.path}: see {settings.API_PATH_PREFIX}"
