@@ -36,7 +36,14 @@ from ninja import Header
 from ninja.responses import NinjaJSONEncoder
 
 from smileloop.core.api import documented_required, domain_error_body
-from smileloop.core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from smileloop.core.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from smileloop.core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -57,7 +64,18 @@ class _KeyTaken(Exception):
     """A record for this key exists (stored earlier, or by a concurrent transaction that committed first)."""
 
 
-def service_key(user_id: int, key: str | None, *, limit: int = 150) -> str:
+SERVICE_KEY_MAX = 150  # a service's own key: its rows' columns hold 200, less what derived ledger keys append
+
+
+def service_key_check(key: str, *, field: str = "key") -> str:
+    """A service's key, stripped, or a ValidationFailed naming `field` when it is empty or over SERVICE_KEY_MAX."""
+    key = (key or "").strip()
+    if not key or len(key) > SERVICE_KEY_MAX:
+        raise ValidationFailed([FieldError(field, "an idempotency key of 1–150 characters is required", key)])
+    return key
+
+
+def service_key(user_id: int, key: str | None, *, limit: int = SERVICE_KEY_MAX) -> str:
     """The key an API hands its service, `api:<user>:<Idempotency-Key>`, within `limit` characters (the services'
     key columns hold 200, less what they append for the ledger moves they derive). A longer one keeps its head and a
     digest of the whole, so two keys stay two and a replay finds its first result: an Idempotency-Key of up to

@@ -7,20 +7,11 @@ from django.utils import timezone
 
 from smileloop.core.bounds import field_bounds
 from smileloop.core.dates import add_months, age_on, day_end  # noqa: F401
-from smileloop.core.errors import FieldError
+from smileloop.core.idempotency import service_key_check as key_check  # noqa: F401 (the services' name)
 
 
 def now_or(at: dt.datetime | None) -> dt.datetime:
     return at or timezone.now()
-
-
-def key_check(key: str, *, field: str = "key") -> str:
-    from smileloop.core.errors import ValidationFailed
-
-    key = (key or "").strip()
-    if not key or len(key) > 150:
-        raise ValidationFailed([FieldError(field, "an idempotency key of 1–150 characters is required", key)])
-    return key
 
 
 def stored_periods_check(row: models.Model, names: list[str], *, label: str, kind: str = "",

@@ -17,6 +17,7 @@ from smileloop.checkout.models import (
 from smileloop.checkout.services.price import CASH_METHODS, TENDER_METHOD, PricedBill, _facts, checkout_price
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.idempotency import service_key_check
 from smileloop.core.sql import in_clause, lock_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.giftcards import services as giftcard_services
@@ -95,8 +96,7 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     each still its own transaction with its own key, as the refund reverses them one by one."""
     inputs = priced.inputs if isinstance(priced, PricedBill) else dict(priced)
     customer: Customer = inputs["customer"]
-    if not key or len(key) > 150:
-        raise ValidationFailed([FieldError("key", "an idempotency key of 1–150 characters is required", key)])
+    service_key_check(key)  # refused when empty or too long; used as given
     # One checkout per customer at a time (the row is only locked: nothing of it is read here). FOR NO KEY
     # UPDATE: it must not block the foreign-key checks (KEY SHARE) of a family member's bill that references
     # this customer, or the two can deadlock at commit. The replay check comes after the lock, so a replay

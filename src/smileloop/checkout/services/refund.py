@@ -23,6 +23,7 @@ from smileloop.checkout.pricing import (
 from smileloop.checkout.services.pay import _membership_evaluate, replay_check, request_hash
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.idempotency import service_key_check
 from smileloop.core.money import fen_to_yuan
 from smileloop.customers.services import customers_lock
 from smileloop.giftcards import services as giftcard_services
@@ -114,8 +115,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     then the settlement's own row. Locking the settlement joined to its customer took the customer FOR UPDATE, which
     blocks the foreign-key checks (KEY SHARE) of a family member's bill that records its use of this customer's
     wallet while holding the wallet's account: that bill and this refund, waiting for the wallet, deadlocked."""
-    if not key or len(key) > 150:  # as pay's: the ledger moves it derives append to it, in 200-character columns
-        raise ValidationFailed([FieldError("key", "an idempotency key of 1–150 characters is required", key)])
+    service_key_check(key)  # refused when empty or too long; used as given
     customers_lock(Settlement.objects.filter(pk=settlement.pk).values_list("customer_id", flat=True).get())
     settlement = (Settlement.objects.select_for_update(of=("self",)).select_related("order", "customer")
                   .get(pk=settlement.pk))
