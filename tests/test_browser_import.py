@@ -4,7 +4,10 @@ while the page polls its progress and shows the result by itself when the job is
 The jobs the page enqueues are recorded and run by the test, as the worker would run them, at the moment the test
 chooses: so the page is seen waiting, then seen to notice the end (htmx polling, then HX-Refresh)."""
 
+import threading
+
 import pytest
+from django.core.signals import request_finished, request_started
 
 from smileloop.customers.models import Customer
 from smileloop.imports.enums import BatchStatus
@@ -24,15 +27,45 @@ def worker(monkeypatch, settings, tmp_path):
     jobs = []
     monkeypatch.setattr(batches, "enqueue_on_commit", lambda fn, **kwargs: jobs.append((fn, kwargs)))
 
+    # On SQLite the live server's threads and this test share one in-memory connection (Django hands it over), and
+    # SQLite refuses a write to a table that another thread's statement is still reading ("database table is locked")
+    # where a file database would wait for it. The page polls the batch all along, so a job runs only between the
+    # server's requests, and requests wait while it runs: as the worker would wait on a real database's lock.
+    gate = threading.Condition()
+    state = {"requests": 0, "job": False}
+
+    def started(**_):
+        with gate:
+            gate.wait_for(lambda: not state["job"], timeout=30)
+            state["requests"] += 1
+
+    def finished(**_):
+        with gate:
+            state["requests"] = max(0, state["requests"] - 1)
+            gate.notify_all()
+
+    request_started.connect(started, weak=False)
+    request_finished.connect(finished, weak=False)
+
     def run() -> int:
         done = 0
         while jobs:
             fn, kwargs = jobs.pop(0)
-            fn(**kwargs)
+            with gate:
+                assert gate.wait_for(lambda: state["requests"] == 0, timeout=30), "the server never fell idle"
+                state["job"] = True
+            try:
+                fn(**kwargs)
+            finally:
+                with gate:
+                    state["job"] = False
+                    gate.notify_all()
             done += 1
         return done
 
-    return run
+    yield run
+    request_started.disconnect(started)
+    request_finished.disconnect(finished)
 
 
 def test_a_large_file_is_checked_and_imported_in_the_background_while_the_page_follows(
