@@ -114,7 +114,7 @@ class FieldOut(Schema):
 
 class SegmentIn(InputSchema):
     name: str = Field(min_length=1, max_length=100)
-    description: str = Field("", max_length=500)
+    description: str = Field("", max_length=500, description='Omitted: "" on create, kept on change')
     rule: Any = Field(..., description=RULE_DOC)
     clinic: IdOrCode | None = Field(None, description="The clinic (id or code) whose segment it is; null: the whole "
                                                       "chain's (chain roles only). Omitted: on create, the chain's for "
@@ -226,7 +226,9 @@ def update_endpoint(request: HttpRequest, segment_id: Id, payload: SegmentIn, re
         permission_require(scope, Perm.SEGMENT_MANAGE)
         segment = selectors.segment_get(scope, segment_id)
         clinic = _owner(scope, payload) if "clinic" in payload.model_fields_set else services.KEEP
-        segment = services.segment_update(segment=segment, name=payload.name, description=payload.description,
+        # an omitted description is kept, as an omitted clinic is (it was wiped: a rename lost it)
+        description = payload.description if "description" in payload.model_fields_set else None
+        segment = services.segment_update(segment=segment, name=payload.name, description=description,
                                           rule=payload.rule, actor=request.staff, scope=scope, clinic=clinic)
         return 200, render(SegmentOut, segment)
 

@@ -342,10 +342,10 @@ def _condition_from_leaf(node: dict, *, group: str = "") -> Condition | None:
     negate = False
     if "not" in node and isinstance(node["not"], dict) and "field" in node["not"]:
         node, negate = node["not"], True
-    if "field" not in node or node["field"] not in FIELDS:
+    if not isinstance(node.get("field"), str) or node["field"] not in FIELDS:  # a `?rule=` may hold any JSON
         return None
     spec = FIELDS[node["field"]]
-    op = node.get("op", "")
+    op = node.get("op") if isinstance(node.get("op"), str) else ""
     value = node.get("value")
     texts = _texts(spec, value)
     cond = Condition(key=new_key(), group=group, field=spec.name, op=op, negate=negate,
@@ -367,7 +367,11 @@ def builder_from_rule(rule: dict | None) -> Builder:
         rule = {"all": [rule]}
     mode = "all" if "all" in rule else "any"
     builder.mode = mode
-    for node in rule.get(mode) or []:
+    nodes = rule.get(mode) or []
+    if not isinstance(nodes, list):  # {"all": 5} from a `?rule=`: nothing the form can show
+        builder.unsupported = True
+        nodes = []
+    for node in nodes:
         cond = _condition_from_leaf(node) if isinstance(node, dict) else None
         if cond is not None:
             builder.items.append(cond)

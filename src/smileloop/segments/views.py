@@ -33,7 +33,7 @@ from smileloop.segments.builder import (
     new_key,
 )
 from smileloop.segments.forms import BuilderChoices, SegmentForm, builder_prepare
-from smileloop.segments.rules.validation import validate
+from smileloop.segments.rules.validation import clinic_codes_to_ids, validate
 
 BUILDER = "segments/builder.html"
 
@@ -101,6 +101,9 @@ def segment_create(request, scope: Scope):
     if request.method == "GET":
         rule_tag = _rule_tag(scope, request.GET.get("tag"))
         rule = rule_tag.rule if rule_tag is not None else _rule_param(request)
+        if rule_tag is None and rule is not None and not validate(rule, chain_id=scope.chain_id):
+            # the page's selects offer clinics by id: a code ("SH02") selected none, and the browser sent the first
+            rule = clinic_codes_to_ids(rule, chain_id=scope.chain_id)
         builder = builder_from_rule(rule)
         if rule_tag is not None:
             builder.attach(validate(rule, chain_id=scope.chain_id))
@@ -162,7 +165,7 @@ def _tag_errors(exc: errors.ValidationFailed) -> list[str]:
 def _rule_param(request) -> dict | None:
     try:
         rule = json.loads(request.GET.get("rule", "") or "null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     return rule if isinstance(rule, dict) else None
 

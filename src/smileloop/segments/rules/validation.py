@@ -66,7 +66,9 @@ def _is_clinic(value) -> bool:
     """A clinic's id (an integer) or code (a string)."""
     if _is_int(value):
         return value > 0
-    return isinstance(value, str) and bool(value.strip()) and len(value) <= CLINIC_CODE_MAX and "\x00" not in value
+    # NUL: PostgreSQL cannot compare it; a lone surrogate: the driver cannot encode it (both a 500 on the code lookup)
+    return (isinstance(value, str) and bool(value.strip()) and len(value) <= CLINIC_CODE_MAX and "\x00" not in value
+            and not _LONE_SURROGATE.search(value))
 
 
 # The keys of a leaf, named in messages: the words of the reader's language on pages, the keys themselves in English.
