@@ -212,6 +212,15 @@ def test_date_filters_take_iso_strings_only(client, admin_token):
     assert get(client, "/api/surveys", token=admin_token, since="2025-01-01").status_code == 200
 
 
+@pytest.mark.parametrize("since", ["2025-01-01T00:00:00+14:00", "2025-01-01T00:00:00Z", "2025-01-01T00:00",
+                                   "2025-1-1"])
+def test_a_date_filter_given_a_date_time_is_a_422_not_the_midnight_s_date(client, admin_token, since):
+    # pydantic read a midnight date-time as its date whatever its offset (+14:00 is the day before in Shanghai)
+    response = get(client, "/api/surveys", token=admin_token, since=since)
+    assert (response.status_code, fields(response)) == (422, ["query.since"])
+    assert "2025-03-01" in response.json()["errors"][0]["message"]
+
+
 def test_an_appointment_with_a_timestamp_is_a_422_naming_both_times(client, token_a, patient_a):
     response = post(client, "/api/appointments", {"customer_id": patient_a.id, "clinic": "SH01",
                                                   "start_at": 1740790800, "end_at": "1740792600"}, token=token_a)

@@ -526,8 +526,16 @@ def _iso_only(kind: str, example: str):
             # pydantic reads numbers (and digit strings) as Unix timestamps: 12345 would be 1970-01-01T03:25:45Z.
             raise PydanticCustomError("iso_8601", "must be an ISO 8601 {kind} string, e.g. {example}",
                                       {"kind": kind, "example": example})
+        if kind == "date" and not _PLAIN_DATE.fullmatch(value):
+            # pydantic reads a midnight date-time as its date, whatever its offset: "2025-06-15T00:00:00+14:00" is
+            # the 14th in Shanghai, and the same instant at 00:00:01 was refused. A date is a date.
+            raise PydanticCustomError("iso_8601", "must be an ISO 8601 {kind} string, e.g. {example}",
+                                      {"kind": kind, "example": example})
         return value
     return BeforeValidator(check)
+
+
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 # Years an input date may have. Outside them a date is a typo or a placeholder (0001-01-01, 9999-12-31), and it
