@@ -33,6 +33,7 @@ SERVICE_MESSAGES = [
     gettext_noop("must be an object"),
     gettext_noop("must be an active staff member of the task's clinic"),
     gettext_noop("use either days_before or day_of_month, not both"),
+    gettext_noop("must not contain control characters"),
 ]
 
 

@@ -139,15 +139,19 @@ def task_call(request, scope: Scope, task_id: int):
     require_permission(scope, Perm.TASK_WORK)
     task = selectors.task_get(scope, task_id)
     services.task_work_check(scope, task)  # a colleague's task is not a reason to reveal the number: 403
+    form = CallForm(request.POST)
+    call_error = ""
     if not task.is_open:  # no call to make: the number is not revealed in the task's name (the 360 page can)
         call_error = conflict_message(errors.Conflict("", code="task_closed"), task)
+    elif not form.is_valid():  # a typed reason with a NUL (PostgreSQL cannot store it) or over 200 characters
+        call_error = " ".join(form.errors["reason"])
+    if call_error:
         if not request.htmx:
             return _row(request, scope, task, call_error=call_error, status=422, page=True)
         return render(request, "followups/_task_row.html#phone", {"task": task, "call_error": call_error},
                       status=422)
-    form = CallForm(request.POST)
     # The audit log's reason, in the caller's language like a typed one (a director read "follow-up task #12 …")
-    reason = (form.data.get("reason") or "").strip() or _("follow-up task #%(id)s (%(playbook)s)") % {
+    reason = (form.cleaned_data["reason"] or "").strip() or _("follow-up task #%(id)s (%(playbook)s)") % {
         "id": task.pk, "playbook": task.playbook.name}
     selectors.guardians_fill(scope, [task])
     callee = task.customer if task.customer.mobile or task.guardian is None else task.guardian

@@ -1,6 +1,7 @@
 """Playbooks as business configuration: the built-in set per chain, and the editor's validated writes."""
 
 import re
+import unicodedata
 import uuid
 
 from django.db import IntegrityError, transaction
@@ -18,6 +19,10 @@ _VARIABLE = re.compile(r"\{([^{}]*)\}")
 MAX_DELAY_DAYS = 730
 MAX_SLA_HOURS = 24 * 30
 MAX_LAPSE_DAYS = 365
+# A script is read out on a call; a description is a line on the list. Neither had a bound: a pasted document was saved
+# and then rendered into every task of the step.
+MAX_SCRIPT_CHARS = 2000
+MAX_DESCRIPTION_CHARS = 2000
 
 
 @transaction.atomic
@@ -54,6 +59,15 @@ def complaint_playbook(*, chain_id: int) -> Playbook:
 
 
 # --- editor -----------------------------------------------------------------------------------------------
+
+CONTROL_CHARACTERS = gettext_noop("must not contain control characters")
+
+
+def _has_control(text: str, *, allowed: str = "") -> bool:
+    """Whether `text` holds an invisible control character (a NUL, an escape, a bell …) other than `allowed`: a
+    hand-made POST stored them, and a name goes into timeline entries and audit reasons."""
+    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
+
 
 def script_unknown_variables(script: str) -> list[str]:
     return sorted({name for name in _VARIABLE.findall(script or "") if name not in SCRIPT_VARIABLES})
@@ -159,6 +173,10 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
             f"(allowed: {', '.join('{' + v + '}' for v in SCRIPT_VARIABLES)})", script))
     if not script:
         errors.append(FieldError(f"{prefix}script", "is required", ""))
+    elif len(script) > MAX_SCRIPT_CHARS:
+        errors.append(FieldError(f"{prefix}script", f"must be at most {MAX_SCRIPT_CHARS} characters", script[:50]))
+    elif _has_control(script, allowed="\t\r\n"):
+        errors.append(FieldError(f"{prefix}script", CONTROL_CHARACTERS, script[:50]))
     clean.update(delay_days=delay, sla_hours=sla, lapse_days=lapse, assignee_rule=rule, channel=channel,
                  script=script)
     return clean, errors
@@ -226,6 +244,14 @@ def _playbook_apply(playbook: Playbook, data: dict) -> None:
         errors.append(FieldError("name", "is required", ""))
     elif len(name) > 100:
         errors.append(FieldError("name", "must be at most 100 characters", name))
+    elif _has_control(name):  # one line: no line breaks either
+        errors.append(FieldError("name", CONTROL_CHARACTERS, name))
+    description = (data.get("description", playbook.description) or "").strip()
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        errors.append(FieldError("description", f"must be at most {MAX_DESCRIPTION_CHARS} characters",
+                                 description[:50]))
+    elif _has_control(description, allowed="\t\r\n"):
+        errors.append(FieldError("description", CONTROL_CHARACTERS, description[:50]))
     goal = data.get("goal", playbook.goal)
     if goal not in Goal.values:
         errors.append(FieldError("goal", f"must be one of {', '.join(Goal.values)}", str(goal)))
@@ -235,7 +261,7 @@ def _playbook_apply(playbook: Playbook, data: dict) -> None:
     if errors:
         raise ValidationFailed(errors)
     playbook.name = name
-    playbook.description = (data.get("description", playbook.description) or "").strip()
+    playbook.description = description
     playbook.goal = goal
     playbook.trigger_params = params
     if "is_active" in data:
@@ -256,6 +282,8 @@ def playbook_step_save(*, playbook: Playbook, data: dict, step: PlaybookStep | N
     if errors:
         raise ValidationFailed(errors)
     if step is None:
+        # One adder at a time per playbook: two at once read the same last seq and the second broke the unique order.
+        Playbook.objects.select_for_update().filter(pk=playbook.pk).values_list("pk", flat=True).first()
         seq = (playbook.steps.filter(is_active=True).aggregate(m=Max("seq"))["m"] or 0) + 1
         return PlaybookStep.objects.create(playbook=playbook, seq=seq, **clean)
     if step.playbook_id != playbook.id or not step.is_active:

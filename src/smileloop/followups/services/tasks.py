@@ -106,6 +106,13 @@ def task_work_check(scope: Scope, task: FollowupTask) -> None:
                                code=TASK_NOT_YOURS)
 
 
+def _lock(tasks, task_id: int) -> bool:
+    """Lock the task's row (False: `tasks` has no such task), to be read afterwards. Not in one query with its
+    related rows: when another writer changed the row first, PostgreSQL re-reads only the locked table and an outer
+    join's rows came back blank (an assignee None whose id is set), which crashed the loser of a race."""
+    return bool(list(tasks.select_for_update(of=("self",)).filter(pk=task_id).values_list("pk", flat=True)))
+
+
 def _login(*, user_id: int | None):
     return get_user_model().objects.filter(pk=user_id).first() if user_id else None
 
@@ -169,10 +176,10 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
     if scope is None and actor is not None:
         scope = scope_for_staff(actor)
     tasks = FollowupTask.objects if scope is None else task_queryset(scope)
-    task = (tasks.select_for_update(of=("self",))
-            .select_related("customer", "playbook", "step", "clinic", "assignee").filter(pk=task.pk).first())
-    if task is None:
+    if not _lock(tasks, task.pk):
         raise NotFound("Task not found")
+    task = (FollowupTask.objects.select_related("customer", "playbook", "step", "clinic", "assignee")
+            .get(pk=task.pk))
     if scope is not None:
         task_work_check(scope, task)
     if task.status == TaskStatus.DONE:
@@ -290,8 +297,8 @@ def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> F
         raise PermissionDenied("Your role may not reassign follow-up tasks")
     if task.chain_id != scope.chain_id or not scope.allows_clinic(task.clinic_id):
         raise NotFound("Task not found")
-    locked = (FollowupTask.objects.select_for_update(of=("self",))
-              .select_related("assignee", "customer", "playbook", "clinic").get(pk=task.pk))
+    _lock(FollowupTask.objects, task.pk)
+    locked = FollowupTask.objects.select_related("assignee", "customer", "playbook", "clinic").get(pk=task.pk)
     if locked.status != TaskStatus.OPEN:
         raise Conflict(f"This task is {locked.status} and can no longer be reassigned", code="task_closed")
     ok = (assignee.chain_id == task.chain_id and assignee.is_active
