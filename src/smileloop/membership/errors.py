@@ -86,6 +86,13 @@ class SelfReference(MembershipInputError):
     code = "self_reference"
 
 
+class RenewalOutOfRange(Conflict):
+    """A renewal whose new expiry would pass the year 9999 (a plan of 100 years renewed ahead some 80 times):
+    refused, changing nothing, instead of a 500."""
+
+    code = "renewal_out_of_range"
+
+
 class PeriodOutOfRange(Conflict):
     """A plan saved before durations were bounded holds one no date can reach (100000 months is past the year
     9999): enrolments and renewals in it are refused, naming it (`params["name"]`), until it is corrected."""

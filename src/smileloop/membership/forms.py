@@ -49,6 +49,11 @@ ERROR_MESSAGES = {
     "self_reference": _("Choose another customer, not this one."),
     "benefit_not_in_tier": _("This benefit belongs to another tier than the member's current one."),
     "benefit_not_hidden": _("This benefit is visible; it needs no reveal."),
+    "renewal_out_of_range": _("This membership already runs so far ahead that another renewal would pass the "
+                              "last date the calendar holds."),
+    "erased": _("This person's personal information was erased: no family card or friend link can be recorded for "
+                "them."),
+    "merged": _("This customer record was merged into another; use the surviving record."),
     "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in "
                              "the membership settings first."),
 }
@@ -59,6 +64,10 @@ _PATTERNS = [
      gettext_noop("must be at least %(amount)s yuan, the threshold of %(tier)s ranked below")),
     (re.compile(r"^must be at most (?P<amount>[\d,.]+) yuan, the threshold of (?P<tier>.+) ranked above$"),
      gettext_noop("must be at most %(amount)s yuan, the threshold of %(tier)s ranked above")),
+    (re.compile(r"^must be at least (?P<count>\d+): a card of this tier has (?P=count) family members bound; unbind "
+                r"them first$"),
+     gettext_noop("must be at least %(count)s: a card of this tier has %(count)s family members bound; unbind them "
+                  "first")),
 ]
 
 

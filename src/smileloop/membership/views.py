@@ -304,7 +304,10 @@ def family_unbind(request, scope: Scope, customer_id: int, member_id: int):
     _require(scope, Perm.CUSTOMER_EDIT)
     binding = selectors.family_binding_get(scope, holder=customer, member_id=member_id)
     form = UnbindForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():  # a reason too long or with a NUL: refused with the card, not dropped for the default one
+        error = _("This family member cannot be unbound: %(reason)s") % {"reason": " ".join(form.errors["reason"])}
+        return render(request, CARD_TEMPLATE, {"customer": customer, "card": MemberCard(scope, customer, error=error)},
+                      status=422)
     services.family_unbind(binding=binding, reason=form.cleaned_data.get("reason") or "", actor=request.user.staff)
     return _card(request, scope, customer)
 

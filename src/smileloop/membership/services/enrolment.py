@@ -33,6 +33,7 @@ from smileloop.membership.errors import (
     NotAnUpgrade,
     NotQualified,
     PlanInactive,
+    RenewalOutOfRange,
     TierNotInPlan,
 )
 from smileloop.membership.models import (
@@ -233,8 +234,12 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     fee = (plan.fee_fen if plan.kind == PlanKind.PAID else 0) if fee_fen is None else fee_fen
     previous = membership.expires_at
     continuing = membership.status == MembershipStatus.ACTIVE and previous > at
-    membership.expires_at = (_renewed_expiry(membership, previous, plan.duration_months) if continuing
-                             else day_end(add_months(at, plan.duration_months)))  # a lapse starts a new run
+    try:
+        membership.expires_at = (_renewed_expiry(membership, previous, plan.duration_months) if continuing
+                                 else day_end(add_months(at, plan.duration_months)))  # a lapse starts a new run
+    except (ValueError, OverflowError):  # past the year 9999: a plan of 100 years renewed ahead some 80 times
+        raise RenewalOutOfRange(f"renewing would run membership #{membership.id} past {day(previous)} by "
+                                f"{plan.duration_months} months, beyond the last date the calendar holds")
     membership.status = MembershipStatus.ACTIVE
     membership.ended_at = None
     membership.fee_fen += fee

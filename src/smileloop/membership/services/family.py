@@ -8,6 +8,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.clinics.selectors import scope_for_staff
+from smileloop.core.sql import lock_clause, select_models
 from smileloop.customers.enums import InteractionKind, Relation
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
@@ -66,6 +67,27 @@ def _active_binding(member: Customer):
         member_id=member.pk, unbound_at__isnull=True).first()
 
 
+def _locked_people(*people: Customer, fields: tuple[str, ...] = ("customer_id", "member_id")) -> list[Customer]:
+    """Lock the rows of the people a family-card write relates (in id order, so two writes crossing the same two
+    people never deadlock) and read them afresh: two staff binding one person to two cards at once are serialised
+    on that person (the second meets AlreadyBound, not the unique index: a 500 on PostgreSQL). A record merged away
+    or whose personal information was erased (PIPL) is refused naming its field: `membership_erase_hook` ended their
+    relations, and no new one may be recorded for them (nor new consent evidence about them)."""
+    ids = [p.pk for p in people]
+    rows = {c.pk: c for c in select_models(Customer, f"t0.id IN ({', '.join(['%s'] * len(ids))})", ids,
+                                           tail="ORDER BY t0.id" + lock_clause(no_key=True))}
+    for person, field in zip(people, fields, strict=True):
+        row = rows.get(person.pk)
+        if row is None or row.merged_into_id is not None:
+            raise MembershipInputError("is not a live customer record (merged into another); use the surviving "
+                                       "record", code="merged", field=field)
+        if row.erased_at is not None:
+            raise MembershipInputError("is an erased record (personal information erased): a family card or "
+                                       "friend link can no longer be recorded for it", code="erased",
+                                       field=field)
+    return [rows[p.pk] for p in people]
+
+
 @transaction.atomic
 def family_bind(*, holder: Customer, member: Customer, relation: str, consent_source: str,
                 consent_evidence: str = "", actor: Staff | None = None,
@@ -95,7 +117,7 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
     if not adult and not source:
         raise ConsentMissing(f"{member.name} is a minor: record the holder's consent as guardian (where it was "
                              "given)", field="consent_source")
-    _locked_customer(holder)
+    _locked_people(holder, member)
     membership = _holder_membership(holder, lock=True, at=at)
     existing = _active_binding(member)
     if existing is not None:
@@ -205,7 +227,7 @@ def friend_link(*, friend: Customer, member: Customer, source: str = "", actor: 
     if friend.chain_id != member.chain_id:
         raise MembershipInputError("must be a customer of the same chain", code="invalid", field="member_id")
     _holder_membership(member, lock=False, at=at, field="member_id")
-    _locked_customer(friend)
+    _locked_people(friend, member, fields=("customer_id", "member_id"))
     current = FriendLink.objects.select_related("member").filter(friend_id=friend.pk, ended_at__isnull=True).first()
     if current is not None:
         if current.member_id == member.pk:

@@ -5,12 +5,13 @@ million yuan, ranks 1–100, …), refused with a stable English message naming 
 accepted and then failed each enrolment in the plan."""
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from smileloop.clinics.models import Chain
 from smileloop.core.bounds import range_errors
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.membership.enums import BenefitTrigger, PlanKind
-from smileloop.membership.models import FEN, MONTHS, Benefit, MembershipPlan, Tier
+from smileloop.membership.models import FEN, MONTHS, Benefit, FamilyBinding, MembershipPlan, Tier
 from smileloop.membership.services._common import yuan
 from smileloop.visits.enums import Category
 
@@ -110,11 +111,29 @@ def tier_save(*, plan: MembershipPlan, data: dict, tier: Tier | None = None) -> 
         errors.append(FieldError("excluded_categories", f"unknown categories: {', '.join(map(str, bad))}"))
     errors += _bonus_rules_errors(merged.get("topup_bonus_rules") or [], "topup_bonus_rules")
     if not errors:
-        errors += _ladder_errors(plan, merged, tier)
+        errors += _ladder_errors(plan, merged, tier) + _slots_errors(tier, merged)
     if errors:
         raise ValidationFailed(errors)
     tier = tier or Tier(plan=plan)
     return _save(tier, TIER_FIELDS, merged, "rank", "another tier of this plan has this rank")
+
+
+def _slots_errors(tier: Tier | None, merged: dict) -> list[FieldError]:
+    """Fewer family slots than a card of this tier has members bound is refused (naming the largest family): a card
+    never holds more than its tier's slots, and a configuration save must not end families (and their wallet-share
+    consents) behind the holders' backs, as a move to a smaller tier does with the holder present."""
+    if tier is None or tier.pk is None:
+        return []
+    slots = int(merged.get("family_slots") or 0)
+    if slots >= tier.family_slots:
+        return []
+    # Bindings to an expired card count too: a renewal brings them back into force.
+    largest = (FamilyBinding.objects.filter(holder__tier=tier, unbound_at__isnull=True)
+               .values("holder_id").annotate(n=Count("id")).order_by("-n").values_list("n", flat=True).first())
+    if largest is not None and largest > slots:
+        return [FieldError("family_slots", f"must be at least {largest}: a card of this tier has {largest} family "
+                                           "members bound; unbind them first", str(slots))]
+    return []
 
 
 def _ladder_errors(plan: MembershipPlan, merged: dict, tier: Tier | None) -> list[FieldError]:
