@@ -10,7 +10,7 @@ echo "== import boundaries"; $BIN/lint-imports
 echo "== migrations are current"; DJANGO_SETTINGS_MODULE=config.settings.test $BIN/smileloop makemigrations --check --dry-run >/dev/null
 
 echo "== pytest on SQLite"
-$BIN/pytest -q "$@"
+$BIN/pytest -q --durations=15 "$@"
 
 pg_url="${TEST_DATABASE_URL:-}"
 if [ -z "$pg_url" ] && $BIN/python - <<'PY'
@@ -26,7 +26,7 @@ then
 fi
 if [ -n "$pg_url" ]; then
   echo "== pytest on PostgreSQL ($pg_url)"
-  TEST_DATABASE_URL="$pg_url" $BIN/pytest -q "$@"
+  TEST_DATABASE_URL="$pg_url" $BIN/pytest -q --durations=15 "$@"
 else
   echo "== PostgreSQL not reachable: skipped the PostgreSQL run"
 fi
