@@ -222,7 +222,8 @@ def _settled_upper(settle_seconds: float) -> int | None:
 
 def _batch_read(*, chain_id: int, after: int, upper: int, kinds: list[str], until: dt.datetime,
                 size: int) -> list[tuple]:
-    """The next `size` scanned messages of the chain's live patients after id `after`, in id order, as raw rows
+    """The next `size` scanned messages of the chain's live patients (not merged away, not erased: a message logged
+    after an erasure must not profile the person again) after id `after`, in id order, as raw rows
     (id, customer, kind, occurred_at, text, ahead, follow-up outcome). `ahead` = dated within a day after
     `until`; the follow-up outcome is the outcome code of an entry a completed follow-up task wrote (its
     `data.followup_task_id`), else None.
@@ -244,7 +245,7 @@ def _batch_read(*, chain_id: int, after: int, upper: int, kinds: list[str], unti
            f"CASE WHEN i.occurred_at > %s AND i.occurred_at <= %s THEN 1 ELSE 0 END, {outcome} "
            f"FROM {interaction} i CROSS JOIN {customer} c "
            f"WHERE c.id = i.customer_id AND i.id > %s AND i.id <= %s AND i.kind IN ({marks}) "
-           f"AND c.chain_id = %s AND c.merged_into_id IS NULL ORDER BY i.id LIMIT %s")
+           f"AND c.chain_id = %s AND c.merged_into_id IS NULL AND c.erased_at IS NULL ORDER BY i.id LIMIT %s")
     params = [ops.adapt_datetimefield_value(until), ops.adapt_datetimefield_value(until + dt.timedelta(days=1)),
               after, upper, *kinds, chain_id, size]
     with connection.cursor() as cursor:

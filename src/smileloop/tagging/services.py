@@ -7,6 +7,7 @@ set it (`source`, `set_by`) and when (`set_at`); a rule sync never removes a tag
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 
 from django.core.exceptions import EmptyResultSet
@@ -30,6 +31,7 @@ from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a s
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
 from smileloop.tagging.keywords import (  # noqa: F401 (re-exported)
     KEYWORD_IDS_KEPT,
+    keyword_fold,
     keyword_tag_recheck,
     keyword_tags_merged,
     keyword_tags_scan,
@@ -50,6 +52,15 @@ def _chain_id(chain: Chain | int) -> int:
     return chain if isinstance(chain, int) else chain.pk
 
 
+CONTROL_CHARACTERS = gettext_noop("must not contain control characters")
+
+
+def _has_control(text: str) -> bool:
+    """An invisible control character (a bell, an escape, a line break …): a hand-made request stored them, and a
+    tag's name goes into timeline entries and every tag picker."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
 # --- catalogue ---------------------------------------------------------------------------------------
 
 
@@ -65,6 +76,8 @@ def _group_clean(*, chain_id: int, data: dict, group: TagGroup | None) -> dict:
         errors.append(FieldError("code", "is already used by another tag group", code))
     if not name or len(name) > 60:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
+    elif _has_control(name):
+        errors.append(FieldError("name", CONTROL_CHARACTERS, name[:40]))
     if kind not in TagGroupKind.values:
         errors.append(FieldError("kind", f"must be one of {', '.join(TagGroupKind.values)}", kind))
     try:
@@ -180,8 +193,11 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
     elif "\x00" in name:  # PostgreSQL cannot store it (the segment builder's "save as a rule tag" sends it as typed)
         errors.append(FieldError("name", "Null characters are not allowed.", ""))
-    elif group and Tag.objects.filter(chain_id=chain_id, group=group, name=name).exclude(
-            pk=tag.pk if tag else None).exists():
+    elif _has_control(name):
+        errors.append(FieldError("name", CONTROL_CHARACTERS, name[:40]))
+    elif group and keyword_fold(name) in {keyword_fold(other) for other in Tag.objects.filter(
+            chain_id=chain_id, group=group).exclude(pk=tag.pk if tag else None).values_list("name", flat=True)}:
+        # "ＶＩＰ", "vip" and "VIP" read as one tag in a picker (and the keyword scan folds them alike): one per group.
         errors.append(FieldError("name", "is already used by another tag in this group", name))
     if kind not in TagKind.values:
         errors.append(FieldError("kind", f"must be one of {', '.join(TagKind.values)}", kind))
@@ -189,6 +205,8 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         errors.append(FieldError("colour", "must be a colour like #2563eb", colour))
     if len(description) > 255:
         errors.append(FieldError("description", "must be at most 255 characters", description[:40]))
+    elif _has_control(description):
+        errors.append(FieldError("description", CONTROL_CHARACTERS, description[:40]))
     rule_unreadable = False
     if isinstance(rule, str):
         text = rule.strip()
@@ -216,6 +234,8 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
     elif any(len(k) > 40 for k in keywords):
         errors.append(FieldError("keywords", "each keyword must be at most 40 characters",
                                  next(k for k in keywords if len(k) > 40)))
+    elif any(_has_control(k) for k in keywords):
+        errors.append(FieldError("keywords", CONTROL_CHARACTERS, next(k for k in keywords if _has_control(k))[:40]))
     threshold = _int_field(errors, "keyword_threshold", current("keyword_threshold", 2), low=1, high=1000,
                            message="must be a whole number of at least 1")
     window = _int_field(errors, "keyword_window_days", current("keyword_window_days", 30), low=1, high=3650,
@@ -317,10 +337,10 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
 def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
     """Take `tag` off `customer`. True if it was there; writes a timeline entry then. A row a rule tag's rule set is
     refused (the next sync would put it back): one set by hand before the tag became a rule tag may go, and so
-    may one its rule set before it became a manual tag (no sync touches it any more)."""
+    may one its rule set before it became a manual tag or was switched off (no sync touches it any more)."""
     _same_chain(customer=customer, tag=tag)
-    if tag.kind == TagKind.RULE and CustomerTag.objects.filter(customer=customer, tag=tag,
-                                                               source=TagSource.RULE).exists():
+    if tag.kind == TagKind.RULE and tag.is_active and CustomerTag.objects.filter(customer=customer, tag=tag,
+                                                                                 source=TagSource.RULE).exists():
         raise ValidationFailed([FieldError("tag", _RULE_OWNED, tag.code)])
     removed, _ = CustomerTag.objects.filter(customer=customer, tag=tag).delete()
     if removed:
@@ -338,6 +358,8 @@ def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> tuple[list[int], l
     if tag.chain_id != scope.chain_id:
         raise NotFound("Tag not found", field="tag")
     try:
+        if isinstance(customer_ids, (str, bytes)) or any(isinstance(i, (bool, float)) for i in customer_ids):
+            raise TypeError  # True is not customer 1, nor 1.5 customer 1
         ids = sorted({int(i) for i in customer_ids})
     except (TypeError, ValueError):
         raise ValidationFailed([FieldError("customer_ids", "must be a list of customer ids", str(customer_ids)[:80])])
@@ -348,7 +370,7 @@ def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> tuple[list[int], l
     found: set[int] = set()
     erased: list[int] = []
     for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
+        chunk = [i for i in ids[start:start + 900] if 0 < i <= BIGINT_MAX]  # past the key column: no one (a 500)
         for pk, erased_at in customer_queryset(scope).filter(pk__in=chunk).values_list("id", "erased_at"):
             found.add(pk)
             if erased_at is not None:
@@ -398,7 +420,7 @@ def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: S
 def tags_bulk_remove(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None) -> int:
     """Untag a list selection: all or nothing. Returns how many patients lost the tag."""
     ids, _erased = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)  # untagging them is fine
-    if tag.kind == TagKind.RULE:
+    if tag.kind == TagKind.RULE and tag.is_active:  # a switched-off rule's rows: no sync touches them any more
         for start in range(0, len(ids), 900):
             if CustomerTag.objects.filter(tag=tag, source=TagSource.RULE,
                                           customer_id__in=ids[start:start + 900]).exists():
@@ -434,7 +456,9 @@ def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = 
     rows no longer matching. Rows set any other way (by hand, API, keyword) are never removed; a patient
     who already carries the tag by hand is not given a second row."""
     at = at or timezone.now()
-    live = Customer.objects.filter(pk__in=customer_ids, chain_id=tag.chain_id, merged_into__isnull=True)
+    # An erased person is never profiled again, whatever the ids given (segments leave them out too).
+    live = Customer.objects.filter(pk__in=customer_ids, chain_id=tag.chain_id, merged_into__isnull=True,
+                                   erased_at__isnull=True)
     missing = live.exclude(Exists(CustomerTag.objects.filter(tag_id=tag.pk, customer_id=OuterRef("pk")))).values("id")
     added = 0
     try:

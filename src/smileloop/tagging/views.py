@@ -211,7 +211,7 @@ def customer_tag_remove(request, scope: Scope, customer_id: int):
     require_permission(scope, Perm.TAG_APPLY)
     tag = selectors.tag_get(scope, request.POST.get("tag") or "")
     row = next((r for r in selectors.customer_tags(scope, customer) if r.tag_id == tag.pk), None)
-    if row is not None and row.source == TagSource.RULE and tag.kind == TagKind.RULE:
+    if row is not None and row.source == TagSource.RULE and tag.kind == TagKind.RULE and tag.is_active:
         # The nightly sync would put it back (without a timeline entry): the rule decides, not a click.
         return _section(request, scope, customer, status=422, remove_error=_(
             "%(name)s is set by its rule every night; change the rule to take it off.") % {"name": tag.name})
