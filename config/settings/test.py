@@ -1,6 +1,9 @@
 """Test settings: SQLite by default; TEST_DATABASE_URL switches the suite to PostgreSQL."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 from config.env import database_config
 
@@ -20,3 +23,7 @@ WHITENOISE_USE_FINDERS = True
 # The login lockout's counters in this process's memory, whatever REDIS_URL the shell has: a run never meets the
 # failures of another. Tests of the lockout clear it (clinics' tests).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "smileloop-test"}}
+# Uploaded import files go to a folder of this process's own, not the checkout's var/imports: the SQLite and the
+# PostgreSQL runs of scripts/test.sh run at once, and a purge test in one must not see the other's files.
+SMILELOOP_IMPORT_DIR = tempfile.mkdtemp(prefix="smileloop-test-imports-")
+atexit.register(shutil.rmtree, SMILELOOP_IMPORT_DIR, ignore_errors=True)
