@@ -238,7 +238,7 @@ def _benefit(scope: Scope, benefit_id: int):
 
 
 def _own(customer: Customer):
-    membership = selectors.own_membership(customer)
+    membership = selectors.own_membership_in_force(customer)
     if membership is None:
         raise NotAMember(f"{customer.name} has no active membership", field="customer_id")
     return membership

@@ -77,6 +77,13 @@ def _in_force(m: Membership | None, at: dt.datetime) -> bool:
     return m is not None and m.status == MembershipStatus.ACTIVE and (m.expires_at is None or m.expires_at > at)
 
 
+def own_membership_in_force(customer: Customer, *, at: dt.datetime | None = None) -> Membership | None:
+    """`own_membership` when in force at `at` (now): one past its expiry is none, as an expired one, though the
+    nightly job has not marked it yet (what the staff pages and the API act on)."""
+    own = own_membership(customer)
+    return own if _in_force(own, at or timezone.now()) else None
+
+
 def own_membership(customer: Customer) -> Membership | None:
     """`membership_active` with `customer` as its customer (the row the caller holds, not read again)."""
     own = membership_active(customer)
@@ -206,9 +213,12 @@ def membership_current_in_scope(scope: Scope, customer: Customer, *, at: dt.date
 def membership_current_for(customer: Customer, *, at: dt.datetime | None = None) -> CurrentMembership:
     """`membership_current` for a customer the caller already obtained through a scoped selector
     (customers.selectors.customer_get, as the 360 page does): the scope is not checked a second time."""
-    found, binding, link, own = _candidates(customer, at or timezone.now())
+    at = at or timezone.now()
+    found, binding, link, own = _candidates(customer, at)
     best = _best(found)
-    return CurrentMembership(own=own, discount=best,
+    # A card past its expiry is shown as an expired one is (none in force: the card offers enrolment), before the
+    # nightly job marks it: the services refuse it as expired.
+    return CurrentMembership(own=own if _in_force(own, at) else None, discount=best,
                              binding=binding if binding and binding.unbound_at is None else None,
                              friend_link=link, alternatives=[d for d in found if d is not best])
 

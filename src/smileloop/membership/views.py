@@ -126,7 +126,9 @@ class MemberCard:
 
     @property
     def can_edit(self) -> bool:
-        return self.scope.can(Perm.CUSTOMER_EDIT)
+        # An erased (PIPL) record is offered no action, as on the rest of the 360 page: nobody enrols, renews or
+        # binds an anonymous record.
+        return self.scope.can(Perm.CUSTOMER_EDIT) and self.customer.erased_at is None
 
     @cached_property
     def urls(self) -> dict:
@@ -216,7 +218,7 @@ def _card_action(request, scope, customer_id, *, form_name, form, run):
 
 
 def _own(customer: Customer):
-    membership = selectors.own_membership(customer)
+    membership = selectors.own_membership_in_force(customer)
     if membership is None:
         raise errors.Conflict(_("This customer has no active membership."), code="not_a_member")
     return membership
@@ -252,7 +254,7 @@ def renew(request, scope: Scope, customer_id: int):
 @require_POST
 def tier_change(request, scope: Scope, customer_id: int):
     customer = customer_get(scope, customer_id)
-    membership = selectors.own_membership(customer)
+    membership = selectors.own_membership_in_force(customer)
 
     def run(customer, data):
         own = _own(customer)

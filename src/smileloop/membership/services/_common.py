@@ -10,6 +10,7 @@ from smileloop.core.bounds import field_bounds
 from smileloop.core.dates import add_months, age_on, day_end  # noqa: F401
 from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
 from smileloop.membership import reasons
+from smileloop.membership.enums import EventKind, MembershipStatus
 from smileloop.membership.errors import PeriodOutOfRange
 from smileloop.membership.models import (
     FamilyBinding,
@@ -44,6 +45,30 @@ def plan_duration_check(plan: MembershipPlan) -> None:
 
 def now_or(as_of: dt.datetime | None) -> dt.datetime:
     return as_of or timezone.now()
+
+
+def lapsed(membership: Membership, at: dt.datetime) -> bool:
+    """An active membership past its `expires_at`: the nightly `memberships_expire` has not reached it yet, but it
+    is expired from its last local day on (no discount, as `selectors` read it), so every write treats it so.
+    A lifetime membership (no `expires_at`) never lapses."""
+    return (membership.status == MembershipStatus.ACTIVE and membership.expires_at is not None
+            and membership.expires_at <= at)
+
+
+def status_at(membership: Membership, at: dt.datetime) -> str:
+    """The status as of `at`: a lapsed membership is expired (see `lapsed`)."""
+    return MembershipStatus.EXPIRED if lapsed(membership, at) else membership.status
+
+
+def lapse(membership: Membership, *, at: dt.datetime) -> None:
+    """Expire a lapsed membership now, as the nightly job would (status, end, its `expired` event; its family
+    stays bound, for a renewal to bring back), so that a new membership may take its place."""
+    Membership.objects.filter(pk=membership.pk, status=MembershipStatus.ACTIVE).update(
+        status=MembershipStatus.EXPIRED, ended_at=at, updated_at=at)
+    membership.status, membership.ended_at = MembershipStatus.EXPIRED, at
+    msg = reasons.message("expired", day=day(at), tier=membership.tier.name, until=day(membership.expires_at))
+    event_add(membership=membership, kind=EventKind.EXPIRED, at=at, msg=msg,
+              data={"expires_at": membership.expires_at.isoformat()})
 
 
 def event_add(*, membership: Membership, kind: str, at: dt.datetime, msg: dict, data: dict | None = None,

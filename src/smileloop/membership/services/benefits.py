@@ -19,7 +19,7 @@ from smileloop.membership.errors import (
     MembershipNotActive,
 )
 from smileloop.membership.models import Benefit, BenefitReveal, Membership
-from smileloop.membership.services._common import day, now_or
+from smileloop.membership.services._common import day, now_or, status_at
 from smileloop.visits.enums import PlanStatus
 from smileloop.visits.models import TreatmentPlan
 
@@ -61,8 +61,9 @@ def benefit_reveal(*, membership: Membership, benefit: Benefit, trigger: str = B
     existing = BenefitReveal.objects.filter(membership=membership, benefit=benefit).first()
     if existing is not None:
         return existing
-    if membership.status != MembershipStatus.ACTIVE:
-        raise MembershipNotActive(f"membership #{membership.id} is {membership.status}, not active")
+    status = status_at(membership, at)  # past its expiry: expired, though the nightly job has not marked it yet
+    if status != MembershipStatus.ACTIVE:
+        raise MembershipNotActive(f"membership #{membership.id} is {status}, not active")
     if benefit.tier_id != membership.tier_id:
         raise BenefitNotInTier(f"{benefit.name} is not a benefit of tier {membership.tier.name}", field="benefit_id")
     if not benefit.is_hidden:

@@ -52,9 +52,12 @@ from smileloop.membership.services._common import (
     day,
     day_end,
     event_add,
+    lapse,
+    lapsed,
     now_or,
     plan_duration_check,
     plan_duration_ok,
+    status_at,
     yuan,
 )
 
@@ -90,6 +93,21 @@ def _locked_customer(customer: Customer) -> Customer:
                           lock=lock_clause(no_key=True))
     if locked is None:
         raise NotFound("Customer not found")
+    return locked
+
+
+def _locked_enrollable(customer: Customer) -> Customer:
+    """`_locked_customer` for an enrolment: a record merged away or erased (PIPL) is refused on `customer_id` (the
+    surviving record is enrolled; an erased one is an anonymous ledger record that nobody may join a plan as)."""
+    locked = select_model(Customer, "t0.id = %s", [customer.pk], lock=lock_clause(no_key=True))
+    if locked is None:
+        raise NotFound("Customer not found")
+    if locked.merged_into_id is not None:
+        raise MembershipInputError("is not a live customer record (merged into another); use the surviving record",
+                                   code="merged", field="customer_id")
+    if locked.erased_at is not None:
+        raise MembershipInputError("is an erased record (personal information erased): it cannot be enrolled",
+                                   code="erased", field="customer_id")
     return locked
 
 
@@ -183,8 +201,12 @@ def membership_enrol(*, customer: Customer, plan: MembershipPlan, tier: Tier | N
     (cumulative paid spend net of refunds / cumulative top-up); the default is the best tier reached."""
     at = now_or(as_of)
     _check_plan(customer, plan, tier)
-    customer = _locked_customer(customer)
-    if membership_active(customer) is not None:
+    customer = _locked_enrollable(customer)
+    existing = membership_active(customer)
+    if existing is not None and lapsed(existing, at):
+        lapse(existing, at=at)  # past its expiry before the nightly job: the customer may join another plan
+        existing = None
+    if existing is not None:
         raise MembershipExists(f"{customer.name} already has an active membership; renew, upgrade or cancel it "
                                "instead")
     _fee_check(fee_fen)
@@ -228,6 +250,9 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     plan_duration_check(plan)
     if membership.status == MembershipStatus.EXPIRED:
         other = membership_active(customer)
+        if other is not None and lapsed(other, at):
+            lapse(other, at=at)
+            other = None
         if other is not None:
             raise MembershipExists(f"{customer.name} already has another active membership (#{other.id})")
     _fee_check(fee_fen)
@@ -295,11 +320,14 @@ def family_trim(membership: Membership, *, at: dt.datetime) -> int:
                                f"{membership.tier.family_slots}")
 
 
-def _locked_active(membership: Membership) -> Membership:
+def _locked_active(membership: Membership, *, at: dt.datetime) -> Membership:
+    """The membership locked, refused unless in force at `at`: one past its expiry is refused as expired, though
+    the nightly job has not marked it yet."""
     _locked_customer(membership.customer)
     membership = Membership.objects.select_for_update().select_related("plan", "tier").get(pk=membership.pk)
-    if membership.status != MembershipStatus.ACTIVE:
-        raise MembershipNotActive(f"membership #{membership.id} is {membership.status}, not active")
+    status = status_at(membership, at)
+    if status != MembershipStatus.ACTIVE:
+        raise MembershipNotActive(f"membership #{membership.id} is {status}, not active")
     return membership
 
 
@@ -308,7 +336,7 @@ def membership_upgrade(*, membership: Membership, tier: Tier, actor: Staff | Non
                        as_of: dt.datetime | None = None) -> Membership:
     """A staff upgrade to a better tier of the same plan."""
     at = now_or(as_of)
-    membership = _locked_active(membership)
+    membership = _locked_active(membership, at=at)
     if tier.plan_id != membership.plan_id:
         raise TierNotInPlan(f"tier {tier.name} is not a tier of plan {membership.plan.name}", field="tier_id")
     if tier.rank <= membership.tier.rank:
@@ -326,7 +354,7 @@ def membership_downgrade(*, membership: Membership, tier: Tier, actor: Staff | N
                          as_of: dt.datetime | None = None) -> Membership:
     """A staff downgrade to a lower tier; refused when the current tier does not allow downgrades."""
     at = now_or(as_of)
-    membership = _locked_active(membership)
+    membership = _locked_active(membership, at=at)
     if tier.plan_id != membership.plan_id:
         raise TierNotInPlan(f"tier {tier.name} is not a tier of plan {membership.plan.name}", field="tier_id")
     if tier.rank >= membership.tier.rank:
@@ -359,7 +387,7 @@ def membership_cancel(*, membership: Membership, reason: str, actor: Staff | Non
     at = now_or(as_of)
     if not (reason or "").strip():
         raise MembershipInputError("is required (why the membership is cancelled)", code="invalid", field="reason")
-    membership = _locked_active(membership)
+    membership = _locked_active(membership, at=at)
     _end(membership, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
          msg=reasons.message("cancelled", day=day(at), why=reason.strip()), data={}, unbind_family=True)
     return membership
@@ -462,6 +490,9 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
     at = now_or(as_of)
     customer = _locked_customer(customer)
     current = membership_active(customer) if current is _UNSET else current
+    if current is not None and lapsed(current, at):
+        lapse(current, at=at)  # expired, though the nightly job has not marked it yet: evaluated as a non-member
+        current = None
     topup = _Topup(customer, topup_total_fen)
     kinds = [PlanKind.SPEND_BASED] + ([PlanKind.STORED_VALUE] if topup.possible else [])
     plans = _plan_tiers(customer.chain_id, current, kinds)
@@ -564,6 +595,22 @@ def memberships_expire(*, as_of: dt.datetime | None = None, reminder_days: tuple
     return ExpiryResult(expired=len(ids), reminders=reminders)
 
 
+def _locked_without_membership(ids: list[int]) -> set[int]:
+    """Lock these customers' rows (in id order, as every membership write locks its customer first) and return
+    those still live and without an active membership: one enrolled by staff meanwhile (the candidates were read
+    before) is skipped, not inserted against the one-active-membership index, which aborted the whole job."""
+    ids, live = sorted(ids), set()
+    for start in range(0, len(ids), 2000):
+        locked = list(Customer.objects.select_for_update(no_key=True).filter(
+            pk__in=ids[start:start + 2000], merged_into__isnull=True, erased_at__isnull=True)
+            .order_by("pk").values_list("pk", flat=True))
+        # A fresh read after the locks: it sees the memberships committed while the job waited for a row.
+        taken = set(Membership.objects.filter(customer_id__in=locked, status=MembershipStatus.ACTIVE)
+                    .values_list("customer_id", flat=True))
+        live.update(set(locked) - taken)
+    return live
+
+
 @transaction.atomic
 def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, actor: Staff | None = None) -> int:
     """Enrol every live customer of `chain` whose cumulative spend reached an auto-enrol spend-based plan's
@@ -599,14 +646,16 @@ def spend_based_enrol_all(*, chain: Chain, as_of: dt.datetime | None = None, act
         lowest = min(tier_threshold(t, plan.kind) for t in tiers)
         tier_case = Case(*[When(lifetime_spend_fen__gte=tier_threshold(t, plan.kind), then=Value(t.id)) for t in tiers],
                          output_field=IntegerField())
-        candidates = (Customer.objects.filter(chain_id=chain.id, merged_into__isnull=True,
+        candidates = (Customer.objects.filter(chain_id=chain.id, merged_into__isnull=True, erased_at__isnull=True,
                                               lifetime_spend_fen__gte=lowest)
                       .exclude(Exists(active)).annotate(tier_id=tier_case)
                       .values_list("id", "lifetime_spend_fen", "tier_id").order_by("id"))
         by_id = {t.id: t for t in tiers}
         expires = expires_cache.setdefault(plan.id, day_end(add_months(at, plan.duration_months))
                                            if plan.duration_months else None)
-        batch = [row for row in candidates if len(eligible) == 1 or best_plan_id(row[1]) == plan.id]
+        rows = [row for row in candidates if len(eligible) == 1 or best_plan_id(row[1]) == plan.id]
+        live = _locked_without_membership([row[0] for row in rows])
+        batch = [row for row in rows if row[0] in live]
         memberships = Membership.objects.bulk_create([
             Membership(chain_id=chain.id, customer_id=cid, plan=plan, tier_id=tid, status=MembershipStatus.ACTIVE,
                        started_at=at, expires_at=expires, enrolled_by=actor)

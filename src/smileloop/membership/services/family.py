@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -170,9 +171,12 @@ def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | No
     return binding
 
 
-def _binding_between(holder: Customer, member: Customer) -> FamilyBinding | None:
-    return FamilyBinding.objects.filter(holder__customer_id=holder.pk, holder__status=MembershipStatus.ACTIVE,
-                                        member_id=member.pk, unbound_at__isnull=True).first()
+def _binding_between(holder: Customer, member: Customer, at: dt.datetime) -> FamilyBinding | None:
+    """The binding of `member` to `holder`'s card in force at `at` (a card past its expiry is expired, though the
+    nightly job has not marked it yet)."""
+    return FamilyBinding.objects.filter(
+        Q(holder__expires_at__isnull=True) | Q(holder__expires_at__gt=at), holder__customer_id=holder.pk,
+        holder__status=MembershipStatus.ACTIVE, member_id=member.pk, unbound_at__isnull=True).first()
 
 
 @transaction.atomic
@@ -187,7 +191,7 @@ def wallet_share_consent_grant(*, holder: Customer, member: Customer, mode: str,
     if not (source or "").strip():
         raise ConsentMissing("is required (where the holder gave the consent)", field="source")
     _locked_customer(holder)
-    if _binding_between(holder, member) is None:
+    if _binding_between(holder, member, at) is None:
         raise NotBound(f"{member.name} is not a bound family member of {holder.name}", field="member_id")
     current = WalletShareConsent.objects.filter(holder_id=holder.pk, member_id=member.pk, revoked_at__isnull=True).first()
     if current is not None:

@@ -78,16 +78,22 @@ def _save(instance, fields: list[str], data: dict, unique_field: str, unique_mes
     return instance
 
 
-@transaction.atomic
-def plan_save(*, chain: Chain, data: dict, plan: MembershipPlan | None = None) -> MembershipPlan:
-    merged = {name: getattr(plan, name) for name in PLAN_FIELDS} if plan else {}
-    merged.update(data)
+def plan_errors(merged: dict, plan: MembershipPlan | None) -> list[FieldError]:
+    """Everything `plan_save` refuses in these values (the admin's form asks it too)."""
     errors = _plan_errors(merged)
-    if plan is not None and merged.get("kind") != plan.kind and plan.memberships.exists():
+    if plan is not None and plan.pk is not None and merged.get("kind") != plan.kind and plan.memberships.exists():
         # Its members joined on its terms (a fee bought months; top-ups or spend reached a tier): another kind
         # would re-read their memberships by rules they never met.
         errors.append(FieldError("kind", "cannot change while the plan has members: make a new plan instead",
                                  str(merged.get("kind"))))
+    return errors
+
+
+@transaction.atomic
+def plan_save(*, chain: Chain, data: dict, plan: MembershipPlan | None = None) -> MembershipPlan:
+    merged = {name: getattr(plan, name) for name in PLAN_FIELDS} if plan else {}
+    merged.update(data)
+    errors = plan_errors(merged, plan)
     if errors:
         raise ValidationFailed(errors)
     plan = plan or MembershipPlan(chain=chain)
@@ -98,6 +104,17 @@ def plan_save(*, chain: Chain, data: dict, plan: MembershipPlan | None = None) -
 def tier_save(*, plan: MembershipPlan, data: dict, tier: Tier | None = None) -> Tier:
     merged = {name: getattr(tier, name) for name in TIER_FIELDS} if tier else {}
     merged.update(data)
+    errors = tier_errors(plan, merged, tier)
+    if errors:
+        raise ValidationFailed(errors)
+    tier = tier or Tier(plan=plan)
+    return _save(tier, TIER_FIELDS, merged, "rank", "another tier of this plan has this rank")
+
+
+def tier_errors(plan: MembershipPlan, merged: dict, tier: Tier | None, others: list | None = None
+                ) -> list[FieldError]:
+    """Everything `tier_save` refuses in these values (the admin's forms ask it too). `others`: the plan's other
+    tiers as they will be, when several are saved at once (the admin's inline rows); by default as stored."""
     errors = []
     if not str(merged.get("name") or "").strip():
         errors.append(FieldError("name", "is required"))
@@ -111,11 +128,8 @@ def tier_save(*, plan: MembershipPlan, data: dict, tier: Tier | None = None) -> 
         errors.append(FieldError("excluded_categories", f"unknown categories: {', '.join(map(str, bad))}"))
     errors += _bonus_rules_errors(merged.get("topup_bonus_rules") or [], "topup_bonus_rules")
     if not errors:
-        errors += _ladder_errors(plan, merged, tier) + _slots_errors(tier, merged)
-    if errors:
-        raise ValidationFailed(errors)
-    tier = tier or Tier(plan=plan)
-    return _save(tier, TIER_FIELDS, merged, "rank", "another tier of this plan has this rank")
+        errors += _ladder_errors(plan, merged, tier, others) + _slots_errors(tier, merged)
+    return errors
 
 
 def _slots_errors(tier: Tier | None, merged: dict) -> list[FieldError]:
@@ -136,12 +150,15 @@ def _slots_errors(tier: Tier | None, merged: dict) -> list[FieldError]:
     return []
 
 
-def _ladder_errors(plan: MembershipPlan, merged: dict, tier: Tier | None) -> list[FieldError]:
+def _ladder_errors(plan: MembershipPlan, merged: dict, tier: Tier | None, others: list | None = None
+                   ) -> list[FieldError]:
     """A higher tier asks at least as much as every tier below it: evaluation places a member in the highest tier
     whose thresholds they meet, so a higher tier with a lower threshold would take everyone from the one below."""
     errors = []
     rank = int(merged.get("rank") or 0)
-    others = plan.tiers.exclude(pk=tier.pk if tier else None).order_by("rank")
+    if others is None:
+        others = plan.tiers.exclude(pk=tier.pk if tier else None) if plan.pk is not None else []
+    others = sorted(others, key=lambda t: t.rank)
     for name in ("min_spend_fen", "min_topup_fen"):
         value = int(merged.get(name) or 0)
         below = [t for t in others if t.rank < rank and getattr(t, name) > value]
@@ -159,6 +176,19 @@ def _ladder_errors(plan: MembershipPlan, merged: dict, tier: Tier | None) -> lis
 def benefit_save(*, tier: Tier, data: dict, benefit: Benefit | None = None) -> Benefit:
     merged = {name: getattr(benefit, name) for name in BENEFIT_FIELDS} if benefit else {}
     merged.update(data)
+    errors = benefit_errors(merged)
+    if errors:
+        raise ValidationFailed(errors)
+    trigger = merged.get("trigger") or ""
+    merged["trigger"] = trigger
+    if trigger != BenefitTrigger.NTH_VISIT:
+        merged["trigger_n"] = None
+    benefit = benefit or Benefit(tier=tier)
+    return _save(benefit, BENEFIT_FIELDS, merged, "name", "could not be saved")
+
+
+def benefit_errors(merged: dict) -> list[FieldError]:
+    """Everything `benefit_save` refuses in these values (the admin's forms ask it too)."""
     errors = []
     if not str(merged.get("name") or "").strip():
         errors.append(FieldError("name", "is required"))
@@ -173,10 +203,4 @@ def benefit_save(*, tier: Tier, data: dict, benefit: Benefit | None = None) -> B
         errors.append(FieldError("trigger_n", "is required for the Nth-visit trigger"))
     errors += range_errors(Benefit, merged, ["position", "trigger_n"])
     errors += _action_data_errors(merged.get("action_data"))
-    if errors:
-        raise ValidationFailed(errors)
-    merged["trigger"] = trigger
-    if trigger != BenefitTrigger.NTH_VISIT:
-        merged["trigger_n"] = None
-    benefit = benefit or Benefit(tier=tier)
-    return _save(benefit, BENEFIT_FIELDS, merged, "name", "could not be saved")
+    return errors
