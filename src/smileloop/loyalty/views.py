@@ -114,7 +114,8 @@ class LoyaltyCard:
 
     @property
     def can_edit(self) -> bool:
-        return self.scope.can(Perm.CUSTOMER_EDIT)
+        # An erased (PIPL) record is offered no top-up, award, gift or package, as the member card offers no enrolment.
+        return self.scope.can(Perm.CUSTOMER_EDIT) and self.customer.erased_at is None
 
     @cached_property
     def held(self) -> list:

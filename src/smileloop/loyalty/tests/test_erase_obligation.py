@@ -92,3 +92,15 @@ def test_the_erase_page_says_the_package_must_be_cancelled_first_and_erases_noth
     response = client.post(url, {"erase-reason": REASON, "erase-confirm": "王芳", "erase-forfeit": "on"})
     assert response.status_code == 302
     assert Customer.objects.get(pk=wang.pk).erased_at is not None
+
+
+def test_an_erased_customers_wallet_card_offers_no_top_up_award_gift_or_package(client, front_desk_a, admin_scope,
+                                                                                   wang, spouse):
+    live = spouse
+    _erase(admin_scope, wang, forfeit=True)
+    client.force_login(front_desk_a.user)
+    erased = client.get(reverse("customers:detail", args=[wang.id])).text
+    shown = client.get(reverse("customers:detail", args=[live.id])).text
+    for name in ("topup", "award", "gift", "package"):
+        assert reverse("loyalty:form", args=[live.id, name]) in shown, name  # a live record's card offers them
+        assert reverse("loyalty:form", args=[wang.id, name]) not in erased, name
