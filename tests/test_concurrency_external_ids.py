@@ -5,22 +5,16 @@ at the same moment is the conflict a sequential request gets, never a 500 (run o
 import datetime as dt
 
 import pytest
-from django.db import connection
 
 from smileloop.core.errors import Conflict
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.visits.models import Appointment, Order, Procedure, TreatmentPlan
 from smileloop.visits.services import appointment_upsert, order_record, plan_record, procedure_record
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 AT = dt.datetime(2026, 12, 4, 2, 0, tzinfo=dt.UTC)
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 def _writes(customer, clinic):

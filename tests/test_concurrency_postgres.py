@@ -2,22 +2,19 @@
 other instead of deadlocking or failing, identities answer as a sequence would (run only on PostgreSQL)."""
 
 import pytest
-from django.db import connection
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.errors import Conflict, NotFound
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.models import Customer, Household, HouseholdMember, Identity
 from smileloop.customers.services import customer_merge, customer_upsert, household_relative_add, identity_add
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
 
 def test_eight_concurrent_upserts_of_one_phone_make_one_person(chain):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
     # given eight writers released at once
     def writer(i):
         customer, created = customer_upsert(chain=chain.id, data={"name": "并发", "mobile": "13800138000",
@@ -33,15 +30,8 @@ def test_eight_concurrent_upserts_of_one_phone_make_one_person(chain):
     assert sum(created for _, created in results) == 1
 
 
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
-
-
 def test_two_merges_of_one_pair_in_opposite_directions_do_not_deadlock(chain):
     # two staff members (or a double submit after Back) merge one pair at once, each keeping a different record
-    _postgresql_only()
-
     scope = scope_for_staff(StaffFactory(chain=chain, role=Role.CHAIN_ADMIN, user__username="merger"))
     pairs = []
     for n in range(4):
@@ -68,8 +58,6 @@ def test_two_merges_of_one_pair_in_opposite_directions_do_not_deadlock(chain):
 
 def test_concurrent_attaches_of_one_identity_answer_as_one_after_another_would(chain):
     # a mini-program and the front desk attach the same WeChat identity at once, to one person and to another
-    _postgresql_only()
-
     person, _ = customer_upsert(chain=chain.id, data={"name": "本人", "mobile": "13800138000"})
     other, _ = customer_upsert(chain=chain.id, data={"name": "别人", "mobile": "13900139000"})
 
@@ -105,8 +93,6 @@ def test_concurrent_attaches_of_one_identity_answer_as_one_after_another_would(c
 
 def test_concurrent_family_links_to_one_person_make_one_household(chain):
     # the front desk and the API link relatives to one mother at once; she heads no household yet
-    _postgresql_only()
-
     mother, _ = customer_upsert(chain=chain.id, data={"name": "妈妈", "mobile": "13800138000"})
     children = [customer_upsert(chain=chain.id, data={"name": f"孩子{n}", "mobile": f"1390013900{n}"})[0]
                 for n in range(6)]
@@ -139,8 +125,6 @@ def test_concurrent_family_links_to_one_person_make_one_household(chain):
 
 def test_concurrent_upserts_of_one_new_identity_all_answer_with_its_one_person(chain):
     # a mini-program login fires the same WeChat identity at once, some requests with the phone and some without
-    _postgresql_only()
-
     for n in range(5):
         external_id = f"o-login-{n}"
 

@@ -2,25 +2,19 @@
 500); bulk tagging of one tag at once counts and audits only what each request added."""
 
 import pytest
-from django.db import connection
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.models import AuditEvent
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.tagging.models import CustomerTag, Tag
 from smileloop.tagging.services import tag_create, tag_group_create, tags_bulk_apply
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 def test_one_new_tag_code_created_at_once_is_one_tag_and_refusals(chain):

@@ -6,22 +6,16 @@ these run on PostgreSQL only."""
 import json
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from smileloop.clinics.services import token_create
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.models import Customer
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.visits.models import Order, OrderLine, Refund, RefundLine
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 @pytest.fixture

@@ -7,24 +7,18 @@ import datetime as dt
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.models import Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.models import FollowupTask
 from smileloop.surveys.models import Survey
 from smileloop.surveys.tests.factories import SurveyFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
 WRITERS = 6
-
-
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent writers are exercised on PostgreSQL only")
 
 
 def _browser(address: str) -> tuple[Client, str]:
@@ -36,7 +30,6 @@ def _browser(address: str) -> tuple[Client, str]:
 
 def test_simultaneous_submits_of_one_link_store_one_answer_and_tell_the_others_it_was_answered(
         chain, clinic_a, director_a):
-    _postgresql_only()
     survey = SurveyFactory(chain=chain, clinic=clinic_a, customer=CustomerFactory(chain=chain, home_clinic=clinic_a),
                            visit_date=dt.date(2026, 3, 1))
     address = f"/surveys/s/{survey.token}/"
@@ -63,7 +56,6 @@ def test_simultaneous_submits_of_one_link_store_one_answer_and_tell_the_others_i
 
 
 def test_opening_the_link_while_it_is_being_answered_never_undoes_the_answer(chain, clinic_a, director_a):
-    _postgresql_only()
     survey = SurveyFactory(chain=chain, clinic=clinic_a, customer=CustomerFactory(chain=chain, home_clinic=clinic_a))
     address = f"/surveys/s/{survey.token}/"
     poster = Client(enforce_csrf_checks=True)

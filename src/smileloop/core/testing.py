@@ -6,7 +6,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.db import connections
+import pytest
+from django.db import connection, connections
+
+# A module of concurrent writers: skipped before any fixture runs on SQLite (one writer), where a skip from an autouse
+# fixture came after each test's transactional database set-up and flush.
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql",
+                                     reason="row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 def writers_run(writer: Callable[[int], list[Any]], count: int) -> tuple[list[Any], list[Exception]]:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -17,20 +17,15 @@ from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.models import AuditEvent
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.models import Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.models import FollowupTask, PlaybookStep
 from smileloop.followups.services import complaint_task_open, followup_reassign, playbook_step_save
 from smileloop.followups.tests.factories import later_today
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 @pytest.fixture

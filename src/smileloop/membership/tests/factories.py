@@ -3,7 +3,17 @@ from django.utils import timezone
 
 from smileloop.clinics.tests.factories import ChainFactory, ClinicFactory
 from smileloop.membership.enums import MembershipStatus, PlanKind
-from smileloop.membership.models import Benefit, Membership, MembershipPlan, Tier
+from smileloop.membership.models import (
+    Benefit,
+    BenefitReveal,
+    FamilyBinding,
+    FriendLink,
+    Membership,
+    MembershipEvent,
+    MembershipPlan,
+    Tier,
+    WalletShareConsent,
+)
 from smileloop.visits.models import TreatmentPlan
 
 
@@ -61,3 +71,13 @@ class TreatmentPlanFactory(factory.django.DjangoModelFactory):
     steps_total = 4
     steps_done = 0
     planned_at = factory.LazyFunction(timezone.now)
+
+
+def memberships_snapshot() -> tuple:
+    """Everything a membership write may change: a refused write must leave it equal."""
+    return (sorted(Membership.objects.values_list("id", "status", "tier_id", "expires_at", "fee_fen")),
+            MembershipEvent.objects.count(),
+            sorted(FamilyBinding.objects.values_list("id", "holder_id", "member_id", "unbound_at")),
+            sorted(WalletShareConsent.objects.values_list("id", "mode", "revoked_at")),
+            sorted(FriendLink.objects.values_list("id", "member_id", "ended_at")),
+            BenefitReveal.objects.count())

@@ -22,16 +22,17 @@ from smileloop.membership.errors import (
     RenewalOutOfRange,
 )
 from smileloop.membership.models import (
-    BenefitReveal,
     FamilyBinding,
-    FriendLink,
     Membership,
-    MembershipEvent,
     Tier,
-    WalletShareConsent,
 )
 from smileloop.membership.tests.conftest import patient
-from smileloop.membership.tests.factories import BenefitFactory, PlanFactory, TierFactory
+from smileloop.membership.tests.factories import (
+    BenefitFactory,
+    PlanFactory,
+    TierFactory,
+    memberships_snapshot,
+)
 
 pytestmark = pytest.mark.django_db
 SH = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -51,14 +52,7 @@ def bind(holder, member, relation="spouse", **extra):
                                 consent_evidence=extra.pop("evidence", "F-1"), **extra)
 
 
-def snapshot() -> tuple:
-    """Everything a membership write may change."""
-    return (sorted(Membership.objects.values_list("id", "status", "tier_id", "expires_at", "fee_fen")),
-            MembershipEvent.objects.count(),
-            sorted(FamilyBinding.objects.values_list("id", "holder_id", "member_id", "unbound_at")),
-            sorted(WalletShareConsent.objects.values_list("id", "mode", "revoked_at")),
-            sorted(FriendLink.objects.values_list("id", "member_id", "ended_at")),
-            BenefitReveal.objects.count())
+snapshot = memberships_snapshot
 
 
 @pytest.fixture

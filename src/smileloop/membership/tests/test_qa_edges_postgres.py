@@ -8,25 +8,20 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 
 from smileloop.clinics.services import token_create
 from smileloop.core.errors import Conflict
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.membership import services
 from smileloop.membership.enums import EventKind, MembershipStatus
 from smileloop.membership.models import FamilyBinding, Membership, MembershipEvent
 from smileloop.membership.tests.conftest import patient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 BASE = "/api/membership/customers"
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 def _post(url, body, *, token, key):

@@ -18,27 +18,22 @@ from smileloop.membership.errors import MembershipInputError, MembershipNotActiv
 from smileloop.membership.models import (
     Benefit,
     BenefitReveal,
-    FamilyBinding,
-    FriendLink,
     Membership,
-    MembershipEvent,
     MembershipPlan,
     Tier,
     WalletShareConsent,
 )
-from smileloop.membership.tests.factories import BenefitFactory, PlanFactory, TierFactory
+from smileloop.membership.tests.factories import (
+    BenefitFactory,
+    PlanFactory,
+    TierFactory,
+    memberships_snapshot,
+)
 
 pytestmark = pytest.mark.django_db
 
 
-def snapshot() -> tuple:
-    """Everything a membership write may change."""
-    return (sorted(Membership.objects.values_list("id", "status", "tier_id", "expires_at", "fee_fen")),
-            MembershipEvent.objects.count(),
-            sorted(FamilyBinding.objects.values_list("id", "holder_id", "member_id", "unbound_at")),
-            sorted(WalletShareConsent.objects.values_list("id", "mode", "revoked_at")),
-            sorted(FriendLink.objects.values_list("id", "member_id", "ended_at")),
-            BenefitReveal.objects.count())
+snapshot = memberships_snapshot
 
 
 def tiers_stored(plan) -> list:

@@ -8,18 +8,14 @@ import time
 import pytest
 from django.db import connection, transaction
 
+from smileloop.core.testing import postgresql_only
 from smileloop.membership import services
 from smileloop.membership.enums import MembershipStatus
 from smileloop.membership.models import Membership
 from smileloop.membership.tests.conftest import patient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 def test_the_bulk_enrolment_skips_a_customer_staff_enrol_meanwhile_and_enrols_the_others(chain, clinic_a, wang,

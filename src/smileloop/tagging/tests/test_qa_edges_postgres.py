@@ -3,28 +3,22 @@ barrier, each with its own connection and the 360 page): one row, one timeline e
 serialises writers, so these run on PostgreSQL only."""
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import postgresql_only, writers_run
 from smileloop.customers.models import Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.tagging.models import CustomerTag
 from smileloop.tagging.services import tag_apply
 from smileloop.tagging.tests.factories import TagFactory, TagGroupFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and concurrent writers are exercised on PostgreSQL only")
 
 
 def _staff(chain, clinic, n):
