@@ -226,13 +226,15 @@ def _customer(chain, clinic, p: Person, director, *, key: str, config: dict, cli
 def world(client, chain, clinic_a, catalogue, director_a, django_capture_on_commit_callbacks):
     """甄珮琳, to be erased, and 邬思远, who must come out of it unchanged."""
     programme = ProgrammeFactory(chain=chain, code="friend-card", reminder_days=[7, 30])
-    tier = TierFactory(plan__chain=chain, family_slots=3)
+    # ranks of their own: the factory's rank is a session-wide sequence, which passes any fixed number once enough
+    # tests made tiers (it reached 1000 and the upgrade was refused as "not above")
+    tier = TierFactory(plan__chain=chain, rank=1, family_slots=3)
     rule = EarnRuleFactory(chain=chain, code="review", trigger=EarnTrigger.REVIEW, points_per_yuan=0,
                            points=100, pending_days=0)
     keyword_tag = TagFactory(group__chain=chain, name="种植意向", kind=TagKind.KEYWORD, keywords=["种植", "种牙"],
                              keyword_threshold=1, keyword_window_days=30)
     config = {"programme": programme, "tier": tier, "rule": rule, "keyword_tag": keyword_tag,
-              "upper_tier": TierFactory(plan=tier.plan, rank=1000, family_slots=3),
+              "upper_tier": TierFactory(plan=tier.plan, rank=2, family_slots=3),
               "gift": GiftFactory(chain=chain, points_price=50),
               "package": PackageEntitlementFactory(package__chain=chain, item_code="CL01").package}
     made = {p.name: _customer(chain, clinic_a, p, director_a, key=key, config=config, client=client,
