@@ -2,11 +2,13 @@
 that so that sums and products of them (lines × quantities, running totals) never overflow a bigint."""
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.core.errors import FieldError
 
@@ -19,6 +21,15 @@ MAX_BILL_PAYMENTS = 20  # payments of one bill through the orders API: a split b
 MAX_POINTS = 10**12
 # Paging past a billion rows is a client bug, and offset + limit must stay a bigint.
 MAX_OFFSET = 10**9
+
+# A name, script or keyword staff type is refused with an invisible control character in it (a NUL, a bell, an
+# escape …): a hand-made request stored them, and such text goes into timeline entries, audit reasons and pickers.
+CONTROL_CHARACTERS = gettext_noop("must not contain control characters")
+
+
+def has_control(text: str, *, allowed: str = "") -> bool:
+    """Whether `text` holds a control character other than those in `allowed` (e.g. "\t\r\n" for a multi-line text)."""
+    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
 
 
 # --- when recorded facts (orders, visits, refunds, plans, procedures) may have happened ------------------------

@@ -7,7 +7,6 @@ set it (`source`, `set_by`) and when (`set_at`); a rule sync never removes a tag
 import datetime as dt
 import json
 import re
-import unicodedata
 from collections.abc import Callable
 
 from django.core.exceptions import EmptyResultSet
@@ -19,7 +18,7 @@ from django.utils.translation import gettext_noop
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.bounds import BIGINT_MAX
+from smileloop.core.bounds import BIGINT_MAX, CONTROL_CHARACTERS, has_control
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind
@@ -52,14 +51,6 @@ def _chain_id(chain: Chain | int) -> int:
     return chain if isinstance(chain, int) else chain.pk
 
 
-CONTROL_CHARACTERS = gettext_noop("must not contain control characters")
-
-
-def _has_control(text: str) -> bool:
-    """An invisible control character (a bell, an escape, a line break …): a hand-made request stored them, and a
-    tag's name goes into timeline entries and every tag picker."""
-    return any(unicodedata.category(c) == "Cc" for c in text)
-
 
 # --- catalogue ---------------------------------------------------------------------------------------
 
@@ -76,7 +67,7 @@ def _group_clean(*, chain_id: int, data: dict, group: TagGroup | None) -> dict:
         errors.append(FieldError("code", "is already used by another tag group", code))
     if not name or len(name) > 60:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
-    elif _has_control(name):
+    elif has_control(name):
         errors.append(FieldError("name", CONTROL_CHARACTERS, name[:40]))
     if kind not in TagGroupKind.values:
         errors.append(FieldError("kind", f"must be one of {', '.join(TagGroupKind.values)}", kind))
@@ -193,7 +184,7 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         errors.append(FieldError("name", "is required (at most 60 characters)", name))
     elif "\x00" in name:  # PostgreSQL cannot store it (the segment builder's "save as a rule tag" sends it as typed)
         errors.append(FieldError("name", "Null characters are not allowed.", ""))
-    elif _has_control(name):
+    elif has_control(name):
         errors.append(FieldError("name", CONTROL_CHARACTERS, name[:40]))
     elif group and keyword_fold(name) in {keyword_fold(other) for other in Tag.objects.filter(
             chain_id=chain_id, group=group).exclude(pk=tag.pk if tag else None).values_list("name", flat=True)}:
@@ -205,7 +196,7 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
         errors.append(FieldError("colour", "must be a colour like #2563eb", colour))
     if len(description) > 255:
         errors.append(FieldError("description", "must be at most 255 characters", description[:40]))
-    elif _has_control(description):
+    elif has_control(description):
         errors.append(FieldError("description", CONTROL_CHARACTERS, description[:40]))
     rule_unreadable = False
     if isinstance(rule, str):
@@ -234,8 +225,8 @@ def _tag_clean(*, chain_id: int, data: dict, tag: Tag | None) -> dict:
     elif any(len(k) > 40 for k in keywords):
         errors.append(FieldError("keywords", "each keyword must be at most 40 characters",
                                  next(k for k in keywords if len(k) > 40)))
-    elif any(_has_control(k) for k in keywords):
-        errors.append(FieldError("keywords", CONTROL_CHARACTERS, next(k for k in keywords if _has_control(k))[:40]))
+    elif any(has_control(k) for k in keywords):
+        errors.append(FieldError("keywords", CONTROL_CHARACTERS, next(k for k in keywords if has_control(k))[:40]))
     threshold = _int_field(errors, "keyword_threshold", current("keyword_threshold", 2), low=1, high=1000,
                            message="must be a whole number of at least 1")
     window = _int_field(errors, "keyword_window_days", current("keyword_window_days", 30), low=1, high=3650,

@@ -1,7 +1,6 @@
 """Playbooks as business configuration: the built-in set per chain, and the editor's validated writes."""
 
 import re
-import unicodedata
 import uuid
 
 from django.db import IntegrityError, transaction
@@ -9,6 +8,7 @@ from django.db.models import Max
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain
+from smileloop.core.bounds import CONTROL_CHARACTERS, has_control
 from smileloop.core.errors import FieldError, NotFound, ValidationFailed
 from smileloop.followups.defaults import COMPLAINT_CODE, DEFAULT_PLAYBOOKS
 from smileloop.followups.enums import SCRIPT_VARIABLES, AssigneeRule, ContactChannel, Goal, Trigger
@@ -59,14 +59,6 @@ def complaint_playbook(*, chain_id: int) -> Playbook:
 
 
 # --- editor -----------------------------------------------------------------------------------------------
-
-CONTROL_CHARACTERS = gettext_noop("must not contain control characters")
-
-
-def _has_control(text: str, *, allowed: str = "") -> bool:
-    """Whether `text` holds an invisible control character (a NUL, an escape, a bell …) other than `allowed`: a
-    hand-made POST stored them, and a name goes into timeline entries and audit reasons."""
-    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in text)
 
 
 def script_unknown_variables(script: str) -> list[str]:
@@ -175,7 +167,7 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
         errors.append(FieldError(f"{prefix}script", "is required", ""))
     elif len(script) > MAX_SCRIPT_CHARS:
         errors.append(FieldError(f"{prefix}script", f"must be at most {MAX_SCRIPT_CHARS} characters", script[:50]))
-    elif _has_control(script, allowed="\t\r\n"):
+    elif has_control(script, allowed="\t\r\n"):
         errors.append(FieldError(f"{prefix}script", CONTROL_CHARACTERS, script[:50]))
     clean.update(delay_days=delay, sla_hours=sla, lapse_days=lapse, assignee_rule=rule, channel=channel,
                  script=script)
@@ -244,13 +236,13 @@ def _playbook_apply(playbook: Playbook, data: dict) -> None:
         errors.append(FieldError("name", "is required", ""))
     elif len(name) > 100:
         errors.append(FieldError("name", "must be at most 100 characters", name))
-    elif _has_control(name):  # one line: no line breaks either
+    elif has_control(name):  # one line: no line breaks either
         errors.append(FieldError("name", CONTROL_CHARACTERS, name))
     description = (data.get("description", playbook.description) or "").strip()
     if len(description) > MAX_DESCRIPTION_CHARS:
         errors.append(FieldError("description", f"must be at most {MAX_DESCRIPTION_CHARS} characters",
                                  description[:50]))
-    elif _has_control(description, allowed="\t\r\n"):
+    elif has_control(description, allowed="\t\r\n"):
         errors.append(FieldError("description", CONTROL_CHARACTERS, description[:50]))
     goal = data.get("goal", playbook.goal)
     if goal not in Goal.values:
