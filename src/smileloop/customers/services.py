@@ -493,6 +493,14 @@ def _refuse_erased(*customers: Customer, field: str = "customer") -> None:
         raise Conflict(ERASED_REFUSED, code="erased", field=field)
 
 
+def customers_refuse_erased(*customer_ids: int, field: str = "customer") -> None:
+    """Refuse (Conflict `erased`) a new sale, top-up, award or bill for an erased record: its care and money stay as
+    an anonymous record, but nobody can come back as it (a returning patient is a new record). Call it with the rows
+    locked (customers_lock), so an erasure that committed while the write waited is seen."""
+    if Customer.objects.filter(pk__in=customer_ids, erased_at__isnull=False).exists():
+        raise Conflict(ERASED_REFUSED, code="erased", field=field)
+
+
 def _match_sql(*, chain_id: int, mobile: str | None, idents) -> tuple[str, list] | None:
     """(sql, params) of a query over the unique indexes that finds a row when the mobile or any identity
     names an existing person; None when there is nothing to match by."""

@@ -20,6 +20,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.idempotency import service_key_check
 from smileloop.core.sql import in_clause, lock_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
+from smileloop.customers.services import ERASED_REFUSED
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import LimitReached, NotFriendCardBenefit
 from smileloop.giftcards.models import GiftCard
@@ -101,12 +102,15 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     # UPDATE: it must not block the foreign-key checks (KEY SHARE) of a family member's bill that references
     # this customer, or the two can deadlock at commit. The replay check comes after the lock, so a replay
     # racing its first run waits for it and returns its settlement.
-    select_rows(f"SELECT id FROM {Customer._meta.db_table} WHERE id = %s{lock_clause(no_key=True)}", [customer.pk])
+    locked = select_rows(f"SELECT erased_at FROM {Customer._meta.db_table} WHERE id = %s{lock_clause(no_key=True)}",
+                         [customer.pk])
     existing = select_model(Settlement, "t0.chain_id = %s AND t0.key = %s", [customer.chain_id, key])
     digest = pay_request_hash(inputs, payments)
     if existing is not None:
         replay_check(existing, digest, key, "bill")
         return existing
+    if locked and locked[0][0] is not None:  # a returning patient is a new record (customers_refuse_erased)
+        raise Conflict(ERASED_REFUSED, code="erased", field="customer_id")
     reusable, own = _reusable(priced) if isinstance(priced, PricedBill) else (False, _UNSET)
     if reusable:
         bill = priced

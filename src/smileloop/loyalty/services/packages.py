@@ -20,7 +20,7 @@ from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.customers.services import customers_lock
+from smileloop.customers.services import customers_lock, customers_refuse_erased
 from smileloop.ledger.services import ledger_post_many
 from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
@@ -85,6 +85,7 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
             raise Conflict(f"idempotency key {key!r} was already used for another sale",
                            code="idempotency_key_reused", field="key")
         return existing
+    customers_refuse_erased(holder.pk, field="customer_id")
     errors = []
     if package.chain_id != holder.chain_id:
         errors.append(FieldError("package_id", "is not a package of this chain", str(package.id)))
@@ -99,7 +100,10 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         if person.pk in seen:
             continue
         seen.add(person.pk)
-        if person.pk not in household or person.merged_into_id:
+        if person.erased_at is not None and person.pk != holder.pk:
+            errors.append(FieldError(f"covered[{i}]", "is an erased record (personal information erased)",
+                                     str(person.pk)))
+        elif person.pk not in household or person.merged_into_id:
             errors.append(FieldError(f"covered[{i}]", f"{person.name} is not the holder or a member of the holder's "
                                      "household", str(person.pk)))
     if package.max_covered and len(people) > package.max_covered:
@@ -227,6 +231,7 @@ def entitlement_redeem(*, customer: Customer, item: ServiceItem, order_line: Ord
             raise Conflict(f"idempotency key {key!r} was already used for another redemption",
                            code="idempotency_key_reused", field="key")
         return existing
+    customers_refuse_erased(customer.pk, field="customer_id")
     if item.chain_id != customer.chain_id:
         raise LoyaltyInputError("This item belongs to another chain", code="invalid", field="item_code")
     if order_line is not None and order_line.order.customer_id != customer.pk:

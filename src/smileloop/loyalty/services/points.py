@@ -19,7 +19,7 @@ from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.sql import select_model
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customers_lock
+from smileloop.customers.services import customers_lock, customers_refuse_erased
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, Entry, LedgerTransaction, Lot
 from smileloop.ledger.services import (
@@ -224,6 +224,9 @@ def points_award(*, customer: Customer, rule_code: str, key: str, actor: Staff |
     `key` (ledger key `award:{key}`), so one referral or review is paid once. The tier multiplier applies to
     spend only."""
     key = key_check(key)
+    customers_lock(customer.pk)
+    if not LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=f"award:{key}").exists():
+        customers_refuse_erased(customer.pk, field="customer_id")  # a replay answers as before the erasure
     rule = EarnRule.objects.filter(chain_id=customer.chain_id, code=rule_code, is_active=True).exclude(
         trigger=EarnTrigger.SPEND).first()
     if rule is None:
@@ -358,6 +361,7 @@ def gift_exchange(*, customer: Customer, gift: Gift, quantity: int = 1, key: str
             raise Conflict(f"idempotency key {key!r} was already used for another exchange",
                            code="idempotency_key_reused", field="key")
         return existing
+    customers_refuse_erased(customer.pk, field="customer_id")
     if gift.chain_id != customer.chain_id:
         raise LoyaltyInputError("This gift belongs to another chain", code="invalid", field="gift_id")
     if not gift.is_active:

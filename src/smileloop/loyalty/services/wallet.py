@@ -19,7 +19,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import name_for
-from smileloop.customers.services import customers_lock
+from smileloop.customers.services import customers_lock, customers_refuse_erased
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, Entry, LedgerTransaction
 from smileloop.ledger.selectors import transaction_size
@@ -123,6 +123,7 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
             raise Conflict(f"idempotency key {key!r} was already used for another top-up",
                            code="idempotency_key_reused", field="key")
         return existing
+    customers_refuse_erased(customer.pk, field="customer_id")
     errors = []
     if not _is_amount(amount_fen):
         errors.append(FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen)))
@@ -413,6 +414,8 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
     if replay:
         _replay_check(replay, amount_fen, key, "transfer", debited=from_customer, credited=to_customer)
         return replay
+    customers_refuse_erased(from_customer.pk, field="customer_id")
+    customers_refuse_erased(to_customer.pk, field="to_customer_id")
     if not _is_amount(amount_fen):
         raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])
     if from_customer.pk == to_customer.pk or from_customer.chain_id != to_customer.chain_id:
