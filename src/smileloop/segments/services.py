@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
+from smileloop.core.bounds import CONTROL_CHARACTERS, has_control
 from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.segments.models import Segment
@@ -33,12 +34,16 @@ def _clean(*, chain_id: int, name, description, rule, segment: Segment | None) -
     if not isinstance(name, str) or not name or len(name) > NAME_MAX:
         errors.append(FieldError("name", _("is required (at most %(n)d characters)") % {"n": NAME_MAX},
                                  str(name or "")[:40]))
+    elif has_control(name):  # a bell or an escape showed as nothing in the segment list and the builder
+        errors.append(FieldError("name", _(CONTROL_CHARACTERS), name[:40]))
     elif Segment.objects.filter(chain_id=chain_id, name=name, is_active=True).exclude(
             pk=segment.pk if segment else None).exists():
         errors.append(FieldError("name", _("is already used by another segment"), name))
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
         errors.append(FieldError("description", _("must be a text of at most %(n)d characters") % {"n": DESCRIPTION_MAX},
                                  str(description)[:40]))
+    elif has_control(description, allowed="\t\r\n"):
+        errors.append(FieldError("description", _(CONTROL_CHARACTERS), description[:40]))
     errors += rule_errors(rule, chain_id=chain_id)
     if errors:
         raise ValidationFailed(errors)

@@ -357,3 +357,23 @@ def test_a_rule_link_naming_clinics_by_code_opens_with_those_clinics_chosen(mana
     assert saved.status_code in (302, 303), saved.content.decode()[:1500]
     by_id = json.loads(json.dumps(leaf).replace('"SH02"', str(clinic_b.pk)))
     assert Segment.objects.get(name="浦东").rule == {"all": [by_id]}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": "老客\x07召回", "rule": LEADS}, "body.name"),
+    ({"name": "老客召回", "description": "半年未到\x1b[31m", "rule": LEADS}, "body.description"),
+])
+def test_control_characters_in_a_name_or_description_are_refused_and_save_nothing(client, token, body, field):
+    # a bell showed as nothing in the segment list (a NUL the API refuses itself)
+    response = post(client, BASE, body, token=token, key="ctl")
+    assert response.status_code == 422
+    assert [(e["field"], e["message"]) for e in response.json()["errors"]] == [
+        (field, "must not contain control characters")]
+    assert not Segment.objects.exists()
+
+
+def test_a_description_keeps_its_line_breaks_and_tabs(client, token):
+    response = post(client, BASE, {"name": "老客召回", "description": "半年未到\n\t优先电话", "rule": LEADS},
+                    token=token, key="lines")
+    assert response.status_code == 201, response.content
+    assert Segment.objects.get().description == "半年未到\n\t优先电话"
