@@ -24,7 +24,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customers_lock
+from smileloop.customers.services import customers_lock, customers_refuse_erased
 from smileloop.giftcards.codes import code_new
 from smileloop.giftcards.enums import (
     CardEventKind,
@@ -106,6 +106,7 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
             raise Conflict(f"idempotency key {key!r} was already used to issue another card",
                            code="idempotency_key_reused", field="key")
         return existing
+    customers_refuse_erased(member.pk, field="member_id")
     if programme.chain_id != member.chain_id or not programme.is_active:
         raise ValidationFailed([FieldError("programme", "is not an active programme of this chain", str(programme.pk))])
     at = as_of or timezone.now()
@@ -214,6 +215,7 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
         return card
     if customer.chain_id != card.chain_id:
         raise ValidationFailed([FieldError("customer", "is not a customer of this chain", str(customer.pk))])
+    customers_refuse_erased(customer.pk, field="customer_id")
     if card.giver_id is not None and card.giver_id == customer.pk:
         raise GiverNotHolder(GIVER_NOT_HOLDER, field="customer_id")
     if card.holder_registered_at is not None:
@@ -360,6 +362,8 @@ def voucher_issue(*, campaign: VoucherCampaign, customer: Customer | None = None
         raise ValidationFailed([FieldError("campaign", "is not active", campaign.code)])
     if customer is not None and customer.chain_id != campaign.chain_id:
         raise ValidationFailed([FieldError("customer", "is not a customer of this chain", str(customer.pk))])
+    if customer is not None:
+        customers_refuse_erased(customer.pk, field="customer_id")
     value = voucher_value(campaign)
     if value <= 0:
         raise ValidationFailed([FieldError("campaign", "has no value (set a face value)", campaign.code)])
