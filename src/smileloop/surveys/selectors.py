@@ -80,7 +80,7 @@ def visits_without_survey(*, chain: Chain, since: dt.date, until: dt.date) -> li
     end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     visits = (Appointment.objects
               .filter(chain_id=chain.id, status=AppointmentStatus.COMPLETED, start_at__gte=start, start_at__lt=end,
-                      customer__merged_into__isnull=True)
+                      customer__merged_into__isnull=True, customer__erased_at__isnull=True)
               .filter(~Exists(Survey.objects.filter(appointment_id=OuterRef("pk")))))
     rows = list(visits.order_by("start_at", "id")
                 .values_list("id", "clinic_id", "customer_id", "doctor_id", "start_at"))

@@ -9,6 +9,7 @@ from smileloop.clinics.tests.factories import ChainFactory, ClinicFactory
 from smileloop.core.errors import ValidationFailed
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Interaction
+from smileloop.customers.privacy import customer_erase
 from smileloop.customers.templatetags.customers_ui import interaction_text
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.customers.timeline import timeline_text
@@ -62,6 +63,17 @@ def test_each_completed_visit_of_yesterday_gets_exactly_one_survey_even_when_run
     assert survey.created_at == RUN_AT
     assert survey.expires_at == RUN_AT + dt.timedelta(days=14)
     assert (survey.sent_at, survey.opened_at, survey.answered_at, survey.score) == (None, None, None, None)
+
+
+def test_a_patient_erased_since_the_visit_is_not_asked(chain, clinic_a, patient, director_scope):
+    # given yesterday's visit, then the patient's erasure (PIPL) before the night's run
+    visit(chain, clinic_a, patient)
+    customer_erase(scope=director_scope, customer=patient, actor=None, reason="本人书面申请")
+    # when
+    result = services.surveys_create_for_visits(chain=chain, today=TODAY, at=RUN_AT)
+    # then no link (a credential) is made for the anonymous record
+    assert result == {"visits": 0, "created": 0}
+    assert not Survey.objects.exists()
 
 
 def test_two_appointments_of_one_patient_on_one_day_are_one_survey(chain, clinic_a, patient, doctor_a):
