@@ -16,6 +16,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import SetPasswordMixin, UsernameField
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -90,6 +91,21 @@ class ClinicForm(forms.ModelForm):
             raise forms.ValidationError(
                 _('Write each opening day as {"mon": ["09:00", "18:00"]} (mon … sun, opening before closing), or '
                   'leave the box empty.'), code="invalid")
+        return value
+
+    def clean_latitude(self):
+        return self._coordinate("latitude", 90)
+
+    def clean_longitude(self):
+        return self._coordinate("longitude", 180)
+
+    def _coordinate(self, name: str, limit: int):
+        """A latitude within ±90 and a longitude within ±180 (the model's decimal took ±999: a clinic "at" 200° fed
+        every distance rule of the segments nonsense)."""
+        value = self.cleaned_data.get(name)
+        if value is not None:
+            MinValueValidator(-limit)(value)
+            MaxValueValidator(limit)(value)
         return value
 
 

@@ -11,7 +11,12 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
@@ -24,9 +29,11 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import audit_event_list, audit_staff_list, clinic_list
 from smileloop.clinics.web import client_ip, require_permission, staff_view
 from smileloop.core.audit import STAFF_ACTIONS, audit_record
-from smileloop.core.bounds import pk_from_text
+from smileloop.core.bounds import EARLIEST_RECORD_DATE, pk_from_text
 from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.scoping import Scope
+
+DATE_BOUNDS = [MinValueValidator(EARLIEST_RECORD_DATE), MaxValueValidator(dt.date(2999, 12, 31))]
 
 
 class AuditFilterForm(forms.Form):
@@ -34,9 +41,10 @@ class AuditFilterForm(forms.Form):
     that cannot be applied is an error naming the field, and the page then lists nothing: a privacy officer asking
     "who looked at this patient" must never be shown everyone's events as the answer."""
 
-    date_from = forms.DateField(label=gettext_lazy("From"), required=False,
+    # Bounded: a year-9999 "To" (its next midnight) or a year-1 "From" (before UTC) overflowed into a 500.
+    date_from = forms.DateField(label=gettext_lazy("From"), required=False, validators=DATE_BOUNDS,
                                 widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=gettext_lazy("To"), required=False,
+    date_to = forms.DateField(label=gettext_lazy("To"), required=False, validators=DATE_BOUNDS,
                               widget=forms.DateInput(attrs={"type": "date"}))
     actor = forms.ModelChoiceField(label=gettext_lazy("Staff member"), queryset=None, required=False,
                                    empty_label=gettext_lazy("All staff"))

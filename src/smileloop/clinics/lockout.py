@@ -99,6 +99,7 @@ def _guarded(operation: str, run, down):
     return result
 
 USERNAME, ADDRESS, TOKEN_ADDRESS, DEVICE = "login-user", "login-address", "token-address", "login-device"
+UNLOCKED = "login-unlocked"  # a username's last `login_unlock` (_device_value)
 
 
 def _normal_username(username: str) -> str:
@@ -126,13 +127,23 @@ def _subjects(*, username: str | None = None, ip: str | None = None, kind_of_ip:
     subjects = []
     if username is not None and _normal_username(username):
         if device:
-            subjects.append((DEVICE, f"{device}:{_normal_username(username)}", settings.LOGIN_FAILURE_LIMIT))
+            subjects.append((DEVICE, _device_value(device, username), settings.LOGIN_FAILURE_LIMIT))
         else:
             subjects.append((USERNAME, _normal_username(username), settings.LOGIN_FAILURE_LIMIT))
     if ip:
         limit = settings.API_TOKEN_FAILURE_LIMIT if kind_of_ip == TOKEN_ADDRESS else settings.LOGIN_IP_FAILURE_LIMIT
         subjects.append((kind_of_ip, _address_bucket(ip), limit))
     return subjects
+
+
+def _device_value(device: str, username: str) -> str:
+    """A trusted browser's counter for a username. `login_unlock` cannot name the browsers (their ids are in their
+    cookies alone), so it leaves a mark for the username (UNLOCKED) that is part of every browser's counter from
+    then on: their failures and lockouts before it are forgotten. Without it, a colleague locked out at their own
+    desk PC stayed locked whatever the administrator unlocked. One cache read, for a trusted browser only."""
+    name = _normal_username(username)
+    mark = cache.get(_key(UNLOCKED, name))
+    return f"{device}:{mark}:{name}" if mark else f"{device}:{name}"
 
 
 def _wait(subjects: list[tuple]) -> int:
@@ -172,8 +183,7 @@ def _fail(subjects: list[tuple], *, action: str, ip: str | None, username: str |
 def login_lockout_wait(*, username: str, ip: str | None, device: str | None = None) -> int:
     """Seconds until a login for `username` from `ip` (from the trusted browser `device`) is taken again; 0 now (and
     while the cache is down)."""
-    subjects = _subjects(username=username, ip=ip, device=device)
-    return _guarded("login_lockout_wait", lambda: _wait(subjects), 0)
+    return _guarded("login_lockout_wait", lambda: _wait(_subjects(username=username, ip=ip, device=device)), 0)
 
 
 def login_failure_record(*, username: str, ip: str | None, device: str | None = None) -> int:
@@ -183,9 +193,8 @@ def login_failure_record(*, username: str, ip: str | None, device: str | None = 
     # A username no login has is not written down: it is often a password typed into the wrong box.
     shown = username if _is_login(username) else None
     logger.info("login failed for %r from %s", shown or UNKNOWN_USERNAME, ip)
-    subjects = _subjects(username=username, ip=ip, device=device)
-    return _guarded("login_failure_record", lambda: _fail(subjects, action="login.lockout", ip=ip, username=shown),
-                    0)
+    return _guarded("login_failure_record", lambda: _fail(_subjects(username=username, ip=ip, device=device),
+                                                          action="login.lockout", ip=ip, username=shown), 0)
 
 
 UNKNOWN_USERNAME = "(a username no login has)"
@@ -201,9 +210,12 @@ def login_success_record(*, username: str, device: str | None = None) -> None:
     """A right password: the username's (or this browser's) failures so far are forgiven (the address's are not: one
     address may be guessing at many usernames and know one)."""
     if _normal_username(username):
-        kind, value = (DEVICE, f"{device}:{_normal_username(username)}") if device else (
-            USERNAME, _normal_username(username))
-        _guarded("login_success_record", lambda: cache.delete(_key(kind, value)), None)
+        def forgive():
+            kind, value = (DEVICE, _device_value(device, username)) if device else (
+                USERNAME, _normal_username(username))
+            cache.delete(_key(kind, value))
+
+        _guarded("login_success_record", forgive, None)
 
 
 # --- trusted browsers --------------------------------------------------------------------------------------------
@@ -280,8 +292,11 @@ def token_failure_record(*, ip: str | None) -> int:
 
 def lockout_clear(*, username: str | None = None, ip: str | None = None) -> None:
     """Lift a lockout early and forget the failures (`smileloop login_unlock`): a locked-out colleague who proved who
-    they are, or a clinic's address after a mistyped password spree."""
+    they are (at any browser, their trusted ones included: _device_value), or a clinic's address after a mistyped
+    password spree."""
     keys = []
     for kind, value, _limit in _subjects(username=username, ip=ip) + _subjects(ip=ip, kind_of_ip=TOKEN_ADDRESS):
         keys += [_key(kind, value), _key(kind, value) + ":lock"]
     cache.delete_many(keys)
+    if username is not None and _normal_username(username):
+        cache.set(_key(UNLOCKED, _normal_username(username)), secrets.token_hex(4), timeout=None)

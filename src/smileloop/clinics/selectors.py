@@ -71,7 +71,9 @@ def audit_staff_list(scope: Scope) -> QuerySet[Staff]:
     role's staff, who have no clinic). Switched-off profiles too: a colleague who left keeps their history."""
     qs = Staff.objects.filter(chain_id=scope.chain_id)
     if scope.clinic_ids is not None:
-        qs = qs.filter(clinics__in=scope.clinic_ids).distinct()
+        # a chain role's clinics are ignored (scope_for_staff) but kept when a front desk is promoted: such an
+        # assignment must not hand a director every chain-wide event of theirs (reveals of other clinics' patients)
+        qs = qs.filter(clinics__in=scope.clinic_ids).exclude(role__in=CHAIN_ROLES).distinct()
     return qs
 
 

@@ -25,7 +25,8 @@ def staff_create(*, chain: Chain, username: str, name: str, role: str, clinics: 
     if role not in Role.values:
         raise ValidationFailed([FieldError("role", f"unknown role; use one of {', '.join(Role.values)}", role)])
     User = get_user_model()
-    if User.objects.filter(username=username).exists():
+    # "Alice" beside "alice": the lockout counts them as one (lockout._normal_username) and the add form refuses it
+    if User.objects.filter(username__iexact=username).exists():
         raise ValidationFailed([FieldError("username", "is already taken", username)])
     user = User(username=username, is_staff=is_superuser or _opens_admin(role), is_superuser=is_superuser)
     if password:
@@ -210,7 +211,9 @@ def token_create(*, username: str, name: str = "") -> str:
     """Create an API token for a staff login; returns the key (shown once, stored hashed). Audited like its revocation
     (api_token.create: whose token, its prefix and name, and the operating-system account that ran the command, as
     tokens are made on the server, by no staff member)."""
-    staff = Staff.objects.select_related("user").filter(user__username=username, is_active=True).first()
+    # the login too (switched off in the operator's user admin): a token it could never use is no token
+    staff = Staff.objects.select_related("user").filter(user__username=username, is_active=True,
+                                                        user__is_active=True).first()
     if staff is None:
         raise NotFound(f"No active staff member with username {username!r}")
     key = "sl_" + secrets.token_urlsafe(32)
