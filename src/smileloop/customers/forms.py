@@ -40,6 +40,8 @@ _SERVICE_MESSAGES = {
     "must be another customer of the same chain": _("Choose another customer of this chain."),
     "is required to reveal a phone number": _("Give a reason for revealing the phone number."),
     "is required to mark a patient lost": _("Give a reason for marking the patient lost."),
+    "must not contain control characters": _("Remove the invisible control characters (a bell, an escape …) from "
+                                             "this text."),
 }
 # Service field names that the forms call differently.
 _FIELD_ALIASES = {"first_touch_channel": "source", "first_touch_campaign": "campaign", "relative": "member"}

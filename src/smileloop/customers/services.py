@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.bounds import pk_from_text
+from smileloop.core.bounds import CONTROL_CHARACTERS, has_control, pk_from_text
 from smileloop.core.bulk import rows_insert
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
@@ -118,6 +118,8 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
     if name:
         if len(name) > TEXT_LIMITS["name"]:
             fail("name", f"is longer than {TEXT_LIMITS['name']} characters", name)
+        elif has_control(name):  # "\x07\x07" was a name that showed as nothing
+            fail("name", CONTROL_CHARACTERS, name)
         else:
             out["name"] = name
     elif not partial or "name" in data:
@@ -147,6 +149,8 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
             limit = TEXT_LIMITS.get(key)
             if limit and len(text) > limit:
                 fail(key, f"is longer than {limit} characters", text)
+            elif has_control(text, allowed="\t\r\n" if key == "notes" else ""):
+                fail(key, CONTROL_CHARACTERS, text)
             else:
                 out[key] = text
     for key, bound in (("latitude", 90), ("longitude", 180)):
@@ -192,6 +196,8 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
         campaign = str(data["campaign"]).strip()
         if len(campaign) > TEXT_LIMITS["first_touch_campaign"]:
             fail("campaign", f"is longer than {TEXT_LIMITS['first_touch_campaign']} characters", campaign)
+        elif has_control(campaign):
+            fail("campaign", CONTROL_CHARACTERS, campaign)
         else:
             out["first_touch_campaign"] = campaign
     if errors:
@@ -360,6 +366,8 @@ def _identities_clean(identities, *, single: bool = False) -> list[tuple[str, st
             errors.append(FieldError(f"{at}kind", f"must be one of {', '.join(IdentityKind.values)}", kind))
         if not external_id or len(external_id) > 128:
             errors.append(FieldError(f"{at}external_id", "must be 1–128 characters", external_id))
+        elif has_control(external_id):  # "oABC\x1b" would be a second identity beside "oABC"
+            errors.append(FieldError(f"{at}external_id", CONTROL_CHARACTERS, external_id))
         if kind == IdentityKind.PHONE and external_id:
             try:
                 external_id = phone_normalize(external_id)
@@ -563,16 +571,29 @@ def customer_update(*, customer: Customer, data: dict, actor: Staff | None = Non
     of an erased record (Conflict `erased`: it stays anonymous; the person comes back as a new record)."""
     _refuse_erased(customer)
     values = customer_input_clean(chain_id=customer.chain_id, data=data, partial=True)
-    if values.get("mobile") and Customer.objects.filter(
+    # Another's mobile, or a number kept as another's phone identity (an old mobile after a merge, a landline): the
+    # upsert matches either to that person, so a second holder would be two people behind one number.
+    if values.get("mobile") and (Customer.objects.filter(
         chain_id=customer.chain_id, mobile=values["mobile"], merged_into__isnull=True
-    ).exclude(pk=customer.pk).exists():
+    ).exclude(pk=customer.pk).exists() or Identity.objects.filter(
+        chain_id=customer.chain_id, kind=IdentityKind.PHONE, external_id=values["mobile"]
+    ).exclude(customer_id=customer.pk).exists()):
         raise ValidationFailed([FieldError("mobile", "belongs to another customer; merge them instead",
                                            values["mobile"])])
     if "first_touch_channel" in values:
         values["last_touch_channel"] = values["first_touch_channel"]
     changed = _apply(customer, values, fill_only=False)
     if changed:
-        customer.save(update_fields=[*set(changed), "updated_at"])
+        try:
+            with transaction.atomic():
+                customer.save(update_fields=[*set(changed), "updated_at"])
+        except IntegrityError:
+            if "mobile" not in changed:
+                raise
+            # Another record took the number between the check above and this write (a registration at another
+            # desk, an edit of someone else): the same refusal, not a server error.
+            raise ValidationFailed([FieldError("mobile", "belongs to another customer; merge them instead",
+                                               values["mobile"])])
         _keys_follow(customer, changed)
         interaction_add(customer=customer, kind=InteractionKind.FORM, author=actor,
                         text=timeline_format(UPDATED, fields=fields_text(changed)))
@@ -680,7 +701,14 @@ def household_member_remove(*, member: Customer, actor: Staff | None = None) -> 
     that parted. A household left with one person is dissolved. The head of three or more is refused (Conflict
     `household_head`): the others would be left without a head, so they are removed first. The head's timeline
     says who left, masked like FAMILY_ADDED. True when the household was dissolved."""
-    own = HouseholdMember.objects.select_related("household").filter(customer=member).first()
+    own = HouseholdMember.objects.filter(customer=member).first()
+    if own is not None:
+        # Every member's row locked (id order, as household_relative_add locks the two it links), then the family
+        # read again: two staff taking two people out of a family of three at once each saw two others and left the
+        # head alone in a household of one; a relative linked meanwhile through a member waits, or is seen here.
+        customers_lock(*HouseholdMember.objects.filter(household_id=own.household_id)
+                       .values_list("customer_id", flat=True))
+        own = HouseholdMember.objects.select_related("household").filter(customer=member).first()
     if own is None:
         raise Conflict(f"{member.name} is in no household", code="no_household", field="member")
     others = list(HouseholdMember.objects.filter(household_id=own.household_id).exclude(pk=own.pk))
@@ -1346,12 +1374,20 @@ def customer_register(*, scope: Scope, data: dict, consents: list[dict] | None =
     A child imported with a parent's number and registered again at the desk would otherwise be two children."""
     birthday = data.get("birthday")
     if relative is not None and not data.get("mobile"):
+        # The relative's row locked first: the same registration sent twice at once (a double click, two desks) found
+        # no twin in either and made two children; now the second waits for the first and finds its child.
+        customers_lock(relative.pk)
         twin = family_member_find(relative_id=relative.id, name=str(data.get("name") or ""),
                                   birthday=birthday if isinstance(birthday, dt.date) else None)
         if twin is not None:
             raise Conflict(f"{data.get('name')} is already a member of this relative's family (customer {twin})",
                            code="family_member_exists", field="name")
     customer, created = customer_ingest(scope=scope, data=data, consents=consents, actor=actor, source="form")
+    if not created:
+        # The phone is someone's already (registered at another desk a moment ago): their record is not overwritten
+        # with this form's name and birthday, given its consents or linked to its relative. Nothing is written.
+        raise Conflict("This mobile number already belongs to an existing customer", code="customer_exists",
+                       field="mobile")
     if relative is not None:
         household_relative_add(customer=customer, relative=relative, relation=relation or "", actor=actor)
     return customer, created

@@ -348,6 +348,8 @@ def consent_add(request, scope: Scope, customer_id: int):
             services.consent_record(customer=customer, actor=request.user.staff, **form.cleaned_data)
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
+        except errors.Conflict as exc:  # a consent given for an erased record (a page opened before the erasure)
+            form.add_error("granted", message_display(exc.message))
         else:
             if not request.htmx:
                 return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#consents")
@@ -472,6 +474,8 @@ def customer_create(request, scope: Scope):
                              else existing.name if existing_visible else name_masked(existing.name))
                     form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": shown,
                                                                     "relative": form.cleaned_data["relative"].name})
+                elif exc.code == "erased":  # the relative named is an erased record: never linked to anyone again
+                    form.add_error("relative", message_display(exc.message))
                 elif exc.code in ("household_same", "household_conflict"):
                     form.add_error("relative", _("This relative already belongs to another family; link them from "
                                                  "the customer page after creating."))
