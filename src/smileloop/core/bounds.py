@@ -17,6 +17,8 @@ BIGINT_MAX = 2**63 - 1
 MAX_FEN = 10**12
 MAX_QUANTITY = 10_000  # units of one bill line (the orders API, an imported order): see MAX_FEN
 MAX_BILL_LINES = 50  # lines of one bill (checkout, the orders API, an imported order): their sum fits in a bigint
+# steps of one treatment plan: a full-mouth rehabilitation is well under it; 3,000 steps took 8 s in one request
+MAX_PLAN_STEPS = 200
 MAX_BILL_PAYMENTS = 20  # payments of one bill through the orders API: a split bill, not 10,000 rows for one order
 MAX_POINTS = 10**12
 # Paging past a billion rows is a client bug, and offset + limit must stay a bigint.

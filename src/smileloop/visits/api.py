@@ -28,7 +28,7 @@ from smileloop.core.api import (
     referenced_by,
     render,
 )
-from smileloop.core.bounds import MAX_BILL_LINES, MAX_BILL_PAYMENTS, MAX_QUANTITY
+from smileloop.core.bounds import MAX_BILL_LINES, MAX_BILL_PAYMENTS, MAX_PLAN_STEPS, MAX_QUANTITY
 from smileloop.core.errors import PermissionDenied
 from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
@@ -151,7 +151,7 @@ class PlanIn(InputSchema):
     external_id: str | None = Field(None, min_length=1, max_length=64,
                                     description="The PMS plan id; re-sending it replaces the plan's steps")
     doctor: StaffRefIn = None
-    steps: list[PlanStepIn] = Field(min_length=1)
+    steps: list[PlanStepIn] = Field(min_length=1, max_length=MAX_PLAN_STEPS)
     status: PlanStatus | None = None
     planned_at: IsoDateTime | None = None
 

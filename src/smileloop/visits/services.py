@@ -16,7 +16,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Clinic, Staff
-from smileloop.core.bounds import BIGINT_MAX, BOOKING_HORIZON, CLOCK_SKEW, record_time_errors
+from smileloop.core.bounds import BIGINT_MAX, BOOKING_HORIZON, CLOCK_SKEW, MAX_PLAN_STEPS, record_time_errors
 from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import db_datetime
@@ -26,10 +26,18 @@ from smileloop.customers.services import (
     customer_stage_advance,
     customer_visit_stats_apply,
     customers_lock,
+    customers_refuse_erased,
     interaction_add,
 )
 from smileloop.customers.timeline import timeline_format
-from smileloop.visits.enums import AppointmentStatus, OrderStatus, PaymentMethod, PlanStatus, StepStatus
+from smileloop.visits.enums import (
+    TENDER_METHODS,
+    AppointmentStatus,
+    OrderStatus,
+    PaymentMethod,
+    PlanStatus,
+    StepStatus,
+)
 from smileloop.visits.models import (
     Appointment,
     Order,
@@ -46,6 +54,7 @@ from smileloop.visits.models import (
 _VISIT_STATUSES = {AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED}
 _MISSED_STATUSES = (AppointmentStatus.NO_SHOW, AppointmentStatus.CANCELLED)
 _BOOKABLE_STATUSES = {AppointmentStatus.BOOKED, AppointmentStatus.CANCELLED}
+_REFUND_METHODS = [m for m in PaymentMethod.values if m not in TENDER_METHODS]  # money: what refund_record gives back
 MAX_APPOINTMENT = dt.timedelta(hours=24)
 
 
@@ -146,6 +155,20 @@ def _external_id_lock(customer: Customer, external_id: str | None) -> None:
         customers_lock(customer.pk)
 
 
+def _new_record_check(customer: Customer) -> None:
+    """A new appointment, bill, plan or procedure for an erased record is a 409 `erased` (customers_refuse_erased):
+    a returning patient is a new record. What the PMS sends again about the record's earlier care (a booking's
+    status, a plan's progress, a refund) is still taken."""
+    customers_refuse_erased(customer.pk, field="customer_id")
+
+
+def _visit_lock(customer: Customer) -> None:
+    """A bill or visit appointment counts its day unless another is there (`_visit_day_counted`): two written at once
+    each missed the other's uncommitted row and the day counted twice. The customer's row, locked first, makes the
+    second wait and see the first (and covers `_external_id_lock`)."""
+    customers_lock(customer.pk)
+
+
 @contextmanager
 def _created_once(what: str, external_id: str | None):
     """The same external_id sent at the same moment for another customer clashes on the unique index: the conflict a
@@ -197,7 +220,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     if errors:
         raise ValidationFailed(errors)
     appointment = None
-    _external_id_lock(customer, external_id)
+    _visit_lock(customer)
     if external_id:
         appointment = Appointment.objects.select_for_update().filter(chain_id=customer.chain_id,
                                                                      external_id=external_id).first()
@@ -207,6 +230,8 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
         if appointment:
             _existing_writable(scope, appointment, "appointment")
     created = appointment is None
+    if created:
+        _new_record_check(customer)
     was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
     was_booked = bool(appointment and appointment.status == AppointmentStatus.BOOKED)
     # A visit that is no longer one (arrived → booked, a PMS correcting itself) or moves changes what its days count
@@ -219,7 +244,8 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     appointment = appointment or Appointment(chain_id=customer.chain_id, customer=customer, external_id=external_id)
     appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
     appointment.status, appointment.doctor, appointment.service_item = status, doctor, item
-    appointment.notes = notes or ""
+    # What the erasure blanked (visits_erase_hook) stays blank: the PMS's next sync of the booking wrote it back.
+    appointment.notes = "" if customer.erased_at else (notes or "")
     with _created_once("an appointment", external_id if created else None):
         appointment.save()
     if recount_days:
@@ -285,7 +311,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     `items`: the catalogue rows by code when the caller has just read them (checkout), to spare the read. A new
     order carries `lines_written`, its OrderLine rows with ids and items, in line order (a replayed one does
     not: read `order.lines`)."""
-    _external_id_lock(customer, external_id)
+    _visit_lock(customer)
     if external_id:
         existing = Order.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
         if existing:
@@ -294,6 +320,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
                                field="external_id")
             _existing_writable(scope, existing, "order")
             return existing, False
+    _new_record_check(customer)
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
     ordered_at = _aware(ordered_at, "ordered_at", errors)
@@ -448,6 +475,10 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
                     left -= take
     if method not in PaymentMethod.values:
         errors.append(FieldError("method", f"must be one of {', '.join(PaymentMethod.values)}", method))
+    elif not owner and method in TENDER_METHODS:
+        # Nothing here credits a wallet, points, a card or a voucher: "refunded to points" was money given back nowhere.
+        errors.append(FieldError("method", f"must be one of {', '.join(_REFUND_METHODS)} (stored value, gift cards, "
+                                           "vouchers and points go back through their own refund)", method))
     if refunded_at is not None:
         found = record_time_errors("refunded_at", refunded_at)
         if not found and refunded_at < order.ordered_at:
@@ -483,6 +514,8 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
     errors += record_time_errors("planned_at", planned_at)
     if not steps:
         errors.append(FieldError("steps", "a plan needs at least one step"))
+    elif len(steps) > MAX_PLAN_STEPS:
+        raise ValidationFailed([FieldError("steps", f"a plan has at most {MAX_PLAN_STEPS} steps", str(len(steps)))])
     items = _items_by_code(customer.chain_id, [str(s.get("item_code", "")) for s in steps or []])
     seqs = set()
     for i, step in enumerate(steps or []):
@@ -516,9 +549,12 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
         if plan:
             _existing_writable(scope, plan, "treatment plan")
     created = plan is None
+    if created:
+        _new_record_check(customer)
     plan = plan or TreatmentPlan(chain_id=customer.chain_id, customer=customer, external_id=external_id,
                                  planned_at=planned_at or timezone.now())
     plan.clinic, plan.title, plan.doctor = clinic, title, doctor
+    plan.planned_at = planned_at or plan.planned_at  # re-sent, the plan is this body: its date too
     plan.steps_total = plan.steps_done = 0
     with _created_once("a plan", external_id if created else None):
         plan.save()
@@ -531,9 +567,9 @@ def plan_record(*, customer: Customer, clinic: Clinic, title: str, steps: list[d
         obj.item = items[str(step["item_code"])]
         obj.tooth = str(step.get("tooth", "") or "")[:32]
         new_status = step.get("status", StepStatus.PLANNED)
-        if new_status == StepStatus.DONE and obj.status != StepStatus.DONE:
-            obj.done_at = step.get("done_at") or now
-        elif new_status != StepStatus.DONE:
+        if new_status == StepStatus.DONE:  # the day the PMS gives wins (a correction); a re-send without one keeps it
+            obj.done_at = step.get("done_at") or (obj.done_at if obj.status == StepStatus.DONE else now)
+        else:
             obj.done_at = None
         obj.status = new_status
         obj.save()
@@ -556,7 +592,7 @@ def _done_at_errors(field: str, status: str, done_at: dt.datetime | None) -> lis
 
 
 def _plan_recount(plan: TreatmentPlan, status: str | None = None) -> None:
-    steps = list(plan.steps.all())
+    steps = list(plan.steps.select_related("item"))  # estimated_fen reads their items: one query, not one a step
     counted = [s for s in steps if s.status != StepStatus.CANCELLED]
     plan.steps_total = len(counted)
     plan.steps_done = sum(1 for s in counted if s.status == StepStatus.DONE)
@@ -565,7 +601,10 @@ def _plan_recount(plan: TreatmentPlan, status: str | None = None) -> None:
         plan.status = status
     elif plan.status != PlanStatus.ABANDONED:
         plan.status = PlanStatus.COMPLETED if plan.steps_total and plan.steps_done == plan.steps_total else PlanStatus.ACTIVE
-    plan.completed_at = (plan.completed_at or timezone.now()) if plan.status == PlanStatus.COMPLETED else None
+    # Completed when its last step was done, not when the PMS told us (a plan sent in 2026 whose steps were all done in
+    # 2024 was "completed" in 2026: a plan finished before a membership began then revealed its benefits).
+    plan.completed_at = (plan.completed_at or max((s.done_at for s in counted if s.done_at), default=timezone.now())
+                         ) if plan.status == PlanStatus.COMPLETED else None
     plan.save(update_fields=["steps_total", "steps_done", "estimated_fen", "status", "completed_at", "updated_at"])
 
 
@@ -575,11 +614,17 @@ def plan_step_update(*, plan: TreatmentPlan, seq: int, status: str, done_at: dt.
         raise ValidationFailed([FieldError("status", f"must be one of {', '.join(StepStatus.values)}", status)])
     if errors := _done_at_errors("done_at", status, done_at):
         raise ValidationFailed(errors)
+    # The plan's row first, as plan_record takes it before its steps: two steps recorded at once each counted the
+    # steps without the other's (6 done, steps_done 2), and a plan re-sent meanwhile deadlocked with the step.
+    plan.refresh_from_db(from_queryset=TreatmentPlan.objects.select_for_update())
     step = plan.steps.select_for_update().filter(seq=seq).first()
     if step is None:
         raise ValidationFailed([FieldError("seq", "is not a step of this plan", str(seq))])
+    if status != StepStatus.DONE:
+        step.done_at = None
+    elif done_at or step.status != StepStatus.DONE:  # a step already done, sent done again, keeps its day
+        step.done_at = done_at or timezone.now()
     step.status = status
-    step.done_at = (done_at or timezone.now()) if status == StepStatus.DONE else None
     step.save(update_fields=["status", "done_at"])
     _plan_recount(plan)
     return step
@@ -625,6 +670,7 @@ def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, perf
                                code="external_id_conflict", field="external_id")
             _existing_writable(scope, existing, "procedure")
             return existing, False
+    _new_record_check(customer)
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
     item = _items_by_code(customer.chain_id, [item_code]).get(item_code)
