@@ -363,6 +363,9 @@ class FamilyMemberForm(DomainErrorsMixin, forms.Form):
         return found
 
 
+MERGE_GROUP_MAX = 20  # records merged in one go: a duplicates group is a handful
+
+
 def customer_ids_parse(text: str) -> list[int]:
     """"12,34" → [12, 34]: the records of a merge group, sorted, at least two (ValidationError otherwise)."""
     try:
@@ -371,6 +374,9 @@ def customer_ids_parse(text: str) -> list[int]:
         raise forms.ValidationError(_("Invalid customer list."), code="invalid")
     if len(ids) < 2:
         raise forms.ValidationError(_("Choose at least two records."), code="too_few")
+    if len(ids) > MERGE_GROUP_MAX:  # a crafted list of 10,000 ids was 10,000 look-ups before any refusal
+        raise forms.ValidationError(_("Merge at most %(n)d records at a time.") % {"n": MERGE_GROUP_MAX},
+                                    code="too_many")
     return ids
 
 

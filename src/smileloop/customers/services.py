@@ -6,7 +6,7 @@ import functools
 from decimal import Decimal, InvalidOperation
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
-from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Concat
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -80,24 +80,33 @@ STAGE_NOT_SETTABLE = ("is derived from events (contact, booking, arrival, paymen
 
 
 def clinic_resolve(*, chain_id: int, value) -> Clinic:
-    """A clinic by id, code or name within the chain."""
+    """A clinic by id, code or name within the chain. A number (JSON) is an id first; a text is a code or a name
+    first, then an id: a chain whose clinic codes are digits had its clinic "10" read as the clinic of id 10, and a
+    patient put in another clinic (as clinics.api reads them)."""
     text = to_halfwidth(str(value)).strip()
-    qs = Clinic.objects.filter(chain_id=chain_id)
-    pk = pk_from_text(text)  # digits past a bigint (or "²") are no key: looked up as a code or name
-    clinic = qs.filter(pk=pk).first() if pk is not None else None
-    clinic = clinic or qs.filter(code=text).first() or qs.filter(name=text).first()
+    clinic = _named(Clinic.objects.filter(chain_id=chain_id), value, text, ("code", "name"))
     if clinic is None:
         raise ValueError("is not a clinic of this chain")
     return clinic
 
 
 def _staff_resolve(*, chain_id: int, value) -> Staff | None:
-    """A staff member of the chain by id, username or name."""
-    text = str(value).strip()
-    qs = Staff.objects.filter(chain_id=chain_id)
-    pk = pk_from_text(text)
-    staff = qs.filter(pk=pk).first() if pk is not None else None
-    return staff or qs.filter(user__username=text).first() or qs.filter(name=text).first()
+    """A staff member of the chain by id, username or name; as clinic_resolve, a text is a username (a job number
+    such as "1001") or a name before it is an id."""
+    return _named(Staff.objects.filter(chain_id=chain_id), value, str(value).strip(), ("user__username", "name"))
+
+
+def _named(qs: QuerySet, value, text: str, fields: tuple[str, ...]):
+    """The first row of `qs` that `value` names: a number (JSON) by id first, a text by `fields` in turn first and
+    by id last. One small query per try, stopping at the first row found."""
+    pk = pk_from_text(text)  # digits past a bigint (or "²") are no key: looked up by the fields only
+    lookups = [Q(**{field: text}) for field in fields]
+    if pk is not None:
+        lookups.insert(0 if isinstance(value, int) and not isinstance(value, bool) else len(lookups), Q(pk=pk))
+    for lookup in lookups:
+        if row := qs.filter(lookup).first():
+            return row
+    return None
 
 
 def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) -> dict:
@@ -633,12 +642,26 @@ def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str
         return existing
 
 
+def _consent_text_errors(source: str, evidence: str, at: str = "") -> list[FieldError]:
+    """A consent's source and evidence are what a regulator reads: refused when they would be cut (they were, at 64
+    and 255 characters, silently) or hold invisible characters."""
+    errors = []
+    for field, value, limit in (("source", source, 64), ("evidence", evidence, 255)):
+        if len(value) > limit:
+            errors.append(FieldError(f"{at}{field}", f"is longer than {limit} characters", value[:100]))
+        elif has_control(value):
+            errors.append(FieldError(f"{at}{field}", CONTROL_CHARACTERS, value[:100]))
+    return errors
+
+
 def consent_record(*, customer: Customer, purpose: str, granted: bool, source: str, actor: Staff | None = None,
                    evidence: str = "", at: dt.datetime | None = None) -> Consent:
     if purpose not in ConsentPurpose.values:
         raise ValidationFailed([FieldError("purpose", f"must be one of {', '.join(ConsentPurpose.values)}", purpose)])
     if not source:
         raise ValidationFailed([FieldError("source", "is required (where the consent was given)", source)])
+    if errors := _consent_text_errors(source, evidence):
+        raise ValidationFailed(errors)
     if granted:
         _refuse_erased(customer)
     return Consent.objects.create(customer=customer, purpose=purpose, granted=bool(granted), source=source[:64],
@@ -1196,6 +1219,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
         raise PermissionDenied("Your role may not merge customers")
     if survivor.id == merged.id:
         raise ValidationFailed([FieldError("merged", "cannot merge a customer into itself", str(merged.id))])
+    if has_control(reason or ""):  # the audit record's "why": a bell or an escape showed as nothing there
+        raise ValidationFailed([FieldError("reason", CONTROL_CHARACTERS, reason[:100])])
     # Both rows locked in one order (by id), whichever is kept: two merges of one pair in opposite directions (two
     # staff members at once) wait for each other instead of deadlocking; the second then finds its record merged.
     # NO KEY: a bill being paid for either (a family member's, from the holder's wallet) checks its foreign keys to
@@ -1315,6 +1340,8 @@ def customer_ingest(*, scope: Scope, data: dict, identities: list[dict] | None =
                                      str(consent.get("purpose"))))
         if not str(consent.get("source") or "").strip():
             errors.append(FieldError(f"consents[{i}].source", "is required (where the consent was given)"))
+        errors += _consent_text_errors(str(consent.get("source") or ""), str(consent.get("evidence") or ""),
+                                       at=f"consents[{i}].")
     if errors:
         raise ValidationFailed(errors)
     home = data.get("home_clinic")

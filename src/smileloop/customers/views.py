@@ -362,7 +362,10 @@ def consent_add(request, scope: Scope, customer_id: int):
 def note_add(request, scope: Scope, customer_id: int):
     customer = selectors.customer_get(scope, customer_id)
     form = NoteForm(request.POST)
-    if form.is_valid():
+    if customer.erased_at is not None:  # its timeline was blanked: a note would write about the person again
+        form.is_valid()
+        form.add_error("text", message_display(services.ERASED_REFUSED))
+    elif form.is_valid():
         services.interaction_add(customer=customer, kind=InteractionKind.NOTE, text=form.cleaned_data["text"],
                                  author=request.user.staff)
         if not request.htmx:

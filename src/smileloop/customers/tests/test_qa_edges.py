@@ -1,15 +1,31 @@
 """QA edges of the staff workspace's customer pages and services: consents and registrations that meet an erased
 record, text with control characters, a number kept as another person's phone identity."""
 
+import json
+
 import pytest
+from django import forms
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import scope_for_staff
+from smileloop.clinics.services import token_create
+from smileloop.clinics.tests.factories import ClinicFactory, StaffFactory
 from smileloop.core.errors import Conflict, ValidationFailed
 from smileloop.customers.enums import IdentityKind
-from smileloop.customers.models import Consent, Customer, HouseholdMember, Identity
-from smileloop.customers.services import customer_register, customer_update, customer_upsert, identity_add
+from smileloop.customers.forms import customer_ids_parse
+from smileloop.customers.models import Consent, Customer, HouseholdMember, Identity, Interaction
+from smileloop.customers.privacy import customer_erase
+from smileloop.customers.services import (
+    consent_record,
+    customer_merge,
+    customer_register,
+    customer_update,
+    customer_upsert,
+    identity_add,
+)
 from smileloop.customers.tests.factories import CustomerFactory
 
 
@@ -124,3 +140,89 @@ def test_registering_a_number_that_is_someones_already_is_refused_and_leaves_the
     assert (raised.value.code, raised.value.field) == ("customer_exists", "mobile")
     assert Customer.objects.values_list("name", "gender").get() == ("张三", "U")
     assert Consent.objects.count() == 0
+
+
+# --- clinics and consultants named by the API ----------------------------------------------------------------
+
+
+def test_a_home_clinic_or_consultant_named_by_text_is_a_code_or_username_before_an_id(client, chain, clinic_a,
+                                                                                      chain_admin):
+    # given a chain numbering its clinics and staff: a clinic coded with the id of clinic A, a consultant whose job
+    # number is the id of another staff member
+    coded = ClinicFactory(chain=chain, code=str(clinic_a.id), name="二号门诊")
+    other = StaffFactory(chain=chain, clinics=[clinic_a], role=Role.CONSULTANT)
+    numbered = StaffFactory(chain=chain, clinics=[clinic_a], role=Role.CONSULTANT, user__username=str(other.id))
+    token = token_create(username=chain_admin.user.username)
+
+    def upsert(mobile, **fields):
+        response = client.post("/api/customers/upsert", data=json.dumps({"name": "张三", "mobile": mobile, **fields}),
+                               content_type="application/json",
+                               headers={"Authorization": f"Bearer {token}", "Idempotency-Key": mobile})
+        assert response.status_code == 201, response.content
+        return Customer.objects.get(pk=response.json()["customer"]["id"])
+
+    # when the POS names them as text, and as JSON numbers
+    as_text = upsert("13800138001", home_clinic=str(clinic_a.id), consultant=str(other.id))
+    as_numbers = upsert("13800138002", home_clinic=clinic_a.id, consultant=other.id)
+    # then text is the code or username (it went to clinic A and the other consultant), numbers the ids
+    assert (as_text.home_clinic_id, as_text.consultant_id) == (coded.id, numbered.id)
+    assert (as_numbers.home_clinic_id, as_numbers.consultant_id) == (clinic_a.id, other.id)
+
+
+# --- notes on an erased record ---------------------------------------------------------------------------------
+
+
+def test_an_erased_record_takes_no_new_note_and_offers_no_note_box(client, chain, clinic_a, director_a):
+    person = CustomerFactory(chain=chain, home_clinic=clinic_a, name="张三")
+    customer_erase(scope=scope_for_staff(director_a), customer=person, actor=director_a, reason="本人要求删除")
+    before = Interaction.objects.filter(customer=person).count()
+    client.force_login(director_a.user)
+    # when a page opened before the erasure sends a note naming the person again
+    response = client.post(reverse("customers:note_add", args=[person.id]), {"text": "张三说下周来"},
+                           headers={"HX-Request": "true"})
+    # then it is refused on the note box and nothing is written
+    assert response.status_code == 422
+    assert "This patient&#x27;s personal information was erased" in response.text
+    assert Interaction.objects.filter(customer=person).count() == before
+    # and the 360 page offers no note box for the record
+    page = client.get(reverse("customers:detail", args=[person.id]))
+    assert page.status_code == 200 and "note-form" not in page.text
+
+
+# --- consent evidence, merge reasons and groups ----------------------------------------------------------------
+
+
+def test_a_consents_evidence_too_long_or_with_control_characters_is_refused_not_cut(chain, clinic_a):
+    person = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    for evidence, message in (("纸质同意书" + "页" * 300, "is longer than 255 characters"),
+                              ("纸质同意书\x1b[2J", "must not contain control characters")):
+        with pytest.raises(ValidationFailed) as refused:
+            consent_record(customer=person, purpose="marketing_sms", granted=True, source="paper", evidence=evidence)
+        assert [(e.field, e.message) for e in refused.value.errors] == [("evidence", message)]
+    assert not Consent.objects.filter(customer=person).exists()
+
+
+def test_an_upserts_consent_evidence_is_named_by_its_place_in_the_list(chain, clinic_a, chain_admin):
+    token = token_create(username=chain_admin.user.username)
+    body = {"name": "张三", "mobile": "13800138009", "consents": [
+        {"purpose": "marketing_sms", "granted": True, "source": "api"},
+        {"purpose": "marketing_wechat", "granted": True, "source": "api", "evidence": "小程序\x07勾选"}]}
+    response = Client().post("/api/customers/upsert", data=json.dumps(body), content_type="application/json",
+                             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "consents"})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.consents[1].evidence"]
+    assert not Customer.objects.filter(mobile="+8613800138009").exists()
+
+
+def test_a_merge_reason_with_control_characters_is_refused_and_a_group_is_at_most_twenty(chain, clinic_a,
+                                                                                        chain_admin):
+    keep, twin = (CustomerFactory(chain=chain, home_clinic=clinic_a, name="张三") for _ in range(2))
+    with pytest.raises(ValidationFailed) as refused:
+        customer_merge(scope=scope_for_staff(chain_admin), survivor=keep, merged=twin, reason="同一人\x08\x08")
+    assert [e.field for e in refused.value.errors] == ["reason"]
+    twin.refresh_from_db()
+    assert twin.merged_into_id is None
+    assert len(customer_ids_parse(",".join(str(n) for n in range(1, 21)))) == 20
+    with pytest.raises(forms.ValidationError) as too_many:
+        customer_ids_parse(",".join(str(n) for n in range(1, 22)))
+    assert too_many.value.code == "too_many"
