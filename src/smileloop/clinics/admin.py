@@ -26,7 +26,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics import services
-from smileloop.clinics.enums import CHAIN_ROLES
+from smileloop.clinics.enums import CHAIN_ROLES, Role
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
 from smileloop.clinics.web import client_ip
 from smileloop.core.admin import FixedOnChange
@@ -142,6 +142,13 @@ class StaffForm(forms.ModelForm):
                 and cleaned.get("is_active", True):
             self.add_error("clinics", _("Choose the clinics this member of staff works at: a clinic role without one "
                                         "sees no patients."))
+        staff = self.instance
+        if staff.pk and staff.role == Role.CHAIN_ADMIN and cleaned.get("role") not in (None, Role.CHAIN_ADMIN) \
+                and not Staff.objects.filter(chain_id=staff.chain_id, role=Role.CHAIN_ADMIN, is_active=True,
+                                             user__is_active=True).exclude(pk=staff.pk).exists():
+            # Nobody would be left to set the chain up, add staff or unlock them (only the server's operator).
+            self.add_error("role", _("This is the chain's last chain administrator: make another member of staff "
+                                     "chain administrator first."))
         return cleaned
 
 

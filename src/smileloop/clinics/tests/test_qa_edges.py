@@ -361,3 +361,24 @@ def test_each_role_is_refused_exactly_what_its_permissions_lack(chain, clinic_a,
                                        (Perm.CUSTOMER_EXPORT, "customer.export", "核对")):
         written = list(AuditEvent.objects.filter(action=action).values_list("actor_id", "reason"))
         assert written == ([(staff.user_id, reason)] if permission in may else [])
+
+
+def test_the_last_chain_administrator_cannot_be_given_another_role(admin_client, chain, clinic_a):
+    boss = _staff(chain, "boss", Role.CHAIN_ADMIN)
+    url = reverse("admin:clinics_staff_change", args=[boss.pk])
+    # the only chain administrator made marketing: nobody would be left to set the chain up
+    refused = admin_client.post(url, {"name": "boss", "role": Role.MARKETING, "clinics": []})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["role"] == [
+        "This is the chain's last chain administrator: make another member of staff chain administrator first."]
+    boss.refresh_from_db()
+    assert boss.role == Role.CHAIN_ADMIN
+    # with a second one (a switched-off one does not count), the first may change role
+    gone = _staff(chain, "gone", Role.CHAIN_ADMIN)
+    gone.user.is_active = False
+    gone.user.save(update_fields=["is_active"])
+    assert admin_client.post(url, {"name": "boss", "role": Role.MARKETING, "clinics": []}).status_code == 200
+    _staff(chain, "boss2", Role.CHAIN_ADMIN)
+    assert admin_client.post(url, {"name": "boss", "role": Role.MARKETING, "clinics": []}).status_code == 302
+    boss.refresh_from_db()
+    assert boss.role == Role.MARKETING
