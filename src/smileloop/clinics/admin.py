@@ -310,23 +310,29 @@ class StaffAdmin(ChainScoped, FixedOnChange, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
+            # the grants before the edit, for the audit log (save_related writes it once the clinics are set)
+            obj._access_before = (Staff.objects.filter(pk=obj.pk).values_list("role", flat=True).get(),
+                                  set(Staff.clinics.through.objects.filter(staff_id=obj.pk)
+                                      .values_list("clinic_id", flat=True)))
             super().save_model(request, obj, form, change)
             services.staff_admin_access_sync(staff=obj)
             return
-        data = form.cleaned_data
+        data, who = form.cleaned_data, {"actor": request.user, "ip_address": client_ip(request)}
         if data.get("user") is not None:
             staff = services.staff_attach(user=data["user"], chain=data["chain"], name=data["name"],
-                                          role=data["role"], clinics=list(data.get("clinics") or ()))
+                                          role=data["role"], clinics=list(data.get("clinics") or ()), **who)
         else:
             staff = services.staff_create(chain=data["chain"], username=data["username"], name=data["name"],
                                           role=data["role"], clinics=list(data.get("clinics") or ()),
-                                          password=data["password1"], password_temporary=True)
+                                          password=data["password1"], password_temporary=True, **who)
         obj.pk, obj.user, obj.created_at, obj.updated_at = staff.pk, staff.user, staff.created_at, staff.updated_at
         obj._state.adding, obj._state.db = False, staff._state.db
 
     def save_related(self, request, form, formsets, change):
-        if change:  # on add, staff_create assigned the clinics
+        if change:  # on add, staff_create assigned the clinics (and audited them)
             super().save_related(request, form, formsets, change)
+            services.staff_access_audit(staff=form.instance, actor=request.user, before=form.instance._access_before,
+                                        ip_address=client_ip(request))
 
     def get_urls(self):
         return [path("<path:object_id>/password/", self.admin_site.admin_view(self.password_view),

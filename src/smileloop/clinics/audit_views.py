@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from smileloop.clinics.enums import Perm
+from smileloop.clinics.enums import Perm, Role
 from smileloop.clinics.selectors import audit_event_list, audit_staff_list, clinic_list
 from smileloop.clinics.web import client_ip, require_permission, staff_view
 from smileloop.core.audit import STAFF_ACTIONS, audit_record
@@ -132,6 +132,9 @@ DETAIL_KEYS = {
     "from": pgettext_lazy("audit detail", "From staff member"), "to": pgettext_lazy("audit detail", "To staff member"), "why": pgettext_lazy("audit detail", "Why"),
     "username": pgettext_lazy("audit detail", "Username"), "name": pgettext_lazy("audit detail", "Name"), "prefix": pgettext_lazy("audit detail", "Token prefix"),
     "staff_id": pgettext_lazy("audit detail", "Staff member"),
+    "role_from": pgettext_lazy("audit detail", "Role before"), "role_to": pgettext_lazy("audit detail", "Role after"),
+    "clinics_added": pgettext_lazy("audit detail", "Clinics added"),
+    "clinics_removed": pgettext_lazy("audit detail", "Clinics removed"),
 }
 
 
@@ -148,6 +151,8 @@ def _detail_text(detail) -> str:
         elif isinstance(value, dict):
             inner = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
             parts.append(f"{label}: {inner}" if inner else str(label))
+        elif key in ("role_from", "role_to") and value in Role.values:
+            parts.append(f"{label}: {Role(value).label}")
         elif value not in (None, ""):
             parts.append(f"{label}: {value}")
     return "; ".join(parts)

@@ -7,7 +7,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm, Role
@@ -19,9 +19,11 @@ from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDeni
 
 @transaction.atomic
 def staff_create(*, chain: Chain, username: str, name: str, role: str, clinics: list[Clinic] = (),
-                 password: str | None = None, is_superuser: bool = False, password_temporary: bool = False) -> Staff:
+                 password: str | None = None, is_superuser: bool = False, password_temporary: bool = False,
+                 actor=None, ip_address: str | None = None) -> Staff:
     """A member of staff with their login. `password_temporary`: a chain admin chose the first password (the admin's
-    add form), so the new member of staff must replace it at their first login."""
+    add form), so the new member of staff must replace it at their first login. `actor`: the admin who added them
+    (audited as staff.create, with the role and clinics given; the seed and the set-up commands pass none)."""
     if role not in Role.values:
         raise ValidationFailed([FieldError("role", f"unknown role; use one of {', '.join(Role.values)}", role)])
     User = get_user_model()
@@ -33,17 +35,25 @@ def staff_create(*, chain: Chain, username: str, name: str, role: str, clinics: 
         user.set_password(password)
     else:
         user.set_unusable_password()
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # two admins adding one username at the same moment: the second is told, not a 500
+        raise ValidationFailed([FieldError("username", "is already taken", username)]) from None
     staff = Staff.objects.create(user=user, chain=chain, name=name, role=role,
                                  password_change_required=bool(password and password_temporary))
     if clinics:
         staff.clinics.set(clinics)
+    if actor is not None:
+        staff_access_audit(staff=staff, actor=actor, ip_address=ip_address)
     return staff
 
 
 @transaction.atomic
-def staff_attach(*, user, chain: Chain, name: str, role: str, clinics: list[Clinic] = ()) -> Staff:
-    """A staff profile for a login that exists and has none (the operator's own, on a new installation)."""
+def staff_attach(*, user, chain: Chain, name: str, role: str, clinics: list[Clinic] = (), actor=None,
+                 ip_address: str | None = None) -> Staff:
+    """A staff profile for a login that exists and has none (the operator's own, on a new installation); audited
+    like staff_create when an admin (`actor`) attached it."""
     if role not in Role.values:
         raise ValidationFailed([FieldError("role", f"unknown role; use one of {', '.join(Role.values)}", role)])
     if Staff.objects.filter(user=user).exists():
@@ -52,7 +62,30 @@ def staff_attach(*, user, chain: Chain, name: str, role: str, clinics: list[Clin
     if clinics:
         staff.clinics.set(clinics)
     staff_admin_access_sync(staff=staff)
+    if actor is not None:
+        staff_access_audit(staff=staff, actor=actor, ip_address=ip_address)
     return staff
+
+
+def staff_access_audit(*, staff: Staff, actor, before: tuple[str, set[int]] | None = None,
+                       ip_address: str | None = None) -> None:
+    """Who gave a member of staff which role and clinics, and when (PIPL: least privilege is only checkable if
+    grants are on the record; Django's admin history names the fields, not their values). `before`: the role and
+    clinic ids before an edit (nothing is written when neither changed); None: the member of staff is new
+    (staff.create). Clinics are named by code, as staff know them."""
+    clinic_ids = set(staff.clinics.values_list("pk", flat=True))
+    role_before, clinics_before = before if before is not None else ("", set())
+    if before is not None and role_before == staff.role and clinics_before == clinic_ids:
+        return
+    codes = dict(Clinic.objects.filter(pk__in=clinic_ids | clinics_before).values_list("pk", "code"))
+    detail = {"username": staff.user.get_username(), "name": staff.name, "chain_id": staff.chain_id}
+    if role_before != staff.role:
+        detail |= {"role_from": role_before, "role_to": staff.role}
+    for key, ids in (("clinics_added", clinic_ids - clinics_before), ("clinics_removed", clinics_before - clinic_ids)):
+        if ids:
+            detail[key] = ", ".join(sorted(codes.get(pk, str(pk)) for pk in ids))
+    audit_record(actor=actor, action="staff.create" if before is None else "staff.access_change",
+                 object_type="staff", object_id=staff.pk, detail=detail, ip_address=ip_address)
 
 
 def _opens_admin(role: str) -> bool:

@@ -23,6 +23,8 @@ STAFF_ACTIONS = {
     "audit.export": _("Audit log exported"),
     "staff.password_set": _("Staff password set"),  # clinics.services: a chain admin manages a staff login
     "staff.password_change": _("Own password changed"),  # clinics.services: staff change their own
+    "staff.create": _("Staff member added"),  # clinics.services.staff_access_audit: who granted which role
+    "staff.access_change": _("Staff role or clinics changed"),
     "staff.deactivate": _("Staff login deactivated"),
     "staff.reactivate": _("Staff login reactivated"),
     "api_token.revoke": _("API token revoked"),  # clinics.services.api_tokens_revoke

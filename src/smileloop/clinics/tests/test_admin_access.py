@@ -282,3 +282,52 @@ def test_revoking_tokens_in_the_admin_cuts_them_off_and_is_audited_once_per_toke
     assert (event.actor_id, event.object_type, event.object_id, event.ip_address) == (
         hq.user_id, "api_token", str(pos.pk), "203.0.113.9")
     assert event.detail == {"prefix": pos.prefix, "name": "POS", "staff_id": doctor.pk, "username": "doc"}
+
+
+# --- who granted which role and clinics (PIPL: least privilege on the record) ------------------------------------
+
+def test_adding_a_member_of_staff_records_their_role_and_clinics(hq_client, hq, clinic_a, clinic_b):
+    response = hq_client.post(reverse("admin:clinics_staff_add"), {
+        "chain": hq.chain_id, "username": "new_fd", "name": "新前台", "role": Role.FRONT_DESK,
+        "clinics": [clinic_a.pk, clinic_b.pk], "password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 302
+    staff = Staff.objects.get(user__username="new_fd")
+    event = AuditEvent.objects.get(action="staff.create")
+    assert (event.actor_id, event.object_id) == (hq.user_id, str(staff.pk))
+    assert event.detail["role_to"] == Role.FRONT_DESK and event.detail["username"] == "new_fd"
+    assert event.detail["clinics_added"] == ", ".join(sorted([clinic_a.code, clinic_b.code]))
+    # the set-up commands and the seed add staff without an admin: nothing is claimed on anyone's behalf
+    services.staff_create(chain=hq.chain, username="seeded", name="种子", role=Role.DOCTOR)
+    assert AuditEvent.objects.filter(action="staff.create").count() == 1
+
+
+def test_a_role_or_clinic_change_is_audited_with_both_sides_and_a_plain_save_is_not(hq_client, hq, doctor, clinic_a,
+                                                                                    clinic_b):
+    url = staff_url("change", doctor)
+    assert hq_client.post(url, {"name": "张医生", "role": Role.DOCTOR, "clinics": [clinic_a.pk]}).status_code == 302
+    assert not AuditEvent.objects.filter(action="staff.access_change").exists()  # nothing granted or taken
+    assert hq_client.post(url, {"name": "张医生", "role": Role.CLINIC_DIRECTOR,
+                                "clinics": [clinic_b.pk]}).status_code == 302
+    event = AuditEvent.objects.get(action="staff.access_change")
+    assert event.actor_id == hq.user_id and event.object_id == str(doctor.pk)
+    assert event.detail | {} == {"username": "doc", "name": "张医生", "chain_id": doctor.chain_id,
+                                 "role_from": Role.DOCTOR, "role_to": Role.CLINIC_DIRECTOR,
+                                 "clinics_added": clinic_b.code, "clinics_removed": clinic_a.code}
+    # the audit page names the roles, not their codes
+    page = hq_client.get(reverse("clinics:audit_log"), {"action": "staff.access_change"})
+    assert "Role before: Doctor; Role after: Clinic director" in page.content.decode()
+
+
+def test_two_admins_adding_one_username_at_once_is_a_field_error_not_a_500(chain, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    from smileloop.core.errors import ValidationFailed
+
+    # the look-up ran before the other admin's insert committed: the unique index has the last word
+    get_user_model().objects.create(username="race")
+    monkeypatch.setattr(get_user_model().objects.__class__, "filter",
+                        lambda self, **kw: get_user_model().objects.none())
+    with pytest.raises(ValidationFailed) as refused:
+        services.staff_create(chain=chain, username="race", name="后到", role=Role.DOCTOR)
+    assert refused.value.errors[0].field == "username"
+    assert Staff.objects.filter(name="后到").count() == 0
