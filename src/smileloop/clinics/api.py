@@ -5,7 +5,6 @@ import dataclasses
 import threading
 import time
 
-from django.db.models import Q
 from django.http import HttpRequest
 from ninja.errors import HttpError, Throttled
 from ninja.security import HttpBearer
@@ -21,7 +20,7 @@ from smileloop.clinics.selectors import (
     token_touch,
 )
 from smileloop.clinics.web import client_ip
-from smileloop.core.bounds import pk_from_text
+from smileloop.core.bounds import row_named
 from smileloop.core.errors import FieldError, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
 
@@ -101,26 +100,10 @@ def _chain_wide(scope: Scope) -> Scope:
     return dataclasses.replace(scope, clinic_ids=None)
 
 
-def _by_id_or(qs, value, text_field: str):
-    """The row named by `value`. When one row has it as its code (username) and another as its id, a JSON string
-    names the code and a JSON number the id: "12" was whichever row had the lower id, so clinic "002" of a chain
-    numbering its clinics was clinic id 2, and an order was written to another clinic. One query either way."""
-    text = str(value).strip()
-    cond = Q(**{text_field: text})
-    pk = pk_from_text(text)
-    if pk is not None:
-        cond |= Q(pk=pk)
-    rows = list(qs.filter(cond)[:2])
-    if len(rows) < 2:
-        return rows[0] if rows else None
-    by_id = isinstance(value, int) and not isinstance(value, bool)
-    return next(row for row in rows if (row.pk == pk) == by_id)
-
-
 def _clinic_in_scope(*, scope: Scope, value: int | str, field: str, refusal: str) -> Clinic:
     # Named among the chain's clinics first, then checked against the caller's: resolved among their own alone, a
     # code of a clinic outside them that is also the id of one of theirs named their own.
-    clinic = _by_id_or(clinic_list(_chain_wide(scope)), value, "code")
+    clinic = row_named(clinic_list(_chain_wide(scope)), value, ("code",))
     if clinic is None:
         raise ValidationFailed([FieldError(field, "is not an active clinic of this chain (use its id or code)",
                                            str(value))])
@@ -148,7 +131,7 @@ def staff_for_input(*, scope: Scope, value: int | str | None, field: str) -> Sta
     """A staff member of the caller's chain named by id or username (a doctor may work at any clinic)."""
     if value is None or str(value).strip() == "":
         return None
-    staff = _by_id_or(staff_list(_chain_wide(scope)), value, "user__username")
+    staff = row_named(staff_list(_chain_wide(scope)), value, ("user__username",))
     if staff is None:
         raise ValidationFailed([FieldError(field, "is not an active staff member of this chain (use id or username)",
                                            str(value))])

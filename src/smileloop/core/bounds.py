@@ -69,6 +69,23 @@ def pk_from_text(text: str) -> int | None:
     return value if 0 < value <= BIGINT_MAX else None
 
 
+def row_named(qs, value, fields: tuple[str, ...], *, text: str | None = None):
+    """The row of `qs` that an input names, or None: a JSON number is an id first, a text is its `fields` in turn
+    (a code, a username, a name) first and an id last. A chain numbering its clinics has clinic code "10" beside
+    clinic id 10: read the other way, an order or a patient went to another clinic. `text`: the value already
+    normalised by the caller (else stripped). One small query per try, stopping at the first row found."""
+    text = str(value).strip() if text is None else text
+    pk = pk_from_text(text)  # digits past a bigint (or "²") are no key: looked up by the fields only
+    lookups = [{field: text} for field in fields]
+    if pk is not None:
+        by_id = isinstance(value, int) and not isinstance(value, bool)
+        lookups.insert(0 if by_id else len(lookups), {"pk": pk})
+    for lookup in lookups:
+        if row := qs.filter(**lookup).first():
+            return row
+    return None
+
+
 # --- bounds of configuration fields (loyalty, membership) ----------------------------------------------------
 # A model field carries its range as validators (`within`); the services read them back (`range_errors`) to refuse
 # a value by its field's name before the database's CHECK constraint would, and the forms set min/max from them.

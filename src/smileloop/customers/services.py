@@ -6,7 +6,7 @@ import functools
 from decimal import Decimal, InvalidOperation
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
-from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Concat
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.audit import audit_record
-from smileloop.core.bounds import CONTROL_CHARACTERS, has_control, pk_from_text
+from smileloop.core.bounds import CONTROL_CHARACTERS, has_control, row_named
 from smileloop.core.bulk import rows_insert
 from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from smileloop.core.scoping import Scope
@@ -84,7 +84,7 @@ def clinic_resolve(*, chain_id: int, value) -> Clinic:
     first, then an id: a chain whose clinic codes are digits had its clinic "10" read as the clinic of id 10, and a
     patient put in another clinic (as clinics.api reads them)."""
     text = to_halfwidth(str(value)).strip()
-    clinic = _named(Clinic.objects.filter(chain_id=chain_id), value, text, ("code", "name"))
+    clinic = row_named(Clinic.objects.filter(chain_id=chain_id), value, ("code", "name"), text=text)
     if clinic is None:
         raise ValueError("is not a clinic of this chain")
     return clinic
@@ -93,20 +93,7 @@ def clinic_resolve(*, chain_id: int, value) -> Clinic:
 def _staff_resolve(*, chain_id: int, value) -> Staff | None:
     """A staff member of the chain by id, username or name; as clinic_resolve, a text is a username (a job number
     such as "1001") or a name before it is an id."""
-    return _named(Staff.objects.filter(chain_id=chain_id), value, str(value).strip(), ("user__username", "name"))
-
-
-def _named(qs: QuerySet, value, text: str, fields: tuple[str, ...]):
-    """The first row of `qs` that `value` names: a number (JSON) by id first, a text by `fields` in turn first and
-    by id last. One small query per try, stopping at the first row found."""
-    pk = pk_from_text(text)  # digits past a bigint (or "²") are no key: looked up by the fields only
-    lookups = [Q(**{field: text}) for field in fields]
-    if pk is not None:
-        lookups.insert(0 if isinstance(value, int) and not isinstance(value, bool) else len(lookups), Q(pk=pk))
-    for lookup in lookups:
-        if row := qs.filter(lookup).first():
-            return row
-    return None
+    return row_named(Staff.objects.filter(chain_id=chain_id), value, ("user__username", "name"))
 
 
 def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) -> dict:
@@ -1020,7 +1007,8 @@ def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at:
 
     Cheap on the hot paths (checkout, API): one conditional UPDATE that matches nothing when the stage does
     not move; the timeline INSERT only on a change. Pass an id to avoid a fetch; a passed instance gets its
-    stage fields updated in memory after a change (so a later save() does not write the old stage back)."""
+    stage fields updated in memory after a change (so a later save() does not write the old stage back). An erased
+    record (PIPL) is never moved: it is an anonymous record of past care, not a person to profile."""
     at = at or timezone.now()
     customer_id = customer if isinstance(customer, int) else customer.pk
     if not _stage_move_one(customer_id, to=to, at=at):
@@ -1051,7 +1039,8 @@ def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime) -> bool:
     allowed_in = ", ".join(["%s"] * len(allowed))
     return bool(sql_execute(
         f"UPDATE {Customer._meta.db_table} SET {sets}, stage_prev = stage, stage_changed_at = %s, updated_at = %s "
-        f"WHERE id = %s AND stage IN ({allowed_in})", [*params, at_db, at_db, customer_id, *allowed]))
+        f"WHERE id = %s AND stage IN ({allowed_in}) AND erased_at IS NULL",  # an erased record keeps its stage
+        [*params, at_db, at_db, customer_id, *allowed]))
 
 
 def _stage_follow(customer: Customer, *, to: str, at: dt.datetime) -> None:
@@ -1088,6 +1077,8 @@ def customer_mark_lost(*, scope: Scope, customer: Customer, reason: str, actor: 
     locked = Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).first()
     if locked is None or locked.merged_into_id or not _in_scope(scope, locked):
         raise NotFound("Customer not found")
+    if locked.erased_at is not None:
+        raise Conflict(ERASED_REFUSED, code="erased")
     if locked.stage == Stage.LOST:
         raise Conflict("This patient is already marked lost", code="already_lost")
     customer_stage_advance(customer=locked, to=Stage.LOST,

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.web import htmx_redirect, require_permission, staff_view
 from smileloop.core import errors
+from smileloop.core.bounds import pk_from_text
 from smileloop.core.errors import FieldError
 from smileloop.core.scoping import Scope
 from smileloop.segments import selectors, services
@@ -138,9 +139,10 @@ def _rule_tag(scope: Scope, value):
     from smileloop.tagging.enums import TagKind
     from smileloop.tagging.selectors import tag_get
 
-    if not str(value).isdigit():
+    pk = pk_from_text(value)  # the rule builder names a tag by its id
+    if pk is None:
         raise errors.NotFound("No such tag", field="tag")
-    tag = tag_get(scope, value)
+    tag = tag_get(scope, pk)
     return tag if tag.kind == TagKind.RULE else None
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Prefetch, QuerySet
 
-from smileloop.core.bounds import pk_from_text
+from smileloop.core.bounds import row_named
 from smileloop.core.errors import NotFound
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_models
@@ -32,7 +32,7 @@ def tag_get(scope: Scope, tag) -> Tag:
     """By id or code, within the scope's chain; NotFound otherwise."""
     qs = tag_list(scope)
     text = str(tag).strip()
-    found = _by_id_or_code(qs, text)
+    found = _by_id_or_code(qs, tag, text)
     if found is None:
         raise NotFound(f"No tag {text!r}", field="tag")
     return found
@@ -41,16 +41,18 @@ def tag_get(scope: Scope, tag) -> Tag:
 def tag_group_get(scope: Scope, group) -> TagGroup:
     qs = TagGroup.objects.filter(chain_id=scope.chain_id)
     text = str(group).strip()
-    found = _by_id_or_code(qs, text)
+    found = _by_id_or_code(qs, group, text)
     if found is None:
         raise NotFound(f"No tag group {text!r}", field="group")
     return found
 
 
-def _by_id_or_code(qs: QuerySet, text: str):
+def _by_id_or_code(qs: QuerySet, value, text: str):
+    """A number is an id first, a text a code first (core.bounds.row_named): a tag coded "618" (the June sale) was
+    read as tag id 618, so the 360 page, which names the tag to take off by its code, could not take it off."""
     if "\x00" in text:  # no code holds a NUL, and PostgreSQL refuses one in a query (a 500, not "no such tag")
         return None
-    return qs.filter(pk=pk_from_text(text)).first() if text.isdigit() else qs.filter(code=text.lower()).first()
+    return row_named(qs, value, ("code",), text=text.lower())
 
 
 def tag_counts(scope: Scope) -> dict[int, int]:

@@ -310,7 +310,7 @@ def test_a_role_or_clinic_change_is_audited_with_both_sides_and_a_plain_save_is_
                                 "clinics": [clinic_b.pk]}).status_code == 302
     event = AuditEvent.objects.get(action="staff.access_change")
     assert event.actor_id == hq.user_id and event.object_id == str(doctor.pk)
-    assert event.detail | {} == {"username": "doc", "name": "张医生", "chain_id": doctor.chain_id,
+    assert event.detail == {"username": "doc", "name": "张医生", "chain_id": doctor.chain_id,
                                  "role_from": Role.DOCTOR, "role_to": Role.CLINIC_DIRECTOR,
                                  "clinics_added": clinic_b.code, "clinics_removed": clinic_a.code}
     # the audit page names the roles, not their codes

@@ -159,6 +159,19 @@ def test_removing_a_tag_on_the_360_page(client, front_desk_a, patient_a, vip):
     assert not CustomerTag.objects.exists()
 
 
+def test_a_tag_whose_code_is_digits_is_taken_off_by_its_code_not_read_as_an_id(client, front_desk_a, patient_a,
+                                                                                interests):
+    # the 360 page names the tag to take off by its code; a code of digits was read as the tag of that id
+    sale = TagFactory(group=interests, code="900618", name="618大促")
+    other = TagFactory(group=interests, code="other", name="别的", pk=900618)  # the tag whose id the code spells
+    CustomerTagFactory(customer=patient_a, tag=sale)
+    CustomerTagFactory(customer=patient_a, tag=other)
+    login(client, front_desk_a)
+    response = client.post(reverse("tagging:customer_remove", args=[patient_a.id]), {"tag": "900618"}, **HX)
+    assert response.status_code == 200
+    assert list(CustomerTag.objects.filter(customer=patient_a).values_list("tag_id", flat=True)) == [other.pk]
+
+
 def test_a_rule_tag_cannot_be_added_by_hand_on_the_360_page_and_nothing_changes(client, front_desk_a, patient_a,
                                                                                 interests):
     # given: a rule tag (the 360 page does not offer it; a hand-set row would outlive the rule, whose nightly
