@@ -894,13 +894,16 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     return joined
 
 
-def customers_lock(*customer_ids: int) -> None:
+def customers_lock(*customer_ids: int) -> frozenset[int]:
     """Lock these customers' rows for the rest of the transaction, in id order (two writers never deadlock), FOR NO
     KEY UPDATE: rows that merely reference them (an order, a tag) are written without waiting. What serialises two
     writes about one person that would each find nothing and both create (a household, a record by external id, a
-    top-up by key). Rows fetched, not counted: Django drops FOR UPDATE from a count(), which would lock nothing."""
-    list(Customer.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(customer_ids)))
-         .order_by("pk").values_list("pk", flat=True))
+    top-up by key). Rows fetched, not counted: Django drops FOR UPDATE from a count(), which would lock nothing.
+    Returns the ids among them that are erased, read under the lock (a caller refusing erased records asks no
+    second query: customers_refuse_erased)."""
+    rows = (Customer.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(customer_ids)))
+            .order_by("pk").values_list("pk", "erased_at"))
+    return frozenset(pk for pk, erased_at in rows if erased_at is not None)
 
 
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,

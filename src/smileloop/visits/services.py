@@ -23,6 +23,7 @@ from smileloop.core.sql import db_datetime
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import (
+    ERASED_REFUSED,
     customer_stage_advance,
     customer_visit_stats_apply,
     customers_lock,
@@ -155,18 +156,22 @@ def _external_id_lock(customer: Customer, external_id: str | None) -> None:
         customers_lock(customer.pk)
 
 
-def _new_record_check(customer: Customer) -> None:
+def _new_record_check(customer: Customer, *, erased: bool | None = None) -> None:
     """A new appointment, bill, plan or procedure for an erased record is a 409 `erased` (customers_refuse_erased):
     a returning patient is a new record. What the PMS sends again about the record's earlier care (a booking's
-    status, a plan's progress, a refund) is still taken."""
-    customers_refuse_erased(customer.pk, field="customer_id")
+    status, a plan's progress, a refund) is still taken. `erased`: already read under the row's lock (_visit_lock)."""
+    if erased is None:
+        customers_refuse_erased(customer.pk, field="customer_id")
+    elif erased:
+        raise Conflict(ERASED_REFUSED, code="erased", field="customer_id")
 
 
-def _visit_lock(customer: Customer) -> None:
+def _visit_lock(customer: Customer) -> bool:
     """A bill or visit appointment counts its day unless another is there (`_visit_day_counted`): two written at once
     each missed the other's uncommitted row and the day counted twice. The customer's row, locked first, makes the
-    second wait and see the first (and covers `_external_id_lock`)."""
-    customers_lock(customer.pk)
+    second wait and see the first (and covers `_external_id_lock`). Returns whether the record is erased (read
+    under the lock, for _new_record_check)."""
+    return customer.pk in customers_lock(customer.pk)
 
 
 @contextmanager
@@ -220,7 +225,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     if errors:
         raise ValidationFailed(errors)
     appointment = None
-    _visit_lock(customer)
+    erased = _visit_lock(customer)
     if external_id:
         appointment = Appointment.objects.select_for_update().filter(chain_id=customer.chain_id,
                                                                      external_id=external_id).first()
@@ -231,7 +236,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
             _existing_writable(scope, appointment, "appointment")
     created = appointment is None
     if created:
-        _new_record_check(customer)
+        _new_record_check(customer, erased=erased)
     was_visit = bool(appointment and appointment.status in _VISIT_STATUSES)
     was_booked = bool(appointment and appointment.status == AppointmentStatus.BOOKED)
     # A visit that is no longer one (arrived → booked, a PMS correcting itself) or moves changes what its days count
@@ -303,15 +308,17 @@ def _line_values(chain_id: int, lines: list[dict], errors: list, items: dict[str
 @transaction.atomic
 def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime, lines: list[dict],
                  payments: list[dict], external_id: str | None = None, cashier: Staff | None = None,
-                 notes: str = "", items: dict[str, ServiceItem] | None = None, scope: Scope | None = None
-                 ) -> tuple[Order, bool]:
+                 notes: str = "", items: dict[str, ServiceItem] | None = None, scope: Scope | None = None,
+                 customer_locked: bool = False) -> tuple[Order, bool]:
     """Record a paid POS bill. Payments, when given, must add up to the bill exactly; a bill without them is
     paid by means the POS did not report (as an imported bill). Idempotent on external_id.
 
     `items`: the catalogue rows by code when the caller has just read them (checkout), to spare the read. A new
     order carries `lines_written`, its OrderLine rows with ids and items, in line order (a replayed one does
-    not: read `order.lines`)."""
-    _visit_lock(customer)
+    not: read `order.lines`). `customer_locked`: the caller holds the customer's row lock and has refused an erased
+    record under it (checkout_pay), so neither is done twice."""
+    # checkout_pay holds the row's lock already and refused an erased record under it
+    erased = False if customer_locked else _visit_lock(customer)
     if external_id:
         existing = Order.objects.filter(chain_id=customer.chain_id, external_id=external_id).first()
         if existing:
@@ -320,7 +327,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
                                field="external_id")
             _existing_writable(scope, existing, "order")
             return existing, False
-    _new_record_check(customer)
+    _new_record_check(customer, erased=erased)
     errors: list[FieldError] = []
     _check_clinic(customer, clinic, errors)
     ordered_at = _aware(ordered_at, "ordered_at", errors)

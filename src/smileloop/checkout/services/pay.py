@@ -123,6 +123,7 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     at = timezone.now()
     order, _created = order_record(
         customer=customer, clinic=bill.clinic, ordered_at=at, external_id=external_id, cashier=actor,
+        customer_locked=True,
         lines=[{"item_code": line.code, "quantity": line.quantity, "unit_price_fen": line.unit_fen,
                 "discount_fen": line.reduction_fen, "tooth": str(bill.inputs["lines"][line.index].get("tooth") or "")}
                for line in bill.lines],
