@@ -240,15 +240,20 @@ def staff_password_change(*, user, old_password: str, new_password: str, ip_addr
 
 
 @transaction.atomic
-def token_create(*, username: str, name: str = "") -> str:
+def token_create(*, username: str, name: str = "", replace: bool = False) -> str:
     """Create an API token for a staff login; returns the key (shown once, stored hashed). Audited like its revocation
     (api_token.create: whose token, its prefix and name, and the operating-system account that ran the command, as
-    tokens are made on the server, by no staff member)."""
+    tokens are made on the server, by no staff member). `replace`: a rotation, so the login's live tokens of the same
+    name are revoked in the same transaction (an integration's old key stops when its new one exists, never both
+    live by oversight, never neither)."""
     # the login too (switched off in the operator's user admin): a token it could never use is no token
     staff = Staff.objects.select_related("user").filter(user__username=username, is_active=True,
                                                         user__is_active=True).first()
     if staff is None:
         raise NotFound(f"No active staff member with username {username!r}")
+    if replace:
+        api_tokens_revoke(tokens=ApiToken.objects.filter(staff=staff, name=name), actor=None,
+                          detail={"os_user": _os_user(), "replaced": True})
     key = "sl_" + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(staff=staff, name=name, prefix=key[:10], key_hash=ApiToken.hash_key(key))
     audit_record(actor=None, action="api_token.create", object_type="api_token", object_id=token.pk,
@@ -265,9 +270,10 @@ def _os_user() -> str:
 
 
 @transaction.atomic
-def api_tokens_revoke(*, tokens, actor, ip_address: str | None = None) -> int:
+def api_tokens_revoke(*, tokens, actor, ip_address: str | None = None, detail: dict | None = None) -> int:
     """Revoke the tokens not yet revoked (an integration that leaked its key, a retired POS), one audit event each
-    (api_token.revoke: whose token, its prefix and name): who cut off an integration is part of the record."""
+    (api_token.revoke: whose token, its prefix and name, and `detail`): who cut off an integration is part of the
+    record."""
     from django.utils import timezone
 
     now = timezone.now()
@@ -277,5 +283,5 @@ def api_tokens_revoke(*, tokens, actor, ip_address: str | None = None) -> int:
         audit_record(actor=actor, action="api_token.revoke", object_type="api_token", object_id=token.pk,
                      ip_address=ip_address, detail={"prefix": token.prefix, "name": token.name,
                                                     "staff_id": token.staff_id,
-                                                    "username": token.staff.user.get_username()})
+                                                    "username": token.staff.user.get_username(), **(detail or {})})
     return len(revoked)

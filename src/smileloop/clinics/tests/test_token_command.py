@@ -64,3 +64,23 @@ def test_token_create_refuses_a_name_or_user_it_cannot_store_and_creates_nothing
 def test_token_create_keeps_a_name_of_100_characters(front_desk_a):
     call_command("token", "create", "--user", "frontdesk_a", "--name", "名" * 100, stdout=StringIO())
     assert ApiToken.objects.get().name == "名" * 100
+
+
+def test_token_create_replace_rotates_the_named_key_and_leaves_the_others(front_desk_a):
+    # given: the POS key and another integration's key of the same login
+    old_pos, other = StringIO(), StringIO()
+    call_command("token", "create", "--user", "frontdesk_a", "--name", "POS SH01", stdout=old_pos)
+    call_command("token", "create", "--user", "frontdesk_a", "--name", "小程序", stdout=other)
+    # when: the POS key is rotated
+    new_pos = StringIO()
+    call_command("token", "create", "--user", "frontdesk_a", "--name", "POS SH01", "--replace", stdout=new_pos)
+    # then: the new key works, the old POS key is revoked (audited as a rotation), the other integration goes on
+    assert token_authenticate(new_pos.getvalue().strip()) == front_desk_a
+    assert token_authenticate(other.getvalue().strip()) == front_desk_a
+    assert token_authenticate(old_pos.getvalue().strip()) is None
+    revoked = AuditEvent.objects.get(action="api_token.revoke")
+    assert revoked.detail["prefix"] == old_pos.getvalue().strip()[:10] and revoked.detail["replaced"] is True
+    assert ApiToken.objects.filter(revoked_at__isnull=True).count() == 2
+    # without --replace, a second key of a name is a second live key (two terminals of one clinic)
+    call_command("token", "create", "--user", "frontdesk_a", "--name", "POS SH01", stdout=StringIO())
+    assert ApiToken.objects.filter(name="POS SH01", revoked_at__isnull=True).count() == 2

@@ -1,4 +1,5 @@
-"""`smileloop token create --user USERNAME [--name NAME]`: print a new API token (shown once, stored hashed)."""
+"""`smileloop token create --user USERNAME [--name NAME] [--replace]`: print a new API token (shown once, stored
+hashed); with --replace, the login's live tokens of that name are revoked with it (a rotation)."""
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -20,11 +21,13 @@ class Command(BaseCommand):
                             help="The staff member's login username.")
         create.add_argument("--name", default="", type=text_argument(ApiToken._meta.get_field("name").max_length),
                             help="What the token is for, e.g. 'POS SH01' (at most 100 characters).")
+        create.add_argument("--replace", action="store_true",
+                            help="Rotate: revoke this login's live tokens of the same --name once the new one exists.")
 
     def handle(self, *args, action: str, **options):
         if action == "create":
             try:
-                key = token_create(username=options["user"], name=options["name"])
+                key = token_create(username=options["user"], name=options["name"], replace=options["replace"])
             except DomainError as exc:
                 raise CommandError(exc.message)
             self.stdout.write(key)
