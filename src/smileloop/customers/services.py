@@ -328,9 +328,18 @@ def search_keys_home_clinic_sync(*, customer_ids) -> None:
             home_clinic_id=Subquery(Customer.objects.filter(pk=OuterRef("customer_id")).values("home_clinic_id")[:1]))
 
 
+def households_name_follow(*, head: Customer) -> None:
+    """A household is called after its head ("张三家", made so by household_relative_add, the import and the seed;
+    nothing else names one): a renamed head, or a merge survivor taking a household over, renames it, or the 360
+    page and the family card went on calling the family by the old name."""
+    Household.objects.filter(head=head).exclude(name=f"{head.name}家").update(name=f"{head.name}家",
+                                                                              updated_at=timezone.now())
+
+
 def _keys_follow(customer: Customer, changed) -> None:
     if "name" in changed:
         customer_search_keys_refresh(customers=[customer])
+        households_name_follow(head=customer)
     elif "home_clinic" in changed:
         search_keys_home_clinic_sync(customer_ids=[customer.id])
 
@@ -1042,7 +1051,7 @@ def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime) -> bool:
     allowed_in = ", ".join(["%s"] * len(allowed))
     return bool(sql_execute(
         f"UPDATE {Customer._meta.db_table} SET {sets}, stage_prev = stage, stage_changed_at = %s, updated_at = %s "
-        f"WHERE id = %s AND stage IN ({allowed_in}) AND erased_at IS NULL",  # an erased record keeps its stage
+        f"WHERE id = %s AND stage IN ({allowed_in})",  # an erased record keeps its stage
         [*params, at_db, at_db, customer_id, *allowed]))
 
 
@@ -1198,7 +1207,8 @@ def _merge_households(survivor: Customer, merged: Customer, moved: dict) -> None
             # the merged record's household had only it and one relative: a household of one is none
             household.members.all().delete()
             household.delete()
-    Household.objects.filter(head=merged).update(head=survivor)
+    if Household.objects.filter(head=merged).update(head=survivor):
+        households_name_follow(head=survivor)
 
 
 @transaction.atomic

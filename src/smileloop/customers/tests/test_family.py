@@ -430,3 +430,23 @@ def test_merging_the_head_into_a_member_of_the_same_family_makes_the_survivor_he
     customer_merge(scope=director_scope, survivor=family["王锦程"], merged=family["王峰"], reason="同一人")
     # then
     assert _households() == [("王锦程", [("王锦程", "head"), ("郑佳琪", "spouse")])]
+
+
+def test_a_household_is_called_after_its_head_when_the_head_is_renamed_or_merged_away(family, chain, clinic_a,
+                                                                                        director_scope):
+    from smileloop.customers.services import customer_update
+
+    household = Household.objects.get()
+    assert household.name == "王峰家"
+    # a member's rename leaves the household's name alone; the head's renames it
+    customer_update(customer=family["郑佳琪"], data={"name": "郑佳"})
+    household.refresh_from_db()
+    assert household.name == "王峰家"
+    customer_update(customer=family["王峰"], data={"name": "王锋"})
+    household.refresh_from_db()
+    assert household.name == "王锋家"
+    # a head merged into a record of another spelling: the survivor heads the household, and names it
+    again = CustomerFactory(chain=chain, name="王峰", home_clinic=clinic_a)
+    customer_merge(scope=director_scope, survivor=again, merged=family["王峰"], reason="同一人")
+    household.refresh_from_db()
+    assert (household.head_id, household.name) == (again.pk, "王峰家")
