@@ -1051,7 +1051,7 @@ def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime) -> bool:
     allowed_in = ", ".join(["%s"] * len(allowed))
     return bool(sql_execute(
         f"UPDATE {Customer._meta.db_table} SET {sets}, stage_prev = stage, stage_changed_at = %s, updated_at = %s "
-        f"WHERE id = %s AND stage IN ({allowed_in})",  # an erased record keeps its stage
+        f"WHERE id = %s AND stage IN ({allowed_in}) AND erased_at IS NULL",  # an erased record keeps its stage
         [*params, at_db, at_db, customer_id, *allowed]))
 
 

@@ -432,8 +432,9 @@ def mark_lost(request, scope: Scope, customer_id: int):
                                         actor=request.user.staff)
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
-        except errors.Conflict:
-            form.add_error(None, _("This patient is already marked lost."))
+        except errors.Conflict as exc:
+            form.add_error(None, message_display(exc.message) if exc.code == "erased"
+                           else _("This patient is already marked lost."))
         else:
             messages.success(request, _("%(name)s is marked lost.") % {"name": customer.name})
             return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#timeline")

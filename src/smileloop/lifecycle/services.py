@@ -202,7 +202,9 @@ def _side_moves(qs, cut: Cutoffs, now: dt.datetime) -> dict:
 
 
 def _live(chain_id: int):
-    return Customer.objects.filter(chain_id=chain_id, merged_into__isnull=True)
+    """The customers whose stage the chain's runs keep: not merged away, and not erased (an anonymous record of
+    past care is not profiled again: no "no visit since …" on its blanked timeline)."""
+    return Customer.objects.filter(chain_id=chain_id, merged_into__isnull=True, erased_at__isnull=True)
 
 
 @transaction.atomic
@@ -248,7 +250,17 @@ def stages_derive(*, chain: Chain, today: dt.date, now: dt.datetime | None = Non
     cond = _side_conditions(cut)
     nothing_since = (Q(stage=Stage.LOST, stage_changed_at__isnull=False)
                      & (Q(last_visit_at__isnull=True) | Q(last_visit_at__lte=F("stage_changed_at")))
-                     & ~Q(_booked_since(OuterRef("stage_changed_at"))))
+                     # a booking made since (one made before and taking place later, even cancelled, is not new)
+                     & ~Q(Exists(Appointment.objects.filter(customer_id=OuterRef("pk"),
+                                                            created_at__gte=OuterRef("stage_changed_at"))))
+                     & ~Q(_enrolled_since(OuterRef("stage_changed_at")))  # an enrolment brings them back too
+                     # a lead lost by the lead window (the run's own event) is back when the chain lengthened it, unless
+                     # staff contacted them (a contact alone brings nobody back)
+                     & ~(Q(created_at__gte=cut.lead) & Q(Exists(Interaction.objects.filter(
+                         customer_id=OuterRef("pk"), author__isnull=True, occurred_at=OuterRef("stage_changed_at"),
+                         data__stage_to=Stage.LOST, data__cause__startswith=NEVER_CAME.split("%(days)s")[0])))
+                         & ~Q(Exists(Interaction.objects.filter(customer_id=OuterRef("pk"), kind__in=CONTACT_KINDS,
+                                                                author__isnull=False)))))
     counts["revived"] = live.filter(stage__in=STAGE_SIDE).exclude(cond["dormant"]).exclude(cond["lost_lead"]).exclude(
         nothing_since).update(stage=F("stage_reached"), **_moved(now))
     counts.update(_side_moves(live, cut, now))
