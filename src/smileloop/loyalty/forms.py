@@ -108,9 +108,12 @@ class AwardForm(KeyedForm):
 
     def __init__(self, scope: Scope, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["rule"].queryset = EarnRule.objects.filter(chain_id=scope.chain_id, is_active=True).exclude(
+        # A rule of 0 points (saved before such rules were refused) is not offered: each award of it was refused.
+        self.fields["rule"].queryset = EarnRule.objects.filter(chain_id=scope.chain_id, is_active=True,
+                                                               points__gt=0).exclude(
             trigger=EarnTrigger.SPEND).order_by("name")
-        choices_from(self.fields["rule"], EarnRule, "t0.chain_id = %s AND t0.is_active AND t0.trigger <> %s",
+        choices_from(self.fields["rule"], EarnRule,
+                     "t0.chain_id = %s AND t0.is_active AND t0.points > 0 AND t0.trigger <> %s",
                      [scope.chain_id, EarnTrigger.SPEND], tail="ORDER BY t0.name, t0.id")
 
 
@@ -302,10 +305,24 @@ class BonusRuleForm(YuanConfigForm):
 
 
 class GiftForm(ConfigForm):
+    # The stock this page showed: the stock typed is saved as a change of it (`gift_save`'s `stock_seen`), so
+    # exchanges made while the page was open are not undone.
+    stock_seen = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         formfield_callback = bounded_formfield
         model = Gift
         fields = ["name", "description", "points_price", "stock", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("stock_seen", self.instance.stock)
+
+    def service_data(self) -> dict:
+        data = super().service_data()
+        data.pop("stock_seen", None)
+        return data
 
 
 class PackageForm(YuanConfigForm):

@@ -377,9 +377,10 @@ def bonus_rule_edit(request, scope: Scope, rule_id: int | None = None):
 def gift_edit(request, scope: Scope, gift_id: int | None = None):
     _require(scope, Perm.CONFIG)
     gift_row = selectors.gift_get(scope, gift_id) if gift_id else None
-    return _config_form(request, form=GiftForm(request.POST or None, instance=gift_row),
-                        title=gift_row.name if gift_row else _("New gift"),
-                        save=lambda data: services.gift_save(chain=_chain(scope), gift=gift_row, data=data))
+    form = GiftForm(request.POST or None, instance=gift_row)
+    return _config_form(request, form=form, title=gift_row.name if gift_row else _("New gift"),
+                        save=lambda data: services.gift_save(chain=_chain(scope), gift=gift_row, data=data,
+                                                             stock_seen=form.cleaned_data.get("stock_seen")))
 
 
 @staff_view
