@@ -88,7 +88,8 @@ class OrderIn(InputSchema):
     clinic: ClinicRefIn
     ordered_at: IsoDateTime
     external_id: str | None = Field(None, min_length=1, max_length=64,
-                                    description="The POS bill number; re-sending it returns the first order")
+                                    description="The POS bill number; re-sending the same bill returns the first "
+                                                "order, a changed one is a 409")
     # At most 50, as a checkout bill: core.bounds sizes MAX_FEN so that 50 lines × 10 000 units of it fit in a bigint;
     # 923 lines at the bounds overflowed the order's total (a 500 on both databases).
     lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_BILL_LINES)
@@ -378,7 +379,10 @@ def appointment_upsert_endpoint(request: HttpRequest, payload: AppointmentIn, re
              summary="Record a POS order (bill) with its lines and payments")
 def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
-    """201 when recorded; 200 with the first order when its external_id was recorded before."""
+    """201 when recorded; 200 with the first order when the same bill was recorded before under its external_id
+    (a retry with a new key). 409 `external_id_conflict` when that external_id names a bill with another clinic,
+    time, lines or payments (a recorded bill is not changed: record a refund, then the corrected bill under a new
+    external_id), or another customer's bill."""
     scope = request_scope(request)
 
     def write():

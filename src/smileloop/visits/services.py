@@ -305,6 +305,31 @@ def _line_values(chain_id: int, lines: list[dict], errors: list, items: dict[str
     return out
 
 
+def _order_resent_differs(order: Order, *, clinic: Clinic, ordered_at, lines: list[dict], payments: list[dict]
+                          ) -> str | None:
+    """What a bill sent again under its external_id changes, or None for the same bill (a retry with a new key: two
+    terminals, a client timeout, a PMS re-syncing). Compared as sent, not validated again, so a retry still answers
+    after the catalogue changed; a line without a unit price is taken at the price recorded. A changed bill was
+    answered with the first one (200), the change lost without a word."""
+    if clinic.pk != order.clinic_id:
+        return "clinic"
+    if isinstance(ordered_at, dt.datetime) and timezone.is_naive(ordered_at):
+        ordered_at = timezone.make_aware(ordered_at)
+    if ordered_at != order.ordered_at:
+        return "ordered_at"
+    recorded = [(ln.item.code, ln.quantity, ln.unit_price_fen, ln.discount_fen, ln.tooth)
+                for ln in order.lines.select_related("item").order_by("pk")]
+    sent = [(str(ln.get("item_code", "")), ln.get("quantity", 1), ln.get("unit_price_fen", rec[2]),
+             ln.get("discount_fen", 0) or 0, str(ln.get("tooth", "") or "")[:32])
+            for ln, rec in zip(lines or [], recorded, strict=False)]
+    if len(lines or []) != len(recorded) or sent != recorded:
+        return "lines"
+    paid = sorted((p.method, p.amount_fen) for p in order.payments.all())
+    if sorted((str(p.get("method")), p.get("amount_fen")) for p in payments or []) != paid:
+        return "payments"
+    return None
+
+
 @transaction.atomic
 def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime, lines: list[dict],
                  payments: list[dict], external_id: str | None = None, cashier: Staff | None = None,
@@ -326,6 +351,12 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
                 raise Conflict("external_id belongs to an order of another customer", code="external_id_conflict",
                                field="external_id")
             _existing_writable(scope, existing, "order")
+            differs = _order_resent_differs(existing, clinic=clinic, ordered_at=ordered_at, lines=lines,
+                                            payments=payments)
+            if differs:
+                raise Conflict(f"external_id already names a recorded bill with other {differs}; a recorded bill "
+                               "is not changed: record a refund, then the corrected bill under a new external_id",
+                               code="external_id_conflict", field="external_id")
             return existing, False
     _new_record_check(customer, erased=erased)
     errors: list[FieldError] = []

@@ -51,6 +51,40 @@ def test_order_record_with_same_external_id_returns_the_first_order(patient, cli
     assert patient.lifetime_spend_fen == 5000 and Order.objects.count() == 1
 
 
+@pytest.mark.parametrize(("change", "part"), [
+    ({"lines": [{"item_code": "EX01", "quantity": 2}]}, "lines"),
+    ({"lines": [{"item_code": "EX01"}, {"item_code": "CL01"}]}, "lines"),
+    ({"lines": [{"item_code": "EX01", "discount_fen": 1000}]}, "lines"),
+    ({"payments": [{"method": "wechat_pay", "amount_fen": 5000}]}, "payments"),
+    ({"ordered_at": "a day later"}, "ordered_at"),
+    ({"clinic": "clinic_b"}, "clinic"),
+])
+def test_a_bill_sent_again_with_a_change_is_a_conflict_naming_it_and_the_first_stays(patient, clinic_a, clinic_b,
+                                                                                     catalogue, change, part):
+    from smileloop.core.errors import Conflict
+
+    when = timezone.now() - dt.timedelta(days=2)
+    args = dict(customer=patient, clinic=clinic_a, ordered_at=when, external_id="POS-9",
+                lines=[{"item_code": "EX01"}], payments=[{"method": "cash", "amount_fen": 5000}])
+    first, _ = order_record(**args)
+    # the same bill sent again, as the POS would: a line's defaults spelled out, the first answered
+    again, created = order_record(**{**args, "lines": [{"item_code": "EX01", "quantity": 1, "discount_fen": 0,
+                                                        "unit_price_fen": 5000}]})
+    assert (again.pk, created) == (first.pk, False)
+    # a changed bill: it was answered with the first one, the change lost without a word
+    changed = {**args, **change}
+    changed["ordered_at"] = when + dt.timedelta(days=1) if change.get("ordered_at") else when
+    changed["clinic"] = clinic_b if change.get("clinic") else clinic_a
+    if part == "payments":  # payments that add up, so only the difference is refused
+        changed["payments"] = change["payments"]
+    with pytest.raises(Conflict) as refused:
+        order_record(**changed)
+    assert refused.value.code == "external_id_conflict" and f"other {part};" in refused.value.message
+    assert Order.objects.count() == 1 and Payment.objects.get().method == "cash"
+    patient.refresh_from_db()
+    assert patient.lifetime_spend_fen == 5000
+
+
 def test_order_whose_payments_do_not_add_up_is_rejected_and_nothing_written(patient, clinic_a, catalogue):
     with pytest.raises(ValidationFailed) as err:
         order_record(customer=patient, clinic=clinic_a, ordered_at=timezone.now(),
