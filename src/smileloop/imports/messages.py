@@ -58,6 +58,7 @@ FIXED = [
     gettext_noop("no customer with this phone"),
     gettext_noop("no customer with this PMS id"),
     gettext_noop("belongs to another customer than the phone; merge them first"),
+    gettext_noop("is already recorded for another customer; give this bill its own order number"),
 ]
 
 
@@ -106,6 +107,12 @@ PATTERNS = [
      gettext_noop("names another customer than row %(row)s of the same order")),
     (re.compile(r"^differs from row (?P<row>\d+) of the same order$"),
      gettext_noop("differs from row %(row)s of the same order")),
+    (re.compile(r"^is another day than row (?P<row>\d+) of the same order$"),
+     gettext_noop("is another day than row %(row)s of the same order")),
+    (re.compile(r"^is already recorded with another amount \((?P<on_file>[-\d.]+), this file (?P<file>[-\d.]+)\); "
+                r"a recorded bill is not changed: refund it and import the corrected one under a new order number$"),
+     gettext_noop("is already recorded with another amount (%(on_file)s, this file %(file)s); a recorded bill is not "
+                  "changed: refund it and import the corrected one under a new order number")),
     (re.compile(r"^is the number of a relative \((?P<note>.*)\), and no one named (?P<name>.*) is in that relative's "
                 r"family: give the patient's own phone or PMS id$"),
      gettext_noop("is the number of a relative (%(note)s), and no one named %(name)s is in that relative's family: "

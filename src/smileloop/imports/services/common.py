@@ -111,11 +111,15 @@ class ClinicLookup:
         self._by_key: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._name_keys: dict[int, str] = {}  # for short names, matched inside the full ones
-        for clinic_id, code, name in Clinic.objects.filter(chain_id=chain_id).values_list("id", "code", "name"):
+        clinics = list(Clinic.objects.filter(chain_id=chain_id).values_list("id", "code", "name"))
+        for clinic_id, _code, name in clinics:
             self._names[clinic_id] = name
             self._name_keys[clinic_id] = lookup_key(name)
-            for key in (name, code, str(clinic_id)):  # later keys win: id beats code beats name
-                self._by_key[lookup_key(key)] = clinic_id
+        # later keys win, over every clinic: a code beats a name beats an id (clinic code '10' of a chain numbering
+        # its clinics is that clinic, not clinic id 10, as the clinics and customers APIs read it)
+        for position in (0, 2, 1):
+            for row in clinics:
+                self._by_key[lookup_key(row[position])] = row[0]
 
     def resolve(self, raw) -> int:
         """By id, code or full name; else by a short name that names one clinic only ('静安店', '静安' or '上海静安'
@@ -142,10 +146,10 @@ class ClinicLookup:
 def staff_lookup_build(chain_id: int) -> dict[str, int]:
     """Staff of the chain by id, login name or display name (lower-cased)."""
     out: dict[str, int] = {}
-    for staff_id, username, name in Staff.objects.filter(chain_id=chain_id).values_list("id", "user__username",
-                                                                                        "name"):
-        for key in (name, username, str(staff_id)):
-            out[lookup_key(key)] = staff_id
+    staff = list(Staff.objects.filter(chain_id=chain_id).values_list("id", "user__username", "name"))
+    for position in (0, 2, 1):  # over everyone: a login name beats a display name beats an id (as the API reads them)
+        for row in staff:
+            out[lookup_key(row[position])] = row[0]
     return out
 
 

@@ -17,7 +17,7 @@ bears, is scrubbed the same way.
 
 The files: a written batch's file is deleted when it is imported. A file still waiting (previewed, rejected, failed
 after its check) that holds one of the person's numbers (its digits, with or without spaces or dashes, in the CSV's
-bytes or the workbook's XML) is withdrawn: deleted after the erasure commits, its batch `failed` with the reason,
+bytes or the workbook's XML) or identity values of 6 characters or more (a PMS id, an openid) is withdrawn: deleted after the erasure commits, its batch `failed` with the reason,
 so that nobody confirms it and imports the erased person again as a new patient. The spreadsheet is not
 rewritten (the uploader removes the row and uploads it again). Files are read by content, in their encoding, with
 full-width digits folded, as the import reads them. A file holding the person by name only is not found,
@@ -50,15 +50,24 @@ _PENDING = (BatchStatus.PREVIEWED, BatchStatus.REJECTED, BatchStatus.FAILED)
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _number_pattern(phones) -> re.Pattern | None:
+def _number_pattern(phones, external_ids=()) -> re.Pattern | None:
     """The national digits of each number (13800138000; a landline's without its trunk 0), each digit allowed a
-    space or dash before the next, not inside a longer run of digits."""
+    space or dash before the next, not inside a longer run of digits; and each identity value of 6 characters or more
+    (a PMS id, an openid) not inside a longer word: a phone-less row naming them by PMS id brought them back too."""
     parts = []
     for e164 in phones:
         digits = e164[3:] if e164.startswith("+86") else e164.lstrip("+")
         if len(digits) >= 7:
             parts.append(r"[ \-]?".join(re.escape(d) for d in digits))
-    return re.compile(rb"(?<![0-9])(?:" + b"|".join(p.encode() for p in parts) + rb")(?![0-9])") if parts else None
+    words = [re.escape(unicodedata.normalize("NFKC", value)) for value in external_ids if len(value) >= 6]
+    if not parts and not words:
+        return None
+    alternatives = []
+    if parts:
+        alternatives.append(rb"(?<![0-9])(?:" + b"|".join(p.encode() for p in parts) + rb")(?![0-9])")
+    if words:
+        alternatives.append(rb"(?<![0-9A-Za-z])(?:" + b"|".join(w.encode() for w in words) + rb")(?![0-9A-Za-z])")
+    return re.compile(b"|".join(alternatives))
 
 
 def _file_holds(path, pattern: re.Pattern) -> bool:
@@ -185,7 +194,7 @@ def imports_erase_hook(*, customer: Customer, actor=None) -> dict:
             ImportBatch.objects.filter(pk=batch.pk).update(original_name=name)
             renamed += 1
     withdrawn = 0
-    pattern = _number_pattern(person.phones)
+    pattern = _number_pattern(person.phones, person.external_ids)
     if pattern is not None:
         for batch in ImportBatch.objects.filter(chain_id=customer.chain_id, status__in=_PENDING):
             path = batch_path(batch)

@@ -44,6 +44,7 @@ from smileloop.imports.services.headers import ORDER_ALIASES, ORDER_IMPORT_FIELD
 from smileloop.imports.services.reading import cell_text, column_map_clean, table_open
 from smileloop.imports.services.report import PREVIEW_ROWS, ImportReport
 from smileloop.imports.services.values import (
+    _scientific_digits,
     datetime_parse,
     formula_or,
     note_is_own,
@@ -95,6 +96,7 @@ class _Line:
     relative: tuple[str, str] | None = None  # a relative's number and its words ('…(妈妈)'): see line_resolve
     customer_id: int | None = None  # the patient found through that relative's family
     mobile_cell: str = ""  # the cell the phone came from, as written: what a message about the number shows
+    date_cell: str = ""  # the date cell as written: what a message about the bill's day shows
 
 
 @dataclass
@@ -230,6 +232,11 @@ class _OrderImport:
             fail("order_no", "is required")
         elif len(order_no) > 64:
             fail("order_no", "is longer than 64 characters")
+        else:
+            try:  # '2.02403E+15': Excel showed a long number so and saved the CSV as shown; every such bill was one
+                order_no = _scientific_digits(order_no)
+            except ValueError as exc:
+                fail("order_no", str(exc))
         cell = get("mobile", phone_cell_parse)
         mobile, *more = cell.numbers if cell else [None]
         pms_id = cell_text(text_formula_value(raw["pms_id"][0])) if "pms_id" in raw else None
@@ -308,7 +315,7 @@ class _OrderImport:
                      tooth=tooth,
                      notes=cell_text(raw["notes"][0]) if "notes" in raw else "", mobile_header=mobile_header,
                      fallback_skipped="mobile_fallback" in raw and second is None, more=tuple(more),
-                     name=name, relative=relative, mobile_cell=mobile_cell)
+                     name=name, relative=relative, mobile_cell=mobile_cell, date_cell=cell_text(raw["date"][0]))
         return line, [], order_no
 
     def error(self, number: int, header, value, message: str) -> None:
@@ -375,12 +382,21 @@ class _OrderImport:
                                            if line.relative and line.relative[0] in by_mobile})
         relatives = {member for members in self.families.values() for member, _n, _b in members}
         facts, names = {}, {}
-        for pk, home_clinic_id, consultant_id, name, spend in Customer.objects.filter(
-                id__in=set(by_mobile.values()) | set(by_ident.values()) | relatives).values_list(
+        found = Customer.objects.filter(id__in=set(by_mobile.values()) | set(by_ident.values()) | relatives,
+                                        merged_into__isnull=True, erased_at__isnull=True)
+        if self.write:
+            # Locked (by id, as a bill through the API locks its patient) and read again: a patient erased or merged
+            # since the lookups above is no longer found (their bill was written onto the erased record), and a bill
+            # recorded for them meanwhile is seen when the visit days are counted (it counted the day twice).
+            found = found.select_for_update(no_key=True).order_by("pk")
+        for pk, home_clinic_id, consultant_id, name, spend in found.values_list(
                 "id", "home_clinic_id", "consultant_id", "name", "lifetime_spend_fen"):
             facts[pk], names[pk] = (home_clinic_id, consultant_id), " ".join(name.split())
             self.spend.setdefault(pk, spend)
         self.names = names
+        by_mobile = {m: pk for m, pk in by_mobile.items() if pk in facts}
+        by_ident = {k: pk for k, pk in by_ident.items() if pk in facts}
+        self.families = {holder: [m for m in members if m[0] in facts] for holder, members in self.families.items()}
         if self.scope is not None:  # another clinic's customer is unknown to this importer, as to the API
             visible = {pk for pk, (home_clinic_id, consultant_id) in facts.items()
                        if scope_covers(self.scope, chain_id=self.chain.id, home_clinic_id=home_clinic_id,
@@ -389,11 +405,17 @@ class _OrderImport:
             by_ident = {k: pk for k, pk in by_ident.items() if pk in visible}
             self.families = {holder: [m for m in members if m[0] in visible] for holder, members in self.families.items()}
         home = {pk: home_clinic_id for pk, (home_clinic_id, _consultant) in facts.items()}
-        existing = set(Order.objects.filter(chain_id=self.chain.id, external_id__in=set(groups) - {""})
-                       .values_list("external_id", flat=True))
+        # order number → (customer, amount) of the bill on file: the same bill again is a duplicate, another one a
+        # row's error (it was skipped as imported before: another customer's bill, or a corrected one, lost silently)
+        existing = {external_id: (customer_id, amount) for external_id, customer_id, amount in Order.objects.filter(
+            chain_id=self.chain.id, external_id__in=set(groups) - {""}).values_list("external_id", "customer_id",
+                                                                                  "amount_fen")}
         to_write: list[tuple[_Group, int, int]] = []  # (group, customer id, clinic id)
         for order_no, group in groups.items():
             if group.order_no and group.order_no in existing and order_no not in self.done:
+                if self.on_file_differs(group, existing[order_no], by_mobile, by_ident, errors_by_row):
+                    self.invalid_group(group, errors_by_row)
+                    continue
                 self.report.skipped += len(group.numbers)
                 self.report.duplicates += len(group.numbers)
                 for number in group.numbers:
@@ -409,6 +431,12 @@ class _OrderImport:
                         "order number appears again after other orders; keep the rows of one order together"))
             customer_id = clinic_id = None
             for line in group.lines:
+                if (line.ordered_at.astimezone(self.tz).date()
+                        != group.lines[0].ordered_at.astimezone(self.tz).date()):
+                    # one bill is one day (its first row's time): a line of another day was booked on the first's
+                    errors_by_row.setdefault(line.number, []).append((
+                        self.table.header_for("date"), line.date_cell,
+                        f"is another day than row {group.lines[0].number} of the same order"))
                 errors = self.line_resolve(line, by_mobile, by_ident)
                 if errors:
                     errors_by_row.setdefault(line.number, []).extend(errors)
@@ -466,6 +494,34 @@ class _OrderImport:
             to_write.append((group, customer_id, clinic_id))
         if self.write and to_write:
             self.flush(to_write)
+
+    def on_file_differs(self, group: _Group, on_file: tuple[int, int], by_mobile, by_ident,
+                        errors_by_row: dict[int, list]) -> bool:
+        """Whether an order number already on file names another bill here: another customer's (the API's
+        external_id_conflict) or another amount (a corrected export). Each row of the order then says so. Rows that
+        do not read, or whose customer is not found (another clinic's, for a director), stay duplicates: a re-import
+        of an old file is harmless, and reveals nothing."""
+        if len(group.lines) != len(group.numbers):
+            return False
+        customers = set()
+        for line in group.lines:
+            if self.line_resolve(line, by_mobile, by_ident):
+                return False
+            customers.add(line.customer_id or (by_mobile.get(line.mobile) if line.mobile
+                                               else by_ident.get((IdentityKind.PMS, line.pms_id))))
+        customer_id, amount = on_file
+        total = sum(line.amount_fen for line in group.lines)
+        if customers != {customer_id}:
+            message = "is already recorded for another customer; give this bill its own order number"
+        elif total != amount:
+            message = (f"is already recorded with another amount ({fen_to_yuan(amount)}, this file "
+                       f"{fen_to_yuan(total)}); a recorded bill is not changed: refund it and import the corrected one "
+                       "under a new order number")
+        else:
+            return False
+        for number in group.numbers:
+            errors_by_row.setdefault(number, []).append((self.table.header_for("order_no"), group.order_no, message))
+        return True
 
     def line_resolve(self, line: _Line, by_mobile, by_ident) -> list:
         errors = []

