@@ -123,6 +123,24 @@ def test_unusable_input_is_a_command_error(tmp_path, chain, args, message):
     assert Customer.objects.count() == 0
 
 
+def test_the_acting_login_is_matched_ignoring_case_and_must_be_active(tmp_path, chain, front_desk_a):
+    from smileloop.core.models import AuditEvent
+
+    path = csv_write(tmp_path / "ok.csv", [["姓名"], ["张三"]])
+    front_desk_a.is_active = False
+    front_desk_a.save(update_fields=["is_active"])
+    with pytest.raises(CommandError) as exc:
+        _import("customers", str(path), "--user", front_desk_a.user.username.upper())
+    assert str(exc.value) == (f"The login {front_desk_a.user.username.upper()!r} is deactivated: give an active "
+                              "staff member's")
+    assert Customer.objects.count() == 0
+    front_desk_a.is_active = True
+    front_desk_a.save(update_fields=["is_active"])
+    _import("customers", str(path), "--user", front_desk_a.user.username.upper())
+    assert Customer.objects.count() == 1
+    assert AuditEvent.objects.get(action="import.customers").actor_id == front_desk_a.user_id
+
+
 def test_with_two_chains_the_chain_must_be_given(tmp_path, chain):
     # given
     ChainFactory()

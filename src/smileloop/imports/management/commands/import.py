@@ -41,9 +41,13 @@ class Command(BaseCommand):
         chain = self._chain(options["chain"])
         actor = None
         if options["user"]:
-            actor = Staff.objects.filter(chain=chain, user__username=options["user"]).first()
+            # logins are unique ignoring case (clinics.services.staff_create); a switched-off one imports nothing,
+            # as it could not on the staff page: the audit log would name someone who left
+            actor = Staff.objects.filter(chain=chain, user__username__iexact=options["user"].strip()).first()
             if actor is None:
                 raise CommandError(f"No staff member with login {options['user']!r} in chain {chain.id}")
+            if not (actor.is_active and actor.user.is_active):
+                raise CommandError(f"The login {options['user']!r} is deactivated: give an active staff member's")
         column_map = {}
         for item in options["map"]:
             column, sep, field = item.partition("=")
