@@ -477,7 +477,9 @@ def plan_step_update_endpoint(request: HttpRequest, plan_id: Id, seq: Seq, paylo
              summary="Record a procedure performed")
 def procedure_record_endpoint(request: HttpRequest, payload: ProcedureIn, response: HttpResponse,
                               idempotency_key: IdempotencyKeyHeader = None):
-    """201 when recorded; 200 with the first record when its external_id was recorded before."""
+    """201 when recorded; 200 with the first record when the same procedure was recorded before under its
+    external_id (its notes aside). 409 `external_id_conflict` when that external_id names a procedure with another
+    clinic, item, day, doctor or tooth, or another customer's."""
     scope = request_scope(request)
 
     def write():

@@ -707,6 +707,14 @@ def procedure_record(*, customer: Customer, clinic: Clinic, item_code: str, perf
                 raise Conflict("external_id belongs to a procedure of another customer",
                                code="external_id_conflict", field="external_id")
             _existing_writable(scope, existing, "procedure")
+            sent = {"clinic": clinic.pk, "item_code": item_code, "performed_on": performed_on,
+                    "doctor": doctor.pk if doctor else None, "tooth": tooth[:32]}
+            recorded = {"clinic": existing.clinic_id, "item_code": existing.item.code,
+                        "performed_on": existing.performed_on, "doctor": existing.doctor_id, "tooth": existing.tooth}
+            differs = [name for name in sent if sent[name] != recorded[name]]
+            if differs:  # as a bill sent again changed (order_record): answered with the first, the change was lost
+                raise Conflict(f"external_id already names a recorded procedure with another {', '.join(differs)}",
+                               code="external_id_conflict", field="external_id")
             return existing, False
     _new_record_check(customer)
     errors: list[FieldError] = []

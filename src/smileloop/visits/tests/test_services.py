@@ -215,3 +215,21 @@ def test_procedure_in_the_future_or_unknown_item_is_rejected(patient, clinic_a, 
     proc, created = procedure_record(customer=patient, clinic=clinic_a, item_code="IM01", tooth="36",
                                      performed_on=timezone.localdate(), external_id="P1")
     assert created and proc.item.is_surgical
+
+
+def test_a_procedure_sent_again_answers_the_first_and_a_changed_one_is_a_conflict(patient, clinic_a, catalogue):
+    from smileloop.core.errors import Conflict
+
+    args = dict(customer=patient, clinic=clinic_a, item_code="IM01", tooth="36", notes="术后复查",
+                performed_on=timezone.localdate() - dt.timedelta(days=1), external_id="P2")
+    first, _ = procedure_record(**args)
+    again, created = procedure_record(**{**args, "notes": "another note is no other procedure"})
+    assert (again.pk, created) == (first.pk, False)
+    # another tooth or day: it was answered with the first one, the correction lost without a word
+    for change, named in (({"tooth": "46"}, "tooth"), ({"performed_on": timezone.localdate()}, "performed_on"),
+                          ({"item_code": "EX01"}, "item_code")):
+        with pytest.raises(Conflict) as refused:
+            procedure_record(**{**args, **change})
+        assert refused.value.code == "external_id_conflict" and refused.value.message.endswith(f"another {named}")
+    first.refresh_from_db()
+    assert (first.tooth, first.item.code) == ("36", "IM01")

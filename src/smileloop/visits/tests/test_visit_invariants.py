@@ -393,9 +393,14 @@ class VisitMachine(RuleBasedStateMachine):
             body["external_id"] = ext
         before = snapshot()
         response = self.post("procedure", "/api/procedures", body)
-        if ext in self.procedures:
-            assert response.status_code == 200, response.content
-            assert response.json()["id"] == self.procedures[ext]["id"]
+        if ext in self.procedures:  # the same procedure answers the first, a changed one is a 409; nothing changes
+            first = self.procedures[ext]
+            same = (code, performed.isoformat()) == (first["body"]["item_code"], first["body"]["performed_on"])
+            assert response.status_code == (200 if same else 409), response.content
+            if same:
+                assert response.json()["id"] == first["id"]
+            else:
+                assert response.json()["code"] == "external_id_conflict"
             assert snapshot_diff(before, snapshot()) == []
             return
         if ahead:
@@ -404,7 +409,7 @@ class VisitMachine(RuleBasedStateMachine):
         assert response.status_code == 201, response.content
         self.procedure_count += 1
         if ext:
-            self.procedures[ext] = response.json()
+            self.procedures[ext] = {**response.json(), "body": body}
 
     # --- idempotency -----------------------------------------------------------------------------------
 
