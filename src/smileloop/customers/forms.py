@@ -25,6 +25,8 @@ _SERVICE_MESSAGES = {
     "is required": _("This field is required."),
     "is not a phone number": MOBILE_INVALID,
     "is not a valid phone number": MOBILE_INVALID,
+    "is a service number (400, 800, premium rate), not a person's": _(
+        "This is a service number (400, 800 or premium rate), not a person's: enter the patient's own number."),
     "phone is empty": MOBILE_INVALID,
     "is in the future": _("The date cannot be in the future."),
     "is before 1900": _("The date cannot be before 1900."),
@@ -234,8 +236,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
             return self.customer.mobile  # the masked number the form showed, sent back unchanged
         try:
             return phone_normalize(value)
-        except ValueError:
-            raise forms.ValidationError(MOBILE_INVALID, code="invalid")
+        except ValueError as exc:
+            raise forms.ValidationError(_SERVICE_MESSAGES.get(str(exc), MOBILE_INVALID), code="invalid")
 
     def clean_birthday(self) -> dt.date | None:
         value = self.cleaned_data["birthday"]

@@ -43,7 +43,17 @@ def phone_normalize(raw, region: str = "CN") -> str:
         raise ValueError("is not a phone number")
     if not phonenumbers.is_valid_number(number):
         raise ValueError("is not a valid phone number")
+    if phonenumbers.number_type(number) in _NOT_A_PERSONS:
+        raise ValueError("is a service number (400, 800, premium rate), not a person's")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# A company's hotline (400 shared cost, 800 toll free), a premium or universal access number: valid numbers that
+# reach no one person. As a patient's phone it merged everyone who gave the clinic's supplier's hotline into one
+# person, and an SMS to it reaches nobody.
+_NOT_A_PERSONS = frozenset({phonenumbers.PhoneNumberType.TOLL_FREE, phonenumbers.PhoneNumberType.SHARED_COST,
+                            phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.UAN,
+                            phonenumbers.PhoneNumberType.VOICEMAIL, phonenumbers.PhoneNumberType.PAGER})
 
 
 def phone_mask(e164: str | None) -> str:

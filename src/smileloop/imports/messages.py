@@ -25,6 +25,7 @@ FIXED = [
     gettext_noop("phone is empty"),
     gettext_noop("is not a phone number"),
     gettext_noop("is not a valid phone number"),
+    gettext_noop("is a service number (400, 800, premium rate), not a person's"),
     gettext_noop("date is empty"),
     gettext_noop("is not a date (use 1990-01-05, 1990/1/5, 1990年1月5日 or 19900105)"),
     gettext_noop("is not a valid Excel date number"),

@@ -41,6 +41,31 @@ def test_non_phones_are_rejected_with_a_message(raw):
         phone_normalize(raw)
 
 
+@pytest.mark.parametrize("raw", ["400-812-3123", "+86 400 812 3123", "800 810 0000"])
+def test_a_hotline_is_no_persons_number(raw):
+    # valid numbers that reach no one person: everyone who gave a supplier's hotline was merged into one patient
+    with pytest.raises(ValueError, match="is a service number"):
+        phone_normalize(raw)
+
+
+@pytest.mark.parametrize("raw", ["021 6123 4567", "0755-86001234", "13800138000"])
+def test_landlines_and_mobiles_are_a_persons_number(raw):
+    assert phone_normalize(raw).startswith("+86")
+
+
+def test_a_hotline_on_the_new_patient_form_is_a_field_error_in_the_staff_language(client, front_desk_a):
+    from django.urls import reverse
+
+    from smileloop.customers.models import Customer
+
+    client.force_login(front_desk_a.user)
+    page = client.post(reverse("customers:create"), {"name": "张三", "mobile": "4008123123", "gender": "U",
+                                                     "home_clinic": front_desk_a.clinics.first().pk},
+                       HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "这是服务号码（400、800 或增值号码），不是个人号码" in page.content.decode()
+    assert not Customer.objects.filter(name="张三").exists()
+
+
 @pytest.mark.parametrize(("e164", "written"), [
     ("+8613800138000", "138 0013 8000"), ("+8675586001234", "0755 8600 1234"), ("+862161234567", "021 6123 4567"),
     ("+85291234567", "9123 4567"),
