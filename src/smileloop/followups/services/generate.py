@@ -190,13 +190,32 @@ def followups_generate(*, chain: Chain, today: dt.date | None = None, catchup_da
                                                        exclude_reached_goals=exclude_reached_goals)
         if timings is not None:
             timings[playbook.code] = round(time.perf_counter() - started, 3)
-    total = sum(created.values())
+    total = sum(created.values()) - _erased_meanwhile(playbook_ids=[p.pk for p in playbooks], now=w.now)
     if total >= ANALYZE_AFTER and connection.vendor == "postgresql":
         # A first run (or a new playbook) can multiply the table; fresh statistics keep the "no later step
         # after a declined outcome" anti-joins of the next run on the unique index instead of a nested scan.
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(FollowupTask._meta.db_table)}")
     return {"created": total, "by_playbook": dict(created), "today": w.today.isoformat()}
+
+
+def _erased_meanwhile(*, playbook_ids: list[int], now: dt.datetime) -> int:
+    """Delete the tasks this run made for people erased while it ran: an INSERT read the patient before the erasure
+    committed, and the erasure's hook (tasks.followups_erase_hook) could not see the uncommitted task, which stayed
+    open with the birthday it copied. On PostgreSQL the run's patients are first locked FOR KEY SHARE (what the
+    foreign key check takes at commit), in id order: an erasure in progress is waited for, and one that starts later
+    waits for this run and cancels the tasks itself. The DELETE, a later statement, sees every erasure committed."""
+    if not playbook_ids:
+        return 0
+    # by playbook and status: the run's open tasks read from the index followup_task_goal
+    made = FollowupTask.objects.filter(playbook_id__in=playbook_ids, status=TaskStatus.OPEN, created_at=now)
+    if connection.vendor == "postgresql":
+        sql, params = made.order_by().values("customer_id").query.sql_with_params()
+        table = connection.ops.quote_name(Customer._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE id IN ({sql}) ORDER BY id "
+                           f"FOR KEY SHARE) AS locked", params)
+    return made.filter(customer__erased_at__isnull=False).delete()[0]
 
 
 @transaction.atomic

@@ -17,7 +17,12 @@ from smileloop.core.errors import Conflict, FieldError, NotFound, PermissionDeni
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind, Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customer_stage_advance, interaction_add
+from smileloop.customers.services import (
+    ERASED_REFUSED,
+    customer_stage_advance,
+    customers_lock,
+    interaction_add,
+)
 from smileloop.customers.timeline import timeline_format
 from smileloop.followups.enums import AssigneeRule, ContactChannel, Outcome, TaskStatus, Trigger
 from smileloop.followups.models import MERGED_DUPLICATE, FollowupTask, PlaybookStep
@@ -176,6 +181,9 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
     if scope is None and actor is not None:
         scope = scope_for_staff(actor)
     tasks = FollowupTask.objects if scope is None else task_queryset(scope)
+    # The patient's row before the task's, the order an erasure takes them in (customers.privacy locks the person,
+    # then its hook cancels their tasks): the other order deadlocked with it. The patient is read after the lock.
+    customers_lock(task.customer_id)
     if not _lock(tasks, task.pk):
         raise NotFound("Task not found")
     task = (FollowupTask.objects.select_related("customer", "playbook", "step", "clinic", "assignee")
@@ -190,6 +198,8 @@ def followup_complete(*, task: FollowupTask, outcome: str, note: str = "", actor
     if task.status != TaskStatus.OPEN:
         raise Conflict(f"This task is {task.status} and can no longer be completed"
                        + (f" ({task.closed_reason})" if task.closed_reason else ""), code="task_closed")
+    if task.customer.erased_at is not None:  # nothing new is written about a person whose data was erased
+        raise Conflict(ERASED_REFUSED, code="erased")
     if outcome == Outcome.COMPLAINT and not note:
         # The note becomes the director's complaint task's brief: without it that task says nothing to act on.
         raise ValidationFailed([FieldError("note", COMPLAINT_NOTE_REQUIRED, note)])
@@ -297,6 +307,7 @@ def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> F
         raise PermissionDenied("Your role may not reassign follow-up tasks")
     if task.chain_id != scope.chain_id or not scope.allows_clinic(task.clinic_id):
         raise NotFound("Task not found")
+    customers_lock(task.customer_id)  # the patient's row first, as followup_complete (an erasure's order)
     _lock(FollowupTask.objects, task.pk)
     locked = FollowupTask.objects.select_related("assignee", "customer", "playbook", "clinic").get(pk=task.pk)
     if locked.status != TaskStatus.OPEN:
