@@ -179,10 +179,12 @@ def _detail(scope: Scope, customer: Customer) -> dict:
     own, discount = current.own, current.discount
     family = []
     if own is not None:
-        for b in selectors.family_bindings_of(own):
+        bindings = list(selectors.family_bindings_of(own))
+        shares = selectors.wallet_share_modes(own, bindings)
+        for b in bindings:
             family.append({"member_id": selectors.person_in_scope(scope, b.member).id, "relation": b.relation, "consent_by": b.consent_by,
                            "consent_source": b.consent_source, "bound_at": local_time(b.bound_at),
-                           "wallet_share": selectors.wallet_share_allowed(customer, b.member)})
+                           "wallet_share": shares[b.member_id]})
     return {
         "customer_id": customer.id,
         "membership": None if own is None else {
