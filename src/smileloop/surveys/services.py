@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 from smileloop.clinics.models import Chain, Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.customers.enums import InteractionKind
-from smileloop.customers.services import interaction_add
+from smileloop.customers.services import customers_lock, interaction_add
 from smileloop.customers.timeline import FIELD_SEPARATOR, list_join, timeline_format
 from smileloop.followups.services import complaint_task_open
 from smileloop.surveys import selectors
@@ -182,6 +182,10 @@ def survey_answer(*, token: str, score, tags, comment: str = "", at: dt.datetime
     survey = selectors.survey_get_by_token(token)
     _state_check(survey, at)
     score, tags, comment = survey_answer_clean(score=score, tags=tags, comment=comment)
+    # The patient's row before the survey's, the order an erasure takes them in (it locks the person, then its hook
+    # expires their open links): the other order deadlocked with it. An erasure that committed meanwhile expired
+    # this link, which the conditional UPDATE below then sees.
+    customers_lock(survey.customer_id)
     won = Survey.objects.filter(pk=survey.pk, answered_at__isnull=True, expires_at__gt=at).update(
         score=score, tags=tags, comment=comment, answered_at=at,
         opened_at=Coalesce(F("opened_at"), at), sent_at=Coalesce(F("sent_at"), at))
