@@ -93,6 +93,7 @@ REFUSED_BY_THE_WORLD = {
     "imports:confirm": "the world's import was never parsed: nothing to confirm (409)",
     "imports:upload": "the form takes a file (tests/test_urls_smoke.py uploads one)",
     "loyalty:award": "the world's earn rule is not one staff award by hand",
+    "loyalty:earn_rule_create": "the world's spend rule earns on every line already: a second one would never apply",
     "loyalty:gift": "the world's patient has no points to exchange",
     "loyalty:package": "the world's package has no catalogue item to bill a sale as",
     "membership:enrol": "the world's patient is a member already",
