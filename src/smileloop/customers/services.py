@@ -915,6 +915,21 @@ def customers_lock(*customer_ids: int) -> frozenset[int]:
     return frozenset(pk for pk, erased_at in rows if erased_at is not None)
 
 
+def customers_erasures_wait(customer_ids: QuerySet) -> None:
+    """Wait out any erasure in progress of these customers (`customer_ids`: a query of ids), before a bulk writer reads
+    which of them are erased and removes what it wrote about those. On PostgreSQL their rows are locked FOR KEY SHARE,
+    in id order, which is what the (deferred) foreign-key check of the bulk INSERT takes at commit anyway: an erasure
+    in progress is waited for, one that starts later waits for the writer and cleans up after it by its own hook.
+    Elsewhere writes are serialised already."""
+    if connection.vendor != "postgresql":
+        return
+    sql, params = customer_ids.order_by().query.sql_with_params()
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE id IN ({sql}) ORDER BY id "
+                       f"FOR KEY SHARE) AS locked", params)
+
+
 def customer_visit_stats_apply(*, customer_id: int, visit_at: dt.datetime | None = None, spend_delta_fen: int = 0,
                                count_visit_unless: tuple[str, list] | None = None, visit_delta: int = 0) -> None:
     """Keep the denormalised visit/spend figures current with one UPDATE (called by visits services; plain

@@ -3,10 +3,9 @@
 import datetime as dt
 import logging
 
-from django.db import connection
 from django.utils import timezone
 
-from smileloop.customers.models import Customer
+from smileloop.customers.services import customers_erasures_wait
 from smileloop.segments.rules.validation import validate
 from smileloop.segments.selectors import chain_scope, compile
 from smileloop.tagging.enums import TagKind, TagSource
@@ -43,16 +42,10 @@ def rule_tags_job(*, today: dt.date | None = None) -> dict:
 
 def _erased_meanwhile(tag: Tag, *, at) -> int:
     """Delete the rule rows this sync added for people erased while it ran: it read them before the erasure
-    committed, after the erasure's tagging hook had removed their tags. On PostgreSQL their rows are first locked
-    FOR KEY SHARE (what the foreign key check takes), in id order: an erasure in progress is waited for, one that
-    starts later waits and removes the tags itself. The DELETE, a later statement, sees every erasure committed."""
+    committed, after the erasure's tagging hook had removed their tags. Erasures in progress are waited for first
+    (customers_erasures_wait; one that starts later waits and removes the tags itself): the DELETE sees them all."""
     added = CustomerTag.objects.filter(tag_id=tag.pk, source=TagSource.RULE, set_at=at)
-    if connection.vendor == "postgresql":
-        sql, params = added.order_by().values("customer_id").query.sql_with_params()
-        table = connection.ops.quote_name(Customer._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE id IN ({sql}) ORDER BY id "
-                           f"FOR KEY SHARE) AS locked", params)
+    customers_erasures_wait(added.values("customer_id"))
     return added.filter(customer__erased_at__isnull=False).delete()[0]
 
 

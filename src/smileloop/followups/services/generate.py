@@ -37,6 +37,7 @@ from smileloop.clinics.models import Chain, Clinic
 from smileloop.core.sql import json_object
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import without_erased
+from smileloop.customers.services import customers_erasures_wait
 from smileloop.followups.enums import Goal, Outcome, TaskStatus, Trigger
 from smileloop.followups.models import LAPSED, FollowupTask, Playbook, PlaybookStep
 from smileloop.followups.services.assign import StaffDirectory
@@ -202,19 +203,13 @@ def followups_generate(*, chain: Chain, today: dt.date | None = None, catchup_da
 def _erased_meanwhile(*, playbook_ids: list[int], now: dt.datetime) -> int:
     """Delete the tasks this run made for people erased while it ran: an INSERT read the patient before the erasure
     committed, and the erasure's hook (tasks.followups_erase_hook) could not see the uncommitted task, which stayed
-    open with the birthday it copied. On PostgreSQL the run's patients are first locked FOR KEY SHARE (what the
-    foreign key check takes at commit), in id order: an erasure in progress is waited for, and one that starts later
-    waits for this run and cancels the tasks itself. The DELETE, a later statement, sees every erasure committed."""
+    open with the birthday it copied. Erasures in progress are waited for first (customers_erasures_wait; one that
+    starts later waits for this run and cancels the tasks itself): the DELETE, a later statement, sees them all."""
     if not playbook_ids:
         return 0
     # by playbook and status: the run's open tasks read from the index followup_task_goal
     made = FollowupTask.objects.filter(playbook_id__in=playbook_ids, status=TaskStatus.OPEN, created_at=now)
-    if connection.vendor == "postgresql":
-        sql, params = made.order_by().values("customer_id").query.sql_with_params()
-        table = connection.ops.quote_name(Customer._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE id IN ({sql}) ORDER BY id "
-                           f"FOR KEY SHARE) AS locked", params)
+    customers_erasures_wait(made.values("customer_id"))
     return made.filter(customer__erased_at__isnull=False).delete()[0]
 
 
