@@ -1,18 +1,73 @@
 """Helpers for tests that need real concurrency (PostgreSQL row locks), shared by the apps' test suites."""
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 # A module of concurrent writers: skipped before any fixture runs on SQLite (one writer), where a skip from an autouse
 # fixture came after each test's transactional database set-up and flush.
 postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql",
                                      reason="row locks and concurrent writers are exercised on PostgreSQL only")
+
+
+def paused(func: Callable, reached: threading.Event, *, hold: float = 1.0,
+           when: Callable[[Any], bool] | None = None) -> Callable:
+    """A stand-in for `func` (monkeypatched where a write calls it) that runs it, then, the first time (and only when
+    `when(result)` holds, if given), sets `reached` and keeps the caller's transaction open `hold` seconds: the moment
+    another connection's write lands (see `race`)."""
+
+    def wrapper(*args, **kwargs):
+        result = func(*args, **kwargs)
+        if not reached.is_set() and (when is None or when(result)):
+            reached.set()
+            time.sleep(hold)
+        return result
+
+    return wrapper
+
+
+def race(first: Callable[[], Any], then: Callable[[], Any], reached: threading.Event, *,
+         atomic: bool = True) -> dict:
+    """`first()` on one connection; `then()` on another once `first` has reached its pause (`paused`), in a
+    transaction of its own unless `atomic` is False. Returns what each returned or raised, under the keys "first",
+    "first_error", "then" and "then_error", for the test to assert on (a deadlock is an OperationalError)."""
+    out: dict = {}
+
+    def one():
+        try:
+            out["first"] = first()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            out["first_error"] = exc
+            reached.set()
+        finally:
+            connections.close_all()
+
+    def two():
+        try:
+            assert reached.wait(20)
+            time.sleep(0.1)
+            if atomic:
+                with transaction.atomic():
+                    out["then"] = then()
+            else:
+                out["then"] = then()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            out["then_error"] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=one), threading.Thread(target=two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return out
 
 
 def writers_run(writer: Callable[[int], list[Any]], count: int) -> tuple[list[Any], list[Exception]]:

@@ -4,14 +4,13 @@ The races run on PostgreSQL only (threads, each with its own connection); SQLite
 
 import datetime as dt
 import threading
-import time
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.errors import Conflict
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.privacy import customer_erase
 from smileloop.customers.tests.factories import CustomerFactory
@@ -22,54 +21,6 @@ from smileloop.followups.services import generate as generate_module
 from smileloop.followups.services import tasks as tasks_module
 from smileloop.followups.services.generate import followups_generate
 from smileloop.followups.tests.factories import local
-
-
-def _paused(module, name: str, reached: threading.Event, *, hold: float = 1.0):
-    """Replace `module.name` with a wrapper that runs it, says so, then keeps the caller's transaction open `hold`
-    seconds: the moment another connection's erasure lands."""
-    real = getattr(module, name)
-
-    def wrapper(*args, **kwargs):
-        result = real(*args, **kwargs)
-        if result and not reached.is_set():  # the first call that wrote (or returned) something
-            reached.set()
-            time.sleep(hold)
-        return result
-
-    return real, wrapper
-
-
-def _race(first, then, reached: threading.Event) -> dict:
-    """`first()` on one connection; `then()` on another once `first` reached its pause. Returns what each returned
-    or raised."""
-    out: dict = {}
-
-    def one():
-        try:
-            out["first"] = first()
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["first_error"] = exc
-            reached.set()
-        finally:
-            connections.close_all()
-
-    def two():
-        try:
-            assert reached.wait(20)
-            time.sleep(0.1)
-            with transaction.atomic():
-                out["then"] = then()
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["then_error"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=one), threading.Thread(target=two)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
 
 
 @pytest.mark.django_db(transaction=True)
@@ -85,14 +36,14 @@ def test_a_member_erased_while_the_daily_run_writes_is_left_with_no_task_nor_the
                              birthday=birthday.replace(year=1985))
     MembershipFactory(customer=member, tier=TierFactory(plan__chain=chain))
     reached = threading.Event()
-    real, wrapper = _paused(generate_module, "_insert_select", reached)
-    monkeypatch.setattr(generate_module, "_insert_select", wrapper)
+    monkeypatch.setattr(generate_module, "_insert_select",  # paused after the first call that wrote
+                        paused(generate_module._insert_select, reached, when=bool))
 
     def erase():
         return customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=member.pk),
                               actor=director_a, reason="本人申请", forfeit=True)
 
-    out = _race(lambda: followups_generate(chain=chain, today=today, catchup_days=0), erase, reached)
+    out = race(lambda: followups_generate(chain=chain, today=today, catchup_days=0), erase, reached)
     assert "first_error" not in out and "then_error" not in out, out
     member.refresh_from_db()
     assert member.erased_at is not None
@@ -111,8 +62,8 @@ def test_an_outcome_recorded_while_the_patient_is_erased_is_not_a_500_and_leaves
     followups_generate(chain=chain, catchup_days=0)
     task = FollowupTask.objects.get(customer=lead)
     reached = threading.Event()
-    real, wrapper = _paused(tasks_module, "task_done_text", reached)
-    monkeypatch.setattr(tasks_module, "task_done_text", wrapper)
+    monkeypatch.setattr(tasks_module, "task_done_text",  # paused after the first call that wrote
+                        paused(tasks_module.task_done_text, reached, when=bool))
 
     def complete():
         return followup_complete(task=task, outcome=Outcome.REACHED, note="李娜说下周来洁牙", actor=consultant_a)
@@ -121,7 +72,7 @@ def test_an_outcome_recorded_while_the_patient_is_erased_is_not_a_500_and_leaves
         return customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=lead.pk),
                               actor=director_a, reason="本人申请")
 
-    out = _race(complete, erase, reached)
+    out = race(complete, erase, reached)
     assert "then_error" not in out, out  # the erasure always goes through
     if "first_error" in out:  # the erasure came first: the outcome is refused with its reason, never a deadlock
         assert getattr(out["first_error"], "code", None) in ("erased", "task_closed"), out
@@ -141,8 +92,8 @@ def test_a_task_reassigned_while_the_patient_is_erased_is_not_a_deadlock(
     followups_generate(chain=chain, catchup_days=0)
     task = FollowupTask.objects.get(customer=lead)
     reached = threading.Event()
-    real, wrapper = _paused(tasks_module, "audit_record", reached)
-    monkeypatch.setattr(tasks_module, "audit_record", wrapper)
+    monkeypatch.setattr(tasks_module, "audit_record",  # paused after the first call that wrote
+                        paused(tasks_module.audit_record, reached, when=bool))
 
     def reassign():
         with transaction.atomic():
@@ -152,7 +103,7 @@ def test_a_task_reassigned_while_the_patient_is_erased_is_not_a_deadlock(
         return customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=lead.pk),
                               actor=director_a, reason="本人申请")
 
-    out = _race(reassign, erase, reached)
+    out = race(reassign, erase, reached)
     assert "first_error" not in out and "then_error" not in out, out
     task.refresh_from_db()
     assert (task.status, task.assignee_id) == (TaskStatus.CANCELLED, front_desk_a.pk)

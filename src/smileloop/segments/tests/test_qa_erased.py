@@ -4,13 +4,11 @@ PostgreSQL only (threads, each with its own connection); SQLite serialises write
 
 import datetime as dt
 import threading
-import time
 
 import pytest
-from django.db import connections
 
 from smileloop.clinics.selectors import scope_for_staff
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers import privacy
 from smileloop.customers.models import Customer
 from smileloop.customers.tests.factories import CustomerFactory
@@ -32,46 +30,19 @@ def test_a_patient_erased_while_the_rule_tag_job_runs_is_left_without_the_rule_t
     whale = CustomerFactory(chain=chain, home_clinic=clinic_a, lifetime_spend_fen=5_000_000, mobile="+8613800138009")
     CustomerTagFactory(customer=whale, tag=TagFactory(chain=chain, group__chain=chain, code="vip"), source="manual")
     erasing = threading.Event()
-    real = privacy._household_leave
-
-    def held(*args, **kwargs):  # after the hooks (tags removed), before the erasure commits
-        result = real(*args, **kwargs)
-        erasing.set()
-        time.sleep(1.0)
-        return result
-
-    monkeypatch.setattr(privacy, "_household_leave", held)
-    out: dict = {}
+    # after the hooks (tags removed), before the erasure commits
+    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, erasing))
 
     def erase():
-        try:
-            privacy.customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=whale.pk),
-                                   actor=director_a, reason="本人申请")
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-            erasing.set()
-        finally:
-            connections.close_all()
+        return privacy.customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=whale.pk),
+                                      actor=director_a, reason="本人申请")
 
-    def job():
-        try:
-            assert erasing.wait(20)
-            out["job"] = rule_tags_job(today=today)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["job_error"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=erase), threading.Thread(target=job)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert "erase_error" not in out and "job_error" not in out, out
+    out = race(erase, lambda: rule_tags_job(today=today), erasing, atomic=False)
+    assert "first_error" not in out and "then_error" not in out, out
     whale.refresh_from_db()
     assert whale.erased_at is not None
     assert not CustomerTag.objects.filter(customer=whale).exists()
-    assert out["job"]["added"] == 0
+    assert out["then"]["added"] == 0
 
 
 @pytest.mark.django_db

@@ -5,13 +5,11 @@ complaint task's foreign keys, checked at commit); the erasure held the patient'
 (its hook expires open links): a deadlock, a 500 for one of the two. The answer now locks the patient first."""
 
 import threading
-import time
 
 import pytest
-from django.db import connections, transaction
 
 from smileloop.clinics.selectors import scope_for_staff
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.privacy import customer_erase
 from smileloop.surveys import services as survey_services
@@ -26,46 +24,19 @@ def test_a_low_score_answered_while_the_patient_is_erased_is_not_a_deadlock(chai
                                                                             monkeypatch):
     survey = SurveyFactory(chain=chain, clinic=clinic_a, customer=patient)
     reached = threading.Event()
-    real = survey_services.survey_answer_texts
-
-    def paused(*args, **kwargs):  # after the answer's UPDATE of the survey row: the erasure lands here
-        result = real(*args, **kwargs)
-        reached.set()
-        time.sleep(1.0)
-        return result
-
-    monkeypatch.setattr(survey_services, "survey_answer_texts", paused)
-    out: dict = {}
+    # after the answer's UPDATE of the survey row: the erasure lands here
+    monkeypatch.setattr(survey_services, "survey_answer_texts", paused(survey_services.survey_answer_texts, reached))
 
     def answer():
-        try:
-            out["answer"] = survey_answer(token=survey.token, score=3, tags=[], comment="拔牙后一直疼")
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["answer_error"] = exc
-            reached.set()
-        finally:
-            connections.close_all()
+        return survey_answer(token=survey.token, score=3, tags=[], comment="拔牙后一直疼")
 
     def erase():
-        try:
-            assert reached.wait(20)
-            time.sleep(0.1)
-            with transaction.atomic():
-                customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=patient.pk),
-                               actor=director_a, reason="本人申请")
-            out["erased"] = True
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-        finally:
-            connections.close_all()
+        return customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=patient.pk),
+                              actor=director_a, reason="本人申请")
 
-    threads = [threading.Thread(target=answer), threading.Thread(target=erase)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    out = race(answer, erase, reached)
     # both went through, one after the other: the answer first (it held the patient), then the erasure blanked it
-    assert out.get("erased") and "answer" in out, out
+    assert "first" in out and "then" in out, out
     survey.refresh_from_db()
     assert survey.comment == "" and Customer.objects.get(pk=patient.pk).erased_at is not None
     assert not Interaction.objects.filter(customer=patient, text__contains="拔牙后一直疼").exists()
