@@ -210,6 +210,8 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
     holder; raises Expired (nothing changed) after the expiry date, and GiverNotHolder for the member who gave it
     (a card the giver keeps for good is not the friend's card the programme pays for)."""
     at = as_of or timezone.now()
+    # The person first, the erasure's order: an erasure meanwhile is seen (refused), or sees the card it now holds.
+    customers_lock(customer.pk)
     card = GiftCard.objects.select_for_update().get(pk=card.pk)
     if card.holder_registered_at is not None and card.holder_id == customer.pk:
         return card

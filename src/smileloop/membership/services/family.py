@@ -9,12 +9,13 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.clinics.selectors import scope_for_staff
+from smileloop.core.errors import Conflict
 from smileloop.core.sql import lock_clause, select_models
 from smileloop.customers.enums import InteractionKind, Relation
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import name_for
-from smileloop.customers.services import interaction_add
+from smileloop.customers.services import ERASED_REFUSED, customers_lock, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.membership import reasons
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
@@ -151,6 +152,9 @@ def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | No
                   as_of: dt.datetime | None = None) -> FamilyBinding:
     """End a binding; any wallet-share consent between holder and member ends with it."""
     at = now_or(as_of)
+    # The two people first (in id order), the erasure's order: its hook ends this binding with the person locked.
+    people = FamilyBinding.objects.filter(pk=binding.pk).values_list("holder__customer_id", "member_id").first()
+    customers_lock(*(people or ()))
     binding = FamilyBinding.objects.select_for_update().select_related("holder").get(pk=binding.pk)
     if binding.unbound_at is not None:
         raise NotBound("this family member is no longer bound", field="member_id")
@@ -190,7 +194,12 @@ def wallet_share_consent_grant(*, holder: Customer, member: Customer, mode: str,
         raise MembershipInputError(f"must be one of {', '.join(WalletShareMode.values)}", code="invalid", field="mode")
     if not (source or "").strip():
         raise ConsentMissing("is required (where the holder gave the consent)", field="source")
+    # Both people first (in id order), the erasure's order: a member or holder erased meanwhile is refused, not
+    # given a consent after `membership_erase_hook` ended theirs.
+    erased = customers_lock(holder.pk, member.pk)
     _locked_customer(holder)
+    if erased:
+        raise Conflict(ERASED_REFUSED, code="erased", field="member_id" if member.pk in erased else "customer_id")
     if _binding_between(holder, member, at) is None:
         raise NotBound(f"{member.name} is not a bound family member of {holder.name}", field="member_id")
     current = WalletShareConsent.objects.filter(holder_id=holder.pk, member_id=member.pk, revoked_at__isnull=True).first()
