@@ -611,6 +611,10 @@ def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str
     """Attach an identity; idempotent for the same person, a Conflict if it belongs to another (or `erased`: an
     erased record is never linked to a person again)."""
     _refuse_erased(customer)
+    # The patient's row first, then erased read under it: an identity inserted while the erasure ran was not seen by
+    # its DELETE and outlived it.
+    if customers_lock(customer.pk):
+        raise Conflict(ERASED_REFUSED, code="erased", field="customer")
     [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}],
                                                       single=True)
     existing = Identity.objects.filter(chain_id=customer.chain_id, kind=kind, external_id=external_id).first()
@@ -660,8 +664,14 @@ def consent_record(*, customer: Customer, purpose: str, granted: bool, source: s
         raise ValidationFailed(errors)
     if granted:
         _refuse_erased(customer)
-    return Consent.objects.create(customer=customer, purpose=purpose, granted=bool(granted), source=source[:64],
-                                  evidence=evidence[:255], recorded_by=actor, recorded_at=at or timezone.now())
+    with transaction.atomic():
+        # A grant locks the patient's row first, erased read under it: one written while the erasure ran was not
+        # seen by its evidence blanking and kept "张三签字 138…" on the erased record.
+        if granted and customers_lock(customer.pk):
+            raise Conflict(ERASED_REFUSED, code="erased", field="customer")
+        return Consent.objects.create(customer=customer, purpose=purpose, granted=bool(granted),
+                                      source=source[:64], evidence=evidence[:255], recorded_by=actor,
+                                      recorded_at=at or timezone.now())
 
 
 def interaction_add(*, customer: Customer, kind: str, text: str = "", author: Staff | None = None,
@@ -690,6 +700,10 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
     if head.chain_id != member.chain_id or head.id == member.id:
         raise ValidationFailed([FieldError("member", "must be another customer of the same chain", str(member.id))])
     _refuse_erased(head, member, field="member")
+    # Both rows first (id order), erased read under them: a member row inserted while the erasure ran was not seen
+    # by its _household_leave and put the erased person into a family.
+    if customers_lock(head.pk, member.pk):
+        raise Conflict(ERASED_REFUSED, code="erased", field="member")
     membership = HouseholdMember.objects.select_related("household").filter(customer=head).first()
     if membership is None:
         household = Household.objects.create(chain_id=head.chain_id, head=head, name=f"{head.name}家")

@@ -366,11 +366,18 @@ def note_add(request, scope: Scope, customer_id: int):
         form.is_valid()
         form.add_error("text", message_display(services.ERASED_REFUSED))
     elif form.is_valid():
-        services.interaction_add(customer=customer, kind=InteractionKind.NOTE, text=form.cleaned_data["text"],
-                                 author=request.user.staff)
-        if not request.htmx:
-            return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#timeline")
-        return _render_360(request, scope, customer, fragment="timeline")
+        with transaction.atomic():
+            # The patient's row first, erased read under it: a note written while the erasure ran was not seen by
+            # its timeline blanking (or came after it) and wrote about the erased person again.
+            erased = services.customers_lock(customer.pk)
+            if not erased:
+                services.interaction_add(customer=customer, kind=InteractionKind.NOTE,
+                                         text=form.cleaned_data["text"], author=request.user.staff)
+        if not erased:
+            if not request.htmx:
+                return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#timeline")
+            return _render_360(request, scope, customer, fragment="timeline")
+        form.add_error("text", message_display(services.ERASED_REFUSED))
     return _render_360(request, scope, customer, fragment="timeline", status=422, note_form=form)
 
 

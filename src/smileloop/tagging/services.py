@@ -24,7 +24,7 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
-from smileloop.customers.services import ERASED_REFUSED, interaction_add
+from smileloop.customers.services import ERASED_REFUSED, customers_lock, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
@@ -307,7 +307,9 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
     _same_chain(customer=customer, tag=tag)
     if customer.merged_into_id:
         raise NotFound("Customer not found")
-    if customer.erased_at is not None:  # their marketing profile went with their personal information
+    # The patient's row first, the erasure's order: a tag inserted meanwhile outlived the erasure (its DELETE could
+    # not see it). An erasure committed while this waited is read under the lock.
+    if customer.erased_at is not None or customers_lock(customer.pk):  # their marketing profile went with them
         raise Conflict(ERASED_REFUSED, code="erased", field="customer")
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
@@ -330,6 +332,9 @@ def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
     refused (the next sync would put it back): one set by hand before the tag became a rule tag may go, and so
     may one its rule set before it became a manual tag or was switched off (no sync touches it any more)."""
     _same_chain(customer=customer, tag=tag)
+    # The patient's row before the tag row, the erasure's order (it holds the patient, then deletes the tags): the
+    # other way round the two deadlocked, the timeline entry's foreign key waiting at commit for the patient.
+    customers_lock(customer.pk)
     if tag.kind == TagKind.RULE and tag.is_active and CustomerTag.objects.filter(customer=customer, tag=tag,
                                                                                  source=TagSource.RULE).exists():
         raise ValidationFailed([FieldError("tag", _RULE_OWNED, tag.code)])

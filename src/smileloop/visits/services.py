@@ -250,7 +250,8 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
     appointment.clinic, appointment.start_at, appointment.end_at = clinic, start_at, end_at
     appointment.status, appointment.doctor, appointment.service_item = status, doctor, item
     # What the erasure blanked (visits_erase_hook) stays blank: the PMS's next sync of the booking wrote it back.
-    appointment.notes = "" if customer.erased_at else (notes or "")
+    # `erased` read under the lock: an erasure committed while this waited is not on the `customer` given.
+    appointment.notes = "" if customer.erased_at or erased else (notes or "")
     with _created_once("an appointment", external_id if created else None):
         appointment.save()
     if recount_days:
