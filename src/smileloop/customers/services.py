@@ -506,11 +506,16 @@ def _refuse_erased(*customers: Customer, field: str = "customer") -> None:
         raise Conflict(ERASED_REFUSED, code="erased", field=field)
 
 
-def customers_refuse_erased(*customer_ids: int, field: str = "customer") -> None:
+def customers_refuse_erased(*customer_ids: int, field: str = "customer", locked: frozenset[int] | None = None) -> None:
     """Refuse (Conflict `erased`) a new sale, top-up, award or bill for an erased record: its care and money stay as
     an anonymous record, but nobody can come back as it (a returning patient is a new record). Call it with the rows
-    locked (customers_lock), so an erasure that committed while the write waited is seen."""
-    if Customer.objects.filter(pk__in=customer_ids, erased_at__isnull=False).exists():
+    locked (customers_lock), so an erasure that committed while the write waited is seen; `locked`: what that lock
+    answered (the erased ids among them), so nothing is read again."""
+    if locked is not None:
+        erased = any(pk in locked for pk in customer_ids)
+    else:
+        erased = Customer.objects.filter(pk__in=customer_ids, erased_at__isnull=False).exists()
+    if erased:
         raise Conflict(ERASED_REFUSED, code="erased", field=field)
 
 

@@ -99,14 +99,14 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
     programme within the last `limit_period_months`. The key is looked up under the member's lock: looked up
     before it, a copy sent at the same moment waited for the first, then counted the first's card against the
     limit and answered LimitReached instead of that card."""
-    customers_lock(member.pk)  # serialise issues for one member
+    locked = customers_lock(member.pk)  # serialise issues for one member
     existing = GiftCard.objects.filter(chain_id=member.chain_id, issue_key=key).first()
     if existing is not None:
         if (existing.giver_id, existing.programme_id) != (member.pk, programme.pk):
             raise Conflict(f"idempotency key {key!r} was already used to issue another card",
                            code="idempotency_key_reused", field="key")
         return existing
-    customers_refuse_erased(member.pk, field="member_id")
+    customers_refuse_erased(member.pk, field="member_id", locked=locked)
     if programme.chain_id != member.chain_id or not programme.is_active:
         raise ValidationFailed([FieldError("programme", "is not an active programme of this chain", str(programme.pk))])
     at = as_of or timezone.now()
@@ -211,13 +211,13 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
     (a card the giver keeps for good is not the friend's card the programme pays for)."""
     at = as_of or timezone.now()
     # The person first, the erasure's order: an erasure meanwhile is seen (refused), or sees the card it now holds.
-    customers_lock(customer.pk)
+    locked = customers_lock(customer.pk)
     card = GiftCard.objects.select_for_update().get(pk=card.pk)
     if card.holder_registered_at is not None and card.holder_id == customer.pk:
         return card
     if customer.chain_id != card.chain_id:
         raise ValidationFailed([FieldError("customer", "is not a customer of this chain", str(customer.pk))])
-    customers_refuse_erased(customer.pk, field="customer_id")
+    customers_refuse_erased(customer.pk, field="customer_id", locked=locked)
     if card.giver_id is not None and card.giver_id == customer.pk:
         raise GiverNotHolder(GIVER_NOT_HOLDER, field="customer_id")
     if card.holder_registered_at is not None:

@@ -78,14 +78,14 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     key = key_check(key)
     # The holder first (as a cancellation and a checkout lock them): a double-submitted sale waits for its first run
     # and finds its purchase, instead of clashing on the unique key (a 500).
-    customers_lock(holder.pk)
+    locked = customers_lock(holder.pk)
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
         if existing.package_id != package.id or existing.holder_id != holder.id:
             raise Conflict(f"idempotency key {key!r} was already used for another sale",
                            code="idempotency_key_reused", field="key")
         return existing
-    customers_refuse_erased(holder.pk, field="customer_id")
+    customers_refuse_erased(holder.pk, field="customer_id", locked=locked)
     errors = []
     if package.chain_id != holder.chain_id:
         errors.append(FieldError("package_id", "is not a package of this chain", str(package.id)))

@@ -224,9 +224,9 @@ def points_award(*, customer: Customer, rule_code: str, key: str, actor: Staff |
     `key` (ledger key `award:{key}`), so one referral or review is paid once. The tier multiplier applies to
     spend only."""
     key = key_check(key)
-    customers_lock(customer.pk)
+    locked = customers_lock(customer.pk)
     if not LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=f"award:{key}").exists():
-        customers_refuse_erased(customer.pk, field="customer_id")  # a replay answers as before the erasure
+        customers_refuse_erased(customer.pk, field="customer_id", locked=locked)  # a replay answers as before the erasure
     rule = EarnRule.objects.filter(chain_id=customer.chain_id, code=rule_code, is_active=True).exclude(
         trigger=EarnTrigger.SPEND).first()
     if rule is None:
@@ -354,14 +354,14 @@ def gift_exchange(*, customer: Customer, gift: Gift, quantity: int = 1, key: str
     top-up's is), so a copy sent at the same moment (a double click) waits for the first and returns its exchange;
     looked up first, both took stock and the second met the first's ledger transaction as an IntegrityError."""
     key = key_check(key)
-    customers_lock(customer.pk)
+    locked = customers_lock(customer.pk)
     existing = GiftExchange.objects.filter(chain_id=customer.chain_id, key=key).first()
     if existing:
         if (existing.customer_id, existing.gift_id, existing.quantity) != (customer.id, gift.id, quantity):
             raise Conflict(f"idempotency key {key!r} was already used for another exchange",
                            code="idempotency_key_reused", field="key")
         return existing
-    customers_refuse_erased(customer.pk, field="customer_id")
+    customers_refuse_erased(customer.pk, field="customer_id", locked=locked)
     if gift.chain_id != customer.chain_id:
         raise LoyaltyInputError("This gift belongs to another chain", code="invalid", field="gift_id")
     if not gift.is_active:

@@ -60,10 +60,11 @@ from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 TOPUP_METHODS = [m for m in PaymentMethod.values if m not in TENDER_METHODS]
 
 
-def _customer_lock(customer: Customer) -> None:
+def _customer_lock(customer: Customer) -> frozenset[int]:
     """The customer's row first, as a bill takes it (docs/architecture.md, "Locks, in one order"): the top-up then
-    re-evaluates the tier under it, after its ledger postings, without ever waiting on a bill the other way round."""
-    customers_lock(customer.pk)
+    re-evaluates the tier under it, after its ledger postings, without ever waiting on a bill the other way round.
+    Returns what customers_lock does (the erased ids)."""
+    return customers_lock(customer.pk)
 
 
 def _is_amount(value) -> bool:
@@ -116,14 +117,14 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
     The tier is re-evaluated at once (`membership_evaluate`): a stored-value plan's tier is reached by topping up,
     and the next bill must already be priced with it."""
     key = key_check(key)
-    _customer_lock(customer)  # first: a concurrent twin with this key then finds the top-up this one recorded
+    locked = _customer_lock(customer)  # first: a concurrent twin with this key then finds the top-up this one recorded
     existing = Topup.objects.filter(chain_id=customer.chain_id, key=key).first()
     if existing:
         if (existing.customer_id, existing.amount_fen, existing.method) != (customer.id, amount_fen, method):
             raise Conflict(f"idempotency key {key!r} was already used for another top-up",
                            code="idempotency_key_reused", field="key")
         return existing
-    customers_refuse_erased(customer.pk, field="customer_id")
+    customers_refuse_erased(customer.pk, field="customer_id", locked=locked)
     errors = []
     if not _is_amount(amount_fen):
         errors.append(FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen)))
@@ -407,15 +408,15 @@ def wallet_transfer(*, from_customer: Customer, to_customer: Customer, amount_fe
     bonus part refused after the principal moved leaves nothing moved. The four wallet accounts are then locked at
     once in id order (as a bill locks its accounts), not pair by pair."""
     key = key_check(key)
-    customers_lock(from_customer.pk, to_customer.pk)
+    locked = customers_lock(from_customer.pk, to_customer.pk)
     keys = [f"wallet_transfer:{key}:principal", f"wallet_transfer:{key}:bonus"]
     replay = list(LedgerTransaction.objects.filter(chain_id=from_customer.chain_id, idempotency_key__in=keys)
                   .order_by("id"))
     if replay:
         _replay_check(replay, amount_fen, key, "transfer", debited=from_customer, credited=to_customer)
         return replay
-    customers_refuse_erased(from_customer.pk, field="customer_id")
-    customers_refuse_erased(to_customer.pk, field="to_customer_id")
+    customers_refuse_erased(from_customer.pk, field="customer_id", locked=locked)
+    customers_refuse_erased(to_customer.pk, field="to_customer_id", locked=locked)
     if not _is_amount(amount_fen):
         raise ValidationFailed([FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen))])
     if from_customer.pk == to_customer.pk or from_customer.chain_id != to_customer.chain_id:
