@@ -17,12 +17,17 @@ postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql",
 
 
 def paused(func: Callable, reached: threading.Event, *, hold: float = 1.0,
-           when: Callable[[Any], bool] | None = None) -> Callable:
+           when: Callable[[Any], bool] | None = None, before: bool = False) -> Callable:
     """A stand-in for `func` (monkeypatched where a write calls it) that runs it, then, the first time (and only when
     `when(result)` holds, if given), sets `reached` and keeps the caller's transaction open `hold` seconds: the moment
-    another connection's write lands (see `race`)."""
+    another connection's write lands (see `race`). With `before`, the pause comes before the first call instead: the
+    other write lands between what the caller did so far and `func`."""
 
     def wrapper(*args, **kwargs):
+        if before and not reached.is_set():
+            reached.set()
+            time.sleep(hold)
+            return func(*args, **kwargs)
         result = func(*args, **kwargs)
         if not reached.is_set() and (when is None or when(result)):
             reached.set()
@@ -30,6 +35,20 @@ def paused(func: Callable, reached: threading.Event, *, hold: float = 1.0,
         return result
 
     return wrapper
+
+
+def held(write: Callable[[], Any], reached: threading.Event, *, hold: float = 1.0) -> Callable[[], Any]:
+    """`write()` in a transaction kept open `hold` seconds after it returned, as a request's would be until its
+    commit: `race`'s other side lands there (the pause `paused` gives inside a write, put after its end)."""
+
+    def run():
+        with transaction.atomic():
+            result = write()
+            reached.set()
+            time.sleep(hold)
+        return result
+
+    return run
 
 
 def race(first: Callable[[], Any], then: Callable[[], Any], reached: threading.Event, *,

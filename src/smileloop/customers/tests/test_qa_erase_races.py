@@ -7,56 +7,29 @@ first and refuses (409 `erased`) once the erasure has committed. household_membe
 into a family (the erasure's _household_leave found no membership yet): it now locks both people first."""
 
 import threading
-import time
 
 import pytest
-from django.db import connections, transaction
 
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.errors import Conflict
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import held, paused, postgresql_only, race
 from smileloop.customers.models import Consent, Customer, HouseholdMember, Identity, Interaction
 from smileloop.customers.privacy import customer_erase
 from smileloop.customers.services import ERASED_REFUSED, consent_record, household_member_add, identity_add
 
 
+def _erase(patient, director_a):
+    return lambda: customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=patient.pk),
+                                  actor=director_a, reason="本人申请")
+
+
 def _race(write, patient, director_a) -> dict:
     """`write` runs in a transaction that stays open a second after it; the erasure of `patient` lands meanwhile."""
     reached = threading.Event()
-    out: dict = {}
-
-    def writer():
-        try:
-            with transaction.atomic():  # as the API's request does; the erasure lands before the commit
-                out["write"] = write()
-                reached.set()
-                time.sleep(1.0)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["write_error"] = exc
-        finally:
-            reached.set()
-            connections.close_all()
-
-    def erase():
-        try:
-            assert reached.wait(20)
-            time.sleep(0.1)
-            with transaction.atomic():
-                customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=patient.pk),
-                               actor=director_a, reason="本人申请")
-            out["erased"] = True
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer), threading.Thread(target=erase)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert out.get("erased"), out
-    error = out.get("write_error")
+    # as the API's request does: the erasure lands before the commit
+    out = race(held(write, reached), _erase(patient, director_a), reached)
+    assert "then" in out, out
+    error = out.get("first_error")
     assert error is None or (isinstance(error, Conflict) and error.message == ERASED_REFUSED), out
     assert Customer.objects.get(pk=patient.pk).erased_at is not None
     return out
@@ -100,45 +73,14 @@ def test_a_note_added_while_the_patient_is_erased_does_not_outlive_the_erasure(z
     from smileloop.customers import services
 
     reached = threading.Event()
-    real = services.interaction_add
-
-    def paused(*args, **kwargs):  # the page checked the record; the erasure commits before the note is written
-        reached.set()
-        time.sleep(1.0)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(services, "interaction_add", paused)
-    out: dict = {}
+    # the page checked the record; the erasure commits before the note is written
+    monkeypatch.setattr(services, "interaction_add", paused(services.interaction_add, reached, before=True))
 
     def post():
-        try:
-            client = Client()
-            client.force_login(director_a.user)
-            out["status"] = client.post(reverse("customers:note_add", args=[zhang_san.pk]),
-                                        {"text": "张三说下周带女儿来"}).status_code
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["post_error"] = exc
-        finally:
-            reached.set()
-            connections.close_all()
+        client = Client()
+        client.force_login(director_a.user)
+        return client.post(reverse("customers:note_add", args=[zhang_san.pk]), {"text": "张三说下周带女儿来"}).status_code
 
-    def erase():
-        try:
-            assert reached.wait(20)
-            time.sleep(0.1)
-            with transaction.atomic():
-                customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=zhang_san.pk),
-                               actor=director_a, reason="本人申请")
-            out["erased"] = True
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=post), threading.Thread(target=erase)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert out.get("erased") and out.get("status") in (302, 422), out
+    out = race(post, _erase(zhang_san, director_a), reached)
+    assert "then" in out and out.get("first") in (302, 422), out
     assert not Interaction.objects.filter(customer_id=zhang_san.pk, text__contains="带女儿").exists()

@@ -7,13 +7,11 @@ committed; the registration then committed too: a card held by the erased record
 name that no hook would ever rewrite. The registration now locks the person first, the erasure's order."""
 
 import threading
-import time
 
 import pytest
-from django.db import connections, transaction
 
 from smileloop.clinics.selectors import scope_for_staff
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers.models import Customer
 from smileloop.customers.privacy import customer_erase
 from smileloop.giftcards import services as giftcard_services
@@ -28,47 +26,19 @@ def test_a_holder_registered_while_erased_leaves_no_name_and_no_card_of_the_eras
     card = friend_card_issue(member=member, programme=programme, trigger="t", key="k1")
     name = friend.name
     reached = threading.Event()
-    real = giftcard_services._lots_expiry_remove
-
-    def paused(*args, **kwargs):  # after the registration's erased check, before its writes: the erasure lands here
-        reached.set()
-        time.sleep(1.0)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(giftcard_services, "_lots_expiry_remove", paused)
-    out: dict = {}
-
-    def register():
-        try:
-            out["registered"] = giftcard_holder_register(card=card, customer=friend)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["register_error"] = exc
-            reached.set()
-        finally:
-            connections.close_all()
+    # after the registration's erased check, before its writes: the erasure lands here
+    monkeypatch.setattr(giftcard_services, "_lots_expiry_remove",
+                        paused(giftcard_services._lots_expiry_remove, reached, before=True))
 
     def erase():
-        try:
-            assert reached.wait(20)
-            time.sleep(0.1)
-            with transaction.atomic():
-                customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=friend.pk),
-                               actor=director_a, reason="本人申请")
-            out["erased"] = True
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-        finally:
-            connections.close_all()
+        return customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=friend.pk),
+                              actor=director_a, reason="本人申请")
 
-    threads = [threading.Thread(target=register), threading.Thread(target=erase)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    out = race(lambda: giftcard_holder_register(card=card, customer=friend), erase, reached)
     # the registration went first (it held the person): the card is theirs, with value on it, so the erasure waits
     # for it (an obligation) instead of leaving a live card and a named event about an erased record
-    assert "registered" in out and "erase_error" in out, out
-    assert getattr(out["erase_error"], "code", None) == "erase_obligations", out
+    assert "first" in out and "then_error" in out, out
+    assert getattr(out["then_error"], "code", None) == "erase_obligations", out
     assert Customer.objects.get(pk=friend.pk).erased_at is None
     assert GiftCard.objects.get(pk=card.pk).holder_id == friend.pk
     erased = Customer.objects.filter(pk=friend.pk, erased_at__isnull=False).exists()

@@ -8,14 +8,12 @@ grant locked the holder only: a grant to a member erased meanwhile was recorded 
 consent (with its evidence) about an erased record. Both now lock the two people first, in id order."""
 
 import threading
-import time
 
 import pytest
-from django.db import connections, transaction
 
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.errors import Conflict
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers.models import Customer
 from smileloop.customers.privacy import customer_erase
 from smileloop.membership import services
@@ -31,54 +29,28 @@ def holder(wang, family_plan, family_tier):
     return wang
 
 
-def _race(out: dict, first, erased: Customer, director) -> None:
-    """Run `first` (paused inside its transaction by the caller's patch, which sets out['reached']) and the
-    erasure of `erased` on two threads; `out` gets what each did or raised."""
-
-    def write():
-        try:
-            out["write"] = first()
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["write_error"] = exc
-            out["reached"].set()
-        finally:
-            connections.close_all()
+def _race(first, reached: threading.Event, erased: Customer, director) -> dict:
+    """Run `first` (paused inside its transaction by the caller's `paused` patch, which sets `reached`) and the
+    erasure of `erased` on two threads; returns what each did or raised (`race`)."""
 
     def erase():
-        try:
-            assert out["reached"].wait(20)
-            time.sleep(0.1)
-            with transaction.atomic():
-                customer_erase(scope=scope_for_staff(director), customer=Customer.objects.get(pk=erased.pk),
-                               actor=director, reason="本人申请")
-            out["erased"] = True
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-        finally:
-            connections.close_all()
+        customer_erase(scope=scope_for_staff(director), customer=Customer.objects.get(pk=erased.pk), actor=director,
+                       reason="本人申请")
+        return True
 
-    threads = [threading.Thread(target=write), threading.Thread(target=erase)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    return race(first, erase, reached)
 
 
 def test_an_unbind_while_the_member_is_erased_is_not_a_deadlock(holder, spouse, director_a, monkeypatch):
     binding = services.family_bind(holder=holder, member=spouse, relation="spouse", consent_source="paper",
                                    consent_evidence="同意书 2026-031")
-    out: dict = {"reached": threading.Event()}
-    real = family_services.interaction_add
-
-    def paused(*args, **kwargs):  # after the unbind's UPDATE of the binding: the erasure lands here
-        out["reached"].set()
-        time.sleep(1.0)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(family_services, "interaction_add", paused)
-    _race(out, lambda: services.family_unbind(binding=binding, reason="离婚"), spouse, director_a)
+    reached = threading.Event()
+    # after the unbind's UPDATE of the binding: the erasure lands here
+    monkeypatch.setattr(family_services, "interaction_add",
+                        paused(family_services.interaction_add, reached, before=True))
+    out = _race(lambda: services.family_unbind(binding=binding, reason="离婚"), reached, spouse, director_a)
     # both went through, one after the other: the unbind first (it held the person), then the erasure
-    assert out.get("erased") and "write" in out, out
+    assert out.get("then") and "first" in out, out
     binding.refresh_from_db()
     assert binding.unbound_at is not None and binding.consent_evidence == ""
     assert Customer.objects.get(pk=spouse.pk).erased_at is not None
@@ -88,20 +60,13 @@ def test_a_wallet_share_granted_while_the_member_is_erased_is_refused_not_left_i
                                                                                         monkeypatch):
     services.family_bind(holder=holder, member=spouse, relation="spouse", consent_source="paper",
                          consent_evidence="同意书 2026-031")
-    out: dict = {"reached": threading.Event()}
-    real = family_services._binding_between
-
-    def paused(*args, **kwargs):  # the grant found the binding in force: the erasure lands here
-        result = real(*args, **kwargs)
-        out["reached"].set()
-        time.sleep(1.0)
-        return result
-
-    monkeypatch.setattr(family_services, "_binding_between", paused)
-    _race(out, lambda: services.wallet_share_consent_grant(holder=holder, member=spouse, mode="standing",
-                                                           source="paper", evidence="张三签字 13800138000"),
-          spouse, director_a)
-    assert out.get("erased"), out
+    reached = threading.Event()
+    # the grant found the binding in force: the erasure lands here
+    monkeypatch.setattr(family_services, "_binding_between", paused(family_services._binding_between, reached))
+    out = _race(lambda: services.wallet_share_consent_grant(holder=holder, member=spouse, mode="standing",
+                                                            source="paper", evidence="张三签字 13800138000"),
+                reached, spouse, director_a)
+    assert out.get("then"), out
     assert Customer.objects.get(pk=spouse.pk).erased_at is not None
     # whichever went first, no consent about the erased record is in force or keeps its evidence
     assert not WalletShareConsent.objects.filter(member=spouse, revoked_at__isnull=True).exists()

@@ -6,14 +6,13 @@ erasure, and wrote the notes ("张三要求女医生") back onto the erased pers
 
 import datetime as dt
 import threading
-import time
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from smileloop.clinics.selectors import scope_for_staff
-from smileloop.core.testing import postgresql_only
+from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers import privacy
 from smileloop.customers.models import Customer
 from smileloop.customers.privacy import customer_erase
@@ -32,43 +31,17 @@ def test_a_booking_resent_while_its_patient_is_erased_keeps_its_notes_blank(clin
     appointment_upsert(customer=patient_a, **booking)
     stale = Customer.objects.get(pk=patient_a.pk)  # what the PMS sync loaded before the erasure
     reached = threading.Event()
-    real = privacy.erase_obligations
-
-    def paused(*args, **kwargs):  # the erasure holds the patient's row here; the re-send waits for it
-        reached.set()
-        time.sleep(1.0)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(privacy, "erase_obligations", paused)
-    out: dict = {}
+    # the erasure holds the patient's row here; the re-send waits for it
+    monkeypatch.setattr(privacy, "erase_obligations", paused(privacy.erase_obligations, reached, before=True))
 
     def erase():
-        try:
-            with transaction.atomic():
-                customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=patient_a.pk),
-                               actor=director_a, reason="本人申请")
-            out["erased"] = True
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["erase_error"] = exc
-        finally:
-            reached.set()
-            connections.close_all()
+        with transaction.atomic():
+            customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=patient_a.pk),
+                           actor=director_a, reason="本人申请")
+        return True
 
-    def resend():
-        try:
-            assert reached.wait(20)
-            time.sleep(0.1)
-            out["upsert"] = appointment_upsert(customer=stale, **booking)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["upsert_error"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=erase), threading.Thread(target=resend)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert out.get("erased") and "upsert" in out, out
+    # the re-send runs in no transaction of its own, as the PMS sync calls it
+    out = race(erase, lambda: appointment_upsert(customer=stale, **booking), reached, atomic=False)
+    assert out.get("first") and "then" in out, out
     assert Customer.objects.get(pk=patient_a.pk).erased_at is not None
     assert Appointment.objects.get(external_id="pms-1").notes == ""
