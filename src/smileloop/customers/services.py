@@ -1047,9 +1047,15 @@ def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_
 
 @transaction.atomic(savepoint=False)
 def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at: dt.datetime | None = None,
-                           actor: Staff | None = None) -> bool:
+                           actor: Staff | None = None, visit_at: dt.datetime | None = None) -> bool:
     """Move a customer's lifecycle stage on an event (rules in `stage_move_values`). Returns whether it
     changed; a change writes one timeline event with the cause.
+
+    `visit_at`: the event is a visit or a bill of that time, which brings a dormant or lost customer back only when
+    it is one `stages_derive` would count: not older than the chain's dormant threshold, and for a lost customer
+    after they were set lost. A bill sent in late (a PMS back-filling last year) had brought them back, and the
+    next night's run set them dormant or lost again: two stage sentences, and a patient marked lost by hand was
+    active again for a bill paid before the marking.
 
     Cheap on the hot paths (checkout, API): one conditional UPDATE that matches nothing when the stage does
     not move; the timeline INSERT only on a change. Pass an id to avoid a fetch; a passed instance gets its
@@ -1057,7 +1063,8 @@ def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at:
     record (PIPL) is never moved: it is an anonymous record of past care, not a person to profile."""
     at = at or timezone.now()
     customer_id = customer if isinstance(customer, int) else customer.pk
-    if not _stage_move_one(customer_id, to=to, at=at):
+    revives = _revives(customer, to=to, visit_at=visit_at) if visit_at is not None else True
+    if not _stage_move_one(customer_id, to=to, at=at, revives=revives):
         return False
     stage_events_insert(customers=Customer.objects.filter(pk=customer_id), cause=cause[:500], at=at,
                         actor_id=actor.pk if actor else None)
@@ -1066,11 +1073,43 @@ def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at:
     return True
 
 
-def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime) -> bool:
+# How far back a visit still brings a dormant customer back, per chain (registered by lifecycle, which owns the
+# chain's thresholds and sits above this app): chain id → the earliest such time as of now.
+_REVIVAL_CUTOFFS: list = []
+
+
+def stage_revival_cutoff_register(cutoff) -> None:
+    """Called by lifecycle's AppConfig.ready with `cutoff(chain_id) -> datetime`."""
+    if cutoff not in _REVIVAL_CUTOFFS:
+        _REVIVAL_CUTOFFS.append(cutoff)
+
+
+# Every chain's dormant threshold is at least a month: a visit of the last 28 days is recent whatever the chain set,
+# so the hot path (a bill paid now) never reads the settings.
+_SURELY_RECENT = dt.timedelta(days=28)
+
+
+def _revives(customer: Customer | int, *, to: str, visit_at: dt.datetime) -> bool | dt.datetime:
+    """Whether a visit at `visit_at` may bring a customer in a side state back: False when it is older than their
+    chain's dormant threshold (they would still be dormant by the facts), else the time a lost customer must have
+    been set lost before (`_stage_move_one`)."""
+    if to not in STAGE_REVIVING or visit_at >= timezone.now() - _SURELY_RECENT or not _REVIVAL_CUTOFFS:
+        return visit_at
+    chain_id = (customer.chain_id if isinstance(customer, Customer)
+                else Customer.objects.filter(pk=customer).values_list("chain_id", flat=True).first())
+    if chain_id is not None and any(visit_at < cutoff(chain_id) for cutoff in _REVIVAL_CUTOFFS):
+        return False
+    return visit_at
+
+
+def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime, revives: bool | dt.datetime = True) -> bool:
     """`stage_move_values` for one customer as one plain UPDATE (the same rule, `_stage_rule`, and the same SQL;
     the ORM's compilation of its CASE expressions cost more than the update on every paid bill). Whether the
-    row moved."""
+    row moved. `revives` (`_revives`): True, a side state is left as the rule says; False, not at all; a time, a
+    lost customer is left only if set lost before it."""
     allowed, higher = _stage_rule(to)
+    if revives is False:
+        allowed = [stage for stage in allowed if stage not in STAGE_SIDE]
     at_db = db_datetime(at)
     if higher is not None:
         if higher:
@@ -1083,10 +1122,15 @@ def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime) -> bool:
     else:
         sets, params = "stage = %s", [to]
     allowed_in = ", ".join(["%s"] * len(allowed))
+    since, since_params = "", []
+    if isinstance(revives, dt.datetime) and Stage.LOST in allowed:
+        # set lost (by hand or by a run) after this visit: it is not something new since (as stages_derive reads)
+        since, since_params = (" AND (stage <> %s OR stage_changed_at IS NULL OR stage_changed_at < %s)",
+                               [Stage.LOST, db_datetime(revives)])
     return bool(sql_execute(
         f"UPDATE {Customer._meta.db_table} SET {sets}, stage_prev = stage, stage_changed_at = %s, updated_at = %s "
-        f"WHERE id = %s AND stage IN ({allowed_in}) AND erased_at IS NULL",  # an erased record keeps its stage
-        [*params, at_db, at_db, customer_id, *allowed]))
+        f"WHERE id = %s AND stage IN ({allowed_in}) AND erased_at IS NULL{since}",  # an erased record keeps its stage
+        [*params, at_db, at_db, customer_id, *allowed, *since_params]))
 
 
 def _stage_follow(customer: Customer, *, to: str, at: dt.datetime) -> None:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain
-from smileloop.core.jobs import day_start
+from smileloop.core.jobs import chain_today, day_start
 from smileloop.customers.enums import STAGE_PROGRESS, STAGE_SIDE, Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.services import CONTACT_KINDS, stage_events_insert
@@ -96,6 +96,14 @@ def cutoffs_for(chain: Chain, today: dt.date, cfg: LifecycleSettings | None = No
         lead=day_start(today - dt.timedelta(days=cfg.lead_lost_after_days), tz_name),
         settings=cfg, tz=tz,
     )
+
+
+def revival_cutoff(chain_id: int) -> dt.datetime:
+    """The earliest visit that still brings a dormant or lost customer of the chain back today: one before it leaves
+    them dormant by the facts (`_side_conditions`). Registered with customers (`stage_revival_cutoff_register`)
+    for the events' path; read only for visits over four weeks old."""
+    chain = Chain.objects.get(pk=chain_id)
+    return cutoffs_for(chain, chain_today(chain, None)).dormant
 
 
 # --- facts as SQL -----------------------------------------------------------------------------------------
