@@ -1234,6 +1234,27 @@ _FIRST_TOUCH = ["first_touch_channel", "first_touch_campaign", "first_touch_staf
 _LAST_TOUCH = ["last_touch_channel", "last_touch_campaign", "last_touch_staff", "last_touch_at"]
 
 
+def _merged_stage(one: Customer, other: Customer, *, reached: str) -> str:
+    """The stage of two records that are one person. An active record wins over dormant. Lost is kept unless the
+    other record was booked, seen or paid after it was set lost, as an event would bring them back
+    (`customer_stage_advance`): a patient marked lost by hand ("moved away", "asked not to be contacted") came back
+    active, and into the follow-ups, on a duplicate's visits of before the mark; and lost is never left for dormant."""
+    lost = [r for r in (one, other) if r.stage == Stage.LOST]
+    if lost:
+        marks = [r.stage_changed_at for r in lost]
+        mark = None if None in marks else max(marks)
+
+        def new_since(record: Customer) -> bool:
+            seen = [t for t in (record.stage_changed_at, record.last_visit_at) if t is not None]
+            return mark is not None and bool(seen) and max(seen) > mark
+
+        back = any(r.stage in STAGE_REVIVING and new_since(r) for r in (one, other))
+        return reached if back else Stage.LOST
+    if one.stage in STAGE_PROGRESS or other.stage in STAGE_PROGRESS:
+        return reached
+    return Stage.DORMANT
+
+
 def _touches_fill(survivor: Customer, merged: Customer, fill: dict) -> None:
     """Attribution moves as a whole touch (channel, campaign, staff, time), never field by field, which would pair
     one record's channel with the other's campaign. The person's first touch is the earlier of the two records'
@@ -1352,6 +1373,8 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     for name, value in fill.items():
         setattr(survivor, name, value)
     survivor.mobile_tail = (survivor.mobile or "")[-4:]
+    survivor_was = Customer(stage=survivor.stage, stage_changed_at=survivor.stage_changed_at,
+                            last_visit_at=survivor.last_visit_at)  # before the merged record's figures join
     survivor.visit_count += stats["visit_count"]
     survivor.lifetime_spend_fen += stats["lifetime_spend_fen"]
     if merged.first_visit_at and (not survivor.first_visit_at or merged.first_visit_at < survivor.first_visit_at):
@@ -1362,10 +1385,7 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     stage_before = survivor.stage
     if stage_rank(merged.stage_reached) > stage_rank(survivor.stage_reached):
         survivor.stage_reached = merged.stage_reached
-    if survivor.stage in STAGE_PROGRESS or merged.stage in STAGE_PROGRESS:
-        survivor.stage = survivor.stage_reached
-    elif Stage.DORMANT in (survivor.stage, merged.stage):
-        survivor.stage = Stage.DORMANT
+    survivor.stage = _merged_stage(survivor_was, merged, reached=survivor.stage_reached)
     if merged.notes and merged.notes not in survivor.notes:
         survivor.notes = (survivor.notes + "\n" + merged.notes).strip()
     stage_moved = survivor.stage != stage_before
