@@ -617,8 +617,8 @@ def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str
     erased record is never linked to a person again)."""
     _refuse_erased(customer)
     # The patient's row first, then erased read under it: an identity inserted while the erasure ran was not seen by
-    # its DELETE and outlived it.
-    if customers_lock(customer.pk):
+    # its DELETE and outlived it. A record merged away meanwhile is refused.
+    if customer_lock_live(customer.pk):
         raise Conflict(ERASED_REFUSED, code="erased", field="customer")
     [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}],
                                                       single=True)
@@ -671,8 +671,9 @@ def consent_record(*, customer: Customer, purpose: str, granted: bool, source: s
         _refuse_erased(customer)
     with transaction.atomic():
         # A grant locks the patient's row first, erased read under it: one written while the erasure ran was not
-        # seen by its evidence blanking and kept "张三签字 138…" on the erased record.
-        if granted and customers_lock(customer.pk):
+        # seen by its evidence blanking and kept "张三签字 138…" on the erased record. A withdrawal locks it too: one
+        # written while a merge ran stayed on the tombstone and the survivor's grant still counted. Merged: refused.
+        if customer_lock_live(customer.pk) and granted:
             raise Conflict(ERASED_REFUSED, code="erased", field="customer")
         return Consent.objects.create(customer=customer, purpose=purpose, granted=bool(granted),
                                       source=source[:64], evidence=evidence[:255], recorded_by=actor,
@@ -932,6 +933,17 @@ def customers_lock(*customer_ids: int) -> frozenset[int]:
     rows = (Customer.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(customer_ids)))
             .order_by("pk").values_list("pk", "erased_at"))
     return frozenset(pk for pk, erased_at in rows if erased_at is not None)
+
+
+def customer_lock_live(customer_id: int) -> bool:
+    """customers_lock of one record that must still be a live one: NotFound when it was merged away meanwhile (a
+    page read before a merge committed), as customer_get answers then; what was written for it would stay on the
+    tombstone, out of everyone's sight (a withdrawn consent that no longer counts). Returns whether it is erased."""
+    row = (Customer.objects.select_for_update(no_key=True).filter(pk=customer_id)
+           .values_list("merged_into_id", "erased_at").first())
+    if row is None or row[0] is not None:
+        raise NotFound("Customer not found")
+    return row[1] is not None
 
 
 def customers_erasures_wait(customer_ids: QuerySet) -> None:

@@ -24,7 +24,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customers_lock, customers_refuse_erased
+from smileloop.customers.services import customer_lock_live, customers_lock, customers_refuse_erased
 from smileloop.giftcards.codes import code_new
 from smileloop.giftcards.enums import (
     CardEventKind,
@@ -210,8 +210,9 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
     holder; raises Expired (nothing changed) after the expiry date, and GiverNotHolder for the member who gave it
     (a card the giver keeps for good is not the friend's card the programme pays for)."""
     at = as_of or timezone.now()
-    # The person first, the erasure's order: an erasure meanwhile is seen (refused), or sees the card it now holds.
-    locked = customers_lock(customer.pk)
+    # The person first, the erasure's order: an erasure meanwhile is seen (refused), or sees the card it now holds. A
+    # merge meanwhile is NotFound: the card would be held by the tombstone, out of the survivor's sight.
+    locked = frozenset({customer.pk}) if customer_lock_live(customer.pk) else frozenset()
     card = GiftCard.objects.select_for_update().get(pk=card.pk)
     if card.holder_registered_at is not None and card.holder_id == customer.pk:
         return card

@@ -24,7 +24,7 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
-from smileloop.customers.services import ERASED_REFUSED, customers_lock, interaction_add
+from smileloop.customers.services import ERASED_REFUSED, customer_lock_live, customers_lock, interaction_add
 from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
@@ -308,8 +308,8 @@ def tag_apply(*, customer: Customer, tag: Tag, actor: Staff | None, source: str 
     if customer.merged_into_id:
         raise NotFound("Customer not found")
     # The patient's row first, the erasure's order: a tag inserted meanwhile outlived the erasure (its DELETE could
-    # not see it). An erasure committed while this waited is read under the lock.
-    if customer.erased_at is not None or customers_lock(customer.pk):  # their marketing profile went with them
+    # not see it). An erasure committed while this waited is read under the lock, and so is a merge (NotFound).
+    if customer.erased_at is not None or customer_lock_live(customer.pk):  # their marketing profile went with them
         raise Conflict(ERASED_REFUSED, code="erased", field="customer")
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])

@@ -24,6 +24,7 @@ from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.services import (
     ERASED_REFUSED,
+    customer_lock_live,
     customer_stage_advance,
     customer_visit_stats_apply,
     customers_lock,
@@ -170,8 +171,9 @@ def _visit_lock(customer: Customer) -> bool:
     """A bill or visit appointment counts its day unless another is there (`_visit_day_counted`): two written at once
     each missed the other's uncommitted row and the day counted twice. The customer's row, locked first, makes the
     second wait and see the first (and covers `_external_id_lock`). Returns whether the record is erased (read
-    under the lock, for _new_record_check)."""
-    return customer.pk in customers_lock(customer.pk)
+    under the lock, for _new_record_check). A record merged away meanwhile is NotFound: its new row stayed on the
+    tombstone, out of sight, and so did a bill's spend."""
+    return customer_lock_live(customer.pk)
 
 
 @contextmanager
