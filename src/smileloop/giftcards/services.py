@@ -257,8 +257,12 @@ def _holder_known(card: GiftCard, customer: Customer, at: dt.datetime, actor: St
     """Record `customer` as the card's known holder if it has none yet; the event to write, or None."""
     if card.holder_id is not None:
         return None
-    sql_execute(f"UPDATE {GiftCard._meta.db_table} SET holder_id = %s WHERE id = %s AND holder_id IS NULL",
-                [customer.pk, card.pk])
+    # Another payer's bill may have made the card theirs since it was read: then this payer is named nowhere (an
+    # event naming them on a card they neither gave nor hold is one their erasure's hook never finds).
+    if not sql_execute(f"UPDATE {GiftCard._meta.db_table} SET holder_id = %s WHERE id = %s AND holder_id IS NULL",
+                       [customer.pk, card.pk]):
+        card.holder_id = GiftCard.objects.filter(pk=card.pk).values_list("holder_id", flat=True).first()
+        return None
     card.holder = customer
     return GiftCardEvent(card=card, kind=CardEventKind.HOLDER_KNOWN, occurred_at=at,
                          detail=(CARD_FIRST_USED % {"name": customer.name})[:255], data={"customer_id": customer.pk}, actor=actor)

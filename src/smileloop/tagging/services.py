@@ -24,7 +24,13 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
-from smileloop.customers.services import ERASED_REFUSED, customer_lock_live, customers_lock, interaction_add
+from smileloop.customers.services import (
+    ERASED_REFUSED,
+    customer_lock_live,
+    customers_erasures_wait,
+    customers_lock,
+    interaction_add,
+)
 from smileloop.customers.timeline import timeline_format
 from smileloop.tagging.catalogue import tag_catalogue_install  # noqa: F401 (a service of this app)
 from smileloop.tagging.enums import TagGroupKind, TagKind, TagSource
@@ -346,9 +352,10 @@ def tag_remove(*, customer: Customer, tag: Tag, actor: Staff | None) -> bool:
     return bool(removed)
 
 
-def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> tuple[list[int], list[int]]:
+def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag, erasures_wait: bool = False) -> tuple[list[int], list[int]]:
     """The ids, deduplicated, after checking every one is a live patient inside `scope` (else nothing happens), and
-    those of them whose personal information was erased (read in the same query)."""
+    those of them whose personal information was erased (read in the same query; after waiting out the erasures in
+    progress of them when `erasures_wait`)."""
     if not scope.can(Perm.TAG_APPLY):
         raise PermissionDenied("Your role may not tag patients")
     if tag.chain_id != scope.chain_id:
@@ -363,6 +370,10 @@ def _bulk_targets(*, scope: Scope, customer_ids, tag: Tag) -> tuple[list[int], l
         raise ValidationFailed([FieldError("customer_ids", "select at least one customer", "")])
     if len(ids) > 10_000:
         raise ValidationFailed([FieldError("customer_ids", "at most 10,000 customers at a time", str(len(ids)))])
+    if erasures_wait:
+        # Their rows first (the erasure's order; one statement, id order, FOR KEY SHARE), the erased read under them:
+        # rows inserted for someone erased meanwhile outlived the erasure (its DELETE could not see them).
+        customers_erasures_wait(Customer.objects.filter(pk__in=[i for i in ids if 0 < i <= BIGINT_MAX]).values("pk"))
     found: set[int] = set()
     erased: list[int] = []
     for start in range(0, len(ids), 900):
@@ -386,7 +397,7 @@ ERASED_NOT_TAGGED = "personal information erased, so not tagged"
 def tags_bulk_apply(*, scope: Scope, customer_ids: list[int], tag: Tag, actor: Staff | None,
                     source: str = TagSource.MANUAL) -> int:
     """Tag a list selection: all or nothing. Returns how many patients newly got the tag."""
-    ids, erased = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag)
+    ids, erased = _bulk_targets(scope=scope, customer_ids=customer_ids, tag=tag, erasures_wait=True)
     if not tag.is_active:
         raise ValidationFailed([FieldError("tag", "is not active", tag.code)])
     if source in _HAND_SOURCES:

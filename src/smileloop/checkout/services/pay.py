@@ -20,7 +20,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.idempotency import service_key_check
 from smileloop.core.sql import in_clause, lock_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
-from smileloop.customers.services import ERASED_REFUSED
+from smileloop.customers.services import ERASED_REFUSED, customers_erasures_wait, customers_refuse_erased
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.errors import LimitReached, NotFriendCardBenefit
 from smileloop.giftcards.models import GiftCard
@@ -98,6 +98,14 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     inputs = priced.inputs if isinstance(priced, PricedBill) else dict(priced)
     customer: Customer = inputs["customer"]
     service_key_check(key)  # refused when empty or too long; used as given
+    # A family member paying from the holder's wallet: an erasure of the holder in progress is waited out first,
+    # before the payer's row (the erasure may lock the payer's too: their household), and one that starts later
+    # waits for this bill. Not waited for, the bill spent an erased holder's wallet after the erasure (the family
+    # use's foreign key waits at commit), or deadlocked with it.
+    holder = (inputs.get("wallet") or {}).get("holder") if isinstance(inputs.get("wallet"), dict) else None
+    holder = holder if isinstance(holder, Customer) and holder.pk != customer.pk else None
+    if holder is not None:
+        customers_erasures_wait(Customer.objects.filter(pk=holder.pk).values("pk"))
     # One checkout per customer at a time (the row is only locked: nothing of it is read here). FOR NO KEY
     # UPDATE: it must not block the foreign-key checks (KEY SHARE) of a family member's bill that references
     # this customer, or the two can deadlock at commit. The replay check comes after the lock, so a replay
@@ -111,6 +119,8 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
         return existing
     if locked and locked[0][0] is not None:  # a returning patient is a new record (customers_refuse_erased)
         raise Conflict(ERASED_REFUSED, code="erased", field="customer_id")
+    if holder is not None:
+        customers_refuse_erased(holder.pk, field="wallet.holder_id")
     reusable, own = _reusable(priced) if isinstance(priced, PricedBill) else (False, _UNSET)
     if reusable:
         bill = priced

@@ -20,7 +20,7 @@ from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.customers.services import customers_lock, customers_refuse_erased
+from smileloop.customers.services import customers_erasures_wait, customers_lock, customers_refuse_erased
 from smileloop.ledger.services import ledger_post_many
 from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
@@ -76,6 +76,9 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     standing consent, or `per_use_consent` for this sale; recorded as a WalletShareUse). `reader`: the staff
     member's scope, through which a refusal names the two (masked outside it)."""
     key = key_check(key)
+    family_wallet = wallet_holder if wallet_holder is not None and wallet_holder.pk != holder.pk else None
+    if family_wallet is not None:  # an erasure of the wallet's holder in progress waited out first (checkout_pay)
+        customers_erasures_wait(Customer.objects.filter(pk=family_wallet.pk).values("pk"))
     # The holder first (as a cancellation and a checkout lock them): a double-submitted sale waits for its first run
     # and finds its purchase, instead of clashing on the unique key (a 500).
     locked = customers_lock(holder.pk)
@@ -86,6 +89,8 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
                            code="idempotency_key_reused", field="key")
         return existing
     customers_refuse_erased(holder.pk, field="customer_id", locked=locked)
+    if family_wallet is not None:
+        customers_refuse_erased(family_wallet.pk, field="wallet.holder_id")
     errors = []
     if package.chain_id != holder.chain_id:
         errors.append(FieldError("package_id", "is not a package of this chain", str(package.id)))

@@ -19,7 +19,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import name_for
-from smileloop.customers.services import customers_lock, customers_refuse_erased
+from smileloop.customers.services import customers_erasures_wait, customers_lock, customers_refuse_erased
 from smileloop.ledger.enums import AccountKind, EntryReason
 from smileloop.ledger.models import Account, Entry, LedgerTransaction
 from smileloop.ledger.selectors import transaction_size
@@ -280,11 +280,17 @@ def wallet_spend(*, payer: Customer, holder: Customer | None = None, amount_fen:
     for the first and returns its spend, instead of recording the family use a second time (an IntegrityError)."""
     key = key_check(key)
     holder = holder or payer
-    _customer_lock(payer)
+    if holder.pk != payer.pk:  # an erasure of the holder in progress waited out before the payer's row (checkout_pay)
+        customers_erasures_wait(Customer.objects.filter(pk=holder.pk).values("pk"))
+    locked = _customer_lock(payer)
     replay = LedgerTransaction.objects.filter(chain_id=holder.chain_id, idempotency_key=f"wallet_spend:{key}").first()
     if replay:
         _replay_check([replay], amount_fen, key, "spend", debited=holder, payer=payer)
         return [replay]
+    # an erased record's wallet (its value forfeited by the erasure) is spent by nobody
+    customers_refuse_erased(payer.pk, field="customer_id", locked=locked)
+    if holder.pk != payer.pk:
+        customers_refuse_erased(holder.pk, field="holder_id")
     spend = wallet_spend_request(payer=payer, holder=holder, amount_fen=amount_fen, key=key, source=source,
                                  actor=actor, per_use_consent=per_use_consent, consent_token=consent_token,
                                  reader=reader)
