@@ -708,7 +708,7 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
     _refuse_erased(head, member, field="member")
     # Both rows first (id order), erased read under them: a member row inserted while the erasure ran was not seen
     # by its _household_leave and put the erased person into a family.
-    if customers_lock(head.pk, member.pk):
+    if _family_lock(head.pk, member.pk):
         raise Conflict(ERASED_REFUSED, code="erased", field="member")
     membership = HouseholdMember.objects.select_related("household").filter(customer=head).first()
     if membership is None:
@@ -745,8 +745,8 @@ def household_member_remove(*, member: Customer, actor: Staff | None = None) -> 
         # Every member's row locked (id order, as household_relative_add locks the two it links), then the family
         # read again: two staff taking two people out of a family of three at once each saw two others and left the
         # head alone in a household of one; a relative linked meanwhile through a member waits, or is seen here.
-        customers_lock(*HouseholdMember.objects.filter(household_id=own.household_id)
-                       .values_list("customer_id", flat=True))
+        _family_lock(*HouseholdMember.objects.filter(household_id=own.household_id)
+                     .values_list("customer_id", flat=True))
         own = HouseholdMember.objects.select_related("household").filter(customer=member).first()
     if own is None:
         raise Conflict(f"{member.name} is in no household", code="no_household", field="member")
@@ -904,7 +904,7 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     # Both people's rows locked: two links involving one person at once (the API and the front desk, a retry with a
     # new key) run one after the other, and the second reads the household the first made instead of founding a
     # second one for the same head.
-    customers_lock(customer.pk, relative.pk)
+    _family_lock(customer.pk, relative.pk)
     places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer__in=[customer, relative])}
     own, theirs = places.get(customer.pk), places.get(relative.pk)
     if own is not None and theirs is not None:
@@ -933,6 +933,15 @@ def customers_lock(*customer_ids: int) -> frozenset[int]:
     rows = (Customer.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(customer_ids)))
             .order_by("pk").values_list("pk", "erased_at"))
     return frozenset(pk for pk, erased_at in rows if erased_at is not None)
+
+
+def _family_lock(*customer_ids: int) -> frozenset[int]:
+    """customers_lock of the people a family write touches, after waiting out an erasure of any of them
+    (customers_erasures_wait). The erasure locks its person first and then the rest of their family (taking them out
+    of it): locking the family in id order straight away, a write held member 3 and waited for member 5 the erasure
+    held while it waited for 3, a deadlock. Its own locks of the others do not wait for this FOR KEY SHARE."""
+    customers_erasures_wait(Customer.objects.filter(pk__in=customer_ids).values("pk"))
+    return customers_lock(*customer_ids)
 
 
 def customer_lock_live(customer_id: int) -> bool:
