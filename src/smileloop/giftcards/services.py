@@ -24,7 +24,7 @@ from smileloop.core.errors import Conflict, FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import execute as sql_execute
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customer_lock_live, customers_lock, customers_refuse_erased
+from smileloop.customers.services import customer_lock_live, customers_refuse_erased
 from smileloop.giftcards.codes import code_new
 from smileloop.giftcards.enums import (
     CardEventKind,
@@ -99,7 +99,8 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
     programme within the last `limit_period_months`. The key is looked up under the member's lock: looked up
     before it, a copy sent at the same moment waited for the first, then counted the first's card against the
     limit and answered LimitReached instead of that card."""
-    locked = customers_lock(member.pk)  # serialise issues for one member
+    # Serialise issues for one member. A merge meanwhile is NotFound: the card would be given by the tombstone.
+    locked = frozenset({member.pk}) if customer_lock_live(member.pk) else frozenset()
     existing = GiftCard.objects.filter(chain_id=member.chain_id, issue_key=key).first()
     if existing is not None:
         if (existing.giver_id, existing.programme_id) != (member.pk, programme.pk):

@@ -20,7 +20,7 @@ from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.customers.services import customers_erasures_wait, customers_lock, customers_refuse_erased
+from smileloop.customers.services import customer_lock_live, customers_erasures_wait, customers_refuse_erased
 from smileloop.ledger.services import ledger_post_many
 from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
@@ -80,8 +80,10 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     if family_wallet is not None:  # an erasure of the wallet's holder in progress waited out first (checkout_pay)
         customers_erasures_wait(Customer.objects.filter(pk=family_wallet.pk).values("pk"))
     # The holder first (as a cancellation and a checkout lock them): a double-submitted sale waits for its first run
-    # and finds its purchase, instead of clashing on the unique key (a 500).
-    locked = customers_lock(holder.pk)
+    # and finds its purchase, instead of clashing on the unique key (a 500). A merge meanwhile is NotFound: the
+    # purchase, its covers and grants would stay on the tombstone (a sale paid elsewhere posts nothing the ledger
+    # would refuse); a replay's purchase moved to the survivor with the merge, answered as another sale anyway.
+    locked = frozenset({holder.pk}) if customer_lock_live(holder.pk) else frozenset()
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
         if existing.package_id != package.id or existing.holder_id != holder.id:
