@@ -1068,13 +1068,13 @@ def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_
 
 @transaction.atomic(savepoint=False)
 def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at: dt.datetime | None = None,
-                           actor: Staff | None = None, visit_at: dt.datetime | None = None) -> bool:
+                           actor: Staff | None = None, event_at: dt.datetime | None = None) -> bool:
     """Move a customer's lifecycle stage on an event (rules in `stage_move_values`). Returns whether it
     changed; a change writes one timeline event with the cause.
 
-    `visit_at`: the event is a visit or a bill of that time, which brings a dormant or lost customer back only when
-    it is one `stages_derive` would count: not older than the chain's dormant threshold, and for a lost customer
-    after they were set lost. A bill sent in late (a PMS back-filling last year) had brought them back, and the
+    `event_at`: the event is a visit, a bill or an enrolment of that time, which brings a dormant or lost customer
+    back only when it is one `stages_derive` would count: not older than the chain's dormant threshold, and for a
+    lost customer after they were set lost. A bill sent in late (a PMS back-filling last year) had brought them back, and the
     next night's run set them dormant or lost again: two stage sentences, and a patient marked lost by hand was
     active again for a bill paid before the marking.
 
@@ -1084,7 +1084,7 @@ def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at:
     record (PIPL) is never moved: it is an anonymous record of past care, not a person to profile."""
     at = at or timezone.now()
     customer_id = customer if isinstance(customer, int) else customer.pk
-    revives = _revives(customer, to=to, visit_at=visit_at) if visit_at is not None else True
+    revives = _revives(customer, to=to, event_at=event_at) if event_at is not None else True
     if not _stage_move_one(customer_id, to=to, at=at, revives=revives):
         return False
     stage_events_insert(customers=Customer.objects.filter(pk=customer_id), cause=cause[:500], at=at,
@@ -1110,17 +1110,17 @@ def stage_revival_cutoff_register(cutoff) -> None:
 _SURELY_RECENT = dt.timedelta(days=28)
 
 
-def _revives(customer: Customer | int, *, to: str, visit_at: dt.datetime) -> bool | dt.datetime:
-    """Whether a visit at `visit_at` may bring a customer in a side state back: False when it is older than their
+def _revives(customer: Customer | int, *, to: str, event_at: dt.datetime) -> bool | dt.datetime:
+    """Whether an event at `event_at` may bring a customer in a side state back: False when it is older than their
     chain's dormant threshold (they would still be dormant by the facts), else the time a lost customer must have
     been set lost before (`_stage_move_one`)."""
-    if to not in STAGE_REVIVING or visit_at >= timezone.now() - _SURELY_RECENT or not _REVIVAL_CUTOFFS:
-        return visit_at
+    if to not in STAGE_REVIVING or event_at >= timezone.now() - _SURELY_RECENT or not _REVIVAL_CUTOFFS:
+        return event_at
     chain_id = (customer.chain_id if isinstance(customer, Customer)
                 else Customer.objects.filter(pk=customer).values_list("chain_id", flat=True).first())
-    if chain_id is not None and any(visit_at < cutoff(chain_id) for cutoff in _REVIVAL_CUTOFFS):
+    if chain_id is not None and any(event_at < cutoff(chain_id) for cutoff in _REVIVAL_CUTOFFS):
         return False
-    return visit_at
+    return event_at
 
 
 def _stage_move_one(customer_id: int, *, to: str, at: dt.datetime, revives: bool | dt.datetime = True) -> bool:

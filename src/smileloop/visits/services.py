@@ -269,7 +269,7 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
         # A booking first heard of now is something new however long ago it took place (stages_derive counts a
         # booking made since); a known one turned into a visit counts from the day of the visit.
         customer_stage_advance(customer=customer, to=Stage.ARRIVED, actor=actor, at=start_at,
-                               visit_at=None if created else start_at,
+                               event_at=None if created else start_at,
                                cause=timeline_format(ARRIVED, clinic=clinic.name, day=timezone.localdate(start_at)))
     elif (status == AppointmentStatus.BOOKED and not was_booked) or (created and status in _MISSED_STATUSES):
         # First heard of as missed or cancelled, it was still booked: a PMS that sends only an appointment's last
@@ -405,7 +405,7 @@ def order_record(*, customer: Customer, clinic: Clinic, ordered_at: dt.datetime,
     customer_visit_stats_apply(customer_id=customer.id, visit_at=ordered_at, spend_delta_fen=total,
                                count_visit_unless=_visit_day_counted(customer_id=customer.id, at=ordered_at,
                                                                      order_id=order.id))
-    customer_stage_advance(customer=customer, to=Stage.TREATED, actor=cashier, at=ordered_at, visit_at=ordered_at,
+    customer_stage_advance(customer=customer, to=Stage.TREATED, actor=cashier, at=ordered_at, event_at=ordered_at,
                            cause=timeline_format(PAID, order=order.id, clinic=clinic.name,
                                                  day=timezone.localdate(ordered_at)))
     return order, True

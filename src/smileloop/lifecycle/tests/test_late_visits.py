@@ -118,6 +118,26 @@ def test_todays_checkout_brings_a_dormant_patient_back_without_reading_the_setti
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        customer_stage_advance(customer=dormant, to="treated", cause="paid", visit_at=timezone.now())
+        customer_stage_advance(customer=dormant, to="treated", cause="paid", event_at=timezone.now())
     assert stage_of(dormant) == ("treated", "treated")
     assert not any("lifecycle_" in q["sql"] or "clinics_chain" in q["sql"] for q in queries.captured_queries)
+
+
+def test_an_enrolment_dated_before_a_lost_mark_leaves_the_patient_lost(
+        chain, clinic_a, catalogue):
+    from smileloop.membership.enums import PlanKind
+    from smileloop.membership.services import membership_enrol
+    from smileloop.membership.tests.factories import PlanFactory, TierFactory
+
+    plan = PlanFactory(chain=chain, name="年度会员", kind=PlanKind.PAID, fee_fen=89_900, duration_months=12,
+                       spend_threshold_fen=None, auto_enrol=False)
+    TierFactory(plan=plan)
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    pay(customer, clinic_a, 30)
+    customer_stage_advance(customer=customer, to="lost", cause="moved to Beijing", at=at(5))
+    # when the desk records, dated last week, the card the patient bought before the mark
+    membership_enrol(customer=customer, plan=plan, fee_fen=89_900, as_of=at(10))
+    # then: nothing new since the mark, as stages_derive reads an enrolment (started since the mark)
+    assert stage_of(customer)[0] == "lost"
+    stages_derive(chain=chain, today=TODAY)
+    assert stage_of(customer)[0] == "lost"

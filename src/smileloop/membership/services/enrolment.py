@@ -173,7 +173,9 @@ def _create(*, customer: Customer, plan: MembershipPlan, tier: Tier, at: dt.date
     event_add(membership=membership, kind=EventKind.ENROLLED, at=at, msg=_with_validity(msg, expires),
               data={**data, "plan_id": plan.id, "tier_id": tier.id,
                     "expires_at": expires.isoformat() if expires else None}, actor=actor)
-    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=reasons.english(msg), at=at, actor=actor)
+    # an enrolment dated back (as_of) is one stages_derive counts from its day: not before a lost mark
+    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=reasons.english(msg), at=at, actor=actor,
+                           event_at=at)
     return membership
 
 
