@@ -618,8 +618,7 @@ def identity_add(*, customer: Customer, kind: str, external_id: str, app_id: str
     _refuse_erased(customer)
     # The patient's row first, then erased read under it: an identity inserted while the erasure ran was not seen by
     # its DELETE and outlived it. A record merged away meanwhile is refused.
-    if customer_lock_live(customer.pk):
-        raise Conflict(ERASED_REFUSED, code="erased", field="customer")
+    customers_refuse_erased(customer.pk, locked=customer_lock_live(customer.pk))
     [(kind, external_id, app_id)] = _identities_clean([{"kind": kind, "external_id": external_id, "app_id": app_id}],
                                                       single=True)
     existing = Identity.objects.filter(chain_id=customer.chain_id, kind=kind, external_id=external_id).first()
@@ -944,15 +943,16 @@ def _family_lock(*customer_ids: int) -> frozenset[int]:
     return customers_lock(*customer_ids)
 
 
-def customer_lock_live(customer_id: int) -> bool:
+def customer_lock_live(customer_id: int) -> frozenset[int]:
     """customers_lock of one record that must still be a live one: NotFound when it was merged away meanwhile (a
     page read before a merge committed), as customer_get answers then; what was written for it would stay on the
-    tombstone, out of everyone's sight (a withdrawn consent that no longer counts). Returns whether it is erased."""
+    tombstone, out of everyone's sight (a withdrawn consent that no longer counts). Returns what customers_lock
+    does: {customer_id} when it is erased, else empty (false), for customers_refuse_erased(locked=)."""
     row = (Customer.objects.select_for_update(no_key=True).filter(pk=customer_id)
            .values_list("merged_into_id", "erased_at").first())
     if row is None or row[0] is not None:
         raise NotFound("Customer not found")
-    return row[1] is not None
+    return frozenset({customer_id}) if row[1] is not None else frozenset()
 
 
 def customers_erasures_wait(customer_ids: QuerySet) -> None:
@@ -1074,9 +1074,9 @@ def customer_stage_advance(*, customer: Customer | int, to: str, cause: str, at:
 
     `event_at`: the event is a visit, a bill or an enrolment of that time, which brings a dormant or lost customer
     back only when it is one `stages_derive` would count: not older than the chain's dormant threshold, and for a
-    lost customer after they were set lost. A bill sent in late (a PMS back-filling last year) had brought them back, and the
-    next night's run set them dormant or lost again: two stage sentences, and a patient marked lost by hand was
-    active again for a bill paid before the marking.
+    lost customer after they were set lost. A bill sent in late (a PMS back-filling last year) had brought them
+    back, and the next night's run set them dormant or lost again: two stage sentences, and a patient marked lost
+    by hand was active again for a bill paid before the marking.
 
     Cheap on the hot paths (checkout, API): one conditional UPDATE that matches nothing when the stage does
     not move; the timeline INSERT only on a change. Pass an id to avoid a fetch; a passed instance gets its

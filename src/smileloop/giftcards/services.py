@@ -100,7 +100,7 @@ def friend_card_issue(*, member: Customer, programme: GiftCardProgramme, trigger
     before it, a copy sent at the same moment waited for the first, then counted the first's card against the
     limit and answered LimitReached instead of that card."""
     # Serialise issues for one member. A merge meanwhile is NotFound: the card would be given by the tombstone.
-    locked = frozenset({member.pk}) if customer_lock_live(member.pk) else frozenset()
+    locked = customer_lock_live(member.pk)
     existing = GiftCard.objects.filter(chain_id=member.chain_id, issue_key=key).first()
     if existing is not None:
         if (existing.giver_id, existing.programme_id) != (member.pk, programme.pk):
@@ -213,7 +213,7 @@ def giftcard_holder_register(*, card: GiftCard, customer: Customer, actor: Staff
     at = as_of or timezone.now()
     # The person first, the erasure's order: an erasure meanwhile is seen (refused), or sees the card it now holds. A
     # merge meanwhile is NotFound: the card would be held by the tombstone, out of the survivor's sight.
-    locked = frozenset({customer.pk}) if customer_lock_live(customer.pk) else frozenset()
+    locked = customer_lock_live(customer.pk)
     card = GiftCard.objects.select_for_update().get(pk=card.pk)
     if card.holder_registered_at is not None and card.holder_id == customer.pk:
         return card

@@ -173,7 +173,7 @@ def _visit_lock(customer: Customer) -> bool:
     second wait and see the first (and covers `_external_id_lock`). Returns whether the record is erased (read
     under the lock, for _new_record_check). A record merged away meanwhile is NotFound: its new row stayed on the
     tombstone, out of sight, and so did a bill's spend."""
-    return customer_lock_live(customer.pk)
+    return bool(customer_lock_live(customer.pk))
 
 
 @contextmanager

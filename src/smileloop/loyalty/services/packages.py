@@ -83,7 +83,7 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     # and finds its purchase, instead of clashing on the unique key (a 500). A merge meanwhile is NotFound: the
     # purchase, its covers and grants would stay on the tombstone (a sale paid elsewhere posts nothing the ledger
     # would refuse); a replay's purchase moved to the survivor with the merge, answered as another sale anyway.
-    locked = frozenset({holder.pk}) if customer_lock_live(holder.pk) else frozenset()
+    locked = customer_lock_live(holder.pk)
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
         if existing.package_id != package.id or existing.holder_id != holder.id:
