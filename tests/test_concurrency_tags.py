@@ -8,7 +8,7 @@ from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.models import AuditEvent
-from smileloop.core.testing import postgresql_only, writers_run
+from smileloop.core.testing import held, postgresql_only, race, writers_run
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.tagging.models import CustomerTag, Tag
 from smileloop.tagging.services import tag_create, tag_group_create, tags_bulk_apply
@@ -53,9 +53,6 @@ def test_a_rule_tag_synced_by_two_workers_at_once_adds_each_row_once_and_fails_n
     # given a rule tag that 20 patients match, and two syncs of it (the nightly job run by two workers): the first
     # has inserted its rows but not committed when the second reads what is missing and inserts the same rows
     import threading
-    import time
-
-    from django.db import connections, transaction
 
     from smileloop.customers.models import Customer
     from smileloop.tagging.enums import TagKind, TagSource
@@ -65,37 +62,14 @@ def test_a_rule_tag_synced_by_two_workers_at_once_adds_each_row_once_and_fails_n
     tag = Tag.objects.create(chain=chain, group_id=group.pk, code="high-value", name="高价值", kind=TagKind.RULE,
                              rule={"field": "stage", "op": "in", "value": ["lead"]})
     ids = [CustomerFactory(chain=chain, home_clinic=clinic_a).id for _ in range(20)]
-    first_inserted, second_started = threading.Event(), threading.Event()
-    outcomes, errors = {}, []
+    reached = threading.Event()
 
-    def first():
-        try:
-            with transaction.atomic():
-                outcomes["first"] = rule_tag_sync(tag=tag, customer_ids=Customer.objects.filter(pk__in=ids).values("id"))
-                first_inserted.set()
-                second_started.wait(10)
-                time.sleep(0.5)  # the second's INSERT is now waiting on these rows' unique index entries
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def sync():
+        return rule_tag_sync(tag=tag, customer_ids=Customer.objects.filter(pk__in=ids).values("id"))
 
-    def second():
-        try:
-            first_inserted.wait(10)
-            second_started.set()
-            outcomes["second"] = rule_tag_sync(tag=tag, customer_ids=Customer.objects.filter(pk__in=ids).values("id"))
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # the second's INSERT waits on the first's uncommitted rows' unique index entries
+    outcomes = race(held(sync, reached), sync, reached, atomic=False)
     # then neither failed, the rows were added once, and each says what it added
-    assert errors == []
-    assert (outcomes["first"]["added"], outcomes["second"]["added"]) == (20, 0)
+    assert set(outcomes) == {"first", "then"}, outcomes
+    assert (outcomes["first"]["added"], outcomes["then"]["added"]) == (20, 0)
     assert CustomerTag.objects.filter(tag=tag, source=TagSource.RULE).count() == 20

@@ -4,11 +4,9 @@ barrier, each with its own connection): one outcome is recorded, the other write
 
 import json
 import threading
-import time
 
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -17,7 +15,7 @@ from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.models import AuditEvent
-from smileloop.core.testing import postgresql_only, writers_run
+from smileloop.core.testing import held, postgresql_only, race, writers_run
 from smileloop.customers.models import Interaction
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.followups.models import FollowupTask, PlaybookStep
@@ -52,36 +50,8 @@ def _page(staff) -> Client:
 def _while_held(first, then, *, hold: float = 0.5):
     """`first()` writes in a transaction kept open `hold` seconds after `then()` has started on another connection:
     `then` meets the row `first` changed, locked, and goes on once `first` commits (the race made certain)."""
-    written = threading.Barrier(2)
-    out: dict = {}
-
-    def one():
-        try:
-            with transaction.atomic():
-                out["first"] = first()
-                written.wait()
-                time.sleep(hold)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["first_error"] = exc
-            written.abort()
-        finally:
-            connections.close_all()
-
-    def two():
-        try:
-            written.wait()
-            out["then"] = then()
-        except Exception as exc:  # noqa: BLE001 - returned to the test
-            out["then_error"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=one), threading.Thread(target=two)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    reached = threading.Event()
+    return race(held(first, reached, hold=hold), then, reached, atomic=False)
 
 
 def _done_entries(task):
