@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics import services
 from smileloop.clinics.enums import CHAIN_ROLES, Role
-from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff
+from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff, clinic_name_key
 from smileloop.clinics.web import client_ip
 from smileloop.core.admin import FixedOnChange
 from smileloop.core.admin_scope import CHANGE, CONFIGURATION, HIDDEN, VIEW, ChainScoped
@@ -92,6 +92,25 @@ class ClinicForm(forms.ModelForm):
                 _('Write each opening day as {"mon": ["09:00", "18:00"]} (mon … sun, opening before closing), or '
                   'leave the box empty.'), code="invalid")
         return value
+
+    def clean(self):
+        """A name no other clinic of the chain has (compared as the import compares names: full-width folded, case
+        ignored): the import's 所属门诊 column, the lists' filters and the reports name clinics by it, and a row
+        naming one of two 静安门诊 went silently to whichever was read last."""
+        cleaned = super().clean()
+        name = cleaned.get("name")
+        chain_id = getattr(cleaned.get("chain"), "pk", None) or self.instance.chain_id
+        if name and chain_id:
+            key = clinic_name_key(name)
+            others = Clinic.objects.filter(chain_id=chain_id).exclude(pk=self.instance.pk)
+            same = next((other for other in others.values_list("name", flat=True)
+                         if clinic_name_key(other) == key), None)
+            if same is not None:
+                self.add_error("name", forms.ValidationError(
+                    _("Another clinic of this chain is called “%(name)s”: imports, lists and reports tell clinics "
+                      "apart by name. Give this one a name of its own, e.g. with its district."),
+                    code="unique", params={"name": same}))
+        return cleaned
 
     def clean_latitude(self):
         return self._coordinate("latitude", 90)

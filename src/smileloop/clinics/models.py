@@ -1,6 +1,8 @@
 """The chain, its clinics and its staff (a login user plus a role and assigned clinics)."""
 
 import hashlib
+import re
+import unicodedata
 
 from django.conf import settings
 from django.db import models
@@ -20,6 +22,12 @@ class Chain(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+
+def clinic_name_key(name: str) -> str:
+    """How two clinic names are told apart: full-width folded (NFKC), case and spaces ignored ("静安 门诊" is
+    "静安门诊")."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name or "")).lower()
 
 
 class Clinic(TimeStampedModel):

@@ -94,6 +94,8 @@ PATTERNS = [
      gettext_noop("does not equal quantity × unit price − discount (%(yuan)s)")),
     (re.compile(r"^matches several clinics \((?P<names>.*)\); use the full name$"),
      gettext_noop("matches several clinics (%(names)s); use the full name")),
+    (re.compile(r"^is the name of several clinics; use the clinic code \((?P<codes>.*)\)$"),
+     gettext_noop("is the name of several clinics; use the clinic code (%(codes)s)")),
     (re.compile(r"^is the number of a relative \((?P<note>.*)\): give the patient's own phone or PMS id$"),
      gettext_noop("is the number of a relative (%(note)s): give the patient's own phone or PMS id")),
     (re.compile(r"^holds several numbers, and “(?P<part>.*)” (?P<reason>.+)$"),

@@ -112,19 +112,31 @@ class ClinicLookup:
         self._names: dict[int, str] = {}
         self._name_keys: dict[int, str] = {}  # for short names, matched inside the full ones
         clinics = list(Clinic.objects.filter(chain_id=chain_id).values_list("id", "code", "name"))
-        for clinic_id, _code, name in clinics:
+        self._codes: dict[int, str] = {}
+        for clinic_id, code, name in clinics:
             self._names[clinic_id] = name
+            self._codes[clinic_id] = code
             self._name_keys[clinic_id] = lookup_key(name)
         # later keys win, over every clinic: a code beats a name beats an id (clinic code '10' of a chain numbering
         # its clinics is that clinic, not clinic id 10, as the clinics and customers APIs read it)
         for position in (0, 2, 1):
             for row in clinics:
                 self._by_key[lookup_key(row[position])] = row[0]
+        # A full name two clinics share (made before the admin refused it) names neither: the row went silently to
+        # the one read last. Unless it is also a code, which wins.
+        named: dict[str, list[int]] = {}
+        for clinic_id, _code, name in clinics:
+            named.setdefault(lookup_key(name), []).append(clinic_id)
+        codes = {lookup_key(code) for _id, code, _name in clinics}
+        self._shared_names = {key: sorted(ids) for key, ids in named.items() if len(ids) > 1 and key not in codes}
 
     def resolve(self, raw) -> int:
         """By id, code or full name; else by a short name that names one clinic only ('静安店', '静安' or '上海静安'
         for 上海静安门诊: exports and hand-kept sheets shorten them), never a guess between two."""
         key = lookup_key(raw)
+        if key in self._shared_names:
+            codes = ", ".join(self._codes[i] for i in self._shared_names[key][:5])
+            raise ValueError(f"is the name of several clinics; use the clinic code ({codes})")
         found = self._by_key.get(key)
         if found is not None:
             return found
