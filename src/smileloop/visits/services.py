@@ -273,8 +273,11 @@ def appointment_upsert(*, customer: Customer, clinic: Clinic, start_at: dt.datet
                                cause=timeline_format(ARRIVED, clinic=clinic.name, day=timezone.localdate(start_at)))
     elif (status == AppointmentStatus.BOOKED and not was_booked) or (created and status in _MISSED_STATUSES):
         # First heard of as missed or cancelled, it was still booked: a PMS that sends only an appointment's last
-        # status must not leave the patient a lead where one that sent "booked" first made them booked.
+        # status must not leave the patient a lead where one that sent "booked" first made them booked. A known one
+        # booked again (cancelled → booked) is a booking of the day it was made, as stages_derive reads it: one made
+        # before a patient was marked lost does not bring them back (the next night's run set them lost again).
         customer_stage_advance(customer=customer, to=Stage.BOOKED, actor=actor,
+                               event_at=None if created else appointment.created_at,
                                cause=timeline_format(BOOKED, clinic=clinic.name, day=timezone.localdate(start_at)))
     return appointment, created
 

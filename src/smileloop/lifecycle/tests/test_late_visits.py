@@ -141,3 +141,25 @@ def test_an_enrolment_dated_before_a_lost_mark_leaves_the_patient_lost(
     assert stage_of(customer)[0] == "lost"
     stages_derive(chain=chain, today=TODAY)
     assert stage_of(customer)[0] == "lost"
+
+
+def test_a_booking_made_before_a_lost_mark_and_booked_again_leaves_the_patient_lost(chain, clinic_a, catalogue):
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    pay(customer, clinic_a, 30)
+    # a check-up booked 20 days ago for next week, then cancelled; the patient marked lost ("moved to Beijing")
+    appointment = book(customer, clinic_a, -7, ext="PMS-OLD")
+    type(appointment).objects.filter(pk=appointment.pk).update(created_at=at(20))
+    book(customer, clinic_a, -7, ext="PMS-OLD", status="cancelled")
+    customer_stage_advance(customer=customer, to="lost", cause="moved to Beijing", at=at(5))
+    events = len(stage_events(customer))
+    # when the PMS sends that old booking as booked again (a desk undoing the cancellation)
+    book(customer, clinic_a, -7, ext="PMS-OLD")
+    # then: nothing made since the mark, as stages_derive reads a booking
+    assert stage_of(customer) == ("lost", "treated")
+    assert len(stage_events(customer)) == events
+    _derive_agrees(chain, customer)
+    # when they book again, a booking made now
+    book(customer, clinic_a, -9, ext="PMS-NEW")
+    assert stage_of(customer) == ("treated", "treated")
+    _derive_agrees(chain, customer)
+
