@@ -39,7 +39,7 @@ from smileloop.customers.models import (
 )
 from smileloop.customers.normalize import phone_national
 from smileloop.customers.selectors import customer_visible
-from smileloop.customers.services import _user, household_member_remove, interaction_add
+from smileloop.customers.services import _user, household_member_remove, households_lock, interaction_add
 from smileloop.customers.timeline import ERASED, STAGE_EVENT, timeline_format
 
 # The anonymous record's name: neutral, unique, and no prefix of anyone's real name search.
@@ -355,11 +355,15 @@ def customer_erase(*, scope: Scope, customer: Customer, actor: Staff | None, rea
     if not scope.can(Perm.CUSTOMER_PRIVACY):
         raise PermissionDenied("Your role may not erase a patient's personal information")
     text = _reason_clean(reason)
+    # Their family first (households_lock): an erasure of another member (or a merge of two) waits here, before
+    # holding anyone; it held its own person and waited for this one's as this one waited for it, a deadlock.
+    households = households_lock(customer.pk)
     locked = Customer.objects.select_for_update().filter(pk=customer.pk, chain_id=scope.chain_id).first()
     if locked is None or not customer_visible(scope, locked):
         raise NotFound("Customer not found")
     if locked.erased_at is not None:
         return locked
+    households_lock(locked.pk, held=households)  # a family joined meanwhile
     owed = erase_obligations(locked)
     if owed and not forfeit:
         raise ObligationsOwed(owed)

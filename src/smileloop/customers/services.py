@@ -943,6 +943,23 @@ def _family_lock(*customer_ids: int) -> frozenset[int]:
     return customers_lock(*customer_ids)
 
 
+def households_lock(*customer_ids: int, held: frozenset[int] = frozenset()) -> frozenset[int]:
+    """On PostgreSQL, a transaction-scoped advisory lock per household these people are in or head (id order), taken
+    by an erasure and a merge before they lock any person: two of them in one family wait for each other before either
+    holds anyone. Each locks its own people first and then the family's others, so two erasures of two members held
+    one each and waited for the other's (a deadlock), and a merge of two members held the lower one the erasure of the
+    higher one then waited for. Called again with `held` (what the first call returned) once the people are locked,
+    for a household joined meanwhile. Returns the households locked. SQLite has one writer anyway."""
+    if connection.vendor != "postgresql":
+        return frozenset()
+    ids = set(HouseholdMember.objects.filter(customer_id__in=customer_ids).values_list("household_id", flat=True))
+    ids.update(Household.objects.filter(head_id__in=customer_ids).values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        for pk in sorted(ids - held):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"household:{pk}"])
+    return held | ids
+
+
 def customer_lock_live(customer_id: int) -> frozenset[int]:
     """customers_lock of one record that must still be a live one: NotFound when it was merged away meanwhile (a
     page read before a merge committed), as customer_get answers then; what was written for it would stay on the
@@ -1350,10 +1367,13 @@ def customer_merge(*, scope: Scope, survivor: Customer, merged: Customer, actor:
     # NO KEY: a bill being paid for either (a family member's, from the holder's wallet) checks its foreign keys to
     # them at commit (a KEY SHARE lock); a plain FOR UPDATE blocked that check while the merge waited for the
     # wallet the bill holds (ledger accounts_merge), a deadlock. Two merges still wait for each other.
+    # Their households first: an erasure in either family holds its person, then locks the others (households_lock).
+    households = households_lock(survivor.pk, merged.pk)
     locked = {c.pk: c for c in Customer.objects.select_for_update(no_key=True).filter(
         pk__in=[survivor.pk, merged.pk]).order_by("pk")}
     if len(locked) < 2:
         raise NotFound("Customer not found")
+    households_lock(survivor.pk, merged.pk, held=households)
     survivor, merged = locked[survivor.pk], locked[merged.pk]
     for c in (survivor, merged):
         if c.merged_into_id or not _in_scope(scope, c):
