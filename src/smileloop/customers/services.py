@@ -965,11 +965,22 @@ def customer_lock_live(customer_id: int) -> frozenset[int]:
     page read before a merge committed), as customer_get answers then; what was written for it would stay on the
     tombstone, out of everyone's sight (a withdrawn consent that no longer counts). Returns what customers_lock
     does: {customer_id} when it is erased, else empty (false), for customers_refuse_erased(locked=)."""
-    row = (Customer.objects.select_for_update(no_key=True).filter(pk=customer_id)
-           .values_list("merged_into_id", "erased_at").first())
-    if row is None or row[0] is not None:
+    erased, gone = customers_lock_live(customer_id)
+    if gone:
         raise NotFound("Customer not found")
-    return frozenset({customer_id}) if row[1] is not None else frozenset()
+    return erased
+
+
+def customers_lock_live(*customer_ids: int) -> tuple[frozenset[int], frozenset[int]]:
+    """customers_lock of several records that must still be live ones (a write about a family: a package's holder
+    and the people it covers), answering under the lock (erased ids, ids merged away meanwhile or gone): the caller
+    refuses the latter as customer_lock_live does (NotFound) or names the field that showed them."""
+    ids = sorted(set(customer_ids))
+    rows = {pk: (merged_into_id, erased_at) for pk, merged_into_id, erased_at in (
+        Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+        .values_list("pk", "merged_into_id", "erased_at"))}
+    gone = frozenset(pk for pk in ids if pk not in rows or rows[pk][0] is not None)
+    return frozenset(pk for pk, (_merged, erased_at) in rows.items() if erased_at is not None), gone
 
 
 def customers_erasures_wait(customer_ids: QuerySet) -> None:

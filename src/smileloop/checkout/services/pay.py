@@ -16,7 +16,7 @@ from smileloop.checkout.models import (
 )
 from smileloop.checkout.services.price import CASH_METHODS, TENDER_METHOD, PricedBill, _facts, checkout_price
 from smileloop.clinics.models import Staff
-from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from smileloop.core.idempotency import service_key_check
 from smileloop.core.sql import in_clause, lock_clause, select_model, select_models, select_rows
 from smileloop.customers.models import Customer
@@ -110,14 +110,19 @@ def checkout_pay(*, priced: "PricedBill | dict", payments: list[dict], key: str,
     # UPDATE: it must not block the foreign-key checks (KEY SHARE) of a family member's bill that references
     # this customer, or the two can deadlock at commit. The replay check comes after the lock, so a replay
     # racing its first run waits for it and returns its settlement.
-    locked = select_rows(f"SELECT erased_at FROM {Customer._meta.db_table} WHERE id = %s{lock_clause(no_key=True)}",
-                         [customer.pk])
+    locked = select_rows(f"SELECT erased_at, merged_into_id FROM {Customer._meta.db_table} WHERE id = %s"
+                         f"{lock_clause(no_key=True)}", [customer.pk])
     existing = select_model(Settlement, "t0.chain_id = %s AND t0.key = %s", [customer.chain_id, key])
     digest = pay_request_hash(inputs, payments)
     if existing is not None:
         replay_check(existing, digest, key, "bill")
         return existing
-    if locked and locked[0][0] is not None:  # a returning patient is a new record (customers_refuse_erased)
+    if not locked or locked[0][1] is not None:
+        # Merged away since the page was read (as customer_lock_live): the whole bill would be refused at its end
+        # anyway (membership_evaluate), but priced again for the tombstone first, whose balances went to the record
+        # kept: refused as "wallet: 0.00 available" or "price changed" instead of as the record it no longer is.
+        raise NotFound("Customer not found")
+    if locked[0][0] is not None:  # a returning patient is a new record (customers_refuse_erased)
         raise Conflict(ERASED_REFUSED, code="erased", field="customer_id")
     if holder is not None:
         customers_refuse_erased(holder.pk, field="wallet.holder_id")

@@ -17,10 +17,10 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from smileloop.clinics.models import Clinic, Staff
-from smileloop.core.errors import Conflict, DomainError, FieldError, ValidationFailed
+from smileloop.core.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.customers.services import customer_lock_live, customers_erasures_wait, customers_refuse_erased
+from smileloop.customers.services import customers_erasures_wait, customers_lock_live, customers_refuse_erased
 from smileloop.ledger.services import ledger_post_many
 from smileloop.loyalty._common import add_months, age_on, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import PurchaseStatus, UseKind
@@ -77,13 +77,22 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     member's scope, through which a refusal names the two (masked outside it)."""
     key = key_check(key)
     family_wallet = wallet_holder if wallet_holder is not None and wallet_holder.pk != holder.pk else None
-    if family_wallet is not None:  # an erasure of the wallet's holder in progress waited out first (checkout_pay)
-        customers_erasures_wait(Customer.objects.filter(pk=family_wallet.pk).values("pk"))
-    # The holder first (as a cancellation and a checkout lock them): a double-submitted sale waits for its first run
-    # and finds its purchase, instead of clashing on the unique key (a 500). A merge meanwhile is NotFound: the
-    # purchase, its covers and grants would stay on the tombstone (a sale paid elsewhere posts nothing the ledger
-    # would refuse); a replay's purchase moved to the survivor with the merge, answered as another sale anyway.
-    locked = customer_lock_live(holder.pk)
+    people = list({c.pk: c for c in covered}.values())
+    touched = {holder.pk, *(p.pk for p in people)}
+    waited = touched | ({family_wallet.pk} if family_wallet is not None else set())
+    if len(waited) > 1:
+        # A family write: an erasure in progress of anyone it touches (the wallet's holder too, as checkout_pay) is
+        # waited out first. The erasure locks its person, then their family: locking the family straight away, the
+        # sale could hold the holder while the erasure held a covered person and waited for the holder.
+        customers_erasures_wait(Customer.objects.filter(pk__in=waited).values("pk"))
+    # The holder and the people covered, in id order, before anything is read: a double-submitted sale waits for its
+    # first run and finds its purchase, instead of clashing on the unique key (a 500). Their state is read under the
+    # lock: a holder merged away meanwhile is NotFound, a covered person merged away or erased is refused below
+    # (read from the page, their purchase, covers and grants stayed on the tombstone, or a new package went to an
+    # erased record); a replay's purchase moved to the survivor with the merge, answered as another sale anyway.
+    locked, gone = customers_lock_live(*touched)
+    if holder.pk in gone:
+        raise NotFound("Customer not found")
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
         if existing.package_id != package.id or existing.holder_id != holder.id:
@@ -98,7 +107,6 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         errors.append(FieldError("package_id", "is not a package of this chain", str(package.id)))
     elif not package.is_active:
         errors.append(FieldError("package_id", "is not on sale (inactive)", str(package.id)))
-    people = list({c.pk: c for c in covered}.values())
     if not people:
         errors.append(FieldError("covered", "name at least one person the package covers"))
     household = _household_ids(holder)
@@ -107,10 +115,13 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
         if person.pk in seen:
             continue
         seen.add(person.pk)
-        if person.erased_at is not None and person.pk != holder.pk:
+        if person.pk in locked and person.pk != holder.pk:
             errors.append(FieldError(f"covered[{i}]", "is an erased record (personal information erased)",
                                      str(person.pk)))
-        elif person.pk not in household or person.merged_into_id:
+        elif person.pk in gone:
+            errors.append(FieldError(f"covered[{i}]", f"{person.name} was merged into another record: cover the "
+                                     "record kept", str(person.pk)))
+        elif person.pk not in household:
             errors.append(FieldError(f"covered[{i}]", f"{person.name} is not the holder or a member of the holder's "
                                      "household", str(person.pk)))
     if package.max_covered and len(people) > package.max_covered:
