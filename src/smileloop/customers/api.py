@@ -37,6 +37,7 @@ from smileloop.customers.selectors import consent_current, customer_get, custome
 from smileloop.customers.services import (
     customer_ingest,
     customer_mark_lost,
+    household_head_set,
     household_member_remove,
     household_relative_add,
     identity_add,
@@ -78,6 +79,14 @@ class FamilyIn(InputSchema):
     relative_id: Id = Field(description="The relative, a customer in your clinics")
     relation: Relation = Field(description="What the relative is to this customer (their parent, spouse, …); "
                                            "`head` is not a relation")
+
+
+class FamilyHeadIn(InputSchema):
+    relations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Customer id → what that member is to the new head (parent, child, spouse, sibling, "
+                    "grandparent, grandchild, other), for the members whose relation does not follow from what they "
+                    "are to the head now; a relation given wins over one that follows. Members of your clinics only")
 
 
 class CustomerUpsertIn(InputSchema):
@@ -382,8 +391,8 @@ class FamilyLeaveOut(Schema):
 def family_leave_endpoint(request: HttpRequest, customer_id: Id, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
     """A link made by mistake, or a family that parted. A household left with one person is dissolved. The head of
-    three or more is a 409 `household_head` (take the others out first); a customer in no household is a 409
-    `no_household`."""
+    three or more is a 409 `household_head` (make another member head first: POST …/family/head); a customer in no
+    household is a 409 `no_household`."""
     scope = request_scope(request)
 
     def write():
@@ -396,6 +405,51 @@ def family_leave_endpoint(request: HttpRequest, customer_id: Id, response: HttpR
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.family_leave", run=write)
+
+
+@router.post("/{int:customer_id}/family/head", response={200: HouseholdOut, **ERROR_RESPONSES},
+             summary="Make the customer head of their family")
+def family_head_endpoint(request: HttpRequest, customer_id: Id, payload: FamilyHeadIn, response: HttpResponse,
+                         idempotency_key: IdempotencyKeyHeader = None):
+    """The head moved away or died, or was picked wrongly. Every relation is stored to the head, so each member's is
+    derived again: the old head's is the inverse of this customer's (this customer was their child: the old head is
+    now this customer's `parent`), the others' where it follows for certain (the head's spouse is the head's
+    child's parent); the rest are given in `relations`, else a 422 naming `body.relations.<id>` for each (a relative
+    outside your clinics as `body.relations`: ask a colleague who sees them), nothing written. Answers the household
+    (`relation` is `head`). This customer already the head: nothing changes, 200. In no household: 409
+    `no_household`; an erased record: 409 `erased`; outside your clinics: 404."""
+    scope = request_scope(request)
+    given = payload.relations
+
+    def write():
+        permission_require(scope, Perm.CUSTOMER_EDIT)
+        customer = customer_get(scope, customer_id)
+        shown = household_in_scope(scope, customer)
+        visible = {m.customer_id for m in shown.visible} if shown is not None else set()
+        relations, problems = {}, []
+        for key, relation in given.items():
+            if not (key.isascii() and key.isdigit()) or int(key) not in visible or int(key) == customer.pk:
+                # an id outside your clinics reads as one not in the family (PIPL: not confirmed to you)
+                problems.append(FieldError(f"relations.{key}", "is not another member of this family in your clinics",
+                                           key[:100]))
+            else:
+                relations[int(key)] = relation
+        if problems:
+            raise ValidationFailed(problems)
+        try:
+            household_head_set(new_head=customer, relations=relations, actor=request.staff)
+        except ValidationFailed as exc:
+            errors = [e for e in exc.errors if e.field.partition(".")[2].isdigit()
+                      and int(e.field.partition(".")[2]) in visible]
+            if len(errors) < len(exc.errors):
+                errors.append(FieldError("relations", "a relative registered at a clinic outside your clinics would "
+                                                      "need their relation to the new head given: ask a colleague "
+                                                      "who sees them, or a chain administrator"))
+            raise ValidationFailed(errors) from None
+        return 200, render(HouseholdOut, _household(scope, customer))
+
+    return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
+                               operation="customers.family_head", run=write)
 
 
 @router.post("/{int:customer_id}/lost", response={200: StageOut, **ERROR_RESPONSES},

@@ -55,6 +55,8 @@ from smileloop.customers.selectors import family_member_find, scope_covers
 from smileloop.customers.timeline import (
     CONTACTED_BY,
     FAMILY_ADDED,
+    FAMILY_HEAD_HANDED,
+    FAMILY_HEAD_TAKEN,
     FAMILY_REMOVED,
     MARKED_LOST,
     MERGED,
@@ -737,8 +739,9 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
 def household_member_remove(*, member: Customer, actor: Staff | None = None) -> bool:
     """Take `member` out of their household: a link made by mistake (a wrong number in an import), or a family
     that parted. A household left with one person is dissolved. The head of three or more is refused (Conflict
-    `household_head`): the others would be left without a head, so they are removed first. The head's timeline
-    says who left, masked like FAMILY_ADDED. True when the household was dissolved."""
+    `household_head`): the others would be left without a head, so another member is made head first
+    (household_head_set). The head's timeline says who left, masked like FAMILY_ADDED. True when the household was
+    dissolved."""
     own = HouseholdMember.objects.filter(customer=member).first()
     if own is not None:
         # Every member's row locked (id order, as household_relative_add locks the two it links), then the family
@@ -751,7 +754,7 @@ def household_member_remove(*, member: Customer, actor: Staff | None = None) -> 
         raise Conflict(f"{member.name} is in no household", code="no_household", field="member")
     others = list(HouseholdMember.objects.filter(household_id=own.household_id).exclude(pk=own.pk))
     if own.relation == Relation.HEAD and len(others) > 1:
-        raise Conflict(f"{member.name} heads a household of {len(others) + 1}; remove the others first",
+        raise Conflict(f"{member.name} heads a household of {len(others) + 1}; make another member head first",
                        code="household_head", field="member")
     household = own.household
     head_id = household.head_id if own.relation != Relation.HEAD else (others[0].customer_id if others else None)
@@ -801,6 +804,118 @@ def household_relation_through(kin: str, relative_relation: str) -> str | None:
     in it as `relative_relation` (HEAD for the head, or for a relative without a household, who will head
     one); None when it does not follow for certain."""
     return _RELATION_THROUGH.get((kin, relative_relation))
+
+
+def _refuse_merged(customer: Customer) -> None:
+    merged_into = Customer.objects.filter(pk=customer.pk).values_list("merged_into_id", flat=True).first()
+    if merged_into is not None:
+        raise Conflict(f"{customer.name} (#{customer.pk}) was merged into #{merged_into}; use the surviving record",
+                       code="merged", field="new_head")
+
+
+def household_head_relations(places: dict[int, str], new_head_id: int) -> dict[int, str | None]:
+    """Each member's relation once `new_head_id` heads the household, from `places` (customer id → relation to the
+    current head, HEAD for the head): the new head HEAD; the old head the inverse of the new head's relation (the
+    head's son heads: the old head is his parent); everyone else what follows for certain through the old
+    head (household_relation_through: the head's spouse is the head's child's parent), else None (the head's
+    grandchild may be their child or a nephew: staff say)."""
+    old_head_now = _RELATION_INVERSE.get(places[new_head_id])  # what the old head is to the new one
+    found: dict[int, str | None] = {}
+    for customer_id, relation in places.items():
+        if customer_id == new_head_id:
+            found[customer_id] = Relation.HEAD
+        elif relation == Relation.HEAD:
+            found[customer_id] = old_head_now
+        elif old_head_now is None or relation not in _RELATION_INVERSE:
+            found[customer_id] = None
+        else:  # the old head is their `kin`, and is `old_head_now` in the household the new head heads
+            found[customer_id] = household_relation_through(_RELATION_INVERSE[relation], old_head_now)
+    return found
+
+
+@transaction.atomic
+def household_head_set(*, new_head: Customer, relations: dict[int, str] | None = None,
+                       actor: Staff | None = None) -> Household:
+    """Make `new_head` head of the household they belong to (the head moved away or died, or the desk picked the
+    wrong person): every relation is stored to the head, so each member's is derived again
+    (household_head_relations); `relations` (customer id → relation to the new head) gives those that do not follow
+    for certain, and wins over what follows (staff know the family; what follows is only what is certain).
+    ValidationFailed, nothing written, naming `relations.<id>` for each relation missing or not a family relation,
+    or an id not of another member. The household's head and name ("<new head>家") follow; the old and the new
+    head's timelines say so, each naming the other masked (as FAMILY_ADDED). Conflict `no_household` when they are
+    in none, `erased` / `merged` for a record erased or merged away. The head already: nothing is written and the
+    household is returned (a double click, a retry), whatever `relations` says.
+
+    Locking: the family's advisory lock (households_lock, as an erasure or a merge), then as
+    household_member_remove every member's row (_family_lock, id order, erasures waited out), then the family read
+    again, until no one joined meanwhile; a relative linked or removed at the same moment waits."""
+    relations = dict(relations or {})
+    _refuse_erased(new_head, field="new_head")
+    # The family's advisory lock first, as an erasure or a merge in it takes it before any person's row.
+    households = households_lock(new_head.pk)
+    locked: set[int] = set()
+    erased: frozenset[int] = frozenset()
+    while True:
+        own = HouseholdMember.objects.select_related("household").filter(customer_id=new_head.pk).first()
+        if own is None:
+            _refuse_merged(new_head)  # a merge dropped the merged record's place: say so, not "in no household"
+            raise Conflict(f"{new_head.name} is in no household", code="no_household", field="new_head")
+        members = list(HouseholdMember.objects.select_related("customer").filter(household_id=own.household_id)
+                       .order_by("pk"))
+        ids = {m.customer_id for m in members} | {new_head.pk}
+        if ids <= locked:
+            break
+        erased = _family_lock(*ids)
+        households = households_lock(new_head.pk, held=households)  # a household they joined meanwhile
+        locked |= ids
+    _refuse_merged(new_head)
+    if erased & {m.customer_id for m in members}:
+        raise Conflict(ERASED_REFUSED, code="erased", field="new_head" if new_head.pk in erased else "member")
+    household = own.household
+    if household.head_id == new_head.pk and own.relation == Relation.HEAD:
+        return household
+    places = {m.customer_id: m.relation for m in members}
+    derived = household_head_relations(places, new_head.pk)
+    people = {m.customer_id: m.customer for m in members}
+    problems = []
+    for key, value in relations.items():
+        if key not in places or key == new_head.pk:
+            problems.append(FieldError(f"relations.{key}", "is not another member of this household", str(key)))
+        elif value not in Relation.values or value == Relation.HEAD:
+            problems.append(FieldError(f"relations.{key}", "must be a family relation (spouse, child, parent, …)",
+                                       str(value)))
+    for customer_id, relation in derived.items():
+        if relation is None and customer_id not in relations:
+            problems.append(FieldError(
+                f"relations.{customer_id}", f"does not follow for certain: say what {people[customer_id].name} is "
+                                            f"to {new_head.name} (parent, child, spouse, …)"))
+    if problems:
+        raise ValidationFailed(problems)
+    final = {**derived, **relations}
+    now = timezone.now()
+    changes: dict[str, list[int]] = {}
+    for member in members:
+        if final[member.customer_id] != member.relation:
+            changes.setdefault(final[member.customer_id], []).append(member.pk)
+    for relation, pks in changes.items():
+        HouseholdMember.objects.filter(pk__in=pks).update(relation=relation, updated_at=now)
+    old_head = people.get(household.head_id)
+    head = Customer.objects.only("id", "name").get(pk=new_head.pk)  # the name as it is now (renamed meanwhile)
+    Household.objects.filter(pk=household.pk).update(head_id=head.pk, name=f"{head.name}家", updated_at=now)
+    if old_head is not None:
+        # Each timeline names the other head masked (PIPL: its reader may not see them), with what the old head is
+        # now to the new one.
+        was = final[old_head.pk]
+        Interaction.objects.bulk_create([
+            Interaction(customer_id=old_head.pk, kind=InteractionKind.NOTE, author=actor, occurred_at=now,
+                        data={"relation": was}, text=timeline_format(FAMILY_HEAD_HANDED,
+                                                                    name=name_masked(head.name), relation=was)),
+            Interaction(customer_id=head.pk, kind=InteractionKind.NOTE, author=actor, occurred_at=now,
+                        data={"relation": was}, text=timeline_format(FAMILY_HEAD_TAKEN,
+                                                                    name=name_masked(old_head.name), relation=was)),
+        ])
+    household.refresh_from_db()
+    return household
 
 
 @transaction.atomic
@@ -1344,8 +1459,9 @@ def _merge_households(survivor: Customer, merged: Customer, moved: dict) -> None
             if surv_hm.household.head_id != survivor.id:
                 raise Conflict(
                     f"{merged.name} (#{merged.id}) heads the household {household.name} and {survivor.name} "
-                    f"(#{survivor.id}) is a member of another one ({surv_hm.household.name}); take one of them out "
-                    "of their household on their page first", code="household_conflict", field="merged")
+                    f"(#{survivor.id}) is a member of another one ({surv_hm.household.name}); make another member head "
+                    f"of {household.name} or take one of them out of their household on their page first",
+                    code="household_conflict", field="merged")
             moved["customers.householdmember.household"] = others.update(household=surv_hm.household)
         merged_hm.delete()
         moved["household_membership_dropped"] = 1

@@ -35,6 +35,10 @@ MERGED = gettext_noop("merged #%(merged)s %(name)s into this record")
 MERGED_BECAUSE = gettext_noop("merged #%(merged)s %(name)s into this record: %(reason)s")
 FAMILY_ADDED = gettext_noop("family member added: %(name)s (%(relation)s)")
 FAMILY_REMOVED = gettext_noop("family member removed: %(name)s (%(relation)s)")
+# customers.services.household_head_set: on the old head's timeline (the relation: what they are now to the new
+# head) and on the new head's (the same relation, of the old head named).
+FAMILY_HEAD_HANDED = gettext_noop("family head handed to %(name)s; this patient is now their %(relation)s")
+FAMILY_HEAD_TAKEN = gettext_noop("family head taken over from %(name)s (%(relation)s)")
 ERASED = gettext_noop("personal information erased by %(name)s")
 
 # Where a person was created (the `source` of customers.services.customer_upsert).
@@ -89,6 +93,7 @@ def timeline_templates_install() -> None:
         "source": lambda code: CREATED_SOURCES.get(code, code), "channel": lambda code: Channel(code).label})
     timeline_templates_register(UPDATED, labels={"fields": fields_label})
     timeline_templates_register(ERASED)
-    timeline_templates_register(MERGED_BECAUSE, MERGED, FAMILY_ADDED, FAMILY_REMOVED,
+    timeline_templates_register(MERGED_BECAUSE, MERGED, FAMILY_ADDED, FAMILY_REMOVED, FAMILY_HEAD_HANDED,
+                                FAMILY_HEAD_TAKEN,
                                 labels={"relation": lambda code: Relation(code).label})
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("<int:customer_id>/notes/", views.note_add, name="note_add"),
     path("<int:customer_id>/family/", views.family_add, name="family_add"),
     path("<int:customer_id>/family/<int:member_id>/remove/", views.family_remove, name="family_remove"),
+    path("<int:customer_id>/family/<int:member_id>/head/", views.family_head, name="family_head"),
     path("<int:customer_id>/lost/", views.mark_lost, name="mark_lost"),
     path("<int:customer_id>/privacy/copy/", privacy_views.data_copy, name="data_copy"),
     path("<int:customer_id>/privacy/erase/", privacy_views.erase, name="erase"),

@@ -33,7 +33,7 @@ from smileloop.core.messages import message_display
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
-from smileloop.customers.enums import Channel, ConsentPurpose, Gender, InteractionKind
+from smileloop.customers.enums import Channel, ConsentPurpose, Gender, InteractionKind, Relation
 from smileloop.customers.forms import (
     CONSENT_SOURCE_LABELS,
     ConsentForm,
@@ -51,6 +51,7 @@ from smileloop.customers.forms import (
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked, phone_display, phone_mask
 from smileloop.customers.sections import PAGED_SECTIONS, SECTIONS
+from smileloop.customers.timeline import list_join
 
 PAGE_SIZE = 25
 MERGE_REASONS = {
@@ -230,8 +231,9 @@ class Customer360:
         # Relatives outside the scope are counted, not named; a head outside it is masked in the household's name.
         found = selectors.household_in_scope(self.scope, self.customer)
         if found is None:
-            return {"household": None, "name": "", "members": [], "hidden": 0}
-        return {"household": found.household, "name": found.name, "members": found.visible, "hidden": found.hidden}
+            return {"household": None, "name": "", "members": [], "rows": [], "hidden": 0}
+        return {"household": found.household, "name": found.name, "members": found.visible, "hidden": found.hidden,
+                "rows": _head_choices(found)}
 
     @cached_property
     def timeline(self) -> HistoryPage:
@@ -264,6 +266,36 @@ class Customer360:
         return self.scope.can(Perm.HEALTH_VIEW)
 
 
+@dataclass(frozen=True)
+class HeadChoice:
+    """A visible member of the family on the 360 page, with what making them head asks: `needs`, the visible
+    relatives whose relation to them does not follow (services.household_head_relations), each with the name of
+    its select; `hidden_needs`, how many such relatives are outside the reader's scope (then the reader cannot)."""
+
+    member: object
+    needs: list[tuple[object, str]]
+    hidden_needs: int
+
+    @property
+    def is_head(self) -> bool:
+        return self.member.relation == Relation.HEAD
+
+
+def _head_choices(found: selectors.HouseholdInScope) -> list[HeadChoice]:
+    places = {m.customer_id: m.relation for m in found.members}
+    visible = {m.customer_id for m in found.visible}
+    rows = []
+    for member in found.visible:
+        if member.relation == Relation.HEAD:
+            rows.append(HeadChoice(member, [], 0))
+            continue
+        derived = services.household_head_relations(places, member.customer_id)
+        needs = [(m, f"relation-{m.customer_id}") for m in found.visible if derived[m.customer_id] is None]
+        hidden = sum(1 for pk, relation in derived.items() if relation is None and pk not in visible)
+        rows.append(HeadChoice(member, needs, hidden))
+    return rows
+
+
 def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = "", status: int = 200,
                 revealed_phone: str = "", revealed_others: list[str] | None = None,
                 pages: dict[str, int] | None = None, **forms) -> HttpResponse:
@@ -285,6 +317,8 @@ def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = ""
         "family_form": forms.get("family_form") or FamilyMemberForm(scope, head=customer),
         "lost_form": forms.get("lost_form") or MarkLostForm(),
         "family_error": forms.get("family_error"),
+        "head_open": forms.get("head_open"),  # the member whose "Make head" form stays open (a refusal)
+        "relation_choices": [c for c in Relation.choices if c[0] != Relation.HEAD],
     }
     template = "customers/customer_detail.html"
     if fragment and request.htmx:
@@ -418,12 +452,54 @@ def family_remove(request, scope: Scope, customer_id: int, member_id: int):
     try:
         services.household_member_remove(member=member, actor=request.user.staff)
     except errors.Conflict as exc:
-        error = (_("%(name)s heads this family: remove the other members first.") % {"name": member.name}
+        error = (_("%(name)s heads this family: make another member head first.") % {"name": member.name}
                  if exc.code == "household_head" else exc.message)
     if error is None and not request.htmx:
         return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")
     return _render_360(request, scope, customer, fragment="family", status=422 if error else 200,
                        family_error=error)
+
+
+@staff_view
+@require_POST
+def family_head(request, scope: Scope, customer_id: int, member_id: int):
+    """Make a relative (or the patient of the page) head of the family shown on the patient's page. The form sends
+    `relation-<id>` for each relative whose relation to the new head does not follow (what the page asked)."""
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.CUSTOMER_EDIT)
+    member = selectors.customer_get(scope, member_id)  # only a relative the reader sees
+    shown = selectors.household_in_scope(scope, customer)
+    visible = {m.customer_id for m in shown.visible} if shown is not None else set()
+    if member.pk not in visible:
+        raise errors.NotFound("Not a member of this family")
+    # Only relatives the reader sees can be given a relation here (a hidden one's id is not on the page).
+    relations = {pk: request.POST[f"relation-{pk}"] for pk in visible if request.POST.get(f"relation-{pk}")}
+    error = None
+    try:
+        services.household_head_set(new_head=member, relations=relations, actor=request.user.staff)
+    except errors.ValidationFailed as exc:
+        error = _head_refusal(shown, member, exc)
+    except errors.Conflict as exc:
+        error = message_display(exc.message) if exc.code == "erased" else exc.message
+    if error is None and not request.htmx:
+        return _redirect(request, reverse("customers:detail", args=[customer.id]) + "#family")
+    return _render_360(request, scope, customer, fragment="family", status=422 if error else 200,
+                       family_error=error, head_open=member.pk if error else None)
+
+
+def _head_refusal(shown: selectors.HouseholdInScope, member: Customer, exc: errors.ValidationFailed) -> str:
+    """The family section's one sentence for household_head_set's field errors (`relations.<id>`), naming only the
+    relatives the reader sees."""
+    names = {m.customer_id: m.customer.name for m in shown.visible}
+    ids = []
+    for error in exc.errors:
+        _field, _dot, key = error.field.partition(".")
+        ids.append(int(key) if key.isdigit() else None)
+    if any(pk not in names for pk in ids):
+        return _("A relative at a clinic outside your access would need their relation to %(name)s given: ask a "
+                 "colleague who sees them, or a chain administrator.") % {"name": member.name}
+    return _("Choose what each of them is to %(name)s: %(relatives)s.") % {
+        "name": member.name, "relatives": list_join(names[pk] for pk in ids)}
 
 
 @staff_view
@@ -630,8 +706,9 @@ def customer_merge(request, scope: Scope):
                                         reason=form.cleaned_data["reason"], ip_address=client_ip(request))
                 survivor.refresh_from_db()
     except errors.Conflict as exc:
-        problem = (_("One of these records heads a family and the record to keep belongs to another family: take one "
-                     "of them out of their family on their page first, then merge.")
+        problem = (_("One of these records heads a family and the record to keep belongs to another family: on their "
+                     "page, make another member head of that family or take one of them out of their family first, "
+                     "then merge.")
                    if exc.code == "household_conflict" else message_display(exc.message))
         return _merge_refused(request, scope, form, tab=tab, problems=[problem])
     except errors.ValidationFailed as exc:

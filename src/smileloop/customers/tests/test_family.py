@@ -278,7 +278,7 @@ def test_the_family_section_takes_a_relative_out_and_explains_a_refusal(client, 
     # the head of three cannot leave first
     refused = client.post(reverse("customers:family_remove", args=[son.id, head.id]),
                           headers={"HX-Request": "true", "Accept-Language": "en"})
-    assert refused.status_code == 422 and "王峰 heads this family: remove the other members first." in refused.text
+    assert refused.status_code == 422 and "王峰 heads this family: make another member head first." in refused.text
 
     # the son is taken out from his own page
     response = client.post(reverse("customers:family_remove", args=[son.id, son.id]),
