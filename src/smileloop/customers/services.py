@@ -709,7 +709,7 @@ def household_member_add(*, head: Customer, member: Customer, relation: str, act
     _refuse_erased(head, member, field="member")
     # Both rows first (id order), erased read under them: a member row inserted while the erasure ran was not seen
     # by its _household_leave and put the erased person into a family.
-    if _family_lock(head.pk, member.pk):
+    if _family_lock(head.pk, member.pk, live=(head.pk, member.pk)):
         raise Conflict(ERASED_REFUSED, code="erased", field="member")
     membership = HouseholdMember.objects.select_related("household").filter(customer=head).first()
     if membership is None:
@@ -1018,7 +1018,7 @@ def household_relative_add(*, customer: Customer, relative: Customer, relation: 
     # Both people's rows locked: two links involving one person at once (the API and the front desk, a retry with a
     # new key) run one after the other, and the second reads the household the first made instead of founding a
     # second one for the same head.
-    _family_lock(customer.pk, relative.pk)
+    _family_lock(customer.pk, relative.pk, live=(customer.pk, relative.pk))
     places = {m.customer_id: m for m in HouseholdMember.objects.filter(customer__in=[customer, relative])}
     own, theirs = places.get(customer.pk), places.get(relative.pk)
     if own is not None and theirs is not None:
@@ -1049,13 +1049,18 @@ def customers_lock(*customer_ids: int) -> frozenset[int]:
     return frozenset(pk for pk, erased_at in rows if erased_at is not None)
 
 
-def _family_lock(*customer_ids: int) -> frozenset[int]:
+def _family_lock(*customer_ids: int, live: tuple[int, ...] = ()) -> frozenset[int]:
     """customers_lock of the people a family write touches, after waiting out an erasure of any of them
     (customers_erasures_wait). The erasure locks its person first and then the rest of their family (taking them out
     of it): locking the family in id order straight away, a write held member 3 and waited for member 5 the erasure
-    held while it waited for 3, a deadlock. Its own locks of the others do not wait for this FOR KEY SHARE."""
+    held while it waited for 3, a deadlock. Its own locks of the others do not wait for this FOR KEY SHARE.
+    `live`: the people the write names, NotFound when one was merged away (a page read before the merge): the
+    tombstone got a household of its own, or joined one, out of everyone's sight."""
     customers_erasures_wait(Customer.objects.filter(pk__in=customer_ids).values("pk"))
-    return customers_lock(*customer_ids)
+    erased, gone = customers_lock_live(*customer_ids)
+    if gone & set(live):
+        raise NotFound("Customer not found")
+    return erased
 
 
 def households_lock(*customer_ids: int, held: frozenset[int] = frozenset()) -> frozenset[int]:
