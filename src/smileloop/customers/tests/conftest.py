@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 
 from smileloop.customers.enums import Stage
+from smileloop.customers.services import household_member_add
 from smileloop.customers.tests.factories import CustomerFactory
 
 
@@ -28,3 +29,14 @@ def twins(chain, clinic_a):
     second = CustomerFactory(chain=chain, name="赵六", mobile="+8615000150000", birthday=dt.date(1985, 3, 1),
                              home_clinic=clinic_a)
     return first, second
+
+
+@pytest.fixture
+def family_of_four(chain, clinic_a):
+    """A head and three members (spouse, son, daughter), ids in that order (the head's the lowest): the family of the
+    erasure, merge and family-write race tests."""
+    head, *members = [CustomerFactory(chain=chain, home_clinic=clinic_a, name=name)
+                      for name in ("王建国", "李秀英", "王小明", "王小红")]
+    for member, relation in zip(members, ("spouse", "child", "child"), strict=True):
+        household_member_add(head=head, member=member, relation=relation)
+    return head, *members

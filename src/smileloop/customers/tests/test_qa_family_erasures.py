@@ -24,16 +24,6 @@ from smileloop.customers.tests.factories import CustomerFactory
 pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
 
-@pytest.fixture
-def family(chain, clinic_a):
-    """A head and three members, ids in that order (the head's the lowest)."""
-    head, *members = [CustomerFactory(chain=chain, home_clinic=clinic_a, name=name)
-                      for name in ("王建国", "李秀英", "王小明", "王小红")]
-    for member, relation in zip(members, ("spouse", "child", "child"), strict=True):
-        household_member_add(head=head, member=member, relation=relation)
-    return head, *members
-
-
 def _erase(director, person):
     def erase():
         customer_erase(scope=scope_for_staff(director), customer=Customer.objects.get(pk=person.pk), actor=director,
@@ -59,8 +49,8 @@ def _no_erased_in_a_family() -> None:
 
 
 @pytest.mark.parametrize("order", ["son_first", "daughter_first"])
-def test_two_members_of_one_family_erased_at_once_are_both_erased(family, director_a, monkeypatch, order):
-    head, spouse, son, daughter = family
+def test_two_members_of_one_family_erased_at_once_are_both_erased(family_of_four, director_a, monkeypatch, order):
+    head, spouse, son, daughter = family_of_four
     first, then = (son, daughter) if order == "son_first" else (daughter, son)
     erase, reached = _erase_paused(monkeypatch, director_a, first)
     out = race(erase, _erase(director_a, then), reached)
@@ -70,10 +60,10 @@ def test_two_members_of_one_family_erased_at_once_are_both_erased(family, direct
     _no_erased_in_a_family()
 
 
-def test_the_head_and_a_child_erased_at_once_are_both_erased(family, director_a, monkeypatch):
+def test_the_head_and_a_child_erased_at_once_are_both_erased(family_of_four, director_a, monkeypatch):
     """The head's erasure dissolves the family the child's erasure was waiting to leave (holding the child): that one
     then found no household any more and failed ("is in no household"). It now waits before it reads the family."""
-    head, spouse, son, daughter = family
+    head, spouse, son, daughter = family_of_four
     erase, reached = _erase_paused(monkeypatch, director_a, head)
     out = race(erase, _erase(director_a, son), reached)
     assert out.get("first") is True and out.get("then") is True, out
@@ -81,11 +71,11 @@ def test_the_head_and_a_child_erased_at_once_are_both_erased(family, director_a,
     assert not HouseholdMember.objects.exists() and not Household.objects.exists()
 
 
-def test_a_member_erased_while_their_duplicate_is_merged_into_them_is_not_a_deadlock(family, chain, clinic_a,
+def test_a_member_erased_while_their_duplicate_is_merged_into_them_is_not_a_deadlock(family_of_four, chain, clinic_a,
                                                                                      director_a, monkeypatch):
     """The son's record imported twice, both linked to the family: staff merge the duplicate into the son while the
     duplicate is erased. The merge waits, then is refused (an erased record is never merged)."""
-    head, spouse, son, daughter = family
+    head, spouse, son, daughter = family_of_four
     duplicate = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王小明")
     household_member_add(head=head, member=duplicate, relation="child")
     erase, reached = _erase_paused(monkeypatch, director_a, duplicate)

@@ -16,20 +16,10 @@ from smileloop.core.testing import paused, postgresql_only, race
 from smileloop.customers import privacy
 from smileloop.customers.models import Customer, HouseholdMember
 from smileloop.customers.privacy import customer_erase
-from smileloop.customers.services import household_member_add, household_member_remove, household_relative_add
+from smileloop.customers.services import household_member_remove, household_relative_add
 from smileloop.customers.tests.factories import CustomerFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
-
-
-@pytest.fixture
-def family(chain, clinic_a):
-    """A head and three members, ids in that order (the head's the lowest)."""
-    head, *members = [CustomerFactory(chain=chain, home_clinic=clinic_a, name=name)
-                      for name in ("王建国", "李秀英", "王小明", "王小红")]
-    for member, relation in zip(members, ("spouse", "child", "child"), strict=True):
-        household_member_add(head=head, member=member, relation=relation)
-    return head, *members
 
 
 def _erase_paused(monkeypatch, director, person) -> tuple:
@@ -45,8 +35,8 @@ def _erase_paused(monkeypatch, director, person) -> tuple:
     return erase, reached
 
 
-def test_a_member_taken_out_while_another_is_erased_is_not_a_deadlock(family, director_a, monkeypatch):
-    head, spouse, son, daughter = family
+def test_a_member_taken_out_while_another_is_erased_is_not_a_deadlock(family_of_four, director_a, monkeypatch):
+    head, spouse, son, daughter = family_of_four
     erase, reached = _erase_paused(monkeypatch, director_a, son)
     out = race(erase, lambda: household_member_remove(member=Customer.objects.get(pk=daughter.pk)), reached)
     assert "first_error" not in out and "then_error" not in out, out
@@ -54,9 +44,9 @@ def test_a_member_taken_out_while_another_is_erased_is_not_a_deadlock(family, di
     assert set(HouseholdMember.objects.values_list("customer_id", flat=True)) == {head.pk, spouse.pk}
 
 
-def test_a_relative_linked_while_a_member_is_erased_is_not_a_deadlock(family, chain, clinic_a, director_a,
+def test_a_relative_linked_while_a_member_is_erased_is_not_a_deadlock(family_of_four, chain, clinic_a, director_a,
                                                                       monkeypatch):
-    head, spouse, son, daughter = family
+    head, spouse, son, daughter = family_of_four
     grandma = CustomerFactory(chain=chain, home_clinic=clinic_a, name="张桂兰")
     erase, reached = _erase_paused(monkeypatch, director_a, son)
     out = race(erase, lambda: household_relative_add(customer=Customer.objects.get(pk=head.pk),
