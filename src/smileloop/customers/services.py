@@ -926,6 +926,10 @@ def household_join_through(*, member: Customer, relative: Customer, kin: str,
     (household_relation_through); Conflict when `member` belongs to another household already. A member of
     that household already stays as they are."""
     outcome = households_join([(member.pk, relative.pk, kin)], actor=actor)[0]
+    if outcome == "merged":  # merged away since the caller read them (households_join read it under the lock)
+        raise NotFound("Customer not found")
+    if outcome == "erased":  # an erasure that committed after the caller's check: no family for them
+        raise Conflict(ERASED_REFUSED, code="erased", field="relative")
     if outcome == "elsewhere":
         raise Conflict(f"{member.name} already belongs to another household", code="household_conflict",
                        field="member")
@@ -938,12 +942,19 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
     each (member id, relative id, kin), in order, the member joins the relative's household, which the relative
     heads when they have none, with the relation to the head that follows. Later links see what earlier ones
     made: two children of one new mother share one household. One outcome per link: "joined", "already" (in
-    that household), "elsewhere" (in another household: staff decide), "unclear" (no relation follows for certain).
+    that household), "elsewhere" (in another household: staff decide), "unclear" (no relation follows for certain),
+    "erased" / "merged" (either of the two was erased or merged away meanwhile: nothing linked).
 
     One read of everyone's place, then one insert per table (the new households, their heads, the members, the
     heads' timeline notes, as household_member_add writes them); `write=False` only plans (a dry run; ids may then
-    be an import's placeholders for people not written)."""
+    be an import's placeholders for people not written).
+
+    Locking (`write`): as every family writer (_family_lock), the erasures of everyone linked waited out, then their
+    rows locked in id order, one statement per chunk, and their places read under the locks: a head change or a
+    removal in their household (which locks every member) waits for this or is seen, and an erasure or a merge
+    committed meanwhile answers "erased" / "merged" instead of putting its record into a family."""
     ids = {i for member, relative, _k in links for i in (member, relative) if i > 0}
+    erased, gone = _households_join_lock(ids) if write else (frozenset(), frozenset())
     places: dict[int, tuple[object, str]] = {}  # customer id → (household id, or ("new", head id); relation)
     heads: dict[object, int] = {}  # household key → head id
     members, households = (connection.ops.quote_name(m._meta.db_table) for m in (HouseholdMember, Household))
@@ -955,6 +966,12 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
     joined: list[tuple[object, int, str]] = []  # (household key, member id, relation to the head)
     outcomes = []
     for member, relative, kin in links:
+        if gone & {member, relative}:
+            outcomes.append("merged")
+            continue
+        if erased & {member, relative}:
+            outcomes.append("erased")
+            continue
         key, through = places.get(relative, (("new", relative), Relation.HEAD))
         own = places.get(member)
         if own is not None:
@@ -973,6 +990,26 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
     if write and joined:
         _households_write(new_heads, joined, heads, actor)
     return outcomes
+
+
+HOUSEHOLDS_LOCK_CHUNK = 5000  # ids per locking statement: an import may link thousands
+
+
+def _households_join_lock(ids: set[int]) -> tuple[frozenset[int], frozenset[int]]:
+    """households_join's locks: the erasures of all these people waited out (customers_erasures_wait), then their
+    rows locked in id order (customers_lock_live), a chunk of ids per statement. Returns (erased ids, ids merged
+    away or gone), read under the locks."""
+    ordered = sorted(ids)
+    chunks = [ordered[i:i + HOUSEHOLDS_LOCK_CHUNK] for i in range(0, len(ordered), HOUSEHOLDS_LOCK_CHUNK)]
+    for chunk in chunks:
+        customers_erasures_wait(Customer.objects.filter(pk__in=chunk).values("pk"))
+    erased: set[int] = set()
+    gone: set[int] = set()
+    for chunk in chunks:
+        chunk_erased, chunk_gone = customers_lock_live(*chunk)
+        erased |= chunk_erased
+        gone |= chunk_gone
+    return frozenset(erased), frozenset(gone)
 
 
 def _households_write(new_heads: list[int], joined: list[tuple[object, int, str]], heads: dict,

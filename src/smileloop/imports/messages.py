@@ -60,6 +60,10 @@ FIXED = [
     gettext_noop("no customer with this PMS id"),
     gettext_noop("belongs to another customer than the phone; merge them first"),
     gettext_noop("is already recorded for another customer; give this bill its own order number"),
+    gettext_noop("is the number of a relative: they or this row's patient were erased during the import, no "
+                 "household was linked"),
+    gettext_noop("is the number of a relative: they or this row's patient were merged into another record during the "
+                 "import, no household was linked; link them from the kept record's page"),
 ]
 
 

@@ -98,6 +98,11 @@ _FILLABLE_FIELDS = ["id", "chain_id", "name", "mobile_tail", "first_touch_at",
 # (imports.messages), whoever ran the check.
 OUT_OF_SCOPE = "belongs to a customer outside your clinics; a colleague who sees every clinic can import this row"
 CLINIC_REQUIRED = "is required: you see only your clinics' patients, so name one of them"
+# A link whose relative (or person) was erased or merged away while the import ran: nothing linked (households_link)
+HOUSEHOLD_ERASED = ("is the number of a relative: they or this row's patient were erased during the import, no "
+                    "household was linked")
+HOUSEHOLD_MERGED = ("is the number of a relative: they or this row's patient were merged into another record during the "
+                    "import, no household was linked; link them from the kept record's page")
 NAME_DIFFERS = ("differs from the name of the person with this phone ({name}): the row is merged into them, and their "
                 "name is kept")
 
@@ -853,19 +858,25 @@ class _CustomerImport:
         holders.update((external_id, customer_id) for external_id, customer_id in select_in(
             "SELECT external_id, customer_id FROM customers_identity WHERE chain_id = %s AND kind = %s AND external_id",
             [self.chain.id, IdentityKind.PHONE], numbers - holders.keys()))
-        links = [(person, holders[number], kin) for person, number, kin, _r in self.links
+        links = [(person, holders[number], kin, number, row) for person, number, kin, row in self.links
                  if holders.get(number) not in (None, person)]
         if self.scope is not None:  # a relative outside the importer's clinics: their household is not theirs to change
             relatives = select_in("SELECT id, home_clinic_id, consultant_id FROM customers_customer WHERE id", [],
-                                  {h for _p, h, _k in links if h > 0})
+                                  {h for _p, h, *_rest in links if h > 0})
             hidden = {pk for pk, home_clinic_id, consultant_id in relatives if not scope_covers(
                 self.scope, chain_id=self.chain.id, home_clinic_id=home_clinic_id, consultant_id=consultant_id)}
-            report.households_not_linked += sum(h in hidden for _p, h, _k in links)
+            report.households_not_linked += sum(h in hidden for _p, h, *_rest in links)
             links = [link for link in links if link[1] not in hidden]
-        outcomes = households_join(links, actor=self.actor,
-                                   write=self.write and all(p > 0 and h > 0 for p, h, _k in links))
+        outcomes = households_join([(p, h, kin) for p, h, kin, *_rest in links], actor=self.actor,
+                                   write=self.write and all(p > 0 and h > 0 for p, h, *_rest in links))
         report.households_linked += sum(o in ("joined", "already") for o in outcomes)
-        report.households_not_linked += sum(o in ("elsewhere", "unclear") for o in outcomes)
+        report.households_not_linked += sum(o in ("elsewhere", "unclear", "erased", "merged") for o in outcomes)
+        # An erasure or a merge that committed while the import ran: said on the row, as nothing was linked there
+        column = self.table.header_for("mobile") or ""
+        for (_p, _h, _k, number, row), outcome in zip(links, outcomes, strict=True):
+            if outcome in ("erased", "merged"):
+                report.warning_add(row=row, column=column, value=number,
+                                   message=HOUSEHOLD_ERASED if outcome == "erased" else HOUSEHOLD_MERGED)
 
     def finish(self) -> None:
         report = self.report
