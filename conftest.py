@@ -139,3 +139,30 @@ def js_errors():
     from smileloop.core.testing import JsErrors
 
     return JsErrors()
+
+
+@pytest.fixture
+def erasure(monkeypatch):
+    """`erasure(director, person)` → (erase, reached): the PIPL erasure of `person` as a callable for
+    core.testing.race, paused (with `reached` set) once it holds their row and is about to take them out of their
+    family; `pause=False` for the other side of a race (reached is then None). The family race tests' first side."""
+    import threading
+
+    from smileloop.core.testing import paused
+    from smileloop.customers import privacy
+    from smileloop.customers.models import Customer
+
+    def make(director, person, *, pause: bool = True):
+        reached = None
+        if pause:
+            reached = threading.Event()
+            monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
+
+        def erase():
+            privacy.customer_erase(scope=scope_for_staff(director), customer=Customer.objects.get(pk=person.pk),
+                                   actor=director, reason="本人申请")
+            return True
+
+        return erase, reached
+
+    return make

@@ -70,18 +70,8 @@ def test_a_relative_linked_through_the_old_head_meanwhile_is_related_to_the_new_
     assert _relations()["王小妹"] == Relation.SIBLING and _relations()["王锦程"] == Relation.HEAD
 
 
-def test_a_head_change_while_a_member_is_erased_waits_for_it_and_is_not_a_deadlock(family, director_a, monkeypatch):
-    from smileloop.clinics.selectors import scope_for_staff
-    from smileloop.customers import privacy
-    from smileloop.customers.privacy import customer_erase
-
-    reached = threading.Event()
-    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
-
-    def erase():
-        return customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=family["王锦程"].pk),
-                              actor=director_a, reason="本人申请")
-
+def test_a_head_change_while_a_member_is_erased_waits_for_it_and_is_not_a_deadlock(family, director_a, erasure):
+    erase, reached = erasure(director_a, family["王锦程"])
     out = race(erase, lambda: household_head_set(new_head=Customer.objects.get(pk=family["王锦溪"].pk)), reached)
 
     assert "first_error" not in out and "then_error" not in out, out

@@ -8,36 +8,17 @@ waited for the higher one the erasure held, which then waited for the lower one.
 a lock per household their people are in (customers.services.households_lock, before any row of a person): one
 waits for the other before it holds anyone."""
 
-import threading
 
 import pytest
 
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.errors import Conflict
-from smileloop.core.testing import paused, postgresql_only, race
-from smileloop.customers import privacy
+from smileloop.core.testing import postgresql_only, race
 from smileloop.customers.models import Customer, Household, HouseholdMember
-from smileloop.customers.privacy import customer_erase
 from smileloop.customers.services import ERASED_REFUSED, customer_merge, household_member_add
 from smileloop.customers.tests.factories import CustomerFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
-
-
-def _erase(director, person):
-    def erase():
-        customer_erase(scope=scope_for_staff(director), customer=Customer.objects.get(pk=person.pk), actor=director,
-                       reason="本人申请")
-        return True
-
-    return erase
-
-
-def _erase_paused(monkeypatch, director, person) -> tuple:
-    """The erasure of `person`, paused with their row locked, before it takes them out of their family."""
-    reached = threading.Event()
-    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
-    return _erase(director, person), reached
 
 
 def _no_erased_in_a_family() -> None:
@@ -49,36 +30,36 @@ def _no_erased_in_a_family() -> None:
 
 
 @pytest.mark.parametrize("order", ["son_first", "daughter_first"])
-def test_two_members_of_one_family_erased_at_once_are_both_erased(family_of_four, director_a, monkeypatch, order):
+def test_two_members_of_one_family_erased_at_once_are_both_erased(family_of_four, director_a, erasure, order):
     head, spouse, son, daughter = family_of_four
     first, then = (son, daughter) if order == "son_first" else (daughter, son)
-    erase, reached = _erase_paused(monkeypatch, director_a, first)
-    out = race(erase, _erase(director_a, then), reached)
+    erase, reached = erasure(director_a, first)
+    out = race(erase, erasure(director_a, then, pause=False)[0], reached)
     assert out.get("first") is True and out.get("then") is True, out
     assert set(Customer.objects.filter(erased_at__isnull=False).values_list("pk", flat=True)) == {son.pk, daughter.pk}
     assert set(HouseholdMember.objects.values_list("customer_id", flat=True)) == {head.pk, spouse.pk}
     _no_erased_in_a_family()
 
 
-def test_the_head_and_a_child_erased_at_once_are_both_erased(family_of_four, director_a, monkeypatch):
+def test_the_head_and_a_child_erased_at_once_are_both_erased(family_of_four, director_a, erasure):
     """The head's erasure dissolves the family the child's erasure was waiting to leave (holding the child): that one
     then found no household any more and failed ("is in no household"). It now waits before it reads the family."""
     head, spouse, son, daughter = family_of_four
-    erase, reached = _erase_paused(monkeypatch, director_a, head)
-    out = race(erase, _erase(director_a, son), reached)
+    erase, reached = erasure(director_a, head)
+    out = race(erase, erasure(director_a, son, pause=False)[0], reached)
     assert out.get("first") is True and out.get("then") is True, out
     assert set(Customer.objects.filter(erased_at__isnull=False).values_list("pk", flat=True)) == {head.pk, son.pk}
     assert not HouseholdMember.objects.exists() and not Household.objects.exists()
 
 
 def test_a_member_erased_while_their_duplicate_is_merged_into_them_is_not_a_deadlock(family_of_four, chain, clinic_a,
-                                                                                     director_a, monkeypatch):
+                                                                                     director_a, erasure):
     """The son's record imported twice, both linked to the family: staff merge the duplicate into the son while the
     duplicate is erased. The merge waits, then is refused (an erased record is never merged)."""
     head, spouse, son, daughter = family_of_four
     duplicate = CustomerFactory(chain=chain, home_clinic=clinic_a, name="王小明")
     household_member_add(head=head, member=duplicate, relation="child")
-    erase, reached = _erase_paused(monkeypatch, director_a, duplicate)
+    erase, reached = erasure(director_a, duplicate)
     out = race(erase, lambda: customer_merge(scope=scope_for_staff(director_a), survivor=Customer.objects.get(
         pk=son.pk), merged=Customer.objects.get(pk=duplicate.pk), actor=director_a), reached)
     assert out.get("first") is True, out

@@ -7,37 +7,20 @@ which the staff member's removal held while it waited for 5 — a deadlock, a 50
 writes now wait out the members' erasures first (customers_erasures_wait, FOR KEY SHARE, which the erasure's own
 locks of the others do not wait for)."""
 
-import threading
 
 import pytest
 
-from smileloop.clinics.selectors import scope_for_staff
-from smileloop.core.testing import paused, postgresql_only, race
-from smileloop.customers import privacy
+from smileloop.core.testing import postgresql_only, race
 from smileloop.customers.models import Customer, HouseholdMember
-from smileloop.customers.privacy import customer_erase
 from smileloop.customers.services import household_member_remove, household_relative_add
 from smileloop.customers.tests.factories import CustomerFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), postgresql_only]
 
 
-def _erase_paused(monkeypatch, director, person) -> tuple:
-    """The erasure of `person`, paused with their row locked, before it takes them out of their family."""
-    reached = threading.Event()
-    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
-
-    def erase():
-        customer_erase(scope=scope_for_staff(director), customer=Customer.objects.get(pk=person.pk), actor=director,
-                       reason="本人申请")
-        return True
-
-    return erase, reached
-
-
-def test_a_member_taken_out_while_another_is_erased_is_not_a_deadlock(family_of_four, director_a, monkeypatch):
+def test_a_member_taken_out_while_another_is_erased_is_not_a_deadlock(family_of_four, director_a, erasure):
     head, spouse, son, daughter = family_of_four
-    erase, reached = _erase_paused(monkeypatch, director_a, son)
+    erase, reached = erasure(director_a, son)
     out = race(erase, lambda: household_member_remove(member=Customer.objects.get(pk=daughter.pk)), reached)
     assert "first_error" not in out and "then_error" not in out, out
     assert Customer.objects.get(pk=son.pk).erased_at is not None
@@ -45,10 +28,10 @@ def test_a_member_taken_out_while_another_is_erased_is_not_a_deadlock(family_of_
 
 
 def test_a_relative_linked_while_a_member_is_erased_is_not_a_deadlock(family_of_four, chain, clinic_a, director_a,
-                                                                      monkeypatch):
+                                                                      erasure):
     head, spouse, son, daughter = family_of_four
     grandma = CustomerFactory(chain=chain, home_clinic=clinic_a, name="张桂兰")
-    erase, reached = _erase_paused(monkeypatch, director_a, son)
+    erase, reached = erasure(director_a, son)
     out = race(erase, lambda: household_relative_add(customer=Customer.objects.get(pk=head.pk),
                                                      relative=Customer.objects.get(pk=grandma.pk),
                                                      relation="parent"), reached)

@@ -12,11 +12,9 @@ import pytest
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.errors import Conflict
 from smileloop.core.testing import paused, postgresql_only, race
-from smileloop.customers import privacy
 from smileloop.customers import services as customer_services
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import Customer, Household, HouseholdMember
-from smileloop.customers.privacy import customer_erase
 from smileloop.customers.services import (
     customer_merge,
     household_head_set,
@@ -95,16 +93,10 @@ def test_an_import_arriving_during_a_head_change_waits_and_reads_the_new_head_wi
     assert _place("李小宝") == (grandma.pk, Relation.GRANDCHILD)
 
 
-def test_a_relative_erased_during_the_import_heads_no_household(tmp_path, chain, clinic_a, director_a, monkeypatch):
+def test_a_relative_erased_during_the_import_heads_no_household(tmp_path, chain, clinic_a, director_a, erasure):
     # given the mother (in no household) being erased: her row locked, about to take her out of her family
     mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
-    reached = threading.Event()
-    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
-
-    def erase():
-        customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=mother.pk),
-                       actor=director_a, reason="本人申请")
-        return True
+    erase, reached = erasure(director_a, mother)
 
     # when an import links her child to her number meanwhile
     out = race(erase, _import(_child_file(tmp_path), chain), reached, atomic=False)
@@ -143,16 +135,10 @@ def test_a_relative_merged_away_during_the_import_joins_no_family(tmp_path, chai
 
 
 def test_a_child_linked_while_another_member_is_erased_is_not_a_deadlock(tmp_path, chain, family, director_a,
-                                                                       monkeypatch):
+                                                                       erasure):
     # given the grandmother's erasure holding her row, about to take her out of the mother's household
     mother, grandma = family
-    reached = threading.Event()
-    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
-
-    def erase():
-        customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=grandma.pk),
-                       actor=director_a, reason="本人申请")
-        return True
+    erase, reached = erasure(director_a, grandma)
 
     # when an import links the child to the mother meanwhile
     out = race(erase, _import(_child_file(tmp_path), chain), reached, atomic=False)
@@ -164,17 +150,11 @@ def test_a_child_linked_while_another_member_is_erased_is_not_a_deadlock(tmp_pat
     assert not HouseholdMember.objects.filter(customer_id=grandma.pk).exists()
 
 
-def test_staff_linking_a_relative_being_erased_are_told_so(chain, clinic_a, director_a, monkeypatch):
+def test_staff_linking_a_relative_being_erased_are_told_so(chain, clinic_a, director_a, erasure):
     # given the mother's erasure holding her row (household_relative_add read her before it committed)
     mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
     child = CustomerFactory(chain=chain, name="李小宝", home_clinic=clinic_a)
-    reached = threading.Event()
-    monkeypatch.setattr(privacy, "_household_leave", paused(privacy._household_leave, reached, before=True))
-
-    def erase():
-        customer_erase(scope=scope_for_staff(director_a), customer=Customer.objects.get(pk=mother.pk),
-                       actor=director_a, reason="本人申请")
-        return True
+    erase, reached = erasure(director_a, mother)
 
     # when staff link the child to her as his parent meanwhile
     out = race(erase, lambda: household_relative_add(customer=Customer.objects.get(pk=child.pk),
