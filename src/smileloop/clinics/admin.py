@@ -94,9 +94,9 @@ class ClinicForm(forms.ModelForm):
         return value
 
     def clean(self):
-        """A name no other clinic of the chain has (compared as the import compares names: full-width folded, case
-        ignored): the import's 所属门诊 column, the lists' filters and the reports name clinics by it, and a row
-        naming one of two 静安门诊 went silently to whichever was read last."""
+        """A name no other clinic of the chain has (clinic_name_key: full width, case and spaces folded, a little
+        stricter than the import's lookup): the import's 所属门诊 column, the lists' filters and the reports name
+        clinics by it, and a row naming one of two 静安门诊 went silently to whichever was read last."""
         cleaned = super().clean()
         name = cleaned.get("name")
         chain_id = getattr(cleaned.get("chain"), "pk", None) or self.instance.chain_id

@@ -1081,9 +1081,7 @@ def customers_lock(*customer_ids: int) -> frozenset[int]:
     top-up by key). Rows fetched, not counted: Django drops FOR UPDATE from a count(), which would lock nothing.
     Returns the ids among them that are erased, read under the lock (a caller refusing erased records asks no
     second query: customers_refuse_erased)."""
-    rows = (Customer.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(customer_ids)))
-            .order_by("pk").values_list("pk", "erased_at"))
-    return frozenset(pk for pk, erased_at in rows if erased_at is not None)
+    return customers_lock_live(*customer_ids)[0]
 
 
 def _family_lock(*customer_ids: int, live: tuple[int, ...] = ()) -> frozenset[int]:
@@ -1129,9 +1127,10 @@ def customer_lock_live(customer_id: int) -> frozenset[int]:
 
 
 def customers_lock_live(*customer_ids: int) -> tuple[frozenset[int], frozenset[int]]:
-    """customers_lock of several records that must still be live ones (a write about a family: a package's holder
-    and the people it covers), answering under the lock (erased ids, ids merged away meanwhile or gone): the caller
-    refuses the latter as customer_lock_live does (NotFound) or names the field that showed them."""
+    """customers_lock (the one locking statement behind it) of several records that must still be live ones (a write
+    about a family: a package's holder and the people it covers), answering under the lock (erased ids, ids merged
+    away meanwhile or gone): the caller refuses the latter as customer_lock_live does (NotFound) or names the field
+    that showed them."""
     ids = sorted(set(customer_ids))
     rows = {pk: (merged_into_id, erased_at) for pk, merged_into_id, erased_at in (
         Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")

@@ -125,8 +125,8 @@ class ClinicLookup:
         # A full name two clinics share (made before the admin refused it) names neither: the row went silently to
         # the one read last. Unless it is also a code, which wins.
         named: dict[str, list[int]] = {}
-        for clinic_id, _code, name in clinics:
-            named.setdefault(lookup_key(name), []).append(clinic_id)
+        for clinic_id, key in self._name_keys.items():
+            named.setdefault(key, []).append(clinic_id)
         codes = {lookup_key(code) for _id, code, _name in clinics}
         self._shared_names = {key: sorted(ids) for key, ids in named.items() if len(ids) > 1 and key not in codes}
 
