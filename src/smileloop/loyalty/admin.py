@@ -7,7 +7,7 @@ from django.db import transaction
 from smileloop.core.admin import FixedOnChange, ReadOnlyAdmin
 from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
 from smileloop.core.bounds import range_errors
-from smileloop.core.messages import message_display
+from smileloop.loyalty.messages import loyalty_message_display
 from smileloop.loyalty.models import (
     EarnRule,
     EntitlementGrant,
@@ -25,6 +25,7 @@ from smileloop.loyalty.models import (
     WalletShareUse,
 )
 from smileloop.loyalty.services.config import (
+    BONUS_RULE_FIELDS,
     EARN_RULE_FIELDS,
     ENTITLEMENT_FIELDS,
     GIFT_FIELDS,
@@ -32,13 +33,15 @@ from smileloop.loyalty.services.config import (
     earn_rule_errors,
     entitlement_errors,
     text_errors,
+    topup_bonus_rule_errors,
 )
 
 
 class _CheckedByServices(forms.ModelForm):
     """The admin refuses what the staff pages' `*_save` services refuse (control characters in a name, points that
-    expire before they are spendable, a twin spend rule, an entitlement of no category or an unknown item), on the
-    field, in the reader's language: it saved them as they came."""
+    expire before they are spendable, a twin spend rule, a code another rule has in another case, a bonus above its
+    top-up, an entitlement of no category or an unknown item), on the field, in the reader's language: it saved them
+    as they came."""
 
     fields_checked: list[str] = []
     row_errors = None
@@ -56,7 +59,8 @@ class _CheckedByServices(forms.ModelForm):
                     setattr(row, name, value)
             errors = type(self).row_errors(row)
         for error in errors:
-            self.add_error(error.field if error.field in self.fields else None, message_display(error.message))
+            self.add_error(error.field if error.field in self.fields else None,
+                           loyalty_message_display(error.message))
         return cleaned
 
 
@@ -88,8 +92,13 @@ class GiftAdminForm(_CheckedByServices):
         cleaned = super().clean()
         after = self.stock_after() if "stock" not in self.errors else None
         for error in range_errors(Gift, {"stock": after}, ["stock"]) if after is not None else []:
-            self.add_error("stock", message_display(error.message))
+            self.add_error("stock", loyalty_message_display(error.message))
         return cleaned
+
+
+class TopupBonusRuleAdminForm(_CheckedByServices):
+    fields_checked = BONUS_RULE_FIELDS
+    row_errors = staticmethod(topup_bonus_rule_errors)
 
 
 class PackageAdminForm(_CheckedByServices):
@@ -119,6 +128,7 @@ class RedeemSettingsAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
 @admin.register(TopupBonusRule)
 class TopupBonusRuleAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
     chain_admin_actions = CONFIGURATION
+    form = TopupBonusRuleAdminForm
     list_display = ("chain", "min_topup_fen", "bonus_fen", "validity_months", "is_active")
     list_filter = ("chain",)
 

@@ -13,13 +13,13 @@ from django.utils.translation import gettext_lazy as _
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
 from smileloop.core.forms import FenFieldsMixin
-from smileloop.core.messages import message_display
 from smileloop.core.money import yuan_grouped
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import customer_queryset
 from smileloop.loyalty.enums import EarnTrigger, RefundRule
+from smileloop.loyalty.messages import loyalty_message_display
 from smileloop.loyalty.models import (
     FEN,
     EarnRule,
@@ -75,10 +75,11 @@ class DomainErrorMixin:
     def add_domain_error(self, exc: DomainError) -> None:
         if isinstance(exc, ValidationFailed):
             for error in exc.errors:
-                self.add_error(self._form_field(error.field), message_display(error.message))
+                self.add_error(self._form_field(error.field), loyalty_message_display(error.message))
             return
         message = ERROR_MESSAGES.get(exc.code)
-        message = message % getattr(exc, "params", {}) if message is not None else message_display(exc.message)
+        message = (message % getattr(exc, "params", {}) if message is not None
+                   else loyalty_message_display(exc.message))
         self.add_error(self._form_field(exc.field), message)
 
 

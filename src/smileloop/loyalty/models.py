@@ -101,6 +101,19 @@ class EarnRule(TimeStampedModel):
         return _unique_refusal(self, unique_check, ("chain", "code"),
                                _("Another earn rule of this chain has this code."))
 
+    def clean(self):
+        """Codes are lower case: services find a fixed rule by its code ("referral"), and one saved as "Referral" was
+        never found. Normalised before the unique check, so "Referral" is refused beside an existing "referral"
+        (a rule of another case saved before this is refused by `earn_rule_errors`)."""
+        super().clean()
+        self.code = (self.code or "").lower()
+
+    def save(self, *args, **kwargs):
+        # Every writer (the demo's update_or_create, a factory) stores the lower-case code, as the forms do: the
+        # unique (chain, code) constraint then refuses a twin of another case too.
+        self.code = (self.code or "").lower()
+        return super().save(*args, **kwargs)
+
 
 class RedeemSettings(TimeStampedModel):
     """Points as a bill deduction: `points_per_yuan` points = 1 yuan, at most `max_share_bp` of a bill."""

@@ -18,6 +18,7 @@ from smileloop.clinics.models import Chain
 from smileloop.core.bounds import CONTROL_CHARACTERS, has_control, range_errors
 from smileloop.core.dates import add_months
 from smileloop.core.errors import FieldError, ValidationFailed
+from smileloop.core.money import yuan_grouped
 from smileloop.loyalty.enums import EarnTrigger
 from smileloop.loyalty.models import (
     EarnRule,
@@ -102,6 +103,18 @@ def _shortest_span_days(months: int) -> int:
 
 def earn_rule_errors(rule: EarnRule) -> list[FieldError]:
     errors = []
+    code = (rule.code or "").lower()
+    if code and rule.chain_id:
+        # Codes are told apart whatever their case (the model saves them lower case): "Referral" beside "referral"
+        # was never found by the services that award by code. A pair saved before this keeps working (lookups prefer
+        # the exact code), but neither may be saved again with the code they share: one of them gets another code.
+        # (The same code in the same case is the unique constraint's refusal.)
+        twin = (EarnRule.objects.filter(chain_id=rule.chain_id, code__iexact=code).exclude(pk=rule.pk)
+                .exclude(code=code).order_by("id").values_list("code", flat=True).first())
+        if twin is not None:
+            errors.append(FieldError("code", _("another earn rule of this chain has the code %(code)s: codes do not "
+                                               "tell upper and lower case apart, give this rule another code")
+                                     % {"code": twin}, rule.code))
     if rule.validity_months and rule.pending_days >= _shortest_span_days(rule.validity_months):
         # 90 pending days and 1 month of validity: every point the rule gave expired before it could be spent.
         errors.append(FieldError("pending_days", PENDING_OUTLASTS_VALIDITY, str(rule.pending_days)))
@@ -124,8 +137,19 @@ def earn_rule_save(*, chain: Chain, data: dict, rule: EarnRule | None = None) ->
     return _save(rule or EarnRule(chain=chain), data, EARN_RULE_FIELDS, check=earn_rule_errors)
 
 
+def topup_bonus_rule_errors(rule: TopupBonusRule) -> list[FieldError]:
+    """A bonus above the top-up it rewards (充100送1000, a typo for 送100) gave away more stored value than was paid
+    in, to every patient who topped up that much."""
+    minimum, bonus = rule.min_topup_fen, rule.bonus_fen
+    if isinstance(minimum, int) and isinstance(bonus, int) and bonus > minimum:
+        return [FieldError("bonus_fen", _("must not exceed the top-up it rewards: at most ¥%(minimum)s, the minimum "
+                                          "top-up (¥%(bonus)s was given)")
+                           % {"minimum": yuan_grouped(minimum), "bonus": yuan_grouped(bonus)}, str(bonus))]
+    return []
+
+
 def topup_bonus_rule_save(*, chain: Chain, data: dict, rule: TopupBonusRule | None = None) -> TopupBonusRule:
-    return _save(rule or TopupBonusRule(chain=chain), data, BONUS_RULE_FIELDS)
+    return _save(rule or TopupBonusRule(chain=chain), data, BONUS_RULE_FIELDS, check=topup_bonus_rule_errors)
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, DomainError, FieldError, NotFound, ValidationFailed
@@ -45,6 +46,25 @@ from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import VALUE_TENDERS, PaymentMethod
 from smileloop.visits.models import OrderLine, ServiceItem
 from smileloop.visits.services import order_record
+
+# The sale's refusals, in English for the API; the card's sell form shows them in Chinese (`message_display`: the fixed
+# ones through the catalogue, those carrying a name or a number through `loyalty.messages.PATTERNS`).
+NOT_OF_CHAIN = gettext_noop("is not a package of this chain")
+NOT_ON_SALE = gettext_noop("is not on sale (inactive)")
+NOBODY_COVERED = gettext_noop("name at least one person the package covers")
+COVERED_ERASED = gettext_noop("is an erased record (personal information erased)")
+NO_ENTITLEMENTS = gettext_noop("has no entitlements configured")
+NO_BILLING_ITEM = gettext_noop("has no catalogue item to bill a sale as: set “billed as” in the package's settings")
+NO_CLINIC = gettext_noop("name the clinic of this chain taking the payment")
+VALUE_TENDER = gettext_noop("a package is paid in money or stored value (points, vouchers and gift cards pay at "
+                            "checkout)")
+WALLET_UNUSED = gettext_noop("names a family wallet to pay from, but no payment of the sale is by stored value "
+                             "(method wallet)")
+COVERED_MERGED = "{name} was merged into another record: cover the record kept"
+NOT_IN_HOUSEHOLD = "{name} is not the holder or a member of the holder's household"
+TOO_MANY_COVERED = "this package covers at most {count} people"
+UNPAID = "add up to 0 fen but the package costs {price_fen} fen"
+SALE_KEY_REUSED = "idempotency key {key!r} was already used for another sale"
 
 
 def _household_ids(holder: Customer) -> set[int]:
@@ -96,19 +116,18 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
     existing = PackagePurchase.objects.filter(chain_id=holder.chain_id, key=key).first()
     if existing:
         if existing.package_id != package.id or existing.holder_id != holder.id:
-            raise Conflict(f"idempotency key {key!r} was already used for another sale",
-                           code="idempotency_key_reused", field="key")
+            raise Conflict(SALE_KEY_REUSED.format(key=key), code="idempotency_key_reused", field="key")
         return existing
     customers_refuse_erased(holder.pk, field="customer_id", locked=locked)
     if family_wallet is not None:
         customers_refuse_erased(family_wallet.pk, field="wallet.holder_id")
     errors = []
     if package.chain_id != holder.chain_id:
-        errors.append(FieldError("package_id", "is not a package of this chain", str(package.id)))
+        errors.append(FieldError("package_id", NOT_OF_CHAIN, str(package.id)))
     elif not package.is_active:
-        errors.append(FieldError("package_id", "is not on sale (inactive)", str(package.id)))
+        errors.append(FieldError("package_id", NOT_ON_SALE, str(package.id)))
     if not people:
-        errors.append(FieldError("covered", "name at least one person the package covers"))
+        errors.append(FieldError("covered", NOBODY_COVERED))
     household = _household_ids(holder)
     seen = set()
     for i, person in enumerate(covered):  # indexed as given (covered[i] is the caller's i-th), each person once
@@ -116,42 +135,37 @@ def package_sell(*, package: Package, holder: Customer, covered: list[Customer],
             continue
         seen.add(person.pk)
         if person.pk in locked and person.pk != holder.pk:
-            errors.append(FieldError(f"covered[{i}]", "is an erased record (personal information erased)",
-                                     str(person.pk)))
+            errors.append(FieldError(f"covered[{i}]", COVERED_ERASED, str(person.pk)))
         elif person.pk in gone:
-            errors.append(FieldError(f"covered[{i}]", f"{person.name} was merged into another record: cover the "
-                                     "record kept", str(person.pk)))
+            # Refused, not moved to the survivor: the caller chose this record among the ones its reader may see (the
+            # form's choices, the API's customer_get), and the survivor may be of a clinic outside them, cover them
+            # already or be counted twice against max_covered; a write naming a record merged away is refused with
+            # "use the surviving record" everywhere (enrolment, family cards, consents, the ledger's closed accounts).
+            errors.append(FieldError(f"covered[{i}]", COVERED_MERGED.format(name=person.name), str(person.pk)))
         elif person.pk not in household:
-            errors.append(FieldError(f"covered[{i}]", f"{person.name} is not the holder or a member of the holder's "
-                                     "household", str(person.pk)))
+            errors.append(FieldError(f"covered[{i}]", NOT_IN_HOUSEHOLD.format(name=person.name), str(person.pk)))
     if package.max_covered and len(people) > package.max_covered:
-        errors.append(FieldError("covered", f"this package covers at most {package.max_covered} people",
-                                 str(len(people))))
+        errors.append(FieldError("covered", TOO_MANY_COVERED.format(count=package.max_covered), str(len(people))))
     entitlements = list(package.entitlements.all())
     if not entitlements:
-        errors.append(FieldError("package_id", "has no entitlements configured", str(package.id)))
+        errors.append(FieldError("package_id", NO_ENTITLEMENTS, str(package.id)))
     if payments is not None:
         if not package.item_code:
-            errors.append(FieldError("package_id", "has no catalogue item to bill a sale as: set “billed as” in "
-                                     "the package's settings", str(package.id)))
+            errors.append(FieldError("package_id", NO_BILLING_ITEM, str(package.id)))
         if clinic is None or clinic.chain_id != holder.chain_id:
-            errors.append(FieldError("clinic", "name the clinic of this chain taking the payment",
-                                     str(getattr(clinic, "pk", ""))))
+            errors.append(FieldError("clinic", NO_CLINIC, str(getattr(clinic, "pk", ""))))
         if not payments and package.price_fen:
             # order_record takes an empty list as a bill recorded without its payments: the sale would be a bill of
             # the full price nobody paid, and its cancellation would refund that price (by `other`).
-            errors.append(FieldError("payments", f"add up to 0 fen but the package costs {package.price_fen} fen",
-                                     "0"))
+            errors.append(FieldError("payments", UNPAID.format(price_fen=package.price_fen), "0"))
         for i, p in enumerate(payments):
             # Points, vouchers and gift cards pay a checkout bill, which takes them from their accounts; a sale only
             # takes money or stored value, and would record value nobody gave.
             if isinstance(p, dict) and p.get("method") in VALUE_TENDERS:
-                errors.append(FieldError(f"payments[{i}].method", "a package is paid in money or stored value "
-                                         "(points, vouchers and gift cards pay at checkout)", str(p.get("method"))))
+                errors.append(FieldError(f"payments[{i}].method", VALUE_TENDER, str(p.get("method"))))
     if wallet_holder is not None and wallet_holder.pk != holder.pk and not any(
             isinstance(p, dict) and p.get("method") == PaymentMethod.WALLET for p in payments or ()):
-        errors.append(FieldError("wallet.holder_id", "names a family wallet to pay from, but no payment of the sale is "
-                                 "by stored value (method wallet)", str(wallet_holder.pk)))
+        errors.append(FieldError("wallet.holder_id", WALLET_UNUSED, str(wallet_holder.pk)))
     if errors:
         raise ValidationFailed(errors)
     stored_periods_check(package, ["validity_months"], label=package.name, kind="package ",

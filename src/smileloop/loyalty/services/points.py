@@ -227,8 +227,10 @@ def points_award(*, customer: Customer, rule_code: str, key: str, actor: Staff |
     locked = customers_lock(customer.pk)
     if not LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=f"award:{key}").exists():
         customers_refuse_erased(customer.pk, field="customer_id", locked=locked)  # a replay answers as before the erasure
-    rule = EarnRule.objects.filter(chain_id=customer.chain_id, code=rule_code, is_active=True).exclude(
-        trigger=EarnTrigger.SPEND).first()
+    # Codes are told apart whatever their case (saved lower case since; "Referral" is "referral"): a rule saved
+    # before as "Referral" is found by "referral". Of a pair saved before that (both kept), the exact code wins.
+    rule = min(EarnRule.objects.filter(chain_id=customer.chain_id, code__iexact=rule_code, is_active=True)
+               .exclude(trigger=EarnTrigger.SPEND), key=lambda r: (r.code != rule_code, r.pk), default=None)
     if rule is None:
         raise RuleNotFound(f"No active fixed-points rule with the code {rule_code!r}", field="rule_code")
     if rule.points <= 0:
