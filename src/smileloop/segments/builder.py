@@ -22,7 +22,9 @@ from django.utils.translation import pgettext
 
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan, yuan_to_fen
+from smileloop.segments.rules.context import MAX_FEN
 from smileloop.segments.rules.fields import FIELDS, LIST, NONE, OPS, PAIR, PARAMS, FieldSpec
+from smileloop.segments.rules.validation import _key as value_key
 from smileloop.segments.rules.validation import child_path
 
 _CONDITION_KEY = re.compile(r"^c-([A-Za-z0-9]{1,16})-field$")
@@ -100,6 +102,30 @@ class Condition:
         kind = self.spec.value_type if self.spec else ""
         return {"fen": "0.01", "km": "0.1"}.get(kind, "1")
 
+    def validator_message(self, message: str) -> str | None:
+        """The validator's words for this row as the row says them. It names the operator by its code ("运算符“gte”
+        需要一个值", "op 'any_of' needs a non-empty list of values", for the API); the row says what to do instead,
+        and not at all when the row already says what is wrong with what was typed (an amount that is no number of
+        yuan is also, to the validator, a missing value)."""
+        spec = self.spec
+        op = self.op if spec is None or self.op in spec.ops else spec.ops[0]
+        args = {"op": op}
+        missing = {_("op '%(op)s' needs a value") % args: (_("Choose a value.") if self.widget == "select"
+                                                             else _("Enter a value.")),
+                   _("op '%(op)s' needs a non-empty list of values") % args: (
+                       _("Enter at least one value.") if self.widget == "text_list" else _("Choose at least one."))}
+        if message in missing:
+            return None if self.errors else missing[message]
+        if self.shape == PAIR and not (self.value.strip() and self.value2.strip()) and message.startswith(
+                f"{value_key('value')}["):  # "取值[0] 必须是…": an end of the range left empty
+            return None if self.errors else _("Enter both ends of the range.")
+        if message == _("op '%(op)s' needs low ≤ high") % args:
+            return _("The first number must not be larger than the second.")
+        if spec is not None and spec.value_type == "fen" and message.endswith(
+                _("must be a whole number of fen (1 yuan = 100 fen), at least 0")):  # the row is typed in yuan
+            return _("Enter an amount from 0 to %(max)s yuan.") % {"max": MAX_FEN // 100}
+        return message
+
     @property
     def unit(self) -> str:
         spec = self.spec
@@ -155,6 +181,11 @@ class Builder:
                 if target_path and (path == target_path or path.startswith(target_path + ".")):
                     if best is None or len(target_path) > len(best[0]):
                         best = (target_path, target)
+            if best is not None and not best[1].is_group:
+                message = best[1].validator_message(error.message)
+                if message is not None and message not in best[1].errors:
+                    best[1].errors.append(message)
+                continue
             (best[1].errors if best else self.errors).append(error.message)
 
     @property

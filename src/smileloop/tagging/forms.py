@@ -40,10 +40,28 @@ _PATTERNS = [(re.compile(r"^is tested by the rules of (?P<names>.+); change thos
               gettext_noop("is tested by the segments %(names)s; change those segments first"))]
 
 
+_JSON_ERROR = re.compile(r"^is not valid JSON \((?P<problem>.+), line (?P<line>\d+)\)$")
+_JSON_PROBLEMS = {
+    "Expecting value": _("a value is missing"),
+    "Expecting property name enclosed in double quotes": _("names need straight double quotes"),
+    "Expecting ',' delimiter": _("a comma is missing"),
+    "Expecting ':' delimiter": _("a colon is missing"),
+    "Extra data": _("there is text after the end of the rule"),
+    "Unterminated string starting at": _("a quotation mark is not closed"),
+}
+
+
 def tag_error_text(message) -> str:
     """A tagging service message in the reader's language (forms here, and the segment builder's "save as a rule
     tag", which shows the same refusals)."""
     message = str(message)
+    found = _JSON_ERROR.match(message)
+    if found:  # the parser's words are English ("Expecting ',' delimiter"): its line, and the usual slips in words
+        problem = _JSON_PROBLEMS.get(found["problem"])
+        if problem:
+            return _("This is not valid JSON (line %(line)s: %(problem)s).") % {"line": found["line"],
+                                                                                "problem": problem}
+        return _("This is not valid JSON (line %(line)s).") % {"line": found["line"]}
     if message.startswith("is not valid JSON"):
         return _("This is not valid JSON: %(detail)s") % {"detail": message.removeprefix("is not valid JSON ")}
     return str(SERVICE_MESSAGES.get(message) or message_display(message, patterns=_PATTERNS))

@@ -1,6 +1,7 @@
 """Playbooks as business configuration: the built-in set per chain, and the editor's validated writes."""
 
 import re
+import string
 import uuid
 
 from django.db import IntegrityError, transaction
@@ -59,6 +60,18 @@ def complaint_playbook(*, chain_id: int) -> Playbook:
 
 
 # --- editor -----------------------------------------------------------------------------------------------
+
+
+SCRIPT_BRACES = gettext_noop("has a brace without its pair: write a variable as {name}")
+
+
+def script_braces_paired(script: str) -> bool:
+    """True when the template can be filled in: every "{" closes with a "}" around a variable name."""
+    try:
+        list(string.Formatter().parse(script or ""))
+    except ValueError:
+        return False
+    return True
 
 
 def script_unknown_variables(script: str) -> list[str]:
@@ -163,6 +176,10 @@ def step_clean(data: dict, *, prefix: str = "") -> tuple[dict, list[FieldError]]
             f"{prefix}script",
             f"unknown variables: {', '.join('{' + u + '}' for u in unknown)} "
             f"(allowed: {', '.join('{' + v + '}' for v in SCRIPT_VARIABLES)})", script))
+    elif not script_braces_paired(script):
+        # A stray brace was saved, then every task of the step showed the template as written ("{name}您好{"),
+        # its variables unfilled (script.script_render cannot read it): refused here instead.
+        errors.append(FieldError(f"{prefix}script", SCRIPT_BRACES, script[:50]))
     if not script:
         errors.append(FieldError(f"{prefix}script", "is required", ""))
     elif len(script) > MAX_SCRIPT_CHARS:
