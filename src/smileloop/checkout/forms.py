@@ -2,6 +2,7 @@
 are repeated fields (item, quantity, tooth) read by position, so a line can be added without JavaScript."""
 
 import re
+import unicodedata
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -9,14 +10,37 @@ from django.utils.translation import gettext_lazy as _
 from smileloop.checkout.pricing import MAX
 from smileloop.core.errors import DomainError
 from smileloop.core.money import yuan_to_fen
+from smileloop.giftcards.codes import LENGTH as CODE_LENGTH
 from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 
 PAY_METHODS = [(m.value, m.label) for m in PaymentMethod if m not in TENDER_METHODS]
 MAX_LINES = 20
 
 
+def _code_symbols(text: str) -> int:
+    """How many of a code's symbols `text` holds (as giftcards.codes reads it: full-width folded, case and
+    separators ignored)."""
+    return len(re.sub(r"[^0-9A-Z]", "", unicodedata.normalize("NFKC", text).upper()))
+
+
 def codes_split(value: str) -> list[str]:
-    return [c for c in re.split(r"[\s,，;；]+", value or "") if c]
+    """The codes the cashier entered, separated by commas, semicolons or spaces. A code typed in its groups with spaces
+    (EM4C TWHM FZXZ, as printed on a voucher or read aloud) is one code: its groups are joined until they hold a
+    code's 12 symbols (the code look-up page reads it so; split, each group was an unknown code)."""
+    codes = []
+    for chunk in re.split(r"[,，;；]+", value or ""):
+        pending: list[str] = []
+        for token in chunk.split():
+            if pending and _code_symbols("".join(pending + [token])) > CODE_LENGTH:
+                codes.append(" ".join(pending))  # groups that make no code: named as typed
+                pending = []
+            pending.append(token)
+            if _code_symbols("".join(pending)) >= CODE_LENGTH:
+                codes.append(" ".join(pending))
+                pending = []
+        if pending:
+            codes.append(" ".join(pending))
+    return codes
 
 
 class BillForm(forms.Form):

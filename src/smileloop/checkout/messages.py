@@ -36,6 +36,10 @@ PATTERNS = [(re.compile(pattern), template) for pattern, template in [
      gettext_noop("gift card %(code)s (%(name)s) cannot pay for any line of this bill (special-price items and "
                   "excluded categories)")),
     (rf"^(?:gift )?card {_CODE} expired on (?P<day>[\d-]+)$", gettext_noop("gift card %(code)s expired on %(day)s")),
+    (rf"^card {_CODE} expired$", gettext_noop("gift card %(code)s has expired")),
+    # the code look-up's holder registration (giftcards.services.giftcard_holder_register)
+    (rf"^card {_CODE} is already registered to another holder$",
+     gettext_noop("gift card %(code)s is already registered to another holder")),
     (rf"^voucher {_CODE} expired on (?P<day>[\d-]+)$", gettext_noop("voucher %(code)s expired on %(day)s")),
     (rf"^voucher {_CODE} was already redeemed on (?P<day>[\d-]+)$",
      gettext_noop("voucher %(code)s was already redeemed on %(day)s")),

@@ -208,7 +208,12 @@ def refund(request, scope: Scope, settlement_id: int):
         if not ids:
             return _receipt(request, scope, settlement, form=form, status=422,
                             problems=[_("Select the lines to refund.")])
-        left = {ol.id: ol.quantity - settlement.units_refunded.get(str(ol.id), 0) for ol in settlement.order.lines.all()}
+        order_lines = {ol.id: ol for ol in settlement.order.lines.select_related("item")}
+        left = {i: ol.quantity - settlement.units_refunded.get(str(i), 0) for i, ol in order_lines.items()}
+        # Lines refunded in full since the page was read (another tab, a colleague, Back): units all given back, or
+        # money all given back (a package-covered line of 0 fen still has units to give back).
+        spent = [ol.item.name for i, ol in order_lines.items()
+                 if i in ids and (left[i] <= 0 or 0 < ol.amount_fen <= ol.refunded_fen)]
         lines = [{"line_id": i, "quantity": left[i]} if left.get(i) else {"line_id": i} for i in ids]
     if _form_key(request.POST) is None:
         return _receipt(request, scope, settlement, form=form, status=422, problems=[str(_NO_KEY)])
@@ -218,6 +223,12 @@ def refund(request, scope: Scope, settlement_id: int):
     except errors.DomainError as exc:
         if exc.code == "idempotency_key_reused":
             return _receipt(request, scope, settlement, form=form, problems=[str(_KEY_USED_REFUND)], status=409)
+        if form.cleaned_data["scope"] == "lines" and spent:
+            # After the service (a resent form replays its refund): its bound for such a line read "must be between
+            # 0.01 and 0.00 yuan".
+            return _receipt(request, scope, settlement, form=form, status=422, problems=[
+                _("%(item)s is already refunded in full: untick it. Nothing was refunded.") % {"item": name}
+                for name in spent])
         return _receipt(request, scope, settlement, form=form, problems=_error_messages(exc), status=422)
     messages.success(request, _("Refunded %(amount)s yuan.") % {"amount": fen_to_yuan(done.amount_fen)})
     return redirect("checkout:receipt", settlement_id=settlement.id)

@@ -51,6 +51,12 @@ def erase(request, scope: Scope, customer_id: int):
     """Erase the person's personal information, after the reason and the typed confirmation."""
     customer = selectors.customer_get(scope, customer_id)
     require_permission(scope, Perm.CUSTOMER_PRIVACY)
+    if customer.erased_at is not None:
+        # The form sent again (Back, another tab) or a colleague erased them meanwhile: the erasure is done, and its
+        # confirmation (the name or phone tail, blanked now) could only be refused, on a card that no longer shows
+        # the form (a 422 without a word).
+        messages.info(request, _("This patient's personal information was already erased; nothing more was changed."))
+        return htmx_redirect(request, reverse("customers:detail", args=[customer.id]))
     form = EraseForm(request.POST, customer=customer)
     if form.is_valid():
         try:

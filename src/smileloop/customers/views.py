@@ -196,10 +196,16 @@ def _history_page(section: str, number: int, load) -> HistoryPage:
     return HistoryPage(section, rows[:HISTORY_PAGE_SIZE], number, len(rows) > HISTORY_PAGE_SIZE)
 
 
+# Sources the system itself records: an erasure withdraws every marketing consent (privacy.CONSENT_SOURCE), which
+# the consents card showed as the code "erasure" on a Chinese page.
+_SYSTEM_CONSENT_SOURCES = {"erasure": gettext_lazy("Erasure of personal information")}
+
+
 def _consent_source_label(source: str) -> str:
     """How a consent was given: the form's sources, else the channel a lead came through (imports and the API
-    record the channel's code), else the stored text."""
-    return str(CONSENT_SOURCE_LABELS.get(source) or dict(Channel.choices).get(source) or source)
+    record the channel's code), else a source the system records, else the stored text."""
+    return str(CONSENT_SOURCE_LABELS.get(source) or dict(Channel.choices).get(source)
+               or _SYSTEM_CONSENT_SOURCES.get(source) or source)
 
 
 class Customer360:
@@ -697,14 +703,21 @@ def customer_merge(request, scope: Scope):
     tab = _merge_tab(request.POST.get("tab"))
     if not form.is_valid():
         return _merge_refused(request, scope, form, tab=tab, problems=form.problems())
-    records = {pk: selectors.customer_get(scope, pk) for pk in form.cleaned_data["customers"]}
-    survivor = records.pop(form.cleaned_data["survivor"])
     try:
+        records = {pk: selectors.customer_get(scope, pk) for pk in form.cleaned_data["customers"]}
+        survivor = records.pop(form.cleaned_data["survivor"])
         with transaction.atomic():  # a group of three is merged whole or not at all
             for merged in records.values():
                 services.customer_merge(scope=scope, survivor=survivor, merged=merged, actor=request.user.staff,
                                         reason=form.cleaned_data["reason"], ip_address=client_ip(request))
                 survivor.refresh_from_db()
+    except errors.NotFound:
+        # The form sent twice (a double click), or a colleague merged the group meanwhile (the service, under its
+        # lock, finds the record merged): the records are tombstones now, which was a 404 page after a merge done.
+        done = _merge_done(request, scope, form.cleaned_data["customers"], form.cleaned_data["survivor"])
+        if done is None:
+            raise
+        return done
     except errors.Conflict as exc:
         problem = (_("One of these records heads a family and the record to keep belongs to another family: on their "
                      "page, make another member head of that family or take one of them out of their family first, "
@@ -718,6 +731,21 @@ def customer_merge(request, scope: Scope):
     messages.success(request, ngettext("Merged %(count)s record into %(name)s.",
                                        "Merged %(count)s records into %(name)s.", count)
                      % {"count": count, "name": survivor.name})
+    return _redirect(request, reverse("customers:detail", args=[survivor.id]))
+
+
+def _merge_done(request, scope: Scope, ids: list[int], survivor_id: int) -> HttpResponse | None:
+    """The kept record's page when every other record of the group is already merged into it (through merges of
+    merges); None when the group is not merged so (a record outside the scope, or merged into another record), which
+    stays a 404. Writes nothing."""
+    try:
+        survivor = selectors.customer_get(scope, survivor_id)
+        if any(selectors.customer_survivor_get(scope, pk).id != survivor.id for pk in ids if pk != survivor_id):
+            return None
+    except errors.NotFound:
+        return None
+    messages.info(request, _("These records were already merged into %(name)s; nothing more was changed.")
+                  % {"name": survivor.name})
     return _redirect(request, reverse("customers:detail", args=[survivor.id]))
 
 
