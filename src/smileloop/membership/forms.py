@@ -276,6 +276,11 @@ class BonusRulesField(forms.Field):
                     code="not_ascending", params={"row": row_number, "yuan": f"{topup:,.2f}",
                                                   "previous": f"{Decimal(rules[-1]['min_topup_fen']).scaleb(-2):,.2f}"}))
                 continue
+            if bonus > topup:  # 充100送1000, a typo for 送100: more stored value given than paid in
+                errors.append(forms.ValidationError(
+                    _("Row %(row)s: the bonus must not exceed the top-up it rewards (at most ¥%(yuan)s)."),
+                    code="bonus_above_topup", params={"row": row_number, "yuan": f"{topup:,.2f}"}))
+                continue
             seen[topup] = row_number
             rules.append({"min_topup_fen": to_fen(topup), "bonus_fen": to_fen(bonus)})
         if errors:

@@ -33,7 +33,11 @@ def _bonus_rules_errors(rules, field: str) -> list[FieldError]:
             for r in rules):
         return [FieldError(field, 'must be a list of {"min_topup_fen": 1 to 10000000000, "bonus_fen": 0 to '
                                   '10000000000} (fen)', str(rules)[:100])]
-    return []
+    # A bonus above the top-up it rewards (充100送1000, a typo for 送100) gives every patient who tops up that much more
+    # stored value than they paid in; the loyalty app's own bonus rules refuse the same (topup_bonus_rule_errors).
+    return [FieldError(field, f"rule {i}: the bonus ({r['bonus_fen']} fen) must not exceed the top-up it rewards "
+                              f"({r['min_topup_fen']} fen)", str(r)[:100])
+            for i, r in enumerate(rules, 1) if r["bonus_fen"] > r["min_topup_fen"]]
 
 
 def _action_data_errors(data) -> list[FieldError]:
