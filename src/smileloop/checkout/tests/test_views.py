@@ -475,6 +475,22 @@ def test_the_code_look_up_names_the_excluded_categories_in_words(client, front_d
     html = client.get(reverse("checkout:codes"), {"code": card.code}, HTTP_ACCEPT_LANGUAGE="zh-hans").text
     excluded = html[html.index('data-testid="excluded"'):]
     assert excluded[:excluded.index("</span>")].endswith(">口护产品") and "oral_care_product" not in html
+    assert "特价项目及排除类别：<span" in html  # the full-width colon of a Chinese label, not ": "
+
+
+def test_a_gift_card_that_pays_no_line_says_so_in_chinese_without_reversing_it():
+    """"(special-price items and excluded categories)" explains why the card pays nothing; "……除外" said the
+    opposite (every line except those)."""
+    from django.utils import translation
+
+    from smileloop.checkout.messages import PATTERNS
+    from smileloop.core.messages import message_display
+
+    message = ("gift card ABCD2345EFGH (储值卡1000) cannot pay for any line of this bill (special-price items and "
+               "excluded categories)")
+    with translation.override("zh-hans"):
+        shown = message_display(message, patterns=PATTERNS)
+    assert shown.startswith("储值卡 ABCD2345EFGH（储值卡1000）不能支付本单任何项目") and "除外" not in shown, shown
 
 
 def test_the_code_look_up_names_no_patient_of_another_clinic(client, front_desk_a, card_of_clinic_b):
