@@ -77,6 +77,31 @@ def phone_mask(e164: str | None) -> str:
     return f"{prefix}{digits[:head]}****{digits[len(digits) - tail:]}"
 
 
+# A Chinese mobile written in free text (notes, timeline texts, import cells): 1[3-9] and nine more digits, grouped
+# 3-4-4 or not (spaces, dashes, the invisible characters a paste leaves), full-width digits too, after an optional
+# +86 / 0086 / 86. No digit may touch it on either side, so a date (20230105), an order number, an ID number or an
+# amount is never taken for one.
+_SEP = r"[ \t\u3000\-–—" + INVISIBLE + "]?"
+_MOBILE_IN_TEXT = re.compile(
+    r"(?<!\d)(?:(?:[+＋]|00|００)?[8８][6６]" + _SEP + r")?"
+    r"([1１][3-9３-９]\d" + _SEP + r"\d{4}" + _SEP + r"\d{4})(?!\d)")
+
+
+def phones_masked(text: str) -> str:
+    """'妈妈 13911112222' → '妈妈 139****2222': every Chinese mobile in a free text masked as phone_mask masks a
+    phone field (+86 / 0086 and separators go with it). For readers who may not see phones (PIPL): staff type
+    relatives' numbers into notes, and the import keeps a number it could not link in the notes. Display only:
+    the stored text is never rewritten. One compiled regex, one pass."""
+    if not text:
+        return text or ""
+
+    def mask(match: re.Match) -> str:
+        digits = re.sub(r"\D", "", to_halfwidth(match.group(1)))
+        return phone_mask("+86" + digits) if len(digits) == 11 else match.group(0)
+
+    return _MOBILE_IN_TEXT.sub(mask, str(text))
+
+
 def phone_national(e164: str) -> str:
     """+8613800138000 → 138 0013 8000, +8675586001234 → 0755 8600 1234: a number as a Chinese reader writes it
     (notes, messages), the landline with its trunk 0."""
@@ -363,6 +388,6 @@ def prefix_upper_bound(prefix: str) -> str:
 
 
 __all__ = [
-    "phone_normalize", "phone_mask", "name_masked", "phone_display", "date_parse", "birthday_parse", "gender_parse",
-    "channel_parse", "pinyin_keys", "prefix_upper_bound", "to_halfwidth", "product",
+    "phone_normalize", "phone_mask", "phones_masked", "name_masked", "phone_display", "date_parse", "birthday_parse",
+    "gender_parse", "channel_parse", "pinyin_keys", "prefix_upper_bound", "to_halfwidth", "product",
 ]

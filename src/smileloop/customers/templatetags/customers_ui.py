@@ -2,9 +2,11 @@
 
 from django import template
 
+from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm
+from smileloop.clinics.selectors import active_staff_of
 from smileloop.core.money import yuan_grouped
 from smileloop.customers.enums import InteractionKind
-from smileloop.customers.normalize import phone_display, phone_mask
+from smileloop.customers.normalize import phone_display, phone_mask, phones_masked
 from smileloop.customers.timeline import timeline_text
 
 register = template.Library()
@@ -14,6 +16,24 @@ register = template.Library()
 def masked_phone(e164: str | None) -> str:
     """+8613800138000 → 138****8000."""
     return phone_mask(e164)
+
+
+@register.filter(is_safe=True)
+def phones_for(text, request) -> str:
+    """Free text that may hold someone's number (a patient's notes, timeline texts, import cells), as the reader
+    may see it: `{{ customer.notes|phones_for:request }}`. Chinese mobiles in it are masked (138****8000) unless the
+    reader's role may see phones (Perm.PHONE_VIEW), as the phone fields are; no request or no staff profile masks
+    (fail closed). Display only, the stored text is unchanged. Safe in, safe out: only digits become '*'."""
+    if not text:
+        return text
+    return text if may_see_phones(request) else phones_masked(text)
+
+
+def may_see_phones(request) -> bool:
+    """The role's permissions only (as the navigation reads them): the staff profile is the login's, already
+    loaded by the view, so this costs no query."""
+    staff = active_staff_of(getattr(request, "user", None))
+    return staff is not None and Perm.PHONE_VIEW in ROLE_PERMISSIONS.get(staff.role, frozenset())
 
 
 @register.filter
