@@ -31,7 +31,7 @@ from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import ConsentPurpose, IdentityKind, Relation, Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import channel_parse, phone_mask
+from smileloop.customers.normalize import channel_parse, phone_mask, phones_masked
 from smileloop.customers.privacy import customer_erase
 from smileloop.customers.selectors import consent_current, customer_get, customer_list, household_in_scope
 from smileloop.customers.services import (
@@ -250,7 +250,11 @@ def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None,
         "mobile_revealed": full_mobile is not None,
         "address": customer.address, "community": customer.community,
         "latitude": customer.latitude, "longitude": customer.longitude,
-        "campaign": customer.first_touch_campaign, "notes": customer.notes,
+        "campaign": customer.first_touch_campaign,
+        # numbers typed into the notes (a relative's, one the import could not link) are masked as on the 360 page
+        # for a role that may not see phones, unless this is the audited reveal
+        "notes": customer.notes if full_mobile is not None or scope.can(Perm.PHONE_VIEW)
+        else phones_masked(customer.notes),
         "first_visit_at": local_time(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
         # a phone identity is a phone number: masked as the mobile is, unless this is the audited reveal
         "identities": [{"kind": i.kind, "app_id": i.app_id,

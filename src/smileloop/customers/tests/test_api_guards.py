@@ -102,3 +102,16 @@ def test_a_campaign_longer_than_its_column_is_422_not_cut(client, clinic_a, toke
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["body.campaign"]
     assert not Customer.objects.exists()
+
+
+def test_numbers_in_the_notes_are_masked_for_a_role_that_may_not_see_phones(client, chain, clinic_a, token_a,
+                                                                            marketing):
+    """As on the 360 page: a relative's number typed into the notes is a phone number, shown in full to a role that
+    may see phones (the front desk) and masked to one that may not (marketing); the notes stored are unchanged."""
+    notes = "妈妈 13911112222，订单 20230105"
+    customer = CustomerFactory(chain=chain, home_clinic=clinic_a, notes=notes)
+    masked = get(client, f"/api/customers/{customer.id}", token=token_create(username=marketing.user.username))
+    assert masked.json()["notes"] == "妈妈 139****2222，订单 20230105"
+    assert get(client, f"/api/customers/{customer.id}", token=token_a).json()["notes"] == notes
+    customer.refresh_from_db()
+    assert customer.notes == notes
