@@ -285,6 +285,16 @@ def test_the_demo_chains_pages_show_no_chinese_of_their_own_in_english_for_every
     with translation.override("zh-hans"):
         demo_create(customers=60, progress=False)
     strings = list(_database_strings())
+    # A follow-up script is what the patient is told, in Chinese whatever the reader's language: filled in for the
+    # patient ("昨天", a relative called as "李国庆家属"), it is data too. Which tasks the demo makes depends on the day.
+    from django.utils import timezone
+
+    from smileloop.followups.models import FollowupTask
+    from smileloop.followups.script import tasks_scripts_fill
+
+    tasks = list(FollowupTask.objects.select_related("customer", "clinic", "doctor", "step"))
+    tasks_scripts_fill(tasks, today=timezone.localdate())
+    strings += [task.script_text for task in tasks] + ["家长", "家属"]
     data = (Data(strings, EXAMPLES), Data(strings, EXAMPLES | _import_headers()))  # elsewhere, on the import pages
     users = get_user_model().objects
     client.force_login(users.get(username="admin"))

@@ -110,6 +110,9 @@ CATALOGUE = [
     ("OC03", "牙线", Category.ORAL_CARE_PRODUCT, 1_990, False, False),
     ("OC04", "漱口水", Category.ORAL_CARE_PRODUCT, 5_900, False, False),
     ("OC05", "抗敏感牙膏", Category.ORAL_CARE_PRODUCT, 3_900, False, False),
+    # free first visits, recorded as an appointment with no bill (last, so the items above keep their ids)
+    ("CS01", "初诊咨询", Category.EXAM, 0, False, False),
+    ("CS02", "免费口腔检查", Category.EXAM, 0, False, False),
 ]
 
 # First-touch channel weights (per cent): referrals are the biggest single source (DOMAIN.md).
@@ -138,5 +141,9 @@ LEAD_NOTES = [
     "咨询种植牙价格，说要再考虑", "询问隐形矫正费用，约了面诊未到", "团购券未核销", "电话回访无人接听",
     "想给孩子做涂氟，周末再约", "询问洁牙是否疼", "对比了几家诊所的价格", "预约后临时有事取消",
 ]
+# A consultant's call after a free consultation or exam that did not turn into treatment (yet).
+CONSULT_NOTES = ["面诊后觉得种植价格偏高，说要和家人商量", "隐形矫正方案已发微信，顾客在比较几家", "免费检查发现两颗龋齿，建议尽快补，说忙完这阵再约",
+                 "检查后建议洁牙，顾客暂时不需要", "咨询后已加企业微信，说下个月再来", "团购免费检查已核销，未做后续治疗",
+                 "医生建议拍CBCT再定方案，顾客说再考虑", "回访未接通，已发短信"]
 VISIT_NOTES = ["满意度回访：非常满意", "满意度回访：满意", "满意度回访：一般，候诊时间长", "术后回访：无明显不适",
                "术后回访：轻微肿胀，已告知冰敷", "复诊提醒已发送", "提醒半年洁牙", "已加入医患群"]

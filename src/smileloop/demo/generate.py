@@ -11,7 +11,8 @@ Invariants the rows keep (the tests check them):
   order/line refunded_fen equal the refund lines;
 - customer.lifetime_spend_fen = Σ (order.amount_fen − order.refunded_fen); visit_count = completed
   appointments; first/last_visit_at = first/last completed appointment; stage lead (no visit),
-  dormant (no visit in the last 365 days) or patient;
+  dormant (no visit in the last 365 days), arrived (visits, never billed: the ~7 % of those who come who had
+  a free consultation or exam and did not go on, `_consultation`) or treated;
 - plan.steps_done = done steps, steps_total = all steps, and every done step has a procedure;
 - mobiles are unique within a run (an affine bijection of the customer's index).
 """
@@ -190,6 +191,8 @@ _PAY_METHODS, _PAY_CUM = _cum([(PaymentMethod.WECHAT_PAY, 46), (PaymentMethod.AL
                                (PaymentMethod.INSURANCE, 6), (PaymentMethod.WALLET, 8)])
 _TREATMENT_CATEGORIES = {Category.FILLING, Category.EXTRACTION, Category.IMPLANT, Category.ORTHODONTICS,
                          Category.WHITENING, Category.PROSTHODONTICS, Category.PERIODONTICS}
+# where a free exam is sold or given away (group-buy platforms, community check-up days)
+_FREE_EXAM_CHANNELS = {Channel.MEITUAN, Channel.DOUYIN, Channel.COMMUNITY_EVENT}
 _NO_PROCEDURE_CODES = {"OR03", "IM05", "PD01", "PD99", "PE02"}
 _SOURCE_BY_CHANNEL = {Channel.WECHAT_OA: "wechat", Channel.WECOM: "wecom", Channel.MINI_PROGRAM: "mini_program",
                       Channel.DOUYIN: "douyin", Channel.MEITUAN: "meituan", Channel.WEBSITE: "website",
@@ -412,14 +415,18 @@ class PoolGenerator:
         if p.relation not in (None, Relation.HEAD) and family_patient and rng.random() < 0.6:
             return "child" if age < 13 else rng.choice(("regular", "regular", "occasional", "implant" if age > 50
                                                         else "regular"))
+        # consult: came for a free consultation or exam and was never billed (~7 % of those who come; a child
+        # checked free after a kindergarten talk, a teenager brought for an orthodontic consultation)
         if age < 13:
-            return "child" if rng.random() < 0.85 else "lead"
+            r = rng.random()
+            return "child" if r < 0.81 else "consult" if r < 0.85 else "lead"
         if age < 18:
-            return rng.choices(("ortho", "regular", "lead", "occasional"), (30, 40, 15, 15))[0]
-        weights = {"lead": 22, "special": 12 if p.channel in (Channel.DOUYIN, Channel.MEITUAN) else 6,
+            return rng.choices(("ortho", "regular", "lead", "occasional", "consult"), (30, 40, 15, 15, 8))[0]
+        weights = {"lead": 24, "special": 12 if p.channel in (Channel.DOUYIN, Channel.MEITUAN) else 6,
                    "occasional": 18, "regular": 28,
                    "implant": 0 if age < 30 else 4 if age < 45 else 12, "ortho": 8 if age < 35 else 2,
-                   "perio": 2 if age < 35 else 6, "crown": 4}
+                   "perio": 2 if age < 35 else 6, "crown": 4,
+                   "consult": 11 if p.channel in _FREE_EXAM_CHANNELS else 8}
         return rng.choices(list(weights), list(weights.values()))[0]
 
     # --- one person's history ----------------------------------------------------------------------
@@ -444,7 +451,9 @@ class PoolGenerator:
             if first_day < now_day + 30:
                 booked.append((first_day, "EX01"))
             first_day = None
-        if first_day is not None:
+        if first_day is not None and archetype == "consult":
+            self._consultation(p, first_day, visits, booked)
+        elif first_day is not None:
             life = {"special": 60 if rng.random() < 0.65 else 900, "occasional": 300, "regular": 1500,
                     "child": 1100, "implant": 1200, "ortho": 1400, "perio": 1000, "crown": 1000}[archetype]
             stop_day = min(now_day, first_day + 1 + int(rng.expovariate(1 / life)))
@@ -511,7 +520,8 @@ class PoolGenerator:
             stage = reached
             stage_at = first_ts if visit_count else created
         self._customer_rows(p, rows, created, created_minute, stage, visit_count, spend, first_ts, last_ts,
-                            consultant if (visit_count or rng.random() < 0.5) else None, last_day, reached, stage_at)
+                            consultant if (visit_count or rng.random() < 0.5) else None, last_day, reached, stage_at,
+                            consulted=archetype == "consult")
         return visit_count
 
     def _first_visit_items(self, archetype: str, p: Person) -> list[tuple[str, str]]:
@@ -532,6 +542,19 @@ class PoolGenerator:
         if archetype == "occasional" and rng.random() < 0.5:
             return [("EX01", ""), (rng.choice(("FI01", "FI01", "EXT1", "FI03", "EXT2")), self._tooth())]
         return [("EX01", ""), ("CL01", "")]
+
+    def _consultation(self, p: Person, first_day: int, visits, booked) -> None:
+        """A free first visit and no bill: a consultation (初诊咨询: a price, a plan, a second opinion) or a free
+        exam (a group-buy voucher, a community check-up day). A few come back once more, free again; a few seen
+        in the last month have booked their first treatment since."""
+        rng = self.rng
+        free_exam = p.channel in _FREE_EXAM_CHANNELS or rng.random() < 0.3
+        visits[first_day].append(("CS02" if free_exam else "CS01", "", None))
+        r = rng.random()
+        if r < 0.15:
+            visits[first_day + _ri(rng, 7, 40)].append(("CS01", "", None))  # a day after today is dropped
+        elif r < 0.45 and first_day >= self.now_day - 30:
+            booked.append((self.now_day + _ri(rng, 1, 21), "CL01" if free_exam else "EX01"))
 
     def _tooth(self, child: bool = False) -> str:
         rng = self.rng
@@ -766,7 +789,7 @@ class PoolGenerator:
 
     # --- the customer row and what hangs off it ----------------------------------------------------
     def _customer_rows(self, p: Person, rows, created, created_minute, stage, visit_count, spend, first_ts,
-                       last_ts, consultant, last_day, reached, stage_at) -> None:
+                       last_ts, consultant, last_day, reached, stage_at, consulted: bool = False) -> None:
         rng, chain_id = self.rng, self.chain_id
         clinic = p.clinic
         staff_attr = None
@@ -842,10 +865,12 @@ class PoolGenerator:
                 at = self.ts(min(self.now_day - 1, p.created_day + 1 + 3 * k), 630 + _rr(rng, 420))
                 inter.append((self.ids.take("customers_interaction"), p.id, InteractionKind.CALL,
                               rng.choice(data.LEAD_NOTES), consultant or clinic.consultants[0], clinic.id, at, "{}"))
-        elif rng.random() < 0.5 and last_day is not None and last_day < self.now_day - 2:
+        elif rng.random() < (0.8 if consulted else 0.5) and last_day is not None and last_day < self.now_day - 2:
+            # the consultant's call after the visit (after a free one that led nowhere yet: what was said)
             at = self.ts(last_day + _ri(rng, 1, 2), 960)
             inter.append((self.ids.take("customers_interaction"), p.id, InteractionKind.CALL,
-                          rng.choice(data.VISIT_NOTES), clinic.consultants[-1], clinic.id, at, "{}"))
+                          rng.choice(data.CONSULT_NOTES if consulted else data.VISIT_NOTES),
+                          consultant if consulted else clinic.consultants[-1], clinic.id, at, "{}"))
 
 
 def community_ring(rng: random.Random, lat: float, lng: float, count: int) -> list[tuple[str, float, float]]:

@@ -136,3 +136,49 @@ def test_no_two_of_one_family_share_a_name_and_a_clash_leaves_the_seeds_other_dr
     # then he gets another name of his surname, and the seed's stream moved by the one draw it would have anyway
     assert second != first and second.startswith("王")
     assert gen.rng.random() == (lambda g: (g.rng.random(), g.rng.random())[1])(generator())
+
+
+def _consult_only(chain: Chain) -> dict[str, int]:
+    """Live customers of the chain at stage arrived, per home clinic code, after checking each came (a completed
+    appointment) and was never billed."""
+    from smileloop.visits.models import Appointment
+
+    arrived = Customer.objects.filter(chain=chain, merged_into__isnull=True, stage="arrived")
+    for c in arrived:
+        assert Appointment.objects.filter(customer=c, status="completed").exists(), c.id
+        assert not Order.objects.filter(customer=c).exists() and c.lifetime_spend_fen == 0, c.id
+    counts: dict[str, int] = {}
+    for code in arrived.values_list("home_clinic__code", flat=True):
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def test_some_patients_came_for_a_free_consultation_and_rest_at_arrived_in_the_funnel(db):
+    # given a small seed, its stages re-derived from the facts as the demo does
+    from smileloop.clinics.selectors import scope_for_staff
+    from smileloop.lifecycle.demo import demo_load
+    from smileloop.lifecycle.selectors import funnel
+    from smileloop.visits.models import Appointment
+
+    first = chain_seed(customers=300, clinics=2, years=3, seed=21, today=TODAY, orders_per_customer=3)
+    demo_load(chain=first.chain, today=TODAY)
+    # when marketing reads the funnel
+    marketing = Staff.objects.filter(chain=first.chain, role=Role.MARKETING).first()
+    stages = {step.stage: step for step in funnel(scope_for_staff(marketing)).stages}
+    # then some patients rest at arrived: they came (a completed free consultation or exam), were never billed
+    by_clinic = _consult_only(first.chain)
+    arrived = sum(by_clinic.values())
+    assert arrived >= 3 and stages["arrived"].current == arrived
+    assert stages["arrived"].reached > stages["treated"].reached
+    free = Appointment.objects.filter(chain=first.chain, status="completed", service_item__list_price_fen=0,
+                                      customer__stage="arrived")
+    assert free.exists()
+    # and 5–10 % of those who came never paid (the dormant and lost ones among them too)
+    came = Customer.objects.filter(chain=first.chain, visit_count__gt=0)
+    never_paid = came.exclude(orders__isnull=False).count()
+    assert 0.04 <= never_paid / came.count() <= 0.11
+    # and the same seed gives the same counts
+    again = chain_seed(customers=300, clinics=2, years=3, seed=21, today=TODAY, orders_per_customer=3)
+    demo_load(chain=again.chain, today=TODAY)
+    assert _consult_only(again.chain) == by_clinic
+    assert again.rows == first.rows
