@@ -235,7 +235,7 @@ def _pages_with_form_wide_errors(user, scope, patient) -> dict[str, str]:
         req._messages = FallbackStorage(req)
         return req
 
-    new = CustomerForm(scope, {"name": "李雷", "mobile": "13800138000"})
+    new = CustomerForm(scope, {"name": "李雷", "mobile": "13800138000", "key": "k1"})
     consent = ConsentForm({"purpose": "marketing_sms", "granted": "on", "source": "paper"})
     family = FamilyMemberForm(scope, {"member": patient.mobile or "", "relation": "spouse"}, head=patient)
     for form in (new, consent, family):

@@ -138,7 +138,9 @@ CONSENT_SOURCES = [
 CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
 RELATIVE_NOT_FOUND = _("No customer with this mobile or number in your clinics.")
 _RELATIONS = [c for c in Relation.choices if c[0] != Relation.HEAD]
-_REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation")  # new customers
+_REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation", "key")  # new ones
+FORM_KEY_MISSING = _("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
+                     "recorded.")
 
 
 class CustomerForm(DomainErrorsMixin, forms.Form):
@@ -172,6 +174,10 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
                                required=False, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     relation = forms.ChoiceField(label=_("The relative is the new customer's"), required=False,
                                  choices=_blank("—") + _RELATIONS)
+    # New customers only: made when the page is shown and sent back hidden, so that the same form sent twice (Back and
+    # resubmit, a retried request, a second tab) registers one person (views.customer_create). Refused when missing
+    # (clean): such posts would otherwise be registered twice, as they were.
+    key = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, scope: Scope, *args, customer: Customer | None = None, **kwargs):
         if customer is not None and "initial" not in kwargs:
@@ -209,6 +215,11 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
             for name in _REGISTRATION_FIELDS:
                 del self.fields[name]
 
+    def clean_key(self) -> str | None:
+        """The key the page rendered (a page makes 32 hex digits); None when missing or not one a page makes."""
+        value = self.cleaned_data["key"]
+        return value if 0 < len(value) <= 64 and value.isprintable() else None
+
     def clean_relative(self) -> Customer | None:
         text = self.cleaned_data["relative"].strip()
         if not text:
@@ -226,6 +237,9 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
             self.add_error("relation", _("Say what the relative is to the new customer."))
         elif cleaned.get("relation") and not self.errors.get("relative") and cleaned.get("relative") is None:
             self.add_error("relative", _("Enter the relative's mobile or customer number, or clear the relation."))
+        if "key" in self.fields and not cleaned.get("key"):
+            # Form-wide: the key is a hidden field, whose own errors no page shows.
+            self.add_error(None, FORM_KEY_MISSING)
         return cleaned
 
     def clean_mobile(self) -> str | None:

@@ -5,6 +5,8 @@ Every view gets the staff member's Scope first and reads patient data only throu
 a customer outside the scope is a 404, indistinguishable from one that does not exist.
 """
 
+import json
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlencode
@@ -29,6 +31,7 @@ from smileloop.clinics.web import require_permission as _require
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
 from smileloop.core.csvsafe import csv_response, csv_safe
+from smileloop.core.idempotency import idempotent_call
 from smileloop.core.messages import message_display
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
@@ -323,6 +326,7 @@ def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = ""
         "family_form": forms.get("family_form") or FamilyMemberForm(scope, head=customer),
         "lost_form": forms.get("lost_form") or MarkLostForm(),
         "family_error": forms.get("family_error"),
+        "consent_error": forms.get("consent_error"),  # a refusal the consents card has no form to show on (erased)
         "head_open": forms.get("head_open"),  # the member whose "Make head" form stays open (a refusal)
         "relation_choices": [c for c in Relation.choices if c[0] != Relation.HEAD],
     }
@@ -382,6 +386,11 @@ def phone_reveal(request, scope: Scope, customer_id: int):
 def consent_add(request, scope: Scope, customer_id: int):
     customer = selectors.customer_get(scope, customer_id)
     _require(scope, Perm.CUSTOMER_EDIT)
+    if customer.erased_at is not None:
+        # Its page offers no consent form (an anonymous record consents to nothing): a post from a page opened before
+        # the erasure, or made by hand, was a 422 without a word. Said above the consents, nothing recorded.
+        return _render_360(request, scope, customer, fragment="consents", status=422,
+                           consent_error=message_display(services.ERASED_REFUSED))
     form = ConsentForm(request.POST)
     if form.is_valid():
         try:
@@ -426,6 +435,9 @@ def note_add(request, scope: Scope, customer_id: int):
 def family_add(request, scope: Scope, customer_id: int):
     customer = selectors.customer_get(scope, customer_id)
     _require(scope, Perm.CUSTOMER_EDIT)
+    if customer.erased_at is not None:  # as consent_add: no form on its page to show the refusal on
+        return _render_360(request, scope, customer, fragment="family", status=422,
+                           family_error=message_display(services.ERASED_REFUSED))
     form = FamilyMemberForm(scope, request.POST, head=customer)
     if form.is_valid():
         try:
@@ -538,49 +550,109 @@ _FAMILY_MEMBER_EXISTS = gettext_lazy(
     "a second one (a phone-less person is matched by name and birthday in the family).")
 
 
+# A form whose key already registered someone else: an earlier copy of the page (Back after registering) changed and
+# sent again. The page comes back with a new key, so a second click registers this person as their own.
+_KEY_USED = gettext_lazy("This form already registered a different patient (it is an earlier copy of the page, e.g. "
+                         "after Back). Nothing was recorded: check the details and submit again to register this "
+                         "patient.")
+
+
+class _Refused(Exception):
+    """A registration refused with the reasons put on the form: raised out of idempotent_call so that its transaction
+    (the key's claim with it) is rolled back and nothing is stored under the key: the form, corrected, is sent again
+    with the same key and registers the person."""
+
+
+class _FormSent:
+    """A posted form as core.idempotency fingerprints a request (method, path, query string, body): its fields in a
+    canonical order, without the CSRF token (masked anew on every page rendered) and the multipart boundary (new on
+    every send). The same form sent again is the same request; the same key with other data is not."""
+
+    method = "POST"
+
+    def __init__(self, request):
+        self.path = request.path
+        self.META = {"QUERY_STRING": request.META.get("QUERY_STRING", "")}
+        self.body = json.dumps({name: request.POST.getlist(name) for name in request.POST
+                                if name != "csrfmiddlewaretoken"}, sort_keys=True, ensure_ascii=False).encode()
+
+
 @staff_view
 @require_http_methods(["GET", "POST"])
 def customer_create(request, scope: Scope):
+    """Register a person. Once per form: its hidden key is claimed under the reader's user in core.idempotency (the
+    claim waits for a concurrent one), so the same form sent twice (Back and resubmit, a retry, a second tab) leads to
+    the patient the first made, nothing written; the key with other data is refused (409) and the page comes back
+    with a new key. A refusal stores nothing: the corrected form is sent again with its key."""
     _require(scope, Perm.CUSTOMER_EDIT)
-    form = CustomerForm(scope, request.POST or None)
-    existing, existing_visible, existing_in_family = None, False, False
-    if request.method == "POST" and form.is_valid():
-        existing, existing_visible = form.existing_customer()
-        if existing is not None:
+    form = CustomerForm(scope, request.POST if request.method == "POST" else None)  # an empty POST: its errors shown
+    state = {"existing": None, "existing_visible": False, "existing_in_family": False}
+    form_key = uuid.uuid4().hex
+    status = 422 if request.method == "POST" else 200
+
+    def register() -> tuple[int, dict]:
+        state["existing"], state["existing_visible"] = form.existing_customer()
+        if state["existing"] is not None:
             form.add_error("mobile", _("This mobile number already belongs to an existing customer.")
-                           if existing_visible else
+                           if state["existing_visible"] else
                            _("This mobile number belongs to a customer of another clinic; ask a chain "
                              "administrator to transfer them."))
-        else:
-            try:
-                customer, _created = services.customer_register(
-                    scope=scope, data=form.service_data(), consents=form.consent_data(),
-                    relative=form.cleaned_data.get("relative"), relation=form.cleaned_data.get("relation"),
-                    actor=request.user.staff)
-            except errors.ValidationFailed as exc:
-                form.add_domain_errors(exc)
-            except errors.Conflict as exc:
-                if exc.code == "family_member_exists":  # the service's check; the form finds the record to link
-                    existing, existing_visible = form.existing_family_member()
-                    existing_in_family = True
-                    shown = (form.cleaned_data["name"] if existing is None
-                             else existing.name if existing_visible else name_masked(existing.name))
-                    form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": shown,
-                                                                    "relative": form.cleaned_data["relative"].name})
-                elif exc.code == "erased":  # the relative named is an erased record: never linked to anyone again
-                    form.add_error("relative", message_display(exc.message))
-                elif exc.code in ("household_same", "household_conflict"):
-                    form.add_error("relative", _("This relative already belongs to another family; link them from "
-                                                 "the customer page after creating."))
-                else:
-                    form.add_error("mobile", _("This mobile number already belongs to an existing customer."))
+            raise _Refused
+        try:
+            customer, _created = services.customer_register(
+                scope=scope, data=form.service_data(), consents=form.consent_data(),
+                relative=form.cleaned_data.get("relative"), relation=form.cleaned_data.get("relation"),
+                actor=request.user.staff)
+        except errors.ValidationFailed as exc:
+            form.add_domain_errors(exc)
+            raise _Refused from exc
+        except errors.Conflict as exc:
+            if exc.code == "family_member_exists":  # the service's check; the form finds the record to link
+                existing, visible = form.existing_family_member()
+                state.update(existing=existing, existing_visible=visible, existing_in_family=True)
+                shown = (form.cleaned_data["name"] if existing is None
+                         else existing.name if visible else name_masked(existing.name))
+                form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": shown,
+                                                                "relative": form.cleaned_data["relative"].name})
+            elif exc.code == "erased":  # the relative named is an erased record: never linked to anyone again
+                form.add_error("relative", message_display(exc.message))
+            elif exc.code in ("household_same", "household_conflict"):
+                form.add_error("relative", _("This relative already belongs to another family; link them from "
+                                             "the customer page after creating."))
             else:
-                messages.success(request, _("Customer %(name)s created.") % {"name": customer.name})
-                return _redirect(request, reverse("customers:detail", args=[customer.id]))
-    context = {"form": form, "existing": existing if existing_visible else None,
-               "existing_in_family": existing_in_family, "customer": None}
-    return render(request, "customers/customer_form.html", context,
-                  status=422 if request.method == "POST" else 200)
+                form.add_error("mobile", _("This mobile number already belongs to an existing customer."))
+            raise _Refused from exc
+        state["created"] = customer
+        return 201, {"customer_id": customer.id}  # stored under the key: an id, nothing about the person
+
+    if request.method == "POST" and form.is_valid():
+        form_key = form.cleaned_data["key"]
+        try:
+            _status, body, replayed = idempotent_call(
+                request=_FormSent(request), user_id=request.user.id, key=f"web:customers.create:{form_key}",
+                operation="customers.create", run=register)
+        except _Refused:
+            pass
+        except errors.Conflict as exc:
+            if exc.code == "idempotency_key_reused":
+                form.add_error(None, _KEY_USED)
+                form_key, status = uuid.uuid4().hex, 409
+            else:  # "race": a copy sent at the same moment failed and freed the key; sending again is safe
+                form.add_error(None, _("This form was being sent twice at the same moment. Nothing was recorded: "
+                                       "submit it again."))
+                status = 409
+        else:
+            if replayed:
+                messages.info(request, _("This form was already sent: this is the patient it registered. Nothing new "
+                                         "was recorded."))
+            else:
+                messages.success(request, _("Customer %(name)s created.") % {"name": state["created"].name})
+            return _redirect(request, reverse("customers:detail", args=[body["customer_id"]]))
+    elif request.method == "POST" and form.cleaned_data.get("key"):
+        form_key = form.cleaned_data["key"]  # refused before its claim: the corrected form is still this one
+    context = {"form": form, "existing": state["existing"] if state["existing_visible"] else None,
+               "existing_in_family": state["existing_in_family"], "customer": None, "form_key": form_key}
+    return render(request, "customers/customer_form.html", context, status=status)
 
 
 @staff_view

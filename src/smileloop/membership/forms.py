@@ -132,6 +132,10 @@ class EnrolForm(DomainErrorMixin, forms.Form):
                      related=("plan",), tail="ORDER BY t1.name, t1.id, t0.rank, t0.id")
 
 
+FORM_KEY_MISSING = _("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
+                     "recorded.")
+
+
 class RenewForm(DomainErrorMixin, forms.Form):
     fee_yuan = yuan_field(_("Fee recorded (yuan)"))
     # Made when the form is shown: a retried POST (its answer lost) renews and records the fee once.
@@ -140,6 +144,20 @@ class RenewForm(DomainErrorMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
+        sent = self.data.get(self.add_prefix("key"), "") if self.is_bound else None
+        self.key_missing = sent is not None and not (0 < len(sent.strip()) <= 100 and sent.isprintable())
+        if self.key_missing:
+            # A post without the key its form renders (hand-made, or a page cached from before): refused, saying so
+            # (clean: a hidden field's own error shows nowhere, it was a 422 without a word), and shown again with a
+            # new key, so the form sent again from the card is taken.
+            self.data = self.data.copy()
+            self.data[self.add_prefix("key")] = uuid.uuid4().hex
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.key_missing:
+            self.add_error(None, FORM_KEY_MISSING)
+        return cleaned
 
 
 class TierChangeForm(DomainErrorMixin, forms.Form):

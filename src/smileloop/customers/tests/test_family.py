@@ -1,6 +1,8 @@
 """Linking relatives from a customer's page: the relation staff pick is what the relative is to that customer,
 whoever heads the household; what is stored is the relation to the head."""
 
+import uuid
+
 import pytest
 from django.urls import reverse
 
@@ -125,7 +127,8 @@ def test_the_family_form_asks_what_they_are_to_this_patient_and_explains_a_refus
 
 
 def _register(client, clinic, **extra):
-    data = {"name": "李小宝", "gender": "M", "birthday": "2019-05-01", "home_clinic": clinic.id, **extra}
+    data = {"name": "李小宝", "gender": "M", "birthday": "2019-05-01", "home_clinic": clinic.id,
+            "key": uuid.uuid4().hex, **extra}  # a new page's key: each call is a form of its own
     return client.post(reverse("customers:create"), data, HTTP_ACCEPT_LANGUAGE="en")
 
 
@@ -364,7 +367,7 @@ def test_a_family_member_of_another_clinic_is_named_masked_and_not_linked(client
     login(client, front_desk_a)
 
     response = client.post(reverse("customers:create"), {
-        "name": "李小宝", "gender": "M", "birthday": "2019-05-01", "home_clinic": clinic_a.id,
+        "name": "李小宝", "gender": "M", "birthday": "2019-05-01", "home_clinic": clinic_a.id, "key": "k1",
         "relative": "13800138000", "relation": Relation.PARENT}, HTTP_ACCEPT_LANGUAGE="zh-hans")
 
     assert response.status_code == 422

@@ -59,7 +59,7 @@ def test_a_hotline_on_the_new_patient_form_is_a_field_error_in_the_staff_languag
     from smileloop.customers.models import Customer
 
     client.force_login(front_desk_a.user)
-    page = client.post(reverse("customers:create"), {"name": "张三", "mobile": "4008123123", "gender": "U",
+    page = client.post(reverse("customers:create"), {"name": "张三", "mobile": "4008123123", "gender": "U", "key": "k1",
                                                      "home_clinic": front_desk_a.clinics.first().pk},
                        HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "这是服务号码（400、800 或增值号码），不是个人号码" in page.content.decode()

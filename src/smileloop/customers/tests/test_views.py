@@ -421,7 +421,7 @@ def test_create_makes_a_customer_and_redirects_to_the_360_page(client, front_des
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
         "name": "王五", "mobile": "139 1234 5678", "gender": "F", "birthday": "1990-01-05",
-        "home_clinic": clinic_a.id, "source": "douyin"})
+        "home_clinic": clinic_a.id, "source": "douyin", "key": "k1"})
     customer = Customer.objects.get(name="王五")
     assert response.status_code == 302
     assert response["Location"] == reverse("customers:detail", args=[customer.id])
@@ -441,7 +441,7 @@ def test_the_new_customer_form_preselects_the_only_clinic_of_a_clinic_member(cli
 def test_create_shows_field_messages_and_writes_nothing(client, front_desk_a):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "", "mobile": "12345", "gender": "M", "birthday": "2999-01-01"})
+        "name": "", "mobile": "12345", "gender": "M", "birthday": "2999-01-01", "key": "k1"})
     assert response.status_code == 422
     errors = response.context["form"].errors
     assert errors["name"] == ["This field is required."]
@@ -456,7 +456,7 @@ def test_create_with_an_existing_phone_links_to_the_person_instead_of_duplicatin
                                                                                    zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id})
+        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id, "key": "k1"})
     assert response.status_code == 422
     assert response.context["existing"] == zhang_san
     assert reverse("customers:detail", args=[zhang_san.id]) in response.text
@@ -468,7 +468,7 @@ def test_create_with_an_existing_phone_links_to_the_person_instead_of_duplicatin
 def test_create_with_a_phone_of_another_clinic_does_not_reveal_them(client, front_desk_a, clinic_a, li_si):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "李四", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id})
+        "name": "李四", "mobile": "13900139000", "gender": "U", "home_clinic": clinic_a.id, "key": "k1"})
     assert response.status_code == 422
     assert response.context["existing"] is None
     assert reverse("customers:detail", args=[li_si.id]) not in response.text
@@ -511,7 +511,8 @@ def test_a_stage_posted_to_the_edit_form_is_ignored(client, front_desk_a, clinic
 def test_a_stage_posted_to_the_create_form_still_makes_a_lead(client, front_desk_a, clinic_a):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "王五", "mobile": "13912345678", "gender": "F", "home_clinic": clinic_a.id, "stage": "member"})
+        "name": "王五", "mobile": "13912345678", "gender": "F", "home_clinic": clinic_a.id, "stage": "member",
+        "key": "k1"})
     assert response.status_code == 302
     customer = Customer.objects.get(name="王五")
     assert (customer.stage, customer.stage_reached) == (Stage.LEAD, Stage.LEAD)

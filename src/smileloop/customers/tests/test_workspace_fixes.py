@@ -184,7 +184,7 @@ def test_the_compare_link_is_404_for_a_record_outside_the_scope(client, director
 def test_the_new_customer_form_keeps_its_own_wording(client, front_desk_a, clinic_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id}, headers=ZH)
+        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id, "key": "k1"}, headers=ZH)
     assert "该手机号已属于 张三，未重复创建客户。" in response.text
 
 
@@ -229,7 +229,7 @@ def test_a_customer_number_typed_with_a_chinese_ime_is_found(scope_a, zhang_san,
 def test_the_came_with_field_takes_a_full_width_customer_number(client, front_desk_a, clinic_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "张小宝", "gender": "M", "home_clinic": clinic_a.id, "relative": f"＃{zhang_san.id}",
+        "name": "张小宝", "gender": "M", "home_clinic": clinic_a.id, "relative": f"＃{zhang_san.id}", "key": "k1",
         "relation": "parent"})
     assert response.status_code == 302
     child = Customer.objects.get(name="张小宝")

@@ -385,8 +385,8 @@ def test_a_renewal_of_a_lifetime_card_is_refused_with_its_reason_on_the_card(cli
     before = list(MembershipEvent.objects.values_list("id", flat=True))
     # when a renewal is posted without its key
     response = client.post(reverse("membership:renew", args=[wang.id]), {"fee_yuan": "10"}, headers=HTMX)
-    # then the card names the missing field
+    # then the card says what is wrong
     assert response.status_code == 422
     error = response.text.split('data-testid="member-card-error"', 1)[1].split("</div>", 1)[0]
-    assert "key: This field is required." in error
+    assert "This form is incomplete (its key is missing): reload the page and try again." in error
     assert list(MembershipEvent.objects.values_list("id", flat=True)) == before
