@@ -30,6 +30,7 @@ from smileloop.clinics.selectors import clinic_list
 from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
+from smileloop.core.forms import FORM_KEY_MISSING
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
@@ -131,8 +132,6 @@ def _form_key(data) -> str | None:
     return key if 0 < len(key) <= 64 and key.isprintable() else None  # a NUL cannot be stored on PostgreSQL
 
 
-_NO_KEY = gettext_lazy("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
-                       "recorded.")
 # A form whose key already paid (or refunded) something else: an old copy of the page (Back after paying) changed
 # and sent again. The page comes back with a new key, so a second click records this one as its own.
 _KEY_USED_BILL = gettext_lazy("This page already paid a different bill (it is an earlier copy, e.g. after Back). "
@@ -144,7 +143,7 @@ _KEY_USED_REFUND = gettext_lazy("This form already made a different refund (it i
 def _pay(request, scope: Scope, bill, context: dict) -> HttpResponse:
     data = request.POST
     if _form_key(data) is None:
-        context["problems"] = [str(_NO_KEY)]
+        context["problems"] = [str(FORM_KEY_MISSING)]
         return render(request, "checkout/bill.html", context, status=422)
     try:
         if (data.get("priced_total") != str(bill.total_fen) or data.get("priced_cash") != str(bill.cash_fen)):
@@ -216,7 +215,7 @@ def refund(request, scope: Scope, settlement_id: int):
                  if i in ids and (left[i] <= 0 or 0 < ol.amount_fen <= ol.refunded_fen)]
         lines = [{"line_id": i, "quantity": left[i]} if left.get(i) else {"line_id": i} for i in ids]
     if _form_key(request.POST) is None:
-        return _receipt(request, scope, settlement, form=form, status=422, problems=[str(_NO_KEY)])
+        return _receipt(request, scope, settlement, form=form, status=422, problems=[str(FORM_KEY_MISSING)])
     try:
         done = checkout_refund(settlement=settlement, lines=lines, key=f"web:{scope.user_id}:{_form_key(request.POST)}",
                                actor=getattr(request.user, "staff", None), reason=form.cleaned_data["reason"])

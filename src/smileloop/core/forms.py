@@ -6,6 +6,13 @@ configuration form of every app."""
 
 from decimal import Decimal
 
+from django.utils.translation import gettext_lazy
+
+# A post without the one-time key its form renders (hand-made, or a page cached from before the key): every form
+# that writes once per key (checkout pay and refund, registration, renewal) refuses it with these words.
+FORM_KEY_MISSING = gettext_lazy("This form is incomplete (its key is missing): reload the page and try again. Nothing "
+                                "was recorded.")
+
 
 def to_fen(value: Decimal | None) -> int | None:
     """Yuan (at most two decimals, as the form fields allow) in fen; None stays None."""

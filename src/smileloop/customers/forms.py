@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from smileloop.clinics.enums import Role
 from smileloop.clinics.selectors import clinic_list, staff_list
 from smileloop.core.errors import NotFound, ValidationFailed
+from smileloop.core.forms import FORM_KEY_MISSING
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender, Relation, Stage
@@ -139,8 +140,6 @@ CONSENT_SOURCE_LABELS = dict(CONSENT_SOURCES)
 RELATIVE_NOT_FOUND = _("No customer with this mobile or number in your clinics.")
 _RELATIONS = [c for c in Relation.choices if c[0] != Relation.HEAD]
 _REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation", "key")  # new ones
-FORM_KEY_MISSING = _("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
-                     "recorded.")
 
 
 class CustomerForm(DomainErrorsMixin, forms.Form):

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_noop, pgettext_lazy
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
-from smileloop.core.forms import FenFieldsMixin, to_fen
+from smileloop.core.forms import FORM_KEY_MISSING, FenFieldsMixin, to_fen
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
@@ -132,8 +132,6 @@ class EnrolForm(DomainErrorMixin, forms.Form):
                      related=("plan",), tail="ORDER BY t1.name, t1.id, t0.rank, t0.id")
 
 
-FORM_KEY_MISSING = _("This form is incomplete (its key is missing): reload the page and try again. Nothing was "
-                     "recorded.")
 
 
 class RenewForm(DomainErrorMixin, forms.Form):
