@@ -77,6 +77,18 @@ def phone_mask(e164: str | None) -> str:
     return f"{prefix}{digits[:head]}****{digits[len(digits) - tail:]}"
 
 
+# A space between two Chinese characters (张　三: a full-width space typed in the input method) is no part of the name:
+# kept, 张 三 was found by no search for 张三 (a search drops its spaces) and was no duplicate of 张三. Latin names keep
+# theirs (Zhang San), and so does a name of mixed scripts (张 Anna).
+_HAN_GAP = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff]) (?=[\u3400-\u9fff\uf900-\ufaff])")
+
+
+def name_han_gaps_drop(name: str) -> str:
+    """'张 三' → '张三' (a name whose spaces are already single): the spaces between two Chinese characters dropped,
+    as the staff pages, the API and the import store a name."""
+    return _HAN_GAP.sub("", name)
+
+
 # A Chinese mobile written in free text (notes, timeline texts, import cells): 1[3-9] and nine more digits, grouped
 # 3-4-4 or not (spaces, dashes, the invisible characters a paste leaves), full-width digits too, after an optional
 # +86 / 0086 / 86. No digit may touch it on either side, so a date (20230105), an order number, an ID number or an
@@ -388,6 +400,6 @@ def prefix_upper_bound(prefix: str) -> str:
 
 
 __all__ = [
-    "phone_normalize", "phone_mask", "phones_masked", "name_masked", "phone_display", "date_parse", "birthday_parse",
+    "phone_normalize", "phone_mask", "phones_masked", "name_masked", "name_han_gaps_drop", "phone_display", "date_parse", "birthday_parse",
     "gender_parse", "channel_parse", "pinyin_keys", "prefix_upper_bound", "to_halfwidth", "product",
 ]

@@ -3,7 +3,6 @@ savepoint-free core `_upsert`), which never makes a second person."""
 
 import datetime as dt
 import functools
-import re
 from decimal import Decimal, InvalidOperation
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
@@ -47,6 +46,7 @@ from smileloop.customers.normalize import (
     birthday_parse,
     channel_parse,
     gender_parse,
+    name_han_gaps_drop,
     name_masked,
     phone_normalize,
     pinyin_keys,
@@ -71,10 +71,6 @@ from smileloop.customers.timeline import (
 # A name's zero-width spaces and direction marks are dropped: "\u200b" alone was taken as a name, and a stray
 # right-to-left mark reverses how the rest of a name is shown.
 _DROP_INVISIBLE = str.maketrans("", "", INVISIBLE)
-# A space between two Chinese characters (张　三: a full-width space typed in the input method) is no part of the name:
-# kept, 张 三 was found by no search for 张三 (a search drops its spaces) and was no duplicate of 张三. Latin names keep
-# theirs (Zhang San), and so does a name of mixed scripts (张 Anna).
-_HAN_GAP = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff]) (?=[\u3400-\u9fff\uf900-\ufaff])")
 TEXT_LIMITS = {"name": 50, "address": 255, "community": 100, "first_touch_campaign": 100}
 CUSTOMER_FIELDS = [
     "name", "mobile", "gender", "birthday", "address", "community", "latitude", "longitude", "home_clinic",
@@ -118,7 +114,7 @@ def customer_input_clean(*, chain_id: int, data: dict, partial: bool = False) ->
         return key in data and data[key] is not None and str(data[key]).strip() != ""
 
     name = " ".join(to_halfwidth(str(data["name"])).translate(_DROP_INVISIBLE).split()) if present("name") else ""
-    name = _HAN_GAP.sub("", name)
+    name = name_han_gaps_drop(name)  # 张　三 is 张三
     if name:
         if len(name) > TEXT_LIMITS["name"]:
             fail("name", f"is longer than {TEXT_LIMITS['name']} characters", name)

@@ -19,7 +19,14 @@ from pypinyin import lazy_pinyin
 from smileloop.core.bounds import MAX_FEN, MAX_QUANTITY
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.money import AMOUNT_TOO_LARGE, fen_to_yuan, yuan_to_fen
-from smileloop.customers.normalize import INVISIBLE, date_parse, kinship_parse, phone_normalize, pinyin_keys
+from smileloop.customers.normalize import (
+    INVISIBLE,
+    date_parse,
+    kinship_parse,
+    name_han_gaps_drop,
+    phone_normalize,
+    pinyin_keys,
+)
 from smileloop.imports.services.reading import cell_text
 from smileloop.visits.enums import PaymentMethod
 
@@ -332,9 +339,9 @@ def name_clean(raw) -> str:
     """NFKC (full-width → half-width), single spaces, and no invisible characters (zero-width spaces, direction
     marks, a stray BOM) that would make a name look equal to another and never match it."""
     text = unicodedata.normalize("NFKC", cell_text(raw))
-    if not text.isascii():
-        text = text.translate(_NO_INVISIBLE)
-    return " ".join(text.split())
+    if text.isascii():
+        return " ".join(text.split())
+    return name_han_gaps_drop(" ".join(text.translate(_NO_INVISIBLE).split()))  # 张 三 is 张三, as the pages store it
 
 
 _TRUE = {"1", "y", "yes", "true", "是", "同意", "已同意", "√", "✓", "对", "ok"}
