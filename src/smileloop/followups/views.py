@@ -120,6 +120,10 @@ def task_complete(request, scope: Scope, task_id: int):
         except errors.PermissionDenied as exc:  # a colleague's task (a stale page, a hand-made POST): nothing changed
             refused = True
             form.add_error(None, not_yours_message(exc, task))
+    elif not task.is_open:
+        # A closed task's row shows no outcome form, so a field's error (an outcome no page offers) showed nowhere: a
+        # 422 without a word. The closed task is what is wrong with it.
+        form.add_error(None, conflict_message(errors.Conflict("", code="task_closed"), task))
     if not request.htmx:
         if form.errors:
             return _row(request, scope, selectors.task_get(scope, task_id), form=form, status=403 if refused else 422,

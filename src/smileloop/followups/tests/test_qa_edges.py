@@ -284,6 +284,18 @@ def test_a_bad_outcome_note_on_the_page_is_refused_at_its_field(client, front_de
     assert task_state(task_a) == before
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+def test_an_unknown_outcome_posted_to_a_closed_task_says_the_task_is_closed(client, front_desk_a, task_a, htmx):
+    task_a.status = TaskStatus.CANCELLED
+    task_a.save(update_fields=["status"])
+    before = task_state(task_a)
+    response = login(client, front_desk_a).post(reverse("followups:complete", args=[task_a.id]),
+                                                {"outcome": "bogus"}, **({"HTTP_HX_REQUEST": "true"} if htmx else {}))
+    assert response.status_code == 422
+    assert "This task is Cancelled and can no longer be changed." in response.content.decode()
+    assert task_state(task_a) == before
+
+
 def test_a_note_of_spaces_is_stored_empty_and_control_characters_are_kept_as_typed(client, front_desk_a, task_a):
     response = login(client, front_desk_a).post(reverse("followups:complete", args=[task_a.id]),
                                                 {"outcome": "reached", "note": "   "})
