@@ -10,6 +10,7 @@ from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.lifecycle.models import LifecycleSettings
 from smileloop.lifecycle.services import stages_derive, stages_side_update
 from smileloop.lifecycle.tests.test_derive_and_job import TODAY, at, book, pay, stage_events, stage_of
+from smileloop.visits.services import order_record
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +90,9 @@ def test_a_long_gone_patient_is_not_brought_back_by_an_old_bill_and_comes_back_o
     pay(customer, clinic_a, 900)
     assert stage_of(customer)[0] == "lost"
     _derive_agrees(chain, customer)
-    pay(customer, clinic_a, 0)
+    # today's bill, paid now: after the mark (today at 10:00 was before it from 10:00 Shanghai time on)
+    order_record(customer=customer, clinic=clinic_a, ordered_at=timezone.now(), lines=[{"item_code": "EX01"}],
+                 payments=[{"method": "cash", "amount_fen": 5000}])
     assert stage_of(customer) == ("treated", "treated")
 
 
