@@ -78,6 +78,8 @@ FILL = {
     "customers:erase": lambda w: {"erase-confirm": w.customer.mobile_tail},
     "followups:reassign": lambda w: {"assignee": w.director_b.id},
     "loyalty:entitlement_create": lambda w: {"item_code": "CL01"},
+    # the page leaves both amounts to be typed; a bonus above its top-up is refused (a typo like 充100送1000)
+    "loyalty:bonus_rule_create": lambda w: {"min_topup_yuan": "777", "bonus_yuan": "77"},
     "loyalty:award": lambda w: {"note": "契约测试"},
     "membership:bind": lambda w: {"member": w.customer_a.id, "consent_source": "paper", "consent_evidence": "F-1"},
     "membership:tier": lambda w: {"reason": "契约测试"},
