@@ -581,8 +581,8 @@ class _FormSent:
 @require_http_methods(["GET", "POST"])
 def customer_create(request, scope: Scope):
     """Register a person. Once per form: its hidden key is claimed under the reader's user in core.idempotency (the
-    claim waits for a concurrent one), so the same form sent twice (Back and resubmit, a retry, a second tab) leads to
-    the patient the first made, nothing written; the key with other data is refused (409) and the page comes back
+    claim waits for a concurrent one), so the same form sent twice (a retried request, the same page submitted twice)
+    leads to the patient the first made, nothing written (Back fetches the page again, with a new key: not covered); the key with other data is refused (409) and the page comes back
     with a new key. A refusal stores nothing: the corrected form is sent again with its key."""
     _require(scope, Perm.CUSTOMER_EDIT)
     form = CustomerForm(scope, request.POST if request.method == "POST" else None)  # an empty POST: its errors shown
