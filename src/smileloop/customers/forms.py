@@ -173,8 +173,9 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
                                required=False, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     relation = forms.ChoiceField(label=_("The relative is the new customer's"), required=False,
                                  choices=_blank("—") + _RELATIONS)
-    # New customers only: made when the page is shown and sent back hidden, so that the same form sent twice (Back and
-    # resubmit, a retried request, a second tab) registers one person (views.customer_create). Refused when missing
+    # New customers only: made when the page is shown and sent back hidden, so that the same form sent twice (a retried
+    # request, the same page submitted twice; not Back, which fetches the page anew) registers one person
+    # (views.customer_create). Refused when missing
     # (clean): such posts would otherwise be registered twice, as they were.
     key = forms.CharField(required=False, widget=forms.HiddenInput)
 
