@@ -54,6 +54,20 @@ DEFAULT_PLAYBOOKS: list[dict] = [
         ),
     },
     {
+        "code": "consult_not_converted", "name": "咨询未成交回访", "trigger": Trigger.CONSULTED_NOT_TREATED,
+        "trigger_params": {"days_after_visit": 3}, "goal": Goal.APPOINTMENT_BOOKED,
+        "description": "初诊咨询或免费检查后没有开始付费治疗、也没有再预约的患者，到店后第 3、7、14 天由咨询师回访，"
+                       "预约即关闭。",
+        "steps": _steps(
+            (0, A.CONSULTANT, C.WECOM, "{name}您好，我是{clinic}的咨询师。您{days_since}天前来我们这里做了口腔咨询和检查，"
+             "回去后还有什么疑问吗？医生给的方案有不清楚的地方，我可以再为您详细说明。", 24),
+            (4, A.CONSULTANT, C.CALL, "{name}您好，{clinic}回访一下您之前咨询的口腔问题。牙齿问题越早处理越简单，"
+             "这周还有空位，帮您约个时间让医生再看看好吗？", 48),
+            (11, A.CONSULTANT, C.CALL, "{name}您好，距您来{clinic}咨询已经{days_since}天了。如果还在考虑费用或时间，"
+             "我们可以一起看看更合适的方案，需要的话随时联系我帮您预约。", 48),
+        ),
+    },
+    {
         "code": "postop_implant", "name": "种植术后回访", "trigger": Trigger.PROCEDURE,
         "trigger_params": {"category": "implant"}, "goal": Goal.NONE,
         "description": "种植术后第 1、3、7、30、90 天回访。",

@@ -52,7 +52,7 @@ from smileloop.followups.services import (
 from smileloop.followups.services.sources import BOOKING_STATUSES, months_add
 from smileloop.followups.services.tasks import task_done_text
 from smileloop.visits.enums import AppointmentStatus, Category
-from smileloop.visits.models import Appointment, ServiceItem
+from smileloop.visits.models import Appointment, Order, ServiceItem
 
 HISTORY_RUNS = (1, 8, 15, 22, 29)  # days back; each run catches up 6 more days: five weeks in all
 HANDFUL = 3
@@ -68,6 +68,7 @@ REACHED_NOTES = {
     "postop_implant": ["恢复良好，无不适", "已提醒注意事项", "已发送术后护理说明", "略有肿胀，已嘱冰敷", ""],
     "postop_extraction": ["恢复良好，无不适", "已提醒注意事项", "出血已止", ""],
     "ortho_checkin": ["牙套佩戴正常", "已提醒按时复诊", ""],
+    "consult_not_converted": ["说要和家人商量后再定", "在比较几家诊所的方案", "已发送治疗方案和价格", "顾虑费用，已介绍分期", ""],
     "satisfaction": ["患者表示满意", "对医生很满意", "反映候诊时间有点长", ""],
     "member_birthday": ["已送上生日祝福", "礼品已准备，下次到店领取", ""],
     "giftcard_reminder": ["已提醒尽快使用", ""],
@@ -273,6 +274,22 @@ def _events(chain: Chain, today: dt.date, missing: set[str], rng: random.Random)
                             steps=[{"seq": 1, "item_code": implant.code, "status": "done"},
                                    {"seq": 2, "item_code": (crown or implant).code, "status": "planned"}])
             added["unfinished_treatment"] = HANDFUL
+    code = "consult_not_converted"
+    if code in missing:  # leads who came for a free consultation days ago, went home to think and booked nothing
+        n = int(playbooks[code].trigger_params.get("days_after_visit", 3)) if code in playbooks else 3
+        day = today - dt.timedelta(days=n + first_delay(code))
+        free = (ServiceItem.objects.filter(chain=chain, category=Category.EXAM, list_price_fen=0, is_active=True)
+                .order_by("code").values_list("code", flat=True).first())
+        anything = Q(Exists(Appointment.objects.filter(customer_id=OuterRef("pk")))) | Q(Exists(
+            Order.objects.filter(customer_id=OuterRef("pk"))))
+        adults = ~Q(birthday__gt=dt.date(today.year - 18, 1, 1))
+        for i, c in enumerate(_patients(chain, rng, HANDFUL, ~anything, adults, first_visit_at__isnull=True,
+                                        lifetime_spend_fen=0)):
+            at = _at(day, tz, 10, 30 * i)
+            appointment_upsert(customer=c, clinic=c.home_clinic, start_at=at, end_at=at + dt.timedelta(minutes=30),
+                               status=AppointmentStatus.COMPLETED, doctor=_doctor(c), service_code=free,
+                               external_id=f"demo-fu-consult-{day:%Y%m%d}-{c.id}")
+        added[code] = HANDFUL
     if "recall" in missing:  # a cleaning six months ago, none since
         months = int(playbooks["recall"].trigger_params.get("months", 6)) if "recall" in playbooks else 6
         day = months_add(today, -months)

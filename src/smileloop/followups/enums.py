@@ -16,6 +16,7 @@ class Trigger(models.TextChoices):
     GIFTCARD_REMINDER = "giftcard_reminder", _("Gift-card reminder")
     COMPLAINT = "complaint", _("Complaint")
     SEGMENT = "segment", _("Customers in a segment")
+    CONSULTED_NOT_TREATED = "consulted_not_treated", _("Consulted, not treated")
 
 
 class Goal(models.TextChoices):

@@ -17,6 +17,7 @@ from smileloop.visits.enums import Category
 TRIGGER_PARAM_FIELDS = {
     Trigger.PROCEDURE: ("category", "latest_only"),
     Trigger.PLAN_UNFINISHED: ("days_without_appointment",),
+    Trigger.CONSULTED_NOT_TREATED: ("days_after_visit",),
     Trigger.RECALL: ("months", "categories"),
     Trigger.DORMANT: ("months_without_visit",),
     Trigger.BIRTHDAY_NEXT_MONTH: ("days_before", "day_of_month"),
@@ -116,6 +117,7 @@ class PlaybookForm(forms.Form):
     latest_only = forms.BooleanField(label=_("Only the latest procedure of the category (a new visit restarts)"),
                                      required=False)
     days_without_appointment = forms.CharField(label=_("Days without an appointment"), required=False)
+    days_after_visit = forms.CharField(label=_("Days after the visit without treatment or booking"), required=False)
     months = forms.CharField(label=_("Months after the last one"), required=False)
     categories = forms.MultipleChoiceField(label=_("Categories"), choices=Category.choices, required=False,
                                            widget=forms.CheckboxSelectMultiple)

@@ -100,6 +100,7 @@ def trigger_params_clean(trigger: str, params, *, chain_id: int) -> tuple[dict, 
     allowed: dict[str, str] = {
         Trigger.PROCEDURE: {"category": "category", "latest_only": "bool"},
         Trigger.PLAN_UNFINISHED: {"days_without_appointment": "days"},
+        Trigger.CONSULTED_NOT_TREATED: {"days_after_visit": "days"},
         Trigger.RECALL: {"months": "months", "categories": "categories"},
         Trigger.DORMANT: {"months_without_visit": "months"},
         Trigger.BIRTHDAY_NEXT_MONTH: {"day_of_month": "dom", "days_before": "ahead"},

@@ -34,7 +34,7 @@ from smileloop.giftcards.models import GiftCardReminder
 from smileloop.membership.enums import MembershipStatus
 from smileloop.membership.models import Membership
 from smileloop.visits.enums import AppointmentStatus, PlanStatus
-from smileloop.visits.models import Appointment, OrderLine, Procedure, TreatmentPlan
+from smileloop.visits.models import Appointment, Order, OrderLine, Procedure, TreatmentPlan
 
 NEVER, ALWAYS = Q(pk__isnull=True), Q(pk__isnull=False)  # compilable inside CASE (an empty IN is not)
 BOOKING_STATUSES = (AppointmentStatus.BOOKED, AppointmentStatus.ARRIVED, AppointmentStatus.COMPLETED)
@@ -145,6 +145,36 @@ def plan_unfinished(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candid
                        doctor="doctor_id", anchor_key=key, anchor_at=anchor_at, conds=conds,
                        context={"procedure": F("title"),
                                 "days_since_base": _day_case(conds, [d.isoformat() for d in sources], CharField())})]
+
+
+def consulted_not_treated(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
+    """Came (an arrived or completed appointment) and never treated, `days_after_visit` (3) days after that visit,
+    with nothing after it: no later appointment booked, kept or seen. The anchor day is the day the N days ran out
+    (a booking from then on is the goal); the key names the visit day, one task per patient and visit day.
+
+    Treated means a bill whose money was not all given back (amount above refunds), at any time, or lifetime spend
+    recorded by an import, as lifecycle's "treated" reads it: a free exam written on the POS at 0 is no treatment, a
+    bill refunded in full is a sale undone. A patient who paid before is a returning patient: their unbilled check-up
+    or post-operative check is no consultation that failed to convert (recall, unfinished-treatment and satisfaction
+    playbooks follow them). A later visit or booking is the conversion call's own business: only the latest visit
+    anchors."""
+    n = int(pb.trigger_params.get("days_after_visit", 3))
+    sources = [d - dt.timedelta(days=n) for d in days]
+    qs = Appointment.objects.filter(chain_id=pb.chain_id, status__in=ARRIVAL_STATUSES,
+                                    customer__lifetime_spend_fen__lte=0, **_live_kw())
+    if w.clinic_ids:  # the (clinic, start_at) index, as _appointments
+        qs = qs.filter(clinic_id__in=w.clinic_ids)
+    conds = _day_range("start_at", w, sources)
+    later = Appointment.objects.filter(customer_id=OuterRef("customer_id"), status__in=BOOKING_STATUSES,
+                                       start_at__gt=OuterRef("start_at"))
+    paid = Order.objects.filter(customer_id=OuterRef("customer_id"), amount_fen__gt=F("refunded_fen"))
+    qs = qs.filter(_overall("start_at", w, sources)).filter(~Exists(later), ~Exists(paid))
+    visit_day = _day_case(conds, [d.isoformat() for d in sources], CharField())
+    return [Candidates(qs=qs, customer="customer_id", clinic="clinic_id", consultant="customer__consultant_id",
+                       doctor="doctor_id", anchor_key=_key("consult", visit_day),
+                       anchor_at=_day_case(conds, [w.start(d) for d in days], DateTimeField()), conds=conds,
+                       context={"procedure": Coalesce(F("service_item__name"), Value("")),
+                                "days_since_base": visit_day})]
 
 
 def _live_kw() -> dict:
@@ -380,4 +410,5 @@ SOURCES = {
     Trigger.BIRTHDAY_NEXT_MONTH: birthday_next_month,
     Trigger.GIFTCARD_REMINDER: giftcard_reminder,
     Trigger.SEGMENT: segment,
+    Trigger.CONSULTED_NOT_TREATED: consulted_not_treated,
 }

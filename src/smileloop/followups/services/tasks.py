@@ -337,7 +337,8 @@ def followup_reassign(*, scope: Scope, task: FollowupTask, assignee: Staff) -> F
 
 # Triggers whose anchor is the person (at most one open task of a step per patient), not one event of theirs (an
 # operation, a no-show, a plan: two of them are two calls).
-PERSON_TRIGGERS = (Trigger.LEAD_CREATED, Trigger.RECALL, Trigger.DORMANT, Trigger.BIRTHDAY_NEXT_MONTH, Trigger.SEGMENT)
+PERSON_TRIGGERS = (Trigger.LEAD_CREATED, Trigger.RECALL, Trigger.DORMANT, Trigger.BIRTHDAY_NEXT_MONTH, Trigger.SEGMENT,
+                   Trigger.CONSULTED_NOT_TREATED)
 
 
 def followups_merge_hook(*, survivor: Customer, merged: Customer) -> None:
