@@ -30,7 +30,7 @@ from smileloop.clinics.selectors import clinic_list
 from smileloop.clinics.web import require_permission as _require
 from smileloop.clinics.web import staff_view
 from smileloop.core import errors
-from smileloop.core.forms import FORM_KEY_MISSING
+from smileloop.core.forms import FORM_KEY_MISSING, form_key_valid
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
@@ -128,8 +128,7 @@ def checkout_new(request, scope: Scope):
 def _form_key(data) -> str | None:
     """The key the rendered form carries (a double submit writes once on it); None when it is missing, which a
     page never sends: all such posts would share one key and replay each other's bill or refund."""
-    key = (data.get("key") or "").strip()
-    return key if 0 < len(key) <= 64 and key.isprintable() else None  # a NUL cannot be stored on PostgreSQL
+    return form_key_valid(data.get("key"))
 
 
 # A form whose key already paid (or refunded) something else: an old copy of the page (Back after paying) changed

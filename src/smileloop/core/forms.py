@@ -12,6 +12,16 @@ from django.utils.translation import gettext_lazy
 # that writes once per key (checkout pay and refund, registration, renewal) refuses it with these words.
 FORM_KEY_MISSING = gettext_lazy("This form is incomplete (its key is missing): reload the page and try again. Nothing "
                                 "was recorded.")
+# A page makes 32 hex digits; what a form sends back is taken as its key up to this length.
+FORM_KEY_MAX_LENGTH = 64
+
+
+def form_key_valid(value: str | None) -> str | None:
+    """The one-time key a form sent back, stripped; None when it is not one a page could have made (empty, longer
+    than FORM_KEY_MAX_LENGTH, or with a character that is not printable: a NUL cannot be stored on PostgreSQL).
+    The one rule of every form that writes once per key: the caller refuses None with FORM_KEY_MISSING."""
+    key = (value or "").strip()
+    return key if 0 < len(key) <= FORM_KEY_MAX_LENGTH and key.isprintable() else None
 
 
 def to_fen(value: Decimal | None) -> int | None:

@@ -2,7 +2,8 @@
 
 Protocol (per user and key, stored in core.models.IdempotencyRecord):
 
-- The request's fingerprint is the SHA-256 of method, path, sorted query string and canonical JSON body.
+- The request's fingerprint is the SHA-256 of method, path, sorted query string and canonical JSON body (a staff
+  page's form: its fields, without the CSRF token, `form_fingerprint`, passed as idempotent_call's `fingerprint`).
 - A key seen before with the same fingerprint replays the stored status and body; with a different
   fingerprint it is a 409 `idempotency_key_reused`.
 - A new key is *claimed* by inserting its record first (`INSERT … ON CONFLICT DO NOTHING RETURNING`,
@@ -88,18 +89,35 @@ def service_key(user_id: int, key: str | None, *, limit: int = SERVICE_KEY_MAX) 
     return f"{full[:limit - len(digest) - 1]}:{digest}"
 
 
-def request_fingerprint(request: HttpRequest) -> str:
-    try:
-        body = json.dumps(json.loads(request.body or b"null"), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
-    except (ValueError, UnicodeDecodeError):
-        body = request.body
+def _fingerprint(request: HttpRequest, body: bytes) -> str:
     query = "&".join(sorted(request.META.get("QUERY_STRING", "").split("&")))
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), query.encode(), body):
         digest.update(part)
         digest.update(b"\x00")
     return digest.hexdigest()
+
+
+def _canonical_json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def request_fingerprint(request: HttpRequest) -> str:
+    try:
+        body = _canonical_json(json.loads(request.body or b"null"))
+    except (ValueError, UnicodeDecodeError):
+        body = request.body
+    return _fingerprint(request, body)
+
+
+def form_fingerprint(request: HttpRequest, *, leave_out: tuple[str, ...] = ()) -> str:
+    """A posted form's fingerprint, for idempotent_call: method, path, query string and its fields in a canonical
+    order, without the CSRF token (masked anew on every page rendered) and the multipart boundary (new on every send),
+    so the same form sent again is the same request and the same key with other data is not. `leave_out`: fields
+    that do not change what the form writes (a confirmation the page asks for after a first send)."""
+    fields = {name: request.POST.getlist(name) for name in request.POST
+              if name != "csrfmiddlewaretoken" and name not in leave_out}
+    return _fingerprint(request, _canonical_json(fields))
 
 
 def _is_stored(exc: DomainError) -> bool:
@@ -174,13 +192,16 @@ def _store(*, record_id: int, status: int, body: dict) -> None:
 
 
 def idempotent_call(*, request: HttpRequest, user_id: int, key: str | None, operation: str,
-                    run: Callable[[], tuple[int, dict]]) -> tuple[int, dict, bool]:
+                    run: Callable[[], tuple[int, dict]], fingerprint: str | None = None) -> tuple[int, dict, bool]:
     """Run `run()` (a write returning (status, JSON body)) at most once per (user, key).
 
-    Returns (status, body, replayed). Errors that are not stored propagate with nothing written.
+    `fingerprint` is what makes two requests the same one: by default the request's (request_fingerprint); a caller
+    whose request carries parts that differ on every send (a staff page's form: its CSRF token, its multipart
+    boundary) passes its own (form_fingerprint). Returns (status, body, replayed). Errors that are not stored
+    propagate with nothing written.
     """
     key = _key_clean(key)
-    fingerprint = request_fingerprint(request)
+    fingerprint = request_fingerprint(request) if fingerprint is None else fingerprint
     try:
         # One transaction (a savepoint when the caller has one open) and no savepoint inside it: whatever
         # fails in run() rolls the whole block back, claim included, so a write refused halfway through

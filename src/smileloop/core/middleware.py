@@ -62,7 +62,9 @@ class ApiEnglishMiddleware:
 class NoStoreMiddleware:
     """Pages and API answers carry patients' data: `Cache-Control: no-store` (Django's never_cache headers) so that
     neither a shared front-desk PC's browser cache nor a proxy keeps a copy. A response that states its own caching
-    keeps it. Static files never get here: WhiteNoise, above, answers them with their long caching."""
+    keeps it: the one page that does is the empty new-customer form (customers.views._kept_for_back, `private,
+    no-cache`, so that Back shows the same form with its one-time key). Static files never get here: WhiteNoise,
+    above, answers them with their long caching."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -2,6 +2,8 @@
 authority (a ValidationFailed raised by a service is mapped back onto the form with `add_domain_errors`)."""
 
 import datetime as dt
+import re
+from collections import Counter, defaultdict
 from functools import cached_property
 
 from django import forms
@@ -9,15 +11,21 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from smileloop.clinics.enums import Role
+from smileloop.clinics.enums import Perm, Role
 from smileloop.clinics.selectors import clinic_list, staff_list
 from smileloop.core.errors import NotFound, ValidationFailed
-from smileloop.core.forms import FORM_KEY_MISSING
+from smileloop.core.forms import FORM_KEY_MISSING, form_key_valid
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender, Relation, Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import phone_mask, phone_normalize
+from smileloop.customers.normalize import (
+    _MOBILE_IN_TEXT,
+    phone_mask,
+    phone_normalize,
+    phones_masked,
+    to_halfwidth,
+)
 
 MOBILE_INVALID = _("Enter a valid mobile number, for example 138 0013 8000.")
 
@@ -141,6 +149,62 @@ RELATIVE_NOT_FOUND = _("No customer with this mobile or number in your clinics."
 _RELATIONS = [c for c in Relation.choices if c[0] != Relation.HEAD]
 _REGISTRATION_FIELDS = ("consents", "consent_source", "consent_evidence", "relative", "relation", "key")  # new ones
 
+NOTES_MASK_UNKNOWN = _("The notes hold a masked number, %(mask)s, that stands for none of the numbers stored in them: "
+                       "a masked number cannot be changed. Undo the change to it, or type the full number.")
+NOTES_MASK_AMBIGUOUS = _("The notes hold different numbers masked alike (%(mask)s), and one of them was added or "
+                         "deleted: which number each one stands for cannot be told. Undo that change, or ask a "
+                         "colleague who may see phones to make it.")
+# A masked run as a reader edits it: digits, four or more '*', digits (139****2222, or what is left of it).
+_MASKED_RUN = re.compile(r"(?<!\d)\d*\*{4,}\d*(?!\d)")
+
+
+def _lines(text: str) -> str:
+    """A textarea's text as a browser sends it back (CRLF line breaks, the form's strip) compared as stored."""
+    return text.replace("\r\n", "\n").strip()
+
+
+def notes_unmasked(submitted: str, stored: str) -> str:
+    """The notes a reader who may not see phones saved, with each masked mobile (139****2222) written back as the
+    stored number it stands for: the form showed them `phones_masked(stored)`, and a mask must never be stored over
+    the number (PIPL masking is display only).
+
+    Rule: the masked text sent back unchanged keeps the stored notes as they are. Otherwise each masked run of the
+    text (digits around four or more '*') must be the mask of a stored number, or a mask stored as text: it is
+    replaced by that number as it was written (+86 and separators included). Masks that several different stored
+    numbers share (139 1111 2222 and 139 3333 2222) stand for them in their order of appearance, and only while the
+    text holds as many of that mask as the notes held numbers; when one was added or deleted, which is which cannot
+    be told, and the notes are refused (NOTES_MASK_AMBIGUOUS). A run that is no stored mask (a digit changed, part
+    of it deleted, one typed) is refused too (NOTES_MASK_UNKNOWN): its number would be lost. Text around the masks,
+    numbers typed in full and masks deleted whole are saved as edited."""
+    if _lines(submitted) == _lines(phones_masked(stored)):
+        return stored
+    found = []  # (where in the stored notes, mask, as written, which number)
+    for match in _MOBILE_IN_TEXT.finditer(stored):
+        digits = re.sub(r"\D", "", to_halfwidth(match.group(1)))
+        if len(digits) == 11:  # as phones_masked masks it
+            found.append((match.start(), phone_mask("+86" + digits), match.group(0), digits))
+    for match in _MASKED_RUN.finditer(stored):  # a mask kept as text stands for itself
+        found.append((match.start(), match.group(0), match.group(0), match.group(0)))
+    stands_for = defaultdict(list)
+    for _start, mask, written, number in sorted(found):
+        stands_for[mask].append((written, number))
+    runs = [run for run in _MASKED_RUN.finditer(submitted) if any(c.isdigit() for c in run.group(0))]
+    counts = Counter(run.group(0) for run in runs)
+    used: Counter = Counter()
+    parts, end = [], 0
+    for run in runs:
+        mask = run.group(0)
+        candidates = stands_for.get(mask)
+        if not candidates:
+            raise forms.ValidationError(NOTES_MASK_UNKNOWN, code="mask_unknown", params={"mask": mask})
+        if len({number for _written, number in candidates}) > 1 and counts[mask] != len(candidates):
+            raise forms.ValidationError(NOTES_MASK_AMBIGUOUS, code="mask_ambiguous", params={"mask": mask})
+        written = candidates[min(used[mask], len(candidates) - 1)][0]  # more copies of one number: that number
+        used[mask] += 1
+        parts += [submitted[end:run.start()], written]
+        end = run.end()
+    return "".join([*parts, submitted[end:]])
+
 
 class CustomerForm(DomainErrorsMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=50)
@@ -174,9 +238,8 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
     relation = forms.ChoiceField(label=_("The relative is the new customer's"), required=False,
                                  choices=_blank("—") + _RELATIONS)
     # New customers only: made when the page is shown and sent back hidden, so that the same form sent twice (a retried
-    # request, the same page submitted twice; not Back, which fetches the page anew) registers one person
-    # (views.customer_create). Refused when missing
-    # (clean): such posts would otherwise be registered twice, as they were.
+    # request, the same page submitted twice, sent again after Back) registers one person (views.customer_create).
+    # Refused when missing (clean): such posts would otherwise be registered twice, as they were.
     key = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, scope: Scope, *args, customer: Customer | None = None, **kwargs):
@@ -187,7 +250,9 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
                 "gender": customer.gender, "birthday": customer.birthday, "home_clinic": customer.home_clinic_id,
                 "consultant": customer.consultant_id,
                 "source": customer.first_touch_channel, "campaign": customer.first_touch_campaign,
-                "community": customer.community, "address": customer.address, "notes": customer.notes,
+                "community": customer.community, "address": customer.address,
+                # The mobiles in them masked too for a role that may not see phones; clean_notes writes them back.
+                "notes": customer.notes if scope.can(Perm.PHONE_VIEW) else phones_masked(customer.notes),
             }
         super().__init__(*args, **kwargs)
         self.scope = scope
@@ -217,8 +282,7 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
 
     def clean_key(self) -> str | None:
         """The key the page rendered (a page makes 32 hex digits); None when missing or not one a page makes."""
-        value = self.cleaned_data["key"]
-        return value if 0 < len(value) <= 64 and value.isprintable() else None
+        return form_key_valid(self.cleaned_data["key"])
 
     def clean_relative(self) -> Customer | None:
         text = self.cleaned_data["relative"].strip()
@@ -252,6 +316,14 @@ class CustomerForm(DomainErrorsMixin, forms.Form):
             return phone_normalize(value)
         except ValueError as exc:
             raise forms.ValidationError(_SERVICE_MESSAGES.get(str(exc), MOBILE_INVALID), code="invalid")
+
+    def clean_notes(self) -> str:
+        """A reader who may not see phones was shown the notes masked: the masks go back to the stored numbers
+        (notes_unmasked), never over them."""
+        value = self.cleaned_data["notes"]
+        if self.customer is None or self.scope.can(Perm.PHONE_VIEW):
+            return value
+        return notes_unmasked(value, self.customer.notes)
 
     def clean_birthday(self) -> dt.date | None:
         value = self.cleaned_data["birthday"]

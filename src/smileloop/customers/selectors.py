@@ -620,3 +620,22 @@ def family_member_find(*, relative_id: int, name: str, birthday: dt.date | None 
     if not name or not name.strip():
         return None
     return family_member_named(family_members_of({relative_id}).get(relative_id, []), name, birthday)
+
+
+def recent_walk_in_namesakes(scope: Scope, *, name: str, birthday: dt.date | None = None, staff_id: int | None,
+                             clinic_id: int | None, since: dt.datetime, limit: int = 3) -> list[Customer]:
+    """Phone-less patients called `name` (as stored: customer_input_clean's name), with `birthday` where both are
+    known, whom staff member `staff_id` registered, or who joined `clinic_id`, since `since`, of those `scope` may
+    see; newest first. A walk-in without a phone has nothing else to be matched on: the new-customer page names these
+    before it registers a second one (the same form sent again from a page the browser fetched anew). One read along
+    the name index."""
+    if not name:
+        return []
+    who = Q(first_touch_staff_id=staff_id) if staff_id is not None else Q(pk__in=[])
+    if clinic_id is not None:
+        who |= Q(home_clinic_id=clinic_id)
+    if birthday is not None:
+        who &= Q(birthday__isnull=True) | Q(birthday=birthday)
+    return list(customer_queryset(scope)
+                .filter(who, name=name, mobile__isnull=True, erased_at__isnull=True, created_at__gte=since)
+                .select_related("home_clinic").order_by("-created_at", "-id")[:limit])

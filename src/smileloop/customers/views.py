@@ -5,9 +5,9 @@ Every view gets the staff member's Scope first and reads patient data only throu
 a customer outside the scope is a 404, indistinguishable from one that does not exist.
 """
 
-import json
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from urllib.parse import urlencode
 
@@ -31,7 +31,7 @@ from smileloop.clinics.web import require_permission as _require
 from smileloop.core import errors
 from smileloop.core.audit import audit_record
 from smileloop.core.csvsafe import csv_response, csv_safe
-from smileloop.core.idempotency import idempotent_call
+from smileloop.core.idempotency import form_fingerprint, idempotent_call
 from smileloop.core.messages import message_display
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
@@ -563,30 +563,72 @@ class _Refused(Exception):
     with the same key and registers the person."""
 
 
-class _FormSent:
-    """A posted form as core.idempotency fingerprints a request (method, path, query string, body): its fields in a
-    canonical order, without the CSRF token (masked anew on every page rendered) and the multipart boundary (new on
-    every send). The same form sent again is the same request; the same key with other data is not."""
+# A phone-less walk-in registered this recently, under the same name, by the same staff member or in the same
+# clinic, is named before a second one is registered (selectors.recent_walk_in_namesakes).
+RECENT_NAMESAKE_MINUTES = 10
+# The page's "register a new patient anyway" button: sent only when staff confirm, and no part of what the form
+# writes (left out of its fingerprint, so the form sent again either way is the same request).
+_NAMESAKE_CONFIRMED = "namesake_ok"
 
-    method = "POST"
 
-    def __init__(self, request):
-        self.path = request.path
-        self.META = {"QUERY_STRING": request.META.get("QUERY_STRING", "")}
-        self.body = json.dumps({name: request.POST.getlist(name) for name in request.POST
-                                if name != "csrfmiddlewaretoken"}, sort_keys=True, ensure_ascii=False).encode()
+class _Namesakes(_Refused):
+    """Phone-less patients of this name registered moments ago: the form comes back naming them."""
+
+    def __init__(self, found: list[Customer]):
+        super().__init__()
+        self.found = found
+
+
+def _namesakes_shown(found: list[Customer]) -> list[dict]:
+    now = timezone.now()
+    return [{"customer": customer, "minutes": max(1, int((now - customer.created_at).total_seconds() // 60))}
+            for customer in found]
+
+
+def _kept_for_back(request, response: HttpResponse) -> HttpResponse:
+    """The new-customer page as first shown (an empty form, no message) holds no patient's data: it may be kept
+    for Back (`private, no-cache` instead of core.middleware's `no-store`, which keeps a page out of both the
+    back/forward cache and the HTTP cache), so that Back shows this same form with its key and sending it again
+    leads to the patient it registered (Chromium shows a `no-cache` page from its cache on Back without asking the
+    server). The form posts to `?send=1`: a POST that succeeds drops the cached copy of the address it went to. A
+    page shown again with what was typed, or with a message, stays no-store; the kept page holds the reader's name
+    and clinics, as every page they open does, and no patient's."""
+    if request.method == "GET" and response.status_code == 200 and not len(messages.get_messages(request)):
+        response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _recent_namesakes(scope: Scope, form: CustomerForm, *, actor) -> list[Customer]:
+    """Phone-less patients of the form's name (as it would be stored) and birthday (where both are known) registered
+    in the last few minutes by this staff member or in the clinic the form names."""
+    try:
+        name = services.customer_input_clean(chain_id=scope.chain_id, data={"name": form.cleaned_data.get("name")},
+                                             partial=True).get("name", "")
+    except errors.ValidationFailed:
+        return []  # the register refuses the name itself, saying why
+    clinic = form.cleaned_data.get("home_clinic")
+    return selectors.recent_walk_in_namesakes(
+        scope, name=name, birthday=form.cleaned_data.get("birthday"), staff_id=getattr(actor, "id", None),
+        clinic_id=clinic.id if clinic is not None else None,
+        since=timezone.now() - timedelta(minutes=RECENT_NAMESAKE_MINUTES))
 
 
 @staff_view
 @require_http_methods(["GET", "POST"])
 def customer_create(request, scope: Scope):
     """Register a person. Once per form: its hidden key is claimed under the reader's user in core.idempotency (the
-    claim waits for a concurrent one), so the same form sent twice (a retried request, the same page submitted twice)
-    leads to the patient the first made, nothing written (Back fetches the page again, with a new key: not covered); the key with other data is refused (409) and the page comes back
-    with a new key. A refusal stores nothing: the corrected form is sent again with its key."""
+    claim waits for a concurrent one), so the same form sent twice (a retried request, the same page submitted twice,
+    the page Back shows: it is kept for Back, _kept_for_back) leads to the patient the first made, nothing written;
+    the key with other data is refused (409) and the page comes back with a new key. A refusal stores nothing: the
+    corrected form is sent again with its key.
+
+    A key is forgotten after IDEMPOTENCY_KEEP_DAYS, and a browser may fetch the page anew all the same; so a walk-in
+    without a phone (nothing else to match on) whose name the same staff member or clinic registered, phone-less, in
+    the last RECENT_NAMESAKE_MINUTES is not registered at once: the page names that patient and registers a second
+    one only when staff confirm (the button "register a new patient anyway")."""
     _require(scope, Perm.CUSTOMER_EDIT)
     form = CustomerForm(scope, request.POST if request.method == "POST" else None)  # an empty POST: its errors shown
-    state = {"existing": None, "existing_visible": False, "existing_in_family": False}
+    state = {"existing": None, "existing_visible": False, "existing_in_family": False, "namesakes": []}
     form_key = uuid.uuid4().hex
     status = 422 if request.method == "POST" else 200
 
@@ -598,6 +640,11 @@ def customer_create(request, scope: Scope):
                            _("This mobile number belongs to a customer of another clinic; ask a chain "
                              "administrator to transfer them."))
             raise _Refused
+        if (not form.cleaned_data.get("mobile") and form.cleaned_data.get("relative") is None
+                and request.POST.get(_NAMESAKE_CONFIRMED) != "1"):  # with a relative: the family's check, below
+            found = _recent_namesakes(scope, form, actor=request.user.staff)
+            if found:
+                raise _Namesakes(found)
         try:
             customer, _created = services.customer_register(
                 scope=scope, data=form.service_data(), consents=form.consent_data(),
@@ -629,8 +676,11 @@ def customer_create(request, scope: Scope):
         form_key = form.cleaned_data["key"]
         try:
             _status, body, replayed = idempotent_call(
-                request=_FormSent(request), user_id=request.user.id, key=f"web:customers.create:{form_key}",
-                operation="customers.create", run=register)
+                request=request, user_id=request.user.id, key=f"web:customers.create:{form_key}",
+                operation="customers.create", run=register,
+                fingerprint=form_fingerprint(request, leave_out=(_NAMESAKE_CONFIRMED,)))
+        except _Namesakes as exc:
+            state["namesakes"] = _namesakes_shown(exc.found)
         except _Refused:
             pass
         except errors.Conflict as exc:
@@ -651,8 +701,9 @@ def customer_create(request, scope: Scope):
     elif request.method == "POST" and form.cleaned_data.get("key"):
         form_key = form.cleaned_data["key"]  # refused before its claim: the corrected form is still this one
     context = {"form": form, "existing": state["existing"] if state["existing_visible"] else None,
-               "existing_in_family": state["existing_in_family"], "customer": None, "form_key": form_key}
-    return render(request, "customers/customer_form.html", context, status=status)
+               "existing_in_family": state["existing_in_family"], "customer": None, "form_key": form_key,
+               "namesakes": state["namesakes"], "namesake_confirm": _NAMESAKE_CONFIRMED}
+    return _kept_for_back(request, render(request, "customers/customer_form.html", context, status=status))
 
 
 @staff_view

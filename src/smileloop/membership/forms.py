@@ -12,7 +12,7 @@ from django.utils.translation import gettext_noop, pgettext_lazy
 
 from smileloop.core.bounds import bounded_formfield
 from smileloop.core.errors import DomainError, ValidationFailed
-from smileloop.core.forms import FORM_KEY_MISSING, FenFieldsMixin, to_fen
+from smileloop.core.forms import FORM_KEY_MAX_LENGTH, FORM_KEY_MISSING, FenFieldsMixin, form_key_valid, to_fen
 from smileloop.core.messages import message_display
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import choices_from
@@ -137,13 +137,13 @@ class EnrolForm(DomainErrorMixin, forms.Form):
 class RenewForm(DomainErrorMixin, forms.Form):
     fee_yuan = yuan_field(_("Fee recorded (yuan)"))
     # Made when the form is shown: a retried POST (its answer lost) renews and records the fee once.
-    key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+    key = forms.CharField(widget=forms.HiddenInput, max_length=FORM_KEY_MAX_LENGTH)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
         sent = self.data.get(self.add_prefix("key"), "") if self.is_bound else None
-        self.key_missing = sent is not None and not (0 < len(sent.strip()) <= 100 and sent.isprintable())
+        self.key_missing = sent is not None and form_key_valid(sent) is None
         if self.key_missing:
             # A post without the key its form renders (hand-made, or a page cached from before): refused, saying so
             # (clean: a hidden field's own error shows nowhere, it was a 422 without a word), and shown again with a

@@ -1,0 +1,106 @@
+"""Registering a phone-less walk-in in a real browser, then Back and submit again: one patient, not two.
+
+A walk-in without a phone has nothing to be matched on. The new-customer page carries a one-time key; Back used to
+fetch the page again (every staff page was `no-store`) with a new key, and the same person was registered twice.
+The empty page is now kept for Back (views.customer_create), so the form sent again is the first one with its key
+and leads to the patient it made; and a namesake the desk registered minutes ago is named before a second record is
+made (selectors.recent_walk_in_namesakes), whatever the browser keeps.
+
+Drives Debian's Chromium (/usr/bin/chromium) through Playwright's sync API; never downloads a browser.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from smileloop.core.testing import browser_marks, context_page
+from smileloop.customers.models import Customer
+
+# Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PASSWORD = "pass-1234"  # StaffFactory's
+SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
+SUBMIT = "form:has(input[name=key]) button[type=submit]"  # the page's first submit button switches the language
+
+pytestmark = browser_marks()
+
+
+@pytest.fixture
+def desk_page(browser, js_errors):
+    with context_page(browser, js_errors, locale="zh-CN") as page:
+        yield page
+
+
+def log_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def register(page, name: str, clinic_id: int) -> None:
+    page.fill("#id_name", name)
+    page.select_option("#id_home_clinic", str(clinic_id))
+    page.click(SUBMIT)
+
+
+def test_back_and_submit_again_registers_a_phone_less_walk_in_once(live_server, desk_page, js_errors,
+                                                                    front_desk_a, clinic_a):
+    page = desk_page
+    log_in(page, live_server, "frontdesk_a")
+
+    # given: 陈小雨, a walk-in without a phone, registered from the new-customer page
+    page.goto(f"{live_server.url}/customers/new/")
+    register(page, "陈小雨", clinic_a.id)
+    page.wait_for_url(re.compile(r"/customers/\d+/$"))
+    first = Customer.objects.get(name="陈小雨")
+    assert page.url.endswith(f"/customers/{first.id}/")
+
+    # when: the desk presses Back and sends the form again (as it comes back, name and clinic filled in again)
+    page.go_back()
+    page.wait_for_selector("#id_name")
+    assert "/customers/new/" in page.url
+    with page.expect_navigation():
+        register(page, "陈小雨", clinic_a.id)
+    page.wait_for_load_state()
+
+    # then: still one 陈小雨, and the page leads to her record: the form Back showed was the first one, with its key
+    assert Customer.objects.filter(name="陈小雨").count() == 1
+    assert page.url.endswith(f"/customers/{first.id}/")
+    assert "此表单已提交过" in page.locator("main").inner_text()
+    assert js_errors == []
+
+
+def test_opening_the_form_anew_names_the_walk_in_just_registered_and_registers_a_second_only_when_told(
+        live_server, desk_page, js_errors, front_desk_a, clinic_a):
+    page = desk_page
+    log_in(page, live_server, "frontdesk_a")
+    page.goto(f"{live_server.url}/customers/new/")
+    register(page, "陈小雨", clinic_a.id)
+    page.wait_for_url(re.compile(r"/customers/\d+/$"))
+    first = Customer.objects.get(name="陈小雨")
+
+    # when: the desk opens a new form (a new key: the browser keeps nothing) and registers the same name
+    page.goto(f"{live_server.url}/customers/new/")
+    register(page, "陈 小雨", clinic_a.id)  # typed with a space: the same name as stored
+
+    # then: nothing registered; a warning in Chinese names her, with a link to her record
+    warning = page.locator("[data-testid=recent-namesake]")
+    warning.wait_for()
+    assert "陈小雨" in warning.inner_text() and "分钟" in warning.inner_text()
+    assert warning.locator(f"a[href='/customers/{first.id}/']").count() == 1
+    assert Customer.objects.filter(name="陈小雨").count() == 1
+    page.screenshot(path=str(SCREENSHOT_DIR / "smileloop-registration-namesake.png"), full_page=True)
+
+    # when: the desk says it is another person of that name
+    page.click("[data-testid=register-anyway]")
+    page.wait_for_url(re.compile(r"/customers/\d+/$"))
+
+    # then: a second 陈小雨
+    assert Customer.objects.filter(name="陈小雨").count() == 2
+    assert not page.url.endswith(f"/customers/{first.id}/")
+    assert js_errors == []
