@@ -2,8 +2,6 @@
 authority (a ValidationFailed raised by a service is mapped back onto the form with `add_domain_errors`)."""
 
 import datetime as dt
-import re
-from collections import Counter, defaultdict
 from functools import cached_property
 
 from django import forms
@@ -16,16 +14,10 @@ from smileloop.clinics.selectors import clinic_list, staff_list
 from smileloop.core.errors import NotFound, ValidationFailed
 from smileloop.core.forms import FORM_KEY_MISSING, form_key_valid
 from smileloop.core.scoping import Scope
-from smileloop.customers import selectors
+from smileloop.customers import normalize, selectors
 from smileloop.customers.enums import Channel, ConsentPurpose, Gender, Relation, Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import (
-    _MOBILE_IN_TEXT,
-    phone_mask,
-    phone_normalize,
-    phones_masked,
-    to_halfwidth,
-)
+from smileloop.customers.normalize import phone_mask, phone_normalize, phones_masked
 
 MOBILE_INVALID = _("Enter a valid mobile number, for example 138 0013 8000.")
 
@@ -154,56 +146,15 @@ NOTES_MASK_UNKNOWN = _("The notes hold a masked number, %(mask)s, that stands fo
 NOTES_MASK_AMBIGUOUS = _("The notes hold different numbers masked alike (%(mask)s), and one of them was added or "
                          "deleted: which number each one stands for cannot be told. Undo that change, or ask a "
                          "colleague who may see phones to make it.")
-# A masked run as a reader edits it: digits, four or more '*', digits (139****2222, or what is left of it).
-_MASKED_RUN = re.compile(r"(?<!\d)\d*\*{4,}\d*(?!\d)")
-
-
-def _lines(text: str) -> str:
-    """A textarea's text as a browser sends it back (CRLF line breaks, the form's strip) compared as stored."""
-    return text.replace("\r\n", "\n").strip()
 
 
 def notes_unmasked(submitted: str, stored: str) -> str:
-    """The notes a reader who may not see phones saved, with each masked mobile (139****2222) written back as the
-    stored number it stands for: the form showed them `phones_masked(stored)`, and a mask must never be stored over
-    the number (PIPL masking is display only).
-
-    Rule: the masked text sent back unchanged keeps the stored notes as they are. Otherwise each masked run of the
-    text (digits around four or more '*') must be the mask of a stored number, or a mask stored as text: it is
-    replaced by that number as it was written (+86 and separators included). Masks that several different stored
-    numbers share (139 1111 2222 and 139 3333 2222) stand for them in their order of appearance, and only while the
-    text holds as many of that mask as the notes held numbers; when one was added or deleted, which is which cannot
-    be told, and the notes are refused (NOTES_MASK_AMBIGUOUS). A run that is no stored mask (a digit changed, part
-    of it deleted, one typed) is refused too (NOTES_MASK_UNKNOWN): its number would be lost. Text around the masks,
-    numbers typed in full and masks deleted whole are saved as edited."""
-    if _lines(submitted) == _lines(phones_masked(stored)):
-        return stored
-    found = []  # (where in the stored notes, mask, as written, which number)
-    for match in _MOBILE_IN_TEXT.finditer(stored):
-        digits = re.sub(r"\D", "", to_halfwidth(match.group(1)))
-        if len(digits) == 11:  # as phones_masked masks it
-            found.append((match.start(), phone_mask("+86" + digits), match.group(0), digits))
-    for match in _MASKED_RUN.finditer(stored):  # a mask kept as text stands for itself
-        found.append((match.start(), match.group(0), match.group(0), match.group(0)))
-    stands_for = defaultdict(list)
-    for _start, mask, written, number in sorted(found):
-        stands_for[mask].append((written, number))
-    runs = [run for run in _MASKED_RUN.finditer(submitted) if any(c.isdigit() for c in run.group(0))]
-    counts = Counter(run.group(0) for run in runs)
-    used: Counter = Counter()
-    parts, end = [], 0
-    for run in runs:
-        mask = run.group(0)
-        candidates = stands_for.get(mask)
-        if not candidates:
-            raise forms.ValidationError(NOTES_MASK_UNKNOWN, code="mask_unknown", params={"mask": mask})
-        if len({number for _written, number in candidates}) > 1 and counts[mask] != len(candidates):
-            raise forms.ValidationError(NOTES_MASK_AMBIGUOUS, code="mask_ambiguous", params={"mask": mask})
-        written = candidates[min(used[mask], len(candidates) - 1)][0]  # more copies of one number: that number
-        used[mask] += 1
-        parts += [submitted[end:run.start()], written]
-        end = run.end()
-    return "".join([*parts, submitted[end:]])
+    """normalize.notes_unmasked, its refusals as the form's messages (in the reader's language)."""
+    try:
+        return normalize.notes_unmasked(submitted, stored)
+    except normalize.MaskUnresolved as exc:
+        message = NOTES_MASK_AMBIGUOUS if exc.code == "mask_ambiguous" else NOTES_MASK_UNKNOWN
+        raise forms.ValidationError(message, code=exc.code, params={"mask": exc.mask})
 
 
 class CustomerForm(DomainErrorsMixin, forms.Form):

@@ -6,6 +6,7 @@ Each raises ValueError with a message a front-desk user understands; callers att
 import datetime as dt
 import re
 import unicodedata
+from collections import Counter, defaultdict
 from itertools import product
 
 import phonenumbers
@@ -94,7 +95,7 @@ def name_han_gaps_drop(name: str) -> str:
 # +86 / 0086 / 86. No digit may touch it on either side, so a date (20230105), an order number, an ID number or an
 # amount is never taken for one.
 _SEP = r"[ \t\u3000\-–—" + INVISIBLE + "]?"
-_MOBILE_IN_TEXT = re.compile(
+MOBILE_IN_TEXT = re.compile(
     r"(?<!\d)(?:(?:[+＋]|00|００)?[8８][6６]" + _SEP + r")?"
     r"([1１][3-9３-９]\d" + _SEP + r"\d{4}" + _SEP + r"\d{4})(?!\d)")
 
@@ -111,7 +112,69 @@ def phones_masked(text: str) -> str:
         digits = re.sub(r"\D", "", to_halfwidth(match.group(1)))
         return phone_mask("+86" + digits) if len(digits) == 11 else match.group(0)
 
-    return _MOBILE_IN_TEXT.sub(mask, str(text))
+    return MOBILE_IN_TEXT.sub(mask, str(text))
+
+
+class MaskUnresolved(ValueError):
+    """A masked mobile in notes sent back that cannot be written back as the number it stood for (notes_unmasked);
+    `code` is mask_unknown or mask_ambiguous, `mask` the run as sent."""
+
+    def __init__(self, code: str, mask: str):
+        super().__init__(f"{code}: {mask}")
+        self.code, self.mask = code, mask
+
+
+# A masked run as a reader edits it: digits, four or more '*', digits (139****2222, or what is left of it).
+_MASKED_RUN = re.compile(r"(?<!\d)\d*\*{4,}\d*(?!\d)")
+
+
+def _lines(text: str) -> str:
+    """A textarea's text as a browser sends it back (CRLF line breaks, the form's strip) compared as stored."""
+    return text.replace("\r\n", "\n").strip()
+
+
+def notes_unmasked(submitted: str, stored: str) -> str:
+    """The notes a reader who may not see phones saved, with each masked mobile (139****2222) written back as the
+    stored number it stands for: the form showed them `phones_masked(stored)`, and a mask must never be stored over
+    the number (PIPL masking is display only).
+
+    Rule: the masked text sent back unchanged keeps the stored notes as they are. Otherwise each masked run of the
+    text (digits around four or more '*') must be the mask of a stored number, or a mask stored as text: it is
+    replaced by that number as it was written (+86 and separators included). Masks that several different stored
+    numbers share (139 1111 2222 and 139 3333 2222) stand for them in their order of appearance, and only while the
+    text holds as many of that mask as the notes held numbers; when one was added or deleted, which is which cannot
+    be told, and the notes are refused (`mask_ambiguous`). A run that is no stored mask (a digit changed, part
+    of it deleted, one typed) is refused too (`mask_unknown`): its number would be lost. Text around the masks,
+    numbers typed in full and masks deleted whole are saved as edited."""
+    if _lines(submitted) == _lines(phones_masked(stored)):
+        return stored
+    found = []  # (where in the stored notes, mask, as written, which number)
+    for match in MOBILE_IN_TEXT.finditer(stored):
+        digits = re.sub(r"\D", "", to_halfwidth(match.group(1)))
+        if len(digits) == 11:  # as phones_masked masks it
+            found.append((match.start(), phone_mask("+86" + digits), match.group(0), digits))
+    for match in _MASKED_RUN.finditer(stored):  # a mask kept as text stands for itself
+        found.append((match.start(), match.group(0), match.group(0), match.group(0)))
+    stands_for = defaultdict(list)
+    for _start, mask, written, number in sorted(found):
+        stands_for[mask].append((written, number))
+    runs = [run for run in _MASKED_RUN.finditer(submitted) if any(c.isdigit() for c in run.group(0))]
+    counts = Counter(run.group(0) for run in runs)
+    used: Counter = Counter()
+    parts, end = [], 0
+    for run in runs:
+        mask = run.group(0)
+        candidates = stands_for.get(mask)
+        if not candidates:
+            raise MaskUnresolved("mask_unknown", mask)
+        if len({number for _written, number in candidates}) > 1 and counts[mask] != len(candidates):
+            raise MaskUnresolved("mask_ambiguous", mask)
+        written = candidates[min(used[mask], len(candidates) - 1)][0]  # more copies of one number: that number
+        used[mask] += 1
+        parts += [submitted[end:run.start()], written]
+        end = run.end()
+    return "".join([*parts, submitted[end:]])
+
 
 
 def phone_national(e164: str) -> str:

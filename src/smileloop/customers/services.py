@@ -43,11 +43,13 @@ from smileloop.customers.models import (
 )
 from smileloop.customers.normalize import (
     INVISIBLE,
+    MaskUnresolved,
     birthday_parse,
     channel_parse,
     gender_parse,
     name_han_gaps_drop,
     name_masked,
+    notes_unmasked,
     phone_normalize,
     pinyin_keys,
     to_halfwidth,
@@ -363,6 +365,23 @@ def _apply(customer: Customer, values: dict, *, fill_only: bool) -> list[str]:
     return changed
 
 
+NOTES_MASKS = {
+    "mask_unknown": "holds a masked number, {mask}, that stands for none of the numbers in the stored notes: a masked "
+                    "number cannot be changed; send it as read, or the full number",
+    "mask_ambiguous": "holds different numbers masked alike ({mask}) and a copy of one was added or removed: which "
+                      "number each stands for cannot be told",
+}
+
+
+def _notes_unmasked(sent: str, stored: str) -> str:
+    """A caller who may not see phones read the notes masked (the API's answer masks them): what it sends back has
+    each mask written back as the stored number it stood for, never stored over it (normalize.notes_unmasked)."""
+    try:
+        return notes_unmasked(sent, stored)
+    except MaskUnresolved as exc:
+        raise ValidationFailed([FieldError("notes", NOTES_MASKS[exc.code].format(mask=exc.mask), exc.mask)])
+
+
 def _identities_clean(identities, *, single: bool = False) -> list[tuple[str, str, str]]:
     """(kind, external id, app id) of each identity, phones normalised. `single`: one identity given as the
     request's own fields (identity_add), so errors name `kind` / `external_id`, not `identities[0].…`."""
@@ -453,6 +472,8 @@ def _upsert(*, chain_id: int, data: dict, identities: list[dict] | None, actor: 
             # The person exists but belongs to another clinic: an upsert may not reveal or change them.
             raise Conflict("This phone or identity belongs to a customer outside your clinics", code="out_of_scope")
         customer = match
+        if "notes" in values and scope is not None and not fill_only and not scope.can(Perm.PHONE_VIEW):
+            values["notes"] = _notes_unmasked(values["notes"], customer.notes)
         new_channel = values.pop("first_touch_channel", None)
         new_campaign = values.pop("first_touch_campaign", None)
         changed = _apply(customer, values, fill_only=fill_only)

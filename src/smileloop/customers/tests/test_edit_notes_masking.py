@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.customers.forms import NOTES_MASK_AMBIGUOUS, NOTES_MASK_UNKNOWN, notes_unmasked
+from smileloop.customers.forms import NOTES_MASK_AMBIGUOUS, NOTES_MASK_UNKNOWN
 from smileloop.customers.models import Interaction
-from smileloop.customers.normalize import phone_mask, phones_masked
+from smileloop.customers.normalize import notes_unmasked, phone_mask, phones_masked
 from smileloop.customers.tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -184,3 +184,43 @@ def test_any_notes_shown_masked_and_saved_with_text_around_them_keep_every_numbe
 
     # then every number is back as it was written
     assert saved == f"{before}。{stored}。{after}".strip()
+
+
+# --- the API: the same rule for a caller who read the notes masked ------------------------------------------------
+
+def _api(client, staff, path, body=None, key="notes-1"):
+    import json
+
+    from smileloop.clinics.services import token_create
+
+    headers = {"Authorization": f"Bearer {token_create(username=staff.user.username)}"}
+    if body is None:
+        return client.get(path, headers=headers)
+    return client.post(path, data=json.dumps(body), content_type="application/json",
+                       headers={**headers, "Idempotency-Key": key})
+
+
+def test_an_api_upsert_of_the_notes_as_read_masked_keeps_the_numbers(client, patient, member_ops):
+    # given member operations read the patient through the API: notes masked
+    read = _api(client, member_ops, f"/api/customers/{patient.id}").json()
+    assert read["notes"] == SHOWN
+
+    # when it sends them back with a line added, by the patient's phone
+    response = _api(client, member_ops, "/api/customers/upsert", {
+        "name": patient.name, "mobile": "137 0013 7000", "notes": read["notes"] + "\n已约周五"})
+
+    # then the numbers are stored as they were, the line added
+    assert response.status_code == 200, response.content
+    assert _stored(patient)[0] == NOTES + "\n已约周五"
+
+
+def test_an_api_upsert_whose_mask_stands_for_no_stored_number_is_refused_and_writes_nothing(client, patient,
+                                                                                           member_ops):
+    response = _api(client, member_ops, "/api/customers/upsert", {
+        "name": patient.name, "mobile": "137 0013 7000", "community": "新小区",
+        "notes": SHOWN.replace("139****2222", "139****2223")})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body.notes"
+    assert "139****2223" in response.json()["errors"][0]["message"]
+    assert _stored(patient) == (NOTES, "")
