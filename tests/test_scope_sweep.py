@@ -981,7 +981,7 @@ def test_an_import_naming_a_clinic_b_patients_phone_neither_shows_nor_changes_th
         batch_id = response.url.rstrip("/").split("/")[-1]
         confirm = client.post(reverse("imports:confirm", kwargs={"batch_id": batch_id}), {"skip_invalid": "on"})
         after_confirm = client.get(reverse("imports:preview", kwargs={"batch_id": batch_id}))
-        errors_csv = client.get(reverse("imports:errors_csv", kwargs={"batch_id": batch_id}))
+        errors_csv = client.post(reverse("imports:errors_csv", kwargs={"batch_id": batch_id}))
         for what, r in (("preview", preview), ("confirm", confirm), ("after", after_confirm), ("errors", errors_csv)):
             shown = _no_patient_b(_text(r), {"m": NATIONAL_B})
             if shown or r.status_code >= 500:

@@ -151,7 +151,7 @@ def test_hostile_text_is_escaped_on_every_staff_page_and_no_get_writes(client, c
             "followups:task", "surveys:nps"} <= shown_escaped
     assert _changed(before, _snapshot()) == []
     # the file's values come back in the errors CSV as text a spreadsheet will not run
-    errors_csv = _text(client.get(reverse("imports:errors_csv", args=[world.batch.id])))
+    errors_csv = _text(client.post(reverse("imports:errors_csv", args=[world.batch.id])))
     assert "'=1+2" in errors_csv and ",=1+2" not in errors_csv
 
 

@@ -16,6 +16,7 @@ STAFF_ACTIONS = {
     "customer.erase": _("Personal information erased"),
     "import.customers": _("Customers imported"),
     "import.orders": _("Orders imported"),
+    "import.errors_export": _("Import errors downloaded"),  # imports.views.errors_csv: the rejected rows' cells
     "tag.bulk_apply": _("Patients tagged in bulk"),
     "tag.bulk_remove": _("Patients untagged in bulk"),
     "followup.take_over": _("Follow-up task taken over"),

@@ -8,15 +8,17 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import scope_for_user
-from smileloop.clinics.web import staff_login_required
+from smileloop.clinics.web import client_ip, staff_login_required
+from smileloop.core.audit import audit_record
 from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
+from smileloop.customers.normalize import phones_masked
 from smileloop.imports.enums import BatchStatus, ImportKind
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
@@ -30,6 +32,9 @@ from smileloop.imports.services.template import template_columns, template_workb
 ERRORS_SHOWN = 200
 RUNNING = (BatchStatus.CHECKING, BatchStatus.IMPORTING)
 ERROR_KINDS_FROM = 20  # from this many errors, the page sums them up by column and problem first
+# The errors CSV's audit reason: the download has one purpose, so the uploader is not asked for it. Stored in the
+# uploader's language, as a reason they typed would be (the audit log shows reasons as stored).
+ERRORS_CSV_REASON = gettext_lazy("Rejected rows of an import, downloaded to correct the file")
 
 
 def import_permission_required(view):
@@ -137,15 +142,22 @@ def progress(request, scope, batch_id):
 
 
 @import_permission_required
-@require_http_methods(["GET"])
+@require_POST
 def errors_csv(request, scope, batch_id):
-    """Every error of the last check or import, for a file with more than the page lists. Only the uploader
-    sees a batch, and the values are cells of their own file, so this reveals nothing new (no audit row)."""
+    """Every error of the last check or import, for a file with more than the page lists. Only the uploader sees a
+    batch, but its cells are patients' personal data leaving the system: an export like any other (PIPL), so every
+    download is audited (`import.errors_export`: the file, its rows, why) and the mobiles in its values and problems
+    are masked for a role that may not see phones, as the preview page shows them (`phones_for`). A POST, as the
+    other audited downloads: no GET writes, and no other site can make the uploader's browser write audit rows."""
     batch = _batch(scope, batch_id)
     errors = (batch.report or {}).get("errors", [])
+    audit_record(actor=request.user, action="import.errors_export", object_type="chain", object_id=scope.chain_id,
+                 reason=str(ERRORS_CSV_REASON), detail={"file": batch.original_name, "rows": len(errors)},
+                 ip_address=client_ip(request))
+    shown = str if scope.can(Perm.PHONE_VIEW) else phones_masked
 
-    rows = ([e.get("row", ""), csv_safe(str(e.get("column", ""))), csv_safe(str(e.get("value", ""))),
-             csv_safe(message_display(str(e.get("message", ""))))] for e in errors)
+    rows = ([e.get("row", ""), csv_safe(str(e.get("column", ""))), csv_safe(shown(str(e.get("value", "")))),
+             csv_safe(shown(message_display(str(e.get("message", "")))))] for e in errors)
     return csv_response([_("Row"), _("Column"), _("Value"), _("Problem")], rows, f"import-errors-{batch.id}.csv",
                         flush_every=500)
 
