@@ -977,14 +977,23 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
     removal in their household (which locks every member) waits for this or is seen, and an erasure or a merge
     committed meanwhile answers "erased" / "merged" instead of putting its record into a family."""
     ids = {i for member, relative, _k in links for i in (member, relative) if i > 0}
-    erased, gone = _households_join_lock(ids) if write else (frozenset(), frozenset())
-    places: dict[int, tuple[object, str]] = {}  # customer id → (household id, or ("new", head id); relation)
-    heads: dict[object, int] = {}  # household key → head id
-    members, households = (connection.ops.quote_name(m._meta.db_table) for m in (HouseholdMember, Household))
-    for customer_id, household_id, relation, head_id in select_in(
-            f"SELECT m.customer_id, m.household_id, m.relation, h.head_id FROM {members} m "
-            f"JOIN {households} h ON h.id = m.household_id WHERE m.customer_id", [], ids):
-        places[customer_id], heads[household_id] = (household_id, relation), head_id
+    if not write:
+        erased, gone = frozenset(), frozenset()
+        places, heads = _household_places(ids)
+    else:
+        # The heads of their households are waited out too: the joined note goes on a head's timeline, and a head
+        # being erased held their row while the note's foreign-key check waited for it at commit, and the erasure
+        # then waited for this writer's hold on their household (a deadlock). Their heads as read unlocked first,
+        # then again under the locks until no new head shows (one who took over meanwhile).
+        waited = ids | set(_household_places(ids)[1].values())
+        erased, gone = _households_join_lock(ids, heads=waited - ids)
+        while True:
+            places, heads = _household_places(ids)
+            late = set(heads.values()) - waited
+            if not late:
+                break
+            customers_erasures_wait(Customer.objects.filter(pk__in=sorted(late)).values("pk"))
+            waited |= late
     new_heads: list[int] = []
     joined: list[tuple[object, int, str]] = []  # (household key, member id, relation to the head)
     outcomes = []
@@ -1018,14 +1027,28 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
 HOUSEHOLDS_LOCK_CHUNK = 5000  # ids per locking statement: an import may link thousands
 
 
-def _households_join_lock(ids: set[int]) -> tuple[frozenset[int], frozenset[int]]:
-    """households_join's locks: the erasures of all these people waited out (customers_erasures_wait), then their
-    rows locked in id order (customers_lock_live), a chunk of ids per statement. Returns (erased ids, ids merged
-    away or gone), read under the locks."""
+def _household_places(ids: set[int]) -> tuple[dict[int, tuple[object, str]], dict[object, int]]:
+    """(customer id → (household id, relation to its head), household id → head id) of these people, one read."""
+    places: dict[int, tuple[object, str]] = {}  # customer id → (household id, or ("new", head id); relation)
+    heads: dict[object, int] = {}  # household key → head id
+    members, households = (connection.ops.quote_name(m._meta.db_table) for m in (HouseholdMember, Household))
+    for customer_id, household_id, relation, head_id in select_in(
+            f"SELECT m.customer_id, m.household_id, m.relation, h.head_id FROM {members} m "
+            f"JOIN {households} h ON h.id = m.household_id WHERE m.customer_id", [], ids):
+        places[customer_id], heads[household_id] = (household_id, relation), head_id
+    return places, heads
+
+
+def _households_join_lock(ids: set[int], heads: set[int] = frozenset()) -> tuple[frozenset[int], frozenset[int]]:
+    """households_join's locks: the erasures of all these people and of `heads` (whose timelines get the notes)
+    waited out (customers_erasures_wait), then the people's rows locked in id order (customers_lock_live), a chunk
+    of ids per statement. Returns (erased ids, ids merged away or gone), read under the locks."""
     ordered = sorted(ids)
     chunks = [ordered[i:i + HOUSEHOLDS_LOCK_CHUNK] for i in range(0, len(ordered), HOUSEHOLDS_LOCK_CHUNK)]
-    for chunk in chunks:
-        customers_erasures_wait(Customer.objects.filter(pk__in=chunk).values("pk"))
+    waits = sorted(ids | set(heads))
+    for start in range(0, len(waits), HOUSEHOLDS_LOCK_CHUNK):
+        customers_erasures_wait(Customer.objects.filter(pk__in=waits[start:start + HOUSEHOLDS_LOCK_CHUNK])
+                                .values("pk"))
     erased: set[int] = set()
     gone: set[int] = set()
     for chunk in chunks:

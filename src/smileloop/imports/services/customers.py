@@ -37,7 +37,15 @@ from smileloop.core.errors import database_busy, unique_clash_name
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import select_in, statistics_refresh
 from smileloop.customers.enums import Channel, Gender, IdentityKind, InteractionKind, Relation, Stage
-from smileloop.customers.models import Consent, Customer, CustomerSearchKey, Identity, Interaction
+from smileloop.customers.models import (
+    Consent,
+    Customer,
+    CustomerSearchKey,
+    Household,
+    HouseholdMember,
+    Identity,
+    Interaction,
+)
 from smileloop.customers.normalize import (
     birthday_parse,
     channel_parse,
@@ -47,7 +55,13 @@ from smileloop.customers.normalize import (
     phone_national,
 )
 from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
-from smileloop.customers.services import TEXT_LIMITS, households_join, search_keys_home_clinic_sync
+from smileloop.customers.services import (
+    TEXT_LIMITS,
+    customers_erasures_wait,
+    customers_lock_live,
+    households_join,
+    search_keys_home_clinic_sync,
+)
 from smileloop.customers.timeline import fields_text, timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
@@ -255,6 +269,7 @@ class _CustomerImport:
         self.next_token = -1
         self.token_names: dict[int, str] = {}  # a person created from this file (token) → their name
         self.links: list[tuple[int, str, str, int]] = []  # see households_link
+        self.vanished: dict[str, str] = {}  # a relative's number → "erased" / "merged": its holder, meanwhile
         self.now = timezone.now()
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
         self.width = table.width
@@ -497,8 +512,9 @@ class _CustomerImport:
         # second numbers (see row_apply) are looked up with the phones: whose mobile or phone identity they are
         numbers = mobiles | {r.second for r in rows if r.second and f"m:{r.second}" not in self.known}
         numbers |= {n for r in rows for n in r.more if f"m:{n}" not in self.known}
-        # relatives' numbers of phone-less rows: whose they are, to find the person among that relative's family
-        numbers |= {r.relative[0] for r in rows if r.relative and not r.mobile and not r.idents}
+        # relatives' numbers: whose they are, to find a phone-less row's person among that relative's family, and to
+        # lock the relatives a link will write about (pool_lock)
+        numbers |= {r.relative[0] for r in rows if r.relative and f"m:{r.relative[0]}" not in self.known}
         ident_keys = {(k, e) for r in rows for k, e, _h in r.idents if f"i:{k}:{e}" not in self.known}
         by_mobile = dict(select_in(
             "SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND merged_into_id IS NULL AND mobile",
@@ -523,6 +539,14 @@ class _CustomerImport:
         families = family_members_of({by_mobile[r.relative[0]] for r in rows
                                       if r.relative and not r.mobile and not r.idents and r.relative[0] in by_mobile})
         wanted |= {member for members in families.values() for member, _n, _b in members}
+        if self.write:
+            gone = self.pool_lock(rows, wanted, by_mobile)
+            if gone:  # erased or merged away since the look-ups: no longer found, as the orders import does
+                wanted -= gone
+                by_mobile = {m: pk for m, pk in by_mobile.items() if pk not in gone}
+                by_ident = {k: pk for k, pk in by_ident.items() if pk not in gone}
+                families = {holder: [m for m in members if m[0] not in gone]
+                            for holder, members in families.items() if holder not in gone}
         people = Customer.objects.only(*_FILLABLE_FIELDS).in_bulk(wanted) if wanted else {}
         chunk = _Chunk()
         for row in rows:
@@ -531,6 +555,34 @@ class _CustomerImport:
             self.flush(chunk, people)
         else:
             self.links += chunk.links
+
+    def pool_lock(self, rows: list[_Row], wanted: set[int], by_mobile: dict) -> set[int]:
+        """Before a chunk writes anything about people of the pool, the project's lock order (docs/architecture.md,
+        "Writes about a person"): the erasures of everyone it may write about waited out — the people its rows
+        name, the relatives its links name and the heads of their households, whose timelines get the joined notes
+        (customers_erasures_wait) — then their rows locked in id order in one statement, and read (erased, merged
+        away) under the locks. The rows were updated as found, in file order, and the family was locked in id order
+        only at the end (households_join): an import that had filled a mother's address held her row while it
+        waited for her child's, which a staff link of the two held while it waited for hers (a deadlock). Returns
+        the ids erased or merged away meanwhile. A file of several chunks locks each chunk's people in id order."""
+        holder_of = {r.relative[0]: self.known.get(f"m:{r.relative[0]}") or by_mobile.get(r.relative[0])
+                     for r in rows if r.relative}
+        holders = set(holder_of.values()) - {None}
+        ids = {pk for pk in wanted | holders if pk > 0}
+        if not ids:
+            return set()
+        waits = set(ids)
+        if holders:
+            members, households = (connection.ops.quote_name(m._meta.db_table) for m in (HouseholdMember, Household))
+            waits.update(head for (head,) in select_in(
+                f"SELECT h.head_id FROM {members} m JOIN {households} h ON h.id = m.household_id WHERE m.customer_id",
+                [], ids))
+        customers_erasures_wait(Customer.objects.filter(pk__in=sorted(waits)).values("pk"))
+        erased, gone = customers_lock_live(*ids)
+        for number, holder in holder_of.items():  # said on the rows at the end (households_link)
+            if holder in erased or holder in gone:
+                self.vanished[number] = "erased" if holder in erased else "merged"
+        return set(erased | gone)
 
     def _family_match(self, row: _Row, by_mobile: dict, families: dict) -> int | None:
         """The person a phone-less row registered by a relative's number names: the one member of that relative's
@@ -851,6 +903,14 @@ class _CustomerImport:
         if not self.links:
             return
         report = self.report
+        column = self.table.header_for("mobile") or ""
+        if self.vanished:  # the relative was erased or merged away while the import ran (pool_lock): nothing linked
+            for _p, number, _k, row in self.links:
+                if number in self.vanished:
+                    report.households_not_linked += 1
+                    report.warning_add(row=row, column=column, value=number, message=HOUSEHOLD_ERASED
+                                       if self.vanished[number] == "erased" else HOUSEHOLD_MERGED)
+            self.links = [link for link in self.links if link[1] not in self.vanished]
         numbers = {number for _p, number, _k, _r in self.links}
         holders = {n: self.known[f"m:{n}"] for n in numbers if f"m:{n}" in self.known}
         holders.update(select_in("SELECT mobile, id FROM customers_customer WHERE chain_id = %s AND "
@@ -872,7 +932,6 @@ class _CustomerImport:
         report.households_linked += sum(o in ("joined", "already") for o in outcomes)
         report.households_not_linked += sum(o in ("elsewhere", "unclear", "erased", "merged") for o in outcomes)
         # An erasure or a merge that committed while the import ran: said on the row, as nothing was linked there
-        column = self.table.header_for("mobile") or ""
         for (_p, _h, _k, number, row), outcome in zip(links, outcomes, strict=True):
             if outcome in ("erased", "merged"):
                 report.warning_add(row=row, column=column, value=number,

@@ -7,7 +7,8 @@ the same order number across chunks (unless it is longer than a bill may be), an
 after its order was written is reported as an error rather than silently split into two bills.
 
 After writing, the customers' denormalised figures (lifetime spend, first/last visit, lead → patient)
-are updated set-based: one UPDATE per chunk (per 2,000 customers).
+are updated set-based: one UPDATE per 500 customers, and the stage events order_record would write (one per customer
+moved to treated) with one INSERT per chunk.
 """
 
 import datetime as dt
@@ -21,14 +22,17 @@ from django.utils.translation import gettext as _
 from smileloop.clinics.models import Staff
 from smileloop.core.audit import audit_record
 from smileloop.core.bounds import BIGINT_MAX, EARLIEST_RECORD_DATE, MAX_BILL_LINES
+from smileloop.core.bulk import rows_insert
 from smileloop.core.errors import ValidationFailed, database_busy, unique_clash_name
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
 from smileloop.core.sql import execute as sql_execute
-from smileloop.customers.enums import IdentityKind, Stage
-from smileloop.customers.models import Customer, Identity
+from smileloop.customers.enums import STAGE_SIDE, IdentityKind, InteractionKind, Stage
+from smileloop.customers.models import Customer, Identity, Interaction
 from smileloop.customers.normalize import phone_national
 from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
+from smileloop.customers.services import customers_erasures_wait
+from smileloop.customers.timeline import timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
@@ -55,7 +59,9 @@ from smileloop.imports.services.values import (
     text_formula_value,
     yuan_parse,
 )
+from smileloop.lifecycle.services import revival_cutoff
 from smileloop.visits.models import Order, OrderLine, Payment, ServiceItem
+from smileloop.visits.services import PAID
 
 
 def _typed_placeholders() -> tuple[str, str]:
@@ -66,8 +72,7 @@ def _typed_placeholders() -> tuple[str, str]:
     return "%s", "%s"
 
 
-# A paid order makes a customer "treated" (lifecycle progress only moves up; dormant/lost are left to
-# lifecycle.stages_derive, which re-derives them from the imported facts).
+# A paid order makes a customer "treated" (lifecycle progress only moves up; see _OrderImport.stage_moves).
 _BELOW_TREATED = [Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED]
 SPEND_PAST_BOUND = "would take the customer's lifetime spend past the most it can hold"  # imports.messages.FIXED
 TOOTH_MAX_LENGTH = OrderLine._meta.get_field("tooth").max_length
@@ -183,6 +188,8 @@ class _OrderImport:
         # Each customer's lifetime spend with this import's accepted bills so far: bills at the bounds could take it
         # past a bigint (customer_stats_apply's UPDATE then failed: a traceback, not a row's error).
         self.spend: dict[int, int] = {}
+        self.stages: dict[int, list] = {}  # the chunk's customers → [stage, stage reached, stage changed at]
+        self._cutoff: dt.datetime | None = None
 
     def chunks(self):
         """CHUNK_ROWS-sized chunks that never split a run of rows with the same order number, unless the run is longer
@@ -382,17 +389,25 @@ class _OrderImport:
                                            if line.relative and line.relative[0] in by_mobile})
         relatives = {member for members in self.families.values() for member, _n, _b in members}
         facts, names = {}, {}
-        found = Customer.objects.filter(id__in=set(by_mobile.values()) | set(by_ident.values()) | relatives,
-                                        merged_into__isnull=True, erased_at__isnull=True)
+        ids = set(by_mobile.values()) | set(by_ident.values()) | relatives
+        found = Customer.objects.filter(id__in=ids, merged_into__isnull=True, erased_at__isnull=True)
         if self.write:
             # Locked (by id, as a bill through the API locks its patient) and read again: a patient erased or merged
             # since the lookups above is no longer found (their bill was written onto the erased record), and a bill
-            # recorded for them meanwhile is seen when the visit days are counted (it counted the day twice).
+            # recorded for them meanwhile is seen when the visit days are counted (it counted the day twice). Their
+            # erasures are waited out first, as every writer about several people does (docs/architecture.md): an
+            # erasure holds its person and then locks the rest of the family, so locking a family's lower id first
+            # held the row the erasure next waited for while this waited for the erased one (a deadlock).
+            if ids:
+                customers_erasures_wait(Customer.objects.filter(pk__in=sorted(ids)).values("pk"))
             found = found.select_for_update(no_key=True).order_by("pk")
-        for pk, home_clinic_id, consultant_id, name, spend in found.values_list(
-                "id", "home_clinic_id", "consultant_id", "name", "lifetime_spend_fen"):
+        self.stages = {}
+        for pk, home_clinic_id, consultant_id, name, spend, *stage in found.values_list(
+                "id", "home_clinic_id", "consultant_id", "name", "lifetime_spend_fen", "stage", "stage_reached",
+                "stage_changed_at"):
             facts[pk], names[pk] = (home_clinic_id, consultant_id), " ".join(name.split())
             self.spend.setdefault(pk, spend)
+            self.stages[pk] = stage  # read under the lock when written: what stage_moves starts from
         self.names = names
         by_mobile = {m: pk for m, pk in by_mobile.items() if pk in facts}
         by_ident = {k: pk for k, pk in by_ident.items() if pk in facts}
@@ -595,9 +610,58 @@ class _OrderImport:
             entry[2] = max(entry[2], order.ordered_at)
         OrderLine.objects.bulk_create(order_lines, batch_size=1000)
         Payment.objects.bulk_create(payments, batch_size=1000)
+        moves = self.stage_moves(orders)
         for customer_id, entry in stats.items():
             entry.append(new_days.get(customer_id, 0))
+            entry.append(moves.get(customer_id))
         self.customer_stats_apply(stats)
+        # One stage event per customer moved, as order_record's customer_stage_advance writes it (stage_events_insert)
+        author_id = self.actor.id if self.actor else None
+        rows_insert(Interaction, [
+            {"customer_id": customer_id, "kind": InteractionKind.SYSTEM, "author_id": author_id, "clinic_id": None,
+             "occurred_at": at, "text": f"stage {before} → {stage}: {cause}",
+             "data": {"stage_from": before, "stage_to": stage, "cause": cause}}
+            for customer_id, (before, stage, _reached, at, cause) in moves.items()])
+
+    def stage_moves(self, orders: list[Order]) -> dict[int, tuple]:
+        """customer id → (stage before, stage, stage reached, when, cause) for each customer these bills move, as
+        recording them one by one, oldest first, through visits.order_record would (customer_stage_advance to
+        treated, customers.services._stage_rule): progress only goes up (a member stays one); a dormant or lost
+        customer comes back, to the higher of treated and the stage they had reached, on a bill no older than the
+        chain's dormant threshold (lifecycle.revival_cutoff) and, when lost, paid after they were set lost; the
+        first bill that moves them is the one named, dated by its time. An erased record is never found here.
+        Computed from the stages read under the customers' locks (chunk), written with the figures'
+        UPDATE and one INSERT of the events: no per-customer service call."""
+        bills: dict[int, list[Order]] = {}
+        for order in sorted(orders, key=lambda o: (o.ordered_at, o.id)):
+            bills.setdefault(order.customer_id, []).append(order)
+        surely_recent = self.now - dt.timedelta(days=28)  # as customers.services._SURELY_RECENT
+        moves = {}
+        for customer_id, theirs in bills.items():
+            stage, reached, changed_at = self.stages[customer_id]
+            for order in theirs:
+                at = order.ordered_at
+                if stage in _BELOW_TREATED:
+                    pass
+                elif stage not in STAGE_SIDE:
+                    break  # treated or higher: a bill changes nothing
+                elif at < surely_recent and at < self.revival_cutoff():
+                    continue  # dormant still by the facts: a later bill may be recent enough
+                elif stage == Stage.LOST and changed_at is not None and changed_at >= at:
+                    continue  # set lost after this bill: it is nothing new since
+                new_reached = reached if reached in (Stage.TREATED, Stage.MEMBER, Stage.REFERRER) else Stage.TREATED
+                new_stage = reached if reached in (Stage.MEMBER, Stage.REFERRER) else Stage.TREATED
+                cause = timeline_format(PAID, order=order.id, clinic=self.clinics.name_of(order.clinic_id),
+                                        day=timezone.localdate(at))[:500]
+                moves[customer_id] = (stage, new_stage, new_reached, at, cause)
+                break
+        return moves
+
+    def revival_cutoff(self) -> dt.datetime:
+        """The chain's earliest bill that still brings a dormant or lost customer back (read once, when needed)."""
+        if self._cutoff is None:
+            self._cutoff = revival_cutoff(self.chain.id)
+        return self._cutoff
 
     def visit_days_new(self, bills: list[tuple[int, dt.datetime]]) -> dict[int, int]:
         """customer id → how many local days of these bills (not yet written) no order and no arrived or completed
@@ -643,17 +707,20 @@ class _OrderImport:
         chunk's customers (a 50,000-order import into 4,000 patients took a minute, most of it here)."""
         table = Customer._meta.db_table
         big, ts = _typed_placeholders()
-        below = ", ".join(["%s"] * len(_BELOW_TREATED))
+        text = "CAST(%s AS text)" if connection.vendor == "postgresql" else "%s"
         items = list(stats.items())
         for start in range(0, len(items), 500):
             batch = items[start:start + 500]
-            values = ", ".join([f"({big}, {big}, {ts}, {ts}, {big})"] * len(batch))
+            values = ", ".join([f"({big}, {big}, {ts}, {ts}, {big}, {text}, {text}, {ts})"] * len(batch))
             params: list = []
-            for customer_id, (spend, first, last, visits) in batch:
-                params += [customer_id, spend, db_datetime(first), db_datetime(last), visits]
-            # Every SET reads the row as it was, so stage_changed_at sees the stage before it moves.
+            for customer_id, (spend, first, last, visits, move) in batch:
+                stage, reached, moved_at = (None, None, None) if move is None else move[1:4]
+                params += [customer_id, spend, db_datetime(first), db_datetime(last), visits, stage, reached,
+                           None if moved_at is None else db_datetime(moved_at)]
+            # Every SET reads the row as it was, so stage_prev gets the stage before it moves (stage_moves: NULL when
+            # the customer's stage does not move).
             sql_execute(
-                f"WITH s(id, spend, first_at, last_at, visits) AS (VALUES {values}) "
+                f"WITH s(id, spend, first_at, last_at, visits, stage, reached, moved_at) AS (VALUES {values}) "
                 f"UPDATE {table} SET "
                 f"lifetime_spend_fen = {table}.lifetime_spend_fen + s.spend, "
                 f"first_visit_at = CASE WHEN {table}.first_visit_at IS NULL OR {table}.first_visit_at > s.first_at "
@@ -661,14 +728,13 @@ class _OrderImport:
                 f"last_visit_at = CASE WHEN {table}.last_visit_at IS NULL OR {table}.last_visit_at < s.last_at "
                 f"THEN s.last_at ELSE {table}.last_visit_at END, "
                 f"visit_count = {table}.visit_count + s.visits, "
-                f"stage_changed_at = CASE WHEN {table}.stage IN ({below}) THEN s.first_at "
-                f"ELSE {table}.stage_changed_at END, "
-                f"stage = CASE WHEN {table}.stage IN ({below}) THEN %s ELSE {table}.stage END, "
-                f"stage_reached = CASE WHEN {table}.stage_reached IN ({below}) THEN %s ELSE {table}.stage_reached END, "
+                f"stage_prev = CASE WHEN s.stage IS NULL THEN {table}.stage_prev ELSE {table}.stage END, "
+                f"stage_changed_at = COALESCE(s.moved_at, {table}.stage_changed_at), "
+                f"stage = COALESCE(s.stage, {table}.stage), "
+                f"stage_reached = COALESCE(s.reached, {table}.stage_reached), "
                 f"updated_at = %s "
                 f"FROM s WHERE {table}.id = s.id",
-                [*params, *_BELOW_TREATED, *_BELOW_TREATED, Stage.TREATED, *_BELOW_TREATED, Stage.TREATED,
-                 db_datetime(self.now)])
+                [*params, db_datetime(self.now)])
 
     def finish(self) -> None:
         report = self.report

@@ -113,12 +113,13 @@ def test_a_relative_erased_during_the_import_heads_no_household(tmp_path, chain,
 
 def test_a_relative_merged_away_during_the_import_joins_no_family(tmp_path, chain, clinic_a, chain_admin,
                                                                   monkeypatch):
-    # given an import that has found the mother's number and is about to link her child
+    # given an import that has found the mother's number and is about to lock the people it writes about (from
+    # then on a merge of hers waits for the import: see test_lock_order_postgres.py)
     mother = CustomerFactory(chain=chain, name="周敏", mobile="+8613800138000", home_clinic=clinic_a)
     kept = CustomerFactory(chain=chain, name="周敏", mobile="+8613700137000", home_clinic=clinic_a)
     reached = threading.Event()
-    monkeypatch.setattr(import_customers, "households_join",
-                        paused(import_customers.households_join, reached, before=True))
+    monkeypatch.setattr(import_customers._CustomerImport, "pool_lock",
+                        paused(import_customers._CustomerImport.pool_lock, reached, before=True))
 
     # when the mother's record is merged into another meanwhile
     out = race(_import(_child_file(tmp_path), chain),
