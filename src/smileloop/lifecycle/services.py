@@ -10,6 +10,8 @@ loop over customers:
   staff call, chat or SMS; else lead), never lower than the stage already reached; then the side states.
 - `stages_side_update` (the daily job, lifecycle.tasks.stages_job): dormant after N months without a
   visit, lost M months later; a lead who never came is lost after L days without a booking or contact.
+  Someone who never came but is past the lead stages (`LEAD_WINDOW`: a member who joined online or at the
+  desk, say) goes dormant and lost on N / N + M months without a visit, booking or enrolment instead.
 
 Each customer whose stage changed gets one timeline event (kind system, data {stage_from, stage_to,
 cause}) from one INSERT … SELECT. Changed rows are recognised by `stage_changed_at` = this run's time,
@@ -44,7 +46,14 @@ from smileloop.visits.models import Appointment, Order
 DERIVE_CAUSE = gettext_noop("re-derived from visits, orders, appointments, memberships and staff contacts")
 NO_VISIT_SINCE = gettext_noop("no visit since %(since)s (%(months)s months)")
 NEVER_CAME = gettext_noop("never came: no booking or contact for %(days)s days")
-TIMELINE_TEMPLATES = (DERIVE_CAUSE, NO_VISIT_SINCE, NEVER_CAME)
+NEVER_CAME_JOINED = gettext_noop("no visit, booking or enrolment for %(months)s months (never came)")
+TIMELINE_TEMPLATES = (DERIVE_CAUSE, NO_VISIT_SINCE, NEVER_CAME, NEVER_CAME_JOINED)
+
+# The lead window applies to who never came AND never got past these stages. Arrived and treated are proved by a
+# visit or a paid bill (both write last_visit_at; a blank one there is a bulk load's gap), member and referrer by an
+# enrolment or a referral: such people are patients or paying members, not leads, and the lead window had set a
+# member who had not come yet lost a few months after joining.
+LEAD_WINDOW: tuple[str, ...] = (Stage.LEAD, Stage.CONTACTED, Stage.BOOKED)
 
 # --- the referral hook ------------------------------------------------------------------------------------
 
@@ -148,17 +157,22 @@ def progress_facts(chain_id: int, at: dt.datetime) -> list[tuple[str, Q]]:
     return facts
 
 
+def _gone_since(since: dt.datetime) -> Q:
+    """No visit since `since` (a customer who never came but is past the lead stages counts from their record and
+    enrolments), and no booking or enrolment since then either."""
+    visited = Q(last_visit_at__isnull=False, last_visit_at__lt=since)
+    never_came = Q(last_visit_at__isnull=True, created_at__lt=since) & ~Q(stage_reached__in=LEAD_WINDOW)
+    return (visited | never_came) & ~Q(_booked_since(since)) & ~Q(_enrolled_since(since))
+
+
 def _side_conditions(cut: Cutoffs) -> dict[str, Q]:
-    visited = Q(last_visit_at__isnull=False)
     return {
         # dormant: no visit for N months, and no booking or enrolment since then either
-        "dormant": visited & Q(last_visit_at__lt=cut.dormant) & ~Q(_booked_since(cut.dormant))
-        & ~Q(_enrolled_since(cut.dormant)),
-        # lost: no visit for N + M months and no booking since
-        "lost_visited": visited & Q(last_visit_at__lt=cut.lost) & ~Q(_booked_since(cut.lost))
-        & ~Q(_enrolled_since(cut.lost)),
+        "dormant": _gone_since(cut.dormant),
+        # lost: the same for N + M months
+        "lost_visited": _gone_since(cut.lost),
         # a lead who never came: nothing from them or us for L days
-        "lost_lead": Q(last_visit_at__isnull=True, created_at__lt=cut.lead)
+        "lost_lead": Q(last_visit_at__isnull=True, created_at__lt=cut.lead, stage_reached__in=LEAD_WINDOW)
         & (Q(last_touch_at__isnull=True) | Q(last_touch_at__lt=cut.lead))
         & ~Q(_booked_since(cut.lead)) & ~Q(_contacted_since(cut.lead)) & ~Q(_enrolled_since(cut.lead)),
     }
@@ -184,10 +198,16 @@ def _cause(cut: Cutoffs, default: str):
     def no_visit(months: int):
         return Concat(Value(head), since, Value(tail % {"months": months}))
 
+    def never_came(months: int):
+        return Value(NEVER_CAME_JOINED % {"months": months})
+
     return Case(
         When(stage=Stage.DORMANT, last_visit_at__isnull=False, then=no_visit(cfg.dormant_after_months)),
+        When(stage=Stage.DORMANT, then=never_came(cfg.dormant_after_months)),
         When(stage=Stage.LOST, last_visit_at__isnull=False,
              then=no_visit(cfg.dormant_after_months + cfg.lost_after_months)),
+        When(Q(stage=Stage.LOST) & ~Q(stage_reached__in=LEAD_WINDOW),
+             then=never_came(cfg.dormant_after_months + cfg.lost_after_months)),
         When(stage=Stage.LOST, then=Value(NEVER_CAME % {"days": cfg.lead_lost_after_days})),
         default=Value(default), output_field=CharField())
 
@@ -263,12 +283,14 @@ def stages_derive(*, chain: Chain, today: dt.date, now: dt.datetime | None = Non
                                                             created_at__gte=OuterRef("stage_changed_at"))))
                      & ~Q(_enrolled_since(OuterRef("stage_changed_at")))  # an enrolment brings them back too
                      # a lead lost by the lead window (the run's own event) is back when the chain lengthened it, unless
-                     # staff contacted them (a contact alone brings nobody back)
-                     & ~(Q(created_at__gte=cut.lead) & Q(Exists(Interaction.objects.filter(
+                     # staff contacted them (a contact alone brings nobody back); so is one past the lead stages (a
+                     # member the window set lost before it was kept to leads)
+                     & ~(Q(Exists(Interaction.objects.filter(
                          customer_id=OuterRef("pk"), author__isnull=True, occurred_at=OuterRef("stage_changed_at"),
                          data__stage_to=Stage.LOST, data__cause__startswith=NEVER_CAME.split("%(days)s")[0])))
-                         & ~Q(Exists(Interaction.objects.filter(customer_id=OuterRef("pk"), kind__in=CONTACT_KINDS,
-                                                                author__isnull=False)))))
+                         & (~Q(stage_reached__in=LEAD_WINDOW)
+                            | Q(created_at__gte=cut.lead) & ~Q(Exists(Interaction.objects.filter(
+                                customer_id=OuterRef("pk"), kind__in=CONTACT_KINDS, author__isnull=False))))))
     counts["revived"] = live.filter(stage__in=STAGE_SIDE).exclude(cond["dormant"]).exclude(cond["lost_lead"]).exclude(
         nothing_since).update(stage=F("stage_reached"), **_moved(now))
     counts.update(_side_moves(live, cut, now))
