@@ -124,8 +124,15 @@ class MaskUnresolved(ValueError):
         self.code, self.mask = code, mask
 
 
-# A masked run as a reader edits it: digits, four or more '*', digits (139****2222, or what is left of it).
-_MASKED_RUN = re.compile(r"(?<!\d)\d*\*{4,}\d*(?!\d)")
+# A masked run as a reader edits it: digits and '*' (139****2222, or what is left of it), with four or more '*',
+# or at least ten characters: a mask with one '*' deleted (139***2222) or typed over (139***12222) is still one, or
+# its number would be lost; a short product of numbers (12*34*56) is text.
+_STAR_RUN = re.compile(r"(?<![\d*])[\d*]*\*[\d*]*(?![\d*])")
+
+
+def _masked_runs(text: str) -> list[re.Match]:
+    return [run for run in _STAR_RUN.finditer(text)
+            if run.group(0).count("*") >= 4 or len(run.group(0)) >= 10]
 
 
 def _lines(text: str) -> str:
@@ -153,12 +160,12 @@ def notes_unmasked(submitted: str, stored: str) -> str:
         digits = re.sub(r"\D", "", to_halfwidth(match.group(1)))
         if len(digits) == 11:  # as phones_masked masks it
             found.append((match.start(), phone_mask("+86" + digits), match.group(0), digits))
-    for match in _MASKED_RUN.finditer(stored):  # a mask kept as text stands for itself
+    for match in _masked_runs(stored):  # a mask kept as text stands for itself
         found.append((match.start(), match.group(0), match.group(0), match.group(0)))
     stands_for = defaultdict(list)
     for _start, mask, written, number in sorted(found):
         stands_for[mask].append((written, number))
-    runs = [run for run in _MASKED_RUN.finditer(submitted) if any(c.isdigit() for c in run.group(0))]
+    runs = [run for run in _masked_runs(submitted) if any(c.isdigit() for c in run.group(0))]
     counts = Counter(run.group(0) for run in runs)
     used: Counter = Counter()
     parts, end = [], 0

@@ -59,7 +59,7 @@ DEFAULT_PLAYBOOKS: list[dict] = [
         "description": "初诊咨询或免费检查后没有开始付费治疗、也没有再预约的患者，到店后第 3、7、14 天由咨询师回访，"
                        "预约即关闭。",
         "steps": _steps(
-            (0, A.CONSULTANT, C.WECOM, "{name}您好，我是{clinic}的咨询师。您{days_since}天前来我们这里做了口腔咨询和检查，"
+            (0, A.CONSULTANT, C.WECOM, "{name}您好，这里是{clinic}。您{days_since}天前来我们这里做了口腔咨询和检查，"
              "回去后还有什么疑问吗？医生给的方案有不清楚的地方，我可以再为您详细说明。", 24),
             (4, A.CONSULTANT, C.CALL, "{name}您好，{clinic}回访一下您之前咨询的口腔问题。牙齿问题越早处理越简单，"
              "这周还有空位，帮您约个时间让医生再看看好吗？", 48),

@@ -91,6 +91,8 @@ def test_a_masked_number_moved_or_deleted_is_saved_as_edited(client, patient, me
     ("妈妈 139****2223；爸爸 138****8000", "139****2223"),  # a digit of a mask changed
     ("妈妈 139****222；爸爸 138****8000", "139****222"),  # a digit of a mask deleted
     ("妈妈 ****2222；爸爸 138****8000", "****2222"),  # the head of a mask deleted
+    ("妈妈 139***2222；爸爸 138****8000", "139***2222"),  # a '*' of a mask deleted (its number was lost)
+    ("妈妈 139***12222；爸爸 138****8000", "139***12222"),  # a '*' typed over with a digit (the same)
     ("妈妈 139****2222；爸爸 138****8000；舅舅 135****1234", "135****1234"),  # a mask of no stored number
 ])
 def test_a_mask_that_stands_for_no_stored_number_is_refused_and_nothing_is_written(client, patient, member_ops,
@@ -148,6 +150,15 @@ def test_a_mask_already_stored_as_text_stays_as_it_is(client, chain, clinic_a, m
     # then the stored mask stays a mask and the number is restored
     assert response.status_code == 302
     assert _stored(patient) == ("旧号 136****6000；新号 13911112222；已核实", "静安花园")
+
+
+def test_a_short_product_of_numbers_typed_in_the_notes_is_no_mask(client, patient, member_ops):
+    # when text with a '*' between numbers (a size, a count) is added: too short to be what is left of a mask
+    response = _post(client, member_ops, patient, f"{SHOWN}。牙套 12*34*56")
+
+    # then it is saved as typed, the numbers kept
+    assert response.status_code == 302
+    assert _stored(patient) == (f"{NOTES}。牙套 12*34*56", "静安花园")
 
 
 def test_a_role_that_may_see_phones_sees_and_saves_the_notes_as_stored(client, patient, front_desk_a):

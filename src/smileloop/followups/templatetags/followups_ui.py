@@ -30,6 +30,9 @@ def task_anchor(task) -> dict:
         else _("an unfinished treatment plan"),
         "recall": _("%(procedure)s due") % {"procedure": procedure} if procedure else _("a check-up due"),
         "dormant": _("the last visit"),
+        # the consulted-not-treated playbook's key ("consult:2026-12-04", the visit's day) was shown as stored
+        "consult": _("%(procedure)s on %(date)s") % {"procedure": procedure, "date": rest} if procedure
+        else _("a consultation on %(date)s") % {"date": rest},
         "lead": _("became a lead"),
         # the birthday, gift-card and segment playbooks' keys ("birthday:2026", "giftcard-reminder:12", "segment:3")
         # were shown as stored on the Chinese page

@@ -135,7 +135,7 @@ def test_only_patients_who_came_and_were_neither_treated_nor_booked_again_get_th
     assert task.assignee_id == consultant_a.id
     assert task.context["procedure"] == "初诊咨询"
     tasks_scripts_fill([task], today=today)
-    assert task.script_text.startswith(f"王芳您好，我是{clinic_a.name}的咨询师。您3天前来我们这里做了口腔咨询和检查")
+    assert task.script_text.startswith(f"王芳您好，这里是{clinic_a.name}。您3天前来我们这里做了口腔咨询和检查")
 
 
 def test_the_days_after_the_visit_come_from_the_trigger_parameter(chain, clinic_a, playbook, consult_item, today):
