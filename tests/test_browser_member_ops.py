@@ -19,7 +19,7 @@ from django.utils import timezone
 from smileloop.checkout.models import Settlement
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import browser_marks, context_page
+from smileloop.core.testing import browser_log_in, browser_marks, context_page
 from smileloop.customers.enums import Stage
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.giftcards.services import voucher_issue
@@ -38,7 +38,6 @@ from smileloop.membership.services import family_bind, membership_enrol
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
-PASSWORD = "pass-1234"  # StaffFactory's
 
 pytestmark = browser_marks()
 
@@ -55,12 +54,7 @@ def phone_page(browser, js_errors):
         yield page
 
 
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)
+log_in = browser_log_in
 
 
 def shot(page, name: str) -> None:

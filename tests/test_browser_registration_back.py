@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from smileloop.core.testing import browser_marks, context_page
+from smileloop.core.testing import browser_log_in, browser_marks, context_page
 from smileloop.customers.models import Customer
 
 # Playwright's sync API runs an event loop in this thread; Django's async-safety check would refuse the ORM.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-PASSWORD = "pass-1234"  # StaffFactory's
 SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
 SUBMIT = "form:has(input[name=key]) button[type=submit]"  # the page's first submit button switches the language
 
@@ -34,12 +33,7 @@ def desk_page(browser, js_errors):
         yield page
 
 
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)
+log_in = browser_log_in
 
 
 def register(page, name: str, clinic_id: int) -> None:

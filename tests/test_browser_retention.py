@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
-from smileloop.core.testing import browser_marks, context_page
+from smileloop.core.testing import FACTORY_PASSWORD, browser_log_in, browser_marks, context_page
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.tests.factories import CustomerFactory
@@ -33,7 +33,7 @@ from smileloop.visits.models import Appointment
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 SCREENSHOT_DIR = Path(os.environ.get("SMILELOOP_SCREENSHOT_DIR", "/tmp"))
-PASSWORD = "pass-1234"  # StaffFactory's
+PASSWORD = FACTORY_PASSWORD
 
 pytestmark = browser_marks()
 
@@ -55,12 +55,7 @@ def local(day: dt.date, hour: int = 10) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour), tzinfo=timezone.get_current_timezone())
 
 
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click(".auth-card button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)
+log_in = browser_log_in
 
 
 def shot(page, name: str) -> None:

@@ -175,6 +175,18 @@ def context_page(browser, watcher, *, locale: str, phone: bool = False, width: i
         context.close()
 
 
+FACTORY_PASSWORD = "pass-1234"  # clinics.tests.factories.StaffFactory's
+
+
+def browser_log_in(page, live_server, username: str, password: str = FACTORY_PASSWORD) -> None:
+    """Log `page` in through the login form, as staff do, and wait until it has left the login page."""
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click(".auth-card button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
 class JsErrors(list):
     """Uncaught exceptions and console errors of a page (a page that draws must not log any): `watch(page)`."""
 
