@@ -115,6 +115,21 @@ def phones_masked(text: str) -> str:
     return MOBILE_IN_TEXT.sub(mask, str(text))
 
 
+# Nearly a mobile: 10 to 13 digits from a 1, separators allowed (a digit too few or too many, 12345678901).
+_NEAR_MOBILE = re.compile(r"(?<!\d)[1１](?:" + _SEP + r"\d){9,12}(?!\d)")
+
+
+def phone_likes_masked(text: str) -> str:
+    """phones_masked, and numbers that are nearly a mobile masked alike (first 3 and last 4 digits kept): an import's
+    rejected phone cells (139123456789, a digit too many) are a mobile all the same to a reader who may not see
+    phones. Not for notes, whose masks the edit form maps back (notes_unmasked knows mobiles only)."""
+    def mask(match: re.Match) -> str:
+        digits = re.sub(r"\D", "", to_halfwidth(match.group(0)))
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+    return _NEAR_MOBILE.sub(mask, phones_masked(text))
+
+
 class MaskUnresolved(ValueError):
     """A masked mobile in notes sent back that cannot be written back as the number it stood for (notes_unmasked);
     `code` is mask_unknown or mask_ambiguous, `mask` the run as sent."""

@@ -18,7 +18,7 @@ from smileloop.core.audit import audit_record
 from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.errors import Conflict, NotFound
 from smileloop.core.errors import PermissionDenied as DomainPermissionDenied
-from smileloop.customers.normalize import phones_masked
+from smileloop.customers.normalize import phone_likes_masked
 from smileloop.imports.enums import BatchStatus, ImportKind
 from smileloop.imports.errors import ImportFileError
 from smileloop.imports.forms import ConfirmForm, UploadForm
@@ -147,14 +147,14 @@ def errors_csv(request, scope, batch_id):
     """Every error of the last check or import, for a file with more than the page lists. Only the uploader sees a
     batch, but its cells are patients' personal data leaving the system: an export like any other (PIPL), so every
     download is audited (`import.errors_export`: the file, its rows, why) and the mobiles in its values and problems
-    are masked for a role that may not see phones, as the preview page shows them (`phones_for`). A POST, as the
+    are masked for a role that may not see phones, as the preview page shows them (`phone_likes_for`: numbers nearly a mobile too). A POST, as the
     other audited downloads: no GET writes, and no other site can make the uploader's browser write audit rows."""
     batch = _batch(scope, batch_id)
     errors = (batch.report or {}).get("errors", [])
     audit_record(actor=request.user, action="import.errors_export", object_type="chain", object_id=scope.chain_id,
                  reason=str(ERRORS_CSV_REASON), detail={"file": batch.original_name, "rows": len(errors)},
                  ip_address=client_ip(request))
-    shown = str if scope.can(Perm.PHONE_VIEW) else phones_masked
+    shown = str if scope.can(Perm.PHONE_VIEW) else phone_likes_masked
 
     rows = ([e.get("row", ""), csv_safe(str(e.get("column", ""))), csv_safe(shown(str(e.get("value", "")))),
              csv_safe(shown(message_display(str(e.get("message", "")))))] for e in errors)

@@ -9,7 +9,7 @@ from smileloop.clinics.enums import Role
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer, Interaction
-from smileloop.customers.normalize import phones_masked
+from smileloop.customers.normalize import phone_likes_masked, phones_masked
 from smileloop.customers.services import interaction_add
 from smileloop.imports.services import customers_import
 from smileloop.imports.tests.files import csv_write
@@ -94,3 +94,21 @@ def test_a_mobile_in_a_text_is_masked_as_the_phone_fields_are(text, shown):
 ])
 def test_numbers_that_are_not_mobiles_are_left_beside_a_masked_one(other):
     assert phones_masked(f"{other}；家长 13911112222") == f"{other}；家长 139****2222"
+
+
+@pytest.mark.parametrize(("cell", "shown"), [
+    ("139123456789", "139*****6789"),  # a digit too many
+    ("1391234567", "139***4567"),  # a digit too few
+    ("139 1234 56789", "139*****6789"),  # with the separators a mobile may have
+    ("12911112222", "129****2222"),  # 12x: no mobile range, but 11 digits from a 1 all the same
+    ("13911112222 / 8613911112222", "139****2222 / 139****2222"),  # mobiles as phones_masked masks them
+])
+def test_an_import_cell_that_is_nearly_a_mobile_is_masked_as_one(cell, shown):
+    assert phone_likes_masked(cell) == shown
+
+
+@pytest.mark.parametrize("other", [
+    "1990-01-05", "19900105", "2980.00", "110101199003071234", "021-62881234", "订单号 12345678", "201912311391111222233",
+])
+def test_an_import_cell_that_is_no_mobile_is_shown_as_it_is(other):
+    assert phone_likes_masked(other) == other

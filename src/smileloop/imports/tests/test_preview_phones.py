@@ -19,9 +19,10 @@ def import_dir(settings, tmp_path):
     settings.SMILELOOP_IMPORT_DIR = tmp_path / "imports"
 
 
-def _preview(client, staff) -> str:
+def _preview(client, staff, content: bytes = CSV) -> str:
     client.force_login(staff.user)
-    response = client.post(reverse("imports:upload"), {"kind": "customers", "file": SimpleUploadedFile("c.csv", CSV)})
+    response = client.post(reverse("imports:upload"), {"kind": "customers",
+                                                       "file": SimpleUploadedFile("c.csv", content)})
     assert response.status_code == 302
     return client.get(response.url).content.decode()
 
@@ -40,3 +41,17 @@ def test_the_preview_masks_a_relatives_number_in_the_notes_only_for_an_importer_
     assert "<td>张三</td><td>138****8000</td>" in masked and "<td>张三</td><td>138****8000</td>" in full
     # and the stored report keeps the file's value
     assert [b.report["preview"][1]["values"]["notes"] for b in ImportBatch.objects.all()] == ["家长手机号：13911112222"] * 2
+
+
+def test_the_preview_masks_a_rejected_phone_that_is_nearly_a_mobile_for_an_importer_who_may_not_see_phones(
+        client, chain, director_a):
+    # given a file whose phone cell has a digit too many (its row refused)
+    member_ops = StaffFactory(chain=chain, role=Role.MEMBER_OPS, user__username="memberops")
+    content = "姓名,手机号\n李四,139123456789\n".encode()
+
+    # when each previews it
+    masked, full = _preview(client, member_ops, content), _preview(client, director_a, content)
+
+    # then member operations see it masked in the errors, the director in full
+    assert "139123456789" not in masked and "139*****6789" in masked
+    assert "139123456789" in full
