@@ -147,8 +147,9 @@ def errors_csv(request, scope, batch_id):
     """Every error of the last check or import, for a file with more than the page lists. Only the uploader sees a
     batch, but its cells are patients' personal data leaving the system: an export like any other (PIPL), so every
     download is audited (`import.errors_export`: the file, its rows, why) and the mobiles in its values and problems
-    are masked for a role that may not see phones, as the preview page shows them (`phone_likes_for`: numbers nearly a mobile too). A POST, as the
-    other audited downloads: no GET writes, and no other site can make the uploader's browser write audit rows."""
+    (and numbers nearly a mobile) are masked for a role that may not see phones, as the preview page shows them
+    (`phone_likes_for`). A POST, as the other audited downloads: no GET writes, and no other site can make the
+    uploader's browser write audit rows."""
     batch = _batch(scope, batch_id)
     errors = (batch.report or {}).get("errors", [])
     audit_record(actor=request.user, action="import.errors_export", object_type="chain", object_id=scope.chain_id,
