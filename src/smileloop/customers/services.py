@@ -979,16 +979,16 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
     ids = {i for member, relative, _k in links for i in (member, relative) if i > 0}
     if not write:
         erased, gone = frozenset(), frozenset()
-        places, heads = _household_places(ids)
+        places, heads = household_places(ids)
     else:
         # The heads of their households are waited out too: the joined note goes on a head's timeline, and a head
         # being erased held their row while the note's foreign-key check waited for it at commit, and the erasure
         # then waited for this writer's hold on their household (a deadlock). Their heads as read unlocked first,
         # then again under the locks until no new head shows (one who took over meanwhile).
-        waited = ids | set(_household_places(ids)[1].values())
+        waited = ids | set(household_places(ids)[1].values())
         erased, gone = _households_join_lock(ids, heads=waited - ids)
         while True:
-            places, heads = _household_places(ids)
+            places, heads = household_places(ids)
             late = set(heads.values()) - waited
             if not late:
                 break
@@ -1027,7 +1027,7 @@ def households_join(links: list[tuple[int, int, str]], *, actor: Staff | None = 
 HOUSEHOLDS_LOCK_CHUNK = 5000  # ids per locking statement: an import may link thousands
 
 
-def _household_places(ids: set[int]) -> tuple[dict[int, tuple[object, str]], dict[object, int]]:
+def household_places(ids: set[int]) -> tuple[dict[int, tuple[object, str]], dict[object, int]]:
     """(customer id → (household id, relation to its head), household id → head id) of these people, one read."""
     places: dict[int, tuple[object, str]] = {}  # customer id → (household id, or ("new", head id); relation)
     heads: dict[object, int] = {}  # household key → head id
@@ -1337,14 +1337,14 @@ def stage_revival_cutoff_register(cutoff) -> None:
 
 # Every chain's dormant threshold is at least a month: a visit of the last 28 days is recent whatever the chain set,
 # so the hot path (a bill paid now) never reads the settings.
-_SURELY_RECENT = dt.timedelta(days=28)
+SURELY_RECENT = dt.timedelta(days=28)
 
 
 def _revives(customer: Customer | int, *, to: str, event_at: dt.datetime) -> bool | dt.datetime:
     """Whether an event at `event_at` may bring a customer in a side state back: False when it is older than their
     chain's dormant threshold (they would still be dormant by the facts), else the time a lost customer must have
     been set lost before (`_stage_move_one`)."""
-    if to not in STAGE_REVIVING or event_at >= timezone.now() - _SURELY_RECENT or not _REVIVAL_CUTOFFS:
+    if to not in STAGE_REVIVING or event_at >= timezone.now() - SURELY_RECENT or not _REVIVAL_CUTOFFS:
         return event_at
     chain_id = (customer.chain_id if isinstance(customer, Customer)
                 else Customer.objects.filter(pk=customer).values_list("chain_id", flat=True).first())

@@ -41,8 +41,6 @@ from smileloop.customers.models import (
     Consent,
     Customer,
     CustomerSearchKey,
-    Household,
-    HouseholdMember,
     Identity,
     Interaction,
 )
@@ -59,6 +57,7 @@ from smileloop.customers.services import (
     TEXT_LIMITS,
     customers_erasures_wait,
     customers_lock_live,
+    household_places,
     households_join,
     search_keys_home_clinic_sync,
 )
@@ -573,10 +572,7 @@ class _CustomerImport:
             return set()
         waits = set(ids)
         if holders:
-            members, households = (connection.ops.quote_name(m._meta.db_table) for m in (HouseholdMember, Household))
-            waits.update(head for (head,) in select_in(
-                f"SELECT h.head_id FROM {members} m JOIN {households} h ON h.id = m.household_id WHERE m.customer_id",
-                [], ids))
+            waits.update(household_places(ids)[1].values())  # their households' heads
         customers_erasures_wait(Customer.objects.filter(pk__in=sorted(waits)).values("pk"))
         erased, gone = customers_lock_live(*ids)
         for number, holder in holder_of.items():  # said on the rows at the end (households_link)

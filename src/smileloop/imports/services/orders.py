@@ -31,7 +31,7 @@ from smileloop.customers.enums import STAGE_SIDE, IdentityKind, InteractionKind,
 from smileloop.customers.models import Customer, Identity, Interaction
 from smileloop.customers.normalize import phone_national
 from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
-from smileloop.customers.services import customers_erasures_wait
+from smileloop.customers.services import SURELY_RECENT, customers_erasures_wait
 from smileloop.customers.timeline import timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
@@ -635,7 +635,7 @@ class _OrderImport:
         bills: dict[int, list[Order]] = {}
         for order in sorted(orders, key=lambda o: (o.ordered_at, o.id)):
             bills.setdefault(order.customer_id, []).append(order)
-        surely_recent = self.now - dt.timedelta(days=28)  # as customers.services._SURELY_RECENT
+        surely_recent = self.now - SURELY_RECENT  # as customer_stage_advance reads it
         moves = {}
         for customer_id, theirs in bills.items():
             stage, reached, changed_at = self.stages[customer_id]
