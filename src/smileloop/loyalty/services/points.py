@@ -286,7 +286,7 @@ def points_redeem(*, customer: Customer, points: int, key: str, source: str,
     `points` must be worth whole fen at the chain's rate (a multiple of redeem_step); the caller (checkout) applies the cap through
     points_redeem_quote. Idempotent on `key` (ledger key `redeem:{key}`); a refund is ledger_reverse."""
     request = points_redeem_request(customer=customer, points=points, key=key, source=source, actor=actor)
-    return _post_points_debit(customer, points, request)
+    return _post_points_debit(request)
 
 
 def points_redeem_request(*, customer: Customer, points: int, key: str, source: str, actor: Staff | None = None,
@@ -327,18 +327,14 @@ def _points_debit_request(customer: Customer, points: int, accounts: dict[str, A
 def _debit_points(customer: Customer, points: int, *, key: str, reason: str, source: str, actor, memo: str):
     accounts = accounts_for(chain_id=customer.chain_id, customer=customer, kinds=[AccountKind.POINTS],
                             system_kinds=[AccountKind.POINTS_REDEEMED])
-    return _post_points_debit(customer, points, _points_debit_request(customer, points, accounts, key=key,
-                                                                      reason=reason, source=source, actor=actor,
-                                                                      memo=memo))
+    return _post_points_debit(_points_debit_request(customer, points, accounts, key=key, reason=reason, source=source,
+                                                    actor=actor, memo=memo))
 
 
-def _post_points_debit(customer: Customer, points: int, request: PostRequest) -> LedgerTransaction:
-    """Post a points debit; a fresh one is first checked against the available points (a readable refusal)."""
-    replay = LedgerTransaction.objects.filter(chain_id=customer.chain_id, idempotency_key=request.key).first()
-    if replay is None:
-        available = available_balance(request.postings[0].account)
-        if available < points:
-            raise InsufficientPoints(f"Not enough points: {available} available, {points} needed", field="points")
+def _post_points_debit(request: PostRequest) -> LedgerTransaction:
+    """Post a points debit. The ledger refuses one the available points do not cover (InsufficientPoints, "Not
+    enough points: N available, M needed") under the account lock, after its key look-up: checked here first, a copy
+    whose key look-up came just before the first send committed was refused for the points that send had taken."""
     try:
         return ledger_post_many([request])[0]
     except InsufficientPoints:

@@ -16,13 +16,15 @@ converted at the redeem rate, rounded up to the fen; lots are spent oldest expir
 import datetime as dt
 import itertools
 import json
+import threading
+import time
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from unittest import mock
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
@@ -42,7 +44,7 @@ from smileloop.clinics.services import token_create
 from smileloop.clinics.tests.factories import ChainFactory, ClinicFactory, StaffFactory
 from smileloop.core.dates import add_months, day_end
 from smileloop.core.errors import Conflict, ValidationFailed
-from smileloop.core.testing import writers_run
+from smileloop.core.testing import race, writers_run
 from smileloop.customers.enums import Stage
 from smileloop.customers.services import customer_merge
 from smileloop.customers.tests.factories import CustomerFactory
@@ -603,6 +605,35 @@ def test_one_redeem_key_sent_at_once_with_two_amounts_redeems_once(chain, wang, 
     spent = 1000 - points_available(wang)
     assert spent in (300, 600)
     assert sorted(outcomes) == sorted([(spent, tx.pk)] * 4 + [(900 - spent, "idempotency_key_reused")] * 4)
+    books_balance(chain)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_that_looked_up_its_key_before_the_first_committed_is_answered_with_the_first(chain, wang, rules, now):
+    postgres_only()
+    # given 1,000 points available
+    points_award(customer=wang, rule_code="referral", key="r1", at=now - dt.timedelta(days=1))
+    reached = threading.Event()
+
+    def after_key_lookup(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "idempotency_key" in sql and LedgerTransaction._meta.db_table in sql and not reached.is_set():
+            reached.set()  # the copy has looked its key up (and found nothing): the first lands now
+            time.sleep(1.0)
+        return result
+
+    def copy():
+        with connection.execute_wrapper(after_key_lookup):
+            return points_redeem(customer=wang, points=600, key="bill-1", source="order:1")
+
+    # when a copy of a 600-point deduction looks its key up just before the first send commits
+    out = race(copy, lambda: points_redeem(customer=wang, points=600, key="bill-1", source="order:1"), reached)
+
+    # then the copy is answered with the first deduction, not refused for the 400 points the first one left
+    assert "first_error" not in out and "then_error" not in out, out
+    assert out["first"].pk == out["then"].pk
+    assert points_available(wang) == 400
+    assert LedgerTransaction.objects.filter(reason=EntryReason.REDEEM).count() == 1
     books_balance(chain)
 
 
