@@ -24,8 +24,7 @@ from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.money import fen_to_yuan, yuan_to_fen
 from smileloop.segments.rules.context import MAX_FEN
 from smileloop.segments.rules.fields import FIELDS, LIST, NONE, OPS, PAIR, PARAMS, FieldSpec
-from smileloop.segments.rules.validation import _key as value_key
-from smileloop.segments.rules.validation import child_path
+from smileloop.segments.rules.validation import child_path, key_label
 
 _CONDITION_KEY = re.compile(r"^c-([A-Za-z0-9]{1,16})-field$")
 _GROUP_KEY = re.compile(r"^g-([A-Za-z0-9]{1,16})-mode$")
@@ -117,7 +116,7 @@ class Condition:
         if message in missing:
             return None if self.errors else missing[message]
         if self.shape == PAIR and not (self.value.strip() and self.value2.strip()) and message.startswith(
-                f"{value_key('value')}["):  # "取值[0] 必须是…": an end of the range left empty
+                f"{key_label('value')}["):  # "取值[0] 必须是…": an end of the range left empty
             return None if self.errors else _("Enter both ends of the range.")
         if message == _("op '%(op)s' needs low ≤ high") % args:
             return _("The first number must not be larger than the second.")

@@ -76,7 +76,8 @@ _KEYS = {"value": pgettext_lazy("rule key", "value"), "days": pgettext_lazy("rul
          "clinic": pgettext_lazy("rule key", "clinic"), "category": pgettext_lazy("rule key", "category")}
 
 
-def _key(name: str) -> str:
+def key_label(name: str) -> str:
+    """A leaf key as messages name it (the reader's word on pages): the builder matches messages by it."""
     return str(_KEYS.get(name, name))
 
 
@@ -175,7 +176,7 @@ class _Validator:
             bad = [self.check(spec, item) for item in value]
             for index, problem in enumerate(bad):
                 if problem:
-                    self.error(path, f"{_key('value')}[{index}] {problem}", value[index])
+                    self.error(path, f"{key_label('value')}[{index}] {problem}", value[index])
             if not any(bad) and value[0] > value[1]:
                 self.error(path, _("op '%(op)s' needs low ≤ high") % {"op": op}, value)
             return
@@ -189,7 +190,7 @@ class _Validator:
             for index, item in enumerate(value):
                 problem = self.check(spec, item)
                 if problem:
-                    self.error(path, f"{_key('value')}[{index}] {problem}", item)
+                    self.error(path, f"{key_label('value')}[{index}] {problem}", item)
                 else:
                     self.ref(spec.value_type, path, item)
             return
@@ -198,7 +199,7 @@ class _Validator:
             return
         problem = self.check(spec, value)
         if problem:
-            self.error(path, f"{_key('value')} {problem}", value)
+            self.error(path, f"{key_label('value')} {problem}", value)
         else:
             self.ref(spec.value_type, path, value)
 
@@ -247,7 +248,7 @@ class _Validator:
         raise ValueError(kind)
 
     def param(self, param, value, path: str, *, present: bool) -> None:
-        name = _key(param.name)
+        name = key_label(param.name)
         if param.kind == "days":
             if not (_is_int(value) and 1 <= value <= MAX_DAYS):
                 self.error(path, _("%(name)s must be 1..%(max)d") % {"name": name, "max": MAX_DAYS},
