@@ -40,6 +40,33 @@ def rule_tags_job(*, today: dt.date | None = None) -> dict:
     return totals
 
 
+def rule_tags_after_merge(*, survivor, merged, actor=None) -> dict:
+    """A merge's survivor (customers' merge-after hook, inside the merge): its rule tags re-checked at once against
+    what the two records hold together, instead of at the next nightly run. The merged record's rule tags moved onto
+    the survivor whether or not the survivor matches them ("never visited" onto a patient), and the two records'
+    spend and visits together may reach a rule neither reached alone. Only the survivor's rows change."""
+    return rule_tags_refresh(chain_id=survivor.chain_id, customer_ids=[survivor.pk])
+
+
+def rule_tags_refresh(*, chain_id: int, customer_ids: list[int], today: dt.date | None = None) -> dict:
+    """`rule_tags_job` for these customers of one chain only (one query per active rule tag, each limited to them):
+    in the job's order, so a rule built on another rule tag sees it settled."""
+    today = today or timezone.localdate()
+    at = timezone.now()
+    totals = {"tags": 0, "added": 0, "removed": 0}
+    tags = sorted(Tag.objects.filter(chain_id=chain_id, kind=TagKind.RULE, is_active=True),
+                  key=lambda t: (_uses_tags(t.rule), t.id))
+    for tag in tags:
+        if not isinstance(tag.rule, dict) or validate(tag.rule):
+            continue  # the nightly job logs it
+        customers = compile(chain_scope(chain_id), tag.rule, today=today).filter(pk__in=customer_ids).values("id")
+        result = rule_tag_sync(tag=tag, customer_ids=customers, at=at, among=customer_ids)
+        totals["tags"] += 1
+        totals["added"] += result["added"]
+        totals["removed"] += result["removed"]
+    return totals
+
+
 def _erased_meanwhile(tag: Tag, *, at) -> int:
     """Delete the rule rows this sync added for people erased while it ran: it read them before the erasure
     committed, after the erasure's tagging hook had removed their tags. Erasures in progress are waited for first

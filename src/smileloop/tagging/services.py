@@ -457,15 +457,19 @@ def _json_param(value: dict) -> tuple[str, str]:
 
 
 @transaction.atomic
-def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = None) -> dict:
+def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = None,
+                  among: list[int] | None = None) -> dict:
     """Make the rule-set rows of `tag` match `customer_ids` (a queryset of customer ids, e.g. a compiled
     segment's `.values("id")`), in two statements: INSERT … SELECT of the missing ones and DELETE of rule
     rows no longer matching. Rows set any other way (by hand, API, keyword) are never removed; a patient
-    who already carries the tag by hand is not given a second row."""
+    who already carries the tag by hand is not given a second row. `among`: only these customers' rows are
+    added or removed (a merge re-checks its survivor); None: the whole chain's."""
     at = at or timezone.now()
     # An erased person is never profiled again, whatever the ids given (segments leave them out too).
     live = Customer.objects.filter(pk__in=customer_ids, chain_id=tag.chain_id, merged_into__isnull=True,
                                    erased_at__isnull=True)
+    if among is not None:
+        live = live.filter(pk__in=among)
     missing = live.exclude(Exists(CustomerTag.objects.filter(tag_id=tag.pk, customer_id=OuterRef("pk")))).values("id")
     added = 0
     try:
@@ -487,8 +491,10 @@ def rule_tag_sync(*, tag: Tag, customer_ids: QuerySet, at: dt.datetime | None = 
                  *select_params],
             )
             added = max(cursor.rowcount, 0)
-    removed, _ = (CustomerTag.objects.filter(tag_id=tag.pk, source=TagSource.RULE)
-                  .exclude(Exists(Customer.objects.filter(pk__in=customer_ids, pk=OuterRef("customer_id"))))
+    stale = CustomerTag.objects.filter(tag_id=tag.pk, source=TagSource.RULE)
+    if among is not None:
+        stale = stale.filter(customer_id__in=among)
+    removed, _ = (stale.exclude(Exists(Customer.objects.filter(pk__in=customer_ids, pk=OuterRef("customer_id"))))
                   .delete())
     return {"added": added, "removed": removed}
 

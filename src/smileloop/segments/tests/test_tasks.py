@@ -1,5 +1,6 @@
 import pytest
 
+from smileloop.customers.services import customer_merge
 from smileloop.customers.tests.factories import CustomerFactory
 from smileloop.segments.tasks import rule_tags_job
 from smileloop.tagging.models import CustomerTag
@@ -51,3 +52,27 @@ def test_a_rule_tag_built_on_another_rule_tag_settles_in_one_run(chain, today):
     assert set(CustomerTag.objects.filter(customer=customer).values_list("tag__code", flat=True)) == {
         "loyal", "loyal-lead"}
     assert rule_tags_job(today=today) == {"tags": 2, "added": 0, "removed": 0, "invalid": 0}
+
+
+def test_a_merge_re_checks_the_survivors_rule_tags_at_once_and_no_one_elses(chain, admin_scope):
+    # given "big spender" (lifetime spend ≥ ¥1,000) and "lead" (stage lead) as rule tags
+    big = TagFactory(chain=chain, group__chain=chain, code="big", kind="rule",
+                     rule={"all": [{"field": "lifetime_spend_fen", "op": "gte", "value": 100_000}]})
+    lead = TagFactory(chain=chain, group__chain=chain, code="lead", kind="rule",
+                      rule={"all": [{"field": "stage", "op": "eq", "value": "lead"}]})
+    # a patient who spent ¥600 and a lead record of the same person who spent ¥500 (tagged by the last night's run),
+    # and another lead whose tag the nightly run set and no longer matches
+    survivor = CustomerFactory(chain=chain, stage="treated", lifetime_spend_fen=60_000)
+    merged = CustomerFactory(chain=chain, stage="lead", lifetime_spend_fen=50_000)
+    CustomerTagFactory(customer=merged, tag=lead, source="rule")
+    other = CustomerFactory(chain=chain, stage="treated")
+    CustomerTagFactory(customer=other, tag=lead, source="rule")
+
+    # when the two records are merged
+    customer_merge(scope=admin_scope, survivor=survivor, merged=merged)
+
+    # then the survivor is a big spender now (¥1,100 together) and no longer carries the lead's rule tag; the
+    # other patient's rows wait for the nightly run
+    assert set(CustomerTag.objects.filter(customer=survivor).values_list("tag__code", flat=True)) == {"big"}
+    assert CustomerTag.objects.filter(customer=other, tag=lead).exists()
+    assert not CustomerTag.objects.filter(tag=big).exclude(customer=survivor).exists()
