@@ -85,7 +85,7 @@ def test_opening_the_form_anew_names_the_walk_in_just_registered_and_registers_a
     # then: nothing registered; a warning in Chinese names her, with a link to her record
     warning = page.locator("[data-testid=recent-namesake]")
     warning.wait_for()
-    assert "陈小雨" in warning.inner_text() and "分钟" in warning.inner_text()
+    assert "陈小雨" in warning.inner_text() and "刚刚登记过" in warning.inner_text()
     assert warning.locator(f"a[href='/customers/{first.id}/']").count() == 1
     assert Customer.objects.filter(name="陈小雨").count() == 1
     page.screenshot(path=str(SCREENSHOT_DIR / "smileloop-registration-namesake.png"), full_page=True)
@@ -97,4 +97,44 @@ def test_opening_the_form_anew_names_the_walk_in_just_registered_and_registers_a
     # then: a second 陈小雨
     assert Customer.objects.filter(name="陈小雨").count() == 2
     assert not page.url.endswith(f"/customers/{first.id}/")
+    assert js_errors == []
+
+
+def test_back_to_the_namesake_warning_shows_it_again_without_asking_to_resend_a_form(
+        live_server, desk_page, js_errors, front_desk_a, clinic_a):
+    page = desk_page
+    log_in(page, live_server, "frontdesk_a")
+    page.goto(f"{live_server.url}/customers/new/")
+    register(page, "陈小雨", clinic_a.id)
+    page.wait_for_url(re.compile(r"/customers/\d+/$"))
+    first = Customer.objects.get(name="陈小雨")
+    page.goto(f"{live_server.url}/customers/new/")
+    register(page, "陈小雨", clinic_a.id)
+    warning = page.locator("[data-testid=recent-namesake]")
+    warning.wait_for()
+    assert "刚刚登记过" in warning.inner_text()
+    assert "陈小雨" not in page.url  # the warning's own address (a GET) carries no patient data
+
+    # when: the desk opens the record it names, then comes Back
+    warning.locator(f"a[href='/customers/{first.id}/']").click()
+    page.wait_for_url(re.compile(rf"/customers/{first.id}/$"))
+    page.go_back()
+    # then: the warning again, with the form as typed (Chromium asked to resend a form: the warning was a POST's page)
+    page.locator("[data-testid=recent-namesake]").wait_for()
+    assert page.input_value("#id_name") == "陈小雨"
+
+    # when: the desk registers a second 陈小雨, then comes Back and presses the button again
+    page.click("[data-testid=register-anyway]")
+    page.wait_for_url(re.compile(r"/customers/\d+/$"))
+    second = Customer.objects.exclude(pk=first.pk).get(name="陈小雨")
+    assert page.url.endswith(f"/customers/{second.id}/")
+    page.go_back()
+    page.locator("[data-testid=register-anyway]").wait_for()
+    with page.expect_navigation():
+        page.click("[data-testid=register-anyway]")
+    page.wait_for_load_state()
+    # then: the form Back showed is the one that registered her, with its key: it leads to her, nothing new
+    assert page.url.endswith(f"/customers/{second.id}/")
+    assert "此表单已提交过" in page.locator("main").inner_text()
+    assert Customer.objects.filter(name="陈小雨").count() == 2
     assert js_errors == []

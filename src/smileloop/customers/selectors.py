@@ -639,3 +639,10 @@ def recent_walk_in_namesakes(scope: Scope, *, name: str, birthday: dt.date | Non
     return list(customer_queryset(scope)
                 .filter(who, name=name, mobile__isnull=True, erased_at__isnull=True, created_at__gte=since)
                 .select_related("home_clinic").order_by("-created_at", "-id")[:limit])
+
+
+def walk_ins_named(scope: Scope, ids) -> list[Customer]:
+    """The patients a namesake warning named (recent_walk_in_namesakes' ids), read again when the warning page is
+    shown again (Back): those `scope` may still see and not erased since; newest first."""
+    return list(customer_queryset(scope).filter(pk__in=list(ids), erased_at__isnull=True)
+                .select_related("home_clinic").order_by("-created_at", "-id"))

@@ -54,7 +54,7 @@ from smileloop.customers.normalize import (
     pinyin_keys,
     to_halfwidth,
 )
-from smileloop.customers.selectors import family_member_find, scope_covers
+from smileloop.customers.selectors import family_member_find, recent_walk_in_namesakes, scope_covers
 from smileloop.customers.timeline import (
     CONTACTED_BY,
     FAMILY_ADDED,
@@ -1745,18 +1745,72 @@ def _consultant_within(scope: Scope, value) -> Staff | None:
     return staff
 
 
+# A phone-less walk-in of a name registered this recently, by the same staff member or in the same clinic, is named
+# before a second one is registered (customer_register's `namesakes_check`).
+RECENT_NAMESAKE_MINUTES = 10
+
+
+class RecentNamesakes(Conflict):
+    """Phone-less patients of this name registered moments ago (`found`, newest first, of those the reader may see):
+    nothing was written; the desk says whether the walk-in is one of them."""
+
+    code = "recent_namesake"
+
+    def __init__(self, found: list[Customer]):
+        super().__init__("A phone-less patient of this name was registered moments ago", field="name")
+        self.found = found
+
+
+def _walk_in_namesakes(*, scope: Scope, data: dict, actor: Staff | None) -> list[Customer]:
+    """recent_walk_in_namesakes of a phone-less walk-in about to be registered, read under a transaction-scoped lock
+    on (chain, name as stored) that every such check takes. The check is a read: two desks (or two tabs, two form
+    keys) sending the same name at the same moment each found nobody and both registered. Now the second waits for
+    the first to commit and then finds its patient. Only these registrations take the lock, and only with each other
+    of the same name: a registration with a phone, or with a relative (the family's check, under the relative's row
+    lock), never waits for it. Lock order: after the form key's claim (core.idempotency), before anything about a
+    person, which the caller does not yet hold; nothing else takes it. PostgreSQL only: SQLite has one writer, and
+    the key's claim before it already made the second wait."""
+    try:
+        name = customer_input_clean(chain_id=scope.chain_id, data={"name": data.get("name")},
+                                    partial=True).get("name", "")
+    except ValidationFailed:
+        return []  # customer_ingest refuses the name itself, saying why
+    if not name:
+        return []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                           [f"walk-in:{scope.chain_id}:{name}"])
+    home = data.get("home_clinic")
+    birthday = data.get("birthday")
+    return recent_walk_in_namesakes(
+        scope, name=name, birthday=birthday if isinstance(birthday, dt.date) else None,
+        staff_id=actor.id if actor is not None else None, clinic_id=home.id if isinstance(home, Clinic) else None,
+        since=timezone.now() - dt.timedelta(minutes=RECENT_NAMESAKE_MINUTES))
+
+
 @transaction.atomic
 def customer_register(*, scope: Scope, data: dict, consents: list[dict] | None = None,
                       relative: Customer | None = None, relation: str | None = None,
-                      actor: Staff | None = None) -> tuple[Customer, bool]:
+                      actor: Staff | None = None, namesakes_check: bool = False) -> tuple[Customer, bool]:
     """A person registered at the front desk: the person (customer_ingest, source "form"), the consents they gave
     there, and the relative they came with (`relation`: what the relative is to them; household_relative_add).
     All or nothing: a relation that cannot be linked leaves no person behind.
 
     A phone-less person whose relative's family already has a member of that name (and birthday, where both are
     known) is that member: refused (Conflict "family_member_exists"), never a second record, as a known phone is.
-    A child imported with a parent's number and registered again at the desk would otherwise be two children."""
+    A child imported with a parent's number and registered again at the desk would otherwise be two children.
+
+    With `namesakes_check` (the desk has not confirmed a second person of that name), a phone-less walk-in without a
+    relative whose name (and birthday, where both are known) `actor` or the home clinic registered phone-less in the
+    last RECENT_NAMESAKE_MINUTES is refused (RecentNamesakes, naming them), nothing written: a page fetched anew (a
+    new form key) or a second desk would otherwise register the same person twice. Serialised per name
+    (_walk_in_namesakes)."""
     birthday = data.get("birthday")
+    if namesakes_check and relative is None and not data.get("mobile"):
+        found = _walk_in_namesakes(scope=scope, data=data, actor=actor)
+        if found:
+            raise RecentNamesakes(found)
     if relative is not None and not data.get("mobile"):
         # The relative's row locked first: the same registration sent twice at once (a double click, two desks) found
         # no twin in either and made two children; now the second waits for the first and finds its child.

@@ -7,7 +7,6 @@ a customer outside the scope is a 404, indistinguishable from one that does not 
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cached_property
 from urllib.parse import urlencode
 
@@ -15,7 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 from django.db import transaction
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -563,16 +562,23 @@ class _Refused(Exception):
     with the same key and registers the person."""
 
 
-# A phone-less walk-in registered this recently, under the same name, by the same staff member or in the same
-# clinic, is named before a second one is registered (selectors.recent_walk_in_namesakes).
-RECENT_NAMESAKE_MINUTES = 10
 # The page's "register a new patient anyway" button: sent only when staff confirm, and no part of what the form
 # writes (left out of its fingerprint, so the form sent again either way is the same request).
 _NAMESAKE_CONFIRMED = "namesake_ok"
 
 
+# The namesake warning is a page of its own (Post/Redirect/Get): the POST that met a namesake redirects to
+# `?warned=<token>`, so Back to the warning, or from the patient registered after it, fetches that page again instead
+# of asking to resend a form. What was typed waits for it in the session (stored on the server), under a random token
+# and for as long as the namesakes count as recent, a few warnings at most: never in the address.
+_WARNED = "warned"
+_WARNINGS = "customers.namesake_warnings"
+_WARNINGS_KEPT = 5
+
+
 class _Namesakes(_Refused):
-    """Phone-less patients of this name registered moments ago: the form comes back naming them."""
+    """Phone-less patients of this name registered moments ago (services.RecentNamesakes): the form comes back
+    naming them."""
 
     def __init__(self, found: list[Customer]):
         super().__init__()
@@ -580,9 +586,35 @@ class _Namesakes(_Refused):
 
 
 def _namesakes_shown(found: list[Customer]) -> list[dict]:
+    """Each namesake with the whole minutes since they were registered: 0 is "just now" on the page."""
     now = timezone.now()
-    return [{"customer": customer, "minutes": max(1, int((now - customer.created_at).total_seconds() // 60))}
+    return [{"customer": customer, "minutes": max(0, int((now - customer.created_at).total_seconds() // 60))}
             for customer in found]
+
+
+def _warnings_current(request) -> dict:
+    """The session's namesake warnings not yet expired; the expired ones are dropped from the session now (every
+    visit to the new-customer page prunes them: logging out or the session's end drops the rest)."""
+    if _WARNINGS not in request.session:
+        return {}
+    now = timezone.now().timestamp()
+    warnings = request.session[_WARNINGS]
+    current = {token: warning for token, warning in warnings.items() if warning["until"] > now}
+    if len(current) != len(warnings):
+        request.session[_WARNINGS] = current
+    return current
+
+
+def _warning_keep(request, form: CustomerForm, found: list[Customer]) -> str:
+    """Keep what the form sent (its fields and key: what the warning page shows again) and whom it named, for
+    RECENT_NAMESAKE_MINUTES; returns the token the warning page's address carries."""
+    kept = _warnings_current(request)
+    token = uuid.uuid4().hex
+    kept[token] = {"until": timezone.now().timestamp() + services.RECENT_NAMESAKE_MINUTES * 60,
+                   "data": {name: request.POST.getlist(name) for name in form.fields if name in request.POST},
+                   "found": [customer.id for customer in found]}
+    request.session[_WARNINGS] = dict(sorted(kept.items(), key=lambda item: item[1]["until"])[-_WARNINGS_KEPT:])
+    return token
 
 
 def _kept_for_back(request, response: HttpResponse) -> HttpResponse:
@@ -598,21 +630,6 @@ def _kept_for_back(request, response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _recent_namesakes(scope: Scope, form: CustomerForm, *, actor) -> list[Customer]:
-    """Phone-less patients of the form's name (as it would be stored) and birthday (where both are known) registered
-    in the last few minutes by this staff member or in the clinic the form names."""
-    try:
-        name = services.customer_input_clean(chain_id=scope.chain_id, data={"name": form.cleaned_data.get("name")},
-                                             partial=True).get("name", "")
-    except errors.ValidationFailed:
-        return []  # the register refuses the name itself, saying why
-    clinic = form.cleaned_data.get("home_clinic")
-    return selectors.recent_walk_in_namesakes(
-        scope, name=name, birthday=form.cleaned_data.get("birthday"), staff_id=getattr(actor, "id", None),
-        clinic_id=clinic.id if clinic is not None else None,
-        since=timezone.now() - timedelta(minutes=RECENT_NAMESAKE_MINUTES))
-
-
 @staff_view
 @require_http_methods(["GET", "POST"])
 def customer_create(request, scope: Scope):
@@ -624,11 +641,16 @@ def customer_create(request, scope: Scope):
 
     A key is forgotten after IDEMPOTENCY_KEEP_DAYS, and a browser may fetch the page anew all the same; so a walk-in
     without a phone (nothing else to match on) whose name the same staff member or clinic registered, phone-less, in
-    the last RECENT_NAMESAKE_MINUTES is not registered at once: the page names that patient and registers a second
-    one only when staff confirm (the button "register a new patient anyway")."""
+    the last RECENT_NAMESAKE_MINUTES (services.customer_register's check, serialised per name) is not registered at
+    once: the page names that patient and registers a second one only when staff confirm (the button "register a
+    new patient anyway"). That warning is shown by a GET (`?warned=`, _warning_keep), so Back never meets a POST's
+    page; it holds what was typed with its key, so it stays no-store, and the form sent again from it is this one."""
     _require(scope, Perm.CUSTOMER_EDIT)
+    warnings = _warnings_current(request)
+    if request.method == "GET" and _WARNED in request.GET:
+        return _namesake_warning(request, scope, warnings.get(request.GET[_WARNED]))
     form = CustomerForm(scope, request.POST if request.method == "POST" else None)  # an empty POST: its errors shown
-    state = {"existing": None, "existing_visible": False, "existing_in_family": False, "namesakes": []}
+    state = {"existing": None, "existing_visible": False, "existing_in_family": False}
     form_key = uuid.uuid4().hex
     status = 422 if request.method == "POST" else 200
 
@@ -640,16 +662,13 @@ def customer_create(request, scope: Scope):
                            _("This mobile number belongs to a customer of another clinic; ask a chain "
                              "administrator to transfer them."))
             raise _Refused
-        if (not form.cleaned_data.get("mobile") and form.cleaned_data.get("relative") is None
-                and request.POST.get(_NAMESAKE_CONFIRMED) != "1"):  # with a relative: the family's check, below
-            found = _recent_namesakes(scope, form, actor=request.user.staff)
-            if found:
-                raise _Namesakes(found)
         try:
             customer, _created = services.customer_register(
                 scope=scope, data=form.service_data(), consents=form.consent_data(),
                 relative=form.cleaned_data.get("relative"), relation=form.cleaned_data.get("relation"),
-                actor=request.user.staff)
+                actor=request.user.staff, namesakes_check=request.POST.get(_NAMESAKE_CONFIRMED) != "1")
+        except services.RecentNamesakes as exc:
+            raise _Namesakes(exc.found) from exc
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
             raise _Refused from exc
@@ -680,7 +699,8 @@ def customer_create(request, scope: Scope):
                 operation="customers.create", run=register,
                 fingerprint=form_fingerprint(request, leave_out=(_NAMESAKE_CONFIRMED,)))
         except _Namesakes as exc:
-            state["namesakes"] = _namesakes_shown(exc.found)
+            return _redirect(request, reverse("customers:create") + "?" + urlencode(
+                {_WARNED: _warning_keep(request, form, exc.found)}))
         except _Refused:
             pass
         except errors.Conflict as exc:
@@ -701,9 +721,26 @@ def customer_create(request, scope: Scope):
     elif request.method == "POST" and form.cleaned_data.get("key"):
         form_key = form.cleaned_data["key"]  # refused before its claim: the corrected form is still this one
     context = {"form": form, "existing": state["existing"] if state["existing_visible"] else None,
-               "existing_in_family": state["existing_in_family"], "customer": None, "form_key": form_key,
-               "namesakes": state["namesakes"], "namesake_confirm": _NAMESAKE_CONFIRMED}
+               "existing_in_family": state["existing_in_family"], "customer": None, "form_key": form_key}
     return _kept_for_back(request, render(request, "customers/customer_form.html", context, status=status))
+
+
+def _namesake_warning(request, scope: Scope, warning: dict | None) -> HttpResponse:
+    """The namesake warning's page (customer_create): the form as it was sent, with its key, naming the patients
+    of that name registered moments ago, and the button that registers a second one. A token that expired (or of
+    another session: `warning` None) leads to an empty form: what was typed is no longer kept."""
+    if warning is None:
+        return _redirect(request, reverse("customers:create"))
+    data = QueryDict(mutable=True)
+    for name, values in warning["data"].items():
+        data.setlist(name, values)
+    form = CustomerForm(scope, data)
+    form.is_valid()  # bound to what was sent: shown as typed (and any error that arose since, e.g. a clinic removed)
+    context = {"form": form, "existing": None, "existing_in_family": False, "customer": None,
+               "form_key": form.cleaned_data.get("key") or uuid.uuid4().hex,
+               "namesakes": _namesakes_shown(selectors.walk_ins_named(scope, warning["found"])),
+               "namesake_confirm": _NAMESAKE_CONFIRMED}
+    return render(request, "customers/customer_form.html", context)  # what was typed: no-store (core.middleware)
 
 
 @staff_view

@@ -18,7 +18,7 @@ from smileloop.clinics.selectors import scope_for_staff
 from smileloop.clinics.tests.factories import StaffFactory
 from smileloop.core.forms import form_key_valid
 from smileloop.core.models import IdempotencyRecord
-from smileloop.customers import selectors
+from smileloop.customers import selectors, services
 from smileloop.customers.models import Customer
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +36,12 @@ def _page_key(client) -> str:
 
 def _walk_in(clinic, key: str, **extra) -> dict:
     return {"name": "陈小雨", "gender": "F", "home_clinic": clinic.id, "key": key, **extra}
+
+
+def _warned(client, response, **headers):
+    """The namesake warning: the POST leads (Post/Redirect/Get) to the page that shows it, fetched here."""
+    assert response.status_code == 302 and response["Location"].startswith(CREATE + "?warned=")
+    return client.get(response["Location"], headers=headers)
 
 
 @pytest.fixture
@@ -87,23 +93,27 @@ def test_a_walk_in_whose_name_was_registered_minutes_ago_is_named_and_nothing_is
     assert desk.post(SENT, _walk_in(clinic_a, _page_key(desk))).status_code == 302
     first = Customer.objects.get()
     # when a page fetched anew (a new key) registers the same name, typed with a space
-    response = desk.post(SENT, _walk_in(clinic_a, _page_key(desk), name="陈 小雨"),
-                         headers={"Accept-Language": "zh-hans"})
+    key = _page_key(desk)
+    response = desk.post(SENT, _walk_in(clinic_a, key, name="陈 小雨"), headers={"Accept-Language": "zh-hans"})
     # then nothing is written; the page names her (in Chinese), links to her record, and offers the confirmation
-    assert response.status_code == 422
     assert Customer.objects.count() == 1 and IdempotencyRecord.objects.count() == 1
-    page = response.text
+    shown = _warned(desk, response, **{"Accept-Language": "zh-hans"})
+    assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]  # what was typed: never kept
+    assert "陈小雨" not in response["Location"] and key not in response["Location"]
+    page = shown.text
     assert WARNING in page
     warning = page.split(WARNING, 1)[1].split("</div>", 1)[0]
     assert f'<a href="{reverse("customers:detail", args=[first.id])}">陈小雨</a>' in warning
-    assert "无手机号" in warning and "分钟前刚刚登记过" in warning and "本次未登记" in warning
+    assert f"（#{first.id}，无手机号）刚刚登记过。" in warning and "分钟" not in warning
+    assert "本次未登记" in warning
     assert 'name="namesake_ok" value="1"' in page and "仍然登记新患者" in page
+    assert f'name="key" value="{key}"' in page and 'value="陈 小雨"' in page  # the form as it was sent, with its key
 
 
 def test_confirmed_the_second_patient_of_that_name_is_registered_once(desk, clinic_a):
     desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
     data = _walk_in(clinic_a, _page_key(desk))
-    assert desk.post(SENT, data).status_code == 422
+    assert WARNING in _warned(desk, desk.post(SENT, data)).text
     # when staff say it is another person of that name
     confirmed = desk.post(SENT, {**data, "namesake_ok": "1"})
     # then a second 陈小雨 is registered
@@ -117,6 +127,76 @@ def test_confirmed_the_second_patient_of_that_name_is_registered_once(desk, clin
         response = desk.post(SENT, again)
         assert response.status_code == 302 and response["Location"] == confirmed["Location"]
     assert Customer.objects.filter(name="陈小雨").count() == 2
+
+
+@pytest.mark.parametrize(("ago", "language", "said"), [
+    (dt.timedelta(seconds=50), "zh-hans", "（#{id}，无手机号）刚刚登记过。"),
+    (dt.timedelta(minutes=1, seconds=5), "zh-hans", "（#{id}，无手机号）1 分钟前登记过。"),
+    (dt.timedelta(minutes=7, seconds=59), "zh-hans", "（#{id}，无手机号）7 分钟前登记过。"),
+    (dt.timedelta(seconds=5), "en", "(no. {id}), without a mobile number, was registered just now."),
+    (dt.timedelta(minutes=1, seconds=1), "en", "(no. {id}), without a mobile number, was registered 1 minute ago."),
+    (dt.timedelta(minutes=9), "en", "(no. {id}), without a mobile number, was registered 9 minutes ago.")])
+def test_the_warning_says_once_how_long_ago_just_now_under_a_minute(desk, clinic_a, ago, language, said):
+    # given 陈小雨, registered `ago`
+    desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
+    first = Customer.objects.get()
+    Customer.objects.filter(pk=first.pk).update(created_at=timezone.now() - ago)
+    # when she is registered again from a page fetched anew
+    shown = _warned(desk, desk.post(SENT, _walk_in(clinic_a, _page_key(desk))), **{"Accept-Language": language})
+    # then the warning says when, once
+    warning = " ".join(shown.text.split(WARNING, 1)[1].split("</p>", 1)[0].split())
+    assert said.format(id=first.id) in warning
+    assert sum(warning.count(word) for word in ("刚刚", "分钟前", "just now", " ago")) == 1
+
+
+def test_back_to_the_warning_shows_it_again_and_its_form_sent_again_leads_to_the_patient_it_registered(
+        desk, clinic_a):
+    # given a warning, and the second 陈小雨 registered from it
+    desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
+    data = _walk_in(clinic_a, _page_key(desk))
+    warned = desk.post(SENT, data)["Location"]
+    confirmed = desk.post(SENT, {**data, "namesake_ok": "1"})
+    assert confirmed.status_code == 302
+    # when the desk goes Back to the warning (a GET: no form is resent on its own)
+    again = desk.get(warned)
+    # then it is the same form, with its key; sent again, it leads to the patient it registered, nothing new
+    assert again.status_code == 200 and f'name="key" value="{data["key"]}"' in again.text
+    response = desk.post(SENT, {**data, "namesake_ok": "1"})
+    assert response["Location"] == confirmed["Location"]
+    assert Customer.objects.filter(name="陈小雨").count() == 2
+
+
+@pytest.mark.parametrize("case", ["expired", "another_session", "made_up"])
+def test_a_warning_expired_or_of_another_session_leads_to_an_empty_form(client, desk, front_desk_a, clinic_a,
+                                                                         case):
+    desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
+    warned = desk.post(SENT, _walk_in(clinic_a, _page_key(desk), notes="对青霉素过敏"))["Location"]
+    if case == "expired":
+        session = desk.session
+        for warning in session["customers.namesake_warnings"].values():
+            warning["until"] = timezone.now().timestamp() - 1
+        session.save()
+    elif case == "another_session":
+        client.logout()
+        client.force_login(front_desk_a.user)  # a session of its own: nothing of the first one's
+    elif case == "made_up":
+        warned = CREATE + "?warned=0123456789abcdef0123456789abcdef"
+    response = client.get(warned)
+    assert response.status_code == 302 and response["Location"] == CREATE
+    assert "对青霉素过敏" not in client.get(CREATE).text
+    if case == "expired":  # and what was typed is gone from the session
+        assert client.session["customers.namesake_warnings"] == {}
+
+
+def test_the_session_keeps_only_the_forms_fields_a_few_warnings_and_not_past_the_window(desk, clinic_a):
+    desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
+    for _ in range(7):
+        desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
+    kept = desk.session["customers.namesake_warnings"]
+    assert len(kept) == 5
+    [warning, *_others] = kept.values()
+    assert set(warning["data"]) == {"name", "gender", "home_clinic", "key"}
+    assert 0 < warning["until"] - timezone.now().timestamp() <= 10 * 60
 
 
 @pytest.mark.parametrize("other", ["name", "birthday", "mobile", "older"])
@@ -135,7 +215,7 @@ def test_another_name_birthday_a_phone_or_a_registration_older_than_the_window_i
 def test_a_namesake_with_no_birthday_known_is_named(desk, clinic_a):
     desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
     response = desk.post(SENT, _walk_in(clinic_a, _page_key(desk), birthday="2015-03-01"))
-    assert response.status_code == 422 and WARNING in response.text
+    assert WARNING in _warned(desk, response).text
     assert Customer.objects.count() == 1
 
 
@@ -148,7 +228,7 @@ def test_a_namesake_another_desk_of_the_same_clinic_registered_is_named(client, 
     # when the first desk registers her in clinic A
     client.force_login(front_desk_a.user)
     response = client.post(SENT, _walk_in(clinic_a, _page_key(client)))
-    assert response.status_code == 422 and WARNING in response.text
+    assert WARNING in _warned(client, response).text
     assert Customer.objects.count() == 1
 
 
@@ -173,7 +253,7 @@ def test_the_same_staff_member_registering_in_another_clinic_is_told(client, cha
     client.force_login(chain_admin.user)
     client.post(SENT, _walk_in(clinic_b, _page_key(client)))
     response = client.post(SENT, _walk_in(clinic_a, _page_key(client)))
-    assert response.status_code == 422 and WARNING in response.text
+    assert WARNING in _warned(client, response).text
 
 
 def test_the_selector_reads_only_what_the_scope_may_see(front_desk_a, desk_b, chain_admin, clinic_a, clinic_b):
@@ -187,6 +267,26 @@ def test_the_selector_reads_only_what_the_scope_may_see(front_desk_a, desk_b, ch
     found = selectors.recent_walk_in_namesakes(scope_for_staff(chain_admin), name="陈小雨", staff_id=chain_admin.id,
                                                clinic_id=clinic_a.id, since=since)
     assert found == [mine]
+
+
+def test_the_register_service_refuses_a_recent_phone_less_namesake_unless_told_and_writes_nothing(
+        front_desk_a, clinic_a):
+    # given 陈小雨, registered without a phone by this desk
+    scope = scope_for_staff(front_desk_a)
+    first, _created = services.customer_register(scope=scope, data={"name": "陈小雨", "home_clinic": clinic_a},
+                                                 actor=front_desk_a, namesakes_check=True)
+    # when she is registered again, the name typed with a space, the check asked for
+    with pytest.raises(services.RecentNamesakes) as refused:
+        services.customer_register(scope=scope, data={"name": "陈 小雨", "home_clinic": clinic_a},
+                                   actor=front_desk_a, namesakes_check=True)
+    # then she is named, nothing written
+    assert refused.value.found == [first] and refused.value.code == "recent_namesake"
+    assert Customer.objects.count() == 1
+    # and with a phone, or not asked (the desk confirmed), a second is registered
+    services.customer_register(scope=scope, data={"name": "陈小雨", "mobile": "13912345678", "home_clinic": clinic_a},
+                               actor=front_desk_a, namesakes_check=True)
+    services.customer_register(scope=scope, data={"name": "陈小雨", "home_clinic": clinic_a}, actor=front_desk_a)
+    assert Customer.objects.filter(name="陈小雨").count() == 3
 
 
 # --- one rule for form keys -------------------------------------------------------------------------------
