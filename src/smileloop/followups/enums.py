@@ -64,3 +64,9 @@ class Outcome(models.TextChoices):
 
 # Variables a script template may use; anything else in braces is an editor error.
 SCRIPT_VARIABLES = ("name", "doctor", "procedure", "when", "days_since", "clinic", "date", "survey_link")
+
+# What a trigger parameter left out (or left blank in the editor) means: the sources read these, and the editor shows
+# them beside a blank field ("留空 = 3 天"), so a blank never quietly means a number the manager cannot see.
+TRIGGER_PARAM_DEFAULTS: dict[str, int] = {"days_without_appointment": 14, "days_after_visit": 3, "months": 6,
+                                          "months_without_visit": 12, "days_before": 30}
+RECALL_DEFAULT_CATEGORIES: tuple[str, ...] = ("cleaning", "exam")

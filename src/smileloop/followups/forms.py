@@ -4,13 +4,21 @@ per-field errors are put back on these forms (`errors_apply`)."""
 import re
 
 from django import forms
+from django.utils.translation import gettext, gettext_noop, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop, pgettext, pgettext_lazy
 
 from smileloop.core.errors import Conflict, PermissionDenied, ValidationFailed
 from smileloop.core.filters import FilterForm
 from smileloop.core.messages import message_display
-from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, Trigger
+from smileloop.followups.enums import (
+    RECALL_DEFAULT_CATEGORIES,
+    TRIGGER_PARAM_DEFAULTS,
+    AssigneeRule,
+    ContactChannel,
+    Goal,
+    Outcome,
+    Trigger,
+)
 from smileloop.visits.enums import Category
 
 # Which trigger parameters each trigger shows in the editor (form field name = parameter name).
@@ -130,6 +138,26 @@ class PlaybookForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.trigger = trigger
         self.fields["segment_id"].choices = [("", "—")] + [(s.id, s.name) for s in segments]
+        self._defaults_show()
+
+    def _defaults_show(self) -> None:
+        """A blank parameter means its default (`TRIGGER_PARAM_DEFAULTS`): each such field says which, as its
+        placeholder and its help text ("留空 = 3 天"), so a manager who clears it knows what the run will use."""
+        days, months = ("days_without_appointment", "days_after_visit", "days_before"), ("months",
+                                                                                         "months_without_visit")
+        for name in (*days, *months):
+            n = TRIGGER_PARAM_DEFAULTS[name]
+            field = self.fields[name]
+            field.widget.attrs["placeholder"] = str(n)
+            field.help_text = (gettext("Blank = %(n)d days.") if name in days
+                               else gettext("Blank = %(n)d months.")) % {"n": n}
+        self.fields["days_before"].help_text = gettext(
+            "Blank = %(n)d days, unless a day of the month is given.") % {"n": TRIGGER_PARAM_DEFAULTS["days_before"]}
+        self.fields["day_of_month"].help_text = gettext("Blank = each member's task is made the days above before "
+                                                        "their birthday.")
+        labels = dict(Category.choices)
+        self.fields["categories"].help_text = gettext("None ticked = %(categories)s.") % {
+            "categories": pgettext("list separator", ", ").join(str(labels[c]) for c in RECALL_DEFAULT_CATEGORIES)}
 
     @property
     def param_fields(self):
@@ -173,3 +201,13 @@ class StepForm(forms.Form):
         # Integers are checked by the service (one place for ranges and messages).
         for name in ("delay_days", "sla_hours", "lapse_days"):
             self.fields[name].widget = forms.NumberInput(attrs={"min": 0 if name == "delay_days" else 1})
+
+    def visit_day_show(self, *, offset: int, delay: int | None) -> None:
+        """For a playbook counted from a visit (`selectors.playbook_visit_offset`): the step's days are after the
+        trigger day, `offset` days after the visit; say which day after the visit the step calls on."""
+        field = self.fields["delay_days"]
+        if delay is None:
+            field.help_text = gettext("0 = day %(day)d after the visit (the trigger's days).") % {"day": offset}
+        else:
+            field.help_text = gettext("= day %(day)d after the visit (the trigger's %(offset)d days + these).") % {
+                "day": offset + delay, "offset": offset}

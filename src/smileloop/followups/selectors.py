@@ -19,7 +19,7 @@ from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import guardians_for
-from smileloop.followups.enums import TaskStatus
+from smileloop.followups.enums import TRIGGER_PARAM_DEFAULTS, TaskStatus, Trigger
 from smileloop.followups.models import FollowupTask, Playbook
 from smileloop.followups.script import tasks_scripts_fill
 
@@ -297,6 +297,16 @@ def board_reassign_candidates(scope: Scope) -> QuerySet[Staff]:
 
 def playbook_list(scope: Scope) -> QuerySet[Playbook]:
     return Playbook.objects.filter(chain_id=scope.chain_id).prefetch_related("steps").order_by("id")
+
+
+def playbook_visit_offset(playbook: Playbook) -> int | None:
+    """For a playbook whose steps count from a day N days after a visit (consulted, not treated: `days_after_visit`),
+    that N, so the list and the editor can show each step as the day after the visit the patient is called (3, 7,
+    14, as the built-in's description says) rather than its delay after the trigger day (+0, +4, +11); else None."""
+    if playbook.trigger != Trigger.CONSULTED_NOT_TREATED:
+        return None
+    name = "days_after_visit"
+    return int((playbook.trigger_params or {}).get(name) or TRIGGER_PARAM_DEFAULTS[name])
 
 
 def playbook_get(scope: Scope, playbook_id) -> Playbook:

@@ -286,11 +286,17 @@ def _editor(request, scope: Scope, playbook, *, form=None, step_forms=None, new_
         "delay_days": s.delay_days, "assignee_rule": s.assignee_rule, "channel": s.channel,
         "sla_hours": s.sla_hours, "lapse_days": s.lapse_days, "script": s.script}, prefix=f"s{s.pk}"))
         for s in steps]
+    new_step_form = new_step_form or StepForm(prefix="new")
+    offset = selectors.playbook_visit_offset(playbook)
+    if offset is not None:  # each step says which day after the visit it calls on, as the description counts
+        for s, sform in rows:
+            sform.visit_day_show(offset=offset, delay=s.delay_days)
+        new_step_form.visit_day_show(offset=offset, delay=None)
     return render(request, "followups/playbook_edit.html", {
         "playbook": playbook,
         "form": form or PlaybookForm(playbook.trigger, initial=PlaybookForm.initial_for(playbook),
                                      segments=_segments(scope)),
-        "steps": rows, "new_step_form": new_step_form or StepForm(prefix="new"),
+        "steps": rows, "new_step_form": new_step_form, "visit_offset": offset,
         "variables": ["{" + v + "}" for v in SCRIPT_VARIABLES],
     }, status=status)
 

@@ -16,7 +16,7 @@ from django.db.models import Count
 from smileloop.core.jobs import day_start
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import STAGE_PROGRESS, STAGE_SIDE, Stage
-from smileloop.customers.selectors import customer_queryset
+from smileloop.customers.selectors import customer_queryset, without_erased
 from smileloop.lifecycle.models import LifecycleSettings
 from smileloop.lifecycle.services import lifecycle_settings_for
 
@@ -56,8 +56,9 @@ def _rate(part: int, whole: int) -> Decimal | None:
 def funnel(scope: Scope, *, clinic_id: int | None = None, source: str | None = None,
            since: dt.date | None = None) -> Funnel:
     """Customers in scope (optionally one clinic, one source channel, and created on or after `since`)
-    counted by current stage, highest stage reached, home clinic and source: ONE aggregate query."""
-    qs = customer_queryset(scope)
+    counted by current stage, highest stage reached, home clinic and source: ONE aggregate query. Erased people
+    (PIPL, `erased_at` set) are not counted: an anonymous record of past bills is nobody's stage any more."""
+    qs = without_erased(customer_queryset(scope), chain_id=scope.chain_id)
     if clinic_id is not None:
         qs = qs.filter(home_clinic_id=clinic_id)
     if source:

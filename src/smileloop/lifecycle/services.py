@@ -5,8 +5,8 @@ path). This module does the same for a whole chain in a handful of set-based sta
 loop over customers:
 
 - `stages_derive` (back-fill, imports, the demo seed, `smileloop run lifecycle.derive`): the progress
-  stage each customer's facts prove (referrer ← a registered referral fact; member ← a membership in
-  force; treated ← an order or paid spend; arrived ← a visit; booked ← any appointment; contacted ← a
+  stage each customer's facts prove (referrer ← a registered referral fact; member ← a membership or
+  a family card in force; treated ← an order or paid spend; arrived ← a visit; booked ← any appointment; contacted ← a
   staff call, chat or SMS; else lead), never lower than the stage already reached; then the side states.
 - `stages_side_update` (the daily job, lifecycle.tasks.stages_job): dormant after N months without a
   visit, lost M months later; a lead who never came is lost after L days without a booking or contact.
@@ -37,7 +37,7 @@ from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.services import CONTACT_KINDS, stage_events_insert
 from smileloop.lifecycle.models import LifecycleSettings
 from smileloop.membership.enums import MembershipStatus
-from smileloop.membership.models import Membership
+from smileloop.membership.models import FamilyBinding, Membership
 from smileloop.visits.enums import AppointmentStatus
 from smileloop.visits.models import Appointment, Order
 
@@ -129,8 +129,24 @@ def _contacted_since(since) -> Exists:
                                              author__isnull=False, occurred_at__gte=since))
 
 
-def _enrolled_since(since) -> Exists:
-    return Exists(Membership.objects.filter(customer_id=OuterRef("pk"), started_at__gte=since))
+def _enrolled_since(since) -> Q:
+    """An enrolment of their own, or a binding to a family card (family_bind), since `since`."""
+    return (Q(Exists(Membership.objects.filter(customer_id=OuterRef("pk"), started_at__gte=since)))
+            | Q(Exists(FamilyBinding.objects.filter(member_id=OuterRef("pk"), bound_at__gte=since))))
+
+
+def _family_card(at) -> Q:
+    """Bound to a family card in force at `at` (membership.FamilyBinding: not unbound, the holder's membership active
+    and not past its expiry): a family-card member is a member, as the holder is (the shared discount and wallet)."""
+    return Q(Exists(FamilyBinding.objects.filter(member_id=OuterRef("pk"), unbound_at__isnull=True,
+                                                 holder__status=MembershipStatus.ACTIVE).filter(
+        Q(holder__expires_at__isnull=True) | Q(holder__expires_at__gt=at))))
+
+
+def _in_lead_window(at) -> Q:
+    """Who the lead window is for: never past booked (`LEAD_WINDOW`), and not a family-card member, whose record may
+    still say lead when the binding came before a `stages_derive` run."""
+    return Q(stage_reached__in=LEAD_WINDOW) & ~_family_card(at)
 
 
 def progress_facts(chain_id: int, at: dt.datetime) -> list[tuple[str, Q]]:
@@ -145,7 +161,7 @@ def progress_facts(chain_id: int, at: dt.datetime) -> list[tuple[str, Q]]:
         facts.append((Stage.REFERRER, combined))
     facts += [
         (Stage.MEMBER, Q(Exists(Membership.objects.filter(customer_id=pk, status=MembershipStatus.ACTIVE).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at))))),
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)))) | _family_card(at)),
         (Stage.TREATED, Q(lifetime_spend_fen__gt=0) | Q(Exists(Order.objects.filter(customer_id=pk)))),
         (Stage.ARRIVED, Q(visit_count__gt=0) | Q(last_visit_at__isnull=False) | Q(Exists(
             Appointment.objects.filter(customer_id=pk, status__in=[AppointmentStatus.ARRIVED,
@@ -157,24 +173,24 @@ def progress_facts(chain_id: int, at: dt.datetime) -> list[tuple[str, Q]]:
     return facts
 
 
-def _gone_since(since: dt.datetime) -> Q:
-    """No visit since `since` (a customer who never came but is past the lead stages counts from their record and
-    enrolments), and no booking or enrolment since then either."""
+def _gone_since(since: dt.datetime, at: dt.datetime) -> Q:
+    """No visit since `since` (a customer who never came but is past the lead stages — a family-card member too —
+    counts from their record and enrolments or bindings), and no booking or enrolment since then either."""
     visited = Q(last_visit_at__isnull=False, last_visit_at__lt=since)
-    never_came = Q(last_visit_at__isnull=True, created_at__lt=since) & ~Q(stage_reached__in=LEAD_WINDOW)
-    return (visited | never_came) & ~Q(_booked_since(since)) & ~Q(_enrolled_since(since))
+    never_came = Q(last_visit_at__isnull=True, created_at__lt=since) & ~_in_lead_window(at)
+    return (visited | never_came) & ~Q(_booked_since(since)) & ~_enrolled_since(since)
 
 
-def _side_conditions(cut: Cutoffs) -> dict[str, Q]:
+def _side_conditions(cut: Cutoffs, at: dt.datetime) -> dict[str, Q]:
     return {
         # dormant: no visit for N months, and no booking or enrolment since then either
-        "dormant": _gone_since(cut.dormant),
+        "dormant": _gone_since(cut.dormant, at),
         # lost: the same for N + M months
-        "lost_visited": _gone_since(cut.lost),
+        "lost_visited": _gone_since(cut.lost, at),
         # a lead who never came: nothing from them or us for L days
-        "lost_lead": Q(last_visit_at__isnull=True, created_at__lt=cut.lead, stage_reached__in=LEAD_WINDOW)
+        "lost_lead": Q(last_visit_at__isnull=True, created_at__lt=cut.lead) & _in_lead_window(at)
         & (Q(last_touch_at__isnull=True) | Q(last_touch_at__lt=cut.lead))
-        & ~Q(_booked_since(cut.lead)) & ~Q(_contacted_since(cut.lead)) & ~Q(_enrolled_since(cut.lead)),
+        & ~Q(_booked_since(cut.lead)) & ~Q(_contacted_since(cut.lead)) & ~_enrolled_since(cut.lead),
     }
 
 
@@ -189,7 +205,7 @@ def _local_date(field: str, tz) -> Cast:
     return Cast(TruncDate(field, tzinfo=tz), output_field=CharField())
 
 
-def _cause(cut: Cutoffs, default: str):
+def _cause(cut: Cutoffs, default: str, at: dt.datetime):
     """The event's cause per customer, from the stage they ended in."""
     cfg = cut.settings
     since = _local_date("last_visit_at", cut.tz)
@@ -206,7 +222,7 @@ def _cause(cut: Cutoffs, default: str):
         When(stage=Stage.DORMANT, then=never_came(cfg.dormant_after_months)),
         When(stage=Stage.LOST, last_visit_at__isnull=False,
              then=no_visit(cfg.dormant_after_months + cfg.lost_after_months)),
-        When(Q(stage=Stage.LOST) & ~Q(stage_reached__in=LEAD_WINDOW),
+        When(Q(stage=Stage.LOST) & ~_in_lead_window(at),
              then=never_came(cfg.dormant_after_months + cfg.lost_after_months)),
         When(stage=Stage.LOST, then=Value(NEVER_CAME % {"days": cfg.lead_lost_after_days})),
         default=Value(default), output_field=CharField())
@@ -214,12 +230,12 @@ def _cause(cut: Cutoffs, default: str):
 
 def _events(chain_id: int, now: dt.datetime, cut: Cutoffs, default_cause: str) -> int:
     changed = Customer.objects.filter(chain_id=chain_id, stage_changed_at=now).exclude(stage=F("stage_prev"))
-    return stage_events_insert(customers=changed, cause_expr=_cause(cut, default_cause), at=now)
+    return stage_events_insert(customers=changed, cause_expr=_cause(cut, default_cause, now), at=now)
 
 
 def _side_moves(qs, cut: Cutoffs, now: dt.datetime) -> dict:
     """Lost first (so a long-gone customer moves once, straight to lost), then dormant."""
-    cond = _side_conditions(cut)
+    cond = _side_conditions(cut, now)
     lost = qs.filter(stage__in=[*STAGE_PROGRESS, Stage.DORMANT]).filter(cond["lost_visited"]).update(
         stage=Value(Stage.LOST), **_moved(now))
     lost += qs.filter(stage__in=STAGE_PROGRESS).filter(cond["lost_lead"]).update(stage=Value(Stage.LOST),
@@ -275,20 +291,20 @@ def stages_derive(*, chain: Chain, today: dt.date, now: dt.datetime | None = Non
     for i, stage in enumerate(STAGE_PROGRESS):
         behind |= Q(stage=stage, stage_reached__in=list(STAGE_PROGRESS[i + 1:]))
     counts["progress"] += live.filter(behind).update(stage=F("stage_reached"), **_moved(now))
-    cond = _side_conditions(cut)
+    cond = _side_conditions(cut, now)
     nothing_since = (Q(stage=Stage.LOST, stage_changed_at__isnull=False)
                      & (Q(last_visit_at__isnull=True) | Q(last_visit_at__lte=F("stage_changed_at")))
                      # a booking made since (one made before and taking place later, even cancelled, is not new)
                      & ~Q(Exists(Appointment.objects.filter(customer_id=OuterRef("pk"),
                                                             created_at__gte=OuterRef("stage_changed_at"))))
-                     & ~Q(_enrolled_since(OuterRef("stage_changed_at")))  # an enrolment brings them back too
+                     & ~_enrolled_since(OuterRef("stage_changed_at"))  # an enrolment or binding brings them back
                      # a lead lost by the lead window (the run's own event) is back when the chain lengthened it, unless
                      # staff contacted them (a contact alone brings nobody back); so is one past the lead stages (a
                      # member the window set lost before it was kept to leads)
                      & ~(Q(Exists(Interaction.objects.filter(
                          customer_id=OuterRef("pk"), author__isnull=True, occurred_at=OuterRef("stage_changed_at"),
                          data__stage_to=Stage.LOST, data__cause__startswith=NEVER_CAME.split("%(days)s")[0])))
-                         & (~Q(stage_reached__in=LEAD_WINDOW)
+                         & (~_in_lead_window(now)
                             | Q(created_at__gte=cut.lead) & ~Q(Exists(Interaction.objects.filter(
                                 customer_id=OuterRef("pk"), kind__in=CONTACT_KINDS, author__isnull=False))))))
     counts["revived"] = live.filter(stage__in=STAGE_SIDE).exclude(cond["dormant"]).exclude(cond["lost_lead"]).exclude(

@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat, Greatest
 
 from smileloop.customers.models import Customer
-from smileloop.followups.enums import TaskStatus, Trigger
+from smileloop.followups.enums import RECALL_DEFAULT_CATEGORIES, TRIGGER_PARAM_DEFAULTS, TaskStatus, Trigger
 from smileloop.followups.models import FollowupTask, Playbook, PlaybookStep
 from smileloop.giftcards.enums import CardStatus, ReminderRecipient
 from smileloop.giftcards.models import GiftCardReminder
@@ -115,6 +115,11 @@ def months_sources(anchor: dt.date, months: int) -> list[dt.date]:
     return [d for d in probe if months_add(d, months) == anchor]
 
 
+def _param(pb: Playbook, name: str) -> int:
+    """A number parameter of the playbook's trigger, its default (`TRIGGER_PARAM_DEFAULTS`) when left out."""
+    return int(pb.trigger_params.get(name) or TRIGGER_PARAM_DEFAULTS[name])
+
+
 # --- the sources -------------------------------------------------------------------------------------------
 
 def lead_created(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
@@ -130,7 +135,7 @@ def lead_created(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidate
 def plan_unfinished(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """Open plans whose last activity (the patient's last visit, else the planning) is N days old and that
     have no appointment ahead; the anchor day is the day the N days ran out."""
-    n = int(pb.trigger_params.get("days_without_appointment", 14))
+    n = _param(pb, "days_without_appointment")
     sources = [d - dt.timedelta(days=n) for d in days]
     qs = (TreatmentPlan.objects
           .filter(chain_id=pb.chain_id, status=PlanStatus.ACTIVE, steps_done__lt=F("steps_total"), **_live_kw())
@@ -147,28 +152,47 @@ def plan_unfinished(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candid
                                 "days_since_base": _day_case(conds, [d.isoformat() for d in sources], CharField())})]
 
 
+AFTERCARE_DAYS = 90  # a visit this many days after surgery (an extraction, an implant) is a post-operative check
+
+
 def consulted_not_treated(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
-    """Came (an arrived or completed appointment) and never treated, `days_after_visit` (3) days after that visit,
+    """Came (an arrived or completed appointment) and not treated since, `days_after_visit` (3) days after that visit,
     with nothing after it: no later appointment booked, kept or seen. The anchor day is the day the N days ran out
     (a booking from then on is the goal); the key names the visit day, one task per patient and visit day.
 
-    Treated means a bill whose money was not all given back (amount above refunds), at any time, or lifetime spend
-    recorded by an import, as lifecycle's "treated" reads it: a free exam written on the POS at 0 is no treatment, a
-    bill refunded in full is a sale undone. A patient who paid before is a returning patient: their unbilled check-up
-    or post-operative check is no consultation that failed to convert (recall, unfinished-treatment and satisfaction
-    playbooks follow them). A later visit or booking is the conversion call's own business: only the latest visit
-    anchors."""
-    n = int(pb.trigger_params.get("days_after_visit", 3))
+    Treated means a bill whose money was not all given back (amount above refunds) dated on or after the visit's day
+    (the orders import's bills count by their dates too): a free exam written on the POS at 0 is no treatment, a bill
+    refunded in full is a sale undone. What was paid before that day does not count: a patient treated years ago
+    who comes for a new consultation and leaves without treatment is called like a new one. Spend an import recorded
+    without its bills (`lifetime_spend_fen` beyond them) has no day; it is read as history from before the visit
+    (such loads bring a clinic's past), so it does not stop the call either. A later visit or booking is the
+    conversion call's own business: only the latest visit anchors.
+
+    A patient in treatment is no consultation that failed to convert: not one with an open treatment plan (steps
+    left; the unfinished-treatment playbook follows them), nor one whose visit came within AFTERCARE_DAYS of a
+    surgical procedure (a post-operative check, the post-operative playbook's business)."""
+    n = _param(pb, "days_after_visit")
     sources = [d - dt.timedelta(days=n) for d in days]
-    qs = Appointment.objects.filter(chain_id=pb.chain_id, status__in=ARRIVAL_STATUSES,
-                                    customer__lifetime_spend_fen__lte=0, **_live_kw())
+    qs = Appointment.objects.filter(chain_id=pb.chain_id, status__in=ARRIVAL_STATUSES, **_live_kw())
     if w.clinic_ids:  # the (clinic, start_at) index, as _appointments
         qs = qs.filter(clinic_id__in=w.clinic_ids)
     conds = _day_range("start_at", w, sources)
     later = Appointment.objects.filter(customer_id=OuterRef("customer_id"), status__in=BOOKING_STATUSES,
                                        start_at__gt=OuterRef("start_at"))
-    paid = Order.objects.filter(customer_id=OuterRef("customer_id"), amount_fen__gt=F("refunded_fen"))
-    qs = qs.filter(_overall("start_at", w, sources)).filter(~Exists(later), ~Exists(paid))
+    # Not paid since the row's own visit day (one condition per source day, as recall's nothing_since: a constant
+    # bound, read from the order_customer_spend index).
+    unpaid_since = Q(*[cond & ~Exists(Order.objects.filter(customer_id=OuterRef("customer_id"),
+                                                           amount_fen__gt=F("refunded_fen"),
+                                                           ordered_at__gte=w.start(s)))
+                       for s, cond in zip(sources, conds, strict=True)], _connector=Q.OR)
+    in_treatment = TreatmentPlan.objects.filter(customer_id=OuterRef("customer_id"), status=PlanStatus.ACTIVE,
+                                                steps_done__lt=F("steps_total"))
+    aftercare = Q(*[cond & Exists(Procedure.objects.filter(
+        customer_id=OuterRef("customer_id"), item__is_surgical=True,
+        performed_on__range=(s - dt.timedelta(days=AFTERCARE_DAYS), s))) for s, cond in zip(sources, conds, strict=True)],
+        _connector=Q.OR)
+    qs = qs.filter(_overall("start_at", w, sources)).filter(~Exists(later), unpaid_since, ~Exists(in_treatment),
+                                                            ~aftercare)
     visit_day = _day_case(conds, [d.isoformat() for d in sources], CharField())
     return [Candidates(qs=qs, customer="customer_id", clinic="clinic_id", consultant="customer__consultant_id",
                        doctor="doctor_id", anchor_key=_key("consult", visit_day),
@@ -236,8 +260,8 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     "The latest one" is a billed line (the POS records every cleaning) or a procedure record of those
     categories, and nothing of the kind since that day (a line refunded in full counts as neither; one task per
     patient and due day: anchor key "recall:<due day>", so a cleaning recorded both ways still makes one task)."""
-    months = int(pb.trigger_params.get("months", 6))
-    categories = list(pb.trigger_params.get("categories") or ["cleaning", "exam"])
+    months = _param(pb, "months")
+    categories = list(pb.trigger_params.get("categories") or RECALL_DEFAULT_CATEGORIES)
     per_day = [months_sources(d, months) for d in days]
     all_sources = sorted({s for group in per_day for s in group})
     if not all_sources:
@@ -289,7 +313,7 @@ def dormant(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """No visit for `months_without_visit` months (and nothing booked ahead); anchored on the last visit. Due the
     day after the mark, the day lifecycle's daily job moves the patient to dormant (last seen before the local
     midnight N months back), so the call and the dashboard's dormant count start together."""
-    months = int(pb.trigger_params.get("months_without_visit", 12))
+    months = _param(pb, "months_without_visit")
     per_day = [months_sources(d - dt.timedelta(days=1), months) for d in days]
     all_sources = sorted({s for group in per_day for s in group})
     if not all_sources:
@@ -329,7 +353,7 @@ def birthday_next_month(pb: Playbook, w: Window, days: list[dt.date]) -> list[Ca
                            anchor_key=_key("birthday", Value(f"{nxt:%Y-%m}")),
                            anchor_at=Value(w.start(day), output_field=DateTimeField()), conds=conds,
                            context={"birthday": F("customer__birthday"), "birthday_year": Value(nxt.year)})]
-    ahead = int(pb.trigger_params.get("days_before", 30))
+    ahead = _param(pb, "days_before")
     targets = [d + dt.timedelta(days=ahead) for d in days]
     conds = []
     for t in targets:

@@ -4,6 +4,8 @@ from django import template
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from smileloop.followups.selectors import playbook_visit_offset
+
 register = template.Library()
 
 
@@ -42,3 +44,15 @@ def task_anchor(task) -> dict:
         "segment": _("joining the segment"),
     }
     return {"text": texts.get(kind, task.anchor_key)}
+
+
+@register.simple_tag
+def playbook_step_days(playbook) -> dict:
+    """The active steps' days as the playbook list shows them: "+N d" after the trigger day, or, for a playbook that
+    counts from a visit (`selectors.playbook_visit_offset`), the day after the visit each call is made ("after the
+    visit: day 3, day 7, day 14"), which is what its description says."""
+    delays = [s.delay_days for s in playbook.steps.all() if s.is_active]
+    offset = playbook_visit_offset(playbook)
+    if offset is None:
+        return {"after_visit": False, "days": [f"+{d}{_('d')}" for d in delays]}
+    return {"after_visit": True, "days": [_("day %(n)s") % {"n": offset + d} for d in delays]}

@@ -23,9 +23,9 @@ from smileloop.followups.script import tasks_scripts_fill
 from smileloop.followups.services import playbook_update, playbooks_install_defaults
 from smileloop.followups.services.generate import followups_close_by_goal, followups_generate
 from smileloop.followups.services.playbooks import step_clean, trigger_params_clean
-from smileloop.followups.tests.factories import AppointmentFactory, local
-from smileloop.visits.enums import AppointmentStatus, Category
-from smileloop.visits.models import Order
+from smileloop.followups.tests.factories import AppointmentFactory, ProcedureFactory, local
+from smileloop.visits.enums import AppointmentStatus, Category, PlanStatus
+from smileloop.visits.models import Order, TreatmentPlan
 from smileloop.visits.tests.factories import ServiceItemFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,18 +84,30 @@ def test_only_patients_who_came_and_were_neither_treated_nor_booked_again_get_th
     billed_zero = patient("孙悦")
     came(billed_zero, visit_day, consult_item)
     billed(billed_zero, visit_day, amount_fen=0)
-    # not these: paid that day; a partial refund still leaves treatment paid; a patient who paid last year
-    paid = patient("周杰")
-    came(paid, visit_day, consult_item)
-    billed(paid, visit_day, amount_fen=50_000)
-    partly = patient("吴磊")
-    came(partly, visit_day, consult_item)
-    billed(partly, visit_day, amount_fen=50_000, refunded_fen=20_000)
+    # treated before the visit's day: a returning patient whose new consultation did not convert is called too —
+    # paid last year, or the day before; spend an import recorded without its bills is history from before it
     returning = patient("郑雨")
     came(returning, visit_day, consult_item)
     billed(returning, today - days(300), amount_fen=30_000)
+    day_before = patient("钱坤")
+    came(day_before, visit_day, consult_item)
+    billed(day_before, visit_day - days(1), amount_fen=30_000)
     imported_spend = patient("何静", lifetime_spend_fen=88_000)  # a PMS import's spend without its bills
     came(imported_spend, visit_day, consult_item)
+    # not these: paid that day (even before the visit's hour), or the day after; a partial refund still leaves
+    # treatment paid
+    paid = patient("周杰")
+    came(paid, visit_day, consult_item)
+    billed(paid, visit_day, amount_fen=50_000)
+    paid_early = patient("冯涛")
+    came(paid_early, visit_day, consult_item, hour=15)
+    Order.objects.filter(pk=billed(paid_early, visit_day, amount_fen=50_000).pk).update(ordered_at=local(visit_day, 0))
+    paid_later = patient("蒋欣")
+    came(paid_later, visit_day, consult_item)
+    billed(paid_later, visit_day + days(1), amount_fen=50_000)
+    partly = patient("吴磊")
+    came(partly, visit_day, consult_item)
+    billed(partly, visit_day, amount_fen=50_000, refunded_fen=20_000)
     # booked again (ahead), or came again since (that visit anchors its own call, later)
     booked = patient("马丽")
     came(booked, visit_day, consult_item)
@@ -107,12 +119,12 @@ def test_only_patients_who_came_and_were_neither_treated_nor_booked_again_get_th
     lead = patient("陈晨")
     came(lead, visit_day, status=AppointmentStatus.NO_SHOW)
     came(lead, visit_day, hour=15, status=AppointmentStatus.CANCELLED)
-    # erased, and a merged duplicate (its visit moved onto a survivor who paid)
+    # erased, and a merged duplicate (its visit moved onto a survivor who paid after it)
     erased = patient("已注销客户")
     came(erased, visit_day, consult_item)
     Customer.objects.filter(pk=erased.pk).update(erased_at=timezone.now())
     survivor = patient("黄蕾")
-    billed(survivor, today - days(100), amount_fen=20_000)
+    billed(survivor, visit_day + days(1), amount_fen=20_000)
     duplicate = patient("黄蕾")
     came(duplicate, visit_day, consult_item)
     customer_merge(scope=admin_scope, survivor=survivor, merged=duplicate, actor=chain_admin, reason="same person")
@@ -125,8 +137,9 @@ def test_only_patients_who_came_and_were_neither_treated_nor_booked_again_get_th
 
     # then
     tasks = list(consult_tasks(playbook))
-    assert sorted(t.customer_id for t in tasks) == sorted([unpaid.id, arrived.id, refunded.id, billed_zero.id])
-    assert result["by_playbook"][CODE] == 4
+    assert sorted(t.customer_id for t in tasks) == sorted([unpaid.id, arrived.id, refunded.id, billed_zero.id,
+                                                            returning.id, day_before.id, imported_spend.id])
+    assert result["by_playbook"][CODE] == 7
     task = next(t for t in tasks if t.customer_id == unpaid.id)
     assert task.step.seq == 1
     assert task.anchor_key == f"consult:{visit_day.isoformat()}"
@@ -136,6 +149,53 @@ def test_only_patients_who_came_and_were_neither_treated_nor_booked_again_get_th
     assert task.context["procedure"] == "初诊咨询"
     tasks_scripts_fill([task], today=today)
     assert task.script_text.startswith(f"王芳您好，这里是{clinic_a.name}。您3天前来我们这里做了口腔咨询和检查")
+
+
+def test_a_catch_up_run_reads_each_visit_against_a_bill_of_its_own_day_or_later(
+        chain, clinic_a, playbook, consult_item, today):
+    # given two patients with a bill on the same day, between their visits: it is after the first one's visit
+    # (treated) and before the second one's (a returning patient who did not convert)
+    bill_day = today - days(5)
+    treated, returning = (CustomerFactory(chain=chain, home_clinic=clinic_a) for _ in range(2))
+    came(treated, today - days(6), consult_item)
+    billed(treated, bill_day, amount_fen=40_000)
+    came(returning, today - days(4), consult_item)
+    billed(returning, bill_day, amount_fen=40_000)
+    # when the run catches up three days (visit days today - 6 … today - 3)
+    followups_generate(chain=chain, today=today, catchup_days=3)
+    # then only the second is called, about their own visit
+    assert [(t.customer_id, t.anchor_key) for t in consult_tasks(playbook)] == [
+        (returning.id, f"consult:{(today - days(4)).isoformat()}")]
+
+
+def test_a_patient_in_treatment_or_aftercare_is_not_called_about_a_consultation(
+        chain, clinic_a, playbook, consult_item, today):
+    visit_day = today - days(3)
+    implant = ServiceItemFactory(chain=chain, code="IM01", name="种植体植入", category=Category.IMPLANT,
+                                 is_surgical=True, list_price_fen=800_000)
+    filling = ServiceItemFactory(chain=chain, code="FI01", name="树脂充填", category=Category.FILLING,
+                                 list_price_fen=30_000)
+    patients = {name: CustomerFactory(chain=chain, home_clinic=clinic_a, name=name)
+                for name in ("开放方案", "方案已完成", "术后复查", "术后半年", "补牙后", "当天检查")}
+    for customer in patients.values():
+        came(customer, visit_day, consult_item)  # a free visit, three days ago, nothing paid since
+    # given: an implant plan with steps left (the visit is a step's check), and one whose steps are all done
+    for name, done in (("开放方案", 1), ("方案已完成", 3)):
+        TreatmentPlan.objects.create(chain=chain, clinic=clinic_a, customer=patients[name], title="种植",
+                                     steps_total=3, steps_done=done, planned_at=local(today - days(200)),
+                                     status=PlanStatus.ACTIVE if done < 3 else PlanStatus.COMPLETED)
+    # surgery 60 days before the visit (a post-operative check) and 200 days before (a new consultation); a filling
+    # (not surgical) 10 days before, and an exam recorded on the consultation itself
+    ProcedureFactory(customer=patients["术后复查"], item=implant, performed_on=visit_day - days(60))
+    ProcedureFactory(customer=patients["术后半年"], item=implant, performed_on=visit_day - days(200))
+    ProcedureFactory(customer=patients["补牙后"], item=filling, performed_on=visit_day - days(10))
+    ProcedureFactory(customer=patients["当天检查"], item=consult_item, performed_on=visit_day)
+
+    followups_generate(chain=chain, today=today, catchup_days=0)
+
+    # then the open plan and the recent surgery are treatment, not a consultation that did not convert
+    called = {t.customer.name for t in consult_tasks(playbook)}
+    assert called == {"方案已完成", "术后半年", "补牙后", "当天检查"}
 
 
 def test_the_days_after_the_visit_come_from_the_trigger_parameter(chain, clinic_a, playbook, consult_item, today):

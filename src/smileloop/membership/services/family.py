@@ -11,11 +11,16 @@ from smileloop.clinics.models import Staff
 from smileloop.clinics.selectors import scope_for_staff
 from smileloop.core.errors import Conflict
 from smileloop.core.sql import lock_clause, select_models
-from smileloop.customers.enums import InteractionKind, Relation
+from smileloop.customers.enums import InteractionKind, Relation, Stage
 from smileloop.customers.models import Customer
 from smileloop.customers.normalize import name_masked
 from smileloop.customers.selectors import name_for
-from smileloop.customers.services import ERASED_REFUSED, customers_lock, interaction_add
+from smileloop.customers.services import (
+    ERASED_REFUSED,
+    customer_stage_advance,
+    customers_lock,
+    interaction_add,
+)
 from smileloop.customers.timeline import timeline_format
 from smileloop.membership import reasons
 from smileloop.membership.enums import ConsentBy, MembershipStatus, WalletShareMode
@@ -140,10 +145,13 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
         consent_by=ConsentBy.MEMBER if adult else ConsentBy.GUARDIAN, consent_at=at, consent_source=source[:64],
         consent_evidence=evidence[:255], bound_at=at, bound_by=actor)
     data = {"binding_id": binding.pk, "relation": relation}
-    interaction_add(customer=member, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
-                    text=timeline_format(BOUND, holder=name_masked(holder.name), relation=relation))
+    bound = timeline_format(BOUND, holder=name_masked(holder.name), relation=relation)
+    interaction_add(customer=member, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data, text=bound)
     interaction_add(customer=holder, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
                     text=timeline_format(BOUND_HOLDER, member=name_masked(member.name), relation=relation))
+    # A family-card member is a member (lifecycle counts the binding as an enrolment): at once, as an enrolment
+    # moves its holder, not at the next stages_derive run; a binding dated back counts from its day, as one does.
+    customer_stage_advance(customer=member, to=Stage.MEMBER, cause=bound, at=at, actor=actor, event_at=at)
     return binding
 
 

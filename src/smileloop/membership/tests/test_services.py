@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smileloop.clinics.selectors import scope_for_staff
+from smileloop.customers.enums import Stage
+from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.services import customer_merge
 from smileloop.membership import selectors, services
 from smileloop.membership.enums import BenefitTrigger, ConsentBy, MembershipStatus
@@ -401,6 +403,19 @@ def test_an_adult_is_bound_with_their_own_recorded_consent_and_shares_the_discou
     assert (discount.source, discount.discount_bp, discount.excluded_categories) == ("family", 1200,
                                                                                     ["oral_care_product"])
     assert discount.reason == f"family card of 王芳 (#{holder.id}), 家庭会员"
+
+
+def test_a_bound_family_member_becomes_a_member_at_once_with_a_stage_event(holder, child):
+    # given a child who is a lead (never came)
+    Customer.objects.filter(pk=child.pk).update(stage=Stage.LEAD, stage_reached=Stage.LEAD)
+    child.refresh_from_db()
+    # when bound to the holder's family card
+    services.family_bind(holder=holder, member=child, relation="child", consent_source="in_person")
+    # then the child is a member now, and the timeline says why
+    child.refresh_from_db()
+    assert (child.stage, child.stage_reached) == (Stage.MEMBER, Stage.MEMBER)
+    event = Interaction.objects.filter(customer=child, data__stage_to=Stage.MEMBER).get()
+    assert event.text.endswith("bound to the family card of 王* as child")
 
 
 def test_an_adult_without_evidence_is_refused_and_nothing_is_bound(holder, spouse):
