@@ -3,6 +3,7 @@ import copy
 from django import forms
 from django.contrib import admin
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from smileloop.core.admin import FixedOnChange, ReadOnlyAdmin
 from smileloop.core.admin_scope import CONFIGURATION, ChainScoped
@@ -129,8 +130,13 @@ class RedeemSettingsAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
 class TopupBonusRuleAdmin(FixedOnChange, ChainScoped, admin.ModelAdmin):
     chain_admin_actions = CONFIGURATION
     form = TopupBonusRuleAdminForm
-    list_display = ("chain", "min_topup_fen", "bonus_fen", "validity_months", "is_active")
+    list_display = ("chain", "min_topup_fen", "bonus_fen", "validity_months", "is_active", "bonus_valid")
     list_filter = ("chain",)
+
+    @admin.display(boolean=True, description=_("bonus within the minimum top-up"))
+    def bonus_valid(self, rule: TopupBonusRule) -> bool:
+        """False for a rule saved before the check (bonus above its minimum top-up): top-ups reaching it are refused."""
+        return not rule.bonus_exceeds_minimum
 
 
 @admin.register(Gift)

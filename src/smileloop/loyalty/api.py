@@ -397,7 +397,9 @@ def wallet_get_endpoint(request: HttpRequest, customer_id: Id):
              summary="Top up stored value")
 def wallet_topup_endpoint(request: HttpRequest, customer_id: Id, payload: TopupIn, response: HttpResponse,
                           idempotency_key: IdempotencyKeyHeader = None):
-    """Principal plus the bonus of the best matching top-up bonus rule."""
+    """Principal plus the bonus of the best matching top-up bonus rule. 409 `bonus_rule_invalid` when that rule
+    gives more than the minimum top-up it rewards (saved before the settings refused it): nothing is topped up until
+    staff correct or deactivate it."""
     def run(scope):
         customer = customer_get(scope, customer_id)
         clinic = clinic_for_write(scope=scope, value=payload.clinic) if payload.clinic not in (None, "") else None

@@ -74,6 +74,19 @@ class PackageNotActive(Conflict):
     code = "package_not_active"
 
 
+class BonusRuleInvalid(Conflict):
+    """The top-up bonus rule a top-up reaches gives more than the minimum top-up it rewards (saved before the save
+    refused that, or written around it): the top-up is refused, naming the rule (`params`), until staff correct or
+    deactivate it. Paying it would give away more stored value than was paid in; skipping it would silently pay
+    the patient less than the rule they were told about."""
+
+    code = "bonus_rule_invalid"
+
+    def __init__(self, message: str, *, name: str, minimum: str, bonus: str):
+        super().__init__(message, field="amount_fen")
+        self.params = {"name": name, "minimum": minimum, "bonus": bonus}
+
+
 class PeriodOutOfRange(Conflict):
     """A rule or package saved before periods were bounded holds one no date can reach (100000 months is past the
     year 9999): whatever would use it is refused, naming it (`params["name"]`), until it is corrected."""

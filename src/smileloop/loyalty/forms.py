@@ -50,6 +50,8 @@ ERROR_MESSAGES = {
     "clawback_exceeds_refund": _("The points this package's bill earned were already used and are worth more than "
                                  "the money (other than stored value) this refund gives back, from which they are "
                                  "withheld: this refund cannot be made."),
+    "bonus_rule_invalid": _("The top-up bonus rule this top-up reaches gives ¥%(bonus)s, more than the minimum "
+                            "top-up ¥%(minimum)s it rewards: correct or deactivate it in the loyalty settings first."),
     "period_out_of_range": _("“%(name)s” is set up with a period too long to compute a date from; correct it in the "
                              "loyalty settings first."),
 }

@@ -215,6 +215,12 @@ class TopupBonusRule(TimeStampedModel):
     def __str__(self):
         return f"≥{self.min_topup_fen} → {self.bonus_fen}"
 
+    @property
+    def bonus_exceeds_minimum(self) -> bool:
+        """A bonus above the top-up it rewards: refused on save (`topup_bonus_rule_errors`) and at top-up time
+        (`BonusRuleInvalid`); a row saved before that check is flagged on the settings page and in the admin."""
+        return self.bonus_fen > self.min_topup_fen
+
     def unique_error_message(self, model_class, unique_check):
         return _unique_refusal(self, unique_check, ("chain", "min_topup_fen"),
                                _("Another top-up bonus rule of this chain has this minimum top-up."))

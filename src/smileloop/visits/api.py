@@ -118,7 +118,12 @@ class RefundIn(InputSchema):
     whole: bool = Field(False, description='true: refund everything not yet refunded. Give this, `amount_fen` or '
                                            '`lines`.')
     reason: str = Field("", max_length=255)
-    method: PaymentMethod = PaymentMethod.OTHER
+    method: PaymentMethod | None = Field(
+        None, description="How the money goes back. A bill with payments recorded by method is refunded only to a "
+                          "method that paid it, at most what that method paid less what was refunded to it (a 422 on "
+                          "`method` or `amount_fen` says what is left to each); left out, the one method with "
+                          "something left, else `other` (unattributed). A bill recorded without payments: any money "
+                          "method, `other` when left out.")
     external_id: str | None = Field(None, min_length=1, max_length=64)
     refunded_at: IsoDateTime | None = None
 
@@ -405,7 +410,9 @@ def order_record_endpoint(request: HttpRequest, payload: OrderIn, response: Http
 def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn, response: HttpResponse,
                            idempotency_key: IdempotencyKeyHeader = None):
     """Exactly one of `amount_fen`, `lines` and `"whole": true` (neither or two is a 422 naming them: `{}` no longer
-    refunds everything). Never more than what is left to refund (422). 200 with the first refund for a known
+    refunds everything). Never more than what is left to refund (422). A bill whose payments were recorded by method
+    is refunded only to a method that paid it and at most what that method has left (422 on `method` or
+    `amount_fen`, naming what is left to each method). 200 with the first refund for a known
     external_id. An order
     paid at checkout is refunded on its settlement (`POST /api/checkout/settlements/{id}/refund`), which gives back
     the wallet, points, cards and vouchers it used: here it is a 409 `refund_elsewhere`. So is the bill of a service

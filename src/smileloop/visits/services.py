@@ -459,14 +459,20 @@ def _refund_permission_check(order: Order, scope: Scope) -> None:
 
 @transaction.atomic
 def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[dict] | None = None,
-                  reason: str = "", method: str = PaymentMethod.OTHER, external_id: str | None = None,
+                  reason: str = "", method: str | None = None, external_id: str | None = None,
                   refunded_at: dt.datetime | None = None, actor: Staff | None = None,
                   owner: bool = False, scope: Scope | None = None) -> tuple[Refund, bool]:
     """Refund a whole bill (no amount, no lines), an amount, or given lines (an empty list is refused, not read as
     the whole bill). Never more than was paid. An order an owner claims (refund_owner_register) is refused unless
     its owner records the refund (`owner=True`). `scope`: the caller's, when staff ask (the orders API): an order a
     decision check names (refund_decision_register) is then refused (403) without `payment.refund`; None: an
-    internal caller that checked its own permission."""
+    internal caller that checked its own permission.
+
+    `method`: how the money goes back. An order with payments recorded by method is refunded only to a method that
+    paid it, at most what that method paid less what was refunded to it (`_refund_methods_left`), else refused
+    naming what is left to each. Left out: the one method with something left; with several (or none), `other`,
+    unattributed, within what the bill has left, as before. An order without recorded payments (an imported bill)
+    takes any money method. Owners (`owner=True`) split by tender themselves and are not checked here."""
     order = Order.objects.select_for_update().get(pk=order.pk)
     if external_id:
         existing = Refund.objects.filter(order=order, external_id=external_id).first()
@@ -482,6 +488,7 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
     errors: list[FieldError] = []
     order_lines = {line.id: line for line in order.lines.order_by("id")}
     per_line: dict[int, int] = {}
+    whole = False
     if lines is not None and not lines:  # an empty list is no choice: read as "no lines", it refunded the whole bill
         errors.append(FieldError("lines", "must name at least one line (leave lines out to refund an amount or the "
                                           "whole bill)"))
@@ -520,12 +527,30 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
                 if take:
                     per_line[ol.id] = take
                     left -= take
+    amount_ok = not errors  # the amount is within what is left of the bill (else that is the error to fix first)
+    left_by_method = None if owner else _refund_methods_left(order)
+    if method is None:
+        # Left out: the one method with something left; else unattributed (`other`, within what the bill has left,
+        # as before): POS clients that never sent a method keep working, and no method is said to have taken it.
+        open_methods = [m for m, left in (left_by_method or {}).items() if left > 0]
+        method = open_methods[0] if len(open_methods) == 1 else PaymentMethod.OTHER
+        if len(open_methods) != 1:
+            left_by_method = None
     if method not in PaymentMethod.values:
         errors.append(FieldError("method", f"must be one of {', '.join(PaymentMethod.values)}", method))
     elif not owner and method in TENDER_METHODS:
         # Nothing here credits a wallet, points, a card or a voucher: "refunded to points" was money given back nowhere.
         errors.append(FieldError("method", f"must be one of {', '.join(_REFUND_METHODS)} (stored value, gift cards, "
                                            "vouchers and points go back through their own refund)", method))
+    elif left_by_method is not None and method not in left_by_method:
+        # A bill paid in cash refunded "to WeChat Pay" sent money out by a way it never came in.
+        errors.append(FieldError("method", "this bill was not paid by " + method + ": refund to a method that paid "
+                                           "it (" + _methods_left_text(left_by_method) + ")", method))
+    elif left_by_method is not None and amount_ok and amount_fen > left_by_method[method]:
+        errors.append(FieldError("lines" if lines else "whole" if whole else "amount_fen",
+                                 f"{method} has {left_by_method[method]} fen left to refund (what it paid less what "
+                                 f"was refunded to it), less than {amount_fen} fen; left by method: "
+                                 + _methods_left_text(left_by_method), str(amount_fen)))
     if refunded_at is not None:
         found = record_time_errors("refunded_at", refunded_at)
         if not found and refunded_at < order.ordered_at:
@@ -546,6 +571,31 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
         for follow in _REFUND_FOLLOWERS:
             follow(order, refund, actor)
     return refund, True
+
+
+def _refund_methods_left(order: Order) -> dict[str, int] | None:
+    """{money method: what it paid less what was refunded to it, never below 0}, in the order the bill was paid;
+    None for a bill without recorded payments (imported: paid by means the POS did not report). Stored value,
+    cards, vouchers and points that paid part of a bill are not here: nothing refunded by `refund_record` gives them
+    back. The bill's total left to refund still caps every refund (an owner's refund may have gone to a method that
+    did not pay, e.g. a package's cancellation by the method staff chose)."""
+    paid: dict[str, int] = {}
+    for payment_method, amount in order.payments.order_by("id").values_list("method", "amount_fen"):
+        paid[payment_method] = paid.get(payment_method, 0) + amount
+    if not paid:
+        return None
+    refunded: dict[str, int] = {}
+    for refund_method, amount in order.refunds.values_list("method", "amount_fen"):
+        refunded[refund_method] = refunded.get(refund_method, 0) + amount
+    total_left = order.amount_fen - order.refunded_fen
+    return {m: max(0, min(amount - refunded.get(m, 0), total_left)) for m, amount in paid.items()
+            if m not in TENDER_METHODS}
+
+
+def _methods_left_text(left_by_method: dict[str, int]) -> str:
+    return (", ".join(f"{m} {left} fen left" for m, left in left_by_method.items())
+            or "it was paid by no money method: its stored value, card, voucher or points part goes back through its "
+               "own refund")
 
 
 @transaction.atomic

@@ -71,6 +71,19 @@ def test_the_shortfall_is_rounded_up_to_the_fen_at_the_chains_redeem_rate(
     assert ledger_check(chain_id=chain.id) == []
 
 
+def test_spent_points_are_valued_at_the_redeem_rate_of_the_refund_not_of_their_spending(
+        chain, clinic_a, catalogue, alice, spend_rule):
+    # given 264 earned points spent at 100 points a yuan (2.64 off elsewhere), then the chain's rate moves to 200
+    settlement = pay_cleaning(alice, clinic_a)
+    points_redeem(customer=alice, points=264, key="elsewhere", source="order:other")
+    redeem_terms_save(chain=chain, data={"points_per_yuan": 200, "max_share_bp": 1000, "is_enabled": True})
+    # when the whole bill is refunded
+    refund = checkout_refund(settlement=settlement, key="r1")
+    # then the 264 points owed are worth what today's terms give for them: 1.32, as they would be if still held
+    assert refund.breakdown["clawback_fen"] == 132 and refund.cash_fen == 26400 - 132
+    assert ledger_check(chain_id=chain.id) == []
+
+
 def test_partial_refunds_settle_the_due_points_once_in_total(chain, clinic_a, catalogue, alice, spend_rule):
     # given 264 earned points, all spent
     settlement = pay_cleaning(alice, clinic_a)

@@ -159,7 +159,9 @@ class Lifecycle:
                 Posting(system_account(chain_id=chain.id, kind=AccountKind.POINTS_ISSUED), -bill["points_seed"])])
         if bill["topup"]:
             if bill["topup_bonus"]:
-                TopupBonusRule.objects.create(chain=chain, min_topup_fen=1, bonus_fen=bill["topup_bonus"])
+                # a valid rule (a bonus above its top-up is refused at top-up time): at most the top-up it rewards
+                TopupBonusRule.objects.create(chain=chain, min_topup_fen=bill["topup"],
+                                              bonus_fen=min(bill["topup_bonus"], bill["topup"]))
             wallet_topup(customer=self.alice, amount_fen=bill["topup"], method="cash", key="topup-1")
         if bill["entitled"]:
             package = PackageFactory(chain=chain, name="洁牙套餐", validity_months=12)

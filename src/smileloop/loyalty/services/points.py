@@ -174,7 +174,8 @@ def points_clawback_plan(*, earn: LedgerTransaction, share: Fraction, settled: i
     `earn` already took back (read off the ledger, whichever path made them) and `settled` (points earlier refunds
     settled in money, which only the caller's records know). They are taken from the points account as far as it
     holds them (a merged holder's: the survivor's; the order's own lots first, even while pending, then the holder's
-    other spendable lots); the rest, already spent, is converted at the chain's redeem rate (rounded up to the fen)
+    other spendable lots); the rest, already spent, is converted at the chain's redeem rate at this refund, not the
+    rate when they were earned or spent (README, "Which redeem rate values a shortfall"; rounded up to the fen)
     for the caller to withhold from the money it gives back. None when nothing is due. Post it with
     `points_clawback_post` under `accounts_lock`; planned before the lock (to refuse before writing anything), a
     concurrent spend can leave less than planned, and the reversal then refuses (InsufficientBalance)."""

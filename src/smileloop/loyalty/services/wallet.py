@@ -16,6 +16,7 @@ from django.db.models import F
 
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
+from smileloop.core.money import yuan_grouped
 from smileloop.core.scoping import Scope
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import name_for
@@ -41,7 +42,14 @@ from smileloop.ledger.services import (
 )
 from smileloop.loyalty._common import add_months, day_end, key_check, now_or, stored_periods_check
 from smileloop.loyalty.enums import ShareMode
-from smileloop.loyalty.errors import BonusSpent, ConsentMissing, InsufficientWallet, NotFamily, PrincipalSpent
+from smileloop.loyalty.errors import (
+    BonusRuleInvalid,
+    BonusSpent,
+    ConsentMissing,
+    InsufficientWallet,
+    NotFamily,
+    PrincipalSpent,
+)
 from smileloop.loyalty.memos import (
     BONUS_FORFEITED,
     FAMILY_TRANSFER,
@@ -140,6 +148,11 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
     rule = topup_bonus_rule_for(chain_id=chain_id, amount_fen=amount_fen) if override is None else None
     if rule is not None:
         stored_periods_check(rule, ["validity_months"], label=str(rule), kind="top-up bonus rule ")
+        if rule.bonus_exceeds_minimum:  # saved before the save refused it: refused here too, never paid
+            minimum, bonus = yuan_grouped(rule.min_topup_fen), yuan_grouped(rule.bonus_fen)
+            raise BonusRuleInvalid(f"the top-up bonus rule {rule} that this top-up reaches gives ¥{bonus}, more than "
+                                   f"the minimum top-up ¥{minimum} it rewards; correct or deactivate it in the loyalty "
+                                   "settings first", name=str(rule), minimum=minimum, bonus=bonus)
     if override is not None:
         min_fen, bonus = override
     else:

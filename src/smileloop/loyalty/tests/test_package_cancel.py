@@ -383,8 +383,9 @@ def test_the_orders_api_answers_409_while_the_package_is_in_force_and_takes_the_
     token = token_create(username=front_desk_a.user.username)
     url = f"/api/orders/{sale.order_id}/refunds"
 
-    def refund(key):
-        return client.post(url, json.dumps({"amount_fen": 35_000, "method": "cash"}), content_type="application/json",
+    def refund(key, body=None):
+        return client.post(url, json.dumps(body or {"amount_fen": 35_000, "method": "cash"}),
+                           content_type="application/json",
                            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
 
     refused = refund("r-1")
@@ -396,7 +397,12 @@ def test_the_orders_api_answers_409_while_the_package_is_in_force_and_takes_the_
     package_cancel(purchase=sale, key="cancel-1", reason="moving", actor=director_a)
     assert refund("r-2").status_code == 403  # the front desk may not (payment.refund)
     token = token_create(username=director_a.user.username)
-    assert refund("r-2").status_code == 201
+    # by the ways it was paid: the cancellation gave back ¥864.90 of the ¥980 cash, ¥1,765.10 of the ¥2,000 WeChat Pay
+    too_much = refund("r-2")
+    assert too_much.status_code == 422, too_much.content
+    assert "left by method: wechat_pay 23490 fen left, cash 11510 fen left" in too_much.json()["errors"][0]["message"]
+    assert refund("r-3", {"amount_fen": 11_510, "method": "cash"}).status_code == 201
+    assert refund("r-4", {"amount_fen": 23_490}).json()["method"] == "wechat_pay"  # the one method with some left
     assert Order.objects.get(pk=sale.order_id).status == OrderStatus.REFUNDED
 
 

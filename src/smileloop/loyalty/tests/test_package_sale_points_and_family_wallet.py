@@ -339,9 +339,12 @@ def test_the_cancel_page_says_what_was_clawed_back_and_withheld(client, terms, e
 # --- a refund of the bill through the orders API, once the package may be refunded there -----------------------------
 
 
-def _orders_api_refund(client, staff, order_id, amount_fen, key="api-refund-1"):
+def _orders_api_refund(client, staff, order_id, amount_fen, key="api-refund-1", method="wechat_pay"):
+    """The bill was paid ¥980 in cash and ¥2,000 by WeChat Pay: a refund names a method that has that much left, or
+    none (method None: recorded as "other", within what the bill has left)."""
     token = token_create(username=staff.user.username)
-    return client.post(f"/api/orders/{order_id}/refunds", json.dumps({"amount_fen": amount_fen, "method": "cash"}),
+    body = {"amount_fen": amount_fen, **({"method": method} if method else {})}
+    return client.post(f"/api/orders/{order_id}/refunds", json.dumps(body),
                        content_type="application/json",
                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
 
@@ -371,7 +374,7 @@ def test_a_refund_on_the_bill_that_cannot_take_back_spent_points_is_refused_and_
     # 王芳 spent 2,500 of her 2,980 points since
     points_redeem(customer=wang, points=2_500, key="r-1", source="order:x")
     order_before = Order.objects.get(pk=earned_sale.order_id).refunded_fen
-    response = _orders_api_refund(client, director_a, earned_sale.order_id, PRICE)
+    response = _orders_api_refund(client, director_a, earned_sale.order_id, PRICE, method=None)
     assert response.status_code == 409, response.content
     assert response.json()["code"] == "clawback_exceeds_refund"
     assert response.json()["message"].startswith("2500 of the points this package's bill earned were already used")
