@@ -69,22 +69,29 @@ def test_back_and_submit_again_registers_a_phone_less_walk_in_once(live_server, 
     assert js_errors == []
 
 
-def test_opening_the_form_anew_names_the_walk_in_just_registered_and_registers_a_second_only_when_told(
-        live_server, desk_page, js_errors, front_desk_a, clinic_a):
-    page = desk_page
+def _registered_and_warned(page, live_server, clinic_a, *, typed: str):
+    """The front desk registers the phone-less walk-in 陈小雨, then registers `typed` on a new form: (her record, the
+    namesake warning shown instead)."""
     log_in(page, live_server, "frontdesk_a")
     page.goto(f"{live_server.url}/customers/new/")
     register(page, "陈小雨", clinic_a.id)
     page.wait_for_url(re.compile(r"/customers/\d+/$"))
     first = Customer.objects.get(name="陈小雨")
-
-    # when: the desk opens a new form (a new key: the browser keeps nothing) and registers the same name
     page.goto(f"{live_server.url}/customers/new/")
-    register(page, "陈 小雨", clinic_a.id)  # typed with a space: the same name as stored
-
-    # then: nothing registered; a warning in Chinese names her, with a link to her record
+    register(page, typed, clinic_a.id)
     warning = page.locator("[data-testid=recent-namesake]")
     warning.wait_for()
+    return first, warning
+
+
+def test_opening_the_form_anew_names_the_walk_in_just_registered_and_registers_a_second_only_when_told(
+        live_server, desk_page, js_errors, front_desk_a, clinic_a):
+    page = desk_page
+    # when: the desk registers 陈小雨, opens a new form (a new key: the browser keeps nothing) and registers the same
+    # name, typed with a space (the same name as stored)
+    first, warning = _registered_and_warned(page, live_server, clinic_a, typed="陈 小雨")
+
+    # then: nothing registered; a warning in Chinese names her, with a link to her record
     assert "陈小雨" in warning.inner_text() and "刚刚登记过" in warning.inner_text()
     assert warning.locator(f"a[href='/customers/{first.id}/']").count() == 1
     assert Customer.objects.filter(name="陈小雨").count() == 1
@@ -103,15 +110,7 @@ def test_opening_the_form_anew_names_the_walk_in_just_registered_and_registers_a
 def test_back_to_the_namesake_warning_shows_it_again_without_asking_to_resend_a_form(
         live_server, desk_page, js_errors, front_desk_a, clinic_a):
     page = desk_page
-    log_in(page, live_server, "frontdesk_a")
-    page.goto(f"{live_server.url}/customers/new/")
-    register(page, "陈小雨", clinic_a.id)
-    page.wait_for_url(re.compile(r"/customers/\d+/$"))
-    first = Customer.objects.get(name="陈小雨")
-    page.goto(f"{live_server.url}/customers/new/")
-    register(page, "陈小雨", clinic_a.id)
-    warning = page.locator("[data-testid=recent-namesake]")
-    warning.wait_for()
+    first, warning = _registered_and_warned(page, live_server, clinic_a, typed="陈小雨")
     assert "刚刚登记过" in warning.inner_text()
     assert "陈小雨" not in page.url  # the warning's own address (a GET) carries no patient data
 
