@@ -1272,6 +1272,30 @@ def _stage_rule(to: str) -> tuple[list[str], list[str] | None]:
     raise ValidationFailed([FieldError("to", f"must be one of {', '.join(Stage.values)}", to)])
 
 
+def stage_after_events(*, stage: str, reached: str, changed_at: dt.datetime | None, events_at, to: str,
+                       now: dt.datetime, cutoff) -> tuple[int, str, str] | None:
+    """The stage after events of `to` (paid bills: treated) at `events_at`, oldest first, recorded one by one as
+    customer_stage_advance(to=…, event_at=…) records each (`_stage_rule`, `_revives`), without the database: (the
+    index of the event that moves the customer, stage, stage reached), or None when none does. A customer in a side
+    state comes back only on an event newer than `now` - SURELY_RECENT or than `cutoff()` (the chain's revival cutoff,
+    called only when needed) and, when lost, after they were set lost. For bulk writers (the orders import) that
+    compute moves for many customers and write them in one statement."""
+    allowed, higher = _stage_rule(to)
+    if higher is None:
+        raise ValueError(f"{to} is no progress stage")
+    recent_from = now - SURELY_RECENT
+    for index, at in enumerate(events_at):
+        if stage not in allowed:
+            return None  # at `to` or higher: an event changes nothing
+        if stage in STAGE_SIDE:
+            if at < recent_from and at < cutoff():
+                continue  # dormant still by the facts: a later event may be recent enough
+            if stage == Stage.LOST and changed_at is not None and changed_at >= at:
+                continue  # set lost after this event: it is nothing new since
+        return (index, reached if reached in higher else to, reached if reached in [*higher, to] else to)
+    return None
+
+
 def stage_events_insert(*, customers: QuerySet, cause: str | None = None, cause_expr=None, at: dt.datetime,
                         actor_id: int | None = None) -> int:
     """Write one timeline event (kind system) per customer in `customers` for its last stage change, in one

@@ -64,6 +64,9 @@ FIXED = [
                  "household was linked"),
     gettext_noop("is the number of a relative: they or this row's patient were merged into another record during the "
                  "import, no household was linked; link them from the kept record's page"),
+    gettext_noop("belongs to a patient whose personal information was erased during the import: the row is not "
+                 "imported"),
+    gettext_noop("belongs to a patient merged into another record during the import: import this row again"),
 ]
 
 

@@ -98,7 +98,8 @@ def template(request, scope, kind):
 @require_http_methods(["GET"])
 def preview(request, scope, batch_id):
     batch = _batch(scope, batch_id)
-    return render(request, "imports/preview.html", _preview_context(batch, ConfirmForm()))
+    return render(request, "imports/preview.html", _preview_context(batch, ConfirmForm(),
+                                                                     may_see_phones=scope.can(Perm.PHONE_VIEW)))
 
 
 @import_permission_required
@@ -119,7 +120,8 @@ def confirm(request, scope, batch_id):
             return render(request, "imports/preview.html#progress", _progress_context(batch, form))
         return render(request, "imports/preview.html#result", _preview_context(batch, form, conflict))
     if conflict:
-        return render(request, "imports/preview.html", _preview_context(batch, form, conflict), status=409)
+        return render(request, "imports/preview.html", _preview_context(
+            batch, form, conflict, may_see_phones=scope.can(Perm.PHONE_VIEW)), status=409)
     return redirect("imports:preview", batch_id=batch.id)
 
 
@@ -181,7 +183,11 @@ def _figure(value) -> int | None:
         return None
 
 
-def _preview_context(batch, form, conflict=None) -> dict:
+def _preview_context(batch, form, conflict=None, *, may_see_phones: bool = False) -> dict:
+    """The page. The file's rejected cells (errors, warnings: phone cells above all, and numbers nearly a mobile) are
+    shown masked to every role, as the phone column is and the 360 page shows a phone, a role that may see phones
+    included (`may_see_phones`): the way to them in full is the errors CSV, an audited export, which the page then
+    always offers. Free text (notes the import keeps) is shown as the 360 page shows notes (`phones_for`)."""
     report = batch.report or {}
     fields = []
     for row in report.get("preview", []):
@@ -216,4 +222,5 @@ def _preview_context(batch, form, conflict=None) -> dict:
                                                                     report.get("sheets_skipped", [])),
             "rows": rows, "form": form, "conflict": conflict, "errors": errors[:ERRORS_SHOWN],
             "errors_more": max(0, report.get("error_count", len(errors)) - ERRORS_SHOWN),
-            "running": running, "progress": batch_progress(batch) if running else None, "error_kinds": error_kinds}
+            "running": running, "progress": batch_progress(batch) if running else None, "error_kinds": error_kinds,
+            "may_see_phones": may_see_phones}

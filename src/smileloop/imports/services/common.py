@@ -7,6 +7,7 @@ import unicodedata
 from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
@@ -50,6 +51,20 @@ def gc_relaxed():
                 gc.set_threshold(*_gc_state["thresholds"])
                 gc.unfreeze()
                 gc.collect()
+
+
+def chain_imports_serialise(chain_id: int) -> None:
+    """Called first in every transaction an import writes in (PostgreSQL): a transaction-scoped advisory lock per chain,
+    so that the chain's writing imports run one after another. A file of several chunks is written in one transaction
+    and locks each chunk's people in id order as it comes to it (the file's are not known before it is read), and
+    inserts each chunk's new phones and identities (a unique index entry another insert of the same value waits for):
+    two imports of overlapping people, each holding one's chunk and waiting for the other's, deadlocked, and one was
+    told the database was busy. Taken before any row, so no import waits for it holding anything another import
+    waits for; dry runs (no locks, nothing written) do not take it. SQLite has one writer anyway."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"imports:{chain_id}"])
 
 
 def aliases_build(headers: dict[str, list[str]]) -> dict[str, str]:

@@ -66,6 +66,7 @@ from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
+    chain_imports_serialise,
     chain_of,
     gc_relaxed,
     limited_scope_of,
@@ -116,6 +117,11 @@ HOUSEHOLD_ERASED = ("is the number of a relative: they or this row's patient wer
                     "household was linked")
 HOUSEHOLD_MERGED = ("is the number of a relative: they or this row's patient were merged into another record during the "
                     "import, no household was linked; link them from the kept record's page")
+# A row naming a person an earlier chunk of the file matched or created, erased (PIPL) or merged away since that chunk
+# was written (a file written one transaction per chunk): refused, its value not quoted (row_apply)
+PERSON_ERASED = ("belongs to a patient whose personal information was erased during the import: the row is not "
+                 "imported")
+PERSON_MERGED = "belongs to a patient merged into another record during the import: import this row again"
 NAME_DIFFERS = ("differs from the name of the person with this phone ({name}): the row is merged into them, and their "
                 "name is kept")
 
@@ -191,13 +197,17 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
             if skip_invalid and not dry_run:
                 for rows in table.chunks(CHUNK_ROWS):
                     with transaction.atomic():
+                        chain_imports_serialise(chain.id)
                         run.chunk(rows)
                     if progress:
                         progress(len(rows))
                 with transaction.atomic():
+                    chain_imports_serialise(chain.id)
                     run.finish()
             else:
                 with transaction.atomic():
+                    if not dry_run:  # before anything is locked or written (two multi-chunk imports deadlocked)
+                        chain_imports_serialise(chain.id)
                     for rows in table.chunks(CHUNK_ROWS):
                         run.chunk(rows)
                         if progress:
@@ -269,6 +279,8 @@ class _CustomerImport:
         self.token_names: dict[int, str] = {}  # a person created from this file (token) → their name
         self.links: list[tuple[int, str, str, int]] = []  # see households_link
         self.vanished: dict[str, str] = {}  # a relative's number → "erased" / "merged": its holder, meanwhile
+        self.lost: dict[int, str] = {}  # a person locked erased / merged away by a later chunk (pool_lock) → which
+        self.preview_people: dict[int, int] = {}  # a preview row's number → its person (token, then id once written)
         self.now = timezone.now()
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
         self.width = table.width
@@ -575,6 +587,7 @@ class _CustomerImport:
             waits.update(household_places(ids)[1].values())  # their households' heads
         customers_erasures_wait(Customer.objects.filter(pk__in=sorted(waits)).values("pk"))
         erased, gone = customers_lock_live(*ids)
+        self.lost.update((pk, "erased" if pk in erased else "merged") for pk in erased | gone)
         for number, holder in holder_of.items():  # said on the rows at the end (households_link)
             if holder in erased or holder in gone:
                 self.vanished[number] = "erased" if holder in erased else "merged"
@@ -636,6 +649,14 @@ class _CustomerImport:
         elif not matches and (member := self._family_match(row, by_mobile, families)) is not None:
             matches.append((member, self.table.header_for("name"), row.values["name"]))
         targets = {m[0] for m in matches}
+        lost = next((m for m in matches if m[0] in self.lost), None) if self.lost else None
+        if lost is not None:
+            # matched through this file's earlier rows (self.known) and erased or merged away since their chunk was
+            # written: an erased record is not given data again, nor made a new patient from the file uploaded before
+            # the erasure (which the erasure withdraws when it is still waiting); its value is not quoted
+            self.invalid(row.number, [(lost[1], "***", PERSON_ERASED if self.lost[lost[0]] == "erased"
+                                       else PERSON_MERGED)])
+            return
         if len(targets) > 1:
             first, other = matches[0], next(m for m in matches if m[0] != matches[0][0])
             self.invalid(row.number, [(other[1], other[2],
@@ -666,6 +687,8 @@ class _CustomerImport:
             chunk.new[token] = self.person_new(row)
             chunk.new_rows[token] = row.number
             self.token_names[token] = row.values.get("name", "")
+        if len(self.preview_people) < PREVIEW_ROWS:
+            self.preview_people[row.number] = token
         existing_idents = {(k, e) for k, e, _h in row.idents if (k, e) in by_ident}
         for kind, external_id, _h in row.idents:
             key = f"i:{kind}:{external_id}"
@@ -829,6 +852,9 @@ class _CustomerImport:
             token = self.known[key]
             if token < 0:
                 self.known[key] = ids.get(token, token)
+        for number, token in self.preview_people.items():
+            if token in ids:
+                self.preview_people[number] = ids[token]
 
         def real(token):
             return ids[token] if token < 0 else token
@@ -933,12 +959,22 @@ class _CustomerImport:
                 report.warning_add(row=row, column=column, value=number,
                                    message=HOUSEHOLD_ERASED if outcome == "erased" else HOUSEHOLD_MERGED)
 
+    def erased_previews_scrub(self) -> None:
+        """Preview rows of people erased while the import ran (found by pool_lock): emptied, as the erasure's hook
+        empties a stored report's (imports.services.erasure), which could not reach this report, not yet stored."""
+        erased = {number for number, pk in self.preview_people.items() if self.lost.get(pk) == "erased"}
+        if not erased:
+            return
+        self.report.preview = [{"row": entry["row"], "values": {}, "outcome": "erased"} if entry["row"] in erased
+                               else entry for entry in self.report.preview]
+
     def finish(self) -> None:
         report = self.report
         if not report.rows:  # rows of ignored cells only (a numbered template, 无): no data, as a header alone is
             raise ImportFileError(_("%(name)s has a header but no data rows") % {"name": self.table.name},
                                   code="no_rows")
         self.households_link()
+        self.erased_previews_scrub()
         # With skip_invalid a file of invalid rows only writes nothing: not `written`, and no audit of a write
         report.written = self.write and not (report.rows and report.skipped == report.rows)
         if report.written:

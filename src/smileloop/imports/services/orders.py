@@ -27,16 +27,17 @@ from smileloop.core.errors import ValidationFailed, database_busy, unique_clash_
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.sql import db_datetime, select_rows, statistics_refresh
 from smileloop.core.sql import execute as sql_execute
-from smileloop.customers.enums import STAGE_SIDE, IdentityKind, InteractionKind, Stage
+from smileloop.customers.enums import IdentityKind, InteractionKind, Stage
 from smileloop.customers.models import Customer, Identity, Interaction
 from smileloop.customers.normalize import phone_national
 from smileloop.customers.selectors import family_member_named, family_members_of, scope_covers
-from smileloop.customers.services import SURELY_RECENT, customers_erasures_wait
+from smileloop.customers.services import customers_erasures_wait, stage_after_events
 from smileloop.customers.timeline import timeline_format
 from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
+    chain_imports_serialise,
     chain_of,
     gc_relaxed,
     limited_scope_of,
@@ -72,8 +73,6 @@ def _typed_placeholders() -> tuple[str, str]:
     return "%s", "%s"
 
 
-# A paid order makes a customer "treated" (lifecycle progress only moves up; see _OrderImport.stage_moves).
-_BELOW_TREATED = [Stage.LEAD, Stage.CONTACTED, Stage.BOOKED, Stage.ARRIVED]
 SPEND_PAST_BOUND = "would take the customer's lifetime spend past the most it can hold"  # imports.messages.FIXED
 TOOTH_MAX_LENGTH = OrderLine._meta.get_field("tooth").max_length
 
@@ -134,13 +133,17 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
             if skip_invalid and not dry_run:
                 for rows in run.chunks():
                     with transaction.atomic():
+                        chain_imports_serialise(chain.id)
                         run.chunk(rows)
                     if progress:
                         progress(len(rows))
                 with transaction.atomic():
+                    chain_imports_serialise(chain.id)
                     run.finish()
             else:
                 with transaction.atomic():
+                    if not dry_run:  # before anything is locked or written (two multi-chunk imports deadlocked)
+                        chain_imports_serialise(chain.id)
                     for rows in run.chunks():
                         run.chunk(rows)
                         if progress:
@@ -626,7 +629,8 @@ class _OrderImport:
     def stage_moves(self, orders: list[Order]) -> dict[int, tuple]:
         """customer id → (stage before, stage, stage reached, when, cause) for each customer these bills move, as
         recording them one by one, oldest first, through visits.order_record would (customer_stage_advance to
-        treated, customers.services._stage_rule): progress only goes up (a member stays one); a dormant or lost
+        treated): `customers.services.stage_after_events`, the rule itself (_stage_rule) without the database, per
+        customer: progress only goes up (a member stays one); a dormant or lost
         customer comes back, to the higher of treated and the stage they had reached, on a bill no older than the
         chain's dormant threshold (lifecycle.revival_cutoff) and, when lost, paid after they were set lost; the
         first bill that moves them is the one named, dated by its time. An erased record is never found here.
@@ -635,26 +639,19 @@ class _OrderImport:
         bills: dict[int, list[Order]] = {}
         for order in sorted(orders, key=lambda o: (o.ordered_at, o.id)):
             bills.setdefault(order.customer_id, []).append(order)
-        surely_recent = self.now - SURELY_RECENT  # as customer_stage_advance reads it
         moves = {}
         for customer_id, theirs in bills.items():
             stage, reached, changed_at = self.stages[customer_id]
-            for order in theirs:
-                at = order.ordered_at
-                if stage in _BELOW_TREATED:
-                    pass
-                elif stage not in STAGE_SIDE:
-                    break  # treated or higher: a bill changes nothing
-                elif at < surely_recent and at < self.revival_cutoff():
-                    continue  # dormant still by the facts: a later bill may be recent enough
-                elif stage == Stage.LOST and changed_at is not None and changed_at >= at:
-                    continue  # set lost after this bill: it is nothing new since
-                new_reached = reached if reached in (Stage.TREATED, Stage.MEMBER, Stage.REFERRER) else Stage.TREATED
-                new_stage = reached if reached in (Stage.MEMBER, Stage.REFERRER) else Stage.TREATED
-                cause = timeline_format(PAID, order=order.id, clinic=self.clinics.name_of(order.clinic_id),
-                                        day=timezone.localdate(at))[:500]
-                moves[customer_id] = (stage, new_stage, new_reached, at, cause)
-                break
+            after = stage_after_events(stage=stage, reached=reached, changed_at=changed_at, to=Stage.TREATED,
+                                       events_at=[order.ordered_at for order in theirs], now=self.now,
+                                       cutoff=self.revival_cutoff)
+            if after is None:
+                continue
+            index, new_stage, new_reached = after
+            order = theirs[index]
+            cause = timeline_format(PAID, order=order.id, clinic=self.clinics.name_of(order.clinic_id),
+                                    day=timezone.localdate(order.ordered_at))[:500]
+            moves[customer_id] = (stage, new_stage, new_reached, order.ordered_at, cause)
         return moves
 
     def revival_cutoff(self) -> dt.datetime:

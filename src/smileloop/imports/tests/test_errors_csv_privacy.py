@@ -111,3 +111,24 @@ def test_the_errors_csv_is_a_post_and_a_get_writes_nothing(client, member_ops):
     # then it is refused, and nothing is audited
     assert response.status_code == 405
     assert not AuditEvent.objects.filter(action="import.errors_export").exists()
+
+
+def test_the_audit_row_counts_the_csvs_error_rows_a_row_of_several_errors_and_a_cell_of_two_lines_included(
+        client, director_a):
+    # given a file of 210 errors: 207 rows of one, one row of three, one of them a cell of two lines (a CSV of 212
+    # lines with its header, or 213 counted as lines of text)
+    lines = ["姓名,手机号,生日,性别"] + [f"患者{i},,2999-01-0{1 + i % 9}," for i in range(207)]
+    lines.append('张三,12345,2999-02-01,"男\n女"')
+    client.force_login(director_a.user)
+    response = client.post(reverse("imports:upload"), {"kind": "customers",
+                                                       "file": SimpleUploadedFile("多错.csv", "\n".join(lines).encode())})
+    batch = ImportBatch.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+    assert batch.report["error_count"] == 210
+
+    # when the errors are downloaded
+    rows = _download(client, batch)
+
+    # then the CSV holds 210 error rows after its header, and the audit row says 210
+    assert rows[0] == ["Row", "Column", "Value", "Problem"] and len(rows) - 1 == 210
+    assert ["209", "性别", "男\n女"] in [row[:3] for row in rows]
+    assert AuditEvent.objects.get(action="import.errors_export").detail == {"file": "多错.csv", "rows": 210}
