@@ -62,8 +62,8 @@ class GiftExchangeIn(InputSchema):
 
 class TopupIn(InputSchema):
     amount_fen: PositiveFen
-    method: str = Field(description="cash, wechat_pay, alipay, bank_card, insurance, other or wallet (stored value: "
-                                    "the customer's own wallet, or the family wallet `wallet.holder_id` names)")
+    method: str = Field(description="cash, wechat_pay, alipay, bank_card or other (not insurance, which pays for care "
+                                    "given, never a prepaid balance)")
     clinic: IdOrCode | None = Field(None, description="Clinic id or code where the money was received")
 
 

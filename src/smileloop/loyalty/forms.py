@@ -29,7 +29,7 @@ from smileloop.loyalty.models import (
     RedeemSettings,
     TopupBonusRule,
 )
-from smileloop.loyalty.services.wallet import TOPUP_METHODS
+from smileloop.loyalty.services.wallet import TOPUP_METHODS, WALLET_TOPUP_METHODS
 from smileloop.visits.enums import PaymentMethod
 
 _FIELD_ALIASES = {"amount_fen": "amount_yuan", "rule_code": "rule", "gift_id": "gift", "package_id": "package",
@@ -101,7 +101,7 @@ class TopupForm(KeyedForm):
     amount_yuan = forms.DecimalField(label=_("Amount (yuan)"), min_value=Decimal("0.01"), max_digits=10,
                                      decimal_places=2)
     method = forms.ChoiceField(label=_("Paid by"), choices=[(m, label) for m, label in PaymentMethod.choices
-                                                            if m in TOPUP_METHODS])
+                                                            if m in WALLET_TOPUP_METHODS])
 
 
 class AwardForm(KeyedForm):

@@ -37,7 +37,7 @@ def _field(html: str, name: str) -> str:
     (Trigger.PLAN_UNFINISHED, "days_without_appointment", ("14", "留空 = 14 天。")),
     (Trigger.RECALL, "months", ("6", "留空 = 6 个月。")),
     (Trigger.DORMANT, "months_without_visit", ("12", "留空 = 12 个月。")),
-    (Trigger.BIRTHDAY_NEXT_MONTH, "days_before", ("30", "留空 = 30 天（填写了下方的每月日期时不使用）。")),
+    (Trigger.BIRTHDAY_NEXT_MONTH, "days_before", ("30", "留空 = 30 天；改用下方的每月日期时，请清空此项。")),
 ])
 def test_a_blank_parameter_shows_the_default_it_stands_for(client, chain, chain_admin, trigger, name, shown):
     # given a playbook of the chain's own saved with the parameter left blank

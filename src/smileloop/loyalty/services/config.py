@@ -139,9 +139,10 @@ def earn_rule_save(*, chain: Chain, data: dict, rule: EarnRule | None = None) ->
 
 def topup_bonus_rule_errors(rule: TopupBonusRule) -> list[FieldError]:
     """A bonus above the top-up it rewards (充100送1000, a typo for 送100) gave away more stored value than was paid
-    in, to every patient who topped up that much."""
+    in, to every patient who topped up that much. A rule switched off pays nothing: it is saved as it is (the desk's
+    refusal of a stored one says "correct or deactivate it"), and checked again when switched back on."""
     minimum, bonus = rule.min_topup_fen, rule.bonus_fen
-    if isinstance(minimum, int) and isinstance(bonus, int) and bonus > minimum:
+    if rule.is_active and isinstance(minimum, int) and isinstance(bonus, int) and bonus > minimum:
         return [FieldError("bonus_fen", _("must not exceed the top-up it rewards: at most ¥%(minimum)s, the minimum "
                                           "top-up (¥%(bonus)s was given)")
                            % {"minimum": yuan_grouped(minimum), "bonus": yuan_grouped(bonus)}, str(bonus))]

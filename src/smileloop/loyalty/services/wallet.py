@@ -66,6 +66,9 @@ from smileloop.membership.services import membership_evaluate
 from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 
 TOPUP_METHODS = [m for m in PaymentMethod.values if m not in TENDER_METHODS]
+# What may pay money into a wallet: not insurance, which pays for care given (medical insurance may not fund a prepaid
+# balance at all), nor a prepaid value a balance is bought with.
+WALLET_TOPUP_METHODS = [m for m in TOPUP_METHODS if m != PaymentMethod.INSURANCE]
 
 
 def _customer_lock(customer: Customer) -> frozenset[int]:
@@ -136,8 +139,8 @@ def wallet_topup(*, customer: Customer, amount_fen: int, method: str, key: str, 
     errors = []
     if not _is_amount(amount_fen):
         errors.append(FieldError("amount_fen", "must be a whole number of fen > 0", str(amount_fen)))
-    if method not in TOPUP_METHODS:
-        errors.append(FieldError("method", f"must be one of {', '.join(TOPUP_METHODS)}", str(method)))
+    if method not in WALLET_TOPUP_METHODS:
+        errors.append(FieldError("method", f"must be one of {', '.join(WALLET_TOPUP_METHODS)}", str(method)))
     if clinic is not None and clinic.chain_id != customer.chain_id:
         errors.append(FieldError("clinic", "is not a clinic of this chain", str(clinic.id)))
     if errors:

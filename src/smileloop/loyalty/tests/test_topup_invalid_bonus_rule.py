@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from smileloop.clinics.services import token_create
+from smileloop.core.errors import ValidationFailed
 from smileloop.ledger.models import LedgerTransaction
 from smileloop.loyalty import services
 from smileloop.loyalty.errors import BonusRuleInvalid
@@ -87,3 +88,31 @@ def test_the_settings_page_and_the_admin_flag_the_rule(client, admin_client, cha
     assert section.count("无效：赠送金额高于最低充值金额") == 1
     admin_page = admin_client.get(reverse("admin:loyalty_topupbonusrule_changelist")).content.decode()
     assert admin_page.count('alt="False"') == 1 and admin_page.count('alt="True"') == 3  # 2 active, 1 valid
+
+
+def test_a_stored_invalid_rule_can_be_switched_off_as_it_is_and_not_back_on(wang, typo_rule):
+    # when the desk's refusal is followed ("deactivate it"): the rule saved with only 启用 unticked
+    services.topup_bonus_rule_save(chain=typo_rule.chain, rule=typo_rule, data={"is_active": False})
+    typo_rule.refresh_from_db()
+    assert (typo_rule.is_active, typo_rule.bonus_fen) == (False, 100_000)
+    # then top-ups go through without it
+    topup = services.wallet_topup(customer=wang, amount_fen=10_000, method="cash", key="t1")
+    assert (topup.bonus_fen, topup.bonus_rule_id) == (0, None)
+    # and switching it back on as it is is refused
+    with pytest.raises(ValidationFailed) as refused:
+        services.topup_bonus_rule_save(chain=typo_rule.chain, rule=typo_rule, data={"is_active": True})
+    assert refused.value.errors[0].field == "bonus_fen"
+    typo_rule.refresh_from_db()
+    assert typo_rule.is_active is False
+
+
+def test_insurance_cannot_pay_money_into_a_wallet_and_is_not_offered(wang):
+    # medical insurance pays for care given; it may not fund a prepaid balance
+    with pytest.raises(ValidationFailed) as refused:
+        services.wallet_topup(customer=wang, amount_fen=10_000, method="insurance", key="t1")
+    assert refused.value.errors[0].field == "method"
+    nothing_topped_up(wang)
+    from smileloop.loyalty.forms import TopupForm
+
+    assert "insurance" not in dict(TopupForm().fields["method"].choices)
+    assert "cash" in dict(TopupForm().fields["method"].choices)
