@@ -74,13 +74,14 @@ class MemberCard:
     @cached_property
     def shown_forms(self) -> set[str]:
         """The action forms the card offers now: enrol to a non-member; renew (not for a lifetime card), tier (when
-        the plan has another tier to move to), bind and cancel to a member. The template draws exactly these, and
-        `message` speaks for any other."""
+        the plan has another tier to move to), bind (when the tier has family slots) and cancel to a member. The
+        template draws exactly these, and `message` speaks for any other."""
         m = self.membership
         if m is None:
             return {"enrol"}
         other_tier = Tier.objects.filter(plan_id=m.plan_id).exclude(pk=m.tier_id).exists()
-        return {"bind", "cancel"} | ({"renew"} if m.expires_at else set()) | ({"tier"} if other_tier else set())
+        return ({"cancel"} | ({"bind"} if m.tier.family_slots > 0 else set()) | ({"renew"} if m.expires_at else set())
+                | ({"tier"} if other_tier else set()))
 
     @cached_property
     def message(self) -> str:

@@ -11,6 +11,7 @@ from smileloop.membership.models import (
     Membership,
     MembershipEvent,
     MembershipPlan,
+    Tier,
 )
 from smileloop.membership.tests.conftest import NOW, patient
 from smileloop.membership.tests.factories import BenefitFactory
@@ -200,6 +201,16 @@ def test_unbinding_asks_for_confirmation_first(client, front_desk_a, wang, spous
     client.force_login(front_desk_a.user)
     page = client.get(reverse("customers:detail", args=[wang.id]))
     assert 'hx-confirm="Unbind 李强 from the family card?' in page.text
+
+
+def test_binding_is_not_offered_by_a_tier_without_family_slots(client, front_desk_a, wang, family_plan, family_tier):
+    # given a member of a tier whose card shares with nobody
+    Tier.objects.filter(pk=family_tier.pk).update(family_slots=0)
+    services.membership_enrol(customer=wang, plan=family_plan)
+    client.force_login(front_desk_a.user)
+    page = client.get(reverse("customers:detail", args=[wang.id]))
+    # then the card offers no binding ("0 of 0 slots", every bind refused), only what it can do
+    assert 'data-subform="bind"' not in page.text and 'data-subform="cancel"' in page.text
 
 
 def test_the_tier_change_is_offered_only_when_the_plan_has_another_tier(client, front_desk_a, wang, family_plan,
