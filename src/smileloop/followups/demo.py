@@ -40,7 +40,14 @@ from smileloop.clinics.enums import Role
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.models import Customer, Interaction
-from smileloop.followups.enums import ContactChannel, Goal, Outcome, TaskStatus, Trigger
+from smileloop.followups.enums import (
+    TRIGGER_PARAM_DEFAULTS,
+    ContactChannel,
+    Goal,
+    Outcome,
+    TaskStatus,
+    Trigger,
+)
 from smileloop.followups.models import FollowupTask, Playbook, PlaybookStep
 from smileloop.followups.services import (
     followup_complete,
@@ -276,7 +283,7 @@ def _events(chain: Chain, today: dt.date, missing: set[str], rng: random.Random)
             added["unfinished_treatment"] = HANDFUL
     code = "consult_not_converted"
     if code in missing:  # leads who came for a free consultation days ago, went home to think and booked nothing
-        n = int(playbooks[code].trigger_params.get("days_after_visit", 3)) if code in playbooks else 3
+        n = playbooks[code].param("days_after_visit") if code in playbooks else TRIGGER_PARAM_DEFAULTS["days_after_visit"]
         day = today - dt.timedelta(days=n + first_delay(code))
         free = (ServiceItem.objects.filter(chain=chain, category=Category.EXAM, list_price_fen=0, is_active=True)
                 .order_by("code").values_list("code", flat=True).first())

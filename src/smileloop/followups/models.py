@@ -14,7 +14,15 @@ from django.utils.translation import gettext_lazy as _
 from smileloop.clinics.models import Chain, Clinic, Staff
 from smileloop.core.models import TimeStampedModel
 from smileloop.customers.models import Customer
-from smileloop.followups.enums import AssigneeRule, ContactChannel, Goal, Outcome, TaskStatus, Trigger
+from smileloop.followups.enums import (
+    TRIGGER_PARAM_DEFAULTS,
+    AssigneeRule,
+    ContactChannel,
+    Goal,
+    Outcome,
+    TaskStatus,
+    Trigger,
+)
 
 
 class Playbook(TimeStampedModel):
@@ -41,6 +49,11 @@ class Playbook(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def param(self, name: str) -> int:
+        """A number parameter of the trigger: its value, or its default (`TRIGGER_PARAM_DEFAULTS`) when left out or
+        blank, which the editor shows beside the blank field."""
+        return int((self.trigger_params or {}).get(name) or TRIGGER_PARAM_DEFAULTS[name])
 
 
 class PlaybookStep(models.Model):

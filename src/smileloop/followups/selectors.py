@@ -19,7 +19,7 @@ from smileloop.core.scoping import Scope
 from smileloop.core.sql import in_clause, select_models, select_rows
 from smileloop.customers.models import Customer
 from smileloop.customers.selectors import guardians_for
-from smileloop.followups.enums import TRIGGER_PARAM_DEFAULTS, TaskStatus, Trigger
+from smileloop.followups.enums import TaskStatus, Trigger
 from smileloop.followups.models import FollowupTask, Playbook
 from smileloop.followups.script import tasks_scripts_fill
 
@@ -305,8 +305,7 @@ def playbook_visit_offset(playbook: Playbook) -> int | None:
     14, as the built-in's description says) rather than its delay after the trigger day (+0, +4, +11); else None."""
     if playbook.trigger != Trigger.CONSULTED_NOT_TREATED:
         return None
-    name = "days_after_visit"
-    return int((playbook.trigger_params or {}).get(name) or TRIGGER_PARAM_DEFAULTS[name])
+    return playbook.param("days_after_visit")
 
 
 def playbook_get(scope: Scope, playbook_id) -> Playbook:

@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat, Greatest
 
 from smileloop.customers.models import Customer
-from smileloop.followups.enums import RECALL_DEFAULT_CATEGORIES, TRIGGER_PARAM_DEFAULTS, TaskStatus, Trigger
+from smileloop.followups.enums import RECALL_DEFAULT_CATEGORIES, TaskStatus, Trigger
 from smileloop.followups.models import FollowupTask, Playbook, PlaybookStep
 from smileloop.giftcards.enums import CardStatus, ReminderRecipient
 from smileloop.giftcards.models import GiftCardReminder
@@ -115,11 +115,6 @@ def months_sources(anchor: dt.date, months: int) -> list[dt.date]:
     return [d for d in probe if months_add(d, months) == anchor]
 
 
-def _param(pb: Playbook, name: str) -> int:
-    """A number parameter of the playbook's trigger, its default (`TRIGGER_PARAM_DEFAULTS`) when left out."""
-    return int(pb.trigger_params.get(name) or TRIGGER_PARAM_DEFAULTS[name])
-
-
 # --- the sources -------------------------------------------------------------------------------------------
 
 def lead_created(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
@@ -135,7 +130,7 @@ def lead_created(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidate
 def plan_unfinished(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """Open plans whose last activity (the patient's last visit, else the planning) is N days old and that
     have no appointment ahead; the anchor day is the day the N days ran out."""
-    n = _param(pb, "days_without_appointment")
+    n = pb.param("days_without_appointment")
     sources = [d - dt.timedelta(days=n) for d in days]
     qs = (TreatmentPlan.objects
           .filter(chain_id=pb.chain_id, status=PlanStatus.ACTIVE, steps_done__lt=F("steps_total"), **_live_kw())
@@ -171,7 +166,7 @@ def consulted_not_treated(pb: Playbook, w: Window, days: list[dt.date]) -> list[
     A patient in treatment is no consultation that failed to convert: not one with an open treatment plan (steps
     left; the unfinished-treatment playbook follows them), nor one whose visit came within AFTERCARE_DAYS of a
     surgical procedure (a post-operative check, the post-operative playbook's business)."""
-    n = _param(pb, "days_after_visit")
+    n = pb.param("days_after_visit")
     sources = [d - dt.timedelta(days=n) for d in days]
     qs = Appointment.objects.filter(chain_id=pb.chain_id, status__in=ARRIVAL_STATUSES, **_live_kw())
     if w.clinic_ids:  # the (clinic, start_at) index, as _appointments
@@ -260,7 +255,7 @@ def recall(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     "The latest one" is a billed line (the POS records every cleaning) or a procedure record of those
     categories, and nothing of the kind since that day (a line refunded in full counts as neither; one task per
     patient and due day: anchor key "recall:<due day>", so a cleaning recorded both ways still makes one task)."""
-    months = _param(pb, "months")
+    months = pb.param("months")
     categories = list(pb.trigger_params.get("categories") or RECALL_DEFAULT_CATEGORIES)
     per_day = [months_sources(d, months) for d in days]
     all_sources = sorted({s for group in per_day for s in group})
@@ -313,7 +308,7 @@ def dormant(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """No visit for `months_without_visit` months (and nothing booked ahead); anchored on the last visit. Due the
     day after the mark, the day lifecycle's daily job moves the patient to dormant (last seen before the local
     midnight N months back), so the call and the dashboard's dormant count start together."""
-    months = _param(pb, "months_without_visit")
+    months = pb.param("months_without_visit")
     per_day = [months_sources(d - dt.timedelta(days=1), months) for d in days]
     all_sources = sorted({s for group in per_day for s in group})
     if not all_sources:
@@ -353,7 +348,7 @@ def birthday_next_month(pb: Playbook, w: Window, days: list[dt.date]) -> list[Ca
                            anchor_key=_key("birthday", Value(f"{nxt:%Y-%m}")),
                            anchor_at=Value(w.start(day), output_field=DateTimeField()), conds=conds,
                            context={"birthday": F("customer__birthday"), "birthday_year": Value(nxt.year)})]
-    ahead = _param(pb, "days_before")
+    ahead = pb.param("days_before")
     targets = [d + dt.timedelta(days=ahead) for d in days]
     conds = []
     for t in targets:
