@@ -336,7 +336,7 @@ def _bench_api(result, chain, admin, requests: int, log) -> str | None:
     bad = sum(1 for s in statuses if s >= 400)
     note = f"; {bad} error responses" if bad else ""
     result.add("API upsert vs bare JSON view", f"{api_rate:,.0f} req/s vs {bare_rate:,.0f} req/s = "
-                                               f"{api_rate / bare_rate:.0%}{note}", "≥ 50%")
+                                               f"{api_rate / bare_rate:.1%}{note}", "≥ 50%")  # 49.7 % is not "50%"
     return token
 
 

@@ -175,5 +175,5 @@ def bench_http(result, chain, token: str, log, *, seconds: float = 6.0, rounds: 
     api_rate, bare_rate = (totals[s][0] / totals[s][1] for s in ("api", "bare"))
     bad = totals["api"][2] + totals["bare"][2]
     note = f"; {bad} error responses" if bad else ""
-    result.add(LABEL, f"{api_rate:,.0f} req/s vs {bare_rate:,.0f} req/s = {api_rate / bare_rate:.0%} (gunicorn, "
+    result.add(LABEL, f"{api_rate:,.0f} req/s vs {bare_rate:,.0f} req/s = {api_rate / bare_rate:.1%} (gunicorn, "
                       f"{workers} worker{'s' if workers > 1 else ''}, wrk){note}", TARGET)

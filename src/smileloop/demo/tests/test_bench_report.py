@@ -30,7 +30,7 @@ def test_the_api_bench_interleaves_upserts_and_bare_inserts_and_reports_both_rat
     _bench_api(result, chain, chain_admin, 20, lambda *a: None)
     [(measure, value, target)] = result.lines
     assert measure == "API upsert vs bare JSON view" and target == "≥ 50%"
-    assert re.fullmatch(r"[\d,]+ req/s vs [\d,]+ req/s = \d+%", value), value  # no error responses noted
+    assert re.fullmatch(r"[\d,]+ req/s vs [\d,]+ req/s = \d+\.\d%", value), value  # no error responses noted
     # 20 upserts plus the probe through the API, 20 inserts through the bare view: every request wrote one person.
     assert Customer.objects.filter(chain=chain, name__startswith="接口").count() == 21
     assert Customer.objects.filter(chain=chain, name__startswith="裸视图").count() == 20
@@ -59,7 +59,7 @@ def test_the_http_bench_serves_both_endpoints_from_gunicorn_and_reports_both_rat
     bench_http(result, chain, token, lambda *a: None, seconds=1, rounds=2)
     [(measure, value, target)] = result.lines
     assert measure == LABEL and target == "≥ 50%"
-    assert re.fullmatch(r"[\d,]+ req/s vs [\d,]+ req/s = \d+% \(gunicorn, \d workers?, wrk\)", value), value
+    assert re.fullmatch(r"[\d,]+ req/s vs [\d,]+ req/s = \d+\.\d% \(gunicorn, \d workers?, wrk\)", value), value
     served = Customer.objects.filter(chain=chain, name__startswith=API_NAME)
     assert served.count() > 10 and Customer.objects.filter(chain=chain, name__startswith=BARE_NAME).count() > 10
     # The API's people went through the service (search keys written), the bare view's did not.
