@@ -383,6 +383,43 @@ def bonus_rule_list(scope: Scope) -> QuerySet[TopupBonusRule]:
     return TopupBonusRule.objects.filter(chain_id=scope.chain_id).order_by("min_topup_fen")
 
 
+def membership_bonus_rules(customer: Customer, *, at: dt.datetime | None = None
+                           ) -> tuple[str, str, list[dict]] | None:
+    """("tier" or "plan", its name, its top-up bonus rules) of the customer's own membership in force at `at`: the
+    tier's when it has rules, else the plan's. None when neither has rules (or no membership is in force): then the
+    chain's TopupBonusRule rows apply. The wallet's top-up and the card's schedule read this one rule."""
+    membership = own_membership(customer)
+    if membership is None or (membership.expires_at is not None and membership.expires_at <= (at or timezone.now())):
+        return None
+    if membership.tier.topup_bonus_rules:
+        return "tier", membership.tier.name, membership.tier.topup_bonus_rules
+    if membership.plan.topup_bonus_rules:
+        return "plan", membership.plan.name, membership.plan.topup_bonus_rules
+    return None
+
+
+@dataclass(frozen=True)
+class BonusSchedule:
+    """The top-up bonus a top-up of this customer would earn now, for the staff who take it: the member's own tier's
+    or plan's rules replace the chain's (`wallet_topup`), which the card must say, or the front desk promises the
+    chain's offer. `steps`: (minimum top-up, bonus, refused) in fen, ascending; the highest step reached pays, steps
+    do not add up; a chain rule paying more than its minimum (saved before that check) is `refused` at top-up."""
+
+    source: str  # "tier", "plan" or "chain"
+    name: str  # the tier's or plan's name; "" for the chain's rules
+    steps: tuple[tuple[int, int, bool], ...]
+
+
+def topup_bonus_schedule(customer: Customer, *, at: dt.datetime | None = None) -> BonusSchedule:
+    own = membership_bonus_rules(customer, at=at)
+    if own is not None:
+        source, name, rules = own
+        steps = sorted((r["min_topup_fen"], r["bonus_fen"], False) for r in rules)
+        return BonusSchedule(source, name, tuple(steps))
+    rules = TopupBonusRule.objects.filter(chain_id=customer.chain_id, is_active=True).order_by("min_topup_fen")
+    return BonusSchedule("chain", "", tuple((r.min_topup_fen, r.bonus_fen, r.bonus_exceeds_minimum) for r in rules))
+
+
 def bonus_rule_get(scope: Scope, rule_id) -> TopupBonusRule:
     return _get(TopupBonusRule.objects.filter(chain_id=scope.chain_id), rule_id, "Bonus rule not found")
 

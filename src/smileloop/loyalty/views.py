@@ -105,6 +105,11 @@ class LoyaltyCard:
         return selectors.topups_for(self.customer, limit=5)
 
     @cached_property
+    def topup_bonus(self):
+        """What a top-up would earn, shown on the top-up form (a tier's own rules replace the chain's)."""
+        return selectors.topup_bonus_schedule(self.customer)
+
+    @cached_property
     def entitlements(self):
         return selectors.entitlements_for_customer(self.customer)
 

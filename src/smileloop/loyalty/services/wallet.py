@@ -60,6 +60,7 @@ from smileloop.loyalty.memos import (
     TOPUP_VIA,
 )
 from smileloop.loyalty.models import Topup, TopupBonusRule, TopupRefund, WalletShareUse
+from smileloop.loyalty.selectors import membership_bonus_rules
 from smileloop.membership.enums import MembershipStatus, WalletShareMode
 from smileloop.membership.selectors import family_bindings_of, own_membership, wallet_share_allowed
 from smileloop.membership.services import membership_evaluate
@@ -101,13 +102,10 @@ def membership_topup_bonus(*, customer: Customer, amount_fen: int,
     """(threshold, bonus) in fen of the top-up bonus rules of the customer's own membership in force — its tier's,
     else its plan's (membership's "top-up bonus rules, read by the wallet") — the highest threshold reached, (0, 0)
     when none is; None when neither has rules, and the chain's TopupBonusRule apply."""
-    membership = own_membership(customer)
-    if membership is None or (membership.expires_at is not None and membership.expires_at <= now_or(at)):
+    own = membership_bonus_rules(customer, at=now_or(at))
+    if own is None:
         return None
-    rules = membership.tier.topup_bonus_rules or membership.plan.topup_bonus_rules
-    if not rules:
-        return None
-    reached = [r for r in rules if r["min_topup_fen"] <= amount_fen]
+    reached = [r for r in own[2] if r["min_topup_fen"] <= amount_fen]
     best = max(reached, key=lambda r: r["min_topup_fen"], default=None)
     return (best["min_topup_fen"], best["bonus_fen"]) if best else (0, 0)
 
