@@ -8,6 +8,7 @@ from smileloop.clinics.views import StaffLoginView, admin_login, admin_password_
 
 # Error pages in the reader's layout: staff workspace, or the member layout on patients' pages.
 handler400 = "smileloop.core.error_pages.bad_request"
+handler403 = "smileloop.clinics.views.permission_denied"  # advice by the reader's role
 handler404 = "smileloop.core.error_pages.page_not_found"
 handler500 = "smileloop.core.error_pages.server_error"
 

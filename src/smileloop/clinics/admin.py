@@ -4,7 +4,6 @@ A chain admin uses these pages for their own chain only (core.admin_scope): thei
 staff (added in one form, the login made by `staff_create`) and its API tokens; logins and groups are the operator's
 (superuser's)."""
 
-import re
 import zoneinfo
 
 from django import forms
@@ -17,6 +16,7 @@ from django.contrib.auth.forms import SetPasswordMixin, UsernameField
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from smileloop.clinics import services
 from smileloop.clinics.enums import CHAIN_ROLES, Role
+from smileloop.clinics.hours import opening_hours_clean
 from smileloop.clinics.models import ApiToken, Chain, Clinic, Staff, clinic_name_key
 from smileloop.clinics.web import client_ip
 from smileloop.core.admin import FixedOnChange
@@ -68,9 +69,6 @@ class ChainAdmin(ChainScoped, admin.ModelAdmin):
         return False  # a tenant with all its records; not something to remove from a form
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
 class ClinicForm(forms.ModelForm):
     class Meta:
         model = Clinic
@@ -78,20 +76,9 @@ class ClinicForm(forms.ModelForm):
 
     def clean_opening_hours(self) -> dict:
         """An emptied box is "no hours given" ({}), not a NOT NULL error (a 500 for a new chain's first clinic); what
-        is given is a weekday → ["HH:MM", "HH:MM"] map, opening before closing."""
-        value = self.cleaned_data.get("opening_hours")
-        if value in (None, "", [], {}):
-            return {}
-        hhmm = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
-        valid = isinstance(value, dict) and all(
-            day in WEEKDAYS and isinstance(hours, list) and len(hours) == 2
-            and all(isinstance(t, str) and hhmm.fullmatch(t) for t in hours) and hours[0] < hours[1]
-            for day, hours in value.items())
-        if not valid:
-            raise forms.ValidationError(
-                _('Write each opening day as {"mon": ["09:00", "18:00"]} (mon … sun, opening before closing), or '
-                  'leave the box empty.'), code="invalid")
-        return value
+        is given is a weekday → ["HH:MM", "HH:MM"] map, a closing time after midnight for a late-night clinic
+        (clinics.hours: each day's problem in words)."""
+        return opening_hours_clean(self.cleaned_data.get("opening_hours"))
 
     def clean(self):
         """A name no other clinic of the chain has (clinic_name_key: full width, case and spaces folded, a little
@@ -101,10 +88,12 @@ class ClinicForm(forms.ModelForm):
         name = cleaned.get("name")
         chain_id = getattr(cleaned.get("chain"), "pk", None) or self.instance.chain_id
         if name and chain_id:
-            key = clinic_name_key(name)
-            others = Clinic.objects.filter(chain_id=chain_id).exclude(pk=self.instance.pk)
-            same = next((other for other in others.values_list("name", flat=True)
-                         if clinic_name_key(other) == key), None)
+            # The admin saves inside the transaction it validates in: holding the chain's row until then, two
+            # admins saving one name at once are told so in the form, not by the constraint's IntegrityError (a 500).
+            if transaction.get_connection().in_atomic_block:
+                list(Chain.objects.select_for_update().filter(pk=chain_id).values_list("pk", flat=True))
+            same = (Clinic.objects.filter(chain_id=chain_id, name_key=clinic_name_key(name)[:255])
+                    .exclude(pk=self.instance.pk).values_list("name", flat=True).first())
             if same is not None:
                 self.add_error("name", forms.ValidationError(
                     _("Another clinic of this chain is called “%(name)s”: imports, lists and reports tell clinics "

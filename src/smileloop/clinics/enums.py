@@ -75,3 +75,29 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 
 # Roles that see every clinic of the chain; all others see only their assigned clinics.
 CHAIN_ROLES = frozenset({Role.MEMBER_OPS, Role.MARKETING, Role.CHAIN_ADMIN})
+
+# What each permission lets a role do, in words: the 403 page names the one a refused page needs.
+PERM_LABELS: dict[str, str] = {
+    Perm.CUSTOMER_VIEW: _("see patients"),
+    Perm.CUSTOMER_EDIT: _("register and edit patients"),
+    Perm.PHONE_VIEW: _("reveal full phone numbers and identities"),
+    Perm.CUSTOMER_MERGE: _("merge duplicate records"),
+    Perm.CUSTOMER_EXPORT: _("export patient lists"),
+    Perm.CUSTOMER_PRIVACY: _("patients' privacy requests and the audit log"),
+    Perm.IMPORT: _("import data"),
+    Perm.VISIT_EDIT: _("record appointments and visits"),
+    Perm.HEALTH_VIEW: _("see treatment plans"),
+    Perm.HEALTH_EDIT: _("record treatment plans and procedures"),
+    Perm.CONFIG: _("configure programmes"),
+    Perm.TAG_APPLY: _("tag patients"),
+    Perm.TAG_MANAGE: _("manage tags"),
+    Perm.SEGMENT_VIEW: _("preview segments"),
+    Perm.SEGMENT_MANAGE: _("save segments"),
+    Perm.TASK_WORK: _("work follow-up tasks"),
+    Perm.TASK_BOARD: _("the team's task board"),
+    Perm.PLAYBOOK_MANAGE: _("edit follow-up playbooks"),
+    Perm.SURVEY_VIEW: _("see survey answers"),
+    Perm.VALUE_ISSUE: _("hand out vouchers and cards"),
+    Perm.PAYMENT_REFUND: _("refund payments"),
+    Perm.ADMIN_SITE: _("set the chain up in the admin"),
+}

@@ -40,19 +40,37 @@ class Clinic(TimeStampedModel):
     longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
     opening_hours = models.JSONField(
         _("opening hours"), default=dict, blank=True,
-        help_text=_('Weekday → ["09:00", "18:00"], e.g. {"mon": ["09:00", "18:00"]}'),
+        help_text=_('Weekday → ["opening", "closing"], e.g. {"mon": ["09:00", "18:00"], "fri": ["18:00", "02:00"]}: '
+                    'a closing time before the opening time closes the next day (a late-night clinic).'),
     )
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # clinic_name_key(name), kept by save(): what clinic_unique_name holds unique per chain, as the database cannot
+    # fold full width (NFKC) itself.
+    name_key = models.CharField(_("name key"), max_length=255, editable=False, default="")
 
     class Meta:
         verbose_name = _("clinic")
         verbose_name_plural = _("clinics")
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["chain", "code"], name="clinic_unique_code")]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "code"], name="clinic_unique_code"),
+            # The import's 所属门诊 column, the lists' filters and the reports tell a chain's clinics apart by name:
+            # two 静安门诊 sent rows silently to whichever was read last. The forms say it first (ClinicForm).
+            models.UniqueConstraint(fields=["chain", "name_key"], name="clinic_unique_name",
+                                    violation_error_message=_("Another clinic of this chain has this name.")),
+        ]
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        """Keeps `name_key` with the name (also for a save of `update_fields=["name"]`)."""
+        self.name_key = clinic_name_key(self.name)[:255]
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields and "name_key" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "name_key"]
+        super().save(*args, **kwargs)
 
 
 class Staff(TimeStampedModel):

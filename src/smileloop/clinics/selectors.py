@@ -1,12 +1,14 @@
 """Reads for clinics and staff; `scope_for_user` is where every request's Scope comes from."""
 
 import datetime as dt
+import zoneinfo
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from smileloop.clinics.enums import CHAIN_ROLES, ROLE_PERMISSIONS, Perm
+from smileloop.clinics.hours import is_open
 from smileloop.clinics.models import ApiToken, Clinic, Staff
 from smileloop.core.audit import PATIENT_LIST_ACTIONS
 from smileloop.core.errors import PermissionDenied
@@ -30,6 +32,14 @@ def active_staff_of(user) -> Staff | None:
     """The login's staff profile, or None for an anonymous user, a login without one, or an inactive one."""
     staff = getattr(user, "staff", None) if user is not None and user.is_authenticated else None
     return staff if staff is not None and staff.is_active else None
+
+
+def clinic_is_open(clinic: Clinic, *, at: dt.datetime | None = None) -> bool:
+    """Whether the clinic is open at `at` (now by default; an aware moment), read in its chain's time zone: a
+    late-night clinic's Monday ["18:00", "02:00"] holds Tuesday 01:00 (clinics.hours). A clinic without hours given
+    is not known to be open (False). Reads `clinic.chain` (select it with the clinic for a list)."""
+    moment = (at or timezone.now()).astimezone(zoneinfo.ZoneInfo(clinic.chain.time_zone))
+    return is_open(clinic.opening_hours or {}, moment)
 
 
 def admin_chain_for_user(user) -> int | None:

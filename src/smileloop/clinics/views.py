@@ -3,20 +3,28 @@ word on why the last session ended (core.middleware.SessionTimeoutMiddleware). O
 (`password_change`). And the Django admin's login and password-change URLs, which are no forms of their own
 (`admin_login`, `admin_password_change`)."""
 
+import re
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.views import LoginView, redirect_to_login
-from django.shortcuts import redirect, resolve_url
+from django.http import JsonResponse
+from django.shortcuts import redirect, render, resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.debug import sensitive_post_parameters
 
 from smileloop.clinics import services
+from smileloop.clinics.enums import CHAIN_ROLES, PERM_LABELS, ROLE_PERMISSIONS, Role
 from smileloop.clinics.forms import PasswordChangeForm, StaffAuthenticationForm
 from smileloop.clinics.lockout import trusted_device
+from smileloop.clinics.models import Staff
+from smileloop.clinics.selectors import active_staff_of
 from smileloop.clinics.web import client_ip, safe_next, staff_login_required
+from smileloop.core.api import error_body
 from smileloop.core.errors import ValidationFailed
 from smileloop.core.middleware import SESSION_ENDED
 
@@ -94,3 +102,39 @@ def password_change(request):
     return TemplateResponse(request, "clinics/password_change.html",
                             {"form": form, "required": required, "next": target},
                             status=422 if form.errors else 200)
+
+
+_MISSING = re.compile(r"missing permission (\S+)")  # clinics.web.require_permission's refusal
+
+
+def forbidden_advice(staff: Staff, reason: str = "") -> tuple[str, str]:
+    """What the 403 page tells this member of staff: what was missing (the permission, when the refusal names one,
+    and the roles that have it), and whom to ask. Only a clinic role has a clinic director above it; a director or a
+    chain role asks a chain administrator; a chain administrator has every permission of the chain, so a page
+    refused to them is one no role of the chain has."""
+    role = staff.get_role_display()
+    if staff.role == Role.CHAIN_ADMIN:
+        return "", _("This page is not available to the chain administrator role. The system operator can help.")
+    found = _MISSING.search(reason or "")
+    permission = found.group(1) if found and found.group(1) in PERM_LABELS else None
+    if permission:
+        roles = pgettext("list separator", ", ").join(str(Role(name).label) for name, granted in ROLE_PERMISSIONS.items()
+                             if permission in granted)
+        need = _("This needs the permission “%(permission)s”, which your role (%(role)s) does not have. Roles "
+                 "with it: %(roles)s.") % {"permission": PERM_LABELS[permission], "role": role, "roles": roles}
+    else:
+        need = _("Your role (%(role)s) may not do this.") % {"role": role}
+    if staff.role == Role.CLINIC_DIRECTOR or staff.role in CHAIN_ROLES:
+        return need, _("If your role should allow it, ask a chain administrator.")
+    return need, _("Ask your clinic director or a chain administrator.")
+
+
+def permission_denied(request, exception):
+    """handler403 (config/urls.py): the 403 page in the staff layout, its advice by the reader's role
+    (`forbidden_advice`); an API path answers in the API's error shape."""
+    if request.path_info.startswith(settings.API_PATH_PREFIX):
+        return JsonResponse(error_body("forbidden", str(exception) or "Not allowed"), status=403)
+    staff = active_staff_of(request.user)
+    need, ask = forbidden_advice(staff, str(exception)) if staff is not None else ("", "")
+    return render(request, "403.html", {"exception": str(exception), "forbidden_need": need,
+                                        "forbidden_ask": ask}, status=403)

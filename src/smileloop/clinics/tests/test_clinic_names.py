@@ -1,18 +1,15 @@
 """Two clinics of one chain never share a name: the import's 所属门诊 column, the lists' filters and the reports tell
 clinics apart by it. The admin refuses a name another clinic of the chain has (case, spaces and full-width letters
-folded); an import row naming a name two clinics already share (made before the admin refused it) is refused with
-their codes instead of going silently to one of them."""
+folded), and the database too (test_clinic_name_constraint.py)."""
 
 import pytest
 from django.urls import reverse
-from django.utils import translation
 
 from smileloop.clinics import services as clinic_services
 from smileloop.clinics.enums import Role
 from smileloop.clinics.models import Clinic, clinic_name_key
 from smileloop.clinics.tests.factories import ClinicFactory
 from smileloop.customers.models import Customer
-from smileloop.imports.messages import message_display
 from smileloop.imports.services import customers_import
 from smileloop.imports.tests.files import csv_write
 
@@ -78,33 +75,15 @@ def test_the_name_key_folds_what_people_type_differently():
     assert clinic_name_key("静安门诊") != clinic_name_key("静安北门诊")
 
 
-def test_an_import_row_naming_a_name_two_clinics_share_is_refused_with_their_codes(tmp_path, chain, clinic_a):
-    # given two clinics that share a name (written before the admin refused it), and one that does not
-    twin = ClinicFactory(chain=chain, code="SH07", name="静安门诊")
-    ClinicFactory(chain=chain, code="SH03", name="徐汇门诊")
-    path = csv_write(tmp_path / "c.csv", [
-        ["姓名", "手机号", "门诊"],
-        ["张一", "13800138001", "静安门诊"],
-        ["张二", "13800138002", "SH07"],
-        ["张三", "13800138003", "徐汇门诊"],
-    ])
-
-    report = customers_import(path=path, chain=chain, skip_invalid=True).as_dict()
-
-    # then the shared name goes to neither; a code, and a name of one clinic, are found
-    assert [(e["row"], e["column"], e["message"]) for e in report["errors"]] == [
-        (2, "门诊", "is the name of several clinics; use the clinic code (SH01, SH07)")]
-    assert sorted(Customer.objects.values_list("name", "home_clinic_id")) == [
-        ("张三", Clinic.objects.get(code="SH03").pk), ("张二", twin.pk)]
-    with translation.override("zh-hans"):
-        assert message_display(report["errors"][0]["message"]) == "是多个门诊共用的名称，请填写门诊编码（SH01, SH07）"
+# Two clinics of a chain can no longer share a name (the database's clinic_unique_name, 0007 de-duplicated the
+# names shared before: test_clinic_name_constraint.py), so the import's "is the name of several clinics" refusal has no
+# state left to test: it stays as a guard.
 
 
-def test_a_shared_name_that_is_also_a_clinics_code_is_that_clinic(tmp_path, chain):
+def test_a_name_that_is_also_another_clinics_code_is_that_clinic(tmp_path, chain):
     # a code beats a name, as the import always read them
     by_code = ClinicFactory(chain=chain, code="总院", name="浦西门诊")
     ClinicFactory(chain=chain, code="SH05", name="总院")
-    ClinicFactory(chain=chain, code="SH06", name="总院")
     path = csv_write(tmp_path / "c.csv", [["姓名", "手机号", "门诊"], ["张一", "13800138001", "总院"]])
     report = customers_import(path=path, chain=chain, skip_invalid=True).as_dict()
     assert report["errors"] == []
