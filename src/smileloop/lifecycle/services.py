@@ -12,6 +12,9 @@ loop over customers:
   visit, lost M months later; a lead who never came is lost after L days without a booking or contact.
   Someone who never came but is past the lead stages (`LEAD_WINDOW`: a member who joined online or at the
   desk, say) goes dormant and lost on N / N + M months without a visit, booking or enrolment instead.
+- Both start by taking member back from who was a member only through a family card that no longer covers them
+  (`_family_card_ended_moves`, the one step progress goes down); `family_card_ended_stage` does it at once for one
+  member on membership.family_unbind.
 
 Each customer whose stage changed gets one timeline event (kind system, data {stage_from, stage_to,
 cause}) from one INSERT … SELECT. Changed rows are recognised by `stage_changed_at` = this run's time,
@@ -32,12 +35,12 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Chain
 from smileloop.core.jobs import chain_today, day_start
-from smileloop.customers.enums import STAGE_PROGRESS, STAGE_SIDE, Stage
+from smileloop.customers.enums import STAGE_PROGRESS, STAGE_SIDE, InteractionKind, Stage
 from smileloop.customers.models import Customer, Interaction
 from smileloop.customers.services import CONTACT_KINDS, stage_events_insert
 from smileloop.lifecycle.models import LifecycleSettings
-from smileloop.membership.enums import MembershipStatus
-from smileloop.membership.models import FamilyBinding, Membership
+from smileloop.membership.enums import EventKind, MembershipStatus
+from smileloop.membership.models import FamilyBinding, Membership, MembershipEvent
 from smileloop.visits.enums import AppointmentStatus
 from smileloop.visits.models import Appointment, Order
 
@@ -47,13 +50,18 @@ DERIVE_CAUSE = gettext_noop("re-derived from visits, orders, appointments, membe
 NO_VISIT_SINCE = gettext_noop("no visit since %(since)s (%(months)s months)")
 NEVER_CAME = gettext_noop("never came: no booking or contact for %(days)s days")
 NEVER_CAME_JOINED = gettext_noop("no visit, booking or enrolment for %(months)s months (never came)")
-TIMELINE_TEMPLATES = (DERIVE_CAUSE, NO_VISIT_SINCE, NEVER_CAME, NEVER_CAME_JOINED)
+FAMILY_CARD_ENDED = gettext_noop("no longer covered by a family card (no membership of their own)")
+TIMELINE_TEMPLATES = (DERIVE_CAUSE, NO_VISIT_SINCE, NEVER_CAME, NEVER_CAME_JOINED, FAMILY_CARD_ENDED)
 
 # The lead window applies to who never came AND never got past these stages. Arrived and treated are proved by a
 # visit or a paid bill (both write last_visit_at; a blank one there is a bulk load's gap), member and referrer by an
 # enrolment or a referral: such people are patients or paying members, not leads, and the lead window had set a
 # member who had not come yet lost a few months after joining.
 LEAD_WINDOW: tuple[str, ...] = (Stage.LEAD, Stage.CONTACTED, Stage.BOOKED)
+
+# The progress stages a customer's own facts prove below member: where one who was a member only through a family
+# card goes back to when the card no longer covers them (`_family_card_ended`).
+BELOW_MEMBER: tuple[str, ...] = tuple(STAGE_PROGRESS[:STAGE_PROGRESS.index(Stage.MEMBER)])
 
 # --- the referral hook ------------------------------------------------------------------------------------
 
@@ -130,8 +138,13 @@ def _contacted_since(since) -> Exists:
 
 
 def _enrolled_since(since) -> Q:
-    """An enrolment of their own, or a binding to a family card (family_bind), since `since`."""
+    """An enrolment of their own, a renewal of their membership (membership_renew: a paid member who renews every
+    year is not dormant a year after joining because no visit of theirs is on file), or a binding to a family card
+    (family_bind), since `since`. Each an index probe per customer (membership by customer, its events by
+    membership; binding by member)."""
     return (Q(Exists(Membership.objects.filter(customer_id=OuterRef("pk"), started_at__gte=since)))
+            | Q(Exists(MembershipEvent.objects.filter(membership__customer_id=OuterRef("pk"), kind=EventKind.RENEWED,
+                                                      occurred_at__gte=since)))
             | Q(Exists(FamilyBinding.objects.filter(member_id=OuterRef("pk"), bound_at__gte=since))))
 
 
@@ -141,6 +154,39 @@ def _family_card(at) -> Q:
     return Q(Exists(FamilyBinding.objects.filter(member_id=OuterRef("pk"), unbound_at__isnull=True,
                                                  holder__status=MembershipStatus.ACTIVE).filter(
         Q(holder__expires_at__isnull=True) | Q(holder__expires_at__gt=at))))
+
+
+def _family_card_ended(chain_id: int, at) -> Q:
+    """A member only through a family card that no longer covers them (unbound; the holder's membership ended,
+    cancelled or past its expiry; trimmed by a tier with fewer slots) and with no membership of their own, ever: not
+    a member any more. Driven by the chain's bindings that are over (a small table; a customer by primary key)."""
+    over = FamilyBinding.objects.filter(holder__chain_id=chain_id).filter(
+        Q(unbound_at__isnull=False) | ~Q(holder__status=MembershipStatus.ACTIVE) | Q(holder__expires_at__lte=at))
+    return (Q(stage_reached=Stage.MEMBER, pk__in=over.values("member_id"))
+            & ~Q(Exists(Membership.objects.filter(customer_id=OuterRef("pk")))) & ~_family_card(at))
+
+
+def _stage_on_timeline(stage: str) -> Exists:
+    """A stage event on their timeline from or to `stage`: they reached it (one the facts may not show: set by a bulk
+    load or by hand before the binding's "stage treated → member")."""
+    return Exists(Interaction.objects.filter(customer_id=OuterRef("pk"), kind=InteractionKind.SYSTEM).filter(
+        Q(data__stage_from=stage) | Q(data__stage_to=stage)))
+
+
+def _family_card_ended_moves(qs, chain_id: int, now: dt.datetime) -> int:
+    """Take member back from those `_family_card_ended` names: `stage_reached` becomes the highest stage below member
+    their own facts prove (`progress_facts`) or their timeline's stage events show they reached (lead when none),
+    and an active one (at member) moves there too; one in a side state stays in it and returns there. The one step
+    progress goes down: member was the card's, not theirs. The side states follow in the same run (`_side_moves`)."""
+    own = Case(*[When(fact | Q(_stage_on_timeline(stage)), then=Value(stage))
+                 for stage, fact in progress_facts(chain_id, now) if stage in BELOW_MEMBER],
+               default=Value(Stage.LEAD), output_field=CharField())
+    active = Q(stage=Stage.MEMBER)
+    return qs.filter(_family_card_ended(chain_id, now)).update(
+        stage_reached=own, stage=Case(When(active, then=own), default=F("stage")),
+        stage_prev=Case(When(active & ~Q(stage_changed_at=now), then=F("stage")), default=F("stage_prev")),
+        stage_changed_at=Case(When(active, then=Value(now)), default=F("stage_changed_at")),
+        updated_at=Value(now))
 
 
 def _in_lead_window(at) -> Q:
@@ -206,7 +252,8 @@ def _local_date(field: str, tz) -> Cast:
 
 
 def _cause(cut: Cutoffs, default: str, at: dt.datetime):
-    """The event's cause per customer, from the stage they ended in."""
+    """The event's cause per customer, from the stage they ended in; one whose member the family card took back
+    (`_family_card_ended_moves`: from member, now reaching less) is told that, whatever stage they ended in."""
     cfg = cut.settings
     since = _local_date("last_visit_at", cut.tz)
     head, tail = NO_VISIT_SINCE.split("%(since)s")  # the date comes from each row
@@ -218,6 +265,7 @@ def _cause(cut: Cutoffs, default: str, at: dt.datetime):
         return Value(NEVER_CAME_JOINED % {"months": months})
 
     return Case(
+        When(stage_prev=Stage.MEMBER, stage_reached__in=BELOW_MEMBER, then=Value(FAMILY_CARD_ENDED)),
         When(stage=Stage.DORMANT, last_visit_at__isnull=False, then=no_visit(cfg.dormant_after_months)),
         When(stage=Stage.DORMANT, then=never_came(cfg.dormant_after_months)),
         When(stage=Stage.LOST, last_visit_at__isnull=False,
@@ -253,27 +301,44 @@ def _live(chain_id: int):
 
 @transaction.atomic
 def stages_side_update(*, chain: Chain, today: dt.date, now: dt.datetime | None = None) -> dict:
-    """The daily move into the side states for one chain (idempotent: a second run finds nobody to move).
+    """The daily move into the side states for one chain (idempotent: a second run finds nobody to move), after
+    member is taken back from who had it only through a family card no longer in force (`_family_card_ended_moves`).
     Never brings anyone back: that happens on their next booking, arrival or payment."""
     now = now or timezone.now()
     cut = cutoffs_for(chain, today)
-    counts = _side_moves(_live(chain.id), cut, now)
+    counts = {"family_card_ended": _family_card_ended_moves(_live(chain.id), chain.id, now)}
+    counts.update(_side_moves(_live(chain.id), cut, now))
     counts["events"] = _events(chain.id, now, cut, DERIVE_CAUSE)
     return counts
+
+
+@transaction.atomic
+def family_card_ended_stage(*, member_id: int, at: dt.datetime, cause: str, actor=None) -> bool:
+    """At once, for one member just unbound (membership.family_unbind's hook): `_family_card_ended_moves`, then the
+    side states by the chain's rules as of today, and one stage event with `cause` (the unbinding). Whether the
+    stage changed. Nothing for a member of their own, a referrer, or an erased or merged record."""
+    chain = Chain.objects.get(customers__pk=member_id)
+    qs = _live(chain.id).filter(pk=member_id)
+    if not _family_card_ended_moves(qs, chain.id, at):
+        return False
+    _side_moves(qs, cutoffs_for(chain, chain_today(chain, None)), at)
+    return bool(stage_events_insert(customers=qs.filter(stage_changed_at=at).exclude(stage=F("stage_prev")),
+                                    cause=cause[:500], at=at, actor_id=actor.pk if actor else None))
 
 
 @transaction.atomic
 def stages_derive(*, chain: Chain, today: dt.date, now: dt.datetime | None = None) -> dict:
     """Re-derive every live customer's stage of `chain` from the facts, in about a dozen statements.
 
-    Progress never goes down (the highest of the stage already reached and the facts); dormant and lost
+    Progress never goes down (the highest of the stage already reached and the facts), but for member held only
+    through a family card no longer in force (`_family_card_ended_moves`, first); dormant and lost
     follow the chain's settings as of `today`. A customer in a side state whose facts no longer put them
     there comes back to the highest stage reached, except someone set lost by hand (no fact makes them
     lost) with nothing new since: they stay lost. Idempotent: a second run changes nothing."""
     now = now or timezone.now()
     cut = cutoffs_for(chain, today)
     live = _live(chain.id)
-    counts = {"progress": 0, "revived": 0}
+    counts = {"progress": 0, "revived": 0, "family_card_ended": _family_card_ended_moves(live, chain.id, now)}
     for stage, fact in progress_facts(chain.id, now):
         lower = list(STAGE_PROGRESS[:STAGE_PROGRESS.index(stage)])
         moves = Q(stage__in=lower)  # active customers move with it; side states only remember it

@@ -41,6 +41,7 @@ STAFF_DECISION = gettext_noop("staff decision")
 # top-up" (they match the shortest text). Each line must equal MESSAGES["enrolled_figure"] with that measure.
 STAGE_CAUSES = (
     MESSAGES["enrolled_fee"],
+    MESSAGES["renewed"],  # membership_renew: a renewal brings a dormant or lost member back
     gettext_noop("enrolled in %(tier)s: cumulative spend %(figure)s ≥ %(threshold)s on %(day)s"),
     gettext_noop("enrolled in %(tier)s: cumulative top-up %(figure)s ≥ %(threshold)s on %(day)s"),
 )

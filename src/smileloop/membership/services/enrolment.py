@@ -271,10 +271,17 @@ def membership_renew(*, membership: Membership, actor: Staff | None = None, fee_
     membership.ended_at = None
     membership.fee_fen += fee
     membership.save(update_fields=["expires_at", "status", "ended_at", "fee_fen", "updated_at"])
-    event_add(membership=membership, kind=EventKind.RENEWED, at=at, actor=actor,
-              msg=reasons.message("renewed", until=day(membership.expires_at), fee=yuan(fee), day=day(at)),
+    msg = reasons.message("renewed", until=day(membership.expires_at), fee=yuan(fee), day=day(at))
+    event_add(membership=membership, kind=EventKind.RENEWED, at=at, actor=actor, msg=msg,
               data={"fee_fen": fee, "previous_expires_at": previous.isoformat(),
                     "expires_at": membership.expires_at.isoformat(), **({"key": key} if key else {})})
+    # Lifecycle counts a renewal as an enrolment (not dormant by it; a dormant or lost member renewing is back, as
+    # stages_derive reads a renewal since), and the family still bound is covered again.
+    customer_stage_advance(customer=customer, to=Stage.MEMBER, cause=reasons.english(msg), at=at, actor=actor,
+                           event_at=at)
+    from smileloop.membership.services.family import family_card_renewed  # family imports this module
+
+    family_card_renewed(membership=membership, at=at, actor=actor)
     return membership
 
 

@@ -55,7 +55,18 @@ UNBOUND = gettext_noop("unbound from the family card of %(holder)s")
 UNBOUND_BECAUSE = gettext_noop("unbound from the family card of %(holder)s: %(reason)s")
 UNBOUND_HOLDER = gettext_noop("family card: %(member)s unbound")
 UNBOUND_HOLDER_BECAUSE = gettext_noop("family card: %(member)s unbound: %(reason)s")
-TIMELINE_TEMPLATES = (BOUND, BOUND_HOLDER, UNBOUND_BECAUSE, UNBOUND, UNBOUND_HOLDER_BECAUSE, UNBOUND_HOLDER)
+CARD_RENEWED = gettext_noop("the family card of %(holder)s is in force again (renewed)")
+TIMELINE_TEMPLATES = (BOUND, BOUND_HOLDER, UNBOUND_BECAUSE, UNBOUND, UNBOUND_HOLDER_BECAUSE, UNBOUND_HOLDER, CARD_RENEWED)
+
+# Lifecycle (above this app) registers hook(member_id=, at=, cause=, actor=) to re-derive the stage of a member who
+# was a member only through the card they were just unbound from (`lifecycle.services.family_card_ended_stage`): at
+# once, as family_bind made them a member at once, with the unbinding as the stage event's cause.
+_UNBOUND_HOOKS: list = []
+
+
+def family_unbound_hook_register(hook) -> None:
+    if hook not in _UNBOUND_HOOKS:
+        _UNBOUND_HOOKS.append(hook)
 
 
 def _holder_membership(holder: Customer, *, lock: bool, at: dt.datetime, field: str | None = None) -> Membership:
@@ -158,7 +169,9 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
 @transaction.atomic
 def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | None = None,
                   as_of: dt.datetime | None = None) -> FamilyBinding:
-    """End a binding; any wallet-share consent between holder and member ends with it."""
+    """End a binding; any wallet-share consent between holder and member ends with it. A member who was a member only
+    through this card (no membership of their own) goes back, at once, to the stage their own facts prove (the
+    lifecycle hook: treated, arrived … or dormant / lost by their last visit), with the unbinding as the cause."""
     at = now_or(as_of)
     # The two people first (in id order), the erasure's order: its hook ends this binding with the person locked.
     people = FamilyBinding.objects.filter(pk=binding.pk).values_list("holder__customer_id", "member_id").first()
@@ -174,13 +187,27 @@ def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | No
                                       revoked_at__isnull=True).update(revoked_at=at)
     holder, member = binding.holder.customer, binding.member
     data = {"binding_id": binding.pk}
+    unbound = timeline_format(UNBOUND_BECAUSE if why else UNBOUND, holder=name_masked(holder.name), reason=why)
     interaction_add(customer=member, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
-                    text=timeline_format(UNBOUND_BECAUSE if why else UNBOUND, holder=name_masked(holder.name),
-                                         reason=why))
+                    text=unbound)
     interaction_add(customer=holder, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
                     text=timeline_format(UNBOUND_HOLDER_BECAUSE if why else UNBOUND_HOLDER,
                                          member=name_masked(member.name), reason=why))
+    for hook in _UNBOUND_HOOKS:
+        hook(member_id=member.pk, at=at, cause=unbound, actor=actor)
     return binding
+
+
+def family_card_renewed(*, membership: Membership, at: dt.datetime, actor: Staff | None = None) -> int:
+    """After a renewal (`membership_renew`): the members still bound to the card are members again at once, as
+    family_bind made them (the nightly lifecycle run took the stage back while the card had lapsed: bindings stay
+    through a lapse, for a renewal to bring back). One conditional UPDATE per bound member (at most the tier's
+    family slots); nothing for those already members. Returns how many moved."""
+    members = list(FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True)
+                   .values_list("member_id", flat=True))
+    cause = timeline_format(CARD_RENEWED, holder=name_masked(membership.customer.name))
+    return sum(customer_stage_advance(customer=member_id, to=Stage.MEMBER, cause=cause, at=at, actor=actor,
+                                      event_at=at) for member_id in members)
 
 
 def _binding_between(holder: Customer, member: Customer, at: dt.datetime) -> FamilyBinding | None:

@@ -188,7 +188,9 @@ def test_binding_and_unbinding_are_on_both_timelines_in_chinese_naming_the_other
                              ("family card: 李* unbound: 夫妻分开办卡", author)]
     assert entries(spouse) == [("bound to the family card of 王* as spouse", author),
                                ("stage treated → member: bound to the family card of 王* as spouse", author),
-                               ("unbound from the family card of 王*: 夫妻分开办卡", author)]
+                               ("unbound from the family card of 王*: 夫妻分开办卡", author),
+                               # a member only through the card: back to the stage she had reached, at once
+                               ("stage member → treated: unbound from the family card of 王*: 夫妻分开办卡", author)]
     # and the 360 pages read them in Chinese
     with translation.override("zh-hans"):
         page = client.get(reverse("customers:detail", args=[spouse.id]), headers={"Accept-Language": "zh-hans"})
