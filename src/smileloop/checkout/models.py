@@ -80,8 +80,13 @@ class RefundSettlement(models.Model):
     key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
     settlement = models.ForeignKey(Settlement, on_delete=models.PROTECT, related_name="refunds",
                                    verbose_name=_("settlement"))
+    # What went back by method: one visits.Refund per payment method (money methods for the money given back, the
+    # tenders' methods for the wallet, points, cards and vouchers, `points` for a clawback withheld). `refund` is
+    # the first of them (kept for the rows written when a checkout refund recorded one Refund for everything).
     refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                verbose_name=_("refund"))
+    order_refunds = models.ManyToManyField(Refund, blank=True, related_name="+",
+                                           verbose_name=_("refunds by payment method"))
     amount_fen = models.BigIntegerField(verbose_name=_("amount"))
     cash_fen = models.BigIntegerField(verbose_name=_("refunded in money"))
     breakdown = models.JSONField(verbose_name=_("refund breakdown"))

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from smileloop.checkout.errors import PriceChanged
 from smileloop.checkout.forms import PAY_METHODS, BillForm, HolderForm, RefundForm, lines_from, payments_from
 from smileloop.checkout.messages import checkout_message_display, field_message_display
-from smileloop.checkout.selectors import settlement_get
+from smileloop.checkout.selectors import settlement_get, settlement_refund_list
 from smileloop.checkout.services import checkout_pay, checkout_price, checkout_refund
 from smileloop.clinics.enums import Perm
 from smileloop.clinics.selectors import clinic_list
@@ -174,7 +174,7 @@ def _receipt(request, scope: Scope, settlement, *, form=None, problems=(), statu
         "settlement": settlement, "order": order, "bill": settlement.breakdown,
         "order_lines": list(order.lines.select_related("item").order_by("id")),
         "payments": list(order.payments.order_by("id")),  # how the cash part was taken: the till's reconciliation
-        "refunds": list(settlement.refunds.order_by("created_at", "id")),
+        "refunds": settlement_refund_list(settlement),  # each with what it gave back by method
         "form": form or RefundForm(), "problems": problems, "key": uuid.uuid4().hex,
         "can_refund": scope.can(Perm.VISIT_EDIT) and order.refunded_fen < order.amount_fen,
     }, status=status)

@@ -11,7 +11,9 @@ all of it to the order in a Settlement, and re-evaluates membership. Idempotent 
 Refund: a refund of R fen is split over the tenders in proportion to what each has not yet given back
 (largest remainder; the last refund gives back exactly what is left), and each movement is reversed
 cumulatively (`ledger_reverse(upto=refunded so far / paid by it)`) so repeated partial refunds never drift.
-Entitlement uses of refunded units are given back.
+Entitlement uses of refunded units are given back. What went back is recorded by method (refund.refund_split): one
+visits.Refund per payment method, the money over the bill's money methods in proportion to what each has left, each
+tender under its own method, a clawback withheld under `points` (checkout/README.md).
 
 Refund clawback (computed by loyalty's `points_clawback_plan`, posted by `points_clawback_post`, the policy package
 cancellations follow too): after a refund the bill has given back a share s of itself, so round_half_up(earned × s)

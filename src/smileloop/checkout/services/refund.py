@@ -21,6 +21,7 @@ from smileloop.checkout.pricing import (
     allocate,
 )
 from smileloop.checkout.services.pay import _membership_evaluate, replay_check, request_hash
+from smileloop.checkout.services.price import TENDER_METHOD
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import service_key_check
@@ -35,6 +36,70 @@ from smileloop.loyalty import services as loyalty_services
 from smileloop.visits.enums import TENDER_METHODS, PaymentMethod
 from smileloop.visits.models import Order
 from smileloop.visits.services import refund_record
+
+# --- by method -----------------------------------------------------------------------------------------
+
+
+def refund_split(*, order: Order, money_fen: int, tenders: list[tuple[str, int]], withheld_fen: int
+                 ) -> list[tuple[str, int]]:
+    """[(payment method, fen)] a checkout refund gave back, adding up to the refund, each method once, in the
+    order the bill's payments were recorded (money methods first, as pay records them), methods that paid nothing
+    last.
+
+    - The money given back (`money_fen`: the cash part less the clawback withheld) is split over the bill's money
+      methods in proportion to what each has left (what it paid less what refunds recorded to it), by `allocate`
+      (largest remainder, ties to the method paid first): repeated partial refunds never give a method more than
+      it paid, and the one that gives back the rest leaves each exactly its payment less any clawback withheld.
+      Should the methods have less left than the money (rows written before refunds were recorded by method), the
+      excess goes in proportion to what each paid; a bill with no money payment gives it back as `other`.
+    - Each tender (wallet, points, gift card, voucher) goes back under its own method (`tenders`).
+    - The clawback withheld (`withheld_fen`: points the bill earned and the member had already spent, kept from the
+      cash) is recorded under `points`: it was not money given back, so no money method counts it, and the bill
+      is still refunded by that much (its lines in full), as before."""
+    paid: dict[str, int] = {}
+    for method, fen in order.payments.order_by("id").values_list("method", "amount_fen"):
+        paid[method] = paid.get(method, 0) + fen
+    money = {m: fen for m, fen in paid.items() if m not in TENDER_METHODS}
+    parts: dict[str, int] = dict.fromkeys(paid, 0)
+    if money_fen and not money:
+        parts[PaymentMethod.OTHER] = money_fen
+    elif money_fen:
+        refunded: dict[str, int] = {}
+        for method, fen in order.refunds.filter(method__in=list(money)).values_list("method", "amount_fen"):
+            refunded[method] = refunded.get(method, 0) + fen
+        for method, fen in money_split(money_fen, money, refunded).items():
+            parts[method] += fen
+    for method, fen in tenders:
+        parts[method] = parts.get(method, 0) + fen
+    if withheld_fen:
+        parts[PaymentMethod.POINTS] = parts.get(PaymentMethod.POINTS, 0) + withheld_fen
+    return [(method, fen) for method, fen in parts.items() if fen]
+
+
+def money_split(money_fen: int, paid: dict[str, int], refunded: dict[str, int]) -> dict[str, int]:
+    """`money_fen` over the money methods that `paid` ({method: fen}, in the order paid), in proportion to what each
+    has left (`paid` less `refunded`), largest remainder; past what they have left, in proportion to what each paid.
+    (migrations/0006 repeats it for the refunds written before.)"""
+    left = [max(0, fen - refunded.get(m, 0)) for m, fen in paid.items()]
+    shares = allocate(min(money_fen, sum(left)), left)
+    if money_fen > sum(left):
+        shares = [a + b for a, b in zip(shares, allocate(money_fen - sum(left), list(paid.values())), strict=True)]
+    return dict(zip(paid, shares, strict=True))
+
+
+def refund_lines_split(amounts: dict[int, int], by_method: list[tuple[str, int]]) -> list[tuple[str, dict[int, int]]]:
+    """Each method's part split over the refunded lines ({line id: fen}, the lines' amounts adding up to the
+    methods'): method by method, in proportion to what is still unassigned of each line (`allocate`, lines in id
+    order), the last method taking what is left of each line. Both sums are exact: every method's lines add up to
+    its part and every line's methods to its amount."""
+    ids = sorted(amounts)
+    left = [amounts[i] for i in ids]
+    out = []
+    for n, (method, fen) in enumerate(by_method):
+        shares = list(left) if n == len(by_method) - 1 else allocate(fen, left)
+        left = [a - b for a, b in zip(left, shares, strict=True)]
+        out.append((method, {i: share for i, share in zip(ids, shares, strict=True) if share}))
+    return out
 
 # --- refund --------------------------------------------------------------------------------------------
 
@@ -147,14 +212,10 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
     reversed_tx = [m.transaction_id for m, part in zip(valued, parts[:-1], strict=True) if part and m.transaction_id]
     reversed_tx += [earn.transaction_id] if clawing else []
     accounts_lock(Entry.objects.filter(transaction_id__in=reversed_tx).values_list("account_id", flat=True))
-    refund = None
-    if total:
-        methods = [p.method for p in order.payments.all() if p.method not in (*TENDER_METHODS, PaymentMethod.OTHER)]
-        refund, _ = refund_record(order=order, lines=[{"line_id": k, "amount_fen": v} for k, v in amounts.items()],
-                                  reason=reason, method=methods[0] if methods else PaymentMethod.OTHER,
-                                  refunded_at=at, actor=actor, owner=True)
-        order.refresh_from_db(fields=["refunded_fen", "amount_fen"])
+    if total:  # the bill's row, where its refunds were always taken (before the tenders' rows)
+        Order.objects.select_for_update().filter(pk=order.pk).values_list("id", flat=True).get()
     rows, tenders = [], []
+    tender_parts: list[tuple[str, int]] = []  # (payment method, fen) of each tender given back
     base = f"refund:{key}"
     for m, part in zip(valued, parts[:-1], strict=True):
         if not part:
@@ -164,6 +225,7 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
         tx = _reverse_movement(m, key=f"{base}:{m.id}", upto=upto, actor=actor)
         SettlementMovement.objects.filter(pk=m.pk).update(refunded_fen=F("refunded_fen") + part)
         rows.append(RefundMovement(movement=m, transaction=tx, amount_fen=part))
+        tender_parts.append((TENDER_METHOD[m.role], part))
         tenders.append({"kind": m.role, "ref": m.ref, "amount_fen": part,
                         "points": transaction_size(tx) if (tx is not None and m.role == MovementRole.POINTS) else 0})
     # The clawback is planned once the tenders are back, under the lock: points this refund returns (redeemed on the
@@ -177,6 +239,15 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
             f"{clawback.shortfall_points} of the points this bill earned were already used; they are worth "
             f"{fen_to_yuan(withheld_fen)} yuan, more than the {fen_to_yuan(cash)} yuan this refund gives back in cash",
             field="lines")
+    refunds, by_method = [], []
+    if total:
+        # What went back, by method (`refund_split`): one visits.Refund per method, its lines a share of the lines'.
+        by_method = refund_split(order=order, money_fen=cash - withheld_fen, tenders=tender_parts,
+                                 withheld_fen=withheld_fen)
+        for method, per_line in refund_lines_split(amounts, by_method):
+            refund, _ = refund_record(order=order, lines=[{"line_id": k, "amount_fen": v} for k, v in per_line.items()],
+                                      reason=reason, method=method, refunded_at=at, actor=actor, owner=True)
+            refunds.append(refund)
     if cash:
         Settlement.objects.filter(pk=settlement.pk).update(cash_refunded_fen=F("cash_refunded_fen") + cash)
         tenders.append({"kind": "cash", "ref": "", "amount_fen": cash - withheld_fen, "points": 0})
@@ -205,12 +276,16 @@ def checkout_refund(*, settlement: Settlement, lines: list[dict] | None = None, 
         units_refunded[str(line_id)] = units_refunded.get(str(line_id), 0) + n
     Settlement.objects.filter(pk=settlement.pk).update(units_refunded=units_refunded)
     refund_settlement = RefundSettlement.objects.create(
-        chain_id=settlement.chain_id, key=key, settlement=settlement, refund=refund, amount_fen=total,
+        chain_id=settlement.chain_id, key=key, settlement=settlement, refund=refunds[0] if refunds else None,
+        amount_fen=total,
         cash_fen=cash - withheld_fen,
         reason=reason[:255], actor=actor, created_at=at, request_hash=digest,
         breakdown={"amount_fen": total, "clawback_fen": withheld_fen, "lines": [{"line_id": k, "amount_fen": v, "units": units.get(k, 0)}
                                                   for k, v in amounts.items()],
-                   "tenders": tenders, "entitlements_reversed": len(reversed_uses)})
+                   "tenders": tenders, "entitlements_reversed": len(reversed_uses),
+                   "by_method": [{"method": method, "amount_fen": fen} for method, fen in by_method]})
+    if refunds:
+        refund_settlement.order_refunds.set(refunds)
     for row in rows:
         row.refund = refund_settlement
     RefundMovement.objects.bulk_create(rows)

@@ -450,6 +450,27 @@ class Lifecycle:
         for ol, line in zip(OrderLine.objects.filter(order=order).order_by("id"), self.lines, strict=True):
             assert ol.refunded_fen == line["refunded"] <= ol.amount_fen
             assert s.units_refunded.get(str(ol.id), 0) == line["done"]
+        # by method (refund_split): each tender under its method, the clawback withheld under points, the money
+        # given back over the money methods, none more than it paid; every refund's lines add up to it
+        refunds = Refund.objects.filter(order=order)
+        recorded = {}
+        for method, fen in refunds.values_list("method", "amount_fen"):
+            recorded[method] = recorded.get(method, 0) + fen
+        role_method = {"giftcard": "gift_card", "voucher": "voucher", "points": "points", "wallet": "wallet"}
+        expected = {}
+        for m, back in zip(self.valued, self.back, strict=False):
+            expected[role_method[m.role]] = expected.get(role_method[m.role], 0) + back
+        expected["points"] = expected.get("points", 0) + self.withheld
+        paid_by = dict(order.payments.values_list("method", "amount_fen"))
+        money = {k: v for k, v in recorded.items() if k not in role_method.values()}
+        assert {k: v for k, v in recorded.items() if k in role_method.values()} == {
+            k: v for k, v in expected.items() if v}
+        assert sum(money.values()) == self.back[-1] - self.withheld
+        assert all(v <= paid_by.get(k, 0) for k, v in money.items()), (money, paid_by)
+        if self.refunded == order.amount_fen and not self.withheld:
+            assert money == {k: v for k, v in paid_by.items() if k not in role_method.values()}
+        for r in refunds:
+            assert sum(r.lines.values_list("amount_fen", flat=True)) == r.amount_fen
         # entitlements: refunded units give back the package's units first
         for ol, line in zip(self.order_lines, self.lines, strict=True):
             uses = [m for m in movements.values() if m.role == "entitlement" and m.order_line_id == ol.id]
