@@ -10,6 +10,7 @@ from smileloop.core.models import AuditEvent
 
 STAFF_ACTIONS = {
     "phone.reveal": _("Phone number revealed"),
+    "identity.reveal": _("External identities revealed"),  # customers.services.identities_reveal (openid, …)
     "customer.export": _("Customer list exported"),
     "customer.data_export": _("Patient's data copy"),
     "customer.merge": _("Records merged"),

@@ -2,6 +2,8 @@
 
 Phones are masked in every response; GET /customers/{id}?reveal_phone=true&reason=… shows the full
 number to roles with customer.phone_view and writes the audit row (customers.services.phone_reveal).
+External identities but a PMS id are masked the same way (normalize.identity_mask), revealed by
+`reveal_identities=true&reason=…` (customers.services.identities_reveal, audited).
 Upsert and identity responses are always masked: they are stored for idempotent replay.
 """
 
@@ -31,7 +33,7 @@ from smileloop.core.idempotency import IdempotencyKeyHeader, idempotent_response
 from smileloop.core.scoping import Scope
 from smileloop.customers.enums import ConsentPurpose, IdentityKind, Relation, Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import channel_parse, phone_mask, phones_masked
+from smileloop.customers.normalize import channel_parse, identity_mask, phone_mask, phones_masked
 from smileloop.customers.privacy import customer_erase
 from smileloop.customers.selectors import consent_current, customer_get, customer_list, household_in_scope
 from smileloop.customers.services import (
@@ -40,6 +42,7 @@ from smileloop.customers.services import (
     household_head_set,
     household_member_remove,
     household_relative_add,
+    identities_reveal,
     identity_add,
     phone_reveal,
 )
@@ -127,7 +130,7 @@ class StaffRef(Schema):
 
 class IdentityOut(Schema):
     kind: str
-    external_id: str
+    external_id: str = Field(description="Masked (oAbC****Yz01, 139****5678) but a PMS id, unless revealed")
     app_id: str
 
 
@@ -236,8 +239,16 @@ def _household(scope: Scope, customer: Customer) -> dict | None:
             "members": [{"customer_id": found.member_id(m), "relation": m.relation} for m in found.members]}
 
 
-def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None, created: bool = False,
-            linked: bool = True) -> dict:
+def _identity_out(identity, *, phones: bool = False, others: bool = False) -> dict:
+    """An identity as IdentityOut, masked as on the 360 page (normalize.identity_mask: a PMS id in full) unless this
+    is an audited reveal: `phones` (reveal_phone) for phone identities, `others` (reveal_identities) for the rest."""
+    full = phones if identity.kind == IdentityKind.PHONE else others
+    return {"kind": identity.kind, "app_id": identity.app_id,
+            "external_id": identity.external_id if full else identity_mask(identity.kind, identity.external_id)}
+
+
+def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None, full_identities: bool = False,
+            created: bool = False, linked: bool = True) -> dict:
     """The full customer, read through `scope`: relatives outside it have no id in the household and a head
     outside it is masked in its name (`household_in_scope`). `created`: the person was inserted by this very
     request, so no household, appointment, order or plan can point at it yet (those reads are skipped, the answer
@@ -256,10 +267,9 @@ def _detail(scope: Scope, customer: Customer, *, full_mobile: str | None = None,
         "notes": customer.notes if full_mobile is not None or scope.can(Perm.PHONE_VIEW)
         else phones_masked(customer.notes),
         "first_visit_at": local_time(customer.first_visit_at), "lifetime_spend_fen": customer.lifetime_spend_fen,
-        # a phone identity is a phone number: masked as the mobile is, unless this is the audited reveal
-        "identities": [{"kind": i.kind, "app_id": i.app_id,
-                        "external_id": phone_mask(i.external_id) if i.kind == IdentityKind.PHONE
-                        and full_mobile is None else i.external_id}
+        # a phone identity is a phone number: masked as the mobile is, unless this is the audited reveal; the
+        # others (openid, unionid, …) masked for every token, unless revealed (reveal_identities, audited too)
+        "identities": [_identity_out(i, phones=full_mobile is not None, others=full_identities)
                        for i in customer.identities.order_by("id")] if reads else [],
         "household": household,
         "consents": [{"purpose": c.purpose, "granted": c.granted, "source": c.source, "evidence": c.evidence,
@@ -321,9 +331,14 @@ def customer_list_endpoint(
 
 @router.get("/{int:customer_id}", response={200: CustomerOut, **ERROR_RESPONSES}, summary="One customer")
 def customer_get_endpoint(request: HttpRequest, customer_id: Id, reveal_phone: bool = False,
-                          reason: str = Query("", description="Why the full phone is needed (audited)")):
+                          reveal_identities: bool = False,
+                          reason: str = Query("", description="Why the full phone or identities are needed "
+                                                              "(audited)")):
     """With `reveal_phone=true&reason=…` and the customer.phone_view permission the full phone is returned
-    and an audit-log row is written; otherwise the phone is masked. In the household, relatives registered at
+    and an audit-log row is written; otherwise the phone is masked. External identities (WeChat openid / unionid,
+    WeCom external_userid, Douyin id) are masked as well (oAbC****Yz01; a PMS id is shown in full) unless
+    `reveal_identities=true&reason=…`, by the same permission, with an audit row of its own. In the household,
+    relatives registered at
     clinics outside yours keep their relation but have a null `customer_id` (and a head outside them a null
     `head_id`, masked in the household's name: 王*家)."""
     scope = request_scope(request)
@@ -332,7 +347,9 @@ def customer_get_endpoint(request: HttpRequest, customer_id: Id, reveal_phone: b
     full = None
     if reveal_phone:
         full = phone_reveal(scope=scope, customer=customer, reason=reason, ip_address=client_ip(request))
-    return _detail(scope, customer, full_mobile=full)
+    if reveal_identities:
+        identities_reveal(scope=scope, customer=customer, reason=reason, ip_address=client_ip(request))
+    return _detail(scope, customer, full_mobile=full, full_identities=reveal_identities)
 
 
 @router.post("/{int:customer_id}/identities", response={201: IdentityOut, **ERROR_RESPONSES},
@@ -347,7 +364,7 @@ def identity_add_endpoint(request: HttpRequest, customer_id: Id, payload: Identi
         customer = customer_get(scope, customer_id)
         identity = identity_add(customer=customer, kind=payload.kind, external_id=payload.external_id,
                                 app_id=payload.app_id, source="api")
-        return 201, render(IdentityOut, identity)
+        return 201, render(IdentityOut, _identity_out(identity))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="customers.identity_add", run=write)

@@ -13,7 +13,7 @@ import phonenumbers
 from django.utils import timezone
 from pypinyin import Style, lazy_pinyin, pinyin
 
-from smileloop.customers.enums import Channel, Gender, Relation
+from smileloop.customers.enums import Channel, Gender, IdentityKind, Relation
 
 # separators, and the invisible characters copying from web pages and chat apps leaves in a number (zero-width
 # spaces and joiners, direction marks, the BOM): NFKC keeps them
@@ -297,6 +297,31 @@ def name_masked(name: str) -> str:
     return name[0] + "*" * max(1, len(name) - 1) if name else "*"
 
 
+# Identities shown in full by default: a PMS / POS patient id is the chain's own chart number, issued by its own
+# practice-management system and meaningless outside it; staff type it there to find the chart (it is how the desk
+# matches a record with the PMS), so masking it would send them to reveal it for every lookup. Every other kind
+# (WeChat openid / unionid, WeCom external_userid, Douyin id) is a platform's identifier of the person that links them
+# across services: personal information under PIPL, masked for every role until an audited reveal.
+IDENTITY_KINDS_SHOWN = frozenset({IdentityKind.PMS})
+
+
+def identity_mask(kind: str, external_id: str | None) -> str:
+    """An external identity as staff see it before an audited reveal (`services.identities_reveal`): a phone as
+    `phone_mask` writes it; a PMS / POS id as it is (IDENTITY_KINDS_SHOWN); any other id with at most a third of it
+    shown, half at each end and at most 4 each, the middle always "****" whatever its length (the length is not
+    told): oAbCdEfGhIjKlMnOpQrStUvWxYz01 → oAbC****Yz01, wm12345678 → w****78, abc → ****c, ab → ****."""
+    if not external_id:
+        return ""
+    if kind == IdentityKind.PHONE:
+        return phone_mask(external_id)
+    if kind in IDENTITY_KINDS_SHOWN:
+        return external_id
+    keep = min(8, len(external_id) // 3)
+    head = min(4, keep // 2)
+    tail = min(4, keep - head)
+    return f"{external_id[:head]}****{external_id[len(external_id) - tail:] if tail else ''}"
+
+
 _AGE = re.compile(r"^\s*\d{1,3}\s*(岁|周岁|yrs?|years?( old)?)\s*$", re.IGNORECASE)
 
 
@@ -485,6 +510,6 @@ def prefix_upper_bound(prefix: str) -> str:
 
 
 __all__ = [
-    "phone_normalize", "phone_mask", "phones_masked", "name_masked", "name_han_gaps_drop", "phone_display", "date_parse", "birthday_parse",
+    "phone_normalize", "phone_mask", "phones_masked", "identity_mask", "name_masked", "name_han_gaps_drop", "phone_display", "date_parse", "birthday_parse",
     "gender_parse", "channel_parse", "pinyin_keys", "prefix_upper_bound", "to_halfwidth", "product",
 ]

@@ -1476,6 +1476,27 @@ def phones_reveal(*, scope: Scope, customer: Customer, reason: str, ip_address: 
     return numbers
 
 
+def identities_reveal(*, scope: Scope, customer: Customer, reason: str,
+                      ip_address: str | None = None) -> list[Identity]:
+    """The person's external identities in full (WeChat openid / unionid, WeCom external_userid, Douyin id, PMS id;
+    shown masked otherwise, `normalize.identity_mask`), by the phones' rule: the same permission (a role that may
+    reveal phones), a reason, and one audit row (`identity.reveal`: who, whose, when, why, and how many of which
+    kind, never the values). Phone identities are left to `phones_reveal`."""
+    if not scope.can("customer.phone_view"):
+        raise PermissionDenied("Your role may not reveal a patient's identities")
+    if not reason or not reason.strip():
+        raise ValidationFailed([FieldError("reason", "is required to reveal an identity", reason)])
+    identities = [i for i in Identity.objects.filter(customer=customer).order_by("kind", "id")
+                  if i.kind != IdentityKind.PHONE]
+    kinds: dict[str, int] = {}
+    for identity in identities:
+        kinds[identity.kind] = kinds.get(identity.kind, 0) + 1
+    audit_record(actor=_user(scope), action="identity.reveal", object_type="customer", object_id=customer.id,
+                 reason=reason.strip(), ip_address=ip_address, clinic_id=customer.home_clinic_id,
+                 detail={"identities": len(identities), "kinds": kinds})
+    return identities
+
+
 def _user(scope: Scope):
     from django.contrib.auth import get_user_model
 

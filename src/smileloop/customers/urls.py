@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:customer_id>/", views.customer_detail, name="detail"),
     path("<int:customer_id>/edit/", views.customer_edit, name="edit"),
     path("<int:customer_id>/phone/reveal/", views.phone_reveal, name="phone_reveal"),
+    path("<int:customer_id>/identities/reveal/", views.identities_reveal, name="identities_reveal"),
     path("<int:customer_id>/consents/", views.consent_add, name="consent_add"),
     path("<int:customer_id>/notes/", views.note_add, name="note_add"),
     path("<int:customer_id>/family/", views.family_add, name="family_add"),

@@ -35,7 +35,7 @@ from smileloop.core.messages import message_display
 from smileloop.core.money import fen_to_yuan
 from smileloop.core.scoping import Scope
 from smileloop.customers import selectors, services
-from smileloop.customers.enums import Channel, ConsentPurpose, Gender, InteractionKind, Relation
+from smileloop.customers.enums import Channel, ConsentPurpose, Gender, IdentityKind, InteractionKind, Relation
 from smileloop.customers.forms import (
     CONSENT_SOURCE_LABELS,
     ConsentForm,
@@ -51,7 +51,7 @@ from smileloop.customers.forms import (
     customer_ids_parse,
 )
 from smileloop.customers.models import Customer
-from smileloop.customers.normalize import name_masked, phone_display, phone_mask
+from smileloop.customers.normalize import identity_mask, name_masked, phone_display, phone_mask
 from smileloop.customers.sections import PAGED_SECTIONS, SECTIONS
 from smileloop.customers.timeline import list_join
 
@@ -228,6 +228,12 @@ class Customer360:
         return list(selectors.identity_list_for_customer(self.customer))
 
     @cached_property
+    def identities_masked(self) -> bool:
+        """Whether the identities card hides anything a reveal would show (phone identities are the phone's)."""
+        return any(i.kind != IdentityKind.PHONE and identity_mask(i.kind, i.external_id) != i.external_id
+                   for i in self.identities)
+
+    @cached_property
     def contact_via(self):
         """For a patient without a phone (a child), the relative to call: the one the follow-up inbox offers."""
         if self.customer.mobile:
@@ -306,11 +312,16 @@ def _head_choices(found: selectors.HouseholdInScope) -> list[HeadChoice]:
 
 def _render_360(request, scope: Scope, customer: Customer, *, fragment: str = "", status: int = 200,
                 revealed_phone: str = "", revealed_others: list[str] | None = None,
-                pages: dict[str, int] | None = None, **forms) -> HttpResponse:
+                revealed_identities: bool = False, pages: dict[str, int] | None = None, **forms) -> HttpResponse:
     context = {
         "customer": customer,
         "c360": Customer360(scope, customer, pages=pages),
         "revealed_phone": revealed_phone, "revealed_others": revealed_others or [],
+        # External identities are masked for every role (normalize.identity_mask); a role that may reveal phones
+        # reveals them the same way, with a reason and an audit row (services.identities_reveal).
+        "revealed_identities": revealed_identities,
+        "can_reveal_identities": scope.can(Perm.PHONE_VIEW),
+        "identities_form": forms.get("identities_form") or PhoneRevealForm(),
         # An erased record stays anonymous: nobody types a name or phone back into it (customers.privacy).
         "can_edit": scope.can(Perm.CUSTOMER_EDIT) and customer.erased_at is None,
         "can_privacy": scope.can(Perm.CUSTOMER_PRIVACY),
@@ -378,6 +389,20 @@ def phone_reveal(request, scope: Scope, customer_id: int):
     phone, *others = services.phones_reveal(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
                                             ip_address=client_ip(request))
     return _render_360(request, scope, customer, fragment="phone", revealed_phone=phone, revealed_others=others)
+
+
+@staff_view
+@require_POST
+def identities_reveal(request, scope: Scope, customer_id: int):
+    """The identities card in full, by the phone reveal's rule (permission, reason, audit row)."""
+    customer = selectors.customer_get(scope, customer_id)
+    _require(scope, Perm.PHONE_VIEW)
+    form = PhoneRevealForm(request.POST)
+    if not form.is_valid():
+        return _render_360(request, scope, customer, fragment="identities", status=422, identities_form=form)
+    services.identities_reveal(scope=scope, customer=customer, reason=form.cleaned_data["reason"],
+                               ip_address=client_ip(request))
+    return _render_360(request, scope, customer, fragment="identities", revealed_identities=True)
 
 
 @staff_view

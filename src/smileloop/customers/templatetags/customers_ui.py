@@ -6,7 +6,13 @@ from smileloop.clinics.enums import ROLE_PERMISSIONS, Perm
 from smileloop.clinics.selectors import active_staff_of
 from smileloop.core.money import yuan_grouped
 from smileloop.customers.enums import InteractionKind
-from smileloop.customers.normalize import phone_display, phone_likes_masked, phone_mask, phones_masked
+from smileloop.customers.normalize import (
+    identity_mask,
+    phone_display,
+    phone_likes_masked,
+    phone_mask,
+    phones_masked,
+)
 from smileloop.customers.timeline import timeline_text
 
 register = template.Library()
@@ -16,6 +22,13 @@ register = template.Library()
 def masked_phone(e164: str | None) -> str:
     """+8613800138000 → 138****8000."""
     return phone_mask(e164)
+
+
+@register.filter
+def identity_masked(identity) -> str:
+    """An external identity as every role sees it until an audited reveal: oAbC****Yz01, 139****5678; a PMS id in
+    full (normalize.identity_mask)."""
+    return identity_mask(identity.kind, identity.external_id)
 
 
 @register.filter(is_safe=True)
