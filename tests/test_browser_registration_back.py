@@ -137,3 +137,42 @@ def test_back_to_the_namesake_warning_shows_it_again_without_asking_to_resend_a_
     assert "此表单已提交过" in page.locator("main").inner_text()
     assert Customer.objects.filter(name="陈小雨").count() == 2
     assert js_errors == []
+
+
+def test_back_to_a_refusal_from_the_record_it_names_shows_it_again_and_the_form_corrected_registers(
+        live_server, desk_page, js_errors, front_desk_a, chain, clinic_a):
+    from smileloop.customers.tests.factories import CustomerFactory
+
+    page = desk_page
+    zhang_san = CustomerFactory(chain=chain, name="张三", mobile="+8613800138000", home_clinic=clinic_a)
+    log_in(page, live_server, "frontdesk_a")
+
+    # given: a new patient typed with 张三's phone: refused, the page naming her, with a link to her record
+    page.goto(f"{live_server.url}/customers/new/")
+    page.fill("#id_mobile", "138 0013 8000")
+    register(page, "张三丰", clinic_a.id)
+    refusal = page.locator("[data-testid=existing-customer]")
+    refusal.wait_for()
+    assert "张三" in refusal.inner_text() and "?warned=" in page.url
+    assert "13800138000" not in page.url and "张三丰" not in page.url  # what was typed waits on the server
+    assert Customer.objects.count() == 1
+
+    # when: the desk opens her record, then comes Back
+    refusal.locator(f"a[href='/customers/{zhang_san.id}/']").click()
+    page.wait_for_url(re.compile(rf"/customers/{zhang_san.id}/$"))
+    page.go_back()
+    # then: the refusal again, with the form as typed: a GET's page (Chromium asked to resend a form: it was a POST's)
+    page.locator("[data-testid=existing-customer]").wait_for()
+    assert "?warned=" in page.url
+    assert page.input_value("#id_name") == "张三丰" and page.input_value("#id_mobile") == "138 0013 8000"
+
+    # when: the desk corrects the phone and sends the form
+    page.fill("#id_mobile", "139 0013 9000")
+    with page.expect_navigation():
+        page.click(SUBMIT)
+    page.wait_for_url(re.compile(r"/customers/\d+/$"))
+    # then: the patient is registered, once
+    new = Customer.objects.get(name="张三丰")
+    assert page.url.endswith(f"/customers/{new.id}/") and new.mobile == "+8613900139000"
+    assert Customer.objects.count() == 2
+    assert js_errors == []

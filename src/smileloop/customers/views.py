@@ -582,9 +582,14 @@ _KEY_USED = gettext_lazy("This form already registered a different patient (it i
 
 
 class _Refused(Exception):
-    """A registration refused with the reasons put on the form: raised out of idempotent_call so that its transaction
-    (the key's claim with it) is rolled back and nothing is stored under the key: the form, corrected, is sent again
-    with the same key and registers the person."""
+    """A registration refused: raised out of idempotent_call so that its transaction (the key's claim with it) is
+    rolled back and nothing is stored under the key: the form, corrected, is sent again with the same key and
+    registers the person. `refusal` (_refusal): what the refusal page says, shown by a GET (_refusal_keep); None:
+    the form's own errors, already on the form, shown on the POST's page."""
+
+    def __init__(self, refusal: dict | None = None):
+        super().__init__()
+        self.refusal = refusal
 
 
 # The page's "register a new patient anyway" button: sent only when staff confirm, and no part of what the form
@@ -592,22 +597,58 @@ class _Refused(Exception):
 _NAMESAKE_CONFIRMED = "namesake_ok"
 
 
-# The namesake warning is a page of its own (Post/Redirect/Get): the POST that met a namesake redirects to
-# `?warned=<token>`, so Back to the warning, or from the patient registered after it, fetches that page again instead
-# of asking to resend a form. What was typed waits for it in the session (stored on the server), under a random token
-# and for as long as the namesakes count as recent, a few warnings at most: never in the address.
+# A registration refused for what is on record (the phone is someone's, the person is in the relative's family
+# already, the relative is erased or in another family, a phone-less namesake was registered minutes ago) is a page
+# of its own (Post/Redirect/Get): the POST redirects to `?warned=<token>`, so Back to it, from the record it links to
+# or from the patient registered after it, fetches that page again instead of asking to resend a form. What was typed
+# waits for it in the session (stored on the server), under a random token, for _REFUSALS_KEEP_SECONDS, a few pages
+# at most: never in the address. The reasons are kept as codes and ids, put into words when the page is shown (in the
+# reader's language, the records named read again within the reader's scope).
+# The form's own errors (a malformed phone, a future birthday, a relation missing, a key sent twice) stay on the
+# POST's page: corrected where they are shown, they name no record to open and come Back from, and a round trip
+# through the session for each typo would buy nothing.
 _WARNED = "warned"
-_WARNINGS = "customers.namesake_warnings"
-_WARNINGS_KEPT = 5
+_REFUSALS = "customers.registration_refusals"
+_REFUSALS_KEPT = 5
+_REFUSALS_KEEP_SECONDS = services.RECENT_NAMESAKE_MINUTES * 60  # a namesake warning holds while they are recent
+
+_REFUSAL_MESSAGES = {
+    "phone_taken": gettext_lazy("This mobile number already belongs to an existing customer."),
+    "phone_elsewhere": gettext_lazy("This mobile number belongs to a customer of another clinic; ask a chain "
+                                    "administrator to transfer them."),
+    "family_member_exists": _FAMILY_MEMBER_EXISTS,
+    "relative_in_family": gettext_lazy("This relative already belongs to another family; link them from the "
+                                       "customer page after creating."),
+}
 
 
-class _Namesakes(_Refused):
-    """Phone-less patients of this name registered moments ago (services.RecentNamesakes): the form comes back
-    naming them."""
+def _refusal(field: str, code: str, params: dict | None = None, *, existing: Customer | None = None,
+             in_family: bool = False) -> dict:
+    """A refusal as the session keeps it (JSON): the form's field, the message's code (_refusal_message) and its
+    parameters, and the record it links to (one the reader sees)."""
+    return {"errors": [[field, code, params or {}]], "existing": existing.id if existing is not None else None,
+            "in_family": in_family}
 
-    def __init__(self, found: list[Customer]):
-        super().__init__()
-        self.found = found
+
+def _refusal_message(code: str, params: dict) -> str:
+    if code == "erased":
+        return message_display(services.ERASED_REFUSED)
+    return str(_REFUSAL_MESSAGES[code]) % params
+
+
+def _registration_conflict(form: CustomerForm, exc: errors.Conflict) -> dict:
+    """customer_register's Conflict as the refusal page's reasons."""
+    if exc.code == "family_member_exists":  # the service's check; the form finds the record to link
+        existing, visible = form.existing_family_member()
+        shown = (form.cleaned_data["name"] if existing is None
+                 else existing.name if visible else name_masked(existing.name))
+        return _refusal("name", "family_member_exists", {"name": shown, "relative": form.cleaned_data["relative"].name},
+                        existing=existing if visible else None, in_family=True)
+    if exc.code == "erased":  # the relative named is an erased record: never linked to anyone again
+        return _refusal("relative", "erased")
+    if exc.code in ("household_same", "household_conflict"):
+        return _refusal("relative", "relative_in_family")
+    return _refusal("mobile", "phone_taken")
 
 
 def _namesakes_shown(found: list[Customer]) -> list[dict]:
@@ -617,28 +658,28 @@ def _namesakes_shown(found: list[Customer]) -> list[dict]:
             for customer in found]
 
 
-def _warnings_current(request) -> dict:
-    """The session's namesake warnings not yet expired; the expired ones are dropped from the session now (every
-    visit to the new-customer page prunes them: logging out or the session's end drops the rest)."""
-    if _WARNINGS not in request.session:
+def _refusals_current(request) -> dict:
+    """The session's refusal pages not yet expired; the expired ones are dropped from the session now (every visit
+    to the new-customer page prunes them: logging out or the session's end drops the rest)."""
+    if _REFUSALS not in request.session:
         return {}
     now = timezone.now().timestamp()
-    warnings = request.session[_WARNINGS]
-    current = {token: warning for token, warning in warnings.items() if warning["until"] > now}
-    if len(current) != len(warnings):
-        request.session[_WARNINGS] = current
+    kept = request.session[_REFUSALS]
+    current = {token: refusal for token, refusal in kept.items() if refusal["until"] > now}
+    if len(current) != len(kept):
+        request.session[_REFUSALS] = current
     return current
 
 
-def _warning_keep(request, form: CustomerForm, found: list[Customer]) -> str:
-    """Keep what the form sent (its fields and key: what the warning page shows again) and whom it named, for
-    RECENT_NAMESAKE_MINUTES; returns the token the warning page's address carries."""
-    kept = _warnings_current(request)
+def _refusal_keep(request, form: CustomerForm, refusal: dict) -> str:
+    """Keep what the form sent (its fields and key: what the refusal page shows again) and why it was refused, for
+    _REFUSALS_KEEP_SECONDS; returns the token the refusal page's address carries."""
+    kept = _refusals_current(request)
     token = uuid.uuid4().hex
-    kept[token] = {"until": timezone.now().timestamp() + services.RECENT_NAMESAKE_MINUTES * 60,
+    kept[token] = {"until": timezone.now().timestamp() + _REFUSALS_KEEP_SECONDS,
                    "data": {name: request.POST.getlist(name) for name in form.fields if name in request.POST},
-                   "found": [customer.id for customer in found]}
-    request.session[_WARNINGS] = dict(sorted(kept.items(), key=lambda item: item[1]["until"])[-_WARNINGS_KEPT:])
+                   **refusal}
+    request.session[_REFUSALS] = dict(sorted(kept.items(), key=lambda item: item[1]["until"])[-_REFUSALS_KEPT:])
     return token
 
 
@@ -668,51 +709,38 @@ def customer_create(request, scope: Scope):
     without a phone (nothing else to match on) whose name the same staff member or clinic registered, phone-less, in
     the last RECENT_NAMESAKE_MINUTES (services.customer_register's check, serialised per name) is not registered at
     once: the page names that patient and registers a second one only when staff confirm (the button "register a
-    new patient anyway"). That warning is shown by a GET (`?warned=`, _warning_keep), so Back never meets a POST's
-    page; it holds what was typed with its key, so it stays no-store, and the form sent again from it is this one."""
+    new patient anyway").
+
+    That warning, and every refusal for what is on record (the phone is someone's, the person is in the relative's
+    family already, the relative is erased or in another family), is shown by a GET (`?warned=`, _refusal_keep), so
+    Back never meets a POST's page; it holds what was typed with its key, so it stays no-store, and the form sent
+    again from it is this one. The form's own errors are shown on the POST's page (422)."""
     _require(scope, Perm.CUSTOMER_EDIT)
-    warnings = _warnings_current(request)
+    refusals = _refusals_current(request)
     if request.method == "GET" and _WARNED in request.GET:
-        return _namesake_warning(request, scope, warnings.get(request.GET[_WARNED]))
+        return _refusal_page(request, scope, refusals.get(request.GET[_WARNED]))
     form = CustomerForm(scope, request.POST if request.method == "POST" else None)  # an empty POST: its errors shown
-    state = {"existing": None, "existing_visible": False, "existing_in_family": False}
+    state = {}
     form_key = uuid.uuid4().hex
     status = 422 if request.method == "POST" else 200
 
     def register() -> tuple[int, dict]:
-        state["existing"], state["existing_visible"] = form.existing_customer()
-        if state["existing"] is not None:
-            form.add_error("mobile", _("This mobile number already belongs to an existing customer.")
-                           if state["existing_visible"] else
-                           _("This mobile number belongs to a customer of another clinic; ask a chain "
-                             "administrator to transfer them."))
-            raise _Refused
+        existing, visible = form.existing_customer()
+        if existing is not None:
+            raise _Refused(_refusal("mobile", "phone_taken" if visible else "phone_elsewhere",
+                                    existing=existing if visible else None))
         try:
             customer, _created = services.customer_register(
                 scope=scope, data=form.service_data(), consents=form.consent_data(),
                 relative=form.cleaned_data.get("relative"), relation=form.cleaned_data.get("relation"),
                 actor=request.user.staff, namesakes_check=request.POST.get(_NAMESAKE_CONFIRMED) != "1")
         except services.RecentNamesakes as exc:
-            raise _Namesakes(exc.found) from exc
+            raise _Refused({"namesakes": [customer.id for customer in exc.found]}) from exc
         except errors.ValidationFailed as exc:
             form.add_domain_errors(exc)
             raise _Refused from exc
         except errors.Conflict as exc:
-            if exc.code == "family_member_exists":  # the service's check; the form finds the record to link
-                existing, visible = form.existing_family_member()
-                state.update(existing=existing, existing_visible=visible, existing_in_family=True)
-                shown = (form.cleaned_data["name"] if existing is None
-                         else existing.name if visible else name_masked(existing.name))
-                form.add_error("name", _FAMILY_MEMBER_EXISTS % {"name": shown,
-                                                                "relative": form.cleaned_data["relative"].name})
-            elif exc.code == "erased":  # the relative named is an erased record: never linked to anyone again
-                form.add_error("relative", message_display(exc.message))
-            elif exc.code in ("household_same", "household_conflict"):
-                form.add_error("relative", _("This relative already belongs to another family; link them from "
-                                             "the customer page after creating."))
-            else:
-                form.add_error("mobile", _("This mobile number already belongs to an existing customer."))
-            raise _Refused from exc
+            raise _Refused(_registration_conflict(form, exc)) from exc
         state["created"] = customer
         return 201, {"customer_id": customer.id}  # stored under the key: an id, nothing about the person
 
@@ -723,11 +751,10 @@ def customer_create(request, scope: Scope):
                 request=request, user_id=request.user.id, key=f"web:customers.create:{form_key}",
                 operation="customers.create", run=register,
                 fingerprint=form_fingerprint(request, leave_out=(_NAMESAKE_CONFIRMED,)))
-        except _Namesakes as exc:
-            return _redirect(request, reverse("customers:create") + "?" + urlencode(
-                {_WARNED: _warning_keep(request, form, exc.found)}))
-        except _Refused:
-            pass
+        except _Refused as exc:
+            if exc.refusal is not None:
+                return _redirect(request, reverse("customers:create") + "?" + urlencode(
+                    {_WARNED: _refusal_keep(request, form, exc.refusal)}))
         except errors.Conflict as exc:
             if exc.code == "idempotency_key_reused":
                 form.add_error(None, _KEY_USED)
@@ -745,25 +772,35 @@ def customer_create(request, scope: Scope):
             return _redirect(request, reverse("customers:detail", args=[body["customer_id"]]))
     elif request.method == "POST" and form.cleaned_data.get("key"):
         form_key = form.cleaned_data["key"]  # refused before its claim: the corrected form is still this one
-    context = {"form": form, "existing": state["existing"] if state["existing_visible"] else None,
-               "existing_in_family": state["existing_in_family"], "customer": None, "form_key": form_key}
+    context = {"form": form, "existing": None, "existing_in_family": False, "customer": None, "form_key": form_key}
     return _kept_for_back(request, render(request, "customers/customer_form.html", context, status=status))
 
 
-def _namesake_warning(request, scope: Scope, warning: dict | None) -> HttpResponse:
-    """The namesake warning's page (customer_create): the form as it was sent, with its key, naming the patients
-    of that name registered moments ago, and the button that registers a second one. A token that expired (or of
-    another session: `warning` None) leads to an empty form: what was typed is no longer kept."""
-    if warning is None:
+def _refusal_page(request, scope: Scope, refusal: dict | None) -> HttpResponse:
+    """A refused registration's page (customer_create): the form as it was sent, with its key, the reasons on its
+    fields, and the record they name, read again within the reader's scope (one merged, erased from sight or moved
+    out of it since is named no more); for namesakes, the button that registers a second one. A token that expired
+    (or of another session: `refusal` None) leads to an empty form: what was typed is no longer kept."""
+    if refusal is None:
         return _redirect(request, reverse("customers:create"))
     data = QueryDict(mutable=True)
-    for name, values in warning["data"].items():
+    for name, values in refusal["data"].items():
         data.setlist(name, values)
     form = CustomerForm(scope, data)
     form.is_valid()  # bound to what was sent: shown as typed (and any error that arose since, e.g. a clinic removed)
-    context = {"form": form, "existing": None, "existing_in_family": False, "customer": None,
-               "form_key": form.cleaned_data.get("key") or uuid.uuid4().hex,
-               "namesakes": _namesakes_shown(selectors.walk_ins_named(scope, warning["found"])),
+    form_key = form.cleaned_data.get("key") or uuid.uuid4().hex
+    for field, code, params in refusal.get("errors", []):
+        form.add_error(field, _refusal_message(code, params))
+    existing = None
+    if refusal.get("existing") is not None:
+        try:
+            existing = selectors.customer_get(scope, refusal["existing"])
+        except errors.NotFound:
+            existing = None
+    context = {"form": form, "existing": existing, "existing_in_family": refusal.get("in_family", False),
+               "customer": None, "form_key": form_key,
+               "namesakes": (_namesakes_shown(selectors.walk_ins_named(scope, refusal["namesakes"]))
+                             if refusal.get("namesakes") else []),
                "namesake_confirm": _NAMESAKE_CONFIRMED}
     return render(request, "customers/customer_form.html", context)  # what was typed: no-store (core.middleware)
 

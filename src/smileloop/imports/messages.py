@@ -67,6 +67,8 @@ FIXED = [
     gettext_noop("belongs to a patient whose personal information was erased during the import: the row is not "
                  "imported"),
     gettext_noop("belongs to a patient merged into another record during the import: import this row again"),
+    gettext_noop("belongs to a patient merged into another record during the import: the row is imported into the "
+                 "record kept"),
 ]
 
 

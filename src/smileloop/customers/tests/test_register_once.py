@@ -98,8 +98,9 @@ def test_a_form_without_its_key_is_refused_with_a_message_and_the_page_gives_it_
 def test_a_refused_registration_corrected_and_sent_with_the_same_key_registers(desk, clinic_a, zhang_san):
     # given a form refused after its key was claimed (the phone is 张三's)
     key = _page_key(desk.get(reverse("customers:create")))
-    refused = desk.post(reverse("customers:create"), _walk_in(clinic_a, key, mobile="13800138000"))
-    assert refused.status_code == 422 and _page_key(refused) == key
+    refused = desk.post(reverse("customers:create"), _walk_in(clinic_a, key, mobile="13800138000"), follow=True)
+    assert refused.redirect_chain[0][0].startswith(reverse("customers:create") + "?warned=")
+    assert refused.status_code == 200 and _page_key(refused) == key
     # when it is corrected (no phone) and sent again from the page it came back on
     response = desk.post(reverse("customers:create"), _walk_in(clinic_a, key))
     # then the refusal stored nothing under the key: the patient is registered

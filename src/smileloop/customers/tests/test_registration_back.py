@@ -173,7 +173,7 @@ def test_a_warning_expired_or_of_another_session_leads_to_an_empty_form(client, 
     warned = desk.post(SENT, _walk_in(clinic_a, _page_key(desk), notes="对青霉素过敏"))["Location"]
     if case == "expired":
         session = desk.session
-        for warning in session["customers.namesake_warnings"].values():
+        for warning in session["customers.registration_refusals"].values():
             warning["until"] = timezone.now().timestamp() - 1
         session.save()
     elif case == "another_session":
@@ -185,14 +185,14 @@ def test_a_warning_expired_or_of_another_session_leads_to_an_empty_form(client, 
     assert response.status_code == 302 and response["Location"] == CREATE
     assert "对青霉素过敏" not in client.get(CREATE).text
     if case == "expired":  # and what was typed is gone from the session
-        assert client.session["customers.namesake_warnings"] == {}
+        assert client.session["customers.registration_refusals"] == {}
 
 
 def test_the_session_keeps_only_the_forms_fields_a_few_warnings_and_not_past_the_window(desk, clinic_a):
     desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
     for _ in range(7):
         desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
-    kept = desk.session["customers.namesake_warnings"]
+    kept = desk.session["customers.registration_refusals"]
     assert len(kept) == 5
     [warning, *_others] = kept.values()
     assert set(warning["data"]) == {"name", "gender", "home_clinic", "key"}
@@ -287,6 +287,51 @@ def test_the_register_service_refuses_a_recent_phone_less_namesake_unless_told_a
                                actor=front_desk_a, namesakes_check=True)
     services.customer_register(scope=scope, data={"name": "陈小雨", "home_clinic": clinic_a}, actor=front_desk_a)
     assert Customer.objects.filter(name="陈小雨").count() == 3
+
+
+# --- every refusal for what is on record: a page of its own ---------------------------------------------------------
+
+
+def test_a_phone_already_on_record_is_refused_on_a_page_of_its_own_that_back_shows_again(desk, clinic_a, zhang_san):
+    # given a new patient typed with 张三's phone
+    key = _page_key(desk)
+    data = _walk_in(clinic_a, key, name="张三丰", mobile="138 0013 8000", notes="对青霉素过敏")
+    # when the form is sent
+    response = desk.post(SENT, data, headers={"Accept-Language": "zh-hans"})
+    # then the POST leads to the refusal's own page (a GET), its address carrying nothing typed
+    assert response.status_code == 302 and response["Location"].startswith(CREATE + "?warned=")
+    assert "13800138000" not in response["Location"] and key not in response["Location"]
+    assert Customer.objects.count() == 1
+    # and that page, fetched as often as Back fetches it, names her with a link, the form as typed, with its key
+    for _ in range(2):
+        shown = desk.get(response["Location"], headers={"Accept-Language": "zh-hans"})
+        assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]
+        assert "该手机号已属于 张三，未重复创建客户。" in shown.text
+        assert f'href="{reverse("customers:detail", args=[zhang_san.id])}"' in shown.text
+        assert f'name="key" value="{key}"' in shown.text and "对青霉素过敏" in shown.text
+    # and the session keeps why as a code and an id (put into words in the reader's language when shown)
+    [kept] = desk.session["customers.registration_refusals"].values()
+    assert kept["errors"] == [["mobile", "phone_taken", {}]] and kept["existing"] == zhang_san.id
+    # and the form corrected and sent from it, with its key, registers the patient
+    corrected = desk.post(SENT, {**data, "mobile": "13900139000"})
+    assert corrected.status_code == 302 and Customer.objects.filter(name="张三丰").count() == 1
+
+
+def test_refusals_and_namesake_warnings_share_the_sessions_few_places(desk, clinic_a, zhang_san):
+    desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))  # 陈小雨: her namesakes are warned about
+    for _ in range(4):
+        desk.post(SENT, _walk_in(clinic_a, _page_key(desk)))
+        desk.post(SENT, _walk_in(clinic_a, _page_key(desk), name="张三丰", mobile="13800138000"))
+    kept = list(desk.session["customers.registration_refusals"].values())
+    assert len(kept) == 5
+    assert {"namesakes" in refusal for refusal in kept} == {True, False}
+
+
+def test_a_form_error_stays_on_the_posts_own_page(desk, clinic_a):
+    # a malformed phone: corrected where it is shown, nothing kept in the session
+    response = desk.post(SENT, _walk_in(clinic_a, _page_key(desk), mobile="12345"))
+    assert response.status_code == 422 and 'name="mobile"' in response.text
+    assert "customers.registration_refusals" not in desk.session
 
 
 # --- one rule for form keys -------------------------------------------------------------------------------

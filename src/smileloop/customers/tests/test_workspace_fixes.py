@@ -184,7 +184,8 @@ def test_the_compare_link_is_404_for_a_record_outside_the_scope(client, director
 def test_the_new_customer_form_keeps_its_own_wording(client, front_desk_a, clinic_a, zhang_san):
     login(client, front_desk_a)
     response = client.post(reverse("customers:create"), {
-        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id, "key": "k1"}, headers=ZH)
+        "name": "张三丰", "mobile": "138-0013-8000", "gender": "U", "home_clinic": clinic_a.id, "key": "k1"}, headers=ZH,
+        follow=True)
     assert "该手机号已属于 张三，未重复创建客户。" in response.text
 
 

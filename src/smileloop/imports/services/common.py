@@ -7,7 +7,7 @@ import unicodedata
 from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from smileloop.clinics.models import Chain, Clinic, Staff
@@ -54,17 +54,51 @@ def gc_relaxed():
 
 
 def chain_imports_serialise(chain_id: int) -> None:
-    """Called first in every transaction an import writes in (PostgreSQL): a transaction-scoped advisory lock per chain,
-    so that the chain's writing imports run one after another. A file of several chunks is written in one transaction
-    and locks each chunk's people in id order as it comes to it (the file's are not known before it is read), and
-    inserts each chunk's new phones and identities (a unique index entry another insert of the same value waits for):
-    two imports of overlapping people, each holding one's chunk and waiting for the other's, deadlocked, and one was
-    told the database was busy. Taken before any row, so no import waits for it holding anything another import
-    waits for; dry runs (no locks, nothing written) do not take it. SQLite has one writer anyway."""
+    """Called first in every transaction an import writes in (PostgreSQL), by import_transactions_run and nothing
+    else: a transaction-scoped advisory lock per chain, so that the chain's writing imports run one after another. A
+    file of several chunks is written in one transaction and locks each chunk's people in id order as it comes to it
+    (the file's are not known before it is read), and inserts each chunk's new phones and identities (a unique index
+    entry another insert of the same value waits for): two imports of overlapping people, each holding one's chunk and
+    waiting for the other's, deadlocked, and one was told the database was busy. Taken before any row, so no import
+    waits for it holding anything another import waits for; dry runs (no locks, nothing written) do not take it.
+    SQLite has one writer anyway."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"imports:{chain_id}"])
+
+
+@contextmanager
+def _import_transaction(chain_id: int, *, write: bool):
+    """One transaction of an import; one that writes takes the chain's import lock first (chain_imports_serialise)."""
+    with transaction.atomic():
+        if write:  # before anything is locked or written (two multi-chunk imports deadlocked)
+            chain_imports_serialise(chain_id)
+        yield
+
+
+def import_transactions_run(*, chain_id: int, run, chunks, skip_invalid: bool, dry_run: bool, progress=None) -> None:
+    """The transactions of an import (customers_import, orders_import): `run.chunk(rows)` for each of `chunks`, then
+    `run.finish()`. With `skip_invalid` (and writing) one transaction per chunk and one for the finish, so a large file
+    keeps what it wrote; otherwise one for the whole file, all or nothing, rolled back after a dry run. Every
+    transaction that writes takes the chain's import lock first, here and only here. `progress(n)`: n rows done."""
+    if skip_invalid and not dry_run:
+        for rows in chunks:
+            with _import_transaction(chain_id, write=True):
+                run.chunk(rows)
+            if progress:
+                progress(len(rows))
+        with _import_transaction(chain_id, write=True):
+            run.finish()
+        return
+    with _import_transaction(chain_id, write=not dry_run):
+        for rows in chunks:
+            run.chunk(rows)
+            if progress:
+                progress(len(rows))
+        run.finish()
+        if dry_run:
+            transaction.set_rollback(True)
 
 
 def aliases_build(headers: dict[str, list[str]]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -66,9 +66,9 @@ from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
-    chain_imports_serialise,
     chain_of,
     gc_relaxed,
+    import_transactions_run,
     limited_scope_of,
     lookup_key,
     staff_lookup_build,
@@ -96,7 +96,7 @@ from smileloop.imports.services.values import (
     phone_is_placeholder,
     text_formula_value,
 )
-from smileloop.imports.timeline import IMPORT_FILLED, IMPORTED
+from smileloop.imports.timeline import IMPORT_FILLED, IMPORT_INTO_SURVIVOR, IMPORTED
 
 # Model fields an import may fill on an existing person, and what counts as blank there.
 _FILLABLE_BLANK = {
@@ -122,6 +122,12 @@ HOUSEHOLD_MERGED = ("is the number of a relative: they or this row's patient wer
 PERSON_ERASED = ("belongs to a patient whose personal information was erased during the import: the row is not "
                  "imported")
 PERSON_MERGED = "belongs to a patient merged into another record during the import: import this row again"
+# A row naming a person an earlier chunk matched or created, merged into another record since: the same person, so the
+# row goes into the record kept (pool_lock), said on the row and on that record's timeline (IMPORT_INTO_SURVIVOR)
+PERSON_MERGED_INTO = ("belongs to a patient merged into another record during the import: the row is imported into the "
+                      "record kept")
+# How many merges of merges are followed to the record kept (as customers.selectors.customer_survivor_get does)
+_MERGE_HOPS = 10
 NAME_DIFFERS = ("differs from the name of the person with this phone ({name}): the row is merged into them, and their "
                 "name is kept")
 
@@ -167,6 +173,7 @@ class _Chunk:
     identities: list[tuple[int, str, str]] = field(default_factory=list)  # (token or id, kind, external id)
     consents: list[tuple[int, str, bool]] = field(default_factory=list)
     links: list[tuple[int, str, str, int]] = field(default_factory=list)  # (token or id, relative's number, kin, row)
+    moved: list[tuple[int, int, int]] = field(default_factory=list)  # (record kept, row, id merged into it): survivor_note
 
 
 def customers_import(*, path, chain, actor: Staff | None = None, column_map: dict[str, str] | None = None,
@@ -194,27 +201,8 @@ def customers_import(*, path, chain, actor: Staff | None = None, column_map: dic
         run = _CustomerImport(chain=chain, actor=actor, table=table, default_clinic=default_clinic,
                               write=not dry_run, skip_invalid=skip_invalid, scope=scope)
         try:
-            if skip_invalid and not dry_run:
-                for rows in table.chunks(CHUNK_ROWS):
-                    with transaction.atomic():
-                        chain_imports_serialise(chain.id)
-                        run.chunk(rows)
-                    if progress:
-                        progress(len(rows))
-                with transaction.atomic():
-                    chain_imports_serialise(chain.id)
-                    run.finish()
-            else:
-                with transaction.atomic():
-                    if not dry_run:  # before anything is locked or written (two multi-chunk imports deadlocked)
-                        chain_imports_serialise(chain.id)
-                    for rows in table.chunks(CHUNK_ROWS):
-                        run.chunk(rows)
-                        if progress:
-                            progress(len(rows))
-                    run.finish()
-                    if not run.write:
-                        transaction.set_rollback(True)
+            import_transactions_run(chain_id=chain.id, run=run, chunks=table.chunks(CHUNK_ROWS), skip_invalid=skip_invalid,
+                                    dry_run=dry_run, progress=progress)
         except IntegrityError as exc:  # a concurrent import or registration took a phone or an identity first
             # Named by the constraint only: the database's text quotes the clashing phone in full, and the page shows
             # this to staff who may not see full numbers.
@@ -280,6 +268,7 @@ class _CustomerImport:
         self.links: list[tuple[int, str, str, int]] = []  # see households_link
         self.vanished: dict[str, str] = {}  # a relative's number → "erased" / "merged": its holder, meanwhile
         self.lost: dict[int, str] = {}  # a person locked erased / merged away by a later chunk (pool_lock) → which
+        self.moved: dict[str, int] = {}  # a key of `known` moved to the record kept by a merge (pool_lock) → merged id
         self.preview_people: dict[int, int] = {}  # a preview row's number → its person (token, then id once written)
         self.now = timezone.now()
         self.columns = [(index, name, header) for index, (name, header) in table.columns.items()]
@@ -546,12 +535,18 @@ class _CustomerImport:
             if (kind, mobile) in by_ident:
                 by_mobile[mobile] = by_ident[(kind, mobile)]
         wanted = {by_mobile[m] for m in mobiles if m in by_mobile} | set(by_ident.values())
-        wanted |= {t for r in rows for t in self._known_tokens(r) if t > 0}
+        earlier = {t for r in rows for t in self._known_tokens(r) if t > 0}
+        wanted |= earlier
+        # People of earlier chunks merged into another record since (a file written one transaction per chunk; in one
+        # transaction the earlier chunks' locks hold a merge off): the records kept, read here and locked with the
+        # chunk's people (pool_lock); a merge committing after this read and before the lock leaves its row refused.
+        survivors = _survivors_of(earlier) if self.write and self.skip_invalid and earlier else {}
+        wanted |= set(survivors.values())
         families = family_members_of({by_mobile[r.relative[0]] for r in rows
                                       if r.relative and not r.mobile and not r.idents and r.relative[0] in by_mobile})
         wanted |= {member for members in families.values() for member, _n, _b in members}
         if self.write:
-            gone = self.pool_lock(rows, wanted, by_mobile)
+            gone = self.pool_lock(rows, wanted, by_mobile, survivors)
             if gone:  # erased or merged away since the look-ups: no longer found, as the orders import does
                 wanted -= gone
                 by_mobile = {m: pk for m, pk in by_mobile.items() if pk not in gone}
@@ -567,7 +562,8 @@ class _CustomerImport:
         else:
             self.links += chunk.links
 
-    def pool_lock(self, rows: list[_Row], wanted: set[int], by_mobile: dict) -> set[int]:
+    def pool_lock(self, rows: list[_Row], wanted: set[int], by_mobile: dict,
+                  survivors: dict[int, int] | None = None) -> set[int]:
         """Before a chunk writes anything about people of the pool, the project's lock order (docs/architecture.md,
         "Writes about a person"): the erasures of everyone it may write about waited out — the people its rows
         name, the relatives its links name and the heads of their households, whose timelines get the joined notes
@@ -575,7 +571,11 @@ class _CustomerImport:
         away) under the locks. The rows were updated as found, in file order, and the family was locked in id order
         only at the end (households_join): an import that had filled a mother's address held her row while it
         waited for her child's, which a staff link of the two held while it waited for hers (a deadlock). Returns
-        the ids erased or merged away meanwhile. A file of several chunks locks each chunk's people in id order."""
+        the ids erased or merged away meanwhile. A file of several chunks locks each chunk's people in id order.
+
+        A person of an earlier chunk merged away meanwhile whose record kept (`survivors`, locked with the rest) is
+        live is the same person: the file's later rows go into that record (`known` moved to it, survivor_take); one
+        erased, or merged away itself since it was read, is lost (row_apply refuses the rows)."""
         holder_of = {r.relative[0]: self.known.get(f"m:{r.relative[0]}") or by_mobile.get(r.relative[0])
                      for r in rows if r.relative}
         holders = set(holder_of.values()) - {None}
@@ -587,11 +587,26 @@ class _CustomerImport:
             waits.update(household_places(ids)[1].values())  # their households' heads
         customers_erasures_wait(Customer.objects.filter(pk__in=sorted(waits)).values("pk"))
         erased, gone = customers_lock_live(*ids)
-        self.lost.update((pk, "erased" if pk in erased else "merged") for pk in erased | gone)
+        moved = {pk: kept for pk, kept in (survivors or {}).items()
+                 if pk in gone and pk not in erased and kept not in erased and kept not in gone}
+        if moved:
+            self.survivor_take(moved)
+        # merged into a record erased since: the person is erased (their rows refused as erased ones are)
+        erased_kept = {pk for pk, kept in (survivors or {}).items() if pk in gone and kept in erased}
+        self.lost.update((pk, "erased" if pk in erased or pk in erased_kept else "merged")
+                         for pk in erased | gone if pk not in moved)
         for number, holder in holder_of.items():  # said on the rows at the end (households_link)
             if holder in erased or holder in gone:
                 self.vanished[number] = "erased" if holder in erased else "merged"
         return set(erased | gone)
+
+    def survivor_take(self, moved: dict[int, int]) -> None:
+        """`known` keys of people merged away (`moved`: merged id → record kept) now name the record kept; each is
+        remembered (`moved`), so the rows they match say so (row_apply)."""
+        for key, token in self.known.items():
+            if token in moved:
+                self.known[key] = moved[token]
+                self.moved.setdefault(key, token)
 
     def _family_match(self, row: _Row, by_mobile: dict, families: dict) -> int | None:
         """The person a phone-less row registered by a relative's number names: the one member of that relative's
@@ -602,13 +617,16 @@ class _CustomerImport:
             return None
         return family_member_named(families.get(holder, []), row.values["name"], row.values.get("birthday"))
 
-    def _known_tokens(self, row: _Row) -> list[int]:
+    def _known_keys(self, row: _Row) -> list[str]:
         keys = [f"i:{k}:{e}" for k, e, _h in row.idents]
         if row.mobile:
             keys.append(f"m:{row.mobile}")
         if row.dedupe_key:
             keys.append(row.dedupe_key)
-        return [self.known[k] for k in keys if k in self.known]
+        return [k for k in keys if k in self.known]
+
+    def _known_tokens(self, row: _Row) -> list[int]:
+        return [self.known[k] for k in self._known_keys(row)]
 
     def _name_of(self, target: int, chunk: _Chunk, people) -> str | None:
         person = chunk.new.get(target) or people.get(target)
@@ -676,6 +694,8 @@ class _CustomerImport:
         if targets:
             token = targets.pop()
             self.report.merged += 1
+            if self.moved:
+                self.survivor_note(row, token, chunk)
             filled = self.fill(token, row, chunk, people)
             warning = self.name_check(row, by_phone, chunk, people) if by_phone == token else None
             self.preview_merge(row, token, filled, warning, chunk, people)
@@ -714,6 +734,17 @@ class _CustomerImport:
             chunk.consents.append((token, purpose, granted))
         if row.relative is not None:
             chunk.links.append((token, *row.relative, row.number))
+
+    def survivor_note(self, row: _Row, token: int, chunk: _Chunk) -> None:
+        """A row matched through a person of an earlier chunk merged into `token` since (survivor_take): said on the
+        row (a warning) and on the timeline of the record kept (flush)."""
+        merged = next((self.moved[k] for k in self._known_keys(row) if k in self.moved and self.known[k] == token),
+                      None)
+        if merged is None:
+            return
+        self.report.warning_add(row=row.number, column=self.table.header_for("name"), value=row.values["name"],
+                                message=PERSON_MERGED_INTO)
+        chunk.moved.append((token, row.number, merged))
 
     def fallback_apply(self, row: _Row, token: int, chunk: _Chunk, by_mobile: dict) -> None:
         """Count the row's use of the phone's fallback column, and keep a second number that differs from the
@@ -895,6 +926,12 @@ class _CustomerImport:
                  "occurred_at": self.now, "data": {"file": self.table.name}}
                 for customer_id, filled in chunk.dirty.items()
             ]
+        interactions += [
+            {"customer_id": customer_id, "kind": InteractionKind.IMPORT, "author_id": self.actor_id,
+             "text": timeline_format(IMPORT_INTO_SURVIVOR, file=self.table.name, row=number, merged=merged),
+             "occurred_at": self.now, "data": {"file": self.table.name, "row": number, "merged": merged}}
+            for customer_id, number, merged in chunk.moved
+        ]
         rows_insert(Interaction, interactions)
         if chunk.consents:
             self.consents_write(chunk, real)
@@ -982,3 +1019,29 @@ class _CustomerImport:
                          object_id=self.chain.id, reason=self.table.name,
                          detail={"file": self.table.name, "rows": report.rows, "created": report.created,
                                  "merged": report.merged, "skipped": report.skipped})
+
+
+def _survivors_of(ids: set[int]) -> dict[int, int]:
+    """Of `ids`, those merged into another record: merged id → the record kept, merges of merges followed (at most
+    _MERGE_HOPS). Read without locks (pool_lock locks them and checks again); one query a hop, none when nobody was
+    merged."""
+    into: dict[int, int] = {}
+    frontier = set(ids)
+    for _hop in range(_MERGE_HOPS):
+        found = dict(Customer.objects.filter(pk__in=frontier, merged_into__isnull=False)
+                     .values_list("pk", "merged_into_id"))
+        if not found:
+            break
+        into.update(found)
+        frontier = set(found.values())
+    kept = {}
+    for pk in ids:
+        if pk not in into:
+            continue
+        current = pk
+        for _hop in range(_MERGE_HOPS):
+            if current not in into:
+                break
+            current = into[current]
+        kept[pk] = current
+    return kept

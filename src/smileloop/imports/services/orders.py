@@ -15,7 +15,7 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -37,9 +37,9 @@ from smileloop.imports.errors import ImportConflict, ImportFileError
 from smileloop.imports.services.common import (
     CHUNK_ROWS,
     ClinicLookup,
-    chain_imports_serialise,
     chain_of,
     gc_relaxed,
+    import_transactions_run,
     limited_scope_of,
     lookup_key,
     staff_of,
@@ -130,27 +130,8 @@ def orders_import(*, path, chain, actor: Staff | None = None, column_map: dict[s
                                   % {"name": table.name, "columns": ", ".join(missing)}, code="missing_column")
         run = _OrderImport(chain=chain, actor=actor, table=table, write=not dry_run, skip_invalid=skip_invalid)
         try:
-            if skip_invalid and not dry_run:
-                for rows in run.chunks():
-                    with transaction.atomic():
-                        chain_imports_serialise(chain.id)
-                        run.chunk(rows)
-                    if progress:
-                        progress(len(rows))
-                with transaction.atomic():
-                    chain_imports_serialise(chain.id)
-                    run.finish()
-            else:
-                with transaction.atomic():
-                    if not dry_run:  # before anything is locked or written (two multi-chunk imports deadlocked)
-                        chain_imports_serialise(chain.id)
-                    for rows in run.chunks():
-                        run.chunk(rows)
-                        if progress:
-                            progress(len(rows))
-                    run.finish()
-                    if not run.write:
-                        transaction.set_rollback(True)
+            import_transactions_run(chain_id=chain.id, run=run, chunks=run.chunks(), skip_invalid=skip_invalid,
+                                    dry_run=dry_run, progress=progress)
         except IntegrityError as exc:
             raise ImportConflict(_("Orders changed during the import (%(error)s); run it again")
                                  % {"error": unique_clash_name(exc)})
