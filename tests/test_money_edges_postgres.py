@@ -84,6 +84,10 @@ def test_eight_refunds_at_once_never_give_back_more_than_was_paid(bill, token):
     refunded, lines, refunds, refund_lines, spend = _books(patient, order["id"])
     assert (refunded, lines, refunds, refund_lines, spend) == (80000, 80000, 80000, 80000, 10000)
     assert Order.objects.get(pk=order["id"]).refunded_fen <= Order.objects.get(pk=order["id"]).amount_fen
+    # and, split over the methods that paid under the bill's lock, none got back more than it paid
+    by_method = {m: sum(Refund.objects.filter(order_id=order["id"], method=m).values_list("amount_fen", flat=True))
+                 for m in ("wechat_pay", "cash")}
+    assert sum(by_method.values()) == 80000 and by_method["wechat_pay"] <= 60000 and by_method["cash"] <= 30000
 
 
 def test_one_refund_sent_eight_times_at_once_with_its_key_is_recorded_once(bill, token):
@@ -99,5 +103,7 @@ def test_one_refund_sent_eight_times_at_once_with_its_key_is_recorded_once(bill,
     # then it is refunded once, and every copy is answered with that refund
     assert errors == []
     assert {status for status, _ in results} == {201} and len({content for _, content in results}) == 1
-    assert Refund.objects.filter(order_id=order["id"]).count() == 1
+    # (naming no method, split over the two that paid: one Refund each, refund_record)
+    assert sorted(Refund.objects.filter(order_id=order["id"]).values_list("method", "amount_fen")) == [
+        ("cash", 16667), ("wechat_pay", 33333)]
     assert _books(patient, order["id"]) == (50000, 50000, 50000, 50000, 40000)

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from smileloop.checkout import labels
+from smileloop.core.money import allocate  # the one split rule, shared with visits' refunds
 
 MAX = "max"
 
@@ -154,21 +155,6 @@ class PricingError(Exception):
     def __init__(self, code: str, message: str, field: str):
         super().__init__(message)
         self.code, self.message, self.field = code, message, field
-
-
-def allocate(amount: int, weights: list[int]) -> list[int]:
-    """Split `amount` (≥ 0, ≤ sum(weights)) in proportion to non-negative integer weights: floors, then one
-    fen each to the largest remainders (ties: the earlier index)."""
-    total = sum(weights)
-    if amount == 0 or total == 0:
-        if amount:
-            raise ValueError("cannot allocate a positive amount over zero weights")
-        return [0] * len(weights)
-    parts = [amount * w // total for w in weights]
-    remainders = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
-    for i in remainders[:amount - sum(parts)]:
-        parts[i] += 1
-    return parts
 
 
 def round_half_up(numerator: int, denominator: int) -> int:

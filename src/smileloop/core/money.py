@@ -79,3 +79,50 @@ def discount_words(bp: int) -> str:
     if (get_language() or "").startswith("zh"):
         return f"{discount_zhe(bp)}·{off}"
     return off
+
+
+# --- splitting money (one rule for checkout's and the orders API's refunds) -----------------------------
+
+
+def allocate(amount: int, weights: list[int]) -> list[int]:
+    """Split `amount` (≥ 0, ≤ sum(weights)) in proportion to non-negative integer weights: floors, then one
+    fen each to the largest remainders (ties: the earlier index)."""
+    total = sum(weights)
+    if amount == 0 or total == 0:
+        if amount:
+            raise ValueError("cannot allocate a positive amount over zero weights")
+        return [0] * len(weights)
+    parts = [amount * w // total for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    for i in remainders[:amount - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def money_split(money_fen: int, paid: dict[str, int], refunded: dict[str, int]) -> dict[str, int]:
+    """`money_fen` going back over the money methods that `paid` ({method: fen}, in the order paid), in proportion
+    to what each has left (`paid` less `refunded`), largest remainder (`allocate`, ties to the method paid first):
+    repeated partial refunds never give a method more than it has left, and the one that gives back the rest leaves
+    each exactly what it paid. Past what they have left (rows written before refunds were recorded by method), in
+    proportion to what each paid. Used by checkout's refunds (`refund_split`) and the orders API's refunds naming
+    no method (`visits.services.refund_record`); checkout's migration 0006 repeats it for the rows written before."""
+    left = [max(0, fen - refunded.get(m, 0)) for m, fen in paid.items()]
+    shares = allocate(min(money_fen, sum(left)), left)
+    if money_fen > sum(left):
+        shares = [a + b for a, b in zip(shares, allocate(money_fen - sum(left), list(paid.values())), strict=True)]
+    return dict(zip(paid, shares, strict=True))
+
+
+def refund_lines_split(amounts: dict[int, int], by_method: list[tuple[str, int]]) -> list[tuple[str, dict[int, int]]]:
+    """Each method's part split over the refunded lines ({line id: fen}, the lines' amounts adding up to the
+    methods'): method by method, in proportion to what is still unassigned of each line (`allocate`, lines in id
+    order), the last method taking what is left of each line. Both sums are exact: every method's lines add up to
+    its part and every line's methods to its amount."""
+    ids = sorted(amounts)
+    left = [amounts[i] for i in ids]
+    out = []
+    for n, (method, fen) in enumerate(by_method):
+        shares = list(left) if n == len(by_method) - 1 else allocate(fen, left)
+        left = [a - b for a, b in zip(left, shares, strict=True)]
+        out.append((method, {i: share for i, share in zip(ids, shares, strict=True) if share}))
+    return out

@@ -35,7 +35,7 @@ from smileloop.core.scoping import Scope
 from smileloop.customers.selectors import customer_get
 from smileloop.visits.enums import AppointmentStatus, PaymentMethod, PlanStatus, StepStatus
 from smileloop.visits.models import Appointment, Order, Procedure, Refund, TreatmentPlan
-from smileloop.visits.selectors import order_get, plan_get
+from smileloop.visits.selectors import order_get, plan_get, refund_parts
 from smileloop.visits.services import (
     appointment_upsert,
     order_record,
@@ -122,8 +122,9 @@ class RefundIn(InputSchema):
         None, description="How the money goes back. A bill with payments recorded by method is refunded only to a "
                           "method that paid it, at most what that method paid less what was refunded to it (a 422 on "
                           "`method` or `amount_fen` says what is left to each); left out, the one method with "
-                          "something left, else `other` (unattributed). A bill recorded without payments: any money "
-                          "method, `other` when left out.")
+                          "something left, or, with several, split over them in proportion to what each has left "
+                          "(one refund per method: the answer's `by_method`). A bill recorded without payments: any "
+                          "money method, `other` when left out.")
     external_id: str | None = Field(None, min_length=1, max_length=64)
     refunded_at: IsoDateTime | None = None
 
@@ -235,15 +236,31 @@ class RefundLineOut(Schema):
     amount_fen: int
 
 
-class RefundOut(Schema):
+class RefundPartOut(Schema):
     id: int
+    method: str
+    amount_fen: int
+    lines: list[RefundLineOut]
+
+
+class RefundOut(Schema):
+    """The refund as asked for. Left without a method, a bill paid by several money methods is refunded over them
+    in proportion to what each has left, recorded as one refund per method: `by_method` lists them (one entry
+    when the refund went back one way); `id` is the first's, and `amount_fen` and `lines` are the whole refund's."""
+
+    id: int = Field(description="The refund recorded (the first of `by_method`, which carries the external_id)")
     order_id: int
     external_id: str | None
-    amount_fen: int
-    method: str
+    amount_fen: int = Field(description="The whole refund (the sum of `by_method`)")
+    method: str = Field(description="How the money went back; `other` when it went back by several methods, "
+                                    "as `by_method` says")
     reason: str
     refunded_at: dt.datetime
-    lines: list[RefundLineOut]
+    lines: list[RefundLineOut] = Field(description="What the whole refund took off each line")
+    by_method: list[RefundPartOut] = Field(description="One refund per method the money went back by, each with "
+                                                       "its lines (they add up to its amount; each line's, to what "
+                                                       "the whole refund took off it), in the order the bill was "
+                                                       "paid")
     order_refunded_fen: int
     order_status: str
 
@@ -323,9 +340,19 @@ def _order(o: Order) -> dict:
 
 def _refund(r: Refund) -> dict:
     order = r.order  # the instance refund_record updated (or, on a replay by external_id, loaded)
-    return {"id": r.id, "order_id": r.order_id, "external_id": r.external_id, "amount_fen": r.amount_fen,
-            "method": r.method, "reason": r.reason, "refunded_at": _local(r.refunded_at),
-            "lines": [{"line_id": rl.order_line_id, "amount_fen": rl.amount_fen} for rl in r.lines.order_by("id")],
+    parts = refund_parts(r)
+    lines: dict[int, int] = {}
+    for part in parts:
+        for rl in part.lines.all():
+            lines[rl.order_line_id] = lines.get(rl.order_line_id, 0) + rl.amount_fen
+    return {"id": parts[0].id, "order_id": r.order_id, "external_id": parts[0].external_id,
+            "amount_fen": sum(part.amount_fen for part in parts),
+            "method": parts[0].method if len(parts) == 1 else PaymentMethod.OTHER, "reason": r.reason,
+            "refunded_at": _local(r.refunded_at),
+            "lines": [{"line_id": k, "amount_fen": v} for k, v in sorted(lines.items())],
+            "by_method": [{"id": part.id, "method": part.method, "amount_fen": part.amount_fen,
+                           "lines": [{"line_id": rl.order_line_id, "amount_fen": rl.amount_fen}
+                                     for rl in part.lines.all()]} for part in parts],
             "order_refunded_fen": order.refunded_fen, "order_status": order.status}
 
 
@@ -412,8 +439,10 @@ def refund_record_endpoint(request: HttpRequest, order_id: Id, payload: RefundIn
     """Exactly one of `amount_fen`, `lines` and `"whole": true` (neither or two is a 422 naming them: `{}` no longer
     refunds everything). Never more than what is left to refund (422). A bill whose payments were recorded by method
     is refunded only to a method that paid it and at most what that method has left (422 on `method` or
-    `amount_fen`, naming what is left to each method). 200 with the first refund for a known
-    external_id. An order
+    `amount_fen`, naming what is left to each method). Without `method`, a bill paid by several money methods is
+    refunded over them in proportion to what each has left, one refund per method, each taking an exact share of
+    the lines: `by_method` lists them, `amount_fen` and `lines` are the whole refund's and `method` is `other`.
+    200 with the first answer for a known external_id. An order
     paid at checkout is refunded on its settlement (`POST /api/checkout/settlements/{id}/refund`), which gives back
     the wallet, points, cards and vouchers it used: here it is a 409 `refund_elsewhere`. So is the bill of a service
     package still in force: it is refunded by cancelling the package (`POST /api/loyalty/packages/{id}/cancel`),

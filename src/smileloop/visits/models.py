@@ -175,6 +175,10 @@ class Refund(models.Model):
     refunded_at = models.DateTimeField(verbose_name=_("refund time"))
     actor = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                               verbose_name=_("actor"))
+    # A refund naming no method of a bill paid several ways is recorded as one row per method (refund_record): the
+    # others point at the first (which carries the external_id), so a replay answers with all of them.
+    split_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="split_parts",
+                                 verbose_name=_("split of"))
 
     class Meta:
         verbose_name = _("refund")

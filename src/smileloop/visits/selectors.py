@@ -16,6 +16,7 @@ from smileloop.visits.models import (
     PlanStep,
     Procedure,
     Refund,
+    RefundLine,
     ServiceItem,
     TreatmentPlan,
 )
@@ -90,3 +91,13 @@ def service_item_list(scope: Scope) -> QuerySet[ServiceItem]:
 
 def procedure_list(scope: Scope) -> QuerySet[Procedure]:
     return Procedure.objects.filter(customer__in=customer_queryset(scope))
+
+
+def refund_parts(refund: Refund) -> list[Refund]:
+    """The rows one recorded refund was written as (refund_record): itself, or, when a refund naming no method was
+    split over the methods that paid the bill, the first (which carries the external_id) and the others after it,
+    in the order written. Each with its lines."""
+    first = refund.split_of if refund.split_of_id else refund
+    parts = [first, *Refund.objects.filter(split_of=first).order_by("id")]
+    children_attach(parts, RefundLine, "refund")
+    return parts

@@ -18,6 +18,7 @@ from smileloop.clinics.enums import Perm
 from smileloop.clinics.models import Clinic, Staff
 from smileloop.core.bounds import BIGINT_MAX, BOOKING_HORIZON, CLOCK_SKEW, MAX_PLAN_STEPS, record_time_errors
 from smileloop.core.errors import Conflict, FieldError, PermissionDenied, ValidationFailed
+from smileloop.core.money import money_split, refund_lines_split
 from smileloop.core.scoping import Scope
 from smileloop.core.sql import db_datetime
 from smileloop.customers.enums import Stage
@@ -470,9 +471,14 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
 
     `method`: how the money goes back. An order with payments recorded by method is refunded only to a method that
     paid it, at most what that method paid less what was refunded to it (`_refund_methods_left`), else refused
-    naming what is left to each. Left out: the one method with something left; with several (or none), `other`,
-    unattributed, within what the bill has left, as before. An order without recorded payments (an imported bill)
-    takes any money method. Owners (`owner=True`) split by tender themselves and are not checked here."""
+    naming what is left to each. Left out: the one method with something left; with several, the refund is split
+    over them in proportion to what each has left (`_refund_split_by_method`, the rule of checkout's refunds), one
+    Refund per method, their lines splitting the refunded lines exactly (`core.money.refund_lines_split`), all in
+    this transaction: the first is returned (it carries the external_id), the others point at it (`split_of`;
+    `selectors.refund_parts` reads them all). More than those methods have left is refused, naming what is left to
+    each. With none left, `other`, unattributed, within what the bill has left, as before. An order without recorded
+    payments (an imported bill) takes any money method, `other` when left out. Owners (`owner=True`) split by tender
+    themselves and are not checked here."""
     order = Order.objects.select_for_update().get(pk=order.pk)
     if external_id:
         existing = Refund.objects.filter(order=order, external_id=external_id).first()
@@ -529,11 +535,22 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
                     left -= take
     amount_ok = not errors  # the amount is within what is left of the bill (else that is the error to fix first)
     left_by_method = None if owner else _refund_methods_left(order)
+    split = None  # [(method, fen)]: a refund naming no method, over the several money methods with something left
     if method is None:
-        # Left out: the one method with something left; else unattributed (`other`, within what the bill has left,
-        # as before): POS clients that never sent a method keep working, and no method is said to have taken it.
+        # Left out: the one method with something left; with several, split over them in proportion to what each has
+        # left (`_refund_split_by_method`); with none (or no recorded payments), unattributed (`other`, within what
+        # the bill has left, as before). POS clients that never sent a method keep working.
         open_methods = [m for m, left in (left_by_method or {}).items() if left > 0]
         method = open_methods[0] if len(open_methods) == 1 else PaymentMethod.OTHER
+        if len(open_methods) > 1:
+            open_left = sum(left_by_method[m] for m in open_methods)
+            if amount_ok and amount_fen > open_left:
+                errors.append(FieldError("lines" if lines else "whole" if whole else "amount_fen",
+                                         f"the methods that paid this bill have {open_left} fen left to refund (what "
+                                         f"they paid less what was refunded to them), less than {amount_fen} fen; "
+                                         "left by method: " + _methods_left_text(left_by_method), str(amount_fen)))
+            elif amount_ok:
+                split = _refund_split_by_method(order, amount_fen)
         if len(open_methods) != 1:
             left_by_method = None
     if method not in PaymentMethod.values:
@@ -558,9 +575,16 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
         errors += found
     if errors:
         raise ValidationFailed(errors)
-    refund = Refund.objects.create(order=order, external_id=external_id, amount_fen=amount_fen, method=method,
-                                   reason=reason[:255], refunded_at=refunded_at or timezone.now(), actor=actor)
-    RefundLine.objects.bulk_create([RefundLine(refund=refund, order_line_id=k, amount_fen=v) for k, v in per_line.items()])
+    refunded_at = refunded_at or timezone.now()
+    refund = None
+    for part_method, part_lines in refund_lines_split(per_line, split or [(method, amount_fen)]):
+        # One row per method, the first carrying the external_id and the others pointing at it (`split_of`).
+        part = Refund.objects.create(order=order, external_id=None if refund else external_id,
+                                     amount_fen=sum(part_lines.values()), method=part_method, reason=reason[:255],
+                                     refunded_at=refunded_at, actor=actor, split_of=refund)
+        RefundLine.objects.bulk_create([RefundLine(refund=part, order_line_id=k, amount_fen=v)
+                                        for k, v in part_lines.items()])
+        refund = refund or part
     for line_id, amount in per_line.items():
         OrderLine.objects.filter(pk=line_id).update(refunded_fen=F("refunded_fen") + amount)
     order.refunded_fen += amount_fen
@@ -573,23 +597,40 @@ def refund_record(*, order: Order, amount_fen: int | None = None, lines: list[di
     return refund, True
 
 
+def _refund_methods_paid(order: Order) -> tuple[dict[str, int], dict[str, int]]:
+    """({method: what it paid}, in the order the bill was paid; {method: what refunds recorded to it})."""
+    paid: dict[str, int] = {}
+    for payment_method, amount in order.payments.order_by("id").values_list("method", "amount_fen"):
+        paid[payment_method] = paid.get(payment_method, 0) + amount
+    refunded: dict[str, int] = {}
+    for refund_method, amount in order.refunds.values_list("method", "amount_fen"):
+        refunded[refund_method] = refunded.get(refund_method, 0) + amount
+    return paid, refunded
+
+
 def _refund_methods_left(order: Order) -> dict[str, int] | None:
     """{money method: what it paid less what was refunded to it, never below 0}, in the order the bill was paid;
     None for a bill without recorded payments (imported: paid by means the POS did not report). Stored value,
     cards, vouchers and points that paid part of a bill are not here: nothing refunded by `refund_record` gives them
     back. The bill's total left to refund still caps every refund (an owner's refund may have gone to a method that
     did not pay, e.g. a package's cancellation by the method staff chose)."""
-    paid: dict[str, int] = {}
-    for payment_method, amount in order.payments.order_by("id").values_list("method", "amount_fen"):
-        paid[payment_method] = paid.get(payment_method, 0) + amount
+    paid, refunded = _refund_methods_paid(order)
     if not paid:
         return None
-    refunded: dict[str, int] = {}
-    for refund_method, amount in order.refunds.values_list("method", "amount_fen"):
-        refunded[refund_method] = refunded.get(refund_method, 0) + amount
     total_left = order.amount_fen - order.refunded_fen
     return {m: max(0, min(amount - refunded.get(m, 0), total_left)) for m, amount in paid.items()
             if m not in TENDER_METHODS}
+
+
+def _refund_split_by_method(order: Order, amount_fen: int) -> list[tuple[str, int]]:
+    """[(money method, fen)] a refund naming no method gives back, adding up to `amount_fen` (at most what the
+    bill's money methods have left): in proportion to what each has left, largest remainder, ties to the method paid
+    first (`core.money.money_split`, the rule checkout's refunds follow), methods given nothing left out. So
+    repeated partial refunds never give a method more than it has left, and the one that gives back the rest leaves
+    each exactly what it paid refunded."""
+    paid, refunded = _refund_methods_paid(order)
+    money = {m: fen for m, fen in paid.items() if m not in TENDER_METHODS}
+    return [(m, fen) for m, fen in money_split(amount_fen, money, refunded).items() if fen]
 
 
 def _methods_left_text(left_by_method: dict[str, int]) -> str:

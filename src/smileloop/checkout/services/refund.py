@@ -17,15 +17,12 @@ from smileloop.checkout.models import (
     Settlement,
     SettlementMovement,
 )
-from smileloop.checkout.pricing import (
-    allocate,
-)
 from smileloop.checkout.services.pay import _membership_evaluate, replay_check, request_hash
 from smileloop.checkout.services.price import TENDER_METHOD
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import FieldError, ValidationFailed
 from smileloop.core.idempotency import service_key_check
-from smileloop.core.money import fen_to_yuan
+from smileloop.core.money import allocate, fen_to_yuan, money_split, refund_lines_split
 from smileloop.customers.services import customers_lock
 from smileloop.giftcards import services as giftcard_services
 from smileloop.giftcards.models import GiftCard, Voucher
@@ -75,31 +72,6 @@ def refund_split(*, order: Order, money_fen: int, tenders: list[tuple[str, int]]
         parts[PaymentMethod.POINTS] = parts.get(PaymentMethod.POINTS, 0) + withheld_fen
     return [(method, fen) for method, fen in parts.items() if fen]
 
-
-def money_split(money_fen: int, paid: dict[str, int], refunded: dict[str, int]) -> dict[str, int]:
-    """`money_fen` over the money methods that `paid` ({method: fen}, in the order paid), in proportion to what each
-    has left (`paid` less `refunded`), largest remainder; past what they have left, in proportion to what each paid.
-    (migrations/0006 repeats it for the refunds written before.)"""
-    left = [max(0, fen - refunded.get(m, 0)) for m, fen in paid.items()]
-    shares = allocate(min(money_fen, sum(left)), left)
-    if money_fen > sum(left):
-        shares = [a + b for a, b in zip(shares, allocate(money_fen - sum(left), list(paid.values())), strict=True)]
-    return dict(zip(paid, shares, strict=True))
-
-
-def refund_lines_split(amounts: dict[int, int], by_method: list[tuple[str, int]]) -> list[tuple[str, dict[int, int]]]:
-    """Each method's part split over the refunded lines ({line id: fen}, the lines' amounts adding up to the
-    methods'): method by method, in proportion to what is still unassigned of each line (`allocate`, lines in id
-    order), the last method taking what is left of each line. Both sums are exact: every method's lines add up to
-    its part and every line's methods to its amount."""
-    ids = sorted(amounts)
-    left = [amounts[i] for i in ids]
-    out = []
-    for n, (method, fen) in enumerate(by_method):
-        shares = list(left) if n == len(by_method) - 1 else allocate(fen, left)
-        left = [a - b for a, b in zip(left, shares, strict=True)]
-        out.append((method, {i: share for i, share in zip(ids, shares, strict=True) if share}))
-    return out
 
 # --- refund --------------------------------------------------------------------------------------------
 

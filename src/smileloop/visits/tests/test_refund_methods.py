@@ -83,18 +83,23 @@ def test_a_refund_of_lines_beyond_its_method_is_refused_on_the_lines(patient, cl
     nothing_written(order, patient, 90000)
 
 
-def test_a_refund_naming_no_method_of_a_bill_paid_two_ways_is_unattributed_within_what_the_bill_has_left(
+def test_a_refund_naming_no_method_of_a_bill_paid_two_ways_is_split_over_them_by_what_each_has_left(
         patient, clinic_a, catalogue):
-    # a POS that never sends a method keeps working: recorded as `other` (no method said to have taken it), as before
+    # a POS that never sends a method keeps working: the refund goes back over the methods that paid, in proportion
+    # to what each has left (one Refund each; test_refund_split.py), no longer one `other` that no method counted
     order = bill(patient, clinic_a, [{"method": "cash", "amount_fen": 25000},
                                      {"method": "wechat_pay", "amount_fen": 65000}])
     refund, created = refund_record(order=order, amount_fen=30000)
-    assert created and (refund.method, refund.amount_fen) == ("other", 30000)
-    # and a named method still gets no more than it paid, nor more than the bill has left
+    assert created and (refund.method, refund.amount_fen) == ("cash", 8333)
+    assert list(Refund.objects.filter(order=order).order_by("id").values_list("method", "amount_fen", "split_of")) == [
+        ("cash", 8333, None), ("wechat_pay", 21667, refund.id)]
+    # and a named method still gets no more than it has left, nor more than the bill has left
     with pytest.raises(ValidationFailed) as refused:
-        refund_record(order=order, amount_fen=60001, method="wechat_pay")
+        refund_record(order=order, amount_fen=43334, method="wechat_pay")
     assert [e.field for e in refused.value.errors] == ["amount_fen"]
-    refund_record(order=order, amount_fen=60000, method="wechat_pay")
+    assert "cash 16667 fen left, wechat_pay 43333 fen left" in refused.value.errors[0].message
+    refund_record(order=order, amount_fen=43333, method="wechat_pay")
+    refund_record(order=order, amount_fen=16667, method="cash")
     assert Order.objects.get(pk=order.pk).refunded_fen == 90000
 
 
