@@ -67,6 +67,11 @@ SCRIPT_VARIABLES = ("name", "doctor", "procedure", "when", "days_since", "clinic
 
 # What a trigger parameter left out (or left blank in the editor) means: the sources read these, and the editor shows
 # them beside a blank field ("留空 = 3 天"), so a blank never quietly means a number the manager cannot see.
-TRIGGER_PARAM_DEFAULTS: dict[str, int] = {"days_without_appointment": 14, "days_after_visit": 3, "months": 6,
-                                          "months_without_visit": 12, "days_before": 30}
+# `aftercare_days` and `skip_open_plan` are the consulted-not-treated trigger's: a visit that many days after a surgical
+# procedure (0: none) is a post-operative check, and a patient with an open treatment plan is in treatment — the
+# post-operative and unfinished-treatment playbooks call them, so by default this one does not.
+TRIGGER_PARAM_DEFAULTS: dict[str, int | bool] = {"days_without_appointment": 14, "days_after_visit": 3, "months": 6,
+                                                 "months_without_visit": 12, "days_before": 30, "aftercare_days": 90,
+                                                 "skip_open_plan": True}
+MAX_AFTERCARE_DAYS = 365
 RECALL_DEFAULT_CATEGORIES: tuple[str, ...] = ("cleaning", "exam")

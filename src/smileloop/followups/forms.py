@@ -25,7 +25,7 @@ from smileloop.visits.enums import Category
 TRIGGER_PARAM_FIELDS = {
     Trigger.PROCEDURE: ("category", "latest_only"),
     Trigger.PLAN_UNFINISHED: ("days_without_appointment",),
-    Trigger.CONSULTED_NOT_TREATED: ("days_after_visit",),
+    Trigger.CONSULTED_NOT_TREATED: ("days_after_visit", "aftercare_days", "skip_open_plan"),
     Trigger.RECALL: ("months", "categories"),
     Trigger.DORMANT: ("months_without_visit",),
     Trigger.BIRTHDAY_NEXT_MONTH: ("days_before", "day_of_month"),
@@ -43,6 +43,10 @@ SERVICE_MESSAGES = [
     gettext_noop("must be an active staff member of the task's clinic"),
     gettext_noop("use either days_before or day_of_month, not both"),
     gettext_noop("must not contain control characters"),
+    gettext_noop("must be a whole number of days from 0 to 365 (0: a recent surgery does not stop the call)"),
+    gettext_noop("cannot be negative: enter 0 to 365 days (0: a recent surgery does not stop the call)"),
+    gettext_noop("must be at most 365 days"),
+    gettext_noop("must be yes or no"),
 ]
 
 
@@ -126,6 +130,12 @@ class PlaybookForm(forms.Form):
                                      required=False)
     days_without_appointment = forms.CharField(label=_("Days without an appointment"), required=False)
     days_after_visit = forms.CharField(label=_("Days after the visit without treatment or booking"), required=False)
+    aftercare_days = forms.CharField(label=_("Days after a surgery that a visit is a post-operative check (not called)"),
+                                     required=False)
+    skip_open_plan = forms.ChoiceField(label=_("Patients with an open treatment plan"), required=False,
+                                       choices=[("", "—"), ("yes", _("Skip them (the unfinished-treatment playbook "
+                                                                     "calls them)")),
+                                                ("no", _("Call them too"))])
     months = forms.CharField(label=_("Months after the last one"), required=False)
     categories = forms.MultipleChoiceField(label=_("Categories"), choices=Category.choices, required=False,
                                            widget=forms.CheckboxSelectMultiple)
@@ -151,6 +161,12 @@ class PlaybookForm(forms.Form):
             field.widget.attrs["placeholder"] = str(n)
             field.help_text = (gettext("Blank = %(n)d days.") if name in days
                                else gettext("Blank = %(n)d months.")) % {"n": n}
+        aftercare = self.fields["aftercare_days"]
+        aftercare.widget.attrs["placeholder"] = str(TRIGGER_PARAM_DEFAULTS["aftercare_days"])
+        aftercare.help_text = gettext("Blank = %(n)d days; 0 = a recent surgery does not stop the call.") % {
+            "n": TRIGGER_PARAM_DEFAULTS["aftercare_days"]}
+        self.fields["skip_open_plan"].help_text = (gettext("Blank = skip them.") if TRIGGER_PARAM_DEFAULTS["skip_open_plan"]
+                                                   else gettext("Blank = call them too."))
         self.fields["days_before"].help_text = gettext(
             "Blank = %(n)d days, unless a day of the month is given.") % {"n": TRIGGER_PARAM_DEFAULTS["days_before"]}
         self.fields["day_of_month"].help_text = gettext("Blank = each member's task is made the days above before "
@@ -168,6 +184,8 @@ class PlaybookForm(forms.Form):
         data = {"name": playbook.name, "description": playbook.description, "goal": playbook.goal,
                 "is_active": playbook.is_active}
         data.update(playbook.trigger_params or {})
+        if isinstance(data.get("skip_open_plan"), bool):  # stored as a boolean, shown as the select's choice
+            data["skip_open_plan"] = "yes" if data["skip_open_plan"] else "no"
         return data
 
     def to_data(self) -> dict:

@@ -52,8 +52,15 @@ class Playbook(TimeStampedModel):
 
     def param(self, name: str) -> int:
         """A number parameter of the trigger: its value, or its default (`TRIGGER_PARAM_DEFAULTS`) when left out or
-        blank, which the editor shows beside the blank field."""
-        return int((self.trigger_params or {}).get(name) or TRIGGER_PARAM_DEFAULTS[name])
+        blank, which the editor shows beside the blank field. A 0 is a value (`aftercare_days`: 0 = none), not a
+        blank."""
+        value = (self.trigger_params or {}).get(name)
+        return int(TRIGGER_PARAM_DEFAULTS[name] if value is None or value == "" else value)
+
+    def flag(self, name: str) -> bool:
+        """A yes/no parameter of the trigger: its value, or its default when left out or blank."""
+        value = (self.trigger_params or {}).get(name)
+        return bool(TRIGGER_PARAM_DEFAULTS[name] if value is None or value == "" else value)
 
 
 class PlaybookStep(models.Model):

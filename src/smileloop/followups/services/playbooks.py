@@ -12,7 +12,14 @@ from smileloop.clinics.models import Chain
 from smileloop.core.bounds import CONTROL_CHARACTERS, has_control
 from smileloop.core.errors import FieldError, NotFound, ValidationFailed
 from smileloop.followups.defaults import COMPLAINT_CODE, DEFAULT_PLAYBOOKS
-from smileloop.followups.enums import SCRIPT_VARIABLES, AssigneeRule, ContactChannel, Goal, Trigger
+from smileloop.followups.enums import (
+    MAX_AFTERCARE_DAYS,
+    SCRIPT_VARIABLES,
+    AssigneeRule,
+    ContactChannel,
+    Goal,
+    Trigger,
+)
 from smileloop.followups.models import STEP_REMOVED, Playbook, PlaybookStep
 from smileloop.visits.enums import Category
 
@@ -90,6 +97,42 @@ def _int(value, field: str, errors: list, *, low: int, high: int):
     return number
 
 
+# The consulted-not-treated trigger's aftercare window (days after surgery; 0 = none) and open-plan skip, refused in
+# words a clinic manager reads (followups.forms lists them for the catalogue).
+AFTERCARE_NOT_A_NUMBER = gettext_noop("must be a whole number of days from 0 to 365 (0: a recent surgery does not "
+                                      "stop the call)")
+AFTERCARE_NEGATIVE = gettext_noop("cannot be negative: enter 0 to 365 days (0: a recent surgery does not stop the "
+                                  "call)")
+AFTERCARE_TOO_LARGE = gettext_noop("must be at most 365 days")
+FLAG_INVALID = gettext_noop("must be yes or no")
+_FLAG_VALUES = {"true": True, "1": True, "on": True, "yes": True, "false": False, "0": False, "off": False, "no": False}
+
+
+def _aftercare_days(value, field: str, errors: list) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        errors.append(FieldError(field, AFTERCARE_NOT_A_NUMBER, str(value)[:50]))
+        return None
+    if number < 0:
+        errors.append(FieldError(field, AFTERCARE_NEGATIVE, str(value)))
+        return None
+    if number > MAX_AFTERCARE_DAYS:
+        errors.append(FieldError(field, AFTERCARE_TOO_LARGE, str(value)))
+        return None
+    return number
+
+
+def _flag(value, field: str, errors: list) -> bool | None:
+    """A strict yes/no: a default-on switch must not turn off because of a typo."""
+    if isinstance(value, bool):
+        return value
+    flag = _FLAG_VALUES.get(str(value).strip().lower())
+    if flag is None:
+        errors.append(FieldError(field, FLAG_INVALID, str(value)[:50]))
+    return flag
+
+
 def trigger_params_clean(trigger: str, params, *, chain_id: int) -> tuple[dict, list[FieldError]]:
     """Validate the parameters a trigger reads; unknown keys are errors (a typo must not be ignored)."""
     errors: list[FieldError] = []
@@ -100,7 +143,8 @@ def trigger_params_clean(trigger: str, params, *, chain_id: int) -> tuple[dict, 
     allowed: dict[str, str] = {
         Trigger.PROCEDURE: {"category": "category", "latest_only": "bool"},
         Trigger.PLAN_UNFINISHED: {"days_without_appointment": "days"},
-        Trigger.CONSULTED_NOT_TREATED: {"days_after_visit": "days"},
+        Trigger.CONSULTED_NOT_TREATED: {"days_after_visit": "days", "aftercare_days": "aftercare",
+                                        "skip_open_plan": "flag"},
         Trigger.RECALL: {"months": "months", "categories": "categories"},
         Trigger.DORMANT: {"months_without_visit": "months"},
         Trigger.BIRTHDAY_NEXT_MONTH: {"day_of_month": "dom", "days_before": "ahead"},
@@ -127,6 +171,14 @@ def trigger_params_clean(trigger: str, params, *, chain_id: int) -> tuple[dict, 
                 clean[key] = values
         elif kind == "bool":
             clean[key] = value in (True, "true", "True", "1", 1, "on")
+        elif kind == "aftercare":
+            number = _aftercare_days(value, f, errors)
+            if number is not None:
+                clean[key] = number
+        elif kind == "flag":
+            flag = _flag(value, f, errors)
+            if flag is not None:
+                clean[key] = flag
         else:
             low, high = {"days": (1, 365), "months": (1, 60), "dom": (1, 28), "ahead": (1, 90),
                          "segment": (1, 2**62)}[kind]

@@ -147,9 +147,6 @@ def plan_unfinished(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candid
                                 "days_since_base": _day_case(conds, [d.isoformat() for d in sources], CharField())})]
 
 
-AFTERCARE_DAYS = 90  # a visit this many days after surgery (an extraction, an implant) is a post-operative check
-
-
 def consulted_not_treated(pb: Playbook, w: Window, days: list[dt.date]) -> list[Candidates]:
     """Came (an arrived or completed appointment) and not treated since, `days_after_visit` (3) days after that visit,
     with nothing after it: no later appointment booked, kept or seen. The anchor day is the day the N days ran out
@@ -164,8 +161,9 @@ def consulted_not_treated(pb: Playbook, w: Window, days: list[dt.date]) -> list[
     conversion call's own business: only the latest visit anchors.
 
     A patient in treatment is no consultation that failed to convert: not one with an open treatment plan (steps
-    left; the unfinished-treatment playbook follows them), nor one whose visit came within AFTERCARE_DAYS of a
-    surgical procedure (a post-operative check, the post-operative playbook's business)."""
+    left; the unfinished-treatment playbook follows them) unless `skip_open_plan` is off, nor one whose visit came
+    within `aftercare_days` (90; 0: no such skip) of a surgical procedure (a post-operative check, the post-operative
+    playbook's business). Both are conditions of the statement, as the rest: no loop over patients."""
     n = pb.param("days_after_visit")
     sources = [d - dt.timedelta(days=n) for d in days]
     qs = Appointment.objects.filter(chain_id=pb.chain_id, status__in=ARRIVAL_STATUSES, **_live_kw())
@@ -180,14 +178,17 @@ def consulted_not_treated(pb: Playbook, w: Window, days: list[dt.date]) -> list[
                                                            amount_fen__gt=F("refunded_fen"),
                                                            ordered_at__gte=w.start(s)))
                        for s, cond in zip(sources, conds, strict=True)], _connector=Q.OR)
-    in_treatment = TreatmentPlan.objects.filter(customer_id=OuterRef("customer_id"), status=PlanStatus.ACTIVE,
-                                                steps_done__lt=F("steps_total"))
-    aftercare = Q(*[cond & Exists(Procedure.objects.filter(
-        customer_id=OuterRef("customer_id"), item__is_surgical=True,
-        performed_on__range=(s - dt.timedelta(days=AFTERCARE_DAYS), s))) for s, cond in zip(sources, conds, strict=True)],
-        _connector=Q.OR)
-    qs = qs.filter(_overall("start_at", w, sources)).filter(~Exists(later), unpaid_since, ~Exists(in_treatment),
-                                                            ~aftercare)
+    qs = qs.filter(_overall("start_at", w, sources)).filter(~Exists(later), unpaid_since)
+    if pb.flag("skip_open_plan"):
+        qs = qs.filter(~Exists(TreatmentPlan.objects.filter(customer_id=OuterRef("customer_id"),
+                                                            status=PlanStatus.ACTIVE, steps_done__lt=F("steps_total"))))
+    # A visit within `aftercare_days` after surgery (an extraction, an implant) is a post-operative check; 0: no skip.
+    aftercare_days = pb.param("aftercare_days")
+    if aftercare_days > 0:
+        qs = qs.filter(~Q(*[cond & Exists(Procedure.objects.filter(
+            customer_id=OuterRef("customer_id"), item__is_surgical=True,
+            performed_on__range=(s - dt.timedelta(days=aftercare_days), s)))
+            for s, cond in zip(sources, conds, strict=True)], _connector=Q.OR))
     visit_day = _day_case(conds, [d.isoformat() for d in sources], CharField())
     return [Candidates(qs=qs, customer="customer_id", clinic="clinic_id", consultant="customer__consultant_id",
                        doctor="doctor_id", anchor_key=_key("consult", visit_day),
