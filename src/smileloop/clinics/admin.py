@@ -92,6 +92,7 @@ class ClinicForm(forms.ModelForm):
             # admins saving one name at once are told so in the form, not by the constraint's IntegrityError (a 500).
             if transaction.get_connection().in_atomic_block:
                 list(Chain.objects.select_for_update().filter(pk=chain_id).values_list("pk", flat=True))
+            self._code_check(chain_id, cleaned.get("code"))
             same = (Clinic.objects.filter(chain_id=chain_id, name_key=clinic_name_key(name)[:255])
                     .exclude(pk=self.instance.pk).values_list("name", flat=True).first())
             if same is not None:
@@ -100,6 +101,19 @@ class ClinicForm(forms.ModelForm):
                       "apart by name. Give this one a name of its own, e.g. with its district."),
                     code="unique", params={"name": same}))
         return cleaned
+
+    def _code_check(self, chain_id: int, code: str | None) -> None:
+        """A code no other clinic of the chain has, case and full width folded (clinic_unique_code_key): the import
+        finds clinics by code so, and "sh01" beside "SH01" sent rows to whichever was read last."""
+        if not code:
+            return
+        same = (Clinic.objects.filter(chain_id=chain_id, code_key=clinic_name_key(code)[:64])
+                .exclude(pk=self.instance.pk).values_list("code", "name").first())
+        if same is not None:
+            self.add_error("code", forms.ValidationError(
+                _("Clinic “%(name)s” of this chain has the code “%(code)s”: codes are told apart without case or "
+                  "full width (imports find clinics by them). Give this clinic a code of its own."),
+                code="unique", params={"code": same[0], "name": same[1]}))
 
     def clean_latitude(self):
         return self._coordinate("latitude", 90)

@@ -48,6 +48,10 @@ class Clinic(TimeStampedModel):
     # clinic_name_key(name), kept by save(): what clinic_unique_name holds unique per chain, as the database cannot
     # fold full width (NFKC) itself.
     name_key = models.CharField(_("name key"), max_length=255, editable=False, default="")
+    # clinic_name_key(code), kept by save(): clinic_unique_code_key holds it unique per chain. The import's 所属门诊
+    # column finds clinics by code with case and full width folded: a "sh01" beside "SH01" sent rows naming SH01 to
+    # whichever was read last.
+    code_key = models.CharField(_("code key"), max_length=64, editable=False, default="")
 
     class Meta:
         verbose_name = _("clinic")
@@ -59,17 +63,22 @@ class Clinic(TimeStampedModel):
             # two 静安门诊 sent rows silently to whichever was read last. The forms say it first (ClinicForm).
             models.UniqueConstraint(fields=["chain", "name_key"], name="clinic_unique_name",
                                     violation_error_message=_("Another clinic of this chain has this name.")),
+            models.UniqueConstraint(fields=["chain", "code_key"], name="clinic_unique_code_key",
+                                    violation_error_message=_("Another clinic of this chain has this code.")),
         ]
 
     def __str__(self):
         return self.name
 
     def save(self, *args, **kwargs):
-        """Keeps `name_key` with the name (also for a save of `update_fields=["name"]`)."""
+        """Keeps `name_key` and `code_key` with the name and code (also for a save of `update_fields=["name"]`)."""
         self.name_key = clinic_name_key(self.name)[:255]
+        self.code_key = clinic_name_key(self.code)[:64]
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "name" in update_fields and "name_key" not in update_fields:
-            kwargs["update_fields"] = [*update_fields, "name_key"]
+        if update_fields is not None:
+            extra = [key for field, key in (("name", "name_key"), ("code", "code_key"))
+                     if field in update_fields and key not in update_fields]
+            kwargs["update_fields"] = [*update_fields, *extra]
         super().save(*args, **kwargs)
 
 
