@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from smileloop.clinics.enums import Perm, Role
 from smileloop.clinics.selectors import audit_event_list, audit_staff_list, clinic_list
 from smileloop.clinics.web import client_ip, require_permission, staff_view
-from smileloop.core.audit import STAFF_ACTIONS, audit_record
+from smileloop.core.audit import DETAIL_CODE_LABELS, STAFF_ACTIONS, audit_record
 from smileloop.core.bounds import EARLIEST_RECORD_DATE, pk_from_text
 from smileloop.core.csvsafe import csv_response, csv_safe
 from smileloop.core.scoping import Scope
@@ -135,6 +135,7 @@ DETAIL_KEYS = {
     "role_from": pgettext_lazy("audit detail", "Role before"), "role_to": pgettext_lazy("audit detail", "Role after"),
     "clinics_added": pgettext_lazy("audit detail", "Clinics added"),
     "clinics_removed": pgettext_lazy("audit detail", "Clinics removed"),
+    "identities": pgettext_lazy("audit detail", "Identities"), "kinds": pgettext_lazy("audit detail", "By kind"),
 }
 
 
@@ -149,7 +150,8 @@ def _detail_text(detail) -> str:
         if isinstance(value, list):
             parts.append(f"{label}: {len(value)}")
         elif isinstance(value, dict):
-            inner = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
+            codes = DETAIL_CODE_LABELS.get(key, {})  # e.g. identity kinds, in the reader's language
+            inner = ", ".join(f"{codes.get(k, k)}={v}" for k, v in value.items() if not isinstance(v, (list, dict)))
             parts.append(f"{label}: {inner}" if inner else str(label))
         elif key in ("role_from", "role_to") and value in Role.values:
             parts.append(f"{label}: {Role(value).label}")

@@ -36,6 +36,14 @@ SYSTEM_ACTIONS = {"login.lockout", "login.unlock", "api_token.lockout", "api_tok
 # by any of them).
 PATIENT_LIST_ACTIONS = ("tag.bulk_apply", "tag.bulk_remove")
 
+# Labels of the codes an event's detail counts in a nested object ({"kinds": {"wechat_openid": 1}}), by detail key,
+# registered by the app that writes them (its AppConfig.ready): the audit log shows them in the reader's language.
+DETAIL_CODE_LABELS: dict[str, dict] = {}
+
+
+def audit_detail_codes_register(key: str, labels: dict) -> None:
+    DETAIL_CODE_LABELS[key] = labels
+
 
 def audit_record(*, actor, action: str, object_type: str, object_id="", reason: str = "",
                  detail: dict | None = None, ip_address: str | None = None, clinic_id: int | None = None) -> AuditEvent:

@@ -8,6 +8,9 @@ class CustomersConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self):
+        from smileloop.core.audit import audit_detail_codes_register
+        from smileloop.customers.enums import IdentityKind
         from smileloop.customers.timeline import timeline_templates_install
 
         timeline_templates_install()
+        audit_detail_codes_register("kinds", dict(IdentityKind.choices))  # identity.reveal's count by kind

@@ -42,6 +42,7 @@ from smileloop.customers.models import (
     Interaction,
 )
 from smileloop.customers.normalize import (
+    IDENTITY_KINDS_SHOWN,
     INVISIBLE,
     MaskUnresolved,
     birthday_parse,
@@ -1490,10 +1491,11 @@ def identities_reveal(*, scope: Scope, customer: Customer, reason: str,
                   if i.kind != IdentityKind.PHONE]
     kinds: dict[str, int] = {}
     for identity in identities:
-        kinds[identity.kind] = kinds.get(identity.kind, 0) + 1
+        if identity.kind not in IDENTITY_KINDS_SHOWN:  # a PMS id was shown all along: nothing revealed
+            kinds[identity.kind] = kinds.get(identity.kind, 0) + 1
     audit_record(actor=_user(scope), action="identity.reveal", object_type="customer", object_id=customer.id,
                  reason=reason.strip(), ip_address=ip_address, clinic_id=customer.home_clinic_id,
-                 detail={"identities": len(identities), "kinds": kinds})
+                 detail={"identities": sum(kinds.values()), "kinds": kinds})
     return identities
 
 

@@ -3,6 +3,7 @@ masked for every role on the 360 page and in the API, revealed only as phones ar
 row). A PMS / POS patient id stays visible: it is the chain's own chart number staff look the record up by."""
 
 import pytest
+from django.utils import translation
 from django.urls import reverse
 
 from smileloop.clinics.enums import Role
@@ -82,9 +83,25 @@ def test_a_role_that_may_reveal_phones_reveals_the_identities_with_a_reason_and_
     event = AuditEvent.objects.get()
     assert (event.action, event.object_id, event.reason, event.actor_id, event.clinic_id) == (
         "identity.reveal", str(patient.id), "核对企微好友", front_desk_a.user_id, patient.home_clinic_id)
-    assert event.detail == {"identities": 5, "kinds": {"douyin_openid": 1, "pms": 1, "wechat_openid": 1,
+    # (the PMS id was shown all along: it is not counted as revealed)
+    assert event.detail == {"identities": 4, "kinds": {"douyin_openid": 1, "wechat_openid": 1,
                                                        "wechat_unionid": 1, "wecom_external_userid": 1}}
     assert OPENID not in str(event.detail)
+
+
+def test_the_audit_log_names_an_identity_reveals_kinds_in_the_readers_language(client, front_desk_a, patient):
+    from smileloop.clinics.audit_views import _detail_text
+    from smileloop.core.audit import audit_record
+
+    audit_record(actor=front_desk_a.user, action="identity.reveal", object_type="customer", object_id=patient.id,
+                 reason="核对", detail={"identities": 2, "kinds": {"wechat_openid": 1, "wecom_external_userid": 1}})
+    event = AuditEvent.objects.get()
+    with translation.override("zh-hans"):
+        text = _detail_text(event.detail)
+    assert "wechat_openid" not in text and "kinds" not in text and "identities" not in text, text
+    with translation.override("en"):
+        english = _detail_text(event.detail)
+    assert english == "Identities: 2; By kind: WeChat openid=1, WeCom external_userid=1", english
 
 
 def test_an_identity_reveal_without_a_reason_is_refused_and_not_audited(client, front_desk_a, patient):
