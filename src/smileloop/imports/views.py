@@ -47,8 +47,8 @@ def import_permission_required(view):
             scope = scope_for_user(request.user)
         except DomainPermissionDenied:
             raise PermissionDenied
-        if not scope.can(Perm.IMPORT):
-            raise PermissionDenied
+        if not scope.can(Perm.IMPORT):  # worded as require_permission's, so the 403 page names it
+            raise PermissionDenied(f"missing permission {Perm.IMPORT}")
         return view(request, scope, *args, **kwargs)
 
     return wrapper

@@ -80,3 +80,12 @@ def test_the_advice_is_in_simplified_chinese(client, director_a):
     need, ask = _text(response, "forbidden-need"), _text(response, "forbidden-ask")
     assert "院长" in need and "会员运营、总部管理员" in need
     assert ask == "如果您的岗位应当可以操作，请联系总部管理员。"
+
+
+def test_the_import_page_names_its_permission_as_the_other_pages_do(client, chain, clinic_a):
+    assistant = StaffFactory(chain=chain, role=Role.ASSISTANT, clinics=[clinic_a])
+    client.force_login(assistant.user)
+    response = client.get(reverse("imports:upload"))
+    assert response.status_code == 403
+    assert "“import data”" in _text(response, "forbidden-need")
+    assert _text(response, "forbidden-ask") == "Ask your clinic director or a chain administrator."
