@@ -238,8 +238,8 @@ def test_director_bills_a_member_with_wallet_points_and_a_voucher_and_refunds_a_
     page.locator("#id_wallet_amount").press("Tab")
     problem = page.locator("#breakdown [data-testid=problem]")
     page.wait_for_function("() => document.querySelector('#breakdown [data-testid=problem]')?.textContent"
-                           ".includes('9999')")
-    assert problem.inner_text() == "储值：可用 ¥5400.00，申请使用 ¥9999.00", problem.inner_text()
+                           ".includes('9,999')")
+    assert problem.inner_text() == "储值：可用 ¥5,400.00，申请使用 ¥9,999.00", problem.inner_text()
     page.fill("#id_wallet_amount", "100")
     with page.expect_response(lambda r: r.url.endswith("/checkout/new/") and r.request.method == "POST"):
         page.locator("#id_wallet_amount").press("Tab")

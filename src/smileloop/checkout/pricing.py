@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from smileloop.checkout import labels
-from smileloop.core.money import allocate  # the one split rule, shared with visits' refunds
+from smileloop.core.money import allocate, yuan_grouped  # allocate: the one split rule, shared with visits' refunds
 
 MAX = "max"
 
@@ -162,7 +162,9 @@ def round_half_up(numerator: int, denominator: int) -> int:
 
 
 def yuan(fen: int) -> str:
-    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+    """Grouped as every page shows amounts (`core.money.yuan_grouped`): a tender's label said "账单 ¥2182.40" beside
+    the bill's "¥2,182.40"."""
+    return yuan_grouped(fen)
 
 
 def _eligible(line: PricedLine, excluded: frozenset, exclude_special: bool) -> bool:

@@ -57,3 +57,14 @@ def test_a_field_path_reads_as_words_and_an_unknown_one_as_it_is():
     with translation.override("zh-hans"):
         assert field_display("gift_cards[0]") == "第 1 张储值卡"
         assert field_message_display("lines", "nothing left to refund") == "项目：没有可退的项目"
+
+
+def test_amounts_of_a_thousand_yuan_and_more_are_grouped_as_the_page_shows_them():
+    """The bill's total reads "¥2,182.40" on the page: its tenders' labels said "账单 ¥2182.40" beside it."""
+    bill = price(lines=[LineIn(1, "IM01", "种植体", "implant", False, 218240)], discount=None, vouchers=[], cards=[],
+                 points=PointsIn(MAX, 10_000, 100_000), wallet=WalletIn(MAX, 150_000, "wallet"))
+    stored = [t.label for t in bill.tenders]
+    assert stored == ["10000 points = 1,000.00 (at most 1,000.00 of the bill's 2,182.40)", "wallet 1,182.40",
+                      "cash/other 0.00"], stored
+    with translation.override("zh-hans"):
+        assert bill_label_display(stored[0]) == "积分抵扣 10000 分 = ¥1,000.00（本单最多可抵 ¥1,000.00，账单 ¥2,182.40）"

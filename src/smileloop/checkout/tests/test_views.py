@@ -102,7 +102,7 @@ def test_refusals_read_in_chinese_on_a_chinese_page(client, front_desk_a, clinic
     # then each refusal is in Chinese, with its code and amounts
     assert wrong.status_code == 422 and "没有券码为 NOPE-NOPE 的优惠券" in wrong.text
     assert twice.status_code == 422 and f"储值卡 {card.code} 重复输入" in twice.text
-    assert wallet.status_code == 422 and "储值：可用 ¥0.00，申请使用 ¥99999.00" in wallet.text  # 储值卡 is a gift card
+    assert wallet.status_code == 422 and "储值：可用 ¥0.00，申请使用 ¥99,999.00" in wallet.text  # 储值卡 is a gift card
     assert Order.objects.count() == 0 and LedgerTransaction.objects.count() == count
 
 
