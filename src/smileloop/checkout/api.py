@@ -190,6 +190,14 @@ class SettlementOrderLineOut(Schema):
     refunded_fen: int
 
 
+class CheckoutRefundOut(Schema):
+    id: int
+    settlement_id: int
+    amount_fen: int
+    cash_fen: int
+    breakdown: dict = Field(description="The refund's lines, tenders and `by_method`: what went back by payment method")
+
+
 class SettlementOut(Schema):
     id: int
     order_id: int
@@ -198,14 +206,7 @@ class SettlementOut(Schema):
     breakdown: PricedOut
     order_lines: list[SettlementOrderLineOut] = Field(description="The order's lines, in the breakdown's order")
     movements: list[dict]
-
-
-class CheckoutRefundOut(Schema):
-    id: int
-    settlement_id: int
-    amount_fen: int
-    cash_fen: int
-    breakdown: dict
+    refunds: list[CheckoutRefundOut] = Field(default=[], description="Its refunds, oldest first")
 
 
 def _inputs(request: HttpRequest, payload: PriceIn) -> dict:
@@ -237,7 +238,13 @@ def _settlement(settlement) -> dict:
                             for ol in settlement.order.lines.select_related("item").order_by("id")],
             "movements": [{"role": m.role, "ref": m.ref, "transaction_id": m.transaction_id, "value_fen": m.value_fen,
                            "points": m.points, "order_line_id": m.order_line_id}
-                          for m in settlement.movements.order_by("id")]}
+                          for m in settlement.movements.order_by("id")],
+            "refunds": [_refund(r) for r in settlement.refunds.order_by("id")]}
+
+
+def _refund(refund) -> dict:
+    return {"id": refund.id, "settlement_id": refund.settlement_id, "amount_fen": refund.amount_fen,
+            "cash_fen": refund.cash_fen, "breakdown": refund.breakdown}
 
 
 @router.post("/price", response={200: PricedOut, **ERROR_RESPONSES}, summary="Price a bill (writes nothing)")
@@ -285,9 +292,7 @@ def refund_endpoint(request: HttpRequest, settlement_id: Id, payload: CheckoutRe
             # "nothing left to refund" is about the field the client sent: `whole`, not the `lines` it left out
             raise ValidationFailed([FieldError("whole" if e.field == "lines" else e.field, e.message, e.value)
                                     for e in exc.errors]) from None
-        return 201, render(CheckoutRefundOut, {"id": refund.id, "settlement_id": settlement.id,
-                                               "amount_fen": refund.amount_fen, "cash_fen": refund.cash_fen,
-                                               "breakdown": refund.breakdown})
+        return 201, render(CheckoutRefundOut, _refund(refund))
 
     return idempotent_response(request, response, user_id=scope.user_id, key=idempotency_key,
                                operation="checkout.refund", run=write)

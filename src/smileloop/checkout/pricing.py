@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from smileloop.checkout import labels
-from smileloop.core.money import allocate, yuan_grouped  # allocate: the one split rule, shared with visits' refunds
+from smileloop.core.money import allocate, yuan_grouped  # allocate: the split rule shared with visits
 
 MAX = "max"
 

@@ -160,6 +160,10 @@ def test_the_refund_api_answers_what_went_back_by_method(client, front_desk_a, c
                  key="refund-1")
     assert again.json()["id"] == response.json()["id"]
     assert RefundSettlement.objects.count() == 1 and Refund.objects.count() == 3
+    # and the settlement, read again, lists its refunds with that split
+    read = client.get(f"/api/checkout/settlements/{settlement.id}", headers={"Authorization": f"Bearer {token_a}"})
+    assert read.status_code == 200, read.content
+    assert read.json()["refunds"] == [response.json()]
 
 
 def collapse_to_the_old_shape(refund_settlement):

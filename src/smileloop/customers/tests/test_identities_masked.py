@@ -3,8 +3,8 @@ masked for every role on the 360 page and in the API, revealed only as phones ar
 row). A PMS / POS patient id stays visible: it is the chain's own chart number staff look the record up by."""
 
 import pytest
-from django.utils import translation
 from django.urls import reverse
+from django.utils import translation
 
 from smileloop.clinics.enums import Role
 from smileloop.clinics.services import token_create
