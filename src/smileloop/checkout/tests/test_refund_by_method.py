@@ -141,8 +141,9 @@ def test_the_receipt_and_the_360_page_show_the_refunds_by_method(
     for text in ("微信支付 ¥700.00", "支付宝 ¥400.90", "储值 ¥100.00"):
         assert text in shown, shown
     page = client.get(reverse("customers:detail", args=[alice.id]), HTTP_ACCEPT_LANGUAGE="zh-hans").text
-    for text in ("微信支付 −¥700.00", "支付宝 −¥400.90", "储值 −¥100.00"):
-        assert text in page
+    # one pill for the one refund, its total and each method's part
+    [pill] = [chunk.split("</span>")[0] for chunk in page.split('data-testid="refund">')[1:]]
+    assert " ".join(pill.split()).startswith("退款 −¥1,200.90 (微信支付 −¥700.00、支付宝 −¥400.90、储值 −¥100.00) · "), pill
 
 
 def test_the_refund_api_answers_what_went_back_by_method(client, front_desk_a, chain, clinic_a, catalogue, alice,

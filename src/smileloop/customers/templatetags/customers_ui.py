@@ -89,6 +89,23 @@ def yuan(fen: int | None) -> str:
 
 
 @register.filter
+def refunds_grouped(refunds) -> list[dict]:
+    """A bill's refunds as staff made them: the rows one refund wrote, one per payment method (a checkout refund, or
+    an orders-API refund naming no method on a bill paid several ways), in one pill with their total, each method's
+    part named. Rows of one refund are consecutive and share their time and reason."""
+    groups: list[dict] = []
+    for refund in refunds:
+        last = groups[-1] if groups else None
+        if last is not None and (last["at"], last["reason"]) == (refund.refunded_at, refund.reason):
+            last["parts"].append((refund.get_method_display(), refund.amount_fen))
+            last["total"] += refund.amount_fen
+        else:
+            groups.append({"at": refund.refunded_at, "reason": refund.reason, "total": refund.amount_fen,
+                           "parts": [(refund.get_method_display(), refund.amount_fen)]})
+    return groups
+
+
+@register.filter
 def money(fen: int | None) -> str:
     """A signed amount with its currency sign, as the order and bill pages write it: 500000 → '¥5,000.00',
     -2222 → '−¥22.22' (a minus sign before the ¥, never '-22.22' or '¥-22.22')."""
