@@ -7,7 +7,6 @@ statement reads them."""
 import re
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from smileloop.core.errors import ValidationFailed
@@ -19,6 +18,7 @@ from smileloop.followups.services.generate import followups_generate
 from smileloop.followups.services.playbooks import trigger_params_clean
 from smileloop.followups.tests.factories import ProcedureFactory, local
 from smileloop.followups.tests.test_consulted import came, consult_tasks, days
+from smileloop.followups.tests.test_editor_defaults_and_visit_days import _field, _login
 from smileloop.visits.enums import Category, PlanStatus
 from smileloop.visits.models import TreatmentPlan
 from smileloop.visits.tests.factories import ServiceItemFactory
@@ -155,15 +155,6 @@ def test_a_bad_value_through_the_service_writes_nothing(playbook):
 
 # --- the editor -------------------------------------------------------------------------------------------------
 
-def _login(client, staff):
-    client.force_login(staff.user)
-    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
-    return client
-
-
-def _field(html: str, name: str) -> str:
-    start = html.index(f'name="{name}"')
-    return html[html.rfind('<div class="field', 0, start):html.find('<div class="field', start)]
 
 
 def _post(client, playbook, **params):
