@@ -830,7 +830,7 @@ def linked(request, world_a, chain, clinic_a, clinic_b, catalogue):
     if request.param == "a_holds":
         a = world_a.customer
         household_member_add(head=a, member=b, relation="spouse")
-        family_bind(holder=a, member=b, relation="spouse", consent_source="paper", consent_evidence="F-2")
+        family_bind(holder=a, member=b, relation="sibling", consent_source="paper", consent_evidence="F-2")
         wallet_share_consent_grant(holder=a, member=b, mode="standing", source="paper")
         friend = CustomerFactory(chain=chain, name="边界乙朋友", home_clinic=clinic_b)
         friend_link(friend=friend, member=a)
@@ -1019,7 +1019,7 @@ def test_a_clinic_a_patients_url_naming_a_clinic_b_family_member_is_refused(worl
     from smileloop.membership.services.family import wallet_share_consent_grant
 
     b = CustomerFactory(chain=chain, name=NAME_B, home_clinic=clinic_b, mobile=PHONE_B, mobile_tail=PHONE_B[-4:])
-    family_bind(holder=world_a.customer, member=b, relation="spouse", consent_source="paper", consent_evidence="F")
+    family_bind(holder=world_a.customer, member=b, relation="sibling", consent_source="paper", consent_evidence="F")
     wallet_share_consent_grant(holder=world_a.customer, member=b, mode="standing", source="paper")
     values = {"customer_id": world_a.customer.id, "member_id": b.id}
     failures = []

@@ -14,7 +14,7 @@ loop over customers:
   desk, say) goes dormant and lost on N / N + M months without a visit, booking or enrolment instead.
 - Both start by taking member back from who was a member only through a family card that no longer covers them
   (`_family_card_ended_moves`, the one step progress goes down); `family_card_ended_stage` does it at once for one
-  member on membership.family_unbind.
+  member on membership.family_unbind and on a cancellation or trim that ends their binding.
 
 Each customer whose stage changed gets one timeline event (kind system, data {stage_from, stage_to,
 cause}) from one INSERT … SELECT. Changed rows are recognised by `stage_changed_at` = this run's time,
@@ -314,9 +314,9 @@ def stages_side_update(*, chain: Chain, today: dt.date, now: dt.datetime | None 
 
 @transaction.atomic
 def family_card_ended_stage(*, member_id: int, at: dt.datetime, cause: str, actor=None) -> bool:
-    """At once, for one member just unbound (membership.family_unbind's hook): `_family_card_ended_moves`, then the
-    side states by the chain's rules as of today, and one stage event with `cause` (the unbinding). Whether the
-    stage changed. Nothing for a member of their own, a referrer, or an erased or merged record."""
+    """At once, for one member a write just took off a family card (membership's hook: family_unbind, the card
+    cancelled or ended, a trim to fewer slots): `_family_card_ended_moves`, then the side states by the chain's rules
+    as of today, and one stage event with `cause` (the write's sentence). Whether the stage changed. Nothing for a member of their own, a referrer, or an erased or merged record."""
     chain = Chain.objects.get(customers__pk=member_id)
     qs = _live(chain.id).filter(pk=member_id)
     if not _family_card_ended_moves(qs, chain.id, at):

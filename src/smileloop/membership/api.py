@@ -354,7 +354,8 @@ def evaluate_endpoint(request: HttpRequest, customer_id: Id, payload: EvaluateIn
 @router.post("/customers/{int:customer_id}/family", response=CREATE, summary="Bind a family member to the card")
 def family_bind_endpoint(request: HttpRequest, customer_id: Id, payload: FamilyBindIn, response: HttpResponse,
                          idempotency_key: IdempotencyKeyHeader = None):
-    """The path customer is the holder. 409 `no_slots`, `already_bound`, `not_a_member`;
+    """The path customer is the holder. 409 `no_slots`, `already_bound`, `not_a_member`, `own_membership` (the member
+    holds a membership of their own in force), `spouse_bound` (the card has a spouse already);
     422 `consent_missing` (adults: consent_source and consent_evidence; minors: consent_source)."""
     def run(scope):
         holder = customer_get(scope, customer_id)

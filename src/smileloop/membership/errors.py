@@ -62,6 +62,19 @@ class AlreadyBound(Conflict):
     code = "already_bound"
 
 
+class OwnMembership(Conflict):
+    """The person to bind holds a membership of their own in force: they have their own discount (and maybe their
+    own family card); a family slot is for a relative who has none."""
+
+    code = "own_membership"
+
+
+class SpouseBound(Conflict):
+    """A family card has one spouse: a second one is refused until the first is unbound."""
+
+    code = "spouse_bound"
+
+
 class NotBound(Conflict):
     code = "not_bound"
 

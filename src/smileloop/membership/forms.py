@@ -40,6 +40,9 @@ ERROR_MESSAGES = {
     "consent_missing": _("Record the consent: an adult must consent themselves (source and evidence); for a "
                          "minor the holder consents as guardian."),
     "already_bound": _("This person is already bound to another family card."),
+    "own_membership": _("This person holds a membership of their own that is in force: a family slot is for a "
+                        "relative without one."),
+    "spouse_bound": _("This family card already has a spouse bound. Unbind them first."),
     "not_a_member": _("This customer has no active membership."),
     "downgrade_not_allowed": _("The current tier does not allow downgrades."),
     "not_an_upgrade": _("Choose a tier above the current one."),

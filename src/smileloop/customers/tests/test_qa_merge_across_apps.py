@@ -183,7 +183,11 @@ def rich_pair(w: World, tiers=("platinum", "family")):
     # family cards binding relatives and each other; a standing wallet consent each way
     ra, rb = w.person(name="王小明"), w.person(name="王小红")
     family_bind(holder=a, member=ra, relation="child", consent_source="paper", consent_evidence=key("F"))
-    family_bind(holder=a, member=b, relation="spouse", consent_source="paper", consent_evidence=key("F"))
+    # b holds a card of her own: family_bind refuses that now (own_membership); a binding recorded before the rule is
+    # still on file in a database, and must merge consistently, so it is written as it stands there
+    FamilyBinding.objects.create(holder=Membership.objects.get(customer=a, status=MembershipStatus.ACTIVE), member=b,
+                                 relation="spouse", consent_by="member", consent_at=timezone.now(),
+                                 consent_source="paper", consent_evidence=key("F"), bound_at=timezone.now())
     family_bind(holder=b, member=rb, relation="child", consent_source="paper", consent_evidence=key("F"))
     wallet_share_consent_grant(holder=a, member=b, mode=WalletShareMode.STANDING, source="paper")
     wallet_share_consent_grant(holder=a, member=ra, mode=WalletShareMode.STANDING, source="paper")

@@ -1,7 +1,7 @@
 """A family-card member is a member while the card covers them. When it no longer does (unbound; the holder's card
 cancelled, past its expiry, or trimmed by a tier with fewer slots) and they have no membership of their own, they go
-back to the stage their own facts prove: at once on an unbinding (family_unbind, the unbinding named as the cause),
-at the next daily run for the rest. A renewal covers the family again at once, and counts as an enrolment for the
+back to the stage their own facts prove: at once when a write ends the binding (family_unbind, a cancellation, a
+trim; the write named as the cause), at the next daily run for a card past its expiry. A renewal covers the family again at once, and counts as an enrolment for the
 dormant clock."""
 
 import pytest
@@ -27,7 +27,7 @@ from smileloop.membership.tests.factories import MembershipFactory, PlanFactory,
 
 pytestmark = pytest.mark.django_db
 
-CONSENT = {"relation": "spouse", "consent_source": "纸质同意书", "consent_evidence": "F-0001"}
+CONSENT = {"relation": "sibling", "consent_source": "纸质同意书", "consent_evidence": "F-0001"}
 
 
 def _derive_agrees(chain, *customers) -> None:
@@ -142,21 +142,14 @@ def test_a_member_of_their_own_or_a_referrer_keeps_their_stage_when_unbound(chai
     assert (len(stage_events(former)), len(stage_events(referrer))) == events
 
 
-@pytest.mark.parametrize("end", ["cancelled", "expired", "downgraded"])
-def test_the_members_follow_the_holders_card_at_the_next_daily_run(chain, clinic_a, holder, plan, end):
+def test_the_members_follow_a_card_past_its_expiry_at_the_next_daily_run(chain, clinic_a, holder, plan):
     # given a bound spouse who is a treated patient
     spouse = CustomerFactory(chain=chain, home_clinic=clinic_a)
     pay(spouse, clinic_a, 40)
     _bound(holder, spouse)
     card = _card(holder)
-    # when the holder's card is cancelled / past its expiry (the membership job has not run yet) / moved to a tier
-    # without family slots
-    if end == "cancelled":
-        membership_cancel(membership=card, reason="退卡")
-    elif end == "expired":
-        Membership.objects.filter(pk=card.pk).update(expires_at=at(1))
-    else:
-        membership_downgrade(membership=card, tier=plan.tiers.get(rank=0), reason="降级")
+    # when the holder's card is past its expiry (the membership job has not run yet): time, not a write
+    Membership.objects.filter(pk=card.pk).update(expires_at=at(1))
     assert stage_of(spouse)[0] == "member"
     # then the daily run takes member back from the spouse, saying why; the holder stays a member
     stages_job(today=TODAY)
@@ -167,11 +160,35 @@ def test_the_members_follow_the_holders_card_at_the_next_daily_run(chain, clinic
     _derive_agrees(chain, spouse, holder)
 
 
+@pytest.mark.parametrize("end", ["cancelled", "downgraded"])
+def test_the_members_follow_a_card_staff_end_at_once(chain, clinic_a, holder, plan, front_desk_a, end):
+    # given a bound spouse who is a treated patient, and a child who never came
+    spouse = CustomerFactory(chain=chain, home_clinic=clinic_a)
+    pay(spouse, clinic_a, 40)
+    _bound(holder, spouse)
+    card = _card(holder)
+    # when staff cancel the holder's card / move it to a tier without family slots
+    if end == "cancelled":
+        membership_cancel(membership=card, reason="退卡", actor=front_desk_a)
+        cause = "the family card of 王** was cancelled"
+    else:
+        membership_downgrade(membership=card, tier=plan.tiers.get(rank=0), reason="降级", actor=front_desk_a)
+        cause = "no slot left for them on the family card of 王** (tier 个人 has 0)"
+    # then the spouse is a treated patient again at once, her timeline naming the card's end and who ended it
+    assert stage_of(spouse) == ("treated", "treated")
+    event = Interaction.objects.filter(customer=spouse, data__has_key="stage_to").latest("id")
+    assert (event.data, event.author_id) == ({"stage_from": "member", "stage_to": "treated", "cause": cause},
+                                             front_desk_a.pk)
+    # the holder keeps their own stage, and the next nightly run has nothing left to do
+    assert stage_of(holder)[0] == "member"
+    _derive_agrees(chain, spouse, holder)
+
+
 def test_stages_derive_takes_member_back_too(chain, clinic_a, holder):
     spouse = CustomerFactory(chain=chain, home_clinic=clinic_a)
     pay(spouse, clinic_a, 40)
     _bound(holder, spouse)
-    membership_cancel(membership=_card(holder), reason="退卡")
+    Membership.objects.filter(pk=_card(holder).pk).update(expires_at=at(1))
     counts = stages_derive(chain=chain, today=TODAY)
     assert counts["family_card_ended"] == 1
     assert stage_of(spouse) == ("treated", "treated")

@@ -4,11 +4,14 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.core.bounds import field_bounds
 from smileloop.core.dates import add_months, age_on, day_end  # noqa: F401
 from smileloop.core.money import yuan_grouped as yuan  # noqa: F401 (3012000 → '30,120.00' in event reasons)
+from smileloop.customers.normalize import name_masked
+from smileloop.customers.timeline import timeline_format
 from smileloop.membership import reasons
 from smileloop.membership.enums import EventKind, MembershipStatus
 from smileloop.membership.errors import PeriodOutOfRange
@@ -80,10 +83,41 @@ def event_add(*, membership: Membership, kind: str, at: dt.datetime, msg: dict, 
                                           actor=actor)
 
 
-def bindings_end(bindings: "QuerySet[FamilyBinding]", *, at: dt.datetime, reason: str) -> int:
+# Causes of the stage event of a member whose card a staff action (or an evaluation) ended at once: the card
+# cancelled, ended (spend fell below every tier), or moved to a tier with fewer slots than it held (registered with
+# the timeline by apps.py through family.TIMELINE_TEMPLATES; the holder named masked, PIPL).
+CARD_CANCELLED = gettext_noop("the family card of %(holder)s was cancelled")
+CARD_ENDED = gettext_noop("the family card of %(holder)s ended")
+CARD_TRIMMED = gettext_noop("no slot left for them on the family card of %(holder)s (tier %(tier)s has %(slots)s)")
+
+# Lifecycle (above this app) registers hook(member_id=, at=, cause=, actor=) to re-derive the stage of a member who
+# was a member only through a card that no longer covers them (`lifecycle.services.family_card_ended_stage`): at once,
+# as family_bind made them a member at once, whenever a write ends a binding for good (family_unbind, a cancellation,
+# a trim to fewer slots). Expiry by time is left to the nightly lifecycle run. Registered through
+# `family.family_unbound_hook_register`.
+UNBOUND_HOOKS: list = []
+
+
+def members_uncovered(member_ids, *, at: dt.datetime, cause: str, actor: Staff | None = None) -> None:
+    """Run the registered hooks for each member a write just took off a family card (`cause`: the stage event's)."""
+    for member_id in member_ids:
+        for hook in UNBOUND_HOOKS:
+            hook(member_id=member_id, at=at, cause=cause, actor=actor)
+
+
+def card_cause(template: str, membership: Membership) -> str:
+    """A card-ended cause (`CARD_CANCELLED`, `CARD_ENDED`, `CARD_TRIMMED`) for `membership`, its holder masked."""
+    return timeline_format(template, holder=name_masked(membership.customer.name), tier=membership.tier.name,
+                           slots=membership.tier.family_slots)
+
+
+def bindings_end(bindings: "QuerySet[FamilyBinding]", *, at: dt.datetime, reason: str, cause: str | None = None,
+                 actor: Staff | None = None) -> int:
     """End these family bindings (those still active); the wallet-share consents between each holder and member end
     with them, as `family_unbind` ends them: a consent must not come back into force when the two are bound again.
-    Returns how many ended."""
+    With `cause`, the members' stages follow at once (`members_uncovered`); without, the nightly lifecycle run moves
+    them (a binding to an expired card, ended only for the member to be bound again at once). Returns how many
+    ended."""
     rows = list(bindings.filter(unbound_at__isnull=True).values_list("id", "holder__customer_id", "member_id"))
     if not rows:
         return 0
@@ -92,4 +126,6 @@ def bindings_end(bindings: "QuerySet[FamilyBinding]", *, at: dt.datetime, reason
         pairs |= Q(holder_id=holder_id, member_id=member_id)
     WalletShareConsent.objects.filter(pairs, revoked_at__isnull=True).update(revoked_at=at)
     FamilyBinding.objects.filter(id__in=[row[0] for row in rows]).update(unbound_at=at, unbind_reason=reason[:255])
+    if cause is not None:
+        members_uncovered(sorted(row[2] for row in rows), at=at, cause=cause, actor=actor)
     return len(rows)

@@ -20,7 +20,7 @@ from smileloop.core.errors import NotFound
 from smileloop.core.sql import in_clause, lock_clause, select_model, select_models
 from smileloop.customers.enums import Stage
 from smileloop.customers.models import Customer
-from smileloop.customers.services import customer_stage_advance
+from smileloop.customers.services import customer_stage_advance, customers_lock
 from smileloop.membership import reasons
 from smileloop.membership.enums import EventKind, MembershipStatus, PlanKind, ReminderKind
 from smileloop.membership.errors import (
@@ -47,8 +47,12 @@ from smileloop.membership.models import (
 )
 from smileloop.membership.selectors import membership_active
 from smileloop.membership.services._common import (
+    CARD_CANCELLED,
+    CARD_ENDED,
+    CARD_TRIMMED,
     add_months,
     bindings_end,
+    card_cause,
     day,
     day_end,
     event_add,
@@ -307,18 +311,19 @@ def _renewed_expiry(membership: Membership, base: dt.datetime, months: int) -> d
     return day_end(add_months(base, months))
 
 
-def _tier_set(membership: Membership, tier: Tier, at: dt.datetime) -> None:
+def _tier_set(membership: Membership, tier: Tier, at: dt.datetime, actor: Staff | None = None) -> None:
     fewer_slots = tier.family_slots < membership.tier.family_slots
     membership.tier = tier
     membership.save(update_fields=["tier", "updated_at"])
     if fewer_slots:
-        family_trim(membership, at=at)
+        family_trim(membership, at=at, actor=actor)
 
 
-def family_trim(membership: Membership, *, at: dt.datetime) -> int:
+def family_trim(membership: Membership, *, at: dt.datetime, actor: Staff | None = None) -> int:
     """End the active family bindings over the tier's `family_slots` (after a move to a tier with fewer), the
     latest bound first: the earliest keep their slots, as in a merge; their wallet-share consents end with them
-    (as `family_unbind` does). Returns how many ended."""
+    (as `family_unbind` does), and their stages follow at once (the lifecycle hook, cause `CARD_TRIMMED`). Returns
+    how many ended."""
     ids = list(FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).order_by("bound_at", "id")
                .values_list("id", flat=True))
     over = ids[membership.tier.family_slots:]
@@ -326,12 +331,18 @@ def family_trim(membership: Membership, *, at: dt.datetime) -> int:
         return 0
     return bindings_end(FamilyBinding.objects.filter(id__in=over), at=at,
                         reason=f"no free slot on membership #{membership.id}: tier {membership.tier.name} has "
-                               f"{membership.tier.family_slots}")
+                               f"{membership.tier.family_slots}",
+                        cause=card_cause(CARD_TRIMMED, membership), actor=actor)
 
 
 def _locked_active(membership: Membership, *, at: dt.datetime) -> Membership:
     """The membership locked, refused unless in force at `at`: one past its expiry is refused as expired, though
-    the nightly job has not marked it yet."""
+    the nightly job has not marked it yet. The holder and the members bound to the card are locked first, in id order
+    (as family_unbind locks its two people): a cancellation or trim moves the members' stages at once, and must not
+    wait for a member an unbinding holds while that unbinding waits for the holder."""
+    members = FamilyBinding.objects.filter(holder_id=membership.pk, unbound_at__isnull=True).values_list(
+        "member_id", flat=True)
+    customers_lock(membership.customer_id, *members)
     _locked_customer(membership.customer)
     membership = Membership.objects.select_for_update().select_related("plan", "tier").get(pk=membership.pk)
     status = status_at(membership, at)
@@ -351,7 +362,7 @@ def membership_upgrade(*, membership: Membership, tier: Tier, actor: Staff | Non
     if tier.rank <= membership.tier.rank:
         raise NotAnUpgrade(f"{tier.name} is not above the current tier {membership.tier.name}", field="tier_id")
     previous = membership.tier
-    _tier_set(membership, tier, at)
+    _tier_set(membership, tier, at, actor)
     event_add(membership=membership, kind=EventKind.UPGRADED, at=at, actor=actor,
               msg=reasons.message("upgraded_by_staff", tier=tier.name, why=reason.strip(), day=day(at)),
               data={"from_tier_id": previous.id, "to_tier_id": tier.id})
@@ -371,7 +382,7 @@ def membership_downgrade(*, membership: Membership, tier: Tier, actor: Staff | N
     if not membership.tier.downgrade_allowed:
         raise DowngradeNotAllowed(f"tier {membership.tier.name} does not allow downgrades")
     previous = membership.tier
-    _tier_set(membership, tier, at)
+    _tier_set(membership, tier, at, actor)
     event_add(membership=membership, kind=EventKind.DOWNGRADED, at=at, actor=actor,
               msg=reasons.message("downgraded_by_staff", tier=tier.name, why=reason.strip(), day=day(at)),
               data={"from_tier_id": previous.id, "to_tier_id": tier.id})
@@ -379,26 +390,30 @@ def membership_downgrade(*, membership: Membership, tier: Tier, actor: Staff | N
 
 
 def _end(membership: Membership, *, status: str, kind: str, at: dt.datetime, msg: dict, data: dict,
-         actor: Staff | None, unbind_family: bool) -> MembershipEvent:
+         actor: Staff | None, unbind_family: str | None) -> MembershipEvent:
+    """End the membership; `unbind_family` (a cause template, `CARD_CANCELLED` / `CARD_ENDED`) ends its family
+    bindings too, and the members' stages follow at once with that cause (the lifecycle hook)."""
     membership.status = status
     membership.ended_at = at
     membership.save(update_fields=["status", "ended_at", "updated_at"])
-    if unbind_family:
+    if unbind_family is not None:
         bindings_end(FamilyBinding.objects.filter(holder=membership), at=at,
-                     reason=f"holder's membership #{membership.id} ended")
+                     reason=f"holder's membership #{membership.id} ended",
+                     cause=card_cause(unbind_family, membership), actor=actor)
     return event_add(membership=membership, kind=kind, at=at, msg=msg, data=data, actor=actor)
 
 
 @transaction.atomic
 def membership_cancel(*, membership: Membership, reason: str, actor: Staff | None = None,
                       as_of: dt.datetime | None = None) -> Membership:
-    """End an active membership for good; its family bindings end with it."""
+    """End an active membership for good; its family bindings end with it, and a member only through the card goes
+    back at once to the stage their own facts prove (the lifecycle hook, the cancellation as the cause)."""
     at = now_or(as_of)
     if not (reason or "").strip():
         raise MembershipInputError("is required (why the membership is cancelled)", code="invalid", field="reason")
     membership = _locked_active(membership, at=at)
     _end(membership, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
-         msg=reasons.message("cancelled", day=day(at), why=reason.strip()), data={}, unbind_family=True)
+         msg=reasons.message("cancelled", day=day(at), why=reason.strip()), data={}, unbind_family=CARD_CANCELLED)
     return membership
 
 
@@ -515,7 +530,7 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
         if target is not None and target.rank > current.tier.rank:
             threshold = tier_threshold(target, plan.kind)
             previous = current.tier
-            _tier_set(current, target, at)
+            _tier_set(current, target, at, actor)
             events.append(event_add(
                 membership=current, kind=EventKind.UPGRADED, at=at, actor=actor,
                 msg=reasons.message("upgraded_figure", tier=target.name, measure=plan.kind, figure=yuan(figure),
@@ -530,10 +545,10 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
                 events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.DOWNGRADED, at=at,
                                    msg=reasons.message("ended_figure", measure=plan.kind, figure=yuan(figure),
                                                        threshold=yuan(threshold), tier=current.tier.name, day=day(at)),
-                                   data=data, actor=actor, unbind_family=True))
+                                   data=data, actor=actor, unbind_family=CARD_ENDED))
                 # the plan the customer still reaches (top-ups) at once: a second evaluation must change nothing
                 return events + _auto_enrol(customer, topup, plans, kinds, at=at, actor=actor)
-            _tier_set(current, target, at)
+            _tier_set(current, target, at, actor)
             events.append(event_add(
                 membership=current, kind=EventKind.DOWNGRADED, at=at, actor=actor,
                 msg=reasons.message("downgraded_figure", tier=target.name, measure=plan.kind, figure=yuan(figure),
@@ -544,14 +559,14 @@ def membership_evaluate(*, customer: Customer, topup_total_fen: int | None = Non
         tier, figure = best
         events.append(_end(current, status=MembershipStatus.CANCELLED, kind=EventKind.CANCELLED, at=at, actor=actor,
                            msg=reasons.message("replaced", day=day(at), plan=tier.plan.name, tier=tier.name),
-                           data={"replaced_by_tier_id": tier.id}, unbind_family=False))
+                           data={"replaced_by_tier_id": tier.id}, unbind_family=None))
         msg, data = _enrol_reason(tier.plan, tier, figure=figure, fee_fen=0, at=at)
         new = _create(customer=customer, plan=tier.plan, tier=tier, at=at, fee_fen=0, actor=actor,
                       msg=reasons.with_suffix(msg, "replaces", replaces=current.id),
                       data={**data, "replaces": current.id})
         FamilyBinding.objects.filter(holder=current, unbound_at__isnull=True).update(holder=new)
         if tier.family_slots < current.tier.family_slots:
-            family_trim(new, at=at)
+            family_trim(new, at=at, actor=actor)
         events.append(new.events.get())
     return events
 

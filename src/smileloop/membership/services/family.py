@@ -33,7 +33,9 @@ from smileloop.membership.errors import (
     NoSlots,
     NotAMember,
     NotBound,
+    OwnMembership,
     SelfReference,
+    SpouseBound,
 )
 from smileloop.membership.models import (
     FamilyBinding,
@@ -42,7 +44,17 @@ from smileloop.membership.models import (
     MembershipEvent,
     WalletShareConsent,
 )
-from smileloop.membership.services._common import age_on, bindings_end, day, now_or
+from smileloop.membership.services._common import (
+    CARD_CANCELLED,
+    CARD_ENDED,
+    CARD_TRIMMED,
+    UNBOUND_HOOKS,
+    age_on,
+    bindings_end,
+    day,
+    members_uncovered,
+    now_or,
+)
 from smileloop.membership.services.enrolment import _locked_customer
 
 ADULT_AGE = 18
@@ -56,17 +68,24 @@ UNBOUND_BECAUSE = gettext_noop("unbound from the family card of %(holder)s: %(re
 UNBOUND_HOLDER = gettext_noop("family card: %(member)s unbound")
 UNBOUND_HOLDER_BECAUSE = gettext_noop("family card: %(member)s unbound: %(reason)s")
 CARD_RENEWED = gettext_noop("the family card of %(holder)s is in force again (renewed)")
-TIMELINE_TEMPLATES = (BOUND, BOUND_HOLDER, UNBOUND_BECAUSE, UNBOUND, UNBOUND_HOLDER_BECAUSE, UNBOUND_HOLDER, CARD_RENEWED)
-
-# Lifecycle (above this app) registers hook(member_id=, at=, cause=, actor=) to re-derive the stage of a member who
-# was a member only through the card they were just unbound from (`lifecycle.services.family_card_ended_stage`): at
-# once, as family_bind made them a member at once, with the unbinding as the stage event's cause.
-_UNBOUND_HOOKS: list = []
+TIMELINE_TEMPLATES = (BOUND, BOUND_HOLDER, UNBOUND_BECAUSE, UNBOUND, UNBOUND_HOLDER_BECAUSE, UNBOUND_HOLDER, CARD_RENEWED,
+                      CARD_CANCELLED, CARD_ENDED, CARD_TRIMMED)
 
 
 def family_unbound_hook_register(hook) -> None:
-    if hook not in _UNBOUND_HOOKS:
-        _UNBOUND_HOOKS.append(hook)
+    """Lifecycle (above this app) registers hook(member_id=, at=, cause=, actor=) to re-derive the stage of a member
+    who was a member only through a card that no longer covers them (`lifecycle.services.family_card_ended_stage`):
+    at once, as family_bind made them a member at once, on an unbinding (its sentence the stage event's cause) and on
+    every write that ends bindings for good (`_common.bindings_end` with a cause: the card cancelled or ended, a tier
+    with fewer slots). A card past its expiry is left to the nightly lifecycle run."""
+    if hook not in UNBOUND_HOOKS:
+        UNBOUND_HOOKS.append(hook)
+
+
+def _own_membership(member: Customer, at: dt.datetime) -> Membership | None:
+    """The member's own membership in force at `at` (active and not past its expiry), if any."""
+    return Membership.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at), customer_id=member.pk,
+                                     chain_id=member.chain_id, status=MembershipStatus.ACTIVE).first()
 
 
 def _holder_membership(holder: Customer, *, lock: bool, at: dt.datetime, field: str | None = None) -> Membership:
@@ -116,7 +135,10 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
     source and the evidence (e.g. the signed form's number) are required; a minor is consented by the
     holder as guardian, which is recorded as such (source required). A customer is bound to at most one
     active holder (a binding to an expired holder is ended first); the tier's `family_slots` caps the
-    active bindings. Refusals write nothing."""
+    active bindings. Refused: a member who holds a membership of their own in force (`own_membership`: they have
+    their own discount, and maybe their own card; one whose own membership expired or was cancelled may be bound), and
+    a second spouse on one card (`spouse_bound`; children, parents and the other relations may be several). Refusals
+    write nothing."""
     at = now_or(as_of)
     if member.pk == holder.pk:
         raise SelfReference("a member cannot bind themselves", field="member_id")
@@ -137,6 +159,10 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
                              "given)", field="consent_source")
     _locked_people(holder, member)
     membership = _holder_membership(holder, lock=True, at=at)
+    # Read under the member's row lock: an enrolment of theirs locks it too (`_locked_enrollable`).
+    if _own_membership(member, at) is not None:
+        raise OwnMembership(f"{member.name} holds a membership of their own in force: a family slot is for a "
+                            "relative without one", field="member_id")
     existing = _active_binding(member)
     if existing is not None:
         holder_live = existing.holder.status == MembershipStatus.ACTIVE and (
@@ -147,6 +173,10 @@ def family_bind(*, holder: Customer, member: Customer, relation: str, consent_so
                                f"{name_masked(existing.holder.customer.name)}", field="member_id")
         bindings_end(FamilyBinding.objects.filter(pk=existing.pk), at=at,
                      reason=f"holder's membership #{existing.holder_id} no longer active")
+    # Under the holder's membership lock: two binds on one card are serialised, so two spouses never both pass.
+    if relation == Relation.SPOUSE and FamilyBinding.objects.filter(
+            holder=membership, relation=Relation.SPOUSE, unbound_at__isnull=True).exists():
+        raise SpouseBound("this family card already has a spouse bound; unbind them first", field="relation")
     used = FamilyBinding.objects.filter(holder=membership, unbound_at__isnull=True).count()
     if used >= membership.tier.family_slots:
         raise NoSlots(f"all {membership.tier.family_slots} family slots of {membership.tier.name} are in use; "
@@ -193,8 +223,7 @@ def family_unbind(*, binding: FamilyBinding, reason: str = "", actor: Staff | No
     interaction_add(customer=holder, kind=InteractionKind.SYSTEM, author=actor, occurred_at=at, data=data,
                     text=timeline_format(UNBOUND_HOLDER_BECAUSE if why else UNBOUND_HOLDER,
                                          member=name_masked(member.name), reason=why))
-    for hook in _UNBOUND_HOOKS:
-        hook(member_id=member.pk, at=at, cause=unbound, actor=actor)
+    members_uncovered([member.pk], at=at, cause=unbound, actor=actor)
     return binding
 
 

@@ -407,7 +407,7 @@ class FamilyMachine(RuleBasedStateMachine):
         source = "" if consent == "no_source" else "纸质同意书"
         evidence = "" if consent == "no_evidence" else "F-001"
         try:
-            binding = services.family_bind(holder=holder, member=member, relation="spouse" if adult else "child",
+            binding = services.family_bind(holder=holder, member=member, relation="sibling" if adult else "child",
                                            consent_source=source, consent_evidence=evidence)
         except (ConsentMissing, NotAMember, AlreadyBound, NoSlots) as refused:
             after = list(FamilyBinding.objects.order_by("id").values_list("id", "unbound_at"))
