@@ -11,7 +11,7 @@ from smileloop.clinics.models import Chain
 from smileloop.customers.enums import Relation
 from smileloop.customers.models import HouseholdMember
 from smileloop.membership.enums import BenefitTrigger, MembershipStatus, PlanKind, WalletShareMode
-from smileloop.membership.errors import AlreadyBound, NoSlots
+from smileloop.membership.errors import AlreadyBound, NoSlots, OwnMembership, SpouseBound
 from smileloop.membership.models import Benefit, FamilyBinding, Membership, MembershipPlan, Tier
 from smileloop.membership.services._common import age_on, now_or
 from smileloop.membership.services.enrolment import spend_based_enrol_all
@@ -106,7 +106,7 @@ def _bind_households(*, chain: Chain, plan: MembershipPlan, at: dt.datetime, lim
                 family_bind(holder=holder, member=member, relation=relative.relation, consent_source="paper",
                             consent_evidence=f"家庭卡同意书 DEMO-{membership.id}-{member.id}" if adult else "",
                             as_of=at)
-            except (AlreadyBound, NoSlots):
+            except (AlreadyBound, NoSlots, OwnMembership, SpouseBound):  # the card's rules, as at the desk
                 continue
             bound += 1
             if relative.relation == Relation.SPOUSE:
