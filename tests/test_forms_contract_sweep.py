@@ -81,7 +81,9 @@ FILL = {
     # the page leaves both amounts to be typed; a bonus above its top-up is refused (a typo like 充100送1000)
     "loyalty:bonus_rule_create": lambda w: {"min_topup_yuan": "777", "bonus_yuan": "77"},
     "loyalty:award": lambda w: {"note": "契约测试"},
-    "membership:bind": lambda w: {"member": w.customer_a.id, "consent_source": "paper", "consent_evidence": "F-1"},
+    # the world's card has its spouse bound already (a card has one): bind a sibling
+    "membership:bind": lambda w: {"member": w.customer_a.id, "relation": "sibling", "consent_source": "paper",
+                                  "consent_evidence": "F-1"},
     "membership:tier": lambda w: {"reason": "契约测试"},
     "membership:plan_create": lambda w: {"fee_yuan": "100", "duration_months": "12"},
     "membership:tier_create": lambda w: {"rank": "9", "min_spend_yuan": "50000"},  # above the world's tier (rank 1)

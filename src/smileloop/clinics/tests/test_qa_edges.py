@@ -78,10 +78,14 @@ def test_a_code_another_clinic_has_is_refused_on_the_change_page_not_a_500(admin
     response = admin_client.post(reverse("admin:clinics_clinic_change", args=[clinic_b.pk]),
                                  _clinic_data(clinic_b, code=clinic_a.code, name="改名"))
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors["code"] == ["Clinic with this Chain and Code already exists."]
+    # (the form's own check, clinics.admin.ClinicForm._code_check, which also folds case and full width)
+    assert response.context["adminform"].form.errors["code"] == [
+        f"Clinic “{clinic_a.name}” of this chain has the code “{clinic_a.code}”: codes are told apart without case or "
+        "full width (imports find clinics by them). Give this clinic a code of its own."]
     chinese = admin_client.post(reverse("admin:clinics_clinic_change", args=[clinic_b.pk]),
                                 _clinic_data(clinic_b, code=clinic_a.code), HTTP_ACCEPT_LANGUAGE="zh-hans")
-    assert chinese.context["adminform"].form.errors["code"] == ["包含 连锁 和 编码 的 门诊 已经存在。"]
+    assert chinese.context["adminform"].form.errors["code"] == [
+        f"本连锁的门诊“{clinic_a.name}”已使用编码“{clinic_a.code}”：编码不区分大小写和全角半角（导入按编码查找门诊）。请为此门诊另设编码。"]
     clinic_b.refresh_from_db()
     assert (clinic_b.code, clinic_b.name) == ("SH02", "浦东门诊")
 
