@@ -17,7 +17,7 @@ from django.utils.translation import gettext_noop
 
 from smileloop.clinics.models import Staff
 from smileloop.core.errors import Conflict, FieldError, ValidationFailed
-from smileloop.core.money import fen_to_yuan
+from smileloop.core.money import allocate, fen_to_yuan
 from smileloop.customers.enums import InteractionKind
 from smileloop.customers.services import customers_lock, interaction_add
 from smileloop.customers.timeline import timeline_format
@@ -51,16 +51,6 @@ CANCELLED_SHOWN = gettext_noop("package %(package)s cancelled, ¥%(refund_fen)s 
 CANCEL_ENDPOINT = "POST /api/loyalty/packages/{id}/cancel"
 
 
-def _allocate(amount: int, weights: list[int]) -> list[int]:
-    """`amount` split in proportion to `weights` (floors, then a fen each to the largest remainders)."""
-    total = sum(weights)
-    parts = [amount * w // total for w in weights]
-    order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
-    for i in order[:amount - sum(parts)]:
-        parts[i] += 1
-    return parts
-
-
 def _refund_parts(quote: CancelQuote, amount: int, method: str, wallet_cap: int) -> list[tuple[str, int]]:
     """Back to the methods that paid the bill in proportion to what each may still give back (a bill recorded
     without its payments: `other`), or by the method staff chose. The part paid from stored value goes back into
@@ -77,7 +67,7 @@ def _refund_parts(quote: CancelQuote, amount: int, method: str, wallet_cap: int)
     if not quote.payments:
         return [(PaymentMethod.OTHER, amount)]
     methods, weights = zip(*quote.payments, strict=True)
-    return list(zip(methods, _allocate(amount, list(weights)), strict=True))
+    return list(zip(methods, allocate(amount, list(weights)), strict=True))
 
 
 def _not_active(purchase: PackagePurchase, at: dt.datetime) -> PackageNotActive | None:
